@@ -1,0 +1,71 @@
+/**
+ * The error and close-code tables of wire protocol v1. Every error a server sends, over
+ * HTTP or WebSocket, carries one of these codes; docs/protocol.md is checked against them.
+ */
+
+export const ErrorCodes = {
+  bad_frame: { status: 400, retry: false, text: 'The frame is not valid JSON or not a JSON object.' },
+  unknown_type: { status: 400, retry: false, text: 'The frame type is not part of the protocol.' },
+  invalid: { status: 400, retry: false, text: 'A field is missing or has the wrong type or range; `details` lists the issues.' },
+  frame_too_large: { status: 413, retry: false, text: 'The frame exceeds the configured frame size limit.' },
+  message_too_large: { status: 413, retry: false, text: 'The message body exceeds the configured message size limit.' },
+  unsupported_version: { status: 400, retry: false, text: 'None of the protocol versions offered is supported.' },
+  hello_required: { status: 400, retry: false, text: 'The first frame on a connection must be `hello`.' },
+  unauthorized: { status: 401, retry: false, text: 'No valid credentials: the token is unknown, expired or revoked.' },
+  bad_credentials: { status: 401, retry: false, text: 'Wrong username or password.' },
+  forbidden: { status: 403, retry: false, text: 'Authenticated, but not allowed to do this.' },
+  not_found: { status: 404, retry: false, text: 'The user, conversation or message does not exist.' },
+  conflict: { status: 409, retry: false, text: 'The resource exists already (for example a taken username).' },
+  rate_limited: { status: 429, retry: true, text: 'Too many requests; retry after `retryAfterMs`.' },
+  unavailable: { status: 503, retry: true, text: 'The server is overloaded or shutting down; retry later.' },
+  internal: { status: 500, retry: true, text: 'An unexpected server error. Nothing was changed unless a reply said so.' },
+} as const satisfies Record<string, { status: number; retry: boolean; text: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export const errorCodeList = Object.keys(ErrorCodes) as ErrorCode[];
+
+/** The one error type of Magpie; converted to an `error` frame or HTTP body at every boundary. */
+export class MagpieError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+  readonly retryAfterMs?: number;
+  constructor(code: ErrorCode, message?: string, extra?: { details?: unknown; retryAfterMs?: number }) {
+    super(message ?? ErrorCodes[code].text);
+    this.name = 'MagpieError';
+    this.code = code;
+    if (extra?.details !== undefined) this.details = extra.details;
+    if (extra?.retryAfterMs !== undefined) this.retryAfterMs = extra.retryAfterMs;
+  }
+  get status(): number {
+    return ErrorCodes[this.code].status;
+  }
+}
+
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === 'string' && Object.hasOwn(ErrorCodes, x);
+}
+
+/**
+ * WebSocket close codes. 4100–4499: do not reconnect automatically (the user or the
+ * credentials must change first). 4500–4999: reconnect with backoff.
+ */
+export const CloseCodes = {
+  unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid.' },
+  token_revoked: { code: 4101, reconnect: false, text: 'The session was logged out (this device or all devices).' },
+  kicked: { code: 4102, reconnect: false, text: 'Another login replaced this device under the multi-device policy; the reason says which.' },
+  unsupported_version: { code: 4103, reconnect: false, text: 'No common protocol version.' },
+  heartbeat_timeout: { code: 4500, reconnect: true, text: 'No frame arrived for two heartbeat intervals.' },
+  slow_consumer: { code: 4501, reconnect: true, text: 'The client read too slowly; its output buffer passed the cap.' },
+  shutting_down: { code: 4502, reconnect: true, text: 'The server is shutting down or restarting.' },
+  hello_timeout: { code: 4503, reconnect: true, text: 'No `hello` frame arrived in time after the connection opened.' },
+  too_many_errors: { code: 4504, reconnect: true, text: 'Too many invalid frames in a short time.' },
+} as const satisfies Record<string, { code: number; reconnect: boolean; text: string }>;
+
+export type CloseReason = keyof typeof CloseCodes;
+
+/** True when a client should reconnect automatically after this close code. */
+export function shouldReconnect(code: number): boolean {
+  if (code >= 4100 && code < 4500) return false;
+  return true;
+}

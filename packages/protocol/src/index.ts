@@ -1,0 +1,6 @@
+export * from './errors.ts';
+export * from './kinds.ts';
+export * from './types.ts';
+export * from './frames.ts';
+export * from './server-frames.ts';
+export * from './codec.ts';

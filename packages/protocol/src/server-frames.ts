@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { errorCodeList } from './errors.ts';
+
+/**
+ * Server → client frames. The server may send either one frame object or a JSON array of
+ * frames in one WebSocket message (it coalesces what is queued for a connection in a tick);
+ * clients must accept both and process array elements in order.
+ */
+
+const Seq = z.number().int().nonnegative();
+
+export const MessageSchema = z.strictObject({
+  id: z.string(),
+  conv: z.string(),
+  seq: Seq.min(1),
+  sender: z.string(),
+  kind: z.string(),
+  body: z.unknown(),
+  time: z.number().int(),
+  clientMsgId: z.string(),
+});
+
+export const InboxItemSchema = z.strictObject({ inboxSeq: Seq.min(1), message: MessageSchema });
+
+export const ConvEntrySchema = z.strictObject({
+  conv: z.string(),
+  kind: z.enum(['direct', 'group', 'super']),
+  peer: z.string().nullable(),
+  lastSeq: Seq,
+  lastMessage: MessageSchema.nullable(),
+  readSeq: Seq,
+  unread: Seq,
+  oldestUnreadSeq: Seq.nullable(),
+  deliveredSeq: Seq,
+  pinned: z.boolean(),
+  muted: z.boolean(),
+  draft: z.string(),
+  deleted: z.boolean(),
+  clearedSeq: Seq,
+  version: Seq,
+});
+
+/** Reply to a request frame, matched by `id`. `result` depends on the request type (see docs/protocol.md). */
+export const ReplyFrame = z.strictObject({ type: z.literal('reply'), id: z.number().int(), result: z.unknown() });
+
+/** A typed error; `id` is present when the error answers a request. */
+export const ErrorFrame = z.strictObject({
+  type: z.literal('error'),
+  id: z.number().int().optional(),
+  code: z.enum(errorCodeList as [string, ...string[]]),
+  message: z.string(),
+  details: z.unknown().optional(),
+  retryAfterMs: z.number().int().optional(),
+});
+
+export const PongFrame = z.strictObject({
+  type: z.literal('pong'),
+  id: z.number().int().optional(),
+  /** The server's latest inboxSeq for this user: a client behind it pulls with `sync`. */
+  inboxSeq: Seq,
+  time: z.number().int(),
+});
+
+/** Live delivery of one inbox item. */
+export const MsgFrame = z.strictObject({ type: z.literal('msg'), inboxSeq: Seq.min(1), message: MessageSchema });
+
+/** A conversation-list entry of this user changed (on another device, or by a new message). */
+export const ConvFrame = z.strictObject({ type: z.literal('conv'), entry: ConvEntrySchema });
+
+/** A recipient's device acknowledged this user's messages up to `seq` in `conv`. */
+export const DeliveredFrame = z.strictObject({
+  type: z.literal('delivered'),
+  conv: z.string(),
+  seq: Seq.min(1),
+  by: z.string(),
+});
+
+/** Sent just before a close with code 4101 or 4102. */
+export const KickedFrame = z.strictObject({
+  type: z.literal('kicked'),
+  reason: z.enum(['new_login', 'logout', 'logout_all', 'admin']),
+  message: z.string(),
+});
+
+export const ServerFrame = z.discriminatedUnion('type', [
+  ReplyFrame,
+  ErrorFrame,
+  PongFrame,
+  MsgFrame,
+  ConvFrame,
+  DeliveredFrame,
+  KickedFrame,
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);
+
+/** Result of `hello`. */
+export const WelcomeResult = z.strictObject({
+  version: z.number().int(),
+  userId: z.string(),
+  deviceId: z.string(),
+  /** The server's latest inboxSeq for this user. */
+  inboxSeq: Seq,
+  /** Lowest inboxSeq still held in the ring; older items are gone. */
+  ringStart: Seq,
+  /**
+   * What the client must do next: `none` (up to date), `incremental` (pull `sync` pages
+   * from its inboxSeq) or `full` (reload the conversation list with `convs` since 0 and
+   * page history on demand; then continue from the returned inboxSeq).
+   */
+  sync: z.enum(['none', 'incremental', 'full']),
+  heartbeatMs: z.number().int(),
+  serverTime: z.number().int(),
+  limits: z.strictObject({ maxFrameBytes: z.number().int(), maxMessageBytes: z.number().int() }),
+});
+
+/** Result of `send`: the stored message and the sender's own inbox position for it. */
+export const SendResult = z.strictObject({ message: MessageSchema, inboxSeq: Seq.min(1), duplicate: z.boolean() });
+
+/** Result of `sync`: a page of the inbox after `since`, or `full: true` when the gap is too long. */
+export const SyncResult = z.strictObject({
+  items: z.array(InboxItemSchema),
+  inboxSeq: Seq,
+  more: z.boolean(),
+  full: z.boolean(),
+});
+
+export const HistoryResult = z.strictObject({ messages: z.array(MessageSchema), lastSeq: Seq, more: z.boolean() });
+
+export const ConvsResult = z.strictObject({ version: Seq, entries: z.array(ConvEntrySchema), more: z.boolean() });
+
+export const ReadResult = z.strictObject({ entry: ConvEntrySchema });

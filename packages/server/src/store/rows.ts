@@ -1,0 +1,127 @@
+import type { ConvEntry, Message, Platform } from '@magpie/protocol';
+import type { SessionRecord, UserRecord } from './store.ts';
+
+/** Row shapes shared by the SQL stores, and their conversion to Store types. */
+
+export interface MessageRow {
+  conv_id: string;
+  seq: number | string;
+  id: string;
+  sender_id: string;
+  client_msg_id: string;
+  kind: string;
+  body: string;
+  time: number | string;
+  sender_inbox_seq: number;
+}
+
+export interface EntryRow {
+  user_id: string;
+  conv_id: string;
+  conv_kind: ConvEntry['kind'];
+  read_seq: number | string;
+  unread: number | string;
+  last_seq: number | string;
+  delivered_seq: number | string;
+  pinned: number;
+  muted: number;
+  draft: string;
+  deleted: number;
+  cleared_seq: number | string;
+  version: number | string;
+  oldest_unread: number | string | null;
+  m_id: string | null;
+  m_seq: number | string | null;
+  m_sender_id: string;
+  m_kind: string;
+  m_body: string;
+  m_time: number | string;
+  m_client_msg_id: string;
+}
+
+export function messageFromRow(r: MessageRow): Message {
+  return {
+    id: r.id,
+    conv: r.conv_id,
+    seq: Number(r.seq),
+    sender: r.sender_id,
+    kind: r.kind,
+    body: JSON.parse(r.body) as unknown,
+    time: Number(r.time),
+    clientMsgId: r.client_msg_id,
+  };
+}
+
+export function peerOf(conv: string, userId: string): string | null {
+  if (!conv.startsWith('d:')) return null;
+  const [, a, b] = conv.split(':');
+  return a === userId ? (b ?? null) : (a ?? null);
+}
+
+export function entryFromRow(r: EntryRow): ConvEntry {
+  const lastMessage: Message | null =
+    r.m_id === null
+      ? null
+      : {
+          id: r.m_id,
+          conv: r.conv_id,
+          seq: Number(r.m_seq),
+          sender: r.m_sender_id,
+          kind: r.m_kind,
+          body: JSON.parse(r.m_body) as unknown,
+          time: Number(r.m_time),
+          clientMsgId: r.m_client_msg_id,
+        };
+  return {
+    conv: r.conv_id,
+    kind: r.conv_kind,
+    peer: peerOf(r.conv_id, r.user_id),
+    lastSeq: Number(r.last_seq),
+    lastMessage,
+    readSeq: Number(r.read_seq),
+    unread: Number(r.unread),
+    oldestUnreadSeq: r.oldest_unread === null ? null : Number(r.oldest_unread),
+    deliveredSeq: Number(r.delivered_seq),
+    pinned: Number(r.pinned) === 1,
+    muted: Number(r.muted) === 1,
+    draft: r.draft,
+    deleted: Number(r.deleted) === 1,
+    clearedSeq: Number(r.cleared_seq),
+    version: Number(r.version),
+  };
+}
+
+export function userFromRow(r: unknown): UserRecord {
+  const u = r as { id: string; username: string; password_hash: string; nickname: string; created_at: number | string; inbox_seq: number | string };
+  return {
+    id: u.id,
+    username: u.username,
+    passwordHash: u.password_hash,
+    nickname: u.nickname,
+    createdAt: Number(u.created_at),
+    inboxSeq: Number(u.inbox_seq),
+  };
+}
+
+export function sessionFromRow(r: unknown): SessionRecord {
+  const s = r as {
+    token_hash: string;
+    user_id: string;
+    device_id: string;
+    platform: string;
+    app_version: string;
+    created_at: number | string;
+    expires_at: number | string;
+    revoked_at: number | string | null;
+  };
+  return {
+    tokenHash: s.token_hash,
+    userId: s.user_id,
+    deviceId: s.device_id,
+    platform: s.platform as Platform,
+    appVersion: s.app_version,
+    createdAt: Number(s.created_at),
+    expiresAt: Number(s.expires_at),
+    revokedAt: s.revoked_at === null ? null : Number(s.revoked_at),
+  };
+}
