@@ -9,6 +9,7 @@ import {
   type AppendRequest,
   type ConversationRecord,
   type DeliveredUpdate,
+  type DeviceAck,
   type EntryPatch,
   type NewSession,
   type NewUser,
@@ -205,6 +206,8 @@ export class SqliteStore implements Store {
     let conv = q.convById.get(req.conv) as { id: string } | undefined;
     if (!conv) {
       if (!req.directMembers) return { ok: false, error: 'not_found' };
+      // A stranger cannot create someone else's direct conversation (and leaves no trace).
+      if (!req.directMembers.includes(req.sender)) return { ok: false, error: 'forbidden' };
       q.insertConv.run(req.conv, 'direct', req.time);
       for (const m of req.directMembers) q.insertMember.run(req.conv, m, req.time);
       conv = { id: req.conv };
@@ -317,7 +320,22 @@ export class SqliteStore implements Store {
     return (await this.getEntry(userId, conv))!;
   }
 
+  async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
+    return this.db.transaction(() => {
+      const out: (DeliveredUpdate & { by: string })[] = [];
+      for (const a of acks) {
+        this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
+        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq)) out.push({ ...u, by: a.userId });
+      }
+      return out;
+    })();
+  }
+
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    return this.markDeliveredSync(userId, inboxSeq);
+  }
+
+  private markDeliveredSync(userId: string, inboxSeq: number): DeliveredUpdate[] {
     return this.db.transaction(() => {
       const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
       if (!mark) return [];

@@ -36,6 +36,11 @@ export interface Store {
   revokeSessions(tokenHashes: string[], now: number): Promise<SessionRecord[]>;
   /** Record the highest inboxSeq a device has stored (cumulative ACK); never moves back. */
   setDeviceAck(userId: string, deviceId: string, inboxSeq: number): Promise<void>;
+  /**
+   * Many cumulative device ACKs in one transaction: `setDeviceAck` then `markDelivered` for
+   * each. Returns the delivered updates with the acknowledging user as `by`.
+   */
+  recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]>;
 
   // --- messages ---
   /** Store a batch of messages in one transaction; see the interface guarantees. */
@@ -132,6 +137,12 @@ export interface DeliveredUpdate {
   /** Highest seq of `sender`'s messages in `conv` now delivered to the acknowledging user. */
   seq: number;
   sender: string;
+}
+
+export interface DeviceAck {
+  userId: string;
+  deviceId: string;
+  inboxSeq: number;
 }
 
 export class StoreConflictError extends Error {

@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { MagpieError } from '@magpie/protocol';
+import type { Config } from './config/config.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import type { Store } from './store/store.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { Bus } from './bus/bus.ts';
+import { MemoryBus } from './bus/memory-bus.ts';
+import { AccountService } from './services/accounts.ts';
+import { MessagingService } from './services/messages.ts';
+import { AckService } from './services/acks.ts';
+import { WsGateway } from './gateway/ws-gateway.ts';
+import { registerApiRoutes } from './http/routes.ts';
+import { registerWebClient } from './http/web-client.ts';
+import { RateLimiter } from './util/rate-limiter.ts';
+import { errorBody, toMagpieError } from './util/errors.ts';
+
+export interface MagpieServer {
+  config: Config;
+  store: Store;
+  bus: Bus;
+  metrics: Metrics;
+  log: Logger;
+  http: FastifyInstance;
+  gateway: WsGateway;
+  /** Listen; resolves with the bound URL. */
+  start(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function openStore(config: Config): Promise<Store> {
+  if (config.store === 'sqlite') {
+    return new SqliteStore({ path: join(config.dataDir, 'magpie.db'), ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous });
+  }
+  if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
+    const { PostgresStore } = await import('./store/postgres-store.ts');
+    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity });
+    await store.migrate();
+    return store;
+  }
+  throw new Error(`unknown store: ${config.store} (use "sqlite" or a postgres:// URL)`);
+}
+
+/** Wire one Magpie node: store → services → gateway and HTTP API. */
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger } = {}): Promise<MagpieServer> {
+  const log = deps.log ?? pino({ level: config.logLevel });
+  const metrics = createMetrics();
+  const store = deps.store ?? (await openStore(config));
+  const bus = deps.bus ?? new MemoryBus();
+  const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
+  const messaging = new MessagingService(store, bus, metrics, {
+    ringCapacity: config.ringCapacity,
+    syncGapThreshold: config.syncGapThreshold,
+    syncPageSize: config.syncPageSize,
+    maxMessageBytes: config.limits.maxMessageBytes,
+    commitDelayMs: config.commitDelayMs,
+    maxBatch: config.maxBatch,
+  });
+  const acks = new AckService(store, bus, metrics);
+  const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
+
+  const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
+  const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+
+  http.setErrorHandler((err, _req, reply) => {
+    let e: MagpieError;
+    const fe = err as { statusCode?: number; code?: string; message?: string };
+    if (err instanceof MagpieError) e = err;
+    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new MagpieError('frame_too_large', 'request body too large');
+    else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) e = new MagpieError('invalid', fe.message ?? 'bad request');
+    else e = toMagpieError(err, log);
+    metrics.errors.inc({ code: e.code });
+    void reply.code(e.status).send(errorBody(e));
+  });
+  http.setNotFoundHandler((_req, reply) => {
+    void reply.code(404).send(errorBody(new MagpieError('not_found', 'no such route')));
+  });
+  http.addHook('onRequest', async (req) => {
+    if (!req.url.startsWith('/api/')) return;
+    const wait = ipLimiter.take(req.ip);
+    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
+  });
+
+  http.get('/metrics', async (_req, reply) => {
+    void reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  http.get('/api/health', async () => ({ ok: true }));
+  registerApiRoutes(http, accounts, messaging);
+  registerWebClient(http);
+
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter });
+  http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+
+  return {
+    config,
+    store,
+    bus,
+    metrics,
+    log,
+    http,
+    gateway,
+    async start() {
+      await http.listen({ host: config.host, port: config.port });
+      const addr = http.server.address() as AddressInfo;
+      const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+      return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
+    },
+    async stop() {
+      await gateway.close();
+      await acks.flush();
+      await http.close();
+      await bus.close();
+      await store.close();
+    },
+  };
+}
+

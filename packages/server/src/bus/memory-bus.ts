@@ -1,0 +1,18 @@
+import type { Bus, BusEvent } from './bus.ts';
+
+/** The in-process Bus: one node, events handed straight to the local gateway. */
+export class MemoryBus implements Bus {
+  private readonly handlers: ((event: BusEvent) => void)[] = [];
+
+  publish(event: BusEvent): void {
+    for (const h of this.handlers) h(event);
+  }
+
+  subscribe(handler: (event: BusEvent) => void): void {
+    this.handlers.push(handler);
+  }
+
+  async close(): Promise<void> {
+    this.handlers.length = 0;
+  }
+}

@@ -1,0 +1,87 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Server configuration. Sources, later ones winning: defaults, the JSON file named by
+ * MAGPIE_CONFIG (or ./magpie.config.json when present), then MAGPIE_* environment variables.
+ */
+export const ConfigSchema = z.strictObject({
+  host: z.string().default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535).default(8080),
+  dataDir: z.string().default('./data'),
+  /** 'sqlite' (file under dataDir) or a postgres:// URL. */
+  store: z.string().default('sqlite'),
+  /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
+  sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
+  tls: z.strictObject({ keyFile: z.string(), certFile: z.string() }).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Inbox ring capacity K (pointers kept per user). */
+  ringCapacity: z.number().int().min(16).default(5000),
+  /** Largest inbox gap served incrementally; above it the client is told to full-sync. */
+  syncGapThreshold: z.number().int().min(1).default(2000),
+  syncPageSize: z.number().int().min(1).max(1000).default(200),
+  tokenTtlMs: z.number().int().min(60_000).default(30 * 24 * 3600 * 1000),
+  /** Multi-device policy: at most this many live sessions per platform class (mobile, desktop, web); the oldest is kicked. 1 = a new login kicks the older one. */
+  devicesPerPlatformClass: z.number().int().min(1).max(100).default(3),
+  limits: z
+    .strictObject({
+      maxFrameBytes: z.number().int().min(1024).default(64 * 1024),
+      maxMessageBytes: z.number().int().min(64).default(16 * 1024),
+      /** Per user: sustained frames per second and burst. */
+      userRate: z.number().min(1).default(50),
+      userBurst: z.number().int().min(1).default(200),
+      /** Per IP: HTTP requests and new connections per second and burst. */
+      ipRate: z.number().min(1).default(100),
+      ipBurst: z.number().int().min(1).default(400),
+      /** Cap of one connection's buffered output; above it the client is cut off (close 4501). */
+      maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+      helloTimeoutMs: z.number().int().min(100).default(10_000),
+    })
+    .prefault({}),
+  /** Heartbeat interval the server expects by default; it closes a connection silent for 2 intervals. */
+  heartbeatMs: z.number().int().min(1000).default(40_000),
+  /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
+  commitDelayMs: z.number().int().min(0).max(50).default(0),
+  maxBatch: z.number().int().min(1).max(10_000).default(500),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
+  MAGPIE_HOST: (c, v) => (c.host = v),
+  MAGPIE_PORT: (c, v) => (c.port = Number(v)),
+  MAGPIE_DATA_DIR: (c, v) => (c.dataDir = v),
+  MAGPIE_STORE: (c, v) => (c.store = v),
+  MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
+  MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
+  MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
+  MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),
+  MAGPIE_DEVICES_PER_PLATFORM_CLASS: (c, v) => (c.devicesPerPlatformClass = Number(v)),
+  MAGPIE_HEARTBEAT_MS: (c, v) => (c.heartbeatMs = Number(v)),
+  MAGPIE_TLS_KEY: (c, v) => (c.tls = { ...(c.tls as object), keyFile: v }),
+  MAGPIE_TLS_CERT: (c, v) => (c.tls = { ...(c.tls as object), certFile: v }),
+  MAGPIE_USER_RATE: (c, v) => (c.limits = { ...(c.limits as object), userRate: Number(v) }),
+  MAGPIE_USER_BURST: (c, v) => (c.limits = { ...(c.limits as object), userBurst: Number(v) }),
+  MAGPIE_IP_RATE: (c, v) => (c.limits = { ...(c.limits as object), ipRate: Number(v) }),
+  MAGPIE_IP_BURST: (c, v) => (c.limits = { ...(c.limits as object), ipBurst: Number(v) }),
+  MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
+  MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
+};
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
+  let raw: Record<string, unknown> = {};
+  const file = env.MAGPIE_CONFIG ?? (existsSync('magpie.config.json') ? 'magpie.config.json' : undefined);
+  if (file) raw = JSON.parse(readFileSync(resolve(file), 'utf8')) as Record<string, unknown>;
+  for (const [name, apply] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') apply(raw, v);
+  }
+  Object.assign(raw, overrides);
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`invalid configuration:\n${lines}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,242 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { MagpieError, PROTOCOL_VERSIONS, decodeClientFrame, frameIdOf, type ClientFrame, type HelloFrame } from '@magpie/protocol';
+import type { Logger } from 'pino';
+import type { Bus, BusEvent } from '../bus/bus.ts';
+import type { Config } from '../config/config.ts';
+import type { Metrics } from '../metrics.ts';
+import type { AccountService } from '../services/accounts.ts';
+import type { AckService } from '../services/acks.ts';
+import type { MessagingService } from '../services/messages.ts';
+import { errorFrame, toMagpieError } from '../util/errors.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+import { Connection } from './connection.ts';
+import { ConnectionRegistry } from './registry.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  bus: Bus;
+  accounts: AccountService;
+  messaging: MessagingService;
+  acks: AckService;
+  ipLimiter: RateLimiter;
+}
+
+const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
+const KICK_TEXT = {
+  new_login: 'signed in on another device of the same kind',
+  logout: 'this device was logged out',
+  logout_all: 'all devices were logged out',
+  admin: 'disconnected by an administrator',
+} as const;
+
+/**
+ * The access gateway: accepts WebSocket connections at /ws, authenticates with `hello`,
+ * validates every frame, dispatches requests to the services, and writes live events
+ * from the Bus to the connections of this node.
+ */
+export class WsGateway {
+  readonly registry = new ConnectionRegistry();
+  private readonly wss: WebSocketServer;
+  private readonly userLimiter: RateLimiter;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly unauthenticated = new Set<Connection>();
+
+  constructor(private readonly d: GatewayDeps) {
+    const { limits } = d.config;
+    // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
+    // error; beyond the cap ws closes with 1009 without buffering the rest.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+    this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
+    d.bus.subscribe((ev) => this.onBusEvent(ev));
+    this.sweepTimer = setInterval(() => this.sweep(), 5000);
+    this.sweepTimer.unref();
+  }
+
+  /** Hook for the HTTP server's `upgrade` event. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '';
+    if (!url.startsWith('/ws')) {
+      socket.destroy();
+      return;
+    }
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    if (this.d.ipLimiter.take(ip) > 0) {
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"rate_limited","message":"too many connections from this address"}}');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip));
+  }
+
+  private accept(ws: WebSocket, ip: string): void {
+    const { config, metrics } = this.d;
+    const conn = new Connection(ws, ip, config.limits.maxBufferedBytes, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    metrics.connections.inc();
+    this.unauthenticated.add(conn);
+    const helloTimer = setTimeout(() => {
+      if (!conn.principal) conn.close('hello_timeout');
+    }, config.limits.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => {
+      conn.lastSeen = Date.now();
+      void this.onFrame(conn, data, isBinary);
+    });
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      conn.markClosed();
+    });
+    ws.on('error', (err) => {
+      this.d.log.debug({ err: err.message, ip }, 'socket error');
+      conn.markClosed();
+      ws.terminate();
+    });
+  }
+
+  private forget(conn: Connection, reason: string): void {
+    this.d.metrics.connections.dec();
+    if (reason !== 'client') this.d.metrics.closes.inc({ reason });
+    this.unauthenticated.delete(conn);
+    if (conn.principal) this.registry.remove(conn.principal.userId, conn);
+  }
+
+  private async onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    const buf = data as Buffer;
+    let id: number | undefined;
+    try {
+      if (buf.length > this.d.config.limits.maxFrameBytes) {
+        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${this.d.config.limits.maxFrameBytes}`);
+      }
+      if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');
+      const text = buf.toString('utf8');
+      id = frameIdOf(text);
+      const frame = decodeClientFrame(text);
+      await this.dispatch(conn, frame);
+    } catch (err) {
+      const e = toMagpieError(err, this.d.log);
+      this.d.metrics.errors.inc({ code: e.code });
+      conn.send(errorFrame(e, id));
+      if (e.code !== 'rate_limited' && conn.countError(100, 10_000)) conn.close('too_many_errors');
+    }
+  }
+
+  private async dispatch(conn: Connection, f: ClientFrame): Promise<void> {
+    if (f.type === 'hello') return this.hello(conn, f);
+    const p = conn.principal;
+    if (!p) throw new MagpieError('hello_required');
+    const { messaging } = this.d;
+    switch (f.type) {
+      case 'ping': {
+        if (f.interval) conn.heartbeatMs = Math.max(f.interval, this.d.config.heartbeatMs);
+        const latest = await messaging.latestInboxSeq(p.userId);
+        conn.send(JSON.stringify({ type: 'pong', ...(f.id !== undefined ? { id: f.id } : {}), inboxSeq: latest, time: Date.now() }));
+        return;
+      }
+      case 'ack':
+        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq);
+        return;
+    }
+    const wait = this.userLimiter.take(p.userId);
+    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+    let result: unknown;
+    switch (f.type) {
+      case 'send':
+        result = await messaging.send(p, f);
+        break;
+      case 'sync':
+        result = await messaging.syncPage(p.userId, f.since, f.limit);
+        break;
+      case 'history':
+        result = await messaging.history(p.userId, f.conv, f);
+        break;
+      case 'convs':
+        result = await messaging.conversations(p.userId, f.since, f.limit);
+        break;
+      case 'read':
+        result = { entry: await messaging.markRead(p, f.conv, f.seq) };
+        break;
+      case 'conv.update': {
+        const { conv, type: _t, id: _i, ...patch } = f;
+        result = { entry: await messaging.updateEntry(p, conv, patch) };
+        break;
+      }
+    }
+    conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+  }
+
+  private async hello(conn: Connection, f: HelloFrame): Promise<void> {
+    if (conn.principal) throw new MagpieError('invalid', 'hello was already accepted on this connection');
+    const version = Math.max(...f.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
+    if (!Number.isFinite(version)) {
+      conn.send(errorFrame(new MagpieError('unsupported_version', `server speaks versions ${PROTOCOL_VERSIONS.join(', ')}`), f.id));
+      conn.close('unsupported_version');
+      return;
+    }
+    let principal;
+    try {
+      principal = await this.d.accounts.authenticate(f.token);
+    } catch (err) {
+      conn.send(errorFrame(toMagpieError(err), f.id));
+      conn.close('unauthorized');
+      return;
+    }
+    if (conn.closed) return;
+    if (f.app?.version) principal.appVersion = f.app.version;
+    conn.principal = principal;
+    conn.batching = f.caps?.includes('batch') ?? false;
+    this.unauthenticated.delete(conn);
+    // Register before reading the inbox state: a message committed in between is then
+    // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
+    this.registry.add(principal.userId, conn);
+    const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    const { limits } = this.d.config;
+    const result = {
+      version,
+      userId: principal.userId,
+      deviceId: principal.deviceId,
+      inboxSeq: sync.latest,
+      ringStart: sync.ringStart,
+      sync: sync.mode,
+      heartbeatMs: this.d.config.heartbeatMs,
+      serverTime: Date.now(),
+      limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
+    };
+    conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+  }
+
+  private onBusEvent(ev: BusEvent): void {
+    if (ev.type === 'deliver') {
+      const kind = ev.frame.startsWith('{"type":"msg"') ? 'msg' : 'event';
+      for (const conn of this.registry.of(ev.userId)) {
+        if (conn.principal?.tokenHash === ev.exceptSession) continue;
+        conn.send(ev.frame);
+        this.d.metrics.deliveries.inc({ type: kind });
+      }
+      return;
+    }
+    const close = KICK_CLOSE[ev.reason];
+    for (const conn of [...this.registry.of(ev.userId)]) {
+      if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;
+      conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: KICK_TEXT[ev.reason] }));
+      conn.close(close, KICK_TEXT[ev.reason]);
+    }
+  }
+
+  /** Close connections silent for two heartbeat intervals; sweep idle rate buckets. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const conn of this.registry.all()) {
+      if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+    }
+    this.userLimiter.sweep();
+    this.d.ipLimiter.sweep();
+  }
+
+  /** Close every connection with `shutting_down` (clients reconnect elsewhere or later). */
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    for (const conn of [...this.registry.all(), ...this.unauthenticated]) conn.close('shutting_down');
+    this.wss.close();
+  }
+}

@@ -1,0 +1,33 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one server instance (served at /metrics). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'magpie_process_' });
+  const m = {
+    registry,
+    connections: new Gauge({ name: 'magpie_connections', help: 'Open WebSocket connections (authenticated or not)', registers: [registry] }),
+    sends: new Counter({ name: 'magpie_sends_total', help: 'Send requests by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
+    commitBatch: new Histogram({
+      name: 'magpie_commit_batch_size',
+      help: 'Messages per group commit',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    commitSeconds: new Histogram({
+      name: 'magpie_commit_seconds',
+      help: 'Time from send received to durable commit',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    }),
+    deliveries: new Counter({ name: 'magpie_deliveries_total', help: 'Live frames addressed to a connected device', labelNames: ['type'] as const, registers: [registry] }),
+    acks: new Counter({ name: 'magpie_acks_total', help: 'Cumulative ACK frames received', registers: [registry] }),
+    syncs: new Counter({ name: 'magpie_syncs_total', help: 'Sync answers by mode', labelNames: ['mode'] as const, registers: [registry] }),
+    syncItems: new Histogram({ name: 'magpie_sync_items', help: 'Inbox items per sync page', buckets: [0, 1, 10, 50, 100, 200, 500, 1000], registers: [registry] }),
+    errors: new Counter({ name: 'magpie_errors_total', help: 'Typed errors sent to clients', labelNames: ['code'] as const, registers: [registry] }),
+    closes: new Counter({ name: 'magpie_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,183 @@
+import { MagpieError, serverOnlyKinds, validateMessageBody, type ConvEntry, type InboxItem, type Message } from '@magpie/protocol';
+import type { Bus } from '../bus/bus.ts';
+import type { Metrics } from '../metrics.ts';
+import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendRequest, type EntryPatch, type Store } from '../store/store.ts';
+import { timeId } from '../util/ids.ts';
+import { GroupCommitter } from './group-commit.ts';
+import type { Principal } from './accounts.ts';
+
+export interface MessagingOptions {
+  ringCapacity: number;
+  syncGapThreshold: number;
+  syncPageSize: number;
+  maxMessageBytes: number;
+  commitDelayMs: number;
+  maxBatch: number;
+}
+
+export interface SendInput {
+  clientMsgId: string;
+  to?: string;
+  conv?: string;
+  kind: string;
+  body: unknown;
+}
+
+export type SyncMode = 'none' | 'incremental' | 'full';
+
+/**
+ * The message path: validate → group commit (durable) → reply → publish live deliveries.
+ * Also the reads that serve sync: inbox pages, history pages, the conversation list.
+ */
+export class MessagingService {
+  private readonly committer: GroupCommitter<AppendRequest, AppendOutcome>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    private readonly metrics: Metrics,
+    private readonly opts: MessagingOptions,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.committer = new GroupCommitter((batch) => this.commit(batch), { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
+  }
+
+  async send(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    if (serverOnlyKinds.has(input.kind)) throw new MagpieError('forbidden', `kind ${input.kind} is written by the server only`);
+    const body = validateMessageBody(input.kind, input.body);
+    if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
+      throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
+    }
+    let conv: string;
+    let directMembers: [string, string] | undefined;
+    if (input.to !== undefined) {
+      if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
+      const exists = await this.store.getUser(input.to);
+      if (!exists) throw new MagpieError('not_found', `no such user: ${input.to}`);
+      conv = directConversationId(p.userId, input.to);
+      directMembers = [p.userId, input.to];
+    } else {
+      conv = input.conv!;
+    }
+    const outcome = await this.committer.submit({
+      sender: p.userId,
+      clientMsgId: input.clientMsgId,
+      conv,
+      directMembers,
+      kind: input.kind,
+      body,
+      time: this.now(),
+      id: timeId('m'),
+    });
+    if (!outcome.ok) {
+      this.metrics.sends.inc({ outcome: outcome.error });
+      throw new MagpieError(outcome.error, outcome.error === 'forbidden' ? 'not a member of this conversation' : `no such conversation: ${conv}`);
+    }
+    this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
+    const own = outcome.pointers.find((x) => x.userId === p.userId);
+    if (!outcome.duplicate) this.publishMessage(outcome, p.tokenHash);
+    return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+  }
+
+  private async commit(batch: AppendRequest[]): Promise<AppendOutcome[]> {
+    const started = this.now();
+    const out = await this.store.appendMessages(batch);
+    this.metrics.commitBatch.observe(batch.length);
+    this.metrics.commitSeconds.observe((this.now() - started) / 1000);
+    return out;
+  }
+
+  /** Fan-out after commit: the body is serialized once; each member's frame differs only by inboxSeq. */
+  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string): void {
+    const body = JSON.stringify(outcome.message);
+    for (const ptr of outcome.pointers) {
+      const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
+      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
+    }
+  }
+
+  /** What a connecting client with inbox position `since` must do. */
+  async syncMode(userId: string, since: number): Promise<{ mode: SyncMode; latest: number; ringStart: number }> {
+    const { latest, ringStart } = await this.store.inboxState(userId);
+    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) ? 'full' : 'incremental';
+    this.metrics.syncs.inc({ mode });
+    return { mode, latest, ringStart };
+  }
+
+  private tooLong(since: number, latest: number, ringStart: number): boolean {
+    return since > latest || since < ringStart - 1 || latest - since > this.opts.syncGapThreshold;
+  }
+
+  /** The user's newest inboxSeq (carried by every pong, so a lost last message is noticed). */
+  async latestInboxSeq(userId: string): Promise<number> {
+    return (await this.store.inboxState(userId)).latest;
+  }
+
+  /** One page of the inbox after `since`, or `full` when the gap is too long for incremental sync. */
+  async syncPage(userId: string, since: number, limit?: number): Promise<{ items: InboxItem[]; inboxSeq: number; more: boolean; full: boolean }> {
+    const { latest, ringStart } = await this.store.inboxState(userId);
+    if (since === latest) return { items: [], inboxSeq: latest, more: false, full: false };
+    if (this.tooLong(since, latest, ringStart)) {
+      this.metrics.syncs.inc({ mode: 'full' });
+      return { items: [], inboxSeq: latest, more: false, full: true };
+    }
+    const items = await this.store.readInbox(userId, since, Math.min(limit ?? this.opts.syncPageSize, this.opts.syncPageSize));
+    this.metrics.syncItems.observe(items.length);
+    const last = items.at(-1)?.inboxSeq ?? since;
+    return { items, inboxSeq: latest, more: last < latest, full: false };
+  }
+
+  async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
+    const entry = await this.requireEntry(userId, conv);
+    const limit = q.limit ?? 50;
+    const floor = entry.clearedSeq;
+    const messages =
+      q.after !== undefined
+        ? await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit })
+        : (await this.store.readHistory(conv, { before: q.before, limit })).filter((m) => m.seq > floor);
+    const more =
+      q.after !== undefined
+        ? (messages.at(-1)?.seq ?? entry.lastSeq) < entry.lastSeq
+        : messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1;
+    return { messages, lastSeq: entry.lastSeq, more };
+  }
+
+  async conversations(userId: string, since: number, limit = 200): Promise<{ version: number; entries: ConvEntry[]; more: boolean }> {
+    const { version, entries } = await this.store.conversationChanges(userId, since, limit);
+    const more = entries.length === limit && (entries.at(-1)?.version ?? version) < version;
+    return { version, entries, more };
+  }
+
+  async markRead(p: Principal, conv: string, seq: number): Promise<ConvEntry> {
+    await this.requireEntry(p.userId, conv);
+    const entry = await this.store.markRead(p.userId, conv, seq);
+    this.publishEntry(p, entry);
+    return entry;
+  }
+
+  async updateEntry(p: Principal, conv: string, patch: EntryPatch): Promise<ConvEntry> {
+    await this.requireEntry(p.userId, conv);
+    const entry = await this.store.updateEntry(p.userId, conv, patch).catch(notFound);
+    this.publishEntry(p, entry);
+    return entry;
+  }
+
+  /** Tell the user's other devices that an entry changed (read, pin, mute, draft, delete). */
+  private publishEntry(p: Principal, entry: ConvEntry): void {
+    this.bus.publish({ type: 'deliver', userId: p.userId, frame: JSON.stringify({ type: 'conv', entry }), exceptSession: p.tokenHash });
+  }
+
+  private async requireEntry(userId: string, conv: string): Promise<ConvEntry> {
+    const entry = await this.store.getEntry(userId, conv);
+    if (!entry) {
+      if (await this.store.isMember(conv, userId)) throw new MagpieError('not_found', 'conversation has no messages yet');
+      throw new MagpieError((await this.store.getConversation(conv)) ? 'forbidden' : 'not_found', `no access to conversation ${conv}`);
+    }
+    return entry;
+  }
+}
+
+function notFound(err: unknown): never {
+  if (err instanceof StoreNotFoundError) throw new MagpieError('not_found', err.message);
+  throw err;
+}
