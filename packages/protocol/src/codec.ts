@@ -24,11 +24,14 @@ export function decodeClientFrame(text: string): ClientFrame {
   throw new MagpieError('invalid', 'frame fails the schema', { details: issuesOf(parsed.error) });
 }
 
+/** Request ids are integers in [0, 2^31]. */
+export const MAX_REQUEST_ID = 2 ** 31;
+
 /** The request id of a raw frame, if it has a usable one (used to address errors). */
 export function frameIdOf(text: string): number | undefined {
   try {
     const raw = JSON.parse(text) as { id?: unknown };
-    return typeof raw?.id === 'number' && Number.isInteger(raw.id) ? raw.id : undefined;
+    return typeof raw?.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 && raw.id <= MAX_REQUEST_ID ? raw.id : undefined;
   } catch {
     return undefined;
   }

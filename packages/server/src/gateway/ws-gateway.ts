@@ -106,6 +106,8 @@ export class WsGateway {
     let id: number | undefined;
     try {
       if (buf.length > this.d.config.limits.maxFrameBytes) {
+        // Bounded by ws's maxPayload (4× the limit), so reading the id is cheap enough.
+        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'));
         throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${this.d.config.limits.maxFrameBytes}`);
       }
       if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { MagpieError } from '@magpie/protocol';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -18,6 +19,7 @@ const TYPES: Record<string, string> = {
 export function registerWebClient(app: FastifyInstance): void {
   const dist = new URL('../../../web/dist/', import.meta.url).pathname;
   app.get('/*', async (req, reply) => {
+    if (req.url.startsWith('/api/')) throw new MagpieError('not_found', 'no such route');
     const path = normalize(decodeURIComponent(req.url.split('?')[0]!)).replace(/^(\.\.[/\\])+/, '');
     const file = join(dist, path === '/' ? 'index.html' : path);
     if (!file.startsWith(dist)) return reply.code(404).send();
