@@ -56,6 +56,17 @@ export class WsGateway {
     this.sweepTimer.unref();
   }
 
+  /** True when the user has an authenticated connection on this node. */
+  isOnline(userId: string): boolean {
+    for (const _ of this.registry.of(userId)) return true;
+    return false;
+  }
+
+  /** Device ids of the user connected to this node. */
+  onlineDevices(userId: string): string[] {
+    return [...this.registry.of(userId)].flatMap((c) => (c.principal ? [c.principal.deviceId] : []));
+  }
+
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '';

@@ -1,7 +1,7 @@
 import { MagpieError, serverOnlyKinds, validateMessageBody, type ConvEntry, type InboxItem, type Message } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendRequest, type EntryPatch, type Store } from '../store/store.ts';
+import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import type { Principal } from './accounts.ts';
@@ -23,6 +23,9 @@ export interface SendInput {
   body: unknown;
 }
 
+/** Called once per newly committed message with every member's inbox pointer. */
+export type CommittedListener = (message: Message, pointers: InboxPointer[]) => void;
+
 export type SyncMode = 'none' | 'incremental' | 'full';
 
 /**
@@ -31,6 +34,7 @@ export type SyncMode = 'none' | 'incremental' | 'full';
  */
 export class MessagingService {
   private readonly committer: GroupCommitter<AppendRequest, AppendOutcome>;
+  private readonly committedListeners: CommittedListener[] = [];
 
   constructor(
     private readonly store: Store,
@@ -87,12 +91,27 @@ export class MessagingService {
     return out;
   }
 
+  /**
+   * Register a listener for committed messages (offline push, retry tracking, …). It runs
+   * after the live fan-out was published; it must not throw, and a failure never fails the send.
+   */
+  onCommitted(listener: CommittedListener): void {
+    this.committedListeners.push(listener);
+  }
+
   /** Fan-out after commit: the body is serialized once; each member's frame differs only by inboxSeq. */
   private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string): void {
     const body = JSON.stringify(outcome.message);
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
       this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
+    }
+    for (const l of this.committedListeners) {
+      try {
+        l(outcome.message, outcome.pointers);
+      } catch {
+        // Listeners are best effort by contract; the message is already durable and delivered.
+      }
     }
   }
 
