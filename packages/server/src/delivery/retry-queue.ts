@@ -1,0 +1,244 @@
+import type { RetryTiming } from './retry-policy.ts';
+
+/** What the retry queue needs of a device's live connection. */
+export interface RetryTarget {
+  /** Connected and not known to be dead. */
+  isAlive(): boolean;
+  send(frame: string): void;
+}
+
+export interface Timers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realTimers: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** Why a tracked delivery ended, for metrics. */
+export type DeliveryEnd =
+  | { kind: 'acked'; attempts: number; latencyMs: number }
+  | { kind: 'pulled'; attempts: number; latencyMs: number }
+  | { kind: 'offline'; attempts: number; message: TrackedRef }
+  | { kind: 'gave_up'; attempts: number; message: TrackedRef }
+  | { kind: 'overflow' };
+
+export interface TrackedRef {
+  userId: string;
+  deviceId: string;
+  inboxSeq: number;
+}
+
+export interface RetryQueueOptions {
+  /** Tracked deliveries per device; beyond it the oldest is dropped (the client recovers it by sync). */
+  perDeviceCap: number;
+  /** Tracked deliveries in total. */
+  totalCap: number;
+}
+
+interface Tracked {
+  inboxSeq: number;
+  frame: string;
+  attempts: number;
+  firstSentAt: number;
+  lastDelay: number;
+  dueAt: number;
+  done: boolean;
+}
+
+interface DeviceState {
+  userId: string;
+  deviceId: string;
+  target: RetryTarget;
+  pending: Map<number, Tracked>;
+}
+
+/**
+ * The server's downlink retry queue. Each live `msg` to an ACK-capable device is tracked
+ * until the device ACKs it (cumulatively) or pulls it by sync. Due retries first check that
+ * the device is still alive; a dead device's deliveries are handed to offline push.
+ * Memory is bounded per device and in total; a min-heap orders due times, so one timer
+ * serves the whole queue.
+ */
+export class RetryQueue {
+  private readonly devices = new Map<string, DeviceState>();
+  private readonly heap: { dueAt: number; key: string; t: Tracked }[] = [];
+  private total = 0;
+  private timer: unknown;
+  private timerDue = Infinity;
+
+  constructor(
+    private readonly timing: RetryTiming,
+    private readonly onEnd: (end: DeliveryEnd, userId: string, deviceId: string) => void,
+    private readonly onRetry: (attempt: number) => void,
+    private readonly opts: RetryQueueOptions = { perDeviceCap: 512, totalCap: 1_000_000 },
+    private readonly timers: Timers = realTimers,
+  ) {}
+
+  static key(userId: string, deviceId: string): string {
+    return `${userId}\u0000${deviceId}`;
+  }
+
+  /** The frame was just written to the device's connection. */
+  track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string): void {
+    const key = RetryQueue.key(userId, deviceId);
+    let dev = this.devices.get(key);
+    if (!dev || dev.target !== target) {
+      if (!dev) this.devices.set(key, (dev = { userId, deviceId, target, pending: new Map() }));
+      dev.target = target;
+    }
+    if (dev.pending.has(inboxSeq)) return;
+    if (dev.pending.size >= this.opts.perDeviceCap || this.total >= this.opts.totalCap) {
+      const oldest = dev.pending.values().next().value;
+      if (!oldest) return;
+      this.finish(key, dev, oldest);
+      this.onEnd({ kind: 'overflow' }, userId, deviceId);
+    }
+    const delay = this.timing.delayFor(key, 1, 0);
+    if (delay === null) return;
+    const now = this.timers.now();
+    const t: Tracked = { inboxSeq, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false };
+    dev.pending.set(inboxSeq, t);
+    this.total++;
+    this.push({ dueAt: t.dueAt, key, t });
+  }
+
+  /** Cumulative ACK from a device. */
+  ack(userId: string, deviceId: string, inboxSeq: number): void {
+    const key = RetryQueue.key(userId, deviceId);
+    const dev = this.devices.get(key);
+    if (!dev) return;
+    const now = this.timers.now();
+    for (const t of dev.pending.values()) {
+      if (t.inboxSeq > inboxSeq) continue;
+      this.timing.acked(key, t.attempts);
+      this.finish(key, dev, t);
+      this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+    }
+  }
+
+  /** The device pulled inbox items (since, upTo] by sync: whatever it had not ACKed arrived by pull. */
+  pulled(userId: string, deviceId: string, since: number, upTo: number): void {
+    const key = RetryQueue.key(userId, deviceId);
+    const dev = this.devices.get(key);
+    if (!dev) return;
+    const now = this.timers.now();
+    for (const t of dev.pending.values()) {
+      if (t.inboxSeq <= since || t.inboxSeq > upTo) continue;
+      this.finish(key, dev, t);
+      this.onEnd({ kind: 'pulled', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+    }
+  }
+
+  /** Number of deliveries being tracked. */
+  get size(): number {
+    return this.total;
+  }
+
+  pendingFor(userId: string, deviceId: string): number[] {
+    return [...(this.devices.get(RetryQueue.key(userId, deviceId))?.pending.keys() ?? [])];
+  }
+
+  private finish(key: string, dev: DeviceState, t: Tracked): void {
+    if (t.done) return;
+    t.done = true;
+    dev.pending.delete(t.inboxSeq);
+    this.total--;
+    if (dev.pending.size === 0) this.devices.delete(key);
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    const now = this.timers.now();
+    while (this.heap.length > 0 && this.heap[0]!.dueAt <= now) {
+      const { key, t } = this.pop()!;
+      if (t.done) continue;
+      const dev = this.devices.get(key);
+      if (!dev) continue;
+      if (!dev.target.isAlive()) {
+        // Presence check before every retry: a gone device gets the offline push instead.
+        for (const p of [...dev.pending.values()]) {
+          this.finish(key, dev, p);
+          this.onEnd({ kind: 'offline', attempts: p.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: p.inboxSeq } }, dev.userId, dev.deviceId);
+        }
+        continue;
+      }
+      t.attempts++;
+      dev.target.send(t.frame);
+      this.timing.retried(key, t.attempts, t.lastDelay);
+      this.onRetry(t.attempts);
+      const next = this.timing.delayFor(key, t.attempts + 1, t.lastDelay);
+      if (next === null) {
+        this.finish(key, dev, t);
+        this.onEnd({ kind: 'gave_up', attempts: t.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: t.inboxSeq } }, dev.userId, dev.deviceId);
+        continue;
+      }
+      t.lastDelay = next;
+      t.dueAt = now + next;
+      this.push({ dueAt: t.dueAt, key, t });
+    }
+    this.arm();
+  }
+
+  private arm(): void {
+    const head = this.heap[0];
+    if (!head) return;
+    if (head.dueAt >= this.timerDue && this.timer !== undefined) return;
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timerDue = head.dueAt;
+    this.timer = this.timers.setTimeout(() => this.fire(), Math.max(0, head.dueAt - this.timers.now()));
+  }
+
+  // --- binary min-heap on dueAt ---
+  private push(e: { dueAt: number; key: string; t: Tracked }): void {
+    // Finished deliveries stay in the heap until due (lazy deletion); compact when they dominate.
+    if (this.heap.length > 2 * this.total + 1024) this.compact();
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.dueAt <= h[i]!.dueAt) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+    this.arm();
+  }
+
+  private compact(): void {
+    const live = this.heap.filter((e) => !e.t.done && e.t.dueAt === e.dueAt);
+    this.heap.length = 0;
+    for (const e of live.sort((a, b) => a.dueAt - b.dueAt)) this.heap.push(e);
+  }
+
+  private pop(): { dueAt: number; key: string; t: Tracked } | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.dueAt < h[m]!.dueAt) m = l;
+        if (r < h.length && h[r]!.dueAt < h[m]!.dueAt) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+

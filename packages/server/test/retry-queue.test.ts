@@ -1,0 +1,135 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdaptiveRetryTiming, FixedRetryTiming, type AdaptiveRetryConfig } from '../src/delivery/retry-policy.ts';
+import { RetryQueue, type DeliveryEnd, type Timers } from '../src/delivery/retry-queue.ts';
+
+/** A controllable clock: timers fire only when the test advances time. */
+class FakeTimers implements Timers {
+  t = 0;
+  private seq = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  };
+  clearTimeout = (h: unknown) => {
+    this.timers.delete(h as number);
+  };
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const next = [...this.timers.entries()].sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next || next[1].at > end) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+const CFG: AdaptiveRetryConfig = { probeDelayMs: 1000, probeCount: 4, steppedStartMs: 5000, stepMs: 3000, maxDelayMs: 15_000, maxAttempts: 10, rememberCapacity: 100 };
+
+function setup(cfg = CFG) {
+  const timers = new FakeTimers();
+  const timing = new AdaptiveRetryTiming(cfg);
+  const ends: DeliveryEnd[] = [];
+  const sends: { at: number; frame: string }[] = [];
+  let alive = true;
+  const target = { isAlive: () => alive, send: (frame: string) => sends.push({ at: timers.t, frame }) };
+  const q = new RetryQueue(timing, (e) => ends.push(e), () => {}, { perDeviceCap: 4, totalCap: 100 }, timers);
+  return { timers, timing, ends, sends, target, q, kill: () => (alive = false) };
+}
+
+/** Gaps between consecutive retries of one frame, starting at its first send at t0. */
+function gaps(sends: { at: number; frame: string }[], frame: string, t0: number): number[] {
+  const ats = [t0, ...sends.filter((s) => s.frame === frame).map((s) => s.at)];
+  return ats.slice(1).map((a, i) => a - ats[i]!);
+}
+
+describe('adaptive downlink retry order (controllable clock)', () => {
+  it('a new message starts with 4 short probes at N, then steps from the initial delay by M up to MAX, at most K retries', () => {
+    const { timers, q, target, sends, ends } = setup();
+    q.track('u', 'd', target, 1, 'f1');
+    timers.advance(200_000);
+    assert.deepEqual(gaps(sends, 'f1', 0), [1000, 1000, 1000, 1000, 5000, 8000, 11_000, 14_000, 15_000, 15_000]);
+    assert.equal(ends.at(-1)!.kind, 'gave_up');
+  });
+
+  it('the stepped phase starts from the delay remembered for the device, but the probes come first on every new message', () => {
+    const { timers, q, target, sends, timing } = setup();
+    q.track('u', 'd', target, 1, 'f1');
+    timers.advance(4000 + 5000 + 8000); // 4 probes + 2 stepped retries: remembered = 8000
+    q.ack('u', 'd', 1); // answered in the stepped phase: the remembered delay stays
+    assert.equal(timing.rememberedDelay(RetryQueue.key('u', 'd')), 8000);
+    const t0 = timers.t;
+    q.track('u', 'd', target, 2, 'f2');
+    timers.advance(4000 + 8000 + 11_000);
+    assert.deepEqual(gaps(sends, 'f2', t0), [1000, 1000, 1000, 1000, 8000, 11_000], 'probes at N first, then from the remembered 8 s');
+  });
+
+  it('an ACK within the short probes clears the remembered delay', () => {
+    const { timers, q, target, sends, timing } = setup();
+    q.track('u', 'd', target, 1, 'f1');
+    timers.advance(4000 + 5000 + 8000 + 11_000);
+    assert.equal(timing.rememberedDelay(RetryQueue.key('u', 'd')), 11_000);
+    q.ack('u', 'd', 1);
+    q.track('u', 'd', target, 2, 'f2');
+    timers.advance(2500); // two probes, then the device answers
+    q.ack('u', 'd', 2);
+    assert.equal(timing.rememberedDelay(RetryQueue.key('u', 'd')), undefined, 'recovered: remembered delay cleared');
+    const t0 = timers.t;
+    q.track('u', 'd', target, 3, 'f3');
+    timers.advance(4000 + 5000);
+    assert.deepEqual(gaps(sends, 'f3', t0), [1000, 1000, 1000, 1000, 5000], 'back to the initial stepped delay');
+  });
+
+  it('cumulative ACK ends every delivery up to it; nothing is resent afterwards', () => {
+    const { timers, q, target, sends, ends } = setup();
+    for (let i = 1; i <= 3; i++) q.track('u', 'd', target, i, `f${i}`);
+    timers.advance(500);
+    q.ack('u', 'd', 2);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f3']);
+    assert.deepEqual(ends.map((e) => e.kind), ['acked', 'acked']);
+  });
+
+  it('a retry first checks presence: a gone device hands every pending delivery to offline push', () => {
+    const { timers, q, target, sends, ends, kill } = setup();
+    q.track('u', 'd', target, 1, 'f1');
+    q.track('u', 'd', target, 2, 'f2');
+    kill();
+    timers.advance(1000);
+    assert.equal(sends.length, 0, 'nothing is written to a dead device');
+    assert.deepEqual(ends.map((e) => e.kind), ['offline', 'offline']);
+    assert.deepEqual(ends.map((e) => (e.kind === 'offline' ? e.message.inboxSeq : 0)), [1, 2]);
+    assert.equal(q.size, 0);
+  });
+
+  it('items the device pulls by sync count as arrived by pull', () => {
+    const { timers, q, target, ends } = setup();
+    q.track('u', 'd', target, 5, 'f5');
+    q.track('u', 'd', target, 6, 'f6');
+    timers.advance(1500);
+    q.pulled('u', 'd', 4, 5);
+    assert.deepEqual(ends, [{ kind: 'pulled', attempts: 1, latencyMs: 1500 }]);
+  });
+
+  it('memory is bounded per device: beyond the cap the oldest tracking is dropped', () => {
+    const { q, target, ends } = setup();
+    for (let i = 1; i <= 10; i++) q.track('u', 'd', target, i, `f${i}`);
+    assert.deepEqual(q.pendingFor('u', 'd'), [7, 8, 9, 10]);
+    assert.equal(ends.filter((e) => e.kind === 'overflow').length, 6);
+  });
+
+  it('fixed timing retries at one delay a fixed number of times', () => {
+    const timers = new FakeTimers();
+    const sends: number[] = [];
+    const q = new RetryQueue(new FixedRetryTiming(10_000, 6), () => {}, () => {}, undefined, timers);
+    q.track('u', 'd', { isAlive: () => true, send: () => sends.push(timers.t) }, 1, 'f');
+    timers.advance(1_000_000);
+    assert.deepEqual(sends, [10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
+  });
+});
