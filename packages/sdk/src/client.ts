@@ -1,0 +1,802 @@
+import type { ConvEntry, InboxItem, Message, Platform } from '@magpie/protocol';
+import { CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, shouldReconnect } from './protocol-constants.ts';
+import { systemClock, Timer, type Clock } from './clock.ts';
+import { ConversationSync } from './conv-sync.ts';
+import { TypedEmitter, type Listener } from './emitter.ts';
+import { MagpieClientError, toClientError } from './errors.ts';
+import { Heartbeat, defaultHeartbeatOptions, type AppState, type HeartbeatDeathReason, type HeartbeatOptions } from './heartbeat.ts';
+import { History, type HistoryQuery, type LocalMessage, type MessageWindow } from './history.ts';
+import { randomId } from './ids.ts';
+import { MemoryStore, type LocalStore, type OutgoingRecord } from './local-store.ts';
+import { ReconnectPolicy, defaultReconnectOptions, type ReconnectOptions } from './reconnect.ts';
+import { RestApi, type FetchLike, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
+import { SendQueue, defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from './send-queue.ts';
+import { SyncEngine, defaultSyncEngineOptions, type SyncEngineOptions, type SyncProgress } from './sync-engine.ts';
+import { Connection, errorFromFrame, type RawFrame } from './transport/connection.ts';
+import type { WebSocketFactory, WebSocketLike } from './transport/websocket.ts';
+import type { DeliveredFrame, KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
+
+export type ClientState = 'connecting' | 'authenticating' | 'syncing' | 'online' | 'offline' | 'waiting_for_network' | 'kicked' | 'logged_out';
+
+export interface StateEvent {
+  state: ClientState;
+  previous: ClientState;
+}
+
+export interface ConversationEvent {
+  conv: string;
+  /** The entry now; null when it was deleted (removed from the list). */
+  entry: ConvEntry | null;
+  previous: ConvEntry | null;
+}
+
+export interface DeliveredEvent {
+  conv: string;
+  seq: number;
+  by: string;
+}
+
+export interface KickedEvent {
+  reason: KickedFrame['reason'] | 'unknown';
+  message: string;
+  /** The close code that ended the connection. */
+  code: number;
+}
+
+export interface MagpieClientEvents {
+  state: StateEvent;
+  /** A message was stored or changed state (sending → sent → delivered / failed). */
+  message: LocalMessage;
+  conversation: ConversationEvent;
+  delivered: DeliveredEvent;
+  kicked: KickedEvent;
+  syncProgress: SyncProgress;
+  error: MagpieClientError;
+}
+
+export interface MagpieClientOptions {
+  /** HTTP origin of the server, e.g. `https://im.example.com`: REST under /api; the socket URL is derived (ws(s)://…/ws). */
+  baseUrl?: string;
+  /** WebSocket URL; default derived from baseUrl. */
+  url?: string;
+  /** Session token from login. */
+  token?: string;
+  /** Default: the global WebSocket (browsers, Node 22+); in Node 20 pass `(url) => new WebSocket(url)` from `ws`. */
+  webSocketFactory?: WebSocketFactory;
+  fetch?: FetchLike;
+  clock?: Clock;
+  /** Random source for backoff jitter. */
+  random?: () => number;
+  /** Generator of clientMsgId and deviceId. */
+  newId?: () => string;
+  store?: LocalStore;
+  app?: { version?: string; platform?: Platform };
+  /** Default timeout of a request. */
+  requestTimeoutMs?: number;
+  heartbeat?: Partial<HeartbeatOptions>;
+  reconnect?: Partial<ReconnectOptions>;
+  sync?: Partial<SyncEngineOptions>;
+  sendQueue?: Partial<SendQueueOptions>;
+  /** `limit` of each `convs` page. */
+  convPageSize?: number;
+  appState?: AppState;
+  networkOnline?: boolean;
+  onListenerError?: (err: unknown, event: keyof MagpieClientEvents) => void;
+}
+
+export interface SendInput extends SendTarget {
+  kind?: string;
+  body: unknown;
+}
+
+export interface ConversationPatch {
+  pinned?: boolean;
+  muted?: boolean;
+  draft?: string;
+  deleted?: true;
+}
+
+const TERMINAL: ReadonlySet<ClientState> = new Set(['kicked', 'logged_out']);
+
+/**
+ * The Magpie client: one authenticated long connection per device with heartbeats and
+ * reconnects, the ordered inbound queue (push + pull), the conversation list, local
+ * history with hole tracking, and the send queue. Everything the app needs to know comes
+ * through typed events (`on`).
+ */
+export class MagpieClient {
+  /** Register over REST. */
+  static register(opts: RestOptions, input: RegisterInput) {
+    return new RestApi(opts).register(input);
+  }
+
+  /** Log in over REST; pass the token to a client (or use the instance login()). */
+  static login(opts: RestOptions, input: LoginInput): Promise<LoginResult> {
+    return new RestApi(opts).login(input);
+  }
+
+  readonly store: LocalStore;
+  private readonly emitter: TypedEmitter<MagpieClientEvents>;
+  private readonly clock: Clock;
+  private readonly newId: () => string;
+  private readonly url: string | null;
+  private readonly factory: WebSocketFactory | null;
+  private readonly rest: RestApi | null;
+  private readonly requestTimeoutMs: number;
+  private readonly app: { version?: string; platform?: Platform };
+  private readonly heartbeat: Heartbeat;
+  private readonly policy: ReconnectPolicy;
+  private readonly engine: SyncEngine;
+  private readonly convSync: ConversationSync;
+  private readonly sendQueue: SendQueue;
+  private readonly history: History;
+  private readonly reconnectTimer: Timer;
+  private readonly connectTimer: Timer;
+  private readonly delivered = new Map<string, number>();
+
+  private token: string | null;
+  private _state: ClientState = 'offline';
+  private conn: Connection | null = null;
+  private gen = 0;
+  private ready = false;
+  private started = false;
+  private appState: AppState;
+  private networkOnline: boolean;
+  private _userId: string | null = null;
+  private _deviceId: string | null = null;
+  private _welcome: WelcomeResult | null = null;
+  private pendingKick: KickedFrame | null = null;
+  private initPromise: Promise<void> | null = null;
+  private connectWaiters: { resolve(): void; reject(err: MagpieClientError): void }[] = [];
+
+  constructor(options: MagpieClientOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.newId = options.newId ?? randomId;
+    this.store = options.store ?? new MemoryStore();
+    this.emitter = new TypedEmitter<MagpieClientEvents>(options.onListenerError);
+    this.token = options.token ?? null;
+    this.url = options.url ?? (options.baseUrl ? wsUrlOf(options.baseUrl) : null);
+    this.factory = options.webSocketFactory ?? defaultWebSocketFactory();
+    const restOpts: RestOptions | null = options.baseUrl ? { baseUrl: options.baseUrl } : null;
+    if (restOpts && options.fetch) restOpts.fetch = options.fetch;
+    this.rest = restOpts && (options.fetch || (globalThis as { fetch?: unknown }).fetch) ? new RestApi(restOpts) : null;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
+    this.app = { platform: options.app?.platform ?? 'other', ...(options.app?.version !== undefined ? { version: options.app.version.slice(0, 32) } : {}) };
+    this.appState = options.appState ?? 'foreground';
+    this.networkOnline = options.networkOnline ?? true;
+    this.reconnectTimer = new Timer(this.clock);
+    this.connectTimer = new Timer(this.clock);
+
+    this.heartbeat = new Heartbeat(
+      this.clock,
+      {
+        ping: (interval, timeout) => this.ping(interval, timeout),
+        onDead: (reason) => this.onHeartbeatDead(reason),
+      },
+      { ...defaultHeartbeatOptions, ...options.heartbeat },
+    );
+    this.heartbeat.setAppState(this.appState);
+    this.policy = new ReconnectPolicy({ ...defaultReconnectOptions, ...options.reconnect }, options.random ?? Math.random);
+
+    const link = {
+      generation: () => this.gen,
+      ready: () => this.ready,
+    };
+    this.engine = new SyncEngine(
+      this.store,
+      this.clock,
+      {
+        ...link,
+        sync: (since, limit) => this.request({ type: 'sync', since, limit }),
+        ack: (inboxSeq) => (this.ready && this.conn ? this.conn.notify({ type: 'ack', inboxSeq }) : false),
+      },
+      {
+        merge: (items) => this.mergeInbox(items),
+        fullSync: () => this.convSync.reload(),
+        progress: (p) => this.emitter.emit('syncProgress', p),
+        error: (e) => this.emitter.emit('error', e),
+      },
+      { ...defaultSyncEngineOptions, ...options.sync },
+    );
+    this.convSync = new ConversationSync(
+      this.store,
+      { ...link, convs: (since, limit) => this.request({ type: 'convs', since, limit }) },
+      {
+        changed: (conv, entry, previous) => this.onEntryChanged(conv, entry, previous),
+        progress: (received) => this.emitter.emit('syncProgress', { phase: 'conversations', received, inboxSeq: this.engine.inboxSeq }),
+        error: (e) => this.emitter.emit('error', e),
+      },
+      options.convPageSize ?? 200,
+    );
+    this.sendQueue = new SendQueue(
+      this.store,
+      this.clock,
+      { ready: () => this.ready, send: (frame, timeoutMs) => this.request(frame, { timeoutMs }) },
+      {
+        changed: (r) => this.emitter.emit('message', this.history.fromRecord(r)),
+        accepted: (_r, result) => void this.engine.push({ inboxSeq: result.inboxSeq, message: result.message }, 'send'),
+      },
+      this.newId,
+      { ...defaultSendQueueOptions, ...options.sendQueue },
+    );
+    this.history = new History({
+      store: this.store,
+      userId: () => this._userId,
+      deliveredSeq: (conv) => this.delivered.get(conv) ?? 0,
+      outgoing: () => this.sendQueue.list(),
+      fetch: (conv, q) => this.request({ type: 'history', conv, ...q }),
+    });
+  }
+
+  // ---------------------------------------------------------------- events & state
+
+  on<K extends keyof MagpieClientEvents>(event: K, fn: Listener<MagpieClientEvents[K]>): () => void {
+    return this.emitter.on(event, fn);
+  }
+
+  once<K extends keyof MagpieClientEvents>(event: K, fn: Listener<MagpieClientEvents[K]>): () => void {
+    return this.emitter.once(event, fn);
+  }
+
+  off<K extends keyof MagpieClientEvents>(event: K, fn: Listener<MagpieClientEvents[K]>): void {
+    this.emitter.off(event, fn);
+  }
+
+  get state(): ClientState {
+    return this._state;
+  }
+
+  get userId(): string | null {
+    return this._userId;
+  }
+
+  get deviceId(): string | null {
+    return this._deviceId;
+  }
+
+  /** The stored inbox position. */
+  get inboxSeq(): number {
+    return this.engine.inboxSeq;
+  }
+
+  get conversationListVersion(): number {
+    return this.convSync.listVersion;
+  }
+
+  /** The last welcome (server limits, heartbeat, time). */
+  get welcome(): WelcomeResult | null {
+    return this._welcome;
+  }
+
+  /** Generation of the current socket (grows with every connection attempt). */
+  get connectionGeneration(): number {
+    return this.gen;
+  }
+
+  /** Inbound-queue counters (merged, duplicates, pulls by reason, full syncs). */
+  get syncStats() {
+    return this.engine.stats;
+  }
+
+  /** Resolves when the inbound queue and the conversation list have processed everything received so far. */
+  async idle(): Promise<void> {
+    await this.engine.idle();
+    await this.convSync.idle();
+  }
+
+  private setState(next: ClientState): void {
+    if (next === this._state) return;
+    const previous = this._state;
+    this._state = next;
+    this.emitter.emit('state', { state: next, previous });
+    if (next === 'online') this.settleConnectWaiters();
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Load the local store (called by connect(); call it early to read local data before connecting). */
+  init(): Promise<void> {
+    this.initPromise ??= (async () => {
+      const meta = await this.store.loadMeta();
+      this._userId = meta.userId;
+      this._deviceId = meta.deviceId;
+      await this.engine.init();
+      await this.convSync.init();
+      await this.sendQueue.init();
+      for (const e of await this.store.listEntries()) {
+        this.delivered.set(e.conv, Math.max(e.deliveredSeq, await this.store.getDeliveredSeq(e.conv)));
+      }
+    })();
+    return this.initPromise;
+  }
+
+  setToken(token: string): void {
+    this.token = token;
+  }
+
+  /** Log in over REST and keep the token (deviceId defaults to the stored one, or a new one). */
+  async login(input: Omit<LoginInput, 'deviceId' | 'platform'> & { deviceId?: string; platform?: Platform }): Promise<LoginResult> {
+    if (!this.rest) throw new MagpieClientError('network', 'login needs `baseUrl` (and a fetch implementation)');
+    await this.init();
+    const deviceId = input.deviceId ?? this._deviceId ?? this.newId();
+    const req: LoginInput = { username: input.username, password: input.password, deviceId, platform: input.platform ?? this.app.platform ?? 'other' };
+    const appVersion = input.appVersion ?? this.app.version;
+    if (appVersion !== undefined) req.appVersion = appVersion;
+    const result = await this.rest.login(req);
+    this.token = result.token;
+    this._deviceId = result.deviceId;
+    await this.store.saveMeta({ deviceId: result.deviceId });
+    return result;
+  }
+
+  /**
+   * Start connecting and resolve once online. Rejects when the client ends logged out or
+   * kicked, gives up (waiting_for_network) or is closed before it got online.
+   */
+  async connect(): Promise<void> {
+    if (!this.token) throw new MagpieClientError('unauthorized', 'no token: log in first or pass `token`');
+    if (!this.url || !this.factory) throw new MagpieClientError('not_connected', 'no WebSocket: pass `url`/`baseUrl` and a `webSocketFactory`');
+    await this.init();
+    if (this._state === 'online') return;
+    const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
+    if (!this.started) {
+      this.started = true;
+      this.sendQueue.start();
+      this.policy.reset();
+      this.openConnection();
+    } else if (!this.conn && this._state === 'waiting_for_network') {
+      this.wake('manual');
+    }
+    return done;
+  }
+
+  /** connect() without waiting; failures show up as `state` and `error` events. */
+  start(): void {
+    this.connect().catch(() => undefined);
+  }
+
+  /** Close the connection and stop reconnecting. Local data stays. */
+  close(): void {
+    this.engine.flushAck();
+    this.stopAll();
+    this.setState('offline');
+    this.rejectConnectWaiters(new MagpieClientError('closed', 'the client was closed'));
+  }
+
+  /**
+   * Log this device out (or all devices with `all`): the connection is closed first, then
+   * the server session is revoked. `clearLocalData` forgets the stored user data.
+   */
+  async logout(opts: { all?: boolean; clearLocalData?: boolean } = {}): Promise<void> {
+    const token = this.token;
+    this.engine.flushAck();
+    this.stopAll();
+    this.token = null;
+    this.setState('logged_out');
+    this.rejectConnectWaiters(new MagpieClientError('closed', 'logged out'));
+    if (opts.clearLocalData) await this.clearLocalData();
+    if (token && this.rest) {
+      if (opts.all) await this.rest.logoutAll(token);
+      else await this.rest.logout(token);
+    }
+  }
+
+  /** Tell the SDK whether the app is visible. Foreground: a probe ping, a pull and (if offline) a reconnect. */
+  setAppState(state: AppState): void {
+    const previous = this.appState;
+    this.appState = state;
+    this.heartbeat.setAppState(state);
+    if (state === 'foreground' && previous !== 'foreground') {
+      this.wake('foreground');
+      if (this.ready) this.engine.pullQuietly('foreground');
+    }
+  }
+
+  /** Tell the SDK about the network. Online: probe the socket it has (or reconnect soon). */
+  setNetworkOnline(online: boolean): void {
+    this.networkOnline = online;
+    if (online) this.wake('network');
+  }
+
+  /** Pull the inbox and the conversation list now (or reconnect if offline). */
+  async refresh(): Promise<void> {
+    if (!this.ready) {
+      this.wake('manual');
+      return;
+    }
+    await Promise.all([this.engine.pull('manual'), this.convSync.sync()]);
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  /** Queue a message; resolves with it in state `sending` (follow `message` events or waitForSend). */
+  async send(input: SendInput): Promise<LocalMessage> {
+    await this.init();
+    const target: SendTarget = {};
+    if (input.conv !== undefined) target.conv = input.conv;
+    if (input.to !== undefined) target.to = input.to;
+    const r = await this.sendQueue.enqueue(target, input.kind ?? 'text', input.body);
+    return this.history.fromRecord(r);
+  }
+
+  sendText(target: SendTarget, text: string): Promise<LocalMessage> {
+    return this.send({ ...target, kind: 'text', body: { text } });
+  }
+
+  /** Re-queue a failed message (same clientMsgId). */
+  async retry(clientMsgId: string): Promise<LocalMessage> {
+    return this.history.fromRecord(await this.sendQueue.retry(clientMsgId));
+  }
+
+  /** Resolves when the message is sent or failed (undefined when the id is unknown). */
+  async waitForSend(clientMsgId: string): Promise<LocalMessage | undefined> {
+    const r = await this.sendQueue.wait(clientMsgId);
+    return r ? this.history.fromRecord(r) : undefined;
+  }
+
+  /** Outgoing messages not yet replaced by their stored copy. */
+  outgoing(): LocalMessage[] {
+    return this.sendQueue.list().map((r) => this.history.fromRecord(r));
+  }
+
+  /** Local history of a conversation: one contiguous run, with gap flags. */
+  async getMessages(conv: string, q: HistoryQuery = {}): Promise<MessageWindow> {
+    await this.init();
+    return this.history.window(conv, q);
+  }
+
+  /** History paging: served locally when complete there, otherwise loaded from the server (filling the hole). */
+  async loadHistory(conv: string, q: HistoryQuery = {}): Promise<MessageWindow & { fromServer: boolean }> {
+    await this.init();
+    return this.history.load(conv, q);
+  }
+
+  // ---------------------------------------------------------------- conversations
+
+  /** The visible conversation list: pinned first, then by latest activity. */
+  async getConversations(): Promise<ConvEntry[]> {
+    await this.init();
+    const list = (await this.store.listEntries()).filter((e) => !e.deleted);
+    return list.sort((a, b) => Number(b.pinned) - Number(a.pinned) || (b.lastMessage?.time ?? 0) - (a.lastMessage?.time ?? 0) || b.version - a.version);
+  }
+
+  async getConversation(conv: string): Promise<ConvEntry | undefined> {
+    await this.init();
+    const e = await this.store.getEntry(conv);
+    return e && !e.deleted ? e : undefined;
+  }
+
+  /** Mark read up to seq (shared with the user's other devices). */
+  async markRead(conv: string, seq: number): Promise<ConvEntry> {
+    const { entry } = await this.request({ type: 'read', conv, seq });
+    await this.convSync.apply(entry);
+    return entry;
+  }
+
+  /** Pin, mute, set a draft, or delete (for oneself) a conversation. */
+  async updateConversation(conv: string, patch: ConversationPatch): Promise<ConvEntry> {
+    const { entry } = await this.request({ type: 'conv.update', conv, ...patch });
+    await this.convSync.apply(entry);
+    return entry;
+  }
+
+  /** Send any request on the current authenticated connection. */
+  request<T extends RequestType>(frame: Extract<RequestFrame, { type: T }>, opts?: { timeoutMs?: number }): Promise<RequestResults[T]> {
+    const conn = this.conn;
+    if (!conn || !this.ready) return Promise.reject(new MagpieClientError('not_connected', `cannot send ${frame.type}: not connected`));
+    return conn.request(frame, opts);
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  private openConnection(): void {
+    this.reconnectTimer.stop();
+    if (!this.started || !this.url || !this.factory) return;
+    const gen = ++this.gen;
+    this.ready = false;
+    this.pendingKick = null;
+    this.setState('connecting');
+    const conn = new Connection({
+      url: this.url,
+      webSocketFactory: this.factory,
+      clock: this.clock,
+      requestTimeoutMs: this.requestTimeoutMs,
+      generation: gen,
+      handlers: {
+        onOpen: () => this.onOpen(gen),
+        onFrame: (f) => this.onFrame(gen, f),
+        onClose: (info) => this.onClose(gen, info.code, info.reason),
+        onProtocolError: (e) => {
+          if (gen === this.gen) this.emitter.emit('error', e);
+        },
+      },
+    });
+    this.conn = conn;
+    this.connectTimer.start(this.policy.options.connectTimeoutMs, () => {
+      if (gen === this.gen && !this.ready) this.dropConnection('connect_timeout', false);
+    });
+    conn.open();
+  }
+
+  private onOpen(gen: number): void {
+    const conn = this.conn;
+    if (gen !== this.gen || !conn || !this.token) return;
+    this.setState('authenticating');
+    const inboxSeq = this.engine.inboxSeq;
+    conn
+      .request(
+        {
+          type: 'hello',
+          versions: [...PROTOCOL_VERSIONS],
+          token: this.token,
+          inboxSeq,
+          app: this.app,
+          caps: ['ack', 'batch'],
+        },
+        { timeoutMs: this.policy.options.connectTimeoutMs },
+      )
+      .then(
+        (welcome) => this.onWelcome(gen, welcome, inboxSeq),
+        (err) => this.onHelloFailed(gen, toClientError(err)),
+      );
+  }
+
+  private onHelloFailed(gen: number, err: MagpieClientError): void {
+    if (gen !== this.gen) return;
+    if (err.code === 'disconnected' || err.code === 'not_connected') return; // the close handler decides
+    if (err.code === 'unauthorized') {
+      this.enterTerminal('logged_out', err);
+      return;
+    }
+    if (err.code === 'unsupported_version') {
+      this.enterStopped(err);
+      return;
+    }
+    this.emitter.emit('error', err);
+    this.dropConnection('hello_failed', false);
+  }
+
+  private async onWelcome(gen: number, welcome: WelcomeResult, helloInboxSeq: number): Promise<void> {
+    if (gen !== this.gen) return;
+    this.connectTimer.stop();
+    this.policy.recordSuccess();
+    this._welcome = welcome;
+    let effective = welcome;
+    if (this._userId !== null && this._userId !== welcome.userId) {
+      // Another user's data: forget it and rebuild from the server.
+      await this.clearLocalData();
+      effective = { ...welcome, sync: 'full' };
+    }
+    if (this._userId !== welcome.userId || this._deviceId !== welcome.deviceId) {
+      this._userId = welcome.userId;
+      this._deviceId = welcome.deviceId;
+      await this.store.saveMeta({ userId: welcome.userId, deviceId: welcome.deviceId });
+    }
+    if (gen !== this.gen) return;
+    this.ready = true;
+    this.setState('syncing');
+    this.heartbeat.start();
+    this.sendQueue.kick();
+    try {
+      await this.engine.connected(effective, helloInboxSeq);
+      if (gen !== this.gen || !this.ready) return;
+      await this.convSync.sync();
+    } catch (err) {
+      const e = toClientError(err);
+      if (gen !== this.gen || !this.ready || e.code === 'disconnected' || e.code === 'not_connected') return;
+      this.emitter.emit('error', e);
+    }
+    if (gen !== this.gen || !this.ready) return;
+    this.setState('online');
+    this.emitter.emit('syncProgress', { phase: 'done', received: 0, inboxSeq: this.engine.inboxSeq });
+  }
+
+  private onFrame(gen: number, f: RawFrame): void {
+    if (gen !== this.gen) return; // data from an abandoned socket is never merged
+    switch (f.type) {
+      case 'msg': {
+        if (typeof f.inboxSeq === 'number' && isMessage(f.message)) this.engine.push({ inboxSeq: f.inboxSeq, message: f.message }, 'push');
+        break;
+      }
+      case 'conv': {
+        const entry = f.entry as ConvEntry | undefined;
+        if (entry && typeof entry.conv === 'string' && typeof entry.version === 'number') this.convSync.pushed(entry);
+        break;
+      }
+      case 'delivered': {
+        const d = f as unknown as DeliveredFrame;
+        if (typeof d.conv === 'string' && typeof d.seq === 'number') void this.onDelivered(d);
+        break;
+      }
+      case 'pong': {
+        if (this.ready && typeof f.inboxSeq === 'number' && f.inboxSeq > this.engine.highestSeen) this.engine.pullQuietly('pong');
+        break;
+      }
+      case 'kicked':
+        this.pendingKick = f as unknown as KickedFrame;
+        break;
+      case 'error':
+        this.emitter.emit('error', errorFromFrame(f));
+        break;
+      default:
+        break; // frames of later protocol versions are ignored
+    }
+  }
+
+  private onClose(gen: number, code: number, reason: string): void {
+    if (gen !== this.gen) return;
+    const wasReady = this.ready;
+    this.teardown();
+    if (!shouldReconnect(code)) {
+      this.onFatalClose(code, reason);
+      return;
+    }
+    if (!wasReady) this.policy.recordFailure();
+    this.scheduleReconnect(false);
+  }
+
+  private onFatalClose(code: number, reason: string): void {
+    const kick = this.pendingKick;
+    this.pendingKick = null;
+    if (code === CLOSE_KICKED || code === CLOSE_TOKEN_REVOKED || kick) {
+      this.emitter.emit('kicked', { reason: kick?.reason ?? 'unknown', message: kick?.message ?? reason, code });
+    }
+    if (code === CLOSE_KICKED) this.enterTerminal('kicked');
+    else if (code === CLOSE_TOKEN_REVOKED) this.enterTerminal('logged_out');
+    else if (code === CLOSE_UNAUTHORIZED) this.enterTerminal('logged_out', new MagpieClientError('unauthorized', reason || undefined));
+    else this.enterStopped(new MagpieClientError(code === CLOSE_UNSUPPORTED_VERSION ? 'unsupported_version' : 'closed', `closed by the server with ${code}${reason ? `: ${reason}` : ''}`));
+  }
+
+  /** Abandon the socket at once (no close handshake) and reconnect. */
+  private dropConnection(reason: string, wake: boolean): void {
+    const wasReady = this.ready;
+    this.conn?.abandon(reason);
+    this.teardown();
+    if (!wasReady) this.policy.recordFailure();
+    this.scheduleReconnect(wake);
+  }
+
+  private onHeartbeatDead(reason: HeartbeatDeathReason): void {
+    if (!this.conn) return;
+    // A probe after network-online / foreground that got no pong: reconnect right away.
+    this.dropConnection(reason, reason === 'probe_timeout');
+  }
+
+  private teardown(): void {
+    this.conn = null;
+    this.ready = false;
+    this.heartbeat.stop();
+    this.connectTimer.stop();
+  }
+
+  private scheduleReconnect(wake: boolean): void {
+    if (!this.started) return;
+    if (this.policy.exhausted) {
+      this.reconnectTimer.stop();
+      this.setState('waiting_for_network');
+      this.rejectConnectWaiters(new MagpieClientError('network', `gave up after ${this.policy.failures} failed attempts; waiting for network or foreground`));
+      return;
+    }
+    const delay = this.policy.nextDelay({ appState: this.appState, networkOnline: this.networkOnline, wake });
+    this.setState('offline');
+    this.reconnectTimer.start(delay, () => this.openConnection());
+  }
+
+  /** Network back, foreground, or a manual refresh. */
+  private wake(_kind: 'network' | 'foreground' | 'manual'): void {
+    if (!this.started) return;
+    if (this.conn && this.ready) {
+      this.heartbeat.probe();
+      return;
+    }
+    if (this.conn) return; // an attempt is under way; its connect timeout guards it
+    this.policy.reset();
+    this.scheduleReconnect(true);
+  }
+
+  private ping(interval: number, timeoutMs: number): Promise<boolean> {
+    const conn = this.conn;
+    if (!conn || !this.ready) return Promise.resolve(true);
+    return conn.request({ type: 'ping', interval }, { timeoutMs }).then(
+      () => true,
+      (err) => toClientError(err).code !== 'timeout',
+    );
+  }
+
+  private stopAll(): void {
+    this.started = false;
+    this.reconnectTimer.stop();
+    this.conn?.close(1000, 'client closed');
+    this.teardown();
+    this.engine.stop();
+    this.sendQueue.stop();
+  }
+
+  private enterTerminal(state: 'kicked' | 'logged_out', err?: MagpieClientError): void {
+    this.stopAll();
+    this.setState(state);
+    if (err) this.emitter.emit('error', err);
+    this.rejectConnectWaiters(err ?? new MagpieClientError('closed', state === 'kicked' ? 'kicked by the server' : 'logged out'));
+  }
+
+  /** A close that must not be retried automatically but is not a logout (e.g. unsupported version). */
+  private enterStopped(err: MagpieClientError): void {
+    this.stopAll();
+    this.setState('offline');
+    this.emitter.emit('error', err);
+    this.rejectConnectWaiters(err);
+  }
+
+  private settleConnectWaiters(): void {
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  private rejectConnectWaiters(err: MagpieClientError): void {
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  private async clearLocalData(): Promise<void> {
+    await this.store.clear();
+    this.engine.reset();
+    this.convSync.reset();
+    this.delivered.clear();
+    await this.sendQueue.init();
+    this._userId = null;
+  }
+
+  // ---------------------------------------------------------------- inbound data
+
+  /** Runs inside the ordered queue: store, settle own outgoing copies, tell the app. */
+  private async mergeInbox(items: InboxItem[]): Promise<void> {
+    await this.history.storeInbox(items);
+    for (const { message } of items) {
+      if (message.sender === this._userId) await this.sendQueue.settle(message);
+      this.emitter.emit('message', this.history.toLocal(message));
+    }
+  }
+
+  private async onDelivered(d: DeliveredFrame): Promise<void> {
+    this.emitter.emit('delivered', { conv: d.conv, seq: d.seq, by: d.by });
+    await this.advanceDelivered(d.conv, d.seq);
+  }
+
+  private async advanceDelivered(conv: string, seq: number): Promise<void> {
+    const old = this.delivered.get(conv) ?? (await this.store.getDeliveredSeq(conv));
+    if (seq <= old) return;
+    this.delivered.set(conv, seq);
+    await this.store.setDeliveredSeq(conv, seq);
+    for (const m of await this.store.getMessages(conv, old + 1, seq)) {
+      if (m.sender === this._userId) this.emitter.emit('message', this.history.toLocal(m));
+    }
+    for (const r of this.sendQueue.list()) {
+      const m = r.message;
+      if (r.state === 'sent' && m && m.conv === conv && m.seq > old && m.seq <= seq) this.emitter.emit('message', this.history.fromRecord(r));
+    }
+  }
+
+  private async onEntryChanged(conv: string, entry: ConvEntry | null, previous: ConvEntry | undefined): Promise<void> {
+    this.emitter.emit('conversation', { conv, entry, previous: previous && !previous.deleted ? previous : null });
+    if (entry && entry.deliveredSeq > (this.delivered.get(conv) ?? 0)) await this.advanceDelivered(conv, entry.deliveredSeq);
+  }
+}
+
+function isMessage(x: unknown): x is Message {
+  const m = x as Message | null;
+  return !!m && typeof m === 'object' && typeof m.conv === 'string' && typeof m.seq === 'number' && typeof m.clientMsgId === 'string';
+}
+
+/** `http(s)://host/base` → `ws(s)://host/base/ws`. */
+export function wsUrlOf(baseUrl: string): string {
+  return `${baseUrl.replace(/\/+$/, '').replace(/^http/i, 'ws')}/ws`;
+}
+
+function defaultWebSocketFactory(): WebSocketFactory | null {
+  const WS = (globalThis as { WebSocket?: new (url: string) => WebSocketLike }).WebSocket;
+  return WS ? (url) => new WS(url) : null;
+}
+
+export type { OutgoingRecord };

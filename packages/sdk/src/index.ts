@@ -1,0 +1,29 @@
+// Public API of @magpie/sdk.
+export {
+  MagpieClient,
+  wsUrlOf,
+  type MagpieClientOptions,
+  type MagpieClientEvents,
+  type ClientState,
+  type StateEvent,
+  type ConversationEvent,
+  type DeliveredEvent,
+  type KickedEvent,
+  type SendInput,
+  type ConversationPatch,
+} from './client.ts';
+export { MagpieClientError, type MagpieClientErrorCode, type ClientErrorCode } from './errors.ts';
+export { MemoryStore, type LocalStore, type StoreMeta, type OutgoingRecord, type OutgoingState } from './local-store.ts';
+export type { LocalMessage, MessageState, MessageWindow, HistoryQuery } from './history.ts';
+export type { SeqRange } from './seq-ranges.ts';
+export { addRange, addRanges, removeUpTo, covers, missing, rangeContaining, maxCovered } from './seq-ranges.ts';
+export { RestApi, type FetchLike, type RestOptions, type RegisterInput, type LoginInput, type LoginResult } from './rest.ts';
+export { systemClock, type Clock, type TimerHandle } from './clock.ts';
+export type { WebSocketLike, WebSocketFactory } from './transport/websocket.ts';
+export { defaultHeartbeatOptions, type HeartbeatOptions, type AppState } from './heartbeat.ts';
+export { defaultReconnectOptions, ReconnectPolicy, type ReconnectOptions, type ReconnectContext } from './reconnect.ts';
+export { defaultSyncEngineOptions, type SyncEngineOptions, type SyncProgress, type SyncPhase } from './sync-engine.ts';
+export { defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from './send-queue.ts';
+export { TypedEmitter, type Listener } from './emitter.ts';
+export type { WelcomeResult, SendResult, SyncResult, HistoryResult, ConvsResult } from './wire.ts';
+export type { ConvEntry, Message, InboxItem, Platform } from '@magpie/protocol';

@@ -1,0 +1,42 @@
+/**
+ * The few runtime values of @magpie/protocol the SDK needs, copied so that a browser
+ * bundle does not pull in zod and the frame schemas (~95 KB gzipped). Only types are
+ * imported from the protocol package; test/protocol-constants.test.ts checks every value
+ * here against the protocol so the copies cannot drift.
+ */
+import type { ErrorCode } from '@magpie/protocol';
+
+export const PROTOCOL_VERSIONS = [1] as const;
+
+export const CLOSE_UNAUTHORIZED = 4100;
+export const CLOSE_TOKEN_REVOKED = 4101;
+export const CLOSE_KICKED = 4102;
+export const CLOSE_UNSUPPORTED_VERSION = 4103;
+
+/** True when a client should reconnect automatically after this close code (4100–4499: no). */
+export function shouldReconnect(code: number): boolean {
+  return !(code >= 4100 && code < 4500);
+}
+
+/** Server error codes and whether repeating the request later may succeed. */
+export const ERROR_RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
+  bad_frame: false,
+  unknown_type: false,
+  invalid: false,
+  frame_too_large: false,
+  message_too_large: false,
+  unsupported_version: false,
+  hello_required: false,
+  unauthorized: false,
+  bad_credentials: false,
+  forbidden: false,
+  not_found: false,
+  conflict: false,
+  rate_limited: true,
+  unavailable: true,
+  internal: true,
+};
+
+export function isErrorCode(x: unknown): x is ErrorCode {
+  return typeof x === 'string' && Object.hasOwn(ERROR_RETRYABLE, x);
+}

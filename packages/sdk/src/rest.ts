@@ -1,0 +1,113 @@
+import type { ConvEntry, Message, Platform, PublicUser } from '@magpie/protocol';
+import { isErrorCode } from './protocol-constants.ts';
+import { MagpieClientError } from './errors.ts';
+import type { ConvsResult, HistoryResult } from './wire.ts';
+
+/** The part of the Fetch API the SDK uses (the global fetch of browsers and Node 18+ fits). */
+export type FetchLike = (
+  url: string,
+  init?: { method?: string; headers?: Record<string, string>; body?: string },
+) => Promise<{ ok: boolean; status: number; text(): Promise<string> }>;
+
+export interface RestOptions {
+  /** Server origin, e.g. `http://localhost:8080`; `/api/...` is appended. */
+  baseUrl: string;
+  fetch?: FetchLike;
+}
+
+export interface RegisterInput {
+  username: string;
+  password: string;
+  nickname?: string;
+}
+
+export interface LoginInput {
+  username: string;
+  password: string;
+  deviceId: string;
+  platform: Platform;
+  appVersion?: string;
+}
+
+export interface LoginResult {
+  token: string;
+  userId: string;
+  deviceId: string;
+  expiresAt: number;
+}
+
+/** The HTTP API under /api. Errors are MagpieClientError with the server's code and HTTP status. */
+export class RestApi {
+  private readonly base: string;
+  private readonly fetchFn: FetchLike;
+
+  constructor(opts: RestOptions) {
+    this.base = opts.baseUrl.replace(/\/+$/, '');
+    const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    if (!f) throw new MagpieClientError('network', 'no fetch implementation: pass `fetch` in the options');
+    this.fetchFn = f;
+  }
+
+  register(input: RegisterInput): Promise<{ user: PublicUser }> {
+    return this.call('POST', '/api/register', { body: input });
+  }
+
+  login(input: LoginInput): Promise<LoginResult> {
+    return this.call('POST', '/api/login', { body: input });
+  }
+
+  logout(token: string): Promise<{ ok: true }> {
+    return this.call('POST', '/api/logout', { token });
+  }
+
+  logoutAll(token: string): Promise<{ revoked: number }> {
+    return this.call('POST', '/api/logout-all', { token });
+  }
+
+  me(token: string): Promise<{ user: PublicUser }> {
+    return this.call('GET', '/api/me', { token });
+  }
+
+  conversations(token: string, since = 0): Promise<ConvsResult & { entries: ConvEntry[] }> {
+    return this.call('GET', `/api/conversations?since=${since}`, { token });
+  }
+
+  messages(token: string, conv: string, q: { before?: number; after?: number; limit?: number } = {}): Promise<HistoryResult & { messages: Message[] }> {
+    const params = new URLSearchParams();
+    if (q.before !== undefined) params.set('before', String(q.before));
+    if (q.after !== undefined) params.set('after', String(q.after));
+    if (q.limit !== undefined) params.set('limit', String(q.limit));
+    const qs = params.toString();
+    return this.call('GET', `/api/conversations/${encodeURIComponent(conv)}/messages${qs ? `?${qs}` : ''}`, { token });
+  }
+
+  private async call<T>(method: string, path: string, opts: { body?: unknown; token?: string }): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let res: Awaited<ReturnType<FetchLike>>;
+    try {
+      const init: Parameters<FetchLike>[1] = { method, headers };
+      if (opts.body !== undefined) init.body = JSON.stringify(opts.body);
+      res = await this.fetchFn(`${this.base}${path}`, init);
+    } catch (err) {
+      throw new MagpieClientError('network', `${method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    const text = await res.text().catch(() => '');
+    let json: unknown = undefined;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        if (res.ok) throw new MagpieClientError('bad_response', `${method} ${path}: the response is not JSON`, { status: res.status });
+      }
+    }
+    if (res.ok) return json as T;
+    const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown; retryAfterMs?: unknown } } | undefined)?.error;
+    const code = isErrorCode(e?.code) ? e.code : res.status >= 500 ? 'internal' : 'bad_response';
+    const extra: { status: number; details?: unknown; retryAfterMs?: number } = { status: res.status };
+    if (e?.details !== undefined) extra.details = e.details;
+    if (typeof e?.retryAfterMs === 'number') extra.retryAfterMs = e.retryAfterMs;
+    throw new MagpieClientError(code, typeof e?.message === 'string' ? e.message : `${method} ${path}: HTTP ${res.status}`, extra);
+  }
+}
