@@ -24,6 +24,32 @@ export function createMetrics() {
     acks: new Counter({ name: 'magpie_acks_total', help: 'Cumulative ACK frames received', registers: [registry] }),
     syncs: new Counter({ name: 'magpie_syncs_total', help: 'Sync answers by mode', labelNames: ['mode'] as const, registers: [registry] }),
     syncItems: new Histogram({ name: 'magpie_sync_items', help: 'Inbox items per sync page', buckets: [0, 1, 10, 50, 100, 200, 500, 1000], registers: [registry] }),
+    downlinkEnds: new Counter({
+      name: 'magpie_downlink_deliveries_total',
+      help: 'Tracked live deliveries by how they ended: acked_first (first-attempt downlink success), acked_retry (arrival by retry), pulled (arrival by pull), offline (handed to offline push), gave_up, overflow',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    retries: new Counter({ name: 'magpie_retries_total', help: 'Downlink retries sent, by attempt number', labelNames: ['attempt'] as const, registers: [registry] }),
+    arrivalSeconds: new Histogram({
+      name: 'magpie_arrival_seconds',
+      help: 'Time from the first live send to arrival at the device, by path (ack = first attempt, retry, pull)',
+      labelNames: ['via'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    compensationSeconds: new Histogram({
+      name: 'magpie_compensation_arrival_seconds',
+      help: 'For messages sent live but obtained by the client only by pulling: time from the live send to that pull',
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600],
+      registers: [registry],
+    }),
+    retryArrivalSeconds: new Histogram({
+      name: 'magpie_retry_arrival_seconds',
+      help: 'For messages that arrived by a retry: time from the first live send to the ACK',
+      buckets: [0.5, 1, 2, 5, 10, 20, 40, 60, 120, 300],
+      registers: [registry],
+    }),
     errors: new Counter({ name: 'magpie_errors_total', help: 'Typed errors sent to clients', labelNames: ['code'] as const, registers: [registry] }),
     closes: new Counter({ name: 'magpie_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [registry] }),
   };

@@ -14,7 +14,11 @@ export interface Bus {
 }
 
 export type BusEvent =
-  /** Write `frame` (serialized JSON) to every device of `userId`, except the connection `exceptSession` (token hash). */
-  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string }
+  /**
+   * Write `frame` (serialized JSON) to every device of `userId`, except the connection
+   * `exceptSession` (token hash). `inboxSeq` marks an inbox item (a `msg`), which the
+   * receiving node tracks for ACK and retry.
+   */
+  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number }
   /** Close these sessions' connections with a kicked/revoked close. */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin' };

@@ -41,9 +41,44 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Heartbeat interval the server expects by default; it closes a connection silent for 2 intervals. */
   heartbeatMs: z.number().int().min(1000).default(40_000),
+  /** Downlink retry (see delivery/retry-policy.ts). */
+  retry: z
+    .strictObject({
+      strategy: z.enum(['adaptive', 'fixed']).default('adaptive'),
+      probeDelayMs: z.number().int().min(50).default(2000),
+      probeCount: z.number().int().min(0).max(20).default(4),
+      steppedStartMs: z.number().int().min(50).default(5000),
+      stepMs: z.number().int().min(0).default(5000),
+      maxDelayMs: z.number().int().min(50).default(60_000),
+      maxAttempts: z.number().int().min(1).max(100).default(12),
+      fixedDelayMs: z.number().int().min(50).default(10_000),
+      perDeviceCap: z.number().int().min(1).default(512),
+      totalCap: z.number().int().min(1).default(1_000_000),
+    })
+    .prefault({}),
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   maxBatch: z.number().int().min(1).max(10_000).default(500),
+  /** Bearer token of the operator API (/api/admin/…: top-up, withdrawal, reconciliation). Unset: the admin API is disabled. */
+  adminToken: z.string().min(16).optional(),
+  /** Red packets (see src/wallet/). Amounts in fen. */
+  redPackets: z
+    .strictObject({
+      /** Unclaimed money returns to the sender this long after sending. */
+      expiryMs: z.number().int().min(1000).default(24 * 3600 * 1000),
+      maxCount: z.number().int().min(1).max(1_000_000).default(200),
+      maxTotal: z.number().int().min(1).default(2_000_000),
+      /** An admitted grab holds its place this long; an unopened hold then goes to the next grabber. */
+      grabHoldMs: z.number().int().min(50).default(10_000),
+      /** Grabs admitted above the shares left: max(overAdmitMin, ceil(left × overAdmitRatio)). The open is authoritative. */
+      overAdmitRatio: z.number().min(0).max(10).default(0.1),
+      overAdmitMin: z.number().int().min(0).default(2),
+      /** Expiry/refund and status-message sweeper period. */
+      sweepIntervalMs: z.number().int().min(50).default(5000),
+      postRetryAfterMs: z.number().int().min(0).default(30_000),
+      postGiveUpMs: z.number().int().min(1000).default(10 * 60_000),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -67,7 +102,18 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_BURST: (c, v) => (c.limits = { ...(c.limits as object), ipBurst: Number(v) }),
   MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
   MAGPIE_HELLO_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), helloTimeoutMs: Number(v) }),
+  MAGPIE_RETRY_STRATEGY: (c, v) => (c.retry = { ...(c.retry as object), strategy: v }),
+  MAGPIE_RETRY_PROBE_MS: (c, v) => (c.retry = { ...(c.retry as object), probeDelayMs: Number(v) }),
+  MAGPIE_RETRY_STEPPED_START_MS: (c, v) => (c.retry = { ...(c.retry as object), steppedStartMs: Number(v) }),
+  MAGPIE_RETRY_STEP_MS: (c, v) => (c.retry = { ...(c.retry as object), stepMs: Number(v) }),
+  MAGPIE_RETRY_MAX_MS: (c, v) => (c.retry = { ...(c.retry as object), maxDelayMs: Number(v) }),
+  MAGPIE_RETRY_MAX_ATTEMPTS: (c, v) => (c.retry = { ...(c.retry as object), maxAttempts: Number(v) }),
+  MAGPIE_RETRY_FIXED_MS: (c, v) => (c.retry = { ...(c.retry as object), fixedDelayMs: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
+  MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
+  MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),
+  MAGPIE_REDPACKET_MAX_COUNT: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxCount: Number(v) }),
+  MAGPIE_REDPACKET_GRAB_HOLD_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabHoldMs: Number(v) }),
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

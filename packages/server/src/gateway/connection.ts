@@ -14,6 +14,8 @@ export class Connection {
   heartbeatMs: number;
   lastSeen: number;
   batching = false;
+  /** The client announced the `ack` capability: its deliveries are tracked for retry. */
+  acks = false;
   closed = false;
   private queue: string[] = [];
   private scheduled = false;
@@ -50,6 +52,11 @@ export class Connection {
     else if (this.batching) this.ws.send(`[${q.join(',')}]`);
     else for (const f of q) this.ws.send(f);
     if (this.ws.bufferedAmount > this.maxBuffered) this.close('slow_consumer');
+  }
+
+  /** Open, and heard from within two heartbeat intervals. */
+  isAlive(): boolean {
+    return !this.closed && Date.now() - this.lastSeen <= 2 * this.heartbeatMs;
   }
 
   /** Count an invalid frame; true when the client has sent too many in the window. */

@@ -13,6 +13,7 @@ import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { Connection } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
+import type { RetryQueue } from '../delivery/retry-queue.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -23,6 +24,7 @@ export interface GatewayDeps {
   messaging: MessagingService;
   acks: AckService;
   ipLimiter: RateLimiter;
+  retry: RetryQueue;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -148,6 +150,7 @@ export class WsGateway {
       }
       case 'ack':
         this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq);
+        this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
     const wait = this.userLimiter.take(p.userId);
@@ -157,9 +160,13 @@ export class WsGateway {
       case 'send':
         result = await messaging.send(p, f);
         break;
-      case 'sync':
-        result = await messaging.syncPage(p.userId, f.since, f.limit);
+      case 'sync': {
+        const page = await messaging.syncPage(p.userId, f.since, f.limit);
+        const upTo = page.items.at(-1)?.inboxSeq;
+        if (upTo !== undefined) this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+        result = page;
         break;
+      }
       case 'history':
         result = await messaging.history(p.userId, f.conv, f);
         break;
@@ -198,6 +205,9 @@ export class WsGateway {
     if (f.app?.version) principal.appVersion = f.app.version;
     conn.principal = principal;
     conn.batching = f.caps?.includes('batch') ?? false;
+    conn.acks = f.caps?.includes('ack') ?? false;
+    // The device holds everything up to its inboxSeq: deliveries tracked on an older connection end here.
+    this.d.retry.ack(principal.userId, principal.deviceId, f.inboxSeq);
     this.unauthenticated.delete(conn);
     // Register before reading the inbox state: a message committed in between is then
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
@@ -222,9 +232,11 @@ export class WsGateway {
     if (ev.type === 'deliver') {
       const kind = ev.frame.startsWith('{"type":"msg"') ? 'msg' : 'event';
       for (const conn of this.registry.of(ev.userId)) {
-        if (conn.principal?.tokenHash === ev.exceptSession) continue;
+        const p = conn.principal;
+        if (!p || p.tokenHash === ev.exceptSession) continue;
         conn.send(ev.frame);
         this.d.metrics.deliveries.inc({ type: kind });
+        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);
       }
       return;
     }

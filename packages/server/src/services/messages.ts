@@ -104,7 +104,7 @@ export class MessagingService {
     const body = JSON.stringify(outcome.message);
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
-      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
+      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
     }
     for (const l of this.committedListeners) {
       try {

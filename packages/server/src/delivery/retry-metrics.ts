@@ -1,0 +1,52 @@
+import type { Config } from '../config/config.ts';
+import type { Metrics } from '../metrics.ts';
+import type { OfflineHandoff } from './offline-handoff.ts';
+import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry-policy.ts';
+import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
+
+/** Build the retry queue from config, reporting every outcome as the write-ups define the metrics. */
+export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff): RetryQueue {
+  const r = config.retry;
+  const timing: RetryTiming =
+    r.strategy === 'fixed'
+      ? new FixedRetryTiming(r.fixedDelayMs, r.maxAttempts)
+      : new AdaptiveRetryTiming({
+          probeDelayMs: r.probeDelayMs,
+          probeCount: r.probeCount,
+          steppedStartMs: r.steppedStartMs,
+          stepMs: r.stepMs,
+          maxDelayMs: r.maxDelayMs,
+          maxAttempts: r.maxAttempts,
+          rememberCapacity: 100_000,
+        });
+  const onEnd = (end: DeliveryEnd): void => {
+    switch (end.kind) {
+      case 'acked':
+        if (end.attempts === 0) {
+          metrics.downlinkEnds.inc({ outcome: 'acked_first' });
+          metrics.arrivalSeconds.observe({ via: 'ack' }, end.latencyMs / 1000);
+        } else {
+          metrics.downlinkEnds.inc({ outcome: 'acked_retry' });
+          metrics.arrivalSeconds.observe({ via: 'retry' }, end.latencyMs / 1000);
+          metrics.retryArrivalSeconds.observe(end.latencyMs / 1000);
+        }
+        return;
+      case 'pulled':
+        metrics.downlinkEnds.inc({ outcome: 'pulled' });
+        metrics.arrivalSeconds.observe({ via: 'pull' }, end.latencyMs / 1000);
+        metrics.compensationSeconds.observe(end.latencyMs / 1000);
+        return;
+      case 'offline':
+      case 'gave_up':
+        metrics.downlinkEnds.inc({ outcome: end.kind });
+        handoff.handoff(end.message, end.kind);
+        return;
+      case 'overflow':
+        metrics.downlinkEnds.inc({ outcome: 'overflow' });
+    }
+  };
+  return new RetryQueue(timing, onEnd, (attempt) => metrics.retries.inc({ attempt: String(attempt) }), {
+    perDeviceCap: r.perDeviceCap,
+    totalCap: r.totalCap,
+  });
+}
