@@ -4,3 +4,4 @@ export * from './types.ts';
 export * from './frames.ts';
 export * from './server-frames.ts';
 export * from './codec.ts';
+export * from './redpacket.ts';

@@ -15,6 +15,7 @@ import { MessagingService } from './services/messages.ts';
 import { AckService } from './services/acks.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { registerApiRoutes } from './http/routes.ts';
+import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { registerWebClient } from './http/web-client.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
@@ -27,6 +28,8 @@ export interface MagpieServer {
   log: Logger;
   http: FastifyInstance;
   gateway: WsGateway;
+  /** Wallets and red packets (src/wallet/). */
+  wallet: WalletModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -46,7 +49,7 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
-export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger } = {}): Promise<MagpieServer> {
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; wallet?: WalletStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
   const store = deps.store ?? (await openStore(config));
@@ -91,6 +94,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
+  const wallet = await createWalletModule(http, { config, accounts, store, messaging, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   registerWebClient(http);
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter });
@@ -104,7 +108,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     log,
     http,
     gateway,
+    wallet,
     async start() {
+      wallet.start();
       await http.listen({ host: config.host, port: config.port });
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -115,6 +121,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await acks.flush();
       await http.close();
       await bus.close();
+      await wallet.stop();
       await store.close();
     },
   };
