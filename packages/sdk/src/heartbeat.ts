@@ -64,6 +64,7 @@ export class Heartbeat {
   private appState: AppState = 'foreground';
   private backgroundInterval: number;
   private shortLeft = 0;
+  private lastRegularAnswered = false;
 
   constructor(
     private readonly clock: Clock,
@@ -78,6 +79,7 @@ export class Heartbeat {
   start(): void {
     this.run++;
     this.running = true;
+    this.lastRegularAnswered = false;
     this.quickLeft = this.options.quickCount;
     this.schedule(this.quickLeft > 0 ? this.options.quickIntervalMs : this.interval());
   }
@@ -96,6 +98,7 @@ export class Heartbeat {
     if (state === this.appState) return;
     this.appState = state;
     this.backgroundInterval = this.options.backgroundIntervalMs;
+    this.lastRegularAnswered = false;
     // Going to the background keeps the pending (sooner) ping; coming to the foreground
     // is followed by a probe() from the client, which reschedules.
   }
@@ -129,13 +132,19 @@ export class Heartbeat {
   private tick(): void {
     if (!this.running) return;
     const quick = this.quickLeft > 0;
-    if (quick) this.quickLeft--;
+    if (quick) {
+      this.quickLeft--;
+    } else if (this.appState === 'background' && this.lastRegularAnswered && this.shortLeft === 0) {
+      // Stable in the background: stretch the interval step by step.
+      this.backgroundInterval = Math.min(this.options.backgroundMaxIntervalMs, this.backgroundInterval + this.options.backgroundStepMs);
+    }
     this.ping(this.options.pongTimeoutMs, 'missed_pong', quick);
     this.schedule(this.quickLeft > 0 ? this.options.quickIntervalMs : this.interval());
   }
 
   private ping(timeoutMs: number, reason: HeartbeatDeathReason, quick: boolean): void {
     const run = this.run;
+    if (!quick) this.lastRegularAnswered = false;
     // Announce the regular interval: never shorter than the real gap to the next ping.
     const announced = Math.min(MAX_ANNOUNCED, Math.max(MIN_ANNOUNCED, this.interval()));
     this.io.ping(announced, timeoutMs).then(
@@ -152,15 +161,10 @@ export class Heartbeat {
   }
 
   private onPong(quick: boolean): void {
-    // Quick pings only probe a fresh link; stability is judged on regular intervals.
+    // Quick pings only probe a fresh link; stability is judged on regular pings.
     if (quick) return;
-    if (this.shortLeft > 0) {
-      this.shortLeft--;
-      return;
-    }
-    if (this.appState === 'background') {
-      this.backgroundInterval = Math.min(this.options.backgroundMaxIntervalMs, this.backgroundInterval + this.options.backgroundStepMs);
-    }
+    this.lastRegularAnswered = true;
+    if (this.shortLeft > 0) this.shortLeft--;
   }
 
   private onMiss(reason: HeartbeatDeathReason): void {
