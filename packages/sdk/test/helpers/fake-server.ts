@@ -118,8 +118,8 @@ export class FakeServer {
   dropSendReplies = 0;
   /** Script a send: return an error to answer with it, 'drop' to ignore the frame. */
   onSend: ((f: Frame) => { code: string; message: string; retryAfterMs?: number } | 'drop' | undefined) | null = null;
-  /** Hold sync replies until release() (to interleave pushes with a pull). */
-  holdSync = false;
+  /** Frame types whose handling is held until releaseHeld() (to interleave events). */
+  readonly holdTypes = new Set<string>();
   private held: (() => void)[] = [];
   readonly inbox: InboxItem[] = [];
   readonly convs = new Map<string, ConvState>();
@@ -157,7 +157,7 @@ export class FakeServer {
     return this.inbox.length === 0 ? 0 : this.inbox[this.inbox.length - 1]!.inboxSeq;
   }
 
-  releaseSync(): void {
+  releaseHeld(): void {
     const h = this.held;
     this.held = [];
     for (const fn of h) fn();
@@ -241,8 +241,12 @@ export class FakeServer {
 
   // ------------------------------------------------------------ protocol
 
-  receive(sock: FakeSocket, f: Frame): void {
+  receive(sock: FakeSocket, f: Frame, held = false): void {
     if (sock.readyState !== 1) return;
+    if (!held && this.holdTypes.has(f.type)) {
+      this.held.push(() => this.receive(sock, f, true));
+      return;
+    }
     if (!sock.authed && f.type !== 'hello') {
       sock.deliver({ type: 'error', id: f.id, code: 'hello_required', message: 'hello first' });
       return;
@@ -316,7 +320,7 @@ export class FakeServer {
   }
 
   private sync(sock: FakeSocket, f: Frame): void {
-    const answer = () => {
+    {
       const latest = this.latestInboxSeq;
       if (f.since + 1 < this.ringStart && f.since < latest) {
         sock.deliver({ type: 'reply', id: f.id, result: { items: [], inboxSeq: latest, more: false, full: true } });
@@ -326,9 +330,7 @@ export class FakeServer {
       const after = this.inbox.filter((i) => i.inboxSeq > f.since);
       const items = after.slice(0, limit);
       sock.deliver({ type: 'reply', id: f.id, result: { items, inboxSeq: latest, more: after.length > items.length, full: false } });
-    };
-    if (this.holdSync) this.held.push(answer);
-    else answer();
+    }
   }
 
   private send(sock: FakeSocket, f: Frame): void {
