@@ -253,14 +253,16 @@ export class PostgresWalletStore implements WalletStore {
     });
   }
 
+  /** Two round trips per open: one read (packet + this user's claim), one write statement. */
   private async openOne(tx: Tx, r: OpenRequest): Promise<OpenOutcome> {
-    const [prior] = await tx<ClaimRow[]>`SELECT user_id, amount, seq, at FROM red_packet_claims WHERE packet_id = ${r.packetId} AND user_id = ${r.userId}`;
-    if (prior) return { ok: false, error: 'already_opened', claim: claimFromRow(prior) };
     for (let attempt = 0; ; attempt++) {
       if (attempt > 1000) throw new RetryTransaction();
-      const [p] = await tx<Pick<PacketRow, 'split' | 'count' | 'status' | 'expires_at' | 'remaining_amount' | 'remaining_count'>[]>`
-        SELECT split, count, status, expires_at, remaining_amount, remaining_count FROM red_packets WHERE id = ${r.packetId}`;
+      const [p] = await tx<(Pick<PacketRow, 'split' | 'count' | 'status' | 'expires_at' | 'remaining_amount' | 'remaining_count'> & { c_amount: number | null; c_seq: number | null; c_at: number | null })[]>`
+        SELECT p.split, p.count, p.status, p.expires_at, p.remaining_amount, p.remaining_count, c.amount AS c_amount, c.seq AS c_seq, c.at AS c_at
+        FROM red_packets p LEFT JOIN red_packet_claims c ON c.packet_id = p.id AND c.user_id = ${r.userId}
+        WHERE p.id = ${r.packetId}`;
       if (!p) return { ok: false, error: 'not_found' };
+      if (p.c_amount !== null) return { ok: false, error: 'already_opened', claim: { user: r.userId, amount: Number(p.c_amount), seq: Number(p.c_seq), at: Number(p.c_at) } };
       if (p.status === 'finished') return { ok: false, error: 'all_claimed' };
       if (p.status === 'expired' || r.now >= Number(p.expires_at)) return { ok: false, error: 'expired' };
       if (p.remaining_count === 0) return { ok: false, error: 'all_claimed' };
@@ -268,21 +270,33 @@ export class PostgresWalletStore implements WalletStore {
       const count = p.remaining_count - 1;
       const left = p.remaining_amount - amount;
       const finished = count === 0;
-      // The CAS: matches only while nobody else has claimed since our read.
-      const cas = await tx`
-        UPDATE red_packets SET remaining_amount = ${left}, remaining_count = ${count},
-          status = ${finished ? 'finished' : 'active'}, ended_at = ${finished ? r.now : null}
-        WHERE id = ${r.packetId} AND status = 'active' AND remaining_amount = ${p.remaining_amount} AND remaining_count = ${p.remaining_count}`;
-      if (cas.count !== 1) continue;
       const seq = p.count - count;
-      const claim = await tx`
-        INSERT INTO red_packet_claims (packet_id, user_id, amount, seq, at) VALUES (${r.packetId}, ${r.userId}, ${amount}, ${seq}, ${r.now})
-        ON CONFLICT (packet_id, user_id) DO NOTHING RETURNING 1`;
-      // Another node committed this user's claim after our first read: roll back and rerun.
-      if (claim.count !== 1) throw new RetryTransaction();
       const acct = userAccount(r.userId);
-      await this.move(tx, `c:${r.packetId}:${r.userId}`, escrowAccount(r.packetId), acct, amount, 'rp_claim', r.packetId, r.now);
-      await this.credit(tx, acct, amount, r.now);
+      const txId = `c:${r.packetId}:${r.userId}`;
+      // The CAS (matches only while nobody else has claimed since our read), then — only if
+      // it matched — the claim, both ledger entries and the credit, in one statement.
+      const [w] = await tx<{ updated: number; claimed: number }[]>`
+        WITH u AS (
+          UPDATE red_packets SET remaining_amount = ${left}, remaining_count = ${count},
+            status = ${finished ? 'finished' : 'active'}, ended_at = ${finished ? r.now : null}
+          WHERE id = ${r.packetId} AND status = 'active' AND remaining_amount = ${p.remaining_amount} AND remaining_count = ${p.remaining_count}
+          RETURNING id
+        ), c AS (
+          INSERT INTO red_packet_claims (packet_id, user_id, amount, seq, at)
+          SELECT id, ${r.userId}, ${amount}, ${seq}, ${r.now} FROM u
+          ON CONFLICT (packet_id, user_id) DO NOTHING RETURNING packet_id
+        ), e AS (
+          INSERT INTO ledger_entries (tx_id, account, amount, kind, ref, at)
+          SELECT ${txId}, v.account, v.amount, 'rp_claim', ${r.packetId}, ${r.now}
+          FROM c, (VALUES (${escrowAccount(r.packetId)}::text, ${-amount}::bigint), (${acct}::text, ${amount}::bigint)) AS v(account, amount)
+        ), a AS (
+          INSERT INTO wallet_accounts (id, balance, updated_at) SELECT ${acct}, ${amount}, ${r.now} FROM c
+          ON CONFLICT (id) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance, updated_at = excluded.updated_at
+        )
+        SELECT (SELECT COUNT(*) FROM u)::bigint AS updated, (SELECT COUNT(*) FROM c)::bigint AS claimed`;
+      if (Number(w!.updated) !== 1) continue;
+      // Another node committed this user's claim after our read: roll back and rerun.
+      if (Number(w!.claimed) !== 1) throw new RetryTransaction();
       return { ok: true, claim: { user: r.userId, amount, seq, at: r.now }, remainingCount: count, remainingAmount: left, finished };
     }
   }
