@@ -146,6 +146,8 @@ export class MagpieClient {
   private _deviceId: string | null = null;
   private _welcome: WelcomeResult | null = null;
   private pendingKick: KickedFrame | null = null;
+  /** Frames that arrived before the welcome was processed; replayed right after it. */
+  private early: RawFrame[] = [];
   private initPromise: Promise<void> | null = null;
   private connectWaiters: { resolve(): void; reject(err: MagpieClientError): void }[] = [];
 
@@ -495,6 +497,7 @@ export class MagpieClient {
     const gen = ++this.gen;
     this.ready = false;
     this.pendingKick = null;
+    this.early = [];
     this.setState('connecting');
     const conn = new Connection({
       url: this.url,
@@ -576,9 +579,14 @@ export class MagpieClient {
     this.ready = true;
     this.setState('syncing');
     this.heartbeat.start();
+    // The welcome's sync is queued first; pushes that came with or right after it follow.
+    const synced = this.engine.connected(effective, helloInboxSeq);
+    const early = this.early;
+    this.early = [];
+    for (const f of early) this.onFrame(gen, f);
     this.sendQueue.kick();
     try {
-      await this.engine.connected(effective, helloInboxSeq);
+      await synced;
       if (gen !== this.gen || !this.ready) return;
       await this.convSync.sync();
     } catch (err) {
@@ -593,6 +601,10 @@ export class MagpieClient {
 
   private onFrame(gen: number, f: RawFrame): void {
     if (gen !== this.gen) return; // data from an abandoned socket is never merged
+    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered')) {
+      this.early.push(f);
+      return;
+    }
     switch (f.type) {
       case 'msg': {
         if (typeof f.inboxSeq === 'number' && isMessage(f.message)) this.engine.push({ inboxSeq: f.inboxSeq, message: f.message }, 'push');

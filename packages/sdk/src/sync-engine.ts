@@ -149,7 +149,8 @@ export class SyncEngine {
     this.lastAcked = helloInboxSeq;
     this.scheduleAck();
     return this.queue.run(async () => {
-      if (welcome.sync === 'full' || welcome.inboxSeq < this.local) {
+      // A server behind what this client presented lost its inbox: rebuild.
+      if (welcome.sync === 'full' || welcome.inboxSeq < helloInboxSeq) {
         await this.runFull(welcome.inboxSeq);
       } else if (welcome.sync === 'incremental' || welcome.inboxSeq > this.local) {
         this.stats.pulls.connect++;

@@ -79,11 +79,12 @@ test('a request without a reply fails with a timeout error', async () => {
   const sock = await openAuthed(s);
   s.server.autoPong = false;
   const p = s.conn.request({ type: 'ping' }, { timeoutMs: 1_000 });
-  let err: unknown;
-  p.catch((e) => (err = e));
+  const box: { err?: unknown } = {};
+  p.catch((e) => (box.err = e));
   await s.clock.advance(999);
-  assert.equal(err, undefined);
+  assert.equal(box.err, undefined);
   await s.clock.advance(1);
+  const err = box.err;
   assert.ok(err instanceof MagpieClientError);
   assert.equal(err.code, 'timeout');
   assert.equal(s.conn.pendingCount, 0);

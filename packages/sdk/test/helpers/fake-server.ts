@@ -242,7 +242,7 @@ export class FakeServer {
   // ------------------------------------------------------------ protocol
 
   receive(sock: FakeSocket, f: Frame, held = false): void {
-    if (sock.readyState !== 1) return;
+    // Frames written before a close still arrive (as on a real socket); replies to a closed socket are dropped by deliver().
     if (!held && this.holdTypes.has(f.type)) {
       this.held.push(() => this.receive(sock, f, true));
       return;
