@@ -26,6 +26,9 @@ export interface SendInput {
 /** Called once per newly committed message with every member's inbox pointer. */
 export type CommittedListener = (message: Message, pointers: InboxPointer[]) => void;
 
+/** Decides whether `sender` may send a direct message to `recipient`; throws MagpieError('forbidden', …) to refuse. */
+export type DirectMessagePolicy = (sender: string, recipient: string) => Promise<void>;
+
 export type SyncMode = 'none' | 'incremental' | 'full';
 
 /**
@@ -35,6 +38,7 @@ export type SyncMode = 'none' | 'incremental' | 'full';
 export class MessagingService {
   private readonly committer: GroupCommitter<AppendRequest, AppendOutcome>;
   private readonly committedListeners: CommittedListener[] = [];
+  private readonly directPolicies: DirectMessagePolicy[] = [];
 
   constructor(
     private readonly store: Store,
@@ -58,6 +62,7 @@ export class MessagingService {
       if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
       const exists = await this.store.getUser(input.to);
       if (!exists) throw new MagpieError('not_found', `no such user: ${input.to}`);
+      for (const policy of this.directPolicies) await policy(p.userId, input.to);
       conv = directConversationId(p.userId, input.to);
       directMembers = [p.userId, input.to];
     } else {
@@ -89,6 +94,11 @@ export class MessagingService {
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
     return out;
+  }
+
+  /** Add a check run before every direct message (blocks, stranger policy); it throws a MagpieError to refuse. */
+  addDirectPolicy(policy: DirectMessagePolicy): void {
+    this.directPolicies.push(policy);
   }
 
   /**
