@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { PUSH_ENV, PushConfigSchema } from '../push/push-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -79,6 +80,8 @@ export const ConfigSchema = z.strictObject({
       postGiveUpMs: z.number().int().min(1000).default(10 * 60_000),
     })
     .prefault({}),
+  /** Offline push: providers, policy, quotas, lanes (see push/push-config.ts and docs/operations.md). */
+  push: PushConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -114,6 +117,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),
   MAGPIE_REDPACKET_MAX_COUNT: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxCount: Number(v) }),
   MAGPIE_REDPACKET_GRAB_HOLD_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabHoldMs: Number(v) }),
+  ...PUSH_ENV,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

@@ -26,8 +26,13 @@ export interface LoginInput {
   appVersion?: string;
 }
 
+/** Runs when sessions end (logout, logout-all, displaced by a new login), before that call returns. */
+export type SessionsEndedListener = (sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all') => Promise<void> | void;
+
 /** Accounts, passwords, sessions and the multi-device policy. */
 export class AccountService {
+  private readonly endedListeners: SessionsEndedListener[] = [];
+
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
@@ -90,6 +95,23 @@ export class AccountService {
   async logout(p: Principal): Promise<void> {
     const revoked = await this.store.revokeSessions([p.tokenHash], this.now());
     this.kick(p.userId, revoked, 'logout');
+    await this.ended(revoked, 'logout');
+  }
+
+  /** Register a listener for ended sessions (offline push unbinds the device's token). */
+  onSessionsEnded(listener: SessionsEndedListener): void {
+    this.endedListeners.push(listener);
+  }
+
+  private async ended(sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all'): Promise<void> {
+    if (sessions.length === 0) return;
+    for (const l of this.endedListeners) {
+      try {
+        await l(sessions, reason);
+      } catch {
+        // Best effort by contract: the sessions are revoked either way.
+      }
+    }
   }
 
   async logoutAll(p: Principal): Promise<number> {
@@ -109,6 +131,7 @@ export class AccountService {
       this.now(),
     );
     if (revoked[0]) this.kick(revoked[0].userId, revoked, reason);
+    await this.ended(revoked, reason);
     return revoked;
   }
 

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Store } from '../store/store.ts';
+import type { AccountService } from '../services/accounts.ts';
+import type { PushConfig } from './push-config.ts';
+import type { PushStore } from './push-store.ts';
+import { SqlitePushStore } from './sqlite-push-store.ts';
+import { PushFunnel } from './funnel.ts';
+import { PushDispatcher } from './dispatcher.ts';
+import { PushService, type Presence } from './service.ts';
+import { registerPushRoutes } from './routes.ts';
+import type { PushProviderAdapter } from './providers/provider.ts';
+import { ApnsProvider } from './providers/apns.ts';
+import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
+import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
+import { WebhookProvider } from './providers/webhook.ts';
+import type { PushProviderName } from './types.ts';
+
+export { PushService, type OfflinePush, type Presence } from './service.ts';
+export type { PushStore } from './push-store.ts';
+
+export interface PushModule {
+  service: PushService;
+  store: PushStore;
+  funnel: PushFunnel;
+  dispatcher: PushDispatcher;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface PushModuleDeps {
+  /** The server's `store` setting ('sqlite' or a postgres:// URL) and data dir decide where push state lives. */
+  server: { store: string; dataDir: string; adminToken?: string };
+  config: PushConfig;
+  store: Store;
+  accounts: AccountService;
+  presence: Presence;
+  registry: Registry;
+  log: Logger;
+  /** Overrides for tests. */
+  pushStore?: PushStore;
+  providers?: Partial<Record<PushProviderName, PushProviderAdapter>>;
+  now?: () => number;
+}
+
+export async function openPushStore(server: { store: string; dataDir: string }, config: PushConfig): Promise<PushStore> {
+  if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, 'magpie.db'), synchronous: config.sqliteSynchronous });
+  if (server.store === ':memory:') return new SqlitePushStore({ path: ':memory:' });
+  if (server.store.startsWith('postgres://') || server.store.startsWith('postgresql://')) {
+    const { PostgresPushStore } = await import('./postgres-push-store.ts');
+    const s = new PostgresPushStore({ url: server.store });
+    await s.migrate();
+    return s;
+  }
+  throw new Error(`unknown store for push: ${server.store}`);
+}
+
+const fileOrText = (file: string | undefined, text: string | undefined): string | undefined => (file ? readFileSync(file, 'utf8') : text);
+
+/** Provider adapters for the providers that have credentials (Web Push always: its keys are generated). */
+export async function createProviders(config: PushConfig, store: PushStore, now?: () => number): Promise<{ providers: Partial<Record<PushProviderName, PushProviderAdapter>>; vapidPublicKey: string }> {
+  const providers: Partial<Record<PushProviderName, PushProviderAdapter>> = {};
+  const timeoutMs = config.requestTimeoutMs;
+  if (config.apns) {
+    const key = fileOrText(config.apns.keyFile, config.apns.key);
+    if (!key) throw new Error('push.apns needs keyFile or key (the .p8 signing key)');
+    providers.apns = new ApnsProvider({
+      teamId: config.apns.teamId,
+      keyId: config.apns.keyId,
+      key,
+      topic: config.apns.topic,
+      url: config.apns.url,
+      sandboxUrl: config.apns.sandboxUrl,
+      timeoutMs,
+      ...(config.apns.caFile ? { ca: readFileSync(config.apns.caFile) } : {}),
+      ...(now ? { now } : {}),
+    });
+  }
+  if (config.fcm) {
+    const sa = fileOrText(config.fcm.serviceAccountFile, config.fcm.serviceAccount);
+    if (!sa) throw new Error('push.fcm needs serviceAccountFile or serviceAccount (the service account JSON)');
+    providers.fcm = new FcmProvider({
+      projectId: config.fcm.projectId,
+      serviceAccount: JSON.parse(sa) as ServiceAccount,
+      endpoint: config.fcm.endpoint,
+      timeoutMs,
+      ...(config.fcm.tokenUrl ? { tokenUrl: config.fcm.tokenUrl } : {}),
+      ...(now ? { now } : {}),
+    });
+  }
+  let vapid: { publicKey: string; privateKey: string };
+  if (config.webpush.publicKey && config.webpush.privateKey) vapid = { publicKey: config.webpush.publicKey, privateKey: config.webpush.privateKey };
+  else vapid = JSON.parse(await store.getOrCreateSecret('vapid', () => JSON.stringify(generateVapidKeys()))) as typeof vapid;
+  providers.webpush = new WebPushProvider({ subject: config.webpush.subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey, timeoutMs, ...(now ? { now } : {}) });
+  if (config.webhook) providers.webhook = new WebhookProvider({ url: config.webhook.url, secret: config.webhook.secret, timeoutMs });
+  return { providers, vapidPublicKey: vapid.publicKey };
+}
+
+/**
+ * Build offline push: its store, providers, funnel, dispatcher, service and routes. The
+ * caller wires `service.onCommitted` to the messaging service, `service.unbindSessions`
+ * to logout, and `service` as the retry queue's offline handoff.
+ */
+export async function createPushModule(http: FastifyInstance, deps: PushModuleDeps): Promise<PushModule> {
+  const { config, log } = deps;
+  const store = deps.pushStore ?? (await openPushStore(deps.server, config));
+  const made = await createProviders(config, store, deps.now);
+  const providers = deps.providers ?? made.providers;
+  const receiptKey = Buffer.from(await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url')), 'base64url');
+  const funnel = new PushFunnel(deps.registry, store, deps.now, log);
+  const service = new PushService({
+    config,
+    store: deps.store,
+    pushStore: store,
+    presence: deps.presence,
+    providers,
+    funnel,
+    log,
+    receiptKey,
+    vapidPublicKey: made.vapidPublicKey,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const dispatcher = new PushDispatcher(
+    store,
+    providers,
+    funnel,
+    service.buildMessage,
+    {
+      lanes: config.lanes,
+      maxAttempts: config.maxAttempts,
+      backoffBaseMs: config.backoffBaseMs,
+      backoffMaxMs: config.backoffMaxMs,
+      leaseMs: config.leaseMs,
+      retentionMs: config.retentionDays * 86_400_000,
+    },
+    log,
+    deps.now,
+  );
+  service.dispatcher = dispatcher;
+  registerPushRoutes(http, { accounts: deps.accounts, push: service, funnel, adminToken: deps.server.adminToken, ...(deps.now ? { now: deps.now } : {}) });
+  let started = false;
+  return {
+    service,
+    store,
+    funnel,
+    dispatcher,
+    async start() {
+      if (started || !config.enabled) return;
+      started = true;
+      funnel.start();
+      service.start();
+      await dispatcher.start();
+    },
+    async stop() {
+      await service.stop();
+      await dispatcher.stop();
+      await funnel.stop();
+      for (const p of Object.values(providers)) await p?.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,595 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import { MagpieError, type Message, type Platform } from '@magpie/protocol';
+import type { Store, InboxPointer } from '../store/store.ts';
+import type { Principal } from '../services/accounts.ts';
+import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
+import { timeId } from '../util/ids.ts';
+import type { PushConfig } from './push-config.ts';
+import type { PushStore } from './push-store.ts';
+import type { PushFunnel } from './funnel.ts';
+import type { PushDispatcher } from './dispatcher.ts';
+import type { ProviderMessage, PushProviderAdapter } from './providers/provider.ts';
+import { endpointAllowed } from './providers/webpush.ts';
+import { hiddenText, imText, isTimeZone, quietDelayMs, quietWindowFor, requiresAccount, utcDay } from './policy.ts';
+import {
+  LANE_OF,
+  type ClaimedJob,
+  type DevicePatch,
+  type DropReason,
+  type EnqueueResult,
+  type NewPushJob,
+  type PushCategory,
+  type PushDevice,
+  type PushJobRecord,
+  type PushPermission,
+  type PushProviderName,
+  type PushUserSettings,
+  type PushVendor,
+} from './types.ts';
+
+/** Who is connected right now (the gateway). */
+export interface Presence {
+  onlineDevices(userId: string): string[];
+  /** Every connected (user, device), to keep `lastSeen` fresh. */
+  connected?(): Iterable<{ userId: string; deviceId: string }>;
+}
+
+/** The offline push entry point for other parts of the server. */
+export interface OfflinePush {
+  /** A delivery to this device (or to the user's offline devices) could not complete live. */
+  handoffMessage(userId: string, deviceId: string | undefined, message: Message, reason: string): Promise<void>;
+  /** A non-IM push (order status, followed content, marketing). No category = marketing. */
+  notify(req: NotifyRequest): Promise<NotifyResult>;
+}
+
+export interface NotifyRequest {
+  userIds: string[];
+  category?: PushCategory;
+  title: string;
+  body: string;
+  /** Conversation to open on click, if any. */
+  conv?: string;
+  /** Same key on a device: the newer notification replaces the older. */
+  collapseKey?: string;
+  data?: Record<string, string>;
+}
+
+export interface NotifyResult {
+  requested: number;
+  accepted: number;
+  dropped: Partial<Record<DropReason, number>>;
+}
+
+export interface RegisterInput {
+  provider: PushProviderName;
+  token?: string;
+  subscription?: { endpoint: string; keys: { p256dh: string; auth: string } };
+  vendor?: PushVendor;
+  sandbox?: boolean;
+  platform?: Platform;
+  appVersion?: string;
+  locale?: string;
+  timeZone?: string;
+  permission?: PushPermission;
+}
+
+export interface ClickResult {
+  open: boolean;
+  reason?: 'account_mismatch' | 'signed_out';
+  category: PushCategory;
+  /** The account the push was for. */
+  userId: string;
+  conv: string | null;
+  seq: number;
+  data: Record<string, string>;
+}
+
+export interface PushServiceDeps {
+  config: PushConfig;
+  store: Store;
+  pushStore: PushStore;
+  presence: Presence;
+  providers: Partial<Record<PushProviderName, PushProviderAdapter>>;
+  funnel: PushFunnel;
+  log: Logger;
+  receiptKey: Buffer;
+  vapidPublicKey: string | null;
+  now?: () => number;
+}
+
+interface ImIntake {
+  message: Message;
+  userIds: string[];
+  /** Only this device (retry handoff). */
+  onlyDevice?: string;
+  /** Push even if the device looks connected (the retry queue gave up on it). */
+  force?: boolean;
+}
+
+/** Kinds that never notify. */
+const SILENT_KINDS = new Set(['system']);
+const INTAKE_CAP = 200_000;
+const INTAKE_BATCH = 500;
+
+/**
+ * Offline push: turns committed messages (and other services' notify calls) into push jobs
+ * for exactly the devices the policy allows, and serves the device registry, the receipts
+ * and clicks. Sending is the dispatcher's job.
+ *
+ * Policy, in order: resolve the user's registered devices (with a live session) → keep the
+ * offline ones → conversation mute / category switched off → notification permission →
+ * provider configured → marketing quota (per user and app per day; unmarked = marketing) →
+ * quiet hours in the device's time zone (non-IM waits) → privacy mode decides the text →
+ * one job per device, collapsed per conversation.
+ */
+export class PushService implements OfflinePush, OfflineHandoff {
+  private readonly now: () => number;
+  private intake: ImIntake[] = [];
+  private intakeRunning: Promise<void> | null = null;
+  private readonly names = new Map<string, string>();
+  private touchTimer: NodeJS.Timeout | null = null;
+  dispatcher: PushDispatcher | null = null;
+
+  constructor(private readonly d: PushServiceDeps) {
+    this.now = d.now ?? Date.now;
+  }
+
+  get config(): PushConfig {
+    return this.d.config;
+  }
+
+  get vapidPublicKey(): string | null {
+    return this.d.vapidPublicKey;
+  }
+
+  get enabledProviders(): PushProviderName[] {
+    return (Object.keys(this.d.providers) as PushProviderName[]).filter((p) => this.d.providers[p]);
+  }
+
+  start(): void {
+    this.touchTimer = setInterval(() => void this.touchConnected(), 60_000);
+    this.touchTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.touchTimer) clearInterval(this.touchTimer);
+    await this.drained();
+  }
+
+  /** Resolves when every message handed in so far has become jobs (or drops). */
+  async drained(): Promise<void> {
+    while (this.intakeRunning) await this.intakeRunning;
+  }
+
+  // --- intake: committed messages and retry handoffs ---
+
+  /** MessagingService.onCommitted listener: cheap, never throws, never blocks the send. */
+  onCommitted = (message: Message, pointers: InboxPointer[]): void => {
+    if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return;
+    const userIds = pointers.map((p) => p.userId).filter((u) => u !== message.sender);
+    if (userIds.length === 0) return;
+    this.accept({ message, userIds });
+  };
+
+  /** The retry queue's handoff (delivery/offline-handoff.ts): find the message, push it to that device. */
+  handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void {
+    if (!this.d.config.enabled) return;
+    void this.d.store
+      .readInbox(ref.userId, ref.inboxSeq - 1, 1)
+      .then(([item]) => {
+        if (item && item.inboxSeq === ref.inboxSeq && item.message.sender !== ref.userId) return this.handoffMessage(ref.userId, ref.deviceId, item.message, reason);
+      })
+      .catch((err: unknown) => this.d.log.error({ err, ...ref }, 'push handoff failed'));
+  }
+
+  async handoffMessage(userId: string, deviceId: string | undefined, message: Message, reason: string): Promise<void> {
+    if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return;
+    this.accept({ message, userIds: [userId], ...(deviceId ? { onlyDevice: deviceId } : {}), force: reason === 'gave_up' });
+    await this.drained();
+  }
+
+  private accept(item: ImIntake): void {
+    if (this.intake.length >= INTAKE_CAP) {
+      this.d.funnel.drop('failed', 'im', 'none', item.userIds.length);
+      return;
+    }
+    this.intake.push(item);
+    if (!this.intakeRunning) {
+      this.intakeRunning = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.runIntake());
+    }
+  }
+
+  private async runIntake(): Promise<void> {
+    try {
+      while (this.intake.length > 0) {
+        const batch = this.intake.splice(0, INTAKE_BATCH);
+        try {
+          await this.processIm(batch);
+        } catch (err) {
+          this.d.log.error({ err, n: batch.length }, 'offline push intake failed');
+          this.d.funnel.drop('failed', 'im', 'none', batch.reduce((n, b) => n + b.userIds.length, 0));
+        }
+      }
+    } finally {
+      this.intakeRunning = null;
+    }
+  }
+
+  private async processIm(batch: ImIntake[]): Promise<void> {
+    const { config, funnel, pushStore, store } = this.d;
+    const now = this.now();
+    const userIds = [...new Set(batch.flatMap((b) => b.userIds))];
+    const devices = await pushStore.devicesOf(userIds);
+    const withDevices = userIds.filter((u) => (devices.get(u)?.length ?? 0) > 0);
+    const settings = await pushStore.getSettings(withDevices);
+    const liveCache = new Map<string, Set<string>>();
+    const jobs: NewPushJob[] = [];
+    for (const item of batch) {
+      const m = item.message;
+      for (const userId of item.userIds) {
+        const online = new Set(this.d.presence.onlineDevices(userId));
+        let regs = devices.get(userId) ?? [];
+        if (item.onlyDevice !== undefined) regs = regs.filter((x) => x.deviceId === item.onlyDevice);
+        if (regs.length > 0) regs = await this.withLiveSession(userId, regs, now, liveCache);
+        if (regs.length === 0) {
+          if (item.onlyDevice !== undefined || online.size === 0) {
+            funnel.stage('requested', 'im', 'none');
+            funnel.drop('no_device', 'im', 'none');
+          }
+          continue;
+        }
+        const targets = item.force ? regs : regs.filter((x) => !online.has(x.deviceId));
+        if (targets.length === 0) continue;
+        for (const t of targets) funnel.stage('requested', 'im', t.provider);
+        const entry = await store.getEntry(userId, m.conv);
+        if (entry?.muted) {
+          for (const t of targets) funnel.drop('muted', 'im', t.provider);
+          continue;
+        }
+        const s = settings.get(userId)!;
+        const hide = (s.privacy === 'default' ? config.privacyDefault : s.privacy) === 'hide';
+        const count = Math.max(1, entry?.unread ?? 1);
+        const senderName = hide ? '' : await this.senderName(m.sender);
+        for (const t of targets) {
+          const why = this.blocked(t);
+          if (why) {
+            funnel.drop(why, 'im', t.provider);
+            continue;
+          }
+          const text = imText({ senderName, message: m, count, hide, appName: config.appName, locale: t.locale });
+          jobs.push({
+            id: timeId('p'),
+            lane: 'live',
+            category: 'im',
+            userId,
+            deviceId: t.deviceId,
+            provider: t.provider,
+            collapseKey: m.conv,
+            conv: m.conv,
+            seq: m.seq,
+            count,
+            title: text.title,
+            body: text.body,
+            data: {},
+            notBefore: now,
+            expiresAt: now + config.ttlSeconds.im * 1000,
+            createdAt: now,
+          });
+        }
+      }
+    }
+    await this.enqueue(jobs);
+  }
+
+  /** Permission and provider checks shared by all categories: why this device cannot get a push, or null. */
+  private blocked(t: PushDevice): DropReason | null {
+    if (t.permission === 'denied') return 'notifications_off';
+    if (!this.d.providers[t.provider]) return 'provider_unconfigured';
+    return null;
+  }
+
+  /** Never push to a device whose session ended (logout unbinds too; this also covers expiry). */
+  private async withLiveSession(userId: string, regs: PushDevice[], now: number, cache: Map<string, Set<string>>): Promise<PushDevice[]> {
+    let live = cache.get(userId);
+    if (!live) {
+      live = new Set((await this.d.store.listSessions(userId, now)).map((s) => s.deviceId));
+      cache.set(userId, live);
+    }
+    return regs.filter((r) => live.has(r.deviceId));
+  }
+
+  private async senderName(userId: string): Promise<string> {
+    const have = this.names.get(userId);
+    if (have !== undefined) return have;
+    const u = await this.d.store.getUser(userId);
+    const name = u?.nickname ?? u?.username ?? 'Someone';
+    if (this.names.size > 10_000) this.names.clear();
+    this.names.set(userId, name);
+    return name;
+  }
+
+  private async enqueue(jobs: NewPushJob[]): Promise<EnqueueResult[]> {
+    if (jobs.length === 0) return [];
+    const results = await this.d.pushStore.enqueue(jobs, this.d.config.collapseWindowMs);
+    const lanes = new Set<'live' | 'bulk'>();
+    results.forEach((r, i) => {
+      const j = jobs[i]!;
+      if (r.outcome === 'queued') {
+        this.d.funnel.stage('accepted', j.category, j.provider);
+        lanes.add(j.lane);
+      } else this.d.funnel.drop(r.outcome === 'merged' ? 'collapsed' : 'duplicate', j.category, j.provider);
+      if (r.outcome === 'merged') lanes.add(j.lane);
+    });
+    for (const l of lanes) this.dispatcher?.kick(l);
+    return results;
+  }
+
+  // --- other categories ---
+
+  async notify(req: NotifyRequest): Promise<NotifyResult> {
+    const out: NotifyResult = { requested: 0, accepted: 0, dropped: {} };
+    if (!this.d.config.enabled) return out;
+    const category: PushCategory = req.category ?? 'marketing';
+    const ids = [...new Set(req.userIds)];
+    for (let i = 0; i < ids.length; i += INTAKE_BATCH) {
+      await this.notifyChunk(ids.slice(i, i + INTAKE_BATCH), category, req, out);
+      // A campaign of many users yields between chunks so live traffic keeps flowing.
+      if (i + INTAKE_BATCH < ids.length) await new Promise((r) => setImmediate(r));
+    }
+    return out;
+  }
+
+  private async notifyChunk(userIds: string[], category: PushCategory, req: NotifyRequest, out: NotifyResult): Promise<void> {
+    const { config, funnel, pushStore } = this.d;
+    const now = this.now();
+    const devices = await pushStore.devicesOf(userIds);
+    const settings = await pushStore.getSettings(userIds);
+    const liveCache = new Map<string, Set<string>>();
+    const drop = (reason: DropReason, provider: PushProviderName | 'none', n = 1) => {
+      funnel.drop(reason, category, provider, n);
+      out.dropped[reason] = (out.dropped[reason] ?? 0) + n;
+    };
+    const jobs: NewPushJob[] = [];
+    for (const userId of userIds) {
+      const online = new Set(this.d.presence.onlineDevices(userId));
+      let regs = devices.get(userId) ?? [];
+      if (regs.length > 0) regs = await this.withLiveSession(userId, regs, now, liveCache);
+      if (regs.length === 0) {
+        if (online.size === 0) {
+          funnel.stage('requested', category, 'none');
+          out.requested++;
+          drop('no_device', 'none');
+        }
+        continue;
+      }
+      const targets = regs.filter((x) => !online.has(x.deviceId));
+      if (targets.length === 0) continue;
+      for (const t of targets) funnel.stage('requested', category, t.provider);
+      out.requested += targets.length;
+      const s = settings.get(userId)!;
+      if (s.disabled.includes(category)) {
+        for (const t of targets) drop('category_off', t.provider);
+        continue;
+      }
+      const eligible = targets.filter((t) => {
+        const why = this.blocked(t);
+        if (why) drop(why, t.provider);
+        return why === null;
+      });
+      if (eligible.length === 0) continue;
+      if (category === 'marketing') {
+        const ok = await pushStore.takeQuota(utcDay(now), [
+          { key: `user:${userId}`, limit: config.marketingPerUserPerDay },
+          { key: 'app', limit: config.marketingPerAppPerDay },
+        ]);
+        if (!ok) {
+          for (const t of eligible) drop('quota', t.provider);
+          continue;
+        }
+      }
+      const hide = requiresAccount(category) && (s.privacy === 'default' ? config.privacyDefault : s.privacy) === 'hide';
+      const window = quietWindowFor(s, config.quietHours);
+      for (const t of eligible) {
+        const tz = t.timeZone || config.defaultTimeZone;
+        const notBefore = category === 'im' ? now : now + quietDelayMs(now, tz, window);
+        const text = hide ? hiddenText(config.appName, t.locale) : { title: req.title, body: req.body };
+        jobs.push({
+          id: timeId('p'),
+          lane: LANE_OF[category],
+          category,
+          userId,
+          deviceId: t.deviceId,
+          provider: t.provider,
+          collapseKey: req.collapseKey ?? null,
+          conv: req.conv ?? null,
+          seq: 0,
+          count: 1,
+          title: text.title,
+          body: text.body,
+          data: req.data ?? {},
+          notBefore,
+          expiresAt: notBefore + config.ttlSeconds[category] * 1000,
+          createdAt: now,
+        });
+      }
+    }
+    const results = await this.enqueue(jobs);
+    for (const r of results) {
+      if (r.outcome === 'queued') out.accepted++;
+      else out.dropped[r.outcome === 'merged' ? 'collapsed' : 'duplicate'] = (out.dropped[r.outcome === 'merged' ? 'collapsed' : 'duplicate'] ?? 0) + 1;
+    }
+  }
+
+  // --- device registry ---
+
+  async registerDevice(p: Principal, input: RegisterInput): Promise<PushDevice> {
+    const { config } = this.d;
+    if (!this.d.providers[input.provider]) throw new MagpieError('invalid', `push provider ${input.provider} is not enabled on this server`, { details: { enabled: this.enabledProviders } });
+    let token: string;
+    switch (input.provider) {
+      case 'webpush': {
+        const sub = input.subscription;
+        if (!sub) throw new MagpieError('invalid', 'webpush needs `subscription` {endpoint, keys: {p256dh, auth}}');
+        if (!endpointAllowed(sub.endpoint, config.webpush.allowedHosts, config.webpush.allowInsecure)) {
+          throw new MagpieError('invalid', 'subscription endpoint is not an allowed push service (https on a known host)');
+        }
+        if (Buffer.from(sub.keys.p256dh, 'base64url').length !== 65 || Buffer.from(sub.keys.auth, 'base64url').length !== 16) {
+          throw new MagpieError('invalid', 'subscription keys: p256dh must be a 65-byte P-256 point and auth 16 bytes (base64url)');
+        }
+        token = JSON.stringify({ endpoint: sub.endpoint, keys: { p256dh: sub.keys.p256dh, auth: sub.keys.auth } });
+        break;
+      }
+      case 'apns':
+        if (!input.token || !/^[0-9a-fA-F]{64,200}$/.test(input.token)) throw new MagpieError('invalid', 'apns token must be the device token in hex');
+        token = input.token.toLowerCase();
+        break;
+      case 'fcm':
+        if (!input.token || !/^[\w:.-]{16,4096}$/.test(input.token)) throw new MagpieError('invalid', 'fcm token must be an FCM registration token');
+        token = input.token;
+        break;
+      case 'webhook':
+        if (!input.vendor) throw new MagpieError('invalid', 'webhook devices need `vendor` (huawei, xiaomi, oppo, vivo, honor)');
+        if (!input.token || input.token.length > 1024) throw new MagpieError('invalid', 'webhook devices need the vendor `token`');
+        token = input.token;
+        break;
+    }
+    const timeZone = input.timeZone ?? config.defaultTimeZone;
+    if (!isTimeZone(timeZone)) throw new MagpieError('invalid', `unknown time zone: ${timeZone}`);
+    return this.d.pushStore.upsertDevice({
+      userId: p.userId,
+      deviceId: p.deviceId,
+      platform: input.platform ?? p.platform,
+      provider: input.provider,
+      token,
+      vendor: input.provider === 'webhook' ? (input.vendor ?? null) : null,
+      sandbox: input.provider === 'apns' && input.sandbox === true,
+      appVersion: input.appVersion ?? p.appVersion,
+      locale: input.locale ?? '',
+      timeZone,
+      permission: input.permission ?? 'granted',
+      now: this.now(),
+    });
+  }
+
+  async updateDevice(p: Principal, patch: DevicePatch): Promise<PushDevice> {
+    if (patch.timeZone !== undefined && !isTimeZone(patch.timeZone)) throw new MagpieError('invalid', `unknown time zone: ${patch.timeZone}`);
+    const d = await this.d.pushStore.patchDevice(p.userId, p.deviceId, patch, this.now());
+    if (!d) throw new MagpieError('not_found', 'this device has no push registration');
+    return d;
+  }
+
+  async unregisterDevice(p: Principal): Promise<boolean> {
+    return (await this.d.pushStore.removeDevices([{ userId: p.userId, deviceId: p.deviceId }])) > 0;
+  }
+
+  /** Logout hook: the devices of these ended sessions lose their push binding at once. */
+  async unbindSessions(sessions: { userId: string; deviceId: string }[]): Promise<void> {
+    if (sessions.length === 0) return;
+    await this.d.pushStore.removeDevices(sessions.map((s) => ({ userId: s.userId, deviceId: s.deviceId })));
+  }
+
+  async devices(userId: string): Promise<PushDevice[]> {
+    return (await this.d.pushStore.devicesOf([userId])).get(userId) ?? [];
+  }
+
+  async settings(userId: string): Promise<PushUserSettings> {
+    return (await this.d.pushStore.getSettings([userId])).get(userId)!;
+  }
+
+  async putSettings(userId: string, s: PushUserSettings): Promise<PushUserSettings> {
+    await this.d.pushStore.putSettings(userId, s);
+    return s;
+  }
+
+  private async touchConnected(): Promise<void> {
+    const all = this.d.presence.connected?.();
+    if (!all) return;
+    try {
+      await this.d.pushStore.touchDevices([...all], this.now());
+    } catch (err) {
+      this.d.log.warn({ err }, 'push lastSeen update failed');
+    }
+  }
+
+  // --- what a provider gets ---
+
+  buildMessage = (job: ClaimedJob): ProviderMessage => {
+    const ttl = this.d.config.ttlSeconds[job.category];
+    return {
+      pushId: job.id,
+      receipt: this.receiptFor(job.id),
+      category: job.category,
+      title: job.title,
+      body: job.body,
+      count: job.count,
+      collapseKey: job.collapseKey,
+      targetUserId: job.userId,
+      conv: job.conv,
+      seq: job.seq,
+      data: job.data,
+      ttlSeconds: Math.max(1, Math.min(ttl, Math.floor((job.expiresAt - this.now()) / 1000))),
+    };
+  };
+
+  // --- receipts and clicks ---
+
+  receiptFor(jobId: string): string {
+    return `${jobId}.${createHmac('sha256', this.d.receiptKey).update(jobId).digest('base64url').slice(0, 22)}`;
+  }
+
+  /** The job id of a genuine receipt, or null. */
+  parseReceipt(receipt: string): string | null {
+    const dot = receipt.lastIndexOf('.');
+    if (dot <= 0) return null;
+    const id = receipt.slice(0, dot);
+    const want = Buffer.from(this.receiptFor(id));
+    const got = Buffer.from(receipt);
+    return want.length === got.length && timingSafeEqual(want, got) ? id : null;
+  }
+
+  /** Delivered / displayed reports from the service worker or SDK. Idempotent. */
+  async report(receipt: string, event: 'delivered' | 'displayed'): Promise<PushJobRecord> {
+    const id = this.parseReceipt(receipt);
+    if (!id) throw new MagpieError('invalid', 'unknown push receipt');
+    const job = await this.mark(id, event === 'displayed' ? ['delivered', 'displayed'] : ['delivered']);
+    if (!job) throw new MagpieError('not_found', 'push not found (expired from the log?)');
+    return job;
+  }
+
+  /**
+   * A click. IM and transaction pushes open their conversation only for the account they
+   * were for: with another account (or none) signed in, the answer is `open: false` and the
+   * click does not count as one.
+   */
+  async click(receipt: string, who: Principal | null): Promise<ClickResult> {
+    const id = this.parseReceipt(receipt);
+    if (!id) throw new MagpieError('invalid', 'unknown push receipt');
+    const job = await this.d.pushStore.getJob(id);
+    if (!job) throw new MagpieError('not_found', 'push not found (expired from the log?)');
+    const base = { category: job.category, userId: job.userId, conv: job.conv, seq: job.seq, data: job.data };
+    if (requiresAccount(job.category) && who?.userId !== job.userId) {
+      this.d.funnel.drop('account_mismatch', job.category, job.provider);
+      return { ...base, open: false, reason: who ? 'account_mismatch' : 'signed_out' };
+    }
+    await this.mark(id, ['delivered', 'displayed', 'clicked']);
+    return { ...base, open: true };
+  }
+
+  private async mark(id: string, events: ('delivered' | 'displayed' | 'clicked')[]): Promise<PushJobRecord | null> {
+    let job: PushJobRecord | null = null;
+    for (const ev of events) {
+      const r = await this.d.pushStore.markEvent(id, ev, this.now());
+      if (!r) return null;
+      job = r.job;
+      if (r.first) this.d.funnel.stage(ev, r.job.category, r.job.provider);
+    }
+    return job;
+  }
+
+  /** For operators and tests: a user's recent push jobs with their attempts. */
+  async history(userId: string, limit = 50) {
+    const jobs = await this.d.pushStore.jobsOf(userId, limit);
+    return Promise.all(jobs.map(async (j) => ({ ...j, attemptLog: await this.d.pushStore.attemptsOf(j.id) })));
+  }
+}
