@@ -315,7 +315,7 @@ export class RedPacketService {
     }
     if (out.ok) {
       this.filter.claimed(packetId, userId, out.claim.amount, out.remainingCount);
-      if (out.finished) void this.announceEnd(packetId).catch((err: unknown) => this.extra.log?.warn({ err, packet: packetId }, 'status message failed; the sweeper retries'));
+      if (out.finished) this.track(this.announceEnd(packetId).catch((err: unknown) => this.extra.log?.warn({ err, packet: packetId }, 'status message failed; the sweeper retries')));
       return { result: 'claimed', amount: out.claim.amount, seq: out.claim.seq, remainingCount: out.remainingCount };
     }
     this.filter.release(packetId, userId);
@@ -439,6 +439,13 @@ export class RedPacketService {
     return stats;
   }
 
+  /** Background work (status messages) that `stop` waits for. */
+  private readonly inflight = new Set<Promise<unknown>>();
+  private track(p: Promise<unknown>): void {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
@@ -452,6 +459,7 @@ export class RedPacketService {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     if (this.sweeping) await this.sweeping.catch(() => {});
+    await Promise.allSettled([...this.inflight]);
   }
 }
 
