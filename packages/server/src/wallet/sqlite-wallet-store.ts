@@ -142,7 +142,9 @@ export class SqliteWalletStore implements WalletStore {
          ON CONFLICT (id) DO UPDATE SET balance = balance + excluded.balance, updated_at = excluded.updated_at`,
       ),
       debit: db.prepare<[number, number, string, number]>('UPDATE wallet_accounts SET balance = balance - ?, updated_at = ? WHERE id = ? AND balance >= ?'),
-      entry: db.prepare<[string, string, number, string, string, number]>('INSERT INTO ledger_entries (tx_id, account, amount, kind, ref, at) VALUES (?, ?, ?, ?, ?, ?)'),
+      entryPair: db.prepare<[string, string, number, string, string, number, string, string, number, string, string, number]>(
+        'INSERT INTO ledger_entries (tx_id, account, amount, kind, ref, at) VALUES (?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?)',
+      ),
       entriesBefore: db.prepare<[string, number, number], EntryRow>('SELECT * FROM ledger_entries WHERE account = ? AND id < ? ORDER BY id DESC LIMIT ?'),
       op: db.prepare<[string], OpRow>('SELECT * FROM wallet_ops WHERE reference = ?'),
       insertOp: db.prepare<[string, string, string, number, string, number, number]>(
@@ -173,6 +175,7 @@ export class SqliteWalletStore implements WalletStore {
       claim: db.prepare<[string, string], ClaimRow>('SELECT user_id, amount, seq, at FROM red_packet_claims WHERE packet_id = ? AND user_id = ?'),
       claims: db.prepare<[string], ClaimRow>('SELECT user_id, amount, seq, at FROM red_packet_claims WHERE packet_id = ? ORDER BY seq'),
       insertClaim: db.prepare<[string, string, number, number, number]>('INSERT INTO red_packet_claims (packet_id, user_id, amount, seq, at) VALUES (?, ?, ?, ?, ?)'),
+      deleteClaim: db.prepare<[string, string]>('DELETE FROM red_packet_claims WHERE packet_id = ? AND user_id = ?'),
       markPosted: db.prepare<[string, string]>('UPDATE red_packets SET message_id = ? WHERE id = ? AND message_id IS NULL'),
       markStatusPosted: db.prepare<[string]>('UPDATE red_packets SET status_posted = 1 WHERE id = ?'),
       dueExpired: db.prepare<[number, number], PacketRow>(`SELECT * FROM red_packets WHERE status = 'active' AND expires_at <= ? ORDER BY expires_at LIMIT ?`),
@@ -202,8 +205,7 @@ export class SqliteWalletStore implements WalletStore {
   }
 
   private move(txId: string, from: string, to: string, amount: number, kind: LedgerKind, ref: string, at: number): void {
-    this.q.entry.run(txId, from, -amount, kind, ref, at);
-    this.q.entry.run(txId, to, amount, kind, ref, at);
+    this.q.entryPair.run(txId, from, -amount, kind, ref, at, txId, to, amount, kind, ref, at);
   }
 
   private opOutcome(op: OpRow, userId: string, amount: number, kind: 'topup' | 'withdraw'): GatewayOpOutcome {
@@ -290,24 +292,34 @@ export class SqliteWalletStore implements WalletStore {
 
   private openOne(r: OpenRequest): OpenOutcome {
     const q = this.q;
-    const prior = q.claim.get(r.packetId, r.userId);
-    if (prior) return { ok: false, error: 'already_opened', claim: claimFromRow(prior) };
     // Compare-and-set loop: inside one SQLite transaction the first attempt always wins;
     // the loop keeps the code honest about the CAS it relies on.
     for (;;) {
       const p = q.openState.get(r.packetId);
       if (!p) return { ok: false, error: 'not_found' };
-      if (p.status === 'finished') return { ok: false, error: 'all_claimed' };
-      if (p.status === 'expired' || r.now >= p.expires_at) return { ok: false, error: 'expired' };
-      if (p.remaining_count === 0) return { ok: false, error: 'all_claimed' };
+      if (p.status === 'finished' || (p.status === 'expired' || r.now >= p.expires_at) || p.remaining_count === 0) {
+        const prior = q.claim.get(r.packetId, r.userId);
+        if (prior) return { ok: false, error: 'already_opened', claim: claimFromRow(prior) };
+        return { ok: false, error: p.status === 'finished' ? 'all_claimed' : p.status === 'expired' || r.now >= p.expires_at ? 'expired' : 'all_claimed' };
+      }
       const amount = nextShare(p.split, p.remaining_amount, p.remaining_count, this.draw);
       const count = p.remaining_count - 1;
       const left = p.remaining_amount - amount;
       const finished = count === 0;
-      const changed = q.casOpen.run(left, count, finished ? 'finished' : 'active', finished ? r.now : null, r.packetId, p.remaining_amount, p.remaining_count).changes;
-      if (changed !== 1) continue;
       const seq = p.count - count;
-      q.insertClaim.run(r.packetId, r.userId, amount, seq, r.now);
+      // The claim first: its primary key (packet, user) refuses a second claim. A failed
+      // INSERT aborts only that statement, so nothing else of this open has happened yet.
+      try {
+        q.insertClaim.run(r.packetId, r.userId, amount, seq, r.now);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err;
+        return { ok: false, error: 'already_opened', claim: claimFromRow(q.claim.get(r.packetId, r.userId)!) };
+      }
+      const changed = q.casOpen.run(left, count, finished ? 'finished' : 'active', finished ? r.now : null, r.packetId, p.remaining_amount, p.remaining_count).changes;
+      if (changed !== 1) {
+        q.deleteClaim.run(r.packetId, r.userId);
+        continue;
+      }
       const acct = userAccount(r.userId);
       this.move(`c:${r.packetId}:${r.userId}`, escrowAccount(r.packetId), acct, amount, 'rp_claim', r.packetId, r.now);
       q.credit.run(acct, amount, r.now);
