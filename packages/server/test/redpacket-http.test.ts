@@ -1,6 +1,6 @@
 /**
  * Red packets through the real HTTP API of a server started in-process
- * (createMagpieServer, port 0, SQLite with synchronous=FULL): 2 000 concurrent clients grab
+ * (createMagpieServer, port 0, SQLite): 2 000 concurrent clients grab
  * and open one 200-share packet → exactly 200 claims, sum exact, every wallet credited, the
  * admin reconciliation endpoint and the reconcile CLI both report OK. Plus the operator
  * API's authentication and the HTTP shape of refusals.
