@@ -1,0 +1,171 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { MagpieError } from '@magpie/protocol';
+import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { MemoryBus } from '../src/bus/memory-bus.ts';
+import { AccountService, type Principal } from '../src/services/accounts.ts';
+import { MessagingService } from '../src/services/messages.ts';
+import { createMetrics, type Metrics } from '../src/metrics.ts';
+import { errorBody } from '../src/util/errors.ts';
+import { PushConfigSchema, type PushConfig } from '../src/push/push-config.ts';
+import { createPushModule, type PushModule } from '../src/push/index.ts';
+import type { PushStore } from '../src/push/push-store.ts';
+import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';
+import { FakeApns } from './fakes/apns-server.ts';
+import { FakeFcm } from './fakes/fcm-server.ts';
+import { FakeWebPush } from './fakes/webpush-server.ts';
+import { FakeWebhookRelay } from './fakes/webhook-relay.ts';
+
+/** Online devices as the gateway would report them; tests flip them. */
+export class FakePresence {
+  private readonly online = new Map<string, Set<string>>();
+  set(userId: string, deviceId: string, on: boolean): void {
+    let s = this.online.get(userId);
+    if (!s) this.online.set(userId, (s = new Set()));
+    if (on) s.add(deviceId);
+    else s.delete(deviceId);
+  }
+  onlineDevices(userId: string): string[] {
+    return [...(this.online.get(userId) ?? [])];
+  }
+  *connected(): Iterable<{ userId: string; deviceId: string }> {
+    for (const [userId, s] of this.online) for (const deviceId of s) yield { userId, deviceId };
+  }
+}
+
+/** A controllable clock (ms since epoch). */
+export class Clock {
+  constructor(public t: number) {}
+  now = (): number => this.t;
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+export interface Fakes {
+  apns: FakeApns;
+  fcm: FakeFcm;
+  webpush: FakeWebPush;
+  webhook: FakeWebhookRelay;
+}
+
+export async function startFakes(): Promise<Fakes> {
+  const [apns, fcm, webpush, webhook] = await Promise.all([new FakeApns().start(), new FakeFcm().start(), new FakeWebPush().start(), new FakeWebhookRelay().start()]);
+  return { apns, fcm, webpush, webhook };
+}
+
+export async function stopFakes(f: Fakes): Promise<void> {
+  await Promise.all([f.apns.stop(), f.fcm.stop(), f.webpush.stop(), f.webhook.stop()]);
+}
+
+/** Push settings pointing every provider at the fakes. */
+export function fakeProviderConfig(f: Fakes): Record<string, unknown> {
+  return {
+    apns: { teamId: f.apns.teamId, keyId: f.apns.keyId, key: f.apns.privateKeyPem, topic: f.apns.topic, url: f.apns.url, sandboxUrl: f.apns.url, ...(f.apns.caFile ? { caFile: f.apns.caFile } : {}) },
+    fcm: { projectId: f.fcm.projectId, serviceAccount: JSON.stringify(f.fcm.serviceAccount), endpoint: f.fcm.url },
+    webpush: { subject: 'mailto:ops@magpie.test', allowedHosts: ['127.0.0.1'], allowInsecure: true },
+    webhook: { url: f.webhook.url, secret: f.webhook.secret },
+  };
+}
+
+export interface PushEnv {
+  store: SqliteStore;
+  pushStore: PushStore;
+  accounts: AccountService;
+  messaging: MessagingService;
+  metrics: Metrics;
+  http: FastifyInstance;
+  presence: FakePresence;
+  push: PushModule;
+  config: PushConfig;
+  adminToken: string;
+  /** Register + log in; the device starts online unless `offline`. */
+  user(name: string, deviceId?: string, opts?: { platform?: 'ios' | 'android' | 'web'; offline?: boolean }): Promise<{ p: Principal; token: string; userId: string }>;
+  login(username: string, deviceId: string, platform?: 'ios' | 'android' | 'web'): Promise<{ p: Principal; token: string }>;
+  api(method: 'GET' | 'PUT' | 'PATCH' | 'POST' | 'DELETE', url: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
+  text(from: Principal, to: string, text: string, clientMsgId?: string): Promise<void>;
+  /** Wait until intake and both lanes are idle. */
+  settle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let seq = 0;
+
+export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknown>; now?: () => number; pushStore?: PushStore } ): Promise<PushEnv> {
+  const store = new SqliteStore({ path: ':memory:', ringCapacity: 1000 });
+  const bus = new MemoryBus();
+  const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
+  const metrics = createMetrics();
+  const messaging = new MessagingService(store, bus, metrics, { ringCapacity: 1000, syncGapThreshold: 500, syncPageSize: 200, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 100 });
+  const http = Fastify() as unknown as FastifyInstance;
+  http.setErrorHandler((err, _req, reply) => {
+    const e = err instanceof MagpieError ? err : new MagpieError((err as { statusCode?: number }).statusCode === 400 ? 'invalid' : 'internal', (err as Error).message);
+    void reply.code(e.status).send(errorBody(e));
+  });
+  const presence = new FakePresence();
+  const config = PushConfigSchema.parse({ backoffBaseMs: 20, backoffMaxMs: 200, collapseWindowMs: 300, quietHours: null, ...fakeProviderConfig(opts.fakes), ...opts.push });
+  const adminToken = 'admin-token-0123456789abcdef';
+  const pushStore = opts.pushStore ?? new SqlitePushStore({ path: ':memory:' });
+  const push = await createPushModule(http, {
+    server: { store: 'sqlite', dataDir: '/nonexistent', adminToken },
+    config,
+    store,
+    accounts,
+    presence,
+    registry: metrics.registry,
+    log: pino({ level: process.env.PUSH_TEST_LOG ?? 'silent' }),
+    pushStore,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  messaging.onCommitted(push.service.onCommitted);
+  accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
+  await push.start();
+  opts.fakes.webpush.expectedVapidKey = push.service.vapidPublicKey;
+
+  const login = async (username: string, deviceId: string, platform: 'ios' | 'android' | 'web' = 'ios') => {
+    const r = await accounts.login({ username, password: 'correct horse', deviceId, platform });
+    return { p: await accounts.authenticate(r.token), token: r.token };
+  };
+  const env: PushEnv = {
+    store,
+    pushStore,
+    accounts,
+    messaging,
+    metrics,
+    http,
+    presence,
+    push,
+    config,
+    adminToken,
+    async user(name, deviceId = 'phone', o = {}) {
+      const username = `${name}${++seq}`;
+      const u = await accounts.register(username, 'correct horse', name);
+      const { p, token } = await login(username, deviceId, o.platform ?? 'ios');
+      presence.set(u.id, deviceId, !o.offline);
+      return { p, token, userId: u.id };
+    },
+    login,
+    async api(method, url, body, token) {
+      const res = await http.inject({
+        method,
+        url,
+        ...(body !== undefined ? { payload: body as object } : {}),
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+      return { status: res.statusCode, body: res.body ? JSON.parse(res.body) : undefined };
+    },
+    async text(from, to, text, clientMsgId) {
+      await messaging.send(from, { clientMsgId: clientMsgId ?? `c${++seq}`, to, kind: 'text', body: { text } });
+    },
+    async settle() {
+      await push.service.drained();
+      await push.dispatcher.idle();
+    },
+    async close() {
+      await push.stop();
+      await http.close();
+      await store.close();
+    },
+  };
+  return env;
+}
