@@ -5,3 +5,4 @@ export * from './frames.ts';
 export * from './server-frames.ts';
 export * from './codec.ts';
 export * from './redpacket.ts';
+export * from './social.ts';

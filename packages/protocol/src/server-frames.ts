@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { errorCodeList } from './errors.ts';
+import { RelationChangeSchema } from './social.ts';
 
 /**
  * Server → client frames. The server may send either one frame object or a JSON array of
@@ -82,6 +83,9 @@ export const KickedFrame = z.strictObject({
   message: z.string(),
 });
 
+/** A relation of this user changed (friends, requests, blocks); `version` equals `change.version`. Sent to all the user's devices. */
+export const RelationFrame = z.strictObject({ type: z.literal('relation'), version: z.number().int().min(1), change: RelationChangeSchema });
+
 export const ServerFrame = z.discriminatedUnion('type', [
   ReplyFrame,
   ErrorFrame,
@@ -90,6 +94,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ConvFrame,
   DeliveredFrame,
   KickedFrame,
+  RelationFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

@@ -16,6 +16,7 @@ import { AckService } from './services/acks.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { registerApiRoutes } from './http/routes.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
+import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
@@ -30,6 +31,8 @@ export interface MagpieServer {
   gateway: WsGateway;
   /** Wallets and red packets (src/wallet/). */
   wallet: WalletModule;
+  /** Profiles, friends, blocks, the stranger policy (src/social/). */
+  social: SocialModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -49,7 +52,7 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
-export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; wallet?: WalletStore } = {}): Promise<MagpieServer> {
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
   const store = deps.store ?? (await openStore(config));
@@ -95,6 +98,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
   const wallet = await createWalletModule(http, { config, accounts, store, messaging, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
+  const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter });
@@ -109,6 +113,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     http,
     gateway,
     wallet,
+    social,
     async start() {
       wallet.start();
       await http.listen({ host: config.host, port: config.port });
@@ -122,6 +127,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await http.close();
       await bus.close();
       await wallet.stop();
+      await social.stop();
       await store.close();
     },
   };

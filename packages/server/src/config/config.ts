@@ -62,6 +62,17 @@ export const ConfigSchema = z.strictObject({
   maxBatch: z.number().int().min(1).max(10_000).default(500),
   /** Bearer token of the operator API (/api/admin/…: top-up, withdrawal, reconciliation). Unset: the admin API is disabled. */
   adminToken: z.string().min(16).optional(),
+  /** Direct messages between users who are not friends: 'allow', or 'friends_only'. Blocks apply either way (see src/social/). */
+  strangerMessages: z.enum(['allow', 'friends_only']).default('allow'),
+  /** Social graph limits (see src/social/). */
+  social: z
+    .strictObject({
+      /** Largest serialized `extra` JSON of a profile, in bytes. */
+      maxProfileExtraBytes: z.number().int().min(2).max(65_536).default(4096),
+      /** Relation changes kept per user; a client further behind reloads its lists. */
+      changeLogCapacity: z.number().int().min(8).default(1000),
+    })
+    .prefault({}),
   /** Red packets (see src/wallet/). Amounts in fen. */
   redPackets: z
     .strictObject({
@@ -114,6 +125,8 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_RETRY_FIXED_MS: (c, v) => (c.retry = { ...(c.retry as object), fixedDelayMs: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
+  MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
+  MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),
   MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),
   MAGPIE_REDPACKET_MAX_COUNT: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxCount: Number(v) }),
   MAGPIE_REDPACKET_GRAB_HOLD_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabHoldMs: Number(v) }),
