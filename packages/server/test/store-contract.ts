@@ -1,0 +1,1041 @@
+/**
+ * The one contract test suite for `Store` (src/store/store.ts). Every implementation runs it:
+ * test/store-sqlite.test.ts, test/store-postgres.test.ts.
+ *
+ * All ids carry random suffixes, so the suite can run repeatedly against a shared database.
+ * The factory must return a migrated store whose ring capacity is `opts.ringCapacity`
+ * (default CONTRACT_RING_CAPACITY).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { ConvEntry, Message } from '@magpie/protocol';
+import {
+  StoreConflictError,
+  StoreNotFoundError,
+  directConversationId,
+  type AppendOutcome,
+  type AppendRequest,
+  type InboxPointer,
+  type NewSession,
+  type Store,
+  type UserRecord,
+} from '../src/store/store.ts';
+
+export const CONTRACT_RING_CAPACITY = 8;
+
+export interface StoreContractOptions {
+  ringCapacity?: number;
+}
+
+type Ok = Extract<AppendOutcome, { ok: true }>;
+
+const rand = (): string => randomBytes(6).toString('hex');
+
+function expectOk(o: AppendOutcome | undefined): Ok {
+  assert.ok(o, 'missing outcome');
+  assert.equal(o.ok, true, `expected ok outcome, got ${JSON.stringify(o)}`);
+  return o as Ok;
+}
+
+function pointerOf(o: Ok, userId: string): number {
+  const p = o.pointers.find((x) => x.userId === userId);
+  assert.ok(p, `no pointer for ${userId} in ${JSON.stringify(o.pointers)}`);
+  return p.inboxSeq;
+}
+
+function sortPointers(p: InboxPointer[]): InboxPointer[] {
+  return [...p].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+}
+
+function range(from: number, to: number): number[] {
+  const out: number[] = [];
+  for (let i = from; i <= to; i++) out.push(i);
+  return out;
+}
+
+export function runStoreContract(
+  name: string,
+  factory: () => Promise<{ store: Store; cleanup: () => Promise<void> }>,
+  opts: StoreContractOptions = {},
+): void {
+  const K = opts.ringCapacity ?? CONTRACT_RING_CAPACITY;
+
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    let cleanup: (() => Promise<void>) | undefined;
+    const run = rand();
+    let counter = 0;
+    const t0 = 1_700_000_000_000;
+
+    before(async () => {
+      const made = await factory();
+      store = made.store;
+      cleanup = made.cleanup;
+    });
+    after(async () => {
+      if (cleanup) await cleanup();
+    });
+
+    async function newUser(label = 'u'): Promise<UserRecord> {
+      const id = `${label}_${run}_${++counter}_${rand()}`;
+      return store.createUser({ id, username: `name_${id}`, passwordHash: `hash:${id}`, nickname: `Nick ${label}`, createdAt: t0 + counter });
+    }
+
+    /** A direct-message request from `from` to `to` (conversation auto-created). */
+    function dm(from: string, to: string, extra: Partial<AppendRequest> = {}): AppendRequest {
+      const n = ++counter;
+      return {
+        sender: from,
+        clientMsgId: `c_${n}_${rand()}`,
+        conv: directConversationId(from, to),
+        directMembers: [from, to],
+        kind: 'text',
+        body: { text: `message ${n}` },
+        time: t0 + n,
+        id: `m_${run}_${n}_${rand()}`,
+        ...extra,
+      };
+    }
+
+    async function sendOne(req: AppendRequest): Promise<Ok> {
+      const out = await store.appendMessages([req]);
+      assert.equal(out.length, 1);
+      return expectOk(out[0]);
+    }
+
+    async function sendMany(reqs: AppendRequest[]): Promise<Ok[]> {
+      const out = await store.appendMessages(reqs);
+      assert.equal(out.length, reqs.length);
+      return out.map(expectOk);
+    }
+
+    async function entry(userId: string, conv: string): Promise<ConvEntry> {
+      const e = await store.getEntry(userId, conv);
+      assert.ok(e, `no entry for ${userId} in ${conv}`);
+      return e;
+    }
+
+    it('has a kind and migrate() is idempotent', async () => {
+      assert.ok(store.kind === 'sqlite' || store.kind === 'postgres');
+      await store.migrate();
+      await store.migrate();
+    });
+
+    // ------------------------------------------------------------------ users
+    describe('users', () => {
+      it('creates a user and finds it by id and by username', async () => {
+        const id = `user_${run}_${rand()}`;
+        const nu = { id, username: `alice_${rand()}`, passwordHash: 'scrypt$abc', nickname: 'Alice ✨', createdAt: t0 + 5 };
+        const created = await store.createUser(nu);
+        assert.deepEqual(created, { ...nu, inboxSeq: 0 });
+        assert.deepEqual(await store.getUser(id), { ...nu, inboxSeq: 0 });
+        assert.deepEqual(await store.getUserByUsername(nu.username), { ...nu, inboxSeq: 0 });
+      });
+
+      it('returns null for unknown users', async () => {
+        assert.equal(await store.getUser(`nobody_${rand()}`), null);
+        assert.equal(await store.getUserByUsername(`nobody_${rand()}`), null);
+      });
+
+      it('rejects a duplicate username with StoreConflictError and keeps the first user', async () => {
+        const a = await newUser();
+        await assert.rejects(
+          store.createUser({ id: `other_${rand()}`, username: a.username, passwordHash: 'x', nickname: 'X', createdAt: t0 }),
+          StoreConflictError,
+        );
+        assert.deepEqual(await store.getUserByUsername(a.username), a);
+      });
+
+      it('rejects a duplicate id and keeps the first user', async () => {
+        const a = await newUser();
+        await assert.rejects(store.createUser({ id: a.id, username: `fresh_${rand()}`, passwordHash: 'x', nickname: 'X', createdAt: t0 }));
+        assert.deepEqual(await store.getUser(a.id), a);
+      });
+
+      it('existingUsers returns exactly the ids that exist', async () => {
+        const a = await newUser();
+        const b = await newUser();
+        const missing = `ghost_${rand()}`;
+        const found = await store.existingUsers([a.id, missing, b.id, a.id]);
+        assert.ok(found instanceof Set);
+        assert.deepEqual([...found].sort(), [a.id, b.id].sort());
+        assert.equal((await store.existingUsers([])).size, 0);
+        assert.equal((await store.existingUsers([missing])).size, 0);
+      });
+    });
+
+    // --------------------------------------------------------------- sessions
+    describe('sessions', () => {
+      const now = t0 + 1_000_000;
+      function session(userId: string, over: Partial<NewSession> = {}): NewSession {
+        return {
+          tokenHash: `th_${rand()}${rand()}`,
+          userId,
+          deviceId: `dev_${rand()}`,
+          platform: 'ios',
+          appVersion: '1.2.3',
+          createdAt: now - 1000 + ++counter,
+          expiresAt: now + 60_000,
+          ...over,
+        };
+      }
+
+      it('returns a live session with all its fields', async () => {
+        const u = await newUser();
+        const s = session(u.id, { platform: 'web', appVersion: '9.9.9' });
+        await store.createSession(s);
+        assert.deepEqual(await store.getSession(s.tokenHash, now), { ...s, revokedAt: null });
+        assert.equal(await store.getSession(`th_unknown_${rand()}`, now), null);
+      });
+
+      it('does not return an expired session', async () => {
+        const u = await newUser();
+        const s = session(u.id, { expiresAt: now - 1 });
+        await store.createSession(s);
+        assert.equal(await store.getSession(s.tokenHash, now), null);
+        // the same session was live before it expired
+        assert.equal((await store.getSession(s.tokenHash, now - 10))?.tokenHash, s.tokenHash);
+      });
+
+      it('listSessions returns only the live sessions of that user', async () => {
+        const u = await newUser();
+        const other = await newUser();
+        const s1 = session(u.id, { platform: 'android' });
+        const s2 = session(u.id, { platform: 'desktop' });
+        const expired = session(u.id, { expiresAt: now - 5 });
+        const revoked = session(u.id);
+        const foreign = session(other.id);
+        for (const s of [s1, s2, expired, revoked, foreign]) await store.createSession(s);
+        await store.revokeSessions([revoked.tokenHash], now);
+        const list = await store.listSessions(u.id, now);
+        assert.deepEqual(
+          list.map((s) => s.tokenHash).sort(),
+          [s1.tokenHash, s2.tokenHash].sort(),
+        );
+        for (const s of list) assert.equal(s.revokedAt, null);
+        const byHash = new Map(list.map((s) => [s.tokenHash, s]));
+        assert.deepEqual(byHash.get(s1.tokenHash), { ...s1, revokedAt: null });
+        assert.deepEqual(await store.listSessions(`nobody_${rand()}`, now), []);
+      });
+
+      it('revokeSessions returns the sessions that were live and revokes them', async () => {
+        const u = await newUser();
+        const live1 = session(u.id);
+        const live2 = session(u.id);
+        const keep = session(u.id);
+        const expired = session(u.id, { expiresAt: now - 1 });
+        for (const s of [live1, live2, keep, expired]) await store.createSession(s);
+        const revoked = await store.revokeSessions([live1.tokenHash, expired.tokenHash, `th_unknown_${rand()}`, live2.tokenHash], now);
+        assert.deepEqual(revoked.map((s) => s.tokenHash).sort(), [live1.tokenHash, live2.tokenHash].sort());
+        for (const s of revoked) {
+          assert.equal(s.userId, u.id);
+          const orig = s.tokenHash === live1.tokenHash ? live1 : live2;
+          assert.equal(s.deviceId, orig.deviceId);
+          assert.equal(s.platform, orig.platform);
+        }
+        assert.equal(await store.getSession(live1.tokenHash, now), null);
+        assert.equal(await store.getSession(live2.tokenHash, now), null);
+        assert.equal((await store.getSession(keep.tokenHash, now))?.tokenHash, keep.tokenHash);
+        assert.deepEqual((await store.listSessions(u.id, now)).map((s) => s.tokenHash), [keep.tokenHash]);
+        // revoking again: nothing was live
+        assert.deepEqual(await store.revokeSessions([live1.tokenHash, live2.tokenHash], now + 1), []);
+        assert.deepEqual(await store.revokeSessions([], now), []);
+      });
+
+      it('setDeviceAck accepts increasing, repeated and lower values', async () => {
+        const u = await newUser();
+        const dev = `dev_${rand()}`;
+        await store.setDeviceAck(u.id, dev, 5);
+        await store.setDeviceAck(u.id, dev, 9);
+        await store.setDeviceAck(u.id, dev, 3);
+        await store.setDeviceAck(u.id, dev, 9);
+        await store.setDeviceAck(u.id, `dev_${rand()}`, 1);
+      });
+    });
+
+    // --------------------------------------------------------------- messages
+    describe('appendMessages', () => {
+      it('auto-creates a direct conversation from directMembers', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const conv = directConversationId(a.id, b.id);
+        assert.equal(await store.getConversation(conv), null);
+        assert.deepEqual(await store.members(conv), []);
+        const req = dm(a.id, b.id);
+        const o = await sendOne(req);
+        assert.equal(o.duplicate, false);
+        assert.deepEqual(o.message, {
+          id: req.id,
+          conv,
+          seq: 1,
+          sender: a.id,
+          kind: req.kind,
+          body: req.body,
+          time: req.time,
+          clientMsgId: req.clientMsgId,
+        });
+        assert.deepEqual(sortPointers(o.pointers), sortPointers([{ userId: a.id, inboxSeq: 1 }, { userId: b.id, inboxSeq: 1 }]));
+        const rec = await store.getConversation(conv);
+        assert.ok(rec);
+        assert.equal(rec.id, conv);
+        assert.equal(rec.kind, 'direct');
+        assert.equal(rec.lastSeq, 1);
+        assert.equal(typeof rec.createdAt, 'number');
+        assert.deepEqual((await store.members(conv)).sort(), [a.id, b.id].sort());
+        assert.equal(await store.isMember(conv, a.id), true);
+        assert.equal(await store.isMember(conv, b.id), true);
+        assert.equal(await store.isMember(conv, c.id), false);
+        assert.equal(await store.isMember(`nope_${rand()}`, a.id), false);
+        // the other direction uses the same conversation
+        const back = await sendOne(dm(b.id, a.id));
+        assert.equal(back.message.conv, conv);
+        assert.equal(back.message.seq, 2);
+      });
+
+      it('assigns seq 1,2,3 per conversation and a gap-free inboxSeq per member', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const ab = directConversationId(a.id, b.id);
+        const ac = directConversationId(a.id, c.id);
+        // interleave two conversations that share user a, in several batches
+        const r1 = await sendMany([dm(a.id, b.id), dm(a.id, c.id), dm(b.id, a.id)]);
+        const r2 = await sendMany([dm(c.id, a.id)]);
+        const r3 = await sendMany([dm(a.id, b.id), dm(a.id, c.id), dm(a.id, b.id)]);
+        const all = [...r1, ...r2, ...r3];
+        assert.deepEqual(all.filter((o) => o.message.conv === ab).map((o) => o.message.seq), [1, 2, 3, 4]);
+        assert.deepEqual(all.filter((o) => o.message.conv === ac).map((o) => o.message.seq), [1, 2, 3]);
+        for (const o of all) {
+          assert.equal(o.duplicate, false);
+          assert.equal(o.pointers.length, 2, 'one pointer per member, the sender included');
+          assert.ok(o.pointers.some((p) => p.userId === o.message.sender), 'sender has a pointer');
+        }
+        assert.deepEqual(all.map((o) => pointerOf(o, a.id)), range(1, 7));
+        assert.deepEqual(all.filter((o) => o.message.conv === ab).map((o) => pointerOf(o, b.id)), [1, 2, 3, 4]);
+        assert.deepEqual(all.filter((o) => o.message.conv === ac).map((o) => pointerOf(o, c.id)), [1, 2, 3]);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 7);
+        assert.equal((await store.getUser(b.id))?.inboxSeq, 4);
+        assert.equal((await store.getUser(c.id))?.inboxSeq, 3);
+        assert.equal((await store.getConversation(ab))?.lastSeq, 4);
+        assert.equal((await store.getConversation(ac))?.lastSeq, 3);
+        // the inbox points at the right messages
+        const inbox = await store.readInbox(a.id, 0, 100);
+        assert.deepEqual(
+          inbox.map((i) => i.inboxSeq),
+          range(1, 7),
+        );
+        assert.deepEqual(
+          inbox.map((i) => i.message),
+          all.map((o) => o.message),
+        );
+      });
+
+      it('is idempotent per (sender, clientMsgId) within one batch', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const first = dm(a.id, b.id);
+        const again = { ...dm(a.id, b.id), clientMsgId: first.clientMsgId, body: { text: 'different' } };
+        const out = await sendMany([first, dm(a.id, b.id), again]);
+        assert.equal(out[0]!.duplicate, false);
+        assert.equal(out[2]!.duplicate, true);
+        assert.deepEqual(out[2]!.message, out[0]!.message);
+        assert.equal(out[2]!.message.id, first.id);
+        assert.deepEqual(out[2]!.pointers, [{ userId: a.id, inboxSeq: pointerOf(out[0]!, a.id) }]);
+        const conv = directConversationId(a.id, b.id);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 2);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 2);
+        assert.equal((await store.getUser(b.id))?.inboxSeq, 2);
+        assert.deepEqual((await store.readHistory(conv, { after: 0, limit: 10 })).map((m) => m.id), [first.id, out[1]!.message.id]);
+      });
+
+      it('is idempotent per (sender, clientMsgId) across batches', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const first = dm(a.id, b.id);
+        const o1 = await sendOne(first);
+        await sendOne(dm(b.id, a.id));
+        await sendOne(dm(a.id, b.id));
+        const retry = { ...first, id: `m_retry_${rand()}`, time: first.time + 999 };
+        const o2 = await sendOne(retry);
+        assert.equal(o2.duplicate, true);
+        assert.deepEqual(o2.message, o1.message);
+        assert.deepEqual(o2.pointers, [{ userId: a.id, inboxSeq: pointerOf(o1, a.id) }]);
+        const conv = directConversationId(a.id, b.id);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 3);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 3);
+        // the same clientMsgId from another sender is a different message
+        const o3 = await sendOne({ ...dm(b.id, a.id), clientMsgId: first.clientMsgId });
+        assert.equal(o3.duplicate, false);
+        assert.equal(o3.message.seq, 4);
+      });
+
+      it('returns not_found for an unknown conversation without directMembers', async () => {
+        const a = await newUser('a');
+        const conv = `g:${run}:${rand()}`;
+        const req: AppendRequest = { ...dm(a.id, `x_${rand()}`), conv };
+        delete req.directMembers;
+        const out = await store.appendMessages([req]);
+        assert.deepEqual(out, [{ ok: false, error: 'not_found' }]);
+        assert.equal(await store.getConversation(conv), null);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 0);
+      });
+
+      it('returns forbidden for a sender who is not a member, and stores nothing', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const conv = directConversationId(a.id, b.id);
+        // not yet existing: a stranger cannot create someone else's direct conversation
+        const stranger: AppendRequest = { ...dm(c.id, a.id), conv, directMembers: [a.id, b.id] };
+        assert.deepEqual(await store.appendMessages([stranger]), [{ ok: false, error: 'forbidden' }]);
+        assert.equal(await store.getConversation(conv), null);
+        await sendOne(dm(a.id, b.id));
+        // existing conversation
+        const intruder: AppendRequest = { ...dm(c.id, a.id), conv };
+        delete intruder.directMembers;
+        assert.deepEqual(await store.appendMessages([intruder]), [{ ok: false, error: 'forbidden' }]);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 1);
+        assert.equal((await store.getUser(c.id))?.inboxSeq, 0);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 1);
+        assert.equal(await store.getEntry(c.id, conv), null);
+      });
+
+      it('returns one outcome per request, in order, failures not affecting the others', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const conv = directConversationId(a.id, b.id);
+        const bad: AppendRequest = { ...dm(c.id, a.id), conv };
+        delete bad.directMembers;
+        const missing: AppendRequest = { ...dm(a.id, b.id), conv: `g:${rand()}` };
+        delete missing.directMembers;
+        const out = await store.appendMessages([dm(a.id, b.id), bad, missing, dm(b.id, a.id)]);
+        assert.equal(out.length, 4);
+        assert.equal(expectOk(out[0]).message.seq, 1);
+        assert.deepEqual(out[1], { ok: false, error: 'forbidden' });
+        assert.deepEqual(out[2], { ok: false, error: 'not_found' });
+        assert.equal(expectOk(out[3]).message.seq, 2);
+        assert.deepEqual(await store.appendMessages([]), []);
+      });
+
+      it('stores nothing of a batch that fails as a whole', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        const o1 = await sendOne(dm(a.id, b.id));
+        // the second request reuses an existing message id: the batch must fail atomically
+        const good = dm(a.id, b.id);
+        const clash = { ...dm(b.id, a.id), id: o1.message.id };
+        await assert.rejects(store.appendMessages([good, clash]));
+        assert.equal((await store.getConversation(conv))?.lastSeq, 1);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 1);
+        assert.equal((await store.getUser(b.id))?.inboxSeq, 1);
+        assert.equal((await store.readHistory(conv, { after: 0, limit: 10 })).length, 1);
+        // and the message that was rolled back can be sent again as new
+        const again = await sendOne(good);
+        assert.equal(again.duplicate, false);
+        assert.equal(again.message.seq, 2);
+      });
+
+      it('round-trips bodies through JSON (nested objects, arrays, unicode, primitives)', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const bodies: unknown[] = [
+          { text: 'héllo 👋 — "quotes" \\ back\nslash', nested: { arr: [1, 'two', { three: [3, null, true] }], empty: {}, list: [] } },
+          { amount: 12345, max: Number.MAX_SAFE_INTEGER, neg: -7, frac: 0.25, f: false, n: null },
+          'a plain string',
+          [1, [2, [3, { deep: { deeper: { deepest: 'ok' } } }]]],
+          42,
+          null,
+        ];
+        const reqs = bodies.map((body, i) => dm(i % 2 ? b.id : a.id, i % 2 ? a.id : b.id, { body, kind: `k${i}` }));
+        const out = await sendMany(reqs);
+        const conv = directConversationId(a.id, b.id);
+        const history = await store.readHistory(conv, { after: 0, limit: 100 });
+        assert.deepEqual(history.map((m) => m.body), bodies);
+        assert.deepEqual(history.map((m) => m.kind), bodies.map((_, i) => `k${i}`));
+        assert.deepEqual(history, out.map((o) => o.message));
+        const inbox = await store.readInbox(b.id, 0, 100);
+        assert.deepEqual(inbox.map((i) => i.message.body), bodies);
+      });
+    });
+
+    // ------------------------------------------------------------ inbox / ring
+    describe('inbox', () => {
+      it('inboxState of a user without messages (or unknown) is latest 0, ringStart 1', async () => {
+        const a = await newUser();
+        assert.deepEqual(await store.inboxState(a.id), { latest: 0, ringStart: 1 });
+        assert.deepEqual(await store.inboxState(`ghost_${rand()}`), { latest: 0, ringStart: 1 });
+        assert.deepEqual(await store.readInbox(a.id, 0, 10), []);
+      });
+
+      it('inboxState below ring capacity starts at 1', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        await sendMany([dm(a.id, b.id), dm(b.id, a.id), dm(a.id, b.id)]);
+        assert.deepEqual(await store.inboxState(a.id), { latest: 3, ringStart: 1 });
+        assert.deepEqual((await store.readInbox(a.id, 0, 10)).map((i) => i.inboxSeq), [1, 2, 3]);
+      });
+
+      it(`keeps the newest K=${K} pointers: ringStart = latest-K+1 and readInbox(ringStart-1) returns exactly them`, async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const total = 20 * K + 13;
+        const sent: Ok[] = [];
+        for (let i = 0; i < total; ) {
+          const batch: AppendRequest[] = [];
+          for (let j = 0; j < 7 && i < total; j++, i++) batch.push(i % 3 === 0 ? dm(c.id, a.id) : i % 2 ? dm(a.id, b.id) : dm(b.id, a.id));
+          sent.push(...(await sendMany(batch)));
+        }
+        const st = await store.inboxState(a.id);
+        assert.deepEqual(st, { latest: total, ringStart: total - K + 1 });
+        const items = await store.readInbox(a.id, st.ringStart - 1, 1000);
+        assert.deepEqual(items.map((i) => i.inboxSeq), range(st.ringStart, st.latest));
+        assert.deepEqual(items.map((i) => i.message), sent.slice(-K).map((o) => o.message));
+        for (const item of items) assert.equal(pointerOf(sent[item.inboxSeq - 1]!, a.id), item.inboxSeq);
+        // newer than latest: nothing
+        assert.deepEqual(await store.readInbox(a.id, st.latest, 10), []);
+      });
+
+      it('pages readInbox: after/limit, oldest first, no overlap and no gaps', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const total = K + 5;
+        const sent = await sendMany(range(1, total).map((i) => (i % 2 ? dm(b.id, a.id) : dm(a.id, b.id))));
+        const st = await store.inboxState(a.id);
+        assert.equal(st.latest, total);
+        const pages: number[][] = [];
+        let after = st.ringStart - 1;
+        for (;;) {
+          const page = await store.readInbox(a.id, after, 3);
+          if (page.length === 0) break;
+          assert.ok(page.length <= 3);
+          pages.push(page.map((p) => p.inboxSeq));
+          for (const item of page) assert.deepEqual(item.message, sent[item.inboxSeq - 1]!.message);
+          after = page[page.length - 1]!.inboxSeq;
+        }
+        assert.deepEqual(pages.flat(), range(st.ringStart, total));
+        assert.ok(pages.slice(0, -1).every((p) => p.length === 3), 'full pages until the last');
+        const two = await store.readInbox(a.id, total - 2, 100);
+        assert.deepEqual(two.map((i) => i.inboxSeq), [total - 1, total]);
+      });
+    });
+
+    // --------------------------------------------------------------- history
+    describe('readHistory', () => {
+      it('reads newest first below `before` and oldest first above `after`, honouring limits', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        const sent = await sendMany(range(1, 10).map((i) => (i % 3 ? dm(a.id, b.id) : dm(b.id, a.id))));
+        const seqs = (ms: Message[]) => ms.map((m) => m.seq);
+        assert.deepEqual(seqs(await store.readHistory(conv, { limit: 3 })), [10, 9, 8]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { before: 5, limit: 10 })), [4, 3, 2, 1]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { before: 5, limit: 2 })), [4, 3]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { before: 1, limit: 10 })), []);
+        assert.deepEqual(seqs(await store.readHistory(conv, { before: 1000, limit: 2 })), [10, 9]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { after: 0, limit: 3 })), [1, 2, 3]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { after: 8, limit: 10 })), [9, 10]);
+        assert.deepEqual(seqs(await store.readHistory(conv, { after: 10, limit: 10 })), []);
+        assert.deepEqual(await store.readHistory(conv, { after: 0, limit: 100 }), sent.map((o) => o.message));
+        assert.deepEqual(await store.readHistory(`nope_${rand()}`, { limit: 10 }), []);
+      });
+    });
+
+    // ------------------------------------------------------ conversation list
+    describe('conversation list', () => {
+      it('entries carry lastMessage, unread, readSeq and oldestUnreadSeq', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        const o1 = await sendOne(dm(a.id, b.id));
+        const o2 = await sendOne(dm(a.id, b.id));
+        const eb = await entry(b.id, conv);
+        assert.deepEqual(
+          { ...eb, version: 0 },
+          {
+            conv,
+            kind: 'direct',
+            peer: a.id,
+            lastSeq: 2,
+            lastMessage: o2.message,
+            readSeq: 0,
+            unread: 2,
+            oldestUnreadSeq: 1,
+            deliveredSeq: 0,
+            pinned: false,
+            muted: false,
+            draft: '',
+            deleted: false,
+            clearedSeq: 0,
+            version: 0,
+          },
+        );
+        assert.ok(eb.version > 0);
+        const ea = await entry(a.id, conv);
+        assert.equal(ea.peer, b.id);
+        assert.equal(ea.unread, 0, 'own messages are not unread');
+        assert.equal(ea.readSeq, 2, 'sending reads up to the own message');
+        assert.equal(ea.oldestUnreadSeq, null);
+        assert.deepEqual(ea.lastMessage, o2.message);
+        assert.equal(o1.message.seq, 1);
+        assert.equal(await store.getEntry(`ghost_${rand()}`, conv), null);
+      });
+
+      it('conversationChanges: strictly increasing versions, since-filter, limit', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const d = await newUser('d');
+        const ab = directConversationId(a.id, b.id);
+        const ac = directConversationId(a.id, c.id);
+        const ad = directConversationId(a.id, d.id);
+        assert.deepEqual(await store.conversationChanges(a.id, 0, 100), { version: 0, entries: [] });
+        assert.deepEqual(await store.conversationChanges(`ghost_${rand()}`, 0, 100), { version: 0, entries: [] });
+
+        await sendOne(dm(b.id, a.id));
+        const v1 = await store.conversationChanges(a.id, 0, 100);
+        assert.equal(v1.entries.length, 1);
+        assert.ok(v1.version > 0);
+        assert.equal(v1.entries[0]!.version, v1.version);
+
+        await sendOne(dm(c.id, a.id));
+        const lastAd = await sendOne(dm(a.id, d.id));
+        const v2 = await store.conversationChanges(a.id, 0, 100);
+        assert.ok(v2.version > v1.version);
+        assert.deepEqual(v2.entries.map((e) => e.conv), [ab, ac, ad]);
+        const versions = v2.entries.map((e) => e.version);
+        for (let i = 1; i < versions.length; i++) assert.ok(versions[i]! > versions[i - 1]!, `versions increase: ${versions.join(',')}`);
+        assert.ok(versions.every((v) => v <= v2.version));
+        assert.deepEqual(v2.entries[2]!.lastMessage, lastAd.message);
+
+        // since-filter: only the entries changed after v1
+        const since = await store.conversationChanges(a.id, v1.version, 100);
+        assert.equal(since.version, v2.version);
+        assert.deepEqual(since.entries.map((e) => e.conv), [ac, ad]);
+        // limit: the oldest changes first
+        const limited = await store.conversationChanges(a.id, 0, 2);
+        assert.deepEqual(limited.entries.map((e) => e.conv), [ab, ac]);
+        assert.equal(limited.version, v2.version);
+        // nothing newer than the current version
+        assert.deepEqual(await store.conversationChanges(a.id, v2.version, 100), { version: v2.version, entries: [] });
+
+        // a new message moves its conversation to the end with a higher version
+        const o = await sendOne(dm(b.id, a.id));
+        const v3 = await store.conversationChanges(a.id, v2.version, 100);
+        assert.ok(v3.version > v2.version);
+        assert.equal(v3.entries.length, 1);
+        const e = v3.entries[0]!;
+        assert.equal(e.conv, ab);
+        assert.ok(e.version > v2.version);
+        assert.deepEqual(e.lastMessage, o.message);
+        assert.equal(e.lastSeq, 2);
+        assert.equal(e.unread, 2);
+        assert.equal(e.oldestUnreadSeq, 1);
+        // b's list is independent of a's
+        const bl = await store.conversationChanges(b.id, 0, 100);
+        assert.deepEqual(bl.entries.map((x) => x.conv), [ab]);
+        assert.equal(bl.entries[0]!.unread, 0);
+      });
+    });
+
+    describe('markRead', () => {
+      it('clamps to lastSeq, never goes back, recomputes unread from others’ messages', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(b.id, a.id), dm(a.id, b.id), dm(a.id, b.id), dm(a.id, b.id)]);
+        let eb = await entry(b.id, conv);
+        assert.equal(eb.readSeq, 3);
+        assert.equal(eb.unread, 3);
+        assert.equal(eb.oldestUnreadSeq, 4);
+        let ea = await entry(a.id, conv);
+        assert.equal(ea.readSeq, 6);
+        assert.equal(ea.unread, 0);
+        assert.equal(ea.oldestUnreadSeq, null);
+
+        const before = eb.version;
+        eb = await store.markRead(b.id, conv, 4);
+        assert.equal(eb.readSeq, 4);
+        assert.equal(eb.unread, 2);
+        assert.equal(eb.oldestUnreadSeq, 5);
+        assert.ok(eb.version > before, 'markRead bumps the entry version');
+        assert.deepEqual(await entry(b.id, conv), eb);
+        const changes = await store.conversationChanges(b.id, before, 10);
+        assert.deepEqual(changes.entries, [eb]);
+
+        // never moves back
+        const same = await store.markRead(b.id, conv, 2);
+        assert.equal(same.readSeq, 4);
+        assert.equal(same.unread, 2);
+        assert.equal(same.oldestUnreadSeq, 5);
+
+        // clamps to the last seq
+        eb = await store.markRead(b.id, conv, 1_000_000);
+        assert.equal(eb.readSeq, 6);
+        assert.equal(eb.unread, 0);
+        assert.equal(eb.oldestUnreadSeq, null);
+        assert.equal(eb.lastSeq, 6);
+
+        // a's entry is untouched by b reading
+        ea = await entry(a.id, conv);
+        assert.equal(ea.readSeq, 6);
+        // a new message from a after reading all
+        await sendOne(dm(a.id, b.id));
+        eb = await entry(b.id, conv);
+        assert.equal(eb.unread, 1);
+        assert.equal(eb.oldestUnreadSeq, 7);
+      });
+
+      it('own sends read up to them; unread counts only others’ messages above readSeq', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        // a: 1 2 ; b: 3 ; a: 4 ; b: 5 ; a: 6 7
+        await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(b.id, a.id), dm(a.id, b.id), dm(b.id, a.id), dm(a.id, b.id), dm(a.id, b.id)]);
+        let ea = await entry(a.id, conv);
+        assert.equal(ea.unread, 0);
+        const eb = await entry(b.id, conv);
+        assert.equal(eb.readSeq, 5);
+        assert.equal(eb.unread, 2);
+        assert.equal(eb.oldestUnreadSeq, 6);
+        // a gets a message from b then reads part of it
+        await sendMany([dm(b.id, a.id), dm(b.id, a.id), dm(b.id, a.id)]);
+        ea = await entry(a.id, conv);
+        assert.equal(ea.unread, 3);
+        assert.equal(ea.oldestUnreadSeq, 8);
+        ea = await store.markRead(a.id, conv, 9);
+        assert.equal(ea.unread, 1);
+        assert.equal(ea.oldestUnreadSeq, 10);
+      });
+
+      it('rejects with StoreNotFoundError for a conversation the user has no entry for', async () => {
+        const a = await newUser('a');
+        await assert.rejects(store.markRead(a.id, `nope_${rand()}`, 1), StoreNotFoundError);
+        await assert.rejects(store.updateEntry(a.id, `nope_${rand()}`, { pinned: true }), StoreNotFoundError);
+      });
+    });
+
+    describe('updateEntry', () => {
+      it('sets pinned, muted and draft; unpatched fields stay; each change bumps the version', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendOne(dm(b.id, a.id));
+        const e0 = await entry(a.id, conv);
+        const e1 = await store.updateEntry(a.id, conv, { pinned: true });
+        assert.equal(e1.pinned, true);
+        assert.equal(e1.muted, false);
+        assert.equal(e1.draft, '');
+        assert.ok(e1.version > e0.version);
+        const e2 = await store.updateEntry(a.id, conv, { muted: true, draft: 'half a thought… 草稿' });
+        assert.equal(e2.pinned, true);
+        assert.equal(e2.muted, true);
+        assert.equal(e2.draft, 'half a thought… 草稿');
+        assert.ok(e2.version > e1.version);
+        const e3 = await store.updateEntry(a.id, conv, { pinned: false, draft: '' });
+        assert.equal(e3.pinned, false);
+        assert.equal(e3.muted, true);
+        assert.equal(e3.draft, '');
+        assert.deepEqual({ ...e3, pinned: false, muted: false, draft: '', version: 0 }, { ...e0, version: 0 });
+        assert.deepEqual(await entry(a.id, conv), e3);
+        const changes = await store.conversationChanges(a.id, e2.version, 10);
+        assert.deepEqual(changes, { version: e3.version, entries: [e3] });
+        // b's entry is not touched
+        assert.equal((await entry(b.id, conv)).pinned, false);
+      });
+
+      it('deleted=true marks deleted, clearedSeq=lastSeq, unread 0; a later message un-deletes', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(a.id, b.id)]);
+        const before = await entry(b.id, conv);
+        assert.equal(before.unread, 3);
+        const del = await store.updateEntry(b.id, conv, { deleted: true });
+        assert.equal(del.deleted, true);
+        assert.equal(del.clearedSeq, 3);
+        assert.equal(del.lastSeq, 3);
+        assert.equal(del.unread, 0);
+        assert.equal(del.oldestUnreadSeq, null);
+        assert.equal(del.lastMessage, null, 'cleared history hides the last message');
+        assert.ok(del.version > before.version);
+        // the deletion is a change in the list
+        const ch = await store.conversationChanges(b.id, before.version, 10);
+        assert.deepEqual(ch.entries, [del]);
+        // a's entry is not affected
+        const ea = await entry(a.id, conv);
+        assert.equal(ea.deleted, false);
+        assert.equal(ea.clearedSeq, 0);
+        // a new message brings it back
+        const o = await sendOne(dm(a.id, b.id));
+        const back = await entry(b.id, conv);
+        assert.equal(back.deleted, false);
+        assert.equal(back.clearedSeq, 3);
+        assert.equal(back.lastSeq, 4);
+        assert.equal(back.unread, 1);
+        assert.equal(back.oldestUnreadSeq, 4);
+        assert.deepEqual(back.lastMessage, o.message);
+        assert.ok(back.version > del.version);
+      });
+    });
+
+    // -------------------------------------------------------------- delivery
+    describe('markDelivered', () => {
+      it('the first ack moves the sender’s deliveredSeq; repeated or lower acks return []', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        const [m1, m2] = await sendMany([dm(a.id, b.id), dm(a.id, b.id)]);
+        const p1 = pointerOf(m1!, b.id);
+        const p2 = pointerOf(m2!, b.id);
+        const ea0 = await entry(a.id, conv);
+        assert.equal(ea0.deliveredSeq, 0);
+
+        assert.deepEqual(await store.markDelivered(b.id, p1), [{ conv, seq: 1, sender: a.id }]);
+        const ea1 = await entry(a.id, conv);
+        assert.equal(ea1.deliveredSeq, 1);
+        assert.ok(ea1.version > ea0.version, 'the sender’s entry changes');
+        assert.equal((await entry(b.id, conv)).deliveredSeq, 0, 'the recipient’s own deliveredSeq is about its own messages');
+
+        assert.deepEqual(await store.markDelivered(b.id, p1), []);
+        assert.deepEqual(await store.markDelivered(b.id, p1 - 1), []);
+        assert.deepEqual(await store.markDelivered(b.id, p2), [{ conv, seq: 2, sender: a.id }]);
+        assert.equal((await entry(a.id, conv)).deliveredSeq, 2);
+        assert.deepEqual(await store.markDelivered(b.id, p2), []);
+
+        // the recipient's own messages are not "delivered" to itself
+        const own = await sendOne(dm(b.id, a.id));
+        assert.deepEqual(await store.markDelivered(b.id, pointerOf(own, b.id)), []);
+        // a acknowledging b's message moves b's entry
+        assert.deepEqual(await store.markDelivered(a.id, pointerOf(own, a.id)), [{ conv, seq: 3, sender: b.id }]);
+        assert.equal((await entry(b.id, conv)).deliveredSeq, 3);
+        assert.equal((await entry(a.id, conv)).deliveredSeq, 2);
+        assert.deepEqual(await store.markDelivered(`ghost_${rand()}`, 5), []);
+      });
+
+      it('one cumulative ack reports the highest seq per conversation and sender', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const ab = directConversationId(a.id, b.id);
+        const bc = directConversationId(b.id, c.id);
+        const out = await sendMany([dm(a.id, b.id), dm(c.id, b.id), dm(a.id, b.id), dm(b.id, a.id), dm(c.id, b.id), dm(c.id, b.id), dm(a.id, b.id)]);
+        const last = pointerOf(out[out.length - 1]!, b.id);
+        const res = await store.markDelivered(b.id, last);
+        const key = (u: { conv: string; sender: string }) => `${u.conv}|${u.sender}`;
+        assert.deepEqual(
+          [...res].sort((x, y) => (key(x) < key(y) ? -1 : 1)),
+          [
+            { conv: ab, seq: 4, sender: a.id },
+            { conv: bc, seq: 3, sender: c.id },
+          ].sort((x, y) => (key(x) < key(y) ? -1 : 1)),
+        );
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 4);
+        assert.equal((await entry(c.id, bc)).deliveredSeq, 3);
+      });
+
+      it('an ack beyond the latest inboxSeq does not swallow later messages', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendOne(dm(a.id, b.id));
+        assert.deepEqual(await store.markDelivered(b.id, 1_000_000), [{ conv, seq: 1, sender: a.id }]);
+        const o = await sendOne(dm(a.id, b.id));
+        assert.deepEqual(await store.markDelivered(b.id, pointerOf(o, b.id)), [{ conv, seq: 2, sender: a.id }]);
+        assert.equal((await entry(a.id, conv)).deliveredSeq, 2);
+      });
+    });
+
+    describe('recordAcks', () => {
+      it('records device acks and returns the delivered updates with the acknowledging user as `by`', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const c = await newUser('c');
+        const ab = directConversationId(a.id, b.id);
+        const bc = directConversationId(b.id, c.id);
+        const out = await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(b.id, c.id), dm(c.id, a.id)]);
+        assert.deepEqual(await store.recordAcks([]), []);
+        const res = await store.recordAcks([
+          { userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[1]!, b.id) },
+          { userId: c.id, deviceId: 'laptop', inboxSeq: pointerOf(out[2]!, c.id) },
+          { userId: b.id, deviceId: 'tablet', inboxSeq: pointerOf(out[0]!, b.id) },
+        ]);
+        const key = (u: { conv: string; sender: string; by: string }) => `${u.by}|${u.conv}|${u.sender}`;
+        const sortU = <T extends { conv: string; sender: string; by: string }>(xs: T[]) => [...xs].sort((x, y) => (key(x) < key(y) ? -1 : 1));
+        assert.deepEqual(
+          sortU(res),
+          sortU([
+            { conv: ab, seq: 2, sender: a.id, by: b.id },
+            { conv: bc, seq: 1, sender: b.id, by: c.id },
+          ]),
+        );
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 2);
+        assert.equal((await entry(b.id, bc)).deliveredSeq, 1);
+        // the same acks again: nothing new
+        assert.deepEqual(await store.recordAcks([{ userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[1]!, b.id) }]), []);
+        // a's ack of c's message
+        assert.deepEqual(await store.recordAcks([{ userId: a.id, deviceId: 'web', inboxSeq: 1_000 }]), [
+          { conv: directConversationId(a.id, c.id), seq: 1, sender: c.id, by: a.id },
+        ]);
+      });
+
+      it('concurrent ack flushes and sends do not deadlock or lose delivered marks', async () => {
+        const us = await Promise.all(range(1, 4).map(() => newUser('q')));
+        const ids = us.map((u) => u.id);
+        const ops: Promise<unknown>[] = [];
+        for (let round = 0; round < 8; round++) {
+          const batch: AppendRequest[] = [];
+          for (let i = 0; i < ids.length; i++) batch.push(dm(ids[i]!, ids[(i + 1 + (round % (ids.length - 1))) % ids.length]!));
+          ops.push(store.appendMessages(batch));
+          ops.push(store.recordAcks(ids.map((id, i) => ({ userId: id, deviceId: `d${(i + round) % 2}`, inboxSeq: round * 2 + 1 }))));
+          ops.push(store.recordAcks([...ids].reverse().map((id) => ({ userId: id, deviceId: 'z', inboxSeq: round + 1 }))));
+        }
+        await Promise.all(ops);
+        // a final ack of everything: every received message ends up delivered
+        await store.recordAcks(ids.map((id) => ({ userId: id, deviceId: 'final', inboxSeq: 1_000_000 })));
+        for (const id of ids) {
+          const { entries } = await store.conversationChanges(id, 0, 100);
+          for (const e of entries) {
+            const mine = (await store.readHistory(e.conv, { after: 0, limit: 1000 })).filter((m) => m.sender === id);
+            assert.equal(e.deliveredSeq, mine.length ? mine[mine.length - 1]!.seq : 0, `deliveredSeq of ${id} in ${e.conv}`);
+          }
+        }
+      });
+    });
+
+    // ----------------------------------------------------------- concurrency
+    describe('concurrency', () => {
+      it('20 concurrent batches of 50 into one conversation get seqs exactly 1..1000', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        // the conversation does not exist yet: concurrent creation must be safe too
+        const batches = range(1, 20).map((i) => range(1, 50).map((j) => ((i + j) % 2 ? dm(a.id, b.id) : dm(b.id, a.id))));
+        const results = await Promise.all(batches.map((batch) => store.appendMessages(batch)));
+        const oks = results.flat().map(expectOk);
+        assert.equal(oks.length, 1000);
+        assert.ok(oks.every((o) => !o.duplicate));
+        const seqs = oks.map((o) => o.message.seq).sort((x, y) => x - y);
+        assert.deepEqual(seqs, range(1, 1000));
+        // within one batch, seqs increase in request order
+        for (const r of results) {
+          const s = r.map((o) => expectOk(o).message.seq);
+          for (let i = 1; i < s.length; i++) assert.ok(s[i]! > s[i - 1]!);
+        }
+        for (const u of [a.id, b.id]) {
+          const ptrs = oks.map((o) => pointerOf(o, u)).sort((x, y) => x - y);
+          assert.deepEqual(ptrs, range(1, 1000), `gap-free inboxSeq for ${u}`);
+          assert.deepEqual(await store.inboxState(u), { latest: 1000, ringStart: 1000 - K + 1 });
+        }
+        assert.equal((await store.getConversation(conv))?.lastSeq, 1000);
+        const history = await store.readHistory(conv, { after: 0, limit: 2000 });
+        assert.deepEqual(history.map((m) => m.seq), range(1, 1000));
+        assert.equal(new Set(history.map((m) => m.id)).size, 1000);
+        // the inbox pointer of each message is consistent with the message
+        const bySeq = new Map(oks.map((o) => [o.message.seq, o]));
+        const ringItems = await store.readInbox(a.id, 1000 - K, 100);
+        for (const item of ringItems) assert.equal(pointerOf(bySeq.get(item.message.seq)!, a.id), item.inboxSeq);
+        const ea = await entry(a.id, conv);
+        const eb = await entry(b.id, conv);
+        assert.equal(ea.lastSeq, 1000);
+        assert.equal(eb.lastSeq, 1000);
+      });
+
+      it('concurrent batches into an existing conversation (no directMembers) stay gap-free', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendOne(dm(a.id, b.id));
+        const plain = (from: string, to: string): AppendRequest => {
+          const r = dm(from, to);
+          delete r.directMembers;
+          return r;
+        };
+        const results = await Promise.all(range(1, 12).map((i) => store.appendMessages(range(1, 25).map((j) => ((i + j) % 3 ? plain(a.id, b.id) : plain(b.id, a.id))))));
+        const oks = results.flat().map(expectOk);
+        assert.deepEqual(oks.map((o) => o.message.seq).sort((x, y) => x - y), range(2, 301));
+        for (const u of [a.id, b.id]) assert.deepEqual(oks.map((o) => pointerOf(o, u)).sort((x, y) => x - y), range(2, 301));
+        assert.equal((await store.getConversation(conv))?.lastSeq, 301);
+      });
+
+      it('concurrent batches across conversations sharing users keep every inbox gap-free', async () => {
+        const users = await Promise.all(range(1, 4).map(() => newUser('p')));
+        const ids = users.map((u) => u.id);
+        const pairs: [string, string][] = [];
+        for (let i = 0; i < ids.length; i++) for (let j = 0; j < ids.length; j++) if (i !== j) pairs.push([ids[i]!, ids[j]!]);
+        const batches = range(0, 15).map((i) => range(0, 19).map((j) => {
+          const [from, to] = pairs[(i * 7 + j * 5) % pairs.length]!;
+          return dm(from, to);
+        }));
+        const results = await Promise.all(batches.map((batch) => store.appendMessages(batch)));
+        const oks = results.flat().map(expectOk);
+        assert.equal(oks.length, 16 * 20);
+        for (const u of ids) {
+          const ptrs = oks.filter((o) => o.pointers.some((p) => p.userId === u)).map((o) => pointerOf(o, u)).sort((x, y) => x - y);
+          assert.deepEqual(ptrs, range(1, ptrs.length), `gap-free inboxSeq for ${u}`);
+          assert.equal((await store.inboxState(u)).latest, ptrs.length);
+        }
+        const convs = new Set(oks.map((o) => o.message.conv));
+        for (const conv of convs) {
+          const seqs = oks.filter((o) => o.message.conv === conv).map((o) => o.message.seq).sort((x, y) => x - y);
+          assert.deepEqual(seqs, range(1, seqs.length), `gap-free seq for ${conv}`);
+          assert.equal((await store.getConversation(conv))?.lastSeq, seqs.length);
+        }
+      });
+
+      it('concurrent retries of the same (sender, clientMsgId) store one message', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        const req = dm(a.id, b.id);
+        const results = await Promise.all(range(1, 10).map(() => store.appendMessages([{ ...req, id: `m_${rand()}` }])));
+        const oks = results.flat().map(expectOk);
+        assert.equal(oks.filter((o) => !o.duplicate).length, 1);
+        const first = oks.find((o) => !o.duplicate)!;
+        for (const o of oks) {
+          assert.deepEqual(o.message, first.message);
+          assert.equal(pointerOf(o, a.id), pointerOf(first, a.id));
+        }
+        assert.equal((await store.getConversation(conv))?.lastSeq, 1);
+        assert.equal((await store.getUser(a.id))?.inboxSeq, 1);
+        assert.equal((await store.getUser(b.id))?.inboxSeq, 1);
+      });
+
+      it('concurrent acks and reads interleaved with sends stay consistent', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const conv = directConversationId(a.id, b.id);
+        await sendOne(dm(a.id, b.id));
+        const ops: Promise<unknown>[] = [];
+        for (let i = 0; i < 10; i++) {
+          ops.push(store.appendMessages([dm(a.id, b.id), dm(b.id, a.id)]));
+          ops.push(store.markDelivered(b.id, 2 * i + 1));
+          ops.push(store.markDelivered(a.id, 2 * i + 1));
+          ops.push(store.markRead(b.id, conv, i + 1));
+          ops.push(store.updateEntry(a.id, conv, { draft: `d${i}` }));
+        }
+        await Promise.all(ops);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 21);
+        const eb = await entry(b.id, conv);
+        const ea = await entry(a.id, conv);
+        assert.equal(eb.lastSeq, 21);
+        assert.equal(ea.lastSeq, 21);
+        // unread agrees with a recount from history
+        const history = await store.readHistory(conv, { after: 0, limit: 100 });
+        for (const e of [ea, eb]) {
+          const me = e === ea ? a.id : b.id;
+          const expected = history.filter((m) => m.seq > e.readSeq && m.sender !== me);
+          assert.equal(e.unread, expected.length);
+          assert.equal(e.oldestUnreadSeq, expected[0]?.seq ?? null);
+        }
+        const va = await store.conversationChanges(a.id, 0, 100);
+        assert.equal(va.entries.length, 1);
+        assert.equal(va.entries[0]!.version, va.version);
+      });
+    });
+  });
+}
