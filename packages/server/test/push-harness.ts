@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { MagpieError } from '@magpie/protocol';
+import { randomBytes } from 'node:crypto';
+import { hashToken } from '../src/util/ids.ts';
 import { SqliteStore } from '../src/store/sqlite-store.ts';
 import { MemoryBus } from '../src/bus/memory-bus.ts';
 import { AccountService, type Principal } from '../src/services/accounts.ts';
@@ -80,10 +82,15 @@ export interface PushEnv {
   config: PushConfig;
   adminToken: string;
   /** Register + log in; the device starts online unless `offline`. */
-  user(name: string, deviceId?: string, opts?: { platform?: 'ios' | 'android' | 'web'; offline?: boolean }): Promise<{ p: Principal; token: string; userId: string }>;
+  user(name: string, deviceId?: string, opts?: { platform?: 'ios' | 'android' | 'web'; offline?: boolean }): Promise<{ p: Principal; token: string; userId: string; username: string }>;
   login(username: string, deviceId: string, platform?: 'ios' | 'android' | 'web'): Promise<{ p: Principal; token: string }>;
   api(method: 'GET' | 'PUT' | 'PATCH' | 'POST' | 'DELETE', url: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
   text(from: Principal, to: string, text: string, clientMsgId?: string): Promise<void>;
+  /**
+   * Many users without scrypt: user + live session + a registered push device, written
+   * straight into the stores. Devices are offline. `device(i)` says how each registers.
+   */
+  fastUsers(n: number, device: (i: number) => { provider: 'apns' | 'fcm' | 'webpush' | 'webhook'; token: string; vendor?: 'huawei' }): Promise<string[]>;
   /** Wait until intake and both lanes are idle. */
   settle(): Promise<void>;
   close(): Promise<void>;
@@ -142,7 +149,7 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
       const u = await accounts.register(username, 'correct horse', name);
       const { p, token } = await login(username, deviceId, o.platform ?? 'ios');
       presence.set(u.id, deviceId, !o.offline);
-      return { p, token, userId: u.id };
+      return { p, token, userId: u.id, username };
     },
     login,
     async api(method, url, body, token) {
@@ -156,6 +163,20 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
     },
     async text(from, to, text, clientMsgId) {
       await messaging.send(from, { clientMsgId: clientMsgId ?? `c${++seq}`, to, kind: 'text', body: { text } });
+    },
+    async fastUsers(n, device) {
+      const ids: string[] = [];
+      const now = Date.now();
+      const tag = randomBytes(4).toString('hex');
+      for (let i = 0; i < n; i++) {
+        const id = `fu${tag}${i}`;
+        await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: now });
+        await store.createSession({ tokenHash: hashToken(`${id}-t`), userId: id, deviceId: 'phone', platform: 'android', appVersion: '', createdAt: now, expiresAt: now + 3600_000 });
+        const d = device(i);
+        await pushStore.upsertDevice({ userId: id, deviceId: 'phone', platform: 'android', provider: d.provider, token: d.token, vendor: d.vendor ?? null, sandbox: false, appVersion: '', locale: 'en', timeZone: 'UTC', permission: 'granted', now });
+        ids.push(id);
+      }
+      return ids;
     },
     async settle() {
       await push.service.drained();

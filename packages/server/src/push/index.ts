@@ -108,7 +108,8 @@ export async function createProviders(config: PushConfig, store: PushStore, now?
 export async function createPushModule(http: FastifyInstance, deps: PushModuleDeps): Promise<PushModule> {
   const { config, log } = deps;
   const store = deps.pushStore ?? (await openPushStore(deps.server, config));
-  const made = await createProviders(config, store, deps.now);
+  // Providers keep real time: credentials (JWT iat/exp) are checked against the real clock.
+  const made = await createProviders(config, store);
   const providers = deps.providers ?? made.providers;
   const receiptKey = Buffer.from(await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url')), 'base64url');
   const funnel = new PushFunnel(deps.registry, store, deps.now, log);
