@@ -209,3 +209,23 @@ test('REST: a network failure is `network`, non-JSON success is `bad_response`',
   const page = await api.messages('t', 'g/1', { before: 10, limit: 5 });
   assert.equal(page.more, false);
 });
+
+test('refresh(): pulls the inbox and the conversation list; offline it triggers a reconnect instead', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.incoming('g', 'bob', 'silent', { push: false });
+  h.server.updateEntry('g', { muted: true });
+  await h.client.refresh();
+  assert.equal(h.client.inboxSeq, 1);
+  assert.equal((await h.client.getConversation('g'))?.muted, true);
+  assert.equal(h.client.syncStats.pulls.manual, 1);
+  h.server.connectMode = 'refuse';
+  h.server.last.drop();
+  await h.clock.advance(200_000);
+  assert.equal(h.client.state, 'waiting_for_network');
+  const before = h.server.sockets.length;
+  h.server.connectMode = 'open';
+  await h.client.refresh();
+  await h.clock.advanceUntil(() => h.client.state === 'online', 2_000, 10);
+  assert.equal(h.server.sockets.length, before + 1);
+});

@@ -165,3 +165,35 @@ test('a request on a socket that is not open yet fails with not_connected', asyn
   await flush();
   await assert.rejects(s.conn.request({ type: 'ping' }), (e: unknown) => e instanceof MagpieClientError && e.code === 'not_connected');
 });
+
+test('after abandon(), data is dropped even if the socket keeps calling the old handlers', async () => {
+  // Some socket wrappers (event-listener based) keep calling a handler after it was "removed".
+  const clock = new FakeClock();
+  const server = new FakeServer(clock);
+  const frames: RawFrame[] = [];
+  const closes: unknown[] = [];
+  let sticky: { onmessage?: (e: { data: string }) => void; onclose?: (e: { code: number }) => void } = {};
+  const conn = new Connection({
+    url: 'ws://x/ws',
+    webSocketFactory: (url) => {
+      const s = server.factory(url);
+      queueMicrotask(() => {
+        sticky = { onmessage: s.onmessage ?? undefined, onclose: s.onclose ?? undefined };
+      });
+      return s;
+    },
+    clock,
+    requestTimeoutMs: 5_000,
+    generation: 1,
+    handlers: { onOpen() {}, onFrame: (f) => frames.push(f), onClose: (c) => closes.push(c) },
+  });
+  conn.open();
+  await flush();
+  sticky.onmessage?.({ data: JSON.stringify({ type: 'delivered', conv: 'g', seq: 1, by: 'b' }) });
+  assert.equal(frames.length, 1);
+  conn.abandon();
+  sticky.onmessage?.({ data: JSON.stringify({ type: 'delivered', conv: 'g', seq: 2, by: 'b' }) });
+  sticky.onclose?.({ code: 1006 });
+  assert.equal(frames.length, 1, 'nothing after abandon');
+  assert.deepEqual(closes, []);
+});
