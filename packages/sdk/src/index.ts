@@ -27,3 +27,19 @@ export { defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from 
 export { TypedEmitter, type Listener } from './emitter.ts';
 export type { WelcomeResult, SendResult, SyncResult, HistoryResult, ConvsResult } from './wire.ts';
 export type { ConvEntry, Message, InboxItem, Platform } from '@magpie/protocol';
+export {
+  SocialApi,
+  RelationSync,
+  parseRelationFrame,
+  isRelationChange,
+  RELATION_STATE_VALUES,
+  RELATION_CHANGE_KIND_VALUES,
+  type RelationFrame,
+  type RelationSyncEvents,
+  type RelationSyncOptions,
+  type StateSource,
+  type ProfilePatch,
+  type ListPage,
+  type PageQuery,
+} from './social.ts';
+export type { Profile, ProfileSummary, FriendEntry, FriendRequestEntry, BlockEntry, RelationChange, RelationChangeKind, RelationChangesResult, RelationResult, RelationState, SearchResult } from './social.ts';
