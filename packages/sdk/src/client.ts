@@ -601,13 +601,19 @@ export class MagpieClient {
 
   private onFrame(gen: number, f: RawFrame): void {
     if (gen !== this.gen) return; // data from an abandoned socket is never merged
-    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered')) {
+    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered' || f.type === 'advanced')) {
       this.early.push(f);
       return;
     }
     switch (f.type) {
       case 'msg': {
         if (typeof f.inboxSeq === 'number' && isMessage(f.message)) this.engine.push({ inboxSeq: f.inboxSeq, message: f.message }, 'push');
+        break;
+      }
+      case 'advanced': {
+        // Super group (read diffusion, no inbox pointer): stored by conversation seq; a
+        // missing seq before it stays a hole that history paging fills.
+        if (typeof f.seq === 'number' && isMessage(f.message)) void this.onAdvanced(f.message);
         break;
       }
       case 'conv': {
@@ -768,6 +774,16 @@ export class MagpieClient {
     for (const { message } of items) {
       if (message.sender === this._userId) await this.sendQueue.settle(message);
       this.emitter.emit('message', this.history.toLocal(message));
+    }
+  }
+
+  private async onAdvanced(message: Message): Promise<void> {
+    try {
+      await this.history.storeMessages([message]);
+      if (message.sender === this._userId) await this.sendQueue.settle(message);
+      this.emitter.emit('message', this.history.toLocal(message));
+    } catch (err) {
+      this.emitter.emit('error', toClientError(err));
     }
   }
 

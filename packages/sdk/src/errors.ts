@@ -13,6 +13,7 @@ import { ERROR_RETRYABLE, isErrorCode } from './protocol-constants.ts';
 export type ClientErrorCode = 'disconnected' | 'timeout' | 'not_connected' | 'closed' | 'network' | 'bad_response';
 export type MagpieClientErrorCode = ClientErrorCode | ErrorCode;
 
+const CLIENT_CODES: ReadonlySet<string> = new Set(['disconnected', 'timeout', 'not_connected', 'closed', 'network', 'bad_response']);
 const RETRYABLE_CLIENT_CODES: ReadonlySet<string> = new Set(['disconnected', 'timeout', 'not_connected', 'network']);
 
 /** The one error type the SDK throws or emits. */
@@ -32,14 +33,14 @@ export class MagpieClientError extends Error {
     if (extra?.status !== undefined) this.status = extra.status;
   }
 
-  /** True when the code came from the server's error table. */
+  /** True when the code came from the server (not one of the SDK's own codes). */
   get fromServer(): boolean {
-    return isErrorCode(this.code);
+    return !CLIENT_CODES.has(this.code);
   }
 
   /** True when repeating the same request later may succeed. */
   get retryable(): boolean {
-    if (isErrorCode(this.code)) return ERROR_RETRYABLE[this.code];
+    if (isErrorCode(this.code)) return ERROR_RETRYABLE[this.code] ?? false;
     return RETRYABLE_CLIENT_CODES.has(this.code);
   }
 }

@@ -67,9 +67,14 @@ export class History {
   constructor(private readonly deps: HistoryDeps) {}
 
   /** Store inbox items' messages: each covers exactly its own seq. */
-  async storeInbox(items: InboxItem[]): Promise<void> {
+  storeInbox(items: InboxItem[]): Promise<void> {
+    return this.storeMessages(items.map((i) => i.message));
+  }
+
+  /** Store live messages: each covers exactly its own seq (gaps around it stay holes). */
+  async storeMessages(messages: Message[]): Promise<void> {
     const byConv = new Map<string, Message[]>();
-    for (const { message } of items) {
+    for (const message of messages) {
       const list = byConv.get(message.conv) ?? [];
       list.push(message);
       byConv.set(message.conv, list);

@@ -18,8 +18,11 @@ export function shouldReconnect(code: number): boolean {
   return !(code >= 4100 && code < 4500);
 }
 
-/** Server error codes and whether repeating the request later may succeed. */
-export const ERROR_RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
+/**
+ * Server error codes and whether repeating the request later may succeed. Codes a newer
+ * server adds and this table does not know yet are kept as they are and treated as final.
+ */
+export const ERROR_RETRYABLE: Readonly<Record<string, boolean>> = {
   bad_frame: false,
   unknown_type: false,
   invalid: false,
@@ -30,7 +33,9 @@ export const ERROR_RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   unauthorized: false,
   bad_credentials: false,
   forbidden: false,
+  muted: false,
   not_found: false,
+  group_full: false,
   conflict: false,
   rate_limited: true,
   unavailable: true,

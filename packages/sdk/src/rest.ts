@@ -1,6 +1,6 @@
 import type { ConvEntry, Message, Platform, PublicUser } from '@magpie/protocol';
 import { isErrorCode } from './protocol-constants.ts';
-import { MagpieClientError } from './errors.ts';
+import { MagpieClientError, type MagpieClientErrorCode } from './errors.ts';
 import type { ConvsResult, HistoryResult } from './wire.ts';
 
 /** The part of the Fetch API the SDK uses (the global fetch of browsers and Node 18+ fits). */
@@ -104,7 +104,13 @@ export class RestApi {
     }
     if (res.ok) return json as T;
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: unknown; retryAfterMs?: unknown } } | undefined)?.error;
-    const code = isErrorCode(e?.code) ? e.code : res.status >= 500 ? 'internal' : 'bad_response';
+    const code: MagpieClientErrorCode = isErrorCode(e?.code)
+      ? e.code
+      : typeof e?.code === 'string' && e.code
+        ? (e.code as MagpieClientErrorCode)
+        : res.status >= 500
+          ? 'internal'
+          : 'bad_response';
     const extra: { status: number; details?: unknown; retryAfterMs?: number } = { status: res.status };
     if (e?.details !== undefined) extra.details = e.details;
     if (typeof e?.retryAfterMs === 'number') extra.retryAfterMs = e.retryAfterMs;

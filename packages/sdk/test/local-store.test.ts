@@ -142,3 +142,26 @@ test('own outgoing messages are listed after the newest stored message only', as
   const older = await h.client.getMessages('g', { before: 2 });
   assert.ok(!older.messages.some((x) => x.clientMsgId === m.clientMsgId), 'not in an explicit older page');
 });
+
+test('super-group `advanced` messages are stored by conversation seq; a skipped seq stays a hole', async () => {
+  const h = harness();
+  for (let i = 0; i < 6; i++) h.server.appendHistory('s', 'bob', `m${i}`);
+  h.server.conv('s').entry.kind = 'super';
+  await connectOnline(h);
+  const m7 = h.server.appendHistory('s', 'bob', 'seven');
+  h.server.last.deliver({ type: 'advanced', conv: 's', seq: 7, message: m7 });
+  await h.clock.advance(10);
+  let w = await h.client.getMessages('s');
+  assert.deepEqual(w.messages.map((m) => m.seq), [7]);
+  assert.equal(w.hasGapBefore, true);
+  h.server.appendHistory('s', 'bob', 'eight (lost)');
+  const m9 = h.server.appendHistory('s', 'bob', 'nine');
+  h.server.last.deliver({ type: 'advanced', conv: 's', seq: 9, message: m9 });
+  await h.clock.advance(10);
+  w = await h.client.getMessages('s');
+  assert.deepEqual(w.messages.map((m) => m.seq), [9], 'never across the hole at 8');
+  assert.equal(w.hasGapBefore, true);
+  assert.equal(h.client.inboxSeq, 0, 'no inbox position involved');
+  const filled = await h.client.loadHistory('s', { after: 7, limit: 10 });
+  assert.deepEqual(filled.messages.map((m) => m.seq), [8, 9]);
+});

@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from '../clock.ts';
-import { MagpieClientError } from '../errors.ts';
+import { MagpieClientError, type MagpieClientErrorCode } from '../errors.ts';
 import { isErrorCode } from '../protocol-constants.ts';
 import type { NotifyFrame, RequestFrame, RequestResults, RequestType } from '../wire.ts';
 import { messageText, WS_OPEN, type WebSocketFactory, type WebSocketLike } from './websocket.ts';
@@ -228,7 +228,8 @@ export class Connection {
 }
 
 export function errorFromFrame(frame: RawFrame): MagpieClientError {
-  const code = isErrorCode(frame.code) ? frame.code : 'bad_response';
+  // Codes of a newer server that the SDK does not know are passed on unchanged.
+  const code = isErrorCode(frame.code) ? frame.code : typeof frame.code === 'string' && frame.code ? (frame.code as MagpieClientErrorCode) : 'bad_response';
   const message = typeof frame.message === 'string' ? frame.message : undefined;
   const extra: { details?: unknown; retryAfterMs?: number } = {};
   if (frame.details !== undefined) extra.details = frame.details;

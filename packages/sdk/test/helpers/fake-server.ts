@@ -178,6 +178,7 @@ export class FakeServer {
           lastMessage: null,
           readSeq: 0,
           unread: 0,
+          mentions: 0,
           oldestUnreadSeq: null,
           deliveredSeq: 0,
           pinned: false,
@@ -187,7 +188,7 @@ export class FakeServer {
           clearedSeq: 0,
           version: ++this.listVersion,
           ...init,
-        },
+        } as ConvEntry,
         messages: [],
       };
       this.convs.set(conv, c);
@@ -313,6 +314,7 @@ export class FakeServer {
         ringStart: this.ringStart,
         sync,
         heartbeatMs: 40_000,
+        supers: [],
         serverTime: this.clock.now(),
         limits: { maxFrameBytes: 65536, maxMessageBytes: 16384 },
       },
