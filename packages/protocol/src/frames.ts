@@ -42,6 +42,8 @@ export const SendFrame = z
     conv: ConvId.optional(),
     kind: z.string().min(1).max(32),
     body: z.unknown(),
+    /** Group messages: user ids mentioned, or 'all' (@all); counted apart in the mentioned users' entries. */
+    mentions: z.union([z.array(UserId).min(1).max(100), z.literal('all')]).optional(),
   })
   .refine((f) => (f.to === undefined) !== (f.conv === undefined), { message: 'exactly one of `to` and `conv` is required' });
 

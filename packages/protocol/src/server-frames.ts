@@ -31,6 +31,7 @@ export const ConvEntrySchema = z.strictObject({
   lastMessage: MessageSchema.nullable(),
   readSeq: Seq,
   unread: Seq,
+  mentions: Seq,
   oldestUnreadSeq: Seq.nullable(),
   deliveredSeq: Seq,
   pinned: z.boolean(),
@@ -65,6 +66,13 @@ export const PongFrame = z.strictObject({
 /** Live delivery of one inbox item. */
 export const MsgFrame = z.strictObject({ type: z.literal('msg'), inboxSeq: Seq.min(1), message: MessageSchema });
 
+/**
+ * A super group advanced to `seq` (read diffusion: no inbox pointer). The message is
+ * included, serialized once for every online member: merge it when it is your local
+ * last seq + 1 for that conversation, otherwise pull `history` after your last seq.
+ */
+export const AdvancedFrame = z.strictObject({ type: z.literal('advanced'), conv: z.string(), seq: Seq.min(1), message: MessageSchema });
+
 /** A conversation-list entry of this user changed (on another device, or by a new message). */
 export const ConvFrame = z.strictObject({ type: z.literal('conv'), entry: ConvEntrySchema });
 
@@ -91,6 +99,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ErrorFrame,
   PongFrame,
   MsgFrame,
+  AdvancedFrame,
   ConvFrame,
   DeliveredFrame,
   KickedFrame,
@@ -115,6 +124,8 @@ export const WelcomeResult = z.strictObject({
    */
   sync: z.enum(['none', 'incremental', 'full']),
   heartbeatMs: z.number().int(),
+  /** The user's super groups and their last seq: sync these by conversation seq (`history` after your last). */
+  supers: z.array(z.strictObject({ conv: z.string(), lastSeq: Seq })),
   serverTime: z.number().int(),
   limits: z.strictObject({ maxFrameBytes: z.number().int(), maxMessageBytes: z.number().int() }),
 });

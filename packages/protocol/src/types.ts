@@ -30,6 +30,8 @@ export interface ConvEntry {
   lastMessage: Message | null;
   readSeq: number;
   unread: number;
+  /** Unread messages that mention this user (or @all), counted apart from `unread`. */
+  mentions: number;
   /** Lowest seq above readSeq sent by someone else; null when nothing is unread. */
   oldestUnreadSeq: number | null;
   /** Highest seq of this user's own messages that a recipient's device has acknowledged. */

@@ -20,5 +20,9 @@ export type BusEvent =
    * receiving node tracks for ACK and retry.
    */
   | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number }
+  /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
+  | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
+  /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). */
+  | { type: 'supers'; conv: string; add: string[]; remove: string[] }
   /** Close these sessions' connections with a kicked/revoked close. */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin' };

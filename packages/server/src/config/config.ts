@@ -57,6 +57,14 @@ export const ConfigSchema = z.strictObject({
       totalCap: z.number().int().min(1).default(1_000_000),
     })
     .prefault({}),
+  groups: z
+    .strictObject({
+      /** Largest group allowed. */
+      maxMembers: z.number().int().min(2).default(200_000),
+      /** Above this many members a group becomes a super group (read diffusion). */
+      superThreshold: z.number().int().min(2).default(500),
+    })
+    .prefault({}),
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   maxBatch: z.number().int().min(1).max(10_000).default(500),
@@ -123,6 +131,8 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_RETRY_MAX_MS: (c, v) => (c.retry = { ...(c.retry as object), maxDelayMs: Number(v) }),
   MAGPIE_RETRY_MAX_ATTEMPTS: (c, v) => (c.retry = { ...(c.retry as object), maxAttempts: Number(v) }),
   MAGPIE_RETRY_FIXED_MS: (c, v) => (c.retry = { ...(c.retry as object), fixedDelayMs: Number(v) }),
+  MAGPIE_GROUP_MAX_MEMBERS: (c, v) => (c.groups = { ...(c.groups as object), maxMembers: Number(v) }),
+  MAGPIE_SUPER_GROUP_THRESHOLD: (c, v) => (c.groups = { ...(c.groups as object), superThreshold: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),

@@ -13,6 +13,7 @@ import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { Connection } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
+import { SuperGroupIndex } from './super-index.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 
 export interface GatewayDeps {
@@ -42,6 +43,7 @@ const KICK_TEXT = {
  */
 export class WsGateway {
   readonly registry = new ConnectionRegistry();
+  readonly supers = new SuperGroupIndex();
   private readonly wss: WebSocketServer;
   private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -111,6 +113,7 @@ export class WsGateway {
     this.d.metrics.connections.dec();
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
+    this.supers.drop(conn);
     if (conn.principal) this.registry.remove(conn.principal.userId, conn);
   }
 
@@ -213,6 +216,9 @@ export class WsGateway {
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     this.registry.add(principal.userId, conn);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    const supers = await this.d.messaging.superGroupsOf(principal.userId);
+    if (conn.closed) return;
+    for (const s of supers) this.supers.add(s.conv, conn);
     const { limits } = this.d.config;
     const result = {
       version,
@@ -222,6 +228,7 @@ export class WsGateway {
       ringStart: sync.ringStart,
       sync: sync.mode,
       heartbeatMs: this.d.config.heartbeatMs,
+      supers,
       serverTime: Date.now(),
       limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
     };
@@ -238,6 +245,19 @@ export class WsGateway {
         this.d.metrics.deliveries.inc({ type: kind });
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);
       }
+      return;
+    }
+    if (ev.type === 'advance') {
+      for (const conn of this.supers.followers(ev.conv)) {
+        if (conn.principal?.tokenHash === ev.exceptSession) continue;
+        conn.send(ev.frame);
+        this.d.metrics.deliveries.inc({ type: 'advanced' });
+      }
+      return;
+    }
+    if (ev.type === 'supers') {
+      for (const u of ev.add) for (const conn of this.registry.of(u)) this.supers.add(ev.conv, conn);
+      for (const u of ev.remove) for (const conn of this.registry.of(u)) this.supers.remove(ev.conv, conn);
       return;
     }
     const close = KICK_CLOSE[ev.reason];

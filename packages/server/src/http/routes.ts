@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { MagpieError, PLATFORMS, issuesOf } from '@magpie/protocol';
+import { PLATFORMS } from '@magpie/protocol';
+import { bearer, parseBody } from './validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { MessagingService } from '../services/messages.ts';
 
@@ -30,6 +31,7 @@ const SendBody = z
     conv: z.string().min(1).max(128).optional(),
     kind: z.string().min(1).max(32),
     body: z.unknown(),
+    mentions: z.union([z.array(z.string().min(1).max(64)).min(1).max(100), z.literal('all')]).optional(),
   })
   .refine((f) => (f.to === undefined) !== (f.conv === undefined), { message: 'exactly one of `to` and `conv` is required' });
 const ReadBody = z.strictObject({ seq: Seq });
@@ -40,27 +42,16 @@ const EntryPatch = z.strictObject({
   deleted: z.literal(true).optional(),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) });
-  return r.data;
-}
-
-function bearer(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7) : undefined;
-}
-
 /** The REST API under /api: account operations and reads; sends as a short-request fallback. */
 export function registerApiRoutes(app: FastifyInstance, accounts: AccountService, messaging: MessagingService): void {
   const auth = (req: FastifyRequest): Promise<Principal> => accounts.authenticate(bearer(req));
 
   app.post('/api/register', async (req, reply) => {
-    const b = parse(Register, req.body);
+    const b = parseBody(Register, req.body);
     reply.code(201);
     return { user: await accounts.register(b.username, b.password, b.nickname) };
   });
-  app.post('/api/login', async (req) => accounts.login(parse(Login, req.body)));
+  app.post('/api/login', async (req) => accounts.login(parseBody(Login, req.body)));
   app.post('/api/logout', async (req) => {
     await accounts.logout(await auth(req));
     return { ok: true };
@@ -73,23 +64,23 @@ export function registerApiRoutes(app: FastifyInstance, accounts: AccountService
   });
   app.get('/api/conversations', async (req) => {
     const p = await auth(req);
-    const q = parse(ConvsQuery, req.query);
+    const q = parseBody(ConvsQuery, req.query);
     return messaging.conversations(p.userId, q.since, q.limit);
   });
   app.get<{ Params: { conv: string } }>('/api/conversations/:conv/messages', async (req) => {
     const p = await auth(req);
-    return messaging.history(p.userId, req.params.conv, parse(HistoryQuery, req.query));
+    return messaging.history(p.userId, req.params.conv, parseBody(HistoryQuery, req.query));
   });
   app.post<{ Params: { conv: string } }>('/api/conversations/:conv/read', async (req) => {
     const p = await auth(req);
-    return { entry: await messaging.markRead(p, req.params.conv, parse(ReadBody, req.body).seq) };
+    return { entry: await messaging.markRead(p, req.params.conv, parseBody(ReadBody, req.body).seq) };
   });
   app.patch<{ Params: { conv: string } }>('/api/conversations/:conv', async (req) => {
     const p = await auth(req);
-    return { entry: await messaging.updateEntry(p, req.params.conv, parse(EntryPatch, req.body)) };
+    return { entry: await messaging.updateEntry(p, req.params.conv, parseBody(EntryPatch, req.body)) };
   });
   app.post('/api/messages', async (req) => {
     const p = await auth(req);
-    return messaging.send(p, parse(SendBody, req.body));
+    return messaging.send(p, parseBody(SendBody, req.body));
   });
 }

@@ -1,7 +1,7 @@
 import { MagpieError, serverOnlyKinds, validateMessageBody, type ConvEntry, type InboxItem, type Message } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
+import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendError, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import type { Principal } from './accounts.ts';
@@ -21,6 +21,7 @@ export interface SendInput {
   conv?: string;
   kind: string;
   body: unknown;
+  mentions?: string[] | 'all';
 }
 
 /** Called once per newly committed message with every member's inbox pointer. */
@@ -68,24 +69,38 @@ export class MessagingService {
     } else {
       conv = input.conv!;
     }
-    const outcome = await this.committer.submit({
-      sender: p.userId,
-      clientMsgId: input.clientMsgId,
-      conv,
-      directMembers,
-      kind: input.kind,
-      body,
-      time: this.now(),
-      id: timeId('m'),
-    });
+    if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
+    const outcome = await this.commitAndPublish(
+      {
+        sender: p.userId,
+        clientMsgId: input.clientMsgId,
+        conv,
+        directMembers,
+        kind: input.kind,
+        body,
+        time: this.now(),
+        id: timeId('m'),
+        ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),
+      },
+      p.tokenHash,
+    );
+    const own = outcome.pointers.find((x) => x.userId === p.userId);
+    return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+  }
+
+  /**
+   * Group-commit one request (a message, or a system notice carrying a group effect), then
+   * publish its live fan-out. Throws the mapped MagpieError when the store refuses it.
+   */
+  async commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    const outcome = await this.committer.submit(req);
     if (!outcome.ok) {
       this.metrics.sends.inc({ outcome: outcome.error });
-      throw new MagpieError(outcome.error, outcome.error === 'forbidden' ? 'not a member of this conversation' : `no such conversation: ${conv}`);
+      throw appendError(outcome, req.conv);
     }
     this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
-    const own = outcome.pointers.find((x) => x.userId === p.userId);
-    if (!outcome.duplicate) this.publishMessage(outcome, p.tokenHash);
-    return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+    if (!outcome.duplicate) this.publishMessage(outcome, senderSession);
+    return outcome;
   }
 
   private async commit(batch: AppendRequest[]): Promise<AppendOutcome[]> {
@@ -109,9 +124,18 @@ export class MessagingService {
     this.committedListeners.push(listener);
   }
 
-  /** Fan-out after commit: the body is serialized once; each member's frame differs only by inboxSeq. */
-  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string): void {
+  /**
+   * Fan-out after commit: the body is serialized once; each member's frame differs only by
+   * inboxSeq. A new message without inbox pointers lives in a super group (read diffusion:
+   * direct and normal-group messages always have at least the sender's pointer), so online
+   * members get one `advanced` frame, the same string for all of them.
+   */
+  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined): void {
     const body = JSON.stringify(outcome.message);
+    if (outcome.pointers.length === 0) {
+      const m = outcome.message;
+      this.bus.publish({ type: 'advance', conv: m.conv, frame: `{"type":"advanced","conv":${JSON.stringify(m.conv)},"seq":${m.seq},"message":${body}}`, exceptSession: senderSession });
+    }
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
       this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
@@ -137,6 +161,11 @@ export class MessagingService {
     return since > latest || since < ringStart - 1 || latest - since > this.opts.syncGapThreshold;
   }
 
+  /** The user's super groups with their last seq (clients sync these by conversation seq). */
+  superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
+    return this.store.superGroupsOf(userId);
+  }
+
   /** The user's newest inboxSeq (carried by every pong, so a lost last message is noticed). */
   async latestInboxSeq(userId: string): Promise<number> {
     return (await this.store.inboxState(userId)).latest;
@@ -156,19 +185,35 @@ export class MessagingService {
     return { items, inboxSeq: latest, more: last < latest, full: false };
   }
 
+  /**
+   * A page of history. Members read the whole conversation except what they deleted for
+   * themselves (clearedSeq); a member who left or was removed reads up to their removal
+   * notice and nothing after it.
+   */
   async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
-    const entry = await this.requireEntry(userId, conv);
+    const { floor, ceiling } = await this.readableRange(userId, conv);
     const limit = q.limit ?? 50;
-    const floor = entry.clearedSeq;
     const messages =
       q.after !== undefined
-        ? await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit })
-        : (await this.store.readHistory(conv, { before: q.before, limit })).filter((m) => m.seq > floor);
+        ? (await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit })).filter((m) => m.seq <= ceiling)
+        : (await this.store.readHistory(conv, { before: Math.min(q.before ?? Number.MAX_SAFE_INTEGER, ceiling + 1), limit })).filter((m) => m.seq > floor);
     const more =
       q.after !== undefined
-        ? (messages.at(-1)?.seq ?? entry.lastSeq) < entry.lastSeq
+        ? (messages.at(-1)?.seq ?? ceiling) < ceiling
         : messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1;
-    return { messages, lastSeq: entry.lastSeq, more };
+    return { messages, lastSeq: ceiling, more };
+  }
+
+  /** Seqs (floor, ceiling] the user may read in `conv`; throws forbidden/not_found otherwise. */
+  private async readableRange(userId: string, conv: string): Promise<{ floor: number; ceiling: number }> {
+    const record = await this.store.getConversation(conv);
+    if (!record) throw new MagpieError('not_found', `no such conversation: ${conv}`);
+    const entry = await this.store.getEntry(userId, conv);
+    const floor = entry?.clearedSeq ?? 0;
+    if (await this.store.isMember(conv, userId)) return { floor, ceiling: record.lastSeq };
+    const limit = record.kind === 'direct' ? null : await this.store.formerMemberLimit(conv, userId);
+    if (limit === null) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
+    return { floor, ceiling: limit };
   }
 
   async conversations(userId: string, since: number, limit = 200): Promise<{ version: number; entries: ConvEntry[]; more: boolean }> {
@@ -203,6 +248,24 @@ export class MessagingService {
       throw new MagpieError((await this.store.getConversation(conv)) ? 'forbidden' : 'not_found', `no access to conversation ${conv}`);
     }
     return entry;
+  }
+}
+
+/** Map a store refusal to the protocol's error codes. */
+export function appendError(outcome: { error: AppendError; reason?: string }, conv: string): MagpieError {
+  switch (outcome.error) {
+    case 'not_found':
+      return new MagpieError('not_found', outcome.reason ?? `no such conversation: ${conv}`);
+    case 'forbidden':
+      return new MagpieError('forbidden', outcome.reason ?? 'not a member of this conversation');
+    case 'muted':
+      return new MagpieError('muted', outcome.reason);
+    case 'full':
+      return new MagpieError('group_full', outcome.reason);
+    case 'dismissed':
+      return new MagpieError('forbidden', outcome.reason ?? 'the group was dismissed');
+    case 'invalid':
+      return new MagpieError('invalid', outcome.reason);
   }
 }
 

@@ -1,0 +1,41 @@
+import type { Connection } from './connection.ts';
+
+/**
+ * Which connections of this node follow which super groups. Built from the store once per
+ * connection (at hello) and kept up to date by membership events, so a super-group message
+ * reaches its online members without reading the member list.
+ */
+export class SuperGroupIndex {
+  private readonly byConv = new Map<string, Set<Connection>>();
+  private readonly byConn = new Map<Connection, Set<string>>();
+
+  add(conv: string, conn: Connection): void {
+    let set = this.byConv.get(conv);
+    if (!set) this.byConv.set(conv, (set = new Set()));
+    set.add(conn);
+    let convs = this.byConn.get(conn);
+    if (!convs) this.byConn.set(conn, (convs = new Set()));
+    convs.add(conv);
+  }
+
+  remove(conv: string, conn: Connection): void {
+    const set = this.byConv.get(conv);
+    set?.delete(conn);
+    if (set && set.size === 0) this.byConv.delete(conv);
+    this.byConn.get(conn)?.delete(conv);
+  }
+
+  /** Forget a closed connection. */
+  drop(conn: Connection): void {
+    for (const conv of this.byConn.get(conn) ?? []) {
+      const set = this.byConv.get(conv);
+      set?.delete(conn);
+      if (set && set.size === 0) this.byConv.delete(conv);
+    }
+    this.byConn.delete(conn);
+  }
+
+  followers(conv: string): Iterable<Connection> {
+    return this.byConv.get(conv) ?? [];
+  }
+}

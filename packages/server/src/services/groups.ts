@@ -1,0 +1,189 @@
+import { MagpieError } from '@magpie/protocol';
+import type { Bus } from '../bus/bus.ts';
+import type { GroupEffect, GroupPatch, GroupRecord, JoinRequestRecord, MemberRecord, Store } from '../store/store.ts';
+import { timeId } from '../util/ids.ts';
+import type { Principal } from './accounts.ts';
+import { isAdmin } from './group-rules.ts';
+import type { MessagingService } from './messages.ts';
+
+export interface GroupLimits {
+  /** Largest group allowed. */
+  maxMembers: number;
+  /** Above this many members a group uses read diffusion (super group). */
+  superThreshold: number;
+}
+
+export interface CreateGroupInput {
+  name: string;
+  members: string[];
+  avatar?: string;
+  joinPolicy?: 'open' | 'approval';
+  inviteNeedsApproval?: boolean;
+}
+
+/**
+ * Groups: every change is a system notice whose effect the store applies in the same
+ * transaction, so membership and the conversation's seq order never disagree.
+ */
+export class GroupService {
+  constructor(
+    private readonly store: Store,
+    private readonly bus: Bus,
+    private readonly messaging: MessagingService,
+    private readonly limits: GroupLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async create(p: Principal, input: CreateGroupInput): Promise<GroupRecord> {
+    const others = [...new Set(input.members)].filter((u) => u !== p.userId);
+    if (others.length + 1 > this.limits.maxMembers) throw new MagpieError('group_full', `at most ${this.limits.maxMembers} members`);
+    const found = await this.store.existingUsers(others);
+    const missing = others.filter((u) => !found.has(u));
+    if (missing.length) throw new MagpieError('not_found', `no such users: ${missing.slice(0, 5).join(', ')}`);
+    const conv = timeId('g:');
+    const group = {
+      name: input.name,
+      avatar: input.avatar ?? '',
+      joinPolicy: input.joinPolicy ?? 'approval',
+      inviteNeedsApproval: input.inviteNeedsApproval ?? false,
+      maxMembers: this.limits.maxMembers,
+      superThreshold: this.limits.superThreshold,
+    };
+    await this.apply(p, conv, { op: 'create', group, members: others }, 'group_created', { name: input.name, owner: p.userId, members: others });
+    return this.info(conv);
+  }
+
+  async info(conv: string): Promise<GroupRecord> {
+    const g = await this.store.getGroup(conv);
+    if (!g) throw new MagpieError('not_found', 'no such group');
+    return g;
+  }
+
+  async search(prefix: string, limit: number): Promise<GroupRecord[]> {
+    return this.store.searchGroups(prefix, limit);
+  }
+
+  async members(p: Principal, conv: string, after: string, limit: number): Promise<MemberRecord[]> {
+    await this.requireMember(p, conv);
+    return this.store.listMembers(conv, after, limit);
+  }
+
+  /** Join: open groups add at once; otherwise an application waits for an owner/admin. */
+  async join(p: Principal, conv: string, message = ''): Promise<{ joined: boolean }> {
+    const g = await this.info(conv);
+    if (await this.store.getMember(conv, p.userId)) throw new MagpieError('conflict', 'already a member');
+    if (g.joinPolicy === 'open') {
+      await this.add(p, conv, [p.userId], 'member_joined');
+      return { joined: true };
+    }
+    await this.store.putJoinRequest({ conv, userId: p.userId, inviter: null, message, createdAt: this.now() });
+    return { joined: false };
+  }
+
+  /** Invite: added at once, or a pending request when plain members' invitations need approval. */
+  async invite(p: Principal, conv: string, users: string[]): Promise<{ added: string[]; pending: string[] }> {
+    const g = await this.info(conv);
+    const me = await this.requireMember(p, conv);
+    const found = await this.store.existingUsers(users);
+    const missing = users.filter((u) => !found.has(u));
+    if (missing.length) throw new MagpieError('not_found', `no such users: ${missing.slice(0, 5).join(', ')}`);
+    const fresh: string[] = [];
+    for (const u of new Set(users)) if (!(await this.store.getMember(conv, u))) fresh.push(u);
+    if (fresh.length === 0) return { added: [], pending: [] };
+    if (g.inviteNeedsApproval && !isAdmin(me.role)) {
+      for (const u of fresh) await this.store.putJoinRequest({ conv, userId: u, inviter: p.userId, message: '', createdAt: this.now() });
+      return { added: [], pending: fresh };
+    }
+    await this.add(p, conv, fresh, 'members_invited');
+    return { added: fresh, pending: [] };
+  }
+
+  async requests(p: Principal, conv: string): Promise<JoinRequestRecord[]> {
+    await this.requireAdmin(p, conv);
+    return this.store.listJoinRequests(conv);
+  }
+
+  async resolveRequest(p: Principal, conv: string, userId: string, approve: boolean): Promise<void> {
+    await this.requireAdmin(p, conv);
+    const req = await this.store.takeJoinRequest(conv, userId);
+    if (!req) throw new MagpieError('not_found', 'no pending request from this user');
+    if (approve) await this.add(p, conv, [userId], 'member_approved', { inviter: req.inviter });
+  }
+
+  async kick(p: Principal, conv: string, users: string[]): Promise<void> {
+    await this.apply(p, conv, { op: 'remove', users }, 'members_removed', { users, by: p.userId });
+  }
+
+  async leave(p: Principal, conv: string): Promise<void> {
+    await this.apply(p, conv, { op: 'leave' }, 'member_left', { user: p.userId });
+  }
+
+  async setRole(p: Principal, conv: string, user: string, role: 'admin' | 'member'): Promise<void> {
+    await this.apply(p, conv, { op: 'role', user, role }, 'role_changed', { user, role, by: p.userId });
+  }
+
+  async transfer(p: Principal, conv: string, to: string): Promise<void> {
+    await this.apply(p, conv, { op: 'transfer', to }, 'owner_changed', { from: p.userId, to });
+  }
+
+  /** Mute a member for `durationMs` (0 lifts the mute). */
+  async mute(p: Principal, conv: string, user: string, durationMs: number): Promise<void> {
+    const until = durationMs === 0 ? 0 : this.now() + durationMs;
+    await this.apply(p, conv, { op: 'mute', user, until }, durationMs === 0 ? 'member_unmuted' : 'member_muted', { user, until, by: p.userId });
+  }
+
+  async update(p: Principal, conv: string, patch: GroupPatch): Promise<GroupRecord> {
+    await this.apply(p, conv, { op: 'update', patch }, 'group_updated', { ...patch, by: p.userId });
+    return this.info(conv);
+  }
+
+  async dismiss(p: Principal, conv: string): Promise<void> {
+    await this.apply(p, conv, { op: 'dismiss' }, 'group_dismissed', { by: p.userId });
+  }
+
+  private add(p: Principal, conv: string, users: string[], event: string, extra: Record<string, unknown> = {}): Promise<void> {
+    const effect: GroupEffect = { op: 'add', users, maxMembers: this.limits.maxMembers, superThreshold: this.limits.superThreshold };
+    return this.apply(p, conv, effect, event, { users, by: p.userId, ...extra });
+  }
+
+  /** Commit the notice with its effect, then keep every node's super-group subscriptions current. */
+  private async apply(p: Principal, conv: string, effect: GroupEffect, event: string, data: Record<string, unknown>): Promise<void> {
+    const outcome = await this.messaging.commitAndPublish({
+      sender: p.userId,
+      clientMsgId: timeId('sys:'),
+      conv,
+      kind: 'system',
+      body: { event, data: JSON.parse(JSON.stringify(data)) as unknown },
+      time: this.now(),
+      id: timeId('m'),
+      effect,
+    });
+    const r = outcome.effect;
+    if (!r) return;
+    if (r.becameSuper) await this.subscribeAllMembers(conv);
+    else if (r.kind === 'super' && (r.joined.length || r.left.length)) this.bus.publish({ type: 'supers', conv, add: r.joined, remove: r.left });
+    else if (r.left.length) this.bus.publish({ type: 'supers', conv, add: [], remove: r.left });
+  }
+
+  /** A group just became a super group: page through its members once to subscribe the online ones. */
+  private async subscribeAllMembers(conv: string): Promise<void> {
+    let after = '';
+    for (;;) {
+      const page = await this.store.listMembers(conv, after, 1000);
+      if (page.length === 0) return;
+      this.bus.publish({ type: 'supers', conv, add: page.map((m) => m.userId), remove: [] });
+      after = page.at(-1)!.userId;
+    }
+  }
+
+  private async requireMember(p: Principal, conv: string): Promise<MemberRecord> {
+    const m = await this.store.getMember(conv, p.userId);
+    if (!m) throw new MagpieError((await this.store.getGroup(conv)) ? 'forbidden' : 'not_found', 'not a member of this group');
+    return m;
+  }
+
+  private async requireAdmin(p: Principal, conv: string): Promise<void> {
+    const m = await this.requireMember(p, conv);
+    if (!isAdmin(m.role)) throw new MagpieError('forbidden', 'only the owner or an admin can do this');
+  }
+}
