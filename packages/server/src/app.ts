@@ -18,6 +18,7 @@ import { registerApiRoutes } from './http/routes.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
+import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
 
@@ -33,6 +34,8 @@ export interface MagpieServer {
   wallet: WalletModule;
   /** Profiles, friends, blocks, the stranger policy (src/social/). */
   social: SocialModule;
+  /** Offline push (src/push/): device registry, providers, queue, funnel. */
+  push: PushModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -68,6 +71,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
+  /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
+  const pushHandoff = new ForwardingHandoff();
 
   const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
   const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
@@ -104,6 +109,19 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
+  const push = await createPushModule(http, {
+    server: config,
+    config: config.push,
+    store,
+    accounts,
+    presence: gatewayPresence(gateway),
+    registry: metrics.registry,
+    log: log.child({ mod: 'push' }),
+  });
+  messaging.onCommitted(push.service.onCommitted);
+  accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
+  pushHandoff.target = push.service;
+
   return {
     config,
     store,
@@ -114,8 +132,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     gateway,
     wallet,
     social,
+    push,
     async start() {
       wallet.start();
+      await push.start();
       await http.listen({ host: config.host, port: config.port });
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -128,6 +148,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await bus.close();
       await wallet.stop();
       await social.stop();
+      await push.stop();
       await store.close();
     },
   };

@@ -19,8 +19,33 @@ import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
 import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
 import { WebhookProvider } from './providers/webhook.ts';
 import type { PushProviderName } from './types.ts';
+import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
 
 export { PushService, type OfflinePush, type Presence } from './service.ts';
+
+/**
+ * The retry queue is built before offline push (which needs the gateway); it hands over
+ * through this forwarder, whose target is set once push exists. Before that, handoffs drop.
+ */
+export class ForwardingHandoff implements OfflineHandoff {
+  target: OfflineHandoff | null = null;
+  handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void {
+    this.target?.handoff(ref, reason);
+  }
+}
+
+/** Presence from the gateway: who is connected on this node. */
+export function gatewayPresence(gateway: {
+  onlineDevices(userId: string): string[];
+  registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
+}): Presence {
+  return {
+    onlineDevices: (userId) => gateway.onlineDevices(userId),
+    *connected() {
+      for (const c of gateway.registry.all()) if (c.principal) yield { userId: c.principal.userId, deviceId: c.principal.deviceId };
+    },
+  };
+}
 export type { PushStore } from './push-store.ts';
 
 export interface PushModule {
