@@ -42,6 +42,10 @@ export class SqliteSocialStore implements SocialStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
+    if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get()) {
+      this.db.close();
+      throw new Error(`SqliteSocialStore: ${opts.path} has no users table; open the messaging Store on this file first`);
+    }
     this.db.exec(SOCIAL_SCHEMA_SQLITE);
     this.capacity = opts.changeLogCapacity ?? DEFAULT_CHANGE_LOG_CAPACITY;
     this.q = this.prepare();
