@@ -97,6 +97,15 @@ export const ConvUpdateFrame = z.strictObject({
   deleted: z.literal(true).optional(),
 });
 
+export const InstructionResultFrame = z.strictObject({
+  type: z.literal('instruction.result'),
+  id: Id,
+  instructionId: z.string().min(1).max(64),
+  ok: z.boolean(),
+  /** What the device did or found (diagnostics go here); at most the frame size. */
+  result: z.json().optional(),
+});
+
 export const ClientFrame = z.discriminatedUnion('type', [
   HelloFrame,
   PingFrame,
@@ -107,6 +116,7 @@ export const ClientFrame = z.discriminatedUnion('type', [
   ConvsFrame,
   ReadFrame,
   ConvUpdateFrame,
+  InstructionResultFrame,
 ]);
 
 export type ClientFrame = z.infer<typeof ClientFrame>;

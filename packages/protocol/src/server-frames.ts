@@ -84,6 +84,20 @@ export const DeliveredFrame = z.strictObject({
   by: z.string(),
 });
 
+/**
+ * A command for this device to execute (force full sync, upload diagnostics, clear local
+ * cache, set a configuration value); the client answers with `instruction.result`.
+ * Pending instructions also arrive in the `hello` reply, before any sync.
+ */
+export const InstructionFrame = z.strictObject({
+  type: z.literal('instruction'),
+  instructionId: z.string(),
+  kind: z.enum(['force_full_sync', 'upload_diagnostics', 'clear_cache', 'set_config']),
+  payload: z.unknown(),
+  createdAt: z.number().int(),
+});
+export type InstructionFrame = z.infer<typeof InstructionFrame>;
+
 /** Sent just before a close with code 4101 or 4102. */
 export const KickedFrame = z.strictObject({
   type: z.literal('kicked'),
@@ -102,6 +116,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   AdvancedFrame,
   ConvFrame,
   DeliveredFrame,
+  InstructionFrame,
   KickedFrame,
   RelationFrame,
 ]);
@@ -126,6 +141,8 @@ export const WelcomeResult = z.strictObject({
   heartbeatMs: z.number().int(),
   /** The user's super groups and their last seq: sync these by conversation seq (`history` after your last). */
   supers: z.array(z.strictObject({ conv: z.string(), lastSeq: Seq })),
+  /** Instructions pending for this device: execute them before showing history, then report each with `instruction.result`. */
+  instructions: z.array(InstructionFrame),
   serverTime: z.number().int(),
   limits: z.strictObject({ maxFrameBytes: z.number().int(), maxMessageBytes: z.number().int() }),
 });

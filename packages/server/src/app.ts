@@ -15,12 +15,20 @@ import { MessagingService } from './services/messages.ts';
 import { AckService } from './services/acks.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { registerApiRoutes } from './http/routes.ts';
+import { registerGroupRoutes } from './http/group-routes.ts';
+import { GroupService } from './services/groups.ts';
+import { InstructionService } from './instructions/instruction-service.ts';
+import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
+import type { InstructionStore } from './instructions/instruction-store.ts';
+import { adminGuard } from './http/admin-auth.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
+import { RecordingHandoff, type OfflineHandoff } from './delivery/offline-handoff.ts';
+import { createRetryQueue } from './delivery/retry-metrics.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -55,7 +63,7 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
-export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
   const store = deps.store ?? (await openStore(config));
@@ -73,6 +81,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
   /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
   const pushHandoff = new ForwardingHandoff();
+  const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
+  const retry = createRetryQueue(config, metrics, offlineHandoff);
 
   const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
   const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
@@ -102,11 +112,16 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
+  const groups = new GroupService(store, bus, messaging, config.groups);
+  registerGroupRoutes(http, accounts, groups);
+  const instructionStore = deps.instructionStore ?? (await openInstructionStore(config));
+  const instructions = new InstructionService(instructionStore, store, bus);
+  registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
   const wallet = await createWalletModule(http, { config, accounts, store, messaging, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const push = await createPushModule(http, {
@@ -149,6 +164,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await wallet.stop();
       await social.stop();
       await push.stop();
+      await instructionStore.close();
       await store.close();
     },
   };

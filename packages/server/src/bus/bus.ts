@@ -17,9 +17,9 @@ export type BusEvent =
   /**
    * Write `frame` (serialized JSON) to every device of `userId`, except the connection
    * `exceptSession` (token hash). `inboxSeq` marks an inbox item (a `msg`), which the
-   * receiving node tracks for ACK and retry.
+   * receiving node tracks for ACK and retry. `devices` limits it to these device ids.
    */
-  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number }
+  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[] }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
   | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
   /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). */

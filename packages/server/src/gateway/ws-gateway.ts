@@ -15,6 +15,7 @@ import { Connection } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
+import type { InstructionService } from '../instructions/instruction-service.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -26,6 +27,7 @@ export interface GatewayDeps {
   acks: AckService;
   ipLimiter: RateLimiter;
   retry: RetryQueue;
+  instructions: InstructionService;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -179,6 +181,9 @@ export class WsGateway {
       case 'read':
         result = { entry: await messaging.markRead(p, f.conv, f.seq) };
         break;
+      case 'instruction.result':
+        result = { recorded: await this.d.instructions.report(p.userId, p.deviceId, f.instructionId, f.ok, f.result) };
+        break;
       case 'conv.update': {
         const { conv, type: _t, id: _i, ...patch } = f;
         result = { entry: await messaging.updateEntry(p, conv, patch) };
@@ -217,6 +222,8 @@ export class WsGateway {
     this.registry.add(principal.userId, conn);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
     const supers = await this.d.messaging.superGroupsOf(principal.userId);
+    // Pending instructions go out in this answer, before the client's first sync page.
+    const instructions = await this.d.instructions.forLogin(principal.userId, principal.deviceId);
     if (conn.closed) return;
     for (const s of supers) this.supers.add(s.conv, conn);
     const { limits } = this.d.config;
@@ -229,6 +236,7 @@ export class WsGateway {
       sync: sync.mode,
       heartbeatMs: this.d.config.heartbeatMs,
       supers,
+      instructions,
       serverTime: Date.now(),
       limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
     };
@@ -241,6 +249,7 @@ export class WsGateway {
       for (const conn of this.registry.of(ev.userId)) {
         const p = conn.principal;
         if (!p || p.tokenHash === ev.exceptSession) continue;
+        if (ev.devices && !ev.devices.includes(p.deviceId)) continue;
         conn.send(ev.frame);
         this.d.metrics.deliveries.inc({ type: kind });
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);

@@ -1,0 +1,98 @@
+/**
+ * InstructionStore: server → client commands and their audit trail. Implementations:
+ * SQLite and PostgreSQL, in the messaging database.
+ *
+ * Guarantees: an instruction and its per-device targets are written in one transaction;
+ * a target's status only moves forward (pending → delivered → done | failed); every
+ * instruction stays readable as an audit record with its targets' outcomes.
+ */
+export interface InstructionStore {
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  create(instr: InstructionRecord, deviceIds: string[]): Promise<void>;
+  /** Instructions for this device that it has not completed, oldest first. */
+  pendingFor(userId: string, deviceId: string): Promise<InstructionRecord[]>;
+  markDelivered(instructionId: string, userId: string, deviceId: string, at: number): Promise<void>;
+  /** Record the device's report; false when there is no such target or it is already complete. */
+  complete(instructionId: string, userId: string, deviceId: string, ok: boolean, result: unknown, at: number): Promise<boolean>;
+  /** Audit: instructions of a user, newest first, with every target's outcome. */
+  audit(userId: string, limit: number): Promise<InstructionAudit[]>;
+}
+
+export const INSTRUCTION_KINDS = ['force_full_sync', 'upload_diagnostics', 'clear_cache', 'set_config'] as const;
+export type InstructionKind = (typeof INSTRUCTION_KINDS)[number];
+
+export interface InstructionRecord {
+  id: string;
+  userId: string;
+  kind: InstructionKind;
+  payload: unknown;
+  createdAt: number;
+  /** Who issued it (operator note or id). */
+  issuedBy: string;
+}
+
+export interface InstructionTarget {
+  deviceId: string;
+  status: 'pending' | 'delivered' | 'done' | 'failed';
+  deliveredAt: number | null;
+  completedAt: number | null;
+  result: unknown;
+}
+
+export interface InstructionAudit extends InstructionRecord {
+  targets: InstructionTarget[];
+}
+
+export const INSTRUCTION_SCHEMA_SQL = `
+CREATE TABLE IF NOT EXISTS instructions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  issued_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instructions_user ON instructions (user_id, created_at);
+CREATE TABLE IF NOT EXISTS instruction_targets (
+  instruction_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  delivered_at BIGINT,
+  completed_at BIGINT,
+  result TEXT,
+  PRIMARY KEY (instruction_id, device_id)
+);
+CREATE INDEX IF NOT EXISTS instruction_targets_device ON instruction_targets (user_id, device_id, status);
+`;
+
+interface Row {
+  id: string;
+  user_id: string;
+  kind: string;
+  payload: string;
+  created_at: number | string;
+  issued_by: string;
+}
+
+export function instructionFromRow(r: Row): InstructionRecord {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    kind: r.kind as InstructionKind,
+    payload: JSON.parse(r.payload) as unknown,
+    createdAt: Number(r.created_at),
+    issuedBy: r.issued_by,
+  };
+}
+
+export function targetFromRow(r: { device_id: string; status: string; delivered_at: number | string | null; completed_at: number | string | null; result: string | null }): InstructionTarget {
+  return {
+    deviceId: r.device_id,
+    status: r.status as InstructionTarget['status'],
+    deliveredAt: r.delivered_at === null ? null : Number(r.delivered_at),
+    completedAt: r.completed_at === null ? null : Number(r.completed_at),
+    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
+  };
+}
