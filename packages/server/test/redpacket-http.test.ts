@@ -5,8 +5,8 @@
  * admin reconciliation endpoint and the reconcile CLI both report OK. Plus the operator
  * API's authentication and the HTTP shape of refusals.
  *
- * Groups have no API of their own yet, so the test writes the group conversation and its
- * members straight into the server's database file.
+ * Users and sessions are written through the Store (no scrypt per user); the group is made
+ * through the groups API (2 001 members: a super group).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import type { Message, OpenResult } from '@magpie/protocol';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
@@ -26,7 +25,6 @@ const CLIENTS = 2000;
 const SHARES = 200;
 const TOTAL = 200_000;
 const ADMIN = 'test-admin-token-0123456789abcdef';
-const CONV = 'g:new-year';
 
 interface User {
   id: string;
@@ -42,6 +40,7 @@ describe('red packets over HTTP: 2 000 concurrent clients, one 200-share packet'
   let sender: User;
   let clients: User[];
   let outsider: User;
+  let CONV: string;
 
   const call = <T = any>(method: string, path: string, token?: string, body?: unknown, agent?: http.Agent): Promise<{ status: number; body: T }> =>
     new Promise((resolve, reject) => {
@@ -99,13 +98,13 @@ describe('red packets over HTTP: 2 000 concurrent clients, one 200-share packet'
     outsider = await mkUser('outsider');
     clients = [];
     for (let i = 0; i < CLIENTS; i++) clients.push(await mkUser(`member${i}`));
-    const db = new Database(join(dir, 'magpie.db'));
-    db.transaction(() => {
-      db.prepare('INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, ?, 0, ?)').run(CONV, 'group', now);
-      const add = db.prepare('INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)');
-      for (const u of [sender, ...clients]) add.run(CONV, u.id, now);
-    })();
-    db.close();
+    const made = await call('POST', '/api/groups', sender.token, { name: 'New year', members: clients.slice(0, 999).map((c) => c.id), joinPolicy: 'approval' });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    CONV = made.body.group.conv;
+    for (let i = 999; i < clients.length; i += 1000) {
+      const inv = await call('POST', `/api/groups/${encodeURIComponent(CONV)}/invite`, sender.token, { users: clients.slice(i, i + 1000).map((c) => c.id) });
+      assert.equal(inv.status, 200, JSON.stringify(inv.body));
+    }
     // Connect every client first (200 at a time, as phones that are already online), so the
     // race below is 2 000 concurrent requests, not 2 000 simultaneous TCP handshakes.
     for (let i = 0; i < clients.length; i += 200) await Promise.all(clients.slice(i, i + 200).map((c) => as(c).call('GET', '/api/health')));
