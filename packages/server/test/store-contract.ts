@@ -564,6 +564,7 @@ export function runStoreContract(
             lastMessage: o2.message,
             readSeq: 0,
             unread: 2,
+            mentions: 0,
             oldestUnreadSeq: 1,
             deliveredSeq: 0,
             pinned: false,

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import type { ConvEntry, InboxItem, Message } from '@magpie/protocol';
+import type { ConvEntry, ConversationKind, InboxItem, Message } from '@magpie/protocol';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -8,8 +8,14 @@ import {
   type ConversationRecord,
   type DeliveredUpdate,
   type DeviceAck,
+  type EffectResult,
   type EntryPatch,
+  type GroupEffect,
+  type GroupRecord,
+  type GroupRole,
   type InboxPointer,
+  type JoinRequestRecord,
+  type MemberRecord,
   type NewSession,
   type NewUser,
   type SessionRecord,
@@ -17,8 +23,24 @@ import {
   type StoreOptions,
   type UserRecord,
 } from './store.ts';
-import { SCHEMA_SQL } from './schema.ts';
-import { entryFromRow, messageFromRow, sessionFromRow, userFromRow, type EntryRow, type MessageRow } from './rows.ts';
+import { ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColumnsPostgres, entrySelect } from './schema.ts';
+import {
+  GROUP_SELECT,
+  entryFromRow,
+  groupFromRow,
+  joinRequestFromRow,
+  memberFromRow,
+  messageFromRow,
+  sessionFromRow,
+  toMessage,
+  userFromRow,
+  type EntryRow,
+  type GroupRow,
+  type JoinRequestRow,
+  type MemberRow,
+  type MessageRow,
+} from './rows.ts';
+import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** postgres://user:pass@host:port/db */
@@ -34,13 +56,8 @@ type Types = { bigint: number };
 type Sql = postgres.Sql<Types>;
 type Tx = postgres.TransactionSql<Types>;
 
-const ENTRY_SELECT = `
-  SELECT e.*, c.kind AS conv_kind,
-    m.id AS m_id, m.seq AS m_seq, m.sender_id AS m_sender_id, m.kind AS m_kind, m.body AS m_body, m.time AS m_time, m.client_msg_id AS m_client_msg_id,
-    (SELECT MIN(u.seq) FROM messages u WHERE u.conv_id = e.conv_id AND u.seq > e.read_seq AND u.sender_id <> e.user_id) AS oldest_unread
-  FROM entries e
-  JOIN conversations c ON c.id = e.conv_id
-  LEFT JOIN messages m ON m.conv_id = e.conv_id AND m.seq = e.last_seq AND e.last_seq > e.cleared_seq`;
+const ENTRY_CHANGES_SQL = entrySelect('e.user_id = $1 AND e.version > $2', 'ORDER BY e.version LIMIT $3');
+const ENTRY_ONE_SQL = entrySelect('e.user_id = $1 AND e.conv_id = $2');
 
 /** serialization_failure, deadlock_detected: retry the whole transaction. */
 const RETRYABLE = new Set(['40001', '40P01']);
@@ -55,25 +72,51 @@ interface PgError {
   constraint_name?: string;
 }
 
+type EntryState = {
+  read_seq: number;
+  last_seq: number;
+  unread: number;
+  mentions: number;
+  pinned: number;
+  muted: number;
+  draft: string;
+  deleted: number;
+  cleared_seq: number;
+  conv_kind: string;
+  eff_last: number;
+};
+
 type Mark = { id: string; inbox_seq: number; delivered_inbox_seq: number };
 
 interface ConvState {
+  id: string;
+  kind: ConversationKind;
   lastSeq: number;
   startSeq: number;
-  members: string[];
+  group: GroupRecord | null;
+  /** All active members: direct chats and normal groups only. */
+  members: Map<string, MemberRecord> | null;
+  /** Super groups: member rows looked up one by one (null: not an active member). */
+  cache: Map<string, MemberRecord | null>;
+  /** Inserted by a group creation in this transaction that has not (yet) succeeded. */
+  pending: boolean;
 }
 
 interface UserState {
   inboxSeq: number;
   version: number;
   startInboxSeq: number;
+  startVersion: number;
 }
 
 interface EntryAgg {
   user: string;
   conv: string;
+  /** true: the row is (re)initialised (a join); read_seq = ownSeq, counters absolute. */
+  reset: boolean;
   ownSeq: number;
   unreadDelta: number;
+  mentionDelta: number;
   lastSeq: number;
   version: number;
 }
@@ -111,6 +154,8 @@ export class PostgresStore implements Store {
       await tx`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK}::bigint)`;
       if (this.schema) await tx`CREATE SCHEMA IF NOT EXISTS ${tx(this.schema)}`;
       await tx.unsafe(SCHEMA_SQL).simple();
+      await tx.unsafe(addColumnsPostgres()).simple();
+      await tx.unsafe(INDEX_SQL_POSTGRES).simple();
     });
   }
 
@@ -211,35 +256,52 @@ export class PostgresStore implements Store {
     return this.tx((tx) => this.appendTx(tx, batch));
   }
 
+  /**
+   * One transaction for the batch. Locks: the conversations (in id order), then every user
+   * whose inbox or entry may move (in id order); both before any other write, so concurrent
+   * batches cannot deadlock. Then each request is decided in order against in-memory state
+   * (seq, inboxSeq, versions, member lists), effects write their group/member rows at once,
+   * and messages, pointers and entries are written in bulk at the end.
+   */
   private async appendTx(tx: Tx, batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    // 1. Create missing direct conversations (in id order). A concurrent creator makes us wait
-    //    for its commit, after which ON CONFLICT does nothing.
-    const toCreate = new Map<string, { members: [string, string]; time: number }>();
+    // 1. Create missing direct conversations, and the conversations of group creations (in id
+    //    order). A concurrent creator makes us wait for its commit, after which ON CONFLICT
+    //    does nothing. A group conversation whose creation is refused is deleted again below.
+    const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
     for (const r of batch) {
-      if (r.directMembers && r.directMembers.includes(r.sender) && !toCreate.has(r.conv)) {
-        toCreate.set(r.conv, { members: r.directMembers, time: r.time });
+      if (toCreate.has(r.conv)) continue;
+      if (r.effect?.op === 'create') {
+        const n = new Set([r.sender, ...r.effect.members]).size;
+        toCreate.set(r.conv, { kind: n > r.effect.group.superThreshold ? 'super' : 'group', members: [], time: r.time });
+      } else if (!r.effect && r.directMembers && r.directMembers.includes(r.sender)) {
+        toCreate.set(r.conv, { kind: 'direct', members: r.directMembers, time: r.time });
       }
     }
+    const pending = new Set<string>();
     if (toCreate.size > 0) {
       const ids = [...toCreate.keys()].sort();
       const created = await tx<{ id: string }[]>`
         INSERT INTO conversations (id, kind, last_seq, created_at)
-        SELECT x.id, 'direct', 0, x.t FROM unnest(${ids}::text[], ${ids.map((id) => toCreate.get(id)!.time)}::bigint[]) AS x(id, t)
+        SELECT x.id, x.k, 0, x.t FROM unnest(${ids}::text[], ${ids.map((id) => toCreate.get(id)!.kind)}::text[], ${ids.map((id) => toCreate.get(id)!.time)}::bigint[]) AS x(id, k, t)
         ORDER BY x.id
         ON CONFLICT (id) DO NOTHING
         RETURNING id`;
-      if (created.length > 0) {
-        const mc: string[] = [];
-        const mu: string[] = [];
-        const mt: number[] = [];
-        for (const { id } of created) {
-          const c = toCreate.get(id)!;
-          for (const m of new Set(c.members)) {
-            mc.push(id);
-            mu.push(m);
-            mt.push(c.time);
-          }
+      const mc: string[] = [];
+      const mu: string[] = [];
+      const mt: number[] = [];
+      for (const { id } of created) {
+        const c = toCreate.get(id)!;
+        if (c.kind !== 'direct') {
+          pending.add(id);
+          continue;
         }
+        for (const m of new Set(c.members)) {
+          mc.push(id);
+          mu.push(m);
+          mt.push(c.time);
+        }
+      }
+      if (mc.length > 0) {
         await tx`
           INSERT INTO members (conv_id, user_id, joined_at)
           SELECT * FROM unnest(${mc}::text[], ${mu}::text[], ${mt}::bigint[])
@@ -247,16 +309,46 @@ export class PostgresStore implements Store {
       }
     }
 
-    // 2. Lock the conversations in id order; then read their members.
+    // 2. Lock the conversations in id order; then read their groups and, for direct chats and
+    //    normal groups, their active members. Super groups' member lists are never loaded.
     const convIds = [...new Set(batch.map((r) => r.conv))].sort();
-    const convRows = await tx<{ id: string; last_seq: number }[]>`
-      SELECT id, last_seq FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
+    const convRows = await tx<{ id: string; kind: ConversationKind; last_seq: number }[]>`
+      SELECT id, kind, last_seq FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
     const convs = new Map<string, ConvState>();
-    for (const c of convRows) convs.set(c.id, { lastSeq: Number(c.last_seq), startSeq: Number(c.last_seq), members: [] });
-    if (convs.size > 0) {
-      const memberRows = await tx<{ conv_id: string; user_id: string }[]>`
-        SELECT conv_id, user_id FROM members WHERE conv_id = ANY(${[...convs.keys()]}::text[]) ORDER BY conv_id, user_id`;
-      for (const m of memberRows) convs.get(m.conv_id)!.members.push(m.user_id);
+    for (const c of convRows) {
+      const lastSeq = Number(c.last_seq);
+      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
+    }
+    const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
+    if (groupIds.length > 0) {
+      const rows = await tx.unsafe<GroupRow[]>(`${GROUP_SELECT} WHERE g.conv_id = ANY($1::text[])`, [groupIds]);
+      for (const g of rows) convs.get(g.conv_id)!.group = groupFromRow(g);
+    }
+    const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
+    for (const c of listed) c.members = new Map();
+    if (listed.length > 0) {
+      const memberRows = await tx<MemberRow[]>`
+        SELECT * FROM members WHERE conv_id = ANY(${listed.map((c) => c.id)}::text[]) AND left_seq IS NULL ORDER BY conv_id, user_id`;
+      for (const m of memberRows) convs.get(m.conv_id)!.members!.set(m.user_id, memberFromRow(m));
+    }
+    // Member rows that requests into super groups will look at: senders, targets, mentioned.
+    const wanted = { conv: [] as string[], user: [] as string[] };
+    for (const r of batch) {
+      const c = convs.get(r.conv);
+      if (!c || c.kind !== 'super' || c.pending) continue;
+      const users = new Set([r.sender, ...(r.effect ? effectTargets(r.effect) : []), ...(Array.isArray(r.mentions) ? r.mentions : [])]);
+      for (const u of users) {
+        if (c.cache.has(u)) continue;
+        c.cache.set(u, null);
+        wanted.conv.push(c.id);
+        wanted.user.push(u);
+      }
+    }
+    if (wanted.conv.length > 0) {
+      const rows = await tx<MemberRow[]>`
+        SELECT m.* FROM members m JOIN unnest(${wanted.conv}::text[], ${wanted.user}::text[]) AS k(c, u) ON m.conv_id = k.c AND m.user_id = k.u
+        WHERE m.left_seq IS NULL`;
+      for (const m of rows) convs.get(m.conv_id)!.cache.set(m.user_id, memberFromRow(m));
     }
 
     // 3. Messages already stored for these (sender, clientMsgId) pairs. Read after the
@@ -270,161 +362,276 @@ export class PostgresStore implements Store {
         ON m.sender_id = k.s AND m.client_msg_id = k.c`;
     for (const row of existingRows) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
 
-    // 4. Classify each request; collect the users whose inboxes move.
-    type Plan = { kind: 'dup-db'; row: MessageRow } | { kind: 'dup-batch'; first: number } | { kind: 'error'; error: 'not_found' | 'forbidden' } | { kind: 'new' };
-    const plans: Plan[] = [];
-    const firstInBatch = new Map<string, number>();
+    // 4. Every user whose inbox or entry any request may move (over-approximated).
     const userIds = new Set<string>();
-    batch.forEach((r, i) => {
-      const key = idemKey(r.sender, r.clientMsgId);
-      const row = existing.get(key);
-      if (row) return void plans.push({ kind: 'dup-db', row });
-      const first = firstInBatch.get(key);
-      if (first !== undefined) return void plans.push({ kind: 'dup-batch', first });
-      const conv = convs.get(r.conv);
-      if (!conv) return void plans.push({ kind: 'error', error: r.directMembers ? 'forbidden' : 'not_found' });
-      if (!conv.members.includes(r.sender)) return void plans.push({ kind: 'error', error: 'forbidden' });
-      firstInBatch.set(key, i);
-      for (const m of conv.members) userIds.add(m);
-      plans.push({ kind: 'new' });
-    });
-    if (userIds.size === 0) return plans.map((p) => this.outcomeWithoutWrites(p));
+    for (const r of batch) {
+      if (existing.has(idemKey(r.sender, r.clientMsgId))) continue;
+      const c = convs.get(r.conv);
+      if (!c) continue;
+      userIds.add(r.sender);
+      if (c.members) for (const m of c.members.keys()) userIds.add(m);
+      const e = r.effect;
+      if (e?.op === 'create') for (const u of e.members) userIds.add(u);
+      if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) userIds.add(u);
+    }
 
     // 5. Lock the users in id order.
-    const userRows = await tx<{ id: string; inbox_seq: number; conv_version: number }[]>`
-      SELECT id, inbox_seq, conv_version FROM users WHERE id = ANY(${[...userIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
     const users = new Map<string, UserState>();
-    for (const u of userRows) {
-      users.set(u.id, { inboxSeq: Number(u.inbox_seq), version: Number(u.conv_version), startInboxSeq: Number(u.inbox_seq) });
+    if (userIds.size > 0) {
+      const userRows = await tx<{ id: string; inbox_seq: number; conv_version: number }[]>`
+        SELECT id, inbox_seq, conv_version FROM users WHERE id = ANY(${[...userIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
+      for (const u of userRows) {
+        const inboxSeq = Number(u.inbox_seq);
+        const version = Number(u.conv_version);
+        users.set(u.id, { inboxSeq, version, startInboxSeq: inboxSeq, startVersion: version });
+      }
     }
 
-    // 6. Assign seq and inboxSeq in memory (the rows are locked), then write everything in bulk.
-    const msg = { conv: [] as string[], seq: [] as number[], id: [] as string[], sender: [] as string[], cid: [] as string[], kind: [] as string[], body: [] as string[], time: [] as number[], senderInbox: [] as number[] };
-    const inbox = { user: [] as string[], inboxSeq: [] as number[], conv: [] as string[], seq: [] as number[] };
-    const entries = new Map<string, EntryAgg>();
+    // 6. Decide each request in order; assign seq and inboxSeq in memory (the rows are locked).
+    const w = new AppendWriter(users);
     const outcomes: AppendOutcome[] = [];
-    batch.forEach((r, i) => {
-      const plan = plans[i]!;
-      if (plan.kind !== 'new') {
-        if (plan.kind === 'dup-batch') {
-          const first = outcomes[plan.first] as Extract<AppendOutcome, { ok: true }>;
-          const senderPtr = first.pointers.find((p) => p.userId === r.sender)?.inboxSeq ?? 0;
-          outcomes.push({ ok: true, duplicate: true, message: first.message, pointers: [{ userId: r.sender, inboxSeq: senderPtr }] });
-        } else {
-          outcomes.push(this.outcomeWithoutWrites(plan));
-        }
-        return;
+    const firstInBatch = new Map<string, number>();
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const key = idemKey(r.sender, r.clientMsgId);
+      const row = existing.get(key);
+      if (row) {
+        const own = Number(row.sender_inbox_seq);
+        outcomes.push({ ok: true, duplicate: true, message: messageFromRow(row), pointers: own > 0 ? [{ userId: row.sender_id, inboxSeq: own }] : [] });
+        continue;
       }
-      const conv = convs.get(r.conv)!;
-      const seq = ++conv.lastSeq;
-      const pointers: InboxPointer[] = [];
-      let senderInbox = 0;
-      for (const m of conv.members) {
-        const u = users.get(m);
-        if (!u) continue; // a member without an account row gets no pointer
-        const inboxSeq = ++u.inboxSeq;
-        const version = ++u.version;
-        inbox.user.push(m);
-        inbox.inboxSeq.push(inboxSeq);
-        inbox.conv.push(r.conv);
-        inbox.seq.push(seq);
-        const own = m === r.sender;
-        if (own) senderInbox = inboxSeq;
-        const ek = `${m}\u0000${r.conv}`;
-        let e = entries.get(ek);
-        if (!e) entries.set(ek, (e = { user: m, conv: r.conv, ownSeq: 0, unreadDelta: 0, lastSeq: seq, version }));
-        e.lastSeq = seq;
-        e.version = version;
-        if (own) {
-          e.ownSeq = seq;
-          e.unreadDelta = 0;
-        } else {
-          e.unreadDelta++;
-        }
-        pointers.push({ userId: m, inboxSeq });
+      const first = firstInBatch.get(key);
+      if (first !== undefined) {
+        const o = outcomes[first] as Extract<AppendOutcome, { ok: true }>;
+        const own = o.pointers.find((p) => p.userId === r.sender);
+        outcomes.push({ ok: true, duplicate: true, message: o.message, pointers: own ? [own] : [] });
+        continue;
       }
-      const bodyJson = JSON.stringify(r.body);
-      msg.conv.push(r.conv);
-      msg.seq.push(seq);
-      msg.id.push(r.id);
-      msg.sender.push(r.sender);
-      msg.cid.push(r.clientMsgId);
-      msg.kind.push(r.kind);
-      msg.body.push(bodyJson);
-      msg.time.push(r.time);
-      msg.senderInbox.push(senderInbox);
-      const message: Message = {
-        id: r.id,
-        conv: r.conv,
-        seq,
-        sender: r.sender,
-        kind: r.kind,
-        body: JSON.parse(bodyJson) as unknown,
-        time: r.time,
-        clientMsgId: r.clientMsgId,
-      };
-      outcomes.push({ ok: true, duplicate: false, message, pointers });
-    });
+      const c = convs.get(r.conv);
+      const out = c ? await this.decide(tx, w, c, r) : ({ ok: false, error: r.directMembers ? 'forbidden' : 'not_found' } as const);
+      if (out.ok) firstInBatch.set(key, i);
+      outcomes.push(out);
+    }
 
-    await tx`
-      INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq)
-      SELECT * FROM unnest(${msg.conv}::text[], ${msg.seq}::bigint[], ${msg.id}::text[], ${msg.sender}::text[], ${msg.cid}::text[],
-                           ${msg.kind}::text[], ${msg.body}::text[], ${msg.time}::bigint[], ${msg.senderInbox}::bigint[])`;
-    if (inbox.user.length > 0) {
-      await tx`
-        INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
-        SELECT * FROM unnest(${inbox.user}::text[], ${inbox.inboxSeq}::bigint[], ${inbox.conv}::text[], ${inbox.seq}::bigint[])`;
-    }
-    if (entries.size > 0) {
-      const es = [...entries.values()];
-      // read_seq carries the own seq (0: none in this batch); unread the count since then.
-      await tx`
-        INSERT INTO entries (user_id, conv_id, read_seq, unread, last_seq, version)
-        SELECT * FROM unnest(${es.map((e) => e.user)}::text[], ${es.map((e) => e.conv)}::text[], ${es.map((e) => e.ownSeq)}::bigint[],
-                             ${es.map((e) => e.unreadDelta)}::bigint[], ${es.map((e) => e.lastSeq)}::bigint[], ${es.map((e) => e.version)}::bigint[])
-        ON CONFLICT (user_id, conv_id) DO UPDATE SET
-          read_seq = CASE WHEN excluded.read_seq > 0 THEN GREATEST(entries.read_seq, excluded.read_seq) ELSE entries.read_seq END,
-          unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
-          last_seq = excluded.last_seq,
-          deleted = 0,
-          version = excluded.version`;
-    }
-    const movedConvs = [...convs.entries()].filter(([, c]) => c.lastSeq > c.startSeq);
-    await tx`
-      UPDATE conversations c SET last_seq = x.s
-      FROM unnest(${movedConvs.map(([id]) => id)}::text[], ${movedConvs.map(([, c]) => c.lastSeq)}::bigint[]) AS x(id, s)
-      WHERE c.id = x.id`;
-    const movedUsers = [...users.entries()].filter(([, u]) => u.inboxSeq > u.startInboxSeq);
-    await tx`
-      UPDATE users u SET inbox_seq = x.i, conv_version = x.v
-      FROM unnest(${movedUsers.map(([id]) => id)}::text[], ${movedUsers.map(([, u]) => u.inboxSeq)}::bigint[],
-                  ${movedUsers.map(([, u]) => u.version)}::bigint[]) AS x(id, i, v)
-      WHERE u.id = x.id`;
-    const trim = movedUsers.filter(
-      ([, u]) => u.inboxSeq > this.ring && Math.floor(u.inboxSeq / TRIM_EVERY) > Math.floor(u.startInboxSeq / TRIM_EVERY),
-    );
-    if (trim.length > 0) {
-      await tx`
-        DELETE FROM inbox i
-        USING unnest(${trim.map(([id]) => id)}::text[], ${trim.map(([, u]) => u.inboxSeq - this.ring)}::bigint[]) AS x(id, upto)
-        WHERE i.user_id = x.id AND i.inbox_seq <= x.upto`;
-    }
+    // 7. Write in bulk.
+    const abandoned = [...convs.values()].filter((c) => c.pending).map((c) => c.id);
+    if (abandoned.length > 0) await tx`DELETE FROM conversations WHERE id = ANY(${abandoned}::text[])`;
+    await w.flush(tx, this.ring, convs);
     return outcomes;
   }
 
-  private outcomeWithoutWrites(
-    plan: { kind: 'dup-db'; row: MessageRow } | { kind: 'error'; error: 'not_found' | 'forbidden' } | { kind: 'dup-batch' } | { kind: 'new' },
-  ): AppendOutcome {
-    if (plan.kind === 'dup-db') {
-      return {
-        ok: true,
-        duplicate: true,
-        message: messageFromRow(plan.row),
-        pointers: [{ userId: plan.row.sender_id, inboxSeq: Number(plan.row.sender_inbox_seq) }],
-      };
+  /** Decide one new request against the locked conversation `c`, applying its effect. */
+  private async decide(tx: Tx, w: AppendWriter, c: ConvState, r: AppendRequest): Promise<AppendOutcome> {
+    const effect = r.effect;
+    if (effect?.op === 'create') {
+      if (!c.pending) {
+        return c.group ? refusal(checkEffect(effect, c.group, r.sender, null, new Map(), r.time)) : { ok: false, error: 'invalid', reason: 'conversation exists' };
+      }
+      const denied = checkEffect(effect, null, r.sender, null, new Map(), r.time);
+      if (denied) return { ok: false, ...denied };
+      return this.createGroup(tx, w, c, r, effect);
     }
-    if (plan.kind === 'error') return { ok: false, error: plan.error };
-    throw new Error(`unexpected plan ${plan.kind}`);
+    if (c.pending) return { ok: false, error: 'not_found', reason: 'no such group' };
+    if (c.kind === 'direct') {
+      if (effect) return refusal(checkEffect(effect, null, r.sender, null, new Map(), r.time));
+      if (!c.members?.has(r.sender)) return { ok: false, error: 'forbidden' };
+      return w.post(c, r, await this.mentioned(tx, c, r));
+    }
+    const group = c.group;
+    if (!group) return { ok: false, error: 'not_found', reason: 'no such group' };
+    const actor = await this.memberOf(tx, c, r.sender);
+    if (!effect) {
+      const denied = checkPost(group, actor, r.time);
+      if (denied) return { ok: false, ...denied };
+      return w.post(c, r, await this.mentioned(tx, c, r));
+    }
+    const targets = new Map<string, MemberRecord>();
+    for (const u of effectTargets(effect)) {
+      const m = await this.memberOf(tx, c, u);
+      if (m) targets.set(u, m);
+    }
+    const denied = checkEffect(effect, group, r.sender, actor, targets, r.time);
+    if (denied) return { ok: false, ...denied };
+    return this.applyEffect(tx, w, c, group, r, effect, targets);
+  }
+
+  private async memberOf(tx: Tx, c: ConvState, userId: string): Promise<MemberRecord | null> {
+    if (c.members) return c.members.get(userId) ?? null;
+    const hit = c.cache.get(userId);
+    if (hit !== undefined) return hit;
+    const [row] = await tx<MemberRow[]>`SELECT * FROM members WHERE conv_id = ${c.id} AND user_id = ${userId} AND left_seq IS NULL`;
+    const m = row ? memberFromRow(row) : null;
+    c.cache.set(userId, m);
+    return m;
+  }
+
+  private setMember(c: ConvState, m: MemberRecord): void {
+    if (c.members) c.members.set(m.userId, m);
+    else c.cache.set(m.userId, m);
+  }
+
+  private dropMember(c: ConvState, userId: string): void {
+    if (c.members) c.members.delete(userId);
+    else c.cache.set(userId, null);
+  }
+
+  /** Explicitly mentioned active members other than the sender. */
+  private async mentioned(tx: Tx, c: ConvState, r: AppendRequest): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!Array.isArray(r.mentions)) return out;
+    for (const u of r.mentions) if (u !== r.sender && !out.has(u) && (await this.memberOf(tx, c, u))) out.add(u);
+    return out;
+  }
+
+  private async createGroup(tx: Tx, w: AppendWriter, c: ConvState, r: AppendRequest, effect: Extract<GroupEffect, { op: 'create' }>): Promise<AppendOutcome> {
+    const members = [...new Set([r.sender, ...effect.members])];
+    const kind = members.length > effect.group.superThreshold ? 'super' : 'group';
+    if (kind !== c.kind) await tx`UPDATE conversations SET kind = ${kind} WHERE id = ${c.id}`;
+    await tx`
+      INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at)
+      VALUES (${c.id}, ${effect.group.name}, ${effect.group.avatar}, '', ${r.sender}, ${effect.group.joinPolicy}, ${effect.group.inviteNeedsApproval ? 1 : 0},
+              0, 0, ${members.length}, ${effect.group.maxMembers}, ${r.time})`;
+    c.pending = false;
+    c.kind = kind;
+    c.members = kind === 'super' ? null : new Map();
+    c.group = {
+      conv: c.id,
+      kind,
+      name: effect.group.name,
+      avatar: effect.group.avatar,
+      announcement: '',
+      owner: r.sender,
+      joinPolicy: effect.group.joinPolicy,
+      inviteNeedsApproval: effect.group.inviteNeedsApproval,
+      muteAll: false,
+      dismissed: false,
+      memberCount: members.length,
+      maxMembers: effect.group.maxMembers,
+      lastSeq: 0,
+      createdAt: r.time,
+    };
+    const seq = ++c.lastSeq;
+    await this.join(tx, w, c, members, (u) => (u === r.sender ? 'owner' : 'member'), seq, r.time);
+    const { message, pointers } = w.fanOut(c, r, seq, await this.mentioned(tx, c, r));
+    return { ok: true, duplicate: false, message, pointers, effect: { joined: members, left: [], kind, becameSuper: false } };
+  }
+
+  /** (Re)activate members at `seq`; their entries start just before it. */
+  private async join(tx: Tx, w: AppendWriter, c: ConvState, userIds: string[], role: (u: string) => GroupRole, seq: number, time: number): Promise<void> {
+    if (userIds.length === 0) return;
+    const roles = userIds.map(role);
+    await tx`
+      INSERT INTO members (conv_id, user_id, joined_at, role, muted_until, joined_seq, left_seq)
+      SELECT ${c.id}, x.u, ${time}, x.r, 0, ${seq}, NULL FROM unnest(${userIds}::text[], ${roles}::text[]) AS x(u, r)
+      ON CONFLICT (conv_id, user_id) DO UPDATE SET
+        joined_at = excluded.joined_at, role = excluded.role, muted_until = 0, joined_seq = excluded.joined_seq, left_seq = NULL`;
+    userIds.forEach((u, i) => {
+      this.setMember(c, { conv: c.id, userId: u, role: roles[i]!, mutedUntil: 0, joinedAt: time, joinedSeq: seq });
+      w.resetEntry(u, c.id, seq - 1);
+    });
+  }
+
+  private async applyEffect(
+    tx: Tx,
+    w: AppendWriter,
+    c: ConvState,
+    group: GroupRecord,
+    r: AppendRequest,
+    effect: Exclude<GroupEffect, { op: 'create' }>,
+    targets: Map<string, MemberRecord>,
+  ): Promise<AppendOutcome> {
+    const g = { ...group };
+    const result: EffectResult = { joined: [], left: [], kind: c.kind === 'super' ? 'super' : 'group', becameSuper: false };
+    const seq = ++c.lastSeq;
+    // Before the notice: changes whose subjects receive it.
+    switch (effect.op) {
+      case 'add': {
+        const fresh = [...new Set(effect.users)].filter((u) => !targets.has(u));
+        await this.join(tx, w, c, fresh, () => 'member', seq, r.time);
+        g.memberCount += fresh.length;
+        result.joined = fresh;
+        break;
+      }
+      case 'role':
+        await tx`UPDATE members SET role = ${effect.role} WHERE conv_id = ${c.id} AND user_id = ${effect.user}`;
+        this.setMember(c, { ...targets.get(effect.user)!, role: effect.role });
+        break;
+      case 'transfer': {
+        await tx`
+          UPDATE members SET role = CASE WHEN user_id = ${effect.to} THEN 'owner' ELSE 'admin' END
+          WHERE conv_id = ${c.id} AND user_id IN (${r.sender}, ${effect.to})`;
+        const actor = await this.memberOf(tx, c, r.sender);
+        if (actor) this.setMember(c, { ...actor, role: 'admin' });
+        this.setMember(c, { ...targets.get(effect.to)!, role: 'owner' });
+        g.owner = effect.to;
+        break;
+      }
+      case 'mute':
+        await tx`UPDATE members SET muted_until = ${effect.until} WHERE conv_id = ${c.id} AND user_id = ${effect.user}`;
+        this.setMember(c, { ...targets.get(effect.user)!, mutedUntil: effect.until });
+        break;
+      case 'update': {
+        const p = effect.patch;
+        if (p.name !== undefined) g.name = p.name;
+        if (p.avatar !== undefined) g.avatar = p.avatar;
+        if (p.announcement !== undefined) g.announcement = p.announcement;
+        if (p.joinPolicy !== undefined) g.joinPolicy = p.joinPolicy;
+        if (p.inviteNeedsApproval !== undefined) g.inviteNeedsApproval = p.inviteNeedsApproval;
+        if (p.muteAll !== undefined) g.muteAll = p.muteAll;
+        break;
+      }
+      default:
+        break;
+    }
+    const { message, pointers } = w.fanOut(c, r, seq, await this.mentioned(tx, c, r));
+    // After the notice: those who leave received it; now they are gone.
+    switch (effect.op) {
+      case 'remove':
+      case 'leave': {
+        const leaving = effect.op === 'leave' ? [r.sender] : [...new Set(effect.users)];
+        const rows = await tx<{ user_id: string }[]>`
+          UPDATE members SET left_seq = ${seq} WHERE conv_id = ${c.id} AND user_id = ANY(${leaving}::text[]) AND left_seq IS NULL RETURNING user_id`;
+        const gone = new Set(rows.map((x) => x.user_id));
+        result.left = leaving.filter((u) => gone.has(u));
+        for (const u of result.left) {
+          this.dropMember(c, u);
+          if (c.kind === 'super') w.freezeEntry(u, c.id, seq);
+        }
+        g.memberCount -= result.left.length;
+        break;
+      }
+      case 'dismiss': {
+        const rows = await tx<{ user_id: string }[]>`
+          UPDATE members SET left_seq = ${seq} WHERE conv_id = ${c.id} AND left_seq IS NULL RETURNING user_id`;
+        result.left = rows.map((x) => x.user_id).sort();
+        if (c.members) c.members.clear();
+        c.cache.clear();
+        g.memberCount = 0;
+        g.dismissed = true;
+        break;
+      }
+      case 'add':
+        if (c.kind === 'group' && g.memberCount > effect.superThreshold) {
+          await tx`UPDATE conversations SET kind = 'super' WHERE id = ${c.id}`;
+          c.kind = 'super';
+          // From here on the members are looked up one by one, never listed.
+          if (c.members) for (const [u, m] of c.members) c.cache.set(u, m);
+          c.members = null;
+          result.becameSuper = true;
+        }
+        break;
+      default:
+        break;
+    }
+    result.kind = c.kind === 'super' ? 'super' : 'group';
+    g.kind = result.kind;
+    await tx`
+      UPDATE groups SET name = ${g.name}, avatar = ${g.avatar}, announcement = ${g.announcement}, owner = ${g.owner}, join_policy = ${g.joinPolicy},
+        invite_needs_approval = ${g.inviteNeedsApproval ? 1 : 0}, mute_all = ${g.muteAll ? 1 : 0}, dismissed = ${g.dismissed ? 1 : 0},
+        member_count = ${g.memberCount}
+      WHERE conv_id = ${c.id}`;
+    c.group = g;
+    return { ok: true, duplicate: false, message, pointers, effect: result };
   }
 
   async inboxState(userId: string): Promise<{ latest: number; ringStart: number }> {
@@ -456,13 +663,72 @@ export class PostgresStore implements Store {
   }
 
   async isMember(conv: string, userId: string): Promise<boolean> {
-    const rows = await this.sql`SELECT 1 FROM members WHERE conv_id = ${conv} AND user_id = ${userId}`;
+    const rows = await this.sql`SELECT 1 FROM members WHERE conv_id = ${conv} AND user_id = ${userId} AND left_seq IS NULL`;
     return rows.length > 0;
   }
 
   async members(conv: string): Promise<string[]> {
-    const rows = await this.sql<{ user_id: string }[]>`SELECT user_id FROM members WHERE conv_id = ${conv} ORDER BY user_id`;
+    const rows = await this.sql<{ user_id: string }[]>`SELECT user_id FROM members WHERE conv_id = ${conv} AND left_seq IS NULL ORDER BY user_id`;
     return rows.map((r) => r.user_id);
+  }
+
+  // --- groups ---
+
+  async getGroup(conv: string): Promise<GroupRecord | null> {
+    const [row] = await this.sql.unsafe<GroupRow[]>(`${GROUP_SELECT} WHERE g.conv_id = $1`, [conv]);
+    return row ? groupFromRow(row) : null;
+  }
+
+  async getMember(conv: string, userId: string): Promise<MemberRecord | null> {
+    const [row] = await this.sql<MemberRow[]>`SELECT * FROM members WHERE conv_id = ${conv} AND user_id = ${userId} AND left_seq IS NULL`;
+    return row ? memberFromRow(row) : null;
+  }
+
+  async listMembers(conv: string, after: string, limit: number): Promise<MemberRecord[]> {
+    const rows = await this.sql<MemberRow[]>`
+      SELECT * FROM members WHERE conv_id = ${conv} AND user_id > ${after} AND left_seq IS NULL ORDER BY user_id LIMIT ${limit}`;
+    return rows.map(memberFromRow);
+  }
+
+  async searchGroups(prefix: string, limit: number): Promise<GroupRecord[]> {
+    if (prefix === '' || limit <= 0) return [];
+    const rows = await this.sql.unsafe<GroupRow[]>(
+      `${GROUP_SELECT}
+       WHERE g.dismissed = 0 AND (g.conv_id = $1 OR (lower(g.name) ~>=~ lower($1::text) AND lower(g.name) ~<~ (lower($1::text) || chr(1114111))
+         AND starts_with(lower(g.name), lower($1::text))))
+       ORDER BY (g.conv_id = $1) DESC, lower(g.name) COLLATE "C", g.conv_id LIMIT $2`,
+      [prefix, limit],
+    );
+    return rows.map(groupFromRow);
+  }
+
+  async superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
+    const rows = await this.sql<{ conv: string; last_seq: number }[]>`
+      SELECT m.conv_id AS conv, c.last_seq FROM members m JOIN conversations c ON c.id = m.conv_id
+      WHERE m.user_id = ${userId} AND m.left_seq IS NULL AND c.kind = 'super' ORDER BY m.conv_id`;
+    return rows.map((r) => ({ conv: r.conv, lastSeq: Number(r.last_seq) }));
+  }
+
+  async formerMemberLimit(conv: string, userId: string): Promise<number | null> {
+    const [row] = await this.sql<{ left_seq: number | null }[]>`SELECT left_seq FROM members WHERE conv_id = ${conv} AND user_id = ${userId}`;
+    return row?.left_seq == null ? null : Number(row.left_seq);
+  }
+
+  async listJoinRequests(conv: string): Promise<JoinRequestRecord[]> {
+    const rows = await this.sql<JoinRequestRow[]>`SELECT * FROM join_requests WHERE conv_id = ${conv} ORDER BY created_at, user_id`;
+    return rows.map(joinRequestFromRow);
+  }
+
+  async putJoinRequest(req: JoinRequestRecord): Promise<void> {
+    await this.sql`
+      INSERT INTO join_requests (conv_id, user_id, inviter, message, created_at)
+      VALUES (${req.conv}, ${req.userId}, ${req.inviter}, ${req.message}, ${req.createdAt})
+      ON CONFLICT (conv_id, user_id) DO UPDATE SET inviter = excluded.inviter, message = excluded.message, created_at = excluded.created_at`;
+  }
+
+  async takeJoinRequest(conv: string, userId: string): Promise<JoinRequestRecord | null> {
+    const [row] = await this.sql<JoinRequestRow[]>`DELETE FROM join_requests WHERE conv_id = ${conv} AND user_id = ${userId} RETURNING *`;
+    return row ? joinRequestFromRow(row) : null;
   }
 
   // --- conversation list ---
@@ -471,11 +737,7 @@ export class PostgresStore implements Store {
     return this.tx(async (tx) => {
       await tx`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY`;
       const [user] = await tx<{ conv_version: number }[]>`SELECT conv_version FROM users WHERE id = ${userId}`;
-      const rows = await tx.unsafe<EntryRow[]>(`${ENTRY_SELECT} WHERE e.user_id = $1 AND e.version > $2 ORDER BY e.version LIMIT $3`, [
-        userId,
-        since,
-        limit,
-      ]);
+      const rows = await tx.unsafe<EntryRow[]>(ENTRY_CHANGES_SQL, [userId, since, limit]);
       return { version: user ? Number(user.conv_version) : 0, entries: rows.map(entryFromRow) };
     });
   }
@@ -485,7 +747,7 @@ export class PostgresStore implements Store {
   }
 
   private async entryIn(sql: Sql | Tx, userId: string, conv: string): Promise<ConvEntry | null> {
-    const [row] = await sql.unsafe<EntryRow[]>(`${ENTRY_SELECT} WHERE e.user_id = $1 AND e.conv_id = $2`, [userId, conv]);
+    const [row] = await sql.unsafe<EntryRow[]>(ENTRY_ONE_SQL, [userId, conv]);
     return row ? entryFromRow(row) : null;
   }
 
@@ -493,17 +755,19 @@ export class PostgresStore implements Store {
     return this.tx(async (tx) => {
       // Lock order as in appendMessages: the user row, then the entry.
       await tx`SELECT 1 FROM users WHERE id = ${userId} FOR UPDATE`;
-      const [e] = await tx<{ read_seq: number; last_seq: number }[]>`
-        SELECT read_seq, last_seq FROM entries WHERE user_id = ${userId} AND conv_id = ${conv}`;
+      const e = await this.entryState(tx, userId, conv);
       if (!e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
-      const target = Math.min(seq, Number(e.last_seq));
+      const last = Number(e.eff_last);
+      const target = Math.min(seq, last);
       if (target > Number(e.read_seq)) {
         const [v] = await tx<{ conv_version: number }[]>`
           UPDATE users SET conv_version = conv_version + 1 WHERE id = ${userId} RETURNING conv_version`;
         if (!v) throw new StoreNotFoundError(`user ${userId}`);
         await tx`
           UPDATE entries SET read_seq = ${target}, version = ${v.conv_version},
-            unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ${conv} AND seq > ${target} AND sender_id <> ${userId})
+            unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ${conv} AND seq > ${target} AND seq <= ${last} AND sender_id <> ${userId}),
+            mentions = (SELECT COUNT(*) FROM message_mentions WHERE user_id = ${userId} AND conv_id = ${conv} AND seq > ${target} AND seq <= ${last})
+              + (SELECT COUNT(*) FROM messages WHERE conv_id = ${conv} AND mention_all = 1 AND seq > ${target} AND seq <= ${last} AND sender_id <> ${userId})
           WHERE user_id = ${userId} AND conv_id = ${conv}`;
       }
       return (await this.entryIn(tx, userId, conv))!;
@@ -514,9 +778,7 @@ export class PostgresStore implements Store {
     return this.tx(async (tx) => {
       const [v] = await tx<{ conv_version: number }[]>`
         UPDATE users SET conv_version = conv_version + 1 WHERE id = ${userId} RETURNING conv_version`;
-      const [e] = await tx<
-        { pinned: number; muted: number; draft: string; deleted: number; cleared_seq: number; read_seq: number; last_seq: number; unread: number }[]
-      >`SELECT pinned, muted, draft, deleted, cleared_seq, read_seq, last_seq, unread FROM entries WHERE user_id = ${userId} AND conv_id = ${conv}`;
+      const e = await this.entryState(tx, userId, conv);
       if (!v || !e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
       const del = patch.deleted === true;
       await tx`
@@ -525,13 +787,19 @@ export class PostgresStore implements Store {
           muted = ${patch.muted === undefined ? Number(e.muted) : patch.muted ? 1 : 0},
           draft = ${patch.draft ?? e.draft},
           deleted = ${del ? 1 : Number(e.deleted)},
-          cleared_seq = ${del ? Number(e.last_seq) : Number(e.cleared_seq)},
-          read_seq = ${del ? Math.max(Number(e.read_seq), Number(e.last_seq)) : Number(e.read_seq)},
+          cleared_seq = ${del ? Number(e.eff_last) : Number(e.cleared_seq)},
+          read_seq = ${del ? Math.max(Number(e.read_seq), Number(e.eff_last)) : Number(e.read_seq)},
           unread = ${del ? 0 : Number(e.unread)},
+          mentions = ${del ? 0 : Number(e.mentions)},
           version = ${v.conv_version}
         WHERE user_id = ${userId} AND conv_id = ${conv}`;
       return (await this.entryIn(tx, userId, conv))!;
     });
+  }
+
+  private async entryState(tx: Tx, userId: string, conv: string): Promise<EntryState | undefined> {
+    const [e] = await tx.unsafe<EntryState[]>(`${ENTRY_STATE_SQL} WHERE e.user_id = $1 AND e.conv_id = $2`, [userId, conv]);
+    return e;
   }
 
   async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
@@ -608,5 +876,202 @@ export class PostgresStore implements Store {
       out.push({ conv: r.conv, seq, sender: r.sender });
     }
     return out;
+  }
+}
+
+/** A refusal from checkEffect (never null where it is used). */
+function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
+  return r ? { ok: false, ...r } : { ok: false, error: 'invalid' };
+}
+
+/**
+ * The writes of one append transaction, collected in memory (seq, inboxSeq and versions are
+ * assigned here while the rows are locked) and written in bulk by `flush`.
+ */
+class AppendWriter {
+  private readonly msg = {
+    conv: [] as string[],
+    seq: [] as number[],
+    id: [] as string[],
+    sender: [] as string[],
+    cid: [] as string[],
+    kind: [] as string[],
+    body: [] as string[],
+    time: [] as number[],
+    senderInbox: [] as number[],
+    all: [] as number[],
+  };
+  private readonly inbox = { user: [] as string[], inboxSeq: [] as number[], conv: [] as string[], seq: [] as number[] };
+  private readonly mentions = { user: [] as string[], conv: [] as string[], seq: [] as number[] };
+  private readonly entries = new Map<string, EntryAgg>();
+
+  constructor(private readonly users: Map<string, UserState>) {}
+
+  post(c: ConvState, r: AppendRequest, mentioned: Set<string>): AppendOutcome {
+    const seq = ++c.lastSeq;
+    const { message, pointers } = this.fanOut(c, r, seq, mentioned);
+    return { ok: true, duplicate: false, message, pointers };
+  }
+
+  private version(user: string): number | null {
+    const u = this.users.get(user);
+    return u ? ++u.version : null;
+  }
+
+  private entry(user: string, conv: string, version: number): EntryAgg {
+    const key = `${user}\u0000${conv}`;
+    let e = this.entries.get(key);
+    if (!e) this.entries.set(key, (e = { user, conv, reset: false, ownSeq: 0, unreadDelta: 0, mentionDelta: 0, lastSeq: 0, version }));
+    e.version = version;
+    return e;
+  }
+
+  /** A member joins: the entry restarts just before the join notice (earlier changes in this batch are superseded). */
+  resetEntry(user: string, conv: string, base: number): void {
+    const version = this.version(user);
+    if (version === null) return;
+    this.entries.set(`${user}\u0000${conv}`, { user, conv, reset: true, ownSeq: base, unreadDelta: 0, mentionDelta: 0, lastSeq: base, version });
+  }
+
+  /** A member left a super group: the entry stops at the notice. */
+  freezeEntry(user: string, conv: string, seq: number): void {
+    const version = this.version(user);
+    if (version === null) return;
+    this.entry(user, conv, version).lastSeq = seq;
+  }
+
+  /**
+   * Store the message at `seq`. Direct chats and normal groups: a pointer and an entry
+   * change per active member. Super groups: only the sender's own entry reads up to it.
+   */
+  fanOut(c: ConvState, r: AppendRequest, seq: number, mentioned: Set<string>): { message: Message; pointers: InboxPointer[] } {
+    const all = r.mentions === 'all';
+    const pointers: InboxPointer[] = [];
+    let senderInbox = 0;
+    if (c.kind === 'super') {
+      const version = this.version(r.sender);
+      if (version !== null) {
+        const e = this.entry(r.sender, c.id, version);
+        e.lastSeq = seq;
+        e.ownSeq = seq;
+        e.unreadDelta = 0;
+        e.mentionDelta = 0;
+      }
+    } else {
+      for (const m of c.members?.keys() ?? []) {
+        const u = this.users.get(m);
+        if (!u) continue; // a member without an account row gets no pointer
+        const inboxSeq = ++u.inboxSeq;
+        const version = ++u.version;
+        this.inbox.user.push(m);
+        this.inbox.inboxSeq.push(inboxSeq);
+        this.inbox.conv.push(c.id);
+        this.inbox.seq.push(seq);
+        const e = this.entry(m, c.id, version);
+        e.lastSeq = seq;
+        if (m === r.sender) {
+          senderInbox = inboxSeq;
+          e.ownSeq = seq;
+          e.unreadDelta = 0;
+          e.mentionDelta = 0;
+        } else {
+          e.unreadDelta++;
+          if (all || mentioned.has(m)) e.mentionDelta++;
+        }
+        pointers.push({ userId: m, inboxSeq });
+      }
+    }
+    for (const u of mentioned) {
+      this.mentions.user.push(u);
+      this.mentions.conv.push(c.id);
+      this.mentions.seq.push(seq);
+    }
+    const bodyJson = JSON.stringify(r.body);
+    const m = this.msg;
+    m.conv.push(c.id);
+    m.seq.push(seq);
+    m.id.push(r.id);
+    m.sender.push(r.sender);
+    m.cid.push(r.clientMsgId);
+    m.kind.push(r.kind);
+    m.body.push(bodyJson);
+    m.time.push(r.time);
+    m.senderInbox.push(senderInbox);
+    m.all.push(all ? 1 : 0);
+    return { message: toMessage(r, seq, JSON.parse(bodyJson) as unknown), pointers };
+  }
+
+  async flush(tx: Tx, ring: number, convs: Map<string, ConvState>): Promise<void> {
+    const m = this.msg;
+    if (m.conv.length > 0) {
+      await tx`
+        INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+        SELECT * FROM unnest(${m.conv}::text[], ${m.seq}::bigint[], ${m.id}::text[], ${m.sender}::text[], ${m.cid}::text[],
+                             ${m.kind}::text[], ${m.body}::text[], ${m.time}::bigint[], ${m.senderInbox}::bigint[], ${m.all}::smallint[])`;
+    }
+    const ib = this.inbox;
+    if (ib.user.length > 0) {
+      await tx`
+        INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
+        SELECT * FROM unnest(${ib.user}::text[], ${ib.inboxSeq}::bigint[], ${ib.conv}::text[], ${ib.seq}::bigint[])`;
+    }
+    const mm = this.mentions;
+    if (mm.user.length > 0) {
+      await tx`
+        INSERT INTO message_mentions (user_id, conv_id, seq)
+        SELECT * FROM unnest(${mm.user}::text[], ${mm.conv}::text[], ${mm.seq}::bigint[])
+        ON CONFLICT DO NOTHING`;
+    }
+    const all = [...this.entries.values()];
+    const resets = all.filter((e) => e.reset);
+    const deltas = all.filter((e) => !e.reset);
+    if (resets.length > 0) {
+      // Absolute state: read up to the join (or the own message), counters since then.
+      await tx`
+        INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+        SELECT * FROM unnest(${resets.map((e) => e.user)}::text[], ${resets.map((e) => e.conv)}::text[], ${resets.map((e) => e.ownSeq)}::bigint[],
+                             ${resets.map((e) => e.unreadDelta)}::bigint[], ${resets.map((e) => e.mentionDelta)}::bigint[],
+                             ${resets.map((e) => e.lastSeq)}::bigint[], ${resets.map((e) => e.version)}::bigint[])
+        ON CONFLICT (user_id, conv_id) DO UPDATE SET
+          read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
+          last_seq = excluded.last_seq, deleted = 0, version = excluded.version`;
+    }
+    if (deltas.length > 0) {
+      // read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then.
+      await tx`
+        INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+        SELECT * FROM unnest(${deltas.map((e) => e.user)}::text[], ${deltas.map((e) => e.conv)}::text[], ${deltas.map((e) => e.ownSeq)}::bigint[],
+                             ${deltas.map((e) => e.unreadDelta)}::bigint[], ${deltas.map((e) => e.mentionDelta)}::bigint[],
+                             ${deltas.map((e) => e.lastSeq)}::bigint[], ${deltas.map((e) => e.version)}::bigint[])
+        ON CONFLICT (user_id, conv_id) DO UPDATE SET
+          read_seq = CASE WHEN excluded.read_seq > 0 THEN GREATEST(entries.read_seq, excluded.read_seq) ELSE entries.read_seq END,
+          unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
+          mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
+          last_seq = GREATEST(entries.last_seq, excluded.last_seq),
+          deleted = 0,
+          version = excluded.version`;
+    }
+    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq);
+    if (movedConvs.length > 0) {
+      await tx`
+        UPDATE conversations c SET last_seq = x.s
+        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[]) AS x(id, s)
+        WHERE c.id = x.id`;
+    }
+    const movedUsers = [...this.users.entries()].filter(([, u]) => u.inboxSeq > u.startInboxSeq || u.version > u.startVersion);
+    if (movedUsers.length > 0) {
+      await tx`
+        UPDATE users u SET inbox_seq = x.i, conv_version = x.v
+        FROM unnest(${movedUsers.map(([id]) => id)}::text[], ${movedUsers.map(([, u]) => u.inboxSeq)}::bigint[],
+                    ${movedUsers.map(([, u]) => u.version)}::bigint[]) AS x(id, i, v)
+        WHERE u.id = x.id`;
+    }
+    const trim = movedUsers.filter(([, u]) => u.inboxSeq > ring && Math.floor(u.inboxSeq / TRIM_EVERY) > Math.floor(u.startInboxSeq / TRIM_EVERY));
+    if (trim.length > 0) {
+      await tx`
+        DELETE FROM inbox i
+        USING unnest(${trim.map(([id]) => id)}::text[], ${trim.map(([, u]) => u.inboxSeq - ring)}::bigint[]) AS x(id, upto)
+        WHERE i.user_id = x.id AND i.inbox_seq <= x.upto`;
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { ConvEntry, Message, Platform } from '@magpie/protocol';
-import type { SessionRecord, UserRecord } from './store.ts';
+import type { GroupRecord, JoinRequestRecord, MemberRecord, SessionRecord, UserRecord } from './store.ts';
 
 /** Row shapes shared by the SQL stores, and their conversion to Store types. */
 
@@ -21,6 +21,7 @@ export interface EntryRow {
   conv_kind: ConvEntry['kind'];
   read_seq: number | string;
   unread: number | string;
+  mentions: number | string;
   last_seq: number | string;
   delivered_seq: number | string;
   pinned: number;
@@ -80,6 +81,7 @@ export function entryFromRow(r: EntryRow): ConvEntry {
     lastMessage,
     readSeq: Number(r.read_seq),
     unread: Number(r.unread),
+    mentions: Number(r.mentions),
     oldestUnreadSeq: r.oldest_unread === null ? null : Number(r.oldest_unread),
     deliveredSeq: Number(r.delivered_seq),
     pinned: Number(r.pinned) === 1,
@@ -124,4 +126,81 @@ export function sessionFromRow(r: unknown): SessionRecord {
     expiresAt: Number(s.expires_at),
     revokedAt: s.revoked_at === null ? null : Number(s.revoked_at),
   };
+}
+
+export interface GroupRow {
+  conv_id: string;
+  conv_kind: string;
+  last_seq: number | string;
+  name: string;
+  avatar: string;
+  announcement: string;
+  owner: string;
+  join_policy: string;
+  invite_needs_approval: number;
+  mute_all: number;
+  dismissed: number;
+  member_count: number | string;
+  max_members: number | string;
+  created_at: number | string;
+}
+
+/** Groups joined with their conversation (kind, last_seq). */
+export const GROUP_SELECT = 'SELECT g.*, c.kind AS conv_kind, c.last_seq FROM groups g JOIN conversations c ON c.id = g.conv_id';
+
+export function groupFromRow(r: GroupRow): GroupRecord {
+  return {
+    conv: r.conv_id,
+    kind: r.conv_kind === 'super' ? 'super' : 'group',
+    name: r.name,
+    avatar: r.avatar,
+    announcement: r.announcement,
+    owner: r.owner,
+    joinPolicy: r.join_policy === 'open' ? 'open' : 'approval',
+    inviteNeedsApproval: Number(r.invite_needs_approval) === 1,
+    muteAll: Number(r.mute_all) === 1,
+    dismissed: Number(r.dismissed) === 1,
+    memberCount: Number(r.member_count),
+    maxMembers: Number(r.max_members),
+    lastSeq: Number(r.last_seq),
+    createdAt: Number(r.created_at),
+  };
+}
+
+export interface MemberRow {
+  conv_id: string;
+  user_id: string;
+  role: string;
+  muted_until: number | string;
+  joined_at: number | string;
+  joined_seq: number | string;
+  left_seq: number | string | null;
+}
+
+export function memberFromRow(r: MemberRow): MemberRecord {
+  return {
+    conv: r.conv_id,
+    userId: r.user_id,
+    role: r.role === 'owner' || r.role === 'admin' ? r.role : 'member',
+    mutedUntil: Number(r.muted_until),
+    joinedAt: Number(r.joined_at),
+    joinedSeq: Number(r.joined_seq),
+  };
+}
+
+export interface JoinRequestRow {
+  conv_id: string;
+  user_id: string;
+  inviter: string | null;
+  message: string;
+  created_at: number | string;
+}
+
+export function joinRequestFromRow(r: JoinRequestRow): JoinRequestRecord {
+  return { conv: r.conv_id, userId: r.user_id, inviter: r.inviter, message: r.message, createdAt: Number(r.created_at) };
+}
+
+/** The stored message of a new append request at `seq`. */
+export function toMessage(req: { id: string; conv: string; sender: string; kind: string; body: unknown; time: number; clientMsgId: string }, seq: number, body: unknown = req.body): Message {
+  return { id: req.id, conv: req.conv, seq, sender: req.sender, kind: req.kind, body, time: req.time, clientMsgId: req.clientMsgId };
 }

@@ -2,6 +2,17 @@
  * Tables shared by the SQLite and PostgreSQL stores (the SQL below is valid in both).
  * Bodies are stored once in `messages`; `inbox` holds per-user pointers (write diffusion
  * of pointers), `entries` the per-user conversation-list rows.
+ *
+ * Groups: `groups` holds one row per group conversation; `members` keeps a row per user who
+ * ever belonged to a conversation: active while `left_seq` IS NULL, otherwise `left_seq` is
+ * the last seq the former member may read (the notice of their removal). Super groups (read
+ * diffusion) write no inbox pointers and no per-member entry rows per message: their entries'
+ * lastSeq/unread/mentions are computed from `conversations.last_seq`, the `messages` range
+ * above read_seq, `message_mentions` (one row per explicitly mentioned member) and the
+ * partial index on `messages.mention_all`.
+ *
+ * Applying the schema to an existing database: run SCHEMA_SQL (CREATE … IF NOT EXISTS),
+ * then add the ADDED_COLUMNS that are missing, then INDEX_SQL (indexes on added columns).
  */
 export const SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS users (
@@ -80,4 +91,106 @@ CREATE TABLE IF NOT EXISTS entries (
   PRIMARY KEY (user_id, conv_id)
 );
 CREATE INDEX IF NOT EXISTS entries_version ON entries (user_id, version);
+CREATE TABLE IF NOT EXISTS groups (
+  conv_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  avatar TEXT NOT NULL DEFAULT '',
+  announcement TEXT NOT NULL DEFAULT '',
+  owner TEXT NOT NULL,
+  join_policy TEXT NOT NULL,
+  invite_needs_approval SMALLINT NOT NULL DEFAULT 0,
+  mute_all SMALLINT NOT NULL DEFAULT 0,
+  dismissed SMALLINT NOT NULL DEFAULT 0,
+  member_count BIGINT NOT NULL DEFAULT 0,
+  max_members BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS message_mentions (
+  user_id TEXT NOT NULL,
+  conv_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  PRIMARY KEY (user_id, conv_id, seq)
+);
+CREATE TABLE IF NOT EXISTS join_requests (
+  conv_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  inviter TEXT,
+  message TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (conv_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS join_requests_time ON join_requests (conv_id, created_at);
 `;
+
+/** Columns added after the first release: added when missing (SQLite: PRAGMA table_info; PostgreSQL: ADD COLUMN IF NOT EXISTS). */
+export const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
+  { table: 'members', column: 'role', ddl: `role TEXT NOT NULL DEFAULT 'member'` },
+  { table: 'members', column: 'muted_until', ddl: 'muted_until BIGINT NOT NULL DEFAULT 0' },
+  { table: 'members', column: 'joined_seq', ddl: 'joined_seq BIGINT NOT NULL DEFAULT 0' },
+  /** NULL: active member; else the last seq the former member may read. */
+  { table: 'members', column: 'left_seq', ddl: 'left_seq BIGINT' },
+  { table: 'messages', column: 'mention_all', ddl: 'mention_all SMALLINT NOT NULL DEFAULT 0' },
+  { table: 'entries', column: 'mentions', ddl: 'mentions BIGINT NOT NULL DEFAULT 0' },
+];
+
+/** Indexes over added columns (after ADDED_COLUMNS). */
+export const INDEX_SQL = `
+CREATE INDEX IF NOT EXISTS messages_mention_all ON messages (conv_id, seq) WHERE mention_all = 1;
+`;
+
+/** SQLite: lower() folds ASCII; comparisons are bytewise (BINARY), so a name prefix is an index range. */
+export const INDEX_SQL_SQLITE = `${INDEX_SQL}
+CREATE INDEX IF NOT EXISTS groups_name ON groups (lower(name), conv_id);
+`;
+
+/** PostgreSQL: text_pattern_ops compares bytewise, so the ~>=~ / ~<~ prefix range uses the index under any collation. */
+export const INDEX_SQL_POSTGRES = `${INDEX_SQL}
+CREATE INDEX IF NOT EXISTS groups_name ON groups (lower(name) text_pattern_ops, conv_id);
+`;
+
+export function addColumnsPostgres(): string {
+  return ADDED_COLUMNS.map((c) => `ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.ddl};`).join('\n');
+}
+
+/**
+ * The entry query shared by both stores. `where` filters `entries e` (joined with
+ * `conversations c`), `tail` orders/limits the inner selection. For super groups the
+ * entry's lastSeq comes from the conversation (or, for a former member, their left_seq),
+ * and unread/mentions are counted above read_seq; for the others they are the stored
+ * counters. A deleted super-group entry shows again once the conversation moved past the
+ * cleared seq.
+ */
+export function entrySelect(where: string, tail = ''): string {
+  return `
+  SELECT x.user_id, x.conv_id, x.conv_kind, x.read_seq, x.delivered_seq, x.pinned, x.muted, x.draft, x.cleared_seq, x.version,
+    x.eff_last AS last_seq,
+    CASE WHEN x.conv_kind = 'super' THEN
+      (SELECT COUNT(*) FROM messages u WHERE u.conv_id = x.conv_id AND u.seq > x.read_seq AND u.seq <= x.eff_last AND u.sender_id <> x.user_id)
+    ELSE x.unread END AS unread,
+    CASE WHEN x.conv_kind = 'super' THEN
+      (SELECT COUNT(*) FROM message_mentions mm WHERE mm.user_id = x.user_id AND mm.conv_id = x.conv_id AND mm.seq > x.read_seq AND mm.seq <= x.eff_last)
+      + (SELECT COUNT(*) FROM messages a WHERE a.conv_id = x.conv_id AND a.mention_all = 1 AND a.seq > x.read_seq AND a.seq <= x.eff_last AND a.sender_id <> x.user_id)
+    ELSE x.mentions END AS mentions,
+    CASE WHEN x.deleted = 1 AND x.eff_last <= x.cleared_seq THEN 1 ELSE 0 END AS deleted,
+    m.id AS m_id, m.seq AS m_seq, m.sender_id AS m_sender_id, m.kind AS m_kind, m.body AS m_body, m.time AS m_time, m.client_msg_id AS m_client_msg_id,
+    (SELECT MIN(o.seq) FROM messages o WHERE o.conv_id = x.conv_id AND o.seq > x.read_seq AND o.seq <= x.eff_last AND o.sender_id <> x.user_id) AS oldest_unread
+  FROM (
+    SELECT e.*, c.kind AS conv_kind,
+      CASE WHEN c.kind = 'super' THEN COALESCE(mb.left_seq, c.last_seq) ELSE e.last_seq END AS eff_last
+    FROM entries e
+    JOIN conversations c ON c.id = e.conv_id
+    LEFT JOIN members mb ON c.kind = 'super' AND mb.conv_id = e.conv_id AND mb.user_id = e.user_id
+    WHERE ${where}
+    ${tail}
+  ) x
+  LEFT JOIN messages m ON m.conv_id = x.conv_id AND m.seq = x.eff_last AND x.eff_last > x.cleared_seq
+  ORDER BY x.version`;
+}
+
+/** read_seq, effective last seq and kind of one entry (for markRead / updateEntry). */
+export const ENTRY_STATE_SQL = `
+  SELECT e.read_seq, e.last_seq, e.unread, e.mentions, e.pinned, e.muted, e.draft, e.deleted, e.cleared_seq, c.kind AS conv_kind,
+    CASE WHEN c.kind = 'super' THEN COALESCE(mb.left_seq, c.last_seq) ELSE e.last_seq END AS eff_last
+  FROM entries e
+  JOIN conversations c ON c.id = e.conv_id
+  LEFT JOIN members mb ON c.kind = 'super' AND mb.conv_id = e.conv_id AND mb.user_id = e.user_id`;

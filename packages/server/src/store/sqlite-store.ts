@@ -10,7 +10,13 @@ import {
   type ConversationRecord,
   type DeliveredUpdate,
   type DeviceAck,
+  type EffectResult,
   type EntryPatch,
+  type GroupEffect,
+  type GroupRecord,
+  type InboxPointer,
+  type JoinRequestRecord,
+  type MemberRecord,
   type NewSession,
   type NewUser,
   type SessionRecord,
@@ -18,8 +24,24 @@ import {
   type StoreOptions,
   type UserRecord,
 } from './store.ts';
-import { SCHEMA_SQL } from './schema.ts';
-import { entryFromRow, messageFromRow, sessionFromRow, userFromRow, type EntryRow, type MessageRow } from './rows.ts';
+import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_SQLITE, SCHEMA_SQL, entrySelect } from './schema.ts';
+import {
+  GROUP_SELECT,
+  entryFromRow,
+  groupFromRow,
+  joinRequestFromRow,
+  memberFromRow,
+  messageFromRow,
+  sessionFromRow,
+  toMessage,
+  userFromRow,
+  type EntryRow,
+  type GroupRow,
+  type JoinRequestRow,
+  type MemberRow,
+  type MessageRow,
+} from './rows.ts';
+import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** File path, or ':memory:'. */
@@ -28,13 +50,37 @@ export interface SqliteStoreOptions extends StoreOptions {
   synchronous?: 'full' | 'normal';
 }
 
-const ENTRY_SELECT = `
-  SELECT e.*, c.kind AS conv_kind,
-    m.id AS m_id, m.seq AS m_seq, m.sender_id AS m_sender_id, m.kind AS m_kind, m.body AS m_body, m.time AS m_time, m.client_msg_id AS m_client_msg_id,
-    (SELECT MIN(u.seq) FROM messages u WHERE u.conv_id = e.conv_id AND u.seq > e.read_seq AND u.sender_id <> e.user_id) AS oldest_unread
-  FROM entries e
-  JOIN conversations c ON c.id = e.conv_id
-  LEFT JOIN messages m ON m.conv_id = e.conv_id AND m.seq = e.last_seq AND e.last_seq > e.cleared_seq`;
+type ConvRow = { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number };
+type EntryState = {
+  read_seq: number;
+  last_seq: number;
+  unread: number;
+  mentions: number;
+  pinned: number;
+  muted: number;
+  draft: string;
+  deleted: number;
+  cleared_seq: number;
+  conv_kind: string;
+  eff_last: number;
+};
+
+/** A refusal from checkEffect (never null where it is used). */
+function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
+  return r ? { ok: false, ...r } : { ok: false, error: 'invalid' };
+}
+
+/** Apply SCHEMA_SQL, the missing ADDED_COLUMNS and the indexes to a SQLite database. */
+function migrateSqlite(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(SCHEMA_SQL);
+    for (const c of ADDED_COLUMNS) {
+      const cols = db.prepare(`PRAGMA table_info(${c.table})`).all() as { name: string }[];
+      if (!cols.some((x) => x.name === c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.ddl}`);
+    }
+    db.exec(INDEX_SQL_SQLITE);
+  }).immediate();
+}
 
 /**
  * Store on embedded SQLite (better-sqlite3, WAL). Calls run synchronously inside the
@@ -54,7 +100,7 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = OFF');
     this.db.pragma('busy_timeout = 5000');
     this.ring = opts.ringCapacity;
-    this.db.exec(SCHEMA_SQL);
+    migrateSqlite(this.db);
     this.q = this.prepare();
   }
 
@@ -80,41 +126,97 @@ export class SqliteStore implements Store {
       messageByIdem: db.prepare('SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?'),
       convById: db.prepare('SELECT * FROM conversations WHERE id = ?'),
       insertConv: db.prepare('INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, ?, 0, ?)'),
+      setConvKind: db.prepare('UPDATE conversations SET kind = ? WHERE id = ?'),
       insertMember: db.prepare('INSERT OR IGNORE INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)'),
-      isMember: db.prepare('SELECT 1 FROM members WHERE conv_id = ? AND user_id = ?'),
-      membersOf: db.prepare('SELECT user_id FROM members WHERE conv_id = ? ORDER BY user_id'),
+      isMember: db.prepare('SELECT 1 FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL'),
+      membersOf: db.prepare('SELECT user_id FROM members WHERE conv_id = ? AND left_seq IS NULL ORDER BY user_id'),
+      memberRow: db.prepare('SELECT * FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL'),
+      memberPage: db.prepare('SELECT * FROM members WHERE conv_id = ? AND user_id > ? AND left_seq IS NULL ORDER BY user_id LIMIT ?'),
+      leftSeq: db.prepare('SELECT left_seq FROM members WHERE conv_id = ? AND user_id = ?'),
+      joinMember: db.prepare(
+        `INSERT INTO members (conv_id, user_id, joined_at, role, muted_until, joined_seq, left_seq)
+         VALUES (@conv, @user, @time, @role, 0, @seq, NULL)
+         ON CONFLICT (conv_id, user_id) DO UPDATE SET
+           joined_at = excluded.joined_at, role = excluded.role, muted_until = 0, joined_seq = excluded.joined_seq, left_seq = NULL`,
+      ),
+      leaveMember: db.prepare('UPDATE members SET left_seq = ? WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL'),
+      leaveAll: db.prepare('UPDATE members SET left_seq = ? WHERE conv_id = ? AND left_seq IS NULL RETURNING user_id'),
+      setRole: db.prepare('UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?'),
+      setMute: db.prepare('UPDATE members SET muted_until = ? WHERE conv_id = ? AND user_id = ?'),
+      superOf: db.prepare(
+        `SELECT m.conv_id AS conv, c.last_seq AS last_seq FROM members m JOIN conversations c ON c.id = m.conv_id
+         WHERE m.user_id = ? AND m.left_seq IS NULL AND c.kind = 'super' ORDER BY m.conv_id`,
+      ),
+      groupOne: db.prepare(`${GROUP_SELECT} WHERE g.conv_id = ?`),
+      groupSearch: db.prepare(
+        `${GROUP_SELECT}
+         WHERE g.dismissed = 0 AND (g.conv_id = @raw OR (lower(g.name) >= lower(@prefix) AND lower(g.name) < lower(@prefix) || char(1114111)
+           AND substr(lower(g.name), 1, length(lower(@prefix))) = lower(@prefix)))
+         ORDER BY (g.conv_id = @raw) DESC, lower(g.name), g.conv_id LIMIT @limit`,
+      ),
+      insertGroup: db.prepare(
+        `INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at)
+         VALUES (@conv, @name, @avatar, '', @owner, @joinPolicy, @inviteNeedsApproval, 0, 0, @memberCount, @maxMembers, @time)`,
+      ),
+      updateGroup: db.prepare(
+        `UPDATE groups SET name = @name, avatar = @avatar, announcement = @announcement, owner = @owner, join_policy = @joinPolicy,
+           invite_needs_approval = @inviteNeedsApproval, mute_all = @muteAll, dismissed = @dismissed, member_count = @memberCount
+         WHERE conv_id = @conv`,
+      ),
+      putJoinRequest: db.prepare(
+        `INSERT INTO join_requests (conv_id, user_id, inviter, message, created_at) VALUES (@conv, @userId, @inviter, @message, @createdAt)
+         ON CONFLICT (conv_id, user_id) DO UPDATE SET inviter = excluded.inviter, message = excluded.message, created_at = excluded.created_at`,
+      ),
+      listJoinRequests: db.prepare('SELECT * FROM join_requests WHERE conv_id = ? ORDER BY created_at, user_id'),
+      takeJoinRequest: db.prepare('DELETE FROM join_requests WHERE conv_id = ? AND user_id = ? RETURNING *'),
       bumpConvSeq: db.prepare('UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq'),
       insertMessage: db.prepare(
-        `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      insertMention: db.prepare('INSERT OR IGNORE INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?)'),
       setSenderInboxSeq: db.prepare('UPDATE messages SET sender_inbox_seq = ? WHERE conv_id = ? AND seq = ?'),
       bumpInbox: db.prepare('UPDATE users SET inbox_seq = inbox_seq + 1, conv_version = conv_version + 1 WHERE id = ? RETURNING inbox_seq, conv_version'),
       bumpVersion: db.prepare('UPDATE users SET conv_version = conv_version + 1 WHERE id = ? RETURNING conv_version'),
       insertInbox: db.prepare('INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES (?, ?, ?, ?)'),
       trimInbox: db.prepare('DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?'),
       upsertEntryOnMessage: db.prepare(
-        `INSERT INTO entries (user_id, conv_id, read_seq, unread, last_seq, version)
-         VALUES (@user, @conv, @readSeq, @unread, @seq, @version)
+        `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+         VALUES (@user, @conv, @readSeq, @unread, @mention, @seq, @version)
          ON CONFLICT (user_id, conv_id) DO UPDATE SET
-           read_seq = CASE WHEN @own THEN @seq ELSE read_seq END,
+           read_seq = CASE WHEN @own THEN MAX(read_seq, @seq) ELSE read_seq END,
            unread = CASE WHEN @own THEN 0 ELSE unread + 1 END,
+           mentions = CASE WHEN @own THEN 0 ELSE mentions + @mention END,
            last_seq = @seq, deleted = 0, version = @version`,
       ),
+      /** A member joins: their entry starts just before the join notice (nothing older is unread). */
+      resetEntry: db.prepare(
+        `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+         VALUES (@user, @conv, @readSeq, 0, 0, @readSeq, @version)
+         ON CONFLICT (user_id, conv_id) DO UPDATE SET
+           read_seq = @readSeq, unread = 0, mentions = 0, last_seq = @readSeq, deleted = 0, version = @version`,
+      ),
+      /** A member left a super group: their entry stops at the notice. */
+      freezeEntry: db.prepare('UPDATE entries SET last_seq = ?, version = ? WHERE user_id = ? AND conv_id = ?'),
       readInbox: db.prepare(
         `SELECT i.inbox_seq, m.* FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
          WHERE i.user_id = ? AND i.inbox_seq > ? ORDER BY i.inbox_seq LIMIT ?`,
       ),
       historyBefore: db.prepare('SELECT * FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?'),
       historyAfter: db.prepare('SELECT * FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?'),
-      entryChanges: db.prepare(`${ENTRY_SELECT} WHERE e.user_id = ? AND e.version > ? ORDER BY e.version LIMIT ?`),
-      entryOne: db.prepare(`${ENTRY_SELECT} WHERE e.user_id = ? AND e.conv_id = ?`),
+      entryChanges: db.prepare(entrySelect('e.user_id = ? AND e.version > ?', 'ORDER BY e.version LIMIT ?')),
+      entryOne: db.prepare(entrySelect('e.user_id = ? AND e.conv_id = ?')),
       entryRaw: db.prepare('SELECT * FROM entries WHERE user_id = ? AND conv_id = ?'),
-      countUnread: db.prepare('SELECT COUNT(*) AS n FROM messages WHERE conv_id = ? AND seq > ? AND sender_id <> ?'),
-      setRead: db.prepare('UPDATE entries SET read_seq = ?, unread = ?, version = ? WHERE user_id = ? AND conv_id = ?'),
+      entryState: db.prepare(`${ENTRY_STATE_SQL} WHERE e.user_id = ? AND e.conv_id = ?`),
+      countUnread: db.prepare('SELECT COUNT(*) AS n FROM messages WHERE conv_id = @conv AND seq > @from AND seq <= @to AND sender_id <> @user'),
+      countMentions: db.prepare(
+        `SELECT (SELECT COUNT(*) FROM message_mentions WHERE user_id = @user AND conv_id = @conv AND seq > @from AND seq <= @to)
+              + (SELECT COUNT(*) FROM messages WHERE conv_id = @conv AND mention_all = 1 AND seq > @from AND seq <= @to AND sender_id <> @user) AS n`,
+      ),
+      setRead: db.prepare('UPDATE entries SET read_seq = ?, unread = ?, mentions = ?, version = ? WHERE user_id = ? AND conv_id = ?'),
       setEntry: db.prepare(
         `UPDATE entries SET pinned = @pinned, muted = @muted, draft = @draft, deleted = @deleted,
-           cleared_seq = @clearedSeq, read_seq = @readSeq, unread = @unread, version = @version
+           cleared_seq = @clearedSeq, read_seq = @readSeq, unread = @unread, mentions = @mentions, version = @version
          WHERE user_id = @user AND conv_id = @conv`,
       ),
       deliveredMark: db.prepare('SELECT inbox_seq, delivered_inbox_seq FROM users WHERE id = ?'),
@@ -130,7 +232,7 @@ export class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    this.db.exec(SCHEMA_SQL);
+    migrateSqlite(this.db);
   }
 
   async close(): Promise<void> {
@@ -194,50 +296,275 @@ export class SqliteStore implements Store {
   }
 
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    return this.db.transaction(() => batch.map((req) => this.appendOne(req)))();
+    return this.db.transaction(() => batch.map((req) => this.appendOne(req))).immediate();
   }
 
   private appendOne(req: AppendRequest): AppendOutcome {
     const q = this.q;
     const existing = q.messageByIdem.get(req.sender, req.clientMsgId) as MessageRow | undefined;
     if (existing) {
-      return { ok: true, duplicate: true, message: messageFromRow(existing), pointers: [{ userId: req.sender, inboxSeq: existing.sender_inbox_seq }] };
+      const pointers = existing.sender_inbox_seq > 0 ? [{ userId: req.sender, inboxSeq: existing.sender_inbox_seq }] : [];
+      return { ok: true, duplicate: true, message: messageFromRow(existing), pointers };
     }
-    let conv = q.convById.get(req.conv) as { id: string } | undefined;
+    const effect = req.effect;
+    let conv = q.convById.get(req.conv) as ConvRow | undefined;
+    if (effect?.op === 'create') return this.createGroup(req, effect, conv);
     if (!conv) {
       if (!req.directMembers) return { ok: false, error: 'not_found' };
       // A stranger cannot create someone else's direct conversation (and leaves no trace).
       if (!req.directMembers.includes(req.sender)) return { ok: false, error: 'forbidden' };
       q.insertConv.run(req.conv, 'direct', req.time);
       for (const m of req.directMembers) q.insertMember.run(req.conv, m, req.time);
-      conv = { id: req.conv };
+      conv = { id: req.conv, kind: 'direct', last_seq: 0, created_at: req.time };
     }
-    if (!q.isMember.get(req.conv, req.sender)) return { ok: false, error: 'forbidden' };
-    const { last_seq: seq } = q.bumpConvSeq.get(req.conv) as { last_seq: number };
-    const bodyJson = JSON.stringify(req.body);
-    q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, bodyJson, req.time, 0);
+    if (conv.kind === 'direct') {
+      if (effect) return refusal(checkEffect(effect, null, req.sender, null, new Map(), req.time));
+      if (!q.isMember.get(req.conv, req.sender)) return { ok: false, error: 'forbidden' };
+      return this.post(req, 'direct');
+    }
+    const group = this.groupSync(req.conv);
+    if (!group) return { ok: false, error: 'not_found', reason: 'no such group' };
+    if (!effect) {
+      const denied = checkPost(group, this.memberSync(req.conv, req.sender), req.time);
+      if (denied) return { ok: false, ...denied };
+      return this.post(req, group.kind);
+    }
+    const actor = this.memberSync(req.conv, req.sender);
+    const targets = new Map<string, MemberRecord>();
+    for (const u of effectTargets(effect)) {
+      const m = this.memberSync(req.conv, u);
+      if (m) targets.set(u, m);
+    }
+    const denied = checkEffect(effect, group, req.sender, actor, targets, req.time);
+    if (denied) return { ok: false, ...denied };
+    return this.applyEffect(req, effect, group, targets);
+  }
+
+  /** A message without effect into a conversation the sender may post to. */
+  private post(req: AppendRequest, kind: ConversationRecord['kind']): AppendOutcome {
+    const seq = this.bumpSeq(req.conv);
+    const pointers = this.storeMessage(req, seq, kind);
+    return { ok: true, duplicate: false, message: toMessage(req, seq), pointers };
+  }
+
+  private createGroup(req: AppendRequest, effect: Extract<GroupEffect, { op: 'create' }>, conv: ConvRow | undefined): AppendOutcome {
+    const q = this.q;
+    if (conv) {
+      const existing = this.groupSync(req.conv);
+      return existing ? refusal(checkEffect(effect, existing, req.sender, null, new Map(), req.time)) : { ok: false, error: 'invalid', reason: 'conversation exists' };
+    }
+    const denied = checkEffect(effect, null, req.sender, null, new Map(), req.time);
+    if (denied) return { ok: false, ...denied };
+    const members = [...new Set([req.sender, ...effect.members])];
+    const kind = members.length > effect.group.superThreshold ? 'super' : 'group';
+    q.insertConv.run(req.conv, kind, req.time);
+    q.insertGroup.run({
+      conv: req.conv,
+      name: effect.group.name,
+      avatar: effect.group.avatar,
+      owner: req.sender,
+      joinPolicy: effect.group.joinPolicy,
+      inviteNeedsApproval: effect.group.inviteNeedsApproval ? 1 : 0,
+      memberCount: members.length,
+      maxMembers: effect.group.maxMembers,
+      time: req.time,
+    });
+    const seq = this.bumpSeq(req.conv);
+    for (const u of members) this.join(req.conv, u, u === req.sender ? 'owner' : 'member', seq, req.time);
+    const pointers = this.storeMessage(req, seq, kind);
+    return { ok: true, duplicate: false, message: toMessage(req, seq), pointers, effect: { joined: members, left: [], kind, becameSuper: false } };
+  }
+
+  private applyEffect(req: AppendRequest, effect: Exclude<GroupEffect, { op: 'create' }>, group: GroupRecord, targets: Map<string, MemberRecord>): AppendOutcome {
+    const q = this.q;
+    const conv = req.conv;
+    let kind = group.kind;
+    const g = { ...group };
+    const result: EffectResult = { joined: [], left: [], kind, becameSuper: false };
+    const seq = this.bumpSeq(conv);
+    // Before the notice: changes whose subjects receive it.
+    switch (effect.op) {
+      case 'add': {
+        const fresh = [...new Set(effect.users)].filter((u) => !targets.has(u));
+        for (const u of fresh) this.join(conv, u, 'member', seq, req.time);
+        g.memberCount += fresh.length;
+        result.joined = fresh;
+        break;
+      }
+      case 'role':
+        q.setRole.run(effect.role, conv, effect.user);
+        break;
+      case 'transfer':
+        q.setRole.run('admin', conv, req.sender);
+        q.setRole.run('owner', conv, effect.to);
+        g.owner = effect.to;
+        break;
+      case 'mute':
+        q.setMute.run(effect.until, conv, effect.user);
+        break;
+      case 'update': {
+        const p = effect.patch;
+        if (p.name !== undefined) g.name = p.name;
+        if (p.avatar !== undefined) g.avatar = p.avatar;
+        if (p.announcement !== undefined) g.announcement = p.announcement;
+        if (p.joinPolicy !== undefined) g.joinPolicy = p.joinPolicy;
+        if (p.inviteNeedsApproval !== undefined) g.inviteNeedsApproval = p.inviteNeedsApproval;
+        if (p.muteAll !== undefined) g.muteAll = p.muteAll;
+        break;
+      }
+      default:
+        break;
+    }
+    const pointers = this.storeMessage(req, seq, kind);
+    // After the notice: those who leave received it; now they are gone.
+    switch (effect.op) {
+      case 'remove':
+      case 'leave': {
+        const leaving = effect.op === 'leave' ? [req.sender] : [...new Set(effect.users)];
+        for (const u of leaving) {
+          if (q.leaveMember.run(seq, conv, u).changes === 0) continue;
+          result.left.push(u);
+          if (kind === 'super') this.freezeEntry(u, conv, seq);
+        }
+        g.memberCount -= result.left.length;
+        break;
+      }
+      case 'dismiss': {
+        result.left = (q.leaveAll.all(seq, conv) as { user_id: string }[]).map((r) => r.user_id).sort();
+        g.memberCount = 0;
+        g.dismissed = true;
+        break;
+      }
+      case 'add':
+        if (kind === 'group' && g.memberCount > effect.superThreshold) {
+          q.setConvKind.run('super', conv);
+          kind = 'super';
+          result.becameSuper = true;
+        }
+        break;
+      default:
+        break;
+    }
+    result.kind = kind;
+    q.updateGroup.run({
+      conv,
+      name: g.name,
+      avatar: g.avatar,
+      announcement: g.announcement,
+      owner: g.owner,
+      joinPolicy: g.joinPolicy,
+      inviteNeedsApproval: g.inviteNeedsApproval ? 1 : 0,
+      muteAll: g.muteAll ? 1 : 0,
+      dismissed: g.dismissed ? 1 : 0,
+      memberCount: g.memberCount,
+    });
+    return { ok: true, duplicate: false, message: toMessage(req, seq), pointers, effect: result };
+  }
+
+  private bumpSeq(conv: string): number {
+    return (this.q.bumpConvSeq.get(conv) as { last_seq: number }).last_seq;
+  }
+
+  /** (Re)activate a member at `seq` and start their entry just before it. */
+  private join(conv: string, user: string, role: MemberRecord['role'], seq: number, time: number): void {
+    this.q.joinMember.run({ conv, user, role, seq, time });
+    const v = this.q.bumpVersion.get(user) as { conv_version: number } | undefined;
+    if (v) this.q.resetEntry.run({ user, conv, readSeq: seq - 1, version: v.conv_version });
+  }
+
+  private freezeEntry(user: string, conv: string, seq: number): void {
+    const v = this.q.bumpVersion.get(user) as { conv_version: number } | undefined;
+    if (v) this.q.freezeEntry.run(seq, v.conv_version, user, conv);
+  }
+
+  /**
+   * Store the message at `seq` and fan it out. Direct chats and normal groups: a pointer and
+   * an entry update per active member. Super groups: nothing per member — only the sender's
+   * own entry reads up to the message; the member list is not read.
+   */
+  private storeMessage(req: AppendRequest, seq: number, kind: ConversationRecord['kind']): InboxPointer[] {
+    const q = this.q;
+    const all = req.mentions === 'all';
+    q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, JSON.stringify(req.body), req.time, 0, all ? 1 : 0);
+    const mentioned = new Set<string>();
+    if (Array.isArray(req.mentions)) {
+      for (const u of req.mentions) {
+        if (u === req.sender || mentioned.has(u) || !q.isMember.get(req.conv, u)) continue;
+        mentioned.add(u);
+        q.insertMention.run(u, req.conv, seq);
+      }
+    }
+    if (kind === 'super') {
+      const v = q.bumpVersion.get(req.sender) as { conv_version: number } | undefined;
+      if (v) q.upsertEntryOnMessage.run({ user: req.sender, conv: req.conv, readSeq: seq, unread: 0, mention: 0, seq, version: v.conv_version, own: 1 });
+      return [];
+    }
     const members = q.membersOf.all(req.conv) as { user_id: string }[];
-    const pointers = [];
+    const pointers: InboxPointer[] = [];
     for (const { user_id: user } of members) {
-      const { inbox_seq: inboxSeq, conv_version: version } = q.bumpInbox.get(user) as { inbox_seq: number; conv_version: number };
+      const bumped = q.bumpInbox.get(user) as { inbox_seq: number; conv_version: number } | undefined;
+      if (!bumped) continue; // a member without an account row gets no pointer
+      const { inbox_seq: inboxSeq, conv_version: version } = bumped;
       q.insertInbox.run(user, inboxSeq, req.conv, seq);
       if (inboxSeq > this.ring && inboxSeq % 64 === 0) q.trimInbox.run(user, inboxSeq - this.ring);
       const own = user === req.sender ? 1 : 0;
-      q.upsertEntryOnMessage.run({ user, conv: req.conv, readSeq: own ? seq : 0, unread: own ? 0 : 1, seq, version, own });
+      const mention = !own && (all || mentioned.has(user)) ? 1 : 0;
+      q.upsertEntryOnMessage.run({ user, conv: req.conv, readSeq: own ? seq : 0, unread: own ? 0 : 1, mention, seq, version, own });
       if (own) q.setSenderInboxSeq.run(inboxSeq, req.conv, seq);
       pointers.push({ userId: user, inboxSeq });
     }
-    const message: Message = {
-      id: req.id,
-      conv: req.conv,
-      seq,
-      sender: req.sender,
-      kind: req.kind,
-      body: req.body,
-      time: req.time,
-      clientMsgId: req.clientMsgId,
-    };
-    return { ok: true, duplicate: false, message, pointers };
+    return pointers;
+  }
+
+  private groupSync(conv: string): GroupRecord | null {
+    const row = this.q.groupOne.get(conv) as GroupRow | undefined;
+    return row ? groupFromRow(row) : null;
+  }
+
+  private memberSync(conv: string, userId: string): MemberRecord | null {
+    const row = this.q.memberRow.get(conv, userId) as MemberRow | undefined;
+    return row ? memberFromRow(row) : null;
+  }
+
+  // --- groups ---
+
+  async getGroup(conv: string): Promise<GroupRecord | null> {
+    return this.groupSync(conv);
+  }
+
+  async getMember(conv: string, userId: string): Promise<MemberRecord | null> {
+    return this.memberSync(conv, userId);
+  }
+
+  async listMembers(conv: string, after: string, limit: number): Promise<MemberRecord[]> {
+    return (this.q.memberPage.all(conv, after, limit) as MemberRow[]).map(memberFromRow);
+  }
+
+  async searchGroups(prefix: string, limit: number): Promise<GroupRecord[]> {
+    if (prefix === '' || limit <= 0) return [];
+    return (this.q.groupSearch.all({ raw: prefix, prefix, limit }) as GroupRow[]).map(groupFromRow);
+  }
+
+  async superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
+    return (this.q.superOf.all(userId) as { conv: string; last_seq: number }[]).map((r) => ({ conv: r.conv, lastSeq: r.last_seq }));
+  }
+
+  async formerMemberLimit(conv: string, userId: string): Promise<number | null> {
+    const row = this.q.leftSeq.get(conv, userId) as { left_seq: number | null } | undefined;
+    return row?.left_seq ?? null;
+  }
+
+  async listJoinRequests(conv: string): Promise<JoinRequestRecord[]> {
+    return (this.q.listJoinRequests.all(conv) as JoinRequestRow[]).map(joinRequestFromRow);
+  }
+
+  async putJoinRequest(req: JoinRequestRecord): Promise<void> {
+    this.q.putJoinRequest.run({ ...req });
+  }
+
+  async takeJoinRequest(conv: string, userId: string): Promise<JoinRequestRecord | null> {
+    const row = this.q.takeJoinRequest.get(conv, userId) as JoinRequestRow | undefined;
+    return row ? joinRequestFromRow(row) : null;
   }
 
   async inboxState(userId: string): Promise<{ latest: number; ringStart: number }> {
@@ -287,20 +614,22 @@ export class SqliteStore implements Store {
 
   async markRead(userId: string, conv: string, seq: number): Promise<ConvEntry> {
     this.db.transaction(() => {
-      const e = this.q.entryRaw.get(userId, conv) as { read_seq: number; last_seq: number } | undefined;
+      const e = this.q.entryState.get(userId, conv) as EntryState | undefined;
       if (!e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
-      const target = Math.min(seq, e.last_seq);
+      const target = Math.min(seq, e.eff_last);
       if (target <= e.read_seq) return;
-      const { n } = this.q.countUnread.get(conv, target, userId) as { n: number };
+      const range = { conv, user: userId, from: target, to: e.eff_last };
+      const { n: unread } = this.q.countUnread.get(range) as { n: number };
+      const { n: mentions } = this.q.countMentions.get(range) as { n: number };
       const { conv_version: version } = this.q.bumpVersion.get(userId) as { conv_version: number };
-      this.q.setRead.run(target, n, version, userId, conv);
-    })();
+      this.q.setRead.run(target, unread, mentions, version, userId, conv);
+    }).immediate();
     return (await this.getEntry(userId, conv))!;
   }
 
   async updateEntry(userId: string, conv: string, patch: EntryPatch): Promise<ConvEntry> {
     this.db.transaction(() => {
-      const e = this.q.entryRaw.get(userId, conv) as EntryRow | undefined;
+      const e = this.q.entryState.get(userId, conv) as EntryState | undefined;
       if (!e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
       const { conv_version: version } = this.q.bumpVersion.get(userId) as { conv_version: number };
       const del = patch.deleted === true;
@@ -311,12 +640,13 @@ export class SqliteStore implements Store {
         muted: patch.muted === undefined ? e.muted : patch.muted ? 1 : 0,
         draft: patch.draft ?? e.draft,
         deleted: del ? 1 : e.deleted,
-        clearedSeq: del ? e.last_seq : e.cleared_seq,
-        readSeq: del ? Math.max(Number(e.read_seq), Number(e.last_seq)) : e.read_seq,
+        clearedSeq: del ? e.eff_last : e.cleared_seq,
+        readSeq: del ? Math.max(e.read_seq, e.eff_last) : e.read_seq,
         unread: del ? 0 : e.unread,
+        mentions: del ? 0 : e.mentions,
         version,
       });
-    })();
+    }).immediate();
     return (await this.getEntry(userId, conv))!;
   }
 
