@@ -259,18 +259,29 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       req.on('error', reject);
       req.end(payload);
     });
+  // Connect every virtual client first, 100 at a time (phones that are already online).
+  for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
   const token = (user: string): string => `bench-token-${user.slice(2)}`;
   await call('POST', '/api/admin/wallet/topup', ADMIN, { userId: userId(0), amount: 1_000_000_000, reference: 'bench-http' });
+  // Real groups through the groups API (the in-process part only needs membership rows).
+  const group = async (name: string, size: number): Promise<string> => {
+    const ids = Array.from({ length: size }, (_, i) => userId(i + 1));
+    const made = await call<{ group: { conv: string } }>('POST', '/api/groups', token(userId(0)), { name, members: ids.slice(0, 999) });
+    for (let i = 999; i < ids.length; i += 1000) await call('POST', `/api/groups/${encodeURIComponent(made.group.conv)}/invite`, token(userId(0)), { users: ids.slice(i, i + 1000) });
+    return made.group.conv;
+  };
+  const hotConv = await group('bench hot', SHARES);
+  const manyConv = await group('bench many', USERS);
   const send = (clientMsgId: string, conv: string, count: number) =>
     call<{ packet: { id: string } }>('POST', '/api/redpackets', token(userId(0)), { clientMsgId, conv, split: 'random', total: count * 100, count });
   const open = (u: string, p: string) => call<OpenResult>('POST', `/api/redpackets/${p}/open`, token(u));
   const results: Result[] = [];
   try {
-    const hot = await send('http-hot', HOT_CONV, SHARES);
+    const hot = await send('http-hot', hotConv, SHARES);
     results.push(await drive(`HTTP hot: 1 packet × ${SHARES} shares`, shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: userId(i + 1), packet: hot.packet.id }))), open));
     const jobs: { user: string; packet: string }[] = [];
     for (let k = 0; k < PACKETS; k++) {
-      const p = await send(`http-many-${k}`, MANY_CONV, PER_PACKET);
+      const p = await send(`http-many-${k}`, manyConv, PER_PACKET);
       const offset = Math.floor(Math.random() * (USERS - PER_PACKET));
       for (let i = 0; i < PER_PACKET; i++) jobs.push({ user: userId(1 + offset + i), packet: p.packet.id });
     }
