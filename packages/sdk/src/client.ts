@@ -8,6 +8,7 @@ import { Heartbeat, defaultHeartbeatOptions, type AppState, type HeartbeatDeathR
 import { History, type HistoryQuery, type LocalMessage, type MessageWindow } from './history.ts';
 import { randomId } from './ids.ts';
 import { MemoryStore, type LocalStore, type OutgoingRecord } from './local-store.ts';
+import { maxCovered } from './seq-ranges.ts';
 import { ReconnectPolicy, defaultReconnectOptions, type ReconnectOptions } from './reconnect.ts';
 import { RestApi, type FetchLike, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
 import { SendQueue, defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from './send-queue.ts';
@@ -15,6 +16,7 @@ import { SyncEngine, defaultSyncEngineOptions, type SyncEngineOptions, type Sync
 import { Connection, errorFromFrame, type RawFrame } from './transport/connection.ts';
 import type { WebSocketFactory, WebSocketLike } from './transport/websocket.ts';
 import type { DeliveredFrame, KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
+import { executeInstruction, type Instruction } from './instructions.ts';
 
 export type ClientState = 'connecting' | 'authenticating' | 'syncing' | 'online' | 'offline' | 'waiting_for_network' | 'kicked' | 'logged_out';
 
@@ -51,7 +53,11 @@ export interface MagpieClientEvents {
   delivered: DeliveredEvent;
   kicked: KickedEvent;
   syncProgress: SyncProgress;
+  /** An instruction from the server was executed (before any sync when it came with the hello reply). */
+  instruction: { instruction: Instruction; ok: boolean; result: unknown };
   error: MagpieClientError;
+  /** A server frame the client itself does not handle (e.g. `relation`: feed it to RelationSync.handleFrame). */
+  frame: { type: string; [key: string]: unknown };
 }
 
 export interface MagpieClientOptions {
@@ -87,6 +93,8 @@ export interface MagpieClientOptions {
 export interface SendInput extends SendTarget {
   kind?: string;
   body: unknown;
+  /** Group messages: user ids to mention, or 'all'. */
+  mentions?: string[] | 'all';
 }
 
 export interface ConversationPatch {
@@ -132,6 +140,7 @@ export class MagpieClient {
   private readonly history: History;
   private readonly reconnectTimer: Timer;
   private readonly connectTimer: Timer;
+  private readonly convRefreshTimer: Timer;
   private readonly delivered = new Map<string, number>();
 
   private token: string | null;
@@ -145,6 +154,8 @@ export class MagpieClient {
   private _userId: string | null = null;
   private _deviceId: string | null = null;
   private _welcome: WelcomeResult | null = null;
+  /** Configuration values set by the server (`set_config` instructions). */
+  readonly remoteConfig: Record<string, unknown> = {};
   private pendingKick: KickedFrame | null = null;
   /** Frames that arrived before the welcome was processed; replayed right after it. */
   private early: RawFrame[] = [];
@@ -168,6 +179,7 @@ export class MagpieClient {
     this.networkOnline = options.networkOnline ?? true;
     this.reconnectTimer = new Timer(this.clock);
     this.connectTimer = new Timer(this.clock);
+    this.convRefreshTimer = new Timer(this.clock);
 
     this.heartbeat = new Heartbeat(
       this.clock,
@@ -417,7 +429,7 @@ export class MagpieClient {
     const target: SendTarget = {};
     if (input.conv !== undefined) target.conv = input.conv;
     if (input.to !== undefined) target.to = input.to;
-    const r = await this.sendQueue.enqueue(target, input.kind ?? 'text', input.body);
+    const r = await this.sendQueue.enqueue(target, input.kind ?? 'text', input.body, input.mentions);
     return this.history.fromRecord(r);
   }
 
@@ -575,6 +587,15 @@ export class MagpieClient {
       this._deviceId = welcome.deviceId;
       await this.store.saveMeta({ userId: welcome.userId, deviceId: welcome.deviceId });
     }
+    // Instructions pending at login are applied before any sync, so history never shows
+    // data the server has asked the device to drop.
+    let forcedFull = false;
+    for (const i of welcome.instructions ?? []) {
+      if (gen !== this.gen) return;
+      const r = await this.runInstruction(i);
+      if (r && (i.kind === 'force_full_sync' || i.kind === 'clear_cache')) forcedFull = true;
+    }
+    if (forcedFull) effective = { ...effective, sync: 'full' };
     if (gen !== this.gen) return;
     this.ready = true;
     this.setState('syncing');
@@ -589,6 +610,8 @@ export class MagpieClient {
       await synced;
       if (gen !== this.gen || !this.ready) return;
       await this.convSync.sync();
+      if (gen !== this.gen || !this.ready) return;
+      await this.syncSupers(gen, welcome.supers ?? []);
     } catch (err) {
       const e = toClientError(err);
       if (gen !== this.gen || !this.ready || e.code === 'disconnected' || e.code === 'not_connected') return;
@@ -633,11 +656,16 @@ export class MagpieClient {
       case 'kicked':
         this.pendingKick = f as unknown as KickedFrame;
         break;
+      case 'instruction':
+        void this.onLiveInstruction(gen, f as unknown as Instruction);
+        break;
       case 'error':
         this.emitter.emit('error', errorFromFrame(f));
         break;
       default:
-        break; // frames of later protocol versions are ignored
+        // Frames for other modules (relation) and of later protocol versions: passed on.
+        if (typeof f.type === 'string') this.emitter.emit('frame', f as MagpieClientEvents['frame']);
+        break;
     }
   }
 
@@ -724,6 +752,7 @@ export class MagpieClient {
   private stopAll(): void {
     this.started = false;
     this.reconnectTimer.stop();
+    this.convRefreshTimer.stop();
     this.conn?.close(1000, 'client closed');
     this.teardown();
     this.engine.stop();
@@ -757,6 +786,42 @@ export class MagpieClient {
     for (const w of waiters) w.reject(err);
   }
 
+  /** Execute an instruction and report the outcome; false when it could not be reported. */
+  private async runInstruction(i: Instruction): Promise<boolean> {
+    const { ok, result } = await executeInstruction(i, {
+      resetLocalData: async () => {
+        const userId = this._userId;
+        await this.clearLocalData();
+        this._userId = userId;
+      },
+      diagnostics: async () => ({
+        userId: this._userId,
+        deviceId: this._deviceId,
+        state: this._state,
+        inboxSeq: this.engine.inboxSeq,
+        conversationListVersion: this.convSync.listVersion,
+        conversations: (await this.store.listEntries()).length,
+        outgoing: (await this.store.listOutgoing()).length,
+        sync: this.engine.stats,
+        app: this.app,
+      }),
+      setConfig: (key, value) => {
+        this.remoteConfig[key] = value;
+      },
+    });
+    this.emitter.emit('instruction', { instruction: i, ok, result });
+    const conn = this.conn;
+    if (!conn) return ok;
+    await conn.request({ type: 'instruction.result', instructionId: i.instructionId, ok, result: (result ?? null) as never }).catch(() => undefined);
+    return ok;
+  }
+
+  /** A live instruction: data resets restart the sync from scratch on a fresh connection. */
+  private async onLiveInstruction(gen: number, i: Instruction): Promise<void> {
+    const ok = await this.runInstruction(i);
+    if (ok && gen === this.gen && (i.kind === 'force_full_sync' || i.kind === 'clear_cache')) this.dropConnection('instruction', true);
+  }
+
   private async clearLocalData(): Promise<void> {
     await this.store.clear();
     this.engine.reset();
@@ -775,6 +840,7 @@ export class MagpieClient {
       if (message.sender === this._userId) await this.sendQueue.settle(message);
       this.emitter.emit('message', this.history.toLocal(message));
     }
+    await this.noteMessages(items.map((i) => i.message));
   }
 
   private async onAdvanced(message: Message): Promise<void> {
@@ -782,8 +848,52 @@ export class MagpieClient {
       await this.history.storeMessages([message]);
       if (message.sender === this._userId) await this.sendQueue.settle(message);
       this.emitter.emit('message', this.history.toLocal(message));
+      await this.noteMessages([message]);
     } catch (err) {
       this.emitter.emit('error', toClientError(err));
+    }
+  }
+
+  /** Move the local conversation entries forward; fetch the server's copies soon when only it knows (new conversation, mentions). */
+  private async noteMessages(messages: Message[]): Promise<void> {
+    if (messages.length === 0) return;
+    const needServer = await this.convSync.noteMessages(messages, this._userId);
+    if (needServer && !this.convRefreshTimer.active) {
+      this.convRefreshTimer.start(250, () => {
+        if (this.ready) this.convSync.syncQuietly();
+      });
+    }
+  }
+
+  /**
+   * Super groups (read diffusion) have no inbox pointers: after the welcome, each one whose
+   * last seq is beyond what is held locally is pulled by conversation seq. A long gap loads
+   * only the newest page; the hole below it stays marked and history paging fills it.
+   */
+  private async syncSupers(gen: number, supers: { conv: string; lastSeq: number }[]): Promise<void> {
+    const page = 100;
+    for (const { conv, lastSeq } of supers) {
+      const local = maxCovered(await this.store.getRanges(conv));
+      if (lastSeq <= local) continue;
+      const got: LocalMessage[] = [];
+      if (local === 0 || lastSeq - local > page * 5) {
+        const w = await this.history.load(conv, { limit: page });
+        got.push(...w.messages.filter((m) => m.seq !== null && m.seq > local));
+      } else {
+        let after = local;
+        for (let i = 0; i < 5 && after < lastSeq; i++) {
+          const w = await this.history.load(conv, { after, limit: page });
+          const fresh = w.messages.filter((m) => m.seq !== null && m.seq > after);
+          if (fresh.length === 0) break;
+          got.push(...fresh);
+          after = fresh[fresh.length - 1]!.seq!;
+          if (!w.moreAfter) break;
+        }
+      }
+      if (gen !== this.gen) return;
+      const stored = await this.store.getMessages(conv, local + 1, lastSeq);
+      for (const m of got) this.emitter.emit('message', m);
+      await this.noteMessages(stored);
     }
   }
 

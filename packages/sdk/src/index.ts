@@ -43,3 +43,4 @@ export {
   type PageQuery,
 } from './social.ts';
 export type { Profile, ProfileSummary, FriendEntry, FriendRequestEntry, BlockEntry, RelationChange, RelationChangeKind, RelationChangesResult, RelationResult, RelationState, SearchResult } from './social.ts';
+export { executeInstruction, type Instruction, type InstructionHost } from './instructions.ts';

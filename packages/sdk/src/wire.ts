@@ -54,4 +54,5 @@ export interface RequestResults {
   convs: ConvsResult;
   read: ReadResult;
   'conv.update': ReadResult;
+  'instruction.result': { recorded: boolean };
 }

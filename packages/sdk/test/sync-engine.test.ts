@@ -14,7 +14,7 @@ function item(inboxSeq: number, conv = 'g'): InboxItem {
 }
 
 function welcome(inboxSeq: number, sync: WelcomeResult['sync']): WelcomeResult {
-  return { version: 1, userId: 'me', deviceId: 'd', inboxSeq, ringStart: 1, sync, heartbeatMs: 40_000, supers: [], serverTime: 0, limits: { maxFrameBytes: 1, maxMessageBytes: 1 } } as WelcomeResult;
+  return { version: 1, userId: 'me', deviceId: 'd', inboxSeq, ringStart: 1, sync, heartbeatMs: 40_000, supers: [], instructions: [], serverTime: 0, limits: { maxFrameBytes: 1, maxMessageBytes: 1 } } as WelcomeResult;
 }
 
 function setup(serverItems: number) {

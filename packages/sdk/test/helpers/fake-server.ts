@@ -315,6 +315,7 @@ export class FakeServer {
         sync,
         heartbeatMs: 40_000,
         supers: [],
+        instructions: [],
         serverTime: this.clock.now(),
         limits: { maxFrameBytes: 65536, maxMessageBytes: 16384 },
       },
