@@ -270,6 +270,8 @@ export class RedPacketService {
     if (!(await this.members.isMember(m.conv, userId))) throw new MagpieError('forbidden', 'not a member of the conversation of this red packet', { details: { reason: 'not_member' } });
     if (m.exclusiveTo !== null && m.exclusiveTo !== userId) throw new MagpieError('forbidden', 'this red packet is for someone else', { details: { reason: 'exclusive' } });
     if (m.direct && m.sender === userId) throw new MagpieError('forbidden', 'the sender cannot open a 1:1 red packet', { details: { reason: 'own_packet' } });
+    // The filter may have evicted the packet while we awaited membership: load it again.
+    if (!this.filter.has(packetId)) await this.load(packetId);
     return m;
   }
 
