@@ -16,7 +16,10 @@ import {
   directConversationId,
   type AppendOutcome,
   type AppendRequest,
+  type GroupEffect,
   type InboxPointer,
+  type JoinRequestRecord,
+  type NewGroup,
   type NewSession,
   type Store,
   type UserRecord,
@@ -29,6 +32,14 @@ export interface StoreContractOptions {
 }
 
 type Ok = Extract<AppendOutcome, { ok: true }>;
+type Refused = Extract<AppendOutcome, { ok: false }>;
+
+/** What a store factory returns; `countRows` (rows of one table) lets the suite show storage per message. */
+export interface StoreUnderTest {
+  store: Store;
+  cleanup: () => Promise<void>;
+  countRows?: (table: string) => Promise<number>;
+}
 
 const rand = (): string => randomBytes(6).toString('hex');
 
@@ -56,7 +67,7 @@ function range(from: number, to: number): number[] {
 
 export function runStoreContract(
   name: string,
-  factory: () => Promise<{ store: Store; cleanup: () => Promise<void> }>,
+  factory: () => Promise<StoreUnderTest>,
   opts: StoreContractOptions = {},
 ): void {
   const K = opts.ringCapacity ?? CONTRACT_RING_CAPACITY;
@@ -64,6 +75,7 @@ export function runStoreContract(
   describe(`Store contract: ${name}`, () => {
     let store: Store;
     let cleanup: (() => Promise<void>) | undefined;
+    let countRows: ((table: string) => Promise<number>) | undefined;
     const run = rand();
     let counter = 0;
     const t0 = 1_700_000_000_000;
@@ -72,6 +84,7 @@ export function runStoreContract(
       const made = await factory();
       store = made.store;
       cleanup = made.cleanup;
+      countRows = made.countRows;
     });
     after(async () => {
       if (cleanup) await cleanup();
@@ -905,6 +918,646 @@ export function runStoreContract(
             assert.equal(e.deliveredSeq, mine.length ? mine[mine.length - 1]!.seq : 0, `deliveredSeq of ${id} in ${e.conv}`);
           }
         }
+      });
+    });
+
+    // ---------------------------------------------------------------- groups
+    describe('groups', () => {
+      const newConv = () => `g:${run}:${rand()}`;
+      function spec(over: Partial<NewGroup> = {}): NewGroup {
+        return { name: `Group ${rand()}`, avatar: 'https://img.example/a.png', joinPolicy: 'open', inviteNeedsApproval: false, maxMembers: 50, superThreshold: 500, ...over };
+      }
+      function greq(sender: string, conv: string, extra: Partial<AppendRequest> = {}): AppendRequest {
+        const n = ++counter;
+        return {
+          sender,
+          clientMsgId: `g_${n}_${rand()}`,
+          conv,
+          kind: 'text',
+          body: { text: `group message ${n}` },
+          time: t0 + n,
+          id: `m_${run}_${n}_${rand()}`,
+          ...extra,
+        };
+      }
+      function notice(sender: string, conv: string, effect: GroupEffect, extra: Partial<AppendRequest> = {}): AppendRequest {
+        return greq(sender, conv, { kind: 'system', body: { notice: effect.op }, effect, ...extra });
+      }
+      const add = (users: string[], over: { maxMembers?: number; superThreshold?: number } = {}): GroupEffect => ({
+        op: 'add',
+        users,
+        maxMembers: over.maxMembers ?? 1000,
+        superThreshold: over.superThreshold ?? 500,
+      });
+      async function one(req: AppendRequest): Promise<AppendOutcome> {
+        const out = await store.appendMessages([req]);
+        assert.equal(out.length, 1);
+        return out[0]!;
+      }
+      function expectRefused(o: AppendOutcome | undefined, error: string): void {
+        assert.ok(o);
+        assert.equal(o.ok, false, `expected refusal ${error}, got ${JSON.stringify(o)}`);
+        assert.equal((o as Refused).error, error, JSON.stringify(o));
+        assert.equal(typeof (o as Refused).reason, 'string');
+      }
+      async function makeGroup(owner: string, members: string[], over: Partial<NewGroup> = {}): Promise<{ conv: string; created: Ok }> {
+        const conv = newConv();
+        const created = await sendOne(notice(owner, conv, { op: 'create', group: spec(over), members }));
+        return { conv, created };
+      }
+      async function users(n: number, label = 'g'): Promise<string[]> {
+        const out: string[] = [];
+        for (let i = 0; i < n; i += 100) out.push(...(await Promise.all(range(i, Math.min(n, i + 100) - 1).map(() => newUser(label)))).map((u) => u.id));
+        return out;
+      }
+      async function history(conv: string): Promise<Message[]> {
+        return store.readHistory(conv, { after: 0, limit: 100_000 });
+      }
+
+      it('create: conversation, group record, roles, member count; the notice (seq 1) reaches every member', async () => {
+        const [a, b, c, outsider] = await users(4);
+        const conv = newConv();
+        const s = spec({ name: 'Design Crew', joinPolicy: 'approval', inviteNeedsApproval: true, maxMembers: 20 });
+        const o = await sendOne(notice(a!, conv, { op: 'create', group: s, members: [b!, c!, b!, a!] }));
+        assert.equal(o.message.seq, 1);
+        assert.equal(o.message.kind, 'system');
+        assert.deepEqual(o.effect, { joined: [a, b, c], left: [], kind: 'group', becameSuper: false });
+        assert.deepEqual(sortPointers(o.pointers), sortPointers([a!, b!, c!].map((userId) => ({ userId, inboxSeq: 1 }))));
+        for (const u of [a!, b!, c!]) {
+          const inbox = await store.readInbox(u, 0, 10);
+          assert.deepEqual(inbox, [{ inboxSeq: 1, message: o.message }]);
+        }
+        const rec = await store.getConversation(conv);
+        assert.equal(rec?.kind, 'group');
+        assert.equal(rec?.lastSeq, 1);
+        const g = await store.getGroup(conv);
+        assert.deepEqual(g, {
+          conv,
+          kind: 'group',
+          name: 'Design Crew',
+          avatar: s.avatar,
+          announcement: '',
+          owner: a,
+          joinPolicy: 'approval',
+          inviteNeedsApproval: true,
+          muteAll: false,
+          dismissed: false,
+          memberCount: 3,
+          maxMembers: 20,
+          lastSeq: 1,
+          createdAt: o.message.time,
+        });
+        assert.equal((await store.getMember(conv, a!))?.role, 'owner');
+        const mb = await store.getMember(conv, b!);
+        assert.deepEqual(mb, { conv, userId: b, role: 'member', mutedUntil: 0, joinedAt: o.message.time, joinedSeq: 1 });
+        assert.equal(await store.getMember(conv, outsider!), null);
+        assert.equal(await store.isMember(conv, c!), true);
+        assert.equal(await store.isMember(conv, outsider!), false);
+        assert.deepEqual((await store.members(conv)).sort(), [a!, b!, c!].sort());
+        // paging by user id
+        const sorted = [a!, b!, c!].sort();
+        const p1 = await store.listMembers(conv, '', 2);
+        assert.deepEqual(p1.map((m) => m.userId), sorted.slice(0, 2));
+        const p2 = await store.listMembers(conv, p1[1]!.userId, 2);
+        assert.deepEqual(p2.map((m) => m.userId), sorted.slice(2));
+        // entries: the owner read its own notice, the others have it unread
+        const eb = await entry(b!, conv);
+        assert.equal(eb.kind, 'group');
+        assert.equal(eb.peer, null);
+        assert.equal(eb.lastSeq, 1);
+        assert.equal(eb.unread, 1);
+        assert.equal(eb.oldestUnreadSeq, 1);
+        assert.deepEqual(eb.lastMessage, o.message);
+        assert.equal((await entry(a!, conv)).unread, 0);
+        assert.equal(await store.getGroup(`g:nope:${rand()}`), null);
+        // creating it again is refused; so is an empty name, which leaves no conversation behind
+        expectRefused(await one(notice(b!, conv, { op: 'create', group: spec(), members: [] })), 'invalid');
+        const empty = newConv();
+        expectRefused(await one(notice(a!, empty, { op: 'create', group: spec({ name: '  ' }), members: [b!] })), 'invalid');
+        assert.equal(await store.getConversation(empty), null);
+        assert.equal(await store.getGroup(empty), null);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 1);
+      });
+
+      it('posting: members get pointers and unread; non-members, unknown groups and effects on direct chats are refused', async () => {
+        const [a, b, c, x] = await users(4);
+        const { conv } = await makeGroup(a!, [b!, c!]);
+        const out = await sendMany([greq(b!, conv), greq(c!, conv), greq(b!, conv)]);
+        assert.deepEqual(out.map((o) => o.message.seq), [2, 3, 4]);
+        for (const o of out) assert.equal(o.pointers.length, 3);
+        assert.deepEqual(out.map((o) => pointerOf(o, a!)), [2, 3, 4]);
+        assert.equal((await entry(a!, conv)).unread, 3);
+        assert.equal((await entry(b!, conv)).unread, 0);
+        assert.equal((await entry(b!, conv)).readSeq, 4);
+        assert.equal((await entry(c!, conv)).unread, 1);
+        expectRefused(await one(greq(x!, conv)), 'forbidden');
+        const missing = await one(greq(a!, `g:none:${rand()}`));
+        assert.equal(missing.ok, false);
+        assert.equal((missing as Refused).error, 'not_found');
+        // a group effect on a direct conversation
+        await sendOne(dm(a!, b!));
+        expectRefused(await one(notice(a!, directConversationId(a!, b!), { op: 'dismiss' })), 'not_found');
+        assert.equal((await store.getConversation(conv))?.lastSeq, 4);
+        assert.equal((await store.getUser(x!))?.inboxSeq, 0);
+      });
+
+      it('add / remove / leave: the new member gets the add notice; the removed one gets the removal, then nothing', async () => {
+        const [a, b, c, d, e] = await users(5);
+        const { conv } = await makeGroup(a!, [b!, c!]);
+        const added = await sendOne(notice(a!, conv, add([d!, e!])));
+        assert.equal(added.message.seq, 2);
+        assert.deepEqual(added.effect, { joined: [d, e], left: [], kind: 'group', becameSuper: false });
+        assert.deepEqual(added.pointers.map((p) => p.userId).sort(), [a!, b!, c!, d!, e!].sort());
+        assert.deepEqual((await store.readInbox(d!, 0, 10)).map((i) => i.message.seq), [2], 'the new member gets the add notice, not older history');
+        assert.equal((await store.getMember(conv, d!))?.joinedSeq, 2);
+        assert.equal((await entry(d!, conv)).unread, 1);
+        assert.equal((await entry(d!, conv)).oldestUnreadSeq, 2);
+        assert.equal((await store.getGroup(conv))?.memberCount, 5);
+
+        const removed = await sendOne(notice(a!, conv, { op: 'remove', users: [c!] }));
+        assert.equal(removed.message.seq, 3);
+        assert.deepEqual(removed.effect, { joined: [], left: [c], kind: 'group', becameSuper: false });
+        assert.ok(removed.pointers.some((p) => p.userId === c), 'the removed member gets the removal notice');
+        assert.equal(await store.isMember(conv, c!), false);
+        assert.equal(await store.getMember(conv, c!), null);
+        assert.equal(await store.formerMemberLimit(conv, c!), 3);
+        assert.equal(await store.formerMemberLimit(conv, `nobody_${rand()}`), null);
+        assert.equal(await store.formerMemberLimit(conv, a!), null, 'an active member is not a former member');
+        assert.equal((await store.getGroup(conv))?.memberCount, 4);
+        const cInbox = (await store.getUser(c!))!.inboxSeq;
+
+        const left = await sendOne(notice(e!, conv, { op: 'leave' }));
+        assert.equal(left.message.seq, 4);
+        assert.deepEqual(left.effect, { joined: [], left: [e], kind: 'group', becameSuper: false });
+        assert.ok(left.pointers.some((p) => p.userId === e));
+        assert.equal(await store.formerMemberLimit(conv, e!), 4);
+        assert.equal((await store.getGroup(conv))?.memberCount, 3);
+
+        const later = await sendOne(greq(b!, conv));
+        assert.deepEqual(later.pointers.map((p) => p.userId).sort(), [a!, b!, d!].sort());
+        assert.equal((await store.getUser(c!))!.inboxSeq, cInbox, 'nothing reaches the removed member');
+        expectRefused(await one(greq(c!, conv)), 'forbidden');
+        // the former member's entry stops at the notice
+        const ec = await entry(c!, conv);
+        assert.equal(ec.lastSeq, 3);
+        assert.equal(ec.unread, 3);
+        await store.markRead(c!, conv, 1000);
+        assert.equal((await entry(c!, conv)).readSeq, 3);
+        assert.deepEqual((await store.members(conv)).sort(), [a!, b!, d!].sort());
+
+        // rejoin: active again, history for them restarts at the new notice
+        const back = await sendOne(notice(a!, conv, add([c!])));
+        assert.deepEqual(back.effect?.joined, [c]);
+        assert.equal(await store.isMember(conv, c!), true);
+        assert.equal(await store.formerMemberLimit(conv, c!), null);
+        assert.equal((await store.getMember(conv, c!))?.joinedSeq, back.message.seq);
+        const ec2 = await entry(c!, conv);
+        assert.equal(ec2.lastSeq, back.message.seq);
+        assert.equal(ec2.unread, 1);
+        assert.equal(ec2.oldestUnreadSeq, back.message.seq);
+        assert.equal((await store.getGroup(conv))?.memberCount, 4);
+        // adding only existing members is refused
+        expectRefused(await one(notice(a!, conv, add([b!]))), 'invalid');
+      });
+
+      it('refusals by the group rules write nothing', async () => {
+        const [owner, admin, m1, m2, outsider, x] = await users(6);
+        const { conv } = await makeGroup(owner!, [admin!, m1!, m2!], { inviteNeedsApproval: true, joinPolicy: 'approval', maxMembers: 5 });
+        await sendOne(notice(owner!, conv, { op: 'role', user: admin!, role: 'admin' }));
+        assert.equal((await store.getMember(conv, admin!))?.role, 'admin');
+        const before = await store.getConversation(conv);
+        const cases: [AppendRequest, string][] = [
+          [notice(m1!, conv, { op: 'remove', users: [m2!] }), 'forbidden'], // non-admin kick
+          [notice(admin!, conv, { op: 'remove', users: [owner!] }), 'forbidden'], // admin kicking the owner
+          [notice(owner!, conv, { op: 'leave' }), 'forbidden'], // the owner leaving
+          [notice(m1!, conv, add([x!])), 'forbidden'], // plain member inviting under inviteNeedsApproval
+          [notice(outsider!, conv, add([outsider!])), 'forbidden'], // self-join under the approval policy
+          [notice(owner!, conv, add([x!, outsider!])), 'full'], // 4 + 2 > 5
+          [notice(owner!, conv, add([x!], { maxMembers: 4 })), 'full'], // the configured limit is lower
+          [notice(admin!, conv, { op: 'dismiss' }), 'forbidden'],
+          [notice(admin!, conv, { op: 'role', user: m1!, role: 'admin' }), 'forbidden'],
+          [notice(m1!, conv, { op: 'update', patch: { name: 'hijacked' } }), 'forbidden'],
+          [notice(m1!, conv, { op: 'mute', user: m2!, until: t0 + 1e9 }), 'forbidden'],
+          [notice(owner!, conv, { op: 'remove', users: [outsider!] }), 'not_found'],
+          [notice(owner!, conv, { op: 'transfer', to: outsider! }), 'invalid'],
+          [notice(outsider!, conv, { op: 'leave' }), 'forbidden'],
+        ];
+        const out = await store.appendMessages(cases.map(([r]) => r));
+        out.forEach((o, i) => expectRefused(o, cases[i]![1]));
+        assert.deepEqual(await store.getConversation(conv), before);
+        const g = await store.getGroup(conv);
+        assert.equal(g?.memberCount, 4);
+        assert.equal(g?.name.startsWith('Group '), true);
+        assert.equal(await store.isMember(conv, m2!), true);
+        assert.equal(await store.isMember(conv, x!), false);
+        assert.equal((await store.getMember(conv, m1!))?.role, 'member');
+        // an admin may invite under inviteNeedsApproval and kick a plain member
+        const inv = await sendOne(notice(admin!, conv, add([x!])));
+        assert.deepEqual(inv.effect?.joined, [x]);
+        const kick = await sendOne(notice(admin!, conv, { op: 'remove', users: [m2!] }));
+        assert.deepEqual(kick.effect?.left, [m2]);
+        // an open group takes self-joins
+        const { conv: open } = await makeGroup(owner!, []);
+        const joined = await sendOne(notice(outsider!, open, add([outsider!])));
+        assert.deepEqual(joined.effect?.joined, [outsider]);
+        assert.equal((await entry(outsider!, open)).unread, 0, 'the own join notice is read');
+      });
+
+      it('role, transfer, mute and update change the group and members', async () => {
+        const [a, b, c] = await users(3);
+        const { conv } = await makeGroup(a!, [b!, c!]);
+        const t = await sendOne(notice(a!, conv, { op: 'transfer', to: b! }));
+        assert.deepEqual(t.effect, { joined: [], left: [], kind: 'group', becameSuper: false });
+        assert.equal((await store.getGroup(conv))?.owner, b);
+        assert.equal((await store.getMember(conv, a!))?.role, 'admin');
+        assert.equal((await store.getMember(conv, b!))?.role, 'owner');
+        expectRefused(await one(notice(a!, conv, { op: 'dismiss' })), 'forbidden');
+        // the new owner demotes the old one
+        await sendOne(notice(b!, conv, { op: 'role', user: a!, role: 'member' }));
+        assert.equal((await store.getMember(conv, a!))?.role, 'member');
+        await sendOne(
+          notice(b!, conv, { op: 'update', patch: { name: 'Renamed', avatar: 'x.png', announcement: 'Read the rules', joinPolicy: 'approval', inviteNeedsApproval: true } }),
+        );
+        const g = await store.getGroup(conv);
+        assert.equal(g?.name, 'Renamed');
+        assert.equal(g?.avatar, 'x.png');
+        assert.equal(g?.announcement, 'Read the rules');
+        assert.equal(g?.joinPolicy, 'approval');
+        assert.equal(g?.inviteNeedsApproval, true);
+        assert.equal(g?.muteAll, false);
+        await sendOne(notice(b!, conv, { op: 'mute', user: c!, until: t0 + 5_000_000 }));
+        assert.equal((await store.getMember(conv, c!))?.mutedUntil, t0 + 5_000_000);
+        assert.equal((await store.getGroup(conv))?.lastSeq, 5);
+      });
+
+      it('muted members and mute-all: posts refused; owner/admins exempt from mute-all; unmute restores', async () => {
+        const [a, b, c, d] = await users(4);
+        const { conv } = await makeGroup(a!, [b!, c!, d!]);
+        await sendOne(notice(a!, conv, { op: 'role', user: b!, role: 'admin' }));
+        const until = t0 + 50_000_000;
+        await sendOne(notice(b!, conv, { op: 'mute', user: c!, until }));
+        const seq = (await store.getConversation(conv))!.lastSeq;
+        expectRefused(await one(greq(c!, conv)), 'muted');
+        // after the mute ends the member may post again (the store judges by the request time)
+        await sendOne(greq(c!, conv, { time: until + 1 }));
+        expectRefused(await one(greq(c!, conv)), 'muted');
+        await sendOne(notice(b!, conv, { op: 'mute', user: c!, until: 0 }));
+        await sendOne(greq(c!, conv));
+        await sendOne(notice(a!, conv, { op: 'update', patch: { muteAll: true } }));
+        assert.equal((await store.getGroup(conv))?.muteAll, true);
+        expectRefused(await one(greq(d!, conv)), 'muted');
+        expectRefused(await one(greq(c!, conv)), 'muted');
+        await sendOne(greq(a!, conv));
+        await sendOne(greq(b!, conv));
+        await sendOne(notice(b!, conv, { op: 'update', patch: { muteAll: false } }));
+        await sendOne(greq(d!, conv));
+        assert.deepEqual((await history(conv)).slice(seq).map((m) => m.seq), range(seq + 1, seq + 8));
+      });
+
+      it('dismiss: the notice reaches everyone, then the group is read-only and nobody is a member', async () => {
+        const [a, b, c] = await users(3);
+        const { conv } = await makeGroup(a!, [b!, c!]);
+        const name = (await store.getGroup(conv))!.name;
+        const o = await sendOne(notice(a!, conv, { op: 'dismiss' }));
+        assert.equal(o.pointers.length, 3);
+        assert.deepEqual(o.effect, { joined: [], left: [a!, b!, c!].sort(), kind: 'group', becameSuper: false });
+        const g = await store.getGroup(conv);
+        assert.equal(g?.dismissed, true);
+        assert.equal(g?.memberCount, 0);
+        for (const u of [a!, b!, c!]) {
+          assert.equal(await store.isMember(conv, u), false);
+          assert.equal(await store.formerMemberLimit(conv, u), o.message.seq);
+        }
+        expectRefused(await one(greq(a!, conv)), 'dismissed');
+        expectRefused(await one(notice(a!, conv, add([b!]))), 'dismissed');
+        expectRefused(await one(notice(a!, conv, { op: 'update', patch: { name: 'x' } })), 'dismissed');
+        assert.equal((await store.getConversation(conv))?.lastSeq, 2);
+        assert.deepEqual(await store.searchGroups(name, 10), []);
+      });
+
+      it('effect notices are idempotent: a retry returns the first result and changes nothing', async () => {
+        const [a, b, c] = await users(3);
+        const conv = newConv();
+        const create = notice(a!, conv, { op: 'create', group: spec(), members: [b!] });
+        const first = await sendOne(create);
+        const again = await sendOne({ ...create, id: `m_${rand()}` });
+        assert.equal(again.duplicate, true);
+        assert.deepEqual(again.message, first.message);
+        assert.deepEqual(again.pointers, [{ userId: a!, inboxSeq: pointerOf(first, a!) }]);
+        const addReq = notice(a!, conv, add([c!]));
+        await sendOne(addReq);
+        const dup = await sendOne({ ...addReq, id: `m_${rand()}` });
+        assert.equal(dup.duplicate, true);
+        assert.equal((await store.getGroup(conv))?.memberCount, 3);
+        assert.equal((await store.getConversation(conv))?.lastSeq, 2);
+      });
+
+      it('one batch: create, posts, a refusal, an add and the new member’s post, in order', async () => {
+        const [a, b, c, x] = await users(4);
+        const conv = newConv();
+        const out = await store.appendMessages([
+          notice(a!, conv, { op: 'create', group: spec(), members: [b!] }),
+          greq(b!, conv),
+          greq(c!, conv),
+          notice(a!, conv, add([c!])),
+          greq(c!, conv),
+          notice(x!, `g:${run}:${rand()}`, { op: 'create', group: spec({ name: '' }), members: [] }),
+          greq(a!, conv),
+        ]);
+        assert.deepEqual(
+          out.map((o) => (o.ok ? o.message.seq : o.error)),
+          [1, 2, 'forbidden', 3, 4, 'invalid', 5],
+        );
+        assert.deepEqual((await history(conv)).map((m) => m.seq), [1, 2, 3, 4, 5]);
+        assert.deepEqual((await store.readInbox(c!, 0, 10)).map((i) => i.message.seq), [3, 4, 5]);
+        assert.deepEqual((await store.readInbox(b!, 0, 10)).map((i) => i.message.seq), [1, 2, 3, 4, 5]);
+        assert.equal((await entry(c!, conv)).unread, 1);
+        assert.equal((await entry(b!, conv)).unread, 3);
+      });
+
+      it('a normal group passing the threshold becomes a super group: pointers before, none after, no seq lost or repeated', async () => {
+        const [a, b, c, d, n1, n2] = await users(6);
+        const { conv, created } = await makeGroup(a!, [b!, c!, d!], { superThreshold: 4 });
+        assert.equal(created.effect?.kind, 'group');
+        const before = await sendMany([greq(b!, conv), greq(c!, conv), greq(a!, conv)]);
+        for (const o of before) assert.equal(o.pointers.length, 4);
+        const sw = await sendOne(notice(a!, conv, add([n1!], { superThreshold: 4 })));
+        assert.deepEqual(sw.effect, { joined: [n1], left: [], kind: 'super', becameSuper: true });
+        assert.equal(sw.pointers.length, 5, 'the switching notice still reaches every member, the new one included');
+        assert.equal((await store.getConversation(conv))?.kind, 'super');
+        assert.equal((await store.getGroup(conv))?.kind, 'super');
+        const bInbox = (await store.getUser(b!))!.inboxSeq;
+        const after = await sendMany([greq(b!, conv), greq(n1!, conv), greq(d!, conv)]);
+        for (const o of after) assert.deepEqual(o.pointers, []);
+        const more = await sendOne(notice(a!, conv, add([n2!], { superThreshold: 4 })));
+        assert.deepEqual(more.effect, { joined: [n2], left: [], kind: 'super', becameSuper: false });
+        assert.deepEqual(more.pointers, []);
+        assert.equal((await store.getUser(b!))!.inboxSeq, bInbox, 'no pointers after the switch');
+        const h = await history(conv);
+        assert.deepEqual(h.map((m) => m.seq), range(1, 9));
+        assert.equal(new Set(h.map((m) => m.id)).size, 9);
+        assert.deepEqual(h.slice(1), [...before, sw, ...after, more].map((o) => o.message));
+        // existing members' entries follow the conversation from now on
+        const eb = await entry(b!, conv);
+        assert.equal(eb.kind, 'super');
+        assert.equal(eb.lastSeq, 9);
+        assert.deepEqual(eb.lastMessage, more.message);
+        assert.equal(eb.readSeq, 6, 'b read up to its own message');
+        assert.equal(eb.unread, 3);
+        assert.equal(eb.oldestUnreadSeq, 7);
+        const en2 = await entry(n2!, conv);
+        assert.equal(en2.readSeq, 8);
+        assert.equal(en2.unread, 1);
+        assert.deepEqual(await store.superGroupsOf(n2!), [{ conv, lastSeq: 9 }]);
+        assert.deepEqual(await store.superGroupsOf(b!), [{ conv, lastSeq: 9 }]);
+      });
+
+      it('concurrent posts while a group switches to super: gap-free seqs, pointers exactly up to the switch', async () => {
+        const members = await users(6);
+        const [owner, ...rest] = members;
+        const joiner = (await users(1))[0]!;
+        const { conv } = await makeGroup(owner!, rest, { superThreshold: 6 });
+        const ops: Promise<AppendOutcome[]>[] = [];
+        for (let i = 0; i < 12; i++) {
+          if (i === 6) ops.push(store.appendMessages([notice(owner!, conv, add([joiner], { superThreshold: 6 }))]));
+          ops.push(store.appendMessages(range(0, 4).map((j) => greq(members[(i + j) % members.length]!, conv))));
+        }
+        const oks = (await Promise.all(ops)).flat().map(expectOk);
+        assert.equal(oks.length, 12 * 5 + 1);
+        const sw = oks.find((o) => o.effect)!;
+        assert.equal(sw.effect?.becameSuper, true);
+        assert.deepEqual(oks.map((o) => o.message.seq).sort((x, y) => x - y), range(2, 62));
+        for (const o of oks) {
+          if (o.message.seq < sw.message.seq) assert.equal(o.pointers.length, 6, `seq ${o.message.seq} before the switch`);
+          else if (o.message.seq > sw.message.seq) assert.deepEqual(o.pointers, [], `seq ${o.message.seq} after the switch`);
+        }
+        const h = await history(conv);
+        assert.deepEqual(h.map((m) => m.seq), range(1, 62));
+        assert.equal(new Set(h.map((m) => m.id)).size, 62);
+        const inbox = await store.readInbox(rest[0]!, 0, 1000);
+        assert.deepEqual(inbox.map((i) => i.message.seq), range(1, sw.message.seq));
+      });
+
+      it('super group: created above the threshold, no pointers, entries computed from the conversation', async () => {
+        const [a, b, c, d] = await users(4);
+        const { conv, created } = await makeGroup(a!, [b!, c!, d!], { superThreshold: 2 });
+        assert.deepEqual(created.effect, { joined: [a, b, c, d], left: [], kind: 'super', becameSuper: false });
+        assert.deepEqual(created.pointers, []);
+        assert.equal((await store.getConversation(conv))?.kind, 'super');
+        assert.equal((await store.getUser(b!))?.inboxSeq, 0);
+        const e0 = await entry(b!, conv);
+        assert.equal(e0.kind, 'super');
+        assert.equal(e0.lastSeq, 1);
+        assert.equal(e0.unread, 1);
+        const v0 = e0.version;
+        const out = await sendMany([greq(a!, conv), greq(c!, conv), greq(b!, conv), greq(d!, conv), greq(c!, conv)]);
+        for (const o of out) assert.deepEqual(o.pointers, []);
+        const eb = await entry(b!, conv);
+        assert.equal(eb.lastSeq, 6);
+        assert.deepEqual(eb.lastMessage, out[4]!.message);
+        assert.equal(eb.readSeq, 4, 'own message read');
+        assert.equal(eb.unread, 2);
+        assert.equal(eb.oldestUnreadSeq, 5);
+        const ea = await entry(a!, conv);
+        assert.equal(ea.readSeq, 2);
+        assert.equal(ea.unread, 4);
+        // no new version per message for members who did not send
+        const ed = await store.getEntry(d!, conv);
+        const vd = ed!.version;
+        await sendOne(greq(a!, conv));
+        assert.equal((await store.getEntry(d!, conv))!.version, vd);
+        assert.equal((await entry(d!, conv)).lastSeq, 7);
+        assert.ok(eb.version > v0, 'the own send moved b’s entry');
+        // markRead and updateEntry work on the computed values
+        const r = await store.markRead(c!, conv, 6);
+        assert.equal(r.readSeq, 6);
+        assert.equal(r.unread, 1);
+        assert.equal(r.oldestUnreadSeq, 7);
+        const r2 = await store.markRead(c!, conv, 1000);
+        assert.equal(r2.readSeq, 7);
+        assert.equal(r2.unread, 0);
+        const del = await store.updateEntry(d!, conv, { deleted: true });
+        assert.equal(del.deleted, true);
+        assert.equal(del.clearedSeq, 7);
+        assert.equal(del.unread, 0);
+        assert.equal(del.lastMessage, null);
+        await sendOne(greq(a!, conv));
+        const back = await entry(d!, conv);
+        assert.equal(back.deleted, false, 'a newer message shows the deleted super group again');
+        assert.equal(back.unread, 1);
+        // a removed member's entry stops at the removal notice; superGroupsOf drops it
+        const rm = await sendOne(notice(a!, conv, { op: 'remove', users: [c!] }));
+        assert.deepEqual(rm.pointers, []);
+        assert.deepEqual(rm.effect?.left, [c]);
+        await sendOne(greq(a!, conv));
+        const ec = await entry(c!, conv);
+        assert.equal(ec.lastSeq, rm.message.seq);
+        assert.equal(ec.unread, 2, 'a’s message and the removal notice, nothing after');
+        assert.equal(await store.formerMemberLimit(conv, c!), rm.message.seq);
+        assert.deepEqual(await store.superGroupsOf(c!), []);
+        assert.deepEqual(await store.superGroupsOf(d!), [{ conv, lastSeq: rm.message.seq + 1 }]);
+        expectRefused(await one(greq(c!, conv)), 'forbidden');
+        assert.equal((await store.getGroup(conv))?.memberCount, 3);
+      });
+
+      it('mentions (@user, @all) are counted apart from unread, in normal and super groups, and cleared by markRead', async () => {
+        for (const superThreshold of [500, 2]) {
+          const [a, b, c, d, x] = await users(5, 'men');
+          const { conv } = await makeGroup(a!, [b!, c!, d!], { superThreshold });
+          const kind = superThreshold === 2 ? 'super' : 'group';
+          assert.equal((await store.getConversation(conv))?.kind, kind);
+          const m1 = await sendOne(greq(a!, conv, { mentions: [b!, a!, x!, b!] }));
+          await sendOne(greq(a!, conv, { mentions: 'all' }));
+          await sendOne(greq(c!, conv));
+          await sendOne(greq(b!, conv, { mentions: [c!] }));
+          const eb = await entry(b!, conv);
+          assert.equal(eb.mentions, 0, `${kind}: own send reads everything before`);
+          const ec = await entry(c!, conv);
+          assert.equal(ec.mentions, 1, `${kind}: c mentioned by @all; its own message reset the count, then @c`);
+          const ed = await entry(d!, conv);
+          assert.equal(ed.unread, 5, `${kind}: notice + 4 messages`);
+          assert.equal(ed.mentions, 1, `${kind}: d only by @all`);
+          const ea = await entry(a!, conv);
+          assert.equal(ea.mentions, 0, `${kind}: the sender is not mentioned by its own @all`);
+          // reading up to the first mention leaves the @all
+          const d1 = await store.markRead(d!, conv, m1.message.seq);
+          assert.equal(d1.mentions, 1);
+          assert.equal(d1.unread, 3);
+          const d2 = await store.markRead(d!, conv, 1000);
+          assert.equal(d2.mentions, 0);
+          assert.equal(d2.unread, 0);
+          await sendOne(greq(a!, conv, { mentions: [d!] }));
+          await sendOne(greq(c!, conv, { mentions: 'all' }));
+          const ed2 = await entry(d!, conv);
+          assert.equal(ed2.mentions, 2, `${kind}: @d and @all`);
+          assert.equal(ed2.unread, 2);
+          assert.equal((await store.markRead(d!, conv, 1000)).mentions, 0);
+          const cleared = await store.updateEntry(c!, conv, { deleted: true });
+          assert.equal(cleared.mentions, 0);
+        }
+      });
+
+      it('searchGroups: case-insensitive name prefix or exact id, not dismissed, limited', async () => {
+        const [a] = await users(1);
+        const tag = `Zq${rand()}`;
+        const { conv: g1 } = await makeGroup(a!, [], { name: `${tag} Alpha` });
+        const { conv: g2 } = await makeGroup(a!, [], { name: `${tag.toLowerCase()} beta` });
+        const { conv: g3 } = await makeGroup(a!, [], { name: `${tag.toUpperCase()} Gamma` });
+        const { conv: other } = await makeGroup(a!, [], { name: `Other ${tag}` });
+        const found = await store.searchGroups(tag.toLowerCase(), 10);
+        assert.deepEqual(found.map((g) => g.conv).sort(), [g1, g2, g3].sort());
+        assert.deepEqual((await store.searchGroups(`${tag.toUpperCase()} a`, 10)).map((g) => g.conv), [g1]);
+        assert.equal((await store.searchGroups(tag, 2)).length, 2);
+        assert.deepEqual((await store.searchGroups(other, 10)).map((g) => g.conv), [other]);
+        assert.equal((await store.searchGroups(other, 10))[0]?.name, `Other ${tag}`);
+        await sendOne(notice(a!, g2, { op: 'dismiss' }));
+        assert.deepEqual((await store.searchGroups(tag, 10)).map((g) => g.conv).sort(), [g1, g3].sort());
+        assert.deepEqual(await store.searchGroups(`nomatch_${rand()}`, 10), []);
+        // a renamed group is found by its new name
+        await sendOne(notice(a!, g3, { op: 'update', patch: { name: `${tag}-renamed` } }));
+        assert.deepEqual((await store.searchGroups(`${tag}-REN`, 10)).map((g) => g.conv), [g3]);
+      });
+
+      it('join requests: put (upsert), list by time, take', async () => {
+        const [a, b, c, d] = await users(4);
+        const { conv } = await makeGroup(a!, [], { joinPolicy: 'approval' });
+        assert.deepEqual(await store.listJoinRequests(conv), []);
+        const rb: JoinRequestRecord = { conv, userId: b!, inviter: null, message: 'let me in', createdAt: t0 + 20 };
+        const rc: JoinRequestRecord = { conv, userId: c!, inviter: a!, message: '', createdAt: t0 + 10 };
+        await store.putJoinRequest(rb);
+        await store.putJoinRequest(rc);
+        assert.deepEqual(await store.listJoinRequests(conv), [rc, rb]);
+        const rb2 = { ...rb, message: 'please', createdAt: t0 + 5 };
+        await store.putJoinRequest(rb2);
+        assert.deepEqual(await store.listJoinRequests(conv), [rb2, rc]);
+        assert.deepEqual(await store.takeJoinRequest(conv, b!), rb2);
+        assert.equal(await store.takeJoinRequest(conv, b!), null);
+        assert.equal(await store.takeJoinRequest(conv, d!), null);
+        assert.deepEqual(await store.listJoinRequests(conv), [rc]);
+        assert.deepEqual(await store.listJoinRequests(`g:none:${rand()}`), []);
+      });
+
+      it('superGroupsOf lists the active super-group memberships with their last seq', async () => {
+        const [a, b] = await users(2);
+        assert.deepEqual(await store.superGroupsOf(b!), []);
+        const { conv: s1 } = await makeGroup(a!, [b!], { superThreshold: 1 });
+        const { conv: s2 } = await makeGroup(a!, [b!], { superThreshold: 1 });
+        await makeGroup(a!, [b!]);
+        await sendMany([greq(a!, s1), greq(a!, s1)]);
+        const expected = [
+          { conv: s1, lastSeq: 3 },
+          { conv: s2, lastSeq: 1 },
+        ].sort((x, y) => (x.conv < y.conv ? -1 : 1));
+        assert.deepEqual(await store.superGroupsOf(b!), expected);
+        await sendOne(notice(b!, s2, { op: 'leave' }));
+        assert.deepEqual(await store.superGroupsOf(b!), [{ conv: s1, lastSeq: 3 }]);
+      });
+
+      it('a 2 000-member super group stores a constant number of rows per message', async () => {
+        const n = 2000;
+        const all = await users(n, 'big');
+        const [owner, ...rest] = all;
+        const { conv, created } = await makeGroup(owner!, rest, { superThreshold: 500, maxMembers: 5000 });
+        assert.equal(created.effect?.kind, 'super');
+        assert.equal(created.effect?.joined.length, n);
+        assert.deepEqual(created.pointers, []);
+        assert.equal((await store.getGroup(conv))?.memberCount, n);
+        const tables = ['messages', 'inbox', 'entries', 'members', 'message_mentions'] as const;
+        const counts = async () => Object.fromEntries(await Promise.all(tables.map(async (t) => [t, await countRows!(t)] as const)));
+        const before = countRows ? await counts() : null;
+        const senders = [owner!, rest[10]!, rest[500]!, rest[1998]!];
+        const out = await sendMany(range(0, 9).map((i) => greq(senders[i % senders.length]!, conv)));
+        for (const o of out) assert.deepEqual(o.pointers, []);
+        if (before) {
+          const after = await counts();
+          assert.deepEqual(
+            { messages: after.messages! - before.messages!, inbox: after.inbox! - before.inbox!, entries: after.entries! - before.entries!, members: after.members! - before.members!, mentions: after.message_mentions! - before.message_mentions! },
+            { messages: 10, inbox: 0, entries: 0, members: 0, mentions: 0 },
+          );
+          // explicit mentions: one row per mentioned member, @all: none
+          await sendOne(greq(owner!, conv, { mentions: [rest[1]!, rest[2]!] }));
+          await sendOne(greq(owner!, conv, { mentions: 'all' }));
+          const later = await counts();
+          assert.equal(later.messages! - after.messages!, 2);
+          assert.equal(later.message_mentions! - after.message_mentions!, 2);
+          assert.equal(later.inbox! - after.inbox!, 0);
+          assert.equal(later.entries! - after.entries!, 0);
+        } else {
+          await sendOne(greq(owner!, conv, { mentions: [rest[1]!, rest[2]!] }));
+          await sendOne(greq(owner!, conv, { mentions: 'all' }));
+        }
+        const e = await entry(rest[1]!, conv);
+        assert.equal(e.lastSeq, 13);
+        assert.equal(e.unread, 13);
+        assert.equal(e.mentions, 2);
+        const e2 = await entry(rest[3]!, conv);
+        assert.equal(e2.mentions, 1);
+        assert.equal((await store.markRead(rest[1]!, conv, 13)).mentions, 0);
+        assert.equal((await store.listMembers(conv, '', 10_000)).length, n);
+      });
+
+      it('concurrent adds never exceed maxMembers and keep member_count exact', async () => {
+        const [owner, m1, m2] = await users(3);
+        const candidates = await users(14, 'cand');
+        const { conv } = await makeGroup(owner!, [m1!, m2!], { maxMembers: 8 });
+        const results = await Promise.all(
+          candidates.map((u, i) =>
+            store.appendMessages([i % 2 ? notice(u, conv, add([u], { maxMembers: 8 })) : notice(i % 4 ? m1! : owner!, conv, add([u], { maxMembers: 8 }))]),
+          ),
+        );
+        const outs = results.flat();
+        const ok = outs.filter((o) => o.ok);
+        assert.equal(ok.length, 5);
+        for (const o of outs) if (!o.ok) assert.equal(o.error, 'full');
+        const g = await store.getGroup(conv);
+        assert.equal(g?.memberCount, 8);
+        assert.equal((await store.listMembers(conv, '', 100)).length, 8);
+        assert.deepEqual((await history(conv)).map((m) => m.seq), range(1, 6));
+        // leaving frees a place
+        await sendOne(notice(m2!, conv, { op: 'leave' }));
+        const last = candidates.find((u) => !ok.some((o) => (o as Ok).effect?.joined.includes(u)))!;
+        await sendOne(notice(last, conv, add([last], { maxMembers: 8 })));
+        assert.equal((await store.getGroup(conv))?.memberCount, 8);
       });
     });
 

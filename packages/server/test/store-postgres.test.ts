@@ -30,9 +30,12 @@ if (problem === null) {
     const schema = `magpie_test_${randomBytes(6).toString('hex')}`;
     const store = new PostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 10 });
     await store.migrate();
+    const counter = postgres(url, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
     return {
       store,
+      countRows: async (table: string) => Number((await counter.unsafe(`SELECT COUNT(*)::int AS n FROM ${table}`))[0]!.n),
       cleanup: async () => {
+        await counter.end({ timeout: 5 });
         await store.close();
         const admin = postgres(url, { max: 1, onnotice: () => {} });
         try {

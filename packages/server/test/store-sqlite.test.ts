@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,11 +7,16 @@ import { CONTRACT_RING_CAPACITY, runStoreContract } from './store-contract.ts';
 
 runStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-store-'));
-  const store = new SqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: CONTRACT_RING_CAPACITY });
+  const path = join(dir, 'magpie.db');
+  const store = new SqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
   await store.migrate();
+  // A second, read-only connection (WAL) to count rows.
+  const reader = new Database(path, { readonly: true });
   return {
     store,
+    countRows: async (table: string) => (reader.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n,
     cleanup: async () => {
+      reader.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },
