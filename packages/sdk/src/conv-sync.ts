@@ -1,4 +1,4 @@
-import type { ConvEntry } from '@magpie/protocol';
+import type { ConvEntry, Message } from '@magpie/protocol';
 import { MagpieClientError, toClientError } from './errors.ts';
 import type { LocalStore } from './local-store.ts';
 import { SerialQueue } from './serial.ts';
@@ -99,6 +99,48 @@ export class ConversationSync {
     });
   }
 
+  /**
+   * New messages were stored: move the local entries forward at once (last message,
+   * unread, read state of own messages) without touching the list version, so the list
+   * is current before the server's next `convs` page confirms it. Returns true when the
+   * server's copy is needed: an unknown conversation, or others' group messages (mention
+   * counts are known only to the server).
+   */
+  noteMessages(messages: Message[], userId: string | null): Promise<boolean> {
+    return this.queue.run(async () => {
+      const byConv = new Map<string, Message[]>();
+      for (const m of messages) byConv.set(m.conv, [...(byConv.get(m.conv) ?? []), m]);
+      let needServer = false;
+      for (const [conv, list] of byConv) {
+        const prev = await this.store.getEntry(conv);
+        if (!prev) needServer = true;
+        const next: ConvEntry = prev ? { ...prev } : blankEntry(conv, userId);
+        let changed = false;
+        for (const m of list.sort((a, b) => a.seq - b.seq)) {
+          if (m.seq <= next.lastSeq || m.seq <= next.clearedSeq) continue;
+          changed = true;
+          next.lastSeq = m.seq;
+          next.lastMessage = m;
+          next.deleted = false;
+          if (m.sender === userId) {
+            next.readSeq = Math.max(next.readSeq, m.seq);
+            next.unread = 0;
+            next.mentions = 0;
+            next.oldestUnreadSeq = null;
+          } else if (m.seq > next.readSeq) {
+            next.unread++;
+            next.oldestUnreadSeq ??= m.seq;
+            if (next.kind !== 'direct') needServer = true;
+          }
+        }
+        if (!changed) continue;
+        await this.store.putEntries([next]);
+        await this.hooks.changed(conv, next, prev);
+      }
+      return needServer;
+    });
+  }
+
   private report(err: unknown): void {
     const e = toClientError(err);
     if (e.code === 'disconnected' || e.code === 'not_connected') return;
@@ -173,6 +215,30 @@ export class ConversationSync {
     await this.hooks.changed(entry.conv, entry.deleted ? null : entry, prev);
     return true;
   }
+}
+
+/** A placeholder entry for a conversation first seen through a message (the server's copy replaces it). */
+function blankEntry(conv: string, userId: string | null): ConvEntry {
+  const direct = conv.startsWith('d:');
+  const peer = direct ? (conv.slice(2).split(':').find((u) => u !== userId) ?? null) : null;
+  return {
+    conv,
+    kind: direct ? 'direct' : 'group',
+    peer,
+    lastSeq: 0,
+    lastMessage: null,
+    readSeq: 0,
+    unread: 0,
+    mentions: 0,
+    oldestUnreadSeq: null,
+    deliveredSeq: 0,
+    pinned: false,
+    muted: false,
+    draft: '',
+    deleted: false,
+    clearedSeq: 0,
+    version: 0,
+  };
 }
 
 function sameEntry(a: ConvEntry, b: ConvEntry): boolean {

@@ -44,3 +44,5 @@ export {
 } from './social.ts';
 export type { Profile, ProfileSummary, FriendEntry, FriendRequestEntry, BlockEntry, RelationChange, RelationChangeKind, RelationChangesResult, RelationResult, RelationState, SearchResult } from './social.ts';
 export { executeInstruction, type Instruction, type InstructionHost } from './instructions.ts';
+export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type GroupJoinRequest, type GroupPatch, type CreateGroupInput, type JoinPolicy } from './groups.ts';
+export * from './view-models/index.ts';

@@ -33,6 +33,8 @@ export interface OutgoingRecord {
   /** Set once the server accepted it. */
   message: Message | null;
   inboxSeq: number | null;
+  /** Group messages: the mentioned user ids, or 'all'. */
+  mentions?: string[] | 'all';
 }
 
 /**

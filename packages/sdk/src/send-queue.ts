@@ -96,7 +96,7 @@ export class SendQueue {
     return this.inFlight.size;
   }
 
-  async enqueue(target: SendTarget, kind: string, body: unknown): Promise<OutgoingRecord> {
+  async enqueue(target: SendTarget, kind: string, body: unknown, mentions?: string[] | 'all'): Promise<OutgoingRecord> {
     if ((target.conv === undefined) === (target.to === undefined)) {
       throw new MagpieClientError('invalid', 'exactly one of `conv` and `to` is required');
     }
@@ -115,6 +115,7 @@ export class SendQueue {
       message: null,
       inboxSeq: null,
     };
+    if (mentions !== undefined) record.mentions = mentions;
     this.records.set(record.clientMsgId, record);
     await this.persist(record);
     this.hooks.changed({ ...record });
@@ -221,6 +222,7 @@ export class SendQueue {
       r.conv !== null
         ? { type: 'send', clientMsgId: id, conv: r.conv, kind: r.kind, body: r.body }
         : { type: 'send', clientMsgId: id, to: r.to!, kind: r.kind, body: r.body };
+    if (r.mentions !== undefined) frame.mentions = r.mentions;
     this.link.send(frame, this.options.requestTimeoutMs).then(
       (result) => this.onAccepted(id, result),
       (err) => this.onFailed(id, toClientError(err)),

@@ -1,0 +1,173 @@
+/**
+ * REST wrapper of the group routes (`/api/groups…`, see docs/protocol.md "Groups and super
+ * groups"). Every change the server makes is also a `system` message in the group, so the
+ * chat shows it in seq order; these calls only ask for the change.
+ */
+import { MagpieClientError } from './errors.ts';
+import type { RestApi } from './rest.ts';
+
+export type GroupRole = 'owner' | 'admin' | 'member';
+export type JoinPolicy = 'open' | 'approval';
+
+export interface GroupInfo {
+  conv: string;
+  kind: 'group' | 'super';
+  name: string;
+  avatar: string;
+  announcement: string;
+  owner: string;
+  joinPolicy: JoinPolicy;
+  inviteNeedsApproval: boolean;
+  muteAll: boolean;
+  dismissed: boolean;
+  memberCount: number;
+  maxMembers: number;
+  lastSeq: number;
+  createdAt: number;
+}
+
+export interface GroupMember {
+  userId: string;
+  role: GroupRole;
+  /** Muted until this time (ms); 0 or past when not muted. */
+  mutedUntil: number;
+  joinedAt: number;
+  joinedSeq: number;
+}
+
+export interface GroupJoinRequest {
+  conv: string;
+  userId: string;
+  inviter: string | null;
+  message: string;
+  createdAt: number;
+}
+
+export interface CreateGroupInput {
+  name: string;
+  members?: string[];
+  avatar?: string;
+  joinPolicy?: JoinPolicy;
+  inviteNeedsApproval?: boolean;
+}
+
+export interface GroupPatch {
+  name?: string;
+  avatar?: string;
+  announcement?: string;
+  joinPolicy?: JoinPolicy;
+  inviteNeedsApproval?: boolean;
+  muteAll?: boolean;
+}
+
+type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
+
+function restCall(rest: RestApi): Call {
+  const call = (rest as unknown as { call?: Call }).call;
+  if (typeof call !== 'function') throw new TypeError('GroupsApi: this RestApi has no request helper');
+  return call.bind(rest) as Call;
+}
+
+const seg = encodeURIComponent;
+
+/** The group REST API; errors are MagpieClientError (`forbidden`, `muted`, `group_full`, `conflict`, …). */
+export class GroupsApi {
+  private readonly call: Call;
+  private readonly token: () => string | undefined;
+
+  constructor(rest: RestApi, token: string | (() => string | undefined)) {
+    this.call = restCall(rest);
+    this.token = typeof token === 'function' ? token : () => token;
+  }
+
+  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const token = this.token();
+    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
+    return this.call<T>(method, path, body === undefined ? { token } : { token, body });
+  }
+
+  /** Create a group; the caller becomes its owner. */
+  async create(input: CreateGroupInput): Promise<GroupInfo> {
+    return (await this.req<{ group: GroupInfo }>('POST', '/api/groups', input)).group;
+  }
+
+  /** Groups whose name starts with the query (case-insensitive), or the group with that exact id. */
+  async search(query: string, limit?: number): Promise<GroupInfo[]> {
+    const qs = new URLSearchParams({ query });
+    if (limit !== undefined) qs.set('limit', String(limit));
+    return (await this.req<{ groups: GroupInfo[] }>('GET', `/api/groups?${qs}`)).groups;
+  }
+
+  async get(conv: string): Promise<GroupInfo> {
+    return (await this.req<{ group: GroupInfo }>('GET', `/api/groups/${seg(conv)}`)).group;
+  }
+
+  /** One page of members, ordered by user id (members only). */
+  async members(conv: string, q: { after?: string; limit?: number } = {}): Promise<GroupMember[]> {
+    const qs = new URLSearchParams();
+    if (q.after !== undefined) qs.set('after', q.after);
+    if (q.limit !== undefined) qs.set('limit', String(q.limit));
+    const s = qs.toString();
+    return (await this.req<{ members: GroupMember[] }>('GET', `/api/groups/${seg(conv)}/members${s ? `?${s}` : ''}`)).members;
+  }
+
+  /** Every member (pages of 500). Meant for normal groups; super groups can be very large. */
+  async allMembers(conv: string, max = 5000): Promise<GroupMember[]> {
+    const out: GroupMember[] = [];
+    for (;;) {
+      const page = await this.members(conv, { ...(out.length ? { after: out[out.length - 1]!.userId } : {}), limit: 500 });
+      out.push(...page);
+      if (page.length < 500 || out.length >= max) return out;
+    }
+  }
+
+  /** Join: `joined: true` in an open group, otherwise an application waits for approval. */
+  join(conv: string, message?: string): Promise<{ joined: boolean }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/join`, message === undefined ? {} : { message });
+  }
+
+  invite(conv: string, users: string[]): Promise<{ added: string[]; pending: string[] }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/invite`, { users });
+  }
+
+  async requests(conv: string): Promise<GroupJoinRequest[]> {
+    return (await this.req<{ requests: GroupJoinRequest[] }>('GET', `/api/groups/${seg(conv)}/requests`)).requests;
+  }
+
+  approve(conv: string, user: string): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/approve`);
+  }
+
+  reject(conv: string, user: string): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/reject`);
+  }
+
+  kick(conv: string, users: string[]): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/kick`, { users });
+  }
+
+  leave(conv: string): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/leave`);
+  }
+
+  setRole(conv: string, user: string, role: 'admin' | 'member'): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/role`, { user, role });
+  }
+
+  /** Mute a member for durationMs (0 lifts the mute). */
+  mute(conv: string, user: string, durationMs: number): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/mute`, { user, durationMs });
+  }
+
+  async update(conv: string, patch: GroupPatch): Promise<GroupInfo> {
+    return (await this.req<{ group: GroupInfo }>('PATCH', `/api/groups/${seg(conv)}`, patch)).group;
+  }
+
+  transfer(conv: string, to: string): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/transfer`, { to });
+  }
+
+  dismiss(conv: string): Promise<{ ok: true }> {
+    return this.req('POST', `/api/groups/${seg(conv)}/dismiss`);
+  }
+}

@@ -1,0 +1,68 @@
+import type { ClientState, MagpieClient } from '../client.ts';
+import type { SyncProgress } from '../sync-engine.ts';
+import { ViewModel } from './view-model.ts';
+
+/** What a banner shows: the client's state folded into what a user needs to know. */
+export type ConnectionStatus = 'connecting' | 'syncing' | 'online' | 'offline' | 'waiting_for_network' | 'signed_out';
+
+export interface ConnectionState {
+  status: ConnectionStatus;
+  client: ClientState;
+  /** Items or entries received in the current sync run. */
+  received: number;
+  /** A short sentence for the banner; empty when online. */
+  label: string;
+}
+
+const LABELS: Record<ConnectionStatus, string> = {
+  connecting: 'Connecting…',
+  syncing: 'Syncing…',
+  online: '',
+  offline: 'Offline — reconnecting',
+  waiting_for_network: 'Offline — waiting for the network',
+  signed_out: 'Signed out',
+};
+
+function statusOf(s: ClientState): ConnectionStatus {
+  switch (s) {
+    case 'connecting':
+    case 'authenticating':
+      return 'connecting';
+    case 'syncing':
+      return 'syncing';
+    case 'online':
+      return 'online';
+    case 'waiting_for_network':
+      return 'waiting_for_network';
+    case 'kicked':
+    case 'logged_out':
+      return 'signed_out';
+    default:
+      return 'offline';
+  }
+}
+
+/** The connection banner: connecting, syncing (with progress), online, offline. */
+export class ConnectionViewModel extends ViewModel<ConnectionState> {
+  constructor(private readonly client: MagpieClient) {
+    const status = statusOf(client.state);
+    super({ status, client: client.state, received: 0, label: LABELS[status] });
+    this.own(client.on('state', ({ state }) => this.apply(state)));
+    this.own(client.on('syncProgress', (p: SyncProgress) => this.progress(p)));
+  }
+
+  /** Reconnect now / pull now (a "retry" button). */
+  refresh(): Promise<void> {
+    return this.client.refresh();
+  }
+
+  private apply(state: ClientState): void {
+    const status = statusOf(state);
+    this.setState({ status, client: state, label: LABELS[status], ...(status === 'syncing' ? {} : { received: 0 }) });
+  }
+
+  private progress(p: SyncProgress): void {
+    if (this.getSnapshot().status !== 'syncing' || p.phase === 'done') return;
+    this.setState({ received: p.received, label: p.received > 0 ? `Syncing… ${p.received}` : LABELS.syncing });
+  }
+}

@@ -1,0 +1,155 @@
+import type { ConvEntry } from '@magpie/protocol';
+import type { MagpieClient } from '../client.ts';
+import { Directory } from './directory.ts';
+import { messageText } from './format.ts';
+import { ViewModel, errorText } from './view-model.ts';
+
+export interface ConversationRow {
+  conv: string;
+  kind: ConvEntry['kind'];
+  /** Direct chats: the other user. */
+  peer: string | null;
+  title: string;
+  /** "Name: text" for groups, the text for direct chats; the draft wins when there is one. */
+  preview: string;
+  /** Time of the last message, or null. */
+  time: number | null;
+  unread: number;
+  mentions: number;
+  pinned: boolean;
+  muted: boolean;
+  draft: string;
+  lastSeq: number;
+  oldestUnreadSeq: number | null;
+}
+
+export interface ConversationListState {
+  rows: ConversationRow[];
+  /** The first read of the local store finished (the list shows before the network). */
+  loaded: boolean;
+  /** Unread messages of conversations that are not muted (a tab badge). */
+  totalUnread: number;
+  error: string | null;
+}
+
+export interface ConversationListDeps {
+  client: MagpieClient;
+  directory: Directory;
+}
+
+/**
+ * The conversation list: pinned first, then by latest activity, with unread badges,
+ * mention markers, pin and mute. It reads the local store first (so a reload shows the
+ * list at once) and follows the client's `conversation` events after that.
+ */
+export class ConversationListViewModel extends ViewModel<ConversationListState> {
+  private entries = new Map<string, ConvEntry>();
+  private scheduled = false;
+
+  constructor(private readonly deps: ConversationListDeps) {
+    super({ rows: [], loaded: false, totalUnread: 0, error: null });
+    this.own(
+      deps.client.on('conversation', ({ conv, entry, previous }) => {
+        const m = entry?.lastMessage;
+        if (m?.kind === 'system' && m.seq !== previous?.lastMessage?.seq && (m.body as { event?: string } | null)?.event === 'group_updated') void deps.directory.refreshGroup(conv);
+        if (entry && !entry.deleted) this.entries.set(conv, entry);
+        else this.entries.delete(conv);
+        this.schedule();
+      }),
+    );
+    this.own(deps.directory.subscribe(() => this.schedule()));
+    void this.load();
+  }
+
+  /** Read the list from the local store again. */
+  async load(): Promise<void> {
+    try {
+      const list = await this.deps.client.getConversations();
+      this.entries = new Map(list.map((e) => [e.conv, e]));
+      this.rebuild(true);
+    } catch (err) {
+      this.setState({ loaded: true, error: errorText(err) });
+    }
+  }
+
+  row(conv: string): ConversationRow | undefined {
+    return this.getSnapshot().rows.find((r) => r.conv === conv);
+  }
+
+  pin(conv: string, pinned: boolean): Promise<void> {
+    return this.update(conv, { pinned });
+  }
+
+  mute(conv: string, muted: boolean): Promise<void> {
+    return this.update(conv, { muted });
+  }
+
+  /** Delete the conversation for this user (it comes back with the next message). */
+  remove(conv: string): Promise<void> {
+    return this.update(conv, { deleted: true });
+  }
+
+  async markRead(conv: string): Promise<void> {
+    const e = this.entries.get(conv);
+    if (!e || e.unread === 0) return;
+    try {
+      await this.deps.client.markRead(conv, e.lastSeq);
+      this.setState({ error: null });
+    } catch (err) {
+      this.setState({ error: errorText(err) });
+    }
+  }
+
+  private async update(conv: string, patch: { pinned?: boolean; muted?: boolean; deleted?: true }): Promise<void> {
+    try {
+      await this.deps.client.updateConversation(conv, patch);
+      this.setState({ error: null });
+    } catch (err) {
+      this.setState({ error: errorText(err) });
+      throw err;
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.rebuild(this.getSnapshot().loaded);
+    });
+  }
+
+  private rebuild(loaded: boolean): void {
+    const dir = this.deps.directory;
+    const me = this.deps.client.userId;
+    const nameOf = (id: string) => (id === me ? 'You' : dir.userName(id));
+    const rows = [...this.entries.values()]
+      .sort((a, b) => Number(b.pinned) - Number(a.pinned) || (b.lastMessage?.time ?? 0) - (a.lastMessage?.time ?? 0) || b.version - a.version)
+      .map((e): ConversationRow => {
+        const m = e.lastMessage;
+        let preview = '';
+        if (m) {
+          const text = messageText(m, nameOf);
+          preview = e.kind !== 'direct' && m.kind !== 'system' ? `${nameOf(m.sender)}: ${text}` : text;
+        }
+        if (e.draft) preview = `Draft: ${e.draft}`;
+        return {
+          conv: e.conv,
+          kind: e.kind,
+          peer: e.peer,
+          title: e.kind === 'direct' ? (e.peer ? dir.userName(e.peer) : 'Chat') : dir.groupName(e.conv),
+          preview,
+          time: m?.time ?? null,
+          unread: e.unread,
+          mentions: e.mentions,
+          pinned: e.pinned,
+          muted: e.muted,
+          draft: e.draft,
+          lastSeq: e.lastSeq,
+          oldestUnreadSeq: e.oldestUnreadSeq,
+        };
+      });
+    const totalUnread = rows.reduce((n, r) => n + (r.muted ? 0 : r.unread), 0);
+    this.setState({ rows, loaded, totalUnread });
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Text of messages and system notices, shared by the list preview and the chat. Plug-in
+ * kinds (cards, orders, app-defined `custom` types) register their own preview text with
+ * `registerKindText`, so the messaging core does not need to know them.
+ */
+import type { Message } from '@magpie/protocol';
+
+export type NameOf = (userId: string) => string;
+
+type KindText = (body: unknown, nameOf: NameOf) => string;
+const kindTexts = new Map<string, KindText>();
+
+/** Register how a message kind reads in previews and notices (extension point). */
+export function registerKindText(kind: string, fn: KindText): void {
+  kindTexts.set(kind, fn);
+}
+
+const names = (ids: unknown, nameOf: NameOf): string => (Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string').map(nameOf).join(', ') : '');
+
+/** The sentence for a `system` message body `{event, data}` (group notices). */
+export function systemNoticeText(body: unknown, nameOf: NameOf): string {
+  const b = (body ?? {}) as { event?: string; data?: Record<string, unknown> };
+  const d = b.data ?? {};
+  const by = typeof d.by === 'string' ? nameOf(d.by) : 'Someone';
+  const user = typeof d.user === 'string' ? nameOf(d.user) : 'someone';
+  switch (b.event) {
+    case 'group_created':
+      return `${typeof d.owner === 'string' ? nameOf(d.owner) : 'Someone'} created the group “${String(d.name ?? '')}”`;
+    case 'members_invited':
+      return `${by} invited ${names(d.users, nameOf)}`;
+    case 'member_joined':
+      return `${names(d.users, nameOf)} joined`;
+    case 'member_approved':
+      return `${names(d.users, nameOf)} joined (approved by ${by})`;
+    case 'members_removed':
+      return `${by} removed ${names(d.users, nameOf)}`;
+    case 'member_left':
+      return `${user} left`;
+    case 'role_changed':
+      return d.role === 'admin' ? `${by} made ${user} an admin` : `${by} made ${user} a member`;
+    case 'owner_changed':
+      return `${typeof d.to === 'string' ? nameOf(d.to) : 'Someone'} is now the owner`;
+    case 'member_muted':
+      return `${by} muted ${user}`;
+    case 'member_unmuted':
+      return `${by} unmuted ${user}`;
+    case 'group_updated': {
+      const parts: string[] = [];
+      if (typeof d.name === 'string') parts.push(`renamed the group to “${d.name}”`);
+      if (typeof d.announcement === 'string') parts.push(d.announcement ? 'updated the announcement' : 'cleared the announcement');
+      if (typeof d.muteAll === 'boolean') parts.push(d.muteAll ? 'muted everyone' : 'unmuted everyone');
+      if (typeof d.joinPolicy === 'string') parts.push(d.joinPolicy === 'open' ? 'opened the group to everyone' : 'made joining need approval');
+      if (typeof d.avatar === 'string') parts.push('changed the picture');
+      return `${by} ${parts.length ? parts.join(', ') : 'updated the group'}`;
+    }
+    case 'group_dismissed':
+      return `${by} dismissed the group`;
+    default:
+      return 'Group updated';
+  }
+}
+
+/** One line for a message: its text, or a bracketed label for other kinds. */
+export function messageText(m: Pick<Message, 'kind' | 'body'>, nameOf: NameOf): string {
+  const custom = kindTexts.get(m.kind);
+  if (custom) return custom(m.body, nameOf);
+  const body = (m.body ?? {}) as Record<string, unknown>;
+  switch (m.kind) {
+    case 'text':
+      return typeof body.text === 'string' ? body.text : '';
+    case 'system':
+      return systemNoticeText(m.body, nameOf);
+    case 'redpacket':
+      return `[Red packet] ${typeof body.greeting === 'string' ? body.greeting : ''}`.trim();
+    case 'redpacket.status':
+      return '[Red packet finished]';
+    case 'custom':
+      return `[${typeof body.type === 'string' ? body.type : 'Card'}]`;
+    default:
+      return `[${m.kind}]`;
+  }
+}
+
+/** Local calendar day of a time, `YYYY-MM-DD` (day separators). */
+export function dayKey(time: number): string {
+  const d = new Date(time);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+/** "Today", "Yesterday", or a date. */
+export function dayLabel(time: number, now = Date.now()): string {
+  const k = dayKey(time);
+  if (k === dayKey(now)) return 'Today';
+  if (k === dayKey(now - 86_400_000)) return 'Yesterday';
+  const d = new Date(time);
+  const sameYear = d.getFullYear() === new Date(now).getFullYear();
+  return d.toLocaleDateString(undefined, sameYear ? { weekday: 'short', month: 'short', day: 'numeric' } : { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+/** Time of day for a message, or a short date for older list rows. */
+export function shortTime(time: number, now = Date.now()): string {
+  const d = new Date(time);
+  if (dayKey(time) === dayKey(now)) return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  if (dayKey(time) === dayKey(now - 86_400_000)) return 'Yesterday';
+  return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+}
+
+/** Id of the direct conversation between two users (`d:<min>:<max>`). */
+export function directConvId(a: string, b: string): string {
+  return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+}
+
+/**
+ * Mentions in a group message: `@all`, and `@name` for each member whose username or
+ * nickname follows an `@`. Returns undefined when nobody is mentioned.
+ */
+export function findMentions(text: string, members: { id: string; username: string; nickname: string }[]): string[] | 'all' | undefined {
+  if (/(^|\s)@all\b/i.test(text)) return 'all';
+  const ids = new Set<string>();
+  const lower = text.toLowerCase();
+  for (const m of members) {
+    for (const n of [m.username, m.nickname]) {
+      if (!n) continue;
+      const i = lower.indexOf(`@${n.toLowerCase()}`);
+      if (i >= 0 && (i === 0 || /\s/.test(lower[i - 1]!))) ids.add(m.id);
+    }
+  }
+  return ids.size ? [...ids].slice(0, 100) : undefined;
+}

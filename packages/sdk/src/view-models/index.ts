@@ -1,0 +1,9 @@
+// Framework-neutral view models: bind with subscribe(listener) / getSnapshot().
+export { ViewModel, errorText } from './view-model.ts';
+export { Directory, type DirectoryState, type DirectoryCache, type DirectoryDeps, type GroupSummary } from './directory.ts';
+export { ConnectionViewModel, type ConnectionState, type ConnectionStatus } from './connection.ts';
+export { ConversationListViewModel, type ConversationListState, type ConversationRow, type ConversationListDeps } from './conversation-list.ts';
+export { ChatViewModel, type ChatState, type ChatItem, type ChatDeps, type ChatTarget } from './chat.ts';
+export { ContactsViewModel, type ContactsState, type ContactsDeps, type SearchRow } from './contacts.ts';
+export { GroupViewModel, type GroupState, type GroupDeps, type MemberRow } from './group.ts';
+export { messageText, systemNoticeText, registerKindText, dayKey, dayLabel, shortTime, directConvId, findMentions, type NameOf } from './format.ts';
