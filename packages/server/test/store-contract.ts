@@ -1693,3 +1693,58 @@ export function runStoreContract(
     });
   });
 }
+
+/**
+ * Rows of a database written before groups existed (members without role/left_seq, messages
+ * without mention_all, entries without mentions). Apply SCHEMA_SQL alone (the pre-group
+ * tables), then these rows, then open the store: `checkLegacyUpgrade` shows they still work.
+ */
+export const LEGACY_ROWS_SQL = `
+INSERT INTO users (id, username, password_hash, nickname, created_at, inbox_seq, conv_version) VALUES ('la', 'la', 'h', 'A', 1, 2, 2), ('lb', 'lb', 'h', 'B', 1, 2, 2);
+INSERT INTO conversations (id, kind, last_seq, created_at) VALUES ('d:la:lb', 'direct', 2, 1);
+INSERT INTO members (conv_id, user_id, joined_at) VALUES ('d:la:lb', 'la', 1), ('d:la:lb', 'lb', 1);
+INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq)
+  VALUES ('d:la:lb', 1, 'lm1', 'la', 'c1', 'text', '{"text":"one"}', 1, 1), ('d:la:lb', 2, 'lm2', 'la', 'c2', 'text', '{"text":"two"}', 2, 2);
+INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES ('la', 1, 'd:la:lb', 1), ('la', 2, 'd:la:lb', 2), ('lb', 1, 'd:la:lb', 1), ('lb', 2, 'd:la:lb', 2);
+INSERT INTO entries (user_id, conv_id, read_seq, unread, last_seq, version) VALUES ('la', 'd:la:lb', 2, 0, 2, 2), ('lb', 'd:la:lb', 0, 2, 2, 2);
+`;
+
+export async function checkLegacyUpgrade(store: Store): Promise<void> {
+  await store.migrate();
+  const conv = 'd:la:lb';
+  assert.equal(await store.isMember(conv, 'la'), true);
+  assert.deepEqual(await store.members(conv), ['la', 'lb']);
+  assert.deepEqual(await store.getMember(conv, 'lb'), { conv, userId: 'lb', role: 'member', mutedUntil: 0, joinedAt: 1, joinedSeq: 0 });
+  assert.equal(await store.formerMemberLimit(conv, 'lb'), null);
+  const e = await store.getEntry('lb', conv);
+  assert.equal(e?.unread, 2);
+  assert.equal(e?.mentions, 0);
+  assert.equal(e?.lastSeq, 2);
+  assert.equal(e?.lastMessage?.id, 'lm2');
+  const [o] = await store.appendMessages([
+    { sender: 'lb', clientMsgId: 'c3', conv, kind: 'text', body: { text: 'three' }, time: 3, id: 'lm3', mentions: ['la'] },
+  ]);
+  assert.equal(o?.ok, true);
+  assert.equal((o as Extract<AppendOutcome, { ok: true }>).message.seq, 3);
+  assert.deepEqual(sortPointers((o as Extract<AppendOutcome, { ok: true }>).pointers), [
+    { userId: 'la', inboxSeq: 3 },
+    { userId: 'lb', inboxSeq: 3 },
+  ]);
+  assert.equal((await store.getEntry('la', conv))?.mentions, 1);
+  assert.equal((await store.markRead('la', conv, 3)).mentions, 0);
+  const [g] = await store.appendMessages([
+    {
+      sender: 'la',
+      clientMsgId: 'c4',
+      conv: 'g:legacy',
+      kind: 'system',
+      body: {},
+      time: 4,
+      id: 'lm4',
+      effect: { op: 'create', group: { name: 'Old friends', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, maxMembers: 10, superThreshold: 500 }, members: ['lb'] },
+    },
+  ]);
+  assert.equal(g?.ok, true);
+  assert.equal((await store.getGroup('g:legacy'))?.memberCount, 2);
+  await store.migrate();
+}

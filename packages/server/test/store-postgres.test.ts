@@ -2,7 +2,8 @@ import { it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { PostgresStore } from '../src/store/postgres-store.ts';
-import { CONTRACT_RING_CAPACITY, runStoreContract } from './store-contract.ts';
+import { SCHEMA_SQL } from '../src/store/schema.ts';
+import { CONTRACT_RING_CAPACITY, LEGACY_ROWS_SQL, checkLegacyUpgrade, runStoreContract } from './store-contract.ts';
 
 /**
  * Runs the Store contract against PostgreSQL at MAGPIE_TEST_PG (default: local trust auth),
@@ -56,6 +57,24 @@ if (problem === null) {
         }
       },
     };
+  });
+
+  it('postgres: a database from before groups is upgraded in place (columns added, rows kept)', async () => {
+    const schema = `magpie_legacy_${randomBytes(6).toString('hex')}`;
+    const raw = postgres(url, { max: 1, onnotice: () => {} });
+    const store = new PostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 2 });
+    try {
+      await raw.begin(async (tx) => {
+        await tx.unsafe(`CREATE SCHEMA "${schema}"; SET LOCAL search_path TO "${schema}";`).simple();
+        await tx.unsafe(SCHEMA_SQL).simple();
+        await tx.unsafe(LEGACY_ROWS_SQL).simple();
+      });
+      await checkLegacyUpgrade(store);
+    } finally {
+      await store.close();
+      await raw.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await raw.end({ timeout: 5 });
+    }
   });
 } else if (process.env.MAGPIE_REQUIRE_SERVICES === '1') {
   it('Store contract: postgres', () => {

@@ -2,8 +2,10 @@ import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { it } from 'node:test';
 import { SqliteStore } from '../src/store/sqlite-store.ts';
-import { CONTRACT_RING_CAPACITY, runStoreContract } from './store-contract.ts';
+import { SCHEMA_SQL } from '../src/store/schema.ts';
+import { CONTRACT_RING_CAPACITY, LEGACY_ROWS_SQL, checkLegacyUpgrade, runStoreContract } from './store-contract.ts';
 
 runStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-store-'));
@@ -21,4 +23,20 @@ runStoreContract('sqlite', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
+});
+
+it('sqlite: a database from before groups is upgraded in place (columns added, rows kept)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'magpie-legacy-'));
+  const path = join(dir, 'magpie.db');
+  const old = new Database(path);
+  old.exec(SCHEMA_SQL);
+  old.exec(LEGACY_ROWS_SQL);
+  old.close();
+  const store = new SqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
+  try {
+    await checkLegacyUpgrade(store);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

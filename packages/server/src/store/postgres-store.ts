@@ -23,7 +23,7 @@ import {
   type StoreOptions,
   type UserRecord,
 } from './store.ts';
-import { ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColumnsPostgres, entrySelect } from './schema.ts';
+import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColumnsPostgres, entrySelect } from './schema.ts';
 import {
   GROUP_SELECT,
   entryFromRow,
@@ -154,7 +154,11 @@ export class PostgresStore implements Store {
       await tx`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK}::bigint)`;
       if (this.schema) await tx`CREATE SCHEMA IF NOT EXISTS ${tx(this.schema)}`;
       await tx.unsafe(SCHEMA_SQL).simple();
-      await tx.unsafe(addColumnsPostgres()).simple();
+      // Add only the missing columns: ALTER TABLE locks the table even when there is nothing to do.
+      const have = await tx<{ t: string; c: string }[]>`
+        SELECT table_name AS t, column_name AS c FROM information_schema.columns WHERE table_schema = current_schema()`;
+      const missing = ADDED_COLUMNS.filter((x) => !have.some((h) => h.t === x.table && h.c === x.column));
+      if (missing.length > 0) await tx.unsafe(addColumnsPostgres(missing)).simple();
       await tx.unsafe(INDEX_SQL_POSTGRES).simple();
     });
   }
@@ -408,7 +412,11 @@ export class PostgresStore implements Store {
         continue;
       }
       const c = convs.get(r.conv);
-      const out = c ? await this.decide(tx, w, c, r) : ({ ok: false, error: r.directMembers ? 'forbidden' : 'not_found' } as const);
+      const out: AppendOutcome = c
+        ? await this.decide(tx, w, c, r)
+        : r.effect
+          ? { ok: false, error: 'not_found', reason: 'no such group' }
+          : { ok: false, error: r.directMembers ? 'forbidden' : 'not_found' };
       if (out.ok) firstInBatch.set(key, i);
       outcomes.push(out);
     }

@@ -148,8 +148,8 @@ export const INDEX_SQL_POSTGRES = `${INDEX_SQL}
 CREATE INDEX IF NOT EXISTS groups_name ON groups (lower(name) text_pattern_ops, conv_id);
 `;
 
-export function addColumnsPostgres(): string {
-  return ADDED_COLUMNS.map((c) => `ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.ddl};`).join('\n');
+export function addColumnsPostgres(columns = ADDED_COLUMNS): string {
+  return columns.map((c) => `ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.ddl};`).join('\n');
 }
 
 /**

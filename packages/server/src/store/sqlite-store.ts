@@ -310,6 +310,7 @@ export class SqliteStore implements Store {
     let conv = q.convById.get(req.conv) as ConvRow | undefined;
     if (effect?.op === 'create') return this.createGroup(req, effect, conv);
     if (!conv) {
+      if (effect) return { ok: false, error: 'not_found', reason: 'no such group' };
       if (!req.directMembers) return { ok: false, error: 'not_found' };
       // A stranger cannot create someone else's direct conversation (and leaves no trace).
       if (!req.directMembers.includes(req.sender)) return { ok: false, error: 'forbidden' };
