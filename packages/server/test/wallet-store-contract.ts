@@ -231,8 +231,7 @@ export function runWalletStoreContract(name: string, factory: () => Promise<Wall
       assert.ok((await store.expire(posted.id, 9_000)) !== null);
       const ended = await store.duePackets(9_000, 0, 1000);
       assert.ok(ended.some((p) => p.id === posted.id && !p.statusPosted), 'an ended packet waits for its status message');
-      await store.markStatusPosted(posted.id);
-      await store.markStatusPosted(unposted.id);
+      await store.markStatusPosted([posted.id, unposted.id]);
       const after2 = await store.duePackets(9_000, 0, 1000);
       assert.ok(!after2.some((p) => p.id === posted.id || p.id === unposted.id));
       assert.equal(await store.balance(sender), 3000 - 1000);

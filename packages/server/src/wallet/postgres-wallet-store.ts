@@ -340,8 +340,9 @@ export class PostgresWalletStore implements WalletStore {
     await this.sql`UPDATE red_packets SET message_id = ${messageId} WHERE id = ${packetId} AND message_id IS NULL`;
   }
 
-  async markStatusPosted(packetId: string): Promise<void> {
-    await this.sql`UPDATE red_packets SET status_posted = 1 WHERE id = ${packetId}`;
+  async markStatusPosted(packetIds: string[]): Promise<void> {
+    if (packetIds.length === 0) return;
+    await this.sql`UPDATE red_packets SET status_posted = 1 WHERE id = ANY(${packetIds}::text[])`;
   }
 
   async duePackets(now: number, unpostedBefore: number, limit: number): Promise<PacketRecord[]> {

@@ -91,6 +91,8 @@ const ATTEMPTS = [0, 50, 250];
 export class RedPacketService {
   readonly filter: GrabFilter;
   private readonly committer: GroupCommitter<OpenRequest, OpenOutcome>;
+  /** Status-message marks, group-committed like opens (one write for many packets). */
+  private readonly statusMarks: GroupCommitter<string, void>;
   private readonly meta = new Map<string, PacketMeta>();
   private readonly loading = new Map<string, Promise<PacketMeta | null>>();
   private timer: NodeJS.Timeout | null = null;
@@ -106,6 +108,10 @@ export class RedPacketService {
   ) {
     this.filter = new GrabFilter({ holdMs: opts.grabHoldMs, overAdmitRatio: opts.overAdmitRatio, overAdmitMin: opts.overAdmitMin, maxPackets: 10_000 });
     this.committer = new GroupCommitter((batch) => this.wallet.open(batch), { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
+    this.statusMarks = new GroupCommitter<string, void>(async (ids: string[]) => {
+      await this.wallet.markStatusPosted(ids);
+      return ids.map(() => undefined);
+    }, { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
     const registers = extra.registry ? [extra.registry] : [];
     this.counters = extra.registry
       ? {
@@ -229,7 +235,7 @@ export class RedPacketService {
         lastErr = err;
         if (permanent(err)) {
           const refund = await this.wallet.refundUnposted(packet.id, this.now());
-          if (refund) await this.wallet.markStatusPosted(packet.id);
+          if (refund) await this.wallet.markStatusPosted([packet.id]);
           this.filter.end(packet.id, 'expired');
           this.extra.log?.warn({ packet: packet.id, err }, 'red packet could not be posted; refunded');
           throw err;
@@ -353,7 +359,7 @@ export class RedPacketService {
     if (!p || p.status === 'active' || p.statusPosted) return;
     if (p.messageId === null) {
       // Never announced (refunded because posting failed): nothing to update in the chat.
-      await this.wallet.markStatusPosted(p.id);
+      await this.statusMarks.submit(p.id);
       return;
     }
     const claims = await this.wallet.claims(p.id);
@@ -373,7 +379,7 @@ export class RedPacketService {
       // The sender left the conversation, say: the status stays readable through the API.
       this.extra.log?.info({ packet: p.id, err }, 'status message refused; not retried');
     }
-    await this.wallet.markStatusPosted(p.id);
+    await this.statusMarks.submit(p.id);
   }
 
   /**
@@ -405,7 +411,7 @@ export class RedPacketService {
               const r = await this.wallet.refundUnposted(p.id, now);
               if (r) {
                 stats.refunded += r.refunded;
-                await this.wallet.markStatusPosted(p.id);
+                await this.wallet.markStatusPosted([p.id]);
                 this.filter.end(p.id, 'expired');
                 progressed++;
               }

@@ -358,8 +358,11 @@ export class SqliteWalletStore implements WalletStore {
     this.q.markPosted.run(messageId, packetId);
   }
 
-  async markStatusPosted(packetId: string): Promise<void> {
-    this.q.markStatusPosted.run(packetId);
+  async markStatusPosted(packetIds: string[]): Promise<void> {
+    if (packetIds.length === 0) return;
+    this.tx(() => {
+      for (const id of packetIds) this.q.markStatusPosted.run(id);
+    });
   }
 
   async duePackets(now: number, unpostedBefore: number, limit: number): Promise<PacketRecord[]> {

@@ -67,7 +67,8 @@ export interface WalletStore {
    */
   refundUnposted(packetId: string, now: number): Promise<{ refunded: number } | null>;
   markPosted(packetId: string, messageId: string): Promise<void>;
-  markStatusPosted(packetId: string): Promise<void>;
+  /** The status messages of these packets are posted (one transaction). */
+  markStatusPosted(packetIds: string[]): Promise<void>;
   /**
    * Packets the sweeper must look at: active ones due at `now`, active ones unposted and
    * created before `unpostedBefore`, ended ones whose status message is not posted yet.
