@@ -30,6 +30,7 @@ import {
   groupFromRow,
   joinRequestFromRow,
   memberFromRow,
+  mergeSearch,
   messageFromRow,
   sessionFromRow,
   toMessage,
@@ -700,14 +701,16 @@ export class PostgresStore implements Store {
 
   async searchGroups(prefix: string, limit: number): Promise<GroupRecord[]> {
     if (prefix === '' || limit <= 0) return [];
+    const exact = await this.getGroup(prefix);
+    // A range of the groups_name index (text_pattern_ops), in index order.
     const rows = await this.sql.unsafe<GroupRow[]>(
       `${GROUP_SELECT}
-       WHERE g.dismissed = 0 AND (g.conv_id = $1 OR (lower(g.name) ~>=~ lower($1::text) AND lower(g.name) ~<~ (lower($1::text) || chr(1114111))
-         AND starts_with(lower(g.name), lower($1::text))))
-       ORDER BY (g.conv_id = $1) DESC, lower(g.name) COLLATE "C", g.conv_id LIMIT $2`,
+       WHERE lower(g.name) ~>=~ lower($1::text) AND lower(g.name) ~<~ (lower($1::text) || chr(1114111))
+         AND starts_with(lower(g.name), lower($1::text)) AND g.dismissed = 0
+       ORDER BY lower(g.name) USING ~<~, g.conv_id LIMIT $2`,
       [prefix, limit],
     );
-    return rows.map(groupFromRow);
+    return mergeSearch(exact && !exact.dismissed ? exact : null, rows.map(groupFromRow), limit);
   }
 
   async superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {

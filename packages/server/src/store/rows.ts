@@ -204,3 +204,9 @@ export function joinRequestFromRow(r: JoinRequestRow): JoinRequestRecord {
 export function toMessage(req: { id: string; conv: string; sender: string; kind: string; body: unknown; time: number; clientMsgId: string }, seq: number, body: unknown = req.body): Message {
   return { id: req.id, conv: req.conv, seq, sender: req.sender, kind: req.kind, body, time: req.time, clientMsgId: req.clientMsgId };
 }
+
+/** Search results: the exact-id match first, then the name matches (without it), at most `limit`. */
+export function mergeSearch(exact: GroupRecord | null, byName: GroupRecord[], limit: number): GroupRecord[] {
+  const out = exact ? [exact, ...byName.filter((g) => g.conv !== exact.conv)] : byName;
+  return out.slice(0, limit);
+}

@@ -33,6 +33,7 @@ import {
   memberFromRow,
   messageFromRow,
   sessionFromRow,
+  mergeSearch,
   toMessage,
   userFromRow,
   type EntryRow,
@@ -148,11 +149,12 @@ export class SqliteStore implements Store {
          WHERE m.user_id = ? AND m.left_seq IS NULL AND c.kind = 'super' ORDER BY m.conv_id`,
       ),
       groupOne: db.prepare(`${GROUP_SELECT} WHERE g.conv_id = ?`),
+      /** A range of the groups_name index, in index order (no sort). */
       groupSearch: db.prepare(
         `${GROUP_SELECT}
-         WHERE g.dismissed = 0 AND (g.conv_id = @raw OR (lower(g.name) >= lower(@prefix) AND lower(g.name) < lower(@prefix) || char(1114111)
-           AND substr(lower(g.name), 1, length(lower(@prefix))) = lower(@prefix)))
-         ORDER BY (g.conv_id = @raw) DESC, lower(g.name), g.conv_id LIMIT @limit`,
+         WHERE lower(g.name) >= lower(@prefix) AND lower(g.name) < lower(@prefix) || char(1114111)
+           AND substr(lower(g.name), 1, length(lower(@prefix))) = lower(@prefix) AND g.dismissed = 0
+         ORDER BY lower(g.name), g.conv_id LIMIT @limit`,
       ),
       insertGroup: db.prepare(
         `INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at)
@@ -543,7 +545,9 @@ export class SqliteStore implements Store {
 
   async searchGroups(prefix: string, limit: number): Promise<GroupRecord[]> {
     if (prefix === '' || limit <= 0) return [];
-    return (this.q.groupSearch.all({ raw: prefix, prefix, limit }) as GroupRow[]).map(groupFromRow);
+    const exact = this.groupSync(prefix);
+    const byName = (this.q.groupSearch.all({ prefix, limit }) as GroupRow[]).map(groupFromRow);
+    return mergeSearch(exact && !exact.dismissed ? exact : null, byName, limit);
   }
 
   async superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
