@@ -23,7 +23,9 @@
  *   --http (also run both scenarios through the REST API of a server child process)
  *   --quiet-wait SEC (wait up to SEC seconds for the 1-minute load average to drop below 1)
  * The load average before and after each scenario is printed: on a shared 2-core machine a
- * busy neighbour halves the numbers.
+ * busy neighbour halves the numbers. `opensPerCpuSecond` divides the opens by this process's
+ * CPU time (in-process scenarios: the whole server path; HTTP: the load generator only, so
+ * ignore it there).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -71,6 +73,8 @@ interface Result {
   maxms: number;
   busyRetries: number;
   allClaimed: number;
+  /** Opens per second of this process's CPU time (user + sys): the capacity of one idle core, unaffected by neighbours' load. */
+  opensPerCpuSecond: number;
   load: string;
 }
 
@@ -91,6 +95,7 @@ function summarize(scenario: string, lat: number[], seconds: number, busyRetries
     maxms: +(lat.at(-1) ?? 0).toFixed(2),
     busyRetries,
     allClaimed,
+    opensPerCpuSecond: 0,
     load: '',
   };
 }
@@ -102,6 +107,7 @@ async function drive(scenario: string, jobs: { user: string; packet: string }[],
   let busy = 0;
   let allClaimed = 0;
   const loadBefore = loadavg()[0]!.toFixed(1);
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const client = async (): Promise<void> => {
     for (;;) {
@@ -126,6 +132,8 @@ async function drive(scenario: string, jobs: { user: string; packet: string }[],
   await Promise.all(Array.from({ length: CONCURRENCY }, client));
   const r = summarize(scenario, lat, (performance.now() - started) / 1000, busy, allClaimed);
   r.load = `${loadBefore}→${loadavg()[0]!.toFixed(1)}`;
+  const cpu = process.cpuUsage(cpu0);
+  r.opensPerCpuSecond = Math.round(lat.length / ((cpu.user + cpu.system) / 1e6));
   return r;
 }
 
