@@ -146,9 +146,12 @@ export class GroupService {
     return this.apply(p, conv, effect, event, { users, by: p.userId, ...extra });
   }
 
-  /** Commit the notice with its effect, then keep every node's super-group subscriptions current. */
+  /**
+   * Commit the notice with its effect. Its publication (MessagingService.publishMessage) also
+   * keeps every node's super-group subscriptions current, in commit order with the messages.
+   */
   private async apply(p: Principal, conv: string, effect: GroupEffect, event: string, data: Record<string, unknown>): Promise<void> {
-    const outcome = await this.messaging.commitAndPublish({
+    await this.messaging.commitAndPublish({
       sender: p.userId,
       clientMsgId: timeId('sys:'),
       conv,
@@ -158,22 +161,6 @@ export class GroupService {
       id: timeId('m'),
       effect,
     });
-    const r = outcome.effect;
-    if (!r) return;
-    if (r.becameSuper) await this.subscribeAllMembers(conv);
-    else if (r.kind === 'super' && (r.joined.length || r.left.length)) this.bus.publish({ type: 'supers', conv, add: r.joined, remove: r.left });
-    else if (r.left.length) this.bus.publish({ type: 'supers', conv, add: [], remove: r.left });
-  }
-
-  /** A group just became a super group: page through its members once to subscribe the online ones. */
-  private async subscribeAllMembers(conv: string): Promise<void> {
-    let after = '';
-    for (;;) {
-      const page = await this.store.listMembers(conv, after, 1000);
-      if (page.length === 0) return;
-      this.bus.publish({ type: 'supers', conv, add: page.map((m) => m.userId), remove: [] });
-      after = page.at(-1)!.userId;
-    }
   }
 
   private async requireMember(p: Principal, conv: string): Promise<MemberRecord> {

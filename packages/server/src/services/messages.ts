@@ -132,6 +132,13 @@ export class MessagingService {
    */
   private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined): void {
     const body = JSON.stringify(outcome.message);
+    const eff = outcome.effect;
+    const conv = outcome.message.conv;
+    // Super-group subscriptions change before this notice is published, in commit order: a
+    // message committed right after a switch or a join must already reach the new followers
+    // (a switch's notice still has a pointer for every member: they are the followers).
+    if (eff?.becameSuper) this.bus.publish({ type: 'supers', conv, add: outcome.pointers.map((p) => p.userId), remove: [] });
+    else if (eff?.kind === 'super' && eff.joined.length > 0) this.bus.publish({ type: 'supers', conv, add: eff.joined, remove: [] });
     if (outcome.pointers.length === 0) {
       const m = outcome.message;
       this.bus.publish({ type: 'advance', conv: m.conv, frame: `{"type":"advanced","conv":${JSON.stringify(m.conv)},"seq":${m.seq},"message":${body}}`, exceptSession: senderSession });
@@ -140,6 +147,8 @@ export class MessagingService {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
       this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
     }
+    // Those who left received the notice; from the next message on they follow nothing here.
+    if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left });
     for (const l of this.committedListeners) {
       try {
         l(outcome.message, outcome.pointers);
