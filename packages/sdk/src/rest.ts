@@ -43,7 +43,9 @@ export class RestApi {
 
   constructor(opts: RestOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
-    const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    const global = (globalThis as { fetch?: FetchLike }).fetch;
+    // Browsers throw "Illegal invocation" when fetch is called with another `this`.
+    const f = opts.fetch ?? global?.bind(globalThis);
     if (!f) throw new MagpieClientError('network', 'no fetch implementation: pass `fetch` in the options');
     this.fetchFn = f;
   }

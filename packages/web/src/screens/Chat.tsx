@@ -1,0 +1,212 @@
+import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { ChatViewModel, shortTime, type ChatItem, type ChatTarget, type LocalMessage } from '@magpie/sdk';
+import { useOwnedVM, useVM } from '../hooks.ts';
+import { Session } from '../session.ts';
+import { chatPath, groupPath, navigate } from '../router.ts';
+import { Header, Link, Notice } from './common.tsx';
+
+const STATE_TEXT: Record<LocalMessage['state'], string> = {
+  sending: 'Sending…',
+  sent: 'Sent',
+  delivered: 'Delivered',
+  failed: 'Not sent',
+  received: '',
+};
+
+function Status(props: { m: LocalMessage; vm: ChatViewModel }) {
+  const { m } = props;
+  if (!m.own) return null;
+  const icon = m.state === 'sending' ? '🕓' : m.state === 'sent' ? '✓' : m.state === 'delivered' ? '✓✓' : '⚠';
+  return (
+    <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state}>
+      <span aria-hidden="true">{icon}</span> {STATE_TEXT[m.state]}
+      {m.state === 'failed' && (
+        <>
+          {m.error ? <span className="msg-error"> — {m.error.message}</span> : null}{' '}
+          <button type="button" className="link" data-testid="retry" onClick={() => void props.vm.retry(m.clientMsgId)}>
+            Retry
+          </button>
+        </>
+      )}
+    </span>
+  );
+}
+
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
+  const { item } = props;
+  switch (item.type) {
+    case 'day':
+      return (
+        <li className="day-sep" role="separator" data-testid="day-separator">
+          <span>{item.label}</span>
+        </li>
+      );
+    case 'unread':
+      return (
+        <li className="unread-sep" role="separator" data-testid="unread-divider">
+          <span>New messages</span>
+        </li>
+      );
+    case 'system':
+      return (
+        <li className="system" data-testid="system-notice" data-seq={item.seq ?? ''}>
+          {item.text}
+        </li>
+      );
+    case 'message': {
+      const m = item.message;
+      return (
+        <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
+          {props.group && !item.own && item.showSender && <div className="msg-sender">{item.senderName}</div>}
+          <div className="bubble">
+            <span className="msg-text">{item.text}</span>
+            <span className="msg-meta">
+              <time dateTime={new Date(m.time).toISOString()}>{shortTime(m.time)}</time>
+              <Status m={m} vm={props.vm} />
+            </span>
+          </div>
+        </li>
+      );
+    }
+  }
+}
+
+function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
+  const { vm } = props;
+  const [text, setText] = useState(() => vm.draft);
+  const ref = useRef<HTMLTextAreaElement>(null);
+  const textRef = useRef(text);
+  textRef.current = text;
+  useEffect(() => () => void vm.saveDraft(textRef.current.trim() ? textRef.current : ''), [vm]);
+  const send = async () => {
+    const t = text;
+    if (!t.trim()) return;
+    setText('');
+    await vm.sendText(t);
+    ref.current?.focus();
+  };
+  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      void send();
+    }
+  };
+  return (
+    <form
+      className="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+    >
+      <label className="sr-only" htmlFor="composer-input">
+        Message
+      </label>
+      <textarea id="composer-input" ref={ref} rows={1} placeholder={props.disabled ? 'You cannot send messages here' : 'Message'} value={text} disabled={props.disabled} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <button type="submit" className="primary send" disabled={props.disabled || !text.trim()} aria-label="Send" data-testid="send">
+        Send
+      </button>
+    </form>
+  );
+}
+
+export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
+  const { session, target } = props;
+  const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
+  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups }, target), key);
+  if (!vm) return <section className="chat" aria-busy="true" />;
+  return <ChatView session={session} vm={vm} wide={props.wide} />;
+}
+
+function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean }) {
+  const { vm, session } = props;
+  const s = useVM(vm);
+  const list = useVM(session.conversations);
+  const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
+  const scroller = useRef<HTMLDivElement>(null);
+  const stick = useRef(true);
+  const prevHeight = useRef<{ h: number; top: number; first: string | undefined } | null>(null);
+
+  useEffect(() => {
+    void vm.start();
+    const vis = () => vm.setVisible(document.visibilityState === 'visible');
+    vis();
+    document.addEventListener('visibilitychange', vis);
+    return () => document.removeEventListener('visibilitychange', vis);
+  }, [vm]);
+
+  // A direct chat opened from a contact: once its conversation exists, the URL names it.
+  useEffect(() => {
+    if (s.conv && location.pathname.startsWith('/dm/') && row) navigate(chatPath(s.conv), { replace: true });
+  }, [s.conv, row]);
+
+  // Keep the view at the bottom while it is there; keep the position when older messages are added on top.
+  const firstKey = s.items.find((i) => i.type === 'message' || i.type === 'system')?.key;
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const prev = prevHeight.current;
+    if (prev && prev.first !== firstKey && !stick.current) el.scrollTop = prev.top + (el.scrollHeight - prev.h);
+    else if (stick.current && s.atLatest) el.scrollTop = el.scrollHeight;
+    prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
+  }, [s.items, firstKey, s.atLatest]);
+
+  const onScroll = () => {
+    const el = scroller.current;
+    if (!el) return;
+    stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
+    if (el.scrollTop < 60 && s.hasOlder && !s.loadingOlder) void vm.loadOlder();
+    if (stick.current && !s.atLatest) void vm.loadNewer();
+  };
+
+  const group = s.kind !== 'direct';
+  const info = group && s.conv ? session.directory.group(s.conv) : undefined;
+  return (
+    <section className="chat" aria-label={`Chat with ${s.title}`} data-testid="chat" data-conv={s.conv ?? ''}>
+      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} subtitle={group && info ? `${info.memberCount} members` : undefined} level={2}>
+        {row && (
+          <>
+            <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? 'Unpin chat' : 'Pin chat'} title={row.pinned ? 'Unpin' : 'Pin'} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
+              📌
+            </button>
+            <button type="button" className="icon-button" aria-pressed={row.muted} aria-label={row.muted ? 'Unmute chat' : 'Mute chat'} title={row.muted ? 'Unmute' : 'Mute'} data-testid="mute" onClick={() => void session.conversations.mute(row.conv, !row.muted)}>
+              {row.muted ? '🔕' : '🔔'}
+            </button>
+          </>
+        )}
+        {group && s.conv && (
+          <Link to={groupPath(s.conv)} className="icon-button" label="Group info" testId="group-info">
+            ⓘ
+          </Link>
+        )}
+      </Header>
+      {s.unreadAbove > 0 && (
+        <button type="button" className="pill jump-unread" data-testid="jump-unread" onClick={() => void vm.jumpToOldestUnread()}>
+          ↑ {s.unreadAbove} unread {s.unreadAbove === 1 ? 'message' : 'messages'}
+        </button>
+      )}
+      <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label="Messages" data-testid="messages">
+        {s.hasOlder && (
+          <button type="button" className="link load-older" onClick={() => void vm.loadOlder()} disabled={s.loadingOlder} data-testid="load-older">
+            {s.loadingOlder ? 'Loading…' : 'Load older messages'}
+          </button>
+        )}
+        {s.loading && s.items.length === 0 && <p className="muted center">Loading…</p>}
+        {!s.loading && s.items.length === 0 && <p className="muted center">No messages yet. Say hi!</p>}
+        <ol className="items" aria-live="polite">
+          {s.items.map((item) => (
+            <Item key={item.key} item={item} vm={vm} group={group} />
+          ))}
+        </ol>
+        {!s.atLatest && (
+          <button type="button" className="pill jump-latest" onClick={() => void vm.jumpToLatest()} data-testid="jump-latest">
+            ↓ Latest messages
+          </button>
+        )}
+      </div>
+      <Notice error={s.error} />
+      <Composer vm={vm} disabled={!!info && false} />
+    </section>
+  );
+}

@@ -1,0 +1,78 @@
+import { useVM } from '../hooks.ts';
+import { Session } from '../session.ts';
+import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
+
+export function ContactsPane(props: { session: Session }) {
+  const vm = props.session.contacts;
+  const s = useVM(vm);
+  return (
+    <section className="contacts" aria-label="Contacts" data-testid="contacts">
+      <Header title="Contacts">
+        <Link to="/search" className="icon-button" label="Add friends" testId="add-friends">
+          ＋👤
+        </Link>
+      </Header>
+      <Notice error={s.error} notice={s.notice} />
+      {s.incoming.length > 0 && (
+        <>
+          <h2 className="section-title">Friend requests</h2>
+          <ul className="rows">
+            {s.incoming.map((r) => (
+              <li key={r.user.id} className="row static" data-testid="incoming-request" data-user={r.user.username}>
+                <Avatar name={r.user.nickname || r.user.username} id={r.user.id} />
+                <span className="row-main">
+                  <span className="row-title">{r.user.nickname || r.user.username}</span>
+                  <span className="row-preview">{r.greeting || `@${r.user.username} wants to be friends`}</span>
+                </span>
+                <span className="row-actions">
+                  <button type="button" className="primary small" onClick={() => void vm.accept(r.user.id)} data-testid="accept">
+                    Accept
+                  </button>
+                  <button type="button" className="small" onClick={() => void vm.reject(r.user.id)}>
+                    Decline
+                  </button>
+                </span>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {s.outgoing.length > 0 && (
+        <>
+          <h2 className="section-title">Sent requests</h2>
+          <ul className="rows">
+            {s.outgoing.map((r) => (
+              <li key={r.user.id} className="row static" data-testid="outgoing-request">
+                <Avatar name={r.user.nickname || r.user.username} id={r.user.id} />
+                <span className="row-main">
+                  <span className="row-title">{r.user.nickname || r.user.username}</span>
+                  <span className="row-preview">Waiting for an answer</span>
+                </span>
+                <span className="row-actions">
+                  <button type="button" className="small" onClick={() => void vm.cancel(r.user.id)}>
+                    Withdraw
+                  </button>
+                </span>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      <h2 className="section-title">Friends {s.friends.length > 0 && <span className="muted">({s.friends.length})</span>}</h2>
+      {s.loaded && s.friends.length === 0 && <Empty>No friends yet. Use “Add friends” to find people by username.</Empty>}
+      <ul className="rows">
+        {s.friends.map((f) => (
+          <li key={f.user.id} className="row" data-testid="friend" data-user={f.user.username}>
+            <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link" label={`Chat with ${f.user.nickname || f.user.username}`}>
+              <Avatar name={f.user.nickname || f.user.username} id={f.user.id} />
+              <span className="row-main">
+                <span className="row-title">{f.user.nickname || f.user.username}</span>
+                <span className="row-preview">@{f.user.username}</span>
+              </span>
+            </Link>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

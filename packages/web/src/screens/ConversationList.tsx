@@ -1,0 +1,161 @@
+import { useEffect, useRef, useState } from 'react';
+import { shortTime, type ConversationRow } from '@magpie/sdk';
+import { useVM } from '../hooks.ts';
+import { Session } from '../session.ts';
+import { chatPath, type Route } from '../router.ts';
+import { dismissPushOffer, enablePush, pushStatus, shouldOfferPush, type PushStatus } from '../push.ts';
+import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
+
+function RowMenu(props: { session: Session; row: ConversationRow }) {
+  const { row, session } = props;
+  const [open, setOpen] = useState(false);
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (!open) return;
+    const close = (e: MouseEvent | KeyboardEvent) => {
+      if (e instanceof KeyboardEvent ? e.key === 'Escape' : !ref.current?.contains(e.target as Node)) setOpen(false);
+    };
+    addEventListener('mousedown', close);
+    addEventListener('keydown', close);
+    return () => {
+      removeEventListener('mousedown', close);
+      removeEventListener('keydown', close);
+    };
+  }, [open]);
+  const act = (fn: () => Promise<void>) => () => {
+    setOpen(false);
+    void fn().catch(() => undefined);
+  };
+  const vm = session.conversations;
+  return (
+    <div className="row-menu" ref={ref}>
+      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={`Options for ${row.title}`} data-testid="row-menu" onClick={() => setOpen(!open)}>
+        ⋯
+      </button>
+      {open && (
+        <div className="menu" role="menu">
+          <button type="button" role="menuitem" autoFocus onClick={act(() => vm.pin(row.conv, !row.pinned))}>
+            {row.pinned ? 'Unpin' : 'Pin to top'}
+          </button>
+          <button type="button" role="menuitem" onClick={act(() => vm.mute(row.conv, !row.muted))}>
+            {row.muted ? 'Unmute' : 'Mute notifications'}
+          </button>
+          {row.unread > 0 && (
+            <button type="button" role="menuitem" onClick={act(() => vm.markRead(row.conv))}>
+              Mark as read
+            </button>
+          )}
+          <button type="button" role="menuitem" className="danger" onClick={act(() => vm.remove(row.conv))}>
+            Delete chat
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function PushOffer(props: { session: Session }) {
+  const [status, setStatus] = useState<PushStatus | null>(null);
+  const [sentHere, setSentHere] = useState(() => localStorage.getItem('magpie.sentHere') === '1');
+  const [hidden, setHidden] = useState(false);
+  useEffect(() => {
+    void pushStatus().then(setStatus);
+    return props.session.client.on('message', (m) => {
+      if (m.own && m.state === 'sending') {
+        localStorage.setItem('magpie.sentHere', '1');
+        setSentHere(true);
+      }
+    });
+  }, [props.session]);
+  if (hidden || !status || !shouldOfferPush(status, sentHere)) return null;
+  return (
+    <div className="push-offer" role="region" aria-label="Notifications" data-testid="push-offer">
+      <p>Get notified about new messages while Magpie is closed.</p>
+      <div className="row-actions">
+        <button
+          type="button"
+          className="primary small"
+          onClick={async () => {
+            const s = await enablePush(props.session.saved.token);
+            setStatus(s);
+            if (s !== 'default') setHidden(true);
+          }}
+        >
+          Turn on notifications
+        </button>
+        <button
+          type="button"
+          className="small"
+          onClick={() => {
+            dismissPushOffer();
+            setHidden(true);
+          }}
+        >
+          Not now
+        </button>
+      </div>
+    </div>
+  );
+}
+
+export function ConversationListPane(props: { session: Session; route: Route }) {
+  const { session, route } = props;
+  const s = useVM(session.conversations);
+  const current = route.name === 'chat' ? route.conv : null;
+  return (
+    <section className="conv-list" aria-label="Conversations" data-testid="conversation-list" data-loaded={s.loaded}>
+      <Header title="Chats">
+        <Link to="/search" className="icon-button" label="Find people">
+          🔍
+        </Link>
+        <Link to="/new-group" className="icon-button" label="New group" testId="new-group">
+          ＋
+        </Link>
+      </Header>
+      <PushOffer session={session} />
+      <Notice error={s.error} />
+      {s.loaded && s.rows.length === 0 && <Empty>No conversations yet. Find friends in Contacts and say hi.</Empty>}
+      <ul className="rows">
+        {s.rows.map((r) => (
+          <li key={r.conv} className={`row${r.conv === current ? ' selected' : ''}${r.muted ? ' muted' : ''}`} data-testid="conversation-row" data-conv={r.conv} data-title={r.title}>
+            <Link to={chatPath(r.conv)} className="row-link" current={r.conv === current}>
+              <Avatar name={r.title} id={r.conv} group={r.kind !== 'direct'} />
+              <span className="row-main">
+                <span className="row-top">
+                  <span className="row-title">
+                    {r.pinned && (
+                      <span className="pin" title="Pinned" aria-label="Pinned">
+                        📌
+                      </span>
+                    )}
+                    {r.title}
+                  </span>
+                  <span className="row-time">{r.time ? shortTime(r.time) : ''}</span>
+                </span>
+                <span className="row-bottom">
+                  <span className={`row-preview${r.draft ? ' draft' : ''}`}>{r.preview}</span>
+                  {r.mentions > 0 && (
+                    <span className="mention" data-testid="mention-marker" aria-label="You were mentioned">
+                      @
+                    </span>
+                  )}
+                  {r.muted && (
+                    <span className="muted-icon" aria-label="Muted" title="Muted">
+                      🔕
+                    </span>
+                  )}
+                  {r.unread > 0 && (
+                    <span className={`badge${r.muted ? ' quiet' : ''}`} data-testid="unread-badge" aria-label={`${r.unread} unread`}>
+                      {r.unread > 99 ? '99+' : r.unread}
+                    </span>
+                  )}
+                </span>
+              </span>
+            </Link>
+            <RowMenu session={session} row={r} />
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

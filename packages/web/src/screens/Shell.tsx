@@ -1,0 +1,133 @@
+import { useEffect, useState, type ReactNode } from 'react';
+import { useMediaQuery, useVM } from '../hooks.ts';
+import { Session } from '../session.ts';
+import { parseRoute, usePath, type Route } from '../router.ts';
+import { ChatScreen } from './Chat.tsx';
+import { ContactsPane } from './Contacts.tsx';
+import { ConversationListPane } from './ConversationList.tsx';
+import { GroupInfoScreen, NewGroupScreen } from './Groups.tsx';
+import { SearchScreen } from './Search.tsx';
+import { SettingsScreen } from './Settings.tsx';
+import { Empty, Link } from './common.tsx';
+
+function ConnectionBanner(props: { session: Session }) {
+  const c = useVM(props.session.connection);
+  if (c.status === 'online') return <div className="conn-banner hidden" role="status" aria-live="polite" data-testid="connection" data-status="online" />;
+  return (
+    <div className={`conn-banner ${c.status}`} role="status" aria-live="polite" data-testid="connection" data-status={c.status}>
+      <span className="dot" aria-hidden="true" />
+      {c.label}
+      {(c.status === 'offline' || c.status === 'waiting_for_network') && (
+        <button type="button" className="link" onClick={() => void props.session.connection.refresh()}>
+          Retry now
+        </button>
+      )}
+    </div>
+  );
+}
+
+function Tabs(props: { session: Session; route: Route }) {
+  const list = useVM(props.session.conversations);
+  const contacts = useVM(props.session.contacts);
+  const r = props.route.name;
+  const chatsActive = r === 'chats' || r === 'chat' || r === 'dm' || r === 'group' || r === 'newGroup';
+  return (
+    <nav className="tabs" aria-label="Main">
+      <Link to="/" className={`tab${chatsActive ? ' active' : ''}`} current={chatsActive} testId="tab-chats">
+        <span className="tab-icon" aria-hidden="true">💬</span>
+        <span className="tab-label">Chats</span>
+        {list.totalUnread > 0 && (
+          <span className="badge" data-testid="total-unread" aria-label={`${list.totalUnread} unread`}>
+            {list.totalUnread > 99 ? '99+' : list.totalUnread}
+          </span>
+        )}
+      </Link>
+      <Link to="/contacts" className={`tab${r === 'contacts' || r === 'search' ? ' active' : ''}`} current={r === 'contacts'} testId="tab-contacts">
+        <span className="tab-icon" aria-hidden="true">👥</span>
+        <span className="tab-label">Contacts</span>
+        {contacts.incoming.length > 0 && (
+          <span className="badge" aria-label={`${contacts.incoming.length} friend requests`}>
+            {contacts.incoming.length}
+          </span>
+        )}
+      </Link>
+      <Link to="/settings" className={`tab${r === 'settings' ? ' active' : ''}`} current={r === 'settings'} testId="tab-settings">
+        <span className="tab-icon" aria-hidden="true">⚙️</span>
+        <span className="tab-label">Settings</span>
+      </Link>
+    </nav>
+  );
+}
+
+export function Shell(props: { session: Session; onSignedOut(why: string | null): void }) {
+  const { session } = props;
+  const route = parseRoute(usePath());
+  const wide = useMediaQuery('(min-width: 900px)');
+  const [pushNotice, setPushNotice] = useState<string | null>(null);
+
+  useEffect(() => {
+    const off = session.client.on('state', ({ state }) => {
+      if (state === 'kicked' || state === 'logged_out') {
+        void session.forget().then(() => props.onSignedOut(state === 'kicked' ? 'You were signed out because this account signed in on another device.' : 'Your session ended. Please sign in again.'));
+      }
+    });
+    const q = new URLSearchParams(location.search).get('push');
+    if (q) setPushNotice('That notification was for another account, so it was not opened here.');
+    return off;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [session]);
+
+  const logout = async () => {
+    await session.logout();
+    props.onSignedOut(null);
+  };
+
+  let main: ReactNode = null;
+  switch (route.name) {
+    case 'chat':
+      main = <ChatScreen key={`c:${route.conv}`} session={session} target={{ conv: route.conv }} wide={wide} />;
+      break;
+    case 'dm':
+      main = <ChatScreen key={`dm:${route.peer}`} session={session} target={{ peer: route.peer }} wide={wide} />;
+      break;
+    case 'group':
+      main = <GroupInfoScreen key={route.conv} session={session} conv={route.conv} />;
+      break;
+    case 'newGroup':
+      main = <NewGroupScreen session={session} />;
+      break;
+    case 'search':
+      main = <SearchScreen session={session} />;
+      break;
+    case 'settings':
+      main = <SettingsScreen session={session} onLogout={logout} />;
+      break;
+    default:
+      main = null;
+  }
+  const listPane = route.name === 'contacts' || route.name === 'search' ? <ContactsPane session={session} /> : <ConversationListPane session={session} route={route} />;
+  const showList = wide || (main === null);
+
+  return (
+    <div className={`shell ${wide ? 'wide' : 'narrow'}`}>
+      <ConnectionBanner session={session} />
+      {pushNotice && (
+        <div className="toast" role="status">
+          {pushNotice}{' '}
+          <button type="button" className="link" onClick={() => setPushNotice(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+      <div className="shell-body">
+        {(wide || main === null || route.name === 'settings') && <Tabs session={session} route={route} />}
+        {showList && <aside className="list-pane">{listPane}</aside>}
+        {(wide || main !== null) && (
+          <main className="main-pane" id="main">
+            {main ?? <Empty>{route.name === 'contacts' ? 'Pick a contact to start a chat.' : 'Pick a conversation, or start one from Contacts.'}</Empty>}
+          </main>
+        )}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,72 @@
+import type { MouseEvent, ReactNode } from 'react';
+import { navigate } from '../router.ts';
+
+/** A link that routes inside the app (keyboard: Enter; middle-click still opens a tab). */
+export function Link(props: { to: string; className?: string; children: ReactNode; label?: string; testId?: string; current?: boolean }) {
+  const onClick = (e: MouseEvent<HTMLAnchorElement>) => {
+    if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    navigate(props.to);
+  };
+  return (
+    <a href={props.to} className={props.className} onClick={onClick} aria-label={props.label} data-testid={props.testId} aria-current={props.current ? 'page' : undefined}>
+      {props.children}
+    </a>
+  );
+}
+
+const COLORS = ['#1f6feb', '#8250df', '#bf3989', '#cf222e', '#bc4c00', '#4d2d00', '#1a7f37', '#0969da', '#6e7781'];
+
+export function Avatar(props: { name: string; id: string; group?: boolean; size?: number }) {
+  let h = 0;
+  for (const c of props.id) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  const size = props.size ?? 40;
+  const initials = props.name.trim().slice(0, props.group ? 2 : 1).toUpperCase() || '?';
+  return (
+    <span className={`avatar${props.group ? ' group' : ''}`} style={{ background: COLORS[h % COLORS.length], width: size, height: size, fontSize: size * 0.4 }} aria-hidden="true">
+      {initials}
+    </span>
+  );
+}
+
+export function BackButton(props: { to: string; label?: string }) {
+  return (
+    <Link to={props.to} className="icon-button back" label={props.label ?? 'Back'}>
+      <span aria-hidden="true">‹</span>
+    </Link>
+  );
+}
+
+export function Header(props: { title: ReactNode; back?: string; children?: ReactNode; subtitle?: ReactNode; level?: 1 | 2 }) {
+  const H = props.level === 2 ? 'h2' : 'h1';
+  return (
+    <header className="pane-header">
+      {props.back && <BackButton to={props.back} />}
+      <div className="pane-title">
+        <H>{props.title}</H>
+        {props.subtitle && <div className="subtitle">{props.subtitle}</div>}
+      </div>
+      <div className="pane-actions">{props.children}</div>
+    </header>
+  );
+}
+
+export function Empty(props: { children: ReactNode }) {
+  return <div className="empty">{props.children}</div>;
+}
+
+export function Notice(props: { error?: string | null; notice?: string | null }) {
+  if (props.error)
+    return (
+      <p className="error" role="alert">
+        {props.error}
+      </p>
+    );
+  if (props.notice)
+    return (
+      <p className="notice" role="status">
+        {props.notice}
+      </p>
+    );
+  return null;
+}

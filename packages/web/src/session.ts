@@ -1,0 +1,218 @@
+/**
+ * The signed-in session: one MagpieClient over the IndexedDB store, and the SDK's view
+ * models the screens bind to. The token is kept in a small IndexedDB database that the
+ * service worker reads too (to check whose push was clicked).
+ */
+import {
+  ConnectionViewModel,
+  ContactsViewModel,
+  ConversationListViewModel,
+  Directory,
+  GroupsApi,
+  MagpieClient,
+  MagpieClientError,
+  RestApi,
+  SocialApi,
+  type DirectoryState,
+} from '@magpie/sdk';
+import { IndexedDbStore } from './idb-store.ts';
+
+export const APP_VERSION = '0.1.0';
+
+export interface SavedSession {
+  token: string;
+  userId: string;
+  username: string;
+}
+
+// ---------------------------------------------------------------- token storage (shared with sw.js)
+
+const KV_DB = 'magpie-session';
+
+function kv(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(KV_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('kv');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+
+export async function loadSession(): Promise<SavedSession | null> {
+  const db = await kv();
+  try {
+    return await new Promise((resolve, reject) => {
+      const r = db.transaction('kv').objectStore('kv').get('session');
+      r.onsuccess = () => resolve((r.result as SavedSession | undefined) ?? null);
+      r.onerror = () => reject(r.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+async function saveSession(s: SavedSession | null): Promise<void> {
+  const db = await kv();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const tx = db.transaction('kv', 'readwrite');
+      if (s) tx.objectStore('kv').put(s, 'session');
+      else tx.objectStore('kv').delete('session');
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+const directoryCache = (userId: string) => ({
+  load(): DirectoryState | null {
+    try {
+      const raw = localStorage.getItem(`magpie.directory.${userId}`);
+      return raw ? (JSON.parse(raw) as DirectoryState) : null;
+    } catch {
+      return null;
+    }
+  },
+  save(state: DirectoryState): void {
+    try {
+      localStorage.setItem(`magpie.directory.${userId}`, JSON.stringify(state));
+    } catch {
+      /* storage full: names are fetched again */
+    }
+  },
+});
+
+// ---------------------------------------------------------------- session
+
+export class Session {
+  readonly rest: RestApi;
+  readonly social: SocialApi;
+  readonly groups: GroupsApi;
+  readonly directory: Directory;
+  readonly connection: ConnectionViewModel;
+  readonly conversations: ConversationListViewModel;
+  readonly contacts: ContactsViewModel;
+  private readonly offNetwork: () => void;
+
+  private constructor(
+    readonly client: MagpieClient,
+    readonly store: IndexedDbStore,
+    readonly saved: SavedSession,
+  ) {
+    const baseUrl = location.origin;
+    this.rest = new RestApi({ baseUrl });
+    this.social = new SocialApi(this.rest, () => saved.token);
+    this.groups = new GroupsApi(this.rest, () => saved.token);
+    this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
+    this.connection = new ConnectionViewModel(client);
+    this.conversations = new ConversationListViewModel({ client, directory: this.directory });
+    this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
+    const online = () => client.setNetworkOnline(true);
+    const offline = () => client.setNetworkOnline(false);
+    const visibility = () => client.setAppState(document.visibilityState === 'visible' ? 'foreground' : 'background');
+    addEventListener('online', online);
+    addEventListener('offline', offline);
+    document.addEventListener('visibilitychange', visibility);
+    this.offNetwork = () => {
+      removeEventListener('online', online);
+      removeEventListener('offline', offline);
+      document.removeEventListener('visibilitychange', visibility);
+    };
+  }
+
+  get userId(): string {
+    return this.saved.userId;
+  }
+
+  private static newClient(store: IndexedDbStore, token?: string): MagpieClient {
+    return new MagpieClient({
+      baseUrl: location.origin,
+      store,
+      app: { platform: 'web', version: APP_VERSION },
+      ...(token ? { token } : {}),
+      networkOnline: navigator.onLine,
+      appState: document.visibilityState === 'visible' ? 'foreground' : 'background',
+      onListenerError: (err) => console.warn('[magpie] listener failed', err),
+    });
+  }
+
+  /** The stored session, if any: the list shows from IndexedDB before the socket is up. */
+  static async restore(): Promise<Session | null> {
+    const saved = await loadSession();
+    if (!saved) return null;
+    const store = await IndexedDbStore.open();
+    const client = Session.newClient(store, saved.token);
+    await client.init();
+    const s = new Session(client, store, saved);
+    s.start();
+    return s;
+  }
+
+  static async login(username: string, password: string): Promise<Session> {
+    const store = await IndexedDbStore.open();
+    let saved: SavedSession;
+    try {
+      const meta = await store.loadMeta();
+      const deviceId = meta.deviceId ?? newDeviceId();
+      const r = await MagpieClient.login({ baseUrl: location.origin }, { username, password, deviceId, platform: 'web', appVersion: APP_VERSION });
+      // Another account used this browser before: its data goes before anything is shown.
+      if (meta.userId && meta.userId !== r.userId) await store.clear();
+      await store.saveMeta({ deviceId: r.deviceId, userId: r.userId });
+      saved = { token: r.token, userId: r.userId, username };
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+    await saveSession(saved);
+    const client = Session.newClient(store, saved.token);
+    await client.init();
+    const s = new Session(client, store, saved);
+    s.start();
+    return s;
+  }
+
+  static async register(username: string, password: string, nickname?: string): Promise<Session> {
+    await MagpieClient.register({ baseUrl: location.origin }, { username, password, ...(nickname ? { nickname } : {}) });
+    return Session.login(username, password);
+  }
+
+  private start(): void {
+    this.client.start();
+  }
+
+  /** Log this device out: the push binding ends with the session; local data is removed. */
+  async logout(): Promise<void> {
+    await fetch('/api/push/device', { method: 'DELETE', headers: { authorization: `Bearer ${this.saved.token}` } }).catch(() => undefined);
+    try {
+      await this.client.logout({ clearLocalData: true });
+    } catch (err) {
+      if (!(err instanceof MagpieClientError)) throw err;
+    }
+    await this.forget();
+  }
+
+  /** The session ended elsewhere (kicked, token revoked): forget it here. */
+  async forget(): Promise<void> {
+    this.dispose();
+    await saveSession(null);
+    localStorage.removeItem(`magpie.directory.${this.saved.userId}`);
+  }
+
+  dispose(): void {
+    this.offNetwork();
+    this.connection.dispose();
+    this.conversations.dispose();
+    this.contacts.dispose();
+    this.directory.dispose();
+    this.client.close();
+    this.store.close();
+  }
+}
+
+/** A device id from the CSPRNG (crypto.randomUUID needs a secure context; getRandomValues does not). */
+function newDeviceId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return `web-${[...b].map((x) => x.toString(16).padStart(2, '0')).join('')}`;
+}
