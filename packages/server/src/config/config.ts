@@ -38,6 +38,8 @@ export const ConfigSchema = z.strictObject({
       /** Cap of one connection's buffered output; above it the client is cut off (close 4501). */
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
       helloTimeoutMs: z.number().int().min(100).default(10_000),
+      /** Invalid frames tolerated per connection within 10 s before it is closed (4504). */
+      maxErrorsPer10s: z.number().int().min(1).default(100),
     })
     .prefault({}),
   /** Heartbeat interval the server expects by default; it closes a connection silent for 2 intervals. */
@@ -123,6 +125,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_RATE: (c, v) => (c.limits = { ...(c.limits as object), ipRate: Number(v) }),
   MAGPIE_IP_BURST: (c, v) => (c.limits = { ...(c.limits as object), ipBurst: Number(v) }),
   MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
+  MAGPIE_MAX_ERRORS_PER_10S: (c, v) => (c.limits = { ...(c.limits as object), maxErrorsPer10s: Number(v) }),
   MAGPIE_HELLO_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), helloTimeoutMs: Number(v) }),
   MAGPIE_RETRY_STRATEGY: (c, v) => (c.retry = { ...(c.retry as object), strategy: v }),
   MAGPIE_RETRY_PROBE_MS: (c, v) => (c.retry = { ...(c.retry as object), probeDelayMs: Number(v) }),

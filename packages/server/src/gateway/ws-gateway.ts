@@ -137,7 +137,7 @@ export class WsGateway {
       const e = toMagpieError(err, this.d.log);
       this.d.metrics.errors.inc({ code: e.code });
       conn.send(errorFrame(e, id));
-      if (e.code !== 'rate_limited' && conn.countError(100, 10_000)) conn.close('too_many_errors');
+      if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
     }
   }
 
