@@ -76,3 +76,26 @@ describe('accounts, sessions and the multi-device policy', () => {
     }
   });
 });
+
+describe('server heartbeat rule', () => {
+  it('closes a connection silent for two heartbeat intervals with 4500, and keeps one that pings', async () => {
+    const srv = await startServer({ env: { MAGPIE_HEARTBEAT_MS: '1000' } });
+    try {
+      const quiet = await registerAndLogin(srv.url);
+      const chatty = await registerAndLogin(srv.url);
+      const { client: q } = await RawClient.connect(srv.wsUrl, quiet.token);
+      const { client: c } = await RawClient.connect(srv.wsUrl, chatty.token);
+      const started = Date.now();
+      const pinger = setInterval(() => c.send({ type: 'ping', interval: 1000 }), 400);
+      await q.waitClose(6000);
+      clearInterval(pinger);
+      assert.equal(q.closeCode, 4500);
+      const silentFor = Date.now() - started;
+      assert.ok(silentFor >= 2000 && silentFor < 4000, `closed after ${silentFor} ms of silence (2 intervals + sweep)`);
+      assert.equal(c.closeCode, undefined, 'the pinging client stays connected');
+      c.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+});

@@ -58,7 +58,7 @@ export class WsGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
     this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
     d.bus.subscribe((ev) => this.onBusEvent(ev));
-    this.sweepTimer = setInterval(() => this.sweep(), 5000);
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
     this.sweepTimer.unref();
   }
 
