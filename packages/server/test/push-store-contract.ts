@@ -199,6 +199,16 @@ export function runPushStoreContract(name: string, open: () => Promise<{ store: 
       assert.equal(await store.takeQuota(day, [{ key: v, limit: 5 }, { key: `app-${u}`, limit: 3 }]), false);
       assert.equal(await store.takeQuota(day, [{ key: v, limit: 5 }]), true, 'the failed take did not count for v');
       assert.equal(await store.takeQuota(day, [{ key: uid(), limit: 0 }]), false);
+      const w = uid();
+      const app = `app2-${w}`;
+      const got = await store.takeQuotas(day, [
+        [{ key: w, limit: 1 }, { key: app, limit: 2 }],
+        [{ key: w, limit: 1 }, { key: app, limit: 2 }],
+        [{ key: `${w}-b`, limit: 1 }, { key: app, limit: 2 }],
+        [{ key: `${w}-c`, limit: 1 }, { key: app, limit: 2 }],
+      ]);
+      assert.deepEqual(got, [true, false, true, false], 'each request all-or-nothing, in order');
+      assert.equal(await store.takeQuota(day, [{ key: `${w}-c`, limit: 1 }]), true, 'the refused request left no count behind');
     });
 
     it('markEvent counts the first report only; settings, stats and secrets round-trip', async () => {

@@ -219,6 +219,8 @@ class LaneRunner {
 
   private async pass(): Promise<void> {
     if (this.claiming || this.d.isStopped) return;
+    // Claim in batches: wait until half the slots are free (one transaction per batch, not per job).
+    if (this.inflight > this.opts.concurrency / 2) return;
     this.refill();
     const room = Math.min(this.opts.concurrency - this.inflight, Math.floor(this.tokens));
     if (room <= 0) {
@@ -305,7 +307,7 @@ class LaneRunner {
     }
     this.inflight -= batch.length;
     const retrySoon = batch.some((b) => b.c.next.status === 'queued');
-    if (retrySoon || this.inflight < this.opts.concurrency) this.kick();
+    if (retrySoon || this.inflight <= this.opts.concurrency / 2) this.kick();
   }
 
   async stop(): Promise<void> {

@@ -21,6 +21,10 @@ export class PushFunnel {
   readonly queueSeconds: Histogram<'lane'>;
   readonly depth: Gauge<'lane'>;
   private pending = new Map<string, StatDelta>();
+  /** Label children cached per label set: prom-client's inc(labels) hashes the labels on every call. */
+  private readonly stageChildren = new Map<string, { inc(n?: number): void }>();
+  private readonly dropChildren = new Map<string, { inc(n?: number): void }>();
+  private day = { start: 0, end: -1, name: '' };
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -67,13 +71,19 @@ export class PushFunnel {
 
   stage(stage: FunnelStage, category: PushCategory, provider: ProviderLabel, n = 1): void {
     if (n <= 0) return;
-    this.stages.inc({ stage, category, provider }, n);
+    const key = `${stage}|${category}|${provider}`;
+    let c = this.stageChildren.get(key);
+    if (!c) this.stageChildren.set(key, (c = this.stages.labels(stage, category, provider)));
+    c.inc(n);
     this.add(category, provider, stage, n);
   }
 
   drop(reason: DropReason, category: PushCategory, provider: ProviderLabel, n = 1): void {
     if (n <= 0) return;
-    this.dropped.inc({ reason, category, provider }, n);
+    const key = `${reason}|${category}|${provider}`;
+    let c = this.dropChildren.get(key);
+    if (!c) this.dropChildren.set(key, (c = this.dropped.labels(reason, category, provider)));
+    c.inc(n);
     this.add(category, provider, `dropped:${reason}`, n);
   }
 
@@ -91,7 +101,12 @@ export class PushFunnel {
   }
 
   private add(category: PushCategory, provider: ProviderLabel, stage: string, n: number): void {
-    const day = utcDay(this.now());
+    const now = this.now();
+    if (now < this.day.start || now > this.day.end) {
+      const start = now - (now % 86_400_000);
+      this.day = { start, end: start + 86_400_000 - 1, name: utcDay(now) };
+    }
+    const day = this.day.name;
     const key = `${day}|${category}|${provider}|${stage}`;
     const have = this.pending.get(key);
     if (have) have.n += n;

@@ -69,10 +69,9 @@ CREATE TABLE IF NOT EXISTS push_jobs (
 );
 CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (lane, not_before) WHERE status = 'queued';
 CREATE UNIQUE INDEX IF NOT EXISTS push_jobs_collapse ON push_jobs (user_id, device_id, collapse_key) WHERE status = 'queued' AND collapse_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS push_jobs_key ON push_jobs (user_id, device_id, collapse_key, status);
+DROP INDEX IF EXISTS push_jobs_key;
+CREATE INDEX IF NOT EXISTS push_jobs_ckey ON push_jobs (user_id, device_id, collapse_key);
 CREATE INDEX IF NOT EXISTS push_jobs_lease ON push_jobs (lease_until) WHERE status = 'sending';
-CREATE INDEX IF NOT EXISTS push_jobs_user ON push_jobs (user_id, created_at);
-CREATE INDEX IF NOT EXISTS push_jobs_created ON push_jobs (created_at);
 CREATE TABLE IF NOT EXISTS push_attempts (
   job_id TEXT NOT NULL,
   attempt INTEGER NOT NULL,
@@ -257,6 +256,31 @@ export class PostgresPushStore implements PushStore {
       if (err instanceof QuotaExhausted) return false;
       throw err;
     }
+  }
+
+  async takeQuotas(day: string, requests: { key: string; limit: number }[][]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    return this.tx(async (tx) => {
+      const out: boolean[] = [];
+      for (const takes of requests) {
+        try {
+          await tx.savepoint(async (sp) => {
+            for (const t of takes) {
+              if (t.limit <= 0) throw new QuotaExhausted();
+              const got = await sp`
+                INSERT INTO push_quota (day, key, n) VALUES (${day}, ${t.key}, 1)
+                ON CONFLICT (day, key) DO UPDATE SET n = push_quota.n + 1 WHERE push_quota.n < ${t.limit} RETURNING n`;
+              if (got.length === 0) throw new QuotaExhausted();
+            }
+          });
+          out.push(true);
+        } catch (err) {
+          if (!(err instanceof QuotaExhausted)) throw err;
+          out.push(false);
+        }
+      }
+      return out;
+    });
   }
 
   // --- jobs ---

@@ -66,6 +66,8 @@ export interface PushStore {
   // --- quotas ---
   /** Add one to every counter of `day` if each stays ≤ its limit; otherwise change nothing and return false. */
   takeQuota(day: string, takes: { key: string; limit: number }[]): Promise<boolean>;
+  /** Many `takeQuota`s in one transaction, in order; each all-or-nothing on its own. */
+  takeQuotas(day: string, requests: { key: string; limit: number }[][]): Promise<boolean[]>;
 
   // --- job queue ---
   enqueue(jobs: NewPushJob[], collapseWindowMs: number): Promise<EnqueueResult[]>;

@@ -1,10 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MagpieError, type Message, type Platform } from '@magpie/protocol';
 import type { Store, InboxPointer } from '../store/store.ts';
 import type { Principal } from '../services/accounts.ts';
 import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
-import { timeId } from '../util/ids.ts';
 import type { PushConfig } from './push-config.ts';
 import type { PushStore } from './push-store.ts';
 import type { PushFunnel } from './funnel.ts';
@@ -110,7 +109,22 @@ interface ImIntake {
 /** Kinds that never notify. */
 const SILENT_KINDS = new Set(['system']);
 const INTAKE_CAP = 200_000;
-const INTAKE_BATCH = 500;
+/**
+ * Store calls here are synchronous under their promises (SQLite): a batch runs without
+ * letting the event loop in. Small batches with a macrotask yield between them keep push
+ * work from delaying live chat by more than a few milliseconds.
+ */
+const INTAKE_BATCH = 64;
+const NOTIFY_BATCH = 50;
+const yieldToIo = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Push job ids: time-ordered, unique across nodes (random node prefix) without a random draw per id. */
+const NODE = randomBytes(6).toString('base64url');
+let counter = 0;
+function pushId(): string {
+  counter = (counter + 1) % 0x7fffffff;
+  return `p${Date.now().toString(36).padStart(9, '0')}${NODE}${counter.toString(36)}`;
+}
 
 /**
  * Offline push: turns committed messages (and other services' notify calls) into push jobs
@@ -210,6 +224,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
           this.d.log.error({ err, n: batch.length }, 'offline push intake failed');
           this.d.funnel.drop('failed', 'im', 'none', batch.reduce((n, b) => n + b.userIds.length, 0));
         }
+        if (this.intake.length > 0) await yieldToIo();
       }
     } finally {
       this.intakeRunning = null;
@@ -259,7 +274,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
           }
           const text = imText({ senderName, message: m, count, hide, appName: config.appName, locale: t.locale });
           jobs.push({
-            id: timeId('p'),
+            id: pushId(),
             lane: 'live',
             category: 'im',
             userId,
@@ -332,10 +347,10 @@ export class PushService implements OfflinePush, OfflineHandoff {
     if (!this.d.config.enabled) return out;
     const category: PushCategory = req.category ?? 'marketing';
     const ids = [...new Set(req.userIds)];
-    for (let i = 0; i < ids.length; i += INTAKE_BATCH) {
-      await this.notifyChunk(ids.slice(i, i + INTAKE_BATCH), category, req, out);
+    for (let i = 0; i < ids.length; i += NOTIFY_BATCH) {
+      await this.notifyChunk(ids.slice(i, i + NOTIFY_BATCH), category, req, out);
       // A campaign of many users yields between chunks so live traffic keeps flowing.
-      if (i + INTAKE_BATCH < ids.length) await new Promise((r) => setImmediate(r));
+      if (i + NOTIFY_BATCH < ids.length) await yieldToIo();
     }
     return out;
   }
@@ -350,7 +365,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
       funnel.drop(reason, category, provider, n);
       out.dropped[reason] = (out.dropped[reason] ?? 0) + n;
     };
-    const jobs: NewPushJob[] = [];
+    // Pass 1: who can get it (devices, sessions, presence, settings, permission).
+    const candidates: { userId: string; s: PushUserSettings; eligible: PushDevice[] }[] = [];
     for (const userId of userIds) {
       const online = new Set(this.d.presence.onlineDevices(userId));
       let regs = devices.get(userId) ?? [];
@@ -377,16 +393,25 @@ export class PushService implements OfflinePush, OfflineHandoff {
         if (why) drop(why, t.provider);
         return why === null;
       });
-      if (eligible.length === 0) continue;
-      if (category === 'marketing') {
-        const ok = await pushStore.takeQuota(utcDay(now), [
-          { key: `user:${userId}`, limit: config.marketingPerUserPerDay },
+      if (eligible.length > 0) candidates.push({ userId, s, eligible });
+    }
+    // Pass 2: marketing quotas (per user and per app per day), one transaction for the chunk.
+    let allowed = candidates.map(() => true);
+    if (category === 'marketing' && candidates.length > 0) {
+      allowed = await pushStore.takeQuotas(
+        utcDay(now),
+        candidates.map((c) => [
+          { key: `user:${c.userId}`, limit: config.marketingPerUserPerDay },
           { key: 'app', limit: config.marketingPerAppPerDay },
-        ]);
-        if (!ok) {
-          for (const t of eligible) drop('quota', t.provider);
-          continue;
-        }
+        ]),
+      );
+    }
+    // Pass 3: one job per device, timed by the device's quiet hours.
+    const jobs: NewPushJob[] = [];
+    candidates.forEach(({ userId, s, eligible }, i) => {
+      if (!allowed[i]) {
+        for (const t of eligible) drop('quota', t.provider);
+        return;
       }
       const hide = requiresAccount(category) && (s.privacy === 'default' ? config.privacyDefault : s.privacy) === 'hide';
       const window = quietWindowFor(s, config.quietHours);
@@ -395,7 +420,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
         const notBefore = category === 'im' ? now : now + quietDelayMs(now, tz, window);
         const text = hide ? hiddenText(config.appName, t.locale) : { title: req.title, body: req.body };
         jobs.push({
-          id: timeId('p'),
+          id: pushId(),
           lane: LANE_OF[category],
           category,
           userId,
@@ -413,7 +438,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
           createdAt: now,
         });
       }
-    }
+    });
     const results = await this.enqueue(jobs);
     for (const r of results) {
       if (r.outcome === 'queued') out.accepted++;

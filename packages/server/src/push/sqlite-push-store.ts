@@ -71,10 +71,9 @@ CREATE TABLE IF NOT EXISTS push_jobs (
 );
 CREATE INDEX IF NOT EXISTS push_jobs_due ON push_jobs (lane, not_before) WHERE status = 'queued';
 CREATE UNIQUE INDEX IF NOT EXISTS push_jobs_collapse ON push_jobs (user_id, device_id, collapse_key) WHERE status = 'queued' AND collapse_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS push_jobs_key ON push_jobs (user_id, device_id, collapse_key, status);
+DROP INDEX IF EXISTS push_jobs_key;
+CREATE INDEX IF NOT EXISTS push_jobs_ckey ON push_jobs (user_id, device_id, collapse_key);
 CREATE INDEX IF NOT EXISTS push_jobs_lease ON push_jobs (lease_until) WHERE status = 'sending';
-CREATE INDEX IF NOT EXISTS push_jobs_user ON push_jobs (user_id, created_at);
-CREATE INDEX IF NOT EXISTS push_jobs_created ON push_jobs (created_at);
 CREATE TABLE IF NOT EXISTS push_attempts (
   job_id TEXT NOT NULL,
   attempt INTEGER NOT NULL,
@@ -136,12 +135,12 @@ export class SqlitePushStore implements PushStore {
          RETURNING *`,
       ),
       device: db.prepare('SELECT * FROM push_devices WHERE user_id = ? AND device_id = ?'),
-      devicesOf: db.prepare('SELECT * FROM push_devices WHERE user_id = ? ORDER BY created_at'),
+      devicesOf: db.prepare('SELECT * FROM push_devices WHERE user_id IN (SELECT value FROM json_each(?)) ORDER BY created_at'),
       deleteDevice: db.prepare('DELETE FROM push_devices WHERE user_id = ? AND device_id = ?'),
       deleteToken: db.prepare('DELETE FROM push_devices WHERE provider = ? AND token = ? RETURNING user_id, device_id'),
       dropQueuedOf: db.prepare("UPDATE push_jobs SET status = 'dropped', last_error = 'unbound' WHERE user_id = ? AND device_id = ? AND status = 'queued'"),
       touch: db.prepare('UPDATE push_devices SET last_seen = MAX(last_seen, ?) WHERE user_id = ? AND device_id = ?'),
-      settings: db.prepare('SELECT settings FROM push_settings WHERE user_id = ?'),
+      settings: db.prepare('SELECT user_id, settings FROM push_settings WHERE user_id IN (SELECT value FROM json_each(?))'),
       putSettings: db.prepare('INSERT INTO push_settings (user_id, settings) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings'),
       quota: db.prepare(
         'INSERT INTO push_quota (day, key, n) VALUES (?, ?, 1) ON CONFLICT (day, key) DO UPDATE SET n = n + 1 WHERE n < ? RETURNING n',
@@ -157,20 +156,16 @@ export class SqlitePushStore implements PushStore {
         `INSERT INTO push_jobs (id, lane, category, user_id, device_id, provider, collapse_key, conv, seq, count, title, body, data, not_before, expires_at, created_at, status)
          VALUES (@id, @lane, @category, @userId, @deviceId, @provider, @collapseKey, @conv, @seq, @count, @title, @body, @data, @notBefore, @expiresAt, @createdAt, 'queued')`,
       ),
-      due: db.prepare(
-        `SELECT j.*, d.user_id AS d_user_id, d.device_id AS d_device_id, d.platform AS d_platform, d.provider AS d_provider, d.token AS d_token, d.vendor AS d_vendor,
-           d.sandbox AS d_sandbox, d.app_version AS d_app_version, d.locale AS d_locale, d.time_zone AS d_time_zone, d.permission AS d_permission,
-           d.last_seen AS d_last_seen, d.created_at AS d_created_at, d.updated_at AS d_updated_at
-         FROM push_jobs j LEFT JOIN push_devices d ON d.user_id = j.user_id AND d.device_id = j.device_id
-         WHERE j.lane = ? AND j.status = 'queued' AND j.not_before <= ? ORDER BY j.not_before LIMIT ?`,
+      claim: db.prepare(
+        `UPDATE push_jobs SET status = 'sending', attempts = attempts + 1, lease_until = @lease, dispatched_at = @now
+         WHERE id IN (SELECT id FROM push_jobs WHERE lane = @lane AND status = 'queued' AND not_before <= @now ORDER BY not_before LIMIT @limit)
+         RETURNING *`,
       ),
-      markSending: db.prepare("UPDATE push_jobs SET status = 'sending', attempts = attempts + 1, lease_until = ?, dispatched_at = ? WHERE id = ?"),
-      markUnbound: db.prepare("UPDATE push_jobs SET status = 'dropped', last_error = 'unbound' WHERE id = ?"),
-      jobState: db.prepare('SELECT status, attempts, user_id, device_id, collapse_key FROM push_jobs WHERE id = ?'),
+      markUnbound: db.prepare("UPDATE push_jobs SET status = 'dropped', last_error = 'unbound', lease_until = NULL WHERE id = ?"),
+      jobState: db.prepare('SELECT status, attempts, user_id, device_id, collapse_key, provider FROM push_jobs WHERE id = ?'),
       insertAttempt: db.prepare(
         'INSERT OR IGNORE INTO push_attempts (job_id, attempt, at, provider, status, outcome, reason, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      jobProvider: db.prepare('SELECT provider FROM push_jobs WHERE id = ?'),
       markSent: db.prepare("UPDATE push_jobs SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?"),
       markRequeued: db.prepare("UPDATE push_jobs SET status = 'queued', not_before = ?, lease_until = NULL, last_error = ? WHERE id = ?"),
       markFinal: db.prepare('UPDATE push_jobs SET status = ?, lease_until = NULL, last_error = ? WHERE id = ?'),
@@ -266,8 +261,10 @@ export class SqlitePushStore implements PushStore {
   }
 
   async devicesOf(userIds: string[]): Promise<Map<string, PushDevice[]>> {
-    const out = new Map<string, PushDevice[]>();
-    for (const id of new Set(userIds)) out.set(id, (this.q.devicesOf.all(id) as DeviceRow[]).map(deviceFromRow));
+    const ids = [...new Set(userIds)];
+    const out = new Map<string, PushDevice[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    for (const r of this.q.devicesOf.all(JSON.stringify(ids)) as DeviceRow[]) out.get(r.user_id)!.push(deviceFromRow(r));
     return out;
   }
 
@@ -281,10 +278,11 @@ export class SqlitePushStore implements PushStore {
   // --- settings ---
 
   async getSettings(userIds: string[]): Promise<Map<string, PushUserSettings>> {
-    const out = new Map<string, PushUserSettings>();
-    for (const id of new Set(userIds)) {
-      const row = this.q.settings.get(id) as { settings: string } | undefined;
-      out.set(id, row ? { ...DEFAULT_SETTINGS, ...(JSON.parse(row.settings) as Partial<PushUserSettings>) } : DEFAULT_SETTINGS);
+    const ids = [...new Set(userIds)];
+    const out = new Map<string, PushUserSettings>(ids.map((id) => [id, DEFAULT_SETTINGS]));
+    if (ids.length === 0) return out;
+    for (const r of this.q.settings.all(JSON.stringify(ids)) as { user_id: string; settings: string }[]) {
+      out.set(r.user_id, { ...DEFAULT_SETTINGS, ...(JSON.parse(r.settings) as Partial<PushUserSettings>) });
     }
     return out;
   }
@@ -310,6 +308,28 @@ export class SqlitePushStore implements PushStore {
       if (err instanceof QuotaExhausted) return false;
       throw err;
     }
+  }
+
+  async takeQuotas(day: string, requests: { key: string; limit: number }[][]): Promise<boolean[]> {
+    if (requests.length === 0) return [];
+    const one = this.db.transaction((takes: { key: string; limit: number }[]) => {
+      for (const t of takes) {
+        if (t.limit <= 0 || !this.q.quota.get(day, t.key, t.limit)) throw new QuotaExhausted();
+      }
+    });
+    return this.db
+      .transaction(() =>
+        requests.map((takes) => {
+          try {
+            one(takes); // nested: a savepoint, rolled back alone when a key is exhausted
+            return true;
+          } catch (err) {
+            if (err instanceof QuotaExhausted) return false;
+            throw err;
+          }
+        }),
+      )
+      .immediate();
   }
 
   // --- jobs ---
@@ -340,20 +360,18 @@ export class SqlitePushStore implements PushStore {
   async claim(lane: PushLane, now: number, limit: number, leaseMs: number): Promise<{ jobs: ClaimedJob[]; unbound: PushJobRecord[] }> {
     return this.db
       .transaction(() => {
-        const rows = this.q.due.all(lane, now, limit) as (JobRow & Record<string, unknown>)[];
+        const rows = this.q.claim.all({ lane, now, limit, lease: now + leaseMs }) as JobRow[];
         const jobs: ClaimedJob[] = [];
         const unbound: PushJobRecord[] = [];
         for (const r of rows) {
           const job = jobFromRow(r);
-          if (r.d_user_id === null) {
+          const d = this.q.device.get(job.userId, job.deviceId) as DeviceRow | undefined;
+          if (!d) {
             this.q.markUnbound.run(job.id);
             unbound.push({ ...job, status: 'dropped', lastError: 'unbound' });
-            continue;
-          }
-          this.q.markSending.run(now + leaseMs, now, job.id);
-          const device = deviceFromRow(prefixed(r, 'd_') as unknown as DeviceRow);
-          jobs.push({ ...job, status: 'sending', attempts: job.attempts + 1, dispatchedAt: now, device });
+          } else jobs.push({ ...job, device: deviceFromRow(d) });
         }
+        jobs.sort((x, y) => x.notBefore - y.notBefore);
         return { jobs, unbound };
       })
       .immediate();
@@ -364,13 +382,12 @@ export class SqlitePushStore implements PushStore {
     this.db
       .transaction(() => {
         for (const c of completions) {
-          const provider = (this.q.jobProvider.get(c.jobId) as { provider: string } | undefined)?.provider ?? 'unknown';
-          this.q.insertAttempt.run(c.jobId, c.attempt, c.at, provider, c.result.status, c.result.outcome, c.result.reason ?? null, Math.round(c.latencyMs));
+          const st = this.q.jobState.get(c.jobId) as { status: string; attempts: number; user_id: string; device_id: string; collapse_key: string | null; provider: string } | undefined;
+          this.q.insertAttempt.run(c.jobId, c.attempt, c.at, st?.provider ?? 'unknown', c.result.status, c.result.outcome, c.result.reason ?? null, Math.round(c.latencyMs));
           if (c.removeToken) {
             const gone = this.q.deleteToken.all(c.removeToken.provider, c.removeToken.token) as { user_id: string; device_id: string }[];
             for (const g of gone) this.q.dropQueuedOf.run(g.user_id, g.device_id);
           }
-          const st = this.q.jobState.get(c.jobId) as { status: string; attempts: number; user_id: string; device_id: string; collapse_key: string | null } | undefined;
           if (!st || st.status !== 'sending' || st.attempts !== c.attempt) continue;
           const next = c.next;
           if (next.status === 'sent') this.q.markSent.run(c.at, c.jobId);
@@ -465,9 +482,3 @@ export class SqlitePushStore implements PushStore {
 }
 
 class QuotaExhausted extends Error {}
-
-function prefixed(r: Record<string, unknown>, prefix: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
-  return out;
-}

@@ -37,6 +37,7 @@ export class FakeApns {
   private readonly publicKey: KeyObject;
   private server!: Http2Server | Http2SecureServer;
   private certDir: string | null = null;
+  private readonly verified = new Map<string, { header: Record<string, unknown>; claims: Record<string, unknown> }>();
   private readonly sessions = new Set<import('node:http2').ServerHttp2Session>();
   url = '';
   ca: Buffer | undefined;
@@ -102,7 +103,11 @@ export class FakeApns {
     const auth = String(headers.authorization ?? '');
     if (!auth.startsWith('bearer ')) return reply(403, 'MissingProviderToken');
     try {
-      const { header, claims } = verifyJwt(auth.slice(7), this.publicKey, 'ES256');
+      // APNs validates a provider token once and trusts it while it is fresh; so do we.
+      const jwt = auth.slice(7);
+      const known = this.verified.get(jwt);
+      const { header, claims } = known ?? verifyJwt(jwt, this.publicKey, 'ES256');
+      if (!known) this.verified.set(jwt, { header, claims });
       if (header.kid !== this.keyId || claims.iss !== this.teamId) return reply(403, 'InvalidProviderToken');
       if (typeof claims.iat !== 'number' || Math.abs(Date.now() / 1000 - claims.iat) > 3600) return reply(403, 'ExpiredProviderToken');
     } catch {

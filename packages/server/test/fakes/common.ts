@@ -3,9 +3,18 @@ import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 /** Records what a fake provider received and lets a test wait for it. */
 export class Inbox<T> {
   readonly items: T[] = [];
+  /** Everything ever received (also when `keep` is off). */
+  total = 0;
+  /** Arrival time of the latest item. */
+  lastAt = 0;
+  /** Benchmarks switch this off to count without keeping the items. */
+  keep = true;
   private waiters: { pred: (items: T[]) => boolean; resolve: () => void }[] = [];
 
   push(item: T): void {
+    this.total++;
+    this.lastAt = Date.now();
+    if (!this.keep) return;
     this.items.push(item);
     this.waiters = this.waiters.filter((w) => {
       if (!w.pred(this.items)) return true;

@@ -33,6 +33,7 @@ export class FakeWebPush {
   readonly log: [string, number][] = [];
   readonly errors: string[] = [];
   private readonly subs = new Map<string, Sub>();
+  private readonly verified = new Map<string, Record<string, unknown>>();
   /** When set, the VAPID key (k) must be this one (the server's public key). */
   expectedVapidKey: string | null = null;
   private server!: Server;
@@ -81,7 +82,10 @@ export class FakeWebPush {
     const [, jwt, k] = m as unknown as [string, string, string];
     let claims: Record<string, unknown>;
     try {
-      claims = verifyJwt(jwt, rawP256ToKey(Buffer.from(k, 'base64url')), 'ES256').claims;
+      // Push services verify a VAPID token once and cache it while it is valid.
+      const cacheKey = `${jwt} ${k}`;
+      claims = this.verified.get(cacheKey) ?? verifyJwt(jwt, rawP256ToKey(Buffer.from(k, 'base64url')), 'ES256').claims;
+      this.verified.set(cacheKey, claims);
     } catch (err) {
       return reply(403, `VAPID JWT: ${(err as Error).message}`);
     }

@@ -1,6 +1,7 @@
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { CATEGORY_FIELDS } from '../policy.ts';
 import type { PushDevice, ProviderResult } from '../types.ts';
+import { header, post } from './http.ts';
 import { clientData, networkFailure, retryAfterMs, shortCollapseId, type ProviderMessage, type PushProviderAdapter } from './provider.ts';
 
 export interface ServiceAccount {
@@ -35,7 +36,7 @@ export class FcmProvider implements PushProviderAdapter {
   readonly name = 'fcm' as const;
   private readonly key: KeyObject;
   private readonly tokenUrl: string;
-  private readonly sendUrl: string;
+  private readonly sendUrl: URL;
   private token: { value: string; expiresAt: number } | null = null;
   private refreshing: Promise<string> | null = null;
   private readonly now: () => number;
@@ -43,7 +44,7 @@ export class FcmProvider implements PushProviderAdapter {
   constructor(private readonly opts: FcmOptions) {
     this.key = createPrivateKey(opts.serviceAccount.private_key);
     this.tokenUrl = opts.tokenUrl ?? opts.serviceAccount.token_uri ?? 'https://oauth2.googleapis.com/token';
-    this.sendUrl = `${opts.endpoint.replace(/\/$/, '')}/v1/projects/${encodeURIComponent(opts.projectId)}/messages:send`;
+    this.sendUrl = new URL(`${opts.endpoint.replace(/\/$/, '')}/v1/projects/${encodeURIComponent(opts.projectId)}/messages:send`);
     this.now = opts.now ?? Date.now;
   }
 
@@ -108,14 +109,8 @@ export class FcmProvider implements PushProviderAdapter {
       return { outcome: 'auth', status: 0, reason: (err as Error).message.slice(0, 200) };
     }
     try {
-      const res = await fetch(this.sendUrl, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify(this.message(device, m)),
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      const text = await res.text();
-      return classifyFcm(res.status, text, res.headers.get('retry-after'));
+      const res = await post(this.sendUrl, { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify(this.message(device, m)), this.opts.timeoutMs);
+      return classifyFcm(res.status, res.text, header(res.headers, 'retry-after'));
     } catch (err) {
       return networkFailure(err);
     }

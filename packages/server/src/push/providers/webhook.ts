@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { CATEGORY_FIELDS } from '../policy.ts';
 import type { PushDevice, ProviderResult } from '../types.ts';
+import { header, post } from './http.ts';
 import { clientData, networkFailure, retryAfterMs, shortCollapseId, type ProviderMessage, type PushProviderAdapter } from './provider.ts';
 
 export interface WebhookOptions {
@@ -41,13 +42,13 @@ export class WebhookProvider implements PushProviderAdapter {
   async send(device: PushDevice, m: ProviderMessage): Promise<ProviderResult> {
     const body = JSON.stringify(this.body(device, m));
     try {
-      const res = await fetch(this.opts.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-magpie-signature': `sha256=${createHmac('sha256', this.opts.secret).update(body).digest('hex')}` },
+      const res = await post(
+        this.opts.url,
+        { 'content-type': 'application/json', 'x-magpie-signature': `sha256=${createHmac('sha256', this.opts.secret).update(body).digest('hex')}` },
         body,
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      });
-      return classifyWebhook(res.status, await res.text(), res.headers.get('retry-after'));
+        this.opts.timeoutMs,
+      );
+      return classifyWebhook(res.status, res.text, header(res.headers, 'retry-after'));
     } catch (err) {
       return networkFailure(err);
     }

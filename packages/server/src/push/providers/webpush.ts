@@ -1,6 +1,7 @@
 import webpush from 'web-push';
 import { CATEGORY_FIELDS } from '../policy.ts';
 import type { PushDevice, ProviderResult } from '../types.ts';
+import { header, post } from './http.ts';
 import { clientData, networkFailure, retryAfterMs, shortCollapseId, type ProviderMessage, type PushProviderAdapter } from './provider.ts';
 
 export interface WebPushOptions {
@@ -79,10 +80,9 @@ export class WebPushProvider implements PushProviderAdapter {
     }
     try {
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(details.headers)) headers[k] = String(v);
-      const res = await fetch(details.endpoint, { method: 'POST', headers, body: details.body ? new Uint8Array(details.body) : undefined, signal: AbortSignal.timeout(this.opts.timeoutMs) });
-      const text = await res.text();
-      return classifyWebPush(res.status, text, res.headers.get('retry-after'), res.headers.get('location'));
+      for (const [k, v] of Object.entries(details.headers)) if (k.toLowerCase() !== 'content-length') headers[k] = String(v);
+      const res = await post(details.endpoint, headers, details.body ?? Buffer.alloc(0), this.opts.timeoutMs);
+      return classifyWebPush(res.status, res.text, header(res.headers, 'retry-after'), header(res.headers, 'location'));
     } catch (err) {
       return networkFailure(err);
     }
