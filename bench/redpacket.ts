@@ -21,6 +21,7 @@
  * Options (defaults): --shares 20000 --packets 100 --per-packet 200 --concurrency 1000
  *   --synchronous full|normal (full) --data-dir DIR --keep-data --json FILE
  *   --http (also run both scenarios through the REST API of a server child process)
+ *   --server-cpu-prof DIR (write a CPU profile of the server child process)
  *   --quiet-wait SEC (wait up to SEC seconds for the 1-minute load average to drop below 1)
  * The load average before and after each scenario is printed: on a shared 2-core machine a
  * busy neighbour halves the numbers. `opensPerCpuSecond` divides the opens by this process's
@@ -54,6 +55,7 @@ const { values: a } = parseArgs({
     json: { type: 'string' },
     http: { type: 'boolean', default: false },
     'quiet-wait': { type: 'string', default: '0' },
+    'server-cpu-prof': { type: 'string' },
   },
 });
 const SHARES = Number(a.shares);
@@ -234,7 +236,7 @@ async function inProcess(dbPath: string): Promise<Result[]> {
 async function overHttp(dataDir: string): Promise<Result[]> {
   const ADMIN = 'bench-admin-token-0123456789';
   const proc = fork(join(new URL('..', import.meta.url).pathname, 'packages/server/src/main.ts'), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(a['server-cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', a['server-cpu-prof']] : [])],
     env: {
       ...process.env,
       MAGPIE_PORT: '0',
