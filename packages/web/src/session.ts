@@ -106,11 +106,11 @@ export class Session {
     this.social = new SocialApi(this.rest, () => saved.token);
     this.groups = new GroupsApi(this.rest, () => saved.token);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
-    this.connection = new ConnectionViewModel(client);
+    this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory });
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
-    const online = () => client.setNetworkOnline(true);
-    const offline = () => client.setNetworkOnline(false);
+    const online = () => this.connection.setNetworkOnline(true);
+    const offline = () => this.connection.setNetworkOnline(false);
     const visibility = () => client.setAppState(document.visibilityState === 'visible' ? 'foreground' : 'background');
     addEventListener('online', online);
     addEventListener('offline', offline);
@@ -207,7 +207,7 @@ export class Session {
     this.contacts.dispose();
     this.directory.dispose();
     this.client.close();
-    this.store.close();
+    // The IndexedDB connection stays open: writes still under way finish (a new session opens its own).
   }
 }
 

@@ -117,7 +117,12 @@ export class ChatViewModel extends ViewModel<ChatState> {
     );
     this.own(deps.directory.subscribe(() => this.rebuild()));
     this.own(() => {
-      if (this.readTimer) clearTimeout(this.readTimer);
+      // Leaving right after messages arrived still marks them read.
+      if (this.readTimer) {
+        clearTimeout(this.readTimer);
+        this.readTimer = null;
+        void this.markRead();
+      }
     });
   }
 
@@ -330,12 +335,12 @@ export class ChatViewModel extends ViewModel<ChatState> {
     this.readTimer = setTimeout(() => {
       this.readTimer = null;
       void this.markRead();
-    }, 300);
+    }, 150);
   }
 
   private async markRead(): Promise<void> {
     const conv = this.conv;
-    if (!conv || !this.visible || !this.getSnapshot().atLatest || this.getSnapshot().loading) return;
+    if (!conv || !this.visible || !this.getSnapshot().atLatest || (this.getSnapshot().loading && !this.disposed)) return;
     const e = this.entry ?? (await this.deps.client.getConversation(conv));
     const top = Math.max(this.hi, e?.lastSeq ?? 0);
     if (!e || top <= e.readSeq) return;
@@ -373,7 +378,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
   private rebuild(): void {
     const me = this.deps.client.userId;
     const dir = this.deps.directory;
-    const nameOf = (id: string) => (id === me ? 'You' : dir.userName(id));
+    const nameOf = (id: string) => (id === me ? 'you' : dir.userName(id));
     const list = [...this.msgs.values()].sort((a, b) => {
       if (a.seq !== null && b.seq !== null) return a.seq - b.seq;
       if (a.seq !== null) return -1;
@@ -411,7 +416,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
         key: m.clientMsgId,
         message: m,
         text,
-        senderName: nameOf(m.sender),
+        senderName: m.sender === me ? 'You' : nameOf(m.sender),
         own: m.own,
         showSender: m.sender !== lastSender,
         mentionsMe: !m.own && s.kind !== 'direct' && (/(^|\s)@all\b/.test(lower) || myNames.some((n) => lower.includes(n))),

@@ -12,6 +12,8 @@ export interface ConnectionState {
   received: number;
   /** A short sentence for the banner; empty when online. */
   label: string;
+  /** What the platform says about the network (browser: navigator.onLine). */
+  network: boolean;
 }
 
 const LABELS: Record<ConnectionStatus, string> = {
@@ -42,11 +44,18 @@ function statusOf(s: ClientState): ConnectionStatus {
   }
 }
 
-/** The connection banner: connecting, syncing (with progress), online, offline. */
+/**
+ * The connection banner: connecting, syncing (with progress), online, offline. Feed it the
+ * platform's network events with setNetworkOnline (they go on to the client): while the
+ * network is down the banner says offline even before the socket notices.
+ */
 export class ConnectionViewModel extends ViewModel<ConnectionState> {
-  constructor(private readonly client: MagpieClient) {
-    const status = statusOf(client.state);
-    super({ status, client: client.state, received: 0, label: LABELS[status] });
+  constructor(
+    private readonly client: MagpieClient,
+    network = true,
+  ) {
+    const status = network || statusOf(client.state) === 'signed_out' ? statusOf(client.state) : 'offline';
+    super({ status, client: client.state, received: 0, label: LABELS[status], network });
     this.own(client.on('state', ({ state }) => this.apply(state)));
     this.own(client.on('syncProgress', (p: SyncProgress) => this.progress(p)));
   }
@@ -56,8 +65,16 @@ export class ConnectionViewModel extends ViewModel<ConnectionState> {
     return this.client.refresh();
   }
 
+  /** The platform's network went down or came back (browser `offline` / `online` events). */
+  setNetworkOnline(online: boolean): void {
+    this.setState({ network: online });
+    this.client.setNetworkOnline(online);
+    this.apply(this.client.state);
+  }
+
   private apply(state: ClientState): void {
-    const status = statusOf(state);
+    let status = statusOf(state);
+    if (!this.getSnapshot().network && status !== 'signed_out') status = 'offline';
     this.setState({ status, client: state, label: LABELS[status], ...(status === 'syncing' ? {} : { received: 0 }) });
   }
 

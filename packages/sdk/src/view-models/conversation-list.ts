@@ -122,7 +122,7 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
   private rebuild(loaded: boolean): void {
     const dir = this.deps.directory;
     const me = this.deps.client.userId;
-    const nameOf = (id: string) => (id === me ? 'You' : dir.userName(id));
+    const nameOf = (id: string) => (id === me ? 'you' : dir.userName(id));
     const rows = [...this.entries.values()]
       .sort((a, b) => Number(b.pinned) - Number(a.pinned) || (b.lastMessage?.time ?? 0) - (a.lastMessage?.time ?? 0) || b.version - a.version)
       .map((e): ConversationRow => {
@@ -130,7 +130,7 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
         let preview = '';
         if (m) {
           const text = messageText(m, nameOf);
-          preview = e.kind !== 'direct' && m.kind !== 'system' ? `${nameOf(m.sender)}: ${text}` : text;
+          preview = e.kind !== 'direct' && m.kind !== 'system' ? `${m.sender === me ? 'You' : nameOf(m.sender)}: ${text}` : text;
         }
         if (e.draft) preview = `Draft: ${e.draft}`;
         return {

@@ -17,8 +17,13 @@ export function registerKindText(kind: string, fn: KindText): void {
 
 const names = (ids: unknown, nameOf: NameOf): string => (Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string').map(nameOf).join(', ') : '');
 
-/** The sentence for a `system` message body `{event, data}` (group notices). */
+/** The sentence for a `system` message body `{event, data}` (group notices); starts with a capital. */
 export function systemNoticeText(body: unknown, nameOf: NameOf): string {
+  const s = noticeText(body, nameOf);
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function noticeText(body: unknown, nameOf: NameOf): string {
   const b = (body ?? {}) as { event?: string; data?: Record<string, unknown> };
   const d = b.data ?? {};
   const by = typeof d.by === 'string' ? nameOf(d.by) : 'Someone';

@@ -4,6 +4,7 @@ import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, groupPath, navigate } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
+import { Icon } from './icons.tsx';
 
 const STATE_TEXT: Record<LocalMessage['state'], string> = {
   sending: 'Sending…',
@@ -16,10 +17,10 @@ const STATE_TEXT: Record<LocalMessage['state'], string> = {
 function Status(props: { m: LocalMessage; vm: ChatViewModel }) {
   const { m } = props;
   if (!m.own) return null;
-  const icon = m.state === 'sending' ? '🕓' : m.state === 'sent' ? '✓' : m.state === 'delivered' ? '✓✓' : '⚠';
+  const icon = m.state === 'sending' ? 'clock' : m.state === 'sent' ? 'check' : m.state === 'delivered' ? 'checks' : 'alert';
   return (
     <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state}>
-      <span aria-hidden="true">{icon}</span> {STATE_TEXT[m.state]}
+      <Icon name={icon} size={13} /> {STATE_TEXT[m.state]}
       {m.state === 'failed' && (
         <>
           {m.error ? <span className="msg-error"> — {m.error.message}</span> : null}{' '}
@@ -104,7 +105,7 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
       </label>
       <textarea id="composer-input" ref={ref} rows={1} placeholder={props.disabled ? 'You cannot send messages here' : 'Message'} value={text} disabled={props.disabled} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
       <button type="submit" className="primary send" disabled={props.disabled || !text.trim()} aria-label="Send" data-testid="send">
-        Send
+        <Icon name="send" />
       </button>
     </form>
   );
@@ -168,16 +169,16 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {row && (
           <>
             <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? 'Unpin chat' : 'Pin chat'} title={row.pinned ? 'Unpin' : 'Pin'} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
-              📌
+              <Icon name="pin" />
             </button>
             <button type="button" className="icon-button" aria-pressed={row.muted} aria-label={row.muted ? 'Unmute chat' : 'Mute chat'} title={row.muted ? 'Unmute' : 'Mute'} data-testid="mute" onClick={() => void session.conversations.mute(row.conv, !row.muted)}>
-              {row.muted ? '🔕' : '🔔'}
+              <Icon name={row.muted ? 'bellOff' : 'bell'} />
             </button>
           </>
         )}
         {group && s.conv && (
           <Link to={groupPath(s.conv)} className="icon-button" label="Group info" testId="group-info">
-            ⓘ
+            <Icon name="info" />
           </Link>
         )}
       </Header>

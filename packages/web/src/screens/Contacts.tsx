@@ -1,6 +1,7 @@
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
+import { Icon } from './icons.tsx';
 
 export function ContactsPane(props: { session: Session }) {
   const vm = props.session.contacts;
@@ -9,7 +10,7 @@ export function ContactsPane(props: { session: Session }) {
     <section className="contacts" aria-label="Contacts" data-testid="contacts">
       <Header title="Contacts">
         <Link to="/search" className="icon-button" label="Add friends" testId="add-friends">
-          ＋👤
+          <Icon name="userPlus" />
         </Link>
       </Header>
       <Notice error={s.error} notice={s.notice} />

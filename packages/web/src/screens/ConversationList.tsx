@@ -5,6 +5,7 @@ import { Session } from '../session.ts';
 import { chatPath, type Route } from '../router.ts';
 import { dismissPushOffer, enablePush, pushStatus, shouldOfferPush, type PushStatus } from '../push.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
+import { Icon } from './icons.tsx';
 
 function RowMenu(props: { session: Session; row: ConversationRow }) {
   const { row, session } = props;
@@ -30,7 +31,7 @@ function RowMenu(props: { session: Session; row: ConversationRow }) {
   return (
     <div className="row-menu" ref={ref}>
       <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={`Options for ${row.title}`} data-testid="row-menu" onClick={() => setOpen(!open)}>
-        ⋯
+        <Icon name="more" />
       </button>
       {open && (
         <div className="menu" role="menu">
@@ -106,10 +107,10 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
     <section className="conv-list" aria-label="Conversations" data-testid="conversation-list" data-loaded={s.loaded}>
       <Header title="Chats">
         <Link to="/search" className="icon-button" label="Find people">
-          🔍
+          <Icon name="search" />
         </Link>
         <Link to="/new-group" className="icon-button" label="New group" testId="new-group">
-          ＋
+          <Icon name="plus" />
         </Link>
       </Header>
       <PushOffer session={session} />
@@ -124,8 +125,8 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
                 <span className="row-top">
                   <span className="row-title">
                     {r.pinned && (
-                      <span className="pin" title="Pinned" aria-label="Pinned">
-                        📌
+                      <span className="pin" title="Pinned" data-testid="pinned">
+                        <Icon name="pin" size={13} title="Pinned" />
                       </span>
                     )}
                     {r.title}
@@ -140,8 +141,8 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
                     </span>
                   )}
                   {r.muted && (
-                    <span className="muted-icon" aria-label="Muted" title="Muted">
-                      🔕
+                    <span className="muted-icon" title="Muted" data-testid="muted">
+                      <Icon name="bellOff" size={14} title="Muted" />
                     </span>
                   )}
                   {r.unread > 0 && (

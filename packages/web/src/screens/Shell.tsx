@@ -9,6 +9,7 @@ import { GroupInfoScreen, NewGroupScreen } from './Groups.tsx';
 import { SearchScreen } from './Search.tsx';
 import { SettingsScreen } from './Settings.tsx';
 import { Empty, Link } from './common.tsx';
+import { Icon } from './icons.tsx';
 
 function ConnectionBanner(props: { session: Session }) {
   const c = useVM(props.session.connection);
@@ -34,7 +35,7 @@ function Tabs(props: { session: Session; route: Route }) {
   return (
     <nav className="tabs" aria-label="Main">
       <Link to="/" className={`tab${chatsActive ? ' active' : ''}`} current={chatsActive} testId="tab-chats">
-        <span className="tab-icon" aria-hidden="true">💬</span>
+        <span className="tab-icon"><Icon name="chat" size={22} /></span>
         <span className="tab-label">Chats</span>
         {list.totalUnread > 0 && (
           <span className="badge" data-testid="total-unread" aria-label={`${list.totalUnread} unread`}>
@@ -43,7 +44,7 @@ function Tabs(props: { session: Session; route: Route }) {
         )}
       </Link>
       <Link to="/contacts" className={`tab${r === 'contacts' || r === 'search' ? ' active' : ''}`} current={r === 'contacts'} testId="tab-contacts">
-        <span className="tab-icon" aria-hidden="true">👥</span>
+        <span className="tab-icon"><Icon name="users" size={22} /></span>
         <span className="tab-label">Contacts</span>
         {contacts.incoming.length > 0 && (
           <span className="badge" aria-label={`${contacts.incoming.length} friend requests`}>
@@ -52,7 +53,7 @@ function Tabs(props: { session: Session; route: Route }) {
         )}
       </Link>
       <Link to="/settings" className={`tab${r === 'settings' ? ' active' : ''}`} current={r === 'settings'} testId="tab-settings">
-        <span className="tab-icon" aria-hidden="true">⚙️</span>
+        <span className="tab-icon"><Icon name="settings" size={22} /></span>
         <span className="tab-label">Settings</span>
       </Link>
     </nav>

@@ -1,5 +1,6 @@
 import type { MouseEvent, ReactNode } from 'react';
 import { navigate } from '../router.ts';
+import { Icon } from './icons.tsx';
 
 /** A link that routes inside the app (keyboard: Enter; middle-click still opens a tab). */
 export function Link(props: { to: string; className?: string; children: ReactNode; label?: string; testId?: string; current?: boolean }) {
@@ -32,7 +33,7 @@ export function Avatar(props: { name: string; id: string; group?: boolean; size?
 export function BackButton(props: { to: string; label?: string }) {
   return (
     <Link to={props.to} className="icon-button back" label={props.label ?? 'Back'}>
-      <span aria-hidden="true">‹</span>
+      <Icon name="back" size={24} />
     </Link>
   );
 }

@@ -1,0 +1,384 @@
+/**
+ * The web client in a real browser (playwright-core driving Debian's chromium) against the
+ * real server started as a child process and serving the built client.
+ *
+ * Three users in three browser contexts (ann and cat at desktop width, bob at phone width):
+ * register, become friends and chat (sending → sent → delivered), a group of three with
+ * system notices, mentions, unread counts, admin actions (role, mute → failed send → retry,
+ * announcement, kick), a reload that keeps the state, and a context taken offline that
+ * catches up when it returns. Screenshots of the main screens at both widths go to
+ * test-artifacts/web/ (not committed). Skips when /usr/bin/chromium is missing unless
+ * MAGPIE_REQUIRE_SERVICES=1.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { startServer, type ServerProcess } from '../../server/test/harness.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const ARTIFACTS = join(ROOT, 'test-artifacts/web');
+const required = process.env.MAGPIE_REQUIRE_SERVICES === '1';
+const haveChromium = existsSync(CHROMIUM);
+const skip = !haveChromium && !required ? `chromium not found at ${CHROMIUM} (apt-get install -y chromium); set MAGPIE_REQUIRE_SERVICES=1 to fail instead` : false;
+if (skip) console.log(`# web e2e skipped: ${skip}`);
+
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 800 };
+const PASSWORD = 'correct horse battery';
+const T = 15_000;
+
+/** Browser messages that are the network's doing while a context is offline, not the app's. */
+const NETWORK_NOISE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|WebSocket connection to .* failed|Failed to load resource/;
+
+interface User {
+  name: string;
+  username: string;
+  ctx: BrowserContext;
+  page: Page;
+  errors: string[];
+  phone: boolean;
+}
+
+describe('web client in chromium', { skip, timeout: 240_000 }, () => {
+  let server: ServerProcess;
+  let browser: Browser;
+  const suffix = randomBytes(3).toString('hex');
+  let ann: User;
+  let bob: User;
+  let cat: User;
+  let group = '';
+
+  before(async () => {
+    if (!haveChromium) throw new Error(`MAGPIE_REQUIRE_SERVICES=1 but ${CHROMIUM} is missing`);
+    const build = spawnSync(process.execPath, [join(ROOT, 'scripts/build-web.mjs'), '--if-stale'], { stdio: 'inherit' });
+    assert.equal(build.status, 0, 'web client build');
+    assert.ok(existsSync(join(ROOT, 'packages/web/dist/index.html')), 'packages/web/dist was built');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startServer({ env: { MAGPIE_IP_RATE: '2000', MAGPIE_IP_BURST: '5000', MAGPIE_USER_RATE: '500', MAGPIE_USER_BURST: '2000' } });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+    });
+    ann = await open('Ann', `ann_${suffix}`, false);
+    bob = await open('Bob', `bob_${suffix}`, true);
+    cat = await open('Cat', `cat_${suffix}`, false);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+  });
+
+  async function open(name: string, username: string, phone: boolean): Promise<User> {
+    const ctx = await browser.newContext({ viewport: phone ? PHONE : DESKTOP, ...(phone ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}) });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(T);
+    const u: User = { name, username, ctx, page, errors: [], phone };
+    page.on('console', (m) => {
+      if ((m.type() === 'error' || m.type() === 'warning') && !NETWORK_NOISE.test(m.text())) u.errors.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => u.errors.push(`pageerror: ${e.message}`));
+    await page.goto(server.url + '/');
+    return u;
+  }
+
+  async function shot(u: User, name: string): Promise<void> {
+    await u.page.screenshot({ path: join(ARTIFACTS, `${name}-${u.phone ? 'phone' : 'desktop'}.png`) });
+  }
+
+  const row = (u: User, title: string) => u.page.locator(`[data-testid=conversation-row][data-title="${title}"]`);
+
+  async function goChats(u: User): Promise<void> {
+    for (let i = 0; i < 3 && !(await u.page.getByTestId('tab-chats').isVisible()); i++) await u.page.locator('.pane-header .back').click();
+    await u.page.getByTestId('tab-chats').click();
+    await u.page.getByTestId('conversation-list').waitFor();
+  }
+
+  async function openChat(u: User, title: string): Promise<void> {
+    if (u.phone && !(await u.page.getByTestId('conversation-list').isVisible())) await u.page.locator('.pane-header .back').click();
+    await row(u, title).locator('a.row-link').click();
+    await u.page.getByTestId('chat').waitFor();
+    await u.page.getByTestId('chat').locator('h2', { hasText: title }).waitFor();
+  }
+
+  async function send(u: User, text: string): Promise<void> {
+    await u.page.getByTestId('composer').fill(text);
+    await u.page.getByTestId('composer').press('Enter');
+    await message(u, text).waitFor();
+  }
+
+  const message = (u: User, text: string) => u.page.getByTestId('message').filter({ hasText: text });
+
+  async function badge(u: User, title: string): Promise<number> {
+    const b = row(u, title).getByTestId('unread-badge');
+    return (await b.count()) ? Number(await b.textContent()) : 0;
+  }
+
+  async function waitBadge(u: User, title: string, want: number): Promise<void> {
+    const deadline = Date.now() + T;
+    let got = -1;
+    while (Date.now() < deadline) {
+      got = await badge(u, title).catch(() => -1);
+      if (got === want) return;
+      await u.page.waitForTimeout(100);
+    }
+    assert.equal(got, want, `${u.name}: unread badge of “${title}”`);
+  }
+
+  async function searchAndAdd(u: User, who: string): Promise<void> {
+    await u.page.getByTestId('tab-contacts').click();
+    await u.page.getByTestId('add-friends').click();
+    await u.page.getByTestId('search-input').fill(who);
+    const r = u.page.locator(`[data-testid=search-result][data-user="${who}"]`);
+    await r.getByTestId('add-friend').click();
+    await r.getByTestId('request-pending').waitFor();
+  }
+
+  async function acceptFrom(u: User, who: string): Promise<void> {
+    await u.page.getByTestId('tab-contacts').click();
+    await u.page.locator(`[data-testid=incoming-request][data-user="${who}"]`).getByTestId('accept').click();
+    await u.page.locator(`[data-testid=friend][data-user="${who}"]`).waitFor();
+  }
+
+  it('registers three users (and signs one in by keyboard)', async () => {
+    for (const u of [ann, bob, cat]) {
+      await u.page.waitForURL(/\/login$|\/$/);
+      await u.page.getByTestId('login-form').waitFor();
+    }
+    await shot(ann, 'login');
+    await shot(bob, 'login');
+    for (const u of [ann, bob, cat]) {
+      await u.page.getByRole('link', { name: 'Create an account' }).click();
+      await u.page.getByTestId('register-form').waitFor();
+      await u.page.locator('input[name=username]').fill(u.username);
+      await u.page.locator('input[name=nickname]').fill(u.name);
+      await u.page.locator('input[name=password]').fill(PASSWORD);
+      if (u === bob) await shot(bob, 'register');
+      await u.page.getByRole('button', { name: 'Create account' }).click();
+      await u.page.getByTestId('conversation-list').waitFor();
+      await u.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached' });
+    }
+    // Log out and back in with the keyboard only.
+    await cat.page.getByTestId('tab-settings').click();
+    await cat.page.getByTestId('logout').click();
+    await cat.page.getByTestId('login-form').waitFor();
+    await cat.page.locator('input[name=username]').focus();
+    await cat.page.keyboard.type(cat.username);
+    await cat.page.keyboard.press('Tab');
+    await cat.page.keyboard.type(PASSWORD);
+    await cat.page.keyboard.press('Enter');
+    await cat.page.getByTestId('conversation-list').waitFor();
+  });
+
+  it('two users become friends through search and a request', async () => {
+    await searchAndAdd(ann, bob.username);
+    await shot(ann, 'search');
+    // Bob sees the request live (relation frame) on the contacts tab.
+    await bob.page.getByTestId('tab-contacts').locator('.badge').waitFor();
+    await shot(bob, 'contacts');
+    await acceptFrom(bob, ann.username);
+    await ann.page.getByTestId('tab-contacts').click();
+    await ann.page.locator(`[data-testid=friend][data-user="${bob.username}"]`).waitFor();
+    await shot(ann, 'contacts');
+    // Cat befriends both.
+    await searchAndAdd(cat, ann.username);
+    await searchAndAdd(cat, bob.username);
+    await acceptFrom(ann, cat.username);
+    await acceptFrom(bob, cat.username);
+  });
+
+  it('chat: sending → sent → delivered, unread badge, reply', async () => {
+    await ann.page.locator(`[data-testid=friend][data-user="${bob.username}"] a`).click();
+    await ann.page.getByTestId('chat').waitFor();
+    await send(ann, 'Hello Bob');
+    // Bob is online: his device stores and ACKs the message, Ann sees "Delivered".
+    await message(ann, 'Hello Bob').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
+    await goChats(bob);
+    await waitBadge(bob, 'Ann', 1);
+    await send(ann, 'Are you there?');
+    await waitBadge(bob, 'Ann', 2);
+    assert.match((await row(bob, 'Ann').locator('.row-preview').textContent()) ?? '', /Are you there\?/);
+    await shot(bob, 'chats');
+    await openChat(bob, 'Ann');
+    await message(bob, 'Hello Bob').waitFor();
+    await bob.page.getByTestId('unread-divider').waitFor();
+    await bob.page.getByTestId('day-separator').first().waitFor();
+    await send(bob, 'Hi Ann!');
+    await message(bob, 'Hi Ann!').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
+    await message(ann, 'Hi Ann!').waitFor();
+    // Read on open: Bob's badge is gone once he is back on the list.
+    await bob.page.locator('.pane-header .back').click();
+    await waitBadge(bob, 'Ann', 0);
+    await shot(ann, 'chat');
+    await shot(bob, 'chat-list-after');
+  });
+
+  it('a third user joins a group: notices, unread counts, mentions', async () => {
+    await ann.page.getByTestId('tab-chats').click();
+    await ann.page.getByTestId('new-group').click();
+    await ann.page.getByTestId('group-name').fill('Trio');
+    await ann.page.locator(`[data-testid=pick-member][data-user="${bob.username}"]`).check();
+    await ann.page.locator(`[data-testid=pick-member][data-user="${cat.username}"]`).check();
+    await shot(ann, 'new-group');
+    await ann.page.getByTestId('create-group').click();
+    await ann.page.getByTestId('chat').locator('h2', { hasText: 'Trio' }).waitFor();
+    group = (await ann.page.getByTestId('chat').getAttribute('data-conv')) ?? '';
+    assert.match(group, /^g:/);
+    await ann.page.getByTestId('system-notice').filter({ hasText: 'created the group “Trio”' }).waitFor();
+
+    // Cat (desktop) and Bob (phone, on the list) see the group arrive.
+    await goChats(cat);
+    await row(cat, 'Trio').waitFor();
+    await row(bob, 'Trio').waitFor();
+    const before = await badge(bob, 'Trio');
+    await openChat(cat, 'Trio');
+    await cat.page.getByTestId('system-notice').filter({ hasText: 'created the group' }).waitFor();
+    await send(cat, 'hi all');
+    await waitBadge(bob, 'Trio', before + 1);
+    // Ann has the group open: no unread for her; a mention of Bob marks his row.
+    await message(ann, 'hi all').waitFor();
+    await send(ann, `@${bob.username} look at this`);
+    await waitBadge(bob, 'Trio', before + 2);
+    await row(bob, 'Trio').getByTestId('mention-marker').waitFor();
+    await shot(bob, 'chats-group');
+    await openChat(bob, 'Trio');
+    await message(bob, 'look at this').waitFor();
+    assert.ok(await message(bob, 'look at this').evaluate((el) => el.classList.contains('mentions-me')), 'the mention is highlighted');
+    await bob.page.locator('.pane-header .back').click();
+    await waitBadge(bob, 'Trio', 0);
+    assert.equal(await row(bob, 'Trio').getByTestId('mention-marker').count(), 0);
+  });
+
+  it('pin and mute from the list, by keyboard', async () => {
+    await row(ann, 'Bob').getByTestId('row-menu').focus();
+    await ann.page.keyboard.press('Enter');
+    await ann.page.getByRole('menuitem', { name: 'Pin to top' }).press('Enter');
+    await row(ann, 'Bob').getByTestId('pinned').waitFor();
+    assert.equal(await ann.page.getByTestId('conversation-row').first().getAttribute('data-title'), 'Bob', 'the pinned chat is first');
+    await row(ann, 'Trio').getByTestId('row-menu').click();
+    await ann.page.getByRole('menuitem', { name: 'Mute notifications' }).click();
+    await row(ann, 'Trio').getByTestId('muted').waitFor();
+    // Another message in the muted group still counts, with a quiet badge, and not in the tab total.
+    await openChat(ann, 'Bob');
+    await send(cat, 'quiet please');
+    await waitBadge(ann, 'Trio', 1);
+    assert.ok(await row(ann, 'Trio').getByTestId('unread-badge').evaluate((el) => el.classList.contains('quiet')));
+    assert.equal(await ann.page.getByTestId('total-unread').count(), 0);
+    await shot(ann, 'chats');
+  });
+
+  it('admin actions: role, announcement, mute → failed send → retry, kick', async () => {
+    await openChat(ann, 'Trio');
+    await ann.page.getByTestId('group-info').click();
+    await ann.page.getByTestId('group-info-screen').waitFor();
+    await ann.page.locator(`[data-testid=member][data-user="${bob.username}"]`).getByTestId('toggle-admin').click();
+    await ann.page.locator(`[data-testid=member][data-user="${bob.username}"][data-role=admin]`).waitFor();
+    await ann.page.getByTestId('edit-announcement').click();
+    await ann.page.getByTestId('announcement-input').fill('Be nice. Lunch on Friday.');
+    await ann.page.getByTestId('save-announcement').click();
+    await ann.page.getByTestId('announcement').filter({ hasText: 'Lunch on Friday' }).waitFor();
+    await ann.page.locator(`[data-testid=member][data-user="${cat.username}"]`).getByTestId('toggle-mute').click();
+    await ann.page.locator(`[data-testid=member][data-user="${cat.username}"]`).filter({ hasText: 'muted' }).waitFor();
+    await shot(ann, 'group-info');
+
+    // Cat sees the notices in order; a send while muted fails and offers a retry.
+    await cat.page.getByTestId('system-notice').filter({ hasText: 'made Bob an admin' }).waitFor();
+    await cat.page.getByTestId('system-notice').filter({ hasText: 'Ann muted you' }).waitFor();
+    await cat.page.getByTestId('composer').fill('can I talk?');
+    await cat.page.getByTestId('composer').press('Enter');
+    await message(cat, 'can I talk?').locator('[data-testid=msg-state][data-state=failed]').waitFor();
+    await shot(cat, 'chat-failed');
+    await ann.page.locator(`[data-testid=member][data-user="${cat.username}"]`).getByTestId('toggle-mute').click();
+    await cat.page.getByTestId('system-notice').filter({ hasText: 'Ann unmuted you' }).waitFor();
+    await message(cat, 'can I talk?').getByTestId('retry').click();
+    await message(cat, 'can I talk?').locator('[data-testid=msg-state][data-state=sent], [data-testid=msg-state][data-state=delivered]').waitFor();
+    await message(ann, 'can I talk?').waitFor({ state: 'attached' }).catch(() => undefined);
+
+    // Bob (phone) views the group info as an admin.
+    await goChats(bob);
+    await openChat(bob, 'Trio');
+    await bob.page.getByTestId('group-info').click();
+    await bob.page.getByTestId('announcement').filter({ hasText: 'Lunch on Friday' }).waitFor();
+    await shot(bob, 'group-info');
+    await bob.page.locator('.pane-header .back').click();
+    await bob.page.getByTestId('chat').waitFor();
+    await shot(bob, 'chat');
+  });
+
+  it('a reload keeps the state: the list shows from IndexedDB, history too', async () => {
+    await goChats(bob);
+    await bob.page.reload();
+    // The rows come from the local store; they must be there without waiting for the server.
+    await row(bob, 'Trio').waitFor({ timeout: 5_000 });
+    await row(bob, 'Ann').waitFor({ timeout: 5_000 });
+    await openChat(bob, 'Trio');
+    await message(bob, 'look at this').waitFor();
+    await bob.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached' });
+    await send(bob, 'back after a reload');
+    await message(ann, 'back after a reload').waitFor({ state: 'attached' }).catch(() => undefined);
+  });
+
+  it('a context taken offline catches up when it returns', async () => {
+    await goChats(bob);
+    await bob.ctx.setOffline(true);
+    await bob.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    await shot(bob, 'offline');
+    await openChat(ann, 'Bob');
+    await send(ann, 'sent while you were offline 1');
+    await send(ann, 'sent while you were offline 2');
+    await openChat(cat, 'Trio');
+    await send(cat, 'group message while Bob is offline');
+    await bob.page.waitForTimeout(500);
+    await bob.ctx.setOffline(false);
+    await bob.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached', timeout: 30_000 });
+    await waitBadge(bob, 'Ann', 2);
+    await waitBadge(bob, 'Trio', 1);
+    await openChat(bob, 'Ann');
+    await message(bob, 'sent while you were offline 2').waitFor();
+    // Bob's device stored them: Ann's messages turn delivered.
+    await message(ann, 'sent while you were offline 2').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
+  });
+
+  it('an admin removes a member: the member sees the notice, then nothing more', async () => {
+    await openChat(ann, 'Trio');
+    await ann.page.getByTestId('group-info').click();
+    ann.page.once('dialog', (d) => void d.accept());
+    await ann.page.locator(`[data-testid=member][data-user="${cat.username}"]`).getByTestId('kick').click();
+    await ann.page.locator(`[data-testid=member][data-user="${cat.username}"]`).waitFor({ state: 'detached' });
+    await cat.page.getByTestId('system-notice').filter({ hasText: 'Ann removed you' }).waitFor();
+    await ann.page.locator('.pane-header .back').click();
+  });
+
+  it('settings and logout; the desktop chat screen for the docs', async () => {
+    await ann.page.getByTestId('tab-settings').click();
+    await ann.page.getByTestId('notifications-settings').waitFor();
+    await shot(ann, 'settings');
+    await bob.page.locator('.pane-header .back').click().catch(() => undefined);
+    await bob.page.getByTestId('tab-settings').click();
+    await bob.page.getByTestId('notifications-settings').waitFor();
+    await shot(bob, 'settings');
+    await ann.page.getByTestId('tab-chats').click();
+    await openChat(ann, 'Trio');
+    await message(ann, 'group message while Bob is offline').waitFor();
+    // The notification offer (shown after the first message sent here) can be put off.
+    await ann.page.getByTestId('push-offer').getByRole('button', { name: 'Not now' }).click();
+    await ann.page.getByTestId('push-offer').waitFor({ state: 'detached' });
+    await shot(ann, 'chat-group');
+    if (process.env.MAGPIE_WRITE_DOCS_IMAGES === '1') await ann.page.screenshot({ path: join(ROOT, 'docs/images/chat.png') });
+    // Logging out clears the device: the login form shows and a reload stays signed out.
+    await bob.page.getByTestId('logout').click();
+    await bob.page.getByTestId('login-form').waitFor();
+    await bob.page.reload();
+    await bob.page.getByTestId('login-form').waitFor();
+  });
+
+  it('no console errors in any context', () => {
+    for (const u of [ann, bob, cat]) assert.deepEqual(u.errors, [], `${u.name}'s console`);
+  });
+});
