@@ -22,7 +22,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -53,8 +53,11 @@ const { values: a } = parseArgs({
     'keep-data': { type: 'boolean', default: false },
     'skip-chat': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
+    'push-db': { type: 'string', default: 'push.db' },
   },
 });
+/** The push store's SQLite file (push.sqliteFile); --push-db magpie.db shares the messaging file. */
+const PUSH_DB = a['push-db']!;
 const R = Number(a.recipients);
 const S = Number(a.senders);
 const WINDOW = Number(a.window);
@@ -198,7 +201,7 @@ const stats = async (): Promise<FakeStats> => (await fakeIpc.ask({ cmd: 'stats' 
 // Seed users, sessions and devices.
 const t0 = Date.now();
 const store = new SqliteStore({ path: join(dataDir, 'magpie.db'), ringCapacity: 1000, synchronous: 'normal' });
-const pstore = new SqlitePushStore({ path: join(dataDir, 'magpie.db') });
+const pstore = new SqlitePushStore({ path: join(dataDir, PUSH_DB) });
 const now = Date.now();
 const tokenOf = (id: string) => `tok-${id}`;
 async function seedUser(id: string, device?: { provider: 'apns' | 'fcm' | 'webpush'; token: string }, deviceId = 'd1', platform: 'ios' | 'android' | 'web' = 'ios'): Promise<void> {
@@ -255,6 +258,7 @@ const server = await startChild(SERVER_MAIN, {
   MAGPIE_PUSH_QUIET_HOURS: 'off',
   MAGPIE_PUSH_MARKETING_PER_APP_PER_DAY: '100000000',
   MAGPIE_PUSH_BULK_RATE: String(BULK_RATE),
+  MAGPIE_PUSH_SQLITE_FILE: PUSH_DB,
 }, a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : []);
 const base = String(server.ready).replace('localhost', '127.0.0.1');
 const wsUrl = base.replace('http', 'ws') + '/ws';
@@ -350,6 +354,13 @@ for (const p of PROVIDERS) {
 for (const c of clients) c.close();
 
 // --- 2 + 3. live chat p99, alone and during a marketing burst ---
+/** The server's own event-loop delay over a phase (prom-client resets its histogram on every scrape). */
+async function loopLag(): Promise<{ p99: number; max: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const get = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+  return { p99: round(get('magpie_process_nodejs_eventloop_lag_p99_seconds'), 1), max: round(get('magpie_process_nodejs_eventloop_lag_max_seconds'), 1) };
+}
+
 async function chat(seconds: number, during?: () => Promise<void>): Promise<Record<string, number>> {
   const cs = await Promise.all(chatters.map((u) => Client.connect(wsUrl, tokenOf(u))));
   const lat: number[] = [];
@@ -372,16 +383,27 @@ async function chat(seconds: number, during?: () => Promise<void>): Promise<Reco
   );
   await sleep(2000); // warm-up
   recording = true;
+  await loopLag();
   const burst = during?.();
   const cpu0 = cpuMs(spid);
   await sleep(seconds * 1000);
   const cpu = cpuMs(spid) - cpu0;
+  const lag = await loopLag();
   recording = false;
   for (const t of timers) clearInterval(t);
   await burst;
   await sleep(500);
   for (const c of cs) c.close();
-  return { messages: lat.length, p50: round(pct(lat, 0.5), 2), p99: round(pct(lat, 0.99), 2), max: round(Math.max(...lat), 1), serverCpuPct: Math.round(cpu / (seconds * 10)) };
+  return {
+    messages: lat.length,
+    p50: round(pct(lat, 0.5), 2),
+    p99: round(pct(lat, 0.99), 2),
+    max: round(Math.max(...lat), 1),
+    serverCpuPct: Math.round(cpu / (seconds * 10)),
+    serverLoopLagP99: lag.p99,
+    serverLoopLagMax: lag.max,
+    loadAvg1m: round(loadavg()[0]!, 2),
+  };
 }
 
 if (a['skip-chat']) {

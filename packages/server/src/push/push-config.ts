@@ -60,6 +60,12 @@ export const PushConfigSchema = z.strictObject({
   retentionDays: z.number().min(0.001).default(7),
   /** SQLite push tables: 'normal' (default) survives process crashes and restarts, 'full' also power loss. */
   sqliteSynchronous: z.enum(['full', 'normal']).default('normal'),
+  /**
+   * SQLite file of the push tables, in dataDir. Default: its own file, so the push queue's
+   * writes never ride on the message path's fsyncs (one WAL per file). 'magpie.db' shares
+   * the messaging database file (still its own connection and tables).
+   */
+  sqliteFile: z.string().regex(/^[\w.-]+$/).default('push.db'),
   apns: z
     .strictObject({
       teamId: z.string().min(1),
@@ -127,6 +133,7 @@ export const PUSH_ENV: Record<string, (c: Raw, v: string) => void> = {
   MAGPIE_PUSH_MARKETING_PER_USER_PER_DAY: (c, v) => setIn(c, ['push', 'marketingPerUserPerDay'], Number(v)),
   MAGPIE_PUSH_MARKETING_PER_APP_PER_DAY: (c, v) => setIn(c, ['push', 'marketingPerAppPerDay'], Number(v)),
   MAGPIE_PUSH_BACKOFF_BASE_MS: (c, v) => setIn(c, ['push', 'backoffBaseMs'], Number(v)),
+  MAGPIE_PUSH_SQLITE_FILE: (c, v) => setIn(c, ['push', 'sqliteFile'], v),
   MAGPIE_PUSH_BULK_RATE: (c, v) => setIn(c, ['push', 'lanes', 'bulk', 'ratePerSec'], Number(v)),
   MAGPIE_PUSH_APNS_TEAM_ID: (c, v) => setIn(c, ['push', 'apns', 'teamId'], v),
   MAGPIE_PUSH_APNS_KEY_ID: (c, v) => setIn(c, ['push', 'apns', 'keyId'], v),

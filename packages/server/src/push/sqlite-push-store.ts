@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import type { PushStore } from './push-store.ts';
 import { attemptFromRow, deviceFromRow, jobFromRow, type AttemptRow, type DeviceRow, type JobRow } from './rows.ts';
 import type {
@@ -97,11 +99,27 @@ CREATE TABLE IF NOT EXISTS push_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 export interface SqlitePushStoreOptions {
-  /** File path (normally dataDir/magpie.db, next to the messaging tables) or ':memory:'. */
+  /** File path (dataDir/push.db by default; dataDir/magpie.db works too: own connection, own tables) or ':memory:'. */
   path: string;
   /** 'normal' (default) survives process crashes and restarts; 'full' also power loss, at one fsync per commit. */
   synchronous?: 'full' | 'normal';
+  /**
+   * Checkpoint the WAL from a worker thread every this many ms instead of inside commits
+   * (an automatic checkpoint copies pages and fsyncs on the event loop). 0 = SQLite's own
+   * automatic checkpoints. Default 1000 for files.
+   */
+  checkpointMs?: number;
 }
+
+/** The checkpointer: its own connection, PASSIVE checkpoints (never blocks the writer). */
+const CHECKPOINTER = `
+const { workerData, parentPort } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma('busy_timeout = 1000');
+const t = setInterval(() => { try { db.pragma('wal_checkpoint(PASSIVE)'); } catch {} }, workerData.everyMs);
+parentPort.on('message', () => { clearInterval(t); try { db.pragma('wal_checkpoint(PASSIVE)'); db.close(); } catch {} parentPort.postMessage('closed'); });
+`;
 
 /**
  * PushStore on SQLite: its own better-sqlite3 connection (WAL) to the messaging database
@@ -111,6 +129,7 @@ export class SqlitePushStore implements PushStore {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly q: ReturnType<SqlitePushStore['prepare']>;
+  private checkpointer: Worker | null = null;
 
   constructor(opts: SqlitePushStoreOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -120,6 +139,21 @@ export class SqlitePushStore implements PushStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(PUSH_SQLITE_SCHEMA);
     this.q = this.prepare();
+    const every = opts.checkpointMs ?? 1000;
+    if (opts.path !== ':memory:' && every > 0) {
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Worker(CHECKPOINTER, {
+        eval: true,
+        workerData: { path: opts.path, everyMs: every, driver: createRequire(import.meta.url).resolve('better-sqlite3') },
+        // The worker is plain CommonJS: no TypeScript loader needed.
+        execArgv: [],
+      });
+      this.checkpointer.unref();
+      this.checkpointer.on('error', () => {
+        // Fall back to SQLite's own checkpoints.
+        if (this.db.open) this.db.pragma('wal_autocheckpoint = 1000');
+      });
+    }
   }
 
   private prepare() {
@@ -199,6 +233,23 @@ export class SqlitePushStore implements PushStore {
   }
 
   async close(): Promise<void> {
+    const w = this.checkpointer;
+    this.checkpointer = null;
+    if (w) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        w.once('message', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        w.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        w.postMessage('close');
+      });
+      await w.terminate();
+    }
     if (this.db.open) this.db.close();
   }
 
