@@ -207,7 +207,6 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await shot(bob, 'chats');
     await openChat(bob, 'Ann');
     await message(bob, 'Hello Bob').waitFor();
-    await bob.page.getByTestId('unread-divider').waitFor();
     await bob.page.getByTestId('day-separator').first().waitFor();
     await send(bob, 'Hi Ann!');
     await message(bob, 'Hi Ann!').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
@@ -341,6 +340,9 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await waitBadge(bob, 'Trio', 1);
     await openChat(bob, 'Ann');
     await message(bob, 'sent while you were offline 2').waitFor();
+    // The "new messages" divider sits right above the first of them.
+    const afterDivider = bob.page.locator('[data-testid=unread-divider] + [data-testid=message]');
+    assert.match((await afterDivider.textContent()) ?? '', /sent while you were offline 1/);
     // Bob's device stored them: Ann's messages turn delivered.
     await message(ann, 'sent while you were offline 2').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
   });

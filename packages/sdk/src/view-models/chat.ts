@@ -399,9 +399,10 @@ export class ChatViewModel extends ViewModel<ChatState> {
         items.push({ type: 'day', key: `day:${k}`, label: dayLabel(m.time) });
         lastSender = '';
       }
-      if (s.firstUnreadSeq !== null && !unreadShown && m.seq !== null && m.seq >= s.firstUnreadSeq && m.seq > 1) {
+      if (s.firstUnreadSeq !== null && !unreadShown && m.seq !== null && m.seq >= s.firstUnreadSeq) {
         unreadShown = true;
-        if (m.seq >= this.lo && this.lo <= s.firstUnreadSeq) items.push({ type: 'unread', key: 'unread' });
+        // Above the first unread message when it is loaded (and is not the conversation's first).
+        if (m.seq > 1 && this.lo <= s.firstUnreadSeq) items.push({ type: 'unread', key: 'unread' });
       }
       if (s.firstUnreadSeq !== null && m.seq !== null && m.seq >= s.firstUnreadSeq && !m.own) loadedUnread++;
       if (m.kind === 'system') {
