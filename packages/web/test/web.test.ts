@@ -372,6 +372,11 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await ann.page.getByTestId('push-offer').getByRole('button', { name: 'Not now' }).click();
     await ann.page.getByTestId('push-offer').waitFor({ state: 'detached' });
     await shot(ann, 'chat-group');
+    // The service worker is active; a notification click it handled moves an open window to the conversation.
+    assert.equal(await ann.page.evaluate(() => navigator.serviceWorker.ready.then((r) => !!r.active)), true);
+    await openChat(ann, 'Bob');
+    await ann.page.evaluate((url) => navigator.serviceWorker.dispatchEvent(new MessageEvent('message', { data: { type: 'magpie.open', url } })), `/c/${encodeURIComponent(group)}`);
+    await ann.page.getByTestId('chat').locator('h2', { hasText: 'Trio' }).waitFor();
     if (process.env.MAGPIE_WRITE_DOCS_IMAGES === '1') await ann.page.screenshot({ path: join(ROOT, 'docs/images/chat.png') });
     // Logging out clears the device: the login form shows and a reload stays signed out.
     await bob.page.getByTestId('logout').click();
