@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { registerMessageKind } from './kinds.ts';
+import { registerMessageKind, serverOnlyKinds } from './kinds.ts';
 
 /**
  * Red packets on the wire. Amounts are integers in fen (1/100 yuan), never floats.
@@ -51,6 +51,9 @@ export type RedPacketStatusBody = z.infer<typeof RedPacketStatusBody>;
 
 registerMessageKind('redpacket', RedPacketBody);
 registerMessageKind('redpacket.status', RedPacketStatusBody);
+// Only the server posts these (for POST /api/redpackets and at a packet's end).
+serverOnlyKinds.add('redpacket');
+serverOnlyKinds.add('redpacket.status');
 
 /** One claim of a packet, as members see it. */
 export interface RedPacketClaim {

@@ -11,7 +11,8 @@ import { SqliteStore } from './store/sqlite-store.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/memory-bus.ts';
 import { AccountService } from './services/accounts.ts';
-import { MessagingService } from './services/messages.ts';
+import { MessagingService, type SendInput } from './services/messages.ts';
+import type { Principal } from './services/accounts.ts';
 import { AckService } from './services/acks.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { registerApiRoutes } from './http/routes.ts';
@@ -62,12 +63,19 @@ export async function openStore(config: Config): Promise<Store> {
   throw new Error(`unknown store: ${config.store} (use "sqlite" or a postgres:// URL)`);
 }
 
+/** The Bus: NATS when `nats` is set (a cluster of nodes), else in-process (one node). */
+export async function openBus(config: Config, log?: Logger): Promise<Bus> {
+  if (!config.nats) return new MemoryBus();
+  const { NatsBus } = await import('./bus/nats-bus.ts');
+  return NatsBus.connect({ servers: config.nats.split(',').map((s) => s.trim()), log: log?.child({ mod: 'bus' }) });
+}
+
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
   const store = deps.store ?? (await openStore(config));
-  const bus = deps.bus ?? new MemoryBus();
+  const bus = deps.bus ?? (await openBus(config, log));
   const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
   const messaging = new MessagingService(store, bus, metrics, {
     ringCapacity: config.ringCapacity,
@@ -117,7 +125,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructionStore = deps.instructionStore ?? (await openInstructionStore(config));
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
-  const wallet = await createWalletModule(http, { config, accounts, store, messaging, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
+  // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
+  const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input) };
+  const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 

@@ -51,8 +51,18 @@ export class MessagingService {
     this.committer = new GroupCommitter((batch) => this.commit(batch), { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
   }
 
+  /** A client's send: server-only kinds (system notices, red packets) are refused. */
   async send(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     if (serverOnlyKinds.has(input.kind)) throw new MagpieError('forbidden', `kind ${input.kind} is written by the server only`);
+    return this.post(p, input);
+  }
+
+  /** A message the server writes on a user's behalf (e.g. a red-packet announcement); any registered kind. */
+  postAsServer(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    return this.post(p, input);
+  }
+
+  private async post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     const body = validateMessageBody(input.kind, input.body);
     if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
