@@ -268,7 +268,7 @@ describe('lanes', () => {
       const imLatency = Date.now() - t0;
       const depth = await env.pushStore.queueDepth();
       assert.ok(depth.bulk > 100, `the marketing burst is still draining (${depth.bulk} left)`);
-      assert.ok(imLatency < 500, `IM push took ${imLatency} ms during the burst`);
+      assert.ok(imLatency < 1000, `IM push took ${imLatency} ms during the burst`);
     } finally {
       await env.close();
       await stopFakes(fakes);

@@ -4,6 +4,7 @@ import type { PushFunnel } from './funnel.ts';
 import { backoffMs } from './policy.ts';
 import type { ProviderMessage, PushProviderAdapter } from './providers/provider.ts';
 import type { ClaimedJob, JobCompletion, PushLane, PushProviderName, ProviderResult } from './types.ts';
+import type { LoopGuard } from './loop-guard.ts';
 
 export interface LaneOptions {
   concurrency: number;
@@ -22,6 +23,8 @@ export interface DispatcherOptions {
   /** Housekeeping period: expired leases, expired jobs, queue depth. */
   sweepMs?: number;
   retentionMs: number;
+  /** Scales the bulk lane's rate down while the event loop lags (live chat first). */
+  guard?: LoopGuard;
 }
 
 /**
@@ -158,6 +161,11 @@ export class PushDispatcher {
     return this.store.claim(lane, this.now(), limit, this.opts.leaseMs);
   }
 
+  /** Rate factor for a lane: 1 for live, the loop guard's factor for bulk. */
+  rateFactor(lane: PushLane): number {
+    return lane === 'bulk' && this.opts.guard ? this.opts.guard.factor : 1;
+  }
+
   get idlePollMs(): number {
     return this.opts.idlePollMs ?? 1000;
   }
@@ -213,7 +221,8 @@ class LaneRunner {
     if (this.opts.ratePerSec <= 0) return;
     const now = Date.now();
     // At most 100 ms of budget accumulates: a rate cap, not a burst allowance.
-    this.tokens = Math.min(this.opts.ratePerSec / 10, this.tokens + ((now - this.lastRefill) / 1000) * this.opts.ratePerSec);
+    const rate = this.opts.ratePerSec * this.d.rateFactor(this.lane);
+    this.tokens = Math.min(Math.max(1, rate / 10), this.tokens + ((now - this.lastRefill) / 1000) * rate);
     this.lastRefill = now;
   }
 
@@ -224,7 +233,7 @@ class LaneRunner {
     this.refill();
     const room = Math.min(this.opts.concurrency - this.inflight, Math.floor(this.tokens));
     if (room <= 0) {
-      if (this.tokens < 1) this.sleep(Math.ceil(((1 - this.tokens) / this.opts.ratePerSec) * 1000));
+      if (this.tokens < 1) this.sleep(Math.ceil(((1 - this.tokens) / (this.opts.ratePerSec * this.d.rateFactor(this.lane))) * 1000));
       return; // a completion frees a slot and kicks again
     }
     this.claiming = true;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
 import type { AccountService } from '../services/accounts.ts';
 import type { PushConfig } from './push-config.ts';
@@ -13,6 +13,7 @@ import { PushFunnel } from './funnel.ts';
 import { PushDispatcher } from './dispatcher.ts';
 import { PushService, type Presence } from './service.ts';
 import { registerPushRoutes } from './routes.ts';
+import { LoopGuard } from './loop-guard.ts';
 import type { PushProviderAdapter } from './providers/provider.ts';
 import { ApnsProvider } from './providers/apns.ts';
 import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
@@ -138,6 +139,17 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
   const providers = deps.providers ?? made.providers;
   const receiptKey = Buffer.from(await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url')), 'base64url');
   const funnel = new PushFunnel(deps.registry, store, deps.now, log);
+  const guard = config.lanes.bulkYieldLagMs > 0 && config.enabled ? new LoopGuard(config.lanes.bulkYieldLagMs) : undefined;
+  if (guard) {
+    new Gauge({
+      name: 'magpie_push_bulk_rate_factor',
+      help: 'Share of the bulk lane rate in use (below 1 while the event loop lags: bulk yields to live chat)',
+      registers: [deps.registry],
+      collect() {
+        this.set(guard.factor);
+      },
+    });
+  }
   const service = new PushService({
     config,
     store: deps.store,
@@ -148,6 +160,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
     log,
     receiptKey,
     vapidPublicKey: made.vapidPublicKey,
+    ...(guard ? { guard } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
   const dispatcher = new PushDispatcher(
@@ -157,6 +170,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
     service.buildMessage,
     {
       lanes: config.lanes,
+      ...(guard ? { guard } : {}),
       maxAttempts: config.maxAttempts,
       backoffBaseMs: config.backoffBaseMs,
       backoffMaxMs: config.backoffMaxMs,
@@ -185,6 +199,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
       await service.stop();
       await dispatcher.stop();
       await funnel.stop();
+      guard?.stop();
       for (const p of Object.values(providers)) await p?.close();
       await store.close();
     },

@@ -54,6 +54,8 @@ export const PushConfigSchema = z.strictObject({
       live: z.strictObject({ concurrency: z.number().int().min(1).default(256), ratePerSec: z.number().min(0).default(0) }).prefault({}),
       /** followed + marketing: its own queue, smaller concurrency and a rate cap (0 = none). */
       bulk: z.strictObject({ concurrency: z.number().int().min(1).default(32), ratePerSec: z.number().min(0).default(1000) }).prefault({}),
+      /** The bulk lane slows down (rate halves per 200 ms sample) while the event loop lags more than this; 0 = never. */
+      bulkYieldLagMs: z.number().min(0).default(25),
     })
     .prefault({}),
   /** Finished jobs and their attempts are kept this long (receipts, inspection). */

@@ -95,6 +95,8 @@ export interface PushServiceDeps {
   receiptKey: Buffer;
   vapidPublicKey: string | null;
   now?: () => number;
+  /** Campaign intake pauses between slices while the event loop lags. */
+  guard?: { pauseMs(): number };
 }
 
 interface ImIntake {
@@ -349,8 +351,13 @@ export class PushService implements OfflinePush, OfflineHandoff {
     const ids = [...new Set(req.userIds)];
     for (let i = 0; i < ids.length; i += NOTIFY_BATCH) {
       await this.notifyChunk(ids.slice(i, i + NOTIFY_BATCH), category, req, out);
-      // A campaign of many users yields between chunks so live traffic keeps flowing.
-      if (i + NOTIFY_BATCH < ids.length) await yieldToIo();
+      // A campaign of many users yields between chunks so live traffic keeps flowing, and
+      // pauses while the event loop lags (bulk work never competes with chat).
+      if (i + NOTIFY_BATCH < ids.length) {
+        const pause = LANE_OF[category] === 'bulk' ? (this.d.guard?.pauseMs() ?? 0) : 0;
+        if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+        else await yieldToIo();
+      }
     }
     return out;
   }

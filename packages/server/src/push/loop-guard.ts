@@ -1,0 +1,42 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+/**
+ * Bulk work yields to live chat: watches this process's event-loop delay and turns it into
+ * a factor in (0, 1] for the bulk lane's rate and the campaign intake. When the loop lags
+ * beyond `lagMs` the factor halves (down to `floor`); when it is healthy again it climbs
+ * back by a tenth per sample (AIMD, sampled every `sampleMs`).
+ */
+export class LoopGuard {
+  private readonly h: IntervalHistogram;
+  private readonly timer: NodeJS.Timeout;
+  factor = 1;
+  lastLagMs = 0;
+
+  constructor(
+    private readonly lagMs: number,
+    sampleMs = 200,
+    private readonly floor = 0.05,
+  ) {
+    this.h = monitorEventLoopDelay({ resolution: 10 });
+    this.h.enable();
+    this.timer = setInterval(() => this.sample(), sampleMs);
+    this.timer.unref();
+  }
+
+  private sample(): void {
+    this.lastLagMs = this.h.max / 1e6;
+    this.h.reset();
+    if (this.lastLagMs > this.lagMs) this.factor = Math.max(this.floor, this.factor / 2);
+    else this.factor = Math.min(1, this.factor + 0.1);
+  }
+
+  /** A pause for bulk intake between slices: none when healthy, up to ~100 ms when throttled hard. */
+  pauseMs(): number {
+    return this.factor >= 1 ? 0 : Math.round(100 * (1 - this.factor));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.h.disable();
+  }
+}
