@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { MagpieError, RED_PACKET_SPLITS, issuesOf } from '@magpie/protocol';
+import { RED_PACKET_SPLITS } from '@magpie/protocol';
+import { adminGuard } from '../http/admin-auth.ts';
+import { bearer, parseBody as parse } from '../http/validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
@@ -30,19 +31,6 @@ const EntriesQuery = z.strictObject({ before: z.coerce.number().int().positive()
 const GatewayBody = z.strictObject({ userId: Id, amount: Fen, reference: z.string().min(1).max(128) });
 const SettleBody = z.strictObject({ result: z.enum(['paid', 'reversed']) });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) });
-  return r.data;
-}
-
-function bearer(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7) : undefined;
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
 /**
  * REST routes of wallets and red packets:
  *   POST /api/redpackets                  send (201)
@@ -63,12 +51,7 @@ export function registerWalletRoutes(
 ): void {
   const { accounts, redPackets, wallet } = deps;
   const auth = (req: FastifyRequest): Promise<Principal> => accounts.authenticate(bearer(req));
-  const adminDigest = deps.adminToken ? digest(deps.adminToken) : null;
-  const admin = (req: FastifyRequest): void => {
-    if (!adminDigest) throw new MagpieError('forbidden', 'the admin API is disabled (set MAGPIE_ADMIN_TOKEN)');
-    const token = bearer(req);
-    if (!token || !timingSafeEqual(digest(token), adminDigest)) throw new MagpieError('unauthorized', 'admin token required');
-  };
+  const admin = adminGuard(deps.adminToken);
 
   app.post('/api/redpackets', async (req, reply) => {
     const p = await auth(req);
