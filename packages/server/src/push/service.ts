@@ -248,16 +248,16 @@ export class PushService implements OfflinePush, OfflineHandoff {
         const online = new Set(this.d.presence.onlineDevices(userId));
         let regs = devices.get(userId) ?? [];
         if (item.onlyDevice !== undefined) regs = regs.filter((x) => x.deviceId === item.onlyDevice);
-        if (regs.length > 0) regs = await this.withLiveSession(userId, regs, now, liveCache);
-        if (regs.length === 0) {
+        // Connected devices need no push (checked first: it is free); the rest must still have a live session.
+        let targets = item.force ? regs : regs.filter((x) => !online.has(x.deviceId));
+        if (targets.length > 0) targets = await this.withLiveSession(userId, targets, now, liveCache);
+        if (targets.length === 0) {
           if (item.onlyDevice !== undefined || online.size === 0) {
             funnel.stage('requested', 'im', 'none');
             funnel.drop('no_device', 'im', 'none');
           }
           continue;
         }
-        const targets = item.force ? regs : regs.filter((x) => !online.has(x.deviceId));
-        if (targets.length === 0) continue;
         for (const t of targets) funnel.stage('requested', 'im', t.provider);
         const entry = await store.getEntry(userId, m.conv);
         if (entry?.muted) {
@@ -376,9 +376,9 @@ export class PushService implements OfflinePush, OfflineHandoff {
     const candidates: { userId: string; s: PushUserSettings; eligible: PushDevice[] }[] = [];
     for (const userId of userIds) {
       const online = new Set(this.d.presence.onlineDevices(userId));
-      let regs = devices.get(userId) ?? [];
-      if (regs.length > 0) regs = await this.withLiveSession(userId, regs, now, liveCache);
-      if (regs.length === 0) {
+      let targets = (devices.get(userId) ?? []).filter((x) => !online.has(x.deviceId));
+      if (targets.length > 0) targets = await this.withLiveSession(userId, targets, now, liveCache);
+      if (targets.length === 0) {
         if (online.size === 0) {
           funnel.stage('requested', category, 'none');
           out.requested++;
@@ -386,8 +386,6 @@ export class PushService implements OfflinePush, OfflineHandoff {
         }
         continue;
       }
-      const targets = regs.filter((x) => !online.has(x.deviceId));
-      if (targets.length === 0) continue;
       for (const t of targets) funnel.stage('requested', category, t.provider);
       out.requested += targets.length;
       const s = settings.get(userId)!;
