@@ -429,3 +429,67 @@ describe('a group that grows past the super-group threshold', () => {
     assert.deepEqual((await historyAfter(lateJoiner, conv, from - 1)).map((m) => m.seq), Array.from({ length: S - from + 1 }, (_, i) => from + i));
   });
 });
+
+describe('super-group fan-out: coalesced writes, slow consumer cut off', () => {
+  const nonce = Math.random().toString(36).slice(2, 10);
+  let dataDir: string;
+  let server: ServerProcess;
+  let clients: Lite[] = [];
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'magpie-fanout-'));
+    await seedUsers(dataDir, 4, nonce);
+    // Threshold 2: a group of 4 is a super group from its creation.
+    server = await startServer({ dataDir, env: { ...FAST_ENV, MAGPIE_SUPER_GROUP_THRESHOLD: '2' } });
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await server?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('messages committed together reach a batch client as one write; a reader that stops reading is closed 4501, the others get everything', async (t) => {
+    clients = await connectAll(server.wsUrl, nonce, [0, 1, 2, 3], 4);
+    const [sender, fast, slow, counter] = clients as [Lite, Lite, Lite, Lite];
+    const created = await api(server.url, 'POST', '/api/groups', { name: 'fan-out', members: [userId(1), userId(2), userId(3)] }, tokenOf(nonce, 0));
+    assert.equal(created.body.group.kind, 'super');
+    const conv: string = created.body.group.conv;
+    await waitUntil(() => fast.seqs(conv).length >= 1, 5000); // the creation notice
+
+    // Coalescing: 20 sends pipelined in one go are group-committed together and published in
+    // the same turn, so the `batch` client gets them in fewer WebSocket messages than frames.
+    let wsMessages = 0;
+    counter.ws.on('message', () => wsMessages++);
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, j) => sender.request({ type: 'send', clientMsgId: `co-${j}`, conv, kind: 'text', body: { text: `m${j}` } })));
+    const last = Math.max(...replies.map((r) => r.message.seq));
+    await waitUntil(() => counter.seqs(conv).includes(last), 5000);
+    assert.equal(counter.seqs(conv).filter((s) => s > 1).length, 20);
+    const coalesced = wsMessages;
+    assert.ok(coalesced < 20, `20 frames arrived in ${coalesced} WebSocket messages (coalesced)`);
+
+    // Slow consumer: `slow` stops reading its socket; the server's buffered output for it passes
+    // the 4 MiB cap (after the kernel buffers fill) and it is closed with slow_consumer (4501).
+    const slowSocket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    slowSocket.pause();
+    const text = 'x'.repeat(15_000);
+    const start = Math.max(...fast.seqs(conv));
+    let sent = 0;
+    const closedSlow = async () => /magpie_closes_total\{reason="slow_consumer"\} [1-9]/.test(await (await fetch(`${server.url}/metrics`)).text());
+    while (sent < 3000 && !(sent % 100 === 0 && sent > 0 && (await closedSlow()))) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => sender.request({ type: 'send', clientMsgId: `big-${sent + j}`, conv, kind: 'text', body: { text } })));
+      sent += 50;
+    }
+    assert.ok(await closedSlow(), `the server closed the slow reader with slow_consumer after ${sent} messages of 15 KB`);
+    t.diagnostic(`20 pipelined sends arrived in ${coalesced} WebSocket message(s); the paused reader was closed (slow_consumer) within ${sent} messages of 15 KB`);
+    // Reading again, it finds its connection ended (the close frame sat behind the capped
+    // output, so the socket may be gone before the frame: 4501 or 1006).
+    slowSocket.resume();
+    await waitUntil(() => slow.closeCode !== undefined, 10_000);
+    assert.ok(slow.closeCode === 4501 || slow.closeCode === 1006, `slow reader closed with ${slow.closeCode}`);
+    // The readers that keep up got every message, in order, once.
+    await waitUntil(() => fast.seqs(conv).filter((s) => s > start).length >= sent, 15_000);
+    assert.deepEqual(fast.seqs(conv).filter((s) => s > start), Array.from({ length: sent }, (_, i) => start + 1 + i));
+    assert.equal(fast.closeCode, undefined);
+  });
+});
