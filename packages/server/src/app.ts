@@ -28,7 +28,7 @@ import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
-import { RecordingHandoff, type OfflineHandoff } from './delivery/offline-handoff.ts';
+import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 
 export interface MagpieServer {

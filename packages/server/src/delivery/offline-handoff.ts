@@ -6,12 +6,3 @@
 export interface OfflineHandoff {
   handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void;
 }
-
-export class RecordingHandoff implements OfflineHandoff {
-  readonly records: { userId: string; deviceId: string; inboxSeq: number; reason: string; at: number }[] = [];
-  constructor(private readonly capacity = 10_000) {}
-  handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void {
-    this.records.push({ ...ref, reason, at: Date.now() });
-    if (this.records.length > this.capacity) this.records.shift();
-  }
-}
