@@ -1,15 +1,31 @@
 /**
  * Bus: node-to-node routing of live events to the devices of a user, wherever they are
- * connected. Implementations: in-process (default, one node) and, for clusters, a broker.
+ * connected. Implementations: in-process (memory-bus.ts, default, one node) and, for
+ * clusters, NATS core pub/sub (nats-bus.ts).
  *
  * Guarantees: at-most-once, in publish order per user from one node. A lost event is
  * never a lost message: every message is durable in the Store before it is published,
  * and clients recover anything missed through sync (pong inboxSeq, gap pull).
+ *
+ * Routing is by interest: a node receives `deliver` and `kick` events of the users it
+ * watches, `advance` events of the conversations it watches, and every `supers` event.
+ * An event published on a node reaches that node's own handler exactly once (when it
+ * watches the target). The in-process Bus has one node: it hands everything to it.
  */
 export interface Bus {
   publish(event: BusEvent): void;
   /** Register this node's handler for events addressed to users it may hold. */
   subscribe(handler: (event: BusEvent) => void): void;
+  /**
+   * This node holds a connection of `userId`: route its `deliver`/`kick` events here.
+   * Reference-counted: every call is matched by one `unwatchUser`. Resolves once the
+   * interest is in effect, i.e. events published anywhere after that reach this node.
+   */
+  watchUser(userId: string): Promise<void>;
+  unwatchUser(userId: string): void;
+  /** This node has followers of super group `conv`: route its `advance` events here. Reference-counted like watchUser. */
+  watchConv(conv: string): Promise<void>;
+  unwatchConv(conv: string): void;
   close(): Promise<void>;
 }
 
@@ -22,7 +38,7 @@ export type BusEvent =
   | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[] }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
   | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
-  /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). */
+  /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). Reaches every node. */
   | { type: 'supers'; conv: string; add: string[]; remove: string[] }
   /** Close these sessions' connections with a kicked/revoked close. */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin' };

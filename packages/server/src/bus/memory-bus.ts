@@ -12,6 +12,12 @@ export class MemoryBus implements Bus {
     this.handlers.push(handler);
   }
 
+  // One node holds every connection: there is no interest to route by.
+  async watchUser(_userId: string): Promise<void> {}
+  unwatchUser(_userId: string): void {}
+  async watchConv(_conv: string): Promise<void> {}
+  unwatchConv(_conv: string): void {}
+
   async close(): Promise<void> {
     this.handlers.length = 0;
   }

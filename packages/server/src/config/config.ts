@@ -13,6 +13,8 @@ export const ConfigSchema = z.strictObject({
   dataDir: z.string().default('./data'),
   /** 'sqlite' (file under dataDir) or a postgres:// URL. */
   store: z.string().default('sqlite'),
+  /** Cluster Bus: a nats:// URL (comma-separated for several servers). Unset: the in-process Bus (one node). */
+  nats: z.string().optional(),
   /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
   sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
   tls: z.strictObject({ keyFile: z.string(), certFile: z.string() }).optional(),
@@ -112,6 +114,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_PORT: (c, v) => (c.port = Number(v)),
   MAGPIE_DATA_DIR: (c, v) => (c.dataDir = v),
   MAGPIE_STORE: (c, v) => (c.store = v),
+  MAGPIE_NATS: (c, v) => (c.nats = v),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),

@@ -4,17 +4,21 @@ import type { Connection } from './connection.ts';
 export class ConnectionRegistry {
   private readonly byUser = new Map<string, Set<Connection>>();
 
-  add(userId: string, conn: Connection): void {
+  /** False when `conn` was already registered. */
+  add(userId: string, conn: Connection): boolean {
     let set = this.byUser.get(userId);
     if (!set) this.byUser.set(userId, (set = new Set()));
+    if (set.has(conn)) return false;
     set.add(conn);
+    return true;
   }
 
-  remove(userId: string, conn: Connection): void {
+  /** False when `conn` was not registered. */
+  remove(userId: string, conn: Connection): boolean {
     const set = this.byUser.get(userId);
-    if (!set) return;
-    set.delete(conn);
+    if (!set?.delete(conn)) return false;
     if (set.size === 0) this.byUser.delete(userId);
+    return true;
   }
 
   of(userId: string): Iterable<Connection> {

@@ -1,5 +1,11 @@
 import type { Connection } from './connection.ts';
 
+/** Told when a conversation gains its first follower on this node and loses its last (the Bus watches it meanwhile). */
+export interface ConvInterest {
+  gained(conv: string): void;
+  lost(conv: string): void;
+}
+
 /**
  * Which connections of this node follow which super groups. Built from the store once per
  * connection (at hello) and kept up to date by membership events, so a super-group message
@@ -9,9 +15,14 @@ export class SuperGroupIndex {
   private readonly byConv = new Map<string, Set<Connection>>();
   private readonly byConn = new Map<Connection, Set<string>>();
 
+  constructor(private readonly interest: ConvInterest = { gained() {}, lost() {} }) {}
+
   add(conv: string, conn: Connection): void {
     let set = this.byConv.get(conv);
-    if (!set) this.byConv.set(conv, (set = new Set()));
+    if (!set) {
+      this.byConv.set(conv, (set = new Set()));
+      this.interest.gained(conv);
+    }
     set.add(conn);
     let convs = this.byConn.get(conn);
     if (!convs) this.byConn.set(conn, (convs = new Set()));
@@ -21,7 +32,7 @@ export class SuperGroupIndex {
   remove(conv: string, conn: Connection): void {
     const set = this.byConv.get(conv);
     set?.delete(conn);
-    if (set && set.size === 0) this.byConv.delete(conv);
+    if (set && set.size === 0) this.lose(conv);
     this.byConn.get(conn)?.delete(conv);
   }
 
@@ -30,9 +41,14 @@ export class SuperGroupIndex {
     for (const conv of this.byConn.get(conn) ?? []) {
       const set = this.byConv.get(conv);
       set?.delete(conn);
-      if (set && set.size === 0) this.byConv.delete(conv);
+      if (set && set.size === 0) this.lose(conv);
     }
     this.byConn.delete(conn);
+  }
+
+  private lose(conv: string): void {
+    this.byConv.delete(conv);
+    this.interest.lost(conv);
   }
 
   followers(conv: string): Iterable<Connection> {

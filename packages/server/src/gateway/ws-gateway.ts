@@ -45,7 +45,8 @@ const KICK_TEXT = {
  */
 export class WsGateway {
   readonly registry = new ConnectionRegistry();
-  readonly supers = new SuperGroupIndex();
+  /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
+  readonly supers = new SuperGroupIndex({ gained: (conv) => void this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
   private readonly wss: WebSocketServer;
   private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -116,7 +117,7 @@ export class WsGateway {
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
     this.supers.drop(conn);
-    if (conn.principal) this.registry.remove(conn.principal.userId, conn);
+    if (conn.principal && this.registry.remove(conn.principal.userId, conn)) this.d.bus.unwatchUser(conn.principal.userId);
   }
 
   private async onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
@@ -219,7 +220,8 @@ export class WsGateway {
     this.unauthenticated.delete(conn);
     // Register before reading the inbox state: a message committed in between is then
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
-    this.registry.add(principal.userId, conn);
+    // On a cluster Bus the user's events reach this node once its interest is in effect.
+    if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
     const supers = await this.d.messaging.superGroupsOf(principal.userId);
     // Pending instructions go out in this answer, before the client's first sync page.

@@ -1,0 +1,282 @@
+import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { pino, type Logger } from 'pino';
+import type { Bus, BusEvent } from './bus.ts';
+
+export interface NatsBusOptions {
+  /** NATS server URL(s), e.g. nats://127.0.0.1:4222. */
+  servers: string | string[];
+  /** First subject token; every node of one cluster uses the same. Default 'magpie'. */
+  prefix?: string;
+  /** Connection name shown by the NATS server (monitoring). */
+  name?: string;
+  log?: Logger;
+  /** How long after a `supers` join the conversation's advances go to every node (see publish). Default 2000. */
+  transitionMs?: number;
+  /** Longest wait for the server to confirm a new subscription before watch* resolves anyway. Default 2000. */
+  confirmTimeoutMs?: number;
+}
+
+interface Interest {
+  count: number;
+  sub: Subscription;
+  /** Resolves once the server has processed the SUB. */
+  ready: Promise<void>;
+}
+
+/**
+ * The cluster Bus over NATS core pub/sub. Live routing is at-most-once by contract (the
+ * Store is the truth; clients recover losses by sync), so JetStream's persistence and acks
+ * would only add latency and disk writes: plain subjects are enough.
+ *
+ * Routing by interest, not broadcast:
+ *   <prefix>.u.<user>   `deliver` and `kick`; subscribed while this node holds a connection of the user
+ *   <prefix>.c.<conv>   super-group `advance`; subscribed while this node has followers of the conversation
+ *   <prefix>.all        `supers` membership changes (every node), and advances during a transition (below)
+ * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
+ * must not contain '.', '*', '>' or whitespace.
+ *
+ * Own events: the connection is opened with `noEcho`, so the server never returns this
+ * node's publications to it; `publish` hands them to the local handlers itself (when this
+ * node watches the target), synchronously, in publish order — exactly once.
+ *
+ * Order: one connection per node, and NATS keeps the order of one publisher's messages,
+ * so events for a user from one node arrive in publish order.
+ *
+ * Reconnects: the client reconnects forever and re-sends its subscriptions itself; events
+ * published while disconnected go out from its reconnect buffer or are lost (at-most-once).
+ * Status changes are logged.
+ */
+export class NatsBus implements Bus {
+  private readonly handlers: ((event: BusEvent) => void)[] = [];
+  private readonly users = new Map<string, Interest>();
+  private readonly convs = new Map<string, Interest>();
+  /** Conversations whose followers changed recently: conv → until (ms). */
+  private readonly transitions = new Map<string, number>();
+  private readonly prefix: string;
+  private readonly log: Logger;
+  private readonly transitionMs: number;
+  private readonly confirmTimeoutMs: number;
+  private confirmWaiters: (() => void)[] | null = null;
+  private closing = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    opts: NatsBusOptions,
+  ) {
+    this.prefix = opts.prefix ?? 'magpie';
+    this.log = opts.log ?? pino({ enabled: false });
+    this.transitionMs = opts.transitionMs ?? 2000;
+    this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 2000;
+    nc.subscribe(`${this.prefix}.all`, { callback: (err, msg) => this.onMessage(err, msg) });
+    void this.watchStatus();
+  }
+
+  /** Connect to NATS (fails when no server answers: a node without its bus must not start). */
+  static async connect(opts: NatsBusOptions): Promise<NatsBus> {
+    const nc = await connect({
+      servers: opts.servers,
+      name: opts.name ?? 'magpie',
+      noEcho: true,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1000,
+    });
+    return new NatsBus(nc, opts);
+  }
+
+  publish(event: BusEvent): void {
+    if (this.closing) return;
+    if (event.type === 'supers' && event.add.length > 0) this.markTransition(event.conv);
+    try {
+      this.nc.publish(this.subjectOf(event), encode(event));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, type: event.type }, 'bus publish failed');
+    }
+    this.dispatch(event);
+  }
+
+  subscribe(handler: (event: BusEvent) => void): void {
+    this.handlers.push(handler);
+  }
+
+  watchUser(userId: string): Promise<void> {
+    return this.watch(this.users, `${this.prefix}.u.${token(userId)}`, userId);
+  }
+
+  unwatchUser(userId: string): void {
+    this.unwatch(this.users, userId);
+  }
+
+  watchConv(conv: string): Promise<void> {
+    return this.watch(this.convs, `${this.prefix}.c.${token(conv)}`, conv);
+  }
+
+  unwatchConv(conv: string): void {
+    this.unwatch(this.convs, conv);
+  }
+
+  /** Drain: pending publications are flushed, subscriptions end, the connection closes. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    try {
+      await this.nc.drain();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'nats drain failed');
+    }
+    this.handlers.length = 0;
+    this.users.clear();
+    this.convs.clear();
+  }
+
+  /**
+   * A node that gains followers through a `supers` event subscribes to the conversation
+   * only when that event arrives, so an advance published right after it (the next message
+   * of a group that just became super) could pass before the new subscription is in effect.
+   * Every node sees every `supers` event, so for a short while afterwards advances of that
+   * conversation take the broadcast subject, behind the `supers` event from the same node.
+   */
+  private subjectOf(event: BusEvent): string {
+    switch (event.type) {
+      case 'deliver':
+      case 'kick':
+        return `${this.prefix}.u.${token(event.userId)}`;
+      case 'advance':
+        return (this.transitions.get(event.conv) ?? 0) > Date.now() ? `${this.prefix}.all` : `${this.prefix}.c.${token(event.conv)}`;
+      case 'supers':
+        return `${this.prefix}.all`;
+    }
+  }
+
+  private markTransition(conv: string): void {
+    const now = Date.now();
+    if (this.transitions.size > 1024) for (const [c, until] of this.transitions) if (until <= now) this.transitions.delete(c);
+    this.transitions.set(conv, now + this.transitionMs);
+  }
+
+  private watch(map: Map<string, Interest>, subject: string, key: string): Promise<void> {
+    const have = map.get(key);
+    if (have) {
+      have.count++;
+      return have.ready;
+    }
+    if (this.closing) return Promise.resolve();
+    const sub = this.nc.subscribe(subject, { callback: (err, msg) => this.onMessage(err, msg) });
+    const entry: Interest = { count: 1, sub, ready: this.confirm() };
+    map.set(key, entry);
+    return entry.ready;
+  }
+
+  private unwatch(map: Map<string, Interest>, key: string): void {
+    const have = map.get(key);
+    if (!have || --have.count > 0) return;
+    map.delete(key);
+    if (!this.closing) have.sub.unsubscribe();
+  }
+
+  /**
+   * Resolve once the server has processed everything sent so far (a PING/PONG round trip).
+   * Subscriptions made in one tick share one round trip; a server that does not answer in
+   * time only costs at-most-once delivery meanwhile, never a stuck caller.
+   */
+  private confirm(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.confirmWaiters) {
+        this.confirmWaiters.push(resolve);
+        return;
+      }
+      const waiters = (this.confirmWaiters = [resolve]);
+      queueMicrotask(() => {
+        this.confirmWaiters = null;
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((r) => (timer = setTimeout(r, this.confirmTimeoutMs)));
+        Promise.race([this.nc.flush(), timeout])
+          .catch((err: Error) => this.log.debug({ err: err.message }, 'nats flush failed'))
+          .finally(() => {
+            clearTimeout(timer);
+            for (const w of waiters) w();
+          });
+      });
+    });
+  }
+
+  private onMessage(err: Error | null, msg: Msg): void {
+    if (err) {
+      this.log.warn({ err: err.message }, 'nats subscription error');
+      return;
+    }
+    let event: BusEvent;
+    try {
+      event = decode(msg.string());
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, subject: msg.subject }, 'bad bus message dropped');
+      return;
+    }
+    if (event.type === 'supers' && event.add.length > 0) this.markTransition(event.conv);
+    this.dispatch(event);
+  }
+
+  /** Hand an event to the local handlers when this node watches its target. */
+  private dispatch(event: BusEvent): void {
+    const wanted = event.type === 'supers' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
+    if (!wanted) return;
+    for (const h of this.handlers) {
+      try {
+        h(event);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, type: event.type }, 'bus handler failed');
+      }
+    }
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      switch (s.type) {
+        case 'ping':
+        case 'reconnecting':
+          this.log.debug({ status: s.type }, 'nats status');
+          break;
+        case 'disconnect':
+          this.log.warn({ server: s.server }, 'nats disconnected; reconnecting (live events meanwhile are lost, clients catch up by sync)');
+          break;
+        case 'reconnect':
+          this.log.info({ server: s.server }, 'nats reconnected; subscriptions restored');
+          break;
+        case 'error':
+          this.log.error({ err: s.error.message }, 'nats error');
+          break;
+        case 'slowConsumer':
+          this.log.warn({ subject: s.sub.getSubject(), pending: s.pending }, 'nats slow consumer');
+          break;
+        default:
+          this.log.info({ status: s.type }, 'nats status');
+      }
+    }
+  }
+}
+
+/** One subject token for any id: base64url has no '.', '*', '>' or whitespace. */
+export function token(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url') || '-';
+}
+
+/**
+ * Wire form: the event without its frame as JSON, then a newline and the frame as is, so
+ * the already serialized frame is not escaped again. JSON.stringify never emits a raw
+ * newline, so the first one ends the header whatever the frame holds.
+ */
+function encode(event: BusEvent): string {
+  if (event.type === 'deliver' || event.type === 'advance') {
+    const { frame, ...head } = event;
+    return `${JSON.stringify(head)}\n${frame}`;
+  }
+  return JSON.stringify(event);
+}
+
+function decode(text: string): BusEvent {
+  const nl = text.indexOf('\n');
+  const head = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as Record<string, unknown>;
+  if (nl >= 0) head.frame = text.slice(nl + 1);
+  const t = head.type;
+  if (t !== 'deliver' && t !== 'advance' && t !== 'supers' && t !== 'kick') throw new Error(`unknown bus event type ${String(t)}`);
+  return head as unknown as BusEvent;
+}

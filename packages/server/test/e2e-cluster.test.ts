@@ -1,0 +1,114 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import postgres from 'postgres';
+import { randomBytes } from 'node:crypto';
+import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
+import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
+
+/**
+ * Two Magpie nodes (separate processes, each its own port) sharing one PostgreSQL database
+ * and NATS, as behind a load balancer: what one node does reaches the other's connections.
+ * Needs PostgreSQL and NATS; skips without them unless MAGPIE_REQUIRE_SERVICES=1.
+ */
+const skip = (await pgUnavailable()) ?? (await natsUnavailable());
+
+describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
+  const dbName = `magpie_cluster_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  let n1: ServerProcess;
+  let n2: ServerProcess;
+  before(async () => {
+    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
+    const url = new URL(PG_URL);
+    url.pathname = `/${dbName}`;
+    const env = {
+      MAGPIE_STORE: url.toString(),
+      MAGPIE_NATS: NATS_URL,
+      MAGPIE_USER_RATE: '2000',
+      MAGPIE_USER_BURST: '2000',
+      MAGPIE_SUPER_GROUP_THRESHOLD: '3',
+      MAGPIE_DEVICES_PER_PLATFORM_CLASS: '1',
+    };
+    // One after the other: the first creates the tables.
+    n1 = await startServer({ env });
+    n2 = await startServer({ env });
+  });
+  after(async () => {
+    await Promise.all([n1?.stop(), n2?.stop()]);
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.end({ timeout: 2 });
+  });
+
+  const clients: RawClient[] = [];
+  async function connect(node: ServerProcess, who: Account): Promise<RawClient> {
+    const { client } = await RawClient.connect(node.wsUrl, who.token);
+    clients.push(client);
+    return client;
+  }
+  after(() => {
+    assert.deepEqual(clients.flatMap((c) => c.schemaErrors), []);
+    for (const c of clients) c.close();
+  });
+
+  it('a message sent on node 1 arrives live on node 2, and its delivered receipt comes back', async () => {
+    const a = await registerAndLogin(n1.url);
+    const b = await registerAndLogin(n2.url);
+    const ca = await connect(n1, a);
+    const cb = await connect(n2, b);
+    const sent = await ca.request({ type: 'send', clientMsgId: 'x1', to: b.userId, kind: 'text', body: { text: 'across nodes' } });
+    const got = await cb.waitFor((f) => f.type === 'msg' && f.message.clientMsgId === 'x1');
+    assert.equal(got.message.body.text, 'across nodes');
+    assert.equal(got.message.seq, sent.message.seq);
+    cb.send({ type: 'ack', inboxSeq: got.inboxSeq });
+    const receipt = await ca.waitFor((f) => f.type === 'delivered' && f.conv === sent.message.conv);
+    assert.equal(receipt.seq, sent.message.seq);
+    // And back the other way, in order.
+    for (let i = 0; i < 20; i++) cb.send({ type: 'send', id: 1000 + i, clientMsgId: `y${i}`, to: a.userId, kind: 'text', body: { text: `y${i}` } });
+    await ca.waitFor(() => ca.messages().filter((m) => m.message.sender === b.userId).length === 20);
+    const seqs = ca.messages().filter((m) => m.message.sender === b.userId).map((m) => m.message.seq);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
+  });
+
+  it('a login on node 1 kicks the same device class connected to node 2', async () => {
+    const b = await registerAndLogin(n2.url, { deviceId: 'old-web' });
+    const old = await connect(n2, b);
+    await login(n1.url, b.username, 'new-web', 'web');
+    const kicked = await old.waitFor((f) => f.type === 'kicked');
+    assert.equal(kicked.reason, 'new_login');
+    await old.waitClose();
+    assert.equal(old.closeCode, 4102);
+  });
+
+  it('a super group’s advanced signal fans out across nodes, from the switch on', async () => {
+    const [a, b, c, d] = await Promise.all([registerAndLogin(n1.url), registerAndLogin(n2.url), registerAndLogin(n1.url), registerAndLogin(n2.url)]);
+    const g = (await api(n1.url, 'POST', '/api/groups', { name: 'Cluster', members: [b!.userId], joinPolicy: 'open' }, a!.token)).body.group;
+    const ca = await connect(n1, a!);
+    const cb = await connect(n2, b!);
+    // Joins through node 1 push the group past the threshold (3): node 2 learns it from the bus.
+    for (const u of [c, d]) assert.equal((await api(n1.url, 'POST', `/api/groups/${g.conv}/join`, {}, u!.token)).status, 200);
+    const info = (await api(n1.url, 'GET', `/api/groups/${g.conv}`, undefined, a!.token)).body.group;
+    assert.equal(info.kind, 'super');
+    // The first message right after the switch already reaches node 2's follower.
+    await ca.request({ type: 'send', clientMsgId: 's1', conv: g.conv, kind: 'text', body: { text: 'first super message' } });
+    const first = await cb.waitFor((f) => f.type === 'advanced' && f.conv === g.conv && f.message.clientMsgId === 's1');
+    assert.equal(first.seq, info.lastSeq + 1);
+    // Later followers: D connects to node 2, C to node 1 (followers from the welcome).
+    await sleep(2100); // past the switch's transition window: advances take the conversation's own subject
+    const cd = await connect(n2, d!);
+    const cc = await connect(n1, c!);
+    await cb.request({ type: 'send', clientMsgId: 's2', conv: g.conv, kind: 'text', body: { text: 'from node 2' } });
+    for (const x of [ca, cc, cd]) await x.waitFor((f) => f.type === 'advanced' && f.message.clientMsgId === 's2');
+    await ca.request({ type: 'send', clientMsgId: 's3', conv: g.conv, kind: 'text', body: { text: 'from node 1' } });
+    for (const x of [cb, cc, cd]) await x.waitFor((f) => f.type === 'advanced' && f.message.clientMsgId === 's3');
+    // Each follower got each signal once; the sender's own session none.
+    await sleep(200); // time for a duplicate to show
+    const count = (x: RawClient, id: string) => x.frames.filter((f) => f.type === 'advanced' && f.message.clientMsgId === id).length;
+    assert.deepEqual([ca, cb, cc, cd].map((x) => [count(x, 's1'), count(x, 's2'), count(x, 's3')]), [
+      [0, 1, 0],
+      [1, 0, 1],
+      [0, 1, 1],
+      [0, 1, 1],
+    ]);
+  });
+});
