@@ -30,7 +30,7 @@ describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, 
       MAGPIE_SUPER_GROUP_THRESHOLD: '3',
       MAGPIE_DEVICES_PER_PLATFORM_CLASS: '1',
     };
-    // One after the other: the first creates the tables.
+    // One after the other, as in a rolling start (concurrent migrations are serialized anyway).
     n1 = await startServer({ env });
     n2 = await startServer({ env });
   });
