@@ -87,11 +87,12 @@ describe('server heartbeat rule', () => {
       const { client: c } = await RawClient.connect(srv.wsUrl, chatty.token);
       const started = Date.now();
       const pinger = setInterval(() => c.send({ type: 'ping', interval: 1000 }), 400);
-      await q.waitClose(6000);
+      await q.waitClose(10_000);
       clearInterval(pinger);
       assert.equal(q.closeCode, 4500);
       const silentFor = Date.now() - started;
-      assert.ok(silentFor >= 2000 && silentFor < 4000, `closed after ${silentFor} ms of silence (2 intervals + sweep)`);
+      // Never before two intervals; the upper bound allows the sweep period and a loaded machine.
+      assert.ok(silentFor >= 2000 && silentFor < 8000, `closed after ${silentFor} ms of silence (2 intervals + sweep)`);
       assert.equal(c.closeCode, undefined, 'the pinging client stays connected');
       c.close();
     } finally {
