@@ -181,6 +181,8 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await shot(ann, 'search');
     // Bob sees the request live (relation frame) on the contacts tab.
     await bob.page.getByTestId('tab-contacts').locator('.badge').waitFor();
+    await bob.page.getByTestId('tab-contacts').click();
+    await bob.page.locator(`[data-testid=incoming-request][data-user="${ann.username}"]`).waitFor();
     await shot(bob, 'contacts');
     await acceptFrom(bob, ann.username);
     await ann.page.getByTestId('tab-contacts').click();
@@ -242,7 +244,14 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await waitBadge(bob, 'Trio', before + 1);
     // Ann has the group open: no unread for her; a mention of Bob marks his row.
     await message(ann, 'hi all').waitFor();
-    await send(ann, `@${bob.username} look at this`);
+    // Mention by picking from the member suggestions with the keyboard.
+    await ann.page.getByTestId('composer').fill('@bo');
+    await ann.page.getByTestId('mention-suggestions').getByRole('option', { name: new RegExp(bob.username) }).waitFor();
+    await ann.page.getByTestId('composer').press('Tab');
+    assert.equal(await ann.page.getByTestId('composer').inputValue(), `@${bob.username} `);
+    await ann.page.getByTestId('composer').pressSequentially('look at this');
+    await ann.page.getByTestId('composer').press('Enter');
+    await message(ann, 'look at this').waitFor();
     await waitBadge(bob, 'Trio', before + 2);
     await row(bob, 'Trio').getByTestId('mention-marker').waitFor();
     await shot(bob, 'chats-group');

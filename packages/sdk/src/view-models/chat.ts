@@ -253,6 +253,15 @@ export class ChatViewModel extends ViewModel<ChatState> {
     }
   }
 
+  /** Group members whose username or nickname starts with `prefix` (the text after an `@`), for a mention picker. */
+  async mentionSuggestions(prefix: string, limit = 6): Promise<ProfileSummary[]> {
+    if (this.getSnapshot().kind === 'direct') return [];
+    const p = prefix.toLowerCase();
+    const me = this.deps.client.userId;
+    const members = (await this.memberProfiles()).map((m) => this.deps.directory.user(m.id) ?? m);
+    return members.filter((m) => m.id !== me && (m.username.toLowerCase().startsWith(p) || m.nickname.toLowerCase().startsWith(p))).slice(0, limit);
+  }
+
   get draft(): string {
     return this.entry?.draft ?? '';
   }

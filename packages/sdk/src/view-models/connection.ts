@@ -54,8 +54,8 @@ export class ConnectionViewModel extends ViewModel<ConnectionState> {
     private readonly client: MagpieClient,
     network = true,
   ) {
-    const status = network || statusOf(client.state) === 'signed_out' ? statusOf(client.state) : 'offline';
-    super({ status, client: client.state, received: 0, label: LABELS[status], network });
+    super({ status: statusOf(client.state), client: client.state, received: 0, label: LABELS[statusOf(client.state)], network });
+    this.apply(client.state);
     this.own(client.on('state', ({ state }) => this.apply(state)));
     this.own(client.on('syncProgress', (p: SyncProgress) => this.progress(p)));
   }
@@ -74,8 +74,12 @@ export class ConnectionViewModel extends ViewModel<ConnectionState> {
 
   private apply(state: ClientState): void {
     let status = statusOf(state);
-    if (!this.getSnapshot().network && status !== 'signed_out') status = 'offline';
-    this.setState({ status, client: state, label: LABELS[status], ...(status === 'syncing' ? {} : { received: 0 }) });
+    let label = LABELS[status];
+    if (!this.getSnapshot().network && status !== 'signed_out') {
+      status = 'offline';
+      label = LABELS.waiting_for_network;
+    }
+    this.setState({ status, client: state, label, ...(status === 'syncing' ? {} : { received: 0 }) });
   }
 
   private progress(p: SyncProgress): void {

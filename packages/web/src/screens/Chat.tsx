@@ -1,5 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { ChatViewModel, shortTime, type ChatItem, type ChatTarget, type LocalMessage } from '@magpie/sdk';
+import { ChatViewModel, shortTime, type ChatItem, type ChatTarget, type LocalMessage, type ProfileSummary } from '@magpie/sdk';
 import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, groupPath, navigate } from '../router.ts';
@@ -75,10 +75,26 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
 function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
   const { vm } = props;
   const [text, setText] = useState(() => vm.draft);
+  const [suggest, setSuggest] = useState<{ list: ProfileSummary[]; index: number }>({ list: [], index: 0 });
   const ref = useRef<HTMLTextAreaElement>(null);
   const textRef = useRef(text);
   textRef.current = text;
   useEffect(() => () => void vm.saveDraft(textRef.current.trim() ? textRef.current : ''), [vm]);
+  // `@name` at the end of the text: offer the group's members.
+  const partial = /(^|\s)@([\w.-]*)$/.exec(text)?.[2];
+  useEffect(() => {
+    let live = true;
+    if (partial === undefined) setSuggest({ list: [], index: 0 });
+    else void vm.mentionSuggestions(partial).then((list) => live && setSuggest({ list, index: 0 }));
+    return () => {
+      live = false;
+    };
+  }, [partial, vm]);
+  const pick = (u: ProfileSummary) => {
+    setText(text.replace(/@([\w.-]*)$/, `@${u.username} `));
+    setSuggest({ list: [], index: 0 });
+    ref.current?.focus();
+  };
   const send = async () => {
     const t = text;
     if (!t.trim()) return;
@@ -87,6 +103,23 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
     ref.current?.focus();
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (suggest.list.length > 0) {
+      const n = suggest.list.length;
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        setSuggest({ ...suggest, index: (suggest.index + (e.key === 'ArrowDown' ? 1 : n - 1)) % n });
+        return;
+      }
+      if (e.key === 'Tab' || (e.key === 'Enter' && !e.shiftKey)) {
+        e.preventDefault();
+        pick(suggest.list[suggest.index]!);
+        return;
+      }
+      if (e.key === 'Escape') {
+        setSuggest({ list: [], index: 0 });
+        return;
+      }
+    }
     if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       void send();
@@ -100,10 +133,19 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
         void send();
       }}
     >
+      {suggest.list.length > 0 && (
+        <ul className="mentions-list" role="listbox" id="mention-list" aria-label="Mention a member" data-testid="mention-suggestions">
+          {suggest.list.map((u, i) => (
+            <li key={u.id} role="option" aria-selected={i === suggest.index} className={i === suggest.index ? 'active' : ''} onMouseDown={(e) => (e.preventDefault(), pick(u))}>
+              <strong>{u.nickname || u.username}</strong> <span className="muted">@{u.username}</span>
+            </li>
+          ))}
+        </ul>
+      )}
       <label className="sr-only" htmlFor="composer-input">
         Message
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} placeholder={props.disabled ? 'You cannot send messages here' : 'Message'} value={text} disabled={props.disabled} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={props.disabled ? 'You cannot send messages here' : 'Message'} value={text} disabled={props.disabled} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
       <button type="submit" className="primary send" disabled={props.disabled || !text.trim()} aria-label="Send" data-testid="send">
         <Icon name="send" />
       </button>
