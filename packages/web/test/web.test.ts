@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startServer, type ServerProcess } from '../../server/test/harness.ts';
+import { api, startServer, type ServerProcess } from '../../server/test/harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -114,6 +114,8 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
   }
 
   const message = (u: User, text: string) => u.page.getByTestId('message').filter({ hasText: text });
+  /** A message whose text is exactly `text`. */
+  const exactly = (u: User, text: string) => u.page.getByTestId('message').filter({ has: u.page.locator('.msg-text').getByText(text, { exact: true }) });
 
   async function badge(u: User, title: string): Promise<number> {
     const b = row(u, title).getByTestId('unread-badge');
@@ -354,6 +356,32 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     assert.match((await afterDivider.textContent()) ?? '', /sent while you were offline 1/);
     // Bob's device stored them: Ann's messages turn delivered.
     await message(ann, 'sent while you were offline 2').locator('[data-testid=msg-state][data-state=delivered]').waitFor();
+  });
+
+  it('a long unread run: the chat opens at the newest page and jumps to the oldest unread', async () => {
+    const conv = (await ann.page.getByTestId('chat').getAttribute('data-conv')) ?? '';
+    assert.match(conv, /^d:/);
+    // Ann's second device (a script) sends 40 messages while Bob looks at his list.
+    const annCli = (await api<{ token: string }>(server.url, 'POST', '/api/login', { username: ann.username, password: PASSWORD, deviceId: 'script', platform: 'desktop' })).body;
+    await goChats(bob);
+    for (let i = 1; i <= 40; i++) {
+      const r = await api(server.url, 'POST', '/api/messages', { clientMsgId: `bulk-${i}`, conv, kind: 'text', body: { text: `bulk ${i}` } }, annCli.token);
+      assert.equal(r.status, 200);
+    }
+    await waitBadge(bob, 'Ann', 40);
+    await openChat(bob, 'Ann');
+    await exactly(bob, 'bulk 40').waitFor();
+    assert.equal(await exactly(bob, 'bulk 1').count(), 0, 'only the newest page is shown');
+    await bob.page.getByTestId('jump-unread').click();
+    await exactly(bob, 'bulk 1').waitFor();
+    assert.equal(await bob.page.locator('[data-testid=unread-divider] + [data-testid=message] .msg-text').textContent(), 'bulk 1');
+    await shot(bob, 'chat-jump-unread');
+    // Back down: reaching the bottom pages the newer messages in (or the "latest" button jumps there).
+    await bob.page.getByTestId('jump-latest').waitFor({ state: 'attached' });
+    await bob.page.getByTestId('messages').evaluate((el) => el.scrollTo(0, el.scrollHeight));
+    await exactly(bob, 'bulk 40').waitFor();
+    await bob.page.locator('.pane-header .back').click();
+    await waitBadge(bob, 'Ann', 0);
   });
 
   it('an admin removes a member: the member sees the notice, then nothing more', async () => {

@@ -168,6 +168,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
+  const jumped = useRef(false);
   const prevHeight = useRef<{ h: number; top: number; first: string | undefined } | null>(null);
 
   useEffect(() => {
@@ -189,7 +190,12 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
     const el = scroller.current;
     if (!el) return;
     const prev = prevHeight.current;
-    if (prev && prev.first !== firstKey && !stick.current) el.scrollTop = prev.top + (el.scrollHeight - prev.h);
+    const divider = el.querySelector<HTMLElement>('[data-testid=unread-divider]');
+    if (jumped.current && divider) {
+      // After the jump to the oldest unread: show it at the top.
+      jumped.current = false;
+      el.scrollTop = Math.max(0, divider.offsetTop - el.offsetTop - 8);
+    } else if (prev && prev.first !== firstKey && !stick.current) el.scrollTop = prev.top + (el.scrollHeight - prev.h);
     else if (stick.current && s.atLatest) el.scrollTop = el.scrollHeight;
     prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
   }, [s.items, firstKey, s.atLatest]);
@@ -225,7 +231,12 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         )}
       </Header>
       {s.unreadAbove > 0 && (
-        <button type="button" className="pill jump-unread" data-testid="jump-unread" onClick={() => void vm.jumpToOldestUnread()}>
+        <button type="button" className="pill jump-unread" data-testid="jump-unread" onClick={() => {
+            jumped.current = true;
+            stick.current = false;
+            void vm.jumpToOldestUnread();
+          }}
+        >
           ↑ {s.unreadAbove} unread {s.unreadAbove === 1 ? 'message' : 'messages'}
         </button>
       )}
