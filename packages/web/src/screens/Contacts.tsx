@@ -3,7 +3,7 @@ import { Session } from '../session.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 
-export function ContactsPane(props: { session: Session }) {
+export function ContactsPane(props: { session: Session; showNotice?: boolean }) {
   const vm = props.session.contacts;
   const s = useVM(vm);
   return (
@@ -13,7 +13,7 @@ export function ContactsPane(props: { session: Session }) {
           <Icon name="userPlus" />
         </Link>
       </Header>
-      <Notice error={s.error} notice={s.notice} />
+      <Notice error={props.showNotice === false ? null : s.error} notice={props.showNotice === false ? null : s.notice} />
       {s.incoming.length > 0 && (
         <>
           <h2 className="section-title">Friend requests</h2>

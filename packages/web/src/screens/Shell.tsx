@@ -106,7 +106,7 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
     default:
       main = null;
   }
-  const listPane = route.name === 'contacts' || route.name === 'search' ? <ContactsPane session={session} /> : <ConversationListPane session={session} route={route} />;
+  const listPane = route.name === 'contacts' || route.name === 'search' ? <ContactsPane session={session} showNotice={route.name !== 'search'} /> : <ConversationListPane session={session} route={route} />;
   const showList = wide || (main === null);
 
   return (
