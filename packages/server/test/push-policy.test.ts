@@ -170,6 +170,44 @@ describe('push policy', () => {
     assert.ok((await report()).byCategory.marketing.dropped.quota >= 1);
   });
 
+  it('retry-queue handoff: pushes to the device that went away, never twice, not once read, and to a silent device on gave_up', async () => {
+    const a = await env.user('hal', 'a1');
+    const b = await env.user('hoa', 'phone');
+    const tok = apnsToken();
+    await env.api('PUT', '/api/push/device', { provider: 'apns', token: tok }, b.token);
+    const latest = async () => (await env.store.inboxState(b.userId)).latest;
+    await env.text(a.p, b.userId, 'h1');
+    await env.settle();
+    assert.equal(apnsFor(tok).length, 0, 'online: delivered live, no push');
+    // The phone's socket died before it ACKed: the retry queue hands the delivery over.
+    env.presence.set(b.userId, 'phone', false);
+    const seq1 = await latest();
+    env.push.service.handoff({ userId: b.userId, deviceId: 'phone', inboxSeq: seq1 }, 'offline');
+    await fakes.apns.received.until(() => apnsFor(tok).length === 1);
+    assert.equal(apnsFor(tok)[0]!.payload.aps.alert.body, 'h1');
+    env.push.service.handoff({ userId: b.userId, deviceId: 'phone', inboxSeq: seq1 }, 'offline');
+    await sleep(100);
+    await env.settle();
+    assert.equal(apnsFor(tok).length, 1, 'the same message is not pushed twice');
+    // Read on another device before the handoff: no push.
+    env.presence.set(b.userId, 'phone', true);
+    await env.text(a.p, b.userId, 'h2');
+    const seq2 = await latest();
+    const conv = apnsFor(tok)[0]!.payload.magpie.conv!;
+    await env.messaging.markRead(b.p, conv, 2);
+    env.presence.set(b.userId, 'phone', false);
+    env.push.service.handoff({ userId: b.userId, deviceId: 'phone', inboxSeq: seq2 }, 'offline');
+    await sleep(100);
+    await env.settle();
+    assert.equal(apnsFor(tok).length, 1, 'already read: no push');
+    // The device looks connected but never answered (zombie socket): gave_up pushes anyway.
+    env.presence.set(b.userId, 'phone', true);
+    await env.text(a.p, b.userId, 'h3');
+    env.push.service.handoff({ userId: b.userId, deviceId: 'phone', inboxSeq: await latest() }, 'gave_up');
+    await fakes.apns.received.until(() => apnsFor(tok).length === 2);
+    assert.equal(apnsFor(tok)[1]!.payload.aps.alert.body, 'h3');
+  });
+
   it('a user can switch a category off', async () => {
     const b = await env.user('opt', 'phone', { offline: true });
     await env.api('PUT', '/api/push/device', { provider: 'apns', token: apnsToken() }, b.token);

@@ -258,8 +258,10 @@ export class PushService implements OfflinePush, OfflineHandoff {
           }
           continue;
         }
-        for (const t of targets) funnel.stage('requested', 'im', t.provider);
         const entry = await store.getEntry(userId, m.conv);
+        // Already read on another device (a late retry handoff): nothing to notify about.
+        if (entry && m.seq <= entry.readSeq) continue;
+        for (const t of targets) funnel.stage('requested', 'im', t.provider);
         if (entry?.muted) {
           for (const t of targets) funnel.drop('muted', 'im', t.provider);
           continue;
