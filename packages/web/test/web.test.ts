@@ -118,8 +118,10 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
   const exactly = (u: User, text: string) => u.page.getByTestId('message').filter({ has: u.page.locator('.msg-text').getByText(text, { exact: true }) });
 
   async function badge(u: User, title: string): Promise<number> {
-    const b = row(u, title).getByTestId('unread-badge');
-    return (await b.count()) ? Number(await b.textContent()) : 0;
+    // allTextContents does not wait: a badge removed between a count and a read (cleared to 0)
+    // must read as 0, not block until the action timeout.
+    const texts = await row(u, title).getByTestId('unread-badge').allTextContents();
+    return texts.length ? Number(texts[0]) : 0;
   }
 
   async function waitBadge(u: User, title: string, want: number): Promise<void> {
