@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+
+/** Resident set size of a process in bytes (VmRSS), or NaN when unreadable. */
+export function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat. */
+export function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/** Kernel TCP buffer memory in bytes (the `mem` pages of /proc/net/sockstat). */
+export function tcpKernelBytes(): number {
+  try {
+    const m = /TCP:.*mem (\d+)/.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+    return m ? Number(m[1]) * 4096 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Busy CPU time of the whole machine in milliseconds (all cores), from /proc/stat. */
+export function machineBusyMs(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return ((user! + nice! + system! + irq! + softirq! + steal!) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
