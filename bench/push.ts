@@ -54,6 +54,7 @@ const { values: a } = parseArgs({
     'skip-chat': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'push-db': { type: 'string', default: 'push.db' },
+    'server-env': { type: 'string', multiple: true, default: [] },
   },
 });
 /** The push store's SQLite file (push.sqliteFile); --push-db magpie.db shares the messaging file. */
@@ -259,6 +260,7 @@ const server = await startChild(SERVER_MAIN, {
   MAGPIE_PUSH_MARKETING_PER_APP_PER_DAY: '100000000',
   MAGPIE_PUSH_BULK_RATE: String(BULK_RATE),
   MAGPIE_PUSH_SQLITE_FILE: PUSH_DB,
+  ...Object.fromEntries((a['server-env'] as string[]).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
 }, a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : []);
 const base = String(server.ready).replace('localhost', '127.0.0.1');
 const wsUrl = base.replace('http', 'ws') + '/ws';

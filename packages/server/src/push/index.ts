@@ -74,7 +74,7 @@ export interface PushModuleDeps {
 }
 
 export async function openPushStore(server: { store: string; dataDir: string }, config: PushConfig): Promise<PushStore> {
-  if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, config.sqliteFile), synchronous: config.sqliteSynchronous });
+  if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, config.sqliteFile), synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   if (server.store === ':memory:') return new SqlitePushStore({ path: ':memory:' });
   if (server.store.startsWith('postgres://') || server.store.startsWith('postgresql://')) {
     const { PostgresPushStore } = await import('./postgres-push-store.ts');

@@ -68,6 +68,8 @@ export const PushConfigSchema = z.strictObject({
    * the messaging database file (still its own connection and tables).
    */
   sqliteFile: z.string().regex(/^[\w.-]+$/).default('push.db'),
+  /** WAL checkpoints of the push file from a worker thread every this many ms (0: SQLite's automatic ones, on the event loop). */
+  sqliteCheckpointMs: z.number().int().min(0).default(1000),
   apns: z
     .strictObject({
       teamId: z.string().min(1),
@@ -135,6 +137,7 @@ export const PUSH_ENV: Record<string, (c: Raw, v: string) => void> = {
   MAGPIE_PUSH_MARKETING_PER_USER_PER_DAY: (c, v) => setIn(c, ['push', 'marketingPerUserPerDay'], Number(v)),
   MAGPIE_PUSH_MARKETING_PER_APP_PER_DAY: (c, v) => setIn(c, ['push', 'marketingPerAppPerDay'], Number(v)),
   MAGPIE_PUSH_BACKOFF_BASE_MS: (c, v) => setIn(c, ['push', 'backoffBaseMs'], Number(v)),
+  MAGPIE_PUSH_SQLITE_CHECKPOINT_MS: (c, v) => setIn(c, ['push', 'sqliteCheckpointMs'], Number(v)),
   MAGPIE_PUSH_SQLITE_FILE: (c, v) => setIn(c, ['push', 'sqliteFile'], v),
   MAGPIE_PUSH_BULK_RATE: (c, v) => setIn(c, ['push', 'lanes', 'bulk', 'ratePerSec'], Number(v)),
   MAGPIE_PUSH_APNS_TEAM_ID: (c, v) => setIn(c, ['push', 'apns', 'teamId'], v),
