@@ -3,6 +3,20 @@ import { CloseCodes, type CloseReason } from '@magpie/protocol';
 import type { Principal } from '../services/accounts.ts';
 
 /**
+ * Connections with queued frames, flushed together by one setImmediate per event-loop turn
+ * (a fan-out to thousands of connections schedules one callback, not one per connection).
+ */
+let dirty: Connection[] = [];
+let flushScheduled = false;
+
+function flushDirty(): void {
+  flushScheduled = false;
+  const list = dirty;
+  dirty = [];
+  for (const conn of list) conn.flush();
+}
+
+/**
  * One client connection. Outgoing frames are queued and written once per event-loop turn:
  * several queued frames go out as one JSON array in one WebSocket message when the client
  * announced the `batch` capability. Output beyond `maxBuffered` bytes closes the connection
@@ -38,7 +52,11 @@ export class Connection {
     this.queue.push(frame);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      dirty.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushDirty);
+      }
     }
   }
 

@@ -259,11 +259,13 @@ export class WsGateway {
       return;
     }
     if (ev.type === 'advance') {
+      let n = 0;
       for (const conn of this.supers.followers(ev.conv)) {
         if (conn.principal?.tokenHash === ev.exceptSession) continue;
         conn.send(ev.frame);
-        this.d.metrics.deliveries.inc({ type: 'advanced' });
+        n++;
       }
+      if (n > 0) this.d.metrics.deliveries.inc({ type: 'advanced' }, n);
       return;
     }
     if (ev.type === 'supers') {
