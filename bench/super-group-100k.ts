@@ -18,7 +18,8 @@
  * generators in bench/lib/group-worker.ts.
  *
  * Options (defaults): --members 100000 --small 10000 --online 2000 --senders 5 --rate 10
- *   --duration 20 --warmup 3 --drain 5 --workers 1 --joins 20 --syncs 20 --cpu-prof DIR --json FILE
+ *   --duration 20 --warmup 3 --drain 5 --workers 1 --joins 20 --syncs 20 --rounds 2 (small, big, big, small)
+ *   --cpu-prof DIR --json FILE
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,6 +51,7 @@ const { values: a } = parseArgs({
     workers: { type: 'string', default: '1' },
     joins: { type: 'string', default: '20' },
     syncs: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '2' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
   },
@@ -64,6 +66,7 @@ const RATE = Number(a.rate);
 const W = Number(a.workers);
 const JOINS = Number(a.joins);
 const SYNCS = Number(a.syncs);
+const ROUNDS = Number(a.rounds);
 const durationS = Number(a.duration);
 const warmupS = Math.min(Number(a.warmup), durationS / 2);
 if (!(SMALL < BIG && ONLINE <= SMALL)) throw new Error('need --online ≤ --small < --members');
@@ -215,9 +218,14 @@ async function main(): Promise<void> {
   };
 
   const phases: Phase[] = [];
-  for (const [ci, conv, n] of [[0, small, SMALL], [1, big, BIG]] as const) {
-    log(`sending to the ${n}-member group for ${durationS} s …`);
-    phases.push(await phase(ci, conv, n));
+  // Alternating rounds (small, big, big, small, …) so that drift over the run (heap growth,
+  // WAL size, other load) does not show up as a difference between the two groups.
+  const order = [[0, small, SMALL], [1, big, BIG]] as const;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [ci, conv, n] of round % 2 === 0 ? order : [...order].reverse()) {
+      log(`round ${round + 1}: sending to the ${n}-member group for ${durationS} s …`);
+      phases.push(await phase(ci, conv, n));
+    }
   }
   const rssAfterLoad = rssOf(server.pid);
 
@@ -260,7 +268,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`=== super groups of ${SMALL} and ${BIG} members, ${connected.ok} online in both, ${SENDERS} senders at ${RATE} msg/s ===`);
   for (const p of phases) {
-    console.log(`--- ${p.members} members ---`);
+    console.log(`--- ${p.members} members (round ${Math.floor(phases.indexOf(p) / 2) + 1}) ---`);
     console.log(`messages           ${p.messages} sent; every online member got every message: ${p.incomplete === 0 ? 'yes' : `NO (${p.incomplete} incomplete)`}; repeated frames ${p.notIncreasing}`);
     console.log(`deliveries/s       ${fmt(p.deliveriesPerS, 0)}`);
     console.log(`send → LAST member ${lat(p.toLast)}`);
