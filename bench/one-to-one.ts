@@ -32,7 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SqliteStore } from '../packages/server/src/store/sqlite-store.ts';
 import { hashToken } from '../packages/server/src/util/ids.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
-import { cpuMsOf, machineBusyMs, rssOf } from './lib/proc.ts';
+import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf } from './lib/proc.ts';
 import { execFileSync } from 'node:child_process';
 import { benchToken, benchUserId } from './lib/users.ts';
 import type { WorkerCommand, WorkerCounters, WorkerDone } from './lib/one-to-one-worker.ts';
@@ -202,6 +202,8 @@ async function main(): Promise<void> {
 
   // 5. Load. Workers report cumulative counters every second; a row is printed once all have reported tick n.
   const cpu0 = cpuMsOf(pid);
+  const sys0 = sysCpuMsOf(pid);
+  const commits0 = await commitStats(url);
   const busy0 = machineBusyMs();
   const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; genCpu: number; otherCpu: number }[] = [];
   const ticks = new Map<number, WorkerCounters[]>();
@@ -250,6 +252,10 @@ async function main(): Promise<void> {
   await allDone;
   onStats = undefined;
   const runCpuMs = cpuMsOf(pid) - cpu0;
+  const runSysMs = sysCpuMsOf(pid) - sys0;
+  const commits1 = await commitStats(url);
+  const commits = commits1.count - commits0.count;
+  const committed = commits1.sum - commits0.sum;
   const runBusyMs = machineBusyMs() - busy0;
   const runWallMs = Date.now() - tRun;
   const rssAfter = rssOf(pid);
@@ -313,7 +319,8 @@ async function main(): Promise<void> {
   console.log(`backlog at stop  ${inflightAtStop} unacked sends, ${undeliveredAtStop} undelivered; after ${fmt(drainMs / 1000, 1)} s drain: ${unanswered} unacked, ${undelivered} undelivered`);
   console.log(`errors           ${Object.keys(errors).length ? JSON.stringify(errors) : 'none'}; server closes ${tot.closes ? JSON.stringify(closeCodes) : 'none'}`);
   console.log(`server memory    ${fmt(perConn / 1024)} KB per idle connection (RSS ${mb(rssBase)} → ${mb(rssIdle)} for ${connected.ok} connections; ${mb(rssAfter)} after the load)`);
-  console.log(`CPU              server ${fmt(runCpuMs / runWallMs * 100, 0)}% of one core (${fmt(runCpuMs * 1000 / Math.max(1, tot.replies), 0)} µs per message), generator ${fmt(tot.genCpuMs / runWallMs * 100, 0)}% (its event-loop delay p99 ${fmt(loopP99, 1)} ms, max ${fmt(loopMax, 1)} ms)`);
+  console.log(`CPU              server ${fmt(runCpuMs / runWallMs * 100, 0)}% of one core (${fmt(runCpuMs * 1000 / Math.max(1, tot.replies), 0)} µs per message, ${fmt((runSysMs / runCpuMs) * 100, 0)}% of it in the kernel), generator ${fmt(tot.genCpuMs / runWallMs * 100, 0)}% (its event-loop delay p99 ${fmt(loopP99, 1)} ms, max ${fmt(loopMax, 1)} ms)`);
+  console.log(`group commit     ${commits} commits (${fmt(commits / (runWallMs / 1000), 0)}/s), ${fmt(committed / Math.max(1, commits), 1)} messages per commit`);
   const otherPct = ((runBusyMs - runCpuMs - tot.genCpuMs) / runWallMs) * 100;
   console.log(`rest of machine  ${fmt(otherPct, 0)}% of one core (kernel softirq for loopback TCP, plus any other processes${otherPct > 60 ? ' — high: other work shared these 2 cores, treat the numbers with care' : ''})`);
   if (a['cpu-prof']) console.log(`profile          load phase ≈ seconds ${fmt(profFrom + warmupS, 0)}–${fmt(profFrom + durationS, 0)} of the server profile: node --import tsx bench/cpuprofile-top.ts ${resolve(a['cpu-prof'])}/CPU.*.${pid}.0.*.cpuprofile --from ${fmt(profFrom + warmupS, 0)} --to ${fmt(profFrom + durationS, 0)}`);
@@ -332,7 +339,7 @@ async function main(): Promise<void> {
     writeFileSync(
       a.json,
       JSON.stringify(
-        { users: U, rate: R, durationS, warmupS, workers: W, connected: connected.ok, sentPerS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, totals: tot, errors, closeCodes, inflightAtStop, undeliveredAtStop, unanswered, undelivered, memPerConnKB: perConn / 1024, rssBase, rssIdle, rssAfter, serverCpuPct: (runCpuMs / runWallMs) * 100, genCpuPct: (tot.genCpuMs / runWallMs) * 100, generatorLoopDelayMs: { p99: loopP99, max: loopMax }, otherCpuPct: otherPct, code: gitDescribe(), keepsUp, timeline },
+        { users: U, rate: R, durationS, warmupS, workers: W, connected: connected.ok, sentPerS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, totals: tot, errors, closeCodes, inflightAtStop, undeliveredAtStop, unanswered, undelivered, memPerConnKB: perConn / 1024, rssBase, rssIdle, rssAfter, serverCpuPct: (runCpuMs / runWallMs) * 100, genCpuPct: (tot.genCpuMs / runWallMs) * 100, generatorLoopDelayMs: { p99: loopP99, max: loopMax }, otherCpuPct: otherPct, serverSysPct: (runSysMs / runWallMs) * 100, commits, messagesPerCommit: committed / Math.max(1, commits), code: gitDescribe(), keepsUp, timeline },
         null,
         2,
       ),
@@ -374,6 +381,18 @@ function gitDescribe(): string {
 
 function mb(bytes: number): string {
   return `${fmt(bytes / 1024 / 1024, 1)} MB`;
+}
+
+/** Group-commit counters from /metrics (magpie_commit_batch_size histogram): commits and messages committed. */
+async function commitStats(url: string): Promise<{ count: number; sum: number }> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const count = /^magpie_commit_batch_size_count (\S+)/m.exec(text);
+    const sum = /^magpie_commit_batch_size_sum (\S+)/m.exec(text);
+    return { count: Number(count?.[1] ?? NaN), sum: Number(sum?.[1] ?? NaN) };
+  } catch {
+    return { count: NaN, sum: NaN };
+  }
 }
 
 /** The server's used JS heap from /metrics (prom-client default metrics). */

@@ -23,6 +23,16 @@ export function cpuMsOf(pid: number): number {
   }
 }
 
+/** System (kernel) part of a process's CPU time in milliseconds. */
+export function sysCpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Kernel TCP buffer memory in bytes (the `mem` pages of /proc/net/sockstat). */
 export function tcpKernelBytes(): number {
   try {
