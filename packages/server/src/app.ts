@@ -52,7 +52,7 @@ export interface MagpieServer {
 
 export async function openStore(config: Config): Promise<Store> {
   if (config.store === 'sqlite') {
-    return new SqliteStore({ path: join(config.dataDir, 'magpie.db'), ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous });
+    return new SqliteStore({ path: join(config.dataDir, 'magpie.db'), ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   }
   if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
     const { PostgresStore } = await import('./store/postgres-store.ts');

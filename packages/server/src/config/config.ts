@@ -17,6 +17,8 @@ export const ConfigSchema = z.strictObject({
   nats: z.string().optional(),
   /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
   sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
+  /** SQLite: checkpoint the WAL from a worker thread every this many ms (0 = only SQLite's checkpoints inside commits). */
+  sqliteCheckpointMs: z.number().int().min(0).default(500),
   tls: z.strictObject({ keyFile: z.string(), certFile: z.string() }).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Inbox ring capacity K (pointers kept per user). */
@@ -116,6 +118,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_STORE: (c, v) => (c.store = v),
   MAGPIE_NATS: (c, v) => (c.nats = v),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
+  MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),

@@ -1,15 +1,15 @@
 import Database from 'better-sqlite3';
+import { openSqlite, type SqliteHandle } from '../store/sqlite-connection.ts';
 import { INSTRUCTION_SCHEMA_SQL, instructionFromRow, targetFromRow, type InstructionAudit, type InstructionRecord, type InstructionStore } from './instruction-store.ts';
 
-/** InstructionStore on SQLite: its own connection to the server's database file (WAL). */
+/** InstructionStore on SQLite: the process's shared connection to the server's database file (store/sqlite-connection.ts). */
 export class SqliteInstructionStore implements InstructionStore {
+  private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.handle = openSqlite(path, { synchronous: 'full' });
+    this.db = this.handle.db;
     this.db.exec(INSTRUCTION_SCHEMA_SQL);
   }
 
@@ -18,7 +18,7 @@ export class SqliteInstructionStore implements InstructionStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    await this.handle.release();
   }
 
   async create(i: InstructionRecord, deviceIds: string[]): Promise<void> {

@@ -32,6 +32,9 @@ export type DirectMessagePolicy = (sender: string, recipient: string) => Promise
 
 export type SyncMode = 'none' | 'incremental' | 'full';
 
+/** Bound on the cache of user ids known to exist (~100 bytes each). */
+const KNOWN_USERS_CAP = 200_000;
+
 /**
  * The message path: validate → group commit (durable) → reply → publish live deliveries.
  * Also the reads that serve sync: inbox pages, history pages, the conversation list.
@@ -40,6 +43,7 @@ export class MessagingService {
   private readonly committer: GroupCommitter<AppendRequest, AppendOutcome>;
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
+  private readonly knownUsers = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -71,8 +75,7 @@ export class MessagingService {
     let directMembers: [string, string] | undefined;
     if (input.to !== undefined) {
       if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
-      const exists = await this.store.getUser(input.to);
-      if (!exists) throw new MagpieError('not_found', `no such user: ${input.to}`);
+      if (!(await this.userExists(input.to))) throw new MagpieError('not_found', `no such user: ${input.to}`);
       for (const policy of this.directPolicies) await policy(p.userId, input.to);
       conv = directConversationId(p.userId, input.to);
       directMembers = [p.userId, input.to];
@@ -96,6 +99,15 @@ export class MessagingService {
     );
     const own = outcome.pointers.find((x) => x.userId === p.userId);
     return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+  }
+
+  /** Accounts are never deleted, so a user once found stays found: the hot send path skips the read. */
+  private async userExists(userId: string): Promise<boolean> {
+    if (this.knownUsers.has(userId)) return true;
+    if (!(await this.store.getUser(userId))) return false;
+    if (this.knownUsers.size >= KNOWN_USERS_CAP) this.knownUsers.clear();
+    this.knownUsers.add(userId);
+    return true;
   }
 
   /**

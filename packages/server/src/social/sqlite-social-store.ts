@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSqlite, type SqliteHandle } from '../store/sqlite-connection.ts';
 import type { BlockEntry, FriendEntry, FriendRequestEntry, Profile, ProfileSummary, RelationChange, RelationState } from '@magpie/protocol';
 import { planAction, stateOf, type PairState, type PlanWrite, type PlannedChange, type RelationAction } from './relations.ts';
 import { SOCIAL_SCHEMA_SQLITE } from './social-schema.ts';
@@ -26,24 +25,22 @@ export interface SqliteSocialStoreOptions {
 const PROFILE_COLS = 'u.id, u.username, u.nickname, p.avatar';
 
 /**
- * SocialStore on SQLite: its own better-sqlite3 connection (WAL) to the server's database
+ * SocialStore on SQLite: the process's shared connection (store/sqlite-connection.ts) to the server's database
  * file. Every write is one synchronous IMMEDIATE transaction, so nothing interleaves with it
  * in this process, and other connections wait on the busy timeout.
  */
 export class SqliteSocialStore implements SocialStore {
   readonly kind = 'sqlite' as const;
+  private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
   private readonly capacity: number;
   private readonly q: ReturnType<SqliteSocialStore['prepare']>;
 
   constructor(opts: SqliteSocialStoreOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    this.handle = openSqlite(opts.path, { synchronous: opts.synchronous });
+    this.db = this.handle.db;
     if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users'").get()) {
-      this.db.close();
+      void this.handle.release();
       throw new Error(`SqliteSocialStore: ${opts.path} has no users table; open the messaging Store on this file first`);
     }
     this.db.exec(SOCIAL_SCHEMA_SQLITE);
@@ -142,7 +139,7 @@ export class SqliteSocialStore implements SocialStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    await this.handle.release();
   }
 
   async getProfile(userId: string): Promise<Profile | null> {
@@ -185,7 +182,8 @@ export class SqliteSocialStore implements SocialStore {
   }
 
   async directCheck(sender: string, recipient: string): Promise<DirectCheck> {
-    const r = this.q.direct.get({ s: sender, r: recipient })!;
+    // On every direct message: batched with the turn's other checks into one read transaction.
+    const r = await this.handle.read(() => this.q.direct.get({ s: sender, r: recipient })!);
     return { blockedByRecipient: r.by_recipient === 1, blockedBySender: r.by_sender === 1, friends: r.friends === 1 };
   }
 

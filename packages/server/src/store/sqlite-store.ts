@@ -1,10 +1,9 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { ConvEntry, InboxItem, Message } from '@magpie/protocol';
 import {
   StoreConflictError,
   StoreNotFoundError,
+  directConversationId,
   type AppendOutcome,
   type AppendRequest,
   type ConversationRecord,
@@ -42,6 +41,7 @@ import {
   type MemberRow,
   type MessageRow,
 } from './rows.ts';
+import { openSqlite, type SqliteHandle } from './sqlite-connection.ts';
 import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -49,6 +49,8 @@ export interface SqliteStoreOptions extends StoreOptions {
   path: string;
   /** 'full' fsyncs every commit (default: nothing acknowledged is lost on power failure); 'normal' survives process crashes only. */
   synchronous?: 'full' | 'normal';
+  /** Background WAL checkpoint interval (see SqliteOpenOptions.checkpointMs). */
+  checkpointMs?: number;
 }
 
 type ConvRow = { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number };
@@ -65,6 +67,12 @@ type EntryState = {
   conv_kind: string;
   eff_last: number;
 };
+
+/** The two parties of a direct message sent to a user, when its conversation id is theirs (then no member row need be read). */
+function partiesOf(req: AppendRequest): [string, string] | null {
+  const d = req.directMembers;
+  return d && req.conv === directConversationId(d[0], d[1]) ? d : null;
+}
 
 /** A refusal from checkEffect (never null where it is used). */
 function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
@@ -89,17 +97,14 @@ function migrateSqlite(db: Database.Database): void {
  */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
   private readonly ring: number;
   private readonly q: ReturnType<SqliteStore['prepare']>;
 
   constructor(opts: SqliteStoreOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('foreign_keys = OFF');
-    this.db.pragma('busy_timeout = 5000');
+    this.handle = openSqlite(opts.path, { synchronous: opts.synchronous, checkpointMs: opts.checkpointMs });
+    this.db = this.handle.db;
     this.ring = opts.ringCapacity;
     migrateSqlite(this.db);
     this.q = this.prepare();
@@ -177,7 +182,6 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertMention: db.prepare('INSERT OR IGNORE INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?)'),
-      setSenderInboxSeq: db.prepare('UPDATE messages SET sender_inbox_seq = ? WHERE conv_id = ? AND seq = ?'),
       bumpInbox: db.prepare('UPDATE users SET inbox_seq = inbox_seq + 1, conv_version = conv_version + 1 WHERE id = ? RETURNING inbox_seq, conv_version'),
       bumpVersion: db.prepare('UPDATE users SET conv_version = conv_version + 1 WHERE id = ? RETURNING conv_version'),
       insertInbox: db.prepare('INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES (?, ?, ?, ?)'),
@@ -238,7 +242,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    await this.handle.release();
   }
 
   async createUser(user: NewUser): Promise<UserRecord> {
@@ -322,7 +326,8 @@ export class SqliteStore implements Store {
     }
     if (conv.kind === 'direct') {
       if (effect) return refusal(checkEffect(effect, null, req.sender, null, new Map(), req.time));
-      if (!q.isMember.get(req.conv, req.sender)) return { ok: false, error: 'forbidden' };
+      // Sent to a user, the conversation id is derived from both parties: the sender is a member.
+      if (!(partiesOf(req)?.includes(req.sender) ?? false) && !q.isMember.get(req.conv, req.sender)) return { ok: false, error: 'forbidden' };
       return this.post(req, 'direct');
     }
     const group = this.groupSync(req.conv);
@@ -488,35 +493,51 @@ export class SqliteStore implements Store {
   private storeMessage(req: AppendRequest, seq: number, kind: ConversationRecord['kind']): InboxPointer[] {
     const q = this.q;
     const all = req.mentions === 'all';
-    q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, JSON.stringify(req.body), req.time, 0, all ? 1 : 0);
-    const mentioned = new Set<string>();
-    if (Array.isArray(req.mentions)) {
-      for (const u of req.mentions) {
-        if (u === req.sender || mentioned.has(u) || !q.isMember.get(req.conv, u)) continue;
-        mentioned.add(u);
-        q.insertMention.run(u, req.conv, seq);
-      }
-    }
+    const body = JSON.stringify(req.body);
     if (kind === 'super') {
+      q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, body, req.time, 0, all ? 1 : 0);
+      this.storeMentions(req, seq);
       const v = q.bumpVersion.get(req.sender) as { conv_version: number } | undefined;
       if (v) q.upsertEntryOnMessage.run({ user: req.sender, conv: req.conv, readSeq: seq, unread: 0, mention: 0, seq, version: v.conv_version, own: 1 });
       return [];
     }
-    const members = q.membersOf.all(req.conv) as { user_id: string }[];
+    // A direct message sent to a user has exactly its two parties (the conversation id is
+    // derived from them), so the member list need not be read.
+    const parties = kind === 'direct' ? partiesOf(req) : null;
+    const members = parties ? [...parties].sort() : (q.membersOf.all(req.conv) as { user_id: string }[]).map((m) => m.user_id);
+    // The sender's pointer is taken first so the message row is written once, with it.
+    const bumped = new Map<string, { inbox_seq: number; conv_version: number }>();
+    if (members.includes(req.sender)) {
+      const own = q.bumpInbox.get(req.sender) as { inbox_seq: number; conv_version: number } | undefined;
+      if (own) bumped.set(req.sender, own);
+    }
+    q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, body, req.time, bumped.get(req.sender)?.inbox_seq ?? 0, all ? 1 : 0);
+    const mentioned = this.storeMentions(req, seq);
     const pointers: InboxPointer[] = [];
-    for (const { user_id: user } of members) {
-      const bumped = q.bumpInbox.get(user) as { inbox_seq: number; conv_version: number } | undefined;
-      if (!bumped) continue; // a member without an account row gets no pointer
-      const { inbox_seq: inboxSeq, conv_version: version } = bumped;
+    for (const user of members) {
+      const own = user === req.sender ? 1 : 0;
+      const b = own ? bumped.get(user) : (q.bumpInbox.get(user) as { inbox_seq: number; conv_version: number } | undefined);
+      if (!b) continue; // a member without an account row gets no pointer
+      const { inbox_seq: inboxSeq, conv_version: version } = b;
       q.insertInbox.run(user, inboxSeq, req.conv, seq);
       if (inboxSeq > this.ring && inboxSeq % 64 === 0) q.trimInbox.run(user, inboxSeq - this.ring);
-      const own = user === req.sender ? 1 : 0;
       const mention = !own && (all || mentioned.has(user)) ? 1 : 0;
       q.upsertEntryOnMessage.run({ user, conv: req.conv, readSeq: own ? seq : 0, unread: own ? 0 : 1, mention, seq, version, own });
-      if (own) q.setSenderInboxSeq.run(inboxSeq, req.conv, seq);
       pointers.push({ userId: user, inboxSeq });
     }
     return pointers;
+  }
+
+  /** Record the explicitly mentioned active members (not the sender) of a message; returns them. */
+  private storeMentions(req: AppendRequest, seq: number): Set<string> {
+    const mentioned = new Set<string>();
+    if (!Array.isArray(req.mentions)) return mentioned;
+    for (const u of req.mentions) {
+      if (u === req.sender || mentioned.has(u) || !this.q.isMember.get(req.conv, u)) continue;
+      mentioned.add(u);
+      this.q.insertMention.run(u, req.conv, seq);
+    }
+    return mentioned;
   }
 
   private groupSync(conv: string): GroupRecord | null {

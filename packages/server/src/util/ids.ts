@@ -1,8 +1,19 @@
 import { randomBytes, createHash } from 'node:crypto';
 
+/** Random bytes for ids drawn from a pool: one randomBytes call per 512 ids instead of one per id (~7 µs each on the send path). */
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolAt = POOL_BYTES;
+
 /** Time-ordered, URL-safe id: 9 chars of base36 milliseconds + 10 random chars. */
 export function timeId(prefix: string): string {
-  return prefix + Date.now().toString(36).padStart(9, '0') + randomBytes(8).toString('base64url').slice(0, 10);
+  if (poolAt + 8 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
+  }
+  const random = pool.toString('base64url', poolAt, poolAt + 8).slice(0, 10);
+  poolAt += 8;
+  return prefix + Date.now().toString(36).padStart(9, '0') + random;
 }
 
 export function newToken(): string {

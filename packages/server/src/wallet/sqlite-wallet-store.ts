@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { openSqlite, type SqliteHandle } from '../store/sqlite-connection.ts';
 import type { RedPacketClaim } from '@magpie/protocol';
 import { cryptoUniform, nextShare, type UniformSource } from './split.ts';
 import { buildReport, numericRow, type ReconcileRaw } from './reconcile.ts';
@@ -111,23 +110,21 @@ interface OpRow {
 }
 
 /**
- * WalletStore on SQLite: its own better-sqlite3 connection (WAL) to the server's database
+ * WalletStore on SQLite: the process's shared connection (store/sqlite-connection.ts) to the server's database
  * file. Every call is one synchronous IMMEDIATE transaction, so a batch of opens costs one
  * commit (one fsync with synchronous=FULL). Within the process nothing interleaves with a
  * transaction; other processes (the reconcile CLI) wait on the busy timeout.
  */
 export class SqliteWalletStore implements WalletStore {
   readonly kind = 'sqlite' as const;
+  private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
   private readonly q: ReturnType<SqliteWalletStore['prepare']>;
   private readonly draw: UniformSource;
 
   constructor(opts: SqliteWalletStoreOptions) {
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new Database(opts.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    this.handle = openSqlite(opts.path, { synchronous: opts.synchronous });
+    this.db = this.handle.db;
     this.db.exec(WALLET_SCHEMA_SQLITE);
     this.draw = opts.uniform ?? cryptoUniform();
     this.q = this.prepare();
@@ -193,7 +190,7 @@ export class SqliteWalletStore implements WalletStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    await this.handle.release();
   }
 
   async balance(userId: string): Promise<number> {
