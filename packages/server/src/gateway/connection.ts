@@ -17,6 +17,41 @@ function flushDirty(): void {
 }
 
 /**
+ * One text frame written to many connections (a super-group `advanced` fan-out): the
+ * WebSocket frame bytes — header and UTF-8 payload — are built once, on first use, and the
+ * same Buffer is written to every connection that has nothing else queued. `ws.send(string)`
+ * would measure, frame, cork and encode the payload again for each of the 5 000 followers.
+ */
+export class SharedFrame {
+  private wire: Buffer | undefined;
+
+  constructor(readonly text: string) {}
+
+  /** The complete unmasked server→client text frame (RFC 6455 §5.2). */
+  bytes(): Buffer {
+    if (this.wire) return this.wire;
+    const payload = Buffer.from(this.text, 'utf8');
+    const n = payload.length;
+    const header = Buffer.allocUnsafe(n < 126 ? 2 : n < 65_536 ? 4 : 10);
+    header[0] = 0x81; // FIN + text opcode
+    if (n < 126) header[1] = n;
+    else if (n < 65_536) {
+      header[1] = 126;
+      header.writeUInt16BE(n, 2);
+    } else {
+      header[1] = 127;
+      header.writeBigUInt64BE(BigInt(n), 2);
+    }
+    this.wire = Buffer.concat([header, payload]);
+    return this.wire;
+  }
+}
+
+type Queued = string | SharedFrame;
+
+const textOf = (f: Queued): string => (typeof f === 'string' ? f : f.text);
+
+/**
  * One client connection. Outgoing frames are queued and written once per event-loop turn:
  * several queued frames go out as one JSON array in one WebSocket message when the client
  * announced the `batch` capability. Output beyond `maxBuffered` bytes closes the connection
@@ -31,7 +66,7 @@ export class Connection {
   /** The client announced the `ack` capability: its deliveries are tracked for retry. */
   acks = false;
   closed = false;
-  private queue: string[] = [];
+  private queue: Queued[] = [];
   private scheduled = false;
   private errorCount = 0;
   private errorWindowStart = 0;
@@ -47,7 +82,7 @@ export class Connection {
     this.lastSeen = Date.now();
   }
 
-  send(frame: string): void {
+  send(frame: Queued): void {
     if (this.closed) return;
     this.queue.push(frame);
     if (!this.scheduled) {
@@ -66,10 +101,24 @@ export class Connection {
     if (this.closed || this.queue.length === 0) return;
     const q = this.queue;
     this.queue = [];
-    if (q.length === 1) this.ws.send(q[0]!);
-    else if (this.batching) this.ws.send(`[${q.join(',')}]`);
-    else for (const f of q) this.ws.send(f);
+    const only = q.length === 1 ? q[0]! : undefined;
+    if (only instanceof SharedFrame && !this.writeRaw(only)) this.ws.send(only.text);
+    else if (typeof only === 'string') this.ws.send(only);
+    else if (only === undefined && this.batching) this.ws.send(`[${q.map(textOf).join(',')}]`);
+    else if (only === undefined) for (const f of q) this.ws.send(textOf(f));
     if (this.ws.bufferedAmount > this.maxBuffered) this.close('slow_consumer');
+  }
+
+  /**
+   * Write a shared frame's bytes straight to the socket. Equivalent to ws's own send here:
+   * the server never masks, permessage-deflate is off, and ws's sender queues nothing
+   * without compression. False when the socket is not open (the caller falls back to ws).
+   */
+  private writeRaw(frame: SharedFrame): boolean {
+    const socket = (this.ws as unknown as { _socket?: { writable: boolean; write(b: Buffer): boolean } })._socket;
+    if (this.ws.readyState !== 1 || !socket?.writable) return false;
+    socket.write(frame.bytes());
+    return true;
   }
 
   /** Open, and heard from within two heartbeat intervals. */

@@ -2,7 +2,8 @@ import type { Connection } from './connection.ts';
 
 /** Told when a conversation gains its first follower on this node and loses its last (the Bus watches it meanwhile). */
 export interface ConvInterest {
-  gained(conv: string): void;
+  /** Resolves once the conversation's events reach this node. */
+  gained(conv: string): Promise<void> | void;
   lost(conv: string): void;
 }
 
@@ -14,19 +15,28 @@ export interface ConvInterest {
 export class SuperGroupIndex {
   private readonly byConv = new Map<string, Set<Connection>>();
   private readonly byConn = new Map<Connection, Set<string>>();
+  /** Per followed conversation: resolves once the Bus routes its events here. */
+  private readonly routed = new Map<string, Promise<void>>();
 
   constructor(private readonly interest: ConvInterest = { gained() {}, lost() {} }) {}
 
-  add(conv: string, conn: Connection): void {
+  /** Follow `conv` on `conn`; resolves once the conversation's events reach this node (at once when it already had followers). */
+  add(conv: string, conn: Connection): Promise<void> {
     let set = this.byConv.get(conv);
     if (!set) {
       this.byConv.set(conv, (set = new Set()));
-      this.interest.gained(conv);
+      this.routed.set(conv, Promise.resolve(this.interest.gained(conv)).catch(() => undefined));
     }
     set.add(conn);
     let convs = this.byConn.get(conn);
     if (!convs) this.byConn.set(conn, (convs = new Set()));
     convs.add(conv);
+    return this.routed.get(conv) ?? Promise.resolve();
+  }
+
+  /** The conversations `conn` follows. */
+  of(conn: Connection): ReadonlySet<string> {
+    return this.byConn.get(conn) ?? new Set();
   }
 
   remove(conv: string, conn: Connection): void {
@@ -48,6 +58,7 @@ export class SuperGroupIndex {
 
   private lose(conv: string): void {
     this.byConv.delete(conv);
+    this.routed.delete(conv);
     this.interest.lost(conv);
   }
 

@@ -11,7 +11,7 @@ import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
-import { Connection } from './connection.ts';
+import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
@@ -46,7 +46,7 @@ const KICK_TEXT = {
 export class WsGateway {
   readonly registry = new ConnectionRegistry();
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
-  readonly supers = new SuperGroupIndex({ gained: (conv) => void this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
+  readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
   private readonly wss: WebSocketServer;
   private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -223,11 +223,11 @@ export class WsGateway {
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
-    const supers = await this.d.messaging.superGroupsOf(principal.userId);
+    const supers = await this.followSupers(conn, principal.userId);
+    if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
     const instructions = await this.d.instructions.forLogin(principal.userId, principal.deviceId);
     if (conn.closed) return;
-    for (const s of supers) this.supers.add(s.conv, conn);
     const { limits } = this.d.config;
     const result = {
       version,
@@ -245,6 +245,28 @@ export class WsGateway {
     conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
   }
 
+  /**
+   * Follow the user's super groups, then read their positions — the same order as for the
+   * inbox: a message committed after the follow reaches the connection live, one committed
+   * before it is at or below the lastSeq returned. (Reading first left a window in which a
+   * message was neither.) Null when the connection closed meanwhile.
+   */
+  private async followSupers(conn: Connection, userId: string): Promise<{ conv: string; lastSeq: number }[] | null> {
+    const before = await this.d.messaging.superGroupsOf(userId);
+    if (conn.closed) return null;
+    await Promise.all(before.map((s) => this.supers.add(s.conv, conn)));
+    const supers = await this.d.messaging.superGroupsOf(userId);
+    if (conn.closed) {
+      this.supers.drop(conn);
+      return null;
+    }
+    // Joined or left in between: the `supers` events already adjusted most of it; this makes it exact.
+    const now = new Set(supers.map((s) => s.conv));
+    for (const conv of [...this.supers.of(conn)]) if (!now.has(conv)) this.supers.remove(conv, conn);
+    for (const s of supers) void this.supers.add(s.conv, conn);
+    return supers;
+  }
+
   private onBusEvent(ev: BusEvent): void {
     if (ev.type === 'deliver') {
       const kind = ev.frame.startsWith('{"type":"msg"') ? 'msg' : 'event';
@@ -260,16 +282,17 @@ export class WsGateway {
     }
     if (ev.type === 'advance') {
       let n = 0;
+      const frame = new SharedFrame(ev.frame);
       for (const conn of this.supers.followers(ev.conv)) {
         if (conn.principal?.tokenHash === ev.exceptSession) continue;
-        conn.send(ev.frame);
+        conn.send(frame);
         n++;
       }
       if (n > 0) this.d.metrics.deliveries.inc({ type: 'advanced' }, n);
       return;
     }
     if (ev.type === 'supers') {
-      for (const u of ev.add) for (const conn of this.registry.of(u)) this.supers.add(ev.conv, conn);
+      for (const u of ev.add) for (const conn of this.registry.of(u)) void this.supers.add(ev.conv, conn);
       for (const u of ev.remove) for (const conn of this.registry.of(u)) this.supers.remove(ev.conv, conn);
       return;
     }
