@@ -1,6 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Receiver } from 'ws';
+import * as wsModule from 'ws';
+import type { EventEmitter } from 'node:events';
+
+/** ws's frame parser; @types/ws does not declare it, the package's ESM entry exports it by name. */
+type FrameReceiver = EventEmitter & { write(chunk: Buffer): void };
+const Receiver = (wsModule as unknown as { Receiver: new (opts: { isServer: boolean }) => FrameReceiver }).Receiver;
 import { SharedFrame } from '../src/gateway/connection.ts';
 
 /** Decode one server→client frame with ws's own client-side parser. */

@@ -185,6 +185,32 @@ export class SqliteStore implements Store {
       bumpInbox: db.prepare('UPDATE users SET inbox_seq = inbox_seq + 1, conv_version = conv_version + 1 WHERE id = ? RETURNING inbox_seq, conv_version'),
       bumpVersion: db.prepare('UPDATE users SET conv_version = conv_version + 1 WHERE id = ? RETURNING conv_version'),
       insertInbox: db.prepare('INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES (?, ?, ?, ?)'),
+      /** Group write diffusion, set-based: one statement per step for all active members (see storeGroupMessage). */
+      bumpMembers: db.prepare(
+        `UPDATE users SET inbox_seq = inbox_seq + 1, conv_version = conv_version + 1
+         WHERE id IN (SELECT user_id FROM members WHERE conv_id = ? AND left_seq IS NULL)
+         RETURNING id, inbox_seq, conv_version`,
+      ),
+      insertMemberPointers: db.prepare(
+        `INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
+         SELECT u.id, u.inbox_seq, @conv, @seq FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.conv_id = @conv AND m.left_seq IS NULL`,
+      ),
+      upsertMemberEntries: db.prepare(
+        `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+         SELECT u.id, @conv,
+           CASE WHEN u.id = @sender THEN @seq ELSE 0 END,
+           CASE WHEN u.id = @sender THEN 0 ELSE 1 END,
+           CASE WHEN u.id <> @sender AND (@all = 1 OR EXISTS (SELECT 1 FROM message_mentions mm WHERE mm.user_id = u.id AND mm.conv_id = @conv AND mm.seq = @seq)) THEN 1 ELSE 0 END,
+           @seq, u.conv_version
+         FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.conv_id = @conv AND m.left_seq IS NULL
+         ON CONFLICT (user_id, conv_id) DO UPDATE SET
+           read_seq = CASE WHEN excluded.user_id = @sender THEN MAX(read_seq, @seq) ELSE read_seq END,
+           unread = CASE WHEN excluded.user_id = @sender THEN 0 ELSE unread + 1 END,
+           mentions = CASE WHEN excluded.user_id = @sender THEN 0 ELSE mentions + excluded.mentions END,
+           last_seq = @seq, deleted = 0, version = excluded.version`,
+      ),
       trimInbox: db.prepare('DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?'),
       upsertEntryOnMessage: db.prepare(
         `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
@@ -501,6 +527,7 @@ export class SqliteStore implements Store {
       if (v) q.upsertEntryOnMessage.run({ user: req.sender, conv: req.conv, readSeq: seq, unread: 0, mention: 0, seq, version: v.conv_version, own: 1 });
       return [];
     }
+    if (kind === 'group') return this.storeGroupMessage(req, seq, body);
     // A direct message sent to a user has exactly its two parties (the conversation id is
     // derived from them), so the member list need not be read.
     const parties = kind === 'direct' ? partiesOf(req) : null;
@@ -526,6 +553,29 @@ export class SqliteStore implements Store {
       pointers.push({ userId: user, inboxSeq });
     }
     return pointers;
+  }
+
+  /**
+   * A normal group's message, written by set-based statements: one UPDATE bumps every active
+   * member's inboxSeq and list version, one INSERT … SELECT writes their pointers, one upsert
+   * their entries. Row by row from JavaScript it took three statement calls per member
+   * (~24 µs per member: 12 ms per message at 500 members).
+   */
+  private storeGroupMessage(req: AppendRequest, seq: number, body: string): InboxPointer[] {
+    const q = this.q;
+    const all = req.mentions === 'all';
+    const bumped = q.bumpMembers.all(req.conv) as { id: string; inbox_seq: number }[];
+    const own = bumped.find((b) => b.id === req.sender)?.inbox_seq ?? 0;
+    q.insertMessage.run(req.conv, seq, req.id, req.sender, req.clientMsgId, req.kind, body, req.time, own, all ? 1 : 0);
+    this.storeMentions(req, seq);
+    q.insertMemberPointers.run({ conv: req.conv, seq });
+    q.upsertMemberEntries.run({ conv: req.conv, seq, sender: req.sender, all: all ? 1 : 0 });
+    const pointers: InboxPointer[] = [];
+    for (const b of bumped) {
+      if (b.inbox_seq > this.ring && b.inbox_seq % 64 === 0) q.trimInbox.run(b.id, b.inbox_seq - this.ring);
+      pointers.push({ userId: b.id, inboxSeq: b.inbox_seq });
+    }
+    return pointers.sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : 0));
   }
 
   /** Record the explicitly mentioned active members (not the sender) of a message; returns them. */
