@@ -35,10 +35,11 @@ describe('durability: SIGKILL while 1 000 sends are in flight', () => {
         }
       });
     });
-    // Keep a stream of sends going (10 per millisecond) so many are in flight at the kill.
+    // Keep a stream of sends going (100 per millisecond: faster than one server commits them,
+    // at 10 per ms it kept up and nothing was in flight at the kill) so many are in flight.
     let sentCount = 0;
     while (sentCount < total && !killed) {
-      for (let j = 0; j < 10 && sentCount < total; j++, sentCount++) {
+      for (let j = 0; j < 100 && sentCount < total; j++, sentCount++) {
         client.send({ type: 'send', id: sentCount + 1, clientMsgId: `k${sentCount}`, to: b.userId, kind: 'text', body: { text: `k${sentCount}` } });
       }
       await new Promise((r) => setTimeout(r, 1));
