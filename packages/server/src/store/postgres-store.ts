@@ -5,7 +5,9 @@ import {
   StoreNotFoundError,
   type AppendOutcome,
   type AppendRequest,
+  type AckOutcome,
   type ConversationRecord,
+  type DeliveredCount,
   type DeliveredUpdate,
   type DeviceAck,
   type EffectResult,
@@ -27,6 +29,7 @@ import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColu
 import {
   GROUP_SELECT,
   entryFromRow,
+  isGroupConv,
   groupFromRow,
   joinRequestFromRow,
   memberFromRow,
@@ -653,16 +656,16 @@ export class PostgresStore implements Store {
     const rows = await this.sql<(MessageRow & { inbox_seq: number })[]>`
       SELECT i.inbox_seq, m.* FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
       WHERE i.user_id = ${userId} AND i.inbox_seq > ${after} ORDER BY i.inbox_seq LIMIT ${limit}`;
-    return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r) }));
+    return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r, userId) }));
   }
 
-  async readHistory(conv: string, q: { before?: number; after?: number; limit: number }): Promise<Message[]> {
+  async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined
         ? await this.sql<MessageRow[]>`SELECT * FROM messages WHERE conv_id = ${conv} AND seq > ${q.after} ORDER BY seq ASC LIMIT ${q.limit}`
         : await this.sql<MessageRow[]>`
             SELECT * FROM messages WHERE conv_id = ${conv} AND seq < ${q.before ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${q.limit}`;
-    return rows.map(messageFromRow);
+    return rows.map((r) => messageFromRow(r, q.viewer));
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
@@ -813,8 +816,8 @@ export class PostgresStore implements Store {
     return e;
   }
 
-  async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
-    if (acks.length === 0) return [];
+  async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+    if (acks.length === 0) return { delivered: [], counts: [] };
     // A consistent order keeps concurrent flushes from locking the same rows crosswise.
     const sorted = [...acks].sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
     return this.tx(async (tx) => {
@@ -827,16 +830,16 @@ export class PostgresStore implements Store {
       }
       await tx`SELECT 1 FROM users WHERE id = ANY(${[...lockIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
       for (const a of sorted) await this.setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
-      const out: (DeliveredUpdate & { by: string })[] = [];
+      const out: AckOutcome = { delivered: [], counts: [] };
       for (const a of sorted) {
-        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq)) out.push({ ...u, by: a.userId });
+        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, out.counts)) out.delivered.push({ ...u, by: a.userId });
       }
       return out;
     });
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.tx((tx) => this.markDeliveredIn(tx, userId, inboxSeq));
+    return this.tx((tx) => this.markDeliveredIn(tx, userId, inboxSeq, []));
   }
 
   /** Newest seq per (conversation, sender) in the user's unacknowledged inbox range up to `inboxSeq` (no locks). */
@@ -856,7 +859,8 @@ export class PostgresStore implements Store {
       GROUP BY i.conv_id, m.sender_id ORDER BY i.conv_id, m.sender_id`;
   }
 
-  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+  /** Move the user's delivered mark; group counts raised on the way are appended to `counts`. */
+  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number, counts: DeliveredCount[]): Promise<DeliveredUpdate[]> {
     const pre = await this.deliveredCandidates(tx, userId, inboxSeq);
     if (pre.upTo <= pre.from) return [];
     // Lock the acknowledging user and the senders together, in id order (as appendMessages
@@ -872,6 +876,18 @@ export class PostgresStore implements Store {
     if (upTo <= from) return [];
     const rows = from === pre.from && upTo === pre.upTo ? pre.rows : await this.deliveredRange(tx, userId, from, upTo);
     await tx`UPDATE users SET delivered_inbox_seq = ${upTo} WHERE id = ${userId}`;
+    // Group delivered counts, set-based, only when the range holds other members' group
+    // messages (1:1 ACKs never pay for it). Concurrent flushes raising the same message are
+    // serialized by the sender's user row, locked above.
+    if (rows.some((r) => isGroupConv(r.conv))) {
+      const raised = await tx<DeliveredCount[]>`
+        UPDATE messages SET delivered_count = delivered_count + 1
+        WHERE (conv_id, seq) IN (
+          SELECT conv_id, seq FROM inbox WHERE user_id = ${userId} AND inbox_seq > ${from} AND inbox_seq <= ${upTo} AND substr(conv_id, 1, 2) = 'g:')
+          AND sender_id <> ${userId} AND kind <> 'system'
+        RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`;
+      for (const c of raised) counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
+    }
     const out: DeliveredUpdate[] = [];
     for (const r of rows) {
       const seq = Number(r.seq);

@@ -6,7 +6,9 @@ import {
   directConversationId,
   type AppendOutcome,
   type AppendRequest,
+  type AckOutcome,
   type ConversationRecord,
+  type DeliveredCount,
   type DeliveredUpdate,
   type DeviceAck,
   type EffectResult,
@@ -27,6 +29,7 @@ import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_SQLITE, SCHEMA_SQL, entrySele
 import {
   GROUP_SELECT,
   entryFromRow,
+  isGroupConv,
   groupFromRow,
   joinRequestFromRow,
   memberFromRow,
@@ -260,6 +263,17 @@ export class SqliteStore implements Store {
          GROUP BY i.conv_id, m.sender_id`,
       ),
       raiseDelivered: db.prepare('UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?'),
+      /**
+       * Group delivered counts, set-based: +1 on every other member's group message the newly
+       * acknowledged inbox range points at (the primary key is probed per pointer).
+       */
+      raiseCounts: db.prepare(
+        `UPDATE messages SET delivered_count = delivered_count + 1
+         WHERE (conv_id, seq) IN (
+           SELECT conv_id, seq FROM inbox WHERE user_id = @user AND inbox_seq > @from AND inbox_seq <= @to AND substr(conv_id, 1, 2) = 'g:')
+           AND sender_id <> @user AND kind <> 'system'
+         RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`,
+      ),
     };
   }
 
@@ -651,15 +665,15 @@ export class SqliteStore implements Store {
 
   async readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]> {
     const rows = this.q.readInbox.all(userId, after, limit) as (MessageRow & { inbox_seq: number })[];
-    return rows.map((r) => ({ inboxSeq: r.inbox_seq, message: messageFromRow(r) }));
+    return rows.map((r) => ({ inboxSeq: r.inbox_seq, message: messageFromRow(r, userId) }));
   }
 
-  async readHistory(conv: string, q: { before?: number; after?: number; limit: number }): Promise<Message[]> {
+  async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined
         ? this.q.historyAfter.all(conv, q.after, q.limit)
         : this.q.historyBefore.all(conv, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
-    return (rows as MessageRow[]).map(messageFromRow);
+    return (rows as MessageRow[]).map((r) => messageFromRow(r, q.viewer));
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
@@ -726,29 +740,35 @@ export class SqliteStore implements Store {
     return (await this.getEntry(userId, conv))!;
   }
 
-  async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
+  async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     return this.db.transaction(() => {
-      const out: (DeliveredUpdate & { by: string })[] = [];
+      const out: AckOutcome = { delivered: [], counts: [] };
       for (const a of acks) {
         this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
-        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq)) out.push({ ...u, by: a.userId });
+        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, out.counts)) out.delivered.push({ ...u, by: a.userId });
       }
       return out;
     })();
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.markDeliveredSync(userId, inboxSeq);
+    return this.markDeliveredSync(userId, inboxSeq, []);
   }
 
-  private markDeliveredSync(userId: string, inboxSeq: number): DeliveredUpdate[] {
+  /** Move the user's delivered mark; group counts raised on the way are appended to `counts`. */
+  private markDeliveredSync(userId: string, inboxSeq: number, counts: DeliveredCount[]): DeliveredUpdate[] {
     return this.db.transaction(() => {
       const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
       if (!mark) return [];
       const upTo = Math.min(inboxSeq, mark.inbox_seq);
       if (upTo <= mark.delivered_inbox_seq) return [];
-      const rows = this.q.deliveredRange.all(userId, mark.delivered_inbox_seq, upTo, userId) as DeliveredUpdate[];
+      const from = mark.delivered_inbox_seq;
+      const rows = this.q.deliveredRange.all(userId, from, upTo, userId) as DeliveredUpdate[];
       this.q.setDeliveredMark.run(upTo, userId);
+      // Only a range with other members' group messages pays for the count statement (1:1 ACKs never do).
+      if (rows.some((r) => isGroupConv(r.conv))) {
+        for (const c of this.q.raiseCounts.all({ user: userId, from, to: upTo }) as DeliveredCount[]) counts.push(c);
+      }
       const out: DeliveredUpdate[] = [];
       for (const r of rows) {
         const entry = this.q.entryRaw.get(r.sender, r.conv) as { delivered_seq: number } | undefined;
