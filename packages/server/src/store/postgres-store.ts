@@ -92,6 +92,9 @@ type EntryState = {
 
 type Mark = { id: string; inbox_seq: number; delivered_inbox_seq: number };
 
+/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
+type CountRange = [string, number, number];
+
 interface ConvState {
   id: string;
   kind: ConversationKind;
@@ -831,15 +834,46 @@ export class PostgresStore implements Store {
       await tx`SELECT 1 FROM users WHERE id = ANY(${[...lockIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
       for (const a of sorted) await this.setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
       const out: AckOutcome = { delivered: [], counts: [] };
+      const ranges: CountRange[] = [];
       for (const a of sorted) {
-        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, out.counts)) out.delivered.push({ ...u, by: a.userId });
+        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
       }
+      out.counts = await this.raiseCounts(tx, ranges);
       return out;
     });
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.tx((tx) => this.markDeliveredIn(tx, userId, inboxSeq, []));
+    return this.tx(async (tx) => {
+      const ranges: CountRange[] = [];
+      const out = await this.markDeliveredIn(tx, userId, inboxSeq, ranges);
+      await this.raiseCounts(tx, ranges);
+      return out;
+    });
+  }
+
+  /**
+   * Group delivered counts, set-based: one statement for all the newly acknowledged inbox
+   * ranges of a flush. Every other member's non-system group message the ranges' pointers
+   * point at gains the number of ranges covering it (distinct users: one user's ranges never
+   * overlap); returns the new counts, one row per message. Concurrent flushes raising the same
+   * message are serialized by the sender's user row, which recordAcks locks first.
+   */
+  private async raiseCounts(tx: Tx, ranges: CountRange[]): Promise<DeliveredCount[]> {
+    if (ranges.length === 0) return [];
+    const rows = await tx<DeliveredCount[]>`
+      UPDATE messages m SET delivered_count = m.delivered_count + x.n
+      FROM (
+        SELECT i.conv_id, i.seq, COUNT(*) AS n
+        FROM unnest(${ranges.map((r) => r[0])}::text[], ${ranges.map((r) => r[1])}::bigint[], ${ranges.map((r) => r[2])}::bigint[]) AS r(user_id, lo, hi)
+        JOIN inbox i ON i.user_id = r.user_id AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
+        JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+        WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
+        GROUP BY i.conv_id, i.seq
+      ) x
+      WHERE m.conv_id = x.conv_id AND m.seq = x.seq
+      RETURNING m.conv_id AS conv, m.seq AS seq, m.sender_id AS sender, m.delivered_count AS count`;
+    return rows.map((c) => ({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) }));
   }
 
   /** Newest seq per (conversation, sender) in the user's unacknowledged inbox range up to `inboxSeq` (no locks). */
@@ -859,8 +893,12 @@ export class PostgresStore implements Store {
       GROUP BY i.conv_id, m.sender_id ORDER BY i.conv_id, m.sender_id`;
   }
 
-  /** Move the user's delivered mark; group counts raised on the way are appended to `counts`. */
-  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number, counts: DeliveredCount[]): Promise<DeliveredUpdate[]> {
+  /**
+   * Move the user's delivered mark. When the newly covered inbox range holds other members'
+   * group messages, it is appended to `ranges` for the caller's `raiseCounts`; ACKs of direct
+   * messages never add one.
+   */
+  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number, ranges: CountRange[]): Promise<DeliveredUpdate[]> {
     const pre = await this.deliveredCandidates(tx, userId, inboxSeq);
     if (pre.upTo <= pre.from) return [];
     // Lock the acknowledging user and the senders together, in id order (as appendMessages
@@ -876,18 +914,7 @@ export class PostgresStore implements Store {
     if (upTo <= from) return [];
     const rows = from === pre.from && upTo === pre.upTo ? pre.rows : await this.deliveredRange(tx, userId, from, upTo);
     await tx`UPDATE users SET delivered_inbox_seq = ${upTo} WHERE id = ${userId}`;
-    // Group delivered counts, set-based, only when the range holds other members' group
-    // messages (1:1 ACKs never pay for it). Concurrent flushes raising the same message are
-    // serialized by the sender's user row, locked above.
-    if (rows.some((r) => isGroupConv(r.conv))) {
-      const raised = await tx<DeliveredCount[]>`
-        UPDATE messages SET delivered_count = delivered_count + 1
-        WHERE (conv_id, seq) IN (
-          SELECT conv_id, seq FROM inbox WHERE user_id = ${userId} AND inbox_seq > ${from} AND inbox_seq <= ${upTo} AND substr(conv_id, 1, 2) = 'g:')
-          AND sender_id <> ${userId} AND kind <> 'system'
-        RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`;
-      for (const c of raised) counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
-    }
+    if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
     const out: DeliveredUpdate[] = [];
     for (const r of rows) {
       const seq = Number(r.seq);

@@ -56,6 +56,9 @@ export interface SqliteStoreOptions extends StoreOptions {
   checkpointMs?: number;
 }
 
+/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
+type CountRange = [string, number, number];
+
 type ConvRow = { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number };
 type EntryState = {
   read_seq: number;
@@ -264,15 +267,24 @@ export class SqliteStore implements Store {
       ),
       raiseDelivered: db.prepare('UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?'),
       /**
-       * Group delivered counts, set-based: +1 on every other member's group message the newly
-       * acknowledged inbox range points at (the primary key is probed per pointer).
+       * Group delivered counts, set-based: one statement for all the newly acknowledged inbox
+       * ranges of a flush (a JSON array of [user, from, to]). Each range's pointers are found by
+       * the inbox primary key; every other member's non-system group message they point at
+       * gains the number of ranges (= distinct users: one user's ranges never overlap) that
+       * cover it; the new counts are returned, one row per message.
        */
       raiseCounts: db.prepare(
-        `UPDATE messages SET delivered_count = delivered_count + 1
-         WHERE (conv_id, seq) IN (
-           SELECT conv_id, seq FROM inbox WHERE user_id = @user AND inbox_seq > @from AND inbox_seq <= @to AND substr(conv_id, 1, 2) = 'g:')
-           AND sender_id <> @user AND kind <> 'system'
-         RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`,
+        `UPDATE messages SET delivered_count = delivered_count + x.n
+         FROM (
+           SELECT i.conv_id AS conv_id, i.seq AS seq, COUNT(*) AS n
+           FROM json_each(?) r
+           JOIN inbox i ON i.user_id = r.value ->> 0 AND i.inbox_seq > r.value ->> 1 AND i.inbox_seq <= r.value ->> 2
+           JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+           WHERE substr(i.conv_id, 1, 2) = 'g:' AND m.sender_id <> i.user_id AND m.kind <> 'system'
+           GROUP BY i.conv_id, i.seq
+         ) AS x
+         WHERE messages.conv_id = x.conv_id AND messages.seq = x.seq
+         RETURNING messages.conv_id AS conv, messages.seq AS seq, messages.sender_id AS sender, messages.delivered_count AS count`,
       ),
     };
   }
@@ -743,20 +755,35 @@ export class SqliteStore implements Store {
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     return this.db.transaction(() => {
       const out: AckOutcome = { delivered: [], counts: [] };
+      const ranges: CountRange[] = [];
       for (const a of acks) {
         this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
-        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, out.counts)) out.delivered.push({ ...u, by: a.userId });
+        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
       }
+      out.counts = this.raiseCounts(ranges);
       return out;
     })();
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.markDeliveredSync(userId, inboxSeq, []);
+    return this.db.transaction(() => {
+      const ranges: CountRange[] = [];
+      const out = this.markDeliveredSync(userId, inboxSeq, ranges);
+      this.raiseCounts(ranges);
+      return out;
+    })();
   }
 
-  /** Move the user's delivered mark; group counts raised on the way are appended to `counts`. */
-  private markDeliveredSync(userId: string, inboxSeq: number, counts: DeliveredCount[]): DeliveredUpdate[] {
+  private raiseCounts(ranges: CountRange[]): DeliveredCount[] {
+    return ranges.length === 0 ? [] : (this.q.raiseCounts.all(JSON.stringify(ranges)) as DeliveredCount[]);
+  }
+
+  /**
+   * Move the user's delivered mark. When the newly covered inbox range holds other members'
+   * group messages, it is appended to `ranges` for the caller's `raiseCounts` (one statement
+   * for all of them); ACKs of direct messages never add one.
+   */
+  private markDeliveredSync(userId: string, inboxSeq: number, ranges: CountRange[]): DeliveredUpdate[] {
     return this.db.transaction(() => {
       const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
       if (!mark) return [];
@@ -765,10 +792,7 @@ export class SqliteStore implements Store {
       const from = mark.delivered_inbox_seq;
       const rows = this.q.deliveredRange.all(userId, from, upTo, userId) as DeliveredUpdate[];
       this.q.setDeliveredMark.run(upTo, userId);
-      // Only a range with other members' group messages pays for the count statement (1:1 ACKs never do).
-      if (rows.some((r) => isGroupConv(r.conv))) {
-        for (const c of this.q.raiseCounts.all({ user: userId, from, to: upTo }) as DeliveredCount[]) counts.push(c);
-      }
+      if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
       const out: DeliveredUpdate[] = [];
       for (const r of rows) {
         const entry = this.q.entryRaw.get(r.sender, r.conv) as { delivered_seq: number } | undefined;
