@@ -73,10 +73,11 @@ export interface Store {
    * A device of `userId` acknowledged its inbox up to `inboxSeq`. The first such ACK per
    * message moves the recipient's delivered mark; returns, per conversation and sender,
    * the highest newly delivered seq (the sender's entry `deliveredSeq` moves with it).
-   * In the same transaction, every message of another member in a group conversation that
-   * the newly covered inbox range points at gets its delivered count raised by one (one
-   * set-based statement per range; `recordAcks` reports the new counts). The mark never
-   * moves back, so each recipient is counted at most once per message.
+   * In the same transaction, every non-system message of another member in a group
+   * conversation that the newly covered inbox range points at gets its delivered count
+   * raised by one (set-based: `recordAcks` raises the counts of all its ranges with one
+   * statement and reports the new counts). The mark never moves back, so each recipient is
+   * counted at most once per message.
    */
   markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]>;
 
