@@ -19,6 +19,11 @@ export const MessageSchema = z.strictObject({
   body: z.unknown(),
   time: z.number().int(),
   clientMsgId: z.string(),
+  /**
+   * Only in `sync` and `history` replies, only on the reader's own messages in group
+   * conversations: how many other members' devices have stored it (see `delivered.counts`).
+   */
+  deliveredCount: Seq.optional(),
 });
 
 export const InboxItemSchema = z.strictObject({ inboxSeq: Seq.min(1), message: MessageSchema });
@@ -85,6 +90,17 @@ export const DeliveredFrame = z.strictObject({
 });
 
 /**
+ * Group delivered counts of this user's messages in `conv` (normal groups): `counts` holds
+ * `[seq, count]` pairs, ascending by seq, each the number of other members whose device has
+ * stored that message. Counts only grow; keep the highest seen per message.
+ */
+export const DeliveredCountsFrame = z.strictObject({
+  type: z.literal('delivered.counts'),
+  conv: z.string(),
+  counts: z.array(z.tuple([Seq.min(1), Seq.min(1)])).min(1),
+});
+
+/**
  * A command for this device to execute (force full sync, upload diagnostics, clear local
  * cache, set a configuration value); the client answers with `instruction.result`.
  * Pending instructions also arrive in the `hello` reply, before any sync.
@@ -116,6 +132,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   AdvancedFrame,
   ConvFrame,
   DeliveredFrame,
+  DeliveredCountsFrame,
   InstructionFrame,
   KickedFrame,
   RelationFrame,

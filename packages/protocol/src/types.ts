@@ -12,6 +12,12 @@ export interface Message {
   body: unknown;
   time: number;
   clientMsgId: string;
+  /**
+   * Only in `sync` and `history` replies, only on the reader's own messages in group
+   * conversations: how many other members have a device that stored it. Normal groups keep
+   * it current; super groups do not count (messages sent after the switch read 0).
+   */
+  deliveredCount?: number;
 }
 
 /** One entry of a user's inbox ("domain ring"): the user's gap-free `inboxSeq` pointing at a message. */

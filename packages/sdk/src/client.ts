@@ -1,4 +1,4 @@
-import type { ConvEntry, InboxItem, Message, Platform } from '@magpie/protocol';
+import type { ConvEntry, ConversationKind, InboxItem, Message, Platform } from '@magpie/protocol';
 import { CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, shouldReconnect } from './protocol-constants.ts';
 import { systemClock, Timer, type Clock } from './clock.ts';
 import { ConversationSync } from './conv-sync.ts';
@@ -38,6 +38,13 @@ export interface DeliveredEvent {
   by: string;
 }
 
+/** Group delivered counts of own messages rose (live `delivered.counts`, or a refresh). */
+export interface DeliveredCountsEvent {
+  conv: string;
+  /** Only the messages whose count rose, ascending by seq. */
+  counts: { seq: number; count: number }[];
+}
+
 export interface KickedEvent {
   reason: KickedFrame['reason'] | 'unknown';
   message: string;
@@ -51,6 +58,8 @@ export interface MagpieClientEvents {
   message: LocalMessage;
   conversation: ConversationEvent;
   delivered: DeliveredEvent;
+  /** Normal groups: how many members' devices stored own messages rose (the `message` event follows for each stored or outgoing one). */
+  deliveredCounts: DeliveredCountsEvent;
   kicked: KickedEvent;
   syncProgress: SyncProgress;
   /** An instruction from the server was executed (before any sync when it came with the hello reply). */
@@ -142,6 +151,12 @@ export class MagpieClient {
   private readonly connectTimer: Timer;
   private readonly convRefreshTimer: Timer;
   private readonly delivered = new Map<string, number>();
+  /** Group delivered counts learned live, per conversation and seq (the highest seen). */
+  private readonly liveCounts = new Map<string, Map<number, number>>();
+  /** Conversation kinds known from the entries and the welcome's super groups. */
+  private readonly kinds = new Map<string, ConversationKind>();
+  /** Count updates are applied one after another (each reads and writes stored messages). */
+  private countsChain: Promise<void> = Promise.resolve();
 
   private token: string | null;
   private _state: ClientState = 'offline';
@@ -237,6 +252,8 @@ export class MagpieClient {
       store: this.store,
       userId: () => this._userId,
       deliveredSeq: (conv) => this.delivered.get(conv) ?? 0,
+      counted: (conv) => this.counted(conv),
+      liveCount: (conv, seq) => this.liveCounts.get(conv)?.get(seq),
       outgoing: () => this.sendQueue.list(),
       fetch: (conv, q) => this.request({ type: 'history', conv, ...q }),
     });
@@ -318,6 +335,7 @@ export class MagpieClient {
       await this.convSync.init();
       await this.sendQueue.init();
       for (const e of await this.store.listEntries()) {
+        this.kinds.set(e.conv, e.kind);
         this.delivered.set(e.conv, Math.max(e.deliveredSeq, await this.store.getDeliveredSeq(e.conv)));
       }
     })();
@@ -451,6 +469,29 @@ export class MagpieClient {
   /** Outgoing messages not yet replaced by their stored copy. */
   outgoing(): LocalMessage[] {
     return this.sendQueue.list().map((r) => this.history.fromRecord(r));
+  }
+
+  /**
+   * Normal groups: read the newest page of a conversation (or the page below `before`) from
+   * the server again, to learn the current delivered counts of own messages held locally —
+   * a device that was offline missed the live `delivered.counts` frames. Changed counts come
+   * as `deliveredCounts` and `message` events. Other conversations: nothing to do.
+   */
+  async refreshDeliveredCounts(conv: string, q: { before?: number; limit?: number } = {}): Promise<void> {
+    await this.init();
+    if (!this.counted(conv)) return;
+    const query: { before?: number; limit: number } = { limit: Math.max(1, Math.min(q.limit ?? 30, 200)) };
+    if (q.before !== undefined) query.before = q.before;
+    const page = await this.request({ type: 'history', conv, ...query });
+    const me = this._userId;
+    const pairs = page.messages.filter((m) => m.sender === me && m.deliveredCount !== undefined).map((m): [number, number] => [m.seq, m.deliveredCount!]);
+    await this.applyCounts(conv, pairs);
+    await this.history.storePage(conv, page, query);
+  }
+
+  /** Whether delivered counts are kept for a conversation: normal groups (`g:`, not super). */
+  private counted(conv: string): boolean {
+    return conv.startsWith('g:') && this.kinds.get(conv) !== 'super';
   }
 
   /** Local history of a conversation: one contiguous run, with gap flags. */
@@ -597,6 +638,7 @@ export class MagpieClient {
     }
     if (forcedFull) effective = { ...effective, sync: 'full' };
     if (gen !== this.gen) return;
+    for (const sg of welcome.supers ?? []) this.kinds.set(sg.conv, 'super');
     this.ready = true;
     this.setState('syncing');
     this.heartbeat.start();
@@ -624,7 +666,7 @@ export class MagpieClient {
 
   private onFrame(gen: number, f: RawFrame): void {
     if (gen !== this.gen) return; // data from an abandoned socket is never merged
-    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered' || f.type === 'advanced')) {
+    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered' || f.type === 'delivered.counts' || f.type === 'advanced')) {
       this.early.push(f);
       return;
     }
@@ -647,6 +689,11 @@ export class MagpieClient {
       case 'delivered': {
         const d = f as unknown as DeliveredFrame;
         if (typeof d.conv === 'string' && typeof d.seq === 'number') void this.onDelivered(d);
+        break;
+      }
+      case 'delivered.counts': {
+        const pairs = Array.isArray(f.counts) ? (f.counts as unknown[]).filter(isCountPair) : [];
+        if (typeof f.conv === 'string' && pairs.length > 0) void this.applyCounts(f.conv, pairs).catch((err) => this.emitter.emit('error', toClientError(err)));
         break;
       }
       case 'pong': {
@@ -827,6 +874,8 @@ export class MagpieClient {
     this.engine.reset();
     this.convSync.reset();
     this.delivered.clear();
+    this.liveCounts.clear();
+    this.kinds.clear();
     await this.sendQueue.init();
     this._userId = null;
   }
@@ -916,10 +965,63 @@ export class MagpieClient {
     }
   }
 
+  /**
+   * New delivered counts of own messages in a normal group: remembered (highest per seq)
+   * before anything is awaited — so a copy of the message stored meanwhile keeps it — then,
+   * in arrival order, written into the stored messages and told as `deliveredCounts` and
+   * `message` events.
+   */
+  private applyCounts(conv: string, pairs: [number, number][]): Promise<void> {
+    if (pairs.length === 0 || !this.counted(conv)) return Promise.resolve();
+    let live = this.liveCounts.get(conv);
+    if (!live) this.liveCounts.set(conv, (live = new Map()));
+    const sorted = [...pairs].sort((x, y) => x[0] - y[0]);
+    const before = new Map<number, number>();
+    for (const [seq, count] of sorted) {
+      const had = live.get(seq) ?? 0;
+      before.set(seq, Math.max(before.get(seq) ?? 0, had));
+      if (count > had) live.set(seq, count);
+    }
+    // Bound memory: the oldest live counts go (they are kept in the stored messages).
+    if (live.size > MAX_LIVE_COUNTS) for (const seq of [...live.keys()].sort((x, y) => x - y).slice(0, live.size - MAX_LIVE_COUNTS)) live.delete(seq);
+    const run = this.countsChain.then(() => this.storeCounts(conv, sorted, before, live));
+    this.countsChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async storeCounts(conv: string, sorted: [number, number][], before: Map<number, number>, live: Map<number, number>): Promise<void> {
+    const me = this._userId;
+    const stored = (await this.store.getMessages(conv, sorted[0]![0], sorted[sorted.length - 1]![0])).filter((m) => m.sender === me);
+    const storedBySeq = new Map(stored.map((m) => [m.seq, m]));
+    const raised: { seq: number; count: number }[] = [];
+    const latest = new Map(sorted.map(([seq, count]) => [seq, Math.max(count, live.get(seq) ?? 0)]));
+    for (const [seq, count] of latest) {
+      if (count > Math.max(before.get(seq) ?? 0, storedBySeq.get(seq)?.deliveredCount ?? 0)) raised.push({ seq, count });
+    }
+    const changed = stored.filter((m) => latest.has(m.seq) && (m.deliveredCount ?? 0) < latest.get(m.seq)!).map((m) => ({ ...m, deliveredCount: latest.get(m.seq)! }));
+    if (changed.length > 0) await this.store.putMessages(conv, changed, []);
+    if (raised.length === 0) return;
+    this.emitter.emit('deliveredCounts', { conv, counts: raised });
+    const up = new Set(raised.map((r) => r.seq));
+    for (const m of changed) if (up.has(m.seq)) this.emitter.emit('message', this.history.toLocal(m));
+    for (const r of this.sendQueue.list()) {
+      const m = r.message;
+      if (r.state === 'sent' && m && m.conv === conv && up.has(m.seq) && !storedBySeq.has(m.seq)) this.emitter.emit('message', this.history.fromRecord(r));
+    }
+  }
+
   private async onEntryChanged(conv: string, entry: ConvEntry | null, previous: ConvEntry | undefined): Promise<void> {
+    if (entry) this.kinds.set(conv, entry.kind);
     this.emitter.emit('conversation', { conv, entry, previous: previous && !previous.deleted ? previous : null });
     if (entry && entry.deliveredSeq > (this.delivered.get(conv) ?? 0)) await this.advanceDelivered(conv, entry.deliveredSeq);
   }
+}
+
+/** Live group counts kept in memory per conversation (older ones live on in the stored messages). */
+const MAX_LIVE_COUNTS = 2000;
+
+function isCountPair(x: unknown): x is [number, number] {
+  return Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]);
 }
 
 function isMessage(x: unknown): x is Message {

@@ -20,8 +20,17 @@ export interface LocalMessage {
   kind: string;
   body: unknown;
   time: number;
-  /** Own messages: sending → sent → delivered, or failed. Others' messages: received. */
+  /**
+   * Own messages: sending → sent → delivered, or failed. Others' messages: received.
+   * In a normal group an own message is delivered once `deliveredCount` ≥ 1.
+   */
   state: MessageState;
+  /**
+   * Own (non-system) messages in a normal group, once sent: how many other members have a
+   * device that stored it (0 until one has). Null for direct chats, others' messages, super
+   * groups (they keep no count) and messages not yet accepted by the server.
+   */
+  deliveredCount: number | null;
   own: boolean;
   error: { code: string; message: string } | null;
 }
@@ -53,6 +62,10 @@ export interface HistoryDeps {
   store: LocalStore;
   userId(): string | null;
   deliveredSeq(conv: string): number;
+  /** Whether the conversation keeps delivered counts (a normal group). */
+  counted(conv: string): boolean;
+  /** The highest delivered count learned live for an own message, if any. */
+  liveCount(conv: string, seq: number): number | undefined;
   /** Outgoing records not yet replaced by their stored copy. */
   outgoing(): OutgoingRecord[];
   /** Fetch a page from the server. */
@@ -82,10 +95,33 @@ export class History {
     for (const [conv, list] of byConv) {
       await this.deps.store.putMessages(
         conv,
-        list,
+        await this.keepCounts(conv, list),
         list.map((m) => ({ from: m.seq, to: m.seq })),
       );
     }
+  }
+
+  /**
+   * Own group messages about to be stored keep the highest delivered count known (the stored
+   * copy's, the incoming one's, the live one's): a copy without a count (a live `msg`, the
+   * send reply) never erases one, and a page read just before a live update never lowers it.
+   */
+  async keepCounts(conv: string, list: Message[]): Promise<Message[]> {
+    const me = this.deps.userId();
+    const own = (m: Message) => m.sender === me && m.kind !== 'system';
+    if (!this.deps.counted(conv) || !list.some(own)) return list;
+    const seqs = list.filter(own).map((m) => m.seq);
+    const stored = new Map((await this.deps.store.getMessages(conv, Math.min(...seqs), Math.max(...seqs))).map((m) => [m.seq, m.deliveredCount]));
+    return list.map((m) => {
+      if (!own(m)) return m;
+      const best = Math.max(m.deliveredCount ?? -1, stored.get(m.seq) ?? -1, this.deps.liveCount(conv, m.seq) ?? -1);
+      return best >= 0 && best !== m.deliveredCount ? { ...m, deliveredCount: best } : m;
+    });
+  }
+
+  /** Store a page read from the server (it proves its seq range complete). */
+  async storePage(conv: string, page: HistoryResult, query: { before?: number; after?: number }): Promise<void> {
+    await this.deps.store.putMessages(conv, await this.keepCounts(conv, page.messages), [coverageOf(page, query)].filter((r): r is SeqRange => r !== null));
   }
 
   /** A view of what is stored locally (never across a hole). */
@@ -153,13 +189,14 @@ export class History {
     if (q.after !== undefined) query.after = q.after;
     else if (q.before !== undefined) query.before = q.before;
     const page = await this.deps.fetch(conv, query);
-    await this.deps.store.putMessages(conv, page.messages, [coverageOf(page, query)].filter((r): r is SeqRange => r !== null));
+    await this.storePage(conv, page, query);
     const view = await this.window(conv, { ...q, limit });
     return { ...view, fromServer: true };
   }
 
   toLocal(m: Message): LocalMessage {
     const own = m.sender === this.deps.userId();
+    const deliveredCount = own ? this.countOf(m) : null;
     return {
       clientMsgId: m.clientMsgId,
       id: m.id,
@@ -170,17 +207,34 @@ export class History {
       kind: m.kind,
       body: m.body,
       time: m.time,
-      state: own ? (m.seq <= this.deps.deliveredSeq(m.conv) ? 'delivered' : 'sent') : 'received',
+      state: own ? (this.isDelivered(m, deliveredCount) ? 'delivered' : 'sent') : 'received',
+      deliveredCount,
       own,
       error: null,
     };
+  }
+
+  /** An own message's delivered count: null where none is kept. */
+  private countOf(m: Message): number | null {
+    if (m.kind === 'system' || !this.deps.counted(m.conv)) return null;
+    return Math.max(m.deliveredCount ?? 0, this.deps.liveCount(m.conv, m.seq) ?? 0);
+  }
+
+  /**
+   * Delivered: a count ≥ 1, or (as in direct chats) the seq is at or below the sender's
+   * delivered mark, which the first recipient's ACK moves — so a message whose count was
+   * never learned (a lost frame, local data from before counts) still shows delivered.
+   */
+  private isDelivered(m: Message, count: number | null): boolean {
+    return (count ?? 0) >= 1 || m.seq <= this.deps.deliveredSeq(m.conv);
   }
 
   fromRecord(r: OutgoingRecord): LocalMessage {
     const m = r.message;
     const conv = m?.conv ?? r.conv;
     let state: MessageState = r.state;
-    if (r.state === 'sent' && m && m.seq <= this.deps.deliveredSeq(m.conv)) state = 'delivered';
+    const deliveredCount = m && r.state === 'sent' ? this.countOf(m) : null;
+    if (r.state === 'sent' && m && this.isDelivered(m, deliveredCount)) state = 'delivered';
     return {
       clientMsgId: r.clientMsgId,
       id: m?.id ?? null,
@@ -192,6 +246,7 @@ export class History {
       body: r.body,
       time: m?.time ?? r.createdAt,
       state,
+      deliveredCount,
       own: true,
       error: r.error,
     };

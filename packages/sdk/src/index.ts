@@ -8,6 +8,7 @@ export {
   type StateEvent,
   type ConversationEvent,
   type DeliveredEvent,
+  type DeliveredCountsEvent,
   type KickedEvent,
   type SendInput,
   type ConversationPatch,

@@ -14,6 +14,7 @@ import type {
   MsgFrame as MsgSchema,
   ConvFrame as ConvSchema,
   DeliveredFrame as DeliveredSchema,
+  DeliveredCountsFrame as DeliveredCountsSchema,
   KickedFrame as KickedSchema,
   ErrorFrame as ErrorSchema,
   ReplyFrame as ReplySchema,
@@ -29,12 +30,13 @@ export type PongFrame = ReturnType<typeof PongSchema.parse>;
 export type MsgFrame = ReturnType<typeof MsgSchema.parse>;
 export type ConvFrame = ReturnType<typeof ConvSchema.parse>;
 export type DeliveredFrame = ReturnType<typeof DeliveredSchema.parse>;
+export type DeliveredCountsFrame = ReturnType<typeof DeliveredCountsSchema.parse>;
 export type KickedFrame = ReturnType<typeof KickedSchema.parse>;
 export type ErrorFrame = ReturnType<typeof ErrorSchema.parse>;
 export type ReplyFrame = ReturnType<typeof ReplySchema.parse>;
 
 /** Any frame the server may send (unknown future types are passed through untyped). */
-export type InboundFrame = PongFrame | MsgFrame | ConvFrame | DeliveredFrame | KickedFrame | ErrorFrame | ReplyFrame;
+export type InboundFrame = PongFrame | MsgFrame | ConvFrame | DeliveredFrame | DeliveredCountsFrame | KickedFrame | ErrorFrame | ReplyFrame;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

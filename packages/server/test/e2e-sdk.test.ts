@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStore, type LocalMessage, type MagpieClient } from '@magpie/sdk';
-import { startServer, registerAndLogin, login, type ServerProcess } from './harness.ts';
+import { ChatViewModel, Directory, GroupsApi, MemoryStore, RestApi, SocialApi, type LocalMessage, type MagpieClient } from '@magpie/sdk';
+import { startServer, registerAndLogin, login, api, sleep, type ServerProcess } from './harness.ts';
 import { sdkClient, eventually } from './sdk-client.ts';
 
 const LIMITS = { MAGPIE_USER_RATE: '5000', MAGPIE_USER_BURST: '5000' };
@@ -67,6 +67,77 @@ describe('SDK clients against the real server', () => {
     await eventually(() => deskDelivered.includes(1), 'the desktop sees delivered');
     const uniq = states.filter((s, i) => s !== states[i - 1]);
     assert.deepEqual(uniq, ['sending', 'sent', 'delivered']);
+  });
+
+  it('group delivered counts reach the sender’s two devices; a member’s second device counts once; an offline device catches up', async () => {
+    const a1 = await registerAndLogin(srv.url, { deviceId: 'a-phone', platform: 'ios' });
+    const a2 = await login(srv.url, a1.username, 'a-desk', 'desktop');
+    const b1 = await registerAndLogin(srv.url, { deviceId: 'b-phone', platform: 'ios' });
+    const b2 = await login(srv.url, b1.username, 'b-desk', 'desktop');
+    const c = await registerAndLogin(srv.url);
+    const d = await registerAndLogin(srv.url);
+    const created = await api(srv.url, 'POST', '/api/groups', { name: 'Counted', members: [b1.userId, c.userId, d.userId] }, a1.token);
+    const conv: string = created.body.group.conv;
+    const phone = open(sdkClient({ baseUrl: srv.url, token: a1.token }));
+    const deskStore = new MemoryStore();
+    const desk = open(sdkClient({ baseUrl: srv.url, token: a2.token, store: deskStore }));
+    await Promise.all([phone.connect(), desk.connect()]);
+    const seen = (dev: MagpieClient) => {
+      const log: string[] = [];
+      dev.on('message', (m) => m.own && m.kind !== 'system' && log.push(`${(m.body as { text: string }).text}:${m.state}:${m.deliveredCount}`));
+      return log;
+    };
+    const phoneLog = seen(phone);
+    const deskLog = seen(desk);
+    const countOn = async (dev: MagpieClient, text: string) => (await allMessages(dev, conv)).find((m) => (m.body as { text?: string }).text === text)?.deliveredCount;
+
+    const m = await phone.sendText({ conv }, 'hello group');
+    const seq = (await phone.waitForSend(m.clientMsgId))?.seq;
+    assert.equal(seq, 2, 'after the creation notice');
+    await eventually(async () => (await countOn(desk, 'hello group')) === 0, 'the desk holds it, count 0');
+    // B's phone stores it: 1 on both devices.
+    const bPhone = open(sdkClient({ baseUrl: srv.url, token: b1.token }));
+    await bPhone.connect();
+    for (const dev of [phone, desk]) await eventually(async () => (await countOn(dev, 'hello group')) === 1, 'count 1');
+    // B's desk stores it too: B counts once.
+    const bDesk = open(sdkClient({ baseUrl: srv.url, token: b2.token }));
+    await bDesk.connect();
+    await eventually(async () => (await allMessages(bDesk, conv)).some((x) => x.seq === seq), 'the second device of B has it');
+    await sleep(300);
+    assert.equal(await countOn(phone, 'hello group'), 1, 'a second device of the same member does not count');
+    // C stores it: 2 on both.
+    const cc = open(sdkClient({ baseUrl: srv.url, token: c.token }));
+    await cc.connect();
+    for (const dev of [phone, desk]) await eventually(async () => (await countOn(dev, 'hello group')) === 2, 'count 2');
+    const dedupe = (log: string[]) => log.filter((x, i) => x !== log[i - 1]);
+    assert.deepEqual(dedupe(phoneLog), ['hello group:sending:null', 'hello group:sent:0', 'hello group:delivered:1', 'hello group:delivered:2']);
+    assert.deepEqual(dedupe(deskLog), ['hello group:sent:0', 'hello group:delivered:1', 'hello group:delivered:2']);
+
+    // The desk goes away; the phone sends again and D (new) stores everything.
+    desk.close();
+    const second = await phone.sendText({ conv }, 'second');
+    await phone.waitForSend(second.clientMsgId);
+    const dc = open(sdkClient({ baseUrl: srv.url, token: d.token }));
+    await dc.connect();
+    await eventually(async () => (await countOn(phone, 'hello group')) === 3 && (await countOn(phone, 'second')) === 3, 'the phone sees 3 and 3');
+
+    // The desk comes back with its store: the missed message arrives with its count through
+    // sync; the chat re-reads the counts of what it already held.
+    const desk2 = open(sdkClient({ baseUrl: srv.url, token: a2.token, store: deskStore }));
+    await desk2.connect();
+    assert.equal(desk2.welcome?.sync, 'incremental');
+    await eventually(async () => (await countOn(desk2, 'second')) === 3, 'sync carried the count');
+    assert.equal(await countOn(desk2, 'hello group'), 2, 'stale until refreshed');
+    const rest = new RestApi({ baseUrl: srv.url });
+    const chat = new ChatViewModel({ client: desk2, directory: new Directory({ social: new SocialApi(rest, a2.token), groups: new GroupsApi(rest, a2.token) }) }, { conv });
+    await chat.start();
+    const statusOf = (text: string) => {
+      for (const i of chat.getSnapshot().items) if (i.type === 'message' && i.text === text) return i.status;
+      return undefined;
+    };
+    await eventually(() => statusOf('hello group') === 'Delivered to 3' && statusOf('second') === 'Delivered to 3', 'the chat shows “Delivered to 3” for both');
+    assert.equal(await countOn(desk2, 'hello group'), 3);
+    chat.dispose();
   });
 
   it('three devices of one user stay in sync, read state and list changes included', async () => {

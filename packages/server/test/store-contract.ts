@@ -872,8 +872,8 @@ export function runStoreContract(
         const ab = directConversationId(a.id, b.id);
         const bc = directConversationId(b.id, c.id);
         const out = await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(b.id, c.id), dm(c.id, a.id)]);
-        assert.deepEqual(await store.recordAcks([]), []);
-        const res = await store.recordAcks([
+        assert.deepEqual(await store.recordAcks([]), { delivered: [], counts: [] });
+        const { delivered: res, counts } = await store.recordAcks([
           { userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[1]!, b.id) },
           { userId: c.id, deviceId: 'laptop', inboxSeq: pointerOf(out[2]!, c.id) },
           { userId: b.id, deviceId: 'tablet', inboxSeq: pointerOf(out[0]!, b.id) },
@@ -887,14 +887,16 @@ export function runStoreContract(
             { conv: bc, seq: 1, sender: b.id, by: c.id },
           ]),
         );
+        assert.deepEqual(counts, [], 'direct messages have no delivered count');
         assert.equal((await entry(a.id, ab)).deliveredSeq, 2);
         assert.equal((await entry(b.id, bc)).deliveredSeq, 1);
         // the same acks again: nothing new
-        assert.deepEqual(await store.recordAcks([{ userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[1]!, b.id) }]), []);
+        assert.deepEqual(await store.recordAcks([{ userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[1]!, b.id) }]), { delivered: [], counts: [] });
         // a's ack of c's message
-        assert.deepEqual(await store.recordAcks([{ userId: a.id, deviceId: 'web', inboxSeq: 1_000 }]), [
-          { conv: directConversationId(a.id, c.id), seq: 1, sender: c.id, by: a.id },
-        ]);
+        assert.deepEqual(await store.recordAcks([{ userId: a.id, deviceId: 'web', inboxSeq: 1_000 }]), {
+          delivered: [{ conv: directConversationId(a.id, c.id), seq: 1, sender: c.id, by: a.id }],
+          counts: [],
+        });
       });
 
       it('concurrent ack flushes and sends do not deadlock or lose delivered marks', async () => {
@@ -973,6 +975,119 @@ export function runStoreContract(
       async function history(conv: string): Promise<Message[]> {
         return store.readHistory(conv, { after: 0, limit: 100_000 });
       }
+
+      describe('delivered counts', () => {
+        const byMsg = (cs: { conv: string; seq: number; sender: string; count: number }[]) => {
+          const m = new Map<string, number>();
+          for (const c of cs) m.set(`${c.conv}|${c.seq}|${c.sender}`, Math.max(m.get(`${c.conv}|${c.seq}|${c.sender}`) ?? 0, c.count));
+          return Object.fromEntries([...m].sort());
+        };
+        const k = (conv: string, seq: number, sender: string) => `${conv}|${seq}|${sender}`;
+
+        it('each recipient’s first ACK raises a group message’s count once (two devices count once; the sender never counts)', async () => {
+          const [a, b, c] = await users(3);
+          const { conv } = await makeGroup(a!, [b!, c!]);
+          const [m1, m2, m3] = await sendMany([greq(a!, conv), greq(a!, conv), greq(b!, conv)]);
+          // b stores a's first two messages
+          const r1 = await store.recordAcks([{ userId: b!, deviceId: 'phone', inboxSeq: pointerOf(m2!, b!) }]);
+          assert.deepEqual(byMsg(r1.counts), { [k(conv, 2, a!)]: 1, [k(conv, 3, a!)]: 1 });
+          assert.deepEqual(r1.delivered, [{ conv, seq: 3, sender: a!, by: b! }], 'the first recipient still moves the sender’s deliveredSeq');
+          // the same ACK again, and b's other device at the same position: nothing
+          assert.deepEqual(await store.recordAcks([{ userId: b!, deviceId: 'phone', inboxSeq: pointerOf(m2!, b!) }]), { delivered: [], counts: [] });
+          assert.deepEqual((await store.recordAcks([{ userId: b!, deviceId: 'laptop', inboxSeq: pointerOf(m2!, b!) }])).counts, []);
+          // c's two devices in one flush: c is counted once; b's message (m3) counts c too
+          const r2 = await store.recordAcks([
+            { userId: c!, deviceId: 'phone', inboxSeq: pointerOf(m3!, c!) },
+            { userId: c!, deviceId: 'laptop', inboxSeq: pointerOf(m1!, c!) },
+          ]);
+          assert.deepEqual(byMsg(r2.counts), { [k(conv, 2, a!)]: 2, [k(conv, 3, a!)]: 2, [k(conv, 4, b!)]: 1 });
+          assert.deepEqual((await store.recordAcks([{ userId: c!, deviceId: 'tablet', inboxSeq: 1_000_000 }])).counts, []);
+          // a (the sender of m1, m2) acknowledges everything: only b's message gains
+          const r3 = await store.recordAcks([{ userId: a!, deviceId: 'web', inboxSeq: 1_000_000 }]);
+          assert.deepEqual(byMsg(r3.counts), { [k(conv, 4, b!)]: 2 });
+          // b finally stores its own message's position: nothing (own messages never count)
+          assert.deepEqual((await store.recordAcks([{ userId: b!, deviceId: 'phone', inboxSeq: 1_000_000 }])).counts, []);
+
+          // Reads: the reader's own (non-system) group messages carry deliveredCount.
+          const inboxA = await store.readInbox(a!, 0, 100);
+          assert.deepEqual(
+            inboxA.map((i) => [i.message.seq, i.message.deliveredCount]),
+            [
+              [1, undefined],
+              [2, 2],
+              [3, 2],
+              [4, undefined],
+            ],
+          );
+          assert.equal((await store.readInbox(b!, 0, 100)).find((i) => i.message.seq === 4)?.message.deliveredCount, 2);
+          const histA = await store.readHistory(conv, { after: 0, limit: 10, viewer: a! });
+          assert.deepEqual(histA.map((m) => m.deliveredCount), [undefined, 2, 2, undefined]);
+          const histB = await store.readHistory(conv, { before: 100, limit: 10, viewer: b! });
+          assert.deepEqual(histB.map((m) => m.deliveredCount), [2, undefined, undefined, undefined]);
+          assert.ok((await history(conv)).every((m) => !('deliveredCount' in m)), 'no viewer, no counts');
+          // m2's stored message (from the append) is unchanged apart from the count
+          assert.deepEqual({ ...histA[2]!, deliveredCount: undefined }, { ...m2!.message, deliveredCount: undefined });
+        });
+
+        it('direct messages carry no count; counts start at 0 for a new group message', async () => {
+          const [a, b] = await users(2);
+          const d = await sendOne(dm(a!, b!));
+          assert.equal((await store.readInbox(a!, 0, 10)).at(-1)?.message.deliveredCount, undefined);
+          assert.equal((await store.readHistory(d.message.conv, { after: 0, limit: 10, viewer: a! }))[0]?.deliveredCount, undefined);
+          assert.deepEqual((await store.recordAcks([{ userId: b!, deviceId: 'x', inboxSeq: pointerOf(d, b!) }])).counts, []);
+          const { conv } = await makeGroup(a!, [b!]);
+          await sendOne(greq(a!, conv));
+          assert.deepEqual((await store.readHistory(conv, { before: 100, limit: 1, viewer: a! }))[0]?.deliveredCount, 0);
+        });
+
+        it('a member who left still counts for what they received; a later member does not count for older messages', async () => {
+          const [a, b, c] = await users(3);
+          const { conv } = await makeGroup(a!, [b!]);
+          const m1 = await sendOne(greq(a!, conv));
+          await sendOne(notice(b!, conv, { op: 'leave' }));
+          await sendOne(notice(a!, conv, add([c!])));
+          const m2 = await sendOne(greq(a!, conv));
+          assert.deepEqual(byMsg((await store.recordAcks([{ userId: c!, deviceId: 'x', inboxSeq: pointerOf(m2, c!) }])).counts), { [k(conv, m2.message.seq, a!)]: 1 });
+          assert.deepEqual(byMsg((await store.recordAcks([{ userId: b!, deviceId: 'x', inboxSeq: 1_000_000 }])).counts), { [k(conv, m1.message.seq, a!)]: 1 });
+          const hist = await store.readHistory(conv, { after: 0, limit: 10, viewer: a! });
+          assert.deepEqual(
+            hist.filter((m) => m.kind !== 'system').map((m) => [m.seq, m.deliveredCount]),
+            [
+              [m1.message.seq, 1],
+              [m2.message.seq, 1],
+            ],
+          );
+        });
+
+        it('super groups keep no count (no inbox pointers, nothing acknowledged per member)', async () => {
+          const [a, b, c] = await users(3);
+          const { conv, created } = await makeGroup(a!, [b!, c!], { superThreshold: 2 });
+          assert.equal(created.effect?.kind, 'super');
+          await sendOne(greq(a!, conv));
+          const acked = await store.recordAcks([
+            { userId: b!, deviceId: 'x', inboxSeq: 1_000_000 },
+            { userId: c!, deviceId: 'x', inboxSeq: 1_000_000 },
+          ]);
+          assert.deepEqual(acked.counts, []);
+          assert.deepEqual((await store.readHistory(conv, { before: 100, limit: 1, viewer: a! }))[0]?.deliveredCount, 0);
+        });
+
+        it('concurrent ACK flushes of many members lose no count', async () => {
+          const [a, ...rest] = await users(7);
+          const { conv } = await makeGroup(a!, rest);
+          const sent = await sendMany(range(1, 5).map(() => greq(a!, conv)));
+          const ops: Promise<unknown>[] = [];
+          for (const u of rest) {
+            // each member in two flushes racing each other and the others
+            ops.push(store.recordAcks([{ userId: u, deviceId: 'p', inboxSeq: pointerOf(sent[2]!, u) }]));
+            ops.push(store.recordAcks([{ userId: u, deviceId: 'q', inboxSeq: pointerOf(sent[4]!, u) }]));
+          }
+          ops.push(store.appendMessages([greq(rest[0]!, conv)]));
+          await Promise.all(ops);
+          const hist = await store.readHistory(conv, { after: 0, limit: 100, viewer: a! });
+          for (const o of sent) assert.equal(hist.find((m) => m.seq === o.message.seq)?.deliveredCount, rest.length, `count of seq ${o.message.seq}`);
+        });
+      });
 
       it('create: conversation, group record, roles, member count; the notice (seq 1) reaches every member', async () => {
         const [a, b, c, outsider] = await users(4);

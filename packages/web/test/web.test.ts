@@ -4,7 +4,7 @@
  *
  * Three users in three browser contexts (ann and cat at desktop width, bob at phone width):
  * register, become friends and chat (sending → sent → delivered), a group of three with
- * system notices, mentions, unread counts, admin actions (role, mute → failed send → retry,
+ * system notices, mentions, "Delivered to N", unread counts, admin actions (role, mute → failed send → retry,
  * announcement, kick), a reload that keeps the state, and a context taken offline that
  * catches up when it returns. Screenshots of the main screens at both widths go to
  * test-artifacts/web/ (not committed). Skips when /usr/bin/chromium is missing unless
@@ -256,6 +256,11 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await ann.page.getByTestId('composer').pressSequentially('look at this');
     await ann.page.getByTestId('composer').press('Enter');
     await message(ann, 'look at this').waitFor();
+    // Both members' browsers stored Ann's group message: it shows how many.
+    const annState = message(ann, 'look at this').getByTestId('msg-state');
+    await message(ann, 'look at this').locator('[data-testid=msg-state][data-state=delivered][data-delivered-count="2"]').waitFor();
+    assert.match((await annState.textContent()) ?? '', /Delivered to 2/);
+    await message(cat, 'hi all').locator('[data-testid=msg-state][data-delivered-count="2"]').waitFor();
     await waitBadge(bob, 'Trio', before + 2);
     await row(bob, 'Trio').getByTestId('mention-marker').waitFor();
     await shot(bob, 'chats-group');

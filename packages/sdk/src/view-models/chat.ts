@@ -3,7 +3,7 @@ import type { MagpieClient } from '../client.ts';
 import type { GroupsApi } from '../groups.ts';
 import type { LocalMessage, MessageWindow } from '../history.ts';
 import { Directory } from './directory.ts';
-import { dayKey, dayLabel, directConvId, findMentions, messageText } from './format.ts';
+import { dayKey, dayLabel, directConvId, findMentions, messageStatusText, messageText } from './format.ts';
 import { ViewModel, errorText } from './view-model.ts';
 
 export type ChatItem =
@@ -21,6 +21,8 @@ export type ChatItem =
       showSender: boolean;
       /** The message mentions this user (group `@name` / `@all` in its text). */
       mentionsMe: boolean;
+      /** Own messages: "Sending…", "Sent", "Delivered", "Delivered to N" (normal groups), "Not sent"; others: ''. */
+      status: string;
     };
 
 export interface ChatState {
@@ -288,10 +290,23 @@ export class ChatViewModel extends ViewModel<ChatState> {
         this.setState({ hasOlder: w.moreBefore, error: null });
       }
       this.addPending();
+      this.refreshCounts();
     } catch (err) {
       this.setState({ error: errorText(err) });
     }
     this.rebuild();
+  }
+
+  /**
+   * Normal groups, online: re-read the newest page's delivered counts from the server (this
+   * device may have been offline while members' devices stored our messages). The changed
+   * messages come back as `message` events.
+   */
+  private refreshCounts(): void {
+    const { client } = this.deps;
+    if (!this.conv || this.getSnapshot().kind !== 'group' || client.state !== 'online') return;
+    if (![...this.msgs.values()].some((m) => m.deliveredCount !== null)) return;
+    void client.refreshDeliveredCounts(this.conv, { limit: PAGE }).catch(() => undefined);
   }
 
   private resetWindow(): void {
@@ -430,6 +445,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
         own: m.own,
         showSender: m.sender !== lastSender,
         mentionsMe: !m.own && s.kind !== 'direct' && (/(^|\s)@all\b/.test(lower) || myNames.some((n) => lower.includes(n))),
+        status: messageStatusText(m),
       });
       lastSender = m.sender;
     }

@@ -4,6 +4,7 @@
  * `registerKindText`, so the messaging core does not need to know them.
  */
 import type { Message } from '@magpie/protocol';
+import type { LocalMessage } from '../history.ts';
 
 export type NameOf = (userId: string) => string;
 
@@ -87,6 +88,27 @@ export function messageText(m: Pick<Message, 'kind' | 'body'>, nameOf: NameOf): 
 }
 
 /** Local calendar day of a time, `YYYY-MM-DD` (day separators). */
+/**
+ * The status line of an own message: "Sending…", "Sent", "Delivered" (direct chats, or a
+ * group message whose count is not known), "Delivered to N" (normal groups), "Not sent".
+ * Others' messages: ''.
+ */
+export function messageStatusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCount'>): string {
+  if (!m.own) return '';
+  switch (m.state) {
+    case 'sending':
+      return 'Sending…';
+    case 'sent':
+      return 'Sent';
+    case 'delivered':
+      return m.deliveredCount !== null && m.deliveredCount >= 1 ? `Delivered to ${m.deliveredCount}` : 'Delivered';
+    case 'failed':
+      return 'Not sent';
+    default:
+      return '';
+  }
+}
+
 export function dayKey(time: number): string {
   const d = new Date(time);
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;

@@ -6,4 +6,4 @@ export { ConversationListViewModel, type ConversationListState, type Conversatio
 export { ChatViewModel, type ChatState, type ChatItem, type ChatDeps, type ChatTarget } from './chat.ts';
 export { ContactsViewModel, type ContactsState, type ContactsDeps, type SearchRow } from './contacts.ts';
 export { GroupViewModel, type GroupState, type GroupDeps, type MemberRow } from './group.ts';
-export { messageText, systemNoticeText, registerKindText, dayKey, dayLabel, shortTime, directConvId, findMentions, type NameOf } from './format.ts';
+export { messageText, messageStatusText, systemNoticeText, registerKindText, dayKey, dayLabel, shortTime, directConvId, findMentions, type NameOf } from './format.ts';

@@ -1,11 +1,13 @@
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Store } from '../store/store.ts';
+import type { DeliveredCount, Store } from '../store/store.ts';
 
 /**
  * Cumulative device ACKs. ACKs are coalesced per device and written in one transaction
  * per flush; the first device of a recipient to store a message moves the sender's
- * "delivered" mark, and the sender's devices get a `delivered` frame.
+ * "delivered" mark, and the sender's devices get a `delivered` frame. In normal groups each
+ * recipient's first ACK of a message raises its delivered count; the sender's devices get
+ * one `delivered.counts` frame per conversation and flush with the latest counts.
  */
 export class AckService {
   private pending = new Map<string, { userId: string; deviceId: string; inboxSeq: number }>();
@@ -35,13 +37,38 @@ export class AckService {
     this.pending = new Map();
     if (acks.length === 0) return this.flushing;
     this.flushing = this.flushing.then(async () => {
-      const updates = await this.store.recordAcks(acks);
-      for (const u of updates) {
+      const { delivered, counts } = await this.store.recordAcks(acks);
+      for (const u of delivered) {
         this.bus.publish({ type: 'deliver', userId: u.sender, frame: JSON.stringify({ type: 'delivered', conv: u.conv, seq: u.seq, by: u.by }) });
       }
+      if (counts.length > 0) this.publishCounts(counts);
     }).catch(() => {
       // ACK marks are advisory: a failed write is repaired by the next cumulative ACK.
     });
     return this.flushing;
   }
+
+  /**
+   * Group delivered counts of one flush: per sender and conversation one `delivered.counts`
+   * frame (split every COUNTS_PER_FRAME messages) with the latest count of each message.
+   */
+  private publishCounts(counts: DeliveredCount[]): void {
+    const bySenderConv = new Map<string, { sender: string; conv: string; seqs: Map<number, number> }>();
+    for (const c of counts) {
+      const key = `${c.sender}\u0000${c.conv}`;
+      let g = bySenderConv.get(key);
+      if (!g) bySenderConv.set(key, (g = { sender: c.sender, conv: c.conv, seqs: new Map() }));
+      if ((g.seqs.get(c.seq) ?? 0) < c.count) g.seqs.set(c.seq, c.count);
+    }
+    for (const g of bySenderConv.values()) {
+      const pairs = [...g.seqs].sort((x, y) => x[0] - y[0]);
+      for (let i = 0; i < pairs.length; i += COUNTS_PER_FRAME) {
+        const frame = JSON.stringify({ type: 'delivered.counts', conv: g.conv, counts: pairs.slice(i, i + COUNTS_PER_FRAME) });
+        this.bus.publish({ type: 'deliver', userId: g.sender, frame });
+      }
+    }
+  }
 }
+
+/** Seq → count pairs per `delivered.counts` frame (about 10 KiB at most). */
+export const COUNTS_PER_FRAME = 500;

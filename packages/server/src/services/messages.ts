@@ -219,15 +219,15 @@ export class MessagingService {
   /**
    * A page of history. Members read the whole conversation except what they deleted for
    * themselves (clearedSeq); a member who left or was removed reads up to their removal
-   * notice and nothing after it.
+   * notice and nothing after it. The reader's own group messages carry `deliveredCount`.
    */
   async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
     const { floor, ceiling } = await this.readableRange(userId, conv);
     const limit = q.limit ?? 50;
     const messages =
       q.after !== undefined
-        ? (await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit })).filter((m) => m.seq <= ceiling)
-        : (await this.store.readHistory(conv, { before: Math.min(q.before ?? Number.MAX_SAFE_INTEGER, ceiling + 1), limit })).filter((m) => m.seq > floor);
+        ? (await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit, viewer: userId })).filter((m) => m.seq <= ceiling)
+        : (await this.store.readHistory(conv, { before: Math.min(q.before ?? Number.MAX_SAFE_INTEGER, ceiling + 1), limit, viewer: userId })).filter((m) => m.seq > floor);
     const more =
       q.after !== undefined
         ? (messages.at(-1)?.seq ?? ceiling) < ceiling

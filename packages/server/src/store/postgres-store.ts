@@ -5,7 +5,9 @@ import {
   StoreNotFoundError,
   type AppendOutcome,
   type AppendRequest,
+  type AckOutcome,
   type ConversationRecord,
+  type DeliveredCount,
   type DeliveredUpdate,
   type DeviceAck,
   type EffectResult,
@@ -27,6 +29,7 @@ import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColu
 import {
   GROUP_SELECT,
   entryFromRow,
+  isGroupConv,
   groupFromRow,
   joinRequestFromRow,
   memberFromRow,
@@ -88,6 +91,9 @@ type EntryState = {
 };
 
 type Mark = { id: string; inbox_seq: number; delivered_inbox_seq: number };
+
+/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
+type CountRange = [string, number, number];
 
 interface ConvState {
   id: string;
@@ -653,16 +659,16 @@ export class PostgresStore implements Store {
     const rows = await this.sql<(MessageRow & { inbox_seq: number })[]>`
       SELECT i.inbox_seq, m.* FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
       WHERE i.user_id = ${userId} AND i.inbox_seq > ${after} ORDER BY i.inbox_seq LIMIT ${limit}`;
-    return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r) }));
+    return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r, userId) }));
   }
 
-  async readHistory(conv: string, q: { before?: number; after?: number; limit: number }): Promise<Message[]> {
+  async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined
         ? await this.sql<MessageRow[]>`SELECT * FROM messages WHERE conv_id = ${conv} AND seq > ${q.after} ORDER BY seq ASC LIMIT ${q.limit}`
         : await this.sql<MessageRow[]>`
             SELECT * FROM messages WHERE conv_id = ${conv} AND seq < ${q.before ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${q.limit}`;
-    return rows.map(messageFromRow);
+    return rows.map((r) => messageFromRow(r, q.viewer));
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
@@ -813,8 +819,8 @@ export class PostgresStore implements Store {
     return e;
   }
 
-  async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
-    if (acks.length === 0) return [];
+  async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+    if (acks.length === 0) return { delivered: [], counts: [] };
     // A consistent order keeps concurrent flushes from locking the same rows crosswise.
     const sorted = [...acks].sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
     return this.tx(async (tx) => {
@@ -827,16 +833,47 @@ export class PostgresStore implements Store {
       }
       await tx`SELECT 1 FROM users WHERE id = ANY(${[...lockIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
       for (const a of sorted) await this.setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
-      const out: (DeliveredUpdate & { by: string })[] = [];
+      const out: AckOutcome = { delivered: [], counts: [] };
+      const ranges: CountRange[] = [];
       for (const a of sorted) {
-        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq)) out.push({ ...u, by: a.userId });
+        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
       }
+      out.counts = await this.raiseCounts(tx, ranges);
       return out;
     });
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.tx((tx) => this.markDeliveredIn(tx, userId, inboxSeq));
+    return this.tx(async (tx) => {
+      const ranges: CountRange[] = [];
+      const out = await this.markDeliveredIn(tx, userId, inboxSeq, ranges);
+      await this.raiseCounts(tx, ranges);
+      return out;
+    });
+  }
+
+  /**
+   * Group delivered counts, set-based: one statement for all the newly acknowledged inbox
+   * ranges of a flush. Every other member's non-system group message the ranges' pointers
+   * point at gains the number of ranges covering it (distinct users: one user's ranges never
+   * overlap); returns the new counts, one row per message. Concurrent flushes raising the same
+   * message are serialized by the sender's user row, which recordAcks locks first.
+   */
+  private async raiseCounts(tx: Tx, ranges: CountRange[]): Promise<DeliveredCount[]> {
+    if (ranges.length === 0) return [];
+    const rows = await tx<DeliveredCount[]>`
+      UPDATE messages m SET delivered_count = m.delivered_count + x.n
+      FROM (
+        SELECT i.conv_id, i.seq, COUNT(*) AS n
+        FROM unnest(${ranges.map((r) => r[0])}::text[], ${ranges.map((r) => r[1])}::bigint[], ${ranges.map((r) => r[2])}::bigint[]) AS r(user_id, lo, hi)
+        JOIN inbox i ON i.user_id = r.user_id AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
+        JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+        WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
+        GROUP BY i.conv_id, i.seq
+      ) x
+      WHERE m.conv_id = x.conv_id AND m.seq = x.seq
+      RETURNING m.conv_id AS conv, m.seq AS seq, m.sender_id AS sender, m.delivered_count AS count`;
+    return rows.map((c) => ({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) }));
   }
 
   /** Newest seq per (conversation, sender) in the user's unacknowledged inbox range up to `inboxSeq` (no locks). */
@@ -856,7 +893,12 @@ export class PostgresStore implements Store {
       GROUP BY i.conv_id, m.sender_id ORDER BY i.conv_id, m.sender_id`;
   }
 
-  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+  /**
+   * Move the user's delivered mark. When the newly covered inbox range holds other members'
+   * group messages, it is appended to `ranges` for the caller's `raiseCounts`; ACKs of direct
+   * messages never add one.
+   */
+  private async markDeliveredIn(tx: Tx, userId: string, inboxSeq: number, ranges: CountRange[]): Promise<DeliveredUpdate[]> {
     const pre = await this.deliveredCandidates(tx, userId, inboxSeq);
     if (pre.upTo <= pre.from) return [];
     // Lock the acknowledging user and the senders together, in id order (as appendMessages
@@ -872,6 +914,7 @@ export class PostgresStore implements Store {
     if (upTo <= from) return [];
     const rows = from === pre.from && upTo === pre.upTo ? pre.rows : await this.deliveredRange(tx, userId, from, upTo);
     await tx`UPDATE users SET delivered_inbox_seq = ${upTo} WHERE id = ${userId}`;
+    if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
     const out: DeliveredUpdate[] = [];
     for (const r of rows) {
       const seq = Number(r.seq);

@@ -13,6 +13,7 @@ export interface MessageRow {
   body: string;
   time: number | string;
   sender_inbox_seq: number;
+  delivered_count?: number | string;
 }
 
 export interface EntryRow {
@@ -40,8 +41,9 @@ export interface EntryRow {
   m_client_msg_id: string;
 }
 
-export function messageFromRow(r: MessageRow): Message {
-  return {
+/** A stored message; with `viewer`, the viewer's own group messages (not system notices) carry their delivered count. */
+export function messageFromRow(r: MessageRow, viewer?: string): Message {
+  const m: Message = {
     id: r.id,
     conv: r.conv_id,
     seq: Number(r.seq),
@@ -51,6 +53,13 @@ export function messageFromRow(r: MessageRow): Message {
     time: Number(r.time),
     clientMsgId: r.client_msg_id,
   };
+  if (viewer !== undefined && r.sender_id === viewer && r.kind !== 'system' && isGroupConv(r.conv_id)) m.deliveredCount = Number(r.delivered_count ?? 0);
+  return m;
+}
+
+/** Group and super-group conversation ids start with `g:`. */
+export function isGroupConv(conv: string): boolean {
+  return conv.startsWith('g:');
 }
 
 export function peerOf(conv: string, userId: string): string | null {

@@ -131,6 +131,13 @@ export const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   { table: 'members', column: 'left_seq', ddl: 'left_seq BIGINT' },
   { table: 'messages', column: 'mention_all', ddl: 'mention_all SMALLINT NOT NULL DEFAULT 0' },
   { table: 'entries', column: 'mentions', ddl: 'mentions BIGINT NOT NULL DEFAULT 0' },
+  /**
+   * Normal groups: how many recipients (other members, each counted once) have a device that
+   * stored the message; raised by the ACK path (`recordAcks`) in the same transaction as the
+   * recipient's delivered mark. Stays 0 for direct messages and for super-group messages
+   * sent after the switch (read diffusion: nothing is acknowledged per member).
+   */
+  { table: 'messages', column: 'delivered_count', ddl: 'delivered_count BIGINT NOT NULL DEFAULT 0' },
 ];
 
 /** Indexes over added columns (after ADDED_COLUMNS). */

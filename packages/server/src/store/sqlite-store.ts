@@ -6,7 +6,9 @@ import {
   directConversationId,
   type AppendOutcome,
   type AppendRequest,
+  type AckOutcome,
   type ConversationRecord,
+  type DeliveredCount,
   type DeliveredUpdate,
   type DeviceAck,
   type EffectResult,
@@ -27,6 +29,7 @@ import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_SQLITE, SCHEMA_SQL, entrySele
 import {
   GROUP_SELECT,
   entryFromRow,
+  isGroupConv,
   groupFromRow,
   joinRequestFromRow,
   memberFromRow,
@@ -52,6 +55,9 @@ export interface SqliteStoreOptions extends StoreOptions {
   /** Background WAL checkpoint interval (see SqliteOpenOptions.checkpointMs). */
   checkpointMs?: number;
 }
+
+/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
+type CountRange = [string, number, number];
 
 type ConvRow = { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number };
 type EntryState = {
@@ -260,6 +266,26 @@ export class SqliteStore implements Store {
          GROUP BY i.conv_id, m.sender_id`,
       ),
       raiseDelivered: db.prepare('UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?'),
+      /**
+       * Group delivered counts, set-based: one statement for all the newly acknowledged inbox
+       * ranges of a flush (a JSON array of [user, from, to]). Each range's pointers are found by
+       * the inbox primary key; every other member's non-system group message they point at
+       * gains the number of ranges (= distinct users: one user's ranges never overlap) that
+       * cover it; the new counts are returned, one row per message.
+       */
+      raiseCounts: db.prepare(
+        `UPDATE messages SET delivered_count = delivered_count + x.n
+         FROM (
+           SELECT i.conv_id AS conv_id, i.seq AS seq, COUNT(*) AS n
+           FROM json_each(?) r
+           JOIN inbox i ON i.user_id = r.value ->> 0 AND i.inbox_seq > r.value ->> 1 AND i.inbox_seq <= r.value ->> 2
+           JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+           WHERE substr(i.conv_id, 1, 2) = 'g:' AND m.sender_id <> i.user_id AND m.kind <> 'system'
+           GROUP BY i.conv_id, i.seq
+         ) AS x
+         WHERE messages.conv_id = x.conv_id AND messages.seq = x.seq
+         RETURNING messages.conv_id AS conv, messages.seq AS seq, messages.sender_id AS sender, messages.delivered_count AS count`,
+      ),
     };
   }
 
@@ -651,15 +677,15 @@ export class SqliteStore implements Store {
 
   async readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]> {
     const rows = this.q.readInbox.all(userId, after, limit) as (MessageRow & { inbox_seq: number })[];
-    return rows.map((r) => ({ inboxSeq: r.inbox_seq, message: messageFromRow(r) }));
+    return rows.map((r) => ({ inboxSeq: r.inbox_seq, message: messageFromRow(r, userId) }));
   }
 
-  async readHistory(conv: string, q: { before?: number; after?: number; limit: number }): Promise<Message[]> {
+  async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined
         ? this.q.historyAfter.all(conv, q.after, q.limit)
         : this.q.historyBefore.all(conv, q.before ?? Number.MAX_SAFE_INTEGER, q.limit);
-    return (rows as MessageRow[]).map(messageFromRow);
+    return (rows as MessageRow[]).map((r) => messageFromRow(r, q.viewer));
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
@@ -726,29 +752,47 @@ export class SqliteStore implements Store {
     return (await this.getEntry(userId, conv))!;
   }
 
-  async recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]> {
+  async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     return this.db.transaction(() => {
-      const out: (DeliveredUpdate & { by: string })[] = [];
+      const out: AckOutcome = { delivered: [], counts: [] };
+      const ranges: CountRange[] = [];
       for (const a of acks) {
         this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
-        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq)) out.push({ ...u, by: a.userId });
+        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
       }
+      out.counts = this.raiseCounts(ranges);
       return out;
     })();
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    return this.markDeliveredSync(userId, inboxSeq);
+    return this.db.transaction(() => {
+      const ranges: CountRange[] = [];
+      const out = this.markDeliveredSync(userId, inboxSeq, ranges);
+      this.raiseCounts(ranges);
+      return out;
+    })();
   }
 
-  private markDeliveredSync(userId: string, inboxSeq: number): DeliveredUpdate[] {
+  private raiseCounts(ranges: CountRange[]): DeliveredCount[] {
+    return ranges.length === 0 ? [] : (this.q.raiseCounts.all(JSON.stringify(ranges)) as DeliveredCount[]);
+  }
+
+  /**
+   * Move the user's delivered mark. When the newly covered inbox range holds other members'
+   * group messages, it is appended to `ranges` for the caller's `raiseCounts` (one statement
+   * for all of them); ACKs of direct messages never add one.
+   */
+  private markDeliveredSync(userId: string, inboxSeq: number, ranges: CountRange[]): DeliveredUpdate[] {
     return this.db.transaction(() => {
       const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
       if (!mark) return [];
       const upTo = Math.min(inboxSeq, mark.inbox_seq);
       if (upTo <= mark.delivered_inbox_seq) return [];
-      const rows = this.q.deliveredRange.all(userId, mark.delivered_inbox_seq, upTo, userId) as DeliveredUpdate[];
+      const from = mark.delivered_inbox_seq;
+      const rows = this.q.deliveredRange.all(userId, from, upTo, userId) as DeliveredUpdate[];
       this.q.setDeliveredMark.run(upTo, userId);
+      if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
       const out: DeliveredUpdate[] = [];
       for (const r of rows) {
         const entry = this.q.entryRaw.get(r.sender, r.conv) as { delivered_seq: number } | undefined;

@@ -38,19 +38,26 @@ export interface Store {
   setDeviceAck(userId: string, deviceId: string, inboxSeq: number): Promise<void>;
   /**
    * Many cumulative device ACKs in one transaction: `setDeviceAck` then `markDelivered` for
-   * each. Returns the delivered updates with the acknowledging user as `by`.
+   * each. Returns the delivered updates with the acknowledging user as `by`, and the new
+   * delivered counts of the normal-group messages the ACKs covered for the first time.
    */
-  recordAcks(acks: DeviceAck[]): Promise<(DeliveredUpdate & { by: string })[]>;
+  recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
 
   // --- messages ---
   /** Store a batch of messages in one transaction; see the interface guarantees. */
   appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]>;
   /** The user's inbox state: latest inboxSeq and the lowest one still in the ring. */
   inboxState(userId: string): Promise<{ latest: number; ringStart: number }>;
-  /** Inbox items with inboxSeq > after, oldest first, at most `limit`. */
+  /**
+   * Inbox items with inboxSeq > after, oldest first, at most `limit`. The user's own messages
+   * in group conversations (`g:`) carry `deliveredCount`.
+   */
   readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]>;
-  /** Messages of a conversation: newest first below `before`, or oldest first above `after`. */
-  readHistory(conv: string, q: { before?: number; after?: number; limit: number }): Promise<Message[]>;
+  /**
+   * Messages of a conversation: newest first below `before`, or oldest first above `after`.
+   * With `viewer`, the viewer's own messages in a group conversation (`g:`) carry `deliveredCount`.
+   */
+  readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]>;
   getConversation(conv: string): Promise<ConversationRecord | null>;
   isMember(conv: string, userId: string): Promise<boolean>;
   members(conv: string): Promise<string[]>;
@@ -66,6 +73,11 @@ export interface Store {
    * A device of `userId` acknowledged its inbox up to `inboxSeq`. The first such ACK per
    * message moves the recipient's delivered mark; returns, per conversation and sender,
    * the highest newly delivered seq (the sender's entry `deliveredSeq` moves with it).
+   * In the same transaction, every non-system message of another member in a group
+   * conversation that the newly covered inbox range points at gets its delivered count
+   * raised by one (set-based: `recordAcks` raises the counts of all its ranges with one
+   * statement and reports the new counts). The mark never moves back, so each recipient is
+   * counted at most once per message.
    */
   markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]>;
 
@@ -256,6 +268,22 @@ export interface DeliveredUpdate {
   /** Highest seq of `sender`'s messages in `conv` now delivered to the acknowledging user. */
   seq: number;
   sender: string;
+}
+
+/** A group message's delivered count after an ACK flush raised it. */
+export interface DeliveredCount {
+  conv: string;
+  seq: number;
+  /** The message's sender (whose devices are told). */
+  sender: string;
+  /** Recipients (other members) whose device stored it. */
+  count: number;
+}
+
+export interface AckOutcome {
+  delivered: (DeliveredUpdate & { by: string })[];
+  /** One element per raise, in the order applied: a message raised twice in a flush appears twice, the later with the higher count. */
+  counts: DeliveredCount[];
 }
 
 export interface DeviceAck {

@@ -6,21 +6,14 @@ import { chatPath, groupPath, navigate } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 
-const STATE_TEXT: Record<LocalMessage['state'], string> = {
-  sending: 'Sending…',
-  sent: 'Sent',
-  delivered: 'Delivered',
-  failed: 'Not sent',
-  received: '',
-};
-
-function Status(props: { m: LocalMessage; vm: ChatViewModel }) {
+/** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
+function Status(props: { m: LocalMessage; label: string; vm: ChatViewModel }) {
   const { m } = props;
   if (!m.own) return null;
   const icon = m.state === 'sending' ? 'clock' : m.state === 'sent' ? 'check' : m.state === 'delivered' ? 'checks' : 'alert';
   return (
-    <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state}>
-      <Icon name={icon} size={13} /> {STATE_TEXT[m.state]}
+    <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state} data-delivered-count={m.deliveredCount ?? undefined}>
+      <Icon name={icon} size={13} /> {props.label}
       {m.state === 'failed' && (
         <>
           {m.error ? <span className="msg-error"> — {m.error.message}</span> : null}{' '}
@@ -63,7 +56,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
             <span className="msg-text">{item.text}</span>
             <span className="msg-meta">
               <time dateTime={new Date(m.time).toISOString()}>{shortTime(m.time)}</time>
-              <Status m={m} vm={props.vm} />
+              <Status m={m} label={item.status} vm={props.vm} />
             </span>
           </div>
         </li>
