@@ -1,0 +1,82 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createECDH, randomBytes, type ECDH } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { encryptAes128gcm, MAX_PLAINTEXT, RECORD_SIZE } from '../src/push/providers/rfc8291.ts';
+import { decryptAes128gcm } from './fakes/webpush-server.ts';
+
+/** http_ece is the RFC 8188 library `web-push` encrypts with; here it is the independent reader. */
+const ece = createRequire(import.meta.url)('http_ece') as {
+  decrypt(buffer: Buffer, params: { version: 'aes128gcm'; privateKey: ECDH; authSecret: string }): Buffer;
+};
+
+const b64 = (s: string) => Buffer.from(s, 'base64url');
+
+/** RFC 8291 Appendix A (line breaks removed). */
+const RFC8291 = {
+  plaintext: 'When I grow up, I want to be a watermelon',
+  asPublic: 'BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8',
+  asPrivate: 'yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw',
+  uaPublic: 'BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4',
+  uaPrivate: 'q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94',
+  salt: 'DGv6ra1nlYgDCS1FRnbzlw',
+  authSecret: 'BTBZMqHH6r4Tts7J_aSIgg',
+  header: 'DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8',
+  ciphertext: '8pfeW0KbunFT06SuDKoJH9Ql87S1QUrdirN6GcG7sFz1y1sqLgVi1VhjVkHsUoEsbI_0LpXMuGvnzQ',
+};
+
+function browser(): { ecdh: ECDH; p256dh: Buffer; auth: Buffer } {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  return { ecdh, p256dh: ecdh.getPublicKey(), auth: randomBytes(16) };
+}
+
+describe('Web Push encryption (RFC 8291 aes128gcm, native crypto)', () => {
+  it('reproduces RFC 8291 Appendix A byte for byte', () => {
+    const body = encryptAes128gcm(Buffer.from(RFC8291.plaintext), b64(RFC8291.uaPublic), b64(RFC8291.authSecret), {
+      senderPrivateKey: b64(RFC8291.asPrivate),
+      salt: b64(RFC8291.salt),
+    });
+    assert.equal(body.subarray(0, 86).toString('base64url'), RFC8291.header);
+    assert.equal(body.subarray(86).toString('base64url'), RFC8291.ciphertext);
+    assert.equal(body.subarray(21, 86).toString('base64url'), RFC8291.asPublic);
+    // The browser's side of the same vector: both decrypters read it.
+    const ua = createECDH('prime256v1');
+    ua.setPrivateKey(b64(RFC8291.uaPrivate));
+    assert.equal(decryptAes128gcm(body, ua, b64(RFC8291.authSecret)).toString(), RFC8291.plaintext);
+    assert.equal(ece.decrypt(body, { version: 'aes128gcm', privateKey: ua, authSecret: RFC8291.authSecret }).toString(), RFC8291.plaintext);
+  });
+
+  it('http_ece (what web-push uses) and the test push service decrypt what we produce, at every size class', () => {
+    const ua = browser();
+    for (const n of [0, 1, 15, 16, 17, 300, 1000, 3000, MAX_PLAINTEXT]) {
+      const plain = randomBytes(n);
+      const body = encryptAes128gcm(plain, ua.p256dh, ua.auth);
+      assert.equal(body.length, 86 + n + 1 + 16, `size ${n}`);
+      assert.ok(body.length <= 4096);
+      assert.equal(body.readUInt32BE(16), RECORD_SIZE);
+      assert.equal(body[20], 65);
+      assert.deepEqual(ece.decrypt(body, { version: 'aes128gcm', privateKey: ua.ecdh, authSecret: ua.auth.toString('base64url') }), plain, `http_ece, size ${n}`);
+      assert.deepEqual(decryptAes128gcm(body, ua.ecdh, ua.auth), plain, `fake, size ${n}`);
+    }
+  });
+
+  it('a fresh sender key and salt for every message; the wrong auth secret does not decrypt', () => {
+    const ua = browser();
+    const plain = Buffer.from('{"title":"x"}');
+    const one = encryptAes128gcm(plain, ua.p256dh, ua.auth);
+    const two = encryptAes128gcm(plain, ua.p256dh, ua.auth);
+    assert.notDeepEqual(one.subarray(21, 86), two.subarray(21, 86), 'sender key reused');
+    assert.notDeepEqual(one.subarray(0, 16), two.subarray(0, 16), 'salt reused');
+    assert.throws(() => decryptAes128gcm(one, ua.ecdh, randomBytes(16)));
+    assert.throws(() => decryptAes128gcm(one, browser().ecdh, ua.auth));
+  });
+
+  it('refuses keys that are not P-256 points and payloads over one 4 096-byte push', () => {
+    const ua = browser();
+    assert.throws(() => encryptAes128gcm(Buffer.from('x'), Buffer.alloc(65, 4), ua.auth));
+    assert.throws(() => encryptAes128gcm(Buffer.from('x'), ua.p256dh.subarray(1), ua.auth));
+    assert.throws(() => encryptAes128gcm(Buffer.from('x'), ua.p256dh, ua.auth.subarray(0, 8)));
+    assert.throws(() => encryptAes128gcm(Buffer.alloc(MAX_PLAINTEXT + 1), ua.p256dh, ua.auth), /too large/);
+  });
+});
