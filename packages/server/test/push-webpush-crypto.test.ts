@@ -4,6 +4,7 @@ import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { encryptAes128gcm, MAX_PLAINTEXT, RECORD_SIZE } from '../src/push/providers/rfc8291.ts';
 import { decryptAes128gcm } from './fakes/webpush-server.ts';
+import { InlineEncryptor, WorkerEncryptor } from '../src/push/providers/encrypt-pool.ts';
 
 /** http_ece is the RFC 8188 library `web-push` encrypts with; here it is the independent reader. */
 const ece = createRequire(import.meta.url)('http_ece') as {
@@ -78,5 +79,55 @@ describe('Web Push encryption (RFC 8291 aes128gcm, native crypto)', () => {
     assert.throws(() => encryptAes128gcm(Buffer.from('x'), ua.p256dh.subarray(1), ua.auth));
     assert.throws(() => encryptAes128gcm(Buffer.from('x'), ua.p256dh, ua.auth.subarray(0, 8)));
     assert.throws(() => encryptAes128gcm(Buffer.alloc(MAX_PLAINTEXT + 1), ua.p256dh, ua.auth), /too large/);
+  });
+});
+
+describe('Web Push encryption off the event loop (worker pool)', () => {
+  const b64u = (b: Buffer) => b.toString('base64url');
+
+  it('a batch from one turn goes to the workers; every body decrypts to its own payload; a bad key fails only its item', async () => {
+    const enc = new WorkerEncryptor(2);
+    try {
+      const uas = Array.from({ length: 50 }, browser);
+      const jobs = uas.map((ua, i) => enc.encrypt(JSON.stringify({ i, text: 'ü'.repeat(i * 7) }), b64u(ua.p256dh), b64u(ua.auth)));
+      const bad = enc.encrypt('{}', b64u(Buffer.alloc(65, 4)), b64u(randomBytes(16)));
+      const bodies = await Promise.all(jobs);
+      await assert.rejects(bad);
+      bodies.forEach((body, i) => {
+        assert.deepEqual(JSON.parse(decryptAes128gcm(body, uas[i]!.ecdh, uas[i]!.auth).toString()), { i, text: 'ü'.repeat(i * 7) });
+      });
+      // Later turns keep working (the workers stay up).
+      const ua = browser();
+      const again = await enc.encrypt('"later"', b64u(ua.p256dh), b64u(ua.auth));
+      assert.equal(decryptAes128gcm(again, ua.ecdh, ua.auth).toString(), '"later"');
+    } finally {
+      await enc.close();
+    }
+  });
+
+  it('a worker that dies loses nothing: its unanswered items and later ones are encrypted inline', async () => {
+    const errors: Error[] = [];
+    const enc = new WorkerEncryptor(1, (e) => errors.push(e));
+    try {
+      const ua = browser();
+      await enc.encrypt('"warm"', b64u(ua.p256dh), b64u(ua.auth)); // the worker is up
+      const pending = Array.from({ length: 20 }, (_, i) => enc.encrypt(`"${i}"`, b64u(ua.p256dh), b64u(ua.auth)));
+      // Kill it while the batch is in flight.
+      const slots = (enc as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
+      await slots[0]!.worker.terminate();
+      const bodies = await Promise.all(pending);
+      bodies.forEach((b, i) => assert.equal(decryptAes128gcm(b, ua.ecdh, ua.auth).toString(), `"${i}"`));
+      const after = await enc.encrypt('"after"', b64u(ua.p256dh), b64u(ua.auth));
+      assert.equal(decryptAes128gcm(after, ua.ecdh, ua.auth).toString(), '"after"');
+      assert.equal(errors.length, 1);
+    } finally {
+      await enc.close();
+    }
+  });
+
+  it('inline (threads = 0) gives the same format', async () => {
+    const ua = browser();
+    const body = await new InlineEncryptor().encrypt('"x"', b64u(ua.p256dh), b64u(ua.auth));
+    assert.equal(decryptAes128gcm(body, ua.ecdh, ua.auth).toString(), '"x"');
   });
 });

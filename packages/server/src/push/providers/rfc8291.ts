@@ -49,6 +49,18 @@ export interface EncryptOptions {
   salt?: Buffer;
 }
 
+/** Salts come from a pooled CSPRNG buffer: one RAND_bytes call per 256 messages instead of one each. */
+const SALT_POOL = 16 * 256;
+let saltPool = Buffer.alloc(0);
+let saltAt = SALT_POOL;
+function nextSalt(): Buffer {
+  if (saltAt >= SALT_POOL) {
+    saltPool = randomFillSync(Buffer.allocUnsafe(SALT_POOL));
+    saltAt = 0;
+  }
+  return saltPool.subarray(saltAt, (saltAt += 16));
+}
+
 /** The one ECDH object whose key pair is regenerated for every message (saves a native object per push). */
 let ephemeral: ECDH | null = null;
 
@@ -67,14 +79,15 @@ export function encryptAes128gcm(plaintext: Buffer, uaPublic: Buffer, authSecret
 
   // A fresh sender key pair for every message (RFC 8291 §3.1, §5).
   let ecdh: ECDH;
+  let asPublic: Buffer;
   if (opts.senderPrivateKey) {
     ecdh = createECDH('prime256v1');
     ecdh.setPrivateKey(opts.senderPrivateKey);
+    asPublic = ecdh.getPublicKey();
   } else {
     ecdh = ephemeral ??= createECDH('prime256v1');
-    ecdh.generateKeys();
+    asPublic = ecdh.generateKeys();
   }
-  const asPublic = ecdh.getPublicKey();
   // Throws when uaPublic is not a point on the curve.
   const ecdhSecret = ecdh.computeSecret(uaPublic);
 
@@ -86,7 +99,7 @@ export function encryptAes128gcm(plaintext: Buffer, uaPublic: Buffer, authSecret
   const prkKey = hmac(authSecret, ecdhSecret);
   const ikm = hmac(prkKey, KEY_INFO_PREFIX, uaPublic, asPublic, ONE);
   // RFC 8188 §2.2–2.3: PRK = HMAC(salt, IKM); CEK and NONCE expanded from it.
-  const salt = opts.salt ?? randomFillSync(Buffer.allocUnsafe(16));
+  const salt = opts.salt ?? nextSalt();
   if (salt.length !== 16) throw new Error('salt must be 16 bytes');
   const prk = hmac(salt, ikm);
   const cek = hmac(prk, CEK_INFO).subarray(0, 16);

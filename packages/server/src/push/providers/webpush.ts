@@ -2,7 +2,8 @@ import webpush from 'web-push';
 import { CATEGORY_FIELDS } from '../policy.ts';
 import type { PushDevice, ProviderResult } from '../types.ts';
 import { header, post } from './http.ts';
-import { encryptAes128gcm, MAX_PLAINTEXT } from './rfc8291.ts';
+import { MAX_PLAINTEXT } from './rfc8291.ts';
+import { createEncryptor, type WebPushEncryptor } from './encrypt-pool.ts';
 import { clientData, networkFailure, retryAfterMs, shortCollapseId, type ProviderMessage, type PushProviderAdapter } from './provider.ts';
 
 export interface WebPushOptions {
@@ -10,6 +11,10 @@ export interface WebPushOptions {
   publicKey: string;
   privateKey: string;
   timeoutMs: number;
+  /** Worker threads that encrypt payloads (0 = on the event loop). Default 1. */
+  encryptThreads?: number;
+  /** A worker failed (its work is then done on the event loop). */
+  onEncryptorError?: (err: Error) => void;
   now?: () => number;
 }
 
@@ -32,9 +37,11 @@ export class WebPushProvider implements PushProviderAdapter {
   readonly name = 'webpush' as const;
   private readonly vapid = new Map<string, { header: string; exp: number }>();
   private readonly now: () => number;
+  private readonly encryptor: WebPushEncryptor;
 
   constructor(private readonly opts: WebPushOptions) {
     this.now = opts.now ?? Date.now;
+    this.encryptor = createEncryptor(opts.encryptThreads ?? 1, opts.onEncryptorError);
   }
 
   private vapidHeader(endpoint: string): string {
@@ -69,10 +76,11 @@ export class WebPushProvider implements PushProviderAdapter {
     } catch (err) {
       return { outcome: 'invalid_token', status: 0, reason: `bad subscription: ${(err as Error).message}`.slice(0, 200) };
     }
-    const plaintext = Buffer.from(JSON.stringify(this.payload(m)));
-    if (plaintext.length > MAX_PLAINTEXT) return { outcome: 'bad_request', status: 0, reason: `payload too large: ${plaintext.length} > ${MAX_PLAINTEXT} bytes` };
+    const plaintext = JSON.stringify(this.payload(m));
+    const size = Buffer.byteLength(plaintext);
+    if (size > MAX_PLAINTEXT) return { outcome: 'bad_request', status: 0, reason: `payload too large: ${size} > ${MAX_PLAINTEXT} bytes` };
     try {
-      body = encryptAes128gcm(plaintext, Buffer.from(sub.keys.p256dh, 'base64url'), Buffer.from(sub.keys.auth, 'base64url'));
+      body = await this.encryptor.encrypt(plaintext, sub.keys.p256dh, sub.keys.auth);
     } catch (err) {
       // Bad p256dh/auth keys: the subscription can never work.
       return { outcome: 'invalid_token', status: 0, reason: (err as Error).message.slice(0, 200) };
@@ -93,7 +101,9 @@ export class WebPushProvider implements PushProviderAdapter {
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.encryptor.close();
+  }
 }
 
 /** Push service answers (RFC 8030 + the services' docs) → outcome. */
