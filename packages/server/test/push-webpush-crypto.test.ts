@@ -1,10 +1,14 @@
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes, type ECDH } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { encryptAes128gcm, MAX_PLAINTEXT, RECORD_SIZE } from '../src/push/providers/rfc8291.ts';
 import { decryptAes128gcm } from './fakes/webpush-server.ts';
 import { InlineEncryptor, WorkerEncryptor } from '../src/push/providers/encrypt-pool.ts';
+import { FakeWebPush } from './fakes/webpush-server.ts';
+import { WebPushProvider, generateVapidKeys } from '../src/push/providers/webpush.ts';
+import type { ProviderMessage } from '../src/push/providers/provider.ts';
+import type { PushDevice } from '../src/push/types.ts';
 
 /** http_ece is the RFC 8188 library `web-push` encrypts with; here it is the independent reader. */
 const ece = createRequire(import.meta.url)('http_ece') as {
@@ -129,5 +133,53 @@ describe('Web Push encryption off the event loop (worker pool)', () => {
     const ua = browser();
     const body = await new InlineEncryptor().encrypt('"x"', b64u(ua.p256dh), b64u(ua.auth));
     assert.equal(decryptAes128gcm(body, ua.ecdh, ua.auth).toString(), '"x"');
+  });
+});
+
+describe('WebPushProvider.send (adapter, default worker encryption)', () => {
+  let fake: FakeWebPush;
+  let provider: WebPushProvider;
+  const vapid = generateVapidKeys();
+  before(async () => {
+    fake = await new FakeWebPush().start();
+    fake.expectedVapidKey = vapid.publicKey;
+    provider = new WebPushProvider({ subject: 'mailto:ops@magpie.test', ...vapid, timeoutMs: 5000 });
+  });
+  after(async () => {
+    await provider.close();
+    await fake.stop();
+  });
+  const device = (token: string): PushDevice => ({
+    userId: 'u', deviceId: 'd', platform: 'web', provider: 'webpush', token, vendor: null, sandbox: false,
+    appVersion: '1', locale: 'en', timeZone: 'UTC', permission: 'granted', lastSeen: 0, createdAt: 0, updatedAt: 0,
+  });
+  const message = (over: Partial<ProviderMessage> = {}): ProviderMessage => ({
+    pushId: 'p1', receipt: 'r', category: 'im', title: 'alice', body: 'hi', count: 1, collapseKey: 'c:1', targetUserId: 'u',
+    conv: 'c1', seq: 7, data: {}, ttlSeconds: 3600, ...over,
+  });
+
+  it('the push service verifies VAPID and decrypts; concurrent sends each reach their own subscription', async () => {
+    const subs = Array.from({ length: 20 }, () => fake.subscribe());
+    const results = await Promise.all(subs.map((sub, i) => provider.send(device(JSON.stringify(sub)), message({ body: `hi ${i}` }))));
+    for (const r of results) assert.equal(r.outcome, 'ok', JSON.stringify(r));
+    assert.deepEqual(fake.errors, []);
+    subs.forEach((sub, i) => {
+      const got = fake.received.items.find((x) => x.id === sub.endpoint.split('/').pop());
+      assert.equal(got?.payload.body, `hi ${i}`);
+      assert.equal(got?.headers.urgency, 'high');
+      assert.equal(got?.headers.ttl, '3600');
+      assert.equal(got?.vapid.k, vapid.publicKey);
+    });
+  });
+
+  it('a key that is not a P-256 point or an endpoint that is not a URL: invalid_token; an oversized payload: bad_request', async () => {
+    const sub = fake.subscribe();
+    const badKey = await provider.send(device(JSON.stringify({ ...sub, keys: { ...sub.keys, p256dh: Buffer.alloc(65, 4).toString('base64url') } })), message());
+    assert.equal(badKey.outcome, 'invalid_token');
+    const badUrl = await provider.send(device(JSON.stringify({ ...sub, endpoint: 'not a url' })), message());
+    assert.equal(badUrl.outcome, 'invalid_token');
+    const big = await provider.send(device(JSON.stringify(sub)), message({ body: 'x'.repeat(MAX_PLAINTEXT) }));
+    assert.equal(big.outcome, 'bad_request');
+    assert.match(big.reason ?? '', /too large/);
   });
 });

@@ -97,7 +97,14 @@ export class WorkerEncryptor implements WebPushEncryptor {
   }
 
   encrypt(plaintext: string, p256dh: string, auth: string): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error('encryptor closed'));
+    if (this.closed) {
+      // Late callers during shutdown are served inline: a rejection would read as a bad subscription.
+      try {
+        return Promise.resolve(encryptInline(plaintext, p256dh, auth));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     return new Promise<Buffer>((resolve, reject) => {
       this.queue.push({ plaintext, p256dh, auth, resolve, reject });
       if (!this.flushScheduled) {
@@ -162,7 +169,15 @@ export class WorkerEncryptor implements WebPushEncryptor {
   private flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0) return;
-    this.slots ??= this.start();
+    if (!this.slots) {
+      try {
+        this.slots = this.start();
+      } catch (err) {
+        // No worker possible here (e.g. no TypeScript loader to hand): encrypt inline from now on.
+        this.onError(err as Error);
+        this.slots = [];
+      }
+    }
     const alive = this.slots.filter((s) => !s.dead);
     if (alive.length === 0 || this.closed) {
       const q = this.queue;

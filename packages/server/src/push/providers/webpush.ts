@@ -69,10 +69,12 @@ export class WebPushProvider implements PushProviderAdapter {
 
   async send(device: PushDevice, m: ProviderMessage): Promise<ProviderResult> {
     let sub: WebPushSubscription;
+    let authorization: string;
     let body: Buffer;
     try {
       sub = JSON.parse(device.token) as WebPushSubscription;
       if (typeof sub?.endpoint !== 'string' || typeof sub.keys?.p256dh !== 'string' || typeof sub.keys.auth !== 'string') throw new Error('subscription needs endpoint, keys.p256dh and keys.auth');
+      authorization = this.vapidHeader(sub.endpoint); // throws on an endpoint that is not a URL
     } catch (err) {
       return { outcome: 'invalid_token', status: 0, reason: `bad subscription: ${(err as Error).message}`.slice(0, 200) };
     }
@@ -87,7 +89,7 @@ export class WebPushProvider implements PushProviderAdapter {
     }
     try {
       const headers: Record<string, string> = {
-        authorization: this.vapidHeader(sub.endpoint),
+        authorization,
         ttl: String(Math.max(0, Math.floor(m.ttlSeconds))),
         'content-encoding': 'aes128gcm',
         'content-type': 'application/octet-stream',
