@@ -71,7 +71,7 @@ const BULK_RATE = Number(a['bulk-rate']);
 
 // --- small helpers ---
 
-function cpuMs(pid: number): number {
+function cpuMs(pid: number | string): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -79,6 +79,11 @@ function cpuMs(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU time of a process's main thread alone (its event loop; workers and libuv threads excluded), ms. */
+function mainThreadCpuMs(pid: number): number {
+  return cpuMs(`${pid}/task/${pid}`);
 }
 
 /** Busy CPU time of the whole machine (all cores), ms. */
@@ -312,7 +317,9 @@ for (const p of PROVIDERS) {
   };
   // The push pipeline alone: transaction pushes (live lane) requested through the notify API.
   const before2 = (await stats())[p].total;
+  await loopLag();
   const cpu1 = cpuMs(spid);
+  const main1 = mainThreadCpuMs(spid);
   const fake1 = cpuMs(fake.proc.pid!);
   const busy1 = machineBusyMs();
   const start2 = Date.now();
@@ -338,6 +345,8 @@ for (const p of PROVIDERS) {
   const got2 = st[p].total - before2;
   const secs2 = (st[p].lastAt - start2) / 1000;
   const cpu2 = cpuMs(spid) - cpu1;
+  const main2 = mainThreadCpuMs(spid) - main1;
+  const lag2 = await loopLag();
   const fakeCpu = cpuMs(fake.proc.pid!) - fake1;
   const busy = machineBusyMs() - busy1;
   const r2 = {
@@ -347,6 +356,9 @@ for (const p of PROVIDERS) {
     pushesPerSec: Math.round(got2 / secs2),
     acceptedPerSec: Math.round(accepted / ((acceptedAt - start2) / 1000)),
     serverCpuMsPerPush: round(cpu2 / got2, 3),
+    serverMainThreadCpuMsPerPush: round(main2 / got2, 3),
+    serverLoopLagP99: lag2.p99,
+    serverLoopLagMax: lag2.max,
     providerFakeCpuMsPerPush: round(fakeCpu / got2, 3),
     machineBusyCores: round(busy / ((Date.now() - start2) ), 2),
   };

@@ -88,7 +88,7 @@ export async function openPushStore(server: { store: string; dataDir: string }, 
 const fileOrText = (file: string | undefined, text: string | undefined): string | undefined => (file ? readFileSync(file, 'utf8') : text);
 
 /** Provider adapters for the providers that have credentials (Web Push always: its keys are generated). */
-export async function createProviders(config: PushConfig, store: PushStore, now?: () => number): Promise<{ providers: Partial<Record<PushProviderName, PushProviderAdapter>>; vapidPublicKey: string }> {
+export async function createProviders(config: PushConfig, store: PushStore, now?: () => number, log?: Logger): Promise<{ providers: Partial<Record<PushProviderName, PushProviderAdapter>>; vapidPublicKey: string }> {
   const providers: Partial<Record<PushProviderName, PushProviderAdapter>> = {};
   const timeoutMs = config.requestTimeoutMs;
   if (config.apns) {
@@ -121,7 +121,15 @@ export async function createProviders(config: PushConfig, store: PushStore, now?
   let vapid: { publicKey: string; privateKey: string };
   if (config.webpush.publicKey && config.webpush.privateKey) vapid = { publicKey: config.webpush.publicKey, privateKey: config.webpush.privateKey };
   else vapid = JSON.parse(await store.getOrCreateSecret('vapid', () => JSON.stringify(generateVapidKeys()))) as typeof vapid;
-  providers.webpush = new WebPushProvider({ subject: config.webpush.subject, publicKey: vapid.publicKey, privateKey: vapid.privateKey, timeoutMs, ...(now ? { now } : {}) });
+  providers.webpush = new WebPushProvider({
+    subject: config.webpush.subject,
+    publicKey: vapid.publicKey,
+    privateKey: vapid.privateKey,
+    timeoutMs,
+    encryptThreads: config.webpush.encryptThreads,
+    onEncryptorError: (err) => log?.error({ err }, 'web push encryption worker failed; encrypting on the event loop'),
+    ...(now ? { now } : {}),
+  });
   if (config.webhook) providers.webhook = new WebhookProvider({ url: config.webhook.url, secret: config.webhook.secret, timeoutMs });
   return { providers, vapidPublicKey: vapid.publicKey };
 }
@@ -135,7 +143,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
   const { config, log } = deps;
   const store = deps.pushStore ?? (await openPushStore(deps.server, config));
   // Providers keep real time: credentials (JWT iat/exp) are checked against the real clock.
-  const made = await createProviders(config, store);
+  const made = await createProviders(config, store, undefined, log);
   const providers = deps.providers ?? made.providers;
   const receiptKey = Buffer.from(await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url')), 'base64url');
   const funnel = new PushFunnel(deps.registry, store, deps.now, log);

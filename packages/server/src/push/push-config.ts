@@ -107,6 +107,11 @@ export const PushConfigSchema = z.strictObject({
       allowedHosts: z.array(z.string()).default(DEFAULT_WEBPUSH_HOSTS),
       /** Allow http:// endpoints (tests only). */
       allowInsecure: z.boolean().default(false),
+      /**
+       * Worker threads that encrypt payloads (RFC 8291: one P-256 ECDH per message, ≈ 0.13 ms
+       * of CPU). 0 = on the event loop.
+       */
+      encryptThreads: z.number().int().min(0).max(16).default(1),
     })
     .prefault({}),
   webhook: z
@@ -158,6 +163,7 @@ export const PUSH_ENV: Record<string, (c: Raw, v: string) => void> = {
   MAGPIE_PUSH_VAPID_PRIVATE_KEY: (c, v) => setIn(c, ['push', 'webpush', 'privateKey'], v),
   MAGPIE_PUSH_WEBPUSH_ALLOWED_HOSTS: (c, v) => setIn(c, ['push', 'webpush', 'allowedHosts'], v.split(',').map((h) => h.trim()).filter(Boolean)),
   MAGPIE_PUSH_WEBPUSH_ALLOW_INSECURE: (c, v) => setIn(c, ['push', 'webpush', 'allowInsecure'], v === 'true' || v === '1'),
+  MAGPIE_PUSH_WEBPUSH_ENCRYPT_THREADS: (c, v) => setIn(c, ['push', 'webpush', 'encryptThreads'], Number(v)),
   MAGPIE_PUSH_WEBHOOK_URL: (c, v) => setIn(c, ['push', 'webhook', 'url'], v),
   MAGPIE_PUSH_WEBHOOK_SECRET: (c, v) => setIn(c, ['push', 'webhook', 'secret'], v),
 };
