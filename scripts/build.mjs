@@ -3,7 +3,8 @@
 // type declarations), then the web client (scripts/build-web.mjs).
 //   node scripts/build.mjs               build everything
 //   node scripts/build.mjs --if-missing  build only what has no dist yet (npm start)
-import { existsSync } from 'node:fs';
+//   node scripts/build.mjs --if-stale    build what has no dist or sources newer than it (benchmarks)
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -12,6 +13,15 @@ const root = new URL('..', import.meta.url).pathname;
 const mode = process.argv[2] ?? '';
 // Dependency order: sdk and server import the built protocol.
 const packages = ['protocol', 'sdk', 'server'];
+
+function newest(dir, t = 0) {
+  for (const n of readdirSync(dir)) {
+    const p = join(dir, n);
+    const s = statSync(p);
+    t = s.isDirectory() ? newest(p, t) : Math.max(t, s.mtimeMs);
+  }
+  return t;
+}
 
 let tscBin;
 try {
@@ -22,7 +32,9 @@ try {
 
 for (const pkg of packages) {
   const dir = join(root, 'packages', pkg);
-  if (mode === '--if-missing' && existsSync(join(dir, 'dist/index.js'))) continue;
+  const built = join(dir, 'dist/index.js');
+  if (mode === '--if-missing' && existsSync(built)) continue;
+  if (mode === '--if-stale' && existsSync(built) && newest(join(dir, 'src')) <= statSync(built).mtimeMs) continue;
   if (!tscBin) {
     console.error(`build: typescript is not installed (run \`npm install\`); cannot compile packages/${pkg}`);
     process.exit(1);
