@@ -135,8 +135,12 @@ export class ChatViewModel extends ViewModel<ChatState> {
     this.own(
       deps.client.on('conversation', ({ conv: c, entry }) => {
         if (c !== this.conv) return;
+        const first = !this.entry && !!entry;
         this.entry = entry ?? undefined;
         this.setState({ kind: entry?.kind ?? this.getSnapshot().kind, title: this.title() });
+        // The entry arrived after the chat opened (a fresh tab syncing), or another device saved a draft.
+        if (entry && this.getSnapshot().draft !== null && (first || entry.draft !== this.getSnapshot().draft) && !this.deps.drafts?.load(this.draftKey())) this.setState({ draft: entry.draft });
+        if (first && this.getSnapshot().kind !== 'direct') void this.loadRights();
       }),
     );
     this.own(

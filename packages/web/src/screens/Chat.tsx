@@ -89,6 +89,10 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
     const t = setTimeout(() => void vm.saveDraft(text), 700);
     return () => clearTimeout(t);
   }, [text, vm]);
+  // A draft that arrives later (the chat list was still syncing, or another device saved one) fills an empty composer.
+  useEffect(() => {
+    if (props.draft && !textRef.current) setText(props.draft);
+  }, [props.draft]);
   const partial = MENTION_AT_END.exec(text)?.[2];
   useEffect(() => {
     let live = true;
