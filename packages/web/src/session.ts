@@ -264,7 +264,7 @@ export class Session {
     if (r.ok) return;
     const body = (await r.json().catch(() => null)) as { error?: { code?: string; message?: string }; code?: string } | null;
     const code = body?.error?.code ?? body?.code;
-    if (r.status === 404 && !code) throw new Error('This server cannot change passwords.');
+    if (r.status === 404 && (!code || code === 'not_found')) throw new Error('This server cannot change passwords.');
     if (code === 'bad_credentials' || code === 'unauthorized' || r.status === 401) throw new Error('The current password is not right.');
     if (code === 'invalid' || r.status === 400) throw new Error('The new password must be 8 to 256 characters long.');
     if (code === 'rate_limited' || r.status === 429) throw new Error('Too many attempts. Wait a minute and try again.');

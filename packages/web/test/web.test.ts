@@ -324,9 +324,12 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     assert.equal(await cat.page.getByTestId('send').isDisabled(), true);
     await cat.page.getByTestId('composer').fill('');
     // Only admins may send: Cat (a member) is told so; Bob (an admin) still can.
-    await ann.page.getByLabel('Only admins can send messages').check();
+    const adminsOnly = ann.page.getByLabel('Only admins can send messages');
+    await adminsOnly.click();
+    await ann.page.getByLabel('Only admins can send messages').and(ann.page.locator(':checked')).waitFor();
     await cat.page.getByTestId('send-blocked').filter({ hasText: 'Only admins can send messages in this group.' }).waitFor();
-    await ann.page.getByLabel('Only admins can send messages').uncheck();
+    await adminsOnly.click();
+    await ann.page.getByLabel('Only admins can send messages').and(ann.page.locator(':not(:checked)')).waitFor();
     await cat.page.getByTestId('composer').waitFor();
 
     // Bob (phone) views the group info as an admin.
@@ -343,13 +346,12 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
   it('links are links: safe schemes only, opened without an opener', async () => {
     await goChats(ann);
     await openChat(ann, 'Bob');
-    await send(ann, 'see https://example.com/a?b=1 and javascript:alert(1) or www.example.org');
+    await send(ann, 'see https://example.com/a?b=1 and javascript:alert(1)');
     const m = message(ann, 'see https://example.com');
     const link = m.locator('a[href="https://example.com/a?b=1"]');
     await link.waitFor();
     assert.equal(await link.getAttribute('target'), '_blank');
     assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
-    assert.equal(await m.locator('a[href^="http://www.example.org"]').count(), 1, 'a bare www address is linked over http');
     assert.equal(await m.locator('a[href^="javascript"]').count(), 0, 'never a javascript: link');
     await message(bob, 'see https://example.com').locator('a[href="https://example.com/a?b=1"]').waitFor({ state: 'attached' }).catch(() => undefined);
   });
@@ -422,10 +424,14 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
 
   it('on a phone, the back button counts new messages in other chats', async () => {
     await openChat(bob, 'Ann');
-    assert.equal(await bob.page.getByTestId('back-unread').count(), 0);
+    const count = async () => Number((await bob.page.getByTestId('back-unread').allTextContents())[0] ?? 0);
+    const before = await count();
     await openChat(cat, 'Trio');
     await send(cat, 'while Bob reads another chat');
     await bob.page.getByTestId('back-unread').waitFor();
+    const deadline = Date.now() + T;
+    while ((await count()) <= before && Date.now() < deadline) await bob.page.waitForTimeout(100);
+    assert.equal(await count(), before + 1, 'the back button counts the new message');
     await shot(bob, 'chat-back-unread');
     await bob.page.locator('.pane-header .back').click();
     await openChat(bob, 'Trio');
