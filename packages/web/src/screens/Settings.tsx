@@ -29,40 +29,40 @@ function AvatarCard(props: { session: Session; avatar: string | null; name: stri
   return (
     <section className="card" aria-labelledby="avatar-title" data-testid="avatar-settings">
       <h3 id="avatar-title">Picture</h3>
-      <p className="row-actions">
+      <div className="avatar-row">
         <Avatar name={props.name} id={session.userId} src={props.avatar} size={56} />
-      </p>
-      {url === null ? (
-        <p className="row-actions">
-          <button type="button" className="small" onClick={() => setUrl(props.avatar ?? '')} data-testid="change-avatar">
-            {props.avatar ? 'Change picture' : 'Add a picture'}
-          </button>
-          {props.avatar && (
-            <button type="button" className="small" onClick={() => void save(null)}>
-              Remove picture
+        {url === null ? (
+          <p className="avatar-actions">
+            <button type="button" className="small" onClick={() => setUrl(props.avatar ?? '')} data-testid="change-avatar">
+              {props.avatar ? 'Change picture' : 'Add a picture'}
             </button>
-          )}
-        </p>
-      ) : (
-        <form
-          className="inline-form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void save(url.trim() || null);
-          }}
-        >
-          <label className="sr-only" htmlFor="avatar-url">
-            Picture address (https://…)
-          </label>
-          <input id="avatar-url" type="url" placeholder="https://example.com/me.png" value={url} maxLength={2048} onChange={(e) => setUrl(e.target.value)} autoFocus data-testid="avatar-url" />
-          <button type="submit" className="primary small" data-testid="save-avatar">
-            Save
-          </button>
-          <button type="button" className="small" onClick={() => setUrl(null)}>
-            Cancel
-          </button>
-        </form>
-      )}
+            {props.avatar && (
+              <button type="button" className="small" onClick={() => void save(null)}>
+                Remove picture
+              </button>
+            )}
+          </p>
+        ) : (
+          <form
+            className="inline-form"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void save(url.trim() || null);
+            }}
+          >
+            <label className="sr-only" htmlFor="avatar-url">
+              Picture address (https://…)
+            </label>
+            <input id="avatar-url" type="url" placeholder="https://example.com/me.png" value={url} maxLength={2048} onChange={(e) => setUrl(e.target.value)} autoFocus data-testid="avatar-url" />
+            <button type="submit" className="primary small" data-testid="save-avatar">
+              Save
+            </button>
+            <button type="button" className="small" onClick={() => setUrl(null)}>
+              Cancel
+            </button>
+          </form>
+        )}
+      </div>
     </section>
   );
 }
