@@ -53,15 +53,16 @@ export function isErrorCode(x: unknown): x is ErrorCode {
  * credentials must change first). 4500–4999: reconnect with backoff.
  */
 export const CloseCodes = {
-  unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid.' },
+  unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid, or the session expired while connected.' },
   token_revoked: { code: 4101, reconnect: false, text: 'The session was logged out (this device or all devices).' },
-  kicked: { code: 4102, reconnect: false, text: 'Another login replaced this device under the multi-device policy; the reason says which.' },
+  kicked: { code: 4102, reconnect: false, text: 'A newer login replaced this session (the same device signed in again, or another device of its class); the message says which.' },
   unsupported_version: { code: 4103, reconnect: false, text: 'No common protocol version.' },
   heartbeat_timeout: { code: 4500, reconnect: true, text: 'No frame arrived for two heartbeat intervals.' },
   slow_consumer: { code: 4501, reconnect: true, text: 'The client read too slowly; its output buffer passed the cap.' },
   shutting_down: { code: 4502, reconnect: true, text: 'The server is shutting down or restarting.' },
   hello_timeout: { code: 4503, reconnect: true, text: 'No `hello` frame arrived in time after the connection opened.' },
   too_many_errors: { code: 4504, reconnect: true, text: 'Too many invalid frames in a short time.' },
+  too_many_connections: { code: 4505, reconnect: true, text: 'The user has the maximum number of open connections on this server.' },
 } as const satisfies Record<string, { code: number; reconnect: boolean; text: string }>;
 
 export type CloseReason = keyof typeof CloseCodes;

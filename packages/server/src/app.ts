@@ -31,6 +31,8 @@ import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
+import { ConnectionGuard } from './http/connection-guard.ts';
+import { connectionCap, openFileLimits } from './util/open-files.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -96,8 +98,27 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
   const retry = createRetryQueue(config, metrics, offlineHandoff);
 
-  const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
-  const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const { limits } = config;
+  // Node's own request timeouts, checked every connectionsCheckingInterval (its default, 30 s, would let them run late).
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const timeouts = { headersTimeout, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))) };
+  const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile), ...timeouts } : null;
+  const http = Fastify({
+    loggerInstance: log.child({ mod: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: limits.maxFrameBytes,
+    // Idle sockets (no bytes either way) close after idleTimeoutMs; ws clears it on upgrade.
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    ...(https ? { https } : { http: timeouts }),
+  }) as unknown as FastifyInstance;
+  http.server.headersTimeout = headersTimeout;
+  const fds = openFileLimits();
+  const maxConnections = connectionCap(limits.maxConnections, fds);
+  new ConnectionGuard(http.server, { maxPerIp: limits.maxConnectionsPerIp, maxConnections }, (reason) => metrics.refusedConnections.inc({ reason }));
+  log.info({ openFiles: fds, maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp }, 'connection limits');
+  if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
   http.setErrorHandler((err, _req, reply) => {
     let e: MagpieError;

@@ -26,7 +26,8 @@ export const ConfigSchema = z.strictObject({
   /** Largest inbox gap served incrementally; above it the client is told to full-sync. */
   syncGapThreshold: z.number().int().min(1).default(2000),
   syncPageSize: z.number().int().min(1).max(1000).default(200),
-  tokenTtlMs: z.number().int().min(60_000).default(30 * 24 * 3600 * 1000),
+  /** Session lifetime; when it ends, the session's open sockets are closed (4100). */
+  tokenTtlMs: z.number().int().min(1000).default(30 * 24 * 3600 * 1000),
   /** Multi-device policy: at most this many live sessions per platform class (mobile, desktop, web); the oldest is kicked. 1 = a new login kicks the older one. */
   devicesPerPlatformClass: z.number().int().min(1).max(100).default(3),
   limits: z
@@ -42,6 +43,20 @@ export const ConfigSchema = z.strictObject({
       /** Cap of one connection's buffered output; above it the client is cut off (close 4501). */
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
       helloTimeoutMs: z.number().int().min(100).default(10_000),
+      /** Open TCP connections per client IP, counted at accept (before any byte); 0 = no cap. Behind a proxy every client has the proxy's IP. */
+      maxConnectionsPerIp: z.number().int().min(0).default(1000),
+      /** Open TCP connections of the process; above it new ones are dropped at accept. 0 = the open-file limit minus 512. */
+      maxConnections: z.number().int().min(0).default(0),
+      /** Authenticated WebSocket connections per user on one node; the next `hello` is refused (close 4505). */
+      maxSocketsPerUser: z.number().int().min(1).default(32),
+      /** HTTP: time to receive a request's complete headers. */
+      headersTimeoutMs: z.number().int().min(100).default(15_000),
+      /** HTTP: time to receive a whole request, headers and body. */
+      requestTimeoutMs: z.number().int().min(100).default(30_000),
+      /** HTTP: how long an idle keep-alive connection stays open after a response. */
+      keepAliveTimeoutMs: z.number().int().min(100).default(10_000),
+      /** HTTP: a connection with no traffic for this long is closed (until it becomes a WebSocket; those have heartbeats). */
+      idleTimeoutMs: z.number().int().min(100).default(30_000),
       /** Invalid frames tolerated per connection within 10 s before it is closed (4504). */
       maxErrorsPer10s: z.number().int().min(1).default(100),
     })
@@ -122,6 +137,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),
+  MAGPIE_TOKEN_TTL_MS: (c, v) => (c.tokenTtlMs = Number(v)),
   MAGPIE_DEVICES_PER_PLATFORM_CLASS: (c, v) => (c.devicesPerPlatformClass = Number(v)),
   MAGPIE_HEARTBEAT_MS: (c, v) => (c.heartbeatMs = Number(v)),
   MAGPIE_TLS_KEY: (c, v) => (c.tls = { ...(c.tls as object), keyFile: v }),
@@ -133,6 +149,13 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
   MAGPIE_MAX_ERRORS_PER_10S: (c, v) => (c.limits = { ...(c.limits as object), maxErrorsPer10s: Number(v) }),
   MAGPIE_HELLO_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), helloTimeoutMs: Number(v) }),
+  MAGPIE_MAX_CONNECTIONS_PER_IP: (c, v) => (c.limits = { ...(c.limits as object), maxConnectionsPerIp: Number(v) }),
+  MAGPIE_MAX_CONNECTIONS: (c, v) => (c.limits = { ...(c.limits as object), maxConnections: Number(v) }),
+  MAGPIE_MAX_SOCKETS_PER_USER: (c, v) => (c.limits = { ...(c.limits as object), maxSocketsPerUser: Number(v) }),
+  MAGPIE_HEADERS_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), headersTimeoutMs: Number(v) }),
+  MAGPIE_REQUEST_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), requestTimeoutMs: Number(v) }),
+  MAGPIE_KEEP_ALIVE_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), keepAliveTimeoutMs: Number(v) }),
+  MAGPIE_IDLE_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), idleTimeoutMs: Number(v) }),
   MAGPIE_RETRY_STRATEGY: (c, v) => (c.retry = { ...(c.retry as object), strategy: v }),
   MAGPIE_RETRY_PROBE_MS: (c, v) => (c.retry = { ...(c.retry as object), probeDelayMs: Number(v) }),
   MAGPIE_RETRY_STEPPED_START_MS: (c, v) => (c.retry = { ...(c.retry as object), steppedStartMs: Number(v) }),

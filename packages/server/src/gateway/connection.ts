@@ -66,6 +66,8 @@ export class Connection {
   /** The client announced the `ack` capability: its deliveries are tracked for retry. */
   acks = false;
   closed = false;
+  /** Closes the connection when its session expires (set after `hello`). */
+  expiryTimer: NodeJS.Timeout | undefined;
   private queue: Queued[] = [];
   private scheduled = false;
   private errorCount = 0;

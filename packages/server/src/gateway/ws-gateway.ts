@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { MagpieError, PROTOCOL_VERSIONS, decodeClientFrame, frameIdOf, type ClientFrame, type HelloFrame } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
@@ -12,6 +12,7 @@ import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { Connection, SharedFrame } from './connection.ts';
+import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
@@ -33,10 +34,16 @@ export interface GatewayDeps {
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
 const KICK_TEXT = {
   new_login: 'signed in on another device of the same kind',
+  same_device: 'signed in again on this device',
   logout: 'this device was logged out',
   logout_all: 'all devices were logged out',
   admin: 'disconnected by an administrator',
 } as const;
+
+/** Frames waiting behind a running one before the gateway stops reading the socket. */
+const MAX_QUEUED_FRAMES = 256;
+/** Longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days); longer expiries re-arm. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The access gateway: accepts WebSocket connections at /ws, authenticates with `hello`,
@@ -97,9 +104,10 @@ export class WsGateway {
     const helloTimer = setTimeout(() => {
       if (!conn.principal) conn.close('hello_timeout');
     }, config.limits.helloTimeoutMs);
+    const order = new FrameOrder(MAX_QUEUED_FRAMES, () => ws.pause(), () => ws.resume());
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
-      void this.onFrame(conn, data, isBinary);
+      this.onMessage(conn, order, data as Buffer, isBinary);
     });
     ws.on('close', () => {
       clearTimeout(helloTimer);
@@ -113,6 +121,7 @@ export class WsGateway {
   }
 
   private forget(conn: Connection, reason: string): void {
+    clearTimeout(conn.expiryTimer);
     this.d.metrics.connections.dec();
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
@@ -120,9 +129,15 @@ export class WsGateway {
     if (conn.principal && this.registry.remove(conn.principal.userId, conn)) this.d.bus.unwatchUser(conn.principal.userId);
   }
 
-  private async onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
-    const buf = data as Buffer;
+  /**
+   * Decode at once, then hand the frame to the connection's FrameOrder: it runs after the
+   * frames before it (sends and ACKs pipeline with each other; see frame-order.ts). Invalid
+   * frames are answered in order too.
+   */
+  private onMessage(conn: Connection, order: FrameOrder, buf: Buffer, isBinary: boolean): void {
     let id: number | undefined;
+    let frame: ClientFrame | undefined;
+    let invalid: unknown;
     try {
       if (buf.length > this.d.config.limits.maxFrameBytes) {
         // Bounded by ws's maxPayload (4× the limit), so reading the id is cheap enough.
@@ -132,7 +147,18 @@ export class WsGateway {
       if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');
       const text = buf.toString('utf8');
       id = frameIdOf(text);
-      const frame = decodeClientFrame(text);
+      frame = decodeClientFrame(text);
+    } catch (err) {
+      invalid = err;
+    }
+    const pipelined = frame?.type === 'send' || frame?.type === 'ack';
+    order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id));
+  }
+
+  private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined): Promise<void> {
+    if (conn.closed) return;
+    try {
+      if (!frame) throw invalid;
       await this.dispatch(conn, frame);
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
@@ -195,7 +221,8 @@ export class WsGateway {
   }
 
   private async hello(conn: Connection, f: HelloFrame): Promise<void> {
-    if (conn.principal) throw new MagpieError('invalid', 'hello was already accepted on this connection');
+    // Frames run in order, so an earlier hello has finished: it either set the identity or closed the socket.
+    if (conn.principal) throw new MagpieError('invalid', 'this connection has already said hello; its identity is fixed (open another connection for another session)');
     const version = Math.max(...f.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
     if (!Number.isFinite(version)) {
       conn.send(errorFrame(new MagpieError('unsupported_version', `server speaks versions ${PROTOCOL_VERSIONS.join(', ')}`), f.id));
@@ -211,6 +238,13 @@ export class WsGateway {
       return;
     }
     if (conn.closed) return;
+    const { maxSocketsPerUser } = this.d.config.limits;
+    // Counted and registered in the same turn: concurrent hellos of one user cannot both pass.
+    if (this.registry.count(principal.userId) >= maxSocketsPerUser) {
+      conn.send(errorFrame(new MagpieError('rate_limited', `a user may hold at most ${maxSocketsPerUser} connections to one server`), f.id));
+      conn.close('too_many_connections');
+      return;
+    }
     if (f.app?.version) principal.appVersion = f.app.version;
     conn.principal = principal;
     conn.batching = f.caps?.includes('batch') ?? false;
@@ -222,7 +256,17 @@ export class WsGateway {
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
-    const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    // A revocation that happened before the kick could reach this connection (while the
+    // token was being checked, or before this node's interest was in effect) is seen here;
+    // one after it arrives as a kick. The same read gives the expiry to close at.
+    const [sync, expiresAt] = await Promise.all([this.d.messaging.syncMode(principal.userId, f.inboxSeq), this.d.accounts.sessionExpiresAt(principal.tokenHash)]);
+    if (conn.closed) return;
+    if (expiresAt === null) {
+      conn.send(errorFrame(new MagpieError('unauthorized', 'token is unknown, expired or revoked'), f.id));
+      conn.close('unauthorized');
+      return;
+    }
+    this.closeAtExpiry(conn, expiresAt);
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
@@ -243,6 +287,17 @@ export class WsGateway {
       limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
     };
     conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+  }
+
+  /** Close the connection with 4100 when its session expires. */
+  private closeAtExpiry(conn: Connection, expiresAt: number): void {
+    const left = expiresAt - Date.now();
+    if (left <= 0) {
+      conn.close('unauthorized', 'the session expired');
+      return;
+    }
+    conn.expiryTimer = setTimeout(() => this.closeAtExpiry(conn, expiresAt), Math.min(left, MAX_TIMER_MS));
+    conn.expiryTimer.unref();
   }
 
   /**
@@ -299,8 +354,9 @@ export class WsGateway {
     const close = KICK_CLOSE[ev.reason];
     for (const conn of [...this.registry.of(ev.userId)]) {
       if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;
-      conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: KICK_TEXT[ev.reason] }));
-      conn.close(close, KICK_TEXT[ev.reason]);
+      const text = ev.reason === 'new_login' && ev.device === conn.principal.deviceId ? KICK_TEXT.same_device : KICK_TEXT[ev.reason];
+      conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: text }));
+      conn.close(close, text);
     }
   }
 
