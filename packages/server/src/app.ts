@@ -27,7 +27,7 @@ import { createSocialModule, type SocialModule, type SocialStore } from './socia
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
-import { errorBody, toMagpieError } from './util/errors.ts';
+import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 
@@ -93,21 +93,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const retry = createRetryQueue(config, metrics, offlineHandoff);
 
   const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
-  const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...apiServerOptions(), ...(https ? { https } : {}) }) as unknown as FastifyInstance;
 
-  http.setErrorHandler((err, _req, reply) => {
-    let e: MagpieError;
-    const fe = err as { statusCode?: number; code?: string; message?: string };
-    if (err instanceof MagpieError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new MagpieError('frame_too_large', 'request body too large');
-    else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) e = new MagpieError('invalid', fe.message ?? 'bad request');
-    else e = toMagpieError(err, log);
-    metrics.errors.inc({ code: e.code });
-    void reply.code(e.status).send(errorBody(e));
-  });
-  http.setNotFoundHandler((_req, reply) => {
-    void reply.code(404).send(errorBody(new MagpieError('not_found', 'no such route')));
-  });
+  installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
   http.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/')) return;
     const wait = ipLimiter.take(req.ip);

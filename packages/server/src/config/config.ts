@@ -39,8 +39,17 @@ export const ConfigSchema = z.strictObject({
       /** Per IP: HTTP requests and new connections per second and burst. */
       ipRate: z.number().min(1).default(100),
       ipBurst: z.number().int().min(1).default(400),
-      /** Cap of one connection's buffered output; above it the client is cut off (close 4501). */
+      /** Per user: `ping` frames per second and burst (a limit of their own: pings are cheap and frequent, not free). */
+      pingRate: z.number().min(0.1).default(5),
+      pingBurst: z.number().int().min(1).default(20),
+      /** Cap of one connection's output (queued replies and events plus the socket's unsent bytes); above it the client is cut off (close 4501). */
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+      /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
+      maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
+      /** Target size of one reply page (history, sync, conversation list): a page stops growing past it (it holds at least one item) and says `more`. */
+      maxReplyBytes: z.number().int().min(16 * 1024).default(256 * 1024),
+      /** Deepest nesting of arrays/objects accepted in a frame or request body (`nesting_too_deep`). */
+      maxJsonDepth: z.number().int().min(4).max(256).default(32),
       helloTimeoutMs: z.number().int().min(100).default(10_000),
       /** Invalid frames tolerated per connection within 10 s before it is closed (4504). */
       maxErrorsPer10s: z.number().int().min(1).default(100),
@@ -131,6 +140,12 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_RATE: (c, v) => (c.limits = { ...(c.limits as object), ipRate: Number(v) }),
   MAGPIE_IP_BURST: (c, v) => (c.limits = { ...(c.limits as object), ipBurst: Number(v) }),
   MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
+  MAGPIE_PING_RATE: (c, v) => (c.limits = { ...(c.limits as object), pingRate: Number(v) }),
+  MAGPIE_PING_BURST: (c, v) => (c.limits = { ...(c.limits as object), pingBurst: Number(v) }),
+  MAGPIE_MAX_BUFFERED_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxBufferedBytes: Number(v) }),
+  MAGPIE_MAX_INFLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxInflightPerConnection: Number(v) }),
+  MAGPIE_MAX_REPLY_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxReplyBytes: Number(v) }),
+  MAGPIE_MAX_JSON_DEPTH: (c, v) => (c.limits = { ...(c.limits as object), maxJsonDepth: Number(v) }),
   MAGPIE_MAX_ERRORS_PER_10S: (c, v) => (c.limits = { ...(c.limits as object), maxErrorsPer10s: Number(v) }),
   MAGPIE_HELLO_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), helloTimeoutMs: Number(v) }),
   MAGPIE_RETRY_STRATEGY: (c, v) => (c.retry = { ...(c.retry as object), strategy: v }),

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { MagpieError, PROTOCOL_VERSIONS, decodeClientFrame, frameIdOf, type ClientFrame, type HelloFrame } from '@magpie/protocol';
+import { MagpieError, PROTOCOL_VERSIONS, frameIdOf, parseJsonBounded, requestIdOf, validateClientFrame, type ClientFrame, type HelloFrame } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Config } from '../config/config.ts';
@@ -10,6 +10,7 @@ import type { AccountService } from '../services/accounts.ts';
 import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
+import { writeRawError } from '../http/api-errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
@@ -57,6 +58,8 @@ export class WsGateway {
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+    // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
+    this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
     this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
     d.bus.subscribe((ev) => this.onBusEvent(ev));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
@@ -76,9 +79,8 @@ export class WsGateway {
 
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = req.url ?? '';
-    if (!url.startsWith('/ws')) {
-      socket.destroy();
+    if ((req.url ?? '').split('?')[0] !== '/ws') {
+      writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -122,18 +124,19 @@ export class WsGateway {
 
   private async onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
     const buf = data as Buffer;
+    const { limits } = this.d.config;
     let id: number | undefined;
     try {
-      if (buf.length > this.d.config.limits.maxFrameBytes) {
-        // Bounded by ws's maxPayload (4× the limit), so reading the id is cheap enough.
-        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'));
-        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${this.d.config.limits.maxFrameBytes}`);
+      if (buf.length > limits.maxFrameBytes) {
+        // Bounded by ws's maxPayload (4× the limit) and by the nesting check, so reading the id is cheap enough.
+        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'), limits.maxJsonDepth);
+        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${limits.maxFrameBytes}`);
       }
       if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');
-      const text = buf.toString('utf8');
-      id = frameIdOf(text);
-      const frame = decodeClientFrame(text);
-      await this.dispatch(conn, frame);
+      // Nesting is bounded before parsing and validation (a deeply nested frame gets no id).
+      const raw = parseJsonBounded(buf.toString('utf8'), limits.maxJsonDepth);
+      id = requestIdOf(raw);
+      await this.dispatch(conn, validateClientFrame(raw));
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
       this.d.metrics.errors.inc({ code: e.code });
