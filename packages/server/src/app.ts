@@ -28,6 +28,7 @@ import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
+import { registerSecurityHeaders } from './http/security-headers.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 
@@ -96,6 +97,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...apiServerOptions(), ...(https ? { https } : {}) }) as unknown as FastifyInstance;
 
   installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
+  await registerSecurityHeaders(http, { tls: https !== null });
   http.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/')) return;
     const wait = ipLimiter.take(req.ip);
