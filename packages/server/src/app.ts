@@ -27,6 +27,8 @@ import { createSocialModule, type SocialModule, type SocialStore } from './socia
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
+import { UserLimits } from './util/user-limits.ts';
+import { bearer } from './http/validation.ts';
 import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
@@ -88,6 +90,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
+  const userLimits = new UserLimits(config.limits);
   /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
   const pushHandoff = new ForwardingHandoff();
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
@@ -102,6 +105,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     if (!req.url.startsWith('/api/')) return;
     const wait = ipLimiter.take(req.ip);
     if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
+    // The per-user budget of WebSocket frames applies to REST requests as well (before the body is read).
+    const token = req.url.startsWith('/api/admin/') ? undefined : bearer(req);
+    if (!token) return;
+    const principal = await accounts.authenticate(token).catch(() => null);
+    if (principal) userLimits.request(principal.userId);
   });
 
   http.get('/metrics', async (_req, reply) => {
@@ -121,7 +129,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const push = await createPushModule(http, {

@@ -11,7 +11,8 @@ import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { writeRawError } from '../http/api-errors.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import type { RateLimiter } from '../util/rate-limiter.ts';
+import type { UserLimits } from '../util/user-limits.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   messaging: MessagingService;
   acks: AckService;
   ipLimiter: RateLimiter;
+  /** Per-user request and ping budgets, shared with the REST API. */
+  userLimits: UserLimits;
   retry: RetryQueue;
   instructions: InstructionService;
 }
@@ -49,7 +52,6 @@ export class WsGateway {
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
   readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
   private readonly wss: WebSocketServer;
-  private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
 
@@ -60,7 +62,6 @@ export class WsGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
     // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
     this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
-    this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
     d.bus.subscribe((ev) => this.onBusEvent(ev));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
     this.sweepTimer.unref();
@@ -152,6 +153,7 @@ export class WsGateway {
     const { messaging } = this.d;
     switch (f.type) {
       case 'ping': {
+        this.d.userLimits.ping(p.userId);
         if (f.interval) conn.heartbeatMs = Math.max(f.interval, this.d.config.heartbeatMs);
         const latest = await messaging.latestInboxSeq(p.userId);
         conn.send(JSON.stringify({ type: 'pong', ...(f.id !== undefined ? { id: f.id } : {}), inboxSeq: latest, time: Date.now() }));
@@ -162,8 +164,7 @@ export class WsGateway {
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
-    const wait = this.userLimiter.take(p.userId);
-    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+    this.d.userLimits.request(p.userId);
     let result: unknown;
     switch (f.type) {
       case 'send':
@@ -313,7 +314,7 @@ export class WsGateway {
     for (const conn of this.registry.all()) {
       if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
     }
-    this.userLimiter.sweep();
+    this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
   }
 
