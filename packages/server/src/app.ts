@@ -87,6 +87,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxMessageBytes: config.limits.maxMessageBytes,
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
+    maxReplyBytes: config.limits.maxReplyBytes,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);

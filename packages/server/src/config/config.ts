@@ -44,6 +44,8 @@ export const ConfigSchema = z.strictObject({
       pingBurst: z.number().int().min(1).default(20),
       /** Cap of one connection's output (queued replies and events plus the socket's unsent bytes); above it the client is cut off (close 4501). */
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+      /** Output waiting this long without any byte reaching the client makes it a slow consumer (close 4501); also its time to read the close frame. */
+      slowConsumerMs: z.number().int().min(500).default(10_000),
       /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
       maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
       /** Target size of one reply page (history, sync, conversation list): a page stops growing past it (it holds at least one item) and says `more`. */
@@ -143,6 +145,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_PING_RATE: (c, v) => (c.limits = { ...(c.limits as object), pingRate: Number(v) }),
   MAGPIE_PING_BURST: (c, v) => (c.limits = { ...(c.limits as object), pingBurst: Number(v) }),
   MAGPIE_MAX_BUFFERED_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxBufferedBytes: Number(v) }),
+  MAGPIE_SLOW_CONSUMER_MS: (c, v) => (c.limits = { ...(c.limits as object), slowConsumerMs: Number(v) }),
   MAGPIE_MAX_INFLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxInflightPerConnection: Number(v) }),
   MAGPIE_MAX_REPLY_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxReplyBytes: Number(v) }),
   MAGPIE_MAX_JSON_DEPTH: (c, v) => (c.limits = { ...(c.limits as object), maxJsonDepth: Number(v) }),

@@ -63,7 +63,7 @@ export class WsGateway {
     // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
     this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
     d.bus.subscribe((ev) => this.onBusEvent(ev));
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2)));
     this.sweepTimer.unref();
   }
 
@@ -94,7 +94,9 @@ export class WsGateway {
 
   private accept(ws: WebSocket, ip: string): void {
     const { config, metrics } = this.d;
-    const conn = new Connection(ws, ip, config.limits.maxBufferedBytes, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    const { limits } = config;
+    const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason));
     metrics.connections.inc();
     this.unauthenticated.add(conn);
     const helloTimer = setTimeout(() => {
@@ -102,7 +104,8 @@ export class WsGateway {
     }, config.limits.helloTimeoutMs);
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
-      void this.onFrame(conn, data, isBinary);
+      // At most maxInflightPerConnection frames are handled at once; the rest wait (see Connection).
+      conn.submit(() => this.onFrame(conn, data, isBinary));
     });
     ws.on('close', () => {
       clearTimeout(helloTimer);
@@ -308,11 +311,12 @@ export class WsGateway {
     }
   }
 
-  /** Close connections silent for two heartbeat intervals; sweep idle rate buckets. */
+  /** Close connections silent for two heartbeat intervals and slow consumers that stopped reading; sweep idle rate buckets. */
   private sweep(): void {
     const now = Date.now();
     for (const conn of this.registry.all()) {
-      if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      if (conn.stalled(now)) conn.close('slow_consumer');
+      else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
     }
     this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
