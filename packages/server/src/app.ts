@@ -31,6 +31,7 @@ import { UserLimits } from './util/user-limits.ts';
 import { bearer } from './http/validation.ts';
 import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
+import { registerMetricsEndpoint } from './http/metrics-endpoint.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 
@@ -113,10 +114,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     if (principal) userLimits.request(principal.userId);
   });
 
-  http.get('/metrics', async (_req, reply) => {
-    void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
   const groups = new GroupService(store, bus, messaging, config.groups);
@@ -161,6 +159,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       wallet.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
+      const metricsUrl = await metricsEndpoint.start();
+      if (metricsUrl) log.info({ url: `${metricsUrl}/metrics` }, 'metrics on their own address');
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
@@ -169,6 +169,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await gateway.close();
       await acks.flush();
       await http.close();
+      await metricsEndpoint.stop();
       await bus.close();
       await wallet.stop();
       await social.stop();

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { ErrorCodes } from '@magpie/protocol';
 import { startServer, registerAndLogin, type ServerProcess, type Account } from './harness.ts';
 
@@ -193,5 +193,39 @@ describe('security headers on the web client and the API', () => {
     const p = csp(r.headers['content-security-policy'] ?? null);
     assert.deepEqual(p.get('script-src'), ["'self'"]);
     assert.deepEqual(p.get('connect-src'), ["'self'"]);
+  });
+});
+
+describe('/metrics can be restricted to a token and a separate address', () => {
+  let srv: ServerProcess;
+  let metricsPort = 0;
+  const TOKEN = 'scrape-token-0123456789abcdef';
+  before(async () => {
+    // A free port for the metrics listener.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    metricsPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    srv = await startServer({ env: { MAGPIE_METRICS_TOKEN: TOKEN, MAGPIE_METRICS_PORT: String(metricsPort), MAGPIE_METRICS_HOST: '127.0.0.1' } });
+  });
+  after(async () => {
+    await srv.stop();
+  });
+
+  it('the API port no longer serves metrics; the metrics port wants the token', async () => {
+    const onApi = await fetch(`${srv.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assertShape('metrics on the API port', onApi.status, onApi.headers.get('content-type'), await onApi.text());
+    assert.equal(onApi.status, 404);
+    const base = `http://127.0.0.1:${metricsPort}`;
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: TOKEN }] as Record<string, string>[]) {
+      const r = await fetch(`${base}/metrics`, { headers });
+      assertShape('metrics without the token', r.status, r.headers.get('content-type'), await r.text());
+      assert.equal(r.status, 401);
+    }
+    const ok = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(ok.status, 200);
+    assert.match(await ok.text(), /magpie_connections/);
+    const other = await fetch(`${base}/api/health`);
+    assertShape('other routes on the metrics port', other.status, other.headers.get('content-type'), await other.text());
   });
 });

@@ -85,6 +85,17 @@ export const ConfigSchema = z.strictObject({
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   maxBatch: z.number().int().min(1).max(10_000).default(500),
+  /** GET /metrics: unrestricted on the API port unless a scrape token and/or a separate listen address is set (docs/operations.md). */
+  metrics: z
+    .strictObject({
+      /** Scrapers must send `Authorization: Bearer <token>`. */
+      token: z.string().min(16).optional(),
+      /** Serve /metrics only on this port (0 = any free port), not on the API port. */
+      port: z.number().int().min(0).max(65535).optional(),
+      /** Bind address of the separate metrics port. */
+      host: z.string().default('127.0.0.1'),
+    })
+    .prefault({}),
   /** Bearer token of the operator API (/api/admin/…: top-up, withdrawal, reconciliation). Unset: the admin API is disabled. */
   adminToken: z.string().min(16).optional(),
   /** Direct messages between users who are not friends: 'allow', or 'friends_only'. Blocks apply either way (see src/social/). */
@@ -161,6 +172,9 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_GROUP_MAX_MEMBERS: (c, v) => (c.groups = { ...(c.groups as object), maxMembers: Number(v) }),
   MAGPIE_SUPER_GROUP_THRESHOLD: (c, v) => (c.groups = { ...(c.groups as object), superThreshold: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
+  MAGPIE_METRICS_TOKEN: (c, v) => (c.metrics = { ...(c.metrics as object), token: v }),
+  MAGPIE_METRICS_PORT: (c, v) => (c.metrics = { ...(c.metrics as object), port: Number(v) }),
+  MAGPIE_METRICS_HOST: (c, v) => (c.metrics = { ...(c.metrics as object), host: v }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
   MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),
