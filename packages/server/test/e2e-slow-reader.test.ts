@@ -27,7 +27,7 @@ describe('a client that asks for a lot and reads nothing', () => {
   let b: Account;
   let conv = '';
   before(async () => {
-    srv = await startServer({ env: { MAGPIE_LOG_LEVEL: 'error', MAGPIE_SLOW_CONSUMER_MS: '2000' } });
+    srv = await startServer({ env: { MAGPIE_LOG_LEVEL: 'error', MAGPIE_SLOW_CONSUMER_MS: '2000', MAGPIE_USER_BURST: '1000' } });
     a = await registerAndLogin(srv.url);
     b = await registerAndLogin(srv.url);
     // 190 messages of ~15 KiB (the burst of A's budget): a full history page is ~3 MB of JSON.
@@ -59,6 +59,17 @@ describe('a client that asks for a lot and reads nothing', () => {
       more = next.more;
     }
     assert.equal(seen, 190);
+    client.close();
+  });
+
+  it('a client that reads is never cut off for its own replies, however many it pipelines', async () => {
+    const { client } = await RawClient.connect(srv.wsUrl, b.token);
+    for (let i = 0; i < 200; i++) client.send({ type: 'history', id: 5000 + i, conv, limit: 200 });
+    await client.waitFor(() => client.frames.filter((f) => f.id >= 5000).length === 200, 60_000);
+    const answers = client.frames.filter((f) => f.id >= 5000);
+    assert.ok(answers.every((f) => f.type === 'reply' && f.result.messages.length > 0));
+    assert.equal(new Set(answers.map((f) => f.id)).size, 200, 'every request answered once');
+    assert.equal(client.closeCode, undefined);
     client.close();
   });
 
