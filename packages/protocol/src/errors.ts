@@ -7,6 +7,7 @@ export const ErrorCodes = {
   bad_frame: { status: 400, retry: false, text: 'The frame is not valid JSON or not a JSON object.' },
   unknown_type: { status: 400, retry: false, text: 'The frame type is not part of the protocol.' },
   invalid: { status: 400, retry: false, text: 'A field is missing or has the wrong type or range; `details` lists the issues.' },
+  nesting_too_deep: { status: 400, retry: false, text: 'The frame or request body nests arrays and objects deeper than the configured limit.' },
   frame_too_large: { status: 413, retry: false, text: 'The frame exceeds the configured frame size limit.' },
   message_too_large: { status: 413, retry: false, text: 'The message body exceeds the configured message size limit.' },
   unsupported_version: { status: 400, retry: false, text: 'None of the protocol versions offered is supported.' },

@@ -28,7 +28,11 @@ import { createSocialModule, type SocialModule, type SocialStore } from './socia
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
-import { errorBody, toMagpieError } from './util/errors.ts';
+import { UserLimits } from './util/user-limits.ts';
+import { bearer } from './http/validation.ts';
+import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
+import { registerSecurityHeaders } from './http/security-headers.ts';
+import { registerMetricsEndpoint } from './http/metrics-endpoint.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
@@ -90,9 +94,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxMessageBytes: config.limits.maxMessageBytes,
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
+    maxReplyBytes: config.limits.maxReplyBytes,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
+  const userLimits = new UserLimits(config.limits);
   /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
   const pushHandoff = new ForwardingHandoff();
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
@@ -111,6 +117,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
+    // Router refusals and Node's parser errors answered in the documented error shape.
+    ...apiServerOptions(),
     ...(https ? { https } : { http: timeouts }),
   }) as unknown as FastifyInstance;
   http.server.headersTimeout = headersTimeout;
@@ -120,29 +128,20 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   log.info({ openFiles: fds, maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp }, 'connection limits');
   if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
-  http.setErrorHandler((err, _req, reply) => {
-    let e: MagpieError;
-    const fe = err as { statusCode?: number; code?: string; message?: string };
-    if (err instanceof MagpieError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new MagpieError('frame_too_large', 'request body too large');
-    else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) e = new MagpieError('invalid', fe.message ?? 'bad request');
-    else e = toMagpieError(err, log);
-    metrics.errors.inc({ code: e.code });
-    void reply.code(e.status).send(errorBody(e));
-  });
-  http.setNotFoundHandler((_req, reply) => {
-    void reply.code(404).send(errorBody(new MagpieError('not_found', 'no such route')));
-  });
+  installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
+  await registerSecurityHeaders(http, { tls: https !== null });
   http.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/')) return;
     const wait = ipLimiter.take(req.ip);
     if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
+    // The per-user budget of WebSocket frames applies to REST requests as well (before the body is read).
+    const token = req.url.startsWith('/api/admin/') ? undefined : bearer(req);
+    if (!token) return;
+    const principal = await accounts.authenticate(token).catch(() => null);
+    if (principal) userLimits.request(principal.userId);
   });
 
-  http.get('/metrics', async (_req, reply) => {
-    void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
   const groups = new GroupService(store, bus, messaging, config.groups);
@@ -156,7 +155,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const push = await createPushModule(http, {
@@ -187,6 +186,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       wallet.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
+      const metricsUrl = await metricsEndpoint.start();
+      if (metricsUrl) log.info({ url: `${metricsUrl}/metrics` }, 'metrics on their own address');
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
@@ -195,6 +196,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await gateway.close();
       await acks.flush();
       await http.close();
+      await metricsEndpoint.stop();
       await bus.close();
       await wallet.stop();
       await social.stop();

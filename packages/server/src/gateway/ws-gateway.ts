@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { MagpieError, PROTOCOL_VERSIONS, decodeClientFrame, frameIdOf, type ClientFrame, type HelloFrame } from '@magpie/protocol';
+import { MagpieError, PROTOCOL_VERSIONS, frameIdOf, parseJsonBounded, requestIdOf, validateClientFrame, type ClientFrame, type HelloFrame } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Config } from '../config/config.ts';
@@ -10,7 +10,9 @@ import type { AccountService } from '../services/accounts.ts';
 import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import { writeRawError } from '../http/api-errors.ts';
+import type { RateLimiter } from '../util/rate-limiter.ts';
+import type { UserLimits } from '../util/user-limits.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
@@ -27,6 +29,8 @@ export interface GatewayDeps {
   messaging: MessagingService;
   acks: AckService;
   ipLimiter: RateLimiter;
+  /** Per-user request and ping budgets, shared with the REST API. */
+  userLimits: UserLimits;
   retry: RetryQueue;
   instructions: InstructionService;
 }
@@ -55,7 +59,6 @@ export class WsGateway {
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
   readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
   private readonly wss: WebSocketServer;
-  private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
 
@@ -64,9 +67,10 @@ export class WsGateway {
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
-    this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
+    // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
+    this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
     d.bus.subscribe((ev) => this.onBusEvent(ev));
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2)));
     this.sweepTimer.unref();
   }
 
@@ -83,9 +87,8 @@ export class WsGateway {
 
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = req.url ?? '';
-    if (!url.startsWith('/ws')) {
-      socket.destroy();
+    if ((req.url ?? '').split('?')[0] !== '/ws') {
+      writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -98,7 +101,9 @@ export class WsGateway {
 
   private accept(ws: WebSocket, ip: string): void {
     const { config, metrics } = this.d;
-    const conn = new Connection(ws, ip, config.limits.maxBufferedBytes, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    const { limits } = config;
+    const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason));
     metrics.connections.inc();
     this.unauthenticated.add(conn);
     const helloTimer = setTimeout(() => {
@@ -130,29 +135,32 @@ export class WsGateway {
   }
 
   /**
-   * Decode at once, then hand the frame to the connection's FrameOrder: it runs after the
-   * frames before it (sends and ACKs pipeline with each other; see frame-order.ts). Invalid
-   * frames are answered in order too.
+   * Decode at once, then run the frame in order: at most maxInflightPerConnection frames of a
+   * connection are handled at once (Connection.submit: the rest wait, the socket unread, while
+   * its output is backed up), and among those the FrameOrder keeps arrival order (sends and
+   * ACKs pipeline with each other; see frame-order.ts). Invalid frames are answered in order too.
    */
   private onMessage(conn: Connection, order: FrameOrder, buf: Buffer, isBinary: boolean): void {
+    const { limits } = this.d.config;
     let id: number | undefined;
     let frame: ClientFrame | undefined;
     let invalid: unknown;
     try {
-      if (buf.length > this.d.config.limits.maxFrameBytes) {
-        // Bounded by ws's maxPayload (4× the limit), so reading the id is cheap enough.
-        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'));
-        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${this.d.config.limits.maxFrameBytes}`);
+      if (buf.length > limits.maxFrameBytes) {
+        // Bounded by ws's maxPayload (4× the limit) and by the nesting check, so reading the id is cheap enough.
+        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'), limits.maxJsonDepth);
+        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${limits.maxFrameBytes}`);
       }
       if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');
-      const text = buf.toString('utf8');
-      id = frameIdOf(text);
-      frame = decodeClientFrame(text);
+      // Nesting is bounded before parsing and validation (a deeply nested frame gets no id).
+      const raw = parseJsonBounded(buf.toString('utf8'), limits.maxJsonDepth);
+      id = requestIdOf(raw);
+      frame = validateClientFrame(raw);
     } catch (err) {
       invalid = err;
     }
     const pipelined = frame?.type === 'send' || frame?.type === 'ack';
-    order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id));
+    conn.submit(() => new Promise<void>((done) => order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id).finally(done))));
   }
 
   private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined): Promise<void> {
@@ -175,6 +183,7 @@ export class WsGateway {
     const { messaging } = this.d;
     switch (f.type) {
       case 'ping': {
+        this.d.userLimits.ping(p.userId);
         if (f.interval) conn.heartbeatMs = Math.max(f.interval, this.d.config.heartbeatMs);
         const latest = await messaging.latestInboxSeq(p.userId);
         conn.send(JSON.stringify({ type: 'pong', ...(f.id !== undefined ? { id: f.id } : {}), inboxSeq: latest, time: Date.now() }));
@@ -185,8 +194,7 @@ export class WsGateway {
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
-    const wait = this.userLimiter.take(p.userId);
-    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+    this.d.userLimits.request(p.userId);
     let result: unknown;
     switch (f.type) {
       case 'send':
@@ -360,13 +368,14 @@ export class WsGateway {
     }
   }
 
-  /** Close connections silent for two heartbeat intervals; sweep idle rate buckets. */
+  /** Close connections silent for two heartbeat intervals and slow consumers that stopped reading; sweep idle rate buckets. */
   private sweep(): void {
     const now = Date.now();
     for (const conn of this.registry.all()) {
-      if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      if (conn.stalled(now)) conn.close('slow_consumer');
+      else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
     }
-    this.userLimiter.sweep();
+    this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
   }
 
