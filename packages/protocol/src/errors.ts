@@ -13,6 +13,8 @@ export const ErrorCodes = {
   hello_required: { status: 400, retry: false, text: 'The first frame on a connection must be `hello`.' },
   unauthorized: { status: 401, retry: false, text: 'No valid credentials: the token is unknown, expired or revoked.' },
   bad_credentials: { status: 401, retry: false, text: 'Wrong username or password.' },
+  weak_password: { status: 400, retry: false, text: 'The new password is too easy to guess (common, a pattern, or too close to the username); the message says why.' },
+  account_disabled: { status: 403, retry: false, text: 'The account is disabled by the operator: no login, no connection.' },
   forbidden: { status: 403, retry: false, text: 'Authenticated, but not allowed to do this.' },
   muted: { status: 403, retry: false, text: 'The sender is muted in this group (by an admin or mute-all).' },
   not_found: { status: 404, retry: false, text: 'The user, conversation or message does not exist.' },

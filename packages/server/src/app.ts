@@ -28,6 +28,7 @@ import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
+import { secureDataDir } from './util/data-dir.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 
@@ -74,6 +75,8 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
+  // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
+  secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   const store = deps.store ?? (await openStore(config));
   const bus = deps.bus ?? (await openBus(config, log));
   const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
@@ -146,6 +149,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(push.service.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   pushHandoff.target = push.service;
+  // The stores have created their files (and WAL/SHM files) by now: make them private too.
+  secureDataDir(config.dataDir, { create: false });
 
   return {
     config,

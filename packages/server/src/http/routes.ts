@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { PLATFORMS } from '@magpie/protocol';
+import { PLATFORMS, Username, displayName } from '@magpie/protocol';
 import { bearer, parseBody } from './validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { MessagingService } from '../services/messages.ts';
 
 const Register = z.strictObject({
-  username: z.string().regex(/^[a-zA-Z0-9_.-]{3,32}$/, '3–32 letters, digits, _ . -'),
+  username: Username,
   password: z.string().min(8).max(256),
-  nickname: z.string().min(1).max(64).optional(),
+  nickname: displayName(64).optional(),
 });
 const Login = z.strictObject({
   username: z.string().min(1).max(64),

@@ -8,7 +8,7 @@ import type { InstructionStore } from './instruction-store.ts';
 import { SqliteInstructionStore } from './sqlite-instruction-store.ts';
 
 export async function openInstructionStore(config: Config): Promise<InstructionStore> {
-  if (config.store === 'sqlite') return new SqliteInstructionStore(join(config.dataDir, 'magpie.db'));
+  if (config.store === 'sqlite') return new SqliteInstructionStore(join(config.dataDir, 'magpie.db'), { synchronous: config.sqliteSynchronous });
   const { PostgresInstructionStore } = await import('./postgres-instruction-store.ts');
   const store = new PostgresInstructionStore({ url: config.store });
   await store.migrate();

@@ -7,8 +7,9 @@ export class SqliteInstructionStore implements InstructionStore {
   private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
 
-  constructor(path: string) {
-    this.handle = openSqlite(path, { synchronous: 'full' });
+  /** `synchronous` must be the server's setting: the connection is shared, and the stronger level of its holders wins. */
+  constructor(path: string, opts: { synchronous?: 'full' | 'normal' } = {}) {
+    this.handle = openSqlite(path, { synchronous: opts.synchronous ?? 'full' });
     this.db = this.handle.db;
     this.db.exec(INSTRUCTION_SCHEMA_SQL);
   }

@@ -297,6 +297,12 @@ export class SqliteStore implements Store {
     await this.handle.release();
   }
 
+  /** The `synchronous` level in force on the connection every SQLite store of the file shares (read back from SQLite). */
+  get synchronous(): 'off' | 'normal' | 'full' | 'extra' {
+    const levels = ['off', 'normal', 'full', 'extra'] as const;
+    return levels[this.db.pragma('synchronous', { simple: true }) as number] ?? 'full';
+  }
+
   async createUser(user: NewUser): Promise<UserRecord> {
     try {
       this.q.insertUser.run(user);
