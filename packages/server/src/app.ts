@@ -22,6 +22,9 @@ import { InstructionService } from './instructions/instruction-service.ts';
 import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
 import type { InstructionStore } from './instructions/instruction-store.ts';
 import { adminGuard } from './http/admin-auth.ts';
+import { registerAdminUserRoutes } from './http/admin-user-routes.ts';
+import { dropRelations, leaveAllGroups } from './services/account-cleanup.ts';
+import { warmPasswordPolicy } from './util/password-policy.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
@@ -79,7 +82,21 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   const store = deps.store ?? (await openStore(config));
   const bus = deps.bus ?? (await openBus(config, log));
-  const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
+  const a = config.auth;
+  const accounts = new AccountService(store, bus, {
+    tokenTtlMs: config.tokenTtlMs,
+    devicesPerPlatformClass: config.devicesPerPlatformClass,
+    minPasswordScore: a.minPasswordScore,
+    hasher: { concurrency: a.hashConcurrency, queue: a.hashQueue },
+    throttle: {
+      freeFailures: a.loginFreeFailures,
+      backoffBaseMs: a.loginBackoffBaseMs,
+      backoffMaxMs: a.loginBackoffMaxMs,
+      forgetAfterMs: a.loginForgetAfterMs,
+      ipFailuresPerMinute: a.ipLoginFailuresPerMinute,
+      ipFailureBurst: a.ipLoginFailureBurst,
+    },
+  });
   const messaging = new MessagingService(store, bus, metrics, {
     ringCapacity: config.ringCapacity,
     syncGapThreshold: config.syncGapThreshold,
@@ -128,11 +145,14 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructionStore = deps.instructionStore ?? (await openInstructionStore(config));
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
+  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
+  accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input) };
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
+  accounts.onAccountDeleted((userId) => dropRelations(social.service, userId, log));
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -164,6 +184,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     social,
     push,
     async start() {
+      warmPasswordPolicy();
       wallet.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
