@@ -58,8 +58,13 @@ async function pickHeir(store: Store, conv: string, userId: string): Promise<str
   }
 }
 
-/** A deleted account's friendships end and its pending friend requests are withdrawn or declined (blocks it made stay). */
+/** A deleted account's profile is cleared, its friendships end and its pending friend requests are withdrawn or declined (blocks it made stay). */
 export async function dropRelations(social: SocialService, userId: string, log: Logger): Promise<void> {
+  try {
+    await social.updateProfile(userId, { avatar: null, extra: {} });
+  } catch (err) {
+    log.warn({ err, userId }, 'account deletion: clearing the profile failed');
+  }
   const each = async (list: () => Promise<{ items: { user: { id: string } }[] }>, act: (peer: string) => Promise<unknown>) => {
     // Each action removes the entry from the list, so the first page is re-read until empty.
     for (let round = 0; round < 10_000; round++) {
