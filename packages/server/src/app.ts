@@ -184,10 +184,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     social,
     push,
     async start() {
-      warmPasswordPolicy();
       wallet.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
+      warmPasswordPolicy();
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;

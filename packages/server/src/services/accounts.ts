@@ -71,7 +71,7 @@ export class AccountService {
   async register(username: string, password: string, nickname?: string): Promise<PublicUser> {
     // A taken name is answered before the password is judged (and before scrypt).
     if (await this.store.getUserByUsername(username)) throw new MagpieError('conflict', 'username is taken');
-    checkPasswordStrength(password, (this.policy.minPasswordScore ?? 2), [username, nickname ?? '']);
+    await checkPasswordStrength(password, (this.policy.minPasswordScore ?? 2), [username, nickname ?? '']);
     const passwordHash = await this.hasher.hash(password);
     try {
       const user = await this.store.createUser({ id: timeId('u'), username, passwordHash, nickname: nickname ?? username, createdAt: this.now() });
@@ -133,7 +133,7 @@ export class AccountService {
     const user = await this.liveUser(p.userId);
     await this.checkPassword(`${usernameKey(user.username)}\u0000${p.deviceId}`, ip, currentPassword, user);
     if (newPassword === currentPassword) throw new MagpieError('weak_password', 'The new password is the current one.');
-    checkPasswordStrength(newPassword, (this.policy.minPasswordScore ?? 2), [user.username, user.nickname]);
+    await checkPasswordStrength(newPassword, (this.policy.minPasswordScore ?? 2), [user.username, user.nickname]);
     if (!(await this.store.setPasswordHash(user.id, await this.hasher.hash(newPassword)))) throw new MagpieError('not_found', 'no such user');
     const others = (await this.store.listSessions(user.id, this.now())).filter((s) => s.tokenHash !== p.tokenHash);
     return (await this.revoke(others, 'logout_all')).length;

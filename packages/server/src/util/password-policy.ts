@@ -1,17 +1,21 @@
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
-import * as common from '@zxcvbn-ts/language-common';
-import * as en from '@zxcvbn-ts/language-en';
+import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { MagpieError } from '@magpie/protocol';
 
-let factory: ZxcvbnFactory | undefined;
+let factory: Promise<ZxcvbnFactory> | undefined;
 
-/** Built on first use (~0.4 s: it loads the dictionaries of common passwords, names and words). */
-function estimator(): ZxcvbnFactory {
-  factory ??= new ZxcvbnFactory({
-    dictionary: { ...common.dictionary, ...en.dictionary },
-    graphs: common.adjacencyGraphs,
-    translations: en.translations,
-  });
+/**
+ * Built on first use: importing and indexing the dictionaries (common passwords, names,
+ * words; several MB) takes ~0.4 s of CPU, which server start should not wait for.
+ */
+function estimator(): Promise<ZxcvbnFactory> {
+  factory ??= (async () => {
+    const [{ ZxcvbnFactory }, common, en] = await Promise.all([import('@zxcvbn-ts/core'), import('@zxcvbn-ts/language-common'), import('@zxcvbn-ts/language-en')]);
+    return new ZxcvbnFactory({
+      dictionary: { ...common.dictionary, ...en.dictionary },
+      graphs: common.adjacencyGraphs,
+      translations: en.translations,
+    });
+  })();
   return factory;
 }
 
@@ -24,16 +28,16 @@ const ESTIMATE_CHARS = 64;
  * (0–4; 2 ≈ more than 10^6 guesses). The username and nickname count as known words.
  * Throws `weak_password` with zxcvbn's human reason.
  */
-export function checkPasswordStrength(password: string, minScore: number, userInputs: string[] = []): void {
+export async function checkPasswordStrength(password: string, minScore: number, userInputs: string[] = []): Promise<void> {
   if (minScore <= 0) return;
-  const r = estimator().check(password.slice(0, ESTIMATE_CHARS), userInputs.filter((s) => s.length > 0));
+  const r = (await estimator()).check(password.slice(0, ESTIMATE_CHARS), userInputs.filter((s) => s.length > 0));
   if (r.score >= minScore) return;
   const reason = r.feedback.warning ?? 'This password is too easy to guess.';
   const hint = r.feedback.suggestions[0];
   throw new MagpieError('weak_password', hint ? `${reason} ${hint}` : reason, { details: { score: r.score, minScore } });
 }
 
-/** Load the dictionaries now (at start), not inside the first register. */
+/** Load the dictionaries in the background (after start), not inside the first register. */
 export function warmPasswordPolicy(): void {
-  estimator().check('warm-up');
+  setTimeout(() => void estimator().then((z) => z.check('warm-up'), () => {}), 200).unref();
 }
