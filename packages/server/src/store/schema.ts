@@ -181,7 +181,8 @@ export function usernameKeyBackfill(pending: { id: string; username: string }[],
   });
 }
 
-export const USERNAME_KEY_INDEX_SQL = 'CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users (username_key)';
+/** Not `users_username_key`: PostgreSQL gives that name to the UNIQUE constraint on `username`. */
+export const USERNAME_KEY_INDEX_SQL = 'CREATE UNIQUE INDEX IF NOT EXISTS users_by_username_key ON users (username_key)';
 
 /** The user a login name means: its normalized key, or (accounts from before the key whose key was taken) the exact spelling. */
 export const USER_BY_NAME_WHERE = 'username_key = $key OR username = $raw';
