@@ -57,7 +57,7 @@ export function isErrorCode(x: unknown): x is ErrorCode {
 export const CloseCodes = {
   unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid.' },
   token_revoked: { code: 4101, reconnect: false, text: 'The session was logged out (this device or all devices).' },
-  kicked: { code: 4102, reconnect: false, text: 'Another login replaced this device under the multi-device policy; the reason says which.' },
+  kicked: { code: 4102, reconnect: false, text: 'Another login replaced this device under the multi-device policy, or the operator disabled the account or revoked its sessions; the reason says which.' },
   unsupported_version: { code: 4103, reconnect: false, text: 'No common protocol version.' },
   heartbeat_timeout: { code: 4500, reconnect: true, text: 'No frame arrived for two heartbeat intervals.' },
   slow_consumer: { code: 4501, reconnect: true, text: 'The client read too slowly; its output buffer passed the cap.' },
