@@ -14,6 +14,8 @@ export const ErrorCodes = {
   hello_required: { status: 400, retry: false, text: 'The first frame on a connection must be `hello`.' },
   unauthorized: { status: 401, retry: false, text: 'No valid credentials: the token is unknown, expired or revoked.' },
   bad_credentials: { status: 401, retry: false, text: 'Wrong username or password.' },
+  weak_password: { status: 400, retry: false, text: 'The new password is too easy to guess (common, a pattern, or too close to the username); the message says why.' },
+  account_disabled: { status: 403, retry: false, text: 'The account is disabled by the operator: no login, no connection.' },
   forbidden: { status: 403, retry: false, text: 'Authenticated, but not allowed to do this.' },
   muted: { status: 403, retry: false, text: 'The sender is muted in this group (by an admin or mute-all).' },
   not_found: { status: 404, retry: false, text: 'The user, conversation or message does not exist.' },
@@ -56,7 +58,7 @@ export function isErrorCode(x: unknown): x is ErrorCode {
 export const CloseCodes = {
   unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid, or the session expired while connected.' },
   token_revoked: { code: 4101, reconnect: false, text: 'The session was logged out (this device or all devices).' },
-  kicked: { code: 4102, reconnect: false, text: 'A newer login replaced this session (the same device signed in again, or another device of its class); the message says which.' },
+  kicked: { code: 4102, reconnect: false, text: 'A newer login replaced this session (the same device signed in again, or another device of its class), or the operator disabled the account or revoked its sessions; the reason and message say which.' },
   unsupported_version: { code: 4103, reconnect: false, text: 'No common protocol version.' },
   heartbeat_timeout: { code: 4500, reconnect: true, text: 'No frame arrived for two heartbeat intervals.' },
   slow_consumer: { code: 4501, reconnect: true, text: 'The client read too slowly; its output buffer passed the cap.' },

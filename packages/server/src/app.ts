@@ -23,6 +23,9 @@ import { openInstructionStore, registerInstructionRoutes } from './instructions/
 import type { InstructionStore } from './instructions/instruction-store.ts';
 import { adminGuard } from './http/admin-auth.ts';
 import { openDatabase } from './db/index.ts';
+import { registerAdminUserRoutes } from './http/admin-user-routes.ts';
+import { dropRelations, leaveAllGroups } from './services/account-cleanup.ts';
+import { warmPasswordPolicy } from './util/password-policy.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
@@ -33,6 +36,7 @@ import { bearer } from './http/validation.ts';
 import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
 import { registerSecurityHeaders } from './http/security-headers.ts';
 import { registerMetricsEndpoint } from './http/metrics-endpoint.ts';
+import { secureDataDir } from './util/data-dir.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
@@ -81,12 +85,28 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
+  // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
+  secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   // The server's database, migrated to the current schema before any store uses it
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
   const store = deps.store ?? (await openStore(config));
   const bus = deps.bus ?? (await openBus(config, log));
-  const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
+  const a = config.auth;
+  const accounts = new AccountService(store, bus, {
+    tokenTtlMs: config.tokenTtlMs,
+    devicesPerPlatformClass: config.devicesPerPlatformClass,
+    minPasswordScore: a.minPasswordScore,
+    hasher: { concurrency: a.hashConcurrency, queue: a.hashQueue },
+    throttle: {
+      freeFailures: a.loginFreeFailures,
+      backoffBaseMs: a.loginBackoffBaseMs,
+      backoffMaxMs: a.loginBackoffMaxMs,
+      forgetAfterMs: a.loginForgetAfterMs,
+      ipFailuresPerMinute: a.ipLoginFailuresPerMinute,
+      ipFailureBurst: a.ipLoginFailureBurst,
+    },
+  });
   const messaging = new MessagingService(store, bus, metrics, {
     ringCapacity: config.ringCapacity,
     syncGapThreshold: config.syncGapThreshold,
@@ -149,11 +169,14 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
+  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
+  accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input) };
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
+  accounts.onAccountDeleted((userId) => dropRelations(social.service, userId, log));
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -170,6 +193,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(push.service.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   pushHandoff.target = push.service;
+  // The stores have created their files (and WAL/SHM files) by now: make them private too.
+  secureDataDir(config.dataDir, { create: false });
 
   return {
     config,
@@ -188,6 +213,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
       if (metricsUrl) log.info({ url: `${metricsUrl}/metrics` }, 'metrics on their own address');
+      warmPasswordPolicy();
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;

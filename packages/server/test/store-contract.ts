@@ -141,9 +141,46 @@ export function runStoreContract(
         const id = `user_${run}_${rand()}`;
         const nu = { id, username: `alice_${rand()}`, passwordHash: 'scrypt$abc', nickname: 'Alice ✨', createdAt: t0 + 5 };
         const created = await store.createUser(nu);
-        assert.deepEqual(created, { ...nu, inboxSeq: 0 });
-        assert.deepEqual(await store.getUser(id), { ...nu, inboxSeq: 0 });
-        assert.deepEqual(await store.getUserByUsername(nu.username), { ...nu, inboxSeq: 0 });
+        const want = { ...nu, inboxSeq: 0, disabledAt: null, deletedAt: null };
+        assert.deepEqual(created, want);
+        assert.deepEqual(await store.getUser(id), want);
+        assert.deepEqual(await store.getUserByUsername(nu.username), want);
+      });
+
+      it('usernames are unique and found by their NFKC + case-folded key (issue 13)', async () => {
+        const suffix = rand();
+        const a = await store.createUser({ id: `ci_${rand()}`, username: `Alice_${suffix}`, passwordHash: 'x', nickname: 'A', createdAt: t0 });
+        assert.equal((await store.getUserByUsername(`alice_${suffix}`))?.id, a.id);
+        assert.equal((await store.getUserByUsername(`ALICE_${suffix.toUpperCase()}`))?.id, a.id);
+        // Fullwidth forms fold to ASCII under NFKC.
+        const fullwidth = `ａｌｉｃｅ_${suffix}`;
+        assert.equal((await store.getUserByUsername(fullwidth))?.id, a.id);
+        await assert.rejects(
+          store.createUser({ id: `ci2_${rand()}`, username: `aLiCe_${suffix}`, passwordHash: 'x', nickname: 'B', createdAt: t0 }),
+          StoreConflictError,
+        );
+        assert.equal((await store.getUserByUsername(`Alice_${suffix}`))?.username, `Alice_${suffix}`, 'the spelling given at register is kept');
+      });
+
+      it('setPasswordHash, setUserDisabled and markUserDeleted change the user row (issue 13)', async () => {
+        const a = await newUser();
+        assert.equal(await store.setPasswordHash(a.id, 'new-hash'), true);
+        assert.equal((await store.getUser(a.id))?.passwordHash, 'new-hash');
+        assert.equal(await store.setPasswordHash(`ghost_${rand()}`, 'h'), false);
+        const disabled = await store.setUserDisabled(a.id, t0 + 7);
+        assert.equal(disabled?.disabledAt, t0 + 7);
+        assert.equal((await store.getUserByUsername(a.username))?.disabledAt, t0 + 7);
+        assert.equal((await store.setUserDisabled(a.id, null))?.disabledAt, null);
+        assert.equal(await store.setUserDisabled(`ghost_${rand()}`, 1), null);
+        const gone = await store.markUserDeleted(a.id, t0 + 9, 'Deleted account');
+        assert.equal(gone?.deletedAt, t0 + 9);
+        assert.equal(gone?.passwordHash, '');
+        assert.equal(gone?.nickname, 'Deleted account');
+        assert.equal(await store.markUserDeleted(a.id, t0 + 10, 'x'), null, 'only once');
+        assert.equal(await store.setPasswordHash(a.id, 'again'), false, 'a deleted account gets no password');
+        const row = await store.getUserByUsername(a.username);
+        assert.equal(row?.id, a.id, 'the username stays reserved');
+        await assert.rejects(store.createUser({ id: `re_${rand()}`, username: a.username, passwordHash: 'x', nickname: 'X', createdAt: t0 }), StoreConflictError);
       });
 
       it('returns null for unknown users', async () => {
@@ -230,6 +267,18 @@ export function runStoreContract(
         const byHash = new Map(list.map((s) => [s.tokenHash, s]));
         assert.deepEqual(byHash.get(s1.tokenHash), { ...s1, revokedAt: null });
         assert.deepEqual(await store.listSessions(`nobody_${rand()}`, now), []);
+      });
+
+      it('knownDevice is true for a device that ever had a session of that user, revoked or not (issue 13)', async () => {
+        const u = await newUser();
+        const other = await newUser();
+        const s = session(u.id, { deviceId: `known_${rand()}` });
+        assert.equal(await store.knownDevice(u.id, s.deviceId), false);
+        await store.createSession(s);
+        assert.equal(await store.knownDevice(u.id, s.deviceId), true);
+        await store.revokeSessions([s.tokenHash], now);
+        assert.equal(await store.knownDevice(u.id, s.deviceId), true, 'still known after logout');
+        assert.equal(await store.knownDevice(other.id, s.deviceId), false, 'per user');
       });
 
       it('revokeSessions returns the sessions that were live and revokes them', async () => {
@@ -1815,7 +1864,11 @@ export function runStoreContract(
  * tables), then these rows, then open the store: `checkLegacyUpgrade` shows they still work.
  */
 export const LEGACY_ROWS_SQL = `
+ALTER TABLE users DROP COLUMN username_key;
+ALTER TABLE users DROP COLUMN disabled_at;
+ALTER TABLE users DROP COLUMN deleted_at;
 INSERT INTO users (id, username, password_hash, nickname, created_at, inbox_seq, conv_version) VALUES ('la', 'la', 'h', 'A', 1, 2, 2), ('lb', 'lb', 'h', 'B', 1, 2, 2);
+INSERT INTO users (id, username, password_hash, nickname, created_at) VALUES ('lc', 'Bob', 'h', 'Old Bob', 1), ('ld', 'bob', 'h', 'Young bob', 2);
 INSERT INTO conversations (id, kind, last_seq, created_at) VALUES ('d:la:lb', 'direct', 2, 1);
 INSERT INTO members (conv_id, user_id, joined_at) VALUES ('d:la:lb', 'la', 1), ('d:la:lb', 'lb', 1);
 INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq)
@@ -1826,6 +1879,14 @@ INSERT INTO entries (user_id, conv_id, read_seq, unread, last_seq, version) VALU
 
 export async function checkLegacyUpgrade(store: Store): Promise<void> {
   await store.migrate();
+  // Usernames from before username_key: keys backfilled; of two that differ only in case the
+  // older owns the key, the younger still logs in with its exact spelling (issue 13).
+  assert.equal((await store.getUserByUsername('LA'))?.id, 'la');
+  assert.equal((await store.getUserByUsername('BOB'))?.id, 'lc');
+  assert.equal((await store.getUserByUsername('Bob'))?.id, 'lc');
+  assert.equal((await store.getUserByUsername('bob'))?.id, 'ld');
+  assert.equal((await store.getUser('ld'))?.disabledAt, null);
+  await assert.rejects(store.createUser({ id: 'le', username: 'BoB', passwordHash: 'h', nickname: 'N', createdAt: 3 }), StoreConflictError);
   const conv = 'd:la:lb';
   assert.equal(await store.isMember(conv, 'la'), true);
   assert.deepEqual(await store.members(conv), ['la', 'lb']);

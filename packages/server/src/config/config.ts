@@ -30,6 +30,28 @@ export const ConfigSchema = z.strictObject({
   tokenTtlMs: z.number().int().min(1000).default(30 * 24 * 3600 * 1000),
   /** Multi-device policy: at most this many live sessions per platform class (mobile, desktop, web); the oldest is kicked. 1 = a new login kicks the older one. */
   devicesPerPlatformClass: z.number().int().min(1).max(100).default(3),
+  /** Passwords and login (see docs/operations.md, "Passwords and login"). */
+  auth: z
+    .strictObject({
+      /** Minimum zxcvbn-ts score (0–4) of a new password at register and password change; 0 turns the check off. */
+      minPasswordScore: z.number().int().min(0).max(4).default(2),
+      /** scrypt hashes computed at once: each holds a libuv pool thread (4, shared with file reads) for ~50 ms. */
+      hashConcurrency: z.number().int().min(1).max(64).default(2),
+      /** Password checks waiting for a slot; beyond it `unavailable` with retryAfterMs. */
+      hashQueue: z.number().int().min(0).default(64),
+      /** Failed password checks per account (per known device) before the backoff starts. */
+      loginFreeFailures: z.number().int().min(0).default(3),
+      /** First backoff delay; it doubles per further failure up to loginBackoffMaxMs. */
+      loginBackoffBaseMs: z.number().int().min(0).default(1000),
+      /** Longest delay: the most an attacker can hold the owner's login back. */
+      loginBackoffMaxMs: z.number().int().min(0).default(30_000),
+      /** Failures are forgotten after this long without another. */
+      loginForgetAfterMs: z.number().int().min(1000).default(15 * 60_000),
+      /** Per IP: failed password checks per minute (sustained) and burst; then every login from the IP waits. */
+      ipLoginFailuresPerMinute: z.number().min(1).default(30),
+      ipLoginFailureBurst: z.number().int().min(1).default(30),
+    })
+    .prefault({}),
   limits: z
     .strictObject({
       maxFrameBytes: z.number().int().min(1024).default(64 * 1024),
@@ -199,6 +221,14 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_METRICS_PORT: (c, v) => (c.metrics = { ...(c.metrics as object), port: Number(v) }),
   MAGPIE_METRICS_HOST: (c, v) => (c.metrics = { ...(c.metrics as object), host: v }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
+  MAGPIE_MIN_PASSWORD_SCORE: (c, v) => (c.auth = { ...(c.auth as object), minPasswordScore: Number(v) }),
+  MAGPIE_HASH_CONCURRENCY: (c, v) => (c.auth = { ...(c.auth as object), hashConcurrency: Number(v) }),
+  MAGPIE_HASH_QUEUE: (c, v) => (c.auth = { ...(c.auth as object), hashQueue: Number(v) }),
+  MAGPIE_LOGIN_FREE_FAILURES: (c, v) => (c.auth = { ...(c.auth as object), loginFreeFailures: Number(v) }),
+  MAGPIE_LOGIN_BACKOFF_BASE_MS: (c, v) => (c.auth = { ...(c.auth as object), loginBackoffBaseMs: Number(v) }),
+  MAGPIE_LOGIN_BACKOFF_MAX_MS: (c, v) => (c.auth = { ...(c.auth as object), loginBackoffMaxMs: Number(v) }),
+  MAGPIE_IP_LOGIN_FAILURES_PER_MIN: (c, v) => (c.auth = { ...(c.auth as object), ipLoginFailuresPerMinute: Number(v) }),
+  MAGPIE_IP_LOGIN_FAILURE_BURST: (c, v) => (c.auth = { ...(c.auth as object), ipLoginFailureBurst: Number(v) }),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
   MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),
   MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { avatarUrl, displayName, safeText } from '@magpie/protocol';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { GroupService } from '../services/groups.ts';
 import type { GroupRecord, MemberRecord } from '../store/store.ts';
@@ -7,21 +8,21 @@ import { parseBody, bearer } from './validation.ts';
 
 const UserId = z.string().min(1).max(64);
 const Create = z.strictObject({
-  name: z.string().trim().min(1).max(64),
+  name: displayName(64),
   members: z.array(UserId).max(1000).default([]),
-  avatar: z.string().max(512).optional(),
+  avatar: avatarUrl(512).optional(),
   joinPolicy: z.enum(['open', 'approval']).optional(),
   inviteNeedsApproval: z.boolean().optional(),
 });
 const Users = z.strictObject({ users: z.array(UserId).min(1).max(1000) });
-const Join = z.strictObject({ message: z.string().max(200).optional() });
+const Join = z.strictObject({ message: safeText(200).optional() });
 const Role = z.strictObject({ user: UserId, role: z.enum(['admin', 'member']) });
 const Mute = z.strictObject({ user: UserId, durationMs: z.number().int().min(0).max(366 * 24 * 3600 * 1000) });
 const Transfer = z.strictObject({ to: UserId });
 const Patch = z.strictObject({
-  name: z.string().trim().min(1).max(64).optional(),
-  avatar: z.string().max(512).optional(),
-  announcement: z.string().max(4000).optional(),
+  name: displayName(64).optional(),
+  avatar: avatarUrl(512).optional(),
+  announcement: safeText(4000).optional(),
   joinPolicy: z.enum(['open', 'approval']).optional(),
   inviteNeedsApproval: z.boolean().optional(),
   muteAll: z.boolean().optional(),

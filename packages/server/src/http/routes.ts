@@ -1,14 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { PLATFORMS } from '@magpie/protocol';
+import { PLATFORMS, Username, displayName } from '@magpie/protocol';
 import { bearer, parseBody } from './validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { MessagingService } from '../services/messages.ts';
 
 const Register = z.strictObject({
-  username: z.string().regex(/^[a-zA-Z0-9_.-]{3,32}$/, '3–32 letters, digits, _ . -'),
+  username: Username,
   password: z.string().min(8).max(256),
-  nickname: z.string().min(1).max(64).optional(),
+  nickname: displayName(64).optional(),
 });
 const Login = z.strictObject({
   username: z.string().min(1).max(64),
@@ -17,6 +17,9 @@ const Login = z.strictObject({
   platform: z.enum(PLATFORMS),
   appVersion: z.string().max(32).optional(),
 });
+const Password = z.string().min(1).max(256);
+const ChangePassword = z.strictObject({ currentPassword: Password, newPassword: z.string().min(8).max(256) });
+const DeleteAccount = z.strictObject({ password: Password });
 const Seq = z.coerce.number().int().nonnegative();
 const ConvsQuery = z.strictObject({ since: Seq.default(0), limit: z.coerce.number().int().min(1).max(500).optional() });
 const HistoryQuery = z.strictObject({
@@ -51,7 +54,17 @@ export function registerApiRoutes(app: FastifyInstance, accounts: AccountService
     reply.code(201);
     return { user: await accounts.register(b.username, b.password, b.nickname) };
   });
-  app.post('/api/login', async (req) => accounts.login(parseBody(Login, req.body)));
+  app.post('/api/login', async (req) => accounts.login({ ...parseBody(Login, req.body), ip: req.ip }));
+  app.post('/api/password', async (req) => {
+    const p = await auth(req);
+    const b = parseBody(ChangePassword, req.body);
+    return { revoked: await accounts.changePassword(p, b.currentPassword, b.newPassword, req.ip) };
+  });
+  app.post('/api/account/delete', async (req) => {
+    const p = await auth(req);
+    await accounts.deleteAccount(p, parseBody(DeleteAccount, req.body).password, req.ip);
+    return { ok: true };
+  });
   app.post('/api/logout', async (req) => {
     await accounts.logout(await auth(req));
     return { ok: true };

@@ -145,7 +145,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
   // Providers keep real time: credentials (JWT iat/exp) are checked against the real clock.
   const made = await createProviders(config, store, undefined, log);
   const providers = deps.providers ?? made.providers;
-  const receiptKey = Buffer.from(await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url')), 'base64url');
+  const receiptKey = Buffer.from(config.receiptKey ?? (await store.getOrCreateSecret('receipt-key', () => randomBytes(32).toString('base64url'))), 'base64url');
   const funnel = new PushFunnel(deps.registry, store, deps.now, log);
   const guard = config.lanes.bulkYieldLagMs > 0 && config.enabled ? new LoopGuard(config.lanes.bulkYieldLagMs) : undefined;
   if (guard) {

@@ -68,6 +68,12 @@ export const PushConfigSchema = z.strictObject({
    * the messaging database file (still its own connection and tables).
    */
   sqliteFile: z.string().regex(/^[\w.-]+$/).default('push.db'),
+  /**
+   * HMAC key that signs push receipts (base64url, ≥ 32 bytes). Absent: generated once and kept
+   * in the push store (push.db). Give it here to keep it out of the data directory, and the
+   * same value on every node.
+   */
+  receiptKey: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'base64url, at least 32 bytes').optional(),
   /** WAL checkpoints of the push file from a worker thread every this many ms (0: SQLite's automatic ones, on the event loop). */
   sqliteCheckpointMs: z.number().int().min(0).default(1000),
   apns: z
@@ -161,6 +167,7 @@ export const PUSH_ENV: Record<string, (c: Raw, v: string) => void> = {
   MAGPIE_PUSH_VAPID_SUBJECT: (c, v) => setIn(c, ['push', 'webpush', 'subject'], v),
   MAGPIE_PUSH_VAPID_PUBLIC_KEY: (c, v) => setIn(c, ['push', 'webpush', 'publicKey'], v),
   MAGPIE_PUSH_VAPID_PRIVATE_KEY: (c, v) => setIn(c, ['push', 'webpush', 'privateKey'], v),
+  MAGPIE_PUSH_RECEIPT_KEY: (c, v) => setIn(c, ['push', 'receiptKey'], v),
   MAGPIE_PUSH_WEBPUSH_ALLOWED_HOSTS: (c, v) => setIn(c, ['push', 'webpush', 'allowedHosts'], v.split(',').map((h) => h.trim()).filter(Boolean)),
   MAGPIE_PUSH_WEBPUSH_ALLOW_INSECURE: (c, v) => setIn(c, ['push', 'webpush', 'allowInsecure'], v === 'true' || v === '1'),
   MAGPIE_PUSH_WEBPUSH_ENCRYPT_THREADS: (c, v) => setIn(c, ['push', 'webpush', 'encryptThreads'], Number(v)),

@@ -1,14 +1,28 @@
-import { MagpieError, PLATFORM_CLASS, type Platform, type PublicUser } from '@magpie/protocol';
+import { MagpieError, PLATFORM_CLASS, usernameKey, type Platform, type PublicUser } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
 import { StoreConflictError, type SessionRecord, type Store, type UserRecord } from '../store/store.ts';
 import { hashToken, newToken, timeId } from '../util/ids.ts';
-import { hashPassword, verifyPassword } from '../util/passwords.ts';
+import { PasswordHasher, type HasherLimits } from '../util/passwords.ts';
+import { checkPasswordStrength } from '../util/password-policy.ts';
+import { LoginThrottle, type LoginThrottleLimits } from './login-throttle.ts';
 
 export interface AccountPolicy {
   tokenTtlMs: number;
   /** Live sessions allowed per platform class; the oldest beyond it is kicked. */
   devicesPerPlatformClass: number;
+  /** Minimum zxcvbn score (0–4) of a new password; 0 turns the check off. Default 2. */
+  minPasswordScore?: number;
+  /** Default: the `auth` defaults of config.ts. */
+  hasher?: HasherLimits;
+  throttle?: LoginThrottleLimits;
 }
+
+/** The `auth` defaults of config.ts, for services built without a config (tests). */
+const DEFAULT_HASHER: HasherLimits = { concurrency: 2, queue: 64 };
+const DEFAULT_THROTTLE: LoginThrottleLimits = { freeFailures: 3, backoffBaseMs: 1000, backoffMaxMs: 30_000, forgetAfterMs: 15 * 60_000, ipFailuresPerMinute: 30, ipFailureBurst: 30 };
+
+/** Nickname an account shows after its owner deleted it. */
+export const DELETED_NICKNAME = 'Deleted account';
 
 export interface Principal {
   userId: string;
@@ -24,24 +38,41 @@ export interface LoginInput {
   deviceId: string;
   platform: Platform;
   appVersion?: string;
+  /** The client's address, for the per-IP failure budget. */
+  ip?: string;
 }
 
 /** Runs when sessions end (logout, logout-all, displaced by a new login), before that call returns. */
-export type SessionsEndedListener = (sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all') => Promise<void> | void;
+export type SessionsEndedListener = (sessions: SessionRecord[], reason: EndReason) => Promise<void> | void;
+
+/** Why sessions end; the kick event's reason (`admin` closes with `kicked{reason:"admin"}`). */
+export type EndReason = 'new_login' | 'logout' | 'logout_all' | 'admin';
+
+/** Runs after an account became a tombstone (groups, friends: see docs/protocol.md "Deleting an account"). */
+export type AccountDeletedListener = (userId: string) => Promise<void> | void;
 
 /** Accounts, passwords, sessions and the multi-device policy. */
 export class AccountService {
   private readonly endedListeners: SessionsEndedListener[] = [];
+  private readonly deletedListeners: AccountDeletedListener[] = [];
+  private readonly hasher: PasswordHasher;
+  private readonly throttle: LoginThrottle;
 
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly policy: AccountPolicy,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.hasher = new PasswordHasher(policy.hasher ?? DEFAULT_HASHER);
+    this.throttle = new LoginThrottle(policy.throttle ?? DEFAULT_THROTTLE, now);
+  }
 
   async register(username: string, password: string, nickname?: string): Promise<PublicUser> {
-    const passwordHash = await hashPassword(password);
+    // A taken name is answered before the password is judged (and before scrypt).
+    if (await this.store.getUserByUsername(username)) throw new MagpieError('conflict', 'username is taken');
+    await checkPasswordStrength(password, (this.policy.minPasswordScore ?? 2), [username, nickname ?? '']);
+    const passwordHash = await this.hasher.hash(password);
     try {
       const user = await this.store.createUser({ id: timeId('u'), username, passwordHash, nickname: nickname ?? username, createdAt: this.now() });
       return publicUser(user);
@@ -53,9 +84,10 @@ export class AccountService {
 
   async login(input: LoginInput): Promise<{ token: string; userId: string; deviceId: string; expiresAt: number }> {
     const user = await this.store.getUserByUsername(input.username);
-    // Verify against a dummy hash when the user is unknown so timing does not reveal usernames.
-    const ok = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH);
-    if (!user || !ok) throw new MagpieError('bad_credentials');
+    const key = await this.throttleKey(usernameKey(input.username), user, input.deviceId);
+    await this.checkPassword(key, input.ip, input.password, user);
+    if (!user) throw new MagpieError('bad_credentials');
+    if (user.disabledAt !== null) throw new MagpieError('account_disabled');
     const now = this.now();
     const token = newToken();
     const session = {
@@ -70,6 +102,83 @@ export class AccountService {
     await this.enforceDevicePolicy(session);
     await this.store.createSession(session);
     return { token, userId: user.id, deviceId: input.deviceId, expiresAt: session.expiresAt };
+  }
+
+  /**
+   * The throttle key of a password check: the normalized name, plus the device when it has
+   * logged in to this account before (so an attacker's failures do not delay the owner's device).
+   */
+  private async throttleKey(nameKey: string, user: UserRecord | null, deviceId: string): Promise<string> {
+    return user && (await this.store.knownDevice(user.id, deviceId)) ? `${nameKey}\u0000${deviceId}` : nameKey;
+  }
+
+  /**
+   * Verify a password under the backoff: refused with `rate_limited` while the key or IP
+   * waits (before any scrypt work); a failure counts and answers `bad_credentials`.
+   * An unknown user is verified against a dummy hash so timing does not reveal usernames.
+   */
+  private async checkPassword(key: string, ip: string | undefined, password: string, user: UserRecord | null): Promise<void> {
+    const wait = this.throttle.wait(key, ip);
+    if (wait > 0) throw new MagpieError('rate_limited', 'too many failed attempts; retry later', { retryAfterMs: wait });
+    const ok = await this.hasher.verify(password, user?.passwordHash || DUMMY_HASH);
+    if (!user || !ok || user.deletedAt !== null) {
+      this.throttle.failure(key, ip);
+      throw new MagpieError('bad_credentials');
+    }
+    this.throttle.success(key);
+  }
+
+  /** Change the password (the current one is required); every other session is revoked. Returns how many. */
+  async changePassword(p: Principal, currentPassword: string, newPassword: string, ip?: string): Promise<number> {
+    const user = await this.liveUser(p.userId);
+    await this.checkPassword(`${usernameKey(user.username)}\u0000${p.deviceId}`, ip, currentPassword, user);
+    if (newPassword === currentPassword) throw new MagpieError('weak_password', 'The new password is the current one.');
+    await checkPasswordStrength(newPassword, (this.policy.minPasswordScore ?? 2), [user.username, user.nickname]);
+    if (!(await this.store.setPasswordHash(user.id, await this.hasher.hash(newPassword)))) throw new MagpieError('not_found', 'no such user');
+    const others = (await this.store.listSessions(user.id, this.now())).filter((s) => s.tokenHash !== p.tokenHash);
+    return (await this.revoke(others, 'logout_all')).length;
+  }
+
+  /**
+   * Delete the caller's account (the password is required): the user row becomes a tombstone
+   * (no login, nickname "Deleted account", username reserved), every session is revoked, then
+   * the deleted-account listeners run (groups, friends).
+   */
+  async deleteAccount(p: Principal, password: string, ip?: string): Promise<void> {
+    const user = await this.liveUser(p.userId);
+    await this.checkPassword(`${usernameKey(user.username)}\u0000${p.deviceId}`, ip, password, user);
+    if (!(await this.store.markUserDeleted(user.id, this.now(), DELETED_NICKNAME))) throw new MagpieError('not_found', 'no such user');
+    await this.revoke(await this.store.listSessions(user.id, this.now()), 'logout_all');
+    for (const l of this.deletedListeners) await l(user.id);
+  }
+
+  /** Register a listener for deleted accounts; a failing listener fails the delete call (the tombstone stays; retrying is not possible, so listeners should be best effort). */
+  onAccountDeleted(listener: AccountDeletedListener): void {
+    this.deletedListeners.push(listener);
+  }
+
+  /** Operator: disable (no login, no connection; every session is revoked with `kicked{reason:"admin"}`) or enable an account. */
+  async setDisabled(userId: string, disabled: boolean): Promise<{ user: PublicUser & { disabled: boolean }; revoked: number }> {
+    const user = await this.store.setUserDisabled(userId, disabled ? this.now() : null);
+    if (!user) throw new MagpieError('not_found', 'no such user');
+    const revoked = disabled ? await this.revokeAll(userId, 'admin') : 0;
+    return { user: { ...publicUser(user), disabled }, revoked };
+  }
+
+  /** Operator: revoke every session of a user (`kicked{reason:"admin"}` on each open socket). */
+  async adminRevokeAll(userId: string): Promise<number> {
+    if (!(await this.store.getUser(userId))) throw new MagpieError('not_found', 'no such user');
+    return this.revokeAll(userId, 'admin');
+  }
+
+  private async revokeAll(userId: string, reason: EndReason): Promise<number> {
+    return (await this.revoke(await this.store.listSessions(userId, this.now()), reason)).length;
+  }
+
+  private async liveUser(userId: string): Promise<UserRecord> {
+    const user = await this.store.getUser(userId);
+    if (!user || user.deletedAt !== null) throw new MagpieError('unauthorized', 'the account no longer exists');
+    return user;
   }
 
   /** Revoke what the new session displaces: the same device's old sessions, and the oldest of its platform class beyond the limit. */
@@ -109,7 +218,7 @@ export class AccountService {
     this.endedListeners.push(listener);
   }
 
-  private async ended(sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all'): Promise<void> {
+  private async ended(sessions: SessionRecord[], reason: EndReason): Promise<void> {
     if (sessions.length === 0) return;
     for (const l of this.endedListeners) {
       try {
@@ -121,8 +230,7 @@ export class AccountService {
   }
 
   async logoutAll(p: Principal): Promise<number> {
-    const live = await this.store.listSessions(p.userId, this.now());
-    return (await this.revoke(live, 'logout_all')).length;
+    return this.revokeAll(p.userId, 'logout_all');
   }
 
   async getUser(id: string): Promise<PublicUser> {
@@ -131,7 +239,7 @@ export class AccountService {
     return publicUser(u);
   }
 
-  private async revoke(sessions: SessionRecord[], reason: 'new_login' | 'logout_all', byDevice?: string): Promise<SessionRecord[]> {
+  private async revoke(sessions: SessionRecord[], reason: EndReason, byDevice?: string): Promise<SessionRecord[]> {
     const revoked = await this.store.revokeSessions(
       sessions.map((s) => s.tokenHash),
       this.now(),
@@ -141,7 +249,7 @@ export class AccountService {
     return revoked;
   }
 
-  private kick(userId: string, sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all', byDevice?: string): void {
+  private kick(userId: string, sessions: SessionRecord[], reason: EndReason, byDevice?: string): void {
     if (sessions.length === 0) return;
     this.bus.publish({ type: 'kick', userId, tokenHashes: sessions.map((s) => s.tokenHash), reason, ...(byDevice !== undefined ? { device: byDevice } : {}) });
   }

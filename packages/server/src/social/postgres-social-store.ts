@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import type { BlockEntry, FriendEntry, FriendRequestEntry, Profile, ProfileSummary, RelationChange, RelationState } from '@magpie/protocol';
+import { usernameKey, type BlockEntry, type FriendEntry, type FriendRequestEntry, type Profile, type ProfileSummary, type RelationChange, type RelationState } from '@magpie/protocol';
 import { planAction, stateOf, type PairState, type PlanWrite, type PlannedChange, type RelationAction } from './relations.ts';
 import { SOCIAL_SCHEMA_POSTGRES } from './social-schema.ts';
 import { changeFromRow, pairFromRow, profileFromRow, summaryFromRow, trimFloor, type ChangeRow, type EntryRow, type PairRow, type ProfileRow } from './social-rows.ts';
@@ -106,7 +106,7 @@ export class PostgresSocialStore implements SocialStore {
     const rows = await this.sql<ProfileRow[]>`
       SELECT u.id, u.username, u.nickname, p.avatar FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE u.id = ${q}
       UNION ALL
-      SELECT u.id, u.username, u.nickname, p.avatar FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE u.username = ${q} AND u.id <> ${q}`;
+      SELECT u.id, u.username, u.nickname, p.avatar FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE (u.username_key = ${usernameKey(q)} OR u.username = ${q}) AND u.id <> ${q}`;
     return rows.map(summaryFromRow);
   }
 

@@ -1,27 +1,22 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { MagpieError, issuesOf } from '@magpie/protocol';
+import { MagpieError, avatarUrl, displayName, issuesOf, safeText } from '@magpie/protocol';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { SocialService } from './social-service.ts';
 
 const UserId = z.string().min(1).max(64);
-const Nickname = z
-  .string()
-  .trim()
-  .min(1)
-  .max(64)
-  .regex(/^[^\p{Cc}]*$/u, 'no control characters');
-const Avatar = z.url({ protocol: /^https?$/ }).max(2048);
+const Nickname = displayName(64);
+const Avatar = avatarUrl(2048).refine((s) => s !== '', 'use null to clear the avatar');
 const ProfilePatch = z
   .strictObject({
     nickname: Nickname.optional(),
-    /** An http(s) URL; null clears it. */
+    /** An http(s) URL or a path on this server; null clears it. */
     avatar: Avatar.nullable().optional(),
     /** App-defined JSON object, size-limited by the service. */
     extra: z.record(z.string(), z.unknown()).optional(),
   })
   .refine((p) => p.nickname !== undefined || p.avatar !== undefined || p.extra !== undefined, { message: 'nothing to update' });
-const RequestBody = z.strictObject({ to: UserId, greeting: z.string().max(200).default('') });
+const RequestBody = z.strictObject({ to: UserId, greeting: safeText(200).default('') });
 const Limit = (max: number, def: number) => z.coerce.number().int().min(1).max(max).default(def);
 const ListQuery = z.strictObject({ after: UserId.optional(), limit: Limit(500, 100) });
 const RequestsQuery = z.strictObject({ direction: z.enum(['incoming', 'outgoing']).default('incoming'), after: UserId.optional(), limit: Limit(500, 100) });

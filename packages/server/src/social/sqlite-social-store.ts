@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { openSqlite, type SqliteHandle } from '../store/sqlite-connection.ts';
-import type { BlockEntry, FriendEntry, FriendRequestEntry, Profile, ProfileSummary, RelationChange, RelationState } from '@magpie/protocol';
+import { usernameKey, type BlockEntry, type FriendEntry, type FriendRequestEntry, type Profile, type ProfileSummary, type RelationChange, type RelationState } from '@magpie/protocol';
 import { planAction, stateOf, type PairState, type PlanWrite, type PlannedChange, type RelationAction } from './relations.ts';
 import { SOCIAL_SCHEMA_SQLITE } from './social-schema.ts';
 import { changeFromRow, pairFromRow, profileFromRow, summaryFromRow, trimFloor, type ChangeRow, type EntryRow, type PairRow, type ProfileRow } from './social-rows.ts';
@@ -61,10 +61,10 @@ export class SqliteSocialStore implements SocialStore {
            extra = CASE WHEN @setExtra THEN excluded.extra ELSE social_profiles.extra END,
            updated_at = excluded.updated_at`,
       ),
-      exact: db.prepare<{ q: string }, ProfileRow>(
+      exact: db.prepare<{ q: string; key: string }, ProfileRow>(
         `SELECT ${PROFILE_COLS} FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE u.id = @q
          UNION ALL
-         SELECT ${PROFILE_COLS} FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE u.username = @q AND u.id <> @q`,
+         SELECT ${PROFILE_COLS} FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE (u.username_key = @key OR u.username = @q) AND u.id <> @q`,
       ),
       nick: db.prepare<{ prefix: string; k: string | null; id: string; limit: number }, ProfileRow & { key: string }>(
         `SELECT ${PROFILE_COLS}, lower(u.nickname) AS key
@@ -166,7 +166,7 @@ export class SqliteSocialStore implements SocialStore {
   }
 
   async findExact(q: string): Promise<ProfileSummary[]> {
-    return this.q.exact.all({ q }).map(summaryFromRow);
+    return this.q.exact.all({ q, key: usernameKey(q) }).map(summaryFromRow);
   }
 
   async searchNickname(prefix: string, after: { key: string; id: string } | null, limit: number): Promise<NickSearchRow[]> {

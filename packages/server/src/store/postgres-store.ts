@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import type { ConvEntry, ConversationKind, InboxItem, Message } from '@magpie/protocol';
+import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -25,7 +25,7 @@ import {
   type StoreOptions,
   type UserRecord,
 } from './store.ts';
-import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, addColumnsPostgres, entrySelect } from './schema.ts';
+import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_POSTGRES, SCHEMA_SQL, USERNAME_KEY_INDEX_SQL, addColumnsPostgres, entrySelect, usernameKeyBackfill } from './schema.ts';
 import {
   GROUP_SELECT,
   entryFromRow,
@@ -166,6 +166,13 @@ export class PostgresStore implements Store {
         SELECT table_name AS t, column_name AS c FROM information_schema.columns WHERE table_schema = current_schema()`;
       const missing = ADDED_COLUMNS.filter((x) => !have.some((h) => h.t === x.table && h.c === x.column));
       if (missing.length > 0) await tx.unsafe(addColumnsPostgres(missing)).simple();
+      const pending = await tx<{ id: string; username: string }[]>`SELECT id, username FROM users WHERE username_key IS NULL ORDER BY created_at, id`;
+      if (pending.length > 0) {
+        const taken = await tx<{ k: string }[]>`SELECT username_key AS k FROM users WHERE username_key IS NOT NULL`;
+        const keys = usernameKeyBackfill(pending, taken.map((r) => r.k));
+        await tx`UPDATE users SET username_key = x.k FROM unnest(${keys.map((k) => k.id)}::text[], ${keys.map((k) => k.key)}::text[]) AS x(id, k) WHERE users.id = x.id`;
+      }
+      await tx.unsafe(USERNAME_KEY_INDEX_SQL).simple();
       await tx.unsafe(INDEX_SQL_POSTGRES).simple();
     });
   }
@@ -195,13 +202,13 @@ export class PostgresStore implements Store {
   async createUser(user: NewUser): Promise<UserRecord> {
     try {
       await this.sql`
-        INSERT INTO users (id, username, password_hash, nickname, created_at)
-        VALUES (${user.id}, ${user.username}, ${user.passwordHash}, ${user.nickname}, ${user.createdAt})`;
+        INSERT INTO users (id, username, username_key, password_hash, nickname, created_at)
+        VALUES (${user.id}, ${user.username}, ${usernameKey(user.username)}, ${user.passwordHash}, ${user.nickname}, ${user.createdAt})`;
     } catch (err) {
       if ((err as PgError).code === '23505') throw new StoreConflictError(`user ${user.username}`);
       throw err;
     }
-    return { ...user, inboxSeq: 0 };
+    return { ...user, inboxSeq: 0, disabledAt: null, deletedAt: null };
   }
 
   async getUser(id: string): Promise<UserRecord | null> {
@@ -210,7 +217,26 @@ export class PostgresStore implements Store {
   }
 
   async getUserByUsername(username: string): Promise<UserRecord | null> {
-    const [row] = await this.sql`SELECT * FROM users WHERE username = ${username}`;
+    const [row] = await this.sql`
+      SELECT * FROM users WHERE username_key = ${usernameKey(username)} OR username = ${username}
+      ORDER BY (username = ${username}) DESC LIMIT 1`;
+    return row ? userFromRow(row) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<boolean> {
+    const r = await this.sql`UPDATE users SET password_hash = ${passwordHash} WHERE id = ${userId} AND deleted_at IS NULL`;
+    return r.count > 0;
+  }
+
+  async setUserDisabled(userId: string, at: number | null): Promise<UserRecord | null> {
+    const [row] = await this.sql`UPDATE users SET disabled_at = ${at} WHERE id = ${userId} RETURNING *`;
+    return row ? userFromRow(row) : null;
+  }
+
+  async markUserDeleted(userId: string, at: number, tombstoneNickname: string): Promise<UserRecord | null> {
+    const [row] = await this.sql`
+      UPDATE users SET deleted_at = ${at}, password_hash = '', nickname = ${tombstoneNickname}
+      WHERE id = ${userId} AND deleted_at IS NULL RETURNING *`;
     return row ? userFromRow(row) : null;
   }
 
@@ -239,6 +265,11 @@ export class PostgresStore implements Store {
       SELECT * FROM sessions WHERE user_id = ${userId} AND revoked_at IS NULL AND expires_at > ${now}
       ORDER BY created_at, token_hash`;
     return rows.map(sessionFromRow);
+  }
+
+  async knownDevice(userId: string, deviceId: string): Promise<boolean> {
+    const rows = await this.sql`SELECT 1 FROM sessions WHERE user_id = ${userId} AND device_id = ${deviceId} LIMIT 1`;
+    return rows.length > 0;
   }
 
   async revokeSessions(tokenHashes: string[], now: number): Promise<SessionRecord[]> {

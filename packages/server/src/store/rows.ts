@@ -103,7 +103,16 @@ export function entryFromRow(r: EntryRow): ConvEntry {
 }
 
 export function userFromRow(r: unknown): UserRecord {
-  const u = r as { id: string; username: string; password_hash: string; nickname: string; created_at: number | string; inbox_seq: number | string };
+  const u = r as {
+    id: string;
+    username: string;
+    password_hash: string;
+    nickname: string;
+    created_at: number | string;
+    inbox_seq: number | string;
+    disabled_at?: number | string | null;
+    deleted_at?: number | string | null;
+  };
   return {
     id: u.id,
     username: u.username,
@@ -111,6 +120,8 @@ export function userFromRow(r: unknown): UserRecord {
     nickname: u.nickname,
     createdAt: Number(u.created_at),
     inboxSeq: Number(u.inbox_seq),
+    disabledAt: u.disabled_at == null ? null : Number(u.disabled_at),
+    deletedAt: u.deleted_at == null ? null : Number(u.deleted_at),
   };
 }
 

@@ -1,3 +1,5 @@
+import { usernameKey } from '@magpie/protocol';
+
 /**
  * Tables shared by the SQLite and PostgreSQL stores (the SQL below is valid in both).
  * Bodies are stored once in `messages`; `inbox` holds per-user pointers (write diffusion
@@ -23,7 +25,10 @@ CREATE TABLE IF NOT EXISTS users (
   created_at BIGINT NOT NULL,
   inbox_seq BIGINT NOT NULL DEFAULT 0,
   conv_version BIGINT NOT NULL DEFAULT 0,
-  delivered_inbox_seq BIGINT NOT NULL DEFAULT 0
+  delivered_inbox_seq BIGINT NOT NULL DEFAULT 0,
+  username_key TEXT,
+  disabled_at BIGINT,
+  deleted_at BIGINT
 );
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash TEXT PRIMARY KEY,
@@ -124,6 +129,12 @@ CREATE INDEX IF NOT EXISTS join_requests_time ON join_requests (conv_id, created
 
 /** Columns added after the first release: added when missing (SQLite: PRAGMA table_info; PostgreSQL: ADD COLUMN IF NOT EXISTS). */
 export const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
+  /** usernameKey(username) (NFKC + case fold): unique, what login matches. Backfilled by `usernameKeyBackfill`. */
+  { table: 'users', column: 'username_key', ddl: 'username_key TEXT' },
+  /** Set by the operator (admin API): no login, no connection, sessions revoked. NULL: enabled. */
+  { table: 'users', column: 'disabled_at', ddl: 'disabled_at BIGINT' },
+  /** Account deleted by its owner: tombstone row (messages keep their sender), no login. */
+  { table: 'users', column: 'deleted_at', ddl: 'deleted_at BIGINT' },
   { table: 'members', column: 'role', ddl: `role TEXT NOT NULL DEFAULT 'member'` },
   { table: 'members', column: 'muted_until', ddl: 'muted_until BIGINT NOT NULL DEFAULT 0' },
   { table: 'members', column: 'joined_seq', ddl: 'joined_seq BIGINT NOT NULL DEFAULT 0' },
@@ -154,6 +165,27 @@ CREATE INDEX IF NOT EXISTS groups_name ON groups (lower(name), conv_id);
 export const INDEX_SQL_POSTGRES = `${INDEX_SQL}
 CREATE INDEX IF NOT EXISTS groups_name ON groups (lower(name) text_pattern_ops, conv_id);
 `;
+
+/**
+ * Keys for users created before `username_key` existed, oldest first. Two old accounts that
+ * differ only in case keep working: the older gets the key, the younger `key#id` (it still
+ * logs in with its exact spelling, see the stores' user-by-name lookup).
+ */
+export function usernameKeyBackfill(pending: { id: string; username: string }[], taken: Iterable<string>): { id: string; key: string }[] {
+  const used = new Set(taken);
+  return pending.map((u) => {
+    let key = usernameKey(u.username);
+    if (used.has(key)) key = `${key}#${u.id}`;
+    used.add(key);
+    return { id: u.id, key };
+  });
+}
+
+/** Not `users_username_key`: PostgreSQL gives that name to the UNIQUE constraint on `username`. */
+export const USERNAME_KEY_INDEX_SQL = 'CREATE UNIQUE INDEX IF NOT EXISTS users_by_username_key ON users (username_key)';
+
+/** The user a login name means: its normalized key, or (accounts from before the key whose key was taken) the exact spelling. */
+export const USER_BY_NAME_WHERE = 'username_key = $key OR username = $raw';
 
 export function addColumnsPostgres(columns = ADDED_COLUMNS): string {
   return columns.map((c) => `ALTER TABLE ${c.table} ADD COLUMN IF NOT EXISTS ${c.ddl};`).join('\n');

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { ConvEntry, InboxItem, Message } from '@magpie/protocol';
+import { usernameKey, type ConvEntry, type InboxItem, type Message } from '@magpie/protocol';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -25,7 +25,7 @@ import {
   type StoreOptions,
   type UserRecord,
 } from './store.ts';
-import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_SQLITE, SCHEMA_SQL, entrySelect } from './schema.ts';
+import { ADDED_COLUMNS, ENTRY_STATE_SQL, INDEX_SQL_SQLITE, SCHEMA_SQL, USERNAME_KEY_INDEX_SQL, USER_BY_NAME_WHERE, entrySelect, usernameKeyBackfill } from './schema.ts';
 import {
   GROUP_SELECT,
   entryFromRow,
@@ -93,6 +93,13 @@ function migrateSqlite(db: Database.Database): void {
       const cols = db.prepare(`PRAGMA table_info(${c.table})`).all() as { name: string }[];
       if (!cols.some((x) => x.name === c.column)) db.exec(`ALTER TABLE ${c.table} ADD COLUMN ${c.ddl}`);
     }
+    const pending = db.prepare('SELECT id, username FROM users WHERE username_key IS NULL ORDER BY created_at, id').all() as { id: string; username: string }[];
+    if (pending.length > 0) {
+      const taken = db.prepare('SELECT username_key FROM users WHERE username_key IS NOT NULL').pluck().all() as string[];
+      const set = db.prepare('UPDATE users SET username_key = ? WHERE id = ?');
+      for (const u of usernameKeyBackfill(pending, taken)) set.run(u.key, u.id);
+    }
+    db.exec(USERNAME_KEY_INDEX_SQL);
     db.exec(INDEX_SQL_SQLITE);
   }).immediate();
 }
@@ -120,15 +127,19 @@ export class SqliteStore implements Store {
     const db = this.db;
     return {
       insertUser: db.prepare(
-        'INSERT INTO users (id, username, password_hash, nickname, created_at) VALUES (@id, @username, @passwordHash, @nickname, @createdAt)',
+        'INSERT INTO users (id, username, username_key, password_hash, nickname, created_at) VALUES (@id, @username, @usernameKey, @passwordHash, @nickname, @createdAt)',
       ),
       userById: db.prepare('SELECT * FROM users WHERE id = ?'),
-      userByName: db.prepare('SELECT * FROM users WHERE username = ?'),
+      userByName: db.prepare(`SELECT * FROM users WHERE ${USER_BY_NAME_WHERE.replace('$key', '@key').replace('$raw', '@raw')} ORDER BY username = @raw DESC LIMIT 1`),
+      setPasswordHash: db.prepare('UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL'),
+      setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE id = ? RETURNING *'),
+      markDeleted: db.prepare("UPDATE users SET deleted_at = ?, password_hash = '', nickname = ? WHERE id = ? AND deleted_at IS NULL RETURNING *"),
       insertSession: db.prepare(
         `INSERT INTO sessions (token_hash, user_id, device_id, platform, app_version, created_at, expires_at)
          VALUES (@tokenHash, @userId, @deviceId, @platform, @appVersion, @createdAt, @expiresAt)`,
       ),
       sessionByHash: db.prepare('SELECT * FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?'),
+      knownDevice: db.prepare('SELECT 1 FROM sessions WHERE user_id = ? AND device_id = ? LIMIT 1'),
       sessionsOfUser: db.prepare('SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at'),
       revokeSession: db.prepare('UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? RETURNING *'),
       setDeviceAck: db.prepare(
@@ -297,16 +308,22 @@ export class SqliteStore implements Store {
     await this.handle.release();
   }
 
+  /** The `synchronous` level in force on the connection every SQLite store of the file shares (read back from SQLite). */
+  get synchronous(): 'off' | 'normal' | 'full' | 'extra' {
+    const levels = ['off', 'normal', 'full', 'extra'] as const;
+    return levels[this.db.pragma('synchronous', { simple: true }) as number] ?? 'full';
+  }
+
   async createUser(user: NewUser): Promise<UserRecord> {
     try {
-      this.q.insertUser.run(user);
+      this.q.insertUser.run({ ...user, usernameKey: usernameKey(user.username) });
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw new StoreConflictError(`user ${user.username}`);
       }
       throw err;
     }
-    return { ...user, inboxSeq: 0 };
+    return { ...user, inboxSeq: 0, disabledAt: null, deletedAt: null };
   }
 
   async getUser(id: string): Promise<UserRecord | null> {
@@ -315,7 +332,21 @@ export class SqliteStore implements Store {
   }
 
   async getUserByUsername(username: string): Promise<UserRecord | null> {
-    const row = this.q.userByName.get(username);
+    const row = this.q.userByName.get({ key: usernameKey(username), raw: username });
+    return row ? userFromRow(row) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<boolean> {
+    return this.q.setPasswordHash.run(passwordHash, userId).changes > 0;
+  }
+
+  async setUserDisabled(userId: string, at: number | null): Promise<UserRecord | null> {
+    const row = this.q.setDisabled.get(at, userId);
+    return row ? userFromRow(row) : null;
+  }
+
+  async markUserDeleted(userId: string, at: number, tombstoneNickname: string): Promise<UserRecord | null> {
+    const row = this.q.markDeleted.get(at, tombstoneNickname, userId);
     return row ? userFromRow(row) : null;
   }
 
@@ -336,6 +367,10 @@ export class SqliteStore implements Store {
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
     return this.q.sessionsOfUser.all(userId, now).map(sessionFromRow);
+  }
+
+  async knownDevice(userId: string, deviceId: string): Promise<boolean> {
+    return this.q.knownDevice.get(userId, deviceId) !== undefined;
   }
 
   async revokeSessions(tokenHashes: string[], now: number): Promise<SessionRecord[]> {

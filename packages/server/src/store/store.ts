@@ -23,7 +23,18 @@ export interface Store {
   /** Throws StoreConflictError when the username is taken. */
   createUser(user: NewUser): Promise<UserRecord>;
   getUser(id: string): Promise<UserRecord | null>;
+  /** By login name: matched on usernameKey(username) (NFKC + case fold), so `Alice` finds `alice`. */
   getUserByUsername(username: string): Promise<UserRecord | null>;
+  /** Replace the password hash; false when the user does not exist or is deleted. */
+  setPasswordHash(userId: string, passwordHash: string): Promise<boolean>;
+  /** Operator switch: `at` disables (login and connections refused), null enables. Null when the user does not exist. */
+  setUserDisabled(userId: string, at: number | null): Promise<UserRecord | null>;
+  /**
+   * Turn the account into a tombstone: deleted_at set, password hash cleared (no login),
+   * nickname replaced. The row stays so messages keep their sender and the username stays
+   * reserved. Null when the user does not exist or was deleted already.
+   */
+  markUserDeleted(userId: string, at: number, tombstoneNickname: string): Promise<UserRecord | null>;
   /** Which of these user ids exist. */
   existingUsers(ids: string[]): Promise<Set<string>>;
 
@@ -32,6 +43,8 @@ export interface Store {
   /** The live (not revoked, not expired at `now`) session for this token hash. */
   getSession(tokenHash: string, now: number): Promise<SessionRecord | null>;
   listSessions(userId: string, now: number): Promise<SessionRecord[]>;
+  /** Whether this device ever had a session of this user (live, expired or revoked): the login backoff trusts it. */
+  knownDevice(userId: string, deviceId: string): Promise<boolean>;
   /** Revoke sessions by token hash; returns those that were live. */
   revokeSessions(tokenHashes: string[], now: number): Promise<SessionRecord[]>;
   /** Record the highest inboxSeq a device has stored (cumulative ACK); never moves back. */
@@ -113,6 +126,10 @@ export interface NewUser {
 
 export interface UserRecord extends NewUser {
   inboxSeq: number;
+  /** When the operator disabled the account; null: enabled. */
+  disabledAt: number | null;
+  /** When the owner deleted the account; null: live. */
+  deletedAt: number | null;
 }
 
 export interface NewSession {

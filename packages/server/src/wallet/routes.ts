@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { RED_PACKET_SPLITS } from '@magpie/protocol';
+import { RED_PACKET_SPLITS, safeText } from '@magpie/protocol';
 import { adminGuard } from '../http/admin-auth.ts';
 import { bearer, parseBody as parse } from '../http/validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
@@ -20,7 +20,7 @@ const SendPacket = z
     /** Fixed split: each share in fen. */
     amount: Fen.optional(),
     count: z.number().int().positive().max(1_000_000),
-    greeting: z.string().max(100).optional(),
+    greeting: safeText(100).optional(),
     exclusiveTo: Id.nullable().optional(),
   })
   .refine((b) => (b.to === undefined) !== (b.conv === undefined), { message: 'exactly one of `to` and `conv` is required' })
