@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics.ts';
 import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendError, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
+import { checkPost } from './group-rules.ts';
 import type { Principal } from './accounts.ts';
 
 export interface MessagingOptions {
@@ -99,6 +100,36 @@ export class MessagingService {
     );
     const own = outcome.pointers.find((x) => x.userId === p.userId);
     return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+  }
+
+  /**
+   * Would a send of `p` to this target be accepted right now? Throws the error the send would
+   * get (not a member, muted, dismissed group, mute-all, blocked or stranger policy), so a
+   * caller that must do something costly first (take money for a red packet) can refuse early.
+   * The send itself still checks again inside its transaction.
+   */
+  async checkSend(p: Principal, target: { to: string } | { conv: string }): Promise<void> {
+    let peer: string | undefined;
+    if ('to' in target) {
+      peer = target.to;
+    } else {
+      const record = await this.store.getConversation(target.conv);
+      if (!record) throw new MagpieError('not_found', `no such conversation: ${target.conv}`);
+      if (record.kind === 'direct') {
+        const [, a, b] = target.conv.split(':');
+        if (a !== p.userId && b !== p.userId) throw new MagpieError('forbidden', 'not a member of this conversation');
+        peer = a === p.userId ? b! : a!;
+      } else {
+        const group = await this.store.getGroup(target.conv);
+        if (!group) throw new MagpieError('not_found', `no such conversation: ${target.conv}`);
+        const refusal = checkPost(group, await this.store.getMember(target.conv, p.userId), this.now());
+        if (refusal) throw appendError(refusal, target.conv);
+        return;
+      }
+    }
+    if (peer === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
+    if (!(await this.userExists(peer))) throw new MagpieError('not_found', `no such user: ${peer}`);
+    for (const policy of this.directPolicies) await policy(p.userId, peer);
   }
 
   /** Accounts are never deleted, so a user once found stays found: the hot send path skips the read. */
