@@ -45,6 +45,8 @@ export interface MagpieServer {
   social: SocialModule;
   /** Offline push (src/push/): device registry, providers, queue, funnel. */
   push: PushModule;
+  /** Every HTTP route registered (method, URL pattern), for the docs test. */
+  routes: { method: string; url: string }[];
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -94,6 +96,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
 
   const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
   const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+
+  const routes: { method: string; url: string }[] = [];
+  http.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
 
   http.setErrorHandler((err, _req, reply) => {
     let e: MagpieError;
@@ -158,6 +165,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     wallet,
     social,
     push,
+    routes,
     async start() {
       wallet.start();
       await push.start();
