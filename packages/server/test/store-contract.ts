@@ -899,6 +899,25 @@ export function runStoreContract(
         });
       });
 
+      it('deliveredUpTo caps what an ack raises; skipTo moves the mark over skipped items raising nothing', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const ab = directConversationId(a.id, b.id);
+        const out = await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(a.id, b.id)]);
+        // The device acks everything but was given only the first message.
+        const r1 = await store.recordAcks([{ userId: b.id, deviceId: 'phone', inboxSeq: pointerOf(out[2]!, b.id), deliveredUpTo: pointerOf(out[0]!, b.id) }]);
+        assert.deepEqual(r1.delivered, [{ conv: ab, seq: 1, sender: a.id, by: b.id }]);
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 1);
+        // A full sync skipped everything up to the third: the mark moves, nothing is raised.
+        const r2 = await store.recordAcks([{ userId: b.id, deviceId: 'tablet', inboxSeq: pointerOf(out[2]!, b.id), deliveredUpTo: pointerOf(out[2]!, b.id), skipTo: pointerOf(out[2]!, b.id) }]);
+        assert.deepEqual(r2, { delivered: [], counts: [] });
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 1, 'skipped messages are not delivered');
+        // Later messages the device was given are delivered as usual.
+        const [m4] = await sendMany([dm(a.id, b.id)]);
+        const r3 = await store.recordAcks([{ userId: b.id, deviceId: 'tablet', inboxSeq: pointerOf(m4!, b.id), skipTo: pointerOf(out[2]!, b.id) }]);
+        assert.deepEqual(r3.delivered, [{ conv: ab, seq: 4, sender: a.id, by: b.id }]);
+      });
+
       it('concurrent ack flushes and sends do not deadlock or lose delivered marks', async () => {
         const us = await Promise.all(range(1, 4).map(() => newUser('q')));
         const ids = us.map((u) => u.id);

@@ -155,7 +155,8 @@ export class WsGateway {
         return;
       }
       case 'ack':
-        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq);
+        // Delivered state only as far as this device was given messages; the cursor takes the rest.
+        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, { deliveredUpTo: Math.min(f.inboxSeq, conn.obtained.obtained), skipTo: conn.obtained.skipTo });
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
@@ -169,7 +170,10 @@ export class WsGateway {
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;
-        if (upTo !== undefined) this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+        if (upTo !== undefined) {
+          this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+          conn.obtained.gaveRange(f.since, upTo);
+        }
         result = page;
         break;
       }
@@ -223,6 +227,9 @@ export class WsGateway {
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    conn.obtained.start(f.inboxSeq, sync.mode === 'full' ? sync.latest : undefined);
+    // Full sync: the device skips its inbox up to `latest`; nothing in that range becomes delivered by it.
+    if (sync.mode === 'full') this.d.acks.ack(principal.userId, principal.deviceId, Math.min(f.inboxSeq, sync.latest), { deliveredUpTo: 0, skipTo: sync.latest });
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
@@ -275,6 +282,7 @@ export class WsGateway {
         if (!p || p.tokenHash === ev.exceptSession) continue;
         if (ev.devices && !ev.devices.includes(p.deviceId)) continue;
         conn.send(ev.frame);
+        if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
         this.d.metrics.deliveries.inc({ type: kind });
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);
       }

@@ -1,6 +1,6 @@
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { DeliveredCount, Store } from '../store/store.ts';
+import type { DeliveredCount, DeviceAck, Store } from '../store/store.ts';
 
 /**
  * Cumulative device ACKs. ACKs are coalesced per device and written in one transaction
@@ -10,7 +10,7 @@ import type { DeliveredCount, Store } from '../store/store.ts';
  * one `delivered.counts` frame per conversation and flush with the latest counts.
  */
 export class AckService {
-  private pending = new Map<string, { userId: string; deviceId: string; inboxSeq: number }>();
+  private pending = new Map<string, DeviceAck>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -21,11 +21,23 @@ export class AckService {
     private readonly flushMs = 20,
   ) {}
 
-  ack(userId: string, deviceId: string, inboxSeq: number): void {
+  /**
+   * A device's cumulative ACK. `deliveredUpTo` caps what it raises in delivered state (what
+   * the device was given, see gateway/obtained.ts); `skipTo` is the end of an inbox range it
+   * skipped in a full sync.
+   */
+  ack(userId: string, deviceId: string, inboxSeq: number, extra: { deliveredUpTo?: number; skipTo?: number } = {}): void {
     this.metrics.acks.inc();
     const key = `${userId}\u0000${deviceId}`;
     const prev = this.pending.get(key);
-    if (!prev || prev.inboxSeq < inboxSeq) this.pending.set(key, { userId, deviceId, inboxSeq });
+    const max = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+    this.pending.set(key, {
+      userId,
+      deviceId,
+      inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq),
+      deliveredUpTo: max(prev ? (prev.deliveredUpTo ?? prev.inboxSeq) : undefined, extra.deliveredUpTo ?? inboxSeq),
+      skipTo: max(prev?.skipTo, extra.skipTo),
+    });
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 

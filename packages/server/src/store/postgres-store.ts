@@ -827,16 +827,21 @@ export class PostgresStore implements Store {
       // Lock every user this flush may touch (the acknowledging users and the senders of
       // what they acknowledge) at once, in id order, so flushes and sends cannot deadlock.
       const lockIds = new Set<string>();
+      const ceiling = (a: DeviceAck) => Math.min(a.inboxSeq, a.deliveredUpTo ?? a.inboxSeq);
       for (const a of sorted) {
         lockIds.add(a.userId);
-        for (const r of (await this.deliveredCandidates(tx, a.userId, a.inboxSeq)).rows) lockIds.add(r.sender);
+        for (const r of (await this.deliveredCandidates(tx, a.userId, ceiling(a))).rows) lockIds.add(r.sender);
       }
       await tx`SELECT 1 FROM users WHERE id = ANY(${[...lockIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
       for (const a of sorted) await this.setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
       const out: AckOutcome = { delivered: [], counts: [] };
       const ranges: CountRange[] = [];
       for (const a of sorted) {
-        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
+        // Items the device skipped in a full sync: the mark moves over them, raising nothing.
+        if (a.skipTo !== undefined) {
+          await tx`UPDATE users SET delivered_inbox_seq = LEAST(${a.skipTo}, inbox_seq) WHERE id = ${a.userId} AND delivered_inbox_seq < LEAST(${a.skipTo}, inbox_seq)`;
+        }
+        for (const u of await this.markDeliveredIn(tx, a.userId, ceiling(a), ranges)) out.delivered.push({ ...u, by: a.userId });
       }
       out.counts = await this.raiseCounts(tx, ranges);
       return out;

@@ -758,7 +758,8 @@ export class SqliteStore implements Store {
       const ranges: CountRange[] = [];
       for (const a of acks) {
         this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
-        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
+        if (a.skipTo !== undefined) this.skipDelivered(a.userId, a.skipTo);
+        for (const u of this.markDeliveredSync(a.userId, Math.min(a.inboxSeq, a.deliveredUpTo ?? a.inboxSeq), ranges)) out.delivered.push({ ...u, by: a.userId });
       }
       out.counts = this.raiseCounts(ranges);
       return out;
@@ -772,6 +773,14 @@ export class SqliteStore implements Store {
       this.raiseCounts(ranges);
       return out;
     })();
+  }
+
+  /** Move the user's delivered mark over inbox items a device skipped (full sync), raising nothing. */
+  private skipDelivered(userId: string, skipTo: number): void {
+    const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
+    if (!mark) return;
+    const to = Math.min(skipTo, mark.inbox_seq);
+    if (to > mark.delivered_inbox_seq) this.q.setDeliveredMark.run(to, userId);
   }
 
   private raiseCounts(ranges: CountRange[]): DeliveredCount[] {

@@ -38,7 +38,8 @@ export interface Store {
   setDeviceAck(userId: string, deviceId: string, inboxSeq: number): Promise<void>;
   /**
    * Many cumulative device ACKs in one transaction: `setDeviceAck` then `markDelivered` for
-   * each. Returns the delivered updates with the acknowledging user as `by`, and the new
+   * each, up to its `deliveredUpTo` (after moving the delivered mark to `skipTo` without
+   * raising anything for the items skipped). Returns the delivered updates with the acknowledging user as `by`, and the new
    * delivered counts of the normal-group messages the ACKs covered for the first time.
    */
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
@@ -289,7 +290,12 @@ export interface AckOutcome {
 export interface DeviceAck {
   userId: string;
   deviceId: string;
+  /** The device's cursor (stored as its ACK). */
   inboxSeq: number;
+  /** Raise delivered state only up to here (what the device was given); default `inboxSeq`. */
+  deliveredUpTo?: number;
+  /** The device skipped the inbox up to here in a full sync: the user's delivered mark may move over it without raising delivered state. */
+  skipTo?: number;
 }
 
 export class StoreConflictError extends Error {
