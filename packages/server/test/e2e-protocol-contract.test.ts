@@ -7,6 +7,7 @@
  * - History `before`/`after` are exclusive; `before` pages newest first, `after` oldest first.
  * - The conversation list pages by version: `since` = the last entry's version while `more`.
  * - Sending to oneself is refused with `invalid` (WebSocket and REST); nothing is stored.
+ * - Groups: members read from their (latest) join notice unless the group shares all history.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -118,6 +119,49 @@ describe('protocol contract: full-sync ACKs, history and list paging, sending to
     assert.equal(seen.size, 4);
     assert.ok(pages >= 2);
     client.ws.close();
+  });
+
+  it('group history visibility: since_join by default (new and re-added members read from their join notice), all when the group says so', async () => {
+    const a = await registerAndLogin(srv.url);
+    const b = await registerAndLogin(srv.url);
+    const c = await registerAndLogin(srv.url);
+    const created = await api(srv.url, 'POST', '/api/groups', { name: 'Vis', members: [b.userId] }, a.token);
+    assert.equal(created.body.group.historyVisibility, 'since_join');
+    const conv: string = created.body.group.conv;
+    const { client: ca } = await open(a);
+    const { client: cc } = await open(c);
+    const say = (t: string) => ca.request({ type: 'send', clientMsgId: t, conv, kind: 'text', body: { text: t } });
+    const texts = async (client: RawClient, q: Record<string, unknown> = {}) =>
+      (await client.request({ type: 'history', conv, limit: 50, ...q })).messages.filter((m: any) => m.kind === 'text').map((m: any) => m.body.text).reverse();
+    await say('before-1');
+    await say('before-2');
+    const inv = await api(srv.url, 'POST', `/api/groups/${conv}/invite`, { users: [c.userId] }, a.token);
+    assert.equal(inv.status, 200);
+    await say('after-join');
+    assert.deepEqual(await texts(cc), ['after-join'], 'a new member reads from their join on');
+    const rest = await api(srv.url, 'GET', `/api/conversations/${conv}/messages?after=0`, undefined, c.token);
+    assert.deepEqual(rest.body.messages.filter((m: any) => m.kind === 'text').map((m: any) => m.body.text), ['after-join'], 'REST too');
+    const joinSeq = (await api(srv.url, 'GET', `/api/groups/${conv}/members?limit=10`, undefined, a.token)).body.members.find((m: any) => m.userId === c.userId).joinedSeq;
+    const first = await cc.request({ type: 'history', conv, after: 0, limit: 50 });
+    assert.equal(first.messages[0].seq, joinSeq, 'the first readable message is their join notice');
+    assert.equal(first.more, false);
+
+    // Removed, then added again: what was posted meanwhile stays hidden.
+    await api(srv.url, 'POST', `/api/groups/${conv}/kick`, { users: [c.userId] }, a.token);
+    assert.deepEqual(await texts(cc), ['after-join'], 'a former member reads up to the removal');
+    await say('while-away');
+    await api(srv.url, 'POST', `/api/groups/${conv}/invite`, { users: [c.userId] }, a.token);
+    await say('back');
+    assert.deepEqual(await texts(cc), ['back']);
+    assert.deepEqual(await texts(cc, { before: 1000 }), ['back']);
+
+    // The group shares its whole history: everything is readable.
+    const patched = await api(srv.url, 'PATCH', `/api/groups/${conv}`, { historyVisibility: 'all' }, a.token);
+    assert.equal(patched.body.group.historyVisibility, 'all');
+    assert.deepEqual(await texts(cc), ['before-1', 'before-2', 'after-join', 'while-away', 'back']);
+    assert.equal((await api(srv.url, 'PATCH', `/api/groups/${conv}`, { historyVisibility: 'since_join' }, c.token)).status, 403, 'owner/admin only');
+    ca.ws.close();
+    cc.ws.close();
   });
 
   it('sending to oneself is refused with invalid and stores nothing; a group of one works', async () => {

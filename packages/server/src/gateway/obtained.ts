@@ -1,57 +1,89 @@
 /**
- * What one connection's device was actually given of its inbox, so its ACKs can raise
- * delivered state (receipts, group delivered counts) only for messages it obtained: the
- * position it presented in `hello` (unless the server answered `full`), then live `msg`
- * frames and `sync` pages. An ACK beyond that still moves the device's own cursor.
+ * What one connection's device was actually given of its inbox, so its ACKs make messages
+ * delivered (receipts, group delivered counts) only where it obtained them: the position it
+ * presented in `hello` (unless the server answered `full`), live `msg` frames and `sync`
+ * pages. An ACK still moves the device's own cursor all the way.
  *
- * After a `full` answer the device skipped the inbox up to `welcome.inboxSeq`: its ACKs
- * move the user's delivered mark over that range (`skipTo`) without raising anything for it.
+ * `ackSegments` turns a cumulative ACK into segments for the store: for each run of inbox
+ * items the device was given, "move the delivered mark over anything before `from` without
+ * raising it, then raise up to `to`". Items never given (a full sync's gap, a live frame the
+ * device skipped) are passed over and never become delivered through this device.
  */
+export interface AckSegment {
+  /** The mark may skip up to here, raising nothing. */
+  from: number;
+  /** Raise delivered state up to here. */
+  to: number;
+}
+
 export class ObtainedTracker {
-  /** Everything up to here was obtained (or skipped by a full sync). */
-  private upTo = 0;
-  /** Given above `upTo`, not yet contiguous (bounded: beyond the cap, the rest is not counted). */
-  private readonly above = new Set<number>();
-  /** Set after a `full` answer: the inbox range the device skipped ends here. */
-  skipTo: number | undefined;
+  /** Inbox items up to here were skipped by a full sync: never given on this connection. */
+  private floor = 0;
+  /** Given items above `floor`, as disjoint ascending (lo, hi] ranges. */
+  private given: [number, number][] = [];
 
-  static readonly CAP = 10_000;
+  static readonly MAX_RANGES = 1000;
 
-  /** The device presented `inboxSeq` in hello; `full` is the server's latest when it answered full. */
-  start(presented: number, full?: number): void {
-    this.upTo = Math.max(this.upTo, full ?? presented);
-    if (full !== undefined) this.skipTo = full;
-    this.advance();
+  /**
+   * After hello: the device presented `presented`; `fullTo` is the server's latest when it
+   * answered `full` (the device skips everything up to it). Returns the skip segment to
+   * record at once for a full sync.
+   */
+  start(presented: number, fullTo?: number): AckSegment | null {
+    if (fullTo !== undefined) {
+      this.floor = Math.max(this.floor, fullTo);
+      this.prune();
+      return { from: fullTo, to: fullTo };
+    }
+    this.add(0, presented);
+    return null;
   }
 
   /** One inbox item went to the device (a live `msg`). */
   gave(inboxSeq: number): void {
-    if (inboxSeq <= this.upTo) return;
-    if (inboxSeq === this.upTo + 1) {
-      this.upTo = inboxSeq;
-      this.advance();
-    } else if (this.above.size < ObtainedTracker.CAP) {
-      this.above.add(inboxSeq);
-    }
+    this.add(inboxSeq - 1, inboxSeq);
   }
 
   /** Every inbox item in (after, last] went to the device (a `sync` page). */
   gaveRange(after: number, last: number): void {
-    if (after <= this.upTo && last > this.upTo) {
-      this.upTo = last;
-      this.advance();
-    } else {
-      for (let s = Math.max(after, this.upTo) + 1; s <= last && this.above.size < ObtainedTracker.CAP; s++) this.above.add(s);
+    this.add(after, last);
+  }
+
+  /**
+   * The segments a cumulative ACK of `upTo` raises delivered state for (possibly none). A
+   * run starting above the mark lets the mark skip the items before it: they were not given
+   * when the device said it held everything up to `upTo` (a sync page that brings them later
+   * does not raise them — under-reporting, never over).
+   */
+  ackSegments(upTo: number): AckSegment[] {
+    const out: AckSegment[] = [];
+    for (const [lo, hi] of this.given) {
+      if (lo >= upTo) break;
+      out.push({ from: lo, to: Math.min(hi, upTo) });
     }
+    this.given = this.given.filter((r) => r[1] > upTo);
+    return out;
   }
 
-  /** The highest inboxSeq the device obtained everything up to. */
-  get obtained(): number {
-    return this.upTo;
+  private add(lo: number, hi: number): void {
+    lo = Math.max(lo, this.floor);
+    if (hi <= lo) return;
+    const merged: [number, number][] = [];
+    let cur: [number, number] = [lo, hi];
+    let placed = false;
+    for (const r of this.given) {
+      if (r[1] < cur[0]) merged.push(r);
+      else if (r[0] > cur[1]) {
+        if (!placed) merged.push(cur), (placed = true);
+        merged.push(r);
+      } else cur = [Math.min(r[0], cur[0]), Math.max(r[1], cur[1])];
+    }
+    if (!placed) merged.push(cur);
+    // Bounded: beyond the cap the newest ranges are forgotten (under-reporting, never over).
+    this.given = merged.slice(0, ObtainedTracker.MAX_RANGES);
   }
 
-  private advance(): void {
-    for (const s of this.above) if (s <= this.upTo) this.above.delete(s);
-    while (this.above.delete(this.upTo + 1)) this.upTo++;
+  private prune(): void {
+    this.given = this.given.filter((r) => r[1] > this.floor);
   }
 }

@@ -156,7 +156,7 @@ export class WsGateway {
       }
       case 'ack':
         // Delivered state only as far as this device was given messages; the cursor takes the rest.
-        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, { deliveredUpTo: Math.min(f.inboxSeq, conn.obtained.obtained), skipTo: conn.obtained.skipTo });
+        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
@@ -227,9 +227,9 @@ export class WsGateway {
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
     const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
-    conn.obtained.start(f.inboxSeq, sync.mode === 'full' ? sync.latest : undefined);
-    // Full sync: the device skips its inbox up to `latest`; nothing in that range becomes delivered by it.
-    if (sync.mode === 'full') this.d.acks.ack(principal.userId, principal.deviceId, Math.min(f.inboxSeq, sync.latest), { deliveredUpTo: 0, skipTo: sync.latest });
+    // Full sync: the device skips its inbox up to `latest`; nothing in that range becomes delivered through it.
+    const skip = conn.obtained.start(f.inboxSeq, sync.mode === 'full' ? sync.latest : undefined);
+    if (skip) this.d.acks.ack(principal.userId, principal.deviceId, Math.min(f.inboxSeq, sync.latest), [skip]);
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.

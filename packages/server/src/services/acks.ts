@@ -1,6 +1,9 @@
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { DeliveredCount, DeviceAck, Store } from '../store/store.ts';
+import type { AckSegment, DeliveredCount, DeviceAck, Store } from '../store/store.ts';
+
+/** Segments kept per device and flush (beyond, the rest is not raised: under-reporting, never over). */
+const MAX_SEGMENTS = 1000;
 
 /**
  * Cumulative device ACKs. ACKs are coalesced per device and written in one transaction
@@ -22,22 +25,16 @@ export class AckService {
   ) {}
 
   /**
-   * A device's cumulative ACK. `deliveredUpTo` caps what it raises in delivered state (what
-   * the device was given, see gateway/obtained.ts); `skipTo` is the end of an inbox range it
-   * skipped in a full sync.
+   * A device's cumulative ACK. `segments` say what it raises in delivered state (what the
+   * device was given, see gateway/obtained.ts); without them, everything up to `inboxSeq`.
    */
-  ack(userId: string, deviceId: string, inboxSeq: number, extra: { deliveredUpTo?: number; skipTo?: number } = {}): void {
+  ack(userId: string, deviceId: string, inboxSeq: number, segments?: AckSegment[]): void {
     this.metrics.acks.inc();
     const key = `${userId}\u0000${deviceId}`;
     const prev = this.pending.get(key);
-    const max = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
-    this.pending.set(key, {
-      userId,
-      deviceId,
-      inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq),
-      deliveredUpTo: max(prev ? (prev.deliveredUpTo ?? prev.inboxSeq) : undefined, extra.deliveredUpTo ?? inboxSeq),
-      skipTo: max(prev?.skipTo, extra.skipTo),
-    });
+    const own = segments ?? [{ from: 0, to: inboxSeq }];
+    const merged = prev ? [...(prev.segments ?? [{ from: 0, to: prev.inboxSeq }]), ...own].sort((x, y) => x.from - y.from) : own;
+    this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.slice(0, MAX_SEGMENTS) });
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 

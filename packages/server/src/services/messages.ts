@@ -248,9 +248,11 @@ export class MessagingService {
   }
 
   /**
-   * A page of history. Members read the whole conversation except what they deleted for
-   * themselves (clearedSeq); a member who left or was removed reads up to their removal
-   * notice and nothing after it. The reader's own group messages carry `deliveredCount`.
+   * A page of history. Members read the conversation except what they deleted for themselves
+   * (clearedSeq) and, in a group with history visibility 'since_join' (the default), what
+   * was posted before their latest join notice; a member who left or was removed reads up to
+   * their removal notice and nothing after it. The reader's own group messages carry
+   * `deliveredCount`.
    */
   async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
     const { floor, ceiling } = await this.readableRange(userId, conv);
@@ -271,11 +273,16 @@ export class MessagingService {
     const record = await this.store.getConversation(conv);
     if (!record) throw new MagpieError('not_found', `no such conversation: ${conv}`);
     const entry = await this.store.getEntry(userId, conv);
-    const floor = entry?.clearedSeq ?? 0;
-    if (await this.store.isMember(conv, userId)) return { floor, ceiling: record.lastSeq };
-    const limit = record.kind === 'direct' ? null : await this.store.formerMemberLimit(conv, userId);
-    if (limit === null) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
-    return { floor, ceiling: limit };
+    const cleared = entry?.clearedSeq ?? 0;
+    if (record.kind === 'direct') {
+      if (!(await this.store.isMember(conv, userId))) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
+      return { floor: cleared, ceiling: record.lastSeq };
+    }
+    const [row, group] = await Promise.all([this.store.membership(conv, userId), this.store.getGroup(conv)]);
+    if (!row) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
+    // From the (latest) join notice on, unless the group shares its whole history.
+    const joinFloor = group?.historyVisibility === 'all' ? 0 : Math.max(0, row.joinedSeq - 1);
+    return { floor: Math.max(cleared, joinFloor), ceiling: row.leftSeq ?? record.lastSeq };
   }
 
   async conversations(userId: string, since: number, limit = 200): Promise<{ version: number; entries: ConvEntry[]; more: boolean }> {
