@@ -1136,6 +1136,7 @@ export function runStoreContract(
           joinPolicy: 'approval',
           inviteNeedsApproval: true,
           muteAll: false,
+          historyVisibility: 'since_join',
           dismissed: false,
           memberCount: 3,
           maxMembers: 20,
