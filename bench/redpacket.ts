@@ -193,6 +193,8 @@ async function inProcess(dataDir: string): Promise<Result[]> {
     maxCount: 1_000_000,
     maxTotal: Number.MAX_SAFE_INTEGER,
     grabHoldMs: 10_000,
+    grabWaitMs: 2000,
+    maxBalance: Number.MAX_SAFE_INTEGER,
     overAdmitRatio: 0.1,
     overAdmitMin: 2,
     sweepIntervalMs: 60_000,

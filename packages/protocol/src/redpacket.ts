@@ -87,8 +87,9 @@ export interface RedPacketView {
 
 /**
  * Answer to a grab. `admitted`: go ahead and open (the hold lasts until `holdUntil`).
- * `busy`: every share left is held by someone who grabbed first; retry after `retryAfterMs`
- * (holds that are not opened expire). `all_claimed`, `expired`: the packet is over.
+ * `busy`: every share left is still held by someone who grabbed first after the server waited
+ * briefly for them to settle; retry after `retryAfterMs` (holds that are not opened lapse, and
+ * their places go first to those told `busy`). `all_claimed`, `expired`: the packet is over.
  * `opened`: this user already has a claim (`amount`).
  */
 export type GrabResult =

@@ -8,6 +8,7 @@ import type { RestApi } from './rest.ts';
 
 export type GroupRole = 'owner' | 'admin' | 'member';
 export type JoinPolicy = 'open' | 'approval';
+export type HistoryVisibility = 'since_join' | 'all';
 
 export interface GroupInfo {
   conv: string;
@@ -19,6 +20,8 @@ export interface GroupInfo {
   joinPolicy: JoinPolicy;
   inviteNeedsApproval: boolean;
   muteAll: boolean;
+  /** 'since_join': members read from their latest join on; 'all': the whole history. */
+  historyVisibility: HistoryVisibility;
   dismissed: boolean;
   memberCount: number;
   maxMembers: number;
@@ -49,6 +52,7 @@ export interface CreateGroupInput {
   avatar?: string;
   joinPolicy?: JoinPolicy;
   inviteNeedsApproval?: boolean;
+  historyVisibility?: HistoryVisibility;
 }
 
 export interface GroupPatch {
@@ -58,6 +62,7 @@ export interface GroupPatch {
   joinPolicy?: JoinPolicy;
   inviteNeedsApproval?: boolean;
   muteAll?: boolean;
+  historyVisibility?: HistoryVisibility;
 }
 
 type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;

@@ -56,6 +56,8 @@ export interface MagpieServer {
   social: SocialModule;
   /** Offline push (src/push/): device registry, providers, queue, funnel. */
   push: PushModule;
+  /** Every HTTP route registered (method, URL pattern), for the docs test. */
+  routes: { method: string; url: string }[];
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -148,6 +150,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   log.info({ openFiles: fds, maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp }, 'connection limits');
   if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
+  const routes: { method: string; url: string }[] = [];
+  http.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
+
   installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
   await registerSecurityHeaders(http, { tls: https !== null });
   http.addHook('onRequest', async (req) => {
@@ -172,7 +179,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
-  const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input) };
+  const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
@@ -207,6 +214,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     wallet,
     social,
     push,
+    routes,
     async start() {
       wallet.start();
       await push.start();

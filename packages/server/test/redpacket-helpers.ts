@@ -72,6 +72,9 @@ export const TEST_OPTIONS: RedPacketOptions = {
   maxCount: 200,
   maxTotal: 2_000_000,
   grabHoldMs: 10_000,
+  // Tests under a manual clock answer `busy` at once (the wait is real time); tests of the wait set it.
+  grabWaitMs: 0,
+  maxBalance: 10_000_000_000,
   overAdmitRatio: 0.1,
   overAdmitMin: 2,
   sweepIntervalMs: 60_000,

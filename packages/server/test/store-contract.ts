@@ -948,6 +948,26 @@ export function runStoreContract(
         });
       });
 
+      it('ack segments: only the items a device obtained are raised; skipped ones never become delivered', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const ab = directConversationId(a.id, b.id);
+        const out = await sendMany([dm(a.id, b.id), dm(a.id, b.id), dm(a.id, b.id)]);
+        const p = (i: number) => pointerOf(out[i]!, b.id);
+        // The device acks everything but was given only the first message.
+        const r1 = await store.recordAcks([{ userId: b.id, deviceId: 'phone', inboxSeq: p(2), segments: [{ from: 0, to: p(0) }] }]);
+        assert.deepEqual(r1.delivered, [{ conv: ab, seq: 1, sender: a.id, by: b.id }]);
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 1);
+        // A full sync skipped everything up to the third: the mark moves, nothing is raised.
+        const r2 = await store.recordAcks([{ userId: b.id, deviceId: 'tablet', inboxSeq: p(2), segments: [{ from: p(2), to: p(2) }] }]);
+        assert.deepEqual(r2, { delivered: [], counts: [] });
+        assert.equal((await entry(a.id, ab)).deliveredSeq, 1, 'skipped messages are not delivered');
+        // Later messages the device was given are delivered as usual.
+        const [m4] = await sendMany([dm(a.id, b.id)]);
+        const r3 = await store.recordAcks([{ userId: b.id, deviceId: 'tablet', inboxSeq: pointerOf(m4!, b.id), segments: [{ from: p(2), to: pointerOf(m4!, b.id) }] }]);
+        assert.deepEqual(r3.delivered, [{ conv: ab, seq: 4, sender: a.id, by: b.id }]);
+      });
+
       it('concurrent ack flushes and sends do not deadlock or lose delivered marks', async () => {
         const us = await Promise.all(range(1, 4).map(() => newUser('q')));
         const ids = us.map((u) => u.id);
@@ -976,7 +996,7 @@ export function runStoreContract(
     describe('groups', () => {
       const newConv = () => `g:${run}:${rand()}`;
       function spec(over: Partial<NewGroup> = {}): NewGroup {
-        return { name: `Group ${rand()}`, avatar: 'https://img.example/a.png', joinPolicy: 'open', inviteNeedsApproval: false, maxMembers: 50, superThreshold: 500, ...over };
+        return { name: `Group ${rand()}`, avatar: 'https://img.example/a.png', joinPolicy: 'open', inviteNeedsApproval: false, historyVisibility: 'since_join', maxMembers: 50, superThreshold: 500, ...over };
       }
       function greq(sender: string, conv: string, extra: Partial<AppendRequest> = {}): AppendRequest {
         const n = ++counter;
@@ -1165,6 +1185,7 @@ export function runStoreContract(
           joinPolicy: 'approval',
           inviteNeedsApproval: true,
           muteAll: false,
+          historyVisibility: 'since_join',
           dismissed: false,
           memberCount: 3,
           maxMembers: 20,
@@ -1269,8 +1290,13 @@ export function runStoreContract(
         assert.equal((await entry(c!, conv)).readSeq, 3);
         assert.deepEqual((await store.members(conv)).sort(), [a!, b!, d!].sort());
 
+        assert.deepEqual(await store.membership(conv, c!), { joinedSeq: 1, leftSeq: 3 });
+        assert.deepEqual(await store.membership(conv, d!), { joinedSeq: 2, leftSeq: null });
+        assert.equal(await store.membership(conv, `nobody_${rand()}`), null);
+
         // rejoin: active again, history for them restarts at the new notice
         const back = await sendOne(notice(a!, conv, add([c!])));
+        assert.deepEqual(await store.membership(conv, c!), { joinedSeq: back.message.seq, leftSeq: null });
         assert.deepEqual(back.effect?.joined, [c]);
         assert.equal(await store.isMember(conv, c!), true);
         assert.equal(await store.formerMemberLimit(conv, c!), null);
@@ -1340,9 +1366,10 @@ export function runStoreContract(
         await sendOne(notice(b!, conv, { op: 'role', user: a!, role: 'member' }));
         assert.equal((await store.getMember(conv, a!))?.role, 'member');
         await sendOne(
-          notice(b!, conv, { op: 'update', patch: { name: 'Renamed', avatar: 'x.png', announcement: 'Read the rules', joinPolicy: 'approval', inviteNeedsApproval: true } }),
+          notice(b!, conv, { op: 'update', patch: { name: 'Renamed', avatar: 'x.png', announcement: 'Read the rules', joinPolicy: 'approval', inviteNeedsApproval: true, historyVisibility: 'all' } }),
         );
         const g = await store.getGroup(conv);
+        assert.equal(g?.historyVisibility, 'all');
         assert.equal(g?.name, 'Renamed');
         assert.equal(g?.avatar, 'x.png');
         assert.equal(g?.announcement, 'Read the rules');
@@ -1917,7 +1944,7 @@ export async function checkLegacyUpgrade(store: Store): Promise<void> {
       body: {},
       time: 4,
       id: 'lm4',
-      effect: { op: 'create', group: { name: 'Old friends', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, maxMembers: 10, superThreshold: 500 }, members: ['lb'] },
+      effect: { op: 'create', group: { name: 'Old friends', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, historyVisibility: 'since_join', maxMembers: 10, superThreshold: 500 }, members: ['lb'] },
     },
   ]);
   assert.equal(g?.ok, true);

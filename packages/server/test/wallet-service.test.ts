@@ -75,7 +75,8 @@ describe('wallet service', () => {
     assert.equal((await wallet.balance('u1')).balance, 600, 'held while the outcome is unknown');
     const settled = await wallet.settle('w3', 'paid');
     assert.equal(settled.status, 'paid');
-    assert.equal((await wallet.settle('w3', 'reversed')).status, 'paid', 'settled once');
+    const twice = await expectMagpieError(wallet.settle('w3', 'reversed'), 'conflict', 'already_settled');
+    assert.deepEqual(twice.details, { reason: 'already_settled', status: 'paid' }, 'settled once; the answer says how');
     await expectMagpieError(wallet.settle('nope', 'paid'), 'not_found');
 
     const { entries } = await wallet.entries('u1', {});

@@ -82,6 +82,24 @@ export function runWalletStoreContract(name: string, factory: () => Promise<Wall
       await assertReconciles(store);
     });
 
+    it('balance cap: a top-up or a claim that would pass maxBalance is refused without writing', async () => {
+      const user = await funded(900);
+      assert.deepEqual(await store.topUp({ reference: `cap-${rand()}`, userId: user, amount: 101, now: 2, maxBalance: 1000 }), { ok: false, error: 'balance_limit' });
+      const reference = `cap-${rand()}`;
+      assert.ok((await store.topUp({ reference, userId: user, amount: 100, now: 3, maxBalance: 1000 })).ok, 'up to the cap is fine');
+      assert.equal(await store.balance(user), 1000);
+      const sender = await funded(100);
+      const np = newPacket(sender, { total: 100, count: 1, split: 'fixed' });
+      assert.ok((await store.createPacket(np)).ok);
+      const [refused] = await store.open([{ packetId: np.id, userId: user, now: 1_000_010, maxBalance: 1050 }]);
+      assert.deepEqual(refused, { ok: false, error: 'balance_limit' });
+      assert.equal((await store.getPacket(np.id))!.remainingCount, 1, 'the share stays');
+      const [ok] = await store.open([{ packetId: np.id, userId: user, now: 1_000_011, maxBalance: 1100 }]);
+      assert.ok(ok!.ok);
+      assert.equal(await store.balance(user), 1100);
+      await assertReconciles(store);
+    });
+
     it('withdrawal: refused without writing when the balance is short; pending → paid, or reversed', async () => {
       const user = await funded(300);
       assert.deepEqual(await store.withdraw({ reference: `w-${rand()}`, userId: user, amount: 301, now: 5 }), { ok: false, error: 'insufficient_balance' });
@@ -93,8 +111,8 @@ export function runWalletStoreContract(name: string, factory: () => Promise<Wall
       assert.ok(w1.ok && w1.status === 'pending' && w1.balance === 200);
       const paid = await store.settleWithdrawal(r1, 'paid', 7);
       assert.ok(paid.ok && paid.status === 'paid' && !paid.duplicate);
-      const paidAgain = await store.settleWithdrawal(r1, 'reversed', 8);
-      assert.ok(paidAgain.ok && paidAgain.status === 'paid' && paidAgain.duplicate, 'a settled withdrawal stays settled');
+      assert.deepEqual(await store.settleWithdrawal(r1, 'reversed', 8), { ok: false, error: 'already_settled', status: 'paid' }, 'a settled withdrawal stays settled');
+      assert.deepEqual(await store.settleWithdrawal(r1, 'paid', 8), { ok: false, error: 'already_settled', status: 'paid' });
       assert.equal(await store.balance(user), 200);
 
       const r2 = `w-${rand()}`;

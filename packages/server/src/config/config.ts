@@ -152,9 +152,11 @@ export const ConfigSchema = z.strictObject({
       /** Unclaimed money returns to the sender this long after sending. */
       expiryMs: z.number().int().min(1000).default(24 * 3600 * 1000),
       maxCount: z.number().int().min(1).max(1_000_000).default(200),
-      maxTotal: z.number().int().min(1).default(2_000_000),
+      maxTotal: z.number().int().min(1).max(2 ** 50).default(2_000_000),
       /** An admitted grab holds its place this long; an unopened hold then goes to the next grabber. */
       grabHoldMs: z.number().int().min(50).default(10_000),
+      /** A grab or open that finds every share held waits up to this long for the holders to settle before answering `busy` (0: answer at once). */
+      grabWaitMs: z.number().int().min(0).max(30_000).default(2000),
       /** Grabs admitted above the shares left: max(overAdmitMin, ceil(left × overAdmitRatio)). The open is authoritative. */
       overAdmitRatio: z.number().min(0).max(10).default(0.1),
       overAdmitMin: z.number().int().min(0).default(2),
@@ -162,6 +164,15 @@ export const ConfigSchema = z.strictObject({
       sweepIntervalMs: z.number().int().min(50).default(5000),
       postRetryAfterMs: z.number().int().min(0).default(30_000),
       postGiveUpMs: z.number().int().min(1000).default(10 * 60_000),
+    })
+    .prefault({}),
+  /** Wallet limits (see src/wallet/). Amounts in fen. */
+  wallet: z
+    .strictObject({
+      /** Largest single top-up or withdrawal. */
+      maxAmount: z.number().int().min(1).max(2 ** 50).default(100_000_000),
+      /** Largest balance a top-up or a red-packet claim may reach (refunds and reversals always go through). */
+      maxBalance: z.number().int().min(1).max(2 ** 50).default(10_000_000_000),
     })
     .prefault({}),
   /** Offline push: providers, policy, quotas, lanes (see push/push-config.ts and docs/operations.md). */
@@ -234,6 +245,10 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),
   MAGPIE_REDPACKET_MAX_COUNT: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxCount: Number(v) }),
   MAGPIE_REDPACKET_GRAB_HOLD_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabHoldMs: Number(v) }),
+  MAGPIE_REDPACKET_MAX_TOTAL: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxTotal: Number(v) }),
+  MAGPIE_REDPACKET_GRAB_WAIT_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabWaitMs: Number(v) }),
+  MAGPIE_WALLET_MAX_AMOUNT: (c, v) => (c.wallet = { ...(c.wallet as object), maxAmount: Number(v) }),
+  MAGPIE_WALLET_MAX_BALANCE: (c, v) => (c.wallet = { ...(c.wallet as object), maxBalance: Number(v) }),
   ...PUSH_ENV,
 };
 

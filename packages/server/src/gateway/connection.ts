@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import { CloseCodes, type CloseReason } from '@magpie/protocol';
 import type { Principal } from '../services/accounts.ts';
+import { ObtainedTracker } from './obtained.ts';
 
 /**
  * Connections with queued frames, flushed together by one setImmediate per event-loop turn
@@ -88,6 +89,8 @@ export class Connection {
   batching = false;
   /** The client announced the `ack` capability: its deliveries are tracked for retry. */
   acks = false;
+  /** What of its inbox this device was given here (its ACKs raise delivered state only that far). */
+  readonly obtained = new ObtainedTracker();
   closed = false;
   /** Closes the connection when its session expires (set after `hello`). */
   expiryTimer: NodeJS.Timeout | undefined;

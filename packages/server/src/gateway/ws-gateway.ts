@@ -190,7 +190,8 @@ export class WsGateway {
         return;
       }
       case 'ack':
-        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq);
+        // Delivered state only as far as this device was given messages; the cursor takes the rest.
+        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
@@ -203,7 +204,10 @@ export class WsGateway {
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;
-        if (upTo !== undefined) this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+        if (upTo !== undefined) {
+          this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+          conn.obtained.gaveRange(f.since, upTo);
+        }
         result = page;
         break;
       }
@@ -275,6 +279,9 @@ export class WsGateway {
       return;
     }
     this.closeAtExpiry(conn, expiresAt);
+    // Full sync: the device skips its inbox up to `latest`; nothing in that range becomes delivered through it.
+    const skip = conn.obtained.start(f.inboxSeq, sync.mode === 'full' ? sync.latest : undefined);
+    if (skip) this.d.acks.ack(principal.userId, principal.deviceId, Math.min(f.inboxSeq, sync.latest), [skip]);
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
@@ -338,6 +345,7 @@ export class WsGateway {
         if (!p || p.tokenHash === ev.exceptSession) continue;
         if (ev.devices && !ev.devices.includes(p.deviceId)) continue;
         conn.send(ev.frame);
+        if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
         this.d.metrics.deliveries.inc({ type: kind });
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);
       }

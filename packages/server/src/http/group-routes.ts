@@ -13,6 +13,7 @@ const Create = z.strictObject({
   avatar: avatarUrl(512).optional(),
   joinPolicy: z.enum(['open', 'approval']).optional(),
   inviteNeedsApproval: z.boolean().optional(),
+  historyVisibility: z.enum(['since_join', 'all']).optional(),
 });
 const Users = z.strictObject({ users: z.array(UserId).min(1).max(1000) });
 const Join = z.strictObject({ message: safeText(200).optional() });
@@ -26,6 +27,7 @@ const Patch = z.strictObject({
   joinPolicy: z.enum(['open', 'approval']).optional(),
   inviteNeedsApproval: z.boolean().optional(),
   muteAll: z.boolean().optional(),
+  historyVisibility: z.enum(['since_join', 'all']).optional(),
 });
 const Search = z.strictObject({ query: z.string().min(1).max(64), limit: z.coerce.number().int().min(1).max(100).default(20) });
 const Page = z.strictObject({ after: z.string().max(64).default(''), limit: z.coerce.number().int().min(1).max(1000).default(200) });
@@ -105,6 +107,7 @@ function groupView(g: GroupRecord) {
     joinPolicy: g.joinPolicy,
     inviteNeedsApproval: g.inviteNeedsApproval,
     muteAll: g.muteAll,
+    historyVisibility: g.historyVisibility,
     dismissed: g.dismissed,
     memberCount: g.memberCount,
     maxMembers: g.maxMembers,

@@ -1,6 +1,9 @@
 import type { Bus } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
-import type { DeliveredCount, Store } from '../store/store.ts';
+import type { AckSegment, DeliveredCount, DeviceAck, Store } from '../store/store.ts';
+
+/** Segments kept per device and flush (beyond, the rest is not raised: under-reporting, never over). */
+const MAX_SEGMENTS = 1000;
 
 /**
  * Cumulative device ACKs. ACKs are coalesced per device and written in one transaction
@@ -10,7 +13,7 @@ import type { DeliveredCount, Store } from '../store/store.ts';
  * one `delivered.counts` frame per conversation and flush with the latest counts.
  */
 export class AckService {
-  private pending = new Map<string, { userId: string; deviceId: string; inboxSeq: number }>();
+  private pending = new Map<string, DeviceAck>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -21,11 +24,17 @@ export class AckService {
     private readonly flushMs = 20,
   ) {}
 
-  ack(userId: string, deviceId: string, inboxSeq: number): void {
+  /**
+   * A device's cumulative ACK. `segments` say what it raises in delivered state (what the
+   * device was given, see gateway/obtained.ts); without them, everything up to `inboxSeq`.
+   */
+  ack(userId: string, deviceId: string, inboxSeq: number, segments?: AckSegment[]): void {
     this.metrics.acks.inc();
     const key = `${userId}\u0000${deviceId}`;
     const prev = this.pending.get(key);
-    if (!prev || prev.inboxSeq < inboxSeq) this.pending.set(key, { userId, deviceId, inboxSeq });
+    const own = segments ?? [{ from: 0, to: inboxSeq }];
+    const merged = prev ? [...(prev.segments ?? [{ from: 0, to: prev.inboxSeq }]), ...own].sort((x, y) => x.from - y.from) : own;
+    this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.slice(0, MAX_SEGMENTS) });
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 

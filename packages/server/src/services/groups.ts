@@ -1,6 +1,6 @@
 import { MagpieError } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
-import type { GroupEffect, GroupPatch, GroupRecord, JoinRequestRecord, MemberRecord, Store } from '../store/store.ts';
+import type { GroupEffect, GroupPatch, GroupRecord, HistoryVisibility, JoinRequestRecord, MemberRecord, Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import type { Principal } from './accounts.ts';
 import { isAdmin } from './group-rules.ts';
@@ -19,6 +19,7 @@ export interface CreateGroupInput {
   avatar?: string;
   joinPolicy?: 'open' | 'approval';
   inviteNeedsApproval?: boolean;
+  historyVisibility?: HistoryVisibility;
 }
 
 /**
@@ -46,6 +47,7 @@ export class GroupService {
       avatar: input.avatar ?? '',
       joinPolicy: input.joinPolicy ?? 'approval',
       inviteNeedsApproval: input.inviteNeedsApproval ?? false,
+      historyVisibility: input.historyVisibility ?? 'since_join',
       maxMembers: this.limits.maxMembers,
       superThreshold: this.limits.superThreshold,
     };

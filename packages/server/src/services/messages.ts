@@ -5,6 +5,7 @@ import { StoreNotFoundError, directConversationId, type AppendOutcome, type Appe
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { fitToBytes } from '../util/page-bytes.ts';
+import { checkPost } from './group-rules.ts';
 import type { Principal } from './accounts.ts';
 
 export interface MessagingOptions {
@@ -102,6 +103,36 @@ export class MessagingService {
     );
     const own = outcome.pointers.find((x) => x.userId === p.userId);
     return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
+  }
+
+  /**
+   * Would a send of `p` to this target be accepted right now? Throws the error the send would
+   * get (not a member, muted, dismissed group, mute-all, blocked or stranger policy), so a
+   * caller that must do something costly first (take money for a red packet) can refuse early.
+   * The send itself still checks again inside its transaction.
+   */
+  async checkSend(p: Principal, target: { to: string } | { conv: string }): Promise<void> {
+    let peer: string | undefined;
+    if ('to' in target) {
+      peer = target.to;
+    } else {
+      const record = await this.store.getConversation(target.conv);
+      if (!record) throw new MagpieError('not_found', `no such conversation: ${target.conv}`);
+      if (record.kind === 'direct') {
+        const [, a, b] = target.conv.split(':');
+        if (a !== p.userId && b !== p.userId) throw new MagpieError('forbidden', 'not a member of this conversation');
+        peer = a === p.userId ? b! : a!;
+      } else {
+        const group = await this.store.getGroup(target.conv);
+        if (!group) throw new MagpieError('not_found', `no such conversation: ${target.conv}`);
+        const refusal = checkPost(group, await this.store.getMember(target.conv, p.userId), this.now());
+        if (refusal) throw appendError(refusal, target.conv);
+        return;
+      }
+    }
+    if (peer === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
+    if (!(await this.userExists(peer))) throw new MagpieError('not_found', `no such user: ${peer}`);
+    for (const policy of this.directPolicies) await policy(p.userId, peer);
   }
 
   /** Accounts are never deleted, so a user once found stays found: the hot send path skips the read. */
@@ -224,9 +255,11 @@ export class MessagingService {
   }
 
   /**
-   * A page of history. Members read the whole conversation except what they deleted for
-   * themselves (clearedSeq); a member who left or was removed reads up to their removal
-   * notice and nothing after it. The reader's own group messages carry `deliveredCount`.
+   * A page of history. Members read the conversation except what they deleted for themselves
+   * (clearedSeq) and, in a group with history visibility 'since_join' (the default), what
+   * was posted before their latest join notice; a member who left or was removed reads up to
+   * their removal notice and nothing after it. The reader's own group messages carry
+   * `deliveredCount`.
    */
   async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
     const { floor, ceiling } = await this.readableRange(userId, conv);
@@ -248,11 +281,16 @@ export class MessagingService {
     const record = await this.store.getConversation(conv);
     if (!record) throw new MagpieError('not_found', `no such conversation: ${conv}`);
     const entry = await this.store.getEntry(userId, conv);
-    const floor = entry?.clearedSeq ?? 0;
-    if (await this.store.isMember(conv, userId)) return { floor, ceiling: record.lastSeq };
-    const limit = record.kind === 'direct' ? null : await this.store.formerMemberLimit(conv, userId);
-    if (limit === null) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
-    return { floor, ceiling: limit };
+    const cleared = entry?.clearedSeq ?? 0;
+    if (record.kind === 'direct') {
+      if (!(await this.store.isMember(conv, userId))) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
+      return { floor: cleared, ceiling: record.lastSeq };
+    }
+    const [row, group] = await Promise.all([this.store.membership(conv, userId), this.store.getGroup(conv)]);
+    if (!row) throw new MagpieError('forbidden', `no access to conversation ${conv}`);
+    // From the (latest) join notice on, unless the group shares its whole history.
+    const joinFloor = group?.historyVisibility === 'all' ? 0 : Math.max(0, row.joinedSeq - 1);
+    return { floor: Math.max(cleared, joinFloor), ceiling: row.leftSeq ?? record.lastSeq };
   }
 
   async conversations(userId: string, since: number, limit = 200): Promise<{ version: number; entries: ConvEntry[]; more: boolean }> {

@@ -534,9 +534,9 @@ export class PostgresStore implements Store {
     const kind = members.length > effect.group.superThreshold ? 'super' : 'group';
     if (kind !== c.kind) await tx`UPDATE conversations SET kind = ${kind} WHERE id = ${c.id}`;
     await tx`
-      INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at)
+      INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at, history_visibility)
       VALUES (${c.id}, ${effect.group.name}, ${effect.group.avatar}, '', ${r.sender}, ${effect.group.joinPolicy}, ${effect.group.inviteNeedsApproval ? 1 : 0},
-              0, 0, ${members.length}, ${effect.group.maxMembers}, ${r.time})`;
+              0, 0, ${members.length}, ${effect.group.maxMembers}, ${r.time}, ${effect.group.historyVisibility})`;
     c.pending = false;
     c.kind = kind;
     c.members = kind === 'super' ? null : new Map();
@@ -550,6 +550,7 @@ export class PostgresStore implements Store {
       joinPolicy: effect.group.joinPolicy,
       inviteNeedsApproval: effect.group.inviteNeedsApproval,
       muteAll: false,
+      historyVisibility: effect.group.historyVisibility,
       dismissed: false,
       memberCount: members.length,
       maxMembers: effect.group.maxMembers,
@@ -624,6 +625,7 @@ export class PostgresStore implements Store {
         if (p.joinPolicy !== undefined) g.joinPolicy = p.joinPolicy;
         if (p.inviteNeedsApproval !== undefined) g.inviteNeedsApproval = p.inviteNeedsApproval;
         if (p.muteAll !== undefined) g.muteAll = p.muteAll;
+        if (p.historyVisibility !== undefined) g.historyVisibility = p.historyVisibility;
         break;
       }
       default:
@@ -674,7 +676,7 @@ export class PostgresStore implements Store {
     await tx`
       UPDATE groups SET name = ${g.name}, avatar = ${g.avatar}, announcement = ${g.announcement}, owner = ${g.owner}, join_policy = ${g.joinPolicy},
         invite_needs_approval = ${g.inviteNeedsApproval ? 1 : 0}, mute_all = ${g.muteAll ? 1 : 0}, dismissed = ${g.dismissed ? 1 : 0},
-        member_count = ${g.memberCount}
+        member_count = ${g.memberCount}, history_visibility = ${g.historyVisibility}
       WHERE conv_id = ${c.id}`;
     c.group = g;
     return { ok: true, duplicate: false, message, pointers, effect: result };
@@ -755,6 +757,11 @@ export class PostgresStore implements Store {
       SELECT m.conv_id AS conv, c.last_seq FROM members m JOIN conversations c ON c.id = m.conv_id
       WHERE m.user_id = ${userId} AND m.left_seq IS NULL AND c.kind = 'super' ORDER BY m.conv_id`;
     return rows.map((r) => ({ conv: r.conv, lastSeq: Number(r.last_seq) }));
+  }
+
+  async membership(conv: string, userId: string): Promise<{ joinedSeq: number; leftSeq: number | null } | null> {
+    const [row] = await this.sql<{ joined_seq: number; left_seq: number | null }[]>`SELECT joined_seq, left_seq FROM members WHERE conv_id = ${conv} AND user_id = ${userId}`;
+    return row ? { joinedSeq: Number(row.joined_seq), leftSeq: row.left_seq == null ? null : Number(row.left_seq) } : null;
   }
 
   async formerMemberLimit(conv: string, userId: string): Promise<number | null> {
@@ -858,16 +865,24 @@ export class PostgresStore implements Store {
       // Lock every user this flush may touch (the acknowledging users and the senders of
       // what they acknowledge) at once, in id order, so flushes and sends cannot deadlock.
       const lockIds = new Set<string>();
+      const segments = (a: DeviceAck) => a.segments ?? [{ from: 0, to: a.inboxSeq }];
       for (const a of sorted) {
         lockIds.add(a.userId);
-        for (const r of (await this.deliveredCandidates(tx, a.userId, a.inboxSeq)).rows) lockIds.add(r.sender);
+        const top = Math.max(0, ...segments(a).map((x) => x.to));
+        for (const r of (await this.deliveredCandidates(tx, a.userId, top)).rows) lockIds.add(r.sender);
       }
       await tx`SELECT 1 FROM users WHERE id = ANY(${[...lockIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
       for (const a of sorted) await this.setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
       const out: AckOutcome = { delivered: [], counts: [] };
       const ranges: CountRange[] = [];
       for (const a of sorted) {
-        for (const u of await this.markDeliveredIn(tx, a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
+        for (const seg of segments(a)) {
+          // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
+          if (seg.from > 0) {
+            await tx`UPDATE users SET delivered_inbox_seq = LEAST(${seg.from}, inbox_seq) WHERE id = ${a.userId} AND delivered_inbox_seq < LEAST(${seg.from}, inbox_seq)`;
+          }
+          for (const u of await this.markDeliveredIn(tx, a.userId, seg.to, ranges)) out.delivered.push({ ...u, by: a.userId });
+        }
       }
       out.counts = await this.raiseCounts(tx, ranges);
       return out;

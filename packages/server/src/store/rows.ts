@@ -159,6 +159,7 @@ export interface GroupRow {
   join_policy: string;
   invite_needs_approval: number;
   mute_all: number;
+  history_visibility?: string;
   dismissed: number;
   member_count: number | string;
   max_members: number | string;
@@ -179,6 +180,7 @@ export function groupFromRow(r: GroupRow): GroupRecord {
     joinPolicy: r.join_policy === 'open' ? 'open' : 'approval',
     inviteNeedsApproval: Number(r.invite_needs_approval) === 1,
     muteAll: Number(r.mute_all) === 1,
+    historyVisibility: r.history_visibility === 'all' ? 'all' : 'since_join',
     dismissed: Number(r.dismissed) === 1,
     memberCount: Number(r.member_count),
     maxMembers: Number(r.max_members),

@@ -156,6 +156,7 @@ export class SqliteStore implements Store {
       memberRow: db.prepare('SELECT * FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL'),
       memberPage: db.prepare('SELECT * FROM members WHERE conv_id = ? AND user_id > ? AND left_seq IS NULL ORDER BY user_id LIMIT ?'),
       leftSeq: db.prepare('SELECT left_seq FROM members WHERE conv_id = ? AND user_id = ?'),
+      membership: db.prepare('SELECT joined_seq, left_seq FROM members WHERE conv_id = ? AND user_id = ?'),
       joinMember: db.prepare(
         `INSERT INTO members (conv_id, user_id, joined_at, role, muted_until, joined_seq, left_seq)
          VALUES (@conv, @user, @time, @role, 0, @seq, NULL)
@@ -179,12 +180,13 @@ export class SqliteStore implements Store {
          ORDER BY lower(g.name), g.conv_id LIMIT @limit`,
       ),
       insertGroup: db.prepare(
-        `INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at)
-         VALUES (@conv, @name, @avatar, '', @owner, @joinPolicy, @inviteNeedsApproval, 0, 0, @memberCount, @maxMembers, @time)`,
+        `INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at, history_visibility)
+         VALUES (@conv, @name, @avatar, '', @owner, @joinPolicy, @inviteNeedsApproval, 0, 0, @memberCount, @maxMembers, @time, @historyVisibility)`,
       ),
       updateGroup: db.prepare(
         `UPDATE groups SET name = @name, avatar = @avatar, announcement = @announcement, owner = @owner, join_policy = @joinPolicy,
-           invite_needs_approval = @inviteNeedsApproval, mute_all = @muteAll, dismissed = @dismissed, member_count = @memberCount
+           invite_needs_approval = @inviteNeedsApproval, mute_all = @muteAll, dismissed = @dismissed, member_count = @memberCount,
+           history_visibility = @historyVisibility
          WHERE conv_id = @conv`,
       ),
       putJoinRequest: db.prepare(
@@ -463,6 +465,7 @@ export class SqliteStore implements Store {
       memberCount: members.length,
       maxMembers: effect.group.maxMembers,
       time: req.time,
+      historyVisibility: effect.group.historyVisibility,
     });
     const seq = this.bumpSeq(req.conv);
     for (const u of members) this.join(req.conv, u, u === req.sender ? 'owner' : 'member', seq, req.time);
@@ -505,6 +508,7 @@ export class SqliteStore implements Store {
         if (p.joinPolicy !== undefined) g.joinPolicy = p.joinPolicy;
         if (p.inviteNeedsApproval !== undefined) g.inviteNeedsApproval = p.inviteNeedsApproval;
         if (p.muteAll !== undefined) g.muteAll = p.muteAll;
+        if (p.historyVisibility !== undefined) g.historyVisibility = p.historyVisibility;
         break;
       }
       default:
@@ -552,6 +556,7 @@ export class SqliteStore implements Store {
       muteAll: g.muteAll ? 1 : 0,
       dismissed: g.dismissed ? 1 : 0,
       memberCount: g.memberCount,
+      historyVisibility: g.historyVisibility,
     });
     return { ok: true, duplicate: false, message: toMessage(req, seq), pointers, effect: result };
   }
@@ -686,6 +691,11 @@ export class SqliteStore implements Store {
     return (this.q.superOf.all(userId) as { conv: string; last_seq: number }[]).map((r) => ({ conv: r.conv, lastSeq: r.last_seq }));
   }
 
+  async membership(conv: string, userId: string): Promise<{ joinedSeq: number; leftSeq: number | null } | null> {
+    const row = this.q.membership.get(conv, userId) as { joined_seq: number; left_seq: number | null } | undefined;
+    return row ? { joinedSeq: Number(row.joined_seq), leftSeq: row.left_seq === null ? null : Number(row.left_seq) } : null;
+  }
+
   async formerMemberLimit(conv: string, userId: string): Promise<number | null> {
     const row = this.q.leftSeq.get(conv, userId) as { left_seq: number | null } | undefined;
     return row?.left_seq ?? null;
@@ -793,7 +803,10 @@ export class SqliteStore implements Store {
       const ranges: CountRange[] = [];
       for (const a of acks) {
         this.q.setDeviceAck.run(a.userId, a.deviceId, a.inboxSeq);
-        for (const u of this.markDeliveredSync(a.userId, a.inboxSeq, ranges)) out.delivered.push({ ...u, by: a.userId });
+        for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
+          if (seg.from > 0) this.skipDelivered(a.userId, seg.from);
+          for (const u of this.markDeliveredSync(a.userId, seg.to, ranges)) out.delivered.push({ ...u, by: a.userId });
+        }
       }
       out.counts = this.raiseCounts(ranges);
       return out;
@@ -807,6 +820,14 @@ export class SqliteStore implements Store {
       this.raiseCounts(ranges);
       return out;
     })();
+  }
+
+  /** Move the user's delivered mark over inbox items a device skipped (full sync), raising nothing. */
+  private skipDelivered(userId: string, skipTo: number): void {
+    const mark = this.q.deliveredMark.get(userId) as { inbox_seq: number; delivered_inbox_seq: number } | undefined;
+    if (!mark) return;
+    const to = Math.min(skipTo, mark.inbox_seq);
+    if (to > mark.delivered_inbox_seq) this.q.setDeliveredMark.run(to, userId);
   }
 
   private raiseCounts(ranges: CountRange[]): DeliveredCount[] {

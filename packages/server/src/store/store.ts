@@ -51,7 +51,8 @@ export interface Store {
   setDeviceAck(userId: string, deviceId: string, inboxSeq: number): Promise<void>;
   /**
    * Many cumulative device ACKs in one transaction: `setDeviceAck` then `markDelivered` for
-   * each. Returns the delivered updates with the acknowledging user as `by`, and the new
+   * each of its segments (after moving the delivered mark over the items a segment skips,
+   * without raising anything for them). Returns the delivered updates with the acknowledging user as `by`, and the new
    * delivered counts of the normal-group messages the ACKs covered for the first time.
    */
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
@@ -108,6 +109,8 @@ export interface Store {
   superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]>;
   /** For a member who left or was removed: the last seq they may read; null when never a member. */
   formerMemberLimit(conv: string, userId: string): Promise<number | null>;
+  /** The user's membership row in `conv`: when they (last) joined, and for a former member the last seq they may read; null if never a member. */
+  membership(conv: string, userId: string): Promise<{ joinedSeq: number; leftSeq: number | null } | null>;
   /** Pending join requests (applications and invitations needing approval) of a group. */
   listJoinRequests(conv: string): Promise<JoinRequestRecord[]>;
   /** Create or refresh a pending join request. */
@@ -201,12 +204,22 @@ export interface NewGroup {
   joinPolicy: 'open' | 'approval';
   /** When true, invitations by plain members need owner/admin approval. */
   inviteNeedsApproval: boolean;
+  /** What members may read; see `HistoryVisibility`. */
+  historyVisibility: HistoryVisibility;
   maxMembers: number;
   superThreshold: number;
 }
 
+/**
+ * What a group's members may read: 'since_join' (default) — from the notice of their (latest)
+ * join on, so a new member does not read what was said before, and a member who is added
+ * again does not read what was posted while they were away; 'all' — the whole history.
+ */
+export type HistoryVisibility = 'since_join' | 'all';
+
 export interface GroupPatch {
   name?: string;
+  historyVisibility?: HistoryVisibility;
   avatar?: string;
   announcement?: string;
   joinPolicy?: 'open' | 'approval';
@@ -224,6 +237,7 @@ export interface GroupRecord {
   joinPolicy: 'open' | 'approval';
   inviteNeedsApproval: boolean;
   muteAll: boolean;
+  historyVisibility: HistoryVisibility;
   dismissed: boolean;
   memberCount: number;
   maxMembers: number;
@@ -306,7 +320,20 @@ export interface AckOutcome {
 export interface DeviceAck {
   userId: string;
   deviceId: string;
+  /** The device's cursor (stored as its ACK). */
   inboxSeq: number;
+  /**
+   * What this ACK makes delivered, in ascending order: for each segment, the user's delivered
+   * mark moves over inbox items up to `from` raising nothing (items the device never obtained:
+   * a full sync's gap), then up to `to` raising delivered state. Default: one segment
+   * `{from: 0, to: inboxSeq}`.
+   */
+  segments?: AckSegment[];
+}
+
+export interface AckSegment {
+  from: number;
+  to: number;
 }
 
 export class StoreConflictError extends Error {

@@ -12,6 +12,12 @@
  *   every share claimed when they open ("grabbed, then all claimed at open", answered as
  *   `all_claimed`), and a grabber who gives up early costs nobody a share.
  *
+ * - Those told `busy` come first. A grabber told `busy` is remembered as waiting until its
+ *   `retryAfterMs` has passed plus a grace (`waitGraceMs`); while anyone waits, a place that
+ *   frees up goes to a waiter before a grabber who was not turned away — so holders who
+ *   never open and grab again the moment their holds lapse cannot keep a waiting member
+ *   off: a waiter is admitted at its retry, at most one hold period after it was turned away.
+ *
  * `remaining` only moves down, and only on what the database reported (a committed claim,
  * the packet's row when it was loaded), so the filter can never believe a packet is empty
  * while the database still has shares. In a cluster each node filters on its own; the
@@ -25,6 +31,8 @@ export interface GrabFilterOptions {
   overAdmitMin: number;
   /** Packets kept in memory; the least recently loaded are evicted beyond this. */
   maxPackets: number;
+  /** A grabber told `busy` keeps its priority this long after its `retryAfterMs` (default min(holdMs, 2 s)). */
+  waitGraceMs?: number;
 }
 
 export interface GateState {
@@ -38,6 +46,10 @@ interface Gate extends GateState {
   holds: Map<string, number>;
   /** Claims this node has seen: user → amount. */
   claimed: Map<string, number>;
+  /** Grabbers told `busy`: user → end of their priority. */
+  waiting: Map<string, number>;
+  /** Woken when a place may have freed up or the packet ended. */
+  listeners: Set<() => void>;
 }
 
 export type FilterAnswer =
@@ -61,9 +73,13 @@ export class GrabFilter {
     if (this.gates.has(packetId)) return;
     if (this.gates.size >= this.opts.maxPackets) {
       const oldest = this.gates.keys().next().value;
-      if (oldest !== undefined) this.gates.delete(oldest);
+      if (oldest !== undefined) {
+        const evicted = this.gates.get(oldest)!;
+        this.gates.delete(oldest);
+        this.wake(evicted); // its waiters grab again (the service reloads it)
+      }
     }
-    this.gates.set(packetId, { ...state, holds: new Map(), claimed: new Map(claims) });
+    this.gates.set(packetId, { ...state, holds: new Map(), claimed: new Map(claims), waiting: new Map(), listeners: new Set() });
   }
 
   slack(remaining: number): number {
@@ -83,19 +99,68 @@ export class GrabFilter {
     if (held !== undefined && held > now) return { result: 'admitted', holdUntil: held };
     if (held !== undefined) g.holds.delete(userId);
     this.purge(g, now);
-    if (g.holds.size >= g.remaining + this.slack(g.remaining)) {
-      const first = g.holds.values().next().value ?? now;
-      return { result: 'busy', retryAfterMs: Math.max(1, first - now) };
+    const free = g.remaining + this.slack(g.remaining) - g.holds.size;
+    const waiter = g.waiting.has(userId);
+    // Places promised to those who were turned away earlier (everyone waiting but this user).
+    const reserved = g.waiting.size - (waiter ? 1 : 0);
+    if (free <= 0 || (!waiter && free <= reserved)) {
+      const first = g.holds.values().next().value ?? now + this.opts.holdMs;
+      const retryAfterMs = Math.max(1, first - now);
+      // Re-inserted at the end: `waiting` stays (nearly) in order of expiry, so purge can stop early.
+      const until = Math.max(g.waiting.get(userId) ?? 0, now + retryAfterMs + this.grace());
+      g.waiting.delete(userId);
+      g.waiting.set(userId, until);
+      return { result: 'busy', retryAfterMs };
     }
+    g.waiting.delete(userId);
     const until = now + this.opts.holdMs;
     g.holds.set(userId, until);
     return { result: 'admitted', holdUntil: until };
+  }
+
+  private grace(): number {
+    return this.opts.waitGraceMs ?? Math.min(this.opts.holdMs, 2000);
+  }
+
+  /** When the oldest live hold lapses (null without holds). */
+  firstHoldExpiry(packetId: string, now: number): number | null {
+    const g = this.gates.get(packetId);
+    if (!g) return null;
+    this.purge(g, now);
+    return g.holds.values().next().value ?? null;
+  }
+
+  /**
+   * Resolves when a place of this packet may have freed up or the packet ended (a release,
+   * a claim that left places free, the end), or after `ms`. The caller grabs again.
+   */
+  changed(packetId: string, ms: number): Promise<void> {
+    const g = this.gates.get(packetId);
+    if (!g || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        g.listeners.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      g.listeners.add(done);
+    });
+  }
+
+  private wake(g: Gate): void {
+    if (g.listeners.size === 0) return;
+    for (const l of [...g.listeners]) l();
   }
 
   private purge(g: Gate, now: number): void {
     for (const [user, until] of g.holds) {
       if (until > now) break;
       g.holds.delete(user);
+    }
+    for (const [user, until] of g.waiting) {
+      if (until > now) break;
+      g.waiting.delete(user);
     }
   }
 
@@ -107,11 +172,13 @@ export class GrabFilter {
     g.claimed.set(userId, amount);
     g.remaining = Math.min(g.remaining, remaining);
     if (remaining === 0) this.end(packetId, 'finished');
+    else if (g.remaining + this.slack(g.remaining) > g.holds.size) this.wake(g);
   }
 
   /** The open did not produce a claim for this user (already opened elsewhere, all claimed, expired): free the hold. */
   release(packetId: string, userId: string): void {
-    this.gates.get(packetId)?.holds.delete(userId);
+    const g = this.gates.get(packetId);
+    if (g?.holds.delete(userId)) this.wake(g);
   }
 
   end(packetId: string, how: 'finished' | 'expired'): void {
@@ -120,6 +187,8 @@ export class GrabFilter {
     g.ended = how;
     g.remaining = 0;
     g.holds.clear();
+    g.waiting.clear();
+    this.wake(g);
   }
 
   /** Live holds (tests and metrics). */

@@ -65,6 +65,8 @@ export async function createWalletModule(
       maxCount: rp.maxCount,
       maxTotal: rp.maxTotal,
       grabHoldMs: rp.grabHoldMs,
+      grabWaitMs: rp.grabWaitMs,
+      maxBalance: config.wallet.maxBalance,
       overAdmitRatio: rp.overAdmitRatio,
       overAdmitMin: rp.overAdmitMin,
       sweepIntervalMs: rp.sweepIntervalMs,
@@ -75,7 +77,7 @@ export async function createWalletModule(
     },
     { log: deps.log, now: deps.now, registry: deps.registry },
   );
-  const wallet = new WalletService(store, deps.gateway ?? new OperatorGateway(), deps.store, { log: deps.log, now: deps.now });
+  const wallet = new WalletService(store, deps.gateway ?? new OperatorGateway(), deps.store, { log: deps.log, now: deps.now, limits: config.wallet });
   registerWalletRoutes(http, { accounts: deps.accounts, redPackets, wallet, adminToken: config.adminToken });
   return {
     store,

@@ -145,7 +145,7 @@ export class PostgresWalletStore implements WalletStore {
 
   async topUp(op: GatewayOp): Promise<GatewayOpOutcome> {
     assertFen(op.amount);
-    return this.tx(async (tx) => {
+    return this.tx(async (tx): Promise<GatewayOpOutcome> => {
       const inserted = await tx`
         INSERT INTO wallet_ops (reference, kind, user_id, amount, status, created_at, updated_at)
         VALUES (${op.reference}, 'topup', ${op.userId}, ${op.amount}, 'done', ${op.now}, ${op.now})
@@ -155,10 +155,18 @@ export class PostgresWalletStore implements WalletStore {
         return this.opOutcome(tx, prior!, op.userId, op.amount, 'topup');
       }
       const acct = userAccount(op.userId);
+      if (op.maxBalance !== undefined) {
+        // Lock the account row (when it exists) so concurrent top-ups cannot pass the cap together.
+        const [row] = await tx<{ balance: number }[]>`SELECT balance FROM wallet_accounts WHERE id = ${acct} FOR UPDATE`;
+        if (Number(row?.balance ?? 0) + op.amount > op.maxBalance) {
+          await tx`DELETE FROM wallet_ops WHERE reference = ${op.reference}`;
+          return { ok: false, error: 'balance_limit' };
+        }
+      }
       await this.move(tx, `t:${op.reference}`, GATEWAY_ACCOUNT, acct, op.amount, 'topup', op.reference, op.now);
       await this.credit(tx, GATEWAY_ACCOUNT, -op.amount, op.now);
       const balance = await this.credit(tx, acct, op.amount, op.now);
-      return { ok: true, status: 'done', duplicate: false, balance, kind: 'topup' } as const;
+      return { ok: true, status: 'done', duplicate: false, balance, kind: 'topup' };
     });
   }
 
@@ -193,10 +201,7 @@ export class PostgresWalletStore implements WalletStore {
       if (op.kind !== 'withdraw') return { ok: false, error: 'reference_conflict' };
       const acct = userAccount(op.user_id);
       const amount = Number(op.amount);
-      if (op.status !== 'pending') {
-        const [row] = await tx<{ balance: number }[]>`SELECT balance FROM wallet_accounts WHERE id = ${acct}`;
-        return { ok: true, status: op.status, duplicate: true, balance: Number(row?.balance ?? 0), kind: 'withdraw' };
-      }
+      if (op.status !== 'pending') return { ok: false, error: 'already_settled', status: op.status as 'paid' | 'reversed' };
       if (result === 'reversed') {
         await this.move(tx, `wr:${reference}`, GATEWAY_ACCOUNT, acct, amount, 'withdraw_reversal', reference, now);
         await this.credit(tx, GATEWAY_ACCOUNT, -amount, now);
@@ -257,9 +262,10 @@ export class PostgresWalletStore implements WalletStore {
   private async openOne(tx: Tx, r: OpenRequest): Promise<OpenOutcome> {
     for (let attempt = 0; ; attempt++) {
       if (attempt > 1000) throw new RetryTransaction();
-      const [p] = await tx<(Pick<PacketRow, 'split' | 'count' | 'status' | 'expires_at' | 'remaining_amount' | 'remaining_count'> & { c_amount: number | null; c_seq: number | null; c_at: number | null })[]>`
-        SELECT p.split, p.count, p.status, p.expires_at, p.remaining_amount, p.remaining_count, c.amount AS c_amount, c.seq AS c_seq, c.at AS c_at
+      const [p] = await tx<(Pick<PacketRow, 'split' | 'count' | 'status' | 'expires_at' | 'remaining_amount' | 'remaining_count'> & { c_amount: number | null; c_seq: number | null; c_at: number | null; balance: number | null })[]>`
+        SELECT p.split, p.count, p.status, p.expires_at, p.remaining_amount, p.remaining_count, c.amount AS c_amount, c.seq AS c_seq, c.at AS c_at, w.balance
         FROM red_packets p LEFT JOIN red_packet_claims c ON c.packet_id = p.id AND c.user_id = ${r.userId}
+        LEFT JOIN wallet_accounts w ON w.id = ${userAccount(r.userId)}
         WHERE p.id = ${r.packetId}`;
       if (!p) return { ok: false, error: 'not_found' };
       if (p.c_amount !== null) return { ok: false, error: 'already_opened', claim: { user: r.userId, amount: Number(p.c_amount), seq: Number(p.c_seq), at: Number(p.c_at) } };
@@ -267,6 +273,8 @@ export class PostgresWalletStore implements WalletStore {
       if (p.status === 'expired' || r.now >= Number(p.expires_at)) return { ok: false, error: 'expired' };
       if (p.remaining_count === 0) return { ok: false, error: 'all_claimed' };
       const amount = nextShare(p.split, p.remaining_amount, p.remaining_count, this.draw);
+      // Read with the packet (READ COMMITTED): a concurrent credit can pass the cap by one claim at most.
+      if (r.maxBalance !== undefined && Number(p.balance ?? 0) + amount > r.maxBalance) return { ok: false, error: 'balance_limit' };
       const count = p.remaining_count - 1;
       const left = p.remaining_amount - amount;
       const finished = count === 0;

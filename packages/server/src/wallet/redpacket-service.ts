@@ -31,6 +31,8 @@ export interface MembershipSource {
 /** Posts messages into conversations (the `MessagingService` satisfies it). */
 export interface MessagePoster {
   send(p: Principal, input: SendInput): Promise<{ message: Message; duplicate: boolean }>;
+  /** Throws the error a post to this target would get now (muted, not a member, blocked, …). */
+  check?(p: Principal, target: { to: string } | { conv: string }): Promise<void>;
 }
 
 export interface RedPacketOptions {
@@ -41,6 +43,11 @@ export interface RedPacketOptions {
   maxTotal: number;
   /** How long an admitted grab holds its place. */
   grabHoldMs: number;
+  /**
+   * A grab or open that finds every place held waits up to this long for the holders to
+   * settle (claim, give up, or the packet ends) before it answers `busy`; 0 answers at once.
+   */
+  grabWaitMs: number;
   overAdmitRatio: number;
   overAdmitMin: number;
   sweepIntervalMs: number;
@@ -50,6 +57,8 @@ export interface RedPacketOptions {
   postGiveUpMs: number;
   commitDelayMs: number;
   maxBatch: number;
+  /** A claim may not take the claimer's balance past this (fen). */
+  maxBalance: number;
 }
 
 export interface SendPacketInput {
@@ -155,6 +164,9 @@ export class RedPacketService {
       throw new MagpieError('invalid', 'exactly one of `to` and `conv` is required');
     }
     if ((direct || exclusiveTo !== null) && count !== 1) throw new MagpieError('invalid', 'a red packet for one person has count 1');
+    // Every precondition of the announcement before any money moves: a muted member, a
+    // dismissed group, mute-all, a block or the stranger policy refuses here, not after the debit.
+    await this.poster.check?.(p, input.to !== undefined ? { to: input.to } : { conv });
 
     const now = this.now();
     const outcome = await this.wallet.createPacket({
@@ -175,8 +187,11 @@ export class RedPacketService {
       throw new MagpieError('forbidden', 'insufficient balance', { details: { reason: 'insufficient_balance' } });
     }
     const packet = outcome.packet;
-    if (outcome.duplicate && (packet.conv !== conv || packet.total !== total || packet.count !== count)) {
-      throw new MagpieError('conflict', 'clientMsgId was used for a different red packet');
+    if (
+      outcome.duplicate &&
+      (packet.conv !== conv || packet.split !== input.split || packet.total !== total || packet.count !== count || packet.greeting !== greeting || packet.exclusiveTo !== exclusiveTo)
+    ) {
+      throw new MagpieError('conflict', 'clientMsgId was used for a different red packet', { details: { reason: 'idempotency_conflict' } });
     }
     if (packet.status !== 'active' && packet.messageId === null) {
       // A retry of a send whose announcement failed for good: the money went back already.
@@ -283,9 +298,28 @@ export class RedPacketService {
 
   async grab(userId: string, packetId: string): Promise<GrabResult> {
     await this.access(packetId, userId);
-    const answer = this.filter.grab(packetId, userId, this.now());
+    const answer = await this.admit(userId, packetId);
     this.counters?.grabs.inc({ result: answer.result });
     return answer;
+  }
+
+  /**
+   * The grab filter's answer; `busy` only after waiting up to `grabWaitMs` for a place to free
+   * up or the packet to end, so a latecomer learns `all_claimed` as soon as the holders'
+   * opens settle instead of being sent away for a hold period.
+   */
+  private async admit(userId: string, packetId: string): Promise<GrabResult> {
+    const deadline = performance.now() + this.opts.grabWaitMs;
+    for (;;) {
+      if (!this.filter.has(packetId)) await this.load(packetId);
+      const now = this.now();
+      const answer = this.filter.grab(packetId, userId, now);
+      const left = deadline - performance.now();
+      if (answer.result !== 'busy' || left <= 0) return answer;
+      // Wake at a change of the packet, or when the oldest hold lapses, whichever is first.
+      const lapse = this.filter.firstHoldExpiry(packetId, now);
+      await this.filter.changed(packetId, Math.max(1, Math.min(left, lapse === null ? left : lapse - now + 1)));
+    }
   }
 
   /**
@@ -295,7 +329,7 @@ export class RedPacketService {
    */
   async open(userId: string, packetId: string): Promise<OpenResult> {
     await this.access(packetId, userId);
-    const gate = this.filter.grab(packetId, userId, this.now());
+    const gate = await this.admit(userId, packetId);
     const result = await this.openAfterGrab(userId, packetId, gate);
     this.counters?.opens.inc({ result: result.result });
     return result;
@@ -316,7 +350,7 @@ export class RedPacketService {
     }
     let out: OpenOutcome;
     try {
-      out = await this.committer.submit({ packetId, userId, now: this.now() });
+      out = await this.committer.submit({ packetId, userId, now: this.now(), maxBalance: this.opts.maxBalance });
     } catch (err) {
       this.filter.release(packetId, userId);
       throw err;
@@ -338,6 +372,8 @@ export class RedPacketService {
         throw expired();
       case 'not_found':
         throw new MagpieError('not_found', 'no such red packet');
+      case 'balance_limit':
+        throw new MagpieError('forbidden', `your balance would pass the limit of ${this.opts.maxBalance} fen`, { details: { reason: 'balance_limit', max: this.opts.maxBalance } });
     }
   }
 
@@ -479,9 +515,9 @@ function expired(): MagpieError {
   return new MagpieError('forbidden', 'the red packet has expired', { details: { reason: 'expired' } });
 }
 
-/** Errors that will not go away by retrying the same post. */
+/** Errors that will not go away by retrying the same post (everything but overload and crashes). */
 function permanent(err: unknown): boolean {
-  return err instanceof MagpieError && ['forbidden', 'not_found', 'invalid', 'message_too_large', 'conflict'].includes(err.code);
+  return err instanceof MagpieError && !['unavailable', 'internal', 'rate_limited'].includes(err.code);
 }
 
 /** Where to post: a direct conversation is addressed by the peer (it may not exist yet). */

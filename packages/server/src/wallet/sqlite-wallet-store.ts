@@ -216,6 +216,7 @@ export class SqliteWalletStore implements WalletStore {
       const prior = this.q.op.get(op.reference);
       if (prior) return this.opOutcome(prior, op.userId, op.amount, 'topup');
       const acct = userAccount(op.userId);
+      if (op.maxBalance !== undefined && Number(this.q.balance.get(acct)?.balance ?? 0) + op.amount > op.maxBalance) return { ok: false, error: 'balance_limit' };
       this.q.insertOp.run(op.reference, 'topup', op.userId, op.amount, 'done', op.now, op.now);
       this.move(`t:${op.reference}`, GATEWAY_ACCOUNT, acct, op.amount, 'topup', op.reference, op.now);
       this.q.credit.run(GATEWAY_ACCOUNT, -op.amount, op.now);
@@ -245,7 +246,7 @@ export class SqliteWalletStore implements WalletStore {
       if (op.kind !== 'withdraw') return { ok: false, error: 'reference_conflict' };
       const acct = userAccount(op.user_id);
       const amount = Number(op.amount);
-      if (op.status !== 'pending') return { ok: true, status: op.status, duplicate: true, balance: Number(this.q.balance.get(acct)?.balance ?? 0), kind: 'withdraw' };
+      if (op.status !== 'pending') return { ok: false, error: 'already_settled', status: op.status as 'paid' | 'reversed' };
       if (result === 'reversed') {
         this.move(`wr:${reference}`, GATEWAY_ACCOUNT, acct, amount, 'withdraw_reversal', reference, now);
         this.q.credit.run(GATEWAY_ACCOUNT, -amount, now);
@@ -300,6 +301,11 @@ export class SqliteWalletStore implements WalletStore {
         return { ok: false, error: p.status === 'finished' ? 'all_claimed' : p.status === 'expired' || r.now >= p.expires_at ? 'expired' : 'all_claimed' };
       }
       const amount = nextShare(p.split, p.remaining_amount, p.remaining_count, this.draw);
+      if (r.maxBalance !== undefined && Number(q.balance.get(userAccount(r.userId))?.balance ?? 0) + amount > r.maxBalance) {
+        const prior = q.claim.get(r.packetId, r.userId);
+        if (prior) return { ok: false, error: 'already_opened', claim: claimFromRow(prior) };
+        return { ok: false, error: 'balance_limit' };
+      }
       const count = p.remaining_count - 1;
       const left = p.remaining_amount - amount;
       const finished = count === 0;

@@ -42,8 +42,16 @@ export class WalletService {
     private readonly wallet: WalletStore,
     private readonly gateway: PaymentGateway,
     private readonly users: { getUser(id: string): Promise<unknown> },
-    private readonly extra: { log?: Logger; now?: () => number } = {},
+    private readonly extra: { log?: Logger; now?: () => number; limits?: WalletLimits } = {},
   ) {}
+
+  /** A top-up or withdrawal above `maxAmount` is refused before anything is written. */
+  private checkAmount(amount: number): void {
+    const max = this.extra.limits?.maxAmount;
+    if (max !== undefined && amount > max) {
+      throw new MagpieError('invalid', `amount above the limit of ${max} fen per operation`, { details: { reason: 'amount_above_limit', max } });
+    }
+  }
 
   private now(): number {
     return (this.extra.now ?? Date.now)();
@@ -58,14 +66,16 @@ export class WalletService {
   }
 
   async topUp(req: PaymentRequest): Promise<Extract<GatewayOpOutcome, { ok: true }>> {
+    this.checkAmount(req.amount);
     if (!(await this.users.getUser(req.userId))) throw new MagpieError('not_found', `no such user: ${req.userId}`);
     const confirmed = await this.gateway.confirmTopUp(req);
     if (!confirmed.ok) throw new MagpieError('forbidden', `the ${this.gateway.name} gateway did not confirm the payment: ${confirmed.reason}`, { details: { reason: 'gateway_refused' } });
-    return expectOk(await this.wallet.topUp({ ...req, now: this.now() }));
+    return expectOk(await this.wallet.topUp({ ...req, now: this.now(), maxBalance: this.extra.limits?.maxBalance }), this.extra.limits);
   }
 
   /** Debit (pending) → payout → settle: paid, or reversed when the gateway refuses. */
   async withdraw(req: PaymentRequest): Promise<Extract<GatewayOpOutcome, { ok: true }>> {
+    this.checkAmount(req.amount);
     if (!(await this.users.getUser(req.userId))) throw new MagpieError('not_found', `no such user: ${req.userId}`);
     const debited = expectOk(await this.wallet.withdraw({ ...req, now: this.now() }));
     if (debited.status !== 'pending') return debited;
@@ -77,7 +87,10 @@ export class WalletService {
       this.extra.log?.error({ err, reference: req.reference }, 'payout failed with an unknown outcome; withdrawal left pending');
       throw new MagpieError('unavailable', 'payout outcome unknown; the withdrawal is pending', { details: { reason: 'payout_pending' } });
     }
-    return expectOk(await this.wallet.settleWithdrawal(req.reference, paid.ok ? 'paid' : 'reversed', this.now()));
+    const settled = await this.wallet.settleWithdrawal(req.reference, paid.ok ? 'paid' : 'reversed', this.now());
+    // A retried withdrawal whose first call settled meanwhile: report that settlement.
+    if (!settled.ok && settled.error === 'already_settled') return { ok: true, status: settled.status, duplicate: true, balance: await this.wallet.balance(req.userId), kind: 'withdraw' };
+    return expectOk(settled);
   }
 
   async settle(reference: string, result: 'paid' | 'reversed'): Promise<Extract<GatewayOpOutcome, { ok: true }>> {
@@ -89,14 +102,25 @@ export class WalletService {
   }
 }
 
-function expectOk(o: GatewayOpOutcome): Extract<GatewayOpOutcome, { ok: true }> {
+export interface WalletLimits {
+  /** Largest single top-up or withdrawal, fen. */
+  maxAmount: number;
+  /** Largest balance a top-up may reach, fen. */
+  maxBalance: number;
+}
+
+function expectOk(o: GatewayOpOutcome, limits?: WalletLimits): Extract<GatewayOpOutcome, { ok: true }> {
   if (o.ok) return o;
   switch (o.error) {
     case 'insufficient_balance':
       throw new MagpieError('forbidden', 'insufficient balance', { details: { reason: 'insufficient_balance' } });
     case 'reference_conflict':
-      throw new MagpieError('conflict', 'this reference was used for a different operation');
+      throw new MagpieError('conflict', 'this reference was used for a different operation (another user, amount or kind)', { details: { reason: 'idempotency_conflict' } });
     case 'not_found':
       throw new MagpieError('not_found', 'no such withdrawal');
+    case 'balance_limit':
+      throw new MagpieError('forbidden', `the balance would pass the limit of ${limits?.maxBalance} fen`, { details: { reason: 'balance_limit', max: limits?.maxBalance } });
+    case 'already_settled':
+      throw new MagpieError('conflict', `the withdrawal is settled already (${o.status})`, { details: { reason: 'already_settled', status: o.status } });
   }
 }

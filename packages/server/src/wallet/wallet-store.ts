@@ -41,14 +41,21 @@ export interface WalletStore {
   balance(userId: string): Promise<number>;
   /** A user's ledger entries, newest first, with id below `before`. */
   entries(userId: string, q: { before?: number; limit: number }): Promise<LedgerEntry[]>;
-  /** Credit a user from the gateway. Idempotent per reference (a repeat returns the first result). */
+  /**
+   * Credit a user from the gateway. Idempotent per reference (a repeat returns the first
+   * result; the same reference with another user, amount or kind is `reference_conflict`).
+   * Refuses (`balance_limit`) without writing anything when the balance would pass `maxBalance`.
+   */
   topUp(op: GatewayOp): Promise<GatewayOpOutcome>;
   /**
    * Debit a user to the gateway (status `pending` until `settleWithdrawal`).
    * Idempotent per reference. Refuses (`insufficient_balance`) without writing anything.
    */
   withdraw(op: GatewayOp): Promise<GatewayOpOutcome>;
-  /** Finish a pending withdrawal: `paid`, or `reversed` (the money goes back to the user). Idempotent. */
+  /**
+   * Finish a pending withdrawal: `paid`, or `reversed` (the money goes back to the user).
+   * A withdrawal that is settled already is refused with `already_settled` and its status.
+   */
   settleWithdrawal(reference: string, result: 'paid' | 'reversed', now: number): Promise<GatewayOpOutcome>;
 
   // --- red packets ---
@@ -98,11 +105,14 @@ export interface GatewayOp {
   userId: string;
   amount: number;
   now: number;
+  /** Top-up: the balance may not pass this (fen). */
+  maxBalance?: number;
 }
 
 export type GatewayOpOutcome =
   | { ok: true; status: 'done' | 'pending' | 'paid' | 'reversed'; duplicate: boolean; balance: number; kind: 'topup' | 'withdraw' }
-  | { ok: false; error: 'insufficient_balance' | 'reference_conflict' | 'not_found' };
+  | { ok: false; error: 'insufficient_balance' | 'reference_conflict' | 'not_found' | 'balance_limit' }
+  | { ok: false; error: 'already_settled'; status: 'paid' | 'reversed' };
 
 export interface NewPacket {
   id: string;
@@ -136,12 +146,14 @@ export interface OpenRequest {
   packetId: string;
   userId: string;
   now: number;
+  /** The claimer's balance may not pass this (fen); the open is refused with `balance_limit`. */
+  maxBalance?: number;
 }
 
 export type OpenOutcome =
   | { ok: true; claim: RedPacketClaim; remainingCount: number; remainingAmount: number; finished: boolean }
   | { ok: false; error: 'already_opened'; claim: RedPacketClaim }
-  | { ok: false; error: 'all_claimed' | 'expired' | 'not_found' };
+  | { ok: false; error: 'all_claimed' | 'expired' | 'not_found' | 'balance_limit' };
 
 export interface ReconcileCheck {
   name: string;
