@@ -44,6 +44,8 @@ export class MessagingService {
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
   private readonly knownUsers = new Set<string>();
+  /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
+  private readonly sendTails = new Map<string, Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -66,7 +68,33 @@ export class MessagingService {
     return this.post(p, input);
   }
 
-  private async post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+  /**
+   * Sends of one sender into one conversation are committed in the order they arrived here,
+   * whatever their checks cost: each takes its place in a FIFO synchronously, runs its
+   * preconditions (existence, block/stranger policies on their own pools) concurrently with
+   * the others, and is handed to the committer only after its predecessors were (or failed).
+   */
+  private post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    const key = `${p.userId}\u0000${input.to !== undefined ? directConversationId(p.userId, input.to) : (input.conv ?? '')}`;
+    const prev = this.sendTails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    this.sendTails.set(key, mine);
+    const done = (): void => {
+      release();
+      if (this.sendTails.get(key) === mine) this.sendTails.delete(key);
+    };
+    // A send that fails before its turn still lets its successors go once its predecessors did
+    // (done is idempotent; a send that was handed over called it already).
+    return this.prepareAndSubmit(p, input, () => prev, done).finally(() => void prev.then(done));
+  }
+
+  private async prepareAndSubmit(
+    p: Principal,
+    input: SendInput,
+    turn: () => Promise<void>,
+    handedOver: () => void,
+  ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     const body = validateMessageBody(input.kind, input.body);
     if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
@@ -83,7 +111,8 @@ export class MessagingService {
       conv = input.conv!;
     }
     if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
-    const outcome = await this.commitAndPublish(
+    await turn();
+    const submitted = this.submitAndPublish(
       {
         sender: p.userId,
         clientMsgId: input.clientMsgId,
@@ -97,6 +126,9 @@ export class MessagingService {
       },
       p.tokenHash,
     );
+    // submit() queued the request synchronously: the next send of this sender may go now.
+    handedOver();
+    const outcome = await submitted;
     const own = outcome.pointers.find((x) => x.userId === p.userId);
     return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
   }
@@ -114,7 +146,12 @@ export class MessagingService {
    * Group-commit one request (a message, or a system notice carrying a group effect), then
    * publish its live fan-out. Throws the mapped MagpieError when the store refuses it.
    */
-  async commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+  commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    return this.submitAndPublish(req, senderSession);
+  }
+
+  /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
+  private async submitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
     const outcome = await this.committer.submit(req);
     if (!outcome.ok) {
       this.metrics.sends.inc({ outcome: outcome.error });
