@@ -139,7 +139,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     config: config.push,
     store,
     accounts,
-    presence: gatewayPresence(gateway),
+    presence: gatewayPresence(gateway, bus),
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),
   });

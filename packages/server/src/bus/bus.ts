@@ -26,6 +26,19 @@ export interface Bus {
   /** This node has followers of super group `conv`: route its `advance` events here. Reference-counted like watchUser. */
   watchConv(conv: string): Promise<void>;
   unwatchConv(conv: string): void;
+  /**
+   * `listener` runs when the Bus comes back after an outage (events published meanwhile may
+   * be lost): the node then tells its clients to pull. Never fires on the in-process Bus.
+   */
+  onResume(listener: () => void): void;
+  /**
+   * Devices of `userIds` connected to OTHER nodes of the cluster (this node's own come from
+   * its gateway). Answers within about `waitMs`; a node that does not answer in time counts
+   * as holding none. Empty on the in-process Bus (one node).
+   */
+  remotePresence(userIds: string[]): Promise<Map<string, string[]>>;
+  /** Answer other nodes' presence questions with this node's connected devices of the given users. */
+  servePresence(local: (userIds: string[]) => Map<string, string[]>): void;
   close(): Promise<void>;
 }
 

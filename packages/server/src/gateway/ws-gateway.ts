@@ -59,6 +59,15 @@ export class WsGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
     this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
     d.bus.subscribe((ev) => this.onBusEvent(ev));
+    d.bus.onResume(() => void this.nudgeAll());
+    d.bus.servePresence((userIds) => {
+      const held = new Map<string, string[]>();
+      for (const u of userIds) {
+        const devices = this.onlineDevices(u);
+        if (devices.length > 0) held.set(u, devices);
+      }
+      return held;
+    });
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
     this.sweepTimer.unref();
   }
@@ -302,6 +311,30 @@ export class WsGateway {
       conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: KICK_TEXT[ev.reason] }));
       conn.close(close, KICK_TEXT[ev.reason]);
     }
+  }
+
+  /**
+   * The Bus is back after an outage: live events of the meantime may be lost, so every
+   * connection gets an unsolicited `pong` with its user's newest inboxSeq — a client behind
+   * it pulls at once (as after any pong) instead of at its next heartbeat.
+   */
+  private async nudgeAll(): Promise<void> {
+    const users = [...new Set([...this.registry.all()].flatMap((c) => (c.principal ? [c.principal.userId] : [])))];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < users.length) {
+        const u = users[next++]!;
+        try {
+          const latest = await this.d.messaging.latestInboxSeq(u);
+          const frame = JSON.stringify({ type: 'pong', inboxSeq: latest, time: Date.now() });
+          for (const conn of this.registry.of(u)) conn.send(frame);
+        } catch (err) {
+          this.d.log.warn({ err: (err as Error).message, userId: u }, 'resume nudge failed');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, users.length) }, worker));
+    this.d.log.info({ users: users.length }, 'bus resumed: clients told to pull');
   }
 
   /** Close connections silent for two heartbeat intervals; sweep idle rate buckets. */

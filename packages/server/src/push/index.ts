@@ -35,13 +35,25 @@ export class ForwardingHandoff implements OfflineHandoff {
   }
 }
 
-/** Presence from the gateway: who is connected on this node. */
-export function gatewayPresence(gateway: {
-  onlineDevices(userId: string): string[];
-  registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
-}): Presence {
+/**
+ * Presence from the gateway: who is connected on this node, and — asked over the Bus — on
+ * the other nodes of the cluster (`onlineDevicesOf`).
+ */
+export function gatewayPresence(
+  gateway: {
+    onlineDevices(userId: string): string[];
+    registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
+  },
+  bus?: { remotePresence(userIds: string[]): Promise<Map<string, string[]>> },
+): Presence {
   return {
     onlineDevices: (userId) => gateway.onlineDevices(userId),
+    async onlineDevicesOf(userIds) {
+      const remote = bus ? await bus.remotePresence(userIds) : new Map<string, string[]>();
+      const out = new Map<string, string[]>();
+      for (const u of userIds) out.set(u, [...new Set([...gateway.onlineDevices(u), ...(remote.get(u) ?? [])])]);
+      return out;
+    },
     *connected() {
       for (const c of gateway.registry.all()) if (c.principal) yield { userId: c.principal.userId, deviceId: c.principal.deviceId };
     },
