@@ -56,7 +56,7 @@ export async function openStore(config: Config): Promise<Store> {
   }
   if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
     const { PostgresStore } = await import('./store/postgres-store.ts');
-    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity });
+    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity, max: config.pg.pools.messages, idleTimeoutS: config.pg.idleTimeoutS, unavailableWaitMs: config.pg.waitMs });
     await store.migrate();
     return store;
   }
@@ -84,6 +84,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxMessageBytes: config.limits.maxMessageBytes,
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
+    storeWaitMs: config.pg.waitMs,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);

@@ -11,6 +11,7 @@ import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
+import { waitForStore } from '../util/store-unavailable.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
@@ -212,11 +213,14 @@ export class WsGateway {
       return;
     }
     let principal;
+    const wait = this.d.config.pg.waitMs;
     try {
-      principal = await this.d.accounts.authenticate(f.token);
+      principal = await waitForStore(() => this.d.accounts.authenticate(f.token), wait);
     } catch (err) {
-      conn.send(errorFrame(toMagpieError(err), f.id));
-      conn.close('unauthorized');
+      const e = toMagpieError(err, this.d.log);
+      conn.send(errorFrame(e, f.id));
+      // A busy database is no reason to give up the token: the client may send hello again.
+      if (e.code !== 'unavailable') conn.close('unauthorized');
       return;
     }
     if (conn.closed) return;
@@ -231,11 +235,11 @@ export class WsGateway {
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
-    const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    const sync = await waitForStore(() => this.d.messaging.syncMode(principal.userId, f.inboxSeq), wait);
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
-    const instructions = await this.d.instructions.forLogin(principal.userId, principal.deviceId);
+    const instructions = await waitForStore(() => this.d.instructions.forLogin(principal.userId, principal.deviceId), wait);
     if (conn.closed) return;
     const { limits } = this.d.config;
     const result = {
@@ -261,10 +265,11 @@ export class WsGateway {
    * message was neither.) Null when the connection closed meanwhile.
    */
   private async followSupers(conn: Connection, userId: string): Promise<{ conv: string; lastSeq: number }[] | null> {
-    const before = await this.d.messaging.superGroupsOf(userId);
+    const wait = this.d.config.pg.waitMs;
+    const before = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) return null;
     await Promise.all(before.map((s) => this.supers.add(s.conv, conn)));
-    const supers = await this.d.messaging.superGroupsOf(userId);
+    const supers = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) {
       this.supers.drop(conn);
       return null;

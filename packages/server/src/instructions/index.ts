@@ -10,7 +10,7 @@ import { SqliteInstructionStore } from './sqlite-instruction-store.ts';
 export async function openInstructionStore(config: Config): Promise<InstructionStore> {
   if (config.store === 'sqlite') return new SqliteInstructionStore(join(config.dataDir, 'magpie.db'));
   const { PostgresInstructionStore } = await import('./postgres-instruction-store.ts');
-  const store = new PostgresInstructionStore({ url: config.store });
+  const store = new PostgresInstructionStore({ url: config.store, max: config.pg.pools.instructions, idleTimeoutS: config.pg.idleTimeoutS });
   await store.migrate();
   return store;
 }

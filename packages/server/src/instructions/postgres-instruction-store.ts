@@ -5,9 +5,11 @@ import { INSTRUCTION_SCHEMA_SQL, instructionFromRow, targetFromRow, type Instruc
 export class PostgresInstructionStore implements InstructionStore {
   private readonly sql: postgres.Sql;
 
-  constructor(opts: { url: string; schema?: string; max?: number }) {
+  constructor(opts: { url: string; schema?: string; max?: number; idleTimeoutS?: number }) {
     this.sql = postgres(opts.url, {
       max: opts.max ?? 4,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
     });

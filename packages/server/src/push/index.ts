@@ -72,7 +72,7 @@ export interface PushModule {
 
 export interface PushModuleDeps {
   /** The server's `store` setting ('sqlite' or a postgres:// URL) and data dir decide where push state lives. */
-  server: { store: string; dataDir: string; adminToken?: string };
+  server: { store: string; dataDir: string; adminToken?: string; pg?: { pools: { push: number }; idleTimeoutS: number } };
   config: PushConfig;
   store: Store;
   accounts: AccountService;
@@ -85,12 +85,12 @@ export interface PushModuleDeps {
   now?: () => number;
 }
 
-export async function openPushStore(server: { store: string; dataDir: string }, config: PushConfig): Promise<PushStore> {
+export async function openPushStore(server: { store: string; dataDir: string; pg?: { pools: { push: number }; idleTimeoutS: number } }, config: PushConfig): Promise<PushStore> {
   if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, config.sqliteFile), synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   if (server.store === ':memory:') return new SqlitePushStore({ path: ':memory:' });
   if (server.store.startsWith('postgres://') || server.store.startsWith('postgresql://')) {
     const { PostgresPushStore } = await import('./postgres-push-store.ts');
-    const s = new PostgresPushStore({ url: server.store });
+    const s = new PostgresPushStore({ url: server.store, max: server.pg?.pools.push, idleTimeoutS: server.pg?.idleTimeoutS });
     await s.migrate();
     return s;
   }

@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics.ts';
 import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendError, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
+import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './accounts.ts';
 
 export interface MessagingOptions {
@@ -13,6 +14,8 @@ export interface MessagingOptions {
   maxMessageBytes: number;
   commitDelayMs: number;
   maxBatch: number;
+  /** How long a send's checks wait for an unavailable database before answering `unavailable` (ms). Default 2000. */
+  storeWaitMs?: number;
 }
 
 export interface SendInput {
@@ -54,7 +57,12 @@ export class MessagingService {
     private readonly opts: MessagingOptions,
     private readonly now: () => number = Date.now,
   ) {
-    this.committer = new GroupCommitter((batch) => this.commit(batch), { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
+    this.committer = new GroupCommitter((batch) => this.commit(batch), {
+      delayMs: opts.commitDelayMs,
+      maxBatch: opts.maxBatch,
+      // The store already waited for the database: retrying each request alone would only wait again.
+      whole: isStoreUnavailable,
+    });
   }
 
   /** A client's send: server-only kinds (system notices, red packets) are refused. */
@@ -103,8 +111,10 @@ export class MessagingService {
     let directMembers: [string, string] | undefined;
     if (input.to !== undefined) {
       if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
-      if (!(await this.userExists(input.to))) throw new MagpieError('not_found', `no such user: ${input.to}`);
-      for (const policy of this.directPolicies) await policy(p.userId, input.to);
+      const to = input.to;
+      const wait = this.opts.storeWaitMs ?? 2000;
+      if (!(await waitForStore(() => this.userExists(to), wait))) throw new MagpieError('not_found', `no such user: ${to}`);
+      for (const policy of this.directPolicies) await waitForStore(() => policy(p.userId, to), wait);
       conv = directConversationId(p.userId, input.to);
       directMembers = [p.userId, input.to];
     } else {

@@ -45,14 +45,19 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
+import { isStoreUnavailable } from '../util/store-unavailable.ts';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** postgres://user:pass@host:port/db */
   url: string;
   /** Connection pool size (default 10). */
   max?: number;
+  /** Seconds an idle connection stays open (0: forever). Default 30. */
+  idleTimeoutS?: number;
   /** Schema to keep the tables in (created by migrate()); default: the server's search_path. */
   schema?: string;
+  /** How long a transaction retries while the database is unavailable (no connection to be had). Default 2000 ms. */
+  unavailableWaitMs?: number;
 }
 
 /** BIGINT columns come back as JS numbers (all our values are far below 2^53). */
@@ -139,15 +144,19 @@ export class PostgresStore implements Store {
   private readonly ring: number;
   private readonly schema: string | undefined;
   private closed = false;
+  private readonly unavailableWaitMs: number;
 
   constructor(opts: PostgresStoreOptions) {
     if (opts.schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(opts.schema)) {
       throw new Error(`invalid schema name: ${opts.schema}`);
     }
     this.ring = opts.ringCapacity;
+    this.unavailableWaitMs = opts.unavailableWaitMs ?? 2000;
     this.schema = opts.schema;
     this.sql = postgres(opts.url, {
       max: opts.max ?? 10,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       types: {
         bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
@@ -175,13 +184,22 @@ export class PostgresStore implements Store {
     await this.sql.end({ timeout: 5 });
   }
 
-  /** Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency races. */
+  /**
+   * Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency
+   * races, and — for up to unavailableWaitMs — while no connection can be had (the pool's
+   * budget exceeds what the database grants, or it restarts).
+   */
   private async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return (await this.sql.begin(fn)) as T;
       } catch (err) {
         const e = err as PgError;
+        if (isStoreUnavailable(err) && !this.closed && Date.now() - started < this.unavailableWaitMs) {
+          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50 * Math.min(attempt, 8)));
+          continue;
+        }
         const retry =
           (e.code !== undefined && RETRYABLE.has(e.code)) || (e.code === '23505' && e.constraint_name === 'messages_idem');
         if (!retry || attempt >= MAX_ATTEMPTS || this.closed) throw err;
