@@ -189,8 +189,8 @@ async function dmScenario(nodes: Node[]): Promise<void> {
   const pairs = Number(a.pairs);
   const win = Number(a.window);
   const recvNode = nodes[nodes.length > 1 ? 1 : 0]!;
-  const senders = [];
-  const receivers = [];
+  const senders: { userId: string; token: string }[] = [];
+  const receivers: { userId: string; token: string }[] = [];
   for (let i = 0; i < pairs; i++) {
     senders.push(await account(nodes[0]!.url));
     receivers.push(await account(recvNode.url));

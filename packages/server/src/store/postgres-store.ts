@@ -112,6 +112,9 @@ interface ConvState {
   cache: Map<string, MemberRecord | null>;
   /** Inserted by a group creation in this transaction that has not (yet) succeeded. */
   pending: boolean;
+  /** The member epoch (seq of the last membership change), as it moves in this transaction. */
+  epoch: number;
+  startEpoch: number;
 }
 
 interface UserState {
@@ -341,12 +344,13 @@ export class PostgresStore implements Store {
     // 2. Lock the conversations in id order; then read their groups and, for direct chats and
     //    normal groups, their active members. Super groups' member lists are never loaded.
     const convIds = [...new Set(batch.map((r) => r.conv))].sort();
-    const convRows = await tx<{ id: string; kind: ConversationKind; last_seq: number }[]>`
-      SELECT id, kind, last_seq FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
+    const convRows = await tx<{ id: string; kind: ConversationKind; last_seq: number; member_epoch: number }[]>`
+      SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
     const convs = new Map<string, ConvState>();
     for (const c of convRows) {
       const lastSeq = Number(c.last_seq);
-      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
+      const epoch = Number(c.member_epoch);
+      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
     }
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
     if (groupIds.length > 0) {
@@ -442,7 +446,12 @@ export class PostgresStore implements Store {
         : r.effect
           ? { ok: false, error: 'not_found', reason: 'no such group' }
           : { ok: false, error: r.directMembers ? 'forbidden' : 'not_found' };
-      if (out.ok) firstInBatch.set(key, i);
+      if (out.ok && c) {
+        firstInBatch.set(key, i);
+        const e = out.effect;
+        if (e && (e.joined.length > 0 || e.left.length > 0 || e.becameSuper)) c.epoch = out.message.seq;
+        if (c.kind === 'super') out.epoch = c.epoch;
+      }
       outcomes.push(out);
     }
 
@@ -690,9 +699,9 @@ export class PostgresStore implements Store {
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
-    const [row] = await this.sql<{ id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number }[]>`
-      SELECT id, kind, last_seq, created_at FROM conversations WHERE id = ${conv}`;
-    return row ? { id: row.id, kind: row.kind, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at) } : null;
+    const [row] = await this.sql<{ id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number; member_epoch: number }[]>`
+      SELECT id, kind, last_seq, created_at, member_epoch FROM conversations WHERE id = ${conv}`;
+    return row ? { id: row.id, kind: row.kind, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at), memberEpoch: Number(row.member_epoch) } : null;
   }
 
   async isMember(conv: string, userId: string): Promise<boolean> {
@@ -1123,11 +1132,11 @@ class AppendWriter {
           deleted = 0,
           version = excluded.version`;
     }
-    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq);
+    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch);
     if (movedConvs.length > 0) {
       await tx`
-        UPDATE conversations c SET last_seq = x.s
-        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[]) AS x(id, s)
+        UPDATE conversations c SET last_seq = x.s, member_epoch = x.e
+        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[], ${movedConvs.map((c) => c.epoch)}::bigint[]) AS x(id, s, e)
         WHERE c.id = x.id`;
     }
     const movedUsers = [...this.users.entries()].filter(([, u]) => u.inboxSeq > u.startInboxSeq || u.version > u.startVersion);

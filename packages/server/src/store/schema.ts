@@ -125,6 +125,8 @@ CREATE INDEX IF NOT EXISTS join_requests_time ON join_requests (conv_id, created
 /** Columns added after the first release: added when missing (SQLite: PRAGMA table_info; PostgreSQL: ADD COLUMN IF NOT EXISTS). */
 export const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   { table: 'members', column: 'role', ddl: `role TEXT NOT NULL DEFAULT 'member'` },
+  /** Seq of the conversation's last membership change (join, leave, removal, switch to super): the handover point of live delivery. */
+  { table: 'conversations', column: 'member_epoch', ddl: 'member_epoch BIGINT NOT NULL DEFAULT 0' },
   { table: 'members', column: 'muted_until', ddl: 'muted_until BIGINT NOT NULL DEFAULT 0' },
   { table: 'members', column: 'joined_seq', ddl: 'joined_seq BIGINT NOT NULL DEFAULT 0' },
   /** NULL: active member; else the last seq the former member may read. */
