@@ -69,4 +69,62 @@ describe('cluster correctness (PostgreSQL + NATS, two nodes)', { skip: skip ?? f
     await cb.waitFor(() => cb.messages().length === total, 20_000);
     assert.deepEqual(cb.messages().map((m) => Number(m.message.body.text)), Array.from({ length: total }, (_, n) => n), 'the peer sees them in send order');
   });
+
+  it('a super-group member removed through another node gets nothing after its removal notice; a switch through another node misses nothing', async () => {
+    // Threshold 3: owner A (node 1) + B (node 2) + C (node 2) is normal; D joining makes it super.
+    const [a, b, c, d] = await Promise.all([registerAndLogin(n1.url), registerAndLogin(n2.url), registerAndLogin(n2.url), registerAndLogin(n1.url)]);
+    const g = (await api(n1.url, 'POST', '/api/groups', { name: 'Handover', members: [b!.userId, c!.userId], joinPolicy: 'open' }, a!.token)).body.group;
+    const ca = await connect(n1, a!);
+    const cb = await connect(n2, b!);
+    const cc = await connect(n2, c!);
+    // The switch goes through node 1 while B sends through node 2 at once: node 2 learns of it only from the Bus.
+    const joined = api(n1.url, 'POST', `/api/groups/${g.conv}/join`, {}, d!.token);
+    const burst1: Promise<any>[] = [];
+    for (let i = 0; i < 30; i++) {
+      burst1.push(cb.request({ type: 'send', clientMsgId: `w${i}`, conv: g.conv, kind: 'text', body: { text: `w${i}` } }).catch(() => null));
+      if (i % 5 === 0) await sleep(3);
+    }
+    assert.equal((await joined).status, 200);
+    const sent1 = (await Promise.all(burst1)).filter(Boolean);
+    const info = (await api(n1.url, 'GET', `/api/groups/${g.conv}`, undefined, a!.token)).body.group;
+    assert.equal(info.kind, 'super');
+    // The join (the switch) is the newest system notice so far.
+    const switchSeq = Math.max(0, ...(await cc.request({ type: 'history', conv: g.conv, limit: 100 })).messages.filter((m: any) => m.kind === 'system').map((m: any) => m.seq));
+    assert.ok(switchSeq, 'the join notice is in the history');
+    const afterSwitch = sent1.map((r) => r.message.seq).filter((s: number) => s > switchSeq);
+    // C (node 2, other than the sender's session) gets every message after the switch live, once.
+    await cc.waitFor(() => afterSwitch.every((s: number) => cc.frames.some((f) => f.type === 'advanced' && f.seq === s)), 10_000).catch(() => undefined);
+    const missed = afterSwitch.filter((s: number) => !cc.frames.some((f) => (f.type === 'advanced' && f.seq === s) || (f.type === 'msg' && f.message.seq === s)));
+    assert.deepEqual(missed, [], 'no live delivery missed after the switch');
+
+    // Now B keeps sending through node 2 while A removes C through node 1.
+    const burst2: Promise<any>[] = [];
+    let stop = false;
+    const sender = (async () => {
+      for (let i = 0; !stop && i < 400; i++) {
+        burst2.push(cb.request({ type: 'send', clientMsgId: `r${i}`, conv: g.conv, kind: 'text', body: { text: `r${i}` } }, 15_000).catch(() => null));
+        if (i % 4 === 0) await sleep(2);
+      }
+    })();
+    await sleep(60);
+    const removed = await api(n1.url, 'POST', `/api/groups/${g.conv}/kick`, { users: [c!.userId] }, a!.token);
+    await sleep(150);
+    stop = true;
+    await sender;
+    await Promise.all(burst2);
+    assert.ok(removed.status < 300, JSON.stringify(removed.body));
+    let removalSeq = 0;
+    for (let after = switchSeq; !removalSeq; ) {
+      const page = (await cb.request({ type: 'history', conv: g.conv, after, limit: 100 })).messages;
+      if (page.length === 0) break;
+      removalSeq = page.find((m: any) => m.kind === 'system')?.seq ?? 0;
+      after = Math.max(...page.map((m: any) => m.seq));
+    }
+    assert.ok(removalSeq);
+    await sleep(500);
+    const late = cc.frames.filter((f) => f.type === 'advanced' && f.conv === g.conv && f.seq > removalSeq).map((f) => f.seq);
+    assert.deepEqual(late, [], `C got messages after its removal at ${removalSeq}`);
+    assert.ok(cc.frames.some((f) => f.type === 'advanced' && f.seq === removalSeq), 'C got its removal notice');
+    void ca;
+  });
 });

@@ -50,8 +50,19 @@ export type BusEvent =
    */
   | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[] }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
-  | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
-  /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). Reaches every node. */
-  | { type: 'supers'; conv: string; add: string[]; remove: string[] }
+  | {
+      type: 'advance';
+      conv: string;
+      frame: string;
+      exceptSession?: string;
+      /** The message's seq and member epoch (AppendOutcome.epoch): a node holds it until it knows the memberships up to `epoch`. */
+      seq?: number;
+      epoch?: number;
+    }
+  /**
+   * Super-group subscriptions changed: these users joined/left `conv` (or it became a super
+   * group) with the notice at seq `epoch`. Reaches every node.
+   */
+  | { type: 'supers'; conv: string; add: string[]; remove: string[]; epoch?: number }
   /** Close these sessions' connections with a kicked/revoked close. */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin' };

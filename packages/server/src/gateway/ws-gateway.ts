@@ -15,6 +15,8 @@ import { waitForStore } from '../util/store-unavailable.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
+import { SuperHandover } from './super-handover.ts';
+import { advancedFrame } from '../services/messages.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
 
@@ -47,7 +49,15 @@ const KICK_TEXT = {
 export class WsGateway {
   readonly registry = new ConnectionRegistry();
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
-  readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
+  readonly supers = new SuperGroupIndex({
+    gained: (conv) => this.d.bus.watchConv(conv),
+    lost: (conv) => {
+      this.d.bus.unwatchConv(conv);
+      this.handover.lost(conv);
+    },
+  });
+  /** Exact handover of super-group live delivery around membership changes (member epochs). */
+  private readonly handover: SuperHandover;
   private readonly wss: WebSocketServer;
   private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -59,6 +69,14 @@ export class WsGateway {
     // error; beyond the cap ws closes with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
     this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
+    this.handover = new SuperHandover({
+      index: this.supers,
+      connectionsOf: (u) => this.registry.of(u),
+      memberEpoch: (conv) => d.messaging.memberEpoch(conv),
+      messagesAfter: (conv, seq, limit) => d.messaging.messagesAfter(conv, seq, limit),
+      frameOf: advancedFrame,
+      delivered: (n) => d.metrics.deliveries.inc({ type: 'advanced' }, n),
+    });
     d.bus.subscribe((ev) => this.onBusEvent(ev));
     d.bus.onResume(() => void this.nudgeAll());
     d.bus.servePresence((userIds) => {
@@ -268,7 +286,7 @@ export class WsGateway {
     const wait = this.d.config.pg.waitMs;
     const before = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) return null;
-    await Promise.all(before.map((s) => this.supers.add(s.conv, conn)));
+    await Promise.all(before.flatMap((s) => [this.supers.add(s.conv, conn), this.handover.learnEpoch(s.conv)]));
     const supers = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) {
       this.supers.drop(conn);
@@ -295,19 +313,11 @@ export class WsGateway {
       return;
     }
     if (ev.type === 'advance') {
-      let n = 0;
-      const frame = new SharedFrame(ev.frame);
-      for (const conn of this.supers.followers(ev.conv)) {
-        if (conn.principal?.tokenHash === ev.exceptSession) continue;
-        conn.send(frame);
-        n++;
-      }
-      if (n > 0) this.d.metrics.deliveries.inc({ type: 'advanced' }, n);
+      this.handover.onAdvance(ev);
       return;
     }
     if (ev.type === 'supers') {
-      for (const u of ev.add) for (const conn of this.registry.of(u)) void this.supers.add(ev.conv, conn);
-      for (const u of ev.remove) for (const conn of this.registry.of(u)) this.supers.remove(ev.conv, conn);
+      this.handover.onSupers(ev);
       return;
     }
     const close = KICK_CLOSE[ev.reason];

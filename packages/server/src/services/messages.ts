@@ -206,18 +206,26 @@ export class MessagingService {
     // Super-group subscriptions change before this notice is published, in commit order: a
     // message committed right after a switch or a join must already reach the new followers
     // (a switch's notice still has a pointer for every member: they are the followers).
-    if (eff?.becameSuper) this.bus.publish({ type: 'supers', conv, add: outcome.pointers.map((p) => p.userId), remove: [] });
-    else if (eff?.kind === 'super' && eff.joined.length > 0) this.bus.publish({ type: 'supers', conv, add: eff.joined, remove: [] });
+    const epoch = outcome.message.seq;
+    if (eff?.becameSuper) this.bus.publish({ type: 'supers', conv, add: outcome.pointers.map((p) => p.userId), remove: [], epoch });
+    else if (eff?.kind === 'super' && eff.joined.length > 0) this.bus.publish({ type: 'supers', conv, add: eff.joined, remove: [], epoch });
     if (outcome.pointers.length === 0) {
       const m = outcome.message;
-      this.bus.publish({ type: 'advance', conv: m.conv, frame: `{"type":"advanced","conv":${JSON.stringify(m.conv)},"seq":${m.seq},"message":${body}}`, exceptSession: senderSession });
+      this.bus.publish({
+        type: 'advance',
+        conv: m.conv,
+        frame: advancedFrame(m.conv, m.seq, body),
+        exceptSession: senderSession,
+        seq: m.seq,
+        ...(outcome.epoch !== undefined ? { epoch: outcome.epoch } : {}),
+      });
     }
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
       this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
     }
     // Those who left received the notice; from the next message on they follow nothing here.
-    if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left });
+    if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left, epoch });
     for (const l of this.committedListeners) {
       try {
         l(outcome.message, outcome.pointers);
@@ -242,6 +250,16 @@ export class MessagingService {
   /** The user's super groups with their last seq (clients sync these by conversation seq). */
   superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
     return this.store.superGroupsOf(userId);
+  }
+
+  /** A super group's member epoch (seq of its last membership change), 0 when unknown. */
+  async memberEpoch(conv: string): Promise<number> {
+    return (await this.store.getConversation(conv))?.memberEpoch ?? 0;
+  }
+
+  /** Messages of `conv` after `seq` (oldest first), for the live handover of a node that just started following it. */
+  messagesAfter(conv: string, seq: number, limit: number): Promise<Message[]> {
+    return this.store.readHistory(conv, { after: seq, limit });
   }
 
   /** The user's newest inboxSeq (carried by every pong, so a lost last message is noticed). */
@@ -327,6 +345,11 @@ export class MessagingService {
     }
     return entry;
   }
+}
+
+/** The `advanced` frame of a super-group message whose JSON is `body`. */
+export function advancedFrame(conv: string, seq: number, body: string): string {
+  return `{"type":"advanced","conv":${JSON.stringify(conv)},"seq":${seq},"message":${body}}`;
 }
 
 /** Map a store refusal to the protocol's error codes. */
