@@ -14,7 +14,7 @@ export interface NatsBusOptions {
   transitionMs?: number;
   /** Longest wait for the server to confirm a new subscription before watch* resolves anyway. Default 2000. */
   confirmTimeoutMs?: number;
-  /** Presence questions: how long to wait for more nodes after the last answer, and at most. Defaults 30 and 500 ms. */
+  /** Presence questions: how long to wait for more nodes after the last answer, and at most. Defaults 100 and 1000 ms (a late answer only costs an unneeded push). */
   presenceStallMs?: number;
   presenceMaxWaitMs?: number;
 }
@@ -74,8 +74,8 @@ export class NatsBus implements Bus {
     this.log = opts.log ?? pino({ enabled: false });
     this.transitionMs = opts.transitionMs ?? 2000;
     this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 2000;
-    this.presenceStallMs = opts.presenceStallMs ?? 30;
-    this.presenceMaxWaitMs = opts.presenceMaxWaitMs ?? 500;
+    this.presenceStallMs = opts.presenceStallMs ?? 100;
+    this.presenceMaxWaitMs = opts.presenceMaxWaitMs ?? 1000;
     nc.subscribe(`${this.prefix}.all`, { callback: (err, msg) => this.onMessage(err, msg) });
     void this.watchStatus();
   }
