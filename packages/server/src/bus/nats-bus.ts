@@ -35,6 +35,7 @@ interface Interest {
  *   <prefix>.u.<user>   `deliver` and `kick`; subscribed while this node holds a connection of the user
  *   <prefix>.c.<conv>   super-group `advance`; subscribed while this node has followers of the conversation
  *   <prefix>.all        `supers` membership changes (every node), and advances during a transition (below)
+ *   <prefix>.presence   request/reply: "which of these users' devices do you hold?" (every node answers)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
  * must not contain '.', '*', '>' or whitespace.
  *
