@@ -69,7 +69,7 @@ export async function openStore(config: Config): Promise<Store> {
   }
   if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
     const { PostgresStore } = await import('./store/postgres-store.ts');
-    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity });
+    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity, max: config.pg.pools.messages, idleTimeoutS: config.pg.idleTimeoutS, unavailableWaitMs: config.pg.waitMs });
     await store.migrate();
     return store;
   }
@@ -117,6 +117,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
     maxReplyBytes: config.limits.maxReplyBytes,
+    storeWaitMs: config.pg.waitMs,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
@@ -193,7 +194,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     config: config.push,
     store,
     accounts,
-    presence: gatewayPresence(gateway),
+    presence: gatewayPresence(gateway, bus),
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),
   });

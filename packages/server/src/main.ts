@@ -1,10 +1,20 @@
 import { loadConfig } from './config/config.ts';
-import { createMagpieServer } from './app.ts';
+import { createMagpieServer, type MagpieServer } from './app.ts';
 
 /** `npm start`: one Magpie node configured from MAGPIE_* env and an optional config file. */
 const config = loadConfig();
-const server = await createMagpieServer(config);
-const url = await server.start();
+let server: MagpieServer;
+let url: string;
+try {
+  server = await createMagpieServer(config);
+  url = await server.start();
+} catch (err) {
+  // An operator's mistake (NATS or PostgreSQL unreachable, port taken): one clear line, no stack.
+  const e = err as Error;
+  process.stderr.write(`magpie: cannot start: ${(e.message || String(err)).split('\n')[0]}\n`);
+  if (process.env.MAGPIE_LOG_LEVEL === 'debug' || process.env.MAGPIE_LOG_LEVEL === 'trace') process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
+}
 server.log.info({ url, store: server.store.kind, dataDir: config.dataDir }, `Magpie listening on ${url}`);
 if (process.send) process.send({ ready: url });
 

@@ -221,6 +221,18 @@ export function runBusContract(name: string, factory: BusFactory): void {
       b.bus.unwatchUser(follower);
     });
 
+    it('remotePresence answers with the devices other nodes hold (none on one node)', async () => {
+      const [a, b] = await pair();
+      const here = id('present');
+      const away = id('absent');
+      a.bus.servePresence((ids) => new Map(ids.filter((u) => u === here).map((u) => [u, ['phone', 'web']])));
+      const got = await b.bus.remotePresence([here, away]);
+      if (factory.cluster) assert.deepEqual([...(got.get(here) ?? [])].sort(), ['phone', 'web']);
+      else assert.equal(got.size, 0, 'one node: its own gateway is the only presence');
+      assert.equal(got.get(away), undefined);
+      assert.equal((await b.bus.remotePresence([])).size, 0);
+    });
+
     it('close() delivers what was published before it', { skip: !factory.cluster && 'a closed single node has nobody to deliver to' }, async () => {
       const a = await factory.open();
       const b = await node();

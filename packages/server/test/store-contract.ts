@@ -1128,6 +1128,24 @@ export function runStoreContract(
           );
         });
 
+        it('super-group messages carry the member epoch: the seq of the last join, leave or switch', async () => {
+          const [a, b, c, d] = await users(4);
+          const { conv } = await makeGroup(a!, [b!], { superThreshold: 2 });
+          const normal = await sendOne(greq(a!, conv));
+          assert.equal(normal.epoch, undefined, 'normal groups have none');
+          const switched = await sendOne(notice(a!, conv, add([c!], { superThreshold: 2 })));
+          assert.equal(switched.effect?.becameSuper, true);
+          const first = await sendOne(greq(b!, conv));
+          assert.equal(first.epoch, switched.message.seq);
+          const removed = await sendOne(notice(a!, conv, { op: 'remove', users: [c!] }));
+          assert.equal(removed.epoch, removed.message.seq);
+          const [after, joined, last] = (await store.appendMessages([greq(a!, conv), notice(a!, conv, add([d!], { superThreshold: 2 })), greq(b!, conv)])) as Ok[];
+          assert.equal(after!.epoch, removed.message.seq);
+          assert.equal(joined!.epoch, joined!.message.seq);
+          assert.equal(last!.epoch, joined!.message.seq, 'in one batch too');
+          assert.equal((await store.getConversation(conv))?.memberEpoch, joined!.message.seq);
+        });
+
         it('super groups keep no count (no inbox pointers, nothing acknowledged per member)', async () => {
           const [a, b, c] = await users(3);
           const { conv, created } = await makeGroup(a!, [b!, c!], { superThreshold: 2 });

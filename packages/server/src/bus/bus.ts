@@ -26,6 +26,19 @@ export interface Bus {
   /** This node has followers of super group `conv`: route its `advance` events here. Reference-counted like watchUser. */
   watchConv(conv: string): Promise<void>;
   unwatchConv(conv: string): void;
+  /**
+   * `listener` runs when the Bus comes back after an outage (events published meanwhile may
+   * be lost): the node then tells its clients to pull. Never fires on the in-process Bus.
+   */
+  onResume(listener: () => void): void;
+  /**
+   * Devices of `userIds` connected to OTHER nodes of the cluster (this node's own come from
+   * its gateway). Answers within about `waitMs`; a node that does not answer in time counts
+   * as holding none. Empty on the in-process Bus (one node).
+   */
+  remotePresence(userIds: string[]): Promise<Map<string, string[]>>;
+  /** Answer other nodes' presence questions with this node's connected devices of the given users. */
+  servePresence(local: (userIds: string[]) => Map<string, string[]>): void;
   close(): Promise<void>;
 }
 
@@ -37,8 +50,19 @@ export type BusEvent =
    */
   | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[] }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
-  | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
-  /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). Reaches every node. */
-  | { type: 'supers'; conv: string; add: string[]; remove: string[] }
+  | {
+      type: 'advance';
+      conv: string;
+      frame: string;
+      exceptSession?: string;
+      /** The message's seq and member epoch (AppendOutcome.epoch): a node holds it until it knows the memberships up to `epoch`. */
+      seq?: number;
+      epoch?: number;
+    }
+  /**
+   * Super-group subscriptions changed: these users joined/left `conv` (or it became a super
+   * group) with the notice at seq `epoch`. Reaches every node.
+   */
+  | { type: 'supers'; conv: string; add: string[]; remove: string[]; epoch?: number }
   /** Close these sessions' connections with a kicked/revoked close. `device`: the device id of the login that displaced them (new_login). */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin'; device?: string };

@@ -17,6 +17,12 @@ export class MemoryBus implements Bus {
   unwatchUser(_userId: string): void {}
   async watchConv(_conv: string): Promise<void> {}
   unwatchConv(_conv: string): void {}
+  // The only node never loses its own events, and holds every connection itself.
+  onResume(_listener: () => void): void {}
+  async remotePresence(_userIds: string[]): Promise<Map<string, string[]>> {
+    return new Map();
+  }
+  servePresence(_local: (userIds: string[]) => Map<string, string[]>): void {}
 
   async close(): Promise<void> {
     this.handlers.length = 0;

@@ -14,6 +14,9 @@ export interface NatsBusOptions {
   transitionMs?: number;
   /** Longest wait for the server to confirm a new subscription before watch* resolves anyway. Default 2000. */
   confirmTimeoutMs?: number;
+  /** Presence questions: how long to wait for more nodes after the last answer, and at most. Defaults 100 and 1000 ms (a late answer only costs an unneeded push). */
+  presenceStallMs?: number;
+  presenceMaxWaitMs?: number;
 }
 
 interface Interest {
@@ -32,6 +35,7 @@ interface Interest {
  *   <prefix>.u.<user>   `deliver` and `kick`; subscribed while this node holds a connection of the user
  *   <prefix>.c.<conv>   super-group `advance`; subscribed while this node has followers of the conversation
  *   <prefix>.all        `supers` membership changes (every node), and advances during a transition (below)
+ *   <prefix>.presence   request/reply: "which of these users' devices do you hold?" (every node answers)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
  * must not contain '.', '*', '>' or whitespace.
  *
@@ -56,8 +60,12 @@ export class NatsBus implements Bus {
   private readonly log: Logger;
   private readonly transitionMs: number;
   private readonly confirmTimeoutMs: number;
+  private readonly presenceStallMs: number;
+  private readonly presenceMaxWaitMs: number;
   private confirmWaiters: (() => void)[] | null = null;
   private closing = false;
+  private readonly resumeListeners: (() => void)[] = [];
+  private presenceSub: Subscription | null = null;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -67,20 +75,72 @@ export class NatsBus implements Bus {
     this.log = opts.log ?? pino({ enabled: false });
     this.transitionMs = opts.transitionMs ?? 2000;
     this.confirmTimeoutMs = opts.confirmTimeoutMs ?? 2000;
+    this.presenceStallMs = opts.presenceStallMs ?? 100;
+    this.presenceMaxWaitMs = opts.presenceMaxWaitMs ?? 1000;
     nc.subscribe(`${this.prefix}.all`, { callback: (err, msg) => this.onMessage(err, msg) });
     void this.watchStatus();
   }
 
-  /** Connect to NATS (fails when no server answers: a node without its bus must not start). */
+  /**
+   * Connect to NATS. Fails with a one-line BusUnavailableError when no server answers: a node
+   * without its bus must not start (main prints the line and exits non-zero).
+   */
   static async connect(opts: NatsBusOptions): Promise<NatsBus> {
-    const nc = await connect({
-      servers: opts.servers,
-      name: opts.name ?? 'magpie',
-      noEcho: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
-    });
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: opts.servers,
+        name: opts.name ?? 'magpie',
+        noEcho: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1000,
+      });
+    } catch (err) {
+      const where = Array.isArray(opts.servers) ? opts.servers.join(',') : opts.servers;
+      throw new BusUnavailableError(`NATS unreachable at ${where} (${(err as Error).message}); start nats-server or fix MAGPIE_NATS`);
+    }
     return new NatsBus(nc, opts);
+  }
+
+  onResume(listener: () => void): void {
+    this.resumeListeners.push(listener);
+  }
+
+  async remotePresence(userIds: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (userIds.length === 0 || this.closing) return out;
+    try {
+      const replies = await this.nc.requestMany(`${this.prefix}.presence`, JSON.stringify(userIds), {
+        strategy: 'stall',
+        stall: this.presenceStallMs,
+        maxWait: this.presenceMaxWaitMs,
+      });
+      for await (const msg of replies) {
+        // An empty reply is the server's "no responders" status: no other node is up.
+        if (msg.data.length === 0) break;
+        const held = JSON.parse(msg.string()) as Record<string, string[]>;
+        for (const [u, devices] of Object.entries(held)) out.set(u, [...(out.get(u) ?? []), ...devices]);
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'presence question unanswered');
+    }
+    return out;
+  }
+
+  servePresence(local: (userIds: string[]) => Map<string, string[]>): void {
+    this.presenceSub?.unsubscribe();
+    this.presenceSub = this.nc.subscribe(`${this.prefix}.presence`, {
+      callback: (err, msg) => {
+        if (err || !msg.reply) return;
+        try {
+          const asked = JSON.parse(msg.string()) as unknown;
+          if (!Array.isArray(asked)) return;
+          msg.respond(JSON.stringify(Object.fromEntries(local(asked.filter((x): x is string => typeof x === 'string')))));
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'bad presence question dropped');
+        }
+      },
+    });
   }
 
   publish(event: BusEvent): void {
@@ -228,6 +288,19 @@ export class NatsBus implements Bus {
     }
   }
 
+  /** Once the restored subscriptions are in effect, tell the listeners (events may have been lost meanwhile). */
+  private async resumed(): Promise<void> {
+    await this.confirm();
+    if (this.closing) return;
+    for (const l of this.resumeListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'bus resume listener failed');
+      }
+    }
+  }
+
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
       switch (s.type) {
@@ -239,7 +312,8 @@ export class NatsBus implements Bus {
           this.log.warn({ server: s.server }, 'nats disconnected; reconnecting (live events meanwhile are lost, clients catch up by sync)');
           break;
         case 'reconnect':
-          this.log.info({ server: s.server }, 'nats reconnected; subscriptions restored');
+          this.log.info({ server: s.server }, 'nats reconnected; subscriptions restored, clients told to pull');
+          void this.resumed();
           break;
         case 'error':
           this.log.error({ err: s.error.message }, 'nats error');
@@ -252,6 +326,11 @@ export class NatsBus implements Bus {
       }
     }
   }
+}
+
+/** The cluster Bus could not be reached at start; its message is one line for the operator. */
+export class BusUnavailableError extends Error {
+  override name = 'BusUnavailableError';
 }
 
 /** One subject token for any id: base64url has no '.', '*', '>' or whitespace. */

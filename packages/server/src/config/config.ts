@@ -15,6 +15,27 @@ export const ConfigSchema = z.strictObject({
   store: z.string().default('sqlite'),
   /** Cluster Bus: a nats:// URL (comma-separated for several servers). Unset: the in-process Bus (one node). */
   nats: z.string().optional(),
+  /**
+   * PostgreSQL connections. Each module still has its own pool (until issue 16 merges them):
+   * a node opens at most the sum of the pool sizes; idle connections close after idleTimeoutS.
+   * `hello` and `send` wait up to waitMs for an unavailable database, then answer `unavailable`.
+   */
+  pg: z
+    .strictObject({
+      pools: z
+        .strictObject({
+          messages: z.number().int().min(1).default(10),
+          social: z.number().int().min(1).default(10),
+          wallet: z.number().int().min(1).default(10),
+          push: z.number().int().min(1).default(5),
+          /** The shared engine's pool (db/): the instruction store today, every store as it moves onto the engine. */
+          shared: z.number().int().min(1).default(4),
+        })
+        .prefault({}),
+      idleTimeoutS: z.number().int().min(0).default(30),
+      waitMs: z.number().int().min(0).default(2000),
+    })
+    .prefault({}),
   /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
   sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
   /** SQLite: checkpoint the WAL from a worker thread every this many ms (0 = only SQLite's checkpoints inside commits). */
@@ -181,12 +202,24 @@ export const ConfigSchema = z.strictObject({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+function pgPool(c: Record<string, unknown>, pool: string, v: string): void {
+  const pg = (c.pg ?? {}) as { pools?: object };
+  c.pg = { ...pg, pools: { ...pg.pools, [pool]: Number(v) } };
+}
+
 const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_HOST: (c, v) => (c.host = v),
   MAGPIE_PORT: (c, v) => (c.port = Number(v)),
   MAGPIE_DATA_DIR: (c, v) => (c.dataDir = v),
   MAGPIE_STORE: (c, v) => (c.store = v),
   MAGPIE_NATS: (c, v) => (c.nats = v),
+  MAGPIE_PG_POOL_MESSAGES: (c, v) => pgPool(c, 'messages', v),
+  MAGPIE_PG_POOL_SOCIAL: (c, v) => pgPool(c, 'social', v),
+  MAGPIE_PG_POOL_WALLET: (c, v) => pgPool(c, 'wallet', v),
+  MAGPIE_PG_POOL_PUSH: (c, v) => pgPool(c, 'push', v),
+  MAGPIE_PG_POOL_SHARED: (c, v) => pgPool(c, 'shared', v),
+  MAGPIE_PG_IDLE_TIMEOUT_S: (c, v) => (c.pg = { ...(c.pg as object), idleTimeoutS: Number(v) }),
+  MAGPIE_PG_WAIT_MS: (c, v) => (c.pg = { ...(c.pg as object), waitMs: Number(v) }),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),

@@ -23,7 +23,7 @@ export async function openDatabase(config: Config, opts: { schema?: string; log?
     engine = new SqliteEngine(join(config.dataDir, 'magpie.db'), { synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   } else if (isPostgresUrl(config.store)) {
     const { PostgresEngine } = await import('./postgres-engine.ts');
-    engine = await PostgresEngine.open({ url: config.store, ...(opts.schema ? { schema: opts.schema } : {}) });
+    engine = await PostgresEngine.open({ url: config.store, max: config.pg.pools.shared, idleTimeoutS: config.pg.idleTimeoutS, ...(opts.schema ? { schema: opts.schema } : {}) });
   } else {
     throw new Error(`unknown store: ${config.store} (use "sqlite" or a postgres:// URL)`);
   }

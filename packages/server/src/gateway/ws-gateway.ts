@@ -13,10 +13,13 @@ import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { UserLimits } from '../util/user-limits.ts';
+import { waitForStore } from '../util/store-unavailable.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
+import { SuperHandover } from './super-handover.ts';
+import { advancedFrame } from '../services/messages.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
 
@@ -57,7 +60,15 @@ const MAX_TIMER_MS = 2_147_483_647;
 export class WsGateway {
   readonly registry = new ConnectionRegistry();
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
-  readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
+  readonly supers = new SuperGroupIndex({
+    gained: (conv) => this.d.bus.watchConv(conv),
+    lost: (conv) => {
+      this.d.bus.unwatchConv(conv);
+      this.handover.lost(conv);
+    },
+  });
+  /** Exact handover of super-group live delivery around membership changes (member epochs). */
+  private readonly handover: SuperHandover;
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
@@ -67,9 +78,26 @@ export class WsGateway {
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+    this.handover = new SuperHandover({
+      index: this.supers,
+      connectionsOf: (u) => this.registry.of(u),
+      memberEpoch: (conv) => d.messaging.memberEpoch(conv),
+      messagesAfter: (conv, seq, limit) => d.messaging.messagesAfter(conv, seq, limit),
+      frameOf: advancedFrame,
+      delivered: (n) => d.metrics.deliveries.inc({ type: 'advanced' }, n),
+    });
     // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
     this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
     d.bus.subscribe((ev) => this.onBusEvent(ev));
+    d.bus.onResume(() => void this.nudgeAll());
+    d.bus.servePresence((userIds) => {
+      const held = new Map<string, string[]>();
+      for (const u of userIds) {
+        const devices = this.onlineDevices(u);
+        if (devices.length > 0) held.set(u, devices);
+      }
+      return held;
+    });
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2)));
     this.sweepTimer.unref();
   }
@@ -242,11 +270,14 @@ export class WsGateway {
       return;
     }
     let principal;
+    const wait = this.d.config.pg.waitMs;
     try {
-      principal = await this.d.accounts.authenticate(f.token);
+      principal = await waitForStore(() => this.d.accounts.authenticate(f.token), wait);
     } catch (err) {
-      conn.send(errorFrame(toMagpieError(err), f.id));
-      conn.close('unauthorized');
+      const e = toMagpieError(err, this.d.log);
+      conn.send(errorFrame(e, f.id));
+      // A busy database is no reason to give up the token: the client may send hello again.
+      if (e.code !== 'unavailable') conn.close('unauthorized');
       return;
     }
     if (conn.closed) return;
@@ -271,7 +302,7 @@ export class WsGateway {
     // A revocation that happened before the kick could reach this connection (while the
     // token was being checked, or before this node's interest was in effect) is seen here;
     // one after it arrives as a kick. The same read gives the expiry to close at.
-    const [sync, expiresAt] = await Promise.all([this.d.messaging.syncMode(principal.userId, f.inboxSeq), this.d.accounts.sessionExpiresAt(principal.tokenHash)]);
+    const [sync, expiresAt] = await Promise.all([waitForStore(() => this.d.messaging.syncMode(principal.userId, f.inboxSeq), wait), this.d.accounts.sessionExpiresAt(principal.tokenHash)]);
     if (conn.closed) return;
     if (expiresAt === null) {
       conn.send(errorFrame(new MagpieError('unauthorized', 'token is unknown, expired or revoked'), f.id));
@@ -285,7 +316,7 @@ export class WsGateway {
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
-    const instructions = await this.d.instructions.forLogin(principal.userId, principal.deviceId);
+    const instructions = await waitForStore(() => this.d.instructions.forLogin(principal.userId, principal.deviceId), wait);
     if (conn.closed) return;
     const { limits } = this.d.config;
     const result = {
@@ -322,10 +353,11 @@ export class WsGateway {
    * message was neither.) Null when the connection closed meanwhile.
    */
   private async followSupers(conn: Connection, userId: string): Promise<{ conv: string; lastSeq: number }[] | null> {
-    const before = await this.d.messaging.superGroupsOf(userId);
+    const wait = this.d.config.pg.waitMs;
+    const before = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) return null;
-    await Promise.all(before.map((s) => this.supers.add(s.conv, conn)));
-    const supers = await this.d.messaging.superGroupsOf(userId);
+    await Promise.all(before.flatMap((s) => [this.supers.add(s.conv, conn), this.handover.learnEpoch(s.conv)]));
+    const supers = await waitForStore(() => this.d.messaging.superGroupsOf(userId), wait);
     if (conn.closed) {
       this.supers.drop(conn);
       return null;
@@ -352,19 +384,11 @@ export class WsGateway {
       return;
     }
     if (ev.type === 'advance') {
-      let n = 0;
-      const frame = new SharedFrame(ev.frame);
-      for (const conn of this.supers.followers(ev.conv)) {
-        if (conn.principal?.tokenHash === ev.exceptSession) continue;
-        conn.send(frame);
-        n++;
-      }
-      if (n > 0) this.d.metrics.deliveries.inc({ type: 'advanced' }, n);
+      this.handover.onAdvance(ev);
       return;
     }
     if (ev.type === 'supers') {
-      for (const u of ev.add) for (const conn of this.registry.of(u)) void this.supers.add(ev.conv, conn);
-      for (const u of ev.remove) for (const conn of this.registry.of(u)) this.supers.remove(ev.conv, conn);
+      this.handover.onSupers(ev);
       return;
     }
     const close = KICK_CLOSE[ev.reason];
@@ -374,6 +398,30 @@ export class WsGateway {
       conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: text }));
       conn.close(close, text);
     }
+  }
+
+  /**
+   * The Bus is back after an outage: live events of the meantime may be lost, so every
+   * connection gets an unsolicited `pong` with its user's newest inboxSeq — a client behind
+   * it pulls at once (as after any pong) instead of at its next heartbeat.
+   */
+  private async nudgeAll(): Promise<void> {
+    const users = [...new Set([...this.registry.all()].flatMap((c) => (c.principal ? [c.principal.userId] : [])))];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < users.length) {
+        const u = users[next++]!;
+        try {
+          const latest = await this.d.messaging.latestInboxSeq(u);
+          const frame = JSON.stringify({ type: 'pong', inboxSeq: latest, time: Date.now() });
+          for (const conn of this.registry.of(u)) conn.send(frame);
+        } catch (err) {
+          this.d.log.warn({ err: (err as Error).message, userId: u }, 'resume nudge failed');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, users.length) }, worker));
+    this.d.log.info({ users: users.length }, 'bus resumed: clients told to pull');
   }
 
   /** Close connections silent for two heartbeat intervals and slow consumers that stopped reading; sweep idle rate buckets. */

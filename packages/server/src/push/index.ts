@@ -35,13 +35,25 @@ export class ForwardingHandoff implements OfflineHandoff {
   }
 }
 
-/** Presence from the gateway: who is connected on this node. */
-export function gatewayPresence(gateway: {
-  onlineDevices(userId: string): string[];
-  registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
-}): Presence {
+/**
+ * Presence from the gateway: who is connected on this node, and — asked over the Bus — on
+ * the other nodes of the cluster (`onlineDevicesOf`).
+ */
+export function gatewayPresence(
+  gateway: {
+    onlineDevices(userId: string): string[];
+    registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
+  },
+  bus?: { remotePresence(userIds: string[]): Promise<Map<string, string[]>> },
+): Presence {
   return {
     onlineDevices: (userId) => gateway.onlineDevices(userId),
+    async onlineDevicesOf(userIds) {
+      const remote = bus ? await bus.remotePresence(userIds) : new Map<string, string[]>();
+      const out = new Map<string, string[]>();
+      for (const u of userIds) out.set(u, [...new Set([...gateway.onlineDevices(u), ...(remote.get(u) ?? [])])]);
+      return out;
+    },
     *connected() {
       for (const c of gateway.registry.all()) if (c.principal) yield { userId: c.principal.userId, deviceId: c.principal.deviceId };
     },
@@ -60,7 +72,7 @@ export interface PushModule {
 
 export interface PushModuleDeps {
   /** The server's `store` setting ('sqlite' or a postgres:// URL) and data dir decide where push state lives. */
-  server: { store: string; dataDir: string; adminToken?: string };
+  server: { store: string; dataDir: string; adminToken?: string; pg?: { pools: { push: number }; idleTimeoutS: number } };
   config: PushConfig;
   store: Store;
   accounts: AccountService;
@@ -73,12 +85,12 @@ export interface PushModuleDeps {
   now?: () => number;
 }
 
-export async function openPushStore(server: { store: string; dataDir: string }, config: PushConfig): Promise<PushStore> {
+export async function openPushStore(server: { store: string; dataDir: string; pg?: { pools: { push: number }; idleTimeoutS: number } }, config: PushConfig): Promise<PushStore> {
   if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, config.sqliteFile), synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   if (server.store === ':memory:') return new SqlitePushStore({ path: ':memory:' });
   if (server.store.startsWith('postgres://') || server.store.startsWith('postgresql://')) {
     const { PostgresPushStore } = await import('./postgres-push-store.ts');
-    const s = new PostgresPushStore({ url: server.store });
+    const s = new PostgresPushStore({ url: server.store, max: server.pg?.pools.push, idleTimeoutS: server.pg?.idleTimeoutS });
     await s.migrate();
     return s;
   }

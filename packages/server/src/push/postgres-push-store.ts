@@ -98,6 +98,8 @@ export interface PostgresPushStoreOptions {
   url: string;
   /** Pool size (default 5). */
   max?: number;
+  /** Seconds an idle connection stays open (0: forever). Default 30. */
+  idleTimeoutS?: number;
   /** Schema for the push_* tables (created by migrate()); default: the search_path. */
   schema?: string;
 }
@@ -124,6 +126,8 @@ export class PostgresPushStore implements PushStore {
     this.schema = opts.schema;
     this.sql = postgres(opts.url, {
       max: opts.max ?? 5,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       types: { bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) } },
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),

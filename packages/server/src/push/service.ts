@@ -29,7 +29,14 @@ import {
 
 /** Who is connected right now (the gateway). */
 export interface Presence {
+  /** Devices of the user connected to this node. */
   onlineDevices(userId: string): string[];
+  /**
+   * Devices of these users connected anywhere in the cluster (this node and the others, asked
+   * over the Bus). Push decisions use it when present, so a user online on another node gets
+   * no offline push.
+   */
+  onlineDevicesOf?(userIds: string[]): Promise<Map<string, string[]>>;
   /** Every connected (user, device), to keep `lastSeen` fresh. */
   connected?(): Iterable<{ userId: string; deviceId: string }>;
 }
@@ -240,12 +247,13 @@ export class PushService implements OfflinePush, OfflineHandoff {
     const devices = await pushStore.devicesOf(userIds);
     const withDevices = userIds.filter((u) => (devices.get(u)?.length ?? 0) > 0);
     const settings = await pushStore.getSettings(withDevices);
+    const present = await this.presentDevices(withDevices);
     const liveCache = new Map<string, Set<string>>();
     const jobs: NewPushJob[] = [];
     for (const item of batch) {
       const m = item.message;
       for (const userId of item.userIds) {
-        const online = new Set(this.d.presence.onlineDevices(userId));
+        const online = new Set(present.get(userId) ?? this.d.presence.onlineDevices(userId));
         let regs = devices.get(userId) ?? [];
         if (item.onlyDevice !== undefined) regs = regs.filter((x) => x.deviceId === item.onlyDevice);
         // Connected devices need no push (checked first: it is free); the rest must still have a live session.
@@ -376,8 +384,9 @@ export class PushService implements OfflinePush, OfflineHandoff {
     };
     // Pass 1: who can get it (devices, sessions, presence, settings, permission).
     const candidates: { userId: string; s: PushUserSettings; eligible: PushDevice[] }[] = [];
+    const present = await this.presentDevices(userIds.filter((u) => (devices.get(u)?.length ?? 0) > 0));
     for (const userId of userIds) {
-      const online = new Set(this.d.presence.onlineDevices(userId));
+      const online = new Set(present.get(userId) ?? this.d.presence.onlineDevices(userId));
       let targets = (devices.get(userId) ?? []).filter((x) => !online.has(x.deviceId));
       if (targets.length > 0) targets = await this.withLiveSession(userId, targets, now, liveCache);
       if (targets.length === 0) {
@@ -532,6 +541,12 @@ export class PushService implements OfflinePush, OfflineHandoff {
   async putSettings(userId: string, s: PushUserSettings): Promise<PushUserSettings> {
     await this.d.pushStore.putSettings(userId, s);
     return s;
+  }
+
+  /** Cluster-wide connected devices of users that have push devices (one Bus question per batch). */
+  private async presentDevices(userIds: string[]): Promise<Map<string, string[]>> {
+    if (!this.d.presence.onlineDevicesOf || userIds.length === 0) return new Map();
+    return this.d.presence.onlineDevicesOf(userIds);
   }
 
   private async touchConnected(): Promise<void> {

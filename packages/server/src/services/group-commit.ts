@@ -11,7 +11,8 @@ export class GroupCommitter<Req, Res> {
 
   constructor(
     private readonly write: (batch: Req[]) => Promise<Res[]>,
-    private readonly opts: { delayMs: number; maxBatch: number },
+    /** `whole(err)`: a failure that is not any one request's fault (e.g. the database is unavailable) fails the batch without retrying one by one. */
+    private readonly opts: { delayMs: number; maxBatch: number; whole?: (err: unknown) => boolean },
   ) {}
 
   submit(req: Req): Promise<Res> {
@@ -46,8 +47,8 @@ export class GroupCommitter<Req, Res> {
       const results = await this.write(batch.map((b) => b.req));
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
-      if (batch.length === 1) {
-        batch[0]!.reject(err);
+      if (batch.length === 1 || this.opts.whole?.(err)) {
+        for (const b of batch) b.reject(err);
         return;
       }
       for (const b of batch) await this.writeBatch([b]);

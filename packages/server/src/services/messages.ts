@@ -6,6 +6,7 @@ import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { fitToBytes } from '../util/page-bytes.ts';
 import { checkPost } from './group-rules.ts';
+import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './accounts.ts';
 
 export interface MessagingOptions {
@@ -17,6 +18,8 @@ export interface MessagingOptions {
   maxBatch: number;
   /** Reply pages (history, sync, conversation list) stop growing past this many bytes and say `more`. */
   maxReplyBytes?: number;
+  /** How long a send's checks wait for an unavailable database before answering `unavailable` (ms). Default 2000. */
+  storeWaitMs?: number;
 }
 
 export interface SendInput {
@@ -48,6 +51,8 @@ export class MessagingService {
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
   private readonly knownUsers = new Set<string>();
+  /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
+  private readonly sendTails = new Map<string, Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -56,7 +61,12 @@ export class MessagingService {
     private readonly opts: MessagingOptions,
     private readonly now: () => number = Date.now,
   ) {
-    this.committer = new GroupCommitter((batch) => this.commit(batch), { delayMs: opts.commitDelayMs, maxBatch: opts.maxBatch });
+    this.committer = new GroupCommitter((batch) => this.commit(batch), {
+      delayMs: opts.commitDelayMs,
+      maxBatch: opts.maxBatch,
+      // The store already waited for the database: retrying each request alone would only wait again.
+      whole: isStoreUnavailable,
+    });
   }
 
   /** A client's send: server-only kinds (system notices, red packets) are refused. */
@@ -70,7 +80,33 @@ export class MessagingService {
     return this.post(p, input);
   }
 
-  private async post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+  /**
+   * Sends of one sender into one conversation are committed in the order they arrived here,
+   * whatever their checks cost: each takes its place in a FIFO synchronously, runs its
+   * preconditions (existence, block/stranger policies on their own pools) concurrently with
+   * the others, and is handed to the committer only after its predecessors were (or failed).
+   */
+  private post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    const key = `${p.userId}\u0000${input.to !== undefined ? directConversationId(p.userId, input.to) : (input.conv ?? '')}`;
+    const prev = this.sendTails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    this.sendTails.set(key, mine);
+    const done = (): void => {
+      release();
+      if (this.sendTails.get(key) === mine) this.sendTails.delete(key);
+    };
+    // A send that fails before its turn still lets its successors go once its predecessors did
+    // (done is idempotent; a send that was handed over called it already).
+    return this.prepareAndSubmit(p, input, () => prev, done).finally(() => void prev.then(done));
+  }
+
+  private async prepareAndSubmit(
+    p: Principal,
+    input: SendInput,
+    turn: () => Promise<void>,
+    handedOver: () => void,
+  ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     const body = validateMessageBody(input.kind, input.body);
     if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
@@ -79,15 +115,18 @@ export class MessagingService {
     let directMembers: [string, string] | undefined;
     if (input.to !== undefined) {
       if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
-      if (!(await this.userExists(input.to))) throw new MagpieError('not_found', `no such user: ${input.to}`);
-      for (const policy of this.directPolicies) await policy(p.userId, input.to);
+      const to = input.to;
+      const wait = this.opts.storeWaitMs ?? 2000;
+      if (!(await waitForStore(() => this.userExists(to), wait))) throw new MagpieError('not_found', `no such user: ${to}`);
+      for (const policy of this.directPolicies) await waitForStore(() => policy(p.userId, to), wait);
       conv = directConversationId(p.userId, input.to);
       directMembers = [p.userId, input.to];
     } else {
       conv = input.conv!;
     }
     if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
-    const outcome = await this.commitAndPublish(
+    await turn();
+    const submitted = this.submitAndPublish(
       {
         sender: p.userId,
         clientMsgId: input.clientMsgId,
@@ -101,6 +140,9 @@ export class MessagingService {
       },
       p.tokenHash,
     );
+    // submit() queued the request synchronously: the next send of this sender may go now.
+    handedOver();
+    const outcome = await submitted;
     const own = outcome.pointers.find((x) => x.userId === p.userId);
     return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
   }
@@ -148,7 +190,12 @@ export class MessagingService {
    * Group-commit one request (a message, or a system notice carrying a group effect), then
    * publish its live fan-out. Throws the mapped MagpieError when the store refuses it.
    */
-  async commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+  commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    return this.submitAndPublish(req, senderSession);
+  }
+
+  /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
+  private async submitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
     const outcome = await this.committer.submit(req);
     if (!outcome.ok) {
       this.metrics.sends.inc({ outcome: outcome.error });
@@ -193,18 +240,26 @@ export class MessagingService {
     // Super-group subscriptions change before this notice is published, in commit order: a
     // message committed right after a switch or a join must already reach the new followers
     // (a switch's notice still has a pointer for every member: they are the followers).
-    if (eff?.becameSuper) this.bus.publish({ type: 'supers', conv, add: outcome.pointers.map((p) => p.userId), remove: [] });
-    else if (eff?.kind === 'super' && eff.joined.length > 0) this.bus.publish({ type: 'supers', conv, add: eff.joined, remove: [] });
+    const epoch = outcome.message.seq;
+    if (eff?.becameSuper) this.bus.publish({ type: 'supers', conv, add: outcome.pointers.map((p) => p.userId), remove: [], epoch });
+    else if (eff?.kind === 'super' && eff.joined.length > 0) this.bus.publish({ type: 'supers', conv, add: eff.joined, remove: [], epoch });
     if (outcome.pointers.length === 0) {
       const m = outcome.message;
-      this.bus.publish({ type: 'advance', conv: m.conv, frame: `{"type":"advanced","conv":${JSON.stringify(m.conv)},"seq":${m.seq},"message":${body}}`, exceptSession: senderSession });
+      this.bus.publish({
+        type: 'advance',
+        conv: m.conv,
+        frame: advancedFrame(m.conv, m.seq, body),
+        exceptSession: senderSession,
+        seq: m.seq,
+        ...(outcome.epoch !== undefined ? { epoch: outcome.epoch } : {}),
+      });
     }
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
       this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
     }
     // Those who left received the notice; from the next message on they follow nothing here.
-    if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left });
+    if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left, epoch });
     for (const l of this.committedListeners) {
       try {
         l(outcome.message, outcome.pointers);
@@ -233,6 +288,16 @@ export class MessagingService {
 
   private get replyBytes(): number {
     return this.opts.maxReplyBytes ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** A super group's member epoch (seq of its last membership change), 0 when unknown. */
+  async memberEpoch(conv: string): Promise<number> {
+    return (await this.store.getConversation(conv))?.memberEpoch ?? 0;
+  }
+
+  /** Messages of `conv` after `seq` (oldest first), for the live handover of a node that just started following it. */
+  messagesAfter(conv: string, seq: number, limit: number): Promise<Message[]> {
+    return this.store.readHistory(conv, { after: seq, limit });
   }
 
   /** The user's newest inboxSeq (carried by every pong, so a lost last message is noticed). */
@@ -328,6 +393,11 @@ export class MessagingService {
     }
     return entry;
   }
+}
+
+/** The `advanced` frame of a super-group message whose JSON is `body`. */
+export function advancedFrame(conv: string, seq: number, body: string): string {
+  return `{"type":"advanced","conv":${JSON.stringify(conv)},"seq":${seq},"message":${body}}`;
 }
 
 /** Map a store refusal to the protocol's error codes. */

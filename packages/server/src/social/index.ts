@@ -23,7 +23,7 @@ export async function openSocialStore(config: Config): Promise<SocialStore> {
   }
   if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
     const { PostgresSocialStore } = await import('./postgres-social-store.ts');
-    const store = new PostgresSocialStore({ url: config.store, changeLogCapacity });
+    const store = new PostgresSocialStore({ url: config.store, changeLogCapacity, max: config.pg.pools.social, idleTimeoutS: config.pg.idleTimeoutS });
     await store.migrate();
     return store;
   }

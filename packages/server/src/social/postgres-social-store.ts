@@ -19,6 +19,8 @@ export interface PostgresSocialStoreOptions {
   /** Schema to use (created by `migrate`); the connection's search_path. Its `users` table must exist. */
   schema?: string;
   max?: number;
+  /** Seconds an idle connection stays open (0: forever). Default 30. */
+  idleTimeoutS?: number;
   changeLogCapacity?: number;
 }
 
@@ -47,6 +49,8 @@ export class PostgresSocialStore implements SocialStore {
     this.capacity = opts.changeLogCapacity ?? DEFAULT_CHANGE_LOG_CAPACITY;
     this.sql = postgres(opts.url, {
       max: opts.max ?? 10,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
       types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },

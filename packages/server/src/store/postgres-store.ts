@@ -45,14 +45,19 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
+import { isStoreUnavailable } from '../util/store-unavailable.ts';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** postgres://user:pass@host:port/db */
   url: string;
   /** Connection pool size (default 10). */
   max?: number;
+  /** Seconds an idle connection stays open (0: forever). Default 30. */
+  idleTimeoutS?: number;
   /** Schema to keep the tables in (created by migrate()); default: the server's search_path. */
   schema?: string;
+  /** How long a transaction retries while the database is unavailable (no connection to be had). Default 2000 ms. */
+  unavailableWaitMs?: number;
 }
 
 /** BIGINT columns come back as JS numbers (all our values are far below 2^53). */
@@ -107,6 +112,9 @@ interface ConvState {
   cache: Map<string, MemberRecord | null>;
   /** Inserted by a group creation in this transaction that has not (yet) succeeded. */
   pending: boolean;
+  /** The member epoch (seq of the last membership change), as it moves in this transaction. */
+  epoch: number;
+  startEpoch: number;
 }
 
 interface UserState {
@@ -139,15 +147,19 @@ export class PostgresStore implements Store {
   private readonly ring: number;
   private readonly schema: string | undefined;
   private closed = false;
+  private readonly unavailableWaitMs: number;
 
   constructor(opts: PostgresStoreOptions) {
     if (opts.schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(opts.schema)) {
       throw new Error(`invalid schema name: ${opts.schema}`);
     }
     this.ring = opts.ringCapacity;
+    this.unavailableWaitMs = opts.unavailableWaitMs ?? 2000;
     this.schema = opts.schema;
     this.sql = postgres(opts.url, {
       max: opts.max ?? 10,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       types: {
         bigint: { to: 20, from: [20], serialize: (v: number) => String(v), parse: (v: string) => Number(v) },
@@ -182,13 +194,22 @@ export class PostgresStore implements Store {
     await this.sql.end({ timeout: 5 });
   }
 
-  /** Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency races. */
+  /**
+   * Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency
+   * races, and — for up to unavailableWaitMs — while no connection can be had (the pool's
+   * budget exceeds what the database grants, or it restarts).
+   */
   private async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         return (await this.sql.begin(fn)) as T;
       } catch (err) {
         const e = err as PgError;
+        if (isStoreUnavailable(err) && !this.closed && Date.now() - started < this.unavailableWaitMs) {
+          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50 * Math.min(attempt, 8)));
+          continue;
+        }
         const retry =
           (e.code !== undefined && RETRYABLE.has(e.code)) || (e.code === '23505' && e.constraint_name === 'messages_idem');
         if (!retry || attempt >= MAX_ATTEMPTS || this.closed) throw err;
@@ -354,12 +375,13 @@ export class PostgresStore implements Store {
     // 2. Lock the conversations in id order; then read their groups and, for direct chats and
     //    normal groups, their active members. Super groups' member lists are never loaded.
     const convIds = [...new Set(batch.map((r) => r.conv))].sort();
-    const convRows = await tx<{ id: string; kind: ConversationKind; last_seq: number }[]>`
-      SELECT id, kind, last_seq FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
+    const convRows = await tx<{ id: string; kind: ConversationKind; last_seq: number; member_epoch: number }[]>`
+      SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id = ANY(${convIds}::text[]) ORDER BY id FOR UPDATE`;
     const convs = new Map<string, ConvState>();
     for (const c of convRows) {
       const lastSeq = Number(c.last_seq);
-      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
+      const epoch = Number(c.member_epoch);
+      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
     }
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
     if (groupIds.length > 0) {
@@ -455,7 +477,12 @@ export class PostgresStore implements Store {
         : r.effect
           ? { ok: false, error: 'not_found', reason: 'no such group' }
           : { ok: false, error: r.directMembers ? 'forbidden' : 'not_found' };
-      if (out.ok) firstInBatch.set(key, i);
+      if (out.ok && c) {
+        firstInBatch.set(key, i);
+        const e = out.effect;
+        if (e && (e.joined.length > 0 || e.left.length > 0 || e.becameSuper)) c.epoch = out.message.seq;
+        if (c.kind === 'super') out.epoch = c.epoch;
+      }
       outcomes.push(out);
     }
 
@@ -705,9 +732,9 @@ export class PostgresStore implements Store {
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
-    const [row] = await this.sql<{ id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number }[]>`
-      SELECT id, kind, last_seq, created_at FROM conversations WHERE id = ${conv}`;
-    return row ? { id: row.id, kind: row.kind, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at) } : null;
+    const [row] = await this.sql<{ id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number; member_epoch: number }[]>`
+      SELECT id, kind, last_seq, created_at, member_epoch FROM conversations WHERE id = ${conv}`;
+    return row ? { id: row.id, kind: row.kind, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at), memberEpoch: Number(row.member_epoch) } : null;
   }
 
   async isMember(conv: string, userId: string): Promise<boolean> {
@@ -1151,11 +1178,11 @@ class AppendWriter {
           deleted = 0,
           version = excluded.version`;
     }
-    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq);
+    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch);
     if (movedConvs.length > 0) {
       await tx`
-        UPDATE conversations c SET last_seq = x.s
-        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[]) AS x(id, s)
+        UPDATE conversations c SET last_seq = x.s, member_epoch = x.e
+        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[], ${movedConvs.map((c) => c.epoch)}::bigint[]) AS x(id, s, e)
         WHERE c.id = x.id`;
     }
     const movedUsers = [...this.users.entries()].filter(([, u]) => u.inboxSeq > u.startInboxSeq || u.version > u.startVersion);

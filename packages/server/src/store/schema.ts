@@ -138,6 +138,8 @@ export const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   { table: 'members', column: 'role', ddl: `role TEXT NOT NULL DEFAULT 'member'` },
   /** 'since_join' (members read from their join on) or 'all'; see HistoryVisibility in store.ts. */
   { table: 'groups', column: 'history_visibility', ddl: `history_visibility TEXT NOT NULL DEFAULT 'since_join'` },
+  /** Seq of the conversation's last membership change (join, leave, removal, switch to super): the handover point of live delivery. */
+  { table: 'conversations', column: 'member_epoch', ddl: 'member_epoch BIGINT NOT NULL DEFAULT 0' },
   { table: 'members', column: 'muted_until', ddl: 'muted_until BIGINT NOT NULL DEFAULT 0' },
   { table: 'members', column: 'joined_seq', ddl: 'joined_seq BIGINT NOT NULL DEFAULT 0' },
   /** NULL: active member; else the last seq the former member may read. */

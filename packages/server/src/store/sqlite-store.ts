@@ -150,6 +150,8 @@ export class SqliteStore implements Store {
       convById: db.prepare('SELECT * FROM conversations WHERE id = ?'),
       insertConv: db.prepare('INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, ?, 0, ?)'),
       setConvKind: db.prepare('UPDATE conversations SET kind = ? WHERE id = ?'),
+      setMemberEpoch: db.prepare('UPDATE conversations SET member_epoch = ? WHERE id = ?'),
+      memberEpoch: db.prepare('SELECT member_epoch FROM conversations WHERE id = ?'),
       insertMember: db.prepare('INSERT OR IGNORE INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)'),
       isMember: db.prepare('SELECT 1 FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL'),
       membersOf: db.prepare('SELECT user_id FROM members WHERE conv_id = ? AND left_seq IS NULL ORDER BY user_id'),
@@ -391,7 +393,18 @@ export class SqliteStore implements Store {
   }
 
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    return this.db.transaction(() => batch.map((req) => this.appendOne(req))).immediate();
+    return this.db.transaction(() => batch.map((req) => this.withEpoch(req, this.appendOne(req)))).immediate();
+  }
+
+  /** Record a membership change as the conversation's member epoch; stamp super-group messages with it. */
+  private withEpoch(req: AppendRequest, out: AppendOutcome): AppendOutcome {
+    if (!out.ok || out.duplicate) return out;
+    const e = out.effect;
+    if (e && (e.joined.length > 0 || e.left.length > 0 || e.becameSuper)) this.q.setMemberEpoch.run(out.message.seq, req.conv);
+    if ((e?.kind ?? (this.q.convById.get(req.conv) as ConvRow | undefined)?.kind) === 'super') {
+      out.epoch = (this.q.memberEpoch.get(req.conv) as { member_epoch: number }).member_epoch;
+    }
+    return out;
   }
 
   private appendOne(req: AppendRequest): AppendOutcome {
@@ -734,8 +747,8 @@ export class SqliteStore implements Store {
   }
 
   async getConversation(conv: string): Promise<ConversationRecord | null> {
-    const row = this.q.convById.get(conv) as { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number } | undefined;
-    return row ? { id: row.id, kind: row.kind, lastSeq: row.last_seq, createdAt: row.created_at } : null;
+    const row = this.q.convById.get(conv) as { id: string; kind: ConversationRecord['kind']; last_seq: number; created_at: number; member_epoch: number } | undefined;
+    return row ? { id: row.id, kind: row.kind, lastSeq: row.last_seq, createdAt: row.created_at, memberEpoch: row.member_epoch } : null;
   }
 
   async isMember(conv: string, userId: string): Promise<boolean> {

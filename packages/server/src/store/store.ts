@@ -154,6 +154,8 @@ export interface ConversationRecord {
   kind: ConversationKind;
   lastSeq: number;
   createdAt: number;
+  /** Seq of the last membership change (see AppendOutcome.epoch); 0: none recorded. */
+  memberEpoch?: number;
 }
 
 export interface AppendRequest {
@@ -268,7 +270,19 @@ export interface JoinRequestRecord {
 export type AppendError = 'not_found' | 'forbidden' | 'muted' | 'full' | 'dismissed' | 'invalid';
 
 export type AppendOutcome =
-  | { ok: true; message: Message; duplicate: boolean; pointers: InboxPointer[]; effect?: EffectResult }
+  | {
+      ok: true;
+      message: Message;
+      duplicate: boolean;
+      pointers: InboxPointer[];
+      effect?: EffectResult;
+      /**
+       * New super-group messages: the seq of the conversation's last membership change at or
+       * before this message (join, leave, removal, the switch), its "member epoch". A node
+       * delivers the message live only once it knows the memberships up to that change.
+       */
+      epoch?: number;
+    }
   | { ok: false; error: AppendError; reason?: string };
 
 /** What an effect changed, for live updates. */

@@ -1,9 +1,14 @@
 import { MagpieError } from '@magpie/protocol';
 import type { Logger } from 'pino';
+import { isStoreUnavailable, unavailableError } from './store-unavailable.ts';
 
 /** Convert anything thrown into the one error type; unexpected errors become `internal` and are logged. */
 export function toMagpieError(err: unknown, log?: Logger): MagpieError {
   if (err instanceof MagpieError) return err;
+  if (isStoreUnavailable(err)) {
+    log?.warn({ err: (err as Error).message }, 'database unavailable');
+    return unavailableError();
+  }
   log?.error({ err }, 'unexpected error');
   return new MagpieError('internal');
 }

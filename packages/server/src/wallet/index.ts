@@ -21,7 +21,7 @@ export async function openWalletStore(config: Config): Promise<WalletStore> {
   }
   if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
     const { PostgresWalletStore } = await import('./postgres-wallet-store.ts');
-    const store = new PostgresWalletStore({ url: config.store });
+    const store = new PostgresWalletStore({ url: config.store, max: config.pg.pools.wallet, idleTimeoutS: config.pg.idleTimeoutS });
     await store.migrate();
     return store;
   }

@@ -28,6 +28,8 @@ export interface PostgresWalletStoreOptions {
   schema?: string;
   /** Pool size. */
   max?: number;
+  /** Seconds an idle connection stays open (0: forever). Default 30. */
+  idleTimeoutS?: number;
   uniform?: UniformSource;
 }
 
@@ -68,6 +70,8 @@ export class PostgresWalletStore implements WalletStore {
     this.schema = opts.schema;
     this.sql = postgres(opts.url, {
       max: opts.max ?? 10,
+      // Idle connections are closed (the pool reopens on demand): a quiet node holds few.
+      idle_timeout: opts.idleTimeoutS ?? 30,
       onnotice: () => {},
       ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
       types: {

@@ -1,0 +1,228 @@
+/**
+ * Cluster benchmark on PostgreSQL + NATS (or SQLite, one node): N real node processes, clients
+ * spread over them, one load generator in this process.
+ *
+ *   node --import tsx bench/cluster.ts --scenario group --nodes 3          # normal-group latency
+ *   node --import tsx bench/cluster.ts --scenario dm --nodes 2             # direct-message throughput
+ *   node --import tsx bench/cluster.ts --scenario dm --store sqlite        # the same on SQLite (one node)
+ *
+ * group: a --members (90) member normal group, every member online, member i on node i mod N;
+ *   --senders (10) members send at a total --rate (20) msg/s for --duration (20) s (open loop);
+ *   reports the time from send to the LAST member's delivery, p50/p99/max.
+ * dm: --pairs (50) pairs; the sender on node 0, the receiver on node 1 (with ≥ 2 nodes); each
+ *   sender keeps --window (8) sends in flight for --duration s; reports delivered msg/s.
+ * Needs PostgreSQL (MAGPIE_TEST_PG, default postgres://postgres@127.0.0.1:5432/test) and NATS
+ * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import WebSocket from 'ws';
+
+const MAIN = new URL('../packages/server/src/main.ts', import.meta.url).pathname;
+const PG = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+const NATS = process.env.MAGPIE_TEST_NATS ?? 'nats://127.0.0.1:4222';
+
+const { values: a } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'group' },
+    store: { type: 'string', default: 'postgres' },
+    nodes: { type: 'string', default: '1' },
+    members: { type: 'string', default: '90' },
+    senders: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '20' },
+    pairs: { type: 'string', default: '50' },
+    window: { type: 'string', default: '8' },
+    duration: { type: 'string', default: '20' },
+  },
+});
+const nodesN = Number(a.nodes);
+const duration = Number(a.duration) * 1000;
+
+interface Node {
+  url: string;
+  ws: string;
+  proc: ChildProcess;
+  dir: string;
+}
+
+async function startNode(env: Record<string, string>): Promise<Node> {
+  const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-cluster-'));
+  const proc = fork(MAIN, [], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.on('message', (m: { ready?: string }) => m.ready && resolve(m.ready.replace('localhost', '127.0.0.1')));
+    proc.on('exit', (c) => reject(new Error(`node exited with ${c}`)));
+  });
+  return { url, ws: url.replace('http', 'ws') + '/ws', proc, dir };
+}
+
+async function api(base: string, method: string, path: string, body?: unknown, token?: string): Promise<any> {
+  const r = await fetch(base + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const j = await r.json();
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+async function account(base: string): Promise<{ userId: string; token: string }> {
+  const username = `b${randomBytes(5).toString('hex')}`;
+  await api(base, 'POST', '/api/register', { username, password: 'bench-password-1' });
+  const r = await api(base, 'POST', '/api/login', { username, password: 'bench-password-1', deviceId: 'd1', platform: 'web' });
+  return { userId: r.userId, token: r.token };
+}
+
+class Client {
+  private next = 1;
+  private readonly pending = new Map<number, (f: any) => void>();
+  onMsg: (f: any) => void = () => {};
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => {
+      const parsed = JSON.parse(d.toString());
+      for (const f of Array.isArray(parsed) ? parsed : [parsed]) {
+        if ((f.type === 'reply' || f.type === 'error') && this.pending.has(f.id)) {
+          this.pending.get(f.id)!(f);
+          this.pending.delete(f.id);
+        } else if (f.type === 'msg') {
+          this.onMsg(f);
+          this.ws.send(JSON.stringify({ type: 'ack', inboxSeq: f.inboxSeq }));
+        }
+      }
+    });
+  }
+  static async open(url: string, token: string): Promise<Client> {
+    const ws = new WebSocket(url);
+    await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    const c = new Client(ws);
+    const w = await c.request({ type: 'hello', versions: [1], token, inboxSeq: 0, caps: ['ack', 'batch'] });
+    if (w.type !== 'reply') throw new Error(JSON.stringify(w));
+    return c;
+  }
+  request(f: Record<string, unknown>): Promise<any> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ws.send(JSON.stringify({ ...f, id }));
+    });
+  }
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+}
+
+async function main(): Promise<void> {
+  const db = `magpie_bench_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(PG, { max: 1, onnotice: () => {} });
+  let env: Record<string, string> = {};
+  if (a.store === 'postgres') {
+    await admin.unsafe(`CREATE DATABASE "${db}"`);
+    const u = new URL(PG);
+    u.pathname = `/${db}`;
+    env = { MAGPIE_STORE: u.toString(), ...(nodesN > 1 ? { MAGPIE_NATS: NATS } : {}) };
+  }
+  const nodes: Node[] = [];
+  for (let i = 0; i < nodesN; i++) nodes.push(await startNode(env));
+  const load0 = loadavg()[0]!.toFixed(1);
+  try {
+    if (a.scenario === 'group') await groupScenario(nodes);
+    else await dmScenario(nodes);
+  } finally {
+    console.log(`load average at start ${load0}, at end ${loadavg()[0]!.toFixed(1)} (2 cores, shared with other work)`);
+    await Promise.all(nodes.map((n) => new Promise((r) => (n.proc.once('exit', r), n.proc.kill('SIGTERM')))));
+    for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
+    if (a.store === 'postgres') await admin.unsafe(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
+    await admin.end({ timeout: 2 });
+  }
+}
+
+async function groupScenario(nodes: Node[]): Promise<void> {
+  const m = Number(a.members);
+  const users = [];
+  for (let i = 0; i < m; i++) users.push(await account(nodes[i % nodes.length]!.url));
+  const g = (await api(nodes[0]!.url, 'POST', '/api/groups', { name: 'bench', members: users.slice(1).map((u) => u.userId) }, users[0]!.token)).group;
+  const clients = await Promise.all(users.map((u, i) => Client.open(nodes[i % nodes.length]!.ws, u.token)));
+  const sentAt = new Map<string, number>();
+  const got = new Map<string, number>();
+  const lat: number[] = [];
+  for (const c of clients) {
+    c.onMsg = (f) => {
+      const id = f.message.clientMsgId;
+      const t0 = sentAt.get(id);
+      if (t0 === undefined) return;
+      const n = (got.get(id) ?? 0) + 1;
+      got.set(id, n);
+      if (n === m - 1) lat.push(performance.now() - t0);
+    };
+  }
+  const senders = Number(a.senders);
+  const interval = 1000 / Number(a.rate);
+  const start = performance.now();
+  let k = 0;
+  let errors = 0;
+  while (performance.now() - start < duration) {
+    const due = start + k * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    const id = `g${k}`;
+    sentAt.set(id, performance.now());
+    void clients[k % senders]!.request({ type: 'send', clientMsgId: id, conv: g.conv, kind: 'text', body: { text: 'bench message' } }).then((r) => r.type === 'error' && errors++);
+    k++;
+  }
+  await sleep(5000);
+  console.log(
+    `group: ${nodes.length} node(s) ${a.store}, ${m} members, ${a.rate} msg/s for ${a.duration} s: sent ${k}, complete ${lat.length}, errors ${errors}; ` +
+      `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
+  );
+  for (const c of clients) c.ws.close();
+}
+
+async function dmScenario(nodes: Node[]): Promise<void> {
+  const pairs = Number(a.pairs);
+  const win = Number(a.window);
+  const recvNode = nodes[nodes.length > 1 ? 1 : 0]!;
+  const senders: { userId: string; token: string }[] = [];
+  const receivers: { userId: string; token: string }[] = [];
+  for (let i = 0; i < pairs; i++) {
+    senders.push(await account(nodes[0]!.url));
+    receivers.push(await account(recvNode.url));
+  }
+  const sc = await Promise.all(senders.map((u) => Client.open(nodes[0]!.ws, u.token)));
+  const rc = await Promise.all(receivers.map((u) => Client.open(recvNode.ws, u.token)));
+  let delivered = 0;
+  let counting = false;
+  for (const c of rc) c.onMsg = () => counting && delivered++;
+  let stop = false;
+  let errors = 0;
+  const loops = sc.map(async (c, i) => {
+    let n = 0;
+    const one = async (): Promise<void> => {
+      while (!stop) {
+        const r = await c.request({ type: 'send', clientMsgId: `d${i}-${n++}`, to: receivers[i]!.userId, kind: 'text', body: { text: 'bench message' } });
+        if (r.type === 'error') errors++;
+      }
+    };
+    await Promise.all(Array.from({ length: win }, one));
+  });
+  await sleep(3000); // warm-up
+  counting = true;
+  const t0 = performance.now();
+  await sleep(duration);
+  const secs = (performance.now() - t0) / 1000;
+  const rate = delivered / secs;
+  counting = false;
+  stop = true;
+  await Promise.all(loops);
+  console.log(`dm: ${nodes.length} node(s) ${a.store}, ${pairs} pairs × ${win} in flight, senders on node 1${nodes.length > 1 ? ', receivers on node 2' : ''}: ${rate.toFixed(0)} msg/s delivered over ${secs.toFixed(0)} s, errors ${errors}`);
+  for (const c of [...sc, ...rc]) c.ws.close();
+}
+
+await main();

@@ -1,0 +1,104 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import postgres from 'postgres';
+import { randomBytes } from 'node:crypto';
+import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { startServer, registerAndLogin, RawClient, type ServerProcess, type Account } from './harness.ts';
+
+/**
+ * Issue 15, PostgreSQL connection budget: a node whose pools are larger than what the
+ * database grants (a role with CONNECTION LIMIT) answers `hello` and `send` — it waits
+ * briefly for a connection and, failing that, says `unavailable` (retryable), never `internal`.
+ * Needs PostgreSQL (creates and drops its own database and role).
+ */
+const skip = await pgUnavailable();
+
+describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => {
+  const suffix = randomBytes(4).toString('hex');
+  const dbName = `magpie_i15p_${suffix}`;
+  const role = `magpie_i15_small_${suffix}`;
+  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  let dbUrl: URL;
+  before(async () => {
+    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
+    await admin.unsafe(`CREATE ROLE "${role}" LOGIN CONNECTION LIMIT 8`);
+    await admin.unsafe(`ALTER DATABASE "${dbName}" OWNER TO "${role}"`);
+    dbUrl = new URL(PG_URL);
+    dbUrl.pathname = `/${dbName}`;
+    dbUrl.username = role;
+  });
+  after(async () => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.unsafe(`DROP ROLE IF EXISTS "${role}"`);
+    await admin.end({ timeout: 2 });
+  });
+
+  async function load(srv: ServerProcess, accounts: Account[], peer: Account): Promise<{ ok: number; codes: Record<string, number> }> {
+    const codes: Record<string, number> = {};
+    let ok = 0;
+    await Promise.all(
+      accounts.map(async (a, i) => {
+        let c: RawClient;
+        try {
+          c = (await RawClient.connect(srv.wsUrl, a.token)).client;
+        } catch (err) {
+          const code = (err as { frame?: { code: string } }).frame?.code ?? 'socket';
+          codes[`hello:${code}`] = (codes[`hello:${code}`] ?? 0) + 1;
+          return;
+        }
+        await Promise.all(
+          Array.from({ length: 8 }, async (_, k) => {
+            try {
+              await c.request({ type: 'send', clientMsgId: `c${i}-${k}`, to: peer.userId, kind: 'text', body: { text: 'x' } }, 15_000);
+              ok++;
+            } catch (err) {
+              const code = (err as { frame?: { code: string } }).frame?.code ?? 'timeout';
+              codes[`send:${code}`] = (codes[`send:${code}`] ?? 0) + 1;
+            }
+          }),
+        );
+        c.close();
+      }),
+    );
+    return { ok, codes };
+  }
+
+  it('pools larger than the budget: hello and send wait, then succeed or answer unavailable — never internal', async () => {
+    const srv = await startServer({ env: { MAGPIE_STORE: dbUrl.toString(), MAGPIE_USER_RATE: '1000', MAGPIE_USER_BURST: '1000', MAGPIE_IP_RATE: '10000', MAGPIE_IP_BURST: '10000' } });
+    try {
+      const peer = await registerAndLogin(srv.url);
+      const accounts = await Promise.all(Array.from({ length: 24 }, () => registerAndLogin(srv.url)));
+      const { ok, codes } = await load(srv, accounts, peer);
+      const bad = Object.keys(codes).filter((k) => !k.endsWith(':unavailable'));
+      assert.deepEqual(bad, [], `only retryable unavailable errors, got ${JSON.stringify(codes)}`);
+      assert.ok(ok > 0, 'most sends go through');
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  it('pools sized to the budget (MAGPIE_PG_POOL_*): everything goes through', async () => {
+    const env = {
+      MAGPIE_STORE: dbUrl.toString(),
+      MAGPIE_USER_RATE: '1000',
+      MAGPIE_USER_BURST: '1000',
+      MAGPIE_IP_RATE: '10000',
+      MAGPIE_IP_BURST: '10000',
+      MAGPIE_PG_POOL_MESSAGES: '2',
+      MAGPIE_PG_POOL_SOCIAL: '1',
+      MAGPIE_PG_POOL_WALLET: '1',
+      MAGPIE_PG_POOL_PUSH: '1',
+      MAGPIE_PG_POOL_SHARED: '1',
+    };
+    const srv = await startServer({ env });
+    try {
+      const peer = await registerAndLogin(srv.url);
+      const accounts = await Promise.all(Array.from({ length: 24 }, () => registerAndLogin(srv.url)));
+      const { ok, codes } = await load(srv, accounts, peer);
+      assert.deepEqual(codes, {});
+      assert.equal(ok, 24 * 8);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
