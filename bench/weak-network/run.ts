@@ -86,8 +86,9 @@ async function main(): Promise<void> {
         store: new MemoryStore(),
         webSocketFactory: (u) => new WebSocket(u) as unknown as WebSocketLike,
         app: { platform: 'android', version: 'weak-net' },
-        requestTimeoutMs: 5000,
-        sendQueue: { requestTimeoutMs: 5000, maxAttempts: 1000, maxAgeMs: 10 * 60_000 },
+        // The SDK's shipped timeouts (request, sync pull, send); only the give-up limits are raised
+        // so that a long run never marks a message failed.
+        sendQueue: { maxAttempts: 1000, maxAgeMs: 10 * 60_000 },
       }),
   );
   clients.forEach((c, i) =>

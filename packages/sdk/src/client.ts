@@ -25,6 +25,26 @@ export interface StateEvent {
   previous: ClientState;
 }
 
+/**
+ * Why there is no connection now:
+ * - `no_network`: the platform says the network is down (`setNetworkOnline(false)`, e.g. the
+ *   browser's `offline` event / `navigator.onLine === false`);
+ * - `server_unreachable`: the network is said to be up, but attempts to reach the server failed;
+ * - `connection_lost`: a working connection dropped and the first attempt is still to come.
+ */
+export type OfflineReason = 'no_network' | 'server_unreachable' | 'connection_lost';
+
+/** The connection as a banner needs it (the `connection` event; `client.connection`). */
+export interface ConnectionInfo {
+  state: ClientState;
+  /** Null while connected, connecting, or stopped (closed, kicked, logged out). */
+  offlineReason: OfflineReason | null;
+  /** When the next automatic attempt starts (epoch ms on the client's clock); null when none is scheduled. */
+  nextRetryAt: number | null;
+  /** Consecutive failed attempts. */
+  failures: number;
+}
+
 export interface ConversationEvent {
   conv: string;
   /** The entry now; null when it was deleted (removed from the list). */
@@ -54,6 +74,8 @@ export interface KickedEvent {
 
 export interface MagpieClientEvents {
   state: StateEvent;
+  /** The connection info changed (state, offline reason, next retry time). */
+  connection: ConnectionInfo;
   /** A message was stored or changed state (sending → sent → delivered / failed). */
   message: LocalMessage;
   conversation: ConversationEvent;
@@ -176,6 +198,9 @@ export class MagpieClient {
   private early: RawFrame[] = [];
   private initPromise: Promise<void> | null = null;
   private connectWaiters: { resolve(): void; reject(err: MagpieClientError): void }[] = [];
+  private offlineReason: OfflineReason | null = null;
+  private nextRetryAt: number | null = null;
+  private lastInfo = '';
 
   constructor(options: MagpieClientOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -315,12 +340,31 @@ export class MagpieClient {
     await this.convSync.idle();
   }
 
+  /** What a connection banner shows: state, why offline, when the next attempt is. */
+  get connection(): ConnectionInfo {
+    return { state: this._state, offlineReason: this.offlineReason, nextRetryAt: this.nextRetryAt, failures: this.policy.failures };
+  }
+
   private setState(next: ClientState): void {
-    if (next === this._state) return;
-    const previous = this._state;
-    this._state = next;
-    this.emitter.emit('state', { state: next, previous });
-    if (next === 'online') this.settleConnectWaiters();
+    if (next !== 'offline' && next !== 'waiting_for_network') {
+      this.offlineReason = null;
+      this.nextRetryAt = null;
+    }
+    if (next !== this._state) {
+      const previous = this._state;
+      this._state = next;
+      this.emitter.emit('state', { state: next, previous });
+      if (next === 'online') this.settleConnectWaiters();
+    }
+    this.emitConnection();
+  }
+
+  private emitConnection(): void {
+    const info = this.connection;
+    const key = `${info.state}|${info.offlineReason}|${info.nextRetryAt}|${info.failures}`;
+    if (key === this.lastInfo) return;
+    this.lastInfo = key;
+    this.emitter.emit('connection', info);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -363,7 +407,8 @@ export class MagpieClient {
 
   /**
    * Start connecting and resolve once online. Rejects when the client ends logged out or
-   * kicked, gives up (waiting_for_network) or is closed before it got online.
+   * kicked, is closed before it got online, or when `reconnect.maxFailures` attempts in a row
+   * failed (code `network`; the client keeps trying every `reconnect.slowIntervalMs`).
    */
   async connect(): Promise<void> {
     if (!this.token) throw new MagpieClientError('unauthorized', 'no token: log in first or pass `token`');
@@ -376,7 +421,7 @@ export class MagpieClient {
       this.sendQueue.start();
       this.policy.reset();
       this.openConnection();
-    } else if (!this.conn && this._state === 'waiting_for_network') {
+    } else if (!this.conn) {
       this.wake('manual');
     }
     return done;
@@ -428,6 +473,8 @@ export class MagpieClient {
   setNetworkOnline(online: boolean): void {
     this.networkOnline = online;
     if (online) this.wake('network');
+    else if (this.started && !this.conn) this.setState(this.offlineState());
+    else this.emitConnection();
   }
 
   /** Pull the inbox and the conversation list now (or reconnect if offline). */
@@ -762,17 +809,30 @@ export class MagpieClient {
     this.connectTimer.stop();
   }
 
+  /**
+   * Never gives up on its own: after `maxFailures` failures in a row the attempts slow down
+   * to `slowIntervalMs` (a server outage produces no network event to wait for), and
+   * connect() callers learn that the server is unreachable.
+   */
   private scheduleReconnect(wake: boolean): void {
     if (!this.started) return;
-    if (this.policy.exhausted) {
-      this.reconnectTimer.stop();
-      this.setState('waiting_for_network');
-      this.rejectConnectWaiters(new MagpieClientError('network', `gave up after ${this.policy.failures} failed attempts; waiting for network or foreground`));
-      return;
+    const failures = this.policy.failures;
+    if (failures === this.policy.options.maxFailures) {
+      this.rejectConnectWaiters(
+        new MagpieClientError('network', `${this.networkOnline ? 'server unreachable' : 'no network'} after ${failures} attempts; still retrying every ~${Math.round(this.policy.options.slowIntervalMs / 1000)} s`),
+      );
     }
     const delay = this.policy.nextDelay({ appState: this.appState, networkOnline: this.networkOnline, wake });
-    this.setState('offline');
+    this.offlineReason = !this.networkOnline ? 'no_network' : failures > 0 ? 'server_unreachable' : 'connection_lost';
+    this.nextRetryAt = this.clock.now() + delay;
     this.reconnectTimer.start(delay, () => this.openConnection());
+    this.setState(this.offlineState());
+  }
+
+  /** `waiting_for_network` while the platform says the network is down, else `offline`. */
+  private offlineState(): ClientState {
+    if (!this.networkOnline) this.offlineReason = 'no_network';
+    return this.networkOnline ? 'offline' : 'waiting_for_network';
   }
 
   /** Network back, foreground, or a manual refresh. */
@@ -798,6 +858,8 @@ export class MagpieClient {
 
   private stopAll(): void {
     this.started = false;
+    this.offlineReason = null;
+    this.nextRetryAt = null;
     this.reconnectTimer.stop();
     this.convRefreshTimer.stop();
     this.conn?.close(1000, 'client closed');
