@@ -241,7 +241,7 @@ export class MagpieClient {
       this.clock,
       {
         ...link,
-        sync: (since, limit) => this.request({ type: 'sync', since, limit }),
+        sync: (since, limit, timeoutMs) => this.request({ type: 'sync', since, limit }, { timeoutMs }),
         ack: (inboxSeq) => (this.ready && this.conn ? this.conn.notify({ type: 'ack', inboxSeq }) : false),
       },
       {
@@ -850,8 +850,12 @@ export class MagpieClient {
   private ping(interval: number, timeoutMs: number): Promise<boolean> {
     const conn = this.conn;
     if (!conn || !this.ready) return Promise.resolve(true);
+    const sent = this.clock.now();
     return conn.request({ type: 'ping', interval }, { timeoutMs }).then(
-      () => true,
+      () => {
+        this.engine.noteRtt(this.clock.now() - sent);
+        return true;
+      },
       (err) => toClientError(err).code !== 'timeout',
     );
   }

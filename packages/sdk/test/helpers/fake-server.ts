@@ -114,6 +114,8 @@ export class FakeServer {
   ringStart = 1;
   syncPageSize = 100;
   convsPageSize = 100;
+  /** Drop the reply of the next N sync requests. */
+  dropSyncReplies = 0;
   /** Drop the reply of the next N sends (the message is stored, the reply is lost). */
   dropSendReplies = 0;
   /** Script a send: return an error to answer with it, 'drop' to ignore the frame. */
@@ -126,6 +128,8 @@ export class FakeServer {
   listVersion = 0;
   private readonly sends = new Map<string, { message: Message; inboxSeq: number }>();
   readonly acks: number[] = [];
+  /** Every sync request (since, and the inboxSeqs the client said it holds beyond it). */
+  readonly syncRequests: { since: number; have?: number[] }[] = [];
   private msgCounter = 0;
 
   constructor(
@@ -332,6 +336,11 @@ export class FakeServer {
       const limit = Math.min(f.limit ?? 100, this.syncPageSize);
       const after = this.inbox.filter((i) => i.inboxSeq > f.since);
       const items = after.slice(0, limit);
+      this.syncRequests.push({ since: f.since, ...(f.have !== undefined ? { have: f.have } : {}) });
+      if (this.dropSyncReplies > 0) {
+        this.dropSyncReplies--;
+        return;
+      }
       sock.deliver({ type: 'reply', id: f.id, result: { items, inboxSeq: latest, more: after.length > items.length, full: false } });
     }
   }
