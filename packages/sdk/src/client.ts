@@ -172,6 +172,8 @@ export class MagpieClient {
   private readonly reconnectTimer: Timer;
   private readonly connectTimer: Timer;
   private readonly convRefreshTimer: Timer;
+  /** Watches unanswered requests for a half-open link (heartbeat.requestProbeAfterMs). */
+  private readonly stallTimer: Timer;
   private readonly delivered = new Map<string, number>();
   /** Group delivered counts learned live, per conversation and seq (the highest seen). */
   private readonly liveCounts = new Map<string, Map<number, number>>();
@@ -220,6 +222,7 @@ export class MagpieClient {
     this.reconnectTimer = new Timer(this.clock);
     this.connectTimer = new Timer(this.clock);
     this.convRefreshTimer = new Timer(this.clock);
+    this.stallTimer = new Timer(this.clock);
 
     this.heartbeat = new Heartbeat(
       this.clock,
@@ -586,7 +589,33 @@ export class MagpieClient {
   request<T extends RequestType>(frame: Extract<RequestFrame, { type: T }>, opts?: { timeoutMs?: number }): Promise<RequestResults[T]> {
     const conn = this.conn;
     if (!conn || !this.ready) return Promise.reject(new MagpieClientError('not_connected', `cannot send ${frame.type}: not connected`));
-    return conn.request(frame, opts);
+    const p = conn.request(frame, opts);
+    this.watchStall();
+    return p;
+  }
+
+  /**
+   * While a request waits for its answer and nothing at all arrives on the socket, a probe
+   * ping decides soon whether the link is half-open (see heartbeat.requestProbeAfterMs); the
+   * heartbeat abandons the socket when its pong does not come.
+   */
+  private watchStall(): void {
+    const after = this.heartbeat.options.requestProbeAfterMs;
+    if (after > 0 && !this.stallTimer.active) this.stallTimer.start(after, () => this.stallCheck());
+  }
+
+  private stallCheck(): void {
+    const conn = this.conn;
+    if (!conn || !this.ready) return;
+    const since = conn.oldestPendingSince(['ping']);
+    if (since === null) return;
+    const after = this.heartbeat.options.requestProbeAfterMs;
+    // Quiet = no answer to the oldest request and no data of any kind for `after` ms.
+    const quietSince = Math.max(since, conn.lastReceivedAt);
+    const wait = quietSince + after - this.clock.now();
+    if (wait <= 0) this.heartbeat.probe();
+    // Keep watching while anything waits: at most one probe per interval.
+    this.stallTimer.start(wait > 0 ? wait : after, () => this.stallCheck());
   }
 
   // ---------------------------------------------------------------- connection
@@ -805,6 +834,7 @@ export class MagpieClient {
   private teardown(): void {
     this.conn = null;
     this.ready = false;
+    this.stallTimer.stop();
     this.heartbeat.stop();
     this.connectTimer.stop();
   }
