@@ -21,6 +21,8 @@ export class FakeSocket implements WebSocketLike {
   dead = false;
   authed = false;
   closedByClient: { code: number | undefined; reason: string | undefined } | null = null;
+  /** Conversations whose sends are held behind a refused one (see FakeServer.send). */
+  readonly heldLanes = new Map<string, { clientMsgId: string; code: string; retryAfterMs: number }>();
 
   constructor(
     readonly server: FakeServer,
@@ -128,6 +130,8 @@ export class FakeServer {
   listVersion = 0;
   private readonly sends = new Map<string, { message: Message; inboxSeq: number }>();
   readonly acks: number[] = [];
+  /** Sends refused because an earlier send of the conversation was refused. */
+  refusedByHold = 0;
   /** Every sync request (since, and the inboxSeqs the client said it holds beyond it). */
   readonly syncRequests: { since: number; have?: number[] }[] = [];
   private msgCounter = 0;
@@ -161,10 +165,16 @@ export class FakeServer {
     return this.inbox.length === 0 ? 0 : this.inbox[this.inbox.length - 1]!.inboxSeq;
   }
 
-  releaseHeld(): void {
-    const h = this.held;
-    this.held = [];
+  /** Handle the held frames now (the first `n` only, when given). */
+  releaseHeld(n?: number): void {
+    const h = n === undefined ? this.held : this.held.slice(0, n);
+    this.held = n === undefined ? [] : this.held.slice(n);
     for (const fn of h) fn();
+  }
+
+  /** Forget the held frames: they never reach the server (lost with their connection). */
+  discardHeld(): void {
+    this.held = [];
   }
 
   // ------------------------------------------------------------ scripting helpers
@@ -346,9 +356,20 @@ export class FakeServer {
   }
 
   private send(sock: FakeSocket, f: Frame): void {
+    // As the real gateway: behind a send refused with a retryable error, every other send of
+    // that conversation on this connection is refused until the refused one comes again.
+    const lane = f.conv ?? `to:${f.to}`;
+    const held = sock.heldLanes.get(lane);
+    if (held && held.clientMsgId !== f.clientMsgId) {
+      this.refusedByHold++;
+      sock.deliver({ type: 'error', id: f.id, code: held.code, message: 'held behind an earlier refused send', retryAfterMs: held.retryAfterMs });
+      return;
+    }
+    sock.heldLanes.delete(lane);
     const scripted = this.onSend?.(f);
     if (scripted === 'drop') return;
     if (scripted) {
+      if (['rate_limited', 'unavailable', 'internal'].includes(scripted.code)) sock.heldLanes.set(lane, { clientMsgId: f.clientMsgId, code: scripted.code, retryAfterMs: scripted.retryAfterMs ?? 0 });
       sock.deliver({ type: 'error', id: f.id, ...scripted });
       return;
     }
