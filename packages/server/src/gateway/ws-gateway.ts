@@ -14,6 +14,7 @@ import { RateLimiter } from '../util/rate-limiter.ts';
 import { Connection, SharedFrame } from './connection.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
+import { SendOrderGuard } from './send-order.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
 
@@ -51,6 +52,8 @@ export class WsGateway {
   private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
+  /** Per connection: sends held behind a refused one (issue 14, typing order). */
+  private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
   constructor(private readonly d: GatewayDeps) {
     const { limits } = d.config;
@@ -159,12 +162,27 @@ export class WsGateway {
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
+    let order: SendOrderGuard | undefined;
+    if (f.type === 'send') {
+      order = this.sendOrder.get(conn);
+      if (!order) this.sendOrder.set(conn, (order = new SendOrderGuard()));
+      order.check(f);
+    }
     const wait = this.userLimiter.take(p.userId);
-    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+    if (wait > 0) {
+      const err = new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+      if (f.type === 'send') order?.refused(f, err);
+      throw err;
+    }
     let result: unknown;
     switch (f.type) {
       case 'send':
-        result = await messaging.send(p, f);
+        try {
+          result = await messaging.send(p, f);
+        } catch (err) {
+          order?.refused(f, err);
+          throw err;
+        }
         break;
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
