@@ -244,7 +244,7 @@ export class MagpieClient {
       this.clock,
       {
         ...link,
-        sync: (since, limit, timeoutMs) => this.request({ type: 'sync', since, limit }, { timeoutMs }),
+        sync: (since, limit, timeoutMs, have) => this.request({ type: 'sync', since, limit, ...(have.length > 0 ? { have } : {}) }, { timeoutMs }),
         ack: (inboxSeq) => (this.ready && this.conn ? this.conn.notify({ type: 'ack', inboxSeq }) : false),
       },
       {

@@ -39,7 +39,8 @@ export interface SyncLink {
   generation(): number;
   /** True while there is an authenticated connection. */
   ready(): boolean;
-  sync(since: number, limit: number, timeoutMs: number): Promise<SyncResult>;
+  /** `have`: inboxSeqs above `since` already received (for the server's metrics). */
+  sync(since: number, limit: number, timeoutMs: number, have: number[]): Promise<SyncResult>;
   /** Send a cumulative ACK; false when it could not be written. */
   ack(inboxSeq: number): boolean;
 }
@@ -270,13 +271,19 @@ export class SyncEngine {
     }
   }
 
+  /** InboxSeqs received live and waiting behind a gap (at most 1000, the lowest). */
+  private held(): number[] {
+    const seqs = [...this.buffer.keys()].filter((k) => k > this.local).sort((a, b) => a - b);
+    return seqs.length > 1000 ? seqs.slice(0, 1000) : seqs;
+  }
+
   /** One page from the local position, asked for again when its reply is late (lost on a lossy link, or a slow server). */
   private async fetchPage(): Promise<SyncResult> {
     const gen = this.link.generation();
     for (let attempt = 0; ; attempt++) {
       const started = this.clock.now();
       try {
-        const page = await this.link.sync(this.local, this.options.pageSize, this.pullTimeout(attempt));
+        const page = await this.link.sync(this.local, this.options.pageSize, this.pullTimeout(attempt), this.held());
         if (attempt === 0) this.noteRtt(this.clock.now() - started); // Karn: no samples from retries
         return page;
       } catch (err) {

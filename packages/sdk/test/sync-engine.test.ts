@@ -346,6 +346,7 @@ test('client: pushed frames coalesced into one array are merged in order; a gap 
   assert.equal(h.server.last.framesOfType('sync').length, 1);
   assert.equal(h.client.inboxSeq, 3);
   assert.deepEqual(h.events.message.map((m) => m.seq), [1, 2, 3]);
+  assert.deepEqual(h.server.syncRequests.at(-1), { since: 1, have: [3] }, 'the pull tells the server what arrived live behind the gap');
   void b;
 });
 

@@ -187,7 +187,7 @@ export class WsGateway {
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;
-        if (upTo !== undefined) this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+        if (upTo !== undefined) this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo, f.have);
         result = page;
         break;
       }
