@@ -10,14 +10,14 @@ describe('SDK send order against the real server (rate limited burst)', () => {
   let srv: ServerProcess;
   const clients: MagpieClient[] = [];
   before(async () => {
-    srv = await startServer({ env: { MAGPIE_USER_RATE: '40', MAGPIE_USER_BURST: '10' } });
+    srv = await startServer({ env: { MAGPIE_USER_RATE: '20', MAGPIE_USER_BURST: '5' } });
   });
   after(async () => {
     for (const c of clients) c.close();
     await srv.stop();
   });
 
-  it('regression: a burst of 60 messages under a 10-message rate-limit burst is stored in typing order', async () => {
+  it('regression: a burst of 60 messages under a 5-message rate-limit burst is stored in typing order', async () => {
     const a = await registerAndLogin(srv.url);
     const b = await registerAndLogin(srv.url);
     const ca = sdkClient({ baseUrl: srv.url, token: a.token });
