@@ -123,6 +123,13 @@ async function main(): Promise<void> {
   const missing = () => [...sent.entries()].filter(([cid, s]) => !arrived[s.to]!.has(cid)).length;
   while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   const lost = missing();
+  // Senders' own copies: an outgoing record is replaced by the stored message once its inbox
+  // position is merged; wait for that too before checking each store.
+  const unsettled = () => clients.reduce((n, c) => n + c.outgoing().length, 0);
+  while (unsettled() > 0 && Date.now() < deadline) {
+    for (const c of clients) void c.refresh().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 
   // Exactly once and in order: each recipient's local store holds each conversation gap-free.
   let orderErrors = 0;
