@@ -9,7 +9,7 @@ export interface SendQueueOptions {
   maxAttempts: number;
   /** A message not accepted within this time after it was (re)queued is marked failed. */
   maxAgeMs: number;
-  /** Delay before resending after a timeout or a retryable server error (the server's retryAfterMs wins when larger). */
+  /** Delay before resending after a retryable server error (the server's retryAfterMs wins when larger); after a timeout the resend goes at once. */
   retryDelayMs: number;
   /** Timeout of one send request. */
   requestTimeoutMs: number;
@@ -300,7 +300,8 @@ export class SendQueue {
     }
     if (err.code !== 'disconnected') {
       this.troubled.add(id);
-      const delay = Math.max(this.options.retryDelayMs, err.retryAfterMs ?? 0);
+      // A timeout already waited long enough: resend now (alone; the server deduplicates).
+      const delay = err.code === 'timeout' ? 0 : Math.max(this.options.retryDelayMs, err.retryAfterMs ?? 0);
       this.retryAt.set(id, this.clock.now() + delay);
     }
     // disconnected: resent when the next connection is ready (kick()).

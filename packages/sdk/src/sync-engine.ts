@@ -13,15 +13,17 @@ export interface SyncEngineOptions {
   /** ACKs are batched: at most one per this many ms. */
   ackDelayMs: number;
   /**
-   * Timeout of one `sync` request, adapted to the measured round trip (2 × smoothed RTT +
-   * 4 × its deviation + 1 s) within [pullTimeoutMinMs, pullTimeoutMaxMs]; each retry of
-   * the same page doubles it (still within the max). A lost reply costs seconds, not the
-   * 15 s request timeout.
+   * How long a `sync` reply may be late before the request is sent again, adapted to the
+   * measured round trip (2 × smoothed RTT + 4 × its deviation + 1 s) within
+   * [pullTimeoutMinMs, pullTimeoutMaxMs]; doubled for each further request of the same page
+   * (still within the max). A lost reply costs seconds, not the 15 s request timeout.
    */
   pullTimeoutMinMs: number;
   pullTimeoutMaxMs: number;
   /** Requests for one page before the pull fails (the next gap, pong or reconnect pulls again). */
   pullAttempts: number;
+  /** How long each of those requests stays valid (a late page is still used when it comes first). */
+  pullRequestTimeoutMs: number;
 }
 
 export const defaultSyncEngineOptions: SyncEngineOptions = {
@@ -31,6 +33,7 @@ export const defaultSyncEngineOptions: SyncEngineOptions = {
   pullTimeoutMinMs: 2_000,
   pullTimeoutMaxMs: 6_000,
   pullAttempts: 4,
+  pullRequestTimeoutMs: 15_000,
 };
 
 /** What the engine needs from the connection layer. */
@@ -277,21 +280,52 @@ export class SyncEngine {
     return seqs.length > 1000 ? seqs.slice(0, 1000) : seqs;
   }
 
-  /** One page from the local position, asked for again when its reply is late (lost on a lossy link, or a slow server). */
-  private async fetchPage(): Promise<SyncResult> {
+  /**
+   * One page from the local position. A reply that is late after pullTimeout() (lost on a
+   * lossy link, or a slow server) gets the request sent again, up to `pullAttempts` requests;
+   * the earlier ones stay valid, and the first page to come back is used.
+   */
+  private fetchPage(): Promise<SyncResult> {
     const gen = this.link.generation();
-    for (let attempt = 0; ; attempt++) {
-      const started = this.clock.now();
-      try {
-        const page = await this.link.sync(this.local, this.options.pageSize, this.pullTimeout(attempt), this.held());
-        if (attempt === 0) this.noteRtt(this.clock.now() - started); // Karn: no samples from retries
-        return page;
-      } catch (err) {
-        const e = toClientError(err);
-        if (e.code !== 'timeout' || attempt + 1 >= this.options.pullAttempts || this.link.generation() !== gen || !this.link.ready()) throw e;
-        this.stats.pullTimeouts++;
-      }
-    }
+    return new Promise<SyncResult>((resolve, reject) => {
+      let settled = false;
+      let sent = 0;
+      let outstanding = 0;
+      const timer = new Timer(this.clock);
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        timer.stop();
+        fn();
+      };
+      const send = () => {
+        if (settled || sent >= this.options.pullAttempts) return;
+        const attempt = sent++;
+        outstanding++;
+        const started = this.clock.now();
+        this.link.sync(this.local, this.options.pageSize, this.options.pullRequestTimeoutMs, this.held()).then(
+          (page) => {
+            outstanding--;
+            if (attempt === 0 && sent === 1) this.noteRtt(this.clock.now() - started); // Karn: only unambiguous samples
+            finish(() => resolve(page));
+          },
+          (err) => {
+            outstanding--;
+            const e = toClientError(err);
+            if (e.code !== 'timeout' || this.link.generation() !== gen || !this.link.ready()) finish(() => reject(e));
+            else if (outstanding === 0 && sent >= this.options.pullAttempts) finish(() => reject(e));
+            else if (outstanding === 0) send();
+          },
+        );
+        if (sent < this.options.pullAttempts) {
+          timer.start(this.pullTimeout(attempt), () => {
+            this.stats.pullTimeouts++;
+            send();
+          });
+        }
+      };
+      send();
+    });
   }
 
   private async runFull(inboxSeq: number): Promise<void> {

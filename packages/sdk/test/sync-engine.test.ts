@@ -42,7 +42,7 @@ function setup(serverItems: number) {
       sync: (since, limit, timeoutMs) =>
         new Promise<SyncResult>((resolve, reject) => {
           syncCalls.push(since);
-          timeouts.push(timeoutMs);
+          timeouts.push(clock.now());
           if (lose > 0) {
             lose--;
             clock.setTimeout(() => reject(new MagpieClientError('timeout', 'lost reply')), timeoutMs);
@@ -246,7 +246,7 @@ test('a sync page with `full` switches to a full sync; a server behind the clien
 
 // Issue 14: a lost `sync` reply made the SDK wait its 15 s request timeout, and everything
 // behind it in the inbound queue waited too (compensation p99 15–16 s at 3 % loss).
-test('regression: a lost sync reply is asked for again after a short timeout; live items are not held behind it', async () => {
+test('regression: a lost sync reply is asked for again after a short wait; live items are not held behind it', async () => {
   const s = setup(4);
   await s.engine.init();
   s.lose(1);
@@ -254,14 +254,13 @@ test('regression: a lost sync reply is asked for again after a short timeout; li
   const pull = s.engine.pull('manual');
   await flush();
   assert.deepEqual(s.syncCalls, [0]);
-  assert.equal(s.timeouts[0], 4_000, 'no RTT known yet: the middle of [2 s, 6 s]');
   s.engine.push(s.server[0]!); // live item 1 arrives while the page is late
   await flush();
   assert.deepEqual(s.merged, [1], 'merged at once, not after the pull');
   await s.clock.advance(4_000);
   await pull;
   assert.deepEqual(s.syncCalls, [0, 1], 'asked again from the new local position');
-  assert.equal(s.timeouts[1], 6_000, 'the retry waits longer (doubled, capped)');
+  assert.equal(s.timeouts[1]! - started, 4_000, 'no RTT known yet: after the middle of [2 s, 6 s]');
   assert.deepEqual(s.merged, [1, 2, 3, 4]);
   assert.equal(s.engine.stats.pullTimeouts, 1);
   assert.ok(s.clock.now() - started <= 4_000);
@@ -284,9 +283,10 @@ test('a page that never comes fails the pull after pullAttempts requests; the ne
     () => 'ok',
     (e: MagpieClientError) => e.code,
   );
-  await s.clock.advance(30_000);
+  await s.clock.advance(40_000);
   assert.equal(await p, 'timeout');
   assert.equal(s.syncCalls.length, 4);
+  assert.deepEqual(s.timeouts.map((t) => t - s.timeouts[0]!), [0, 4_000, 10_000, 16_000], 'resent after 4 s, then 6 s (doubled, capped)');
   await s.engine.pull('pong');
   assert.deepEqual(s.merged, [1, 2]);
 });
@@ -393,4 +393,17 @@ test('client: a dropped sync reply costs a few seconds, not the 15 s request tim
   await h.clock.advance(10);
   assert.equal(h.client.inboxSeq, 3, 'merged while the refresh pull is late');
   void a;
+});
+
+test('a late page is still used when it comes before the resent request is answered', async () => {
+  const s = setup(3);
+  await s.engine.init();
+  s.hold(true);
+  const pull = s.engine.pull('manual');
+  await s.clock.advance(4_000); // resent
+  assert.equal(s.syncCalls.length, 2);
+  s.release(); // both answers come; the first one wins, the other is a duplicate
+  await pull;
+  await s.engine.idle();
+  assert.deepEqual(s.merged, [1, 2, 3]);
 });

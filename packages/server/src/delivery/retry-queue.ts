@@ -127,9 +127,8 @@ export class RetryQueue {
 
   /**
    * The device pulled inbox items (since, upTo] by sync. What it did not have arrived by pull
-   * (compensation). `have` lists what it said it already held above `since` — received live
-   * but not yet ACKable behind a gap: those stay tracked and end with the ACK that follows the
-   * pull, as live arrivals. (Items at or below `since` are held too: the next ACK covers them.)
+   * (compensation). `have` lists what it said it already held above `since` — received live,
+   * waiting behind a gap: a selective ACK, so those end as live arrivals (and are not retried).
    */
   pulled(userId: string, deviceId: string, since: number, upTo: number, have?: readonly number[]): void {
     const key = RetryQueue.key(userId, deviceId);
@@ -137,9 +136,14 @@ export class RetryQueue {
     if (!dev) return;
     const now = this.timers.now();
     const held = have && have.length > 0 ? new Set(have) : null;
-    for (const t of dev.pending.values()) {
+    for (const t of [...dev.pending.values()]) {
       if (t.inboxSeq <= since || t.inboxSeq > upTo) continue;
-      if (held?.has(t.inboxSeq)) continue;
+      if (held?.has(t.inboxSeq)) {
+        this.timing.acked(key, t.attempts);
+        this.finish(key, dev, t);
+        this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+        continue;
+      }
       this.finish(key, dev, t);
       this.onEnd({ kind: 'pulled', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
     }
