@@ -613,7 +613,8 @@ export class MagpieClient {
     // Quiet = no answer to the oldest request and no data of any kind for `after` ms.
     const quietSince = Math.max(since, conn.lastReceivedAt);
     const wait = quietSince + after - this.clock.now();
-    if (wait <= 0) this.heartbeat.probe();
+    // The pong may take longer than probeTimeoutMs on a link (or a device) measured to be slow.
+    if (wait <= 0) this.heartbeat.probe(this.engine.rttBound ?? 0);
     // Keep watching while anything waits: at most one probe per interval.
     this.stallTimer.start(wait > 0 ? wait : after, () => this.stallCheck());
   }

@@ -128,11 +128,11 @@ export class Heartbeat {
     return this.timer.remaining();
   }
 
-  /** Extra ping with the short probe timeout (one at a time); the regular schedule restarts after it. */
-  probe(): void {
+  /** Extra ping with the short probe timeout (or a longer one given), one at a time; the regular schedule restarts after it. */
+  probe(timeoutMs = this.options.probeTimeoutMs): void {
     if (!this.running || this.probing) return;
     this.probing = true;
-    this.ping(this.options.probeTimeoutMs, 'probe_timeout', false);
+    this.ping(Math.max(this.options.probeTimeoutMs, timeoutMs), 'probe_timeout', false);
     if (this.quickLeft === 0) this.schedule(this.interval());
   }
 

@@ -185,6 +185,8 @@ export class SyncEngine {
         }
       } finally {
         this.pullLoop = null;
+        // A failed pull leaves the gap open: try again after the gap wait, not at the next pong.
+        if (this.buffer.size > 0 && !this.gapTimer.active && this.link.ready()) this.gapTimer.start(this.options.gapWaitMs, () => this.pullQuietly('gap'));
       }
     })();
     this.pullLoop = loop;
@@ -206,6 +208,11 @@ export class SyncEngine {
       this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
       this.srtt = 0.875 * this.srtt + 0.125 * ms;
     }
+  }
+
+  /** A generous bound on one round trip (4 × smoothed RTT + 4 × deviation); null before the first sample. */
+  get rttBound(): number | null {
+    return this.srtt === null ? null : Math.round(4 * this.srtt + 4 * this.rttvar);
   }
 
   /** Timeout of a `sync` request: adapted to the RTT, doubled per retry, within the configured bounds. */

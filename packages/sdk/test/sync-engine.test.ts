@@ -407,3 +407,17 @@ test('a late page is still used when it comes before the resent request is answe
   await s.engine.idle();
   assert.deepEqual(s.merged, [1, 2, 3]);
 });
+
+test('a gap whose pull failed is pulled again after the gap wait, not at the next pong', async () => {
+  const s = setup(3);
+  await s.engine.init();
+  s.lose(4);
+  s.engine.push(s.server[1]!); // 2 arrives, 1 is missing
+  await s.clock.advance(500 + 31_000); // gap wait, then 4 requests that all go unanswered
+  assert.equal(s.syncCalls.length, 4);
+  assert.deepEqual(s.merged, []);
+  await s.clock.advance(600);
+  assert.equal(s.syncCalls.length, 5, 'pulled again');
+  assert.deepEqual(s.merged, [1, 2, 3]);
+  assert.equal(s.errors.length, 1, 'the failed pull was reported');
+});
