@@ -38,7 +38,7 @@ export class SendOrderGuard {
       this.held.delete(lane);
       return;
     }
-    throw new MagpieError(h.code, `held behind the refused message ${h.clientMsgId}: resend that one first`, { retryAfterMs: Math.max(0, h.retryAt - now) });
+    throw new MagpieError(h.code, `held behind the refused message ${h.clientMsgId}: resend that one first`, { retryAfterMs: Math.max(1, h.retryAt - now) });
   }
 
   /** A send was refused: a retryable refusal holds its conversation. */
