@@ -6,7 +6,8 @@
  *
  *   npm run bench:weak -- --clients 20 --messages 10000 --drop 0.03 --cut-every 20 --strategy adaptive --seed 7
  *
- * Exit code 1 when a message is missing, duplicated or out of order.
+ * Exit code 1 when a message is missing, duplicated or out of order (seq gaps, or a sender's
+ * messages stored out of the order it sent them).
  */
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -87,8 +88,9 @@ async function main(): Promise<void> {
         store: new MemoryStore(),
         webSocketFactory: (u) => new WebSocket(u) as unknown as WebSocketLike,
         app: { platform: 'android', version: 'weak-net' },
-        requestTimeoutMs: 5000,
-        sendQueue: { requestTimeoutMs: 5000, maxAttempts: 1000, maxAgeMs: 10 * 60_000 },
+        // The SDK's shipped timeouts (request, sync pull, send); only the give-up limits are raised
+        // so that a long run never marks a message failed.
+        sendQueue: { maxAttempts: 1000, maxAgeMs: 10 * 60_000 },
       }),
   );
   clients.forEach((c, i) =>
@@ -122,15 +124,31 @@ async function main(): Promise<void> {
   const missing = () => [...sent.entries()].filter(([cid, s]) => !arrived[s.to]!.has(cid)).length;
   while (missing() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   const lost = missing();
+  // Senders' own copies: an outgoing record is replaced by the stored message once its inbox
+  // position is merged; wait for that too before checking each store.
+  const unsettled = () => clients.reduce((n, c) => n + c.outgoing().length, 0);
+  while (unsettled() > 0 && Date.now() < deadline) {
+    for (const c of clients) void c.refresh().catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 
   // Exactly once and in order: each recipient's local store holds each conversation gap-free.
   let orderErrors = 0;
+  // Typing order: each sender's messages appear in the conversation in the order it sent them.
+  let typingOrderBreaks = 0;
   for (let i = 0; i < N; i++) {
     for (const e of await clients[i]!.getConversations()) {
       const w = await clients[i]!.getMessages(e.conv, { after: 0, limit: 100_000 });
       const seqs = w.messages.map((m) => m.seq ?? -1);
       const expected = Array.from({ length: e.lastSeq }, (_, j) => j + 1);
       if (seqs.length !== expected.length || seqs.some((s, j) => s !== expected[j])) orderErrors++;
+      const lastK = new Map<string, number>();
+      for (const m of w.messages) {
+        const k = (m.body as { data?: { k?: number } } | null)?.data?.k;
+        if (typeof k !== 'number') continue;
+        if (k < (lastK.get(m.sender) ?? -1)) typingOrderBreaks++;
+        lastK.set(m.sender, k);
+      }
       const ids = w.messages.map((m) => m.id);
       if (new Set(ids).size !== ids.length) duplicates.push(e.conv);
     }
@@ -160,6 +178,7 @@ async function main(): Promise<void> {
     lost,
     duplicates: duplicates.length,
     orderErrors,
+    typingOrderBreaks,
     arrivalMs: { p50: pct(arrivals, 50), p99: pct(arrivals, 99), max: arrivals.at(-1) },
     compensationMs: { count: compensation.length, p50: pct(compensation, 50), p99: pct(compensation, 99), max: compensation.at(-1) },
     server: {
@@ -175,7 +194,7 @@ async function main(): Promise<void> {
   for (const c of clients) c.close();
   await proxy.close();
   await srv.stop();
-  process.exit(lost === 0 && duplicates.length === 0 && orderErrors === 0 ? 0 : 1);
+  process.exit(lost === 0 && duplicates.length === 0 && orderErrors === 0 && typingOrderBreaks === 0 ? 0 : 1);
 }
 
 main().catch((err) => {

@@ -58,6 +58,11 @@ export const SyncFrame = z.strictObject({
   id: Id,
   since: Seq,
   limit: z.number().int().min(1).max(1000).optional(),
+  /**
+   * InboxSeqs above `since` the client already holds (received live, waiting behind a gap).
+   * Only for the server's delivery metrics: those arrived live, not by this pull.
+   */
+  have: z.array(Seq).max(1000).optional(),
 });
 
 export const HistoryFrame = z.strictObject({

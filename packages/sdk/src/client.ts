@@ -25,6 +25,26 @@ export interface StateEvent {
   previous: ClientState;
 }
 
+/**
+ * Why there is no connection now:
+ * - `no_network`: the platform says the network is down (`setNetworkOnline(false)`, e.g. the
+ *   browser's `offline` event / `navigator.onLine === false`);
+ * - `server_unreachable`: the network is said to be up, but attempts to reach the server failed;
+ * - `connection_lost`: a working connection dropped and the first attempt is still to come.
+ */
+export type OfflineReason = 'no_network' | 'server_unreachable' | 'connection_lost';
+
+/** The connection as a banner needs it (the `connection` event; `client.connection`). */
+export interface ConnectionInfo {
+  state: ClientState;
+  /** Null while connected, connecting, or stopped (closed, kicked, logged out). */
+  offlineReason: OfflineReason | null;
+  /** When the next automatic attempt starts (epoch ms on the client's clock); null when none is scheduled. */
+  nextRetryAt: number | null;
+  /** Consecutive failed attempts. */
+  failures: number;
+}
+
 export interface ConversationEvent {
   conv: string;
   /** The entry now; null when it was deleted (removed from the list). */
@@ -54,6 +74,8 @@ export interface KickedEvent {
 
 export interface MagpieClientEvents {
   state: StateEvent;
+  /** The connection info changed (state, offline reason, next retry time). */
+  connection: ConnectionInfo;
   /** A message was stored or changed state (sending → sent → delivered / failed). */
   message: LocalMessage;
   conversation: ConversationEvent;
@@ -150,6 +172,8 @@ export class MagpieClient {
   private readonly reconnectTimer: Timer;
   private readonly connectTimer: Timer;
   private readonly convRefreshTimer: Timer;
+  /** Watches unanswered requests for a half-open link (heartbeat.requestProbeAfterMs). */
+  private readonly stallTimer: Timer;
   private readonly delivered = new Map<string, number>();
   /** Group delivered counts learned live, per conversation and seq (the highest seen). */
   private readonly liveCounts = new Map<string, Map<number, number>>();
@@ -176,6 +200,9 @@ export class MagpieClient {
   private early: RawFrame[] = [];
   private initPromise: Promise<void> | null = null;
   private connectWaiters: { resolve(): void; reject(err: MagpieClientError): void }[] = [];
+  private offlineReason: OfflineReason | null = null;
+  private nextRetryAt: number | null = null;
+  private lastInfo = '';
 
   constructor(options: MagpieClientOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -195,6 +222,7 @@ export class MagpieClient {
     this.reconnectTimer = new Timer(this.clock);
     this.connectTimer = new Timer(this.clock);
     this.convRefreshTimer = new Timer(this.clock);
+    this.stallTimer = new Timer(this.clock);
 
     this.heartbeat = new Heartbeat(
       this.clock,
@@ -216,7 +244,7 @@ export class MagpieClient {
       this.clock,
       {
         ...link,
-        sync: (since, limit) => this.request({ type: 'sync', since, limit }),
+        sync: (since, limit, timeoutMs, have) => this.request({ type: 'sync', since, limit, ...(have.length > 0 ? { have } : {}) }, { timeoutMs }),
         ack: (inboxSeq) => (this.ready && this.conn ? this.conn.notify({ type: 'ack', inboxSeq }) : false),
       },
       {
@@ -315,12 +343,31 @@ export class MagpieClient {
     await this.convSync.idle();
   }
 
+  /** What a connection banner shows: state, why offline, when the next attempt is. */
+  get connection(): ConnectionInfo {
+    return { state: this._state, offlineReason: this.offlineReason, nextRetryAt: this.nextRetryAt, failures: this.policy.failures };
+  }
+
   private setState(next: ClientState): void {
-    if (next === this._state) return;
-    const previous = this._state;
-    this._state = next;
-    this.emitter.emit('state', { state: next, previous });
-    if (next === 'online') this.settleConnectWaiters();
+    if (next !== 'offline' && next !== 'waiting_for_network') {
+      this.offlineReason = null;
+      this.nextRetryAt = null;
+    }
+    if (next !== this._state) {
+      const previous = this._state;
+      this._state = next;
+      this.emitter.emit('state', { state: next, previous });
+      if (next === 'online') this.settleConnectWaiters();
+    }
+    this.emitConnection();
+  }
+
+  private emitConnection(): void {
+    const info = this.connection;
+    const key = `${info.state}|${info.offlineReason}|${info.nextRetryAt}|${info.failures}`;
+    if (key === this.lastInfo) return;
+    this.lastInfo = key;
+    this.emitter.emit('connection', info);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -363,7 +410,8 @@ export class MagpieClient {
 
   /**
    * Start connecting and resolve once online. Rejects when the client ends logged out or
-   * kicked, gives up (waiting_for_network) or is closed before it got online.
+   * kicked, is closed before it got online, or when `reconnect.maxFailures` attempts in a row
+   * failed (code `network`; the client keeps trying every `reconnect.slowIntervalMs`).
    */
   async connect(): Promise<void> {
     if (!this.token) throw new MagpieClientError('unauthorized', 'no token: log in first or pass `token`');
@@ -376,7 +424,7 @@ export class MagpieClient {
       this.sendQueue.start();
       this.policy.reset();
       this.openConnection();
-    } else if (!this.conn && this._state === 'waiting_for_network') {
+    } else if (!this.conn) {
       this.wake('manual');
     }
     return done;
@@ -428,6 +476,8 @@ export class MagpieClient {
   setNetworkOnline(online: boolean): void {
     this.networkOnline = online;
     if (online) this.wake('network');
+    else if (this.started && !this.conn) this.setState(this.offlineState());
+    else this.emitConnection();
   }
 
   /** Pull the inbox and the conversation list now (or reconnect if offline). */
@@ -539,7 +589,34 @@ export class MagpieClient {
   request<T extends RequestType>(frame: Extract<RequestFrame, { type: T }>, opts?: { timeoutMs?: number }): Promise<RequestResults[T]> {
     const conn = this.conn;
     if (!conn || !this.ready) return Promise.reject(new MagpieClientError('not_connected', `cannot send ${frame.type}: not connected`));
-    return conn.request(frame, opts);
+    const p = conn.request(frame, opts);
+    this.watchStall();
+    return p;
+  }
+
+  /**
+   * While a request waits for its answer and nothing at all arrives on the socket, a probe
+   * ping decides soon whether the link is half-open (see heartbeat.requestProbeAfterMs); the
+   * heartbeat abandons the socket when its pong does not come.
+   */
+  private watchStall(): void {
+    const after = this.heartbeat.options.requestProbeAfterMs;
+    if (after > 0 && !this.stallTimer.active) this.stallTimer.start(after, () => this.stallCheck());
+  }
+
+  private stallCheck(): void {
+    const conn = this.conn;
+    if (!conn || !this.ready) return;
+    const since = conn.oldestPendingSince(['ping']);
+    if (since === null) return;
+    const after = this.heartbeat.options.requestProbeAfterMs;
+    // Quiet = no answer to the oldest request and no data of any kind for `after` ms.
+    const quietSince = Math.max(since, conn.lastReceivedAt);
+    const wait = quietSince + after - this.clock.now();
+    // The pong may take longer than probeTimeoutMs on a link (or a device) measured to be slow.
+    if (wait <= 0) this.heartbeat.probe(this.engine.rttBound ?? 0);
+    // Keep watching while anything waits: at most one probe per interval.
+    this.stallTimer.start(wait > 0 ? wait : after, () => this.stallCheck());
   }
 
   // ---------------------------------------------------------------- connection
@@ -758,21 +835,35 @@ export class MagpieClient {
   private teardown(): void {
     this.conn = null;
     this.ready = false;
+    this.stallTimer.stop();
     this.heartbeat.stop();
     this.connectTimer.stop();
   }
 
+  /**
+   * Never gives up on its own: after `maxFailures` failures in a row the attempts slow down
+   * to `slowIntervalMs` (a server outage produces no network event to wait for), and
+   * connect() callers learn that the server is unreachable.
+   */
   private scheduleReconnect(wake: boolean): void {
     if (!this.started) return;
-    if (this.policy.exhausted) {
-      this.reconnectTimer.stop();
-      this.setState('waiting_for_network');
-      this.rejectConnectWaiters(new MagpieClientError('network', `gave up after ${this.policy.failures} failed attempts; waiting for network or foreground`));
-      return;
+    const failures = this.policy.failures;
+    if (failures === this.policy.options.maxFailures) {
+      this.rejectConnectWaiters(
+        new MagpieClientError('network', `${this.networkOnline ? 'server unreachable' : 'no network'} after ${failures} attempts; still retrying every ~${Math.round(this.policy.options.slowIntervalMs / 1000)} s`),
+      );
     }
     const delay = this.policy.nextDelay({ appState: this.appState, networkOnline: this.networkOnline, wake });
-    this.setState('offline');
+    this.offlineReason = !this.networkOnline ? 'no_network' : failures > 0 ? 'server_unreachable' : 'connection_lost';
+    this.nextRetryAt = this.clock.now() + delay;
     this.reconnectTimer.start(delay, () => this.openConnection());
+    this.setState(this.offlineState());
+  }
+
+  /** `waiting_for_network` while the platform says the network is down, else `offline`. */
+  private offlineState(): ClientState {
+    if (!this.networkOnline) this.offlineReason = 'no_network';
+    return this.networkOnline ? 'offline' : 'waiting_for_network';
   }
 
   /** Network back, foreground, or a manual refresh. */
@@ -790,14 +881,20 @@ export class MagpieClient {
   private ping(interval: number, timeoutMs: number): Promise<boolean> {
     const conn = this.conn;
     if (!conn || !this.ready) return Promise.resolve(true);
+    const sent = this.clock.now();
     return conn.request({ type: 'ping', interval }, { timeoutMs }).then(
-      () => true,
+      () => {
+        this.engine.noteRtt(this.clock.now() - sent);
+        return true;
+      },
       (err) => toClientError(err).code !== 'timeout',
     );
   }
 
   private stopAll(): void {
     this.started = false;
+    this.offlineReason = null;
+    this.nextRetryAt = null;
     this.reconnectTimer.stop();
     this.convRefreshTimer.stop();
     this.conn?.close(1000, 'client closed');

@@ -18,8 +18,14 @@ export interface HeartbeatOptions {
   stableAfter: number;
   /** A regular ping without a pong within this time counts as missed: the socket is abandoned. */
   pongTimeoutMs: number;
-  /** Timeout of the extra ping on foreground / network-online. */
+  /** Timeout of the extra ping on foreground / network-online / a stalled request. */
   probeTimeoutMs: number;
+  /**
+   * A request (send, sync, …) unanswered this long while nothing at all arrived on the socket
+   * triggers a probe ping: a half-open link (no FIN, no RST, nothing arrives) is then given up
+   * after requestProbeAfterMs + probeTimeoutMs instead of at the next regular ping. 0 = off.
+   */
+  requestProbeAfterMs: number;
 }
 
 export const defaultHeartbeatOptions: HeartbeatOptions = {
@@ -33,6 +39,7 @@ export const defaultHeartbeatOptions: HeartbeatOptions = {
   stableAfter: 3,
   pongTimeoutMs: 10_000,
   probeTimeoutMs: 3_000,
+  requestProbeAfterMs: 3_000,
 };
 
 export type HeartbeatDeathReason = 'missed_pong' | 'probe_timeout';
@@ -65,6 +72,7 @@ export class Heartbeat {
   private backgroundInterval: number;
   private shortLeft = 0;
   private lastRegularAnswered = false;
+  private probing = false;
 
   constructor(
     private readonly clock: Clock,
@@ -79,6 +87,7 @@ export class Heartbeat {
   start(): void {
     this.run++;
     this.running = true;
+    this.probing = false;
     this.lastRegularAnswered = false;
     this.quickLeft = this.options.quickCount;
     this.schedule(this.quickLeft > 0 ? this.options.quickIntervalMs : this.interval());
@@ -87,6 +96,7 @@ export class Heartbeat {
   stop(): void {
     this.run++;
     this.running = false;
+    this.probing = false;
     this.timer.stop();
   }
 
@@ -118,11 +128,17 @@ export class Heartbeat {
     return this.timer.remaining();
   }
 
-  /** Extra ping with the short probe timeout; the regular schedule restarts after it. */
-  probe(): void {
-    if (!this.running) return;
-    this.ping(this.options.probeTimeoutMs, 'probe_timeout', false);
+  /** Extra ping with the short probe timeout (or a longer one given), one at a time; the regular schedule restarts after it. */
+  probe(timeoutMs = this.options.probeTimeoutMs): void {
+    if (!this.running || this.probing) return;
+    this.probing = true;
+    this.ping(Math.max(this.options.probeTimeoutMs, timeoutMs), 'probe_timeout', false);
     if (this.quickLeft === 0) this.schedule(this.interval());
+  }
+
+  /** A probe ping is waiting for its pong. */
+  get isProbing(): boolean {
+    return this.probing;
   }
 
   private schedule(ms: number): void {
@@ -147,13 +163,16 @@ export class Heartbeat {
     if (!quick) this.lastRegularAnswered = false;
     // Announce the regular interval: never shorter than the real gap to the next ping.
     const announced = Math.min(MAX_ANNOUNCED, Math.max(MIN_ANNOUNCED, this.interval()));
+    const probe = reason === 'probe_timeout';
     this.io.ping(announced, timeoutMs).then(
       (ok) => {
         if (run !== this.run) return;
+        if (probe) this.probing = false;
         if (ok) this.onPong(quick);
         else this.onMiss(reason);
       },
       () => {
+        if (probe && run === this.run) this.probing = false;
         // A ping that could not be sent: the connection is going away and the owner
         // learns that from the socket itself.
       },

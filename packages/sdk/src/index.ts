@@ -6,6 +6,8 @@ export {
   type MagpieClientEvents,
   type ClientState,
   type StateEvent,
+  type ConnectionInfo,
+  type OfflineReason,
   type ConversationEvent,
   type DeliveredEvent,
   type DeliveredCountsEvent,

@@ -17,8 +17,13 @@ export interface ReconnectOptions {
   offlineFactor: number;
   /** Cap of the delay in the background or while the network is down. */
   maxSlowDelayMs: number;
-  /** After this many consecutive failed attempts stop and wait for network-online or foreground. */
+  /**
+   * After this many consecutive failed attempts the client slows down to `slowIntervalMs`
+   * (jittered) and keeps trying; network-online and foreground still try at once.
+   */
   maxFailures: number;
+  /** The interval between attempts once `maxFailures` attempts in a row have failed (order of a minute). */
+  slowIntervalMs: number;
   /** An attempt that is not authenticated within this time counts as failed. */
   connectTimeoutMs: number;
 }
@@ -33,6 +38,7 @@ export const defaultReconnectOptions: ReconnectOptions = {
   offlineFactor: 4,
   maxSlowDelayMs: 120_000,
   maxFailures: 6,
+  slowIntervalMs: 60_000,
   connectTimeoutMs: 10_000,
 };
 
@@ -45,8 +51,9 @@ export interface ReconnectContext {
 
 /**
  * Backoff policy: growing, jittered delays; short right after the network returns; longer
- * in the background or while the network is down; exhausted after `maxFailures`
- * consecutive failed attempts (the client then waits for network-online or foreground).
+ * in the background or while the network is down. After `maxFailures` consecutive failed
+ * attempts it slows down to `slowIntervalMs` but never stops: a server outage produces no
+ * network event, so waiting for one would leave the client offline for good.
  */
 export class ReconnectPolicy {
   private failuresInARow = 0;
@@ -60,7 +67,8 @@ export class ReconnectPolicy {
     return this.failuresInARow;
   }
 
-  get exhausted(): boolean {
+  /** `maxFailures` attempts in a row failed: attempts now come every `slowIntervalMs`. */
+  get slowedDown(): boolean {
     return this.failuresInARow >= this.options.maxFailures;
   }
 
@@ -83,6 +91,11 @@ export class ReconnectPolicy {
   baseDelay(ctx: ReconnectContext): number {
     const o = this.options;
     if (ctx.wake && ctx.networkOnline) return o.onlineDelayMs;
+    if (this.slowedDown) {
+      // Background or no network: half as often, within the slow cap.
+      const slower = ctx.appState === 'background' || !ctx.networkOnline;
+      return slower ? Math.max(o.slowIntervalMs, Math.min(o.maxSlowDelayMs, o.slowIntervalMs * 2)) : o.slowIntervalMs;
+    }
     let d = Math.min(o.maxDelayMs, o.initialDelayMs * o.factor ** this.failuresInARow);
     let slow = 1;
     if (ctx.appState === 'background') slow *= o.backgroundFactor;

@@ -9,7 +9,7 @@ export interface SendQueueOptions {
   maxAttempts: number;
   /** A message not accepted within this time after it was (re)queued is marked failed. */
   maxAgeMs: number;
-  /** Delay before resending after a timeout or a retryable server error (the server's retryAfterMs wins when larger). */
+  /** Delay before resending after a retryable server error (the server's retryAfterMs wins when larger); after a timeout the resend goes at once. */
   retryDelayMs: number;
   /** Timeout of one send request. */
   requestTimeoutMs: number;
@@ -48,12 +48,24 @@ export interface SendTarget {
  * reconnect (the server deduplicates by it). States: sending → sent, or failed after
  * `maxAttempts` frames, `maxAgeMs`, or a non-retryable server error; retry() re-queues a
  * failed one. A record stays until the stored message replaces it (settle()).
+ *
+ * Order: the messages of one conversation (a "lane") are written in the order they were
+ * queued, up to `window` in flight at once. The server appends one connection's sends in
+ * arrival order and refuses every send of a lane behind one it refused with a retryable
+ * error until that one comes again, so a failure holds back everything behind it:
+ * - nothing behind a message that waits for its retry is sent;
+ * - a message that got a retryable answer (rate_limited, timeout, …) is resent alone: the
+ *   lane goes one-at-a-time until every such message is accepted, then pipelines again;
+ * - after a lost connection the lane is resent in order (a resend of a message the server
+ *   already stored returns the first result).
  */
 export class SendQueue {
   private readonly records = new Map<string, OutgoingRecord>();
   private readonly inFlight = new Set<string>();
   private readonly retryAt = new Map<string, number>();
   private readonly expired = new Set<string>();
+  /** Messages that got a retryable answer on a live connection: resent one at a time. */
+  private readonly troubled = new Set<string>();
   private readonly waiters = new Map<string, ((r: OutgoingRecord) => void)[]>();
   /** Recently settled records, so wait() after the fact still answers. */
   private readonly settled = new Map<string, OutgoingRecord>();
@@ -164,6 +176,7 @@ export class SendQueue {
     if (!r) return undefined;
     this.records.delete(message.clientMsgId);
     this.retryAt.delete(message.clientMsgId);
+    this.troubled.delete(message.clientMsgId);
     this.expired.delete(message.clientMsgId);
     r.state = 'sent';
     r.error = null;
@@ -196,16 +209,27 @@ export class SendQueue {
     if (this.stopped || !this.link.ready()) return;
     const now = this.clock.now();
     let nextRetry = Infinity;
+    // Lanes in which nothing more may be sent in this round.
+    const blocked = new Set<string>();
     for (const r of this.records.values()) {
-      if (this.inFlight.size >= this.options.window) break;
-      if (r.state !== 'sending' || this.inFlight.has(r.clientMsgId)) continue;
+      if (r.state !== 'sending') continue;
+      const lane = laneOf(r);
+      if (blocked.has(lane)) continue;
+      const careful = this.troubled.has(r.clientMsgId);
+      if (this.inFlight.has(r.clientMsgId)) {
+        if (careful) blocked.add(lane);
+        continue;
+      }
       const at = this.retryAt.get(r.clientMsgId);
       if (at !== undefined && at > now) {
         nextRetry = Math.min(nextRetry, at);
+        blocked.add(lane);
         continue;
       }
+      if (this.inFlight.size >= this.options.window) break;
       this.retryAt.delete(r.clientMsgId);
       this.attempt(r);
+      if (careful) blocked.add(lane);
       if (!this.link.ready()) return;
     }
     if (nextRetry !== Infinity && (!this.retryTimer.active || (this.retryTimer.remaining() ?? 0) > nextRetry - now)) {
@@ -241,6 +265,7 @@ export class SendQueue {
       r.conv = result.message.conv;
       this.retryAt.delete(id);
       this.expired.delete(id);
+      this.troubled.delete(id);
       void this.persist(r);
       this.hooks.changed({ ...r });
       this.resolveWaiters(r);
@@ -274,7 +299,9 @@ export class SendQueue {
       return;
     }
     if (err.code !== 'disconnected') {
-      const delay = Math.max(this.options.retryDelayMs, err.retryAfterMs ?? 0);
+      this.troubled.add(id);
+      // A timeout already waited long enough: resend now (alone; the server deduplicates).
+      const delay = err.code === 'timeout' ? 0 : Math.max(this.options.retryDelayMs, err.retryAfterMs ?? 0);
       this.retryAt.set(id, this.clock.now() + delay);
     }
     // disconnected: resent when the next connection is ready (kick()).
@@ -282,6 +309,7 @@ export class SendQueue {
   }
 
   private fail(r: OutgoingRecord, err: MagpieClientError): void {
+    this.troubled.delete(r.clientMsgId);
     r.state = 'failed';
     r.error = { code: err.code, message: err.message };
     this.retryAt.delete(r.clientMsgId);
@@ -335,4 +363,9 @@ export class SendQueue {
     this.writes = p.catch(() => undefined);
     return p;
   }
+}
+
+/** The ordering lane of a message: its conversation (a direct message not yet stored: its recipient). */
+function laneOf(r: OutgoingRecord): string {
+  return r.conv ?? `to:${r.to}`;
 }

@@ -12,9 +12,29 @@ export interface SyncEngineOptions {
   pageSize: number;
   /** ACKs are batched: at most one per this many ms. */
   ackDelayMs: number;
+  /**
+   * How long a `sync` reply may be late before the request is sent again, adapted to the
+   * measured round trip (2 × smoothed RTT + 4 × its deviation + 1 s) within
+   * [pullTimeoutMinMs, pullTimeoutMaxMs]; doubled for each further request of the same page
+   * (still within the max). A lost reply costs seconds, not the 15 s request timeout.
+   */
+  pullTimeoutMinMs: number;
+  pullTimeoutMaxMs: number;
+  /** Requests for one page before the pull fails (the next gap, pong or reconnect pulls again). */
+  pullAttempts: number;
+  /** How long each of those requests stays valid (a late page is still used when it comes first). */
+  pullRequestTimeoutMs: number;
 }
 
-export const defaultSyncEngineOptions: SyncEngineOptions = { gapWaitMs: 500, pageSize: 200, ackDelayMs: 100 };
+export const defaultSyncEngineOptions: SyncEngineOptions = {
+  gapWaitMs: 500,
+  pageSize: 200,
+  ackDelayMs: 100,
+  pullTimeoutMinMs: 2_000,
+  pullTimeoutMaxMs: 6_000,
+  pullAttempts: 4,
+  pullRequestTimeoutMs: 15_000,
+};
 
 /** What the engine needs from the connection layer. */
 export interface SyncLink {
@@ -22,7 +42,8 @@ export interface SyncLink {
   generation(): number;
   /** True while there is an authenticated connection. */
   ready(): boolean;
-  sync(since: number, limit: number): Promise<SyncResult>;
+  /** `have`: inboxSeqs above `since` already received (for the server's metrics). */
+  sync(since: number, limit: number, timeoutMs: number, have: number[]): Promise<SyncResult>;
   /** Send a cumulative ACK; false when it could not be written. */
   ack(inboxSeq: number): boolean;
 }
@@ -54,6 +75,8 @@ export interface SyncEngineStats {
   duplicates: number;
   pulls: Record<PullReason, number>;
   fullSyncs: number;
+  /** `sync` requests that got no reply within their (short) timeout and were sent again. */
+  pullTimeouts: number;
 }
 
 /**
@@ -61,6 +84,10 @@ export interface SyncEngineStats {
  * and full syncs all run through it one at a time, so merging never races. The local
  * inboxSeq only moves forward by gap-free steps (or by a pulled page / a full sync), is
  * persisted after the messages are stored, and is acknowledged in batches after that.
+ *
+ * A pull waits for its page outside the queue: live items keep merging (or wait in the gap
+ * buffer) while a `sync` request is on the wire, and a page is merged in the queue when it
+ * comes. A page whose reply is late is asked for again after a short, RTT-adapted timeout.
  */
 export class SyncEngine {
   private readonly queue = new SerialQueue();
@@ -70,12 +97,18 @@ export class SyncEngine {
   private highest = 0;
   private lastAcked = 0;
   private readonly buffer = new Map<number, InboxItem>();
-  private pullWaiting: Promise<void> | null = null;
+  /** The running pull loop; callers while it runs join it (and ask for one more round). */
+  private pullLoop: Promise<void> | null = null;
+  private pullAgain = false;
+  /** Smoothed round trip and its deviation (RFC 6298 style); null before the first sample. */
+  private srtt: number | null = null;
+  private rttvar = 0;
   readonly stats: SyncEngineStats = {
     merged: 0,
     duplicates: 0,
     pulls: { connect: 0, gap: 0, pong: 0, foreground: 0, manual: 0 },
     fullSyncs: 0,
+    pullTimeouts: 0,
   };
 
   constructor(
@@ -123,22 +156,70 @@ export class SyncEngine {
   }
 
   /**
-   * Pull from the local inboxSeq until the server has no more. Coalesced: a pull that has
-   * not started yet serves every request made before it starts. Rejects on failure.
+   * Pull from the local inboxSeq until the server has no more. Coalesced: while a pull runs,
+   * a new request joins it and one more round runs after it (a gap needs none: the running
+   * pull covers it, and a gap still open afterwards re-arms the gap wait). Rejects on failure.
    */
   pull(reason: PullReason): Promise<void> {
-    if (this.pullWaiting) return this.pullWaiting;
-    const p = this.queue.run(async () => {
-      this.pullWaiting = null;
-      await this.runPull(reason);
-    });
-    this.pullWaiting = p;
-    return p;
+    if (!this.link.ready()) return Promise.resolve(); // the next connection pulls from the stored inboxSeq
+    if (this.pullLoop) {
+      if (reason !== 'gap' && !this.pullAgain) {
+        this.pullAgain = true;
+        this.stats.pulls[reason]++;
+      }
+      return this.pullLoop;
+    }
+    this.stats.pulls[reason]++;
+    const loop = (async () => {
+      try {
+        for (;;) {
+          this.pullAgain = false;
+          try {
+            await this.runPullPages();
+          } catch (err) {
+            // A pull asked for meanwhile (e.g. by a new connection) still runs.
+            if (!this.pullAgain || !this.link.ready()) throw err;
+            continue;
+          }
+          if (!this.pullAgain || !this.link.ready()) return;
+        }
+      } finally {
+        this.pullLoop = null;
+        // A failed pull leaves the gap open: try again after the gap wait, not at the next pong.
+        if (this.buffer.size > 0 && !this.gapTimer.active && this.link.ready()) this.gapTimer.start(this.options.gapWaitMs, () => this.pullQuietly('gap'));
+      }
+    })();
+    this.pullLoop = loop;
+    return loop;
   }
 
   /** Like pull(), for background triggers: failures are reported, lost connections ignored. */
   pullQuietly(reason: PullReason): void {
     this.pull(reason).catch((err) => this.report(err));
+  }
+
+  /** A measured round trip on the connection (ping → pong, sync → reply). */
+  noteRtt(ms: number): void {
+    if (!(ms >= 0)) return;
+    if (this.srtt === null) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+    } else {
+      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+      this.srtt = 0.875 * this.srtt + 0.125 * ms;
+    }
+  }
+
+  /** A generous bound on one round trip (4 × smoothed RTT + 4 × deviation); null before the first sample. */
+  get rttBound(): number | null {
+    return this.srtt === null ? null : Math.round(4 * this.srtt + 4 * this.rttvar);
+  }
+
+  /** Timeout of a `sync` request: adapted to the RTT, doubled per retry, within the configured bounds. */
+  pullTimeout(attempt = 0): number {
+    const o = this.options;
+    const base = this.srtt === null ? (o.pullTimeoutMinMs + o.pullTimeoutMaxMs) / 2 : 2 * this.srtt + 4 * this.rttvar + 1_000;
+    return Math.round(Math.min(o.pullTimeoutMaxMs, Math.max(o.pullTimeoutMinMs, base) * 2 ** attempt));
   }
 
   /**
@@ -148,15 +229,10 @@ export class SyncEngine {
   connected(welcome: WelcomeResult, helloInboxSeq: number): Promise<void> {
     this.lastAcked = helloInboxSeq;
     this.scheduleAck();
-    return this.queue.run(async () => {
-      // A server behind what this client presented lost its inbox: rebuild.
-      if (welcome.sync === 'full' || welcome.inboxSeq < helloInboxSeq) {
-        await this.runFull(welcome.inboxSeq);
-      } else if (welcome.sync === 'incremental' || welcome.inboxSeq > this.local) {
-        this.stats.pulls.connect++;
-        await this.runPullPages();
-      }
-    });
+    // A server behind what this client presented lost its inbox: rebuild.
+    if (welcome.sync === 'full' || welcome.inboxSeq < helloInboxSeq) return this.queue.run(() => this.runFull(welcome.inboxSeq));
+    if (welcome.sync === 'incremental' || welcome.inboxSeq > this.local) return this.pull('connect');
+    return Promise.resolve();
   }
 
   /** Forget positions (another user's data was cleared). */
@@ -186,27 +262,77 @@ export class SyncEngine {
     this.hooks.error(e);
   }
 
-  private async runPull(reason: PullReason): Promise<void> {
-    if (!this.link.ready()) return; // the next connection pulls from the stored inboxSeq
-    this.stats.pulls[reason]++;
-    await this.runPullPages();
-  }
-
   private async runPullPages(): Promise<void> {
     const gen = this.link.generation();
     let received = 0;
     for (;;) {
-      const page = await this.link.sync(this.local, this.options.pageSize);
+      const page = await this.fetchPage();
       if (this.link.generation() !== gen) return; // the socket was replaced: drop its data
       if (page.full) {
-        await this.runFull(page.inboxSeq);
+        await this.queue.run(() => this.runFull(page.inboxSeq));
         return;
       }
       received += page.items.length;
-      await this.apply(page.items, 'pull');
-      this.hooks.progress({ phase: 'inbox', received, inboxSeq: this.local });
+      await this.queue.run(async () => {
+        await this.apply(page.items, 'pull');
+        this.hooks.progress({ phase: 'inbox', received, inboxSeq: this.local });
+      });
       if (!page.more || page.items.length === 0) return;
     }
+  }
+
+  /** InboxSeqs received live and waiting behind a gap (at most 1000, the lowest). */
+  private held(): number[] {
+    const seqs = [...this.buffer.keys()].filter((k) => k > this.local).sort((a, b) => a - b);
+    return seqs.length > 1000 ? seqs.slice(0, 1000) : seqs;
+  }
+
+  /**
+   * One page from the local position. A reply that is late after pullTimeout() (lost on a
+   * lossy link, or a slow server) gets the request sent again, up to `pullAttempts` requests;
+   * the earlier ones stay valid, and the first page to come back is used.
+   */
+  private fetchPage(): Promise<SyncResult> {
+    const gen = this.link.generation();
+    return new Promise<SyncResult>((resolve, reject) => {
+      let settled = false;
+      let sent = 0;
+      let outstanding = 0;
+      const timer = new Timer(this.clock);
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        timer.stop();
+        fn();
+      };
+      const send = () => {
+        if (settled || sent >= this.options.pullAttempts) return;
+        const attempt = sent++;
+        outstanding++;
+        const started = this.clock.now();
+        this.link.sync(this.local, this.options.pageSize, this.options.pullRequestTimeoutMs, this.held()).then(
+          (page) => {
+            outstanding--;
+            if (attempt === 0 && sent === 1) this.noteRtt(this.clock.now() - started); // Karn: only unambiguous samples
+            finish(() => resolve(page));
+          },
+          (err) => {
+            outstanding--;
+            const e = toClientError(err);
+            if (e.code !== 'timeout' || this.link.generation() !== gen || !this.link.ready()) finish(() => reject(e));
+            else if (outstanding === 0 && sent >= this.options.pullAttempts) finish(() => reject(e));
+            else if (outstanding === 0) send();
+          },
+        );
+        if (sent < this.options.pullAttempts) {
+          timer.start(this.pullTimeout(attempt), () => {
+            this.stats.pullTimeouts++;
+            send();
+          });
+        }
+      };
+      send();
+    });
   }
 
   private async runFull(inboxSeq: number): Promise<void> {

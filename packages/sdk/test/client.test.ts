@@ -59,7 +59,7 @@ test('a bad token: hello is answered `unauthorized` → logged_out, connect() re
   assert.equal(h.client.userId, 'me');
 });
 
-test('connect() rejects after giving up (waiting_for_network)', async () => {
+test('connect() rejects after 6 failed attempts; the client keeps trying', async () => {
   const h = harness();
   h.server.connectMode = 'refuse';
   const p = h.client.connect().then(
@@ -68,8 +68,11 @@ test('connect() rejects after giving up (waiting_for_network)', async () => {
   );
   await h.clock.advance(120_000);
   assert.equal(await p, 'network');
-  assert.equal(h.client.state, 'waiting_for_network');
-  assert.equal(h.server.sockets.length, 6, 'the first attempt and five retries: 6 failures');
+  assert.equal(h.client.state, 'offline');
+  assert.equal(h.client.connection.offlineReason, 'server_unreachable');
+  assert.equal(h.server.sockets.length, 7, 'the first attempt and five retries: 6 failures; then one a minute');
+  h.server.connectMode = 'open';
+  await h.clock.advanceUntil(() => h.client.state === 'online', 61_000, 100);
 });
 
 test('close(): no reconnect; the pending ACK is flushed first', async () => {
@@ -222,7 +225,7 @@ test('refresh(): pulls the inbox and the conversation list; offline it triggers 
   h.server.connectMode = 'refuse';
   h.server.last.drop();
   await h.clock.advance(200_000);
-  assert.equal(h.client.state, 'waiting_for_network');
+  assert.equal(h.client.state, 'offline');
   const before = h.server.sockets.length;
   h.server.connectMode = 'open';
   await h.client.refresh();

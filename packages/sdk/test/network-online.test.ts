@@ -103,3 +103,59 @@ test('a request in flight when the socket is abandoned fails with `disconnected`
   );
   assert.equal(r2, 'not_connected');
 });
+
+// Issue 14: a half-open link (no FIN, no RST, nothing arrives) was noticed only at the next
+// regular ping (~36 s, worst ~50 s) while a send waited for its ACK.
+test('regression: a half-open link under a waiting send is given up after ~3 s + 3 s and the send goes out again', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.conv('g');
+  await h.clock.advance(7_000); // quick pings done; next regular ping at ~46 s
+  const old = h.server.last;
+  old.dead = true;
+  const t0 = h.clock.now();
+  const m = await h.client.sendText({ conv: 'g' }, 'into the void');
+  await h.clock.advance(2_900);
+  assert.equal(old.framesOfType('ping').length, 3, 'no probe before 3 s');
+  await h.clock.advance(200);
+  assert.equal(old.framesOfType('ping').length, 4, 'probe ping after 3 s without an answer');
+  await h.clock.advance(2_800);
+  assert.equal(old.closedByClient, null);
+  await h.clock.advanceUntil(() => old.closedByClient !== null, 200, 10);
+  assert.equal(old.readyState, 2, 'abandoned without waiting for the close handshake');
+  await h.clock.advanceUntil(() => h.client.state === 'online', 1_000, 10);
+  const done = await h.client.waitForSend(m.clientMsgId);
+  assert.equal(done?.state, 'sent');
+  assert.ok(h.clock.now() - t0 < 7_000, `recovered in ${h.clock.now() - t0} ms`);
+  assert.equal(h.server.conv('g').messages.length, 1);
+});
+
+test('half-open under a waiting pull: probed and abandoned the same way', async () => {
+  const h = harness();
+  await connectOnline(h);
+  await h.clock.advance(7_000);
+  h.server.incoming('g', 'bob', 'x', { push: false });
+  const old = h.server.last;
+  old.dead = true;
+  const t0 = h.clock.now();
+  const refreshed = h.client.refresh().catch((e: Error) => e.message);
+  await h.clock.advanceUntil(() => h.client.state === 'online' && h.server.last !== old, 10_000, 10);
+  assert.ok(h.clock.now() - t0 < 6_500, `reconnected after ${h.clock.now() - t0} ms`);
+  await h.clock.advance(50);
+  assert.equal(h.client.inboxSeq, 1);
+  assert.match(String(await refreshed), /connection lost/);
+});
+
+test('a slow answer on a live link is not mistaken for a dead one', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.conv('g');
+  await h.clock.advance(7_000);
+  h.server.holdTypes.add('send');
+  const m = await h.client.sendText({ conv: 'g' }, 'slow');
+  await h.clock.advance(10_000); // probes answered by pongs
+  assert.equal(h.server.sockets.length, 1, 'kept');
+  h.server.releaseHeld();
+  await h.clock.advance(10);
+  assert.equal((await h.client.waitForSend(m.clientMsgId))?.state, 'sent');
+});

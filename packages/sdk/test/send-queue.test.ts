@@ -204,3 +204,91 @@ test('outgoing records survive a restart of the client (same store) and are rese
   assert.equal((await h2.client.waitForSend(m.clientMsgId))?.state, 'sent');
   assert.equal(h.server.received('send')[0]!.clientMsgId, m.clientMsgId);
 });
+
+// Issue 14: with 8 sends in flight, one that got a retryable answer waited while later ones
+// committed, so the conversation was stored out of the order the user typed it.
+async function burst(h: ReturnType<typeof harness>, n: number, conv = 'g'): Promise<string[]> {
+  const typed: string[] = [];
+  for (let i = 0; i < n; i++) typed.push((await h.client.sendText({ conv }, `m${i}`)).clientMsgId);
+  return typed;
+}
+
+test('regression: a rate-limited send in a pipelined burst holds back everything behind it; stored order = typed order', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.conv('g');
+  h.server.conv('other');
+  h.server.holdTypes.add('send'); // let the window fill before the server answers
+  let n = 0;
+  h.server.onSend = (f) => (f.conv === 'g' && ++n === 3 ? { code: 'rate_limited', message: 'slow down', retryAfterMs: 1_000 } : undefined);
+  const typed = await burst(h, 30);
+  const other = await burst(h, 3, 'other');
+  assert.equal(h.client.outgoing().length, 33);
+  assert.equal(h.server.conv('g').messages.length, 0);
+  await flush();
+  h.server.holdTypes.delete('send');
+  h.server.releaseHeld();
+  await h.clock.advance(10_000);
+  for (const id of [...typed, ...other]) assert.equal((await h.client.waitForSend(id))?.state, 'sent');
+  assert.deepEqual(h.server.conv('g').messages.map((m) => m.clientMsgId), typed, 'stored in typing order');
+  assert.deepEqual(h.server.conv('other').messages.map((m) => m.clientMsgId), other, 'another conversation is not held back');
+  assert.ok(h.server.refusedByHold > 0, 'the sends pipelined behind the refused one were refused too');
+  const sends = h.server.received('send').filter((f) => f.conv === 'g').map((f) => f.clientMsgId as string);
+  const third = typed[2]!;
+  const resendAt = sends.lastIndexOf(third);
+  assert.ok(sends.slice(resendAt + 1).every((id) => typed.indexOf(id) > 2), 'nothing before the refused one is sent after its resend');
+});
+
+test('regression: lost replies and timeouts in a burst keep the typing order (idempotent resends)', async () => {
+  const h = harness({ sendQueue: { requestTimeoutMs: 3_000, retryDelayMs: 500 } });
+  await connectOnline(h);
+  h.server.conv('g');
+  let n = 0;
+  h.server.onSend = (f) => {
+    n++;
+    if (n === 4 || n === 17) h.server.dropSendReplies = 1; // stored, but the reply is lost: a timeout
+    if (n === 9) return { code: 'internal', message: 'try again' };
+    return undefined;
+  };
+  const typed = await burst(h, 40);
+  await h.clock.advance(30_000);
+  for (const id of typed) assert.equal((await h.client.waitForSend(id))?.state, 'sent');
+  assert.deepEqual(h.server.conv('g').messages.map((m) => m.clientMsgId), typed);
+});
+
+test('the happy path still pipelines: window-many sends in flight before the first answer', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.conv('g');
+  h.server.holdTypes.add('send');
+  await burst(h, 20);
+  await flush();
+  assert.equal(h.client.outgoing().length, 20);
+  assert.equal(h.server.last.framesOfType('send').length, 8, 'window of 8 in flight in one conversation');
+});
+
+test('regression: a refused send waiting for its retry holds its conversation across a reconnect', async () => {
+  const h = harness();
+  await connectOnline(h);
+  h.server.conv('g');
+  let first = true;
+  h.server.onSend = (f) => {
+    if (f.clientMsgId === 'cm-2' && first) {
+      first = false;
+      return { code: 'rate_limited', message: 'slow down', retryAfterMs: 5_000 };
+    }
+    return undefined;
+  };
+  h.server.holdTypes.add('send');
+  const typed = await burst(h, 12);
+  await flush();
+  h.server.releaseHeld(2); // cm-1 stored, cm-2 refused; cm-3 … cm-8 still on the wire …
+  await h.clock.advance(10);
+  h.server.discardHeld(); // … and lost with the connection
+  h.server.holdTypes.delete('send');
+  // cm-2 waits 5 s for its retry; the connection drops meanwhile (the new one has no hold)
+  h.server.last.drop();
+  await h.clock.advance(20_000);
+  for (const id of typed) assert.equal((await h.client.waitForSend(id))?.state, 'sent');
+  assert.deepEqual(h.server.conv('g').messages.map((m) => m.clientMsgId), typed);
+});

@@ -133,3 +133,32 @@ describe('adaptive downlink retry order (controllable clock)', () => {
     assert.deepEqual(sends, [10_000, 20_000, 30_000, 40_000, 50_000, 60_000]);
   });
 });
+
+// Issue 14: "pulled" (and the compensation time) counted messages the device had received
+// live but not yet ACKed (2 579 counted vs 561 really lost).
+describe('retry queue: only what the device obtained by pulling counts as pulled', () => {
+  it('regression: items the device said it holds (`have`) end as live arrivals, not as pulled', () => {
+    const timers = new FakeTimers();
+    const ends: DeliveryEnd[] = [];
+    const target = { isAlive: () => true, send: () => {} };
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), (e) => ends.push(e), () => {}, { perDeviceCap: 64, totalCap: 100 }, timers);
+    for (let s = 1; s <= 6; s++) q.track('u', 'd', target, s, `f${s}`);
+    timers.advance(300);
+    // The device merged 1 (not ACKed yet), lost 2 and 5, holds 3 and 4 behind the gap, 6 is on the wire.
+    q.pulled('u', 'd', 1, 6, [3, 4]);
+    assert.deepEqual(ends.map((e) => e.kind).sort(), ['acked', 'acked', 'pulled', 'pulled', 'pulled']);
+    assert.deepEqual(q.pendingFor('u', 'd'), [1], 'merged but not yet ACKed: the next ACK ends it');
+    q.ack('u', 'd', 6);
+    assert.equal(ends.filter((e) => e.kind === 'pulled').length, 3, '2, 5 and 6 (on the wire, not yet received)');
+    assert.equal(q.size, 0);
+  });
+
+  it('without `have` (older clients) everything not ACKed in the page counts as pulled, as before', () => {
+    const timers = new FakeTimers();
+    const ends: DeliveryEnd[] = [];
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), (e) => ends.push(e), () => {}, { perDeviceCap: 64, totalCap: 100 }, timers);
+    for (let s = 1; s <= 3; s++) q.track('u', 'd', { isAlive: () => true, send: () => {} }, s, `f${s}`);
+    q.pulled('u', 'd', 0, 3);
+    assert.equal(ends.filter((e) => e.kind === 'pulled').length, 3);
+  });
+});

@@ -33,6 +33,7 @@ export interface ConnectionOptions {
 
 interface Pending {
   type: string;
+  sentAt: number;
   resolve(value: unknown): void;
   reject(err: MagpieClientError): void;
   timer: TimerHandle;
@@ -52,6 +53,7 @@ export class Connection {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private done = false;
+  private lastReceived = 0;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.generation = opts.generation;
@@ -97,6 +99,21 @@ export class Connection {
     return this.pending.size;
   }
 
+  /** When anything last arrived on this socket (clock ms; 0 before the first data). */
+  get lastReceivedAt(): number {
+    return this.lastReceived;
+  }
+
+  /** When the oldest unanswered request (other than the given types) was sent; null when none waits. */
+  oldestPendingSince(exceptTypes: readonly string[] = []): number | null {
+    let oldest: number | null = null;
+    for (const p of this.pending.values()) {
+      if (exceptTypes.includes(p.type)) continue;
+      if (oldest === null || p.sentAt < oldest) oldest = p.sentAt;
+    }
+    return oldest;
+  }
+
   /** Send a request and wait for its reply (or error frame). */
   request<T extends RequestType>(frame: Extract<RequestFrame, { type: T }>, opts?: { timeoutMs?: number }): Promise<RequestResults[T]> {
     return new Promise<RequestResults[T]>((resolve, reject) => {
@@ -110,7 +127,7 @@ export class Connection {
       const timer = this.opts.clock.setTimeout(() => {
         if (this.pending.delete(id)) reject(new MagpieClientError('timeout', `${frame.type} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { type: frame.type, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { type: frame.type, sentAt: this.opts.clock.now(), resolve: resolve as (v: unknown) => void, reject, timer });
       try {
         this.socket!.send(JSON.stringify({ ...frame, id }));
       } catch (err) {
@@ -187,6 +204,7 @@ export class Connection {
   }
 
   private handleData(data: unknown): void {
+    this.lastReceived = this.opts.clock.now();
     const text = messageText(data);
     let parsed: unknown;
     try {

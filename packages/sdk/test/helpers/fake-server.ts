@@ -21,6 +21,8 @@ export class FakeSocket implements WebSocketLike {
   dead = false;
   authed = false;
   closedByClient: { code: number | undefined; reason: string | undefined } | null = null;
+  /** Conversations whose sends are held behind a refused one (see FakeServer.send). */
+  readonly heldLanes = new Map<string, { clientMsgId: string; code: string; retryAfterMs: number }>();
 
   constructor(
     readonly server: FakeServer,
@@ -114,6 +116,8 @@ export class FakeServer {
   ringStart = 1;
   syncPageSize = 100;
   convsPageSize = 100;
+  /** Drop the reply of the next N sync requests. */
+  dropSyncReplies = 0;
   /** Drop the reply of the next N sends (the message is stored, the reply is lost). */
   dropSendReplies = 0;
   /** Script a send: return an error to answer with it, 'drop' to ignore the frame. */
@@ -126,6 +130,10 @@ export class FakeServer {
   listVersion = 0;
   private readonly sends = new Map<string, { message: Message; inboxSeq: number }>();
   readonly acks: number[] = [];
+  /** Sends refused because an earlier send of the conversation was refused. */
+  refusedByHold = 0;
+  /** Every sync request (since, and the inboxSeqs the client said it holds beyond it). */
+  readonly syncRequests: { since: number; have?: number[] }[] = [];
   private msgCounter = 0;
 
   constructor(
@@ -157,10 +165,16 @@ export class FakeServer {
     return this.inbox.length === 0 ? 0 : this.inbox[this.inbox.length - 1]!.inboxSeq;
   }
 
-  releaseHeld(): void {
-    const h = this.held;
-    this.held = [];
+  /** Handle the held frames now (the first `n` only, when given). */
+  releaseHeld(n?: number): void {
+    const h = n === undefined ? this.held : this.held.slice(0, n);
+    this.held = n === undefined ? [] : this.held.slice(n);
     for (const fn of h) fn();
+  }
+
+  /** Forget the held frames: they never reach the server (lost with their connection). */
+  discardHeld(): void {
+    this.held = [];
   }
 
   // ------------------------------------------------------------ scripting helpers
@@ -332,14 +346,30 @@ export class FakeServer {
       const limit = Math.min(f.limit ?? 100, this.syncPageSize);
       const after = this.inbox.filter((i) => i.inboxSeq > f.since);
       const items = after.slice(0, limit);
+      this.syncRequests.push({ since: f.since, ...(f.have !== undefined ? { have: f.have } : {}) });
+      if (this.dropSyncReplies > 0) {
+        this.dropSyncReplies--;
+        return;
+      }
       sock.deliver({ type: 'reply', id: f.id, result: { items, inboxSeq: latest, more: after.length > items.length, full: false } });
     }
   }
 
   private send(sock: FakeSocket, f: Frame): void {
+    // As the real gateway: behind a send refused with a retryable error, every other send of
+    // that conversation on this connection is refused until the refused one comes again.
+    const lane = f.conv ?? `to:${f.to}`;
+    const held = sock.heldLanes.get(lane);
+    if (held && held.clientMsgId !== f.clientMsgId) {
+      this.refusedByHold++;
+      sock.deliver({ type: 'error', id: f.id, code: held.code, message: 'held behind an earlier refused send', retryAfterMs: held.retryAfterMs });
+      return;
+    }
+    sock.heldLanes.delete(lane);
     const scripted = this.onSend?.(f);
     if (scripted === 'drop') return;
     if (scripted) {
+      if (['rate_limited', 'unavailable', 'internal'].includes(scripted.code)) sock.heldLanes.set(lane, { clientMsgId: f.clientMsgId, code: scripted.code, retryAfterMs: scripted.retryAfterMs ?? 0 });
       sock.deliver({ type: 'error', id: f.id, ...scripted });
       return;
     }

@@ -27,7 +27,7 @@ export function harness(opts: Partial<MagpieClientOptions> = {}, server?: FakeSe
     store,
     ...opts,
   });
-  const events = { state: [], message: [], conversation: [], delivered: [], deliveredCounts: [], kicked: [], syncProgress: [], instruction: [], error: [], frame: [] } as Harness['events'];
+  const events = { state: [], connection: [], message: [], conversation: [], delivered: [], deliveredCounts: [], kicked: [], syncProgress: [], instruction: [], error: [], frame: [] } as Harness['events'];
   for (const k of Object.keys(events) as (keyof MagpieClientEvents)[]) {
     client.on(k, (p: unknown) => (events[k] as unknown[]).push(p));
   }

@@ -125,14 +125,25 @@ export class RetryQueue {
     }
   }
 
-  /** The device pulled inbox items (since, upTo] by sync: whatever it had not ACKed arrived by pull. */
-  pulled(userId: string, deviceId: string, since: number, upTo: number): void {
+  /**
+   * The device pulled inbox items (since, upTo] by sync. What it did not have arrived by pull
+   * (compensation). `have` lists what it said it already held above `since` — received live,
+   * waiting behind a gap: a selective ACK, so those end as live arrivals (and are not retried).
+   */
+  pulled(userId: string, deviceId: string, since: number, upTo: number, have?: readonly number[]): void {
     const key = RetryQueue.key(userId, deviceId);
     const dev = this.devices.get(key);
     if (!dev) return;
     const now = this.timers.now();
-    for (const t of dev.pending.values()) {
+    const held = have && have.length > 0 ? new Set(have) : null;
+    for (const t of [...dev.pending.values()]) {
       if (t.inboxSeq <= since || t.inboxSeq > upTo) continue;
+      if (held?.has(t.inboxSeq)) {
+        this.timing.acked(key, t.attempts);
+        this.finish(key, dev, t);
+        this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+        continue;
+      }
       this.finish(key, dev, t);
       this.onEnd({ kind: 'pulled', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
     }

@@ -20,6 +20,7 @@ import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import { SuperHandover } from './super-handover.ts';
 import { advancedFrame } from '../services/messages.ts';
+import { SendOrderGuard } from './send-order.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
 
@@ -72,6 +73,8 @@ export class WsGateway {
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
+  /** Per connection: sends held behind a refused one (issue 14, typing order). */
+  private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
   constructor(private readonly d: GatewayDeps) {
     const { limits } = d.config;
@@ -223,17 +226,33 @@ export class WsGateway {
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
-    this.d.userLimits.request(p.userId);
+    let order: SendOrderGuard | undefined;
+    if (f.type === 'send') {
+      order = this.sendOrder.get(conn);
+      if (!order) this.sendOrder.set(conn, (order = new SendOrderGuard()));
+      order.check(f);
+    }
+    try {
+      this.d.userLimits.request(p.userId);
+    } catch (err) {
+      if (f.type === 'send' && err instanceof MagpieError) order?.refused(f, err);
+      throw err;
+    }
     let result: unknown;
     switch (f.type) {
       case 'send':
-        result = await messaging.send(p, f);
+        try {
+          result = await messaging.send(p, f);
+        } catch (err) {
+          order?.refused(f, err);
+          throw err;
+        }
         break;
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;
         if (upTo !== undefined) {
-          this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo);
+          this.d.retry.pulled(p.userId, p.deviceId, f.since, upTo, f.have);
           conn.obtained.gaveRange(f.since, upTo);
         }
         result = page;
