@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { defineConfig, type Plugin } from 'vite';
 import react from '@vitejs/plugin-react';
@@ -16,6 +17,35 @@ function files(dir: string, out: string[] = []): string[] {
 }
 
 /**
+ * Gives the service worker (public/sw.js) the list of the build's files to cache as the
+ * offline app shell, and a build id (so a new build is a new worker that drops the old cache).
+ */
+function offlineShell(): Plugin {
+  let outDir = 'dist';
+  return {
+    name: 'magpie-offline-shell',
+    apply: 'build',
+    configResolved(c) {
+      outDir = c.build.outDir;
+    },
+    closeBundle: {
+      order: 'pre',
+      handler() {
+        const all = files(outDir).map((f) => f.slice(outDir.length).replace(/\\/g, '/').replace(/^\/?/, '/'));
+        const shell = ['/', ...all.filter((p) => p !== '/sw.js' && p !== '/index.html' && !/\.(br|gz)$/.test(p)).sort()];
+        const hash = createHash('sha256');
+        for (const p of all.sort()) if (p !== '/sw.js') hash.update(p).update(readFileSync(join(outDir, p)));
+        const sw = join(outDir, 'sw.js');
+        const src = readFileSync(sw, 'utf8');
+        const out = src.replace('/*__MAGPIE_PRECACHE__*/ []', JSON.stringify(shell)).replace("/*__MAGPIE_BUILD__*/ 'dev'", JSON.stringify(hash.digest('hex').slice(0, 12)));
+        if (out === src) throw new Error('sw.js: the precache placeholders are missing');
+        writeFileSync(sw, out);
+      },
+    },
+  };
+}
+
+/**
  * Writes `.br` and `.gz` beside every text file of the build, at maximum compression, so the
  * server sends them as they are (packages/server/src/http/web-client.ts) and spends no CPU
  * per request.
@@ -28,13 +58,16 @@ function precompress(): Plugin {
     configResolved(c) {
       outDir = c.build.outDir;
     },
-    closeBundle() {
-      for (const f of files(outDir)) {
-        if (!COMPRESSIBLE.test(f)) continue;
-        const raw = readFileSync(f);
-        writeFileSync(`${f}.gz`, gzipSync(raw, { level: 9 }));
-        writeFileSync(`${f}.br`, brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }));
-      }
+    closeBundle: {
+      order: 'post',
+      handler() {
+        for (const f of files(outDir)) {
+          if (!COMPRESSIBLE.test(f)) continue;
+          const raw = readFileSync(f);
+          writeFileSync(`${f}.gz`, gzipSync(raw, { level: 9 }));
+          writeFileSync(`${f}.br`, brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }));
+        }
+      },
     },
   };
 }
@@ -42,7 +75,7 @@ function precompress(): Plugin {
 // The server serves dist/ at / (packages/server/src/http/web-client.ts); `npm run dev`
 // proxies the API and the socket to a server on :8080.
 export default defineConfig({
-  plugins: [react(), precompress()],
+  plugins: [react(), offlineShell(), precompress()],
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 600 },
   server: {
     proxy: {

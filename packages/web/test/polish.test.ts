@@ -162,6 +162,38 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await o.ctx.close();
   });
 
+  it('a reload while offline opens the app shell from the service worker, showing it is offline', async () => {
+    const o = await open(PHONE);
+    await signIn(o, bob);
+    await o.page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+    // The worker cached the build's files on install: index.html and the hashed assets.
+    const cached = async () =>
+      o.page.evaluate(async () => {
+        const urls: string[] = [];
+        for (const k of await caches.keys()) if (k.startsWith('magpie-shell-')) for (const r of await (await caches.open(k)).keys()) urls.push(new URL(r.url).pathname);
+        return urls;
+      });
+    for (let i = 0; i < 100 && !(await cached()).some((u) => u.startsWith('/assets/') && u.endsWith('.js')); i++) await o.page.waitForTimeout(100);
+    const urls = await cached();
+    assert.ok(urls.includes('/'), `index.html cached: ${urls.join(' ')}`);
+    assert.ok(urls.some((u) => /^\/assets\/.+\.js$/.test(u)) && urls.some((u) => /^\/assets\/.+\.css$/.test(u)), `assets cached: ${urls.join(' ')}`);
+
+    await o.ctx.setOffline(true);
+    const res = await o.page.reload();
+    assert.equal(res?.fromServiceWorker(), true, 'the page came from the service worker');
+    await o.page.locator('[data-testid=conversation-row][data-title="Polish"]').waitFor();
+    await o.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    assert.match((await o.page.getByTestId('connection').textContent()) ?? '', /\S/, 'the banner says why');
+    // A deep link typed while offline opens too (every client route is the same shell).
+    const deep = await o.page.goto(server.url + '/settings');
+    assert.equal(deep?.fromServiceWorker(), true);
+    await o.page.getByTestId('settings').waitFor();
+    await o.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    await o.ctx.setOffline(false);
+    await o.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached', timeout: 30_000 });
+    await o.ctx.close();
+  });
+
   it('no console errors in any context', () => {
     for (const o of opened) assert.deepEqual(o.errors, []);
   });
