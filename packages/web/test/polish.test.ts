@@ -99,6 +99,8 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await post(bob, { conv: group }, 'Thanks!');
     await post(bob, { conv: group }, 'Glad to be here');
     await post(cat, { conv: group }, 'Hi both');
+    await post(cat, { to: bob.userId }, 'Hey Bob, Cat here');
+    await post(ann, { to: cat.userId }, 'Hey Cat');
   });
 
   after(async () => {
@@ -194,6 +196,147 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await o.ctx.close();
   });
 
+  /** The main screens, by URL (a load restores the session from IndexedDB). */
+  const screens = () => [
+    { name: 'conversation list', path: '/', ready: 'conversation-list' },
+    { name: 'chat', path: `/c/${encodeURIComponent(group)}`, ready: 'chat', message: 'Glad to be here' },
+    { name: 'contacts', path: '/contacts', ready: 'contacts' },
+    { name: 'group info', path: `/g/${encodeURIComponent(group)}`, ready: 'group-info-screen' },
+    { name: 'settings', path: '/settings', ready: 'settings' },
+  ];
+
+  async function visit(o: Opened, s: ReturnType<typeof screens>[number]): Promise<void> {
+    await o.page.goto(server.url + s.path);
+    await o.page.getByTestId(s.ready).waitFor();
+    if (s.message) await o.page.getByTestId('message').filter({ hasText: s.message }).waitFor();
+    if (s.ready === 'group-info-screen') await o.page.getByTestId('member').first().waitFor();
+    if (s.ready === 'contacts') await o.page.getByTestId('friend').first().waitFor();
+    await o.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached' });
+  }
+
+  /** Visible controls smaller than 44×44 px (inline links inside a sentence are exempt, as in WCAG 2.5.8). */
+  const smallTargets = (page: Page) =>
+    page.evaluate(() => {
+      const out: string[] = [];
+      for (const el of Array.from(document.querySelectorAll<HTMLElement>('button, a[href], select, input, textarea, [role=option], [role=menuitem], [tabindex="0"]'))) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
+        if (el.classList.contains('skip-link') && document.activeElement !== el) continue;
+        if (el.closest('p') && el.tagName === 'A') continue;
+        if (el.tagName === 'INPUT' && ['checkbox', 'radio'].includes((el as HTMLInputElement).type)) {
+          const label = el.closest('label')?.getBoundingClientRect();
+          if (label && label.height >= 44) continue;
+        }
+        if (r.width < 44 || r.height < 44) out.push(`${el.tagName.toLowerCase()}${el.className ? '.' + String(el.className).trim().split(/\s+/).join('.') : ''} “${(el.getAttribute('aria-label') ?? el.textContent ?? '').trim().slice(0, 30)}” ${Math.round(r.width)}×${Math.round(r.height)}`);
+      }
+      return out;
+    });
+
+  it('axe: no serious or critical violations on every main screen at phone and desktop widths; 44 px targets on phones', async () => {
+    const problems: string[] = [];
+    for (const [width, opts, who] of [
+      ['desktop', DESKTOP, ann],
+      ['phone', PHONE, bob],
+    ] as const) {
+      const o = await open(opts, '/login');
+      const check = async (name: string) => {
+        for (const v of await a11yViolations(o.page)) problems.push(`${name} (${width}): ${v}`);
+        if (width === 'phone') for (const t of await smallTargets(o.page)) problems.push(`${name} (phone): small touch target ${t}`);
+      };
+      await o.page.getByTestId('login-form').waitFor();
+      await check('login');
+      await o.page.goto(server.url + '/register');
+      await o.page.getByTestId('register-form').waitFor();
+      await check('register');
+      await o.page.goto(server.url + '/login');
+      await signIn(o, who);
+      for (const s of screens()) {
+        await visit(o, s);
+        await check(s.name);
+      }
+      await o.ctx.close();
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('screen readers learn who sent each message; a skip link; arrow keys move through lists', async () => {
+    const o = await open(DESKTOP, '/login');
+    await signIn(o, cat);
+    // Skip link: the first Tab on a screen, Enter puts the focus past the tabs.
+    await o.page.keyboard.press('Tab');
+    const skip = await o.page.evaluate(() => ({ cls: document.activeElement?.className, text: document.activeElement?.textContent }));
+    assert.equal(skip.cls, 'skip-link');
+    assert.ok(skip.text?.trim());
+    await o.page.keyboard.press('Enter');
+    assert.equal(await o.page.evaluate(() => document.activeElement?.id), 'list', 'no screen open: the list');
+
+    // Arrow keys in the conversation list (roving tabindex: one row in the Tab order).
+    const rows = o.page.locator('[data-testid=conversation-list] a.row-link');
+    await o.page.locator('[data-testid=conversation-row][data-title="Bob"]').waitFor();
+    await o.page.locator('[data-testid=conversation-row][data-title="Ann"]').waitFor();
+    const n = await rows.count();
+    assert.ok(n >= 3, `rows: ${n}`);
+    const tabbable = () => o.page.locator('[data-testid=conversation-list] a.row-link[tabindex="0"]').count();
+    assert.equal(await tabbable(), 1);
+    const focusedRow = () => o.page.evaluate(() => document.activeElement?.closest('[data-testid=conversation-row]')?.getAttribute('data-title') ?? null);
+    // Past the list's header buttons, Tab reaches the first row.
+    for (let i = 0; i < 6 && !(await focusedRow()); i++) await o.page.keyboard.press('Tab');
+    const titles = await o.page.locator('[data-testid=conversation-row]').evaluateAll((els) => els.map((e) => e.getAttribute('data-title')));
+    assert.equal(await focusedRow(), titles[0], 'Tab from the skip target reaches the first row');
+    await o.page.keyboard.press('ArrowDown');
+    assert.equal(await focusedRow(), titles[1]);
+    assert.equal(await tabbable(), 1);
+    await o.page.keyboard.press('End');
+    assert.equal(await focusedRow(), titles[n - 1]);
+    await o.page.keyboard.press('Home');
+    assert.equal(await focusedRow(), titles[0]);
+    await o.page.keyboard.press('ArrowDown');
+    // Tab goes to this row's menu, then out of the list.
+    await o.page.keyboard.press('Tab');
+    assert.equal(await o.page.evaluate(() => document.activeElement?.getAttribute('data-testid')), 'row-menu');
+    assert.equal(await focusedRow(), titles[1]);
+    await o.page.keyboard.press('Tab');
+    assert.equal(await focusedRow(), null, 'one Tab leaves the list');
+    await o.page.keyboard.press('Shift+Tab');
+    await o.page.keyboard.press('Shift+Tab');
+    assert.equal(await focusedRow(), titles[1], 'back into the list at the row last used');
+    await o.page.keyboard.press('Enter');
+    await o.page.getByTestId('chat').locator('h2', { hasText: String(titles[1]) }).waitFor();
+
+    // Contacts: the same in the friends list.
+    await o.page.getByTestId('tab-contacts').click();
+    await o.page.getByTestId('friend').nth(1).waitFor();
+    await o.page.getByTestId('friend').first().locator('a').focus();
+    const focusedFriend = () => o.page.evaluate(() => document.activeElement?.closest('[data-testid=friend]')?.getAttribute('data-user') ?? null);
+    const friends = await o.page.getByTestId('friend').evaluateAll((els) => els.map((e) => e.getAttribute('data-user')));
+    await o.page.keyboard.press('ArrowDown');
+    assert.equal(await focusedFriend(), friends[1]);
+    await o.page.keyboard.press('ArrowUp');
+    assert.equal(await focusedFriend(), friends[0]);
+    assert.equal(await o.page.locator('[data-testid=friend] a[tabindex="0"]').count(), 1);
+
+    // In the group chat every message says who sent it, also in a run where the name is shown once.
+    await o.page.goto(`${server.url}/c/${encodeURIComponent(group)}`);
+    await o.page.getByTestId('message').filter({ hasText: 'Hi both' }).waitFor();
+    const spoken = await o.page.getByTestId('message').evaluateAll((els) =>
+      els.map((el) => ({ sender: el.querySelector('[data-testid=msg-sender]')?.textContent?.trim(), text: el.querySelector('.msg-text')?.textContent })),
+    );
+    assert.deepEqual(spoken, [
+      { sender: 'Ann:', text: 'Welcome to the group' },
+      { sender: 'Bob:', text: 'Thanks!' },
+      { sender: 'Bob:', text: 'Glad to be here' },
+      { sender: 'You:', text: 'Hi both' },
+    ]);
+    // The accessible text of a bubble starts with the name (what a screen reader reads out).
+    const glad = o.page.getByTestId('message').filter({ hasText: 'Glad to be here' });
+    assert.match((await glad.textContent()) ?? '', /^Bob: Glad to be here/);
+    // The skip link on an open chat (the composer took the focus) goes to the chat.
+    await o.page.getByTestId('skip-link').focus();
+    await o.page.keyboard.press('Enter');
+    assert.equal(await o.page.evaluate(() => document.activeElement?.id), 'main');
+    await o.ctx.close();
+  });
+
   it('no console errors in any context', () => {
     for (const o of opened) assert.deepEqual(o.errors, []);
   });
@@ -210,15 +353,15 @@ interface AxeViolation {
 
 /** Run axe-core in the page (evaluated, so a Content-Security-Policy does not block it); fail on serious or critical findings. */
 async function expectNoA11yViolations(page: Page, where: string, only?: string[]): Promise<void> {
+  assert.deepEqual(await a11yViolations(page, only), [], `axe on ${where}`);
+}
+
+async function a11yViolations(page: Page, only?: string[]): Promise<string[]> {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE);
   const violations = await page.evaluate(
     (rules) => (window as unknown as { axe: { run(ctx: Document, o: object): Promise<{ violations: AxeViolation[] }> } }).axe.run(document, { resultTypes: ['violations'], ...(rules ? { runOnly: { type: 'rule', values: rules } } : {}) }).then((r) => r.violations),
     only ?? null,
   );
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(
-    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`).join(' | ')}`),
-    [],
-    `axe on ${where}`,
-  );
+  return bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`).join(' | ')}`);
 }

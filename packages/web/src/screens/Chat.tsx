@@ -31,13 +31,13 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
   switch (item.type) {
     case 'day':
       return (
-        <li className="day-sep" role="separator" data-testid="day-separator">
+        <li className="day-sep" data-testid="day-separator">
           <span>{item.label}</span>
         </li>
       );
     case 'unread':
       return (
-        <li className="unread-sep" role="separator" data-testid="unread-divider">
+        <li className="unread-sep" data-testid="unread-divider">
           <span>New messages</span>
         </li>
       );
@@ -51,8 +51,16 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
       const m = item.message;
       return (
         <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
-          {props.group && !item.own && item.showSender && <div className="msg-sender">{item.senderName}</div>}
+          {props.group && !item.own && item.showSender && (
+            <div className="msg-sender" aria-hidden="true">
+              {item.senderName}
+            </div>
+          )}
           <div className="bubble">
+            {/* Screen readers hear who sent each message, also where the name is not shown. */}
+            <span className="sr-only" data-testid="msg-sender">
+              {item.senderName}:{' '}
+            </span>
             <span className="msg-text">{item.text}</span>
             <span className="msg-meta">
               <time dateTime={new Date(m.time).toISOString()}>{shortTime(m.time)}</time>

@@ -2,10 +2,12 @@ import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { useRovingFocus } from '../roving.ts';
 
 export function ContactsPane(props: { session: Session; showNotice?: boolean }) {
   const vm = props.session.contacts;
   const s = useVM(vm);
+  const roving = useRovingFocus<HTMLUListElement>('a.row-link');
   return (
     <section className="contacts" aria-label="Contacts" data-testid="contacts">
       <Header title="Contacts">
@@ -61,10 +63,11 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
       )}
       <h2 className="section-title">Friends {s.friends.length > 0 && <span className="muted">({s.friends.length})</span>}</h2>
       {s.loaded && s.friends.length === 0 && <Empty>No friends yet. Use “Add friends” to find people by username.</Empty>}
-      <ul className="rows">
+      <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label="Friends (arrow keys move between them)">
         {s.friends.map((f) => (
           <li key={f.user.id} className="row" data-testid="friend" data-user={f.user.username}>
-            <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link" label={`Chat with ${f.user.nickname || f.user.username}`}>
+            <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link">
+              <span className="sr-only">Chat with </span>
               <Avatar name={f.user.nickname || f.user.username} id={f.user.id} />
               <span className="row-main">
                 <span className="row-title">{f.user.nickname || f.user.username}</span>

@@ -6,6 +6,7 @@ import { chatPath, type Route } from '../router.ts';
 import { dismissPushOffer, enablePush, pushStatus, shouldOfferPush, type PushStatus } from '../push.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { useRovingFocus } from '../roving.ts';
 
 function RowMenu(props: { session: Session; row: ConversationRow }) {
   const { row, session } = props;
@@ -103,6 +104,7 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
   const { session, route } = props;
   const s = useVM(session.conversations);
   const current = route.name === 'chat' ? route.conv : null;
+  const roving = useRovingFocus<HTMLUListElement>('a.row-link', '.row-menu > button');
   return (
     <section className="conv-list" aria-label="Conversations" data-testid="conversation-list" data-loaded={s.loaded}>
       <Header title="Chats">
@@ -116,7 +118,7 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
       <PushOffer session={session} />
       <Notice error={s.error} />
       {s.loaded && s.rows.length === 0 && <Empty>No conversations yet. Find friends in Contacts and say hi.</Empty>}
-      <ul className="rows">
+      <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label="Conversations (arrow keys move between them)">
         {s.rows.map((r) => (
           <li key={r.conv} className={`row${r.conv === current ? ' selected' : ''}${r.muted ? ' muted' : ''}`} data-testid="conversation-row" data-conv={r.conv} data-title={r.title}>
             <Link to={chatPath(r.conv)} className="row-link" current={r.conv === current}>

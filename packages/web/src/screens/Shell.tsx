@@ -109,8 +109,21 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
   const listPane = route.name === 'contacts' || route.name === 'search' ? <ContactsPane session={session} showNotice={route.name !== 'search'} /> : <ConversationListPane session={session} route={route} />;
   const showList = wide || (main === null);
 
+  // The skip link jumps over the tabs to what the screen is about: the open screen, else the list.
+  const skipTo = main !== null ? 'main' : 'list';
   return (
     <div className={`shell ${wide ? 'wide' : 'narrow'}`}>
+      <a
+        href={`#${skipTo}`}
+        className="skip-link"
+        data-testid="skip-link"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById(skipTo)?.focus();
+        }}
+      >
+        Skip to content
+      </a>
       <ConnectionBanner session={session} />
       {pushNotice && (
         <div className="toast" role="status">
@@ -122,9 +135,13 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
       )}
       <div className="shell-body">
         {(wide || main === null || route.name === 'settings') && <Tabs session={session} route={route} />}
-        {showList && <aside className="list-pane">{listPane}</aside>}
+        {showList && (
+          <aside className="list-pane" id="list" tabIndex={-1}>
+            {listPane}
+          </aside>
+        )}
         {(wide || main !== null) && (
-          <main className="main-pane" id="main">
+          <main className="main-pane" id="main" tabIndex={-1}>
             {main ?? <Empty>{route.name === 'contacts' ? 'Pick a contact to start a chat.' : 'Pick a conversation, or start one from Contacts.'}</Empty>}
           </main>
         )}
