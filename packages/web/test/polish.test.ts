@@ -232,11 +232,12 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
       return out;
     });
 
-  it('axe: no serious or critical violations on every main screen at phone and desktop widths; 44 px targets on phones', async () => {
+  it('axe: no serious or critical violations on every main screen at phone and desktop widths, light and dark; 44 px targets on phones', async () => {
     const problems: string[] = [];
+    // Desktop in the light scheme, the phone in the dark one: both palettes on every screen.
     for (const [width, opts, who] of [
-      ['desktop', DESKTOP, ann],
-      ['phone', PHONE, bob],
+      ['desktop', { ...DESKTOP, colorScheme: 'light' }, ann],
+      ['phone', { ...PHONE, colorScheme: 'dark' }, bob],
     ] as const) {
       const o = await open(opts, '/login');
       const check = async (name: string) => {

@@ -1,0 +1,135 @@
+/**
+ * The SDK's view models are framework- and language-neutral, but a few of their fields are
+ * English sentences (group notices, message states, the connection banner, action notices).
+ * Here the web client says them in the UI language: notices through the SDK's extension
+ * point (`registerKindText`), the rest from the structured fields next to them.
+ */
+import { registerKindText, type ConnectionState, type LocalMessage, type NameOf } from '@magpie/sdk';
+import { i18next, t } from './index.ts';
+
+const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** The SDK's nameOf calls the signed-in user "you" (lower case) in notices. */
+function name(nameOf: NameOf, id: unknown, fallback: 'someone' | 'Someone'): string {
+  if (typeof id !== 'string') return fallback === 'Someone' ? t('app.someone') : t('app.someoneLower');
+  const n = nameOf(id);
+  return n === 'you' ? t('app.youLower') : n;
+}
+
+function names(nameOf: NameOf, ids: unknown): string {
+  return Array.isArray(ids)
+    ? ids
+        .filter((x): x is string => typeof x === 'string')
+        .map((id) => name(nameOf, id, 'someone'))
+        .join(t('notice.listSeparator'))
+    : '';
+}
+
+/** A group notice (`system` message body `{event, data}`) in the UI language. */
+export function noticeText(body: unknown, nameOf: NameOf): string {
+  const b = (body ?? {}) as { event?: string; data?: Record<string, unknown> };
+  const d = b.data ?? {};
+  const by = name(nameOf, d.by, 'Someone');
+  const user = name(nameOf, d.user, 'someone');
+  const users = names(nameOf, d.users);
+  let s: string;
+  switch (b.event) {
+    case 'group_created':
+      s = t('notice.created', { owner: name(nameOf, d.owner, 'Someone'), name: String(d.name ?? '') });
+      break;
+    case 'members_invited':
+      s = t('notice.invited', { by, users });
+      break;
+    case 'member_joined':
+      s = t('notice.joined', { users });
+      break;
+    case 'member_approved':
+      s = t('notice.approved', { users, by });
+      break;
+    case 'members_removed':
+      s = t('notice.removed', { by, users });
+      break;
+    case 'member_left':
+      s = t('notice.left', { user });
+      break;
+    case 'role_changed':
+      s = t(d.role === 'admin' ? 'notice.madeAdmin' : 'notice.madeMember', { by, user });
+      break;
+    case 'owner_changed':
+      s = t('notice.owner', { user: name(nameOf, d.to, 'Someone') });
+      break;
+    case 'member_muted':
+      s = t('notice.muted', { by, user });
+      break;
+    case 'member_unmuted':
+      s = t('notice.unmuted', { by, user });
+      break;
+    case 'group_updated': {
+      const parts: string[] = [];
+      if (typeof d.name === 'string') parts.push(t('notice.renamed', { name: d.name }));
+      if (typeof d.announcement === 'string') parts.push(d.announcement ? t('notice.announced') : t('notice.announcementCleared'));
+      if (typeof d.muteAll === 'boolean') parts.push(d.muteAll ? t('notice.mutedAll') : t('notice.unmutedAll'));
+      if (typeof d.joinPolicy === 'string') parts.push(d.joinPolicy === 'open' ? t('notice.opened') : t('notice.approval'));
+      if (typeof d.avatar === 'string') parts.push(t('notice.picture'));
+      s = t('notice.updated', { by, changes: parts.length ? parts.join(t('notice.changesSeparator')) : t('notice.updatedGroup') });
+      break;
+    }
+    case 'group_dismissed':
+      s = t('notice.dismissed', { by });
+      break;
+    default:
+      s = t('notice.generic');
+  }
+  return capital(s);
+}
+
+registerKindText('system', noticeText);
+registerKindText('redpacket', (body) => {
+  const g = (body as { greeting?: unknown } | null)?.greeting;
+  return typeof g === 'string' && g ? t('kinds.redpacket', { greeting: g }) : t('kinds.redpacketEmpty');
+});
+registerKindText('redpacket.status', () => t('kinds.redpacketFinished'));
+
+/** The state line of an own message ("Sent", "Delivered to 2"); '' for others' messages. */
+export function statusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCount'>): string {
+  if (!m.own) return '';
+  switch (m.state) {
+    case 'sending':
+      return t('status.sending');
+    case 'sent':
+      return t('status.sent');
+    case 'delivered':
+      return m.deliveredCount !== null && m.deliveredCount >= 1 ? t('status.deliveredTo', { count: m.deliveredCount }) : t('status.delivered');
+    case 'failed':
+      return t('status.failed');
+    default:
+      return '';
+  }
+}
+
+/** The connection banner's sentence. */
+export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 'network'>): string {
+  switch (c.status) {
+    case 'connecting':
+      return t('conn.connecting');
+    case 'syncing':
+      return c.received > 0 ? t('conn.syncingCount', { count: c.received }) : t('conn.syncing');
+    case 'online':
+      return t('conn.connected');
+    case 'waiting_for_network':
+      return t('conn.waitingForNetwork');
+    case 'signed_out':
+      return t('conn.signedOut');
+    default:
+      return c.network ? t('conn.offline') : t('conn.waitingForNetwork');
+  }
+}
+
+/** A notice a view model set after an action ("Friend request sent"), in the UI language. */
+export function vmText(s: string | null): string | null {
+  if (!s) return s;
+  const pending = /^Invitation waits for approval \((\d+)\)$/.exec(s);
+  if (pending) return t('vm.invitationPending', { count: Number(pending[1]) });
+  const key = `vm.${s}`;
+  return i18next.exists(key) ? t(key as 'vm.Saved') : s;
+}
