@@ -9,13 +9,18 @@ import {
   ConversationListViewModel,
   Directory,
   GroupsApi,
+  JoinRequestsViewModel,
   MagpieClient,
   MagpieClientError,
+  MemoryStore,
   RestApi,
   SocialApi,
   type DirectoryState,
+  type DraftStore,
+  type LocalStore,
 } from '@magpie/sdk';
 import { IndexedDbStore } from './idb-store.ts';
+import { TabSync, claimStore } from './tabs.ts';
 
 export const APP_VERSION = '0.1.0';
 
@@ -84,6 +89,41 @@ const directoryCache = (userId: string) => ({
   },
 });
 
+/** Drafts on this device (localStorage), so a draft typed offline survives a reload. */
+const draftStore = (userId: string): DraftStore => ({
+  load(key) {
+    try {
+      const raw = localStorage.getItem(`magpie.draft.${userId}.${key}`);
+      return raw ? (JSON.parse(raw) as { text: string; synced: boolean }) : null;
+    } catch {
+      return null;
+    }
+  },
+  save(key, draft) {
+    try {
+      if (draft) localStorage.setItem(`magpie.draft.${userId}.${key}`, JSON.stringify(draft));
+      else localStorage.removeItem(`magpie.draft.${userId}.${key}`);
+    } catch {
+      /* storage full: the server keeps it when connected */
+    }
+  },
+});
+
+/**
+ * The store of this tab: the leading tab (see tabs.ts) opens IndexedDB; a follower keeps
+ * its data in memory, starting from the device id the leader stored.
+ */
+async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | null; release(): void }> {
+  const claim = await claimStore();
+  const idb = await IndexedDbStore.open();
+  if (claim.leader) return { store: idb, idb, release: claim.release };
+  const meta = await idb.loadMeta();
+  idb.close();
+  const mem = new MemoryStore();
+  await mem.saveMeta({ userId: meta.userId, deviceId: meta.deviceId });
+  return { store: mem, idb: null, release: claim.release };
+}
+
 // ---------------------------------------------------------------- session
 
 export class Session {
@@ -94,12 +134,18 @@ export class Session {
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
   readonly contacts: ContactsViewModel;
+  readonly joinRequests: JoinRequestsViewModel;
+  readonly drafts: DraftStore;
+  private readonly tabs: TabSync;
   private readonly offNetwork: () => void;
 
   private constructor(
     readonly client: MagpieClient,
-    readonly store: IndexedDbStore,
+    readonly store: LocalStore,
     readonly saved: SavedSession,
+    /** This tab keeps the IndexedDB store (the other tabs of the browser follow it). */
+    readonly leader: boolean,
+    private readonly releaseStore: () => void,
   ) {
     const baseUrl = location.origin;
     this.rest = new RestApi({ baseUrl });
@@ -109,6 +155,9 @@ export class Session {
     this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory });
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
+    this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups, intervalMs: 10_000 });
+    this.drafts = draftStore(saved.userId);
+    this.tabs = new TabSync(client, saved.userId);
     const online = () => this.connection.setNetworkOnline(true);
     const offline = () => this.connection.setNetworkOnline(false);
     const visibility = () => client.setAppState(document.visibilityState === 'visible' ? 'foreground' : 'background');
@@ -126,7 +175,7 @@ export class Session {
     return this.saved.userId;
   }
 
-  private static newClient(store: IndexedDbStore, token?: string): MagpieClient {
+  private static newClient(store: LocalStore, token?: string): MagpieClient {
     return new MagpieClient({
       baseUrl: location.origin,
       store,
@@ -142,16 +191,16 @@ export class Session {
   static async restore(): Promise<Session | null> {
     const saved = await loadSession();
     if (!saved) return null;
-    const store = await IndexedDbStore.open();
+    const { store, idb, release } = await openStore();
     const client = Session.newClient(store, saved.token);
     await client.init();
-    const s = new Session(client, store, saved);
+    const s = new Session(client, store, saved, idb !== null, release);
     s.start();
     return s;
   }
 
   static async login(username: string, password: string): Promise<Session> {
-    const store = await IndexedDbStore.open();
+    const { store, idb, release } = await openStore();
     let saved: SavedSession;
     try {
       const meta = await store.loadMeta();
@@ -162,13 +211,14 @@ export class Session {
       await store.saveMeta({ deviceId: r.deviceId, userId: r.userId });
       saved = { token: r.token, userId: r.userId, username };
     } catch (err) {
-      store.close();
+      idb?.close();
+      release();
       throw err;
     }
     await saveSession(saved);
     const client = Session.newClient(store, saved.token);
     await client.init();
-    const s = new Session(client, store, saved);
+    const s = new Session(client, store, saved, idb !== null, release);
     s.start();
     return s;
   }
@@ -182,19 +232,48 @@ export class Session {
     this.client.start();
   }
 
-  /** Log this device out: the push binding ends with the session; local data is removed. */
-  async logout(): Promise<void> {
+  /**
+   * Log this device out (or, with `all`, every session of the account: POST /api/logout-all):
+   * the push binding ends with the session; local data is removed.
+   */
+  async logout(opts: { all?: boolean } = {}): Promise<void> {
     await fetch('/api/push/device', { method: 'DELETE', headers: { authorization: `Bearer ${this.saved.token}` } }).catch(() => undefined);
     try {
-      await this.client.logout({ clearLocalData: true });
+      await this.client.logout({ clearLocalData: true, ...(opts.all ? { all: true } : {}) });
     } catch (err) {
       if (!(err instanceof MagpieClientError)) throw err;
     }
     await this.forget();
   }
 
-  /** The session ended elsewhere (kicked, token revoked): forget it here. */
-  async forget(): Promise<void> {
+  /**
+   * Change the password: POST /api/password {currentPassword, newPassword}. Resolves with
+   * nothing; rejects with a sentence for the user.
+   */
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    let r: Response;
+    try {
+      r = await fetch('/api/password', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.saved.token}` },
+        body: JSON.stringify({ currentPassword, newPassword }),
+      });
+    } catch {
+      throw new Error('Could not reach the server. Try again when you are online.');
+    }
+    if (r.ok) return;
+    const body = (await r.json().catch(() => null)) as { error?: { code?: string; message?: string }; code?: string } | null;
+    const code = body?.error?.code ?? body?.code;
+    if (r.status === 404 && (!code || code === 'not_found')) throw new Error('This server cannot change passwords.');
+    if (code === 'bad_credentials' || code === 'unauthorized' || r.status === 401) throw new Error('The current password is not right.');
+    if (code === 'invalid' || r.status === 400) throw new Error('The new password must be 8 to 256 characters long.');
+    if (code === 'rate_limited' || r.status === 429) throw new Error('Too many attempts. Wait a minute and try again.');
+    throw new Error('The password could not be changed. Try again later.');
+  }
+
+  /** The session ended elsewhere (kicked, token revoked): forget it here (`clear`: and this browser's copy of the data). */
+  async forget(opts: { clear?: boolean } = {}): Promise<void> {
+    if (opts.clear && this.leader) await this.store.clear().catch(() => undefined);
     this.dispose();
     await saveSession(null);
     localStorage.removeItem(`magpie.directory.${this.saved.userId}`);
@@ -205,8 +284,11 @@ export class Session {
     this.connection.dispose();
     this.conversations.dispose();
     this.contacts.dispose();
+    this.joinRequests.dispose();
+    this.tabs.dispose();
     this.directory.dispose();
     this.client.close();
+    this.releaseStore();
     // The IndexedDB connection stays open: writes still under way finish (a new session opens its own).
   }
 }

@@ -1,10 +1,12 @@
 import type { ConvEntry, ProfileSummary } from '@magpie/protocol';
 import type { MagpieClient } from '../client.ts';
-import type { GroupsApi } from '../groups.ts';
+import type { GroupMember, GroupsApi } from '../groups.ts';
+import { MagpieClientError } from '../errors.ts';
 import type { LocalMessage, MessageWindow } from '../history.ts';
 import { Directory } from './directory.ts';
 import { dayKey, dayLabel, directConvId, findMentions, messageStatusText, messageText } from './format.ts';
 import { ViewModel, errorText } from './view-model.ts';
+import { displayName, failureText, fold, matchMembers, sendBlockText, textBodyBytes } from './compose.ts';
 
 export type ChatItem =
   | { type: 'day'; key: string; label: string }
@@ -23,6 +25,8 @@ export type ChatItem =
       mentionsMe: boolean;
       /** Own messages: "Sending…", "Sent", "Delivered", "Delivered to N" (normal groups), "Not sent"; others: ''. */
       status: string;
+      /** A failed own message: why, in words, and whether a retry can succeed. */
+      failure: { text: string; canRetry: boolean } | null;
     };
 
 export interface ChatState {
@@ -46,13 +50,27 @@ export interface ChatState {
   unreadAbove: number;
   /** Whether this user can send here (false for a dismissed group). */
   muted: boolean;
+  /** Why the composer is disabled ("You are muted for 12 min."), or null when sending is allowed. */
+  sendBlocked: string | null;
+  /** The group's announcement ('' when none, and in direct chats). */
+  announcement: string;
+  /** The composer's saved draft; null until it is known (the composer waits for it). */
+  draft: string | null;
   error: string | null;
+}
+
+/** Where a chat keeps drafts on this device (web: localStorage), so they survive being offline and reloads. */
+export interface DraftStore {
+  load(key: string): { text: string; synced: boolean } | null;
+  save(key: string, draft: { text: string; synced: boolean } | null): void;
 }
 
 export interface ChatDeps {
   client: MagpieClient;
   directory: Directory;
   groups?: GroupsApi;
+  drafts?: DraftStore;
+  now?: () => number;
 }
 
 export type ChatTarget = { conv: string } | { peer: string };
@@ -76,6 +94,12 @@ export class ChatViewModel extends ViewModel<ChatState> {
   private unreadAtOpen = 0;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
   private members: ProfileSummary[] | null = null;
+  private rawMembers: GroupMember[] | null = null;
+  private rights: { muteAll: boolean; dismissed: boolean; member: GroupMember | null } | null = null;
+  private rightsTimer: ReturnType<typeof setTimeout> | null = null;
+  private muteTick: ReturnType<typeof setInterval> | null = null;
+  /** Mentions picked from the suggestions: inserted name → user id. */
+  private picked = new Map<string, string>();
   private started: Promise<void> | null = null;
 
   constructor(
@@ -100,6 +124,9 @@ export class ChatViewModel extends ViewModel<ChatState> {
       firstUnreadSeq: null,
       unreadAbove: 0,
       muted: false,
+      sendBlocked: null,
+      announcement: '',
+      draft: null,
       error: null,
     });
     this.conv = conv;
@@ -108,8 +135,12 @@ export class ChatViewModel extends ViewModel<ChatState> {
     this.own(
       deps.client.on('conversation', ({ conv: c, entry }) => {
         if (c !== this.conv) return;
+        const first = !this.entry && !!entry;
         this.entry = entry ?? undefined;
         this.setState({ kind: entry?.kind ?? this.getSnapshot().kind, title: this.title() });
+        // The entry arrived after the chat opened (a fresh tab syncing), or another device saved a draft.
+        if (entry && this.getSnapshot().draft !== null && (first || entry.draft !== this.getSnapshot().draft) && !this.deps.drafts?.load(this.draftKey())) this.setState({ draft: entry.draft });
+        if (first && this.getSnapshot().kind !== 'direct') void this.loadRights();
       }),
     );
     this.own(
@@ -118,6 +149,10 @@ export class ChatViewModel extends ViewModel<ChatState> {
       }),
     );
     this.own(deps.directory.subscribe(() => this.rebuild()));
+    this.own(() => {
+      if (this.rightsTimer) clearTimeout(this.rightsTimer);
+      if (this.muteTick) clearInterval(this.muteTick);
+    });
     this.own(() => {
       // Leaving right after messages arrived still marks them read.
       if (this.readTimer) {
@@ -142,7 +177,8 @@ export class ChatViewModel extends ViewModel<ChatState> {
       this.unreadAtOpen = e.unread;
       this.setState({ kind: e.kind, firstUnreadSeq: e.unread > 0 ? e.oldestUnreadSeq : null });
     }
-    this.setState({ title: this.title() });
+    this.setState({ title: this.title(), draft: this.initialDraft() });
+    void this.loadRights();
     await this.reloadLatest();
     this.setState({ loading: false });
     this.scheduleRead();
@@ -222,9 +258,16 @@ export class ChatViewModel extends ViewModel<ChatState> {
   async sendText(text: string): Promise<LocalMessage | undefined> {
     const t = text.trim();
     if (!t) return undefined;
+    const problem = this.getSnapshot().sendBlocked ?? this.checkText(t);
+    if (problem) {
+      this.setState({ error: problem });
+      return undefined;
+    }
     if (!this.getSnapshot().atLatest) await this.jumpToLatest();
     let mentions: string[] | 'all' | undefined;
-    if (this.getSnapshot().kind !== 'direct' && t.includes('@')) mentions = findMentions(t, (await this.memberProfiles()).filter((m) => m.id !== this.deps.client.userId));
+    if (this.getSnapshot().kind !== 'direct' && t.includes('@')) mentions = this.mentionsIn(t, await this.memberProfiles());
+    this.picked.clear();
+    void this.saveDraft('');
     const input = this.conv && (this.entry || !this.peer) ? { conv: this.conv } : { to: this.peer! };
     try {
       const m = await this.deps.client.send({ ...input, kind: 'text', body: { text: t }, ...(mentions ? { mentions } : {}) });
@@ -245,30 +288,134 @@ export class ChatViewModel extends ViewModel<ChatState> {
     }
   }
 
-  /** Keep a draft for this conversation (shared with the user's other devices). */
+  /**
+   * Keep a draft for this conversation: on this device at once, and on the server (shared
+   * with the user's other devices) when connected; an empty text deletes it.
+   */
   async saveDraft(text: string): Promise<void> {
-    if (!this.conv || !this.entry || (this.entry.draft ?? '') === text) return;
+    const value = text.trim() ? text : '';
+    const drafts = this.deps.drafts;
+    const key = this.draftKey();
+    const serverHas = this.entry?.draft ?? '';
+    if (!this.conv || !this.entry) {
+      drafts?.save(key, value ? { text: value, synced: false } : null);
+      return;
+    }
+    if (serverHas === value) {
+      drafts?.save(key, null);
+      return;
+    }
+    drafts?.save(key, { text: value, synced: false });
     try {
-      await this.deps.client.updateConversation(this.conv, { draft: text });
+      this.entry = await this.deps.client.updateConversation(this.conv, { draft: value });
+      if ((drafts?.load(key)?.text ?? value) === value) drafts?.save(key, null);
     } catch {
-      /* offline: the draft is not kept */
+      /* offline: kept on this device, sent with the next save */
     }
   }
 
-  /** Group members whose username or nickname starts with `prefix` (the text after an `@`), for a mention picker. */
-  async mentionSuggestions(prefix: string, limit = 6): Promise<ProfileSummary[]> {
-    if (this.getSnapshot().kind === 'direct') return [];
-    const p = prefix.toLowerCase();
-    const me = this.deps.client.userId;
-    const members = (await this.memberProfiles()).map((m) => this.deps.directory.user(m.id) ?? m);
-    return members.filter((m) => m.id !== me && (m.username.toLowerCase().startsWith(p) || m.nickname.toLowerCase().startsWith(p))).slice(0, limit);
+  /** Why a text cannot be sent as it is (too long for the server), or null. */
+  checkText(text: string): string | null {
+    const max = this.deps.client.welcome?.limits?.maxMessageBytes;
+    if (!max) return null;
+    const n = textBodyBytes(text.trim());
+    return n > max ? `This message is too long to send (${Math.ceil(n / 1024)} KB; the limit is ${Math.floor(max / 1024)} KB).` : null;
   }
 
+  /**
+   * Group members matching what follows an `@` (display name or username, any script:
+   * prefix first, then a display name containing it), for a mention picker.
+   */
+  async mentionSuggestions(prefix: string, limit = 6): Promise<ProfileSummary[]> {
+    if (this.getSnapshot().kind === 'direct') return [];
+    const me = this.deps.client.userId;
+    const members = (await this.memberProfiles()).map((m) => this.deps.directory.user(m.id) ?? m).filter((m) => m.id !== me);
+    return matchMembers(members, prefix, limit);
+  }
+
+  /** The text to insert for a picked mention (`@Display Name `); the send carries the member's id. */
+  pickMention(u: ProfileSummary): string {
+    const name = displayName(u);
+    this.picked.set(name, u.id);
+    return `@${name} `;
+  }
+
+  /** @deprecated read `draft` from the state; kept for older views. */
   get draft(): string {
-    return this.entry?.draft ?? '';
+    return this.getSnapshot().draft ?? '';
   }
 
   // ------------------------------------------------------------ internals
+
+  private draftKey(): string {
+    return this.conv ?? `p:${this.peer ?? ''}`;
+  }
+
+  /** This device's unsynced draft wins (typed offline); otherwise the server's. */
+  private initialDraft(): string {
+    const local = this.deps.drafts?.load(this.draftKey());
+    if (local && (!local.synced || !this.entry)) return local.text;
+    return this.entry?.draft ?? '';
+  }
+
+  /** Ids of the members a group text mentions: picked from the suggestions, or typed as `@name`. */
+  private mentionsIn(text: string, members: ProfileSummary[]): string[] | 'all' | undefined {
+    const me = this.deps.client.userId;
+    const found = findMentions(text, members.filter((m) => m.id !== me));
+    if (found === 'all') return 'all';
+    const ids = new Set(found ?? []);
+    const t = fold(text);
+    for (const [name, id] of this.picked) if (t.includes(`@${fold(name)}`) && id !== me) ids.add(id);
+    return ids.size ? [...ids].slice(0, 100) : undefined;
+  }
+
+  /** Groups: the announcement, and whether (and why not) this user may send now. */
+  private async loadRights(): Promise<void> {
+    const groups = this.deps.groups;
+    const conv = this.conv;
+    if (!groups || !conv || this.getSnapshot().kind === 'direct' || this.disposed) return;
+    try {
+      const info = await groups.get(conv);
+      this.deps.directory.putGroup(info);
+      let members: GroupMember[] = [];
+      try {
+        members = await groups.allMembers(conv, 1000);
+      } catch (err) {
+        if (!(err instanceof MagpieClientError && (err.code === 'forbidden' || err.code === 'not_found'))) throw err;
+      }
+      this.rawMembers = members;
+      this.members = null;
+      const me = this.deps.client.userId;
+      this.rights = { muteAll: info.muteAll, dismissed: info.dismissed, member: members.find((m) => m.userId === me) ?? null };
+      this.setState({ announcement: info.announcement });
+      this.applyRights();
+    } catch {
+      /* offline: the composer stays as it is; the server still refuses what it must */
+    }
+  }
+
+  private applyRights(): void {
+    const r = this.rights;
+    if (!r) return;
+    const now = (this.deps.now ?? Date.now)();
+    const blocked = sendBlockText(r, now);
+    this.setState({ sendBlocked: blocked, muted: blocked !== null });
+    const mutedNow = !!r.member && r.member.mutedUntil > now;
+    if (mutedNow && !this.muteTick) this.muteTick = setInterval(() => this.applyRights(), 15_000);
+    if (!mutedNow && this.muteTick) {
+      clearInterval(this.muteTick);
+      this.muteTick = null;
+    }
+    this.rebuild();
+  }
+
+  private scheduleRights(): void {
+    if (this.rightsTimer || this.disposed) return;
+    this.rightsTimer = setTimeout(() => {
+      this.rightsTimer = null;
+      void this.loadRights();
+    }, 150);
+  }
 
   private async reloadLatest(): Promise<void> {
     const { client } = this.deps;
@@ -352,6 +499,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
     }
     this.rebuild();
     if (!m.own) this.scheduleRead();
+    if (m.kind === 'system') this.scheduleRights();
   }
 
   private scheduleRead(): void {
@@ -380,7 +528,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
     if (this.members) return this.members;
     if (!this.deps.groups || !this.conv) return [];
     try {
-      const list = await this.deps.groups.allMembers(this.conv, 1000);
+      const list = this.rawMembers ?? (await this.deps.groups.allMembers(this.conv, 1000));
       const out: ProfileSummary[] = [];
       for (const m of list) {
         const u = this.deps.directory.user(m.userId);
@@ -446,6 +594,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
         showSender: m.sender !== lastSender,
         mentionsMe: !m.own && s.kind !== 'direct' && (/(^|\s)@all\b/.test(lower) || myNames.some((n) => lower.includes(n))),
         status: messageStatusText(m),
+        failure: m.own && m.state === 'failed' ? failureText(m.error, s.sendBlocked !== null) : null,
       });
       lastSender = m.sender;
     }

@@ -1,4 +1,4 @@
-import type { FriendEntry, FriendRequestEntry, ProfileSummary, RelationState } from '@magpie/protocol';
+import type { BlockEntry, FriendEntry, FriendRequestEntry, ProfileSummary, RelationState } from '@magpie/protocol';
 import type { MagpieClient } from '../client.ts';
 import { RelationSync, type SocialApi } from '../social.ts';
 import { Directory } from './directory.ts';
@@ -14,6 +14,8 @@ export interface ContactsState {
   friends: FriendEntry[];
   incoming: FriendRequestEntry[];
   outgoing: FriendRequestEntry[];
+  /** Users this user blocked (they cannot message or befriend this user). */
+  blocked: BlockEntry[];
   loaded: boolean;
   query: string;
   searching: boolean;
@@ -40,7 +42,7 @@ export class ContactsViewModel extends ViewModel<ContactsState> {
   private searchSeq = 0;
 
   constructor(private readonly deps: ContactsDeps) {
-    super({ friends: [], incoming: [], outgoing: [], loaded: false, query: '', searching: false, results: [], notice: null, error: null });
+    super({ friends: [], incoming: [], outgoing: [], blocked: [], loaded: false, query: '', searching: false, results: [], notice: null, error: null });
     this.relations = new RelationSync(deps.social);
     this.own(deps.client.on('frame', (f) => void this.relations.handleFrame(f)));
     this.own(this.relations.attach(deps.client));
@@ -57,10 +59,15 @@ export class ContactsViewModel extends ViewModel<ContactsState> {
   async reload(): Promise<void> {
     const { social, directory } = this.deps;
     try {
-      const [friends, incoming, outgoing] = await Promise.all([social.friends({ limit: 500 }), social.requests('incoming', { limit: 500 }), social.requests('outgoing', { limit: 500 })]);
-      directory.putUsers([...friends.items, ...incoming.items, ...outgoing.items].map((x) => x.user));
+      const [friends, incoming, outgoing, blocked] = await Promise.all([
+        social.friends({ limit: 500 }),
+        social.requests('incoming', { limit: 500 }),
+        social.requests('outgoing', { limit: 500 }),
+        social.blocks({ limit: 500 }),
+      ]);
+      directory.putUsers([...friends.items, ...incoming.items, ...outgoing.items, ...blocked.items].map((x) => x.user));
       const byName = (a: { user: ProfileSummary }, b: { user: ProfileSummary }) => (a.user.nickname || a.user.username).localeCompare(b.user.nickname || b.user.username);
-      this.setState({ friends: friends.items.sort(byName), incoming: incoming.items, outgoing: outgoing.items, loaded: true, error: null });
+      this.setState({ friends: friends.items.sort(byName), incoming: incoming.items, outgoing: outgoing.items, blocked: blocked.items.sort(byName), loaded: true, error: null });
       this.refreshResults();
     } catch (err) {
       this.setState({ loaded: true, error: errorText(err) });

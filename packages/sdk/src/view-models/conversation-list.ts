@@ -2,6 +2,7 @@ import type { ConvEntry } from '@magpie/protocol';
 import type { MagpieClient } from '../client.ts';
 import { Directory } from './directory.ts';
 import { messageText } from './format.ts';
+import { fold } from './compose.ts';
 import { ViewModel, errorText } from './view-model.ts';
 
 export interface ConversationRow {
@@ -23,8 +24,26 @@ export interface ConversationRow {
   oldestUnreadSeq: number | null;
 }
 
+/** A locally stored message whose text matches the list's search. */
+export interface MessageHit {
+  conv: string;
+  /** The conversation's title. */
+  title: string;
+  seq: number;
+  senderName: string;
+  text: string;
+  time: number;
+}
+
 export interface ConversationListState {
   rows: ConversationRow[];
+  /** The search text ('' when not searching). */
+  query: string;
+  /** Conversations whose name matches the search (any script, case- and width-insensitive). */
+  matches: ConversationRow[];
+  /** Messages held on this device whose text matches (the newest first). */
+  hits: MessageHit[];
+  searching: boolean;
   /** The first read of the local store finished (the list shows before the network). */
   loaded: boolean;
   /** Unread messages of conversations that are not muted (a tab badge). */
@@ -45,9 +64,10 @@ export interface ConversationListDeps {
 export class ConversationListViewModel extends ViewModel<ConversationListState> {
   private entries = new Map<string, ConvEntry>();
   private scheduled = false;
+  private searchSeq = 0;
 
   constructor(private readonly deps: ConversationListDeps) {
-    super({ rows: [], loaded: false, totalUnread: 0, error: null });
+    super({ rows: [], query: '', matches: [], hits: [], searching: false, loaded: false, totalUnread: 0, error: null });
     this.own(
       deps.client.on('conversation', ({ conv, entry, previous }) => {
         const m = entry?.lastMessage;
@@ -70,6 +90,42 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
     } catch (err) {
       this.setState({ loaded: true, error: errorText(err) });
     }
+  }
+
+  /**
+   * Search the chats: by name, and through the messages this device holds (the newest
+   * `perChat` of each conversation). An empty query ends the search.
+   */
+  async search(query: string, perChat = 300, max = 50): Promise<void> {
+    const mine = ++this.searchSeq;
+    const q = fold(query.trim());
+    if (!q) {
+      this.setState({ query: '', matches: [], hits: [], searching: false });
+      return;
+    }
+    this.setState({ query, matches: this.matching(q), searching: true });
+    const me = this.deps.client.userId;
+    const dir = this.deps.directory;
+    const hits: MessageHit[] = [];
+    for (const row of this.getSnapshot().rows) {
+      try {
+        const w = await this.deps.client.getMessages(row.conv, { limit: perChat });
+        for (const m of w.messages) {
+          if (m.kind !== 'text' || m.seq === null) continue;
+          const text = messageText(m, (id) => dir.userName(id));
+          if (fold(text).includes(q)) hits.push({ conv: row.conv, title: row.title, seq: m.seq, senderName: m.sender === me ? 'You' : dir.userName(m.sender), text, time: m.time });
+        }
+      } catch {
+        /* a conversation that cannot be read is skipped */
+      }
+      if (mine !== this.searchSeq) return;
+    }
+    hits.sort((a, b) => b.time - a.time);
+    this.setState({ hits: hits.slice(0, max), searching: false });
+  }
+
+  private matching(q: string): ConversationRow[] {
+    return this.getSnapshot().rows.filter((r) => fold(r.title).includes(q));
   }
 
   row(conv: string): ConversationRow | undefined {
@@ -151,5 +207,7 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
       });
     const totalUnread = rows.reduce((n, r) => n + (r.muted ? 0 : r.unread), 0);
     this.setState({ rows, loaded, totalUnread });
+    const q = this.getSnapshot().query;
+    if (q) this.setState({ matches: this.matching(fold(q.trim())) });
   }
 }

@@ -53,7 +53,7 @@ function noticeText(body: unknown, nameOf: NameOf): string {
     case 'group_updated': {
       const parts: string[] = [];
       if (typeof d.name === 'string') parts.push(`renamed the group to “${d.name}”`);
-      if (typeof d.announcement === 'string') parts.push(d.announcement ? 'updated the announcement' : 'cleared the announcement');
+      if (typeof d.announcement === 'string') parts.push(d.announcement ? `updated the announcement: “${d.announcement.length > 120 ? `${d.announcement.slice(0, 119)}…` : d.announcement}”` : 'cleared the announcement');
       if (typeof d.muteAll === 'boolean') parts.push(d.muteAll ? 'muted everyone' : 'unmuted everyone');
       if (typeof d.joinPolicy === 'string') parts.push(d.joinPolicy === 'open' ? 'opened the group to everyone' : 'made joining need approval');
       if (typeof d.avatar === 'string') parts.push('changed the picture');

@@ -5,21 +5,27 @@ import { Session } from '../session.ts';
 import { chatPath, groupPath, navigate } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { Linkified } from '../linkify.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
-function Status(props: { m: LocalMessage; label: string; vm: ChatViewModel }) {
-  const { m } = props;
+function Status(props: { m: LocalMessage; label: string; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
+  const { m, failure } = props;
   if (!m.own) return null;
   const icon = m.state === 'sending' ? 'clock' : m.state === 'sent' ? 'check' : m.state === 'delivered' ? 'checks' : 'alert';
   return (
     <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state} data-delivered-count={m.deliveredCount ?? undefined}>
       <Icon name={icon} size={13} /> {props.label}
-      {m.state === 'failed' && (
+      {m.state === 'failed' && failure && (
         <>
-          {m.error ? <span className="msg-error"> — {m.error.message}</span> : null}{' '}
-          <button type="button" className="link" data-testid="retry" onClick={() => void props.vm.retry(m.clientMsgId)}>
-            Retry
-          </button>
+          <span className="msg-error" data-testid="failure" data-retryable={failure.canRetry}>
+            {' '}
+            — {failure.text}
+          </span>{' '}
+          {failure.canRetry && (
+            <button type="button" className="link" data-testid="retry" onClick={() => void props.vm.retry(m.clientMsgId)}>
+              Retry
+            </button>
+          )}
         </>
       )}
     </span>
@@ -61,10 +67,12 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
             <span className="sr-only" data-testid="msg-sender">
               {item.senderName}:{' '}
             </span>
-            <span className="msg-text">{item.text}</span>
+            <span className="msg-text">
+              <Linkified text={item.text} />
+            </span>
             <span className="msg-meta">
               <time dateTime={new Date(m.time).toISOString()}>{shortTime(m.time)}</time>
-              <Status m={m} label={item.status} vm={props.vm} />
+              <Status m={m} label={item.status} vm={props.vm} failure={item.failure} />
             </span>
           </div>
         </li>
@@ -73,16 +81,27 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
   }
 }
 
-function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
-  const { vm } = props;
-  const [text, setText] = useState(() => vm.draft);
+/** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
+const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
+
+function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null }) {
+  const { vm, blocked } = props;
+  const [text, setText] = useState(props.draft);
   const [suggest, setSuggest] = useState<{ list: ProfileSummary[]; index: number }>({ list: [], index: 0 });
   const ref = useRef<HTMLTextAreaElement>(null);
   const textRef = useRef(text);
   textRef.current = text;
-  useEffect(() => () => void vm.saveDraft(textRef.current.trim() ? textRef.current : ''), [vm]);
-  // `@name` at the end of the text: offer the group's members.
-  const partial = /(^|\s)@([\w.-]*)$/.exec(text)?.[2];
+  // The draft is saved while typing (a reload keeps it) and when the chat is left.
+  useEffect(() => () => void vm.saveDraft(textRef.current), [vm]);
+  useEffect(() => {
+    const t = setTimeout(() => void vm.saveDraft(text), 700);
+    return () => clearTimeout(t);
+  }, [text, vm]);
+  // A draft that arrives later (the chat list was still syncing, or another device saved one) fills an empty composer.
+  useEffect(() => {
+    if (props.draft && !textRef.current) setText(props.draft);
+  }, [props.draft]);
+  const partial = MENTION_AT_END.exec(text)?.[2];
   useEffect(() => {
     let live = true;
     if (partial === undefined) setSuggest({ list: [], index: 0 });
@@ -92,13 +111,15 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
     };
   }, [partial, vm]);
   const pick = (u: ProfileSummary) => {
-    setText(text.replace(/@([\w.-]*)$/, `@${u.username} `));
+    const insert = vm.pickMention(u);
+    setText(text.replace(/@([^\s@]*)$/u, insert));
     setSuggest({ list: [], index: 0 });
     ref.current?.focus();
   };
+  const tooLong = text.trim() ? vm.checkText(text) : null;
   const send = async () => {
     const t = text;
-    if (!t.trim()) return;
+    if (!t.trim() || blocked || tooLong) return;
     setText('');
     await vm.sendText(t);
     ref.current?.focus();
@@ -126,6 +147,13 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
       void send();
     }
   };
+  if (blocked) {
+    return (
+      <div className="composer blocked" role="status" data-testid="send-blocked">
+        <Icon name="bellOff" size={16} /> {blocked}
+      </div>
+    );
+  }
   return (
     <form
       className="composer"
@@ -143,11 +171,16 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
           ))}
         </ul>
       )}
+      {tooLong && (
+        <p className="composer-problem" role="alert" data-testid="too-long">
+          {tooLong}
+        </p>
+      )}
       <label className="sr-only" htmlFor="composer-input">
         Message
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={props.disabled ? 'You cannot send messages here' : 'Message'} value={text} disabled={props.disabled} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
-      <button type="submit" className="primary send" disabled={props.disabled || !text.trim()} aria-label="Send" data-testid="send">
+      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder="Message" value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label="Send" data-testid="send">
         <Icon name="send" />
       </button>
     </form>
@@ -157,7 +190,7 @@ function Composer(props: { vm: ChatViewModel; disabled: boolean }) {
 export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
   const { session, target } = props;
   const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
-  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups }, target), key);
+  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups, drafts: session.drafts }, target), key);
   if (!vm) return <section className="chat" aria-busy="true" />;
   return <ChatView session={session} vm={vm} wide={props.wide} />;
 }
@@ -167,6 +200,8 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const s = useVM(vm);
   const list = useVM(session.conversations);
   const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
+  // On a phone the list is hidden: the back button counts what arrived in other chats.
+  const elsewhere = list.totalUnread - (row && !row.muted ? row.unread : 0);
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const jumped = useRef(false);
@@ -212,9 +247,10 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
 
   const group = s.kind !== 'direct';
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
+  const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
     <section className="chat" aria-label={`Chat with ${s.title}`} data-testid="chat" data-conv={s.conv ?? ''}>
-      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} subtitle={group && info ? `${info.memberCount} members` : undefined} level={2}>
+      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? `${info.memberCount} members` : undefined} level={2}>
         {row && (
           <>
             <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? 'Unpin chat' : 'Pin chat'} title={row.pinned ? 'Unpin' : 'Pin'} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
@@ -226,11 +262,21 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
           </>
         )}
         {group && s.conv && (
-          <Link to={groupPath(s.conv)} className="icon-button" label="Group info" testId="group-info">
+          <Link to={groupPath(s.conv)} className="icon-button" label={pending > 0 ? `Group info, ${pending} join requests` : 'Group info'} testId="group-info">
             <Icon name="info" />
+            {pending > 0 && (
+              <span className="badge corner" data-testid="join-request-badge">
+                {pending}
+              </span>
+            )}
           </Link>
         )}
       </Header>
+      {s.announcement && (
+        <div className="announcement-banner" role="note" aria-label="Group announcement" data-testid="announcement-banner">
+          <Icon name="pin" size={14} /> <Linkified text={s.announcement} />
+        </div>
+      )}
       {s.unreadAbove > 0 && (
         <button type="button" className="pill jump-unread" data-testid="jump-unread" onClick={() => {
             jumped.current = true;
@@ -261,7 +307,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         )}
       </div>
       <Notice error={s.error} />
-      <Composer vm={vm} disabled={!!info && false} />
+      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} />}
     </section>
   );
 }

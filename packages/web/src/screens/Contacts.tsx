@@ -1,8 +1,49 @@
+import { useState } from 'react';
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { useRovingFocus } from '../roving.ts';
+
+/** Remove or block a friend, each after a confirmation. */
+function FriendMenu(props: { name: string; onRemove(): void; onBlock(): void }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <div className="row-menu">
+      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={`Options for ${props.name}`} data-testid="friend-menu" onClick={() => setOpen(!open)}>
+        <Icon name="more" />
+      </button>
+      {open && (
+        <div className="menu" role="menu" onKeyDown={(e) => e.key === 'Escape' && setOpen(false)}>
+          <button
+            type="button"
+            role="menuitem"
+            autoFocus
+            data-testid="remove-friend"
+            onClick={() => {
+              setOpen(false);
+              if (confirm(`Remove ${props.name} from your friends?`)) props.onRemove();
+            }}
+          >
+            Remove friend
+          </button>
+          <button
+            type="button"
+            role="menuitem"
+            className="danger"
+            data-testid="block-user"
+            onClick={() => {
+              setOpen(false);
+              if (confirm(`Block ${props.name}? They can no longer message you or send you friend requests.`)) props.onBlock();
+            }}
+          >
+            Block
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
 
 export function ContactsPane(props: { session: Session; showNotice?: boolean }) {
   const vm = props.session.contacts;
@@ -68,15 +109,37 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
           <li key={f.user.id} className="row" data-testid="friend" data-user={f.user.username}>
             <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link">
               <span className="sr-only">Chat with </span>
-              <Avatar name={f.user.nickname || f.user.username} id={f.user.id} />
+              <Avatar name={f.user.nickname || f.user.username} id={f.user.id} src={f.user.avatar} />
               <span className="row-main">
                 <span className="row-title">{f.user.nickname || f.user.username}</span>
                 <span className="row-preview">@{f.user.username}</span>
               </span>
             </Link>
+            <FriendMenu name={f.user.nickname || f.user.username} onRemove={() => void vm.removeFriend(f.user.id)} onBlock={() => void vm.block(f.user.id)} />
           </li>
         ))}
       </ul>
+      {s.blocked.length > 0 && (
+        <>
+          <h2 className="section-title">Blocked</h2>
+          <ul className="rows">
+            {s.blocked.map((b) => (
+              <li key={b.user.id} className="row static" data-testid="blocked-user" data-user={b.user.username}>
+                <Avatar name={b.user.nickname || b.user.username} id={b.user.id} src={b.user.avatar} />
+                <span className="row-main">
+                  <span className="row-title">{b.user.nickname || b.user.username}</span>
+                  <span className="row-preview">@{b.user.username}</span>
+                </span>
+                <span className="row-actions">
+                  <button type="button" className="small" onClick={() => void vm.unblock(b.user.id)} data-testid="unblock">
+                    Unblock
+                  </button>
+                </span>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
     </section>
   );
 }

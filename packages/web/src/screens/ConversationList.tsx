@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
-import { shortTime, type ConversationRow } from '@magpie/sdk';
+import { shortTime, type ConversationRow, type MessageHit } from '@magpie/sdk';
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, type Route } from '../router.ts';
@@ -47,7 +47,17 @@ function RowMenu(props: { session: Session; row: ConversationRow }) {
               Mark as read
             </button>
           )}
-          <button type="button" role="menuitem" className="danger" onClick={act(() => vm.remove(row.conv))}>
+          <button
+            type="button"
+            role="menuitem"
+            className="danger"
+            data-testid="delete-chat"
+            onClick={() => {
+              setOpen(false);
+              // Deleting wipes this chat's history for this user: ask first.
+              if (confirm(`Delete the chat “${row.title}”? Its messages are removed from your devices.`)) void vm.remove(row.conv).catch(() => undefined);
+            }}
+          >
             Delete chat
           </button>
         </div>
@@ -100,11 +110,90 @@ function PushOffer(props: { session: Session }) {
   );
 }
 
+function Row(props: { session: Session; r: ConversationRow; current: string | null; requests: number }) {
+  const { session, r, current } = props;
+  const dir = useVM(session.directory);
+  const avatar = r.peer ? dir.users[r.peer]?.avatar : null;
+  return (
+    <li className={`row${r.conv === current ? ' selected' : ''}${r.muted ? ' muted' : ''}`} data-testid="conversation-row" data-conv={r.conv} data-title={r.title}>
+      <Link to={chatPath(r.conv)} className="row-link" current={r.conv === current}>
+        <Avatar name={r.title} id={r.conv} group={r.kind !== 'direct'} src={avatar} />
+        <span className="row-main">
+          <span className="row-top">
+            <span className="row-title">
+              {r.pinned && (
+                <span className="pin" title="Pinned" data-testid="pinned">
+                  <Icon name="pin" size={13} title="Pinned" />
+                </span>
+              )}
+              {r.title}
+            </span>
+            <span className="row-time">{r.time ? shortTime(r.time) : ''}</span>
+          </span>
+          <span className="row-bottom">
+            <span className={`row-preview${r.draft ? ' draft' : ''}`}>{r.preview}</span>
+            {props.requests > 0 && (
+              <span className="badge quiet" data-testid="row-join-requests" aria-label={`${props.requests} join requests`} title="Join requests">
+                +{props.requests}
+              </span>
+            )}
+            {r.mentions > 0 && (
+              <span className="mention" data-testid="mention-marker" aria-label="You were mentioned">
+                @
+              </span>
+            )}
+            {r.muted && (
+              <span className="muted-icon" title="Muted" data-testid="muted">
+                <Icon name="bellOff" size={14} title="Muted" />
+              </span>
+            )}
+            {r.unread > 0 && (
+              <span className={`badge${r.muted ? ' quiet' : ''}`} data-testid="unread-badge" aria-label={`${r.unread} unread`}>
+                {r.unread > 99 ? '99+' : r.unread}
+              </span>
+            )}
+          </span>
+        </span>
+      </Link>
+      <RowMenu session={session} row={r} />
+    </li>
+  );
+}
+
+function Hit(props: { h: MessageHit; q: string }) {
+  const { h } = props;
+  return (
+    <li className="row" data-testid="message-hit" data-conv={h.conv}>
+      <Link to={chatPath(h.conv)} className="row-link">
+        <Avatar name={h.title} id={h.conv} group={!h.conv.startsWith('d:')} />
+        <span className="row-main">
+          <span className="row-top">
+            <span className="row-title">{h.title}</span>
+            <span className="row-time">{shortTime(h.time)}</span>
+          </span>
+          <span className="row-bottom">
+            <span className="row-preview hit-snippet">
+              {h.senderName}: {h.text}
+            </span>
+          </span>
+        </span>
+      </Link>
+    </li>
+  );
+}
+
 export function ConversationListPane(props: { session: Session; route: Route }) {
   const { session, route } = props;
   const s = useVM(session.conversations);
+  const requests = useVM(session.joinRequests).byConv;
+  const [q, setQ] = useState(s.query);
   const current = route.name === 'chat' ? route.conv : null;
   const roving = useRovingFocus<HTMLUListElement>('a.row-link', '.row-menu > button');
+  useEffect(() => {
+    const t = setTimeout(() => void session.conversations.search(q), 200);
+    return () => clearTimeout(t);
+  }, [q, session]);
+  const searching = q.trim() !== '';
   return (
     <section className="conv-list" aria-label="Conversations" data-testid="conversation-list" data-loaded={s.loaded}>
       <Header title="Chats">
@@ -115,50 +204,40 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
           <Icon name="plus" />
         </Link>
       </Header>
+      <form className="list-search" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label className="sr-only" htmlFor="chat-search">
+          Search chats and messages
+        </label>
+        <input id="chat-search" type="search" placeholder="Search chats and messages" value={q} onChange={(e) => setQ(e.target.value)} data-testid="chat-search" />
+      </form>
       <PushOffer session={session} />
       <Notice error={s.error} />
-      {s.loaded && s.rows.length === 0 && <Empty>No conversations yet. Find friends in Contacts and say hi.</Empty>}
-      <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label="Conversations (arrow keys move between them)">
-        {s.rows.map((r) => (
-          <li key={r.conv} className={`row${r.conv === current ? ' selected' : ''}${r.muted ? ' muted' : ''}`} data-testid="conversation-row" data-conv={r.conv} data-title={r.title}>
-            <Link to={chatPath(r.conv)} className="row-link" current={r.conv === current}>
-              <Avatar name={r.title} id={r.conv} group={r.kind !== 'direct'} />
-              <span className="row-main">
-                <span className="row-top">
-                  <span className="row-title">
-                    {r.pinned && (
-                      <span className="pin" title="Pinned" data-testid="pinned">
-                        <Icon name="pin" size={13} title="Pinned" />
-                      </span>
-                    )}
-                    {r.title}
-                  </span>
-                  <span className="row-time">{r.time ? shortTime(r.time) : ''}</span>
-                </span>
-                <span className="row-bottom">
-                  <span className={`row-preview${r.draft ? ' draft' : ''}`}>{r.preview}</span>
-                  {r.mentions > 0 && (
-                    <span className="mention" data-testid="mention-marker" aria-label="You were mentioned">
-                      @
-                    </span>
-                  )}
-                  {r.muted && (
-                    <span className="muted-icon" title="Muted" data-testid="muted">
-                      <Icon name="bellOff" size={14} title="Muted" />
-                    </span>
-                  )}
-                  {r.unread > 0 && (
-                    <span className={`badge${r.muted ? ' quiet' : ''}`} data-testid="unread-badge" aria-label={`${r.unread} unread`}>
-                      {r.unread > 99 ? '99+' : r.unread}
-                    </span>
-                  )}
-                </span>
-              </span>
-            </Link>
-            <RowMenu session={session} row={r} />
-          </li>
-        ))}
-      </ul>
+      {!searching && s.loaded && s.rows.length === 0 && <Empty>No conversations yet. Find friends in Contacts and say hi.</Empty>}
+      {searching ? (
+        <div data-testid="chat-search-results">
+          <h2 className="section-title">Chats</h2>
+          {s.matches.length === 0 && <p className="muted center">No chat by that name.</p>}
+          <ul className="rows">
+            {s.matches.map((r) => (
+              <Row key={r.conv} session={session} r={r} current={current} requests={requests[r.conv] ?? 0} />
+            ))}
+          </ul>
+          <h2 className="section-title">Messages</h2>
+          {s.searching && <p className="muted center">Searching…</p>}
+          {!s.searching && s.hits.length === 0 && <p className="muted center">No messages found on this device.</p>}
+          <ul className="rows">
+            {s.hits.map((h) => (
+              <Hit key={`${h.conv}:${h.seq}`} h={h} q={q} />
+            ))}
+          </ul>
+        </div>
+      ) : (
+        <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label="Conversations (arrow keys move between them)">
+          {s.rows.map((r) => (
+            <Row key={r.conv} session={session} r={r} current={current} requests={requests[r.conv] ?? 0} />
+          ))}
+        </ul>
+      )}
     </section>
   );
 }

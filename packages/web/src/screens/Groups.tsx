@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { GroupViewModel, type MemberRow } from '@magpie/sdk';
 import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
@@ -106,6 +106,12 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
   const [name, setName] = useState<string | null>(null);
   const [invite, setInvite] = useState('');
   const info = s.info;
+  // A new join request (seen by the badge checker) shows here at once.
+  const pending = useVM(session.joinRequests).byConv[s.conv] ?? 0;
+  useEffect(() => {
+    if (pending !== s.requests.length) void vm.reload();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [pending, vm]);
   const memberIds = new Set(s.members.map((m) => m.userId));
   const invitable = contacts.friends.filter((f) => !memberIds.has(f.user.id));
 
@@ -191,16 +197,16 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                 <h3 id="req-title">Join requests</h3>
                 <ul className="rows">
                   {s.requests.map((r) => (
-                    <li key={r.userId} className="row static">
+                    <li key={r.userId} className="row static" data-testid="join-request">
                       <span className="row-main">
                         <span className="row-title">{session.directory.userName(r.userId)}</span>
                         <span className="row-preview">{r.inviter ? `Invited by ${session.directory.userName(r.inviter)}` : r.message || 'Wants to join'}</span>
                       </span>
                       <span className="row-actions">
-                        <button type="button" className="primary small" onClick={() => void vm.approve(r.userId)}>
+                        <button type="button" className="primary small" onClick={() => void vm.approve(r.userId).then(() => session.joinRequests.check(s.conv))} data-testid="approve-request">
                           Approve
                         </button>
-                        <button type="button" className="small" onClick={() => void vm.reject(r.userId)}>
+                        <button type="button" className="small" onClick={() => void vm.reject(r.userId).then(() => session.joinRequests.check(s.conv))}>
                           Decline
                         </button>
                       </span>

@@ -69,7 +69,7 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
   useEffect(() => {
     const off = session.client.on('state', ({ state }) => {
       if (state === 'kicked' || state === 'logged_out') {
-        void session.forget().then(() => props.onSignedOut(state === 'kicked' ? 'You were signed out because this account signed in on another device.' : 'Your session ended. Please sign in again.'));
+        void session.forget({ clear: state === 'logged_out' }).then(() => props.onSignedOut(state === 'kicked' ? 'You were signed out because this account signed in on another device.' : 'Your session ended. Please sign in again.'));
       }
     });
     const q = new URLSearchParams(location.search).get('push');
@@ -78,8 +78,8 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [session]);
 
-  const logout = async () => {
-    await session.logout();
+  const logout = async (opts: { all?: boolean } = {}) => {
+    await session.logout(opts);
     props.onSignedOut(null);
   };
 
