@@ -27,6 +27,8 @@ const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, is
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
 const PASSWORD = 'correct horse';
 const T = 15_000;
+/** The banner while the network is down (the SDK says `offline` or, with a reason, `waiting_for_network`). */
+const OFFLINE = '[data-testid=connection][data-status=offline], [data-testid=connection][data-status=waiting_for_network]';
 const NETWORK_NOISE = /net::ERR_INTERNET_DISCONNECTED|net::ERR_NETWORK_CHANGED|WebSocket connection to .* failed|Failed to load resource/;
 
 /** WCAG relative luminance and contrast of two `rgb(r, g, b)` colours. */
@@ -184,13 +186,13 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     const res = await o.page.reload();
     assert.equal(res?.fromServiceWorker(), true, 'the page came from the service worker');
     await o.page.locator('[data-testid=conversation-row][data-title="Polish"]').waitFor();
-    await o.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    await o.page.locator(OFFLINE).waitFor();
     assert.match((await o.page.getByTestId('connection').textContent()) ?? '', /\S/, 'the banner says why');
     // A deep link typed while offline opens too (every client route is the same shell).
     const deep = await o.page.goto(server.url + '/settings');
     assert.equal(deep?.fromServiceWorker(), true);
     await o.page.getByTestId('settings').waitFor();
-    await o.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    await o.page.locator(OFFLINE).waitFor();
     await o.ctx.setOffline(false);
     await o.page.locator('[data-testid=connection][data-status=online]').waitFor({ state: 'attached', timeout: 30_000 });
     await o.ctx.close();
@@ -336,6 +338,62 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await o.page.keyboard.press('Enter');
     assert.equal(await o.page.evaluate(() => document.activeElement?.id), 'main');
     await o.ctx.close();
+  });
+
+  it('a zh-CN browser gets the Chinese UI, lang="zh-CN" and Chinese dates; Settings switches the language and keeps it', async () => {
+    const o = await open({ ...DESKTOP, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' }, '/login');
+    await o.page.getByTestId('login-form').waitFor();
+    assert.equal(await o.page.evaluate(() => document.documentElement.lang), 'zh-CN');
+    assert.equal((await o.page.locator('h1').textContent())?.trim(), '登录 Magpie');
+    await o.page.locator('input[name=username]').fill(ann.username);
+    await o.page.locator('input[name=password]').fill(PASSWORD);
+    await o.page.getByRole('button', { name: '登录' }).click();
+    await o.page.getByTestId('conversation-list').waitFor();
+    assert.equal((await o.page.getByTestId('tab-chats').locator('.tab-label').textContent())?.trim(), '聊天');
+    assert.equal((await o.page.getByTestId('tab-settings').locator('.tab-label').textContent())?.trim(), '设置');
+    // The chat: a group notice, the day and the time, all in Chinese.
+    await o.page.goto(`${server.url}/c/${encodeURIComponent(group)}`);
+    await o.page.getByTestId('message').filter({ hasText: 'Hi both' }).waitFor();
+    assert.match((await o.page.getByTestId('system-notice').first().textContent()) ?? '', /^你 创建了群聊“Polish”$/);
+    assert.equal((await o.page.getByTestId('day-separator').first().textContent())?.trim(), '今天');
+    const time = (await o.page.getByTestId('message').first().locator('time').textContent()) ?? '';
+    assert.match(time, /^\d{1,2}:\d{2}$/, `zh-CN time of day: ${time}`);
+    assert.equal(await o.page.getByTestId('composer').getAttribute('placeholder'), '消息');
+    assert.match((await o.page.getByTestId('message').filter({ hasText: 'Welcome to the group' }).getByTestId('msg-state').textContent()) ?? '', /已发送|已送达/);
+    assert.equal((await o.page.getByTestId('message').filter({ hasText: 'Thanks!' }).getByTestId('msg-sender').textContent())?.trim(), 'Bob：');
+    const zhPreview = (await o.page.locator('[data-testid=conversation-row][data-title="Polish"] .row-preview').textContent()) ?? '';
+    assert.match(zhPreview, /Hi both/);
+    await expectNoA11yViolations(o.page, 'chat in Chinese');
+
+    // Settings: English, kept across a reload; then back to following the browser.
+    await o.page.getByTestId('tab-settings').click();
+    await o.page.getByTestId('language-settings').waitFor();
+    assert.equal((await o.page.locator('#lang-title').textContent())?.trim(), '语言');
+    await Promise.all([o.page.waitForEvent('load'), o.page.getByTestId('language').selectOption('en')]);
+    await o.page.getByTestId('settings').waitFor();
+    await o.page.locator('#lang-title', { hasText: 'Language' }).waitFor();
+    assert.equal(await o.page.evaluate(() => document.documentElement.lang), 'en');
+    assert.equal((await o.page.getByTestId('tab-chats').locator('.tab-label').textContent())?.trim(), 'Chats');
+    await o.page.goto(`${server.url}/c/${encodeURIComponent(group)}`);
+    await o.page.getByTestId('message').filter({ hasText: 'Hi both' }).waitFor();
+    assert.match((await o.page.getByTestId('system-notice').first().textContent()) ?? '', /^You created the group “Polish”$/);
+    assert.equal((await o.page.getByTestId('day-separator').first().textContent())?.trim(), 'Today');
+    await o.page.goto(`${server.url}/settings`);
+    await Promise.all([o.page.waitForEvent('load'), o.page.getByTestId('language').selectOption('')]);
+    await o.page.locator('#lang-title', { hasText: '语言' }).waitFor();
+    assert.equal(await o.page.evaluate(() => document.documentElement.lang), 'zh-CN');
+    await o.ctx.close();
+
+    // An English browser: English, lang="en", a 12-hour clock.
+    const e = await open({ ...DESKTOP, locale: 'en-US', timezoneId: 'America/New_York' }, '/login');
+    await e.page.getByTestId('login-form').waitFor();
+    assert.equal(await e.page.evaluate(() => document.documentElement.lang), 'en');
+    assert.equal((await e.page.locator('h1').textContent())?.trim(), 'Sign in to Magpie');
+    await signIn(e, bob);
+    await e.page.goto(`${server.url}/c/${encodeURIComponent(group)}`);
+    await e.page.getByTestId('message').filter({ hasText: 'Hi both' }).waitFor();
+    assert.match((await e.page.getByTestId('message').first().locator('time').textContent()) ?? '', /^\d{1,2}:\d{2}\s?[AP]M$/);
+    await e.ctx.close();
   });
 
   it('no console errors in any context', () => {

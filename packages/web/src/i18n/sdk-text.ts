@@ -4,8 +4,9 @@
  * Here the web client says them in the UI language: notices through the SDK's extension
  * point (`registerKindText`), the rest from the structured fields next to them.
  */
-import { registerKindText, type ConnectionState, type LocalMessage, type NameOf } from '@magpie/sdk';
-import { i18next, t } from './index.ts';
+import { registerKindText, type ConnectionState, type ConversationRow, type LocalMessage, type NameOf } from '@magpie/sdk';
+import { currentLanguage, i18next, t } from './index.ts';
+import type { Messages } from './en.ts';
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -67,7 +68,7 @@ export function noticeText(body: unknown, nameOf: NameOf): string {
     case 'group_updated': {
       const parts: string[] = [];
       if (typeof d.name === 'string') parts.push(t('notice.renamed', { name: d.name }));
-      if (typeof d.announcement === 'string') parts.push(d.announcement ? t('notice.announced') : t('notice.announcementCleared'));
+      if (typeof d.announcement === 'string') parts.push(d.announcement ? t('notice.announcedText', { text: d.announcement.length > 120 ? `${d.announcement.slice(0, 119)}…` : d.announcement }) : t('notice.announcementCleared'));
       if (typeof d.muteAll === 'boolean') parts.push(d.muteAll ? t('notice.mutedAll') : t('notice.unmutedAll'));
       if (typeof d.joinPolicy === 'string') parts.push(d.joinPolicy === 'open' ? t('notice.opened') : t('notice.approval'));
       if (typeof d.avatar === 'string') parts.push(t('notice.picture'));
@@ -107,8 +108,16 @@ export function statusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCou
   }
 }
 
-/** The connection banner's sentence. */
-export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 'network'>): string {
+/** The connection banner's sentence (with `offlineReason` where the SDK gives one). */
+export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 'network'> & { offlineReason?: string | null }): string {
+  switch (c.offlineReason) {
+    case 'no_network':
+      return t('conn.noNetwork');
+    case 'server_unreachable':
+      return t('conn.serverUnreachable');
+    case 'connection_lost':
+      return t('conn.connectionLost');
+  }
   switch (c.status) {
     case 'connecting':
       return t('conn.connecting');
@@ -125,11 +134,59 @@ export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 
   }
 }
 
-/** A notice a view model set after an action ("Friend request sent"), in the UI language. */
-export function vmText(s: string | null): string | null {
+type ComposeKey = `compose.${keyof Messages['compose']}`;
+
+const EXACT: Record<string, ComposeKey> = {
+  'This group was dismissed. It is read-only.': 'compose.dismissed',
+  'You are not a member of this group.': 'compose.notMember',
+  'Only admins can send messages in this group.': 'compose.adminsOnly',
+  'Not sent: you could not send messages here.': 'compose.failMutedNow',
+  'Not sent: you could not send messages here then.': 'compose.failMutedThen',
+  'Not sent: the message is too long.': 'compose.failTooLong',
+  'Not sent: you cannot send messages in this chat.': 'compose.failForbidden',
+  'Not sent: the group is full.': 'compose.failFull',
+  'Not sent: the server did not accept this message.': 'compose.failInvalid',
+  'Not sent: too many messages at once.': 'compose.failRate',
+  'Not sent: no connection to the server.': 'compose.failNetwork',
+  'Not sent.': 'compose.failOther',
+};
+
+const UNITS: Record<string, string> = { min: 'minute', h: 'hour', days: 'day' };
+
+/** "12 min" / "2 h" / "3 days" (the SDK's durationText) as the UI language says it. */
+function durationOf(n: string, unit: string): string {
+  return new Intl.NumberFormat(currentLanguage(), { style: 'unit', unit: UNITS[unit] ?? 'minute', unitDisplay: 'long' }).format(Number(n));
+}
+
+/**
+ * A sentence a view model made in English (an action's notice, why the composer is off, why
+ * a message failed) in the UI language; anything unknown (a server's own error message)
+ * is shown as it is.
+ */
+export function sdkText(s: string): string;
+export function sdkText(s: string | null): string | null;
+export function sdkText(s: string | null): string | null {
   if (!s) return s;
-  const pending = /^Invitation waits for approval \((\d+)\)$/.exec(s);
-  if (pending) return t('vm.invitationPending', { count: Number(pending[1]) });
+  const exact = EXACT[s];
+  if (exact) return t(exact);
+  let m = /^You are muted for (\d+) (min|h|days)\.$/.exec(s);
+  if (m) return t('compose.mutedFor', { duration: durationOf(m[1]!, m[2]!) });
+  m = /^This message is too long to send \((\d+) KB; the limit is (\d+) KB\)\.$/.exec(s);
+  if (m) return t('compose.tooLong', { size: m[1], limit: m[2] });
+  m = /^Invitation waits for approval \((\d+)\)$/.exec(s);
+  if (m) return t('vm.invitationPending', { count: Number(m[1]) });
   const key = `vm.${s}`;
   return i18next.exists(key) ? t(key as 'vm.Saved') : s;
+}
+
+/** The SDK names the signed-in user "You" in search hits and sender names. */
+export function youText(name: string): string {
+  return name === 'You' ? t('app.you') : name;
+}
+
+/** A conversation row's preview: the draft, "You: …" in groups, or the SDK's text (notices in the UI language). */
+export function previewText(r: Pick<ConversationRow, 'draft' | 'preview' | 'kind'>): string {
+  if (r.draft) return t('list.draft', { text: r.draft });
+  if (r.kind !== 'direct' && r.preview.startsWith('You: ')) return t('list.ownPrefix', { text: r.preview.slice(5) });
+  return r.preview;
 }
