@@ -108,8 +108,9 @@ export function statusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCou
   }
 }
 
-/** The connection banner's sentence (with `offlineReason` where the SDK gives one). */
-export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 'network'> & { offlineReason?: string | null }): string {
+/** The connection banner's sentence (with `offlineReason` where the SDK gives one); in English, the SDK's own. */
+export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 'network' | 'label'> & { offlineReason?: string | null }): string {
+  if (currentLanguage() === 'en' && c.label) return c.label;
   switch (c.offlineReason) {
     case 'no_network':
       return t('conn.noNetwork');
@@ -166,7 +167,8 @@ function durationOf(n: string, unit: string): string {
 export function sdkText(s: string): string;
 export function sdkText(s: string | null): string | null;
 export function sdkText(s: string | null): string | null {
-  if (!s) return s;
+  // The SDK's sentences are English already (and may be newer than this table).
+  if (!s || currentLanguage() === 'en') return s;
   const exact = EXACT[s];
   if (exact) return t(exact);
   let m = /^You are muted for (\d+) (min|h|days)\.$/.exec(s);
