@@ -15,7 +15,7 @@
  *
  * Setup: users and session tokens go straight into the server's SqliteStore (no scrypt per
  * user); the group is made through the REST API (create + invite in chunks of 1000); the
- * server is the real one (packages/server/src/main.ts) as a child process; W load-generator
+ * server is the real one (packages/server/dist/main.js, as npm start runs it) as a child process; W load-generator
  * processes (bench/lib/group-worker.ts) hold the sockets (one process holds at most ~19 900;
  * source addresses 127.0.0.x rotate every --per-address connections).
  *

@@ -29,8 +29,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SqliteStore } from '../packages/server/src/store/sqlite-store.ts';
-import { hashToken } from '../packages/server/src/util/ids.ts';
+import { hashToken, openStore } from '@magpie/server';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv } from './lib/server.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
 import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf } from './lib/proc.ts';
 import { execFileSync } from 'node:child_process';
@@ -38,7 +38,6 @@ import { benchToken, benchUserId } from './lib/users.ts';
 import type { WorkerCommand, WorkerCounters, WorkerDone } from './lib/one-to-one-worker.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const SERVER_MAIN = join(ROOT, 'packages/server/src/main.ts');
 const WORKER = new URL('./lib/one-to-one-worker.ts', import.meta.url).pathname;
 
 const { values: a } = parseArgs({
@@ -86,7 +85,8 @@ async function main(): Promise<void> {
 
   // 1-2. Seed users and sessions straight into the store.
   const t0 = Date.now();
-  const store = new SqliteStore({ path: join(dataDir, 'magpie.db'), ringCapacity: 5000, synchronous: 'normal' });
+  ensureBuilt();
+  const store = await openStore(seedConfig(dataDir, { ringCapacity: 5000 }));
   const now = Date.now();
   for (let i = 0; i < U; i++) {
     const id = benchUserId(i);
@@ -119,13 +119,13 @@ async function main(): Promise<void> {
     const eq = kv.indexOf('=');
     if (eq > 0) serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const execArgv = ['--import', 'tsx'];
+  const execArgv: string[] = [];
   if (a['cpu-prof']) {
     mkdirSync(resolve(a['cpu-prof']), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof']));
   }
   const tFork = Date.now();
-  const server = fork(SERVER_MAIN, [], { execArgv, env: { ...process.env, ...serverEnv }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const server = fork(SERVER_MAIN, [], { execArgv, env: forkEnv(serverEnv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const serverExited = new Promise<void>((r) => server.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);

@@ -1,11 +1,9 @@
 /**
  * Local push providers for bench/push.ts, in their own process so their CPU is not the
- * server's: the APNs (HTTP/2 + TLS), FCM v1 and Web Push fakes from the server's tests,
+ * server's: the APNs (HTTP/2 + TLS), FCM v1 and Web Push fakes of @magpie/server/testing,
  * counting instead of keeping what they receive. Talks over IPC.
  */
-import { FakeApns } from '../packages/server/test/fakes/apns-server.ts';
-import { FakeFcm } from '../packages/server/test/fakes/fcm-server.ts';
-import { FakeWebPush } from '../packages/server/test/fakes/webpush-server.ts';
+import { FakeApns, FakeFcm, FakeWebPush } from '@magpie/server/testing';
 
 const [apns, fcm, webpush] = await Promise.all([new FakeApns().start(), new FakeFcm().start(), new FakeWebPush().start()]);
 for (const f of [apns, fcm, webpush]) {

@@ -5,7 +5,7 @@
  *
  * 1. Local providers (APNs HTTP/2+TLS, FCM v1, Web Push with RFC 8291 decryption) run in
  *    their own process (bench/push-fake.ts); the real server runs as a child process
- *    (packages/server/src/main.ts) pointed at them through MAGPIE_PUSH_* settings.
+ *    (packages/server/dist/main.js, what npm start runs) pointed at them through MAGPIE_PUSH_* settings.
  * 2. Users, sessions and push devices are seeded straight into the server's SQLite file.
  * 3. Throughput, per provider: S senders, connected over WebSocket, send one text message to
  *    each of R offline recipients (distinct conversations: nothing collapses). Every message
@@ -28,13 +28,10 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { SqliteStore } from '../packages/server/src/store/sqlite-store.ts';
-import { SqlitePushStore } from '../packages/server/src/push/sqlite-push-store.ts';
-import { hashToken } from '../packages/server/src/util/ids.ts';
+import { hashToken, openPushStore, openStore } from '@magpie/server';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv } from './lib/server.ts';
 import type { FakeInfo, FakeStats } from './push-fake.ts';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-const SERVER_MAIN = join(ROOT, 'packages/server/src/main.ts');
 const FAKE = new URL('./push-fake.ts', import.meta.url).pathname;
 const ADMIN = `bench-admin-${randomBytes(8).toString('hex')}`;
 
@@ -137,7 +134,9 @@ process.on('unhandledRejection', (err) => {
 });
 
 async function startChild(file: string, env: Record<string, string>, extraArgs: string[] = []): Promise<{ proc: ChildProcess; ready: any }> {
-  const proc = fork(file, [], { execArgv: ['--import', 'tsx', ...extraArgs], env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // The server runs compiled (dist/main.js); the fake providers are this bench's own TypeScript.
+  const execArgv = file.endsWith('.ts') ? ['--import', 'tsx', ...extraArgs] : extraArgs;
+  const proc = fork(file, [], { execArgv, env: serverEnv(env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   children.add(proc);
   const ready = await new Promise<any>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${file} did not start`)), 60_000);
@@ -206,8 +205,10 @@ const stats = async (): Promise<FakeStats> => (await fakeIpc.ask({ cmd: 'stats' 
 
 // Seed users, sessions and devices.
 const t0 = Date.now();
-const store = new SqliteStore({ path: join(dataDir, 'magpie.db'), ringCapacity: 1000, synchronous: 'normal' });
-const pstore = new SqlitePushStore({ path: join(dataDir, PUSH_DB) });
+ensureBuilt();
+const seed = seedConfig(dataDir, { ringCapacity: 1000 });
+const store = await openStore(seed);
+const pstore = await openPushStore(seed, { ...seed.push, sqliteFile: PUSH_DB, sqliteSynchronous: 'normal' });
 const now = Date.now();
 const tokenOf = (id: string) => `tok-${id}`;
 async function seedUser(id: string, device?: { provider: 'apns' | 'fcm' | 'webpush'; token: string }, deviceId = 'd1', platform: 'ios' | 'android' | 'web' = 'ios'): Promise<void> {

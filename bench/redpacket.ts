@@ -37,11 +37,8 @@ import { fork } from 'node:child_process';
 import http from 'node:http';
 import Database from 'better-sqlite3';
 import type { Message, OpenResult } from '@magpie/protocol';
-import { SqliteStore } from '../packages/server/src/store/sqlite-store.ts';
-import { SqliteWalletStore } from '../packages/server/src/wallet/sqlite-wallet-store.ts';
-import { RedPacketService, type MessagePoster } from '../packages/server/src/wallet/redpacket-service.ts';
-import type { Principal } from '../packages/server/src/services/accounts.ts';
-import { hashToken } from '../packages/server/src/util/ids.ts';
+import { hashToken, openStore, openWalletStore, RedPacketService, type MessagePoster, type Principal } from '@magpie/server';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv } from './lib/server.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -152,9 +149,9 @@ const HOT_CONV = 'g:bench-hot';
 const MANY_CONV = 'g:bench-many';
 
 /** Users, sessions (token = `bench-token-<i>`), and the two group conversations, in one transaction. */
-function seed(dbPath: string): void {
-  const store = new SqliteStore({ path: dbPath, ringCapacity: 5000, synchronous: 'normal' });
-  void store.close();
+async function seed(dataDir: string, dbPath: string): Promise<void> {
+  // Create the schema through the public API; the fixture rows go straight into the file.
+  await (await openStore(seedConfig(dataDir))).close();
   const db = new Database(dbPath);
   const now = Date.now();
   db.transaction(() => {
@@ -187,9 +184,10 @@ const stubPoster: MessagePoster & { posts: number } = {
 
 const principal = (id: string): Principal => ({ userId: id, deviceId: 'd', platform: 'web', tokenHash: '', appVersion: 'bench' });
 
-async function inProcess(dbPath: string): Promise<Result[]> {
-  const store = new SqliteStore({ path: dbPath, ringCapacity: 5000, synchronous: SYNC });
-  const wallet = new SqliteWalletStore({ path: dbPath, synchronous: SYNC });
+async function inProcess(dataDir: string): Promise<Result[]> {
+  const config = seedConfig(dataDir, { ringCapacity: 5000, sqliteSynchronous: SYNC });
+  const store = await openStore(config);
+  const wallet = await openWalletStore(config);
   const service = new RedPacketService(wallet, store, stubPoster, {
     expiryMs: 24 * 3600_000,
     maxCount: 1_000_000,
@@ -235,10 +233,9 @@ async function inProcess(dbPath: string): Promise<Result[]> {
 /** The same two scenarios through the REST API of a server child process (one keep-alive connection per virtual client). */
 async function overHttp(dataDir: string): Promise<Result[]> {
   const ADMIN = 'bench-admin-token-0123456789';
-  const proc = fork(join(new URL('..', import.meta.url).pathname, 'packages/server/src/main.ts'), [], {
-    execArgv: ['--import', 'tsx', ...(a['server-cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', a['server-cpu-prof']] : [])],
-    env: {
-      ...process.env,
+  const proc = fork(SERVER_MAIN, [], {
+    execArgv: a['server-cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', a['server-cpu-prof']] : [],
+    env: serverEnv({
       MAGPIE_PORT: '0',
       MAGPIE_HOST: '127.0.0.1',
       MAGPIE_DATA_DIR: dataDir,
@@ -248,7 +245,7 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       MAGPIE_IP_RATE: '10000000',
       MAGPIE_IP_BURST: '10000000',
       MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET)),
-    },
+    }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const base = await new Promise<string>((resolve, reject) => {
@@ -311,8 +308,9 @@ const dbPath = join(dataDir, 'magpie.db');
 const quietUntil = Date.now() + Number(a['quiet-wait']) * 1000;
 while (loadavg()[0]! >= 1 && Date.now() < quietUntil) await new Promise((r) => setTimeout(r, 2000));
 console.log(`red-packet bench: synchronous=${SYNC}, concurrency ${CONCURRENCY}, data ${dataDir}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-seed(dbPath);
-const results = await inProcess(dbPath);
+ensureBuilt();
+await seed(dataDir, dbPath);
+const results = await inProcess(dataDir);
 if (a.http) results.push(...(await overHttp(dataDir)));
 console.table(results);
 if (a.json) writeFileSync(a.json, JSON.stringify({ at: new Date().toISOString(), synchronous: SYNC, concurrency: CONCURRENCY, results }, null, 2));

@@ -1,5 +1,5 @@
 /**
- * Micro-benchmark of the store's write path without network: SqliteStore.appendMessages
+ * Micro-benchmark of the store's write path without network: Store.appendMessages (SQLite)
  * (1:1 messages between pairs of U users) and recordAcks, in batches like the group commit.
  *
  *   node --import tsx bench/store-append.ts [--users 10000] [--messages 50000] [--batch 50] [--sync full|normal]
@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { SqliteStore } from '../packages/server/src/store/sqlite-store.ts';
-import { directConversationId, type AppendRequest } from '../packages/server/src/store/store.ts';
+import { directConversationId, loadConfig, openStore, type AppendRequest } from '@magpie/server';
+import { ensureBuilt } from './lib/server.ts';
 import { benchUserId, partnerOf } from './lib/users.ts';
 
 const { values: a } = parseArgs({
@@ -25,7 +25,8 @@ const U = Number(a.users);
 const N = Number(a.messages);
 const B = Number(a.batch);
 const dir = mkdtempSync(join(tmpdir(), 'magpie-store-bench-'));
-const store = new SqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: 5000, synchronous: a.sync === 'normal' ? 'normal' : 'full' });
+ensureBuilt();
+const store = await openStore(loadConfig({}, { dataDir: dir, ringCapacity: 5000, sqliteSynchronous: a.sync === 'normal' ? 'normal' : 'full' }));
 const now = Date.now();
 for (let i = 0; i < U; i++) await store.createUser({ id: benchUserId(i), username: benchUserId(i), passwordHash: 'x', nickname: 'x', createdAt: now });
 

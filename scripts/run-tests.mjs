@@ -39,6 +39,12 @@ console.log(`run-tests: ${selected.length} test files`);
 const child = spawn(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000', ...selected.map((f) => f.slice(root.length))],
-  { cwd: root, stdio: 'inherit' },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    // Tests run from source: the "magpie-source" export condition resolves @magpie/* to src/*.ts,
+    // in this process and in every server or worker process the tests fork.
+    env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --conditions=magpie-source`.trim() },
+  },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

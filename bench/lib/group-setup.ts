@@ -5,29 +5,27 @@
  */
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { SqliteStore } from '../../packages/server/src/store/sqlite-store.ts';
-import { hashToken } from '../../packages/server/src/util/ids.ts';
+import { hashToken, openStore } from '@magpie/server';
 import { machineBusyMs } from './proc.ts';
 import { benchToken, benchUserId } from './users.ts';
+import { ensureBuilt, ROOT, SERVER_MAIN, seedConfig, serverEnv } from './server.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
-const SERVER_MAIN = join(ROOT, 'packages/server/src/main.ts');
 
 export const log = (s: string): void => console.log(`[bench] ${s}`);
 export const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 export const mb = (bytes: number): string => `${fmt(bytes / 1024 / 1024, 1)} MB`;
 
 /**
- * Users [from, to) with one session token each (benchToken(nonce, i)), written through
- * SqliteStore before the server starts: no scrypt per user. One transaction per 10 000 users
- * (through the store's own connection) keeps 100 000 users at a few seconds.
+ * Users [from, to) with one session token each (benchToken(nonce, i)), written through the
+ * server's public Store API (@magpie/server openStore) before the server starts: no scrypt per
+ * user, and no fsync per row (synchronous=normal while seeding).
  */
 export async function seedUsers(dbPath: string, from: number, to: number, nonce: string): Promise<void> {
-  const store = new SqliteStore({ path: dbPath, ringCapacity: 5000, synchronous: 'normal' });
-  const db = (store as unknown as { db?: Database.Database }).db;
+  ensureBuilt();
+  const store = await openStore(seedConfig(dirname(dbPath), { ringCapacity: 5000 }));
   const now = Date.now();
   const one = (i: number): Promise<unknown>[] => {
     const id = benchUserId(i);
@@ -39,12 +37,7 @@ export async function seedUsers(dbPath: string, from: number, to: number, nonce:
   for (let lo = from; lo < to; lo += 10_000) {
     const hi = Math.min(to, lo + 10_000);
     const pending: Promise<unknown>[] = [];
-    // SqliteStore's calls run synchronously inside their promise, so they join the transaction.
-    const batch = () => {
-      for (let i = lo; i < hi; i++) pending.push(...one(i));
-    };
-    if (db) db.transaction(batch)();
-    else batch();
+    for (let i = lo; i < hi; i++) pending.push(...one(i));
     await Promise.all(pending);
   }
   await store.close();
@@ -73,13 +66,14 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     MAGPIE_IP_BURST: '1000000',
     ...opts.env,
   };
-  const execArgv = ['--import', 'tsx'];
+  ensureBuilt();
+  const execArgv: string[] = [];
   if (opts.cpuProfDir) {
     mkdirSync(resolve(opts.cpuProfDir), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir));
   }
   const forkedAt = Date.now();
-  const proc = fork(SERVER_MAIN, [], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const proc = fork(SERVER_MAIN, [], { execArgv, env: serverEnv(env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);

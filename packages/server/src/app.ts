@@ -22,6 +22,7 @@ import { InstructionService } from './instructions/instruction-service.ts';
 import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
 import type { InstructionStore } from './instructions/instruction-store.ts';
 import { adminGuard } from './http/admin-auth.ts';
+import { openDatabase } from './db/index.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
@@ -74,6 +75,9 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
+  // The server's database, migrated to the current schema before any store uses it
+  // (db/migrations; several nodes starting at once migrate under one lock).
+  const db = await openDatabase(config, { log: (msg) => log.info(msg) });
   const store = deps.store ?? (await openStore(config));
   const bus = deps.bus ?? (await openBus(config, log));
   const accounts = new AccountService(store, bus, { tokenTtlMs: config.tokenTtlMs, devicesPerPlatformClass: config.devicesPerPlatformClass });
@@ -122,7 +126,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   registerApiRoutes(http, accounts, messaging);
   const groups = new GroupService(store, bus, messaging, config.groups);
   registerGroupRoutes(http, accounts, groups);
-  const instructionStore = deps.instructionStore ?? (await openInstructionStore(config));
+  const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
@@ -176,6 +180,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await push.stop();
       await instructionStore.close();
       await store.close();
+      await db.close();
     },
   };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fcmToken } from './fakes/fcm-server.ts';
+import { fcmToken } from '../src/testing/fcm-server.ts';
 import { Clock, pushEnv, startFakes, stopFakes } from './push-harness.ts';
 import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';
 

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
 import { api, login, pullAll, RawClient, registerAndLogin, sleep, startServer } from './harness.ts';
-import { apnsToken } from './fakes/apns-server.ts';
-import { fcmToken } from './fakes/fcm-server.ts';
+import { apnsToken } from '../src/testing/apns-server.ts';
+import { fcmToken } from '../src/testing/fcm-server.ts';
 import { fakeProviderConfig, startFakes, stopFakes, type Fakes } from './push-harness.ts';
 
 const ADMIN = 'push-e2e-admin-token-0123456789';

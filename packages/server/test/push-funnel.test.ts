@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { apnsToken } from './fakes/apns-server.ts';
+import { apnsToken } from '../src/testing/apns-server.ts';
 import { pushEnv, startFakes, stopFakes, type Fakes, type PushEnv } from './push-harness.ts';
 
 /**

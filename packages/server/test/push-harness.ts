@@ -13,10 +13,10 @@ import { PushConfigSchema, type PushConfig } from '../src/push/push-config.ts';
 import { createPushModule, type PushModule } from '../src/push/index.ts';
 import type { PushStore } from '../src/push/push-store.ts';
 import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';
-import { FakeApns } from './fakes/apns-server.ts';
-import { FakeFcm } from './fakes/fcm-server.ts';
-import { FakeWebPush } from './fakes/webpush-server.ts';
-import { FakeWebhookRelay } from './fakes/webhook-relay.ts';
+import { FakeApns } from '../src/testing/apns-server.ts';
+import { FakeFcm } from '../src/testing/fcm-server.ts';
+import { FakeWebPush } from '../src/testing/webpush-server.ts';
+import { FakeWebhookRelay } from '../src/testing/webhook-relay.ts';
 
 /** Online devices as the gateway would report them; tests flip them. */
 export class FakePresence {

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { apnsToken } from './fakes/apns-server.ts';
-import { fcmToken } from './fakes/fcm-server.ts';
+import { apnsToken } from '../src/testing/apns-server.ts';
+import { fcmToken } from '../src/testing/fcm-server.ts';
 import { pushEnv, startFakes, stopFakes, type Fakes, type PushEnv } from './push-harness.ts';
 
 /**

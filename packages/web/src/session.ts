@@ -278,6 +278,9 @@ export class Session {
     this.dispose();
     await saveSession(null);
     localStorage.removeItem(`magpie.directory.${this.saved.userId}`);
+    // Drafts are this user's text too: they go with the rest of the local data.
+    const drafts = `magpie.draft.${this.saved.userId}.`;
+    for (const k of Object.keys(localStorage)) if (k.startsWith(drafts)) localStorage.removeItem(k);
   }
 
   dispose(): void {

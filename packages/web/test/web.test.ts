@@ -609,6 +609,7 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     await cat.page.getByTestId('avatar-url').fill(`${server.url}/icon.svg`);
     await cat.page.getByTestId('save-avatar').click();
     await cat.page.getByTestId('avatar-settings').getByTestId('avatar-image').waitFor();
+    await shot(cat, 'settings');
     await cat.page.getByTestId('current-password').fill(PASSWORD);
     await cat.page.getByTestId('new-password').fill('a new password 1');
     await cat.page.getByTestId('repeat-password').fill('a new password 1');
@@ -618,7 +619,6 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
     const said = (await outcome.textContent()) ?? '';
     // POST /api/password comes with the server's account routes; until then the screen says so.
     assert.match(said, /Password changed\.|This server cannot change passwords\./);
-    await shot(cat, 'settings');
     cat.page.once('dialog', (d) => void d.accept());
     await cat.page.getByTestId('logout-all').click();
     await cat.page.getByTestId('login-form').waitFor();

@@ -1,18 +1,14 @@
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Config } from '../config/config.ts';
+import type { SqlEngine } from '../db/index.ts';
 import { parseBody } from '../http/validation.ts';
 import { IssueInstruction, type InstructionService } from './instruction-service.ts';
 import type { InstructionStore } from './instruction-store.ts';
-import { SqliteInstructionStore } from './sqlite-instruction-store.ts';
+import { SqlInstructionStore } from './sql-instruction-store.ts';
 
-export async function openInstructionStore(config: Config): Promise<InstructionStore> {
-  if (config.store === 'sqlite') return new SqliteInstructionStore(join(config.dataDir, 'magpie.db'));
-  const { PostgresInstructionStore } = await import('./postgres-instruction-store.ts');
-  const store = new PostgresInstructionStore({ url: config.store });
-  await store.migrate();
-  return store;
+/** The instruction store on the server's database (opened and migrated by db/index.ts openDatabase). */
+export function openInstructionStore(db: SqlEngine): InstructionStore {
+  return new SqlInstructionStore(db);
 }
 
 const AuditQuery = z.strictObject({ userId: z.string().min(1).max(64), limit: z.coerce.number().int().min(1).max(500).default(50) });

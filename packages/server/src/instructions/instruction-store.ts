@@ -1,13 +1,12 @@
 /**
- * InstructionStore: server → client commands and their audit trail. Implementations:
- * SQLite and PostgreSQL, in the messaging database.
+ * InstructionStore: server → client commands and their audit trail. One implementation on the
+ * shared engine (sql-instruction-store.ts), on SQLite or PostgreSQL; tables in db/migrations.
  *
  * Guarantees: an instruction and its per-device targets are written in one transaction;
  * a target's status only moves forward (pending → delivered → done | failed); every
  * instruction stays readable as an audit record with its targets' outcomes.
  */
 export interface InstructionStore {
-  migrate(): Promise<void>;
   close(): Promise<void>;
   create(instr: InstructionRecord, deviceIds: string[]): Promise<void>;
   /** Instructions for this device that it has not completed, oldest first. */
@@ -43,29 +42,6 @@ export interface InstructionTarget {
 export interface InstructionAudit extends InstructionRecord {
   targets: InstructionTarget[];
 }
-
-export const INSTRUCTION_SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS instructions (
-  id TEXT PRIMARY KEY,
-  user_id TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at BIGINT NOT NULL,
-  issued_by TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS instructions_user ON instructions (user_id, created_at);
-CREATE TABLE IF NOT EXISTS instruction_targets (
-  instruction_id TEXT NOT NULL,
-  user_id TEXT NOT NULL,
-  device_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  delivered_at BIGINT,
-  completed_at BIGINT,
-  result TEXT,
-  PRIMARY KEY (instruction_id, device_id)
-);
-CREATE INDEX IF NOT EXISTS instruction_targets_device ON instruction_targets (user_id, device_id, status);
-`;
 
 interface Row {
   id: string;

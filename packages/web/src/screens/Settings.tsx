@@ -58,40 +58,40 @@ function AvatarCard(props: { session: Session; avatar: string | null; name: stri
   return (
     <section className="card" aria-labelledby="avatar-title" data-testid="avatar-settings">
       <h3 id="avatar-title">{t('settings.picture')}</h3>
-      <p className="row-actions">
+      <div className="avatar-row">
         <Avatar name={props.name} id={session.userId} src={props.avatar} size={56} />
-      </p>
-      {url === null ? (
-        <p className="row-actions">
-          <button type="button" className="small" onClick={() => setUrl(props.avatar ?? '')} data-testid="change-avatar">
-            {props.avatar ? t('settings.changePicture') : t('settings.addPicture')}
-          </button>
-          {props.avatar && (
-            <button type="button" className="small" onClick={() => void save(null)}>
-              {t('settings.removePicture')}
+        {url === null ? (
+          <p className="avatar-actions">
+            <button type="button" className="small" onClick={() => setUrl(props.avatar ?? '')} data-testid="change-avatar">
+              {props.avatar ? t('settings.changePicture') : t('settings.addPicture')}
             </button>
-          )}
-        </p>
-      ) : (
-        <form
-          className="inline-form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void save(url.trim() || null);
-          }}
-        >
-          <label className="sr-only" htmlFor="avatar-url">
-            {t('settings.pictureAddress')}
-          </label>
-          <input id="avatar-url" type="url" placeholder="https://example.com/me.png" value={url} maxLength={2048} onChange={(e) => setUrl(e.target.value)} autoFocus data-testid="avatar-url" />
-          <button type="submit" className="primary small" data-testid="save-avatar">
-            {t('app.save')}
-          </button>
-          <button type="button" className="small" onClick={() => setUrl(null)}>
-            {t('app.cancel')}
-          </button>
-        </form>
-      )}
+            {props.avatar && (
+              <button type="button" className="small" onClick={() => void save(null)}>
+                {t('settings.removePicture')}
+              </button>
+            )}
+          </p>
+        ) : (
+          <form
+            className="inline-form"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void save(url.trim() || null);
+            }}
+          >
+            <label className="sr-only" htmlFor="avatar-url">
+              {t('settings.pictureAddress')}
+            </label>
+            <input id="avatar-url" type="url" placeholder="https://example.com/me.png" value={url} maxLength={2048} onChange={(e) => setUrl(e.target.value)} autoFocus data-testid="avatar-url" />
+            <button type="submit" className="primary small" data-testid="save-avatar">
+              {t('app.save')}
+            </button>
+            <button type="button" className="small" onClick={() => setUrl(null)}>
+              {t('app.cancel')}
+            </button>
+          </form>
+        )}
+      </div>
     </section>
   );
 }

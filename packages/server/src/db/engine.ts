@@ -1,0 +1,66 @@
+/**
+ * The thin layer the stores share: one SQL text per statement, run on SQLite or PostgreSQL.
+ * Business transactions are written once against `SqlEngine`; the engines differ only in
+ * the connection, placeholders, array parameters and error mapping.
+ *
+ * SQL is written with `?` placeholders and in the common dialect of SQLite ≥ 3.35 and
+ * PostgreSQL ≥ 12 (INSERT … ON CONFLICT … DO UPDATE, RETURNING, BIGINT). BIGINT columns come
+ * back as numbers from SQLite and as strings from PostgreSQL: row mappers apply Number().
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+export type Row = Record<string, unknown>;
+
+/** Statements on a connection, or inside one transaction. */
+export interface Queryable {
+  readonly dialect: Dialect;
+  /** All rows of a statement. */
+  all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /** The first row, or undefined. */
+  get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
+  /** Run a statement; resolves with the number of rows it changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+  /** Several statements without parameters (schema migrations). */
+  exec(sql: string): Promise<void>;
+  /**
+   * A list of text values as a one-column table named `value`, for `IN (…)` and set-based
+   * writes: `SELECT value FROM json_each(?)` on SQLite, `SELECT unnest(?::text[]) AS value` on
+   * PostgreSQL. Use the returned SQL in place of a table and pass `param` at its position.
+   */
+  textList(values: readonly string[]): { sql: string; param: unknown };
+}
+
+/**
+ * A database the stores share: on SQLite the process's one connection to the file, on
+ * PostgreSQL the process's one pool for the URL.
+ *
+ * Guarantees: `transaction` runs its function in one transaction, committed when it resolves
+ * and rolled back when it throws; statements of other callers never run inside it (SQLite:
+ * every use of the connection waits while a transaction is open; PostgreSQL: the transaction
+ * has its own pooled connection). `lock` serialises work across processes and nodes (SQLite:
+ * the write lock of BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock).
+ */
+export interface SqlEngine extends Queryable {
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { lock?: number }): Promise<T>;
+  /** Drop this holder's reference; the connection or pool closes when the last one does. */
+  close(): Promise<void>;
+}
+
+/** `?` placeholders → `$1, $2, …`, outside quoted strings and identifiers (PostgreSQL). */
+export function numberedPlaceholders(sql: string): string {
+  let out = '';
+  let n = 0;
+  let quote: string | null = null;
+  for (const ch of sql) {
+    if (quote) {
+      if (ch === quote) quote = null;
+      out += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      out += ch;
+    } else if (ch === '?') {
+      out += `$${++n}`;
+    } else out += ch;
+  }
+  return out;
+}

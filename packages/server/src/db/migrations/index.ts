@@ -1,0 +1,9 @@
+import type { Migration } from '../migrate.ts';
+import { m0001 } from './0001-instructions.ts';
+
+/**
+ * The schema of the server's database, in order. Append only: a released migration is never
+ * edited or removed. Stores not yet on the shared engine (messages, social, wallet, push)
+ * still create their own tables; each moves here as a migration when it is ported.
+ */
+export const MIGRATIONS: readonly Migration[] = [m0001];

@@ -1,0 +1,108 @@
+import postgres from 'postgres';
+import { numberedPlaceholders, type Queryable, type Row, type SqlEngine } from './engine.ts';
+
+export interface PostgresEngineOptions {
+  url: string;
+  /** search_path (tests run each suite in its own schema, created when missing). */
+  schema?: string;
+  /** Pool size; the first holder of a URL+schema decides it. */
+  max?: number;
+  /** Seconds before an idle pooled connection is closed. */
+  idleTimeoutS?: number;
+}
+
+interface SharedPool {
+  sql: postgres.Sql;
+  holders: number;
+  ready: Promise<void>;
+}
+
+/** One pool per URL+schema per process, whichever stores hold it. */
+const pools = new Map<string, SharedPool>();
+
+const texts = new Map<string, string>();
+function pgText(sql: string): string {
+  let t = texts.get(sql);
+  if (t === undefined) {
+    t = numberedPlaceholders(sql);
+    texts.set(sql, t);
+  }
+  return t;
+}
+
+function queries(sql: postgres.Sql | postgres.TransactionSql): Queryable {
+  const unsafe = (text: string, params: readonly unknown[]) => sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+  return {
+    dialect: 'postgres',
+    all: async <T>(text: string, params: readonly unknown[] = []) => [...(await unsafe(text, params))] as T[],
+    get: async <T>(text: string, params: readonly unknown[] = []) => (await unsafe(text, params))[0] as T | undefined,
+    run: async (text: string, params: readonly unknown[] = []) => (await unsafe(text, params)).count,
+    exec: async (text: string) => void (await sql.unsafe(text).simple()),
+    textList: (values) => ({ sql: '(SELECT unnest(?::text[]) AS value)', param: [...values] }),
+  };
+}
+
+/** SqlEngine on PostgreSQL (postgres.js): the process's one pool for the URL and schema. */
+export class PostgresEngine implements SqlEngine {
+  readonly dialect = 'postgres' as const;
+  private readonly key: string;
+  private readonly pool: SharedPool;
+  private readonly q: Queryable;
+  private closed = false;
+
+  private constructor(key: string, pool: SharedPool) {
+    this.key = key;
+    this.pool = pool;
+    this.q = queries(pool.sql);
+  }
+
+  static async open(opts: PostgresEngineOptions): Promise<PostgresEngine> {
+    const key = `${opts.url}#${opts.schema ?? ''}`;
+    let pool = pools.get(key);
+    if (!pool) {
+      const sql = postgres(opts.url, {
+        max: opts.max ?? 10,
+        idle_timeout: opts.idleTimeoutS ?? 30,
+        onnotice: () => {},
+        ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
+      });
+      const ready = opts.schema ? sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${opts.schema.replaceAll('"', '""')}"`).then(() => undefined) : Promise.resolve();
+      pool = { sql, holders: 0, ready };
+      pools.set(key, pool);
+    }
+    pool.holders++;
+    await pool.ready;
+    return new PostgresEngine(key, pool);
+  }
+
+  all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    return this.q.all<T>(sql, params);
+  }
+  get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
+    return this.q.get<T>(sql, params);
+  }
+  run(sql: string, params?: readonly unknown[]): Promise<number> {
+    return this.q.run(sql, params);
+  }
+  exec(sql: string): Promise<void> {
+    return this.q.exec(sql);
+  }
+  textList(values: readonly string[]): { sql: string; param: unknown } {
+    return this.q.textList(values);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: { lock?: number } = {}): Promise<T> {
+    return (await this.pool.sql.begin(async (tx) => {
+      if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
+      return fn(queries(tx));
+    })) as T;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (--this.pool.holders > 0) return;
+    pools.delete(this.key);
+    await this.pool.sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,104 @@
+import type Database from 'better-sqlite3';
+import { openSqlite, type SqliteHandle, type SqliteOpenOptions } from '../store/sqlite-connection.ts';
+import type { Queryable, Row, SqlEngine } from './engine.ts';
+
+/**
+ * SqlEngine on the process's shared connection to one SQLite file (store/sqlite-connection.ts).
+ * better-sqlite3 is synchronous, so a statement runs at once; a transaction's function is
+ * async, so while one is open every other use of the engine waits for it (otherwise a
+ * statement of another caller would run inside it, on the same connection).
+ */
+export class SqliteEngine implements SqlEngine {
+  readonly dialect = 'sqlite' as const;
+  private readonly handle: SqliteHandle;
+  private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  /** Settles when the open transaction ends; null when none is open. */
+  private busy: Promise<void> | null = null;
+  private readonly direct: Queryable;
+
+  constructor(path: string, opts: SqliteOpenOptions = {}) {
+    this.handle = openSqlite(path, opts);
+    this.db = this.handle.db;
+    this.direct = this.queries();
+  }
+
+  private prepare(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  private queries(): Queryable {
+    return {
+      dialect: 'sqlite',
+      all: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).all(...params) as T[],
+      get: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).get(...params) as T | undefined,
+      run: async (sql: string, params: readonly unknown[] = []) => this.prepare(sql).run(...params).changes,
+      exec: async (sql: string) => void this.db.exec(sql),
+      textList: (values) => ({ sql: '(SELECT value FROM json_each(?))', param: JSON.stringify(values) }),
+    };
+  }
+
+  // Each method re-checks `busy` right before it touches the connection, with no await in
+  // between: a transaction that started meanwhile is then waited for, never joined.
+
+  async all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    while (this.busy) await this.busy;
+    return this.direct.all<T>(sql, params);
+  }
+
+  async get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
+    while (this.busy) await this.busy;
+    return this.direct.get<T>(sql, params);
+  }
+
+  async run(sql: string, params?: readonly unknown[]): Promise<number> {
+    while (this.busy) await this.busy;
+    return this.direct.run(sql, params);
+  }
+
+  async exec(sql: string): Promise<void> {
+    while (this.busy) await this.busy;
+    return this.direct.exec(sql);
+  }
+
+  textList(values: readonly string[]): { sql: string; param: unknown } {
+    return this.direct.textList(values);
+  }
+
+  /**
+   * Inside `fn` use `tx`, never the engine itself (that would wait for this transaction).
+   * `lock` needs nothing more here: BEGIN IMMEDIATE already excludes every other writer.
+   */
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, _opts?: { lock?: number }): Promise<T> {
+    while (this.busy) await this.busy;
+    let done!: () => void;
+    this.busy = new Promise<void>((r) => (done = r));
+    try {
+      // IMMEDIATE takes the write lock now: a second process waits here (busy_timeout), not
+      // at its first write with a snapshot that is already stale.
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn(this.direct);
+        this.db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    } finally {
+      this.busy = null;
+      done();
+    }
+  }
+
+  async close(): Promise<void> {
+    while (this.busy) await this.busy;
+    this.statements.clear();
+    await this.handle.release();
+  }
+}

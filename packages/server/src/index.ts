@@ -1,0 +1,12 @@
+// Public API of @magpie/server: embed a Magpie node in a process of your own, or open its
+// store and Bus from tools (benchmarks, operators' scripts). `npm start` runs ./main.ts.
+export { createMagpieServer, openStore, openBus, type MagpieServer } from './app.ts';
+export { loadConfig, ConfigSchema, type Config } from './config/config.ts';
+export { directConversationId, StoreConflictError, StoreNotFoundError } from './store/store.ts';
+export type { Store, NewUser, UserRecord, NewSession, SessionRecord, AppendRequest, AppendOutcome, GroupRecord, MemberRecord, GroupRole } from './store/store.ts';
+export type { Bus, BusEvent } from './bus/bus.ts';
+export { hashToken } from './util/ids.ts';
+export type { Principal } from './services/accounts.ts';
+export { openPushStore, type PushStore } from './push/index.ts';
+export { openWalletStore, RedPacketService, WalletService, type WalletStore } from './wallet/index.ts';
+export type { MessagePoster } from './wallet/redpacket-service.ts';

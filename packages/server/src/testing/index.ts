@@ -1,0 +1,8 @@
+// @magpie/server/testing: local servers that speak the push providers' real protocols (APNs over
+// HTTP/2 with JWT auth, FCM HTTP v1 with OAuth, Web Push with RFC 8291 decryption, a webhook
+// relay). Magpie's tests and benchmarks point the push settings at them; operators can do the
+// same to try a configuration without reaching Apple, Google or a browser vendor.
+export { FakeApns, apnsToken, type ApnsReceived } from './apns-server.ts';
+export { FakeFcm, fcmToken, type FcmReceived } from './fcm-server.ts';
+export { FakeWebPush, decryptAes128gcm, type WebPushReceived } from './webpush-server.ts';
+export { FakeWebhookRelay, type WebhookReceived } from './webhook-relay.ts';

@@ -1,0 +1,173 @@
+/**
+ * The shared SQL engine and versioned migrations, on SQLite and on PostgreSQL (skipped with a
+ * message when PostgreSQL is not running, unless MAGPIE_REQUIRE_SERVICES=1).
+ */
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { numberedPlaceholders, type SqlEngine } from '../src/db/engine.ts';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import { PostgresEngine } from '../src/db/postgres-engine.ts';
+import { migrate, schemaVersion, SchemaTooNewError, type Migration } from '../src/db/migrate.ts';
+import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
+
+test('? placeholders become $n outside quoted text', () => {
+  assert.equal(numberedPlaceholders("SELECT ?, '?', \"a?\", ? FROM t WHERE x = ?"), "SELECT $1, '?', \"a?\", $2 FROM t WHERE x = $3");
+});
+
+interface Engines {
+  name: string;
+  open(): Promise<SqlEngine>;
+  cleanup(): Promise<void>;
+}
+
+function sqliteEngines(): Engines {
+  const dir = mkdtempSync(join(tmpdir(), 'magpie-db-'));
+  let n = 0;
+  return {
+    name: 'sqlite',
+    open: async () => new SqliteEngine(join(dir, `db${n++}.sqlite`), { checkpointMs: 0 }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function postgresEngines(): Engines {
+  const schemas: string[] = [];
+  return {
+    name: 'postgres',
+    open: async () => {
+      const schema = freshSchemaName('dbengine');
+      schemas.push(schema);
+      return PostgresEngine.open({ url: PG_URL, schema, max: 4 });
+    },
+    cleanup: async () => {
+      for (const s of schemas) await rawClient(s).drop();
+    },
+  };
+}
+
+const migrations: Migration[] = [
+  { name: '0001-a', up: (db) => db.exec('CREATE TABLE a (id TEXT PRIMARY KEY, n BIGINT NOT NULL)') },
+  { name: '0002-b', up: (db) => db.exec('ALTER TABLE a ADD COLUMN note TEXT') },
+];
+
+for (const make of [sqliteEngines, postgresEngines]) {
+  const engines = make();
+  describe(`SqlEngine on ${engines.name}`, async () => {
+    const skip = engines.name === 'postgres' ? await pgUnavailable() : null;
+    after(() => engines.cleanup());
+
+    test('statements, RETURNING, upserts and text lists', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      await migrate(db, migrations);
+      assert.equal(await db.run('INSERT INTO a (id, n) VALUES (?, ?), (?, ?)', ['x', 1, 'y', 2]), 2);
+      const up = await db.all<{ id: string; n: number | string }>('INSERT INTO a (id, n) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET n = a.n + excluded.n RETURNING id, n', ['x', 10]);
+      assert.deepEqual(up.map((r) => [r.id, Number(r.n)]), [['x', 11]]);
+      const list = db.textList(['y', 'nope', "it's"]);
+      const rows = await db.all<{ id: string }>(`SELECT id FROM a WHERE id IN ${list.sql} ORDER BY id`, [list.param]);
+      assert.deepEqual(rows.map((r) => r.id), ['y']);
+      assert.equal(Number((await db.get<{ n: number | string }>('SELECT n FROM a WHERE id = ?', ['y']))!.n), 2);
+      assert.equal(await db.get('SELECT n FROM a WHERE id = ?', ['none']), undefined);
+      // Large BIGINT values survive the round trip (timestamps in ms, amounts in fen).
+      await db.run('INSERT INTO a (id, n) VALUES (?, ?)', ['big', 9_007_199_254_740_991]);
+      assert.equal(Number((await db.get<{ n: number | string }>('SELECT n FROM a WHERE id = ?', ['big']))!.n), 9_007_199_254_740_991);
+      await db.close();
+    });
+
+    test('a transaction commits when its function resolves and rolls back entirely when it throws', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      await migrate(db, migrations);
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO a (id, n) VALUES (?, ?)', ['kept', 1]);
+      });
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO a (id, n) VALUES (?, ?)', ['gone', 1]);
+          await tx.run('UPDATE a SET n = 99 WHERE id = ?', ['kept']);
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      const rows = await db.all<{ id: string; n: number | string }>('SELECT id, n FROM a ORDER BY id');
+      assert.deepEqual(rows.map((r) => [r.id, Number(r.n)]), [['kept', 1]]);
+      await db.close();
+    });
+
+    test("another caller's statement never runs inside an open transaction", { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      await migrate(db, migrations);
+      const inTx = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO a (id, n) VALUES (?, ?)', ['tx', 1]);
+        await sleep(50); // the event loop runs other work meanwhile
+        throw new Error('roll back');
+      });
+      await sleep(10);
+      // Issued while the transaction is open: it must not be rolled back with it.
+      const outside = db.run('INSERT INTO a (id, n) VALUES (?, ?)', ['outside', 1]);
+      await assert.rejects(inTx, /roll back/);
+      assert.equal(await outside, 1);
+      const rows = await db.all<{ id: string }>('SELECT id FROM a ORDER BY id');
+      assert.deepEqual(rows.map((r) => r.id), ['outside']);
+      await db.close();
+    });
+
+    test('migrations apply once, in order, and record the schema version', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      assert.equal(await schemaVersion(db), null);
+      assert.deepEqual((await migrate(db, migrations.slice(0, 1))).applied, ['0001-a']);
+      assert.equal(await schemaVersion(db), '0001-a');
+      // An upgrade applies only what is new.
+      assert.deepEqual((await migrate(db, migrations)).applied, ['0002-b']);
+      assert.deepEqual((await migrate(db, migrations)).applied, []);
+      assert.equal(await schemaVersion(db), '0002-b');
+      await db.run('INSERT INTO a (id, n, note) VALUES (?, ?, ?)', ['z', 1, 'has the new column']);
+      await db.close();
+    });
+
+    test('nodes starting at once migrate one after another: each migration runs exactly once', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      let runs = 0;
+      const counted: Migration[] = [{ name: '0001-a', up: async (q) => (runs++, await q.exec('CREATE TABLE a (id TEXT PRIMARY KEY)')) }];
+      const results = await Promise.all([migrate(db, counted), migrate(db, counted), migrate(db, counted)]);
+      assert.equal(runs, 1);
+      assert.deepEqual(results.map((r) => r.applied.length).sort(), [0, 0, 1]);
+      await db.close();
+    });
+
+    test('a failing migration leaves the database as it was, and a newer schema is refused', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      await migrate(db, migrations.slice(0, 1));
+      const broken: Migration[] = [...migrations, { name: '0003-broken', up: (q) => q.exec('ALTER TABLE no_such_table ADD COLUMN x TEXT') }];
+      await assert.rejects(migrate(db, broken));
+      assert.equal(await schemaVersion(db), '0001-a'); // 0002 rolled back with 0003
+      await assert.rejects(db.run('INSERT INTO a (id, n, note) VALUES (?, ?, ?)', ['q', 1, 'x']));
+      await migrate(db, migrations);
+      // An older server (knowing only 0001) refuses the database a newer one migrated.
+      await assert.rejects(migrate(db, migrations.slice(0, 1)), SchemaTooNewError);
+      await db.close();
+    });
+  });
+}
+
+test('one PostgreSQL pool per process: engines on the same URL share it', async (t) => {
+  const skip = await pgUnavailable();
+  if (skip) return t.skip(skip);
+  const schema = freshSchemaName('dbpool');
+  const a = await PostgresEngine.open({ url: PG_URL, schema, max: 3 });
+  const b = await PostgresEngine.open({ url: PG_URL, schema, max: 3 });
+  const { drop } = rawClient(schema);
+  try {
+    const rows = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).get<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.02)')));
+    const pids = new Set(rows.map((r) => r!.pid));
+    assert.ok(pids.size <= 3, `20 concurrent queries through two engines used the one pool's ≤ 3 connections (saw ${pids.size})`);
+    await a.close();
+    // Still open for b.
+    assert.equal((await b.all('SELECT 1 AS one')).length, 1);
+  } finally {
+    await b.close();
+    await drop();
+  }
+});
