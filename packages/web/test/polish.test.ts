@@ -26,6 +26,8 @@ if (skip) console.log(`# web polish skipped: ${skip}`);
 const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
 const PASSWORD = 'correct horse';
+/** MAGPIE_WRITE_DOCS_IMAGES=1 refreshes the README's dark-mode and Chinese screenshots. */
+const DOCS_IMAGES = process.env.MAGPIE_WRITE_DOCS_IMAGES === '1';
 const T = 15_000;
 /** The banner while the network is down (the SDK says `offline` or, with a reason, `waiting_for_network`). */
 const OFFLINE = '[data-testid=connection][data-status=offline], [data-testid=connection][data-status=waiting_for_network]';
@@ -163,6 +165,7 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await o.page.locator('[data-testid=conversation-row][data-title="Polish"] a.row-link').click();
     await o.page.getByTestId('message').filter({ hasText: 'Glad to be here' }).waitFor();
     await expectNoA11yViolations(o.page, 'dark chat', ['color-contrast']);
+    if (DOCS_IMAGES) await o.page.screenshot({ path: join(ROOT, 'docs/images/chat-dark.png') });
     await o.ctx.close();
   });
 
@@ -364,6 +367,8 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     const zhPreview = (await o.page.locator('[data-testid=conversation-row][data-title="Polish"] .row-preview').textContent()) ?? '';
     assert.match(zhPreview, /Hi both/);
     await expectNoA11yViolations(o.page, 'chat in Chinese');
+    // Needs a CJK font on the machine (Debian: fonts-noto-cjk), else the shot shows boxes.
+    if (DOCS_IMAGES && process.env.MAGPIE_CJK_FONT === '1') await o.page.screenshot({ path: join(ROOT, 'docs/images/chat-zh.png') });
 
     // Settings: English, kept across a reload; then back to following the browser.
     await o.page.getByTestId('tab-settings').click();
