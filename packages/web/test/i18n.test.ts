@@ -58,3 +58,36 @@ describe('language from the browser', () => {
     assert.equal(pickLanguage([]), 'en');
   });
 });
+
+describe("the SDK's English sentences in Chinese", () => {
+  it('composer reasons, failures, notices and previews', async () => {
+    const g = globalThis as Record<string, unknown>;
+    g.localStorage ??= { getItem: () => null, setItem() {}, removeItem() {} };
+    g.document ??= { documentElement: { setAttribute() {} } };
+    g.addEventListener ??= () => undefined;
+    const { i18next } = await import('../src/i18n/index.ts');
+    const { sdkText, noticeText, previewText, statusText } = await import('../src/i18n/sdk-text.ts');
+    await i18next.changeLanguage('en');
+    assert.equal(sdkText('You are muted for 12 min.'), 'You are muted for 12 min.', 'English: the SDK text as it is');
+    await i18next.changeLanguage('zh-CN');
+    assert.equal(sdkText('You are muted for 12 min.'), '你已被禁言，还剩 12分钟。');
+    assert.equal(sdkText('You are muted for 2 h.'), '你已被禁言，还剩 2小时。');
+    assert.equal(sdkText('Only admins can send messages in this group.'), '该群仅管理员可以发言。');
+    assert.equal(sdkText('Not sent: too many messages at once.'), '未发送：短时间内消息太多。');
+    assert.equal(sdkText('This message is too long to send (40 KB; the limit is 32 KB).'), '消息太长，无法发送（40 KB，上限为 32 KB）。');
+    assert.equal(sdkText('Friend request sent'), '好友请求已发送');
+    assert.equal(sdkText('Invitation waits for approval (2)'), '邀请等待审批（2）');
+    assert.equal(sdkText('some error the server wrote'), 'some error the server wrote', 'unknown: as it is');
+    const nameOf = (id: string) => (id === 'me' ? 'you' : id === 'b' ? 'Bob' : 'Cat');
+    assert.equal(noticeText({ event: 'member_muted', data: { by: 'b', user: 'me' } }, nameOf), 'Bob 禁言了 你');
+    assert.equal(noticeText({ event: 'members_invited', data: { by: 'me', users: ['b', 'c'] } }, nameOf), '你 邀请了 Bob、Cat');
+    assert.equal(noticeText({ event: 'group_updated', data: { by: 'b', name: 'Trio', muteAll: true } }, nameOf), 'Bob 将群名改为“Trio”，开启了全员禁言');
+    assert.equal(previewText({ kind: 'group', draft: '', preview: 'You: hi' }), '你：hi');
+    assert.equal(previewText({ kind: 'group', draft: '', preview: 'Bob: hi' }), 'Bob：hi');
+    assert.equal(previewText({ kind: 'direct', draft: 'later', preview: 'hi' }), '[草稿] later');
+    assert.equal(statusText({ own: true, state: 'delivered', deliveredCount: 3 }), '已送达 3 人');
+    await i18next.changeLanguage('en');
+    assert.equal(noticeText({ event: 'member_muted', data: { by: 'b', user: 'me' } }, nameOf), 'Bob muted you');
+    assert.equal(noticeText({ event: 'member_left', data: { user: 'me' } }, nameOf), 'You left');
+  });
+});

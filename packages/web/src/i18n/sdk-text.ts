@@ -189,6 +189,10 @@ export function youText(name: string): string {
 /** A conversation row's preview: the draft, "You: …" in groups, or the SDK's text (notices in the UI language). */
 export function previewText(r: Pick<ConversationRow, 'draft' | 'preview' | 'kind'>): string {
   if (r.draft) return t('list.draft', { text: r.draft });
-  if (r.kind !== 'direct' && r.preview.startsWith('You: ')) return t('list.ownPrefix', { text: r.preview.slice(5) });
+  if (r.kind === 'direct') return r.preview;
+  if (r.preview.startsWith('You: ')) return t('list.ownPrefix', { text: r.preview.slice(5) });
+  // Others' group messages read "Name: text" (the SDK's); other languages punctuate it their way.
+  const i = r.preview.indexOf(': ');
+  if (currentLanguage() !== 'en' && i > 0) return t('list.senderPrefix', { name: r.preview.slice(0, i), text: r.preview.slice(i + 2) });
   return r.preview;
 }
