@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     MAGPIE_USER_BURST: '1000000',
     MAGPIE_IP_RATE: '1000000',
     MAGPIE_IP_BURST: '1000000',
+    MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
   };
   for (const kv of a['server-env'] ?? []) {
     const eq = kv.indexOf('=');

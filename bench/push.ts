@@ -251,6 +251,7 @@ const server = await startChild(SERVER_MAIN, {
   MAGPIE_USER_BURST: '1000000',
   MAGPIE_IP_RATE: '1000000',
   MAGPIE_IP_BURST: '1000000',
+  MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
   MAGPIE_PUSH_APNS_TEAM_ID: info.apns.teamId,
   MAGPIE_PUSH_APNS_KEY_ID: info.apns.keyId,
   MAGPIE_PUSH_APNS_KEY: info.apns.key,

@@ -244,6 +244,7 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
       MAGPIE_IP_RATE: '10000000',
       MAGPIE_IP_BURST: '10000000',
+      MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
       MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET)),
     }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

@@ -64,6 +64,7 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     MAGPIE_USER_BURST: '1000000',
     MAGPIE_IP_RATE: '1000000',
     MAGPIE_IP_BURST: '1000000',
+    MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
     ...opts.env,
   };
   ensureBuilt();

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       MAGPIE_USER_BURST: '100000',
       MAGPIE_IP_RATE: '100000',
       MAGPIE_IP_BURST: '100000',
+      MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
       MAGPIE_RETRY_STRATEGY: args.strategy!,
       // Fixed baseline as the write-up measured it (10 s × 6); adaptive: probes at 1 s, then 2 s + 2 s steps.
       MAGPIE_RETRY_FIXED_MS: '10000',

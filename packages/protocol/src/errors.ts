@@ -7,6 +7,7 @@ export const ErrorCodes = {
   bad_frame: { status: 400, retry: false, text: 'The frame is not valid JSON or not a JSON object.' },
   unknown_type: { status: 400, retry: false, text: 'The frame type is not part of the protocol.' },
   invalid: { status: 400, retry: false, text: 'A field is missing or has the wrong type or range; `details` lists the issues.' },
+  nesting_too_deep: { status: 400, retry: false, text: 'The frame or request body nests arrays and objects deeper than the configured limit.' },
   frame_too_large: { status: 413, retry: false, text: 'The frame exceeds the configured frame size limit.' },
   message_too_large: { status: 413, retry: false, text: 'The message body exceeds the configured message size limit.' },
   unsupported_version: { status: 400, retry: false, text: 'None of the protocol versions offered is supported.' },
@@ -53,15 +54,16 @@ export function isErrorCode(x: unknown): x is ErrorCode {
  * credentials must change first). 4500–4999: reconnect with backoff.
  */
 export const CloseCodes = {
-  unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid.' },
+  unauthorized: { code: 4100, reconnect: false, text: 'Authentication failed or the token is invalid, or the session expired while connected.' },
   token_revoked: { code: 4101, reconnect: false, text: 'The session was logged out (this device or all devices).' },
-  kicked: { code: 4102, reconnect: false, text: 'Another login replaced this device under the multi-device policy; the reason says which.' },
+  kicked: { code: 4102, reconnect: false, text: 'A newer login replaced this session (the same device signed in again, or another device of its class); the message says which.' },
   unsupported_version: { code: 4103, reconnect: false, text: 'No common protocol version.' },
   heartbeat_timeout: { code: 4500, reconnect: true, text: 'No frame arrived for two heartbeat intervals.' },
   slow_consumer: { code: 4501, reconnect: true, text: 'The client read too slowly; its output buffer passed the cap.' },
   shutting_down: { code: 4502, reconnect: true, text: 'The server is shutting down or restarting.' },
   hello_timeout: { code: 4503, reconnect: true, text: 'No `hello` frame arrived in time after the connection opened.' },
   too_many_errors: { code: 4504, reconnect: true, text: 'Too many invalid frames in a short time.' },
+  too_many_connections: { code: 4505, reconnect: true, text: 'The user has the maximum number of open connections on this server.' },
 } as const satisfies Record<string, { code: number; reconnect: boolean; text: string }>;
 
 export type CloseReason = keyof typeof CloseCodes;

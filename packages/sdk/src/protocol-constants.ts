@@ -26,6 +26,7 @@ export const ERROR_RETRYABLE: Readonly<Record<string, boolean>> = {
   bad_frame: false,
   unknown_type: false,
   invalid: false,
+  nesting_too_deep: false,
   frame_too_large: false,
   message_too_large: false,
   unsupported_version: false,

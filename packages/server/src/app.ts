@@ -28,9 +28,15 @@ import { createSocialModule, type SocialModule, type SocialStore } from './socia
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
-import { errorBody, toMagpieError } from './util/errors.ts';
+import { UserLimits } from './util/user-limits.ts';
+import { bearer } from './http/validation.ts';
+import { apiServerOptions, installApiErrors } from './http/api-errors.ts';
+import { registerSecurityHeaders } from './http/security-headers.ts';
+import { registerMetricsEndpoint } from './http/metrics-endpoint.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
+import { ConnectionGuard } from './http/connection-guard.ts';
+import { connectionCap, openFileLimits } from './util/open-files.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -88,40 +94,54 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxMessageBytes: config.limits.maxMessageBytes,
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
+    maxReplyBytes: config.limits.maxReplyBytes,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
+  const userLimits = new UserLimits(config.limits);
   /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
   const pushHandoff = new ForwardingHandoff();
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
   const retry = createRetryQueue(config, metrics, offlineHandoff);
 
-  const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile) } : null;
-  const http = Fastify({ loggerInstance: log.child({ mod: 'http' }), logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.limits.maxFrameBytes, ...(https ? { https } : {}) }) as unknown as FastifyInstance;
+  const { limits } = config;
+  // Node's own request timeouts, checked every connectionsCheckingInterval (its default, 30 s, would let them run late).
+  const headersTimeout = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
+  const timeouts = { headersTimeout, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 4))) };
+  const https = config.tls ? { key: readFileSync(config.tls.keyFile), cert: readFileSync(config.tls.certFile), ...timeouts } : null;
+  const http = Fastify({
+    loggerInstance: log.child({ mod: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: limits.maxFrameBytes,
+    // Idle sockets (no bytes either way) close after idleTimeoutMs; ws clears it on upgrade.
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Router refusals and Node's parser errors answered in the documented error shape.
+    ...apiServerOptions(),
+    ...(https ? { https } : { http: timeouts }),
+  }) as unknown as FastifyInstance;
+  http.server.headersTimeout = headersTimeout;
+  const fds = openFileLimits();
+  const maxConnections = connectionCap(limits.maxConnections, fds);
+  new ConnectionGuard(http.server, { maxPerIp: limits.maxConnectionsPerIp, maxConnections }, (reason) => metrics.refusedConnections.inc({ reason }));
+  log.info({ openFiles: fds, maxConnections, maxConnectionsPerIp: limits.maxConnectionsPerIp }, 'connection limits');
+  if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
-  http.setErrorHandler((err, _req, reply) => {
-    let e: MagpieError;
-    const fe = err as { statusCode?: number; code?: string; message?: string };
-    if (err instanceof MagpieError) e = err;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new MagpieError('frame_too_large', 'request body too large');
-    else if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) e = new MagpieError('invalid', fe.message ?? 'bad request');
-    else e = toMagpieError(err, log);
-    metrics.errors.inc({ code: e.code });
-    void reply.code(e.status).send(errorBody(e));
-  });
-  http.setNotFoundHandler((_req, reply) => {
-    void reply.code(404).send(errorBody(new MagpieError('not_found', 'no such route')));
-  });
+  installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
+  await registerSecurityHeaders(http, { tls: https !== null });
   http.addHook('onRequest', async (req) => {
     if (!req.url.startsWith('/api/')) return;
     const wait = ipLimiter.take(req.ip);
     if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
+    // The per-user budget of WebSocket frames applies to REST requests as well (before the body is read).
+    const token = req.url.startsWith('/api/admin/') ? undefined : bearer(req);
+    if (!token) return;
+    const principal = await accounts.authenticate(token).catch(() => null);
+    if (principal) userLimits.request(principal.userId);
   });
 
-  http.get('/metrics', async (_req, reply) => {
-    void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   http.get('/api/health', async () => ({ ok: true }));
   registerApiRoutes(http, accounts, messaging);
   const groups = new GroupService(store, bus, messaging, config.groups);
@@ -135,7 +155,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   registerWebClient(http);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
 
   const push = await createPushModule(http, {
@@ -166,6 +186,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       wallet.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
+      const metricsUrl = await metricsEndpoint.start();
+      if (metricsUrl) log.info({ url: `${metricsUrl}/metrics` }, 'metrics on their own address');
       const addr = http.server.address() as AddressInfo;
       const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
@@ -174,6 +196,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await gateway.close();
       await acks.flush();
       await http.close();
+      await metricsEndpoint.stop();
       await bus.close();
       await wallet.stop();
       await social.stop();

@@ -51,6 +51,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     errors: new Counter({ name: 'magpie_errors_total', help: 'Typed errors sent to clients', labelNames: ['code'] as const, registers: [registry] }),
+    refusedConnections: new Counter({ name: 'magpie_refused_connections_total', help: 'TCP connections dropped at accept, by cap (ip_cap, server_cap)', labelNames: ['reason'] as const, registers: [registry] }),
     closes: new Counter({ name: 'magpie_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [registry] }),
   };
   return m;

@@ -40,5 +40,5 @@ export type BusEvent =
   | { type: 'advance'; conv: string; frame: string; exceptSession?: string }
   /** Super-group subscriptions changed: these users joined/left `conv` (or it became a super group). Reaches every node. */
   | { type: 'supers'; conv: string; add: string[]; remove: string[] }
-  /** Close these sessions' connections with a kicked/revoked close. */
-  | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin' };
+  /** Close these sessions' connections with a kicked/revoked close. `device`: the device id of the login that displaced them (new_login). */
+  | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin'; device?: string };

@@ -26,7 +26,8 @@ export const ConfigSchema = z.strictObject({
   /** Largest inbox gap served incrementally; above it the client is told to full-sync. */
   syncGapThreshold: z.number().int().min(1).default(2000),
   syncPageSize: z.number().int().min(1).max(1000).default(200),
-  tokenTtlMs: z.number().int().min(60_000).default(30 * 24 * 3600 * 1000),
+  /** Session lifetime; when it ends, the session's open sockets are closed (4100). */
+  tokenTtlMs: z.number().int().min(1000).default(30 * 24 * 3600 * 1000),
   /** Multi-device policy: at most this many live sessions per platform class (mobile, desktop, web); the oldest is kicked. 1 = a new login kicks the older one. */
   devicesPerPlatformClass: z.number().int().min(1).max(100).default(3),
   limits: z
@@ -39,9 +40,34 @@ export const ConfigSchema = z.strictObject({
       /** Per IP: HTTP requests and new connections per second and burst. */
       ipRate: z.number().min(1).default(100),
       ipBurst: z.number().int().min(1).default(400),
-      /** Cap of one connection's buffered output; above it the client is cut off (close 4501). */
+      /** Per user: `ping` frames per second and burst (a limit of their own: pings are cheap and frequent, not free). */
+      pingRate: z.number().min(0.1).default(5),
+      pingBurst: z.number().int().min(1).default(20),
+      /** Cap of one connection's output (queued replies and events plus the socket's unsent bytes); above it the client is cut off (close 4501). */
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
+      /** Output waiting this long without any byte reaching the client makes it a slow consumer (close 4501); also its time to read the close frame. */
+      slowConsumerMs: z.number().int().min(500).default(10_000),
+      /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
+      maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
+      /** Target size of one reply page (history, sync, conversation list): a page stops growing past it (it holds at least one item) and says `more`. */
+      maxReplyBytes: z.number().int().min(16 * 1024).default(256 * 1024),
+      /** Deepest nesting of arrays/objects accepted in a frame or request body (`nesting_too_deep`). */
+      maxJsonDepth: z.number().int().min(4).max(256).default(32),
       helloTimeoutMs: z.number().int().min(100).default(10_000),
+      /** Open TCP connections per client IP, counted at accept (before any byte); 0 = no cap. Behind a proxy every client has the proxy's IP. */
+      maxConnectionsPerIp: z.number().int().min(0).default(1000),
+      /** Open TCP connections of the process; above it new ones are dropped at accept. 0 = the open-file limit minus 512. */
+      maxConnections: z.number().int().min(0).default(0),
+      /** Authenticated WebSocket connections per user on one node; the next `hello` is refused (close 4505). */
+      maxSocketsPerUser: z.number().int().min(1).default(32),
+      /** HTTP: time to receive a request's complete headers. */
+      headersTimeoutMs: z.number().int().min(100).default(15_000),
+      /** HTTP: time to receive a whole request, headers and body. */
+      requestTimeoutMs: z.number().int().min(100).default(30_000),
+      /** HTTP: how long an idle keep-alive connection stays open after a response. */
+      keepAliveTimeoutMs: z.number().int().min(100).default(10_000),
+      /** HTTP: a connection with no traffic for this long is closed (until it becomes a WebSocket; those have heartbeats). */
+      idleTimeoutMs: z.number().int().min(100).default(30_000),
       /** Invalid frames tolerated per connection within 10 s before it is closed (4504). */
       maxErrorsPer10s: z.number().int().min(1).default(100),
     })
@@ -74,6 +100,17 @@ export const ConfigSchema = z.strictObject({
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   maxBatch: z.number().int().min(1).max(10_000).default(500),
+  /** GET /metrics: unrestricted on the API port unless a scrape token and/or a separate listen address is set (docs/operations.md). */
+  metrics: z
+    .strictObject({
+      /** Scrapers must send `Authorization: Bearer <token>`. */
+      token: z.string().min(16).optional(),
+      /** Serve /metrics only on this port (0 = any free port), not on the API port. */
+      port: z.number().int().min(0).max(65535).optional(),
+      /** Bind address of the separate metrics port. */
+      host: z.string().default('127.0.0.1'),
+    })
+    .prefault({}),
   /** Bearer token of the operator API (/api/admin/…: top-up, withdrawal, reconciliation). Unset: the admin API is disabled. */
   adminToken: z.string().min(16).optional(),
   /** Direct messages between users who are not friends: 'allow', or 'friends_only'. Blocks apply either way (see src/social/). */
@@ -122,6 +159,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),
+  MAGPIE_TOKEN_TTL_MS: (c, v) => (c.tokenTtlMs = Number(v)),
   MAGPIE_DEVICES_PER_PLATFORM_CLASS: (c, v) => (c.devicesPerPlatformClass = Number(v)),
   MAGPIE_HEARTBEAT_MS: (c, v) => (c.heartbeatMs = Number(v)),
   MAGPIE_TLS_KEY: (c, v) => (c.tls = { ...(c.tls as object), keyFile: v }),
@@ -131,8 +169,22 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_RATE: (c, v) => (c.limits = { ...(c.limits as object), ipRate: Number(v) }),
   MAGPIE_IP_BURST: (c, v) => (c.limits = { ...(c.limits as object), ipBurst: Number(v) }),
   MAGPIE_MAX_FRAME_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxFrameBytes: Number(v) }),
+  MAGPIE_PING_RATE: (c, v) => (c.limits = { ...(c.limits as object), pingRate: Number(v) }),
+  MAGPIE_PING_BURST: (c, v) => (c.limits = { ...(c.limits as object), pingBurst: Number(v) }),
+  MAGPIE_MAX_BUFFERED_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxBufferedBytes: Number(v) }),
+  MAGPIE_SLOW_CONSUMER_MS: (c, v) => (c.limits = { ...(c.limits as object), slowConsumerMs: Number(v) }),
+  MAGPIE_MAX_INFLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxInflightPerConnection: Number(v) }),
+  MAGPIE_MAX_REPLY_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxReplyBytes: Number(v) }),
+  MAGPIE_MAX_JSON_DEPTH: (c, v) => (c.limits = { ...(c.limits as object), maxJsonDepth: Number(v) }),
   MAGPIE_MAX_ERRORS_PER_10S: (c, v) => (c.limits = { ...(c.limits as object), maxErrorsPer10s: Number(v) }),
   MAGPIE_HELLO_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), helloTimeoutMs: Number(v) }),
+  MAGPIE_MAX_CONNECTIONS_PER_IP: (c, v) => (c.limits = { ...(c.limits as object), maxConnectionsPerIp: Number(v) }),
+  MAGPIE_MAX_CONNECTIONS: (c, v) => (c.limits = { ...(c.limits as object), maxConnections: Number(v) }),
+  MAGPIE_MAX_SOCKETS_PER_USER: (c, v) => (c.limits = { ...(c.limits as object), maxSocketsPerUser: Number(v) }),
+  MAGPIE_HEADERS_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), headersTimeoutMs: Number(v) }),
+  MAGPIE_REQUEST_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), requestTimeoutMs: Number(v) }),
+  MAGPIE_KEEP_ALIVE_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), keepAliveTimeoutMs: Number(v) }),
+  MAGPIE_IDLE_TIMEOUT_MS: (c, v) => (c.limits = { ...(c.limits as object), idleTimeoutMs: Number(v) }),
   MAGPIE_RETRY_STRATEGY: (c, v) => (c.retry = { ...(c.retry as object), strategy: v }),
   MAGPIE_RETRY_PROBE_MS: (c, v) => (c.retry = { ...(c.retry as object), probeDelayMs: Number(v) }),
   MAGPIE_RETRY_STEPPED_START_MS: (c, v) => (c.retry = { ...(c.retry as object), steppedStartMs: Number(v) }),
@@ -143,6 +195,9 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_GROUP_MAX_MEMBERS: (c, v) => (c.groups = { ...(c.groups as object), maxMembers: Number(v) }),
   MAGPIE_SUPER_GROUP_THRESHOLD: (c, v) => (c.groups = { ...(c.groups as object), superThreshold: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),
+  MAGPIE_METRICS_TOKEN: (c, v) => (c.metrics = { ...(c.metrics as object), token: v }),
+  MAGPIE_METRICS_PORT: (c, v) => (c.metrics = { ...(c.metrics as object), port: Number(v) }),
+  MAGPIE_METRICS_HOST: (c, v) => (c.metrics = { ...(c.metrics as object), host: v }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
   MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),

@@ -51,11 +51,34 @@ type Queued = string | SharedFrame;
 
 const textOf = (f: Queued): string => (typeof f === 'string' ? f : f.text);
 
+/** Queued frames are coalesced into WebSocket messages of about this size, so a write completes (and shows progress) in reasonable time even on a slow link. */
+const BATCH_BYTES = 64 * 1024;
+
+/** A connection's output and request budget (see Config `limits`). */
+export interface ConnectionLimits {
+  /** Output (queued frames plus the socket's unsent bytes) above this closes the connection with 4501. */
+  maxBuffered: number;
+  /** Requests handled at once; further frames wait, and the socket is not read while any wait. */
+  maxInflight: number;
+  /** Pending output that the peer has not taken for this long makes it a slow consumer (4501). */
+  stallMs: number;
+}
+
 /**
  * One client connection. Outgoing frames are queued and written once per event-loop turn:
  * several queued frames go out as one JSON array in one WebSocket message when the client
- * announced the `batch` capability. Output beyond `maxBuffered` bytes closes the connection
- * (slow consumer) instead of growing memory.
+ * announced the `batch` capability.
+ *
+ * Output is budgeted (issue 13: 100 `history` requests of 93 bytes held 1.6 GB): frames are
+ * handed to the socket only while its unsent bytes are below a quarter of `maxBuffered`, the
+ * rest waits here, whole frames, until the socket drains. Requests start only while the output
+ * is below that mark and fewer than `maxInflight` are running; otherwise they wait and the
+ * socket is not read, so a client that asks faster than it reads is slowed by TCP, not by
+ * server memory. A reading client is never cut off for its own replies
+ * (quarter mark + maxInflight × reply page < maxBuffered); one that stops reading is closed
+ * with 4501 when events push the output over `maxBuffered`, or when nothing moved for
+ * `stallMs`. The close frame then waits behind what the socket already holds, at most the
+ * quarter mark, not behind the dropped queue.
  */
 export class Connection {
   principal: Principal | undefined;
@@ -66,25 +89,58 @@ export class Connection {
   /** The client announced the `ack` capability: its deliveries are tracked for retry. */
   acks = false;
   closed = false;
+  /** Closes the connection when its session expires (set after `hello`). */
+  expiryTimer: NodeJS.Timeout | undefined;
   private queue: Queued[] = [];
+  private queuedBytes = 0;
   private scheduled = false;
   private errorCount = 0;
   private errorWindowStart = 0;
+  /** Requests waiting for a slot, in arrival order. */
+  private backlog: (() => Promise<void>)[] = [];
+  private inflight = 0;
+  private readPaused = false;
+  /** Last time output reached the peer's side (a write completed) or the output was idle. */
+  private lastProgress = Date.now();
+  private readonly busyAt: number;
+  private readonly progressed = (): void => {
+    this.lastProgress = Date.now();
+  };
 
   constructor(
     readonly ws: WebSocket,
     readonly ip: string,
-    private readonly maxBuffered: number,
+    private readonly limits: ConnectionLimits,
     heartbeatMs: number,
     private readonly onClose: (conn: Connection, reason: CloseReason | 'client') => void,
   ) {
     this.heartbeatMs = heartbeatMs;
     this.lastSeen = Date.now();
+    this.busyAt = Math.floor(limits.maxBuffered / 4);
+    this.socket()?.on('drain', () => {
+      this.lastProgress = Date.now();
+      this.flush();
+    });
+  }
+
+  private socket(): { writable: boolean; write(b: Buffer, cb?: () => void): boolean; on(ev: 'drain', f: () => void): void } | undefined {
+    return (this.ws as unknown as { _socket?: ReturnType<Connection['socket']> })._socket;
+  }
+
+  /** Bytes waiting to reach the peer: queued here plus unsent in the socket. */
+  outputBytes(): number {
+    return this.queuedBytes + this.ws.bufferedAmount;
   }
 
   send(frame: Queued): void {
     if (this.closed) return;
+    if (this.queue.length === 0 && this.ws.bufferedAmount === 0) this.lastProgress = Date.now();
     this.queue.push(frame);
+    this.queuedBytes += textOf(frame).length;
+    if (this.outputBytes() > this.limits.maxBuffered) {
+      this.close('slow_consumer');
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       dirty.push(this);
@@ -95,18 +151,54 @@ export class Connection {
     }
   }
 
-  /** Write queued frames now. */
-  flush(): void {
+  /**
+   * Handle a request now, or when a slot frees and the output has room. The task must not
+   * throw (the gateway answers errors itself).
+   */
+  submit(task: () => Promise<void>): void {
+    if (this.closed) return;
+    this.backlog.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.backlog.length > 0 && this.inflight < this.limits.maxInflight && this.outputBytes() < this.busyAt) {
+      const task = this.backlog.shift()!;
+      this.inflight++;
+      void task().finally(() => {
+        this.inflight--;
+        this.pump();
+      });
+    }
+    // Stop reading while requests wait: the client's further frames stay in TCP buffers.
+    const wait = this.backlog.length > 0 && !this.closed;
+    if (wait === this.readPaused) return;
+    this.readPaused = wait;
+    if (wait) this.ws.pause();
+    else this.ws.resume();
+  }
+
+  /** Write queued frames while the socket has room (all of them when `force`). */
+  flush(force = false): void {
     this.scheduled = false;
-    if (this.closed || this.queue.length === 0) return;
-    const q = this.queue;
-    this.queue = [];
-    const only = q.length === 1 ? q[0]! : undefined;
-    if (only instanceof SharedFrame && !this.writeRaw(only)) this.ws.send(only.text);
-    else if (typeof only === 'string') this.ws.send(only);
-    else if (only === undefined && this.batching) this.ws.send(`[${q.map(textOf).join(',')}]`);
-    else if (only === undefined) for (const f of q) this.ws.send(textOf(f));
-    if (this.ws.bufferedAmount > this.maxBuffered) this.close('slow_consumer');
+    if (this.closed) return;
+    if (this.ws.bufferedAmount === 0) this.lastProgress = Date.now();
+    while (this.queue.length > 0 && (force || this.ws.bufferedAmount < this.busyAt)) this.writeSome();
+    if (this.backlog.length > 0) this.pump();
+  }
+
+  /** Write the frames at the head of the queue: one, or (batching) up to BATCH_BYTES of them as one array. */
+  private writeSome(): void {
+    const first = this.queue[0]!;
+    let n = 1;
+    let bytes = textOf(first).length;
+    if (this.batching) {
+      while (n < this.queue.length && bytes + textOf(this.queue[n]!).length <= BATCH_BYTES) bytes += textOf(this.queue[n++]!).length;
+    }
+    const frames = this.queue.splice(0, n);
+    this.queuedBytes -= frames.reduce((sum, f) => sum + textOf(f).length, 0);
+    if (n > 1) this.ws.send(`[${frames.map(textOf).join(',')}]`, this.progressed);
+    else if (!(first instanceof SharedFrame) || !this.writeRaw(first)) this.ws.send(textOf(first), this.progressed);
   }
 
   /**
@@ -115,10 +207,15 @@ export class Connection {
    * without compression. False when the socket is not open (the caller falls back to ws).
    */
   private writeRaw(frame: SharedFrame): boolean {
-    const socket = (this.ws as unknown as { _socket?: { writable: boolean; write(b: Buffer): boolean } })._socket;
+    const socket = this.socket();
     if (this.ws.readyState !== 1 || !socket?.writable) return false;
-    socket.write(frame.bytes());
+    socket.write(frame.bytes(), this.progressed);
     return true;
+  }
+
+  /** Output has waited `stallMs` without any of it reaching the peer. */
+  stalled(now: number): boolean {
+    return !this.closed && this.outputBytes() > 0 && now - this.lastProgress > this.limits.stallMs;
   }
 
   /** Open, and heard from within two heartbeat intervals. */
@@ -136,12 +233,24 @@ export class Connection {
     return ++this.errorCount > limit;
   }
 
-  /** Close with a typed code; queued frames (e.g. a `kicked` notice) are flushed first. */
+  /**
+   * Close with a typed code. Queued frames (e.g. a `kicked` notice) are written first, except
+   * for a slow consumer: its queue is dropped so the close frame comes right after what the
+   * socket holds, and it gets `stallMs` (at least 2 s) to read that far.
+   */
   close(reason: CloseReason, message?: string): void {
     if (this.closed) return;
-    this.flush();
+    const slow = reason === 'slow_consumer';
+    if (!slow) this.flush(true);
     this.closed = true;
     this.queue = [];
+    this.queuedBytes = 0;
+    this.backlog = [];
+    if (this.readPaused) {
+      // Read again so the peer's close frame is seen; its other frames are ignored now.
+      this.readPaused = false;
+      this.ws.resume();
+    }
     const { code, text } = CloseCodes[reason];
     this.onClose(this, reason);
     try {
@@ -150,7 +259,7 @@ export class Connection {
       this.ws.terminate();
     }
     // A peer that never answers the close handshake must not hold the socket.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    setTimeout(() => this.ws.terminate(), slow ? Math.max(2000, this.limits.stallMs) : 2000).unref();
   }
 
   /** The socket closed from the other side. */
@@ -158,6 +267,8 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.queue = [];
+    this.queuedBytes = 0;
+    this.backlog = [];
     this.onClose(this, 'client');
   }
 }

@@ -21,6 +21,11 @@ export class ConnectionRegistry {
     return true;
   }
 
+  /** Connections of `userId` on this node. */
+  count(userId: string): number {
+    return this.byUser.get(userId)?.size ?? 0;
+  }
+
   of(userId: string): Iterable<Connection> {
     return this.byUser.get(userId) ?? [];
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { MagpieError, PROTOCOL_VERSIONS, decodeClientFrame, frameIdOf, type ClientFrame, type HelloFrame } from '@magpie/protocol';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { MagpieError, PROTOCOL_VERSIONS, frameIdOf, parseJsonBounded, requestIdOf, validateClientFrame, type ClientFrame, type HelloFrame } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Config } from '../config/config.ts';
@@ -10,8 +10,11 @@ import type { AccountService } from '../services/accounts.ts';
 import type { AckService } from '../services/acks.ts';
 import type { MessagingService } from '../services/messages.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
+import { writeRawError } from '../http/api-errors.ts';
+import type { RateLimiter } from '../util/rate-limiter.ts';
+import type { UserLimits } from '../util/user-limits.ts';
 import { Connection, SharedFrame } from './connection.ts';
+import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
@@ -26,6 +29,8 @@ export interface GatewayDeps {
   messaging: MessagingService;
   acks: AckService;
   ipLimiter: RateLimiter;
+  /** Per-user request and ping budgets, shared with the REST API. */
+  userLimits: UserLimits;
   retry: RetryQueue;
   instructions: InstructionService;
 }
@@ -33,10 +38,16 @@ export interface GatewayDeps {
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
 const KICK_TEXT = {
   new_login: 'signed in on another device of the same kind',
+  same_device: 'signed in again on this device',
   logout: 'this device was logged out',
   logout_all: 'all devices were logged out',
   admin: 'disconnected by an administrator',
 } as const;
+
+/** Frames waiting behind a running one before the gateway stops reading the socket. */
+const MAX_QUEUED_FRAMES = 256;
+/** Longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days); longer expiries re-arm. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The access gateway: accepts WebSocket connections at /ws, authenticates with `hello`,
@@ -48,7 +59,6 @@ export class WsGateway {
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
   readonly supers = new SuperGroupIndex({ gained: (conv) => this.d.bus.watchConv(conv), lost: (conv) => this.d.bus.unwatchConv(conv) });
   private readonly wss: WebSocketServer;
-  private readonly userLimiter: RateLimiter;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
 
@@ -57,9 +67,10 @@ export class WsGateway {
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
-    this.userLimiter = new RateLimiter(limits.userRate, limits.userBurst);
+    // Handshake refusals (bad key, version, method) in the documented error shape instead of ws's text/html.
+    this.wss.on('wsClientError', (err, socket) => writeRawError(socket, 400, new MagpieError('invalid', err.message)));
     d.bus.subscribe((ev) => this.onBusEvent(ev));
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2)));
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2)));
     this.sweepTimer.unref();
   }
 
@@ -76,9 +87,8 @@ export class WsGateway {
 
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const url = req.url ?? '';
-    if (!url.startsWith('/ws')) {
-      socket.destroy();
+    if ((req.url ?? '').split('?')[0] !== '/ws') {
+      writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -91,15 +101,18 @@ export class WsGateway {
 
   private accept(ws: WebSocket, ip: string): void {
     const { config, metrics } = this.d;
-    const conn = new Connection(ws, ip, config.limits.maxBufferedBytes, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    const { limits } = config;
+    const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason));
     metrics.connections.inc();
     this.unauthenticated.add(conn);
     const helloTimer = setTimeout(() => {
       if (!conn.principal) conn.close('hello_timeout');
     }, config.limits.helloTimeoutMs);
+    const order = new FrameOrder(MAX_QUEUED_FRAMES, () => ws.pause(), () => ws.resume());
     ws.on('message', (data, isBinary) => {
       conn.lastSeen = Date.now();
-      void this.onFrame(conn, data, isBinary);
+      this.onMessage(conn, order, data as Buffer, isBinary);
     });
     ws.on('close', () => {
       clearTimeout(helloTimer);
@@ -113,6 +126,7 @@ export class WsGateway {
   }
 
   private forget(conn: Connection, reason: string): void {
+    clearTimeout(conn.expiryTimer);
     this.d.metrics.connections.dec();
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
@@ -120,19 +134,39 @@ export class WsGateway {
     if (conn.principal && this.registry.remove(conn.principal.userId, conn)) this.d.bus.unwatchUser(conn.principal.userId);
   }
 
-  private async onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
-    const buf = data as Buffer;
+  /**
+   * Decode at once, then run the frame in order: at most maxInflightPerConnection frames of a
+   * connection are handled at once (Connection.submit: the rest wait, the socket unread, while
+   * its output is backed up), and among those the FrameOrder keeps arrival order (sends and
+   * ACKs pipeline with each other; see frame-order.ts). Invalid frames are answered in order too.
+   */
+  private onMessage(conn: Connection, order: FrameOrder, buf: Buffer, isBinary: boolean): void {
+    const { limits } = this.d.config;
     let id: number | undefined;
+    let frame: ClientFrame | undefined;
+    let invalid: unknown;
     try {
-      if (buf.length > this.d.config.limits.maxFrameBytes) {
-        // Bounded by ws's maxPayload (4× the limit), so reading the id is cheap enough.
-        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'));
-        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${this.d.config.limits.maxFrameBytes}`);
+      if (buf.length > limits.maxFrameBytes) {
+        // Bounded by ws's maxPayload (4× the limit) and by the nesting check, so reading the id is cheap enough.
+        id = isBinary ? undefined : frameIdOf(buf.toString('utf8'), limits.maxJsonDepth);
+        throw new MagpieError('frame_too_large', `frame of ${buf.length} bytes exceeds ${limits.maxFrameBytes}`);
       }
       if (isBinary) throw new MagpieError('bad_frame', 'binary frames are not part of protocol v1');
-      const text = buf.toString('utf8');
-      id = frameIdOf(text);
-      const frame = decodeClientFrame(text);
+      // Nesting is bounded before parsing and validation (a deeply nested frame gets no id).
+      const raw = parseJsonBounded(buf.toString('utf8'), limits.maxJsonDepth);
+      id = requestIdOf(raw);
+      frame = validateClientFrame(raw);
+    } catch (err) {
+      invalid = err;
+    }
+    const pipelined = frame?.type === 'send' || frame?.type === 'ack';
+    conn.submit(() => new Promise<void>((done) => order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id).finally(done))));
+  }
+
+  private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined): Promise<void> {
+    if (conn.closed) return;
+    try {
+      if (!frame) throw invalid;
       await this.dispatch(conn, frame);
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
@@ -149,6 +183,7 @@ export class WsGateway {
     const { messaging } = this.d;
     switch (f.type) {
       case 'ping': {
+        this.d.userLimits.ping(p.userId);
         if (f.interval) conn.heartbeatMs = Math.max(f.interval, this.d.config.heartbeatMs);
         const latest = await messaging.latestInboxSeq(p.userId);
         conn.send(JSON.stringify({ type: 'pong', ...(f.id !== undefined ? { id: f.id } : {}), inboxSeq: latest, time: Date.now() }));
@@ -159,8 +194,7 @@ export class WsGateway {
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
         return;
     }
-    const wait = this.userLimiter.take(p.userId);
-    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests', { retryAfterMs: wait });
+    this.d.userLimits.request(p.userId);
     let result: unknown;
     switch (f.type) {
       case 'send':
@@ -195,7 +229,8 @@ export class WsGateway {
   }
 
   private async hello(conn: Connection, f: HelloFrame): Promise<void> {
-    if (conn.principal) throw new MagpieError('invalid', 'hello was already accepted on this connection');
+    // Frames run in order, so an earlier hello has finished: it either set the identity or closed the socket.
+    if (conn.principal) throw new MagpieError('invalid', 'this connection has already said hello; its identity is fixed (open another connection for another session)');
     const version = Math.max(...f.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
     if (!Number.isFinite(version)) {
       conn.send(errorFrame(new MagpieError('unsupported_version', `server speaks versions ${PROTOCOL_VERSIONS.join(', ')}`), f.id));
@@ -211,6 +246,13 @@ export class WsGateway {
       return;
     }
     if (conn.closed) return;
+    const { maxSocketsPerUser } = this.d.config.limits;
+    // Counted and registered in the same turn: concurrent hellos of one user cannot both pass.
+    if (this.registry.count(principal.userId) >= maxSocketsPerUser) {
+      conn.send(errorFrame(new MagpieError('rate_limited', `a user may hold at most ${maxSocketsPerUser} connections to one server`), f.id));
+      conn.close('too_many_connections');
+      return;
+    }
     if (f.app?.version) principal.appVersion = f.app.version;
     conn.principal = principal;
     conn.batching = f.caps?.includes('batch') ?? false;
@@ -222,7 +264,17 @@ export class WsGateway {
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     // On a cluster Bus the user's events reach this node once its interest is in effect.
     if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
-    const sync = await this.d.messaging.syncMode(principal.userId, f.inboxSeq);
+    // A revocation that happened before the kick could reach this connection (while the
+    // token was being checked, or before this node's interest was in effect) is seen here;
+    // one after it arrives as a kick. The same read gives the expiry to close at.
+    const [sync, expiresAt] = await Promise.all([this.d.messaging.syncMode(principal.userId, f.inboxSeq), this.d.accounts.sessionExpiresAt(principal.tokenHash)]);
+    if (conn.closed) return;
+    if (expiresAt === null) {
+      conn.send(errorFrame(new MagpieError('unauthorized', 'token is unknown, expired or revoked'), f.id));
+      conn.close('unauthorized');
+      return;
+    }
+    this.closeAtExpiry(conn, expiresAt);
     const supers = await this.followSupers(conn, principal.userId);
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
@@ -243,6 +295,17 @@ export class WsGateway {
       limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
     };
     conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+  }
+
+  /** Close the connection with 4100 when its session expires. */
+  private closeAtExpiry(conn: Connection, expiresAt: number): void {
+    const left = expiresAt - Date.now();
+    if (left <= 0) {
+      conn.close('unauthorized', 'the session expired');
+      return;
+    }
+    conn.expiryTimer = setTimeout(() => this.closeAtExpiry(conn, expiresAt), Math.min(left, MAX_TIMER_MS));
+    conn.expiryTimer.unref();
   }
 
   /**
@@ -299,18 +362,20 @@ export class WsGateway {
     const close = KICK_CLOSE[ev.reason];
     for (const conn of [...this.registry.of(ev.userId)]) {
       if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;
-      conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: KICK_TEXT[ev.reason] }));
-      conn.close(close, KICK_TEXT[ev.reason]);
+      const text = ev.reason === 'new_login' && ev.device === conn.principal.deviceId ? KICK_TEXT.same_device : KICK_TEXT[ev.reason];
+      conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: text }));
+      conn.close(close, text);
     }
   }
 
-  /** Close connections silent for two heartbeat intervals; sweep idle rate buckets. */
+  /** Close connections silent for two heartbeat intervals and slow consumers that stopped reading; sweep idle rate buckets. */
   private sweep(): void {
     const now = Date.now();
     for (const conn of this.registry.all()) {
-      if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      if (conn.stalled(now)) conn.close('slow_consumer');
+      else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
     }
-    this.userLimiter.sweep();
+    this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
   }
 

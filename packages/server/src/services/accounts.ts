@@ -81,7 +81,7 @@ export class AccountService {
     const excess = sameClass.slice(0, Math.max(0, sameClass.length - (this.policy.devicesPerPlatformClass - 1)));
     const victims = [...sameDevice, ...excess];
     if (victims.length === 0) return;
-    await this.revoke(victims, 'new_login');
+    await this.revoke(victims, 'new_login', next.deviceId);
   }
 
   /** Resolve a bearer token to its live session; throws `unauthorized`. */
@@ -90,6 +90,12 @@ export class AccountService {
     const s = await this.store.getSession(hashToken(token), this.now());
     if (!s) throw new MagpieError('unauthorized', 'token is unknown, expired or revoked');
     return { userId: s.userId, deviceId: s.deviceId, platform: s.platform, tokenHash: s.tokenHash, appVersion: s.appVersion };
+  }
+
+  /** When the session `tokenHash` ends, or null when it is not live (revoked, expired, unknown). */
+  async sessionExpiresAt(tokenHash: string): Promise<number | null> {
+    const s = await this.store.getSession(tokenHash, this.now());
+    return s ? s.expiresAt : null;
   }
 
   async logout(p: Principal): Promise<void> {
@@ -125,19 +131,19 @@ export class AccountService {
     return publicUser(u);
   }
 
-  private async revoke(sessions: SessionRecord[], reason: 'new_login' | 'logout_all'): Promise<SessionRecord[]> {
+  private async revoke(sessions: SessionRecord[], reason: 'new_login' | 'logout_all', byDevice?: string): Promise<SessionRecord[]> {
     const revoked = await this.store.revokeSessions(
       sessions.map((s) => s.tokenHash),
       this.now(),
     );
-    if (revoked[0]) this.kick(revoked[0].userId, revoked, reason);
+    if (revoked[0]) this.kick(revoked[0].userId, revoked, reason, byDevice);
     await this.ended(revoked, reason);
     return revoked;
   }
 
-  private kick(userId: string, sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all'): void {
+  private kick(userId: string, sessions: SessionRecord[], reason: 'new_login' | 'logout' | 'logout_all', byDevice?: string): void {
     if (sessions.length === 0) return;
-    this.bus.publish({ type: 'kick', userId, tokenHashes: sessions.map((s) => s.tokenHash), reason });
+    this.bus.publish({ type: 'kick', userId, tokenHashes: sessions.map((s) => s.tokenHash), reason, ...(byDevice !== undefined ? { device: byDevice } : {}) });
   }
 }
 

@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics.ts';
 import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendError, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
+import { fitToBytes } from '../util/page-bytes.ts';
 import type { Principal } from './accounts.ts';
 
 export interface MessagingOptions {
@@ -13,6 +14,8 @@ export interface MessagingOptions {
   maxMessageBytes: number;
   commitDelayMs: number;
   maxBatch: number;
+  /** Reply pages (history, sync, conversation list) stop growing past this many bytes and say `more`. */
+  maxReplyBytes?: number;
 }
 
 export interface SendInput {
@@ -197,6 +200,10 @@ export class MessagingService {
     return this.store.superGroupsOf(userId);
   }
 
+  private get replyBytes(): number {
+    return this.opts.maxReplyBytes ?? Number.POSITIVE_INFINITY;
+  }
+
   /** The user's newest inboxSeq (carried by every pong, so a lost last message is noticed). */
   async latestInboxSeq(userId: string): Promise<number> {
     return (await this.store.inboxState(userId)).latest;
@@ -210,7 +217,7 @@ export class MessagingService {
       this.metrics.syncs.inc({ mode: 'full' });
       return { items: [], inboxSeq: latest, more: false, full: true };
     }
-    const items = await this.store.readInbox(userId, since, Math.min(limit ?? this.opts.syncPageSize, this.opts.syncPageSize));
+    const { items } = fitToBytes(await this.store.readInbox(userId, since, Math.min(limit ?? this.opts.syncPageSize, this.opts.syncPageSize)), this.replyBytes);
     this.metrics.syncItems.observe(items.length);
     const last = items.at(-1)?.inboxSeq ?? since;
     return { items, inboxSeq: latest, more: last < latest, full: false };
@@ -224,14 +231,15 @@ export class MessagingService {
   async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
     const { floor, ceiling } = await this.readableRange(userId, conv);
     const limit = q.limit ?? 50;
-    const messages =
+    const read =
       q.after !== undefined
         ? (await this.store.readHistory(conv, { after: Math.max(q.after, floor), limit, viewer: userId })).filter((m) => m.seq <= ceiling)
         : (await this.store.readHistory(conv, { before: Math.min(q.before ?? Number.MAX_SAFE_INTEGER, ceiling + 1), limit, viewer: userId })).filter((m) => m.seq > floor);
+    const { items: messages, trimmed } = fitToBytes(read, this.replyBytes);
     const more =
       q.after !== undefined
         ? (messages.at(-1)?.seq ?? ceiling) < ceiling
-        : messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1;
+        : trimmed || (messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1);
     return { messages, lastSeq: ceiling, more };
   }
 
@@ -248,8 +256,10 @@ export class MessagingService {
   }
 
   async conversations(userId: string, since: number, limit = 200): Promise<{ version: number; entries: ConvEntry[]; more: boolean }> {
-    const { version, entries } = await this.store.conversationChanges(userId, since, limit);
-    const more = entries.length === limit && (entries.at(-1)?.version ?? version) < version;
+    const changes = await this.store.conversationChanges(userId, since, limit);
+    const { version } = changes;
+    const { items: entries, trimmed } = fitToBytes(changes.entries, this.replyBytes);
+    const more = trimmed || (entries.length === limit && (entries.at(-1)?.version ?? version) < version);
     return { version, entries, more };
   }
 

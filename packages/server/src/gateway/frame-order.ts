@@ -1,0 +1,69 @@
+/**
+ * The order of one connection's frames. Frames start in arrival order, and a frame starts
+ * only when every earlier frame has finished — except that frames marked `pipelined` (sends
+ * and ACKs) start right away while only other pipelined frames are running, so a burst of
+ * sends on one connection still reaches group commit together. Anything else (`hello`,
+ * reads, `read`, `ping`, …) is a barrier: it waits for everything before it, and everything
+ * after it waits for it. A later frame can therefore never overtake an earlier one, and a
+ * second `hello` is looked at only after the first has fully finished.
+ *
+ * While more than `maxQueued` frames wait, `pause` is called (the gateway stops reading the
+ * socket, so TCP pushes back); `resume` once the queue is half drained.
+ */
+export class FrameOrder {
+  private readonly queue: { pipelined: boolean; task: () => Promise<void> }[] = [];
+  private head = 0;
+  private running = 0;
+  private runningPipelined = true;
+  private paused = false;
+
+  constructor(
+    private readonly maxQueued: number,
+    private readonly pause: () => void,
+    private readonly resume: () => void,
+  ) {}
+
+  /** Run `task` in order; it must not reject (the gateway answers errors itself). */
+  submit(pipelined: boolean, task: () => Promise<void>): void {
+    this.queue.push({ pipelined, task });
+    this.pump();
+    if (!this.paused && this.waiting > this.maxQueued) {
+      this.paused = true;
+      this.pause();
+    }
+  }
+
+  /** Frames received but not started. */
+  get waiting(): number {
+    return this.queue.length - this.head;
+  }
+
+  private pump(): void {
+    while (this.head < this.queue.length) {
+      const next = this.queue[this.head]!;
+      if (this.running > 0 && !(next.pipelined && this.runningPipelined)) break;
+      this.head++;
+      if (this.running === 0) this.runningPipelined = next.pipelined;
+      this.running++;
+      // Started synchronously: the first frame of an idle connection runs in its 'message' event.
+      const done = (): void => this.finished();
+      void next.task().then(done, done);
+    }
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.paused && this.waiting <= this.maxQueued / 2) {
+      this.paused = false;
+      this.resume();
+    }
+  }
+
+  private finished(): void {
+    this.running--;
+    this.pump();
+  }
+}
