@@ -1,8 +1,81 @@
 /* Magpie service worker: shows Web Push notifications, reports them displayed, and on a
  * click opens the exact conversation — but only when the account signed in here is the
- * account the push was for (the server checks it too: POST /api/push/click). */
-self.addEventListener('install', () => self.skipWaiting());
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+ * account the push was for (the server checks it too: POST /api/push/click).
+ *
+ * It also keeps an offline app shell: the build's files (index.html, the hashed assets, the
+ * icon) are cached on install, and a page load while offline gets the cached index.html, so
+ * the app opens from IndexedDB and says it is offline instead of the browser's error page. */
+
+/* The build replaces this list with the files of dist/ (packages/web/vite.config.ts); in
+ * `vite dev` it stays empty and the shell is cached as pages and assets load. */
+const PRECACHE = /*__MAGPIE_PRECACHE__*/ [];
+const BUILD = /*__MAGPIE_BUILD__*/ 'dev';
+const SHELL_CACHE = 'magpie-shell-' + BUILD;
+/** Every client route answers with index.html: it is cached under this one key. */
+const SHELL_KEY = '/';
+
+self.addEventListener('install', (event) => {
+  self.skipWaiting();
+  event.waitUntil(precache());
+});
+
+self.addEventListener('activate', (event) =>
+  event.waitUntil(
+    (async () => {
+      // A new build: drop the old build's files.
+      for (const name of await caches.keys()) if (name.startsWith('magpie-shell-') && name !== SHELL_CACHE) await caches.delete(name);
+      await self.clients.claim();
+    })(),
+  ),
+);
+
+async function precache() {
+  try {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.addAll(PRECACHE);
+  } catch {
+    // Offline or a file is gone (a newer build is live): the shell fills in as pages load.
+  }
+}
+
+function isShellPath(path) {
+  return path.startsWith('/assets/') || PRECACHE.includes(path);
+}
+
+self.addEventListener('fetch', (event) => {
+  const req = event.request;
+  if (req.method !== 'GET') return;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin || url.pathname.startsWith('/api/') || url.pathname === '/ws' || url.pathname === '/metrics') return;
+  if (req.mode === 'navigate') event.respondWith(navigation(req));
+  else if (isShellPath(url.pathname)) event.respondWith(cacheFirst(req, url.pathname));
+});
+
+/** Pages: the network first (a new build shows at once), the cached shell when it fails. */
+async function navigation(req) {
+  try {
+    const res = await fetch(req);
+    if (res.ok && (res.headers.get('content-type') || '').startsWith('text/html')) {
+      const copy = res.clone();
+      caches.open(SHELL_CACHE).then((c) => c.put(SHELL_KEY, copy)).catch(() => undefined);
+    }
+    return res;
+  } catch (err) {
+    const cached = await caches.open(SHELL_CACHE).then((c) => c.match(SHELL_KEY)).catch(() => undefined);
+    if (cached) return cached;
+    throw err;
+  }
+}
+
+/** Hashed assets never change under one name: the cache first, the network once. */
+async function cacheFirst(req, path) {
+  const cache = await caches.open(SHELL_CACHE);
+  const hit = await cache.match(path);
+  if (hit) return hit;
+  const res = await fetch(req);
+  if (res.ok) cache.put(path, res.clone()).catch(() => undefined);
+  return res;
+}
 
 function readSession() {
   return new Promise((resolve) => {

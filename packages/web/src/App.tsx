@@ -4,6 +4,7 @@ import { Shell } from './screens/Shell.tsx';
 import { Session } from './session.ts';
 import { registerServiceWorker } from './push.ts';
 import { navigate, parseRoute, usePath } from './router.ts';
+import { t } from './i18n/index.ts';
 
 export function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
@@ -48,7 +49,7 @@ export function App() {
     return (
       <div className="splash" role="status">
         <img src="/icon.svg" alt="" width={56} height={56} />
-        <p>Magpie</p>
+        <p>{t('app.name')}</p>
       </div>
     );
   }

@@ -3,6 +3,8 @@
  * at a moment the user cares — after their first message), and the subscription the
  * server sends pushes to (`PUT /api/push/device`). Logout removes the binding.
  */
+import { t } from './i18n/index.ts';
+
 export type PushStatus =
   /** The browser has no service workers, Push API or notifications (or this is not a secure context). */
   | 'unsupported'
@@ -109,9 +111,9 @@ export function dismissPushOffer(): void {
 /** How to undo a block, per browser family. */
 export function unblockHelp(): string {
   const ua = navigator.userAgent;
-  if (/Firefox\//.test(ua)) return 'Click the icon left of the address bar, remove the “Blocked” notification permission, then reload Magpie.';
-  if (/Safari\//.test(ua) && !/Chrom/.test(ua)) return 'Open Safari → Settings → Websites → Notifications, set this site to “Allow”, then reload Magpie.';
-  return 'Click the icon left of the address bar → Site settings → Notifications → Allow, then reload Magpie.';
+  if (/Firefox\//.test(ua)) return t('push.helpFirefox');
+  if (/Safari\//.test(ua) && !/Chrom/.test(ua)) return t('push.helpSafari');
+  return t('push.helpChrome');
 }
 
 function base64UrlToBytes(s: string): Uint8Array<ArrayBuffer> {

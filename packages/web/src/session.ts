@@ -20,6 +20,7 @@ import {
   type LocalStore,
 } from '@magpie/sdk';
 import { IndexedDbStore } from './idb-store.ts';
+import { t } from './i18n/index.ts';
 import { TabSync, claimStore } from './tabs.ts';
 
 export const APP_VERSION = '0.1.0';
@@ -259,16 +260,16 @@ export class Session {
         body: JSON.stringify({ currentPassword, newPassword }),
       });
     } catch {
-      throw new Error('Could not reach the server. Try again when you are online.');
+      throw new Error(t('settings.pwErrOffline'));
     }
     if (r.ok) return;
     const body = (await r.json().catch(() => null)) as { error?: { code?: string; message?: string }; code?: string } | null;
     const code = body?.error?.code ?? body?.code;
-    if (r.status === 404 && (!code || code === 'not_found')) throw new Error('This server cannot change passwords.');
-    if (code === 'bad_credentials' || code === 'unauthorized' || r.status === 401) throw new Error('The current password is not right.');
-    if (code === 'invalid' || r.status === 400) throw new Error('The new password must be 8 to 256 characters long.');
-    if (code === 'rate_limited' || r.status === 429) throw new Error('Too many attempts. Wait a minute and try again.');
-    throw new Error('The password could not be changed. Try again later.');
+    if (r.status === 404 && (!code || code === 'not_found')) throw new Error(t('settings.pwErrUnsupported'));
+    if (code === 'bad_credentials' || code === 'unauthorized' || r.status === 401) throw new Error(t('settings.pwErrWrong'));
+    if (code === 'invalid' || r.status === 400) throw new Error(t('settings.pwErrInvalid'));
+    if (code === 'rate_limited' || r.status === 429) throw new Error(t('settings.pwErrRateLimited'));
+    throw new Error(t('settings.pwErrOther'));
   }
 
   /** The session ended elsewhere (kicked, token revoked): forget it here (`clear`: and this browser's copy of the data). */

@@ -2,14 +2,16 @@ import { useState, type FormEvent } from 'react';
 import { MagpieClientError } from '@magpie/sdk';
 import { Session } from '../session.ts';
 import { navigate } from '../router.ts';
+import { useTranslation } from 'react-i18next';
+import { t } from '../i18n/index.ts';
 
 function describe(err: unknown): string {
   if (err instanceof MagpieClientError) {
-    if (err.code === 'bad_credentials') return 'Wrong username or password.';
-    if (err.code === 'conflict') return 'That username is taken.';
-    if (err.code === 'invalid') return 'Check the fields: usernames are 3–32 letters, digits, “_”, “.” or “-”; passwords at least 8 characters.';
-    if (err.code === 'network') return 'Cannot reach the server. Check your connection.';
-    if (err.code === 'rate_limited') return 'Too many attempts. Wait a moment and try again.';
+    if (err.code === 'bad_credentials') return t('auth.errBadCredentials');
+    if (err.code === 'conflict') return t('auth.errTaken');
+    if (err.code === 'invalid') return t('auth.errInvalid');
+    if (err.code === 'network') return t('auth.errNetwork');
+    if (err.code === 'rate_limited') return t('auth.errRateLimited');
     return err.message;
   }
   return String(err);
@@ -17,6 +19,7 @@ function describe(err: unknown): string {
 
 export function AuthScreen(props: { mode: 'login' | 'register'; notice: string | null; onSignedIn(s: Session): void }) {
   const { mode } = props;
+  const { t } = useTranslation();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
   const [nickname, setNickname] = useState('');
@@ -41,7 +44,7 @@ export function AuthScreen(props: { mode: 'login' | 'register'; notice: string |
       <form className="auth-card" onSubmit={submit} aria-labelledby="auth-title" data-testid={`${mode}-form`}>
         <div className="auth-brand">
           <img src="/icon.svg" alt="" width={40} height={40} />
-          <h1 id="auth-title">{mode === 'login' ? 'Sign in to Magpie' : 'Create your account'}</h1>
+          <h1 id="auth-title">{mode === 'login' ? t('auth.signInTitle') : t('auth.registerTitle')}</h1>
         </div>
         {props.notice && (
           <p className="notice" role="status">
@@ -49,17 +52,17 @@ export function AuthScreen(props: { mode: 'login' | 'register'; notice: string |
           </p>
         )}
         <label>
-          Username
+          {t('auth.username')}
           <input name="username" autoComplete="username" required minLength={3} maxLength={32} pattern="[A-Za-z0-9_.\-]+" value={username} onChange={(e) => setUsername(e.target.value)} autoFocus />
         </label>
         {mode === 'register' && (
           <label>
-            Display name <span className="muted">(optional)</span>
+            {t('auth.displayName')} <span className="muted">{t('auth.optional')}</span>
             <input name="nickname" autoComplete="nickname" maxLength={64} value={nickname} onChange={(e) => setNickname(e.target.value)} />
           </label>
         )}
         <label>
-          Password
+          {t('auth.password')}
           <input name="password" type="password" autoComplete={mode === 'login' ? 'current-password' : 'new-password'} required minLength={8} value={password} onChange={(e) => setPassword(e.target.value)} />
         </label>
         {error && (
@@ -68,21 +71,21 @@ export function AuthScreen(props: { mode: 'login' | 'register'; notice: string |
           </p>
         )}
         <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Please wait…' : mode === 'login' ? 'Sign in' : 'Create account'}
+          {busy ? t('app.pleaseWait') : mode === 'login' ? t('auth.signIn') : t('auth.createAccount')}
         </button>
         <p className="switch">
           {mode === 'login' ? (
             <>
-              New here?{' '}
+              {t('auth.newHere')}{' '}
               <a href="/register" onClick={(e) => (e.preventDefault(), navigate('/register'))}>
-                Create an account
+                {t('auth.createLink')}
               </a>
             </>
           ) : (
             <>
-              Have an account?{' '}
+              {t('auth.haveAccount')}{' '}
               <a href="/login" onClick={(e) => (e.preventDefault(), navigate('/login'))}>
-                Sign in
+                {t('auth.signInLink')}
               </a>
             </>
           )}

@@ -1,29 +1,33 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { ChatViewModel, shortTime, type ChatItem, type ChatTarget, type LocalMessage, type ProfileSummary } from '@magpie/sdk';
+import { ChatViewModel, type ChatItem, type ChatTarget, type LocalMessage, type ProfileSummary } from '@magpie/sdk';
+import { useTranslation } from 'react-i18next';
 import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, groupPath, navigate } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
+import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
+import { sdkText, statusText } from '../i18n/sdk-text.ts';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
-function Status(props: { m: LocalMessage; label: string; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
+function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
   const { m, failure } = props;
+  const { t } = useTranslation();
   if (!m.own) return null;
   const icon = m.state === 'sending' ? 'clock' : m.state === 'sent' ? 'check' : m.state === 'delivered' ? 'checks' : 'alert';
   return (
     <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state} data-delivered-count={m.deliveredCount ?? undefined}>
-      <Icon name={icon} size={13} /> {props.label}
+      <Icon name={icon} size={13} /> {statusText(m)}
       {m.state === 'failed' && failure && (
         <>
           <span className="msg-error" data-testid="failure" data-retryable={failure.canRetry}>
             {' '}
-            — {failure.text}
+            — {sdkText(failure.text)}
           </span>{' '}
           {failure.canRetry && (
             <button type="button" className="link" data-testid="retry" onClick={() => void props.vm.retry(m.clientMsgId)}>
-              Retry
+              {t('chat.retry')}
             </button>
           )}
         </>
@@ -34,17 +38,18 @@ function Status(props: { m: LocalMessage; label: string; vm: ChatViewModel; fail
 
 function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
   const { item } = props;
+  const { t } = useTranslation();
   switch (item.type) {
     case 'day':
       return (
-        <li className="day-sep" role="separator" data-testid="day-separator">
-          <span>{item.label}</span>
+        <li className="day-sep" data-testid="day-separator">
+          <span>{dayLabelOfKey(item.key) ?? item.label}</span>
         </li>
       );
     case 'unread':
       return (
-        <li className="unread-sep" role="separator" data-testid="unread-divider">
-          <span>New messages</span>
+        <li className="unread-sep" data-testid="unread-divider">
+          <span>{t('chat.newMessages')}</span>
         </li>
       );
     case 'system':
@@ -57,14 +62,24 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
       const m = item.message;
       return (
         <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
-          {props.group && !item.own && item.showSender && <div className="msg-sender">{item.senderName}</div>}
+          {props.group && !item.own && item.showSender && (
+            <div className="msg-sender" aria-hidden="true">
+              {item.senderName}
+            </div>
+          )}
           <div className="bubble">
+            {/* Screen readers hear who sent each message, also where the name is not shown. */}
+            <span className="sr-only" data-testid="msg-sender">
+              {t('chat.senderSaid', { name: item.own ? t('app.you') : item.senderName })}{' '}
+            </span>
             <span className="msg-text">
               <Linkified text={item.text} />
             </span>
             <span className="msg-meta">
-              <time dateTime={new Date(m.time).toISOString()}>{shortTime(m.time)}</time>
-              <Status m={m} label={item.status} vm={props.vm} failure={item.failure} />
+              <time dateTime={new Date(m.time).toISOString()} title={dateTime(m.time)}>
+                {timeOfDay(m.time)}
+              </time>
+              <Status m={m} vm={props.vm} failure={item.failure} />
             </span>
           </div>
         </li>
@@ -78,6 +93,7 @@ const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
 function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null }) {
   const { vm, blocked } = props;
+  const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
   const [suggest, setSuggest] = useState<{ list: ProfileSummary[]; index: number }>({ list: [], index: 0 });
   const ref = useRef<HTMLTextAreaElement>(null);
@@ -110,10 +126,10 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
   };
   const tooLong = text.trim() ? vm.checkText(text) : null;
   const send = async () => {
-    const t = text;
-    if (!t.trim() || blocked || tooLong) return;
+    const typed = text;
+    if (!typed.trim() || blocked || tooLong) return;
     setText('');
-    await vm.sendText(t);
+    await vm.sendText(typed);
     ref.current?.focus();
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -142,7 +158,7 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
   if (blocked) {
     return (
       <div className="composer blocked" role="status" data-testid="send-blocked">
-        <Icon name="bellOff" size={16} /> {blocked}
+        <Icon name="bellOff" size={16} /> {sdkText(blocked)}
       </div>
     );
   }
@@ -155,7 +171,7 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
       }}
     >
       {suggest.list.length > 0 && (
-        <ul className="mentions-list" role="listbox" id="mention-list" aria-label="Mention a member" data-testid="mention-suggestions">
+        <ul className="mentions-list" role="listbox" id="mention-list" aria-label={t('chat.mentionList')} data-testid="mention-suggestions">
           {suggest.list.map((u, i) => (
             <li key={u.id} role="option" aria-selected={i === suggest.index} className={i === suggest.index ? 'active' : ''} onMouseDown={(e) => (e.preventDefault(), pick(u))}>
               <strong>{u.nickname || u.username}</strong> <span className="muted">@{u.username}</span>
@@ -165,14 +181,14 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
       )}
       {tooLong && (
         <p className="composer-problem" role="alert" data-testid="too-long">
-          {tooLong}
+          {sdkText(tooLong)}
         </p>
       )}
       <label className="sr-only" htmlFor="composer-input">
-        Message
+        {t('chat.message')}
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder="Message" value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
-      <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label="Send" data-testid="send">
+      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label={t('chat.send')} data-testid="send">
         <Icon name="send" />
       </button>
     </form>
@@ -189,6 +205,7 @@ export function ChatScreen(props: { session: Session; target: ChatTarget; wide: 
 
 function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean }) {
   const { vm, session } = props;
+  const { t } = useTranslation();
   const s = useVM(vm);
   const list = useVM(session.conversations);
   const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
@@ -241,20 +258,20 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
-    <section className="chat" aria-label={`Chat with ${s.title}`} data-testid="chat" data-conv={s.conv ?? ''}>
-      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? `${info.memberCount} members` : undefined} level={2}>
+    <section className="chat" aria-label={t('chat.label', { title: s.title })} data-testid="chat" data-conv={s.conv ?? ''}>
+      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? t('chat.members', { count: info.memberCount }) : undefined} level={2}>
         {row && (
           <>
-            <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? 'Unpin chat' : 'Pin chat'} title={row.pinned ? 'Unpin' : 'Pin'} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
+            <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? t('chat.unpin') : t('chat.pin')} title={row.pinned ? t('chat.unpinShort') : t('chat.pinShort')} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
               <Icon name="pin" />
             </button>
-            <button type="button" className="icon-button" aria-pressed={row.muted} aria-label={row.muted ? 'Unmute chat' : 'Mute chat'} title={row.muted ? 'Unmute' : 'Mute'} data-testid="mute" onClick={() => void session.conversations.mute(row.conv, !row.muted)}>
+            <button type="button" className="icon-button" aria-pressed={row.muted} aria-label={row.muted ? t('chat.unmute') : t('chat.mute')} title={row.muted ? t('chat.unmuteShort') : t('chat.muteShort')} data-testid="mute" onClick={() => void session.conversations.mute(row.conv, !row.muted)}>
               <Icon name={row.muted ? 'bellOff' : 'bell'} />
             </button>
           </>
         )}
         {group && s.conv && (
-          <Link to={groupPath(s.conv)} className="icon-button" label={pending > 0 ? `Group info, ${pending} join requests` : 'Group info'} testId="group-info">
+          <Link to={groupPath(s.conv)} className="icon-button" label={pending > 0 ? t('chat.groupInfoRequests', { count: pending }) : t('chat.groupInfo')} testId="group-info">
             <Icon name="info" />
             {pending > 0 && (
               <span className="badge corner" data-testid="join-request-badge">
@@ -265,7 +282,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         )}
       </Header>
       {s.announcement && (
-        <div className="announcement-banner" role="note" aria-label="Group announcement" data-testid="announcement-banner">
+        <div className="announcement-banner" role="note" aria-label={t('chat.announcement')} data-testid="announcement-banner">
           <Icon name="pin" size={14} /> <Linkified text={s.announcement} />
         </div>
       )}
@@ -276,17 +293,17 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
             void vm.jumpToOldestUnread();
           }}
         >
-          ↑ {s.unreadAbove} unread {s.unreadAbove === 1 ? 'message' : 'messages'}
+          {s.unreadAbove === 1 ? t('chat.unreadOne') : t('chat.unreadMany', { count: s.unreadAbove })}
         </button>
       )}
-      <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label="Messages" data-testid="messages">
+      <div className="messages" ref={scroller} onScroll={onScroll} tabIndex={0} aria-label={t('chat.messages')} data-testid="messages">
         {s.hasOlder && (
           <button type="button" className="link load-older" onClick={() => void vm.loadOlder()} disabled={s.loadingOlder} data-testid="load-older">
-            {s.loadingOlder ? 'Loading…' : 'Load older messages'}
+            {s.loadingOlder ? t('app.loading') : t('chat.loadOlder')}
           </button>
         )}
-        {s.loading && s.items.length === 0 && <p className="muted center">Loading…</p>}
-        {!s.loading && s.items.length === 0 && <p className="muted center">No messages yet. Say hi!</p>}
+        {s.loading && s.items.length === 0 && <p className="muted center">{t('app.loading')}</p>}
+        {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
             <Item key={item.key} item={item} vm={vm} group={group} />
@@ -294,11 +311,11 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         </ol>
         {!s.atLatest && (
           <button type="button" className="pill jump-latest" onClick={() => void vm.jumpToLatest()} data-testid="jump-latest">
-            ↓ Latest messages
+            {t('chat.latest')}
           </button>
         )}
       </div>
-      <Notice error={s.error} />
+      <Notice error={sdkText(s.error)} />
       {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} />}
     </section>
   );

@@ -1,15 +1,19 @@
 import { useState } from 'react';
+import { useTranslation } from 'react-i18next';
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { useRovingFocus } from '../roving.ts';
+import { sdkText } from '../i18n/sdk-text.ts';
 
 /** Remove or block a friend, each after a confirmation. */
 function FriendMenu(props: { name: string; onRemove(): void; onBlock(): void }) {
   const [open, setOpen] = useState(false);
+  const { t } = useTranslation();
   return (
     <div className="row-menu">
-      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={`Options for ${props.name}`} data-testid="friend-menu" onClick={() => setOpen(!open)}>
+      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={t('list.options', { title: props.name })} data-testid="friend-menu" onClick={() => setOpen(!open)}>
         <Icon name="more" />
       </button>
       {open && (
@@ -21,10 +25,10 @@ function FriendMenu(props: { name: string; onRemove(): void; onBlock(): void }) 
             data-testid="remove-friend"
             onClick={() => {
               setOpen(false);
-              if (confirm(`Remove ${props.name} from your friends?`)) props.onRemove();
+              if (confirm(t('contacts.confirmRemove', { name: props.name }))) props.onRemove();
             }}
           >
-            Remove friend
+            {t('contacts.removeFriend')}
           </button>
           <button
             type="button"
@@ -33,10 +37,10 @@ function FriendMenu(props: { name: string; onRemove(): void; onBlock(): void }) 
             data-testid="block-user"
             onClick={() => {
               setOpen(false);
-              if (confirm(`Block ${props.name}? They can no longer message you or send you friend requests.`)) props.onBlock();
+              if (confirm(t('contacts.confirmBlock', { name: props.name }))) props.onBlock();
             }}
           >
-            Block
+            {t('contacts.block')}
           </button>
         </div>
       )}
@@ -47,31 +51,33 @@ function FriendMenu(props: { name: string; onRemove(): void; onBlock(): void }) 
 export function ContactsPane(props: { session: Session; showNotice?: boolean }) {
   const vm = props.session.contacts;
   const s = useVM(vm);
+  const { t } = useTranslation();
+  const roving = useRovingFocus<HTMLUListElement>('a.row-link', '.row-menu > button');
   return (
-    <section className="contacts" aria-label="Contacts" data-testid="contacts">
-      <Header title="Contacts">
-        <Link to="/search" className="icon-button" label="Add friends" testId="add-friends">
+    <section className="contacts" aria-label={t('contacts.title')} data-testid="contacts">
+      <Header title={t('contacts.title')}>
+        <Link to="/search" className="icon-button" label={t('contacts.addFriends')} testId="add-friends">
           <Icon name="userPlus" />
         </Link>
       </Header>
-      <Notice error={props.showNotice === false ? null : s.error} notice={props.showNotice === false ? null : s.notice} />
+      <Notice error={props.showNotice === false ? null : s.error} notice={props.showNotice === false ? null : sdkText(s.notice)} />
       {s.incoming.length > 0 && (
         <>
-          <h2 className="section-title">Friend requests</h2>
+          <h2 className="section-title">{t('contacts.requests')}</h2>
           <ul className="rows">
             {s.incoming.map((r) => (
               <li key={r.user.id} className="row static" data-testid="incoming-request" data-user={r.user.username}>
                 <Avatar name={r.user.nickname || r.user.username} id={r.user.id} />
                 <span className="row-main">
                   <span className="row-title">{r.user.nickname || r.user.username}</span>
-                  <span className="row-preview">{r.greeting || `@${r.user.username} wants to be friends`}</span>
+                  <span className="row-preview">{r.greeting || t('contacts.wantsToBeFriends', { username: r.user.username })}</span>
                 </span>
                 <span className="row-actions">
                   <button type="button" className="primary small" onClick={() => void vm.accept(r.user.id)} data-testid="accept">
-                    Accept
+                    {t('contacts.accept')}
                   </button>
                   <button type="button" className="small" onClick={() => void vm.reject(r.user.id)}>
-                    Decline
+                    {t('contacts.decline')}
                   </button>
                 </span>
               </li>
@@ -81,18 +87,18 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
       )}
       {s.outgoing.length > 0 && (
         <>
-          <h2 className="section-title">Sent requests</h2>
+          <h2 className="section-title">{t('contacts.sent')}</h2>
           <ul className="rows">
             {s.outgoing.map((r) => (
               <li key={r.user.id} className="row static" data-testid="outgoing-request">
                 <Avatar name={r.user.nickname || r.user.username} id={r.user.id} />
                 <span className="row-main">
                   <span className="row-title">{r.user.nickname || r.user.username}</span>
-                  <span className="row-preview">Waiting for an answer</span>
+                  <span className="row-preview">{t('contacts.waiting')}</span>
                 </span>
                 <span className="row-actions">
                   <button type="button" className="small" onClick={() => void vm.cancel(r.user.id)}>
-                    Withdraw
+                    {t('contacts.withdraw')}
                   </button>
                 </span>
               </li>
@@ -100,12 +106,15 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
           </ul>
         </>
       )}
-      <h2 className="section-title">Friends {s.friends.length > 0 && <span className="muted">({s.friends.length})</span>}</h2>
-      {s.loaded && s.friends.length === 0 && <Empty>No friends yet. Use “Add friends” to find people by username.</Empty>}
-      <ul className="rows">
+      <h2 className="section-title">
+        {t('contacts.friends')} {s.friends.length > 0 && <span className="muted">{t('contacts.friendsCount', { count: s.friends.length })}</span>}
+      </h2>
+      {s.loaded && s.friends.length === 0 && <Empty>{t('contacts.noFriends')}</Empty>}
+      <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label={t('contacts.friendsLabel')}>
         {s.friends.map((f) => (
           <li key={f.user.id} className="row" data-testid="friend" data-user={f.user.username}>
-            <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link" label={`Chat with ${f.user.nickname || f.user.username}`}>
+            <Link to={`/dm/${encodeURIComponent(f.user.id)}`} className="row-link">
+              <span className="sr-only">{t('contacts.chatWith')} </span>
               <Avatar name={f.user.nickname || f.user.username} id={f.user.id} src={f.user.avatar} />
               <span className="row-main">
                 <span className="row-title">{f.user.nickname || f.user.username}</span>
@@ -118,7 +127,7 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
       </ul>
       {s.blocked.length > 0 && (
         <>
-          <h2 className="section-title">Blocked</h2>
+          <h2 className="section-title">{t('contacts.blocked')}</h2>
           <ul className="rows">
             {s.blocked.map((b) => (
               <li key={b.user.id} className="row static" data-testid="blocked-user" data-user={b.user.username}>
@@ -129,7 +138,7 @@ export function ContactsPane(props: { session: Session; showNotice?: boolean }) 
                 </span>
                 <span className="row-actions">
                   <button type="button" className="small" onClick={() => void vm.unblock(b.user.id)} data-testid="unblock">
-                    Unblock
+                    {t('search.unblock')}
                   </button>
                 </span>
               </li>

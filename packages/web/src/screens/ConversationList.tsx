@@ -1,14 +1,19 @@
 import { useEffect, useRef, useState } from 'react';
-import { shortTime, type ConversationRow, type MessageHit } from '@magpie/sdk';
+import type { ConversationRow, MessageHit } from '@magpie/sdk';
+import { useTranslation } from 'react-i18next';
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, type Route } from '../router.ts';
 import { dismissPushOffer, enablePush, pushStatus, shouldOfferPush, type PushStatus } from '../push.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { useRovingFocus } from '../roving.ts';
+import { listTime } from '../i18n/format.ts';
+import { previewText, youText } from '../i18n/sdk-text.ts';
 
 function RowMenu(props: { session: Session; row: ConversationRow }) {
   const { row, session } = props;
+  const { t } = useTranslation();
   const [open, setOpen] = useState(false);
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -30,20 +35,20 @@ function RowMenu(props: { session: Session; row: ConversationRow }) {
   const vm = session.conversations;
   return (
     <div className="row-menu" ref={ref}>
-      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={`Options for ${row.title}`} data-testid="row-menu" onClick={() => setOpen(!open)}>
+      <button type="button" className="icon-button" aria-haspopup="menu" aria-expanded={open} aria-label={t('list.options', { title: row.title })} data-testid="row-menu" onClick={() => setOpen(!open)}>
         <Icon name="more" />
       </button>
       {open && (
         <div className="menu" role="menu">
           <button type="button" role="menuitem" autoFocus onClick={act(() => vm.pin(row.conv, !row.pinned))}>
-            {row.pinned ? 'Unpin' : 'Pin to top'}
+            {row.pinned ? t('list.unpin') : t('list.pin')}
           </button>
           <button type="button" role="menuitem" onClick={act(() => vm.mute(row.conv, !row.muted))}>
-            {row.muted ? 'Unmute' : 'Mute notifications'}
+            {row.muted ? t('list.unmute') : t('list.mute')}
           </button>
           {row.unread > 0 && (
             <button type="button" role="menuitem" onClick={act(() => vm.markRead(row.conv))}>
-              Mark as read
+              {t('list.markRead')}
             </button>
           )}
           <button
@@ -54,10 +59,10 @@ function RowMenu(props: { session: Session; row: ConversationRow }) {
             onClick={() => {
               setOpen(false);
               // Deleting wipes this chat's history for this user: ask first.
-              if (confirm(`Delete the chat “${row.title}”? Its messages are removed from your devices.`)) void vm.remove(row.conv).catch(() => undefined);
+              if (confirm(t('list.confirmDelete', { title: row.title }))) void vm.remove(row.conv).catch(() => undefined);
             }}
           >
-            Delete chat
+            {t('list.delete')}
           </button>
         </div>
       )}
@@ -69,6 +74,7 @@ function PushOffer(props: { session: Session }) {
   const [status, setStatus] = useState<PushStatus | null>(null);
   const [sentHere, setSentHere] = useState(() => localStorage.getItem('magpie.sentHere') === '1');
   const [hidden, setHidden] = useState(false);
+  const { t } = useTranslation();
   useEffect(() => {
     void pushStatus().then(setStatus);
     return props.session.client.on('message', (m) => {
@@ -80,8 +86,8 @@ function PushOffer(props: { session: Session }) {
   }, [props.session]);
   if (hidden || !status || !shouldOfferPush(status, sentHere)) return null;
   return (
-    <div className="push-offer" role="region" aria-label="Notifications" data-testid="push-offer">
-      <p>Get notified about new messages while Magpie is closed.</p>
+    <div className="push-offer" role="region" aria-label={t('push.region')} data-testid="push-offer">
+      <p>{t('push.offer')}</p>
       <div className="row-actions">
         <button
           type="button"
@@ -92,7 +98,7 @@ function PushOffer(props: { session: Session }) {
             if (s !== 'default') setHidden(true);
           }}
         >
-          Turn on notifications
+          {t('push.turnOn')}
         </button>
         <button
           type="button"
@@ -102,7 +108,7 @@ function PushOffer(props: { session: Session }) {
             setHidden(true);
           }}
         >
-          Not now
+          {t('push.notNow')}
         </button>
       </div>
     </div>
@@ -111,6 +117,7 @@ function PushOffer(props: { session: Session }) {
 
 function Row(props: { session: Session; r: ConversationRow; current: string | null; requests: number }) {
   const { session, r, current } = props;
+  const { t } = useTranslation();
   const dir = useVM(session.directory);
   const avatar = r.peer ? dir.users[r.peer]?.avatar : null;
   return (
@@ -121,33 +128,33 @@ function Row(props: { session: Session; r: ConversationRow; current: string | nu
           <span className="row-top">
             <span className="row-title">
               {r.pinned && (
-                <span className="pin" title="Pinned" data-testid="pinned">
-                  <Icon name="pin" size={13} title="Pinned" />
+                <span className="pin" title={t('list.pinned')} data-testid="pinned">
+                  <Icon name="pin" size={13} title={t('list.pinned')} />
                 </span>
               )}
               {r.title}
             </span>
-            <span className="row-time">{r.time ? shortTime(r.time) : ''}</span>
+            <span className="row-time">{r.time ? listTime(r.time) : ''}</span>
           </span>
           <span className="row-bottom">
-            <span className={`row-preview${r.draft ? ' draft' : ''}`}>{r.preview}</span>
+            <span className={`row-preview${r.draft ? ' draft' : ''}`}>{previewText(r)}</span>
             {props.requests > 0 && (
-              <span className="badge quiet" data-testid="row-join-requests" aria-label={`${props.requests} join requests`} title="Join requests">
+              <span className="badge quiet" data-testid="row-join-requests" aria-label={t('list.joinRequests', { count: props.requests })} title={t('groups.joinRequests')}>
                 +{props.requests}
               </span>
             )}
             {r.mentions > 0 && (
-              <span className="mention" data-testid="mention-marker" aria-label="You were mentioned">
+              <span className="mention" data-testid="mention-marker" aria-label={t('list.mentioned')}>
                 @
               </span>
             )}
             {r.muted && (
-              <span className="muted-icon" title="Muted" data-testid="muted">
-                <Icon name="bellOff" size={14} title="Muted" />
+              <span className="muted-icon" title={t('list.muted')} data-testid="muted">
+                <Icon name="bellOff" size={14} title={t('list.muted')} />
               </span>
             )}
             {r.unread > 0 && (
-              <span className={`badge${r.muted ? ' quiet' : ''}`} data-testid="unread-badge" aria-label={`${r.unread} unread`}>
+              <span className={`badge${r.muted ? ' quiet' : ''}`} data-testid="unread-badge" aria-label={t('tabs.unread', { count: r.unread })}>
                 {r.unread > 99 ? '99+' : r.unread}
               </span>
             )}
@@ -161,6 +168,7 @@ function Row(props: { session: Session; r: ConversationRow; current: string | nu
 
 function Hit(props: { h: MessageHit; q: string }) {
   const { h } = props;
+  const { t } = useTranslation();
   return (
     <li className="row" data-testid="message-hit" data-conv={h.conv}>
       <Link to={chatPath(h.conv)} className="row-link">
@@ -168,11 +176,11 @@ function Hit(props: { h: MessageHit; q: string }) {
         <span className="row-main">
           <span className="row-top">
             <span className="row-title">{h.title}</span>
-            <span className="row-time">{shortTime(h.time)}</span>
+            <span className="row-time">{listTime(h.time)}</span>
           </span>
           <span className="row-bottom">
             <span className="row-preview hit-snippet">
-              {h.senderName}: {h.text}
+              {t('list.senderPrefix', { name: youText(h.senderName), text: h.text })}
             </span>
           </span>
         </span>
@@ -183,46 +191,48 @@ function Hit(props: { h: MessageHit; q: string }) {
 
 export function ConversationListPane(props: { session: Session; route: Route }) {
   const { session, route } = props;
+  const { t } = useTranslation();
   const s = useVM(session.conversations);
   const requests = useVM(session.joinRequests).byConv;
   const [q, setQ] = useState(s.query);
   const current = route.name === 'chat' ? route.conv : null;
+  const roving = useRovingFocus<HTMLUListElement>('a.row-link', '.row-menu > button');
   useEffect(() => {
     const t = setTimeout(() => void session.conversations.search(q), 200);
     return () => clearTimeout(t);
   }, [q, session]);
   const searching = q.trim() !== '';
   return (
-    <section className="conv-list" aria-label="Conversations" data-testid="conversation-list" data-loaded={s.loaded}>
-      <Header title="Chats">
-        <Link to="/search" className="icon-button" label="Find people">
+    <section className="conv-list" aria-label={t('list.label')} data-testid="conversation-list" data-loaded={s.loaded}>
+      <Header title={t('list.title')}>
+        <Link to="/search" className="icon-button" label={t('list.findPeople')}>
           <Icon name="search" />
         </Link>
-        <Link to="/new-group" className="icon-button" label="New group" testId="new-group">
+        <Link to="/new-group" className="icon-button" label={t('list.newGroup')} testId="new-group">
           <Icon name="plus" />
         </Link>
       </Header>
       <form className="list-search" role="search" onSubmit={(e) => e.preventDefault()}>
         <label className="sr-only" htmlFor="chat-search">
-          Search chats and messages
+          {t('list.search')}
         </label>
-        <input id="chat-search" type="search" placeholder="Search chats and messages" value={q} onChange={(e) => setQ(e.target.value)} data-testid="chat-search" />
+        <input id="chat-search" type="search" placeholder={t('list.search')} value={q} onChange={(e) => setQ(e.target.value)} data-testid="chat-search" />
       </form>
       <PushOffer session={session} />
       <Notice error={s.error} />
-      {!searching && s.loaded && s.rows.length === 0 && <Empty>No conversations yet. Find friends in Contacts and say hi.</Empty>}
+      {!searching && s.loaded && s.rows.length === 0 && <Empty>{t('list.empty')}</Empty>}
       {searching ? (
         <div data-testid="chat-search-results">
-          <h2 className="section-title">Chats</h2>
-          {s.matches.length === 0 && <p className="muted center">No chat by that name.</p>}
+          <h2 className="section-title">{t('list.title')}</h2>
+          {s.matches.length === 0 && <p className="muted center">{t('list.noChatMatch')}</p>}
           <ul className="rows">
             {s.matches.map((r) => (
               <Row key={r.conv} session={session} r={r} current={current} requests={requests[r.conv] ?? 0} />
             ))}
           </ul>
-          <h2 className="section-title">Messages</h2>
-          {s.searching && <p className="muted center">Searching…</p>}
-          {!s.searching && s.hits.length === 0 && <p className="muted center">No messages found on this device.</p>}
+          <h2 className="section-title">{t('list.messages')}</h2>
+          {s.searching && <p className="muted center">{t('search.searching')}</p>}
+          {!s.searching && s.hits.length === 0 && <p className="muted center">{t('list.noMessageMatch')}</p>}
           <ul className="rows">
             {s.hits.map((h) => (
               <Hit key={`${h.conv}:${h.seq}`} h={h} q={q} />
@@ -230,7 +240,7 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
           </ul>
         </div>
       ) : (
-        <ul className="rows">
+        <ul className="rows" ref={roving.ref} onFocus={roving.onFocus} onKeyDown={roving.onKeyDown} aria-label={t('list.listLabel')}>
           {s.rows.map((r) => (
             <Row key={r.conv} session={session} r={r} current={current} requests={requests[r.conv] ?? 0} />
           ))}

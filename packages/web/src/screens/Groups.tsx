@@ -4,9 +4,12 @@ import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, navigate } from '../router.ts';
 import { Avatar, Empty, Header, Notice } from './common.tsx';
+import { useTranslation } from 'react-i18next';
+import { sdkText } from '../i18n/sdk-text.ts';
 
 export function NewGroupScreen(props: { session: Session }) {
   const { session } = props;
+  const { t } = useTranslation();
   const contacts = useVM(session.contacts);
   const [name, setName] = useState('');
   const [picked, setPicked] = useState<Set<string>>(new Set());
@@ -34,16 +37,16 @@ export function NewGroupScreen(props: { session: Session }) {
   };
 
   return (
-    <section className="new-group" aria-label="New group" data-testid="new-group-screen">
-      <Header title="New group" back="/" level={2} />
+    <section className="new-group" aria-label={t('groups.newTitle')} data-testid="new-group-screen">
+      <Header title={t('groups.newTitle')} back="/" level={2} />
       <form className="form" onSubmit={create}>
         <label>
-          Group name
+          {t('groups.name')}
           <input required maxLength={64} value={name} onChange={(e) => setName(e.target.value)} autoFocus data-testid="group-name" />
         </label>
         <fieldset>
-          <legend>Members ({picked.size} selected)</legend>
-          {contacts.friends.length === 0 && <Empty>Add friends first; you can also invite people later.</Empty>}
+          <legend>{t('groups.members', { count: picked.size })}</legend>
+          {contacts.friends.length === 0 && <Empty>{t('groups.addFriendsFirst')}</Empty>}
           <ul className="pick-list">
             {contacts.friends.map((f) => (
               <li key={f.user.id}>
@@ -58,33 +61,33 @@ export function NewGroupScreen(props: { session: Session }) {
         </fieldset>
         <Notice error={error} />
         <button type="submit" className="primary" disabled={busy || !name.trim()} data-testid="create-group">
-          {busy ? 'Creating…' : 'Create group'}
+          {busy ? t('groups.creating') : t('groups.create')}
         </button>
       </form>
     </section>
   );
 }
 
-const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: '' } as const;
 
 function MemberActions(props: { vm: GroupViewModel; m: MemberRow }) {
   const { vm, m } = props;
+  const { t } = useTranslation();
   if (!m.canKick && !m.canMute && !m.canSetRole) return null;
   return (
     <span className="row-actions">
       {m.canSetRole && m.role !== 'owner' && (
         <button type="button" className="small" onClick={() => void vm.setRole(m.userId, m.role === 'admin' ? 'member' : 'admin')} data-testid="toggle-admin">
-          {m.role === 'admin' ? 'Remove admin' : 'Make admin'}
+          {m.role === 'admin' ? t('groups.removeAdmin') : t('groups.makeAdmin')}
         </button>
       )}
       {m.canMute && (
         <button type="button" className="small" onClick={() => void vm.mute(m.userId, m.muted ? 0 : 3_600_000)} data-testid="toggle-mute">
-          {m.muted ? 'Unmute' : 'Mute 1 h'}
+          {m.muted ? t('groups.unmute') : t('groups.mute1h')}
         </button>
       )}
       {m.canKick && (
-        <button type="button" className="small danger" onClick={() => confirm(`Remove ${m.name} from the group?`) && void vm.kick(m.userId)} data-testid="kick">
-          Remove
+        <button type="button" className="small danger" onClick={() => confirm(t('groups.confirmRemove', { name: m.name })) && void vm.kick(m.userId)} data-testid="kick">
+          {t('groups.remove')}
         </button>
       )}
     </span>
@@ -101,6 +104,7 @@ export function GroupInfoScreen(props: { session: Session; conv: string }) {
 function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
   const { session, vm } = props;
   const s = useVM(vm);
+  const { t } = useTranslation();
   const contacts = useVM(session.contacts);
   const [announcement, setAnnouncement] = useState<string | null>(null);
   const [name, setName] = useState<string | null>(null);
@@ -116,16 +120,16 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
   const invitable = contacts.friends.filter((f) => !memberIds.has(f.user.id));
 
   return (
-    <section className="group-info" aria-label="Group info" data-testid="group-info-screen">
-      <Header title={info?.name ?? 'Group'} back={chatPath(s.conv)} subtitle={info ? `${info.memberCount} members${info.kind === 'super' ? ' · super group' : ''}` : undefined} level={2} />
+    <section className="group-info" aria-label={t('groups.infoLabel')} data-testid="group-info-screen">
+      <Header title={info?.name ?? t('groups.group')} back={chatPath(s.conv)} subtitle={info ? t(info.kind === 'super' ? 'groups.superGroup' : 'groups.memberCount', { count: info.memberCount }) : undefined} level={2} />
       <div className="scroll">
-        <Notice error={s.error} notice={s.notice} />
-        {s.loading && <p className="muted center">Loading…</p>}
+        <Notice error={s.error} notice={sdkText(s.notice)} />
+        {s.loading && <p className="muted center">{t('app.loading')}</p>}
         {info && (
           <>
-            {info.dismissed && <p className="notice">This group was dismissed. It is read-only.</p>}
+            {info.dismissed && <p className="notice">{t('groups.dismissedNote')}</p>}
             <section className="card" aria-labelledby="ann-title">
-              <h3 id="ann-title">Announcement</h3>
+              <h3 id="ann-title">{t('groups.announcement')}</h3>
               {s.canManage && announcement !== null ? (
                 <form
                   className="form"
@@ -135,26 +139,26 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                   }}
                 >
                   <label className="sr-only" htmlFor="ann">
-                    Announcement
+                    {t('groups.announcement')}
                   </label>
                   <textarea id="ann" rows={3} maxLength={4000} value={announcement} onChange={(e) => setAnnouncement(e.target.value)} autoFocus data-testid="announcement-input" />
                   <div className="row-actions">
                     <button type="submit" className="primary small" disabled={s.busy} data-testid="save-announcement">
-                      Save
+                      {t('app.save')}
                     </button>
                     <button type="button" className="small" onClick={() => setAnnouncement(null)}>
-                      Cancel
+                      {t('app.cancel')}
                     </button>
                   </div>
                 </form>
               ) : (
                 <>
                   <p className="announcement" data-testid="announcement">
-                    {info.announcement || <span className="muted">No announcement.</span>}
+                    {info.announcement || <span className="muted">{t('groups.noAnnouncement')}</span>}
                   </p>
                   {s.canManage && (
                     <button type="button" className="small" onClick={() => setAnnouncement(info.announcement)} data-testid="edit-announcement">
-                      Edit announcement
+                      {t('groups.editAnnouncement')}
                     </button>
                   )}
                 </>
@@ -162,7 +166,7 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
             </section>
             {s.canManage && (
               <section className="card" aria-labelledby="settings-title">
-                <h3 id="settings-title">Group settings</h3>
+                <h3 id="settings-title">{t('groups.settings')}</h3>
                 {name !== null ? (
                   <form
                     className="inline-form"
@@ -172,42 +176,42 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                     }}
                   >
                     <label className="sr-only" htmlFor="gname">
-                      Group name
+                      {t('groups.name')}
                     </label>
                     <input id="gname" value={name} maxLength={64} required onChange={(e) => setName(e.target.value)} autoFocus />
                     <button type="submit" className="primary small">
-                      Save
+                      {t('app.save')}
                     </button>
                   </form>
                 ) : (
                   <button type="button" className="small" onClick={() => setName(info.name)}>
-                    Rename group
+                    {t('groups.rename')}
                   </button>
                 )}
                 <label className="check">
-                  <input type="checkbox" checked={info.muteAll} onChange={(e) => void vm.update({ muteAll: e.target.checked })} /> Only admins can send messages
+                  <input type="checkbox" checked={info.muteAll} onChange={(e) => void vm.update({ muteAll: e.target.checked })} /> {t('groups.onlyAdmins')}
                 </label>
                 <label className="check">
-                  <input type="checkbox" checked={info.joinPolicy === 'open'} onChange={(e) => void vm.update({ joinPolicy: e.target.checked ? 'open' : 'approval' })} /> Anyone can join without approval
+                  <input type="checkbox" checked={info.joinPolicy === 'open'} onChange={(e) => void vm.update({ joinPolicy: e.target.checked ? 'open' : 'approval' })} /> {t('groups.openJoin')}
                 </label>
               </section>
             )}
             {s.requests.length > 0 && (
               <section className="card" aria-labelledby="req-title">
-                <h3 id="req-title">Join requests</h3>
+                <h3 id="req-title">{t('groups.joinRequests')}</h3>
                 <ul className="rows">
                   {s.requests.map((r) => (
                     <li key={r.userId} className="row static" data-testid="join-request">
                       <span className="row-main">
                         <span className="row-title">{session.directory.userName(r.userId)}</span>
-                        <span className="row-preview">{r.inviter ? `Invited by ${session.directory.userName(r.inviter)}` : r.message || 'Wants to join'}</span>
+                        <span className="row-preview">{r.inviter ? t('groups.invitedBy', { name: session.directory.userName(r.inviter) }) : r.message || t('groups.wantsToJoin')}</span>
                       </span>
                       <span className="row-actions">
                         <button type="button" className="primary small" onClick={() => void vm.approve(r.userId).then(() => session.joinRequests.check(s.conv))} data-testid="approve-request">
-                          Approve
+                          {t('groups.approve')}
                         </button>
                         <button type="button" className="small" onClick={() => void vm.reject(r.userId).then(() => session.joinRequests.check(s.conv))}>
-                          Decline
+                          {t('groups.decline')}
                         </button>
                       </span>
                     </li>
@@ -217,7 +221,7 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
             )}
             {!info.dismissed && invitable.length > 0 && (
               <section className="card" aria-labelledby="inv-title">
-                <h3 id="inv-title">Invite friends</h3>
+                <h3 id="inv-title">{t('groups.invite')}</h3>
                 <form
                   className="inline-form"
                   onSubmit={(e) => {
@@ -226,10 +230,10 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                   }}
                 >
                   <label className="sr-only" htmlFor="invite">
-                    Friend to invite
+                    {t('groups.friendToInvite')}
                   </label>
                   <select id="invite" value={invite} onChange={(e) => setInvite(e.target.value)} data-testid="invite-select">
-                    <option value="">Choose a friend…</option>
+                    <option value="">{t('groups.chooseFriend')}</option>
                     {invitable.map((f) => (
                       <option key={f.user.id} value={f.user.id}>
                         {f.user.nickname || f.user.username}
@@ -237,13 +241,13 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                     ))}
                   </select>
                   <button type="submit" className="primary small" disabled={!invite || s.busy} data-testid="invite">
-                    Invite
+                    {t('groups.inviteButton')}
                   </button>
                 </form>
               </section>
             )}
             <section className="card" aria-labelledby="mem-title">
-              <h3 id="mem-title">Members</h3>
+              <h3 id="mem-title">{t('groups.membersTitle')}</h3>
               <ul className="rows">
                 {s.members.map((m) => (
                   <li key={m.userId} className="row static" data-testid="member" data-user={m.username} data-role={m.role}>
@@ -251,10 +255,10 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
                     <span className="row-main">
                       <span className="row-title">
                         {m.name}
-                        {m.self && <span className="muted"> (you)</span>}
+                        {m.self && <span className="muted">{t('groups.youSuffix')}</span>}
                       </span>
                       <span className="row-preview">
-                        {[ROLE_LABEL[m.role], m.muted ? 'muted' : ''].filter(Boolean).join(' · ')}
+                        {[m.role === 'member' ? '' : t(m.role === 'owner' ? 'groups.owner' : 'groups.admin'), m.muted ? t('groups.mutedTag') : ''].filter(Boolean).join(' · ')}
                       </span>
                     </span>
                     <MemberActions vm={vm} m={m} />
@@ -265,12 +269,12 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
             {!info.dismissed && s.myRole && (
               <section className="card danger-zone">
                 {s.myRole !== 'owner' ? (
-                  <button type="button" className="danger" onClick={() => confirm('Leave this group?') && void vm.leave().then(() => navigate('/'))}>
-                    Leave group
+                  <button type="button" className="danger" onClick={() => confirm(t('groups.confirmLeave')) && void vm.leave().then(() => navigate('/'))}>
+                    {t('groups.leave')}
                   </button>
                 ) : (
-                  <button type="button" className="danger" onClick={() => confirm('Dismiss this group for everyone? It becomes read-only.') && void vm.dismiss()}>
-                    Dismiss group
+                  <button type="button" className="danger" onClick={() => confirm(t('groups.confirmDismiss')) && void vm.dismiss()}>
+                    {t('groups.dismiss')}
                   </button>
                 )}
               </section>

@@ -4,36 +4,41 @@ import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { chatPath, navigate } from '../router.ts';
 import { Avatar, Header, Notice } from './common.tsx';
+import { useTranslation } from 'react-i18next';
+import { sdkText } from '../i18n/sdk-text.ts';
 
 function Action(props: { session: Session; r: SearchRow }) {
   const vm = props.session.contacts;
   const { r } = props;
-  if (r.self) return <span className="muted">You</span>;
+  const { t } = useTranslation();
+  if (r.self) return <span className="muted">{t('search.you')}</span>;
   switch (r.relation) {
     case 'friend':
       return (
         <button type="button" className="small" onClick={() => navigate(`/dm/${encodeURIComponent(r.id)}`)}>
-          Message
+          {t('search.message')}
         </button>
       );
     case 'outgoing':
-      return <span className="muted" data-testid="request-pending">Request sent</span>;
+      return <span className="muted" data-testid="request-pending">
+          {t('search.requestSent')}
+        </span>;
     case 'incoming':
       return (
         <button type="button" className="primary small" onClick={() => void vm.accept(r.id)}>
-          Accept request
+          {t('search.acceptRequest')}
         </button>
       );
     case 'blocked':
       return (
         <button type="button" className="small" onClick={() => void vm.unblock(r.id)}>
-          Unblock
+          {t('search.unblock')}
         </button>
       );
     default:
       return (
         <button type="button" className="primary small" onClick={() => void vm.requestFriend(r.id)} data-testid="add-friend">
-          Add friend
+          {t('search.addFriend')}
         </button>
       );
   }
@@ -43,6 +48,7 @@ export function SearchScreen(props: { session: Session }) {
   const { session } = props;
   const vm = session.contacts;
   const s = useVM(vm);
+  const { t } = useTranslation();
   const [q, setQ] = useState(s.query);
   const [groups, setGroups] = useState<GroupInfo[]>([]);
   const [groupError, setGroupError] = useState<string | null>(null);
@@ -65,23 +71,23 @@ export function SearchScreen(props: { session: Session }) {
       const r = await session.groups.join(g.conv);
       setGroupError(null);
       if (r.joined) navigate(chatPath(g.conv));
-      else setGroupError(`Asked to join “${g.name}”: an admin will decide.`);
+      else setGroupError(t('search.asked', { name: g.name }));
     } catch (err) {
       setGroupError(err instanceof Error ? err.message : String(err));
     }
   };
 
   return (
-    <section className="search" aria-label="Find people and groups" data-testid="search">
-      <Header title="Find people" back="/contacts" level={2} />
+    <section className="search" aria-label={t('search.label')} data-testid="search">
+      <Header title={t('search.title')} back="/contacts" level={2} />
       <form className="search-form" role="search" onSubmit={(e) => e.preventDefault()}>
         <label className="sr-only" htmlFor="search-input">
-          Username, name or id
+          {t('search.placeholder')}
         </label>
-        <input id="search-input" type="search" placeholder="Username, name or id" value={q} onChange={(e) => setQ(e.target.value)} autoFocus data-testid="search-input" />
+        <input id="search-input" type="search" placeholder={t('search.placeholder')} value={q} onChange={(e) => setQ(e.target.value)} autoFocus data-testid="search-input" />
       </form>
-      <Notice error={s.error ?? groupError} notice={s.notice} />
-      {s.searching && <p className="muted center">Searching…</p>}
+      <Notice error={s.error ?? groupError} notice={sdkText(s.notice)} />
+      {s.searching && <p className="muted center">{t('search.searching')}</p>}
       <ul className="rows">
         {s.results.map((r) => (
           <li key={r.id} className="row static" data-testid="search-result" data-user={r.username}>
@@ -98,7 +104,7 @@ export function SearchScreen(props: { session: Session }) {
       </ul>
       {groups.length > 0 && (
         <>
-          <h2 className="section-title">Groups</h2>
+          <h2 className="section-title">{t('search.groups')}</h2>
           <ul className="rows">
             {groups.map((g) => (
               <li key={g.conv} className="row static" data-testid="group-result">
@@ -106,12 +112,12 @@ export function SearchScreen(props: { session: Session }) {
                 <span className="row-main">
                   <span className="row-title">{g.name}</span>
                   <span className="row-preview">
-                    {g.memberCount} members · {g.joinPolicy === 'open' ? 'open' : 'needs approval'}
+                    {t('search.groupMeta', { count: g.memberCount, policy: g.joinPolicy === 'open' ? t('search.open') : t('search.needsApproval') })}
                   </span>
                 </span>
                 <span className="row-actions">
                   <button type="button" className="small" onClick={() => void join(g)}>
-                    Join
+                    {t('search.join')}
                   </button>
                 </span>
               </li>
@@ -119,7 +125,7 @@ export function SearchScreen(props: { session: Session }) {
           </ul>
         </>
       )}
-      {q.trim() && !s.searching && s.results.length === 0 && groups.length === 0 && <p className="muted center">Nobody found.</p>}
+      {q.trim() && !s.searching && s.results.length === 0 && groups.length === 0 && <p className="muted center">{t('search.nobody')}</p>}
     </section>
   );
 }

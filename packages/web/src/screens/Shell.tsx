@@ -10,17 +10,21 @@ import { SearchScreen } from './Search.tsx';
 import { SettingsScreen } from './Settings.tsx';
 import { Empty, Link } from './common.tsx';
 import { Icon } from './icons.tsx';
+import { useTranslation } from 'react-i18next';
+import { t as translate } from '../i18n/index.ts';
+import { connectionText } from '../i18n/sdk-text.ts';
 
 function ConnectionBanner(props: { session: Session }) {
   const c = useVM(props.session.connection);
+  const { t } = useTranslation();
   if (c.status === 'online') return <div className="conn-banner hidden" role="status" aria-live="polite" data-testid="connection" data-status="online" />;
   return (
     <div className={`conn-banner ${c.status}`} role="status" aria-live="polite" data-testid="connection" data-status={c.status}>
       <span className="dot" aria-hidden="true" />
-      {c.label}
+      {connectionText(c)}
       {(c.status === 'offline' || c.status === 'waiting_for_network') && (
         <button type="button" className="link" onClick={() => void props.session.connection.refresh()}>
-          Retry now
+          {t('conn.retryNow')}
         </button>
       )}
     </div>
@@ -31,30 +35,31 @@ function Tabs(props: { session: Session; route: Route }) {
   const list = useVM(props.session.conversations);
   const contacts = useVM(props.session.contacts);
   const r = props.route.name;
+  const { t } = useTranslation();
   const chatsActive = r === 'chats' || r === 'chat' || r === 'dm' || r === 'group' || r === 'newGroup';
   return (
-    <nav className="tabs" aria-label="Main">
+    <nav className="tabs" aria-label={t('tabs.main')}>
       <Link to="/" className={`tab${chatsActive ? ' active' : ''}`} current={chatsActive} testId="tab-chats">
         <span className="tab-icon"><Icon name="chat" size={22} /></span>
-        <span className="tab-label">Chats</span>
+        <span className="tab-label">{t('tabs.chats')}</span>
         {list.totalUnread > 0 && (
-          <span className="badge" data-testid="total-unread" aria-label={`${list.totalUnread} unread`}>
+          <span className="badge" data-testid="total-unread" aria-label={t('tabs.unread', { count: list.totalUnread })}>
             {list.totalUnread > 99 ? '99+' : list.totalUnread}
           </span>
         )}
       </Link>
       <Link to="/contacts" className={`tab${r === 'contacts' || r === 'search' ? ' active' : ''}`} current={r === 'contacts'} testId="tab-contacts">
         <span className="tab-icon"><Icon name="users" size={22} /></span>
-        <span className="tab-label">Contacts</span>
+        <span className="tab-label">{t('tabs.contacts')}</span>
         {contacts.incoming.length > 0 && (
-          <span className="badge" aria-label={`${contacts.incoming.length} friend requests`}>
+          <span className="badge" aria-label={t('tabs.requests', { count: contacts.incoming.length })}>
             {contacts.incoming.length}
           </span>
         )}
       </Link>
       <Link to="/settings" className={`tab${r === 'settings' ? ' active' : ''}`} current={r === 'settings'} testId="tab-settings">
         <span className="tab-icon"><Icon name="settings" size={22} /></span>
-        <span className="tab-label">Settings</span>
+        <span className="tab-label">{t('tabs.settings')}</span>
       </Link>
     </nav>
   );
@@ -65,15 +70,16 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
   const route = parseRoute(usePath());
   const wide = useMediaQuery('(min-width: 900px)');
   const [pushNotice, setPushNotice] = useState<string | null>(null);
+  const { t } = useTranslation();
 
   useEffect(() => {
     const off = session.client.on('state', ({ state }) => {
       if (state === 'kicked' || state === 'logged_out') {
-        void session.forget({ clear: state === 'logged_out' }).then(() => props.onSignedOut(state === 'kicked' ? 'You were signed out because this account signed in on another device.' : 'Your session ended. Please sign in again.'));
+        void session.forget({ clear: state === 'logged_out' }).then(() => props.onSignedOut(state === 'kicked' ? translate('auth.kicked') : translate('auth.sessionEnded')));
       }
     });
     const q = new URLSearchParams(location.search).get('push');
-    if (q) setPushNotice('That notification was for another account, so it was not opened here.');
+    if (q) setPushNotice(translate('shell.pushMismatch'));
     return off;
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [session]);
@@ -109,23 +115,40 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
   const listPane = route.name === 'contacts' || route.name === 'search' ? <ContactsPane session={session} showNotice={route.name !== 'search'} /> : <ConversationListPane session={session} route={route} />;
   const showList = wide || (main === null);
 
+  // The skip link jumps over the tabs to what the screen is about: the open screen, else the list.
+  const skipTo = main !== null ? 'main' : 'list';
   return (
     <div className={`shell ${wide ? 'wide' : 'narrow'}`}>
+      <a
+        href={`#${skipTo}`}
+        className="skip-link"
+        data-testid="skip-link"
+        onClick={(e) => {
+          e.preventDefault();
+          document.getElementById(skipTo)?.focus();
+        }}
+      >
+        {t('app.skip')}
+      </a>
       <ConnectionBanner session={session} />
       {pushNotice && (
         <div className="toast" role="status">
           {pushNotice}{' '}
           <button type="button" className="link" onClick={() => setPushNotice(null)}>
-            Dismiss
+            {t('app.dismiss')}
           </button>
         </div>
       )}
       <div className="shell-body">
         {(wide || main === null || route.name === 'settings') && <Tabs session={session} route={route} />}
-        {showList && <aside className="list-pane">{listPane}</aside>}
+        {showList && (
+          <aside className="list-pane" id="list" tabIndex={-1}>
+            {listPane}
+          </aside>
+        )}
         {(wide || main !== null) && (
-          <main className="main-pane" id="main">
-            {main ?? <Empty>{route.name === 'contacts' ? 'Pick a contact to start a chat.' : 'Pick a conversation, or start one from Contacts.'}</Empty>}
+          <main className="main-pane" id="main" tabIndex={-1}>
+            {main ?? <Empty>{route.name === 'contacts' ? t('shell.pickContact') : t('shell.pickConversation')}</Empty>}
           </main>
         )}
       </div>

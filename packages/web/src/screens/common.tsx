@@ -1,6 +1,7 @@
 import type { MouseEvent, ReactNode } from 'react';
 import { navigate } from '../router.ts';
 import { Icon } from './icons.tsx';
+import { t } from '../i18n/index.ts';
 
 /** A link that routes inside the app (keyboard: Enter; middle-click still opens a tab). */
 export function Link(props: { to: string; className?: string; children: ReactNode; label?: string; testId?: string; current?: boolean }) {
@@ -37,7 +38,7 @@ export function Avatar(props: { name: string; id: string; group?: boolean; size?
 export function BackButton(props: { to: string; label?: string; badge?: number }) {
   const n = props.badge ?? 0;
   return (
-    <Link to={props.to} className="icon-button back" label={n > 0 ? `${props.label ?? 'Back'}, ${n} unread in other chats` : (props.label ?? 'Back')}>
+    <Link to={props.to} className="icon-button back" label={n > 0 ? t('app.backUnread', { label: props.label ?? t('app.back'), count: n }) : (props.label ?? t('app.back'))}>
       <Icon name="back" size={24} />
       {n > 0 && (
         <span className="badge corner" data-testid="back-unread">
