@@ -28,7 +28,7 @@ export async function startServer(opts: { env?: Record<string, string>; dataDir?
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('server did not start in 20 s')), 20_000);
+    const t = setTimeout(() => reject(new Error('server did not start in 60 s')), 60_000);
     proc.on('message', (m: { ready?: string }) => {
       if (m.ready) {
         clearTimeout(t);
