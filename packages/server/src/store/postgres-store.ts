@@ -117,11 +117,10 @@ interface ConvState {
   startEpoch: number;
 }
 
+/** Offsets within this transaction: how many inbox pointers / entry versions a user gains. */
 interface UserState {
   inboxSeq: number;
   version: number;
-  startInboxSeq: number;
-  startVersion: number;
 }
 
 interface EntryAgg {
@@ -439,19 +438,17 @@ export class PostgresStore implements Store {
       if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) userIds.add(u);
     }
 
-    // 5. Lock the users in id order.
+    // 5. The users that exist (rows are never deleted). No lock yet: inboxSeq and versions are
+    //    assigned as offsets from 1 and become absolute in flush's last statement, which locks
+    //    and bumps the user rows, so member rows are held for one statement, not the transaction.
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
-      const userRows = await tx<{ id: string; inbox_seq: number; conv_version: number }[]>`
-        SELECT id, inbox_seq, conv_version FROM users WHERE id = ANY(${[...userIds].sort()}::text[]) ORDER BY id FOR UPDATE`;
-      for (const u of userRows) {
-        const inboxSeq = Number(u.inbox_seq);
-        const version = Number(u.conv_version);
-        users.set(u.id, { inboxSeq, version, startInboxSeq: inboxSeq, startVersion: version });
-      }
+      const userRows = await tx<{ id: string }[]>`SELECT id FROM users WHERE id = ANY(${[...userIds]}::text[])`;
+      for (const u of userRows) users.set(u.id, { inboxSeq: 0, version: 0 });
     }
 
-    // 6. Decide each request in order; assign seq and inboxSeq in memory (the rows are locked).
+    // 6. Decide each request in order; assign seq (the conversation rows are locked) and
+    //    inboxSeq/version offsets in memory.
     const w = new AppendWriter(users);
     const outcomes: AppendOutcome[] = [];
     const firstInBatch = new Map<string, number>();
@@ -1031,6 +1028,8 @@ class AppendWriter {
   private readonly inbox = { user: [] as string[], inboxSeq: [] as number[], conv: [] as string[], seq: [] as number[] };
   private readonly mentions = { user: [] as string[], conv: [] as string[], seq: [] as number[] };
   private readonly entries = new Map<string, EntryAgg>();
+  /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
+  private readonly pointers: InboxPointer[] = [];
 
   constructor(private readonly users: Map<string, UserState>) {}
 
@@ -1105,7 +1104,9 @@ class AppendWriter {
           e.unreadDelta++;
           if (all || mentioned.has(m)) e.mentionDelta++;
         }
-        pointers.push({ userId: m, inboxSeq });
+        const p = { userId: m, inboxSeq };
+        pointers.push(p);
+        this.pointers.push(p);
       }
     }
     for (const u of mentioned) {
@@ -1128,77 +1129,99 @@ class AppendWriter {
     return { message: toMessage(r, seq, JSON.parse(bodyJson) as unknown), pointers };
   }
 
+  /**
+   * Write the batch in one pipelined round trip ending in COMMIT AND CHAIN (the caller's own
+   * COMMIT then closes an empty transaction): the mentions and conversation rows first, then
+   * the member user rows are locked in id order and bumped by one statement that also writes
+   * the messages, pointers and entries with the absolute inboxSeq/versions it returns. The
+   * user rows are thus held for that statement only, never across a client round trip, so
+   * appends to groups sharing members (and ACK flushes) no longer queue behind each other's
+   * event loops. Pointers in the outcomes are made absolute afterwards.
+   */
   async flush(tx: Tx, ring: number, convs: Map<string, ConvState>): Promise<void> {
-    const m = this.msg;
-    if (m.conv.length > 0) {
-      await tx`
-        INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
-        SELECT * FROM unnest(${m.conv}::text[], ${m.seq}::bigint[], ${m.id}::text[], ${m.sender}::text[], ${m.cid}::text[],
-                             ${m.kind}::text[], ${m.body}::text[], ${m.time}::bigint[], ${m.senderInbox}::bigint[], ${m.all}::smallint[])`;
-    }
-    const ib = this.inbox;
-    if (ib.user.length > 0) {
-      await tx`
-        INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
-        SELECT * FROM unnest(${ib.user}::text[], ${ib.inboxSeq}::bigint[], ${ib.conv}::text[], ${ib.seq}::bigint[])`;
-    }
+    const writes: Promise<unknown>[] = [];
     const mm = this.mentions;
     if (mm.user.length > 0) {
-      await tx`
+      writes.push(tx`
         INSERT INTO message_mentions (user_id, conv_id, seq)
         SELECT * FROM unnest(${mm.user}::text[], ${mm.conv}::text[], ${mm.seq}::bigint[])
-        ON CONFLICT DO NOTHING`;
+        ON CONFLICT DO NOTHING`);
     }
+    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch);
+    if (movedConvs.length > 0) {
+      writes.push(tx`
+        UPDATE conversations c SET last_seq = x.s, member_epoch = x.e
+        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[], ${movedConvs.map((c) => c.epoch)}::bigint[]) AS x(id, s, e)
+        WHERE c.id = x.id`);
+    }
+    const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    const ids = moved.map(([id]) => id);
+    if (ids.length > 0) {
+      // Lock in id order (the statement below joins in any order), like every other locker of users rows.
+      writes.push(tx`SELECT 1 FROM users WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE`);
+    }
+    const m = this.msg;
+    const ib = this.inbox;
     const all = [...this.entries.values()];
     const resets = all.filter((e) => e.reset);
     const deltas = all.filter((e) => !e.reset);
-    if (resets.length > 0) {
-      // Absolute state: read up to the join (or the own message), counters since then.
-      await tx`
+    const bases = m.conv.length > 0 || ids.length > 0
+      ? tx<{ id: string; ib: number }[]>`
+      WITH u AS (
+        UPDATE users u SET inbox_seq = u.inbox_seq + x.i, conv_version = u.conv_version + x.v
+        FROM unnest(${ids}::text[], ${moved.map(([, u]) => u.inboxSeq)}::bigint[], ${moved.map(([, u]) => u.version)}::bigint[]) AS x(id, i, v)
+        WHERE u.id = x.id
+        RETURNING u.id, u.inbox_seq - x.i AS ib, u.conv_version - x.v AS vb, u.inbox_seq AS top
+      ), msg AS (
+        INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+        SELECT x.c, x.s, x.id, x.snd, x.cid, x.k, x.b, x.t, CASE WHEN x.si > 0 THEN u.ib + x.si ELSE 0 END, x.a
+        FROM unnest(${m.conv}::text[], ${m.seq}::bigint[], ${m.id}::text[], ${m.sender}::text[], ${m.cid}::text[],
+                    ${m.kind}::text[], ${m.body}::text[], ${m.time}::bigint[], ${m.senderInbox}::bigint[], ${m.all}::smallint[])
+             AS x(c, s, id, snd, cid, k, b, t, si, a)
+        LEFT JOIN u ON u.id = x.snd
+      ), pointers AS (
+        INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
+        SELECT x.usr, u.ib + x.i, x.c, x.s
+        FROM unnest(${ib.user}::text[], ${ib.inboxSeq}::bigint[], ${ib.conv}::text[], ${ib.seq}::bigint[]) AS x(usr, i, c, s)
+        JOIN u ON u.id = x.usr
+      ), resets AS (
+        -- Absolute state: read up to the join (or the own message), counters since then.
         INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-        SELECT * FROM unnest(${resets.map((e) => e.user)}::text[], ${resets.map((e) => e.conv)}::text[], ${resets.map((e) => e.ownSeq)}::bigint[],
-                             ${resets.map((e) => e.unreadDelta)}::bigint[], ${resets.map((e) => e.mentionDelta)}::bigint[],
-                             ${resets.map((e) => e.lastSeq)}::bigint[], ${resets.map((e) => e.version)}::bigint[])
+        SELECT x.usr, x.c, x.r, x.n, x.mn, x.l, u.vb + x.v
+        FROM unnest(${resets.map((e) => e.user)}::text[], ${resets.map((e) => e.conv)}::text[], ${resets.map((e) => e.ownSeq)}::bigint[],
+                    ${resets.map((e) => e.unreadDelta)}::bigint[], ${resets.map((e) => e.mentionDelta)}::bigint[],
+                    ${resets.map((e) => e.lastSeq)}::bigint[], ${resets.map((e) => e.version)}::bigint[]) AS x(usr, c, r, n, mn, l, v)
+        JOIN u ON u.id = x.usr
         ON CONFLICT (user_id, conv_id) DO UPDATE SET
           read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
-          last_seq = excluded.last_seq, deleted = 0, version = excluded.version`;
-    }
-    if (deltas.length > 0) {
-      // read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then.
-      await tx`
+          last_seq = excluded.last_seq, deleted = 0, version = excluded.version
+      ), deltas AS (
+        -- read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then.
         INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-        SELECT * FROM unnest(${deltas.map((e) => e.user)}::text[], ${deltas.map((e) => e.conv)}::text[], ${deltas.map((e) => e.ownSeq)}::bigint[],
-                             ${deltas.map((e) => e.unreadDelta)}::bigint[], ${deltas.map((e) => e.mentionDelta)}::bigint[],
-                             ${deltas.map((e) => e.lastSeq)}::bigint[], ${deltas.map((e) => e.version)}::bigint[])
+        SELECT x.usr, x.c, x.r, x.n, x.mn, x.l, u.vb + x.v
+        FROM unnest(${deltas.map((e) => e.user)}::text[], ${deltas.map((e) => e.conv)}::text[], ${deltas.map((e) => e.ownSeq)}::bigint[],
+                    ${deltas.map((e) => e.unreadDelta)}::bigint[], ${deltas.map((e) => e.mentionDelta)}::bigint[],
+                    ${deltas.map((e) => e.lastSeq)}::bigint[], ${deltas.map((e) => e.version)}::bigint[]) AS x(usr, c, r, n, mn, l, v)
+        JOIN u ON u.id = x.usr
         ON CONFLICT (user_id, conv_id) DO UPDATE SET
           read_seq = CASE WHEN excluded.read_seq > 0 THEN GREATEST(entries.read_seq, excluded.read_seq) ELSE entries.read_seq END,
           unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
           mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
           last_seq = GREATEST(entries.last_seq, excluded.last_seq),
           deleted = 0,
-          version = excluded.version`;
-    }
-    const movedConvs = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch);
-    if (movedConvs.length > 0) {
-      await tx`
-        UPDATE conversations c SET last_seq = x.s, member_epoch = x.e
-        FROM unnest(${movedConvs.map((c) => c.id)}::text[], ${movedConvs.map((c) => c.lastSeq)}::bigint[], ${movedConvs.map((c) => c.epoch)}::bigint[]) AS x(id, s, e)
-        WHERE c.id = x.id`;
-    }
-    const movedUsers = [...this.users.entries()].filter(([, u]) => u.inboxSeq > u.startInboxSeq || u.version > u.startVersion);
-    if (movedUsers.length > 0) {
-      await tx`
-        UPDATE users u SET inbox_seq = x.i, conv_version = x.v
-        FROM unnest(${movedUsers.map(([id]) => id)}::text[], ${movedUsers.map(([, u]) => u.inboxSeq)}::bigint[],
-                    ${movedUsers.map(([, u]) => u.version)}::bigint[]) AS x(id, i, v)
-        WHERE u.id = x.id`;
-    }
-    const trim = movedUsers.filter(([, u]) => u.inboxSeq > ring && Math.floor(u.inboxSeq / TRIM_EVERY) > Math.floor(u.startInboxSeq / TRIM_EVERY));
-    if (trim.length > 0) {
-      await tx`
-        DELETE FROM inbox i
-        USING unnest(${trim.map(([id]) => id)}::text[], ${trim.map(([, u]) => u.inboxSeq - ring)}::bigint[]) AS x(id, upto)
-        WHERE i.user_id = x.id AND i.inbox_seq <= x.upto`;
-    }
+          version = excluded.version
+      ), trimmed AS (
+        -- The inbox ring: every TRIM_EVERY pointers, drop what fell out of it.
+        DELETE FROM inbox i USING u
+        WHERE i.user_id = u.id AND u.top > ${ring} AND u.top / ${TRIM_EVERY} > u.ib / ${TRIM_EVERY} AND i.inbox_seq <= u.top - ${ring}
+      )
+      SELECT id, ib FROM u`
+      : Promise.resolve([]);
+    writes.push(bases);
+    writes.push(tx`COMMIT AND CHAIN`);
+    await Promise.all(writes);
+    const base = new Map<string, number>();
+    for (const r of await bases) base.set(r.id, Number(r.ib));
+    for (const p of this.pointers) p.inboxSeq += base.get(p.userId) ?? 0;
   }
 }

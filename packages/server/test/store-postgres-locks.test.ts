@@ -1,0 +1,103 @@
+/**
+ * Issue 15 (busy normal groups slow down as nodes are added): an append must hold the member
+ * user rows (inbox_seq / conv_version) without needing its node's event loop, so appends to
+ * groups sharing members and ACK flushes do not queue behind a busy node.
+ *
+ * The proof does not depend on machine speed: a psql session holds bob's row until the append
+ * waits for it; then this process blocks its own event loop (execFileSync) while a second psql
+ * asks for bob's row. It only gets it if the append, once granted bob, finished and committed
+ * with no further round trip to its client. Before the fix the append locked the members,
+ * then went back to Node for its decisions and writes: the probe timed out.
+ *
+ * Needs PostgreSQL (MAGPIE_TEST_PG) and `psql`; skips with a message without them.
+ */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { PostgresStore } from '../src/store/postgres-store.ts';
+import type { AppendRequest, NewGroup } from '../src/store/store.ts';
+import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
+
+function hasPsql(): boolean {
+  try {
+    execFileSync('psql', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = (await pgUnavailable()) ?? (hasPsql() ? false : 'psql not installed');
+let n = 0;
+const post = (sender: string, conv: string, extra: Partial<AppendRequest> = {}): AppendRequest => ({
+  sender,
+  conv,
+  clientMsgId: `c${++n}`,
+  id: `m${n}_${Date.now()}`,
+  kind: 'text',
+  body: { text: `hello ${n}` },
+  time: Date.now(),
+  ...extra,
+});
+const spec: NewGroup = { name: 'G', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, historyVisibility: 'since_join', maxMembers: 100, superThreshold: 500 };
+
+it('a group append holds member user rows for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_locks');
+  // One connection: every statement is prepared by the warm-up below, so the final writes pipeline.
+  const store = new PostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 1 });
+  const raw = rawClient(schema);
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const make = async (conv: string) => {
+      const [o] = await store.appendMessages([post('alice', conv, { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+      assert.equal(o?.ok, true);
+    };
+    await make('g:warm');
+    await make('g:one');
+    for (let i = 0; i < 2; i++) assert.equal((await store.appendMessages([post('alice', 'g:warm')]))[0]?.ok, true);
+    await raw.sql`CREATE TABLE go (x int)`;
+
+    // The holder: bob's row, until the append waits for it and the test says go.
+    const app = `magpie_holder_${schema}`;
+    const holderSql = `
+      BEGIN;
+      SELECT 1 FROM "${schema}".users WHERE id = 'bob' FOR UPDATE;
+      DO $$ BEGIN
+        WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)))
+           OR NOT EXISTS (SELECT 1 FROM "${schema}".go) LOOP
+          PERFORM pg_sleep(0.01);
+        END LOOP;
+      END $$;
+      COMMIT;`;
+    const holder = spawn('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAt', '-c', holderSql], { env: { ...process.env, PGAPPNAME: app }, stdio: 'ignore' });
+    const holderDone = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 3000 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(await check(), what);
+    };
+    await until('holder has bob', async () => (await raw.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = ${app} AND query LIKE '%DO $$%'`).length > 0);
+
+    const append = store.appendMessages([post('alice', 'g:one')]);
+    await until('append waits for bob', async () =>
+      (await raw.sql`SELECT 1 FROM pg_stat_activity a, pg_stat_activity h WHERE h.application_name = ${app} AND h.pid = ANY(pg_blocking_pids(a.pid))`).length > 0);
+    await raw.sql`INSERT INTO go VALUES (1)`;
+    // From here on this process's event loop is blocked until the probe exits.
+    let probe: string;
+    try {
+      probe = execFileSync('psql', [PG_URL, '-qAt', '-c', `SET lock_timeout = '10s'`, '-c', `BEGIN`, '-c', `SELECT 1 FROM "${schema}".users WHERE id = 'bob' FOR UPDATE`,
+        '-c', `SELECT count(*) FROM "${schema}".messages WHERE conv_id = 'g:one' AND kind = 'text'`, '-c', 'COMMIT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      probe = `failed: ${(err as { stderr?: string }).stderr ?? String(err)}`;
+    }
+    const [o] = await append;
+    assert.equal(o?.ok, true);
+    assert.equal(await holderDone, 0);
+    assert.equal(probe.trim().split('\n').at(-1), '1', `the probe got bob's row only after the append committed: ${probe}`);
+    // The pointers came back absolute and gap-free.
+    if (o?.ok) assert.deepEqual(o.pointers.map((p) => [p.userId, p.inboxSeq]).sort(), [['alice', 5], ['bob', 5], ['carol', 5]]);
+  } finally {
+    await store.close();
+    await raw.drop();
+  }
+});
