@@ -33,6 +33,8 @@ export const ERROR_RETRYABLE: Readonly<Record<string, boolean>> = {
   hello_required: false,
   unauthorized: false,
   bad_credentials: false,
+  weak_password: false,
+  account_disabled: false,
   forbidden: false,
   muted: false,
   not_found: false,
