@@ -1,4 +1,4 @@
-import type { ConvEntry, ConversationKind, InboxItem, Message, Platform } from '@magpie/protocol';
+import type { ConvEntry, InboxItem, Message, Platform } from '@magpie/protocol';
 import { CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, shouldReconnect } from './protocol-constants.ts';
 import { systemClock, Timer, type Clock } from './clock.ts';
 import { ConversationSync } from './conv-sync.ts';
@@ -13,10 +13,14 @@ import { ReconnectPolicy, defaultReconnectOptions, type ReconnectOptions } from 
 import { RestApi, type FetchLike, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
 import { SendQueue, defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from './send-queue.ts';
 import { SyncEngine, defaultSyncEngineOptions, type SyncEngineOptions, type SyncProgress } from './sync-engine.ts';
-import { Connection, errorFromFrame, type RawFrame } from './transport/connection.ts';
+import { Connection, type RawFrame } from './transport/connection.ts';
 import type { WebSocketFactory, WebSocketLike } from './transport/websocket.ts';
-import type { DeliveredFrame, KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
+import type { KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
 import { executeInstruction, type Instruction } from './instructions.ts';
+import { FrameRouter } from './frame-router.ts';
+import { DeliveredTracker, type DeliveredCountsEvent, type DeliveredEvent } from './delivered.ts';
+
+export type { DeliveredEvent, DeliveredCountsEvent };
 
 export type ClientState = 'connecting' | 'authenticating' | 'syncing' | 'online' | 'offline' | 'waiting_for_network' | 'kicked' | 'logged_out';
 
@@ -50,19 +54,6 @@ export interface ConversationEvent {
   /** The entry now; null when it was deleted (removed from the list). */
   entry: ConvEntry | null;
   previous: ConvEntry | null;
-}
-
-export interface DeliveredEvent {
-  conv: string;
-  seq: number;
-  by: string;
-}
-
-/** Group delivered counts of own messages rose (live `delivered.counts`, or a refresh). */
-export interface DeliveredCountsEvent {
-  conv: string;
-  /** Only the messages whose count rose, ascending by seq. */
-  counts: { seq: number; count: number }[];
 }
 
 export interface KickedEvent {
@@ -174,13 +165,7 @@ export class MagpieClient {
   private readonly convRefreshTimer: Timer;
   /** Watches unanswered requests for a half-open link (heartbeat.requestProbeAfterMs). */
   private readonly stallTimer: Timer;
-  private readonly delivered = new Map<string, number>();
-  /** Group delivered counts learned live, per conversation and seq (the highest seen). */
-  private readonly liveCounts = new Map<string, Map<number, number>>();
-  /** Conversation kinds known from the entries and the welcome's super groups. */
-  private readonly kinds = new Map<string, ConversationKind>();
-  /** Count updates are applied one after another (each reads and writes stored messages). */
-  private countsChain: Promise<void> = Promise.resolve();
+  private readonly delivered: DeliveredTracker;
 
   private token: string | null;
   private _state: ClientState = 'offline';
@@ -196,8 +181,8 @@ export class MagpieClient {
   /** Configuration values set by the server (`set_config` instructions). */
   readonly remoteConfig: Record<string, unknown> = {};
   private pendingKick: KickedFrame | null = null;
-  /** Frames that arrived before the welcome was processed; replayed right after it. */
-  private early: RawFrame[] = [];
+  /** Transport → router → the part that owns the frame type. */
+  private readonly router: FrameRouter;
   private initPromise: Promise<void> | null = null;
   private connectWaiters: { resolve(): void; reject(err: MagpieClientError): void }[] = [];
   private offlineReason: OfflineReason | null = null;
@@ -276,14 +261,45 @@ export class MagpieClient {
       this.newId,
       { ...defaultSendQueueOptions, ...options.sendQueue },
     );
+    this.delivered = new DeliveredTracker(
+      {
+        store: this.store,
+        userId: () => this._userId,
+        outgoing: () => this.sendQueue.list(),
+        toLocal: (m) => this.history.toLocal(m),
+        fromRecord: (r) => this.history.fromRecord(r),
+      },
+      {
+        delivered: (e) => this.emitter.emit('delivered', e),
+        deliveredCounts: (e) => this.emitter.emit('deliveredCounts', e),
+        message: (m) => this.emitter.emit('message', m),
+      },
+    );
     this.history = new History({
       store: this.store,
       userId: () => this._userId,
-      deliveredSeq: (conv) => this.delivered.get(conv) ?? 0,
-      counted: (conv) => this.counted(conv),
-      liveCount: (conv, seq) => this.liveCounts.get(conv)?.get(seq),
+      deliveredSeq: (conv) => this.delivered.deliveredSeq(conv),
+      counted: (conv) => this.delivered.counted(conv),
+      liveCount: (conv, seq) => this.delivered.liveCount(conv, seq),
       outgoing: () => this.sendQueue.list(),
       fetch: (conv, q) => this.request({ type: 'history', conv, ...q }),
+    });
+    this.router = new FrameRouter({
+      msg: (item) => void this.engine.push(item, 'push'),
+      // Super group: stored by conversation seq; a missing seq before it stays a hole that history paging fills.
+      advanced: (message) => void this.onAdvanced(message),
+      conv: (entry) => this.convSync.pushed(entry),
+      delivered: (d) => void this.delivered.onFrame(d),
+      deliveredCounts: (conv, pairs) => void this.delivered.applyCounts(conv, pairs).catch((err) => this.emitter.emit('error', toClientError(err))),
+      pong: (inboxSeq) => {
+        if (this.ready && inboxSeq > this.engine.highestSeen) this.engine.pullQuietly('pong');
+      },
+      kicked: (k) => {
+        this.pendingKick = k;
+      },
+      instruction: (i) => void this.onLiveInstruction(this.gen, i),
+      error: (e) => this.emitter.emit('error', e),
+      other: (f) => this.emitter.emit('frame', f),
     });
   }
 
@@ -381,10 +397,7 @@ export class MagpieClient {
       await this.engine.init();
       await this.convSync.init();
       await this.sendQueue.init();
-      for (const e of await this.store.listEntries()) {
-        this.kinds.set(e.conv, e.kind);
-        this.delivered.set(e.conv, Math.max(e.deliveredSeq, await this.store.getDeliveredSeq(e.conv)));
-      }
+      await this.delivered.init();
     })();
     return this.initPromise;
   }
@@ -529,19 +542,14 @@ export class MagpieClient {
    */
   async refreshDeliveredCounts(conv: string, q: { before?: number; limit?: number } = {}): Promise<void> {
     await this.init();
-    if (!this.counted(conv)) return;
+    if (!this.delivered.counted(conv)) return;
     const query: { before?: number; limit: number } = { limit: Math.max(1, Math.min(q.limit ?? 30, 200)) };
     if (q.before !== undefined) query.before = q.before;
     const page = await this.request({ type: 'history', conv, ...query });
     const me = this._userId;
     const pairs = page.messages.filter((m) => m.sender === me && m.deliveredCount !== undefined).map((m): [number, number] => [m.seq, m.deliveredCount!]);
-    await this.applyCounts(conv, pairs);
+    await this.delivered.applyCounts(conv, pairs);
     await this.history.storePage(conv, page, query);
-  }
-
-  /** Whether delivered counts are kept for a conversation: normal groups (`g:`, not super). */
-  private counted(conv: string): boolean {
-    return conv.startsWith('g:') && this.kinds.get(conv) !== 'super';
   }
 
   /** Local history of a conversation: one contiguous run, with gap flags. */
@@ -627,7 +635,7 @@ export class MagpieClient {
     const gen = ++this.gen;
     this.ready = false;
     this.pendingKick = null;
-    this.early = [];
+    this.router.hold();
     this.setState('connecting');
     const conn = new Connection({
       url: this.url,
@@ -715,15 +723,13 @@ export class MagpieClient {
     }
     if (forcedFull) effective = { ...effective, sync: 'full' };
     if (gen !== this.gen) return;
-    for (const sg of welcome.supers ?? []) this.kinds.set(sg.conv, 'super');
+    for (const sg of welcome.supers ?? []) this.delivered.setKind(sg.conv, 'super');
     this.ready = true;
     this.setState('syncing');
     this.heartbeat.start();
     // The welcome's sync is queued first; pushes that came with or right after it follow.
     const synced = this.engine.connected(effective, helloInboxSeq);
-    const early = this.early;
-    this.early = [];
-    for (const f of early) this.onFrame(gen, f);
+    this.router.release();
     this.sendQueue.kick();
     try {
       await synced;
@@ -743,54 +749,7 @@ export class MagpieClient {
 
   private onFrame(gen: number, f: RawFrame): void {
     if (gen !== this.gen) return; // data from an abandoned socket is never merged
-    if (!this.ready && (f.type === 'msg' || f.type === 'conv' || f.type === 'delivered' || f.type === 'delivered.counts' || f.type === 'advanced')) {
-      this.early.push(f);
-      return;
-    }
-    switch (f.type) {
-      case 'msg': {
-        if (typeof f.inboxSeq === 'number' && isMessage(f.message)) this.engine.push({ inboxSeq: f.inboxSeq, message: f.message }, 'push');
-        break;
-      }
-      case 'advanced': {
-        // Super group (read diffusion, no inbox pointer): stored by conversation seq; a
-        // missing seq before it stays a hole that history paging fills.
-        if (typeof f.seq === 'number' && isMessage(f.message)) void this.onAdvanced(f.message);
-        break;
-      }
-      case 'conv': {
-        const entry = f.entry as ConvEntry | undefined;
-        if (entry && typeof entry.conv === 'string' && typeof entry.version === 'number') this.convSync.pushed(entry);
-        break;
-      }
-      case 'delivered': {
-        const d = f as unknown as DeliveredFrame;
-        if (typeof d.conv === 'string' && typeof d.seq === 'number') void this.onDelivered(d);
-        break;
-      }
-      case 'delivered.counts': {
-        const pairs = Array.isArray(f.counts) ? (f.counts as unknown[]).filter(isCountPair) : [];
-        if (typeof f.conv === 'string' && pairs.length > 0) void this.applyCounts(f.conv, pairs).catch((err) => this.emitter.emit('error', toClientError(err)));
-        break;
-      }
-      case 'pong': {
-        if (this.ready && typeof f.inboxSeq === 'number' && f.inboxSeq > this.engine.highestSeen) this.engine.pullQuietly('pong');
-        break;
-      }
-      case 'kicked':
-        this.pendingKick = f as unknown as KickedFrame;
-        break;
-      case 'instruction':
-        void this.onLiveInstruction(gen, f as unknown as Instruction);
-        break;
-      case 'error':
-        this.emitter.emit('error', errorFromFrame(f));
-        break;
-      default:
-        // Frames for other modules (relation) and of later protocol versions: passed on.
-        if (typeof f.type === 'string') this.emitter.emit('frame', f as MagpieClientEvents['frame']);
-        break;
-    }
+    this.router.route(f);
   }
 
   private onClose(gen: number, code: number, reason: string): void {
@@ -835,6 +794,7 @@ export class MagpieClient {
   private teardown(): void {
     this.conn = null;
     this.ready = false;
+    this.router.hold();
     this.stallTimer.stop();
     this.heartbeat.stop();
     this.connectTimer.stop();
@@ -970,9 +930,7 @@ export class MagpieClient {
     await this.store.clear();
     this.engine.reset();
     this.convSync.reset();
-    this.delivered.clear();
-    this.liveCounts.clear();
-    this.kinds.clear();
+    this.delivered.reset();
     await this.sendQueue.init();
     this._userId = null;
   }
@@ -1043,87 +1001,11 @@ export class MagpieClient {
     }
   }
 
-  private async onDelivered(d: DeliveredFrame): Promise<void> {
-    this.emitter.emit('delivered', { conv: d.conv, seq: d.seq, by: d.by });
-    await this.advanceDelivered(d.conv, d.seq);
-  }
-
-  private async advanceDelivered(conv: string, seq: number): Promise<void> {
-    const old = this.delivered.get(conv) ?? (await this.store.getDeliveredSeq(conv));
-    if (seq <= old) return;
-    this.delivered.set(conv, seq);
-    await this.store.setDeliveredSeq(conv, seq);
-    for (const m of await this.store.getMessages(conv, old + 1, seq)) {
-      if (m.sender === this._userId) this.emitter.emit('message', this.history.toLocal(m));
-    }
-    for (const r of this.sendQueue.list()) {
-      const m = r.message;
-      if (r.state === 'sent' && m && m.conv === conv && m.seq > old && m.seq <= seq) this.emitter.emit('message', this.history.fromRecord(r));
-    }
-  }
-
-  /**
-   * New delivered counts of own messages in a normal group: remembered (highest per seq)
-   * before anything is awaited — so a copy of the message stored meanwhile keeps it — then,
-   * in arrival order, written into the stored messages and told as `deliveredCounts` and
-   * `message` events.
-   */
-  private applyCounts(conv: string, pairs: [number, number][]): Promise<void> {
-    if (pairs.length === 0 || !this.counted(conv)) return Promise.resolve();
-    let live = this.liveCounts.get(conv);
-    if (!live) this.liveCounts.set(conv, (live = new Map()));
-    const sorted = [...pairs].sort((x, y) => x[0] - y[0]);
-    const before = new Map<number, number>();
-    for (const [seq, count] of sorted) {
-      const had = live.get(seq) ?? 0;
-      before.set(seq, Math.max(before.get(seq) ?? 0, had));
-      if (count > had) live.set(seq, count);
-    }
-    // Bound memory: the oldest live counts go (they are kept in the stored messages).
-    if (live.size > MAX_LIVE_COUNTS) for (const seq of [...live.keys()].sort((x, y) => x - y).slice(0, live.size - MAX_LIVE_COUNTS)) live.delete(seq);
-    const run = this.countsChain.then(() => this.storeCounts(conv, sorted, before, live));
-    this.countsChain = run.catch(() => undefined);
-    return run;
-  }
-
-  private async storeCounts(conv: string, sorted: [number, number][], before: Map<number, number>, live: Map<number, number>): Promise<void> {
-    const me = this._userId;
-    const stored = (await this.store.getMessages(conv, sorted[0]![0], sorted[sorted.length - 1]![0])).filter((m) => m.sender === me);
-    const storedBySeq = new Map(stored.map((m) => [m.seq, m]));
-    const raised: { seq: number; count: number }[] = [];
-    const latest = new Map(sorted.map(([seq, count]) => [seq, Math.max(count, live.get(seq) ?? 0)]));
-    for (const [seq, count] of latest) {
-      if (count > Math.max(before.get(seq) ?? 0, storedBySeq.get(seq)?.deliveredCount ?? 0)) raised.push({ seq, count });
-    }
-    const changed = stored.filter((m) => latest.has(m.seq) && (m.deliveredCount ?? 0) < latest.get(m.seq)!).map((m) => ({ ...m, deliveredCount: latest.get(m.seq)! }));
-    if (changed.length > 0) await this.store.putMessages(conv, changed, []);
-    if (raised.length === 0) return;
-    this.emitter.emit('deliveredCounts', { conv, counts: raised });
-    const up = new Set(raised.map((r) => r.seq));
-    for (const m of changed) if (up.has(m.seq)) this.emitter.emit('message', this.history.toLocal(m));
-    for (const r of this.sendQueue.list()) {
-      const m = r.message;
-      if (r.state === 'sent' && m && m.conv === conv && up.has(m.seq) && !storedBySeq.has(m.seq)) this.emitter.emit('message', this.history.fromRecord(r));
-    }
-  }
-
   private async onEntryChanged(conv: string, entry: ConvEntry | null, previous: ConvEntry | undefined): Promise<void> {
-    if (entry) this.kinds.set(conv, entry.kind);
+    if (entry) this.delivered.setKind(conv, entry.kind);
     this.emitter.emit('conversation', { conv, entry, previous: previous && !previous.deleted ? previous : null });
-    if (entry && entry.deliveredSeq > (this.delivered.get(conv) ?? 0)) await this.advanceDelivered(conv, entry.deliveredSeq);
+    if (entry && entry.deliveredSeq > this.delivered.deliveredSeq(conv)) await this.delivered.advance(conv, entry.deliveredSeq);
   }
-}
-
-/** Live group counts kept in memory per conversation (older ones live on in the stored messages). */
-const MAX_LIVE_COUNTS = 2000;
-
-function isCountPair(x: unknown): x is [number, number] {
-  return Array.isArray(x) && x.length === 2 && Number.isInteger(x[0]) && Number.isInteger(x[1]);
-}
-
-function isMessage(x: unknown): x is Message {
-  const m = x as Message | null;
-  return !!m && typeof m === 'object' && typeof m.conv === 'string' && typeof m.seq === 'number' && typeof m.clientMsgId === 'string';
 }
 
 /** `http(s)://host/base` → `ws(s)://host/base/ws`. */
