@@ -6,3 +6,4 @@ export * from './server-frames.ts';
 export * from './codec.ts';
 export * from './redpacket.ts';
 export * from './social.ts';
+export * from './media.ts';
