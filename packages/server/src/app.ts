@@ -31,6 +31,7 @@ import { RateLimiter } from './util/rate-limiter.ts';
 import { errorBody, toMagpieError } from './util/errors.ts';
 import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
+import { createMediaModule, type MediaModule } from './media/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -46,6 +47,8 @@ export interface MagpieServer {
   social: SocialModule;
   /** Offline push (src/push/): device registry, providers, queue, funnel. */
   push: PushModule;
+  /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
+  media: MediaModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -133,6 +136,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input) };
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
+  const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   registerWebClient(http);
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, retry, instructions });
@@ -162,8 +166,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     wallet,
     social,
     push,
+    media,
     async start() {
       wallet.start();
+      media.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const addr = http.server.address() as AddressInfo;
@@ -178,6 +184,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await wallet.stop();
       await social.stop();
       await push.stop();
+      await media.stop();
       await instructionStore.close();
       await store.close();
       await db.close();
