@@ -69,7 +69,7 @@ export async function tusPatch(base: string, token: string, location: string, of
   return fetch(new URL(location, base), {
     method: 'PATCH',
     headers: { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0', 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
-    body: chunk,
+    body: new Uint8Array(chunk),
   });
 }
 

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { MagpieError, type MediaKind } from '@magpie/protocol';
 import { fileTypeFromFile } from 'file-type';
 import sharp from 'sharp';
+import type { Metadata, OutputInfo } from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { MediaMeta } from './media-store.ts';
 
@@ -93,7 +94,7 @@ export async function processUpload(kind: MediaKind, path: string, mime: string,
 
 async function processImage(path: string, mime: string, opts: ProcessOptions): Promise<Processed> {
   const animated = mime === 'image/gif' || mime === 'image/webp';
-  let info: sharp.Metadata;
+  let info: Metadata;
   try {
     info = await sharp(path, { animated }).metadata();
   } catch {
@@ -121,7 +122,7 @@ async function processImage(path: string, mime: string, opts: ProcessOptions): P
     let img = sharp(outPath, { animated: isAnimated });
     if (!isAnimated) img = img.rotate();
     const out = await img.resize(edge, edge, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 78, effort: 2 }).toBuffer({ resolveWithObject: true });
-    const h = isAnimated ? (out.info as sharp.OutputInfo & { pageHeight?: number }).pageHeight ?? out.info.height : out.info.height;
+    const h = isAnimated ? (out.info as OutputInfo & { pageHeight?: number }).pageHeight ?? out.info.height : out.info.height;
     return { name, width: out.info.width, height: h, mime: 'image/webp', data: out.data };
   };
   const variants = [await thumb('small', opts.thumbSmall), await thumb('large', opts.thumbLarge)];
