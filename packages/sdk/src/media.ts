@@ -230,8 +230,11 @@ export class MediaApi {
     upload.on('state', (s) => {
       if (s === 'uploading' || s === 'paused' || s === 'cancelled' || s === 'failed') state = s;
     });
-    const pending: PendingMedia = {
-      localId: `local-${Date.now().toString(36)}-${++localSeq}`,
+    const ids = { localId: `local-${Date.now().toString(36)}-${++localSeq}` };
+    const pending = {
+      get localId() {
+        return ids.localId;
+      },
       kind: input.kind,
       localUrl,
       upload,
@@ -242,7 +245,7 @@ export class MediaApi {
         const body = { ...input.body, fallback: input.fallback ?? defaultFallback(input.kind, info, input.body), upload: info.id };
         try {
           const queued = await send({ ...target, kind: input.kind, body });
-          pending.localId = queued.clientMsgId;
+          ids.localId = queued.clientMsgId;
           const sent = this.opts.waitForSend ? ((await this.opts.waitForSend(queued.clientMsgId)) ?? queued) : queued;
           state = sent.state === 'failed' ? 'failed' : 'sent';
           return sent;
@@ -250,8 +253,8 @@ export class MediaApi {
           state = 'failed';
           throw err;
         }
-      })(),
-    };
+      })() as Promise<LocalMessage>,
+    } as PendingMedia;
     pending.message.catch(() => {});
     return pending;
   }
