@@ -73,7 +73,12 @@ export class MediaUpload extends TypedEmitter<UploadEvents> {
     const metadata: Record<string, string> = { kind };
     if (opts.filename) metadata.filename = opts.filename;
     else if (typeof Blob !== 'undefined' && source instanceof Blob && 'name' in source && typeof source.name === 'string') metadata.filename = source.name;
-    this.tus = new Upload(source as Blob, {
+    // tus-js-client's Node build reads Buffers and streams, not Blobs: a Blob given in Node
+    // (tests, Electron main) is read into a Buffer first. Browsers pass the Blob through.
+    const nodeBuffer = (globalThis as { Buffer?: { from(b: ArrayBuffer): Uint8Array } }).Buffer;
+    const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+    const blobInNode = isNode && nodeBuffer && typeof Blob !== 'undefined' && source instanceof Blob;
+    this.tus = new Upload((blobInNode ? new Uint8Array(0) : source) as Blob, {
       endpoint: `${api.baseUrl}/api/uploads`,
       ...(opts.resumeUrl ? { uploadUrl: opts.resumeUrl } : {}),
       metadata,
@@ -108,7 +113,15 @@ export class MediaUpload extends TypedEmitter<UploadEvents> {
         this.settle.reject(e);
       },
     });
-    this.tus.start();
+    if (blobInNode) {
+      void (source as Blob).arrayBuffer().then(
+        (ab) => {
+          this.tus.file = nodeBuffer!.from(ab) as unknown as Blob;
+          this.tus.start();
+        },
+        (err: unknown) => this.settle.reject(err),
+      );
+    } else this.tus.start();
   }
 
   /** The upload's URL on the server once created; keep it to resume in a later session. */

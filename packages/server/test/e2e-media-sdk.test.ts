@@ -82,9 +82,12 @@ describe('SDK media: uploads and media messages against the real server', () => 
 
   it('sendMedia: pending at once, then uploaded and sent; the recipient gets an image with a placeholder', async () => {
     const media = api(a.token, { send: (i) => ca.send(i), waitForSend: (id) => ca.waitForSend(id) });
-    const pending = media.sendMedia({ to: b.userId }, { kind: 'image', file: await png(640, 480), body: { caption: 'sky' } });
+    // A Blob, as a browser's file picker gives: the pending message has a local blob: URL at once.
+    const file = new Blob([new Uint8Array(await png(640, 480))], { type: 'image/png' });
+    const pending = media.sendMedia({ to: b.userId }, { kind: 'image', file, body: { caption: 'sky' } });
     assert.equal(pending.state(), 'uploading');
     assert.match(pending.localId, /^local-/);
+    assert.match(pending.localUrl ?? '', /^blob:/, 'shown at once from the local blob');
     const msg = await pending.message;
     assert.equal(pending.state(), 'sent');
     assert.equal(msg.kind, 'image');
