@@ -13,7 +13,7 @@ describe('SDK media: uploads and media messages against the real server', () => 
   let ca: MagpieClient;
   let cb: MagpieClient;
   before(async () => {
-    srv = await startServer({ env: { MAGPIE_USER_BURST: '5000', MAGPIE_USER_RATE: '5000' } });
+    srv = await startServer({ startTimeoutMs: 60_000, env: { MAGPIE_USER_BURST: '5000', MAGPIE_USER_RATE: '5000' } });
     [a, b] = await Promise.all([registerAndLogin(srv.url), registerAndLogin(srv.url)]);
     ca = sdkClient({ baseUrl: srv.url, token: a.token });
     cb = sdkClient({ baseUrl: srv.url, token: b.token });

@@ -9,7 +9,7 @@ runMediaE2E('local disk, SQLite', async () => ({ env: {}, cleanup: async () => {
 describe('media garbage collection', () => {
   let srv: ServerProcess;
   before(async () => {
-    srv = await startServer({ env: { MAGPIE_MEDIA_GC_AFTER_MS: '1500', MAGPIE_MEDIA_GC_INTERVAL_MS: '300' } });
+    srv = await startServer({ startTimeoutMs: 60_000, env: { MAGPIE_MEDIA_GC_AFTER_MS: '1500', MAGPIE_MEDIA_GC_INTERVAL_MS: '300' } });
   });
   after(async () => srv.stop());
 

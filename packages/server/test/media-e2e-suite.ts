@@ -19,7 +19,7 @@ export function runMediaE2E(name: string, env: () => Promise<{ env: Record<strin
     before(async () => {
       const e = await env();
       cleanup = e.cleanup;
-      srv = await startServer({ env: { MAGPIE_USER_BURST: '5000', MAGPIE_USER_RATE: '5000', MAGPIE_MEDIA_MAX_VOICE_BYTES: '200000', ...e.env } });
+      srv = await startServer({ startTimeoutMs: 60_000, env: { MAGPIE_USER_BURST: '5000', MAGPIE_USER_RATE: '5000', MAGPIE_MEDIA_MAX_VOICE_BYTES: '200000', ...e.env } });
       [a, b, c] = await Promise.all([registerAndLogin(srv.url), registerAndLogin(srv.url), registerAndLogin(srv.url)]);
     });
     after(async () => {

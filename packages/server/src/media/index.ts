@@ -11,7 +11,7 @@ import type { BlobStore } from './blob-store.ts';
 import { LocalBlobStore } from './blob-local.ts';
 import { MediaService } from './media-service.ts';
 import { MediaStore } from './media-store.ts';
-import { findFfmpeg } from './process.ts';
+import { findFfmpeg } from './ffmpeg.ts';
 import { registerMediaRoutes } from './routes.ts';
 import { registerUploadRoutes } from './uploads.ts';
 
@@ -45,18 +45,20 @@ export async function createMediaModule(
   const dir = config.media.dir ?? join(config.dataDir, 'media');
   const incomingDir = join(dir, 'incoming');
   await mkdir(incomingDir, { recursive: true });
-  const ffmpeg = await findFfmpeg(config.media.ffmpeg);
-  if (!ffmpeg && config.media.ffmpeg !== 'off') log.warn(`ffmpeg not found (${config.media.ffmpeg}): videos get no poster or duration, voice notes no measured duration`);
+  const ffmpeg = findFfmpeg(config.media.ffmpeg).then((bin) => {
+    if (!bin && config.media.ffmpeg !== 'off') log.warn(`ffmpeg not found (${config.media.ffmpeg}): videos get no poster or duration, voice notes no measured duration`);
+    return bin;
+  });
   const blobs = await openBlobStore(config);
   const service = new MediaService(new MediaStore(deps.db), blobs, deps.store, config.media, ffmpeg, log);
-  const tus = registerUploadRoutes(http, { accounts: deps.accounts, media: service, incomingDir, expireMs: config.media.gcAfterMs });
+  const getTus = registerUploadRoutes(http, { accounts: deps.accounts, media: service, incomingDir, expireMs: config.media.gcAfterMs });
   registerMediaRoutes(http, deps.accounts, service);
   deps.messaging.addBodyHook((sender, kind, body, conv, id) => service.prepareSend(sender, kind, body, conv, id));
 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | null = null;
   const sweep = () => {
-    running ??= Promise.all([service.collectGarbage(), tus.cleanUpExpiredUploads()])
+    running ??= Promise.all([service.collectGarbage(), getTus().then((tus) => tus.cleanUpExpiredUploads())])
       .catch((err: unknown) => log.error({ err }, 'media garbage collection failed'))
       .finally(() => (running = null));
   };

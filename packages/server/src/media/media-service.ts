@@ -6,7 +6,6 @@ import type { Store } from '../store/store.ts';
 import { storeBuffer, storeFile, type BlobStore } from './blob-store.ts';
 import type { MediaConfig } from './media-config.ts';
 import type { MediaMeta, MediaStore, UploadRecord } from './media-store.ts';
-import { detectMime, mimeForKind, processUpload } from './process.ts';
 
 export type VariantName = 'original' | 'small' | 'large' | 'poster';
 
@@ -22,7 +21,8 @@ export class MediaService {
     readonly blobs: BlobStore,
     private readonly messages: Pick<Store, 'isMember'>,
     private readonly config: MediaConfig,
-    readonly ffmpeg: string | null,
+    /** The ffmpeg binary once probed (null: none); probed in the background so startup does not wait. */
+    readonly ffmpeg: Promise<string | null>,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
@@ -44,8 +44,10 @@ export class MediaService {
     const kind = upload.kind as MediaKind;
     let cleaned: string | null = null;
     try {
+      // sharp, file-type and thumbhash load with the first upload, not at server start.
+      const { detectMime, mimeForKind, processUpload } = await import('./process.ts');
       const mime = mimeForKind(kind, await detectMime(path));
-      const p = await processUpload(kind, path, mime, { thumbSmall: this.config.thumbSmall, thumbLarge: this.config.thumbLarge, ffmpeg: this.ffmpeg });
+      const p = await processUpload(kind, path, mime, { thumbSmall: this.config.thumbSmall, thumbLarge: this.config.thumbLarge, ffmpeg: await this.ffmpeg });
       if (p.path !== path) cleaned = p.path;
       const content = await storeFile(this.blobs, p.path, mime);
       const variants: NonNullable<MediaMeta['variants']> = [];

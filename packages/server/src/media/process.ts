@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import type { Metadata, OutputInfo } from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
 import type { MediaMeta } from './media-store.ts';
+import { ffprobeOf } from './ffmpeg.ts';
 
 const run = promisify(execFile);
 
@@ -59,22 +60,6 @@ export function mimeForKind(kind: MediaKind, detected: string | null): string {
     case 'file':
       return detected ?? 'application/octet-stream';
   }
-}
-
-/** Is ffmpeg (and ffprobe beside it) runnable? Resolves with the binary or null. */
-export async function findFfmpeg(bin: string): Promise<string | null> {
-  if (bin === 'off') return null;
-  try {
-    await run(bin, ['-version'], { timeout: 10_000 });
-    await run(ffprobeOf(bin), ['-version'], { timeout: 10_000 });
-    return bin;
-  } catch {
-    return null;
-  }
-}
-
-function ffprobeOf(ffmpeg: string): string {
-  return ffmpeg.replace(/ffmpeg(\.exe)?$/, 'ffprobe$1');
 }
 
 /**

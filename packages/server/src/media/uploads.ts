@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FileStore } from '@tus/file-store';
-import { EVENTS, Server as TusServer } from '@tus/server';
+import type { Server as TusServer } from '@tus/server';
 import { MEDIA_KINDS, MagpieError, isMediaKind } from '@magpie/protocol';
 import type { AccountService } from '../services/accounts.ts';
 import { bearer } from '../http/validation.ts';
@@ -28,11 +27,42 @@ function refusal(err: MagpieError): { status_code: number; body: string } {
  * connection asks HEAD for the offset and continues. When the last byte arrives the upload
  * is processed (media-service.ts) before the final PATCH is answered.
  */
-export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: AccountService; media: MediaService; incomingDir: string; expireMs: number }): TusServer {
-  const { accounts, media, incomingDir } = deps;
+export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: AccountService; media: MediaService; incomingDir: string; expireMs: number }): () => Promise<TusServer> {
+  // The tus server loads with the first upload request, not at server start.
+  let tus: Promise<TusServer> | null = null;
+  const getTus = () => (tus ??= createTus(deps));
+  const handle = async (req: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
+    if (req.method !== 'OPTIONS') {
+      const p = await deps.accounts.authenticate(bearer(req));
+      const id = req.params['*'];
+      if (id) {
+        // Only the uploader may see or continue an upload.
+        const u = await deps.media.store.getUpload(id);
+        if (!u || u.owner !== p.userId) throw new MagpieError('not_found', 'no such upload');
+      }
+      uploaders.set(req.raw, p.userId);
+    }
+    const server = await getTus();
+    reply.hijack();
+    await server.handle(req.raw, reply.raw);
+  };
+  void app.register(async (scope) => {
+    // tus reads the request body itself: no parsing, no body limit here.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    const methods = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+    scope.route({ method: [...methods], url: '/api/uploads', handler: handle });
+    scope.route({ method: [...methods], url: '/api/uploads/*', handler: handle });
+  });
+  return getTus;
+}
+
+async function createTus(deps: { media: MediaService; incomingDir: string; expireMs: number }): Promise<TusServer> {
+  const { media, incomingDir } = deps;
+  const [{ FileStore }, { EVENTS, Server }] = await Promise.all([import('@tus/file-store'), import('@tus/server')]);
   const datastore = new FileStore({ directory: incomingDir, expirationPeriodInMilliseconds: deps.expireMs });
   const largest = Math.max(...MEDIA_KINDS.map((k) => media.maxBytes(k)));
-  const tus = new TusServer({
+  const tus = new Server({
     path: '/api/uploads',
     datastore,
     relativeLocation: true,
@@ -61,28 +91,5 @@ export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: Acc
     },
   });
   tus.on(EVENTS.POST_TERMINATE, (_req, _res, id) => void media.store.failUpload(id, Date.now()));
-
-  const handle = async (req: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
-    if (req.method !== 'OPTIONS') {
-      const p = await accounts.authenticate(bearer(req));
-      const id = req.params['*'];
-      if (id) {
-        // Only the uploader may see or continue an upload.
-        const u = await media.store.getUpload(id);
-        if (!u || u.owner !== p.userId) throw new MagpieError('not_found', 'no such upload');
-      }
-      uploaders.set(req.raw, p.userId);
-    }
-    reply.hijack();
-    await tus.handle(req.raw, reply.raw);
-  };
-  void app.register(async (scope) => {
-    // tus reads the request body itself: no parsing, no body limit here.
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
-    const methods = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-    scope.route({ method: [...methods], url: '/api/uploads', handler: handle });
-    scope.route({ method: [...methods], url: '/api/uploads/*', handler: handle });
-  });
   return tus;
 }
