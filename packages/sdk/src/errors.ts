@@ -10,10 +10,10 @@ import { ERROR_RETRYABLE, isErrorCode } from './protocol-constants.ts';
  * - `network`: an HTTP request failed before a response arrived
  * - `bad_response`: the server answered with something the SDK cannot read
  */
-export type ClientErrorCode = 'disconnected' | 'timeout' | 'not_connected' | 'closed' | 'network' | 'bad_response';
+export type ClientErrorCode = 'disconnected' | 'timeout' | 'not_connected' | 'closed' | 'network' | 'bad_response' | 'cancelled' | 'upload_failed';
 export type MagpieClientErrorCode = ClientErrorCode | ErrorCode;
 
-const CLIENT_CODES: ReadonlySet<string> = new Set(['disconnected', 'timeout', 'not_connected', 'closed', 'network', 'bad_response']);
+const CLIENT_CODES: ReadonlySet<string> = new Set(['disconnected', 'timeout', 'not_connected', 'closed', 'network', 'bad_response', 'cancelled', 'upload_failed']);
 const RETRYABLE_CLIENT_CODES: ReadonlySet<string> = new Set(['disconnected', 'timeout', 'not_connected', 'network']);
 
 /** The one error type the SDK throws or emits. */

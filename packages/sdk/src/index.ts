@@ -49,3 +49,4 @@ export type { Profile, ProfileSummary, FriendEntry, FriendRequestEntry, BlockEnt
 export { executeInstruction, type Instruction, type InstructionHost } from './instructions.ts';
 export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type GroupJoinRequest, type GroupPatch, type CreateGroupInput, type JoinPolicy } from './groups.ts';
 export * from './view-models/index.ts';
+export { MediaApi, MediaUpload, type MediaApiOptions, type UploadInfo, type UploadSource, type UploadState, type UploadEvents, type PendingMedia, type PendingMediaState, type SendMediaInput } from './media.ts';

@@ -41,6 +41,7 @@ import type { OfflineHandoff } from './delivery/offline-handoff.ts';
 import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
+import { createMediaModule, type MediaModule } from './media/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -58,6 +59,8 @@ export interface MagpieServer {
   push: PushModule;
   /** Every HTTP route registered (method, URL pattern), for the docs test. */
   routes: { method: string; url: string }[];
+  /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
+  media: MediaModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -183,6 +186,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
+  const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   registerWebClient(http);
   accounts.onAccountDeleted((userId) => dropRelations(social.service, userId, log));
 
@@ -216,8 +220,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     social,
     push,
     routes,
+    media,
     async start() {
       wallet.start();
+      media.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -236,6 +242,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await wallet.stop();
       await social.stop();
       await push.stop();
+      await media.stop();
       await instructionStore.close();
       await store.close();
       await db.close();

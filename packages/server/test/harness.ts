@@ -20,7 +20,7 @@ export interface ServerProcess {
 }
 
 /** Start the real server as a child process on a free port. */
-export async function startServer(opts: { env?: Record<string, string>; dataDir?: string; keepData?: boolean } = {}): Promise<ServerProcess> {
+export async function startServer(opts: { env?: Record<string, string>; dataDir?: string; keepData?: boolean; startTimeoutMs?: number } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'magpie-e2e-'));
   const proc = fork(MAIN, [], {
     execArgv: ['--import', 'tsx'],
@@ -28,7 +28,8 @@ export async function startServer(opts: { env?: Record<string, string>; dataDir?
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('server did not start in 60 s')), 60_000);
+    const limit = opts.startTimeoutMs ?? 60_000;
+    const t = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s`)), limit);
     proc.on('message', (m: { ready?: string }) => {
       if (m.ready) {
         clearTimeout(t);

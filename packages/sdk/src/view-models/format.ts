@@ -3,7 +3,7 @@
  * kinds (cards, orders, app-defined `custom` types) register their own preview text with
  * `registerKindText`, so the messaging core does not need to know them.
  */
-import type { Message } from '@magpie/protocol';
+import { messagePreview, type Message } from '@magpie/protocol';
 import type { LocalMessage } from '../history.ts';
 
 export type NameOf = (userId: string) => string;
@@ -66,7 +66,7 @@ function noticeText(body: unknown, nameOf: NameOf): string {
   }
 }
 
-/** One line for a message: its text, or a bracketed label for other kinds. */
+/** One line for a message: its text, a bracketed label for other kinds, or an unknown kind's `fallback`. */
 export function messageText(m: Pick<Message, 'kind' | 'body'>, nameOf: NameOf): string {
   const custom = kindTexts.get(m.kind);
   if (custom) return custom(m.body, nameOf);
@@ -83,7 +83,9 @@ export function messageText(m: Pick<Message, 'kind' | 'body'>, nameOf: NameOf): 
     case 'custom':
       return `[${typeof body.type === 'string' ? body.type : 'Card'}]`;
     default:
-      return `[${m.kind}]`;
+      // Media kinds read "[Image]", "[Voice] 0:12", …; a kind this build does not know shows
+      // the text fallback every newer kind carries.
+      return messagePreview(m.kind, m.body);
   }
 }
 

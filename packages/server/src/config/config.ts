@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PUSH_ENV, PushConfigSchema } from '../push/push-config.ts';
+import { MEDIA_ENV, MediaConfigSchema } from '../media/media-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -198,6 +199,8 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Offline push: providers, policy, quotas, lanes (see push/push-config.ts and docs/operations.md). */
   push: PushConfigSchema.prefault({}),
+  /** Uploads, media storage (local disk or S3), thumbnails, access, GC (see media/media-config.ts and docs/operations.md). */
+  media: MediaConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -283,6 +286,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_WALLET_MAX_AMOUNT: (c, v) => (c.wallet = { ...(c.wallet as object), maxAmount: Number(v) }),
   MAGPIE_WALLET_MAX_BALANCE: (c, v) => (c.wallet = { ...(c.wallet as object), maxBalance: Number(v) }),
   ...PUSH_ENV,
+  ...MEDIA_ENV,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

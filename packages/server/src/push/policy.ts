@@ -1,4 +1,4 @@
-import type { Message } from '@magpie/protocol';
+import { messagePreview, type Message } from '@magpie/protocol';
 import type { PushCategory, PushUserSettings } from './types.ts';
 
 /**
@@ -139,13 +139,10 @@ function lang(locale: string): keyof typeof TEXT {
   return locale.toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
-/** A short preview of a message body; non-text kinds show their kind only. */
-export function preview(message: Pick<Message, 'kind' | 'body'>, max = 120): string {
-  if (message.kind === 'text') {
-    const text = String((message.body as { text?: unknown }).text ?? '').replace(/\s+/g, ' ').trim();
-    return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-  }
-  return `[${message.kind}]`;
+/** A short preview of a message body: text as is; media as "[Image]", "[Voice] 0:12", … in the user's language. */
+export function preview(message: Pick<Message, 'kind' | 'body'>, max = 120, locale = 'en'): string {
+  const text = messagePreview(message.kind, message.body, locale).replace(/\s+/g, ' ').trim();
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
 /**
@@ -155,7 +152,7 @@ export function preview(message: Pick<Message, 'kind' | 'body'>, max = 120): str
 export function imText(opts: { senderName: string; message: Pick<Message, 'kind' | 'body'>; count: number; hide: boolean; appName: string; locale: string }): { title: string; body: string } {
   const t = TEXT[lang(opts.locale)];
   if (opts.hide) return { title: opts.appName, body: opts.count > 1 ? t.many(opts.count) : t.one };
-  return { title: opts.senderName, body: (opts.count > 1 ? t.more(opts.count) : '') + preview(opts.message) };
+  return { title: opts.senderName, body: (opts.count > 1 ? t.more(opts.count) : '') + preview(opts.message, 120, opts.locale) };
 }
 
 /** Hidden text for a non-IM push under privacy mode. */

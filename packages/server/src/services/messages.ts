@@ -37,6 +37,12 @@ export type CommittedListener = (message: Message, pointers: InboxPointer[]) => 
 /** Decides whether `sender` may send a direct message to `recipient`; throws MagpieError('forbidden', …) to refuse. */
 export type DirectMessagePolicy = (sender: string, recipient: string) => Promise<void>;
 
+/**
+ * Checks and completes a client's message body before it is stored (media: the referenced
+ * upload exists and may be sent; measured fields filled in). Throws a MagpieError to refuse.
+ */
+export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => Promise<unknown>;
+
 export type SyncMode = 'none' | 'incremental' | 'full';
 
 /** Bound on the cache of user ids known to exist (~100 bytes each). */
@@ -50,6 +56,7 @@ export class MessagingService {
   private readonly committer: GroupCommitter<AppendRequest, AppendOutcome>;
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
+  private readonly bodyHooks: BodyHook[] = [];
   private readonly knownUsers = new Set<string>();
   /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
   private readonly sendTails = new Map<string, Promise<void>>();
@@ -107,10 +114,13 @@ export class MessagingService {
     turn: () => Promise<void>,
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    const body = validateMessageBody(input.kind, input.body);
-    if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
-      throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
-    }
+    let body = validateMessageBody(input.kind, input.body);
+    const checkSize = () => {
+      if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
+        throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
+      }
+    };
+    checkSize();
     let conv: string;
     let directMembers: [string, string] | undefined;
     if (input.to !== undefined) {
@@ -125,6 +135,11 @@ export class MessagingService {
       conv = input.conv!;
     }
     if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
+    const id = timeId('m');
+    if (this.bodyHooks.length) {
+      for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
+      checkSize();
+    }
     await turn();
     const submitted = this.submitAndPublish(
       {
@@ -135,7 +150,7 @@ export class MessagingService {
         kind: input.kind,
         body,
         time: this.now(),
-        id: timeId('m'),
+        id,
         ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),
       },
       p.tokenHash,
@@ -217,6 +232,11 @@ export class MessagingService {
   /** Add a check run before every direct message (blocks, stranger policy); it throws a MagpieError to refuse. */
   addDirectPolicy(policy: DirectMessagePolicy): void {
     this.directPolicies.push(policy);
+  }
+
+  /** Add a check that may refuse or complete a message body before it is stored (see BodyHook). */
+  addBodyHook(hook: BodyHook): void {
+    this.bodyHooks.push(hook);
   }
 
   /**
