@@ -7,3 +7,4 @@ export * from './codec.ts';
 export * from './redpacket.ts';
 export * from './social.ts';
 export * from './text.ts';
+export * from './rest/index.ts';
