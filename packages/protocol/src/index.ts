@@ -8,3 +8,4 @@ export * from './redpacket.ts';
 export * from './social.ts';
 export * from './text.ts';
 export * from './media.ts';
+export * from './rest/index.ts';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { MagpieError } from '@magpie/protocol';
+import { MagpieError, docsRoutes, type RestRoute } from '@magpie/protocol';
 import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { Store } from './store/store.ts';
@@ -16,6 +16,8 @@ import type { Principal } from './services/accounts.ts';
 import { AckService } from './services/acks.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { registerApiRoutes } from './http/routes.ts';
+import { RestApi, restRouteOf } from './http/rest.ts';
+import { openApiDocument } from './http/openapi.ts';
 import { registerGroupRoutes } from './http/group-routes.ts';
 import { GroupService } from './services/groups.ts';
 import { InstructionService } from './instructions/instruction-service.ts';
@@ -155,8 +157,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
   const routes: { method: string; url: string }[] = [];
+  const restRoutes: RestRoute[] = [];
   http.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+    const rest = restRouteOf(r);
+    if (rest) restRoutes.push(rest);
   });
 
   installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
@@ -173,10 +178,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
 
   const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
-  http.get('/api/health', async () => ({ ok: true }));
-  registerApiRoutes(http, accounts, messaging);
+  const api = new RestApi(http, accounts, config.adminToken);
+  registerApiRoutes(api, accounts, messaging);
   const groups = new GroupService(store, bus, messaging, config.groups);
-  registerGroupRoutes(http, accounts, groups);
+  registerGroupRoutes(api, groups);
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
@@ -188,6 +193,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const social = await createSocialModule(http, { config, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   registerWebClient(http);
+  let openApi: Record<string, unknown> | undefined;
+  const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
+  api.route(docsRoutes.openapi, docs);
+  api.route(docsRoutes.docs, docs);
   accounts.onAccountDeleted((userId) => dropRelations(social.service, userId, log));
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });

@@ -1,7 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { MagpieError, PLATFORMS, issuesOf } from '@magpie/protocol';
+import { MagpieError, PLATFORMS } from '@magpie/protocol';
+import { adminGuard } from '../http/admin-auth.ts';
+import { RestApi } from '../http/rest.ts';
+import { bearer, parseBody as parse } from '../http/validation.ts';
 import type { AccountService, Principal } from '../services/accounts.ts';
 import type { PushService } from './service.ts';
 import type { PushFunnel } from './funnel.ts';
@@ -55,18 +57,6 @@ const Notify = z.strictObject({
   data: z.record(z.string().max(64), z.string().max(1024)).optional(),
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) });
-  return r.data;
-}
-
-function bearer(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  return h?.startsWith('Bearer ') ? h.slice(7) : undefined;
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 /** What a client may see of a device: never the token itself. */
 export function publicDevice(d: PushDevice): Record<string, unknown> {
@@ -81,13 +71,9 @@ export function publicDevice(d: PushDevice): Record<string, unknown> {
 export function registerPushRoutes(app: FastifyInstance, deps: { accounts: AccountService; push: PushService; funnel: PushFunnel; adminToken: string | undefined; now?: () => number }): void {
   const { accounts, push, funnel } = deps;
   const now = deps.now ?? Date.now;
-  const auth = (req: FastifyRequest): Promise<Principal> => accounts.authenticate(bearer(req));
-  const adminDigest = deps.adminToken ? digest(deps.adminToken) : null;
-  const admin = (req: FastifyRequest): void => {
-    if (!adminDigest) throw new MagpieError('forbidden', 'the admin API is disabled (set MAGPIE_ADMIN_TOKEN)');
-    const token = bearer(req);
-    if (!token || !timingSafeEqual(digest(token), adminDigest)) throw new MagpieError('unauthorized', 'admin token required');
-  };
+  const api = new RestApi(app, accounts, deps.adminToken);
+  const auth = (req: FastifyRequest): Promise<Principal> => api.authenticate(req);
+  const admin = adminGuard(deps.adminToken);
 
   // --- public: what a client needs before it subscribes ---
   app.get('/api/push/config', async () => ({

@@ -1,38 +1,19 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { RED_PACKET_SPLITS, safeText } from '@magpie/protocol';
+import { walletRoutes as R } from '@magpie/protocol';
 import { adminGuard } from '../http/admin-auth.ts';
-import { bearer, parseBody as parse } from '../http/validation.ts';
-import type { AccountService, Principal } from '../services/accounts.ts';
+import { parseBody as parse } from '../http/validation.ts';
+import { RestApi } from '../http/rest.ts';
+import type { AccountService } from '../services/accounts.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
 
 const Fen = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const Id = z.string().min(1).max(64);
-const SendPacket = z
-  .strictObject({
-    clientMsgId: z.string().min(1).max(64),
-    to: Id.optional(),
-    conv: z.string().min(1).max(128).optional(),
-    split: z.enum(RED_PACKET_SPLITS).default('random'),
-    /** Random split: total in fen. */
-    total: Fen.optional(),
-    /** Fixed split: each share in fen. */
-    amount: Fen.optional(),
-    count: z.number().int().positive().max(1_000_000),
-    greeting: safeText(100).optional(),
-    exclusiveTo: Id.nullable().optional(),
-  })
-  .refine((b) => (b.to === undefined) !== (b.conv === undefined), { message: 'exactly one of `to` and `conv` is required' })
-  .refine((b) => (b.split === 'fixed' ? b.amount !== undefined && b.total === undefined : b.total !== undefined && b.amount === undefined), {
-    message: 'a random split takes `total`, a fixed split takes `amount`',
-  });
-const EntriesQuery = z.strictObject({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(200).optional() });
-const GatewayBody = z.strictObject({ userId: Id, amount: Fen, reference: z.string().min(1).max(128) });
+const GatewayBody = z.strictObject({ userId: z.string().min(1).max(64), amount: Fen, reference: z.string().min(1).max(128) });
 const SettleBody = z.strictObject({ result: z.enum(['paid', 'reversed']) });
 
 /**
- * REST routes of wallets and red packets:
+ * REST routes of wallets and red packets (the users' routes' schemas: @magpie/protocol rest/wallet.ts):
  *   POST /api/redpackets                  send (201)
  *   GET  /api/redpackets/:id              packet, claim list, best luck (members)
  *   POST /api/redpackets/:id/grab         grab (filter)
@@ -49,33 +30,20 @@ export function registerWalletRoutes(
   app: FastifyInstance,
   deps: { accounts: AccountService; redPackets: RedPacketService; wallet: WalletService; adminToken: string | undefined },
 ): void {
-  const { accounts, redPackets, wallet } = deps;
-  const auth = (req: FastifyRequest): Promise<Principal> => accounts.authenticate(bearer(req));
+  const { redPackets, wallet } = deps;
+  const api = new RestApi(app, deps.accounts, deps.adminToken);
   const admin = adminGuard(deps.adminToken);
 
-  app.post('/api/redpackets', async (req, reply) => {
-    const p = await auth(req);
-    const out = await redPackets.send(p, parse(SendPacket, req.body));
-    reply.code(out.duplicate ? 200 : 201);
+  api.route(R.sendPacket, async ({ principal, body, reply }) => {
+    const out = await redPackets.send(principal, body);
+    void reply.code(out.duplicate ? 200 : 201);
     return out;
   });
-  app.get<{ Params: { id: string } }>('/api/redpackets/:id', async (req) => {
-    const p = await auth(req);
-    return redPackets.details(p.userId, req.params.id);
-  });
-  app.post<{ Params: { id: string } }>('/api/redpackets/:id/grab', async (req) => {
-    const p = await auth(req);
-    return redPackets.grab(p.userId, req.params.id);
-  });
-  app.post<{ Params: { id: string } }>('/api/redpackets/:id/open', async (req) => {
-    const p = await auth(req);
-    return redPackets.open(p.userId, req.params.id);
-  });
-  app.get('/api/wallet', async (req) => wallet.balance((await auth(req)).userId));
-  app.get('/api/wallet/entries', async (req) => {
-    const p = await auth(req);
-    return wallet.entries(p.userId, parse(EntriesQuery, req.query));
-  });
+  api.route(R.packet, async ({ principal, params }) => redPackets.details(principal.userId, params.id));
+  api.route(R.grab, async ({ principal, params }) => redPackets.grab(principal.userId, params.id));
+  api.route(R.open, async ({ principal, params }) => redPackets.open(principal.userId, params.id));
+  api.route(R.balance, async ({ principal }) => wallet.balance(principal.userId));
+  api.route(R.entries, async ({ principal, query }) => wallet.entries(principal.userId, query));
 
   app.post('/api/admin/wallet/topup', async (req) => {
     admin(req);

@@ -1,0 +1,5 @@
+export * from './route.ts';
+export * from './accounts.ts';
+export * from './groups.ts';
+export * from './social.ts';
+export * from './wallet.ts';
