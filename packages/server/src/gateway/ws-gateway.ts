@@ -127,14 +127,15 @@ export class WsGateway {
       socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"rate_limited","message":"too many connections from this address"}}');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip));
+    // ws takes over this same socket; the connection keeps it to write shared frames directly.
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, socket));
   }
 
-  private accept(ws: WebSocket, ip: string): void {
+  private accept(ws: WebSocket, ip: string, socket: Duplex): void {
     const { config, metrics } = this.d;
     const { limits } = config;
     const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
-    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason), socket);
     metrics.connections.inc();
     this.unauthenticated.add(conn);
     const helloTimer = setTimeout(() => {
