@@ -9,7 +9,7 @@ import { AccountService, type Principal } from '../src/services/accounts.ts';
 import { MessagingService } from '../src/services/messages.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { errorBody } from '../src/util/errors.ts';
-import { PushConfigSchema, type PushConfig } from '../src/push/push-config.ts';
+import { PushConfigSchema, type PushConfig } from '../src/config/push-config.ts';
 import { createPushModule, type PushModule } from '../src/push/index.ts';
 import type { PushStore } from '../src/push/push-store.ts';
 import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { PUSH_ENV, PushConfigSchema } from '../push/push-config.ts';
+import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -196,7 +196,7 @@ export const ConfigSchema = z.strictObject({
       maxBalance: z.number().int().min(1).max(2 ** 50).default(10_000_000_000),
     })
     .prefault({}),
-  /** Offline push: providers, policy, quotas, lanes (see push/push-config.ts and docs/operations.md). */
+  /** Offline push: providers, policy, quotas, lanes (see config/push-config.ts and docs/operations.md). */
   push: PushConfigSchema.prefault({}),
 });
 

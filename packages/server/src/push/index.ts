@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
 import type { AccountService } from '../services/accounts.ts';
-import type { PushConfig } from './push-config.ts';
+import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import { SqlitePushStore } from './sqlite-push-store.ts';
 import { PushFunnel } from './funnel.ts';

@@ -4,7 +4,7 @@ import { MagpieError, type Message, type Platform } from '@magpie/protocol';
 import type { Store, InboxPointer } from '../store/store.ts';
 import type { Principal } from '../services/accounts.ts';
 import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
-import type { PushConfig } from './push-config.ts';
+import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import type { PushFunnel } from './funnel.ts';
 import type { PushDispatcher } from './dispatcher.ts';

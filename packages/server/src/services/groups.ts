@@ -3,7 +3,7 @@ import type { Bus } from '../bus/bus.ts';
 import type { GroupEffect, GroupPatch, GroupRecord, HistoryVisibility, JoinRequestRecord, MemberRecord, Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import type { Principal } from './accounts.ts';
-import { isAdmin } from './group-rules.ts';
+import { isAdmin } from '../store/group-rules.ts';
 import type { MessagingService } from './messages.ts';
 
 export interface GroupLimits {

@@ -5,7 +5,7 @@ import { StoreNotFoundError, directConversationId, type AppendOutcome, type Appe
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { fitToBytes } from '../util/page-bytes.ts';
-import { checkPost } from './group-rules.ts';
+import { checkPost } from '../store/group-rules.ts';
 import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './accounts.ts';
 
