@@ -37,6 +37,8 @@ export interface GatewayDeps {
   userLimits: UserLimits;
   retry: RetryQueue;
   instructions: InstructionService;
+  /** This node's connections; built by the caller when others (offline push's presence) read it too. */
+  registry?: ConnectionRegistry;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -59,7 +61,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * from the Bus to the connections of this node.
  */
 export class WsGateway {
-  readonly registry = new ConnectionRegistry();
+  readonly registry: ConnectionRegistry;
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
   readonly supers = new SuperGroupIndex({
     gained: (conv) => this.d.bus.watchConv(conv),
@@ -77,6 +79,7 @@ export class WsGateway {
   private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
   constructor(private readonly d: GatewayDeps) {
+    this.registry = d.registry ?? new ConnectionRegistry();
     const { limits } = d.config;
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
