@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type CloseReason } from '@magpie/protocol';
-import type { Principal } from '../services/accounts.ts';
+import type { Principal } from '../services/account-service.ts';
 import { ObtainedTracker } from './obtained.ts';
 
 /**

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { avatarUrl, displayName, safeText } from '@magpie/protocol';
-import type { AccountService, Principal } from '../services/accounts.ts';
-import type { GroupService } from '../services/groups.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
+import type { GroupService } from '../services/group-service.ts';
 import type { GroupRecord, MemberRecord } from '../store/store.ts';
 import { parseBody, bearer } from './validation.ts';
 

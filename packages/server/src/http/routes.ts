@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { PLATFORMS, Username, displayName } from '@magpie/protocol';
 import { bearer, parseBody } from './validation.ts';
-import type { AccountService, Principal } from '../services/accounts.ts';
-import type { MessagingService } from '../services/messages.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
+import type { MessagingService } from '../services/message-service.ts';
 
 const Register = z.strictObject({
   username: Username,

@@ -5,13 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import { SqlitePushStore } from './sqlite-push-store.ts';
 import { PushFunnel } from './funnel.ts';
 import { PushDispatcher } from './dispatcher.ts';
-import { PushService, type Presence } from './service.ts';
+import { PushService, type Presence } from './push-service.ts';
 import { registerPushRoutes } from './routes.ts';
 import { LoopGuard } from './loop-guard.ts';
 import type { PushProviderAdapter } from './providers/provider.ts';
@@ -21,7 +21,7 @@ import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
 import { WebhookProvider } from './providers/webhook.ts';
 import type { PushProviderName } from './types.ts';
 
-export { PushService, type OfflinePush, type Presence } from './service.ts';
+export { PushService, type OfflinePush, type Presence } from './push-service.ts';
 
 /**
  * Presence from the gateway's connection registry: who is connected on this node, and —

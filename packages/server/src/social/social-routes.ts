@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MagpieError, avatarUrl, displayName, issuesOf, safeText } from '@magpie/protocol';
-import type { AccountService, Principal } from '../services/accounts.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
 import type { SocialService } from './social-service.ts';
 
 const UserId = z.string().min(1).max(64);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RED_PACKET_SPLITS, safeText } from '@magpie/protocol';
 import { adminGuard } from '../http/admin-auth.ts';
 import { bearer, parseBody as parse } from '../http/validation.ts';
-import type { AccountService, Principal } from '../services/accounts.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
 

@@ -7,7 +7,7 @@ import { GroupCommitter } from './group-commit.ts';
 import { fitToBytes } from '../util/page-bytes.ts';
 import { checkPost } from '../store/group-rules.ts';
 import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
-import type { Principal } from './accounts.ts';
+import type { Principal } from './account-service.ts';
 
 export interface MessagingOptions {
   ringCapacity: number;

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { MagpieError, type Message, type Platform } from '@magpie/protocol';
 import type { Store, InboxPointer } from '../store/store.ts';
-import type { Principal } from '../services/accounts.ts';
+import type { Principal } from '../services/account-service.ts';
 import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
 import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
