@@ -244,14 +244,18 @@ export class WsGateway {
     }
     let result: unknown;
     switch (f.type) {
-      case 'send':
+      case 'send': {
+        let sent;
         try {
-          result = await messaging.send(p, f);
+          sent = await messaging.send(p, f);
         } catch (err) {
           order?.refused(f, err);
           throw err;
         }
-        break;
+        // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
+        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
+        return;
+      }
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;

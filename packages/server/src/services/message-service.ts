@@ -51,6 +51,8 @@ export class MessagingService {
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
   private readonly knownUsers = new Set<string>();
+  /** The JSON of each message published by this node, so the sender's reply reuses it. */
+  private readonly wire = new WeakMap<Message, string>();
   /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
   private readonly sendTails = new Map<string, Promise<void>>();
 
@@ -108,7 +110,9 @@ export class MessagingService {
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     const body = validateMessageBody(input.kind, input.body);
-    if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
+    // Serialized once here: the size check, the fan-out frames and the reply all use this text.
+    const bodyText = JSON.stringify(body);
+    if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
     }
     let conv: string;
@@ -139,6 +143,7 @@ export class MessagingService {
         ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),
       },
       p.tokenHash,
+      bodyText,
     );
     // submit() queued the request synchronously: the next send of this sender may go now.
     handedOver();
@@ -195,14 +200,14 @@ export class MessagingService {
   }
 
   /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
-  private async submitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+  private async submitAndPublish(req: AppendRequest, senderSession?: string, bodyText?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
     const outcome = await this.committer.submit(req);
     if (!outcome.ok) {
       this.metrics.sends.inc({ outcome: outcome.error });
       throw appendError(outcome, req.conv);
     }
     this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
-    if (!outcome.duplicate) this.publishMessage(outcome, senderSession);
+    if (!outcome.duplicate) this.publishMessage(outcome, senderSession, outcome.message.body === req.body ? bodyText : undefined);
     return outcome;
   }
 
@@ -212,6 +217,11 @@ export class MessagingService {
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
     return out;
+  }
+
+  /** JSON of a message from `send` (serialized once, at fan-out); other messages are serialized now. */
+  messageJson(m: Message): string {
+    return this.wire.get(m) ?? JSON.stringify(m);
   }
 
   /** Add a check run before every direct message (blocks, stranger policy); it throws a MagpieError to refuse. */
@@ -233,8 +243,9 @@ export class MessagingService {
    * direct and normal-group messages always have at least the sender's pointer), so online
    * members get one `advanced` frame, the same string for all of them.
    */
-  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined): void {
-    const body = JSON.stringify(outcome.message);
+  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined, bodyText?: string): void {
+    const body = messageText(outcome.message, bodyText);
+    this.wire.set(outcome.message, body);
     const eff = outcome.effect;
     const conv = outcome.message.conv;
     // Super-group subscriptions change before this notice is published, in commit order: a
@@ -393,6 +404,18 @@ export class MessagingService {
     }
     return entry;
   }
+}
+
+/**
+ * JSON of `m`, reusing `bodyText` (the JSON of `m.body`) when given. `"body":0` can only be
+ * the top-level key: inside a JSON string every quote is escaped, and Message has no other
+ * nested object before `body`.
+ */
+export function messageText(m: Message, bodyText?: string): string {
+  if (bodyText === undefined) return JSON.stringify(m);
+  const shell = JSON.stringify({ ...m, body: 0 });
+  const at = shell.indexOf('"body":0');
+  return `${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`;
 }
 
 /** The `advanced` frame of a super-group message whose JSON is `body`. */
