@@ -10,16 +10,17 @@ import type { Store } from './store/store.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/memory-bus.ts';
-import { AccountService } from './services/accounts.ts';
-import { MessagingService, type SendInput } from './services/messages.ts';
-import type { Principal } from './services/accounts.ts';
-import { AckService } from './services/acks.ts';
+import { AccountService } from './services/account-service.ts';
+import { MessagingService, type SendInput } from './services/message-service.ts';
+import type { Principal } from './services/account-service.ts';
+import { AckService } from './services/ack-service.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
+import { ConnectionRegistry } from './gateway/registry.ts';
 import { registerApiRoutes } from './http/routes.ts';
 import { RestApi, restRouteOf } from './http/rest.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { registerGroupRoutes } from './http/group-routes.ts';
-import { GroupService } from './services/groups.ts';
+import { GroupService } from './services/group-service.ts';
 import { InstructionService } from './instructions/instruction-service.ts';
 import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
 import type { InstructionStore } from './instructions/instruction-store.ts';
@@ -31,7 +32,7 @@ import { warmPasswordPolicy } from './util/password-policy.ts';
 import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
-import { createPushModule, ForwardingHandoff, gatewayPresence, type PushModule } from './push/index.ts';
+import { createPushModule, registryPresence, type PushModule } from './push/index.ts';
 import { RateLimiter } from './util/rate-limiter.ts';
 import { UserLimits } from './util/user-limits.ts';
 import { bearer } from './http/validation.ts';
@@ -127,10 +128,6 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
   const userLimits = new UserLimits(config.limits);
-  /** Offline handoff of the retry queue: forwards to offline push once it is built (below). */
-  const pushHandoff = new ForwardingHandoff();
-  const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? pushHandoff;
-  const retry = createRetryQueue(config, metrics, offlineHandoff);
 
   const { limits } = config;
   // Node's own request timeouts, checked every connectionsCheckingInterval (its default, 30 s, would let them run late).
@@ -199,21 +196,25 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   api.route(docsRoutes.docs, docs);
   accounts.onAccountDeleted((userId) => dropRelations(social.service, userId, log));
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions });
-  http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
-
+  // Built in data-path order without a cycle: offline push reads presence from the connection
+  // registry, the retry queue hands off to push, and the gateway uses both.
+  const connections = new ConnectionRegistry();
   const push = await createPushModule(http, {
     server: config,
     config: config.push,
     store,
     accounts,
-    presence: gatewayPresence(gateway, bus),
+    presence: registryPresence(connections, bus),
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),
   });
   messaging.onCommitted(push.service.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
-  pushHandoff.target = push.service;
+  const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
+  const retry = createRetryQueue(config, metrics, offlineHandoff);
+
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections });
+  http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   // The stores have created their files (and WAL/SHM files) by now: make them private too.
   secureDataDir(config.dataDir, { create: false });
 

@@ -6,7 +6,7 @@ export { directConversationId, StoreConflictError, StoreNotFoundError } from './
 export type { Store, NewUser, UserRecord, NewSession, SessionRecord, AppendRequest, AppendOutcome, GroupRecord, MemberRecord, GroupRole } from './store/store.ts';
 export type { Bus, BusEvent } from './bus/bus.ts';
 export { hashToken } from './util/ids.ts';
-export type { Principal } from './services/accounts.ts';
+export type { Principal } from './services/account-service.ts';
 export { openPushStore, type PushStore } from './push/index.ts';
 export { openWalletStore, RedPacketService, WalletService, type WalletStore } from './wallet/index.ts';
 export type { MessagePoster } from './wallet/redpacket-service.ts';

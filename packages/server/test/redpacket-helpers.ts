@@ -1,8 +1,8 @@
 /** Test doubles and fixtures for the red-packet service tests. */
 import assert from 'node:assert/strict';
 import { MagpieError, validateMessageBody, type ConversationKind, type GrabResult, type Message, type OpenResult } from '@magpie/protocol';
-import type { Principal } from '../src/services/accounts.ts';
-import type { SendInput } from '../src/services/messages.ts';
+import type { Principal } from '../src/services/account-service.ts';
+import type { SendInput } from '../src/services/message-service.ts';
 import { directConversationId } from '../src/store/store.ts';
 import { RedPacketService, type MembershipSource, type MessagePoster, type RedPacketOptions } from '../src/wallet/redpacket-service.ts';
 import type { WalletStore } from '../src/wallet/wallet-store.ts';

@@ -10,7 +10,7 @@ import { MagpieError } from '@magpie/protocol';
 import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
 import { WalletService, type PaymentGateway, type PaymentRequest } from '../src/wallet/wallet-service.ts';
 import { registerWalletRoutes } from '../src/wallet/routes.ts';
-import type { AccountService } from '../src/services/accounts.ts';
+import type { AccountService } from '../src/services/account-service.ts';
 import type { RedPacketService } from '../src/wallet/redpacket-service.ts';
 import { errorBody } from '../src/util/errors.ts';
 import { assertReconciles } from './wallet-store-contract.ts';

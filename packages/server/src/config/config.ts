@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { PUSH_ENV, PushConfigSchema } from '../push/push-config.ts';
-import { MEDIA_ENV, MediaConfigSchema } from '../media/media-config.ts';
+import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
+import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -197,9 +197,9 @@ export const ConfigSchema = z.strictObject({
       maxBalance: z.number().int().min(1).max(2 ** 50).default(10_000_000_000),
     })
     .prefault({}),
-  /** Offline push: providers, policy, quotas, lanes (see push/push-config.ts and docs/operations.md). */
+  /** Offline push: providers, policy, quotas, lanes (see config/push-config.ts and docs/operations.md). */
   push: PushConfigSchema.prefault({}),
-  /** Uploads, media storage (local disk or S3), thumbnails, access, GC (see media/media-config.ts and docs/operations.md). */
+  /** Uploads, media storage (local disk or S3), thumbnails, access, GC (see config/media-config.ts and docs/operations.md). */
   media: MediaConfigSchema.prefault({}),
 });
 

@@ -1,6 +1,7 @@
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type CloseReason } from '@magpie/protocol';
-import type { Principal } from '../services/accounts.ts';
+import type { Principal } from '../services/account-service.ts';
 import { ObtainedTracker } from './obtained.ts';
 
 /**
@@ -49,6 +50,9 @@ export class SharedFrame {
 }
 
 type Queued = string | SharedFrame;
+
+/** The part of the upgraded socket (a net.Socket or any Duplex) a connection writes to. */
+export type RawSocket = Pick<Duplex, 'writable' | 'write' | 'on'>;
 
 const textOf = (f: Queued): string => (typeof f === 'string' ? f : f.text);
 
@@ -116,18 +120,16 @@ export class Connection {
     private readonly limits: ConnectionLimits,
     heartbeatMs: number,
     private readonly onClose: (conn: Connection, reason: CloseReason | 'client') => void,
+    /** The upgraded TCP socket under `ws` (what ws writes to); shared frames are written to it directly. */
+    private readonly raw?: RawSocket,
   ) {
     this.heartbeatMs = heartbeatMs;
     this.lastSeen = Date.now();
     this.busyAt = Math.floor(limits.maxBuffered / 4);
-    this.socket()?.on('drain', () => {
+    this.raw?.on('drain', () => {
       this.lastProgress = Date.now();
       this.flush();
     });
-  }
-
-  private socket(): { writable: boolean; write(b: Buffer, cb?: () => void): boolean; on(ev: 'drain', f: () => void): void } | undefined {
-    return (this.ws as unknown as { _socket?: ReturnType<Connection['socket']> })._socket;
   }
 
   /** Bytes waiting to reach the peer: queued here plus unsent in the socket. */
@@ -210,7 +212,7 @@ export class Connection {
    * without compression. False when the socket is not open (the caller falls back to ws).
    */
   private writeRaw(frame: SharedFrame): boolean {
-    const socket = this.socket();
+    const socket = this.raw;
     if (this.ws.readyState !== 1 || !socket?.writable) return false;
     socket.write(frame.bytes(), this.progressed);
     return true;

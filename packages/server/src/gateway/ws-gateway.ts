@@ -6,9 +6,9 @@ import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Config } from '../config/config.ts';
 import type { Metrics } from '../metrics.ts';
-import type { AccountService } from '../services/accounts.ts';
-import type { AckService } from '../services/acks.ts';
-import type { MessagingService } from '../services/messages.ts';
+import type { AccountService } from '../services/account-service.ts';
+import type { AckService } from '../services/ack-service.ts';
+import type { MessagingService } from '../services/message-service.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
@@ -19,7 +19,7 @@ import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import { SuperHandover } from './super-handover.ts';
-import { advancedFrame } from '../services/messages.ts';
+import { advancedFrame } from '../services/message-service.ts';
 import { SendOrderGuard } from './send-order.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
@@ -37,6 +37,8 @@ export interface GatewayDeps {
   userLimits: UserLimits;
   retry: RetryQueue;
   instructions: InstructionService;
+  /** This node's connections; built by the caller when others (offline push's presence) read it too. */
+  registry?: ConnectionRegistry;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -59,7 +61,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * from the Bus to the connections of this node.
  */
 export class WsGateway {
-  readonly registry = new ConnectionRegistry();
+  readonly registry: ConnectionRegistry;
   /** Super-group followers; the Bus routes a conversation's advances here while it has any. */
   readonly supers = new SuperGroupIndex({
     gained: (conv) => this.d.bus.watchConv(conv),
@@ -77,6 +79,7 @@ export class WsGateway {
   private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
   constructor(private readonly d: GatewayDeps) {
+    this.registry = d.registry ?? new ConnectionRegistry();
     const { limits } = d.config;
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
@@ -127,14 +130,15 @@ export class WsGateway {
       socket.end('HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"code":"rate_limited","message":"too many connections from this address"}}');
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip));
+    // ws takes over this same socket; the connection keeps it to write shared frames directly.
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, socket));
   }
 
-  private accept(ws: WebSocket, ip: string): void {
+  private accept(ws: WebSocket, ip: string, socket: Duplex): void {
     const { config, metrics } = this.d;
     const { limits } = config;
     const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
-    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason));
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason), socket);
     metrics.connections.inc();
     this.unauthenticated.add(conn);
     const helloTimer = setTimeout(() => {
@@ -240,14 +244,18 @@ export class WsGateway {
     }
     let result: unknown;
     switch (f.type) {
-      case 'send':
+      case 'send': {
+        let sent;
         try {
-          result = await messaging.send(p, f);
+          sent = await messaging.send(p, f);
         } catch (err) {
           order?.refused(f, err);
           throw err;
         }
-        break;
+        // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
+        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
+        return;
+      }
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 
 /**
  * Operator API for accounts (admin token, see admin-auth.ts):

@@ -1,5 +1,5 @@
 import { groupRoutes as R } from '@magpie/protocol';
-import type { GroupService } from '../services/groups.ts';
+import type { GroupService } from '../services/group-service.ts';
 import type { GroupRecord, MemberRecord } from '../store/store.ts';
 import type { RestApi } from './rest.ts';
 

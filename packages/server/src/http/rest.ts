@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyTypeProvider } from 'fastify';
 import type { z } from 'zod';
 import { MagpieError, issuesOf, type RestRoute } from '@magpie/protocol';
-import type { AccountService, Principal } from '../services/accounts.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
 import { adminGuard } from './admin-auth.ts';
 import { bearer } from './validation.ts';
 

@@ -1,6 +1,6 @@
 import { accountRoutes as R } from '@magpie/protocol';
-import type { AccountService } from '../services/accounts.ts';
-import type { MessagingService } from '../services/messages.ts';
+import type { AccountService } from '../services/account-service.ts';
+import type { MessagingService } from '../services/message-service.ts';
 import type { RestApi } from './rest.ts';
 
 /** The REST API under /api: account operations and reads; sends as a short-request fallback. Schemas: @magpie/protocol rest/accounts.ts. */

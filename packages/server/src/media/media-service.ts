@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { MagpieError, isMediaKind, type MediaBody, type MediaKind } from '@magpie/protocol';
 import type { Store } from '../store/store.ts';
 import { storeBuffer, storeFile, type BlobStore } from './blob-store.ts';
-import type { MediaConfig } from './media-config.ts';
+import type { MediaConfig } from '../config/media-config.ts';
 import type { MediaMeta, MediaStore, UploadRecord } from './media-store.ts';
 
 export type VariantName = 'original' | 'small' | 'large' | 'poster';

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MagpieError } from '@magpie/protocol';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import { bearer, parseBody } from '../http/validation.ts';
 import type { MediaService, VariantName } from './media-service.ts';
 import type { UploadRecord } from './media-store.ts';

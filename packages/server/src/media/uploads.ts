@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Server as TusServer } from '@tus/server';
 import { MEDIA_KINDS, MagpieError, isMediaKind } from '@magpie/protocol';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import { bearer } from '../http/validation.ts';
 import { errorBody } from '../util/errors.ts';
 import type { MediaService } from './media-service.ts';

@@ -5,13 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
-import type { AccountService } from '../services/accounts.ts';
-import type { PushConfig } from './push-config.ts';
+import type { AccountService } from '../services/account-service.ts';
+import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import { SqlitePushStore } from './sqlite-push-store.ts';
 import { PushFunnel } from './funnel.ts';
 import { PushDispatcher } from './dispatcher.ts';
-import { PushService, type Presence } from './service.ts';
+import { PushService, type Presence } from './push-service.ts';
 import { registerPushRoutes } from './routes.ts';
 import { LoopGuard } from './loop-guard.ts';
 import type { PushProviderAdapter } from './providers/provider.ts';
@@ -20,42 +20,29 @@ import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
 import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
 import { WebhookProvider } from './providers/webhook.ts';
 import type { PushProviderName } from './types.ts';
-import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
 
-export { PushService, type OfflinePush, type Presence } from './service.ts';
-
-/**
- * The retry queue is built before offline push (which needs the gateway); it hands over
- * through this forwarder, whose target is set once push exists. Before that, handoffs drop.
- */
-export class ForwardingHandoff implements OfflineHandoff {
-  target: OfflineHandoff | null = null;
-  handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void {
-    this.target?.handoff(ref, reason);
-  }
-}
+export { PushService, type OfflinePush, type Presence } from './push-service.ts';
 
 /**
- * Presence from the gateway: who is connected on this node, and — asked over the Bus — on
- * the other nodes of the cluster (`onlineDevicesOf`).
+ * Presence from the gateway's connection registry: who is connected on this node, and —
+ * asked over the Bus — on the other nodes of the cluster (`onlineDevicesOf`). Built from
+ * the registry, not the gateway, so push exists before the retry queue that hands off to it.
  */
-export function gatewayPresence(
-  gateway: {
-    onlineDevices(userId: string): string[];
-    registry: { all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> };
-  },
+export function registryPresence(
+  registry: { of(userId: string): Iterable<{ principal?: { userId: string; deviceId: string } | null }>; all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> },
   bus?: { remotePresence(userIds: string[]): Promise<Map<string, string[]>> },
 ): Presence {
+  const onlineDevices = (userId: string): string[] => [...registry.of(userId)].flatMap((c) => (c.principal ? [c.principal.deviceId] : []));
   return {
-    onlineDevices: (userId) => gateway.onlineDevices(userId),
+    onlineDevices,
     async onlineDevicesOf(userIds) {
       const remote = bus ? await bus.remotePresence(userIds) : new Map<string, string[]>();
       const out = new Map<string, string[]>();
-      for (const u of userIds) out.set(u, [...new Set([...gateway.onlineDevices(u), ...(remote.get(u) ?? [])])]);
+      for (const u of userIds) out.set(u, [...new Set([...onlineDevices(u), ...(remote.get(u) ?? [])])]);
       return out;
     },
     *connected() {
-      for (const c of gateway.registry.all()) if (c.principal) yield { userId: c.principal.userId, deviceId: c.principal.deviceId };
+      for (const c of registry.all()) if (c.principal) yield { userId: c.principal.userId, deviceId: c.principal.deviceId };
     },
   };
 }

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.ts';
 import type { SocialService } from '../social/social-service.ts';
-import type { Principal } from './accounts.ts';
-import type { GroupService } from './groups.ts';
+import type { Principal } from './account-service.ts';
+import type { GroupService } from './group-service.ts';
 
 /** The acting principal of clean-up after an account deletion (no session: the sessions are revoked). */
 function deletedPrincipal(userId: string): Principal {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { socialRoutes as R } from '@magpie/protocol';
 import { RestApi } from '../http/rest.ts';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import type { SocialService } from './social-service.ts';
 
 /** REST routes of the social graph, all authenticated (schemas and paths: @magpie/protocol rest/social.ts). */

@@ -10,7 +10,7 @@ import {
   type SearchResult,
 } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
-import type { DirectMessagePolicy } from '../services/messages.ts';
+import type { DirectMessagePolicy } from '../services/message-service.ts';
 import type { ApplyOutcome, SocialStore } from './social-store.ts';
 import type { RelationAction } from './relations.ts';
 

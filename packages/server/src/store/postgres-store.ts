@@ -44,7 +44,7 @@ import {
   type MemberRow,
   type MessageRow,
 } from './rows.ts';
-import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
+import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { isStoreUnavailable } from '../util/store-unavailable.ts';
 
 export interface PostgresStoreOptions extends StoreOptions {

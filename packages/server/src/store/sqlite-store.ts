@@ -45,7 +45,7 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { openSqlite, type SqliteHandle } from './sqlite-connection.ts';
-import { checkEffect, checkPost, effectTargets } from '../services/group-rules.ts';
+import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** File path, or ':memory:'. */

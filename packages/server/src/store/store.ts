@@ -178,7 +178,7 @@ export interface AppendRequest {
 
 /**
  * A group change committed together with its system notice. The store validates the
- * actor (`AppendRequest.sender`) against `canActOn` rules in services/group-rules.ts inside
+ * actor (`AppendRequest.sender`) against `canActOn` rules in store/group-rules.ts inside
  * the transaction, so a concurrent role change cannot slip through.
  *
  * Fan-out of the notice: `create`/`add` reach the new members too; `remove`/`leave` reach

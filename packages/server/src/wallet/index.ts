@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.ts';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import { RedPacketService, type MembershipSource, type MessagePoster } from './redpacket-service.ts';
 import { registerWalletRoutes } from './routes.ts';
 import { SqliteWalletStore } from './sqlite-wallet-store.ts';

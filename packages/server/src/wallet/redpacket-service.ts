@@ -13,8 +13,8 @@ import {
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { GroupCommitter } from '../services/group-commit.ts';
-import type { Principal } from '../services/accounts.ts';
-import type { SendInput } from '../services/messages.ts';
+import type { Principal } from '../services/account-service.ts';
+import type { SendInput } from '../services/message-service.ts';
 import { directConversationId } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
 import { GrabFilter } from './grab-filter.ts';

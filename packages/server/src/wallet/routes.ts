@@ -4,7 +4,7 @@ import { walletRoutes as R } from '@magpie/protocol';
 import { adminGuard } from '../http/admin-auth.ts';
 import { parseBody as parse } from '../http/validation.ts';
 import { RestApi } from '../http/rest.ts';
-import type { AccountService } from '../services/accounts.ts';
+import type { AccountService } from '../services/account-service.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
 

@@ -5,9 +5,9 @@ import { StoreNotFoundError, directConversationId, type AppendOutcome, type Appe
 import { timeId } from '../util/ids.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { fitToBytes } from '../util/page-bytes.ts';
-import { checkPost } from './group-rules.ts';
+import { checkPost } from '../store/group-rules.ts';
 import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
-import type { Principal } from './accounts.ts';
+import type { Principal } from './account-service.ts';
 
 export interface MessagingOptions {
   ringCapacity: number;
@@ -58,6 +58,8 @@ export class MessagingService {
   private readonly directPolicies: DirectMessagePolicy[] = [];
   private readonly bodyHooks: BodyHook[] = [];
   private readonly knownUsers = new Set<string>();
+  /** The JSON of each message published by this node, so the sender's reply reuses it. */
+  private readonly wire = new WeakMap<Message, string>();
   /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
   private readonly sendTails = new Map<string, Promise<void>>();
 
@@ -115,8 +117,11 @@ export class MessagingService {
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     let body = validateMessageBody(input.kind, input.body);
+    // Serialized once here (again only if a body hook changed it): the size check, the fan-out
+    // frames and the reply all use this text.
+    let bodyText = JSON.stringify(body);
     const checkSize = () => {
-      if (Buffer.byteLength(JSON.stringify(body)) > this.opts.maxMessageBytes) {
+      if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
         throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
       }
     };
@@ -138,6 +143,7 @@ export class MessagingService {
     const id = timeId('m');
     if (this.bodyHooks.length) {
       for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
+      bodyText = JSON.stringify(body);
       checkSize();
     }
     await turn();
@@ -154,6 +160,7 @@ export class MessagingService {
         ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),
       },
       p.tokenHash,
+      bodyText,
     );
     // submit() queued the request synchronously: the next send of this sender may go now.
     handedOver();
@@ -210,14 +217,14 @@ export class MessagingService {
   }
 
   /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
-  private async submitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+  private async submitAndPublish(req: AppendRequest, senderSession?: string, bodyText?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
     const outcome = await this.committer.submit(req);
     if (!outcome.ok) {
       this.metrics.sends.inc({ outcome: outcome.error });
       throw appendError(outcome, req.conv);
     }
     this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
-    if (!outcome.duplicate) this.publishMessage(outcome, senderSession);
+    if (!outcome.duplicate) this.publishMessage(outcome, senderSession, outcome.message.body === req.body ? bodyText : undefined);
     return outcome;
   }
 
@@ -227,6 +234,11 @@ export class MessagingService {
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
     return out;
+  }
+
+  /** JSON of a message from `send` (serialized once, at fan-out); other messages are serialized now. */
+  messageJson(m: Message): string {
+    return this.wire.get(m) ?? JSON.stringify(m);
   }
 
   /** Add a check run before every direct message (blocks, stranger policy); it throws a MagpieError to refuse. */
@@ -253,8 +265,9 @@ export class MessagingService {
    * direct and normal-group messages always have at least the sender's pointer), so online
    * members get one `advanced` frame, the same string for all of them.
    */
-  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined): void {
-    const body = JSON.stringify(outcome.message);
+  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined, bodyText?: string): void {
+    const body = messageText(outcome.message, bodyText);
+    this.wire.set(outcome.message, body);
     const eff = outcome.effect;
     const conv = outcome.message.conv;
     // Super-group subscriptions change before this notice is published, in commit order: a
@@ -413,6 +426,18 @@ export class MessagingService {
     }
     return entry;
   }
+}
+
+/**
+ * JSON of `m`, reusing `bodyText` (the JSON of `m.body`) when given. `"body":0` can only be
+ * the top-level key: inside a JSON string every quote is escaped, and Message has no other
+ * nested object before `body`.
+ */
+export function messageText(m: Message, bodyText?: string): string {
+  if (bodyText === undefined) return JSON.stringify(m);
+  const shell = JSON.stringify({ ...m, body: 0 });
+  const at = shell.indexOf('"body":0');
+  return `${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`;
 }
 
 /** The `advanced` frame of a super-group message whose JSON is `body`. */

@@ -2,9 +2,9 @@ import { MagpieError } from '@magpie/protocol';
 import type { Bus } from '../bus/bus.ts';
 import type { GroupEffect, GroupPatch, GroupRecord, HistoryVisibility, JoinRequestRecord, MemberRecord, Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
-import type { Principal } from './accounts.ts';
-import { isAdmin } from './group-rules.ts';
-import type { MessagingService } from './messages.ts';
+import type { Principal } from './account-service.ts';
+import { isAdmin } from '../store/group-rules.ts';
+import type { MessagingService } from './message-service.ts';
 
 export interface GroupLimits {
   /** Largest group allowed. */

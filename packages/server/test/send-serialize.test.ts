@@ -1,0 +1,52 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Message } from '@magpie/protocol';
+import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { MemoryBus } from '../src/bus/memory-bus.ts';
+import { AccountService } from '../src/services/account-service.ts';
+import { MessagingService, messageText } from '../src/services/message-service.ts';
+import { createMetrics } from '../src/metrics.ts';
+
+describe('a send serializes its body once on the service path (issue 16 debt)', () => {
+  it('messageText splices the body text into exactly what JSON.stringify gives', () => {
+    const bodies: unknown[] = [{ text: 'x"body":0 \\"body\\":0' }, { text: '', nested: { body: 0, a: [1, { body: 0 }] } }, 'plain', 0, null, [1, 2]];
+    for (const body of bodies) {
+      const m: Message = { id: 'm1', conv: 'd:a:b', seq: 3, sender: 'a"body":0', kind: 'text', body, time: 5, clientMsgId: 'c"body":0' };
+      assert.equal(messageText(m, JSON.stringify(body)), JSON.stringify(m));
+      assert.equal(messageText({ ...m, mentions: ['u1'] } as Message, JSON.stringify(body)), JSON.stringify({ ...m, mentions: ['u1'] }));
+    }
+  });
+
+  it('send → commit → fan-out → reply text: the body is stringified once outside the store', async () => {
+    const store = new SqliteStore({ path: ':memory:', ringCapacity: 100 });
+    const bus = new MemoryBus();
+    const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
+    const messaging = new MessagingService(store, bus, createMetrics(), { ringCapacity: 100, syncGapThreshold: 50, syncPageSize: 50, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 10 });
+    const a = await accounts.register('sera', 'correct horse', 'A');
+    const b = await accounts.register('serb', 'correct horse', 'B');
+    const pa = await accounts.authenticate((await accounts.login({ username: 'sera', password: 'correct horse', deviceId: 'd', platform: 'web' })).token);
+    const original = JSON.stringify;
+    const marker = 'marker-7f3a';
+    const body = { text: marker };
+    let bodySerializations = 0;
+    const sent = await (async () => {
+      JSON.stringify = ((v: unknown, ...rest: unknown[]) => {
+        const out = (original as (...x: unknown[]) => string)(v, ...rest);
+        if (typeof out === 'string' && out.includes(marker)) bodySerializations++;
+        return out;
+      }) as typeof JSON.stringify;
+      try {
+        const r = await messaging.send(pa, { clientMsgId: 'c1', to: b.id, kind: 'text', body });
+        const reply = messaging.messageJson(r.message);
+        return { r, reply };
+      } finally {
+        JSON.stringify = original;
+      }
+    })();
+    assert.equal(sent.reply, JSON.stringify(sent.r.message));
+    // Once for the size check, reused by the fan-out frames and the reply; once more inside the
+    // store, which writes its own column (was four: size check, store, fan-out, reply).
+    assert.equal(bodySerializations, 2);
+    void a;
+  });
+});
