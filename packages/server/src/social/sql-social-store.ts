@@ -1,7 +1,7 @@
 import { usernameKey, type BlockEntry, type FriendEntry, type FriendRequestEntry, type Profile, type ProfileSummary, type RelationChange, type RelationState } from '@magpie/protocol';
 import type { Dialect, Queryable, SqlEngine } from '../db/engine.ts';
 import { planAction, stateOf, type PairState, type PlanWrite, type PlannedChange, type RelationAction } from './relations.ts';
-import { changeFromRow, pairFromRow, profileFromRow, summaryFromRow, trimFloor, type ChangeRow, type EntryRow, type PairRow, type ProfileRow } from './social-rows.ts';
+import { bool, changeFromRow, pairFromRow, profileFromRow, summaryFromRow, trimFloor, type ChangeRow, type EntryRow, type PairRow, type ProfileRow } from './social-rows.ts';
 import { DEFAULT_CHANGE_LOG_CAPACITY, type ApplyOutcome, type DirectCheck, type ListPage, type NickSearchRow, type ProfilePatch, type SocialStore, type UserChange } from './social-store.ts';
 
 const COLS = 'u.id, u.username, u.nickname, p.avatar';
@@ -65,9 +65,6 @@ const LIST_SQL = Object.fromEntries(
      WHERE x.${owner} = ? AND x.${other} > ? ORDER BY x.${other} LIMIT ?`,
   ]),
 ) as Record<keyof typeof LISTS, string>;
-
-/** SQLite answers EXISTS with 0/1, PostgreSQL with a boolean. */
-const bool = (x: unknown): boolean => Boolean(Number(x));
 
 /** PostgreSQL deadlock / serialization failure: the transaction is rerun. */
 const RETRYABLE = new Set(['40P01', '40001']);
