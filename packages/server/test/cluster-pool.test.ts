@@ -97,7 +97,6 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
       MAGPIE_IP_RATE: '10000',
       MAGPIE_IP_BURST: '10000',
       MAGPIE_PG_POOL_MESSAGES: '2',
-      MAGPIE_PG_POOL_SOCIAL: '1',
       MAGPIE_PG_POOL_WALLET: '1',
       MAGPIE_PG_POOL_PUSH: '1',
       MAGPIE_PG_POOL_SHARED: '1',

@@ -1,29 +1,31 @@
-import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SCHEMA_SQL } from '../src/store/schema.ts';
-import { SqliteSocialStore } from '../src/social/sqlite-social-store.ts';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { MIGRATIONS } from '../src/db/migrations/index.ts';
+import { NICK_SEARCH, SqlSocialStore, nickParams } from '../src/social/sql-social-store.ts';
 import { runSocialStoreContract } from './social-store-contract.ts';
 
 runSocialStoreContract('sqlite', async ({ changeLogCapacity }) => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-social-'));
-  const path = join(dir, 'magpie.db');
+  const db = new SqliteEngine(join(dir, 'magpie.db'), { checkpointMs: 0 });
+  await migrate(db, MIGRATIONS);
   // The messaging Store's tables (its `users` table above all) exist before the social store opens.
-  const raw = new Database(path);
-  raw.pragma('journal_mode = WAL');
-  raw.exec(SCHEMA_SQL);
-  const store = new SqliteSocialStore({ path, changeLogCapacity });
+  await db.exec(SCHEMA_SQL);
+  const store = new SqlSocialStore(db, { changeLogCapacity });
   return {
     store,
     addUser: async (id, username, nickname) => {
-      raw.prepare('INSERT INTO users (id, username, password_hash, nickname, created_at) VALUES (?, ?, ?, ?, ?)').run(id, username, 'x', nickname, Date.now());
+      await db.run('INSERT INTO users (id, username, password_hash, nickname, created_at) VALUES (?, ?, ?, ?, ?)', [id, username, 'x', nickname, Date.now()]);
     },
-    count: async (table) => Number((raw.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n),
-    explainSearch: async () => store.explainNicknameSearch(),
+    count: async (table) => Number((await db.get<{ n: number }>(`SELECT count(*) AS n FROM ${table}`))!.n),
+    explainSearch: async () =>
+      (await db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${NICK_SEARCH.sqlite}`, nickParams('sqlite', 'ab', null, 10))).map((r) => r.detail).join('\n'),
     cleanup: async () => {
-      raw.close();
       await store.close();
+      await db.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

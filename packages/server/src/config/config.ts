@@ -26,11 +26,10 @@ export const ConfigSchema = z.strictObject({
       pools: z
         .strictObject({
           messages: z.number().int().min(1).default(10),
-          social: z.number().int().min(1).default(10),
           wallet: z.number().int().min(1).default(10),
           push: z.number().int().min(1).default(5),
-          /** The shared engine's pool (db/): the instruction store today, every store as it moves onto the engine. */
-          shared: z.number().int().min(1).default(4),
+          /** The shared engine's pool (db/): instructions and the social graph today, every store as it moves onto the engine. */
+          shared: z.number().int().min(1).default(8),
         })
         .prefault({}),
       idleTimeoutS: z.number().int().min(0).default(30),
@@ -217,7 +216,6 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_STORE: (c, v) => (c.store = v),
   MAGPIE_NATS: (c, v) => (c.nats = v),
   MAGPIE_PG_POOL_MESSAGES: (c, v) => pgPool(c, 'messages', v),
-  MAGPIE_PG_POOL_SOCIAL: (c, v) => pgPool(c, 'social', v),
   MAGPIE_PG_POOL_WALLET: (c, v) => pgPool(c, 'wallet', v),
   MAGPIE_PG_POOL_PUSH: (c, v) => pgPool(c, 'push', v),
   MAGPIE_PG_POOL_SHARED: (c, v) => pgPool(c, 'shared', v),

@@ -81,6 +81,9 @@ export class PostgresEngine implements SqlEngine {
   get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
     return this.q.get<T>(sql, params);
   }
+  getBatched<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
+    return this.q.get<T>(sql, params);
+  }
   run(sql: string, params?: readonly unknown[]): Promise<number> {
     return this.q.run(sql, params);
   }

@@ -66,6 +66,12 @@ export class SqliteEngine implements SqlEngine {
     return this.direct.exec(sql);
   }
 
+  async getBatched<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+    while (this.busy) await this.busy;
+    const stmt = this.prepare(sql);
+    return this.handle.read(() => stmt.get(...params) as T | undefined);
+  }
+
   textList(values: readonly string[]): { sql: string; param: unknown } {
     return this.direct.textList(values);
   }

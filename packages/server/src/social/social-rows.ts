@@ -1,7 +1,7 @@
 import type { Profile, ProfileSummary, RelationChange, RelationChangeKind, RelationState } from '@magpie/protocol';
 import type { PairState } from './relations.ts';
 
-/** Row shapes shared by the SQLite and PostgreSQL social stores, and their conversions. */
+/** Row shapes of the social store (both engines), and their conversions. */
 
 export interface ProfileRow {
   id: string;
@@ -48,7 +48,7 @@ export interface PairRow {
 }
 
 /** SQLite answers EXISTS with 0/1, PostgreSQL with a boolean. */
-const bool = (x: unknown): boolean => Boolean(Number(x));
+export const bool = (x: unknown): boolean => Boolean(Number(x));
 
 export function pairFromRow(r: PairRow): PairState {
   return {

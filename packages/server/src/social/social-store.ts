@@ -53,13 +53,13 @@ export interface NickSearchRow extends ProfileSummary {
 /**
  * Durable state of the social graph: profiles (avatar, extra; the nickname lives in
  * `users`), friendships, pending friend requests, blocks, and a per-user relation change
- * log. Implementations: `SqliteSocialStore` (its own connection to the server's SQLite
- * file) and `PostgresSocialStore`. `test/social-store-contract.ts` runs against both.
+ * log. One implementation, `SqlSocialStore` on the server's database (db/engine.ts, SQLite
+ * or PostgreSQL); `test/social-store-contract.ts` runs it on both engines.
  *
- * Shared tables: both implementations READ the `users` table of the messaging Store (to
- * resolve users and for search), UPDATE only `users.nickname` (profile edits), and add one
- * index to it, `social_users_nick` on (lower(nickname), id), which serves nickname-prefix
- * search. Everything else lives in `social_*` tables that only this store touches.
+ * Shared tables: it READS the `users` table of the messaging Store (to resolve users and
+ * for search), UPDATES only `users.nickname` (profile edits), and adds one index to it,
+ * `social_users_nick` on (lower(nickname), id), which serves nickname-prefix search.
+ * Everything else lives in `social_*` tables (migration 0002) that only this store touches.
  *
  * Guarantees:
  * - A resolved promise means durable (SQLite synchronous=FULL by default, PostgreSQL commit).
@@ -83,7 +83,7 @@ export interface NickSearchRow extends ProfileSummary {
  */
 export interface SocialStore {
   readonly kind: 'sqlite' | 'postgres';
-  /** Create the social tables and the nickname index (idempotent). The `users` table must exist. */
+  /** Create the nickname index on `users` (idempotent; the tables come from migration 0002). The `users` table must exist. */
   migrate(): Promise<void>;
   close(): Promise<void>;
 

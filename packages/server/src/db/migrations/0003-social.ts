@@ -1,9 +1,16 @@
+import type { Migration } from '../migrate.ts';
+
 /**
- * Tables of the social graph (valid in SQLite and PostgreSQL). Only the SocialStore touches
- * them. Friendships are stored in both directions (one row per side) so each user's list is
- * one index range; requests once, keyed by (from, to), with an index by recipient.
+ * The social graph (social/sql-social-store.ts). IF NOT EXISTS: databases of releases before
+ * versioned migrations already have these tables, with this exact definition. Friendships
+ * are stored in both directions (one row per side) so each user's list is one index range;
+ * requests once, keyed by (from, to), with an index by recipient. The nickname index on
+ * `users` stays with the store until the messaging store's tables move here (see there).
  */
-const TABLES = `
+export const m0003: Migration = {
+  name: '0003-social',
+  async up(db) {
+    await db.exec(`
 CREATE TABLE IF NOT EXISTS social_profiles (
   user_id TEXT PRIMARY KEY,
   avatar TEXT,
@@ -45,14 +52,6 @@ CREATE TABLE IF NOT EXISTS social_changes (
   at BIGINT NOT NULL,
   PRIMARY KEY (user_id, version)
 );
-`;
-
-/** SQLite: lower() folds ASCII letters; comparisons are bytewise (BINARY), so a prefix is an index range. */
-export const SOCIAL_SCHEMA_SQLITE = `${TABLES}
-CREATE INDEX IF NOT EXISTS social_users_nick ON users (lower(nickname), id);
-`;
-
-/** PostgreSQL: text_pattern_ops compares bytewise, so the ~>=~ / ~<~ prefix range uses the index under any collation. */
-export const SOCIAL_SCHEMA_POSTGRES = `${TABLES}
-CREATE INDEX IF NOT EXISTS social_users_nick ON users (lower(nickname) text_pattern_ops, id);
-`;
+`);
+  },
+};
