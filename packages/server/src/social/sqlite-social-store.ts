@@ -79,6 +79,7 @@ export class SqliteSocialStore implements SocialStore {
       pair: db.prepare<{ a: string; b: string }, PairRow>(
         `SELECT
            EXISTS (SELECT 1 FROM users WHERE id = @b) AS peer_exists,
+           EXISTS (SELECT 1 FROM users WHERE id = @b AND deleted_at IS NOT NULL) AS peer_deleted,
            EXISTS (SELECT 1 FROM social_friends WHERE user_id = @a AND peer_id = @b) AS friends,
            (SELECT greeting FROM social_requests WHERE from_id = @a AND to_id = @b) AS out_greeting,
            (SELECT greeting FROM social_requests WHERE from_id = @b AND to_id = @a) AS in_greeting,
