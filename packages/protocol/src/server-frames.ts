@@ -124,6 +124,20 @@ export const KickedFrame = z.strictObject({
 /** A relation of this user changed (friends, requests, blocks); `version` equals `change.version`. Sent to all the user's devices. */
 export const RelationFrame = z.strictObject({ type: z.literal('relation'), version: z.number().int().min(1), change: RelationChangeSchema });
 
+/**
+ * A join request in a group this user owns or administers was filed (`filed`) or handled
+ * (`approved`, `rejected`, by `by`). Sent to all devices of the group's owner and admins; re-read
+ * `GET /api/groups/:conv/requests` for the list. Not replayed: refresh the list on reconnect.
+ */
+export const JoinRequestFrame = z.strictObject({
+  type: z.literal('join_request'),
+  conv: z.string(),
+  userId: z.string(),
+  event: z.enum(['filed', 'approved', 'rejected']),
+  inviter: z.string().nullable(),
+  by: z.string().nullable(),
+});
+
 export const ServerFrame = z.discriminatedUnion('type', [
   ReplyFrame,
   ErrorFrame,
@@ -136,6 +150,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   InstructionFrame,
   KickedFrame,
   RelationFrame,
+  JoinRequestFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

@@ -144,13 +144,14 @@ describe('chat composer view models (issue 14)', { timeout: 120_000 }, () => {
     assert.deepEqual(sent?.body, { text: '@张伟 look' });
     await until('b sees itself mentioned', () => b.list.getSnapshot().rows.some((r) => r.conv === info.conv && r.mentions > 0));
 
-    const requests = new JoinRequestsViewModel({ client: a.client, groups: a.groups, intervalMs: 200 });
+    // No polling: the server's join_request frames keep the count live.
+    const requests = new JoinRequestsViewModel({ client: a.client, groups: a.groups });
+    await requests.checkAll();
     await c.groups.join(info.conv, 'let me in');
-    await until('the owner counts the request', () => requests.getSnapshot().byConv[info.conv] === 1 && requests.getSnapshot().total === 1);
+    await until('the owner counts the request live', () => requests.getSnapshot().byConv[info.conv] === 1 && requests.getSnapshot().total === 1);
     await a.groups.approve(info.conv, c.account.userId);
-    await requests.check(info.conv);
-    assert.equal(requests.getSnapshot().total, 0);
-    const forB = new JoinRequestsViewModel({ client: b.client, groups: b.groups, intervalMs: 60_000 });
+    await until('the handled request leaves the count live', () => requests.getSnapshot().total === 0);
+    const forB = new JoinRequestsViewModel({ client: b.client, groups: b.groups });
     await forB.checkAll();
     assert.equal(forB.getSnapshot().total, 0, 'a plain member sees no requests');
     for (const vm of [chatA, requests, forB]) vm.dispose();

@@ -88,6 +88,27 @@ describe('groups end to end', () => {
     for (const c of [cb, cc, co, cd]) c.close();
   });
 
+  it('join requests are live: the owner and admins get join_request frames when one is filed and handled; plain members do not', async () => {
+    const [owner, admin, member, applicant, invitee] = await users(5);
+    const g = (await post('/api/groups', { name: 'Live Desk', members: [admin!.userId, member!.userId], inviteNeedsApproval: true }, owner!)).body.group;
+    await post(`/api/groups/${g.conv}/role`, { user: admin!.userId, role: 'admin' }, owner!);
+    const { client: co } = await RawClient.connect(srv.wsUrl, owner!.token);
+    const { client: cad } = await RawClient.connect(srv.wsUrl, admin!.token);
+    const { client: cm } = await RawClient.connect(srv.wsUrl, member!.token);
+    const isReq = (event: string, userId: string) => (f: any) => f.type === 'join_request' && f.conv === g.conv && f.event === event && f.userId === userId;
+    await post(`/api/groups/${g.conv}/join`, { message: 'hi' }, applicant!);
+    for (const c of [co, cad]) assert.deepEqual(await c.waitFor(isReq('filed', applicant!.userId)), { type: 'join_request', conv: g.conv, userId: applicant!.userId, event: 'filed', inviter: null, by: null });
+    await post(`/api/groups/${g.conv}/invite`, { users: [invitee!.userId] }, member!);
+    for (const c of [co, cad]) assert.equal((await c.waitFor(isReq('filed', invitee!.userId))).inviter, member!.userId);
+    await post(`/api/groups/${g.conv}/requests/${applicant!.userId}/approve`, {}, admin!);
+    for (const c of [co, cad]) assert.equal((await c.waitFor(isReq('approved', applicant!.userId))).by, admin!.userId);
+    await post(`/api/groups/${g.conv}/requests/${invitee!.userId}/reject`, {}, owner!);
+    for (const c of [co, cad]) assert.equal((await c.waitFor(isReq('rejected', invitee!.userId))).by, owner!.userId);
+    await sleep(100);
+    assert.equal(cm.frames.filter((f: any) => f.type === 'join_request').length, 0, 'a plain member decides nothing and hears nothing');
+    for (const c of [co, cad, cm]) c.close();
+  });
+
   it('join by request with approval, open join, invitations that need approval, member limit', async () => {
     const [owner, admin, member, applicant, walkIn, invitee, extra1, extra2] = await users(8);
     const g = (await post('/api/groups', { name: 'Book Club', members: [admin!.userId, member!.userId], inviteNeedsApproval: true }, owner!)).body.group;

@@ -156,7 +156,7 @@ export class Session {
     this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory });
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
-    this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups, intervalMs: 10_000 });
+    this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups });
     this.drafts = draftStore(saved.userId);
     this.tabs = new TabSync(client, saved.userId);
     const online = () => this.connection.setNetworkOnline(true);

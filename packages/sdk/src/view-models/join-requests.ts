@@ -12,7 +12,10 @@ export interface JoinRequestsState {
 export interface JoinRequestsDeps {
   client: MagpieClient;
   groups: GroupsApi;
-  /** How often the groups this user administers are checked (the server sends no frame for a request). */
+  /**
+   * Optional polling interval. Not needed with a server that sends `join_request` frames (the
+   * default: no timer, a check on every reconnect and on each frame).
+   */
   intervalMs?: number;
 }
 
@@ -20,8 +23,9 @@ const RECHECK_EVENTS = new Set(['role_changed', 'owner_changed', 'member_approve
 
 /**
  * Join requests waiting in the groups this user owns or administers, for badges: checked
- * on start, on every reconnect, when a group notice may change who decides, and on a timer
- * while connected. Groups where the user may not decide are skipped until their roles change.
+ * on start, on every reconnect (frames missed while offline are not replayed), when a group
+ * notice may change who decides, and when the server's `join_request` frame says one was filed
+ * or handled. Groups where the user may not decide are skipped until their roles change.
  */
 export class JoinRequestsViewModel extends ViewModel<JoinRequestsState> {
   private readonly notAdmin = new Set<string>();
@@ -45,7 +49,14 @@ export class JoinRequestsViewModel extends ViewModel<JoinRequestsState> {
         }
       }),
     );
-    this.timer = setInterval(() => void this.checkAll(), deps.intervalMs ?? 20_000);
+    this.own(
+      deps.client.on('frame', (f) => {
+        if (f.type !== 'join_request' || typeof f.conv !== 'string') return;
+        this.notAdmin.delete(f.conv);
+        void this.check(f.conv);
+      }),
+    );
+    if (deps.intervalMs) this.timer = setInterval(() => void this.checkAll(), deps.intervalMs);
     this.own(() => {
       if (this.timer) clearInterval(this.timer);
     });

@@ -79,6 +79,7 @@ export class GroupService {
       return { joined: true };
     }
     await this.store.putJoinRequest({ conv, userId: p.userId, inviter: null, message, createdAt: this.now() });
+    this.notifyDeciders(conv, p.userId, 'filed', null, null);
     return { joined: false };
   }
 
@@ -93,7 +94,10 @@ export class GroupService {
     for (const u of new Set(users)) if (!(await this.store.getMember(conv, u))) fresh.push(u);
     if (fresh.length === 0) return { added: [], pending: [] };
     if (g.inviteNeedsApproval && !isAdmin(me.role)) {
-      for (const u of fresh) await this.store.putJoinRequest({ conv, userId: u, inviter: p.userId, message: '', createdAt: this.now() });
+      for (const u of fresh) {
+        await this.store.putJoinRequest({ conv, userId: u, inviter: p.userId, message: '', createdAt: this.now() });
+        this.notifyDeciders(conv, u, 'filed', p.userId, null);
+      }
       return { added: [], pending: fresh };
     }
     await this.add(p, conv, fresh, 'members_invited');
@@ -109,7 +113,27 @@ export class GroupService {
     await this.requireAdmin(p, conv);
     const req = await this.store.takeJoinRequest(conv, userId);
     if (!req) throw new MagpieError('not_found', 'no pending request from this user');
+    if (approve && !(await this.store.existingUsers([userId])).has(userId)) throw new MagpieError('not_found', 'this account was deleted');
     if (approve) await this.add(p, conv, [userId], 'member_approved', { inviter: req.inviter });
+    this.notifyDeciders(conv, userId, approve ? 'approved' : 'rejected', req.inviter, p.userId);
+  }
+
+  /**
+   * Tell the owner and admins (every device, through the per-user `deliver` path) that a join
+   * request was filed or handled, so their badges and lists need no polling. Saved first;
+   * this runs in the background and a failure never fails the request.
+   */
+  private notifyDeciders(conv: string, userId: string, event: 'filed' | 'approved' | 'rejected', inviter: string | null, by: string | null): void {
+    const frame = JSON.stringify({ type: 'join_request', conv, userId, event, inviter, by });
+    void (async () => {
+      let after = '';
+      for (;;) {
+        const page = await this.store.listMembers(conv, after, 500);
+        for (const m of page) if (isAdmin(m.role)) this.bus.publish({ type: 'deliver', userId: m.userId, frame });
+        if (page.length < 500) return;
+        after = page[page.length - 1]!.userId;
+      }
+    })().catch(() => undefined);
   }
 
   async kick(p: Principal, conv: string, users: string[]): Promise<void> {

@@ -19,6 +19,8 @@ export type RelationAction =
 /** What is stored between actor `a` and peer `b`. */
 export interface PairState {
   peerExists: boolean;
+  /** The peer deleted the account: nothing new may start (requests, accepts); cleanups still work. */
+  peerDeleted: boolean;
   friends: boolean;
   /** Pending request a → b. */
   outgoing: { greeting: string } | null;
@@ -66,6 +68,7 @@ const same = (s: PairState): Plan => ({ ok: true, state: stateOf(s), duplicate: 
 
 export function planAction(action: RelationAction, s: PairState): Plan {
   if (!s.peerExists) return refuse('not_found', 'no such user');
+  if (s.peerDeleted && (action.type === 'request' || action.type === 'accept')) return refuse('not_found', 'this account was deleted');
   switch (action.type) {
     case 'request': {
       if (s.blockedBy) return refuse('forbidden', 'this user does not accept your requests');

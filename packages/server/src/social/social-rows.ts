@@ -40,6 +40,7 @@ export function changeFromRow(r: ChangeRow): RelationChange {
 /** One row: (peer_exists, friends, out_greeting, in_greeting, blocking, blocked_by) → PairState. */
 export interface PairRow {
   peer_exists: unknown;
+  peer_deleted: unknown;
   friends: unknown;
   out_greeting: string | null;
   in_greeting: string | null;
@@ -53,6 +54,7 @@ export const bool = (x: unknown): boolean => Boolean(Number(x));
 export function pairFromRow(r: PairRow): PairState {
   return {
     peerExists: bool(r.peer_exists),
+    peerDeleted: bool(r.peer_deleted),
     friends: bool(r.friends),
     outgoing: r.out_greeting === null ? null : { greeting: r.out_greeting },
     incoming: r.in_greeting === null ? null : { greeting: r.in_greeting },

@@ -41,6 +41,7 @@ export function nickParams(dialect: Dialect, prefix: string, after: { key: strin
 const PROFILE = `SELECT ${COLS}, p.extra FROM users u LEFT JOIN social_profiles p ON p.user_id = u.id WHERE u.id = ?`;
 const PAIR = `SELECT
   EXISTS (SELECT 1 FROM users WHERE id = ?) AS peer_exists,
+  EXISTS (SELECT 1 FROM users WHERE id = ? AND deleted_at IS NOT NULL) AS peer_deleted,
   EXISTS (SELECT 1 FROM social_friends WHERE user_id = ? AND peer_id = ?) AS friends,
   (SELECT greeting FROM social_requests WHERE from_id = ? AND to_id = ?) AS out_greeting,
   (SELECT greeting FROM social_requests WHERE from_id = ? AND to_id = ?) AS in_greeting,
@@ -154,7 +155,7 @@ export class SqlSocialStore implements SocialStore {
   }
 
   private async pair(q: Queryable, a: string, b: string): Promise<PairState> {
-    return pairFromRow((await q.get<PairRow>(PAIR, [b, a, b, a, b, b, a, a, b, b, a]))!);
+    return pairFromRow((await q.get<PairRow>(PAIR, [b, b, a, b, a, b, b, a, a, b, b, a]))!);
   }
 
   async relationOf(userId: string, peer: string): Promise<RelationState> {

@@ -262,7 +262,7 @@ export class PostgresStore implements Store {
 
   async existingUsers(ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const rows = await this.sql<{ id: string }[]>`SELECT id FROM users WHERE id = ANY(${ids}::text[])`;
+    const rows = await this.sql<{ id: string }[]>`SELECT id FROM users WHERE id = ANY(${ids}::text[]) AND deleted_at IS NULL`;
     return new Set(rows.map((r) => r.id));
   }
 

@@ -356,7 +356,10 @@ export class SqliteStore implements Store {
 
   async existingUsers(ids: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const id of ids) if (this.q.userById.get(id)) found.add(id);
+    for (const id of ids) {
+      const row = this.q.userById.get(id) as { deleted_at: number | null } | undefined;
+      if (row && row.deleted_at === null) found.add(id);
+    }
     return found;
   }
 

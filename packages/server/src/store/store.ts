@@ -35,7 +35,7 @@ export interface Store {
    * reserved. Null when the user does not exist or was deleted already.
    */
   markUserDeleted(userId: string, at: number, tombstoneNickname: string): Promise<UserRecord | null>;
-  /** Which of these user ids exist. */
+  /** Which of these user ids exist and are not deleted (a deleted account cannot join a group). */
   existingUsers(ids: string[]): Promise<Set<string>>;
 
   // --- sessions (one per device login) ---

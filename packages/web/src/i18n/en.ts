@@ -62,6 +62,11 @@ export const en = {
     noNetwork: 'No network — waiting for it',
     serverUnreachable: 'Server unreachable — retrying',
     connectionLost: 'Connection lost — reconnecting',
+    noNetworkShort: 'No network',
+    serverUnreachableShort: 'Server unreachable',
+    connectionLostShort: 'Connection lost',
+    retryIn: 'retrying in {{seconds}} s',
+    retryingNow: 'retrying now…',
   },
   shell: {
     pushMismatch: 'That notification was for another account, so it was not opened here.',

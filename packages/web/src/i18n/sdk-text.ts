@@ -135,6 +135,28 @@ export function connectionText(c: Pick<ConnectionState, 'status' | 'received' | 
   }
 }
 
+/**
+ * When the client retries by itself, for the banner: "retrying in 12 s" (`nextRetryAt` is epoch
+ * ms; `now` the same clock). Empty when no attempt is scheduled.
+ */
+export function retryCountdownText(nextRetryAt: number | null, now: number): string {
+  if (nextRetryAt === null) return '';
+  const seconds = Math.ceil((nextRetryAt - now) / 1000);
+  return seconds > 0 ? t('conn.retryIn', { seconds }) : t('conn.retryingNow');
+}
+
+/** The banner's first half without the SDK's "— retrying" tail, which the countdown replaces. */
+export function offlineReasonText(reason: string): string {
+  switch (reason) {
+    case 'no_network':
+      return t('conn.noNetworkShort');
+    case 'server_unreachable':
+      return t('conn.serverUnreachableShort');
+    default:
+      return t('conn.connectionLostShort');
+  }
+}
+
 type ComposeKey = `compose.${keyof Messages['compose']}`;
 
 const EXACT: Record<string, ComposeKey> = {

@@ -60,6 +60,11 @@ export const zhCN: Messages = {
     noNetwork: '没有网络 — 正在等待',
     serverUnreachable: '无法连接服务器 — 正在重试',
     connectionLost: '连接已断开 — 正在重新连接',
+    noNetworkShort: '没有网络',
+    serverUnreachableShort: '无法连接服务器',
+    connectionLostShort: '连接已断开',
+    retryIn: '{{seconds}} 秒后重试',
+    retryingNow: '正在重试…',
   },
   shell: {
     pushMismatch: '这条通知属于另一个账号，因此没有在这里打开。',

@@ -12,18 +12,40 @@ import { Empty, Link } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { useTranslation } from 'react-i18next';
 import { t as translate } from '../i18n/index.ts';
-import { connectionText } from '../i18n/sdk-text.ts';
+import { connectionText, offlineReasonText, retryCountdownText } from '../i18n/sdk-text.ts';
+
+/** Epoch ms, re-rendered every second while `active` (the banner's countdown). */
+function useNow(active: boolean): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const id = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(id);
+  }, [active]);
+  return now;
+}
 
 function ConnectionBanner(props: { session: Session }) {
   const c = useVM(props.session.connection);
   const { t } = useTranslation();
+  const offline = c.status === 'offline' || c.status === 'waiting_for_network';
+  const now = useNow(offline && c.nextRetryAt !== null);
   if (c.status === 'online') return <div className="conn-banner hidden" role="status" aria-live="polite" data-testid="connection" data-status="online" />;
+  // The reason is announced once (aria-live); the ticking countdown is not, or a screen reader would read it every second.
+  const countdown = offline && c.offlineReason ? retryCountdownText(c.nextRetryAt, now) : '';
   return (
-    <div className={`conn-banner ${c.status}`} role="status" aria-live="polite" data-testid="connection" data-status={c.status}>
+    <div className={`conn-banner ${c.status}`} data-testid="connection" data-status={c.status} data-reason={c.offlineReason ?? ''}>
       <span className="dot" aria-hidden="true" />
-      {connectionText(c)}
-      {(c.status === 'offline' || c.status === 'waiting_for_network') && (
-        <button type="button" className="link" onClick={() => void props.session.connection.refresh()}>
+      <span role="status" aria-live="polite">{countdown && c.offlineReason ? offlineReasonText(c.offlineReason) : connectionText(c)}</span>
+      {countdown && (
+        <span data-testid="retry-countdown" aria-live="off">
+          {' — '}
+          {countdown}
+        </span>
+      )}
+      {offline && (
+        <button type="button" className="link" data-testid="retry-now" onClick={() => void props.session.connection.refresh()}>
           {t('conn.retryNow')}
         </button>
       )}
