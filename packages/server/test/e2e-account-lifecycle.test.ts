@@ -200,7 +200,17 @@ describe('accounts: passwords, usernames, lifecycle (issue 13)', () => {
     assert.equal(mode(srv.dataDir), 0o700);
     const files = readdirSync(srv.dataDir);
     assert.ok(files.includes('magpie.db') && files.includes('push.db'), files.join(','));
-    for (const f of files) assert.equal(mode(join(srv.dataDir, f)), 0o600, f);
+    // Directories (media blobs and uploads) 0700, files 0600, all the way down.
+    const walk = (dir: string): void => {
+      for (const f of readdirSync(dir)) {
+        const p = join(dir, f);
+        if (statSync(p).isDirectory()) {
+          assert.equal(mode(p), 0o700, p);
+          walk(p);
+        } else assert.equal(mode(p), 0o600, p);
+      }
+    };
+    walk(srv.dataDir);
   });
 });
 

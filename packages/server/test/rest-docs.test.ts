@@ -19,7 +19,7 @@ const docs = (name: string) => readFileSync(new URL(`../../../docs/${name}`, imp
 /** `METHOD /path` as written in backticks in a document (query and body left out). */
 function documented(text: string): Set<string> {
   const out = new Set<string>();
-  for (const m of text.matchAll(/`(GET|POST|PUT|PATCH|DELETE) (\/[^\s`?{]*)/g)) out.add(`${m[1]} ${m[2]}`);
+  for (const m of text.matchAll(/`(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\/[^\s`?{]*)/g)) out.add(`${m[1]} ${m[2]}`);
   return out;
 }
 

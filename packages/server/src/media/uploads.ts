@@ -31,10 +31,10 @@ export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: Acc
   // The tus server loads with the first upload request, not at server start.
   let tus: Promise<TusServer> | null = null;
   const getTus = () => (tus ??= createTus(deps));
-  const handle = async (req: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
+  const handle = async (req: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => {
     if (req.method !== 'OPTIONS') {
       const p = await deps.accounts.authenticate(bearer(req));
-      const id = req.params['*'];
+      const id = req.params.id;
       if (id) {
         // Only the uploader may see or continue an upload.
         const u = await deps.media.store.getUpload(id);
@@ -50,9 +50,10 @@ export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: Acc
     // tus reads the request body itself: no parsing, no body limit here.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
-    const methods = ['POST', 'HEAD', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-    scope.route({ method: [...methods], url: '/api/uploads', handler: handle });
-    scope.route({ method: [...methods], url: '/api/uploads/*', handler: handle });
+    // Only what tus defines (creation and discovery on the collection; offset, append and
+    // termination on one upload): other methods get the documented 404, not a tus answer.
+    scope.route({ method: ['POST', 'OPTIONS'], url: '/api/uploads', handler: handle });
+    scope.route({ method: ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'], url: '/api/uploads/:id', handler: handle });
   });
   return getTus;
 }

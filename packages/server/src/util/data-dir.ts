@@ -10,6 +10,9 @@ import { join } from 'node:path';
  * to Magpie: its mode is changed.
  */
 export function secureDataDir(dir: string, opts: { create?: boolean } = {}): void {
+  // Everything the process creates from now on (databases, WAL files, media blobs and
+  // uploads) is private from the start: no walk over a large media tree is needed.
+  process.umask(0o077);
   if (opts.create ?? true) mkdirSync(dir, { recursive: true, mode: 0o700 });
   else if (!existsSync(dir)) return;
   tighten(dir, 0);
@@ -17,7 +20,8 @@ export function secureDataDir(dir: string, opts: { create?: boolean } = {}): voi
 
 function tighten(dir: string, depth: number): void {
   chmodIfLooser(dir, 0o700);
-  if (depth > 4) return;
+  // Files made by older versions sit at the top level; deeper ones were made under the umask.
+  if (depth > 1) return;
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     const st = lstatSync(path, { throwIfNoEntry: false });
