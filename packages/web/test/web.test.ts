@@ -468,7 +468,7 @@ describe('web client in chromium', { skip, timeout: 240_000 }, () => {
   it('a context taken offline catches up when it returns', async () => {
     await goChats(bob);
     await bob.ctx.setOffline(true);
-    await bob.page.locator('[data-testid=connection][data-status=offline]').waitFor();
+    await bob.page.locator('[data-testid=connection][data-status=waiting_for_network], [data-testid=connection][data-status=offline]').first().waitFor();
     await shot(bob, 'offline');
     await openChat(ann, 'Bob');
     await send(ann, 'sent while you were offline 1');
