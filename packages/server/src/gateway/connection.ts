@@ -82,8 +82,8 @@ export interface ConnectionLimits {
  * server memory. A reading client is never cut off for its own replies
  * (quarter mark + maxInflight × reply page < maxBuffered); one that stops reading is closed
  * with 4501 when events push the output over `maxBuffered`, or when nothing moved for
- * `stallMs`. The close frame then waits behind what the socket already holds, at most the
- * quarter mark, not behind the dropped queue.
+ * `stallMs`. The close frame then waits behind what the socket already holds (about the
+ * quarter mark), not behind the dropped queue.
  */
 export class Connection {
   principal: Principal | undefined;
