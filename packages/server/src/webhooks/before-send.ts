@@ -45,11 +45,13 @@ export function beforeSendHook(hook: WebhookConfig, log: Logger, stats: BeforeSe
       if (hook.failMode === 'open') return body;
       throw new MagpieError('unavailable', 'message moderation is unavailable; try again shortly', { retryAfterMs: 2000 });
     }
-    stats.inc({ hook: hook.name, outcome: verdict.action });
+    if (verdict.action !== 'modify') stats.inc({ hook: hook.name, outcome: verdict.action });
     if (verdict.action === 'allow') return body;
     if (verdict.action === 'deny') throw new MagpieError('rejected', verdict.reason || 'This message was not accepted.');
     try {
-      return validateMessageBody(kind, verdict.body);
+      const modified = validateMessageBody(kind, verdict.body);
+      stats.inc({ hook: hook.name, outcome: 'modify' });
+      return modified;
     } catch (err) {
       // A hook that returns a body the kind does not accept is a broken hook, not the sender's fault.
       log.warn({ hook: hook.name, err: (err as Error).message }, 'before-send webhook returned an invalid body');
