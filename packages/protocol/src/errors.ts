@@ -18,6 +18,7 @@ export const ErrorCodes = {
   account_disabled: { status: 403, retry: false, text: 'The account is disabled by the operator: no login, no connection.' },
   forbidden: { status: 403, retry: false, text: 'Authenticated, but not allowed to do this.' },
   muted: { status: 403, retry: false, text: 'The sender is muted in this group (by an admin or mute-all).' },
+  rejected: { status: 403, retry: false, text: "The operator's moderation (keyword filter or before-send webhook) refused the message; `message` is the reason to show the user." },
   not_found: { status: 404, retry: false, text: 'The user, conversation or message does not exist.' },
   group_full: { status: 409, retry: false, text: 'The group has reached its member limit.' },
   conflict: { status: 409, retry: false, text: 'The resource exists already (for example a taken username).' },

@@ -37,6 +37,7 @@ export const ERROR_RETRYABLE: Readonly<Record<string, boolean>> = {
   account_disabled: false,
   forbidden: false,
   muted: false,
+  rejected: false,
   not_found: false,
   group_full: false,
   conflict: false,

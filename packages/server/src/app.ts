@@ -45,6 +45,7 @@ import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
+import { createWebhooksModule, type WebhooksModule } from './webhooks/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -64,6 +65,8 @@ export interface MagpieServer {
   routes: { method: string; url: string }[];
   /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
   media: MediaModule;
+  /** Keyword filter, webhooks (before-send, after-events through the outbox), moderation reports (src/webhooks/). */
+  webhooks: WebhooksModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -189,6 +192,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
+  // After media: a before-send hook sees the body the media hook completed.
+  const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -231,9 +236,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     push,
     routes,
     media,
+    webhooks,
     async start() {
       wallet.start();
       media.start();
+      webhooks.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -253,6 +260,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await social.stop();
       await push.stop();
       await media.stop();
+      await webhooks.stop();
       await instructionStore.close();
       await store.close();
       await db.close();

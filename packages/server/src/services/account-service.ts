@@ -55,6 +55,7 @@ export type AccountDeletedListener = (userId: string) => Promise<void> | void;
 export class AccountService {
   private readonly endedListeners: SessionsEndedListener[] = [];
   private readonly deletedListeners: AccountDeletedListener[] = [];
+  private readonly registeredListeners: ((user: PublicUser) => void)[] = [];
   private readonly hasher: PasswordHasher;
   private readonly throttle: LoginThrottle;
 
@@ -74,8 +75,9 @@ export class AccountService {
     await checkPasswordStrength(password, (this.policy.minPasswordScore ?? 2), [username, nickname ?? '']);
     const passwordHash = await this.hasher.hash(password);
     try {
-      const user = await this.store.createUser({ id: timeId('u'), username, passwordHash, nickname: nickname ?? username, createdAt: this.now() });
-      return publicUser(user);
+      const user = publicUser(await this.store.createUser({ id: timeId('u'), username, passwordHash, nickname: nickname ?? username, createdAt: this.now() }));
+      for (const l of this.registeredListeners) l(user);
+      return user;
     } catch (err) {
       if (err instanceof StoreConflictError) throw new MagpieError('conflict', 'username is taken');
       throw err;
@@ -150,6 +152,11 @@ export class AccountService {
     if (!(await this.store.markUserDeleted(user.id, this.now(), DELETED_NICKNAME))) throw new MagpieError('not_found', 'no such user');
     await this.revoke(await this.store.listSessions(user.id, this.now()), 'logout_all');
     for (const l of this.deletedListeners) await l(user.id);
+  }
+
+  /** Called after each new account is stored (not awaited; must not throw). */
+  onRegistered(listener: (user: PublicUser) => void): void {
+    this.registeredListeners.push(listener);
   }
 
   /** Register a listener for deleted accounts; a failing listener fails the delete call (the tombstone stays; retrying is not possible, so listeners should be best effort). */
