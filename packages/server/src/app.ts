@@ -46,6 +46,7 @@ import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
 import { createWebhooksModule, type WebhooksModule } from './webhooks/index.ts';
+import { createConsoleModule, type ConsoleModule } from './console/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -67,6 +68,8 @@ export interface MagpieServer {
   media: MediaModule;
   /** Keyword filter, webhooks (before-send, after-events through the outbox), moderation reports (src/webhooks/). */
   webhooks: WebhooksModule;
+  /** The admin console at /admin and /api/console/… (src/console/); null when `console.enabled` is false. */
+  console: ConsoleModule | null;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -194,6 +197,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
+  const adminConsole = config.console.enabled
+    ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, registry: metrics.registry })
+    : null;
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -237,10 +243,12 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     routes,
     media,
     webhooks,
+    console: adminConsole,
     async start() {
       wallet.start();
       media.start();
       webhooks.start();
+      adminConsole?.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -261,6 +269,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await push.stop();
       await media.stop();
       await webhooks.stop();
+      adminConsole?.stop();
       await instructionStore.close();
       await store.close();
       await db.close();
