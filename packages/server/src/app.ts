@@ -188,7 +188,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
-  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
+  // Operator-token actions are audited too, once the console (which owns the log) exists.
+  let auditSink: ((action: string, target: string, detail: unknown) => Promise<void>) | null = null;
+  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken), (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve());
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
@@ -200,6 +202,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const adminConsole = config.console.enabled
     ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, registry: metrics.registry })
     : null;
+  if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
