@@ -4,7 +4,7 @@
 //   node scripts/build.mjs               build everything
 //   node scripts/build.mjs --if-missing  build only what has no dist yet (npm start)
 //   node scripts/build.mjs --if-stale    build what has no dist or sources newer than it (benchmarks)
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -45,6 +45,8 @@ for (const pkg of packages) {
     console.error(`build: compiling packages/${pkg} failed`);
     process.exit(r.status ?? 1);
   }
+  // Static files that live beside the server's modules (the admin console's page) go beside the compiled ones.
+  if (pkg === 'server') cpSync(join(dir, 'src/console/ui'), join(dir, 'dist/console/ui'), { recursive: true });
   console.log(`build: packages/${pkg} -> dist (${Date.now() - t0} ms)`);
 }
 

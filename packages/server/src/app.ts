@@ -46,6 +46,7 @@ import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
 import { createWebhooksModule, type WebhooksModule } from './webhooks/index.ts';
+import { createConsoleModule, type ConsoleModule } from './console/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -67,6 +68,8 @@ export interface MagpieServer {
   media: MediaModule;
   /** Keyword filter, webhooks (before-send, after-events through the outbox), moderation reports (src/webhooks/). */
   webhooks: WebhooksModule;
+  /** The admin console at /admin and /api/console/… (src/console/); null when `console.enabled` is false. */
+  console: ConsoleModule | null;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -185,7 +188,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
-  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
+  // Operator-token actions are audited too, once the console (which owns the log) exists.
+  let auditSink: ((action: string, target: string, detail: unknown) => Promise<void>) | null = null;
+  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken), (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve());
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
@@ -194,6 +199,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
+  const adminConsole = config.console.enabled
+    ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, registry: metrics.registry })
+    : null;
+  if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -237,10 +246,12 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     routes,
     media,
     webhooks,
+    console: adminConsole,
     async start() {
       wallet.start();
       media.start();
       webhooks.start();
+      adminConsole?.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -261,6 +272,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await push.stop();
       await media.stop();
       await webhooks.stop();
+      adminConsole?.stop();
       await instructionStore.close();
       await store.close();
       await db.close();

@@ -4,3 +4,4 @@ export * from './groups.ts';
 export * from './social.ts';
 export * from './wallet.ts';
 export * from './moderation.ts';
+export * from './console.ts';

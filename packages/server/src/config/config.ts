@@ -203,6 +203,17 @@ export const ConfigSchema = z.strictObject({
   media: MediaConfigSchema.prefault({}),
   /** Webhooks, the keyword filter and the after-event outbox (src/webhooks/, docs/operations.md). */
   webhooks: WebhooksConfigSchema.prefault({}),
+  /** The admin console at /admin (src/console/, docs/operations.md). */
+  console: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Lifetime of a console session. */
+      sessionTtlMs: z.number().int().min(60_000).default(12 * 3600 * 1000),
+      /** How often the operations charts sample this node's metrics, and how many samples they keep. */
+      sampleMs: z.number().int().min(100).default(10_000),
+      samplePoints: z.number().int().min(10).max(100_000).default(360),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -289,6 +300,8 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   ...PUSH_ENV,
   ...MEDIA_ENV,
   ...WEBHOOKS_ENV,
+  MAGPIE_CONSOLE: (c, v) => (c.console = { ...(c.console as object), enabled: v !== 'off' && v !== 'false' && v !== '0' }),
+  MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

@@ -172,6 +172,14 @@ export class AccountService {
     return { user: { ...publicUser(user), disabled }, revoked };
   }
 
+  /** Operator: set a new password (not judged by the strength policy: it is a random temporary one) and end every session. */
+  async adminSetPassword(userId: string, password: string): Promise<number> {
+    const user = await this.store.getUser(userId);
+    if (!user || user.deletedAt !== null) throw new MagpieError('not_found', 'no such user');
+    await this.store.setPasswordHash(userId, await this.hasher.hash(password));
+    return this.revokeAll(userId, 'admin');
+  }
+
   /** Operator: revoke every session of a user (`kicked{reason:"admin"}` on each open socket). */
   async adminRevokeAll(userId: string): Promise<number> {
     if (!(await this.store.getUser(userId))) throw new MagpieError('not_found', 'no such user');

@@ -1,0 +1,363 @@
+// The Magpie admin console: a small page over /api/console/… (no framework; DOM built with
+// textContent only, so nothing from the server is ever parsed as HTML).
+const app = document.getElementById('app');
+let token = sessionStorage.getItem('magpie-console-token');
+let me = null;
+let tab = 'users';
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (v !== false && v !== undefined && v !== null) el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+async function call(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    if (res.status === 401 && path !== '/api/console/login') logout(false);
+    throw new Error(json.error?.message ?? `HTTP ${res.status}`);
+  }
+  return json;
+}
+
+const time = (ms) => (ms ? new Date(ms).toLocaleString() : '—');
+
+function logout(callServer = true) {
+  if (callServer && token) void call('POST', '/api/console/logout').catch(() => {});
+  token = null;
+  me = null;
+  sessionStorage.removeItem('magpie-console-token');
+  render();
+}
+
+function loginView() {
+  const err = h('p', { class: 'error', role: 'alert' });
+  const totp = h('input', { name: 'totp', inputmode: 'numeric', autocomplete: 'one-time-code', placeholder: 'TOTP code (if enrolled)', 'aria-label': 'TOTP code' });
+  const form = h(
+    'form',
+    {
+      class: 'login',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const f = new FormData(form);
+        try {
+          const r = await call('POST', '/api/console/login', { username: f.get('username'), password: f.get('password'), ...(f.get('totp') ? { totp: f.get('totp') } : {}) });
+          token = r.token;
+          me = r.admin;
+          sessionStorage.setItem('magpie-console-token', token);
+          render();
+        } catch (x) {
+          err.textContent = x.message;
+        }
+      },
+    },
+    h('h1', {}, 'Magpie console'),
+    h('input', { name: 'username', autocomplete: 'username', placeholder: 'Username', 'aria-label': 'Username', required: true }),
+    h('input', { name: 'password', type: 'password', autocomplete: 'current-password', placeholder: 'Password', 'aria-label': 'Password', required: true }),
+    totp,
+    h('button', { type: 'submit' }, 'Sign in'),
+    err,
+  );
+  return form;
+}
+
+const TABS = [
+  ['users', 'Users'],
+  ['groups', 'Groups'],
+  ['reports', 'Reports'],
+  ['operations', 'Operations'],
+  ['wallet', 'Wallet'],
+  ['audit', 'Audit log'],
+  ['account', 'My account'],
+];
+
+function shell(content) {
+  return [
+    h(
+      'header',
+      {},
+      h('h1', {}, 'Magpie console'),
+      h('nav', { 'aria-label': 'Console sections' }, TABS.map(([id, label]) => h('button', { 'aria-current': tab === id ? 'page' : false, onclick: () => ((tab = id), render()) }, label))),
+      h('span', { class: 'note' }, `${me.username} (${me.role})`),
+      h('button', { onclick: () => logout() }, 'Sign out'),
+    ),
+    content,
+  ];
+}
+
+function table(headers, rows) {
+  return h('table', {}, h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))), h('tbody', {}, rows));
+}
+
+function errorBox() {
+  return h('p', { class: 'error', role: 'alert' });
+}
+
+async function act(box, fn) {
+  box.textContent = '';
+  try {
+    await fn();
+  } catch (x) {
+    box.textContent = x.message;
+  }
+}
+
+function usersView() {
+  const out = h('div');
+  const err = errorBox();
+  const search = async (q) => {
+    const r = await call('GET', `/api/console/users?q=${encodeURIComponent(q)}`);
+    out.replaceChildren(
+      table(
+        ['User', 'Id', 'Created', 'State', ''],
+        r.users.map((u) => h('tr', {}, h('td', {}, `${u.nickname} (@${u.username})`), h('td', {}, h('code', {}, u.id)), h('td', {}, time(u.createdAt)), h('td', {}, u.deleted ? 'deleted' : u.disabled ? 'disabled' : 'active'), h('td', {}, h('button', { onclick: () => act(err, () => showUser(u.id)) }, 'Open')))),
+      ),
+    );
+  };
+  const showUser = async (id) => {
+    const r = await call('GET', `/api/console/users/${encodeURIComponent(id)}`);
+    const u = r.user;
+    const result = h('p', { role: 'status' });
+    const action = (name, label, cls) =>
+      h(
+        'button',
+        {
+          class: cls,
+          onclick: () =>
+            act(err, async () => {
+              const reason = prompt(`Reason to ${label.toLowerCase()} @${u.username}:`);
+              if (!reason) return;
+              const a = await call('POST', `/api/console/users/${encodeURIComponent(id)}/${name}`, { reason });
+              result.textContent = a.temporaryPassword ? `Temporary password (shown once): ${a.temporaryPassword}` : `${label}: done${a.revoked !== undefined ? `, ${a.revoked} session(s) ended` : ''}.`;
+              if (!a.temporaryPassword) await showUser(id);
+              else out.append();
+            }),
+        },
+        label,
+      );
+    out.replaceChildren(
+      h(
+        'div',
+        { class: 'card' },
+        h('h2', {}, `${u.nickname} (@${u.username})`),
+        h('p', {}, 'Id: ', h('code', {}, u.id), ` · created ${time(u.createdAt)} · `, h('strong', { 'data-testid': 'user-state' }, u.deleted ? 'deleted' : u.disabled ? 'disabled' : 'active')),
+        me.role !== 'viewer' ? h('p', {}, u.disabled ? action('enable', 'Enable') : action('disable', 'Disable', 'danger'), ' ', action('revoke-sessions', 'Revoke sessions'), ' ', action('reset-password', 'Reset password')) : null,
+        result,
+        h('h3', {}, `Devices and sessions (${r.sessions.length})`),
+        table(['Device', 'Platform', 'App version', 'Signed in', 'Expires'], r.sessions.map((s) => h('tr', {}, h('td', {}, s.deviceId), h('td', {}, s.platform), h('td', {}, s.appVersion || '—'), h('td', {}, time(s.createdAt)), h('td', {}, time(s.expiresAt))))),
+      ),
+    );
+  };
+  const form = h(
+    'form',
+    { class: 'inline', role: 'search', onsubmit: (e) => (e.preventDefault(), act(err, () => search(new FormData(form).get('q')))) },
+    h('input', { name: 'q', placeholder: 'User id, username or nickname', 'aria-label': 'Find users', required: true }),
+    h('button', { type: 'submit' }, 'Find'),
+  );
+  return h('section', {}, h('h2', {}, 'Users'), form, err, out);
+}
+
+function groupsView() {
+  const out = h('div');
+  const err = errorBox();
+  const form = h(
+    'form',
+    {
+      class: 'inline',
+      role: 'search',
+      onsubmit: (e) => {
+        e.preventDefault();
+        void act(err, async () => {
+          const r = await call('GET', `/api/console/groups?q=${encodeURIComponent(new FormData(form).get('q'))}`);
+          out.replaceChildren(
+            table(
+              ['Name', 'Conversation', 'Kind', 'Members', 'Owner', ''],
+              r.groups.map((g) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', {}, g.name + (g.dismissed ? ' (dismissed)' : '')),
+                  h('td', {}, h('code', {}, g.conv)),
+                  h('td', {}, g.kind),
+                  h('td', {}, g.memberCount),
+                  h('td', {}, h('code', {}, g.owner)),
+                  h(
+                    'td',
+                    {},
+                    h(
+                      'button',
+                      {
+                        onclick: () =>
+                          act(err, async () => {
+                            const m = await call('GET', `/api/console/groups/${encodeURIComponent(g.conv)}/members?limit=500`);
+                            out.append(h('div', { class: 'card' }, h('h3', {}, `Members of ${g.name}`), table(['User', 'Role', 'Joined'], m.members.map((x) => h('tr', {}, h('td', {}, h('code', {}, x.userId)), h('td', {}, x.role), h('td', {}, time(x.joinedAt)))))));
+                          }),
+                      },
+                      'Members',
+                    ),
+                  ),
+                ),
+              ),
+            ),
+          );
+        });
+      },
+    },
+    h('input', { name: 'q', placeholder: 'Group name prefix or conversation id', 'aria-label': 'Find groups', required: true }),
+    h('button', { type: 'submit' }, 'Find'),
+  );
+  return h('section', {}, h('h2', {}, 'Groups'), form, err, out);
+}
+
+function reportsView() {
+  const out = h('div', {}, 'Loading…');
+  const err = errorBox();
+  const load = async (status = 'open') => {
+    const r = await call('GET', `/api/console/reports?status=${status}`);
+    out.replaceChildren(
+      r.reports.length === 0
+        ? h('p', {}, `No ${status} reports.`)
+        : table(
+            ['When', 'Reporter', 'Target', 'Reason', 'Message', ''],
+            r.reports.map((x) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, time(x.createdAt)),
+                h('td', {}, h('code', {}, x.reporter)),
+                h('td', {}, h('code', {}, x.targetUser ?? '—')),
+                h('td', {}, x.reason, x.note ? ` — ${x.note}` : ''),
+                h('td', {}, x.excerpt ?? '—'),
+                h('td', {}, x.status === 'open' && me.role !== 'viewer' ? ['resolved', 'dismissed'].map((s) => h('button', { onclick: () => act(err, async () => (await call('PATCH', `/api/console/reports/${x.id}`, { status: s, resolution: prompt('Note (optional):') ?? '' }), await load(status))) }, s === 'resolved' ? 'Resolve' : 'Dismiss')) : x.status),
+              ),
+            ),
+          ),
+    );
+  };
+  const sel = h('select', { 'aria-label': 'Report status', onchange: () => act(err, () => load(sel.value)) }, ['open', 'resolved', 'dismissed'].map((s) => h('option', { value: s }, s)));
+  void act(err, () => load());
+  return h('section', {}, h('h2', {}, 'Moderation reports'), h('p', {}, sel), err, out);
+}
+
+function chart(title, seriesMap, keys, rate) {
+  const box = h('div', { class: 'card' }, h('h3', {}, title));
+  const present = keys.filter((k) => seriesMap[k]?.length);
+  if (present.length === 0 || typeof uPlot === 'undefined') {
+    box.append(h('p', { class: 'note' }, 'No samples yet.'));
+    return box;
+  }
+  const xs = seriesMap[present[0]].map(([t]) => t / 1000);
+  const ys = present.map((k) => {
+    const pts = seriesMap[k];
+    return xs.map((_, i) => (rate ? (i === 0 ? 0 : Math.max(0, (pts[i]?.[1] ?? 0) - (pts[i - 1]?.[1] ?? 0))) : (pts[i]?.[1] ?? 0)));
+  });
+  const colors = ['#0a7a5a', '#2b6cb0', '#c05621', '#805ad5', '#c53030', '#2f855a', '#b7791f'];
+  // eslint-disable-next-line no-undef
+  new uPlot({ width: 480, height: 200, series: [{}, ...present.map((k, i) => ({ label: k, stroke: colors[i % colors.length] }))], axes: [{}, {}] }, [xs, ...ys], box);
+  return box;
+}
+
+function operationsView() {
+  const out = h('div', {}, 'Loading…');
+  const err = errorBox();
+  void act(err, async () => {
+    const r = await call('GET', '/api/console/metrics');
+    const s = r.series;
+    const keys = (prefix) => Object.keys(s).filter((k) => k.startsWith(prefix)).sort();
+    const last = (k) => s[k]?.at(-1)?.[1] ?? 0;
+    const first = last('downlink.acked_first');
+    const all = keys('downlink.').reduce((n, k) => n + last(k), 0);
+    out.replaceChildren(
+      h('p', { class: 'note' }, `This node, one sample every ${r.intervalMs / 1000} s (counters shown per interval). First-attempt downlink success: ${all ? ((100 * first) / all).toFixed(1) : '—'} % of ${all} tracked deliveries.`),
+      h(
+        'div',
+        { class: 'charts' },
+        chart('Push funnel', s, keys('push.'), true),
+        chart('Messages', s, ['sends', 'deliveries', 'acks'], true),
+        chart('Downlink outcomes (compensation)', s, keys('downlink.'), true),
+        chart('Retries', s, ['retries'], true),
+        chart('Connections', s, ['connections'], false),
+        chart('Webhooks', s, keys('webhooks.'), true),
+      ),
+    );
+  });
+  return h('section', {}, h('h2', {}, 'Operations'), err, out);
+}
+
+function walletView() {
+  const out = h('div');
+  const err = errorBox();
+  const form = h(
+    'form',
+    {
+      class: 'inline',
+      onsubmit: (e) => {
+        e.preventDefault();
+        void act(err, async () => {
+          const id = new FormData(form).get('user');
+          const r = await call('GET', `/api/console/wallet/${encodeURIComponent(id)}/entries?limit=100`);
+          out.replaceChildren(h('p', {}, `Balance: ${(r.balance / 100).toFixed(2)}`), table(['Entry', ''], r.entries.map((x) => h('tr', {}, h('td', {}, h('code', {}, JSON.stringify(x))), h('td', {})))));
+        });
+      },
+    },
+    h('input', { name: 'user', placeholder: 'User id', 'aria-label': 'Ledger of user', required: true }),
+    h('button', { type: 'submit' }, 'Ledger'),
+    h('button', { type: 'button', onclick: () => act(err, async () => out.replaceChildren(h('pre', {}, JSON.stringify(await call('GET', '/api/console/wallet/reconcile'), null, 2)))) }, 'Reconcile'),
+  );
+  return h('section', {}, h('h2', {}, 'Wallet'), form, err, out);
+}
+
+function auditView() {
+  const out = h('div', {}, 'Loading…');
+  const err = errorBox();
+  void act(err, async () => {
+    const r = await call('GET', '/api/console/audit?limit=200');
+    out.replaceChildren(table(['When', 'Admin', 'Action', 'Target', 'Detail'], r.entries.map((x) => h('tr', {}, h('td', {}, time(x.at)), h('td', {}, x.admin), h('td', {}, x.action), h('td', {}, h('code', {}, x.target)), h('td', {}, h('code', {}, JSON.stringify(x.detail)))))));
+  });
+  return h('section', {}, h('h2', {}, 'Audit log'), err, out);
+}
+
+function accountView() {
+  const err = errorBox();
+  const out = h('div');
+  const enroll = async () => {
+    const r = await call('POST', '/api/console/totp');
+    const code = h('input', { inputmode: 'numeric', placeholder: '6-digit code', 'aria-label': 'Code from the authenticator' });
+    out.replaceChildren(
+      h('p', {}, 'Add this secret to an authenticator app, then enter its current code:'),
+      h('p', {}, h('code', { 'data-testid': 'totp-secret' }, r.secret)),
+      h('p', { class: 'note' }, h('code', {}, r.uri)),
+      code,
+      h('button', { onclick: () => act(err, async () => (await call('POST', '/api/console/totp/confirm', { code: code.value }), (me.totp = true), out.replaceChildren(h('p', { role: 'status' }, 'Two-step sign-in is on.')))) }, 'Confirm'),
+    );
+  };
+  return h('section', {}, h('h2', {}, 'My account'), h('p', {}, `${me.username}, role ${me.role}. Two-step sign-in (TOTP): ${me.totp ? 'on' : 'off'}.`), me.totp ? null : h('button', { onclick: () => act(err, enroll) }, 'Turn on two-step sign-in'), err, out);
+}
+
+const VIEWS = { users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView };
+
+async function render() {
+  if (!token) {
+    app.replaceChildren(loginView());
+    return;
+  }
+  if (!me) {
+    try {
+      me = (await call('GET', '/api/console/me')).admin;
+    } catch {
+      return;
+    }
+  }
+  app.replaceChildren(...shell(VIEWS[tab]()));
+}
+
+void render();
