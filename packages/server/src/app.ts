@@ -200,7 +200,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
   const adminConsole = config.console.enabled
-    ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, registry: metrics.registry })
+    ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   registerWebClient(http);

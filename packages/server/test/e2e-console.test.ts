@@ -99,6 +99,26 @@ describe('admin console', () => {
     assert.ok(m.body.series.connections?.length > 0, JSON.stringify(m.body).slice(0, 300));
   });
 
+  it('an operator transfers and dismisses a group; members see the notices (by operator) and it is audited', async () => {
+    const bob = await registerAndLogin(srv.url);
+    const g = (await api(srv.url, 'POST', '/api/groups', { name: 'Handover', members: [bob.userId] }, alice.token)).body.group;
+    const { client } = await RawClient.connect(srv.wsUrl, bob.token);
+    const t = await api(srv.url, 'POST', `/api/console/groups/${encodeURIComponent(g.conv)}/transfer`, { reason: 'owner left the company', to: bob.userId }, ownerToken);
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    assert.equal((await api(srv.url, 'GET', `/api/groups/${encodeURIComponent(g.conv)}`, undefined, bob.token)).body.group.owner, bob.userId);
+    const notice = await client.waitFor((f) => f.type === 'msg' && f.message.body?.event === 'owner_changed');
+    assert.deepEqual([notice.message.body.data.by, notice.message.body.data.to], ['operator', bob.userId]);
+    const noTo = await api(srv.url, 'POST', `/api/console/groups/${encodeURIComponent(g.conv)}/transfer`, { reason: 'x' }, ownerToken);
+    assert.equal(noTo.status, 400);
+    assert.equal((await api(srv.url, 'POST', `/api/console/groups/${encodeURIComponent(g.conv)}/dismiss`, { reason: 'abuse' }, ownerToken)).status, 200);
+    await client.waitFor((f) => f.type === 'msg' && f.message.body?.event === 'group_dismissed');
+    assert.equal((await api(srv.url, 'GET', `/api/groups/${encodeURIComponent(g.conv)}`, undefined, bob.token)).body.group.dismissed, true);
+    assert.equal((await api(srv.url, 'POST', `/api/console/groups/${encodeURIComponent(g.conv)}/dismiss`, { reason: 'again' }, ownerToken)).status, 403);
+    const audit = (await api(srv.url, 'GET', '/api/console/audit?limit=20', undefined, ownerToken)).body.entries.filter((e: any) => e.target === g.conv).map((e: any) => e.action);
+    assert.deepEqual(audit, ['group.dismiss', 'group.transfer']);
+    client.close();
+  });
+
   it('the page in Chromium: sign in, find a user, disable them, see the audit entry and the charts', { skip: browserSkip }, async () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });

@@ -155,4 +155,14 @@ export const consoleRoutes = {
     query: z.strictObject({ before: z.coerce.number().int().positive().optional(), limit: queryLimit(500).default(50) }),
     reply: { 200: z.strictObject({ balance: z.number().int(), entries: z.array(z.looseObject({})) }) },
   }),
+
+  groupAction: restRoute({
+    method: 'POST',
+    url: '/api/console/groups/:conv/:action',
+    summary: 'dismiss a group, or transfer it to a member (operator; audited)',
+    auth: 'none',
+    params: z.strictObject({ conv: z.string().min(1).max(200), action: z.enum(['dismiss', 'transfer']) }),
+    body: z.strictObject({ reason: z.string().min(1).max(500), to: z.string().min(1).max(64).optional() }),
+    reply: { 200: OkSchema },
+  }),
 };

@@ -13,6 +13,7 @@ import { bearer } from '../http/validation.ts';
 import { ConsoleService, temporaryPassword, type ConsoleAdmin } from './console-service.ts';
 import { MetricsSampler } from './metrics-sampler.ts';
 import type { ReportService } from '../webhooks/reports.ts';
+import type { GroupService } from '../services/group-service.ts';
 import type { WalletService } from '../wallet/wallet-service.ts';
 
 export { ConsoleService } from './console-service.ts';
@@ -35,7 +36,7 @@ const UI_FILES: Record<string, string> = { 'index.html': 'text/html; charset=utf
  */
 export function createConsoleModule(
   http: FastifyInstance,
-  deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; social: SocialService; reports: ReportService; wallet: WalletService; registry: Registry },
+  deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; social: SocialService; reports: ReportService; wallet: WalletService; groups: GroupService; registry: Registry },
 ): ConsoleModule {
   const { store, accounts } = deps;
   const service = new ConsoleService(deps.db, { sessionTtlMs: deps.config.console.sessionTtlMs });
@@ -105,6 +106,16 @@ export function createConsoleModule(
     if (!(await store.getGroup(params.conv))) throw new MagpieError('not_found', `no such group: ${params.conv}`);
     const members = await store.listMembers(params.conv, query.after, query.limit);
     return { members: members.map((m) => ({ userId: m.userId, role: m.role, joinedAt: m.joinedAt })) };
+  });
+  api.route(R.groupAction, async ({ raw, params, body }) => {
+    const me = await as(raw, 'operator');
+    if (params.action === 'dismiss') await deps.groups.operatorDismiss(params.conv, body.reason);
+    else {
+      if (!body.to) throw new MagpieError('invalid', 'transfer needs `to`: the new owner (a member)');
+      await deps.groups.operatorTransfer(params.conv, body.to, body.reason);
+    }
+    await service.audit(me.username, `group.${params.action}`, params.conv, { reason: body.reason, ...(body.to ? { to: body.to } : {}) });
+    return { ok: true as const };
   });
   api.route(R.audit, async ({ raw, query }) => (await as(raw, 'viewer'), { entries: await service.auditLog(query.before, query.limit) }));
   api.route(R.metrics, async ({ raw }) => (await as(raw, 'viewer'), { intervalMs: sampler.intervalMs, series: sampler.snapshot() }));

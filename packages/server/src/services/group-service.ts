@@ -167,6 +167,29 @@ export class GroupService {
     await this.apply(p, conv, { op: 'dismiss' }, 'group_dismissed', { by: p.userId });
   }
 
+  /**
+   * Operator (admin console): dismiss a group, or hand it to another member. The notice is
+   * committed as the owner's act (the group rules allow exactly these to the owner) and says
+   * `by: "operator"` with the reason, so clients show who really did it.
+   */
+  async operatorDismiss(conv: string, reason: string): Promise<void> {
+    const owner = await this.ownerOf(conv);
+    await this.apply(owner, conv, { op: 'dismiss' }, 'group_dismissed', { by: 'operator', reason });
+  }
+
+  async operatorTransfer(conv: string, to: string, reason: string): Promise<void> {
+    const owner = await this.ownerOf(conv);
+    if (owner.userId === to) throw new MagpieError('invalid', 'that user owns the group already');
+    await this.apply(owner, conv, { op: 'transfer', to }, 'owner_changed', { from: owner.userId, to, by: 'operator', reason });
+  }
+
+  private async ownerOf(conv: string): Promise<Principal> {
+    const g = await this.store.getGroup(conv);
+    if (!g) throw new MagpieError('not_found', `no such group: ${conv}`);
+    if (g.dismissed) throw new MagpieError('forbidden', 'the group is dismissed');
+    return { userId: g.owner, deviceId: 'operator', platform: 'other', tokenHash: '', appVersion: '' };
+  }
+
   private add(p: Principal, conv: string, users: string[], event: string, extra: Record<string, unknown> = {}): Promise<void> {
     const effect: GroupEffect = { op: 'add', users, maxMembers: this.limits.maxMembers, superThreshold: this.limits.superThreshold };
     return this.apply(p, conv, effect, event, { users, by: p.userId, ...extra });

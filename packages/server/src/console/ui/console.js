@@ -204,6 +204,14 @@ function groupsView() {
                       },
                       'Members',
                     ),
+                    me.role !== 'viewer' && !g.dismissed
+                      ? [
+                          ' ',
+                          h('button', { onclick: () => act(err, async () => { const to = prompt('New owner (user id of a member):'); const reason = to && prompt('Reason:'); if (to && reason) { await call('POST', `/api/console/groups/${encodeURIComponent(g.conv)}/transfer`, { to, reason }); form.requestSubmit(); } }) }, 'Transfer'),
+                          ' ',
+                          h('button', { class: 'danger', onclick: () => act(err, async () => { const reason = prompt(`Reason to dismiss ${g.name}:`); if (reason) { await call('POST', `/api/console/groups/${encodeURIComponent(g.conv)}/dismiss`, { reason }); form.requestSubmit(); } }) }, 'Dismiss'),
+                        ]
+                      : null,
                   ),
                 ),
               ),
