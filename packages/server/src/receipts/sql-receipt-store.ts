@@ -4,8 +4,10 @@ import type { NewTracked, NotifyLevel, NotifySetting, Privacy, PresencePrivacy, 
 
 /** Snapshots are immutable: a node keeps recently used ones in memory. */
 const SNAPSHOT_CACHE = 2000;
-/** Conditional updates retried this often against concurrent writers before giving up on one message (it is retried by the caller's next batch). */
-const CAS_TRIES = 8;
+/**
+ * A conditional update that lost to a concurrent writer reads again and retries: each loss
+ * means another writer's update went through, so this ends; no bit is ever dropped.
+ */
 
 const bytes = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
 const num = (v: unknown): number => Number(v);
@@ -74,7 +76,7 @@ export class SqlReceiptStore implements ReceiptStore {
   async setRead(marks: ReadMark[]): Promise<ReceiptCount[]> {
     const out: ReceiptCount[] = [];
     for (const m of marks) {
-      for (let attempt = 0; attempt < CAS_TRIES; attempt++) {
+      for (;;) {
         const row = await this.db.get<{ bitmap: unknown; version: unknown; sender: string; size: unknown }>(
           'SELECT m.bitmap, m.version, m.sender, s.size FROM receipt_messages m JOIN receipt_snapshots s ON s.conv = m.conv AND s.epoch = m.epoch WHERE m.conv = ? AND m.seq = ?',
           [m.conv, m.seq],
