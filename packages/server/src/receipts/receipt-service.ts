@@ -48,6 +48,8 @@ export class ReceiptService {
   private reports: Report[] = [];
   private directNotices = new Map<string, { peer: string; conv: string; seq: number; by: string }>();
   private timer: NodeJS.Timeout | null = null;
+  private reportQueue: { userId: string; conv: string; seq: number; resolve: (before: number) => void; reject: (err: unknown) => void }[] = [];
+  private reportWriting = false;
   private running: Promise<void> | null = null;
   /** Counters for metrics and benchmarks. */
   readonly stats = { tracked: 0, reports: 0, flushes: 0, marks: 0, notices: 0 };
@@ -126,7 +128,7 @@ export class ReceiptService {
 
   /** A reader marked `conv` read up to `seq` (after the conversation entry was updated). */
   async onRead(userId: string, conv: string, seq: number): Promise<void> {
-    const before = await this.rstore.report(userId, conv, seq);
+    const before = await this.storeReport(userId, conv, seq);
     if (seq <= before) return;
     this.stats.reports++;
     if (conv.startsWith('d:')) {
@@ -140,6 +142,34 @@ export class ReceiptService {
       this.reports.push({ userId, conv, after: before, upTo: seq });
     }
     this.schedule();
+  }
+
+  /**
+   * Reports are stored in batches: every report queued in one event-loop turn (and while the
+   * previous batch commits) goes into one transaction — a burst of thousands of readers costs
+   * a few commits, not one each. Each caller resumes after its report is durable.
+   */
+  private storeReport(userId: string, conv: string, seq: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.reportQueue.push({ userId, conv, seq, resolve, reject });
+      if (!this.reportWriting) {
+        this.reportWriting = true;
+        setImmediate(() => void this.writeReports());
+      }
+    });
+  }
+
+  private async writeReports(): Promise<void> {
+    while (this.reportQueue.length > 0) {
+      const batch = this.reportQueue.splice(0, 5000);
+      try {
+        const before = await this.rstore.reportMany(batch);
+        batch.forEach((r, i) => r.resolve(before[i]!));
+      } catch (err) {
+        for (const r of batch) r.reject(err);
+      }
+    }
+    this.reportWriting = false;
   }
 
   private schedule(): void {

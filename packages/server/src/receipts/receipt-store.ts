@@ -73,6 +73,8 @@ export interface ReceiptStore {
   bitmapOf(conv: string, seq: number): Promise<{ sender: string; bitmap: Buffer; snapshot: Snapshot } | null>;
   /** Record the reader's report "read up to seq"; resolves with the seq reported before (0 if none). Never lowers it. */
   report(userId: string, conv: string, seq: number): Promise<number>;
+  /** `report` for many readers in one transaction (one commit for a burst); the seqs reported before, in order. */
+  reportMany(reports: { userId: string; conv: string; seq: number }[]): Promise<number[]>;
 
   privacy(userIds: string[]): Promise<Map<string, Privacy>>;
   setPrivacy(userId: string, p: Privacy, now: number): Promise<void>;

@@ -1,4 +1,4 @@
-import type { SqlEngine } from '../db/engine.ts';
+import type { Queryable, SqlEngine } from '../db/engine.ts';
 import { popcount, withBits } from './bitmap.ts';
 import type { NewTracked, NotifyLevel, NotifySetting, Privacy, PresencePrivacy, ReadMark, ReceiptCount, ReceiptStore, Snapshot, TrackedMessage } from './receipt-store.ts';
 
@@ -114,14 +114,25 @@ export class SqlReceiptStore implements ReceiptStore {
   }
 
   async report(userId: string, conv: string, seq: number): Promise<number> {
+    return (await this.reportMany([{ userId, conv, seq }]))[0]!;
+  }
+
+  async reportMany(reports: { userId: string; conv: string; seq: number }[]): Promise<number[]> {
+    if (reports.length === 0) return [];
     return this.db.transaction(async (tx) => {
-      const prev = await tx.get<{ read_seq: unknown }>('SELECT read_seq FROM receipt_reads WHERE user_id = ? AND conv = ?', [userId, conv]);
-      const before = prev ? num(prev.read_seq) : 0;
-      if (seq > before) {
-        await tx.run('INSERT INTO receipt_reads (user_id, conv, read_seq) VALUES (?, ?, ?) ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq WHERE receipt_reads.read_seq < excluded.read_seq', [userId, conv, seq]);
-      }
-      return before;
+      const out: number[] = [];
+      for (const { userId, conv, seq } of reports) out.push(await this.reportIn(tx, userId, conv, seq));
+      return out;
     });
+  }
+
+  private async reportIn(tx: Queryable, userId: string, conv: string, seq: number): Promise<number> {
+    const prev = await tx.get<{ read_seq: unknown }>('SELECT read_seq FROM receipt_reads WHERE user_id = ? AND conv = ?', [userId, conv]);
+    const before = prev ? num(prev.read_seq) : 0;
+    if (seq > before) {
+      await tx.run('INSERT INTO receipt_reads (user_id, conv, read_seq) VALUES (?, ?, ?) ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq WHERE receipt_reads.read_seq < excluded.read_seq', [userId, conv, seq]);
+    }
+    return before;
   }
 
   async privacy(userIds: string[]): Promise<Map<string, Privacy>> {
