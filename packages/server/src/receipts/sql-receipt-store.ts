@@ -1,4 +1,4 @@
-import type { Queryable, SqlEngine } from '../db/engine.ts';
+import type { SqlEngine } from '../db/engine.ts';
 import { popcount, withBits } from './bitmap.ts';
 import type { NewTracked, NotifyLevel, NotifySetting, Privacy, PresencePrivacy, ReadMark, ReceiptCount, ReceiptStore, Snapshot, TrackedMessage } from './receipt-store.ts';
 
@@ -119,20 +119,44 @@ export class SqlReceiptStore implements ReceiptStore {
 
   async reportMany(reports: { userId: string; conv: string; seq: number }[]): Promise<number[]> {
     if (reports.length === 0) return [];
+    // Set-based: per conversation one read of the current positions and one upsert per
+    // distinct seq, whatever the number of readers (a burst on one message is a few statements).
     return this.db.transaction(async (tx) => {
-      const out: number[] = [];
-      for (const { userId, conv, seq } of reports) out.push(await this.reportIn(tx, userId, conv, seq));
+      const out: number[] = new Array<number>(reports.length);
+      const convs = new Map<string, number[]>();
+      reports.forEach((r, i) => {
+        const list = convs.get(r.conv) ?? [];
+        list.push(i);
+        convs.set(r.conv, list);
+      });
+      for (const [conv, idx] of convs) {
+        const users = [...new Set(idx.map((i) => reports[i]!.userId))];
+        const list = tx.textList(users);
+        const rows = await tx.all<{ user_id: string; read_seq: unknown }>(`SELECT user_id, read_seq FROM receipt_reads WHERE conv = ? AND user_id IN (SELECT value FROM ${list.sql} l)`, [conv, list.param]);
+        const cur = new Map(rows.map((r) => [r.user_id, num(r.read_seq)]));
+        const raised = new Map<string, number>();
+        for (const i of idx) {
+          const { userId, seq } = reports[i]!;
+          const before = cur.get(userId) ?? 0;
+          out[i] = before;
+          if (seq > before) {
+            cur.set(userId, seq);
+            raised.set(userId, seq);
+          }
+        }
+        const bySeq = new Map<number, string[]>();
+        for (const [u, seq] of raised) bySeq.set(seq, [...(bySeq.get(seq) ?? []), u]);
+        for (const [seq, us] of bySeq) {
+          const l = tx.textList(us);
+          await tx.run(
+            `INSERT INTO receipt_reads (user_id, conv, read_seq) SELECT l.value, CAST(? AS TEXT), CAST(? AS BIGINT) FROM ${l.sql} l WHERE true
+             ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq WHERE receipt_reads.read_seq < excluded.read_seq`,
+            [conv, seq, l.param],
+          );
+        }
+      }
       return out;
     });
-  }
-
-  private async reportIn(tx: Queryable, userId: string, conv: string, seq: number): Promise<number> {
-    const prev = await tx.get<{ read_seq: unknown }>('SELECT read_seq FROM receipt_reads WHERE user_id = ? AND conv = ?', [userId, conv]);
-    const before = prev ? num(prev.read_seq) : 0;
-    if (seq > before) {
-      await tx.run('INSERT INTO receipt_reads (user_id, conv, read_seq) VALUES (?, ?, ?) ON CONFLICT (user_id, conv) DO UPDATE SET read_seq = excluded.read_seq WHERE receipt_reads.read_seq < excluded.read_seq', [userId, conv, seq]);
-    }
-    return before;
   }
 
   async privacy(userIds: string[]): Promise<Map<string, Privacy>> {
