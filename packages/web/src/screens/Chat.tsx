@@ -261,17 +261,19 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
 
   const group = s.kind !== 'direct';
   useReceiptsTick(session);
+  // Asked again whenever the connection comes (back) up: requests need the authenticated socket.
+  const online = useVM(session.connection).status === 'online';
   // Receipt states of own messages in view: one query when the chat opens or grows.
   const ownSeqs = s.items.flatMap((i) => (i.type === 'message' && i.own && i.message.seq !== null ? [i.message.seq] : []));
   const ownKey = `${s.conv}:${ownSeqs.at(0)}:${ownSeqs.at(-1)}:${ownSeqs.length}`;
   useEffect(() => {
-    if (s.conv && ownSeqs.length > 0) void session.receipts.load(s.conv, ownSeqs).catch(() => {});
+    if (online && s.conv && ownSeqs.length > 0) void session.receipts.load(s.conv, ownSeqs).catch(() => {});
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [ownKey]);
+  }, [ownKey, online]);
   const peer = s.kind === 'direct' && s.conv ? s.conv.split(':').slice(1).find((u) => u !== session.client.userId) : undefined;
   useEffect(() => {
-    if (peer) void session.receipts.subscribePresence([peer]).catch(() => {});
-  }, [peer, session]);
+    if (online && peer) void session.receipts.subscribePresence([peer]).catch(() => {});
+  }, [peer, session, online]);
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
