@@ -167,7 +167,10 @@ export class Receipts {
 
   async subscribePresence(users: string[]): Promise<PresenceState[]> {
     const { presence } = await this.transport.request({ type: 'presence.sub', users });
-    for (const p of presence) this.presenceOf.set(p.user, p);
+    for (const p of presence) {
+      this.presenceOf.set(p.user, p);
+      this.events.emit('presence', p);
+    }
     return presence;
   }
 

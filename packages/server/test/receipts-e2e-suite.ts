@@ -1,6 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { Receipts, RestApi } from '@magpie/sdk';
 import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
+import { sdkClient, eventually } from './sdk-client.ts';
 
 /**
  * Read receipts, typing, presence and group notification levels end to end (raw protocol,
@@ -160,6 +162,48 @@ export function runReceiptsE2e(name: string, env: () => Promise<Record<string, s
       assert.equal(ca.frames.filter((f) => f.type === 'presence' && f.user === hidden.userId).length, 0);
       again.close();
       ca.close();
+    });
+
+    it('SDK: receipt state per message (sent → read; group unread), typing and presence events, settings', async (t) => {
+      if (skip) return t.skip('no database');
+      const a = await registerAndLogin(srv.url);
+      const b = await registerAndLogin(srv.url);
+      const c = await registerAndLogin(srv.url);
+      const ca = sdkClient({ baseUrl: srv.url, token: a.token });
+      const cb = sdkClient({ baseUrl: srv.url, token: b.token });
+      try {
+        await Promise.all([ca.connect(), cb.connect()]);
+        const ra = new Receipts({ request: (f) => ca.request(f) }, { api: new RestApi({ baseUrl: srv.url }), token: () => a.token });
+        const rb = new Receipts({ request: (f) => cb.request(f) }, { api: new RestApi({ baseUrl: srv.url }), token: () => b.token });
+        ca.on('frame', (f) => void ra.handleFrame(f));
+        cb.on('frame', (f) => void rb.handleFrame(f));
+        const m = await ca.sendText({ to: b.userId }, 'hello');
+        const sent = await ca.waitForSend(m.clientMsgId);
+        const conv = sent!.conv!;
+        assert.deepEqual(ra.stateOf(conv, sent!.seq!), { kind: 'direct', read: false });
+        await cb.markRead(conv, sent!.seq!);
+        await eventually(() => ra.stateOf(conv, sent!.seq!).kind === 'direct' && (ra.stateOf(conv, sent!.seq!) as { read: boolean }).read, 'A sees Read');
+        rb.typing(conv);
+        await eventually(() => ra.typingIn(conv).includes(b.userId), 'A sees B typing');
+        assert.equal((await rb.setPrivacy({ presence: 'everyone' })).presence, 'everyone');
+        const [p] = await ra.subscribePresence([b.userId]);
+        assert.equal(p!.online, true);
+        const g = await api(srv.url, 'POST', '/api/groups', { name: 'SDK', members: [b.userId, c.userId] }, a.token);
+        const gconv: string = g.body.group.conv;
+        const gm = await ca.sendText({ conv: gconv }, 'team');
+        const gs = (await ca.waitForSend(gm.clientMsgId))!.seq!;
+        await sleep(100);
+        await ra.load(gconv, [gs]);
+        assert.deepEqual(ra.stateOf(gconv, gs), { kind: 'group', unread: 2, total: 2 });
+        await rb.setNotifyLevel(gconv, 'none');
+        assert.equal(rb.notifyLevel(gconv), 'none');
+        await cb.markRead(gconv, gs);
+        await eventually(() => (ra.stateOf(gconv, gs) as { unread?: number }).unread === 1, 'unread falls to 1');
+        assert.deepEqual(await ra.members(gconv, gs), { read: [b.userId], unread: [c.userId] });
+      } finally {
+        ca.close();
+        cb.close();
+      }
     });
 
     it('per-group notification level syncs to the user’s other devices; bad levels change nothing', async (t) => {
