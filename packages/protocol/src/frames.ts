@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PLATFORMS, CAPABILITIES } from './types.ts';
+import { receiptClientFrames } from './receipts.ts';
 
 /** Protocol versions this package speaks. */
 export const PROTOCOL_VERSIONS = [1] as const;
@@ -44,6 +45,10 @@ export const SendFrame = z
     body: z.unknown(),
     /** Group messages: user ids mentioned, or 'all' (@all); counted apart in the mentioned users' entries. */
     mentions: z.union([z.array(UserId).min(1).max(100), z.literal('all')]).optional(),
+    /** Group messages: ask for read receipts (true) or not (false); absent: the group's / system's setting. */
+    receipt: z.boolean().optional(),
+    /** Group messages: the seq of the message this one replies to (its sender may get a push). */
+    replyTo: Seq.min(1).optional(),
   })
   .refine((f) => (f.to === undefined) !== (f.conv === undefined), { message: 'exactly one of `to` and `conv` is required' });
 
@@ -122,6 +127,7 @@ export const ClientFrame = z.discriminatedUnion('type', [
   ReadFrame,
   ConvUpdateFrame,
   InstructionResultFrame,
+  ...receiptClientFrames,
 ]);
 
 export type ClientFrame = z.infer<typeof ClientFrame>;

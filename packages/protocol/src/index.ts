@@ -9,3 +9,4 @@ export * from './social.ts';
 export * from './text.ts';
 export * from './media.ts';
 export * from './rest/index.ts';
+export * from './receipts.ts';

@@ -57,4 +57,8 @@ export interface RequestResults {
   read: ReadResult;
   'conv.update': ReadResult;
   'instruction.result': { recorded: boolean };
+  'receipts.query': { readSeq?: number | null; counts: [number, number, number][] };
+  'receipts.members': { read: string[]; unread: string[] };
+  typing: { sent: boolean };
+  'presence.sub': { presence: { user: string; online: boolean | null; lastSeen: number | null }[] };
 }

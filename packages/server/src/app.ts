@@ -47,6 +47,7 @@ import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
 import { createWebhooksModule, type WebhooksModule } from './webhooks/index.ts';
 import { createConsoleModule, type ConsoleModule } from './console/index.ts';
+import { createReceiptsModule, type ReceiptsModule } from './receipts/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -70,6 +71,8 @@ export interface MagpieServer {
   webhooks: WebhooksModule;
   /** The admin console at /admin and /api/console/… (src/console/); null when `console.enabled` is false. */
   console: ConsoleModule | null;
+  /** Read receipts, typing, presence, group notification levels (src/receipts/). */
+  receipts: ReceiptsModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -213,21 +216,35 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // Built in data-path order without a cycle: offline push reads presence from the connection
   // registry, the retry queue hands off to push, and the gateway uses both.
   const connections = new ConnectionRegistry();
+  const presence = registryPresence(connections, bus);
   const push = await createPushModule(http, {
     server: config,
     config: config.push,
     store,
     accounts,
-    presence: registryPresence(connections, bus),
+    presence,
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),
   });
-  messaging.onCommitted(push.service.onCommitted);
+  const receipts = createReceiptsModule(http, {
+    config,
+    db,
+    store,
+    bus,
+    accounts,
+    push: push.service,
+    onlineDevicesOf: (users) => presence.onlineDevicesOf!(users),
+    localDevices: (u) => connections.count(u),
+    friends: async (a, b) => (await social.store.directCheck(a, b)).friends,
+  });
+  messaging.onCommitted(receipts.service.onCommitted);
+  // Group messages reach push through the per-group notification levels (super groups by mentions, replies, @all).
+  messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
   const retry = createRetryQueue(config, metrics, offlineHandoff);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   // The stores have created their files (and WAL/SHM files) by now: make them private too.
   secureDataDir(config.dataDir, { create: false });
@@ -247,6 +264,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     media,
     webhooks,
     console: adminConsole,
+    receipts,
     async start() {
       wallet.start();
       media.start();
@@ -263,6 +281,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     async stop() {
       await gateway.close();
+      await receipts.stop();
       await acks.flush();
       await http.close();
       await metricsEndpoint.stop();

@@ -4,6 +4,7 @@
  * service worker reads too (to check whose push was clicked).
  */
 import {
+  Receipts,
   ConnectionViewModel,
   ContactsViewModel,
   ConversationListViewModel,
@@ -130,6 +131,8 @@ async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | n
 export class Session {
   readonly rest: RestApi;
   readonly social: SocialApi;
+  /** Read receipts, typing, presence, notification levels (fed by the client's `frame` events). */
+  readonly receipts: Receipts;
   readonly groups: GroupsApi;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
@@ -151,6 +154,11 @@ export class Session {
     const baseUrl = location.origin;
     this.rest = new RestApi({ baseUrl });
     this.social = new SocialApi(this.rest, () => saved.token);
+    this.receipts = new Receipts({ request: (f) => client.request(f) }, { api: this.rest, token: () => saved.token });
+    client.on('frame', (f) => void this.receipts.handleFrame(f));
+    client.on('message', (m) => {
+      if (!m.own && m.conv) this.receipts.typingStopped(m.conv, m.sender);
+    });
     this.groups = new GroupsApi(this.rest, () => saved.token);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);

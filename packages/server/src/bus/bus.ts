@@ -65,4 +65,6 @@ export type BusEvent =
    */
   | { type: 'supers'; conv: string; add: string[]; remove: string[]; epoch?: number }
   /** Close these sessions' connections with a kicked/revoked close. `device`: the device id of the login that displaced them (new_login). */
-  | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin'; device?: string };
+  | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin'; device?: string }
+  /** A user's cluster-wide presence changed (debounced by the node that saw it; receipts/presence.ts). Reaches every node. */
+  | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null };

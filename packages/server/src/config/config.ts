@@ -168,6 +168,28 @@ export const ConfigSchema = z.strictObject({
       changeLogCapacity: z.number().int().min(8).default(1000),
     })
     .prefault({}),
+  /** Read receipts, typing, presence, group notification levels (see src/receipts/). */
+  receipts: z
+    .strictObject({
+      /** System level: group messages ask for read receipts unless the group or the message says otherwise. */
+      groups: z.boolean().default(true),
+      /** Groups above this member count track no receipts. */
+      maxGroupMembers: z.number().int().min(2).max(100_000).default(10_000),
+      /** Read reports and notices are batched for this long (ms). */
+      flushMs: z.number().int().min(1).max(10_000).default(50),
+      /** Typing: indicator lifetime on the client, minimum interval per user and conversation, largest group. */
+      typingTtlMs: z.number().int().min(500).max(60_000).default(6000),
+      typingMinIntervalMs: z.number().int().min(0).max(60_000).default(2000),
+      typingMaxMembers: z.number().int().min(2).max(10_000).default(100),
+      /** Presence changes wait this long before they are published (a flapping link publishes nothing). */
+      presenceDebounceMs: z.number().int().min(0).max(60_000).default(2000),
+      /** Presence privacy of users who chose none. */
+      presenceDefault: z.enum(['everyone', 'friends', 'nobody']).default('friends'),
+      /** Default per-group notification levels (offline push). */
+      notifyGroup: z.enum(['all', 'mentions', 'none']).default('all'),
+      notifySuper: z.enum(['all', 'mentions', 'none']).default('mentions'),
+    })
+    .prefault({}),
   /** Red packets (see src/wallet/). Amounts in fen. */
   redPackets: z
     .strictObject({
@@ -290,6 +312,13 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_LOGIN_FAILURE_BURST: (c, v) => (c.auth = { ...(c.auth as object), ipLoginFailureBurst: Number(v) }),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
   MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),
+  MAGPIE_RECEIPTS_GROUPS: (c, v) => (c.receipts = { ...(c.receipts as object), groups: v === 'true' || v === '1' }),
+  MAGPIE_RECEIPTS_MAX_GROUP_MEMBERS: (c, v) => (c.receipts = { ...(c.receipts as object), maxGroupMembers: Number(v) }),
+  MAGPIE_RECEIPTS_FLUSH_MS: (c, v) => (c.receipts = { ...(c.receipts as object), flushMs: Number(v) }),
+  MAGPIE_TYPING_MIN_INTERVAL_MS: (c, v) => (c.receipts = { ...(c.receipts as object), typingMinIntervalMs: Number(v) }),
+  MAGPIE_PRESENCE_DEBOUNCE_MS: (c, v) => (c.receipts = { ...(c.receipts as object), presenceDebounceMs: Number(v) }),
+  MAGPIE_PRESENCE_DEFAULT: (c, v) => (c.receipts = { ...(c.receipts as object), presenceDefault: v }),
+  MAGPIE_NOTIFY_SUPER_DEFAULT: (c, v) => (c.receipts = { ...(c.receipts as object), notifySuper: v }),
   MAGPIE_REDPACKET_EXPIRY_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), expiryMs: Number(v) }),
   MAGPIE_REDPACKET_MAX_COUNT: (c, v) => (c.redPackets = { ...(c.redPackets as object), maxCount: Number(v) }),
   MAGPIE_REDPACKET_GRAB_HOLD_MS: (c, v) => (c.redPackets = { ...(c.redPackets as object), grabHoldMs: Number(v) }),

@@ -23,6 +23,7 @@ import { advancedFrame } from '../services/message-service.ts';
 import { SendOrderGuard } from './send-order.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
+import { RECEIPT_FRAME_TYPES, type ReceiptFrame, type ReceiptsModule } from '../receipts/index.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -39,6 +40,8 @@ export interface GatewayDeps {
   instructions: InstructionService;
   /** This node's connections; built by the caller when others (offline push's presence) read it too. */
   registry?: ConnectionRegistry;
+  /** Read receipts, typing, presence (src/receipts/). */
+  receipts?: ReceiptsModule;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -166,7 +169,11 @@ export class WsGateway {
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
     this.supers.drop(conn);
-    if (conn.principal && this.registry.remove(conn.principal.userId, conn)) this.d.bus.unwatchUser(conn.principal.userId);
+    if (conn.principal && this.registry.remove(conn.principal.userId, conn)) {
+      this.d.bus.unwatchUser(conn.principal.userId);
+      this.d.receipts?.presence.drop(conn);
+      this.d.receipts?.presence.changed(conn.principal.userId, false);
+    }
   }
 
   /**
@@ -246,11 +253,14 @@ export class WsGateway {
     switch (f.type) {
       case 'send': {
         let sent;
+        this.d.receipts?.service.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
         try {
           sent = await messaging.send(p, f);
         } catch (err) {
           order?.refused(f, err);
           throw err;
+        } finally {
+          this.d.receipts?.service.afterSend(p.userId, f.clientMsgId);
         }
         // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
         conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
@@ -272,9 +282,22 @@ export class WsGateway {
       case 'convs':
         result = await messaging.conversations(p.userId, f.since, f.limit);
         break;
-      case 'read':
-        result = { entry: await messaging.markRead(p, f.conv, f.seq) };
+      case 'read': {
+        const entry = await messaging.markRead(p, f.conv, f.seq);
+        // The report is stored before the reply; its notices go out in the next batch.
+        await this.d.receipts?.service.onRead(p.userId, f.conv, entry.readSeq);
+        result = { entry };
         break;
+      }
+      case 'receipts.query':
+      case 'receipts.members':
+      case 'typing':
+      case 'presence.sub': {
+        if (!this.d.receipts || !RECEIPT_FRAME_TYPES.has(f.type)) throw new MagpieError('invalid', 'read receipts are not enabled on this server');
+        result = await this.d.receipts.handle(conn, p.userId, f as ReceiptFrame);
+        if (f.id === undefined) return;
+        break;
+      }
       case 'instruction.result':
         result = { recorded: await this.d.instructions.report(p.userId, p.deviceId, f.instructionId, f.ok, f.result) };
         break;
@@ -325,7 +348,10 @@ export class WsGateway {
     // Register before reading the inbox state: a message committed in between is then
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     // On a cluster Bus the user's events reach this node once its interest is in effect.
-    if (this.registry.add(principal.userId, conn)) await this.d.bus.watchUser(principal.userId);
+    if (this.registry.add(principal.userId, conn)) {
+      this.d.receipts?.presence.changed(principal.userId, true);
+      await this.d.bus.watchUser(principal.userId);
+    }
     // A revocation that happened before the kick could reach this connection (while the
     // token was being checked, or before this node's interest was in effect) is seen here;
     // one after it arrives as a kick. The same read gives the expiry to close at.
@@ -418,6 +444,7 @@ export class WsGateway {
       this.handover.onSupers(ev);
       return;
     }
+    if (ev.type === 'presence') return;
     const close = KICK_CLOSE[ev.reason];
     for (const conn of [...this.registry.of(ev.userId)]) {
       if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;

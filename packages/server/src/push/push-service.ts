@@ -113,6 +113,8 @@ interface ImIntake {
   onlyDevice?: string;
   /** Push even if the device looks connected (the retry queue gave up on it). */
   force?: boolean;
+  /** `bulk` for super-group fan-outs (@all, "all messages"): they cannot starve 1:1 pushes. */
+  lane?: 'live' | 'bulk';
 }
 
 /** Kinds that never notify. */
@@ -194,6 +196,13 @@ export class PushService implements OfflinePush, OfflineHandoff {
     if (userIds.length === 0) return;
     this.accept({ message, userIds });
   };
+
+  /** Push a committed message to these users (receipts/group-push.ts decides who; super groups have no inbox pointers). */
+  pushTo(message: Message, userIds: string[], lane: 'live' | 'bulk' = 'live'): void {
+    if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return;
+    const targets = userIds.filter((u) => u !== message.sender);
+    if (targets.length > 0) this.accept({ message, userIds: targets, lane });
+  }
 
   /** The retry queue's handoff (delivery/offline-handoff.ts): find the message, push it to that device. */
   handoff(ref: { userId: string; deviceId: string; inboxSeq: number }, reason: 'offline' | 'gave_up'): void {
@@ -287,7 +296,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
           const text = imText({ senderName, message: m, count, hide, appName: config.appName, locale: t.locale });
           jobs.push({
             id: pushId(),
-            lane: 'live',
+            lane: item.lane ?? 'live',
             category: 'im',
             userId,
             deviceId: t.deviceId,

@@ -9,9 +9,10 @@ import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
 import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
+import { PresenceLine, ReceiptBadge, TypingLine, useReceiptsTick } from './Receipts.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
-function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
+function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; failure: { text: string; canRetry: boolean } | null }) {
   const { m, failure } = props;
   const { t } = useTranslation();
   if (!m.own) return null;
@@ -19,6 +20,7 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: st
   return (
     <span className={`msg-state ${m.state}`} data-testid="msg-state" data-state={m.state} data-delivered-count={m.deliveredCount ?? undefined}>
       <Icon name={icon} size={13} /> {statusText(m)}
+      {(m.state === 'sent' || m.state === 'delivered') && <ReceiptBadge session={props.session} m={m} />}
       {m.state === 'failed' && failure && (
         <>
           <span className="msg-error" data-testid="failure" data-retryable={failure.canRetry}>
@@ -36,7 +38,7 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: st
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
@@ -79,7 +81,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
               <time dateTime={new Date(m.time).toISOString()} title={dateTime(m.time)}>
                 {timeOfDay(m.time)}
               </time>
-              <Status m={m} vm={props.vm} failure={item.failure} />
+              <Status m={m} vm={props.vm} session={props.session} failure={item.failure} />
             </span>
           </div>
         </li>
@@ -91,7 +93,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null }) {
+function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void }) {
   const { vm, blocked } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
@@ -187,7 +189,10 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
       <label className="sr-only" htmlFor="composer-input">
         {t('chat.message')}
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => {
+          setText(e.target.value);
+          if (e.target.value) props.onType?.();
+        }} onKeyDown={onKey} data-testid="composer" autoFocus />
       <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label={t('chat.send')} data-testid="send">
         <Icon name="send" />
       </button>
@@ -255,11 +260,25 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   };
 
   const group = s.kind !== 'direct';
+  useReceiptsTick(session);
+  // Asked again whenever the connection comes (back) up: requests need the authenticated socket.
+  const online = useVM(session.connection).status === 'online';
+  // Receipt states of own messages in view: one query when the chat opens or grows.
+  const ownSeqs = s.items.flatMap((i) => (i.type === 'message' && i.own && i.message.seq !== null ? [i.message.seq] : []));
+  const ownKey = `${s.conv}:${ownSeqs.at(0)}:${ownSeqs.at(-1)}:${ownSeqs.length}`;
+  useEffect(() => {
+    if (online && s.conv && ownSeqs.length > 0) void session.receipts.load(s.conv, ownSeqs).catch(() => {});
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [ownKey, online]);
+  const peer = s.kind === 'direct' && s.conv ? s.conv.split(':').slice(1).find((u) => u !== session.client.userId) : undefined;
+  useEffect(() => {
+    if (online && peer) void session.receipts.subscribePresence([peer]).catch(() => {});
+  }, [peer, session, online]);
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
     <section className="chat" aria-label={t('chat.label', { title: s.title })} data-testid="chat" data-conv={s.conv ?? ''}>
-      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? t('chat.members', { count: info.memberCount }) : undefined} level={2}>
+      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? t('chat.members', { count: info.memberCount }) : peer ? <PresenceLine p={session.receipts.presence(peer)} /> : undefined} level={2}>
         {row && (
           <>
             <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? t('chat.unpin') : t('chat.pin')} title={row.pinned ? t('chat.unpinShort') : t('chat.pinShort')} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
@@ -306,7 +325,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} />
           ))}
         </ol>
         {!s.atLatest && (
@@ -315,8 +334,9 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
           </button>
         )}
       </div>
+      <TypingLine session={session} conv={s.conv} />
       <Notice error={sdkText(s.error)} />
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} />}
+      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} />}
     </section>
   );
 }

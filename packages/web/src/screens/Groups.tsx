@@ -1,3 +1,5 @@
+import { useReceiptsTick } from './Receipts.tsx';
+import type { NotifyLevelName } from '@magpie/sdk';
 import { useEffect, useState, type FormEvent } from 'react';
 import { GroupViewModel, type MemberRow } from '@magpie/sdk';
 import { useOwnedVM, useVM } from '../hooks.ts';
@@ -128,6 +130,7 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
         {info && (
           <>
             {info.dismissed && <p className="notice">{t('groups.dismissedNote')}</p>}
+            <NotifyLevel session={session} conv={s.conv} superGroup={info.kind === 'super'} />
             <section className="card" aria-labelledby="ann-title">
               <h3 id="ann-title">{t('groups.announcement')}</h3>
               {s.canManage && announcement !== null ? (
@@ -282,6 +285,31 @@ function GroupInfo(props: { session: Session; vm: GroupViewModel }) {
           </>
         )}
       </div>
+    </section>
+  );
+}
+
+/** This user's notification level for the group (synced to their other devices by `notify.setting`). */
+function NotifyLevel(props: { session: Session; conv: string; superGroup: boolean }) {
+  const { session, conv } = props;
+  const { t } = useTranslation();
+  useReceiptsTick(session);
+  const [defaults, setDefaults] = useState<{ group: NotifyLevelName; super: NotifyLevelName } | null>(null);
+  useEffect(() => {
+    void session.receipts.loadNotifySettings().then((r) => setDefaults(r.defaults)).catch(() => {});
+  }, [session]);
+  const level = session.receipts.notifyLevel(conv) ?? (defaults ? (props.superGroup ? defaults.super : defaults.group) : undefined);
+  if (!level) return null;
+  return (
+    <section className="card notify-level">
+      <label>
+        {t('receipts.notify')}
+        <select value={level} data-testid="notify-level" onChange={(e) => void session.receipts.setNotifyLevel(conv, e.target.value as NotifyLevelName).catch(() => {})}>
+          <option value="all">{t('receipts.notifyAll')}</option>
+          <option value="mentions">{t('receipts.notifyMentions')}</option>
+          <option value="none">{t('receipts.notifyNone')}</option>
+        </select>
+      </label>
     </section>
   );
 }
