@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
 import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
+import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -200,6 +201,8 @@ export const ConfigSchema = z.strictObject({
   push: PushConfigSchema.prefault({}),
   /** Uploads, media storage (local disk or S3), thumbnails, access, GC (see config/media-config.ts and docs/operations.md). */
   media: MediaConfigSchema.prefault({}),
+  /** Payment PIN and the payment provider (see config/payments-config.ts and docs/operations.md). */
+  payments: PaymentsConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -285,6 +288,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_WALLET_MAX_BALANCE: (c, v) => (c.wallet = { ...(c.wallet as object), maxBalance: Number(v) }),
   ...PUSH_ENV,
   ...MEDIA_ENV,
+  ...PAYMENTS_ENV,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

@@ -154,7 +154,7 @@ export class RedPacketService {
       conv = input.conv;
       const c = await this.members.getConversation(conv);
       if (!c) throw new MagpieError('not_found', `no such conversation: ${conv}`);
-      if (!(await this.members.isMember(conv, p.userId))) throw new MagpieError('forbidden', 'not a member of this conversation');
+      if (!(await this.members.isMember(conv, p.userId))) throw new MagpieError('forbidden', 'not a member of this conversation', { details: { reason: 'not_member' } });
       direct = c.kind === 'direct';
       if (exclusiveTo !== null) {
         if (exclusiveTo === p.userId) throw new MagpieError('invalid', 'an exclusive red packet cannot be for its sender');
