@@ -45,8 +45,8 @@ export function registerWalletRoutes(
 
   api.route(R.sendPacket, async ({ principal, body, reply }) => {
     const { pin, ...input } = body;
-    await deps.guardSend?.(principal.userId, pin);
-    const out = await redPackets.send(principal, input);
+    const guard = deps.guardSend;
+    const out = await redPackets.send(principal, input, guard ? { authorize: () => guard(principal.userId, pin) } : {});
     void reply.code(out.duplicate ? 200 : 201);
     return out;
   });
