@@ -50,3 +50,19 @@ export { executeInstruction, type Instruction, type InstructionHost } from './in
 export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type GroupJoinRequest, type GroupPatch, type CreateGroupInput, type JoinPolicy } from './groups.ts';
 export * from './view-models/index.ts';
 export { MediaApi, MediaUpload, type MediaApiOptions, type UploadInfo, type UploadSource, type UploadState, type UploadEvents, type PendingMedia, type PendingMediaState, type SendMediaInput } from './media.ts';
+export {
+  WalletApi,
+  WalletError,
+  RedPacketWatch,
+  walletRefusalOf,
+  type WalletRefusal,
+  type SendRedPacketInput,
+  type OpenedPacket,
+  type PacketDetails,
+  type StatementPage,
+  type PaymentResult,
+  type RedPacketEvents,
+  type RedPacketSource,
+} from './wallet.ts';
+export type { LedgerEntry, PaymentRequestView, PinStatus, RedPacketBody, RedPacketClaim, RedPacketStatusBody, RedPacketView } from './wallet.ts';
+export { parseYuan, formatYuan } from './money.ts';

@@ -111,3 +111,5 @@ export const walletRoutes = {
     reply: { 200: z.strictObject({ entries: z.array(LedgerEntrySchema) }) },
   }),
 };
+/** One ledger entry as `GET /api/wallet/entries` shows it (signed fen: + credits the wallet, − debits it). */
+export type LedgerEntryView = z.infer<typeof LedgerEntrySchema>;
