@@ -15,6 +15,8 @@ import {
   MemoryStore,
   RestApi,
   SocialApi,
+  WalletApi,
+  RedPacketWatch,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -131,6 +133,9 @@ export class Session {
   readonly rest: RestApi;
   readonly social: SocialApi;
   readonly groups: GroupsApi;
+  /** Wallet, payment PIN and red packets; `redPackets` follows live red-packet events. */
+  readonly wallet: WalletApi;
+  readonly redPackets: RedPacketWatch;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
@@ -152,6 +157,8 @@ export class Session {
     this.rest = new RestApi({ baseUrl });
     this.social = new SocialApi(this.rest, () => saved.token);
     this.groups = new GroupsApi(this.rest, () => saved.token);
+    this.wallet = new WalletApi(this.rest, () => saved.token);
+    this.redPackets = new RedPacketWatch(this.wallet, client);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory });
@@ -289,6 +296,7 @@ export class Session {
     this.conversations.dispose();
     this.contacts.dispose();
     this.joinRequests.dispose();
+    this.redPackets.dispose();
     this.tabs.dispose();
     this.directory.dispose();
     this.client.close();

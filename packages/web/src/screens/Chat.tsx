@@ -9,6 +9,7 @@ import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
 import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
+import { RedPacketItem, RedPacketStatusNotice, SendRedPacketDialog } from './RedPacket.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
 function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
@@ -36,7 +37,7 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: st
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
@@ -60,6 +61,10 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
       );
     case 'message': {
       const m = item.message;
+      if (m.kind === 'redpacket' && m.body && typeof (m.body as { packetId?: unknown }).packetId === 'string') {
+        return <RedPacketItem session={props.session} m={m} own={item.own} senderName={item.own ? t('app.you') : item.senderName} showSender={props.group && item.showSender} />;
+      }
+      if (m.kind === 'redpacket.status' && m.body && typeof (m.body as { packetId?: unknown }).packetId === 'string') return <RedPacketStatusNotice session={props.session} m={m} />;
       return (
         <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
           {props.group && !item.own && item.showSender && (
@@ -91,7 +96,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null }) {
+function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onRedPacket?: () => void }) {
   const { vm, blocked } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
@@ -188,6 +193,11 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
         {t('chat.message')}
       </label>
       <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      {props.onRedPacket && (
+        <button type="button" className="icon-button rp-button" aria-label={t('redpacket.button')} title={t('redpacket.button')} onClick={props.onRedPacket} data-testid="redpacket-button">
+          <Icon name="gift" />
+        </button>
+      )}
       <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label={t('chat.send')} data-testid="send">
         <Icon name="send" />
       </button>
@@ -211,6 +221,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
   // On a phone the list is hidden: the back button counts what arrived in other chats.
   const elsewhere = list.totalUnread - (row && !row.muted ? row.unread : 0);
+  const [rpOpen, setRpOpen] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const jumped = useRef(false);
@@ -306,7 +317,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} />
           ))}
         </ol>
         {!s.atLatest && (
@@ -316,7 +327,8 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         )}
       </div>
       <Notice error={sdkText(s.error)} />
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} />}
+      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} />}
+      {rpOpen && <SendRedPacketDialog session={session} conv={s.conv} peer={s.peer} group={group} onClose={() => setRpOpen(false)} />}
     </section>
   );
 }
