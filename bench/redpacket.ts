@@ -244,6 +244,8 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       MAGPIE_LOG_LEVEL: 'warn',
       MAGPIE_ADMIN_TOKEN: ADMIN,
       MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
+      // The bench measures packets, not the payment PIN (bench/pin-check.ts does).
+      MAGPIE_PAYMENTS_PIN_REQUIRED: '0',
       MAGPIE_IP_RATE: '10000000',
       MAGPIE_IP_BURST: '10000000',
       MAGPIE_MAX_CONNECTIONS_PER_IP: '0',

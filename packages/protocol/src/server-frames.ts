@@ -139,6 +139,20 @@ export const JoinRequestFrame = z.strictObject({
   by: z.string().nullable(),
 });
 
+/**
+ * Someone opened a red packet this user sent (to the sender's devices only; live, not
+ * replayed: `GET /api/redpackets/:id` has every claim). `remainingCount` 0: all claimed.
+ */
+export const RedPacketClaimedFrame = z.strictObject({
+  type: z.literal('redpacket.claimed'),
+  packetId: z.string(),
+  conv: z.string(),
+  user: z.string(),
+  amount: Seq.min(1),
+  remainingCount: Seq,
+});
+export type RedPacketClaimedFrame = z.infer<typeof RedPacketClaimedFrame>;
+
 export const ServerFrame = z.discriminatedUnion('type', [
   ReplyFrame,
   ErrorFrame,
@@ -153,6 +167,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   RelationFrame,
   JoinRequestFrame,
   ...receiptServerFrames,
+  RedPacketClaimedFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

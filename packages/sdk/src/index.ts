@@ -51,3 +51,19 @@ export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type Group
 export * from './view-models/index.ts';
 export { MediaApi, MediaUpload, type MediaApiOptions, type UploadInfo, type UploadSource, type UploadState, type UploadEvents, type PendingMedia, type PendingMediaState, type SendMediaInput } from './media.ts';
 export { Receipts, type ReceiptState, type ReceiptsEvents, type ReceiptsTransport, type PresenceState, type PrivacySettings, type NotifyLevelName, type NotifySettingWire } from './receipts.ts';
+export {
+  WalletApi,
+  WalletError,
+  RedPacketWatch,
+  walletRefusalOf,
+  type WalletRefusal,
+  type SendRedPacketInput,
+  type OpenedPacket,
+  type PacketDetails,
+  type StatementPage,
+  type PaymentResult,
+  type RedPacketEvents,
+  type RedPacketSource,
+} from './wallet.ts';
+export type { LedgerEntry, PaymentRequestView, PinStatus, RedPacketBody, RedPacketClaim, RedPacketStatusBody, RedPacketView } from './wallet.ts';
+export { parseYuan, formatYuan } from './money.ts';

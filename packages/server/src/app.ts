@@ -29,7 +29,9 @@ import { openDatabase } from './db/index.ts';
 import { registerAdminUserRoutes } from './http/admin-user-routes.ts';
 import { dropRelations, leaveAllGroups } from './services/account-cleanup.ts';
 import { warmPasswordPolicy } from './util/password-policy.ts';
-import { createWalletModule, type WalletModule, type WalletStore } from './wallet/index.ts';
+import { createWalletModule, openWalletStore, type WalletModule, type WalletStore } from './wallet/index.ts';
+import { createPaymentsModule, createPinService, type PaymentProvider, type PaymentsModule } from './wallet/payments/index.ts';
+import { claimFrames } from './wallet/claim-frames.ts';
 import { createSocialModule, type SocialModule, type SocialStore } from './social/index.ts';
 import { registerWebClient } from './http/web-client.ts';
 import { createPushModule, registryPresence, type PushModule } from './push/index.ts';
@@ -59,6 +61,8 @@ export interface MagpieServer {
   gateway: WsGateway;
   /** Wallets and red packets (src/wallet/). */
   wallet: WalletModule;
+  /** Payment PIN, top-ups and withdrawals through the payment provider (src/wallet/payments/). */
+  payments: PaymentsModule;
   /** Profiles, friends, blocks, the stranger policy (src/social/). */
   social: SocialModule;
   /** Offline push (src/push/): device registry, providers, queue, funnel. */
@@ -99,7 +103,7 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 }
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
-export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore; paymentProvider?: PaymentProvider } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
   // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
@@ -197,7 +201,21 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
-  const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
+  // The payment PIN guards red-packet sends; top-ups and withdrawals go through the payment provider (wallet/payments/).
+  const pinService = createPinService({ config, db, accounts });
+  const walletStore = deps.wallet ?? (await openWalletStore(config));
+  const wallet = await createWalletModule(http, {
+    config,
+    accounts,
+    store,
+    messaging: walletPoster,
+    log: log.child({ mod: 'wallet' }),
+    registry: metrics.registry,
+    walletStore,
+    guardSend: (userId, pin) => pinService.pins.guard(userId, pin),
+    onOpened: claimFrames(walletStore, bus, log.child({ mod: 'wallet' })),
+  });
+  const payments = createPaymentsModule(api, { config, store: pinService.store, pins: pinService.pins, wallet: walletStore, provider: deps.paymentProvider, log: log.child({ mod: 'payments' }) });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
@@ -258,6 +276,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     http,
     gateway,
     wallet,
+    payments,
     social,
     push,
     routes,
@@ -267,6 +286,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     receipts,
     async start() {
       wallet.start();
+      payments.start();
       media.start();
       webhooks.start();
       adminConsole?.start();
@@ -286,6 +306,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await http.close();
       await metricsEndpoint.stop();
       await bus.close();
+      await payments.stop();
       await wallet.stop();
       await social.stop();
       await push.stop();

@@ -103,7 +103,7 @@ describe('red packets and wallets over HTTP: preconditions before money, limits,
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'magpie-rp-hard-'));
     server = await createMagpieServer(
-      loadConfig({}, { host: '127.0.0.1', port: 0, dataDir: dir, logLevel: 'silent', adminToken: ADMIN, wallet: { maxAmount: 1_000_000, maxBalance: 5_000_000 } }),
+      loadConfig({}, { host: '127.0.0.1', port: 0, dataDir: dir, logLevel: 'silent', adminToken: ADMIN, wallet: { maxAmount: 1_000_000, maxBalance: 5_000_000 }, payments: { pinRequired: false } }),
     );
     await server.http.ready();
     const now = Date.now();

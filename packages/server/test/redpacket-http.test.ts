@@ -80,6 +80,8 @@ describe('red packets over HTTP: 2 000 concurrent clients, one 200-share packet'
         sqliteSynchronous: 'normal',
         logLevel: 'warn',
         adminToken: ADMIN,
+        // The payment PIN is tested in payments-*.test.ts and e2e-wallet-sdk.test.ts; here the packet mechanics.
+        payments: { pinRequired: false },
         // 2 000 keep-alive clients from one address: above the default per-IP connection cap (1 000).
         limits: { ipRate: 1_000_000, ipBurst: 1_000_000, userRate: 1_000_000, userBurst: 1_000_000, maxConnectionsPerIp: 0 },
       },

@@ -26,7 +26,7 @@ describe('REST schemas: OpenAPI document and real answers', () => {
   let doc: Doc;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'magpie-rest-schemas-'));
-    server = await createMagpieServer(loadConfig({}, { dataDir: dir, logLevel: 'silent', adminToken: 'a'.repeat(32) }));
+    server = await createMagpieServer(loadConfig({}, { dataDir: dir, logLevel: 'silent', adminToken: 'a'.repeat(32), payments: { pinRequired: false } }));
     await server.http.ready();
   });
   after(async () => {

@@ -36,6 +36,7 @@ export type Route =
   | { name: 'contacts' }
   | { name: 'search' }
   | { name: 'settings' }
+  | { name: 'wallet' }
   | { name: 'login' }
   | { name: 'register' };
 
@@ -56,6 +57,8 @@ export function parseRoute(path: string): Route {
       return { name: 'search' };
     case 'settings':
       return { name: 'settings' };
+    case 'wallet':
+      return { name: 'wallet' };
     case 'login':
       return { name: 'login' };
     case 'register':

@@ -16,6 +16,8 @@ import {
   MemoryStore,
   RestApi,
   SocialApi,
+  WalletApi,
+  RedPacketWatch,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -134,6 +136,9 @@ export class Session {
   /** Read receipts, typing, presence, notification levels (fed by the client's `frame` events). */
   readonly receipts: Receipts;
   readonly groups: GroupsApi;
+  /** Wallet, payment PIN and red packets; `redPackets` follows live red-packet events. */
+  readonly wallet: WalletApi;
+  readonly redPackets: RedPacketWatch;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
@@ -160,6 +165,8 @@ export class Session {
       if (!m.own && m.conv) this.receipts.typingStopped(m.conv, m.sender);
     });
     this.groups = new GroupsApi(this.rest, () => saved.token);
+    this.wallet = new WalletApi(this.rest, () => saved.token);
+    this.redPackets = new RedPacketWatch(this.wallet, client);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory });
@@ -297,6 +304,7 @@ export class Session {
     this.conversations.dispose();
     this.contacts.dispose();
     this.joinRequests.dispose();
+    this.redPackets.dispose();
     this.tabs.dispose();
     this.directory.dispose();
     this.client.close();

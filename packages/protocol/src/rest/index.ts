@@ -5,3 +5,4 @@ export * from './social.ts';
 export * from './wallet.ts';
 export * from './moderation.ts';
 export * from './console.ts';
+export * from './payments.ts';

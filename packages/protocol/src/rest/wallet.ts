@@ -60,6 +60,8 @@ export const walletRoutes = {
         count: z.number().int().positive().max(1_000_000),
         greeting: safeText(100).optional(),
         exclusiveTo: Id.nullable().optional(),
+        /** The payment PIN (rest/payments.ts); required while the server setting `payments.pinRequired` is on. */
+        pin: z.string().regex(/^[0-9]{6}$/, 'a payment PIN is six digits').optional(),
       })
       .refine((b) => (b.to === undefined) !== (b.conv === undefined), { message: 'exactly one of `to` and `conv` is required' })
       .refine((b) => (b.split === 'fixed' ? b.amount !== undefined && b.total === undefined : b.total !== undefined && b.amount === undefined), {
@@ -109,3 +111,5 @@ export const walletRoutes = {
     reply: { 200: z.strictObject({ entries: z.array(LedgerEntrySchema) }) },
   }),
 };
+/** One ledger entry as `GET /api/wallet/entries` shows it (signed fen: + credits the wallet, − debits it). */
+export type LedgerEntryView = z.infer<typeof LedgerEntrySchema>;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
 import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
 import { WEBHOOKS_ENV, WebhooksConfigSchema } from './webhooks-config.ts';
+import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -236,6 +237,8 @@ export const ConfigSchema = z.strictObject({
       samplePoints: z.number().int().min(10).max(100_000).default(360),
     })
     .prefault({}),
+  /** Payment PIN and the payment provider (see config/payments-config.ts and docs/operations.md). */
+  payments: PaymentsConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -331,6 +334,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   ...WEBHOOKS_ENV,
   MAGPIE_CONSOLE: (c, v) => (c.console = { ...(c.console as object), enabled: v !== 'off' && v !== 'false' && v !== '0' }),
   MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
+  ...PAYMENTS_ENV,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {

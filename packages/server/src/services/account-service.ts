@@ -130,6 +130,12 @@ export class AccountService {
     this.throttle.success(key);
   }
 
+  /** Check the password of a signed-in user (payment PIN reset), under the same backoff as a login: `bad_credentials` when wrong. */
+  async confirmPassword(p: Principal, password: string, ip?: string): Promise<void> {
+    const user = await this.liveUser(p.userId);
+    await this.checkPassword(`${usernameKey(user.username)}\u0000${p.deviceId}`, ip, password, user);
+  }
+
   /** Change the password (the current one is required); every other session is revoked. Returns how many. */
   async changePassword(p: Principal, currentPassword: string, newPassword: string, ip?: string): Promise<number> {
     const user = await this.liveUser(p.userId);

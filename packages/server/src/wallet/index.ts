@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { OpenResult } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.ts';
@@ -51,6 +52,10 @@ export async function createWalletModule(
     walletStore?: WalletStore;
     gateway?: PaymentGateway;
     now?: () => number;
+    /** Checks before a red-packet send (the payment PIN). */
+    guardSend?: (userId: string, pin: string | undefined) => Promise<void>;
+    /** After each open (live claim frames). */
+    onOpened?: (packetId: string, userId: string, result: OpenResult) => void;
   },
 ): Promise<WalletModule> {
   const { config } = deps;
@@ -78,7 +83,7 @@ export async function createWalletModule(
     { log: deps.log, now: deps.now, registry: deps.registry },
   );
   const wallet = new WalletService(store, deps.gateway ?? new OperatorGateway(), deps.store, { log: deps.log, now: deps.now, limits: config.wallet });
-  registerWalletRoutes(http, { accounts: deps.accounts, redPackets, wallet, adminToken: config.adminToken });
+  registerWalletRoutes(http, { accounts: deps.accounts, redPackets, wallet, adminToken: config.adminToken, guardSend: deps.guardSend, onOpened: deps.onOpened });
   return {
     store,
     wallet,

@@ -137,7 +137,11 @@ export class RedPacketService {
 
   // ---------------------------------------------------------------- send
 
-  async send(p: Principal, input: SendPacketInput): Promise<{ packet: RedPacketView; message: Message | null; duplicate: boolean }> {
+  /**
+   * `authorize` (the payment PIN) runs after every other check and right before the debit, so
+   * a request refused for another reason costs no PIN try.
+   */
+  async send(p: Principal, input: SendPacketInput, opts: { authorize?: () => Promise<void> } = {}): Promise<{ packet: RedPacketView; message: Message | null; duplicate: boolean }> {
     const { total, count } = this.validateAmounts(input);
     const greeting = input.greeting ?? '';
     if (greeting.length > 100) throw new MagpieError('invalid', 'greeting is longer than 100 characters');
@@ -154,7 +158,7 @@ export class RedPacketService {
       conv = input.conv;
       const c = await this.members.getConversation(conv);
       if (!c) throw new MagpieError('not_found', `no such conversation: ${conv}`);
-      if (!(await this.members.isMember(conv, p.userId))) throw new MagpieError('forbidden', 'not a member of this conversation');
+      if (!(await this.members.isMember(conv, p.userId))) throw new MagpieError('forbidden', 'not a member of this conversation', { details: { reason: 'not_member' } });
       direct = c.kind === 'direct';
       if (exclusiveTo !== null) {
         if (exclusiveTo === p.userId) throw new MagpieError('invalid', 'an exclusive red packet cannot be for its sender');
@@ -167,6 +171,7 @@ export class RedPacketService {
     // Every precondition of the announcement before any money moves: a muted member, a
     // dismissed group, mute-all, a block or the stranger policy refuses here, not after the debit.
     await this.poster.check?.(p, input.to !== undefined ? { to: input.to } : { conv });
+    await opts.authorize?.();
 
     const now = this.now();
     const outcome = await this.wallet.createPacket({

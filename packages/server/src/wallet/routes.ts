@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { walletRoutes as R } from '@magpie/protocol';
+import { walletRoutes as R, type OpenResult } from '@magpie/protocol';
 import { adminGuard } from '../http/admin-auth.ts';
 import { parseBody as parse } from '../http/validation.ts';
 import { RestApi } from '../http/rest.ts';
@@ -28,20 +28,35 @@ const SettleBody = z.strictObject({ result: z.enum(['paid', 'reversed']) });
  */
 export function registerWalletRoutes(
   app: FastifyInstance,
-  deps: { accounts: AccountService; redPackets: RedPacketService; wallet: WalletService; adminToken: string | undefined },
+  deps: {
+    accounts: AccountService;
+    redPackets: RedPacketService;
+    wallet: WalletService;
+    adminToken: string | undefined;
+    /** Runs before a send (the payment PIN, wallet/payments/pin-service.ts); throws to refuse. */
+    guardSend?: (userId: string, pin: string | undefined) => Promise<void>;
+    /** Runs after each open (live `redpacket.claimed` frames, wallet/claim-frames.ts). */
+    onOpened?: (packetId: string, userId: string, result: OpenResult) => void;
+  },
 ): void {
   const { redPackets, wallet } = deps;
   const api = new RestApi(app, deps.accounts, deps.adminToken);
   const admin = adminGuard(deps.adminToken);
 
   api.route(R.sendPacket, async ({ principal, body, reply }) => {
-    const out = await redPackets.send(principal, body);
+    const { pin, ...input } = body;
+    const guard = deps.guardSend;
+    const out = await redPackets.send(principal, input, guard ? { authorize: () => guard(principal.userId, pin) } : {});
     void reply.code(out.duplicate ? 200 : 201);
     return out;
   });
   api.route(R.packet, async ({ principal, params }) => redPackets.details(principal.userId, params.id));
   api.route(R.grab, async ({ principal, params }) => redPackets.grab(principal.userId, params.id));
-  api.route(R.open, async ({ principal, params }) => redPackets.open(principal.userId, params.id));
+  api.route(R.open, async ({ principal, params }) => {
+    const result = await redPackets.open(principal.userId, params.id);
+    deps.onOpened?.(params.id, principal.userId, result);
+    return result;
+  });
   api.route(R.balance, async ({ principal }) => wallet.balance(principal.userId));
   api.route(R.entries, async ({ principal, query }) => wallet.entries(principal.userId, query));
 

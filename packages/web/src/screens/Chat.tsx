@@ -10,6 +10,7 @@ import { Linkified } from '../linkify.tsx';
 import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
 import { PresenceLine, ReceiptBadge, TypingLine, useReceiptsTick } from './Receipts.tsx';
+import { RedPacketItem, RedPacketStatusNotice, SendRedPacketDialog } from './RedPacket.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
 function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; failure: { text: string; canRetry: boolean } | null }) {
@@ -62,6 +63,10 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
       );
     case 'message': {
       const m = item.message;
+      if (m.kind === 'redpacket' && m.body && typeof (m.body as { packetId?: unknown }).packetId === 'string') {
+        return <RedPacketItem session={props.session} m={m} own={item.own} senderName={item.own ? t('app.you') : item.senderName} showSender={props.group && item.showSender} />;
+      }
+      if (m.kind === 'redpacket.status' && m.body && typeof (m.body as { packetId?: unknown }).packetId === 'string') return <RedPacketStatusNotice session={props.session} m={m} />;
       return (
         <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
           {props.group && !item.own && item.showSender && (
@@ -93,7 +98,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void }) {
+function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void; onRedPacket?: () => void }) {
   const { vm, blocked } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
@@ -193,6 +198,11 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
           setText(e.target.value);
           if (e.target.value) props.onType?.();
         }} onKeyDown={onKey} data-testid="composer" autoFocus />
+      {props.onRedPacket && (
+        <button type="button" className="icon-button rp-button" aria-label={t('redpacket.button')} title={t('redpacket.button')} onClick={props.onRedPacket} data-testid="redpacket-button">
+          <Icon name="gift" />
+        </button>
+      )}
       <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label={t('chat.send')} data-testid="send">
         <Icon name="send" />
       </button>
@@ -216,6 +226,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const row = s.conv ? list.rows.find((r) => r.conv === s.conv) : undefined;
   // On a phone the list is hidden: the back button counts what arrived in other chats.
   const elsewhere = list.totalUnread - (row && !row.muted ? row.unread : 0);
+  const [rpOpen, setRpOpen] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const jumped = useRef(false);
@@ -336,7 +347,8 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
       </div>
       <TypingLine session={session} conv={s.conv} />
       <Notice error={sdkText(s.error)} />
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} />}
+      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} />}
+      {rpOpen && <SendRedPacketDialog session={session} conv={s.conv} peer={s.peer} group={group} onClose={() => setRpOpen(false)} />}
     </section>
   );
 }

@@ -8,6 +8,7 @@ import { ConversationListPane } from './ConversationList.tsx';
 import { GroupInfoScreen, NewGroupScreen } from './Groups.tsx';
 import { SearchScreen } from './Search.tsx';
 import { SettingsScreen } from './Settings.tsx';
+import { WalletScreen } from './Wallet.tsx';
 import { Empty, Link } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { useTranslation } from 'react-i18next';
@@ -79,6 +80,10 @@ function Tabs(props: { session: Session; route: Route }) {
           </span>
         )}
       </Link>
+      <Link to="/wallet" className={`tab${r === 'wallet' ? ' active' : ''}`} current={r === 'wallet'} testId="tab-wallet">
+        <span className="tab-icon"><Icon name="wallet" size={22} /></span>
+        <span className="tab-label">{t('wallet.tab')}</span>
+      </Link>
       <Link to="/settings" className={`tab${r === 'settings' ? ' active' : ''}`} current={r === 'settings'} testId="tab-settings">
         <span className="tab-icon"><Icon name="settings" size={22} /></span>
         <span className="tab-label">{t('tabs.settings')}</span>
@@ -131,6 +136,9 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
     case 'settings':
       main = <SettingsScreen session={session} onLogout={logout} />;
       break;
+    case 'wallet':
+      main = <WalletScreen session={session} />;
+      break;
     default:
       main = null;
   }
@@ -162,7 +170,7 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
         </div>
       )}
       <div className="shell-body">
-        {(wide || main === null || route.name === 'settings') && <Tabs session={session} route={route} />}
+        {(wide || main === null || route.name === 'settings' || route.name === 'wallet') && <Tabs session={session} route={route} />}
         {showList && (
           <aside className="list-pane" id="list" tabIndex={-1}>
             {listPane}

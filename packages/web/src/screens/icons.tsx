@@ -17,6 +17,8 @@ const PATHS = {
   checks: 'M2 12l5 5L17 7M12 16l1 1L23 7',
   clock: 'M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20zm0-15v5l3 3',
   alert: 'M12 3l10 18H2L12 3zm0 6v5m0 3v.01',
+  wallet: 'M3 7a2 2 0 0 1 2-2h13v4M3 7v11a2 2 0 0 0 2 2h15V9H5a2 2 0 0 1-2-2zm14 7h.01',
+  gift: 'M4 10h16v11H4zM2 6h20v4H2zM12 6v15M12 6S10 2 7.5 3 9 6 12 6zm0 0s2-4 4.5-3S15 6 12 6z',
 } as const;
 
 export type IconName = keyof typeof PATHS;

@@ -3,6 +3,7 @@ import { m0001 } from './0001-instructions.ts';
 import { m0002 } from './0002-media.ts';
 import { m0003 } from './0003-social.ts';
 import { m0009 } from './0009-receipts.ts';
+import { m0010 } from './0010-payments.ts';
 import { m0012 } from './0012-webhooks.ts';
 import { m0013 } from './0013-console.ts';
 
@@ -11,4 +12,4 @@ import { m0013 } from './0013-console.ts';
  * edited or removed. Stores not yet on the shared engine (messages, wallet, push)
  * still create their own tables; each moves here as a migration when it is ported.
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0009, m0012, m0013];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0009, m0010, m0012, m0013];
