@@ -25,6 +25,8 @@ export interface ConvState {
 export interface UserState {
   inboxSeq: number;
   version: number;
+  /** The user's inboxSeq as read before the bump (for the ring trim only). */
+  seen: number;
 }
 
 interface EntryAgg {
@@ -42,21 +44,31 @@ interface EntryAgg {
 /** The inbox ring is trimmed lazily, whenever a user's inboxSeq crosses a multiple of this. */
 const TRIM_EVERY = 64;
 
+/**
+ * The flush's statements. Inboxes and list versions are made absolute from the user row the
+ * same transaction just bumped (`users.inbox_seq - ?`: the user's total bump minus the
+ * offset), so every statement can be issued at once, none waiting for another's result.
+ */
 const SQL = {
   mention: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
-  bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq, conv_version',
+  bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq',
   message: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  pointer: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES (?, ?, ?, ?)',
-  trim: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
+  /** A message with a pointer for its sender: sender_inbox_seq from the sender's bumped row. */
+  ownMessage: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, u.inbox_seq - ?, ? FROM users u WHERE u.id = ?`,
+  pointer: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) SELECT u.id, u.inbox_seq - ?, ?, ? FROM users u WHERE u.id = ?',
+  trim: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= (SELECT u.inbox_seq - ? FROM users u WHERE u.id = ?)',
   /** Absolute state: read up to the join (or the own message), counters since then. */
-  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
       last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
   /** read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then. */
-  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
       unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
@@ -78,8 +90,6 @@ export class AppendWriter {
   private readonly entries = new Map<string, EntryAgg>();
   /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
   private readonly pointers: InboxPointer[] = [];
-  /** Messages whose sender_inbox_seq (index 8) is an offset of the sender's. */
-  private readonly senderOffsets: { row: unknown[]; user: string }[] = [];
 
   constructor(private readonly users: Map<string, UserState>) {}
 
@@ -160,48 +170,48 @@ export class AppendWriter {
     const bodyJson = JSON.stringify(r.body);
     const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
     this.msgs.push(row);
-    if (senderInbox > 0) this.senderOffsets.push({ row, user: r.sender });
     return { message: toMessage(r, seq, JSON.parse(bodyJson) as unknown), pointers };
   }
 
   /**
-   * Write the batch in two steps. First the mentions, the conversations' seq and epoch, and
-   * the bump of every moved user row (in id order, like every other locker of users rows),
-   * which returns each user's new inboxSeq and list version: the offsets become absolute.
-   * Then the messages, pointers, entries and ring trims. Each step's statements are issued
-   * together: on PostgreSQL they are pipelined (one round trip per step, the second ending in
-   * COMMIT AND CHAIN so the user rows are not held across another round trip); on SQLite they
-   * run at once, each a cached prepared statement.
+   * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
+   * user row (in id order, like every other locker of users rows), then the messages,
+   * pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
+   * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
+   * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
+   * no client round trip; SQLite runs them one after the other, each a cached prepared
+   * statement. Pointers in the outcomes are made absolute from the bumps' results.
    */
   async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
-    const first: Promise<unknown>[] = [];
-    for (const m of this.mentions) first.push(tx.run(SQL.mention, m));
-    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) first.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
+    const writes: Promise<unknown>[] = [];
+    for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
+    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    const tops = moved.map(([id, u]) => tx.get<{ inbox_seq: number | string; conv_version: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id]));
-    const [, got] = await Promise.all([Promise.all(first), Promise.all(tops)]);
-    const bases = new Map<string, { ib: number; vb: number }>();
-    const second: Promise<unknown>[] = [];
+    const tops = Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
+    for (const row of this.msgs) {
+      const sender = row[3] as string;
+      const own = row[8] as number;
+      if (own > 0) writes.push(tx.run(SQL.ownMessage, [...row.slice(0, 8), this.users.get(sender)!.inboxSeq - own, row[9], sender]));
+      else writes.push(tx.run(SQL.message, row));
+    }
+    for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
+    for (const e of this.entries.values()) {
+      writes.push(tx.run(e.reset ? SQL.reset : SQL.delta, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
+    }
+    // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out
+    // of it. `seen` is the inboxSeq read before the bump (on PostgreSQL it may be a little old:
+    // a trim left out is done at the next crossing, which deletes everything below it).
+    for (const [id, u] of moved) {
+      const top = u.seen + u.inboxSeq;
+      if (u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trim, [id, ring, id]));
+    }
+    if (tx.dialect === 'postgres') writes.push(tx.run('COMMIT AND CHAIN'));
+    const [got] = await Promise.all([tops, Promise.all(writes)]);
+    const base = new Map<string, number>();
     moved.forEach(([id, u], i) => {
       const t = got[i];
-      if (!t) return;
-      const top = Number(t.inbox_seq);
-      const ib = top - u.inboxSeq;
-      bases.set(id, { ib, vb: Number(t.conv_version) - u.version });
-      if (top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(ib / TRIM_EVERY)) second.push(tx.run(SQL.trim, [id, top - ring]));
+      if (t) base.set(id, Number(t.inbox_seq) - u.inboxSeq);
     });
-    for (const s of this.senderOffsets) s.row[8] = (s.row[8] as number) + (bases.get(s.user)?.ib ?? 0);
-    for (const row of this.msgs) second.push(tx.run(SQL.message, row));
-    for (const [user, off, conv, seq] of this.inbox) {
-      const b = bases.get(user);
-      if (b) second.push(tx.run(SQL.pointer, [user, b.ib + off, conv, seq]));
-    }
-    for (const e of this.entries.values()) {
-      const b = bases.get(e.user);
-      if (b) second.push(tx.run(e.reset ? SQL.reset : SQL.delta, [e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, b.vb + e.version]));
-    }
-    if (tx.dialect === 'postgres') second.push(tx.run('COMMIT AND CHAIN'));
-    await Promise.all(second);
-    for (const p of this.pointers) p.inboxSeq += bases.get(p.userId)?.ib ?? 0;
+    for (const p of this.pointers) p.inboxSeq += base.get(p.userId) ?? 0;
   }
 }

@@ -395,7 +395,9 @@ export class SqlStore implements Store {
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
-      for (const u of await tx.all<{ id: string }>(`SELECT id FROM users WHERE id IN ${ul.sql}`, ul.params)) users.set(u.id, { inboxSeq: 0, version: 0 });
+      for (const u of await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params)) {
+        users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
+      }
     }
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
