@@ -286,12 +286,16 @@ export class SqlStore implements Store {
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
   private async appendTx(tx: Queryable, batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    // 1. Create missing direct conversations, and the conversations of group creations (in id
-    //    order). A concurrent creator makes us wait for its commit, after which ON CONFLICT
-    //    does nothing. A group conversation whose creation is refused is deleted again below.
+    // 1. Lock the conversations in id order. Then create the missing direct conversations and
+    //    the conversations of group creations (in id order): a concurrent creator makes us wait
+    //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
+    //    group conversation whose creation is refused is deleted again below.
+    const convIds = [...new Set(batch.map((r) => r.conv))].sort(byId);
+    const convRows = await lockConvs(tx, convIds);
     const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
+    const have = new Set(convRows.map((c) => c.id));
     for (const r of batch) {
-      if (toCreate.has(r.conv)) continue;
+      if (toCreate.has(r.conv) || have.has(r.conv)) continue;
       if (r.effect?.op === 'create') {
         const n = new Set([r.sender, ...r.effect.members]).size;
         toCreate.set(r.conv, { kind: n > r.effect.group.superThreshold ? 'super' : 'group', members: [], time: r.time });
@@ -316,16 +320,11 @@ export class SqlStore implements Store {
         for (const m of new Set(c.members)) joins.push(tx.run('INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [row.id, m, c.time]));
       }
       await Promise.all(joins);
+      convRows.push(...(await lockConvs(tx, ids)));
     }
 
-    // 2. Lock the conversations in id order; then read their groups and, for direct chats and
-    //    normal groups, their active members. Super groups' member lists are never loaded.
-    const convIds = [...new Set(batch.map((r) => r.conv))].sort(byId);
-    const cl = inList(tx, convIds);
-    const convRows = await tx.all<{ id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string }>(
-      `SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id IN ${cl.sql} ORDER BY id${forUpdate(tx.dialect)}`,
-      cl.params,
-    );
+    // 2. Read the groups and, for direct chats and normal groups, their active members.
+    //    Super groups' member lists are never loaded.
     const convs = new Map<string, ConvState>();
     for (const c of convRows) {
       const lastSeq = Number(c.last_seq);
@@ -880,6 +879,13 @@ export class SqlStore implements Store {
       return out;
     });
   }
+}
+
+type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
+
+function lockConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
+  const l = inList(tx, ids);
+  return tx.all<ConvRow>(`SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id IN ${l.sql} ORDER BY id${forUpdate(tx.dialect)}`, l.params);
 }
 
 async function setDeviceAckIn(db: Queryable, userId: string, deviceId: string, inboxSeq: number): Promise<void> {
