@@ -79,7 +79,8 @@ for (const PREVIOUS of PREVIOUSES) test(`a database written by an earlier server
     // 1. The previous server writes users, messages, read state and an instruction.
     const old = fork(join(prev, 'packages/server/src/main.ts'), [], {
       cwd: prev,
-      execArgv: ['--import', 'tsx'],
+      // Commits after the production build export dist/ by default: run the sources.
+      execArgv: ['--conditions=magpie-source', '--import', 'tsx'],
       env: { ...process.env, NODE_OPTIONS: '', MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_ADMIN_TOKEN: ADMIN },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -170,7 +170,8 @@ export class AppendWriter {
     const bodyJson = JSON.stringify(r.body);
     const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
     this.msgs.push(row);
-    return { message: toMessage(r, seq, JSON.parse(bodyJson) as unknown), pointers };
+    // The request's body object itself: the send path reuses the JSON it made of it (one serialization outside the store).
+    return { message: toMessage(r, seq), pointers };
   }
 
   /**
