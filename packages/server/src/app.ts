@@ -7,7 +7,7 @@ import { MagpieError, docsRoutes, type RestRoute } from '@magpie/protocol';
 import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { Store } from './store/store.ts';
-import { SqliteStore } from './store/sqlite-store.ts';
+import { SqlStore } from './store/sql-store.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/memory-bus.ts';
 import { AccountService } from './services/account-service.ts';
@@ -82,17 +82,14 @@ export interface MagpieServer {
   stop(): Promise<void>;
 }
 
+/**
+ * A Store on the configured database, opened on its own (tools and benchmarks seeding a data
+ * directory): migrates it and closes the database with the store. The server itself builds
+ * its Store on the database it shares with every other store (see createMagpieServer).
+ */
 export async function openStore(config: Config): Promise<Store> {
-  if (config.store === 'sqlite') {
-    return new SqliteStore({ path: join(config.dataDir, 'magpie.db'), ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
-  }
-  if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
-    const { PostgresStore } = await import('./store/postgres-store.ts');
-    const store = new PostgresStore({ url: config.store, ringCapacity: config.ringCapacity, max: config.pg.pools.messages, idleTimeoutS: config.pg.idleTimeoutS, unavailableWaitMs: config.pg.waitMs });
-    await store.migrate();
-    return store;
-  }
-  throw new Error(`unknown store: ${config.store} (use "sqlite" or a postgres:// URL)`);
+  const db = await openDatabase(config);
+  return new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, ownsEngine: true });
 }
 
 /** The Bus: NATS when `nats` is set (a cluster of nodes), else in-process (one node). */
@@ -111,7 +108,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The server's database, migrated to the current schema before any store uses it
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
-  const store = deps.store ?? (await openStore(config));
+  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs });
   const bus = deps.bus ?? (await openBus(config, log));
   const a = config.auth;
   const accounts = new AccountService(store, bus, {

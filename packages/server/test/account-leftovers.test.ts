@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MagpieError } from '@magpie/protocol';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { openSqliteStore } from '../src/store/open.ts';
 import { MemoryBus } from '../src/bus/memory-bus.ts';
 import { AccountService } from '../src/services/account-service.ts';
 import { hashToken } from '../src/util/ids.ts';
@@ -14,7 +14,7 @@ import { startServer, registerAndLogin, api, type ServerProcess } from './harnes
 
 describe('a session that escaped a disable or deletion', () => {
   it('is refused by authenticate (and revoked), for disabled and for deleted users', async () => {
-    const store = new SqliteStore({ path: ':memory:', ringCapacity: 100 });
+    const store = await openSqliteStore({ path: ':memory:', ringCapacity: 100 });
     await store.migrate();
     const accounts = new AccountService(store, new MemoryBus(), { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
     const now = Date.now();

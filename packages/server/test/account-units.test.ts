@@ -5,7 +5,7 @@ import { MagpieError, avatarUrl, displayName, safeText, usernameKey, Username } 
 import { LoginThrottle } from '../src/services/login-throttle.ts';
 import { PasswordHasher, hashPassword } from '../src/util/passwords.ts';
 import { checkPasswordStrength } from '../src/util/password-policy.ts';
-import { usernameKeyBackfill } from '../src/store/schema.ts';
+import { usernameKeyBackfill } from '../src/db/migrations/0004-core.ts';
 
 describe('LoginThrottle', () => {
   const limits = { freeFailures: 2, backoffBaseMs: 1000, backoffMaxMs: 4000, forgetAfterMs: 60_000, ipFailuresPerMinute: 6, ipFailureBurst: 5 };

@@ -3,7 +3,8 @@ import { pino } from 'pino';
 import { MagpieError } from '@magpie/protocol';
 import { randomBytes } from 'node:crypto';
 import { hashToken } from '../src/util/ids.ts';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { openSqliteStore } from '../src/store/open.ts';
+import type { SqlStore } from '../src/store/sql-store.ts';
 import { MemoryBus } from '../src/bus/memory-bus.ts';
 import { AccountService, type Principal } from '../src/services/account-service.ts';
 import { MessagingService } from '../src/services/message-service.ts';
@@ -71,7 +72,7 @@ export function fakeProviderConfig(f: Fakes): Record<string, unknown> {
 }
 
 export interface PushEnv {
-  store: SqliteStore;
+  store: SqlStore;
   pushStore: PushStore;
   accounts: AccountService;
   messaging: MessagingService;
@@ -99,7 +100,7 @@ export interface PushEnv {
 let seq = 0;
 
 export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknown>; now?: () => number; pushStore?: PushStore } ): Promise<PushEnv> {
-  const store = new SqliteStore({ path: ':memory:', ringCapacity: 1000 });
+  const store = await openSqliteStore({ path: ':memory:', ringCapacity: 1000 });
   const bus = new MemoryBus();
   const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
   const metrics = createMetrics();

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from '@magpie/protocol';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { openSqliteStore } from '../src/store/open.ts';
 import { MemoryBus } from '../src/bus/memory-bus.ts';
 import { AccountService } from '../src/services/account-service.ts';
 import { MessagingService, messageText } from '../src/services/message-service.ts';
@@ -18,7 +18,7 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
   });
 
   it('send → commit → fan-out → reply text: the body is stringified once outside the store', async () => {
-    const store = new SqliteStore({ path: ':memory:', ringCapacity: 100 });
+    const store = await openSqliteStore({ path: ':memory:', ringCapacity: 100 });
     const bus = new MemoryBus();
     const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
     const messaging = new MessagingService(store, bus, createMetrics(), { ringCapacity: 100, syncGapThreshold: 50, syncPageSize: 50, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 10 });

@@ -1,7 +1,7 @@
 /**
  * The one contract suite of `SocialStore` (src/social/social-store.ts), run by
  * test/social-store-sqlite.test.ts and test/social-store-postgres.test.ts against a fresh
- * database each (the messaging `users` table included, created from store/schema.ts).
+ * database each (the messaging `users` table included, created by migration 0004-core).
  * User ids carry random suffixes so tests do not see each other.
  */
 import { after, before, describe, it } from 'node:test';

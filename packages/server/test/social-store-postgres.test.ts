@@ -1,5 +1,4 @@
 import { describe, it } from 'node:test';
-import { SCHEMA_SQL } from '../src/store/schema.ts';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
@@ -17,8 +16,6 @@ if (skip) {
     const schema = freshSchemaName('social_contract');
     const db = await PostgresEngine.open({ url: PG_URL, schema, max: 4 });
     await migrate(db, MIGRATIONS);
-    // The messaging Store's tables (its `users` table above all) exist before the social store migrates.
-    await db.exec(SCHEMA_SQL);
     const store = new SqlSocialStore(db, { changeLogCapacity });
     return {
       store,

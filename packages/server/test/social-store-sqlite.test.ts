@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SCHEMA_SQL } from '../src/store/schema.ts';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
@@ -12,8 +11,6 @@ runSocialStoreContract('sqlite', async ({ changeLogCapacity }) => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-social-'));
   const db = new SqliteEngine(join(dir, 'magpie.db'), { checkpointMs: 0 });
   await migrate(db, MIGRATIONS);
-  // The messaging Store's tables (its `users` table above all) exist before the social store opens.
-  await db.exec(SCHEMA_SQL);
   const store = new SqlSocialStore(db, { changeLogCapacity });
   return {
     store,

@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer } from '../src/app.ts';
-import type { SqliteStore } from '../src/store/sqlite-store.ts';
+import type { SqlStore } from '../src/store/sql-store.ts';
+import type { SqliteEngine } from '../src/db/sqlite-engine.ts';
 
 async function levelOf(sqliteSynchronous: 'full' | 'normal'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-sync-'));
   const server = await createMagpieServer(loadConfig({}, { host: '127.0.0.1', port: 0, dataDir: dir, logLevel: 'silent', sqliteSynchronous }));
   try {
-    return (server.store as SqliteStore).synchronous;
+    return ((server.store as SqlStore).db as SqliteEngine).synchronous;
   } finally {
     await server.stop();
     await rm(dir, { recursive: true, force: true });

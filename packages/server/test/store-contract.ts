@@ -1905,7 +1905,7 @@ export function runStoreContract(
 
 /**
  * Rows of a database written before groups existed (members without role/left_seq, messages
- * without mention_all, entries without mentions). Apply SCHEMA_SQL alone (the pre-group
+ * without mention_all, entries without mentions). Apply LEGACY_SCHEMA_SQL (test/legacy-schema.ts) alone (the pre-group
  * tables), then these rows, then open the store: `checkLegacyUpgrade` shows they still work.
  */
 export const LEGACY_ROWS_SQL = `

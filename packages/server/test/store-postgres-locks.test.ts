@@ -14,7 +14,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { PostgresStore } from '../src/store/postgres-store.ts';
+import { openPostgresStore } from '../src/store/open.ts';
 import type { AppendRequest, NewGroup } from '../src/store/store.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
@@ -44,7 +44,7 @@ const spec: NewGroup = { name: 'G', avatar: '', joinPolicy: 'open', inviteNeedsA
 it('a group append holds member user rows for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
   const schema = freshSchemaName('magpie_locks');
   // One connection: every statement is prepared by the warm-up below, so the final writes pipeline.
-  const store = new PostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 1 });
+  const store = await openPostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 1 });
   const raw = rawClient(schema);
   try {
     await store.migrate();

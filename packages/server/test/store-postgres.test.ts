@@ -1,8 +1,9 @@
 import { it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { PostgresStore } from '../src/store/postgres-store.ts';
-import { SCHEMA_SQL } from '../src/store/schema.ts';
+import { openPostgresStore } from '../src/store/open.ts';
+import type { SqlStore } from '../src/store/sql-store.ts';
+import { LEGACY_SCHEMA_SQL } from './legacy-schema.ts';
 import { CONTRACT_RING_CAPACITY, LEGACY_ROWS_SQL, checkLegacyUpgrade, runStoreContract } from './store-contract.ts';
 
 /**
@@ -29,7 +30,7 @@ const problem = await reachable();
 if (problem === null) {
   runStoreContract('postgres', async () => {
     const schema = `magpie_test_${randomBytes(6).toString('hex')}`;
-    const store = new PostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 10 });
+    const store = await openPostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 10 });
     await store.migrate();
     const counter = postgres(url, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
     return {
@@ -62,16 +63,17 @@ if (problem === null) {
   it('postgres: a database from before groups is upgraded in place (columns added, rows kept)', async () => {
     const schema = `magpie_legacy_${randomBytes(6).toString('hex')}`;
     const raw = postgres(url, { max: 1, onnotice: () => {} });
-    const store = new PostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 2 });
+    let store: SqlStore | undefined;
     try {
       await raw.begin(async (tx) => {
         await tx.unsafe(`CREATE SCHEMA "${schema}"; SET LOCAL search_path TO "${schema}";`).simple();
-        await tx.unsafe(SCHEMA_SQL).simple();
+        await tx.unsafe(LEGACY_SCHEMA_SQL).simple();
         await tx.unsafe(LEGACY_ROWS_SQL).simple();
       });
+      store = await openPostgresStore({ url, ringCapacity: CONTRACT_RING_CAPACITY, schema, max: 2 });
       await checkLegacyUpgrade(store);
     } finally {
-      await store.close();
+      await store?.close();
       await raw.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await raw.end({ timeout: 5 });
     }

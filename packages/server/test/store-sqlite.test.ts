@@ -3,14 +3,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
-import { SCHEMA_SQL } from '../src/store/schema.ts';
+import { openSqliteStore } from '../src/store/open.ts';
+import { LEGACY_SCHEMA_SQL } from './legacy-schema.ts';
 import { CONTRACT_RING_CAPACITY, LEGACY_ROWS_SQL, checkLegacyUpgrade, runStoreContract } from './store-contract.ts';
 
 runStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-store-'));
   const path = join(dir, 'magpie.db');
-  const store = new SqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
+  const store = await openSqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
   await store.migrate();
   // A second, read-only connection (WAL) to count rows.
   const reader = new Database(path, { readonly: true });
@@ -29,10 +29,10 @@ it('sqlite: a database from before groups is upgraded in place (columns added, r
   const dir = await mkdtemp(join(tmpdir(), 'magpie-legacy-'));
   const path = join(dir, 'magpie.db');
   const old = new Database(path);
-  old.exec(SCHEMA_SQL);
+  old.exec(LEGACY_SCHEMA_SQL);
   old.exec(LEGACY_ROWS_SQL);
   old.close();
-  const store = new SqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
+  const store = await openSqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
   try {
     await checkLegacyUpgrade(store);
   } finally {

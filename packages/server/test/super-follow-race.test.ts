@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
 import { loadConfig } from '../src/config/config.ts';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { openSqliteStore } from '../src/store/open.ts';
+import type { SqlStore } from '../src/store/sql-store.ts';
 import { api, RawClient, registerAndLogin, sleep, type Account } from './harness.ts';
 
 describe('super group: a message committed during hello reaches the connecting client', () => {
@@ -22,13 +23,13 @@ describe('super group: a message committed during hello reaches the connecting c
   let server: MagpieServer;
   let base: string;
   let wsUrl: string;
-  let store: SqliteStore;
+  let store: SqlStore;
   let onSuperRead: ((userId: string) => Promise<void>) | undefined;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'magpie-super-race-'));
     const config = loadConfig({}, { host: '127.0.0.1', port: 0, dataDir: dir, logLevel: 'warn', groups: { superThreshold: 2 } });
-    store = new SqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: config.ringCapacity });
+    store = await openSqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: config.ringCapacity });
     const read = store.superGroupsOf.bind(store);
     store.superGroupsOf = async (userId: string) => {
       const result = await read(userId);

@@ -11,7 +11,7 @@
  *    duplicates nothing — messages up to the switch arrive as `msg` (inbox pointers),
  *    later ones as `advanced`.
  *
- * Seeding: users and session tokens are written through SqliteStore before the server starts
+ * Seeding: users and session tokens are written through the store before the server starts
  * (no scrypt per user); the groups themselves are made through the REST API (create + invite
  * in chunks of 1000), so membership goes through the real code path.
  */
@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
-import { SqliteStore } from '../src/store/sqlite-store.ts';
+import { openSqliteStore } from '../src/store/open.ts';
 import { hashToken } from '../src/util/ids.ts';
 import { api, startServer, sleep, RawClient, type ServerProcess } from './harness.ts';
 
@@ -43,7 +43,7 @@ const tokenOf = (nonce: string, i: number) => `sgt-${nonce}-${i}`;
 
 /** Users 0..n-1 with one session each, straight into the store (the server is not running yet). */
 async function seedUsers(dataDir: string, n: number, nonce: string): Promise<void> {
-  const store = new SqliteStore({ path: join(dataDir, 'magpie.db'), ringCapacity: 5000, synchronous: 'normal' });
+  const store = await openSqliteStore({ path: join(dataDir, 'magpie.db'), ringCapacity: 5000, synchronous: 'normal' });
   const now = Date.now();
   for (let i = 0; i < n; i++) {
     const id = userId(i);

@@ -19,19 +19,21 @@ export const ConfigSchema = z.strictObject({
   /** Cluster Bus: a nats:// URL (comma-separated for several servers). Unset: the in-process Bus (one node). */
   nats: z.string().optional(),
   /**
-   * PostgreSQL connections. Each module still has its own pool (until issue 16 merges them):
-   * a node opens at most the sum of the pool sizes; idle connections close after idleTimeoutS.
+   * PostgreSQL connections. The shared engine's pool serves the messaging store, instructions,
+   * social graph and media; wallet and push still have their own pools (until they move onto
+   * the engine): a node opens at most the sum of the pool sizes; idle connections close after idleTimeoutS.
    * `hello` and `send` wait up to waitMs for an unavailable database, then answer `unavailable`.
    */
   pg: z
     .strictObject({
       pools: z
         .strictObject({
+          /** Deprecated and ignored: the messaging store uses the shared pool since migration 0004-core. */
           messages: z.number().int().min(1).default(10),
           wallet: z.number().int().min(1).default(10),
           push: z.number().int().min(1).default(5),
-          /** The shared engine's pool (db/): instructions and the social graph today, every store as it moves onto the engine. */
-          shared: z.number().int().min(1).default(8),
+          /** The shared engine's pool (db/): messages, groups, accounts, instructions, social graph, media; every store as it moves onto the engine. */
+          shared: z.number().int().min(1).default(16),
         })
         .prefault({}),
       idleTimeoutS: z.number().int().min(0).default(30),

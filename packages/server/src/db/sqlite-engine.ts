@@ -102,6 +102,12 @@ export class SqliteEngine implements SqlEngine {
     }
   }
 
+  /** The `synchronous` level in force on the shared connection (read back from SQLite). */
+  get synchronous(): 'off' | 'normal' | 'full' | 'extra' {
+    const levels = ['off', 'normal', 'full', 'extra'] as const;
+    return levels[this.db.pragma('synchronous', { simple: true }) as number] ?? 'full';
+  }
+
   async close(): Promise<void> {
     while (this.busy) await this.busy;
     this.statements.clear();

@@ -2,6 +2,7 @@ import type { Migration } from '../migrate.ts';
 import { m0001 } from './0001-instructions.ts';
 import { m0002 } from './0002-media.ts';
 import { m0003 } from './0003-social.ts';
+import { m0004 } from './0004-core.ts';
 import { m0009 } from './0009-receipts.ts';
 import { m0010 } from './0010-payments.ts';
 import { m0012 } from './0012-webhooks.ts';
@@ -9,7 +10,7 @@ import { m0013 } from './0013-console.ts';
 
 /**
  * The schema of the server's database, in order. Append only: a released migration is never
- * edited or removed. Stores not yet on the shared engine (messages, wallet, push)
- * still create their own tables; each moves here as a migration when it is ported.
+ * edited or removed. Stores not yet on the shared engine (wallet, push) still create their
+ * own tables; each moves here as a migration when it is ported.
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0009, m0010, m0012, m0013];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0009, m0010, m0012, m0013];

@@ -1,0 +1,218 @@
+import type { ConversationKind, Message } from '@magpie/protocol';
+import type { Queryable } from '../db/engine.ts';
+import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
+import { toMessage } from './rows.ts';
+
+/** A conversation of an append batch, locked for the transaction, as it moves in memory. */
+export interface ConvState {
+  id: string;
+  kind: ConversationKind;
+  lastSeq: number;
+  startSeq: number;
+  group: GroupRecord | null;
+  /** All active members: direct chats and normal groups only. */
+  members: Map<string, MemberRecord> | null;
+  /** Super groups: member rows looked up one by one (null: not an active member). */
+  cache: Map<string, MemberRecord | null>;
+  /** Inserted by a group creation in this transaction that has not (yet) succeeded. */
+  pending: boolean;
+  /** The member epoch (seq of the last membership change), as it moves in this transaction. */
+  epoch: number;
+  startEpoch: number;
+}
+
+/** Offsets within this transaction: how many inbox pointers / entry versions a user gains. */
+export interface UserState {
+  inboxSeq: number;
+  version: number;
+  /** The user's inboxSeq as read before the bump (for the ring trim only). */
+  seen: number;
+}
+
+interface EntryAgg {
+  user: string;
+  conv: string;
+  /** true: the row is (re)initialised (a join); read_seq = ownSeq, counters absolute. */
+  reset: boolean;
+  ownSeq: number;
+  unreadDelta: number;
+  mentionDelta: number;
+  lastSeq: number;
+  version: number;
+}
+
+/** The inbox ring is trimmed lazily, whenever a user's inboxSeq crosses a multiple of this. */
+const TRIM_EVERY = 64;
+
+/**
+ * The flush's statements. Inboxes and list versions are made absolute from the user row the
+ * same transaction just bumped (`users.inbox_seq - ?`: the user's total bump minus the
+ * offset), so every statement can be issued at once, none waiting for another's result.
+ */
+const SQL = {
+  mention: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+  conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
+  bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq',
+  message: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  /** A message with a pointer for its sender: sender_inbox_seq from the sender's bumped row. */
+  ownMessage: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
+    SELECT ?, ?, ?, ?, ?, ?, ?, ?, u.inbox_seq - ?, ? FROM users u WHERE u.id = ?`,
+  pointer: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) SELECT u.id, u.inbox_seq - ?, ?, ? FROM users u WHERE u.id = ?',
+  trim: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= (SELECT u.inbox_seq - ? FROM users u WHERE u.id = ?)',
+  /** Absolute state: read up to the join (or the own message), counters since then. */
+  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
+      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
+  /** read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then. */
+  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
+      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
+      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      deleted = 0,
+      version = excluded.version`,
+};
+
+/**
+ * The writes of one append transaction, collected in memory (seq, and inboxSeq/version
+ * offsets, are assigned while the conversation rows are locked) and written by `flush`.
+ */
+export class AppendWriter {
+  private readonly msgs: unknown[][] = [];
+  /** [user, offset inboxSeq, conv, seq] */
+  private readonly inbox: [string, number, string, number][] = [];
+  private readonly mentions: [string, string, number][] = [];
+  private readonly entries = new Map<string, EntryAgg>();
+  /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
+  private readonly pointers: InboxPointer[] = [];
+
+  constructor(private readonly users: Map<string, UserState>) {}
+
+  post(c: ConvState, r: AppendRequest, mentioned: Set<string>): AppendOutcome {
+    const seq = ++c.lastSeq;
+    const { message, pointers } = this.fanOut(c, r, seq, mentioned);
+    return { ok: true, duplicate: false, message, pointers };
+  }
+
+  private version(user: string): number | null {
+    const u = this.users.get(user);
+    return u ? ++u.version : null;
+  }
+
+  private entry(user: string, conv: string, version: number): EntryAgg {
+    const key = `${user}\u0000${conv}`;
+    let e = this.entries.get(key);
+    if (!e) this.entries.set(key, (e = { user, conv, reset: false, ownSeq: 0, unreadDelta: 0, mentionDelta: 0, lastSeq: 0, version }));
+    e.version = version;
+    return e;
+  }
+
+  /** A member joins: the entry restarts just before the join notice (earlier changes in this batch are superseded). */
+  resetEntry(user: string, conv: string, base: number): void {
+    const version = this.version(user);
+    if (version === null) return;
+    this.entries.set(`${user}\u0000${conv}`, { user, conv, reset: true, ownSeq: base, unreadDelta: 0, mentionDelta: 0, lastSeq: base, version });
+  }
+
+  /** A member left a super group: the entry stops at the notice. */
+  freezeEntry(user: string, conv: string, seq: number): void {
+    const version = this.version(user);
+    if (version === null) return;
+    this.entry(user, conv, version).lastSeq = seq;
+  }
+
+  /**
+   * Store the message at `seq`. Direct chats and normal groups: a pointer and an entry
+   * change per active member. Super groups: only the sender's own entry reads up to it.
+   */
+  fanOut(c: ConvState, r: AppendRequest, seq: number, mentioned: Set<string>): { message: Message; pointers: InboxPointer[] } {
+    const all = r.mentions === 'all';
+    const pointers: InboxPointer[] = [];
+    let senderInbox = 0;
+    if (c.kind === 'super') {
+      const version = this.version(r.sender);
+      if (version !== null) {
+        const e = this.entry(r.sender, c.id, version);
+        e.lastSeq = seq;
+        e.ownSeq = seq;
+        e.unreadDelta = 0;
+        e.mentionDelta = 0;
+      }
+    } else {
+      for (const m of c.members?.keys() ?? []) {
+        const u = this.users.get(m);
+        if (!u) continue; // a member without an account row gets no pointer
+        const inboxSeq = ++u.inboxSeq;
+        const version = ++u.version;
+        this.inbox.push([m, inboxSeq, c.id, seq]);
+        const e = this.entry(m, c.id, version);
+        e.lastSeq = seq;
+        if (m === r.sender) {
+          senderInbox = inboxSeq;
+          e.ownSeq = seq;
+          e.unreadDelta = 0;
+          e.mentionDelta = 0;
+        } else {
+          e.unreadDelta++;
+          if (all || mentioned.has(m)) e.mentionDelta++;
+        }
+        const p = { userId: m, inboxSeq };
+        pointers.push(p);
+        this.pointers.push(p);
+      }
+    }
+    for (const u of mentioned) this.mentions.push([u, c.id, seq]);
+    const bodyJson = JSON.stringify(r.body);
+    const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
+    this.msgs.push(row);
+    // The request's body object itself: the send path reuses the JSON it made of it (one serialization outside the store).
+    return { message: toMessage(r, seq), pointers };
+  }
+
+  /**
+   * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
+   * user row (in id order, like every other locker of users rows), then the messages,
+   * pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
+   * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
+   * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
+   * no client round trip; SQLite runs them one after the other, each a cached prepared
+   * statement. Pointers in the outcomes are made absolute from the bumps' results.
+   */
+  async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
+    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
+    const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    const tops = Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
+    for (const row of this.msgs) {
+      const sender = row[3] as string;
+      const own = row[8] as number;
+      if (own > 0) writes.push(tx.run(SQL.ownMessage, [...row.slice(0, 8), this.users.get(sender)!.inboxSeq - own, row[9], sender]));
+      else writes.push(tx.run(SQL.message, row));
+    }
+    for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
+    for (const e of this.entries.values()) {
+      writes.push(tx.run(e.reset ? SQL.reset : SQL.delta, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
+    }
+    // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out
+    // of it. `seen` is the inboxSeq read before the bump (on PostgreSQL it may be a little old:
+    // a trim left out is done at the next crossing, which deletes everything below it).
+    for (const [id, u] of moved) {
+      const top = u.seen + u.inboxSeq;
+      if (u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trim, [id, ring, id]));
+    }
+    if (tx.dialect === 'postgres') writes.push(tx.run('COMMIT AND CHAIN'));
+    const [got] = await Promise.all([tops, Promise.all(writes)]);
+    const base = new Map<string, number>();
+    moved.forEach(([id, u], i) => {
+      const t = got[i];
+      if (t) base.set(id, Number(t.inbox_seq) - u.inboxSeq);
+    });
+    for (const p of this.pointers) p.inboxSeq += base.get(p.userId) ?? 0;
+  }
+}

@@ -1,0 +1,980 @@
+import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
+import type { Queryable, SqlEngine } from '../db/engine.ts';
+import { forUpdate, inList, isUniqueViolation } from '../db/dialect.ts';
+import { migrate } from '../db/migrate.ts';
+import { MIGRATIONS } from '../db/migrations/index.ts';
+import { isStoreUnavailable } from '../util/store-unavailable.ts';
+import {
+  StoreConflictError,
+  StoreNotFoundError,
+  type AppendOutcome,
+  type AppendRequest,
+  type AckOutcome,
+  type ConversationRecord,
+  type DeliveredCount,
+  type DeliveredUpdate,
+  type DeviceAck,
+  type EffectResult,
+  type EntryPatch,
+  type GroupEffect,
+  type GroupRecord,
+  type GroupRole,
+  type JoinRequestRecord,
+  type MemberRecord,
+  type NewSession,
+  type NewUser,
+  type SessionRecord,
+  type Store,
+  type StoreOptions,
+  type UserRecord,
+} from './store.ts';
+import {
+  GROUP_SELECT,
+  entryFromRow,
+  groupFromRow,
+  isGroupConv,
+  joinRequestFromRow,
+  memberFromRow,
+  mergeSearch,
+  messageFromRow,
+  sessionFromRow,
+  userFromRow,
+  type EntryRow,
+  type GroupRow,
+  type JoinRequestRow,
+  type MemberRow,
+  type MessageRow,
+} from './rows.ts';
+import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
+import { AppendWriter, type ConvState, type UserState } from './append-writer.ts';
+import { ENTRY_STATE_SQL, entrySelect } from './entry-sql.ts';
+
+export interface SqlStoreOptions extends StoreOptions {
+  /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
+  unavailableWaitMs?: number;
+  /** Close the engine with the store (a store opened on its own); default false: the engine belongs to the server. */
+  ownsEngine?: boolean;
+}
+
+/** serialization_failure, deadlock_detected: retry the whole transaction. */
+const RETRYABLE = new Set(['40001', '40P01']);
+const MAX_ATTEMPTS = 6;
+
+type EntryState = {
+  read_seq: number | string;
+  last_seq: number | string;
+  unread: number | string;
+  mentions: number | string;
+  pinned: number;
+  muted: number;
+  draft: string;
+  deleted: number;
+  cleared_seq: number | string;
+  conv_kind: string;
+  eff_last: number | string;
+};
+
+type Mark = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
+
+/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
+type CountRange = [string, number, number];
+
+const ENTRY_CHANGES_SQL = entrySelect('e.user_id = ? AND e.version > ?', 'ORDER BY e.version LIMIT ?');
+const ENTRY_ONE_SQL = entrySelect('e.user_id = ? AND e.conv_id = ?');
+
+/** Group-name prefix search: a range of the groups_name index, in index order (see migration 0004). */
+const GROUP_SEARCH = {
+  sqlite: `${GROUP_SELECT}
+    WHERE lower(g.name) >= lower(?) AND lower(g.name) < lower(?) || char(1114111)
+      AND substr(lower(g.name), 1, length(lower(?))) = lower(?) AND g.dismissed = 0
+    ORDER BY lower(g.name), g.conv_id LIMIT ?`,
+  postgres: `${GROUP_SELECT}
+    WHERE lower(g.name) ~>=~ lower(?::text) AND lower(g.name) ~<~ (lower(?::text) || chr(1114111))
+      AND starts_with(lower(g.name), lower(?::text)) AND lower(?::text) IS NOT NULL AND g.dismissed = 0
+    ORDER BY lower(g.name) USING ~<~, g.conv_id LIMIT ?`,
+};
+
+const RAISE_COUNTS = `
+  UPDATE messages SET delivered_count = delivered_count + 1
+  WHERE (conv_id, seq) IN (
+    SELECT i.conv_id, i.seq FROM inbox i JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+    WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ?
+      AND substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system')
+  RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`;
+
+const DELIVERED_RANGE = `
+  SELECT i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq
+  FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+  WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ? AND m.sender_id <> ?
+  GROUP BY i.conv_id, m.sender_id ORDER BY i.conv_id, m.sender_id`;
+
+/** A refusal from checkEffect (never null where it is used). */
+function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
+  return r ? { ok: false, ...r } : { ok: false, error: 'invalid' };
+}
+
+const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+
+/**
+ * The Store, written once on the shared engine (db/engine.ts): SQLite (the process's one
+ * connection) or PostgreSQL (the process's one pool). Tables: migration 0004-core.
+ *
+ * `appendMessages` is one transaction per batch. It locks the conversations (in id order;
+ * SQLite: BEGIN IMMEDIATE excludes every other writer), decides each request in memory
+ * (seq, inboxSeq and list-version offsets), then writes (AppendWriter.flush), bumping the
+ * member user rows in id order, so concurrent batches on several nodes cannot deadlock and
+ * seq/inboxSeq stay gap-free.
+ */
+export class SqlStore implements Store {
+  readonly kind: 'sqlite' | 'postgres';
+  private readonly ring: number;
+  private readonly unavailableWaitMs: number;
+  private readonly ownsEngine: boolean;
+  private closed = false;
+
+  constructor(
+    /** The database (shared with the server's other stores unless `ownsEngine`). */
+    readonly db: SqlEngine,
+    opts: SqlStoreOptions,
+  ) {
+    this.kind = db.dialect;
+    this.ring = opts.ringCapacity;
+    this.unavailableWaitMs = opts.unavailableWaitMs ?? 2000;
+    this.ownsEngine = opts.ownsEngine ?? false;
+  }
+
+  /** Bring the database to the current schema (the server does this when it opens the database; safe to repeat). */
+  async migrate(): Promise<void> {
+    await migrate(this.db, MIGRATIONS);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsEngine) await this.db.close();
+  }
+
+  /**
+   * Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency
+   * races, and — for up to unavailableWaitMs — while no connection can be had.
+   */
+  private async tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction(fn);
+      } catch (err) {
+        if (isStoreUnavailable(err) && !this.closed && Date.now() - started < this.unavailableWaitMs) {
+          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50 * Math.min(attempt, 8)));
+          continue;
+        }
+        const code = (err as { code?: string }).code;
+        const retry = (code !== undefined && RETRYABLE.has(code)) || isUniqueViolation(err, 'messages_idem');
+        if (!retry || attempt >= MAX_ATTEMPTS || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      }
+    }
+  }
+
+  // --- accounts ---
+
+  async createUser(user: NewUser): Promise<UserRecord> {
+    try {
+      await this.db.run('INSERT INTO users (id, username, username_key, password_hash, nickname, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+        user.id,
+        user.username,
+        usernameKey(user.username),
+        user.passwordHash,
+        user.nickname,
+        user.createdAt,
+      ]);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new StoreConflictError(`user ${user.username}`);
+      throw err;
+    }
+    return { ...user, inboxSeq: 0, disabledAt: null, deletedAt: null };
+  }
+
+  async getUser(id: string): Promise<UserRecord | null> {
+    const row = await this.db.get('SELECT * FROM users WHERE id = ?', [id]);
+    return row ? userFromRow(row) : null;
+  }
+
+  async getUserByUsername(username: string): Promise<UserRecord | null> {
+    // The normalized key, or (accounts from before the key whose key was taken) the exact spelling.
+    const row = await this.db.get('SELECT * FROM users WHERE username_key = ? OR username = ? ORDER BY CASE WHEN username = ? THEN 0 ELSE 1 END LIMIT 1', [
+      usernameKey(username),
+      username,
+      username,
+    ]);
+    return row ? userFromRow(row) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<boolean> {
+    return (await this.db.run('UPDATE users SET password_hash = ? WHERE id = ? AND deleted_at IS NULL', [passwordHash, userId])) > 0;
+  }
+
+  async setUserDisabled(userId: string, at: number | null): Promise<UserRecord | null> {
+    const row = await this.db.get('UPDATE users SET disabled_at = ? WHERE id = ? RETURNING *', [at, userId]);
+    return row ? userFromRow(row) : null;
+  }
+
+  async markUserDeleted(userId: string, at: number, tombstoneNickname: string): Promise<UserRecord | null> {
+    const row = await this.db.get("UPDATE users SET deleted_at = ?, password_hash = '', nickname = ? WHERE id = ? AND deleted_at IS NULL RETURNING *", [at, tombstoneNickname, userId]);
+    return row ? userFromRow(row) : null;
+  }
+
+  async existingUsers(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const l = inList(this.db, ids);
+    const rows = await this.db.all<{ id: string }>(`SELECT id FROM users WHERE id IN ${l.sql} AND deleted_at IS NULL`, l.params);
+    return new Set(rows.map((r) => r.id));
+  }
+
+  // --- sessions ---
+
+  async createSession(s: NewSession): Promise<void> {
+    await this.db.run('INSERT INTO sessions (token_hash, user_id, device_id, platform, app_version, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      s.tokenHash,
+      s.userId,
+      s.deviceId,
+      s.platform,
+      s.appVersion,
+      s.createdAt,
+      s.expiresAt,
+    ]);
+  }
+
+  async getSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
+    const row = await this.db.getBatched('SELECT * FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?', [tokenHash, now]);
+    return row ? sessionFromRow(row) : null;
+  }
+
+  async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
+    const rows = await this.db.all('SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY created_at, token_hash', [userId, now]);
+    return rows.map(sessionFromRow);
+  }
+
+  async knownDevice(userId: string, deviceId: string): Promise<boolean> {
+    return (await this.db.get('SELECT 1 AS x FROM sessions WHERE user_id = ? AND device_id = ? LIMIT 1', [userId, deviceId])) !== undefined;
+  }
+
+  async revokeSessions(tokenHashes: string[], now: number): Promise<SessionRecord[]> {
+    if (tokenHashes.length === 0) return [];
+    const l = inList(this.db, tokenHashes);
+    const rows = await this.db.all(`UPDATE sessions SET revoked_at = ? WHERE token_hash IN ${l.sql} AND revoked_at IS NULL AND expires_at > ? RETURNING *`, [now, ...l.params, now]);
+    return rows.map(sessionFromRow);
+  }
+
+  async setDeviceAck(userId: string, deviceId: string, inboxSeq: number): Promise<void> {
+    await setDeviceAckIn(this.db, userId, deviceId, inboxSeq);
+  }
+
+  // --- messages ---
+
+  async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
+    if (batch.length === 0) return [];
+    return this.tx((tx) => this.appendTx(tx, batch));
+  }
+
+  /**
+   * One transaction for the batch. Locks: the conversations (in id order) before any other
+   * write; the member user rows are bumped in id order at the end (flush). Each request is
+   * decided in order against in-memory state (seq, inboxSeq and version offsets, member
+   * lists); effects write their group/member rows at once; messages, pointers and entries
+   * are written by the flush. Statements that do not depend on each other's results are
+   * issued together (PostgreSQL pipelines them on the transaction's connection).
+   */
+  private async appendTx(tx: Queryable, batch: AppendRequest[]): Promise<AppendOutcome[]> {
+    // 1. Lock the conversations in id order. Then create the missing direct conversations and
+    //    the conversations of group creations (in id order): a concurrent creator makes us wait
+    //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
+    //    group conversation whose creation is refused is deleted again below.
+    const convIds = [...new Set(batch.map((r) => r.conv))].sort(byId);
+    const convRows = await lockConvs(tx, convIds);
+    const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
+    const have = new Set(convRows.map((c) => c.id));
+    for (const r of batch) {
+      if (toCreate.has(r.conv) || have.has(r.conv)) continue;
+      if (r.effect?.op === 'create') {
+        const n = new Set([r.sender, ...r.effect.members]).size;
+        toCreate.set(r.conv, { kind: n > r.effect.group.superThreshold ? 'super' : 'group', members: [], time: r.time });
+      } else if (!r.effect && r.directMembers && r.directMembers.includes(r.sender)) {
+        toCreate.set(r.conv, { kind: 'direct', members: r.directMembers, time: r.time });
+      }
+    }
+    const pending = new Set<string>();
+    if (toCreate.size > 0) {
+      const ids = [...toCreate.keys()].sort(byId);
+      const created = await Promise.all(
+        ids.map((id) => tx.get<{ id: string }>('INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, ?, 0, ?) ON CONFLICT (id) DO NOTHING RETURNING id', [id, toCreate.get(id)!.kind, toCreate.get(id)!.time])),
+      );
+      const joins: Promise<number>[] = [];
+      for (const row of created) {
+        if (!row) continue;
+        const c = toCreate.get(row.id)!;
+        if (c.kind !== 'direct') {
+          pending.add(row.id);
+          continue;
+        }
+        for (const m of new Set(c.members)) joins.push(tx.run('INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [row.id, m, c.time]));
+      }
+      await Promise.all(joins);
+      convRows.push(...(await lockConvs(tx, ids)));
+    }
+
+    // 2. Read the groups and, for direct chats and normal groups, their active members.
+    //    Super groups' member lists are never loaded.
+    const convs = new Map<string, ConvState>();
+    for (const c of convRows) {
+      const lastSeq = Number(c.last_seq);
+      const epoch = Number(c.member_epoch);
+      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
+    }
+    const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
+    const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
+    for (const c of listed) c.members = new Map();
+    const gl = inList(tx, groupIds);
+    const ml = inList(tx, listed.map((c) => c.id));
+    const [groupRows, memberRows] = await Promise.all([
+      groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
+      listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
+    ]);
+    for (const g of groupRows) convs.get(g.conv_id)!.group = groupFromRow(g);
+    for (const m of memberRows) convs.get(m.conv_id)!.members!.set(m.user_id, memberFromRow(m));
+    // Member rows that requests into super groups will look at: senders, targets, mentioned.
+    const wanted: Promise<void>[] = [];
+    for (const r of batch) {
+      const c = convs.get(r.conv);
+      if (!c || c.kind !== 'super' || c.pending) continue;
+      const users = new Set([r.sender, ...(r.effect ? effectTargets(r.effect) : []), ...(Array.isArray(r.mentions) ? r.mentions : [])]);
+      for (const u of users) {
+        if (c.cache.has(u)) continue;
+        c.cache.set(u, null);
+        wanted.push(
+          tx.get<MemberRow>('SELECT * FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL', [c.id, u]).then((m) => {
+            if (m) c.cache.set(u, memberFromRow(m));
+          }),
+        );
+      }
+    }
+
+    // 3. Messages already stored for these (sender, clientMsgId) pairs. Read after the
+    //    conversation locks, so a concurrent retry into the same conversation is seen here;
+    //    any other race ends in a messages_idem violation and a retry of the transaction.
+    const idemKey = (sender: string, cid: string) => `${sender}\u0000${cid}`;
+    const existing = new Map<string, MessageRow>();
+    const seen = new Set<string>();
+    for (const r of batch) {
+      const key = idemKey(r.sender, r.clientMsgId);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      wanted.push(
+        tx.get<MessageRow>('SELECT * FROM messages WHERE sender_id = ? AND client_msg_id = ?', [r.sender, r.clientMsgId]).then((row) => {
+          if (row) existing.set(key, row);
+        }),
+      );
+    }
+    await Promise.all(wanted);
+
+    // 4. Every user whose inbox or entry any request may move (over-approximated), and of
+    //    them those that exist (rows are never deleted). No lock yet: inboxSeq and versions
+    //    are assigned as offsets from 1 and become absolute in flush, which bumps the user rows.
+    const userIds = new Set<string>();
+    for (const r of batch) {
+      if (existing.has(idemKey(r.sender, r.clientMsgId))) continue;
+      const c = convs.get(r.conv);
+      if (!c) continue;
+      userIds.add(r.sender);
+      if (c.members) for (const m of c.members.keys()) userIds.add(m);
+      const e = r.effect;
+      if (e?.op === 'create') for (const u of e.members) userIds.add(u);
+      if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) userIds.add(u);
+    }
+    const users = new Map<string, UserState>();
+    if (userIds.size > 0) {
+      const ul = inList(tx, [...userIds]);
+      for (const u of await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params)) {
+        users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
+      }
+    }
+
+    // 5. Decide each request in order; assign seq (the conversation rows are locked) and
+    //    inboxSeq/version offsets in memory.
+    const w = new AppendWriter(users);
+    const outcomes: AppendOutcome[] = [];
+    const firstInBatch = new Map<string, number>();
+    for (let i = 0; i < batch.length; i++) {
+      const r = batch[i]!;
+      const key = idemKey(r.sender, r.clientMsgId);
+      const row = existing.get(key);
+      if (row) {
+        const own = Number(row.sender_inbox_seq);
+        outcomes.push({ ok: true, duplicate: true, message: messageFromRow(row), pointers: own > 0 ? [{ userId: row.sender_id, inboxSeq: own }] : [] });
+        continue;
+      }
+      const first = firstInBatch.get(key);
+      if (first !== undefined) {
+        const o = outcomes[first] as Extract<AppendOutcome, { ok: true }>;
+        const own = o.pointers.find((p) => p.userId === r.sender);
+        outcomes.push({ ok: true, duplicate: true, message: o.message, pointers: own ? [own] : [] });
+        continue;
+      }
+      const c = convs.get(r.conv);
+      const out: AppendOutcome = c
+        ? await this.decide(tx, w, c, r)
+        : r.effect
+          ? { ok: false, error: 'not_found', reason: 'no such group' }
+          : { ok: false, error: r.directMembers ? 'forbidden' : 'not_found' };
+      if (out.ok && c) {
+        firstInBatch.set(key, i);
+        const e = out.effect;
+        if (e && (e.joined.length > 0 || e.left.length > 0 || e.becameSuper)) c.epoch = out.message.seq;
+        if (c.kind === 'super') out.epoch = c.epoch;
+      }
+      outcomes.push(out);
+    }
+
+    // 6. Write.
+    const abandoned = [...convs.values()].filter((c) => c.pending).map((c) => c.id);
+    if (abandoned.length > 0) {
+      const al = inList(tx, abandoned);
+      await tx.run(`DELETE FROM conversations WHERE id IN ${al.sql}`, al.params);
+    }
+    await w.flush(tx, this.ring, convs);
+    return outcomes;
+  }
+
+  /** Decide one new request against the locked conversation `c`, applying its effect. */
+  private async decide(tx: Queryable, w: AppendWriter, c: ConvState, r: AppendRequest): Promise<AppendOutcome> {
+    const effect = r.effect;
+    if (effect?.op === 'create') {
+      if (!c.pending) {
+        return c.group ? refusal(checkEffect(effect, c.group, r.sender, null, new Map(), r.time)) : { ok: false, error: 'invalid', reason: 'conversation exists' };
+      }
+      const denied = checkEffect(effect, null, r.sender, null, new Map(), r.time);
+      if (denied) return { ok: false, ...denied };
+      return this.createGroup(tx, w, c, r, effect);
+    }
+    if (c.pending) return { ok: false, error: 'not_found', reason: 'no such group' };
+    if (c.kind === 'direct') {
+      if (effect) return refusal(checkEffect(effect, null, r.sender, null, new Map(), r.time));
+      if (!c.members?.has(r.sender)) return { ok: false, error: 'forbidden' };
+      return w.post(c, r, await this.mentioned(tx, c, r));
+    }
+    const group = c.group;
+    if (!group) return { ok: false, error: 'not_found', reason: 'no such group' };
+    const actor = await this.memberOf(tx, c, r.sender);
+    if (!effect) {
+      const denied = checkPost(group, actor, r.time);
+      if (denied) return { ok: false, ...denied };
+      return w.post(c, r, await this.mentioned(tx, c, r));
+    }
+    const targets = new Map<string, MemberRecord>();
+    for (const u of effectTargets(effect)) {
+      const m = await this.memberOf(tx, c, u);
+      if (m) targets.set(u, m);
+    }
+    const denied = checkEffect(effect, group, r.sender, actor, targets, r.time);
+    if (denied) return { ok: false, ...denied };
+    return this.applyEffect(tx, w, c, group, r, effect, targets);
+  }
+
+  private async memberOf(tx: Queryable, c: ConvState, userId: string): Promise<MemberRecord | null> {
+    if (c.members) return c.members.get(userId) ?? null;
+    const hit = c.cache.get(userId);
+    if (hit !== undefined) return hit;
+    const row = await tx.get<MemberRow>('SELECT * FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL', [c.id, userId]);
+    const m = row ? memberFromRow(row) : null;
+    c.cache.set(userId, m);
+    return m;
+  }
+
+  private setMember(c: ConvState, m: MemberRecord): void {
+    if (c.members) c.members.set(m.userId, m);
+    else c.cache.set(m.userId, m);
+  }
+
+  private dropMember(c: ConvState, userId: string): void {
+    if (c.members) c.members.delete(userId);
+    else c.cache.set(userId, null);
+  }
+
+  /** Explicitly mentioned active members other than the sender. */
+  private async mentioned(tx: Queryable, c: ConvState, r: AppendRequest): Promise<Set<string>> {
+    const out = new Set<string>();
+    if (!Array.isArray(r.mentions)) return out;
+    for (const u of r.mentions) if (u !== r.sender && !out.has(u) && (await this.memberOf(tx, c, u))) out.add(u);
+    return out;
+  }
+
+  private async createGroup(tx: Queryable, w: AppendWriter, c: ConvState, r: AppendRequest, effect: Extract<GroupEffect, { op: 'create' }>): Promise<AppendOutcome> {
+    const members = [...new Set([r.sender, ...effect.members])];
+    const kind = members.length > effect.group.superThreshold ? 'super' : 'group';
+    if (kind !== c.kind) await tx.run('UPDATE conversations SET kind = ? WHERE id = ?', [kind, c.id]);
+    const g = effect.group;
+    await tx.run(
+      `INSERT INTO groups (conv_id, name, avatar, announcement, owner, join_policy, invite_needs_approval, mute_all, dismissed, member_count, max_members, created_at, history_visibility)
+       VALUES (?, ?, ?, '', ?, ?, ?, 0, 0, ?, ?, ?, ?)`,
+      [c.id, g.name, g.avatar, r.sender, g.joinPolicy, g.inviteNeedsApproval ? 1 : 0, members.length, g.maxMembers, r.time, g.historyVisibility],
+    );
+    c.pending = false;
+    c.kind = kind;
+    c.members = kind === 'super' ? null : new Map();
+    c.group = {
+      conv: c.id,
+      kind,
+      name: g.name,
+      avatar: g.avatar,
+      announcement: '',
+      owner: r.sender,
+      joinPolicy: g.joinPolicy,
+      inviteNeedsApproval: g.inviteNeedsApproval,
+      muteAll: false,
+      historyVisibility: g.historyVisibility,
+      dismissed: false,
+      memberCount: members.length,
+      maxMembers: g.maxMembers,
+      lastSeq: 0,
+      createdAt: r.time,
+    };
+    const seq = ++c.lastSeq;
+    await this.join(tx, w, c, members, (u) => (u === r.sender ? 'owner' : 'member'), seq, r.time);
+    const { message, pointers } = w.fanOut(c, r, seq, await this.mentioned(tx, c, r));
+    return { ok: true, duplicate: false, message, pointers, effect: { joined: members, left: [], kind, becameSuper: false } };
+  }
+
+  /** (Re)activate members at `seq`; their entries start just before it. */
+  private async join(tx: Queryable, w: AppendWriter, c: ConvState, userIds: string[], role: (u: string) => GroupRole, seq: number, time: number): Promise<void> {
+    if (userIds.length === 0) return;
+    const roles = userIds.map(role);
+    await Promise.all(
+      userIds.map((u, i) =>
+        tx.run(
+          `INSERT INTO members (conv_id, user_id, joined_at, role, muted_until, joined_seq, left_seq) VALUES (?, ?, ?, ?, 0, ?, NULL)
+           ON CONFLICT (conv_id, user_id) DO UPDATE SET
+             joined_at = excluded.joined_at, role = excluded.role, muted_until = 0, joined_seq = excluded.joined_seq, left_seq = NULL`,
+          [c.id, u, time, roles[i], seq],
+        ),
+      ),
+    );
+    userIds.forEach((u, i) => {
+      this.setMember(c, { conv: c.id, userId: u, role: roles[i]!, mutedUntil: 0, joinedAt: time, joinedSeq: seq });
+      w.resetEntry(u, c.id, seq - 1);
+    });
+  }
+
+  private async leave(tx: Queryable, conv: string, seq: number, users: string[] | null): Promise<string[]> {
+    if (users === null) return (await tx.all<{ user_id: string }>('UPDATE members SET left_seq = ? WHERE conv_id = ? AND left_seq IS NULL RETURNING user_id', [seq, conv])).map((x) => x.user_id);
+    const l = inList(tx, users);
+    const rows = await tx.all<{ user_id: string }>(`UPDATE members SET left_seq = ? WHERE conv_id = ? AND user_id IN ${l.sql} AND left_seq IS NULL RETURNING user_id`, [seq, conv, ...l.params]);
+    return rows.map((x) => x.user_id);
+  }
+
+  private async applyEffect(
+    tx: Queryable,
+    w: AppendWriter,
+    c: ConvState,
+    group: GroupRecord,
+    r: AppendRequest,
+    effect: Exclude<GroupEffect, { op: 'create' }>,
+    targets: Map<string, MemberRecord>,
+  ): Promise<AppendOutcome> {
+    const g = { ...group };
+    const result: EffectResult = { joined: [], left: [], kind: c.kind === 'super' ? 'super' : 'group', becameSuper: false };
+    const seq = ++c.lastSeq;
+    // Before the notice: changes whose subjects receive it.
+    switch (effect.op) {
+      case 'add': {
+        const fresh = [...new Set(effect.users)].filter((u) => !targets.has(u));
+        await this.join(tx, w, c, fresh, () => 'member', seq, r.time);
+        g.memberCount += fresh.length;
+        result.joined = fresh;
+        break;
+      }
+      case 'role':
+        await tx.run('UPDATE members SET role = ? WHERE conv_id = ? AND user_id = ?', [effect.role, c.id, effect.user]);
+        this.setMember(c, { ...targets.get(effect.user)!, role: effect.role });
+        break;
+      case 'transfer': {
+        await tx.run("UPDATE members SET role = CASE WHEN user_id = ? THEN 'owner' ELSE 'admin' END WHERE conv_id = ? AND user_id IN (?, ?)", [effect.to, c.id, r.sender, effect.to]);
+        const actor = await this.memberOf(tx, c, r.sender);
+        if (actor) this.setMember(c, { ...actor, role: 'admin' });
+        this.setMember(c, { ...targets.get(effect.to)!, role: 'owner' });
+        g.owner = effect.to;
+        break;
+      }
+      case 'mute':
+        await tx.run('UPDATE members SET muted_until = ? WHERE conv_id = ? AND user_id = ?', [effect.until, c.id, effect.user]);
+        this.setMember(c, { ...targets.get(effect.user)!, mutedUntil: effect.until });
+        break;
+      case 'update': {
+        const p = effect.patch;
+        if (p.name !== undefined) g.name = p.name;
+        if (p.avatar !== undefined) g.avatar = p.avatar;
+        if (p.announcement !== undefined) g.announcement = p.announcement;
+        if (p.joinPolicy !== undefined) g.joinPolicy = p.joinPolicy;
+        if (p.inviteNeedsApproval !== undefined) g.inviteNeedsApproval = p.inviteNeedsApproval;
+        if (p.muteAll !== undefined) g.muteAll = p.muteAll;
+        if (p.historyVisibility !== undefined) g.historyVisibility = p.historyVisibility;
+        break;
+      }
+      default:
+        break;
+    }
+    const { message, pointers } = w.fanOut(c, r, seq, await this.mentioned(tx, c, r));
+    // After the notice: those who leave received it; now they are gone.
+    switch (effect.op) {
+      case 'remove':
+      case 'leave': {
+        const leaving = effect.op === 'leave' ? [r.sender] : [...new Set(effect.users)];
+        const gone = new Set(await this.leave(tx, c.id, seq, leaving));
+        result.left = leaving.filter((u) => gone.has(u));
+        for (const u of result.left) {
+          this.dropMember(c, u);
+          if (c.kind === 'super') w.freezeEntry(u, c.id, seq);
+        }
+        g.memberCount -= result.left.length;
+        break;
+      }
+      case 'dismiss': {
+        result.left = (await this.leave(tx, c.id, seq, null)).sort(byId);
+        if (c.members) c.members.clear();
+        c.cache.clear();
+        g.memberCount = 0;
+        g.dismissed = true;
+        break;
+      }
+      case 'add':
+        if (c.kind === 'group' && g.memberCount > effect.superThreshold) {
+          await tx.run("UPDATE conversations SET kind = 'super' WHERE id = ?", [c.id]);
+          c.kind = 'super';
+          // From here on the members are looked up one by one, never listed.
+          if (c.members) for (const [u, m] of c.members) c.cache.set(u, m);
+          c.members = null;
+          result.becameSuper = true;
+        }
+        break;
+      default:
+        break;
+    }
+    result.kind = c.kind === 'super' ? 'super' : 'group';
+    g.kind = result.kind;
+    await tx.run(
+      `UPDATE groups SET name = ?, avatar = ?, announcement = ?, owner = ?, join_policy = ?, invite_needs_approval = ?, mute_all = ?, dismissed = ?,
+         member_count = ?, history_visibility = ?
+       WHERE conv_id = ?`,
+      [g.name, g.avatar, g.announcement, g.owner, g.joinPolicy, g.inviteNeedsApproval ? 1 : 0, g.muteAll ? 1 : 0, g.dismissed ? 1 : 0, g.memberCount, g.historyVisibility, c.id],
+    );
+    c.group = g;
+    return { ok: true, duplicate: false, message, pointers, effect: result };
+  }
+
+  async inboxState(userId: string): Promise<{ latest: number; ringStart: number }> {
+    const row = await this.db.get<{ inbox_seq: number | string }>('SELECT inbox_seq FROM users WHERE id = ?', [userId]);
+    const latest = row ? Number(row.inbox_seq) : 0;
+    return { latest, ringStart: Math.max(1, latest - this.ring + 1) };
+  }
+
+  async readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]> {
+    const rows = await this.db.all<MessageRow & { inbox_seq: number | string }>(
+      `SELECT i.inbox_seq, m.* FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+       WHERE i.user_id = ? AND i.inbox_seq > ? ORDER BY i.inbox_seq LIMIT ?`,
+      [userId, after, limit],
+    );
+    return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r, userId) }));
+  }
+
+  async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
+    const rows =
+      q.after !== undefined
+        ? await this.db.all<MessageRow>('SELECT * FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?', [conv, q.after, q.limit])
+        : await this.db.all<MessageRow>('SELECT * FROM messages WHERE conv_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?', [conv, q.before ?? Number.MAX_SAFE_INTEGER, q.limit]);
+    return rows.map((r) => messageFromRow(r, q.viewer));
+  }
+
+  async getConversation(conv: string): Promise<ConversationRecord | null> {
+    const row = await this.db.get<{ id: string; kind: ConversationRecord['kind']; last_seq: number | string; created_at: number | string; member_epoch: number | string }>(
+      'SELECT id, kind, last_seq, created_at, member_epoch FROM conversations WHERE id = ?',
+      [conv],
+    );
+    return row ? { id: row.id, kind: row.kind, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at), memberEpoch: Number(row.member_epoch) } : null;
+  }
+
+  async isMember(conv: string, userId: string): Promise<boolean> {
+    return (await this.db.getBatched('SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL', [conv, userId])) !== undefined;
+  }
+
+  async members(conv: string): Promise<string[]> {
+    return (await this.db.all<{ user_id: string }>('SELECT user_id FROM members WHERE conv_id = ? AND left_seq IS NULL ORDER BY user_id', [conv])).map((r) => r.user_id);
+  }
+
+  // --- groups ---
+
+  async getGroup(conv: string): Promise<GroupRecord | null> {
+    const row = await this.db.get<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id = ?`, [conv]);
+    return row ? groupFromRow(row) : null;
+  }
+
+  async getMember(conv: string, userId: string): Promise<MemberRecord | null> {
+    const row = await this.db.get<MemberRow>('SELECT * FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL', [conv, userId]);
+    return row ? memberFromRow(row) : null;
+  }
+
+  async listMembers(conv: string, after: string, limit: number): Promise<MemberRecord[]> {
+    const rows = await this.db.all<MemberRow>('SELECT * FROM members WHERE conv_id = ? AND user_id > ? AND left_seq IS NULL ORDER BY user_id LIMIT ?', [conv, after, limit]);
+    return rows.map(memberFromRow);
+  }
+
+  async searchGroups(prefix: string, limit: number): Promise<GroupRecord[]> {
+    if (prefix === '' || limit <= 0) return [];
+    const exact = await this.getGroup(prefix);
+    const rows = await this.db.all<GroupRow>(GROUP_SEARCH[this.db.dialect], [prefix, prefix, prefix, prefix, limit]);
+    return mergeSearch(exact && !exact.dismissed ? exact : null, rows.map(groupFromRow), limit);
+  }
+
+  async superGroupsOf(userId: string): Promise<{ conv: string; lastSeq: number }[]> {
+    const rows = await this.db.all<{ conv: string; last_seq: number | string }>(
+      `SELECT m.conv_id AS conv, c.last_seq AS last_seq FROM members m JOIN conversations c ON c.id = m.conv_id
+       WHERE m.user_id = ? AND m.left_seq IS NULL AND c.kind = 'super' ORDER BY m.conv_id`,
+      [userId],
+    );
+    return rows.map((r) => ({ conv: r.conv, lastSeq: Number(r.last_seq) }));
+  }
+
+  async membership(conv: string, userId: string): Promise<{ joinedSeq: number; leftSeq: number | null } | null> {
+    const row = await this.db.get<{ joined_seq: number | string; left_seq: number | string | null }>('SELECT joined_seq, left_seq FROM members WHERE conv_id = ? AND user_id = ?', [conv, userId]);
+    return row ? { joinedSeq: Number(row.joined_seq), leftSeq: row.left_seq == null ? null : Number(row.left_seq) } : null;
+  }
+
+  async formerMemberLimit(conv: string, userId: string): Promise<number | null> {
+    return (await this.membership(conv, userId))?.leftSeq ?? null;
+  }
+
+  async listJoinRequests(conv: string): Promise<JoinRequestRecord[]> {
+    return (await this.db.all<JoinRequestRow>('SELECT * FROM join_requests WHERE conv_id = ? ORDER BY created_at, user_id', [conv])).map(joinRequestFromRow);
+  }
+
+  async putJoinRequest(req: JoinRequestRecord): Promise<void> {
+    await this.db.run(
+      `INSERT INTO join_requests (conv_id, user_id, inviter, message, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (conv_id, user_id) DO UPDATE SET inviter = excluded.inviter, message = excluded.message, created_at = excluded.created_at`,
+      [req.conv, req.userId, req.inviter, req.message, req.createdAt],
+    );
+  }
+
+  async takeJoinRequest(conv: string, userId: string): Promise<JoinRequestRecord | null> {
+    const row = await this.db.get<JoinRequestRow>('DELETE FROM join_requests WHERE conv_id = ? AND user_id = ? RETURNING *', [conv, userId]);
+    return row ? joinRequestFromRow(row) : null;
+  }
+
+  // --- conversation list ---
+
+  async conversationChanges(userId: string, since: number, limit: number): Promise<{ version: number; entries: ConvEntry[] }> {
+    return this.tx(async (tx) => {
+      if (tx.dialect === 'postgres') await tx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const user = await tx.get<{ conv_version: number | string }>('SELECT conv_version FROM users WHERE id = ?', [userId]);
+      const rows = await tx.all<EntryRow>(ENTRY_CHANGES_SQL, [userId, since, limit]);
+      return { version: user ? Number(user.conv_version) : 0, entries: rows.map(entryFromRow) };
+    });
+  }
+
+  async getEntry(userId: string, conv: string): Promise<ConvEntry | null> {
+    return entryIn(this.db, userId, conv);
+  }
+
+  async markRead(userId: string, conv: string, seq: number): Promise<ConvEntry> {
+    return this.tx(async (tx) => {
+      // Lock order as in appendMessages: the user row, then the entry.
+      await tx.get(`SELECT id FROM users WHERE id = ?${forUpdate(tx.dialect)}`, [userId]);
+      const e = await entryState(tx, userId, conv);
+      if (!e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
+      const last = Number(e.eff_last);
+      const target = Math.min(seq, last);
+      if (target > Number(e.read_seq)) {
+        const version = await bumpVersion(tx, userId);
+        if (version === null) throw new StoreNotFoundError(`user ${userId}`);
+        await tx.run(
+          `UPDATE entries SET read_seq = ?, version = ?,
+             unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? AND sender_id <> ?),
+             mentions = (SELECT COUNT(*) FROM message_mentions WHERE user_id = ? AND conv_id = ? AND seq > ? AND seq <= ?)
+               + (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND mention_all = 1 AND seq > ? AND seq <= ? AND sender_id <> ?)
+           WHERE user_id = ? AND conv_id = ?`,
+          [target, version, conv, target, last, userId, userId, conv, target, last, conv, target, last, userId, userId, conv],
+        );
+      }
+      return (await entryIn(tx, userId, conv))!;
+    });
+  }
+
+  async updateEntry(userId: string, conv: string, patch: EntryPatch): Promise<ConvEntry> {
+    return this.tx(async (tx) => {
+      const version = await bumpVersion(tx, userId);
+      const e = await entryState(tx, userId, conv);
+      if (version === null || !e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
+      const del = patch.deleted === true;
+      await tx.run(
+        `UPDATE entries SET pinned = ?, muted = ?, draft = ?, deleted = ?, cleared_seq = ?, read_seq = ?, unread = ?, mentions = ?, version = ?
+         WHERE user_id = ? AND conv_id = ?`,
+        [
+          patch.pinned === undefined ? Number(e.pinned) : patch.pinned ? 1 : 0,
+          patch.muted === undefined ? Number(e.muted) : patch.muted ? 1 : 0,
+          patch.draft ?? e.draft,
+          del ? 1 : Number(e.deleted),
+          del ? Number(e.eff_last) : Number(e.cleared_seq),
+          del ? Math.max(Number(e.read_seq), Number(e.eff_last)) : Number(e.read_seq),
+          del ? 0 : Number(e.unread),
+          del ? 0 : Number(e.mentions),
+          version,
+          userId,
+          conv,
+        ],
+      );
+      return (await entryIn(tx, userId, conv))!;
+    });
+  }
+
+  async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+    if (acks.length === 0) return { delivered: [], counts: [] };
+    // A consistent order keeps concurrent flushes from locking the same rows crosswise.
+    const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
+    return this.tx(async (tx) => {
+      // Lock every user this flush may touch (the acknowledging users and the senders of
+      // what they acknowledge) at once, in id order, so flushes and sends cannot deadlock.
+      const lockIds = new Set<string>();
+      const segments = (a: DeviceAck) => a.segments ?? [{ from: 0, to: a.inboxSeq }];
+      for (const a of sorted) {
+        lockIds.add(a.userId);
+        const top = Math.max(0, ...segments(a).map((x) => x.to));
+        for (const r of (await deliveredCandidates(tx, a.userId, top)).rows) lockIds.add(r.sender);
+      }
+      await lockUsers(tx, [...lockIds]);
+      for (const a of sorted) await setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
+      const out: AckOutcome = { delivered: [], counts: [] };
+      const ranges: CountRange[] = [];
+      for (const a of sorted) {
+        for (const seg of segments(a)) {
+          // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
+          if (seg.from > 0) {
+            await tx.run('UPDATE users SET delivered_inbox_seq = CASE WHEN ? < inbox_seq THEN ? ELSE inbox_seq END WHERE id = ? AND delivered_inbox_seq < ? AND delivered_inbox_seq < inbox_seq', [
+              seg.from,
+              seg.from,
+              a.userId,
+              seg.from,
+            ]);
+          }
+          for (const u of await markDeliveredIn(tx, a.userId, seg.to, ranges)) out.delivered.push({ ...u, by: a.userId });
+        }
+      }
+      out.counts = await raiseCounts(tx, ranges);
+      return out;
+    });
+  }
+
+  async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    return this.tx(async (tx) => {
+      const ranges: CountRange[] = [];
+      const out = await markDeliveredIn(tx, userId, inboxSeq, ranges);
+      await raiseCounts(tx, ranges);
+      return out;
+    });
+  }
+}
+
+type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
+
+function lockConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
+  const l = inList(tx, ids);
+  return tx.all<ConvRow>(`SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id IN ${l.sql} ORDER BY id${forUpdate(tx.dialect)}`, l.params);
+}
+
+async function setDeviceAckIn(db: Queryable, userId: string, deviceId: string, inboxSeq: number): Promise<void> {
+  await db.run(
+    `INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES (?, ?, ?)
+     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
+    [userId, deviceId, inboxSeq],
+  );
+}
+
+/** Lock user rows in id order (PostgreSQL; on SQLite the transaction already excludes other writers). */
+async function lockUsers(tx: Queryable, ids: string[]): Promise<Mark[]> {
+  const l = inList(tx, [...ids].sort(byId));
+  return tx.all<Mark>(`SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN ${l.sql} ORDER BY id${forUpdate(tx.dialect)}`, l.params);
+}
+
+async function bumpVersion(tx: Queryable, userId: string): Promise<number | null> {
+  const v = await tx.get<{ conv_version: number | string }>('UPDATE users SET conv_version = conv_version + 1 WHERE id = ? RETURNING conv_version', [userId]);
+  return v ? Number(v.conv_version) : null;
+}
+
+async function entryIn(db: Queryable, userId: string, conv: string): Promise<ConvEntry | null> {
+  const row = await db.get<EntryRow>(ENTRY_ONE_SQL, [userId, conv]);
+  return row ? entryFromRow(row) : null;
+}
+
+function entryState(tx: Queryable, userId: string, conv: string): Promise<EntryState | undefined> {
+  return tx.get<EntryState>(`${ENTRY_STATE_SQL} WHERE e.user_id = ? AND e.conv_id = ?`, [userId, conv]);
+}
+
+async function deliveredRange(tx: Queryable, userId: string, from: number, upTo: number): Promise<DeliveredUpdate[]> {
+  const rows = await tx.all<{ conv: string; sender: string; seq: number | string }>(DELIVERED_RANGE, [userId, from, upTo, userId]);
+  return rows.map((r) => ({ conv: r.conv, sender: r.sender, seq: Number(r.seq) }));
+}
+
+/** Newest seq per (conversation, sender) in the user's unacknowledged inbox range up to `inboxSeq` (no locks). */
+async function deliveredCandidates(tx: Queryable, userId: string, inboxSeq: number): Promise<{ from: number; upTo: number; rows: DeliveredUpdate[] }> {
+  const mark = await tx.get<Mark>('SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ?', [userId]);
+  if (!mark) return { from: 0, upTo: 0, rows: [] };
+  const upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
+  const from = Number(mark.delivered_inbox_seq);
+  return { from, upTo, rows: upTo > from ? await deliveredRange(tx, userId, from, upTo) : [] };
+}
+
+/**
+ * Move the user's delivered mark. When the newly covered inbox range holds other members'
+ * group messages, it is appended to `ranges` for the caller's `raiseCounts`; ACKs of direct
+ * messages never add one.
+ */
+async function markDeliveredIn(tx: Queryable, userId: string, inboxSeq: number, ranges: CountRange[]): Promise<DeliveredUpdate[]> {
+  const pre = await deliveredCandidates(tx, userId, inboxSeq);
+  if (pre.upTo <= pre.from) return [];
+  // Lock the acknowledging user and the senders together, in id order (as appendMessages
+  // does); then re-read the mark under the lock. Rows already locked by this transaction
+  // (recordAcks) are re-locked at no cost.
+  const locked = await lockUsers(tx, [...new Set([userId, ...pre.rows.map((r) => r.sender)])]);
+  const mark = locked.find((r) => r.id === userId);
+  if (!mark) return [];
+  const upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
+  const from = Number(mark.delivered_inbox_seq);
+  if (upTo <= from) return [];
+  const rows = from === pre.from && upTo === pre.upTo ? pre.rows : await deliveredRange(tx, userId, from, upTo);
+  await tx.run('UPDATE users SET delivered_inbox_seq = ? WHERE id = ?', [upTo, userId]);
+  if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
+  const out: DeliveredUpdate[] = [];
+  for (const r of rows) {
+    const entry = await tx.get<{ delivered_seq: number | string }>('SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?', [r.sender, r.conv]);
+    if (!entry || Number(entry.delivered_seq) >= r.seq) continue;
+    const version = await bumpVersion(tx, r.sender);
+    if (version === null) continue;
+    await tx.run('UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?', [r.seq, version, r.sender, r.conv, r.seq]);
+    out.push({ conv: r.conv, seq: r.seq, sender: r.sender });
+  }
+  return out;
+}
+
+/**
+ * Group delivered counts: each newly acknowledged inbox range raises by one every other
+ * member's non-system group message its pointers point at (one user's ranges never overlap,
+ * so each recipient counts once per message). Returns one element per raise, in order.
+ * Concurrent flushes raising the same message are serialized by the sender's user row,
+ * which recordAcks locks first.
+ */
+async function raiseCounts(tx: Queryable, ranges: CountRange[]): Promise<DeliveredCount[]> {
+  const out: DeliveredCount[] = [];
+  for (const [user, lo, hi] of ranges) {
+    const rows = await tx.all<{ conv: string; seq: number | string; sender: string; count: number | string }>(RAISE_COUNTS, [user, lo, hi]);
+    rows.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
+    for (const c of rows) out.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
+  }
+  return out;
+}
