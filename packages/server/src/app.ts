@@ -45,6 +45,8 @@ import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
+import { registerHealthRoutes } from './http/health-routes.ts';
+import { hostname } from 'node:os';
 
 export interface MagpieServer {
   config: Config;
@@ -64,8 +66,16 @@ export interface MagpieServer {
   routes: { method: string; url: string }[];
   /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
   media: MediaModule;
+  /** This node's name (config nodeId, else host name and pid). */
+  node: string;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
+  /**
+   * Graceful drain (SIGTERM): readiness answers 503, new WebSocket upgrades are refused,
+   * and after `drain.delayMs` every connection finishes its running requests and is closed
+   * with 4506 and a jittered `retryAfterMs`. Call `stop()` afterwards.
+   */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,6 +103,8 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
   const log = deps.log ?? pino({ level: config.logLevel });
   const metrics = createMetrics();
+  const node = config.nodeId ?? `${hostname()}-${process.pid}`;
+  let draining = false;
   // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   // The server's database, migrated to the current schema before any store uses it
@@ -177,6 +189,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   const api = new RestApi(http, accounts, config.adminToken);
   registerApiRoutes(api, accounts, messaging);
+  registerHealthRoutes(api, { node, db, store, bus, draining: () => draining });
   const groups = new GroupService(store, bus, messaging, config.groups);
   registerGroupRoutes(api, groups);
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
@@ -231,6 +244,16 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     push,
     routes,
     media,
+    node,
+    async drain() {
+      if (draining) return;
+      draining = true;
+      log.info({ node, delayMs: config.drain.delayMs }, 'draining: readiness is 503 now');
+      if (config.drain.delayMs > 0) await new Promise((r) => setTimeout(r, config.drain.delayMs));
+      await gateway.drain(config.drain);
+      // Deliveries' ACKs received until now reach the database before the node goes away.
+      await acks.flush();
+    },
     async start() {
       wallet.start();
       media.start();

@@ -75,6 +75,8 @@ export class WsGateway {
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
+  /** Set by `drain`: new WebSocket upgrades are refused with 503. */
+  private draining = false;
   /** Per connection: sends held behind a refused one (issue 14, typing order). */
   private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
@@ -123,6 +125,10 @@ export class WsGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if ((req.url ?? '').split('?')[0] !== '/ws') {
       writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
+      return;
+    }
+    if (this.draining) {
+      writeRawError(socket, 503, new MagpieError('unavailable', 'this node is draining; connect again (the load balancer picks another node)'));
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -460,6 +466,27 @@ export class WsGateway {
     }
     this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
+  }
+
+  /**
+   * Graceful drain (SIGTERM): refuse new upgrades; on every connection stop taking requests,
+   * let the running ones finish (a send's commit and its ACK), then close with 4506 `draining`
+   * and a reason `retryAfterMs=<ms>` drawn uniformly from [reconnectMinMs, reconnectMaxMs], so
+   * the node's clients come back spread over that window (on other nodes) rather than at once.
+   */
+  async drain(opts: { timeoutMs: number; reconnectMinMs: number; reconnectMaxMs: number; random?: () => number }): Promise<number> {
+    this.draining = true;
+    const random = opts.random ?? Math.random;
+    const conns = [...this.registry.all(), ...this.unauthenticated];
+    await Promise.all(
+      conns.map(async (conn) => {
+        await conn.quiesce(opts.timeoutMs);
+        const after = opts.reconnectMinMs + Math.floor(random() * (opts.reconnectMaxMs - opts.reconnectMinMs + 1));
+        conn.close('draining', `retryAfterMs=${after}`);
+      }),
+    );
+    this.d.log.info({ connections: conns.length }, 'drained: every connection closed with 4506');
+    return conns.length;
   }
 
   /** Close every connection with `shutting_down` (clients reconnect elsewhere or later). */
