@@ -18,7 +18,6 @@ export interface HealthSources {
 function within(p: Promise<unknown>, ms: number): Promise<'ok' | 'failed'> {
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve('failed'), ms);
-    t.unref();
     p.then(
       () => {
         clearTimeout(t);
@@ -35,7 +34,7 @@ function within(p: Promise<unknown>, ms: number): Promise<'ok' | 'failed'> {
 /** Readiness checks: one round trip each to the database (shared engine and the message store) and to the Bus. */
 export async function readiness(s: HealthSources): Promise<{ database: 'ok' | 'failed'; bus: 'ok' | 'failed' }> {
   const ms = s.timeoutMs ?? 2000;
-  const [engine, store, bus] = await Promise.all([within(s.db.get('SELECT 1 AS one'), ms), within(s.store.getUser('\u0000ready-probe'), ms), within(s.bus.check(), ms)]);
+  const [engine, store, bus] = await Promise.all([within(s.db.get('SELECT 1 AS one'), ms), within(s.store.getUser('-ready-probe-'), ms), within(s.bus.check(), ms)]);
   return { database: engine === 'ok' && store === 'ok' ? 'ok' : 'failed', bus };
 }
 
