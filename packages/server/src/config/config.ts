@@ -307,6 +307,9 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   ...MEDIA_ENV,
 };
 
+/** Every environment variable the configuration reads (deploy files are checked against it). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(ENV);
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
   let raw: Record<string, unknown> = {};
   const file = env.MAGPIE_CONFIG ?? (existsSync('magpie.config.json') ? 'magpie.config.json' : undefined);
