@@ -46,6 +46,7 @@ import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
+import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 
 export interface MagpieServer {
@@ -196,6 +197,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const instructions = new InstructionService(instructionStore, store, bus);
   registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
   registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken));
+  registerUserDataRoutes(api, store, accounts);
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
