@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { MagpieError, docsRoutes, type RestRoute } from '@magpie/protocol';
 import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -46,6 +46,7 @@ import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
 import { registerHealthRoutes } from './http/health-routes.ts';
+import { createLogger } from './util/logger.ts';
 import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 
@@ -102,9 +103,9 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore } = {}): Promise<MagpieServer> {
-  const log = deps.log ?? pino({ level: config.logLevel });
-  const metrics = createMetrics();
   const node = config.nodeId ?? `${hostname()}-${process.pid}`;
+  const log = deps.log ?? createLogger(config.logLevel, node);
+  const metrics = createMetrics();
   let draining = false;
   // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
@@ -226,7 +227,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(push.service.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
-  const retry = createRetryQueue(config, metrics, offlineHandoff);
+  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }));
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));

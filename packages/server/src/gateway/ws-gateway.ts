@@ -231,6 +231,7 @@ export class WsGateway {
         return;
       }
       case 'ack':
+        this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq: f.inboxSeq }, 'ack');
         // Delivered state only as far as this device was given messages; the cursor takes the rest.
         this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
@@ -252,11 +253,19 @@ export class WsGateway {
     switch (f.type) {
       case 'send': {
         let sent;
+        const debug = this.d.log.isLevelEnabled('debug');
+        const t0 = debug ? performance.now() : 0;
+        if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
         try {
           sent = await messaging.send(p, f);
         } catch (err) {
+          if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, err: (err as Error).message }, 'send refused');
           order?.refused(f, err);
           throw err;
+        }
+        if (debug) {
+          const m = sent.message;
+          this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
         }
         // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
         conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
