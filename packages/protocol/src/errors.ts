@@ -67,6 +67,7 @@ export const CloseCodes = {
   hello_timeout: { code: 4503, reconnect: true, text: 'No `hello` frame arrived in time after the connection opened.' },
   too_many_errors: { code: 4504, reconnect: true, text: 'Too many invalid frames in a short time.' },
   too_many_connections: { code: 4505, reconnect: true, text: 'The user has the maximum number of open connections on this server.' },
+  draining: { code: 4506, reconnect: true, text: 'This node is draining (shutting down gracefully): reconnect after `retryAfterMs=<ms>` given in the close reason; the load balancer sends the new connection to another node.' },
 } as const satisfies Record<string, { code: number; reconnect: boolean; text: string }>;
 
 export type CloseReason = keyof typeof CloseCodes;

@@ -1,5 +1,5 @@
 import type { ConvEntry, InboxItem, Message, Platform } from '@magpie/protocol';
-import { CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, shouldReconnect } from './protocol-constants.ts';
+import { CLOSE_DRAINING, CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, drainDelay, shouldReconnect } from './protocol-constants.ts';
 import { systemClock, Timer, type Clock } from './clock.ts';
 import { ConversationSync } from './conv-sync.ts';
 import { TypedEmitter, type Listener } from './emitter.ts';
@@ -760,6 +760,13 @@ export class MagpieClient {
       this.onFatalClose(code, reason);
       return;
     }
+    // A draining node names the (jittered) moment to come back; the new connection lands on
+    // another node through the load balancer. Not a failure: the backoff does not grow.
+    const drain = code === CLOSE_DRAINING ? drainDelay(reason) : null;
+    if (drain !== null) {
+      this.scheduleReconnect(false, drain);
+      return;
+    }
     if (!wasReady) this.policy.recordFailure();
     this.scheduleReconnect(false);
   }
@@ -805,7 +812,7 @@ export class MagpieClient {
    * to `slowIntervalMs` (a server outage produces no network event to wait for), and
    * connect() callers learn that the server is unreachable.
    */
-  private scheduleReconnect(wake: boolean): void {
+  private scheduleReconnect(wake: boolean, delayMs?: number): void {
     if (!this.started) return;
     const failures = this.policy.failures;
     if (failures === this.policy.options.maxFailures) {
@@ -813,7 +820,7 @@ export class MagpieClient {
         new MagpieClientError('network', `${this.networkOnline ? 'server unreachable' : 'no network'} after ${failures} attempts; still retrying every ~${Math.round(this.policy.options.slowIntervalMs / 1000)} s`),
       );
     }
-    const delay = this.policy.nextDelay({ appState: this.appState, networkOnline: this.networkOnline, wake });
+    const delay = delayMs ?? this.policy.nextDelay({ appState: this.appState, networkOnline: this.networkOnline, wake });
     this.offlineReason = !this.networkOnline ? 'no_network' : failures > 0 ? 'server_unreachable' : 'connection_lost';
     this.nextRetryAt = this.clock.now() + delay;
     this.reconnectTimer.start(delay, () => this.openConnection());

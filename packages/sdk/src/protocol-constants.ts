@@ -12,6 +12,17 @@ export const CLOSE_UNAUTHORIZED = 4100;
 export const CLOSE_TOKEN_REVOKED = 4101;
 export const CLOSE_KICKED = 4102;
 export const CLOSE_UNSUPPORTED_VERSION = 4103;
+/** The node is draining; the close reason carries `retryAfterMs=<ms>`. */
+export const CLOSE_DRAINING = 4506;
+
+/** Longest reconnect delay a draining server may ask for (a larger one is capped). */
+export const MAX_DRAIN_DELAY_MS = 300_000;
+
+/** The delay a 4506 close asks for (`retryAfterMs=<ms>` in the reason), or null when the reason has none. */
+export function drainDelay(reason: string): number | null {
+  const m = /retryAfterMs=(\d{1,9})/.exec(reason);
+  return m ? Math.min(Number(m[1]), MAX_DRAIN_DELAY_MS) : null;
+}
 
 /** True when a client should reconnect automatically after this close code (4100–4499: no). */
 export function shouldReconnect(code: number): boolean {

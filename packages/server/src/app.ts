@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { MagpieError, docsRoutes, type RestRoute } from '@magpie/protocol';
 import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -50,6 +50,10 @@ import { createMediaModule, type MediaModule } from './media/index.ts';
 import { createWebhooksModule, type WebhooksModule } from './webhooks/index.ts';
 import { createConsoleModule, type ConsoleModule } from './console/index.ts';
 import { createReceiptsModule, type ReceiptsModule } from './receipts/index.ts';
+import { registerHealthRoutes } from './http/health-routes.ts';
+import { createLogger } from './util/logger.ts';
+import { registerUserDataRoutes } from './ops/user-data.ts';
+import { hostname } from 'node:os';
 
 export interface MagpieServer {
   config: Config;
@@ -77,8 +81,16 @@ export interface MagpieServer {
   console: ConsoleModule | null;
   /** Read receipts, typing, presence, group notification levels (src/receipts/). */
   receipts: ReceiptsModule;
+  /** This node's name (config nodeId, else host name and pid). */
+  node: string;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
+  /**
+   * Graceful drain (SIGTERM): readiness answers 503, new WebSocket upgrades are refused,
+   * and after `drain.delayMs` every connection finishes its running requests and is closed
+   * with 4506 and a jittered `retryAfterMs`. Call `stop()` afterwards.
+   */
+  drain(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -101,8 +113,10 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
 export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore; paymentProvider?: PaymentProvider } = {}): Promise<MagpieServer> {
-  const log = deps.log ?? pino({ level: config.logLevel });
+  const node = config.nodeId ?? `${hostname()}-${process.pid}`;
+  const log = deps.log ?? createLogger(config.logLevel, node);
   const metrics = createMetrics();
+  let draining = false;
   // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   // The server's database, migrated to the current schema before any store uses it
@@ -187,6 +201,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   const api = new RestApi(http, accounts, config.adminToken);
   registerApiRoutes(api, accounts, messaging);
+  registerHealthRoutes(api, { node, db, store, bus, draining: () => draining });
   const groups = new GroupService(store, bus, messaging, config.groups);
   registerGroupRoutes(api, groups);
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
@@ -195,6 +210,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // Operator-token actions are audited too, once the console (which owns the log) exists.
   let auditSink: ((action: string, target: string, detail: unknown) => Promise<void>) | null = null;
   registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken), (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve());
+  registerUserDataRoutes(api, store, accounts);
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
@@ -257,7 +273,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
-  const retry = createRetryQueue(config, metrics, offlineHandoff);
+  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }));
 
   const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
@@ -281,6 +297,16 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     webhooks,
     console: adminConsole,
     receipts,
+    node,
+    async drain() {
+      if (draining) return;
+      draining = true;
+      log.info({ node, delayMs: config.drain.delayMs }, 'draining: readiness is 503 now');
+      if (config.drain.delayMs > 0) await new Promise((r) => setTimeout(r, config.drain.delayMs));
+      await gateway.drain(config.drain);
+      // Deliveries' ACKs received until now reach the database before the node goes away.
+      await acks.flush();
+    },
     async start() {
       wallet.start();
       payments.start();

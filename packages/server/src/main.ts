@@ -23,8 +23,18 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   server.log.info({ signal }, 'shutting down');
-  const force = setTimeout(() => process.exit(1), 10_000);
+  const { delayMs, timeoutMs } = server.config.drain;
+  const force = setTimeout(() => process.exit(1), delayMs + timeoutMs + 10_000);
   force.unref();
+  // SIGTERM (orchestrators, rolling updates): drain first, so clients move to other nodes
+  // and running sends finish; SIGINT (a terminal's Ctrl-C) stops at once.
+  if (signal === 'SIGTERM') {
+    try {
+      await server.drain();
+    } catch (err) {
+      server.log.error({ err: (err as Error).message }, 'drain failed; stopping');
+    }
+  }
   await server.stop();
   process.exit(0);
 }

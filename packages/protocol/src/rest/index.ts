@@ -6,3 +6,4 @@ export * from './wallet.ts';
 export * from './moderation.ts';
 export * from './console.ts';
 export * from './payments.ts';
+export * from './ops.ts';

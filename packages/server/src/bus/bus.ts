@@ -39,6 +39,8 @@ export interface Bus {
   remotePresence(userIds: string[]): Promise<Map<string, string[]>>;
   /** Answer other nodes' presence questions with this node's connected devices of the given users. */
   servePresence(local: (userIds: string[]) => Map<string, string[]>): void;
+  /** Readiness: resolves when the Bus can carry events now (a round trip to the broker), rejects otherwise. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -24,6 +24,8 @@ export class MemoryBus implements Bus {
   }
   servePresence(_local: (userIds: string[]) => Map<string, string[]>): void {}
 
+  async check(): Promise<void> {}
+
   async close(): Promise<void> {
     this.handlers.length = 0;
   }

@@ -302,6 +302,12 @@ export class NatsBus implements Bus {
     }
   }
 
+  /** A PING/PONG round trip to the NATS server; rejects while disconnected or closed. */
+  async check(): Promise<void> {
+    if (this.closing || this.nc.isClosed()) throw new Error('the NATS connection is closed');
+    await this.nc.flush();
+  }
+
   private async watchStatus(): Promise<void> {
     for await (const s of this.nc.status()) {
       switch (s.type) {

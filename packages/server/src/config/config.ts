@@ -158,6 +158,21 @@ export const ConfigSchema = z.strictObject({
       host: z.string().default('127.0.0.1'),
     })
     .prefault({}),
+  /** This node's name in readiness answers, logs and traces (default: the host name and process id). */
+  nodeId: z.string().min(1).max(64).optional(),
+  /** Graceful drain on SIGTERM (docs/operations.md "Draining a node"). */
+  drain: z
+    .strictObject({
+      /** After readiness turns 503, wait this long before closing connections (load balancers stop sending new ones). */
+      delayMs: z.number().int().min(0).max(120_000).default(0),
+      /** Longest wait for a connection's running requests (a send's commit) before it is closed anyway. */
+      timeoutMs: z.number().int().min(0).max(120_000).default(5000),
+      /** Clients are told to reconnect after a delay drawn uniformly from [reconnectMinMs, reconnectMaxMs]. */
+      reconnectMinMs: z.number().int().min(0).max(600_000).default(0),
+      reconnectMaxMs: z.number().int().min(0).max(600_000).default(5000),
+    })
+    .prefault({})
+    .refine((d) => d.reconnectMinMs <= d.reconnectMaxMs, { message: 'drain.reconnectMinMs must not exceed drain.reconnectMaxMs' }),
   /** Bearer token of the operator API (/api/admin/…: top-up, withdrawal, reconciliation). Unset: the admin API is disabled. */
   adminToken: z.string().min(16).optional(),
   /** Direct messages between users who are not friends: 'allow', or 'friends_only'. Blocks apply either way (see src/social/). */
@@ -307,6 +322,11 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_METRICS_PORT: (c, v) => (c.metrics = { ...(c.metrics as object), port: Number(v) }),
   MAGPIE_METRICS_HOST: (c, v) => (c.metrics = { ...(c.metrics as object), host: v }),
   MAGPIE_ADMIN_TOKEN: (c, v) => (c.adminToken = v),
+  MAGPIE_NODE_ID: (c, v) => (c.nodeId = v),
+  MAGPIE_DRAIN_DELAY_MS: (c, v) => (c.drain = { ...(c.drain as object), delayMs: Number(v) }),
+  MAGPIE_DRAIN_TIMEOUT_MS: (c, v) => (c.drain = { ...(c.drain as object), timeoutMs: Number(v) }),
+  MAGPIE_DRAIN_RECONNECT_MIN_MS: (c, v) => (c.drain = { ...(c.drain as object), reconnectMinMs: Number(v) }),
+  MAGPIE_DRAIN_RECONNECT_MAX_MS: (c, v) => (c.drain = { ...(c.drain as object), reconnectMaxMs: Number(v) }),
   MAGPIE_MIN_PASSWORD_SCORE: (c, v) => (c.auth = { ...(c.auth as object), minPasswordScore: Number(v) }),
   MAGPIE_HASH_CONCURRENCY: (c, v) => (c.auth = { ...(c.auth as object), hashConcurrency: Number(v) }),
   MAGPIE_HASH_QUEUE: (c, v) => (c.auth = { ...(c.auth as object), hashQueue: Number(v) }),
@@ -338,6 +358,9 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
   ...PAYMENTS_ENV,
 };
+
+/** Every environment variable the configuration reads (deploy files are checked against it). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(ENV);
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): Config {
   let raw: Record<string, unknown> = {};

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { Metrics } from '../metrics.ts';
 import type { OfflineHandoff } from './offline-handoff.ts';
@@ -5,7 +6,7 @@ import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry
 import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
 
 /** Build the retry queue from config, reporting every outcome as the write-ups define the metrics. */
-export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff): RetryQueue {
+export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff, log?: Logger): RetryQueue {
   const r = config.retry;
   const timing: RetryTiming =
     r.strategy === 'fixed'
@@ -39,13 +40,18 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
       case 'offline':
       case 'gave_up':
         metrics.downlinkEnds.inc({ outcome: end.kind });
+        log?.debug({ userId: end.message.userId, deviceId: end.message.deviceId, inboxSeq: end.message.inboxSeq, attempts: end.attempts, why: end.kind }, 'retry ended: handed to offline push');
         handoff.handoff(end.message, end.kind);
         return;
       case 'overflow':
         metrics.downlinkEnds.inc({ outcome: 'overflow' });
     }
   };
-  return new RetryQueue(timing, onEnd, (attempt) => metrics.retries.inc({ attempt: String(attempt) }), {
+  const onRetry = (attempt: number, userId: string, deviceId: string, inboxSeq: number): void => {
+    metrics.retries.inc({ attempt: String(attempt) });
+    log?.debug({ userId, deviceId, inboxSeq, attempt }, 'retry');
+  };
+  return new RetryQueue(timing, onEnd, onRetry, {
     perDeviceCap: r.perDeviceCap,
     totalCap: r.totalCap,
   });

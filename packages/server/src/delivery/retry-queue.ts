@@ -78,7 +78,7 @@ export class RetryQueue {
   constructor(
     private readonly timing: RetryTiming,
     private readonly onEnd: (end: DeliveryEnd, userId: string, deviceId: string) => void,
-    private readonly onRetry: (attempt: number) => void,
+    private readonly onRetry: (attempt: number, userId: string, deviceId: string, inboxSeq: number) => void,
     private readonly opts: RetryQueueOptions = { perDeviceCap: 512, totalCap: 1_000_000 },
     private readonly timers: Timers = realTimers,
   ) {}
@@ -186,7 +186,7 @@ export class RetryQueue {
       t.attempts++;
       dev.target.send(t.frame);
       this.timing.retried(key, t.attempts, t.lastDelay);
-      this.onRetry(t.attempts);
+      this.onRetry(t.attempts, dev.userId, dev.deviceId, t.inboxSeq);
       const next = this.timing.delayFor(key, t.attempts + 1, t.lastDelay);
       if (next === null) {
         this.finish(key, dev, t);

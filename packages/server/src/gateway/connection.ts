@@ -107,6 +107,9 @@ export class Connection {
   private backlog: (() => Promise<void>)[] = [];
   private inflight = 0;
   private readPaused = false;
+  /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
+  private draining = false;
+  private idleWaiters: (() => void)[] = [];
   /** Last time output reached the peer's side (a write completed) or the output was idle. */
   private lastProgress = Date.now();
   private readonly busyAt: number;
@@ -161,7 +164,7 @@ export class Connection {
    * throw (the gateway answers errors itself).
    */
   submit(task: () => Promise<void>): void {
-    if (this.closed) return;
+    if (this.closed || this.draining) return;
     this.backlog.push(task);
     this.pump();
   }
@@ -172,15 +175,40 @@ export class Connection {
       this.inflight++;
       void task().finally(() => {
         this.inflight--;
+        if (this.inflight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
         this.pump();
       });
     }
+    if (this.draining) return;
     // Stop reading while requests wait: the client's further frames stay in TCP buffers.
     const wait = this.backlog.length > 0 && !this.closed;
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) this.ws.pause();
     else this.ws.resume();
+  }
+
+  /**
+   * Stop reading and starting requests (frames not started yet were never acknowledged: the
+   * client sends them again elsewhere) and resolve once the running ones have answered, or
+   * after `timeoutMs`. Their answers (a send's ACK after its commit) are queued before the close.
+   */
+  quiesce(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.backlog = [];
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.ws.pause();
+    }
+    if (this.inflight === 0 || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      t.unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   /** Write queued frames while the socket has room (all of them when `force`). */

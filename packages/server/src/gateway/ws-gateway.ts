@@ -78,6 +78,8 @@ export class WsGateway {
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
   private readonly unauthenticated = new Set<Connection>();
+  /** Set by `drain`: new WebSocket upgrades are refused with 503. */
+  private draining = false;
   /** Per connection: sends held behind a refused one (issue 14, typing order). */
   private readonly sendOrder = new WeakMap<Connection, SendOrderGuard>();
 
@@ -126,6 +128,10 @@ export class WsGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if ((req.url ?? '').split('?')[0] !== '/ws') {
       writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
+      return;
+    }
+    if (this.draining) {
+      writeRawError(socket, 503, new MagpieError('unavailable', 'this node is draining; connect again (the load balancer picks another node)'));
       return;
     }
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -232,6 +238,7 @@ export class WsGateway {
         return;
       }
       case 'ack':
+        this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq: f.inboxSeq }, 'ack');
         // Delivered state only as far as this device was given messages; the cursor takes the rest.
         this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
@@ -254,13 +261,21 @@ export class WsGateway {
       case 'send': {
         let sent;
         this.d.receipts?.service.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
+        const debug = this.d.log.isLevelEnabled('debug');
+        const t0 = debug ? performance.now() : 0;
+        if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
         try {
           sent = await messaging.send(p, f);
         } catch (err) {
+          if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, err: (err as Error).message }, 'send refused');
           order?.refused(f, err);
           throw err;
         } finally {
           this.d.receipts?.service.afterSend(p.userId, f.clientMsgId);
+        }
+        if (debug) {
+          const m = sent.message;
+          this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
         }
         // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
         conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
@@ -487,6 +502,27 @@ export class WsGateway {
     }
     this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
+  }
+
+  /**
+   * Graceful drain (SIGTERM): refuse new upgrades; on every connection stop taking requests,
+   * let the running ones finish (a send's commit and its ACK), then close with 4506 `draining`
+   * and a reason `retryAfterMs=<ms>` drawn uniformly from [reconnectMinMs, reconnectMaxMs], so
+   * the node's clients come back spread over that window (on other nodes) rather than at once.
+   */
+  async drain(opts: { timeoutMs: number; reconnectMinMs: number; reconnectMaxMs: number; random?: () => number }): Promise<number> {
+    this.draining = true;
+    const random = opts.random ?? Math.random;
+    const conns = [...this.registry.all(), ...this.unauthenticated];
+    await Promise.all(
+      conns.map(async (conn) => {
+        await conn.quiesce(opts.timeoutMs);
+        const after = opts.reconnectMinMs + Math.floor(random() * (opts.reconnectMaxMs - opts.reconnectMinMs + 1));
+        conn.close('draining', `retryAfterMs=${after}`);
+      }),
+    );
+    this.d.log.info({ connections: conns.length }, 'drained: every connection closed with 4506');
+    return conns.length;
   }
 
   /** Close every connection with `shutting_down` (clients reconnect elsewhere or later). */

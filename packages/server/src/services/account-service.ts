@@ -165,6 +165,16 @@ export class AccountService {
     this.registeredListeners.push(listener);
   }
 
+  /** Operator: delete an account as its owner would (no password; erasure requests). */
+  async adminDeleteAccount(userId: string): Promise<void> {
+    const user = await this.store.getUser(userId);
+    if (!user) throw new MagpieError('not_found', 'no such user');
+    if (user.deletedAt !== null) throw new MagpieError('conflict', 'the account is already deleted');
+    if (!(await this.store.markUserDeleted(user.id, this.now(), DELETED_NICKNAME))) throw new MagpieError('not_found', 'no such user');
+    await this.revoke(await this.store.listSessions(user.id, this.now()), 'logout_all');
+    for (const l of this.deletedListeners) await l(user.id);
+  }
+
   /** Register a listener for deleted accounts; a failing listener fails the delete call (the tombstone stays; retrying is not possible, so listeners should be best effort). */
   onAccountDeleted(listener: AccountDeletedListener): void {
     this.deletedListeners.push(listener);

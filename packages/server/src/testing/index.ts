@@ -6,3 +6,4 @@ export { FakeApns, apnsToken, type ApnsReceived } from './apns-server.ts';
 export { FakeFcm, fcmToken, type FcmReceived } from './fcm-server.ts';
 export { FakeWebPush, decryptAes128gcm, type WebPushReceived } from './webpush-server.ts';
 export { FakeWebhookRelay, type WebhookReceived } from './webhook-relay.ts';
+export { TcpProxy, type TcpProxyOptions, type ProxyBackend } from './tcp-proxy.ts';
