@@ -201,6 +201,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const connections = new ConnectionRegistry();
   const push = await createPushModule(http, {
     server: config,
+    db,
     config: config.push,
     store,
     accounts,

@@ -8,6 +8,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
 import type { SqlEngine } from '../src/db/engine.ts';
 import { SqlWalletStore, type SqlWalletStoreOptions } from '../src/wallet/sql-wallet-store.ts';
+import { SqlPushStore } from '../src/push/sql-push-store.ts';
 import { PG_URL } from './pg-test-helpers.ts';
 
 /** A migrated SQLite database (':memory:' by default: a private connection). */
@@ -50,4 +51,16 @@ export async function sqliteWallet(path = ':memory:', opts: SqlWalletStoreOption
 export async function pgWallet(schema: string, opts: SqlWalletStoreOptions & { max?: number; node?: string } = {}): Promise<SqlWalletStore> {
   const db = await pgDb(schema, opts);
   return owning(new SqlWalletStore(db, opts), db);
+}
+
+/** A push store on its own migrated SQLite database (closing the store closes it). */
+export async function sqlitePush(path = ':memory:'): Promise<SqlPushStore> {
+  const db = await sqliteDb(path, { synchronous: 'normal' });
+  return owning(new SqlPushStore(db), db);
+}
+
+/** A push store on PostgreSQL in `schema` (closing the store closes its pool). */
+export async function pgPush(schema: string, opts: { max?: number; node?: string } = {}): Promise<SqlPushStore> {
+  const db = await pgDb(schema, opts);
+  return owning(new SqlPushStore(db), db);
 }

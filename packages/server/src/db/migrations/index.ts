@@ -2,6 +2,7 @@ import type { Migration } from '../migrate.ts';
 import { m0001 } from './0001-instructions.ts';
 import { m0002 } from './0002-media.ts';
 import { m0003 } from './0003-social.ts';
+import { m0005 } from './0005-push.ts';
 import { m0006 } from './0006-wallet.ts';
 
 /**
@@ -9,4 +10,4 @@ import { m0006 } from './0006-wallet.ts';
  * edited or removed. Stores not yet on the shared engine (messages)
  * still create their own tables; each moves here as a migration when it is ported.
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0006];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0005, m0006];
