@@ -30,7 +30,7 @@ describe('offline push end to end (in-process server)', () => {
       host: '127.0.0.1',
       port: 0,
       dataDir,
-      logLevel: (process.env.DBG_LEVEL ?? 'warn') as 'warn',
+      logLevel: 'warn',
       adminToken: ADMIN,
       limits: { userRate: 1000, userBurst: 1000, ipRate: 1000, ipBurst: 1000 },
       push: { ...fakeProviderConfig(fakes), collapseWindowMs: 500, quietHours: null },
