@@ -17,8 +17,9 @@ export const ConfigSchema = z.strictObject({
   /** Cluster Bus: a nats:// URL (comma-separated for several servers). Unset: the in-process Bus (one node). */
   nats: z.string().optional(),
   /**
-   * PostgreSQL connections. Each module still has its own pool (until issue 16 merges them):
-   * a node opens at most the sum of the pool sizes; idle connections close after idleTimeoutS.
+   * PostgreSQL connections: the messaging store's pool (`messages`) and the shared engine's pool
+   * (`shared`: wallet, push, social graph, instructions, media). A node opens at most
+   * messages + shared connections; idle connections close after idleTimeoutS.
    * `hello` and `send` wait up to waitMs for an unavailable database, then answer `unavailable`.
    */
   pg: z
@@ -26,9 +27,11 @@ export const ConfigSchema = z.strictObject({
       pools: z
         .strictObject({
           messages: z.number().int().min(1).default(10),
+          /** Ignored since issue 16 (the wallet uses the shared pool); accepted so older configurations still load. */
           wallet: z.number().int().min(1).default(10),
+          /** Ignored since issue 16 (push uses the shared pool); accepted so older configurations still load. */
           push: z.number().int().min(1).default(5),
-          /** The shared engine's pool (db/): instructions and the social graph today, every store as it moves onto the engine. */
+          /** The shared engine's pool (db/): wallet, push, social graph, instructions, media — every store on the engine. */
           shared: z.number().int().min(1).default(8),
         })
         .prefault({}),
