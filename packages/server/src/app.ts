@@ -216,9 +216,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
   // The payment PIN guards red-packet sends; top-ups and withdrawals go through the payment provider (wallet/payments/).
   const pinService = createPinService({ config, db, accounts });
-  const walletStore = deps.wallet ?? (await openWalletStore(config));
+  const walletStore = deps.wallet ?? (await openWalletStore(config, db));
   const wallet = await createWalletModule(http, {
     config,
+    db,
     accounts,
     store,
     messaging: walletPoster,
@@ -250,6 +251,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const presence = registryPresence(connections, bus);
   const push = await createPushModule(http, {
     server: config,
+    db,
     config: config.push,
     store,
     accounts,

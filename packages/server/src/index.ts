@@ -1,6 +1,7 @@
 // Public API of @magpie/server: embed a Magpie node in a process of your own, or open its
 // store and Bus from tools (benchmarks, operators' scripts). `npm start` runs ./main.ts.
 export { createMagpieServer, openStore, openBus, type MagpieServer } from './app.ts';
+export { openDatabase, type SqlEngine } from './db/index.ts';
 export { loadConfig, ConfigSchema, type Config } from './config/config.ts';
 export { directConversationId, StoreConflictError, StoreNotFoundError } from './store/store.ts';
 export type { Store, NewUser, UserRecord, NewSession, SessionRecord, AppendRequest, AppendOutcome, GroupRecord, MemberRecord, GroupRole } from './store/store.ts';

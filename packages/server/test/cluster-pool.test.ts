@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import postgres from 'postgres';
 import { randomBytes } from 'node:crypto';
 import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
-import { startServer, registerAndLogin, RawClient, type ServerProcess, type Account } from './harness.ts';
+import { api, startServer, registerAndLogin, RawClient, type ServerProcess, type Account } from './harness.ts';
 
 /**
  * Issue 15, PostgreSQL connection budget: a node whose pools are larger than what the
@@ -114,5 +114,57 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
     } finally {
       await srv.stop();
     }
+  });
+
+  it('one pool per node besides the messaging store: wallet, push, social and instructions share it (connections counted under load)', async () => {
+    const admin2 = 'pool-test-admin-token-0123456789abcdef';
+    const env = {
+      MAGPIE_STORE: dbUrl.toString(),
+      MAGPIE_ADMIN_TOKEN: admin2,
+      MAGPIE_USER_RATE: '1000',
+      MAGPIE_USER_BURST: '1000',
+      MAGPIE_IP_RATE: '10000',
+      MAGPIE_IP_BURST: '10000',
+      MAGPIE_PG_POOL_MESSAGES: '3',
+      MAGPIE_PG_POOL_SHARED: '2',
+      // Settings of releases before issue 16: accepted, no longer opening pools of their own.
+      MAGPIE_PG_POOL_WALLET: '10',
+      MAGPIE_PG_POOL_PUSH: '10',
+    };
+    const srv = await startServer({ env });
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [row] = await admin<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${dbName}`;
+        peak = Math.max(peak, row!.n);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      const peer = await registerAndLogin(srv.url);
+      const accounts = await Promise.all(Array.from({ length: 16 }, () => registerAndLogin(srv.url)));
+      // Messages (messaging pool, push policy reads) and wallet writes (shared pool) at once.
+      const wallet = Promise.all(
+        accounts.map(async (a, i) => {
+          for (let k = 0; k < 4; k++) {
+            const r = await api(srv.url, 'POST', '/api/admin/wallet/topup', { userId: a.userId, amount: 100, reference: `pool-${i}-${k}` }, admin2);
+            assert.equal(r.status, 200, JSON.stringify(r.body));
+          }
+        }),
+      );
+      const [{ ok, codes }] = await Promise.all([load(srv, accounts, peer), wallet]);
+      assert.deepEqual(codes, {});
+      assert.equal(ok, 16 * 8);
+      const devices = await api(srv.url, 'GET', '/api/push/devices', undefined, peer.token);
+      assert.equal(devices.status, 200);
+    } finally {
+      sampling = false;
+      await sampler;
+      await srv.stop();
+    }
+    console.log(`# PostgreSQL connections of one node under load: peak ${peak} (pools: messages 3 + shared 2)`);
+    assert.ok(peak >= 2, `the sampler saw the node's connections (${peak})`);
+    assert.ok(peak <= 3 + 2, `at most messages + shared pool connections, saw ${peak}`);
   });
 });

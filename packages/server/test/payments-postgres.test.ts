@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
-import { PostgresWalletStore } from '../src/wallet/postgres-wallet-store.ts';
+import { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
 import { SqlPaymentsStore } from '../src/wallet/payments/sql-payments-store.ts';
 import { runPaymentsContract } from './payments-contract.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
@@ -17,8 +17,7 @@ if (skip) {
     const schema = freshSchemaName('payments');
     const db = await PostgresEngine.open({ url: PG_URL, schema, max: 4 });
     await migrate(db, MIGRATIONS);
-    const wallet = new PostgresWalletStore({ url: PG_URL, schema });
-    await wallet.migrate();
+    const wallet = new SqlWalletStore(db);
     return {
       store: new SqlPaymentsStore(db),
       wallet,

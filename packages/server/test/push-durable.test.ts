@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fcmToken } from '../src/testing/fcm-server.ts';
 import { Clock, pushEnv, startFakes, stopFakes } from './push-harness.ts';
-import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';
+import { sqlitePush } from './sql-engines.ts';
 
 /** The push job queue lives in the database: a restart (or a crash mid-send) loses no push. */
 describe('durable push queue', () => {
@@ -16,7 +16,7 @@ describe('durable push queue', () => {
     try {
       const token = fcmToken();
       fakes.fcm.failures.set(token, 1, { code: 'UNAVAILABLE', retryAfter: 2 });
-      const env1 = await pushEnv({ fakes, pushStore: new SqlitePushStore({ path: path2 }) });
+      const env1 = await pushEnv({ fakes, pushStore: await sqlitePush(path2) });
       const a = await env1.user('ann', 'a1');
       const b = await env1.user('bob', 'phone', { platform: 'android', offline: true });
       await env1.api('PUT', '/api/push/device', { provider: 'fcm', token }, b.token);
@@ -31,7 +31,7 @@ describe('durable push queue', () => {
       await env1.close();
       assert.equal(fakes.fcm.received.count((x) => x.token === token), 0);
 
-      const env2 = await pushEnv({ fakes, pushStore: new SqlitePushStore({ path: path2 }) });
+      const env2 = await pushEnv({ fakes, pushStore: await sqlitePush(path2) });
       try {
         const [got] = (await fakes.fcm.received.until((xs) => xs.some((x) => x.token === token), 6000)).filter((x) => x.token === token);
         assert.equal(got!.message.data.body, 'survive the restart');
@@ -57,13 +57,13 @@ describe('durable push queue', () => {
     const path = join(dir, 'magpie.db');
     const fakes = await startFakes();
     const clock = new Clock(Date.now());
-    const env = await pushEnv({ fakes, now: clock.now, pushStore: new SqlitePushStore({ path }), push: { leaseMs: 5000 } });
+    const env = await pushEnv({ fakes, now: clock.now, pushStore: await sqlitePush(path), push: { leaseMs: 5000 } });
     try {
       const token = fcmToken();
       const [uid] = await env.fastUsers(1, () => ({ provider: 'fcm', token }));
       // Another node's store connection claims the job and dies before sending.
       await env.push.dispatcher.stop();
-      const crashed = new SqlitePushStore({ path });
+      const crashed = await sqlitePush(path);
       const r = await env.push.service.notify({ userIds: [uid!], category: 'transaction', title: 'Paid', body: '¥12.00' });
       assert.equal(r.accepted, 1);
       const claimed = await crashed.claim('live', clock.t, 10, 5000);

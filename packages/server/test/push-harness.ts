@@ -13,7 +13,7 @@ import { errorBody } from '../src/util/errors.ts';
 import { PushConfigSchema, type PushConfig } from '../src/config/push-config.ts';
 import { createPushModule, type PushModule } from '../src/push/index.ts';
 import type { PushStore } from '../src/push/push-store.ts';
-import { SqlitePushStore } from '../src/push/sqlite-push-store.ts';
+import { sqlitePush } from './sql-engines.ts';
 import { FakeApns } from '../src/testing/apns-server.ts';
 import { FakeFcm } from '../src/testing/fcm-server.ts';
 import { FakeWebPush } from '../src/testing/webpush-server.ts';
@@ -113,9 +113,9 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
   const presence = new FakePresence();
   const config = PushConfigSchema.parse({ backoffBaseMs: 20, backoffMaxMs: 200, collapseWindowMs: 300, quietHours: null, ...fakeProviderConfig(opts.fakes), ...opts.push });
   const adminToken = 'admin-token-0123456789abcdef';
-  const pushStore = opts.pushStore ?? new SqlitePushStore({ path: ':memory:' });
+  const pushStore = opts.pushStore ?? (await sqlitePush());
   const push = await createPushModule(http, {
-    server: { store: 'sqlite', dataDir: '/nonexistent', adminToken },
+    server: { dataDir: '/nonexistent', adminToken },
     config,
     store,
     accounts,

@@ -1,7 +1,7 @@
 import { it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { PostgresPushStore } from '../src/push/postgres-push-store.ts';
+import { pgPush } from './sql-engines.ts';
 import { runPushStoreContract } from './push-store-contract.ts';
 
 /**
@@ -28,8 +28,7 @@ const problem = await reachable();
 if (problem === null) {
   runPushStoreContract('postgres', async () => {
     const schema = `magpie_push_test_${randomBytes(6).toString('hex')}`;
-    const store = new PostgresPushStore({ url, schema, max: 4 });
-    await store.migrate();
+    const store = await pgPush(schema);
     return {
       store,
       cleanup: async () => {

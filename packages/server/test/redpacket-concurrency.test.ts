@@ -13,13 +13,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { OpenResult } from '@magpie/protocol';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
-import { PostgresWalletStore } from '../src/wallet/postgres-wallet-store.ts';
+import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
+import { pgWallet, sqliteWallet } from './sql-engines.ts';
 import { RedPacketService } from '../src/wallet/redpacket-service.ts';
 import type { WalletStore } from '../src/wallet/wallet-store.ts';
 import { assertReconciles } from './wallet-store-contract.ts';
 import { FakeMembers, FakePoster, TEST_OPTIONS, openUntilDecided, principal } from './redpacket-helpers.ts';
-import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
+import { freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 const CLIENTS = 2000;
 const SHARES = 200;
@@ -66,10 +66,10 @@ async function race(nodes: { service: RedPacketService }[], members: FakeMembers
 
 describe('concurrency: 2 000 clients open one 200-share packet — SQLite', () => {
   let dir: string;
-  let wallet: SqliteWalletStore;
+  let wallet: SqlWalletStore;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'magpie-rp-'));
-    wallet = new SqliteWalletStore({ path: join(dir, 'magpie.db'), synchronous: 'full' });
+    wallet = await sqliteWallet(join(dir, 'magpie.db'), { synchronous: 'full' });
   });
   after(async () => {
     await wallet.close();
@@ -96,11 +96,11 @@ describe('concurrency: 2 000 clients open one 200-share packet — SQLite', () =
 const skip = await pgUnavailable();
 describe('concurrency: 2 000 clients open one 200-share packet — PostgreSQL, 4 nodes', { skip: skip ?? false }, () => {
   const schema = freshSchemaName('wallet_conc');
-  let stores: PostgresWalletStore[] = [];
+  let stores: SqlWalletStore[] = [];
   let raw: ReturnType<typeof rawClient>;
   before(async () => {
-    stores = Array.from({ length: 4 }, () => new PostgresWalletStore({ url: PG_URL, schema, max: 4 }));
-    await stores[0]!.migrate();
+    // Four nodes: four pools on one database (each node's one pool).
+    for (let i = 0; i < 4; i++) stores.push(await pgWallet(schema, { max: 4, node: `node${i}` }));
     raw = rawClient(schema);
   });
   after(async () => {
@@ -110,7 +110,7 @@ describe('concurrency: 2 000 clients open one 200-share packet — PostgreSQL, 4
 
   for (const [name, over] of [
     ['with the grab filter on every node', {}],
-    ['with the filters wide open (the compare-and-set alone decides)', WIDE_OPEN],
+    ['with the filters wide open (row locks and the compare-and-set alone decide)', WIDE_OPEN],
   ] as const) {
     it(name, async () => {
       const members = new FakeMembers();

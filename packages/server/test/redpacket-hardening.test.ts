@@ -20,15 +20,16 @@ import type { GrabResult, OpenResult } from '@magpie/protocol';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
 import { hashToken, newToken } from '../src/util/ids.ts';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
+import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
+import { sqliteWallet } from './sql-engines.ts';
 import { ManualClock, makeService, principal } from './redpacket-helpers.ts';
 
 const ADMIN = 'test-admin-token-0123456789abcdef';
 
 describe('red packets: latecomers learn the outcome, holds lapse for good', () => {
-  let wallet: SqliteWalletStore;
-  before(() => {
-    wallet = new SqliteWalletStore({ path: ':memory:' });
+  let wallet: SqlWalletStore;
+  before(async () => {
+    wallet = await sqliteWallet();
   });
   after(async () => {
     await wallet.close();

@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedPacketStatusBody, type GrabResult } from '@magpie/protocol';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
+import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
+import { sqliteWallet } from './sql-engines.ts';
 import { seededUniform } from '../src/wallet/split.ts';
 import { assertReconciles } from './wallet-store-contract.ts';
 import { ManualClock, makeService, principal, TEST_OPTIONS } from './redpacket-helpers.ts';
@@ -21,10 +22,10 @@ const HOLD = TEST_OPTIONS.grabHoldMs;
 
 describe('red packets: 2 000 clients grab, some never open', () => {
   let dir: string;
-  let wallet: SqliteWalletStore;
+  let wallet: SqlWalletStore;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'magpie-rp-ghost-'));
-    wallet = new SqliteWalletStore({ path: join(dir, 'magpie.db') });
+    wallet = await sqliteWallet(join(dir, 'magpie.db'));
   });
   after(async () => {
     await wallet.close();

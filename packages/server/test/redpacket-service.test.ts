@@ -6,13 +6,14 @@
 import { beforeEach, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MagpieError, RedPacketStatusBody } from '@magpie/protocol';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
+import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
+import { sqliteWallet } from './sql-engines.ts';
 import type { RedPacketService } from '../src/wallet/redpacket-service.ts';
 import { assertReconciles } from './wallet-store-contract.ts';
 import { FakeMembers, FakePoster, ManualClock, expectMagpieError, makeService, principal } from './redpacket-helpers.ts';
 
 describe('red packets: service', () => {
-  let wallet: SqliteWalletStore;
+  let wallet: SqlWalletStore;
   let clock: ManualClock;
   let members: FakeMembers;
   let poster: FakePoster;
@@ -27,7 +28,7 @@ describe('red packets: service', () => {
   };
 
   beforeEach(async () => {
-    wallet = new SqliteWalletStore({ path: ':memory:' });
+    wallet = await sqliteWallet();
     clock = new ManualClock();
     setup();
     await wallet.topUp({ reference: 'seed-alice', userId: 'alice', amount: 100_000, now: clock.now() });

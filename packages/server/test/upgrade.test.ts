@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -106,8 +106,31 @@ for (const PREVIOUS of PREVIOUSES) test(`a database written by an earlier server
     ob.ws.close();
     const issued = await api(oldUrl, 'POST', '/api/admin/instructions', { userId: b.userId, deviceId: 'b1', kind: 'clear_cache', issuedBy: 'upgrade test' }, ADMIN);
     assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    // Wallet and red packets (their tables were made by the previous release's own stores).
+    const top = await api(oldUrl, 'POST', '/api/admin/wallet/topup', { userId: a.userId, amount: 10_000, reference: 'up-top' }, ADMIN);
+    assert.equal(top.status, 200, JSON.stringify(top.body));
+    assert.equal((await api(oldUrl, 'POST', '/api/admin/wallet/withdraw', { userId: a.userId, amount: 1_000, reference: 'up-wd' }, ADMIN)).status, 200);
+    const sentPacket = await api(oldUrl, 'POST', '/api/redpackets', { clientMsgId: 'rp-up', to: b.userId, total: 300, count: 1, greeting: 'before upgrade' }, a.token);
+    assert.equal(sentPacket.status, 201, JSON.stringify(sentPacket.body));
+    const packetId = (sentPacket.body.packet?.id ?? sentPacket.body.id) as string;
+    assert.ok(packetId, JSON.stringify(sentPacket.body));
+    const entriesBefore = (await api(oldUrl, 'GET', '/api/wallet/entries?limit=200', undefined, a.token)).body;
+    // Push: settings and the generated VAPID key live in the previous release's own file, push.db.
+    const settings = await api(oldUrl, 'PUT', '/api/push/settings', { privacy: 'hide', disabled: ['marketing'] }, b.token);
+    assert.equal(settings.status, 200, JSON.stringify(settings.body));
+    const vapid = (await api(oldUrl, 'GET', '/api/push/vapid-public-key')).body.publicKey as string;
+    assert.ok(vapid);
     old.kill('SIGTERM');
     await new Promise((r) => old.once('exit', r));
+    // A device and a queued push as the previous release left them in push.db at the upgrade.
+    const pushFile = join(dataDir, 'push.db');
+    const pdb = new Database(pushFile);
+    const t0 = Date.now();
+    pdb.prepare(`INSERT INTO push_devices (user_id, device_id, platform, provider, token, vendor, sandbox, app_version, locale, time_zone, permission, last_seen, created_at, updated_at)
+      VALUES (?, 'b-phone', 'ios', 'apns', 'upgrade-token', NULL, 0, '1.0', 'en', 'UTC', 'granted', ?, ?, ?)`).run(b.userId, t0, t0, t0);
+    pdb.prepare(`INSERT INTO push_jobs (id, lane, category, user_id, device_id, provider, collapse_key, conv, seq, count, title, body, data, not_before, expires_at, created_at, status)
+      VALUES ('pupgrade1', 'live', 'im', ?, 'b-phone', 'apns', NULL, ?, 5, 1, 'a', 'queued before the upgrade', '{}', ?, ?, ?, 'queued')`).run(b.userId, conv, t0 + 3_600_000, t0 + 86_400_000, t0);
+    pdb.close();
     const before = snapshot(join(dataDir, 'magpie.db'));
     assert.ok(before.messages!.length >= 7 && before.groups!.length === 1, `rows written: ${Object.entries(before).map(([k, v]) => `${k} ${v.length}`).join(', ')}`);
 
@@ -130,12 +153,13 @@ for (const PREVIOUS of PREVIOUSES) test(`a database written by an earlier server
       const { client: cb } = await RawClient.connect(srv.wsUrl, b2.token);
       const history = await cb.request({ type: 'history', conv, limit: 50 });
       assert.deepEqual(
-        history.messages.map((m: { seq: number; body: { text: string } }) => [m.seq, m.body.text]).sort((x: number[], y: number[]) => x[0]! - y[0]!),
+        history.messages.filter((m: { kind: string }) => m.kind === 'text').map((m: { seq: number; body: { text: string } }) => [m.seq, m.body.text]).sort((x: number[], y: number[]) => x[0]! - y[0]!),
         [1, 2, 3, 4, 5].map((i) => [i, `before upgrade ${i}`]),
       );
       const convs = await cb.request({ type: 'convs', since: 0 });
       const entry = convs.entries.find((e: { conv: string }) => e.conv === conv);
-      assert.equal(entry?.unread, 5);
+      // The five texts and the red packet (seq 6).
+      assert.equal(entry?.unread, 6);
       // A message after the upgrade continues the same gap-free sequence.
       const after = await cb.request({ type: 'send', clientMsgId: 'after', to: a.userId, kind: 'text', body: { text: 'after upgrade' } });
       assert.equal(after.message.seq, 6);
@@ -147,14 +171,36 @@ for (const PREVIOUS of PREVIOUSES) test(`a database written by an earlier server
       const audit = await api(srv.url, 'GET', `/api/admin/instructions?userId=${b.userId}`, undefined, ADMIN);
       assert.equal(audit.status, 200);
       assert.deepEqual(audit.body.instructions.map((i: { id: string; kind: string }) => [i.id, i.kind]), [[issued.body.instruction.id, 'clear_cache']]);
+      // Wallet: the balance, every ledger entry, the withdrawal and the unopened packet.
+      const a2 = await login(srv.url, a.username, 'a1');
+      assert.equal((await api(srv.url, 'GET', '/api/wallet', undefined, a2.token)).body.balance, 10_000 - 1_000 - 300);
+      assert.deepEqual((await api(srv.url, 'GET', '/api/wallet/entries?limit=200', undefined, a2.token)).body, entriesBefore);
+      // The withdrawal was paid by the previous release: settling it again is refused, as before.
+      assert.equal((await api(srv.url, 'POST', '/api/admin/wallet/withdrawals/up-wd/settle', { result: 'paid' }, ADMIN)).status, 409);
+      assert.equal((await api(srv.url, 'POST', `/api/redpackets/${packetId}/grab`, undefined, b2.token)).status, 200);
+      const opened = await api(srv.url, 'POST', `/api/redpackets/${packetId}/open`, undefined, b2.token);
+      assert.equal(opened.status, 200, JSON.stringify(opened.body));
+      assert.equal((await api(srv.url, 'GET', '/api/wallet', undefined, b2.token)).body.balance, 300);
+      const reconciled = await api(srv.url, 'GET', '/api/admin/reconcile', undefined, ADMIN);
+      assert.equal(reconciled.body.ok, true, JSON.stringify(reconciled.body.checks));
+      // Push: the same VAPID key (browsers' subscriptions stay valid) and the same settings.
+      assert.equal((await api(srv.url, 'GET', '/api/push/vapid-public-key')).body.publicKey, vapid);
+      assert.deepEqual((await api(srv.url, 'GET', '/api/push/settings', undefined, b2.token)).body, settings.body);
     } finally {
       await srv.kill();
     }
     // 3. The database records its schema version.
     const db = new Database(join(dataDir, 'magpie.db'), { readonly: true });
     const versions = (db.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as { name: string }[]).map((r) => r.name);
+    // push.db was imported into the server's database once and set aside.
+    const device = db.prepare("SELECT token FROM push_devices WHERE user_id = ? AND device_id = 'b-phone'").get(b.userId) as { token: string } | undefined;
+    const job = db.prepare("SELECT body FROM push_jobs WHERE id = 'pupgrade1'").get() as { body: string } | undefined;
     db.close();
-    assert.ok(versions.includes('0001-instructions') && versions.includes('0004-core'), `schema_migrations: ${versions.join(', ')}`);
+    for (const v of ['0001-instructions', '0004-core', '0005-push', '0006-wallet']) assert.ok(versions.includes(v), `schema_migrations: ${versions.join(', ')}`);
+    assert.equal(device?.token, 'upgrade-token');
+    assert.equal(job?.body, 'queued before the upgrade');
+    assert.equal(existsSync(pushFile), false, 'push.db is set aside');
+    assert.equal(existsSync(`${pushFile}.imported`), true);
   } finally {
     rmSync(prev, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });

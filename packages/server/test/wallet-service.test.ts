@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { MagpieError } from '@magpie/protocol';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
+import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
+import { sqliteWallet } from './sql-engines.ts';
 import { WalletService, type PaymentGateway, type PaymentRequest } from '../src/wallet/wallet-service.ts';
 import { registerWalletRoutes } from '../src/wallet/routes.ts';
 import type { AccountService } from '../src/services/account-service.ts';
@@ -33,13 +34,13 @@ class ScriptedGateway implements PaymentGateway {
 }
 
 describe('wallet service', () => {
-  let store: SqliteWalletStore;
+  let store: SqlWalletStore;
   let gateway: ScriptedGateway;
   let wallet: WalletService;
   const users = { getUser: async (id: string) => (id.startsWith('u') ? { id } : null) };
 
-  beforeEach(() => {
-    store = new SqliteWalletStore({ path: ':memory:' });
+  beforeEach(async () => {
+    store = await sqliteWallet();
     gateway = new ScriptedGateway();
     wallet = new WalletService(store, gateway, users);
   });
@@ -101,10 +102,10 @@ describe('wallet service', () => {
 
 describe('wallet routes', () => {
   let app: FastifyInstance;
-  let store: SqliteWalletStore;
+  let store: SqlWalletStore;
 
   async function build(adminToken: string | undefined): Promise<void> {
-    store = new SqliteWalletStore({ path: ':memory:' });
+    store = await sqliteWallet();
     const wallet = new WalletService(store, new ScriptedGateway(), { getUser: async (id: string) => ({ id }) });
     const accounts = {
       authenticate: async (token: string | undefined) => {

@@ -1,6 +1,6 @@
-import { PostgresWalletStore } from '../src/wallet/postgres-wallet-store.ts';
+import { pgWallet } from './sql-engines.ts';
 import { runWalletStoreContract } from './wallet-store-contract.ts';
-import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
+import { freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 import { describe, it } from 'node:test';
 
 const skip = await pgUnavailable();
@@ -11,8 +11,7 @@ if (skip) {
 } else {
   runWalletStoreContract('postgres', async () => {
     const schema = freshSchemaName('wallet_contract');
-    const store = new PostgresWalletStore({ url: PG_URL, schema });
-    await store.migrate();
+    const store = await pgWallet(schema);
     const raw = rawClient(schema);
     return {
       store,

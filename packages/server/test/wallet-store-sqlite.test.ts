@@ -2,13 +2,13 @@ import Database from 'better-sqlite3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteWalletStore } from '../src/wallet/sqlite-wallet-store.ts';
+import { sqliteWallet } from './sql-engines.ts';
 import { runWalletStoreContract } from './wallet-store-contract.ts';
 
 runWalletStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-wallet-'));
   const path = join(dir, 'magpie.db');
-  const store = new SqliteWalletStore({ path });
+  const store = await sqliteWallet(path);
   const raw = new Database(path);
   return {
     store,

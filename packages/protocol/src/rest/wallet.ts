@@ -113,3 +113,64 @@ export const walletRoutes = {
 };
 /** One ledger entry as `GET /api/wallet/entries` shows it (signed fen: + credits the wallet, − debits it). */
 export type LedgerEntryView = z.infer<typeof LedgerEntrySchema>;
+
+/** A gateway operation's result (top-up, withdrawal, settlement). */
+export const WalletOpSchema = z.strictObject({
+  ok: z.literal(true),
+  status: z.enum(['done', 'pending', 'paid', 'reversed']),
+  duplicate: z.boolean(),
+  balance: z.number().int(),
+  kind: z.enum(['topup', 'withdraw']),
+});
+export const ReconcileReportSchema = z.strictObject({
+  ok: z.boolean(),
+  at: z.number().int(),
+  totals: z.strictObject({
+    deposits: z.number().int(),
+    withdrawals: z.number().int(),
+    userBalances: z.number().int(),
+    escrow: z.number().int(),
+    packets: Seq,
+    activePackets: Seq,
+    claims: Seq,
+    entries: Seq,
+  }),
+  checks: z.array(z.strictObject({ name: z.string(), ok: z.boolean(), detail: z.string() })),
+});
+const GatewayBody = z.strictObject({ userId: Id, amount: Fen, reference: z.string().min(1).max(128) });
+
+/** Wallets, the operator's side (Bearer adminToken; disabled when none is configured). */
+export const walletAdminRoutes = {
+  topUp: restRoute({
+    method: 'POST',
+    url: '/api/admin/wallet/topup',
+    summary: 'Credit a user from the payment gateway (idempotent per reference)',
+    auth: 'admin',
+    body: GatewayBody,
+    reply: { 200: WalletOpSchema },
+  }),
+  withdraw: restRoute({
+    method: 'POST',
+    url: '/api/admin/wallet/withdraw',
+    summary: 'Pay a user out through the payment gateway (idempotent per reference)',
+    auth: 'admin',
+    body: GatewayBody,
+    reply: { 200: WalletOpSchema },
+  }),
+  settle: restRoute({
+    method: 'POST',
+    url: '/api/admin/wallet/withdrawals/:reference/settle',
+    summary: 'Settle a pending withdrawal: paid, or reversed (the money goes back)',
+    auth: 'admin',
+    params: z.strictObject({ reference: z.string().min(1).max(128) }),
+    body: z.strictObject({ result: z.enum(['paid', 'reversed']) }),
+    reply: { 200: WalletOpSchema },
+  }),
+  reconcile: restRoute({
+    method: 'GET',
+    url: '/api/admin/reconcile',
+    summary: 'Reconciliation report from the ledger (200 either way: read `ok`)',
+    auth: 'admin',
+    reply: { 200: ReconcileReportSchema },
+  }),
+};

@@ -19,9 +19,9 @@ export const ConfigSchema = z.strictObject({
   /** Cluster Bus: a nats:// URL (comma-separated for several servers). Unset: the in-process Bus (one node). */
   nats: z.string().optional(),
   /**
-   * PostgreSQL connections. The shared engine's pool serves the messaging store, instructions,
-   * social graph and media; wallet and push still have their own pools (until they move onto
-   * the engine): a node opens at most the sum of the pool sizes; idle connections close after idleTimeoutS.
+   * PostgreSQL connections: the shared engine's pool serves every store (messages, groups,
+   * accounts, wallet, push, social graph, instructions, media); a node opens at most `shared`
+   * connections (plus `messages` for old settings only: ignored); idle ones close after idleTimeoutS.
    * `hello` and `send` wait up to waitMs for an unavailable database, then answer `unavailable`.
    */
   pg: z
@@ -30,9 +30,11 @@ export const ConfigSchema = z.strictObject({
         .strictObject({
           /** Deprecated and ignored: the messaging store uses the shared pool since migration 0004-core. */
           messages: z.number().int().min(1).default(10),
+          /** Ignored since issue 16 (the wallet uses the shared pool); accepted so older configurations still load. */
           wallet: z.number().int().min(1).default(10),
+          /** Ignored since issue 16 (push uses the shared pool); accepted so older configurations still load. */
           push: z.number().int().min(1).default(5),
-          /** The shared engine's pool (db/): messages, groups, accounts, instructions, social graph, media; every store as it moves onto the engine. */
+          /** The shared engine's pool (db/): every store — messages, groups, accounts, wallet, push, social graph, instructions, media. */
           shared: z.number().int().min(1).default(16),
         })
         .prefault({}),

@@ -60,12 +60,12 @@ export const PushConfigSchema = z.strictObject({
     .prefault({}),
   /** Finished jobs and their attempts are kept this long (receipts, inspection). */
   retentionDays: z.number().min(0.001).default(7),
-  /** SQLite push tables: 'normal' (default) survives process crashes and restarts, 'full' also power loss. */
+  /** Ignored since issue 16: the push tables live in the server's database (its `sqliteSynchronous`). Accepted so older configurations load. */
   sqliteSynchronous: z.enum(['full', 'normal']).default('normal'),
   /**
-   * SQLite file of the push tables, in dataDir. Default: its own file, so the push queue's
-   * writes never ride on the message path's fsyncs (one WAL per file). 'magpie.db' shares
-   * the messaging database file (still its own connection and tables).
+   * The SQLite push file of releases before issue 16, in dataDir: when it exists, its rows are
+   * imported into the server's database once at start and the file is renamed `*.imported`
+   * (push/legacy-import.ts). 'magpie.db': nothing to import.
    */
   sqliteFile: z.string().regex(/^[\w.-]+$/).default('push.db'),
   /**
@@ -74,7 +74,7 @@ export const PushConfigSchema = z.strictObject({
    * same value on every node.
    */
   receiptKey: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, 'base64url, at least 32 bytes').optional(),
-  /** WAL checkpoints of the push file from a worker thread every this many ms (0: SQLite's automatic ones, on the event loop). */
+  /** Ignored since issue 16 (the server database's `sqliteCheckpointMs` applies). Accepted so older configurations load. */
   sqliteCheckpointMs: z.number().int().min(0).default(1000),
   apns: z
     .strictObject({

@@ -37,11 +37,15 @@ export interface Queryable {
  * Guarantees: `transaction` runs its function in one transaction, committed when it resolves
  * and rolled back when it throws; statements of other callers never run inside it (SQLite:
  * every use of the connection waits while a transaction is open; PostgreSQL: the transaction
- * has its own pooled connection). `lock` serialises work across processes and nodes (SQLite:
- * the write lock of BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock).
+ * has its own pooled connection). Options (`TransactionOptions`): `lock` serialises work
+ * across processes and nodes; `readOnly` reads one consistent snapshot without writing.
+ *
+ * Row locks: inside a transaction, `SELECT … FOR UPDATE` locks the rows it reads on
+ * PostgreSQL until commit (other nodes' writers wait); SQLite needs none, its write
+ * transactions (BEGIN IMMEDIATE) already exclude every other writer. Use `forUpdate(dialect)`.
  */
 export interface SqlEngine extends Queryable {
-  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { lock?: number }): Promise<T>;
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /**
    * `get` for a hot-path read that can wait one event-loop turn: on SQLite every such read
    * of a turn runs in one read transaction (a lone statement pays ~5 µs for the WAL read
@@ -50,6 +54,28 @@ export interface SqlEngine extends Queryable {
   getBatched<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   /** Drop this holder's reference; the connection or pool closes when the last one does. */
   close(): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * An advisory-lock key held until the transaction ends (PostgreSQL: pg_advisory_xact_lock,
+   * across every node; SQLite: nothing more than the write lock of BEGIN IMMEDIATE).
+   */
+  lock?: number;
+  /**
+   * A read-only snapshot (reports, reconciliation): PostgreSQL REPEATABLE READ READ ONLY (one
+   * snapshot for every statement, writes refused); SQLite BEGIN DEFERRED (a read transaction,
+   * so other processes' writers are not held back). Do not write inside it.
+   */
+  readOnly?: boolean;
+}
+
+/**
+ * The row-lock clause of a `SELECT` inside a write transaction: `FOR UPDATE` (optionally
+ * `OF table`) on PostgreSQL, nothing on SQLite (its write transaction holds the database lock).
+ */
+export function forUpdate(dialect: Dialect, of?: string): string {
+  return dialect === 'postgres' ? (of ? ` FOR UPDATE OF ${of}` : ' FOR UPDATE') : '';
 }
 
 /** `?` placeholders → `$1, $2, …`, outside quoted strings and identifiers (PostgreSQL). */

@@ -4,7 +4,8 @@ import type { SqlEngine } from './engine.ts';
 import { migrate } from './migrate.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 
-export type { SqlEngine, Queryable, Dialect, Row } from './engine.ts';
+export type { SqlEngine, Queryable, Dialect, Row, TransactionOptions } from './engine.ts';
+export { forUpdate } from './engine.ts';
 export { migrate, schemaVersion, SchemaTooNewError, type Migration } from './migrate.ts';
 export { MIGRATIONS } from './migrations/index.ts';
 

@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { numberedPlaceholders, type Queryable, type Row, type SqlEngine } from './engine.ts';
+import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
   url: string;
@@ -94,11 +94,12 @@ export class PostgresEngine implements SqlEngine {
     return this.q.textList(values);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: { lock?: number } = {}): Promise<T> {
-    return (await this.pool.sql.begin(async (tx) => {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    const body = async (tx: postgres.TransactionSql): Promise<T> => {
       if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
       return fn(queries(tx));
-    })) as T;
+    };
+    return (await (opts.readOnly ? this.pool.sql.begin('isolation level repeatable read read only', body) : this.pool.sql.begin(body))) as T;
   }
 
   async close(): Promise<void> {

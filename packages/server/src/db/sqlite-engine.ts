@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { openSqlite, type SqliteHandle, type SqliteOpenOptions } from '../store/sqlite-connection.ts';
-import type { Queryable, Row, SqlEngine } from './engine.ts';
+import type { Queryable, Row, SqlEngine, TransactionOptions } from './engine.ts';
 
 /**
  * SqlEngine on the process's shared connection to one SQLite file (store/sqlite-connection.ts).
@@ -79,15 +79,16 @@ export class SqliteEngine implements SqlEngine {
   /**
    * Inside `fn` use `tx`, never the engine itself (that would wait for this transaction).
    * `lock` needs nothing more here: BEGIN IMMEDIATE already excludes every other writer.
+   * `readOnly` begins DEFERRED: a read transaction, one snapshot, no write lock.
    */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, _opts?: { lock?: number }): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     while (this.busy) await this.busy;
     let done!: () => void;
     this.busy = new Promise<void>((r) => (done = r));
     try {
       // IMMEDIATE takes the write lock now: a second process waits here (busy_timeout), not
       // at its first write with a snapshot that is already stale.
-      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec(opts.readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
       try {
         const out = await fn(this.direct);
         this.db.exec('COMMIT');

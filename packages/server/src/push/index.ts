@@ -8,7 +8,10 @@ import type { Store } from '../store/store.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
-import { SqlitePushStore } from './sqlite-push-store.ts';
+import { SqlPushStore } from './sql-push-store.ts';
+import { importLegacyPushFile } from './legacy-import.ts';
+import { openDatabase, type SqlEngine } from '../db/index.ts';
+import type { Config } from '../config/config.ts';
 import { PushFunnel } from './funnel.ts';
 import { PushDispatcher } from './dispatcher.ts';
 import { PushService, type Presence } from './push-service.ts';
@@ -58,8 +61,10 @@ export interface PushModule {
 }
 
 export interface PushModuleDeps {
-  /** The server's `store` setting ('sqlite' or a postgres:// URL) and data dir decide where push state lives. */
-  server: { store: string; dataDir: string; adminToken?: string; pg?: { pools: { push: number }; idleTimeoutS: number } };
+  /** The data dir (a legacy push.db there is imported once) and the operator token. */
+  server: { dataDir: string; adminToken?: string };
+  /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
+  db?: SqlEngine;
   config: PushConfig;
   store: Store;
   accounts: AccountService;
@@ -72,16 +77,31 @@ export interface PushModuleDeps {
   now?: () => number;
 }
 
-export async function openPushStore(server: { store: string; dataDir: string; pg?: { pools: { push: number }; idleTimeoutS: number } }, config: PushConfig): Promise<PushStore> {
-  if (server.store === 'sqlite') return new SqlitePushStore({ path: join(server.dataDir, config.sqliteFile), synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
-  if (server.store === ':memory:') return new SqlitePushStore({ path: ':memory:' });
-  if (server.store.startsWith('postgres://') || server.store.startsWith('postgresql://')) {
-    const { PostgresPushStore } = await import('./postgres-push-store.ts');
-    const s = new PostgresPushStore({ url: server.store, max: server.pg?.pools.push, idleTimeoutS: server.pg?.idleTimeoutS });
-    await s.migrate();
-    return s;
+/**
+ * The push store on the server's database `db` (SQLite file or the process's one PostgreSQL
+ * pool). On SQLite, a push file of an older release (`push.sqliteFile`, default push.db) is
+ * imported once first. Without `db` (tools, benchmarks) it opens and migrates the database
+ * for `config` itself and closes it with the store.
+ */
+export async function openPushStore(
+  config: Pick<Config, 'store' | 'dataDir' | 'sqliteSynchronous' | 'sqliteCheckpointMs' | 'pg'>,
+  push: Partial<PushConfig> & Pick<PushConfig, 'sqliteFile'>,
+  db?: SqlEngine,
+  log?: Logger,
+): Promise<PushStore> {
+  const engine = db ?? (await openDatabase(config as Config));
+  if (engine.dialect === 'sqlite' && push.sqliteFile !== 'magpie.db') {
+    const file = join(config.dataDir, push.sqliteFile);
+    const copied = await importLegacyPushFile(engine, file);
+    if (copied !== null) log?.info({ file, rows: copied }, 'imported the push tables of an older release into the server database; the file is renamed *.imported');
   }
-  throw new Error(`unknown store for push: ${server.store}`);
+  const store = new SqlPushStore(engine);
+  if (db) return store;
+  return Object.assign(store, {
+    close: async () => {
+      await engine.close();
+    },
+  });
 }
 
 const fileOrText = (file: string | undefined, text: string | undefined): string | undefined => (file ? readFileSync(file, 'utf8') : text);
@@ -140,7 +160,8 @@ export async function createProviders(config: PushConfig, store: PushStore, now?
  */
 export async function createPushModule(http: FastifyInstance, deps: PushModuleDeps): Promise<PushModule> {
   const { config, log } = deps;
-  const store = deps.pushStore ?? (await openPushStore(deps.server, config));
+  if (!deps.pushStore && !deps.db) throw new Error('createPushModule needs the server database (db) or a pushStore');
+  const store = deps.pushStore ?? (await openPushStore(deps.server as Config, config, deps.db, log));
   // Providers keep real time: credentials (JWT iat/exp) are checked against the real clock.
   const made = await createProviders(config, store, undefined, log);
   const providers = deps.providers ?? made.providers;

@@ -18,9 +18,9 @@ import type {
 /**
  * PushStore: the durable state of offline push — the device registry, per-user settings,
  * marketing quotas, the push job queue with every attempt, and the funnel statistics.
- * It is separate from the messaging Store (own tables, own connection), so push load never
- * holds the message path's locks. Implementations: SQLite (own connection to the same
- * file) and PostgreSQL. Both pass test/push-store-contract.ts.
+ * It is separate from the messaging Store (own tables). One implementation, sql-push-store.ts,
+ * on the server's database (SQLite or PostgreSQL, db/engine.ts); it passes
+ * test/push-store-contract.ts on both.
  *
  * Guarantees every implementation gives:
  * - A resolved promise means the change is committed (on SQLite with the configured

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { OpenResult } from '@magpie/protocol';
 import type { Logger } from 'pino';
@@ -7,7 +6,8 @@ import type { Config } from '../config/config.ts';
 import type { AccountService } from '../services/account-service.ts';
 import { RedPacketService, type MembershipSource, type MessagePoster } from './redpacket-service.ts';
 import { registerWalletRoutes } from './routes.ts';
-import { SqliteWalletStore } from './sqlite-wallet-store.ts';
+import { openDatabase, type SqlEngine } from '../db/index.ts';
+import { SqlWalletStore } from './sql-wallet-store.ts';
 import { OperatorGateway, WalletService, type PaymentGateway } from './wallet-service.ts';
 import type { WalletStore } from './wallet-store.ts';
 
@@ -15,18 +15,20 @@ export type { WalletStore } from './wallet-store.ts';
 export { RedPacketService } from './redpacket-service.ts';
 export { WalletService, OperatorGateway, type PaymentGateway } from './wallet-service.ts';
 
-/** The wallet store for this configuration: the server's SQLite file, or the PostgreSQL URL. */
-export async function openWalletStore(config: Config): Promise<WalletStore> {
-  if (config.store === 'sqlite') {
-    return new SqliteWalletStore({ path: join(config.dataDir, 'magpie.db'), synchronous: config.sqliteSynchronous });
-  }
-  if (config.store.startsWith('postgres://') || config.store.startsWith('postgresql://')) {
-    const { PostgresWalletStore } = await import('./postgres-wallet-store.ts');
-    const store = new PostgresWalletStore({ url: config.store, max: config.pg.pools.wallet, idleTimeoutS: config.pg.idleTimeoutS });
-    await store.migrate();
-    return store;
-  }
-  throw new Error(`unknown store: ${config.store}`);
+/**
+ * The wallet store on the server's database `db` (db/index.ts openDatabase: SQLite file or the
+ * process's one PostgreSQL pool). Without `db` (tools: the reconcile CLI, benchmarks) it opens
+ * and migrates the database for `config` itself and closes it with the store.
+ */
+export async function openWalletStore(config: Config, db?: SqlEngine, opts: { schema?: string } = {}): Promise<WalletStore> {
+  if (db) return new SqlWalletStore(db);
+  const own = await openDatabase(config, opts);
+  const store = new SqlWalletStore(own);
+  return Object.assign(store, {
+    close: async () => {
+      await own.close();
+    },
+  });
 }
 
 export interface WalletModule {
@@ -35,7 +37,7 @@ export interface WalletModule {
   redPackets: RedPacketService;
   /** Start the expiry sweeper. */
   start(): void;
-  /** Stop the sweeper and close the wallet store. */
+  /** Stop the sweeper and close the wallet store (the database stays open: the server closes it last). */
   stop(): Promise<void>;
 }
 
@@ -49,6 +51,8 @@ export async function createWalletModule(
     messaging: MessagePoster;
     log: Logger;
     registry?: Registry;
+    /** The server's database (the wallet tables: migration 0006). */
+    db: SqlEngine;
     walletStore?: WalletStore;
     gateway?: PaymentGateway;
     now?: () => number;
@@ -59,7 +63,7 @@ export async function createWalletModule(
   },
 ): Promise<WalletModule> {
   const { config } = deps;
-  const store = deps.walletStore ?? (await openWalletStore(config));
+  const store = deps.walletStore ?? (await openWalletStore(config, deps.db));
   const rp = config.redPackets;
   const redPackets = new RedPacketService(
     store,

@@ -28,13 +28,8 @@ async function main(): Promise<number> {
     }
   }
   const schemaAt = args.indexOf('--schema');
-  let store: WalletStore;
-  if (schemaAt >= 0 && config.store !== 'sqlite') {
-    const { PostgresWalletStore } = await import('./postgres-wallet-store.ts');
-    store = new PostgresWalletStore({ url: config.store, schema: args[schemaAt + 1] });
-  } else {
-    store = await openWalletStore(config);
-  }
+  const schema = schemaAt >= 0 && config.store !== 'sqlite' ? args[schemaAt + 1] : undefined;
+  const store: WalletStore = await openWalletStore(config, undefined, schema ? { schema } : {});
   try {
     const report = await store.reconcile(Date.now());
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');

@@ -100,3 +100,64 @@ export function numericRow<T extends Record<string, unknown>>(row: T, textKeys: 
   }
   return out as T;
 }
+
+/** Reconciliation queries, valid in both dialects. */
+export const RECONCILE_SQL = {
+  unbalancedTx: `SELECT tx_id, SUM(amount) AS s FROM ledger_entries GROUP BY tx_id HAVING SUM(amount) <> 0 LIMIT 20`,
+  unbalancedTxCount: `SELECT COUNT(*) AS n FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING SUM(amount) <> 0) x`,
+  accountMismatch: `
+    SELECT a.id AS account, a.balance AS cached, COALESCE(e.s, 0) AS summed
+    FROM wallet_accounts a
+    LEFT JOIN (SELECT account, SUM(amount) AS s FROM ledger_entries WHERE account NOT LIKE 'rp:%' GROUP BY account) e ON e.account = a.id
+    WHERE a.balance <> COALESCE(e.s, 0)
+    UNION ALL
+    SELECT e.account AS account, 0 AS cached, e.s AS summed
+    FROM (SELECT account, SUM(amount) AS s FROM ledger_entries WHERE account NOT LIKE 'rp:%' GROUP BY account) e
+    WHERE e.s <> 0 AND NOT EXISTS (SELECT 1 FROM wallet_accounts a WHERE a.id = e.account)
+    LIMIT 20`,
+  escrowMismatch: `
+    SELECT p.id AS packet, p.remaining_amount AS cached, COALESCE(e.s, 0) AS summed
+    FROM red_packets p
+    LEFT JOIN (SELECT account, SUM(amount) AS s FROM ledger_entries WHERE account LIKE 'rp:%' GROUP BY account) e ON e.account = 'rp:' || p.id
+    WHERE p.remaining_amount <> COALESCE(e.s, 0)
+    LIMIT 20`,
+  totals: `
+    SELECT
+      (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE account LIKE 'u:%' AND kind = 'topup') AS deposits,
+      (SELECT COALESCE(-SUM(amount), 0) FROM ledger_entries WHERE account LIKE 'u:%' AND kind IN ('withdraw', 'withdraw_reversal')) AS withdrawals,
+      (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE account LIKE 'u:%') AS user_entries,
+      (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE account LIKE 'rp:%') AS escrow_entries,
+      (SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE account = 'gateway') AS gateway_entries,
+      (SELECT COALESCE(SUM(balance), 0) FROM wallet_accounts WHERE id LIKE 'u:%') AS user_balances,
+      (SELECT COALESCE(SUM(balance), 0) FROM wallet_accounts WHERE id = 'gateway') AS gateway_balance,
+      (SELECT COALESCE(SUM(remaining_amount), 0) FROM red_packets) AS escrow,
+      (SELECT COUNT(*) FROM red_packets) AS packets,
+      (SELECT COUNT(*) FROM red_packets WHERE status = 'active') AS active_packets,
+      (SELECT COUNT(*) FROM red_packet_claims) AS claims,
+      (SELECT COUNT(*) FROM ledger_entries) AS entries,
+      (SELECT COUNT(*) FROM wallet_accounts WHERE id LIKE 'u:%' AND balance < 0) AS negative_accounts`,
+  packetMismatch: `
+    SELECT * FROM (
+      SELECT p.id, p.total, p.count, p.status, p.remaining_amount AS ra, p.remaining_count AS rc, p.refunded,
+        COALESCE(c.n, 0) AS cn, COALESCE(c.s, 0) AS cs,
+        COALESCE(l.sent, 0) AS lsent, COALESCE(l.claimed, 0) AS lclaimed, COALESCE(l.refunded, 0) AS lrefunded
+      FROM red_packets p
+      LEFT JOIN (SELECT packet_id, COUNT(*) AS n, SUM(amount) AS s FROM red_packet_claims GROUP BY packet_id) c ON c.packet_id = p.id
+      LEFT JOIN (
+        SELECT ref,
+          SUM(CASE WHEN kind = 'rp_send' THEN amount ELSE 0 END) AS sent,
+          SUM(CASE WHEN kind = 'rp_claim' THEN -amount ELSE 0 END) AS claimed,
+          SUM(CASE WHEN kind = 'rp_refund' THEN -amount ELSE 0 END) AS refunded
+        FROM ledger_entries WHERE account LIKE 'rp:%' GROUP BY ref
+      ) l ON l.ref = p.id
+    ) x
+    WHERE NOT (
+      cs + refunded + ra = total AND cn <= count AND lsent = total AND lclaimed = cs AND lrefunded = refunded
+      AND (status <> 'active' OR cn + rc = count)
+      AND (status = 'active' OR ra = 0)
+      AND (status <> 'finished' OR cn = count)
+    )
+    LIMIT 20`,
+  /** Active packets past their expiry before the given time (parameter 1). */
+  overdue: (param: string): string => `SELECT COUNT(*) AS n FROM red_packets WHERE status = 'active' AND expires_at < ${param}`,
+};

@@ -1,19 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { walletRoutes as R, type OpenResult } from '@magpie/protocol';
-import { adminGuard } from '../http/admin-auth.ts';
-import { parseBody as parse } from '../http/validation.ts';
+import { walletAdminRoutes as A, walletRoutes as R, type OpenResult } from '@magpie/protocol';
 import { RestApi } from '../http/rest.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
 
-const Fen = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const GatewayBody = z.strictObject({ userId: z.string().min(1).max(64), amount: Fen, reference: z.string().min(1).max(128) });
-const SettleBody = z.strictObject({ result: z.enum(['paid', 'reversed']) });
-
 /**
- * REST routes of wallets and red packets (the users' routes' schemas: @magpie/protocol rest/wallet.ts):
+ * REST routes of wallets and red packets (schemas: @magpie/protocol rest/wallet.ts, walletRoutes and walletAdminRoutes):
  *   POST /api/redpackets                  send (201)
  *   GET  /api/redpackets/:id              packet, claim list, best luck (members)
  *   POST /api/redpackets/:id/grab         grab (filter)
@@ -41,7 +34,6 @@ export function registerWalletRoutes(
 ): void {
   const { redPackets, wallet } = deps;
   const api = new RestApi(app, deps.accounts, deps.adminToken);
-  const admin = adminGuard(deps.adminToken);
 
   api.route(R.sendPacket, async ({ principal, body, reply }) => {
     const { pin, ...input } = body;
@@ -60,20 +52,8 @@ export function registerWalletRoutes(
   api.route(R.balance, async ({ principal }) => wallet.balance(principal.userId));
   api.route(R.entries, async ({ principal, query }) => wallet.entries(principal.userId, query));
 
-  app.post('/api/admin/wallet/topup', async (req) => {
-    admin(req);
-    return wallet.topUp(parse(GatewayBody, req.body));
-  });
-  app.post('/api/admin/wallet/withdraw', async (req) => {
-    admin(req);
-    return wallet.withdraw(parse(GatewayBody, req.body));
-  });
-  app.post<{ Params: { reference: string } }>('/api/admin/wallet/withdrawals/:reference/settle', async (req) => {
-    admin(req);
-    return wallet.settle(req.params.reference, parse(SettleBody, req.body).result);
-  });
-  app.get('/api/admin/reconcile', async (req) => {
-    admin(req);
-    return wallet.reconcile();
-  });
+  api.route(A.topUp, async ({ body }) => wallet.topUp(body));
+  api.route(A.withdraw, async ({ body }) => wallet.withdraw(body));
+  api.route(A.settle, async ({ params, body }) => wallet.settle(params.reference, body.result));
+  api.route(A.reconcile, async () => wallet.reconcile());
 }

@@ -2,10 +2,9 @@ import type { RedPacketClaim, RedPacketSplit, RedPacketStatus } from '@magpie/pr
 
 /**
  * WalletStore: the durable state of wallets and red packets, on a double-entry ledger.
- * Implementations: SQLite (sqlite-wallet-store.ts, its own connection to the server's
- * database file) and PostgreSQL (postgres-wallet-store.ts). Both pass
- * test/wallet-store-contract.ts. It is separate from the messaging `Store` on purpose: money
- * has its own transactions and its own reconciliation.
+ * One implementation, sql-wallet-store.ts, on the server's database (SQLite or PostgreSQL,
+ * db/engine.ts); it passes test/wallet-store-contract.ts on both. It is separate from the
+ * messaging `Store` on purpose: money has its own transactions and its own reconciliation.
  *
  * Accounts: `u:<userId>` (a user's wallet), `rp:<packetId>` (one packet's escrow) and
  * `gateway` (the outside world: top-ups come from it, withdrawals go to it).
