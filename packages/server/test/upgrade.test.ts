@@ -162,7 +162,7 @@ for (const PREVIOUS of PREVIOUSES) test(`a database written by an earlier server
       assert.equal(entry?.unread, 6);
       // A message after the upgrade continues the same gap-free sequence.
       const after = await cb.request({ type: 'send', clientMsgId: 'after', to: a.userId, kind: 'text', body: { text: 'after upgrade' } });
-      assert.equal(after.message.seq, 6);
+      assert.equal(after.message.seq, 7);
       const gh = await cb.request({ type: 'history', conv: gconv, limit: 50 });
       assert.deepEqual(gh.messages.map((m: { body: { text?: string } }) => m.body.text).filter(Boolean), ['group before upgrade']);
       const gafter = await cb.request({ type: 'send', clientMsgId: 'g2', conv: gconv, kind: 'text', body: { text: 'group after upgrade' } });
