@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { errorCodeList } from './errors.ts';
 import { RelationChangeSchema } from './social.ts';
+import { HiddenFrame } from './lifecycle.ts';
 
 /**
  * Server → client frames. The server may send either one frame object or a JSON array of
@@ -151,6 +152,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   KickedFrame,
   RelationFrame,
   JoinRequestFrame,
+  HiddenFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

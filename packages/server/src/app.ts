@@ -45,6 +45,7 @@ import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
+import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -64,6 +65,8 @@ export interface MagpieServer {
   routes: { method: string; url: string }[];
   /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
   media: MediaModule;
+  /** Reply, forward, recall, delete-for-me, edit, reactions (src/lifecycle/); hooks: `lifecycle.service.on(…)`. */
+  lifecycle: LifecycleModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -189,6 +192,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
+  const lifecycle = createLifecycleModule(http, { config, db, accounts, store, bus, messaging, media: media.service });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -231,6 +235,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     push,
     routes,
     media,
+    lifecycle,
     async start() {
       wallet.start();
       media.start();
@@ -244,6 +249,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await lifecycle.stop();
       await gateway.close();
       await acks.flush();
       await http.close();
