@@ -98,7 +98,7 @@ export class SqlLifecycleStore {
     if (seqs.length === 0) return [];
     const list = this.db.textList(seqs.map(String));
     const rows = await this.db.all<{ seq: number | string; emoji: string; user_id: string }>(
-      `SELECT seq, emoji, user_id FROM lifecycle_reactions WHERE conv_id = ? AND seq IN (SELECT CAST(value AS BIGINT) FROM ${list.sql}) ORDER BY seq, emoji, at, user_id`,
+      `SELECT seq, emoji, user_id FROM lifecycle_reactions WHERE conv_id = ? AND seq IN (SELECT CAST(value AS BIGINT) FROM ${list.sql} l) ORDER BY seq, emoji, at, user_id`,
       [conv, list.param],
     );
     const out = new Map<string, ReactionSummary>();
