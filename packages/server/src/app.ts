@@ -192,7 +192,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
-  const lifecycle = createLifecycleModule(http, { config, db, accounts, store, bus, messaging, media: media.service });
+  const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
@@ -26,14 +27,16 @@ export interface LifecycleModule {
  */
 export function createLifecycleModule(
   http: FastifyInstance,
-  deps: { config: Config; db: SqlEngine; accounts: AccountService; store: Store; bus: Bus; messaging: MessagingService; media: MediaService | null; now?: () => number },
+  deps: { log?: Logger; config: Config; db: SqlEngine; accounts: AccountService; store: Store; bus: Bus; messaging: MessagingService; media: MediaService | null; now?: () => number },
 ): LifecycleModule {
   const { config } = deps;
   const mediaStore = new MediaStore(deps.db);
   const media = deps.media
     ? { removeMessageRefs: (id: string) => mediaStore.removeMessageRefs(id), prepareSend: deps.media.prepareSend.bind(deps.media) }
     : null;
-  const service = new LifecycleService(new SqlLifecycleStore(deps.db), deps.store, deps.messaging, deps.bus, media, { ...config.lifecycle, maxMessageBytes: config.limits.maxMessageBytes }, deps.now);
+  const service = new LifecycleService(new SqlLifecycleStore(deps.db), deps.store, deps.messaging, deps.bus, media, { ...config.lifecycle, maxMessageBytes: config.limits.maxMessageBytes }, deps.now, (err, conv) =>
+    deps.log?.error({ err, conv }, 'coalesced reaction event failed'),
+  );
   deps.messaging.addBodyHook(service.bodyHook);
   deps.messaging.addHistoryFilter(service.historyFilter);
   registerLifecycleRoutes(http, { accounts: deps.accounts, lifecycle: service });

@@ -81,6 +81,7 @@ export class LifecycleService {
     private readonly media: LifecycleMedia | null,
     private readonly opts: LifecycleOptions,
     private readonly now: () => number = Date.now,
+    private readonly log?: (err: unknown, conv: string) => void,
   ) {}
 
   /** Register callbacks (search index and the like). */
@@ -246,8 +247,9 @@ export class LifecycleService {
           this.emit('onReaction', conv, part);
         }
       });
-    } catch {
+    } catch (err) {
       // The reactions are stored; clients that missed the event read them with GET …/reactions.
+      this.log?.(err, conv);
     } finally {
       batch.resolve();
     }
