@@ -50,3 +50,17 @@ export { executeInstruction, type Instruction, type InstructionHost } from './in
 export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type GroupJoinRequest, type GroupPatch, type CreateGroupInput, type JoinPolicy } from './groups.ts';
 export * from './view-models/index.ts';
 export { MediaApi, MediaUpload, type MediaApiOptions, type UploadInfo, type UploadSource, type UploadState, type UploadEvents, type PendingMedia, type PendingMediaState, type SendMediaInput } from './media.ts';
+export {
+  LifecycleApi,
+  LifecycleSync,
+  ReactionBook,
+  applyEvent,
+  LIFECYCLE_EVENT_KINDS,
+  LOCAL_HIDDEN_KIND,
+  type ForwardInput,
+  type LifecycleSyncEvents,
+  type LifecycleSource,
+  type HiddenChange,
+  type ReactionChange,
+  type ReactionSummary,
+} from './lifecycle.ts';
