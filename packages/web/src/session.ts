@@ -15,6 +15,9 @@ import {
   MemoryStore,
   RestApi,
   SocialApi,
+  LifecycleApi,
+  LifecycleSync,
+  type LifecycleSource,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -130,6 +133,8 @@ async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | n
 export class Session {
   readonly rest: RestApi;
   readonly social: SocialApi;
+  /** Reply, forward, recall, edit, delete-for-me, reactions (REST + the local store following the events). */
+  readonly lifecycle: { api: LifecycleApi; sync: LifecycleSync };
   readonly groups: GroupsApi;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
@@ -151,6 +156,10 @@ export class Session {
     const baseUrl = location.origin;
     this.rest = new RestApi({ baseUrl });
     this.social = new SocialApi(this.rest, () => saved.token);
+    const lifecycleApi = new LifecycleApi(this.rest, () => saved.token);
+    const lifecycleSync = new LifecycleSync(lifecycleApi, store, { onListenerError: (err) => console.warn('[magpie] lifecycle listener failed', err) });
+    lifecycleSync.attach(client as unknown as LifecycleSource);
+    this.lifecycle = { api: lifecycleApi, sync: lifecycleSync };
     this.groups = new GroupsApi(this.rest, () => saved.token);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
