@@ -66,6 +66,9 @@ async function connect(wsUrl: string, token: string): Promise<Member> {
   });
   ws.send(JSON.stringify({ type: 'hello', id: 1, versions: [1], token, inboxSeq: 0, caps: ['ack', 'batch'] }));
   await welcomed;
+  // Heartbeats: the server drops a socket silent for 2 intervals (a slow run on a loaded machine lasts longer than that).
+  const ping = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ type: 'ping', interval: 20_000 })), 15_000);
+  ws.on('close', () => clearInterval(ping));
   return m;
 }
 
