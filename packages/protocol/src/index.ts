@@ -8,5 +8,6 @@ export * from './redpacket.ts';
 export * from './social.ts';
 export * from './text.ts';
 export * from './media.ts';
+export * from './lifecycle.ts';
 export * from './rest/index.ts';
 export * from './receipts.ts';

@@ -20,7 +20,13 @@ export function messageKinds(): string[] {
   return [...kinds.keys()];
 }
 
-export const TextBody = z.strictObject({ text: z.string().min(1) });
+export const TextBody = z.strictObject({
+  text: z.string().min(1),
+  /** Reply/quote: the seq of the quoted message in the same conversation (clients show its current state). */
+  replyTo: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  /** Set by the server only: time of the last edit (see lifecycle.ts). */
+  edited: z.number().int().optional(),
+});
 /** A custom message: an app-defined `type` and any JSON `data` (cards, orders, …). */
 export const CustomBody = z.strictObject({ type: z.string().min(1).max(64), data: z.json() });
 /** A notice the server writes into a conversation (membership changes and the like). */

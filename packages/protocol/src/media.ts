@@ -1,3 +1,4 @@
+import { lifecyclePreview } from './lifecycle.ts';
 import { z } from 'zod';
 import { registerMessageKind } from './kinds.ts';
 
@@ -114,6 +115,8 @@ export function messagePreview(kind: string, body: unknown, locale = 'en'): stri
   const b = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
   const t = LABELS[locale.toLowerCase().startsWith('zh') ? 'zh' : 'en'];
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  const lifecycle = lifecyclePreview(kind, body, locale.toLowerCase().startsWith('zh'));
+  if (lifecycle !== undefined) return lifecycle;
   switch (kind) {
     case 'text':
       return str(b.text);

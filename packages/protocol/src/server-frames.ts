@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { errorCodeList } from './errors.ts';
 import { RelationChangeSchema } from './social.ts';
 import { receiptServerFrames } from './receipts.ts';
+import { HiddenFrame } from './lifecycle.ts';
 
 /**
  * Server → client frames. The server may send either one frame object or a JSON array of
@@ -168,6 +169,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   JoinRequestFrame,
   ...receiptServerFrames,
   RedPacketClaimedFrame,
+  HiddenFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

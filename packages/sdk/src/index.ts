@@ -67,3 +67,17 @@ export {
 } from './wallet.ts';
 export type { LedgerEntry, PaymentRequestView, PinStatus, RedPacketBody, RedPacketClaim, RedPacketStatusBody, RedPacketView } from './wallet.ts';
 export { parseYuan, formatYuan } from './money.ts';
+export {
+  LifecycleApi,
+  LifecycleSync,
+  ReactionBook,
+  applyEvent,
+  LIFECYCLE_EVENT_KINDS,
+  LOCAL_HIDDEN_KIND,
+  type ForwardInput,
+  type LifecycleSyncEvents,
+  type LifecycleSource,
+  type HiddenChange,
+  type ReactionChange,
+  type ReactionSummary,
+} from './lifecycle.ts';

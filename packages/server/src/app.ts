@@ -54,6 +54,7 @@ import { registerHealthRoutes } from './http/health-routes.ts';
 import { createLogger } from './util/logger.ts';
 import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
+import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -83,6 +84,8 @@ export interface MagpieServer {
   receipts: ReceiptsModule;
   /** This node's name (config nodeId, else host name and pid). */
   node: string;
+  /** Reply, forward, recall, delete-for-me, edit, reactions (src/lifecycle/); hooks: `lifecycle.service.on(…)`. */
+  lifecycle: LifecycleModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -238,6 +241,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
+  const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -309,6 +313,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       // Deliveries' ACKs received until now reach the database before the node goes away.
       await acks.flush();
     },
+    lifecycle,
     async start() {
       wallet.start();
       payments.start();
@@ -325,6 +330,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await lifecycle.stop();
       await gateway.close();
       await receipts.stop();
       await acks.flush();

@@ -18,6 +18,9 @@ import {
   SocialApi,
   WalletApi,
   RedPacketWatch,
+  LifecycleApi,
+  LifecycleSync,
+  type LifecycleSource,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -135,6 +138,8 @@ export class Session {
   readonly social: SocialApi;
   /** Read receipts, typing, presence, notification levels (fed by the client's `frame` events). */
   readonly receipts: Receipts;
+  /** Reply, forward, recall, edit, delete-for-me, reactions (REST + the local store following the events). */
+  readonly lifecycle: { api: LifecycleApi; sync: LifecycleSync };
   readonly groups: GroupsApi;
   /** Wallet, payment PIN and red packets; `redPackets` follows live red-packet events. */
   readonly wallet: WalletApi;
@@ -164,6 +169,10 @@ export class Session {
     client.on('message', (m) => {
       if (!m.own && m.conv) this.receipts.typingStopped(m.conv, m.sender);
     });
+    const lifecycleApi = new LifecycleApi(this.rest, () => saved.token);
+    const lifecycleSync = new LifecycleSync(lifecycleApi, store, { onListenerError: (err) => console.warn('[magpie] lifecycle listener failed', err) });
+    lifecycleSync.attach(client as unknown as LifecycleSource);
+    this.lifecycle = { api: lifecycleApi, sync: lifecycleSync };
     this.groups = new GroupsApi(this.rest, () => saved.token);
     this.wallet = new WalletApi(this.rest, () => saved.token);
     this.redPackets = new RedPacketWatch(this.wallet, client);

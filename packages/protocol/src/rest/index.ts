@@ -7,3 +7,4 @@ export * from './moderation.ts';
 export * from './console.ts';
 export * from './payments.ts';
 export * from './ops.ts';
+export * from './lifecycle.ts';

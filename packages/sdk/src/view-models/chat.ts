@@ -1,4 +1,5 @@
-import type { ConvEntry, ProfileSummary } from '@magpie/protocol';
+import { LIFECYCLE_EVENT_KINDS, LOCAL_HIDDEN_KIND, ReactionBook, type LifecycleApi, type LifecycleSync } from '../lifecycle.ts';
+import type { ConvEntry, Message, ProfileSummary } from '@magpie/protocol';
 import type { MagpieClient } from '../client.ts';
 import type { GroupMember, GroupsApi } from '../groups.ts';
 import { MagpieClientError } from '../errors.ts';
@@ -27,6 +28,14 @@ export type ChatItem =
       status: string;
       /** A failed own message: why, in words, and whether a retry can succeed. */
       failure: { text: string; canRetry: boolean } | null;
+      /** Recalled: the bubble shows a notice in place of the content. */
+      recalled: boolean;
+      /** Edited (the text is the current one). */
+      edited: boolean;
+      /** The quoted message of a reply, as it is now (edited text, or "Message recalled"). */
+      reply: { seq: number; senderName: string; text: string } | null;
+      /** Reaction chips: emoji, count, whether this user reacted. */
+      reactions: { emoji: string; count: number; mine: boolean }[];
     };
 
 export interface ChatState {
@@ -67,6 +76,8 @@ export interface DraftStore {
 
 export interface ChatDeps {
   client: MagpieClient;
+  /** Reply, forward, recall, edit, delete-for-me and reactions (issue 18); without it those actions are unavailable. */
+  lifecycle?: { api: LifecycleApi; sync: LifecycleSync };
   directory: Directory;
   groups?: GroupsApi;
   drafts?: DraftStore;
@@ -101,6 +112,9 @@ export class ChatViewModel extends ViewModel<ChatState> {
   /** Mentions picked from the suggestions: inserted name → user id. */
   private picked = new Map<string, string>();
   private started: Promise<void> | null = null;
+  private reactionBook: ReactionBook;
+  /** Seq of the message the composer replies to, or null. */
+  replyTo: number | null = null;
 
   constructor(
     private readonly deps: ChatDeps,
@@ -132,6 +146,24 @@ export class ChatViewModel extends ViewModel<ChatState> {
     this.conv = conv;
     this.peer = this.getSnapshot().peer;
     this.own(deps.client.on('message', (m) => this.onMessage(m)));
+    this.reactionBook = new ReactionBook(me);
+    if (deps.lifecycle) {
+      const { sync } = deps.lifecycle;
+      this.own(
+        sync.on('changed', ({ conv: c, message }) => {
+          if (c !== this.conv) return;
+          for (const [key, m] of this.msgs) if (m.seq === message.seq) this.msgs.set(key, { ...m, kind: message.kind, body: message.body });
+          this.rebuild();
+        }),
+      );
+      this.own(
+        sync.on('reactions', ({ conv: c, changes }) => {
+          if (c !== this.conv) return;
+          this.reactionBook.apply(changes);
+          this.rebuild();
+        }),
+      );
+    }
     this.own(
       deps.client.on('conversation', ({ conv: c, entry }) => {
         if (c !== this.conv) return;
@@ -270,7 +302,9 @@ export class ChatViewModel extends ViewModel<ChatState> {
     void this.saveDraft('');
     const input = this.conv && (this.entry || !this.peer) ? { conv: this.conv } : { to: this.peer! };
     try {
-      const m = await this.deps.client.send({ ...input, kind: 'text', body: { text: t }, ...(mentions ? { mentions } : {}) });
+      const replyTo = this.replyTo;
+      this.replyTo = null;
+      const m = await this.deps.client.send({ ...input, kind: 'text', body: { text: t, ...(replyTo !== null ? { replyTo } : {}) }, ...(mentions ? { mentions } : {}) });
       this.setState({ error: null });
       return m;
     } catch (err) {
@@ -438,10 +472,85 @@ export class ChatViewModel extends ViewModel<ChatState> {
       }
       this.addPending();
       this.refreshCounts();
+      void this.loadReactions();
     } catch (err) {
       this.setState({ error: errorText(err) });
     }
     this.rebuild();
+  }
+
+  /** Reaction summaries of the loaded messages (events arriving later are applied on top). */
+  private async loadReactions(): Promise<void> {
+    const api = this.deps.lifecycle?.api;
+    if (!api || !this.conv) return;
+    const seqs = [...this.msgs.values()].map((m) => m.seq).filter((x): x is number => x !== null && x > 0).slice(-200);
+    if (seqs.length === 0) return;
+    try {
+      const { reactions } = await api.reactions(this.conv, seqs);
+      this.reactionBook.load(seqs, reactions);
+      this.rebuild();
+    } catch {
+      // Reactions are decoration: the chat works without them.
+    }
+  }
+
+  // --- lifecycle actions (reply, recall, edit, delete for me, react, forward) ---
+
+  /** Quote message `seq` in the next text sent (null: no quote). */
+  setReplyTo(seq: number | null): void {
+    this.replyTo = seq;
+    this.rebuild();
+  }
+
+  private async lifecycleCall<T>(fn: (api: LifecycleApi, conv: string) => Promise<T>): Promise<T | undefined> {
+    const api = this.deps.lifecycle?.api;
+    if (!api || !this.conv) return undefined;
+    try {
+      const r = await fn(api, this.conv);
+      this.setState({ error: null });
+      return r;
+    } catch (err) {
+      this.setState({ error: errorText(err) });
+      return undefined;
+    }
+  }
+
+  async recall(seq: number): Promise<void> {
+    const r = await this.lifecycleCall((api, conv) => api.recall(conv, seq));
+    if (r?.event) this.applyOwnEvent(r.event);
+  }
+
+  async edit(seq: number, text: string): Promise<void> {
+    const t = text.trim();
+    if (!t) return;
+    const r = await this.lifecycleCall((api, conv) => api.edit(conv, seq, t));
+    if (r?.event) this.applyOwnEvent(r.event);
+  }
+
+  /** Toggle this user's `emoji` on message `seq`. */
+  async react(seq: number, emoji: string): Promise<void> {
+    const mine = this.reactionBook.of(seq).find((r) => r.emoji === emoji)?.mine ?? false;
+    const r = await this.lifecycleCall((api, conv) => api.react(conv, seq, emoji, !mine));
+    if (r?.event) this.applyOwnEvent(r.event);
+    else if (r) void this.loadReactions();
+  }
+
+  /** Delete messages for this user (all their devices). */
+  async hide(seqs: number[]): Promise<void> {
+    const r = await this.lifecycleCall((api, conv) => api.hide(conv, seqs));
+    if (r?.change) this.deps.lifecycle!.sync.onHidden(r.change);
+  }
+
+  /** Forward messages of this chat to a user or conversation, one by one or merged into a chat-history card. */
+  async forward(seqs: number[], target: { to: string } | { conv: string }, merged: boolean): Promise<boolean> {
+    const clientMsgId = `fw${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+    const r = await this.lifecycleCall((api, conv) => api.forward({ from: conv, seqs, ...target, merged, clientMsgId }));
+    return r !== undefined;
+  }
+
+  /** This device's own change is applied at once (the event also arrives through sync; applying twice changes nothing). */
+  private applyOwnEvent(event: Message): void {
+    this.deps.lifecycle?.sync.onEvent(event);
   }
 
   /**
@@ -564,7 +673,32 @@ export class ChatViewModel extends ViewModel<ChatState> {
     let lastSender = '';
     let unreadShown = false;
     let loadedUnread = 0;
+    // Events in the window apply to their targets here too (the local store follows them through LifecycleSync).
+    const recalledSeqs = new Set<number>();
+    const editedText = new Map<number, string>();
     for (const m of list) {
+      const target = (m.body as { seq?: unknown } | null)?.seq;
+      if (typeof target !== 'number') continue;
+      if (m.kind === 'recall') recalledSeqs.add(target);
+      else if (m.kind === 'edit' && typeof (m.body as { text?: unknown }).text === 'string') editedText.set(target, (m.body as { text: string }).text);
+    }
+    const bySeq = new Map<number, LocalMessage>();
+    for (const raw of list) {
+      if (raw.seq === null) continue;
+      let m = raw;
+      if (recalledSeqs.has(raw.seq) && raw.kind !== 'recalled') m = { ...raw, kind: 'recalled', body: { by: '', at: 0, kind: raw.kind } };
+      else if (editedText.has(raw.seq) && raw.kind === 'text') m = { ...raw, body: { ...(raw.body as object), text: editedText.get(raw.seq), edited: (raw.body as { edited?: number }).edited ?? raw.time } };
+      bySeq.set(raw.seq, m);
+    }
+    const view = (m: LocalMessage) => (m.seq !== null ? (bySeq.get(m.seq) ?? m) : m);
+    const quote = (seq: number) => {
+      const q = bySeq.get(seq);
+      if (!q) return { seq, senderName: '', text: 'Earlier message' };
+      return { seq, senderName: q.sender === me ? 'You' : nameOf(q.sender), text: q.kind === 'recalled' ? 'Message recalled' : q.kind === LOCAL_HIDDEN_KIND ? 'Deleted' : messageText(q, nameOf) };
+    };
+    for (const raw of list) {
+      const m = view(raw);
+      if (LIFECYCLE_EVENT_KINDS.has(m.kind) || m.kind === LOCAL_HIDDEN_KIND) continue;
       const k = dayKey(m.time);
       if (k !== day) {
         day = k;
@@ -595,6 +729,10 @@ export class ChatViewModel extends ViewModel<ChatState> {
         mentionsMe: !m.own && s.kind !== 'direct' && (/(^|\s)@all\b/.test(lower) || myNames.some((n) => lower.includes(n))),
         status: messageStatusText(m),
         failure: m.own && m.state === 'failed' ? failureText(m.error, s.sendBlocked !== null) : null,
+        recalled: m.kind === 'recalled',
+        edited: m.kind === 'text' && typeof (m.body as { edited?: unknown }).edited === 'number',
+        reply: m.kind === 'text' && typeof (m.body as { replyTo?: unknown }).replyTo === 'number' ? quote((m.body as { replyTo: number }).replyTo) : null,
+        reactions: m.seq !== null && m.kind !== 'recalled' ? this.reactionBook.of(m.seq).map(({ emoji, count, mine }) => ({ emoji, count, mine })) : [],
       });
       lastSender = m.sender;
     }

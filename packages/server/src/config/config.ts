@@ -179,6 +179,21 @@ export const ConfigSchema = z.strictObject({
   adminToken: z.string().min(16).optional(),
   /** Direct messages between users who are not friends: 'allow', or 'friends_only'. Blocks apply either way (see src/social/). */
   strangerMessages: z.enum(['allow', 'friends_only']).default('allow'),
+  /** Message lifecycle: recall, edit, reactions (see src/lifecycle/). */
+  lifecycle: z
+    .strictObject({
+      /** A sender may recall a message this long after sending (ms); group owners and admins any time. */
+      recallWindowMs: z.number().int().min(0).default(120_000),
+      /** A sender may edit a text message this long after sending (ms). */
+      editWindowMs: z.number().int().min(0).default(24 * 3600 * 1000),
+      /** Keep previous versions of edited messages for the participants (GET …/edits). */
+      keepEditHistory: z.boolean().default(true),
+      /** Super groups: reaction changes within this window are coalesced into one event (ms; 0 = one event per change). */
+      reactionCoalesceMs: z.number().int().min(0).max(60_000).default(500),
+      /** Different emojis one message may carry. */
+      maxEmojisPerMessage: z.number().int().min(1).max(200).default(20),
+    })
+    .prefault({}),
   /** Social graph limits (see src/social/). */
   social: z
     .strictObject({
@@ -338,6 +353,11 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_IP_LOGIN_FAILURES_PER_MIN: (c, v) => (c.auth = { ...(c.auth as object), ipLoginFailuresPerMinute: Number(v) }),
   MAGPIE_IP_LOGIN_FAILURE_BURST: (c, v) => (c.auth = { ...(c.auth as object), ipLoginFailureBurst: Number(v) }),
   MAGPIE_STRANGER_MESSAGES: (c, v) => (c.strangerMessages = v),
+  MAGPIE_RECALL_WINDOW_MS: (c, v) => (c.lifecycle = { ...(c.lifecycle as object), recallWindowMs: Number(v) }),
+  MAGPIE_EDIT_WINDOW_MS: (c, v) => (c.lifecycle = { ...(c.lifecycle as object), editWindowMs: Number(v) }),
+  MAGPIE_KEEP_EDIT_HISTORY: (c, v) => (c.lifecycle = { ...(c.lifecycle as object), keepEditHistory: v === 'true' || v === '1' }),
+  MAGPIE_REACTION_COALESCE_MS: (c, v) => (c.lifecycle = { ...(c.lifecycle as object), reactionCoalesceMs: Number(v) }),
+  MAGPIE_MAX_EMOJIS_PER_MESSAGE: (c, v) => (c.lifecycle = { ...(c.lifecycle as object), maxEmojisPerMessage: Number(v) }),
   MAGPIE_RELATION_LOG_CAPACITY: (c, v) => (c.social = { ...(c.social as object), changeLogCapacity: Number(v) }),
   MAGPIE_RECEIPTS_GROUPS: (c, v) => (c.receipts = { ...(c.receipts as object), groups: v === 'true' || v === '1' }),
   MAGPIE_RECEIPTS_MAX_GROUP_MEMBERS: (c, v) => (c.receipts = { ...(c.receipts as object), maxGroupMembers: Number(v) }),

@@ -118,7 +118,8 @@ interface ImIntake {
 }
 
 /** Kinds that never notify. */
-const SILENT_KINDS = new Set(['system']);
+/** Kinds never pushed: notices, and lifecycle events other than a recall (which replaces the conversation's notification, collapse key = conv). */
+const SILENT_KINDS = new Set(['system', 'edit', 'reaction']);
 const INTAKE_CAP = 200_000;
 /**
  * Store calls here are synchronous under their promises (SQLite): a batch runs without

@@ -34,6 +34,9 @@ export interface SendInput {
 /** Called once per newly committed message with every member's inbox pointer. */
 export type CommittedListener = (message: Message, pointers: InboxPointer[]) => void;
 
+/** Drops messages a reader must not see in a history page (delete-for-me, lifecycle/). */
+export type HistoryFilter = (userId: string, conv: string, messages: Message[]) => Promise<Message[]>;
+
 /** Decides whether `sender` may send a direct message to `recipient`; throws MagpieError('forbidden', …) to refuse. */
 export type DirectMessagePolicy = (sender: string, recipient: string) => Promise<void>;
 
@@ -57,6 +60,7 @@ export class MessagingService {
   private readonly committedListeners: CommittedListener[] = [];
   private readonly directPolicies: DirectMessagePolicy[] = [];
   private readonly bodyHooks: BodyHook[] = [];
+  private readonly historyFilters: HistoryFilter[] = [];
   private readonly knownUsers = new Set<string>();
   /** The JSON of each message published by this node, so the sender's reply reuses it. */
   private readonly wire = new WeakMap<Message, string>();
@@ -371,11 +375,18 @@ export class MessagingService {
       q.after !== undefined
         ? (messages.at(-1)?.seq ?? ceiling) < ceiling
         : trimmed || (messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1);
-    return { messages, lastSeq: ceiling, more };
+    let shown = messages;
+    for (const filter of this.historyFilters) shown = await filter(userId, conv, shown);
+    return { messages: shown, lastSeq: ceiling, more };
+  }
+
+  /** Add a filter applied to every history page after paging (`more` still counts the dropped messages). */
+  addHistoryFilter(filter: HistoryFilter): void {
+    this.historyFilters.push(filter);
   }
 
   /** Seqs (floor, ceiling] the user may read in `conv`; throws forbidden/not_found otherwise. */
-  private async readableRange(userId: string, conv: string): Promise<{ floor: number; ceiling: number }> {
+  async readableRange(userId: string, conv: string): Promise<{ floor: number; ceiling: number }> {
     const record = await this.store.getConversation(conv);
     if (!record) throw new MagpieError('not_found', `no such conversation: ${conv}`);
     const entry = await this.store.getEntry(userId, conv);

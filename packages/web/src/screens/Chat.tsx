@@ -39,7 +39,7 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; f
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; ui: ItemUi }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
@@ -67,8 +67,27 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
         return <RedPacketItem session={props.session} m={m} own={item.own} senderName={item.own ? t('app.you') : item.senderName} showSender={props.group && item.showSender} />;
       }
       if (m.kind === 'redpacket.status' && m.body && typeof (m.body as { packetId?: unknown }).packetId === 'string') return <RedPacketStatusNotice session={props.session} m={m} />;
+      const { ui } = props;
+      const seq = m.seq;
+      const selecting = ui.selected !== null;
+      const bundle = m.kind === 'bundle' ? (m.body as { title?: string; items?: unknown[] }) : null;
       return (
-        <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
+        <li
+          className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${item.recalled ? ' recalled' : ''}${ui.actionsFor === seq ? ' show-actions' : ''}`}
+          data-testid="message"
+          data-seq={m.seq ?? ''}
+          data-state={m.state}
+          data-kind={m.kind}
+          onContextMenu={(e) => {
+            // Long-press on touch screens opens the context menu: show the actions instead.
+            if (seq === null) return;
+            e.preventDefault();
+            ui.setActionsFor(ui.actionsFor === seq ? null : seq);
+          }}
+        >
+          {selecting && seq !== null && !item.recalled && (
+            <input type="checkbox" className="msg-select" aria-label={t('chat.select')} data-testid="select-message" checked={ui.selected!.has(seq)} onChange={() => ui.toggleSelected(seq)} />
+          )}
           {props.group && !item.own && item.showSender && (
             <div className="msg-sender" aria-hidden="true">
               {item.senderName}
@@ -79,26 +98,111 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
             <span className="sr-only" data-testid="msg-sender">
               {t('chat.senderSaid', { name: item.own ? t('app.you') : item.senderName })}{' '}
             </span>
-            <span className="msg-text">
-              <Linkified text={item.text} />
-            </span>
+            {item.reply && (
+              <span className="msg-quote" data-testid="quote" data-quote-seq={item.reply.seq}>
+                <b>{item.reply.senderName}</b> {item.reply.text === 'Message recalled' ? t('chat.recalled') : item.reply.text}
+              </span>
+            )}
+            {item.recalled ? (
+              <span className="msg-text msg-recalled" data-testid="recalled">
+                {item.own ? t('chat.recalledByYou') : t('chat.recalled')}
+              </span>
+            ) : bundle ? (
+              <span className="msg-text msg-bundle" data-testid="bundle">
+                {t('chat.bundleOpen', { title: bundle.title ?? '', count: bundle.items?.length ?? 0 })}
+                <ol>
+                  {(bundle.items ?? []).slice(0, 5).map((x, i) => (
+                    <li key={i}>{typeof (x as { body?: { text?: unknown } }).body?.text === 'string' ? (x as { body: { text: string } }).body.text : `[${(x as { kind?: string }).kind ?? ''}]`}</li>
+                  ))}
+                </ol>
+              </span>
+            ) : (
+              <span className="msg-text">
+                <Linkified text={item.text} />
+              </span>
+            )}
             <span className="msg-meta">
+              {item.edited && !item.recalled && (
+                <span className="msg-edited" data-testid="edited">
+                  {t('chat.edited')}{' '}
+                </span>
+              )}
               <time dateTime={new Date(m.time).toISOString()} title={dateTime(m.time)}>
                 {timeOfDay(m.time)}
               </time>
               <Status m={m} vm={props.vm} session={props.session} failure={item.failure} />
             </span>
           </div>
+          {item.reactions.length > 0 && (
+            <div className="reactions" data-testid="reactions">
+              {item.reactions.map((r) => (
+                <button key={r.emoji} type="button" className={`reaction-chip${r.mine ? ' mine' : ''}`} aria-pressed={r.mine} data-testid="reaction" data-emoji={r.emoji} onClick={() => seq !== null && void props.vm.react(seq, r.emoji)}>
+                  {r.emoji} {r.count}
+                </button>
+              ))}
+            </div>
+          )}
+          {seq !== null && !item.recalled && !selecting && (
+            <div className="msg-actions" role="toolbar" aria-label={t('chat.actions')} data-testid="msg-actions">
+              {QUICK_EMOJIS.map((e) => (
+                <button key={e} type="button" className="icon-button small" aria-label={t('chat.react', { emoji: e })} data-testid="react" data-emoji={e} onClick={() => void props.vm.react(seq, e)}>
+                  {e}
+                </button>
+              ))}
+              <button type="button" className="link" data-testid="action-reply" onClick={() => ui.setReply({ seq, name: item.senderName })}>
+                {t('chat.reply')}
+              </button>
+              <button type="button" className="link" data-testid="action-forward" onClick={() => ui.startSelect(seq)}>
+                {t('chat.forward')}
+              </button>
+              <button type="button" className="link" data-testid="action-copy" onClick={() => void navigator.clipboard?.writeText(item.text).catch(() => undefined)}>
+                {t('chat.copy')}
+              </button>
+              {item.own && (
+                <button type="button" className="link" data-testid="action-recall" onClick={() => void props.vm.recall(seq)}>
+                  {t('chat.recall')}
+                </button>
+              )}
+              {item.own && m.kind === 'text' && (
+                <button
+                  type="button"
+                  className="link"
+                  data-testid="action-edit"
+                  onClick={() => {
+                    const next = prompt(t('chat.editPrompt'), item.text);
+                    if (next !== null) void props.vm.edit(seq, next);
+                  }}
+                >
+                  {t('chat.edit')}
+                </button>
+              )}
+              <button type="button" className="link" data-testid="action-delete" onClick={() => void props.vm.hide([seq])}>
+                {t('chat.deleteForMe')}
+              </button>
+            </div>
+          )}
         </li>
       );
     }
   }
 }
 
+const QUICK_EMOJIS = ['👍', '❤️', '😂'];
+
+/** Per-chat UI state of the lifecycle actions: the open action bar, the reply target, selection mode. */
+interface ItemUi {
+  actionsFor: number | null;
+  setActionsFor: (seq: number | null) => void;
+  setReply: (r: { seq: number; name: string } | null) => void;
+  selected: Set<number> | null;
+  toggleSelected: (seq: number) => void;
+  startSelect: (seq: number) => void;
+}
+
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void; onRedPacket?: () => void }) {
+function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void; onRedPacket?: () => void; onSent?: () => void }) {
   const { vm, blocked } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
@@ -137,6 +241,7 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
     if (!typed.trim() || blocked || tooLong) return;
     setText('');
     await vm.sendText(typed);
+    props.onSent?.();
     ref.current?.focus();
   };
   const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -213,7 +318,7 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
 export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
   const { session, target } = props;
   const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
-  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups, drafts: session.drafts }, target), key);
+  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, lifecycle: session.lifecycle, directory: session.directory, groups: session.groups, drafts: session.drafts }, target), key);
   if (!vm) return <section className="chat" aria-busy="true" />;
   return <ChatView session={session} vm={vm} wide={props.wide} />;
 }
@@ -268,6 +373,35 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
     prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
     if (el.scrollTop < 60 && s.hasOlder && !s.loadingOlder) void vm.loadOlder();
     if (stick.current && !s.atLatest) void vm.loadNewer();
+  };
+
+  const [actionsFor, setActionsFor] = useState<number | null>(null);
+  const [reply, setReplyState] = useState<{ seq: number; name: string } | null>(null);
+  const [selected, setSelected] = useState<Set<number> | null>(null);
+  const [pickTarget, setPickTarget] = useState<null | { merged: boolean }>(null);
+  const setReply = (r: { seq: number; name: string } | null) => {
+    setReplyState(r);
+    vm.setReplyTo(r?.seq ?? null);
+  };
+  const ui: ItemUi = {
+    actionsFor,
+    setActionsFor,
+    setReply,
+    selected,
+    toggleSelected: (seq) =>
+      setSelected((cur) => {
+        const next = new Set(cur ?? []);
+        if (next.has(seq)) next.delete(seq);
+        else next.add(seq);
+        return next;
+      }),
+    startSelect: (seq) => setSelected(new Set([seq])),
+  };
+  const forwardTo = async (conv: string, merged: boolean) => {
+    const seqs = [...(selected ?? [])].sort((a, b) => a - b);
+    setPickTarget(null);
+    if (seqs.length === 0) return;
+    if (await vm.forward(seqs, { conv }, merged)) setSelected(null);
   };
 
   const group = s.kind !== 'direct';
@@ -336,7 +470,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} session={session} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} ui={ui} />
           ))}
         </ol>
         {!s.atLatest && (
@@ -347,7 +481,46 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
       </div>
       <TypingLine session={session} conv={s.conv} />
       <Notice error={sdkText(s.error)} />
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} />}
+      {selected !== null && (
+        <div className="selection-bar" role="toolbar" data-testid="selection-bar">
+          <span>{t('chat.selected', { count: selected.size })}</span>
+          <button type="button" className="link" data-testid="forward-each" disabled={selected.size === 0} onClick={() => setPickTarget({ merged: false })}>
+            {t('chat.forward')}
+          </button>
+          <button type="button" className="link" data-testid="forward-merged" disabled={selected.size === 0} onClick={() => setPickTarget({ merged: true })}>
+            {t('chat.forwardMerged')}
+          </button>
+          <button type="button" className="link" data-testid="selection-cancel" onClick={() => setSelected(null)}>
+            {t('app.cancel')}
+          </button>
+        </div>
+      )}
+      {pickTarget && (
+        <div className="forward-picker" role="dialog" aria-label={t('chat.forwardTo')} data-testid="forward-picker">
+          <p>{t('chat.forwardTo')}</p>
+          <ul>
+            {list.rows.map((r) => (
+              <li key={r.conv}>
+                <button type="button" className="link" data-testid="forward-target" data-conv={r.conv} onClick={() => void forwardTo(r.conv, pickTarget.merged)}>
+                  {r.title}
+                </button>
+              </li>
+            ))}
+          </ul>
+          <button type="button" className="link" onClick={() => setPickTarget(null)}>
+            {t('app.cancel')}
+          </button>
+        </div>
+      )}
+      {reply && (
+        <div className="reply-bar" data-testid="reply-bar">
+          {t('chat.replyingTo', { name: reply.name })}{' '}
+          <button type="button" className="link" onClick={() => setReply(null)}>
+            {t('app.cancel')}
+          </button>
+        </div>
+      )}
+      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} onSent={() => setReplyState(null)} />}
       {rpOpen && <SendRedPacketDialog session={session} conv={s.conv} peer={s.peer} group={group} onClose={() => setRpOpen(false)} />}
     </section>
   );

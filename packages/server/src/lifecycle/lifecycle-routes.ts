@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify';
+import { lifecycleRoutes as R } from '@magpie/protocol';
+import { RestApi } from '../http/rest.ts';
+import type { AccountService } from '../services/account-service.ts';
+import type { LifecycleService } from './lifecycle-service.ts';
+
+/** REST routes of the message lifecycle, all authenticated (schemas and paths: @magpie/protocol rest/lifecycle.ts). */
+export function registerLifecycleRoutes(app: FastifyInstance, deps: { accounts: AccountService; lifecycle: LifecycleService }): void {
+  const { lifecycle: l } = deps;
+  const api = new RestApi(app, deps.accounts, undefined);
+  api.route(R.recall, async ({ principal, params }) => l.recall(principal, params.conv, params.seq));
+  api.route(R.edit, async ({ principal, params, body }) => l.edit(principal, params.conv, params.seq, body.text));
+  api.route(R.edits, async ({ principal, params }) => l.editVersions(principal.userId, params.conv, params.seq));
+  api.route(R.react, async ({ principal, params }) => l.react(principal, params.conv, params.seq, params.emoji, true));
+  api.route(R.unreact, async ({ principal, params }) => l.react(principal, params.conv, params.seq, params.emoji, false));
+  api.route(R.reactions, async ({ principal, params, query }) => l.reactions(principal.userId, params.conv, query.seqs));
+  api.route(R.hide, async ({ principal, params, body }) => l.hide(principal, params.conv, body.seqs));
+  api.route(R.hidden, async ({ principal, query }) => l.hiddenChanges(principal.userId, query.since, query.limit));
+  api.route(R.forward, async ({ principal, body }) => l.forward(principal, body));
+}

@@ -1,0 +1,199 @@
+/**
+ * End-to-end checks of the message lifecycle (issue 18), run against the real server as a
+ * process on SQLite (e2e-lifecycle.test.ts) and on PostgreSQL (e2e-lifecycle-pg.test.ts).
+ * The server runs with MAGPIE_RECALL_WINDOW_MS=3000, MAGPIE_SUPER_GROUP_THRESHOLD=4 and the
+ * admin token below.
+ */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawClient, api, pullAll, registerAndLogin, login, sleep, type ServerProcess } from './harness.ts';
+
+export const LIFECYCLE_ENV = {
+  MAGPIE_USER_RATE: '2000',
+  MAGPIE_USER_BURST: '2000',
+  MAGPIE_RECALL_WINDOW_MS: '3000',
+  MAGPIE_SUPER_GROUP_THRESHOLD: '4',
+  MAGPIE_REACTION_COALESCE_MS: '300',
+  MAGPIE_ADMIN_TOKEN: 'lifecycle-admin-token-0123456789',
+};
+
+const text = (t: string, extra: Record<string, unknown> = {}) => ({ kind: 'text', body: { text: t, ...extra } });
+
+export function lifecycleSuite(srv: () => ServerProcess): void {
+  it('reply, edit, reactions and recall reach an online device live and an offline device in order', async () => {
+    const { url, wsUrl } = srv();
+    const a = await registerAndLogin(url);
+    const b = await registerAndLogin(url);
+    const { client: ca } = await RawClient.connect(wsUrl, a.token);
+    const { client: cb } = await RawClient.connect(wsUrl, b.token);
+    const m1 = (await ca.request({ type: 'send', clientMsgId: 'l1', to: b.userId, ...text('first') })).message;
+    await ca.request({ type: 'send', clientMsgId: 'l2', to: b.userId, ...text('second') });
+    await ca.request({ type: 'send', clientMsgId: 'l3', to: b.userId, ...text('third') });
+    const conv = m1.conv;
+    await cb.waitFor(() => cb.messages().length === 3);
+    const bInbox = cb.messages().at(-1).inboxSeq;
+    // B's second device is offline from here on.
+    const b2 = await login(url, b.username, 'dev2');
+
+    // Reply: a quote of seq 1; a quote of a message that does not exist is refused.
+    const reply = await cb.request({ type: 'send', clientMsgId: 'r1', conv, ...text('answer', { replyTo: 1 }) });
+    assert.equal(reply.message.body.replyTo, 1);
+    const badReply = await cb.requestError({ type: 'send', clientMsgId: 'r2', conv, ...text('x', { replyTo: 99 }) });
+    assert.equal(badReply.code, 'invalid');
+    const forged = await cb.requestError({ type: 'send', clientMsgId: 'r3', conv, ...text('x', { edited: 1 }) });
+    assert.equal(forged.code, 'invalid');
+
+    // Edit by the sender; by anyone else refused.
+    const edit = await api(url, 'POST', `/api/conversations/${conv}/messages/2/edit`, { text: 'second, corrected' }, a.token);
+    assert.equal(edit.status, 200, JSON.stringify(edit.body));
+    assert.equal(edit.body.event.kind, 'edit');
+    assert.deepEqual((await api(url, 'POST', `/api/conversations/${conv}/messages/2/edit`, { text: 'mine now' }, b.token)).body.error.code, 'forbidden');
+    await cb.waitFor((f) => f.type === 'msg' && f.message.kind === 'edit' && f.message.body.text === 'second, corrected');
+
+    // Reactions: per-user toggle; a repeated add changes nothing; bad emoji refused.
+    const r1 = await api(url, 'PUT', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('👍')}`, undefined, b.token);
+    assert.equal(r1.status, 200, JSON.stringify(r1.body));
+    assert.deepEqual(r1.body.event.body.changes, [{ seq: 1, emoji: '👍', user: b.userId, on: true, count: 1 }]);
+    assert.equal((await api(url, 'PUT', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('👍')}`, undefined, b.token)).body.event, null);
+    await api(url, 'PUT', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('👍')}`, undefined, a.token);
+    await api(url, 'PUT', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('❤️')}`, undefined, a.token);
+    await api(url, 'DELETE', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('❤️')}`, undefined, a.token);
+    assert.equal((await api(url, 'PUT', `/api/conversations/${conv}/messages/1/reactions/${encodeURIComponent('a b')}`, undefined, a.token)).status, 400);
+    const summary = await api(url, 'GET', `/api/conversations/${conv}/reactions?seqs=1,2`, undefined, b.token);
+    assert.deepEqual(summary.body.reactions, [{ seq: 1, emoji: '👍', count: 2, users: [b.userId, a.userId], mine: true }]);
+
+    // Recall: B may not recall A's message; A may, within the window (a fresh message: seq 3's window may be over on a loaded machine).
+    const fresh = (await ca.request({ type: 'send', clientMsgId: 'l4', to: b.userId, ...text('fourth') })).message;
+    assert.equal((await api(url, 'POST', `/api/conversations/${conv}/messages/${fresh.seq}/recall`, undefined, b.token)).body.error.code, 'forbidden');
+    const t0 = Date.now();
+    const recall = await api(url, 'POST', `/api/conversations/${conv}/messages/${fresh.seq}/recall`, undefined, a.token);
+    assert.equal(recall.status, 200, JSON.stringify(recall.body));
+    await cb.waitFor((f) => f.type === 'msg' && f.message.kind === 'recall' && f.message.body.seq === fresh.seq);
+    assert.ok(Date.now() - t0 < 2000);
+    // The body is gone on the server: history answers the tombstone and the current text of an edit.
+    const hist = await api(url, 'GET', `/api/conversations/${conv}/messages?after=0`, undefined, b.token);
+    const bySeq = new Map(hist.body.messages.map((m: any) => [m.seq, m]));
+    assert.equal((bySeq.get(fresh.seq) as any).kind, 'recalled');
+    assert.deepEqual(Object.keys((bySeq.get(fresh.seq) as any).body).sort(), ['at', 'by', 'kind']);
+    assert.equal((bySeq.get(3) as any).body.text, 'third');
+    assert.equal((bySeq.get(2) as any).body.text, 'second, corrected');
+    assert.equal(typeof (bySeq.get(2) as any).body.edited, 'number');
+    // Recalling again changes nothing; edit of a recalled message is refused.
+    assert.equal((await api(url, 'POST', `/api/conversations/${conv}/messages/${fresh.seq}/recall`, undefined, a.token)).body.event, null);
+    assert.equal((await api(url, 'POST', `/api/conversations/${conv}/messages/${fresh.seq}/edit`, { text: 'z' }, a.token)).body.error.code, 'invalid');
+    // Previous versions of the edit are kept for participants.
+    assert.deepEqual((await api(url, 'GET', `/api/conversations/${conv}/messages/2/edits`, undefined, b.token)).body.versions.map((v: any) => v.text), ['second']);
+    // The conversation list's last message follows the recall.
+    const list = await cb.request({ type: 'convs', since: 0 });
+    assert.equal(list.entries.find((e: any) => e.conv === conv).lastMessage.kind, 'recall');
+
+    // Past the window the sender's recall is refused and nothing changes.
+    await sleep(Math.max(0, m1.time + 3100 - Date.now()));
+    const late = await api(url, 'POST', `/api/conversations/${conv}/messages/1/recall`, undefined, a.token);
+    assert.equal(late.body.error.code, 'forbidden');
+    assert.equal((await api(url, 'GET', `/api/conversations/${conv}/messages?after=0&limit=1`, undefined, a.token)).body.messages[0].kind, 'text');
+
+    // The offline device catches up: every event in the conversation's order (the recalled message arrives as its tombstone).
+    const { client: cb2 } = await RawClient.connect(wsUrl, b2.token, bInbox);
+    const pulled = await pullAll(cb2, bInbox);
+    assert.deepEqual(
+      pulled.items.map((x: any) => x.message.kind + (x.message.kind === 'reaction' ? (x.message.body.changes[0].on ? '+' : '-') : '')),
+      ['text', 'edit', 'reaction+', 'reaction+', 'reaction+', 'reaction-', 'recalled', 'recall'],
+    );
+    const seqs = pulled.items.map((x: any) => x.message.seq);
+    assert.deepEqual(seqs, [...seqs].sort((x: number, y: number) => x - y));
+    assert.deepEqual([...ca.schemaErrors, ...cb.schemaErrors, ...cb2.schemaErrors], []);
+    ca.close();
+    cb.close();
+    cb2.close();
+  });
+
+  it('delete for me hides messages on all of the user’s devices only', async () => {
+    const { url, wsUrl } = srv();
+    const a = await registerAndLogin(url);
+    const b = await registerAndLogin(url);
+    const { client: ca } = await RawClient.connect(wsUrl, a.token);
+    const { client: ca2 } = await RawClient.connect(wsUrl, (await login(url, a.username, 'dev2')).token);
+    const m = (await ca.request({ type: 'send', clientMsgId: 'h1', to: b.userId, ...text('one') })).message;
+    await ca.request({ type: 'send', clientMsgId: 'h2', to: b.userId, ...text('two') });
+    const hide = await api(url, 'POST', `/api/conversations/${m.conv}/hide`, { seqs: [1] }, a.token);
+    assert.equal(hide.status, 200, JSON.stringify(hide.body));
+    assert.deepEqual(hide.body.change, { version: 1, conv: m.conv, seqs: [1] });
+    const frame = await ca2.waitFor((f) => f.type === 'hidden');
+    assert.deepEqual(frame.change, hide.body.change);
+    assert.equal((await api(url, 'POST', `/api/conversations/${m.conv}/hide`, { seqs: [1] }, a.token)).body.change, null);
+    assert.deepEqual((await api(url, 'GET', `/api/conversations/${m.conv}/messages?after=0`, undefined, a.token)).body.messages.map((x: any) => x.seq), [2]);
+    assert.deepEqual((await api(url, 'GET', `/api/conversations/${m.conv}/messages?after=0`, undefined, b.token)).body.messages.map((x: any) => x.seq), [1, 2]);
+    const changes = await api(url, 'GET', '/api/hidden?since=0', undefined, a.token);
+    assert.deepEqual(changes.body, { version: 1, changes: [hide.body.change], more: false });
+    // Not a member: refused, nothing stored.
+    const c = await registerAndLogin(url);
+    assert.equal((await api(url, 'POST', `/api/conversations/${m.conv}/hide`, { seqs: [2] }, c.token)).body.error.code, 'forbidden');
+    assert.equal((await api(url, 'GET', '/api/hidden?since=0', undefined, c.token)).body.version, 0);
+    ca.close();
+    ca2.close();
+  });
+
+  it('forward one by one and merged; owners recall any time; red packets cannot be recalled', async () => {
+    const { url, wsUrl } = srv();
+    const owner = await registerAndLogin(url);
+    const b = await registerAndLogin(url);
+    const { client: co } = await RawClient.connect(wsUrl, owner.token);
+    const direct = (await co.request({ type: 'send', clientMsgId: 'f1', to: b.userId, ...text('forward me') })).message.conv;
+    await co.request({ type: 'send', clientMsgId: 'f2', to: b.userId, ...text('and me') });
+    const g = (await api(url, 'POST', '/api/groups', { name: 'Lifecycle', members: [b.userId] }, owner.token)).body.group;
+    const single = await api(url, 'POST', '/api/forward', { from: direct, seqs: [2, 1], conv: g.conv, clientMsgId: 'fw1' }, b.token);
+    assert.equal(single.status, 200, JSON.stringify(single.body));
+    assert.deepEqual(single.body.messages.map((m: any) => m.body.text), ['forward me', 'and me']);
+    const merged = await api(url, 'POST', '/api/forward', { from: direct, seqs: [1, 2], conv: g.conv, merged: true, title: 'Our chat', clientMsgId: 'fw2' }, b.token);
+    assert.equal(merged.status, 200, JSON.stringify(merged.body));
+    const bundle = merged.body.messages[0];
+    assert.equal(bundle.kind, 'bundle');
+    assert.deepEqual(bundle.body.items.map((i: any) => i.body.text), ['forward me', 'and me']);
+    // A stranger to the source cannot forward from it.
+    const c = await registerAndLogin(url);
+    assert.equal((await api(url, 'POST', '/api/forward', { from: direct, seqs: [1], to: owner.userId, clientMsgId: 'fw3' }, c.token)).status, 403);
+    // The member's message, recalled by the owner after the sender's window.
+    const bMsgSeq = single.body.messages[0].seq;
+    await sleep(Math.max(0, single.body.messages[0].time + 3100 - Date.now()));
+    assert.equal((await api(url, 'POST', `/api/conversations/${g.conv}/messages/${bMsgSeq}/recall`, undefined, b.token)).body.error.code, 'forbidden');
+    const byOwner = await api(url, 'POST', `/api/conversations/${g.conv}/messages/${bMsgSeq}/recall`, undefined, owner.token);
+    assert.equal(byOwner.status, 200, JSON.stringify(byOwner.body));
+    assert.equal(byOwner.body.event.body.by, owner.userId);
+    // A recalled message cannot be forwarded.
+    assert.equal((await api(url, 'POST', '/api/forward', { from: g.conv, seqs: [bMsgSeq], to: owner.userId, clientMsgId: 'fw4' }, b.token)).body.error.code, 'invalid');
+    // Red packet: the recall is refused.
+    const top = await api(url, 'POST', '/api/admin/wallet/topup', { userId: owner.userId, amount: 1000, reference: `rp-${owner.userId}` }, LIFECYCLE_ENV.MAGPIE_ADMIN_TOKEN);
+    assert.equal(top.status, 200, JSON.stringify(top.body));
+    const rp = await api(url, 'POST', '/api/redpackets', { clientMsgId: 'rp1', conv: g.conv, split: 'random', total: 100, count: 2 }, owner.token);
+    assert.ok(rp.status === 200 || rp.status === 201, JSON.stringify(rp.body));
+    const refused = await api(url, 'POST', `/api/conversations/${g.conv}/messages/${rp.body.message.seq}/recall`, undefined, owner.token);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body.error.message, /red packet/);
+    co.close();
+  });
+
+  it('super groups coalesce reactions into one event for every online member', async () => {
+    const { url, wsUrl } = srv();
+    const users = await Promise.all([0, 1, 2, 3, 4].map(() => registerAndLogin(url)));
+    const [owner, ...rest] = users;
+    const g = (await api(url, 'POST', '/api/groups', { name: 'Super', members: rest.map((u) => u.userId) }, owner!.token)).body.group;
+    assert.equal(g.kind, 'super');
+    const { client: co } = await RawClient.connect(wsUrl, owner!.token);
+    const { client: c4 } = await RawClient.connect(wsUrl, rest[3]!.token);
+    const m = (await co.request({ type: 'send', clientMsgId: 's1', conv: g.conv, ...text('react to me') })).message;
+    const from = c4.frames.length;
+    const answers = await Promise.all(rest.map((u) => api(url, 'PUT', `/api/conversations/${g.conv}/messages/${m.seq}/reactions/${encodeURIComponent('🎉')}`, undefined, u.token)));
+    for (const r of answers) assert.deepEqual(r.body, { event: null });
+    const ev = await c4.waitFor((f) => f.type === 'advanced' && f.message.kind === 'reaction', 5000, from);
+    assert.equal(ev.message.body.changes.length, 4);
+    assert.ok(ev.message.body.changes.every((c: any) => c.count === 4 && c.on));
+    await sleep(400);
+    assert.equal(c4.frames.slice(from).filter((f) => f.type === 'advanced' && f.message.kind === 'reaction').length, 1);
+    const summary = await api(url, 'GET', `/api/conversations/${g.conv}/reactions?seqs=${m.seq}`, undefined, owner!.token);
+    assert.equal(summary.body.reactions[0].count, 4);
+    assert.equal(summary.body.reactions[0].mine, false);
+    co.close();
+    c4.close();
+  });
+}
