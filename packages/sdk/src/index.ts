@@ -50,3 +50,4 @@ export { executeInstruction, type Instruction, type InstructionHost } from './in
 export { GroupsApi, type GroupInfo, type GroupMember, type GroupRole, type GroupJoinRequest, type GroupPatch, type CreateGroupInput, type JoinPolicy } from './groups.ts';
 export * from './view-models/index.ts';
 export { MediaApi, MediaUpload, type MediaApiOptions, type UploadInfo, type UploadSource, type UploadState, type UploadEvents, type PendingMedia, type PendingMediaState, type SendMediaInput } from './media.ts';
+export { SearchApi, isSubjectConversation, type SearchFilters, type MessageSearchHit, type MessageSearchResult, type Subject } from './search.ts';

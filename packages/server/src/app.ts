@@ -45,6 +45,7 @@ import { createRetryQueue } from './delivery/retry-metrics.ts';
 import { ConnectionGuard } from './http/connection-guard.ts';
 import { connectionCap, openFileLimits } from './util/open-files.ts';
 import { createMediaModule, type MediaModule } from './media/index.ts';
+import { createSearchModule, type SearchModule } from './search/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -64,6 +65,8 @@ export interface MagpieServer {
   routes: { method: string; url: string }[];
   /** Uploads and media (src/media/): tus, blob storage, thumbnails, access, GC. */
   media: MediaModule;
+  /** Message search and subject conversations (src/search/). */
+  search: SearchModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   stop(): Promise<void>;
@@ -189,6 +192,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const wallet = await createWalletModule(http, { config, accounts, store, messaging: walletPoster, log: log.child({ mod: 'wallet' }), registry: metrics.registry, walletStore: deps.wallet });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
+  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -231,6 +235,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     push,
     routes,
     media,
+    search,
     async start() {
       wallet.start();
       media.start();
@@ -246,6 +251,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     async stop() {
       await gateway.close();
       await acks.flush();
+      await search.stop();
       await http.close();
       await metricsEndpoint.stop();
       await bus.close();
