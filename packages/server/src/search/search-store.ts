@@ -46,8 +46,14 @@ export class SqlSearchStore {
   /** Write (or overwrite) documents in one transaction; a document with empty text is removed. */
   async put(docs: readonly SearchDoc[]): Promise<void> {
     if (docs.length === 0) return;
+    // The last version of each message wins (one statement may not update a row twice).
+    const latest = new Map<string, SearchDoc>();
+    for (const d of docs) latest.set(`${d.conv}\u0000${d.seq}`, d);
+    const all = [...latest.values()];
     await this.db.transaction(async (tx) => {
-      for (const d of docs) await putDoc(tx, d);
+      for (const d of all) if (d.text === '') await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq = ?', [d.conv, d.seq]);
+      const rows = all.filter((d) => d.text !== '');
+      for (let i = 0; i < rows.length; i += PUT_ROWS) await putRows(tx, rows.slice(i, i + PUT_ROWS));
     });
   }
 
@@ -189,15 +195,16 @@ export function isCursor(s: string): boolean {
   return parseCursor(s) !== null;
 }
 
-async function putDoc(tx: Queryable, d: SearchDoc): Promise<void> {
-  if (d.text === '') {
-    await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq = ?', [d.conv, d.seq]);
-    return;
-  }
+/** Rows per INSERT statement (7 parameters each: far below both engines' limits). */
+const PUT_ROWS = 200;
+
+async function putRows(tx: Queryable, docs: readonly SearchDoc[]): Promise<void> {
+  const params: unknown[] = [];
+  for (const d of docs) params.push(d.conv, d.seq, d.sender, d.kind, d.time, d.text);
   await tx.run(
-    `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?)
+    `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES ${docs.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
      ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind
      WHERE search_docs.body <> excluded.body OR search_docs.kind <> excluded.kind`,
-    [d.conv, d.seq, d.sender, d.kind, d.time, d.text],
+    params,
   );
 }
