@@ -15,6 +15,7 @@ import {
   MemoryStore,
   RestApi,
   SocialApi,
+  SearchApi,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -131,6 +132,8 @@ export class Session {
   readonly rest: RestApi;
   readonly social: SocialApi;
   readonly groups: GroupsApi;
+  /** Server-side message search and conversation subjects. */
+  readonly search: SearchApi;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
@@ -152,9 +155,10 @@ export class Session {
     this.rest = new RestApi({ baseUrl });
     this.social = new SocialApi(this.rest, () => saved.token);
     this.groups = new GroupsApi(this.rest, () => saved.token);
+    this.search = new SearchApi(this.rest, () => saved.token);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
-    this.conversations = new ConversationListViewModel({ client, directory: this.directory });
+    this.conversations = new ConversationListViewModel({ client, directory: this.directory, search: this.search });
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
     this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups });
     this.drafts = draftStore(saved.userId);
