@@ -26,7 +26,7 @@ export async function messageTables(db: SqlEngine): Promise<void> {
   }
 }
 
-export function runSearchContract(name: string, open: () => Promise<SearchFixture>): void {
+export function runSearchContract(name: string, open: () => Promise<SearchFixture>, storeOpts: { scanLimit?: number } = {}): void {
   describe(`search semantics: ${name}`, () => {
     let fx: SearchFixture;
     let svc: SearchService;
@@ -52,7 +52,7 @@ export function runSearchContract(name: string, open: () => Promise<SearchFixtur
 
     before(async () => {
       fx = await open();
-      store = new SqlSearchStore(fx.db);
+      store = new SqlSearchStore(fx.db, storeOpts);
       svc = new SearchService(store);
       // Direct conversation of a and b; group g1 (since_join) with a, b, c joining at seq 3; group g2 (all) with a and c joining late.
       await member('d:a:b', 'a');

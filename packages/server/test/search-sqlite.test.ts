@@ -6,7 +6,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
 import { messageTables, runSearchContract } from './search-contract.ts';
 
-runSearchContract('sqlite', async () => {
+const openSqlite = async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-search-'));
   const db = new SqliteEngine(join(dir, 'magpie.db'), { checkpointMs: 0 });
   await migrate(db, MIGRATIONS);
@@ -18,4 +18,8 @@ runSearchContract('sqlite', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
-});
+};
+
+// Small scopes are scanned with LIKE, large ones use the FTS5 trigram index: both paths.
+runSearchContract('sqlite, trigram index', openSqlite, { scanLimit: -1 });
+runSearchContract('sqlite, scan of small scopes', openSqlite);

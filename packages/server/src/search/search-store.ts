@@ -41,7 +41,24 @@ export interface SearchPage {
  * see, at query time: a membership or clear that changes later needs no re-indexing.
  */
 export class SqlSearchStore {
-  constructor(private readonly db: SqlEngine) {}
+  /**
+   * `scanLimit` (SQLite): when the searched scope (the conversation, or all of the user's
+   * conversations) holds at most this many messages, terms are matched with LIKE over the
+   * scope's own documents instead of the trigram index, whose answer for a common term is
+   * every match in the whole index (tens of thousands of rows before the visibility join).
+   */
+  constructor(
+    private readonly db: SqlEngine,
+    private readonly opts: { scanLimit?: number } = {},
+  ) {}
+
+  /** Messages in the scope of a search (an upper bound: last seqs of its conversations). */
+  private async scopeSize(userId: string, conv: string | undefined): Promise<number> {
+    const row = conv !== undefined
+      ? await this.db.get<{ n: number | null }>('SELECT c.last_seq AS n FROM conversations c JOIN members m ON m.conv_id = c.id AND m.user_id = ? WHERE c.id = ?', [userId, conv])
+      : await this.db.get<{ n: number | null }>('SELECT SUM(c.last_seq) AS n FROM members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?', [userId]);
+    return Number(row?.n ?? 0);
+  }
 
   /** Write (or overwrite) documents in one transaction; a document with empty text is removed. */
   async put(docs: readonly SearchDoc[]): Promise<void> {
@@ -76,8 +93,9 @@ export class SqlSearchStore {
   async search(q: SearchQuery): Promise<SearchPage> {
     const where: string[] = [];
     const params: unknown[] = [q.userId];
-    const long = q.terms.filter(indexable);
-    const short = q.terms.filter((t) => !indexable(t));
+    const scan = this.db.dialect === 'sqlite' && (await this.scopeSize(q.userId, q.conv)) <= (this.opts.scanLimit ?? 20_000);
+    const long = scan ? [] : q.terms.filter(indexable);
+    const short = scan ? q.terms : q.terms.filter((t) => !indexable(t));
     if (this.db.dialect === 'sqlite') {
       if (long.length > 0) {
         where.push('d.rid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)');
