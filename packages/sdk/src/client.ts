@@ -564,6 +564,20 @@ export class MagpieClient {
     return this.history.load(conv, q);
   }
 
+  /**
+   * The messages around `seq` (jump to a search hit or a quoted message): a window of up to
+   * `before` messages below it, the message itself and up to `after` above it, oldest first,
+   * served locally when complete there and otherwise loaded from the server (filling holes).
+   * Messages the user may not read (before their join, cleared) are simply not in the window.
+   */
+  async historyAround(conv: string, seq: number, q: { before?: number; after?: number } = {}): Promise<MessageWindow & { fromServer: boolean }> {
+    await this.init();
+    const below = Math.max(0, Math.min(q.before ?? 20, 100));
+    const above = Math.max(0, Math.min(q.after ?? 20, 99));
+    const start = Math.max(0, seq - 1 - below);
+    return this.history.load(conv, { after: start, limit: seq - start + above });
+  }
+
   // ---------------------------------------------------------------- conversations
 
   /** The visible conversation list: pinned first, then by latest activity. */

@@ -81,3 +81,4 @@ export {
   type ReactionChange,
   type ReactionSummary,
 } from './lifecycle.ts';
+export { SearchApi, isSubjectConversation, type SearchFilters, type MessageSearchHit, type MessageSearchResult, type Subject } from './search.ts';

@@ -55,6 +55,7 @@ import { createLogger } from './util/logger.ts';
 import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
+import { createSearchModule, type SearchModule } from './search/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -86,6 +87,8 @@ export interface MagpieServer {
   node: string;
   /** Reply, forward, recall, delete-for-me, edit, reactions (src/lifecycle/); hooks: `lifecycle.service.on(…)`. */
   lifecycle: LifecycleModule;
+  /** Message search and subject conversations (src/search/). */
+  search: SearchModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -242,6 +245,15 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
+  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }) });
+  // The search index follows recalls, edits and deletions for me (each after it is durable).
+  const indexLog = log.child({ mod: 'search' });
+  const indexed = (p: Promise<void>) => void p.catch((err: unknown) => indexLog.warn({ err: (err as Error).message }, 'search index update failed (npm run search:backfill repairs it)'));
+  lifecycle.service.on({
+    onRecall: (conv, seq) => indexed(search.service.removeMessage(conv, seq)),
+    onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
+    onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
+  });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -314,6 +326,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await acks.flush();
     },
     lifecycle,
+    search,
     async start() {
       wallet.start();
       payments.start();
@@ -334,6 +347,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await gateway.close();
       await receipts.stop();
       await acks.flush();
+      await search.stop();
       await http.close();
       await metricsEndpoint.stop();
       await bus.close();

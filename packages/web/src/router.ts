@@ -69,4 +69,6 @@ export function parseRoute(path: string): Route {
 }
 
 export const chatPath = (conv: string) => `/c/${encodeURIComponent(conv)}`;
+/** A chat opened at one message (a search hit): `?seq=N`. */
+export const messagePath = (conv: string, seq: number) => `${chatPath(conv)}?seq=${seq}`;
 export const groupPath = (conv: string) => `/g/${encodeURIComponent(conv)}`;

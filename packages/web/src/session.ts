@@ -21,6 +21,7 @@ import {
   LifecycleApi,
   LifecycleSync,
   type LifecycleSource,
+  SearchApi,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -144,6 +145,8 @@ export class Session {
   /** Wallet, payment PIN and red packets; `redPackets` follows live red-packet events. */
   readonly wallet: WalletApi;
   readonly redPackets: RedPacketWatch;
+  /** Server-side message search and conversation subjects. */
+  readonly search: SearchApi;
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
@@ -176,9 +179,10 @@ export class Session {
     this.groups = new GroupsApi(this.rest, () => saved.token);
     this.wallet = new WalletApi(this.rest, () => saved.token);
     this.redPackets = new RedPacketWatch(this.wallet, client);
+    this.search = new SearchApi(this.rest, () => saved.token);
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
-    this.conversations = new ConversationListViewModel({ client, directory: this.directory });
+    this.conversations = new ConversationListViewModel({ client, directory: this.directory, search: this.search });
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
     this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups });
     this.drafts = draftStore(saved.userId);

@@ -8,3 +8,4 @@ export * from './console.ts';
 export * from './payments.ts';
 export * from './ops.ts';
 export * from './lifecycle.ts';
+export * from './search.ts';

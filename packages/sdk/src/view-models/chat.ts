@@ -65,6 +65,8 @@ export interface ChatState {
   announcement: string;
   /** The composer's saved draft; null until it is known (the composer waits for it). */
   draft: string | null;
+  /** The message a jump went to (a search hit), for the view to scroll to and mark; null otherwise. */
+  highlightSeq: number | null;
   error: string | null;
 }
 
@@ -141,6 +143,7 @@ export class ChatViewModel extends ViewModel<ChatState> {
       sendBlocked: null,
       announcement: '',
       draft: null,
+      highlightSeq: null,
       error: null,
     });
     this.conv = conv;
@@ -256,6 +259,29 @@ export class ChatViewModel extends ViewModel<ChatState> {
       this.setState({ loadingNewer: false });
       this.rebuild();
       this.scheduleRead();
+    }
+  }
+
+  /**
+   * Jump to one message (a search hit, a quoted message): the window becomes the messages
+   * around it (`MagpieClient.historyAround`), `highlightSeq` names it; the window then pages
+   * both ways (loadOlder / loadNewer) and `jumpToLatest` returns.
+   */
+  async jumpToSeq(seq: number): Promise<void> {
+    if (!this.conv) return;
+    await this.start();
+    this.setState({ loading: true });
+    try {
+      const w = await this.deps.client.historyAround(this.conv, seq, { before: PAGE / 2, after: PAGE / 2 });
+      this.resetWindow();
+      this.addWindow(w);
+      this.setState({ atLatest: !w.moreAfter, hasOlder: w.moreBefore, highlightSeq: seq, error: null });
+      if (!w.moreAfter) this.addPending();
+    } catch (err) {
+      this.setState({ error: errorText(err) });
+    } finally {
+      this.setState({ loading: false });
+      this.rebuild();
     }
   }
 

@@ -4,6 +4,7 @@ import { Directory } from './directory.ts';
 import { messageText } from './format.ts';
 import { fold } from './compose.ts';
 import { ViewModel, errorText } from './view-model.ts';
+import { isSubjectConversation, type SearchApi } from '../search.ts';
 
 export interface ConversationRow {
   conv: string;
@@ -22,6 +23,8 @@ export interface ConversationRow {
   draft: string;
   lastSeq: number;
   oldestUnreadSeq: number | null;
+  /** Subject conversations: the title of their business subject (an item, an order); null otherwise or until loaded. */
+  subject: string | null;
 }
 
 /** A locally stored message whose text matches the list's search. */
@@ -41,7 +44,7 @@ export interface ConversationListState {
   query: string;
   /** Conversations whose name matches the search (any script, case- and width-insensitive). */
   matches: ConversationRow[];
-  /** Messages held on this device whose text matches (the newest first). */
+  /** Messages whose text matches (the newest first): the server's search when `search` is given, plus what this device holds. */
   hits: MessageHit[];
   searching: boolean;
   /** The first read of the local store finished (the list shows before the network). */
@@ -54,6 +57,8 @@ export interface ConversationListState {
 export interface ConversationListDeps {
   client: MagpieClient;
   directory: Directory;
+  /** Server-side message search and subjects; without it the search covers this device's messages only and no subject is shown. */
+  search?: SearchApi;
 }
 
 /**
@@ -65,6 +70,8 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
   private entries = new Map<string, ConvEntry>();
   private scheduled = false;
   private searchSeq = 0;
+  /** Subject titles by conversation (null: none); a conversation absent here is not asked yet. */
+  private readonly subjects = new Map<string, string | null>();
 
   constructor(private readonly deps: ConversationListDeps) {
     super({ rows: [], query: '', matches: [], hits: [], searching: false, loaded: false, totalUnread: 0, error: null });
@@ -120,8 +127,43 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
       }
       if (mine !== this.searchSeq) return;
     }
+    if (this.deps.search) {
+      // The server holds what this device never loaded; offline, the local hits stay.
+      try {
+        const page = await this.deps.search.search(query.trim(), { limit: max });
+        if (mine !== this.searchSeq) return;
+        const titles = new Map(this.getSnapshot().rows.map((r) => [r.conv, r.title]));
+        const seen = new Set(hits.map((h) => `${h.conv}:${h.seq}`));
+        for (const h of page.hits) {
+          if (seen.has(`${h.conv}:${h.seq}`)) continue;
+          const title = titles.get(h.conv) ?? (h.conv.startsWith('d:') ? dir.userName(h.sender === me ? (h.conv.slice(2).split(':').find((u) => u !== me) ?? h.sender) : h.sender) : dir.groupName(h.conv));
+          hits.push({ conv: h.conv, title, seq: h.seq, senderName: h.sender === me ? 'You' : dir.userName(h.sender), text: h.text, time: h.time });
+        }
+      } catch {
+        /* offline or refused: the device's own hits stay */
+      }
+    }
+    if (mine !== this.searchSeq) return;
     hits.sort((a, b) => b.time - a.time);
     this.setState({ hits: hits.slice(0, max), searching: false });
+  }
+
+  /** Load the subject titles of subject conversations not asked yet, then show them. */
+  private loadSubjects(convs: string[]): void {
+    const api = this.deps.search;
+    if (!api) return;
+    for (const conv of convs) {
+      if (this.subjects.has(conv) || !isSubjectConversation(conv)) continue;
+      this.subjects.set(conv, null);
+      api.subject(conv).then(
+        (s) => {
+          if (!s) return;
+          this.subjects.set(conv, s.title);
+          this.schedule();
+        },
+        () => this.subjects.delete(conv),
+      );
+    }
   }
 
   private matching(q: string): ConversationRow[] {
@@ -203,8 +245,10 @@ export class ConversationListViewModel extends ViewModel<ConversationListState> 
           draft: e.draft,
           lastSeq: e.lastSeq,
           oldestUnreadSeq: e.oldestUnreadSeq,
+          subject: this.subjects.get(e.conv) ?? null,
         };
       });
+    this.loadSubjects(rows.map((r) => r.conv));
     const totalUnread = rows.reduce((n, r) => n + (r.muted ? 0 : r.unread), 0);
     this.setState({ rows, loaded, totalUnread });
     const q = this.getSnapshot().query;

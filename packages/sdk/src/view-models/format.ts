@@ -61,6 +61,8 @@ function noticeText(body: unknown, nameOf: NameOf): string {
     }
     case 'group_dismissed':
       return `${by} dismissed the group`;
+    case 'subject':
+      return `About: ${String(d.title ?? '')}`;
     default:
       return 'Group updated';
   }

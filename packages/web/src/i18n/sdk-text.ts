@@ -78,6 +78,9 @@ export function noticeText(body: unknown, nameOf: NameOf): string {
     case 'group_dismissed':
       s = t('notice.dismissed', { by });
       break;
+    case 'subject':
+      s = t('notice.subject', { title: String(d.title ?? '') });
+      break;
     default:
       s = t('notice.generic');
   }

@@ -1,9 +1,9 @@
 import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { ChatViewModel, type ChatItem, type ChatTarget, type LocalMessage, type ProfileSummary } from '@magpie/sdk';
+import { ChatViewModel, isSubjectConversation, type ChatItem, type ChatTarget, type LocalMessage, type MessageSearchHit, type ProfileSummary } from '@magpie/sdk';
 import { useTranslation } from 'react-i18next';
 import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
-import { chatPath, groupPath, navigate } from '../router.ts';
+import { chatPath, groupPath, navigate, usePath } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
@@ -39,7 +39,7 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; f
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; ui: ItemUi }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; ui: ItemUi; highlight: boolean }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
@@ -73,7 +73,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
       const bundle = m.kind === 'bundle' ? (m.body as { title?: string; items?: unknown[] }) : null;
       return (
         <li
-          className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${item.recalled ? ' recalled' : ''}${ui.actionsFor === seq ? ' show-actions' : ''}`}
+          className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${item.recalled ? ' recalled' : ''}${ui.actionsFor === seq ? ' show-actions' : ''}${props.highlight ? ' highlight' : ''}`}
           data-testid="message"
           data-seq={m.seq ?? ''}
           data-state={m.state}
@@ -315,6 +315,59 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
   );
 }
 
+/** Search inside one conversation (the server's search with `conv`); a hit jumps the chat to that message. */
+function InChatSearch(props: { session: Session; conv: string; onPick: (seq: number) => void; onClose: () => void }) {
+  const { session, conv } = props;
+  const { t } = useTranslation();
+  const [q, setQ] = useState('');
+  const [hits, setHits] = useState<MessageSearchHit[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!q.trim()) {
+      setHits(null);
+      return;
+    }
+    let live = true;
+    const timer = setTimeout(() => {
+      session.search.search(q.trim(), { conv, limit: 50 }).then(
+        (r) => live && (setHits(r.hits), setError(null)),
+        (err: unknown) => live && setError(err instanceof Error ? err.message : String(err)),
+      );
+    }, 250);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [q, conv, session]);
+  return (
+    <div className="in-chat-search" data-testid="in-chat-search">
+      <form role="search" onSubmit={(e) => e.preventDefault()}>
+        <label className="sr-only" htmlFor="in-chat-search-input">
+          {t('chat.searchInPlaceholder')}
+        </label>
+        <input id="in-chat-search-input" type="search" placeholder={t('chat.searchInPlaceholder')} value={q} onChange={(e) => setQ(e.target.value)} autoFocus data-testid="in-chat-search-input" />
+        <button type="button" className="icon-button" aria-label={t('chat.closeSearch')} onClick={props.onClose} data-testid="in-chat-search-close">
+          <Icon name="close" />
+        </button>
+      </form>
+      <Notice error={error} />
+      {hits && hits.length === 0 && <p className="muted center">{t('chat.noHits')}</p>}
+      {hits && hits.length > 0 && (
+        <ul className="rows in-chat-hits" data-testid="in-chat-hits">
+          {hits.map((h) => (
+            <li key={h.seq}>
+              <button type="button" className="row-link hit" data-testid="in-chat-hit" data-seq={h.seq} onClick={() => props.onPick(h.seq)}>
+                <span className="row-preview">{h.text}</span>
+                <span className="row-time">{dateTime(h.time)}</span>
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
   const { session, target } = props;
   const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
@@ -336,6 +389,28 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const stick = useRef(true);
   const jumped = useRef(false);
   const prevHeight = useRef<{ h: number; top: number; first: string | undefined } | null>(null);
+  const path = usePath();
+  const [finding, setFinding] = useState(false);
+  const [subject, setSubject] = useState<string | null>(null);
+  const scrolledTo = useRef<number | null>(null);
+
+  // `?seq=N` (a search hit): open the chat at that message.
+  const jumpSeq = Number(new URLSearchParams(path.split('?')[1] ?? '').get('seq')) || null;
+  useEffect(() => {
+    if (!s.conv || jumpSeq === null) return;
+    stick.current = false;
+    scrolledTo.current = null;
+    void vm.jumpToSeq(jumpSeq);
+  }, [s.conv, jumpSeq, vm]);
+
+  // A subject conversation shows its subject (an item, an order) under the title.
+  useEffect(() => {
+    let live = true;
+    if (s.conv && isSubjectConversation(s.conv)) void session.search.subject(s.conv).then((x) => live && setSubject(x?.title ?? null), () => {});
+    return () => {
+      live = false;
+    };
+  }, [s.conv, session]);
 
   useEffect(() => {
     void vm.start();
@@ -365,6 +440,24 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
     else if (stick.current && s.atLatest) el.scrollTop = el.scrollHeight;
     prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
   }, [s.items, firstKey, s.atLatest]);
+
+  // After a jump: bring the message into view once.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el || s.highlightSeq === null || scrolledTo.current === s.highlightSeq) return;
+    const target = el.querySelector<HTMLElement>('[data-highlight]');
+    if (!target) return;
+    scrolledTo.current = s.highlightSeq;
+    stick.current = false;
+    target.scrollIntoView({ block: 'center' });
+    prevHeight.current = { h: el.scrollHeight, top: el.scrollTop, first: firstKey };
+  }, [s.items, s.highlightSeq, firstKey]);
+
+  const jumpTo = (seq: number) => {
+    stick.current = false;
+    scrolledTo.current = null;
+    void vm.jumpToSeq(seq);
+  };
 
   const onScroll = () => {
     const el = scroller.current;
@@ -423,7 +516,18 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
     <section className="chat" aria-label={t('chat.label', { title: s.title })} data-testid="chat" data-conv={s.conv ?? ''}>
-      <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? t('chat.members', { count: info.memberCount }) : peer ? <PresenceLine p={session.receipts.presence(peer)} /> : undefined} level={2}>
+      <Header
+        title={s.title || '…'}
+        back={props.wide ? undefined : '/'}
+        backBadge={elsewhere}
+        subtitle={group && info ? t('chat.members', { count: info.memberCount }) : subject ? <span data-testid="chat-subject">{t('chat.subject', { title: subject })}</span> : peer ? <PresenceLine p={session.receipts.presence(peer)} /> : undefined}
+        level={2}
+      >
+        {s.conv && (
+          <button type="button" className="icon-button" aria-pressed={finding} aria-label={t('chat.searchIn')} title={t('chat.searchIn')} data-testid="in-chat-search-toggle" onClick={() => setFinding(!finding)}>
+            <Icon name="search" />
+          </button>
+        )}
         {row && (
           <>
             <button type="button" className="icon-button" aria-pressed={row.pinned} aria-label={row.pinned ? t('chat.unpin') : t('chat.pin')} title={row.pinned ? t('chat.unpinShort') : t('chat.pinShort')} data-testid="pin" onClick={() => void session.conversations.pin(row.conv, !row.pinned)}>
@@ -445,6 +549,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
           </Link>
         )}
       </Header>
+      {finding && s.conv && <InChatSearch session={session} conv={s.conv} onPick={jumpTo} onClose={() => setFinding(false)} />}
       {s.announcement && (
         <div className="announcement-banner" role="note" aria-label={t('chat.announcement')} data-testid="announcement-banner">
           <Icon name="pin" size={14} /> <Linkified text={s.announcement} />
@@ -470,7 +575,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} session={session} ui={ui} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} ui={ui} highlight={item.type === 'message' && item.message.seq !== null && item.message.seq === s.highlightSeq} />
           ))}
         </ol>
         {!s.atLatest && (

@@ -3,7 +3,7 @@ import type { ConversationRow, MessageHit } from '@magpie/sdk';
 import { useTranslation } from 'react-i18next';
 import { useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
-import { chatPath, type Route } from '../router.ts';
+import { chatPath, messagePath, type Route } from '../router.ts';
 import { dismissPushOffer, enablePush, pushStatus, shouldOfferPush, type PushStatus } from '../push.ts';
 import { Avatar, Empty, Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
@@ -133,6 +133,11 @@ function Row(props: { session: Session; r: ConversationRow; current: string | nu
                 </span>
               )}
               {r.title}
+              {r.subject && (
+                <span className="subject-tag" data-testid="row-subject" title={t('chat.subject', { title: r.subject })}>
+                  {r.subject}
+                </span>
+              )}
             </span>
             <span className="row-time">{r.time ? listTime(r.time) : ''}</span>
           </span>
@@ -170,8 +175,8 @@ function Hit(props: { h: MessageHit; q: string }) {
   const { h } = props;
   const { t } = useTranslation();
   return (
-    <li className="row" data-testid="message-hit" data-conv={h.conv}>
-      <Link to={chatPath(h.conv)} className="row-link">
+    <li className="row" data-testid="message-hit" data-conv={h.conv} data-seq={h.seq}>
+      <Link to={messagePath(h.conv, h.seq)} className="row-link">
         <Avatar name={h.title} id={h.conv} group={!h.conv.startsWith('d:')} />
         <span className="row-main">
           <span className="row-top">

@@ -6,6 +6,7 @@ import { m0004 } from './0004-core.ts';
 import { m0005 } from './0005-push.ts';
 import { m0006 } from './0006-wallet.ts';
 import { m0007 } from './0007-lifecycle.ts';
+import { m0008 } from './0008-search.ts';
 import { m0009 } from './0009-receipts.ts';
 import { m0010 } from './0010-payments.ts';
 import { m0012 } from './0012-webhooks.ts';
@@ -22,4 +23,4 @@ import { m0013 } from './0013-console.ts';
  * edited or removed. Stores not yet on the shared engine (messages)
  * still create their own tables; each moves here as a migration when it is ported.
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0009, m0010, m0012, m0013];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013];
