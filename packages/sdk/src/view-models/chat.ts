@@ -393,6 +393,11 @@ export class ChatViewModel extends ViewModel<ChatState> {
     return item;
   }
 
+  /** Show a problem the UI found itself (the microphone is blocked, …); null clears it. */
+  setError(text: string | null): void {
+    this.setState({ error: text });
+  }
+
   /** Pause, resume or cancel an upload shown in the chat (cancel removes it and deletes it on the server). */
   pauseUpload(key: string): void {
     this.uploads.get(key)?.upload.pause();

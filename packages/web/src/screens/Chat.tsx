@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { ChatViewModel, type ChatItem, type ChatTarget, type LocalMessage, type ProfileSummary } from '@magpie/sdk';
 import { useTranslation } from 'react-i18next';
 import { useOwnedVM, useVM } from '../hooks.ts';
@@ -9,6 +9,10 @@ import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
 import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
+import { MessageMedia, RICH_KINDS } from '../media/MessageMedia.tsx';
+import { AttachMenu, UploadBubble, sendFiles } from '../media/Attach.tsx';
+import { Lightbox } from '../media/Lightbox.tsx';
+import { VoiceRecorder } from '../media/VoiceRecorder.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
 function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: string; canRetry: boolean } | null }) {
@@ -36,10 +40,12 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; failure: { text: st
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; onOpenImage: (clientMsgId: string) => void }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
+    case 'upload':
+      return <UploadBubble item={item} vm={props.vm} />;
     case 'day':
       return (
         <li className="day-sep" data-testid="day-separator">
@@ -61,7 +67,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
     case 'message': {
       const m = item.message;
       return (
-        <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state}>
+        <li className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${RICH_KINDS.has(m.kind) ? ' rich' : ''}`} data-testid="message" data-seq={m.seq ?? ''} data-state={m.state} data-kind={m.kind}>
           {props.group && !item.own && item.showSender && (
             <div className="msg-sender" aria-hidden="true">
               {item.senderName}
@@ -72,9 +78,16 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
             <span className="sr-only" data-testid="msg-sender">
               {t('chat.senderSaid', { name: item.own ? t('app.you') : item.senderName })}{' '}
             </span>
-            <span className="msg-text">
-              <Linkified text={item.text} />
-            </span>
+            {RICH_KINDS.has(m.kind) ? (
+              <>
+                <span className="sr-only">{item.text} </span>
+                <MessageMedia session={props.session} message={m} localUrl={item.localUrl} onOpenImage={props.onOpenImage} />
+              </>
+            ) : (
+              <span className="msg-text">
+                <Linkified text={item.text} />
+              </span>
+            )}
             <span className="msg-meta">
               <time dateTime={new Date(m.time).toISOString()} title={dateTime(m.time)}>
                 {timeOfDay(m.time)}
@@ -91,8 +104,8 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean }) {
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null }) {
-  const { vm, blocked } = props;
+function Composer(props: { vm: ChatViewModel; session: Session; draft: string; blocked: string | null }) {
+  const { vm, blocked, session } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
   const [suggest, setSuggest] = useState<{ list: ProfileSummary[]; index: number }>({ list: [], index: 0 });
@@ -184,10 +197,34 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
           {sdkText(tooLong)}
         </p>
       )}
+      <AttachMenu session={session} vm={vm} />
       <label className="sr-only" htmlFor="composer-input">
         {t('chat.message')}
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKey} data-testid="composer" autoFocus />
+      <textarea
+        id="composer-input"
+        ref={ref}
+        rows={1}
+        aria-controls={suggest.list.length ? 'mention-list' : undefined}
+        aria-autocomplete="list"
+        placeholder={t('chat.message')}
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+        onKeyDown={onKey}
+        onPaste={(e) => {
+          // A pasted picture or file is sent (the text of a paste stays in the composer).
+          const files = [...e.clipboardData.files];
+          if (files.length === 0) return;
+          e.preventDefault();
+          void sendFiles(session, vm, files);
+        }}
+        data-testid="composer"
+        autoFocus
+      />
+      <VoiceRecorder
+        onRecorded={(note) => vm.sendMedia({ file: note.file, kind: 'voice', name: note.file.name, size: note.file.size, body: { duration: note.duration, waveform: note.waveform } })}
+        onError={(msg) => vm.setError(msg)}
+      />
       <button type="submit" className="primary send" disabled={!text.trim() || !!tooLong} aria-label={t('chat.send')} data-testid="send">
         <Icon name="send" />
       </button>
@@ -254,11 +291,46 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
     if (stick.current && !s.atLatest) void vm.loadNewer();
   };
 
+  // Images of the loaded window, for the lightbox's previous/next.
+  const images = useMemo(() => s.items.flatMap((i) => (i.type === 'message' && i.message.kind === 'image' && (i.message.body as { upload?: string }).upload ? [i.message] : [])), [s.items]);
+  const [lightbox, setLightbox] = useState<number | null>(null);
+  const openImage = (id: string) => setLightbox(Math.max(0, images.findIndex((m) => m.clientMsgId === id)));
+  const [dragging, setDragging] = useState(false);
+  const drag = useRef(0);
+  const canDrop = s.draft !== null && !s.sendBlocked;
+  const hasFiles = (e: React.DragEvent) => [...e.dataTransfer.types].includes('Files');
+
   const group = s.kind !== 'direct';
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
-    <section className="chat" aria-label={t('chat.label', { title: s.title })} data-testid="chat" data-conv={s.conv ?? ''}>
+    <section
+      className="chat"
+      aria-label={t('chat.label', { title: s.title })}
+      data-testid="chat"
+      data-conv={s.conv ?? ''}
+      onDragEnter={(e) => {
+        if (!canDrop || !hasFiles(e)) return;
+        drag.current++;
+        setDragging(true);
+      }}
+      onDragLeave={() => {
+        if (--drag.current <= 0) {
+          drag.current = 0;
+          setDragging(false);
+        }
+      }}
+      onDragOver={(e) => {
+        if (canDrop && hasFiles(e)) e.preventDefault();
+      }}
+      onDrop={(e) => {
+        drag.current = 0;
+        setDragging(false);
+        if (!canDrop || e.dataTransfer.files.length === 0) return;
+        e.preventDefault();
+        void sendFiles(session, vm, [...e.dataTransfer.files]);
+      }}
+    >
       <Header title={s.title || '…'} back={props.wide ? undefined : '/'} backBadge={elsewhere} subtitle={group && info ? t('chat.members', { count: info.memberCount }) : undefined} level={2}>
         {row && (
           <>
@@ -306,7 +378,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} onOpenImage={openImage} />
           ))}
         </ol>
         {!s.atLatest && (
@@ -316,7 +388,15 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         )}
       </div>
       <Notice error={sdkText(s.error)} />
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} />}
+      {s.draft !== null && <Composer vm={vm} session={session} draft={s.draft} blocked={s.sendBlocked} />}
+      {dragging && (
+        <div className="drop-overlay" aria-hidden="true" data-testid="drop-overlay">
+          {t('media.dropHere')}
+        </div>
+      )}
+      {lightbox !== null && images.length > 0 && (
+        <Lightbox session={session} images={images} index={Math.max(0, Math.min(lightbox, images.length - 1))} onIndex={setLightbox} onClose={() => setLightbox(null)} />
+      )}
     </section>
   );
 }
