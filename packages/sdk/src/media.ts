@@ -230,7 +230,8 @@ export class MediaApi {
     this.token = opts.token;
     const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
     if (!f) throw new Error('MediaApi needs fetch');
-    this.fetchFn = f;
+    // Browsers throw "Illegal invocation" when window.fetch is called with another `this`.
+    this.fetchFn = opts.fetch ? f : (url, init) => f.call(globalThis, url, init);
   }
 
   /** Start a resumable upload of a file for a message of `kind`. */

@@ -40,6 +40,14 @@ export function AttachMenu(props: { session: Session; vm: ChatViewModel; disable
     );
   };
 
+  // The panels sit inside the composer's <form>: no nested form, plain buttons.
+  const shareLocation = () => {
+    if (!loc) return;
+    void vm.sendLocation({ lat: loc.lat, lng: loc.lng, ...(label.trim() ? { label: label.trim() } : {}) });
+    setPanel(null);
+    setLabel('');
+  };
+
   return (
     <div className="attach">
       <input
@@ -83,30 +91,35 @@ export function AttachMenu(props: { session: Session; vm: ChatViewModel; disable
           {problem && <p role="alert">{problem}</p>}
           {!problem && !loc && <p className="muted">{t('media.locating')}</p>}
           {loc && (
-            <form
-              onSubmit={(e) => {
-                e.preventDefault();
-                void vm.sendLocation({ lat: loc.lat, lng: loc.lng, ...(label.trim() ? { label: label.trim() } : {}) });
-                setPanel(null);
-                setLabel('');
-              }}
-            >
+            <div className="location-form">
               <p className="coords" data-testid="location-found">
                 {loc.lat.toFixed(5)}, {loc.lng.toFixed(5)} <span className="muted">(±{Math.round(loc.accuracy)} m)</span>
               </p>
               <label>
                 {t('media.placeName')}
-                <input value={label} maxLength={200} onChange={(e) => setLabel(e.target.value)} placeholder={t('media.placeNameHint')} data-testid="location-label" />
+                <input
+                  value={label}
+                  maxLength={200}
+                  onChange={(e) => setLabel(e.target.value)}
+                  onKeyDown={(e) => {
+                    if (e.key === 'Enter') {
+                      e.preventDefault();
+                      shareLocation();
+                    }
+                  }}
+                  placeholder={t('media.placeNameHint')}
+                  data-testid="location-label"
+                />
               </label>
               <div className="row-actions">
                 <button type="button" onClick={() => setPanel(null)}>
                   {t('app.cancel')}
                 </button>
-                <button type="submit" className="primary" data-testid="location-send">
+                <button type="button" className="primary" onClick={shareLocation} data-testid="location-send">
                   {t('chat.send')}
                 </button>
               </div>
-            </form>
+            </div>
           )}
           {!loc && (
             <button type="button" onClick={() => setPanel(null)}>

@@ -34,13 +34,24 @@ export function Lightbox(props: { session: Session; images: LocalMessage[]; inde
     close.current?.focus();
     return () => prev?.focus?.();
   }, []);
-  const onKey = (e: React.KeyboardEvent) => {
+  // Keys work wherever the focus is (a button that became disabled drops it to the body).
+  const keys = useRef<(e: KeyboardEvent) => void>(() => undefined);
+  keys.current = (e: KeyboardEvent) => {
     if (e.key === 'Escape') props.onClose();
     else if (e.key === 'ArrowLeft') go(-1);
     else if (e.key === 'ArrowRight') go(1);
     else if (e.key === '+' || e.key === '=') setZoom((z) => Math.min(4, z * 2));
     else if (e.key === '-') setZoom((z) => Math.max(1, z / 2));
-    else if (e.key === 'Tab') {
+    else return;
+    e.preventDefault();
+  };
+  useEffect(() => {
+    const on = (e: KeyboardEvent) => keys.current(e);
+    document.addEventListener('keydown', on);
+    return () => document.removeEventListener('keydown', on);
+  }, []);
+  const onKey = (e: React.KeyboardEvent) => {
+    if (e.key === 'Tab') {
       // Keep focus inside the dialog.
       const els = [...e.currentTarget.querySelectorAll<HTMLElement>('button:not([disabled])')];
       const i = els.indexOf(document.activeElement as HTMLElement);

@@ -113,9 +113,11 @@ export function VoiceRecorder(props: { onRecorded(note: VoiceNote): void; onErro
       if (rec.current) stop(true);
       return;
     }
-    await starting.current;
     // Held long enough: release sends. A quick tap leaves it recording (tap again or press send).
-    if (Date.now() - p.at >= HOLD_MS) stop(true);
+    // Measured before waiting for the microphone, which may take a while to open.
+    const held = Date.now() - p.at >= HOLD_MS;
+    await starting.current;
+    if (held) stop(true);
   };
 
   const elapsed = recording ? (Date.now() - recording.started) / 1000 : 0;

@@ -235,7 +235,7 @@ function Composer(props: { vm: ChatViewModel; session: Session; draft: string; b
 export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
   const { session, target } = props;
   const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
-  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups, drafts: session.drafts }, target), key);
+  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, directory: session.directory, groups: session.groups, drafts: session.drafts, media: session.media }, target), key);
   if (!vm) return <section className="chat" aria-busy="true" />;
   return <ChatView session={session} vm={vm} wide={props.wide} />;
 }
