@@ -30,6 +30,7 @@ export { defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from 
 export { TypedEmitter, type Listener } from './emitter.ts';
 export type { WelcomeResult, SendResult, SyncResult, HistoryResult, ConvsResult } from './wire.ts';
 export type { ConvEntry, Message, InboxItem, Platform } from '@magpie/protocol';
+export { mapUrl, formatDuration, messagePreview, isMediaKind, type ClientConfig, type MediaKind, type ImageBody, type VideoBody, type VoiceBody, type FileBody, type LocationBody, type CardBody, type MediaVariant } from '@magpie/protocol';
 export {
   SocialApi,
   RelationSync,

@@ -46,6 +46,12 @@ export interface MediaApiOptions {
   chunkSize?: number;
   /** Delays between automatic retries after a network error; each resumes at the server's offset. */
   retryDelays?: number[];
+  /**
+   * After the automatic retries a network error leaves the upload `paused` (`stalled` true)
+   * instead of failing it, so `resume()` continues it when the connection is back (a chat
+   * view model does this on reconnect). Default false: the upload fails.
+   */
+  keepOnNetworkError?: boolean;
 }
 
 /**
@@ -55,6 +61,8 @@ export interface MediaApiOptions {
  */
 export class MediaUpload extends TypedEmitter<UploadEvents> {
   state: UploadState = 'uploading';
+  /** Paused by a network error (not by the user): resume when the network is back. */
+  stalled = false;
   sent = 0;
   total = 0;
   readonly done: Promise<UploadInfo>;
@@ -65,7 +73,7 @@ export class MediaUpload extends TypedEmitter<UploadEvents> {
     private readonly api: MediaApi,
     source: UploadSource,
     readonly kind: MediaKind,
-    opts: { filename?: string; resumeUrl?: string; chunkSize?: number; retryDelays?: number[] },
+    opts: { filename?: string; resumeUrl?: string; chunkSize?: number; retryDelays?: number[]; keepOnNetworkError?: boolean },
   ) {
     super();
     this.done = new Promise<UploadInfo>((resolve, reject) => (this.settle = { resolve, reject }));
@@ -101,6 +109,13 @@ export class MediaUpload extends TypedEmitter<UploadEvents> {
       },
       onSuccess: () => void this.finish(),
       onError: (err) => {
+        const status = (err as DetailedError).originalResponse?.getStatus() ?? 0;
+        if (status === 0 && opts.keepOnNetworkError && this.state === 'uploading') {
+          // The network is gone: keep the upload (the server holds what arrived) until resume().
+          this.stalled = true;
+          this.setState('paused');
+          return;
+        }
         const body = (err as DetailedError).originalResponse?.getBody();
         let e: MagpieClientError;
         try {
@@ -142,6 +157,7 @@ export class MediaUpload extends TypedEmitter<UploadEvents> {
 
   resume(): void {
     if (this.state !== 'paused') return;
+    this.stalled = false;
     this.setState('uploading');
     this.tus.start();
   }
@@ -194,6 +210,8 @@ export interface SendMediaInput {
   body?: Record<string, unknown>;
   /** Text shown by clients that do not know the kind; default "[Image]", "[Voice] 0:12", … */
   fallback?: string;
+  /** Called when the message is queued (upload done): the chat shows it from then on. */
+  onQueued?: (message: LocalMessage) => void;
 }
 
 let localSeq = 0;
@@ -212,12 +230,18 @@ export class MediaApi {
     this.token = opts.token;
     const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
     if (!f) throw new Error('MediaApi needs fetch');
-    this.fetchFn = f;
+    // Browsers throw "Illegal invocation" when window.fetch is called with another `this`.
+    this.fetchFn = opts.fetch ? f : (url, init) => f.call(globalThis, url, init);
   }
 
   /** Start a resumable upload of a file for a message of `kind`. */
   upload(file: UploadSource, kind: MediaKind, opts: { filename?: string; resumeUrl?: string } = {}): MediaUpload {
-    return new MediaUpload(this, file, kind, { ...opts, ...(this.opts.chunkSize ? { chunkSize: this.opts.chunkSize } : {}), ...(this.opts.retryDelays ? { retryDelays: this.opts.retryDelays } : {}) });
+    return new MediaUpload(this, file, kind, {
+      ...opts,
+      ...(this.opts.chunkSize ? { chunkSize: this.opts.chunkSize } : {}),
+      ...(this.opts.retryDelays ? { retryDelays: this.opts.retryDelays } : {}),
+      ...(this.opts.keepOnNetworkError ? { keepOnNetworkError: true } : {}),
+    });
   }
 
   async info(uploadId: string): Promise<UploadInfo> {
@@ -259,6 +283,7 @@ export class MediaApi {
         try {
           const queued = await send({ ...target, kind: input.kind, body });
           ids.localId = queued.clientMsgId;
+          input.onQueued?.(queued);
           const sent = this.opts.waitForSend ? ((await this.opts.waitForSend(queued.clientMsgId)) ?? queued) : queued;
           state = sent.state === 'failed' ? 'failed' : 'sent';
           return sent;

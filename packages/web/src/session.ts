@@ -13,6 +13,7 @@ import {
   JoinRequestsViewModel,
   MagpieClient,
   MagpieClientError,
+  MediaApi,
   MemoryStore,
   RestApi,
   SocialApi,
@@ -26,6 +27,7 @@ import {
   type DraftStore,
   type LocalStore,
 } from '@magpie/sdk';
+import type { ClientConfig } from '@magpie/sdk';
 import { IndexedDbStore } from './idb-store.ts';
 import { t } from './i18n/index.ts';
 import { TabSync, claimStore } from './tabs.ts';
@@ -153,6 +155,9 @@ export class Session {
   readonly contacts: ContactsViewModel;
   readonly joinRequests: JoinRequestsViewModel;
   readonly drafts: DraftStore;
+  /** Uploads (tus, resumable; a network loss pauses them until the reconnect) and signed media URLs. */
+  readonly media: MediaApi;
+  private config: Promise<ClientConfig> | null = null;
   private readonly tabs: TabSync;
   private readonly offNetwork: () => void;
 
@@ -186,6 +191,16 @@ export class Session {
     this.contacts = new ContactsViewModel({ client, social: this.social, directory: this.directory });
     this.joinRequests = new JoinRequestsViewModel({ client, groups: this.groups });
     this.drafts = draftStore(saved.userId);
+    this.media = new MediaApi({
+      baseUrl,
+      token: () => saved.token,
+      send: (input) => client.send(input),
+      waitForSend: (id) => client.waitForSend(id),
+      // 4 MiB requests: progress moves and a lost connection re-sends at most one chunk.
+      chunkSize: 4 * 1024 * 1024,
+      retryDelays: [0, 1000, 3000],
+      keepOnNetworkError: true,
+    });
     this.tabs = new TabSync(client, saved.userId);
     const online = () => this.connection.setNetworkOnline(true);
     const offline = () => this.connection.setNetworkOnline(false);
@@ -202,6 +217,17 @@ export class Session {
 
   get userId(): string {
     return this.saved.userId;
+  }
+
+  /** The server's media settings (upload limits, map link template): GET /api/client-config, once per session. */
+  clientConfig(): Promise<ClientConfig> {
+    this.config ??= (async () => {
+      const r = await fetch('/api/client-config', { headers: { authorization: `Bearer ${this.saved.token}` } });
+      if (!r.ok) throw new Error(`client-config: HTTP ${r.status}`);
+      return (await r.json()) as ClientConfig;
+    })();
+    this.config.catch(() => (this.config = null));
+    return this.config;
   }
 
   private static newClient(store: LocalStore, token?: string): MagpieClient {

@@ -9,3 +9,4 @@ export * from './payments.ts';
 export * from './ops.ts';
 export * from './lifecycle.ts';
 export * from './search.ts';
+export * from './media.ts';

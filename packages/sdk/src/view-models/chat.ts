@@ -1,5 +1,6 @@
 import { LIFECYCLE_EVENT_KINDS, LOCAL_HIDDEN_KIND, ReactionBook, type LifecycleApi, type LifecycleSync } from '../lifecycle.ts';
-import type { ConvEntry, Message, ProfileSummary } from '@magpie/protocol';
+import type { ConvEntry, MediaKind, Message, ProfileSummary } from '@magpie/protocol';
+import type { MediaApi, MediaUpload, UploadSource } from '../media.ts';
 import type { MagpieClient } from '../client.ts';
 import type { GroupMember, GroupsApi } from '../groups.ts';
 import { MagpieClientError } from '../errors.ts';
@@ -36,7 +37,30 @@ export type ChatItem =
       reply: { seq: number; senderName: string; text: string } | null;
       /** Reaction chips: emoji, count, whether this user reacted. */
       reactions: { emoji: string; count: number; mine: boolean }[];
-    };
+      /** Own media sent from this device: the picked file's local (blob:) URL, shown until the server's copy loads. */
+      localUrl: string | null;
+    }
+  | ChatUploadItem;
+
+/** A media message still uploading: shown at once from the local file, with progress, pause and cancel. */
+export interface ChatUploadItem {
+  type: 'upload';
+  key: string;
+  kind: MediaKind;
+  name: string;
+  size: number;
+  /** blob: URL of the picked file (browsers), null elsewhere. */
+  localUrl: string | null;
+  sent: number;
+  total: number;
+  /** `paused` with `stalled`: waiting for the network (resumes on reconnect). */
+  state: 'uploading' | 'paused' | 'sending' | 'failed';
+  stalled: boolean;
+  /** Extra body fields the message will carry (voice: duration, waveform). */
+  body: Record<string, unknown>;
+  error: string | null;
+  time: number;
+}
 
 export interface ChatState {
   /** Null for a direct chat whose conversation does not exist yet (first message not sent). */
@@ -83,7 +107,19 @@ export interface ChatDeps {
   directory: Directory;
   groups?: GroupsApi;
   drafts?: DraftStore;
+  /** Media uploads and URLs (needed for sendMedia). */
+  media?: MediaApi;
   now?: () => number;
+}
+
+/** A file for sendMedia: a Blob/File in browsers (its `type`, `name` and `size` are read). */
+export interface MediaFileInput {
+  file: UploadSource;
+  kind: MediaKind;
+  name?: string;
+  size?: number;
+  /** Extra body fields: caption (image/video), duration and waveform (voice). */
+  body?: Record<string, unknown>;
 }
 
 export type ChatTarget = { conv: string } | { peer: string };
@@ -117,6 +153,10 @@ export class ChatViewModel extends ViewModel<ChatState> {
   private reactionBook: ReactionBook;
   /** Seq of the message the composer replies to, or null. */
   replyTo: number | null = null;
+  private uploads = new Map<string, { item: ChatUploadItem; upload: MediaUpload }>();
+  /** clientMsgId → the local blob URL of a media message sent from here. */
+  private localUrls = new Map<string, string>();
+  private uploadSeq = 0;
 
   constructor(
     private readonly deps: ChatDeps,
@@ -181,8 +221,14 @@ export class ChatViewModel extends ViewModel<ChatState> {
     this.own(
       deps.client.on('state', ({ state }) => {
         if (state === 'online' && this.getSnapshot().atLatest) void this.reloadLatest();
+        // Uploads the network stopped continue from the server's offset.
+        if (state === 'online') for (const { upload } of this.uploads.values()) if (upload.stalled) upload.resume();
       }),
     );
+    this.own(() => {
+      // Leaving the chat does not stop its uploads (their messages still go out); the local URLs stay for them.
+      this.uploads.clear();
+    });
     this.own(deps.directory.subscribe(() => this.rebuild()));
     this.own(() => {
       if (this.rightsTimer) clearTimeout(this.rightsTimer);
@@ -346,6 +392,123 @@ export class ChatViewModel extends ViewModel<ChatState> {
     } catch (err) {
       this.setState({ error: errorText(err) });
     }
+  }
+
+  /**
+   * Upload a file and send it as a media message. The chat shows it at once (an `upload`
+   * item with the local file and progress); once the upload is done the message is queued
+   * and shows as an own message (sending → sent), still from the local file until the
+   * server's thumbnail loads. Refused at once when sending is blocked or the file is larger
+   * than `maxBytes` (the server's limit for the kind, from `GET /api/client-config`).
+   */
+  sendMedia(input: MediaFileInput, maxBytes?: number): ChatUploadItem | null {
+    const media = this.deps.media;
+    if (!media) throw new Error('ChatViewModel needs `media` to send media');
+    const blocked = this.getSnapshot().sendBlocked;
+    if (blocked) {
+      this.setState({ error: blocked });
+      return null;
+    }
+    const blob = typeof Blob !== 'undefined' && input.file instanceof Blob ? input.file : null;
+    const name = input.name ?? (blob && 'name' in blob && typeof blob.name === 'string' ? blob.name : input.kind);
+    const size = input.size ?? blob?.size ?? (input.file instanceof Uint8Array ? input.file.byteLength : 0);
+    if (maxBytes !== undefined && size > maxBytes) {
+      this.setState({ error: `The file is too large (${formatBytes(size)}; at most ${formatBytes(maxBytes)}).` });
+      return null;
+    }
+    const key = `upload:${Date.now().toString(36)}:${++this.uploadSeq}`;
+    const target = this.conv && (this.entry || !this.peer) ? { conv: this.conv } : { to: this.peer! };
+    const pending = media.sendMedia(target, {
+      kind: input.kind,
+      file: input.file,
+      filename: name,
+      ...(input.body ? { body: input.body } : {}),
+      onQueued: (m) => {
+        if (pending.localUrl) this.localUrls.set(m.clientMsgId, pending.localUrl);
+        this.uploads.delete(key);
+        this.onMessage(m);
+        this.rebuild();
+      },
+    });
+    const item: ChatUploadItem = { type: 'upload', key, kind: input.kind, name, size, localUrl: pending.localUrl, sent: 0, total: size, state: 'uploading', stalled: false, body: input.body ?? {}, error: null, time: this.now() };
+    const entry = { item, upload: pending.upload };
+    this.uploads.set(key, entry);
+    const update = (patch: Partial<ChatUploadItem>) => {
+      const cur = this.uploads.get(key);
+      if (!cur) return;
+      cur.item = { ...cur.item, ...patch };
+      this.rebuild();
+    };
+    pending.upload.on('progress', ({ sent, total }) => update({ sent, total }));
+    pending.upload.on('state', (st) => {
+      if (st === 'uploading' || st === 'paused') update({ state: st, stalled: pending.upload.stalled });
+      else if (st === 'done') update({ state: 'sending' });
+    });
+    pending.message.catch((err: unknown) => {
+      if (pending.upload.state === 'cancelled') return;
+      update({ state: 'failed', error: errorText(err) });
+    });
+    if (!this.getSnapshot().atLatest) void this.jumpToLatest();
+    this.rebuild();
+    return item;
+  }
+
+  /** Show a problem the UI found itself (the microphone is blocked, …); null clears it. */
+  setError(text: string | null): void {
+    this.setState({ error: text });
+  }
+
+  /** Pause, resume or cancel an upload shown in the chat (cancel removes it and deletes it on the server). */
+  pauseUpload(key: string): void {
+    this.uploads.get(key)?.upload.pause();
+  }
+
+  resumeUpload(key: string): void {
+    this.uploads.get(key)?.upload.resume();
+  }
+
+  async cancelUpload(key: string): Promise<void> {
+    const u = this.uploads.get(key);
+    if (!u) return;
+    this.uploads.delete(key);
+    this.rebuild();
+    await u.upload.cancel();
+    if (u.item.localUrl && typeof URL.revokeObjectURL === 'function') URL.revokeObjectURL(u.item.localUrl);
+  }
+
+  /** Send a location (no upload): `label` is what the user typed or the place's name. */
+  async sendLocation(loc: { lat: number; lng: number; label?: string }): Promise<LocalMessage | undefined> {
+    const label = loc.label?.trim();
+    const fallback = label ? `[Location] ${label}` : `[Location] ${loc.lat.toFixed(5)}, ${loc.lng.toFixed(5)}`;
+    return this.sendBody('location', { fallback, lat: loc.lat, lng: loc.lng, ...(label ? { label } : {}) });
+  }
+
+  /** Send a contact card (a user) or a group card; the recipient can add the friend or ask to join. */
+  async sendCard(card: { card: 'user' | 'group'; id: string; name?: string }): Promise<LocalMessage | undefined> {
+    const name = card.name?.slice(0, 64);
+    return this.sendBody('card', { fallback: `[Contact card]${name ? ` ${name}` : ''}`, card: card.card, id: card.id, ...(name ? { name } : {}) });
+  }
+
+  private async sendBody(kind: string, body: Record<string, unknown>): Promise<LocalMessage | undefined> {
+    const blocked = this.getSnapshot().sendBlocked;
+    if (blocked) {
+      this.setState({ error: blocked });
+      return undefined;
+    }
+    if (!this.getSnapshot().atLatest) await this.jumpToLatest();
+    const input = this.conv && (this.entry || !this.peer) ? { conv: this.conv } : { to: this.peer! };
+    try {
+      const m = await this.deps.client.send({ ...input, kind, body });
+      this.setState({ error: null });
+      return m;
+    } catch (err) {
+      this.setState({ error: errorText(err) });
+      return undefined;
+    }
+  }
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
   }
 
   /**
@@ -759,10 +922,26 @@ export class ChatViewModel extends ViewModel<ChatState> {
         edited: m.kind === 'text' && typeof (m.body as { edited?: unknown }).edited === 'number',
         reply: m.kind === 'text' && typeof (m.body as { replyTo?: unknown }).replyTo === 'number' ? quote((m.body as { replyTo: number }).replyTo) : null,
         reactions: m.seq !== null && m.kind !== 'recalled' ? this.reactionBook.of(m.seq).map(({ emoji, count, mine }) => ({ emoji, count, mine })) : [],
+        localUrl: this.localUrls.get(m.clientMsgId) ?? null,
       });
       lastSender = m.sender;
     }
+    // Uploads in progress come last: they are the newest things this user sent.
+    if (s.atLatest) for (const { item } of this.uploads.values()) items.push(item);
     const unreadAbove = s.firstUnreadSeq !== null && this.lo > s.firstUnreadSeq ? Math.max(1, this.unreadAtOpen - loadedUnread) : 0;
     this.setState({ items, title: this.title(), unreadAbove, conv: this.conv });
   }
+}
+
+/** "1.2 MB", "340 KB", "12 B" (decimal units, as file managers show). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1000;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }

@@ -42,6 +42,15 @@ export const MediaConfigSchema = z.strictObject({
   urlSecret: z.string().min(16).optional(),
   /** ffmpeg binary for video posters and durations; 'off' disables it. ffprobe is looked up beside it. */
   ffmpeg: z.string().default('ffmpeg'),
+  /**
+   * Where a location message's "open in map" link goes: an http(s) URL with `{lat}`, `{lng}`
+   * and optionally `{label}` (URL-encoded) in it; '' shows no link. Clients draw no map tiles.
+   */
+  mapUrlTemplate: z
+    .string()
+    .max(500)
+    .refine((v) => v === '' || (/^https?:\/\/\S+$/.test(v) && v.includes('{lat}') && v.includes('{lng}')), "an http(s) URL containing {lat} and {lng}, or ''")
+    .default('https://www.openstreetmap.org/?mlat={lat}&mlon={lng}#map=16/{lat}/{lng}'),
 });
 
 export type MediaConfig = z.infer<typeof MediaConfigSchema>;
@@ -69,6 +78,7 @@ export const MEDIA_ENV: Record<string, (c: Raw, v: string) => void> = {
   MAGPIE_MEDIA_URL_TTL_MS: (c, v) => (media(c).urlTtlMs = Number(v)),
   MAGPIE_MEDIA_URL_SECRET: (c, v) => (media(c).urlSecret = v),
   MAGPIE_FFMPEG: (c, v) => (media(c).ffmpeg = v),
+  MAGPIE_MAP_URL_TEMPLATE: (c, v) => (media(c).mapUrlTemplate = v),
   MAGPIE_S3_BUCKET: (c, v) => (s3(c).bucket = v),
   MAGPIE_S3_PREFIX: (c, v) => (s3(c).prefix = v),
   MAGPIE_S3_REGION: (c, v) => (s3(c).region = v),

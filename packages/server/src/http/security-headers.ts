@@ -20,7 +20,8 @@ function sameOriginSockets(req: IncomingMessage): string {
  * The CSP is what the built web client needs and no more: its own scripts and stylesheets
  * (React's `style` props are set through the CSSOM, which `style-src` does not restrict),
  * fetch and WebSocket to its own origin, the service worker and manifest from its origin,
- * images from its origin, data:/blob: URLs and https (avatars are http(s) URLs). Web Push
+ * images from its origin, data:/blob: URLs and https (avatars are http(s) URLs), audio and
+ * video from its origin and blob: URLs (a picked or recorded file before its upload ends). Web Push
  * subscriptions are made by the browser's push service, outside the page's CSP.
  * No framing at all (`frame-ancestors 'none'` and X-Frame-Options DENY), nosniff, and no
  * Referer leaves the app. HSTS only when this process terminates TLS itself; a TLS proxy in
@@ -39,6 +40,9 @@ export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls:
         scriptSrcAttr: ["'none'"],
         styleSrc: ["'self'"],
         imgSrc: ["'self'", 'data:', 'blob:', 'https:'],
+        // Media in the chat: <video>/<audio> from this origin (signed media URLs) and blob: URLs of
+        // files picked or recorded on this device, shown before their upload finishes.
+        mediaSrc: ["'self'", 'blob:'],
         fontSrc: ["'self'", 'data:'],
         connectSrc: ["'self'", (req) => sameOriginSockets(req as IncomingMessage)],
         workerSrc: ["'self'"],

@@ -1,6 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { mediaRoutes } from '@magpie/protocol';
+import { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/engine.ts';
@@ -53,6 +55,9 @@ export async function createMediaModule(
   const service = new MediaService(new MediaStore(deps.db), blobs, deps.store, config.media, ffmpeg, log);
   const getTus = registerUploadRoutes(http, { accounts: deps.accounts, media: service, incomingDir, expireMs: config.media.gcAfterMs });
   registerMediaRoutes(http, deps.accounts, service);
+  new RestApi(http, deps.accounts, undefined).route(mediaRoutes.clientConfig, async () => ({
+    media: { maxBytes: { ...config.media.maxBytes }, mapUrlTemplate: config.media.mapUrlTemplate },
+  }));
   deps.messaging.addBodyHook((sender, kind, body, conv, id) => service.prepareSend(sender, kind, body, conv, id));
 
   let timer: NodeJS.Timeout | undefined;

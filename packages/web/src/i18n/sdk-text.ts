@@ -4,7 +4,7 @@
  * Here the web client says them in the UI language: notices through the SDK's extension
  * point (`registerKindText`), the rest from the structured fields next to them.
  */
-import { registerKindText, type ConnectionState, type ConversationRow, type LocalMessage, type NameOf } from '@magpie/sdk';
+import { messagePreview, registerKindText, type ConnectionState, type ConversationRow, type LocalMessage, type NameOf } from '@magpie/sdk';
 import { currentLanguage, i18next, t } from './index.ts';
 import type { Messages } from './en.ts';
 
@@ -93,6 +93,8 @@ registerKindText('redpacket', (body) => {
   return typeof g === 'string' && g ? t('kinds.redpacket', { greeting: g }) : t('kinds.redpacketEmpty');
 });
 registerKindText('redpacket.status', () => t('kinds.redpacketFinished'));
+// Media kinds: "[Image]", "[Voice] 0:12", "[File] a.pdf" — "[图片]", "[语音] 0:12" in Chinese.
+for (const kind of ['image', 'video', 'voice', 'file', 'location', 'card']) registerKindText(kind, (body) => messagePreview(kind, body, currentLanguage()));
 
 /** The state line of an own message ("Sent", "Delivered to 2"); '' for others' messages. */
 export function statusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCount'>): string {
@@ -200,6 +202,8 @@ export function sdkText(s: string | null): string | null {
   if (m) return t('compose.mutedFor', { duration: durationOf(m[1]!, m[2]!) });
   m = /^This message is too long to send \((\d+) KB; the limit is (\d+) KB\)\.$/.exec(s);
   if (m) return t('compose.tooLong', { size: m[1], limit: m[2] });
+  m = /^The file is too large \((.+); at most (.+)\)\.$/.exec(s);
+  if (m) return t('media.tooLarge', { size: m[1], max: m[2] });
   m = /^Invitation waits for approval \((\d+)\)$/.exec(s);
   if (m) return t('vm.invitationPending', { count: Number(m[1]) });
   const key = `vm.${s}`;

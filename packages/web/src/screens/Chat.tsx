@@ -1,4 +1,4 @@
-import { useEffect, useLayoutEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import { ChatViewModel, isSubjectConversation, type ChatItem, type ChatTarget, type LocalMessage, type MessageSearchHit, type ProfileSummary } from '@magpie/sdk';
 import { useTranslation } from 'react-i18next';
 import { useOwnedVM, useVM } from '../hooks.ts';
@@ -11,6 +11,10 @@ import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
 import { PresenceLine, ReceiptBadge, TypingLine, useReceiptsTick } from './Receipts.tsx';
 import { RedPacketItem, RedPacketStatusNotice, SendRedPacketDialog } from './RedPacket.tsx';
+import { MessageMedia, RICH_KINDS } from '../media/MessageMedia.tsx';
+import { AttachMenu, UploadBubble, sendFiles } from '../media/Attach.tsx';
+import { Lightbox } from '../media/Lightbox.tsx';
+import { VoiceRecorder } from '../media/VoiceRecorder.tsx';
 
 /** The state of an own message: ✓ sent, ✓✓ delivered ("Delivered to N" in a normal group). */
 function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; failure: { text: string; canRetry: boolean } | null }) {
@@ -39,10 +43,12 @@ function Status(props: { m: LocalMessage; vm: ChatViewModel; session: Session; f
   );
 }
 
-function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; ui: ItemUi; highlight: boolean }) {
+function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; session: Session; ui: ItemUi; highlight: boolean; onOpenImage: (clientMsgId: string) => void }) {
   const { item } = props;
   const { t } = useTranslation();
   switch (item.type) {
+    case 'upload':
+      return <UploadBubble item={item} vm={props.vm} />;
     case 'day':
       return (
         <li className="day-sep" data-testid="day-separator">
@@ -73,7 +79,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
       const bundle = m.kind === 'bundle' ? (m.body as { title?: string; items?: unknown[] }) : null;
       return (
         <li
-          className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${item.recalled ? ' recalled' : ''}${ui.actionsFor === seq ? ' show-actions' : ''}${props.highlight ? ' highlight' : ''}`}
+          className={`msg ${item.own ? 'own' : 'theirs'}${item.mentionsMe ? ' mentions-me' : ''}${item.recalled ? ' recalled' : ''}${ui.actionsFor === seq ? ' show-actions' : ''}${props.highlight ? ' highlight' : ''}${RICH_KINDS.has(m.kind) ? ' rich' : ''}`}
           data-testid="message"
           data-seq={m.seq ?? ''}
           data-state={m.state}
@@ -107,6 +113,11 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
               <span className="msg-text msg-recalled" data-testid="recalled">
                 {item.own ? t('chat.recalledByYou') : t('chat.recalled')}
               </span>
+            ) : RICH_KINDS.has(m.kind) ? (
+              <>
+                <span className="sr-only">{item.text} </span>
+                <MessageMedia session={props.session} message={m} localUrl={item.localUrl} onOpenImage={props.onOpenImage} />
+              </>
             ) : bundle ? (
               <span className="msg-text msg-bundle" data-testid="bundle">
                 {t('chat.bundleOpen', { title: bundle.title ?? '', count: bundle.items?.length ?? 0 })}
@@ -202,8 +213,8 @@ interface ItemUi {
 /** `@` and what follows it at the end of the text (any letters, any script), or undefined. */
 const MENTION_AT_END = /(^|\s)@([^\s@]*)$/u;
 
-function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | null; onType?: () => void; onRedPacket?: () => void; onSent?: () => void }) {
-  const { vm, blocked } = props;
+function Composer(props: { vm: ChatViewModel; session: Session; draft: string; blocked: string | null; onType?: () => void; onRedPacket?: () => void; onSent?: () => void }) {
+  const { vm, blocked, session } = props;
   const { t } = useTranslation();
   const [text, setText] = useState(props.draft);
   const [suggest, setSuggest] = useState<{ list: ProfileSummary[]; index: number }>({ list: [], index: 0 });
@@ -296,13 +307,37 @@ function Composer(props: { vm: ChatViewModel; draft: string; blocked: string | n
           {sdkText(tooLong)}
         </p>
       )}
+      <AttachMenu session={session} vm={vm} />
       <label className="sr-only" htmlFor="composer-input">
         {t('chat.message')}
       </label>
-      <textarea id="composer-input" ref={ref} rows={1} aria-controls={suggest.list.length ? 'mention-list' : undefined} aria-autocomplete="list" placeholder={t('chat.message')} value={text} onChange={(e) => {
+      <textarea
+        id="composer-input"
+        ref={ref}
+        rows={1}
+        aria-controls={suggest.list.length ? 'mention-list' : undefined}
+        aria-autocomplete="list"
+        placeholder={t('chat.message')}
+        value={text}
+        onChange={(e) => {
           setText(e.target.value);
           if (e.target.value) props.onType?.();
-        }} onKeyDown={onKey} data-testid="composer" autoFocus />
+        }}
+        onKeyDown={onKey}
+        onPaste={(e) => {
+          // A pasted picture or file is sent (the text of a paste stays in the composer).
+          const files = [...e.clipboardData.files];
+          if (files.length === 0) return;
+          e.preventDefault();
+          void sendFiles(session, vm, files);
+        }}
+        data-testid="composer"
+        autoFocus
+      />
+      <VoiceRecorder
+        onRecorded={(note) => vm.sendMedia({ file: note.file, kind: 'voice', name: note.file.name, size: note.file.size, body: { duration: note.duration, waveform: note.waveform } })}
+        onError={(msg) => vm.setError(msg)}
+      />
       {props.onRedPacket && (
         <button type="button" className="icon-button rp-button" aria-label={t('redpacket.button')} title={t('redpacket.button')} onClick={props.onRedPacket} data-testid="redpacket-button">
           <Icon name="gift" />
@@ -371,7 +406,7 @@ function InChatSearch(props: { session: Session; conv: string; onPick: (seq: num
 export function ChatScreen(props: { session: Session; target: ChatTarget; wide: boolean }) {
   const { session, target } = props;
   const key = 'conv' in target ? `c:${target.conv}` : `p:${target.peer}`;
-  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, lifecycle: session.lifecycle, directory: session.directory, groups: session.groups, drafts: session.drafts }, target), key);
+  const vm = useOwnedVM(() => new ChatViewModel({ client: session.client, lifecycle: session.lifecycle, directory: session.directory, groups: session.groups, drafts: session.drafts, media: session.media }, target), key);
   if (!vm) return <section className="chat" aria-busy="true" />;
   return <ChatView session={session} vm={vm} wide={props.wide} />;
 }
@@ -496,6 +531,14 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
     if (seqs.length === 0) return;
     if (await vm.forward(seqs, { conv }, merged)) setSelected(null);
   };
+  // Images of the loaded window, for the lightbox's previous/next.
+  const images = useMemo(() => s.items.flatMap((i) => (i.type === 'message' && i.message.kind === 'image' && (i.message.body as { upload?: string }).upload ? [i.message] : [])), [s.items]);
+  const [lightbox, setLightbox] = useState<number | null>(null);
+  const openImage = (id: string) => setLightbox(Math.max(0, images.findIndex((m) => m.clientMsgId === id)));
+  const [dragging, setDragging] = useState(false);
+  const drag = useRef(0);
+  const canDrop = s.draft !== null && !s.sendBlocked;
+  const hasFiles = (e: React.DragEvent) => [...e.dataTransfer.types].includes('Files');
 
   const group = s.kind !== 'direct';
   useReceiptsTick(session);
@@ -515,7 +558,33 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
   const info = group && s.conv ? session.directory.group(s.conv) : undefined;
   const pending = useVM(session.joinRequests).byConv[s.conv ?? ''] ?? 0;
   return (
-    <section className="chat" aria-label={t('chat.label', { title: s.title })} data-testid="chat" data-conv={s.conv ?? ''}>
+    <section
+      className="chat"
+      aria-label={t('chat.label', { title: s.title })}
+      data-testid="chat"
+      data-conv={s.conv ?? ''}
+      onDragEnter={(e) => {
+        if (!canDrop || !hasFiles(e)) return;
+        drag.current++;
+        setDragging(true);
+      }}
+      onDragLeave={() => {
+        if (--drag.current <= 0) {
+          drag.current = 0;
+          setDragging(false);
+        }
+      }}
+      onDragOver={(e) => {
+        if (canDrop && hasFiles(e)) e.preventDefault();
+      }}
+      onDrop={(e) => {
+        drag.current = 0;
+        setDragging(false);
+        if (!canDrop || e.dataTransfer.files.length === 0) return;
+        e.preventDefault();
+        void sendFiles(session, vm, [...e.dataTransfer.files]);
+      }}
+    >
       <Header
         title={s.title || '…'}
         back={props.wide ? undefined : '/'}
@@ -575,7 +644,7 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
         {!s.loading && s.items.length === 0 && <p className="muted center">{t('chat.empty')}</p>}
         <ol className="items" aria-live="polite">
           {s.items.map((item) => (
-            <Item key={item.key} item={item} vm={vm} group={group} session={session} ui={ui} highlight={item.type === 'message' && item.message.seq !== null && item.message.seq === s.highlightSeq} />
+            <Item key={item.key} item={item} vm={vm} group={group} session={session} ui={ui} highlight={item.type === 'message' && item.message.seq !== null && item.message.seq === s.highlightSeq} onOpenImage={openImage} />
           ))}
         </ol>
         {!s.atLatest && (
@@ -625,8 +694,16 @@ function ChatView(props: { session: Session; vm: ChatViewModel; wide: boolean })
           </button>
         </div>
       )}
-      {s.draft !== null && <Composer vm={vm} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} onSent={() => setReplyState(null)} />}
+      {s.draft !== null && <Composer vm={vm} session={session} draft={s.draft} blocked={s.sendBlocked} onType={s.conv ? () => session.receipts.typing(s.conv!) : undefined} onRedPacket={s.kind === 'super' ? undefined : () => setRpOpen(true)} onSent={() => setReplyState(null)} />}
       {rpOpen && <SendRedPacketDialog session={session} conv={s.conv} peer={s.peer} group={group} onClose={() => setRpOpen(false)} />}
+      {dragging && (
+        <div className="drop-overlay" aria-hidden="true" data-testid="drop-overlay">
+          {t('media.dropHere')}
+        </div>
+      )}
+      {lightbox !== null && images.length > 0 && (
+        <Lightbox session={session} images={images} index={Math.max(0, Math.min(lightbox, images.length - 1))} onIndex={setLightbox} onClose={() => setLightbox(null)} />
+      )}
     </section>
   );
 }

@@ -20,6 +20,17 @@ const PATHS = {
   alert: 'M12 3l10 18H2L12 3zm0 6v5m0 3v.01',
   wallet: 'M3 7a2 2 0 0 1 2-2h13v4M3 7v11a2 2 0 0 0 2 2h15V9H5a2 2 0 0 1-2-2zm14 7h.01',
   gift: 'M4 10h16v11H4zM2 6h20v4H2zM12 6v15M12 6S10 2 7.5 3 9 6 12 6zm0 0s2-4 4.5-3S15 6 12 6z',
+  paperclip: 'M21 11l-8.5 8.5a5 5 0 0 1-7-7L14 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L15 7',
+  image: 'M4 4h16v16H4zM4 16l5-5 4 4 3-3 4 4M15 9h.01',
+  file: 'M6 2h8l5 5v15H6zM14 2v5h5',
+  download: 'M12 3v12M7 10l5 5 5-5M4 20h16',
+  mapPin: 'M12 22s7-6.5 7-12a7 7 0 0 0-14 0c0 5.5 7 12 7 12zm0-9a3 3 0 1 0 0-6 3 3 0 0 0 0 6z',
+  mic: 'M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3zM5 11a7 7 0 0 0 14 0M12 18v3',
+  play: 'M7 4l13 8-13 8z',
+  pause: 'M7 4h3v16H7zM14 4h3v16h-3z',
+  trash: 'M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13',
+  minus: 'M5 12h14',
+  forward: 'M9 5l7 7-7 7',
 } as const;
 
 export type IconName = keyof typeof PATHS;
