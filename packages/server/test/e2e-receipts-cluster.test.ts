@@ -82,7 +82,7 @@ describe('receipts and presence on a cluster of two nodes (PostgreSQL + NATS)', 
     const b1 = await connect(n1, bDesk.token);
     b2.close();
     await sleep(600);
-    assert.equal(ca.frames.filter((f) => f.type === 'presence' && f.online === false).length, 0, 'still online on node 1');
+    assert.equal(ca.frames.filter((f) => f.type === 'presence' && f.online === false).length, 0, 'still online on node 1: ' + JSON.stringify(ca.frames.filter((f) => f.type === 'presence')));
     b1.close();
     const off = await ca.waitFor((f) => f.type === 'presence' && f.user === b.userId && f.online === false, 5000);
     assert.ok(off.lastSeen > 0);

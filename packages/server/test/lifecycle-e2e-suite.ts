@@ -15,6 +15,8 @@ export const LIFECYCLE_ENV = {
   MAGPIE_SUPER_GROUP_THRESHOLD: '4',
   MAGPIE_REACTION_COALESCE_MS: '300',
   MAGPIE_ADMIN_TOKEN: 'lifecycle-admin-token-0123456789',
+  // Red packets here test recall refusal, not the payment PIN (tested in payments-* and e2e-wallet-sdk).
+  MAGPIE_PAYMENTS_PIN_REQUIRED: 'false',
 };
 
 const text = (t: string, extra: Record<string, unknown> = {}) => ({ kind: 'text', body: { text: t, ...extra } });

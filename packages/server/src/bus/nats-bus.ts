@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
 import type { Bus, BusEvent } from './bus.ts';
@@ -61,6 +62,8 @@ export class NatsBus implements Bus {
   private readonly transitionMs: number;
   private readonly confirmTimeoutMs: number;
   private readonly presenceStallMs: number;
+  /** Tells this node's own presence questions apart from other nodes'. */
+  private readonly instanceId = randomUUID();
   private readonly presenceMaxWaitMs: number;
   private confirmWaiters: (() => void)[] | null = null;
   private closing = false;
@@ -110,7 +113,10 @@ export class NatsBus implements Bus {
     const out = new Map<string, string[]>();
     if (userIds.length === 0 || this.closing) return out;
     try {
-      const replies = await this.nc.requestMany(`${this.prefix}.presence`, JSON.stringify(userIds), {
+      // The question names its asker, which does not answer itself (it knows its own devices):
+      // otherwise its own instant answer would start the stall timer and a busy peer's answer
+      // would be missed.
+      const replies = await this.nc.requestMany(`${this.prefix}.presence`, JSON.stringify({ from: this.instanceId, users: userIds }), {
         strategy: 'stall',
         stall: this.presenceStallMs,
         maxWait: this.presenceMaxWaitMs,
@@ -133,8 +139,10 @@ export class NatsBus implements Bus {
       callback: (err, msg) => {
         if (err || !msg.reply) return;
         try {
-          const asked = JSON.parse(msg.string()) as unknown;
-          if (!Array.isArray(asked)) return;
+          const q = JSON.parse(msg.string()) as unknown;
+          // `{from, users}`; a bare array is the question of an older node.
+          const asked = Array.isArray(q) ? q : (q as { from?: unknown; users?: unknown } | null)?.users;
+          if ((q as { from?: unknown } | null)?.from === this.instanceId || !Array.isArray(asked)) return;
           msg.respond(JSON.stringify(Object.fromEntries(local(asked.filter((x): x is string => typeof x === 'string')))));
         } catch (e) {
           this.log.warn({ err: (e as Error).message }, 'bad presence question dropped');

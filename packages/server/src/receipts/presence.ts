@@ -33,6 +33,8 @@ export class PresenceHub {
   private readonly subsOf = new WeakMap<PresenceConn, Set<string>>();
   private readonly known = new Map<string, boolean>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Per user: bumped by every change, so an answer to an older question is not published. */
+  private readonly generation = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly d: PresenceDeps) {
@@ -42,6 +44,7 @@ export class PresenceHub {
 
   /** The gateway registered (`up`) or dropped a connection of `userId` on this node. */
   changed(userId: string, up: boolean): void {
+    this.generation.set(userId, (this.generation.get(userId) ?? 0) + 1);
     if (!up && this.d.localDevices(userId) === 0) void this.d.store.setLastSeen(userId, this.now()).catch(() => {});
     const t = this.pending.get(userId);
     if (t) clearTimeout(t);
@@ -54,7 +57,11 @@ export class PresenceHub {
   }
 
   private async settle(userId: string): Promise<void> {
+    const asked = this.generation.get(userId);
     const online = ((await this.d.onlineDevicesOf([userId])).get(userId)?.length ?? 0) > 0;
+    // A connection opened or closed here while the cluster was answering: that answer may be
+    // stale (another node answered before its own change), and the newer change settles again.
+    if (this.generation.get(userId) !== asked) return;
     if (this.known.get(userId) === online) return;
     this.known.set(userId, online);
     const lastSeen = online ? null : ((await this.d.store.lastSeen([userId])).get(userId) ?? this.now());

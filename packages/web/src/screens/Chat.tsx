@@ -84,6 +84,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
           data-seq={m.seq ?? ''}
           data-state={m.state}
           data-kind={m.kind}
+          data-highlight={props.highlight || undefined}
           onContextMenu={(e) => {
             // Long-press on touch screens opens the context menu: show the actions instead.
             if (seq === null) return;
