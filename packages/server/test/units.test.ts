@@ -86,3 +86,13 @@ describe('config', () => {
     assert.throws(() => loadConfig({ MAGPIE_PORT: 'eighty' } as NodeJS.ProcessEnv), /invalid configuration:\n {2}port/);
   });
 });
+
+it('coalesced reaction events are split to fit the message size limit, in order', async () => {
+  const { reactionParts } = await import('../src/lifecycle/lifecycle-service.ts');
+  const changes = Array.from({ length: 1500 }, (_, i) => ({ seq: 7, emoji: '👍', user: `u${String(i).padStart(20, '0')}`, on: true, count: i + 1 }));
+  const parts = reactionParts(changes, 16_384);
+  assert.ok(parts.length > 1);
+  for (const p of parts) assert.ok(Buffer.byteLength(JSON.stringify({ changes: p })) <= 16_384 && p.length <= 1000);
+  assert.deepEqual(parts.flat(), changes, 'nothing lost, order kept');
+  assert.deepEqual(reactionParts([], 16_384), []);
+});

@@ -241,8 +241,7 @@ export class LifecycleService {
         const seqs = [...new Set(changes.map((c) => c.seq))];
         const counts = new Map((await this.store.reactions(conv, seqs, '')).map((r) => [`${r.seq}\u0000${r.emoji}`, r.count]));
         for (const c of changes) c.count = counts.get(`${c.seq}\u0000${c.emoji}`) ?? 0;
-        for (let i = 0; i < changes.length; i += 1000) {
-          const part = changes.slice(i, i + 1000);
+        for (const part of reactionParts(changes, this.opts.maxMessageBytes)) {
           await this.post(batch.actor, { conv, kind: 'reaction', body: { changes: part }, clientMsgId: `lc:x:${randomUUID()}` });
           this.emit('onReaction', conv, part);
         }
@@ -349,4 +348,27 @@ function copyBody(m: Message): unknown {
     return { text };
   }
   return m.body;
+}
+
+/**
+ * The changes of one coalesced window as event bodies that each fit the message size limit
+ * (and the schema's 1 000 changes): a busy window in a big group becomes several events, in order.
+ */
+export function reactionParts(changes: readonly ReactionChange[], maxBodyBytes: number): ReactionChange[][] {
+  const budget = maxBodyBytes - 64; // `{"changes":[…]}` and separators
+  const parts: ReactionChange[][] = [];
+  let part: ReactionChange[] = [];
+  let bytes = 0;
+  for (const c of changes) {
+    const size = Buffer.byteLength(JSON.stringify(c)) + 1;
+    if (part.length > 0 && (bytes + size > budget || part.length >= 1000)) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(c);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
 }
