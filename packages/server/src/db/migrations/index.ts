@@ -14,13 +14,6 @@ import { m0013 } from './0013-console.ts';
 
 /**
  * The schema of the server's database, in order. Append only: a released migration is never
- * edited or removed. Stores not yet on the shared engine (wallet, push) still create their
- * own tables; each moves here as a migration when it is ported.
- */
-
-/**
- * The schema of the server's database, in order. Append only: a released migration is never
- * edited or removed. Stores not yet on the shared engine (messages)
- * still create their own tables; each moves here as a migration when it is ported.
+ * edited or removed; a database records the migrations it has run (see ../migrate.ts).
  */
 export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013];
