@@ -291,7 +291,13 @@ export class SqlStore implements Store {
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
     //    group conversation whose creation is refused is deleted again below.
     const convIds = [...new Set(batch.map((r) => r.conv))].sort(byId);
-    const convRows = await lockConvs(tx, convIds);
+    // PostgreSQL: the reads of steps 2–4 go in the same pipeline as the lock (each statement
+    // starts after the one before it, so they read what committed before the lock was granted):
+    // the conversation rows are then held for one round trip to this node, not four.
+    const locking = lockConvs(tx, convIds);
+    const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
+    early?.catch(() => {}); // awaited below, or dropped when conversations are created
+    const convRows = await locking;
     const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
     const have = new Set(convRows.map((c) => c.id));
     for (const r of batch) {
@@ -334,12 +340,16 @@ export class SqlStore implements Store {
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
     const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
     for (const c of listed) c.members = new Map();
+    // The prefetched reads hold for conversations that existed at the lock (none created here).
+    const pre = early && toCreate.size === 0 ? await early : null;
     const gl = inList(tx, groupIds);
     const ml = inList(tx, listed.map((c) => c.id));
-    const [groupRows, memberRows] = await Promise.all([
-      groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
-      listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
-    ]);
+    const [groupRows, memberRows] = pre
+      ? [pre.groups, pre.members]
+      : await Promise.all([
+          groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
+          listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
+        ]);
     for (const g of groupRows) convs.get(g.conv_id)!.group = groupFromRow(g);
     for (const m of memberRows) convs.get(m.conv_id)!.members!.set(m.user_id, memberFromRow(m));
     // Member rows that requests into super groups will look at: senders, targets, mentioned.
@@ -365,7 +375,8 @@ export class SqlStore implements Store {
     const idemKey = (sender: string, cid: string) => `${sender}\u0000${cid}`;
     const existing = new Map<string, MessageRow>();
     const seen = new Set<string>();
-    for (const r of batch) {
+    if (pre) for (const row of pre.existing) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
+    for (const r of pre ? [] : batch) {
       const key = idemKey(r.sender, r.clientMsgId);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -394,9 +405,8 @@ export class SqlStore implements Store {
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
-      for (const u of await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params)) {
-        users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
-      }
+      const rows = pre ? pre.users.filter((u) => userIds.has(u.id)) : await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params);
+      for (const u of rows) users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
     }
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
@@ -882,6 +892,42 @@ export class SqlStore implements Store {
 }
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
+
+interface Prefetched {
+  groups: GroupRow[];
+  /** Active members of the batch's direct chats and normal groups (not super groups). */
+  members: MemberRow[];
+  /** Messages already stored for the batch's (sender, clientMsgId) pairs. */
+  existing: MessageRow[];
+  /** id and inbox_seq of the batch's senders and effect users, and of those members. */
+  users: { id: string; inbox_seq: number | string }[];
+}
+
+/**
+ * PostgreSQL: what appendTx reads after the conversation lock, issued right behind it in one
+ * pipeline (set-based, one statement each, fixed texts). Holds for conversations that existed
+ * when the lock was granted.
+ */
+function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[]): Promise<Prefetched> {
+  const known = new Set<string>();
+  for (const r of batch) {
+    known.add(r.sender);
+    const e = r.effect;
+    if (e?.op === 'create') for (const u of e.members) known.add(u);
+    if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) known.add(u);
+  }
+  const listedMembers = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
+    WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
+  return Promise.all([
+    tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`, [convIds]),
+    tx.all<MemberRow>(`${listedMembers} ORDER BY m.conv_id, m.user_id`, [convIds]),
+    tx.all<MessageRow>('SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c', [
+      batch.map((r) => r.sender),
+      batch.map((r) => r.clientMsgId),
+    ]),
+    tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${listedMembers}) lm)`, [[...known], convIds]),
+  ]).then(([groups, members, existing, users]) => ({ groups, members, existing, users }));
+}
 
 function lockConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
   const l = inList(tx, ids);
