@@ -1,4 +1,4 @@
-import type { ConversationKind, Message } from '@magpie/protocol';
+import { LIFECYCLE_EVENT_KINDS, type ConversationKind, type Message } from '@magpie/protocol';
 import type { Queryable } from '../db/engine.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
 import { toMessage } from './rows.ts';
@@ -39,6 +39,8 @@ interface EntryAgg {
   mentionDelta: number;
   lastSeq: number;
   version: number;
+  /** A message (not only events) arrived: a deleted entry shows again. */
+  revive: boolean;
 }
 
 /** The inbox ring is trimmed lazily, whenever a user's inboxSeq crosses a multiple of this. */
@@ -76,6 +78,12 @@ const SQL = {
       last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
       deleted = 0,
       version = excluded.version`,
+  /** As delta, for entries that only saw events in this batch: a deleted entry stays deleted. */
+  eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      version = excluded.version`,
 };
 
 /**
@@ -107,7 +115,7 @@ export class AppendWriter {
   private entry(user: string, conv: string, version: number): EntryAgg {
     const key = `${user}\u0000${conv}`;
     let e = this.entries.get(key);
-    if (!e) this.entries.set(key, (e = { user, conv, reset: false, ownSeq: 0, unreadDelta: 0, mentionDelta: 0, lastSeq: 0, version }));
+    if (!e) this.entries.set(key, (e = { user, conv, reset: false, ownSeq: 0, unreadDelta: 0, mentionDelta: 0, lastSeq: 0, version, revive: false }));
     e.version = version;
     return e;
   }
@@ -116,7 +124,7 @@ export class AppendWriter {
   resetEntry(user: string, conv: string, base: number): void {
     const version = this.version(user);
     if (version === null) return;
-    this.entries.set(`${user}\u0000${conv}`, { user, conv, reset: true, ownSeq: base, unreadDelta: 0, mentionDelta: 0, lastSeq: base, version });
+    this.entries.set(`${user}\u0000${conv}`, { user, conv, reset: true, ownSeq: base, unreadDelta: 0, mentionDelta: 0, lastSeq: base, version, revive: true });
   }
 
   /** A member left a super group: the entry stops at the notice. */
@@ -129,12 +137,18 @@ export class AppendWriter {
   /**
    * Store the message at `seq`. Direct chats and normal groups: a pointer and an entry
    * change per active member. Super groups: only the sender's own entry reads up to it.
+   * Lifecycle events (recall, edit, reaction) move every entry's lastSeq and version (the
+   * list re-syncs it) but count as no one's unread or mention, mark nothing read for their
+   * sender, and bring no deleted entry back.
    */
   fanOut(c: ConvState, r: AppendRequest, seq: number, mentioned: Set<string>): { message: Message; pointers: InboxPointer[] } {
-    const all = r.mentions === 'all';
+    const event = LIFECYCLE_EVENT_KINDS.has(r.kind);
+    const all = r.mentions === 'all' && !event;
     const pointers: InboxPointer[] = [];
     let senderInbox = 0;
     if (c.kind === 'super') {
+      // An event changes nothing in the sender's own super-group entry.
+      if (event) return this.queueRow(c, r, seq, senderInbox, all, pointers);
       const version = this.version(r.sender);
       if (version !== null) {
         const e = this.entry(r.sender, c.id, version);
@@ -142,6 +156,7 @@ export class AppendWriter {
         e.ownSeq = seq;
         e.unreadDelta = 0;
         e.mentionDelta = 0;
+        e.revive = true;
       }
     } else {
       for (const m of c.members?.keys() ?? []) {
@@ -152,12 +167,16 @@ export class AppendWriter {
         this.inbox.push([m, inboxSeq, c.id, seq]);
         const e = this.entry(m, c.id, version);
         e.lastSeq = seq;
-        if (m === r.sender) {
-          senderInbox = inboxSeq;
+        if (m === r.sender) senderInbox = inboxSeq;
+        if (event) {
+          // lastSeq and version only
+        } else if (m === r.sender) {
+          e.revive = true;
           e.ownSeq = seq;
           e.unreadDelta = 0;
           e.mentionDelta = 0;
         } else {
+          e.revive = true;
           e.unreadDelta++;
           if (all || mentioned.has(m)) e.mentionDelta++;
         }
@@ -166,6 +185,11 @@ export class AppendWriter {
         this.pointers.push(p);
       }
     }
+    return this.queueRow(c, r, seq, senderInbox, all, pointers, event ? new Set() : mentioned);
+  }
+
+  /** Queue the message row (and its mention rows). */
+  private queueRow(c: ConvState, r: AppendRequest, seq: number, senderInbox: number, all: boolean, pointers: InboxPointer[], mentioned: Set<string> = new Set()): { message: Message; pointers: InboxPointer[] } {
     for (const u of mentioned) this.mentions.push([u, c.id, seq]);
     const bodyJson = JSON.stringify(r.body);
     const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
@@ -198,7 +222,8 @@ export class AppendWriter {
     }
     for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
     for (const e of this.entries.values()) {
-      writes.push(tx.run(e.reset ? SQL.reset : SQL.delta, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
+      const sql = e.reset ? SQL.reset : e.revive ? SQL.delta : SQL.eventDelta;
+      writes.push(tx.run(sql, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
     }
     // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out
     // of it. `seen` is the inboxSeq read before the bump (on PostgreSQL it may be a little old:

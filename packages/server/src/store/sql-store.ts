@@ -47,7 +47,7 @@ import {
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { AppendWriter, type ConvState, type UserState } from './append-writer.ts';
-import { ENTRY_STATE_SQL, entrySelect } from './entry-sql.ts';
+import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -793,6 +793,27 @@ export class SqlStore implements Store {
     return entryIn(this.db, userId, conv);
   }
 
+  async touchLastMessage(conv: string, seq: number): Promise<string[]> {
+    return this.tx(async (tx) => {
+      const rows = await tx.all<{ user_id: string }>(
+        `SELECT e.user_id FROM entries e JOIN conversations c ON c.id = e.conv_id
+         WHERE e.conv_id = ? AND c.kind <> 'super' AND e.last_seq >= ? AND e.cleared_seq < ?
+           AND NOT EXISTS (SELECT 1 FROM messages l WHERE l.conv_id = e.conv_id AND l.seq > ? AND l.seq <= e.last_seq AND l.kind NOT IN ${EVENT_KINDS_SQL})
+         ORDER BY e.user_id`,
+        [conv, seq, seq, seq],
+      );
+      const users = rows.map((r) => r.user_id);
+      if (users.length === 0) return [];
+      // Lock order as in appendMessages: user rows in id order, then the entries.
+      await lockUsers(tx, users);
+      for (const u of users) {
+        const version = await bumpVersion(tx, u);
+        if (version !== null) await tx.run('UPDATE entries SET version = ? WHERE user_id = ? AND conv_id = ?', [version, u, conv]);
+      }
+      return users;
+    });
+  }
+
   async markRead(userId: string, conv: string, seq: number): Promise<ConvEntry> {
     return this.tx(async (tx) => {
       // Lock order as in appendMessages: the user row, then the entry.
@@ -806,9 +827,9 @@ export class SqlStore implements Store {
         if (version === null) throw new StoreNotFoundError(`user ${userId}`);
         await tx.run(
           `UPDATE entries SET read_seq = ?, version = ?,
-             unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? AND sender_id <> ?),
+             unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? AND sender_id <> ? AND kind NOT IN ${EVENT_KINDS_SQL}),
              mentions = (SELECT COUNT(*) FROM message_mentions WHERE user_id = ? AND conv_id = ? AND seq > ? AND seq <= ?)
-               + (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND mention_all = 1 AND seq > ? AND seq <= ? AND sender_id <> ?)
+               + (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND mention_all = 1 AND seq > ? AND seq <= ? AND sender_id <> ? AND kind NOT IN ${EVENT_KINDS_SQL})
            WHERE user_id = ? AND conv_id = ?`,
           [target, version, conv, target, last, userId, userId, conv, target, last, conv, target, last, userId, userId, conv],
         );

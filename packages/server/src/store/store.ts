@@ -80,6 +80,13 @@ export interface Store {
   /** Entries whose version > since, in version order, at most `limit`; `version` is the user's current list version. */
   conversationChanges(userId: string, since: number, limit: number): Promise<{ version: number; entries: ConvEntry[] }>;
   getEntry(userId: string, conv: string): Promise<ConvEntry | null>;
+  /**
+   * Message `seq` of `conv` was rewritten (recalled): bump the list version of every entry
+   * (direct chats and normal groups) whose last message it is, so devices re-sync the
+   * preview. Returns the users whose entry moved. Super-group entries carry no per-message
+   * version; their devices apply the recall event itself.
+   */
+  touchLastMessage(conv: string, seq: number): Promise<string[]>;
   /** Mark read up to seq (clamped to the conversation's last seq). Never moves read state back. */
   markRead(userId: string, conv: string, seq: number): Promise<ConvEntry>;
   updateEntry(userId: string, conv: string, patch: EntryPatch): Promise<ConvEntry>;
