@@ -56,6 +56,7 @@ import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 import { createSearchModule, type SearchModule } from './search/index.ts';
+import { createTracingModule, type TracingModule } from './tracing/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -89,6 +90,8 @@ export interface MagpieServer {
   lifecycle: LifecycleModule;
   /** Message search and subject conversations (src/search/). */
   search: SearchModule;
+  /** Message traces (journal, optional OTLP spans) and client connect telemetry (src/tracing/). */
+  tracing: TracingModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -130,6 +133,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs });
   const bus = deps.bus ?? (await openBus(config, log));
+  const tracing = await createTracingModule({ node, bus, registry: metrics.registry, tracing: config.tracing, telemetry: config.telemetry, log: log.child({ mod: 'tracing' }) });
   const a = config.auth;
   const accounts = new AccountService(store, bus, {
     tokenTtlMs: config.tokenTtlMs,
@@ -154,6 +158,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxBatch: config.maxBatch,
     maxReplyBytes: config.limits.maxReplyBytes,
     storeWaitMs: config.pg.waitMs,
+    tracer: tracing.tracer,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
@@ -244,6 +249,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
+  tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
   const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
   const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }) });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
@@ -291,9 +297,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
-  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }));
+  push.service.tracer = tracing.tracer;
+  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }), tracing.tracer);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts, tracer: tracing.tracer });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   // The stores have created their files (and WAL/SHM files) by now: make them private too.
   secureDataDir(config.dataDir, { create: false });
@@ -327,6 +334,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     lifecycle,
     search,
+    tracing,
     async start() {
       wallet.start();
       payments.start();
@@ -351,6 +359,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await http.close();
       await metricsEndpoint.stop();
       await bus.close();
+      await tracing.stop();
       await payments.stop();
       await wallet.stop();
       await social.stop();

@@ -1,5 +1,7 @@
 // The Magpie admin console: a small page over /api/console/… (no framework; DOM built with
 // textContent only, so nothing from the server is ever parsed as HTML).
+import { traceIdFromHash, traceView } from './console-trace.js';
+
 const app = document.getElementById('app');
 let token = sessionStorage.getItem('magpie-console-token');
 let me = null;
@@ -77,6 +79,7 @@ const TABS = [
   ['operations', 'Operations'],
   ['wallet', 'Wallet'],
   ['audit', 'Audit log'],
+  ['trace', 'Message trace'],
   ['account', 'My account'],
 ];
 
@@ -351,7 +354,10 @@ function accountView() {
   return h('section', {}, h('h2', {}, 'My account'), h('p', {}, `${me.username}, role ${me.role}. Two-step sign-in (TOTP): ${me.totp ? 'on' : 'off'}.`), me.totp ? null : h('button', { onclick: () => act(err, enroll) }, 'Turn on two-step sign-in'), err, out);
 }
 
-const VIEWS = { users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView };
+const VIEWS = { users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
+// #/messages/<id>/trace opens that message's trace.
+if (traceIdFromHash(location.hash)) tab = 'trace';
+window.addEventListener('hashchange', () => traceIdFromHash(location.hash) && ((tab = 'trace'), render()));
 
 async function render() {
   if (!token) {
