@@ -56,6 +56,7 @@ import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 import { createSearchModule, type SearchModule } from './search/index.ts';
+import { createRetentionModule, type RetentionModule } from './retention/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -89,6 +90,8 @@ export interface MagpieServer {
   lifecycle: LifecycleModule;
   /** Message search and subject conversations (src/search/). */
   search: SearchModule;
+  /** Retention purge (one node at a time) and the operator's message actions (src/retention/). */
+  retention: RetentionModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -254,6 +257,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
     onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
   });
+  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -327,12 +331,14 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     lifecycle,
     search,
+    retention,
     async start() {
       wallet.start();
       payments.start();
       media.start();
       webhooks.start();
       adminConsole?.start();
+      retention.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -343,6 +349,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await retention.stop();
       await lifecycle.stop();
       await gateway.close();
       await receipts.stop();
