@@ -29,6 +29,8 @@ export const PurgeRunSchema = z.strictObject({
   finishedAt: z.number().int(),
   conversations: z.number().int(),
   messages: z.number().int(),
+  /** Present on a run's own answer: delete transactions that removed messages. */
+  batches: z.number().int().optional(),
 });
 export const RetentionStatusSchema = z.strictObject({
   settings: RetentionSettingsSchema,

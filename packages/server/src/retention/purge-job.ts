@@ -14,6 +14,8 @@ export interface PurgeReport {
   finishedAt: number;
   conversations: number;
   messages: number;
+  /** Delete transactions (batches) that removed messages. */
+  batches: number;
 }
 
 export function retentionMetrics(registry: Registry) {
@@ -82,7 +84,7 @@ export class PurgeJob {
   private pause = (): Promise<void> => (this.config.pauseMs > 0 && !this.stopped ? new Promise((r) => setTimeout(r, this.config.pauseMs)) : Promise.resolve());
 
   private async runOnce(): Promise<PurgeReport> {
-    const report: PurgeReport = { outcome: 'done', node: this.node, startedAt: this.now(), finishedAt: 0, conversations: 0, messages: 0 };
+    const report: PurgeReport = { outcome: 'done', node: this.node, startedAt: this.now(), finishedAt: 0, conversations: 0, messages: 0, batches: 0 };
     const { leaseMs, batchSize } = this.config;
     if (!(await this.store.acquire(this.node, this.now(), leaseMs))) {
       report.finishedAt = this.now();
@@ -109,7 +111,10 @@ export class PurgeJob {
             }
             report.messages += r.purged;
             upto = r.purgedSeq;
-            if (r.purged > 0) this.metrics.purged.inc({ kind: c.kind }, r.purged);
+            if (r.purged > 0) {
+              report.batches++;
+              this.metrics.purged.inc({ kind: c.kind }, r.purged);
+            }
             if (r.done || this.stopped) break;
             await this.pause();
           }
@@ -134,7 +139,7 @@ export class PurgeJob {
     this.metrics.runs.inc({ outcome: report.outcome });
     this.metrics.lastRun.set(report.finishedAt / 1000);
     this.metrics.lastRunMessages.set(report.messages);
-    await this.store.recordRun(report).catch((err: unknown) => this.log?.warn({ err }, 'could not record the purge run'));
+    await this.store.recordRun({ node: report.node, startedAt: report.startedAt, finishedAt: report.finishedAt, conversations: report.conversations, messages: report.messages, outcome: report.outcome }).catch((err: unknown) => this.log?.warn({ err }, 'could not record the purge run'));
     if (report.messages > 0 || report.outcome !== 'done') this.log?.info(report, 'retention purge run');
     return report;
   }
