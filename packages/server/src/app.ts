@@ -57,6 +57,7 @@ import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 import { createSearchModule, type SearchModule } from './search/index.ts';
 import { createTracingModule, type TracingModule } from './tracing/index.ts';
+import { createRetentionModule, type RetentionModule } from './retention/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -92,6 +93,8 @@ export interface MagpieServer {
   search: SearchModule;
   /** Message traces (journal, optional OTLP spans) and client connect telemetry (src/tracing/). */
   tracing: TracingModule;
+  /** Retention purge (one node at a time) and the operator's message actions (src/retention/). */
+  retention: RetentionModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -260,6 +263,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
     onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
   });
+  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -335,12 +339,14 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     lifecycle,
     search,
     tracing,
+    retention,
     async start() {
       wallet.start();
       payments.start();
       media.start();
       webhooks.start();
       adminConsole?.start();
+      retention.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -351,6 +357,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await retention.stop();
       await lifecycle.stop();
       await gateway.close();
       await receipts.stop();

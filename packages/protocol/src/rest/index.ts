@@ -11,3 +11,4 @@ export * from './lifecycle.ts';
 export * from './search.ts';
 export * from './media.ts';
 export * from './tracing.ts';
+export * from './retention.ts';

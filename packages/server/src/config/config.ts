@@ -6,6 +6,7 @@ import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
 import { WEBHOOKS_ENV, WebhooksConfigSchema } from './webhooks-config.ts';
 import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
 import { TRACING_ENV, TelemetryConfigSchema, TracingConfigSchema } from './tracing-config.ts';
+import { RETENTION_ENV, RetentionConfigSchema } from './retention-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -278,6 +279,8 @@ export const ConfigSchema = z.strictObject({
   tracing: TracingConfigSchema.prefault({}),
   /** Client connect telemetry reports (POST /api/telemetry/connect). */
   telemetry: TelemetryConfigSchema.prefault({}),
+  /** Message retention per conversation kind and the purge job (see config/retention-config.ts and docs/operations.md). */
+  retention: RetentionConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -385,6 +388,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
   ...PAYMENTS_ENV,
   ...TRACING_ENV,
+  ...RETENTION_ENV,
 };
 
 /** Every environment variable the configuration reads (deploy files are checked against it). */

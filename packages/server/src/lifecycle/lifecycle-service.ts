@@ -157,6 +157,51 @@ export class LifecycleService {
     }
   }
 
+  /**
+   * An operator's removal of message `seq` (console and admin API; the caller writes the
+   * audit entry). Both modes turn the stored message into the `recalled` tombstone with
+   * `by: "operator"` and drop its edit history, reactions, media references and search entry.
+   * `recall` also posts a `recall` event (`by: "operator"`) so every device drops its copy: in
+   * a group as the group's owner, in a 1:1 as the sender; when none can post (dismissed group)
+   * the event is null. `delete` posts nothing: devices that stored the message keep their copy
+   * until they reload that history.
+   */
+  async operatorRemove(conv: string, seq: number, mode: 'recall' | 'delete'): Promise<{ message: Message; event: Message | null }> {
+    return this.serial(`m\u0000${conv}\u0000${seq}`, async () => {
+      const [m] = await this.core.readHistory(conv, { after: seq - 1, limit: 1 });
+      if (!m || m.seq !== seq) throw new MagpieError('not_found', `no message ${seq} in ${conv}`);
+      if (m.kind === 'recalled') return { message: m, event: null };
+      if (LIFECYCLE_FROZEN_KINDS.has(m.kind)) throw new MagpieError('invalid', `a ${m.kind} message cannot be removed (recall the message it refers to)`);
+      let event: Message | null = null;
+      if (mode === 'recall') {
+        const actor = await this.operatorActor(conv, m);
+        if (actor) {
+          try {
+            event = (await this.post(actor, { conv, kind: 'recall', body: { seq, by: 'operator' }, clientMsgId: eventId('r', conv, seq) })).message;
+          } catch (err) {
+            if (!(err instanceof MagpieError) || !['forbidden', 'dismissed', 'muted', 'not_found'].includes(err.code)) throw err;
+          }
+        }
+      }
+      const edits = await this.store.editEvents(conv, seq, seq);
+      const tombstone = { by: 'operator', at: this.now(), kind: m.kind };
+      await this.store.recall(conv, seq, m.kind, tombstone, edits);
+      await this.media?.removeMessageRefs(m.id);
+      await this.touchList(conv, seq);
+      this.emit('onRecall', conv, seq, 'operator');
+      return { message: { ...m, kind: 'recalled', body: tombstone }, event };
+    });
+  }
+
+  /** Who posts an operator's recall event: the owner of a group, the sender in a 1:1. */
+  private async operatorActor(conv: string, m: Message): Promise<Principal | null> {
+    const record = await this.core.getConversation(conv);
+    if (!record) return null;
+    const g = record.kind === 'direct' ? null : await this.core.getGroup(conv);
+    if (record.kind !== 'direct' && (!g || g.dismissed)) return null;
+    return { userId: g ? g.owner : m.sender, deviceId: 'operator', platform: 'other', tokenHash: '', appVersion: '' };
+  }
+
   private async mayRecall(p: Principal, conv: string, m: Message): Promise<void> {
     const own = m.sender === p.userId;
     if (own && this.now() - m.time <= this.opts.recallWindowMs) return;

@@ -351,9 +351,14 @@ export class MessagingService {
   /** What a connecting client with inbox position `since` must do. */
   async syncMode(userId: string, since: number): Promise<{ mode: SyncMode; latest: number; ringStart: number }> {
     const { latest, ringStart } = await this.store.inboxState(userId);
-    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) ? 'full' : 'incremental';
+    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) || (await this.belowPurge(userId, since)) ? 'full' : 'incremental';
     this.metrics.syncs.inc({ mode });
     return { mode, latest, ringStart };
+  }
+
+  /** The retention purge removed inbox pointers above `since`: the inbox is no longer gap-free from there. */
+  private async belowPurge(userId: string, since: number): Promise<boolean> {
+    return since < (await this.store.inboxPurgedSeq(userId));
   }
 
   private tooLong(since: number, latest: number, ringStart: number): boolean {
@@ -388,7 +393,7 @@ export class MessagingService {
   async syncPage(userId: string, since: number, limit?: number): Promise<{ items: InboxItem[]; inboxSeq: number; more: boolean; full: boolean }> {
     const { latest, ringStart } = await this.store.inboxState(userId);
     if (since === latest) return { items: [], inboxSeq: latest, more: false, full: false };
-    if (this.tooLong(since, latest, ringStart)) {
+    if (this.tooLong(since, latest, ringStart) || (await this.belowPurge(userId, since))) {
       this.metrics.syncs.inc({ mode: 'full' });
       return { items: [], inboxSeq: latest, more: false, full: true };
     }
@@ -405,8 +410,12 @@ export class MessagingService {
    * their removal notice and nothing after it. The reader's own group messages carry
    * `deliveredCount`.
    */
-  async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
-    const { floor, ceiling } = await this.readableRange(userId, conv);
+  async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean; purgedSeq: number }> {
+    const range = await this.readableRange(userId, conv);
+    const purgedSeq = await this.store.purgedSeq(conv);
+    // Nothing at or below the purged seq exists any more: paging stops there.
+    const floor = Math.max(range.floor, purgedSeq);
+    const { ceiling } = range;
     const limit = q.limit ?? 50;
     const read =
       q.after !== undefined
@@ -419,7 +428,7 @@ export class MessagingService {
         : trimmed || (messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1);
     let shown = messages;
     for (const filter of this.historyFilters) shown = await filter(userId, conv, shown);
-    return { messages: shown, lastSeq: ceiling, more };
+    return { messages: shown, lastSeq: ceiling, more, purgedSeq };
   }
 
   /** Add a filter applied to every history page after paging (`more` still counts the dropped messages). */

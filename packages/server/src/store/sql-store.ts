@@ -695,6 +695,21 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r, userId) }));
   }
 
+  async inboxPurgedSeq(userId: string): Promise<number> {
+    const row = await this.db.getBatched<{ s: number | string }>('SELECT purged_inbox_seq AS s FROM inbox_purge WHERE user_id = ?', [userId]);
+    return row ? Number(row.s) : 0;
+  }
+
+  async purgedSeq(conv: string): Promise<number> {
+    const row = await this.db.getBatched<{ s: number | string }>('SELECT purged_seq AS s FROM conv_purge WHERE conv_id = ?', [conv]);
+    return row ? Number(row.s) : 0;
+  }
+
+  async messageById(id: string): Promise<Message | null> {
+    const row = await this.db.get<MessageRow>('SELECT * FROM messages WHERE id = ?', [id]);
+    return row ? messageFromRow(row) : null;
+  }
+
   async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined

@@ -67,6 +67,12 @@ export interface Store {
    * in group conversations (`g:`) carry `deliveredCount`.
    */
   readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]>;
+  /** The highest inboxSeq of this user whose pointer the retention purge removed (0 when none): the inbox is gap-free only above it. */
+  inboxPurgedSeq(userId: string): Promise<number>;
+  /** Every message of `conv` with seq ≤ this was deleted by the retention purge (0 when none). */
+  purgedSeq(conv: string): Promise<number>;
+  /** A message by its id (operator lookups), or null. */
+  messageById(id: string): Promise<Message | null>;
   /**
    * Messages of a conversation: newest first below `before`, or oldest first above `after`.
    * With `viewer`, the viewer's own messages in a group conversation (`g:`) carry `deliveredCount`.
