@@ -48,6 +48,7 @@ import {
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { AppendWriter, type ConvState, type UserState } from './append-writer.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
+import { writeAcksPostgres } from './ack-writer.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -882,6 +883,7 @@ export class SqlStore implements Store {
 
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
+    if (this.kind === 'postgres') return this.tx((tx) => writeAcksPostgres(tx, acks));
     // A consistent order keeps concurrent flushes from locking the same rows crosswise.
     const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
     return this.tx(async (tx) => {
@@ -918,6 +920,10 @@ export class SqlStore implements Store {
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    if (this.kind === 'postgres') {
+      const { delivered } = await this.tx((tx) => writeAcksPostgres(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
+      return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
+    }
     return this.tx(async (tx) => {
       const ranges: CountRange[] = [];
       const out = await markDeliveredIn(tx, userId, inboxSeq, ranges);
