@@ -43,6 +43,8 @@ export type DirectMessagePolicy = (sender: string, recipient: string) => Promise
 /**
  * Checks and completes a client's message body before it is stored (media: the referenced
  * upload exists and may be sent; measured fields filled in). Throws a MagpieError to refuse.
+ * A hook that changes the body returns a new object (never modifies the one it got): the
+ * send path re-serializes the body only when a hook returned another object.
  */
 export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => Promise<unknown>;
 
@@ -121,8 +123,8 @@ export class MessagingService {
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     let body = validateMessageBody(input.kind, input.body);
-    // Serialized once here (again only if a body hook changed it): the size check, the fan-out
-    // frames and the reply all use this text.
+    // Serialized once here (again only if a body hook changed it): the size check, the stored
+    // row (AppendRequest.bodyJson), the fan-out frames and the reply all use this text.
     let bodyText = JSON.stringify(body);
     const checkSize = () => {
       if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
@@ -146,9 +148,12 @@ export class MessagingService {
     if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
     const id = timeId('m');
     if (this.bodyHooks.length) {
+      const given = body;
       for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
-      bodyText = JSON.stringify(body);
-      checkSize();
+      if (body !== given) {
+        bodyText = JSON.stringify(body);
+        checkSize();
+      }
     }
     await turn();
     const submitted = this.submitAndPublish(
@@ -159,6 +164,7 @@ export class MessagingService {
         directMembers,
         kind: input.kind,
         body,
+        bodyJson: bodyText,
         time: this.now(),
         id,
         ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),

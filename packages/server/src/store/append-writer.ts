@@ -76,7 +76,13 @@ const SQL = {
       last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
       deleted = 0,
       version = excluded.version`,
+  /** The message's search document (tables of migration 0008-search), written with the message. */
+  searchDoc: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
 };
+
+/** The indexable text of a message body ('' = not indexed); see SqlStoreOptions.searchText. */
+export type SearchText = (kind: string, body: unknown) => string;
 
 /**
  * The writes of one append transaction, collected in memory (seq, and inboxSeq/version
@@ -90,8 +96,13 @@ export class AppendWriter {
   private readonly entries = new Map<string, EntryAgg>();
   /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
   private readonly pointers: InboxPointer[] = [];
+  /** [conv, seq, sender, kind, time, text]: search documents committed with their messages. */
+  private readonly docs: unknown[][] = [];
 
-  constructor(private readonly users: Map<string, UserState>) {}
+  constructor(
+    private readonly users: Map<string, UserState>,
+    private readonly searchText?: SearchText,
+  ) {}
 
   post(c: ConvState, r: AppendRequest, mentioned: Set<string>): AppendOutcome {
     const seq = ++c.lastSeq;
@@ -167,17 +178,20 @@ export class AppendWriter {
       }
     }
     for (const u of mentioned) this.mentions.push([u, c.id, seq]);
-    const bodyJson = JSON.stringify(r.body);
+    // The send path serialized the body once already (AppendRequest.bodyJson).
+    const bodyJson = r.bodyJson ?? JSON.stringify(r.body);
     const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
     this.msgs.push(row);
-    // The request's body object itself: the send path reuses the JSON it made of it (one serialization outside the store).
+    const text = this.searchText?.(r.kind, r.body) ?? '';
+    if (text !== '') this.docs.push([c.id, seq, r.sender, r.kind, r.time, text]);
+    // The request's body object itself: the send path reuses the JSON it made of it.
     return { message: toMessage(r, seq), pointers };
   }
 
   /**
    * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
-   * user row (in id order, like every other locker of users rows), then the messages,
-   * pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
+   * user row (in id order, like every other locker of users rows), then the messages, their
+   * search documents, pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
    * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
    * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
    * no client round trip; SQLite runs them one after the other, each a cached prepared
@@ -195,6 +209,7 @@ export class AppendWriter {
       if (own > 0) writes.push(tx.run(SQL.ownMessage, [...row.slice(0, 8), this.users.get(sender)!.inboxSeq - own, row[9], sender]));
       else writes.push(tx.run(SQL.message, row));
     }
+    for (const d of this.docs) writes.push(tx.run(SQL.searchDoc, d));
     for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
     for (const e of this.entries.values()) {
       writes.push(tx.run(e.reset ? SQL.reset : SQL.delta, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
