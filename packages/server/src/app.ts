@@ -58,6 +58,7 @@ import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.t
 import { createSearchModule, type SearchModule } from './search/index.ts';
 import { createTracingModule, type TracingModule } from './tracing/index.ts';
 import { createRetentionModule, type RetentionModule } from './retention/index.ts';
+import { searchableText } from './search/extract.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -134,7 +135,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The server's database, migrated to the current schema before any store uses it
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
-  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs });
+  // Search documents are written in the message's own group commit (no transaction of their own).
+  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText });
   const bus = deps.bus ?? (await openBus(config, log));
   const tracing = await createTracingModule({ node, bus, registry: metrics.registry, tracing: config.tracing, telemetry: config.telemetry, log: log.child({ mod: 'tracing' }) });
   const a = config.auth;
@@ -254,7 +256,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
   const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
-  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }) });
+  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes: store instanceof SqlStore && store.indexesSearch });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });
   const indexed = (p: Promise<void>) => void p.catch((err: unknown) => indexLog.warn({ err: (err as Error).message }, 'search index update failed (npm run search:backfill repairs it)'));

@@ -10,6 +10,9 @@ import type { Message } from '@magpie/protocol';
 import type { SqlEngine } from '../src/db/index.ts';
 import { SqlSearchStore } from '../src/search/search-store.ts';
 import { SearchService } from '../src/search/search-service.ts';
+import { randomBytes } from 'node:crypto';
+import { SqlStore } from '../src/store/sql-store.ts';
+import { directConversationId, type AppendRequest } from '../src/store/store.ts';
 
 export interface SearchFixture {
   db: SqlEngine;
@@ -155,6 +158,67 @@ export function runSearchContract(name: string, open: () => Promise<SearchFixtur
       assert.deepEqual(out, { scanned: 3, indexed: 2 });
       assert.deepEqual(await find('a', 'backfill'), ['g:1#1', 'd:a:b#1']);
       assert.deepEqual(await find('a', '回填'), ['d:a:b#1']);
+    });
+  });
+
+  describe(`search documents in the message group commit: ${name}`, () => {
+    let fx: SearchFixture;
+    let msgs: SqlStore;
+    let svc: SearchService;
+    const tag = randomBytes(4).toString('hex');
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `${x}-${tag}`) as [string, string, string];
+    let n = 0;
+    const req = (sender: string, to: string, body: unknown, kind = 'text', extra: Partial<AppendRequest> = {}): AppendRequest => {
+      n++;
+      return { sender, clientMsgId: `c${n}`, conv: directConversationId(sender, to), directMembers: [sender, to], kind, body, bodyJson: JSON.stringify(body), time: 2_000_000 + n, id: `m-${tag}-${n}`, ...extra };
+    };
+    const find = async (user: string, query: string) => (await svc.search(user, { query })).hits.map((h) => `${h.conv === directConversationId(a, b) ? 'ab' : h.conv}#${h.seq}`);
+
+    before(async () => {
+      fx = await open();
+      msgs = new SqlStore(fx.db, { ringCapacity: 100, searchText: searchableTextForTest });
+      svc = new SearchService(new SqlSearchStore(fx.db, storeOpts));
+      for (const u of [a, b, c]) await msgs.createUser({ id: u, username: u, passwordHash: 'x', nickname: u, createdAt: 0 });
+    });
+    after(async () => {
+      await fx.cleanup();
+    });
+
+    it('a committed message is searchable at once, with no index write of its own', async () => {
+      assert.equal(msgs.indexesSearch, true);
+      const out = await msgs.appendMessages([req(a, b, { text: `${tag} 明天开会` }), req(b, a, { text: `reply ${tag}` }), req(a, b, { event: 'x' }, 'system'), req(a, b, { fallback: '[file]', upload: 'u1', name: `report-${tag}.pdf` }, 'file')]);
+      assert.ok(out.every((o) => o.ok));
+      // Nothing was queued (svc.indexCommitted was never called), yet every document is there.
+      assert.deepEqual(await find(a, tag), ['ab#4', 'ab#2', 'ab#1']);
+      assert.deepEqual(await find(b, '明天开会'), ['ab#1']);
+      assert.deepEqual(await find(c, tag), [], 'a non-member finds nothing');
+      const [stored] = await msgs.readHistory(directConversationId(a, b), { after: 0, limit: 1 });
+      assert.deepEqual(stored?.body, { text: `${tag} 明天开会` }, 'the row holds the JSON the caller made');
+    });
+
+    it('a repeated send indexes nothing twice; a refused one indexes nothing', async () => {
+      const first = req(a, b, { text: `again ${tag}` });
+      const [o1] = await msgs.appendMessages([first]);
+      const [o2] = await msgs.appendMessages([{ ...first, id: 'other' }]);
+      assert.ok(o1?.ok && o2?.ok && o2.duplicate);
+      assert.deepEqual(await find(a, `again ${tag}`), [`ab#${o1.message.seq}`]);
+      const [refused] = await msgs.appendMessages([req(c, a, { text: `intruder ${tag}` }, 'text', { conv: directConversationId(a, b), directMembers: undefined })]);
+      assert.equal(refused?.ok, false);
+      assert.deepEqual(await find(a, 'intruder'), []);
+    });
+
+    it('recall, edit and delete for me still change what is found', async () => {
+      const [o] = await msgs.appendMessages([req(a, b, { text: `lifecycle ${tag}` })]);
+      assert.ok(o?.ok);
+      const seq = o.message.seq;
+      await svc.updateMessageText(o.message.conv, seq, 'text', { text: `edited ${tag}` });
+      assert.deepEqual(await find(a, `lifecycle ${tag}`), []);
+      assert.deepEqual(await find(a, `edited ${tag}`), [`ab#${seq}`]);
+      await svc.hideForUser(b, o.message.conv, seq);
+      assert.deepEqual(await find(b, `edited ${tag}`), []);
+      assert.deepEqual(await find(a, `edited ${tag}`), [`ab#${seq}`]);
+      await svc.removeMessage(o.message.conv, seq);
+      assert.deepEqual(await find(a, `edited ${tag}`), []);
     });
   });
 }

@@ -10,6 +10,15 @@ export function forUpdate(dialect: Dialect): string {
   return dialect === 'postgres' ? ' FOR UPDATE' : '';
 }
 
+/**
+ * Whether the engine has row locks worth taking: PostgreSQL does; SQLite has none (BEGIN
+ * IMMEDIATE already excludes every other writer), so a pass that only reads rows to lock them
+ * (SELECT … FOR UPDATE) is pure cost there and is skipped.
+ */
+export function locksRows(dialect: Dialect): boolean {
+  return dialect === 'postgres';
+}
+
 /** SQLite: up to this many values are bound as `(?, ?, …)` (one prepared statement per length); longer lists go through `textList`. */
 const INLINE_MAX = 32;
 

@@ -21,13 +21,16 @@ export interface SearchModule {
 
 /**
  * Message search and subject conversations on the server's database (tables of migration
- * 0008-search): committed messages are queued for the index, routes registered.
+ * 0008-search): new messages are indexed in their own commit (`storeIndexes`) or queued
+ * after it, routes registered.
  */
-export function createSearchModule(api: RestApi, deps: { db: SqlEngine; store: Store; messaging: MessagingService; log: Logger }): SearchModule {
+export function createSearchModule(api: RestApi, deps: { db: SqlEngine; store: Store; messaging: MessagingService; log: Logger; storeIndexes?: boolean }): SearchModule {
   const service = new SearchService(new SqlSearchStore(deps.db), {
     onError: (err, docs) => deps.log.error({ err, docs }, 'search index write failed; run `npm run search:backfill` to repair'),
   });
-  deps.messaging.onCommitted(service.indexCommitted);
+  // The server's SqlStore writes each message's document in the message's transaction
+  // (SqlStoreOptions.searchText); any other store's messages are indexed after commit.
+  if (!deps.storeIndexes) deps.messaging.onCommitted(service.indexCommitted);
   const subjects = new SubjectService(deps.db, deps.store, deps.messaging);
   registerSearchRoutes(api, service, subjects);
   return { service, subjects, stop: () => service.flush() };

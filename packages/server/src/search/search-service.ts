@@ -26,10 +26,12 @@ export interface SearchInput {
  * Message search: keeps the index in step with committed messages and answers a user's
  * searches over their own conversations.
  *
- * Indexing is off the send path: `indexCommitted` (a MessagingService committed-listener)
- * only queues; the queue is written in one transaction per event-loop turn, after the
- * sender's reply. A crash can lose queued documents, never messages: `npm run
- * search:backfill` brings the index in line with the messages table.
+ * On the server, a new message's document is written by the message store in the message's
+ * own transaction (the group commit; SqlStoreOptions.searchText): it is in the index once the
+ * message is durable, at no commit of its own. For any other store, `indexCommitted` (a
+ * MessagingService committed-listener) queues documents, written in one transaction per
+ * event-loop turn after the sender's reply; a crash can lose queued documents, never
+ * messages: `npm run search:backfill` brings the index in line with the messages table.
  *
  * The lifecycle hooks (recall, edit, delete for me) call `removeMessage`,
  * `updateMessageText` and `hideForUser`; each first writes what is queued, so a change is

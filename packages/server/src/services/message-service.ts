@@ -46,6 +46,8 @@ export type DirectMessagePolicy = (sender: string, recipient: string) => Promise
 /**
  * Checks and completes a client's message body before it is stored (media: the referenced
  * upload exists and may be sent; measured fields filled in). Throws a MagpieError to refuse.
+ * A hook that changes the body returns a new object (never modifies the one it got): the
+ * send path re-serializes the body only when a hook returned another object.
  */
 export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => Promise<unknown>;
 
@@ -126,8 +128,8 @@ export class MessagingService {
     const tracer = this.opts.tracer;
     const startedAt = tracer ? traceNow() : 0;
     let body = validateMessageBody(input.kind, input.body);
-    // Serialized once here (again only if a body hook changed it): the size check, the fan-out
-    // frames and the reply all use this text.
+    // Serialized once here (again only if a body hook changed it): the size check, the stored
+    // row (AppendRequest.bodyJson), the fan-out frames and the reply all use this text.
     let bodyText = JSON.stringify(body);
     this.checkSize(bodyText);
     let conv: string;
@@ -177,9 +179,12 @@ export class MessagingService {
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     if (this.bodyHooks.length) {
+      const given = body;
       for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
-      bodyText = JSON.stringify(body);
-      this.checkSize(bodyText);
+      if (body !== given) {
+        bodyText = JSON.stringify(body);
+        this.checkSize(bodyText);
+      }
     }
     await turn();
     const submitted = this.submitAndPublish(
@@ -190,6 +195,7 @@ export class MessagingService {
         directMembers,
         kind: input.kind,
         body,
+        bodyJson: bodyText,
         time: this.now(),
         id,
         ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),

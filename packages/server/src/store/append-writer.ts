@@ -84,7 +84,13 @@ const SQL = {
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
       version = excluded.version`,
+  /** The message's search document (tables of migration 0008-search), written with the message. */
+  searchDoc: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
 };
+
+/** The indexable text of a message body ('' = not indexed); see SqlStoreOptions.searchText. */
+export type SearchText = (kind: string, body: unknown) => string;
 
 /**
  * The writes of one append transaction, collected in memory (seq, and inboxSeq/version
@@ -98,8 +104,13 @@ export class AppendWriter {
   private readonly entries = new Map<string, EntryAgg>();
   /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
   private readonly pointers: InboxPointer[] = [];
+  /** [conv, seq, sender, kind, time, text]: search documents committed with their messages. */
+  private readonly docs: unknown[][] = [];
 
-  constructor(private readonly users: Map<string, UserState>) {}
+  constructor(
+    private readonly users: Map<string, UserState>,
+    private readonly searchText?: SearchText,
+  ) {}
 
   post(c: ConvState, r: AppendRequest, mentioned: Set<string>): AppendOutcome {
     const seq = ++c.lastSeq;
@@ -191,17 +202,20 @@ export class AppendWriter {
   /** Queue the message row (and its mention rows). */
   private queueRow(c: ConvState, r: AppendRequest, seq: number, senderInbox: number, all: boolean, pointers: InboxPointer[], mentioned: Set<string> = new Set()): { message: Message; pointers: InboxPointer[] } {
     for (const u of mentioned) this.mentions.push([u, c.id, seq]);
-    const bodyJson = JSON.stringify(r.body);
+    // The send path serialized the body once already (AppendRequest.bodyJson).
+    const bodyJson = r.bodyJson ?? JSON.stringify(r.body);
     const row: unknown[] = [c.id, seq, r.id, r.sender, r.clientMsgId, r.kind, bodyJson, r.time, senderInbox, all ? 1 : 0];
     this.msgs.push(row);
-    // The request's body object itself: the send path reuses the JSON it made of it (one serialization outside the store).
+    const text = this.searchText?.(r.kind, r.body) ?? '';
+    if (text !== '') this.docs.push([c.id, seq, r.sender, r.kind, r.time, text]);
+    // The request's body object itself: the send path reuses the JSON it made of it.
     return { message: toMessage(r, seq), pointers };
   }
 
   /**
    * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
-   * user row (in id order, like every other locker of users rows), then the messages,
-   * pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
+   * user row (in id order, like every other locker of users rows), then the messages, their
+   * search documents, pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
    * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
    * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
    * no client round trip; SQLite runs them one after the other, each a cached prepared
@@ -220,6 +234,7 @@ export class AppendWriter {
       if (own > 0) writes.push(tx.run(SQL.ownMessage, [...row.slice(0, 8), this.users.get(sender)!.inboxSeq - own, row[9], sender]));
       else writes.push(tx.run(SQL.message, row));
     }
+    for (const d of this.docs) writes.push(tx.run(SQL.searchDoc, d));
     for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
     for (const e of this.entries.values()) {
       const sql = e.reset ? SQL.reset : e.revive ? SQL.delta : SQL.eventDelta;
@@ -274,11 +289,14 @@ export class AppendWriter {
     if (this.inbox.length > 0) {
       writes.push(tx.run(PG.pointers, columns(this.inbox.map(([user, off, conv, seq]) => [user, this.users.get(user)!.inboxSeq - off, conv, seq]), 4)));
     }
-    for (const reset of [true, false]) {
-      const es = [...this.entries.values()].filter((e) => e.reset === reset);
+    if (this.docs.length > 0) writes.push(tx.run(PG.searchDocs, columns(this.docs, 6)));
+    // Three kinds of entry writes, as on SQLite: a reset, a delta that revives a deleted entry
+    // (a message), and a delta of entries that only saw events (a deleted entry stays deleted).
+    for (const sql of [PG.reset, PG.delta, PG.eventDelta]) {
+      const es = [...this.entries.values()].filter((e) => (e.reset ? PG.reset : e.revive ? PG.delta : PG.eventDelta) === sql);
       if (es.length === 0) continue;
       const rows = es.map((e) => [e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version]);
-      writes.push(tx.run(reset ? PG.reset : PG.delta, columns(rows, 7)));
+      writes.push(tx.run(sql, columns(rows, 7)));
     }
     const trims = moved.filter(([, u]) => {
       const top = u.seen + u.inboxSeq;
@@ -335,4 +353,15 @@ const PG = {
       last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
       deleted = 0,
       version = excluded.version`,
+  /** As delta, for entries that only saw events in this batch: a deleted entry stays deleted. */
+  eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off
+    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off) JOIN users u ON u.id = x.id
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      version = excluded.version`,
+  /** The messages' search documents (migration 0008-search), written with the messages. */
+  searchDocs: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body)
+    SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[])
+    ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
 };

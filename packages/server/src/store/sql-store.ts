@@ -1,6 +1,6 @@
 import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
 import type { Queryable, SqlEngine } from '../db/engine.ts';
-import { forUpdate, inList, isUniqueViolation } from '../db/dialect.ts';
+import { forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
 import { migrate } from '../db/migrate.ts';
 import { MIGRATIONS } from '../db/migrations/index.ts';
 import { isStoreUnavailable } from '../util/store-unavailable.ts';
@@ -46,7 +46,7 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
-import { AppendWriter, type ConvState, type UserState } from './append-writer.ts';
+import { AppendWriter, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 import { writeAcksPostgres } from './ack-writer.ts';
 
@@ -55,6 +55,13 @@ export interface SqlStoreOptions extends StoreOptions {
   unavailableWaitMs?: number;
   /** Close the engine with the store (a store opened on its own); default false: the engine belongs to the server. */
   ownsEngine?: boolean;
+  /**
+   * The indexable text of a message body ('' = none): when set, each new message's search
+   * document (migration 0008-search) is written in the message's own transaction (the group
+   * commit), so indexing costs no commit of its own. The server passes search/extract.ts's
+   * searchableText; without it nothing is indexed here.
+   */
+  searchText?: SearchText;
 }
 
 /** serialization_failure, deadlock_detected: retry the whole transaction. */
@@ -131,6 +138,7 @@ export class SqlStore implements Store {
   private readonly ring: number;
   private readonly unavailableWaitMs: number;
   private readonly ownsEngine: boolean;
+  private readonly searchText: SearchText | undefined;
   private closed = false;
 
   constructor(
@@ -142,6 +150,12 @@ export class SqlStore implements Store {
     this.ring = opts.ringCapacity;
     this.unavailableWaitMs = opts.unavailableWaitMs ?? 2000;
     this.ownsEngine = opts.ownsEngine ?? false;
+    this.searchText = opts.searchText;
+  }
+
+  /** Whether appendMessages writes the search documents itself (see SqlStoreOptions.searchText). */
+  get indexesSearch(): boolean {
+    return this.searchText !== undefined;
   }
 
   /** Bring the database to the current schema (the server does this when it opens the database; safe to repeat). */
@@ -412,7 +426,7 @@ export class SqlStore implements Store {
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
     //    inboxSeq/version offsets in memory.
-    const w = new AppendWriter(users);
+    const w = new AppendWriter(users, this.searchText);
     const outcomes: AppendOutcome[] = [];
     const firstInBatch = new Map<string, number>();
     for (let i = 0; i < batch.length; i++) {
@@ -833,7 +847,7 @@ export class SqlStore implements Store {
   async markRead(userId: string, conv: string, seq: number): Promise<ConvEntry> {
     return this.tx(async (tx) => {
       // Lock order as in appendMessages: the user row, then the entry.
-      await tx.get(`SELECT id FROM users WHERE id = ?${forUpdate(tx.dialect)}`, [userId]);
+      if (locksRows(tx.dialect)) await tx.get(`SELECT id FROM users WHERE id = ? FOR UPDATE`, [userId]);
       const e = await entryState(tx, userId, conv);
       if (!e) throw new StoreNotFoundError(`conversation ${conv} for ${userId}`);
       const last = Number(e.eff_last);
@@ -889,14 +903,17 @@ export class SqlStore implements Store {
     return this.tx(async (tx) => {
       // Lock every user this flush may touch (the acknowledging users and the senders of
       // what they acknowledge) at once, in id order, so flushes and sends cannot deadlock.
-      const lockIds = new Set<string>();
+      // SQLite has no row locks (the transaction excludes every other writer): no lock pass.
       const segments = (a: DeviceAck) => a.segments ?? [{ from: 0, to: a.inboxSeq }];
-      for (const a of sorted) {
-        lockIds.add(a.userId);
-        const top = Math.max(0, ...segments(a).map((x) => x.to));
-        for (const r of (await deliveredCandidates(tx, a.userId, top)).rows) lockIds.add(r.sender);
+      if (locksRows(tx.dialect)) {
+        const lockIds = new Set<string>();
+        for (const a of sorted) {
+          lockIds.add(a.userId);
+          const top = Math.max(0, ...segments(a).map((x) => x.to));
+          for (const r of (await deliveredCandidates(tx, a.userId, top)).rows) lockIds.add(r.sender);
+        }
+        await lockUsers(tx, [...lockIds]);
       }
-      await lockUsers(tx, [...lockIds]);
       for (const a of sorted) await setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
       const out: AckOutcome = { delivered: [], counts: [] };
       const ranges: CountRange[] = [];
@@ -1026,16 +1043,19 @@ async function deliveredCandidates(tx: Queryable, userId: string, inboxSeq: numb
 async function markDeliveredIn(tx: Queryable, userId: string, inboxSeq: number, ranges: CountRange[]): Promise<DeliveredUpdate[]> {
   const pre = await deliveredCandidates(tx, userId, inboxSeq);
   if (pre.upTo <= pre.from) return [];
-  // Lock the acknowledging user and the senders together, in id order (as appendMessages
-  // does); then re-read the mark under the lock. Rows already locked by this transaction
-  // (recordAcks) are re-locked at no cost.
-  const locked = await lockUsers(tx, [...new Set([userId, ...pre.rows.map((r) => r.sender)])]);
-  const mark = locked.find((r) => r.id === userId);
-  if (!mark) return [];
-  const upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
-  const from = Number(mark.delivered_inbox_seq);
-  if (upTo <= from) return [];
-  const rows = from === pre.from && upTo === pre.upTo ? pre.rows : await deliveredRange(tx, userId, from, upTo);
+  let { from, upTo, rows } = pre;
+  if (locksRows(tx.dialect)) {
+    // Lock the acknowledging user and the senders together, in id order (as appendMessages
+    // does); then re-read the mark under the lock. Rows already locked by this transaction
+    // (recordAcks) are re-locked at no cost. (SQLite: what was read is what holds.)
+    const locked = await lockUsers(tx, [...new Set([userId, ...pre.rows.map((r) => r.sender)])]);
+    const mark = locked.find((r) => r.id === userId);
+    if (!mark) return [];
+    upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
+    from = Number(mark.delivered_inbox_seq);
+    if (upTo <= from) return [];
+    if (from !== pre.from || upTo !== pre.upTo) rows = await deliveredRange(tx, userId, from, upTo);
+  }
   await tx.run('UPDATE users SET delivered_inbox_seq = ? WHERE id = ?', [upTo, userId]);
   if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
   const out: DeliveredUpdate[] = [];
