@@ -1,5 +1,6 @@
 import type { ConversationKind, Message } from '@magpie/protocol';
 import type { Queryable } from '../db/engine.ts';
+import type { NoopStatement } from '../db/prepared.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
 import { toMessage } from './rows.ts';
 
@@ -311,3 +312,16 @@ const PG = {
       deleted = 0,
       version = excluded.version`,
 };
+
+/** The PostgreSQL flush statements with no-op parameters (db/prepared.ts warms them before the locks). */
+export const PG_FLUSH_NOOPS: NoopStatement[] = [
+  [PG.lockUsers, [[]]],
+  [PG.bumpUsers, [[], [], []]],
+  [PG.convs, [[], [], []]],
+  [PG.mentions, [[], [], []]],
+  [PG.messages, [[], [], [], [], [], [], [], [], [], []]],
+  [PG.pointers, [[], [], [], []]],
+  [PG.trim, [[], 0]],
+  [PG.reset, [[], [], [], [], [], [], []]],
+  [PG.delta, [[], [], [], [], [], [], []]],
+];
