@@ -1,7 +1,8 @@
 /**
  * Issue 15 (busy normal groups slow down as nodes are added): an append must hold the member
  * user rows (inbox_seq / conv_version) without needing its node's event loop, so appends to
- * groups sharing members and ACK flushes do not queue behind a busy node.
+ * groups sharing members and ACK flushes do not queue behind a busy node. The same holds for
+ * an ACK flush, which locks the acknowledging users and the senders (second test).
  *
  * The proof does not depend on machine speed: a psql session holds bob's row until the append
  * waits for it; then this process blocks its own event loop (execFileSync) while a second psql
@@ -96,6 +97,70 @@ it('a group append holds member user rows for no client round trip (issue 15)', 
     assert.equal(probe.trim().split('\n').at(-1), '1', `the probe got bob's row only after the append committed: ${probe}`);
     // The pointers came back absolute and gap-free.
     if (o?.ok) assert.deepEqual(o.pointers.map((p) => [p.userId, p.inboxSeq]).sort(), [['alice', 5], ['bob', 5], ['carol', 5]]);
+  } finally {
+    await store.close();
+    await raw.drop();
+  }
+});
+
+it('an ACK flush holds the sender and acknowledging user rows for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_acklocks');
+  const store = await openPostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 1 });
+  const raw = rawClient(schema);
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+    assert.equal(c?.ok, true);
+    const bobAt = async () => {
+      const [o] = await store.appendMessages([post('alice', 'g:one')]);
+      assert.ok(o?.ok);
+      return o.pointers.find((p) => p.userId === 'bob')!.inboxSeq;
+    };
+    // A first flush of the same shape (mark, sender entry, count) warms the connection.
+    const first = await bobAt();
+    const warmed = await store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: first }]);
+    assert.deepEqual(warmed.counts.map((x) => x.count), [1]);
+    const second = await bobAt();
+    await raw.sql`CREATE TABLE go (x int)`;
+
+    // The holder: alice's row (the sender, whose entry the flush moves), until the flush waits for it and the test says go.
+    const app = `magpie_holder_${schema}`;
+    const holderSql = `
+      BEGIN;
+      SELECT 1 FROM "${schema}".users WHERE id = 'alice' FOR UPDATE;
+      DO $$ BEGIN
+        WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)))
+           OR NOT EXISTS (SELECT 1 FROM "${schema}".go) LOOP
+          PERFORM pg_sleep(0.01);
+        END LOOP;
+      END $$;
+      COMMIT;`;
+    const holder = spawn('psql', [PG_URL, '-v', 'ON_ERROR_STOP=1', '-qAt', '-c', holderSql], { env: { ...process.env, PGAPPNAME: app }, stdio: 'ignore' });
+    const holderDone = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 3000 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(await check(), what);
+    };
+    await until('holder has alice', async () => (await raw.sql`SELECT 1 FROM pg_stat_activity WHERE application_name = ${app} AND query LIKE '%DO $$%'`).length > 0);
+
+    const flush = store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: second }]);
+    await until('flush waits for alice', async () =>
+      (await raw.sql`SELECT 1 FROM pg_stat_activity a, pg_stat_activity h WHERE h.application_name = ${app} AND h.pid = ANY(pg_blocking_pids(a.pid))`).length > 0);
+    await raw.sql`INSERT INTO go VALUES (1)`;
+    // From here on this process's event loop is blocked until the probe exits.
+    let probe: string;
+    try {
+      probe = execFileSync('psql', [PG_URL, '-qAt', '-c', `SET lock_timeout = '10s'`, '-c', `BEGIN`, '-c', `SELECT 1 FROM "${schema}".users WHERE id = 'alice' FOR UPDATE`,
+        '-c', `SELECT delivered_inbox_seq FROM "${schema}".users WHERE id = 'bob'`, '-c', 'COMMIT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      probe = `failed: ${(err as { stderr?: string }).stderr ?? String(err)}`;
+    }
+    const out = await flush;
+    assert.equal(await holderDone, 0);
+    assert.equal(probe.trim().split('\n').at(-1), String(second), `the probe got alice's row only after the flush committed: ${probe}`);
+    assert.deepEqual(out.delivered, [{ conv: 'g:one', seq: 3, sender: 'alice', by: 'bob' }]);
+    assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[3, 1]]);
   } finally {
     await store.close();
     await raw.drop();

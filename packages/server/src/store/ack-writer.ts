@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/engine.ts';
+import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
 
@@ -52,6 +53,18 @@ const SQL = {
     RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`,
 };
 
+/** Every statement with no-op parameters: prepared before the claim (db/prepared.ts). */
+const NOOPS: NoopStatement[] = [
+  [SQL.marks, [[]]],
+  [SQL.ranges, [[], [], []]],
+  [SQL.devices, [[], [], []]],
+  [SQL.lockUsers, [[]]],
+  [SQL.marksSet, [[], []]],
+  [SQL.bump, [[], []]],
+  [SQL.entries, [[], [], [], []]],
+  [SQL.raise, ['', 0, 0]],
+];
+
 const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
 
 interface Mark {
@@ -76,6 +89,7 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   const userIds = [...new Set(sorted.map((a) => a.userId))];
 
   // 1. Claim the flush, then read the marks (they move only under the claim).
+  warm(tx, NOOPS);
   const claimed = tx.get(SQL.claim, [ACK_FLUSH_LOCK]);
   const markRows = tx.all<MarkRow>(SQL.marks, [userIds]);
   await claimed;

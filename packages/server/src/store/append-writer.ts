@@ -1,5 +1,6 @@
 import { LIFECYCLE_EVENT_KINDS, type ConversationKind, type Message } from '@magpie/protocol';
 import type { Queryable } from '../db/engine.ts';
+import type { NoopStatement } from '../db/prepared.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
 import { toMessage } from './rows.ts';
 
@@ -365,3 +366,18 @@ const PG = {
     SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[])
     ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
 };
+
+/** The PostgreSQL flush statements with no-op parameters (db/prepared.ts warms them before the locks). */
+export const PG_FLUSH_NOOPS: NoopStatement[] = [
+  [PG.lockUsers, [[]]],
+  [PG.bumpUsers, [[], [], []]],
+  [PG.convs, [[], [], []]],
+  [PG.mentions, [[], [], []]],
+  [PG.messages, [[], [], [], [], [], [], [], [], [], []]],
+  [PG.pointers, [[], [], [], []]],
+  [PG.trim, [[], 0]],
+  [PG.reset, [[], [], [], [], [], [], []]],
+  [PG.delta, [[], [], [], [], [], [], []]],
+  [PG.eventDelta, [[], [], [], [], [], [], []]],
+  [PG.searchDocs, [[], [], [], [], [], []]],
+];

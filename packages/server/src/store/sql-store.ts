@@ -46,7 +46,8 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
-import { AppendWriter, type ConvState, type SearchText, type UserState } from './append-writer.ts';
+import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
+import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 import { writeAcksPostgres } from './ack-writer.ts';
 
@@ -309,6 +310,7 @@ export class SqlStore implements Store {
     // PostgreSQL: the reads of steps 2–4 go in the same pipeline as the lock (each statement
     // starts after the one before it, so they read what committed before the lock was granted):
     // the conversation rows are then held for one round trip to this node, not four.
+    warm(tx, APPEND_NOOPS);
     const locking = lockConvs(tx, convIds);
     const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
     early?.catch(() => {}); // awaited below, or dropped when conversations are created
@@ -952,6 +954,24 @@ export class SqlStore implements Store {
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
 
+const LISTED_MEMBERS = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
+  WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
+const PREFETCH = {
+  groups: `${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`,
+  members: `${LISTED_MEMBERS} ORDER BY m.conv_id, m.user_id`,
+  existing: 'SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c',
+  users: `SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${LISTED_MEMBERS}) lm)`,
+};
+
+/** Statements of the locked part of an append with no-op parameters, prepared before the lock (db/prepared.ts). */
+const APPEND_NOOPS: NoopStatement[] = [
+  [PREFETCH.groups, [[]]],
+  [PREFETCH.members, [[]]],
+  [PREFETCH.existing, [[], []]],
+  [PREFETCH.users, [[], []]],
+  ...PG_FLUSH_NOOPS,
+];
+
 interface Prefetched {
   groups: GroupRow[];
   /** Active members of the batch's direct chats and normal groups (not super groups). */
@@ -975,16 +995,11 @@ function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[]): Pro
     if (e?.op === 'create') for (const u of e.members) known.add(u);
     if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) known.add(u);
   }
-  const listedMembers = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
-    WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
   return Promise.all([
-    tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`, [convIds]),
-    tx.all<MemberRow>(`${listedMembers} ORDER BY m.conv_id, m.user_id`, [convIds]),
-    tx.all<MessageRow>('SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c', [
-      batch.map((r) => r.sender),
-      batch.map((r) => r.clientMsgId),
-    ]),
-    tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${listedMembers}) lm)`, [[...known], convIds]),
+    tx.all<GroupRow>(PREFETCH.groups, [convIds]),
+    tx.all<MemberRow>(PREFETCH.members, [convIds]),
+    tx.all<MessageRow>(PREFETCH.existing, [batch.map((r) => r.sender), batch.map((r) => r.clientMsgId)]),
+    tx.all<{ id: string; inbox_seq: number | string }>(PREFETCH.users, [[...known], convIds]),
   ]).then(([groups, members, existing, users]) => ({ groups, members, existing, users }));
 }
 
