@@ -209,7 +209,12 @@ export const SyncResult = z.strictObject({
   full: z.boolean(),
 });
 
-export const HistoryResult = z.strictObject({ messages: z.array(MessageSchema), lastSeq: Seq, more: z.boolean() });
+/**
+ * Result of `history`. `purgedSeq`: every message with seq ≤ purgedSeq was deleted by the
+ * retention purge (0 when none was): a page that starts above it has no gap before it.
+ * (Optional in the schema only so clients accept servers older than retention.)
+ */
+export const HistoryResult = z.strictObject({ messages: z.array(MessageSchema), lastSeq: Seq, more: z.boolean(), purgedSeq: Seq.optional() });
 
 export const ConvsResult = z.strictObject({ version: Seq, entries: z.array(ConvEntrySchema), more: z.boolean() });
 

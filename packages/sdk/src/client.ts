@@ -15,6 +15,7 @@ import { SendQueue, defaultSendQueueOptions, type SendQueueOptions, type SendTar
 import { SyncEngine, defaultSyncEngineOptions, type SyncEngineOptions, type SyncProgress } from './sync-engine.ts';
 import { Connection, type RawFrame } from './transport/connection.ts';
 import type { WebSocketFactory, WebSocketLike } from './transport/websocket.ts';
+import { ConnectTelemetry, NO_ATTEMPT, telemetryVersion, type ConnectAttempt, type ConnectTelemetryOptions } from './telemetry.ts';
 import type { KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
 import { executeInstruction, type Instruction } from './instructions.ts';
 import { FrameRouter } from './frame-router.ts';
@@ -103,6 +104,8 @@ export interface MagpieClientOptions {
   requestTimeoutMs?: number;
   heartbeat?: Partial<HeartbeatOptions>;
   reconnect?: Partial<ReconnectOptions>;
+  /** Connect telemetry (telemetry.ts): on by default when `baseUrl` is set; `{ enabled: false }` turns it off. */
+  telemetry?: Partial<ConnectTelemetryOptions>;
   sync?: Partial<SyncEngineOptions>;
   sendQueue?: Partial<SendQueueOptions>;
   /** `limit` of each `convs` page. */
@@ -153,9 +156,12 @@ export class MagpieClient {
   private readonly factory: WebSocketFactory | null;
   private readonly rest: RestApi | null;
   private readonly requestTimeoutMs: number;
-  private readonly app: { version?: string; platform?: Platform };
+  private readonly app: { version?: string; platform: Platform };
   private readonly heartbeat: Heartbeat;
   private readonly policy: ReconnectPolicy;
+  /** Connect telemetry of the first 30 s (telemetry.ts) and the attempt being measured. */
+  readonly telemetry: ConnectTelemetry;
+  private connectAttempt: ConnectAttempt = NO_ATTEMPT;
   private readonly engine: SyncEngine;
   private readonly convSync: ConversationSync;
   private readonly sendQueue: SendQueue;
@@ -219,6 +225,13 @@ export class MagpieClient {
     );
     this.heartbeat.setAppState(this.appState);
     this.policy = new ReconnectPolicy({ ...defaultReconnectOptions, ...options.reconnect }, options.random ?? Math.random);
+    const rest = this.rest;
+    this.telemetry = new ConnectTelemetry(
+      this.clock,
+      { platform: this.app.platform, appVersion: telemetryVersion(this.app.version) },
+      (report) => (rest ? rest.telemetryConnect(report, this.token ?? undefined) : Promise.resolve()),
+      { ...options.telemetry, enabled: (options.telemetry?.enabled ?? true) && rest !== null },
+    );
 
     const link = {
       generation: () => this.gen,
@@ -434,6 +447,7 @@ export class MagpieClient {
     const done = new Promise<void>((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
     if (!this.started) {
       this.started = true;
+      this.telemetry.start();
       this.sendQueue.start();
       this.policy.reset();
       this.openConnection();
@@ -651,6 +665,7 @@ export class MagpieClient {
     this.pendingKick = null;
     this.router.hold();
     this.setState('connecting');
+    const attempt = (this.connectAttempt = this.telemetry.attempt());
     const conn = new Connection({
       url: this.url,
       webSocketFactory: this.factory,
@@ -658,7 +673,10 @@ export class MagpieClient {
       requestTimeoutMs: this.requestTimeoutMs,
       generation: gen,
       handlers: {
-        onOpen: () => this.onOpen(gen),
+        onOpen: () => {
+          if (gen === this.gen) attempt.opened(conn.tlsMs);
+          this.onOpen(gen);
+        },
         onFrame: (f) => this.onFrame(gen, f),
         onClose: (info) => this.onClose(gen, info.code, info.reason),
         onProtocolError: (e) => {
@@ -668,7 +686,9 @@ export class MagpieClient {
     });
     this.conn = conn;
     this.connectTimer.start(this.policy.options.connectTimeoutMs, () => {
-      if (gen === this.gen && !this.ready) this.dropConnection('connect_timeout', false);
+      if (gen !== this.gen || this.ready) return;
+      attempt.failed('timeout');
+      this.dropConnection('connect_timeout', false);
     });
     conn.open();
   }
@@ -691,7 +711,10 @@ export class MagpieClient {
         { timeoutMs: this.policy.options.connectTimeoutMs },
       )
       .then(
-        (welcome) => this.onWelcome(gen, welcome, inboxSeq),
+        (welcome) => {
+          if (gen === this.gen) this.connectAttempt.firstFrame();
+          return this.onWelcome(gen, welcome, inboxSeq);
+        },
         (err) => this.onHelloFailed(gen, toClientError(err)),
       );
   }
@@ -699,6 +722,7 @@ export class MagpieClient {
   private onHelloFailed(gen: number, err: MagpieClientError): void {
     if (gen !== this.gen) return;
     if (err.code === 'disconnected' || err.code === 'not_connected') return; // the close handler decides
+    this.connectAttempt.failed('rejected');
     if (err.code === 'unauthorized') {
       this.enterTerminal('logged_out', err);
       return;
@@ -769,6 +793,7 @@ export class MagpieClient {
   private onClose(gen: number, code: number, reason: string): void {
     if (gen !== this.gen) return;
     const wasReady = this.ready;
+    if (!wasReady) this.connectAttempt.failed('closed');
     this.teardown();
     if (!shouldReconnect(code)) {
       this.onFatalClose(code, reason);
@@ -882,6 +907,7 @@ export class MagpieClient {
     this.teardown();
     this.engine.stop();
     this.sendQueue.stop();
+    this.telemetry.stop();
   }
 
   private enterTerminal(state: 'kicked' | 'logged_out', err?: MagpieClientError): void {

@@ -27,6 +27,7 @@ export { defaultHeartbeatOptions, type HeartbeatOptions, type AppState } from '.
 export { defaultReconnectOptions, ReconnectPolicy, type ReconnectOptions, type ReconnectContext } from './reconnect.ts';
 export { defaultSyncEngineOptions, type SyncEngineOptions, type SyncProgress, type SyncPhase } from './sync-engine.ts';
 export { defaultSendQueueOptions, type SendQueueOptions, type SendTarget } from './send-queue.ts';
+export { ConnectTelemetry, defaultTelemetryOptions, telemetryVersion, type ConnectTelemetryOptions, type ConnectAttempt, type ConnectFailure } from './telemetry.ts';
 export { TypedEmitter, type Listener } from './emitter.ts';
 export type { WelcomeResult, SendResult, SyncResult, HistoryResult, ConvsResult } from './wire.ts';
 export type { ConvEntry, Message, InboxItem, Platform } from '@magpie/protocol';

@@ -1,4 +1,4 @@
-import type { ConvEntry, Message, Platform, PublicUser } from '@magpie/protocol';
+import type { ConvEntry, Message, Platform, PublicUser, TelemetryReport } from '@magpie/protocol';
 import { isErrorCode } from './protocol-constants.ts';
 import { MagpieClientError, type MagpieClientErrorCode } from './errors.ts';
 import type { ConvsResult, HistoryResult } from './wire.ts';
@@ -56,6 +56,11 @@ export class RestApi {
 
   login(input: LoginInput): Promise<LoginResult> {
     return this.call('POST', '/api/login', { body: input });
+  }
+
+  /** Connect telemetry (telemetry.ts); the session token is optional. */
+  telemetryConnect(report: TelemetryReport, token?: string): Promise<{ accepted: number }> {
+    return this.call('POST', '/api/telemetry/connect', { body: report, ...(token ? { token } : {}) });
   }
 
   logout(token: string): Promise<{ ok: true }> {

@@ -56,6 +56,8 @@ import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 import { createSearchModule, type SearchModule } from './search/index.ts';
+import { createTracingModule, type TracingModule } from './tracing/index.ts';
+import { createRetentionModule, type RetentionModule } from './retention/index.ts';
 import { searchableText } from './search/extract.ts';
 
 export interface MagpieServer {
@@ -90,6 +92,10 @@ export interface MagpieServer {
   lifecycle: LifecycleModule;
   /** Message search and subject conversations (src/search/). */
   search: SearchModule;
+  /** Message traces (journal, optional OTLP spans) and client connect telemetry (src/tracing/). */
+  tracing: TracingModule;
+  /** Retention purge (one node at a time) and the operator's message actions (src/retention/). */
+  retention: RetentionModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -132,6 +138,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // Search documents are written in the message's own group commit (no transaction of their own).
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText });
   const bus = deps.bus ?? (await openBus(config, log));
+  const tracing = await createTracingModule({ node, bus, registry: metrics.registry, tracing: config.tracing, telemetry: config.telemetry, log: log.child({ mod: 'tracing' }) });
   const a = config.auth;
   const accounts = new AccountService(store, bus, {
     tokenTtlMs: config.tokenTtlMs,
@@ -156,6 +163,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxBatch: config.maxBatch,
     maxReplyBytes: config.limits.maxReplyBytes,
     storeWaitMs: config.pg.waitMs,
+    tracer: tracing.tracer,
   });
   const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
@@ -246,6 +254,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
+  tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
   const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
   const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes: store instanceof SqlStore && store.indexesSearch });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
@@ -256,6 +265,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
     onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
   });
+  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -293,9 +303,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
-  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }));
+  push.service.tracer = tracing.tracer;
+  const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }), tracing.tracer);
 
-  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts });
+  const gateway = new WsGateway({ config, log: log.child({ mod: 'gateway' }), metrics, bus, accounts, messaging, acks, ipLimiter, userLimits, retry, instructions, registry: connections, receipts, tracer: tracing.tracer });
   http.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   // The stores have created their files (and WAL/SHM files) by now: make them private too.
   secureDataDir(config.dataDir, { create: false });
@@ -329,12 +340,15 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     lifecycle,
     search,
+    tracing,
+    retention,
     async start() {
       wallet.start();
       payments.start();
       media.start();
       webhooks.start();
       adminConsole?.start();
+      retention.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -345,6 +359,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await retention.stop();
       await lifecycle.stop();
       await gateway.close();
       await receipts.stop();
@@ -353,6 +368,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       await http.close();
       await metricsEndpoint.stop();
       await bus.close();
+      await tracing.stop();
       await payments.stop();
       await wallet.stop();
       await social.stop();

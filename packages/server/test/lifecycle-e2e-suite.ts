@@ -85,9 +85,12 @@ export function lifecycleSuite(srv: () => ServerProcess): void {
     assert.equal((await api(url, 'POST', `/api/conversations/${conv}/messages/${fresh.seq}/edit`, { text: 'z' }, a.token)).body.error.code, 'invalid');
     // Previous versions of the edit are kept for participants.
     assert.deepEqual((await api(url, 'GET', `/api/conversations/${conv}/messages/2/edits`, undefined, b.token)).body.versions.map((v: any) => v.text), ['second']);
-    // The conversation list's last message follows the recall.
+    // The conversation list's last message follows the recall: the recalled message (a notice), never the event.
     const list = await cb.request({ type: 'convs', since: 0 });
-    assert.equal(list.entries.find((e: any) => e.conv === conv).lastMessage.kind, 'recall');
+    const entry = list.entries.find((e: any) => e.conv === conv);
+    assert.equal(entry.lastMessage.kind, 'recalled');
+    assert.equal(entry.lastMessage.seq, fresh.seq);
+    assert.equal(entry.unread, 1, "A's fourth (B answered after the third); the edit, reaction and recall events count nothing");
 
     // Past the window the sender's recall is refused and nothing changes.
     await sleep(Math.max(0, m1.time + 3100 - Date.now()));
@@ -197,5 +200,100 @@ export function lifecycleSuite(srv: () => ServerProcess): void {
     assert.equal(summary.body.reactions[0].mine, false);
     co.close();
     c4.close();
+  });
+
+  it('events never count as unread or mentions; the list follows a recall and an edit of the last message; an offline device catches up in order', async () => {
+    const { url, wsUrl } = srv();
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => registerAndLogin(url)));
+    const g = (await api(url, 'POST', '/api/groups', { name: 'Events', members: [b!.userId, c!.userId] }, a!.token)).body.group;
+    assert.equal(g.kind, 'group');
+    const { client: ca } = await RawClient.connect(wsUrl, a!.token);
+    const { client: cb } = await RawClient.connect(wsUrl, b!.token);
+    const { client: cc } = await RawClient.connect(wsUrl, c!.token);
+    const entryOf = async (client: RawClient) => (await client.request({ type: 'convs', since: 0 })).entries.find((e: any) => e.conv === g.conv);
+    const hello = (await ca.request({ type: 'send', clientMsgId: 'e1', conv: g.conv, mentions: [b!.userId], ...text('hello B') })).message;
+    const last = (await ca.request({ type: 'send', clientMsgId: 'e2', conv: g.conv, ...text('the last word') })).message;
+    await cb.waitFor((f) => f.type === 'msg' && f.message.seq === last.seq);
+    const before = await entryOf(cb);
+    assert.equal(before.lastMessage.seq, last.seq);
+    assert.equal(before.mentions, 1);
+    // B's second device goes offline here.
+    const bInbox = cb.messages().at(-1).inboxSeq;
+    const b2 = await login(url, b!.username, 'dev2');
+
+    // Reactions by C and A (coalesced into one event), an edit of the last message by A.
+    const from = cc.frames.length;
+    const reacts = await Promise.all([
+      api(url, 'PUT', `/api/conversations/${g.conv}/messages/${hello.seq}/reactions/${encodeURIComponent('👍')}`, undefined, c!.token),
+      api(url, 'PUT', `/api/conversations/${g.conv}/messages/${hello.seq}/reactions/${encodeURIComponent('👍')}`, undefined, a!.token),
+    ]);
+    for (const r of reacts) assert.deepEqual(r.body, { event: null }, 'a normal group coalesces reactions');
+    // The coalesced event has no originating session: the reactor's own connection receives it too.
+    const ev = await cc.waitFor((f) => f.type === 'msg' && f.message.kind === 'reaction', 5000, from);
+    assert.equal(ev.message.body.changes.length, 2);
+    await cb.waitFor((f) => f.type === 'msg' && f.message.seq === ev.message.seq);
+    const edited = await api(url, 'POST', `/api/conversations/${g.conv}/messages/${last.seq}/edit`, { text: 'the last word, edited' }, a!.token);
+    assert.equal(edited.status, 200, JSON.stringify(edited.body));
+    await cb.waitFor((f) => f.type === 'msg' && f.message.kind === 'edit');
+    const afterEdit = await entryOf(cb);
+    assert.equal(afterEdit.unread, before.unread, 'events add no unread');
+    assert.equal(afterEdit.mentions, before.mentions, 'events add no mentions');
+    assert.equal(afterEdit.oldestUnreadSeq, before.oldestUnreadSeq);
+    assert.equal(afterEdit.lastSeq, edited.body.event.seq, 'lastSeq covers the events');
+    assert.equal(afterEdit.lastMessage.seq, last.seq, 'the last message is the edited text, not the event');
+    assert.equal(afterEdit.lastMessage.body.text, 'the last word, edited');
+    assert.ok(afterEdit.version > before.version);
+    // A reacting marked nothing read for A, and counted nothing for A either.
+    const aEntry = await entryOf(ca);
+    assert.equal(aEntry.unread, 0);
+    assert.equal(aEntry.lastMessage.seq, last.seq);
+
+    // Recall of the last message: the preview becomes the notice and B's devices get the entry pushed.
+    const fromB = cb.frames.length;
+    const recall = await api(url, 'POST', `/api/conversations/${g.conv}/messages/${last.seq}/recall`, undefined, a!.token);
+    assert.equal(recall.status, 200, JSON.stringify(recall.body));
+    const pushed = await cb.waitFor((f) => f.type === 'conv' && f.entry.conv === g.conv && f.entry.lastMessage?.kind === 'recalled', 5000, fromB);
+    assert.equal(pushed.entry.lastMessage.seq, last.seq);
+    const afterRecall = await entryOf(cb);
+    assert.equal(afterRecall.lastMessage.kind, 'recalled');
+    assert.equal(afterRecall.unread, before.unread);
+    assert.equal(afterRecall.mentions, before.mentions);
+    assert.ok(afterRecall.version > afterEdit.version, 'the entry changed after the rewrite');
+
+    // Read up to the end, then more events: still nothing unread; reading an event's seq is fine.
+    const read = await cb.request({ type: 'read', conv: g.conv, seq: afterRecall.lastSeq });
+    assert.equal(read.entry.unread, 0);
+    assert.equal(read.entry.mentions, 0);
+    await api(url, 'PUT', `/api/conversations/${g.conv}/messages/${hello.seq}/reactions/${encodeURIComponent('🎉')}`, undefined, c!.token);
+    await cb.waitFor((f) => f.type === 'msg' && f.message.kind === 'reaction' && f.message.body.changes[0].emoji === '🎉');
+    const quiet = await entryOf(cb);
+    assert.equal(quiet.unread, 0);
+    assert.equal(quiet.oldestUnreadSeq, null);
+    assert.equal(quiet.lastMessage.seq, last.seq);
+    // A conversation deleted for B does not come back for an event, only for a message.
+    await cb.request({ type: 'conv.update', conv: g.conv, deleted: true });
+    await api(url, 'DELETE', `/api/conversations/${g.conv}/messages/${hello.seq}/reactions/${encodeURIComponent('🎉')}`, undefined, c!.token);
+    await cb.waitFor((f) => f.type === 'msg' && f.message.kind === 'reaction' && f.message.body.changes[0].on === false);
+    assert.equal((await entryOf(cb)).deleted, true);
+    await cc.request({ type: 'send', clientMsgId: 'e3', conv: g.conv, ...text('back again') });
+    await cb.waitFor((f) => f.type === 'msg' && f.message.body?.text === 'back again');
+    const back = await entryOf(cb);
+    assert.equal(back.deleted, false);
+    assert.equal(back.unread, 1);
+
+    // B's offline device: every event in the conversation's order, and a list with the right preview and counts.
+    const { client: cb2 } = await RawClient.connect(wsUrl, b2.token, bInbox);
+    const pulled = await pullAll(cb2, bInbox);
+    assert.deepEqual(
+      pulled.items.map((x: any) => x.message.kind),
+      ['reaction', 'edit', 'recall', 'reaction', 'reaction', 'text'],
+    );
+    const seqs = pulled.items.map((x: any) => x.message.seq);
+    assert.deepEqual(seqs, [...seqs].sort((x: number, y: number) => x - y));
+    const list2 = (await cb2.request({ type: 'convs', since: 0 })).entries.find((e: any) => e.conv === g.conv);
+    assert.equal(list2.lastMessage.body.text, 'back again');
+    assert.equal(list2.unread, 1);
+    assert.deepEqual([...ca.schemaErrors, ...cb.schemaErrors, ...cc.schemaErrors, ...cb2.schemaErrors], []);
+    for (const x of [ca, cb, cc, cb2]) x.close();
   });
 }

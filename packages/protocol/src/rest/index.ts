@@ -10,3 +10,5 @@ export * from './ops.ts';
 export * from './lifecycle.ts';
 export * from './search.ts';
 export * from './media.ts';
+export * from './tracing.ts';
+export * from './retention.ts';

@@ -87,6 +87,12 @@ export class Connection {
     };
   }
 
+  /** The socket's TLS handshake time, when its factory measured it. */
+  get tlsMs(): number | undefined {
+    const t = this.socket?.tlsMs;
+    return typeof t === 'number' ? t : undefined;
+  }
+
   get isOpen(): boolean {
     return !this.done && this.socket !== null && this.socket.readyState === WS_OPEN;
   }

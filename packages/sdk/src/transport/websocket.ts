@@ -14,6 +14,11 @@ export interface WebSocketLike {
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
   /* eslint-enable @typescript-eslint/no-explicit-any */
+  /**
+   * TLS handshake time (ms), when the factory measured it (browsers cannot; in Node a factory
+   * can time `secureConnect` through ws's `createConnection`): reported by connect telemetry.
+   */
+  readonly tlsMs?: number;
 }
 
 export type WebSocketFactory = (url: string) => WebSocketLike;

@@ -39,6 +39,14 @@ export interface Bus {
   remotePresence(userIds: string[]): Promise<Map<string, string[]>>;
   /** Answer other nodes' presence questions with this node's connected devices of the given users. */
   servePresence(local: (userIds: string[]) => Map<string, string[]>): void;
+  /**
+   * Ask every OTHER node of the cluster a question on `topic` (e.g. "your journal entries of
+   * message X") and collect their answers, within about a second: a node that does not answer
+   * in time is left out. Empty on the in-process Bus (one node: the caller answers itself).
+   */
+  askNodes(topic: string, question: unknown): Promise<unknown[]>;
+  /** Answer other nodes' questions on `topic` (one answerer per topic; JSON-serializable answers). */
+  answerNodes(topic: string, answer: (question: unknown) => unknown): void;
   /** Readiness: resolves when the Bus can carry events now (a round trip to the broker), rejects otherwise. */
   check(): Promise<void>;
   close(): Promise<void>;
@@ -49,8 +57,10 @@ export type BusEvent =
    * Write `frame` (serialized JSON) to every device of `userId`, except the connection
    * `exceptSession` (token hash). `inboxSeq` marks an inbox item (a `msg`), which the
    * receiving node tracks for ACK and retry. `devices` limits it to these device ids.
+   * `msgId` names the message of a `msg` frame (for its trace); `tp` is the W3C traceparent of
+   * its send span, only while spans are exported (tracing/).
    */
-  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[] }
+  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[]; msgId?: string; tp?: string }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
   | {
       type: 'advance';

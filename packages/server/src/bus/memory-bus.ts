@@ -23,6 +23,11 @@ export class MemoryBus implements Bus {
     return new Map();
   }
   servePresence(_local: (userIds: string[]) => Map<string, string[]>): void {}
+  // There is no other node to ask.
+  async askNodes(_topic: string, _question: unknown): Promise<unknown[]> {
+    return [];
+  }
+  answerNodes(_topic: string, _answer: (question: unknown) => unknown): void {}
 
   async check(): Promise<void> {}
 

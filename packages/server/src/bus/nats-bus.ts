@@ -37,6 +37,7 @@ interface Interest {
  *   <prefix>.c.<conv>   super-group `advance`; subscribed while this node has followers of the conversation
  *   <prefix>.all        `supers` membership changes (every node), and advances during a transition (below)
  *   <prefix>.presence   request/reply: "which of these users' devices do you hold?" (every node answers)
+ *   <prefix>.ask.<topic> request/reply: askNodes/answerNodes (e.g. trace journals of a message)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
  * must not contain '.', '*', '>' or whitespace.
  *
@@ -69,6 +70,7 @@ export class NatsBus implements Bus {
   private closing = false;
   private readonly resumeListeners: (() => void)[] = [];
   private presenceSub: Subscription | null = null;
+  private readonly answerSubs = new Map<string, Subscription>();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -149,6 +151,55 @@ export class NatsBus implements Bus {
         }
       },
     });
+  }
+
+  async askNodes(topic: string, question: unknown): Promise<unknown[]> {
+    const out: unknown[] = [];
+    if (this.closing) return out;
+    try {
+      const replies = await this.nc.requestMany(`${this.prefix}.ask.${token(topic)}`, JSON.stringify({ from: this.instanceId, q: question }), {
+        strategy: 'stall',
+        stall: this.presenceStallMs,
+        maxWait: this.presenceMaxWaitMs,
+      });
+      for await (const msg of replies) {
+        // An empty reply is the server's "no responders" status: no other node answers this topic.
+        if (msg.data.length === 0) break;
+        try {
+          out.push(JSON.parse(msg.string()) as unknown);
+        } catch {
+          this.log.warn({ topic }, 'bad answer to a node question dropped');
+        }
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, topic }, 'node question unanswered');
+    }
+    return out;
+  }
+
+  answerNodes(topic: string, answer: (question: unknown) => unknown): void {
+    this.answerSubs.get(topic)?.unsubscribe();
+    this.answerSubs.set(
+      topic,
+      this.nc.subscribe(`${this.prefix}.ask.${token(topic)}`, {
+        callback: (err, msg) => {
+          if (err || !msg.reply) return;
+          let asked: { from?: unknown; q?: unknown } | null;
+          try {
+            asked = JSON.parse(msg.string()) as { from?: unknown; q?: unknown } | null;
+          } catch {
+            this.log.warn({ topic }, 'bad node question dropped');
+            return;
+          }
+          // The asker answers itself locally; its own (instant) answer here would end the stall wait early.
+          if (asked?.from === this.instanceId) return;
+          Promise.resolve()
+            .then(() => answer(asked?.q))
+            .then((a) => msg.respond(JSON.stringify(a ?? null)))
+            .catch((e: unknown) => this.log.warn({ err: (e as Error).message, topic }, 'node question failed'));
+        },
+      }),
+    );
   }
 
   publish(event: BusEvent): void {

@@ -5,6 +5,8 @@ import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
 import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
 import { WEBHOOKS_ENV, WebhooksConfigSchema } from './webhooks-config.ts';
 import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
+import { TRACING_ENV, TelemetryConfigSchema, TracingConfigSchema } from './tracing-config.ts';
+import { RETENTION_ENV, RetentionConfigSchema } from './retention-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -273,6 +275,12 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Payment PIN and the payment provider (see config/payments-config.ts and docs/operations.md). */
   payments: PaymentsConfigSchema.prefault({}),
+  /** Message tracing: the per-node journal and optional OTLP span export (config/tracing-config.ts, docs/operations.md). */
+  tracing: TracingConfigSchema.prefault({}),
+  /** Client connect telemetry reports (POST /api/telemetry/connect). */
+  telemetry: TelemetryConfigSchema.prefault({}),
+  /** Message retention per conversation kind and the purge job (see config/retention-config.ts and docs/operations.md). */
+  retention: RetentionConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -379,6 +387,8 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_CONSOLE: (c, v) => (c.console = { ...(c.console as object), enabled: v !== 'off' && v !== 'false' && v !== '0' }),
   MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
   ...PAYMENTS_ENV,
+  ...TRACING_ENV,
+  ...RETENTION_ENV,
 };
 
 /** Every environment variable the configuration reads (deploy files are checked against it). */

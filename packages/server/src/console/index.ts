@@ -27,7 +27,7 @@ export interface ConsoleModule {
 
 /** The console's page and its files: src/console/ui/ here, beside the compiled module in dist/ too (scripts/build.mjs copies it). */
 const UI = new URL('./ui/', import.meta.url);
-const UI_FILES: Record<string, string> = { 'index.html': 'text/html; charset=utf-8', 'console.js': 'text/javascript; charset=utf-8', 'console.css': 'text/css; charset=utf-8' };
+const UI_FILES: Record<string, string> = { 'index.html': 'text/html; charset=utf-8', 'console.js': 'text/javascript; charset=utf-8', 'console.css': 'text/css; charset=utf-8', 'console-trace.js': 'text/javascript; charset=utf-8' };
 
 /**
  * The admin console: its page at /admin and its API at /api/console/… (own admin accounts with

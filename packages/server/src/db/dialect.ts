@@ -19,17 +19,20 @@ export function locksRows(dialect: Dialect): boolean {
   return dialect === 'postgres';
 }
 
-/** Up to this many values are bound as `(?, ?, …)` (one prepared statement per length); longer lists go through `textList`. */
+/** SQLite: up to this many values are bound as `(?, ?, …)` (one prepared statement per length); longer lists go through `textList`. */
 const INLINE_MAX = 32;
 
 /**
- * A list of text values for `x IN …`: the SQL to put after IN and its parameters. Short lists
- * are inline placeholders (cheapest on both engines: no JSON or array parsing); long ones
- * one array/JSON parameter (`Queryable.textList`).
+ * A list of text values for `x IN …`: the SQL to put after IN and its parameters. On SQLite
+ * short lists are inline placeholders (no JSON parsing), long ones one JSON parameter. On
+ * PostgreSQL always one array parameter (`Queryable.textList`): one statement text whatever
+ * the length, so it is prepared once per connection — a text not yet prepared on a connection
+ * costs a describe round trip and stops the pipeline, which inside a transaction holding row
+ * locks stretches the hold.
  */
 export function inList(db: Queryable, values: readonly string[]): { sql: string; params: unknown[] } {
   if (values.length === 0) return { sql: '(NULL)', params: [] };
-  if (values.length <= INLINE_MAX) return { sql: `(${values.map(() => '?').join(', ')})`, params: [...values] };
+  if (values.length <= INLINE_MAX && db.dialect === 'sqlite') return { sql: `(${values.map(() => '?').join(', ')})`, params: [...values] };
   const l = db.textList(values);
   return { sql: l.sql, params: [l.param] };
 }

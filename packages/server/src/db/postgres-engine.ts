@@ -17,6 +17,13 @@ interface SharedPool {
   ready: Promise<void>;
 }
 
+/**
+ * A transaction's writes are sent as one pipeline ending in COMMIT AND CHAIN (row locks held
+ * for no client round trip); postgres.js's default of 100 queries in flight would split it.
+ * (`max_pipeline` is a postgres.js option missing from its type declarations.)
+ */
+const PIPELINE = { max_pipeline: 100_000 };
+
 /** One pool per URL+schema per process, whichever stores hold it. */
 const pools = new Map<string, SharedPool>();
 
@@ -63,6 +70,7 @@ export class PostgresEngine implements SqlEngine {
       const sql = postgres(opts.url, {
         max: opts.max ?? 10,
         idle_timeout: opts.idleTimeoutS ?? 30,
+        ...PIPELINE,
         onnotice: () => {},
         ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
       });

@@ -4,9 +4,12 @@ import type { Metrics } from '../metrics.ts';
 import type { OfflineHandoff } from './offline-handoff.ts';
 import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry-policy.ts';
 import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
+import type { DeliveryOutcome, MessageTracer } from '../tracing/tracer.ts';
 
-/** Build the retry queue from config, reporting every outcome as the write-ups define the metrics. */
-export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff, log?: Logger): RetryQueue {
+const TRACE_OUTCOME: Record<Exclude<DeliveryEnd['kind'], 'overflow'>, DeliveryOutcome> = { acked: 'ack', pulled: 'pulled', offline: 'offline', gave_up: 'gave_up' };
+
+/** Build the retry queue from config, reporting every outcome as the write-ups define the metrics (and to the message trace). */
+export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff, log?: Logger, tracer?: MessageTracer): RetryQueue {
   const r = config.retry;
   const timing: RetryTiming =
     r.strategy === 'fixed'
@@ -20,7 +23,8 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
           maxAttempts: r.maxAttempts,
           rememberCapacity: 100_000,
         });
-  const onEnd = (end: DeliveryEnd): void => {
+  const onEnd = (end: DeliveryEnd, userId: string, deviceId: string, ref?: { inboxSeq: number; msgId: string | undefined }): void => {
+    if (tracer && ref?.msgId && end.kind !== 'overflow') tracer.ended(ref.msgId, userId, deviceId, ref.inboxSeq, TRACE_OUTCOME[end.kind], end.attempts);
     switch (end.kind) {
       case 'acked':
         if (end.attempts === 0) {
@@ -47,8 +51,9 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
         metrics.downlinkEnds.inc({ outcome: 'overflow' });
     }
   };
-  const onRetry = (attempt: number, userId: string, deviceId: string, inboxSeq: number): void => {
+  const onRetry = (attempt: number, userId: string, deviceId: string, inboxSeq: number, msgId?: string): void => {
     metrics.retries.inc({ attempt: String(attempt) });
+    if (tracer && msgId) tracer.retried(msgId, userId, deviceId, inboxSeq, attempt);
     log?.debug({ userId, deviceId, inboxSeq, attempt }, 'retry');
   };
   return new RetryQueue(timing, onEnd, onRetry, {

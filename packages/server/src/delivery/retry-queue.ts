@@ -46,6 +46,8 @@ export interface RetryQueueOptions {
 
 interface Tracked {
   inboxSeq: number;
+  /** The message's id, for its trace (tracing/). */
+  msgId: string | undefined;
   frame: string;
   attempts: number;
   firstSentAt: number;
@@ -77,8 +79,8 @@ export class RetryQueue {
 
   constructor(
     private readonly timing: RetryTiming,
-    private readonly onEnd: (end: DeliveryEnd, userId: string, deviceId: string) => void,
-    private readonly onRetry: (attempt: number, userId: string, deviceId: string, inboxSeq: number) => void,
+    private readonly onEnd: (end: DeliveryEnd, userId: string, deviceId: string, ref?: { inboxSeq: number; msgId: string | undefined }) => void,
+    private readonly onRetry: (attempt: number, userId: string, deviceId: string, inboxSeq: number, msgId?: string) => void,
     private readonly opts: RetryQueueOptions = { perDeviceCap: 512, totalCap: 1_000_000 },
     private readonly timers: Timers = realTimers,
   ) {}
@@ -87,8 +89,8 @@ export class RetryQueue {
     return `${userId}\u0000${deviceId}`;
   }
 
-  /** The frame was just written to the device's connection. */
-  track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string): void {
+  /** The frame was just written to the device's connection. `msgId`: its message, for the trace. */
+  track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string, msgId?: string): void {
     const key = RetryQueue.key(userId, deviceId);
     let dev = this.devices.get(key);
     if (!dev || dev.target !== target) {
@@ -105,7 +107,7 @@ export class RetryQueue {
     const delay = this.timing.delayFor(key, 1, 0);
     if (delay === null) return;
     const now = this.timers.now();
-    const t: Tracked = { inboxSeq, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false };
+    const t: Tracked = { inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false };
     dev.pending.set(inboxSeq, t);
     this.total++;
     this.push({ dueAt: t.dueAt, key, t });
@@ -121,7 +123,7 @@ export class RetryQueue {
       if (t.inboxSeq > inboxSeq) continue;
       this.timing.acked(key, t.attempts);
       this.finish(key, dev, t);
-      this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+      this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId, t);
     }
   }
 
@@ -141,11 +143,11 @@ export class RetryQueue {
       if (held?.has(t.inboxSeq)) {
         this.timing.acked(key, t.attempts);
         this.finish(key, dev, t);
-        this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+        this.onEnd({ kind: 'acked', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId, t);
         continue;
       }
       this.finish(key, dev, t);
-      this.onEnd({ kind: 'pulled', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId);
+      this.onEnd({ kind: 'pulled', attempts: t.attempts, latencyMs: now - t.firstSentAt }, userId, deviceId, t);
     }
   }
 
@@ -179,18 +181,18 @@ export class RetryQueue {
         // Presence check before every retry: a gone device gets the offline push instead.
         for (const p of [...dev.pending.values()]) {
           this.finish(key, dev, p);
-          this.onEnd({ kind: 'offline', attempts: p.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: p.inboxSeq } }, dev.userId, dev.deviceId);
+          this.onEnd({ kind: 'offline', attempts: p.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: p.inboxSeq } }, dev.userId, dev.deviceId, p);
         }
         continue;
       }
       t.attempts++;
       dev.target.send(t.frame);
       this.timing.retried(key, t.attempts, t.lastDelay);
-      this.onRetry(t.attempts, dev.userId, dev.deviceId, t.inboxSeq);
+      this.onRetry(t.attempts, dev.userId, dev.deviceId, t.inboxSeq, t.msgId);
       const next = this.timing.delayFor(key, t.attempts + 1, t.lastDelay);
       if (next === null) {
         this.finish(key, dev, t);
-        this.onEnd({ kind: 'gave_up', attempts: t.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: t.inboxSeq } }, dev.userId, dev.deviceId);
+        this.onEnd({ kind: 'gave_up', attempts: t.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: t.inboxSeq } }, dev.userId, dev.deviceId, t);
         continue;
       }
       t.lastDelay = next;

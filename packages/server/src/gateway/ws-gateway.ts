@@ -24,6 +24,7 @@ import { SendOrderGuard } from './send-order.ts';
 import type { RetryQueue } from '../delivery/retry-queue.ts';
 import type { InstructionService } from '../instructions/instruction-service.ts';
 import { RECEIPT_FRAME_TYPES, type ReceiptFrame, type ReceiptsModule } from '../receipts/index.ts';
+import type { MessageTracer } from '../tracing/tracer.ts';
 
 export interface GatewayDeps {
   config: Config;
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   registry?: ConnectionRegistry;
   /** Read receipts, typing, presence (src/receipts/). */
   receipts?: ReceiptsModule;
+  /** Records each device delivery of a traced message (tracing/). */
+  tracer?: MessageTracer;
 }
 
 const KICK_CLOSE = { new_login: 'kicked', logout: 'token_revoked', logout_all: 'token_revoked', admin: 'kicked' } as const;
@@ -447,7 +450,8 @@ export class WsGateway {
         conn.send(ev.frame);
         if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
         this.d.metrics.deliveries.inc({ type: kind });
-        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame);
+        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId);
+        if (ev.msgId !== undefined && ev.inboxSeq !== undefined) this.d.tracer?.delivered(ev.msgId, p.userId, p.deviceId, ev.inboxSeq, conn.acks, ev.tp);
       }
       return;
     }

@@ -21,7 +21,7 @@ export interface LifecycleOptions {
   editWindowMs: number;
   /** Keep previous versions of edited messages for the participants. */
   keepEditHistory: boolean;
-  /** Super groups: reaction changes of this window are coalesced into one event (ms). */
+  /** Groups (normal and super): reaction changes of this window are coalesced into one event per conversation (ms). */
   reactionCoalesceMs: number;
   /** Distinct emojis one message may carry. */
   maxEmojisPerMessage: number;
@@ -48,8 +48,12 @@ export interface LifecycleMedia {
 
 type Posted = { message: Message; inboxSeq: number; duplicate: boolean };
 
+/** The session a coalesced event comes from: none (no session's token hash is empty), so no device is skipped. */
+const NO_SESSION = '';
+
 interface PendingReactions {
-  actor: Principal;
+  /** Who reacted in this window, in order: the event is posted as the first who may still post. */
+  actors: Map<string, Principal>;
   changes: Map<string, ReactionChange>;
   timer: NodeJS.Timeout;
   done: Promise<void>;
@@ -137,9 +141,65 @@ export class LifecycleService {
       const edits = await this.store.editEvents(conv, seq, seq);
       await this.store.recall(conv, seq, m.kind, { by: p.userId, at: this.now(), kind: m.kind }, edits);
       await this.media?.removeMessageRefs(m.id);
+      // The event moved every list entry before the row was rewritten: entries whose last
+      // message this was change again, so devices re-sync the preview ("message recalled").
+      await this.touchList(conv, seq);
       this.emit('onRecall', conv, seq, p.userId);
       return { event: event.message };
     });
+  }
+
+  /** Bump and push the list entries whose last message `seq` is (direct chats and normal groups). */
+  private async touchList(conv: string, seq: number): Promise<void> {
+    for (const userId of await this.core.touchLastMessage(conv, seq)) {
+      const entry = await this.core.getEntry(userId, conv);
+      if (entry) this.bus.publish({ type: 'deliver', userId, frame: JSON.stringify({ type: 'conv', entry }) });
+    }
+  }
+
+  /**
+   * An operator's removal of message `seq` (console and admin API; the caller writes the
+   * audit entry). Both modes turn the stored message into the `recalled` tombstone with
+   * `by: "operator"` and drop its edit history, reactions, media references and search entry.
+   * `recall` also posts a `recall` event (`by: "operator"`) so every device drops its copy: in
+   * a group as the group's owner, in a 1:1 as the sender; when none can post (dismissed group)
+   * the event is null. `delete` posts nothing: devices that stored the message keep their copy
+   * until they reload that history.
+   */
+  async operatorRemove(conv: string, seq: number, mode: 'recall' | 'delete'): Promise<{ message: Message; event: Message | null }> {
+    return this.serial(`m\u0000${conv}\u0000${seq}`, async () => {
+      const [m] = await this.core.readHistory(conv, { after: seq - 1, limit: 1 });
+      if (!m || m.seq !== seq) throw new MagpieError('not_found', `no message ${seq} in ${conv}`);
+      if (m.kind === 'recalled') return { message: m, event: null };
+      if (LIFECYCLE_FROZEN_KINDS.has(m.kind)) throw new MagpieError('invalid', `a ${m.kind} message cannot be removed (recall the message it refers to)`);
+      let event: Message | null = null;
+      if (mode === 'recall') {
+        const actor = await this.operatorActor(conv, m);
+        if (actor) {
+          try {
+            event = (await this.post(actor, { conv, kind: 'recall', body: { seq, by: 'operator' }, clientMsgId: eventId('r', conv, seq) })).message;
+          } catch (err) {
+            if (!(err instanceof MagpieError) || !['forbidden', 'dismissed', 'muted', 'not_found'].includes(err.code)) throw err;
+          }
+        }
+      }
+      const edits = await this.store.editEvents(conv, seq, seq);
+      const tombstone = { by: 'operator', at: this.now(), kind: m.kind };
+      await this.store.recall(conv, seq, m.kind, tombstone, edits);
+      await this.media?.removeMessageRefs(m.id);
+      await this.touchList(conv, seq);
+      this.emit('onRecall', conv, seq, 'operator');
+      return { message: { ...m, kind: 'recalled', body: tombstone }, event };
+    });
+  }
+
+  /** Who posts an operator's recall event: the owner of a group, the sender in a 1:1. */
+  private async operatorActor(conv: string, m: Message): Promise<Principal | null> {
+    const record = await this.core.getConversation(conv);
+    if (!record) return null;
+    const g = record.kind === 'direct' ? null : await this.core.getGroup(conv);
+    if (record.kind !== 'direct' && (!g || g.dismissed)) return null;
+    return { userId: g ? g.owner : m.sender, deviceId: 'operator', platform: 'other', tokenHash: '', appVersion: '' };
   }
 
   private async mayRecall(p: Principal, conv: string, m: Message): Promise<void> {
@@ -196,7 +256,9 @@ export class LifecycleService {
     // The event is posted as this user: a refusal (muted, removed) comes before anything is stored.
     await this.messaging.checkSend(p, { conv });
     const record = await this.core.getConversation(conv);
-    const coalesce = record?.kind === 'super' && this.opts.reactionCoalesceMs > 0;
+    // Groups coalesce (a reaction in a normal group would otherwise write a pointer and an
+    // entry change for every member); direct chats answer with their event at once.
+    const coalesce = record !== null && record.kind !== 'direct' && this.opts.reactionCoalesceMs > 0;
     return this.serial(`c\u0000${conv}`, async () => {
       if (on && (await this.store.emojiCount(conv, seq)) >= this.opts.maxEmojisPerMessage) {
         const mine = await this.store.reactions(conv, [seq], p.userId);
@@ -215,16 +277,17 @@ export class LifecycleService {
     });
   }
 
-  /** Super groups: collect changes for reactionCoalesceMs, then post one event (the last change per user, message and emoji). */
+  /** Groups: collect changes for reactionCoalesceMs, then post one event (the last change per user, message and emoji). */
   private queueReaction(p: Principal, conv: string, change: ReactionChange): void {
     let batch = this.pending.get(conv);
     if (!batch) {
       let resolve!: () => void;
       const done = new Promise<void>((r) => (resolve = r));
       const timer = setTimeout(() => void this.flushReactions(conv), this.opts.reactionCoalesceMs);
-      batch = { actor: p, changes: new Map(), timer, done, resolve };
+      batch = { actors: new Map(), changes: new Map(), timer, done, resolve };
       this.pending.set(conv, batch);
     }
+    if (!batch.actors.has(p.userId)) batch.actors.set(p.userId, p);
     batch.changes.set(`${change.seq}\u0000${change.emoji}\u0000${change.user}`, change);
   }
 
@@ -242,7 +305,7 @@ export class LifecycleService {
         const counts = new Map((await this.store.reactions(conv, seqs, '')).map((r) => [`${r.seq}\u0000${r.emoji}`, r.count]));
         for (const c of changes) c.count = counts.get(`${c.seq}\u0000${c.emoji}`) ?? 0;
         for (const part of reactionParts(changes, this.opts.maxMessageBytes)) {
-          await this.post(batch.actor, { conv, kind: 'reaction', body: { changes: part }, clientMsgId: `lc:x:${randomUUID()}` });
+          await this.postCoalesced([...batch.actors.values()], conv, part);
           this.emit('onReaction', conv, part);
         }
       });
@@ -252,6 +315,28 @@ export class LifecycleService {
     } finally {
       batch.resolve();
     }
+  }
+
+  /**
+   * Post one coalesced event. It carries other users' changes too, so it has no originating
+   * session: every device of its sender receives it like everyone else's (a session's own
+   * request was answered with `event: null`). It is posted as the window's first reactor who
+   * may still post (one may have left or been muted since): the sender of an event is only
+   * who the message names, the changes carry their own users.
+   */
+  private async postCoalesced(actors: Principal[], conv: string, changes: ReactionChange[]): Promise<void> {
+    let last: unknown;
+    const clientMsgId = `lc:x:${randomUUID()}`;
+    for (const actor of actors) {
+      try {
+        await this.post({ ...actor, tokenHash: NO_SESSION }, { conv, kind: 'reaction', body: { changes }, clientMsgId });
+        return;
+      } catch (err) {
+        if (!(err instanceof MagpieError) || (err.code !== 'forbidden' && err.code !== 'not_found')) throw err;
+        last = err;
+      }
+    }
+    throw last;
   }
 
   async flushAll(): Promise<void> {

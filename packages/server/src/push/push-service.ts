@@ -4,6 +4,7 @@ import { MagpieError, type Message, type Platform } from '@magpie/protocol';
 import type { Store, InboxPointer } from '../store/store.ts';
 import type { Principal } from '../services/account-service.ts';
 import type { OfflineHandoff } from '../delivery/offline-handoff.ts';
+import type { MessageTracer } from '../tracing/tracer.ts';
 import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import type { PushFunnel } from './funnel.ts';
@@ -156,6 +157,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
   private readonly names = new Map<string, string>();
   private touchTimer: NodeJS.Timeout | null = null;
   dispatcher: PushDispatcher | null = null;
+  /** Records each message's push jobs in its trace (tracing/); set by app.ts. */
+  tracer: MessageTracer | null = null;
 
   constructor(private readonly d: PushServiceDeps) {
     this.now = d.now ?? Date.now;
@@ -260,6 +263,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
     const present = await this.presentDevices(withDevices);
     const liveCache = new Map<string, Set<string>>();
     const jobs: NewPushJob[] = [];
+    /** The message id of each job, for its trace. */
+    const traced: string[] = [];
     for (const item of batch) {
       const m = item.message;
       for (const userId of item.userIds) {
@@ -313,10 +318,17 @@ export class PushService implements OfflinePush, OfflineHandoff {
             expiresAt: now + config.ttlSeconds.im * 1000,
             createdAt: now,
           });
+          traced.push(m.id);
         }
       }
     }
-    await this.enqueue(jobs);
+    const results = await this.enqueue(jobs);
+    if (this.tracer) {
+      results.forEach((r, i) => {
+        const j = jobs[i]!;
+        this.tracer!.pushed(traced[i]!, j.userId, j.deviceId, { provider: j.provider, outcome: r.outcome, job: r.id, lane: j.lane });
+      });
+    }
   }
 
   /** Permission and provider checks shared by all categories: why this device cannot get a push, or null. */

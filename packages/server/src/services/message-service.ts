@@ -8,6 +8,7 @@ import { fitToBytes } from '../util/page-bytes.ts';
 import { checkPost } from '../store/group-rules.ts';
 import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './account-service.ts';
+import { traceNow, type MessageTracer } from '../tracing/tracer.ts';
 
 export interface MessagingOptions {
   ringCapacity: number;
@@ -20,6 +21,8 @@ export interface MessagingOptions {
   maxReplyBytes?: number;
   /** How long a send's checks wait for an unavailable database before answering `unavailable` (ms). Default 2000. */
   storeWaitMs?: number;
+  /** Records each send's stages (tracing/); none: nothing is recorded. */
+  tracer?: MessageTracer;
 }
 
 export interface SendInput {
@@ -122,16 +125,13 @@ export class MessagingService {
     turn: () => Promise<void>,
     handedOver: () => void,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    const tracer = this.opts.tracer;
+    const startedAt = tracer ? traceNow() : 0;
     let body = validateMessageBody(input.kind, input.body);
     // Serialized once here (again only if a body hook changed it): the size check, the stored
     // row (AppendRequest.bodyJson), the fan-out frames and the reply all use this text.
     let bodyText = JSON.stringify(body);
-    const checkSize = () => {
-      if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
-        throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
-      }
-    };
-    checkSize();
+    this.checkSize(bodyText);
     let conv: string;
     let directMembers: [string, string] | undefined;
     if (input.to !== undefined) {
@@ -147,12 +147,43 @@ export class MessagingService {
     }
     if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
     const id = timeId('m');
+    if (!tracer) return this.submitChecked(p, input, conv, directMembers, id, body, bodyText, turn, handedOver);
+    tracer.sendStarted(id, startedAt, p.userId, conv);
+    try {
+      const sent = await this.submitChecked(p, input, conv, directMembers, id, body, bodyText, turn, handedOver);
+      // A duplicate's journal entry goes to the message it repeats.
+      tracer.sendEnded(id, startedAt, p.userId, sent.duplicate ? 'duplicate' : 'ok', sent.message.id);
+      return sent;
+    } catch (err) {
+      tracer.sendEnded(id, startedAt, p.userId, err instanceof MagpieError ? err.code : 'error');
+      throw err;
+    }
+  }
+
+  private checkSize(bodyText: string): void {
+    if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
+      throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
+    }
+  }
+
+  /** The rest of a send once its id is drawn: body hooks, its turn, the group commit. */
+  private async submitChecked(
+    p: Principal,
+    input: SendInput,
+    conv: string,
+    directMembers: [string, string] | undefined,
+    id: string,
+    body: unknown,
+    bodyText: string,
+    turn: () => Promise<void>,
+    handedOver: () => void,
+  ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
     if (this.bodyHooks.length) {
       const given = body;
       for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
       if (body !== given) {
         bodyText = JSON.stringify(body);
-        checkSize();
+        this.checkSize(bodyText);
       }
     }
     await turn();
@@ -240,9 +271,15 @@ export class MessagingService {
 
   private async commit(batch: AppendRequest[]): Promise<AppendOutcome[]> {
     const started = this.now();
+    const tracer = this.opts.tracer;
+    const traceStart = tracer ? traceNow() : 0;
     const out = await this.store.appendMessages(batch);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
+    if (tracer) {
+      const traceEnd = traceNow();
+      for (const o of out) if (o.ok && !o.duplicate) tracer.committed(o.message.id, traceStart, traceEnd, batch.length);
+    }
     return out;
   }
 
@@ -276,6 +313,10 @@ export class MessagingService {
    * members get one `advanced` frame, the same string for all of them.
    */
   private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined, bodyText?: string): void {
+    const tracer = this.opts.tracer;
+    const traceStart = tracer ? traceNow() : 0;
+    const msgId = outcome.message.id;
+    const tp = tracer?.traceparent(msgId);
     const body = messageText(outcome.message, bodyText);
     this.wire.set(outcome.message, body);
     const eff = outcome.effect;
@@ -299,8 +340,9 @@ export class MessagingService {
     }
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
-      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined });
+      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined, msgId, ...(tp ? { tp } : {}) });
     }
+    tracer?.fannedOut(msgId, traceStart, traceNow(), outcome.pointers.length, outcome.pointers.length === 0);
     // Those who left received the notice; from the next message on they follow nothing here.
     if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left, epoch });
     for (const l of this.committedListeners) {
@@ -315,9 +357,14 @@ export class MessagingService {
   /** What a connecting client with inbox position `since` must do. */
   async syncMode(userId: string, since: number): Promise<{ mode: SyncMode; latest: number; ringStart: number }> {
     const { latest, ringStart } = await this.store.inboxState(userId);
-    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) ? 'full' : 'incremental';
+    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) || (await this.belowPurge(userId, since)) ? 'full' : 'incremental';
     this.metrics.syncs.inc({ mode });
     return { mode, latest, ringStart };
+  }
+
+  /** The retention purge removed inbox pointers above `since`: the inbox is no longer gap-free from there. */
+  private async belowPurge(userId: string, since: number): Promise<boolean> {
+    return since < (await this.store.inboxPurgedSeq(userId));
   }
 
   private tooLong(since: number, latest: number, ringStart: number): boolean {
@@ -352,7 +399,7 @@ export class MessagingService {
   async syncPage(userId: string, since: number, limit?: number): Promise<{ items: InboxItem[]; inboxSeq: number; more: boolean; full: boolean }> {
     const { latest, ringStart } = await this.store.inboxState(userId);
     if (since === latest) return { items: [], inboxSeq: latest, more: false, full: false };
-    if (this.tooLong(since, latest, ringStart)) {
+    if (this.tooLong(since, latest, ringStart) || (await this.belowPurge(userId, since))) {
       this.metrics.syncs.inc({ mode: 'full' });
       return { items: [], inboxSeq: latest, more: false, full: true };
     }
@@ -369,8 +416,12 @@ export class MessagingService {
    * their removal notice and nothing after it. The reader's own group messages carry
    * `deliveredCount`.
    */
-  async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean }> {
-    const { floor, ceiling } = await this.readableRange(userId, conv);
+  async history(userId: string, conv: string, q: { before?: number; after?: number; limit?: number }): Promise<{ messages: Message[]; lastSeq: number; more: boolean; purgedSeq: number }> {
+    const range = await this.readableRange(userId, conv);
+    const purgedSeq = await this.store.purgedSeq(conv);
+    // Nothing at or below the purged seq exists any more: paging stops there.
+    const floor = Math.max(range.floor, purgedSeq);
+    const { ceiling } = range;
     const limit = q.limit ?? 50;
     const read =
       q.after !== undefined
@@ -383,7 +434,7 @@ export class MessagingService {
         : trimmed || (messages.length === limit && (messages.at(-1)?.seq ?? 0) > floor + 1);
     let shown = messages;
     for (const filter of this.historyFilters) shown = await filter(userId, conv, shown);
-    return { messages: shown, lastSeq: ceiling, more };
+    return { messages: shown, lastSeq: ceiling, more, purgedSeq };
   }
 
   /** Add a filter applied to every history page after paging (`more` still counts the dropped messages). */

@@ -47,7 +47,8 @@ import {
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { AppendWriter, type ConvState, type SearchText, type UserState } from './append-writer.ts';
-import { ENTRY_STATE_SQL, entrySelect } from './entry-sql.ts';
+import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
+import { writeAcksPostgres } from './ack-writer.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -305,7 +306,13 @@ export class SqlStore implements Store {
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
     //    group conversation whose creation is refused is deleted again below.
     const convIds = [...new Set(batch.map((r) => r.conv))].sort(byId);
-    const convRows = await lockConvs(tx, convIds);
+    // PostgreSQL: the reads of steps 2–4 go in the same pipeline as the lock (each statement
+    // starts after the one before it, so they read what committed before the lock was granted):
+    // the conversation rows are then held for one round trip to this node, not four.
+    const locking = lockConvs(tx, convIds);
+    const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
+    early?.catch(() => {}); // awaited below, or dropped when conversations are created
+    const convRows = await locking;
     const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
     const have = new Set(convRows.map((c) => c.id));
     for (const r of batch) {
@@ -348,12 +355,16 @@ export class SqlStore implements Store {
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
     const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
     for (const c of listed) c.members = new Map();
+    // The prefetched reads hold for conversations that existed at the lock (none created here).
+    const pre = early && toCreate.size === 0 ? await early : null;
     const gl = inList(tx, groupIds);
     const ml = inList(tx, listed.map((c) => c.id));
-    const [groupRows, memberRows] = await Promise.all([
-      groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
-      listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
-    ]);
+    const [groupRows, memberRows] = pre
+      ? [pre.groups, pre.members]
+      : await Promise.all([
+          groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
+          listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
+        ]);
     for (const g of groupRows) convs.get(g.conv_id)!.group = groupFromRow(g);
     for (const m of memberRows) convs.get(m.conv_id)!.members!.set(m.user_id, memberFromRow(m));
     // Member rows that requests into super groups will look at: senders, targets, mentioned.
@@ -379,7 +390,8 @@ export class SqlStore implements Store {
     const idemKey = (sender: string, cid: string) => `${sender}\u0000${cid}`;
     const existing = new Map<string, MessageRow>();
     const seen = new Set<string>();
-    for (const r of batch) {
+    if (pre) for (const row of pre.existing) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
+    for (const r of pre ? [] : batch) {
       const key = idemKey(r.sender, r.clientMsgId);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -408,9 +420,8 @@ export class SqlStore implements Store {
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
-      for (const u of await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params)) {
-        users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
-      }
+      const rows = pre ? pre.users.filter((u) => userIds.has(u.id)) : await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params);
+      for (const u of rows) users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
     }
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
@@ -699,6 +710,21 @@ export class SqlStore implements Store {
     return rows.map((r) => ({ inboxSeq: Number(r.inbox_seq), message: messageFromRow(r, userId) }));
   }
 
+  async inboxPurgedSeq(userId: string): Promise<number> {
+    const row = await this.db.getBatched<{ s: number | string }>('SELECT purged_inbox_seq AS s FROM inbox_purge WHERE user_id = ?', [userId]);
+    return row ? Number(row.s) : 0;
+  }
+
+  async purgedSeq(conv: string): Promise<number> {
+    const row = await this.db.getBatched<{ s: number | string }>('SELECT purged_seq AS s FROM conv_purge WHERE conv_id = ?', [conv]);
+    return row ? Number(row.s) : 0;
+  }
+
+  async messageById(id: string): Promise<Message | null> {
+    const row = await this.db.get<MessageRow>('SELECT * FROM messages WHERE id = ?', [id]);
+    return row ? messageFromRow(row) : null;
+  }
+
   async readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]> {
     const rows =
       q.after !== undefined
@@ -797,6 +823,27 @@ export class SqlStore implements Store {
     return entryIn(this.db, userId, conv);
   }
 
+  async touchLastMessage(conv: string, seq: number): Promise<string[]> {
+    return this.tx(async (tx) => {
+      const rows = await tx.all<{ user_id: string }>(
+        `SELECT e.user_id FROM entries e JOIN conversations c ON c.id = e.conv_id
+         WHERE e.conv_id = ? AND c.kind <> 'super' AND e.last_seq >= ? AND e.cleared_seq < ?
+           AND NOT EXISTS (SELECT 1 FROM messages l WHERE l.conv_id = e.conv_id AND l.seq > ? AND l.seq <= e.last_seq AND l.kind NOT IN ${EVENT_KINDS_SQL})
+         ORDER BY e.user_id`,
+        [conv, seq, seq, seq],
+      );
+      const users = rows.map((r) => r.user_id);
+      if (users.length === 0) return [];
+      // Lock order as in appendMessages: user rows in id order, then the entries.
+      await lockUsers(tx, users);
+      for (const u of users) {
+        const version = await bumpVersion(tx, u);
+        if (version !== null) await tx.run('UPDATE entries SET version = ? WHERE user_id = ? AND conv_id = ?', [version, u, conv]);
+      }
+      return users;
+    });
+  }
+
   async markRead(userId: string, conv: string, seq: number): Promise<ConvEntry> {
     return this.tx(async (tx) => {
       // Lock order as in appendMessages: the user row, then the entry.
@@ -810,9 +857,9 @@ export class SqlStore implements Store {
         if (version === null) throw new StoreNotFoundError(`user ${userId}`);
         await tx.run(
           `UPDATE entries SET read_seq = ?, version = ?,
-             unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? AND sender_id <> ?),
+             unread = (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? AND sender_id <> ? AND kind NOT IN ${EVENT_KINDS_SQL}),
              mentions = (SELECT COUNT(*) FROM message_mentions WHERE user_id = ? AND conv_id = ? AND seq > ? AND seq <= ?)
-               + (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND mention_all = 1 AND seq > ? AND seq <= ? AND sender_id <> ?)
+               + (SELECT COUNT(*) FROM messages WHERE conv_id = ? AND mention_all = 1 AND seq > ? AND seq <= ? AND sender_id <> ? AND kind NOT IN ${EVENT_KINDS_SQL})
            WHERE user_id = ? AND conv_id = ?`,
           [target, version, conv, target, last, userId, userId, conv, target, last, conv, target, last, userId, userId, conv],
         );
@@ -850,6 +897,7 @@ export class SqlStore implements Store {
 
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
+    if (this.kind === 'postgres') return this.tx((tx) => writeAcksPostgres(tx, acks));
     // A consistent order keeps concurrent flushes from locking the same rows crosswise.
     const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
     return this.tx(async (tx) => {
@@ -889,6 +937,10 @@ export class SqlStore implements Store {
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    if (this.kind === 'postgres') {
+      const { delivered } = await this.tx((tx) => writeAcksPostgres(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
+      return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
+    }
     return this.tx(async (tx) => {
       const ranges: CountRange[] = [];
       const out = await markDeliveredIn(tx, userId, inboxSeq, ranges);
@@ -899,6 +951,42 @@ export class SqlStore implements Store {
 }
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
+
+interface Prefetched {
+  groups: GroupRow[];
+  /** Active members of the batch's direct chats and normal groups (not super groups). */
+  members: MemberRow[];
+  /** Messages already stored for the batch's (sender, clientMsgId) pairs. */
+  existing: MessageRow[];
+  /** id and inbox_seq of the batch's senders and effect users, and of those members. */
+  users: { id: string; inbox_seq: number | string }[];
+}
+
+/**
+ * PostgreSQL: what appendTx reads after the conversation lock, issued right behind it in one
+ * pipeline (set-based, one statement each, fixed texts). Holds for conversations that existed
+ * when the lock was granted.
+ */
+function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[]): Promise<Prefetched> {
+  const known = new Set<string>();
+  for (const r of batch) {
+    known.add(r.sender);
+    const e = r.effect;
+    if (e?.op === 'create') for (const u of e.members) known.add(u);
+    if (e?.op === 'add' || e?.op === 'remove') for (const u of e.users) known.add(u);
+  }
+  const listedMembers = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
+    WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
+  return Promise.all([
+    tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`, [convIds]),
+    tx.all<MemberRow>(`${listedMembers} ORDER BY m.conv_id, m.user_id`, [convIds]),
+    tx.all<MessageRow>('SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c', [
+      batch.map((r) => r.sender),
+      batch.map((r) => r.clientMsgId),
+    ]),
+    tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${listedMembers}) lm)`, [[...known], convIds]),
+  ]).then(([groups, members, existing, users]) => ({ groups, members, existing, users }));
+}
 
 function lockConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
   const l = inList(tx, ids);

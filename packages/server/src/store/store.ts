@@ -67,6 +67,12 @@ export interface Store {
    * in group conversations (`g:`) carry `deliveredCount`.
    */
   readInbox(userId: string, after: number, limit: number): Promise<InboxItem[]>;
+  /** The highest inboxSeq of this user whose pointer the retention purge removed (0 when none): the inbox is gap-free only above it. */
+  inboxPurgedSeq(userId: string): Promise<number>;
+  /** Every message of `conv` with seq ≤ this was deleted by the retention purge (0 when none). */
+  purgedSeq(conv: string): Promise<number>;
+  /** A message by its id (operator lookups), or null. */
+  messageById(id: string): Promise<Message | null>;
   /**
    * Messages of a conversation: newest first below `before`, or oldest first above `after`.
    * With `viewer`, the viewer's own messages in a group conversation (`g:`) carry `deliveredCount`.
@@ -80,6 +86,13 @@ export interface Store {
   /** Entries whose version > since, in version order, at most `limit`; `version` is the user's current list version. */
   conversationChanges(userId: string, since: number, limit: number): Promise<{ version: number; entries: ConvEntry[] }>;
   getEntry(userId: string, conv: string): Promise<ConvEntry | null>;
+  /**
+   * Message `seq` of `conv` was rewritten (recalled): bump the list version of every entry
+   * (direct chats and normal groups) whose last message it is, so devices re-sync the
+   * preview. Returns the users whose entry moved. Super-group entries carry no per-message
+   * version; their devices apply the recall event itself.
+   */
+  touchLastMessage(conv: string, seq: number): Promise<string[]>;
   /** Mark read up to seq (clamped to the conversation's last seq). Never moves read state back. */
   markRead(userId: string, conv: string, seq: number): Promise<ConvEntry>;
   updateEntry(userId: string, conv: string, patch: EntryPatch): Promise<ConvEntry>;

@@ -1,5 +1,7 @@
 // The Magpie admin console: a small page over /api/console/… (no framework; DOM built with
 // textContent only, so nothing from the server is ever parsed as HTML).
+import { traceIdFromHash, traceView } from './console-trace.js';
+
 const app = document.getElementById('app');
 let token = sessionStorage.getItem('magpie-console-token');
 let me = null;
@@ -73,10 +75,13 @@ function loginView() {
 const TABS = [
   ['users', 'Users'],
   ['groups', 'Groups'],
+  ['messages', 'Messages'],
   ['reports', 'Reports'],
   ['operations', 'Operations'],
   ['wallet', 'Wallet'],
+  ['retention', 'Retention'],
   ['audit', 'Audit log'],
+  ['trace', 'Message trace'],
   ['account', 'My account'],
 ];
 
@@ -351,7 +356,145 @@ function accountView() {
   return h('section', {}, h('h2', {}, 'My account'), h('p', {}, `${me.username}, role ${me.role}. Two-step sign-in (TOTP): ${me.totp ? 'on' : 'off'}.`), me.totp ? null : h('button', { onclick: () => act(err, enroll) }, 'Turn on two-step sign-in'), err, out);
 }
 
-const VIEWS = { users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView };
+/**
+ * Extra per-message links on the Messages page: each entry is a function (message) => element
+ * or null (e.g. a "Trace" link to what happened to the message), shown in the row's last cell.
+ */
+const MESSAGE_LINKS = [];
+
+function excerpt(m) {
+  const b = m.body;
+  const text = typeof b?.text === 'string' ? b.text : JSON.stringify(b);
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
+function messagesView() {
+  const out = h('div');
+  const err = errorBox();
+  const result = h('p', { role: 'status' });
+  let reload = null;
+  const action = (m, name, label, cls) =>
+    h(
+      'button',
+      {
+        class: cls,
+        onclick: () =>
+          act(err, async () => {
+            const reason = prompt(`Reason to ${label.toLowerCase()} message ${m.conv} #${m.seq}:`);
+            if (!reason) return;
+            const r = await call('POST', `/api/console/messages/${encodeURIComponent(m.id)}/${name}`, { reason });
+            result.textContent = `${label}: done${r.event ? ` (event #${r.event.seq} told every device)` : ''}.`;
+            if (reload) await reload();
+          }),
+      },
+      label,
+    );
+  const rows = (messages) =>
+    table(
+      ['Seq', 'Id', 'Sender', 'Kind', 'Content', 'Sent', ''],
+      messages.map((m) =>
+        h(
+          'tr',
+          { 'data-message-id': m.id },
+          h('td', {}, m.seq),
+          h('td', {}, h('code', {}, m.id)),
+          h('td', {}, h('code', {}, m.sender)),
+          h('td', {}, m.kind),
+          h('td', {}, excerpt(m)),
+          h('td', {}, time(m.time)),
+          h('td', { class: 'message-links' }, me.role !== 'viewer' && m.kind !== 'recalled' ? [action(m, 'recall', 'Recall'), ' ', action(m, 'delete', 'Delete', 'danger')] : null, MESSAGE_LINKS.map((f) => f(m))),
+        ),
+      ),
+    );
+  const byId = async (id) => {
+    const r = await call('GET', `/api/console/messages/${encodeURIComponent(id)}`);
+    const c = r.conversation;
+    reload = () => byId(id);
+    out.replaceChildren(h('p', {}, 'Conversation ', h('code', {}, c.id), ` (${c.kind}), last seq ${c.lastSeq}, purged up to ${c.purgedSeq}.`), rows([r.message]));
+  };
+  const listConv = async (conv, before) => {
+    const r = await call('GET', `/api/console/conversations/${encodeURIComponent(conv)}/messages?limit=50${before ? `&before=${before}` : ''}`);
+    reload = () => listConv(conv, before);
+    const older = r.more && r.messages.length ? h('button', { onclick: () => act(err, () => listConv(conv, r.messages.at(-1).seq)) }, 'Older') : null;
+    out.replaceChildren(h('p', {}, `${r.messages.length} message(s), last seq ${r.lastSeq}, purged up to ${r.purgedSeq}.`), rows(r.messages), older);
+  };
+  const idForm = h(
+    'form',
+    { class: 'inline', role: 'search', onsubmit: (e) => (e.preventDefault(), (result.textContent = ''), act(err, () => byId(new FormData(idForm).get('id').trim()))) },
+    h('input', { name: 'id', placeholder: 'Message id', 'aria-label': 'Message id', required: true }),
+    h('button', { type: 'submit' }, 'Look up'),
+  );
+  const convForm = h(
+    'form',
+    { class: 'inline', role: 'search', onsubmit: (e) => (e.preventDefault(), (result.textContent = ''), act(err, () => listConv(new FormData(convForm).get('conv').trim()))) },
+    h('input', { name: 'conv', placeholder: 'Conversation id (d:…, g:…)', 'aria-label': 'Conversation id', required: true }),
+    h('button', { type: 'submit' }, 'List messages'),
+  );
+  return h('section', {}, h('h2', {}, 'Messages'), idForm, convForm, err, result, out);
+}
+
+function retentionView() {
+  const out = h('div', {}, 'Loading…');
+  const err = errorBox();
+  const result = h('p', { role: 'status' });
+  const days = (d) => (d > 0 ? `${d} day(s)` : 'forever');
+  const load = async () => {
+    const r = await call('GET', '/api/console/retention');
+    const s = r.settings;
+    const convForm = h(
+      'form',
+      {
+        class: 'inline',
+        onsubmit: (e) => {
+          e.preventDefault();
+          const f = new FormData(convForm);
+          void act(err, async () => {
+            const c = await call('PUT', `/api/console/retention/conversations/${encodeURIComponent(f.get('conv').trim())}`, { days: Number(f.get('days')), reason: f.get('reason') });
+            result.textContent = `${c.conv}: kept ${days(c.days)}, purged up to seq ${c.purgedSeq}.`;
+            await load();
+          });
+        },
+      },
+      h('input', { name: 'conv', placeholder: 'Conversation id', 'aria-label': 'Conversation to override', required: true }),
+      h('input', { name: 'days', type: 'number', min: 0, placeholder: 'Days (0 = forever)', 'aria-label': 'Retention days', required: true }),
+      h('input', { name: 'reason', placeholder: 'Reason', 'aria-label': 'Reason', required: true }),
+      h('button', { type: 'submit' }, 'Set override'),
+    );
+    out.replaceChildren(
+      h('p', {}, `Direct: ${days(s.directDays)} · Groups: ${days(s.groupDays)} · Super groups: ${days(s.superGroupDays)} · every ${Math.round(s.intervalMs / 1000)} s, ${s.batchSize} per batch, ${s.pauseMs} ms pause.`),
+      h('p', { class: 'note' }, r.lease ? `Purging now: ${r.lease.holder} (lease until ${time(r.lease.until)}).` : 'No purge running.'),
+      me.role !== 'viewer' ? [h('p', {}, h('button', { onclick: () => act(err, async () => { const x = await call('POST', '/api/console/retention/run'); result.textContent = `Run ${x.outcome}: ${x.messages} message(s) purged in ${x.conversations} conversation(s).`; await load(); }) }, 'Run purge now')), convForm] : null,
+      h('h3', {}, 'Overrides'),
+      table(
+        ['Conversation', 'Kept', 'Reason', 'Set by', 'When', ''],
+        r.overrides.map((o) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, h('code', {}, o.conv)),
+            h('td', {}, days(o.days)),
+            h('td', {}, o.reason),
+            h('td', {}, o.setBy),
+            h('td', {}, time(o.setAt)),
+            h('td', {}, me.role !== 'viewer' ? h('button', { onclick: () => act(err, async () => { const reason = prompt(`Reason to remove the override of ${o.conv}:`); if (reason) { await call('DELETE', `/api/console/retention/conversations/${encodeURIComponent(o.conv)}`, { reason }); await load(); } }) }, 'Remove') : null),
+          ),
+        ),
+      ),
+      h('h3', {}, 'Recent runs'),
+      table(['Finished', 'Node', 'Outcome', 'Conversations', 'Messages purged'], r.runs.map((x) => h('tr', {}, h('td', {}, time(x.finishedAt)), h('td', {}, x.node), h('td', {}, x.outcome), h('td', {}, x.conversations), h('td', {}, x.messages)))),
+    );
+  };
+  void act(err, load);
+  return h('section', {}, h('h2', {}, 'Retention'), err, result, out);
+}
+
+// The Messages page links each message to its trace (what happened to it, stage by stage).
+MESSAGE_LINKS.push((m) => h('a', { href: `#/messages/${encodeURIComponent(m.id)}/trace` }, 'Trace'));
+
+const VIEWS = { messages: messagesView, retention: retentionView, users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
+// #/messages/<id>/trace opens that message's trace.
+if (traceIdFromHash(location.hash)) tab = 'trace';
+window.addEventListener('hashchange', () => traceIdFromHash(location.hash) && ((tab = 'trace'), render()));
 
 async function render() {
   if (!token) {

@@ -1,0 +1,161 @@
+import type { Queryable } from '../db/engine.ts';
+import { isGroupConv } from './rows.ts';
+import type { AckOutcome, DeviceAck } from './store.ts';
+
+/**
+ * ACK flushes on PostgreSQL (issue 15). A flush moves the acknowledging users' delivered marks,
+ * the senders' entries (delivered_seq, with a list version from the sender's user row) and the
+ * group delivered counts. The user rows are the ones every append to those users' conversations
+ * bumps, so a flush must hold them as briefly as an append does: for no round trip to the node.
+ *
+ * - One flush at a time, cluster-wide: the flush claims the transaction-scoped advisory lock
+ *   ACK_FLUSH_LOCK. Delivered marks, entries' delivered_seq and delivered counts are written only
+ *   by ACK flushes (SqlStore.recordAcks / markDelivered), so under the claim the values read are
+ *   the ones to build on, without row locks (inbox_seq only grows; the copy read is a bound).
+ * - Three rounds: (1) claim + read the marks; (2) read the newly acknowledged ranges with the
+ *   senders' entries, all ranges in one statement; (3) every write, pipelined, ending in COMMIT AND
+ *   CHAIN, the user rows locked in id order by its first statement (as appends lock them), so they
+ *   are held only while the server runs the pipeline.
+ *
+ * Same outcome as the generic recordAcks (the Store contract runs on both engines).
+ */
+export const ACK_FLUSH_LOCK = 4_242_015;
+
+type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
+type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
+type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
+
+const SQL = {
+  claim: 'SELECT pg_advisory_xact_lock(?)',
+  marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ANY(?::text[])',
+  /** Per range (ordinality), the newest seq per (conversation, other sender), with that sender's entry state. */
+  ranges: `SELECT x.ord, i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
+    FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, lo, hi, ord)
+    JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
+    JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> x.uid
+    LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
+    GROUP BY x.ord, i.conv_id, m.sender_id ORDER BY x.ord, i.conv_id, m.sender_id`,
+  devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
+    ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = GREATEST(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
+  lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
+  marksSet: `UPDATE users u SET delivered_inbox_seq = GREATEST(u.delivered_inbox_seq, x.d)
+    FROM unnest(?::text[], ?::bigint[]) AS x(id, d) WHERE u.id = x.id`,
+  bump: `UPDATE users u SET conv_version = u.conv_version + x.n FROM unnest(?::text[], ?::bigint[]) AS x(id, n) WHERE u.id = x.id`,
+  entries: `UPDATE entries e SET delivered_seq = x.seq, version = u.conv_version - x.off
+    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS x(id, conv, seq, off), users u
+    WHERE e.user_id = x.id AND e.conv_id = x.conv AND u.id = x.id AND e.delivered_seq < x.seq`,
+  raise: `UPDATE messages SET delivered_count = delivered_count + 1
+    WHERE (conv_id, seq) IN (
+      SELECT i.conv_id, i.seq FROM inbox i JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+      WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ?
+        AND substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system')
+    RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`,
+};
+
+const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+
+interface Mark {
+  inbox: number;
+  delivered: number;
+  start: number;
+}
+
+/** One newly acknowledged inbox range of a user: (from, upTo]. */
+interface Range {
+  user: string;
+  from: number;
+  upTo: number;
+}
+
+/**
+ * Record device ACKs (see Store.recordAcks) inside `tx`, a PostgreSQL transaction.
+ * `markDelivered` is the same with one ACK and no device row.
+ */
+export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
+  const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
+  const userIds = [...new Set(sorted.map((a) => a.userId))];
+
+  // 1. Claim the flush, then read the marks (they move only under the claim).
+  const claimed = tx.get(SQL.claim, [ACK_FLUSH_LOCK]);
+  const markRows = tx.all<MarkRow>(SQL.marks, [userIds]);
+  await claimed;
+  const marks = new Map<string, Mark>();
+  for (const r of await markRows) {
+    const d = Number(r.delivered_inbox_seq);
+    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+  }
+
+  // The marks move in memory, ACK by ACK and segment by segment, as the generic path moves them.
+  const ranges: Range[] = [];
+  for (const a of sorted) {
+    const m = marks.get(a.userId);
+    if (!m) continue;
+    for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
+      // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
+      if (seg.from > 0 && m.delivered < seg.from && m.delivered < m.inbox) m.delivered = Math.min(seg.from, m.inbox);
+      const upTo = Math.min(seg.to, m.inbox);
+      if (upTo <= m.delivered) continue;
+      ranges.push({ user: a.userId, from: m.delivered, upTo });
+      m.delivered = upTo;
+    }
+  }
+
+  // 2. What the ranges cover: per range, the newest seq per (conversation, other sender).
+  const covered = ranges.length === 0 ? [] : await tx.all<RangeRow>(SQL.ranges, [ranges.map((r) => r.user), ranges.map((r) => r.from), ranges.map((r) => r.upTo)]);
+  const out: AckOutcome = { delivered: [], counts: [] };
+  /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
+  const entrySeq = new Map<string, number>();
+  for (const r of covered) if (r.delivered_seq !== null) entrySeq.set(`${r.sender}\u0000${r.conv}`, Number(r.delivered_seq));
+  /** sender → list-version bumps so far; (sender, conv) → [seq, bump number]. */
+  const bumps = new Map<string, number>();
+  const entryWrites = new Map<string, [string, string, number, number]>();
+  const groupRanges: Range[] = [];
+  let at = 0;
+  ranges.forEach((range, i) => {
+    let group = false;
+    for (; at < covered.length && Number(covered[at]!.ord) === i + 1; at++) {
+      const r = covered[at]!;
+      const seq = Number(r.seq);
+      if (isGroupConv(r.conv)) group = true;
+      const key = `${r.sender}\u0000${r.conv}`;
+      const cur = entrySeq.get(key);
+      if (cur === undefined || cur >= seq) continue;
+      entrySeq.set(key, seq);
+      const n = (bumps.get(r.sender) ?? 0) + 1;
+      bumps.set(r.sender, n);
+      entryWrites.set(key, [r.sender, r.conv, seq, n]);
+      out.delivered.push({ conv: r.conv, seq, sender: r.sender, by: range.user });
+    }
+    if (group) groupRanges.push(range);
+  });
+
+  // 3. Every write in one pipeline, the user rows locked in id order first.
+  const writes: Promise<unknown>[] = [];
+  if (opts.devices && sorted.length > 0) {
+    const top = new Map<string, DeviceAck>();
+    for (const a of sorted) {
+      const key = `${a.userId}\u0000${a.deviceId}`;
+      const prev = top.get(key);
+      if (!prev || prev.inboxSeq < a.inboxSeq) top.set(key, a);
+    }
+    const ds = [...top.values()];
+    writes.push(tx.run(SQL.devices, [ds.map((a) => a.userId), ds.map((a) => a.deviceId), ds.map((a) => a.inboxSeq)]));
+  }
+  const moved = [...marks.entries()].filter(([, m]) => m.delivered > m.start);
+  const locked = [...new Set([...moved.map(([id]) => id), ...bumps.keys()])].sort(byId);
+  if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
+  if (moved.length > 0) writes.push(tx.run(SQL.marksSet, [moved.map(([id]) => id), moved.map(([, m]) => m.delivered)]));
+  if (bumps.size > 0) {
+    writes.push(tx.run(SQL.bump, [[...bumps.keys()], [...bumps.values()]]));
+    const es = [...entryWrites.values()];
+    writes.push(tx.run(SQL.entries, [es.map((e) => e[0]), es.map((e) => e[1]), es.map((e) => e[2]), es.map(([sender, , , n]) => bumps.get(sender)! - n)]));
+  }
+  const raised = groupRanges.map((r) => tx.all<CountRow>(SQL.raise, [r.user, r.from, r.upTo]));
+  if (writes.length > 0 || raised.length > 0) writes.push(tx.run('COMMIT AND CHAIN'));
+  const [counts] = await Promise.all([Promise.all(raised), Promise.all(writes)]);
+  for (const rows of counts) {
+    rows.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
+    for (const c of rows) out.counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
+  }
+  return out;
+}
