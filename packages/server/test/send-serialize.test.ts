@@ -17,7 +17,7 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
     }
   });
 
-  it('send → commit → fan-out → reply text: the body is stringified once outside the store', async () => {
+  it('send → commit → fan-out → reply text: the body is stringified once, the store included', async () => {
     const store = await openSqliteStore({ path: ':memory:', ringCapacity: 100 });
     const bus = new MemoryBus();
     const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
@@ -44,9 +44,41 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
       }
     })();
     assert.equal(sent.reply, JSON.stringify(sent.r.message));
-    // Once for the size check, reused by the fan-out frames and the reply; once more inside the
-    // store, which writes its own column (was four: size check, store, fan-out, reply).
-    assert.equal(bodySerializations, 2);
+    // Once for the size check, reused by the store's column (AppendRequest.bodyJson), the
+    // fan-out frames and the reply (was four: size check, store, fan-out, reply).
+    assert.equal(bodySerializations, 1);
+    const [row] = await store.readHistory(sent.r.message.conv, { after: 0, limit: 1 });
+    assert.deepEqual(row?.body, body, 'the stored row holds that text');
     void a;
+  });
+  it('a body hook that returns a new object is what is stored and sent; one that returns its argument costs no second serialization', async () => {
+    const store = await openSqliteStore({ path: ':memory:', ringCapacity: 100 });
+    const bus = new MemoryBus();
+    const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
+    const messaging = new MessagingService(store, bus, createMetrics(), { ringCapacity: 100, syncGapThreshold: 50, syncPageSize: 50, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 10 });
+    await accounts.register('hooka', 'correct horse', 'A');
+    const b = await accounts.register('hookb', 'correct horse', 'B');
+    const pa = await accounts.authenticate((await accounts.login({ username: 'hooka', password: 'correct horse', deviceId: 'd', platform: 'web' })).token);
+    messaging.addBodyHook(async (_s, _k, body) => body);
+    messaging.addBodyHook(async (_s, _k, body) => ((body as { text: string }).text === 'swap' ? { text: 'swapped' } : body));
+    const original = JSON.stringify;
+    let count = 0;
+    JSON.stringify = ((v: unknown, ...rest: unknown[]) => {
+      const out = (original as (...x: unknown[]) => string)(v, ...rest);
+      if (typeof out === 'string' && out.includes('keep-9c1')) count++;
+      return out;
+    }) as typeof JSON.stringify;
+    try {
+      await messaging.send(pa, { clientMsgId: 'k1', to: b.id, kind: 'text', body: { text: 'keep-9c1' } });
+    } finally {
+      JSON.stringify = original;
+    }
+    assert.equal(count, 1, 'hooks returned the same object: no second serialization');
+    const r = await messaging.send(pa, { clientMsgId: 'k2', to: b.id, kind: 'text', body: { text: 'swap' } });
+    assert.deepEqual(r.message.body, { text: 'swapped' });
+    assert.equal(messaging.messageJson(r.message), JSON.stringify(r.message));
+    const [row] = await store.readHistory(r.message.conv, { after: 1, limit: 1 });
+    assert.deepEqual(row?.body, { text: 'swapped' }, 'the stored row holds the hook\'s body');
+    await store.close();
   });
 });

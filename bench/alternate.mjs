@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+/**
+ * Run one benchmark alternately against several commits, so each sees the same machine
+ * conditions (a same-window before/after comparison):
+ *
+ *   node bench/alternate.mjs --commits 2be6ebc,main,WORKTREE --rounds 3 -- bench/one-to-one.ts --users 2000 --rate 2000 --duration 10
+ *
+ * - Each commit gets its own git worktree (detached, under --cache, default
+ *   $TMPDIR/magpie-alternate/<sha>), installed and built once and reused by later runs:
+ *   node_modules is copied from this checkout, `npm install` runs only when the commit's
+ *   package-lock.json differs, then `npm run build`. `WORKTREE` is this checkout as it is
+ *   (uncommitted changes included; its build is refreshed by the bench itself).
+ * - The command after `--` is a bench script path (relative to the repository root) and its
+ *   arguments; it runs in each commit's tree with that commit's own version of the script
+ *   (`.ts` through tsx, `.mjs`/`.js` with node).
+ * - Round r runs the commits in an order rotated by r (A B C, B C A, C A B, …), so a slow drift
+ *   of the machine does not always favour the same commit.
+ * - From each run's output it reads acked/s (msg/s), the ACK and end-to-end p99 and the server
+ *   CPU per message, and records the 1-minute load average before the run. It prints every
+ *   run, then the median per commit. `--json FILE` writes all of it.
+ *
+ * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs)
+ */
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = resolve(new URL('..', import.meta.url).pathname);
+const sep = process.argv.indexOf('--');
+if (sep < 0 || sep === process.argv.length - 1) usage('missing `-- <bench script> [args…]`');
+const { values: o } = parseArgs({
+  args: process.argv.slice(2, sep),
+  options: {
+    commits: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+    cache: { type: 'string', default: join(tmpdir(), 'magpie-alternate') },
+    json: { type: 'string' },
+    pause: { type: 'string', default: '2' },
+  },
+  strict: true,
+});
+const [script, ...benchArgs] = process.argv.slice(sep + 1);
+const rounds = Number(o.rounds);
+if (!o.commits) usage('--commits is required');
+if (!(Number.isInteger(rounds) && rounds >= 1)) usage('--rounds must be an integer ≥ 1');
+
+function usage(msg) {
+  console.error(`alternate: ${msg}\nusage: node bench/alternate.mjs --commits 2be6ebc,main,WORKTREE [--rounds 3] [--cache DIR] [--json FILE] -- bench/one-to-one.ts [args…]`);
+  process.exit(2);
+}
+
+const log = (s) => console.log(`[alternate] ${s}`);
+const git = (...args) => execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
+
+/** A commit spec → the tree to run in. */
+function prepare(spec) {
+  if (spec === 'WORKTREE') {
+    const dirty = git('status', '--porcelain', '--', 'packages', 'bench') !== '';
+    return { spec, label: `WORKTREE ${git('rev-parse', '--short', 'HEAD')}${dirty ? '+changes' : ''}`, dir: ROOT };
+  }
+  const sha = git('rev-parse', '--verify', `${spec}^{commit}`);
+  const short = sha.slice(0, 10);
+  const dir = join(resolve(o.cache), short);
+  const ready = join(dir, '.alternate-ready');
+  if (!existsSync(ready)) {
+    log(`${spec} (${short}): preparing ${dir} (once)`);
+    if (existsSync(dir)) {
+      spawnSync('git', ['-C', ROOT, 'worktree', 'remove', '--force', dir], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+    }
+    mkdirSync(resolve(o.cache), { recursive: true });
+    run('git', ['-C', ROOT, 'worktree', 'add', '--detach', dir, sha]);
+    // Seed the dependencies from this checkout (the native builds are the slow part), then
+    // let npm reconcile them only where the commit's lock file differs.
+    cpSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+    const sameLock = readIf(join(ROOT, 'package-lock.json')) === readIf(join(dir, 'package-lock.json'));
+    if (!sameLock) run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], dir);
+    run('npm', ['run', 'build'], dir);
+    writeFileSync(ready, `${sha}\n`);
+  }
+  return { spec, label: `${spec === short || sha.startsWith(spec) ? short : `${spec} ${short}`}`, dir };
+}
+
+function readIf(path) {
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
+function run(cmd, args, cwd = ROOT) {
+  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})`);
+}
+
+/** The numbers a run printed (bench/one-to-one.ts, bench/group-fanout.ts, … share these lines). */
+function parseResult(out) {
+  const num = (re) => {
+    const m = re.exec(out);
+    return m ? Number(m[1]) : NaN;
+  };
+  return {
+    msgPerS: num(/^acked\/s\s+([\d.]+)/m),
+    ackP99: num(/^ACK latency\s.*?p99 ([\d.]+) ms/m),
+    e2eP99: num(/^end-to-end\s.*?p99 ([\d.]+) ms/m),
+    cpuUsPerMsg: num(/\(([\d.]+) µs per message/),
+  };
+}
+
+function loadAvg() {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+function benchRun(tree) {
+  const path = join(tree.dir, script);
+  if (!existsSync(path)) throw new Error(`${script} does not exist in ${tree.label}`);
+  const runner = /\.m?js$/.test(script) ? [path] : ['--import', 'tsx', path];
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [...runner, ...benchArgs], { cwd: tree.dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
+    child.on('error', rej);
+    child.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`${tree.label}: bench exited with ${code}`))));
+  });
+}
+
+const median = (xs) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+const trees = o.commits.split(',').map((s) => s.trim()).filter(Boolean).map(prepare);
+const results = [];
+for (let r = 0; r < rounds; r++) {
+  for (let i = 0; i < trees.length; i++) {
+    const tree = trees[(i + r) % trees.length];
+    const load = loadAvg();
+    log(`round ${r + 1}/${rounds}: ${tree.label} (load ${f(load, 2)})`);
+    const out = await benchRun(tree);
+    results.push({ round: r + 1, commit: tree.label, load, ...parseResult(out) });
+    await sleep(Number(o.pause) * 1000);
+  }
+}
+
+const head = ['commit', 'round', 'load', 'msg/s', 'ACK p99 ms', 'e2e p99 ms', 'CPU µs/msg'];
+const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), f(x.msgPerS), f(x.ackP99, 1), f(x.e2eP99, 1), f(x.cpuUsPerMsg)]);
+const medians = trees.map((t) => {
+  const mine = results.filter((x) => x.commit === t.label);
+  return [t.label, 'median', f(median(mine.map((x) => x.load)), 2), f(median(mine.map((x) => x.msgPerS))), f(median(mine.map((x) => x.ackP99)), 1), f(median(mine.map((x) => x.e2eP99)), 1), f(median(mine.map((x) => x.cpuUsPerMsg)))];
+});
+const all = [head, ...rows, ...medians];
+const widths = head.map((_, c) => Math.max(...all.map((row) => row[c].length)));
+const line = (row) => `| ${row.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`;
+console.log('');
+console.log(`=== ${script} ${benchArgs.join(' ')}: ${rounds} round(s), alternating ===`);
+console.log(line(head));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const row of [...rows, ...medians]) console.log(line(row));
+if (o.json) writeFileSync(o.json, JSON.stringify({ script, args: benchArgs, rounds, results }, null, 2));
