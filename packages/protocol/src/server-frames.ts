@@ -107,10 +107,11 @@ export const DeliveredCountsFrame = z.strictObject({
  * cache, set a configuration value); the client answers with `instruction.result`.
  * Pending instructions also arrive in the `hello` reply, before any sync.
  */
+export const INSTRUCTION_KINDS = ['force_full_sync', 'upload_diagnostics', 'clear_cache', 'set_config'] as const;
 export const InstructionFrame = z.strictObject({
   type: z.literal('instruction'),
   instructionId: z.string(),
-  kind: z.enum(['force_full_sync', 'upload_diagnostics', 'clear_cache', 'set_config']),
+  kind: z.enum(INSTRUCTION_KINDS),
   payload: z.unknown(),
   createdAt: z.number().int(),
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { MagpieError, docsRoutes, type RestRoute } from '@magpie/protocol';
+import { MagpieError, docsRoutes, type RawRestRoute, type RestRoute } from '@magpie/protocol';
 import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { Store } from './store/store.ts';
@@ -24,7 +24,6 @@ import { GroupService } from './services/group-service.ts';
 import { InstructionService } from './instructions/instruction-service.ts';
 import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
 import type { InstructionStore } from './instructions/instruction-store.ts';
-import { adminGuard } from './http/admin-auth.ts';
 import { openDatabase } from './db/index.ts';
 import { registerAdminUserRoutes } from './http/admin-user-routes.ts';
 import { dropRelations, leaveAllGroups } from './services/account-cleanup.ts';
@@ -194,11 +193,12 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   if (fds && fds.soft < 4096) log.warn({ openFiles: fds }, `the open-file limit caps this process at about ${Math.max(0, fds.soft - 512)} connections; raise it (docs/operations.md)`);
 
   const routes: { method: string; url: string }[] = [];
-  const restRoutes: RestRoute[] = [];
+  const restRoutes: (RestRoute | RawRestRoute)[] = [];
   http.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
     const rest = restRouteOf(r);
-    if (rest) restRoutes.push(rest);
+    // HEAD routes fastify adds for GETs are left out; a declared HEAD route (tus) is listed.
+    for (const method of [r.method].flat()) if (method !== 'HEAD' || rest?.method === 'HEAD') routes.push({ method, url: r.url });
+    if (rest && [r.method].flat().includes(rest.method)) restRoutes.push(rest);
   });
 
   installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
@@ -222,10 +222,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   registerGroupRoutes(api, groups);
   const instructionStore = deps.instructionStore ?? openInstructionStore(db);
   const instructions = new InstructionService(instructionStore, store, bus);
-  registerInstructionRoutes(http, instructions, adminGuard(config.adminToken));
+  registerInstructionRoutes(api, instructions);
   // Operator-token actions are audited too, once the console (which owns the log) exists.
   let auditSink: ((action: string, target: string, detail: unknown) => Promise<void>) | null = null;
-  registerAdminUserRoutes(http, accounts, adminGuard(config.adminToken), (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve());
+  registerAdminUserRoutes(api, accounts, (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve());
   registerUserDataRoutes(api, store, accounts);
   accounts.onAccountDeleted((userId) => leaveAllGroups(store, groups, userId, log));
   // Red-packet kinds are server-only: the wallet posts them on the server path, so clients cannot forge one.
@@ -247,7 +247,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   const payments = createPaymentsModule(api, { config, store: pinService.store, pins: pinService.pins, wallet: walletStore, provider: deps.paymentProvider, log: log.child({ mod: 'payments' }) });
   const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
-  const media = await createMediaModule(http, { config, db, accounts, store, messaging, log: log.child({ mod: 'media' }) });
+  const media = await createMediaModule(api, { config, db, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
   const adminConsole = config.console.enabled
@@ -277,7 +277,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // registry, the retry queue hands off to push, and the gateway uses both.
   const connections = new ConnectionRegistry();
   const presence = registryPresence(connections, bus);
-  const push = await createPushModule(http, {
+  const push = await createPushModule(api, {
     server: config,
     db,
     config: config.push,

@@ -12,6 +12,7 @@ import { createMetrics, type Metrics } from '../src/metrics.ts';
 import { errorBody } from '../src/util/errors.ts';
 import { PushConfigSchema, type PushConfig } from '../src/config/push-config.ts';
 import { createPushModule, type PushModule } from '../src/push/index.ts';
+import { RestApi } from '../src/http/rest.ts';
 import type { PushStore } from '../src/push/push-store.ts';
 import { sqlitePush } from './sql-engines.ts';
 import { FakeApns } from '../src/testing/apns-server.ts';
@@ -114,7 +115,7 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
   const config = PushConfigSchema.parse({ backoffBaseMs: 20, backoffMaxMs: 200, collapseWindowMs: 300, quietHours: null, ...fakeProviderConfig(opts.fakes), ...opts.push });
   const adminToken = 'admin-token-0123456789abcdef';
   const pushStore = opts.pushStore ?? (await sqlitePush());
-  const push = await createPushModule(http, {
+  const push = await createPushModule(new RestApi(http, accounts, adminToken), {
     server: { dataDir: '/nonexistent', adminToken },
     config,
     store,

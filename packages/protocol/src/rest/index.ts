@@ -12,3 +12,4 @@ export * from './search.ts';
 export * from './media.ts';
 export * from './tracing.ts';
 export * from './retention.ts';
+export * from './push.ts';

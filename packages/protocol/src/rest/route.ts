@@ -19,6 +19,29 @@ export interface RestRoute {
   reply: { 200?: z.ZodType; 201?: z.ZodType };
 }
 
+/**
+ * A route whose body or answer is not JSON (tus uploads, media bytes): params and query are
+ * validated like a RestRoute's, the handler reads the body and writes the answer itself, and
+ * the OpenAPI document describes both from here.
+ */
+export interface RawRestRoute {
+  method: 'GET' | 'HEAD' | 'POST' | 'PATCH' | 'DELETE' | 'OPTIONS';
+  url: `/api/${string}`;
+  summary: string;
+  /** `user`: a session token; `none`: the handler decides (e.g. a signed URL or no auth at all). */
+  auth: 'user' | 'none';
+  params?: z.ZodType;
+  query?: z.ZodType;
+  /** Request headers the route reads, name → meaning (the handler checks them). */
+  headers?: Record<string, string>;
+  /** A body the handler reads itself, unparsed. */
+  body?: { contentType: string; description: string };
+  /** Answers by status: what they mean, their media type if they carry a body, headers they set. */
+  replies: Record<number, { description: string; contentType?: string; schema?: z.ZodType; headers?: readonly string[] }>;
+}
+
+export const rawRoute = <const R extends RawRestRoute>(r: R): R => r;
+
 /** Keeps a route's literal types (for handler typing) while checking it is a RestRoute. */
 export const restRoute = <const R extends RestRoute>(r: R): R => r;
 

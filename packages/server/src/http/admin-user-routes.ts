@@ -1,29 +1,22 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { adminUserRoutes as R } from '@magpie/protocol';
 import type { AccountService } from '../services/account-service.ts';
+import type { RestApi } from './rest.ts';
 
-/**
- * Operator API for accounts (admin token, see admin-auth.ts):
- *   POST /api/admin/users/:id/disable          → {user, revoked}  no login, no connection; open sockets get kicked{reason:"admin"}
- *   POST /api/admin/users/:id/enable           → {user, revoked: 0}
- *   POST /api/admin/users/:id/revoke-sessions  → {revoked}        every session ends with kicked{reason:"admin"}
- */
-export function registerAdminUserRoutes(app: FastifyInstance, accounts: AccountService, admin: (req: FastifyRequest) => void, audit: AuditSink = async () => {}): void {
-  app.post<{ Params: { id: string } }>('/api/admin/users/:id/disable', async (req) => {
-    admin(req);
-    const out = await accounts.setDisabled(req.params.id, true);
-    await audit('user.disable', req.params.id, { revoked: out.revoked });
+/** Operator API for accounts (admin token): disable, enable, revoke sessions (@magpie/protocol rest/ops.ts `adminUserRoutes`). Each action is audited. */
+export function registerAdminUserRoutes(api: RestApi, accounts: AccountService, audit: AuditSink = async () => {}): void {
+  api.route(R.disable, async ({ params }) => {
+    const out = await accounts.setDisabled(params.id, true);
+    await audit('user.disable', params.id, { revoked: out.revoked });
     return out;
   });
-  app.post<{ Params: { id: string } }>('/api/admin/users/:id/enable', async (req) => {
-    admin(req);
-    const out = await accounts.setDisabled(req.params.id, false);
-    await audit('user.enable', req.params.id, {});
+  api.route(R.enable, async ({ params }) => {
+    const out = await accounts.setDisabled(params.id, false);
+    await audit('user.enable', params.id, {});
     return out;
   });
-  app.post<{ Params: { id: string } }>('/api/admin/users/:id/revoke-sessions', async (req) => {
-    admin(req);
-    const revoked = await accounts.adminRevokeAll(req.params.id);
-    await audit('user.revoke-sessions', req.params.id, { revoked });
+  api.route(R.revokeSessions, async ({ params }) => {
+    const revoked = await accounts.adminRevokeAll(params.id);
+    await audit('user.revoke-sessions', params.id, { revoked });
     return { revoked };
   });
 }

@@ -1,19 +1,20 @@
 import { z } from 'zod';
-import { ErrorBodySchema, type RestRoute } from '@magpie/protocol';
+import { ErrorBodySchema, type RawRestRoute, type RestRoute } from '@magpie/protocol';
 
 /**
  * The OpenAPI 3.1 document of the REST API, generated from the protocol's route schemas
- * (z.toJSONSchema; draft 2020-12 is OpenAPI 3.1's dialect). Routes registered without
- * schemas are listed too, marked `x-magpie-unschematized`, so the document names every route.
+ * (z.toJSONSchema; draft 2020-12 is OpenAPI 3.1's dialect). Raw routes (tus, media bytes)
+ * carry their parameters, headers and answers. Routes registered without schemas are listed
+ * too, marked `x-magpie-unschematized` (the tests allow none), so the document names every route.
  */
-export function openApiDocument(routes: readonly RestRoute[], others: readonly { method: string; url: string }[], version: string): Record<string, unknown> {
+export function openApiDocument(routes: readonly (RestRoute | RawRestRoute)[], others: readonly { method: string; url: string }[], version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const op = (method: string, url: string, value: unknown) => {
     const path = url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
     (paths[path] ??= {})[method.toLowerCase()] = value;
   };
   const schematized = new Set(routes.map((r) => `${r.method} ${r.url}`));
-  for (const r of routes) op(r.method, r.url, operation(r));
+  for (const r of routes) op(r.method, r.url, 'replies' in r ? rawOperation(r) : operation(r));
   for (const r of others) if (r.url.startsWith('/api/') && !schematized.has(`${r.method} ${r.url}`)) op(r.method, r.url, { 'x-magpie-unschematized': true, responses: { default: { description: 'see docs/protocol.md' } } });
   return {
     openapi: '3.1.0',
@@ -43,9 +44,33 @@ function operation(r: RestRoute): Record<string, unknown> {
   responses['4XX'] = { description: 'error (code table in docs/protocol.md)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
   return {
     summary: r.summary,
-    ...(r.auth === 'user' ? { security: [{ session: [] }] } : r.auth === 'admin' ? { security: [{ admin: [] }] } : r.auth === 'optional' ? { security: [{}, { session: [] }] } : {}),
+    ...security(r.auth),
     parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
     ...(r.body && { requestBody: { required: true, content: { 'application/json': { schema: json(r.body, 'input') } } } }),
+    responses,
+  };
+}
+
+function security(auth: RestRoute['auth']): Record<string, unknown> {
+  return auth === 'user' ? { security: [{ session: [] }] } : auth === 'admin' ? { security: [{ admin: [] }] } : auth === 'optional' ? { security: [{}, { session: [] }] } : {};
+}
+
+function rawOperation(r: RawRestRoute): Record<string, unknown> {
+  const responses: Record<string, unknown> = {};
+  for (const [status, a] of Object.entries(r.replies)) {
+    const media = a.contentType ?? (a.schema ? 'application/json' : undefined);
+    responses[status] = {
+      description: a.description,
+      ...(a.headers?.length && { headers: Object.fromEntries(a.headers.map((h) => [h, { schema: { type: 'string' } }])) }),
+      ...(media && { content: { [media]: { schema: a.schema ? json(a.schema, 'output') : { type: 'string', format: 'binary' } } } }),
+    };
+  }
+  const headers = Object.entries(r.headers ?? {}).map(([name, description]) => ({ name, in: 'header', required: false, description, schema: { type: 'string' } }));
+  return {
+    summary: r.summary,
+    ...security(r.auth),
+    parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query'), ...headers],
+    ...(r.body && { requestBody: { required: true, description: r.body.description, content: { [r.body.contentType]: { schema: { type: 'string', format: 'binary' } } } } }),
     responses,
   };
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyTypeProvider } from 'fastify';
 import type { z } from 'zod';
-import { MagpieError, issuesOf, type RestRoute } from '@magpie/protocol';
+import { MagpieError, issuesOf, type RawRestRoute, type RestRoute } from '@magpie/protocol';
 import type { AccountService, Principal } from '../services/account-service.ts';
 import { adminGuard } from './admin-auth.ts';
 import { bearer } from './validation.ts';
@@ -47,16 +47,37 @@ export interface RestRequest<R extends RestRoute> {
 
 export type RestHandler<R extends RestRoute> = (req: RestRequest<R>) => Promise<ReplyOf<R>>;
 
+/** What a raw route's handler receives: validated params and query; it reads the body and answers through `reply` (or hijacks it). */
+export interface RawRequest<R extends RawRestRoute> {
+  query: In<R['query']>;
+  params: In<R['params']>;
+  principal: R['auth'] extends 'user' ? Principal : undefined;
+  raw: FastifyRequest;
+  reply: FastifyReply;
+}
+
 const principals = new WeakMap<FastifyRequest, Principal | null>();
 
 /** The protocol route a fastify route was registered from (its `config.rest`), for the OpenAPI document. */
-export function restRouteOf(opts: { config?: unknown }): RestRoute | undefined {
-  return (opts.config as { rest?: RestRoute } | undefined)?.rest;
+export function restRouteOf(opts: { config?: unknown }): RestRoute | RawRestRoute | undefined {
+  return (opts.config as { rest?: RestRoute | RawRestRoute } | undefined)?.rest;
 }
 
 /**
- * Registers protocol REST routes on one fastify instance (installing the zod compilers), with
- * the authentication each route declares. Any module may make its own over the same instance.
+ * The one REST helper of a server: app.ts makes it over the fastify instance and passes it to
+ * every module that serves /api routes (no module keeps its own auth closure or body parser).
+ *
+ *   api.route(someRoutes.x, async ({ principal, body, query, params }) => answer)
+ *       a JSON route declared in @magpie/protocol rest/ (restRoute): authentication as the
+ *       route's `auth` says (`user` gives `principal`), request validated with its schemas
+ *       (`invalid` with the issues), the answer typed by its reply schema; 201 when the route
+ *       only declares 201. Throw MagpieError for refusals.
+ *   api.raw(someRoutes.y, async ({ principal, params, query, raw, reply }) => …)
+ *       a route whose body or answer is not JSON (rawRoute): the body is left unread for the
+ *       handler, which answers through `reply`.
+ *   api.authenticate(req)  the session of a request, for handlers that decide auth themselves.
+ *
+ * Every route registered through it appears in the OpenAPI document with its schemas.
  */
 export class RestApi {
   private readonly admin: (req: FastifyRequest) => void;
@@ -75,7 +96,31 @@ export class RestApi {
     return this.accounts.authenticate(bearer(req));
   }
 
-  route<R extends RestRoute>(r: R, handler: RestHandler<NoInfer<R>>): void {
+  /**
+   * A raw route: params and query validated, authentication as declared, the body left unread
+   * for the handler (each raw route gets its own scope without body parsers).
+   */
+  raw<R extends RawRestRoute>(r: R, handler: (req: RawRequest<NoInfer<R>>) => Promise<unknown>): void {
+    const add = (app: FastifyInstance) =>
+      app.route({
+        method: r.method,
+        url: r.url,
+        config: { rest: r },
+        schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }) },
+        preValidation: async (req) => {
+          if (r.auth === 'user') principals.set(req, await this.authenticate(req));
+        },
+        handler: async (req, reply) => handler({ query: req.query, params: req.params, principal: principals.get(req), raw: req, reply } as RawRequest<R>),
+      });
+    void this.app.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
+      add(scope);
+    });
+  }
+
+  /** A JSON route (see the class comment). `head: false` leaves HEAD of a GET's URL to another route. */
+  route<R extends RestRoute>(r: R, handler: RestHandler<NoInfer<R>>, opts: { head?: false } = {}): void {
     const response: Record<number, z.ZodType> = {};
     for (const [status, s] of Object.entries(r.reply)) if (s) response[Number(status)] = s;
     const defaultStatus = r.reply[201] && !r.reply[200] ? 201 : 200;
@@ -83,6 +128,7 @@ export class RestApi {
       method: r.method,
       url: r.url,
       config: { rest: r },
+      ...(opts.head === false && { exposeHeadRoute: false }),
       schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
       // Authentication runs before validation: a request without a session is `unauthorized` whatever its body.
       preValidation: async (req) => {

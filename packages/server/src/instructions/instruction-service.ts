@@ -1,9 +1,9 @@
-import { MagpieError, type InstructionFrame } from '@magpie/protocol';
+import { MagpieError, instructionRoutes, type InstructionFrame } from '@magpie/protocol';
 import { z } from 'zod';
 import type { Bus } from '../bus/bus.ts';
 import type { Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
-import { INSTRUCTION_KINDS, type InstructionAudit, type InstructionKind, type InstructionRecord, type InstructionStore } from './instruction-store.ts';
+import { type InstructionAudit, type InstructionKind, type InstructionRecord, type InstructionStore } from './instruction-store.ts';
 
 const PAYLOADS: Record<InstructionKind, z.ZodType> = {
   force_full_sync: z.strictObject({ reason: z.string().max(200).optional() }),
@@ -12,13 +12,8 @@ const PAYLOADS: Record<InstructionKind, z.ZodType> = {
   set_config: z.strictObject({ key: z.string().min(1).max(64), value: z.json() }),
 };
 
-export const IssueInstruction = z.strictObject({
-  userId: z.string().min(1).max(64),
-  deviceId: z.string().min(1).max(64).optional(),
-  kind: z.enum(INSTRUCTION_KINDS),
-  payload: z.json().optional(),
-  issuedBy: z.string().max(64).default('admin'),
-});
+/** The body of `POST /api/admin/instructions` (@magpie/protocol rest/ops.ts). */
+export const IssueInstruction = instructionRoutes.issue.body;
 
 /**
  * Instructions: typed commands the server sends and the client executes (repair a user's

@@ -18,7 +18,8 @@ export interface InstructionStore {
   audit(userId: string, limit: number): Promise<InstructionAudit[]>;
 }
 
-export const INSTRUCTION_KINDS = ['force_full_sync', 'upload_diagnostics', 'clear_cache', 'set_config'] as const;
+export { INSTRUCTION_KINDS } from '@magpie/protocol';
+import type { INSTRUCTION_KINDS } from '@magpie/protocol';
 export type InstructionKind = (typeof INSTRUCTION_KINDS)[number];
 
 export interface InstructionRecord {

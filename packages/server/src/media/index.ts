@@ -1,12 +1,10 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { mediaRoutes } from '@magpie/protocol';
-import { RestApi } from '../http/rest.ts';
+import type { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/engine.ts';
-import type { AccountService } from '../services/account-service.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import type { Store } from '../store/store.ts';
 import type { BlobStore } from './blob-store.ts';
@@ -40,8 +38,8 @@ export async function openBlobStore(config: Config): Promise<BlobStore> {
 
 /** Media (src/media/): tus uploads, processing, storage, access-checked reads, GC; media kinds checked on send. */
 export async function createMediaModule(
-  http: FastifyInstance,
-  deps: { config: Config; db: SqlEngine; accounts: AccountService; store: Store; messaging: MessagingService; log: Logger },
+  api: RestApi,
+  deps: { config: Config; db: SqlEngine; store: Store; messaging: MessagingService; log: Logger },
 ): Promise<MediaModule> {
   const { config, log } = deps;
   const dir = config.media.dir ?? join(config.dataDir, 'media');
@@ -53,9 +51,9 @@ export async function createMediaModule(
   });
   const blobs = await openBlobStore(config);
   const service = new MediaService(new MediaStore(deps.db), blobs, deps.store, config.media, ffmpeg, log);
-  const getTus = registerUploadRoutes(http, { accounts: deps.accounts, media: service, incomingDir, expireMs: config.media.gcAfterMs });
-  registerMediaRoutes(http, deps.accounts, service);
-  new RestApi(http, deps.accounts, undefined).route(mediaRoutes.clientConfig, async () => ({
+  const getTus = registerUploadRoutes(api, { media: service, incomingDir, expireMs: config.media.gcAfterMs });
+  registerMediaRoutes(api, service);
+  api.route(mediaRoutes.clientConfig, async () => ({
     media: { maxBytes: { ...config.media.maxBytes }, mapUrlTemplate: config.media.mapUrlTemplate },
   }));
   deps.messaging.addBodyHook((sender, kind, body, conv, id) => service.prepareSend(sender, kind, body, conv, id));

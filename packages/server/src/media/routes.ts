@@ -1,20 +1,14 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { MagpieError } from '@magpie/protocol';
-import type { AccountService } from '../services/account-service.ts';
-import { bearer, parseBody } from '../http/validation.ts';
+import { MagpieError, mediaReadRoutes, mediaRoutes, type MediaKind } from '@magpie/protocol';
+import type { RestApi } from '../http/rest.ts';
 import type { MediaService, VariantName } from './media-service.ts';
 import type { UploadRecord } from './media-store.ts';
 
-const Variant = z.enum(['original', 'small', 'large', 'poster']).default('original');
-const MediaQuery = z.strictObject({ variant: Variant, exp: z.coerce.number().int().optional(), sig: z.string().max(128).optional() });
-const UrlQuery = z.strictObject({ variant: Variant });
 
 /** What clients see of an upload (no storage keys). */
 export function uploadInfo(u: UploadRecord) {
   return {
     id: u.id,
-    kind: u.kind,
+    kind: u.kind as MediaKind,
     state: u.state,
     name: u.name,
     size: u.size ?? u.declaredSize,
@@ -50,26 +44,18 @@ export function parseRange(header: string | undefined, size: number): { start: n
  * `GET /api/media/:id/url` (for <img>/<video> tags, which cannot send headers). Only the
  * uploader and members of a conversation the upload was sent into may read it.
  */
-export function registerMediaRoutes(app: FastifyInstance, accounts: AccountService, media: MediaService): void {
-  const auth = (req: FastifyRequest) => accounts.authenticate(bearer(req));
-
+export function registerMediaRoutes(api: RestApi, media: MediaService): void {
   // HEAD of an upload is tus's (the offset): no automatic HEAD route here.
-  app.get<{ Params: { id: string } }>('/api/uploads/:id', { exposeHeadRoute: false }, async (req) => {
-    const p = await auth(req);
-    return { upload: uploadInfo(await media.readable(p.userId, req.params.id)) };
-  });
+  api.route(mediaRoutes.upload, async ({ principal, params }) => ({ upload: uploadInfo(await media.readable(principal.userId, params.id)) }), { head: false });
 
-  app.get<{ Params: { id: string } }>('/api/media/:id/url', async (req) => {
-    const p = await auth(req);
-    const q = parseBody(UrlQuery, req.query);
-    const u = await media.readable(p.userId, req.params.id);
+  api.route(mediaRoutes.signedUrl, async ({ principal, params, query }) => {
+    const u = await media.readable(principal.userId, params.id);
     if (u.state !== 'ready') throw new MagpieError('not_found', 'the upload is not complete');
-    return media.signedUrl(u.id, q.variant);
+    return media.signedUrl(u.id, query.variant);
   });
 
-  app.get<{ Params: { id: string } }>('/api/media/:id', async (req, reply) => {
-    const q = parseBody(MediaQuery, req.query);
-    const id = req.params.id;
+  api.raw(mediaReadRoutes.read, async ({ params, query: q, raw: req, reply }) => {
+    const id = params.id;
     let upload: UploadRecord | null;
     let maxAge: number;
     if (q.sig !== undefined || q.exp !== undefined) {
@@ -77,7 +63,7 @@ export function registerMediaRoutes(app: FastifyInstance, accounts: AccountServi
       upload = await media.store.getUpload(id);
       maxAge = Math.max(0, Math.floor((q.exp - Date.now()) / 1000));
     } else {
-      upload = await media.readable((await auth(req)).userId, id);
+      upload = await media.readable((await api.authenticate(req)).userId, id);
       maxAge = 365 * 24 * 3600; // an upload's bytes never change
     }
     if (!upload || upload.state !== 'ready') throw new MagpieError('not_found', 'no such upload');

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Server as TusServer } from '@tus/server';
-import { MEDIA_KINDS, MagpieError, isMediaKind } from '@magpie/protocol';
-import type { AccountService } from '../services/account-service.ts';
-import { bearer } from '../http/validation.ts';
+import { MEDIA_KINDS, MagpieError, isMediaKind, uploadRoutes } from '@magpie/protocol';
+import type { RestApi } from '../http/rest.ts';
+import type { Principal } from '../services/account-service.ts';
 import { errorBody } from '../util/errors.ts';
 import type { MediaService } from './media-service.ts';
 
@@ -27,34 +27,28 @@ function refusal(err: MagpieError): { status_code: number; body: string } {
  * connection asks HEAD for the offset and continues. When the last byte arrives the upload
  * is processed (media-service.ts) before the final PATCH is answered.
  */
-export function registerUploadRoutes(app: FastifyInstance, deps: { accounts: AccountService; media: MediaService; incomingDir: string; expireMs: number }): () => Promise<TusServer> {
+export function registerUploadRoutes(api: RestApi, deps: { media: MediaService; incomingDir: string; expireMs: number }): () => Promise<TusServer> {
   // The tus server loads with the first upload request, not at server start.
   let tus: Promise<TusServer> | null = null;
   const getTus = () => (tus ??= createTus(deps));
-  const handle = async (req: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => {
-    if (req.method !== 'OPTIONS') {
-      const p = await deps.accounts.authenticate(bearer(req));
-      const id = req.params.id;
+  const handle = async ({ principal, params, raw, reply }: { principal: Principal | undefined; params: { id?: string } | undefined; raw: FastifyRequest; reply: FastifyReply }) => {
+    if (principal) {
+      // Only the uploader may see or continue an upload.
+      const id = params?.id;
       if (id) {
-        // Only the uploader may see or continue an upload.
         const u = await deps.media.store.getUpload(id);
-        if (!u || u.owner !== p.userId) throw new MagpieError('not_found', 'no such upload');
+        if (!u || u.owner !== principal.userId) throw new MagpieError('not_found', 'no such upload');
       }
-      uploaders.set(req.raw, p.userId);
+      uploaders.set(raw.raw, principal.userId);
     }
     const server = await getTus();
     reply.hijack();
-    await server.handle(req.raw, reply.raw);
+    await server.handle(raw.raw, reply.raw);
   };
-  void app.register(async (scope) => {
-    // tus reads the request body itself: no parsing, no body limit here.
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
-    // Only what tus defines (creation and discovery on the collection; offset, append and
-    // termination on one upload): other methods get the documented 404, not a tus answer.
-    scope.route({ method: ['POST', 'OPTIONS'], url: '/api/uploads', handler: handle });
-    scope.route({ method: ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'], url: '/api/uploads/:id', handler: handle });
-  });
+  // Only what tus defines (creation and discovery on the collection; offset, append and
+  // termination on one upload): other methods get the documented 404, not a tus answer.
+  // tus reads the request body itself (raw routes: no parsing, no body limit).
+  for (const r of Object.values(uploadRoutes)) api.raw(r, handle);
   return getTus;
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
@@ -158,7 +158,7 @@ export async function createProviders(config: PushConfig, store: PushStore, now?
  * caller wires `service.onCommitted` to the messaging service, `service.unbindSessions`
  * to logout, and `service` as the retry queue's offline handoff.
  */
-export async function createPushModule(http: FastifyInstance, deps: PushModuleDeps): Promise<PushModule> {
+export async function createPushModule(api: RestApi, deps: PushModuleDeps): Promise<PushModule> {
   const { config, log } = deps;
   if (!deps.pushStore && !deps.db) throw new Error('createPushModule needs the server database (db) or a pushStore');
   const store = deps.pushStore ?? (await openPushStore(deps.server as Config, config, deps.db, log));
@@ -209,7 +209,7 @@ export async function createPushModule(http: FastifyInstance, deps: PushModuleDe
     deps.now,
   );
   service.dispatcher = dispatcher;
-  registerPushRoutes(http, { accounts: deps.accounts, push: service, funnel, adminToken: deps.server.adminToken, ...(deps.now ? { now: deps.now } : {}) });
+  registerPushRoutes(api, { push: service, funnel, ...(deps.now ? { now: deps.now } : {}) });
   let started = false;
   return {
     service,

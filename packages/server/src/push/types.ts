@@ -1,21 +1,13 @@
-import type { Platform } from '@magpie/protocol';
+import type { PUSH_CATEGORIES, PUSH_PERMISSIONS, PUSH_PROVIDERS, PUSH_VENDORS, Platform } from '@magpie/protocol';
 
 /**
  * Shared types of offline push. Every push is marked with a category; an unmarked push is
  * treated as marketing (vendors count unmarked pushes against the marketing quota too).
  */
-export const PUSH_CATEGORIES = ['im', 'transaction', 'followed', 'marketing'] as const;
+export { PUSH_CATEGORIES, PUSH_PERMISSIONS, PUSH_PROVIDERS, PUSH_VENDORS } from '@magpie/protocol';
 export type PushCategory = (typeof PUSH_CATEGORIES)[number];
-
-export const PUSH_PROVIDERS = ['apns', 'fcm', 'webpush', 'webhook'] as const;
 export type PushProviderName = (typeof PUSH_PROVIDERS)[number];
-
-/** Phone-maker channels relayed through the generic webhook. */
-export const PUSH_VENDORS = ['huawei', 'xiaomi', 'oppo', 'vivo', 'honor'] as const;
 export type PushVendor = (typeof PUSH_VENDORS)[number];
-
-/** The notification permission a device reports (browser: granted/denied/default; iOS adds provisional). */
-export const PUSH_PERMISSIONS = ['granted', 'denied', 'default', 'provisional'] as const;
 export type PushPermission = (typeof PUSH_PERMISSIONS)[number];
 
 /** Two lanes with separate queues, concurrency and rate: bulk work never slows live chat. */
