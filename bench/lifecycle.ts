@@ -4,6 +4,8 @@
  *
  *   npm run bench:lifecycle
  *   npm run bench:lifecycle -- --members 10000 --online 200 --recalls 20 --reactions 2000 --concurrency 20
+ *   npm run bench:lifecycle -- --members 400 --online 50 --reactions 400 --coalesce-ms 0     # normal group, one event per reaction (before issue 18's fix)
+ *   npm run bench:lifecycle -- --members 400 --online 50 --reactions 400 --coalesce-ms 500   # normal group, coalesced
  *
  * Setup as in bench/group-fanout.ts: users and sessions seeded through SqliteStore, the group
  * made through the REST API, the real (built) server as a child process on SQLite.
@@ -11,7 +13,10 @@
  *   until the LAST of the online members' sockets got the `recall` event (p50/p99 over --recalls).
  * - Reactions: --reactions PUTs by distinct members (--concurrency at a time): requests/s, the
  *   server's CPU per reaction, reaction events each online member received (coalesced), and
- *   rows written per reaction (messages table).
+ *   rows written per reaction: messages and inbox rows inserted, list entries updated (each a
+ *   list-version bump of one member).
+ * --coalesce-ms sets the server's reaction window (MAGPIE_REACTION_COALESCE_MS; 0: one event per
+ *   reaction, as normal groups had before they were coalesced too).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import Database from 'better-sqlite3';
 import { Histogram } from './lib/hist.ts';
 import { cpuMsOf } from './lib/proc.ts';
 import { benchToken, benchUserId } from './lib/users.ts';
@@ -33,6 +39,7 @@ const { values: a } = parseArgs({
     recalls: { type: 'string', default: '20' },
     reactions: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '20' },
+    'coalesce-ms': { type: 'string' },
   },
   strict: true,
 });
@@ -41,6 +48,17 @@ const ONLINE = Math.min(Number(a.online), MEMBERS);
 const RECALLS = Number(a.recalls);
 const REACTIONS = Math.min(Number(a.reactions), MEMBERS - 1);
 const CONC = Number(a.concurrency);
+const COALESCE = a['coalesce-ms'];
+
+/** List-entry updates so far: every entry write bumps its user's list version by one. */
+function entryUpdates(dbPath: string): number {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    return Number((db.prepare('SELECT COALESCE(SUM(conv_version), 0) AS n FROM users').get() as { n: number }).n);
+  } finally {
+    db.close();
+  }
+}
 
 interface Member {
   ws: WebSocket;
@@ -79,7 +97,7 @@ async function main(): Promise<void> {
   try {
     log(`seeding ${MEMBERS} users`);
     await seedUsers(dbPath, 0, MEMBERS, nonce);
-    const srv = await startBenchServer({ dataDir: dir, env: { MAGPIE_GROUP_MAX_MEMBERS: String(MEMBERS + 10) } });
+    const srv = await startBenchServer({ dataDir: dir, env: { MAGPIE_GROUP_MAX_MEMBERS: String(MEMBERS + 10), ...(COALESCE !== undefined ? { MAGPIE_REACTION_COALESCE_MS: COALESCE } : {}) } });
     const owner = benchToken(nonce, 0);
     const conv = await makeGroup(srv.url, owner, 'lifecycle bench', Array.from({ length: MEMBERS - 1 }, (_, i) => benchUserId(i + 1)));
     log(`group ${conv} with ${MEMBERS} members; connecting ${ONLINE} members`);
@@ -119,6 +137,7 @@ async function main(): Promise<void> {
     const target = (await api(srv.url, 'POST', '/api/messages', { clientMsgId: 'react-target', conv, kind: 'text', body: { text: 'react to me' } }, owner)).body.message.seq as number;
     await sleep(300);
     const rows0 = rowCounts(dbPath, conv);
+    const entries0 = entryUpdates(dbPath);
     const framesBefore = online.map((m) => m.frames.filter((f) => f.kind === 'reaction').length);
     const cpu0 = cpuMsOf(srv.proc.pid!);
     const lat = new Histogram();
@@ -139,6 +158,7 @@ async function main(): Promise<void> {
     await sleep(1500); // the last coalescing window
     const cpu = cpuMsOf(srv.proc.pid!) - cpu0;
     const rows1 = rowCounts(dbPath, conv);
+    const entries1 = entryUpdates(dbPath);
     const events = online.map((m, k) => m.frames.filter((f) => f.kind === 'reaction').length - framesBefore[k]!);
     const lastCounts = online[0]!.frames.filter((f) => f.kind === 'reaction').flatMap((f) => f.body.changes as { emoji: string; count: number }[]);
     const final = new Map<string, number>();
@@ -151,7 +171,8 @@ async function main(): Promise<void> {
     console.log(`reactions: ${REACTIONS} by distinct members, ${CONC} concurrent: ${fmt(REACTIONS / (wall / 1000), 0)}/s, request p50 ${fmt(ls.p50)} ms p99 ${fmt(ls.p99)} ms`);
     console.log(`  server CPU per reaction: ${fmt(cpu / REACTIONS, 3)} ms (incl. HTTP and auth)`);
     console.log(`  reaction events per online member: ${Math.min(...events)}–${Math.max(...events)} for ${REACTIONS} reactions (coalesced); final counts seen live: ${JSON.stringify(Object.fromEntries(final))}`);
-    console.log(`  messages rows per reaction: ${fmt((rows1.messages - rows0.messages) / REACTIONS, 4)}; inbox rows per reaction: ${fmt((rows1.inbox - rows0.inbox) / REACTIONS, 4)}`);
+    console.log(`  reaction window: ${COALESCE ?? 'server default (500)'} ms`);
+    console.log(`  messages rows per reaction: ${fmt((rows1.messages - rows0.messages) / REACTIONS, 4)}; inbox rows per reaction: ${fmt((rows1.inbox - rows0.inbox) / REACTIONS, 4)}; list entry updates per reaction: ${fmt((entries1 - entries0) / REACTIONS, 4)}`);
     for (const m of online) m.ws.close();
     await srv.stop();
   } finally {

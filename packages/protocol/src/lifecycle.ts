@@ -46,9 +46,10 @@ export const ReactionChange = z.strictObject({ seq: Seq, emoji: Emoji, user: Use
 export type ReactionChange = z.infer<typeof ReactionChange>;
 
 /**
- * Event: reactions changed. In direct chats and normal groups one event per change; in super
- * groups the changes of a short window (`reactionCoalesceMs`) are coalesced into one event,
- * the last change per (seq, emoji, user) kept, so a reaction costs no per-member fan-out.
+ * Event: reactions changed. In direct chats one event per change; in groups (normal and super)
+ * the changes of a short window (`reactionCoalesceMs`) are coalesced into one event per
+ * conversation, the last change per (seq, emoji, user) kept, so a reaction costs no
+ * per-member fan-out of its own.
  */
 export const ReactionBody = z.strictObject({ changes: z.array(ReactionChange).min(1).max(1000) });
 export type ReactionBody = z.infer<typeof ReactionBody>;
@@ -78,7 +79,11 @@ registerMessageKind('recalled', RecalledBody);
 registerMessageKind('bundle', BundleBody);
 for (const k of ['recall', 'edit', 'reaction', 'recalled', 'bundle']) serverOnlyKinds.add(k);
 
-/** Event kinds: they change earlier messages and are not shown as bubbles of their own. */
+/**
+ * Event kinds: they change earlier messages and are not shown as bubbles of their own. They
+ * never count as unread or mentions and are never a conversation-list entry's last message
+ * (docs/protocol.md, "Events in the conversation list").
+ */
 export const LIFECYCLE_EVENT_KINDS: ReadonlySet<string> = new Set(['recall', 'edit', 'reaction']);
 
 /** Kinds that cannot be recalled, edited, reacted to or forwarded (notices, events, red packets). */

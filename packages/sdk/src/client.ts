@@ -1027,18 +1027,19 @@ export class MagpieClient {
       const local = maxCovered(await this.store.getRanges(conv));
       if (lastSeq <= local) continue;
       const got: LocalMessage[] = [];
+      // From the server, not the local window: the local entry's lastSeq may be behind (a
+      // super-group entry moves with no list version), so the window would see no gap.
       if (local === 0 || lastSeq - local > page * 5) {
-        const w = await this.history.load(conv, { limit: page });
-        got.push(...w.messages.filter((m) => m.seq !== null && m.seq > local));
+        const w = await this.history.pull(conv, { limit: page });
+        got.push(...w.filter((m) => m.seq !== null && m.seq > local));
       } else {
         let after = local;
         for (let i = 0; i < 5 && after < lastSeq; i++) {
-          const w = await this.history.load(conv, { after, limit: page });
-          const fresh = w.messages.filter((m) => m.seq !== null && m.seq > after);
+          const w = await this.history.pull(conv, { after, limit: page });
+          const fresh = w.filter((m) => m.seq !== null && m.seq > after);
           if (fresh.length === 0) break;
           got.push(...fresh);
           after = fresh[fresh.length - 1]!.seq!;
-          if (!w.moreAfter) break;
         }
       }
       if (gen !== this.gen) return;

@@ -1,5 +1,6 @@
 import type { ConvEntry, Message } from '@magpie/protocol';
 import { MagpieClientError, toClientError } from './errors.ts';
+import { LIFECYCLE_EVENT_KINDS, applyEvent } from './lifecycle.ts';
 import type { LocalStore } from './local-store.ts';
 import { SerialQueue } from './serial.ts';
 import type { ConvsResult } from './wire.ts';
@@ -105,6 +106,13 @@ export class ConversationSync {
    * is current before the server's next `convs` page confirms it. Returns true when the
    * server's copy is needed: an unknown conversation, or others' group messages (mention
    * counts are known only to the server).
+   *
+   * Lifecycle events (recall, edit, reaction) follow the server's rules (docs/protocol.md,
+   * "Events in the conversation list"): they move `lastSeq` only, never count as unread,
+   * never mark anything read (also the user's own), never bring a deleted entry back and
+   * are never the last message; a recall or edit of the last message rewrites it in place
+   * (the preview reads "message recalled" or the new text), also when the event is older
+   * than what the entry already covers.
    */
   noteMessages(messages: Message[], userId: string | null): Promise<boolean> {
     return this.queue.run(async () => {
@@ -117,6 +125,18 @@ export class ConversationSync {
         const next: ConvEntry = prev ? { ...prev } : blankEntry(conv, userId);
         let changed = false;
         for (const m of list.sort((a, b) => a.seq - b.seq)) {
+          if (LIFECYCLE_EVENT_KINDS.has(m.kind)) {
+            const rewritten = next.lastMessage ? applyEvent(next.lastMessage, m) : null;
+            if (rewritten) {
+              next.lastMessage = rewritten;
+              changed = true;
+            }
+            if (m.seq > next.lastSeq && m.seq > next.clearedSeq) {
+              next.lastSeq = m.seq;
+              changed = true;
+            }
+            continue;
+          }
           if (m.seq <= next.lastSeq || m.seq <= next.clearedSeq) continue;
           changed = true;
           next.lastSeq = m.seq;
@@ -135,6 +155,8 @@ export class ConversationSync {
         }
         if (!changed) continue;
         await this.store.putEntries([next]);
+        // A deleted entry stays hidden: only its stored copy moved.
+        if (next.deleted && (!prev || prev.deleted)) continue;
         await this.hooks.changed(conv, next, prev);
       }
       return needServer;

@@ -194,6 +194,18 @@ export class History {
     return { ...view, fromServer: true };
   }
 
+  /**
+   * Ask the server whatever is held locally and store the page: for a conversation known to
+   * have moved past what the local entry says (a super group's `lastSeq` in the welcome; its
+   * list entry carries no per-message version, so it may be behind).
+   */
+  async pull(conv: string, q: { after?: number; limit: number }): Promise<LocalMessage[]> {
+    const query: HistoryQuery & { limit: number } = q.after !== undefined ? { after: q.after, limit: q.limit } : { limit: q.limit };
+    const page = await this.deps.fetch(conv, query);
+    await this.storePage(conv, page, query);
+    return page.messages.map((m) => this.toLocal(m));
+  }
+
   toLocal(m: Message): LocalMessage {
     const own = m.sender === this.deps.userId();
     const deliveredCount = own ? this.countOf(m) : null;

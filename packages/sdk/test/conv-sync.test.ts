@@ -126,3 +126,51 @@ test('full sync replaces the list: entries the server no longer has disappear', 
   assert.deepEqual((await h.client.getConversations()).map((e) => e.conv), ['keep']);
   assert.ok(h.events.conversation.some((e) => e.conv === 'gone' && e.entry === null));
 });
+
+test('events (reaction, edit, recall) move lastSeq only: no unread, nothing marked read, no revival; a recall or edit of the last message rewrites the preview', async () => {
+  const { MemoryStore } = await import('../src/local-store.ts');
+  const { ConversationSync } = await import('../src/conv-sync.ts');
+  type Entry = import('@magpie/protocol').ConvEntry;
+  type Msg = import('@magpie/protocol').Message;
+  const store = new MemoryStore();
+  const changed: (Entry | null)[] = [];
+  const sync = new ConversationSync(store, { generation: () => 1, ready: () => true, convs: async () => ({ version: 0, entries: [] }) as never }, { changed: (_c, e) => void changed.push(e), error: () => {} });
+  const msg = (seq: number, sender: string, kind: string, body: unknown, conv = 'g1'): Msg => ({ id: `m${seq}`, conv, seq, sender, kind, body, time: 1000 + seq, clientMsgId: `c${seq}` });
+  const last = msg(2, 'bob', 'text', { text: 'hello' });
+  const base: Entry = { conv: 'g1', kind: 'group', peer: null, lastSeq: 2, lastMessage: last, readSeq: 0, unread: 2, mentions: 1, oldestUnreadSeq: 1, deliveredSeq: 0, pinned: false, muted: false, draft: '', deleted: false, clearedSeq: 0, version: 7 };
+  await store.putEntries([base]);
+
+  // My own reaction: nothing read, nothing counted, no server round trip needed.
+  assert.equal(await sync.noteMessages([msg(3, 'me', 'reaction', { changes: [{ seq: 1, emoji: '👍', user: 'me', on: true, count: 1 }] })], 'me'), false);
+  let e = (await store.getEntry('g1'))!;
+  assert.deepEqual([e.lastSeq, e.lastMessage?.seq, e.unread, e.mentions, e.readSeq, e.oldestUnreadSeq], [3, 2, 2, 1, 0, 1]);
+
+  // An edit of the last message: the preview shows the new text.
+  await sync.noteMessages([msg(4, 'bob', 'edit', { seq: 2, text: 'hello, edited', editedAt: 1004 })], 'me');
+  e = (await store.getEntry('g1'))!;
+  assert.equal((e.lastMessage?.body as { text: string }).text, 'hello, edited');
+  assert.deepEqual([e.lastSeq, e.lastMessage?.seq, e.unread], [4, 2, 2]);
+
+  // A recall the entry already covers (the server's copy came first, the row not yet rewritten): the preview still follows.
+  await store.putEntries([{ ...e, lastSeq: 5, version: 8 }]);
+  await sync.noteMessages([msg(5, 'bob', 'recall', { seq: 2, by: 'bob' })], 'me');
+  e = (await store.getEntry('g1'))!;
+  assert.equal(e.lastMessage?.kind, 'recalled');
+  assert.deepEqual(e.lastMessage?.body, { by: 'bob', at: 1005, kind: 'text' });
+  assert.deepEqual([e.lastSeq, e.unread], [5, 2]);
+
+  // A recall of an older message leaves the preview; a message after it counts as usual.
+  await sync.noteMessages([msg(6, 'bob', 'recall', { seq: 1, by: 'bob' }), msg(7, 'bob', 'text', { text: 'new' })], 'me');
+  e = (await store.getEntry('g1'))!;
+  assert.deepEqual([e.lastSeq, e.lastMessage?.seq, e.unread], [7, 7, 3]);
+
+  // A deleted entry stays deleted (and unannounced) for an event; a message brings it back.
+  await store.putEntries([{ ...e, deleted: true, clearedSeq: 7, unread: 0, version: 9 }]);
+  const announced = changed.length;
+  await sync.noteMessages([msg(8, 'bob', 'reaction', { changes: [{ seq: 7, emoji: '🎉', user: 'bob', on: true, count: 1 }] })], 'me');
+  assert.equal((await store.getEntry('g1'))!.deleted, true);
+  assert.equal(changed.length, announced, 'nothing visible changed');
+  await sync.noteMessages([msg(9, 'bob', 'text', { text: 'back' })], 'me');
+  e = (await store.getEntry('g1'))!;
+  assert.deepEqual([e.deleted, e.unread, e.lastMessage?.seq], [false, 1, 9]);
+});

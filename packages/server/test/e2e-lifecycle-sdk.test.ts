@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStore, type MagpieClient, type LocalMessage } from '@magpie/sdk';
-import { startServer, registerAndLogin, login, type ServerProcess } from './harness.ts';
+import { startServer, registerAndLogin, login, api, type ServerProcess } from './harness.ts';
 import { sdkClient, eventually } from './sdk-client.ts';
 import { RestApi } from '../../sdk/src/rest.ts';
 import { MagpieClientError } from '../../sdk/src/errors.ts';
@@ -16,7 +16,7 @@ describe('SDK message lifecycle against the real server', () => {
   let srv: ServerProcess;
   const clients: MagpieClient[] = [];
   before(async () => {
-    srv = await startServer({ env: { MAGPIE_USER_RATE: '2000', MAGPIE_USER_BURST: '2000' } });
+    srv = await startServer({ env: { MAGPIE_USER_RATE: '2000', MAGPIE_USER_BURST: '2000', MAGPIE_SUPER_GROUP_THRESHOLD: '3', MAGPIE_REACTION_COALESCE_MS: '100' } });
   });
   after(async () => {
     for (const c of clients) c.close();
@@ -84,5 +84,67 @@ describe('SDK message lifecycle against the real server', () => {
     assert.deepEqual(fresh.messages.filter((m) => m.seq <= 2).map((m) => m.kind), ['recalled']);
     const summary = await B.reactions(conv, [1, 2]);
     assert.deepEqual(summary.reactions, [], 'a recall drops the reactions with the content');
+  });
+
+  it('the conversation list (ConversationSync) ignores events for unread and follows a recall or edit of the last message, live and after being offline', async () => {
+    const rest = new RestApi({ baseUrl: srv.url });
+    const [a, b, c, d] = await Promise.all([0, 1, 2, 3].map(() => registerAndLogin(srv.url)));
+    const b2 = await login(srv.url, b!.username, 'b2');
+    const A = new LifecycleApi(rest, a!.token);
+    const normal = (await api(srv.url, 'POST', '/api/groups', { name: 'Normal', members: [b!.userId] }, a!.token)).body.group;
+    const sup = (await api(srv.url, 'POST', '/api/groups', { name: 'Super', members: [b!.userId, c!.userId, d!.userId] }, a!.token)).body.group;
+    assert.equal(normal.kind, 'group');
+    assert.equal(sup.kind, 'super');
+    const ca = sdkClient({ baseUrl: srv.url, token: a!.token });
+    const cb = sdkClient({ baseUrl: srv.url, token: b!.token });
+    const b2Store = new MemoryStore();
+    const cb2 = sdkClient({ baseUrl: srv.url, token: b2.token, store: b2Store });
+    clients.push(ca, cb, cb2);
+    await Promise.all([ca.connect(), cb.connect(), cb2.connect()]);
+    const sent: Record<string, number[]> = {};
+    for (const g of [normal.conv, sup.conv]) {
+      sent[g] = [];
+      for (const t of ['x', 'y']) {
+        const s = await ca.sendText({ conv: g }, t);
+        sent[g]!.push((await ca.waitForSend(s.clientMsgId))!.seq!);
+      }
+    }
+    const entry = async (cl: MagpieClient, conv: string) => (await cl.getConversation(conv))!;
+    for (const cl of [cb, cb2]) {
+      for (const g of [normal.conv, sup.conv]) await eventually(async () => (await entry(cl, g))?.lastMessage?.seq === sent[g]![1], `${g}: last message`);
+    }
+    const before = { n: await entry(cb, normal.conv), s: await entry(cb, sup.conv) };
+    cb2.close(); // B's second device is offline from here on
+
+    for (const g of [normal.conv, sup.conv]) {
+      const [x, y] = sent[g]!;
+      await A.react(g, x!, '👍');
+      await A.edit(g, y!, 'y, edited');
+    }
+    for (const [g, was] of [[normal.conv, before.n], [sup.conv, before.s]] as const) {
+      await eventually(async () => ((await entry(cb, g)).lastMessage?.body as { text?: string }).text === 'y, edited', `${g}: the edit shows in the list`);
+      const e = await entry(cb, g);
+      assert.equal(e.lastMessage?.seq, sent[g]![1], 'the last message is the edited text, not an event');
+      assert.equal(e.unread, was.unread, 'events add no unread');
+      assert.equal(e.mentions, was.mentions);
+    }
+    for (const g of [normal.conv, sup.conv]) await A.recall(g, sent[g]![1]!);
+    for (const [g, was] of [[normal.conv, before.n], [sup.conv, before.s]] as const) {
+      await eventually(async () => (await entry(cb, g)).lastMessage?.kind === 'recalled', `${g}: the recall shows in the list`);
+      assert.equal((await entry(cb, g)).unread, was.unread);
+    }
+    // A reacting marks nothing read for A: its entry shows no unread either way, and its last message is still the notice.
+    await eventually(async () => (await entry(ca, normal.conv)).lastMessage?.kind === 'recalled', 'A: the recall in its own list');
+
+    // The offline device: normal groups through the list's versions, super groups through the events it pulls.
+    const cb3 = sdkClient({ baseUrl: srv.url, token: b2.token, store: b2Store });
+    clients.push(cb3);
+    await cb3.connect();
+    for (const [g, was] of [[normal.conv, before.n], [sup.conv, before.s]] as const) {
+      await eventually(async () => (await entry(cb3, g)).lastMessage?.kind === 'recalled', `${g}: B2 shows the recall in the list`);
+      const e = await entry(cb3, g);
+      assert.equal(e.lastMessage?.seq, sent[g]![1]);
+      assert.equal(e.unread, was.unread, 'B2: events add no unread');
+    }
   });
 });

@@ -7,6 +7,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, api, pullAll, registerAndLogin, login, sleep, type ServerProcess } from './harness.ts';
+import { png, tusUpload } from './media-fixtures.ts';
 
 export const LIFECYCLE_ENV = {
   MAGPIE_USER_RATE: '2000',
@@ -295,5 +296,35 @@ export function lifecycleSuite(srv: () => ServerProcess): void {
     assert.equal(list2.unread, 1);
     assert.deepEqual([...ca.schemaErrors, ...cb.schemaErrors, ...cc.schemaErrors, ...cb2.schemaErrors], []);
     for (const x of [ca, cb, cc, cb2]) x.close();
+  });
+
+  it('media inside a merged forward, and inside a bundle forwarded in another bundle, is re-authorized for the recipients', async () => {
+    const { url } = srv();
+    const [a, b, c, d, e] = await Promise.all([0, 1, 2, 3, 4].map(() => registerAndLogin(url)));
+    const { id, res } = await tusUpload(url, a!.token, await png(40, 30), { kind: 'image' });
+    assert.equal(res.status, 204, await res.clone().text());
+    const media = async (token: string) => (await fetch(new URL(`/api/media/${id}`, url), { headers: { authorization: `Bearer ${token}` } })).status;
+    const img = await api(url, 'POST', '/api/messages', { clientMsgId: 'bm1', to: b!.userId, kind: 'image', body: { fallback: '[Image]', upload: id, width: 1, height: 1 } }, a!.token);
+    assert.equal(img.status, 200, JSON.stringify(img.body));
+    const direct = img.body.message.conv;
+    const g = (await api(url, 'POST', '/api/groups', { name: 'Bundles', members: [c!.userId] }, b!.token)).body.group;
+    assert.equal(await media(c!.token), 404, 'C cannot read it before the forward');
+    const first = await api(url, 'POST', '/api/forward', { from: direct, seqs: [img.body.message.seq], conv: g.conv, merged: true, title: 'Photo', clientMsgId: 'bf1' }, b!.token);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(await media(c!.token), 200, 'a bundle re-authorizes its media for the target conversation');
+    // C forwards the bundle (as an item of a new bundle) to D: the image is two levels down.
+    const nested = await api(url, 'POST', '/api/forward', { from: g.conv, seqs: [first.body.messages[0].seq], to: d!.userId, merged: true, title: 'Forwarded history', clientMsgId: 'bf2' }, c!.token);
+    assert.equal(nested.status, 200, JSON.stringify(nested.body));
+    const inner = nested.body.messages[0].body.items[0];
+    assert.equal(inner.kind, 'bundle');
+    assert.equal(inner.body.items[0].body.upload, id);
+    assert.equal(await media(d!.token), 200, 'nested bundle media is re-authorized too');
+    const signed = await api(url, 'GET', `/api/media/${id}/url?variant=small`, undefined, d!.token);
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    assert.equal(await media(e!.token), 404, 'a stranger still cannot read it');
+    // One-by-one forward of the bundle message itself: the same re-authorization.
+    const single = await api(url, 'POST', '/api/forward', { from: g.conv, seqs: [first.body.messages[0].seq], to: e!.userId, clientMsgId: 'bf3' }, c!.token);
+    assert.equal(single.status, 200, JSON.stringify(single.body));
+    assert.equal(await media(e!.token), 200);
   });
 }

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { api, startServer, type ServerProcess } from '../../server/test/harness.ts';
+import { png, tusUpload } from '../../server/test/media-fixtures.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = new URL('../../../', import.meta.url).pathname;
@@ -133,6 +134,84 @@ describe('web client: message lifecycle in chromium', { skip, timeout: 180_000 }
     await msg(1).waitFor({ state: 'detached' });
     const annView = await api(server.url, 'GET', `/api/conversations/${encodeURIComponent(conv)}/messages?after=0&limit=1`, undefined, ann.token);
     assert.equal(annView.body.messages[0].seq, 1);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  });
+
+  it('a merged-forward card opens as a screen (nested cards too, media loads); the list preview follows an edit and a recall without counting them', async () => {
+    const suffix = randomBytes(3).toString('hex');
+    const reg = async (username: string) => {
+      await api(server.url, 'POST', '/api/register', { username, password: PASSWORD });
+      return (await api(server.url, 'POST', '/api/login', { username, password: PASSWORD, deviceId: 'script', platform: 'desktop' })).body as { token: string; userId: string };
+    };
+    const ann = await reg(`ann_${suffix}`);
+    const bob = await reg(`bob_${suffix}`);
+    const cid = (x: string) => `${x}-${suffix}`;
+    const { id: upload, res } = await tusUpload(server.url, ann.token, await png(60, 40), { kind: 'image' });
+    assert.equal(res.status, 204);
+    const text = (await api(server.url, 'POST', '/api/messages', { clientMsgId: cid('t'), to: bob.userId, kind: 'text', body: { text: 'look at this' } }, ann.token)).body.message;
+    const img = await api(server.url, 'POST', '/api/messages', { clientMsgId: cid('i'), to: bob.userId, kind: 'image', body: { fallback: '[Image]', upload, width: 1, height: 1 } }, ann.token);
+    assert.equal(img.status, 200, JSON.stringify(img.body));
+    const direct = text.conv as string;
+    // Ann bundles both into a group with Cid, then forwards that card (nested) to Bob.
+    const cid2 = await reg(`cid_${suffix}`);
+    const group = (await api(server.url, 'POST', '/api/groups', { name: `Hist ${suffix}`, members: [cid2.userId] }, ann.token)).body.group.conv as string;
+    const first = await api(server.url, 'POST', '/api/forward', { from: direct, seqs: [text.seq, img.body.message.seq], conv: group, merged: true, title: 'Holiday', clientMsgId: cid('f1') }, ann.token);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const outer = await api(server.url, 'POST', '/api/forward', { from: group, seqs: [first.body.messages[0].seq], to: bob.userId, merged: true, title: 'From the group', clientMsgId: cid('f2') }, ann.token);
+    assert.equal(outer.status, 200, JSON.stringify(outer.body));
+    const cardSeq = outer.body.messages[0].seq as number;
+
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await ctx.newPage();
+    page.setDefaultTimeout(T);
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(server.url + '/');
+    await page.getByTestId('login-form').waitFor();
+    await page.locator('input[name=username]').fill(`bob_${suffix}`);
+    await page.locator('input[name=password]').fill(PASSWORD);
+    await page.locator('input[name=password]').press('Enter');
+    await page.getByTestId('conversation-list').waitFor();
+    const row = page.locator(`[data-testid=conversation-row][data-conv="${direct}"]`);
+    await row.waitFor();
+    const badge = async () => Number((await row.getByTestId('unread-badge').textContent()) ?? 0);
+    await page.waitForFunction((c) => document.querySelector(`[data-testid=conversation-row][data-conv="${c}"] [data-testid=unread-badge]`)?.textContent === '3', direct);
+
+    // The list: an edit and a recall of the last message show in its preview and count nothing.
+    const last = (await api(server.url, 'POST', '/api/messages', { clientMsgId: cid('l'), to: bob.userId, kind: 'text', body: { text: 'final words' } }, ann.token)).body.message;
+    await row.locator('.row-preview', { hasText: 'final words' }).waitFor();
+    assert.equal(await badge(), 4);
+    assert.equal((await api(server.url, 'POST', `/api/conversations/${encodeURIComponent(direct)}/messages/${last.seq}/edit`, { text: 'final words, edited' }, ann.token)).status, 200);
+    await row.locator('.row-preview', { hasText: 'final words, edited' }).waitFor();
+    await api(server.url, 'PUT', `/api/conversations/${encodeURIComponent(direct)}/messages/${last.seq}/reactions/${encodeURIComponent('👍')}`, undefined, ann.token);
+    assert.equal((await api(server.url, 'POST', `/api/conversations/${encodeURIComponent(direct)}/messages/${last.seq}/recall`, undefined, ann.token)).status, 200);
+    await row.locator('.row-preview', { hasText: 'Message recalled' }).waitFor();
+    await page.waitForTimeout(300);
+    assert.equal(await badge(), 4, 'the edit, reaction and recall events are not unread messages');
+
+    // The card opens as a screen; the nested card opens one level deeper with sender, time and the image.
+    await row.locator('.row-link').click();
+    const card = page.locator(`[data-testid=message][data-seq="${cardSeq}"] [data-testid=bundle]`);
+    await card.click();
+    const screen = page.locator('[data-testid=bundle-screen][data-depth="0"]');
+    await screen.waitFor();
+    assert.match((await screen.locator('h1').textContent()) ?? '', /From the group/);
+    assert.equal(await screen.getByTestId('bundle-item').count(), 1);
+    await screen.getByTestId('bundle-nested').click();
+    const nested = page.locator('[data-testid=bundle-screen][data-depth="1"]');
+    await nested.waitFor();
+    assert.match((await nested.locator('h1').textContent()) ?? '', /Holiday/);
+    const items = nested.getByTestId('bundle-item');
+    assert.equal(await items.count(), 2);
+    assert.equal(await items.nth(0).getByTestId('bundle-sender').textContent(), `ann_${suffix}`);
+    assert.match((await items.nth(0).textContent()) ?? '', /look at this/);
+    assert.ok(((await items.nth(0).getByTestId('bundle-time').getAttribute('datetime')) ?? '').startsWith(new Date(text.time).toISOString().slice(0, 10)));
+    // The image loads through the card's re-authorization (Bob never saw the group it came through).
+    await nested.locator('[data-testid=bundle-item][data-kind=image] [data-testid=image-thumb][data-loaded=yes]').waitFor();
+    assert.match(page.url(), new RegExp(`/bundle/${cardSeq}\\?in=0$`));
+    // Back: the outer card, then the chat.
+    await page.goBack();
+    await screen.waitFor();
     assert.deepEqual(errors, []);
     await ctx.close();
   });

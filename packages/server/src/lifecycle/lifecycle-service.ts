@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  BundleBody,
   LIFECYCLE_FROZEN_KINDS,
   MagpieError,
-  type BundleBody,
   type HiddenChange,
   type Message,
   type ReactionChange,
@@ -47,6 +47,9 @@ export interface LifecycleMedia {
 }
 
 type Posted = { message: Message; inboxSeq: number; duplicate: boolean };
+
+/** A chat history inside a chat history inside …: this many levels at most. */
+const MAX_BUNDLE_DEPTH = 8;
 
 /** The session a coalesced event comes from: none (no session's token hash is empty), so no device is skipped. */
 const NO_SESSION = '';
@@ -388,14 +391,27 @@ export class LifecycleService {
       }
       return body;
     }
-    if (kind === 'bundle' && this.media) {
-      const b = body as BundleBody;
-      const items = [];
-      for (const item of b.items) items.push({ ...item, body: await this.media.prepareSend(sender, item.kind, item.body, conv, messageId) });
-      return { ...b, items };
-    }
+    if (kind === 'bundle' && this.media) return this.reauthorize(sender, body as BundleBody, conv, messageId, 1);
     return body;
   };
+
+  /**
+   * Re-authorize the media of a bundle for the conversation it is posted to: every item's
+   * upload gains a reference from this message (readable by this conversation's members),
+   * nested bundles (a chat history forwarded inside another) included, to any depth the
+   * schema lets through; the sender must be able to read each upload.
+   */
+  private async reauthorize(sender: string, b: BundleBody, conv: string, messageId: string, depth: number): Promise<BundleBody> {
+    if (depth > MAX_BUNDLE_DEPTH) throw new MagpieError('invalid', `bundles nest at most ${MAX_BUNDLE_DEPTH} deep`, { details: [{ path: ['body', 'items'], message: 'nested too deep' }] });
+    const items = [];
+    for (const item of b.items) {
+      const inner = item.kind === 'bundle' ? BundleBody.safeParse(item.body) : null;
+      if (inner && !inner.success) throw new MagpieError('invalid', 'a nested bundle is not a valid bundle', { details: [{ path: ['body', 'items'], message: inner.error.message }] });
+      const body = inner ? await this.reauthorize(sender, inner.data, conv, messageId, depth + 1) : await this.media!.prepareSend(sender, item.kind, item.body, conv, messageId);
+      items.push({ ...item, body });
+    }
+    return { ...b, items };
+  }
 
   async forward(
     p: Principal,

@@ -305,6 +305,12 @@ export const en = {
     block: 'Block',
     blocked: 'Blocked',
   },
+  bundle: {
+    title: 'Chat history',
+    count: '{{count}} messages',
+    loading: 'Loading…',
+    missing: 'This chat history is not available (it was recalled or deleted).',
+  },
   search: {
     label: 'Find people and groups',
     title: 'Find people',

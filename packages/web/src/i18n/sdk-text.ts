@@ -94,7 +94,8 @@ registerKindText('redpacket', (body) => {
 });
 registerKindText('redpacket.status', () => t('kinds.redpacketFinished'));
 // Media kinds: "[Image]", "[Voice] 0:12", "[File] a.pdf" — "[图片]", "[语音] 0:12" in Chinese.
-for (const kind of ['image', 'video', 'voice', 'file', 'location', 'card']) registerKindText(kind, (body) => messagePreview(kind, body, currentLanguage()));
+// Recalled messages and chat-history cards (list previews) read in the UI language too.
+for (const kind of ['image', 'video', 'voice', 'file', 'location', 'card', 'recalled', 'bundle']) registerKindText(kind, (body) => messagePreview(kind, body, currentLanguage()));
 
 /** The state line of an own message ("Sent", "Delivered to 2"); '' for others' messages. */
 export function statusText(m: Pick<LocalMessage, 'own' | 'state' | 'deliveredCount'>): string {

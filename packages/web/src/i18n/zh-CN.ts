@@ -303,6 +303,12 @@ export const zhCN: Messages = {
     block: '屏蔽',
     blocked: '已屏蔽',
   },
+  bundle: {
+    title: '聊天记录',
+    count: '{{count}} 条消息',
+    loading: '加载中…',
+    missing: '这段聊天记录已不可用（已撤回或删除）。',
+  },
   search: {
     label: '查找用户和群聊',
     title: '查找用户',

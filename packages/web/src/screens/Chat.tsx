@@ -1,14 +1,15 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
-import { ChatViewModel, isSubjectConversation, type ChatItem, type ChatTarget, type LocalMessage, type MessageSearchHit, type ProfileSummary } from '@magpie/sdk';
+import { ChatViewModel, isSubjectConversation, messagePreview, type ChatItem, type ChatTarget, type LocalMessage, type MessageSearchHit, type ProfileSummary } from '@magpie/sdk';
 import { useTranslation } from 'react-i18next';
 import { useOwnedVM, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
-import { chatPath, groupPath, navigate, usePath } from '../router.ts';
+import { bundlePath, chatPath, groupPath, navigate, usePath } from '../router.ts';
 import { Header, Link, Notice } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { Linkified } from '../linkify.tsx';
 import { dateTime, dayLabelOfKey, timeOfDay } from '../i18n/format.ts';
 import { sdkText, statusText } from '../i18n/sdk-text.ts';
+import { currentLanguage } from '../i18n/index.ts';
 import { PresenceLine, ReceiptBadge, TypingLine, useReceiptsTick } from './Receipts.tsx';
 import { RedPacketItem, RedPacketStatusNotice, SendRedPacketDialog } from './RedPacket.tsx';
 import { MessageMedia, RICH_KINDS } from '../media/MessageMedia.tsx';
@@ -120,14 +121,20 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
                 <MessageMedia session={props.session} message={m} localUrl={item.localUrl} onOpenImage={props.onOpenImage} />
               </>
             ) : bundle ? (
-              <span className="msg-text msg-bundle" data-testid="bundle">
+              <button
+                type="button"
+                className="msg-text msg-bundle"
+                data-testid="bundle"
+                disabled={seq === null || m.conv === null}
+                onClick={() => seq !== null && m.conv !== null && navigate(bundlePath(m.conv, seq))}
+              >
                 {t('chat.bundleOpen', { title: bundle.title ?? '', count: bundle.items?.length ?? 0 })}
                 <ol>
                   {(bundle.items ?? []).slice(0, 5).map((x, i) => (
-                    <li key={i}>{typeof (x as { body?: { text?: unknown } }).body?.text === 'string' ? (x as { body: { text: string } }).body.text : `[${(x as { kind?: string }).kind ?? ''}]`}</li>
+                    <li key={i}>{typeof (x as { body?: { text?: unknown } }).body?.text === 'string' ? (x as { body: { text: string } }).body.text : messagePreview((x as { kind?: string }).kind ?? '', (x as { body?: unknown }).body, currentLanguage())}</li>
                   ))}
                 </ol>
-              </span>
+              </button>
             ) : (
               <span className="msg-text">
                 <Linkified text={item.text} />

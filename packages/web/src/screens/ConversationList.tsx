@@ -200,7 +200,7 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
   const s = useVM(session.conversations);
   const requests = useVM(session.joinRequests).byConv;
   const [q, setQ] = useState(s.query);
-  const current = route.name === 'chat' ? route.conv : null;
+  const current = route.name === 'chat' || route.name === 'bundle' ? route.conv : null;
   const roving = useRovingFocus<HTMLUListElement>('a.row-link', '.row-menu > button');
   useEffect(() => {
     const t = setTimeout(() => void session.conversations.search(q), 200);

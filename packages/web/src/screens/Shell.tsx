@@ -2,6 +2,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { useMediaQuery, useVM } from '../hooks.ts';
 import { Session } from '../session.ts';
 import { parseRoute, usePath, type Route } from '../router.ts';
+import { BundleScreen } from './Bundle.tsx';
 import { ChatScreen } from './Chat.tsx';
 import { ContactsPane } from './Contacts.tsx';
 import { ConversationListPane } from './ConversationList.tsx';
@@ -59,7 +60,7 @@ function Tabs(props: { session: Session; route: Route }) {
   const contacts = useVM(props.session.contacts);
   const r = props.route.name;
   const { t } = useTranslation();
-  const chatsActive = r === 'chats' || r === 'chat' || r === 'dm' || r === 'group' || r === 'newGroup';
+  const chatsActive = r === 'chats' || r === 'chat' || r === 'bundle' || r === 'dm' || r === 'group' || r === 'newGroup';
   return (
     <nav className="tabs" aria-label={t('tabs.main')}>
       <Link to="/" className={`tab${chatsActive ? ' active' : ''}`} current={chatsActive} testId="tab-chats">
@@ -123,6 +124,9 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
       break;
     case 'dm':
       main = <ChatScreen key={`dm:${route.peer}`} session={session} target={{ peer: route.peer }} wide={wide} />;
+      break;
+    case 'bundle':
+      main = <BundleScreen key={`b:${route.conv}:${route.seq}:${route.path.join('.')}`} session={session} conv={route.conv} seq={route.seq} path={route.path} />;
       break;
     case 'group':
       main = <GroupInfoScreen key={route.conv} session={session} conv={route.conv} />;
