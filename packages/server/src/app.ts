@@ -56,6 +56,7 @@ import { registerUserDataRoutes } from './ops/user-data.ts';
 import { hostname } from 'node:os';
 import { createLifecycleModule, type LifecycleModule } from './lifecycle/index.ts';
 import { createSearchModule, type SearchModule } from './search/index.ts';
+import { createNotificationsModule, type NotificationsModule } from './notifications/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -89,6 +90,8 @@ export interface MagpieServer {
   lifecycle: LifecycleModule;
   /** Message search and subject conversations (src/search/). */
   search: SearchModule;
+  /** Service accounts and notification conversations (src/notifications/). */
+  notifications: NotificationsModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -290,6 +293,20 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // Group messages reach push through the per-group notification levels (super groups by mentions, replies, @all).
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
+  // Service accounts: broadcasts stored apart from chat, live frames to this node's connections, marketing pushes.
+  const notifications = createNotificationsModule(api, {
+    config,
+    db,
+    store,
+    bus,
+    accounts,
+    connections,
+    push: push.service,
+    node,
+    log: log.child({ mod: 'notifications' }),
+    console: adminConsole ? { as: (req, role) => adminConsole.service.authenticate(bearer(req), role), audit: (admin, action, target, detail) => adminConsole.service.audit(admin, action, target, detail) } : null,
+    audit: (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve(),
+  });
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
   const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }));
 
@@ -327,12 +344,14 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     lifecycle,
     search,
+    notifications,
     async start() {
       wallet.start();
       payments.start();
       media.start();
       webhooks.start();
       adminConsole?.start();
+      notifications.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -343,6 +362,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await notifications.stop();
       await lifecycle.stop();
       await gateway.close();
       await receipts.stop();

@@ -10,3 +10,4 @@ export * from './ops.ts';
 export * from './lifecycle.ts';
 export * from './search.ts';
 export * from './media.ts';
+export * from './notifications.ts';

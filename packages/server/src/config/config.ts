@@ -5,6 +5,7 @@ import { PUSH_ENV, PushConfigSchema } from './push-config.ts';
 import { MEDIA_ENV, MediaConfigSchema } from './media-config.ts';
 import { WEBHOOKS_ENV, WebhooksConfigSchema } from './webhooks-config.ts';
 import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
+import { SERVICES_ENV, ServicesConfigSchema } from './services-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -273,6 +274,8 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Payment PIN and the payment provider (see config/payments-config.ts and docs/operations.md). */
   payments: PaymentsConfigSchema.prefault({}),
+  /** Service accounts and notification conversations: ring capacity, retention, schedules (config/services-config.ts, docs/operations.md). */
+  services: ServicesConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -379,6 +382,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_CONSOLE: (c, v) => (c.console = { ...(c.console as object), enabled: v !== 'off' && v !== 'false' && v !== '0' }),
   MAGPIE_CONSOLE_SAMPLE_MS: (c, v) => (c.console = { ...(c.console as object), sampleMs: Number(v) }),
   ...PAYMENTS_ENV,
+  ...SERVICES_ENV,
 };
 
 /** Every environment variable the configuration reads (deploy files are checked against it). */
