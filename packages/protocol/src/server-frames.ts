@@ -3,6 +3,7 @@ import { errorCodeList } from './errors.ts';
 import { RelationChangeSchema } from './social.ts';
 import { receiptServerFrames } from './receipts.ts';
 import { HiddenFrame } from './lifecycle.ts';
+import { NotificationSchema } from './rest/notifications.ts';
 
 /**
  * Server → client frames. The server may send either one frame object or a JSON array of
@@ -155,6 +156,13 @@ export const RedPacketClaimedFrame = z.strictObject({
 });
 export type RedPacketClaimedFrame = z.infer<typeof RedPacketClaimedFrame>;
 
+/**
+ * A service account's notification for this user (live; never an inbox item). Merge it when its
+ * `slot` is your ring position + 1 (list, segment) or its `feedSeq` is your feed position of that
+ * service + 1 (audience all); otherwise pull `GET /api/notifications` from your cursor.
+ */
+export const NotificationFrame = z.strictObject({ type: z.literal('notification'), notification: NotificationSchema });
+
 export const ServerFrame = z.discriminatedUnion('type', [
   ReplyFrame,
   ErrorFrame,
@@ -171,6 +179,7 @@ export const ServerFrame = z.discriminatedUnion('type', [
   ...receiptServerFrames,
   RedPacketClaimedFrame,
   HiddenFrame,
+  NotificationFrame,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export const serverFrameTypes = ServerFrame.options.map((o) => o.shape.type.value);

@@ -58,6 +58,7 @@ import { createSearchModule, type SearchModule } from './search/index.ts';
 import { createTracingModule, type TracingModule } from './tracing/index.ts';
 import { createRetentionModule, type RetentionModule } from './retention/index.ts';
 import { searchableText } from './search/extract.ts';
+import { createNotificationsModule, type NotificationsModule } from './notifications/index.ts';
 
 export interface MagpieServer {
   config: Config;
@@ -95,6 +96,8 @@ export interface MagpieServer {
   tracing: TracingModule;
   /** Retention purge (one node at a time) and the operator's message actions (src/retention/). */
   retention: RetentionModule;
+  /** Service accounts and notification conversations (src/notifications/). */
+  notifications: NotificationsModule;
   /** Listen; resolves with the bound URL. */
   start(): Promise<string>;
   /**
@@ -302,6 +305,20 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // Group messages reach push through the per-group notification levels (super groups by mentions, replies, @all).
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
+  // Service accounts: broadcasts stored apart from chat, live frames to this node's connections, marketing pushes.
+  const notifications = createNotificationsModule(api, {
+    config,
+    db,
+    store,
+    bus,
+    accounts,
+    connections,
+    push: push.service,
+    node,
+    log: log.child({ mod: 'notifications' }),
+    console: adminConsole ? { as: (req, role) => adminConsole.service.authenticate(bearer(req), role), audit: (admin, action, target, detail) => adminConsole.service.audit(admin, action, target, detail) } : null,
+    audit: (action, target, detail) => auditSink?.(action, target, detail) ?? Promise.resolve(),
+  });
   const offlineHandoff: OfflineHandoff = deps.offlineHandoff ?? push.service;
   push.service.tracer = tracing.tracer;
   const retry = createRetryQueue(config, metrics, offlineHandoff, log.child({ mod: 'retry' }), tracing.tracer);
@@ -342,6 +359,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     search,
     tracing,
     retention,
+    notifications,
     async start() {
       wallet.start();
       payments.start();
@@ -349,6 +367,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       webhooks.start();
       adminConsole?.start();
       retention.start();
+      notifications.start();
       await push.start();
       await http.listen({ host: config.host, port: config.port });
       const metricsUrl = await metricsEndpoint.start();
@@ -360,6 +379,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     },
     async stop() {
       await retention.stop();
+      await notifications.stop();
       await lifecycle.stop();
       await gateway.close();
       await receipts.stop();

@@ -13,3 +13,4 @@ export * from './media.ts';
 export * from './tracing.ts';
 export * from './retention.ts';
 export * from './push.ts';
+export * from './notifications.ts';

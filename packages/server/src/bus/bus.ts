@@ -79,4 +79,6 @@ export type BusEvent =
   /** Close these sessions' connections with a kicked/revoked close. `device`: the device id of the login that displaced them (new_login). */
   | { type: 'kick'; userId: string; tokenHashes: string[]; reason: 'new_login' | 'logout' | 'logout_all' | 'admin'; device?: string }
   /** A user's cluster-wide presence changed (debounced by the node that saw it; receipts/presence.ts). Reaches every node. */
-  | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null };
+  | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null }
+  /** A service account's audience-all notification (src/notifications/): each node writes `frame` to its connected users who did not unsubscribe from `service`. Reaches every node. */
+  | { type: 'broadcast'; service: string; frame: string };

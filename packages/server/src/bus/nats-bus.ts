@@ -35,7 +35,7 @@ interface Interest {
  * Routing by interest, not broadcast:
  *   <prefix>.u.<user>   `deliver` and `kick`; subscribed while this node holds a connection of the user
  *   <prefix>.c.<conv>   super-group `advance`; subscribed while this node has followers of the conversation
- *   <prefix>.all        `supers` membership changes (every node), and advances during a transition (below)
+ *   <prefix>.all        `supers` membership changes and audience-all notifications (every node), and advances during a transition (below)
  *   <prefix>.presence   request/reply: "which of these users' devices do you hold?" (every node answers)
  *   <prefix>.ask.<topic> request/reply: askNodes/answerNodes (e.g. trace journals of a message)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
@@ -263,6 +263,7 @@ export class NatsBus implements Bus {
         return (this.transitions.get(event.conv) ?? 0) > Date.now() ? `${this.prefix}.all` : `${this.prefix}.c.${token(event.conv)}`;
       case 'supers':
       case 'presence':
+      case 'broadcast':
         return `${this.prefix}.all`;
     }
   }
@@ -337,7 +338,7 @@ export class NatsBus implements Bus {
 
   /** Hand an event to the local handlers when this node watches its target. */
   private dispatch(event: BusEvent): void {
-    const wanted = event.type === 'supers' || event.type === 'presence' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
+    const wanted = event.type === 'supers' || event.type === 'presence' || event.type === 'broadcast' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
     if (!wanted) return;
     for (const h of this.handlers) {
       try {
@@ -422,6 +423,6 @@ function decode(text: string): BusEvent {
   const head = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as Record<string, unknown>;
   if (nl >= 0) head.frame = text.slice(nl + 1);
   const t = head.type;
-  if (t !== 'deliver' && t !== 'advance' && t !== 'supers' && t !== 'kick' && t !== 'presence') throw new Error(`unknown bus event type ${String(t)}`);
+  if (t !== 'deliver' && t !== 'advance' && t !== 'supers' && t !== 'kick' && t !== 'presence' && t !== 'broadcast') throw new Error(`unknown bus event type ${String(t)}`);
   return head as unknown as BusEvent;
 }

@@ -7,6 +7,7 @@ import { WEBHOOKS_ENV, WebhooksConfigSchema } from './webhooks-config.ts';
 import { PAYMENTS_ENV, PaymentsConfigSchema } from './payments-config.ts';
 import { TRACING_ENV, TelemetryConfigSchema, TracingConfigSchema } from './tracing-config.ts';
 import { RETENTION_ENV, RetentionConfigSchema } from './retention-config.ts';
+import { SERVICES_ENV, ServicesConfigSchema } from './services-config.ts';
 
 /**
  * Server configuration. Sources, later ones winning: defaults, the JSON file named by
@@ -281,6 +282,8 @@ export const ConfigSchema = z.strictObject({
   telemetry: TelemetryConfigSchema.prefault({}),
   /** Message retention per conversation kind and the purge job (see config/retention-config.ts and docs/operations.md). */
   retention: RetentionConfigSchema.prefault({}),
+  /** Service accounts and notification conversations: ring capacity, retention, schedules (config/services-config.ts, docs/operations.md). */
+  services: ServicesConfigSchema.prefault({}),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -389,6 +392,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   ...PAYMENTS_ENV,
   ...TRACING_ENV,
   ...RETENTION_ENV,
+  ...SERVICES_ENV,
 };
 
 /** Every environment variable the configuration reads (deploy files are checked against it). */

@@ -463,7 +463,8 @@ export class WsGateway {
       this.handover.onSupers(ev);
       return;
     }
-    if (ev.type === 'presence') return;
+    // Presence is receipts/presence.ts's; audience-all notifications are src/notifications/fan-out.ts's.
+    if (ev.type === 'presence' || ev.type === 'broadcast') return;
     const close = KICK_CLOSE[ev.reason];
     for (const conn of [...this.registry.of(ev.userId)]) {
       if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;
