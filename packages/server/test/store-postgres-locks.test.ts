@@ -16,6 +16,9 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { openPostgresStore } from '../src/store/open.ts';
+import { PostgresEngine } from '../src/db/postgres-engine.ts';
+import type { Queryable, SqlEngine, TransactionOptions } from '../src/db/engine.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
 import type { AppendRequest, NewGroup } from '../src/store/store.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
@@ -161,6 +164,71 @@ it('an ACK flush holds the sender and acknowledging user rows for no client roun
     assert.equal(probe.trim().split('\n').at(-1), String(second), `the probe got alice's row only after the flush committed: ${probe}`);
     assert.deepEqual(out.delivered, [{ conv: 'g:one', seq: 3, sender: 'alice', by: 'bob' }]);
     assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[3, 1]]);
+  } finally {
+    await store.close();
+    await raw.drop();
+  }
+});
+
+/**
+ * The conversation rows (gap-free seq) are held from the lock to the commit. Counted without
+ * timing: the round trips this node starts after the lock was granted and before the commit
+ * (statements issued together, with no result arriving in between, are one round trip). The
+ * engine is the real one, wrapped only to record what the store issues.
+ */
+it('an append holds the conversation row for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_convlock');
+  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
+  const raw = rawClient(schema);
+  /** Per transaction: the round trips started after the conversation lock's result arrived. */
+  const held: number[] = [];
+  const recording = (tx: Queryable): { tx: Queryable; done: () => void } => {
+    let results = 0;
+    let locked = false;
+    const rounds = new Set<number>();
+    const record = <T>(sql: string, p: Promise<T>): Promise<T> => {
+      if (locked) rounds.add(results);
+      return p.finally(() => {
+        results++;
+        if (/FROM conversations WHERE id IN .*FOR UPDATE/s.test(sql)) locked = true;
+      });
+    };
+    return {
+      tx: {
+        dialect: tx.dialect,
+        all: (sql, params) => record(sql, tx.all(sql, params)),
+        get: (sql, params) => record(sql, tx.get(sql, params)),
+        run: (sql, params) => record(sql, tx.run(sql, params)),
+        exec: (sql) => record(sql, tx.exec(sql)),
+        textList: (values) => tx.textList(values),
+      },
+      done: () => void (locked && held.push(rounds.size)),
+    };
+  };
+  const recorded: SqlEngine = Object.assign(Object.create(engine) as SqlEngine, {
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions) =>
+      engine.transaction(async (tx) => {
+        const r = recording(tx);
+        const out = await fn(r.tx);
+        r.done();
+        return out;
+      }, opts),
+  });
+  const store = new SqlStore(recorded, { ringCapacity: 1000, ownsEngine: true });
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+    assert.equal(c?.ok, true);
+    await store.appendMessages([post('alice', 'd:alice:bob', { directMembers: ['alice', 'bob'] })]);
+    held.length = 0;
+    const [g] = await store.appendMessages([post('bob', 'g:one', { mentions: ['carol'] })]);
+    const [d] = await store.appendMessages([post('bob', 'd:alice:bob', { directMembers: ['alice', 'bob'] })]);
+    const both = await store.appendMessages([post('carol', 'g:one'), post('alice', 'd:alice:bob', { directMembers: ['alice', 'bob'] })]);
+    assert.ok(g?.ok && d?.ok && both.every((o) => o.ok));
+    // Group post, direct message, a batch of both: each holds its conversation rows for the write pipeline only.
+    assert.deepEqual(held, [1, 1, 1]);
+    assert.equal(Number((await raw.sql`SELECT last_seq FROM conversations WHERE id = 'g:one'`)[0]!.last_seq), 3);
   } finally {
     await store.close();
     await raw.drop();
