@@ -11,3 +11,7 @@ export type { Principal } from './services/account-service.ts';
 export { openPushStore, type PushStore } from './push/index.ts';
 export { openWalletStore, RedPacketService, WalletService, type WalletStore } from './wallet/index.ts';
 export type { MessagePoster } from './wallet/redpacket-service.ts';
+export { MessagingService, type MessagingOptions } from './services/message-service.ts';
+export { MemoryBus } from './bus/memory-bus.ts';
+export { createMetrics, type Metrics } from './metrics.ts';
+export { MessageTracer, type TracingOptions } from './tracing/tracer.ts';

@@ -16,16 +16,26 @@ const ADMIN = 'trace-e2e-admin-token-0123456789';
 interface OtlpSpan {
   traceId: string;
   spanId: string;
-  parentSpanId?: string;
+  parentSpanId: string | undefined;
   name: string;
   attributes: Record<string, unknown>;
   events: { name: string; attributes: Record<string, unknown> }[];
   service: string;
 }
 
+type KeyValue = { key: string; value: Record<string, unknown> };
+interface RawSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  attributes?: KeyValue[];
+  events?: { name: string; attributes?: KeyValue[] }[];
+}
+
 /** OTLP/JSON ids are hex; tolerate base64 (the proto3 JSON mapping of bytes) too. */
 const hexId = (x: unknown): string => (typeof x !== 'string' || x === '' ? '' : /^[0-9a-f]+$/.test(x) ? x : Buffer.from(x, 'base64').toString('hex'));
-const attrs = (list: { key: string; value: Record<string, unknown> }[] = []) => Object.fromEntries(list.map((a) => [a.key, Object.values(a.value)[0]]));
+const attrs = (list: KeyValue[] = []) => Object.fromEntries(list.map((a) => [a.key, Object.values(a.value)[0]]));
 
 /** A real OTLP/HTTP receiver: decodes each ExportTraceServiceRequest (JSON) the server posts to /v1/traces. */
 async function otlpReceiver(): Promise<{ server: Server; url: string; spans: OtlpSpan[]; requests: { path: string; type: string }[] }> {
@@ -36,12 +46,12 @@ async function otlpReceiver(): Promise<{ server: Server; url: string; spans: Otl
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       requests.push({ path: req.url ?? '', type: req.headers['content-type'] ?? '' });
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { resource: { attributes: never[] }; scopeSpans: { spans: Record<string, never>[] }[] }[] };
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: { resource: { attributes: KeyValue[] }; scopeSpans: { spans: RawSpan[] }[] }[] };
       for (const rs of body.resourceSpans) {
         const service = String(attrs(rs.resource.attributes)['service.name']);
         for (const ss of rs.scopeSpans)
           for (const s of ss.spans)
-            spans.push({ traceId: hexId(s.traceId), spanId: hexId(s.spanId), parentSpanId: hexId(s.parentSpanId) || undefined, name: s.name, attributes: attrs(s.attributes), events: ((s.events ?? []) as { name: string; attributes: never[] }[]).map((e) => ({ name: e.name, attributes: attrs(e.attributes) })), service });
+            spans.push({ traceId: hexId(s.traceId), spanId: hexId(s.spanId), parentSpanId: hexId(s.parentSpanId) || undefined, name: s.name, attributes: attrs(s.attributes), events: (s.events ?? []).map((e) => ({ name: e.name, attributes: attrs(e.attributes) })), service });
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -161,7 +171,7 @@ describe('message trace: journal and OTLP spans (in-process server)', () => {
     const byDevice = Object.fromEntries(delivers.map((d) => [d.attributes['magpie.device'], d]));
     assert.equal(byDevice['b-web1']!.attributes['magpie.outcome'], 'ack');
     assert.equal(byDevice['b-web2']!.attributes['magpie.outcome'], 'offline');
-    assert.deepEqual(byDevice['b-web2']!.events.map((e) => [e.name, Number(e.attributes['magpie.attempt'])]), [['retry', 1]]);
+    assert.deepEqual(byDevice['b-web2']!.events.map((e: { name: string; attributes: Record<string, unknown> }) => [e.name, Number(e.attributes['magpie.attempt'])]), [['retry', 1]]);
     const push = children('magpie.push').find((p) => p.attributes['magpie.device'] === 'b-phone');
     assert.ok(push, 'push span of the offline phone');
     assert.equal(push.parentSpanId, root.spanId);
