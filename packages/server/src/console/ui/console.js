@@ -416,7 +416,7 @@ function messagesView() {
     const r = await call('GET', `/api/console/conversations/${encodeURIComponent(conv)}/messages?limit=50${before ? `&before=${before}` : ''}`);
     reload = () => listConv(conv, before);
     const older = r.more && r.messages.length ? h('button', { onclick: () => act(err, () => listConv(conv, r.messages.at(-1).seq)) }, 'Older') : null;
-    out.replaceChildren(h('p', {}, `${r.messages.length} message(s), last seq ${r.lastSeq}, purged up to ${r.purgedSeq}.`), rows(r.messages), older);
+    out.replaceChildren(h('p', {}, `${r.messages.length} message(s), last seq ${r.lastSeq}, purged up to ${r.purgedSeq}.`), rows(r.messages), older ?? '');
   };
   const idForm = h(
     'form',
@@ -463,7 +463,7 @@ function retentionView() {
     out.replaceChildren(
       h('p', {}, `Direct: ${days(s.directDays)} · Groups: ${days(s.groupDays)} · Super groups: ${days(s.superGroupDays)} · every ${Math.round(s.intervalMs / 1000)} s, ${s.batchSize} per batch, ${s.pauseMs} ms pause.`),
       h('p', { class: 'note' }, r.lease ? `Purging now: ${r.lease.holder} (lease until ${time(r.lease.until)}).` : 'No purge running.'),
-      me.role !== 'viewer' ? [h('p', {}, h('button', { onclick: () => act(err, async () => { const x = await call('POST', '/api/console/retention/run'); result.textContent = `Run ${x.outcome}: ${x.messages} message(s) purged in ${x.conversations} conversation(s).`; await load(); }) }, 'Run purge now')), convForm] : null,
+      me.role !== 'viewer' ? h('div', {}, h('p', {}, h('button', { onclick: () => act(err, async () => { const x = await call('POST', '/api/console/retention/run'); result.textContent = `Run ${x.outcome}: ${x.messages} message(s) purged in ${x.conversations} conversation(s).`; await load(); }) }, 'Run purge now')), convForm) : '',
       h('h3', {}, 'Overrides'),
       table(
         ['Conversation', 'Kept', 'Reason', 'Set by', 'When', ''],
