@@ -345,6 +345,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     async stop() {
       await lifecycle.stop();
       await gateway.close();
+      retry.stop();
       await receipts.stop();
       await acks.flush();
       await search.stop();

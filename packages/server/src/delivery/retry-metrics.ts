@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics.ts';
 import type { OfflineHandoff } from './offline-handoff.ts';
 import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry-policy.ts';
 import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
+import { IntervalLoopLag } from '../util/loop-lag.ts';
 
 /** Build the retry queue from config, reporting every outcome as the write-ups define the metrics. */
 export function createRetryQueue(config: Config, metrics: Metrics, handoff: OfflineHandoff, log?: Logger): RetryQueue {
@@ -54,5 +55,8 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
   return new RetryQueue(timing, onEnd, onRetry, {
     perDeviceCap: r.perDeviceCap,
     totalCap: r.totalCap,
+    holdLagMs: r.holdLagMs,
+    ...(r.holdLagMs > 0 ? { loopLag: new IntervalLoopLag() } : {}),
+    onHeld: (count) => metrics.retriesHeld.inc(count),
   });
 }
