@@ -11,9 +11,10 @@ import { m0009 } from './0009-receipts.ts';
 import { m0010 } from './0010-payments.ts';
 import { m0012 } from './0012-webhooks.ts';
 import { m0013 } from './0013-console.ts';
+import { m0019 } from './0019-group-change-users.ts';
 
 /**
  * The schema of the server's database, in order. Append only: a released migration is never
  * edited or removed; a database records the migrations it has run (see ../migrate.ts).
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013, m0019];
