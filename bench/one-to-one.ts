@@ -2,6 +2,7 @@
  * 1:1 messaging benchmark: U online users chatting in pairs at a total of R messages/s.
  *
  *   npm run bench:1to1 -- --users 10000 --rate 5000 --duration 30
+ *   npm run bench:1to1 -- --saturate            (closed loop: 16 pairs × 16 in flight, 15 s)
  *
  * 1. a fresh data dir; U users and one session token each are seeded straight into the
  *    server's SqliteStore (no scrypt per user);
@@ -16,6 +17,11 @@
  * 6. prints sent/s, delivered/s, ACK latency (send → reply after commit) and end-to-end
  *    latency (send → live delivery at the partner) p50/p99/max, errors, and the backlog.
  *
+ * --saturate: closed loop instead of a schedule. The first user of every pair keeps --inflight
+ * messages (16) in flight and sends the next one when a durable ACK arrives; defaults become
+ * --users 32 --duration 15. Prints durable msg/s, ACK p50/p99, the server's CPU µs per message
+ * (from /proc/<pid>/stat) and the machine's load average (a loaded machine skews all of it).
+ *
  * Options (defaults): --users 10000 --rate 5000 --duration 30 --warmup 3 --drain 15
  *   --workers (1 per 10 000 users) --idle 5 --ping 30 --ack-ms 20 --connect-concurrency 200
  *   --per-address 20000 --caps batch,ack --quiet-wait 0 (wait up to N s for other load to stop; exit 75 if it does not)
@@ -23,7 +29,7 @@
  *   --server-env KEY=VALUE (repeatable, e.g. MAGPIE_SQLITE_SYNCHRONOUS=normal)
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -42,9 +48,11 @@ const WORKER = new URL('./lib/one-to-one-worker.ts', import.meta.url).pathname;
 
 const { values: a } = parseArgs({
   options: {
-    users: { type: 'string', default: '10000' },
+    users: { type: 'string' },
     rate: { type: 'string', default: '5000' },
-    duration: { type: 'string', default: '30' },
+    duration: { type: 'string' },
+    saturate: { type: 'boolean', default: false },
+    inflight: { type: 'string', default: '16' },
     warmup: { type: 'string', default: '3' },
     drain: { type: 'string', default: '15' },
     workers: { type: 'string' },
@@ -64,9 +72,12 @@ const { values: a } = parseArgs({
   strict: true,
 });
 
-const U = Number(a.users);
+const saturate = a.saturate === true;
+const U = Number(a.users ?? (saturate ? 32 : 10_000));
 const R = Number(a.rate);
-const durationS = Number(a.duration);
+const durationS = Number(a.duration ?? (saturate ? 15 : 30));
+const inflight = Number(a.inflight);
+if (saturate && !(inflight >= 1)) throw new Error('--inflight must be ≥ 1');
 const warmupS = Math.min(Number(a.warmup), durationS / 2);
 if (!(U >= 2) || U % 2 !== 0) throw new Error('--users must be an even number ≥ 2 (users chat in pairs)');
 if (!(R > 0)) throw new Error('--rate must be > 0');
@@ -81,7 +92,12 @@ async function main(): Promise<void> {
   const nonce = randomBytes(4).toString('hex');
   const dataDir = a['data-dir'] ? resolve(a['data-dir']) : mkdtempSync(join(tmpdir(), 'magpie-bench-'));
   log(`server code: ${gitDescribe()}`);
-  log(`users ${U}, rate ${R} msg/s (${fmt(R / U, 3)} per user), ${durationS} s (warm-up ${warmupS} s), ${W} worker process(es), data ${dataDir}`);
+  log(
+    saturate
+      ? `users ${U} (${U / 2} pairs), closed loop with ${inflight} messages in flight per pair on the durable ACK`
+      : `users ${U}, rate ${R} msg/s (${fmt(R / U, 3)} per user)`,
+  );
+  log(`${durationS} s (warm-up ${warmupS} s), ${W} worker process(es), data ${dataDir}`);
 
   // 1-2. Seed users and sessions straight into the store.
   const t0 = Date.now();
@@ -248,7 +264,7 @@ async function main(): Promise<void> {
   const profFrom = (tRun - tFork) / 1000;
   for (let w = 0; w < W; w++) {
     const share = (2 * Math.floor((pairs * (w + 1)) / W) - 2 * Math.floor((pairs * w) / W)) / U;
-    workers[w]!.send({ cmd: 'run', rate: R * share, durationMs: durationS * 1000, warmupMs: warmupS * 1000, drainMs: Number(a.drain) * 1000 } satisfies WorkerCommand);
+    workers[w]!.send({ cmd: 'run', rate: R * share, durationMs: durationS * 1000, warmupMs: warmupS * 1000, drainMs: Number(a.drain) * 1000, ...(saturate ? { inflight } : {}) } satisfies WorkerCommand);
   }
   await allDone;
   onStats = undefined;
@@ -310,8 +326,8 @@ async function main(): Promise<void> {
   const keepsUp = deliveredPerS >= 0.95 * R && ackedPerS >= 0.95 * R && undeliveredAtStop < Math.max(100, R * 0.5) && unanswered === 0 && undelivered === 0;
   const lat = (h: HistSummary) => `p50 ${fmt(h.p50, 2)} ms  p90 ${fmt(h.p90, 2)} ms  p99 ${fmt(h.p99, 2)} ms  p99.9 ${fmt(h.p999, 2)} ms  max ${fmt(h.max, 1)} ms  (n=${h.count})`;
   console.log('');
-  console.log(`=== 1:1 messaging: ${U} online users, offered ${R} msg/s, ${durationS} s (measured over the last ${fmt(win.ms / 1000, 0)} s) ===`);
-  console.log(`sent/s           ${fmt(sentPerS, 0)}   (offered ${R})`);
+  console.log(`=== 1:1 messaging: ${U} online users, ${saturate ? `closed loop (${inflight} in flight per pair)` : `offered ${R} msg/s`}, ${durationS} s (measured over the last ${fmt(win.ms / 1000, 0)} s) ===`);
+  console.log(`sent/s           ${fmt(sentPerS, 0)}   (${saturate ? "closed loop" : `offered ${R}`})`);
   console.log(`acked/s          ${fmt(ackedPerS, 0)}   (durable: reply after commit)`);
   console.log(`delivered/s      ${fmt(deliveredPerS, 0)}   (live msg frames at the partner)`);
   console.log(`ACK latency      ${lat(a1)}`);
@@ -325,6 +341,21 @@ async function main(): Promise<void> {
   const otherPct = ((runBusyMs - runCpuMs - tot.genCpuMs) / runWallMs) * 100;
   console.log(`rest of machine  ${fmt(otherPct, 0)}% of one core (kernel softirq for loopback TCP, plus any other processes${otherPct > 60 ? ' — high: other work shared these 2 cores, treat the numbers with care' : ''})`);
   if (a['cpu-prof']) console.log(`profile          load phase ≈ seconds ${fmt(profFrom + warmupS, 0)}–${fmt(profFrom + durationS, 0)} of the server profile: node --import tsx bench/cpuprofile-top.ts ${resolve(a['cpu-prof'])}/CPU.*.${pid}.0.*.cpuprofile --from ${fmt(profFrom + warmupS, 0)} --to ${fmt(profFrom + durationS, 0)}`);
+  if (saturate) {
+    const load = loadAverage();
+    console.log('');
+    console.log(`=== saturated durable 1:1: ${U / 2} pairs × ${inflight} in flight, closed loop, ${durationS} s (measured over the last ${fmt(win.ms / 1000, 0)} s) ===`);
+    console.log(`durable msg/s    ${fmt(ackedPerS, 0)}`);
+    console.log(`ACK latency      p50 ${fmt(a1.p50, 2)} ms  p99 ${fmt(a1.p99, 2)} ms  (max ${fmt(a1.max, 1)} ms)`);
+    console.log(`server CPU       ${fmt((runCpuMs * 1000) / Math.max(1, tot.replies), 1)} µs per message (${fmt((runCpuMs / runWallMs) * 100, 0)}% of one core, /proc/${pid}/stat)`);
+    console.log(`load average     ${load}${Number(load.split(' ')[0]) > 1.5 ? ' — a loaded machine: re-measure in a quiet window' : ''}`);
+    if (a.json) writeFileSync(a.json, JSON.stringify({ mode: 'saturate', pairs: U / 2, inflight, durationS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, serverCpuUsPerMessage: (runCpuMs * 1000) / Math.max(1, tot.replies), serverCpuPct: (runCpuMs / runWallMs) * 100, loadAverage: load, code: gitDescribe() }, null, 2));
+    for (const wk of workers) wk.send({ cmd: 'close' } satisfies WorkerCommand);
+    server.kill('SIGTERM');
+    await Promise.race([serverExited, sleep(15_000)]);
+    if (!a['keep-data'] && !a['data-dir']) rmSync(dataDir, { recursive: true, force: true });
+    return;
+  }
   const fast = e1.p99 < 50;
   console.log(
     `verdict          ${
@@ -375,6 +406,15 @@ function gitDescribe(): string {
     const rev = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages/server/src', 'packages/protocol/src'], { encoding: 'utf8' }).trim();
     return `${rev}${dirty ? ' + uncommitted changes in packages/server|protocol' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The 1, 5 and 15 minute load averages from /proc/loadavg. */
+function loadAverage(): string {
+  try {
+    return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   } catch {
     return 'unknown';
   }

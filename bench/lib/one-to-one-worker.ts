@@ -35,6 +35,12 @@ export interface WorkerRun {
   durationMs: number;
   warmupMs: number;
   drainMs: number;
+  /**
+   * Closed loop instead of the open-loop schedule: the first user of each pair keeps this many
+   * messages in flight to its partner, sending the next one as soon as a durable ACK (reply)
+   * comes back. `rate` is ignored.
+   */
+  inflight?: number;
 }
 export type WorkerCommand = WorkerInit | { cmd: 'connect' } | WorkerRun | { cmd: 'close' };
 
@@ -91,6 +97,10 @@ let dirtyCount = 0;
 let sendPrefix: string[] = [];
 
 const sendTime = new Float64Array(MASK + 1);
+/** Closed loop: which local user sent message id (& MASK), to send its next one on the reply. */
+const sendUser = new Int32Array(MASK + 1);
+let closedLoop = false;
+let loopOpen = false;
 const ackHist = new Histogram();
 const e2eHist = new Histogram();
 const c: WorkerCounters = { sent: 0, replies: 0, errorReplies: 0, delivered: 0, duplicates: 0, deliveredNotices: 0, acksSent: 0, gaps: 0, closes: 0, cpuMs: 0 };
@@ -257,6 +267,7 @@ function onFrame(k: number, f: InFrame): void {
       if (f.id === undefined || f.id === 0) return;
       const t = sendTime[f.id & MASK]!;
       c.replies++;
+      if (closedLoop) sendNext(sendUser[f.id & MASK]!, now);
       // The sender's own inbox gets a pointer for its message too; the reply carries it.
       if (f.result?.inboxSeq) storeItem(k, f.result.inboxSeq);
       if (t >= measureFrom) ackHist.record(now - t);
@@ -280,7 +291,10 @@ function onFrame(k: number, f: InFrame): void {
       return;
     case 'error':
       errors[f.code ?? 'unknown'] = (errors[f.code ?? 'unknown'] ?? 0) + 1;
-      if (f.id) c.errorReplies++;
+      if (f.id) {
+        c.errorReplies++;
+        if (closedLoop) sendNext(sendUser[f.id & MASK]!, now);
+      }
       return;
     default:
       return;
@@ -332,6 +346,22 @@ function flushAcks(): void {
 
 // ---------------------------------------------------------------- run
 
+/** One text message from local user k to its partner; the body carries the send time for end-to-end latency. */
+function sendOne(k: number, now: number): void {
+  const id = nextId++;
+  sendTime[id & MASK] = now;
+  sendUser[id & MASK] = k;
+  sockets[k]!.send(`${sendPrefix[k]}${id},"clientMsgId":"${cidPrefix}${id}","body":{"text":"${now.toFixed(3)}"}}`);
+  c.sent++;
+  if (now >= measureFrom && now < measureTo) win.sent++;
+}
+
+/** Closed loop: a reply frees a slot of user k; refill it while the run lasts. */
+function sendNext(k: number, now: number): void {
+  if (!loopOpen || now >= measureTo || !ready[k]) return;
+  sendOne(k, now);
+}
+
 async function run(m: WorkerRun): Promise<void> {
   const start = performance.now();
   measureFrom = start + m.warmupMs;
@@ -346,6 +376,19 @@ async function run(m: WorkerRun): Promise<void> {
     c.cpuMs = (u.user + u.system) / 1000;
     send({ type: 'stats', worker: init.worker, tick: ++tickNo, counters: c });
   }, 1000);
+
+  if (m.inflight !== undefined && m.inflight > 0) {
+    // Closed loop: the first user of every pair (local index even: workers hold whole pairs)
+    // fills its window; each reply sends the next message (sendNext).
+    closedLoop = true;
+    loopOpen = true;
+    const now = performance.now();
+    for (let k = 0; k < n; k += 2) if (ready[k]) for (let j = 0; j < m.inflight; j++) sendOne(k, now);
+    await new Promise((r) => setTimeout(r, Math.max(0, measureTo - performance.now())));
+    loopOpen = false;
+    await finish(m, lag, cpu0, ackTimer, statsTimer);
+    return;
+  }
 
   // Open-loop pacing: every tick, send what the schedule says is due by now, round-robin
   // over this worker's users (each user sends to its partner at rate / n per second).
@@ -376,7 +419,10 @@ async function run(m: WorkerRun): Promise<void> {
       }
     }, 2);
   });
+  await finish(m, lag, cpu0, ackTimer, statsTimer);
+}
 
+async function finish(m: WorkerRun, lag: ReturnType<typeof monitorEventLoopDelay>, cpu0: NodeJS.CpuUsage, ackTimer: NodeJS.Timeout, statsTimer: NodeJS.Timeout): Promise<void> {
   const inflightAtStop = c.sent - c.replies - c.errorReplies;
   const undeliveredAtStop = c.sent - c.errorReplies - c.delivered;
   // Drain: wait for the replies and deliveries still in flight.

@@ -126,6 +126,28 @@ export class GroupsApi {
     }
   }
 
+  /**
+   * Everyone a change notice at `seq` is about (create, invite, join, approve, kick), one page
+   * ordered by user id. The notice itself names only the first 3 and says `count`.
+   */
+  async changeUsers(conv: string, seq: number, q: { after?: string; limit?: number } = {}): Promise<string[]> {
+    const qs = new URLSearchParams();
+    if (q.after !== undefined) qs.set('after', q.after);
+    if (q.limit !== undefined) qs.set('limit', String(q.limit));
+    const s = qs.toString();
+    return (await this.req<{ users: string[] }>('GET', `/api/groups/${seg(conv)}/changes/${seq}/users${s ? `?${s}` : ''}`)).users;
+  }
+
+  /** The whole list of a change notice (pages of 1 000; at most 1 000 users per create/invite request). */
+  async allChangeUsers(conv: string, seq: number, max = 100_000): Promise<string[]> {
+    const out: string[] = [];
+    for (;;) {
+      const page = await this.changeUsers(conv, seq, { ...(out.length ? { after: out[out.length - 1]! } : {}), limit: 1000 });
+      out.push(...page);
+      if (page.length < 1000 || out.length >= max) return out;
+    }
+  }
+
   /** Join: `joined: true` in an open group, otherwise an application waits for approval. */
   join(conv: string, message?: string): Promise<{ joined: boolean }> {
     return this.req('POST', `/api/groups/${seg(conv)}/join`, message === undefined ? {} : { message });

@@ -201,6 +201,10 @@ describe('SDK view models against the real server', { timeout: 120_000 }, () => 
   it('format helpers: notices and mentions', () => {
     const nameOf = (id: string) => ({ u1: 'Ann', u2: 'Bob' })[id] ?? id;
     assert.equal(systemNoticeText({ event: 'members_invited', data: { users: ['u2'], by: 'u1' } }, nameOf), 'Ann invited Bob');
+    // Big changes: the notice names the first 3 and says the count (issue 23).
+    assert.equal(systemNoticeText({ event: 'members_invited', data: { users: ['u2', 'u3', 'u4'], count: 1000, by: 'u1' } }, nameOf), 'Ann invited Bob, u3, u4 and 997 others');
+    assert.equal(systemNoticeText({ event: 'members_removed', data: { users: ['u2', 'u3', 'u4'], count: 4, by: 'u1' } }, nameOf), 'Ann removed Bob, u3, u4 and 1 other');
+    assert.equal(systemNoticeText({ event: 'member_joined', data: { users: ['u2'], count: 1 } }, nameOf), 'Bob joined');
     assert.equal(systemNoticeText({ event: 'group_updated', data: { name: 'X', by: 'u1' } }, nameOf), 'Ann renamed the group to “X”');
     assert.equal(systemNoticeText({ event: 'member_left', data: { user: 'u2' } }, (id) => (id === 'u2' ? 'you' : id)), 'You left');
     const people = [

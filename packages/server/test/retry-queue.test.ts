@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdaptiveRetryTiming, FixedRetryTiming, type AdaptiveRetryConfig } from '../src/delivery/retry-policy.ts';
 import { RetryQueue, type DeliveryEnd, type Timers } from '../src/delivery/retry-queue.ts';
+import { IntervalLoopLag } from '../src/util/loop-lag.ts';
 
 /** A controllable clock: timers fire only when the test advances time. */
 class FakeTimers implements Timers {
@@ -160,5 +161,113 @@ describe('retry queue: only what the device obtained by pulling counts as pulled
     for (let s = 1; s <= 3; s++) q.track('u', 'd', { isAlive: () => true, send: () => {} }, s, `f${s}`);
     q.pulled('u', 'd', 0, 3);
     assert.equal(ends.filter((e) => e.kind === 'pulled').length, 3);
+  });
+});
+
+// Issue 23: an overloaded run sent 66 000 duplicate retries — the ACKs were late because the
+// server itself read them late. Due retries are held while the event loop lags.
+describe('retry queue: probes are held while the event loop lags', () => {
+  function lagged(holdLagMs: number) {
+    const timers = new FakeTimers();
+    let lag = 0;
+    let held = 0;
+    const sends: number[] = [];
+    const ends: DeliveryEnd[] = [];
+    const loopLag = { lagMs: () => lag, stop: () => {} };
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), (e) => ends.push(e), () => {}, { perDeviceCap: 64, totalCap: 100, holdLagMs, loopLag, onHeld: (n) => (held += n) }, timers);
+    const target = { isAlive: () => true, send: () => sends.push(timers.t) };
+    return { timers, q, target, sends, ends, setLag: (ms: number) => (lag = ms), held: () => held };
+  }
+
+  it('no retry goes out while the loop lags; each due delivery counts as held once; an ACK read meanwhile ends it without a retry', () => {
+    const { timers, q, target, sends, ends, setLag, held } = lagged(100);
+    q.track('u', 'd', target, 1, 'f1');
+    q.track('u', 'd', target, 2, 'f2');
+    setLag(250);
+    timers.advance(1000 + 1000);
+    assert.deepEqual(sends, [], 'held for 1 s past the due time');
+    assert.equal(held(), 2, 'two deliveries held, each counted once however often re-checked');
+    q.ack('u', 'd', 2);
+    setLag(0);
+    timers.advance(30_000);
+    assert.deepEqual(sends, []);
+    assert.deepEqual(ends.map((e) => e.kind), ['acked', 'acked']);
+    assert.equal(ends[0]!.kind === 'acked' && ends[0]!.attempts, 0, 'ended as a first-time arrival');
+  });
+
+  it('when the lag clears, one grace period passes, then what is still unacknowledged is retried', () => {
+    const { timers, q, target, sends, setLag, held } = lagged(100);
+    q.track('u', 'd', target, 1, 'f1');
+    setLag(500);
+    timers.advance(1500);
+    assert.deepEqual(sends, []);
+    setLag(0);
+    timers.advance(150); // the next re-check (t=1600) sees a healthy loop and waits one more 100 ms
+    assert.deepEqual(sends, []);
+    timers.advance(100);
+    assert.deepEqual(sends, [1700]);
+    assert.equal(held(), 1);
+    timers.advance(1000);
+    assert.deepEqual(sends, [1700, 2700], 'probing continues at N from the retry that went out');
+  });
+
+  it('holdLagMs 0 never holds (a lagging loop retries on schedule)', () => {
+    const { timers, q, target, sends, setLag, held } = lagged(0);
+    q.track('u', 'd', target, 1, 'f1');
+    setLag(1000);
+    timers.advance(1000);
+    assert.deepEqual(sends, [1000]);
+    assert.equal(held(), 0);
+  });
+
+  /** Block the event loop for `ms` (an overloaded server). */
+  const spin = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+
+  async function lateAckOnRealLoop(holdLagMs: number): Promise<{ sends: number; held: number; kinds: string[] }> {
+    let held = 0;
+    let sends = 0;
+    const ends: DeliveryEnd[] = [];
+    const q = new RetryQueue(
+      new AdaptiveRetryTiming({ ...CFG, probeDelayMs: 50 }),
+      (e) => ends.push(e),
+      () => {},
+      { perDeviceCap: 64, totalCap: 100, holdLagMs, loopLag: new IntervalLoopLag(), onHeld: (n) => (held += n) },
+    );
+    q.track('u', 'd', { isAlive: () => true, send: () => sends++ }, 1, 'f1');
+    // The ACK is due 30 ms after the retry, but the loop is stuck for 300 ms: both come due
+    // together, the retry's timer first.
+    const acked = new Promise<void>((r) => setTimeout(() => (q.ack('u', 'd', 1), r()), 80));
+    spin(300);
+    await acked;
+    await new Promise((r) => setTimeout(r, 400));
+    q.stop();
+    return { sends, held, kinds: ends.map((e) => e.kind) };
+  }
+
+  it('real, artificially lagged event loop: the late ACK ends the delivery and no duplicate is sent', async () => {
+    const r = await lateAckOnRealLoop(100);
+    assert.equal(r.sends, 0, 'no retry');
+    assert.equal(r.held, 1);
+    assert.deepEqual(r.kinds, ['acked']);
+  });
+
+  it('control: the same lagged loop without holding sends the duplicate', async () => {
+    const r = await lateAckOnRealLoop(0);
+    assert.equal(r.sends, 1);
+    assert.equal(r.held, 0);
+  });
+
+  it('the loop-lag probe reads a blocked loop as lagging and a free one as healthy', async () => {
+    const probe = new IntervalLoopLag(10, 3);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(probe.lagMs() < 100, `idle loop: ${probe.lagMs()} ms`);
+    spin(200);
+    assert.ok(probe.lagMs() >= 150, `right after a 200 ms block: ${probe.lagMs()} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(probe.lagMs() < 100, `recovered: ${probe.lagMs()} ms`);
+    probe.stop();
   });
 });

@@ -81,6 +81,7 @@ describe("the SDK's English sentences in Chinese", () => {
     const nameOf = (id: string) => (id === 'me' ? 'you' : id === 'b' ? 'Bob' : 'Cat');
     assert.equal(noticeText({ event: 'member_muted', data: { by: 'b', user: 'me' } }, nameOf), 'Bob 禁言了 你');
     assert.equal(noticeText({ event: 'members_invited', data: { by: 'me', users: ['b', 'c'] } }, nameOf), '你 邀请了 Bob、Cat');
+    assert.equal(noticeText({ event: 'members_invited', data: { by: 'me', users: ['b', 'c', 'd'], count: 1000 } }, nameOf), '你 邀请了 Bob、Cat、Cat 及其他 997 人');
     assert.equal(noticeText({ event: 'group_updated', data: { by: 'b', name: 'Trio', muteAll: true } }, nameOf), 'Bob 将群名改为“Trio”，开启了全员禁言');
     assert.equal(previewText({ kind: 'group', draft: '', preview: 'You: hi' }), '你：hi');
     assert.equal(previewText({ kind: 'group', draft: '', preview: 'Bob: hi' }), 'Bob：hi');
@@ -88,6 +89,7 @@ describe("the SDK's English sentences in Chinese", () => {
     assert.equal(statusText({ own: true, state: 'delivered', deliveredCount: 3 }), '已送达 3 人');
     await i18next.changeLanguage('en');
     assert.equal(noticeText({ event: 'member_muted', data: { by: 'b', user: 'me' } }, nameOf), 'Bob muted you');
+    assert.equal(noticeText({ event: 'members_invited', data: { by: 'b', users: ['b', 'c', 'd'], count: 5 } }, nameOf), 'Bob invited Bob, Cat, Cat and 2 more');
     assert.equal(noticeText({ event: 'member_left', data: { user: 'me' } }, nameOf), 'You left');
   });
 });

@@ -74,6 +74,15 @@ export const groupRoutes = {
     query: z.strictObject({ after: z.string().max(64).default(''), limit: queryLimit(1000).default(200) }),
     reply: { 200: z.strictObject({ members: z.array(GroupMemberSchema) }) },
   }),
+  changeUsers: restRoute({
+    method: 'GET',
+    url: '/api/groups/:conv/changes/:seq/users',
+    summary: 'Every user of a group change notice (its notice names the first 3 and the count), paged by user id',
+    auth: 'user',
+    params: z.strictObject({ conv: z.string(), seq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
+    query: z.strictObject({ after: z.string().max(64).default(''), limit: queryLimit(1000).default(200) }),
+    reply: { 200: z.strictObject({ users: z.array(z.string()) }) },
+  }),
   join: restRoute({
     method: 'POST',
     url: '/api/groups/:conv/join',

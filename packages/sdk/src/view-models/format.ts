@@ -18,6 +18,18 @@ export function registerKindText(kind: string, fn: KindText): void {
 
 const names = (ids: unknown, nameOf: NameOf): string => (Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string').map(nameOf).join(', ') : '');
 
+/**
+ * The users of a change notice: it names the first few and says `count` (the whole list is
+ * GroupsApi.changeUsers), e.g. "Bob, Cat, Dan and 997 others".
+ */
+function changeNames(ids: unknown, count: unknown, nameOf: NameOf): string {
+  const shown = names(ids, nameOf);
+  const named = Array.isArray(ids) ? ids.length : 0;
+  const rest = typeof count === 'number' ? count - named : 0;
+  if (rest <= 0) return shown;
+  return `${shown} and ${rest} ${rest === 1 ? 'other' : 'others'}`;
+}
+
 /** The sentence for a `system` message body `{event, data}` (group notices); starts with a capital. */
 export function systemNoticeText(body: unknown, nameOf: NameOf): string {
   const s = noticeText(body, nameOf);
@@ -33,13 +45,13 @@ function noticeText(body: unknown, nameOf: NameOf): string {
     case 'group_created':
       return `${typeof d.owner === 'string' ? nameOf(d.owner) : 'Someone'} created the group “${String(d.name ?? '')}”`;
     case 'members_invited':
-      return `${by} invited ${names(d.users, nameOf)}`;
+      return `${by} invited ${changeNames(d.users, d.count, nameOf)}`;
     case 'member_joined':
-      return `${names(d.users, nameOf)} joined`;
+      return `${changeNames(d.users, d.count, nameOf)} joined`;
     case 'member_approved':
-      return `${names(d.users, nameOf)} joined (approved by ${by})`;
+      return `${changeNames(d.users, d.count, nameOf)} joined (approved by ${by})`;
     case 'members_removed':
-      return `${by} removed ${names(d.users, nameOf)}`;
+      return `${by} removed ${changeNames(d.users, d.count, nameOf)}`;
     case 'member_left':
       return `${user} left`;
     case 'role_changed':

@@ -139,6 +139,8 @@ export const ConfigSchema = z.strictObject({
       fixedDelayMs: z.number().int().min(50).default(10_000),
       perDeviceCap: z.number().int().min(1).default(512),
       totalCap: z.number().int().min(1).default(1_000_000),
+      /** Hold due retries while the event loop lags more than this (ms; 0 = never hold). */
+      holdLagMs: z.number().int().min(0).default(100),
     })
     .prefault({}),
   groups: z
@@ -343,6 +345,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_RETRY_MAX_MS: (c, v) => (c.retry = { ...(c.retry as object), maxDelayMs: Number(v) }),
   MAGPIE_RETRY_MAX_ATTEMPTS: (c, v) => (c.retry = { ...(c.retry as object), maxAttempts: Number(v) }),
   MAGPIE_RETRY_FIXED_MS: (c, v) => (c.retry = { ...(c.retry as object), fixedDelayMs: Number(v) }),
+  MAGPIE_RETRY_HOLD_LAG_MS: (c, v) => (c.retry = { ...(c.retry as object), holdLagMs: Number(v) }),
   MAGPIE_GROUP_MAX_MEMBERS: (c, v) => (c.groups = { ...(c.groups as object), maxMembers: Number(v) }),
   MAGPIE_SUPER_GROUP_THRESHOLD: (c, v) => (c.groups = { ...(c.groups as object), superThreshold: Number(v) }),
   MAGPIE_MAX_MESSAGE_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxMessageBytes: Number(v) }),

@@ -5,6 +5,7 @@ import type { OfflineHandoff } from './offline-handoff.ts';
 import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry-policy.ts';
 import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
 import type { DeliveryOutcome, MessageTracer } from '../tracing/tracer.ts';
+import { IntervalLoopLag } from '../util/loop-lag.ts';
 
 const TRACE_OUTCOME: Record<Exclude<DeliveryEnd['kind'], 'overflow'>, DeliveryOutcome> = { acked: 'ack', pulled: 'pulled', offline: 'offline', gave_up: 'gave_up' };
 
@@ -59,5 +60,8 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
   return new RetryQueue(timing, onEnd, onRetry, {
     perDeviceCap: r.perDeviceCap,
     totalCap: r.totalCap,
+    holdLagMs: r.holdLagMs,
+    ...(r.holdLagMs > 0 ? { loopLag: new IntervalLoopLag() } : {}),
+    onHeld: (count) => metrics.retriesHeld.inc(count),
   });
 }

@@ -1,3 +1,4 @@
+import type { LoopLag } from '../util/loop-lag.ts';
 import type { RetryTiming } from './retry-policy.ts';
 
 /** What the retry queue needs of a device's live connection. */
@@ -42,6 +43,15 @@ export interface RetryQueueOptions {
   perDeviceCap: number;
   /** Tracked deliveries in total. */
   totalCap: number;
+  /**
+   * Hold due retries while the event loop lags more than this (ms; 0 = never): a late ACK is
+   * then usually sitting unread in our own socket buffers, and a retry would only add load.
+   */
+  holdLagMs?: number;
+  /** The event loop's lag (required for holding); stopped with the queue. */
+  loopLag?: LoopLag;
+  /** Due retries held back (each counted once per attempt). */
+  onHeld?: (count: number) => void;
 }
 
 interface Tracked {
@@ -54,6 +64,8 @@ interface Tracked {
   lastDelay: number;
   dueAt: number;
   done: boolean;
+  /** The attempt number this delivery was last counted as held for (−1: never). */
+  heldAt: number;
 }
 
 interface DeviceState {
@@ -69,6 +81,11 @@ interface DeviceState {
  * the device is still alive; a dead device's deliveries are handed to offline push.
  * Memory is bounded per device and in total; a min-heap orders due times, so one timer
  * serves the whole queue.
+ *
+ * While the event loop lags beyond `holdLagMs`, due retries are held (re-checked every
+ * `holdLagMs`): an overloaded server reads ACKs late, and retrying then turns late ACKs into
+ * a storm of duplicates that overloads it further. When the lag clears, one more grace period
+ * lets the queued ACKs be read before anything still unacknowledged is retried.
  */
 export class RetryQueue {
   private readonly devices = new Map<string, DeviceState>();
@@ -76,6 +93,8 @@ export class RetryQueue {
   private total = 0;
   private timer: unknown;
   private timerDue = Infinity;
+  /** Retries were held at the last firing: give queued ACKs one grace period first. */
+  private holding = false;
 
   constructor(
     private readonly timing: RetryTiming,
@@ -107,7 +126,7 @@ export class RetryQueue {
     const delay = this.timing.delayFor(key, 1, 0);
     if (delay === null) return;
     const now = this.timers.now();
-    const t: Tracked = { inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false };
+    const t: Tracked = { inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false, heldAt: -1 };
     dev.pending.set(inboxSeq, t);
     this.total++;
     this.push({ dueAt: t.dueAt, key, t });
@@ -156,6 +175,14 @@ export class RetryQueue {
     return this.total;
   }
 
+  /** Stop the timer and the lag probe (the tracked deliveries are dropped with the process). */
+  stop(): void {
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    this.opts.loopLag?.stop();
+  }
+
   pendingFor(userId: string, deviceId: string): number[] {
     return [...(this.devices.get(RetryQueue.key(userId, deviceId))?.pending.keys() ?? [])];
   }
@@ -169,9 +196,26 @@ export class RetryQueue {
   }
 
   private fire(): void {
+    const late = this.timers.now() - this.timerDue;
     this.timer = undefined;
     this.timerDue = Infinity;
     const now = this.timers.now();
+    const holdMs = this.opts.holdLagMs ?? 0;
+    if (holdMs > 0 && this.heap.length > 0) {
+      const lag = Math.max(late, this.opts.loopLag?.lagMs() ?? 0);
+      if (lag > holdMs) {
+        const held = this.markHeld(now);
+        if (held > 0) this.opts.onHeld?.(held);
+        this.holding = true;
+        this.armAt(now + holdMs);
+        return;
+      }
+      if (this.holding) {
+        this.holding = false;
+        this.armAt(now + holdMs);
+        return;
+      }
+    }
     while (this.heap.length > 0 && this.heap[0]!.dueAt <= now) {
       const { key, t } = this.pop()!;
       if (t.done) continue;
@@ -205,10 +249,33 @@ export class RetryQueue {
   private arm(): void {
     const head = this.heap[0];
     if (!head) return;
-    if (head.dueAt >= this.timerDue && this.timer !== undefined) return;
+    if (this.holding && this.timer !== undefined) return;
+    this.armAt(head.dueAt);
+  }
+
+  private armAt(dueAt: number): void {
+    if (dueAt >= this.timerDue && this.timer !== undefined) return;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timerDue = head.dueAt;
-    this.timer = this.timers.setTimeout(() => this.fire(), Math.max(0, head.dueAt - this.timers.now()));
+    this.timerDue = dueAt;
+    this.timer = this.timers.setTimeout(() => this.fire(), Math.max(0, dueAt - this.timers.now()));
+  }
+
+  /** Count the due, live deliveries not yet counted as held for their current attempt (heap walk, pruned at not-yet-due nodes). */
+  private markHeld(now: number): number {
+    const h = this.heap;
+    let n = 0;
+    const stack = [0];
+    while (stack.length > 0) {
+      const i = stack.pop()!;
+      const e = h[i];
+      if (!e || e.dueAt > now) continue;
+      if (!e.t.done && e.t.dueAt === e.dueAt && e.t.heldAt !== e.t.attempts) {
+        e.t.heldAt = e.t.attempts;
+        n++;
+      }
+      stack.push(2 * i + 1, 2 * i + 2);
+    }
+    return n;
   }
 
   // --- binary min-heap on dueAt ---

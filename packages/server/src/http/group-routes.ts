@@ -10,6 +10,7 @@ export function registerGroupRoutes(api: RestApi, groups: GroupService): void {
   api.route(R.search, async ({ query }) => ({ groups: (await groups.search(query.query, query.limit)).map(groupView) }));
   api.route(R.info, async ({ params }) => ({ group: groupView(await groups.info(params.conv)) }));
   api.route(R.members, async ({ principal, params, query }) => ({ members: (await groups.members(principal, params.conv, query.after, query.limit)).map(memberView) }));
+  api.route(R.changeUsers, async ({ principal, params, query }) => ({ users: await groups.changeUsers(principal, params.conv, params.seq, query.after, query.limit) }));
   api.route(R.join, async ({ principal, params, body }) => groups.join(principal, params.conv, body.message));
   api.route(R.invite, async ({ principal, params, body }) => groups.invite(principal, params.conv, body.users));
   api.route(R.requests, async ({ principal, params }) => ({ requests: await groups.requests(principal, params.conv) }));

@@ -5,6 +5,18 @@ import { timeId } from '../util/ids.ts';
 import type { Principal } from './account-service.ts';
 import { isAdmin } from '../store/group-rules.ts';
 import type { MessagingService } from './message-service.ts';
+import type { GroupChangeUsers } from './group-change-users.ts';
+
+/** A notice names at most this many users; the rest is fetched on demand (changeUsers). */
+export const NOTICE_USERS = 3;
+/** Notice events that list users, and the data field holding the list. */
+const LIST_FIELD: Record<string, 'users' | 'members'> = {
+  group_created: 'members',
+  members_invited: 'users',
+  member_joined: 'users',
+  member_approved: 'users',
+  members_removed: 'users',
+};
 
 export interface GroupLimits {
   /** Largest group allowed. */
@@ -32,6 +44,7 @@ export class GroupService {
     private readonly bus: Bus,
     private readonly messaging: MessagingService,
     private readonly limits: GroupLimits,
+    private readonly changes: GroupChangeUsers,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -51,7 +64,7 @@ export class GroupService {
       maxMembers: this.limits.maxMembers,
       superThreshold: this.limits.superThreshold,
     };
-    await this.apply(p, conv, { op: 'create', group, members: others }, 'group_created', { name: input.name, owner: p.userId, members: others });
+    await this.apply(p, conv, { op: 'create', group, members: others }, 'group_created', { name: input.name, owner: p.userId }, others);
     return this.info(conv);
   }
 
@@ -137,7 +150,7 @@ export class GroupService {
   }
 
   async kick(p: Principal, conv: string, users: string[]): Promise<void> {
-    await this.apply(p, conv, { op: 'remove', users }, 'members_removed', { users, by: p.userId });
+    await this.apply(p, conv, { op: 'remove', users }, 'members_removed', { by: p.userId }, users);
   }
 
   async leave(p: Principal, conv: string): Promise<void> {
@@ -192,24 +205,63 @@ export class GroupService {
 
   private add(p: Principal, conv: string, users: string[], event: string, extra: Record<string, unknown> = {}): Promise<void> {
     const effect: GroupEffect = { op: 'add', users, maxMembers: this.limits.maxMembers, superThreshold: this.limits.superThreshold };
-    return this.apply(p, conv, effect, event, { users, by: p.userId, ...extra });
+    return this.apply(p, conv, effect, event, { by: p.userId, ...extra }, users);
+  }
+
+  /**
+   * Every user of the change notice at `seq` (create, invite, join, approve, kick), one page
+   * ordered by user id. Readable by whoever may read the notice itself.
+   */
+  async changeUsers(p: Principal, conv: string, seq: number, after: string, limit: number): Promise<string[]> {
+    await this.requireMember(p, conv);
+    const [m] = (await this.messaging.history(p.userId, conv, { after: seq - 1, limit: 1 })).messages;
+    if (!m || m.seq !== seq) throw new MagpieError('not_found', 'no such notice visible to you');
+    const body = (m.kind === 'system' ? m.body : null) as { event?: string; data?: Record<string, unknown> } | null;
+    const field = body?.event ? LIST_FIELD[body.event] : undefined;
+    if (!body || !field) throw new MagpieError('not_found', 'this message is not a change that lists users');
+    const named = body.data?.[field];
+    const count = body.data?.count;
+    if (typeof count !== 'number' || count <= NOTICE_USERS) {
+      // The notice names everyone (also every notice from before the list moved out).
+      const all = Array.isArray(named) ? named.filter((u): u is string => typeof u === 'string') : [];
+      return [...new Set(all)].sort().filter((u) => u > after).slice(0, limit);
+    }
+    return this.changes.page(conv, m.id, after, limit);
   }
 
   /**
    * Commit the notice with its effect. Its publication (MessagingService.publishMessage) also
    * keeps every node's super-group subscriptions current, in commit order with the messages.
    */
-  private async apply(p: Principal, conv: string, effect: GroupEffect, event: string, data: Record<string, unknown>): Promise<void> {
-    await this.messaging.commitAndPublish({
-      sender: p.userId,
-      clientMsgId: timeId('sys:'),
-      conv,
-      kind: 'system',
-      body: { event, data: JSON.parse(JSON.stringify(data)) as unknown },
-      time: this.now(),
-      id: timeId('m'),
-      effect,
-    });
+  private async apply(p: Principal, conv: string, effect: GroupEffect, event: string, data: Record<string, unknown>, list?: readonly string[]): Promise<void> {
+    const id = timeId('m');
+    let listed = false;
+    if (list) {
+      // Everyone online receives the notice: it names the first few and the count, and the
+      // whole list waits in group_change_users (written first: a notice never lacks it).
+      const users = [...new Set(list)];
+      const field = LIST_FIELD[event] ?? 'users';
+      data = { ...data, [field]: users.slice(0, NOTICE_USERS), count: users.length };
+      if (users.length > NOTICE_USERS) {
+        await this.changes.put(conv, id, users);
+        listed = true;
+      }
+    }
+    try {
+      await this.messaging.commitAndPublish({
+        sender: p.userId,
+        clientMsgId: timeId('sys:'),
+        conv,
+        kind: 'system',
+        body: { event, data: JSON.parse(JSON.stringify(data)) as unknown },
+        time: this.now(),
+        id,
+        effect,
+      });
+    } catch (err) {
+      if (listed) await this.changes.drop(conv, id).catch(() => undefined);
+      throw err;
+    }
   }
 
   private async requireMember(p: Principal, conv: string): Promise<MemberRecord> {

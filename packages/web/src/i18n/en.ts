@@ -281,6 +281,7 @@ export const en = {
     dismissed: '{{by}} dismissed the group',
     subject: 'About: {{title}}',
     generic: 'Group updated',
+    andOthers: '{{users}} and {{count}} more',
     listSeparator: ', ',
     announcedText: 'updated the announcement: “{{text}}”',
   },

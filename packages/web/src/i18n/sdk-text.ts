@@ -26,13 +26,20 @@ function names(nameOf: NameOf, ids: unknown): string {
     : '';
 }
 
+/** The users of a change notice: the first few by name and how many more (`count` is the total). */
+function changeNames(nameOf: NameOf, ids: unknown, count: unknown): string {
+  const shown = names(nameOf, ids);
+  const rest = typeof count === 'number' ? count - (Array.isArray(ids) ? ids.length : 0) : 0;
+  return rest > 0 ? t('notice.andOthers', { users: shown, count: rest }) : shown;
+}
+
 /** A group notice (`system` message body `{event, data}`) in the UI language. */
 export function noticeText(body: unknown, nameOf: NameOf): string {
   const b = (body ?? {}) as { event?: string; data?: Record<string, unknown> };
   const d = b.data ?? {};
   const by = name(nameOf, d.by, 'Someone');
   const user = name(nameOf, d.user, 'someone');
-  const users = names(nameOf, d.users);
+  const users = changeNames(nameOf, d.users, d.count);
   let s: string;
   switch (b.event) {
     case 'group_created':

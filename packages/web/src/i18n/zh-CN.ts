@@ -279,6 +279,7 @@ export const zhCN: Messages = {
     dismissed: '{{by}} 解散了群聊',
     subject: '关于：{{title}}',
     generic: '群聊已更新',
+    andOthers: '{{users}} 及其他 {{count}} 人',
     listSeparator: '、',
     announcedText: '更新了群公告：“{{text}}”',
   },
