@@ -1,4 +1,5 @@
 import { forUpdate, type Dialect, type Queryable, type SqlEngine } from '../db/engine.ts';
+import { retryTransaction } from '../db/retry.ts';
 import type { PushStore } from './push-store.ts';
 import { attemptFromRow, deviceFromRow, jobFromRow, EVENT_COLUMN, type AttemptRow, type DeviceRow, type JobRow } from './rows.ts';
 import type {
@@ -19,9 +20,6 @@ import type {
 } from './types.ts';
 import { DEFAULT_SETTINGS } from './types.ts';
 
-/** Deadlock, serialization failure, or two nodes inserting the same queued collapse key: rerun. */
-const RETRYABLE = new Set(['40001', '40P01', '23505']);
-const MAX_ATTEMPTS = 6;
 
 /** The statements whose text differs by dialect: scalar max, row locks, tie order. */
 function dialectSql(d: Dialect) {
@@ -87,16 +85,9 @@ export class SqlPushStore implements PushStore {
   /** The engine belongs to whoever opened it. */
   async close(): Promise<void> {}
 
-  private async tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction(fn);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === undefined || !RETRYABLE.has(code) || attempt >= MAX_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      }
-    }
+  private tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    // Two nodes inserting the same queued collapse key: the loser reruns and merges.
+    return retryTransaction(this.db, fn, { retryIf: (err) => (err as { code?: unknown }).code === '23505' });
   }
 
   private bool(v: boolean): boolean | number {

@@ -1,5 +1,6 @@
 import { usernameKey, type BlockEntry, type FriendEntry, type FriendRequestEntry, type Profile, type ProfileSummary, type RelationChange, type RelationState } from '@magpie/protocol';
 import type { Dialect, Queryable, SqlEngine } from '../db/engine.ts';
+import { retryTransaction } from '../db/retry.ts';
 import { planAction, stateOf, type PairState, type PlanWrite, type PlannedChange, type RelationAction } from './relations.ts';
 import { bool, changeFromRow, pairFromRow, profileFromRow, summaryFromRow, trimFloor, type ChangeRow, type EntryRow, type PairRow, type ProfileRow } from './social-rows.ts';
 import { DEFAULT_CHANGE_LOG_CAPACITY, type ApplyOutcome, type DirectCheck, type ListPage, type NickSearchRow, type ProfilePatch, type SocialStore, type UserChange } from './social-store.ts';
@@ -67,10 +68,6 @@ const LIST_SQL = Object.fromEntries(
   ]),
 ) as Record<keyof typeof LISTS, string>;
 
-/** PostgreSQL deadlock / serialization failure: the transaction is rerun. */
-const RETRYABLE = new Set(['40P01', '40001']);
-const MAX_ATTEMPTS = 8;
-
 /** 32-bit FNV-1a: the advisory-lock key of a pair of users (a collision only serializes two pairs). */
 function lockKey(s: string): number {
   let h = 0x811c9dc5;
@@ -104,16 +101,8 @@ export class SqlSocialStore implements SocialStore {
   /** The engine belongs to whoever opened it (the server closes it last). */
   async close(): Promise<void> {}
 
-  private async tx<T>(fn: (tx: Queryable) => Promise<T>, lock?: number): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction(fn, lock === undefined ? {} : { lock });
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === undefined || !RETRYABLE.has(code) || attempt >= MAX_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      }
-    }
+  private tx<T>(fn: (tx: Queryable) => Promise<T>, lock?: number): Promise<T> {
+    return retryTransaction(this.db, fn, { maxAttempts: 8, ...(lock === undefined ? {} : { lock }) });
   }
 
   async getProfile(userId: string): Promise<Profile | null> {

@@ -1,9 +1,9 @@
 import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
 import type { Queryable, SqlEngine } from '../db/engine.ts';
+import { retryTransaction } from '../db/retry.ts';
 import { forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
 import { migrate } from '../db/migrate.ts';
 import { MIGRATIONS } from '../db/migrations/index.ts';
-import { isStoreUnavailable } from '../util/store-unavailable.ts';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -65,9 +65,6 @@ export interface SqlStoreOptions extends StoreOptions {
   searchText?: SearchText;
 }
 
-/** serialization_failure, deadlock_detected: retry the whole transaction. */
-const RETRYABLE = new Set(['40001', '40P01']);
-const MAX_ATTEMPTS = 6;
 
 type EntryState = {
   read_seq: number | string;
@@ -174,22 +171,8 @@ export class SqlStore implements Store {
    * Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency
    * races, and — for up to unavailableWaitMs — while no connection can be had.
    */
-  private async tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const started = Date.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction(fn);
-      } catch (err) {
-        if (isStoreUnavailable(err) && !this.closed && Date.now() - started < this.unavailableWaitMs) {
-          await new Promise((r) => setTimeout(r, 25 + Math.random() * 50 * Math.min(attempt, 8)));
-          continue;
-        }
-        const code = (err as { code?: string }).code;
-        const retry = (code !== undefined && RETRYABLE.has(code)) || isUniqueViolation(err, 'messages_idem');
-        if (!retry || attempt >= MAX_ATTEMPTS || this.closed) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      }
-    }
+  private tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return retryTransaction(this.db, fn, { retryIf: (err) => isUniqueViolation(err, 'messages_idem'), unavailableWaitMs: this.unavailableWaitMs, stopped: () => this.closed });
   }
 
   // --- accounts ---

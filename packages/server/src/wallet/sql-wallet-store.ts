@@ -1,5 +1,6 @@
 import type { RedPacketClaim } from '@magpie/protocol';
 import { forUpdate, type Dialect, type Queryable, type SqlEngine } from '../db/engine.ts';
+import { RetryTransaction, retryTransaction } from '../db/retry.ts';
 import { cryptoUniform, nextShare, type UniformSource } from './split.ts';
 import { buildReport, numericRow, RECONCILE_SQL, type ReconcileRaw } from './reconcile.ts';
 import { assertFen, claimFromRow, entryFromRow, packetFromRow, type ClaimRow, type EntryRow, type OpRow, type PacketRow } from './wallet-rows.ts';
@@ -26,12 +27,6 @@ export interface SqlWalletStoreOptions {
   uniform?: UniformSource;
 }
 
-/** Thrown inside a transaction to roll it back and run it again (another node won a race). */
-class RetryTransaction extends Error {}
-
-/** PostgreSQL deadlock / serialization failure: the transaction is rerun. */
-const RETRYABLE = new Set(['40P01', '40001']);
-const MAX_ATTEMPTS = 8;
 
 const BALANCE = 'SELECT balance FROM wallet_accounts WHERE id = ?';
 const CREDIT = `INSERT INTO wallet_accounts (id, balance, updated_at) VALUES (?, ?, ?)
@@ -97,17 +92,8 @@ export class SqlWalletStore implements WalletStore {
   /** The engine belongs to whoever opened it. */
   async close(): Promise<void> {}
 
-  private async tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.db.transaction(fn);
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        const again = err instanceof RetryTransaction || (code !== undefined && RETRYABLE.has(code));
-        if (!again || attempt >= MAX_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
-      }
-    }
+  private tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return retryTransaction(this.db, fn, { maxAttempts: 8 });
   }
 
   async balance(userId: string): Promise<number> {
