@@ -15,8 +15,8 @@
  *   (`.ts` through tsx, `.mjs`/`.js` with node).
  * - Round r runs the commits in an order rotated by r (A B C, B C A, C A B, …), so a slow drift
  *   of the machine does not always favour the same commit.
- * - From each run's output it reads acked/s (msg/s), the ACK and end-to-end p99 and the server
- *   CPU per message, and records the 1-minute load average before the run. It prints every
+ * - From each run's output it reads acked/s (bench:groups: deliveries/s), the ACK and
+ *   end-to-end p99 and the server CPU (% of a core, µs per message where printed), and records the 1-minute load average before the run. It prints every
  *   run, then the median per commit. `--json FILE` writes all of it.
  *
  * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs)
@@ -93,16 +93,23 @@ function run(cmd, args, cwd = ROOT) {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})`);
 }
 
-/** The numbers a run printed (bench/one-to-one.ts, bench/group-fanout.ts, … share these lines). */
+/**
+ * The numbers a run printed: bench/one-to-one.ts's summary lines, or bench/group-fanout.ts's
+ * (deliveries/s, send → ACK, send → LAST member; its first scenario). NaN where absent.
+ */
 function parseResult(out) {
-  const num = (re) => {
-    const m = re.exec(out);
-    return m ? Number(m[1]) : NaN;
+  const num = (...res) => {
+    for (const re of res) {
+      const m = re.exec(out);
+      if (m) return Number(m[1]);
+    }
+    return NaN;
   };
   return {
-    msgPerS: num(/^acked\/s\s+([\d.]+)/m),
-    ackP99: num(/^ACK latency\s.*?p99 ([\d.]+) ms/m),
-    e2eP99: num(/^end-to-end\s.*?p99 ([\d.]+) ms/m),
+    msgPerS: num(/^acked\/s\s+([\d.]+)/m, /^deliveries\/s\s+([\d.]+)/m),
+    ackP99: num(/^(?:ACK latency|send → ACK)\s.*?p99 ([\d.]+) ms/m),
+    e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m),
+    cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m),
     cpuUsPerMsg: num(/\(([\d.]+) µs per message/),
   };
 }
@@ -152,11 +159,12 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 
-const head = ['commit', 'round', 'load', 'msg/s', 'ACK p99 ms', 'e2e p99 ms', 'CPU µs/msg'];
-const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), f(x.msgPerS), f(x.ackP99, 1), f(x.e2eP99, 1), f(x.cpuUsPerMsg)]);
+const head = ['commit', 'round', 'load', 'msg/s', 'ACK p99 ms', 'e2e p99 ms', 'server CPU %', 'CPU µs/msg'];
+const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), f(x.msgPerS), f(x.ackP99, 1), f(x.e2eP99, 1), f(x.cpuPct), f(x.cpuUsPerMsg)]);
 const medians = trees.map((t) => {
   const mine = results.filter((x) => x.commit === t.label);
-  return [t.label, 'median', f(median(mine.map((x) => x.load)), 2), f(median(mine.map((x) => x.msgPerS))), f(median(mine.map((x) => x.ackP99)), 1), f(median(mine.map((x) => x.e2eP99)), 1), f(median(mine.map((x) => x.cpuUsPerMsg)))];
+  const med = (k, d = 0) => f(median(mine.map((x) => x[k])), d);
+  return [t.label, 'median', med('load', 2), med('msgPerS'), med('ackP99', 1), med('e2eP99', 1), med('cpuPct'), med('cpuUsPerMsg')];
 });
 const all = [head, ...rows, ...medians];
 const widths = head.map((_, c) => Math.max(...all.map((row) => row[c].length)));
