@@ -84,3 +84,4 @@ export {
   type ReactionSummary,
 } from './lifecycle.ts';
 export { SearchApi, isSubjectConversation, type SearchFilters, type MessageSearchHit, type MessageSearchResult, type Subject } from './search.ts';
+export { NotificationsApi, NotificationInbox, type UserService, type NotificationPage, type NotificationInboxEvents, type NotificationSource, type Notification, type ServiceAccount } from './notifications.ts';

@@ -77,6 +77,7 @@ const TABS = [
   ['groups', 'Groups'],
   ['messages', 'Messages'],
   ['reports', 'Reports'],
+  ['services', 'Service accounts'],
   ['operations', 'Operations'],
   ['wallet', 'Wallet'],
   ['retention', 'Retention'],
@@ -259,6 +260,103 @@ function reportsView() {
   const sel = h('select', { 'aria-label': 'Report status', onchange: () => act(err, () => load(sel.value)) }, ['open', 'resolved', 'dismissed'].map((s) => h('option', { value: s }, s)));
   void act(err, () => load());
   return h('section', {}, h('h2', {}, 'Moderation reports'), h('p', {}, sel), err, out);
+}
+
+// Service accounts: create, broadcast now or at a time (all users, a list of ids, a segment of key=value lines), history.
+function servicesView() {
+  const out = h('div');
+  const detail = h('div');
+  const err = errorBox();
+  const load = async () => {
+    const r = await call('GET', '/api/console/services');
+    out.replaceChildren(
+      r.services.length === 0
+        ? h('p', {}, 'No service accounts yet.')
+        : table(
+            ['Name', 'Id', 'Kind', 'Broadcasts', ''],
+            r.services.map((s) => h('tr', {}, h('td', {}, s.name), h('td', {}, h('code', {}, s.id)), h('td', {}, s.marketing ? 'marketing' : 'notices'), h('td', {}, s.lastSeq), h('td', {}, h('button', { onclick: () => act(err, () => open(s)) }, `Open ${s.name}`)))),
+          ),
+    );
+  };
+  const audienceOf = (kind, text) => {
+    const lines = String(text).split('\n').map((x) => x.trim()).filter(Boolean);
+    if (kind === 'all') return { kind };
+    if (kind === 'list') return { kind, userIds: lines };
+    const attributes = {};
+    for (const line of lines) {
+      const [k, ...v] = line.split('=');
+      const value = v.join('=').trim();
+      attributes[k.trim()] = value.includes(',') ? value.split(',').map((x) => x.trim()) : value;
+    }
+    return { kind, attributes };
+  };
+  const open = async (s) => {
+    const [b, sch] = await Promise.all([call('GET', `/api/console/services/${s.id}/broadcasts?limit=20`), call('GET', `/api/console/services/${s.id}/schedules?limit=20`)]);
+    const status = h('p', { role: 'status' });
+    const form = h(
+      'form',
+      {
+        class: 'stack',
+        onsubmit: (e) => {
+          e.preventDefault();
+          void act(err, async () => {
+            const f = new FormData(form);
+            const body = { audience: audienceOf(f.get('audience'), f.get('recipients')), title: f.get('title'), body: f.get('body') };
+            const at = f.get('sendAt');
+            if (at) {
+              const r = await call('POST', `/api/console/services/${s.id}/schedules`, { ...body, sendAt: new Date(at).getTime() });
+              status.textContent = `Scheduled for ${time(r.schedule.sendAt)}.`;
+            } else {
+              const r = await call('POST', `/api/console/services/${s.id}/broadcasts`, body);
+              status.textContent = `Sent: broadcast ${r.broadcast.seq}${r.broadcast.audience.kind === 'all' ? ' to all users' : `, ${r.broadcast.recipients} recipient(s)`}.`;
+            }
+            await open(s);
+            detail.querySelector('[role=status]').textContent = status.textContent;
+          });
+        },
+      },
+      h('label', {}, 'Audience ', h('select', { name: 'audience', 'aria-label': 'Audience' }, h('option', { value: 'all' }, 'All users'), h('option', { value: 'list' }, 'List of user ids'), h('option', { value: 'segment' }, 'Segment (key=value per line)'))),
+      h('textarea', { name: 'recipients', rows: 3, placeholder: 'User ids, or key=value lines (a,b for any of several values)', 'aria-label': 'Recipients' }),
+      h('input', { name: 'title', placeholder: 'Title', 'aria-label': 'Title', required: true, maxlength: 200 }),
+      h('textarea', { name: 'body', rows: 3, placeholder: 'Text', 'aria-label': 'Text', maxlength: 2000 }),
+      h('label', {}, 'Send at (empty: now) ', h('input', { name: 'sendAt', type: 'datetime-local', step: 1, 'aria-label': 'Send at' })),
+      h('button', { type: 'submit' }, 'Send'),
+    );
+    detail.replaceChildren(
+      h(
+        'div',
+        { class: 'card' },
+        h('h3', {}, `${s.name} `, h('code', {}, s.id)),
+        me.role !== 'viewer' ? form : null,
+        status,
+        h('h4', {}, 'Broadcasts'),
+        table(['Seq', 'When', 'Audience', 'Recipients', 'Title'], b.broadcasts.map((x) => h('tr', {}, h('td', {}, x.seq), h('td', {}, time(x.createdAt)), h('td', {}, x.audience.kind), h('td', { 'data-testid': 'recipients' }, x.audience.kind === 'all' ? 'all' : x.recipients), h('td', {}, x.title)))),
+        h('h4', {}, 'Scheduled'),
+        table(['Send at', 'Status', 'Audience', 'Title'], sch.schedules.map((x) => h('tr', {}, h('td', {}, time(x.sendAt)), h('td', {}, x.status), h('td', {}, x.audience.kind), h('td', {}, x.title)))),
+      ),
+    );
+  };
+  const create = h(
+    'form',
+    {
+      class: 'inline',
+      onsubmit: (e) => {
+        e.preventDefault();
+        void act(err, async () => {
+          const f = new FormData(create);
+          await call('POST', '/api/console/services', { name: f.get('name'), avatar: f.get('avatar') || '', marketing: f.get('marketing') === 'on' });
+          create.reset();
+          await load();
+        });
+      },
+    },
+    h('input', { name: 'name', placeholder: 'Service name', 'aria-label': 'Service name', required: true }),
+    h('input', { name: 'avatar', placeholder: 'Avatar URL (optional)', 'aria-label': 'Avatar URL' }),
+    h('label', {}, h('input', { name: 'marketing', type: 'checkbox', checked: true }), ' Marketing (pushes count against the marketing quota)'),
+    h('button', { type: 'submit' }, 'Create service'),
+  );
+  void act(err, load);
+  return h('section', {}, h('h2', {}, 'Service accounts'), me.role !== 'viewer' ? create : null, err, out, detail);
 }
 
 function chart(title, seriesMap, keys, rate) {
@@ -491,7 +589,7 @@ function retentionView() {
 // The Messages page links each message to its trace (what happened to it, stage by stage).
 MESSAGE_LINKS.push((m) => h('a', { href: `#/messages/${encodeURIComponent(m.id)}/trace` }, 'Trace'));
 
-const VIEWS = { messages: messagesView, retention: retentionView, users: usersView, groups: groupsView, reports: reportsView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
+const VIEWS = { messages: messagesView, retention: retentionView, users: usersView, groups: groupsView, reports: reportsView, services: servicesView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
 // #/messages/<id>/trace opens that message's trace.
 if (traceIdFromHash(location.hash)) tab = 'trace';
 window.addEventListener('hashchange', () => traceIdFromHash(location.hash) && ((tab = 'trace'), render()));
