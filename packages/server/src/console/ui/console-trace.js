@@ -28,7 +28,7 @@ function timeline(h, trace) {
   const span = Math.max(end - t0, 1);
   const rows = trace.events.map((e) => {
     const bar = h('div', { class: `trace-bar stage-${e.stage}`, title: `${e.stage} at +${ms(e.at - t0)}` });
-    bar.style.left = `${((e.at - t0) / span) * 100}%`;
+    bar.style.left = `${Math.min(((e.at - t0) / span) * 100, 99)}%`;
     bar.style.width = e.durMs ? `${Math.max((e.durMs / span) * 100, 0.5)}%` : '';
     const who = [e.userId, e.deviceId].filter(Boolean).join(' / ');
     const facts = [e.inboxSeq !== undefined ? `inboxSeq ${e.inboxSeq}` : '', e.attempt !== undefined ? `attempt ${e.attempt}` : '', ...Object.entries(e.detail ?? {}).map(([k, v]) => `${k} ${v}`)].filter(Boolean).join(', ');
