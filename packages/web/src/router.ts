@@ -39,6 +39,7 @@ export type Route =
   | { name: 'search' }
   | { name: 'settings' }
   | { name: 'wallet' }
+  | { name: 'notifications' }
   | { name: 'login' }
   | { name: 'register' };
 
@@ -62,6 +63,8 @@ export function parseRoute(path: string): Route {
       return { name: 'settings' };
     case 'wallet':
       return { name: 'wallet' };
+    case 'notifications':
+      return { name: 'notifications' };
     case 'login':
       return { name: 'login' };
     case 'register':

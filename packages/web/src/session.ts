@@ -23,6 +23,9 @@ import {
   LifecycleSync,
   type LifecycleSource,
   SearchApi,
+  NotificationsApi,
+  NotificationInbox,
+  type NotificationSource,
   type DirectoryState,
   type DraftStore,
   type LocalStore,
@@ -149,6 +152,8 @@ export class Session {
   readonly redPackets: RedPacketWatch;
   /** Server-side message search and conversation subjects. */
   readonly search: SearchApi;
+  /** Service accounts' notifications (their own inbox, apart from chat), kept in step by `inbox`. */
+  readonly notifications: { api: NotificationsApi; inbox: NotificationInbox };
   readonly directory: Directory;
   readonly connection: ConnectionViewModel;
   readonly conversations: ConversationListViewModel;
@@ -185,6 +190,10 @@ export class Session {
     this.wallet = new WalletApi(this.rest, () => saved.token);
     this.redPackets = new RedPacketWatch(this.wallet, client);
     this.search = new SearchApi(this.rest, () => saved.token);
+    const notificationsApi = new NotificationsApi(this.rest, () => saved.token);
+    const inbox = new NotificationInbox(notificationsApi, { onListenerError: (err) => console.warn('[magpie] notifications listener failed', err) });
+    inbox.attach(client as unknown as NotificationSource);
+    this.notifications = { api: notificationsApi, inbox };
     this.directory = new Directory({ social: this.social, groups: this.groups, cache: directoryCache(saved.userId) });
     this.connection = new ConnectionViewModel(client, navigator.onLine);
     this.conversations = new ConversationListViewModel({ client, directory: this.directory, search: this.search });

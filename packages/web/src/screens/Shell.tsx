@@ -10,6 +10,7 @@ import { GroupInfoScreen, NewGroupScreen } from './Groups.tsx';
 import { SearchScreen } from './Search.tsx';
 import { SettingsScreen } from './Settings.tsx';
 import { WalletScreen } from './Wallet.tsx';
+import { NotificationsScreen } from './Notifications.tsx';
 import { Empty, Link } from './common.tsx';
 import { Icon } from './icons.tsx';
 import { useTranslation } from 'react-i18next';
@@ -81,6 +82,10 @@ function Tabs(props: { session: Session; route: Route }) {
           </span>
         )}
       </Link>
+      <Link to="/notifications" className={`tab${r === 'notifications' ? ' active' : ''}`} current={r === 'notifications'} testId="tab-notifications">
+        <span className="tab-icon"><Icon name="bell" size={22} /></span>
+        <span className="tab-label">{t('notifications.tab')}</span>
+      </Link>
       <Link to="/wallet" className={`tab${r === 'wallet' ? ' active' : ''}`} current={r === 'wallet'} testId="tab-wallet">
         <span className="tab-icon"><Icon name="wallet" size={22} /></span>
         <span className="tab-label">{t('wallet.tab')}</span>
@@ -143,6 +148,9 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
     case 'wallet':
       main = <WalletScreen session={session} />;
       break;
+    case 'notifications':
+      main = <NotificationsScreen session={session} />;
+      break;
     default:
       main = null;
   }
@@ -174,7 +182,7 @@ export function Shell(props: { session: Session; onSignedOut(why: string | null)
         </div>
       )}
       <div className="shell-body">
-        {(wide || main === null || route.name === 'settings' || route.name === 'wallet') && <Tabs session={session} route={route} />}
+        {(wide || main === null || route.name === 'settings' || route.name === 'wallet' || route.name === 'notifications') && <Tabs session={session} route={route} />}
         {showList && (
           <aside className="list-pane" id="list" tabIndex={-1}>
             {listPane}
