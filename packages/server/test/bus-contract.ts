@@ -226,11 +226,28 @@ export function runBusContract(name: string, factory: BusFactory): void {
       const here = id('present');
       const away = id('absent');
       a.bus.servePresence((ids) => new Map(ids.filter((u) => u === here).map((u) => [u, ['phone', 'web']])));
+      await a.bus.check();
       const got = await b.bus.remotePresence([here, away]);
       if (factory.cluster) assert.deepEqual([...(got.get(here) ?? [])].sort(), ['phone', 'web']);
       else assert.equal(got.size, 0, 'one node: its own gateway is the only presence');
       assert.equal(got.get(away), undefined);
       assert.equal((await b.bus.remotePresence([])).size, 0);
+    });
+
+    it('askNodes collects the other nodes’ answers on a topic, not the asker’s own (none on one node)', async () => {
+      const [a, b] = await pair();
+      const topic = id('topic');
+      a.bus.answerNodes(topic, (q) => ({ node: 'a', echo: (q as { x: number }).x }));
+      b.bus.answerNodes(topic, () => ({ node: 'b' }));
+      a.bus.answerNodes(`${topic}-async`, async (q) => ({ later: (q as { x: number }).x * 2 }));
+      // The answerers' subscriptions are in effect once the broker has seen them (a round trip).
+      await Promise.all([a.bus.check(), b.bus.check()]);
+      const got = await b.bus.askNodes(topic, { x: 7 });
+      if (factory.cluster) {
+        assert.deepEqual(got, [{ node: 'a', echo: 7 }], 'only the other node answers');
+        assert.deepEqual(await b.bus.askNodes(`${topic}-async`, { x: 4 }), [{ later: 8 }]);
+        assert.deepEqual(await a.bus.askNodes(`${topic}-nobody`, {}), [], 'no answerer: no answers, no error');
+      } else assert.deepEqual(got, [], 'one node: the asker answers itself');
     });
 
     it('close() delivers what was published before it', { skip: !factory.cluster && 'a closed single node has nobody to deliver to' }, async () => {
