@@ -64,7 +64,7 @@ function suite(name: string, open: () => Promise<{ db: SqlEngine; drop: () => Pr
       assert.equal(await rs.acquire('node-b', NOW + 1899, 1000), false);
       assert.equal(await rs.acquire('node-b', NOW + 1900, 1000), true, 'lapsed: another node takes over');
       // node-a's batch now finds the lease gone: nothing is deleted.
-      const r = await rs.purgeBatch(conv, 'direct', NOW - 30 * DAY, 3, { holder: 'node-a', now: NOW + 2000, ttlMs: 1000 });
+      const r = await rs.purgeBatch(conv, Number.MAX_SAFE_INTEGER, NOW - 30 * DAY, 3, { holder: 'node-a', now: NOW + 2000, ttlMs: 1000 });
       assert.deepEqual(r, { lost: true });
       assert.equal(await count('SELECT COUNT(*) AS n FROM messages WHERE conv_id = ?', [conv]), 10);
       await rs.release('node-b');
@@ -75,9 +75,13 @@ function suite(name: string, open: () => Promise<{ db: SqlEngine; drop: () => Pr
       const lease = { holder: 'node-a', now: NOW, ttlMs: 60_000 };
       const cutoff = NOW - 30 * DAY;
       const inboxBefore = await db.all<{ user_id: string; inbox_seq: number | string; seq: number | string }>('SELECT user_id, inbox_seq, seq FROM inbox WHERE conv_id = ? ORDER BY user_id, inbox_seq', [conv]);
+      // The prefix ends before the first recent message (8); its inbox pointers go first.
+      assert.equal(await rs.prefixEnd(conv, 0, cutoff), 7);
+      assert.equal(await rs.prefixEnd(conv, 0, NOW + 1), 10, 'everything is older: up to the last message');
+      await rs.purgeInbox(conv, 7, 1, async () => {});
       const batches = [];
       for (;;) {
-        const r = await rs.purgeBatch(conv, 'direct', cutoff, 3, lease);
+        const r = await rs.purgeBatch(conv, 7, cutoff, 3, lease);
         assert.equal(r.lost, false);
         batches.push(r);
         if (r.lost || r.done) break;
@@ -111,7 +115,8 @@ function suite(name: string, open: () => Promise<{ db: SqlEngine; drop: () => Pr
       assert.deepEqual((await db.all<{ seq: number | string }>('SELECT seq FROM message_mentions WHERE conv_id = ?', [conv])).map((r) => Number(r.seq)), [9]);
       assert.deepEqual((await db.all<{ seq: number | string }>('SELECT seq FROM search_hidden WHERE conv_id = ?', [conv])).map((r) => Number(r.seq)), [9]);
       // Nothing more is due.
-      assert.deepEqual(await rs.purgeBatch(conv, 'direct', cutoff, 3, lease), { lost: false, purged: 0, purgedSeq: 7, done: true });
+      assert.deepEqual(await rs.purgeBatch(conv, 7, cutoff, 3, lease), { lost: false, purged: 0, purgedSeq: 7, done: true });
+      assert.equal(await rs.prefixEnd(conv, 7, cutoff), 7, 'nothing due');
     });
 
     it('candidates: every conversation when a kind has a retention, else only positive overrides', async () => {

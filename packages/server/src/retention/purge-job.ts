@@ -81,6 +81,11 @@ export class PurgeJob {
     return this.running;
   }
 
+  /** Members per transaction for the per-user rows (each member's inbox is scanned by its key). */
+  private get memberChunk(): number {
+    return Math.max(1, Math.floor(this.config.batchSize / 10));
+  }
+
   private pause = (): Promise<void> => (this.config.pauseMs > 0 && !this.stopped ? new Promise((r) => setTimeout(r, this.config.pauseMs)) : Promise.resolve());
 
   private async runOnce(): Promise<PurgeReport> {
@@ -102,9 +107,12 @@ export class PurgeJob {
           const cutoff = this.now() - days * DAY_MS;
           const oldest = await this.store.oldestAfter(c.conv, c.purgedSeq);
           if (oldest === null || oldest >= cutoff) continue;
+          // Super groups hold no inbox pointers; other kinds lose theirs first (see purgeInbox).
+          const end = c.kind === 'super' ? Number.MAX_SAFE_INTEGER : await this.store.prefixEnd(c.conv, c.purgedSeq, cutoff);
+          if (c.kind !== 'super') await this.store.purgeInbox(c.conv, end, this.memberChunk, this.pause);
           let upto = c.purgedSeq;
           for (;;) {
-            const r = await this.store.purgeBatch(c.conv, c.kind, cutoff, batchSize, { holder: this.node, now: this.now(), ttlMs: leaseMs });
+            const r = await this.store.purgeBatch(c.conv, end, cutoff, batchSize, { holder: this.node, now: this.now(), ttlMs: leaseMs });
             if (r.lost) {
               report.outcome = 'lost';
               break scan;
@@ -118,7 +126,7 @@ export class PurgeJob {
             if (r.done || this.stopped) break;
             await this.pause();
           }
-          await this.store.purgeMemberRows(c.conv, upto, batchSize, this.pause);
+          await this.store.purgeMemberRows(c.conv, upto, this.memberChunk, this.pause);
           report.conversations++;
           await this.pause();
         }

@@ -136,16 +136,16 @@ export class RetentionStore {
    * One batch: renew the lease, then delete the oldest messages of `conv` after its purged seq,
    * at most `limit`, stopping at the first one sent at or after `cutoff` (the purge removes a
    * prefix of the conversation, so `purgedSeq` stays exact). Side rows go in the same
-   * transaction: reactions, edit history, read receipts, the search index, media references
-   * (an upload no message references any more is left to media GC), and the inbox pointers of
-   * the conversation's members (recorded per user in inbox_purge).
+   * transaction: reactions, edit history, read receipts, the search index and media references
+   * (an upload no message references any more is left to media GC). Never past `maxSeq`
+   * (the prefix end whose inbox pointers `purgeInbox` already removed).
    */
-  purgeBatch(conv: string, kind: string, cutoff: number, limit: number, lease: { holder: string; now: number; ttlMs: number }): Promise<BatchResult> {
+  purgeBatch(conv: string, maxSeq: number, cutoff: number, limit: number, lease: { holder: string; now: number; ttlMs: number }): Promise<BatchResult> {
     return this.db.transaction(async (tx): Promise<BatchResult> => {
       if (!(await this.acquire(lease.holder, lease.now, lease.ttlMs, tx))) return { lost: true };
       const state = await tx.get<{ purged_seq: number | string; purged_count: number | string }>('SELECT purged_seq, purged_count FROM conv_purge WHERE conv_id = ?', [conv]);
       const from = num(state?.purged_seq);
-      const rows = await tx.all<{ seq: number | string; id: string; time: number | string }>('SELECT seq, id, time FROM messages WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?', [conv, from, limit]);
+      const rows = await tx.all<{ seq: number | string; id: string; time: number | string }>('SELECT seq, id, time FROM messages WHERE conv_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?', [conv, from, maxSeq, limit]);
       const due: { seq: number; id: string }[] = [];
       for (const r of rows) {
         if (num(r.time) >= cutoff) break;
@@ -164,12 +164,39 @@ export class RetentionStore {
       for (const u of new Set(uploads.map((x) => x.upload_id))) {
         await tx.run('UPDATE media_uploads SET referenced_at = NULL WHERE id = ? AND NOT EXISTS (SELECT 1 FROM media_refs WHERE upload_id = ?)', [u, u]);
       }
-      if (kind !== 'super') {
-        // Pointers live in the members' inboxes (keyed by user): former members' too.
-        const gone = await tx.all<{ user_id: string; inbox_seq: number | string }>(
-          'DELETE FROM inbox WHERE user_id IN (SELECT user_id FROM members WHERE conv_id = ?) AND conv_id = ? AND seq > ? AND seq <= ? RETURNING user_id, inbox_seq',
-          [conv, ...range],
-        );
+      await tx.run(
+        `INSERT INTO conv_purge (conv_id, purged_seq, purged_count, purged_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (conv_id) DO UPDATE SET purged_seq = excluded.purged_seq, purged_count = excluded.purged_count, purged_at = excluded.purged_at`,
+        [conv, upto, num(state?.purged_count) + purged, lease.now],
+      );
+      return { lost: false, purged, purgedSeq: upto, done: due.length < rows.length || rows.length < limit };
+    });
+  }
+
+  /**
+   * The end of the prefix of `conv` after `from` sent before `cutoff`: the seq before the
+   * first message at or after it (or the last message when all are older); `from` when none is due.
+   */
+  async prefixEnd(conv: string, from: number, cutoff: number): Promise<number> {
+    const first = await this.db.get<{ s: number | string | null }>('SELECT MIN(seq) AS s FROM messages WHERE conv_id = ? AND seq > ? AND time >= ?', [conv, from, cutoff]);
+    if (first?.s != null) return Math.max(from, num(first.s) - 1);
+    const last = await this.db.get<{ s: number | string | null }>('SELECT MAX(seq) AS s FROM messages WHERE conv_id = ?', [conv]);
+    return Math.max(from, num(last?.s));
+  }
+
+  /**
+   * Remove the members' inbox pointers to seqs ≤ `upto` of `conv` (former members' too),
+   * `limit` members per transaction, and raise each user's inbox_purge mark to the highest
+   * inboxSeq removed. Runs before the messages go, so a device syncing meanwhile is told to
+   * full-sync rather than finding pointers to missing messages.
+   */
+  async purgeInbox(conv: string, upto: number, limit: number, pause: () => Promise<void>): Promise<void> {
+    for (let after = ''; ; ) {
+      const users = (await this.db.all<{ user_id: string }>('SELECT user_id FROM members WHERE conv_id = ? AND user_id > ? ORDER BY user_id LIMIT ?', [conv, after, limit])).map((r) => r.user_id);
+      if (users.length === 0) return;
+      await this.db.transaction(async (tx) => {
+        const list = tx.textList(users);
+        const gone = await tx.all<{ user_id: string; inbox_seq: number | string }>(`DELETE FROM inbox WHERE user_id IN ${list.sql} AND conv_id = ? AND seq <= ? RETURNING user_id, inbox_seq`, [list.param, conv, upto]);
         const top = new Map<string, number>();
         for (const g of gone) top.set(g.user_id, Math.max(top.get(g.user_id) ?? 0, num(g.inbox_seq)));
         for (const [user, seq] of top) {
@@ -179,14 +206,11 @@ export class RetentionStore {
             [user, seq],
           );
         }
-      }
-      await tx.run(
-        `INSERT INTO conv_purge (conv_id, purged_seq, purged_count, purged_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (conv_id) DO UPDATE SET purged_seq = excluded.purged_seq, purged_count = excluded.purged_count, purged_at = excluded.purged_at`,
-        [conv, upto, num(state?.purged_count) + purged, lease.now],
-      );
-      return { lost: false, purged, purgedSeq: upto, done: due.length < rows.length || rows.length < limit };
-    });
+      });
+      after = users[users.length - 1]!;
+      if (users.length < limit) return;
+      await pause();
+    }
   }
 
   /**
