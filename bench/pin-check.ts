@@ -10,12 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { migrate } from '../packages/server/src/db/migrate.ts';
-import { MIGRATIONS } from '../packages/server/src/db/migrations/index.ts';
-import { PasswordHasher } from '../packages/server/src/util/passwords.ts';
-import { SqlPaymentsStore } from '../packages/server/src/wallet/payments/sql-payments-store.ts';
-import { PinService } from '../packages/server/src/wallet/payments/pin-service.ts';
+import { PasswordHasher, PinService, SqlPaymentsStore, loadConfig, openDatabase } from '@magpie/server';
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,8 +22,7 @@ const CONC = arg('concurrency', 2);
 const pct = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-pin-'));
-const db = new SqliteEngine(join(dir, 'magpie.db'), { synchronous: 'full' });
-await migrate(db, MIGRATIONS);
+const db = await openDatabase(loadConfig({}, { dataDir: dir, store: 'sqlite', sqliteSynchronous: 'full' }));
 const store = new SqlPaymentsStore(db);
 const hasher = new PasswordHasher({ concurrency: CONC, queue: 100_000 });
 const accounts = { confirmPassword: async () => {} };

@@ -13,21 +13,12 @@
  * 3. Offline-push targets of a 100 000-member super group: messages with 3 @mentions and a
  *    reply, 50 members at level `all`; targets computed per second (never scanning members).
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Message } from '@magpie/protocol';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { migrate } from '../packages/server/src/db/migrate.ts';
-import { MIGRATIONS } from '../packages/server/src/db/migrations/index.ts';
-import type { SqlEngine } from '../packages/server/src/db/engine.ts';
-import { SqlReceiptStore } from '../packages/server/src/receipts/sql-receipt-store.ts';
-import { ReceiptService } from '../packages/server/src/receipts/receipt-service.ts';
-import { GroupPush } from '../packages/server/src/receipts/group-push.ts';
-import { emptyBitmap, withBits } from '../packages/server/src/receipts/bitmap.ts';
-import { MemoryBus } from '../packages/server/src/bus/memory-bus.ts';
-import type { Store } from '../packages/server/src/store/store.ts';
+import { GroupPush, MemoryBus, ReceiptService, SqlReceiptStore, emptyBitmap, loadConfig, openDatabase, withBits, type SqlEngine, type Store } from '@magpie/server';
 
 const { values: a } = parseArgs({
   options: {
@@ -41,17 +32,14 @@ const { values: a } = parseArgs({
 const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-receipts-'));
 async function openDb(name: string): Promise<SqlEngine> {
   if (a.store === 'postgres') {
-    const { PostgresEngine } = await import('../packages/server/src/db/postgres-engine.ts');
-    const db = await PostgresEngine.open({ url: process.env.MAGPIE_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test', schema: `bench_${name}_${process.pid}`, max: 8 });
-    await migrate(db, MIGRATIONS);
-    return db;
+    const store = process.env.MAGPIE_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+    return openDatabase(loadConfig({}, { dataDir: dir, store, pg: { pools: { shared: 8 } } }), { schema: `bench_${name}_${process.pid}` });
   }
-  const db = new SqliteEngine(join(dir, `${name}.db`), { checkpointMs: 0 });
-  await migrate(db, MIGRATIONS);
-  return db;
+  mkdirSync(join(dir, name), { recursive: true });
+  return openDatabase(loadConfig({}, { dataDir: join(dir, name), store: 'sqlite', sqliteCheckpointMs: 0 }));
 }
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `u${i.toString(36).padStart(19, '0')}`); // 20-char ids like the server's
-const fileSize = (name: string) => ['', '-wal'].reduce((s, x) => s + (() => { try { return statSync(join(dir, `${name}.db${x}`)).size; } catch { return 0; } })(), 0);
+const fileSize = (name: string) => ['', '-wal'].reduce((s, x) => s + (() => { try { return statSync(join(dir, name, `magpie.db${x}`)).size; } catch { return 0; } })(), 0);
 
 console.log(`# receipts benchmark, store ${a.store}, ${cpus().length} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 

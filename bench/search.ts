@@ -16,14 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { PostgresEngine } from '../packages/server/src/db/postgres-engine.ts';
-import { migrate } from '../packages/server/src/db/migrate.ts';
-import { MIGRATIONS } from '../packages/server/src/db/migrations/index.ts';
-import type { SqlEngine } from '../packages/server/src/db/engine.ts';
-import { SqlSearchStore } from '../packages/server/src/search/search-store.ts';
-import { SearchService } from '../packages/server/src/search/search-service.ts';
-import { searchableText } from '../packages/server/src/search/extract.ts';
+import { SearchService, SqlSearchStore, loadConfig, openDatabase, searchableText, type SqlEngine } from '@magpie/server';
 
 const { values: a } = parseArgs({
   options: {
@@ -135,7 +128,7 @@ async function run(engine: 'sqlite' | 'postgres'): Promise<void> {
   let cleanup: () => Promise<void>;
   if (engine === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'magpie-search-bench-'));
-    db = new SqliteEngine(join(dir, 'magpie.db'), { checkpointMs: 500, synchronous: 'normal' });
+    db = await openDatabase(loadConfig({}, { dataDir: dir, store: 'sqlite', sqliteSynchronous: 'normal', sqliteCheckpointMs: 500 }));
     cleanup = async () => {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
@@ -146,7 +139,7 @@ async function run(engine: 'sqlite' | 'postgres'): Promise<void> {
     await admin.unsafe(`CREATE DATABASE "${name}"`);
     const url = new URL(a.pg!);
     url.pathname = `/${name}`;
-    db = await PostgresEngine.open({ url: url.toString(), max: 4 });
+    db = await openDatabase(loadConfig({}, { dataDir: tmpdir(), store: url.toString(), pg: { pools: { shared: 4 } } }));
     cleanup = async () => {
       await db.close();
       await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
@@ -154,7 +147,6 @@ async function run(engine: 'sqlite' | 'postgres'): Promise<void> {
     };
   }
   try {
-    await migrate(db, MIGRATIONS);
     await messageTables(db);
     let t = performance.now();
     const { convs } = await generate(db);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSqlite, type SqliteSynchronous } from '../packages/server/src/store/sqlite-connection.ts';
+import { openSqlite, type SqliteSynchronous } from '@magpie/server';
 
 const N = Number(process.argv[2] ?? 2000);
 

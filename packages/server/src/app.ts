@@ -219,6 +219,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
 
   const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
+  // The one REST helper of this server (http/rest.ts): every module registers its /api routes
+  // through it (api.route for JSON routes, api.raw for tus and bytes), with auth and schemas.
   const api = new RestApi(http, accounts, config.adminToken);
   registerApiRoutes(api, accounts, messaging);
   registerHealthRoutes(api, { node, db, store, bus, draining: () => draining });
@@ -237,10 +239,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The payment PIN guards red-packet sends; top-ups and withdrawals go through the payment provider (wallet/payments/).
   const pinService = createPinService({ config, db, accounts });
   const walletStore = deps.wallet ?? (await openWalletStore(config, db));
-  const wallet = await createWalletModule(http, {
+  const wallet = await createWalletModule(api, {
     config,
     db,
-    accounts,
     store,
     messaging: walletPoster,
     log: log.child({ mod: 'wallet' }),
@@ -250,16 +251,16 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onOpened: claimFrames(walletStore, bus, log.child({ mod: 'wallet' })),
   });
   const payments = createPaymentsModule(api, { config, store: pinService.store, pins: pinService.pins, wallet: walletStore, provider: deps.paymentProvider, log: log.child({ mod: 'payments' }) });
-  const social = await createSocialModule(http, { config, db, accounts, bus, messaging, socialStore: deps.social });
+  const social = await createSocialModule(api, { config, db, bus, messaging, socialStore: deps.social });
   const media = await createMediaModule(api, { config, db, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
-  const webhooks = createWebhooksModule(http, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
+  const webhooks = createWebhooksModule(api, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
   const adminConsole = config.console.enabled
-    ? createConsoleModule(http, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
+    ? createConsoleModule(http, api, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
-  const lifecycle = createLifecycleModule(http, { log: log.child({ mod: 'lifecycle' }), config, db, accounts, store, bus, messaging, media: media.service });
+  const lifecycle = createLifecycleModule(api, { log: log.child({ mod: 'lifecycle' }), config, db, store, bus, messaging, media: media.service });
   const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes: store instanceof SqlStore && store.indexesSearch });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });
@@ -291,12 +292,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),
   });
-  const receipts = createReceiptsModule(http, {
+  const receipts = createReceiptsModule(api, {
     config,
     db,
     store,
     bus,
-    accounts,
     push: push.service,
     onlineDevicesOf: (users) => presence.onlineDevicesOf!(users),
     localDevices: (u) => connections.count(u),

@@ -1,7 +1,20 @@
 // Public API of @magpie/server: embed a Magpie node in a process of your own, or open its
 // store and Bus from tools (benchmarks, operators' scripts). `npm start` runs ./main.ts.
 export { createMagpieServer, openStore, openBus, type MagpieServer } from './app.ts';
-export { openDatabase, type SqlEngine } from './db/index.ts';
+export { openDatabase, type SqlEngine, type Queryable } from './db/index.ts';
+export { openSqlite, type SqliteSynchronous } from './store/sqlite-connection.ts';
+export { MemoryBus } from './bus/memory-bus.ts';
+// Building blocks the benchmarks (bench/) measure on their own, over a database from openDatabase.
+export { SqlSearchStore } from './search/search-store.ts';
+export { SearchService } from './search/search-service.ts';
+export { searchableText } from './search/extract.ts';
+export { SqlReceiptStore } from './receipts/sql-receipt-store.ts';
+export { ReceiptService } from './receipts/receipt-service.ts';
+export { GroupPush } from './receipts/group-push.ts';
+export { emptyBitmap, withBits } from './receipts/bitmap.ts';
+export { PasswordHasher } from './util/passwords.ts';
+export { SqlPaymentsStore } from './wallet/payments/sql-payments-store.ts';
+export { PinService } from './wallet/payments/pin-service.ts';
 export { loadConfig, ConfigSchema, type Config } from './config/config.ts';
 export { directConversationId, StoreConflictError, StoreNotFoundError } from './store/store.ts';
 export type { Store, NewUser, UserRecord, NewSession, SessionRecord, AppendRequest, AppendOutcome, GroupRecord, MemberRecord, GroupRole } from './store/store.ts';
@@ -12,6 +25,5 @@ export { openPushStore, type PushStore } from './push/index.ts';
 export { openWalletStore, RedPacketService, WalletService, type WalletStore } from './wallet/index.ts';
 export type { MessagePoster } from './wallet/redpacket-service.ts';
 export { MessagingService, type MessagingOptions } from './services/message-service.ts';
-export { MemoryBus } from './bus/memory-bus.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
 export { MessageTracer, type TracingOptions } from './tracing/tracer.ts';

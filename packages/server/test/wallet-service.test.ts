@@ -11,6 +11,7 @@ import type { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
 import { sqliteWallet } from './sql-engines.ts';
 import { WalletService, type PaymentGateway, type PaymentRequest } from '../src/wallet/wallet-service.ts';
 import { registerWalletRoutes } from '../src/wallet/routes.ts';
+import { RestApi } from '../src/http/rest.ts';
 import type { AccountService } from '../src/services/account-service.ts';
 import type { RedPacketService } from '../src/wallet/redpacket-service.ts';
 import { errorBody } from '../src/util/errors.ts';
@@ -118,7 +119,7 @@ describe('wallet routes', () => {
       const e = err instanceof MagpieError ? err : new MagpieError('invalid', (err as Error).message);
       void reply.code(e.status).send(errorBody(e));
     });
-    registerWalletRoutes(app, { accounts, redPackets: {} as RedPacketService, wallet, adminToken });
+    registerWalletRoutes(new RestApi(app, accounts, adminToken), { redPackets: {} as RedPacketService, wallet });
     await app.ready();
   }
   afterEach(async () => {

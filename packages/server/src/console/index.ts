@@ -8,7 +8,7 @@ import type { SqlEngine } from '../db/index.ts';
 import type { Store } from '../store/store.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { SocialService } from '../social/social-service.ts';
-import { RestApi } from '../http/rest.ts';
+import type { RestApi } from '../http/rest.ts';
 import { bearer } from '../http/validation.ts';
 import { ConsoleService, temporaryPassword, type ConsoleAdmin } from './console-service.ts';
 import { MetricsSampler } from './metrics-sampler.ts';
@@ -36,12 +36,12 @@ const UI_FILES: Record<string, string> = { 'index.html': 'text/html; charset=utf
  */
 export function createConsoleModule(
   http: FastifyInstance,
+  api: RestApi,
   deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; social: SocialService; reports: ReportService; wallet: WalletService; groups: GroupService; registry: Registry },
 ): ConsoleModule {
   const { store, accounts } = deps;
   const service = new ConsoleService(deps.db, { sessionTtlMs: deps.config.console.sessionTtlMs });
   const sampler = new MetricsSampler(deps.registry, deps.config.console.sampleMs, deps.config.console.samplePoints);
-  const api = new RestApi(http, accounts, deps.config.adminToken);
   const as = (req: FastifyRequest, role: ConsoleRole): Promise<ConsoleAdmin> => service.authenticate(bearer(req), role);
 
   api.route(R.createAdmin, async ({ body }) => ({ admin: await service.createAdmin(body.username, body.password, body.role, 'token') }));

@@ -1,9 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
-import type { AccountService } from '../services/account-service.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import type { Store } from '../store/store.ts';
 import { MediaStore, type MediaService } from '../media/index.ts';
@@ -26,8 +25,8 @@ export interface LifecycleModule {
  * Hooks for modules mirroring message content: `module.service.on({onRecall, onEdit, onDeleteForMe, onReaction})`.
  */
 export function createLifecycleModule(
-  http: FastifyInstance,
-  deps: { log?: Logger; config: Config; db: SqlEngine; accounts: AccountService; store: Store; bus: Bus; messaging: MessagingService; media: MediaService | null; now?: () => number },
+  api: RestApi,
+  deps: { log?: Logger; config: Config; db: SqlEngine; store: Store; bus: Bus; messaging: MessagingService; media: MediaService | null; now?: () => number },
 ): LifecycleModule {
   const { config } = deps;
   const mediaStore = new MediaStore(deps.db);
@@ -39,6 +38,6 @@ export function createLifecycleModule(
   );
   deps.messaging.addBodyHook(service.bodyHook);
   deps.messaging.addHistoryFilter(service.historyFilter);
-  registerLifecycleRoutes(http, { accounts: deps.accounts, lifecycle: service });
+  registerLifecycleRoutes(api, { lifecycle: service });
   return { service, stop: () => service.flushAll() };
 }

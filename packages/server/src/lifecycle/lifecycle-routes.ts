@@ -1,13 +1,10 @@
-import type { FastifyInstance } from 'fastify';
 import { lifecycleRoutes as R } from '@magpie/protocol';
-import { RestApi } from '../http/rest.ts';
-import type { AccountService } from '../services/account-service.ts';
+import type { RestApi } from '../http/rest.ts';
 import type { LifecycleService } from './lifecycle-service.ts';
 
 /** REST routes of the message lifecycle, all authenticated (schemas and paths: @magpie/protocol rest/lifecycle.ts). */
-export function registerLifecycleRoutes(app: FastifyInstance, deps: { accounts: AccountService; lifecycle: LifecycleService }): void {
+export function registerLifecycleRoutes(api: RestApi, deps: { lifecycle: LifecycleService }): void {
   const { lifecycle: l } = deps;
-  const api = new RestApi(app, deps.accounts, undefined);
   api.route(R.recall, async ({ principal, params }) => l.recall(principal, params.conv, params.seq));
   api.route(R.edit, async ({ principal, params, body }) => l.edit(principal, params.conv, params.seq, body.text));
   api.route(R.edits, async ({ principal, params }) => l.editVersions(principal.userId, params.conv, params.seq));

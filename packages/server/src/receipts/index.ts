@@ -1,11 +1,9 @@
-import type { FastifyInstance } from 'fastify';
 import { receiptRoutes as R, type ClientFrame } from '@magpie/protocol';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { Store } from '../store/store.ts';
-import type { AccountService } from '../services/account-service.ts';
-import { RestApi } from '../http/rest.ts';
+import type { RestApi } from '../http/rest.ts';
 import { SqlReceiptStore } from './sql-receipt-store.ts';
 import { ReceiptService } from './receipt-service.ts';
 import { TypingRelay } from './typing.ts';
@@ -36,15 +34,14 @@ export interface ReceiptsDeps {
   db: SqlEngine;
   store: Store;
   bus: Bus;
-  accounts: AccountService;
   push: PushSink;
   onlineDevicesOf(userIds: string[]): Promise<Map<string, string[]>>;
   localDevices(userId: string): number;
   friends(a: string, b: string): Promise<boolean>;
 }
 
-/** Read receipts, typing, presence and group push levels (src/receipts/), with their REST routes on `http`. */
-export function createReceiptsModule(http: FastifyInstance, d: ReceiptsDeps): ReceiptsModule {
+/** Read receipts, typing, presence and group push levels (src/receipts/), with their REST routes on `api`. */
+export function createReceiptsModule(api: RestApi, d: ReceiptsDeps): ReceiptsModule {
   const c = d.config.receipts;
   const store = new SqlReceiptStore(d.db);
   const notifyDefaults = { group: c.notifyGroup, super: c.notifySuper };
@@ -53,7 +50,6 @@ export function createReceiptsModule(http: FastifyInstance, d: ReceiptsDeps): Re
   const presence = new PresenceHub({ bus: d.bus, store, onlineDevicesOf: d.onlineDevicesOf, localDevices: d.localDevices, friends: d.friends, debounceMs: c.presenceDebounceMs, defaultPrivacy: c.presenceDefault });
   const groupPush = new GroupPush(d.store, store, d.push, (m) => service.extrasOf(m), { defaults: notifyDefaults, pageSize: 1000 });
 
-  const api = new RestApi(http, d.accounts, undefined);
   api.route(R.privacy, async ({ principal }) => (await service.privacyOf([principal.userId])).get(principal.userId)!);
   api.route(R.setPrivacy, async ({ principal, body }) => service.setPrivacy(principal.userId, body));
   api.route(R.notifySettings, async ({ principal }) => ({ settings: await service.notifySettings(principal.userId), defaults: notifyDefaults }));

@@ -1,8 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { RestApi } from '../http/rest.ts';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
-import type { AccountService } from '../services/account-service.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import { SocialService } from './social-service.ts';
 import { registerSocialRoutes } from './social-routes.ts';
@@ -28,15 +27,15 @@ export interface SocialModule {
   stop(): Promise<void>;
 }
 
-/** Build the social graph on `http` (routes registered) and install its direct-message policy (blocks, strangers). */
+/** Build the social graph (routes registered on `api`) and install its direct-message policy (blocks, strangers). */
 export async function createSocialModule(
-  http: FastifyInstance,
-  deps: { config: Config; db: SqlEngine; accounts: AccountService; bus: Bus; messaging: MessagingService; socialStore?: SocialStore; now?: () => number },
+  api: RestApi,
+  deps: { config: Config; db: SqlEngine; bus: Bus; messaging: MessagingService; socialStore?: SocialStore; now?: () => number },
 ): Promise<SocialModule> {
   const { config } = deps;
   const store = deps.socialStore ?? (await openSocialStore(deps.db, config));
   const service = new SocialService(store, deps.bus, { strangerMessages: config.strangerMessages, maxExtraBytes: config.social.maxProfileExtraBytes }, deps.now);
   deps.messaging.addDirectPolicy(service.directPolicy);
-  registerSocialRoutes(http, { accounts: deps.accounts, social: service });
+  registerSocialRoutes(api, { social: service });
   return { store, service, stop: () => store.close() };
 }

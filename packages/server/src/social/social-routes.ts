@@ -1,13 +1,10 @@
-import type { FastifyInstance } from 'fastify';
 import { socialRoutes as R } from '@magpie/protocol';
-import { RestApi } from '../http/rest.ts';
-import type { AccountService } from '../services/account-service.ts';
+import type { RestApi } from '../http/rest.ts';
 import type { SocialService } from './social-service.ts';
 
 /** REST routes of the social graph, all authenticated (schemas and paths: @magpie/protocol rest/social.ts). */
-export function registerSocialRoutes(app: FastifyInstance, deps: { accounts: AccountService; social: SocialService }): void {
+export function registerSocialRoutes(api: RestApi, deps: { social: SocialService }): void {
   const { social } = deps;
-  const api = new RestApi(app, deps.accounts, undefined);
   api.route(R.profile, async ({ principal }) => ({ profile: await social.profile(principal.userId) }));
   api.route(R.updateProfile, async ({ principal, body }) => ({ profile: await social.updateProfile(principal.userId, body) }));
   api.route(R.search, async ({ query }) => social.search(query.q, query.limit, query.cursor));

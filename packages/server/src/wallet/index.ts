@@ -1,9 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { RestApi } from '../http/rest.ts';
 import type { OpenResult } from '@magpie/protocol';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.ts';
-import type { AccountService } from '../services/account-service.ts';
 import { RedPacketService, type MembershipSource, type MessagePoster } from './redpacket-service.ts';
 import { registerWalletRoutes } from './routes.ts';
 import { openDatabase, type SqlEngine } from '../db/index.ts';
@@ -41,12 +40,11 @@ export interface WalletModule {
   stop(): Promise<void>;
 }
 
-/** Build the wallet and red-packet services on `http` (routes registered). */
+/** Build the wallet and red-packet services (routes registered on `api`). */
 export async function createWalletModule(
-  http: FastifyInstance,
+  api: RestApi,
   deps: {
     config: Config;
-    accounts: AccountService;
     store: MembershipSource;
     messaging: MessagePoster;
     log: Logger;
@@ -87,7 +85,7 @@ export async function createWalletModule(
     { log: deps.log, now: deps.now, registry: deps.registry },
   );
   const wallet = new WalletService(store, deps.gateway ?? new OperatorGateway(), deps.store, { log: deps.log, now: deps.now, limits: config.wallet });
-  registerWalletRoutes(http, { accounts: deps.accounts, redPackets, wallet, adminToken: config.adminToken, guardSend: deps.guardSend, onOpened: deps.onOpened });
+  registerWalletRoutes(api, { redPackets, wallet, guardSend: deps.guardSend, onOpened: deps.onOpened });
   return {
     store,
     wallet,

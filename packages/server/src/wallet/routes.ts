@@ -1,7 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { walletAdminRoutes as A, walletRoutes as R, type OpenResult } from '@magpie/protocol';
-import { RestApi } from '../http/rest.ts';
-import type { AccountService } from '../services/account-service.ts';
+import type { RestApi } from '../http/rest.ts';
 import type { RedPacketService } from './redpacket-service.ts';
 import type { WalletService } from './wallet-service.ts';
 
@@ -20,12 +18,10 @@ import type { WalletService } from './wallet-service.ts';
  *   GET  /api/admin/reconcile             reconciliation report (HTTP 200 either way; `ok` says)
  */
 export function registerWalletRoutes(
-  app: FastifyInstance,
+  api: RestApi,
   deps: {
-    accounts: AccountService;
     redPackets: RedPacketService;
     wallet: WalletService;
-    adminToken: string | undefined;
     /** Runs before a send (the payment PIN, wallet/payments/pin-service.ts); throws to refuse. */
     guardSend?: (userId: string, pin: string | undefined) => Promise<void>;
     /** Runs after each open (live `redpacket.claimed` frames, wallet/claim-frames.ts). */
@@ -33,7 +29,6 @@ export function registerWalletRoutes(
   },
 ): void {
   const { redPackets, wallet } = deps;
-  const api = new RestApi(app, deps.accounts, deps.adminToken);
 
   api.route(R.sendPacket, async ({ principal, body, reply }) => {
     const { pin, ...input } = body;

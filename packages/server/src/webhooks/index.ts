@@ -1,4 +1,3 @@
-import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { MagpieError, moderationRoutes as R } from '@magpie/protocol';
@@ -7,7 +6,7 @@ import type { SqlEngine } from '../db/index.ts';
 import type { Store } from '../store/store.ts';
 import type { AccountService } from '../services/account-service.ts';
 import type { MessagingService } from '../services/message-service.ts';
-import { RestApi } from '../http/rest.ts';
+import type { RestApi } from '../http/rest.ts';
 import { OutboxStore } from './outbox-store.ts';
 import { OutboxDispatcher } from './outbox-dispatcher.ts';
 import { WebhookEvents } from './events.ts';
@@ -31,7 +30,7 @@ export interface WebhooksModule {
  * durable outbox, moderation reports, and their admin routes.
  */
 export function createWebhooksModule(
-  http: FastifyInstance,
+  api: RestApi,
   deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; messaging: MessagingService; log: Logger; registry: Registry; now?: () => number },
 ): WebhooksModule {
   const { config, log } = deps;
@@ -54,7 +53,6 @@ export function createWebhooksModule(
   }
   const reports = new ReportService(deps.db, deps.store, now);
 
-  const api = new RestApi(http, deps.accounts, config.adminToken);
   api.route(R.report, async ({ principal, body }) => {
     const report = await reports.create(principal.userId, body);
     events.emit('report.created', `report:${report.id}`, report.createdAt, { report });
