@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { startServer } from '../packages/server/test/harness.ts';
+import { startServer } from './lib/server.ts';
 
 const { values } = parseArgs({ options: { clients: { type: 'string', default: '64' }, seconds: { type: 'string', default: '8' } } });
 const CLIENTS = Number(values.clients);

@@ -112,8 +112,8 @@ for (const members of [640, 10_000]) {
   const rstore = new SqlReceiptStore(db);
   const conv = 'g:super';
   const m = ids(size);
-  for (let i = 0; i < 50; i++) await rstore.setNotify(m[i * 997]!, conv, 'all');
-  for (let i = 0; i < 50; i++) await rstore.setNotify(m[i * 991 + 5]!, conv, 'none');
+  for (let i = 0; i < 50; i++) await rstore.setNotify(m[(i * 997) % m.length]!, conv, 'all');
+  for (let i = 0; i < 50; i++) await rstore.setNotify(m[(i * 991 + 5) % m.length]!, conv, 'none');
   const fakeStore = {
     isMember: async () => true,
     getMember: async () => ({ role: 'member' }),

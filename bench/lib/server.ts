@@ -4,7 +4,9 @@
  * exported API for seeding (openStore, openPushStore, …). The build is refreshed first when a
  * source file is newer than it, so a benchmark never measures stale code.
  */
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '@magpie/server';
 
@@ -33,4 +35,66 @@ export function serverEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 /** Settings for seeding a bench database in `dataDir` before the server starts (no fsync per row). */
 export function seedConfig(dataDir: string, overrides: Record<string, unknown> = {}): Config {
   return loadConfig({}, { dataDir, sqliteSynchronous: 'normal', ...overrides });
+}
+
+export interface BenchServer {
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start the compiled server (`SERVER_MAIN`, built first if stale) on a free port of
+ * 127.0.0.1 with its own data directory; resolves when it reports its URL.
+ */
+export async function startServer(opts: { env?: Record<string, string>; startTimeoutMs?: number } = {}): Promise<BenchServer> {
+  ensureBuilt();
+  const dataDir = mkdtempSync(join(tmpdir(), 'magpie-bench-'));
+  const proc = fork(SERVER_MAIN, [], {
+    execArgv: [],
+    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'warn', ...opts.env }),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const limit = opts.startTimeoutMs ?? 60_000;
+    const t = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s`)), limit);
+    proc.on('message', (m: { ready?: string }) => {
+      if (!m.ready) return;
+      clearTimeout(t);
+      resolve(m.ready.replace('localhost', '127.0.0.1'));
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
+  });
+  return {
+    url,
+    wsUrl: `${url.replace('http', 'ws')}/ws`,
+    dataDir,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface BenchAccount {
+  userId: string;
+  username: string;
+  token: string;
+  deviceId: string;
+}
+
+/** Register (or reuse) an account over the REST API and log one device in. */
+export async function registerAndLogin(base: string, opts: { username: string; deviceId?: string; password?: string }): Promise<BenchAccount> {
+  const password = opts.password ?? 'correct horse battery staple';
+  const post = (path: string, body: unknown) => fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const reg = await post('/api/register', { username: opts.username, password });
+  if (reg.status !== 201 && reg.status !== 409) throw new Error(`register failed: ${await reg.text()}`);
+  const deviceId = opts.deviceId ?? 'dev1';
+  const r = await post('/api/login', { username: opts.username, password, deviceId, platform: 'web' });
+  if (r.status !== 200) throw new Error(`login failed: ${await r.text()}`);
+  const b = (await r.json()) as { userId: string; token: string };
+  return { userId: b.userId, username: opts.username, token: b.token, deviceId };
 }

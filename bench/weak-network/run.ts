@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { MagpieClient, MemoryStore, type LocalMessage, type WebSocketLike } from '@magpie/sdk';
-import { startServer, registerAndLogin, type Account } from '../../packages/server/test/harness.ts';
+import { startServer, registerAndLogin, type BenchAccount as Account } from '../lib/server.ts';
 import { FlakyProxy } from './flaky-proxy.ts';
 
 const { values: args } = parseArgs({
