@@ -25,6 +25,14 @@ describe('trace journal', () => {
     assert.equal(got.dropped, 5);
   });
 
+  it('bounds the events of all messages: a big fan-out pushes older messages out', () => {
+    const j = new TraceJournal(100, 300);
+    for (let m = 0; m < 5; m++) for (let i = 0; i < 100; i++) j.record(`m${m}`, { stage: 'deliver', at: i, node: 'n' });
+    assert.ok(j.events <= 300, `${j.events} events`);
+    assert.equal(j.get('m0'), undefined, 'the oldest went');
+    assert.equal(j.get('m4')?.events.length, 100, 'the newest is whole');
+  });
+
   it('size 0 records nothing', () => {
     const j = new TraceJournal(0);
     j.record('m', { stage: 'send', at: 1, node: 'n' });

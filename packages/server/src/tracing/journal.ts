@@ -27,30 +27,50 @@ export interface StageEvent {
 
 /** Events kept per message: a 10 000-member group's fan-out keeps its first deliveries, not all. */
 export const EVENTS_PER_MESSAGE = 256;
+/** Events kept in all, per message of capacity (~250 bytes each: 10 000 messages → at most ~50 MB). */
+export const EVENTS_PER_SLOT = 20;
 
 /**
  * A bounded in-memory journal of stage events by message id: the last `capacity` messages
  * this node touched, each with at most EVENTS_PER_MESSAGE events (the `dropped` count says
- * how many more there were). Recording is an array push and, for a new message, one Map
- * insertion (plus deleting the oldest): cheap enough to stay on on the hot path.
+ * how many more there were), and at most `capacity × EVENTS_PER_SLOT` events in all (large
+ * group fan-outs make older messages go sooner). Recording is an array push and, for a new
+ * message, one Map insertion (plus deleting the oldest): cheap enough to stay on on the hot path.
  */
 export class TraceJournal {
   private readonly byMessage = new Map<string, { events: StageEvent[]; dropped: number }>();
+  private total = 0;
+  private readonly maxEvents: number;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    maxEvents = capacity * EVENTS_PER_SLOT,
+  ) {
+    this.maxEvents = Math.max(maxEvents, EVENTS_PER_MESSAGE);
+  }
 
   record(msgId: string, event: StageEvent): void {
     if (this.capacity <= 0) return;
     let entry = this.byMessage.get(msgId);
     if (!entry) {
-      if (this.byMessage.size >= this.capacity) {
-        const oldest = this.byMessage.keys().next().value;
-        if (oldest !== undefined) this.byMessage.delete(oldest);
-      }
+      if (this.byMessage.size >= this.capacity) this.evictOldest();
       this.byMessage.set(msgId, (entry = { events: [], dropped: 0 }));
     }
-    if (entry.events.length < EVENTS_PER_MESSAGE) entry.events.push(event);
-    else entry.dropped++;
+    if (entry.events.length >= EVENTS_PER_MESSAGE) {
+      entry.dropped++;
+      return;
+    }
+    // Over the event budget: older messages go first (never the one being written).
+    while (this.total >= this.maxEvents && this.byMessage.size > 1 && this.byMessage.keys().next().value !== msgId) this.evictOldest();
+    entry.events.push(event);
+    this.total++;
+  }
+
+  private evictOldest(): void {
+    const oldest = this.byMessage.entries().next().value;
+    if (!oldest) return;
+    this.byMessage.delete(oldest[0]);
+    this.total -= oldest[1].events.length;
   }
 
   /** The events of one message in the order recorded (copies), and how many were not kept. */
@@ -61,5 +81,10 @@ export class TraceJournal {
 
   get size(): number {
     return this.byMessage.size;
+  }
+
+  /** Events held in all. */
+  get events(): number {
+    return this.total;
   }
 }

@@ -73,7 +73,7 @@ export class OtlpSpanSink implements SpanSink {
     this.provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'service.instance.id': opts.node }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio) }),
-      spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: opts.exportDelayMs ?? 1000, maxQueueSize: 20_000, maxExportBatchSize: 1000 })],
+      spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: opts.exportDelayMs ?? 1000, maxQueueSize: 20_000, maxExportBatchSize: 1000, exportTimeoutMillis: 5000 })],
     });
     this.tracer = this.provider.getTracer('magpie');
     this.messages = new Bounded(opts.capacity);
