@@ -28,7 +28,11 @@ RUN npm run build \
  && npm prune --omit=dev --ignore-scripts
 
 FROM ${NODE_IMAGE} AS runtime
+# glibc: two malloc arenas instead of 8 per core, and big blocks (scrypt's 16 MiB) always
+# mmapped and returned when freed (docs/operations.md, "Memory").
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=1048576 \
     MAGPIE_HOST=0.0.0.0 \
     MAGPIE_PORT=8080 \
     MAGPIE_DATA_DIR=/data
