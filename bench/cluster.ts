@@ -23,8 +23,10 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import WebSocket from 'ws';
+import { SERVER_MAIN, ensureBuilt, serverEnv } from './lib/server.ts';
 
-const MAIN = new URL('../packages/server/src/main.ts', import.meta.url).pathname;
+// The compiled server, as `npm start` runs it (bench/lib/server.ts).
+const MAIN = SERVER_MAIN;
 const PG = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS = process.env.MAGPIE_TEST_NATS ?? 'nats://127.0.0.1:4222';
 
@@ -52,10 +54,11 @@ interface Node {
 }
 
 async function startNode(env: Record<string, string>): Promise<Node> {
+  ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-cluster-'));
   const proc = fork(MAIN, [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', ...env },
+    execArgv: [],
+    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
