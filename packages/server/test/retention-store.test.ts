@@ -47,6 +47,7 @@ function suite(name: string, open: () => Promise<{ db: SqlEngine; drop: () => Pr
         await db.run('INSERT INTO receipt_messages (conv, seq, sender, epoch, bitmap, read_count) VALUES (?, ?, ?, 0, ?, 0)', [conv, s, 'ua', Buffer.alloc(1)]);
         await db.run('INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conv_id, seq) DO NOTHING', [conv, s, 'ua', 'text', NOW, `m${s}`]);
         await db.run('INSERT INTO media_refs (upload_id, conv, message_id, created_at) VALUES (?, ?, ?, ?)', [`up${s}`, conv, `msg${s}`, NOW]);
+        await db.run('INSERT INTO group_change_users (conv_id, msg_id, user_id) VALUES (?, ?, ?)', [conv, `msg${s}`, 'ub']);
         await db.run('INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?)', ['ub', conv, s]);
         await db.run('INSERT INTO search_hidden (user_id, conv_id, seq) VALUES (?, ?, ?)', ['ub', conv, s]);
       }
@@ -102,6 +103,7 @@ function suite(name: string, open: () => Promise<{ db: SqlEngine; drop: () => Pr
       }
       assert.deepEqual((await db.all<{ seq: number | string }>('SELECT seq FROM receipt_messages WHERE conv = ?', [conv])).map((r) => Number(r.seq)), [9]);
       assert.deepEqual((await db.all<{ message_id: string }>('SELECT message_id FROM media_refs WHERE conv = ?', [conv])).map((r) => r.message_id), ['msg9']);
+      assert.deepEqual((await db.all<{ msg_id: string }>('SELECT msg_id FROM group_change_users WHERE conv_id = ?', [conv])).map((r) => r.msg_id), ['msg9'], 'group-change user lists go with their notices');
       // Inbox pointers to seq ≤ 7 are gone in both inboxes; each user's purge mark is the highest removed inboxSeq.
       const after = await db.all<{ user_id: string; seq: number | string }>('SELECT user_id, seq FROM inbox WHERE conv_id = ? ORDER BY user_id, inbox_seq', [conv]);
       assert.ok(after.every((r) => Number(r.seq) > 7) && after.length === inboxBefore.filter((r) => Number(r.seq) > 7).length);

@@ -161,6 +161,8 @@ export class RetentionStore {
       await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
       const ids = tx.textList(due.map((d) => d.id));
       const uploads = await tx.all<{ upload_id: string }>(`DELETE FROM media_refs WHERE message_id IN ${ids.sql} RETURNING upload_id`, [ids.param]);
+      // The full user lists of big group-change notices (migration 0019), keyed by message id.
+      await tx.run(`DELETE FROM group_change_users WHERE conv_id = ? AND msg_id IN ${ids.sql}`, [conv, ids.param]);
       for (const u of new Set(uploads.map((x) => x.upload_id))) {
         await tx.run('UPDATE media_uploads SET referenced_at = NULL WHERE id = ? AND NOT EXISTS (SELECT 1 FROM media_refs WHERE upload_id = ?)', [u, u]);
       }
