@@ -1,24 +1,10 @@
-import type { Notification, ServiceAccount } from '@magpie/protocol';
+import type { Notification, NotificationPage, UserService } from '@magpie/protocol';
 import { TypedEmitter } from './emitter.ts';
 import { MagpieClientError } from './errors.ts';
 import type { RestApi } from './rest.ts';
 
-export type { Notification, ServiceAccount } from '@magpie/protocol';
-
-/** A service account as this user sees it. */
-export interface UserService extends ServiceAccount {
-  muted: boolean;
-  unsubscribed: boolean;
-  readSeq: number;
-  unread: number;
-}
-
-export interface NotificationPage {
-  notifications: Notification[];
-  cursor: string;
-  more: boolean;
-  wrapped: boolean;
-}
+/** UserService: a service account as this user sees it (with mute/unsubscribe and unread). */
+export type { Notification, NotificationPage, ServiceAccount, UserService } from '@magpie/protocol';
 
 type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
 

@@ -102,6 +102,7 @@ export const UserServiceSchema = ServiceAccountSchema.extend({
   readSeq: Seq,
   unread: Seq,
 });
+export type UserService = z.infer<typeof UserServiceSchema>;
 
 const ServiceBody = z.strictObject({
   name: displayName(64),
@@ -125,6 +126,7 @@ export const NotificationPageSchema = z.strictObject({
   /** The ring wrapped (or retention removed items) since the cursor: older list/segment notifications are gone. */
   wrapped: z.boolean(),
 });
+export type NotificationPage = z.infer<typeof NotificationPageSchema>;
 
 /** Operator-token routes (automation). The console has the same actions under /api/console/. */
 export const serviceAdminRoutes = {

@@ -1,4 +1,4 @@
-import { MagpieError, type Audience, type Notification, type ServiceAccount } from '@magpie/protocol';
+import { MagpieError, type Audience, type Notification, type NotificationPage, type ServiceAccount, type UserService } from '@magpie/protocol';
 import type { Queryable } from '../db/index.ts';
 import type { Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
@@ -18,19 +18,7 @@ export interface BroadcastListener {
   (service: ServiceAccount, broadcast: BroadcastRecord, slots: [string, number][]): void;
 }
 
-export interface UserService extends ServiceAccount {
-  muted: boolean;
-  unsubscribed: boolean;
-  readSeq: number;
-  unread: number;
-}
-
-export interface NotificationPage {
-  notifications: Notification[];
-  cursor: string;
-  more: boolean;
-  wrapped: boolean;
-}
+export type { NotificationPage, UserService } from '@magpie/protocol';
 
 /**
  * Service accounts and their notifications: the operator creates services and broadcasts
