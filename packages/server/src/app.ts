@@ -256,7 +256,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(api, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
   const adminConsole = config.console.enabled
-    ? createConsoleModule(http, api, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, registry: metrics.registry })
+    ? createConsoleModule(http, api, { config, db, store, accounts, social: social.service, reports: webhooks.reports, wallet: wallet.wallet, groups, instructions, registry: metrics.registry })
     : null;
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);

@@ -95,6 +95,16 @@ describe('admin console', () => {
     assert.equal((await api(srv.url, 'GET', '/api/console/reports', undefined, ownerToken)).status, 200);
     assert.equal((await api(srv.url, 'GET', '/api/console/wallet/reconcile', undefined, ownerToken)).body.ok, true);
     assert.equal((await api(srv.url, 'GET', `/api/console/wallet/${alice.userId}/entries`, undefined, ownerToken)).body.balance, 0);
+    // Instructions sent with the operator token, and each device's outcome, in the console's log.
+    const dave = await registerAndLogin(srv.url);
+    const issued = await api(srv.url, 'POST', '/api/admin/instructions', { userId: dave.userId, kind: 'force_full_sync' }, ADMIN);
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    const log = (await api(srv.url, 'GET', '/api/console/instructions', undefined, ownerToken)).body.instructions;
+    assert.equal(log[0].id, issued.body.instruction.id, 'newest first, everyone\'s');
+    assert.deepEqual(log[0].targets.map((t: any) => t.status), ['pending'], 'one device, not yet delivered');
+    const own = (await api(srv.url, 'GET', `/api/console/instructions?userId=${alice.userId}`, undefined, ownerToken)).body.instructions;
+    assert.deepEqual(own, [], 'filtered by user');
+    assert.equal((await api(srv.url, 'GET', '/api/console/instructions')).status, 401, 'console sign-in required');
     const m = await api(srv.url, 'GET', '/api/console/metrics', undefined, ownerToken);
     assert.ok(m.body.series.connections?.length > 0, JSON.stringify(m.body).slice(0, 300));
   });
@@ -141,6 +151,11 @@ describe('admin console', () => {
       await page.getByRole('button', { name: 'Audit log' }).click();
       await page.getByRole('cell', { name: 'user.disable' }).first().waitFor({ timeout: 10_000 });
       assert.ok(await page.getByRole('cell', { name: carol.userId }).count() > 0);
+      const sent = await api(srv.url, 'POST', '/api/admin/instructions', { userId: alice.userId, kind: 'clear_cache' }, ADMIN);
+      assert.equal(sent.status, 201, JSON.stringify(sent.body));
+      await page.getByRole('button', { name: 'Instructions' }).click();
+      await page.getByRole('cell', { name: 'clear_cache' }).first().waitFor({ timeout: 10_000 });
+      assert.ok(await page.getByRole('cell', { name: alice.userId }).count() > 0);
       await page.getByRole('button', { name: 'Operations' }).click();
       await page.locator('.charts canvas').first().waitFor({ timeout: 10_000 });
       assert.deepEqual(errors, []);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { OkSchema, queryLimit, restRoute } from './route.ts';
 import { REPORT_STATES, ReportSchema } from './moderation.ts';
+import { InstructionAuditSchema } from './ops.ts';
 
 /**
  * The admin console's API (/api/console/…, server: src/console/): its own admin accounts with
@@ -146,6 +147,15 @@ export const consoleRoutes = {
     auth: 'none',
     reply: { 200: z.looseObject({ ok: z.boolean() }) },
   }),
+  instructions: restRoute({
+    method: 'GET',
+    url: '/api/console/instructions',
+    summary: "Instructions sent and their outcome per device, newest first: everyone's, or one user's (viewer)",
+    auth: 'none',
+    query: z.strictObject({ userId: z.string().min(1).max(64).optional(), limit: queryLimit(500).default(50) }),
+    reply: { 200: z.strictObject({ instructions: z.array(InstructionAuditSchema) }) },
+  }),
+
   ledger: restRoute({
     method: 'GET',
     url: '/api/console/wallet/:userId/entries',

@@ -15,6 +15,7 @@ import { MetricsSampler } from './metrics-sampler.ts';
 import type { ReportService } from '../webhooks/reports.ts';
 import type { GroupService } from '../services/group-service.ts';
 import type { WalletService } from '../wallet/wallet-service.ts';
+import type { InstructionService } from '../instructions/instruction-service.ts';
 
 export { ConsoleService } from './console-service.ts';
 
@@ -37,7 +38,7 @@ const UI_FILES: Record<string, string> = { 'index.html': 'text/html; charset=utf
 export function createConsoleModule(
   http: FastifyInstance,
   api: RestApi,
-  deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; social: SocialService; reports: ReportService; wallet: WalletService; groups: GroupService; registry: Registry },
+  deps: { config: Config; db: SqlEngine; store: Store; accounts: AccountService; social: SocialService; reports: ReportService; wallet: WalletService; groups: GroupService; instructions: InstructionService; registry: Registry },
 ): ConsoleModule {
   const { store, accounts } = deps;
   const service = new ConsoleService(deps.db, { sessionTtlMs: deps.config.console.sessionTtlMs });
@@ -128,6 +129,7 @@ export function createConsoleModule(
     return { report };
   });
   api.route(R.reconcile, async ({ raw }) => (await as(raw, 'viewer'), (await deps.wallet.reconcile()) as unknown as { ok: boolean }));
+  api.route(R.instructions, async ({ raw, query }) => (await as(raw, 'viewer'), { instructions: await deps.instructions.audit(query.userId, query.limit) }));
   api.route(R.ledger, async ({ raw, params, query }) => {
     await as(raw, 'viewer');
     const { balance } = await deps.wallet.balance(params.userId);

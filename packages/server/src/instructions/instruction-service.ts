@@ -53,7 +53,7 @@ export class InstructionService {
     return this.store.complete(instructionId, userId, deviceId, ok, result, this.now());
   }
 
-  audit(userId: string, limit = 50): Promise<InstructionAudit[]> {
+  audit(userId: string | undefined, limit = 50): Promise<InstructionAudit[]> {
     return this.store.audit(userId, limit);
   }
 }

@@ -15,7 +15,8 @@ export interface InstructionStore {
   /** Record the device's report; false when there is no such target or it is already complete. */
   complete(instructionId: string, userId: string, deviceId: string, ok: boolean, result: unknown, at: number): Promise<boolean>;
   /** Audit: instructions of a user, newest first, with every target's outcome. */
-  audit(userId: string, limit: number): Promise<InstructionAudit[]>;
+  /** Newest first: one user's instructions, or everyone's when userId is undefined (the console's log). */
+  audit(userId: string | undefined, limit: number): Promise<InstructionAudit[]>;
 }
 
 export { INSTRUCTION_KINDS } from '@magpie/protocol';

@@ -55,8 +55,11 @@ export class SqlInstructionStore implements InstructionStore {
     return changed === 1;
   }
 
-  async audit(userId: string, limit: number): Promise<InstructionAudit[]> {
-    const rows = await this.db.all<InstructionRow>('SELECT * FROM instructions WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?', [userId, limit]);
+  async audit(userId: string | undefined, limit: number): Promise<InstructionAudit[]> {
+    const rows =
+      userId === undefined
+        ? await this.db.all<InstructionRow>('SELECT * FROM instructions ORDER BY created_at DESC, id DESC LIMIT ?', [limit])
+        : await this.db.all<InstructionRow>('SELECT * FROM instructions WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?', [userId, limit]);
     if (rows.length === 0) return [];
     const ids = this.db.textList(rows.map((r) => r.id));
     const targets = await this.db.all<TargetRow>(`SELECT * FROM instruction_targets WHERE instruction_id IN ${ids.sql} ORDER BY device_id`, [ids.param]);

@@ -80,6 +80,7 @@ const TABS = [
   ['services', 'Service accounts'],
   ['operations', 'Operations'],
   ['wallet', 'Wallet'],
+  ['instructions', 'Instructions'],
   ['retention', 'Retention'],
   ['audit', 'Audit log'],
   ['trace', 'Message trace'],
@@ -427,6 +428,33 @@ function walletView() {
   return h('section', {}, h('h2', {}, 'Wallet'), form, err, out);
 }
 
+/** Instructions sent (operator token or automation) and each target device's outcome. */
+function instructionsView() {
+  const out = h('div', {}, 'Loading…');
+  const err = errorBox();
+  const outcome = (t) => `${t.deviceId}: ${t.status}${t.result !== null && t.result !== undefined ? ` ${JSON.stringify(t.result)}` : ''}`;
+  const load = (userId) =>
+    act(err, async () => {
+      const r = await call('GET', `/api/console/instructions?limit=200${userId ? `&userId=${encodeURIComponent(userId)}` : ''}`);
+      out.replaceChildren(
+        r.instructions.length === 0
+          ? h('p', {}, 'No instructions.')
+          : table(
+              ['Sent', 'User', 'Kind', 'Issued by', 'Outcome per device'],
+              r.instructions.map((i) => h('tr', { 'data-instruction-id': i.id }, h('td', {}, time(i.createdAt)), h('td', {}, h('code', {}, i.userId)), h('td', {}, i.kind), h('td', {}, i.issuedBy), h('td', {}, i.targets.length ? i.targets.map(outcome).join('; ') : 'no device'))),
+            ),
+      );
+    });
+  const form = h(
+    'form',
+    { class: 'inline', role: 'search', onsubmit: (e) => (e.preventDefault(), load(new FormData(form).get('user').trim())) },
+    h('input', { name: 'user', placeholder: 'User id (empty: everyone)', 'aria-label': 'Instructions of user' }),
+    h('button', { type: 'submit' }, 'Show'),
+  );
+  void load('');
+  return h('section', {}, h('h2', {}, 'Instructions'), form, err, out);
+}
+
 function auditView() {
   const out = h('div', {}, 'Loading…');
   const err = errorBox();
@@ -589,7 +617,7 @@ function retentionView() {
 // The Messages page links each message to its trace (what happened to it, stage by stage).
 MESSAGE_LINKS.push((m) => h('a', { href: `#/messages/${encodeURIComponent(m.id)}/trace` }, 'Trace'));
 
-const VIEWS = { messages: messagesView, retention: retentionView, users: usersView, groups: groupsView, reports: reportsView, services: servicesView, operations: operationsView, wallet: walletView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
+const VIEWS = { messages: messagesView, retention: retentionView, users: usersView, groups: groupsView, reports: reportsView, services: servicesView, operations: operationsView, wallet: walletView, instructions: instructionsView, audit: auditView, account: accountView, trace: () => traceView({ h, call, errorBox, act }, traceIdFromHash(location.hash)) };
 // #/messages/<id>/trace opens that message's trace.
 if (traceIdFromHash(location.hash)) tab = 'trace';
 window.addEventListener('hashchange', () => traceIdFromHash(location.hash) && ((tab = 'trace'), render()));
