@@ -110,13 +110,13 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
       // The node's connections right after the load (idle ones close only after 30 s): at most
       // the sum of its pools — the messaging store has no pool of its own (issue 16).
       const [{ n }] = (await admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${dbName}`) as unknown as [{ n: number }];
-      assert.ok(n >= 1 && n <= 3 + 1 + 1, `connections of the node: ${n} (pools: shared 3, wallet 1, push 1)`);
+      assert.ok(n >= 1 && n <= 3, `connections of the node: ${n} (one pool of 3; the wallet and push settings open nothing)`);
     } finally {
       await srv.stop();
     }
   });
 
-  it('one pool per node besides the messaging store: wallet, push, social and instructions share it (connections counted under load)', async () => {
+  it('one pool per node: messages, wallet, push, social and instructions share it (connections counted under load)', async () => {
     const admin2 = 'pool-test-admin-token-0123456789abcdef';
     const env = {
       MAGPIE_STORE: dbUrl.toString(),
@@ -144,7 +144,7 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
     try {
       const peer = await registerAndLogin(srv.url);
       const accounts = await Promise.all(Array.from({ length: 16 }, () => registerAndLogin(srv.url)));
-      // Messages (messaging pool, push policy reads) and wallet writes (shared pool) at once.
+      // Messages (appends, ACKs, push policy reads) and wallet writes at once, all on the one pool.
       const wallet = Promise.all(
         accounts.map(async (a, i) => {
           for (let k = 0; k < 4; k++) {
@@ -163,8 +163,8 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
       await sampler;
       await srv.stop();
     }
-    console.log(`# PostgreSQL connections of one node under load: peak ${peak} (pools: messages 3 + shared 2)`);
-    assert.ok(peak >= 2, `the sampler saw the node's connections (${peak})`);
-    assert.ok(peak <= 3 + 2, `at most messages + shared pool connections, saw ${peak}`);
+    console.log(`# PostgreSQL connections of one node under load: peak ${peak} (one pool of 2; the old messages/wallet/push settings are ignored)`);
+    assert.ok(peak >= 1, `the sampler saw the node's connections (${peak})`);
+    assert.ok(peak <= 2, `at most the one pool's 2 connections, saw ${peak}`);
   });
 });
