@@ -19,7 +19,13 @@
  *   end-to-end p99 and the server CPU (% of a core, µs per message where printed), and records the 1-minute load average before the run. It prints every
  *   run, then the median per commit. `--json FILE` writes all of it.
  *
- * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs)
+ * - bench/connect.ts: it reads the storm's seconds and the server CPU µs per connect + hello
+ *   (in the storm, and with its deferred work) and per close, and prints those columns instead.
+ * - `--same-bench`: every commit runs this checkout's bench/ directory (copied over the
+ *   commit's own bench/ for the run, then restored with git), so a load generator changed
+ *   since the old commit measures both the same way. Only bench/ is copied, never server code.
+ *
+ * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs) --same-bench
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +45,7 @@ const { values: o } = parseArgs({
     cache: { type: 'string', default: join(tmpdir(), 'magpie-alternate') },
     json: { type: 'string' },
     pause: { type: 'string', default: '2' },
+    'same-bench': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -111,6 +118,11 @@ function parseResult(out) {
     e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m),
     cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m),
     cpuUsPerMsg: num(/\(([\d.]+) µs per message/),
+    // bench/connect.ts
+    stormS: num(/^storm\s+([\d.]+) s/m),
+    connectUs: num(/^server CPU\s+([\d.]+) µs per connect \+ hello/m),
+    connectAllUs: num(/^with deferred\s+([\d.]+) µs per connect/m),
+    closeUs: num(/^disconnect\s+([\d.]+) µs per close/m),
   };
 }
 
@@ -120,6 +132,16 @@ function loadAvg() {
   } catch {
     return NaN;
   }
+}
+
+/** --same-bench: this checkout's bench/ over the commit tree's for one run; the returned function restores it. */
+function overlayBench(tree) {
+  if (!o['same-bench'] || tree.dir === ROOT) return () => {};
+  cpSync(join(ROOT, 'bench'), join(tree.dir, 'bench'), { recursive: true, filter: (src) => !src.includes('node_modules') });
+  return () => {
+    spawnSync('git', ['-C', tree.dir, 'checkout', '--', 'bench'], { stdio: 'inherit' });
+    spawnSync('git', ['-C', tree.dir, 'clean', '-fdq', '--', 'bench'], { stdio: 'inherit' });
+  };
 }
 
 function benchRun(tree) {
@@ -153,18 +175,39 @@ for (let r = 0; r < rounds; r++) {
     const tree = trees[(i + r) % trees.length];
     const load = loadAvg();
     log(`round ${r + 1}/${rounds}: ${tree.label} (load ${f(load, 2)})`);
-    const out = await benchRun(tree);
+    const restore = overlayBench(tree);
+    let out;
+    try {
+      out = await benchRun(tree);
+    } finally {
+      restore();
+    }
     results.push({ round: r + 1, commit: tree.label, load, ...parseResult(out) });
     await sleep(Number(o.pause) * 1000);
   }
 }
 
-const head = ['commit', 'round', 'load', 'msg/s', 'ACK p99 ms', 'e2e p99 ms', 'server CPU %', 'CPU µs/msg'];
-const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), f(x.msgPerS), f(x.ackP99, 1), f(x.e2eP99, 1), f(x.cpuPct), f(x.cpuUsPerMsg)]);
+const connectBench = results.some((x) => Number.isFinite(x.connectUs));
+const cols = connectBench
+  ? [
+      ['storm s', 'stormS', 2],
+      ['µs/connect (storm)', 'connectUs', 0],
+      ['µs/connect (+deferred)', 'connectAllUs', 0],
+      ['µs/close', 'closeUs', 0],
+    ]
+  : [
+      ['msg/s', 'msgPerS', 0],
+      ['ACK p99 ms', 'ackP99', 1],
+      ['e2e p99 ms', 'e2eP99', 1],
+      ['server CPU %', 'cpuPct', 0],
+      ['CPU µs/msg', 'cpuUsPerMsg', 0],
+    ];
+const head = ['commit', 'round', 'load', ...cols.map((c) => c[0])];
+const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), ...cols.map(([, k, d]) => f(x[k], d))]);
 const medians = trees.map((t) => {
   const mine = results.filter((x) => x.commit === t.label);
   const med = (k, d = 0) => f(median(mine.map((x) => x[k])), d);
-  return [t.label, 'median', med('load', 2), med('msgPerS'), med('ackP99', 1), med('e2eP99', 1), med('cpuPct'), med('cpuUsPerMsg')];
+  return [t.label, 'median', med('load', 2), ...cols.map(([, k, d]) => med(k, d))];
 });
 const all = [head, ...rows, ...medians];
 const widths = head.map((_, c) => Math.max(...all.map((row) => row[c].length)));

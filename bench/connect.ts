@@ -7,13 +7,17 @@
  * Seeds N users and sessions (no scrypt), starts the real server, connects everyone once
  * (warm-up: caches, JIT), closes every socket, then reconnects all of them at once (at most
  * --concurrency handshakes in flight) and prints the storm's seconds and the server's CPU µs
- * per connect + hello (from /proc/<pid>/stat), with the load average.
+ * (from /proc/<pid>/stat) per connect + hello — in the storm, and until the server is quiet
+ * again (presence settles 2 s after a user's connections change) — and per close, with the
+ * load average. Each phase starts only once the server is done with the previous one: the
+ * closes of the warm-up sockets (their last-seen writes) no longer land in the storm.
  *
- * Options (defaults): --users 10000 --concurrency 500 --quiet-wait 0
+ * Options (defaults): --users 10000 --concurrency 500 --quiet-wait 0 --cpu-prof DIR (the server
+ * runs with `node --cpu-prof`; the summary prints the bench/cpuprofile-top.ts command for the storm)
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +31,7 @@ const { values: a } = parseArgs({
     users: { type: 'string', default: '10000' },
     concurrency: { type: 'string', default: '500' },
     'quiet-wait': { type: 'string', default: '0' },
+    'cpu-prof': { type: 'string' },
   },
   strict: true,
 });
@@ -63,27 +68,73 @@ async function closeAll(sockets: WebSocket[]): Promise<void> {
   await Promise.all(sockets.map((ws) => new Promise<void>((r) => (ws.once('close', () => r()), ws.close()))));
 }
 
+/**
+ * Wait until the server has finished the work the last phase left behind (the closes it has
+ * yet to see, presence settling `debounceMs` after a user's connections change): at least
+ * `minMs` and until its open connections are `connections`, then until it used < 2% of a core
+ * for a whole second. Returns the server CPU ms
+ * used from `cpu0` on.
+ */
+async function serverQuiet(server: { pid: number; url: string }, cpu0: number, minMs: number, connections: number): Promise<number> {
+  const { pid } = server;
+  const until = Date.now() + 120_000;
+  const t0 = Date.now();
+  // Its gauge of open connections first (a close it has not processed yet costs no CPU while it waits).
+  while (Date.now() < until) {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    if (Number(/^magpie_connections (\d+)/m.exec(text)?.[1]) === connections) break;
+    await sleep(100);
+  }
+  await sleep(Math.max(0, minMs - (Date.now() - t0)));
+  let quiet = 0;
+  let last = cpuMsOf(pid);
+  while (quiet < 4 && Date.now() < until) {
+    await sleep(250);
+    const now = cpuMsOf(pid);
+    quiet = now - last < 5 ? quiet + 1 : 0;
+    last = now;
+  }
+  return last - cpu0;
+}
+
 async function main(): Promise<void> {
   await waitQuiet(Number(a['quiet-wait']));
   const nonce = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'magpie-connect-'));
   log(`server code: ${gitDescribe()}; ${N} users, ${a.concurrency} handshakes in flight`);
   await seedUsers(join(dataDir, 'magpie.db'), 0, N, nonce);
-  const server = await startBenchServer({ dataDir });
+  const server = await startBenchServer({ dataDir, cpuProfDir: a['cpu-prof'] });
+  // Presence settles this long after a user's first connection opens or last one closes (the server's default).
+  const settleMs = 2000 + 500;
   try {
     const warm = await storm(server.wsUrl, nonce);
     log(`warm-up: ${warm.sockets.length} connected in ${fmt(warm.ms / 1000, 2)} s (${warm.failed} failed)`);
+    await serverQuiet(server, 0, settleMs, warm.sockets.length);
+    // Disconnect: from closing every socket until the server is done with it (its side of the
+    // close, the last-seen write, presence settling).
+    const closeCpu0 = cpuMsOf(server.pid);
+    const closeAt = performance.now();
     await closeAll(warm.sockets);
-    await sleep(2000);
+    const closeCpuMs = await serverQuiet(server, closeCpu0, settleMs, 0);
+    const closeMs = performance.now() - closeAt;
     const cpu0 = cpuMsOf(server.pid);
+    const stormAt = Date.now();
     const run = await storm(server.wsUrl, nonce);
     const cpuMs = cpuMsOf(server.pid) - cpu0;
+    const allCpuMs = await serverQuiet(server, cpu0, settleMs, run.sockets.length);
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const per = (ms: number, n: number): string => fmt((ms * 1000) / Math.max(1, n), 0);
     console.log('');
     console.log(`=== reconnect storm: ${N} WebSocket connects + hello ===`);
     console.log(`storm             ${fmt(run.ms / 1000, 2)} s (${fmt(run.sockets.length / (run.ms / 1000), 0)} connects/s; ${run.failed} failed)`);
-    console.log(`server CPU        ${fmt((cpuMs * 1000) / Math.max(1, run.sockets.length), 0)} µs per connect + hello (${fmt(cpuMs / run.ms * 100, 0)}% of one core)`);
+    console.log(`server CPU        ${per(cpuMs, run.sockets.length)} µs per connect + hello in the storm (${fmt(cpuMs / run.ms * 100, 0)}% of one core)`);
+    console.log(`with deferred     ${per(allCpuMs, run.sockets.length)} µs per connect + hello until the server is quiet (presence settling after ${settleMs - 500} ms included)`);
+    console.log(`disconnect        ${per(closeCpuMs, warm.sockets.length)} µs per close until the server is quiet (${fmt(closeMs / 1000, 1)} s)`);
     console.log(`load average      ${load}${Number(load.split(' ')[0]) > 1.5 ? ' — a loaded machine' : ''}`);
+    if (a['cpu-prof']) {
+      const from = (stormAt - server.forkedAt) / 1000;
+      console.log(`profile           node --import tsx bench/cpuprofile-top.ts ${resolve(a['cpu-prof'])}/CPU.*.cpuprofile --from ${fmt(from, 1)} --to ${fmt(from + run.ms / 1000, 1)}`);
+    }
     for (const ws of run.sockets) ws.terminate();
   } finally {
     await server.stop();
