@@ -1,47 +1,65 @@
 /**
- * Red-packet open benchmark (SQLite, synchronous=FULL by default): opens/s and open latency
- * p50/p99/max for
+ * Red-packet open benchmark through the HTTP API of the real server (SQLite, synchronous=FULL
+ * by default): opens/s, open latency p50/p99/max and the server's own CPU per open for
  *   hot:  one packet with --shares shares, every share opened by a different user;
  *   many: --packets packets of --per-packet shares each, opened at once in random order.
  *
  *   npm run bench:redpacket
- *   npm run bench:redpacket -- --shares 50000 --concurrency 2000 --packets 200 --per-packet 200
+ *   npm run bench:redpacket -- --scenario hot --shares 50000
+ *   npm run bench:redpacket -- --in-process        (store level, no HTTP: see below)
  *
- * What runs is the server's own open path, in-process: RedPacketService.open → membership
- * check on the messaging store (SqliteStore.isMember, its own connection to the same file)
- * → grab filter → group commit → SqliteWalletStore.open (one IMMEDIATE transaction and one
- * fsync per batch: claim row, compare-and-set on the packet, two ledger entries, wallet
- * credit). Not included: HTTP (see --http) and the status message at the end of a packet
- * (a stub records it; it is one message per packet).
+ * 1. a fresh data dir; users and one session token each are seeded through the server's
+ *    Store API before it starts (bench/lib/group-setup.ts seedUsers: no scrypt per user);
+ * 2. the compiled server as a child process (bench/lib/group-setup.ts startBenchServer, rate
+ *    limits raised; the payment PIN off: bench/pin-check.ts measures that);
+ * 3. the groups through the groups API, the sender's top-up through the operator API, the
+ *    packets through POST /api/redpackets;
+ * 4. this process is the load generator: --concurrency virtual clients, each with its own
+ *    keep-alive connection (node:http Agent, one socket), POST /api/redpackets/:id/open with
+ *    `Authorization: Bearer <the opener's session token>`, closed loop: a client sends the
+ *    next open when the answer to the last one arrived. A `busy` answer is retried after
+ *    1 ms and its latency counts from the first try. (Each connection carries many users'
+ *    opens, one after another: the server authenticates every request anyway.)
+ * 5. after each scenario: the operator reconciliation (GET /api/admin/reconcile) must be ok,
+ *    and the claims must add up (every share opened once, the amounts sum to the total).
  *
- * Closed loop: --concurrency virtual clients each open, wait for the answer, and take the
- * next user. A client told "busy" (every share left is held by an open in flight) retries
- * after 1 ms; its latency counts from its first try.
+ * CPU: the server's from /proc/<pid>/stat (user + system, all its threads) over the open
+ * phase only — "µs per open" and "opens per server CPU-second" are the server's alone. The
+ * load generator's CPU (this process) is printed on its own line and never mixed in. Both
+ * share the machine's two cores with each other and with anything else running.
  *
- * Options (defaults): --shares 20000 --packets 100 --per-packet 200 --concurrency 1000
- *   --synchronous full|normal (full) --data-dir DIR --keep-data --json FILE
- *   --http (also run both scenarios through the REST API of a server child process)
- *   --server-cpu-prof DIR (write a CPU profile of the server child process)
- *   --quiet-wait SEC (wait up to SEC seconds for the 1-minute load average to drop below 1)
- * The load average before and after each scenario is printed: on a shared 2-core machine a
- * busy neighbour halves the numbers. `opensPerCpuSecond` divides the opens by this process's
- * CPU time (in-process scenarios: the whole server path; HTTP: the load generator only, so
- * ignore it there).
+ * --in-process: the old store-level mode — RedPacketService.open called directly in this
+ * process (membership check, grab filter, group commit, SqlWalletStore.open), no HTTP, no
+ * authentication, no JSON. Its "opens per CPU-second" divides by this process's CPU (which
+ * is the whole path there). Labelled "in-process" in every line it prints.
+ *
+ * Options (defaults): --scenario both|hot|many (both) --shares 20000 --packets 100
+ *   --per-packet 200 --concurrency 1000 --synchronous full|normal (full) --data-dir DIR
+ *   --keep-data --json FILE --server-cpu-prof DIR (the server runs with node --cpu-prof)
+ *   --server-main FILE (another tree's packages/server/dist/main.js; bench/alternate.mjs
+ *   --script-from uses it) --quiet-wait SEC --in-process
+ *
+ * Output per scenario (bench/alternate.mjs reads the first scenario's lines):
+ *   opens/s  ·  open latency … p50 … p99 …  ·  server CPU … µs per open, … opens per server
+ *   CPU-second  ·  generator CPU …  ·  load average …
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { loadavg } from 'node:os';
-import { fork } from 'node:child_process';
 import http from 'node:http';
 import Database from 'better-sqlite3';
 import type { Message, OpenResult } from '@magpie/protocol';
-import { hashToken, openStore, openWalletStore, RedPacketService, type MessagePoster, type Principal } from '@magpie/server';
-import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv } from './lib/server.ts';
+import { openStore, openWalletStore, RedPacketService, type MessagePoster, type Principal } from '@magpie/server';
+import { seedConfig } from './lib/server.ts';
+import { cpuMsOf } from './lib/proc.ts';
+import { fmt, gitDescribe, log, makeGroup, seedUsers, startBenchServer, waitQuiet } from './lib/group-setup.ts';
+import { benchToken, benchUserId } from './lib/users.ts';
 
 const { values: a } = parseArgs({
   options: {
+    scenario: { type: 'string', default: 'both' },
     shares: { type: 'string', default: '20000' },
     packets: { type: 'string', default: '100' },
     'per-packet': { type: 'string', default: '200' },
@@ -50,17 +68,25 @@ const { values: a } = parseArgs({
     'data-dir': { type: 'string' },
     'keep-data': { type: 'boolean', default: false },
     json: { type: 'string' },
-    http: { type: 'boolean', default: false },
+    'in-process': { type: 'boolean', default: false },
+    http: { type: 'boolean', default: true }, // the default; kept so old command lines still run
     'quiet-wait': { type: 'string', default: '0' },
     'server-cpu-prof': { type: 'string' },
+    'server-main': { type: 'string' },
   },
 });
+const SCENARIO = a.scenario!;
+if (!['both', 'hot', 'many'].includes(SCENARIO)) throw new Error('--scenario is both, hot or many');
 const SHARES = Number(a.shares);
 const PACKETS = Number(a.packets);
 const PER_PACKET = Number(a['per-packet']);
 const CONCURRENCY = Number(a.concurrency);
 const SYNC = a.synchronous === 'normal' ? 'normal' : 'full';
-const USERS = Math.max(SHARES, PACKETS * PER_PACKET);
+const WANT_HOT = SCENARIO !== 'many';
+const WANT_MANY = SCENARIO !== 'hot';
+/** Users 1..USERS open; user 0 sends. */
+const USERS = Math.max(WANT_HOT ? SHARES : 0, WANT_MANY ? PACKETS * PER_PACKET : 0);
+const NONCE = randomBytes(4).toString('hex');
 
 interface Result {
   scenario: string;
@@ -72,49 +98,48 @@ interface Result {
   maxms: number;
   busyRetries: number;
   allClaimed: number;
-  /** Opens per second of this process's CPU time (user + sys): the capacity of one idle core, unaffected by neighbours' load. */
-  opensPerCpuSecond: number;
+  /** HTTP: the server process's CPU (/proc/<pid>/stat) over the open phase. In-process: this process's. */
+  serverCpuMs: number;
+  serverUsPerOpen: number;
+  opensPerServerCpuSecond: number;
+  serverCpuPct: number;
+  /** HTTP only: this process (the load generator), not part of the server's figures. */
+  generatorCpuMs: number | null;
   load: string;
 }
+
+const loadNow = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function summarize(scenario: string, lat: number[], seconds: number, busyRetries: number, allClaimed: number): Result {
-  lat.sort((x, y) => x - y);
-  return {
-    scenario,
-    opens: lat.length,
-    seconds: +seconds.toFixed(3),
-    opensPerSecond: Math.round(lat.length / seconds),
-    p50ms: +pct(lat, 50).toFixed(2),
-    p99ms: +pct(lat, 99).toFixed(2),
-    maxms: +(lat.at(-1) ?? 0).toFixed(2),
-    busyRetries,
-    allClaimed,
-    opensPerCpuSecond: 0,
-    load: '',
-  };
-}
-
-/** Run `jobs` (user, packet) opens with CONCURRENCY virtual clients; latency per claim. */
-async function drive(scenario: string, jobs: { user: string; packet: string }[], open: (user: string, packet: string) => Promise<OpenResult>): Promise<Result> {
+/**
+ * Run `jobs` (user, packet) opens with CONCURRENCY closed-loop clients (client k uses
+ * `open(k, …)`); latency per claim. `serverPid` null: the server path runs in this process.
+ */
+async function drive(
+  scenario: string,
+  jobs: { user: number; packet: string }[],
+  open: (client: number, user: number, packet: string) => Promise<OpenResult>,
+  serverPid: number | null,
+): Promise<Result> {
   const lat: number[] = [];
   let next = 0;
   let busy = 0;
   let allClaimed = 0;
-  const loadBefore = loadavg()[0]!.toFixed(1);
-  const cpu0 = process.cpuUsage();
+  const loadBefore = loadNow();
+  const server0 = serverPid === null ? 0 : cpuMsOf(serverPid);
+  const gen0 = process.cpuUsage();
   const started = performance.now();
-  const client = async (): Promise<void> => {
+  const client = async (k: number): Promise<void> => {
     for (;;) {
       const job = jobs[next++];
       if (!job) return;
       const t0 = performance.now();
       for (;;) {
-        const r = await open(job.user, job.packet);
+        const r = await open(k, job.user, job.packet);
         if (r.result === 'claimed') {
           lat.push(performance.now() - t0);
           break;
@@ -128,12 +153,48 @@ async function drive(scenario: string, jobs: { user: string; packet: string }[],
       }
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, client));
-  const r = summarize(scenario, lat, (performance.now() - started) / 1000, busy, allClaimed);
-  r.load = `${loadBefore}→${loadavg()[0]!.toFixed(1)}`;
-  const cpu = process.cpuUsage(cpu0);
-  r.opensPerCpuSecond = Math.round(lat.length / ((cpu.user + cpu.system) / 1e6));
-  return r;
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, k) => client(k)));
+  const wallMs = performance.now() - started;
+  const gen = process.cpuUsage(gen0);
+  const genMs = (gen.user + gen.system) / 1000;
+  const serverCpuMs = serverPid === null ? genMs : cpuMsOf(serverPid) - server0;
+  lat.sort((x, y) => x - y);
+  return {
+    scenario,
+    opens: lat.length,
+    seconds: +(wallMs / 1000).toFixed(3),
+    opensPerSecond: Math.round(lat.length / (wallMs / 1000)),
+    p50ms: +pct(lat, 50).toFixed(2),
+    p99ms: +pct(lat, 99).toFixed(2),
+    maxms: +(lat.at(-1) ?? 0).toFixed(2),
+    busyRetries: busy,
+    allClaimed,
+    serverCpuMs,
+    serverUsPerOpen: +((serverCpuMs * 1000) / Math.max(1, lat.length)).toFixed(1),
+    opensPerServerCpuSecond: Math.round(lat.length / (serverCpuMs / 1000)),
+    serverCpuPct: +((serverCpuMs / wallMs) * 100).toFixed(0),
+    generatorCpuMs: serverPid === null ? null : genMs,
+    load: `${loadBefore} → ${loadNow()}`,
+  };
+}
+
+/** With --server-cpu-prof: where the open phase lies in the server's profile (seconds since its fork). */
+let profWindow = '';
+
+function print(r: Result, serverPid: number | null): void {
+  console.log('');
+  console.log(`=== ${r.scenario} ===`);
+  console.log(`opens/s          ${r.opensPerSecond} (${r.opens} opens in ${fmt(r.seconds, 2)} s; ${r.busyRetries} busy retries, ${r.allClaimed} all_claimed)`);
+  console.log(`open latency     p50 ${fmt(r.p50ms, 1)} ms, p99 ${fmt(r.p99ms, 1)} ms, max ${fmt(r.maxms, 1)} ms`);
+  if (serverPid === null) {
+    console.log(`in-process CPU   ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per CPU-second of this process (in-process: the store-level path, no HTTP/auth/JSON; ${r.serverCpuPct}% of one core)`);
+  } else {
+    console.log(`server CPU       ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per server CPU-second (${r.serverCpuPct}% of one core; /proc/${serverPid}/stat, the server process only)`);
+    const g = r.generatorCpuMs!;
+    console.log(`generator CPU    ${fmt((g * 1000) / Math.max(1, r.opens), 1)} µs per open (${fmt((g / (r.seconds * 1000)) * 100, 0)}% of one core; the load generator, this process — not in the server figures)`);
+  }
+  if (profWindow) console.log(`profile window   ${profWindow} (node --import tsx bench/cpuprofile-top.ts <the .cpuprofile> ${profWindow})`);
+  console.log(`load average     ${r.load}${Number(r.load.split(' ')[0]) > 1.5 ? ' — NOT a quiet machine' : ''}`);
 }
 
 function shuffle<T>(xs: T[]): T[] {
@@ -144,34 +205,108 @@ function shuffle<T>(xs: T[]): T[] {
   return xs;
 }
 
-const userId = (i: number): string => `bu${i}`;
-const HOT_CONV = 'g:bench-hot';
-const MANY_CONV = 'g:bench-many';
-
-/** Users, sessions (token = `bench-token-<i>`), and the two group conversations, in one transaction. */
-async function seed(dataDir: string, dbPath: string): Promise<void> {
-  // Create the schema through the public API; the fixture rows go straight into the file.
-  await (await openStore(seedConfig(dataDir))).close();
-  const db = new Database(dbPath);
-  const now = Date.now();
-  db.transaction(() => {
-    const user = db.prepare('INSERT INTO users (id, username, password_hash, nickname, created_at) VALUES (?, ?, ?, ?, ?)');
-    const session = db.prepare(
-      'INSERT INTO sessions (token_hash, user_id, device_id, platform, app_version, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
-    const conv = db.prepare("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'group', 0, ?)");
-    const member = db.prepare('INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)');
-    conv.run(HOT_CONV, now);
-    conv.run(MANY_CONV, now);
-    for (let i = 0; i <= USERS; i++) {
-      user.run(userId(i), userId(i), 'x', userId(i), now);
-      session.run(hashToken(`bench-token-${i}`), userId(i), 'd', 'web', 'bench', now, now + 24 * 3600_000);
-      member.run(HOT_CONV, userId(i), now);
-      member.run(MANY_CONV, userId(i), now);
-    }
-  })();
-  db.close();
+/** Each of `packets` is opened by `per` distinct users (a random window of 1..USERS). */
+function windowJobs(packets: string[], per: number): { user: number; packet: string }[] {
+  return shuffle(
+    packets.flatMap((packet) => {
+      const offset = Math.floor(Math.random() * (USERS - per + 1));
+      return Array.from({ length: per }, (_, i) => ({ user: 1 + offset + i, packet }));
+    }),
+  );
 }
+
+// ------------------------------------------------------------------ HTTP (the default)
+
+const ADMIN = 'bench-admin-token-0123456789';
+
+async function overHttp(dataDir: string): Promise<Result[]> {
+  log(`seeding ${USERS + 1} users and sessions`);
+  await seedUsers(join(dataDir, 'magpie.db'), 0, USERS + 1, NONCE);
+  const server = await startBenchServer({
+    dataDir,
+    cpuProfDir: a['server-cpu-prof'],
+    main: a['server-main'],
+    env: {
+      MAGPIE_ADMIN_TOKEN: ADMIN,
+      MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
+      MAGPIE_PAYMENTS_PIN_REQUIRED: '0',
+      MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET)),
+      MAGPIE_REDPACKET_MAX_TOTAL: String(Math.max(SHARES, PER_PACKET) * 100),
+    },
+  });
+  const base = new URL(server.url);
+  const agents = Array.from({ length: CONCURRENCY }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const call = <T>(method: string, path: string, token: string, body?: unknown, agent: http.Agent = setupAgent): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+      if (payload) headers['content-type'] = 'application/json';
+      const req = http.request({ host: base.hostname, port: base.port, path, method, agent, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => (res.statusCode === 200 || res.statusCode === 201 ? resolve(JSON.parse(text) as T) : reject(new Error(`${method} ${path}: ${res.statusCode} ${text}`))));
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  const token = (i: number): string => benchToken(NONCE, i);
+  const results: Result[] = [];
+  try {
+    // Every virtual client connects first, 100 at a time (phones that are already online).
+    for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
+    await call('POST', '/api/admin/wallet/topup', ADMIN, { userId: benchUserId(0), amount: 100_000_000, reference: `bench-${NONCE}` });
+    const members = (n: number): string[] => Array.from({ length: n }, (_, i) => benchUserId(i + 1));
+    const send = (clientMsgId: string, conv: string, count: number) =>
+      call<{ packet: { id: string } }>('POST', '/api/redpackets', token(0), { clientMsgId, conv, split: 'random', total: count * 100, count });
+    const timed = async (scenario: string, jobs: { user: number; packet: string }[]): Promise<Result> => {
+      const from = (Date.now() - server.forkedAt) / 1000;
+      const r = await drive(scenario, jobs, open, server.pid);
+      if (a['server-cpu-prof']) profWindow = `--from ${from.toFixed(1)} --to ${((Date.now() - server.forkedAt) / 1000).toFixed(1)}`;
+      return r;
+    };
+    const open = (k: number, user: number, packet: string) => call<OpenResult>('POST', `/api/redpackets/${packet}/open`, token(user), undefined, agents[k]!);
+    const check = async (packets: string[], per: number): Promise<void> => {
+      for (const id of packets) {
+        const d = await call<{ packet: { total: number; remainingCount: number; status: string }; claims: { user: string; amount: number }[] }>('GET', `/api/redpackets/${id}`, token(0));
+        const sum = d.claims.reduce((s, c) => s + c.amount, 0);
+        const users = new Set(d.claims.map((c) => c.user)).size;
+        if (d.claims.length !== per || users !== per || sum !== d.packet.total || d.packet.status !== 'finished') {
+          throw new Error(`packet ${id}: ${d.claims.length} claims by ${users} users summing to ${sum} of ${d.packet.total}, status ${d.packet.status}`);
+        }
+      }
+      const report = await call<{ ok: boolean; checks: unknown }>('GET', '/api/admin/reconcile', ADMIN);
+      if (!report.ok) throw new Error(`reconciliation failed: ${JSON.stringify(report.checks)}`);
+      log(`checked: ${packets.length} packet(s) fully claimed, each share by a different user, amounts sum to the totals; reconciliation ok`);
+    };
+    if (WANT_HOT) {
+      const conv = await makeGroup(server.url, token(0), 'bench hot', members(SHARES));
+      const hot = (await send(`hot-${NONCE}`, conv, SHARES)).packet.id;
+      const jobs = shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: i + 1, packet: hot })));
+      const r = await timed(`HTTP hot: 1 packet × ${SHARES} shares, ${CONCURRENCY} clients`, jobs);
+      print(r, server.pid);
+      results.push(r);
+      await check([hot], SHARES);
+    }
+    if (WANT_MANY) {
+      const conv = await makeGroup(server.url, token(0), 'bench many', members(USERS));
+      const packets: string[] = [];
+      for (let k = 0; k < PACKETS; k++) packets.push((await send(`many-${NONCE}-${k}`, conv, PER_PACKET)).packet.id);
+      const r = await timed(`HTTP many: ${PACKETS} packets × ${PER_PACKET} shares, ${CONCURRENCY} clients`, windowJobs(packets, PER_PACKET));
+      print(r, server.pid);
+      results.push(r);
+      await check(packets, PER_PACKET);
+    }
+  } finally {
+    for (const ag of agents) ag.destroy();
+    setupAgent.destroy();
+    await server.stop();
+  }
+  return results;
+}
+
+// ------------------------------------------------------------------ in-process (store level)
 
 const stubPoster: MessagePoster & { posts: number } = {
   posts: 0,
@@ -184,7 +319,19 @@ const stubPoster: MessagePoster & { posts: number } = {
 
 const principal = (id: string): Principal => ({ userId: id, deviceId: 'd', platform: 'web', tokenHash: '', appVersion: 'bench' });
 
+const IN_PROCESS_CONV = 'g:bench-in-process';
+
 async function inProcess(dataDir: string): Promise<Result[]> {
+  await seedUsers(join(dataDir, 'magpie.db'), 0, USERS + 1, NONCE);
+  // The group's rows straight into the file (this mode has no server and no groups API).
+  const db = new Database(join(dataDir, 'magpie.db'));
+  db.transaction(() => {
+    const now = Date.now();
+    db.prepare("INSERT INTO conversations (id, kind, last_seq, created_at) VALUES (?, 'group', 0, ?)").run(IN_PROCESS_CONV, now);
+    const member = db.prepare('INSERT INTO members (conv_id, user_id, joined_at) VALUES (?, ?, ?)');
+    for (let i = 0; i <= USERS; i++) member.run(IN_PROCESS_CONV, benchUserId(i), now);
+  })();
+  db.close();
   const config = seedConfig(dataDir, { ringCapacity: 5000, sqliteSynchronous: SYNC });
   const store = await openStore(config);
   const wallet = await openWalletStore(config);
@@ -203,120 +350,38 @@ async function inProcess(dataDir: string): Promise<Result[]> {
     commitDelayMs: 0,
     maxBatch: 500,
   });
-  const sender = userId(0);
+  const sender = benchUserId(0);
   await wallet.topUp({ reference: 'bench-seed', userId: sender, amount: 1_000_000_000, now: Date.now() });
-
-  const hot = await service.send(principal(sender), { clientMsgId: 'hot', conv: HOT_CONV, split: 'random', total: SHARES * 100, count: SHARES });
-  const hotJobs = shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: userId(i + 1), packet: hot.packet.id })));
-  const r1 = await drive(`hot: 1 packet × ${SHARES} shares`, hotJobs, (u, p) => service.open(u, p));
-
-  const many: string[] = [];
-  for (let k = 0; k < PACKETS; k++) {
-    many.push((await service.send(principal(sender), { clientMsgId: `many-${k}`, conv: MANY_CONV, split: 'random', total: PER_PACKET * 100, count: PER_PACKET })).packet.id);
+  const conv = IN_PROCESS_CONV;
+  const open = (_k: number, u: number, p: string) => service.open(benchUserId(u), p);
+  const results: Result[] = [];
+  if (WANT_HOT) {
+    const hot = await service.send(principal(sender), { clientMsgId: 'hot', conv, split: 'random', total: SHARES * 100, count: SHARES });
+    const jobs = shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: i + 1, packet: hot.packet.id })));
+    results.push(await drive(`in-process hot: 1 packet × ${SHARES} shares (store level, no HTTP)`, jobs, open, null));
+    print(results.at(-1)!, null);
   }
-  // Each packet is opened by PER_PACKET distinct users (a random window of the members).
-  const manyJobs = shuffle(
-    many.flatMap((packet) => {
-      const offset = Math.floor(Math.random() * (USERS - PER_PACKET));
-      return Array.from({ length: PER_PACKET }, (_, i) => ({ user: userId(1 + offset + i), packet }));
-    }),
-  );
-  const r2 = await drive(`many: ${PACKETS} packets × ${PER_PACKET} shares`, manyJobs, (u, p) => service.open(u, p));
-
+  if (WANT_MANY) {
+    const many: string[] = [];
+    for (let k = 0; k < PACKETS; k++) many.push((await service.send(principal(sender), { clientMsgId: `many-${k}`, conv, split: 'random', total: PER_PACKET * 100, count: PER_PACKET })).packet.id);
+    results.push(await drive(`in-process many: ${PACKETS} packets × ${PER_PACKET} shares (store level, no HTTP)`, windowJobs(many, PER_PACKET), open, null));
+    print(results.at(-1)!, null);
+  }
   const report = await wallet.reconcile(Date.now());
   if (!report.ok) throw new Error(`reconciliation failed: ${JSON.stringify(report.checks.filter((c) => !c.ok))}`);
-  console.log(`reconciliation: ok (${report.totals.claims} claims, ${report.totals.entries} ledger entries)`);
+  log(`reconciliation: ok (${report.totals.claims} claims, ${report.totals.entries} ledger entries)`);
   await service.stop();
   await wallet.close();
   await store.close();
-  return [r1, r2];
-}
-
-/** The same two scenarios through the REST API of a server child process (one keep-alive connection per virtual client). */
-async function overHttp(dataDir: string): Promise<Result[]> {
-  const ADMIN = 'bench-admin-token-0123456789';
-  const proc = fork(SERVER_MAIN, [], {
-    execArgv: a['server-cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', a['server-cpu-prof']] : [],
-    env: serverEnv({
-      MAGPIE_PORT: '0',
-      MAGPIE_HOST: '127.0.0.1',
-      MAGPIE_DATA_DIR: dataDir,
-      MAGPIE_LOG_LEVEL: 'warn',
-      MAGPIE_ADMIN_TOKEN: ADMIN,
-      MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
-      // The bench measures packets, not the payment PIN (bench/pin-check.ts does).
-      MAGPIE_PAYMENTS_PIN_REQUIRED: '0',
-      MAGPIE_IP_RATE: '10000000',
-      MAGPIE_IP_BURST: '10000000',
-      MAGPIE_MAX_CONNECTIONS_PER_IP: '0',
-      MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET)),
-    }),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const base = await new Promise<string>((resolve, reject) => {
-    proc.on('message', (m: { ready?: string }) => m.ready && resolve(m.ready.replace('localhost', '127.0.0.1')));
-    proc.on('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
-  const agents = Array.from({ length: CONCURRENCY }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  let rr = 0;
-  const call = <T>(method: string, path: string, token: string, body?: unknown, agent?: http.Agent): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : JSON.stringify(body);
-      const req = http.request(base + path, { method, agent: agent ?? agents[rr++ % agents.length], headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => (res.statusCode === 200 || res.statusCode === 201 ? resolve(JSON.parse(text) as T) : reject(new Error(`${res.statusCode} ${text}`))));
-      });
-      req.on('error', reject);
-      req.end(payload);
-    });
-  // Connect every virtual client first, 100 at a time (phones that are already online).
-  for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
-  const token = (user: string): string => `bench-token-${user.slice(2)}`;
-  await call('POST', '/api/admin/wallet/topup', ADMIN, { userId: userId(0), amount: 1_000_000_000, reference: 'bench-http' });
-  // Real groups through the groups API (the in-process part only needs membership rows).
-  const group = async (name: string, size: number): Promise<string> => {
-    const ids = Array.from({ length: size }, (_, i) => userId(i + 1));
-    const made = await call<{ group: { conv: string } }>('POST', '/api/groups', token(userId(0)), { name, members: ids.slice(0, 999) });
-    for (let i = 999; i < ids.length; i += 1000) await call('POST', `/api/groups/${encodeURIComponent(made.group.conv)}/invite`, token(userId(0)), { users: ids.slice(i, i + 1000) });
-    return made.group.conv;
-  };
-  const hotConv = await group('bench hot', SHARES);
-  const manyConv = await group('bench many', USERS);
-  const send = (clientMsgId: string, conv: string, count: number) =>
-    call<{ packet: { id: string } }>('POST', '/api/redpackets', token(userId(0)), { clientMsgId, conv, split: 'random', total: count * 100, count });
-  const open = (u: string, p: string) => call<OpenResult>('POST', `/api/redpackets/${p}/open`, token(u));
-  const results: Result[] = [];
-  try {
-    const hot = await send('http-hot', hotConv, SHARES);
-    results.push(await drive(`HTTP hot: 1 packet × ${SHARES} shares`, shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: userId(i + 1), packet: hot.packet.id }))), open));
-    const jobs: { user: string; packet: string }[] = [];
-    for (let k = 0; k < PACKETS; k++) {
-      const p = await send(`http-many-${k}`, manyConv, PER_PACKET);
-      const offset = Math.floor(Math.random() * (USERS - PER_PACKET));
-      for (let i = 0; i < PER_PACKET; i++) jobs.push({ user: userId(1 + offset + i), packet: p.packet.id });
-    }
-    results.push(await drive(`HTTP many: ${PACKETS} packets × ${PER_PACKET} shares`, shuffle(jobs), open));
-    const report = await call<{ ok: boolean }>('GET', '/api/admin/reconcile', ADMIN);
-    console.log(`HTTP reconciliation: ${report.ok ? 'ok' : 'FAILED'}`);
-  } finally {
-    for (const ag of agents) ag.destroy();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.on('exit', r));
-  }
   return results;
 }
 
+// ------------------------------------------------------------------ main
+
+await waitQuiet(Number(a['quiet-wait']));
 const dataDir = a['data-dir'] ?? mkdtempSync(join(tmpdir(), 'magpie-bench-rp-'));
-const dbPath = join(dataDir, 'magpie.db');
-const quietUntil = Date.now() + Number(a['quiet-wait']) * 1000;
-while (loadavg()[0]! >= 1 && Date.now() < quietUntil) await new Promise((r) => setTimeout(r, 2000));
-console.log(`red-packet bench: synchronous=${SYNC}, concurrency ${CONCURRENCY}, data ${dataDir}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-ensureBuilt();
-await seed(dataDir, dbPath);
-const results = await inProcess(dataDir);
-if (a.http) results.push(...(await overHttp(dataDir)));
-console.table(results);
-if (a.json) writeFileSync(a.json, JSON.stringify({ at: new Date().toISOString(), synchronous: SYNC, concurrency: CONCURRENCY, results }, null, 2));
+log(`red-packet bench (${a['in-process'] ? 'IN-PROCESS, store level' : 'through HTTP, server child process'}): server code ${a['server-main'] ?? gitDescribe()}, synchronous=${SYNC}, concurrency ${CONCURRENCY}, load average ${loadNow()}`);
+const results = a['in-process'] ? await inProcess(dataDir) : await overHttp(dataDir);
+if (a.json) writeFileSync(a.json, JSON.stringify({ at: new Date().toISOString(), mode: a['in-process'] ? 'in-process' : 'http', synchronous: SYNC, concurrency: CONCURRENCY, results }, null, 2));
 if (!a['keep-data'] && !a['data-dir']) rmSync(dataDir, { recursive: true, force: true });
+process.exit(0);
