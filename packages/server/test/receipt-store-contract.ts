@@ -96,6 +96,16 @@ export function runReceiptStoreContract(name: string, open: () => Promise<Receip
       await h.store.setLastSeen('p1', 100);
       await h.store.setLastSeen('p1', 50);
       assert.equal((await h.store.lastSeen(['p1'])).get('p1'), 100);
+      // Written together (one transaction per flush): readable before the commit, all there after it.
+      const users = Array.from({ length: 50 }, (_, i) => `q${i}`);
+      const writes = users.map((u, i) => h!.store.setLastSeen(u, 1000 + i));
+      assert.equal((await h.store.lastSeen(['q7'])).get('q7'), 1007);
+      await Promise.all(writes);
+      await h.store.setLastSeen('q49', 10);
+      const seen = await h.store.lastSeen([...users, 'p1']);
+      assert.equal(seen.size, 51);
+      assert.equal(seen.get('q0'), 1000);
+      assert.equal(seen.get('q49'), 1049);
     });
   });
 }

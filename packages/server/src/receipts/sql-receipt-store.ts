@@ -22,11 +22,28 @@ interface CountRow {
 const countOf = (conv: string, r: CountRow): ReceiptCount => ({ conv, seq: num(r.seq), sender: r.sender, total: Math.max(0, num(r.size) - 1), read: Math.max(0, num(r.read_count) - 1) });
 
 /**
+ * Last-seen times are written together, once per this many ms: a reconnect storm closes
+ * thousands of connections at once, and one write each cost a commit (an fsync on SQLite) per
+ * close, holding the event loop. Reads see the times not yet written.
+ */
+const LAST_SEEN_FLUSH_MS = 100;
+const LAST_SEEN_UPSERT =
+  'INSERT INTO presence_last_seen (user_id, last_seen) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen WHERE presence_last_seen.last_seen < excluded.last_seen';
+
+/**
  * ReceiptStore on the shared engine (SQLite or PostgreSQL, one SQL text). The sender's own bit
  * is set when a message is tracked, so `read_count - 1` is the number of other members who read it.
  */
 export class SqlReceiptStore implements ReceiptStore {
   private readonly snapshots = new Map<string, Snapshot>();
+  /** Last-seen times waiting for the next flush, and those of the flush being committed. */
+  private seenPending = new Map<string, number>();
+  private seenWriting = new Map<string, number>();
+  private seenTimer: NodeJS.Timeout | undefined;
+  private seenFire: (() => void) | undefined;
+  /** The next flush (times set now join it), and the latest flush started or scheduled. */
+  private seenFlushed: Promise<void> | undefined;
+  private seenCommitting: Promise<void> | undefined;
 
   constructor(private readonly db: SqlEngine) {}
 
@@ -218,14 +235,50 @@ export class SqlReceiptStore implements ReceiptStore {
     const list = this.db.textList(userIds);
     const rows = await this.db.all<{ user_id: string; last_seen: unknown }>(`SELECT user_id, last_seen FROM presence_last_seen WHERE user_id IN (SELECT value FROM ${list.sql} l)`, [list.param]);
     for (const r of rows) out.set(r.user_id, num(r.last_seen));
+    // Times not written yet (the next flush's, or the one committing now) are newer or equal.
+    for (const u of userIds) {
+      const t = Math.max(this.seenPending.get(u) ?? 0, this.seenWriting.get(u) ?? 0);
+      if (t > (out.get(u) ?? 0)) out.set(u, t);
+    }
     return out;
   }
 
-  async setLastSeen(userId: string, at: number): Promise<void> {
-    await this.db.run('INSERT INTO presence_last_seen (user_id, last_seen) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET last_seen = excluded.last_seen WHERE presence_last_seen.last_seen < excluded.last_seen', [userId, at]);
+  /** Resolves once the time is committed (with the others of its flush, LAST_SEEN_FLUSH_MS later). */
+  setLastSeen(userId: string, at: number): Promise<void> {
+    if (!(at <= (this.seenPending.get(userId) ?? 0))) this.seenPending.set(userId, at);
+    if (!this.seenFlushed) {
+      let fire!: () => void;
+      const due = new Promise<void>((resolve) => (fire = resolve));
+      this.seenFire = fire;
+      this.seenTimer = setTimeout(fire, LAST_SEEN_FLUSH_MS);
+      // After the previous flush has committed: its times stay readable until then.
+      const previous = this.seenCommitting;
+      this.seenFlushed = this.seenCommitting = due.then(() => previous?.catch(() => undefined)).then(() => this.flushLastSeen());
+    }
+    return this.seenFlushed;
+  }
+
+  /** One transaction for every pending time, in user order (two nodes' flushes lock rows in the same order). */
+  private async flushLastSeen(): Promise<void> {
+    this.seenFlushed = undefined;
+    this.seenTimer = undefined;
+    const batch = [...this.seenPending].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    this.seenWriting = this.seenPending;
+    this.seenPending = new Map();
+    try {
+      await this.db.transaction(async (tx) => {
+        await Promise.all(batch.map(([u, at]) => tx.run(LAST_SEEN_UPSERT, [u, at])));
+      });
+    } finally {
+      this.seenWriting = new Map();
+    }
   }
 
   async close(): Promise<void> {
     this.snapshots.clear();
+    // Write what is pending now rather than after the timer.
+    clearTimeout(this.seenTimer);
+    this.seenFire?.();
+    await this.seenCommitting?.catch(() => undefined);
   }
 }
