@@ -117,13 +117,27 @@ function parseResult(out) {
     ackP99: num(/^(?:ACK latency|send → ACK)\s.*?p99 ([\d.]+) ms/m),
     e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m),
     cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m),
-    cpuUsPerMsg: num(/\(([\d.]+) µs per message/),
+    cpuUsPerMsg: num(/\(([\d.]+) µs per message/) || groupCpuUsPerMsg(out),
     // bench/connect.ts
     stormS: num(/^storm\s+([\d.]+) s/m),
     connectUs: num(/^server CPU\s+([\d.]+) µs per connect \+ hello/m),
     connectAllUs: num(/^with deferred\s+([\d.]+) µs per connect/m),
     closeUs: num(/^disconnect\s+([\d.]+) µs per close/m),
   };
+}
+
+/**
+ * bench:groups output from before it printed µs per message: the server's CPU share times the
+ * run (duration + drain, both from the bench's arguments) over the messages acked. NaN otherwise.
+ */
+function groupCpuUsPerMsg(out) {
+  const pct = /^CPU\s+server ([\d.]+)% of one core/m.exec(out);
+  const msgs = /^messages\s+(\d+) acked/m.exec(out);
+  const dur = /, (\d+(?:\.\d+)?) s \(warm-up/.exec(out);
+  if (!pct || !msgs || !dur) return NaN;
+  const at = benchArgs.indexOf('--drain');
+  const drainS = at >= 0 ? Number(benchArgs[at + 1]) : 5;
+  return ((Number(pct[1]) / 100) * (Number(dur[1]) + drainS) * 1e6) / Number(msgs[1]);
 }
 
 function loadAvg() {

@@ -96,6 +96,9 @@ export interface ScenarioResult {
   rssIdle: number;
   rssMax: number;
   serverCpuPct: number;
+  /** Server CPU (user + kernel) over the run divided by the messages acked in it (µs), and by their deliveries. */
+  serverUsPerMessage: number;
+  serverUsPerDelivery: number;
   /** Of serverCpuPct: the part spent in the kernel (socket writes on loopback). */
   serverSysPct: number;
   genCpuPct: number;
@@ -291,6 +294,8 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     rssIdle,
     rssMax,
     serverCpuPct: (serverCpuMs / runWallMs) * 100,
+    serverUsPerMessage: messages ? (serverCpuMs * 1000) / messages : NaN,
+    serverUsPerDelivery: messages ? (serverCpuMs * 1000) / (messages * expected) : NaN,
     serverSysPct: (serverSysMs / runWallMs) * 100,
     genCpuPct: (genCpuMs / runWallMs) * 100,
     otherCpuPct: ((busyMs - serverCpuMs - genCpuMs) / runWallMs) * 100,
@@ -319,7 +324,7 @@ function printResult(r: ScenarioResult, forkedAt: number, startAt: number): void
   console.log(`send → first       ${lat(r.toFirst)}`);
   console.log(`send → ACK         ${lat(r.ack)}`);
   console.log(`server RSS         ${mb(r.rssBase)} before connecting, ${mb(r.rssIdle)} with ${r.online} idle connections, max ${mb(r.rssMax)} under load`);
-  console.log(`CPU                server ${fmt(r.serverCpuPct, 0)}% of one core (${fmt(r.serverSysPct, 0)}% in the kernel), generators ${fmt(r.genCpuPct, 0)}% (loop delay p99 ${fmt(r.generatorLoopDelayMs.p99, 1)} ms, max ${fmt(r.generatorLoopDelayMs.max, 1)} ms), rest of machine ${fmt(r.otherCpuPct, 0)}%`);
+  console.log(`CPU                server ${fmt(r.serverCpuPct, 0)}% of one core (${fmt(r.serverUsPerMessage, 0)} µs per message, ${fmt(r.serverUsPerDelivery, 2)} µs per delivery; ${fmt(r.serverSysPct, 0)}% in the kernel), generators ${fmt(r.genCpuPct, 0)}% (loop delay p99 ${fmt(r.generatorLoopDelayMs.p99, 1)} ms, max ${fmt(r.generatorLoopDelayMs.max, 1)} ms), rest of machine ${fmt(r.otherCpuPct, 0)}%`);
   const pm = r.rows.perMessage;
   console.log(`rows               before ${JSON.stringify(r.rows.before)} after ${JSON.stringify(r.rows.after)}`);
   console.log(`rows per message   messages +${fmt(pm.messages, 2)}, inbox +${fmt(pm.inbox, 1)}, entries +${fmt(pm.entries, 2)}, members +${fmt(pm.members, 0)}`);

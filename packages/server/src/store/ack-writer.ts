@@ -173,3 +173,114 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   }
   return out;
 }
+
+/**
+ * SQLite statements of an ACK flush: the same set-based shape as on PostgreSQL, rows passed as
+ * one JSON array each (json_each), so a flush of a few hundred devices is a handful of
+ * statements instead of ~10 per device (issue 23). SQLite runs one writer at a time: the marks
+ * read at the start of the transaction are the ones to build on.
+ */
+const LITE = {
+  marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
+  ranges: `SELECT x.ord, i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
+    FROM (SELECT j.key + 1 AS ord, j.value ->> 0 AS uid, j.value ->> 1 AS lo, j.value ->> 2 AS hi FROM json_each(?) j) x
+    JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
+    JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> x.uid
+    LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
+    GROUP BY x.ord, i.conv_id, m.sender_id ORDER BY x.ord, i.conv_id, m.sender_id`,
+  devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq)
+    SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) j WHERE true
+    ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = MAX(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
+  marksSet: `UPDATE users SET delivered_inbox_seq = MAX(users.delivered_inbox_seq, x.d)
+    FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS d FROM json_each(?) j) x WHERE users.id = x.id`,
+  bump: `UPDATE users SET conv_version = users.conv_version + x.n
+    FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS n FROM json_each(?) j) x WHERE users.id = x.id`,
+  entries: `UPDATE entries SET delivered_seq = x.seq, version = (SELECT u.conv_version FROM users u WHERE u.id = x.id) - x.off
+    FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS conv, j.value ->> 2 AS seq, j.value ->> 3 AS off FROM json_each(?) j) x
+    WHERE entries.user_id = x.id AND entries.conv_id = x.conv AND entries.delivered_seq < x.seq`,
+  /** What the group ranges newly cover: per other member's non-system group message, how many of the ranges hold it. */
+  covered: `SELECT i.conv_id AS conv, i.seq AS seq, COUNT(*) AS n
+    FROM (SELECT j.value ->> 0 AS uid, j.value ->> 1 AS lo, j.value ->> 2 AS hi FROM json_each(?) j) x
+    JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
+    JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+    WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
+    GROUP BY i.conv_id, i.seq ORDER BY i.conv_id, i.seq`,
+  raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
+};
+
+/**
+ * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
+ * in memory as in writeAcksPostgres, then every write is one statement per table. Each message
+ * newly covered by the flush is raised once, by the number of recipients that store it now.
+ * `markDelivered` is the same with one ACK and no device row.
+ */
+export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
+  const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
+  const userIds = [...new Set(sorted.map((a) => a.userId))];
+  const marks = new Map<string, Mark>();
+  for (const r of await tx.all<MarkRow>(LITE.marks, [JSON.stringify(userIds)])) {
+    const d = Number(r.delivered_inbox_seq);
+    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+  }
+  const ranges: Range[] = [];
+  for (const a of sorted) {
+    const m = marks.get(a.userId);
+    if (!m) continue;
+    for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
+      if (seg.from > 0 && m.delivered < seg.from && m.delivered < m.inbox) m.delivered = Math.min(seg.from, m.inbox);
+      const upTo = Math.min(seg.to, m.inbox);
+      if (upTo <= m.delivered) continue;
+      ranges.push({ user: a.userId, from: m.delivered, upTo });
+      m.delivered = upTo;
+    }
+  }
+  const covered = ranges.length === 0 ? [] : await tx.all<RangeRow>(LITE.ranges, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  const out: AckOutcome = { delivered: [], counts: [] };
+  const entrySeq = new Map<string, number>();
+  for (const r of covered) if (r.delivered_seq !== null) entrySeq.set(`${r.sender}\u0000${r.conv}`, Number(r.delivered_seq));
+  const bumps = new Map<string, number>();
+  const entryWrites = new Map<string, [string, string, number, number]>();
+  const groupRanges: Range[] = [];
+  let at = 0;
+  ranges.forEach((range, i) => {
+    let group = false;
+    for (; at < covered.length && Number(covered[at]!.ord) === i + 1; at++) {
+      const r = covered[at]!;
+      const seq = Number(r.seq);
+      if (isGroupConv(r.conv)) group = true;
+      const key = `${r.sender}\u0000${r.conv}`;
+      const cur = entrySeq.get(key);
+      if (cur === undefined || cur >= seq) continue;
+      entrySeq.set(key, seq);
+      const n = (bumps.get(r.sender) ?? 0) + 1;
+      bumps.set(r.sender, n);
+      entryWrites.set(key, [r.sender, r.conv, seq, n]);
+      out.delivered.push({ conv: r.conv, seq, sender: r.sender, by: range.user });
+    }
+    if (group) groupRanges.push(range);
+  });
+
+  if (opts.devices && sorted.length > 0) {
+    const top = new Map<string, DeviceAck>();
+    for (const a of sorted) {
+      const key = `${a.userId}\u0000${a.deviceId}`;
+      const prev = top.get(key);
+      if (!prev || prev.inboxSeq < a.inboxSeq) top.set(key, a);
+    }
+    await tx.run(LITE.devices, [JSON.stringify([...top.values()].map((a) => [a.userId, a.deviceId, a.inboxSeq]))]);
+  }
+  const moved = [...marks.entries()].filter(([, m]) => m.delivered > m.start);
+  if (moved.length > 0) await tx.run(LITE.marksSet, [JSON.stringify(moved.map(([id, m]) => [id, m.delivered]))]);
+  if (bumps.size > 0) {
+    await tx.run(LITE.bump, [JSON.stringify([...bumps])]);
+    await tx.run(LITE.entries, [JSON.stringify([...entryWrites.values()].map(([sender, conv, seq, n]) => [sender, conv, seq, bumps.get(sender)! - n]))]);
+  }
+  if (groupRanges.length > 0) {
+    const hits = await tx.all<{ conv: string; seq: number | string; n: number | string }>(LITE.covered, [JSON.stringify(groupRanges.map((r) => [r.user, r.from, r.upTo]))]);
+    for (const h of hits) {
+      const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [Number(h.n), h.conv, h.seq]);
+      if (row) out.counts.push({ conv: h.conv, seq: Number(h.seq), sender: row.sender, count: Number(row.count) });
+    }
+  }
+  return out;
+}

@@ -11,7 +11,6 @@ import {
   type AppendRequest,
   type AckOutcome,
   type ConversationRecord,
-  type DeliveredCount,
   type DeliveredUpdate,
   type DeviceAck,
   type EffectResult,
@@ -49,7 +48,7 @@ import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
-import { writeAcksPostgres } from './ack-writer.ts';
+import { writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -82,9 +81,6 @@ type EntryState = {
 
 type Mark = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
 
-/** A newly acknowledged inbox range (user, from exclusive, to inclusive) whose group messages gain a delivered count. */
-type CountRange = [string, number, number];
-
 const ENTRY_CHANGES_SQL = entrySelect('e.user_id = ? AND e.version > ?', 'ORDER BY e.version LIMIT ?');
 const ENTRY_ONE_SQL = entrySelect('e.user_id = ? AND e.conv_id = ?');
 
@@ -99,20 +95,6 @@ const GROUP_SEARCH = {
       AND starts_with(lower(g.name), lower(?::text)) AND lower(?::text) IS NOT NULL AND g.dismissed = 0
     ORDER BY lower(g.name) USING ~<~, g.conv_id LIMIT ?`,
 };
-
-const RAISE_COUNTS = `
-  UPDATE messages SET delivered_count = delivered_count + 1
-  WHERE (conv_id, seq) IN (
-    SELECT i.conv_id, i.seq FROM inbox i JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
-    WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ?
-      AND substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system')
-  RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`;
-
-const DELIVERED_RANGE = `
-  SELECT i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq
-  FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
-  WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ? AND m.sender_id <> ?
-  GROUP BY i.conv_id, m.sender_id ORDER BY i.conv_id, m.sender_id`;
 
 /** A refusal from checkEffect (never null where it is used). */
 function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
@@ -882,56 +864,14 @@ export class SqlStore implements Store {
 
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
-    if (this.kind === 'postgres') return this.tx((tx) => writeAcksPostgres(tx, acks));
-    // A consistent order keeps concurrent flushes from locking the same rows crosswise.
-    const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
-    return this.tx(async (tx) => {
-      // Lock every user this flush may touch (the acknowledging users and the senders of
-      // what they acknowledge) at once, in id order, so flushes and sends cannot deadlock.
-      // SQLite has no row locks (the transaction excludes every other writer): no lock pass.
-      const segments = (a: DeviceAck) => a.segments ?? [{ from: 0, to: a.inboxSeq }];
-      if (locksRows(tx.dialect)) {
-        const lockIds = new Set<string>();
-        for (const a of sorted) {
-          lockIds.add(a.userId);
-          const top = Math.max(0, ...segments(a).map((x) => x.to));
-          for (const r of (await deliveredCandidates(tx, a.userId, top)).rows) lockIds.add(r.sender);
-        }
-        await lockUsers(tx, [...lockIds]);
-      }
-      for (const a of sorted) await setDeviceAckIn(tx, a.userId, a.deviceId, a.inboxSeq);
-      const out: AckOutcome = { delivered: [], counts: [] };
-      const ranges: CountRange[] = [];
-      for (const a of sorted) {
-        for (const seg of segments(a)) {
-          // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
-          if (seg.from > 0) {
-            await tx.run('UPDATE users SET delivered_inbox_seq = CASE WHEN ? < inbox_seq THEN ? ELSE inbox_seq END WHERE id = ? AND delivered_inbox_seq < ? AND delivered_inbox_seq < inbox_seq', [
-              seg.from,
-              seg.from,
-              a.userId,
-              seg.from,
-            ]);
-          }
-          for (const u of await markDeliveredIn(tx, a.userId, seg.to, ranges)) out.delivered.push({ ...u, by: a.userId });
-        }
-      }
-      out.counts = await raiseCounts(tx, ranges);
-      return out;
-    });
+    const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
+    return this.tx((tx) => write(tx, acks));
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
-    if (this.kind === 'postgres') {
-      const { delivered } = await this.tx((tx) => writeAcksPostgres(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
-      return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
-    }
-    return this.tx(async (tx) => {
-      const ranges: CountRange[] = [];
-      const out = await markDeliveredIn(tx, userId, inboxSeq, ranges);
-      await raiseCounts(tx, ranges);
-      return out;
-    });
+    const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
+    const { delivered } = await this.tx((tx) => write(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
+    return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
   }
 }
 
@@ -1019,68 +959,3 @@ function entryState(tx: Queryable, userId: string, conv: string): Promise<EntryS
   return tx.get<EntryState>(`${ENTRY_STATE_SQL} WHERE e.user_id = ? AND e.conv_id = ?`, [userId, conv]);
 }
 
-async function deliveredRange(tx: Queryable, userId: string, from: number, upTo: number): Promise<DeliveredUpdate[]> {
-  const rows = await tx.all<{ conv: string; sender: string; seq: number | string }>(DELIVERED_RANGE, [userId, from, upTo, userId]);
-  return rows.map((r) => ({ conv: r.conv, sender: r.sender, seq: Number(r.seq) }));
-}
-
-/** Newest seq per (conversation, sender) in the user's unacknowledged inbox range up to `inboxSeq` (no locks). */
-async function deliveredCandidates(tx: Queryable, userId: string, inboxSeq: number): Promise<{ from: number; upTo: number; rows: DeliveredUpdate[] }> {
-  const mark = await tx.get<Mark>('SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ?', [userId]);
-  if (!mark) return { from: 0, upTo: 0, rows: [] };
-  const upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
-  const from = Number(mark.delivered_inbox_seq);
-  return { from, upTo, rows: upTo > from ? await deliveredRange(tx, userId, from, upTo) : [] };
-}
-
-/**
- * Move the user's delivered mark. When the newly covered inbox range holds other members'
- * group messages, it is appended to `ranges` for the caller's `raiseCounts`; ACKs of direct
- * messages never add one.
- */
-async function markDeliveredIn(tx: Queryable, userId: string, inboxSeq: number, ranges: CountRange[]): Promise<DeliveredUpdate[]> {
-  const pre = await deliveredCandidates(tx, userId, inboxSeq);
-  if (pre.upTo <= pre.from) return [];
-  let { from, upTo, rows } = pre;
-  if (locksRows(tx.dialect)) {
-    // Lock the acknowledging user and the senders together, in id order (as appendMessages
-    // does); then re-read the mark under the lock. Rows already locked by this transaction
-    // (recordAcks) are re-locked at no cost. (SQLite: what was read is what holds.)
-    const locked = await lockUsers(tx, [...new Set([userId, ...pre.rows.map((r) => r.sender)])]);
-    const mark = locked.find((r) => r.id === userId);
-    if (!mark) return [];
-    upTo = Math.min(inboxSeq, Number(mark.inbox_seq));
-    from = Number(mark.delivered_inbox_seq);
-    if (upTo <= from) return [];
-    if (from !== pre.from || upTo !== pre.upTo) rows = await deliveredRange(tx, userId, from, upTo);
-  }
-  await tx.run('UPDATE users SET delivered_inbox_seq = ? WHERE id = ?', [upTo, userId]);
-  if (rows.some((r) => isGroupConv(r.conv))) ranges.push([userId, from, upTo]);
-  const out: DeliveredUpdate[] = [];
-  for (const r of rows) {
-    const entry = await tx.get<{ delivered_seq: number | string }>('SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?', [r.sender, r.conv]);
-    if (!entry || Number(entry.delivered_seq) >= r.seq) continue;
-    const version = await bumpVersion(tx, r.sender);
-    if (version === null) continue;
-    await tx.run('UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?', [r.seq, version, r.sender, r.conv, r.seq]);
-    out.push({ conv: r.conv, seq: r.seq, sender: r.sender });
-  }
-  return out;
-}
-
-/**
- * Group delivered counts: each newly acknowledged inbox range raises by one every other
- * member's non-system group message its pointers point at (one user's ranges never overlap,
- * so each recipient counts once per message). Returns one element per raise, in order.
- * Concurrent flushes raising the same message are serialized by the sender's user row,
- * which recordAcks locks first.
- */
-async function raiseCounts(tx: Queryable, ranges: CountRange[]): Promise<DeliveredCount[]> {
-  const out: DeliveredCount[] = [];
-  for (const [user, lo, hi] of ranges) {
-    const rows = await tx.all<{ conv: string; seq: number | string; sender: string; count: number | string }>(RAISE_COUNTS, [user, lo, hi]);
-    rows.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
-    for (const c of rows) out.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
-  }
-  return out;
-}

@@ -342,7 +342,11 @@ export interface DeliveredCount {
 
 export interface AckOutcome {
   delivered: (DeliveredUpdate & { by: string })[];
-  /** One element per raise, in the order applied: a message raised twice in a flush appears twice, the later with the higher count. */
+  /**
+   * The messages whose count the flush raised, each with its count after the flush (on
+   * SQLite once per message; on PostgreSQL once per raise, a later element with a higher
+   * count). Consumers keep the highest count per message.
+   */
   counts: DeliveredCount[];
 }
 
