@@ -15,9 +15,18 @@
  *   (`.ts` through tsx, `.mjs`/`.js` with node).
  * - Round r runs the commits in an order rotated by r (A B C, B C A, C A B, …), so a slow drift
  *   of the machine does not always favour the same commit.
- * - From each run's output it reads acked/s (bench:groups: deliveries/s), the ACK and
- *   end-to-end p99 and the server CPU (% of a core, µs per message where printed), and records the 1-minute load average before the run. It prints every
- *   run, then the median per commit. `--json FILE` writes all of it.
+ * - From each run's output it reads acked/s (bench:groups: deliveries/s; bench:redpacket:
+ *   opens/s of its first scenario), the ACK (bench:redpacket: open) and end-to-end p99 and the
+ *   server CPU (% of a core, µs per message or per open where printed; bench:redpacket also
+ *   the load generator's µs per open, a column of its own), and records the 1-minute load
+ *   average before the run. It prints every run, then the median per commit. `--json FILE`
+ *   writes all of it.
+ * - --script-from WORKTREE: run this checkout's version of the bench script (and its load
+ *   generator) for every commit, against that commit's compiled server
+ *   (MAGPIE_BENCH_SERVER_MAIN=<tree>/packages/server/dist/main.js, honoured by benches that
+ *   start the server through bench/lib/server.ts SERVER_MAIN). For comparing servers when the
+ *   bench itself changed between the commits; the commits must share the database schema
+ *   (the bench seeds with this checkout's migrations).
  *
  * - bench/connect.ts: it reads the storm's seconds and the server CPU µs per connect + hello
  *   (in the storm, and with its deferred work) and per close, and prints those columns instead.
@@ -26,6 +35,7 @@
  *   since the old commit measures both the same way. Only bench/ is copied, never server code.
  *
  * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs) --same-bench
+ *   --script-from WORKTREE
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +56,7 @@ const { values: o } = parseArgs({
     json: { type: 'string' },
     pause: { type: 'string', default: '2' },
     'same-bench': { type: 'boolean', default: false },
+    'script-from': { type: 'string' },
   },
   strict: true,
 });
@@ -53,6 +64,7 @@ const [script, ...benchArgs] = process.argv.slice(sep + 1);
 const rounds = Number(o.rounds);
 if (!o.commits) usage('--commits is required');
 if (!(Number.isInteger(rounds) && rounds >= 1)) usage('--rounds must be an integer ≥ 1');
+if (o['script-from'] !== undefined && o['script-from'] !== 'WORKTREE') usage('--script-from takes WORKTREE');
 
 function usage(msg) {
   console.error(`alternate: ${msg}\nusage: node bench/alternate.mjs --commits 2be6ebc,main,WORKTREE [--rounds 3] [--cache DIR] [--json FILE] -- bench/one-to-one.ts [args…]`);
@@ -113,11 +125,12 @@ function parseResult(out) {
     return NaN;
   };
   return {
-    msgPerS: num(/^acked\/s\s+([\d.]+)/m, /^deliveries\/s\s+([\d.]+)/m),
-    ackP99: num(/^(?:ACK latency|send → ACK)\s.*?p99 ([\d.]+) ms/m),
+    msgPerS: num(/^acked\/s\s+([\d.]+)/m, /^deliveries\/s\s+([\d.]+)/m, /^opens\/s\s+([\d.]+)/m),
+    ackP99: num(/^(?:ACK latency|send → ACK|open latency)\s.*?p99 ([\d.]+) ms/m),
     e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m),
-    cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m),
-    cpuUsPerMsg: num(/\(([\d.]+) µs per message/) || groupCpuUsPerMsg(out),
+    cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m, /^server CPU\s.*?\((\d+)% of one core; \/proc/m),
+    cpuUsPerMsg: num(/\(([\d.]+) µs per message/, /^server CPU\s+([\d.]+) µs per open/m) || groupCpuUsPerMsg(out),
+    genUsPerMsg: num(/^generator CPU\s+([\d.]+) µs per open/m),
     // bench/connect.ts
     stormS: num(/^storm\s+([\d.]+) s/m),
     connectUs: num(/^server CPU\s+([\d.]+) µs per connect \+ hello/m),
@@ -159,11 +172,14 @@ function overlayBench(tree) {
 }
 
 function benchRun(tree) {
-  const path = join(tree.dir, script);
-  if (!existsSync(path)) throw new Error(`${script} does not exist in ${tree.label}`);
+  const scriptDir = o['script-from'] ? ROOT : tree.dir;
+  const path = join(scriptDir, script);
+  if (!existsSync(path)) throw new Error(`${script} does not exist in ${o['script-from'] ? 'this checkout' : tree.label}`);
   const runner = /\.m?js$/.test(script) ? [path] : ['--import', 'tsx', path];
+  const env = { ...process.env };
+  if (o['script-from'] && tree.dir !== ROOT) env.MAGPIE_BENCH_SERVER_MAIN = join(tree.dir, 'packages/server/dist/main.js');
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [...runner, ...benchArgs], { cwd: tree.dir, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...runner, ...benchArgs], { cwd: scriptDir, env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -215,6 +231,7 @@ const cols = connectBench
       ['e2e p99 ms', 'e2eP99', 1],
       ['server CPU %', 'cpuPct', 0],
       ['CPU µs/msg', 'cpuUsPerMsg', 0],
+      ...(results.some((x) => Number.isFinite(x.genUsPerMsg)) ? [['generator µs/msg', 'genUsPerMsg', 0]] : []),
     ];
 const head = ['commit', 'round', 'load', ...cols.map((c) => c[0])];
 const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), ...cols.map(([, k, d]) => f(x[k], d))]);
@@ -227,7 +244,7 @@ const all = [head, ...rows, ...medians];
 const widths = head.map((_, c) => Math.max(...all.map((row) => row[c].length)));
 const line = (row) => `| ${row.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`;
 console.log('');
-console.log(`=== ${script} ${benchArgs.join(' ')}: ${rounds} round(s), alternating ===`);
+console.log(`=== ${script} ${benchArgs.join(' ')}: ${rounds} round(s), alternating${o['script-from'] ? ' (this checkout\'s bench script against each commit\'s server)' : ''} ===`);
 console.log(line(head));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const row of [...rows, ...medians]) console.log(line(row));

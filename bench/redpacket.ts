@@ -36,8 +36,10 @@
  * Options (defaults): --scenario both|hot|many (both) --shares 20000 --packets 100
  *   --per-packet 200 --concurrency 1000 --synchronous full|normal (full) --data-dir DIR
  *   --keep-data --json FILE --server-cpu-prof DIR (the server runs with node --cpu-prof)
- *   --server-main FILE (another tree's packages/server/dist/main.js; bench/alternate.mjs
- *   --script-from uses it) --quiet-wait SEC --in-process
+ *   --quiet-wait SEC --in-process. MAGPIE_BENCH_SERVER_MAIN=<tree>/packages/server/dist/main.js
+ *   runs another tree's compiled server under this load generator (bench/alternate.mjs
+ *   --script-from WORKTREE sets it; the database is seeded with this checkout's schema, so only
+ *   between commits with the same migrations).
  *
  * Output per scenario (bench/alternate.mjs reads the first scenario's lines):
  *   opens/s  ·  open latency … p50 … p99 …  ·  server CPU … µs per open, … opens per server
@@ -72,7 +74,6 @@ const { values: a } = parseArgs({
     http: { type: 'boolean', default: true }, // the default; kept so old command lines still run
     'quiet-wait': { type: 'string', default: '0' },
     'server-cpu-prof': { type: 'string' },
-    'server-main': { type: 'string' },
   },
 });
 const SCENARIO = a.scenario!;
@@ -225,7 +226,6 @@ async function overHttp(dataDir: string): Promise<Result[]> {
   const server = await startBenchServer({
     dataDir,
     cpuProfDir: a['server-cpu-prof'],
-    main: a['server-main'],
     env: {
       MAGPIE_ADMIN_TOKEN: ADMIN,
       MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
@@ -380,7 +380,7 @@ async function inProcess(dataDir: string): Promise<Result[]> {
 
 await waitQuiet(Number(a['quiet-wait']));
 const dataDir = a['data-dir'] ?? mkdtempSync(join(tmpdir(), 'magpie-bench-rp-'));
-log(`red-packet bench (${a['in-process'] ? 'IN-PROCESS, store level' : 'through HTTP, server child process'}): server code ${a['server-main'] ?? gitDescribe()}, synchronous=${SYNC}, concurrency ${CONCURRENCY}, load average ${loadNow()}`);
+log(`red-packet bench (${a['in-process'] ? 'IN-PROCESS, store level' : 'through HTTP, server child process'}): server code ${process.env.MAGPIE_BENCH_SERVER_MAIN ? `${process.env.MAGPIE_BENCH_SERVER_MAIN} (MAGPIE_BENCH_SERVER_MAIN)` : gitDescribe()}, synchronous=${SYNC}, concurrency ${CONCURRENCY}, load average ${loadNow()}`);
 const results = a['in-process'] ? await inProcess(dataDir) : await overHttp(dataDir);
 if (a.json) writeFileSync(a.json, JSON.stringify({ at: new Date().toISOString(), mode: a['in-process'] ? 'in-process' : 'http', synchronous: SYNC, concurrency: CONCURRENCY, results }, null, 2));
 if (!a['keep-data'] && !a['data-dir']) rmSync(dataDir, { recursive: true, force: true });

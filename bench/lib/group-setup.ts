@@ -54,7 +54,7 @@ export interface BenchServer {
 }
 
 /** The real server as a child process on a free port, rate limits raised (the load is the point). */
-export async function startBenchServer(opts: { dataDir: string; env?: Record<string, string>; cpuProfDir?: string; /** Another tree's compiled server (default: this checkout's SERVER_MAIN). */ main?: string }): Promise<BenchServer> {
+export async function startBenchServer(opts: { dataDir: string; env?: Record<string, string>; cpuProfDir?: string }): Promise<BenchServer> {
   const env: Record<string, string> = {
     MAGPIE_PORT: '0',
     MAGPIE_HOST: '127.0.0.1',
@@ -74,7 +74,7 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir));
   }
   const forkedAt = Date.now();
-  const proc = fork(opts.main ?? SERVER_MAIN, [], { execArgv, env: serverEnv(env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const proc = fork(SERVER_MAIN, [], { execArgv, env: serverEnv(env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);

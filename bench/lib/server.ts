@@ -11,8 +11,12 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from '@magpie/server';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
-/** The production server, as `npm start` runs it. */
-export const SERVER_MAIN = join(ROOT, 'packages/server/dist/main.js');
+/**
+ * The production server, as `npm start` runs it: this checkout's, or another tree's compiled
+ * server when MAGPIE_BENCH_SERVER_MAIN names one (bench/alternate.mjs --script-from: the same
+ * bench and load generator against several commits' servers).
+ */
+export const SERVER_MAIN = process.env.MAGPIE_BENCH_SERVER_MAIN || join(ROOT, 'packages/server/dist/main.js');
 
 let built = false;
 /** `npm run build` when a package's sources are newer than its dist/ (no-op otherwise). */
