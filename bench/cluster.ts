@@ -15,7 +15,7 @@
  * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +41,8 @@ const { values: a } = parseArgs({
     pairs: { type: 'string', default: '50' },
     window: { type: 'string', default: '8' },
     duration: { type: 'string', default: '20' },
+    /** Sample pg_stat_activity of the bench database every 10 ms during the run and print what sessions wait on. */
+    waits: { type: 'boolean', default: false },
   },
 });
 const nodesN = Number(a.nodes);
@@ -135,10 +137,20 @@ async function main(): Promise<void> {
   const nodes: Node[] = [];
   for (let i = 0; i < nodesN; i++) nodes.push(await startNode(env));
   const load0 = loadavg()[0]!.toFixed(1);
+  let sampler: { stop(): Promise<void> } | null = null;
+  let cpu0: number[] = [];
+  // Called when the load starts (after accounts and connections are set up).
+  const loadStarts = (): void => {
+    if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
+    cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+  };
   try {
-    if (a.scenario === 'group') await groupScenario(nodes);
-    else await dmScenario(nodes);
+    if (a.scenario === 'group') await groupScenario(nodes, loadStarts);
+    else await dmScenario(nodes, loadStarts);
   } finally {
+    if (sampler) await (sampler as { stop(): Promise<void> }).stop();
+    if (a.waits) await printNodeMetrics(nodes);
+    if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}`);
     console.log(`load average at start ${load0}, at end ${loadavg()[0]!.toFixed(1)} (2 cores, shared with other work)`);
     await Promise.all(nodes.map((n) => new Promise((r) => (n.proc.once('exit', r), n.proc.kill('SIGTERM')))));
     for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
@@ -147,7 +159,64 @@ async function main(): Promise<void> {
   }
 }
 
-async function groupScenario(nodes: Node[]): Promise<void> {
+/** --waits: each node's commit batches and times, and event-loop delay (its /metrics). */
+async function printNodeMetrics(nodes: Node[]): Promise<void> {
+  for (const [i, n] of nodes.entries()) {
+    const text = await (await fetch(`${n.url}/metrics`)).text();
+    const v = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name + ' ')).join('\n'))?.[2] ?? NaN);
+    const commits = v('magpie_commit_seconds_count');
+    console.log(
+      `  node ${i + 1}: ${commits} commits, mean batch ${(v('magpie_commit_batch_size_sum') / commits).toFixed(1)}, mean commit ${((v('magpie_commit_seconds_sum') / commits) * 1000).toFixed(0)} ms; ` +
+        `event-loop delay p50 ${(v('magpie_process_nodejs_eventloop_lag_p50_seconds') * 1000).toFixed(0)} / p99 ${(v('magpie_process_nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(0)} / max ${(v('magpie_process_nodejs_eventloop_lag_max_seconds') * 1000).toFixed(0)} ms`,
+    );
+  }
+}
+
+/** utime + stime of a process, in seconds (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * --waits: what the bench database's sessions are doing, sampled every 10 ms (pg_stat_activity):
+ * active sessions by wait event, and for lock waits the statement waited in.
+ */
+function sampleWaits(db: string): { stop(): Promise<void> } {
+  const sql = postgres(PG, { max: 1, onnotice: () => {} });
+  const counts = new Map<string, number>();
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const rows = await sql<{ state: string; wet: string | null; we: string | null; q: string }[]>`
+        SELECT state, wait_event_type AS wet, wait_event AS we, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 70) AS q
+        FROM pg_stat_activity WHERE datname = ${db} AND pid <> pg_backend_pid() AND state <> 'idle'`;
+      samples++;
+      for (const r of rows) {
+        const k = r.state !== 'active' ? `${r.state}${r.wet === 'Client' || !r.wet ? '' : ` ${r.wet}:${r.we}`} after ${r.q}` : r.wet === 'Lock' ? `Lock:${r.we} in ${r.q}` : `active ${r.wet ?? 'CPU'}:${r.we ?? ''}${r.wet === 'Client' ? ` in ${r.q}` : ''}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      await sql.end({ timeout: 2 });
+      console.log(`pg_stat_activity: ${samples} samples; mean sessions per sample in each state:`);
+      for (const [k, n] of [...counts].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`  ${(n / samples).toFixed(2)}  ${k}`);
+    },
+  };
+}
+
+async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<void> {
   const m = Number(a.members);
   const users = [];
   for (let i = 0; i < m; i++) users.push(await account(nodes[i % nodes.length]!.url));
@@ -156,6 +225,8 @@ async function groupScenario(nodes: Node[]): Promise<void> {
   const sentAt = new Map<string, number>();
   const got = new Map<string, number>();
   const lat: number[] = [];
+  const first: number[] = [];
+  const replied: number[] = [];
   for (const c of clients) {
     c.onMsg = (f) => {
       const id = f.message.clientMsgId;
@@ -163,11 +234,13 @@ async function groupScenario(nodes: Node[]): Promise<void> {
       if (t0 === undefined) return;
       const n = (got.get(id) ?? 0) + 1;
       got.set(id, n);
+      if (n === 1) first.push(performance.now() - t0);
       if (n === m - 1) lat.push(performance.now() - t0);
     };
   }
   const senders = Number(a.senders);
   const interval = 1000 / Number(a.rate);
+  loadStarts();
   const start = performance.now();
   let k = 0;
   let errors = 0;
@@ -177,7 +250,11 @@ async function groupScenario(nodes: Node[]): Promise<void> {
     if (wait > 0) await sleep(wait);
     const id = `g${k}`;
     sentAt.set(id, performance.now());
-    void clients[k % senders]!.request({ type: 'send', clientMsgId: id, conv: g.conv, kind: 'text', body: { text: 'bench message' } }).then((r) => r.type === 'error' && errors++);
+    const t0 = performance.now();
+    void clients[k % senders]!.request({ type: 'send', clientMsgId: id, conv: g.conv, kind: 'text', body: { text: 'bench message' } }).then((r) => {
+      if (r.type === 'error') errors++;
+      else replied.push(performance.now() - t0);
+    });
     k++;
   }
   await sleep(5000);
@@ -185,10 +262,11 @@ async function groupScenario(nodes: Node[]): Promise<void> {
     `group: ${nodes.length} node(s) ${a.store}, ${m} members, ${a.rate} msg/s for ${a.duration} s: sent ${k}, complete ${lat.length}, errors ${errors}; ` +
       `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
   );
+  console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   for (const c of clients) c.ws.close();
 }
 
-async function dmScenario(nodes: Node[]): Promise<void> {
+async function dmScenario(nodes: Node[], loadStarts: () => void): Promise<void> {
   const pairs = Number(a.pairs);
   const win = Number(a.window);
   const recvNode = nodes[nodes.length > 1 ? 1 : 0]!;
@@ -205,6 +283,7 @@ async function dmScenario(nodes: Node[]): Promise<void> {
   for (const c of rc) c.onMsg = () => counting && delivered++;
   let stop = false;
   let errors = 0;
+  loadStarts();
   const loops = sc.map(async (c, i) => {
     let n = 0;
     const one = async (): Promise<void> => {
