@@ -3,8 +3,7 @@
  * groups"). Every change the server makes is also a `system` message in the group, so the
  * chat shows it in seq order; these calls only ask for the change.
  */
-import { MagpieClientError } from './errors.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type GroupRole = 'owner' | 'admin' | 'member';
 export type JoinPolicy = 'open' | 'approval';
@@ -65,46 +64,31 @@ export interface GroupPatch {
   historyVisibility?: HistoryVisibility;
 }
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('GroupsApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 const seg = encodeURIComponent;
 
 /** The group REST API; errors are MagpieClientError (`forbidden`, `muted`, `group_full`, `conflict`, …). */
 export class GroupsApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
-  }
-
-  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const token = this.token();
-    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
-    return this.call<T>(method, path, body === undefined ? { token } : { token, body });
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   /** Create a group; the caller becomes its owner. */
   async create(input: CreateGroupInput): Promise<GroupInfo> {
-    return (await this.req<{ group: GroupInfo }>('POST', '/api/groups', input)).group;
+    return (await this.http.req<{ group: GroupInfo }>('POST', '/api/groups', input)).group;
   }
 
   /** Groups whose name starts with the query (case-insensitive), or the group with that exact id. */
   async search(query: string, limit?: number): Promise<GroupInfo[]> {
     const qs = new URLSearchParams({ query });
     if (limit !== undefined) qs.set('limit', String(limit));
-    return (await this.req<{ groups: GroupInfo[] }>('GET', `/api/groups?${qs}`)).groups;
+    return (await this.http.req<{ groups: GroupInfo[] }>('GET', `/api/groups?${qs}`)).groups;
   }
 
   async get(conv: string): Promise<GroupInfo> {
-    return (await this.req<{ group: GroupInfo }>('GET', `/api/groups/${seg(conv)}`)).group;
+    return (await this.http.req<{ group: GroupInfo }>('GET', `/api/groups/${seg(conv)}`)).group;
   }
 
   /** One page of members, ordered by user id (members only). */
@@ -113,7 +97,7 @@ export class GroupsApi {
     if (q.after !== undefined) qs.set('after', q.after);
     if (q.limit !== undefined) qs.set('limit', String(q.limit));
     const s = qs.toString();
-    return (await this.req<{ members: GroupMember[] }>('GET', `/api/groups/${seg(conv)}/members${s ? `?${s}` : ''}`)).members;
+    return (await this.http.req<{ members: GroupMember[] }>('GET', `/api/groups/${seg(conv)}/members${s ? `?${s}` : ''}`)).members;
   }
 
   /** Every member (pages of 500). Meant for normal groups; super groups can be very large. */
@@ -135,7 +119,7 @@ export class GroupsApi {
     if (q.after !== undefined) qs.set('after', q.after);
     if (q.limit !== undefined) qs.set('limit', String(q.limit));
     const s = qs.toString();
-    return (await this.req<{ users: string[] }>('GET', `/api/groups/${seg(conv)}/changes/${seq}/users${s ? `?${s}` : ''}`)).users;
+    return (await this.http.req<{ users: string[] }>('GET', `/api/groups/${seg(conv)}/changes/${seq}/users${s ? `?${s}` : ''}`)).users;
   }
 
   /** The whole list of a change notice (pages of 1 000; at most 1 000 users per create/invite request). */
@@ -150,51 +134,51 @@ export class GroupsApi {
 
   /** Join: `joined: true` in an open group, otherwise an application waits for approval. */
   join(conv: string, message?: string): Promise<{ joined: boolean }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/join`, message === undefined ? {} : { message });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/join`, message === undefined ? {} : { message });
   }
 
   invite(conv: string, users: string[]): Promise<{ added: string[]; pending: string[] }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/invite`, { users });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/invite`, { users });
   }
 
   async requests(conv: string): Promise<GroupJoinRequest[]> {
-    return (await this.req<{ requests: GroupJoinRequest[] }>('GET', `/api/groups/${seg(conv)}/requests`)).requests;
+    return (await this.http.req<{ requests: GroupJoinRequest[] }>('GET', `/api/groups/${seg(conv)}/requests`)).requests;
   }
 
   approve(conv: string, user: string): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/approve`);
+    return this.http.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/approve`);
   }
 
   reject(conv: string, user: string): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/reject`);
+    return this.http.req('POST', `/api/groups/${seg(conv)}/requests/${seg(user)}/reject`);
   }
 
   kick(conv: string, users: string[]): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/kick`, { users });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/kick`, { users });
   }
 
   leave(conv: string): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/leave`);
+    return this.http.req('POST', `/api/groups/${seg(conv)}/leave`);
   }
 
   setRole(conv: string, user: string, role: 'admin' | 'member'): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/role`, { user, role });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/role`, { user, role });
   }
 
   /** Mute a member for durationMs (0 lifts the mute). */
   mute(conv: string, user: string, durationMs: number): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/mute`, { user, durationMs });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/mute`, { user, durationMs });
   }
 
   async update(conv: string, patch: GroupPatch): Promise<GroupInfo> {
-    return (await this.req<{ group: GroupInfo }>('PATCH', `/api/groups/${seg(conv)}`, patch)).group;
+    return (await this.http.req<{ group: GroupInfo }>('PATCH', `/api/groups/${seg(conv)}`, patch)).group;
   }
 
   transfer(conv: string, to: string): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/transfer`, { to });
+    return this.http.req('POST', `/api/groups/${seg(conv)}/transfer`, { to });
   }
 
   dismiss(conv: string): Promise<{ ok: true }> {
-    return this.req('POST', `/api/groups/${seg(conv)}/dismiss`);
+    return this.http.req('POST', `/api/groups/${seg(conv)}/dismiss`);
   }
 }

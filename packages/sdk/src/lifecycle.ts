@@ -10,7 +10,7 @@ import type { HiddenChange, Message, ReactionChange, ReactionSummary } from '@ma
 import { TypedEmitter } from './emitter.ts';
 import { toClientError, type MagpieClientError } from './errors.ts';
 import type { LocalStore } from './local-store.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type { HiddenChange, ReactionChange, ReactionSummary } from '@magpie/protocol';
 
@@ -19,13 +19,6 @@ export const LIFECYCLE_EVENT_KINDS: ReadonlySet<string> = new Set(['recall', 'ed
 /** A message deleted for this user, as the local store keeps it (never sent by the server). */
 export const LOCAL_HIDDEN_KIND = 'hidden.local';
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('LifecycleApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 const msgPath = (conv: string, seq: number) => `/api/conversations/${encodeURIComponent(conv)}/messages/${seq}`;
 
@@ -42,49 +35,42 @@ export interface ForwardInput {
 
 /** REST calls of the lifecycle; each rejects with a MagpieClientError carrying the server's code. */
 export class LifecycleApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
-  }
-
-  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const token = this.token();
-    return this.call<T>(method, path, { ...(body !== undefined ? { body } : {}), ...(token ? { token } : {}) });
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   recall(conv: string, seq: number): Promise<{ event: Message | null }> {
-    return this.req('POST', `${msgPath(conv, seq)}/recall`);
+    return this.http.req('POST', `${msgPath(conv, seq)}/recall`);
   }
 
   edit(conv: string, seq: number, text: string): Promise<{ event: Message | null }> {
-    return this.req('POST', `${msgPath(conv, seq)}/edit`, { text });
+    return this.http.req('POST', `${msgPath(conv, seq)}/edit`, { text });
   }
 
   editHistory(conv: string, seq: number): Promise<{ versions: { text: string; until: number }[] }> {
-    return this.req('GET', `${msgPath(conv, seq)}/edits`);
+    return this.http.req('GET', `${msgPath(conv, seq)}/edits`);
   }
 
   react(conv: string, seq: number, emoji: string, on = true): Promise<{ event: Message | null }> {
-    return this.req(on ? 'PUT' : 'DELETE', `${msgPath(conv, seq)}/reactions/${encodeURIComponent(emoji)}`);
+    return this.http.req(on ? 'PUT' : 'DELETE', `${msgPath(conv, seq)}/reactions/${encodeURIComponent(emoji)}`);
   }
 
   reactions(conv: string, seqs: readonly number[]): Promise<{ reactions: ReactionSummary[] }> {
-    return this.req('GET', `/api/conversations/${encodeURIComponent(conv)}/reactions?seqs=${seqs.slice(0, 200).join(',')}`);
+    return this.http.req('GET', `/api/conversations/${encodeURIComponent(conv)}/reactions?seqs=${seqs.slice(0, 200).join(',')}`);
   }
 
   hide(conv: string, seqs: readonly number[]): Promise<{ change: HiddenChange | null }> {
-    return this.req('POST', `/api/conversations/${encodeURIComponent(conv)}/hide`, { seqs });
+    return this.http.req('POST', `/api/conversations/${encodeURIComponent(conv)}/hide`, { seqs });
   }
 
   hidden(since: number, limit = 200): Promise<{ version: number; changes: HiddenChange[]; more: boolean }> {
-    return this.req('GET', `/api/hidden?since=${since}&limit=${limit}`);
+    return this.http.req('GET', `/api/hidden?since=${since}&limit=${limit}`);
   }
 
   forward(input: ForwardInput): Promise<{ messages: Message[] }> {
-    return this.req('POST', '/api/forward', input);
+    return this.http.req('POST', '/api/forward', input);
   }
 }
 

@@ -2,7 +2,7 @@ import { Upload, type DetailedError } from 'tus-js-client';
 import { messagePreview, formatDuration, type MediaKind } from '@magpie/protocol';
 import { MagpieClientError, type MagpieClientErrorCode } from './errors.ts';
 import { TypedEmitter } from './emitter.ts';
-import type { FetchLike } from './rest.ts';
+import { AuthedRest, RestApi, type FetchLike } from './rest.ts';
 import type { LocalMessage } from './history.ts';
 import type { SendTarget } from './send-queue.ts';
 
@@ -223,15 +223,13 @@ let localSeq = 0;
 export class MediaApi {
   readonly baseUrl: string;
   readonly token: () => string | null | undefined;
-  private readonly fetchFn: FetchLike;
+  private readonly http: AuthedRest;
 
   constructor(private readonly opts: MediaApiOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.token = opts.token;
-    const f = opts.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
-    if (!f) throw new Error('MediaApi needs fetch');
-    // Browsers throw "Illegal invocation" when window.fetch is called with another `this`.
-    this.fetchFn = opts.fetch ? f : (url, init) => f.call(globalThis, url, init);
+    if (!opts.fetch && !(globalThis as { fetch?: FetchLike }).fetch) throw new Error('MediaApi needs fetch');
+    this.http = new AuthedRest(new RestApi({ baseUrl: this.baseUrl, ...(opts.fetch ? { fetch: opts.fetch } : {}) }), opts.token);
   }
 
   /** Start a resumable upload of a file for a message of `kind`. */
@@ -297,15 +295,10 @@ export class MediaApi {
     return pending;
   }
 
-  private async get<T>(path: string): Promise<T> {
-    const token = this.token();
-    if (!token) throw new MagpieClientError('unauthorized', 'no session token');
-    const res = await this.fetchFn(this.baseUrl + path, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
-    const text = await res.text();
-    const j = (text ? JSON.parse(text) : {}) as T & { error?: { code: string; message: string } };
-    if (!res.ok) throw new MagpieClientError((j.error?.code ?? 'bad_response') as MagpieClientErrorCode, j.error?.message ?? `HTTP ${res.status}`, { status: res.status });
-    return j;
+  private get<T>(path: string): Promise<T> {
+    return this.http.req<T>('GET', path);
   }
+
 }
 
 function defaultFallback(kind: MediaKind, info: UploadInfo, body?: Record<string, unknown>): string {

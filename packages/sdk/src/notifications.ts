@@ -1,18 +1,10 @@
 import type { Notification, NotificationPage, UserService } from '@magpie/protocol';
 import { TypedEmitter } from './emitter.ts';
-import { MagpieClientError } from './errors.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 /** UserService: a service account as this user sees it (with mute/unsubscribe and unread). */
 export type { Notification, NotificationPage, ServiceAccount, UserService } from '@magpie/protocol';
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('NotificationsApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 /**
  * The user's notification conversations over REST: service accounts with settings and unread
@@ -20,42 +12,34 @@ function restCall(rest: RestApi): Call {
  * MagpieClientError with the server's code (`invalid` for a bad cursor, `not_found`).
  */
 export class NotificationsApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
-  }
-
-  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const token = this.token();
-    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
-    return this.call<T>(method, path, { token, ...(body !== undefined ? { body } : {}) });
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   async services(): Promise<UserService[]> {
-    return (await this.req<{ services: UserService[] }>('GET', '/api/notifications/services')).services;
+    return (await this.http.req<{ services: UserService[] }>('GET', '/api/notifications/services')).services;
   }
 
   /** One page after `cursor` (none: from the oldest kept), oldest first. */
   page(cursor?: string, limit = 50): Promise<NotificationPage> {
     const p = new URLSearchParams({ limit: String(limit) });
     if (cursor) p.set('cursor', cursor);
-    return this.req('GET', `/api/notifications?${p.toString()}`);
+    return this.http.req('GET', `/api/notifications?${p.toString()}`);
   }
 
   async setMuted(service: string, muted: boolean): Promise<UserService> {
-    return (await this.req<{ service: UserService }>('PATCH', `/api/notifications/services/${encodeURIComponent(service)}`, { muted })).service;
+    return (await this.http.req<{ service: UserService }>('PATCH', `/api/notifications/services/${encodeURIComponent(service)}`, { muted })).service;
   }
 
   /** Unsubscribed: no more notifications from this service (what arrived before stays). */
   async setUnsubscribed(service: string, unsubscribed: boolean): Promise<UserService> {
-    return (await this.req<{ service: UserService }>('PATCH', `/api/notifications/services/${encodeURIComponent(service)}`, { unsubscribed })).service;
+    return (await this.http.req<{ service: UserService }>('PATCH', `/api/notifications/services/${encodeURIComponent(service)}`, { unsubscribed })).service;
   }
 
   async markRead(service: string, seq: number): Promise<UserService> {
-    return (await this.req<{ service: UserService }>('POST', `/api/notifications/services/${encodeURIComponent(service)}/read`, { seq })).service;
+    return (await this.http.req<{ service: UserService }>('POST', `/api/notifications/services/${encodeURIComponent(service)}/read`, { seq })).service;
   }
 }
 

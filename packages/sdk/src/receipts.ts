@@ -8,7 +8,7 @@
 import type { NotifyLevelName, PresenceState, PrivacySettings, NotifySettingWire } from '@magpie/protocol';
 import { TypedEmitter } from './emitter.ts';
 import { systemClock, type Clock, type TimerHandle } from './clock.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi } from './rest.ts';
 import type { RequestFrame, RequestResults, RequestType } from './wire.ts';
 
 export type { NotifyLevelName, PresenceState, PrivacySettings, NotifySettingWire } from '@magpie/protocol';
@@ -30,7 +30,6 @@ export interface ReceiptsTransport {
   request<T extends RequestType>(frame: Extract<RequestFrame, { type: T }>): Promise<RequestResults[T]>;
 }
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
 
 export class Receipts {
   readonly events = new TypedEmitter<ReceiptsEvents>();
@@ -40,6 +39,7 @@ export class Receipts {
   private readonly presenceOf = new Map<string, PresenceState>();
   private readonly notify = new Map<string, NotifySettingWire>();
   private lastTypingSent = new Map<string, number>();
+  private http: AuthedRest | null = null;
 
   constructor(
     private readonly transport: ReceiptsTransport,
@@ -182,9 +182,8 @@ export class Receipts {
 
   private req<T>(method: string, path: string, body?: unknown): Promise<T> {
     if (!this.rest) return Promise.reject(new Error('Receipts: no REST API given'));
-    const call = (this.rest.api as unknown as { call: Call }).call.bind(this.rest.api) as Call;
-    const token = this.rest.token();
-    return call<T>(method, path, body === undefined ? { token } : { token, body });
+    this.http ??= new AuthedRest(this.rest.api, this.rest.token);
+    return this.http.req<T>(method, path, body);
   }
 
   privacy(): Promise<PrivacySettings> {

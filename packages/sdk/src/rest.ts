@@ -51,32 +51,32 @@ export class RestApi {
   }
 
   register(input: RegisterInput): Promise<{ user: PublicUser }> {
-    return this.call('POST', '/api/register', { body: input });
+    return this.request('POST', '/api/register', { body: input });
   }
 
   login(input: LoginInput): Promise<LoginResult> {
-    return this.call('POST', '/api/login', { body: input });
+    return this.request('POST', '/api/login', { body: input });
   }
 
   /** Connect telemetry (telemetry.ts); the session token is optional. */
   telemetryConnect(report: TelemetryReport, token?: string): Promise<{ accepted: number }> {
-    return this.call('POST', '/api/telemetry/connect', { body: report, ...(token ? { token } : {}) });
+    return this.request('POST', '/api/telemetry/connect', { body: report, ...(token ? { token } : {}) });
   }
 
   logout(token: string): Promise<{ ok: true }> {
-    return this.call('POST', '/api/logout', { token });
+    return this.request('POST', '/api/logout', { token });
   }
 
   logoutAll(token: string): Promise<{ revoked: number }> {
-    return this.call('POST', '/api/logout-all', { token });
+    return this.request('POST', '/api/logout-all', { token });
   }
 
   me(token: string): Promise<{ user: PublicUser }> {
-    return this.call('GET', '/api/me', { token });
+    return this.request('GET', '/api/me', { token });
   }
 
   conversations(token: string, since = 0): Promise<ConvsResult & { entries: ConvEntry[] }> {
-    return this.call('GET', `/api/conversations?since=${since}`, { token });
+    return this.request('GET', `/api/conversations?since=${since}`, { token });
   }
 
   messages(token: string, conv: string, q: { before?: number; after?: number; limit?: number } = {}): Promise<HistoryResult & { messages: Message[] }> {
@@ -85,10 +85,11 @@ export class RestApi {
     if (q.after !== undefined) params.set('after', String(q.after));
     if (q.limit !== undefined) params.set('limit', String(q.limit));
     const qs = params.toString();
-    return this.call('GET', `/api/conversations/${encodeURIComponent(conv)}/messages${qs ? `?${qs}` : ''}`, { token });
+    return this.request('GET', `/api/conversations/${encodeURIComponent(conv)}/messages${qs ? `?${qs}` : ''}`, { token });
   }
 
-  private async call<T>(method: string, path: string, opts: { body?: unknown; token?: string }): Promise<T> {
+  /** One call under /api with the SDK's error mapping (MagpieClientError with the server's code and the HTTP status). */
+  async request<T>(method: string, path: string, opts: { body?: unknown; token?: string } = {}): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -122,5 +123,31 @@ export class RestApi {
     if (e?.details !== undefined) extra.details = e.details;
     if (typeof e?.retryAfterMs === 'number') extra.retryAfterMs = e.retryAfterMs;
     throw new MagpieClientError(code, typeof e?.message === 'string' ? e.message : `${method} ${path}: HTTP ${res.status}`, extra);
+  }
+}
+
+/** A session token, or a function that returns the current one. */
+export type TokenSource = string | (() => string | null | undefined);
+
+/**
+ * The one authenticated-REST base of the SDK's REST clients (groups, social, wallet, media,
+ * search, notifications, lifecycle, receipts settings): each call carries the current token,
+ * a call without one fails with `unauthorized` before any request, and errors are mapped once
+ * (RestApi.request).
+ */
+export class AuthedRest {
+  private readonly token: () => string | null | undefined;
+
+  constructor(
+    readonly api: RestApi,
+    token: TokenSource,
+  ) {
+    this.token = typeof token === 'function' ? token : () => token;
+  }
+
+  req<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const token = this.token();
+    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
+    return this.api.request<T>(method, path, body === undefined ? { token } : { token, body });
   }
 }

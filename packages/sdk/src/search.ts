@@ -1,6 +1,5 @@
 import type { MessageSearchHit, MessageSearchResult, Subject } from '@magpie/protocol';
-import { MagpieClientError } from './errors.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type { MessageSearchHit, MessageSearchResult, Subject } from '@magpie/protocol';
 
@@ -21,13 +20,6 @@ export interface SearchFilters {
   limit?: number;
 }
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('SearchApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 /**
  * Server-side message search over the user's own conversations, and the business subjects of
@@ -35,26 +27,18 @@ function restCall(rest: RestApi): Call {
  * an empty query or a bad cursor, `forbidden`, `unauthorized`).
  */
 export class SearchApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
   private readonly subjects = new Map<string, Promise<Subject | null>>();
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
-  }
-
-  private req<T>(method: string, path: string): Promise<T> {
-    const token = this.token();
-    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
-    return this.call<T>(method, path, { token });
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   /** One page of matches, newest first: every whitespace-separated term must occur (substring, CJK included). */
   search(query: string, filters: SearchFilters = {}): Promise<MessageSearchResult> {
     const p = new URLSearchParams({ q: query });
     for (const [k, v] of Object.entries(filters)) if (v !== undefined) p.set(k, String(v));
-    return this.req('GET', `/api/search?${p.toString()}`);
+    return this.http.req('GET', `/api/search?${p.toString()}`);
   }
 
   /**
@@ -66,7 +50,7 @@ export class SearchApi {
     if (!isSubjectConversation(conv)) return Promise.resolve(null);
     let p = this.subjects.get(conv);
     if (!p) {
-      p = this.req<{ subject: Subject | null }>('GET', `/api/conversations/${encodeURIComponent(conv)}/subject`).then((r) => r.subject);
+      p = this.http.req<{ subject: Subject | null }>('GET', `/api/conversations/${encodeURIComponent(conv)}/subject`).then((r) => r.subject);
       p.catch(() => this.subjects.delete(conv));
       this.subjects.set(conv, p);
     }

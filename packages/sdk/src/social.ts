@@ -18,7 +18,7 @@ import type {
 } from '@magpie/protocol';
 import { TypedEmitter } from './emitter.ts';
 import { MagpieClientError, toClientError } from './errors.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type { BlockEntry, FriendEntry, FriendRequestEntry, Profile, ProfileSummary, RelationChange, RelationChangeKind, RelationChangesResult, RelationResult, RelationState, SearchResult } from '@magpie/protocol';
 
@@ -93,18 +93,6 @@ export function parseRelationFrame(frame: unknown): RelationFrame | null {
   return { type: 'relation', version: f.version, change: f.change };
 }
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-/**
- * The request helper of RestApi (one error mapping for the whole SDK: MagpieClientError with
- * the server's code and the HTTP status). It is not public on RestApi yet, so it is reached
- * here through a checked cast.
- */
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('SocialApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 function qs(params: Record<string, string | number | undefined>): string {
   const p = new URLSearchParams();
@@ -121,86 +109,78 @@ const seg = encodeURIComponent;
  * (`invalid`, `not_found`, `forbidden`, `conflict`, `unauthorized`, …) and HTTP status.
  */
 export class SocialApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
-  }
-
-  private req<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const token = this.token();
-    if (!token) return Promise.reject(new MagpieClientError('unauthorized', 'no session token'));
-    return this.call<T>(method, path, body === undefined ? { token } : { token, body });
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   /** Own profile. */
   async profile(): Promise<Profile> {
-    return (await this.req<{ profile: Profile }>('GET', '/api/profile')).profile;
+    return (await this.http.req<{ profile: Profile }>('GET', '/api/profile')).profile;
   }
 
   /** Update own profile; fields left out keep their value. */
   async updateProfile(patch: ProfilePatch): Promise<Profile> {
-    return (await this.req<{ profile: Profile }>('PATCH', '/api/profile', patch)).profile;
+    return (await this.http.req<{ profile: Profile }>('PATCH', '/api/profile', patch)).profile;
   }
 
   /** Someone's profile and this user's relation towards them. */
   userProfile(userId: string): Promise<{ profile: Profile; relation: RelationState }> {
-    return this.req('GET', `/api/users/${seg(userId)}/profile`);
+    return this.http.req('GET', `/api/users/${seg(userId)}/profile`);
   }
 
   /** Exact id or username (`exact`, first page only) and nickname-prefix matches, case-insensitive, paged by `cursor`. */
   search(q: string, opts: { limit?: number; cursor?: string } = {}): Promise<SearchResult> {
-    return this.req('GET', `/api/users/search${qs({ q, limit: opts.limit, cursor: opts.cursor })}`);
+    return this.http.req('GET', `/api/users/search${qs({ q, limit: opts.limit, cursor: opts.cursor })}`);
   }
 
   /** Send a friend request (idempotent while pending; accepts theirs when they asked first). */
   requestFriend(userId: string, greeting?: string): Promise<RelationResult> {
-    return this.req('POST', '/api/friends/requests', greeting === undefined ? { to: userId } : { to: userId, greeting });
+    return this.http.req('POST', '/api/friends/requests', greeting === undefined ? { to: userId } : { to: userId, greeting });
   }
 
   acceptRequest(fromUserId: string): Promise<RelationResult> {
-    return this.req('POST', `/api/friends/requests/${seg(fromUserId)}/accept`);
+    return this.http.req('POST', `/api/friends/requests/${seg(fromUserId)}/accept`);
   }
 
   rejectRequest(fromUserId: string): Promise<RelationResult> {
-    return this.req('POST', `/api/friends/requests/${seg(fromUserId)}/reject`);
+    return this.http.req('POST', `/api/friends/requests/${seg(fromUserId)}/reject`);
   }
 
   /** Withdraw own pending request. */
   cancelRequest(toUserId: string): Promise<RelationResult> {
-    return this.req('DELETE', `/api/friends/requests/${seg(toUserId)}`);
+    return this.http.req('DELETE', `/api/friends/requests/${seg(toUserId)}`);
   }
 
   removeFriend(userId: string): Promise<RelationResult> {
-    return this.req('DELETE', `/api/friends/${seg(userId)}`);
+    return this.http.req('DELETE', `/api/friends/${seg(userId)}`);
   }
 
   /** Block (idempotent): ends a friendship and drops pending requests; the user can no longer message or request. */
   block(userId: string): Promise<RelationResult> {
-    return this.req('PUT', `/api/blocks/${seg(userId)}`);
+    return this.http.req('PUT', `/api/blocks/${seg(userId)}`);
   }
 
   unblock(userId: string): Promise<RelationResult> {
-    return this.req('DELETE', `/api/blocks/${seg(userId)}`);
+    return this.http.req('DELETE', `/api/blocks/${seg(userId)}`);
   }
 
   friends(q: PageQuery = {}): Promise<ListPage<FriendEntry>> {
-    return this.req('GET', `/api/friends${qs({ after: q.after, limit: q.limit })}`);
+    return this.http.req('GET', `/api/friends${qs({ after: q.after, limit: q.limit })}`);
   }
 
   requests(direction: 'incoming' | 'outgoing', q: PageQuery = {}): Promise<ListPage<FriendRequestEntry>> {
-    return this.req('GET', `/api/friends/requests${qs({ direction, after: q.after, limit: q.limit })}`);
+    return this.http.req('GET', `/api/friends/requests${qs({ direction, after: q.after, limit: q.limit })}`);
   }
 
   blocks(q: PageQuery = {}): Promise<ListPage<BlockEntry>> {
-    return this.req('GET', `/api/blocks${qs({ after: q.after, limit: q.limit })}`);
+    return this.http.req('GET', `/api/blocks${qs({ after: q.after, limit: q.limit })}`);
   }
 
   /** Relation changes after `since`, oldest first; see RelationChangesResult for `more` and `full`. */
   changes(since: number, limit?: number): Promise<RelationChangesResult> {
-    return this.req('GET', `/api/relations/changes${qs({ since, limit })}`);
+    return this.http.req('GET', `/api/relations/changes${qs({ since, limit })}`);
   }
 }
 

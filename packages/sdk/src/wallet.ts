@@ -7,7 +7,7 @@ import type { LedgerEntryView as LedgerEntry, Message, PaymentRequestView, PinSt
 import { TypedEmitter } from './emitter.ts';
 import { MagpieClientError, toClientError } from './errors.ts';
 import type { LocalMessage } from './history.ts';
-import type { RestApi } from './rest.ts';
+import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type { LedgerEntryView as LedgerEntry, PaymentRequestView, PinStatus, RedPacketBody, RedPacketClaim, RedPacketStatusBody, RedPacketView } from '@magpie/protocol';
 
@@ -162,13 +162,6 @@ export interface PaymentResult {
   duplicate: boolean;
 }
 
-type Call = <T>(method: string, path: string, opts: { body?: unknown; token?: string }) => Promise<T>;
-
-function restCall(rest: RestApi): Call {
-  const call = (rest as unknown as { call?: Call }).call;
-  if (typeof call !== 'function') throw new TypeError('WalletApi: this RestApi has no request helper');
-  return call.bind(rest) as Call;
-}
 
 const seg = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -181,19 +174,15 @@ const newId = (): string => `w${Date.now().toString(36)}${(idCounter++).toString
  * idempotent per their client id).
  */
 export class WalletApi {
-  private readonly call: Call;
-  private readonly token: () => string | undefined;
+  private readonly http: AuthedRest;
 
-  constructor(rest: RestApi, token: string | (() => string | undefined)) {
-    this.call = restCall(rest);
-    this.token = typeof token === 'function' ? token : () => token;
+  constructor(rest: RestApi, token: TokenSource) {
+    this.http = new AuthedRest(rest, token);
   }
 
   private async req<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const token = this.token();
-    if (!token) throw new MagpieClientError('unauthorized', 'no session token');
     try {
-      return await this.call<T>(method, path, body === undefined ? { token } : { token, body });
+      return await this.http.req<T>(method, path, body);
     } catch (err) {
       return typed(err);
     }

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -287,7 +286,6 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     db,
     config: config.push,
     store,
-    accounts,
     presence,
     registry: metrics.registry,
     log: log.child({ mod: 'push' }),

@@ -116,10 +116,9 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
   const adminToken = 'admin-token-0123456789abcdef';
   const pushStore = opts.pushStore ?? (await sqlitePush());
   const push = await createPushModule(new RestApi(http, accounts, adminToken), {
-    server: { dataDir: '/nonexistent', adminToken },
+    server: { dataDir: '/nonexistent' },
     config,
     store,
-    accounts,
     presence,
     registry: metrics.registry,
     log: pino({ level: process.env.PUSH_TEST_LOG ?? 'silent' }),

@@ -5,7 +5,6 @@ import type { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Store } from '../store/store.ts';
-import type { AccountService } from '../services/account-service.ts';
 import type { PushConfig } from '../config/push-config.ts';
 import type { PushStore } from './push-store.ts';
 import { SqlPushStore } from './sql-push-store.ts';
@@ -61,13 +60,12 @@ export interface PushModule {
 }
 
 export interface PushModuleDeps {
-  /** The data dir (a legacy push.db there is imported once) and the operator token. */
-  server: { dataDir: string; adminToken?: string };
+  /** The data dir (a legacy push.db there is imported once). */
+  server: { dataDir: string };
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
   store: Store;
-  accounts: AccountService;
   presence: Presence;
   registry: Registry;
   log: Logger;
