@@ -80,7 +80,8 @@ async function serverQuiet(server: { pid: number; url: string }, cpu0: number, m
   const until = Date.now() + 120_000;
   // Its gauge of open connections first (a close it has not processed yet costs no CPU while it waits).
   while (Date.now() < until) {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    // A refused or reset poll (a kept-alive socket the server closed) is just tried again.
+    const text = await fetch(`${server.url}/metrics`, { headers: { connection: 'close' } }).then((r) => r.text(), () => '');
     if (Number(/^magpie_connections (\d+)/m.exec(text)?.[1]) === connections) break;
     await sleep(100);
   }

@@ -10,6 +10,7 @@ import { migrate, schemaVersion } from '../src/db/migrate.ts';
 import { MIGRATIONS } from '../src/db/migrations/index.ts';
 import type { SqlEngine } from '../src/db/engine.ts';
 import { SqlInstructionStore } from '../src/instructions/sql-instruction-store.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 /** The tables as the release before versioned migrations created them (CREATE … IF NOT EXISTS in the store). */
@@ -55,6 +56,12 @@ for (const e of engines) {
       assert.equal(await store.complete('i1', 'u1', 'd1', false, null, 1700), false, 'a completed target does not move again');
       assert.equal(await store.complete('i1', 'u1', 'nope', true, null, 1700), false);
       assert.deepEqual((await store.pendingFor('u1', 'd1')).map((i) => i.id), ['i2']);
+      // Store.helloState reads the same table: does the device have anything pending (or delivered, not done)?
+      const core = new SqlStore(db, { ringCapacity: 100 });
+      assert.equal((await core.helloState('u1', 'd1', 'th', 0)).pendingInstructions, true);
+      assert.equal((await core.helloState('u1', 'd2', 'th', 0)).pendingInstructions, true);
+      assert.equal((await core.helloState('u1', 'd3', 'th', 0)).pendingInstructions, false);
+      assert.equal((await core.helloState('u2', 'd1', 'th', 0)).pendingInstructions, false);
       const audit = await store.audit('u1', 10);
       assert.deepEqual(audit.map((a) => a.id), ['i2', 'i1']);
       const i1 = audit[1]!;

@@ -239,6 +239,41 @@ export function runStoreContract(
         assert.equal(await store.getSession(`th_unknown_${rand()}`, now), null);
       });
 
+      it('getSessionAndUser: the live session with its user state in one read; null when not live (hello)', async () => {
+        const u = await newUser();
+        const s = session(u.id);
+        await store.createSession(s);
+        assert.deepEqual(await store.getSessionAndUser(s.tokenHash, now), { session: { ...s, revokedAt: null }, user: { deletedAt: null, disabledAt: null } });
+        await store.setUserDisabled(u.id, now - 5);
+        assert.deepEqual((await store.getSessionAndUser(s.tokenHash, now))?.user, { deletedAt: null, disabledAt: now - 5 });
+        assert.equal(await store.getSessionAndUser(s.tokenHash, s.expiresAt), null, 'expired');
+        assert.equal(await store.getSessionAndUser(`th_unknown_${rand()}`, now), null);
+        await store.revokeSessions([s.tokenHash], now);
+        assert.equal(await store.getSessionAndUser(s.tokenHash, now), null, 'revoked');
+        const orphan = session(`ghost_${rand()}`);
+        await store.createSession(orphan);
+        assert.deepEqual(await store.getSessionAndUser(orphan.tokenHash, now), { session: { ...orphan, revokedAt: null }, user: null });
+      });
+
+      it('helloState: inbox state, purge mark, session expiry, super groups and instructions in one read', async () => {
+        const u = await newUser();
+        const s = session(u.id);
+        await store.createSession(s);
+        assert.deepEqual(await store.helloState(u.id, s.deviceId, s.tokenHash, now), {
+          latest: 0,
+          ringStart: 1,
+          purgedInboxSeq: 0,
+          sessionExpiresAt: s.expiresAt,
+          inSuperGroups: false,
+          pendingInstructions: false,
+        });
+        assert.equal((await store.helloState(u.id, s.deviceId, s.tokenHash, s.expiresAt)).sessionExpiresAt, null, 'expired');
+        await store.revokeSessions([s.tokenHash], now);
+        assert.equal((await store.helloState(u.id, s.deviceId, s.tokenHash, now)).sessionExpiresAt, null, 'revoked');
+        const ghost = await store.helloState(`ghost_${rand()}`, 'd', `th_unknown_${rand()}`, now);
+        assert.deepEqual([ghost.latest, ghost.ringStart, ghost.sessionExpiresAt, ghost.inSuperGroups], [0, 1, null, false]);
+      });
+
       it('does not return an expired session', async () => {
         const u = await newUser();
         const s = session(u.id, { expiresAt: now - 1 });
@@ -1519,6 +1554,10 @@ export function runStoreContract(
         assert.equal(en2.unread, 1);
         assert.deepEqual(await store.superGroupsOf(n2!), [{ conv, lastSeq: 9 }]);
         assert.deepEqual(await store.superGroupsOf(b!), [{ conv, lastSeq: 9 }]);
+        assert.equal((await store.helloState(n2!, 'd', 'th_none', t0)).inSuperGroups, true);
+        const hb = await store.helloState(b!, 'd', 'th_none', t0);
+        assert.deepEqual([hb.inSuperGroups, hb.latest], [true, (await store.inboxState(b!)).latest]);
+        assert.equal((await store.helloState((await users(1))[0]!, 'd', 'th_none', t0)).inSuperGroups, false);
       });
 
       it('concurrent posts while a group switches to super: gap-free seqs, pointers exactly up to the switch', async () => {

@@ -372,8 +372,10 @@ export class WsGateway {
     }
     // A revocation that happened before the kick could reach this connection (while the
     // token was being checked, or before this node's interest was in effect) is seen here;
-    // one after it arrives as a kick. The same read gives the expiry to close at.
-    const [sync, expiresAt] = await Promise.all([waitForStore(() => this.d.messaging.syncMode(principal.userId, f.inboxSeq), wait), this.d.accounts.sessionExpiresAt(principal.tokenHash)]);
+    // one after it arrives as a kick. The same read gives the expiry to close at, the inbox
+    // state, and whether there are super groups to follow and instructions to hand over.
+    const state = await waitForStore(() => this.d.messaging.helloState(principal, f.inboxSeq, this.d.accounts.time()), wait);
+    const { sync, expiresAt } = state;
     if (conn.closed) return;
     if (expiresAt === null) {
       conn.send(errorFrame(new MagpieError('unauthorized', 'token is unknown, expired or revoked'), f.id));
@@ -384,10 +386,11 @@ export class WsGateway {
     // Full sync: the device skips its inbox up to `latest`; nothing in that range becomes delivered through it.
     const skip = conn.obtained.start(f.inboxSeq, sync.mode === 'full' ? sync.latest : undefined);
     if (skip) this.d.acks.ack(principal.userId, principal.deviceId, Math.min(f.inboxSeq, sync.latest), [skip]);
-    const supers = await this.followSupers(conn, principal.userId);
+    // None at the read above (after registering): a later join reaches this connection as a `supers` event.
+    const supers = state.inSuperGroups ? await this.followSupers(conn, principal.userId) : [];
     if (!supers) return;
     // Pending instructions go out in this answer, before the client's first sync page.
-    const instructions = await waitForStore(() => this.d.instructions.forLogin(principal.userId, principal.deviceId), wait);
+    const instructions = state.pendingInstructions ? await waitForStore(() => this.d.instructions.forLogin(principal.userId, principal.deviceId), wait) : [];
     if (conn.closed) return;
     const { limits } = this.d.config;
     const result = {

@@ -227,15 +227,20 @@ export class AccountService {
   /** Resolve a bearer token to its live session; throws `unauthorized`. */
   async authenticate(token: string | undefined): Promise<Principal> {
     if (!token) throw new MagpieError('unauthorized', 'missing token');
-    const s = await this.store.getSession(hashToken(token), this.now());
-    if (!s) throw new MagpieError('unauthorized', 'token is unknown, expired or revoked');
+    const found = await this.store.getSessionAndUser(hashToken(token), this.now());
+    if (!found) throw new MagpieError('unauthorized', 'token is unknown, expired or revoked');
     // A session created while the account was being disabled or deleted escapes that revocation: the user row decides.
-    const user = await this.store.getUser(s.userId);
+    const { session: s, user } = found;
     if (!user || user.deletedAt !== null || user.disabledAt !== null) {
       void this.store.revokeSessions([s.tokenHash], this.now()).catch(() => undefined);
       throw new MagpieError('unauthorized', user?.disabledAt != null && user.deletedAt === null ? 'the account is disabled' : 'the account no longer exists');
     }
     return { userId: s.userId, deviceId: s.deviceId, platform: s.platform, tokenHash: s.tokenHash, appVersion: s.appVersion };
+  }
+
+  /** This service's clock (sessions are live while expiresAt > time()). */
+  time(): number {
+    return this.now();
   }
 
   /** When the session `tokenHash` ends, or null when it is not live (revoked, expired, unknown). */

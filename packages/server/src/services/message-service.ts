@@ -362,6 +362,19 @@ export class MessagingService {
     return { mode, latest, ringStart };
   }
 
+  /**
+   * A `hello`'s reads after its connection is registered, in one statement (Store.helloState):
+   * `syncMode` for inbox position `since`, the session's expiry at `now` (null: no longer
+   * live), and whether the user has super groups and the device pending instructions at all.
+   */
+  async helloState(p: Principal, since: number, now: number): Promise<{ sync: { mode: SyncMode; latest: number; ringStart: number }; expiresAt: number | null; inSuperGroups: boolean; pendingInstructions: boolean }> {
+    const s = await this.store.helloState(p.userId, p.deviceId, p.tokenHash, now);
+    const { latest, ringStart } = s;
+    const mode: SyncMode = since === latest ? 'none' : this.tooLong(since, latest, ringStart) || since < s.purgedInboxSeq ? 'full' : 'incremental';
+    this.metrics.syncs.inc({ mode });
+    return { sync: { mode, latest, ringStart }, expiresAt: s.sessionExpiresAt, inSuperGroups: s.inSuperGroups, pendingInstructions: s.pendingInstructions };
+  }
+
   /** The retention purge removed inbox pointers above `since`: the inbox is no longer gap-free from there. */
   private async belowPurge(userId: string, since: number): Promise<boolean> {
     return since < (await this.store.inboxPurgedSeq(userId));

@@ -18,6 +18,7 @@ import {
   type GroupEffect,
   type GroupRecord,
   type GroupRole,
+  type HelloState,
   type JoinRequestRecord,
   type MemberRecord,
   type NewSession,
@@ -95,6 +96,23 @@ const GROUP_SEARCH = {
       AND starts_with(lower(g.name), lower(?::text)) AND lower(?::text) IS NOT NULL AND g.dismissed = 0
     ORDER BY lower(g.name) USING ~<~, g.conv_id LIMIT ?`,
 };
+
+/** Store.getSessionAndUser: the live session, and its user's row (u_id null when gone). */
+const SESSION_AND_USER_SQL = `
+  SELECT s.*, u.id AS u_id, u.deleted_at AS u_deleted_at, u.disabled_at AS u_disabled_at
+  FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+  WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?`;
+
+/** Store.helloState: one row of scalar subqueries (each the statement it replaces). */
+const HELLO_STATE_SQL = `
+  SELECT
+    (SELECT inbox_seq FROM users WHERE id = ?) AS inbox_seq,
+    (SELECT purged_inbox_seq FROM inbox_purge WHERE user_id = ?) AS purged,
+    (SELECT expires_at FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?) AS expires_at,
+    CASE WHEN EXISTS (SELECT 1 FROM members m JOIN conversations c ON c.id = m.conv_id
+                      WHERE m.user_id = ? AND m.left_seq IS NULL AND c.kind = 'super') THEN 1 ELSE 0 END AS supers,
+    CASE WHEN EXISTS (SELECT 1 FROM instruction_targets
+                      WHERE user_id = ? AND device_id = ? AND status IN ('pending', 'delivered')) THEN 1 ELSE 0 END AS instructions`;
 
 /** A refusal from checkEffect (never null where it is used). */
 function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
@@ -229,6 +247,26 @@ export class SqlStore implements Store {
   async getSession(tokenHash: string, now: number): Promise<SessionRecord | null> {
     const row = await this.db.getBatched('SELECT * FROM sessions WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ?', [tokenHash, now]);
     return row ? sessionFromRow(row) : null;
+  }
+
+  async getSessionAndUser(tokenHash: string, now: number): Promise<{ session: SessionRecord; user: { deletedAt: number | null; disabledAt: number | null } | null } | null> {
+    const row = await this.db.getBatched<Record<string, unknown> & { u_id: string | null; u_deleted_at: number | string | null; u_disabled_at: number | string | null }>(SESSION_AND_USER_SQL, [tokenHash, now]);
+    if (!row) return null;
+    const user = row.u_id == null ? null : { deletedAt: row.u_deleted_at == null ? null : Number(row.u_deleted_at), disabledAt: row.u_disabled_at == null ? null : Number(row.u_disabled_at) };
+    return { session: sessionFromRow(row), user };
+  }
+
+  async helloState(userId: string, deviceId: string, tokenHash: string, now: number): Promise<HelloState> {
+    const r = await this.db.getBatched<{ inbox_seq: unknown; purged: unknown; expires_at: unknown; supers: unknown; instructions: unknown }>(HELLO_STATE_SQL, [userId, userId, tokenHash, now, userId, userId, deviceId]);
+    const latest = r?.inbox_seq == null ? 0 : Number(r.inbox_seq);
+    return {
+      latest,
+      ringStart: Math.max(1, latest - this.ring + 1),
+      purgedInboxSeq: r?.purged == null ? 0 : Number(r.purged),
+      sessionExpiresAt: r?.expires_at == null ? null : Number(r.expires_at),
+      inSuperGroups: Number(r?.supers ?? 0) === 1,
+      pendingInstructions: Number(r?.instructions ?? 0) === 1,
+    };
   }
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {

@@ -42,6 +42,19 @@ export interface Store {
   createSession(session: NewSession): Promise<void>;
   /** The live (not revoked, not expired at `now`) session for this token hash. */
   getSession(tokenHash: string, now: number): Promise<SessionRecord | null>;
+  /**
+   * `getSession` and its user's state in one read (a WebSocket `hello` authenticates with it):
+   * `user` is null when the user row is gone.
+   */
+  getSessionAndUser(tokenHash: string, now: number): Promise<{ session: SessionRecord; user: { deletedAt: number | null; disabledAt: number | null } | null } | null>;
+  /**
+   * What a WebSocket `hello` reads once its connection is registered, in one statement: the
+   * inbox state (`inboxState`), the retention purge mark (`inboxPurgedSeq`), the session's
+   * expiry (null when no longer live, as `getSession`), whether the user is in any super group
+   * (`superGroupsOf` non-empty) and whether the device has pending instructions (the
+   * instruction store's `pendingFor` non-empty; same database, migration 0001).
+   */
+  helloState(userId: string, deviceId: string, tokenHash: string, now: number): Promise<HelloState>;
   listSessions(userId: string, now: number): Promise<SessionRecord[]>;
   /** Whether this device ever had a session of this user (live, expired or revoked): the login backoff trusts it. */
   knownDevice(userId: string, deviceId: string): Promise<boolean>;
@@ -160,6 +173,16 @@ export interface NewSession {
 
 export interface SessionRecord extends NewSession {
   revokedAt: number | null;
+}
+
+/** See Store.helloState. */
+export interface HelloState {
+  latest: number;
+  ringStart: number;
+  purgedInboxSeq: number;
+  sessionExpiresAt: number | null;
+  inSuperGroups: boolean;
+  pendingInstructions: boolean;
 }
 
 export interface ConversationRecord {
