@@ -10,13 +10,26 @@ import { ObtainedTracker } from './obtained.ts';
  */
 let dirty: Connection[] = [];
 let flushScheduled = false;
+/**
+ * While flushDirty runs: batches made only of shared frames, by their ids. Followers of the
+ * same super groups queue the same frames, so the batch (`[a,b,…]`) is built, framed and
+ * encoded once per turn and its bytes written to each of them.
+ */
+let sharedBatches: Map<string, SharedFrame> | null = null;
 
 function flushDirty(): void {
   flushScheduled = false;
   const list = dirty;
   dirty = [];
-  for (const conn of list) conn.flush();
+  sharedBatches = new Map();
+  try {
+    for (const conn of list) conn.flush();
+  } finally {
+    sharedBatches = null;
+  }
 }
+
+let nextSharedId = 0;
 
 /**
  * One text frame written to many connections (a super-group `advanced` fan-out): the
@@ -26,6 +39,8 @@ function flushDirty(): void {
  */
 export class SharedFrame {
   private wire: Buffer | undefined;
+  /** Identity within this process (keys the shared batches of a flush). */
+  readonly id = nextSharedId++;
 
   constructor(readonly text: string) {}
 
@@ -50,6 +65,15 @@ export class SharedFrame {
 }
 
 type Queued = string | SharedFrame;
+
+/** The batch frame of these shared frames, made once per flush turn. */
+function sharedBatchOf(cache: Map<string, SharedFrame>, frames: SharedFrame[]): SharedFrame {
+  let key = String(frames[0]!.id);
+  for (let i = 1; i < frames.length; i++) key += `,${frames[i]!.id}`;
+  let batch = cache.get(key);
+  if (!batch) cache.set(key, (batch = new SharedFrame(`[${frames.map((f) => f.text).join(',')}]`)));
+  return batch;
+}
 
 /** The part of the upgraded socket (a net.Socket or any Duplex) a connection writes to. */
 export type RawSocket = Pick<Duplex, 'writable' | 'write' | 'on'>;
@@ -230,8 +254,10 @@ export class Connection {
     }
     const frames = this.queue.splice(0, n);
     this.queuedBytes -= frames.reduce((sum, f) => sum + textOf(f).length, 0);
-    if (n > 1) this.ws.send(`[${frames.map(textOf).join(',')}]`, this.progressed);
-    else if (!(first instanceof SharedFrame) || !this.writeRaw(first)) this.ws.send(textOf(first), this.progressed);
+    if (n > 1) {
+      const shared = sharedBatches && frames.every((f) => f instanceof SharedFrame) ? sharedBatchOf(sharedBatches, frames as SharedFrame[]) : undefined;
+      if (!shared || !this.writeRaw(shared)) this.ws.send(shared ? shared.text : `[${frames.map(textOf).join(',')}]`, this.progressed);
+    } else if (!(first instanceof SharedFrame) || !this.writeRaw(first)) this.ws.send(textOf(first), this.progressed);
   }
 
   /**

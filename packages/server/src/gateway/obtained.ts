@@ -68,6 +68,16 @@ export class ObtainedTracker {
   private add(lo: number, hi: number): void {
     lo = Math.max(lo, this.floor);
     if (hi <= lo) return;
+    // Fast paths (live frames arrive in order): the run extends the last range, or starts after it.
+    const last = this.given.at(-1);
+    if (last && lo >= last[0]) {
+      if (lo <= last[1]) {
+        if (hi > last[1]) last[1] = hi;
+        return;
+      }
+      if (this.given.length < ObtainedTracker.MAX_RANGES) this.given.push([lo, hi]);
+      return;
+    }
     const merged: [number, number][] = [];
     let cur: [number, number] = [lo, hi];
     let placed = false;

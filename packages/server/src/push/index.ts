@@ -34,7 +34,11 @@ export function registryPresence(
   registry: { of(userId: string): Iterable<{ principal?: { userId: string; deviceId: string } | null }>; all(): Iterable<{ principal?: { userId: string; deviceId: string } | null }> },
   bus?: { remotePresence(userIds: string[]): Promise<Map<string, string[]>> },
 ): Presence {
-  const onlineDevices = (userId: string): string[] => [...registry.of(userId)].flatMap((c) => (c.principal ? [c.principal.deviceId] : []));
+  const onlineDevices = (userId: string): string[] => {
+    const out: string[] = [];
+    for (const c of registry.of(userId)) if (c.principal) out.push(c.principal.deviceId);
+    return out;
+  };
   return {
     onlineDevices,
     async onlineDevicesOf(userIds) {

@@ -131,6 +131,13 @@ const INTAKE_BATCH = 64;
 const NOTIFY_BATCH = 50;
 const yieldToIo = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** Registered devices not connected right now. */
+function withoutOnline<T extends { deviceId: string }>(regs: T[], online: readonly string[]): T[] {
+  if (online.length === 0) return regs;
+  const set = new Set(online);
+  return regs.filter((x) => !set.has(x.deviceId));
+}
+
 /** Push job ids: time-ordered, unique across nodes (random node prefix) without a random draw per id. */
 const NODE = randomBytes(6).toString('base64url');
 let counter = 0;
@@ -268,14 +275,14 @@ export class PushService implements OfflinePush, OfflineHandoff {
     for (const item of batch) {
       const m = item.message;
       for (const userId of item.userIds) {
-        const online = new Set(present.get(userId) ?? this.d.presence.onlineDevices(userId));
+        const onlineNow = present.get(userId) ?? this.d.presence.onlineDevices(userId);
         let regs = devices.get(userId) ?? [];
         if (item.onlyDevice !== undefined) regs = regs.filter((x) => x.deviceId === item.onlyDevice);
         // Connected devices need no push (checked first: it is free); the rest must still have a live session.
-        let targets = item.force ? regs : regs.filter((x) => !online.has(x.deviceId));
+        let targets = item.force || regs.length === 0 ? regs : withoutOnline(regs, onlineNow);
         if (targets.length > 0) targets = await this.withLiveSession(userId, targets, now, liveCache);
         if (targets.length === 0) {
-          if (item.onlyDevice !== undefined || online.size === 0) {
+          if (item.onlyDevice !== undefined || onlineNow.length === 0) {
             funnel.stage('requested', 'im', 'none');
             funnel.drop('no_device', 'im', 'none');
           }

@@ -25,6 +25,7 @@ export const ACK_FLUSH_LOCK = 4_242_015;
 type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
+type ItemRow = { ord: number | string; conv: string; seq: number | string; sender: string; kind: string };
 
 const SQL = {
   claim: 'SELECT pg_advisory_xact_lock(?)',
@@ -182,12 +183,14 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
  */
 const LITE = {
   marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
-  ranges: `SELECT x.ord, i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
-    FROM (SELECT j.key + 1 AS ord, j.value ->> 0 AS uid, j.value ->> 1 AS lo, j.value ->> 2 AS hi FROM json_each(?) j) x
+  /** Every item the ranges newly cover that another member sent: one pass over the inbox rows (read in range order). */
+  items: `SELECT x.ord AS ord, i.conv_id AS conv, i.seq AS seq, m.sender_id AS sender, m.kind AS kind
+    FROM (SELECT j.key AS ord, j.value ->> 0 AS uid, j.value ->> 1 AS lo, j.value ->> 2 AS hi FROM json_each(?) j) x
     JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
-    JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> x.uid
-    LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
-    GROUP BY x.ord, i.conv_id, m.sender_id ORDER BY x.ord, i.conv_id, m.sender_id`,
+    JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> x.uid`,
+  /** The senders' entries of those (sender, conversation) pairs. */
+  entrySeqs: `SELECT e.user_id AS sender, e.conv_id AS conv, e.delivered_seq AS delivered_seq
+    FROM (SELECT j.value ->> 0 AS s, j.value ->> 1 AS c FROM json_each(?) j) x JOIN entries e ON e.user_id = x.s AND e.conv_id = x.c`,
   devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq)
     SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2 FROM json_each(?) j WHERE true
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = MAX(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
@@ -198,13 +201,6 @@ const LITE = {
   entries: `UPDATE entries SET delivered_seq = x.seq, version = (SELECT u.conv_version FROM users u WHERE u.id = x.id) - x.off
     FROM (SELECT j.value ->> 0 AS id, j.value ->> 1 AS conv, j.value ->> 2 AS seq, j.value ->> 3 AS off FROM json_each(?) j) x
     WHERE entries.user_id = x.id AND entries.conv_id = x.conv AND entries.delivered_seq < x.seq`,
-  /** What the group ranges newly cover: per other member's non-system group message, how many of the ranges hold it. */
-  covered: `SELECT i.conv_id AS conv, i.seq AS seq, COUNT(*) AS n
-    FROM (SELECT j.value ->> 0 AS uid, j.value ->> 1 AS lo, j.value ->> 2 AS hi FROM json_each(?) j) x
-    JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
-    JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
-    WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
-    GROUP BY i.conv_id, i.seq ORDER BY i.conv_id, i.seq`,
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
@@ -234,30 +230,49 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
       m.delivered = upTo;
     }
   }
-  const covered = ranges.length === 0 ? [] : await tx.all<RangeRow>(LITE.ranges, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  // One pass over the newly covered items: per range the newest seq per (conversation, other
+  // sender), and per group message (not a notice) how many recipients newly store it.
+  const items = ranges.length === 0 ? [] : await tx.all<ItemRow>(LITE.items, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  const newest: Map<string, { conv: string; sender: string; seq: number }>[] = ranges.map(() => new Map());
+  const raised = new Map<string, { conv: string; seq: number; n: number }>();
+  const pairs = new Map<string, [string, string]>();
+  for (const r of items) {
+    const seq = Number(r.seq);
+    const key = `${r.conv}\u0000${r.sender}`;
+    const per = newest[Number(r.ord)]!;
+    const cur = per.get(key);
+    if (!cur) per.set(key, { conv: r.conv, sender: r.sender, seq });
+    else if (cur.seq < seq) cur.seq = seq;
+    pairs.set(`${r.sender}\u0000${r.conv}`, [r.sender, r.conv]);
+    if (isGroupConv(r.conv) && r.kind !== 'system') {
+      const mk = `${r.conv}\u0000${seq}`;
+      const h = raised.get(mk);
+      if (h) h.n++;
+      else raised.set(mk, { conv: r.conv, seq, n: 1 });
+    }
+  }
   const out: AckOutcome = { delivered: [], counts: [] };
+  /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
   const entrySeq = new Map<string, number>();
-  for (const r of covered) if (r.delivered_seq !== null) entrySeq.set(`${r.sender}\u0000${r.conv}`, Number(r.delivered_seq));
+  if (pairs.size > 0) {
+    for (const e of await tx.all<{ sender: string; conv: string; delivered_seq: number | string }>(LITE.entrySeqs, [JSON.stringify([...pairs.values()])])) {
+      entrySeq.set(`${e.sender}\u0000${e.conv}`, Number(e.delivered_seq));
+    }
+  }
   const bumps = new Map<string, number>();
   const entryWrites = new Map<string, [string, string, number, number]>();
-  const groupRanges: Range[] = [];
-  let at = 0;
   ranges.forEach((range, i) => {
-    let group = false;
-    for (; at < covered.length && Number(covered[at]!.ord) === i + 1; at++) {
-      const r = covered[at]!;
-      const seq = Number(r.seq);
-      if (isGroupConv(r.conv)) group = true;
+    const rows = [...newest[i]!.values()].sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
+    for (const r of rows) {
       const key = `${r.sender}\u0000${r.conv}`;
       const cur = entrySeq.get(key);
-      if (cur === undefined || cur >= seq) continue;
-      entrySeq.set(key, seq);
+      if (cur === undefined || cur >= r.seq) continue;
+      entrySeq.set(key, r.seq);
       const n = (bumps.get(r.sender) ?? 0) + 1;
       bumps.set(r.sender, n);
-      entryWrites.set(key, [r.sender, r.conv, seq, n]);
-      out.delivered.push({ conv: r.conv, seq, sender: r.sender, by: range.user });
+      entryWrites.set(key, [r.sender, r.conv, r.seq, n]);
+      out.delivered.push({ conv: r.conv, seq: r.seq, sender: r.sender, by: range.user });
     }
-    if (group) groupRanges.push(range);
   });
 
   if (opts.devices && sorted.length > 0) {
@@ -275,12 +290,10 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     await tx.run(LITE.bump, [JSON.stringify([...bumps])]);
     await tx.run(LITE.entries, [JSON.stringify([...entryWrites.values()].map(([sender, conv, seq, n]) => [sender, conv, seq, bumps.get(sender)! - n]))]);
   }
-  if (groupRanges.length > 0) {
-    const hits = await tx.all<{ conv: string; seq: number | string; n: number | string }>(LITE.covered, [JSON.stringify(groupRanges.map((r) => [r.user, r.from, r.upTo]))]);
-    for (const h of hits) {
-      const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [Number(h.n), h.conv, h.seq]);
-      if (row) out.counts.push({ conv: h.conv, seq: Number(h.seq), sender: row.sender, count: Number(row.count) });
-    }
+  const hits = [...raised.values()].sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
+  for (const h of hits) {
+    const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [h.n, h.conv, h.seq]);
+    if (row) out.counts.push({ conv: h.conv, seq: h.seq, sender: row.sender, count: Number(row.count) });
   }
   return out;
 }

@@ -66,6 +66,23 @@ export class TraceJournal {
     this.total++;
   }
 
+  /**
+   * False when an event of `msgId` would only be counted as dropped (its message holds
+   * EVENTS_PER_MESSAGE events already): the caller counts it with `drop` and builds no event,
+   * so a 500-member fan-out allocates per message, not per delivery.
+   */
+  accepts(msgId: string): boolean {
+    if (this.capacity <= 0) return false;
+    const entry = this.byMessage.get(msgId);
+    return !entry || entry.events.length < EVENTS_PER_MESSAGE;
+  }
+
+  /** Count an event of `msgId` that `accepts` refused. */
+  drop(msgId: string): void {
+    const entry = this.byMessage.get(msgId);
+    if (entry) entry.dropped++;
+  }
+
   private evictOldest(): void {
     const oldest = this.byMessage.entries().next().value;
     if (!oldest) return;

@@ -88,6 +88,7 @@ export class MessageTracer {
    * until an ACK (the deliver span stays open until then); `tp`: the origin's traceparent.
    */
   delivered(msgId: string, userId: string, deviceId: string, inboxSeq: number, tracked: boolean, tp?: string): void {
+    if (!this.spans && !this.journal.accepts(msgId)) return this.journal.drop(msgId);
     const at = traceNow();
     this.record(msgId, 'deliver', at, { userId, deviceId, inboxSeq });
     this.spans?.deliverStart(msgId, userId, deviceId, at, { 'magpie.user': userId, 'magpie.device': deviceId, 'magpie.inbox_seq': inboxSeq, 'magpie.node': this.node }, tracked, tp);
@@ -101,6 +102,7 @@ export class MessageTracer {
 
   /** A tracked delivery ended: acknowledged, pulled by sync, or handed to offline push. */
   ended(msgId: string, userId: string, deviceId: string, inboxSeq: number, outcome: DeliveryOutcome, attempts: number): void {
+    if (!this.spans && !this.journal.accepts(msgId)) return this.journal.drop(msgId);
     const at = traceNow();
     this.record(msgId, outcome, at, { userId, deviceId, inboxSeq, attempt: attempts });
     this.spans?.deliverEnd(msgId, userId, deviceId, at, outcome, attempts);
