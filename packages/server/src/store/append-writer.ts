@@ -47,24 +47,91 @@ interface EntryAgg {
 /** The inbox ring is trimmed lazily, whenever a user's inboxSeq crosses a multiple of this. */
 const TRIM_EVERY = 64;
 
-/**
- * The flush's statements. Inboxes and list versions are made absolute from the user row the
- * same transaction just bumped (`users.inbox_seq - ?`: the user's total bump minus the
- * offset), so every statement can be issued at once, none waiting for another's result.
- */
+/** SQLite flush statements run one row at a time (see SQLITE_ROWS for the multi-row ones). */
 const SQL = {
-  mention: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
-  message: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  /** A message with a pointer for its sender: sender_inbox_seq from the sender's bumped row. */
-  ownMessage: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
-    SELECT ?, ?, ?, ?, ?, ?, ?, ?, u.inbox_seq - ?, ? FROM users u WHERE u.id = ?`,
-  trim: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= (SELECT u.inbox_seq - ? FROM users u WHERE u.id = ?)',
-  /** The message's search document (tables of migration 0008-search), written with the message. */
-  searchDoc: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
+  trimTo: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
 };
+
+/** A multi-row INSERT: `head` + `VALUES (…), (…)` + `tail`, `width` values per row. */
+interface RowsSql {
+  head: string;
+  width: number;
+  tail: string;
+}
+
+const ENTRY_HEAD = 'INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES';
+
+/**
+ * SQLite flush statements that take many rows at once, every value absolute (the user rows
+ * were bumped first). Entries: a reset (a join: read up to the join or the own message,
+ * counters since then), a delta (read_seq carries the own seq, 0: none in this batch;
+ * unread/mentions the counts since then), and an event-only delta (a deleted entry stays deleted).
+ */
+const SQLITE_ROWS = {
+  mentions: { head: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES', width: 3, tail: ' ON CONFLICT DO NOTHING' },
+  messages: { head: 'INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all) VALUES', width: 10, tail: '' },
+  pointers: { head: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES', width: 4, tail: '' },
+  /** The messages' search documents (tables of migration 0008-search), written with them; the FTS trigger indexes them. */
+  searchDocs: {
+    head: 'INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES',
+    width: 6,
+    tail: ' ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind',
+  },
+  reset: {
+    head: ENTRY_HEAD,
+    width: 7,
+    tail: ` ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
+      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
+  },
+  delta: {
+    head: ENTRY_HEAD,
+    width: 7,
+    tail: ` ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
+      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
+      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      deleted = 0,
+      version = excluded.version`,
+  },
+  eventDelta: {
+    head: ENTRY_HEAD,
+    width: 7,
+    tail: ` ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      version = excluded.version`,
+  },
+} satisfies Record<string, RowsSql>;
+
+/** Rows per statement: a batch is cut into these fixed lengths, so each table has at most four prepared texts. */
+const CHUNKS = [64, 16, 4, 1];
+const texts = new Map<RowsSql, Map<number, string>>();
+
+function rowsSql(s: RowsSql, n: number): string {
+  let byLength = texts.get(s);
+  if (!byLength) texts.set(s, (byLength = new Map()));
+  let sql = byLength.get(n);
+  if (!sql) {
+    const row = `(${Array.from({ length: s.width }, () => '?').join(', ')})`;
+    sql = `${s.head} ${Array.from({ length: n }, () => row).join(', ')}${s.tail}`;
+    byLength.set(n, sql);
+  }
+  return sql;
+}
+
+/** Queue `rows` as multi-row INSERTs (SQLite; one row never repeats a key within a statement). */
+function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
+  let i = 0;
+  for (const n of CHUNKS) {
+    for (; rows.length - i >= n; i += n) {
+      const params: unknown[] = [];
+      for (let k = i; k < i + n; k++) for (const v of rows[k]!) params.push(v);
+      writes.push(tx.run(rowsSql(s, n), params));
+    }
+  }
+}
 
 /** The indexable text of a message body ('' = not indexed); see SqlStoreOptions.searchText. */
 export type SearchText = (kind: string, body: unknown) => string;
@@ -192,47 +259,67 @@ export class AppendWriter {
   /**
    * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
    * user row (in id order, like every other locker of users rows), then the messages, their
-   * search documents, pointers, entries and ring trims, whose inboxSeq/versions are read from the bumped rows.
-   * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
-   * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
-   * no client round trip; SQLite runs them one after the other, each a cached prepared
-   * statement, the per-member ones (user bumps, pointers, entries) set-based over JSON arrays. Pointers in the outcomes are made absolute from the bumps' results.
+   * search documents, pointers, entries and ring trims. Pointers in the outcomes are made
+   * absolute from the bumps' results.
+   *
+   * SQLite runs every statement at once (synchronously, each a cached prepared statement), so
+   * the bumps come first and everything after them carries absolute inboxSeqs and versions:
+   * rows go in multi-row INSERTs (SQLITE_ROWS), not one statement and one users lookup per row.
+   * PostgreSQL (flushPostgres) issues everything at once, pipelined.
    */
   async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
     if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs);
     const writes: Promise<unknown>[] = [];
-    for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
+    if (this.mentions.length > 0) insertRows(tx, SQLITE_ROWS.mentions, this.mentions, writes);
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    // Set-based (issue 23): one statement per table for the whole batch, rows as one JSON
-    // array each, instead of a statement per member and table (a 500-member message was ~1 500).
-    const tops = moved.length === 0 ? Promise.resolve([]) : tx.all<{ id: string; inbox_seq: number | string }>(LITE.bumpUsers, [JSON.stringify(moved.map(([id, u]) => [id, u.inboxSeq, u.version]))]);
-    for (const row of this.msgs) {
-      const sender = row[3] as string;
-      const own = row[8] as number;
-      if (own > 0) writes.push(tx.run(SQL.ownMessage, [...row.slice(0, 8), this.users.get(sender)!.inboxSeq - own, row[9], sender]));
-      else writes.push(tx.run(SQL.message, row));
+    // Every moved user row in one statement (rows as one JSON array; a 500-member message was 500 statements).
+    const got =
+      moved.length === 0
+        ? []
+        : await tx.all<{ id: string; inbox_seq: number | string; conv_version: number | string }>(LITE.bumpUsers, [JSON.stringify(moved.map(([id, u]) => [id, u.inboxSeq, u.version]))]);
+    const bumped = new Map(got.map((r) => [r.id, r]));
+    // Absolute = the bumped value − the user's total bump + the offset.
+    const inboxBase = new Map<string, number>();
+    const versionBase = new Map<string, number>();
+    moved.forEach(([id, u]) => {
+      const row = bumped.get(id);
+      if (!row) return;
+      inboxBase.set(id, Number(row.inbox_seq) - u.inboxSeq);
+      versionBase.set(id, Number(row.conv_version) - u.version);
+    });
+    if (this.msgs.length > 0) {
+      const rows = this.msgs.map((row) => {
+        const own = row[8] as number;
+        if (own <= 0) return row;
+        const out = row.slice();
+        out[8] = inboxBase.get(row[3] as string)! + own;
+        return out;
+      });
+      insertRows(tx, SQLITE_ROWS.messages, rows, writes);
     }
-    for (const d of this.docs) writes.push(tx.run(SQL.searchDoc, d));
-    if (this.inbox.length > 0) writes.push(tx.run(LITE.pointers, [JSON.stringify(this.inbox.map(([user, off, conv, seq]) => [user, this.users.get(user)!.inboxSeq - off, conv, seq]))]));
-    for (const sql of [LITE.reset, LITE.delta, LITE.eventDelta]) {
-      const rows: unknown[][] = [];
-      for (const e of this.entries.values()) {
-        if ((e.reset ? LITE.reset : e.revive ? LITE.delta : LITE.eventDelta) !== sql) continue;
-        rows.push([e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version]);
-      }
-      if (rows.length > 0) writes.push(tx.run(sql, [JSON.stringify(rows)]));
+    // Search documents in as few statements as the rows: every statement of a transaction that
+    // opens a statement savepoint makes FTS5 flush its pending terms as a new segment (and
+    // merge segments), so one statement per message cost ~15 µs more per message than this.
+    if (this.docs.length > 0) insertRows(tx, SQLITE_ROWS.searchDocs, this.docs, writes);
+    if (this.inbox.length > 0) insertRows(tx, SQLITE_ROWS.pointers, this.inbox.map(([user, off, conv, seq]) => [user, inboxBase.get(user)! + off, conv, seq]), writes);
+    const byKind: [RowsSql, unknown[][]][] = [
+      [SQLITE_ROWS.reset, []],
+      [SQLITE_ROWS.delta, []],
+      [SQLITE_ROWS.eventDelta, []],
+    ];
+    for (const e of this.entries.values()) {
+      byKind[e.reset ? 0 : e.revive ? 1 : 2]![1].push([e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, versionBase.get(e.user)! + e.version]);
     }
-    // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out
-    // of it. `seen` is the inboxSeq read before the bump (on PostgreSQL it may be a little old:
-    // a trim left out is done at the next crossing, which deletes everything below it).
+    for (const [sql, rows] of byKind) if (rows.length > 0) insertRows(tx, sql, rows, writes);
+    // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out of it.
     for (const [id, u] of moved) {
       const top = u.seen + u.inboxSeq;
-      if (u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trim, [id, ring, id]));
+      const base = inboxBase.get(id);
+      if (base !== undefined && u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trimTo, [id, base + u.inboxSeq - ring]));
     }
-    const [got] = await Promise.all([tops, Promise.all(writes)]);
-    const top = new Map(got.map((r) => [r.id, r.inbox_seq]));
-    this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
+    await Promise.all(writes);
+    for (const p of this.pointers) p.inboxSeq += inboxBase.get(p.userId) ?? 0;
   }
 
   /** Pointers handed out become absolute: offset + (bumped inbox_seq − the user's total bump). */
@@ -296,37 +383,14 @@ export class AppendWriter {
 
 /** Rows of a JSON array (json_each), columns by position. */
 const jsonRows = (cols: string[]): string => `(SELECT ${cols.map((c, i) => `j.value ->> ${i} AS ${c}`).join(', ')} FROM json_each(?) j)`;
-const ENTRY_ROWS = jsonRows(['id', 'conv', 'own', 'unread', 'mentions', 'last', 'off']);
 
 /**
- * SQLite flush statements: the PostgreSQL shapes with JSON arrays of rows (json_each) in
- * place of unnest. Offsets are made absolute from the user rows bumped first in the same
- * transaction, as there.
+ * SQLite: every moved user row bumped by one statement (rows as a JSON array, json_each), its
+ * new inbox_seq and conv_version returned; the rows written after it carry absolute values.
  */
 const LITE = {
   bumpUsers: `UPDATE users SET inbox_seq = users.inbox_seq + x.n, conv_version = users.conv_version + x.v
-    FROM ${jsonRows(['id', 'n', 'v'])} x WHERE users.id = x.id RETURNING users.id AS id, users.inbox_seq AS inbox_seq`,
-  pointers: `INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
-    SELECT u.id, u.inbox_seq - x.off, x.conv, x.seq FROM ${jsonRows(['id', 'off', 'conv', 'seq'])} x JOIN users u ON u.id = x.id`,
-  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
-      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
-  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
-      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
-      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
-      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
-      deleted = 0,
-      version = excluded.version`,
-  eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
-      version = excluded.version`,
+    FROM ${jsonRows(['id', 'n', 'v'])} x WHERE users.id = x.id RETURNING users.id AS id, users.inbox_seq AS inbox_seq, users.conv_version AS conv_version`,
 };
 
 /** Rows → one array per column (unnest's parameters). */
