@@ -6,6 +6,13 @@
  *
  * --from/--to keep only samples in that window (seconds since the profile started), so the
  * load phase can be separated from startup and connecting.
+ *
+ * --bucket 'NAME=REGEX' (repeatable): also split the samples into buckets. A sample goes to the
+ * bucket of the innermost frame of its stack ("function  file:line", from the leaf up) that
+ * some bucket's regular expression matches (the first such bucket in the order given); the
+ * rest to "other". E.g. for red-packet opens over HTTP:
+ *   --bucket 'wallet tx=sql-wallet-store|group-commit' --bucket 'auth=authenticate'
+ *   --bucket 'GC=garbage collector' --bucket 'helmet=helmet'
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -30,7 +37,7 @@ interface Profile {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '30' }, from: { type: 'string' }, to: { type: 'string' } },
+  options: { top: { type: 'string', default: '30' }, from: { type: 'string' }, to: { type: 'string' }, bucket: { type: 'string', multiple: true } },
 });
 process.stdout.on('error', () => process.exit(0));
 const file = positionals[0];
@@ -60,6 +67,14 @@ for (let i = 0; i < p.samples.length; i++) {
 const short = (url: string) => url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/packages\//, 'packages/');
 const fnKey = (cf: CallFrame) => `${cf.functionName || '(anonymous)'}  ${short(cf.url) || '(native)'}${cf.url ? `:${cf.lineNumber + 1}` : ''}`;
 
+const buckets = (values.bucket ?? []).map((b) => {
+  const eq = b.indexOf('=');
+  if (eq <= 0) throw new Error(`--bucket takes NAME=REGEX, got ${b}`);
+  return { name: b.slice(0, eq), re: new RegExp(b.slice(eq + 1)) };
+});
+const byBucket = new Map<string, number>(buckets.map((b) => [b.name, 0]));
+byBucket.set('other', 0);
+
 const byFn = new Map<string, number>();
 const byFile = new Map<string, number>();
 const inclusive = new Map<string, number>();
@@ -77,6 +92,18 @@ for (const [id, us] of self) {
     seen.add(k);
     inclusive.set(k, (inclusive.get(k) ?? 0) + us);
   }
+  if (buckets.length > 0) {
+    let b = 'other';
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = fnKey(byId.get(cur)!.callFrame);
+      const hit = buckets.find((x) => x.re.test(f));
+      if (hit) {
+        b = hit.name;
+        break;
+      }
+    }
+    byBucket.set(b, byBucket.get(b)! + us);
+  }
 }
 
 const top = Number(values.top);
@@ -89,3 +116,4 @@ console.log(`${file}: ${(total / 1e6).toFixed(2)} s of samples${values.from || v
 print('self time by function', byFn, top);
 print('self time by file / package', byFile, Math.min(top, 25));
 print('inclusive time by function', inclusive, top);
+if (buckets.length > 0) print('buckets (innermost matching frame)', byBucket, byBucket.size);

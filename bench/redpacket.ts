@@ -235,7 +235,7 @@ async function overHttp(dataDir: string): Promise<Result[]> {
     },
   });
   const base = new URL(server.url);
-  const agents = Array.from({ length: CONCURRENCY }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  let agents: http.Agent[] = [];
   const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const call = <T>(method: string, path: string, token: string, body?: unknown, agent: http.Agent = setupAgent): Promise<T> =>
     new Promise((resolve, reject) => {
@@ -254,13 +254,21 @@ async function overHttp(dataDir: string): Promise<Result[]> {
   const token = (i: number): string => benchToken(NONCE, i);
   const results: Result[] = [];
   try {
-    // Every virtual client connects first, 100 at a time (phones that are already online).
-    for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
+    /**
+     * Fresh connections right before each open phase, 100 at a time (phones that are already
+     * online): a keep-alive connection left idle through a long setup is closed by the server.
+     */
+    const connect = async (): Promise<void> => {
+      for (const ag of agents) ag.destroy();
+      agents = Array.from({ length: CONCURRENCY }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+      for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
+    };
     await call('POST', '/api/admin/wallet/topup', ADMIN, { userId: benchUserId(0), amount: 100_000_000, reference: `bench-${NONCE}` });
     const members = (n: number): string[] => Array.from({ length: n }, (_, i) => benchUserId(i + 1));
     const send = (clientMsgId: string, conv: string, count: number) =>
       call<{ packet: { id: string } }>('POST', '/api/redpackets', token(0), { clientMsgId, conv, split: 'random', total: count * 100, count });
     const timed = async (scenario: string, jobs: { user: number; packet: string }[]): Promise<Result> => {
+      await connect();
       const from = (Date.now() - server.forkedAt) / 1000;
       const r = await drive(scenario, jobs, open, server.pid);
       if (a['server-cpu-prof']) profWindow = `--from ${from.toFixed(1)} --to ${((Date.now() - server.forkedAt) / 1000).toFixed(1)}`;

@@ -45,15 +45,20 @@ const INSERT_CREDITS = 'INSERT INTO wallet_accounts (id, balance, updated_at) VA
 const ON_CREDIT = ' ON CONFLICT (id) DO UPDATE SET balance = wallet_accounts.balance + excluded.balance, updated_at = excluded.updated_at';
 /** Rows per multi-row statement: few distinct statement texts to prepare, and far below either database's parameter limit. */
 const CHUNK = 64;
-const rowsSql = new Map<string, string>();
-/** `(?, ?, …), (…)`: `n` rows of `cols` placeholders. */
-function rows(n: number, cols: number): string {
-  const key = `${n}x${cols}`;
-  let sql = rowsSql.get(key);
+/**
+ * `head` + `n` rows of `cols` placeholders + `tail`, built once per shape: the same string
+ * object every time, so the engine's statement cache finds it without hashing a long new
+ * string per call.
+ */
+const multiRow = new Map<string, Map<number, string>>();
+function rows(head: string, n: number, cols: number, tail = ''): string {
+  let byN = multiRow.get(head);
+  if (!byN) multiRow.set(head, (byN = new Map()));
+  let sql = byN.get(n);
   if (!sql) {
     const one = `(${Array.from({ length: cols }, () => '?').join(', ')})`;
-    sql = Array.from({ length: n }, () => one).join(', ');
-    rowsSql.set(key, sql);
+    sql = `${head}${Array.from({ length: n }, () => one).join(', ')}${tail}`;
+    byN.set(n, sql);
   }
   return sql;
 }
@@ -305,13 +310,13 @@ export class SqlWalletStore implements WalletStore {
     const escrow = escrowAccount(packetId);
     let inserted = 0;
     for (const part of chunks(claims)) {
-      inserted += await tx.run(`${INSERT_CLAIMS}${rows(part.length, 5)} ON CONFLICT (packet_id, user_id) DO NOTHING`, part.flatMap((c) => [packetId, c.userId, c.amount, c.seq, c.now]));
+      inserted += await tx.run(rows(INSERT_CLAIMS, part.length, 5, ' ON CONFLICT (packet_id, user_id) DO NOTHING'), part.flatMap((c) => [packetId, c.userId, c.amount, c.seq, c.now]));
     }
     // A claim committed by another node between our read and our insert: run it all again.
     if (inserted !== claims.length) throw new RetryTransaction();
     for (const part of chunks(claims)) {
       await tx.run(
-        `${INSERT_ENTRIES}${rows(part.length * 2, 6)}`,
+        rows(INSERT_ENTRIES, part.length * 2, 6),
         part.flatMap((c) => {
           const txId = `c:${packetId}:${c.userId}`;
           return [txId, escrow, -c.amount, 'rp_claim', packetId, c.now, txId, userAccount(c.userId), c.amount, 'rp_claim', packetId, c.now];
@@ -320,7 +325,7 @@ export class SqlWalletStore implements WalletStore {
     }
     // One user claims once per packet, so each account appears once per statement.
     for (const part of chunks(claims)) {
-      await tx.run(`${INSERT_CREDITS}${rows(part.length, 3)}${ON_CREDIT}`, part.flatMap((c) => [userAccount(c.userId), c.amount, c.now]));
+      await tx.run(rows(INSERT_CREDITS, part.length, 3, ON_CREDIT), part.flatMap((c) => [userAccount(c.userId), c.amount, c.now]));
     }
     return out;
   }
