@@ -46,22 +46,29 @@ export class SharedFrame {
 
   /** The complete unmasked server→client text frame (RFC 6455 §5.2). */
   bytes(): Buffer {
-    if (this.wire) return this.wire;
-    const payload = Buffer.from(this.text, 'utf8');
-    const n = payload.length;
-    const header = Buffer.allocUnsafe(n < 126 ? 2 : n < 65_536 ? 4 : 10);
-    header[0] = 0x81; // FIN + text opcode
-    if (n < 126) header[1] = n;
-    else if (n < 65_536) {
-      header[1] = 126;
-      header.writeUInt16BE(n, 2);
-    } else {
-      header[1] = 127;
-      header.writeBigUInt64BE(BigInt(n), 2);
-    }
-    this.wire = Buffer.concat([header, payload]);
-    return this.wire;
+    return (this.wire ??= textFrame(this.text));
   }
+}
+
+/**
+ * A complete unmasked server→client text frame (RFC 6455 §5.2) in one Buffer: the header,
+ * then the UTF-8 payload written in place (one allocation, one socket write).
+ */
+export function textFrame(text: string): Buffer {
+  const n = Buffer.byteLength(text, 'utf8');
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x81; // FIN + text opcode
+  if (n < 126) frame[1] = n;
+  else if (n < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  frame.write(text, head, 'utf8');
+  return frame;
 }
 
 type Queued = string | SharedFrame;
@@ -256,19 +263,22 @@ export class Connection {
     this.queuedBytes -= frames.reduce((sum, f) => sum + textOf(f).length, 0);
     if (n > 1) {
       const shared = sharedBatches && frames.every((f) => f instanceof SharedFrame) ? sharedBatchOf(sharedBatches, frames as SharedFrame[]) : undefined;
-      if (!shared || !this.writeRaw(shared)) this.ws.send(shared ? shared.text : `[${frames.map(textOf).join(',')}]`, this.progressed);
-    } else if (!(first instanceof SharedFrame) || !this.writeRaw(first)) this.ws.send(textOf(first), this.progressed);
+      const text = shared ? shared.text : `[${frames.map(textOf).join(',')}]`;
+      if (!this.writeRaw(shared ?? text)) this.ws.send(text, this.progressed);
+    } else if (!this.writeRaw(first instanceof SharedFrame ? first : textOf(first))) this.ws.send(textOf(first), this.progressed);
   }
 
   /**
-   * Write a shared frame's bytes straight to the socket. Equivalent to ws's own send here:
-   * the server never masks, permessage-deflate is off, and ws's sender queues nothing
-   * without compression. False when the socket is not open (the caller falls back to ws).
+   * Write a frame's bytes straight to the socket, in one write (ws's send frames a string
+   * into a header and a payload buffer and writes both, corked, as a writev). Equivalent to
+   * ws's own send here: the server never masks, permessage-deflate is off, and ws's sender
+   * queues nothing without compression; ws's bufferedAmount counts the socket's unsent bytes
+   * either way. False when the socket is not open (the caller falls back to ws).
    */
-  private writeRaw(frame: SharedFrame): boolean {
+  private writeRaw(frame: SharedFrame | string): boolean {
     const socket = this.raw;
     if (this.ws.readyState !== 1 || !socket?.writable) return false;
-    socket.write(frame.bytes(), this.progressed);
+    socket.write(typeof frame === 'string' ? textFrame(frame) : frame.bytes(), this.progressed);
     return true;
   }
 

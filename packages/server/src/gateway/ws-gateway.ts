@@ -91,7 +91,9 @@ export class WsGateway {
     const { limits } = d.config;
     // Hard cap at 4× the frame limit: frames between the limit and the cap get a typed
     // error; beyond the cap ws closes with 1009 without buffering the rest.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false });
+    // No client tracking: the registry and `unauthenticated` already hold every connection
+    // (ws's own Set cost an add, a close listener and a delete per connection).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes * 4, perMessageDeflate: false, clientTracking: false });
     this.handover = new SuperHandover({
       index: this.supers,
       connectionsOf: (u) => this.registry.of(u),
