@@ -342,7 +342,12 @@ export interface DeliveredCount {
 
 export interface AckOutcome {
   delivered: (DeliveredUpdate & { by: string })[];
-  /** One element per raise, in the order applied: a message raised twice in a flush appears twice, the later with the higher count. */
+  /**
+   * The raised counts. SQLite raises range by range (a message
+   * raised twice in a flush appears twice, the later with the higher count); PostgreSQL raises
+   * every range of the flush in one statement (each message once, with its final count).
+   * Consumers keep the highest count per message.
+   */
   counts: DeliveredCount[];
 }
 
