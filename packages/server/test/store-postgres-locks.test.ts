@@ -171,17 +171,11 @@ it('an ACK flush holds the sender and acknowledging user rows for no client roun
 });
 
 /**
- * The conversation rows (gap-free seq) are held from the lock to the commit. Counted without
- * timing: the round trips this node starts after the lock was granted and before the commit
- * (statements issued together, with no result arriving in between, are one round trip). The
- * engine is the real one, wrapped only to record what the store issues.
+ * `engine`, recording per transaction that took a lock (its statement matches `lock`) how many
+ * round trips the store started after the lock's result arrived and before the end (statements
+ * issued together, with no result arriving in between, are one round trip) into `held`.
  */
-it('an append holds the conversation row for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
-  const schema = freshSchemaName('magpie_convlock');
-  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
-  const raw = rawClient(schema);
-  /** Per transaction: the round trips started after the conversation lock's result arrived. */
-  const held: number[] = [];
+function recordingEngine(engine: SqlEngine, lock: RegExp, held: number[]): SqlEngine {
   const recording = (tx: Queryable): { tx: Queryable; done: () => void } => {
     let results = 0;
     let locked = false;
@@ -190,7 +184,7 @@ it('an append holds the conversation row for one round trip to its node (issue 1
       if (locked) rounds.add(results);
       return p.finally(() => {
         results++;
-        if (/FROM conversations WHERE id IN .*FOR UPDATE/s.test(sql)) locked = true;
+        if (lock.test(sql)) locked = true;
       });
     };
     return {
@@ -205,7 +199,7 @@ it('an append holds the conversation row for one round trip to its node (issue 1
       done: () => void (locked && held.push(rounds.size)),
     };
   };
-  const recorded: SqlEngine = Object.assign(Object.create(engine) as SqlEngine, {
+  return Object.assign(Object.create(engine) as SqlEngine, {
     transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions) =>
       engine.transaction(async (tx) => {
         const r = recording(tx);
@@ -214,6 +208,21 @@ it('an append holds the conversation row for one round trip to its node (issue 1
         return out;
       }, opts),
   });
+}
+
+/**
+ * The conversation rows (gap-free seq) are held from the lock to the commit. Counted without
+ * timing: the round trips this node starts after the lock was granted and before the commit
+ * (statements issued together, with no result arriving in between, are one round trip). The
+ * engine is the real one, wrapped only to record what the store issues.
+ */
+it('an append holds the conversation row for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_convlock');
+  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
+  const raw = rawClient(schema);
+  /** Per transaction: the round trips started after the conversation lock's result arrived. */
+  const held: number[] = [];
+  const recorded = recordingEngine(engine, /FROM conversations WHERE id IN .*FOR UPDATE/s, held);
   const store = new SqlStore(recorded, { ringCapacity: 1000, ownsEngine: true });
   try {
     await store.migrate();
@@ -232,5 +241,37 @@ it('an append holds the conversation row for one round trip to its node (issue 1
   } finally {
     await store.close();
     await raw.drop();
+  }
+});
+
+/**
+ * An ACK flush claims ACK_FLUSH_LOCK, one flush at a time in the cluster: the claim is held for
+ * one round trip to the node (the write pipeline). The marks, the ranges they make and what the
+ * ranges cover are read by one statement sent with the claim; before, they took a second round
+ * trip under the claim. Counted as above, without timing.
+ */
+it('an ACK flush holds the cluster-wide claim for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_acklock');
+  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
+  const held: number[] = [];
+  const store = new SqlStore(recordingEngine(engine, /pg_advisory_xact_lock/, held), { ringCapacity: 1000, ownsEngine: true });
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+    assert.equal(c?.ok, true);
+    const sent = await store.appendMessages([post('alice', 'g:one'), post('alice', 'g:one')]);
+    const pointer = (i: number, u: string) => (sent[i] as Extract<(typeof sent)[number], { ok: true }>).pointers.find((p) => p.userId === u)!.inboxSeq;
+    held.length = 0;
+    // Two users, one with a gap segment: marks move, a range each, counts raised.
+    const out = await store.recordAcks([
+      { userId: 'bob', deviceId: 'phone', inboxSeq: pointer(1, 'bob') },
+      { userId: 'carol', deviceId: 'tab', inboxSeq: pointer(1, 'carol'), segments: [{ from: pointer(0, 'carol'), to: pointer(1, 'carol') }] },
+    ]);
+    assert.deepEqual(held, [1], 'the claim was held for the write pipeline only');
+    assert.deepEqual(out.delivered.map((d) => [d.seq, d.by]), [[3, 'bob']]);
+    assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[2, 1], [3, 2]]);
+  } finally {
+    await store.close();
   }
 });

@@ -13,23 +13,50 @@ import type { AckOutcome, DeviceAck } from './store.ts';
  *   ACK_FLUSH_LOCK. Delivered marks, entries' delivered_seq and delivered counts are written only
  *   by ACK flushes (SqlStore.recordAcks / markDelivered), so under the claim the values read are
  *   the ones to build on, without row locks (inbox_seq only grows; the copy read is a bound).
- * - Three rounds: (1) claim + read the marks; (2) read the newly acknowledged ranges with the
- *   senders' entries, all ranges in one statement; (3) every write, pipelined, ending in COMMIT AND
- *   CHAIN, the user rows locked in id order by its first statement (as appends lock them), so they
- *   are held only while the server runs the pipeline.
+ * - Two rounds: (1) claim + one statement that reads the marks, makes the newly acknowledged
+ *   ranges of them and reads what they cover with the senders' entries (SQL.plan); (2) every
+ *   write, pipelined, ending in COMMIT AND CHAIN, the user rows locked in id order by its first
+ *   statement (as appends lock them), so they are held only while the server runs the pipeline.
+ *   The claim is held for one round trip to the node (it was two), and the group delivered counts
+ *   of every range are raised by one statement (it was one per range).
  *
  * Same outcome as the generic recordAcks (the Store contract runs on both engines).
  */
 export const ACK_FLUSH_LOCK = 4_242_015;
 
 type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
+type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; a: number | string | null; b: number | string | null; conv: string | null; sender: string | null; seq: number | string | null; dseq: number | string | null };
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
 type ItemRow = { ord: number | string; conv: string; seq: number | string; sender: string; kind: string };
 
 const SQL = {
   claim: 'SELECT pg_advisory_xact_lock(?)',
-  marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ANY(?::text[])',
+  /**
+   * Rounds 1 and 2 in one statement (one snapshot, right after the claim): the marks (kind 'm'),
+   * the ranges the segments make of them (kind 'r', numbered k from 1 in segment order; the marks
+   * move as in writeAcksPostgres: over a segment's gap to min(from, inbox), then to
+   * min(to, inbox), never back — a running maximum per user), and what each range covers
+   * (kind 'c', as SQL.ranges). The node recomputes the ranges from the marks and uses the 'c'
+   * rows only when both agree; otherwise it reads them with SQL.ranges.
+   */
+  plan: `WITH u AS MATERIALIZED (SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ANY(?::text[])),
+    s AS (
+      SELECT x.ord, x.uid, u.delivered_inbox_seq AS start, CASE WHEN x.f > 0 THEN LEAST(x.f, u.inbox_seq) ELSE 0 END AS g, LEAST(x.t, u.inbox_seq) AS up
+      FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, f, t, ord) JOIN u ON u.id = x.uid),
+    w AS (
+      SELECT s.ord, s.uid, s.up, GREATEST(s.g, s.start,
+        COALESCE(MAX(GREATEST(s.g, s.up)) OVER (PARTITION BY s.uid ORDER BY s.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS lo
+      FROM s),
+    r AS (SELECT row_number() OVER (ORDER BY w.ord) AS k, w.uid, w.lo, w.up AS hi FROM w WHERE w.up > w.lo)
+    SELECT 'm' AS kind, 0::bigint AS k, id AS uid, inbox_seq AS a, delivered_inbox_seq AS b, NULL::text AS conv, NULL::text AS sender, NULL::bigint AS seq, NULL::bigint AS dseq FROM u
+    UNION ALL SELECT 'r', r.k, r.uid, r.lo, r.hi, NULL, NULL, NULL, NULL FROM r
+    UNION ALL SELECT 'c', r.k, NULL, NULL, NULL, i.conv_id, m.sender_id, MAX(i.seq), MAX(e.delivered_seq)
+      FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
+      JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> r.uid
+      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
+      GROUP BY r.k, i.conv_id, m.sender_id
+    ORDER BY kind, k, conv, sender`,
   /** Per range (ordinality), the newest seq per (conversation, other sender), with that sender's entry state. */
   ranges: `SELECT x.ord, i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
     FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, lo, hi, ord)
@@ -46,24 +73,34 @@ const SQL = {
   entries: `UPDATE entries e SET delivered_seq = x.seq, version = u.conv_version - x.off
     FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS x(id, conv, seq, off), users u
     WHERE e.user_id = x.id AND e.conv_id = x.conv AND u.id = x.id AND e.delivered_seq < x.seq`,
-  raise: `UPDATE messages SET delivered_count = delivered_count + 1
-    WHERE (conv_id, seq) IN (
-      SELECT i.conv_id, i.seq FROM inbox i JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
-      WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ?
-        AND substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system')
-    RETURNING conv_id AS conv, seq, sender_id AS sender, delivered_count AS count`,
+  /**
+   * Every group range of the flush in one statement: per message, how many of the ranges cover
+   * it (a user's ranges in one flush are disjoint, so that is how many recipients stored it
+   * first now), added at once; the final count per message is returned.
+   */
+  raise: `UPDATE messages m SET delivered_count = m.delivered_count + r.n
+    FROM (
+      SELECT i.conv_id, i.seq, COUNT(*) AS n
+      FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(uid, lo, hi)
+      JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
+      JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
+      WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
+      GROUP BY i.conv_id, i.seq
+    ) AS r
+    WHERE m.conv_id = r.conv_id AND m.seq = r.seq
+    RETURNING m.conv_id AS conv, m.seq, m.sender_id AS sender, m.delivered_count AS count`,
 };
 
 /** Every statement with no-op parameters: prepared before the claim (db/prepared.ts). */
 const NOOPS: NoopStatement[] = [
-  [SQL.marks, [[]]],
+  [SQL.plan, [[], [], [], []]],
   [SQL.ranges, [[], [], []]],
   [SQL.devices, [[], [], []]],
   [SQL.lockUsers, [[]]],
   [SQL.marksSet, [[], []]],
   [SQL.bump, [[], []]],
   [SQL.entries, [[], [], [], []]],
-  [SQL.raise, ['', 0, 0]],
+  [SQL.raise, [[], [], []]],
 ];
 
 const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
@@ -89,15 +126,20 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
   const userIds = [...new Set(sorted.map((a) => a.userId))];
 
-  // 1. Claim the flush, then read the marks (they move only under the claim).
+  // 1. Claim the flush, then read the marks (they move only under the claim) and, in the same
+  //    statement, what the ranges they make cover: the claim is held for one round trip.
   warm(tx, NOOPS);
+  const segs: [string, number, number][] = [];
+  for (const a of sorted) for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) segs.push([a.userId, seg.from, seg.to]);
   const claimed = tx.get(SQL.claim, [ACK_FLUSH_LOCK]);
-  const markRows = tx.all<MarkRow>(SQL.marks, [userIds]);
+  const planned = tx.all<PlanRow>(SQL.plan, [userIds, segs.map((x) => x[0]), segs.map((x) => x[1]), segs.map((x) => x[2])]);
   await claimed;
+  const plan = await planned;
   const marks = new Map<string, Mark>();
-  for (const r of await markRows) {
-    const d = Number(r.delivered_inbox_seq);
-    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+  for (const r of plan) {
+    if (r.kind !== 'm') continue;
+    const d = Number(r.b);
+    marks.set(r.uid!, { inbox: Number(r.a), delivered: d, start: d });
   }
 
   // The marks move in memory, ACK by ACK and segment by segment, as the generic path moves them.
@@ -115,8 +157,13 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     }
   }
 
-  // 2. What the ranges cover: per range, the newest seq per (conversation, other sender).
-  const covered = ranges.length === 0 ? [] : await tx.all<RangeRow>(SQL.ranges, [ranges.map((r) => r.user), ranges.map((r) => r.from), ranges.map((r) => r.upTo)]);
+  // 2. What the ranges cover: per range, the newest seq per (conversation, other sender) — from
+  //    the plan when its ranges are these (always, unless the two computations ever disagree).
+  const sqlRanges = plan.filter((r) => r.kind === 'r');
+  const agree = sqlRanges.length === ranges.length && sqlRanges.every((r, i) => Number(r.k) === i + 1 && r.uid === ranges[i]!.user && Number(r.a) === ranges[i]!.from && Number(r.b) === ranges[i]!.upTo);
+  const covered: RangeRow[] = !agree
+    ? await tx.all<RangeRow>(SQL.ranges, [ranges.map((r) => r.user), ranges.map((r) => r.from), ranges.map((r) => r.upTo)])
+    : plan.filter((r) => r.kind === 'c').map((r) => ({ ord: r.k, conv: r.conv!, sender: r.sender!, seq: r.seq!, delivered_seq: r.dseq }));
   const out: AckOutcome = { delivered: [], counts: [] };
   /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
   const entrySeq = new Map<string, number>();
@@ -165,13 +212,12 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     const es = [...entryWrites.values()];
     writes.push(tx.run(SQL.entries, [es.map((e) => e[0]), es.map((e) => e[1]), es.map((e) => e[2]), es.map(([sender, , , n]) => bumps.get(sender)! - n)]));
   }
-  const raised = groupRanges.map((r) => tx.all<CountRow>(SQL.raise, [r.user, r.from, r.upTo]));
-  if (writes.length > 0 || raised.length > 0) writes.push(tx.run('COMMIT AND CHAIN'));
-  const [counts] = await Promise.all([Promise.all(raised), Promise.all(writes)]);
-  for (const rows of counts) {
-    rows.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
-    for (const c of rows) out.counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
-  }
+  const raised: Promise<CountRow[]> =
+    groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
+  if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run('COMMIT AND CHAIN'));
+  const [counts] = await Promise.all([raised, Promise.all(writes)]);
+  counts.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
+  for (const c of counts) out.counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
   return out;
 }
 

@@ -366,9 +366,9 @@ export interface DeliveredCount {
 export interface AckOutcome {
   delivered: (DeliveredUpdate & { by: string })[];
   /**
-   * The messages whose count the flush raised, each with its count after the flush (on
-   * SQLite once per message; on PostgreSQL once per raise, a later element with a higher
-   * count). Consumers keep the highest count per message.
+   * The messages whose count the flush raised, each once with its count after the flush
+   * (SQLite: one pass over the newly covered items; PostgreSQL: every range of the flush in one
+   * statement). Consumers keep the highest count per message.
    */
   counts: DeliveredCount[];
 }
