@@ -16,7 +16,7 @@ import { AckService } from './services/ack-service.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { ConnectionRegistry } from './gateway/registry.ts';
 import { registerApiRoutes } from './http/routes.ts';
-import { RestApi, restRouteOf } from './http/rest.ts';
+import { RestApi, restRouteOf, sessionOf } from './http/rest.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { registerGroupRoutes } from './http/group-routes.ts';
 import { GroupChangeUsers } from './services/group-change-users.ts';
@@ -211,9 +211,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     const wait = ipLimiter.take(req.ip);
     if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
     // The per-user budget of WebSocket frames applies to REST requests as well (before the body is read).
-    const token = req.url.startsWith('/api/admin/') ? undefined : bearer(req);
-    if (!token) return;
-    const principal = await accounts.authenticate(token).catch(() => null);
+    // The session read here is the route's too (sessionOf): one authentication per request.
+    if (req.url.startsWith('/api/admin/') || !bearer(req)) return;
+    const principal = await sessionOf(accounts, req).catch(() => null);
     if (principal) userLimits.request(principal.userId);
   });
 

@@ -77,7 +77,7 @@ describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? fa
       const { client: cb } = await RawClient.connect(u2!.replace('http', 'ws') + '/ws', b.token);
       const { client: ca } = await RawClient.connect(u1!.replace('http', 'ws') + '/ws', a.token);
       for (let i = 0; i < 5; i++) await ca.request({ type: 'send', clientMsgId: `p${i}`, to: b.userId, kind: 'text', body: { text: `hi ${i}` } });
-      await cb.waitFor(() => cb.messages().length === 5);
+      await cb.waitFor(() => cb.firstArrivals().length === 5);
       for (const n of nodes) {
         await n.push.service.drained();
         await n.push.dispatcher.idle();

@@ -65,8 +65,8 @@ describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, 
     assert.equal(receipt.seq, sent.message.seq);
     // And back the other way, in order.
     for (let i = 0; i < 20; i++) cb.send({ type: 'send', id: 1000 + i, clientMsgId: `y${i}`, to: a.userId, kind: 'text', body: { text: `y${i}` } });
-    await ca.waitFor(() => ca.messages().filter((m) => m.message.sender === b.userId).length === 20);
-    const seqs = ca.messages().filter((m) => m.message.sender === b.userId).map((m) => m.message.seq);
+    await ca.waitFor(() => ca.firstArrivals().filter((m) => m.message.sender === b.userId).length === 20);
+    const seqs = ca.firstArrivals().filter((m) => m.message.sender === b.userId).map((m) => m.message.seq);
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
   });
 

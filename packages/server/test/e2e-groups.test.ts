@@ -15,7 +15,7 @@ describe('groups end to end', () => {
   async function users(n: number): Promise<Account[]> {
     return Promise.all(Array.from({ length: n }, () => registerAndLogin(srv.url)));
   }
-  const systemEvents = (c: RawClient, conv: string) => c.messages().filter((f) => f.message.conv === conv && f.message.kind === 'system').map((f) => f.message.body.event);
+  const systemEvents = (c: RawClient, conv: string) => c.firstArrivals().filter((f) => f.message.conv === conv && f.message.kind === 'system').map((f) => f.message.body.event);
 
   it('create, notices in seq order, info, search, members; admin actions and their refusals', async () => {
     const [owner, bob, carol, dave] = await users(4);

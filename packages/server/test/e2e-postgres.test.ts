@@ -33,7 +33,7 @@ describe('the whole server on PostgreSQL (MAGPIE_STORE=postgres://…)', { skip:
     for (let i = 0; i < 30; i++) sent.push(ca.request({ type: 'send', clientMsgId: `p${i}`, to: b.userId, kind: 'text', body: { text: `p${i}` } }));
     const replies = await Promise.all(sent);
     assert.deepEqual(replies.map((r) => r.message.seq).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1));
-    await cb.waitFor(() => cb.messages().length === 30);
+    await cb.waitFor(() => cb.firstArrivals().length === 30);
     cb.send({ type: 'ack', inboxSeq: 30 });
     await ca.waitFor((f) => f.type === 'delivered' && f.seq === 30);
     cb.close();

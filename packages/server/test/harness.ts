@@ -184,8 +184,19 @@ export class RawClient {
     throw new Error('expected an error reply');
   }
 
+  /** Every `msg` frame received, repeats included. */
   messages(): any[] {
     return this.frames.filter((f) => f.type === 'msg');
+  }
+
+  /**
+   * Each message's first arrival, in arrival order. A raw client that does not ACK gets the
+   * server's retries under load (the same frame again), so counts and orders of messages are
+   * taken from here, not from the raw frames.
+   */
+  firstArrivals(): any[] {
+    const seen = new Set<string>();
+    return this.messages().filter((f) => !seen.has(f.message.id) && (seen.add(f.message.id), true));
   }
 
   waitClose(timeoutMs = 5000): Promise<void> {

@@ -33,8 +33,8 @@ export function lifecycleSuite(srv: () => ServerProcess): void {
     await ca.request({ type: 'send', clientMsgId: 'l2', to: b.userId, ...text('second') });
     await ca.request({ type: 'send', clientMsgId: 'l3', to: b.userId, ...text('third') });
     const conv = m1.conv;
-    await cb.waitFor(() => cb.messages().length === 3);
-    const bInbox = cb.messages().at(-1).inboxSeq;
+    await cb.waitFor(() => cb.firstArrivals().length === 3);
+    const bInbox = cb.firstArrivals().at(-1).inboxSeq;
     // B's second device is offline from here on.
     const b2 = await login(url, b.username, 'dev2');
 
@@ -219,7 +219,7 @@ export function lifecycleSuite(srv: () => ServerProcess): void {
     assert.equal(before.lastMessage.seq, last.seq);
     assert.equal(before.mentions, 1);
     // B's second device goes offline here.
-    const bInbox = cb.messages().at(-1).inboxSeq;
+    const bInbox = cb.firstArrivals().at(-1).inboxSeq;
     const b2 = await login(url, b!.username, 'dev2');
 
     // Reactions by C and A (coalesced into one event), an edit of the last message by A.

@@ -57,6 +57,21 @@ export interface RawRequest<R extends RawRestRoute> {
 }
 
 const principals = new WeakMap<FastifyRequest, Principal | null>();
+const sessions = new WeakMap<FastifyRequest, Promise<Principal>>();
+
+/**
+ * The session of a request, resolved once per request whoever asks first: the onRequest hook
+ * (per-user rate limit, app.ts) and then the route's own authentication share one store read.
+ * A refusal is shared too (the route answers `unauthorized`).
+ */
+export function sessionOf(accounts: AccountService, req: FastifyRequest): Promise<Principal> {
+  let p = sessions.get(req);
+  if (!p) {
+    p = accounts.authenticate(bearer(req));
+    sessions.set(req, p);
+  }
+  return p;
+}
 
 /** The protocol route a fastify route was registered from (its `config.rest`), for the OpenAPI document. */
 export function restRouteOf(opts: { config?: unknown }): RestRoute | RawRestRoute | undefined {
@@ -91,9 +106,9 @@ export class RestApi {
     installZodCompilers(app);
   }
 
-  /** Resolve the session of a request (`unauthorized` without a live one). */
+  /** Resolve the session of a request (`unauthorized` without a live one); once per request (sessionOf). */
   authenticate(req: FastifyRequest): Promise<Principal> {
-    return this.accounts.authenticate(bearer(req));
+    return sessionOf(this.accounts, req);
   }
 
   /**
