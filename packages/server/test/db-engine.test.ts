@@ -171,3 +171,29 @@ test('one PostgreSQL pool per process: engines on the same URL share it', async 
     await drop();
   }
 });
+
+test('sqlite: a relaxedSync transaction commits with synchronous NORMAL, then the connection is FULL again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'magpie-db-relaxed-'));
+  const db = new SqliteEngine(join(dir, 'db.sqlite'), { checkpointMs: 0 });
+  try {
+    await db.exec('CREATE TABLE t (x INTEGER)');
+    assert.equal(db.synchronous, 'full');
+    const inside = await db.transaction(async (tx) => {
+      await tx.run('INSERT INTO t (x) VALUES (?)', [1]);
+      return (await tx.get<{ synchronous: number }>('PRAGMA synchronous'))?.synchronous;
+    }, { relaxedSync: true });
+    assert.equal(inside, 1, 'NORMAL inside the relaxed transaction');
+    assert.equal(db.synchronous, 'full');
+    // A relaxed transaction that fails restores the level too.
+    await assert.rejects(db.transaction(async () => {
+      throw new Error('boom');
+    }, { relaxedSync: true }));
+    assert.equal(db.synchronous, 'full');
+    const plain = await db.transaction(async (tx) => (await tx.get<{ synchronous: number }>('PRAGMA synchronous'))?.synchronous);
+    assert.equal(plain, 2, 'FULL in an ordinary transaction');
+    assert.deepEqual(await db.all('SELECT x FROM t'), [{ x: 1 }]);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -68,6 +68,13 @@ export interface TransactionOptions {
    * so other processes' writers are not held back). Do not write inside it.
    */
   readOnly?: boolean;
+  /**
+   * Writes that a later commit may make durable (advisory state such as ACK marks): SQLite
+   * commits this transaction with `synchronous = NORMAL` (no fsync of its own; the WAL's next
+   * fsync, the next message commit's, covers it; a power cut may lose it, never corrupt it).
+   * PostgreSQL: no effect.
+   */
+  relaxedSync?: boolean;
 }
 
 /**

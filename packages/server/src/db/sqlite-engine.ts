@@ -85,6 +85,9 @@ export class SqliteEngine implements SqlEngine {
     while (this.busy) await this.busy;
     let done!: () => void;
     this.busy = new Promise<void>((r) => (done = r));
+    // 2 = FULL, 3 = EXTRA: the connection fsyncs every commit; this one need not.
+    const level = opts.relaxedSync ? (this.db.pragma('synchronous', { simple: true }) as number) : 0;
+    if (level > 1) this.db.pragma('synchronous = NORMAL');
     try {
       // IMMEDIATE takes the write lock now: a second process waits here (busy_timeout), not
       // at its first write with a snapshot that is already stale.
@@ -98,6 +101,7 @@ export class SqliteEngine implements SqlEngine {
         throw err;
       }
     } finally {
+      if (level > 1) this.db.pragma(`synchronous = ${level}`);
       this.busy = null;
       done();
     }

@@ -1,5 +1,5 @@
 import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
-import type { Queryable, SqlEngine } from '../db/engine.ts';
+import type { Queryable, SqlEngine, TransactionOptions } from '../db/engine.ts';
 import { retryTransaction } from '../db/retry.ts';
 import { forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
 import { migrate } from '../db/migrate.ts';
@@ -171,8 +171,8 @@ export class SqlStore implements Store {
    * Run `fn` in a transaction; retry it on serialization failures, deadlocks and idempotency
    * races, and — for up to unavailableWaitMs — while no connection can be had.
    */
-  private tx<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    return retryTransaction(this.db, fn, { retryIf: (err) => isUniqueViolation(err, 'messages_idem'), unavailableWaitMs: this.unavailableWaitMs, stopped: () => this.closed });
+  private tx<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    return retryTransaction(this.db, fn, { ...opts, retryIf: (err) => isUniqueViolation(err, 'messages_idem'), unavailableWaitMs: this.unavailableWaitMs, stopped: () => this.closed });
   }
 
   // --- accounts ---
@@ -900,10 +900,16 @@ export class SqlStore implements Store {
     });
   }
 
+  /**
+   * ACK flushes commit without an fsync of their own on SQLite (TransactionOptions.relaxedSync):
+   * delivered marks, device cursors and delivered counts are advisory, a lost flush is redone by
+   * the device's next cumulative ACK, and the next message commit's fsync covers it anyway. It
+   * was a second fsync on the event loop next to every group commit.
+   */
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
     const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
-    return this.tx((tx) => write(tx, acks));
+    return this.tx((tx) => write(tx, acks), ACK_TX);
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
@@ -912,6 +918,8 @@ export class SqlStore implements Store {
     return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
   }
 }
+
+const ACK_TX: TransactionOptions = { relaxedSync: true };
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
 
