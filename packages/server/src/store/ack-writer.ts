@@ -233,24 +233,25 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   // One pass over the newly covered items: per range the newest seq per (conversation, other
   // sender), and per group message (not a notice) how many recipients newly store it.
   const items = ranges.length === 0 ? [] : await tx.all<ItemRow>(LITE.items, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
-  const newest: Map<string, { conv: string; sender: string; seq: number }>[] = ranges.map(() => new Map());
-  const raised = new Map<string, { conv: string; seq: number; n: number }>();
-  const pairs = new Map<string, [string, string]>();
+  // Nested maps keyed by the row's own strings and numbers: no key is built per item.
+  /** Per range: conv → sender → newest seq. */
+  const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
+  /** conv → seq → recipients that newly store it (group messages other than notices). */
+  const raised = new Map<string, Map<number, number>>();
   for (const r of items) {
     const seq = Number(r.seq);
-    const key = `${r.conv}\u0000${r.sender}`;
     const per = newest[Number(r.ord)]!;
-    const cur = per.get(key);
-    if (!cur) per.set(key, { conv: r.conv, sender: r.sender, seq });
-    else if (cur.seq < seq) cur.seq = seq;
-    pairs.set(`${r.sender}\u0000${r.conv}`, [r.sender, r.conv]);
+    let bySender = per.get(r.conv);
+    if (!bySender) per.set(r.conv, (bySender = new Map()));
+    if ((bySender.get(r.sender) ?? -1) < seq) bySender.set(r.sender, seq);
     if (isGroupConv(r.conv) && r.kind !== 'system') {
-      const mk = `${r.conv}\u0000${seq}`;
-      const h = raised.get(mk);
-      if (h) h.n++;
-      else raised.set(mk, { conv: r.conv, seq, n: 1 });
+      let bySeq = raised.get(r.conv);
+      if (!bySeq) raised.set(r.conv, (bySeq = new Map()));
+      bySeq.set(seq, (bySeq.get(seq) ?? 0) + 1);
     }
   }
+  const pairs = new Map<string, [string, string]>();
+  for (const per of newest) for (const [conv, bySender] of per) for (const sender of bySender.keys()) pairs.set(`${sender}\u0000${conv}`, [sender, conv]);
   const out: AckOutcome = { delivered: [], counts: [] };
   /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
   const entrySeq = new Map<string, number>();
@@ -262,7 +263,9 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const bumps = new Map<string, number>();
   const entryWrites = new Map<string, [string, string, number, number]>();
   ranges.forEach((range, i) => {
-    const rows = [...newest[i]!.values()].sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
+    const rows: { conv: string; sender: string; seq: number }[] = [];
+    for (const [conv, bySender] of newest[i]!) for (const [sender, seq] of bySender) rows.push({ conv, sender, seq });
+    rows.sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
     for (const r of rows) {
       const key = `${r.sender}\u0000${r.conv}`;
       const cur = entrySeq.get(key);
@@ -290,7 +293,9 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     await tx.run(LITE.bump, [JSON.stringify([...bumps])]);
     await tx.run(LITE.entries, [JSON.stringify([...entryWrites.values()].map(([sender, conv, seq, n]) => [sender, conv, seq, bumps.get(sender)! - n]))]);
   }
-  const hits = [...raised.values()].sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
+  const hits: { conv: string; seq: number; n: number }[] = [];
+  for (const [conv, bySeq] of raised) for (const [seq, n] of bySeq) hits.push({ conv, seq, n });
+  hits.sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
   for (const h of hits) {
     const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [h.n, h.conv, h.seq]);
     if (row) out.counts.push({ conv: h.conv, seq: h.seq, sender: row.sender, count: Number(row.count) });
