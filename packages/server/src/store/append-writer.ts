@@ -55,12 +55,36 @@ const TRIM_EVERY = 64;
 const SQL = {
   mention: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
+  bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq',
   message: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   /** A message with a pointer for its sender: sender_inbox_seq from the sender's bumped row. */
   ownMessage: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
     SELECT ?, ?, ?, ?, ?, ?, ?, ?, u.inbox_seq - ?, ? FROM users u WHERE u.id = ?`,
+  pointer: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) SELECT u.id, u.inbox_seq - ?, ?, ? FROM users u WHERE u.id = ?',
   trim: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= (SELECT u.inbox_seq - ? FROM users u WHERE u.id = ?)',
+  /** Absolute state: read up to the join (or the own message), counters since then. */
+  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
+      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
+  /** read_seq carries the own seq (0: none in this batch); unread/mentions the counts since then. */
+  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
+      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
+      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      deleted = 0,
+      version = excluded.version`,
+  /** As delta, for entries that only saw events in this batch: a deleted entry stays deleted. */
+  eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
+    SELECT u.id, ?, ?, ?, ?, ?, u.conv_version - ? FROM users u WHERE u.id = ?
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      version = excluded.version`,
   /** The message's search document (tables of migration 0008-search), written with the message. */
   searchDoc: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
@@ -196,7 +220,7 @@ export class AppendWriter {
    * All statements are issued at once: PostgreSQL pipelines them, ending in COMMIT AND CHAIN
    * (the caller's own COMMIT then closes an empty transaction), so the user rows are held for
    * no client round trip; SQLite runs them one after the other, each a cached prepared
-   * statement, the per-member ones (user bumps, pointers, entries) set-based over JSON arrays. Pointers in the outcomes are made absolute from the bumps' results.
+   * statement. Pointers in the outcomes are made absolute from the bumps' results.
    */
   async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
     if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs);
@@ -204,9 +228,7 @@ export class AppendWriter {
     for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    // Set-based (issue 23): one statement per table for the whole batch, rows as one JSON
-    // array each, instead of a statement per member and table (a 500-member message was ~1 500).
-    const tops = moved.length === 0 ? Promise.resolve([]) : tx.all<{ id: string; inbox_seq: number | string }>(LITE.bumpUsers, [JSON.stringify(moved.map(([id, u]) => [id, u.inboxSeq, u.version]))]);
+    const tops = Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
     for (const row of this.msgs) {
       const sender = row[3] as string;
       const own = row[8] as number;
@@ -214,14 +236,10 @@ export class AppendWriter {
       else writes.push(tx.run(SQL.message, row));
     }
     for (const d of this.docs) writes.push(tx.run(SQL.searchDoc, d));
-    if (this.inbox.length > 0) writes.push(tx.run(LITE.pointers, [JSON.stringify(this.inbox.map(([user, off, conv, seq]) => [user, this.users.get(user)!.inboxSeq - off, conv, seq]))]));
-    for (const sql of [LITE.reset, LITE.delta, LITE.eventDelta]) {
-      const rows: unknown[][] = [];
-      for (const e of this.entries.values()) {
-        if ((e.reset ? LITE.reset : e.revive ? LITE.delta : LITE.eventDelta) !== sql) continue;
-        rows.push([e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version]);
-      }
-      if (rows.length > 0) writes.push(tx.run(sql, [JSON.stringify(rows)]));
+    for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointer, [this.users.get(user)!.inboxSeq - off, conv, seq, user]));
+    for (const e of this.entries.values()) {
+      const sql = e.reset ? SQL.reset : e.revive ? SQL.delta : SQL.eventDelta;
+      writes.push(tx.run(sql, [e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version, e.user]));
     }
     // The ring: whenever a user's inboxSeq crosses a multiple of TRIM_EVERY, drop what fell out
     // of it. `seen` is the inboxSeq read before the bump (on PostgreSQL it may be a little old:
@@ -231,8 +249,7 @@ export class AppendWriter {
       if (u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trim, [id, ring, id]));
     }
     const [got] = await Promise.all([tops, Promise.all(writes)]);
-    const top = new Map(got.map((r) => [r.id, r.inbox_seq]));
-    this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
+    this.absolute(moved.map(([id, u], i) => [id, u, got[i]?.inbox_seq]));
   }
 
   /** Pointers handed out become absolute: offset + (bumped inbox_seq − the user's total bump). */
@@ -293,41 +310,6 @@ export class AppendWriter {
     this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
   }
 }
-
-/** Rows of a JSON array (json_each), columns by position. */
-const jsonRows = (cols: string[]): string => `(SELECT ${cols.map((c, i) => `j.value ->> ${i} AS ${c}`).join(', ')} FROM json_each(?) j)`;
-const ENTRY_ROWS = jsonRows(['id', 'conv', 'own', 'unread', 'mentions', 'last', 'off']);
-
-/**
- * SQLite flush statements: the PostgreSQL shapes with JSON arrays of rows (json_each) in
- * place of unnest. Offsets are made absolute from the user rows bumped first in the same
- * transaction, as there.
- */
-const LITE = {
-  bumpUsers: `UPDATE users SET inbox_seq = users.inbox_seq + x.n, conv_version = users.conv_version + x.v
-    FROM ${jsonRows(['id', 'n', 'v'])} x WHERE users.id = x.id RETURNING users.id AS id, users.inbox_seq AS inbox_seq`,
-  pointers: `INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
-    SELECT u.id, u.inbox_seq - x.off, x.conv, x.seq FROM ${jsonRows(['id', 'off', 'conv', 'seq'])} x JOIN users u ON u.id = x.id`,
-  reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
-      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
-  delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
-      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
-      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
-      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
-      deleted = 0,
-      version = excluded.version`,
-  eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off FROM ${ENTRY_ROWS} x JOIN users u ON u.id = x.id WHERE true
-    ON CONFLICT (user_id, conv_id) DO UPDATE SET
-      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
-      version = excluded.version`,
-};
 
 /** Rows → one array per column (unnest's parameters). */
 function columns(rows: unknown[][], n: number): unknown[][] {
