@@ -69,10 +69,13 @@ interface Tracked {
 }
 
 interface DeviceState {
+  key: string;
   userId: string;
   deviceId: string;
   target: RetryTarget;
   pending: Map<number, Tracked>;
+  /** Still in `devices` (false once its last pending delivery ended). */
+  live: boolean;
 }
 
 /**
@@ -89,6 +92,8 @@ interface DeviceState {
  */
 export class RetryQueue {
   private readonly devices = new Map<string, DeviceState>();
+  /** The state last tracked through each connection: a fan-out finds it without building and hashing the device key. */
+  private readonly byTarget = new WeakMap<RetryTarget, DeviceState>();
   private readonly heap: { dueAt: number; key: string; t: Tracked }[] = [];
   private total = 0;
   private timer: unknown;
@@ -110,12 +115,15 @@ export class RetryQueue {
 
   /** The frame was just written to the device's connection. `msgId`: its message, for the trace. */
   track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string, msgId?: string): void {
-    const key = RetryQueue.key(userId, deviceId);
-    let dev = this.devices.get(key);
-    if (!dev || dev.target !== target) {
-      if (!dev) this.devices.set(key, (dev = { userId, deviceId, target, pending: new Map() }));
+    let dev = this.byTarget.get(target);
+    if (!dev || !dev.live || dev.target !== target || dev.userId !== userId || dev.deviceId !== deviceId) {
+      const k = RetryQueue.key(userId, deviceId);
+      dev = this.devices.get(k);
+      if (!dev) this.devices.set(k, (dev = { key: k, userId, deviceId, target, pending: new Map(), live: true }));
       dev.target = target;
+      this.byTarget.set(target, dev);
     }
+    const key = dev.key;
     if (dev.pending.has(inboxSeq)) return;
     if (dev.pending.size >= this.opts.perDeviceCap || this.total >= this.opts.totalCap) {
       const oldest = dev.pending.values().next().value;
@@ -192,7 +200,10 @@ export class RetryQueue {
     t.done = true;
     dev.pending.delete(t.inboxSeq);
     this.total--;
-    if (dev.pending.size === 0) this.devices.delete(key);
+    if (dev.pending.size === 0) {
+      this.devices.delete(key);
+      dev.live = false;
+    }
   }
 
   private fire(): void {

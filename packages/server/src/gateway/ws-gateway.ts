@@ -447,14 +447,15 @@ export class WsGateway {
 
   private onBusEvent(ev: BusEvent): void {
     if (ev.type === 'deliver') {
-      const kind = ev.frame.startsWith('{"type":"msg"') ? 'msg' : 'event';
+      // Only `msg` frames carry an inboxSeq (message-service.ts).
+      const msg = ev.inboxSeq !== undefined;
       for (const conn of this.registry.of(ev.userId)) {
         const p = conn.principal;
         if (!p || p.tokenHash === ev.exceptSession) continue;
         if (ev.devices && !ev.devices.includes(p.deviceId)) continue;
         conn.send(ev.frame);
         if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
-        this.d.metrics.deliveries.inc({ type: kind });
+        this.countDelivery(msg);
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId);
         if (ev.msgId !== undefined && ev.inboxSeq !== undefined) this.d.tracer?.delivered(ev.msgId, p.userId, p.deviceId, ev.inboxSeq, conn.acks, ev.tp);
       }
@@ -477,6 +478,24 @@ export class WsGateway {
       conn.send(JSON.stringify({ type: 'kicked', reason: ev.reason, message: text }));
       conn.close(close, text);
     }
+  }
+
+  /** magpie_deliveries_total, added up per event-loop turn (a 500-member fan-out is one inc per type, not 500). */
+  private counted = { msg: 0, event: 0, scheduled: false };
+
+  private countDelivery(msg: boolean): void {
+    const c = this.counted;
+    if (msg) c.msg++;
+    else c.event++;
+    if (c.scheduled) return;
+    c.scheduled = true;
+    setImmediate(() => {
+      c.scheduled = false;
+      if (c.msg > 0) this.d.metrics.deliveries.inc({ type: 'msg' }, c.msg);
+      if (c.event > 0) this.d.metrics.deliveries.inc({ type: 'event' }, c.event);
+      c.msg = 0;
+      c.event = 0;
+    });
   }
 
   /**

@@ -50,6 +50,7 @@ const TRIM_EVERY = 64;
 /** SQLite flush statements run one row at a time (see SQLITE_ROWS for the multi-row ones). */
 const SQL = {
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
+  bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq, conv_version',
   trimTo: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
 };
 
@@ -273,17 +274,13 @@ export class AppendWriter {
     if (this.mentions.length > 0) insertRows(tx, SQLITE_ROWS.mentions, this.mentions, writes);
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    // Every moved user row in one statement (rows as one JSON array; a 500-member message was 500 statements).
-    const got =
-      moved.length === 0
-        ? []
-        : await tx.all<{ id: string; inbox_seq: number | string; conv_version: number | string }>(LITE.bumpUsers, [JSON.stringify(moved.map(([id, u]) => [id, u.inboxSeq, u.version]))]);
-    const bumped = new Map(got.map((r) => [r.id, r]));
+    // One prepared UPDATE per moved user row (measured cheaper than one json_each statement for all).
+    const got = await Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string; conv_version: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
     // Absolute = the bumped value − the user's total bump + the offset.
     const inboxBase = new Map<string, number>();
     const versionBase = new Map<string, number>();
-    moved.forEach(([id, u]) => {
-      const row = bumped.get(id);
+    moved.forEach(([id, u], i) => {
+      const row = got[i];
       if (!row) return;
       inboxBase.set(id, Number(row.inbox_seq) - u.inboxSeq);
       versionBase.set(id, Number(row.conv_version) - u.version);
@@ -380,18 +377,6 @@ export class AppendWriter {
     this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
   }
 }
-
-/** Rows of a JSON array (json_each), columns by position. */
-const jsonRows = (cols: string[]): string => `(SELECT ${cols.map((c, i) => `j.value ->> ${i} AS ${c}`).join(', ')} FROM json_each(?) j)`;
-
-/**
- * SQLite: every moved user row bumped by one statement (rows as a JSON array, json_each), its
- * new inbox_seq and conv_version returned; the rows written after it carry absolute values.
- */
-const LITE = {
-  bumpUsers: `UPDATE users SET inbox_seq = users.inbox_seq + x.n, conv_version = users.conv_version + x.v
-    FROM ${jsonRows(['id', 'n', 'v'])} x WHERE users.id = x.id RETURNING users.id AS id, users.inbox_seq AS inbox_seq, users.conv_version AS conv_version`,
-};
 
 /** Rows → one array per column (unnest's parameters). */
 function columns(rows: unknown[][], n: number): unknown[][] {
