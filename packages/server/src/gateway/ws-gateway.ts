@@ -243,7 +243,8 @@ export class WsGateway {
         return;
       }
       case 'ack':
-        this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq: f.inboxSeq }, 'ack');
+        // No object per ACK frame while debug logging is off.
+        if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq: f.inboxSeq }, 'ack');
         // Delivered state only as far as this device was given messages; the cursor takes the rest.
         this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
         this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
