@@ -119,6 +119,27 @@ interface Range {
 }
 
 /**
+ * The marks move in memory, ACK by ACK and segment by segment, as the generic path moves them;
+ * returns the ranges of inbox items each ACK newly covers.
+ */
+function moveMarks(sorted: DeviceAck[], marks: Map<string, Mark>): Range[] {
+  const ranges: Range[] = [];
+  for (const a of sorted) {
+    const m = marks.get(a.userId);
+    if (!m) continue;
+    for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
+      // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
+      if (seg.from > 0 && m.delivered < seg.from && m.delivered < m.inbox) m.delivered = Math.min(seg.from, m.inbox);
+      const upTo = Math.min(seg.to, m.inbox);
+      if (upTo <= m.delivered) continue;
+      ranges.push({ user: a.userId, from: m.delivered, upTo });
+      m.delivered = upTo;
+    }
+  }
+  return ranges;
+}
+
+/**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a PostgreSQL transaction.
  * `markDelivered` is the same with one ACK and no device row.
  */
@@ -142,20 +163,7 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     marks.set(r.uid!, { inbox: Number(r.a), delivered: d, start: d });
   }
 
-  // The marks move in memory, ACK by ACK and segment by segment, as the generic path moves them.
-  const ranges: Range[] = [];
-  for (const a of sorted) {
-    const m = marks.get(a.userId);
-    if (!m) continue;
-    for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
-      // Items the device never obtained (a full sync's gap): the mark moves over them, raising nothing.
-      if (seg.from > 0 && m.delivered < seg.from && m.delivered < m.inbox) m.delivered = Math.min(seg.from, m.inbox);
-      const upTo = Math.min(seg.to, m.inbox);
-      if (upTo <= m.delivered) continue;
-      ranges.push({ user: a.userId, from: m.delivered, upTo });
-      m.delivered = upTo;
-    }
-  }
+  const ranges = moveMarks(sorted, marks);
 
   // 2. What the ranges cover: per range, the newest seq per (conversation, other sender) — from
   //    the plan when its ranges are these (always, unless the two computations ever disagree).
@@ -257,18 +265,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     const d = Number(r.delivered_inbox_seq);
     marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
   }
-  const ranges: Range[] = [];
-  for (const a of sorted) {
-    const m = marks.get(a.userId);
-    if (!m) continue;
-    for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
-      if (seg.from > 0 && m.delivered < seg.from && m.delivered < m.inbox) m.delivered = Math.min(seg.from, m.inbox);
-      const upTo = Math.min(seg.to, m.inbox);
-      if (upTo <= m.delivered) continue;
-      ranges.push({ user: a.userId, from: m.delivered, upTo });
-      m.delivered = upTo;
-    }
-  }
+  const ranges = moveMarks(sorted, marks);
   // One pass over the newly covered items: per range the newest seq per (conversation, other
   // sender), and per group message (not a notice) how many recipients newly store it. Nested
   // maps keyed by the rows' own values: no key string is built per item.
