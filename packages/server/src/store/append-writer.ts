@@ -28,6 +28,12 @@ export interface UserState {
   version: number;
   /** The user's inboxSeq as read before the bump (for the ring trim only). */
   seen: number;
+  /**
+   * SQLite only: the user's conv_version as read in this transaction. SQLite has one writer
+   * and nothing else in the append writes users rows, so `seen` and this are exact: the
+   * flush writes absolute values (no users lookup per pointer and entry).
+   */
+  seenVersion?: number;
 }
 
 interface EntryAgg {
@@ -53,6 +59,25 @@ const TRIM_EVERY = 64;
  * offset), so every statement can be issued at once, none waiting for another's result.
  */
 const SQL = {
+  /** SQLite: absolute values (UserState.seenVersion). */
+  setUser: 'UPDATE users SET inbox_seq = ?, conv_version = ? WHERE id = ?',
+  pointerAt: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES (?, ?, ?, ?)',
+  resetAt: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
+      last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
+  deltaAt: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
+      unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
+      mentions = CASE WHEN excluded.read_seq > 0 THEN excluded.mentions ELSE entries.mentions + excluded.mentions END,
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      deleted = 0,
+      version = excluded.version`,
+  eventDeltaAt: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (user_id, conv_id) DO UPDATE SET
+      last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
+      version = excluded.version`,
   mention: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
   bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq',
@@ -224,6 +249,7 @@ export class AppendWriter {
    */
   async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
     if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs);
+    if ([...this.users.values()].every((u) => u.seenVersion !== undefined)) return this.flushAbsolute(tx, ring, convs);
     const writes: Promise<unknown>[] = [];
     for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
@@ -250,6 +276,37 @@ export class AppendWriter {
     }
     const [got] = await Promise.all([tops, Promise.all(writes)]);
     this.absolute(moved.map(([id, u], i) => [id, u, got[i]?.inbox_seq]));
+  }
+
+  /**
+   * SQLite, with every user's inbox_seq and conv_version read in this transaction: the same
+   * writes with absolute values, so a 500-member message's pointers and entries are plain
+   * inserts/upserts keyed by what they write, without a users lookup each (issue 23).
+   */
+  private async flushAbsolute(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const m of this.mentions) writes.push(tx.run(SQL.mention, m));
+    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
+    const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    for (const [id, u] of moved) writes.push(tx.run(SQL.setUser, [u.seen + u.inboxSeq, u.seenVersion! + u.version, id]));
+    for (const row of this.msgs) {
+      const sender = row[3] as string;
+      const own = row[8] as number;
+      if (own > 0) writes.push(tx.run(SQL.message, [...row.slice(0, 8), this.users.get(sender)!.seen + own, row[9]]));
+      else writes.push(tx.run(SQL.message, row));
+    }
+    for (const d of this.docs) writes.push(tx.run(SQL.searchDoc, d));
+    for (const [user, off, conv, seq] of this.inbox) writes.push(tx.run(SQL.pointerAt, [user, this.users.get(user)!.seen + off, conv, seq]));
+    for (const e of this.entries.values()) {
+      const sql = e.reset ? SQL.resetAt : e.revive ? SQL.deltaAt : SQL.eventDeltaAt;
+      writes.push(tx.run(sql, [e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.seenVersion! + e.version]));
+    }
+    for (const [id, u] of moved) {
+      const top = u.seen + u.inboxSeq;
+      if (u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY)) writes.push(tx.run(SQL.trim, [id, ring, id]));
+    }
+    await Promise.all(writes);
+    this.absolute(moved.map(([id, u]) => [id, u, u.seen + u.inboxSeq]));
   }
 
   /** Pointers handed out become absolute: offset + (bumped inbox_seq − the user's total bump). */
