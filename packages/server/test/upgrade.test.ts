@@ -56,7 +56,10 @@ function previousAvailable(PREVIOUS: string): string | null {
   }
 }
 
-/** The previous release's packages in a temp dir, with node_modules linking to ours except @magpie/*. */
+/**
+ * The previous release's packages in a temp dir, with node_modules linking to ours except @magpie/*.
+ * Packages only earlier releases import stay in the root devDependencies for this (@fastify/helmet).
+ */
 function checkoutPrevious(PREVIOUS: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'magpie-prev-'));
   execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${PREVIOUS} package.json tsconfig.json packages/protocol packages/server | tar -x -C "${dir}"`]);

@@ -28,6 +28,12 @@ export interface UserState {
   version: number;
   /** The user's inboxSeq as read before the bump (for the ring trim only). */
   seen: number;
+  /**
+   * SQLite only: the user's conv_version as read in this transaction. SQLite has one writer
+   * and nothing else in the append writes users rows, so `seen` and this are exact: the
+   * flush writes absolute values (no users lookup per pointer and entry).
+   */
+  seenVersion?: number;
 }
 
 interface EntryAgg {
@@ -49,6 +55,8 @@ const TRIM_EVERY = 64;
 
 /** SQLite flush statements run one row at a time (see SQLITE_ROWS for the multi-row ones). */
 const SQL = {
+  /** SQLite, the user rows read in this transaction (UserState.seenVersion): absolute values, no RETURNING. */
+  setUser: 'UPDATE users SET inbox_seq = ?, conv_version = ? WHERE id = ?',
   conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
   bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq, conv_version',
   trimTo: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
@@ -274,17 +282,27 @@ export class AppendWriter {
     if (this.mentions.length > 0) insertRows(tx, SQLITE_ROWS.mentions, this.mentions, writes);
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    // One prepared UPDATE per moved user row (measured cheaper than one json_each statement for all).
-    const got = await Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string; conv_version: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
-    // Absolute = the bumped value − the user's total bump + the offset.
+    // Absolute = the value before this batch + the offset. On SQLite the append read every
+    // user row in this transaction (one writer: nothing moved them since), so the rows are set
+    // to known values; otherwise one prepared bump per row returns them (both measured cheaper
+    // than one json_each statement for all).
     const inboxBase = new Map<string, number>();
     const versionBase = new Map<string, number>();
-    moved.forEach(([id, u], i) => {
-      const row = got[i];
-      if (!row) return;
-      inboxBase.set(id, Number(row.inbox_seq) - u.inboxSeq);
-      versionBase.set(id, Number(row.conv_version) - u.version);
-    });
+    if (moved.every(([, u]) => u.seenVersion !== undefined)) {
+      for (const [id, u] of moved) {
+        writes.push(tx.run(SQL.setUser, [u.seen + u.inboxSeq, u.seenVersion! + u.version, id]));
+        inboxBase.set(id, u.seen);
+        versionBase.set(id, u.seenVersion!);
+      }
+    } else {
+      const got = await Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string; conv_version: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
+      moved.forEach(([id, u], i) => {
+        const row = got[i];
+        if (!row) return;
+        inboxBase.set(id, Number(row.inbox_seq) - u.inboxSeq);
+        versionBase.set(id, Number(row.conv_version) - u.version);
+      });
+    }
     if (this.msgs.length > 0) {
       const rows = this.msgs.map((row) => {
         const own = row[8] as number;

@@ -425,8 +425,11 @@ export class SqlStore implements Store {
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
-      const rows = pre ? pre.users.filter((u) => userIds.has(u.id)) : await tx.all<{ id: string; inbox_seq: number | string }>(`SELECT id, inbox_seq FROM users WHERE id IN ${ul.sql}`, ul.params);
-      for (const u of rows) users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq) });
+      // SQLite: conv_version too, exact under its one writer (AppendWriter.flushAbsolute).
+      const rows: { id: string; inbox_seq: number | string; conv_version?: number | string }[] = pre
+        ? pre.users.filter((u) => userIds.has(u.id))
+        : await tx.all<{ id: string; inbox_seq: number | string; conv_version?: number | string }>(`SELECT id, inbox_seq${tx.dialect === 'sqlite' ? ', conv_version' : ''} FROM users WHERE id IN ${ul.sql}`, ul.params);
+      for (const u of rows) users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq), ...(u.conv_version !== undefined ? { seenVersion: Number(u.conv_version) } : {}) });
     }
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
