@@ -22,17 +22,26 @@ export interface PresenceDeps {
   now?: () => number;
 }
 
+/** Users whose debounce ends within this many ms of the first are settled together. */
+const SETTLE_SLACK_MS = 20;
+
 /**
  * Presence: online / last seen, subscribed per connection. A node that sees a user's first
  * connection open or last one close waits `debounceMs` (a flapping link publishes nothing),
  * then asks the cluster whether the user is online anywhere and, when that differs from the
  * last known state, publishes a `presence` Bus event that every node forwards to its subscribers.
+ *
+ * The users whose debounce ends at about the same time are settled together: one timer for
+ * all of them and one cluster question (`onlineDevicesOf`, on NATS a request to every node)
+ * for the batch, not one per user — a reconnect storm of 10 000 users asked 10 000 times.
  */
 export class PresenceHub {
   private readonly subs = new Map<string, Set<PresenceConn>>();
   private readonly subsOf = new WeakMap<PresenceConn, Set<string>>();
   private readonly known = new Map<string, boolean>();
-  private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Users waiting for their debounce to end, each with its end (performance.now()), in that order. */
+  private readonly pending = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
   /** Per user: bumped by every change, so an answer to an older question is not published. */
   private readonly generation = new Map<string, number>();
   private readonly now: () => number;
@@ -46,26 +55,50 @@ export class PresenceHub {
   changed(userId: string, up: boolean): void {
     this.generation.set(userId, (this.generation.get(userId) ?? 0) + 1);
     if (!up && this.d.localDevices(userId) === 0) void this.d.store.setLastSeen(userId, this.now()).catch(() => {});
-    const t = this.pending.get(userId);
-    if (t) clearTimeout(t);
-    const timer = setTimeout(() => {
-      this.pending.delete(userId);
-      void this.settle(userId).catch(() => {});
-    }, this.d.debounceMs);
-    timer.unref();
-    this.pending.set(userId, timer);
+    // Re-inserted: the map stays in the order the debounces end.
+    this.pending.delete(userId);
+    this.pending.set(userId, performance.now() + this.d.debounceMs);
+    this.arm();
   }
 
-  private async settle(userId: string): Promise<void> {
-    const asked = this.generation.get(userId);
-    const online = ((await this.d.onlineDevicesOf([userId])).get(userId)?.length ?? 0) > 0;
-    // A connection opened or closed here while the cluster was answering: that answer may be
-    // stale (another node answered before its own change), and the newer change settles again.
-    if (this.generation.get(userId) !== asked) return;
-    if (this.known.get(userId) === online) return;
-    this.known.set(userId, online);
-    const lastSeen = online ? null : ((await this.d.store.lastSeen([userId])).get(userId) ?? this.now());
-    this.d.bus.publish({ type: 'presence', userId, online, lastSeen });
+  private arm(): void {
+    if (this.timer || this.pending.size === 0) return;
+    const [, due] = this.pending.entries().next().value!;
+    this.timer = setTimeout(() => this.due(), Math.max(0, due - performance.now()));
+    this.timer.unref();
+  }
+
+  /** Settle every user whose debounce has ended (or ends within the slack), then wait for the next. */
+  private due(): void {
+    this.timer = undefined;
+    const until = performance.now() + SETTLE_SLACK_MS;
+    const batch: string[] = [];
+    for (const [userId, due] of this.pending) {
+      if (due > until) break;
+      batch.push(userId);
+    }
+    for (const u of batch) this.pending.delete(u);
+    if (batch.length > 0) void this.settle(batch).catch(() => {});
+    this.arm();
+  }
+
+  private async settle(userIds: string[]): Promise<void> {
+    const asked = userIds.map((u) => this.generation.get(u));
+    const devices = await this.d.onlineDevicesOf(userIds);
+    const changed: { userId: string; online: boolean }[] = [];
+    userIds.forEach((userId, i) => {
+      // A connection opened or closed here while the cluster was answering: that answer may be
+      // stale (another node answered before its own change), and the newer change settles again.
+      if (this.generation.get(userId) !== asked[i]) return;
+      const online = (devices.get(userId)?.length ?? 0) > 0;
+      if (this.known.get(userId) === online) return;
+      this.known.set(userId, online);
+      changed.push({ userId, online });
+    });
+    if (changed.length === 0) return;
+    const offline = changed.filter((c) => !c.online).map((c) => c.userId);
+    const seen = offline.length > 0 ? await this.d.store.lastSeen(offline) : new Map<string, number>();
+    for (const { userId, online } of changed) this.d.bus.publish({ type: 'presence', userId, online, lastSeen: online ? null : (seen.get(userId) ?? this.now()) });
   }
 
   private onBus(ev: BusEvent): void {
@@ -115,7 +148,8 @@ export class PresenceHub {
   }
 
   close(): void {
-    for (const t of this.pending.values()) clearTimeout(t);
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.pending.clear();
   }
 }
