@@ -1,17 +1,16 @@
-import type { ConvEntry, Platform } from '@magpie/protocol';
+import type { ConvEntry } from '@magpie/protocol';
 import { systemClock, type Clock } from './clock.ts';
-import { ConnectionManager } from './connection-manager.ts';
+import { ConnectionManager, connectionOptions } from './connection-manager.ts';
 import { TypedEmitter, type Listener } from './emitter.ts';
 import { MagpieClientError } from './errors.ts';
-import { defaultHeartbeatOptions, type AppState } from './heartbeat.ts';
+import type { AppState } from './heartbeat.ts';
 import type { HistoryQuery, LocalMessage, MessageWindow } from './history.ts';
 import { randomId } from './ids.ts';
 import { MemoryStore, type LocalStore, type OutgoingRecord } from './local-store.ts';
-import { defaultReconnectOptions } from './reconnect.ts';
 import { Replica } from './replica.ts';
-import { RestApi, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
+import { RestApi, restApiOf, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
 import type { SendTarget } from './send-queue.ts';
-import { Session, type SessionLoginInput } from './session.ts';
+import { Session, appOf, type SessionLoginInput } from './session.ts';
 import type { WebSocketFactory, WebSocketLike } from './transport/websocket.ts';
 import { ConnectTelemetry, telemetryVersion } from './telemetry.ts';
 import type { RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
@@ -60,10 +59,8 @@ export class MagpieClient {
     this.store = options.store ?? new MemoryStore();
     const emitter = (this.emitter = new TypedEmitter<MagpieClientEvents>(options.onListenerError));
     const emit = emitter.emit.bind(emitter);
-    const restOpts: RestOptions | null = options.baseUrl ? { baseUrl: options.baseUrl } : null;
-    if (restOpts && options.fetch) restOpts.fetch = options.fetch;
-    const rest = restOpts && (options.fetch || (globalThis as { fetch?: unknown }).fetch) ? new RestApi(restOpts) : null;
-    const app = { platform: options.app?.platform ?? 'other', ...(options.app?.version !== undefined ? { version: options.app.version.slice(0, 32) } : {}) } as { version?: string; platform: Platform };
+    const rest = restApiOf(options);
+    const app = appOf(options);
     const session = (this.session = new Session(this.store, rest, options.newId ?? randomId, app, options.token ?? null));
     this.telemetry = new ConnectTelemetry(
       clock,
@@ -72,19 +69,7 @@ export class MagpieClient {
       { ...options.telemetry, enabled: (options.telemetry?.enabled ?? true) && rest !== null },
     );
     this.conn = new ConnectionManager(
-      {
-        url: options.url ?? (options.baseUrl ? wsUrlOf(options.baseUrl) : null),
-        factory: options.webSocketFactory ?? defaultWebSocketFactory(),
-        clock,
-        requestTimeoutMs: options.requestTimeoutMs ?? 15_000,
-        app,
-        heartbeat: { ...defaultHeartbeatOptions, ...options.heartbeat },
-        reconnect: { ...defaultReconnectOptions, ...options.reconnect },
-        random: options.random ?? Math.random,
-        appState: options.appState ?? 'foreground',
-        networkOnline: options.networkOnline ?? true,
-        telemetry: this.telemetry,
-      },
+      connectionOptions(options, { url: options.url ?? (options.baseUrl ? wsUrlOf(options.baseUrl) : null), factory: options.webSocketFactory ?? defaultWebSocketFactory(), clock, app, telemetry: this.telemetry }),
       {
         hello: () => (session.token ? { token: session.token, inboxSeq: this.data.engine.inboxSeq } : null),
         welcomed: (gen, welcome, helloInboxSeq) => this.onWelcome(gen, welcome, helloInboxSeq),

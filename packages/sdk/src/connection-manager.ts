@@ -2,13 +2,13 @@ import type { Platform } from '@magpie/protocol';
 import { CLOSE_DRAINING, CLOSE_KICKED, CLOSE_TOKEN_REVOKED, CLOSE_UNAUTHORIZED, CLOSE_UNSUPPORTED_VERSION, PROTOCOL_VERSIONS, drainDelay, shouldReconnect } from './protocol-constants.ts';
 import { Timer, type Clock } from './clock.ts';
 import { MagpieClientError, toClientError } from './errors.ts';
-import { Heartbeat, type AppState, type HeartbeatDeathReason, type HeartbeatOptions } from './heartbeat.ts';
-import { ReconnectPolicy, type ReconnectOptions } from './reconnect.ts';
+import { Heartbeat, defaultHeartbeatOptions, type AppState, type HeartbeatDeathReason, type HeartbeatOptions } from './heartbeat.ts';
+import { ReconnectPolicy, defaultReconnectOptions, type ReconnectOptions } from './reconnect.ts';
 import { Connection, type RawFrame } from './transport/connection.ts';
 import type { WebSocketFactory } from './transport/websocket.ts';
 import { NO_ATTEMPT, type ConnectAttempt, type ConnectTelemetry } from './telemetry.ts';
 import type { KickedFrame, RequestFrame, RequestResults, RequestType, WelcomeResult } from './wire.ts';
-import type { ClientState, ConnectionInfo, MagpieClientEvents, OfflineReason } from './client-types.ts';
+import type { ClientState, ConnectionInfo, MagpieClientEvents, MagpieClientOptions, OfflineReason } from './client-types.ts';
 
 /** The events the connection manager reports (a subset of the client's). */
 export type ConnectionEvents = Pick<MagpieClientEvents, 'state' | 'connection' | 'kicked' | 'error'>;
@@ -44,6 +44,22 @@ export interface ConnectionManagerOptions {
   appState: AppState;
   networkOnline: boolean;
   telemetry: ConnectTelemetry;
+}
+
+/** The manager's options from the client's (defaults filled in) and what the client resolved itself. */
+export function connectionOptions(
+  o: MagpieClientOptions,
+  resolved: Pick<ConnectionManagerOptions, 'url' | 'factory' | 'clock' | 'app' | 'telemetry'>,
+): ConnectionManagerOptions {
+  return {
+    ...resolved,
+    requestTimeoutMs: o.requestTimeoutMs ?? 15_000,
+    heartbeat: { ...defaultHeartbeatOptions, ...o.heartbeat },
+    reconnect: { ...defaultReconnectOptions, ...o.reconnect },
+    random: o.random ?? Math.random,
+    appState: o.appState ?? 'foreground',
+    networkOnline: o.networkOnline ?? true,
+  };
 }
 
 /**

@@ -36,6 +36,12 @@ export interface LoginResult {
   expiresAt: number;
 }
 
+/** A client's RestApi: needs `baseUrl` and a fetch (given, or the global one); null otherwise. */
+export function restApiOf(o: { baseUrl?: string; fetch?: FetchLike }): RestApi | null {
+  if (!o.baseUrl || !(o.fetch || (globalThis as { fetch?: unknown }).fetch)) return null;
+  return new RestApi(o.fetch ? { baseUrl: o.baseUrl, fetch: o.fetch } : { baseUrl: o.baseUrl });
+}
+
 /** The HTTP API under /api. Errors are MagpieClientError with the server's code and HTTP status. */
 export class RestApi {
   private readonly base: string;

@@ -7,6 +7,11 @@ import type { WelcomeResult } from './wire.ts';
 
 export type SessionLoginInput = Omit<LoginInput, 'deviceId' | 'platform'> & { deviceId?: string; platform?: Platform };
 
+/** The app a client announces (`options.app`; the version cut to 32 characters). */
+export function appOf(o: { app?: { version?: string; platform?: Platform } }): { version?: string; platform: Platform } {
+  return { platform: o.app?.platform ?? 'other', ...(o.app?.version !== undefined ? { version: o.app.version.slice(0, 32) } : {}) };
+}
+
 /** What running an instruction needs besides the session. */
 export interface InstructionPort {
   /** Forget the local data (the user stays known). */

@@ -1,14 +1,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
@@ -35,18 +33,14 @@ async function freePort(): Promise<number> {
 }
 
 describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? false }, () => {
-  const dbName = `magpie_i15b_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_i15b');
   let dbUrl: string;
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     dbUrl = url.toString();
   });
   after(async () => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
 
   it('a user online on node 2 gets no offline push for a message sent through node 1', async () => {

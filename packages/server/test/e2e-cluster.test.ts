@@ -1,8 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
 
@@ -14,14 +12,11 @@ import { startServer, registerAndLogin, login, RawClient, api, sleep, type Serve
 const skip = (await pgUnavailable()) ?? (await natsUnavailable());
 
 describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_cluster_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_cluster');
   let n1: ServerProcess;
   let n2: ServerProcess;
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     const env = {
       MAGPIE_STORE: url.toString(),
       MAGPIE_NATS: NATS_URL,
@@ -36,8 +31,7 @@ describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, 
   });
   after(async () => {
     await Promise.all([n1?.stop(), n2?.stop()]);
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
 
   const clients: RawClient[] = [];

@@ -1,10 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
 import type { MagpieClient, LocalMessage } from '@magpie/sdk';
 import { TcpProxy } from '../src/testing/tcp-proxy.ts';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { startServer, registerAndLogin, api, sleep, type ServerProcess, type Account } from './harness.ts';
 import { sdkClient, eventually } from './sdk-client.ts';
@@ -22,17 +20,14 @@ const PAIRS = 4;
 const PER_SENDER = 60;
 
 describe('draining one node of two behind a proxy (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_drain_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_drain');
   let n1: ServerProcess;
   let n2: ServerProcess;
   let proxy: TcpProxy;
   let base: string;
   const clients: MagpieClient[] = [];
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     const env = {
       MAGPIE_STORE: url.toString(),
       MAGPIE_NATS: NATS_URL,
@@ -54,8 +49,7 @@ describe('draining one node of two behind a proxy (PostgreSQL + NATS)', { skip: 
     for (const c of clients) c.close();
     await proxy?.close();
     await Promise.all([n1?.stop(), n2?.stop()]);
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
 
   it('SIGTERM on node 1 under load: nothing lost or duplicated, clients land on node 2', async () => {

@@ -1,21 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { runMediaE2E } from './media-e2e-suite.ts';
 
 const skip = await pgUnavailable();
 if (!skip) {
   runMediaE2E('local disk, PostgreSQL', async () => {
-    const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
-    const dbName = `magpie_media_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const db = testDatabase('magpie_media');
+    const url = await db.create();
     return {
       env: { MAGPIE_STORE: url.toString() },
       cleanup: async () => {
-        await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-        await admin.end({ timeout: 2 });
+        await db.drop();
       },
     };
   });

@@ -7,13 +7,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { startServer, api, sleep, type ServerProcess } from './harness.ts';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import type { SqlEngine } from '../src/db/index.ts';
@@ -103,19 +101,13 @@ describe('scheduled broadcasts exactly once across kill -9: SQLite', () => {
 
 const pgSkip = await pgUnavailable();
 describe('scheduled broadcasts exactly once across kill -9: PostgreSQL, two nodes', { skip: pgSkip ?? false }, () => {
-  let admin: postgres.Sql;
-  let dbName: string;
+  const pgDb = testDatabase('magpie_sched');
   let url: string;
   let a: ServerProcess;
   let b: ServerProcess;
   let db: SqlEngine;
   before(async () => {
-    admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
-    dbName = `magpie_sched_${randomBytes(4).toString('hex')}`;
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const u = new URL(PG_URL);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
+    url = await pgDb.create();
     a = await startServer({ env: { ...env, MAGPIE_STORE: url, MAGPIE_NODE_ID: 'node-a' } });
     b = await startServer({ env: { ...env, MAGPIE_STORE: url, MAGPIE_NODE_ID: 'node-b' } });
     db = await PostgresEngine.open({ url, max: 2 });
@@ -125,8 +117,7 @@ describe('scheduled broadcasts exactly once across kill -9: PostgreSQL, two node
     await a?.stop();
     await b?.stop();
     await db?.close();
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await pgDb.drop();
   });
 
   it('the node holding the lease is killed mid fan-out: the other sends it once; the killed one rejoins and does not resend', async () => {

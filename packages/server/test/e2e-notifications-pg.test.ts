@@ -1,20 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { runNotificationRetentionE2E, runNotificationsE2E } from './notifications-e2e-suite.ts';
 
 /** A fresh database per suite on the local PostgreSQL. */
 async function freshDatabase(): Promise<{ env: Record<string, string>; cleanup(): Promise<void> }> {
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
-  const dbName = `magpie_notif_${randomBytes(4).toString('hex')}`;
-  await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-  const url = new URL(PG_URL);
-  url.pathname = `/${dbName}`;
+  const db = testDatabase('magpie_notif');
+  const url = await db.create();
   return {
     env: { MAGPIE_STORE: url.toString() },
     cleanup: async () => {
-      await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-      await admin.end({ timeout: 2 });
+      await db.drop();
     },
   };
 }

@@ -1,26 +1,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { startServer, registerAndLogin, RawClient, api, pullAll, type ServerProcess } from './harness.ts';
 
 const skip = await pgUnavailable();
 
 describe('the whole server on PostgreSQL (MAGPIE_STORE=postgres://…)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_e2e_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_e2e');
   let srv: ServerProcess;
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     srv = await startServer({ env: { MAGPIE_STORE: url.toString(), MAGPIE_USER_RATE: '2000', MAGPIE_USER_BURST: '2000', MAGPIE_ADMIN_TOKEN: 'pg-admin-token-0123456789' } });
   });
   after(async () => {
     await srv?.stop();
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
 
   it('chat, offline catch-up, groups, list changes and instructions work end to end', async () => {

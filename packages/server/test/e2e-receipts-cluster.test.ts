@@ -1,8 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess } from './harness.ts';
 
@@ -14,15 +12,12 @@ import { startServer, registerAndLogin, login, RawClient, api, sleep, type Serve
 const skip = (await pgUnavailable()) ?? (await natsUnavailable());
 
 describe('receipts and presence on a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_receipts_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_receipts');
   let n1: ServerProcess;
   let n2: ServerProcess;
   const clients: RawClient[] = [];
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     const env = { MAGPIE_STORE: url.toString(), MAGPIE_NATS: NATS_URL, MAGPIE_PRESENCE_DEBOUNCE_MS: '100', MAGPIE_RECEIPTS_FLUSH_MS: '20', MAGPIE_USER_RATE: '2000', MAGPIE_USER_BURST: '2000' };
     n1 = await startServer({ env });
     n2 = await startServer({ env });
@@ -31,8 +26,7 @@ describe('receipts and presence on a cluster of two nodes (PostgreSQL + NATS)', 
     for (const c of clients) c.close();
     assert.deepEqual(clients.flatMap((c) => c.schemaErrors), []);
     await Promise.all([n1?.stop(), n2?.stop()]);
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
   const connect = async (node: ServerProcess, token: string) => {
     const { client } = await RawClient.connect(node.wsUrl, token);

@@ -7,9 +7,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
 import { numberedPlaceholders } from '../src/db/engine.ts';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { api, registerAndLogin, startServer, type ServerProcess } from './harness.ts';
 import { RETENTION_ADMIN, RETENTION_ENV, retentionSuite } from './retention-e2e-suite.ts';
 
@@ -17,24 +16,19 @@ const skip = await pgUnavailable();
 const DAY = 24 * 3600 * 1000;
 
 describe('retention end to end (PostgreSQL)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_ret_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_ret');
   let sql: postgres.Sql;
   let srv: ServerProcess;
   let url: string;
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const u = new URL(PG_URL);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
+    url = await db.create();
     srv = await startServer({ env: { ...RETENTION_ENV, MAGPIE_STORE: url, MAGPIE_NODE_ID: 'node-1' } });
     sql = postgres(url, { max: 2, onnotice: () => {} });
   });
   after(async () => {
     await srv?.stop();
     await sql?.end({ timeout: 2 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
   retentionSuite(() => ({ srv, sql: (q, params = []) => sql.unsafe(numberedPlaceholders(q), params as postgres.ParameterOrJSON<never>[]) as unknown as Promise<Record<string, unknown>[]> }));
 

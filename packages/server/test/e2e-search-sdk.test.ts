@@ -5,11 +5,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
 import { MessageSearchResultSchema, SubjectSchema } from '@magpie/protocol';
 import { startServer, registerAndLogin, api, type ServerProcess } from './harness.ts';
 import { sdkClient, eventually } from './sdk-client.ts';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { PG_URL, pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { RestApi } from '../../sdk/src/rest.ts';
 import { SearchApi, isSubjectConversation } from '../../sdk/src/search.ts';
 import { MagpieClientError } from '../../sdk/src/errors.ts';
@@ -21,15 +20,13 @@ const pgSkip = await pgUnavailable();
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe(`search, jump and subjects end to end (${engine})`, { skip: engine === 'postgres' ? (pgSkip ?? false) : false }, () => {
     let srv: ServerProcess;
-    const dbName = `magpie_search_${randomBytes(4).toString('hex')}`;
+    const db = testDatabase('magpie_search');
     const admin = engine === 'postgres' ? postgres(PG_URL, { max: 1, onnotice: () => {} }) : null;
     const clients: MagpieClient[] = [];
     before(async () => {
       const env: Record<string, string> = { MAGPIE_ADMIN_TOKEN: ADMIN, MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000' };
       if (admin) {
-        await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-        const url = new URL(PG_URL);
-        url.pathname = `/${dbName}`;
+        const url = await db.create();
         env.MAGPIE_STORE = url.toString();
       }
       srv = await startServer({ env });
@@ -38,8 +35,7 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       for (const c of clients) c.close();
       await srv?.stop();
       if (admin) {
-        await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-        await admin.end({ timeout: 2 });
+        await db.drop();
       }
     });
 

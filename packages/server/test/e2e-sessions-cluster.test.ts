@@ -1,8 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess } from './harness.ts';
 
@@ -15,15 +13,12 @@ const skip = (await pgUnavailable()) ?? (await natsUnavailable());
 const TTL_MS = 12_000;
 
 describe('sessions on a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_sessions_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_sessions');
   let n1: ServerProcess;
   let n2: ServerProcess;
   const clients: RawClient[] = [];
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     const env = { MAGPIE_STORE: url.toString(), MAGPIE_NATS: NATS_URL, MAGPIE_TOKEN_TTL_MS: String(TTL_MS), MAGPIE_DEVICES_PER_PLATFORM_CLASS: '1' };
     n1 = await startServer({ env });
     n2 = await startServer({ env });
@@ -32,8 +27,7 @@ describe('sessions on a cluster of two nodes (PostgreSQL + NATS)', { skip: skip 
     for (const c of clients) c.close();
     assert.deepEqual(clients.flatMap((c) => c.schemaErrors), []);
     await Promise.all([n1?.stop(), n2?.stop()]);
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
   const connect = async (node: ServerProcess, token: string) => {
     const { client } = await RawClient.connect(node.wsUrl, token);

@@ -1,8 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import postgres from 'postgres';
 import { randomBytes } from 'node:crypto';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { startServer, registerAndLogin, RawClient, api, sleep, type ServerProcess } from './harness.ts';
 
@@ -17,22 +16,18 @@ const ADMIN = 'trace-cluster-admin-token-0123456789';
 const skip = (await pgUnavailable()) ?? (await natsUnavailable());
 
 describe('message trace across two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, () => {
-  const dbName = `magpie_trace_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  const db = testDatabase('magpie_trace');
   let n1: ServerProcess;
   let n2: ServerProcess;
   before(async () => {
-    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-    const url = new URL(PG_URL);
-    url.pathname = `/${dbName}`;
+    const url = await db.create();
     const env = { MAGPIE_STORE: url.toString(), MAGPIE_NATS: NATS_URL, MAGPIE_ADMIN_TOKEN: ADMIN };
     n1 = await startServer({ env: { ...env, MAGPIE_NODE_ID: 'node-1' } });
     n2 = await startServer({ env: { ...env, MAGPIE_NODE_ID: 'node-2' } });
   });
   after(async () => {
     await Promise.all([n1?.stop(), n2?.stop()]);
-    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-    await admin.end({ timeout: 2 });
+    await db.drop();
   });
 
   it('the trace has the send on node 1 and the delivery and ACK on node 2, from either node and the console', async () => {

@@ -1,9 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
-import { randomBytes } from 'node:crypto';
 import { UserExportSchema } from '@magpie/protocol';
-import { PG_URL, pgUnavailable } from './pg-test-helpers.ts';
+import { PG_URL, pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { startServer, registerAndLogin, RawClient, api, login, type ServerProcess } from './harness.ts';
 
 /**
@@ -17,14 +16,12 @@ const pgSkip = await pgUnavailable();
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`user data export and erasure (${kind})`, { skip: kind === 'postgres' ? (pgSkip ?? false) : false }, () => {
     let srv: ServerProcess;
-    const dbName = `magpie_udata_${randomBytes(4).toString('hex')}`;
+    const db = testDatabase('magpie_udata');
     const admin = kind === 'postgres' ? postgres(PG_URL, { max: 1, onnotice: () => {} }) : null;
     before(async () => {
       const env: Record<string, string> = { MAGPIE_ADMIN_TOKEN: ADMIN };
       if (admin) {
-        await admin.unsafe(`CREATE DATABASE "${dbName}"`);
-        const url = new URL(PG_URL);
-        url.pathname = `/${dbName}`;
+        const url = await db.create();
         env.MAGPIE_STORE = url.toString();
       }
       srv = await startServer({ env });
@@ -32,8 +29,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     after(async () => {
       await srv?.stop();
       if (admin) {
-        await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-        await admin.end({ timeout: 2 });
+        await db.drop();
       }
     });
 

@@ -40,3 +40,38 @@ export function rawClient(schema: string): { sql: postgres.Sql; drop: () => Prom
     },
   };
 }
+
+/** A PostgreSQL database of its own for an end-to-end test (servers started on it migrate it). */
+export interface TestDatabase {
+  /** `<prefix>_<random>`. */
+  readonly name: string;
+  /** Create the database; resolves with its URL (for MAGPIE_STORE). */
+  create(): Promise<string>;
+  /** Drop it (WITH FORCE: a node killed mid-test may still hold connections) and close the admin connection. */
+  drop(): Promise<void>;
+}
+
+/**
+ * The setup block the PostgreSQL and cluster end-to-end tests share: nothing is connected
+ * before create(), so a suite skipped for want of PostgreSQL opens nothing.
+ */
+export function testDatabase(prefix: string): TestDatabase {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  let admin: postgres.Sql | null = null;
+  return {
+    name,
+    async create() {
+      admin ??= postgres(PG_URL, { max: 1, onnotice: () => {} });
+      await admin.unsafe(`CREATE DATABASE "${name}"`);
+      const url = new URL(PG_URL);
+      url.pathname = `/${name}`;
+      return url.toString();
+    },
+    async drop() {
+      if (!admin) return;
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end({ timeout: 2 });
+      admin = null;
+    },
+  };
+}

@@ -105,7 +105,13 @@ describe('web client: message lifecycle in chromium', { skip, timeout: 180_000 }
     assert.match((await answer.getByTestId('quote').textContent()) ?? '', /edited text/);
 
     // Bob edits his own answer from the actions (a prompt).
-    const answerSeq = Number(await answer.getAttribute('data-seq'));
+    // Under load the answer may still be sending (no seq yet): wait for the server's answer.
+    let answerSeq = 0;
+    for (let i = 0; i < 150 && !answerSeq; i++) {
+      answerSeq = Number(await answer.getAttribute('data-seq'));
+      if (!answerSeq) await page.waitForTimeout(100);
+    }
+    assert.ok(answerSeq > 0, 'the answer was stored');
     await answer.hover();
     page.removeAllListeners('dialog');
     page.once('dialog', (d) => void d.accept('my better answer'));
