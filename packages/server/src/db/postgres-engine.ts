@@ -37,31 +37,14 @@ function pgText(sql: string): string {
   return t;
 }
 
-/**
- * A transaction's trailing `COMMIT AND CHAIN`: the statement, while no statement was issued
- * after it (see PostgresEngine.transaction).
- */
-interface ChainWatch {
-  chain: Promise<unknown> | null;
-}
-
-const CHAIN = 'COMMIT AND CHAIN';
-
-function queries(sql: postgres.Sql | postgres.TransactionSql, watch?: ChainWatch): Queryable {
-  const unsafe = (text: string, params: readonly unknown[]) => {
-    const q = sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
-    if (watch) watch.chain = text === CHAIN ? q : null;
-    return q;
-  };
+function queries(sql: postgres.Sql | postgres.TransactionSql): Queryable {
+  const unsafe = (text: string, params: readonly unknown[]) => sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
   return {
     dialect: 'postgres',
     all: async <T>(text: string, params: readonly unknown[] = []) => [...(await unsafe(text, params))] as T[],
     get: async <T>(text: string, params: readonly unknown[] = []) => (await unsafe(text, params))[0] as T | undefined,
     run: async (text: string, params: readonly unknown[] = []) => (await unsafe(text, params)).count,
-    exec: async (text: string) => {
-      if (watch) watch.chain = null;
-      await sql.unsafe(text).simple();
-    },
+    exec: async (text: string) => void (await sql.unsafe(text).simple()),
     textList: (values) => ({ sql: '(SELECT unnest(?::text[]) AS value)', param: [...values] }),
   };
 }
@@ -119,45 +102,12 @@ export class PostgresEngine implements SqlEngine {
     return this.q.textList(values);
   }
 
-  /**
-   * A function whose last statement is `COMMIT AND CHAIN` (the append and ACK write pipelines)
-   * has made its writes durable when that statement succeeds; what remains is postgres.js's
-   * COMMIT of the empty chained transaction. The function's result is returned then, without
-   * waiting for that round trip (the connection goes back to the pool when the COMMIT
-   * completes), and also when the connection fails after the chain (nothing was left in the
-   * transaction). A statement issued after the chain keeps the normal path.
-   */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
-    const watch: ChainWatch = { chain: null };
-    let ran: Promise<T> | null = null;
-    let whole!: Promise<T>;
-    /** fn's result when its last statement was a successful chain; otherwise never settles. */
-    const durable = new Promise<T>((resolve) => {
-      const body = async (tx: postgres.TransactionSql): Promise<T> => {
-        if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
-        ran = fn(queries(tx, watch));
-        const result = await ran;
-        const chain = watch.chain;
-        if (chain) {
-          await chain;
-          resolve(result);
-        }
-        return result;
-      };
-      whole = (opts.readOnly ? this.pool.sql.begin('isolation level repeatable read read only', body) : this.pool.sql.begin(body)) as Promise<T>;
-    });
-    try {
-      return await Promise.race([whole, durable]);
-    } catch (err) {
-      // The connection can fail after the chain, before fn returned: its writes still stand.
-      const after = ran as Promise<T> | null;
-      if (after) {
-        const done = await after.then((value) => ({ value }), () => null);
-        const chain = watch.chain as Promise<unknown> | null;
-        if (done && chain && (await chain.then(() => true, () => false))) return done.value;
-      }
-      throw err;
-    }
+    const body = async (tx: postgres.TransactionSql): Promise<T> => {
+      if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
+      return fn(queries(tx));
+    };
+    return (await (opts.readOnly ? this.pool.sql.begin('isolation level repeatable read read only', body) : this.pool.sql.begin(body))) as T;
   }
 
   async close(): Promise<void> {
