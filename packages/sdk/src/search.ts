@@ -1,4 +1,4 @@
-import type { MessageSearchHit, MessageSearchResult, Subject } from '@magpie/protocol';
+import type { MessageSearchResult, Subject } from '@magpie/protocol';
 import { AuthedRest, type RestApi, type TokenSource } from './rest.ts';
 
 export type { MessageSearchHit, MessageSearchResult, Subject } from '@magpie/protocol';

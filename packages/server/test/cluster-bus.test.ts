@@ -10,7 +10,7 @@ import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createMagpieServer, type MagpieServer } from '../src/app.ts';
-import { api, registerAndLogin, login, RawClient, sleep, startServer, type ServerProcess } from './harness.ts';
+import { api, registerAndLogin, RawClient, sleep, startServer, type ServerProcess } from './harness.ts';
 import { apnsToken } from '../src/testing/apns-server.ts';
 import { fakeProviderConfig, startFakes, stopFakes, type Fakes } from './push-harness.ts';
 

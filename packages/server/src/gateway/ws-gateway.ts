@@ -14,7 +14,7 @@ import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { UserLimits } from '../util/user-limits.ts';
 import { waitForStore } from '../util/store-unavailable.ts';
-import { Connection, SharedFrame } from './connection.ts';
+import { Connection } from './connection.ts';
 import { FrameOrder } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';

@@ -32,7 +32,6 @@ import {
   GROUP_SELECT,
   entryFromRow,
   groupFromRow,
-  isGroupConv,
   joinRequestFromRow,
   memberFromRow,
   mergeSearch,
