@@ -1,8 +1,9 @@
 /**
  * Issue 16: an authenticated REST request is authenticated once. The onRequest hook (per-user
  * rate limit) and the route's own authentication share one session read (http/rest.ts
- * sessionOf): exactly one `getSession` per request, for JSON routes, raw (tus) routes and a
- * refused token alike.
+ * sessionOf): exactly one session read (`getSession` or `getSessionAndUser`, which
+ * authentication uses since the hello's reads were merged) per request, for JSON routes, raw
+ * (tus) routes and a refused token alike.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,6 +28,11 @@ describe('one authentication per REST request', () => {
     store.getSession = (hash, now) => {
       reads++;
       return getSession(hash, now);
+    };
+    const getSessionAndUser = store.getSessionAndUser.bind(store);
+    store.getSessionAndUser = (hash, now) => {
+      reads++;
+      return getSessionAndUser(hash, now);
     };
     const reg = await server.http.inject({ method: 'POST', url: '/api/register', payload: { username: 'once_alice', password: 'correct horse battery' } });
     assert.ok(reg.statusCode === 200 || reg.statusCode === 201, reg.body);
