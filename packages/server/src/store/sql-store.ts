@@ -424,7 +424,7 @@ export class SqlStore implements Store {
     const users = new Map<string, UserState>();
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
-      // SQLite: conv_version too, exact under its one writer (AppendWriter.flushAbsolute).
+      // SQLite: conv_version too, exact under its one writer (AppendWriter.flush writes absolute values from it).
       const rows: { id: string; inbox_seq: number | string; conv_version?: number | string }[] = pre
         ? pre.users.filter((u) => userIds.has(u.id))
         : await tx.all<{ id: string; inbox_seq: number | string; conv_version?: number | string }>(`SELECT id, inbox_seq${tx.dialect === 'sqlite' ? ', conv_version' : ''} FROM users WHERE id IN ${ul.sql}`, ul.params);
