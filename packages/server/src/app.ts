@@ -7,6 +7,7 @@ import type { Config } from './config/config.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import type { Store } from './store/store.ts';
 import { SqlStore } from './store/sql-store.ts';
+import { startSqliteWriter } from './store/sqlite-writer.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/memory-bus.ts';
 import { AccountService } from './services/account-service.ts';
@@ -138,7 +139,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
   // Search documents are written in the message's own group commit (no transaction of their own).
-  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText });
+  // SQLite: the group commit and the ACK flush run on a writer thread (store/sqlite-writer.ts).
+  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true });
+  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, ...(writer ? { writer } : {}) });
   const bus = deps.bus ?? (await openBus(config, log));
   const tracing = await createTracingModule({ node, bus, registry: metrics.registry, tracing: config.tracing, telemetry: config.telemetry, log: log.child({ mod: 'tracing' }) });
   const a = config.auth;

@@ -7,10 +7,11 @@ import { openSqliteStore } from '../src/store/open.ts';
 import { LEGACY_SCHEMA_SQL } from './legacy-schema.ts';
 import { CONTRACT_RING_CAPACITY, LEGACY_ROWS_SQL, checkLegacyUpgrade, runStoreContract } from './store-contract.ts';
 
-runStoreContract('sqlite', async () => {
+for (const writerThread of [false, true]) runStoreContract(writerThread ? 'sqlite, writer thread' : 'sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-store-'));
   const path = join(dir, 'magpie.db');
-  const store = await openSqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY });
+  // With the writer thread, appends and ACK flushes run on a second connection in a worker.
+  const store = await openSqliteStore({ path, ringCapacity: CONTRACT_RING_CAPACITY, writerThread });
   await store.migrate();
   // A second, read-only connection (WAL) to count rows.
   const reader = new Database(path, { readonly: true });

@@ -49,6 +49,11 @@ export const ConfigSchema = z.strictObject({
   sqliteSynchronous: z.enum(['full', 'normal']).default('full'),
   /** SQLite: checkpoint the WAL from a worker thread every this many ms (0 = only SQLite's checkpoints inside commits). */
   sqliteCheckpointMs: z.number().int().min(0).default(500),
+  /**
+   * SQLite: run the group commit of messages and the ACK flush on a writer thread with its own
+   * connection (store/sqlite-writer.ts), so statements and fsyncs leave the event loop.
+   */
+  sqliteWriterThread: z.boolean().default(true),
   tls: z.strictObject({ keyFile: z.string(), certFile: z.string() }).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Inbox ring capacity K (pointers kept per user). */
@@ -309,6 +314,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_PG_WAIT_MS: (c, v) => (c.pg = { ...(c.pg as object), waitMs: Number(v) }),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
+  MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { openSqlite, type SqliteHandle, type SqliteOpenOptions } from '../store/sqlite-connection.ts';
 import type { Queryable, Row, SqlEngine, TransactionOptions } from './engine.ts';
+import type { WriteGate } from './write-lock.ts';
 
 /**
  * SqlEngine on the process's shared connection to one SQLite file (store/sqlite-connection.ts).
@@ -16,11 +17,36 @@ export class SqliteEngine implements SqlEngine {
   /** Settles when the open transaction ends; null when none is open. */
   private busy: Promise<void> | null = null;
   private readonly direct: Queryable;
+  /**
+   * The process's write lock when a second connection (the writer thread) writes the same
+   * file: every write — a write transaction, or a writing statement outside one — holds it.
+   * Reads never take it (WAL: a reader sees the last commit and never waits for a writer).
+   */
+  private gate: WriteGate | null = null;
 
   constructor(path: string, opts: SqliteOpenOptions = {}) {
     this.handle = openSqlite(path, opts);
     this.db = this.handle.db;
     this.direct = this.queries();
+  }
+
+  /** The WAL page count at which a commit on this connection checkpoints (SQLite's wal_autocheckpoint). */
+  get walAutocheckpoint(): number {
+    return this.db.pragma('wal_autocheckpoint', { simple: true }) as number;
+  }
+
+  set walAutocheckpoint(pages: number) {
+    this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
+  }
+
+  /** The database file's path ('' for an in-memory database). */
+  get path(): string {
+    return this.db.name === ':memory:' ? '' : this.db.name;
+  }
+
+  /** Take `gate` around every write from now on (see `gate`); null: this is the file's only writer. */
+  setWriteGate(gate: WriteGate | null): void {
+    this.gate = gate;
   }
 
   private prepare(sql: string): Database.Statement {
@@ -48,22 +74,48 @@ export class SqliteEngine implements SqlEngine {
 
   async all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     while (this.busy) await this.busy;
+    if (this.gate && !this.prepare(sql).readonly) return this.locked(() => this.direct.all<T>(sql, params));
     return this.direct.all<T>(sql, params);
   }
 
   async get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
     while (this.busy) await this.busy;
+    if (this.gate && !this.prepare(sql).readonly) return this.locked(() => this.direct.get<T>(sql, params));
     return this.direct.get<T>(sql, params);
   }
 
   async run(sql: string, params?: readonly unknown[]): Promise<number> {
     while (this.busy) await this.busy;
+    if (this.gate) return this.locked(() => this.direct.run(sql, params));
     return this.direct.run(sql, params);
   }
 
   async exec(sql: string): Promise<void> {
     while (this.busy) await this.busy;
+    if (this.gate) return this.locked(() => this.direct.exec(sql));
     return this.direct.exec(sql);
+  }
+
+  /** One writing statement outside a transaction (autocommit) under the write gate. */
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.busy) await this.busy;
+    let done!: () => void;
+    this.busy = new Promise<void>((r) => (done = r));
+    const gate = this.gate;
+    try {
+      if (gate) {
+        const entered = gate.enter();
+        if (entered) await entered;
+      }
+      try {
+        return await fn();
+      } finally {
+        gate?.leave();
+      }
+    } finally {
+      this.busy = null;
+      done();
+    }
   }
 
   async getBatched<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
@@ -85,6 +137,17 @@ export class SqliteEngine implements SqlEngine {
     while (this.busy) await this.busy;
     let done!: () => void;
     this.busy = new Promise<void>((r) => (done = r));
+    const gate = opts.readOnly ? null : this.gate;
+    if (gate) {
+      try {
+        const entered = gate.enter();
+        if (entered) await entered;
+      } catch (err) {
+        this.busy = null;
+        done();
+        throw err;
+      }
+    }
     // 2 = FULL, 3 = EXTRA: the connection fsyncs every commit; this one need not.
     const level = opts.relaxedSync ? (this.db.pragma('synchronous', { simple: true }) as number) : 0;
     if (level > 1) this.db.pragma('synchronous = NORMAL');
@@ -102,6 +165,7 @@ export class SqliteEngine implements SqlEngine {
       }
     } finally {
       if (level > 1) this.db.pragma(`synchronous = ${level}`);
+      gate?.leave();
       this.busy = null;
       done();
     }

@@ -62,6 +62,19 @@ export interface SqlStoreOptions extends StoreOptions {
    * searchableText; without it nothing is indexed here.
    */
   searchText?: SearchText;
+  /**
+   * SQLite: the writer thread (store/sqlite-writer.ts) that runs appendMessages, recordAcks
+   * and markDelivered on its own connection; closed with the store.
+   */
+  writer?: StoreWriter;
+}
+
+/** Where the store's hot write transactions run when not on the event loop (SqliteWriterThread). */
+export interface StoreWriter {
+  appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]>;
+  recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
+  markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]>;
+  close(): Promise<void>;
 }
 
 
@@ -136,6 +149,7 @@ export class SqlStore implements Store {
   private readonly unavailableWaitMs: number;
   private readonly ownsEngine: boolean;
   private readonly searchText: SearchText | undefined;
+  private readonly writer: StoreWriter | undefined;
   private closed = false;
 
   constructor(
@@ -148,6 +162,7 @@ export class SqlStore implements Store {
     this.unavailableWaitMs = opts.unavailableWaitMs ?? 2000;
     this.ownsEngine = opts.ownsEngine ?? false;
     this.searchText = opts.searchText;
+    this.writer = opts.writer;
   }
 
   /** Whether appendMessages writes the search documents itself (see SqlStoreOptions.searchText). */
@@ -163,6 +178,7 @@ export class SqlStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.writer?.close();
     if (this.ownsEngine) await this.db.close();
   }
 
@@ -292,6 +308,7 @@ export class SqlStore implements Store {
 
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
     if (batch.length === 0) return [];
+    if (this.writer) return this.writer.appendMessages(batch);
     return this.tx((tx) => this.appendTx(tx, batch));
   }
 
@@ -910,11 +927,13 @@ export class SqlStore implements Store {
    */
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
+    if (this.writer) return this.writer.recordAcks(acks);
     const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
     return this.tx((tx) => write(tx, acks), ACK_TX);
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    if (this.writer) return this.writer.markDelivered(userId, inboxSeq);
     const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
     const { delivered } = await this.tx((tx) => write(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
     return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));

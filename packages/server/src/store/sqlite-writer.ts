@@ -1,0 +1,155 @@
+import { MagpieError } from '@magpie/protocol';
+import { Worker } from 'node:worker_threads';
+import type { SqlEngine } from '../db/engine.ts';
+import type { SqliteEngine } from '../db/sqlite-engine.ts';
+import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
+import type { AckOutcome, AppendOutcome, AppendRequest, DeliveredUpdate, DeviceAck } from './store.ts';
+import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
+
+/**
+ * The SQLite writer thread: the message store's hot write transactions — the group commit of
+ * messages (`appendMessages`) and the ACK flush (`recordAcks`, `markDelivered`) — run on a
+ * second connection to the same file in a worker thread, so their statements and the commit's
+ * fsync no longer stop the event loop (on two cores the second one was idle). The event loop
+ * keeps its connection for every read and for the other stores' writes.
+ *
+ * Guarantees:
+ * - The same transactions as on the event loop (the worker runs SqlStore's own code on its
+ *   connection); a job's promise settles after its COMMIT returned, so an ACK sent after it is
+ *   after the fsync, and a read on the event loop's connection started after it sees the rows.
+ * - Jobs run one at a time in the order they were handed over (a sender's messages stay in
+ *   send order; an ACK flush never overtakes the append it acknowledges).
+ * - Writers of the two connections exclude each other through one lock in shared memory
+ *   (db/write-lock.ts): the event loop waits for it without blocking, never in SQLite's busy handler.
+ * - If the thread dies, its open transaction is rolled back with its connection, waiting jobs
+ *   fail (the callers' error paths answer `internal`/retry as for any store error; nothing was
+ *   acknowledged for them), and the next job starts a new thread.
+ */
+export class SqliteWriterThread {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; batch?: AppendRequest[] }>();
+  private readonly lockBuffer = newWriteLockBuffer();
+  private readonly gate = new LoopWriteGate(this.lockBuffer);
+  private closed = false;
+
+  constructor(
+    private readonly engine: SqliteEngine,
+    private readonly setup: Omit<WriterSetup, 'lock'>,
+  ) {
+    engine.setWriteGate(this.gate);
+  }
+
+  /** Start the thread and wait until its connection is open (a bad path fails here, not at the first message). */
+  async start(): Promise<void> {
+    await this.call({ id: 0, job: 'ping' });
+  }
+
+  async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
+    const { outcomes, sameBody } = (await this.call({ id: 0, job: 'append', batch }, batch)) as { outcomes: AppendOutcome[]; sameBody: number[] };
+    // A new message's body is the request's own object (the clone across threads is equal, not
+    // the same): callers recognise "stored as sent" by identity and reuse its serialization.
+    for (const i of sameBody) {
+      const o = outcomes[i];
+      if (o?.ok) o.message.body = batch[i]!.body;
+    }
+    return outcomes;
+  }
+
+  recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+    return this.call({ id: 0, job: 'acks', acks }) as Promise<AckOutcome>;
+  }
+
+  markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
+    return this.call({ id: 0, job: 'delivered', userId, inboxSeq }) as Promise<DeliveredUpdate[]>;
+  }
+
+  /** Finish the jobs handed over, close the thread's connection, stop it; the event loop's engine writes alone again. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const w = this.worker;
+    if (w) {
+      await new Promise<void>((done) => {
+        w.once('exit', () => done());
+        w.postMessage({ id: 0, job: 'close' } satisfies WriterJob);
+      });
+    }
+    this.engine.setWriteGate(null);
+  }
+
+  private call(job: WriterJob, batch?: AppendRequest[]): Promise<unknown> {
+    if (this.closed && job.job !== 'close') return Promise.reject(new MagpieError('unavailable', 'the store is closing', { retryAfterMs: 1000 }));
+    const w = this.thread();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, ...(batch ? { batch } : {}) });
+      w.postMessage({ ...job, id });
+    });
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const url = import.meta.url;
+    const ext = url.endsWith('.ts') ? '.ts' : '.js';
+    const entry = new URL(`./sqlite-writer-worker${ext}`, url);
+    const options = { workerData: { ...this.setup, lock: this.lockBuffer } satisfies WriterSetup, name: 'magpie-sqlite-writer' };
+    // From source (tests, start:dev) the entry is TypeScript: the thread registers tsx's loader
+    // itself (the parent's --import hooks do not reach a worker's entry), then imports it.
+    const w =
+      ext === '.ts'
+        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, { ...options, eval: true })
+        : new Worker(entry, options);
+    w.on('message', (m: WriterReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(rebuildError(m.error));
+    });
+    const fail = (err: Error) => {
+      if (this.worker === w) this.worker = null;
+      this.gate.breakWriterHold();
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`the SQLite writer thread exited (code ${code})`)));
+    this.worker = w;
+    return w;
+  }
+}
+
+/** An error from the thread as the event loop's own store would have thrown it (class, code, message). */
+function rebuildError(e: Extract<WriterReply, { ok: false }>['error']): Error {
+  if (e.name === 'MagpieError' && e.code) {
+    return new MagpieError(e.code as ConstructorParameters<typeof MagpieError>[0], e.message, {
+      ...(e.details !== undefined ? { details: e.details } : {}),
+      ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+    });
+  }
+  const err = new Error(e.message) as Error & { code?: string };
+  err.name = e.name;
+  if (e.code !== undefined) err.code = e.code;
+  if (e.stack) err.stack = e.stack;
+  return err;
+}
+
+/**
+ * Start the writer thread for a store on `engine` when it is a SQLite file (not ':memory:',
+ * whose connection no other thread can see); undefined otherwise (PostgreSQL: a pool already
+ * runs transactions concurrently off the event loop).
+ */
+export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity: number; synchronous: 'full' | 'normal'; indexesSearch: boolean }): Promise<SqliteWriterThread | undefined> {
+  if (engine.dialect !== 'sqlite') return undefined;
+  const { SqliteEngine } = await import('../db/sqlite-engine.ts');
+  if (!(engine instanceof SqliteEngine) || engine.path === '') return undefined;
+  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, walAutocheckpoint: engine.walAutocheckpoint });
+  try {
+    await writer.start();
+  } catch (err) {
+    await writer.close();
+    throw err;
+  }
+  return writer;
+}
