@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { SqlEngine } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
-import type { AckOutcome, AppendOutcome, AppendRequest, DeliveredUpdate, DeviceAck } from './store.ts';
+import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOutcome, type AppendRequest, type DeliveredUpdate, type DeviceAck } from './store.ts';
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
 
 /**
@@ -128,7 +128,8 @@ function rebuildError(e: Extract<WriterReply, { ok: false }>['error']): Error {
       ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
     });
   }
-  const err = new Error(e.message) as Error & { code?: string };
+  const err = (e.name === 'StoreNotFoundError' ? new StoreNotFoundError('') : e.name === 'StoreConflictError' ? new StoreConflictError('') : new Error()) as Error & { code?: string };
+  err.message = e.message;
   err.name = e.name;
   if (e.code !== undefined) err.code = e.code;
   if (e.stack) err.stack = e.stack;
