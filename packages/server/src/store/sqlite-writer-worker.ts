@@ -55,7 +55,11 @@ if (parentPort) {
         const outcomes = await store.appendMessages(j.batch);
         const sameBody: number[] = [];
         outcomes.forEach((o, i) => {
-          if (o.ok && !o.duplicate && o.message.body === j.batch[i]!.body) sameBody.push(i);
+          if (o.ok && !o.duplicate && o.message.body === j.batch[i]!.body) {
+            sameBody.push(i);
+            // The event loop puts its own object back: no need to copy it across.
+            o.message.body = null;
+          }
         });
         return { outcomes, sameBody } satisfies AppendReply;
       }
