@@ -25,6 +25,12 @@ import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker
  *   fail (the callers' error paths answer `internal`/retry as for any store error; nothing was
  *   acknowledged for them), and the next job starts a new thread.
  */
+/**
+ * The thread's V8 heap: its objects live for one job (a batch and its outcomes), so a small
+ * young generation suffices; V8's default reserves more than the thread ever uses.
+ */
+const WRITER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 };
+
 export class SqliteWriterThread {
   private worker: Worker | null = null;
   private nextId = 1;
@@ -93,7 +99,7 @@ export class SqliteWriterThread {
     const url = import.meta.url;
     const ext = url.endsWith('.ts') ? '.ts' : '.js';
     const entry = new URL(`./sqlite-writer-worker${ext}`, url);
-    const options = { workerData: { ...this.setup, lock: this.lockBuffer } satisfies WriterSetup, name: 'magpie-sqlite-writer' };
+    const options = { workerData: { ...this.setup, lock: this.lockBuffer } satisfies WriterSetup, name: 'magpie-sqlite-writer', resourceLimits: WRITER_LIMITS };
     // From source (tests, start:dev) the entry is TypeScript: the thread registers tsx's loader
     // itself (the parent's --import hooks do not reach a worker's entry), then imports it.
     const w =
