@@ -75,7 +75,7 @@ export class Heartbeat {
   private probing = false;
 
   constructor(
-    private readonly clock: Clock,
+    clock: Clock,
     private readonly io: HeartbeatIo,
     readonly options: HeartbeatOptions = defaultHeartbeatOptions,
   ) {
