@@ -79,12 +79,7 @@ registerMessageKind('recalled', RecalledBody);
 registerMessageKind('bundle', BundleBody);
 for (const k of ['recall', 'edit', 'reaction', 'recalled', 'bundle']) serverOnlyKinds.add(k);
 
-/**
- * Event kinds: they change earlier messages and are not shown as bubbles of their own. They
- * never count as unread or mentions and are never a conversation-list entry's last message
- * (docs/protocol.md, "Events in the conversation list").
- */
-export const LIFECYCLE_EVENT_KINDS: ReadonlySet<string> = new Set(['recall', 'edit', 'reaction']);
+export { LIFECYCLE_EVENT_KINDS } from './lifecycle-kinds.ts';
 
 /** Kinds that cannot be recalled, edited, reacted to or forwarded (notices, events, red packets). */
 export const LIFECYCLE_FROZEN_KINDS: ReadonlySet<string> = new Set(['system', 'recall', 'edit', 'reaction', 'recalled', 'redpacket', 'redpacket.status']);

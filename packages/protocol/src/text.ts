@@ -102,7 +102,4 @@ export const Username = z
   .transform((s) => s.normalize('NFKC'))
   .pipe(z.string().regex(USERNAME_PATTERN, '3–32 letters, digits, _ . -'));
 
-/** The key a username is unique by and looked up with at login: NFKC, then case-folded. `Alice` and `ａｌｉｃｅ` are one user. */
-export function usernameKey(username: string): string {
-  return username.normalize('NFKC').toLowerCase();
-}
+export { usernameKey } from './username-key.ts';

@@ -1,4 +1,5 @@
-import { LIFECYCLE_EVENT_KINDS, type ConversationKind, type Message } from '@magpie/protocol';
+import type { ConversationKind, Message } from '@magpie/protocol';
+import { LIFECYCLE_EVENT_KINDS } from '@magpie/protocol/core';
 import type { Queryable } from '../db/engine.ts';
 import type { NoopStatement } from '../db/prepared.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';

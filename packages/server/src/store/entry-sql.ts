@@ -1,4 +1,4 @@
-import { LIFECYCLE_EVENT_KINDS } from '@magpie/protocol';
+import { LIFECYCLE_EVENT_KINDS } from '@magpie/protocol/core';
 
 /**
  * `('recall', 'edit', 'reaction')`: the lifecycle event kinds as an SQL list. Events change

@@ -1,9 +1,8 @@
-import { usernameKey, type ConvEntry, type ConversationKind, type InboxItem, type Message } from '@magpie/protocol';
+import type { ConvEntry, ConversationKind, InboxItem, Message } from '@magpie/protocol';
+import { usernameKey } from '@magpie/protocol/core';
 import type { Queryable, SqlEngine, TransactionOptions } from '../db/engine.ts';
 import { retryTransaction } from '../db/retry.ts';
 import { forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
-import { migrate } from '../db/migrate.ts';
-import { MIGRATIONS } from '../db/migrations/index.ts';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -172,6 +171,9 @@ export class SqlStore implements Store {
 
   /** Bring the database to the current schema (the server does this when it opens the database; safe to repeat). */
   async migrate(): Promise<void> {
+    // Loaded on use: the migration tool (umzug) is ~19 MB of heap the SQLite writer thread,
+    // which runs this class but never migrates, would otherwise carry.
+    const [{ migrate }, { MIGRATIONS }] = await Promise.all([import('../db/migrate.ts'), import('../db/migrations/index.ts')]);
     await migrate(this.db, MIGRATIONS);
   }
 

@@ -1,4 +1,4 @@
-import { MagpieError } from '@magpie/protocol';
+import { MagpieError } from '@magpie/protocol/core';
 import { Worker } from 'node:worker_threads';
 import type { SqlEngine } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';

@@ -1,4 +1,4 @@
-import { MagpieError } from '@magpie/protocol';
+import { MagpieError } from '@magpie/protocol/core';
 
 /**
  * Errors that mean "the database cannot take this connection or query right now", not "this

@@ -1,4 +1,4 @@
-import { usernameKey } from '@magpie/protocol';
+import { usernameKey } from '@magpie/protocol/core';
 import type { Queryable } from '../engine.ts';
 import type { Migration } from '../migrate.ts';
 
