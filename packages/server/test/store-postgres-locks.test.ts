@@ -245,12 +245,12 @@ it('an append holds the conversation row for one round trip to its node (issue 1
 });
 
 /**
- * An ACK flush claims ACK_FLUSH_LOCK, one flush at a time in the cluster: the claim is held for
+ * An ACK flush claims its users (advisory locks, one per user, store/ack-writer.ts): the claims are held for
  * one round trip to the node (the write pipeline). The marks, the ranges they make and what the
  * ranges cover are read by one statement sent with the claim; before, they took a second round
  * trip under the claim. Counted as above, without timing.
  */
-it('an ACK flush holds the cluster-wide claim for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
+it('an ACK flush holds its users\' claims for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
   const schema = freshSchemaName('magpie_acklock');
   const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
   const held: number[] = [];
