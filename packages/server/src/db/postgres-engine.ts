@@ -104,6 +104,9 @@ export class PostgresEngine implements SqlEngine {
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const body = async (tx: postgres.TransactionSql): Promise<T> => {
+      // Sent ahead of the first statements (no round trip of its own); a failure aborts the
+      // transaction, which the caller's statements then report.
+      if (opts.relaxedSync) tx.unsafe('SET LOCAL synchronous_commit = off').catch(() => {});
       if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
       return fn(queries(tx));
     };
