@@ -245,12 +245,12 @@ it('an append holds the conversation row for one round trip to its node (issue 1
 });
 
 /**
- * An ACK flush claims ACK_FLUSH_LOCK, one flush at a time in the cluster: the claim is held for
+ * An ACK flush claims its users (advisory locks, one per user, store/ack-writer.ts): the claims are held for
  * one round trip to the node (the write pipeline). The marks, the ranges they make and what the
  * ranges cover are read by one statement sent with the claim; before, they took a second round
  * trip under the claim. Counted as above, without timing.
  */
-it('an ACK flush holds the cluster-wide claim for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
+it('an ACK flush holds its users\' claims for one round trip to its node (issue 15)', { skip, timeout: 60_000 }, async () => {
   const schema = freshSchemaName('magpie_acklock');
   const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
   const held: number[] = [];
@@ -273,5 +273,72 @@ it('an ACK flush holds the cluster-wide claim for one round trip to its node (is
     assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[2, 1], [3, 2]]);
   } finally {
     await store.close();
+  }
+});
+
+/**
+ * The write pipeline leaves the node at once, COMMIT AND CHAIN included (db/postgres-engine.ts):
+ * postgres.js sends a message shorter than 1 KiB only at the next setImmediate, so a pipeline
+ * ending in COMMIT AND CHAIN used to run its row locks at once (or not at all) and its commit
+ * only after the rest of the node's event-loop turn. Here the turn that issued the append's
+ * write pipeline goes on with other work: it runs a psql probe that needs bob's user row. The
+ * probe gets the row, with the message committed, only if the pipeline was sent whole before.
+ */
+it('an append\'s write pipeline is sent whole before the node\'s turn ends (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_flushpipe');
+  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 2 });
+  let armed = false;
+  let probe = '';
+  const runProbe = () => {
+    try {
+      probe = execFileSync('psql', [PG_URL, '-qAt', '-c', `SET lock_timeout = '5s'`, '-c', 'BEGIN', '-c', `SELECT 1 FROM "${schema}".users WHERE id = 'bob' FOR UPDATE`,
+        '-c', `SELECT count(*) FROM "${schema}".messages WHERE conv_id = 'g:one' AND kind = 'text'`, '-c', 'COMMIT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      probe = `failed: ${(err as { stderr?: string }).stderr ?? String(err)}`;
+    }
+  };
+  const wrapped = Object.assign(Object.create(engine) as SqlEngine, {
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>, opts?: TransactionOptions) =>
+      engine.transaction(
+        (tx) =>
+          fn({
+            dialect: tx.dialect,
+            all: (sql, params) => tx.all(sql, params),
+            get: (sql, params) => tx.get(sql, params),
+            exec: (sql) => tx.exec(sql),
+            textList: (values) => tx.textList(values),
+            run: (sql, params) => {
+              const p = tx.run(sql, params);
+              if (armed && sql === 'COMMIT AND CHAIN') {
+                armed = false;
+                // Later in the same turn (after the driver's microtasks, before setImmediate): other work.
+                void (async () => {
+                  for (let i = 0; i < 20; i++) await Promise.resolve();
+                  runProbe();
+                })();
+              }
+              return p;
+            },
+          }),
+        opts,
+      ),
+  });
+  const store = new SqlStore(wrapped, { ringCapacity: 1000, ownsEngine: true });
+  const raw = rawClient(schema);
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+    assert.equal(c?.ok, true);
+    // Warm: every statement of a group post prepared on both connections.
+    for (let i = 0; i < 4; i++) assert.equal((await store.appendMessages([post('alice', 'g:warm' + i, { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]))[0]?.ok, true);
+    armed = true;
+    const [o] = await store.appendMessages([post('alice', 'g:one')]);
+    assert.equal(o?.ok, true);
+    assert.equal(armed, false, 'the probe ran');
+    assert.equal(probe.trim().split('\n').at(-1), '1', `the probe got bob's row with the message committed: ${probe}`);
+  } finally {
+    await store.close();
+    await raw.drop();
   }
 });

@@ -72,7 +72,9 @@ export interface TransactionOptions {
    * Writes that a later commit may make durable (advisory state such as ACK marks): SQLite
    * commits this transaction with `synchronous = NORMAL` (no fsync of its own; the WAL's next
    * fsync, the next message commit's, covers it; a power cut may lose it, never corrupt it).
-   * PostgreSQL: no effect.
+   * PostgreSQL: `SET LOCAL synchronous_commit = off` — the commit returns, and its row and
+   * advisory locks are released, without waiting for the WAL flush (the WAL writer flushes it
+   * within ~3 × wal_writer_delay; a crash of the database server may lose it, never corrupt it).
    */
   relaxedSync?: boolean;
 }

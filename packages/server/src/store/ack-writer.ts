@@ -9,20 +9,79 @@ import type { AckOutcome, DeviceAck } from './store.ts';
  * group delivered counts. The user rows are the ones every append to those users' conversations
  * bumps, so a flush must hold them as briefly as an append does: for no round trip to the node.
  *
- * - One flush at a time, cluster-wide: the flush claims the transaction-scoped advisory lock
- *   ACK_FLUSH_LOCK. Delivered marks, entries' delivered_seq and delivered counts are written only
- *   by ACK flushes (SqlStore.recordAcks / markDelivered), so under the claim the values read are
- *   the ones to build on, without row locks (inbox_seq only grows; the copy read is a bound).
- * - Two rounds: (1) claim + one statement that reads the marks, makes the newly acknowledged
+ * - One flush at a time per acknowledging user, cluster-wide: the flush claims the
+ *   transaction-scoped advisory locks (ACK_LOCK_SPACE, hash of the user id) of its users, all in
+ *   one statement, in ascending key order (no deadlock between flushes: nothing else takes these
+ *   keys, and every other lock of a flush comes after them). A user's delivered mark is written
+ *   only by ACK flushes (SqlStore.recordAcks / markDelivered), so under the user's claim the mark
+ *   read is the one to build on, without a row lock (inbox_seq only grows; the copy read is a
+ *   bound); each recipient therefore raises each group message's count at most once. Flushes of
+ *   different users (typically: of users connected to different nodes) do not wait for each
+ *   other. A flush takes at most ACK_CLAIMS_PER_FLUSH claims (SqlStore splits larger ones).
+ * - What several flushes may write at once, exact in SQL under row locks held for no round trip:
+ *   a sender's entries (the sender's user row is locked first, in id order; which entries move,
+ *   the list-version bump and the versions are decided by the statements from the values they
+ *   find, so a flush that lost the race to another user's flush moves nothing and reports
+ *   nothing), and the group delivered counts (`delivered_count + n`, the message rows locked in
+ *   (conv, seq) order first).
+ * - Two rounds: (1) claims + one statement that reads the marks, makes the newly acknowledged
  *   ranges of them and reads what they cover with the senders' entries (SQL.plan); (2) every
  *   write, pipelined, ending in COMMIT AND CHAIN, the user rows locked in id order by its first
  *   statement (as appends lock them), so they are held only while the server runs the pipeline.
- *   The claim is held for one round trip to the node (it was two), and the group delivered counts
- *   of every range are raised by one statement (it was one per range).
+ *   The claims are held for one round trip to the node.
  *
- * Same outcome as the generic recordAcks (the Store contract runs on both engines).
+ * Same outcome as the generic recordAcks when flushes do not overlap (the Store contract runs
+ * on both engines).
  */
-export const ACK_FLUSH_LOCK = 4_242_015;
+export const ACK_LOCK_SPACE = 4_242_015;
+
+/** Most users (advisory claims) one flush transaction takes; PostgreSQL's shared lock table is
+ *  max_locks_per_transaction × max_connections entries (6 400 by default). */
+export const ACK_CLAIMS_PER_FLUSH = 256;
+
+/** The advisory key of a user's ACK claim: FNV-1a (32 bits, signed) of the id. Two users that
+ *  share a key only serialize each other's flushes. */
+export function ackClaimKey(userId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    h ^= userId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h | 0;
+}
+
+/** The claim keys of a flush's users, deduplicated, ascending (the order every flush takes them in). */
+export function ackClaimKeys(userIds: readonly string[]): number[] {
+  return [...new Set(userIds.map(ackClaimKey))].sort((x, y) => x - y);
+}
+
+/**
+ * `acks` split so that each part has at most `max` users, a user's ACKs all in one part
+ * (PostgreSQL: one transaction per part, see ACK_CLAIMS_PER_FLUSH).
+ */
+export function splitAcksByUsers(acks: DeviceAck[], max = ACK_CLAIMS_PER_FLUSH): DeviceAck[][] {
+  const byUser = new Map<string, DeviceAck[]>();
+  for (const a of acks) {
+    const list = byUser.get(a.userId);
+    if (list) list.push(a);
+    else byUser.set(a.userId, [a]);
+  }
+  if (byUser.size <= max) return [acks];
+  const parts: DeviceAck[][] = [];
+  let part: DeviceAck[] = [];
+  let users = 0;
+  for (const list of byUser.values()) {
+    if (users === max) {
+      parts.push(part);
+      part = [];
+      users = 0;
+    }
+    part.push(...list);
+    users++;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
 
 type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
 type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; a: number | string | null; b: number | string | null; conv: string | null; sender: string | null; seq: number | string | null; dseq: number | string | null };
@@ -31,7 +90,8 @@ type CountRow = { conv: string; seq: number | string; sender: string; count: num
 type ItemRow = { conv: string; seq: number | string; sender: string; kind: string };
 
 const SQL = {
-  claim: 'SELECT pg_advisory_xact_lock(?)',
+  /** The users' claims, in the order of the array (ascending keys, see ackClaimKeys). */
+  claim: 'SELECT pg_advisory_xact_lock(?::int, k) FROM unnest(?::int[]) AS k',
   /**
    * Rounds 1 and 2 in one statement (one snapshot, right after the claim): the marks (kind 'm'),
    * the ranges the segments make of them (kind 'r', numbered k from 1 in segment order; the marks
@@ -69,25 +129,50 @@ const SQL = {
   lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
   marksSet: `UPDATE users u SET delivered_inbox_seq = GREATEST(u.delivered_inbox_seq, x.d)
     FROM unnest(?::text[], ?::bigint[]) AS x(id, d) WHERE u.id = x.id`,
-  bump: `UPDATE users u SET conv_version = u.conv_version + x.n FROM unnest(?::text[], ?::bigint[]) AS x(id, n) WHERE u.id = x.id`,
-  entries: `UPDATE entries e SET delivered_seq = x.seq, version = u.conv_version - x.off
-    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS x(id, conv, seq, off), users u
-    WHERE e.user_id = x.id AND e.conv_id = x.conv AND u.id = x.id AND e.delivered_seq < x.seq`,
+  /**
+   * The senders' list versions, raised by the entry advances (x: one row per advance, the
+   * node's plan) that still move an entry: the sender's row is locked (SQL.lockUsers), so no
+   * other flush moves the sender's entries between this statement and SQL.entries.
+   */
+  bump: `UPDATE users u SET conv_version = u.conv_version + c.n
+    FROM (SELECT x.id, COUNT(*) AS n FROM unnest(?::text[], ?::text[], ?::bigint[]) AS x(id, conv, seq)
+      JOIN entries e ON e.user_id = x.id AND e.conv_id = x.conv AND e.delivered_seq < x.seq GROUP BY x.id) AS c
+    WHERE u.id = c.id`,
+  /**
+   * The entries that move, to their newest advanced seq, versioned as the generic path does
+   * (the newest advance of a sender gets its new conv_version, each earlier one one less per
+   * moving advance after it); returns each moved entry with the delivered_seq it had.
+   */
+  entries: `WITH x AS (
+      SELECT x.id, x.conv, x.seq, x.k, e.delivered_seq AS was,
+        COUNT(*) OVER (PARTITION BY x.id) - ROW_NUMBER() OVER (PARTITION BY x.id ORDER BY x.k) AS off
+      FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[]) AS x(id, conv, seq, k)
+      JOIN entries e ON e.user_id = x.id AND e.conv_id = x.conv WHERE e.delivered_seq < x.seq),
+    y AS (SELECT DISTINCT ON (id, conv) id, conv, seq, was, off FROM x ORDER BY id, conv, k DESC)
+    UPDATE entries e SET delivered_seq = y.seq, version = u.conv_version - y.off
+    FROM y, users u
+    WHERE e.user_id = y.id AND e.conv_id = y.conv AND u.id = y.id AND e.delivered_seq < y.seq
+    RETURNING y.id AS sender, y.conv AS conv, y.was AS was`,
   /**
    * Every group range of the flush in one statement: per message, how many of the ranges cover
    * it (a user's ranges in one flush are disjoint, so that is how many recipients stored it
-   * first now), added at once; the final count per message is returned.
+   * first now), added at once; the final count per message is returned. The message rows are
+   * locked in (conv, seq) order first: flushes of different users raise the same messages
+   * concurrently, and a lock order that followed the join's plan could deadlock.
    */
-  raise: `UPDATE messages m SET delivered_count = m.delivered_count + r.n
-    FROM (
+  raise: `WITH r AS (
       SELECT i.conv_id, i.seq, COUNT(*) AS n
       FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(uid, lo, hi)
       JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
       JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
       WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
-      GROUP BY i.conv_id, i.seq
-    ) AS r
-    WHERE m.conv_id = r.conv_id AND m.seq = r.seq
+      GROUP BY i.conv_id, i.seq),
+    l AS MATERIALIZED (
+      SELECT m.conv_id, m.seq, r.n FROM messages m JOIN r ON m.conv_id = r.conv_id AND m.seq = r.seq
+      ORDER BY m.conv_id, m.seq FOR NO KEY UPDATE OF m)
+    UPDATE messages m SET delivered_count = m.delivered_count + l.n
+    FROM l
+    WHERE m.conv_id = l.conv_id AND m.seq = l.seq
     RETURNING m.conv_id AS conv, m.seq, m.sender_id AS sender, m.delivered_count AS count`,
 };
 
@@ -98,7 +183,7 @@ const NOOPS: NoopStatement[] = [
   [SQL.devices, [[], [], []]],
   [SQL.lockUsers, [[]]],
   [SQL.marksSet, [[], []]],
-  [SQL.bump, [[], []]],
+  [SQL.bump, [[], [], []]],
   [SQL.entries, [[], [], [], []]],
   [SQL.raise, [[], [], []]],
 ];
@@ -147,12 +232,13 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
   const userIds = [...new Set(sorted.map((a) => a.userId))];
 
-  // 1. Claim the flush, then read the marks (they move only under the claim) and, in the same
-  //    statement, what the ranges they make cover: the claim is held for one round trip.
+  // 1. Claim the users, then read the marks (a user's mark moves only under the user's claim)
+  //    and, in the same statement, what the ranges they make cover: the claims are held for one
+  //    round trip.
   warm(tx, NOOPS);
   const segs: [string, number, number][] = [];
   for (const a of sorted) for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) segs.push([a.userId, seg.from, seg.to]);
-  const claimed = tx.get(SQL.claim, [ACK_FLUSH_LOCK]);
+  const claimed = tx.run(SQL.claim, [ACK_LOCK_SPACE, ackClaimKeys(userIds)]);
   const planned = tx.all<PlanRow>(SQL.plan, [userIds, segs.map((x) => x[0]), segs.map((x) => x[1]), segs.map((x) => x[2])]);
   await claimed;
   const plan = await planned;
@@ -176,9 +262,10 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
   const entrySeq = new Map<string, number>();
   for (const r of covered) if (r.delivered_seq !== null) entrySeq.set(`${r.sender}\u0000${r.conv}`, Number(r.delivered_seq));
-  /** sender → list-version bumps so far; (sender, conv) → [seq, bump number]. */
+  /** sender → entry advances so far; one row per advance: [sender, conv, seq, advance number], with its update. */
   const bumps = new Map<string, number>();
-  const entryWrites = new Map<string, [string, string, number, number]>();
+  const advances: [string, string, number, number][] = [];
+  const proposed: AckOutcome['delivered'] = [];
   const groupRanges: Range[] = [];
   let at = 0;
   ranges.forEach((range, i) => {
@@ -193,8 +280,8 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
       entrySeq.set(key, seq);
       const n = (bumps.get(r.sender) ?? 0) + 1;
       bumps.set(r.sender, n);
-      entryWrites.set(key, [r.sender, r.conv, seq, n]);
-      out.delivered.push({ conv: r.conv, seq, sender: r.sender, by: range.user });
+      advances.push([r.sender, r.conv, seq, n]);
+      proposed.push({ conv: r.conv, seq, sender: r.sender, by: range.user });
     }
     if (group) groupRanges.push(range);
   });
@@ -215,15 +302,24 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   const locked = [...new Set([...moved.map(([id]) => id), ...bumps.keys()])].sort(byId);
   if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
   if (moved.length > 0) writes.push(tx.run(SQL.marksSet, [moved.map(([id]) => id), moved.map(([, m]) => m.delivered)]));
-  if (bumps.size > 0) {
-    writes.push(tx.run(SQL.bump, [[...bumps.keys()], [...bumps.values()]]));
-    const es = [...entryWrites.values()];
-    writes.push(tx.run(SQL.entries, [es.map((e) => e[0]), es.map((e) => e[1]), es.map((e) => e[2]), es.map(([sender, , , n]) => bumps.get(sender)! - n)]));
+  // The entries' delivered_seq read by the plan may be behind (another user's flush moved it
+  // since): the statements move only what still moves, and report what it was.
+  let movedEntries: Promise<{ sender: string; conv: string; was: number | string }[]> = Promise.resolve([]);
+  if (advances.length > 0) {
+    writes.push(tx.run(SQL.bump, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2])]));
+    movedEntries = tx.all(SQL.entries, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2]), advances.map((x) => x[3])]);
+    writes.push(movedEntries);
   }
   const raised: Promise<CountRow[]> =
     groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
   if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run('COMMIT AND CHAIN'));
   const [counts] = await Promise.all([raised, Promise.all(writes)]);
+  const was = new Map<string, number>();
+  for (const e of await movedEntries) was.set(`${e.sender}\u0000${e.conv}`, Number(e.was));
+  for (const d of proposed) {
+    const from = was.get(`${d.sender}\u0000${d.conv}`);
+    if (from !== undefined && d.seq > from) out.delivered.push(d);
+  }
   counts.sort((x, y) => byId(x.conv, y.conv) || Number(x.seq) - Number(y.seq));
   for (const c of counts) out.counts.push({ conv: c.conv, seq: Number(c.seq), sender: c.sender, count: Number(c.count) });
   return out;

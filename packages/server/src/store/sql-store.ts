@@ -47,7 +47,7 @@ import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
 import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
-import { writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
+import { splitAcksByUsers, writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -930,8 +930,15 @@ export class SqlStore implements Store {
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
     if (this.writer) return this.writer.recordAcks(acks);
-    const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
-    return this.tx((tx) => write(tx, acks), ACK_TX);
+    if (this.kind !== 'postgres') return this.tx((tx) => writeAcksSqlite(tx, acks), ACK_TX);
+    // PostgreSQL: one advisory claim per user (store/ack-writer.ts); at most ACK_CLAIMS_PER_FLUSH users per transaction.
+    const out: AckOutcome = { delivered: [], counts: [] };
+    for (const part of splitAcksByUsers(acks)) {
+      const o = await this.tx((tx) => writeAcksPostgres(tx, part), ACK_TX);
+      out.delivered.push(...o.delivered);
+      out.counts.push(...o.counts);
+    }
+    return out;
   }
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
