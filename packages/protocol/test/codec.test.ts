@@ -10,6 +10,11 @@ describe('JSON nesting bound (deeply nested frames overflowed the validator: iss
     assert.equal(jsonNestingExceeds('{"a":{"b":[1]}}', 2), true);
     assert.equal(jsonNestingExceeds(nested(32), 32), false);
     assert.equal(jsonNestingExceeds(nested(33), 32), true);
+    // More brackets than the limit side by side (the character scan decides) or mixed: depth is what counts.
+    assert.equal(jsonNestingExceeds(JSON.stringify({ a: Array.from({ length: 40 }, () => ({ b: [1] })) }), 32), false);
+    assert.equal(jsonNestingExceeds(JSON.stringify({ a: Array.from({ length: 40 }, () => ({ b: [1] })) }), 3), true);
+    assert.equal(jsonNestingExceeds(JSON.stringify([[[{ a: [{}] }]]]), 5), true);
+    assert.equal(jsonNestingExceeds(JSON.stringify([[[{ a: [{}] }]]]), 6), false);
   });
 
   it('ignores brackets inside strings, escaped quotes included', () => {
