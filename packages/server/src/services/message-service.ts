@@ -261,12 +261,9 @@ export class MessagingService {
 
   /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
   private async submitAndPublish(req: AppendRequest, senderSession?: string, bodyText?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    // magpie_sends_total is counted per batch in commit().
     const outcome = await this.committer.submit(req);
-    if (!outcome.ok) {
-      this.metrics.sends.inc({ outcome: outcome.error });
-      throw appendError(outcome, req.conv);
-    }
-    this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
+    if (!outcome.ok) throw appendError(outcome, req.conv);
     if (!outcome.duplicate) this.publishMessage(outcome, senderSession, outcome.message.body === req.body ? bodyText : undefined);
     return outcome;
   }
@@ -278,10 +275,20 @@ export class MessagingService {
     const out = await this.store.appendMessages(batch);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
-    if (tracer) {
-      const traceEnd = traceNow();
-      for (const o of out) if (o.ok && !o.duplicate) tracer.committed(o.message.id, traceStart, traceEnd, batch.length);
+    const traceEnd = tracer ? traceNow() : 0;
+    // magpie_sends_total by outcome: one labelled increment per outcome and batch, not per message.
+    let ok = 0;
+    let duplicate = 0;
+    for (const o of out) {
+      if (!o.ok) this.metrics.sends.inc({ outcome: o.error });
+      else if (o.duplicate) duplicate++;
+      else {
+        ok++;
+        tracer?.committed(o.message.id, traceStart, traceEnd, batch.length);
+      }
     }
+    if (ok > 0) this.metrics.sends.inc({ outcome: 'ok' }, ok);
+    if (duplicate > 0) this.metrics.sends.inc({ outcome: 'duplicate' }, duplicate);
     return out;
   }
 
