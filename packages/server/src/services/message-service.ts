@@ -207,7 +207,8 @@ export class MessagingService {
   }
 
   private checkSize(bodyText: string): void {
-    if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: short texts need no byte count.
+    if (bodyText.length * 3 > this.opts.maxMessageBytes && Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
     }
   }
