@@ -43,6 +43,14 @@ describe('trace journal', () => {
     assert.deepEqual(j.get('old')!.events.map((e) => e.stage), ['ack']);
   });
 
+  it('grows its columns as events come and keeps every field across the growth', () => {
+    const j = new TraceJournal(2000);
+    for (let m = 0; m < 2000; m++) for (let k = 0; k < 5; k++) j.record(`m${m}`, { stage: 'deliver', at: m * 10 + k, node: 'n', userId: `u${m}`, inboxSeq: k });
+    assert.equal(j.events, 10_000);
+    assert.deepEqual(j.get('m0')!.events[4], { stage: 'deliver', at: 4, node: 'n', userId: 'u0', inboxSeq: 4 });
+    assert.deepEqual(j.get('m1999')!.events.map((e) => e.at), [19990, 19991, 19992, 19993, 19994]);
+  });
+
   it('size 0 records nothing', () => {
     const j = new TraceJournal(0);
     j.record('m', { stage: 'send', at: 1, node: 'n' });

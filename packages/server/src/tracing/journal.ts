@@ -27,8 +27,11 @@ export interface StageEvent {
 
 /** Events kept per message: a 10 000-member group's fan-out keeps its first deliveries, not all. */
 export const EVENTS_PER_MESSAGE = 256;
-/** Events kept in all, per message of capacity (~60 bytes each in the columns: 10 000 messages → ~12 MB). */
+/** Events kept in all, per message of capacity (~80 bytes each in the columns: 10 000 messages → ~16 MB once full). */
 export const EVENTS_PER_SLOT = 20;
+
+/** Event columns allocated at first; they double as events are recorded, up to the bound. */
+const INITIAL_EVENTS = 4096;
 
 const STAGE_CODE = new Map<TraceStage, number>(TRACE_STAGES.map((s, i) => [s, i]));
 
@@ -47,7 +50,7 @@ const Encoded = { None: 0, Outcome: 1, Batch: 2, Fanout: 3 } as const;
  * is gone).
  *
  * It is on for every message and read only when an operator asks, so recording is made
- * nearly free: events go into a preallocated ring of columns (typed arrays for numbers, plain
+ * nearly free: events go into a ring of columns (typed arrays for numbers, plain
  * arrays for the user/device ids the caller already holds), messages into a ring of slots;
  * no object is built per event, and nothing is allocated per message but its Map entry.
  * Reading (`get`) rebuilds the events by scanning the ring from the message's first event.
@@ -64,20 +67,22 @@ export class TraceJournal {
   private nextSlot = 0;
   // Event ring (maxEvents entries), one column per field.
   private readonly maxEvents: number;
-  private readonly evSlot: Int32Array;
-  private readonly evStage: Uint8Array;
-  private readonly evEncoded: Uint8Array;
-  private readonly evAt: Float64Array;
+  // The typed columns grow (doubling) until they hold maxEvents, then the ring wraps; the
+  // plain arrays grow by appending. Memory follows what was recorded, up to the bound.
+  private evSlot: Int32Array;
+  private evStage: Uint8Array;
+  private evEncoded: Uint8Array;
+  private evAt: Float64Array;
   /** NaN where the field is absent (durMs, inboxSeq, attempt, num). */
-  private readonly evDur: Float64Array;
-  private readonly evInboxSeq: Float64Array;
-  private readonly evAttempt: Float64Array;
-  private readonly evNum: Float64Array;
-  private readonly evNode: (string | undefined)[];
-  private readonly evUser: (string | undefined)[];
-  private readonly evDevice: (string | undefined)[];
+  private evDur: Float64Array;
+  private evInboxSeq: Float64Array;
+  private evAttempt: Float64Array;
+  private evNum: Float64Array;
+  private readonly evNode: (string | undefined)[] = [];
+  private readonly evUser: (string | undefined)[] = [];
+  private readonly evDevice: (string | undefined)[] = [];
   /** The `note` text (send outcome) or a detail object given as is (push). */
-  private readonly evExtra: (string | Record<string, string | number | boolean> | undefined)[];
+  private readonly evExtra: (string | Record<string, string | number | boolean> | undefined)[] = [];
   /** Events written so far (absolute sequence number of the next one). */
   private written = 0;
 
@@ -90,8 +95,8 @@ export class TraceJournal {
     this.msgFirst = new Float64Array(slots);
     this.msgCount = new Int32Array(slots);
     this.msgDropped = new Int32Array(slots);
-    const n = capacity > 0 ? Math.max(maxEvents, EVENTS_PER_MESSAGE) : 0;
-    this.maxEvents = n;
+    this.maxEvents = capacity > 0 ? Math.max(maxEvents, EVENTS_PER_MESSAGE) : 0;
+    const n = Math.min(this.maxEvents, INITIAL_EVENTS);
     this.evSlot = new Int32Array(n);
     this.evStage = new Uint8Array(n);
     this.evEncoded = new Uint8Array(n);
@@ -100,10 +105,24 @@ export class TraceJournal {
     this.evInboxSeq = new Float64Array(n);
     this.evAttempt = new Float64Array(n);
     this.evNum = new Float64Array(n);
-    this.evNode = new Array<string | undefined>(n).fill(undefined);
-    this.evUser = new Array<string | undefined>(n).fill(undefined);
-    this.evDevice = new Array<string | undefined>(n).fill(undefined);
-    this.evExtra = new Array<string | Record<string, string | number | boolean> | undefined>(n).fill(undefined);
+  }
+
+  /** Double the typed columns (only before the ring first wraps: positions are still sequence numbers). */
+  private grow(): void {
+    const n = Math.min(this.maxEvents, this.evAt.length * 2);
+    const widen = <T extends Int32Array | Uint8Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.evSlot = widen(this.evSlot, (k) => new Int32Array(k));
+    this.evStage = widen(this.evStage, (k) => new Uint8Array(k));
+    this.evEncoded = widen(this.evEncoded, (k) => new Uint8Array(k));
+    this.evAt = widen(this.evAt, (k) => new Float64Array(k));
+    this.evDur = widen(this.evDur, (k) => new Float64Array(k));
+    this.evInboxSeq = widen(this.evInboxSeq, (k) => new Float64Array(k));
+    this.evAttempt = widen(this.evAttempt, (k) => new Float64Array(k));
+    this.evNum = widen(this.evNum, (k) => new Float64Array(k));
   }
 
   /** Record an event given as an object (its fields are copied into the columns). */
@@ -136,6 +155,7 @@ export class TraceJournal {
       return;
     }
     this.msgCount[slot]!++;
+    if (this.written === this.evAt.length && this.written < this.maxEvents) this.grow();
     const i = this.written++ % this.maxEvents;
     this.evSlot[i] = slot;
     this.evStage[i] = STAGE_CODE.get(stage)!;
