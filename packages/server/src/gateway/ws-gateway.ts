@@ -276,7 +276,9 @@ export class WsGateway {
     switch (f.type) {
       case 'send': {
         let sent;
-        this.d.receipts?.service.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
+        // Receipts keep a send's extras until it is committed; a plain send has none (no object, no key).
+        const receipts = f.receipt !== undefined || f.mentions !== undefined || f.replyTo !== undefined ? this.d.receipts?.service : undefined;
+        receipts?.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
         const debug = this.d.log.isLevelEnabled('debug');
         const t0 = debug ? performance.now() : 0;
         if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
@@ -287,7 +289,7 @@ export class WsGateway {
           order?.refused(f, err);
           throw err;
         } finally {
-          this.d.receipts?.service.afterSend(p.userId, f.clientMsgId);
+          receipts?.afterSend(p.userId, f.clientMsgId);
         }
         if (debug) {
           const m = sent.message;
