@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MagpieError, decodeClientFrame, frameIdOf, jsonNestingExceeds } from '../src/index.ts';
+import { ClientFrame, MagpieError, decodeClientFrame, frameIdOf, jsonNestingExceeds, validateClientFrame } from '../src/index.ts';
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 
@@ -10,6 +10,11 @@ describe('JSON nesting bound (deeply nested frames overflowed the validator: iss
     assert.equal(jsonNestingExceeds('{"a":{"b":[1]}}', 2), true);
     assert.equal(jsonNestingExceeds(nested(32), 32), false);
     assert.equal(jsonNestingExceeds(nested(33), 32), true);
+    // More brackets than the limit side by side (the character scan decides) or mixed: depth is what counts.
+    assert.equal(jsonNestingExceeds(JSON.stringify({ a: Array.from({ length: 40 }, () => ({ b: [1] })) }), 32), false);
+    assert.equal(jsonNestingExceeds(JSON.stringify({ a: Array.from({ length: 40 }, () => ({ b: [1] })) }), 3), true);
+    assert.equal(jsonNestingExceeds(JSON.stringify([[[{ a: [{}] }]]]), 5), true);
+    assert.equal(jsonNestingExceeds(JSON.stringify([[[{ a: [{}] }]]]), 6), false);
   });
 
   it('ignores brackets inside strings, escaped quotes included', () => {
@@ -36,5 +41,60 @@ describe('JSON nesting bound (deeply nested frames overflowed the validator: iss
     assert.equal(decodeClientFrame(deepest, { maxDepth: 256 }).type, 'instruction.result');
     assert.equal(frameIdOf(text), undefined, 'the id of a too-deep text is not parsed');
     assert.equal(frameIdOf('{"id":5,"x":[[1]]}'), 5);
+  });
+});
+
+describe('send and ack frames checked without the schema walk', () => {
+  const send = { type: 'send', id: 7, clientMsgId: 'c1', to: 'bob', kind: 'text', body: { text: 'hi' } };
+  const frames: unknown[] = [
+    send,
+    { ...send, to: undefined, conv: 'g:1' },
+    { type: 'send', id: 7, clientMsgId: 'c1', conv: 'g:1', kind: 'text', body: null },
+    { ...send, id: 2 ** 31 },
+    { ...send, id: 2 ** 31 + 1 },
+    { ...send, id: -1 },
+    { ...send, id: 1.5 },
+    { ...send, id: '7' },
+    { type: 'send', clientMsgId: 'c1', to: 'bob', kind: 'text', body: 1 },
+    { type: 'send', id: 7, to: 'bob', kind: 'text', body: 1 },
+    { type: 'send', id: 7, clientMsgId: 'c1', to: 'bob', body: 1 },
+    { type: 'send', id: 7, clientMsgId: 'c1', to: 'bob', kind: 'text' },
+    { type: 'send', id: 7, clientMsgId: 'c1', kind: 'text', body: 1 },
+    { ...send, conv: 'g:1' },
+    { ...send, clientMsgId: '' },
+    { ...send, clientMsgId: 'x'.repeat(64) },
+    { ...send, clientMsgId: 'x'.repeat(65) },
+    { ...send, to: 'u'.repeat(65) },
+    { ...send, to: undefined, conv: 'c'.repeat(129) },
+    { ...send, kind: 'k'.repeat(33) },
+    { ...send, kind: 7 },
+    { ...send, extra: 1 },
+    { ...send, mentions: 'all', to: undefined, conv: 'g:1' },
+    { ...send, receipt: true },
+    JSON.parse('{"type":"send","id":1,"clientMsgId":"c","to":"b","kind":"text","body":1,"__proto__":{"x":1}}'),
+    { type: 'ack', inboxSeq: 5 },
+    { type: 'ack', inboxSeq: Number.MAX_SAFE_INTEGER },
+    { type: 'ack', inboxSeq: Number.MAX_SAFE_INTEGER + 2 },
+    { type: 'ack', inboxSeq: -1 },
+    { type: 'ack', inboxSeq: 0.5 },
+    { type: 'ack' },
+    { type: 'ack', inboxSeq: 5, id: 1 },
+    { type: 'ping' },
+  ];
+
+  it('accept and refuse exactly what the schema does, with an equal result', () => {
+    for (const raw of frames.map((f) => JSON.parse(JSON.stringify(f)) as unknown)) {
+      const schema = ClientFrame.safeParse(raw);
+      let got: unknown;
+      try {
+        got = validateClientFrame(raw);
+      } catch (err) {
+        assert.ok(err instanceof MagpieError, String(err));
+        assert.equal(schema.success, false, `refused what the schema accepts: ${JSON.stringify(raw)}`);
+        continue;
+      }
+      assert.equal(schema.success, true, `accepted what the schema refuses: ${JSON.stringify(raw)}`);
+      assert.deepEqual(got, schema.data);
+    }
   });
 });

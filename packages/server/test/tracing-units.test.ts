@@ -33,6 +33,24 @@ describe('trace journal', () => {
     assert.equal(j.get('m4')?.events.length, 100, 'the newest is whole');
   });
 
+  it('keeps a detail object as given, and a message whose first event was overwritten starts again', () => {
+    const j = new TraceJournal(10, EVENTS_PER_MESSAGE);
+    j.record('old', { stage: 'push', at: 1, node: 'n', userId: 'u', deviceId: 'd', detail: { provider: 'fcm', lane: 'live' } });
+    assert.deepEqual(j.get('old')!.events, [{ stage: 'push', at: 1, node: 'n', userId: 'u', deviceId: 'd', detail: { provider: 'fcm', lane: 'live' } }]);
+    for (let i = 0; i < EVENTS_PER_MESSAGE; i++) j.record('big', { stage: 'deliver', at: i, node: 'n' });
+    assert.equal(j.get('old'), undefined, 'its only event was overwritten');
+    j.record('old', { stage: 'ack', at: 2, node: 'n' });
+    assert.deepEqual(j.get('old')!.events.map((e) => e.stage), ['ack']);
+  });
+
+  it('grows its columns as events come and keeps every field across the growth', () => {
+    const j = new TraceJournal(2000);
+    for (let m = 0; m < 2000; m++) for (let k = 0; k < 5; k++) j.record(`m${m}`, { stage: 'deliver', at: m * 10 + k, node: 'n', userId: `u${m}`, inboxSeq: k });
+    assert.equal(j.events, 10_000);
+    assert.deepEqual(j.get('m0')!.events[4], { stage: 'deliver', at: 4, node: 'n', userId: 'u0', inboxSeq: 4 });
+    assert.deepEqual(j.get('m1999')!.events.map((e) => e.at), [19990, 19991, 19992, 19993, 19994]);
+  });
+
   it('size 0 records nothing', () => {
     const j = new TraceJournal(0);
     j.record('m', { stage: 'send', at: 1, node: 'n' });
@@ -53,7 +71,12 @@ describe('trace journal', () => {
     const trace = await traceAcrossNodes(new MemoryBus(), t, 'm1');
     assert.deepEqual(trace.nodes, ['node-a']);
     assert.deepEqual(trace.events.map((e) => e.stage), ['send', 'commit', 'fanout', 'deliver', 'retry', 'ack']);
+    assert.deepEqual(trace.events[0]!.detail, { outcome: 'ok' });
+    assert.ok(trace.events[0]!.durMs! > 0, 'the send has its duration');
     assert.deepEqual(trace.events[1]!.detail, { batch: 4 });
+    assert.equal(trace.events[1]!.durMs, 2);
+    assert.deepEqual(trace.events[2]!.detail, { recipients: 2, superGroup: false });
+    assert.deepEqual(trace.events[3], { stage: 'deliver', at: trace.events[3]!.at, node: 'node-a', userId: 'bob', deviceId: 'phone', inboxSeq: 7 });
     assert.equal(trace.events[5]!.attempt, 1);
     await assert.rejects(traceAcrossNodes(new MemoryBus(), t, 'nope'), /no node's trace journal holds message nope/);
   });

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Config } from '../config/config.ts';
 import type { Metrics } from '../metrics.ts';
-import type { AccountService } from '../services/account-service.ts';
+import type { AccountService, Principal } from '../services/account-service.ts';
 import type { AckService } from '../services/ack-service.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
@@ -213,20 +213,34 @@ export class WsGateway {
       invalid = err;
     }
     const pipelined = frame?.type === 'send' || frame?.type === 'ack';
-    conn.submit(() => new Promise<void>((done) => order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id).finally(done))));
+    conn.submit(() => new Promise<void>((done) => order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id, done))));
   }
 
-  private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined): Promise<void> {
-    if (conn.closed) return;
+  /** Run one frame and answer its errors; never rejects. `done` is called once it has finished. */
+  private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined, done: () => void): Promise<void> {
     try {
+      if (conn.closed) return;
       if (!frame) throw invalid;
-      await this.dispatch(conn, frame);
+      // An ACK needs no await (and no promise of its own).
+      if (frame.type === 'ack' && conn.principal) this.ack(conn.principal, conn, frame.inboxSeq);
+      else await this.dispatch(conn, frame);
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
       this.d.metrics.errors.inc({ code: e.code });
       conn.send(errorFrame(e, id));
       if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
+    } finally {
+      done();
     }
+  }
+
+  /** A cumulative ACK from an authenticated device. */
+  private ack(p: Principal, conn: Connection, inboxSeq: number): void {
+    // No object per ACK frame while debug logging is off.
+    if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq }, 'ack');
+    // Delivered state only as far as this device was given messages; the cursor takes the rest.
+    this.d.acks.ack(p.userId, p.deviceId, inboxSeq, conn.obtained.ackSegments(inboxSeq));
+    this.d.retry.ack(p.userId, p.deviceId, inboxSeq);
   }
 
   private async dispatch(conn: Connection, f: ClientFrame): Promise<void> {
@@ -243,11 +257,7 @@ export class WsGateway {
         return;
       }
       case 'ack':
-        // No object per ACK frame while debug logging is off.
-        if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq: f.inboxSeq }, 'ack');
-        // Delivered state only as far as this device was given messages; the cursor takes the rest.
-        this.d.acks.ack(p.userId, p.deviceId, f.inboxSeq, conn.obtained.ackSegments(f.inboxSeq));
-        this.d.retry.ack(p.userId, p.deviceId, f.inboxSeq);
+        this.ack(p, conn, f.inboxSeq);
         return;
     }
     let order: SendOrderGuard | undefined;
@@ -266,7 +276,9 @@ export class WsGateway {
     switch (f.type) {
       case 'send': {
         let sent;
-        this.d.receipts?.service.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
+        // Receipts keep a send's extras until it is committed; a plain send has none (no object, no key).
+        const receipts = f.receipt !== undefined || f.mentions !== undefined || f.replyTo !== undefined ? this.d.receipts?.service : undefined;
+        receipts?.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
         const debug = this.d.log.isLevelEnabled('debug');
         const t0 = debug ? performance.now() : 0;
         if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
@@ -277,7 +289,7 @@ export class WsGateway {
           order?.refused(f, err);
           throw err;
         } finally {
-          this.d.receipts?.service.afterSend(p.userId, f.clientMsgId);
+          receipts?.afterSend(p.userId, f.clientMsgId);
         }
         if (debug) {
           const m = sent.message;

@@ -203,7 +203,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
   /** MessagingService.onCommitted listener: cheap, never throws, never blocks the send. */
   onCommitted = (message: Message, pointers: InboxPointer[]): void => {
     if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return;
-    const userIds = pointers.map((p) => p.userId).filter((u) => u !== message.sender);
+    const userIds: string[] = [];
+    for (const p of pointers) if (p.userId !== message.sender) userIds.push(p.userId);
     if (userIds.length === 0) return;
     this.accept({ message, userIds });
   };
@@ -275,8 +276,18 @@ export class PushService implements OfflinePush, OfflineHandoff {
     for (const item of batch) {
       const m = item.message;
       for (const userId of item.userIds) {
+        const registered = devices.get(userId);
+        if (registered === undefined || registered.length === 0) {
+          // No registered device (most users of a busy node's 1:1 traffic): nothing to push, no presence to look up
+          // unless the funnel counts the request (the user is offline, or a retry handed over one device).
+          if (item.onlyDevice !== undefined || (present.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
+            funnel.stage('requested', 'im', 'none');
+            funnel.drop('no_device', 'im', 'none');
+          }
+          continue;
+        }
         const onlineNow = present.get(userId) ?? this.d.presence.onlineDevices(userId);
-        let regs = devices.get(userId) ?? [];
+        let regs = registered;
         if (item.onlyDevice !== undefined) regs = regs.filter((x) => x.deviceId === item.onlyDevice);
         // Connected devices need no push (checked first: it is free); the rest must still have a live session.
         let targets = item.force || regs.length === 0 ? regs : withoutOnline(regs, onlineNow);

@@ -1,5 +1,5 @@
 import { MagpieError, serverOnlyKinds, validateMessageBody, type ConvEntry, type InboxItem, type Message } from '@magpie/protocol';
-import type { Bus } from '../bus/bus.ts';
+import type { Bus, BusEvent } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreNotFoundError, directConversationId, type AppendOutcome, type AppendError, type AppendRequest, type EntryPatch, type InboxPointer, type Store } from '../store/store.ts';
 import { timeId } from '../util/ids.ts';
@@ -53,6 +53,14 @@ export type BodyHook = (sender: string, kind: string, body: unknown, conv: strin
 
 export type SyncMode = 'none' | 'incremental' | 'full';
 
+/** A send's place in its sender's order in one conversation. */
+interface SendTurn {
+  /** Handed to the committer (or failed after its predecessors were): the sends after it may go. */
+  handed: boolean;
+  /** Sends waiting for this one; an array only once one waits. */
+  waiters: (() => void)[] | null;
+}
+
 /** Bound on the cache of user ids known to exist (~100 bytes each). */
 const KNOWN_USERS_CAP = 200_000;
 
@@ -69,8 +77,8 @@ export class MessagingService {
   private readonly knownUsers = new Set<string>();
   /** The JSON of each message published by this node, so the sender's reply reuses it. */
   private readonly wire = new WeakMap<Message, string>();
-  /** Per (sender, conversation): resolves once the newest pending send was handed to the committer (or gave up). */
-  private readonly sendTails = new Map<string, Promise<void>>();
+  /** Per (sender, conversation): the newest pending send's turn (deleted once it was handed to the committer or gave up). */
+  private readonly sendTails = new Map<string, SendTurn>();
 
   constructor(
     private readonly store: Store,
@@ -105,109 +113,104 @@ export class MessagingService {
    * the others, and is handed to the committer only after its predecessors were (or failed).
    */
   private post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    const key = `${p.userId}\u0000${input.to !== undefined ? directConversationId(p.userId, input.to) : (input.conv ?? '')}`;
-    const prev = this.sendTails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
+    const directConv = input.to !== undefined ? directConversationId(p.userId, input.to) : undefined;
+    const key = `${p.userId}\u0000${directConv ?? input.conv ?? ''}`;
+    const prev = this.sendTails.get(key);
+    const mine: SendTurn = { handed: false, waiters: null };
     this.sendTails.set(key, mine);
-    const done = (): void => {
-      release();
-      if (this.sendTails.get(key) === mine) this.sendTails.delete(key);
-    };
-    // A send that fails before its turn still lets its successors go once its predecessors did
-    // (done is idempotent; a send that was handed over called it already).
-    return this.prepareAndSubmit(p, input, () => prev, done).finally(() => void prev.then(done));
+    return this.prepareAndSubmit(p, input, directConv, key, prev, mine);
+  }
+
+  /** Let the sends after `turn` go (idempotent). */
+  private handOver(key: string, turn: SendTurn): void {
+    if (turn.handed) return;
+    turn.handed = true;
+    if (this.sendTails.get(key) === turn) this.sendTails.delete(key);
+    const waiters = turn.waiters;
+    turn.waiters = null;
+    if (waiters) for (const w of waiters) w();
   }
 
   private async prepareAndSubmit(
     p: Principal,
     input: SendInput,
-    turn: () => Promise<void>,
-    handedOver: () => void,
+    directConv: string | undefined,
+    key: string,
+    prev: SendTurn | undefined,
+    mine: SendTurn,
   ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    const tracer = this.opts.tracer;
-    const startedAt = tracer ? traceNow() : 0;
-    let body = validateMessageBody(input.kind, input.body);
-    // Serialized once here (again only if a body hook changed it): the size check, the stored
-    // row (AppendRequest.bodyJson), the fan-out frames and the reply all use this text.
-    let bodyText = JSON.stringify(body);
-    this.checkSize(bodyText);
-    let conv: string;
-    let directMembers: [string, string] | undefined;
-    if (input.to !== undefined) {
-      if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
-      const to = input.to;
-      const wait = this.opts.storeWaitMs ?? 2000;
-      if (!(await waitForStore(() => this.userExists(to), wait))) throw new MagpieError('not_found', `no such user: ${to}`);
-      for (const policy of this.directPolicies) await waitForStore(() => policy(p.userId, to), wait);
-      conv = directConversationId(p.userId, input.to);
-      directMembers = [p.userId, input.to];
-    } else {
-      conv = input.conv!;
-    }
-    if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
-    const id = timeId('m');
-    if (!tracer) return this.submitChecked(p, input, conv, directMembers, id, body, bodyText, turn, handedOver);
-    tracer.sendStarted(id, startedAt, p.userId, conv);
     try {
-      const sent = await this.submitChecked(p, input, conv, directMembers, id, body, bodyText, turn, handedOver);
+      const tracer = this.opts.tracer;
+      const startedAt = tracer ? traceNow() : 0;
+      let body = validateMessageBody(input.kind, input.body);
+      // Serialized once here (again only if a body hook changed it): the size check, the stored
+      // row (AppendRequest.bodyJson), the fan-out frames and the reply all use this text.
+      let bodyText = JSON.stringify(body);
+      this.checkSize(bodyText);
+      let conv: string;
+      let directMembers: [string, string] | undefined;
+      if (input.to !== undefined) {
+        if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
+        const to = input.to;
+        const wait = this.opts.storeWaitMs ?? 2000;
+        // A user once found stays found (userExists): no read, no promise for a known one.
+        if (!this.knownUsers.has(to) && !(await waitForStore(() => this.userExists(to), wait))) throw new MagpieError('not_found', `no such user: ${to}`);
+        for (const policy of this.directPolicies) await waitForStore(() => policy(p.userId, to), wait);
+        conv = directConv!;
+        directMembers = [p.userId, to];
+      } else {
+        conv = input.conv!;
+      }
+      if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
+      const id = timeId('m');
+      tracer?.sendStarted(id, startedAt, p.userId, conv);
+      let sent: { message: Message; inboxSeq: number; duplicate: boolean };
+      try {
+        if (this.bodyHooks.length) {
+          const given = body;
+          for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
+          if (body !== given) {
+            bodyText = JSON.stringify(body);
+            this.checkSize(bodyText);
+          }
+        }
+        // Its turn: every earlier send of this sender into this conversation was handed to the committer (or failed).
+        if (prev && !prev.handed) await new Promise<void>((r) => (prev.waiters ??= []).push(r));
+        const req: AppendRequest = { sender: p.userId, clientMsgId: input.clientMsgId, conv, directMembers, kind: input.kind, body, bodyJson: bodyText, time: this.now(), id };
+        if (input.mentions !== undefined) req.mentions = input.mentions;
+        const submitted = this.submitAndPublish(req, p.tokenHash, bodyText);
+        // submit() queued the request synchronously: the next send of this sender may go now.
+        this.handOver(key, mine);
+        const outcome = await submitted;
+        let inboxSeq = 0;
+        for (const x of outcome.pointers) {
+          if (x.userId === p.userId) {
+            inboxSeq = x.inboxSeq;
+            break;
+          }
+        }
+        sent = { message: outcome.message, inboxSeq, duplicate: outcome.duplicate };
+      } catch (err) {
+        tracer?.sendEnded(id, startedAt, p.userId, err instanceof MagpieError ? err.code : 'error');
+        throw err;
+      }
       // A duplicate's journal entry goes to the message it repeats.
-      tracer.sendEnded(id, startedAt, p.userId, sent.duplicate ? 'duplicate' : 'ok', sent.message.id);
+      tracer?.sendEnded(id, startedAt, p.userId, sent.duplicate ? 'duplicate' : 'ok', sent.message.id);
       return sent;
-    } catch (err) {
-      tracer.sendEnded(id, startedAt, p.userId, err instanceof MagpieError ? err.code : 'error');
-      throw err;
+    } finally {
+      // A send that fails before its turn still lets its successors go once its predecessors did.
+      if (!mine.handed) {
+        if (!prev || prev.handed) this.handOver(key, mine);
+        else (prev.waiters ??= []).push(() => this.handOver(key, mine));
+      }
     }
   }
 
   private checkSize(bodyText: string): void {
-    if (Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
+    // A UTF-16 code unit is at most 3 UTF-8 bytes: short texts need no byte count.
+    if (bodyText.length * 3 > this.opts.maxMessageBytes && Buffer.byteLength(bodyText) > this.opts.maxMessageBytes) {
       throw new MagpieError('message_too_large', `body exceeds ${this.opts.maxMessageBytes} bytes`);
     }
-  }
-
-  /** The rest of a send once its id is drawn: body hooks, its turn, the group commit. */
-  private async submitChecked(
-    p: Principal,
-    input: SendInput,
-    conv: string,
-    directMembers: [string, string] | undefined,
-    id: string,
-    body: unknown,
-    bodyText: string,
-    turn: () => Promise<void>,
-    handedOver: () => void,
-  ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    if (this.bodyHooks.length) {
-      const given = body;
-      for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
-      if (body !== given) {
-        bodyText = JSON.stringify(body);
-        this.checkSize(bodyText);
-      }
-    }
-    await turn();
-    const submitted = this.submitAndPublish(
-      {
-        sender: p.userId,
-        clientMsgId: input.clientMsgId,
-        conv,
-        directMembers,
-        kind: input.kind,
-        body,
-        bodyJson: bodyText,
-        time: this.now(),
-        id,
-        ...(input.mentions !== undefined ? { mentions: input.mentions } : {}),
-      },
-      p.tokenHash,
-      bodyText,
-    );
-    // submit() queued the request synchronously: the next send of this sender may go now.
-    handedOver();
-    const outcome = await submitted;
-    const own = outcome.pointers.find((x) => x.userId === p.userId);
-    return { message: outcome.message, inboxSeq: own?.inboxSeq ?? 0, duplicate: outcome.duplicate };
   }
 
   /**
@@ -259,12 +262,9 @@ export class MessagingService {
 
   /** Queues `req` in the committer synchronously (commit order is call order), then awaits it. */
   private async submitAndPublish(req: AppendRequest, senderSession?: string, bodyText?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    // magpie_sends_total is counted per batch in commit().
     const outcome = await this.committer.submit(req);
-    if (!outcome.ok) {
-      this.metrics.sends.inc({ outcome: outcome.error });
-      throw appendError(outcome, req.conv);
-    }
-    this.metrics.sends.inc({ outcome: outcome.duplicate ? 'duplicate' : 'ok' });
+    if (!outcome.ok) throw appendError(outcome, req.conv);
     if (!outcome.duplicate) this.publishMessage(outcome, senderSession, outcome.message.body === req.body ? bodyText : undefined);
     return outcome;
   }
@@ -276,10 +276,20 @@ export class MessagingService {
     const out = await this.store.appendMessages(batch);
     this.metrics.commitBatch.observe(batch.length);
     this.metrics.commitSeconds.observe((this.now() - started) / 1000);
-    if (tracer) {
-      const traceEnd = traceNow();
-      for (const o of out) if (o.ok && !o.duplicate) tracer.committed(o.message.id, traceStart, traceEnd, batch.length);
+    const traceEnd = tracer ? traceNow() : 0;
+    // magpie_sends_total by outcome: one labelled increment per outcome and batch, not per message.
+    let ok = 0;
+    let duplicate = 0;
+    for (const o of out) {
+      if (!o.ok) this.metrics.sends.inc({ outcome: o.error });
+      else if (o.duplicate) duplicate++;
+      else {
+        ok++;
+        tracer?.committed(o.message.id, traceStart, traceEnd, batch.length);
+      }
     }
+    if (ok > 0) this.metrics.sends.inc({ outcome: 'ok' }, ok);
+    if (duplicate > 0) this.metrics.sends.inc({ outcome: 'duplicate' }, duplicate);
     return out;
   }
 
@@ -338,9 +348,12 @@ export class MessagingService {
         ...(outcome.epoch !== undefined ? { epoch: outcome.epoch } : {}),
       });
     }
+    const sender = outcome.message.sender;
     for (const ptr of outcome.pointers) {
       const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
-      this.bus.publish({ type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === outcome.message.sender ? senderSession : undefined, msgId, ...(tp ? { tp } : {}) });
+      const ev: Extract<BusEvent, { type: 'deliver' }> = { type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === sender ? senderSession : undefined, msgId };
+      if (tp) ev.tp = tp;
+      this.bus.publish(ev);
     }
     tracer?.fannedOut(msgId, traceStart, traceNow(), outcome.pointers.length, outcome.pointers.length === 0);
     // Those who left received the notice; from the next message on they follow nothing here.

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { TraceJournal, type StageEvent, type TraceStage } from './journal.ts';
+import { TraceJournal, type StageEvent } from './journal.ts';
 import type { SpanSink } from './otel.ts';
 
 export interface TracingOptions {
@@ -18,12 +18,15 @@ export interface TracingOptions {
 /** Why a tracked delivery ended (delivery/retry-queue.ts DeliveryEnd kinds that concern one message). */
 export type DeliveryOutcome = 'ack' | 'pulled' | 'offline' | 'gave_up';
 
+/** performance.timeOrigin, read once (its getter checks its receiver on every call). */
+const TIME_ORIGIN = performance.timeOrigin;
+
 /** Wall-clock time in ms with sub-millisecond precision. */
-export const traceNow = (): number => performance.timeOrigin + performance.now();
+export const traceNow = (): number => TIME_ORIGIN + performance.now();
 
 /**
  * What happened to a message, stage by stage: every stage goes to this node's journal
- * (tracing/journal.ts, always on) and, when an OTLP endpoint is configured, to OpenTelemetry
+ * (tracing/journal.ts, always on: columns in a ring, no object per event) and, when an OTLP endpoint is configured, to OpenTelemetry
  * spans (tracing/otel.ts). The services call it with message ids they already hold; nothing
  * here blocks or throws into the message path.
  */
@@ -52,10 +55,6 @@ export class MessageTracer {
     return this.spans !== null;
   }
 
-  private record(msgId: string, stage: TraceStage, at: number, extra?: Omit<StageEvent, 'stage' | 'at' | 'node'>): void {
-    this.journal.record(msgId, { stage, at, node: this.node, ...extra });
-  }
-
   /** A send got its message id (checks passed): the root span starts at the frame's arrival. */
   sendStarted(msgId: string, startedAt: number, userId: string, conv: string): void {
     this.spans?.begin(msgId, startedAt, { 'magpie.user': userId, 'magpie.conv': conv, 'magpie.message': msgId });
@@ -64,17 +63,17 @@ export class MessageTracer {
   /** The sender got its answer (or the commit refused it). A duplicate's journal entry goes to `journalId`, the message it repeats. */
   sendEnded(msgId: string, startedAt: number, userId: string, outcome: string, journalId = msgId): void {
     const end = traceNow();
-    this.record(journalId, 'send', startedAt, { durMs: end - startedAt, userId, detail: { outcome } });
+    this.journal.add(journalId, 'send', startedAt, this.node, end - startedAt, userId, undefined, NaN, NaN, outcome);
     this.spans?.end(msgId, end, outcome);
   }
 
   committed(msgId: string, startedAt: number, endedAt: number, batch: number): void {
-    this.record(msgId, 'commit', startedAt, { durMs: endedAt - startedAt, detail: { batch } });
+    this.journal.add(msgId, 'commit', startedAt, this.node, endedAt - startedAt, undefined, undefined, NaN, NaN, batch);
     this.spans?.child(msgId, 'magpie.commit', startedAt, endedAt, { 'magpie.batch': batch });
   }
 
   fannedOut(msgId: string, startedAt: number, endedAt: number, recipients: number, superGroup: boolean): void {
-    this.record(msgId, 'fanout', startedAt, { durMs: endedAt - startedAt, detail: { recipients, superGroup } });
+    this.journal.add(msgId, 'fanout', startedAt, this.node, endedAt - startedAt, undefined, undefined, NaN, NaN, recipients, superGroup);
     this.spans?.child(msgId, 'magpie.fanout', startedAt, endedAt, { 'magpie.recipients': recipients, 'magpie.super_group': superGroup });
   }
 
@@ -88,30 +87,28 @@ export class MessageTracer {
    * until an ACK (the deliver span stays open until then); `tp`: the origin's traceparent.
    */
   delivered(msgId: string, userId: string, deviceId: string, inboxSeq: number, tracked: boolean, tp?: string): void {
-    if (!this.spans && !this.journal.accepts(msgId)) return this.journal.drop(msgId);
     const at = traceNow();
-    this.record(msgId, 'deliver', at, { userId, deviceId, inboxSeq });
+    this.journal.add(msgId, 'deliver', at, this.node, NaN, userId, deviceId, inboxSeq, NaN);
     this.spans?.deliverStart(msgId, userId, deviceId, at, { 'magpie.user': userId, 'magpie.device': deviceId, 'magpie.inbox_seq': inboxSeq, 'magpie.node': this.node }, tracked, tp);
   }
 
   retried(msgId: string, userId: string, deviceId: string, inboxSeq: number, attempt: number): void {
     const at = traceNow();
-    this.record(msgId, 'retry', at, { userId, deviceId, inboxSeq, attempt });
+    this.journal.add(msgId, 'retry', at, this.node, NaN, userId, deviceId, inboxSeq, attempt);
     this.spans?.deliverEvent(msgId, userId, deviceId, 'retry', at, { 'magpie.attempt': attempt });
   }
 
   /** A tracked delivery ended: acknowledged, pulled by sync, or handed to offline push. */
   ended(msgId: string, userId: string, deviceId: string, inboxSeq: number, outcome: DeliveryOutcome, attempts: number): void {
-    if (!this.spans && !this.journal.accepts(msgId)) return this.journal.drop(msgId);
     const at = traceNow();
-    this.record(msgId, outcome, at, { userId, deviceId, inboxSeq, attempt: attempts });
+    this.journal.add(msgId, outcome, at, this.node, NaN, userId, deviceId, inboxSeq, attempts);
     this.spans?.deliverEnd(msgId, userId, deviceId, at, outcome, attempts);
   }
 
   /** Offline push queued a job for this device (or dropped it: `detail.dropped`). */
   pushed(msgId: string, userId: string, deviceId: string, detail: Record<string, string | number | boolean>): void {
     const at = traceNow();
-    this.record(msgId, 'push', at, { userId, deviceId, detail });
+    this.journal.add(msgId, 'push', at, this.node, NaN, userId, deviceId, NaN, NaN, detail);
     this.spans?.child(msgId, 'magpie.push', at, at, { 'magpie.user': userId, 'magpie.device': deviceId, ...prefixed(detail) }, { userId, deviceId });
   }
 
