@@ -188,7 +188,7 @@ export class RestApi {
         url: r.url,
         config: { rest: r },
         schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }) },
-        ...this.authHooks(r.auth),
+        ...withFirst(copyHeadersToRaw, this.authHooks(r.auth)),
         handler: (req, reply) => handler({ query: req.query, params: req.params, principal: req.restPrincipal ?? undefined, raw: req, reply } as RawRequest<R>),
       });
     void this.app.register(async (scope) => {
@@ -216,4 +216,25 @@ export class RestApi {
       },
     });
   }
+}
+
+type RequestHook = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void;
+
+/**
+ * A raw route may answer on the raw response (tus hijacks the reply): the headers set so far on
+ * fastify's reply (the security headers, http/security-headers.ts) are copied onto it first.
+ */
+const copyHeadersToRaw: RequestHook = (_req, reply, done) => {
+  const headers = reply.getHeaders();
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) reply.raw.setHeader(name, value);
+  }
+  done();
+};
+
+/** `hooks` with `first` run before its onRequest hook. */
+function withFirst(first: RequestHook, hooks: Pick<RouteOptions, 'onRequest' | 'preValidation'>): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
+  const rest = hooks.onRequest === undefined ? [] : Array.isArray(hooks.onRequest) ? hooks.onRequest : [hooks.onRequest];
+  return { ...hooks, onRequest: [first, ...rest] as RouteOptions['onRequest'] };
 }

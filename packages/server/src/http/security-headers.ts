@@ -44,8 +44,10 @@ export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls:
       done(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    const raw = reply.raw;
-    for (let i = 0; i < list.length; i += 2) raw.setHeader(list[i]!, list[i + 1]!);
+    // On fastify's reply (written with its status line by one writeHead), not on the raw
+    // response: Node's setHeader keeps a [name, value] pair and a table entry per header per
+    // request. Routes that answer on the raw response copy them over (http/rest.ts RestApi.raw).
+    for (let i = 0; i < list.length; i += 2) void reply.header(list[i]!, list[i + 1]!);
     done();
   });
 }
