@@ -68,7 +68,8 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     ...opts.env,
   };
   ensureBuilt();
-  const execArgv: string[] = [];
+  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server process (e.g. --trace-gc), space-separated.
+  const execArgv: string[] = (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
   if (opts.cpuProfDir) {
     mkdirSync(resolve(opts.cpuProfDir), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir));

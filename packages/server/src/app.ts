@@ -17,7 +17,9 @@ import { AckService } from './services/ack-service.ts';
 import { WsGateway } from './gateway/ws-gateway.ts';
 import { ConnectionRegistry } from './gateway/registry.ts';
 import { registerApiRoutes } from './http/routes.ts';
-import { RestApi, restRouteOf, sessionOf } from './http/rest.ts';
+import { RestApi, restRouteOf } from './http/rest.ts';
+import { installIpLimit } from './http/ip-limit.ts';
+import { lazyRequestLogger } from './http/request-logger.ts';
 import { openApiDocument } from './http/openapi.ts';
 import { registerGroupRoutes } from './http/group-routes.ts';
 import { GroupChangeUsers } from './services/group-change-users.ts';
@@ -182,6 +184,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const http = Fastify({
     loggerInstance: log.child({ mod: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log is made on first use (most requests never log): http/request-logger.ts.
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: limits.maxFrameBytes,
     // Idle sockets (no bytes either way) close after idleTimeoutMs; ws clears it on upgrade.
     connectionTimeout: limits.idleTimeoutMs,
@@ -209,21 +213,12 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
 
   installApiErrors(http, { log, metrics, maxJsonDepth: config.limits.maxJsonDepth });
   await registerSecurityHeaders(http, { tls: https !== null });
-  http.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith('/api/')) return;
-    const wait = ipLimiter.take(req.ip);
-    if (wait > 0) throw new MagpieError('rate_limited', 'too many requests from this address', { retryAfterMs: wait });
-    // The per-user budget of WebSocket frames applies to REST requests as well (before the body is read).
-    // The session read here is the route's too (sessionOf): one authentication per request.
-    if (req.url.startsWith('/api/admin/') || !bearer(req)) return;
-    const principal = await sessionOf(accounts, req).catch(() => null);
-    if (principal) userLimits.request(principal.userId);
-  });
+  installIpLimit(http, ipLimiter);
 
   const metricsEndpoint = registerMetricsEndpoint(http, metrics, config.metrics);
   // The one REST helper of this server (http/rest.ts): every module registers its /api routes
   // through it (api.route for JSON routes, api.raw for tus and bytes), with auth and schemas.
-  const api = new RestApi(http, accounts, config.adminToken);
+  const api = new RestApi(http, accounts, config.adminToken, (userId) => userLimits.request(userId));
   registerApiRoutes(api, accounts, messaging);
   registerHealthRoutes(api, { node, db, store, bus, draining: () => draining });
   const groups = new GroupService(store, bus, messaging, config.groups, new GroupChangeUsers(db));

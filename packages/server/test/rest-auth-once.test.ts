@@ -1,7 +1,7 @@
 /**
- * Issue 16: an authenticated REST request is authenticated once. The onRequest hook (per-user
- * rate limit) and the route's own authentication share one session read (http/rest.ts
- * sessionOf): exactly one session read (`getSession` or `getSessionAndUser`, which
+ * Issue 16: an authenticated REST request is authenticated once. The route's onRequest hook
+ * (session read and per-user rate limit) and everything after it share one session read
+ * (http/rest.ts RestApi): exactly one session read (`getSession` or `getSessionAndUser`, which
  * authentication uses since the hello's reads were merged) per request, for JSON routes, raw
  * (tus) routes and a refused token alike.
  */
@@ -79,5 +79,18 @@ describe('one authentication per REST request', () => {
     const res = await server.http.inject({ method: 'GET', url: '/api/me' });
     assert.equal(res.statusCode, 401);
     assert.equal(reads - before, 0);
+  });
+
+  it('console and retention routes (their own console token) read no user session', async () => {
+    // A console session token is not a user session: these routes authenticate it themselves,
+    // and the per-user rate limit must not look it up as one (it used to, and failed, per request).
+    const consoleToken = 'c'.repeat(43);
+    for (const url of ['/api/console/me', '/api/console/retention', '/api/console/admins']) {
+      const r = await readsOf({ method: 'GET', url }, consoleToken);
+      assert.equal(r.status, 401, url);
+      assert.equal(r.reads, 0, url);
+    }
+    // Operator routes (the admin token) neither.
+    assert.deepEqual(await readsOf({ method: 'GET', url: '/api/admin/reconcile' }, 'a'.repeat(32)), { status: 200, reads: 0 });
   });
 });

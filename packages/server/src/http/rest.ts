@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyTypeProvider } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyTypeProvider, RouteOptions } from 'fastify';
 import type { z } from 'zod';
 import { MagpieError, issuesOf, type RawRestRoute, type RestRoute } from '@magpie/protocol';
 import type { AccountService, Principal } from '../services/account-service.ts';
@@ -56,21 +56,18 @@ export interface RawRequest<R extends RawRestRoute> {
   reply: FastifyReply;
 }
 
-const principals = new WeakMap<FastifyRequest, Principal | null>();
-const sessions = new WeakMap<FastifyRequest, Promise<Principal>>();
-
 /**
- * The session of a request, resolved once per request whoever asks first: the onRequest hook
- * (per-user rate limit, app.ts) and then the route's own authentication share one store read.
- * A refusal is shared too (the route answers `unauthorized`).
+ * Per-request authentication state, kept on the request (fastify decorations, declared once on
+ * the instance: no per-request WeakMap entries). `restSession` is the one session lookup of a
+ * request, whoever asks first; `restPrincipal` / `restAuthError` its outcome on routes that
+ * authenticate before the body is read.
  */
-export function sessionOf(accounts: AccountService, req: FastifyRequest): Promise<Principal> {
-  let p = sessions.get(req);
-  if (!p) {
-    p = accounts.authenticate(bearer(req));
-    sessions.set(req, p);
+declare module 'fastify' {
+  interface FastifyRequest {
+    restSession: Promise<Principal> | null;
+    restPrincipal: Principal | null;
+    restAuthError: unknown;
   }
-  return p;
 }
 
 /** The protocol route a fastify route was registered from (its `config.rest`), for the OpenAPI document. */
@@ -97,18 +94,87 @@ export function restRouteOf(opts: { config?: unknown }): RestRoute | RawRestRout
 export class RestApi {
   private readonly admin: (req: FastifyRequest) => void;
 
+  /**
+   * `limitUser` takes one request from a user's budget (throws `rate_limited`); it runs once per
+   * request authenticated as a user, before its body is read.
+   */
   constructor(
     private readonly app: FastifyInstance,
     private readonly accounts: AccountService,
     adminToken: string | undefined,
+    private readonly limitUser: (userId: string) => void = () => {},
   ) {
     this.admin = adminGuard(adminToken);
     installZodCompilers(app);
+    if (!app.hasRequestDecorator('restSession')) {
+      app.decorateRequest('restSession', null);
+      app.decorateRequest('restPrincipal', null);
+      app.decorateRequest('restAuthError', null);
+    }
   }
 
-  /** Resolve the session of a request (`unauthorized` without a live one); once per request (sessionOf). */
+  /**
+   * Resolve the session of a request (`unauthorized` without a live one); one session read per
+   * request, shared by whoever asks (a route's own authentication and its handler). A user whose
+   * request is authenticated here spends one request of the per-user budget.
+   */
   authenticate(req: FastifyRequest): Promise<Principal> {
-    return sessionOf(this.accounts, req);
+    return (req.restSession ??= this.accounts.authenticate(bearer(req)).then((p) => {
+      this.limitUser(p.userId);
+      return p;
+    }));
+  }
+
+  /**
+   * The route-level onRequest hook of routes with auth `user` (and `optional` with a token):
+   * the session read and the per-user rate limit, before the body is read. A refused session
+   * is kept for preValidation, so body errors still come first, as on every other route.
+   */
+  private readonly authOnRequest = async (req: FastifyRequest): Promise<void> => {
+    let p: Principal;
+    try {
+      p = await this.accounts.authenticate(bearer(req));
+    } catch (err) {
+      req.restAuthError = err;
+      return;
+    }
+    req.restPrincipal = p;
+    req.restSession = Promise.resolve(p);
+    this.limitUser(p.userId);
+  };
+
+  /** The hooks that authenticate a route as its `auth` says. */
+  private authHooks(auth: RestRoute['auth'] | RawRestRoute['auth']): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
+    switch (auth) {
+      case 'user':
+        return {
+          onRequest: this.authOnRequest,
+          // Authentication is decided before validation: a request without a session is `unauthorized` whatever its body.
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+        };
+      case 'optional':
+        return {
+          onRequest: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+            if (bearer(req) === undefined) done();
+            else this.authOnRequest(req).then(() => done(), done);
+          },
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+        };
+      case 'admin':
+        return {
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+            try {
+              this.admin(req);
+            } catch (err) {
+              done(err as Error);
+              return;
+            }
+            done();
+          },
+        };
+      default:
+        return {};
+    }
   }
 
   /**
@@ -122,10 +188,8 @@ export class RestApi {
         url: r.url,
         config: { rest: r },
         schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }) },
-        preValidation: async (req) => {
-          if (r.auth === 'user') principals.set(req, await this.authenticate(req));
-        },
-        handler: async (req, reply) => handler({ query: req.query, params: req.params, principal: principals.get(req), raw: req, reply } as RawRequest<R>),
+        ...withFirst(copyHeadersToRaw, this.authHooks(r.auth)),
+        handler: (req, reply) => handler({ query: req.query, params: req.params, principal: req.restPrincipal ?? undefined, raw: req, reply } as RawRequest<R>),
       });
     void this.app.register(async (scope) => {
       scope.removeAllContentTypeParsers();
@@ -145,16 +209,32 @@ export class RestApi {
       config: { rest: r },
       ...(opts.head === false && { exposeHeadRoute: false }),
       schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
-      // Authentication runs before validation: a request without a session is `unauthorized` whatever its body.
-      preValidation: async (req) => {
-        if (r.auth === 'user') principals.set(req, await this.authenticate(req));
-        else if (r.auth === 'optional') principals.set(req, bearer(req) ? await this.authenticate(req) : null);
-        else if (r.auth === 'admin') this.admin(req);
-      },
-      handler: async (req, reply) => {
+      ...this.authHooks(r.auth),
+      handler: (req, reply) => {
         if (defaultStatus !== 200) void reply.code(defaultStatus);
-        return handler({ body: req.body, query: req.query, params: req.params, principal: principals.get(req), raw: req, reply } as RestRequest<R>);
+        return handler({ body: req.body, query: req.query, params: req.params, principal: r.auth === 'user' || r.auth === 'optional' ? req.restPrincipal : undefined, raw: req, reply } as RestRequest<R>);
       },
     });
   }
+}
+
+type RequestHook = (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void;
+
+/**
+ * A raw route may answer on the raw response (tus hijacks the reply): the headers set so far on
+ * fastify's reply (the security headers, http/security-headers.ts) are copied onto it first.
+ */
+const copyHeadersToRaw: RequestHook = (_req, reply, done) => {
+  const headers = reply.getHeaders();
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) reply.raw.setHeader(name, value);
+  }
+  done();
+};
+
+/** `hooks` with `first` run before its onRequest hook. */
+function withFirst(first: RequestHook, hooks: Pick<RouteOptions, 'onRequest' | 'preValidation'>): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
+  const rest = hooks.onRequest === undefined ? [] : Array.isArray(hooks.onRequest) ? hooks.onRequest : [hooks.onRequest];
+  return { ...hooks, onRequest: [first, ...rest] as RouteOptions['onRequest'] };
 }

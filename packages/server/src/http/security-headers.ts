@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import helmet from 'helmet';
 
@@ -28,10 +28,39 @@ function sameOriginSockets(req: IncomingMessage): string {
  * front should add its own (docs/operations.md). No `upgrade-insecure-requests`: a server on a
  * LAN address over plain http must keep working.
  *
- * The `helmet` middleware is built once and run on every request (@fastify/helmet built a new
- * one per request, re-parsing the CSP: 6–7 % of the server's CPU on a small API call).
+ * The headers are helmet's (`helmet` is the one definition of them), computed once per Host
+ * header and then copied onto each answer: the only per-request part of the policy is the
+ * WebSocket endpoint in `connect-src`, which depends on the Host alone. Running helmet's
+ * middleware chain on every request (and building its CSP string each time) was ~5 µs of CPU
+ * and ~5 KB of garbage per request (docs/benchmarks.md, "Red packets").
  */
 export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls: boolean }): Promise<void> {
+  const headersFor = securityHeaders(opts);
+  app.addHook('onRequest', (request, reply, done) => {
+    let list: readonly string[];
+    try {
+      list = headersFor(request.raw);
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    // On fastify's reply (written with its status line by one writeHead), not on the raw
+    // response: Node's setHeader keeps a [name, value] pair and a table entry per header per
+    // request. Routes that answer on the raw response copy them over (http/rest.ts RestApi.raw).
+    for (let i = 0; i < list.length; i += 2) void reply.header(list[i]!, list[i + 1]!);
+    done();
+  });
+}
+
+/** Distinct Host values remembered (any Host an attacker sends beyond these is computed, not cached). */
+const MAX_HOSTS = 64;
+
+/**
+ * The security headers of an answer to `req` as a flat [name, value, name, value, …] list,
+ * exactly what helmet would set: computed by helmet for each distinct usable Host (or none)
+ * and remembered for up to MAX_HOSTS of them.
+ */
+export function securityHeaders(opts: { tls: boolean }): (req: IncomingMessage) => readonly string[] {
   const setHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
@@ -61,7 +90,39 @@ export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls:
     // The API is read by the web client of the same origin; other origins never load its answers as resources.
     crossOriginResourcePolicy: { policy: 'same-origin' },
   });
-  app.addHook('onRequest', (request, reply, done) => {
-    setHeaders(request.raw, reply.raw, (err) => done(err instanceof Error ? err : undefined));
-  });
+  /** What helmet sets for a request with this Host header (helmet's middleware calls only setHeader and removeHeader). */
+  const compute = (host: string): string[] => {
+    const names: string[] = [];
+    const values = new Map<string, string>();
+    const res = {
+      setHeader(name: string, value: string | number | readonly string[]) {
+        const key = name.toLowerCase();
+        if (!values.has(key)) names.push(name);
+        values.set(key, String(value));
+      },
+      removeHeader(name: string) {
+        const key = name.toLowerCase();
+        if (!values.delete(key)) return;
+        names.splice(names.findIndex((n) => n.toLowerCase() === key), 1);
+      },
+    };
+    let failed: unknown;
+    setHeaders({ headers: { host } } as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => void (failed = err));
+    if (failed) throw failed instanceof Error ? failed : new Error(String(failed));
+    // Names in lower case: Node's setHeader lower-cases each name for its table, and for a name
+    // already in lower case that is the same string, not a new one per header per request.
+    return names.flatMap((n) => [n.toLowerCase(), values.get(n.toLowerCase())!]);
+  };
+  // Keyed by what the CSP echoes: the Host when it is fit to be echoed, else '' (left out).
+  const byHost = new Map<string, string[]>();
+  return (req) => {
+    const host = req.headers.host ?? '';
+    const key = HOST.test(host) ? host : '';
+    let list = byHost.get(key);
+    if (!list) {
+      list = compute(key);
+      if (byHost.size < MAX_HOSTS) byHost.set(key, list);
+    }
+    return list;
+  };
 }
