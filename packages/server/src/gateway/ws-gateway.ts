@@ -272,7 +272,9 @@ export class WsGateway {
     if (conn.closed) return;
     try {
       if (!frame) throw invalid;
-      await this.dispatch(conn, frame);
+      // hello straight away: one async frame fewer on every connect.
+      if (frame.type === 'hello') await this.hello(conn, frame);
+      else await this.dispatch(conn, frame);
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
       this.d.metrics.errors.inc({ code: e.code });
