@@ -164,7 +164,8 @@ export class WsGateway {
 
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if ((req.url ?? '').split('?')[0] !== '/ws') {
+    const url = req.url ?? '';
+    if (url !== '/ws' && !url.startsWith('/ws?')) {
       writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
       return;
     }
