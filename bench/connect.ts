@@ -14,15 +14,18 @@
  *
  * Options (defaults): --users 10000 --concurrency 500 --quiet-wait 0 --cpu-prof DIR (the server
  * runs with `node --cpu-prof`; the summary prints the bench/cpuprofile-top.ts command for the storm)
+ * --relay (measure bench/lib/bare-relay.mjs instead of Magpie: Node's http + ws answering hello
+ * with a welcome of the same size, nothing else — the floor on this machine, in this window)
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fork } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { fmt, gitDescribe, log, seedUsers, startBenchServer, waitQuiet } from './lib/group-setup.ts';
+import { fmt, gitDescribe, log, seedUsers, startBenchServer, waitQuiet, type BenchServer } from './lib/group-setup.ts';
 import { cpuMsOf } from './lib/proc.ts';
 import { benchToken } from './lib/users.ts';
 
@@ -32,6 +35,7 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string', default: '500' },
     'quiet-wait': { type: 'string', default: '0' },
     'cpu-prof': { type: 'string' },
+    relay: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -98,13 +102,40 @@ async function serverQuiet(server: { pid: number; url: string }, cpu0: number, m
   }
 }
 
+/** bench/lib/bare-relay.mjs as a child process, shaped like startBenchServer's answer. */
+async function startRelay(cpuProfDir: string | undefined): Promise<BenchServer> {
+  const execArgv: string[] = [];
+  if (cpuProfDir) {
+    mkdirSync(resolve(cpuProfDir), { recursive: true });
+    execArgv.push('--cpu-prof', '--cpu-prof-dir', resolve(cpuProfDir));
+  }
+  const forkedAt = Date.now();
+  const proc = fork(new URL('./lib/bare-relay.mjs', import.meta.url), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const url = await new Promise<string>((res, rej) => {
+    proc.on('message', (m: { ready?: string }) => m.ready && res(m.ready));
+    proc.on('exit', (code) => rej(new Error(`relay exited early (${code})`)));
+  });
+  return {
+    url,
+    wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
+    pid: proc.pid!,
+    proc,
+    forkedAt,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+    },
+  };
+}
+
 async function main(): Promise<void> {
   await waitQuiet(Number(a['quiet-wait']));
   const nonce = randomBytes(4).toString('hex');
   const dataDir = mkdtempSync(join(tmpdir(), 'magpie-connect-'));
-  log(`server code: ${gitDescribe()}; ${N} users, ${a.concurrency} handshakes in flight`);
-  await seedUsers(join(dataDir, 'magpie.db'), 0, N, nonce);
-  const server = await startBenchServer({ dataDir, cpuProfDir: a['cpu-prof'] });
+  log(`server code: ${a.relay ? 'bare relay (bench/lib/bare-relay.mjs)' : gitDescribe()}; ${N} users, ${a.concurrency} handshakes in flight`);
+  if (!a.relay) await seedUsers(join(dataDir, 'magpie.db'), 0, N, nonce);
+  const server = a.relay ? await startRelay(a['cpu-prof']) : await startBenchServer({ dataDir, cpuProfDir: a['cpu-prof'] });
   // Presence settles this long after a user's first connection opens or last one closes (the server's default).
   const settleMs = 2000 + 500;
   try {
@@ -126,7 +157,7 @@ async function main(): Promise<void> {
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const per = (ms: number, n: number): string => fmt((ms * 1000) / Math.max(1, n), 0);
     console.log('');
-    console.log(`=== reconnect storm: ${N} WebSocket connects + hello ===`);
+    console.log(`=== reconnect storm: ${N} WebSocket connects + hello${a.relay ? ' (bare relay)' : ''} ===`);
     console.log(`storm             ${fmt(run.ms / 1000, 2)} s (${fmt(run.sockets.length / (run.ms / 1000), 0)} connects/s; ${run.failed} failed)`);
     console.log(`server CPU        ${per(cpuMs, run.sockets.length)} µs per connect + hello in the storm (${fmt(cpuMs / run.ms * 100, 0)}% of one core)`);
     console.log(`with deferred     ${per(allCpuMs, run.sockets.length)} µs per connect + hello until the server is quiet (presence settling after ${settleMs - 500} ms included)`);

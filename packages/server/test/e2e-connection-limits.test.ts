@@ -127,6 +127,40 @@ describe('HTTP timeouts', () => {
   });
 });
 
+describe('hello timeout', () => {
+  let srv: ServerProcess;
+  before(async () => {
+    srv = await startServer({ env: { MAGPIE_HELLO_TIMEOUT_MS: '700', MAGPIE_MIN_PASSWORD_SCORE: '0' } });
+  });
+  after(async () => {
+    await srv.stop();
+  });
+
+  it('each socket without hello closes with 4503 after its own timeout; a socket that said hello stays', async () => {
+    const a = await registerAndLogin(srv.url);
+    const silentAt = (c: RawClient, opened: number) => c.waitClose(5000).then(() => ({ code: c.closeCode, after: Date.now() - opened }));
+    const firstAt = Date.now();
+    const first = await RawClient.open(srv.wsUrl);
+    const firstClosed = silentAt(first, firstAt);
+    // Opened in the middle of the first one's wait, with a hello in between: the timer for the
+    // first must neither close the greeted socket nor this later one early.
+    const { client: greeted } = await RawClient.connect(srv.wsUrl, a.token);
+    await sleep(350);
+    const secondAt = Date.now();
+    const second = await RawClient.open(srv.wsUrl);
+    const secondClosed = silentAt(second, secondAt);
+    const [f, s] = await Promise.all([firstClosed, secondClosed]);
+    assert.equal(f.code, 4503);
+    assert.equal(s.code, 4503);
+    assert.ok(f.after >= 600 && s.after >= 600, `closed ${f.after} and ${s.after} ms after opening (timeout 700 ms)`);
+    await sleep(200);
+    assert.equal(greeted.closeCode, undefined);
+    greeted.send({ type: 'ping', id: 7 });
+    await greeted.waitFor((fr) => fr.type === 'pong' && fr.id === 7);
+    greeted.close();
+  });
+});
+
 describe('open-file limit', { skip: process.platform !== 'linux' ? 'Linux only (/proc, prlimit)' : false }, () => {
   it('a server started with a low soft limit runs with its soft limit raised to the hard limit', async () => {
     const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1]!;

@@ -197,3 +197,32 @@ describe('sessions: expiry and the per-user socket cap', () => {
     c4.close();
   });
 });
+
+describe('sessions: an expiry beyond two sweep intervals', () => {
+  let srv: ServerProcess;
+  before(async () => {
+    // heartbeat 1 s → the gateway sweeps every 500 ms: a session 2.5 s long gets no timer at
+    // hello (more than two sweeps away); the sweep arms it once the expiry is near.
+    srv = await startServer({ env: { MAGPIE_TOKEN_TTL_MS: '2500', MAGPIE_HEARTBEAT_MS: '1000' } });
+  });
+  after(async () => {
+    await srv.stop();
+  });
+
+  it('still closes the socket with 4100 at its expiry', async () => {
+    const a = await registerAndLogin(srv.url);
+    const loggedIn = Date.now();
+    const { client: c } = await RawClient.connect(srv.wsUrl, a.token);
+    // Pings keep the 1 s heartbeat satisfied until the session ends.
+    const pinger = setInterval(() => c.closeCode === undefined && c.send({ type: 'ping' }), 300);
+    try {
+      await c.waitClose(6000);
+    } finally {
+      clearInterval(pinger);
+    }
+    const after = Date.now() - loggedIn;
+    assert.equal(c.closeCode, 4100);
+    assert.equal(c.closeReason, 'the session expired');
+    assert.ok(after >= 2000 && after < 4000, `closed ${after} ms after login (session 2500 ms)`);
+  });
+});

@@ -127,8 +127,10 @@ export class Connection {
   /** What of its inbox this device was given here (its ACKs raise delivered state only that far). */
   readonly obtained = new ObtainedTracker();
   closed = false;
-  /** Closes the connection when its session expires (set after `hello`). */
+  /** Closes the connection when its session expires (set by the gateway once that is near). */
   expiryTimer: NodeJS.Timeout | undefined;
+  /** When the session ends (ms since the epoch; set after `hello`). */
+  expiresAt = Number.POSITIVE_INFINITY;
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private scheduled = false;

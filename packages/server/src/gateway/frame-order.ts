@@ -7,8 +7,9 @@
  * after it waits for it. A later frame can therefore never overtake an earlier one, and a
  * second `hello` is looked at only after the first has fully finished.
  *
- * While more than `maxQueued` frames wait, `pause` is called (the gateway stops reading the
- * socket, so TCP pushes back); `resume` once the queue is half drained.
+ * While more than `maxQueued` frames wait, `flow.pause()` is called (the gateway stops reading
+ * the socket, so TCP pushes back); `flow.resume()` once the queue is half drained. The flow is
+ * the WebSocket itself (no closures per connection).
  */
 export class FrameOrder {
   private readonly queue: { pipelined: boolean; task: () => Promise<void> }[] = [];
@@ -19,8 +20,7 @@ export class FrameOrder {
 
   constructor(
     private readonly maxQueued: number,
-    private readonly pause: () => void,
-    private readonly resume: () => void,
+    private readonly flow: { pause(): void; resume(): void },
   ) {}
 
   /** Run `task` in order; it must not reject (the gateway answers errors itself). */
@@ -29,7 +29,7 @@ export class FrameOrder {
     this.pump();
     if (!this.paused && this.waiting > this.maxQueued) {
       this.paused = true;
-      this.pause();
+      this.flow.pause();
     }
   }
 
@@ -58,7 +58,7 @@ export class FrameOrder {
     }
     if (this.paused && this.waiting <= this.maxQueued / 2) {
       this.paused = false;
-      this.resume();
+      this.flow.resume();
     }
   }
 

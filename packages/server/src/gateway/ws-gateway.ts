@@ -61,6 +61,11 @@ const MAX_QUEUED_FRAMES = 256;
 /** Longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days); longer expiries re-arm. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/** The gateway's state on its WebSocket, read by the listeners shared by all connections. */
+const kConn = Symbol('magpie.connection');
+const kOrder = Symbol('magpie.frameOrder');
+type GatewaySocket = WebSocket & { [kConn]: Connection; [kOrder]: FrameOrder };
+
 /**
  * The access gateway: accepts WebSocket connections at /ws, authenticates with `hello`,
  * validates every frame, dispatches requests to the services, and writes live events
@@ -80,7 +85,19 @@ export class WsGateway {
   private readonly handover: SuperHandover;
   private readonly wss: WebSocketServer;
   private readonly sweepTimer: NodeJS.Timeout;
-  private readonly unauthenticated = new Set<Connection>();
+  /** Between the sweeps of `sweep()` (ms). */
+  private readonly sweepMs: number;
+  /**
+   * Connections that have not said hello yet, each with its deadline (performance.now()). All
+   * wait the same helloTimeoutMs, so insertion order is deadline order: one timer, armed for
+   * the first, closes them (no timer per connection).
+   */
+  private readonly unauthenticated = new Map<Connection, number>();
+  private helloTimer: NodeJS.Timeout | undefined;
+  /** WebSocket listeners shared by every connection (`this` is the socket; no closures per connection). */
+  private readonly onWsMessage: (this: WebSocket, data: Buffer, isBinary: boolean) => void;
+  private readonly onWsClose: (this: WebSocket) => void;
+  private readonly onWsError: (this: WebSocket, err: Error) => void;
   /** Set by `drain`: new WebSocket upgrades are refused with 503. */
   private draining = false;
   /** Per connection: sends held behind a refused one (issue 14, typing order). */
@@ -114,8 +131,24 @@ export class WsGateway {
       }
       return held;
     });
-    this.sweepTimer = setInterval(() => this.sweep(), Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2)));
+    this.sweepMs = Math.min(5000, Math.ceil(d.config.heartbeatMs / 2), Math.ceil(limits.slowConsumerMs / 2));
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
     this.sweepTimer.unref();
+    const gateway = this;
+    this.onWsMessage = function (data, isBinary) {
+      const conn = (this as GatewaySocket)[kConn];
+      conn.lastSeen = Date.now();
+      gateway.onMessage(conn, (this as GatewaySocket)[kOrder], data, isBinary);
+    };
+    this.onWsClose = function () {
+      (this as GatewaySocket)[kConn].markClosed();
+    };
+    this.onWsError = function (err) {
+      const conn = (this as GatewaySocket)[kConn];
+      gateway.d.log.debug({ err: err.message, ip: conn.ip }, 'socket error');
+      conn.markClosed();
+      this.terminate();
+    };
   }
 
   /** True when the user has an authenticated connection on this node. */
@@ -131,7 +164,8 @@ export class WsGateway {
 
   /** Hook for the HTTP server's `upgrade` event. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if ((req.url ?? '').split('?')[0] !== '/ws') {
+    const url = req.url ?? '';
+    if (url !== '/ws' && !url.startsWith('/ws?')) {
       writeRawError(socket, 404, new MagpieError('not_found', 'no such route'));
       return;
     }
@@ -148,34 +182,53 @@ export class WsGateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, socket));
   }
 
+  /** A connection's output and request budget: the same for all, made once. */
+  private budget: { maxBuffered: number; maxInflight: number; stallMs: number } | undefined;
+  private readonly forgetConn = (c: Connection, reason: string): void => this.forget(c, reason);
+
   private accept(ws: WebSocket, ip: string, socket: Duplex): void {
     const { config, metrics } = this.d;
     const { limits } = config;
-    const budget = { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs };
-    const conn = new Connection(ws, ip, budget, config.heartbeatMs, (c, reason) => this.forget(c, reason), socket);
+    const budget = (this.budget ??= { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs });
+    const conn = new Connection(ws, ip, budget, config.heartbeatMs, this.forgetConn, socket);
     metrics.connections.inc();
-    this.unauthenticated.add(conn);
-    const helloTimer = setTimeout(() => {
-      if (!conn.principal) conn.close('hello_timeout');
-    }, config.limits.helloTimeoutMs);
-    const order = new FrameOrder(MAX_QUEUED_FRAMES, () => ws.pause(), () => ws.resume());
-    ws.on('message', (data, isBinary) => {
-      conn.lastSeen = Date.now();
-      this.onMessage(conn, order, data as Buffer, isBinary);
-    });
-    ws.on('close', () => {
-      clearTimeout(helloTimer);
-      conn.markClosed();
-    });
-    ws.on('error', (err) => {
-      this.d.log.debug({ err: err.message, ip }, 'socket error');
-      conn.markClosed();
-      ws.terminate();
-    });
+    this.unauthenticated.set(conn, performance.now() + limits.helloTimeoutMs);
+    this.armHelloTimer();
+    const s = ws as GatewaySocket;
+    s[kConn] = conn;
+    s[kOrder] = new FrameOrder(MAX_QUEUED_FRAMES, ws);
+    ws.on('message', this.onWsMessage as (data: unknown, isBinary: boolean) => void);
+    ws.on('close', this.onWsClose);
+    ws.on('error', this.onWsError);
+  }
+
+  /** Arm the hello timer for the first connection still waiting to say hello (if not armed). */
+  private armHelloTimer(): void {
+    if (this.helloTimer) return;
+    const first = this.unauthenticated.values().next();
+    if (first.done) return;
+    this.helloTimer = setTimeout(() => this.helloTimeouts(), Math.max(0, first.value - performance.now()));
+    this.helloTimer.unref();
+  }
+
+  /** Close, with `hello_timeout`, every connection whose hello deadline has passed; re-arm for the next. */
+  private helloTimeouts(): void {
+    this.helloTimer = undefined;
+    const now = performance.now();
+    const late: Connection[] = [];
+    for (const [conn, due] of this.unauthenticated) {
+      if (due > now) break;
+      late.push(conn);
+    }
+    for (const conn of late) {
+      this.unauthenticated.delete(conn);
+      conn.close('hello_timeout');
+    }
+    this.armHelloTimer();
   }
 
   private forget(conn: Connection, reason: string): void {
-    clearTimeout(conn.expiryTimer);
+    if (conn.expiryTimer) clearTimeout(conn.expiryTimer);
     this.d.metrics.connections.dec();
     if (reason !== 'client') this.d.metrics.closes.inc({ reason });
     this.unauthenticated.delete(conn);
@@ -221,8 +274,9 @@ export class WsGateway {
     try {
       if (conn.closed) return;
       if (!frame) throw invalid;
-      // An ACK needs no await (and no promise of its own).
+      // An ACK needs no await (and no promise of its own); hello straight away: one async frame fewer on every connect.
       if (frame.type === 'ack' && conn.principal) this.ack(conn.principal, conn, frame.inboxSeq);
+      else if (frame.type === 'hello') await this.hello(conn, frame);
       else await this.dispatch(conn, frame);
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
@@ -378,6 +432,7 @@ export class WsGateway {
     // The device holds everything up to its inboxSeq: deliveries tracked on an older connection end here.
     this.d.retry.ack(principal.userId, principal.deviceId, f.inboxSeq);
     this.unauthenticated.delete(conn);
+    // The hello timer stays armed for the next waiting connection; it re-arms itself when it fires.
     // Register before reading the inbox state: a message committed in between is then
     // either below `latest` (pulled) or delivered live (dropped by the client as a duplicate).
     // On a cluster Bus the user's events reach this node once its interest is in effect.
@@ -424,13 +479,19 @@ export class WsGateway {
     conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
   }
 
-  /** Close the connection with 4100 when its session expires. */
+  /**
+   * Close the connection with 4100 when its session expires. Only an expiry within two sweep
+   * intervals gets a timer of its own; a later one is noted on the connection and the sweep
+   * arms its timer once it comes that near (sessions last days: no timer per connection).
+   */
   private closeAtExpiry(conn: Connection, expiresAt: number): void {
+    conn.expiresAt = expiresAt;
     const left = expiresAt - Date.now();
     if (left <= 0) {
       conn.close('unauthorized', 'the session expired');
       return;
     }
+    if (left > 2 * this.sweepMs) return;
     conn.expiryTimer = setTimeout(() => this.closeAtExpiry(conn, expiresAt), Math.min(left, MAX_TIMER_MS));
     conn.expiryTimer.unref();
   }
@@ -541,6 +602,7 @@ export class WsGateway {
     for (const conn of this.registry.all()) {
       if (conn.stalled(now)) conn.close('slow_consumer');
       else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      else if (!conn.expiryTimer && conn.expiresAt - now <= 2 * this.sweepMs) this.closeAtExpiry(conn, conn.expiresAt);
     }
     this.d.userLimits.sweep();
     this.d.ipLimiter.sweep();
@@ -555,7 +617,7 @@ export class WsGateway {
   async drain(opts: { timeoutMs: number; reconnectMinMs: number; reconnectMaxMs: number; random?: () => number }): Promise<number> {
     this.draining = true;
     const random = opts.random ?? Math.random;
-    const conns = [...this.registry.all(), ...this.unauthenticated];
+    const conns = [...this.registry.all(), ...this.unauthenticated.keys()];
     await Promise.all(
       conns.map(async (conn) => {
         await conn.quiesce(opts.timeoutMs);
@@ -570,7 +632,8 @@ export class WsGateway {
   /** Close every connection with `shutting_down` (clients reconnect elsewhere or later). */
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
-    for (const conn of [...this.registry.all(), ...this.unauthenticated]) conn.close('shutting_down');
+    clearTimeout(this.helloTimer);
+    for (const conn of [...this.registry.all(), ...this.unauthenticated.keys()]) conn.close('shutting_down');
     this.wss.close();
   }
 }

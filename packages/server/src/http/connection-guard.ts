@@ -26,10 +26,11 @@ export class ConnectionGuard {
       server.maxConnections = opts.maxConnections;
       server.on('drop', () => onRefused('server_cap'));
     }
-    server.on('connection', (socket: Socket) => this.accept(socket));
+    // Without a per-address cap there is nothing to count per socket (no listener, no lookup).
+    if (opts.maxPerIp > 0) server.on('connection', (socket: Socket) => this.accept(socket));
   }
 
-  /** Open connections from the address group of `ip`. */
+  /** Open connections from the address group of `ip` (counted only while there is a per-address cap). */
   count(ip: string): number {
     return this.perIp.get(addressGroup(ip)) ?? 0;
   }
@@ -37,7 +38,7 @@ export class ConnectionGuard {
   private accept(socket: Socket): void {
     const key = addressGroup(socket.remoteAddress ?? '');
     const n = (this.perIp.get(key) ?? 0) + 1;
-    if (this.opts.maxPerIp > 0 && n > this.opts.maxPerIp) {
+    if (n > this.opts.maxPerIp) {
       this.onRefused('ip_cap');
       socket.destroy();
       return;

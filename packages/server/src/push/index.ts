@@ -44,7 +44,13 @@ export function registryPresence(
     async onlineDevicesOf(userIds) {
       const remote = bus ? await bus.remotePresence(userIds) : new Map<string, string[]>();
       const out = new Map<string, string[]>();
-      for (const u of userIds) out.set(u, [...new Set([...onlineDevices(u), ...(remote.get(u) ?? [])])]);
+      for (const u of userIds) {
+        const here = onlineDevices(u);
+        const there = remote.get(u);
+        const all = there && there.length > 0 ? [...here, ...there] : here;
+        // Without duplicates (two connections of one device); no copies for the usual single device.
+        out.set(u, all.length > 1 ? [...new Set(all)] : all);
+      }
       return out;
     },
     *connected() {

