@@ -1,0 +1,82 @@
+/**
+ * GroupCommitter (services/group-commit.ts): batching, one write at a time in submit order,
+ * the next batch handed over before the written one's callers continue, one-by-one retries.
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { GroupCommitter } from '../src/services/group-commit.ts';
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+/** A store stand-in whose writes finish when the test says so. */
+function controlledWrites(fail?: (batch: number[]) => boolean) {
+  const log: string[] = [];
+  const open: { batch: number[]; finish: () => void }[] = [];
+  let writing = 0;
+  let maxWriting = 0;
+  const write = (batch: number[]): Promise<number[]> => {
+    writing++;
+    maxWriting = Math.max(maxWriting, writing);
+    log.push(`write ${batch.join(',')}`);
+    return new Promise((resolve, reject) => {
+      open.push({
+        batch,
+        finish: () => {
+          writing--;
+          if (fail?.(batch)) reject(new Error(`bad batch ${batch.join(',')}`));
+          else resolve(batch.map((x) => x * 10));
+        },
+      });
+    });
+  };
+  return { write, log, open, maxWriting: () => maxWriting };
+}
+
+it('the next batch is handed to the store before the written batch’s callers continue', async () => {
+  const w = controlledWrites();
+  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100 });
+  const first = [c.submit(1), c.submit(2)].map((p) => p.then((r) => w.log.push(`answer ${r}`)));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2']);
+  const second = [c.submit(3), c.submit(4)].map((p) => p.then((r) => w.log.push(`answer ${r}`)));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2'], 'one write at a time');
+  w.open.shift()!.finish();
+  await Promise.all(first);
+  assert.deepEqual(w.log, ['write 1,2', 'write 3,4', 'answer 10', 'answer 20']);
+  w.open.shift()!.finish();
+  await Promise.all(second);
+  assert.deepEqual(w.log.slice(4), ['answer 30', 'answer 40']);
+  assert.equal(w.maxWriting(), 1);
+});
+
+it('a failed batch is retried one by one before the next batch starts; order is submit order', async () => {
+  const w = controlledWrites((batch) => batch.length > 1 && batch.includes(2));
+  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100 });
+  const results: Promise<number>[] = [c.submit(1), c.submit(2)];
+  await tick();
+  results.push(c.submit(3));
+  await tick();
+  const auto = setInterval(() => w.open.shift()?.finish(), 1);
+  try {
+    assert.deepEqual(await Promise.all(results), [10, 20, 30]);
+  } finally {
+    clearInterval(auto);
+  }
+  assert.deepEqual(w.log, ['write 1,2', 'write 1', 'write 2', 'write 3']);
+  assert.equal(w.maxWriting(), 1);
+});
+
+it('a request that fails alone is rejected; its neighbours are written', async () => {
+  const c = new GroupCommitter<number, number>(
+    async (batch) => {
+      if (batch.includes(2)) throw new Error('two is bad');
+      return batch.map((x) => x + 1);
+    },
+    { delayMs: 0, maxBatch: 100 },
+  );
+  const [a, b, d] = await Promise.allSettled([c.submit(1), c.submit(2), c.submit(3)]);
+  assert.deepEqual(a, { status: 'fulfilled', value: 2 });
+  assert.equal(b!.status, 'rejected');
+  assert.deepEqual(d, { status: 'fulfilled', value: 4 });
+});
