@@ -1,6 +1,8 @@
 /**
- * GroupCommitter (services/group-commit.ts): batching, one write at a time in submit order,
- * the next batch handed over before the written one's callers continue, one-by-one retries.
+ * GroupCommitter (services/group-commit.ts): one write at a time in submit order, one-by-one
+ * retries of a failed batch before the next batch starts.
+ * (Handing the next batch over before answering the written one was measured: 12 598 vs
+ * 13 522 msg/s saturated, so the committer answers first.)
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
@@ -31,24 +33,6 @@ function controlledWrites(fail?: (batch: number[]) => boolean) {
   };
   return { write, log, open, maxWriting: () => maxWriting };
 }
-
-it('the next batch is handed to the store before the written batch’s callers continue', async () => {
-  const w = controlledWrites();
-  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100 });
-  const first = [c.submit(1), c.submit(2)].map((p) => p.then((r) => w.log.push(`answer ${r}`)));
-  await tick();
-  assert.deepEqual(w.log, ['write 1,2']);
-  const second = [c.submit(3), c.submit(4)].map((p) => p.then((r) => w.log.push(`answer ${r}`)));
-  await tick();
-  assert.deepEqual(w.log, ['write 1,2'], 'one write at a time');
-  w.open.shift()!.finish();
-  await Promise.all(first);
-  assert.deepEqual(w.log, ['write 1,2', 'write 3,4', 'answer 10', 'answer 20']);
-  w.open.shift()!.finish();
-  await Promise.all(second);
-  assert.deepEqual(w.log.slice(4), ['answer 30', 'answer 40']);
-  assert.equal(w.maxWriting(), 1);
-});
 
 it('a failed batch is retried one by one before the next batch starts; order is submit order', async () => {
   const w = controlledWrites((batch) => batch.length > 1 && batch.includes(2));

@@ -6,7 +6,7 @@
  * requests are retried one by one so a single bad request cannot fail its neighbours.
  */
 export class GroupCommitter<Req, Res> {
-  private pending: Pending<Req, Res>[] = [];
+  private pending: { req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }[] = [];
   private scheduled = false;
   private running = false;
 
@@ -37,70 +37,29 @@ export class GroupCommitter<Req, Res> {
     else setImmediate(() => void this.drain());
   }
 
-  /**
-   * One write at a time. When a batch is written, what arrived meanwhile is handed to `write`
-   * before the written batch's callers are answered: their continuations (fan-out, replies)
-   * then run on the event loop while the store writes the next batch (on SQLite, on its
-   * writer thread). Batch N+1 still starts only after batch N was written, so commit order is
-   * submit order; after a failed batch, its one-by-one retries finish before the next batch starts.
-   */
   private async drain(): Promise<void> {
     this.scheduled = false;
     this.running = true;
     try {
-      let writing = this.takeNext();
-      while (writing) {
-        const done = await writing;
-        if (done.ok) {
-          writing = this.takeNext();
-          done.batch.forEach((b, i) => b.resolve(done.results[i]!));
-        } else {
-          await this.retry(done.batch, done.err);
-          writing = this.takeNext();
-        }
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0, this.opts.maxBatch);
+        await this.writeBatch(batch);
       }
     } finally {
       this.running = false;
     }
   }
 
-  /** Start writing the next batch of pending requests; null when none is pending. */
-  private takeNext(): Promise<Written<Req, Res>> | null {
-    if (this.pending.length === 0) return null;
-    const batch = this.pending.splice(0, this.opts.maxBatch);
-    let out: Promise<Res[]>;
+  private async writeBatch(batch: { req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }[]): Promise<void> {
     try {
-      out = this.write(batch.map((b) => b.req));
+      const results = await this.write(batch.map((b) => b.req));
+      batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (err) {
-      out = Promise.reject(err);
-    }
-    return out.then(
-      (results) => ({ ok: true as const, batch, results }),
-      (err: unknown) => ({ ok: false as const, batch, err }),
-    );
-  }
-
-  /** A failed batch: one by one, so a single bad request cannot fail its neighbours (unless `whole`). */
-  private async retry(batch: Pending<Req, Res>[], err: unknown): Promise<void> {
-    if (batch.length === 1 || this.opts.whole?.(err)) {
-      for (const b of batch) b.reject(err);
-      return;
-    }
-    for (const b of batch) {
-      try {
-        const [result] = await this.write([b.req]);
-        b.resolve(result!);
-      } catch (e) {
-        b.reject(e);
+      if (batch.length === 1 || this.opts.whole?.(err)) {
+        for (const b of batch) b.reject(err);
+        return;
       }
+      for (const b of batch) await this.writeBatch([b]);
     }
   }
 }
-
-interface Pending<Req, Res> {
-  req: Req;
-  resolve: (r: Res) => void;
-  reject: (e: unknown) => void;
-}
-
-type Written<Req, Res> = { ok: true; batch: Pending<Req, Res>[]; results: Res[] } | { ok: false; batch: Pending<Req, Res>[]; err: unknown };
