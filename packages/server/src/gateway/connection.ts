@@ -51,8 +51,14 @@ function flushDirty(): void {
       if (++n % FLUSH_CLOCK_EVERY === 0 && performance.now() > deadline) break;
     }
   } finally {
-    if (dirtyHead < dirty.length) scheduleFlush();
-    else {
+    if (dirtyHead < dirty.length) {
+      // Under sustained load the list may never empty: drop its consumed head now and then.
+      if (dirtyHead >= 4096 && dirtyHead * 2 >= dirty.length) {
+        dirty = dirty.slice(dirtyHead);
+        dirtyHead = 0;
+      }
+      scheduleFlush();
+    } else {
       dirty = [];
       dirtyHead = 0;
       sharedBatches = null;
