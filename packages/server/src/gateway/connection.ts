@@ -140,9 +140,10 @@ export interface ConnectionLimits {
 }
 
 /**
- * One client connection. Outgoing frames are queued and written once per event-loop turn:
- * several queued frames go out as one JSON array in one WebSocket message when the client
- * announced the `batch` capability.
+ * One client connection. Outgoing frames are queued and written when the connection's turn
+ * in the flush list comes (the next event-loop turn, or later while a large fan-out is being
+ * written; see flushDirty): several queued frames go out as one JSON array in one WebSocket
+ * message when the client announced the `batch` capability.
  *
  * Output is budgeted (issue 13: 100 `history` requests of 93 bytes held 1.6 GB): frames are
  * handed to the socket only while its unsent bytes are below a quarter of `maxBuffered`, the
