@@ -340,9 +340,15 @@ export class Connection {
     return true;
   }
 
-  /** Output has waited `stallMs` without any of it reaching the peer. */
+  /**
+   * Output has waited `stallMs` without any of it reaching the peer. Frames that only wait
+   * for this server's flush list (the socket is idle, the connection's turn has not come:
+   * the server is behind, not the peer) do not count.
+   */
   stalled(now: number): boolean {
-    return !this.closed && this.outputBytes() > 0 && now - this.lastProgress > this.limits.stallMs;
+    if (this.closed || now - this.lastProgress <= this.limits.stallMs) return false;
+    const socketBytes = this.socketBytes();
+    return socketBytes > 0 || (this.queuedBytes > 0 && !this.scheduled);
   }
 
   /** Open, and heard from within two heartbeat intervals. */
