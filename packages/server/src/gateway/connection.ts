@@ -7,10 +7,15 @@ import { ObtainedTracker } from './obtained.ts';
 /**
  * Connections with queued frames, flushed by setImmediate callbacks (a fan-out to thousands
  * of connections schedules one callback, not one per connection). One callback writes for at
- * most FLUSH_SLICE_MS and then yields to the event loop, so a 5 000-follower fan-out does not
- * hold every other socket (ACKs, sends, their replies) for its whole length; the rest of the
- * list is written in the next callbacks, in order. A connection still waiting in the list when
- * more frames are queued for it writes them all together (one write instead of several).
+ * least FLUSH_SLICE_MS and then yields to the event loop while the connection next in line
+ * has waited less than FLUSH_MAX_WAIT_MS, so a 5 000-follower fan-out does not hold every
+ * other socket (ACKs, sends, their replies) for its whole length; the rest of the list is
+ * written in the next callbacks, in order. A connection still waiting in the list when more
+ * frames are queued for it writes them all together (one write instead of several). Once
+ * the head of the list has waited FLUSH_MAX_WAIT_MS the callback writes on without yielding
+ * until the list is empty: output then has priority over reading more input, so a server
+ * that falls behind is held back by its sockets (as when every flush ran to completion)
+ * instead of accepting work faster than it can deliver it.
  * Every connection in the list is flushed: the list is only ever consumed from its head, and
  * connections queued meanwhile are appended behind it.
  */
@@ -18,8 +23,10 @@ let dirty: Connection[] = [];
 /** Index of the next connection of `dirty` to flush. */
 let dirtyHead = 0;
 let flushScheduled = false;
-/** Longest run of one flush callback before it yields (ms). */
+/** Run of one flush callback before it may yield (ms). */
 const FLUSH_SLICE_MS = 4;
+/** A connection waiting this long in the list (ms) is written without yielding again. */
+const FLUSH_MAX_WAIT_MS = 40;
 /** Connections flushed between two looks at the clock. */
 const FLUSH_CLOCK_EVERY = 32;
 /** Shared batches remembered at most (the cache is dropped when it grows past this or the list empties). */
@@ -48,7 +55,9 @@ function flushDirty(): void {
       const conn = dirty[dirtyHead]!;
       dirty[dirtyHead++] = undefined as unknown as Connection;
       conn.flush();
-      if (++n % FLUSH_CLOCK_EVERY === 0 && performance.now() > deadline) break;
+      if (++n % FLUSH_CLOCK_EVERY !== 0 || dirtyHead >= dirty.length) continue;
+      const now = performance.now();
+      if (now > deadline && now - dirty[dirtyHead]!.dirtyAt < FLUSH_MAX_WAIT_MS) break;
     }
   } finally {
     if (dirtyHead < dirty.length) {
@@ -172,6 +181,8 @@ export class Connection {
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private scheduled = false;
+  /** When it last joined the flush list (performance.now()). */
+  dirtyAt = 0;
   private errorCount = 0;
   private errorWindowStart = 0;
   /** Requests waiting for a slot, in arrival order. */
@@ -231,6 +242,7 @@ export class Connection {
     }
     if (!this.scheduled) {
       this.scheduled = true;
+      this.dirtyAt = performance.now();
       dirty.push(this);
       scheduleFlush();
     }
