@@ -54,7 +54,10 @@ export interface RetryQueueOptions {
   onHeld?: (count: number) => void;
 }
 
+/** A tracked delivery; it is also its own entry in the due-time heap (at most once there). */
 interface Tracked {
+  /** The device it was tracked for. */
+  dev: DeviceState;
   inboxSeq: number;
   /** The message's id, for its trace (tracing/). */
   msgId: string | undefined;
@@ -94,7 +97,8 @@ export class RetryQueue {
   private readonly devices = new Map<string, DeviceState>();
   /** The state last tracked through each connection: a fan-out finds it without building and hashing the device key. */
   private readonly byTarget = new WeakMap<RetryTarget, DeviceState>();
-  private readonly heap: { dueAt: number; key: string; t: Tracked }[] = [];
+  /** Min-heap on dueAt. A delivery is in it from track (or its last retry) until popped; finished ones stay until then (lazy deletion). */
+  private readonly heap: Tracked[] = [];
   private total = 0;
   private timer: unknown;
   private timerDue = Infinity;
@@ -134,10 +138,10 @@ export class RetryQueue {
     const delay = this.timing.delayFor(key, 1, 0);
     if (delay === null) return;
     const now = this.timers.now();
-    const t: Tracked = { inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false, heldAt: -1 };
+    const t: Tracked = { dev, inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false, heldAt: -1 };
     dev.pending.set(inboxSeq, t);
     this.total++;
-    this.push({ dueAt: t.dueAt, key, t });
+    this.push(t);
   }
 
   /** Cumulative ACK from a device. */
@@ -228,10 +232,11 @@ export class RetryQueue {
       }
     }
     while (this.heap.length > 0 && this.heap[0]!.dueAt <= now) {
-      const { key, t } = this.pop()!;
+      const t = this.pop()!;
+      // Not done: its device still has it pending, so `dev` is the device's live state.
       if (t.done) continue;
-      const dev = this.devices.get(key);
-      if (!dev) continue;
+      const dev = t.dev;
+      const key = dev.key;
       if (!dev.target.isAlive()) {
         // Presence check before every retry: a gone device gets the offline push instead.
         for (const p of [...dev.pending.values()]) {
@@ -252,7 +257,7 @@ export class RetryQueue {
       }
       t.lastDelay = next;
       t.dueAt = now + next;
-      this.push({ dueAt: t.dueAt, key, t });
+      this.push(t);
     }
     this.arm();
   }
@@ -280,8 +285,8 @@ export class RetryQueue {
       const i = stack.pop()!;
       const e = h[i];
       if (!e || e.dueAt > now) continue;
-      if (!e.t.done && e.t.dueAt === e.dueAt && e.t.heldAt !== e.t.attempts) {
-        e.t.heldAt = e.t.attempts;
+      if (!e.done && e.heldAt !== e.attempts) {
+        e.heldAt = e.attempts;
         n++;
       }
       stack.push(2 * i + 1, 2 * i + 2);
@@ -290,7 +295,7 @@ export class RetryQueue {
   }
 
   // --- binary min-heap on dueAt ---
-  private push(e: { dueAt: number; key: string; t: Tracked }): void {
+  private push(e: Tracked): void {
     // Finished deliveries stay in the heap until due (lazy deletion); compact when they dominate.
     if (this.heap.length > 2 * this.total + 1024) this.compact();
     const h = this.heap;
@@ -306,12 +311,12 @@ export class RetryQueue {
   }
 
   private compact(): void {
-    const live = this.heap.filter((e) => !e.t.done && e.t.dueAt === e.dueAt);
+    const live = this.heap.filter((e) => !e.done);
     this.heap.length = 0;
     for (const e of live.sort((a, b) => a.dueAt - b.dueAt)) this.heap.push(e);
   }
 
-  private pop(): { dueAt: number; key: string; t: Tracked } | undefined {
+  private pop(): Tracked | undefined {
     const h = this.heap;
     const top = h[0];
     const last = h.pop();

@@ -5,27 +5,73 @@ import type { Principal } from '../services/account-service.ts';
 import { ObtainedTracker } from './obtained.ts';
 
 /**
- * Connections with queued frames, flushed together by one setImmediate per event-loop turn
- * (a fan-out to thousands of connections schedules one callback, not one per connection).
+ * Connections with queued frames, flushed by setImmediate callbacks (a fan-out to thousands
+ * of connections schedules one callback, not one per connection). One callback writes for at
+ * least FLUSH_SLICE_MS and then yields to the event loop while the connection next in line
+ * has waited less than FLUSH_MAX_WAIT_MS, so a 5 000-follower fan-out does not hold every
+ * other socket (ACKs, sends, their replies) for its whole length; the rest of the list is
+ * written in the next callbacks, in order. A connection still waiting in the list when more
+ * frames are queued for it writes them all together (one write instead of several). Once
+ * the head of the list has waited FLUSH_MAX_WAIT_MS the callback writes on without yielding
+ * until the list is empty: output then has priority over reading more input, so a server
+ * that falls behind is held back by its sockets (as when every flush ran to completion)
+ * instead of accepting work faster than it can deliver it.
+ * Every connection in the list is flushed: the list is only ever consumed from its head, and
+ * connections queued meanwhile are appended behind it.
  */
 let dirty: Connection[] = [];
+/** Index of the next connection of `dirty` to flush. */
+let dirtyHead = 0;
 let flushScheduled = false;
+/** Run of one flush callback before it may yield (ms). */
+const FLUSH_SLICE_MS = 4;
+/** A connection waiting this long in the list (ms) is written without yielding again. */
+const FLUSH_MAX_WAIT_MS = 40;
+/** Connections flushed between two looks at the clock. */
+const FLUSH_CLOCK_EVERY = 32;
+/** Shared batches remembered at most (the cache is dropped when it grows past this or the list empties). */
+const SHARED_BATCHES_MAX = 256;
 /**
- * While flushDirty runs: batches made only of shared frames, by their ids. Followers of the
- * same super groups queue the same frames, so the batch (`[a,b,…]`) is built, framed and
- * encoded once per turn and its bytes written to each of them.
+ * While dirty connections wait: batches made only of shared frames, by their ids. Followers
+ * of the same super groups queue the same frames, so the batch (`[a,b,…]`) is built, framed
+ * and encoded once and its bytes written to each of them. Frames never change, so an entry
+ * stays valid; the map only bounds memory.
  */
 let sharedBatches: Map<string, SharedFrame> | null = null;
 
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flushDirty);
+}
+
 function flushDirty(): void {
   flushScheduled = false;
-  const list = dirty;
-  dirty = [];
-  sharedBatches = new Map();
+  if (sharedBatches === null || sharedBatches.size > SHARED_BATCHES_MAX) sharedBatches = new Map();
+  const deadline = performance.now() + FLUSH_SLICE_MS;
+  let n = 0;
   try {
-    for (const conn of list) conn.flush();
+    while (dirtyHead < dirty.length) {
+      const conn = dirty[dirtyHead]!;
+      dirty[dirtyHead++] = undefined as unknown as Connection;
+      conn.flush();
+      if (++n % FLUSH_CLOCK_EVERY !== 0 || dirtyHead >= dirty.length) continue;
+      const now = performance.now();
+      if (now > deadline && now - dirty[dirtyHead]!.dirtyAt < FLUSH_MAX_WAIT_MS) break;
+    }
   } finally {
-    sharedBatches = null;
+    if (dirtyHead < dirty.length) {
+      // Under sustained load the list may never empty: drop its consumed head now and then.
+      if (dirtyHead >= 4096 && dirtyHead * 2 >= dirty.length) {
+        dirty = dirty.slice(dirtyHead);
+        dirtyHead = 0;
+      }
+      scheduleFlush();
+    } else {
+      dirty = [];
+      dirtyHead = 0;
+      sharedBatches = null;
+    }
   }
 }
 
@@ -83,7 +129,9 @@ function sharedBatchOf(cache: Map<string, SharedFrame>, frames: SharedFrame[]): 
 }
 
 /** The part of the upgraded socket (a net.Socket or any Duplex) a connection writes to. */
-export type RawSocket = Pick<Duplex, 'writable' | 'write' | 'on'>;
+export type RawSocket = Pick<Duplex, 'writable' | 'write' | 'on' | 'writableLength'>;
+
+const NO_BYTES = Buffer.alloc(0);
 
 const textOf = (f: Queued): string => (typeof f === 'string' ? f : f.text);
 
@@ -101,9 +149,10 @@ export interface ConnectionLimits {
 }
 
 /**
- * One client connection. Outgoing frames are queued and written once per event-loop turn:
- * several queued frames go out as one JSON array in one WebSocket message when the client
- * announced the `batch` capability.
+ * One client connection. Outgoing frames are queued and written when the connection's turn
+ * in the flush list comes (the next event-loop turn, or later while a large fan-out is being
+ * written; see flushDirty): several queued frames go out as one JSON array in one WebSocket
+ * message when the client announced the `batch` capability.
  *
  * Output is budgeted (issue 13: 100 `history` requests of 93 bytes held 1.6 GB): frames are
  * handed to the socket only while its unsent bytes are below a quarter of `maxBuffered`, the
@@ -134,6 +183,8 @@ export class Connection {
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private scheduled = false;
+  /** When it last joined the flush list (performance.now()). */
+  dirtyAt = 0;
   private errorCount = 0;
   private errorWindowStart = 0;
   /** Requests waiting for a slot, in arrival order. */
@@ -170,12 +221,21 @@ export class Connection {
 
   /** Bytes waiting to reach the peer: queued here plus unsent in the socket. */
   outputBytes(): number {
-    return this.queuedBytes + this.ws.bufferedAmount;
+    return this.queuedBytes + this.socketBytes();
+  }
+
+  /**
+   * Bytes handed to the socket and not yet sent: ws's bufferedAmount, read from the socket
+   * itself when we write to it (ws adds its sender's own queue, which stays empty without
+   * compression — see writeRaw).
+   */
+  private socketBytes(): number {
+    return this.raw ? this.raw.writableLength : this.ws.bufferedAmount;
   }
 
   send(frame: Queued): void {
     if (this.closed) return;
-    if (this.queue.length === 0 && this.ws.bufferedAmount === 0) this.lastProgress = Date.now();
+    if (this.queue.length === 0 && this.socketBytes() === 0) this.lastProgress = Date.now();
     this.queue.push(frame);
     this.queuedBytes += textOf(frame).length;
     if (this.outputBytes() > this.limits.maxBuffered) {
@@ -184,11 +244,9 @@ export class Connection {
     }
     if (!this.scheduled) {
       this.scheduled = true;
+      this.dirtyAt = performance.now();
       dirty.push(this);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(flushDirty);
-      }
+      scheduleFlush();
     }
   }
 
@@ -248,8 +306,8 @@ export class Connection {
   flush(force = false): void {
     this.scheduled = false;
     if (this.closed) return;
-    if (this.ws.bufferedAmount === 0) this.lastProgress = Date.now();
-    while (this.queue.length > 0 && (force || this.ws.bufferedAmount < this.busyAt)) this.writeSome();
+    if (this.socketBytes() === 0) this.lastProgress = Date.now();
+    while (this.queue.length > 0 && (force || this.socketBytes() < this.busyAt)) this.writeSome();
     if (this.backlog.length > 0) this.pump();
   }
 
@@ -261,8 +319,9 @@ export class Connection {
     if (this.batching) {
       while (n < this.queue.length && bytes + textOf(this.queue[n]!).length <= BATCH_BYTES) bytes += textOf(this.queue[n++]!).length;
     }
-    const frames = this.queue.splice(0, n);
-    this.queuedBytes -= frames.reduce((sum, f) => sum + textOf(f).length, 0);
+    const frames = this.queue.length === n ? this.queue : this.queue.slice(0, n);
+    this.queue = this.queue.length === n ? [] : this.queue.slice(n);
+    this.queuedBytes -= bytes;
     if (n > 1) {
       const shared = sharedBatches && frames.every((f) => f instanceof SharedFrame) ? sharedBatchOf(sharedBatches, frames as SharedFrame[]) : undefined;
       const text = shared ? shared.text : `[${frames.map(textOf).join(',')}]`;
@@ -280,13 +339,30 @@ export class Connection {
   private writeRaw(frame: SharedFrame | string): boolean {
     const socket = this.raw;
     if (this.ws.readyState !== 1 || !socket?.writable) return false;
-    socket.write(typeof frame === 'string' ? textFrame(frame) : frame.bytes(), this.progressed);
+    const bytes = typeof frame === 'string' ? textFrame(frame) : frame.bytes();
+    if (socket.writableLength > 0) {
+      // Queued behind earlier output: its completion is progress.
+      socket.write(bytes, this.progressed);
+      return true;
+    }
+    // Onto an idle socket, without a callback: a write the kernel takes at once then costs no
+    // callback tick (the usual case: one such write per connection per fan-out). If part of
+    // it waits, an empty write behind it reports when it is through.
+    socket.write(bytes);
+    if (socket.writableLength === 0) this.lastProgress = Date.now();
+    else socket.write(NO_BYTES, this.progressed);
     return true;
   }
 
-  /** Output has waited `stallMs` without any of it reaching the peer. */
+  /**
+   * Output has waited `stallMs` without any of it reaching the peer. Frames that only wait
+   * for this server's flush list (the socket is idle, the connection's turn has not come:
+   * the server is behind, not the peer) do not count.
+   */
   stalled(now: number): boolean {
-    return !this.closed && this.outputBytes() > 0 && now - this.lastProgress > this.limits.stallMs;
+    if (this.closed || now - this.lastProgress <= this.limits.stallMs) return false;
+    const socketBytes = this.socketBytes();
+    return socketBytes > 0 || (this.queuedBytes > 0 && !this.scheduled);
   }
 
   /** Open, and heard from within two heartbeat intervals. */
