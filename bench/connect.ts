@@ -17,7 +17,6 @@
  * --relay (measure bench/lib/bare-relay.mjs instead of Magpie: Node's http + ws answering hello
  * with a welcome of the same size, nothing else — the floor on this machine, in this window)
  */
-import { fork } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { fmt, gitDescribe, log, seedUsers, startBenchServer, waitQuiet, type BenchServer } from './lib/group-setup.ts';
+import { fmt, forkBenchProcess, gitDescribe, log, seedUsers, startBenchServer, waitQuiet, type BenchServer } from './lib/group-setup.ts';
 import { cpuMsOf } from './lib/proc.ts';
 import { benchToken } from './lib/users.ts';
 
@@ -109,24 +108,7 @@ async function startRelay(cpuProfDir: string | undefined): Promise<BenchServer> 
     mkdirSync(resolve(cpuProfDir), { recursive: true });
     execArgv.push('--cpu-prof', '--cpu-prof-dir', resolve(cpuProfDir));
   }
-  const forkedAt = Date.now();
-  const proc = fork(new URL('./lib/bare-relay.mjs', import.meta.url), [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  const url = await new Promise<string>((res, rej) => {
-    proc.on('message', (m: { ready?: string }) => m.ready && res(m.ready));
-    proc.on('exit', (code) => rej(new Error(`relay exited early (${code})`)));
-  });
-  return {
-    url,
-    wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
-    pid: proc.pid!,
-    proc,
-    forkedAt,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(15_000)]);
-    },
-  };
+  return forkBenchProcess(new URL('./lib/bare-relay.mjs', import.meta.url), { execArgv, what: 'relay' });
 }
 
 async function main(): Promise<void> {

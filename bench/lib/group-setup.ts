@@ -74,30 +74,7 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     mkdirSync(resolve(opts.cpuProfDir), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir));
   }
-  const forkedAt = Date.now();
-  const proc = fork(SERVER_MAIN, [], { execArgv, env: serverEnv(env), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
-  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  const url = await new Promise<string>((res, rej) => {
-    const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);
-    proc.on('message', (m: { ready?: string }) => {
-      if (m.ready) {
-        clearTimeout(t);
-        res(m.ready.replace('localhost', '127.0.0.1'));
-      }
-    });
-    proc.on('exit', (code) => rej(new Error(`server exited early (${code})`)));
-  });
-  return {
-    url,
-    wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
-    pid: proc.pid!,
-    proc,
-    forkedAt,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(15_000)]);
-    },
-  };
+  return forkBenchProcess(SERVER_MAIN, { execArgv, env: serverEnv(env), cwd: ROOT, what: 'server' });
 }
 
 export async function api<T = any>(base: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
@@ -210,4 +187,35 @@ export async function waitQuiet(maxS: number): Promise<boolean> {
   }
   log(`machine not quiet after ${maxS} s; measuring anyway (see the load figures)`);
   return false;
+}
+
+/**
+ * Fork a bench child process (the server, or bench/lib/bare-relay.mjs) that sends `{ ready: url }`
+ * over IPC once it listens; its handle stops it with SIGTERM (waiting up to 15 s).
+ */
+export async function forkBenchProcess(modulePath: string | URL, opts: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string; what: string }): Promise<BenchServer> {
+  const forkedAt = Date.now();
+  const proc = fork(modulePath, [], { execArgv: opts.execArgv, ...(opts.env ? { env: opts.env } : {}), ...(opts.cwd ? { cwd: opts.cwd } : {}), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  const url = await new Promise<string>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`${opts.what} did not start in 30 s`)), 30_000);
+    proc.on('message', (m: { ready?: string }) => {
+      if (m.ready) {
+        clearTimeout(t);
+        res(m.ready.replace('localhost', '127.0.0.1'));
+      }
+    });
+    proc.on('exit', (code) => rej(new Error(`${opts.what} exited early (${code})`)));
+  });
+  return {
+    url,
+    wsUrl: `${url.replace(/^http/, 'ws')}/ws`,
+    pid: proc.pid!,
+    proc,
+    forkedAt,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+    },
+  };
 }

@@ -12,22 +12,11 @@ import assert from 'node:assert/strict';
 import { openPostgresStore } from '../src/store/open.ts';
 import { ACK_LOCK_SPACE, ackClaimKey, ackClaimKeys, splitAcksByUsers } from '../src/store/ack-writer.ts';
 import type { SqlStore } from '../src/store/sql-store.ts';
-import type { AckOutcome, AppendRequest, DeviceAck, NewGroup } from '../src/store/store.ts';
+import type { AckOutcome, DeviceAck } from '../src/store/store.ts';
+import { post, spec } from './append-requests.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 const skip = (await pgUnavailable()) ?? false;
-let n = 0;
-const post = (sender: string, conv: string, extra: Partial<AppendRequest> = {}): AppendRequest => ({
-  sender,
-  conv,
-  clientMsgId: `c${++n}`,
-  id: `m${n}_${Date.now()}`,
-  kind: 'text',
-  body: { text: `hello ${n}` },
-  time: Date.now(),
-  ...extra,
-});
-const spec: NewGroup = { name: 'G', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, historyVisibility: 'since_join', maxMembers: 100, superThreshold: 500 };
 
 async function group(store: SqlStore, owner: string, members: string[], conv: string): Promise<void> {
   for (const id of [owner, ...members]) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });

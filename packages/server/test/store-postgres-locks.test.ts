@@ -19,7 +19,7 @@ import { openPostgresStore } from '../src/store/open.ts';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import type { Queryable, SqlEngine, TransactionOptions } from '../src/db/engine.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import type { AppendRequest, NewGroup } from '../src/store/store.ts';
+import { post, spec } from './append-requests.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 function hasPsql(): boolean {
@@ -32,18 +32,6 @@ function hasPsql(): boolean {
 }
 
 const skip = (await pgUnavailable()) ?? (hasPsql() ? false : 'psql not installed');
-let n = 0;
-const post = (sender: string, conv: string, extra: Partial<AppendRequest> = {}): AppendRequest => ({
-  sender,
-  conv,
-  clientMsgId: `c${++n}`,
-  id: `m${n}_${Date.now()}`,
-  kind: 'text',
-  body: { text: `hello ${n}` },
-  time: Date.now(),
-  ...extra,
-});
-const spec: NewGroup = { name: 'G', avatar: '', joinPolicy: 'open', inviteNeedsApproval: false, historyVisibility: 'since_join', maxMembers: 100, superThreshold: 500 };
 
 it('a group append holds member user rows for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
   const schema = freshSchemaName('magpie_locks');
