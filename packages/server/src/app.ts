@@ -235,8 +235,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const walletPoster = { send: (p: Principal, input: SendInput) => messaging.postAsServer(p, input), check: (p: Principal, target: { to: string } | { conv: string }) => messaging.checkSend(p, target) };
   // The payment PIN guards red-packet sends; top-ups and withdrawals go through the payment provider (wallet/payments/).
   const pinService = createPinService({ config, db, accounts });
-  // SQLite: red-packet opens run on the writer thread too (their transactions and fsyncs off the event loop).
-  const walletStore = deps.wallet ?? (await openWalletStore(config, db, writer ? { opener: writer.walletOpener } : {}));
+  const walletStore = deps.wallet ?? (await openWalletStore(config, db));
   const wallet = await createWalletModule(api, {
     config,
     db,

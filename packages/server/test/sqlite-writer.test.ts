@@ -11,8 +11,6 @@ import { after, before, describe, it } from 'node:test';
 import { directConversationId, type AppendOutcome, type AppendRequest } from '../src/store/store.ts';
 import { openSqliteStore } from '../src/store/open.ts';
 import type { SqlStore } from '../src/store/sql-store.ts';
-import type { SqliteWriterThread } from '../src/store/sqlite-writer.ts';
-import { SqlWalletStore } from '../src/wallet/sql-wallet-store.ts';
 
 describe('SQLite writer thread', () => {
   let dir: string;
@@ -66,24 +64,6 @@ describe('SQLite writer thread', () => {
     const inbox = await store.readInbox('wb', 0, 100);
     assert.equal(inbox.length, 3);
     assert.deepEqual((await store.readHistory(directConversationId('wa', 'wb'), { after: 0, limit: 10 })).map((m) => m.seq), [1, 2, 3]);
-  });
-
-  it('runs red-packet opens on its connection (SqlWalletStore with the thread as its opener)', async () => {
-    const writer = (store as unknown as { writer: SqliteWriterThread }).writer;
-    const wallet = new SqlWalletStore(store.db, { opener: writer.walletOpener });
-    const engine = store.db as { transaction: (...a: unknown[]) => unknown };
-    const original = engine.transaction;
-    let onLoop = 0;
-    engine.transaction = function (this: unknown, ...a: unknown[]) {
-      onLoop++;
-      return original.apply(this, a);
-    };
-    try {
-      assert.deepEqual(await wallet.open([{ packetId: 'no-such-packet', userId: 'wa', now: Date.now() }]), [{ ok: false, error: 'not_found' }]);
-      assert.equal(onLoop, 0, 'the open ran on the thread');
-    } finally {
-      engine.transaction = original;
-    }
   });
 
   it('interleaves writes of the event loop and of the thread without busy errors, in order', async () => {

@@ -1,7 +1,6 @@
 /**
- * The SQLite writer thread's entry (see sqlite-writer.ts): its own connection to the file, a
- * SqlStore (and, on first use, a SqlWalletStore) on it, running the jobs it is handed one at
- * a time, in order.
+ * The SQLite writer thread's entry (see sqlite-writer.ts): its own connection to the file and
+ * a SqlStore on it, running the jobs it is handed one at a time, in order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine } from '../db/sqlite-engine.ts';
@@ -9,8 +8,6 @@ import { ThreadWriteGate } from '../db/write-lock.ts';
 import { searchableText } from '../search/extract.ts';
 import { SqlStore } from './sql-store.ts';
 import type { AckOutcome, AppendOutcome, AppendRequest, DeliveredUpdate, DeviceAck } from './store.ts';
-import { SqlWalletStore } from '../wallet/sql-wallet-store.ts';
-import type { OpenOutcome, OpenRequest } from '../wallet/wallet-store.ts';
 
 export interface WriterSetup {
   path: string;
@@ -28,7 +25,6 @@ export type WriterJob = { id: number } & (
   | { job: 'append'; batch: AppendRequest[] }
   | { job: 'acks'; acks: DeviceAck[] }
   | { job: 'delivered'; userId: string; inboxSeq: number }
-  | { job: 'walletOpen'; batch: OpenRequest[] }
   | { job: 'close' }
 );
 
@@ -51,8 +47,6 @@ if (parentPort) {
   engine.walAutocheckpoint = setup.walAutocheckpoint;
   const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}) });
 
-  let wallet: SqlWalletStore | null = null;
-
   const run = async (j: WriterJob): Promise<unknown> => {
     switch (j.job) {
       case 'ping':
@@ -73,9 +67,6 @@ if (parentPort) {
         return (await store.recordAcks(j.acks)) satisfies AckOutcome;
       case 'delivered':
         return (await store.markDelivered(j.userId, j.inboxSeq)) satisfies DeliveredUpdate[];
-      case 'walletOpen':
-        wallet ??= new SqlWalletStore(engine);
-        return (await wallet.open(j.batch)) satisfies OpenOutcome[];
       case 'close':
         return null;
     }

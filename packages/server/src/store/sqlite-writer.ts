@@ -5,13 +5,10 @@ import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
 import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOutcome, type AppendRequest, type DeliveredUpdate, type DeviceAck } from './store.ts';
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
-import type { WalletOpener } from '../wallet/sql-wallet-store.ts';
-import type { OpenOutcome, OpenRequest } from '../wallet/wallet-store.ts';
 
 /**
- * The SQLite writer thread: the hot write transactions — the group commit of messages
- * (`appendMessages`), the ACK flush (`recordAcks`, `markDelivered`) and red-packet opens
- * (`SqlWalletStore.open`) — run on a
+ * The SQLite writer thread: the message store's hot write transactions — the group commit of
+ * messages (`appendMessages`) and the ACK flush (`recordAcks`, `markDelivered`) — run on a
  * second connection to the same file in a worker thread, so their statements and the commit's
  * fsync no longer stop the event loop (on two cores the second one was idle). The event loop
  * keeps its connection for every read and for the other stores' writes.
@@ -72,11 +69,6 @@ export class SqliteWriterThread {
   markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
     return this.call({ id: 0, job: 'delivered', userId, inboxSeq }) as Promise<DeliveredUpdate[]>;
   }
-
-  /** Red-packet opens (SqlWalletStore.open) on the thread: hand to SqlWalletStore as its `opener`. */
-  readonly walletOpener: WalletOpener = {
-    open: (batch: OpenRequest[]) => this.call({ id: 0, job: 'walletOpen', batch }) as Promise<OpenOutcome[]>,
-  };
 
   /** Finish the jobs handed over, close the thread's connection, stop it; the event loop's engine writes alone again. */
   async close(): Promise<void> {

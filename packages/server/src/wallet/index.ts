@@ -6,7 +6,7 @@ import type { Config } from '../config/config.ts';
 import { RedPacketService, type MembershipSource, type MessagePoster } from './redpacket-service.ts';
 import { registerWalletRoutes } from './routes.ts';
 import { openDatabase, type SqlEngine } from '../db/index.ts';
-import { SqlWalletStore, type WalletOpener } from './sql-wallet-store.ts';
+import { SqlWalletStore } from './sql-wallet-store.ts';
 import { OperatorGateway, WalletService, type PaymentGateway } from './wallet-service.ts';
 import type { WalletStore } from './wallet-store.ts';
 
@@ -19,8 +19,8 @@ export { WalletService, OperatorGateway, type PaymentGateway } from './wallet-se
  * process's one PostgreSQL pool). Without `db` (tools: the reconcile CLI, benchmarks) it opens
  * and migrates the database for `config` itself and closes it with the store.
  */
-export async function openWalletStore(config: Config, db?: SqlEngine, opts: { schema?: string; opener?: WalletOpener } = {}): Promise<WalletStore> {
-  if (db) return new SqlWalletStore(db, opts.opener ? { opener: opts.opener } : {});
+export async function openWalletStore(config: Config, db?: SqlEngine, opts: { schema?: string } = {}): Promise<WalletStore> {
+  if (db) return new SqlWalletStore(db);
   const own = await openDatabase(config, opts);
   const store = new SqlWalletStore(own);
   return Object.assign(store, {

@@ -25,16 +25,6 @@ import {
 export interface SqlWalletStoreOptions {
   /** Source of U for the split; the OS CSPRNG by default. */
   uniform?: UniformSource;
-  /**
-   * SQLite: where red-packet opens run instead of the event loop — the writer thread
-   * (store/sqlite-writer.ts) runs this same class's `open` on its own connection.
-   */
-  opener?: WalletOpener;
-}
-
-/** Runs `SqlWalletStore.open` elsewhere (the SQLite writer thread). */
-export interface WalletOpener {
-  open(batch: OpenRequest[]): Promise<OpenOutcome[]>;
 }
 
 
@@ -114,7 +104,6 @@ export class SqlWalletStore implements WalletStore {
   readonly kind: Dialect;
   private readonly draw: UniformSource;
   private readonly openSql: string;
-  private readonly opener: WalletOpener | undefined;
 
   constructor(
     private readonly db: SqlEngine,
@@ -123,7 +112,6 @@ export class SqlWalletStore implements WalletStore {
     this.kind = db.dialect;
     this.draw = opts.uniform ?? cryptoUniform();
     this.openSql = openState(db.dialect);
-    this.opener = opts.opener;
   }
 
   /** The tables come with the server's migrations (db/migrations/0006-wallet.ts). */
@@ -238,7 +226,6 @@ export class SqlWalletStore implements WalletStore {
 
   async open(batch: OpenRequest[]): Promise<OpenOutcome[]> {
     if (batch.length === 0) return [];
-    if (this.opener) return this.opener.open(batch);
     // One packet's opens together, in arrival order; packets in id order (the lock order).
     const byPacket = new Map<string, number[]>();
     for (let i = 0; i < batch.length; i++) {
