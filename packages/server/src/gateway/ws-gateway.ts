@@ -297,8 +297,8 @@ export class WsGateway {
     this.d.retry.ack(p.userId, p.deviceId, inboxSeq);
   }
 
+  /** Every frame but hello (onFrame answers hello itself) and an authenticated ack. */
   private async dispatch(conn: Connection, f: ClientFrame): Promise<void> {
-    if (f.type === 'hello') return this.hello(conn, f);
     const p = conn.principal;
     if (!p) throw new MagpieError('hello_required');
     const { messaging } = this.d;
