@@ -55,7 +55,7 @@ import Database from 'better-sqlite3';
 import type { Message, OpenResult } from '@magpie/protocol';
 import { openStore, openWalletStore, RedPacketService, type MessagePoster, type Principal } from '@magpie/server';
 import { seedConfig } from './lib/server.ts';
-import { cpuMsOf } from './lib/proc.ts';
+import { cpuMsOf, threadCpuDelta, threadCpuMsOf } from './lib/proc.ts';
 import { fmt, gitDescribe, log, makeGroup, seedUsers, startBenchServer, waitQuiet } from './lib/group-setup.ts';
 import { benchToken, benchUserId } from './lib/users.ts';
 
@@ -106,6 +106,8 @@ interface Result {
   serverCpuPct: number;
   /** HTTP only: this process (the load generator), not part of the server's figures. */
   generatorCpuMs: number | null;
+  /** HTTP only: the server's CPU over the open phase by thread name (main loop, V8 GC workers, libuv pool, SQLite writer). */
+  serverThreads: string | null;
   load: string;
 }
 
@@ -132,6 +134,7 @@ async function drive(
   let allClaimed = 0;
   const loadBefore = loadNow();
   const server0 = serverPid === null ? 0 : cpuMsOf(serverPid);
+  const threads0 = serverPid === null ? null : threadCpuMsOf(serverPid);
   const gen0 = process.cpuUsage();
   const started = performance.now();
   const client = async (k: number): Promise<void> => {
@@ -159,6 +162,7 @@ async function drive(
   const gen = process.cpuUsage(gen0);
   const genMs = (gen.user + gen.system) / 1000;
   const serverCpuMs = serverPid === null ? genMs : cpuMsOf(serverPid) - server0;
+  const serverThreads = serverPid === null || !threads0 ? null : threadCpuDelta(threads0, threadCpuMsOf(serverPid));
   lat.sort((x, y) => x - y);
   return {
     scenario,
@@ -175,6 +179,7 @@ async function drive(
     opensPerServerCpuSecond: Math.round(lat.length / (serverCpuMs / 1000)),
     serverCpuPct: +((serverCpuMs / wallMs) * 100).toFixed(0),
     generatorCpuMs: serverPid === null ? null : genMs,
+    serverThreads,
     load: `${loadBefore} → ${loadNow()}`,
   };
 }
@@ -191,6 +196,7 @@ function print(r: Result, serverPid: number | null): void {
     console.log(`in-process CPU   ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per CPU-second of this process (in-process: the store-level path, no HTTP/auth/JSON; ${r.serverCpuPct}% of one core)`);
   } else {
     console.log(`server CPU       ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per server CPU-second (${r.serverCpuPct}% of one core; /proc/${serverPid}/stat, the server process only)`);
+    if (r.serverThreads) console.log(`server threads   ${r.serverThreads}`);
     const g = r.generatorCpuMs!;
     console.log(`generator CPU    ${fmt((g * 1000) / Math.max(1, r.opens), 1)} µs per open (${fmt((g / (r.seconds * 1000)) * 100, 0)}% of one core; the load generator, this process — not in the server figures)`);
   }

@@ -382,8 +382,10 @@ export function runStoreContract(
         assert.equal(typeof rec.createdAt, 'number');
         assert.deepEqual((await store.members(conv)).sort(), [a.id, b.id].sort());
         assert.equal(await store.isMember(conv, a.id), true);
+        assert.equal(await store.isMemberNow(conv, a.id), true);
         assert.equal(await store.isMember(conv, b.id), true);
         assert.equal(await store.isMember(conv, c.id), false);
+        assert.equal(await store.isMemberNow(conv, c.id), false);
         assert.equal(await store.isMember(`nope_${rand()}`, a.id), false);
         // the other direction uses the same conversation
         const back = await sendOne(dm(b.id, a.id));
@@ -1251,6 +1253,7 @@ export function runStoreContract(
         assert.equal(await store.getMember(conv, outsider!), null);
         assert.equal(await store.isMember(conv, c!), true);
         assert.equal(await store.isMember(conv, outsider!), false);
+        assert.equal(await store.isMemberNow(conv, outsider!), false);
         assert.deepEqual((await store.members(conv)).sort(), [a!, b!, c!].sort());
         // paging by user id
         const sorted = [a!, b!, c!].sort();
@@ -1317,6 +1320,7 @@ export function runStoreContract(
         assert.deepEqual(removed.effect, { joined: [], left: [c], kind: 'group', becameSuper: false });
         assert.ok(removed.pointers.some((p) => p.userId === c), 'the removed member gets the removal notice');
         assert.equal(await store.isMember(conv, c!), false);
+        assert.equal(await store.isMemberNow(conv, c!), false);
         assert.equal(await store.getMember(conv, c!), null);
         assert.equal(await store.formerMemberLimit(conv, c!), 3);
         assert.equal(await store.formerMemberLimit(conv, `nobody_${rand()}`), null);
@@ -1393,6 +1397,7 @@ export function runStoreContract(
         assert.equal(g?.name.startsWith('Group '), true);
         assert.equal(await store.isMember(conv, m2!), true);
         assert.equal(await store.isMember(conv, x!), false);
+        assert.equal(await store.isMemberNow(conv, x!), false);
         assert.equal((await store.getMember(conv, m1!))?.role, 'member');
         // an admin may invite under inviteNeedsApproval and kick a plain member
         const inv = await sendOne(notice(admin!, conv, add([x!])));

@@ -96,10 +96,11 @@ export function installApiErrors(app: FastifyInstance, opts: { log: Logger; metr
     parseJson(req, body as string, done);
   });
 
-  app.addHook('onSend', async (_req, reply, payload) => {
-    if (reply.statusCode < 400 || (payload !== undefined && payload !== null && payload !== '')) return payload;
+  // A callback hook, not an async one: it runs on every answer, and an async hook costs a promise each.
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (reply.statusCode < 400 || (payload !== undefined && payload !== null && payload !== '')) return done(null, payload);
     const code: ErrorCode = reply.statusCode === 404 ? 'not_found' : reply.statusCode >= 500 ? 'internal' : 'invalid';
     void reply.header('content-type', 'application/json; charset=utf-8');
-    return JSON.stringify(errorBody(new MagpieError(code)));
+    done(null, JSON.stringify(errorBody(new MagpieError(code))));
   });
 }

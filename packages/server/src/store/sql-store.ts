@@ -114,6 +114,9 @@ const SESSION_AND_USER_SQL = `
   FROM sessions s LEFT JOIN users u ON u.id = s.user_id
   WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?`;
 
+/** Store.isMember / isMemberNow: an active membership row exists. */
+const IS_MEMBER_SQL = 'SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL';
+
 /** Store.helloState: one row of scalar subqueries (each the statement it replaces). */
 const HELLO_STATE_SQL = `
   SELECT
@@ -768,7 +771,11 @@ export class SqlStore implements Store {
   }
 
   async isMember(conv: string, userId: string): Promise<boolean> {
-    return (await this.db.getBatched('SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL', [conv, userId])) !== undefined;
+    return (await this.db.getBatched(IS_MEMBER_SQL, [conv, userId])) !== undefined;
+  }
+
+  async isMemberNow(conv: string, userId: string): Promise<boolean> {
+    return (await this.db.get(IS_MEMBER_SQL, [conv, userId])) !== undefined;
   }
 
   async members(conv: string): Promise<string[]> {

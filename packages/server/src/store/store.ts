@@ -92,7 +92,10 @@ export interface Store {
    */
   readHistory(conv: string, q: { before?: number; after?: number; limit: number; viewer?: string }): Promise<Message[]>;
   getConversation(conv: string): Promise<ConversationRecord | null>;
+  /** Whether `userId` is an active member; joins the batched reads of the next event-loop turn (one read transaction for many). */
   isMember(conv: string, userId: string): Promise<boolean>;
+  /** The same answer as `isMember`, read at once (one statement, no wait for the next turn): for paths that must not spend a turn. */
+  isMemberNow(conv: string, userId: string): Promise<boolean>;
   members(conv: string): Promise<string[]>;
 
   // --- conversation list (per-user, versioned) ---

@@ -46,7 +46,7 @@ export async function createWalletModule(
   deps: {
     config: Config;
     /** Membership reads: `getMember` (one statement at once) for the open path, see below. */
-    store: MembershipSource & { getMember?(conv: string, userId: string): Promise<unknown> };
+    store: MembershipSource & { isMemberNow?(conv: string, userId: string): Promise<boolean> };
     messaging: MessagePoster;
     log: Logger;
     registry?: Registry;
@@ -64,13 +64,13 @@ export async function createWalletModule(
   const { config } = deps;
   const store = deps.walletStore ?? (await openWalletStore(config, deps.db));
   const rp = config.redPackets;
-  // The membership check of an open reads at once (getMember: one statement) instead of
-  // joining the batched reads of the next event-loop turn (isMember): an open then needs no
-  // turn of its own between its authentication and its commit.
+  // The membership check of an open reads at once (isMemberNow: one statement, no row built)
+  // instead of joining the batched reads of the next event-loop turn (isMember): an open then
+  // needs no turn of its own between its authentication and its commit.
   const source = deps.store;
-  const getMember = source.getMember?.bind(source);
-  const members: MembershipSource = getMember
-    ? { isMember: async (conv, userId) => (await getMember(conv, userId)) !== null, getConversation: (conv) => source.getConversation(conv), getUser: (id) => source.getUser(id) }
+  const isMemberNow = source.isMemberNow?.bind(source);
+  const members: MembershipSource = isMemberNow
+    ? { isMember: isMemberNow, getConversation: (conv) => source.getConversation(conv), getUser: (id) => source.getUser(id) }
     : source;
   const redPackets = new RedPacketService(
     store,
