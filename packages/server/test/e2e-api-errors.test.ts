@@ -156,26 +156,49 @@ describe('security headers on the web client and the API', () => {
     );
   }
 
-  it('every kind of answer carries CSP, nosniff, no framing and a referrer policy', async () => {
+  /** Fetch `path` and check what every answer carries: a CSP without framing, nosniff, DENY, no Referer, CORP, no HSTS without TLS. */
+  async function common(path: string, init: RequestInit = {}): Promise<{ h: Headers; p: Map<string, string[]> }> {
+    const res = await fetch(srv.url + path, init);
+    await res.arrayBuffer();
+    const h = res.headers;
+    assert.equal(h.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(h.get('x-frame-options'), 'DENY', path);
+    assert.equal(h.get('referrer-policy'), 'no-referrer', path);
+    assert.equal(h.get('cross-origin-resource-policy'), 'same-origin', path);
+    assert.equal(h.get('strict-transport-security'), null, `${path}: no HSTS without TLS`);
+    const p = csp(h.get('content-security-policy'));
+    assert.deepEqual(p.get('frame-ancestors'), ["'none'"], path);
+    return { h, p };
+  }
+
+  it('API answers (JSON, errors, metrics) carry the strictest CSP: nothing loads, nothing runs, sandboxed', async () => {
+    for (const [path, init] of [
+      ['/api/health', {}],
+      ['/api/me', {}],
+      ['/api/nothing', {}],
+      ['/api/docs', {}],
+      ['/metrics', {}],
+      ['/api/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' }],
+    ] as [string, RequestInit][]) {
+      const { h, p } = await common(path, init);
+      assert.deepEqual(p.get('default-src'), ["'none'"], path);
+      assert.ok(p.has('sandbox'), `${path}: sandboxed when opened as a page`);
+      assert.equal([...p.keys()].filter((d) => d !== 'default-src' && d !== 'frame-ancestors' && d !== 'sandbox').length, 0, `${path}: no source allowed beyond default-src 'none'`);
+      // Page-only headers are not sent on API answers.
+      for (const name of ['cross-origin-opener-policy', 'origin-agent-cluster', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection']) assert.equal(h.get(name), null, `${path}: ${name}`);
+    }
+  });
+
+  it('pages carry the web client\'s CSP, nosniff, no framing and a referrer policy', async () => {
     const host = new URL(srv.url).host;
     for (const [path, init] of [
       ['/', {}],
       ['/login', {}],
       ['/sw.js', {}],
-      ['/api/health', {}],
-      ['/api/me', {}],
-      ['/api/nothing', {}],
-      ['/metrics', {}],
-      ['/api/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' }],
+      ['/admin/', {}],
     ] as [string, RequestInit][]) {
-      const res = await fetch(srv.url + path, init);
-      await res.arrayBuffer();
-      const h = res.headers;
-      assert.equal(h.get('x-content-type-options'), 'nosniff', path);
-      assert.equal(h.get('x-frame-options'), 'DENY', path);
-      assert.equal(h.get('referrer-policy'), 'no-referrer', path);
-      const p = csp(h.get('content-security-policy'));
-      assert.deepEqual(p.get('frame-ancestors'), ["'none'"], path);
+      const { h, p } = await common(path, init);
+      assert.equal(h.get('cross-origin-opener-policy'), 'same-origin', path);
       assert.deepEqual(p.get('default-src'), ["'self'"], path);
       assert.deepEqual(p.get('script-src'), ["'self'"], `${path}: no inline or eval'd script`);
       assert.deepEqual(p.get('object-src'), ["'none'"], path);
@@ -183,13 +206,12 @@ describe('security headers on the web client and the API', () => {
       assert.ok(p.get('connect-src')?.includes(`ws://${host}`), `${path}: the WebSocket of this origin`);
       assert.deepEqual(p.get('worker-src'), ["'self'"], `${path}: the service worker`);
       assert.ok(!p.has('upgrade-insecure-requests'), `${path}: plain http on a LAN keeps working`);
-      assert.equal(h.get('strict-transport-security'), null, `${path}: no HSTS without TLS`);
     }
   });
 
   it('a forged Host header does not get into the CSP', async () => {
     const port = Number(new URL(srv.url).port);
-    const r = await rawRequest(port, "GET /api/health HTTP/1.1\r\nHost: evil;script-src *\r\nConnection: close\r\n\r\n");
+    const r = await rawRequest(port, "GET / HTTP/1.1\r\nHost: evil;script-src *\r\nConnection: close\r\n\r\n");
     const p = csp(r.headers['content-security-policy'] ?? null);
     assert.deepEqual(p.get('script-src'), ["'self'"]);
     assert.deepEqual(p.get('connect-src'), ["'self'"]);

@@ -15,7 +15,20 @@ function sameOriginSockets(req: IncomingMessage): string {
 }
 
 /**
- * Security headers on every answer (web client, API, metrics), set by @fastify/helmet.
+ * Security headers on every answer, set with helmet, in two sets:
+ *
+ * - **Documents** (the web client, the admin console, everything outside /api/ and /metrics):
+ *   the policy below.
+ * - **API answers** (/api/…, /metrics: JSON, media bytes, text): answers that are never a
+ *   page, so no page policy but the strictest one — `default-src 'none'; frame-ancestors
+ *   'none'; sandbox` (an answer opened as a document, e.g. an uploaded image in its own tab,
+ *   may load nothing, run nothing and be framed by nobody; the pattern of GitHub's raw user
+ *   content), nosniff, X-Frame-Options DENY, no Referer, CORP same-origin, HSTS under TLS.
+ *   The document-only headers (COOP, Origin-Agent-Cluster, DNS prefetch, IE download options,
+ *   Flash cross-domain policies, X-XSS-Protection) are left out: ~450 bytes and 6 headers
+ *   fewer to build and write per API call (OWASP REST Security Cheat Sheet, "Security headers").
+ *
+ * The document policy:
  *
  * The CSP is what the built web client needs and no more: its own scripts and stylesheets
  * (React's `style` props are set through the CSSOM, which `style-src` does not restrict),
@@ -36,10 +49,11 @@ function sameOriginSockets(req: IncomingMessage): string {
  */
 export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls: boolean }): Promise<void> {
   const headersFor = securityHeaders(opts);
+  const api = apiSecurityHeaders(opts);
   app.addHook('onRequest', (request, reply, done) => {
     let list: readonly string[];
     try {
-      list = headersFor(request.raw);
+      list = isApiAnswer(request.url) ? api : headersFor(request.raw);
     } catch (err) {
       done(err instanceof Error ? err : new Error(String(err)));
       return;
@@ -50,6 +64,53 @@ export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls:
     for (let i = 0; i < list.length; i += 2) void reply.header(list[i]!, list[i + 1]!);
     done();
   });
+}
+
+/** Answers that are never a page: the REST API (JSON, media bytes) and the metrics. */
+export function isApiAnswer(url: string): boolean {
+  return url.startsWith('/api/') || url === '/metrics' || url.startsWith('/metrics?');
+}
+
+/** The headers of an API answer (see registerSecurityHeaders) as a flat [name, value, …] list, computed once with helmet. */
+export function apiSecurityHeaders(opts: { tls: boolean }): readonly string[] {
+  const setHeaders = helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], sandbox: [] } },
+    xFrameOptions: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    strictTransportSecurity: opts.tls ? { maxAge: 180 * 24 * 3600, includeSubDomains: false } : false,
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    crossOriginOpenerPolicy: false,
+    originAgentCluster: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false,
+  });
+  return headersOf(setHeaders, '');
+}
+
+/** What helmet's middleware `setHeaders` sets for a request with this Host header, as a flat [name, value, …] list. */
+function headersOf(setHeaders: ReturnType<typeof helmet>, host: string): string[] {
+  const names: string[] = [];
+  const values = new Map<string, string>();
+  const res = {
+    setHeader(name: string, value: string | number | readonly string[]) {
+      const key = name.toLowerCase();
+      if (!values.has(key)) names.push(name);
+      values.set(key, String(value));
+    },
+    removeHeader(name: string) {
+      const key = name.toLowerCase();
+      if (!values.delete(key)) return;
+      names.splice(names.findIndex((n) => n.toLowerCase() === key), 1);
+    },
+  };
+  let failed: unknown;
+  setHeaders({ headers: { host } } as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => void (failed = err));
+  if (failed) throw failed instanceof Error ? failed : new Error(String(failed));
+  // Names in lower case: Node's setHeader lower-cases each name for its table, and for a name
+  // already in lower case that is the same string, not a new one per header per request.
+  return names.flatMap((n) => [n.toLowerCase(), values.get(n.toLowerCase())!]);
 }
 
 /** Distinct Host values remembered (any Host an attacker sends beyond these is computed, not cached). */
@@ -91,28 +152,7 @@ export function securityHeaders(opts: { tls: boolean }): (req: IncomingMessage) 
     crossOriginResourcePolicy: { policy: 'same-origin' },
   });
   /** What helmet sets for a request with this Host header (helmet's middleware calls only setHeader and removeHeader). */
-  const compute = (host: string): string[] => {
-    const names: string[] = [];
-    const values = new Map<string, string>();
-    const res = {
-      setHeader(name: string, value: string | number | readonly string[]) {
-        const key = name.toLowerCase();
-        if (!values.has(key)) names.push(name);
-        values.set(key, String(value));
-      },
-      removeHeader(name: string) {
-        const key = name.toLowerCase();
-        if (!values.delete(key)) return;
-        names.splice(names.findIndex((n) => n.toLowerCase() === key), 1);
-      },
-    };
-    let failed: unknown;
-    setHeaders({ headers: { host } } as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => void (failed = err));
-    if (failed) throw failed instanceof Error ? failed : new Error(String(failed));
-    // Names in lower case: Node's setHeader lower-cases each name for its table, and for a name
-    // already in lower case that is the same string, not a new one per header per request.
-    return names.flatMap((n) => [n.toLowerCase(), values.get(n.toLowerCase())!]);
-  };
+  const compute = (host: string): string[] => headersOf(setHeaders, host);
   // Keyed by what the CSP echoes: the Host when it is fit to be echoed, else '' (left out).
   const byHost = new Map<string, string[]>();
   return (req) => {
