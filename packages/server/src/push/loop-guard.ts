@@ -7,7 +7,6 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
  * back by a tenth per sample (AIMD, sampled every `sampleMs`).
  */
 export class LoopGuard {
-  private readonly h: IntervalHistogram;
   private readonly timer: NodeJS.Timeout;
   factor = 1;
   lastLagMs = 0;
@@ -16,16 +15,15 @@ export class LoopGuard {
     private readonly lagMs: number,
     sampleMs = 200,
     private readonly floor = 0.05,
+    private readonly probe: LagProbe = loopDelayProbe(),
   ) {
-    this.h = monitorEventLoopDelay({ resolution: 10 });
-    this.h.enable();
     this.timer = setInterval(() => this.sample(), sampleMs);
     this.timer.unref();
   }
 
-  private sample(): void {
-    this.lastLagMs = this.h.max / 1e6;
-    this.h.reset();
+  /** One sample (the timer takes one every `sampleMs`): the worst lag since the last one moves the factor. */
+  sample(): void {
+    this.lastLagMs = this.probe.maxLagMs();
     if (this.lastLagMs > this.lagMs) this.factor = Math.max(this.floor, this.factor / 2);
     else this.factor = Math.min(1, this.factor + 0.1);
   }
@@ -37,6 +35,28 @@ export class LoopGuard {
 
   stop(): void {
     clearInterval(this.timer);
-    this.h.disable();
+    this.probe.stop();
   }
+}
+
+/** Where a LoopGuard reads the lag: the worst event-loop delay (ms) since the last read. */
+export interface LagProbe {
+  maxLagMs(): number;
+  stop(): void;
+}
+
+/** This process's event-loop delay (perf_hooks, 10 ms resolution). */
+export function loopDelayProbe(): LagProbe {
+  const h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  return {
+    maxLagMs() {
+      const ms = h.max / 1e6;
+      h.reset();
+      return ms;
+    },
+    stop() {
+      h.disable();
+    },
+  };
 }
