@@ -4,7 +4,7 @@
  * writes: the latency of single-message appends made meanwhile, against the same appends
  * with no purge running.
  *
- *   NODE_OPTIONS=--conditions=magpie-source node --import tsx bench/retention.ts \
+ *   node --import tsx bench/retention.ts \
  *     [--engine sqlite|postgres] [--convs 200] [--per 500] [--batch 500] [--pause 50]
  *
  * Seeds `convs` one-to-one conversations with `per` messages each, all older than the
@@ -17,16 +17,7 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import { Registry } from 'prom-client';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { PostgresEngine } from '../packages/server/src/db/postgres-engine.ts';
-import { migrate } from '../packages/server/src/db/migrate.ts';
-import { MIGRATIONS } from '../packages/server/src/db/migrations/index.ts';
-import type { SqlEngine } from '../packages/server/src/db/engine.ts';
-import { SqlStore } from '../packages/server/src/store/sql-store.ts';
-import { directConversationId, type AppendRequest } from '../packages/server/src/store/store.ts';
-import { RetentionStore } from '../packages/server/src/retention/retention-store.ts';
-import { PurgeJob, retentionMetrics } from '../packages/server/src/retention/purge-job.ts';
-import { RetentionConfigSchema } from '../packages/server/src/config/retention-config.ts';
+import { directConversationId, loadConfig, openDatabase, PurgeJob, RetentionConfigSchema, RetentionStore, retentionMetrics, SqlStore, type AppendRequest, type SqlEngine } from '@magpie/server';
 import { Histogram } from './lib/hist.ts';
 
 const { values: a } = parseArgs({
@@ -45,10 +36,8 @@ const PG_URL = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432
 
 const dir = mkdtempSync(join(tmpdir(), 'magpie-retention-bench-'));
 const schema = `bench_ret_${process.pid}`;
-let db: SqlEngine;
-if (a.engine === 'postgres') db = await PostgresEngine.open({ url: PG_URL, schema, max: 8 });
-else db = new SqliteEngine(join(dir, 'magpie.db'), { synchronous: 'full', checkpointMs: 500 });
-await migrate(db, MIGRATIONS);
+// The server's database for these settings, migrated (SQLite magpie.db in `dir`, or a PostgreSQL schema of its own).
+const db: SqlEngine = await openDatabase(loadConfig({}, { dataDir: dir, store: a.engine === 'postgres' ? PG_URL : 'sqlite', sqliteSynchronous: 'full' }), { schema });
 const store = new SqlStore(db, { ringCapacity: 100_000 });
 
 const old = Date.now() - 100 * DAY;
