@@ -15,9 +15,9 @@
  * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +43,8 @@ const { values: a } = parseArgs({
     duration: { type: 'string', default: '20' },
     /** Sample pg_stat_activity of the bench database every 10 ms during the run and print what sessions wait on. */
     waits: { type: 'boolean', default: false },
+    /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
+    'cpu-prof': { type: 'string' },
   },
 });
 const nodesN = Number(a.nodes);
@@ -53,13 +55,19 @@ interface Node {
   ws: string;
   proc: ChildProcess;
   dir: string;
+  /** performance.now() when the process was forked (its profile starts about then). */
+  forkedAt: number;
+  profDir?: string;
 }
 
-async function startNode(env: Record<string, string>): Promise<Node> {
+async function startNode(env: Record<string, string>, index: number): Promise<Node> {
   ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-cluster-'));
+  const profDir = a['cpu-prof'] ? resolve(a['cpu-prof'], `node${index + 1}`) : undefined;
+  if (profDir) mkdirSync(profDir, { recursive: true });
+  const forkedAt = performance.now();
   const proc = fork(MAIN, [], {
-    execArgv: [],
+    execArgv: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
     env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -67,7 +75,7 @@ async function startNode(env: Record<string, string>): Promise<Node> {
     proc.on('message', (m: { ready?: string }) => m.ready && resolve(m.ready.replace('localhost', '127.0.0.1')));
     proc.on('exit', (c) => reject(new Error(`node exited with ${c}`)));
   });
-  return { url, ws: url.replace('http', 'ws') + '/ws', proc, dir };
+  return { url, ws: url.replace('http', 'ws') + '/ws', proc, dir, forkedAt, ...(profDir ? { profDir } : {}) };
 }
 
 async function api(base: string, method: string, path: string, body?: unknown, token?: string): Promise<any> {
@@ -135,14 +143,16 @@ async function main(): Promise<void> {
     env = { MAGPIE_STORE: u.toString(), ...(nodesN > 1 ? { MAGPIE_NATS: NATS } : {}) };
   }
   const nodes: Node[] = [];
-  for (let i = 0; i < nodesN; i++) nodes.push(await startNode(env));
+  for (let i = 0; i < nodesN; i++) nodes.push(await startNode(env, i));
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
   let cpu0: number[] = [];
+  let loadAt = 0;
   // Called when the load starts (after accounts and connections are set up).
   const loadStarts = (): void => {
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+    loadAt = performance.now();
   };
   try {
     if (a.scenario === 'group') await groupScenario(nodes, loadStarts);
@@ -151,6 +161,12 @@ async function main(): Promise<void> {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}`);
+    if (loadAt > 0) {
+      const end = loadEndAt || performance.now();
+      for (const n of nodes) {
+        if (n.profDir) console.log(`  profile: node --import tsx bench/cpuprofile-top.ts ${n.profDir}/*.cpuprofile --from ${((loadAt - n.forkedAt) / 1000).toFixed(1)} --to ${((end - n.forkedAt) / 1000).toFixed(1)}`);
+      }
+    }
     console.log(`load average at start ${load0}, at end ${loadavg()[0]!.toFixed(1)} (2 cores, shared with other work)`);
     await Promise.all(nodes.map((n) => new Promise((r) => (n.proc.once('exit', r), n.proc.kill('SIGTERM')))));
     for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
@@ -216,6 +232,9 @@ function sampleWaits(db: string): { stop(): Promise<void> } {
   };
 }
 
+/** When the scenario's load (and its tail) ended, before the clients close. */
+let loadEndAt = 0;
+
 async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<void> {
   const m = Number(a.members);
   const users = [];
@@ -263,6 +282,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<voi
       `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
   );
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
+  loadEndAt = performance.now();
   for (const c of clients) c.ws.close();
 }
 
@@ -304,6 +324,7 @@ async function dmScenario(nodes: Node[], loadStarts: () => void): Promise<void> 
   stop = true;
   await Promise.all(loops);
   console.log(`dm: ${nodes.length} node(s) ${a.store}, ${pairs} pairs × ${win} in flight, senders on node 1${nodes.length > 1 ? ', receivers on node 2' : ''}: ${rate.toFixed(0)} msg/s delivered over ${secs.toFixed(0)} s, errors ${errors}`);
+  loadEndAt = performance.now();
   for (const c of [...sc, ...rc]) c.ws.close();
 }
 

@@ -19,6 +19,7 @@ import { openPostgresStore } from '../src/store/open.ts';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import type { Queryable, SqlEngine, TransactionOptions } from '../src/db/engine.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
+import { PIPELINE_COMMIT } from '../src/db/dialect.ts';
 import { post, spec } from './append-requests.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
@@ -265,9 +266,9 @@ it('an ACK flush holds its users\' claims for one round trip to its node (issue 
 });
 
 /**
- * The write pipeline leaves the node at once, COMMIT AND CHAIN included (db/postgres-engine.ts):
+ * The write pipeline leaves the node at once, its COMMIT included (db/postgres-engine.ts):
  * postgres.js sends a message shorter than 1 KiB only at the next setImmediate, so a pipeline
- * ending in COMMIT AND CHAIN used to run its row locks at once (or not at all) and its commit
+ * ending in COMMIT AND CHAIN (now COMMIT) used to run its row locks at once (or not at all) and its commit
  * only after the rest of the node's event-loop turn. Here the turn that issued the append's
  * write pipeline goes on with other work: it runs a psql probe that needs bob's user row. The
  * probe gets the row, with the message committed, only if the pipeline was sent whole before.
@@ -297,7 +298,7 @@ it('an append\'s write pipeline is sent whole before the node\'s turn ends (issu
             textList: (values) => tx.textList(values),
             run: (sql, params) => {
               const p = tx.run(sql, params);
-              if (armed && sql === 'COMMIT AND CHAIN') {
+              if (armed && sql === PIPELINE_COMMIT) {
                 armed = false;
                 // Later in the same turn (after the driver's microtasks, before setImmediate): other work.
                 void (async () => {

@@ -19,6 +19,15 @@ export function locksRows(dialect: Dialect): boolean {
   return dialect === 'postgres';
 }
 
+/**
+ * PostgreSQL: the statement that ends a transaction's last pipeline (`tx.run(PIPELINE_COMMIT)`
+ * as its final statement). `PostgresEngine.transaction` sends it at once (not at the driver's
+ * next setImmediate) and sends no COMMIT of its own afterwards, so the row locks are released
+ * and the connection is free when that pipeline's results are in. Nothing may run in the
+ * transaction after it (such a statement is refused).
+ */
+export const PIPELINE_COMMIT = 'COMMIT';
+
 /** SQLite: up to this many values are bound as `(?, ?, …)` (one prepared statement per length); longer lists go through `textList`. */
 const INLINE_MAX = 32;
 

@@ -1,4 +1,5 @@
 import postgres from 'postgres';
+import { PIPELINE_COMMIT } from './dialect.ts';
 import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
@@ -18,7 +19,7 @@ interface SharedPool {
 }
 
 /**
- * A transaction's writes are sent as one pipeline ending in COMMIT AND CHAIN (row locks held
+ * A transaction's writes are sent as one pipeline ending in its COMMIT (row locks held
  * for no client round trip); postgres.js's default of 100 queries in flight would split it.
  * (`max_pipeline` is a postgres.js option missing from its type declarations.)
  */
@@ -41,26 +42,48 @@ function pgText(sql: string): string {
  * postgres.js writes a message shorter than 1 KiB (with whatever it buffered before it) only at
  * the next setImmediate, after the rest of the node's event-loop turn. A write pipeline ending in
  * short statements would thus run its first statements (taking row locks) at once and its
- * COMMIT AND CHAIN only after whatever else the node does in that turn — tens of ms on a busy
- * node, with the locks held (measured on branch `cluster`: the pipeline's users rows were held
- * 300 ms by a 300 ms turn; sent this way, they were released when the statements finished).
- * COMMIT AND CHAIN, which ends every locked pipeline, is therefore sent unprepared with its text
+ * COMMIT only after whatever else the node does in that turn — tens of ms on a busy node, with
+ * the locks held (measured on branch `cluster`: the pipeline's users rows were held 300 ms by a
+ * 300 ms turn; sent this way, they were released when the statements finished). The COMMIT that
+ * ends a locked pipeline (`PIPELINE_COMMIT`, below) is therefore sent unprepared with its text
  * padded past 1 KiB: it and everything buffered before it leave at once.
  */
-const COMMIT_AND_CHAIN = 'COMMIT AND CHAIN';
-const FLUSHING_COMMIT_AND_CHAIN = `COMMIT AND CHAIN /*${' '.repeat(1024)}*/`;
+const FLUSHING_COMMIT = `COMMIT /*${' '.repeat(1024)}*/`;
 
-function queries(sql: postgres.Sql | postgres.TransactionSql): Queryable {
-  const unsafe = (text: string, params: readonly unknown[]) =>
-    text === COMMIT_AND_CHAIN
-      ? sql.unsafe(FLUSHING_COMMIT_AND_CHAIN, [], { prepare: false })
-      : sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+/** One transaction's state (PostgresEngine.transaction). */
+interface TxState {
+  committed: boolean;
+  /** The first statement error of the transaction (the later ones are "transaction aborted", 25P02). */
+  failure: unknown;
+}
+
+function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Queryable {
+  const unsafe = (text: string, params: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> => {
+    if (!tx) return sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    if (tx.committed) return Promise.reject(new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`));
+    let q: Promise<postgres.RowList<postgres.Row[]>>;
+    if (text === PIPELINE_COMMIT) {
+      tx.committed = true;
+      q = sql.unsafe(FLUSHING_COMMIT, [], { prepare: false });
+    } else {
+      q = sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    }
+    // Like postgres.js's own transactions: every statement's failure is observed (no unhandled
+    // rejection for a statement nobody awaits), and the first one is what the transaction reports.
+    q.catch((e: unknown) => {
+      if (tx.failure === undefined) tx.failure = e;
+    });
+    return q;
+  };
   return {
     dialect: 'postgres',
     all: async <T>(text: string, params: readonly unknown[] = []) => [...(await unsafe(text, params))] as T[],
     get: async <T>(text: string, params: readonly unknown[] = []) => (await unsafe(text, params))[0] as T | undefined,
     run: async (text: string, params: readonly unknown[] = []) => (await unsafe(text, params)).count,
-    exec: async (text: string) => void (await sql.unsafe(text).simple()),
+    exec: async (text: string) => {
+      if (tx?.committed) throw new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`);
+      await sql.unsafe(text).simple();
+    },
     textList: (values) => ({ sql: '(SELECT unnest(?::text[]) AS value)', param: [...values] }),
   };
 }
@@ -118,15 +141,44 @@ export class PostgresEngine implements SqlEngine {
     return this.q.textList(values);
   }
 
+  /**
+   * A transaction on one reserved connection. BEGIN is not awaited: it leaves with the
+   * transaction's first statements (postgres.js's `begin` waits for BEGIN's answer first, one
+   * round trip more). The transaction ends with the caller's `PIPELINE_COMMIT` statement, or
+   * else with a COMMIT sent here; on failure with ROLLBACK, reporting the first statement error.
+   */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
-    const body = async (tx: postgres.TransactionSql): Promise<T> => {
-      // Sent ahead of the first statements (no round trip of its own); a failure aborts the
+    const conn = await this.pool.sql.reserve();
+    const state: TxState = { committed: false, failure: undefined };
+    const first = (e: unknown): unknown => ((e as { code?: unknown } | null)?.code === '25P02' && state.failure !== undefined ? state.failure : e);
+    try {
+      const q = queries(conn, state);
+      // The BEGIN and SET LOCAL leave with the first statements; a failure aborts the
       // transaction, which the caller's statements then report.
-      if (opts.relaxedSync) tx.unsafe('SET LOCAL synchronous_commit = off').catch(() => {});
-      if (opts.lock !== undefined) await tx`SELECT pg_advisory_xact_lock(${opts.lock})`;
-      return fn(queries(tx));
-    };
-    return (await (opts.readOnly ? this.pool.sql.begin('isolation level repeatable read read only', body) : this.pool.sql.begin(body))) as T;
+      const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false });
+      begin.catch((e: unknown) => void (state.failure ??= e));
+      if (opts.relaxedSync) void q.run('SET LOCAL synchronous_commit = off').catch(() => {});
+      if (opts.lock !== undefined) await q.run('SELECT pg_advisory_xact_lock(?)', [opts.lock]);
+      let result: T;
+      try {
+        result = await fn(q);
+      } catch (e) {
+        throw first(e);
+      }
+      if (!state.committed) {
+        state.committed = true;
+        await conn.unsafe('COMMIT', [], { prepare: false });
+      }
+      if (state.failure !== undefined) throw state.failure;
+      return result;
+    } catch (e) {
+      // The transaction may be open (a failed statement, or fn threw): end it before the
+      // connection goes back to the pool. After a COMMIT it is a no-op (a notice).
+      await conn.unsafe('ROLLBACK', [], { prepare: false }).catch(() => {});
+      throw e;
+    } finally {
+      conn.release();
+    }
   }
 
   async close(): Promise<void> {

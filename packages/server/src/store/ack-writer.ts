@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/engine.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
+import { PIPELINE_COMMIT } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
 
 /**
@@ -26,7 +27,7 @@ import type { AckOutcome, DeviceAck } from './store.ts';
  *   (conv, seq) order first).
  * - Two rounds: (1) claims + one statement that reads the marks, makes the newly acknowledged
  *   ranges of them and reads what they cover with the senders' entries (SQL.plan); (2) every
- *   write, pipelined, ending in COMMIT AND CHAIN, the user rows locked in id order by its first
+ *   write, pipelined, ending in its COMMIT, the user rows locked in id order by its first
  *   statement (as appends lock them), so they are held only while the server runs the pipeline.
  *   The claims are held for one round trip to the node.
  *
@@ -312,7 +313,7 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   }
   const raised: Promise<CountRow[]> =
     groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
-  if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run('COMMIT AND CHAIN'));
+  if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run(PIPELINE_COMMIT));
   const [counts] = await Promise.all([raised, Promise.all(writes)]);
   const was = new Map<string, number>();
   for (const e of await movedEntries) was.set(`${e.sender}\u0000${e.conv}`, Number(e.was));

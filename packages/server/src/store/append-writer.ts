@@ -1,6 +1,7 @@
 import type { ConversationKind, Message } from '@magpie/protocol';
 import { LIFECYCLE_EVENT_KINDS } from '@magpie/protocol/core';
 import type { Queryable } from '../db/engine.ts';
+import { PIPELINE_COMMIT } from '../db/dialect.ts';
 import type { NoopStatement } from '../db/prepared.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
 import { toMessage } from './rows.ts';
@@ -347,7 +348,7 @@ export class AppendWriter {
 
   /**
    * PostgreSQL: the same writes as a handful of set-based statements (one per table, rows as
-   * arrays through unnest), all pipelined and ending in COMMIT AND CHAIN. The user rows are
+   * arrays through unnest), all pipelined and ending in the COMMIT (PIPELINE_COMMIT). The user rows are
    * locked in id order by the first statement, so a 90-member group's append is ~8 statements,
    * not ~280 (postgres.js pipelines at most max_pipeline, and every statement costs the server a
    * round of executor start-up). Every text is fixed (no per-length variants) and so prepared once
@@ -390,7 +391,7 @@ export class AppendWriter {
       return u.inboxSeq > 0 && top > ring && Math.floor(top / TRIM_EVERY) > Math.floor(u.seen / TRIM_EVERY);
     });
     if (trims.length > 0) writes.push(tx.run(PG.trim, [trims.map(([id]) => id), ring]));
-    writes.push(tx.run('COMMIT AND CHAIN'));
+    writes.push(tx.run(PIPELINE_COMMIT));
     const [got] = await Promise.all([tops, Promise.all(writes)]);
     const top = new Map(got.map((r) => [r.id, r.inbox_seq]));
     this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
