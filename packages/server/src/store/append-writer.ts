@@ -132,6 +132,38 @@ function rowsSql(s: RowsSql, n: number): string {
   return sql;
 }
 
+/** Most rows one padded statement takes (insertPadded). */
+const PADDED_MAX = 512;
+const padded = new Map<RowsSql, Map<number, string>>();
+
+/**
+ * `rows` in as few statements as possible (one up to PADDED_MAX rows): `INSERT … SELECT * FROM
+ * (VALUES …) WHERE column1 IS NOT NULL`, the rows padded with NULL rows to the next power of
+ * two, so a table has at most ~10 prepared texts. For search documents: FTS5 writes its pending
+ * terms as a new index segment at every statement savepoint, so each statement of documents
+ * is a segment (and, four segments on, a merge); one statement per commit is one segment.
+ */
+function insertPadded(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
+  for (let from = 0; from < rows.length; from += PADDED_MAX) {
+    const count = Math.min(PADDED_MAX, rows.length - from);
+    let n = 1;
+    while (n < count) n *= 2;
+    const params: unknown[] = [];
+    for (let k = from; k < from + count; k++) for (const v of rows[k]!) params.push(v);
+    for (let k = count * s.width; k < n * s.width; k++) params.push(null);
+    let byLength = padded.get(s);
+    if (!byLength) padded.set(s, (byLength = new Map()));
+    let sql = byLength.get(n);
+    if (!sql) {
+      const row = `(${Array.from({ length: s.width }, () => '?').join(', ')})`;
+      const into = s.head.slice(0, s.head.lastIndexOf(' VALUES'));
+      sql = `${into} SELECT * FROM (VALUES ${Array.from({ length: n }, () => row).join(', ')}) WHERE column1 IS NOT NULL${s.tail}`;
+      byLength.set(n, sql);
+    }
+    writes.push(tx.run(sql, params));
+  }
+}
+
 /** Queue `rows` as multi-row INSERTs (SQLite; one row never repeats a key within a statement). */
 function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
   let i = 0;
@@ -315,10 +347,11 @@ export class AppendWriter {
       });
       insertRows(tx, SQLITE_ROWS.messages, rows, writes);
     }
-    // Search documents in as few statements as the rows: every statement of a transaction that
+    // Search documents in one statement (insertPadded): every statement of a transaction that
     // opens a statement savepoint makes FTS5 flush its pending terms as a new segment (and
-    // merge segments), so one statement per message cost ~15 µs more per message than this.
-    if (this.docs.length > 0) insertRows(tx, SQLITE_ROWS.searchDocs, this.docs, writes);
+    // merge segments), so one statement per message cost ~15 µs more per message than
+    // multi-row statements, and each of those (64/16/4/1 rows) still made a segment.
+    if (this.docs.length > 0) insertPadded(tx, SQLITE_ROWS.searchDocs, this.docs, writes);
     if (this.inbox.length > 0) insertRows(tx, SQLITE_ROWS.pointers, this.inbox.map(([user, off, conv, seq]) => [user, inboxBase.get(user)! + off, conv, seq]), writes);
     const byKind: [RowsSql, unknown[][]][] = [
       [SQLITE_ROWS.reset, []],

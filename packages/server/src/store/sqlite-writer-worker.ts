@@ -7,7 +7,8 @@ import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ThreadWriteGate } from '../db/write-lock.ts';
 import { searchableText } from '../search/extract.ts';
 import { SqlStore } from './sql-store.ts';
-import type { AckOutcome, AppendOutcome, AppendRequest, DeliveredUpdate, DeviceAck } from './store.ts';
+import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
+import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 
 export interface WriterSetup {
   path: string;
@@ -22,7 +23,7 @@ export interface WriterSetup {
 
 export type WriterJob = { id: number } & (
   | { job: 'ping' }
-  | { job: 'append'; batch: AppendRequest[] }
+  | { job: 'append'; batch: WireBatch }
   | { job: 'acks'; acks: DeviceAck[] }
   | { job: 'delivered'; userId: string; inboxSeq: number }
   | { job: 'close' }
@@ -32,11 +33,6 @@ export type WriterReply =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { name: string; message: string; code?: string; details?: unknown; retryAfterMs?: number; stack?: string } };
 
-export interface AppendReply {
-  outcomes: AppendOutcome[];
-  /** Indexes of outcomes whose message body is the request's body unchanged. */
-  sameBody: number[];
-}
 
 if (parentPort) {
   const port = parentPort;
@@ -52,16 +48,8 @@ if (parentPort) {
       case 'ping':
         return null;
       case 'append': {
-        const outcomes = await store.appendMessages(j.batch);
-        const sameBody: number[] = [];
-        outcomes.forEach((o, i) => {
-          if (o.ok && !o.duplicate && o.message.body === j.batch[i]!.body) {
-            sameBody.push(i);
-            // The event loop puts its own object back: no need to copy it across.
-            o.message.body = null;
-          }
-        });
-        return { outcomes, sameBody } satisfies AppendReply;
+        const batch = decodeBatch(j.batch);
+        return encodeOutcomes(batch, await store.appendMessages(batch)) satisfies WireOutcomes;
       }
       case 'acks':
         return (await store.recordAcks(j.acks)) satisfies AckOutcome;

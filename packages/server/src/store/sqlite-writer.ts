@@ -5,6 +5,7 @@ import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
 import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOutcome, type AppendRequest, type DeliveredUpdate, type DeviceAck } from './store.ts';
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
+import { decodeOutcomes, encodeBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 
 /**
  * The SQLite writer thread: the message store's hot write transactions — the group commit of
@@ -34,7 +35,7 @@ const WRITER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256
 export class SqliteWriterThread {
   private worker: Worker | null = null;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; batch?: AppendRequest[] }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   private readonly lockBuffer = newWriteLockBuffer();
   private readonly gate = new LoopWriteGate(this.lockBuffer);
   private closed = false;
@@ -52,14 +53,11 @@ export class SqliteWriterThread {
   }
 
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    const { outcomes, sameBody } = (await this.call({ id: 0, job: 'append', batch }, batch)) as { outcomes: AppendOutcome[]; sameBody: number[] };
-    // A new message's body is the request's own object (the clone across threads is equal, not
-    // the same): callers recognise "stored as sent" by identity and reuse its serialization.
-    for (const i of sameBody) {
-      const o = outcomes[i];
-      if (o?.ok) o.message.body = batch[i]!.body;
-    }
-    return outcomes;
+    // Columns across the thread boundary, not objects (store/sqlite-writer-wire.ts). A new
+    // message's body is the request's own object (a clone would be equal, not the same):
+    // callers recognise "stored as sent" by identity and reuse its serialization.
+    const wire = (await this.call({ id: 0, job: 'append', batch: encodeBatch(batch) })) as WireOutcomes;
+    return decodeOutcomes(batch, wire);
   }
 
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
@@ -84,12 +82,12 @@ export class SqliteWriterThread {
     this.engine.setWriteGate(null);
   }
 
-  private call(job: WriterJob, batch?: AppendRequest[]): Promise<unknown> {
+  private call(job: WriterJob): Promise<unknown> {
     if (this.closed && job.job !== 'close') return Promise.reject(new MagpieError('unavailable', 'the store is closing', { retryAfterMs: 1000 }));
     const w = this.thread();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, ...(batch ? { batch } : {}) });
+      this.pending.set(id, { resolve, reject });
       w.postMessage({ ...job, id });
     });
   }
