@@ -57,9 +57,11 @@ export type DirectMessagePolicy = (sender: string, recipient: string) => Promise
  * Checks and completes a client's message body before it is stored (media: the referenced
  * upload exists and may be sent; measured fields filled in). Throws a MagpieError to refuse.
  * A hook that changes the body returns a new object (never modifies the one it got): the
- * send path re-serializes the body only when a hook returned another object.
+ * send path re-serializes the body only when a hook returned another object. It returns the
+ * body itself or a promise of it (refusals as rejections); a hook with nothing to do for a
+ * kind returns the body as it got it, synchronously, and costs the send no await.
  */
-export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => Promise<unknown>;
+export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => unknown;
 
 export type SyncMode = 'none' | 'incremental' | 'full';
 
@@ -184,7 +186,10 @@ export class MessagingService {
       try {
         if (this.bodyHooks.length) {
           const given = body;
-          for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
+          for (const hook of this.bodyHooks) {
+            const next = hook(p.userId, input.kind, body, conv, id);
+            body = next instanceof Promise ? await next : next;
+          }
           if (body !== given) {
             bodyText = JSON.stringify(body);
             this.checkSize(bodyText);
