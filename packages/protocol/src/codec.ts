@@ -152,9 +152,28 @@ export function issuesOf(err: z.ZodError): { path: string; message: string }[] {
 
 /** Validate a message body against its kind. Throws `invalid` on an unknown kind or a bad body. */
 export function validateMessageBody(kind: string, body: unknown): unknown {
+  // The usual text message, `{"text": "…"}`, checked by hand against exactly the rules of
+  // TextBody (a non-empty string, no other key); anything else goes to the schema.
+  if (kind === 'text' && plainTextBody(body)) return body;
   const schema = messageKindSchema(kind);
   if (!schema) throw new MagpieError('invalid', `unknown message kind: ${kind}`);
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new MagpieError('invalid', `body does not match kind ${kind}`, { details: issuesOf(parsed.error) });
   return parsed.data;
+}
+
+/**
+ * True when `body` is a plain object (as JSON.parse makes them) whose only key is `text`, a
+ * non-empty string: what TextBody (kinds.ts) accepts without `replyTo`/`edited`, returned as
+ * is (the schema would return an equal copy).
+ */
+function plainTextBody(body: unknown): boolean {
+  if (body === null || typeof body !== 'object' || Object.getPrototypeOf(body) !== Object.prototype) return false;
+  let keys = 0;
+  for (const k in body) {
+    if (k !== 'text') return false;
+    keys++;
+  }
+  const text = (body as { text?: unknown }).text;
+  return keys === 1 && typeof text === 'string' && text.length >= 1 && Object.hasOwn(body, 'text');
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientFrame, MagpieError, decodeClientFrame, frameIdOf, jsonNestingExceeds, validateClientFrame } from '../src/index.ts';
+import { ClientFrame, MagpieError, TextBody, decodeClientFrame, frameIdOf, jsonNestingExceeds, validateClientFrame, validateMessageBody } from '../src/index.ts';
 
 const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 
@@ -88,6 +88,44 @@ describe('send and ack frames checked without the schema walk', () => {
       let got: unknown;
       try {
         got = validateClientFrame(raw);
+      } catch (err) {
+        assert.ok(err instanceof MagpieError, String(err));
+        assert.equal(schema.success, false, `refused what the schema accepts: ${JSON.stringify(raw)}`);
+        continue;
+      }
+      assert.equal(schema.success, true, `accepted what the schema refuses: ${JSON.stringify(raw)}`);
+      assert.deepEqual(got, schema.data);
+    }
+  });
+});
+
+describe('text bodies checked without the schema walk', () => {
+  const bodies: unknown[] = [
+    { text: 'hi' },
+    { text: '' },
+    { text: ' ' },
+    { text: 'x'.repeat(20_000) },
+    { text: 1 },
+    { text: null },
+    { text: ['a'] },
+    {},
+    { text: 'hi', extra: 1 },
+    { text: 'hi', replyTo: 3 },
+    { text: 'hi', replyTo: 0 },
+    { text: 'hi', edited: 5 },
+    { texts: 'hi' },
+    'hi',
+    null,
+    ['hi'],
+    7,
+  ];
+  it('accept and refuse exactly what TextBody does, with an equal result', () => {
+    const raws = [...bodies.map((b) => JSON.parse(JSON.stringify(b)) as unknown), JSON.parse('{"text":"a","__proto__":{"x":1}}'), JSON.parse('{"__proto__":{"text":"a"}}'), Object.assign(Object.create(null), { text: 'a' }), Object.create({ text: 'inherited' })];
+    for (const raw of raws) {
+      const schema = TextBody.safeParse(raw);
+      let got: unknown;
+      try {
+        got = validateMessageBody('text', raw);
       } catch (err) {
         assert.ok(err instanceof MagpieError, String(err));
         assert.equal(schema.success, false, `refused what the schema accepts: ${JSON.stringify(raw)}`);

@@ -271,3 +271,50 @@ describe('retry queue: probes are held while the event loop lags', () => {
     probe.stop();
   });
 });
+
+describe('the due-time heap holds only deliveries still waiting for their ACK', () => {
+  it('an ACKed delivery leaves the heap at once (its frame is not kept until its retry would have been due)', () => {
+    const timers = new FakeTimers();
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), () => {}, () => {}, { perDeviceCap: 10_000, totalCap: 100_000 }, timers);
+    const target = { isAlive: () => true, send: () => {} };
+    for (let i = 1; i <= 1000; i++) q.track('u', 'd', target, i, `frame ${i}`);
+    assert.equal(q.scheduled, 1000);
+    q.ack('u', 'd', 600);
+    assert.equal(q.size, 400);
+    assert.equal(q.scheduled, 400, 'the 600 ACKed deliveries left the heap');
+    q.ack('u', 'd', 1000);
+    assert.equal(q.scheduled, 0);
+  });
+
+  it('with removals anywhere in the heap, exactly the unacknowledged deliveries are retried, each when due', () => {
+    const timers = new FakeTimers();
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const sends: { at: number; frame: string }[] = [];
+    const target = (dev: string) => ({ isAlive: () => true, send: (frame: string) => sends.push({ at: timers.t, frame: `${dev}:${frame}` }) });
+    const timing = new FixedRetryTiming(1000, 1);
+    const q = new RetryQueue(timing, () => {}, () => {}, { perDeviceCap: 10_000, totalCap: 100_000 }, timers);
+    const devices = ['a', 'b', 'c', 'd', 'e'].map((d) => ({ d, t: target(d), next: 1, tracked: [] as { seq: number; at: number }[] }));
+    const expected: string[] = [];
+    // Deliveries tracked over 900 ms in random order of devices, cumulative ACKs in between.
+    for (let step = 0; step < 900; step++) {
+      timers.advance(1);
+      const dev = devices[Math.floor(random() * devices.length)]!;
+      q.track('u', dev.d, dev.t, dev.next, `f${dev.next}`);
+      dev.tracked.push({ seq: dev.next, at: timers.t });
+      dev.next++;
+      if (random() < 0.2) {
+        const other = devices[Math.floor(random() * devices.length)]!;
+        const upTo = Math.floor(random() * other.next);
+        q.ack('u', other.d, upTo);
+        other.tracked = other.tracked.filter((x) => x.seq > upTo);
+      }
+    }
+    for (const dev of devices) for (const x of dev.tracked) expected.push(`${x.at + 1000} ${dev.d}:f${x.seq}`);
+    assert.equal(q.scheduled, expected.length);
+    timers.advance(5000);
+    const got = sends.map((s) => `${s.at} ${s.frame}`);
+    assert.deepEqual(got.slice().sort(), expected.slice().sort(), 'each unacknowledged delivery retried once, at its due time');
+    assert.deepEqual(got.map((g) => Number(g.split(' ')[0])), got.map((g) => Number(g.split(' ')[0])).sort((x, y) => x - y), 'in due order');
+  });
+});

@@ -36,8 +36,8 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
         return out;
       }) as typeof JSON.stringify;
       try {
-        const r = await messaging.send(pa, { clientMsgId: 'c1', to: b.id, kind: 'text', body });
-        const reply = messaging.messageJson(r.message);
+        const r = await messaging.sendWithJson(pa, { clientMsgId: 'c1', to: b.id, kind: 'text', body });
+        const reply = r.json;
         return { r, reply };
       } finally {
         JSON.stringify = original;
@@ -74,9 +74,12 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
       JSON.stringify = original;
     }
     assert.equal(count, 1, 'hooks returned the same object: no second serialization');
-    const r = await messaging.send(pa, { clientMsgId: 'k2', to: b.id, kind: 'text', body: { text: 'swap' } });
+    const r = await messaging.sendWithJson(pa, { clientMsgId: 'k2', to: b.id, kind: 'text', body: { text: 'swap' } });
     assert.deepEqual(r.message.body, { text: 'swapped' });
-    assert.equal(messaging.messageJson(r.message), JSON.stringify(r.message));
+    assert.equal(r.json, JSON.stringify(r.message));
+    const again = await messaging.sendWithJson(pa, { clientMsgId: 'k2', to: b.id, kind: 'text', body: { text: 'swap' } });
+    assert.equal(again.duplicate, true);
+    assert.equal(again.json, undefined, 'a duplicate was not fanned out: the gateway serializes its reply itself');
     const [row] = await store.readHistory(r.message.conv, { after: 1, limit: 1 });
     assert.deepEqual(row?.body, { text: 'swapped' }, 'the stored row holds the hook\'s body');
     await store.close();

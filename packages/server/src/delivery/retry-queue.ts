@@ -56,6 +56,8 @@ export interface RetryQueueOptions {
 
 /** A tracked delivery; it is also its own entry in the due-time heap (at most once there). */
 interface Tracked {
+  /** Its index in the heap; −1 while not in it (finished, or popped to be retried). */
+  pos: number;
   /** The device it was tracked for. */
   dev: DeviceState;
   inboxSeq: number;
@@ -97,7 +99,12 @@ export class RetryQueue {
   private readonly devices = new Map<string, DeviceState>();
   /** The state last tracked through each connection: a fan-out finds it without building and hashing the device key. */
   private readonly byTarget = new WeakMap<RetryTarget, DeviceState>();
-  /** Min-heap on dueAt. A delivery is in it from track (or its last retry) until popped; finished ones stay until then (lazy deletion). */
+  /**
+   * Min-heap on dueAt. A delivery is in it from track (or its last retry) until popped or
+   * finished: an ACKed delivery leaves it at once (with its frame), so the usual delivery —
+   * ACKed within milliseconds, due in seconds — is garbage while still young instead of
+   * being kept, frame and all, until its first retry would have been due.
+   */
   private readonly heap: Tracked[] = [];
   private total = 0;
   private timer: unknown;
@@ -138,7 +145,7 @@ export class RetryQueue {
     const delay = this.timing.delayFor(key, 1, 0);
     if (delay === null) return;
     const now = this.timers.now();
-    const t: Tracked = { dev, inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false, heldAt: -1 };
+    const t: Tracked = { pos: -1, dev, inboxSeq, msgId, frame, attempts: 0, firstSentAt: now, lastDelay: delay, dueAt: now + delay, done: false, heldAt: -1 };
     dev.pending.set(inboxSeq, t);
     this.total++;
     this.push(t);
@@ -187,6 +194,11 @@ export class RetryQueue {
     return this.total;
   }
 
+  /** Deliveries waiting in the due-time heap (each tracked one that is not being retried right now; a finished one never). */
+  get scheduled(): number {
+    return this.heap.length;
+  }
+
   /** Stop the timer and the lag probe (the tracked deliveries are dropped with the process). */
   stop(): void {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
@@ -202,6 +214,7 @@ export class RetryQueue {
   private finish(key: string, dev: DeviceState, t: Tracked): void {
     if (t.done) return;
     t.done = true;
+    if (t.pos >= 0) this.remove(t);
     dev.pending.delete(t.inboxSeq);
     this.total--;
     if (dev.pending.size === 0) {
@@ -294,47 +307,73 @@ export class RetryQueue {
     return n;
   }
 
-  // --- binary min-heap on dueAt ---
+  // --- binary min-heap on dueAt; each entry knows its index (pos) so a finished one leaves at once ---
   private push(e: Tracked): void {
-    // Finished deliveries stay in the heap until due (lazy deletion); compact when they dominate.
-    if (this.heap.length > 2 * this.total + 1024) this.compact();
     const h = this.heap;
+    e.pos = h.length;
     h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p]!.dueAt <= h[i]!.dueAt) break;
-      [h[p], h[i]] = [h[i]!, h[p]!];
-      i = p;
-    }
+    this.up(e.pos);
     this.arm();
-  }
-
-  private compact(): void {
-    const live = this.heap.filter((e) => !e.done);
-    this.heap.length = 0;
-    for (const e of live.sort((a, b) => a.dueAt - b.dueAt)) this.heap.push(e);
   }
 
   private pop(): Tracked | undefined {
     const h = this.heap;
     const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
+    if (!top) return undefined;
+    const last = h.pop()!;
+    top.pos = -1;
+    if (last !== top) {
       h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && h[l]!.dueAt < h[m]!.dueAt) m = l;
-        if (r < h.length && h[r]!.dueAt < h[m]!.dueAt) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i]!, h[m]!];
-        i = m;
-      }
+      last.pos = 0;
+      this.down(0);
     }
     return top;
   }
-}
 
+  /** Take `e` out of the heap (it is in it: pos ≥ 0). The timer stays armed; a firing with nothing due re-arms for the new head. */
+  private remove(e: Tracked): void {
+    const h = this.heap;
+    const i = e.pos;
+    const last = h.pop()!;
+    e.pos = -1;
+    if (last === e) return;
+    h[i] = last;
+    last.pos = i;
+    if (i > 0 && h[(i - 1) >> 1]!.dueAt > last.dueAt) this.up(i);
+    else this.down(i);
+  }
+
+  private up(i: number): void {
+    const h = this.heap;
+    const e = h[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const parent = h[p]!;
+      if (parent.dueAt <= e.dueAt) break;
+      h[i] = parent;
+      parent.pos = i;
+      i = p;
+    }
+    h[i] = e;
+    e.pos = i;
+  }
+
+  private down(i: number): void {
+    const h = this.heap;
+    const n = h.length;
+    const e = h[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && h[r]!.dueAt < h[l]!.dueAt ? r : l;
+      const child = h[c]!;
+      if (child.dueAt >= e.dueAt) break;
+      h[i] = child;
+      child.pos = i;
+      i = c;
+    }
+    h[i] = e;
+    e.pos = i;
+  }
+}

@@ -119,6 +119,11 @@ export function textFrame(text: string): Buffer {
 
 type Queued = string | SharedFrame;
 
+/** A request run by a connection when a slot frees: `run` calls `done` exactly once, when it has finished. */
+export interface ConnectionTask {
+  run(done: () => void): void;
+}
+
 /** The batch frame of these shared frames, made once per flush turn. */
 function sharedBatchOf(cache: Map<string, SharedFrame>, frames: SharedFrame[]): SharedFrame {
   let key = String(frames[0]!.id);
@@ -188,8 +193,17 @@ export class Connection {
   private errorCount = 0;
   private errorWindowStart = 0;
   /** Requests waiting for a slot, in arrival order. */
-  private backlog: (() => Promise<void>)[] = [];
+  private backlog: ConnectionTask[] = [];
+  private backlogHead = 0;
   private inflight = 0;
+  /** In pump's loop: a request that finishes synchronously (an ACK) lets the loop go on instead of pumping again inside it. */
+  private pumping = false;
+  /** One completion callback for all requests (no closure or promise per request). */
+  private readonly taskDone = (): void => {
+    this.inflight--;
+    if (this.inflight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.pump();
+  };
   private readPaused = false;
   /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
   private draining = false;
@@ -251,28 +265,40 @@ export class Connection {
   }
 
   /**
-   * Handle a request now, or when a slot frees and the output has room. The task must not
-   * throw (the gateway answers errors itself).
+   * Handle a request now, or when a slot frees and the output has room. The task calls its
+   * `done` exactly once, when it has finished, and never throws (the gateway answers errors itself).
    */
-  submit(task: () => Promise<void>): void {
+  submit(task: ConnectionTask): void {
     if (this.closed || this.draining) return;
     this.backlog.push(task);
     this.pump();
   }
 
   private pump(): void {
-    while (!this.closed && this.backlog.length > 0 && this.inflight < this.limits.maxInflight && this.outputBytes() < this.busyAt) {
-      const task = this.backlog.shift()!;
-      this.inflight++;
-      void task().finally(() => {
-        this.inflight--;
-        if (this.inflight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
-        this.pump();
-      });
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (!this.closed && this.backlogHead < this.backlog.length && this.inflight < this.limits.maxInflight && this.outputBytes() < this.busyAt) {
+        const task = this.backlog[this.backlogHead]!;
+        this.backlog[this.backlogHead++] = undefined as unknown as ConnectionTask;
+        this.inflight++;
+        task.run(this.taskDone);
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.backlogHead === this.backlog.length) {
+      if (this.backlogHead > 0) {
+        this.backlog.length = 0;
+        this.backlogHead = 0;
+      }
+    } else if (this.backlogHead > 1024) {
+      this.backlog.splice(0, this.backlogHead);
+      this.backlogHead = 0;
     }
     if (this.draining) return;
     // Stop reading while requests wait: the client's further frames stay in TCP buffers.
-    const wait = this.backlog.length > 0 && !this.closed;
+    const wait = this.backlogHead < this.backlog.length && !this.closed;
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) this.ws.pause();
@@ -287,6 +313,7 @@ export class Connection {
   quiesce(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.backlog = [];
+    this.backlogHead = 0;
     if (!this.readPaused) {
       this.readPaused = true;
       this.ws.pause();
@@ -308,7 +335,7 @@ export class Connection {
     if (this.closed) return;
     if (this.socketBytes() === 0) this.lastProgress = Date.now();
     while (this.queue.length > 0 && (force || this.socketBytes() < this.busyAt)) this.writeSome();
-    if (this.backlog.length > 0) this.pump();
+    if (this.backlogHead < this.backlog.length) this.pump();
   }
 
   /** Write the frames at the head of the queue: one, or (batching) up to BATCH_BYTES of them as one array. */
@@ -393,6 +420,7 @@ export class Connection {
     this.queue = [];
     this.queuedBytes = 0;
     this.backlog = [];
+    this.backlogHead = 0;
     if (this.readPaused) {
       // Read again so the peer's close frame is seen; its other frames are ignored now.
       this.readPaused = false;
@@ -416,6 +444,7 @@ export class Connection {
     this.queue = [];
     this.queuedBytes = 0;
     this.backlog = [];
+    this.backlogHead = 0;
     this.onClose(this, 'client');
   }
 }

@@ -11,21 +11,31 @@
  * the socket, so TCP pushes back); `flow.resume()` once the queue is half drained. The flow is
  * the WebSocket itself (no closures per connection).
  */
+/** A frame waiting for its turn: `start` runs it and must call `done` exactly once, when it has finished (never throws). */
+export interface OrderedFrame {
+  readonly pipelined: boolean;
+  start(done: () => void): void;
+}
+
 export class FrameOrder {
-  private readonly queue: { pipelined: boolean; task: () => Promise<void> }[] = [];
+  private readonly queue: OrderedFrame[] = [];
   private head = 0;
   private running = 0;
   private runningPipelined = true;
   private paused = false;
+  /** In pump's loop: a frame that finishes synchronously (an ACK) lets the loop go on instead of pumping again inside it. */
+  private pumping = false;
+  /** One completion callback for all frames (no closure per frame). */
+  private readonly done = (): void => this.finished();
 
   constructor(
     private readonly maxQueued: number,
     private readonly flow: { pause(): void; resume(): void },
   ) {}
 
-  /** Run `task` in order; it must not reject (the gateway answers errors itself). */
-  submit(pipelined: boolean, task: () => Promise<void>): void {
-    this.queue.push({ pipelined, task });
+  /** Run `frame` in order (the gateway answers errors itself). */
+  submit(frame: OrderedFrame): void {
+    this.queue.push(frame);
     this.pump();
     if (!this.paused && this.waiting > this.maxQueued) {
       this.paused = true;
@@ -39,15 +49,20 @@ export class FrameOrder {
   }
 
   private pump(): void {
-    while (this.head < this.queue.length) {
-      const next = this.queue[this.head]!;
-      if (this.running > 0 && !(next.pipelined && this.runningPipelined)) break;
-      this.head++;
-      if (this.running === 0) this.runningPipelined = next.pipelined;
-      this.running++;
-      // Started synchronously: the first frame of an idle connection runs in its 'message' event.
-      const done = (): void => this.finished();
-      void next.task().then(done, done);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.head < this.queue.length) {
+        const next = this.queue[this.head]!;
+        if (this.running > 0 && !(next.pipelined && this.runningPipelined)) break;
+        this.queue[this.head++] = undefined as unknown as OrderedFrame;
+        if (this.running === 0) this.runningPipelined = next.pipelined;
+        this.running++;
+        // Started synchronously: the first frame of an idle connection runs in its 'message' event.
+        next.start(this.done);
+      }
+    } finally {
+      this.pumping = false;
     }
     if (this.head === this.queue.length) {
       this.queue.length = 0;

@@ -14,8 +14,8 @@ import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { UserLimits } from '../util/user-limits.ts';
 import { waitForStore } from '../util/store-unavailable.ts';
-import { Connection } from './connection.ts';
-import { FrameOrder } from './frame-order.ts';
+import { Connection, type ConnectionTask } from './connection.ts';
+import { FrameOrder, type OrderedFrame } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
 import { SuperHandover } from './super-handover.ts';
@@ -60,6 +60,46 @@ const KICK_TEXT = {
 const MAX_QUEUED_FRAMES = 256;
 /** Longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days); longer expiries re-arm. */
 const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * One received frame on its way through its connection's request slots (Connection.submit)
+ * and then its FrameOrder: a single object per frame carries it through both, instead of a
+ * closure and a promise at each step.
+ */
+class FrameJob implements ConnectionTask, OrderedFrame {
+  readonly pipelined: boolean;
+  private connDone: (() => void) | undefined;
+
+  constructor(
+    private readonly gateway: WsGateway,
+    readonly conn: Connection,
+    private readonly order: FrameOrder,
+    readonly frame: ClientFrame | undefined,
+    readonly invalid: unknown,
+    readonly id: number | undefined,
+  ) {
+    this.pipelined = frame?.type === 'send' || frame?.type === 'ack';
+  }
+
+  /** A request slot of the connection is free: take the frame's place in arrival order. */
+  run(done: () => void): void {
+    this.connDone = done;
+    this.order.submit(this);
+  }
+
+  /** Its turn in the FrameOrder. */
+  start(done: () => void): void {
+    void this.gateway.onFrame(this, done);
+  }
+
+  /** Handled: the next frames in order, then the connection's next request, may go. */
+  finished(orderDone: () => void): void {
+    orderDone();
+    const connDone = this.connDone;
+    this.connDone = undefined;
+    connDone?.();
+  }
+}
 
 /** The gateway's state on its WebSocket, read by the listeners shared by all connections. */
 const kConn = Symbol('magpie.connection');
@@ -265,12 +305,12 @@ export class WsGateway {
     } catch (err) {
       invalid = err;
     }
-    const pipelined = frame?.type === 'send' || frame?.type === 'ack';
-    conn.submit(() => new Promise<void>((done) => order.submit(pipelined, () => this.onFrame(conn, frame, invalid, id, done))));
+    conn.submit(new FrameJob(this, conn, order, frame, invalid, id));
   }
 
-  /** Run one frame and answer its errors; never rejects. `done` is called once it has finished. */
-  private async onFrame(conn: Connection, frame: ClientFrame | undefined, invalid: unknown, id: number | undefined, done: () => void): Promise<void> {
+  /** Run one frame and answer its errors; never rejects. `job.finished(done)` is called once it has finished. */
+  async onFrame(job: FrameJob, done: () => void): Promise<void> {
+    const { conn, frame, invalid, id } = job;
     try {
       if (conn.closed) return;
       if (!frame) throw invalid;
@@ -284,7 +324,7 @@ export class WsGateway {
       conn.send(errorFrame(e, id));
       if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
     } finally {
-      done();
+      job.finished(done);
     }
   }
 
@@ -337,7 +377,7 @@ export class WsGateway {
         const t0 = debug ? performance.now() : 0;
         if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
         try {
-          sent = await messaging.send(p, f);
+          sent = await messaging.sendWithJson(p, f);
         } catch (err) {
           if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, err: (err as Error).message }, 'send refused');
           order?.refused(f, err);
@@ -350,7 +390,7 @@ export class WsGateway {
           this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
         }
         // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
-        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${messaging.messageJson(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
+        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${sent.json ?? JSON.stringify(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
         return;
       }
       case 'sync': {

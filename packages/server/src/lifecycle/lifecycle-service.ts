@@ -380,16 +380,18 @@ export class LifecycleService {
    * Body hook for every send: a text's `replyTo` must name a message the sender can read in
    * the same conversation; `edited` is the server's to set. Bundles get their media re-authorized.
    */
-  readonly bodyHook = async (sender: string, kind: string, body: unknown, conv: string, messageId: string): Promise<unknown> => {
+  /** A text without `edited`/`replyTo` (or a kind this does not check) is returned at once, not as a promise (no await per message). */
+  readonly bodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string): unknown => {
     if (kind === 'text') {
       const b = body as { text: string; replyTo?: number; edited?: number };
-      if (b.edited !== undefined) throw new MagpieError('invalid', '`edited` is set by the server', { details: [{ path: ['body', 'edited'], message: 'set by the server' }] });
-      if (b.replyTo !== undefined) {
-        await this.readable(sender, conv, b.replyTo).catch(() => {
+      if (b.edited !== undefined) return Promise.reject(new MagpieError('invalid', '`edited` is set by the server', { details: [{ path: ['body', 'edited'], message: 'set by the server' }] }));
+      if (b.replyTo === undefined) return body;
+      return this.readable(sender, conv, b.replyTo).then(
+        () => body,
+        () => {
           throw new MagpieError('invalid', `replyTo: no message ${b.replyTo} you can read in this conversation`, { details: [{ path: ['body', 'replyTo'], message: 'no such message' }] });
-        });
-      }
-      return body;
+        },
+      );
     }
     if (kind === 'bundle' && this.media) return this.reauthorize(sender, body as BundleBody, conv, messageId, 1);
     return body;

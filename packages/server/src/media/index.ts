@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mediaRoutes } from '@magpie/protocol';
+import { isMediaKind, mediaRoutes } from '@magpie/protocol';
 import type { RestApi } from '../http/rest.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.ts';
@@ -56,7 +56,7 @@ export async function createMediaModule(
   api.route(mediaRoutes.clientConfig, async () => ({
     media: { maxBytes: { ...config.media.maxBytes }, mapUrlTemplate: config.media.mapUrlTemplate },
   }));
-  deps.messaging.addBodyHook((sender, kind, body, conv, id) => service.prepareSend(sender, kind, body, conv, id));
+  deps.messaging.addBodyHook((sender, kind, body, conv, id) => (isMediaKind(kind) ? service.prepareSend(sender, kind, body, conv, id) : body));
 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | null = null;

@@ -34,6 +34,16 @@ export interface SendInput {
   mentions?: string[] | 'all';
 }
 
+/** A send's result; `json`: the message's JSON as its fan-out wrote it (undefined for a duplicate). */
+export interface Sent {
+  message: Message;
+  inboxSeq: number;
+  duplicate: boolean;
+  json: string | undefined;
+}
+
+const withoutJson = (s: Sent): { message: Message; inboxSeq: number; duplicate: boolean } => ({ message: s.message, inboxSeq: s.inboxSeq, duplicate: s.duplicate });
+
 /** Called once per newly committed message with every member's inbox pointer. */
 export type CommittedListener = (message: Message, pointers: InboxPointer[]) => void;
 
@@ -47,9 +57,11 @@ export type DirectMessagePolicy = (sender: string, recipient: string) => Promise
  * Checks and completes a client's message body before it is stored (media: the referenced
  * upload exists and may be sent; measured fields filled in). Throws a MagpieError to refuse.
  * A hook that changes the body returns a new object (never modifies the one it got): the
- * send path re-serializes the body only when a hook returned another object.
+ * send path re-serializes the body only when a hook returned another object. It returns the
+ * body itself or a promise of it (refusals as rejections); a hook with nothing to do for a
+ * kind returns the body as it got it, synchronously, and costs the send no await.
  */
-export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => Promise<unknown>;
+export type BodyHook = (sender: string, kind: string, body: unknown, conv: string, messageId: string) => unknown;
 
 export type SyncMode = 'none' | 'incremental' | 'full';
 
@@ -75,8 +87,6 @@ export class MessagingService {
   private readonly bodyHooks: BodyHook[] = [];
   private readonly historyFilters: HistoryFilter[] = [];
   private readonly knownUsers = new Set<string>();
-  /** The JSON of each message published by this node, so the sender's reply reuses it. */
-  private readonly wire = new WeakMap<Message, string>();
   /** Per (sender, conversation): the newest pending send's turn (deleted once it was handed to the committer or gave up). */
   private readonly sendTails = new Map<string, SendTurn>();
 
@@ -96,14 +106,22 @@ export class MessagingService {
   }
 
   /** A client's send: server-only kinds (system notices, red packets) are refused. */
-  async send(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    if (serverOnlyKinds.has(input.kind)) throw new MagpieError('forbidden', `kind ${input.kind} is written by the server only`);
+  send(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+    return this.sendWithJson(p, input).then(withoutJson);
+  }
+
+  /**
+   * `send` for the gateway: the result also carries the message's JSON as the live fan-out
+   * wrote it (`json`; undefined for a duplicate), so the sender's reply reuses that text.
+   */
+  sendWithJson(p: Principal, input: SendInput): Promise<Sent> {
+    if (serverOnlyKinds.has(input.kind)) return Promise.reject(new MagpieError('forbidden', `kind ${input.kind} is written by the server only`));
     return this.post(p, input);
   }
 
   /** A message the server writes on a user's behalf (e.g. a red-packet announcement); any registered kind. */
   postAsServer(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
-    return this.post(p, input);
+    return this.post(p, input).then(withoutJson);
   }
 
   /**
@@ -112,7 +130,7 @@ export class MessagingService {
    * preconditions (existence, block/stranger policies on their own pools) concurrently with
    * the others, and is handed to the committer only after its predecessors were (or failed).
    */
-  private post(p: Principal, input: SendInput): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+  private post(p: Principal, input: SendInput): Promise<Sent> {
     const directConv = input.to !== undefined ? directConversationId(p.userId, input.to) : undefined;
     const key = `${p.userId}\u0000${directConv ?? input.conv ?? ''}`;
     const prev = this.sendTails.get(key);
@@ -138,7 +156,7 @@ export class MessagingService {
     key: string,
     prev: SendTurn | undefined,
     mine: SendTurn,
-  ): Promise<{ message: Message; inboxSeq: number; duplicate: boolean }> {
+  ): Promise<Sent> {
     try {
       const tracer = this.opts.tracer;
       const startedAt = tracer ? traceNow() : 0;
@@ -164,11 +182,14 @@ export class MessagingService {
       if (input.mentions !== undefined && directMembers) throw new MagpieError('invalid', 'mentions are for group messages');
       const id = timeId('m');
       tracer?.sendStarted(id, startedAt, p.userId, conv);
-      let sent: { message: Message; inboxSeq: number; duplicate: boolean };
+      let sent: Sent;
       try {
         if (this.bodyHooks.length) {
           const given = body;
-          for (const hook of this.bodyHooks) body = await hook(p.userId, input.kind, body, conv, id);
+          for (const hook of this.bodyHooks) {
+            const next = hook(p.userId, input.kind, body, conv, id);
+            body = next instanceof Promise ? await next : next;
+          }
           if (body !== given) {
             bodyText = JSON.stringify(body);
             this.checkSize(bodyText);
@@ -178,10 +199,15 @@ export class MessagingService {
         if (prev && !prev.handed) await new Promise<void>((r) => (prev.waiters ??= []).push(r));
         const req: AppendRequest = { sender: p.userId, clientMsgId: input.clientMsgId, conv, directMembers, kind: input.kind, body, bodyJson: bodyText, time: this.now(), id };
         if (input.mentions !== undefined) req.mentions = input.mentions;
-        const submitted = this.submitAndPublish(req, p.tokenHash, bodyText);
+        // magpie_sends_total is counted per batch in commit().
+        const submitted = this.committer.submit(req);
         // submit() queued the request synchronously: the next send of this sender may go now.
         this.handOver(key, mine);
+        // Awaited here rather than through submitAndPublish: one async frame fewer per message;
+        // the fan-out still runs in commit order (every send resumes one tick after its result).
         const outcome = await submitted;
+        if (!outcome.ok) throw appendError(outcome, req.conv);
+        const json = outcome.duplicate ? undefined : this.publishMessage(outcome, p.tokenHash, outcome.message.body === req.body ? bodyText : undefined);
         let inboxSeq = 0;
         for (const x of outcome.pointers) {
           if (x.userId === p.userId) {
@@ -189,7 +215,7 @@ export class MessagingService {
             break;
           }
         }
-        sent = { message: outcome.message, inboxSeq, duplicate: outcome.duplicate };
+        sent = { message: outcome.message, inboxSeq, duplicate: outcome.duplicate, json };
       } catch (err) {
         tracer?.sendEnded(id, startedAt, p.userId, err instanceof MagpieError ? err.code : 'error');
         throw err;
@@ -293,10 +319,6 @@ export class MessagingService {
     return out;
   }
 
-  /** JSON of a message from `send` (serialized once, at fan-out); other messages are serialized now. */
-  messageJson(m: Message): string {
-    return this.wire.get(m) ?? JSON.stringify(m);
-  }
 
   /** Add a check run before every direct message (blocks, stranger policy); it throws a MagpieError to refuse. */
   addDirectPolicy(policy: DirectMessagePolicy): void {
@@ -322,13 +344,12 @@ export class MessagingService {
    * direct and normal-group messages always have at least the sender's pointer), so online
    * members get one `advanced` frame, the same string for all of them.
    */
-  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined, bodyText?: string): void {
+  private publishMessage(outcome: Extract<AppendOutcome, { ok: true }>, senderSession: string | undefined, bodyText?: string): string {
     const tracer = this.opts.tracer;
     const traceStart = tracer ? traceNow() : 0;
     const msgId = outcome.message.id;
     const tp = tracer?.traceparent(msgId);
     const body = messageText(outcome.message, bodyText);
-    this.wire.set(outcome.message, body);
     const eff = outcome.effect;
     const conv = outcome.message.conv;
     // Super-group subscriptions change before this notice is published, in commit order: a
@@ -365,6 +386,7 @@ export class MessagingService {
         // Listeners are best effort by contract; the message is already durable and delivered.
       }
     }
+    return body;
   }
 
   /** What a connecting client with inbox position `since` must do. */
