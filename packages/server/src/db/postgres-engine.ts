@@ -1,5 +1,6 @@
+import { connect as netConnect, type Socket } from 'node:net';
 import postgres from 'postgres';
-import { PIPELINE_COMMIT } from './dialect.ts';
+import { PIPELINE_COMMIT, PIPELINE_FLUSH } from './dialect.ts';
 import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
@@ -25,6 +26,41 @@ interface SharedPool {
  */
 const PIPELINE = { max_pipeline: 100_000 };
 
+/**
+ * postgres.js opens its TCP connections with Nagle's algorithm on (libpq turns it off). A
+ * pipeline is written in pieces (every statement of 1 KiB or more at once, the rest at the
+ * driver's next setImmediate): with Nagle, every piece after the first waits in the kernel until
+ * the server has acknowledged the first — until its first answer, or its delayed-ACK timer (up
+ * to 40 ms on Linux) when that first statement waits for a row lock. The rest of a transaction's
+ * pipeline (the reads under the conversation lock, the writes of the users rows) then arrived
+ * late, with the locks held. So the pool's sockets are opened here, with TCP_NODELAY; tried in
+ * the order of the URL's hosts (a Unix socket path when the URL names one).
+ */
+function noDelaySocket(o: { host: string[]; port: number[]; path: string | false; connect_timeout: number }): Promise<Socket> {
+  const targets: ({ path: string } | { host: string; port: number })[] = o.path ? [{ path: o.path }] : o.host.map((host, i) => ({ host, port: o.port[i] ?? o.port[0] ?? 5432 }));
+  const attempt = (i: number): Promise<Socket> =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ ...targets[i]!, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(Object.assign(new Error(`connect_timeout (${o.connect_timeout} s)`), { code: 'CONNECT_TIMEOUT' }));
+      }, o.connect_timeout * 1000);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    }).catch((err: unknown) => (i + 1 < targets.length ? attempt(i + 1) : Promise.reject(err)));
+  return attempt(0);
+}
+
+/** (`socket`, a postgres.js option missing from its type declarations.) */
+const NO_DELAY = { socket: noDelaySocket };
+
 /** One pool per URL+schema per process, whichever stores hold it. */
 const pools = new Map<string, SharedPool>();
 
@@ -49,6 +85,8 @@ function pgText(sql: string): string {
  * padded past 1 KiB: it and everything buffered before it leave at once.
  */
 const FLUSHING_COMMIT = `COMMIT /*${' '.repeat(1024)}*/`;
+/** PIPELINE_FLUSH: an empty query (no result) that writes everything buffered before it at once, for the same reason. */
+const FLUSHING_NOTHING = `/*${' '.repeat(1024)}*/`;
 
 /** One transaction's state (PostgresEngine.transaction). */
 interface TxState {
@@ -59,12 +97,14 @@ interface TxState {
 
 function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Queryable {
   const unsafe = (text: string, params: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> => {
-    if (!tx) return sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    if (!tx) return sql.unsafe(text === PIPELINE_FLUSH ? FLUSHING_NOTHING : pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: text !== PIPELINE_FLUSH });
     if (tx.committed) return Promise.reject(new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`));
     let q: Promise<postgres.RowList<postgres.Row[]>>;
     if (text === PIPELINE_COMMIT) {
       tx.committed = true;
       q = sql.unsafe(FLUSHING_COMMIT, [], { prepare: false });
+    } else if (text === PIPELINE_FLUSH) {
+      q = sql.unsafe(FLUSHING_NOTHING, [], { prepare: false });
     } else {
       q = sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
     }
@@ -110,6 +150,7 @@ export class PostgresEngine implements SqlEngine {
         max: opts.max ?? 10,
         idle_timeout: opts.idleTimeoutS ?? 30,
         ...PIPELINE,
+        ...NO_DELAY,
         onnotice: () => {},
         ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
       });
