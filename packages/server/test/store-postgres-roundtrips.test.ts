@@ -141,3 +141,25 @@ it('PostgresEngine.transaction: a pipeline COMMIT ends it, a failed statement ro
     await engine.close();
   }
 });
+
+it('PostgresEngine.transaction: a connection lost mid-transaction fails it and is not handed out again', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_txlost');
+  const engine = await PostgresEngine.open({ url: PG_URL, schema, max: 1 });
+  const raw = rawClient(schema);
+  try {
+    await assert.rejects(
+      engine.transaction(async (tx) => {
+        const me = await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        await raw.sql`SELECT pg_terminate_backend(${me!.pid})`;
+        await new Promise((r) => setTimeout(r, 200));
+        await tx.run('SELECT 1');
+      }),
+    );
+    // The pool's one connection reconnects: statements and transactions work again.
+    assert.equal((await engine.get<{ x: number }>('SELECT 1 AS x'))?.x, 1);
+    assert.equal(await engine.transaction(async (tx) => (await tx.get<{ x: number }>('SELECT 2 AS x'))?.x), 2);
+  } finally {
+    await engine.close();
+    await raw.drop();
+  }
+});

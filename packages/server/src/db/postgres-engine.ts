@@ -93,12 +93,27 @@ interface TxState {
   committed: boolean;
   /** The first statement error of the transaction (the later ones are "transaction aborted", 25P02). */
   failure: unknown;
+  /**
+   * A statement failed without an answer from the server (the connection closed, reset or was
+   * ended): the pool has taken the connection back as closed, so it must not be released (that
+   * would put a dead connection among the open ones).
+   */
+  lost: boolean;
+  /** Set when the connection closed (postgres.js's Connection.onclose, as its own `begin` uses). */
+  closed: unknown;
+}
+
+function observe(tx: TxState, e: unknown): void {
+  if (tx.failure === undefined) tx.failure = e;
+  if (!(e instanceof postgres.PostgresError)) tx.lost = true;
 }
 
 function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Queryable {
   const unsafe = (text: string, params: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> => {
     if (!tx) return sql.unsafe(text === PIPELINE_FLUSH ? FLUSHING_NOTHING : pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: text !== PIPELINE_FLUSH });
     if (tx.committed) return Promise.reject(new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`));
+    // Never on a connection that closed meanwhile (the pool has it back as closed).
+    if (tx.closed !== undefined) return Promise.reject(tx.closed);
     let q: Promise<postgres.RowList<postgres.Row[]>>;
     if (text === PIPELINE_COMMIT) {
       tx.committed = true;
@@ -110,9 +125,7 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
     }
     // Like postgres.js's own transactions: every statement's failure is observed (no unhandled
     // rejection for a statement nobody awaits), and the first one is what the transaction reports.
-    q.catch((e: unknown) => {
-      if (tx.failure === undefined) tx.failure = e;
-    });
+    q.catch((e: unknown) => observe(tx, e));
     return q;
   };
   return {
@@ -190,14 +203,25 @@ export class PostgresEngine implements SqlEngine {
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const conn = await this.pool.sql.reserve();
-    const state: TxState = { committed: false, failure: undefined };
+    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined };
+    // postgres.js's connection object, handed to BEGIN's onexecute (as its own `begin` takes it):
+    // its onclose tells this transaction that the connection is gone.
+    let connection: { onclose?: ((e: unknown) => void) | null } | null = null;
+    const onexecute = (c: { onclose?: ((e: unknown) => void) | null }): boolean => {
+      connection = c;
+      c.onclose = (e: unknown) => {
+        state.closed = e ?? Object.assign(new Error('the connection closed'), { code: 'CONNECTION_CLOSED' });
+        state.lost = true;
+      };
+      return true;
+    };
     const first = (e: unknown): unknown => ((e as { code?: unknown } | null)?.code === '25P02' && state.failure !== undefined ? state.failure : e);
     try {
       const q = queries(conn, state);
       // The BEGIN and SET LOCAL leave with the first statements; a failure aborts the
       // transaction, which the caller's statements then report.
-      const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false });
-      begin.catch((e: unknown) => void (state.failure ??= e));
+      const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false, onexecute } as postgres.UnsafeQueryOptions);
+      begin.catch((e: unknown) => observe(state, e));
       if (opts.relaxedSync) void q.run('SET LOCAL synchronous_commit = off').catch(() => {});
       if (opts.lock !== undefined) await q.run('SELECT pg_advisory_xact_lock(?)', [opts.lock]);
       let result: T;
@@ -206,19 +230,26 @@ export class PostgresEngine implements SqlEngine {
       } catch (e) {
         throw first(e);
       }
+      if (state.closed !== undefined) throw state.closed;
       if (!state.committed) {
         state.committed = true;
-        await conn.unsafe('COMMIT', [], { prepare: false });
+        await conn.unsafe('COMMIT', [], { prepare: false }).catch((e: unknown) => {
+          observe(state, e);
+          throw e;
+        });
       }
       if (state.failure !== undefined) throw state.failure;
       return result;
     } catch (e) {
       // The transaction may be open (a failed statement, or fn threw): end it before the
       // connection goes back to the pool. After a COMMIT it is a no-op (a notice).
-      await conn.unsafe('ROLLBACK', [], { prepare: false }).catch(() => {});
+      if (!state.lost) await conn.unsafe('ROLLBACK', [], { prepare: false }).catch((err: unknown) => observe(state, err));
       throw e;
     } finally {
-      conn.release();
+      if (!state.lost) {
+        if (connection) (connection as { onclose?: unknown }).onclose = null;
+        conn.release();
+      }
     }
   }
 
