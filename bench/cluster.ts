@@ -206,17 +206,25 @@ function cpuSeconds(pid: number): number {
 function sampleWaits(db: string): { stop(): Promise<void> } {
   const sql = postgres(PG, { max: 1, onnotice: () => {} });
   const counts = new Map<string, number>();
+  /** Lock waits by what the blocking session was doing. */
+  const blockers = new Map<string, number>();
   let samples = 0;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const rows = await sql<{ state: string; wet: string | null; we: string | null; q: string }[]>`
-        SELECT state, wait_event_type AS wet, wait_event AS we, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 70) AS q
-        FROM pg_stat_activity WHERE datname = ${db} AND pid <> pg_backend_pid() AND state <> 'idle'`;
+      const rows = await sql<{ state: string; wet: string | null; we: string | null; q: string; b: string | null }[]>`
+        SELECT a.state, a.wait_event_type AS wet, a.wait_event AS we, left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 70) AS q,
+          CASE WHEN a.wait_event_type = 'Lock' THEN (SELECT string_agg(b.state || coalesce(' ' || b.wait_event_type || ':' || b.wait_event, '') || ' ' || left(regexp_replace(b.query, '[[:space:]]+', ' ', 'g'), 50), ' | ')
+            FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))) END AS b
+        FROM pg_stat_activity a WHERE a.datname = ${db} AND a.pid <> pg_backend_pid() AND a.state <> 'idle'`;
       samples++;
       for (const r of rows) {
         const k = r.state !== 'active' ? `${r.state}${r.wet === 'Client' || !r.wet ? '' : ` ${r.wet}:${r.we}`} after ${r.q}` : r.wet === 'Lock' ? `Lock:${r.we} in ${r.q}` : `active ${r.wet ?? 'CPU'}:${r.we ?? ''}${r.wet === 'Client' ? ` in ${r.q}` : ''}`;
         counts.set(k, (counts.get(k) ?? 0) + 1);
+        if (r.b) {
+          const kb = `${r.q.slice(0, 40)}  ⟵ held by: ${r.b}`;
+          blockers.set(kb, (blockers.get(kb) ?? 0) + 1);
+        }
       }
       await sleep(10);
     }
@@ -228,6 +236,8 @@ function sampleWaits(db: string): { stop(): Promise<void> } {
       await sql.end({ timeout: 2 });
       console.log(`pg_stat_activity: ${samples} samples; mean sessions per sample in each state:`);
       for (const [k, n] of [...counts].sort((x, y) => y[1] - x[1]).slice(0, 20)) console.log(`  ${(n / samples).toFixed(2)}  ${k}`);
+      if (blockers.size > 0) console.log('lock waits by blocker (mean waiting sessions per sample; the blocker\'s state and statement):');
+      for (const [k, n] of [...blockers].sort((x, y) => y[1] - x[1]).slice(0, 12)) console.log(`  ${(n / samples).toFixed(3)}  ${k}`);
     },
   };
 }

@@ -28,6 +28,15 @@ export function locksRows(dialect: Dialect): boolean {
  */
 export const PIPELINE_COMMIT = 'COMMIT';
 
+/**
+ * PostgreSQL: `tx.run(PIPELINE_FLUSH)` after the statements of a round trip sends them at once.
+ * postgres.js writes statements shorter than 1 KiB only at its next setImmediate, after the rest
+ * of the node's event-loop turn (tens of ms on a busy node): a round trip whose first statements
+ * filled 1 KiB (a lock) went out at once and its tail (the reads made under that lock) only then,
+ * with the lock held. The engine sends it as an empty query padded past 1 KiB (no result).
+ */
+export const PIPELINE_FLUSH = '/* flush */';
+
 /** SQLite: up to this many values are bound as `(?, ?, …)` (one prepared statement per length); longer lists go through `textList`. */
 const INLINE_MAX = 32;
 

@@ -1,5 +1,6 @@
+import { connect as netConnect, type Socket } from 'node:net';
 import postgres from 'postgres';
-import { PIPELINE_COMMIT } from './dialect.ts';
+import { PIPELINE_COMMIT, PIPELINE_FLUSH } from './dialect.ts';
 import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
@@ -25,6 +26,41 @@ interface SharedPool {
  */
 const PIPELINE = { max_pipeline: 100_000 };
 
+/**
+ * postgres.js opens its TCP connections with Nagle's algorithm on (libpq turns it off). A
+ * pipeline is written in pieces (every statement of 1 KiB or more at once, the rest at the
+ * driver's next setImmediate): with Nagle, every piece after the first waits in the kernel until
+ * the server has acknowledged the first — until its first answer, or its delayed-ACK timer (up
+ * to 40 ms on Linux) when that first statement waits for a row lock. The rest of a transaction's
+ * pipeline (the reads under the conversation lock, the writes of the users rows) then arrived
+ * late, with the locks held. So the pool's sockets are opened here, with TCP_NODELAY; tried in
+ * the order of the URL's hosts (a Unix socket path when the URL names one).
+ */
+function noDelaySocket(o: { host: string[]; port: number[]; path: string | false; connect_timeout: number }): Promise<Socket> {
+  const targets: ({ path: string } | { host: string; port: number })[] = o.path ? [{ path: o.path }] : o.host.map((host, i) => ({ host, port: o.port[i] ?? o.port[0] ?? 5432 }));
+  const attempt = (i: number): Promise<Socket> =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = netConnect({ ...targets[i]!, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(Object.assign(new Error(`connect_timeout (${o.connect_timeout} s)`), { code: 'CONNECT_TIMEOUT' }));
+      }, o.connect_timeout * 1000);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    }).catch((err: unknown) => (i + 1 < targets.length ? attempt(i + 1) : Promise.reject(err)));
+  return attempt(0);
+}
+
+/** (`socket`, a postgres.js option missing from its type declarations.) */
+const NO_DELAY = { socket: noDelaySocket };
+
 /** One pool per URL+schema per process, whichever stores hold it. */
 const pools = new Map<string, SharedPool>();
 
@@ -49,30 +85,47 @@ function pgText(sql: string): string {
  * padded past 1 KiB: it and everything buffered before it leave at once.
  */
 const FLUSHING_COMMIT = `COMMIT /*${' '.repeat(1024)}*/`;
+/** PIPELINE_FLUSH: an empty query (no result) that writes everything buffered before it at once, for the same reason. */
+const FLUSHING_NOTHING = `/*${' '.repeat(1024)}*/`;
 
 /** One transaction's state (PostgresEngine.transaction). */
 interface TxState {
   committed: boolean;
   /** The first statement error of the transaction (the later ones are "transaction aborted", 25P02). */
   failure: unknown;
+  /**
+   * A statement failed without an answer from the server (the connection closed, reset or was
+   * ended): the pool has taken the connection back as closed, so it must not be released (that
+   * would put a dead connection among the open ones).
+   */
+  lost: boolean;
+  /** Set when the connection closed (postgres.js's Connection.onclose, as its own `begin` uses). */
+  closed: unknown;
+}
+
+function observe(tx: TxState, e: unknown): void {
+  if (tx.failure === undefined) tx.failure = e;
+  if (!(e instanceof postgres.PostgresError)) tx.lost = true;
 }
 
 function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Queryable {
   const unsafe = (text: string, params: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> => {
-    if (!tx) return sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    if (!tx) return sql.unsafe(text === PIPELINE_FLUSH ? FLUSHING_NOTHING : pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: text !== PIPELINE_FLUSH });
     if (tx.committed) return Promise.reject(new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`));
+    // Never on a connection that closed meanwhile (the pool has it back as closed).
+    if (tx.closed !== undefined) return Promise.reject(tx.closed);
     let q: Promise<postgres.RowList<postgres.Row[]>>;
     if (text === PIPELINE_COMMIT) {
       tx.committed = true;
       q = sql.unsafe(FLUSHING_COMMIT, [], { prepare: false });
+    } else if (text === PIPELINE_FLUSH) {
+      q = sql.unsafe(FLUSHING_NOTHING, [], { prepare: false });
     } else {
       q = sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
     }
     // Like postgres.js's own transactions: every statement's failure is observed (no unhandled
     // rejection for a statement nobody awaits), and the first one is what the transaction reports.
-    q.catch((e: unknown) => {
-      if (tx.failure === undefined) tx.failure = e;
-    });
+    q.catch((e: unknown) => observe(tx, e));
     return q;
   };
   return {
@@ -110,6 +163,7 @@ export class PostgresEngine implements SqlEngine {
         max: opts.max ?? 10,
         idle_timeout: opts.idleTimeoutS ?? 30,
         ...PIPELINE,
+        ...NO_DELAY,
         onnotice: () => {},
         ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
       });
@@ -149,14 +203,25 @@ export class PostgresEngine implements SqlEngine {
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const conn = await this.pool.sql.reserve();
-    const state: TxState = { committed: false, failure: undefined };
+    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined };
+    // postgres.js's connection object, handed to BEGIN's onexecute (as its own `begin` takes it):
+    // its onclose tells this transaction that the connection is gone.
+    let connection: { onclose?: ((e: unknown) => void) | null } | null = null;
+    const onexecute = (c: { onclose?: ((e: unknown) => void) | null }): boolean => {
+      connection = c;
+      c.onclose = (e: unknown) => {
+        state.closed = e ?? Object.assign(new Error('the connection closed'), { code: 'CONNECTION_CLOSED' });
+        state.lost = true;
+      };
+      return true;
+    };
     const first = (e: unknown): unknown => ((e as { code?: unknown } | null)?.code === '25P02' && state.failure !== undefined ? state.failure : e);
     try {
       const q = queries(conn, state);
       // The BEGIN and SET LOCAL leave with the first statements; a failure aborts the
       // transaction, which the caller's statements then report.
-      const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false });
-      begin.catch((e: unknown) => void (state.failure ??= e));
+      const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false, onexecute } as postgres.UnsafeQueryOptions);
+      begin.catch((e: unknown) => observe(state, e));
       if (opts.relaxedSync) void q.run('SET LOCAL synchronous_commit = off').catch(() => {});
       if (opts.lock !== undefined) await q.run('SELECT pg_advisory_xact_lock(?)', [opts.lock]);
       let result: T;
@@ -165,19 +230,26 @@ export class PostgresEngine implements SqlEngine {
       } catch (e) {
         throw first(e);
       }
+      if (state.closed !== undefined) throw state.closed;
       if (!state.committed) {
         state.committed = true;
-        await conn.unsafe('COMMIT', [], { prepare: false });
+        await conn.unsafe('COMMIT', [], { prepare: false }).catch((e: unknown) => {
+          observe(state, e);
+          throw e;
+        });
       }
       if (state.failure !== undefined) throw state.failure;
       return result;
     } catch (e) {
       // The transaction may be open (a failed statement, or fn threw): end it before the
       // connection goes back to the pool. After a COMMIT it is a no-op (a notice).
-      await conn.unsafe('ROLLBACK', [], { prepare: false }).catch(() => {});
+      if (!state.lost) await conn.unsafe('ROLLBACK', [], { prepare: false }).catch((err: unknown) => observe(state, err));
       throw e;
     } finally {
-      conn.release();
+      if (!state.lost) {
+        if (connection) (connection as { onclose?: unknown }).onclose = null;
+        conn.release();
+      }
     }
   }
 

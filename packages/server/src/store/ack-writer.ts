@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/engine.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
-import { PIPELINE_COMMIT } from '../db/dialect.ts';
+import { PIPELINE_COMMIT, PIPELINE_FLUSH } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
 
 /**
@@ -241,6 +241,8 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   for (const a of sorted) for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) segs.push([a.userId, seg.from, seg.to]);
   const claimed = tx.run(SQL.claim, [ACK_LOCK_SPACE, ackClaimKeys(userIds)]);
   const planned = tx.all<PlanRow>(SQL.plan, [userIds, segs.map((x) => x[0]), segs.map((x) => x[1]), segs.map((x) => x[2])]);
+  // Claims and plan leave now, not at the end of the node's turn (db/dialect.ts PIPELINE_FLUSH).
+  tx.run(PIPELINE_FLUSH).catch(() => {});
   await claimed;
   const plan = await planned;
   const marks = new Map<string, Mark>();

@@ -2,7 +2,7 @@ import type { ConvEntry, ConversationKind, InboxItem, Message } from '@magpie/pr
 import { usernameKey } from '@magpie/protocol/core';
 import type { Queryable, SqlEngine, TransactionOptions } from '../db/engine.ts';
 import { retryTransaction } from '../db/retry.ts';
-import { forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
+import { PIPELINE_FLUSH, forUpdate, inList, isUniqueViolation, locksRows } from '../db/dialect.ts';
 import {
   StoreConflictError,
   StoreNotFoundError,
@@ -338,6 +338,8 @@ export class SqlStore implements Store {
     const locking = lockConvs(tx, convIds);
     const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
     early?.catch(() => {}); // awaited below, or dropped when conversations are created
+    // The lock and the reads leave together now, not at the end of the node's turn (db/dialect.ts).
+    if (early) tx.run(PIPELINE_FLUSH).catch(() => {});
     const convRows = await locking;
     const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
     const have = new Set(convRows.map((c) => c.id));
