@@ -33,6 +33,8 @@ bus.subscribe((ev) => {
   queueMicrotask(() => tracer.ended(ev.msgId, ev.userId, 'd', ev.inboxSeq, 'ack', 0));
 });
 const messaging = new MessagingService(store, bus, createMetrics(), { ringCapacity: 5000, syncGapThreshold: 2000, syncPageSize: 200, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 100, tracer });
+// What the gateway calls: `sendWithJson` where the tree has it (the reply reuses the fan-out's JSON), else `send`.
+const send = (messaging.sendWithJson ?? messaging.send).bind(messaging);
 let seq = 0;
 async function round(count) {
   let next = 0;
@@ -41,7 +43,7 @@ async function round(count) {
       const k = next++;
       const p = k % PAIRS;
       const [s, r] = k % 2 === 0 ? [2 * p, 2 * p + 1] : [2 * p + 1, 2 * p];
-      await messaging.send(principal(s), { clientMsgId: `c${++seq}`, to: `u${r}`, kind: 'text', body: { text: `hello ${k}` } });
+      await send(principal(s), { clientMsgId: `c${++seq}`, to: `u${r}`, kind: 'text', body: { text: `hello ${k}` } });
     }
   };
   await Promise.all(Array.from({ length: INFLIGHT }, worker));

@@ -24,12 +24,19 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
           maxAttempts: r.maxAttempts,
           rememberCapacity: 100_000,
         });
+  // First-attempt ACKs (one per live message) are added up and counted once per event-loop turn.
+  let ackedFirst = 0;
+  const countAckedFirst = (): void => {
+    const n = ackedFirst;
+    ackedFirst = 0;
+    if (n > 0) metrics.downlinkEnds.inc({ outcome: 'acked_first' }, n);
+  };
   const onEnd = (end: DeliveryEnd, userId: string, deviceId: string, ref?: { inboxSeq: number; msgId: string | undefined }): void => {
     if (tracer && ref?.msgId && end.kind !== 'overflow') tracer.ended(ref.msgId, userId, deviceId, ref.inboxSeq, TRACE_OUTCOME[end.kind], end.attempts);
     switch (end.kind) {
       case 'acked':
         if (end.attempts === 0) {
-          metrics.downlinkEnds.inc({ outcome: 'acked_first' });
+          if (ackedFirst++ === 0) setImmediate(countAckedFirst);
           metrics.arrivalSeconds.observe({ via: 'ack' }, end.latencyMs / 1000);
         } else {
           metrics.downlinkEnds.inc({ outcome: 'acked_retry' });

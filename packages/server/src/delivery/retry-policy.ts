@@ -57,7 +57,8 @@ export class AdaptiveRetryTiming implements RetryTiming {
   }
 
   acked(deviceKey: string, attempts: number): void {
-    if (attempts <= this.cfg.probeCount) this.remembered.delete(deviceKey);
+    // Called for every ACKed delivery: no lookup while nothing is remembered (the usual case).
+    if (attempts <= this.cfg.probeCount && this.remembered.size > 0) this.remembered.delete(deviceKey);
   }
 
   /** The remembered delay for a device (for tests and diagnostics). */

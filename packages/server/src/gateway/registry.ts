@@ -1,37 +1,48 @@
 import type { Connection } from './connection.ts';
 
-/** Authenticated connections of this node, by user. */
+const NONE: readonly Connection[] = [];
+
+/**
+ * Authenticated connections of this node, by user. Each user's connections are an array
+ * replaced on every change (copy on write): a delivery walks it without an iterator object,
+ * and a connection closed during the walk (a slow consumer) cannot disturb it.
+ */
 export class ConnectionRegistry {
-  private readonly byUser = new Map<string, Set<Connection>>();
+  private readonly byUser = new Map<string, readonly Connection[]>();
 
   /** False when `conn` was already registered. */
   add(userId: string, conn: Connection): boolean {
-    let set = this.byUser.get(userId);
-    if (!set) this.byUser.set(userId, (set = new Set()));
-    if (set.has(conn)) return false;
-    set.add(conn);
+    const list = this.byUser.get(userId);
+    if (!list) {
+      this.byUser.set(userId, [conn]);
+      return true;
+    }
+    if (list.includes(conn)) return false;
+    this.byUser.set(userId, [...list, conn]);
     return true;
   }
 
   /** False when `conn` was not registered. */
   remove(userId: string, conn: Connection): boolean {
-    const set = this.byUser.get(userId);
-    if (!set?.delete(conn)) return false;
-    if (set.size === 0) this.byUser.delete(userId);
+    const list = this.byUser.get(userId);
+    if (!list?.includes(conn)) return false;
+    if (list.length === 1) this.byUser.delete(userId);
+    else this.byUser.set(userId, list.filter((c) => c !== conn));
     return true;
   }
 
   /** Connections of `userId` on this node. */
   count(userId: string): number {
-    return this.byUser.get(userId)?.size ?? 0;
+    return this.byUser.get(userId)?.length ?? 0;
   }
 
-  of(userId: string): Iterable<Connection> {
-    return this.byUser.get(userId) ?? [];
+  /** Connections of `userId` on this node (a snapshot: later changes replace the array, never change it). */
+  of(userId: string): readonly Connection[] {
+    return this.byUser.get(userId) ?? NONE;
   }
 
   *all(): Iterable<Connection> {
-    for (const set of this.byUser.values()) yield* set;
+    for (const list of this.byUser.values()) yield* list;
   }
 
   get users(): number {

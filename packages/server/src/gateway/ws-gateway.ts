@@ -563,7 +563,9 @@ export class WsGateway {
     if (ev.type === 'deliver') {
       // Only `msg` frames carry an inboxSeq (message-service.ts).
       const msg = ev.inboxSeq !== undefined;
-      for (const conn of this.registry.of(ev.userId)) {
+      const conns = this.registry.of(ev.userId);
+      for (let i = 0; i < conns.length; i++) {
+        const conn = conns[i]!;
         const p = conn.principal;
         if (!p || p.tokenHash === ev.exceptSession) continue;
         if (ev.devices && !ev.devices.includes(p.deviceId)) continue;

@@ -177,8 +177,20 @@ export class TraceJournal {
     }
   }
 
+  /** The message of the last slotFor, and its slot (a message's stages mostly come one after another: no Map lookup for those). */
+  private lastId: string | undefined;
+  private lastSlot = 0;
+
   /** The slot of `msgId`, taking the oldest message's slot for a new one (or one whose first event was overwritten). */
   private slotFor(msgId: string): number {
+    if (msgId === this.lastId && this.msgIds[this.lastSlot] === msgId && this.msgFirst[this.lastSlot]! >= this.written - this.maxEvents) return this.lastSlot;
+    const slot = this.lookupSlot(msgId);
+    this.lastId = msgId;
+    this.lastSlot = slot;
+    return slot;
+  }
+
+  private lookupSlot(msgId: string): number {
     let slot = this.slotOf.get(msgId);
     if (slot !== undefined) {
       if (this.msgFirst[slot]! >= this.written - this.maxEvents) return slot;
