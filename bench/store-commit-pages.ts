@@ -76,7 +76,7 @@ for (let b = 0; b < NB; b++) {
   const t = performance.now();
   const out = await store.appendMessages(batch);
   appendMs += performance.now() - t;
-  if (on) { const c = process.cpuUsage(c0); vcpu[variant].u += c.user; vcpu[variant].s += c.system; vcpu[variant].n += B; vcpu[variant].w += performance.now() - t; }
+  if (on) { const c = process.cpuUsage(c0); const v = vcpu[variant]!; v.u += c.user; v.s += c.system; v.n += B; v.w += performance.now() - t; }
   sent += B; txs++;
   if (a.acks === '1') {
     const inbox = new Map<string, number>();
@@ -102,7 +102,7 @@ for (let b = 0; b < NB; b++) {
   if (a.walstat === '1') { (e.handle.db).pragma('wal_checkpoint(TRUNCATE)'); }
 }
 const cpu = process.cpuUsage(cpu0);
-if (a.toggle) for (const v of [0, 1]) console.log(`variant ${a.toggle}=${v}: append CPU user ${(vcpu[v].u / vcpu[v].n).toFixed(1)} sys ${(vcpu[v].s / vcpu[v].n).toFixed(1)} µs/msg, wall ${(vcpu[v].w * 1000 / vcpu[v].n).toFixed(1)} µs/msg`);
+if (a.toggle) for (const v of [0, 1]) { const x = vcpu[v]!; console.log(`variant ${a.toggle}=${v}: append CPU user ${(x.u / x.n).toFixed(1)} sys ${(x.s / x.n).toFixed(1)} µs/msg, wall ${(x.w * 1000 / x.n).toFixed(1)} µs/msg`); }
 console.log(`CPU user ${(cpu.user / sent).toFixed(1)} sys ${(cpu.system / sent).toFixed(1)} µs/msg (process, incl. checkpointer)`);
 console.log(`users ${U} batch ${B} search ${a.search}: append ${(appendMs * 1000 / sent).toFixed(1)} µs/msg (${(appendMs / txs).toFixed(2)} ms/tx), acks ${(ackMs * 1000 / sent).toFixed(1)} µs/msg`);
 const rows = [...times].sort((x, y) => y[1].ms - x[1].ms);
