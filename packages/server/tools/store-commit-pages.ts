@@ -1,12 +1,15 @@
 /**
+ * A white-box diagnostic of the store (it wraps the SQLite engine's internals, so it lives beside
+ * the server's source, not in bench/, which measures public entry points only).
+ *
  * What one group commit writes, on SQLite, in-process (the writer thread's code on this thread):
  * per statement its wall time per message (noisy on a loaded machine), the process's CPU per
  * message, and with --walstat 1 the WAL frames per commit (each a 4 KB page write plus its share
  * of the fsync and of the checkpoint's copy) and, every 20 batches, which table or index each
  * page of one append + ACK flush belongs to (dbstat). Appends 1:1 messages, then ACKs them.
  *
- *   node --import tsx bench/store-commit-pages.ts --users 32 --batch 96 --batches 300 --walstat 1
- *   node --import tsx bench/store-commit-pages.ts --users 10000 --batch 500 --batches 200 --walstat 1
+ *   node --import tsx packages/server/tools/store-commit-pages.ts --users 32 --batch 96 --batches 300 --walstat 1
+ *   node --import tsx packages/server/tools/store-commit-pages.ts --users 10000 --batch 500 --batches 200 --walstat 1
  *
  * --search 0: without search documents. --acks 0: no ACK flushes.
  * --toggle NAME: each batch sets or clears the environment variable NAME at random, and the
@@ -19,10 +22,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { SqlStore } from '../packages/server/src/store/sql-store.ts';
-import { searchableText } from '../packages/server/src/search/extract.ts';
-import { directConversationId, type AppendRequest } from '../packages/server/src/store/store.ts';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
+import { searchableText } from '../src/search/extract.ts';
+import { directConversationId, type AppendRequest } from '../src/store/store.ts';
 
 const { values: a } = parseArgs({ options: { toggle: { type: 'string', default: '' }, walstat: { type: 'string', default: '0' }, users: { type: 'string', default: '32' }, batch: { type: 'string', default: '256' }, batches: { type: 'string', default: '200' }, search: { type: 'string', default: '1' }, acks: { type: 'string', default: '1' } } });
 const U = Number(a.users), B = Number(a.batch), NB = Number(a.batches);
