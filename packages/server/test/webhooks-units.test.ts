@@ -39,7 +39,7 @@ test('the keyword filter masks matches in text, captions and fallbacks when set 
   assert.equal(await hook('u', 'text', body, 'c', 'm'), body, 'unchanged bodies are passed through as they are');
   assert.equal(keywordFilter({ words: [], action: 'deny', reason: 'x' }), null);
   const deny = keywordFilter({ words: ['bad'], action: 'deny', reason: 'Not here.' })!;
-  await assert.rejects(deny('u', 'text', { text: 'so bad' }, 'c', 'm'), (e: MagpieError) => e.code === 'rejected' && e.message === 'Not here.');
+  await assert.rejects(async () => deny('u', 'text', { text: 'so bad' }, 'c', 'm'), (e: MagpieError) => e.code === 'rejected' && e.message === 'Not here.');
 });
 
 test('a fail-open before-send hook lets the message through when the hook is slow, errors or answers garbage', async () => {
