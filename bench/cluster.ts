@@ -147,9 +147,11 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
   let cpu0: number[] = [];
+  const pg: { cpu0: Map<number, number> | null } = { cpu0: null };
   let loadAt = 0;
   // Called when the load starts (after accounts and connections are set up).
-  const loadStarts = (): void => {
+  const loadStarts = async (): Promise<void> => {
+    if (a.store === 'postgres') pg.cpu0 = await backendCpu(admin, db);
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
     loadAt = performance.now();
@@ -161,6 +163,13 @@ async function main(): Promise<void> {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}`);
+    if (pg.cpu0) {
+      // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
+      const now = await backendCpu(admin, db);
+      let sum = 0;
+      for (const [pid, s] of now) sum += s - (pg.cpu0.get(pid) ?? s);
+      console.log(`PostgreSQL backends' CPU during the load (s): ${sum.toFixed(1)} (${now.size} backends)`);
+    }
     if (loadAt > 0) {
       const end = loadEndAt || performance.now();
       for (const n of nodes) {
@@ -186,6 +195,17 @@ async function printNodeMetrics(nodes: Node[]): Promise<void> {
         `event-loop delay p50 ${(v('magpie_process_nodejs_eventloop_lag_p50_seconds') * 1000).toFixed(0)} / p99 ${(v('magpie_process_nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(0)} / max ${(v('magpie_process_nodejs_eventloop_lag_max_seconds') * 1000).toFixed(0)} ms`,
     );
   }
+}
+
+/** CPU seconds of each backend of database `db` (pg_stat_activity pids, read from /proc: PostgreSQL on this machine). */
+async function backendCpu(admin: postgres.Sql, db: string): Promise<Map<number, number>> {
+  const rows = await admin<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = ${db}`;
+  const out = new Map<number, number>();
+  for (const r of rows) {
+    const s = cpuSeconds(r.pid);
+    if (!Number.isNaN(s)) out.set(r.pid, s);
+  }
+  return out;
 }
 
 /** utime + stime of a process, in seconds (Linux /proc). */
@@ -245,7 +265,7 @@ function sampleWaits(db: string): { stop(): Promise<void> } {
 /** When the scenario's load (and its tail) ended, before the clients close. */
 let loadEndAt = 0;
 
-async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<void> {
+async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Promise<void> {
   const m = Number(a.members);
   const users = [];
   for (let i = 0; i < m; i++) users.push(await account(nodes[i % nodes.length]!.url));
@@ -269,7 +289,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<voi
   }
   const senders = Number(a.senders);
   const interval = 1000 / Number(a.rate);
-  loadStarts();
+  await loadStarts();
   const start = performance.now();
   let k = 0;
   let errors = 0;
@@ -296,7 +316,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => void): Promise<voi
   for (const c of clients) c.ws.close();
 }
 
-async function dmScenario(nodes: Node[], loadStarts: () => void): Promise<void> {
+async function dmScenario(nodes: Node[], loadStarts: () => Promise<void>): Promise<void> {
   const pairs = Number(a.pairs);
   const win = Number(a.window);
   const recvNode = nodes[nodes.length > 1 ? 1 : 0]!;
@@ -313,7 +333,7 @@ async function dmScenario(nodes: Node[], loadStarts: () => void): Promise<void> 
   for (const c of rc) c.onMsg = () => counting && delivered++;
   let stop = false;
   let errors = 0;
-  loadStarts();
+  await loadStarts();
   const loops = sc.map(async (c, i) => {
     let n = 0;
     const one = async (): Promise<void> => {

@@ -331,3 +331,55 @@ it('an append\'s write pipeline is sent whole before the node\'s turn ends (issu
     await raw.drop();
   }
 });
+
+/**
+ * An ACK flush raises group delivered counts before it locks any user row (store/ack-writer.ts):
+ * the message rows it raises are shared with other nodes' flushes, so a flush that waits for
+ * one of them must not hold user rows meanwhile. Here a raw session holds the message row;
+ * bob's flush waits for it; an append to the group (which bumps bob's row) must still commit.
+ * Before, the flush locked bob's row first and the append waited behind it.
+ */
+it('an ACK flush waiting for a message row holds no user row (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_rowsfirst');
+  const store = await openPostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 3 });
+  const raw = rawClient(schema);
+  let release = () => {};
+  try {
+    await store.migrate();
+    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+    assert.equal(c?.ok, true);
+    const [m] = await store.appendMessages([post('alice', 'g:one')]);
+    assert.ok(m?.ok);
+    const bobAt = m.pointers.find((p) => p.userId === 'bob')!.inboxSeq;
+
+    // The holder: the message's row, as another node's flush raising its count would hold it.
+    const held = new Promise<void>((r) => (release = r));
+    let holding = () => {};
+    const locked = new Promise<void>((r) => (holding = r));
+    const holder = raw.sql.begin(async (t) => {
+      await t`SELECT 1 FROM messages WHERE conv_id = 'g:one' AND seq = ${m.message.seq} FOR NO KEY UPDATE`;
+      holding();
+      await held;
+    });
+    await locked;
+    const flush = store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: bobAt }]);
+    for (let i = 0; i < 500; i++) {
+      const w = await raw.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%delivered_count%'`;
+      if (w.length > 0) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // The flush waits for the message row; an append that bumps bob's row commits meanwhile.
+    const append = store.appendMessages([post('carol', 'g:one')]);
+    const outcome = await Promise.race([append, new Promise<'stuck'>((r) => setTimeout(() => r('stuck'), 5000))]);
+    assert.notEqual(outcome, 'stuck', "the append waited for bob's row, held by the waiting flush");
+    release();
+    await holder;
+    const out = await flush;
+    assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[m.message.seq, 1]]);
+  } finally {
+    release();
+    await store.close();
+    await raw.drop();
+  }
+});

@@ -24,18 +24,42 @@ const skip = (await pgUnavailable()) ?? false;
 const ANSWER_DELAY_MS = 25;
 
 /** A TCP proxy to PostgreSQL that counts the client's turns over all its connections. */
-async function turnCounter(): Promise<{ url: string; turns: () => number; close: () => Promise<void> }> {
+async function turnCounter(): Promise<{ url: string; turns: () => number; executes: () => number; close: () => Promise<void> }> {
   const target = new URL(PG_URL);
   let turns = 0;
+  /** Statements sent (extended protocol Execute messages), over all connections. */
+  let executes = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     // Answers arrived since the client's last send: its next send starts a turn.
     let answered = true;
+    // The client's messages: the startup message (no type byte), then type + int32 length each.
+    let pending = Buffer.alloc(0);
+    let started = false;
+    const parse = (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+      for (;;) {
+        if (!started) {
+          if (pending.length < 4) return;
+          const n = pending.readInt32BE(0);
+          if (pending.length < n) return;
+          pending = pending.subarray(n);
+          started = true;
+          continue;
+        }
+        if (pending.length < 5) return;
+        const n = pending.readInt32BE(1);
+        if (pending.length < n + 1) return;
+        if (pending[0] === 0x45) executes++; // 'E'
+        pending = pending.subarray(n + 1);
+      }
+    };
     const upstream = connect(Number(target.port || 5432), target.hostname);
     sockets.add(client).add(upstream);
     client.on('data', (d) => {
       if (answered) turns++;
       answered = false;
+      parse(d);
       upstream.write(d);
     });
     upstream.on('data', (d) => {
@@ -58,6 +82,7 @@ async function turnCounter(): Promise<{ url: string; turns: () => number; close:
   return {
     url: url.toString(),
     turns: () => turns,
+    executes: () => executes,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
@@ -78,11 +103,31 @@ it('a group append and an ACK flush each cost their node two round trips to Post
     const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
     assert.equal(c?.ok, true);
     let last = 0;
+    /** Statements of each of the three appends. */
+    const sent: number[] = [];
     for (let i = 0; i < 3; i++) {
+      const before = proxy.executes();
       const [o] = await store.appendMessages([post('alice', 'g:one')]);
+      sent.push(proxy.executes() - before);
       assert.ok(o?.ok);
       last = o.pointers.find((p) => p.userId === 'bob')!.inboxSeq;
       await store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: last }]);
+    }
+    // The no-op warm-ups (db/prepared.ts) run on a connection only for what it has not run yet:
+    // these posts send only their own statements (the group's creation warmed the connection)…
+    assert.equal(sent[0], sent[1]);
+    assert.equal(sent[1], sent[2]);
+    // …while a post on a new connection warms it first (before: every post of the process's first 200 warmed).
+    // (Another URL: the engine shares one pool per URL and schema.)
+    const engine2 = await PostgresEngine.open({ url: `${proxy.url}?application_name=second`, schema, max: 1 });
+    const store2 = new SqlStore(engine2, { ringCapacity: 1000, ownsEngine: true });
+    try {
+      const before = proxy.executes();
+      assert.ok((await store2.appendMessages([post('alice', 'g:one')]))[0]?.ok);
+      const fresh = proxy.executes() - before;
+      assert.ok(fresh > sent[2]!, `a new connection is warmed (${fresh} statements), a warm one is not (${sent[2]})`);
+    } finally {
+      await store2.close();
     }
 
     const before = proxy.turns();
@@ -93,11 +138,11 @@ it('a group append and an ACK flush each cost their node two round trips to Post
     const flushBefore = proxy.turns();
     const out = await store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: o.pointers.find((p) => p.userId === 'bob')!.inboxSeq }]);
     assert.equal(proxy.turns() - flushBefore, 2, 'ACK flush: BEGIN + claims + plan, then the writes ending in COMMIT');
-    assert.deepEqual(out.counts.map((x) => x.count), [1]);
+    assert.deepEqual(out.counts.map((x) => x.count), [1, 1]); // store2's post and carol's
 
     // Both committed (nothing left open on the one connection), gap-free.
-    assert.equal(Number((await raw.sql`SELECT last_seq FROM conversations WHERE id = 'g:one'`)[0]!.last_seq), 5);
-    assert.deepEqual(o.pointers.map((p) => [p.userId, p.inboxSeq]).sort(), [['alice', 5], ['bob', 5], ['carol', 5]]);
+    assert.equal(Number((await raw.sql`SELECT last_seq FROM conversations WHERE id = 'g:one'`)[0]!.last_seq), 6);
+    assert.deepEqual(o.pointers.map((p) => [p.userId, p.inboxSeq]).sort(), [['alice', 6], ['bob', 6], ['carol', 6]]);
   } finally {
     await store.close();
     await raw.drop();

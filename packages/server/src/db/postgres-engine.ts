@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import postgres from 'postgres';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from './dialect.ts';
+import { connectionStatements } from './prepared.ts';
 import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
@@ -58,8 +59,8 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
   return attempt(0);
 }
 
-/** (`socket`, a postgres.js option missing from its type declarations.) */
-const NO_DELAY = { socket: noDelaySocket };
+/** (`socket`, a postgres.js option missing from its type declarations; `onclose`: a connection's prepared statements are gone.) */
+const NO_DELAY = { socket: noDelaySocket, onclose: (id: number) => void ranOn.delete(id) };
 
 /** One pool per URL+schema per process, whichever stores hold it. */
 const pools = new Map<string, SharedPool>();
@@ -101,7 +102,16 @@ interface TxState {
   lost: boolean;
   /** Set when the connection closed (postgres.js's Connection.onclose, as its own `begin` uses). */
   closed: unknown;
+  /** The statement texts the transaction's connection has run since it connected (db/prepared.ts). */
+  ran?: Set<string>;
 }
+
+/**
+ * Per pooled connection (postgres.js connection id, unique in the process): the statement texts
+ * it has run, so prepared, since it connected. Cleared when it closes (a reconnect starts with
+ * no prepared statements).
+ */
+const ranOn = new Map<number, Set<string>>();
 
 function observe(tx: TxState, e: unknown): void {
   if (tx.failure === undefined) tx.failure = e;
@@ -122,6 +132,8 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
       q = sql.unsafe(FLUSHING_NOTHING, [], { prepare: false });
     } else {
       q = sql.unsafe(pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: true });
+      const ran = tx.ran;
+      if (ran && !ran.has(text)) q.then(() => ran.add(text), () => {});
     }
     // Like postgres.js's own transactions: every statement's failure is observed (no unhandled
     // rejection for a statement nobody awaits), and the first one is what the transaction reports.
@@ -139,6 +151,13 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
     },
     textList: (values) => ({ sql: '(SELECT unnest(?::text[]) AS value)', param: [...values] }),
   };
+}
+
+/** The Queryable of a transaction on a known connection: registered for db/prepared.ts's `warm`. */
+function txQueries(sql: postgres.ReservedSql, tx: TxState): Queryable {
+  const q = queries(sql, tx);
+  if (tx.ran) connectionStatements.set(q, tx.ran);
+  return q;
 }
 
 /** SqlEngine on PostgreSQL (postgres.js): the process's one pool for the URL and schema. */
@@ -206,9 +225,16 @@ export class PostgresEngine implements SqlEngine {
     const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined };
     // postgres.js's connection object, handed to BEGIN's onexecute (as its own `begin` takes it):
     // its onclose tells this transaction that the connection is gone.
-    let connection: { onclose?: ((e: unknown) => void) | null } | null = null;
-    const onexecute = (c: { onclose?: ((e: unknown) => void) | null }): boolean => {
+    let connection: { onclose?: ((e: unknown) => void) | null; id?: number } | null = null;
+    let executed = (): void => {};
+    const onexecute = (c: { onclose?: ((e: unknown) => void) | null; id?: number }): boolean => {
       connection = c;
+      if (typeof c.id === 'number') {
+        let ran = ranOn.get(c.id);
+        if (!ran) ranOn.set(c.id, (ran = new Set()));
+        state.ran = ran;
+      }
+      executed();
       c.onclose = (e: unknown) => {
         state.closed = e ?? Object.assign(new Error('the connection closed'), { code: 'CONNECTION_CLOSED' });
         state.lost = true;
@@ -217,11 +243,15 @@ export class PostgresEngine implements SqlEngine {
     };
     const first = (e: unknown): unknown => ((e as { code?: unknown } | null)?.code === '25P02' && state.failure !== undefined ? state.failure : e);
     try {
-      const q = queries(conn, state);
       // The BEGIN and SET LOCAL leave with the first statements; a failure aborts the
       // transaction, which the caller's statements then report.
       const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false, onexecute } as postgres.UnsafeQueryOptions);
+      // BEGIN is handed to the connection a microtask later (not answered: no round trip); then
+      // the connection, and what it has prepared, is known.
+      const handed = new Promise<void>((resolve) => (executed = resolve));
       begin.catch((e: unknown) => observe(state, e));
+      await Promise.race([handed, begin.then(() => {}, () => {})]);
+      const q = txQueries(conn, state);
       if (opts.relaxedSync) void q.run('SET LOCAL synchronous_commit = off').catch(() => {});
       if (opts.lock !== undefined) await q.run('SELECT pg_advisory_xact_lock(?)', [opts.lock]);
       let result: T;

@@ -8,19 +8,38 @@ import type { Queryable } from './engine.ts';
  *
  * `warm` runs statements whose parameters make them no-ops (empty arrays, a key that matches
  * nothing) at the start of a transaction, in the same pipeline as its first statements and
- * before any lock, so that the locked part later finds them prepared. Which connection a
- * transaction gets is not known in advance, so a text is warmed for its first WARM_USES
- * transactions in this process: the pool hands connections out in turn, so by then every
- * connection has prepared it. (A connection opened later, after an idle close, prepares a
- * cold text once inside a lock — at a time of low load.) SQLite: nothing to do.
+ * before any lock, so that the locked part later finds them prepared. PostgresEngine.transaction
+ * knows its connection and what that connection has run since it connected
+ * (`connectionStatements`): exactly the missing texts are warmed, so a warm connection runs
+ * none (a new one, or one reconnected after an idle close, warms once). A transaction whose
+ * connection is not known (a wrapped Queryable in tests) falls back to warming a text for its
+ * first WARM_USES transactions in this process (the pool hands connections out in turn, so by
+ * then every connection has prepared it). SQLite: nothing to do.
  */
 const WARM_USES = 200;
 const uses = new Map<string, number>();
 
 export type NoopStatement = readonly [sql: string, params: readonly unknown[]];
 
+/**
+ * PostgreSQL transactions whose connection is known (PostgresEngine.transaction registers
+ * them): the statement texts that connection has run (so prepared) since it connected. `warm`
+ * then runs exactly the ones it lacks — nothing once the connection has them all, however many
+ * transactions the process has run — instead of guessing by WARM_USES.
+ */
+export const connectionStatements = new WeakMap<Queryable, Set<string>>();
+
 export function warm(tx: Queryable, statements: readonly NoopStatement[]): void {
   if (tx.dialect !== 'postgres') return;
+  const have = connectionStatements.get(tx);
+  if (have) {
+    for (const [sql, params] of statements) {
+      if (have.has(sql)) continue;
+      // Added once it ran (PostgresEngine records every statement of the transaction).
+      tx.run(sql, params).catch(() => {});
+    }
+    return;
+  }
   for (const [sql, params] of statements) {
     const n = uses.get(sql) ?? 0;
     if (n >= WARM_USES) continue;

@@ -289,7 +289,8 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     if (group) groupRanges.push(range);
   });
 
-  // 3. Every write in one pipeline, the user rows locked in id order first.
+  // 3. Every write in one pipeline: device rows, the group counts (message rows in (conv, seq)
+  //    order), then the user rows locked in id order and what hangs off them.
   const writes: Promise<unknown>[] = [];
   if (opts.devices && sorted.length > 0) {
     const top = new Map<string, DeviceAck>();
@@ -301,6 +302,11 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     const ds = [...top.values()];
     writes.push(tx.run(SQL.devices, [ds.map((a) => a.userId), ds.map((a) => a.deviceId), ds.map((a) => a.inboxSeq)]));
   }
+  // The group counts before the user rows: the message rows the counts raise are shared with
+  // the other nodes' flushes (each waits for the one before it), and the statement itself takes
+  // a while; ahead of the user rows, an append needing those rows waits for neither.
+  const raised: Promise<CountRow[]> =
+    groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
   const moved = [...marks.entries()].filter(([, m]) => m.delivered > m.start);
   const locked = [...new Set([...moved.map(([id]) => id), ...bumps.keys()])].sort(byId);
   if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
@@ -313,8 +319,6 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
     movedEntries = tx.all(SQL.entries, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2]), advances.map((x) => x[3])]);
     writes.push(movedEntries);
   }
-  const raised: Promise<CountRow[]> =
-    groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
   if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run(PIPELINE_COMMIT));
   const [counts] = await Promise.all([raised, Promise.all(writes)]);
   const was = new Map<string, number>();
