@@ -6,7 +6,8 @@
  * - One tab leads: the one holding the Web Lock `magpie-store` keeps the IndexedDB store.
  *   The others follow with an in-memory store (their own socket still receives everything
  *   the server pushes), so no two tabs ever write one database. A follower stays a follower
- *   until it is reloaded; the next tab opened after the leader closed leads.
+ *   until it is reloaded; the next tab opened after the leader closed leads. A reloaded leader
+ *   waits up to RELOAD_WAIT_MS for its old document to let the lock go, and leads again.
  * - Every change a tab makes itself is posted on the BroadcastChannel `magpie-tabs`; the
  *   other tabs then pull the inbox and the conversation list, and show the same data.
  */
@@ -15,20 +16,45 @@ import type { ConvEntry, MagpieClient } from '@magpie/sdk';
 const LOCK = 'magpie-store';
 const CHANNEL = 'magpie-tabs';
 
+/**
+ * How long a reloaded page waits for the lock of the document it replaces: that document
+ * releases it when it unloads, which a busy browser does a moment after the new one starts.
+ * Without the wait the reloaded tab would follow with an empty in-memory store (offline: an
+ * empty list until the network returns).
+ */
+const RELOAD_WAIT_MS = 3000;
+
 /** Try to lead: resolves true with the lock held until `release`, false when another tab leads. */
 export function claimStore(): Promise<{ leader: boolean; release(): void }> {
   const locks = (navigator as Navigator & { locks?: LockManager }).locks;
   // Without Web Locks (an insecure origin) this tab keeps the old single-tab behaviour.
   if (!locks) return Promise.resolve({ leader: true, release: () => undefined });
+  const lead = (resolve: (r: { leader: boolean; release(): void }) => void) => () => new Promise<void>((release) => resolve({ leader: true, release: () => release() }));
   return new Promise((resolve) => {
     void locks.request(LOCK, { ifAvailable: true }, (lock) => {
-      if (!lock) {
+      if (lock) return lead(resolve)();
+      if (!isReload()) {
         resolve({ leader: false, release: () => undefined });
         return undefined;
       }
-      return new Promise<void>((release) => resolve({ leader: true, release: () => release() }));
+      // Held, and this page is a reload: most likely by the document being replaced.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), RELOAD_WAIT_MS);
+      locks
+        .request(LOCK, { signal: abort.signal }, () => {
+          clearTimeout(timer);
+          return lead(resolve)();
+        })
+        .catch(() => resolve({ leader: false, release: () => undefined }));
+      return undefined;
     });
   });
+}
+
+/** Whether this document was loaded by a reload (the lock may still be held by the one it replaces). */
+function isReload(): boolean {
+  const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
+  return nav?.type === 'reload';
 }
 
 type Poke = { userId: string; kind: 'sent' } | { userId: string; kind: 'conv'; version: number };
