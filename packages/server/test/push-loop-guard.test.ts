@@ -53,7 +53,6 @@ it('a real stall of the event loop is seen by the default probe', async () => {
     }
     assert.ok(min <= 0.5, `factor ${min} after an 80 ms stall`);
     assert.ok(pause > 0);
-    assert.ok(g.lastLagMs >= 0);
   } finally {
     g.stop();
   }

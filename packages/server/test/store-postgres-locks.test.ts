@@ -20,7 +20,7 @@ import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import type { Queryable, SqlEngine, TransactionOptions } from '../src/db/engine.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { PIPELINE_COMMIT } from '../src/db/dialect.ts';
-import { post, spec } from './append-requests.ts';
+import { createGroup, post, seedGroup } from './append-requests.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 function hasPsql(): boolean {
@@ -43,7 +43,7 @@ it('a group append holds member user rows for no client round trip (issue 15)', 
     await store.migrate();
     for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
     const make = async (conv: string) => {
-      const [o] = await store.appendMessages([post('alice', conv, { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
+      const [o] = await store.appendMessages([createGroup('alice', conv, ['bob', 'carol'])]);
       assert.equal(o?.ok, true);
     };
     await make('g:warm');
@@ -101,9 +101,7 @@ it('an ACK flush holds the sender and acknowledging user rows for no client roun
   const raw = rawClient(schema);
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     const bobAt = async () => {
       const [o] = await store.appendMessages([post('alice', 'g:one')]);
       assert.ok(o?.ok);
@@ -215,9 +213,7 @@ it('an append holds the conversation row for one round trip to its node (issue 1
   const store = new SqlStore(recorded, { ringCapacity: 1000, ownsEngine: true });
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     await store.appendMessages([post('alice', 'd:alice:bob', { directMembers: ['alice', 'bob'] })]);
     held.length = 0;
     const [g] = await store.appendMessages([post('bob', 'g:one', { mentions: ['carol'] })]);
@@ -246,9 +242,7 @@ it('an ACK flush holds its users\' claims for one round trip to its node (issue 
   const store = new SqlStore(recordingEngine(engine, /pg_advisory_xact_lock/, held), { ringCapacity: 1000, ownsEngine: true });
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     const sent = await store.appendMessages([post('alice', 'g:one'), post('alice', 'g:one')]);
     const pointer = (i: number, u: string) => (sent[i] as Extract<(typeof sent)[number], { ok: true }>).pointers.find((p) => p.userId === u)!.inboxSeq;
     held.length = 0;
@@ -316,11 +310,9 @@ it('an append\'s write pipeline is sent whole before the node\'s turn ends (issu
   const raw = rawClient(schema);
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     // Warm: every statement of a group post prepared on both connections.
-    for (let i = 0; i < 4; i++) assert.equal((await store.appendMessages([post('alice', 'g:warm' + i, { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]))[0]?.ok, true);
+    for (let i = 0; i < 4; i++) assert.equal((await store.appendMessages([createGroup('alice', 'g:warm' + i, ['bob', 'carol'])]))[0]?.ok, true);
     armed = true;
     const [o] = await store.appendMessages([post('alice', 'g:one')]);
     assert.equal(o?.ok, true);
@@ -346,9 +338,7 @@ it('an ACK flush waiting for a message row holds no user row (issue 15)', { skip
   let release = () => {};
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     const [m] = await store.appendMessages([post('alice', 'g:one')]);
     assert.ok(m?.ok);
     const bobAt = m.pointers.find((p) => p.userId === 'bob')!.inboxSeq;

@@ -16,7 +16,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { PostgresEngine } from '../src/db/postgres-engine.ts';
 import { PIPELINE_COMMIT } from '../src/db/dialect.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import { post, spec } from './append-requests.ts';
+import { post, seedGroup } from './append-requests.ts';
 import { PG_URL, freshSchemaName, pgUnavailable, rawClient } from './pg-test-helpers.ts';
 
 const skip = (await pgUnavailable()) ?? false;
@@ -99,9 +99,7 @@ it('a group append and an ACK flush each cost their node two round trips to Post
   const raw = rawClient(schema);
   try {
     await store.migrate();
-    for (const id of ['alice', 'bob', 'carol']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-    const [c] = await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'create', group: spec, members: ['bob', 'carol'] } })]);
-    assert.equal(c?.ok, true);
+    await seedGroup(store);
     let last = 0;
     /** Statements of each of the three appends. */
     const sent: number[] = [];

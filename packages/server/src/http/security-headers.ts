@@ -67,12 +67,12 @@ export async function registerSecurityHeaders(app: FastifyInstance, opts: { tls:
 }
 
 /** Answers that are never a page: the REST API (JSON, media bytes) and the metrics. */
-export function isApiAnswer(url: string): boolean {
+function isApiAnswer(url: string): boolean {
   return url.startsWith('/api/') || url === '/metrics' || url.startsWith('/metrics?');
 }
 
 /** The headers of an API answer (see registerSecurityHeaders) as a flat [name, value, …] list, computed once with helmet. */
-export function apiSecurityHeaders(opts: { tls: boolean }): readonly string[] {
+function apiSecurityHeaders(opts: { tls: boolean }): readonly string[] {
   const setHeaders = helmet({
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"], sandbox: [] } },
     xFrameOptions: { action: 'deny' },
