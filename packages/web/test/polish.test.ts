@@ -188,7 +188,8 @@ describe('web client polish in chromium', { skip, timeout: 300_000 }, () => {
     await o.ctx.setOffline(true);
     const res = await o.page.reload();
     assert.equal(res?.fromServiceWorker(), true, 'the page came from the service worker');
-    await o.page.locator('[data-testid=conversation-row][data-title="Polish"]').waitFor();
+    // The list comes from IndexedDB; a loaded CI machine took more than the default 15 s to show it (seen at 12+ s).
+    await o.page.locator('[data-testid=conversation-row][data-title="Polish"]').waitFor({ timeout: 30_000 });
     await o.page.locator(OFFLINE).waitFor();
     assert.match((await o.page.getByTestId('connection').textContent()) ?? '', /\S/, 'the banner says why');
     // A deep link typed while offline opens too (every client route is the same shell).
