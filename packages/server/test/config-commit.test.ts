@@ -1,0 +1,13 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CONFIG_ENV_NAMES, loadConfig } from '../src/config/config.ts';
+
+test('the group commit settings have environment variables (MAGPIE_COMMIT_DELAY_MS, MAGPIE_MAX_BATCH)', () => {
+  const d = loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv);
+  assert.deepEqual([d.commitDelayMs, d.maxBatch], [0, 500]);
+  const c = loadConfig({ MAGPIE_CONFIG: '', MAGPIE_COMMIT_DELAY_MS: '2', MAGPIE_MAX_BATCH: '128' } as NodeJS.ProcessEnv);
+  assert.deepEqual([c.commitDelayMs, c.maxBatch], [2, 128]);
+  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_COMMIT_DELAY_MS') && CONFIG_ENV_NAMES.includes('MAGPIE_MAX_BATCH'));
+  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_COMMIT_DELAY_MS: '51' } as NodeJS.ProcessEnv), /commitDelayMs/);
+  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_MAX_BATCH: '0' } as NodeJS.ProcessEnv), /maxBatch/);
+});
