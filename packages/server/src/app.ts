@@ -168,6 +168,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     maxMessageBytes: config.limits.maxMessageBytes,
     commitDelayMs: config.commitDelayMs,
     maxBatch: config.maxBatch,
+    overlapCommits: writer !== undefined,
     maxReplyBytes: config.limits.maxReplyBytes,
     storeWaitMs: config.pg.waitMs,
     tracer: tracing.tracer,

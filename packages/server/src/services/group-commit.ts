@@ -5,8 +5,12 @@
  * runs at a time; what arrives meanwhile forms the next batch. When a batch fails, its
  * requests are retried one by one so a single bad request cannot fail its neighbours.
  */
+type Entry<Req, Res> = { req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void };
+
+type Written<Res> = { ok: true; results: Res[] } | { ok: false; err: unknown };
+
 export class GroupCommitter<Req, Res> {
-  private pending: { req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }[] = [];
+  private pending: Entry<Req, Res>[] = [];
   private scheduled = false;
   private running = false;
 
@@ -18,8 +22,14 @@ export class GroupCommitter<Req, Res> {
      * promise continuations are done (process.nextTick) instead of in the next check phase
      * (setImmediate): requests that became ready together (say, the callers of one batched
      * read) still form one batch, and their answers leave in the same event-loop turn.
+     * `overlap`: `write` runs off the event loop (a writer thread; it returns at its first
+     * await): when a batch was written and requests wait, the next batch is handed to `write`
+     * before the written batch's callers resume, so the writer commits it while the event loop
+     * answers and fans out the previous one (instead of idling until they are done). Only after
+     * a batch succeeded: a failed batch is retried one by one before anything after it is
+     * written, so commit order stays submit order.
      */
-    private readonly opts: { delayMs: number; maxBatch: number; whole?: (err: unknown) => boolean; sameTurn?: boolean },
+    private readonly opts: { delayMs: number; maxBatch: number; whole?: (err: unknown) => boolean; sameTurn?: boolean; overlap?: boolean },
   ) {}
 
   submit(req: Req): Promise<Res> {
@@ -41,25 +51,59 @@ export class GroupCommitter<Req, Res> {
     this.scheduled = false;
     this.running = true;
     try {
-      while (this.pending.length > 0) {
-        const batch = this.pending.splice(0, this.opts.maxBatch);
-        await this.writeBatch(batch);
+      let batch = this.pending.splice(0, this.opts.maxBatch);
+      let writing = this.attempt(batch);
+      for (;;) {
+        const done = await writing;
+        if (done.ok && this.opts.overlap && this.pending.length > 0) {
+          const next = this.pending.splice(0, this.opts.maxBatch);
+          writing = this.attempt(next);
+          batch.forEach((b, i) => b.resolve(done.results[i]!));
+          batch = next;
+          continue;
+        }
+        if (done.ok) {
+          batch.forEach((b, i) => b.resolve(done.results[i]!));
+          // The callers resume (their first continuation) before the next batch is cut.
+          await undefined;
+        } else {
+          await this.failed(batch, done.err);
+        }
+        if (this.pending.length === 0) break;
+        batch = this.pending.splice(0, this.opts.maxBatch);
+        writing = this.attempt(batch);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async writeBatch(batch: { req: Req; resolve: (r: Res) => void; reject: (e: unknown) => void }[]): Promise<void> {
+  /** Starts writing `batch` (synchronously up to the write's first await); never rejects. */
+  private attempt(batch: Entry<Req, Res>[]): Promise<Written<Res>> {
+    let p: Promise<Res[]>;
     try {
-      const results = await this.write(batch.map((b) => b.req));
-      batch.forEach((b, i) => b.resolve(results[i]!));
+      p = this.write(batch.map((b) => b.req));
     } catch (err) {
-      if (batch.length === 1 || this.opts.whole?.(err)) {
-        for (const b of batch) b.reject(err);
-        return;
-      }
-      for (const b of batch) await this.writeBatch([b]);
+      return Promise.resolve({ ok: false, err });
     }
+    return p.then(
+      (results): Written<Res> => ({ ok: true, results }),
+      (err: unknown): Written<Res> => ({ ok: false, err }),
+    );
+  }
+
+  /** A failed batch: it fails whole (one request, or a failure that is no request's fault), or each request is retried alone. */
+  private async failed(batch: Entry<Req, Res>[], err: unknown): Promise<void> {
+    if (batch.length === 1 || this.opts.whole?.(err)) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const b of batch) await this.writeBatch([b]);
+  }
+
+  private async writeBatch(batch: Entry<Req, Res>[]): Promise<void> {
+    const done = await this.attempt(batch);
+    if (done.ok) batch.forEach((b, i) => b.resolve(done.results[i]!));
+    else await this.failed(batch, done.err);
   }
 }

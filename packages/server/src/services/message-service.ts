@@ -17,6 +17,11 @@ export interface MessagingOptions {
   maxMessageBytes: number;
   commitDelayMs: number;
   maxBatch: number;
+  /**
+   * The store's appends run off the event loop (the SQLite writer thread): the next batch is
+   * handed over before the written one's senders are answered (GroupCommitter `overlap`).
+   */
+  overlapCommits?: boolean;
   /** Reply pages (history, sync, conversation list) stop growing past this many bytes and say `more`. */
   maxReplyBytes?: number;
   /** How long a send's checks wait for an unavailable database before answering `unavailable` (ms). Default 2000. */
@@ -102,6 +107,8 @@ export class MessagingService {
       maxBatch: opts.maxBatch,
       // The store already waited for the database: retrying each request alone would only wait again.
       whole: isStoreUnavailable,
+      // A writer thread commits off the event loop: it takes the next batch while this one is answered.
+      overlap: opts.overlapCommits === true,
     });
   }
 
