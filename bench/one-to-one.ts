@@ -136,7 +136,8 @@ async function main(): Promise<void> {
     const eq = kv.indexOf('=');
     if (eq > 0) serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const execArgv: string[] = [];
+  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server process (e.g. --trace-gc), space-separated.
+  const execArgv: string[] = (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
   if (a['cpu-prof']) {
     mkdirSync(resolve(a['cpu-prof']), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof']));
