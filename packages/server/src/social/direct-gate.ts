@@ -2,7 +2,7 @@ import { MagpieError } from '@magpie/protocol';
 import type { DirectPass } from '../services/message-service.ts';
 import type { DirectCheck } from './social-store.ts';
 
-/** Bound on the cached pairs (~120 bytes each: a key of two user ids and a small integer). */
+/** Bound on the cached pairs (~100 bytes each: a Map entry under the lower user id, and one per such user). */
 export const DIRECT_CACHE_CAP = 100_000;
 
 /** Cached relation of a pair (lo, hi) = its two user ids in string order, as bits. */
@@ -46,7 +46,9 @@ export class DirectGate {
   private drainWaiters: { epoch: number; resolve: () => void }[] = [];
   /** Pairs with a change in progress: settles when it is over. */
   private readonly changing = new Map<string, Promise<void>>();
-  private readonly cache = new Map<string, number>();
+  /** Relation bits by the pair's lower user id, then the higher one (no key string built per check). */
+  private cache = new Map<string, Map<string, number>>();
+  private cached = 0;
   /** The pass of the current epoch (one object per epoch, not per send). */
   private pass: DirectPass;
 
@@ -59,7 +61,7 @@ export class DirectGate {
 
   /** Cached pairs (tests, metrics). */
   get cachedPairs(): number {
-    return this.cache.size;
+    return this.cached;
   }
 
   /**
@@ -67,21 +69,24 @@ export class DirectGate {
    * relation is cached; throws (or rejects with) MagpieError('forbidden') to refuse.
    */
   check(sender: string, recipient: string): DirectPass | Promise<DirectPass> {
-    const key = pairKey(sender, recipient);
-    const busy = this.changing.get(key);
-    if (busy) return busy.then(() => this.check(sender, recipient));
+    if (this.changing.size > 0) {
+      const busy = this.changing.get(pairKey(sender, recipient));
+      if (busy) return busy.then(() => this.check(sender, recipient));
+    }
     const pass = this.pass;
-    const cached = this.opts.cache ? this.cache.get(key) : undefined;
+    const lo = sender < recipient;
+    const a = lo ? sender : recipient;
+    const b = lo ? recipient : sender;
+    const cached = this.opts.cache ? this.cache.get(a)?.get(b) : undefined;
     if (cached !== undefined) {
-      this.decide(cached, sender < recipient);
+      this.decide(cached, lo);
       return pass;
     }
     const epoch = this.epoch;
     return this.read(sender, recipient).then((c) => {
-      const lo = sender < recipient;
       const bits = (c.blockedByRecipient ? (lo ? HI_BLOCKS_LO : LO_BLOCKS_HI) : 0) | (c.blockedBySender ? (lo ? LO_BLOCKS_HI : HI_BLOCKS_LO) : 0) | (c.friends ? FRIENDS : 0);
       // A read that overlapped a change may predate it: used once (its pass is stale by now), never cached.
-      if (this.opts.cache && this.epoch === epoch) this.remember(key, bits);
+      if (this.opts.cache && this.epoch === epoch) this.remember(a, b, bits);
       this.decide(bits, lo);
       return pass;
     });
@@ -105,7 +110,7 @@ export class DirectGate {
       await this.drained(this.epoch);
       return await fn();
     } finally {
-      this.cache.delete(key);
+      this.forget(a, b);
       this.changing.delete(key);
       done();
     }
@@ -118,15 +123,24 @@ export class DirectGate {
     if (this.opts.friendsOnly && !(bits & FRIENDS)) throw new MagpieError('forbidden', 'only friends can send each other messages on this server');
   }
 
-  private remember(key: string, bits: number): void {
-    if (this.cache.size >= (this.opts.cap ?? DIRECT_CACHE_CAP)) {
-      // The oldest entry (Map order is insertion order).
-      for (const k of this.cache.keys()) {
-        this.cache.delete(k);
-        break;
-      }
+  /** Cache a pair (a < b); a full cache starts over (the pairs in use come back with one read each). */
+  private remember(a: string, b: string, bits: number): void {
+    if (this.cached >= (this.opts.cap ?? DIRECT_CACHE_CAP)) {
+      this.cache = new Map();
+      this.cached = 0;
     }
-    this.cache.set(key, bits);
+    let row = this.cache.get(a);
+    if (!row) this.cache.set(a, (row = new Map()));
+    if (!row.has(b)) this.cached++;
+    row.set(b, bits);
+  }
+
+  private forget(x: string, y: string): void {
+    const [a, b] = x < y ? [x, y] : [y, x];
+    const row = this.cache.get(a);
+    if (!row?.delete(b)) return;
+    this.cached--;
+    if (row.size === 0) this.cache.delete(a);
   }
 
   private nextEpoch(): void {
