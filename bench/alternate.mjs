@@ -131,6 +131,8 @@ function parseResult(out) {
     cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m, /^server CPU\s.*?\((\d+)% of one core; \/proc/m, /^in-process CPU\s.*?; (\d+)% of one core\)/m),
     cpuUsPerMsg: num(/\(([\d.]+) µs per message/, /^server CPU\s+([\d.]+) µs per open/m, /^in-process CPU\s+([\d.]+) µs per open/m) || groupCpuUsPerMsg(out),
     genUsPerMsg: num(/^generator CPU\s+([\d.]+) µs per open/m),
+    // bench/one-to-one.ts --saturate: the event loop's share (thread `main`)
+    loopUsPerMsg: num(/^server threads\s+µs\/msg: .*?\bmain ([\d.]+)/m),
     // bench/connect.ts
     stormS: num(/^storm\s+([\d.]+) s/m),
     connectUs: num(/^server CPU\s+([\d.]+) µs per connect \+ hello/m),
@@ -231,6 +233,7 @@ const cols = connectBench
       ['e2e p99 ms', 'e2eP99', 1],
       ['server CPU %', 'cpuPct', 0],
       ['CPU µs/msg', 'cpuUsPerMsg', 0],
+      ...(results.some((x) => Number.isFinite(x.loopUsPerMsg)) ? [['event loop µs/msg', 'loopUsPerMsg', 1]] : []),
       ...(results.some((x) => Number.isFinite(x.genUsPerMsg)) ? [['generator µs/msg', 'genUsPerMsg', 0]] : []),
     ];
 const head = ['commit', 'round', 'load', ...cols.map((c) => c[0])];

@@ -38,7 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { hashToken, openStore } from '@magpie/server';
 import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv } from './lib/server.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
-import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf } from './lib/proc.ts';
+import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf, threadCpuMsOf } from './lib/proc.ts';
 import { execFileSync } from 'node:child_process';
 import { benchToken, benchUserId } from './lib/users.ts';
 import type { WorkerCommand, WorkerCounters, WorkerDone } from './lib/one-to-one-worker.ts';
@@ -136,7 +136,8 @@ async function main(): Promise<void> {
     const eq = kv.indexOf('=');
     if (eq > 0) serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const execArgv: string[] = [];
+  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server process (e.g. --trace-gc), space-separated.
+  const execArgv: string[] = (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
   if (a['cpu-prof']) {
     mkdirSync(resolve(a['cpu-prof']), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof']));
@@ -220,6 +221,7 @@ async function main(): Promise<void> {
   // 5. Load. Workers report cumulative counters every second; a row is printed once all have reported tick n.
   const cpu0 = cpuMsOf(pid);
   const sys0 = sysCpuMsOf(pid);
+  const threads0 = threadCpuMsOf(pid);
   const commits0 = await commitStats(url);
   const busy0 = machineBusyMs();
   const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; genCpu: number; otherCpu: number }[] = [];
@@ -269,6 +271,7 @@ async function main(): Promise<void> {
   await allDone;
   onStats = undefined;
   const runCpuMs = cpuMsOf(pid) - cpu0;
+  const threads1 = threadCpuMsOf(pid);
   const runSysMs = sysCpuMsOf(pid) - sys0;
   const commits1 = await commitStats(url);
   const commits = commits1.count - commits0.count;
@@ -348,6 +351,14 @@ async function main(): Promise<void> {
     console.log(`durable msg/s    ${fmt(ackedPerS, 0)}`);
     console.log(`ACK latency      p50 ${fmt(a1.p50, 2)} ms  p99 ${fmt(a1.p99, 2)} ms  (max ${fmt(a1.max, 1)} ms)`);
     console.log(`server CPU       ${fmt((runCpuMs * 1000) / Math.max(1, tot.replies), 1)} µs per message (${fmt((runCpuMs / runWallMs) * 100, 0)}% of one core, /proc/${pid}/stat)`);
+    // Per thread (/proc/<pid>/task): `main` is the event loop; the SQLite writer and V8's helpers are `node` or their own names.
+    const perThread: [string, number][] = [];
+    for (const [key, ms] of threads1) {
+      const d = ms - (threads0.get(key) ?? 0);
+      if (d > 0) perThread.push([key.slice(key.indexOf(' ') + 1), (d * 1000) / Math.max(1, tot.replies)]);
+    }
+    perThread.sort((x, y) => y[1] - x[1]);
+    console.log(`server threads   µs/msg: ${perThread.filter(([, us]) => us >= 0.5).map(([name, us]) => `${name} ${fmt(us, 1)}`).join(', ')}`);
     console.log(`load average     ${load}${Number(load.split(' ')[0]) > 1.5 ? ' — a loaded machine: re-measure in a quiet window' : ''}`);
     if (a.json) writeFileSync(a.json, JSON.stringify({ mode: 'saturate', pairs: U / 2, inflight, durationS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, serverCpuUsPerMessage: (runCpuMs * 1000) / Math.max(1, tot.replies), serverCpuPct: (runCpuMs / runWallMs) * 100, loadAverage: load, code: gitDescribe() }, null, 2));
     for (const wk of workers) wk.send({ cmd: 'close' } satisfies WorkerCommand);

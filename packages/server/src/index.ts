@@ -14,6 +14,8 @@ export { GroupPush } from './receipts/group-push.ts';
 export { emptyBitmap, withBits } from './receipts/bitmap.ts';
 export { PasswordHasher } from './util/passwords.ts';
 export { SqlPaymentsStore } from './wallet/payments/sql-payments-store.ts';
+export { SqlSocialStore } from './social/sql-social-store.ts';
+export { SocialService } from './social/social-service.ts';
 export { PinService } from './wallet/payments/pin-service.ts';
 export { loadConfig, ConfigSchema, type Config } from './config/config.ts';
 export { directConversationId, StoreConflictError, StoreNotFoundError } from './store/store.ts';

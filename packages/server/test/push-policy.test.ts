@@ -93,6 +93,22 @@ describe('push policy', () => {
     assert.equal(apnsFor(tok).length, 1);
   });
 
+  it('a user without a device is remembered (no read per message), still counted, and pushed as soon as a device is registered', async () => {
+    const a = await env.user('dee', 'a1');
+    const b = await env.user('dan', 'phone', { offline: true });
+    const r0 = await report();
+    await env.text(a.p, b.userId, 'no device yet 1');
+    await env.settle();
+    await env.text(a.p, b.userId, 'no device yet 2');
+    await env.settle();
+    assert.equal(((await report()).dropped.no_device ?? 0) - (r0.dropped.no_device ?? 0), 2, 'both counted, the second from memory');
+    const tok = apnsToken();
+    assert.equal((await env.api('PUT', '/api/push/device', { provider: 'apns', token: tok }, b.token)).status, 200);
+    await env.text(a.p, b.userId, 'now with a device');
+    await env.settle();
+    assert.equal(apnsFor(tok).length, 1, 'the device registered after the user was remembered without one gets the push');
+  });
+
   it('collapses several messages of one conversation into one notification with a count', async () => {
     const a = await env.user('cat', 'a1');
     const b = await env.user('cole', 'phone', { offline: true });

@@ -71,7 +71,7 @@ export interface PushModule {
 
 export interface PushModuleDeps {
   /** The data dir (a legacy push.db there is imported once). */
-  server: { dataDir: string };
+  server: { dataDir: string; nats?: string };
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
@@ -196,6 +196,8 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
     log,
     receiptKey,
     vapidPublicKey: made.vapidPublicKey,
+    // One node only (the in-process Bus): a cluster node would not see a device registered elsewhere.
+    cacheDeviceless: !deps.server.nats,
     ...(guard ? { guard } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });

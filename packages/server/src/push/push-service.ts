@@ -105,7 +105,16 @@ export interface PushServiceDeps {
   now?: () => number;
   /** Campaign intake pauses between slices while the event loop lags. */
   guard?: { pauseMs(): number };
+  /**
+   * Remember users found without any registered device, so their messages skip the intake
+   * (no devicesOf read per batch). Only on a single node: a device registered through another
+   * node of a cluster would not be seen here.
+   */
+  cacheDeviceless?: boolean;
 }
+
+/** Bound on the users remembered without a registered device (~80 bytes each). */
+const DEVICELESS_CAP = 200_000;
 
 interface ImIntake {
   message: Message;
@@ -166,6 +175,14 @@ export class PushService implements OfflinePush, OfflineHandoff {
   dispatcher: PushDispatcher | null = null;
   /** Records each message's push jobs in its trace (tracing/); set by app.ts. */
   tracer: MessageTracer | null = null;
+  /**
+   * Users with no registered device as of a devicesOf read (cacheDeviceless). A registration
+   * removes its user before it writes and keeps reads that overlap it from adding anyone
+   * (deviceEpoch, registering), so a message committed after a registration sees the device.
+   */
+  private readonly deviceless = new Set<string>();
+  private deviceEpoch = 0;
+  private registering = 0;
 
   constructor(private readonly d: PushServiceDeps) {
     this.now = d.now ?? Date.now;
@@ -204,10 +221,42 @@ export class PushService implements OfflinePush, OfflineHandoff {
   onCommitted = (message: Message, pointers: InboxPointer[]): void => {
     if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return;
     const userIds: string[] = [];
-    for (const p of pointers) if (p.userId !== message.sender) userIds.push(p.userId);
+    for (const p of pointers) {
+      const u = p.userId;
+      if (u === message.sender) continue;
+      // Known without a device: what processIm would do for them, here (most 1:1 traffic of a busy node).
+      if (this.deviceless.has(u)) this.noDevice(u, false);
+      else userIds.push(u);
+    }
     if (userIds.length === 0) return;
     this.accept({ message, userIds });
   };
+
+  /** A user without a registered device: counted in the funnel when offline (or when a retry handed over one device). */
+  private noDevice(userId: string, onlyDevice: boolean, present?: Map<string, string[]>): void {
+    if (onlyDevice || (present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
+      this.d.funnel.stage('requested', 'im', 'none');
+      this.d.funnel.drop('no_device', 'im', 'none');
+    }
+  }
+
+  /** The registered devices of these users; those found without any are remembered (cacheDeviceless). */
+  private async devicesOf(userIds: string[]): Promise<Map<string, PushDevice[]>> {
+    if (!this.d.cacheDeviceless) return this.d.pushStore.devicesOf(userIds);
+    const ask = userIds.filter((u) => !this.deviceless.has(u));
+    if (ask.length === 0) return new Map();
+    const epoch = this.deviceEpoch;
+    const devices = await this.d.pushStore.devicesOf(ask);
+    // A read that overlapped a registration may predate it: nothing learnt from it.
+    if (epoch === this.deviceEpoch && this.registering === 0) {
+      for (const u of ask) {
+        if ((devices.get(u)?.length ?? 0) > 0) continue;
+        if (this.deviceless.size >= DEVICELESS_CAP) this.deviceless.clear();
+        this.deviceless.add(u);
+      }
+    }
+    return devices;
+  }
 
   /** Push a committed message to these users (receipts/group-push.ts decides who; super groups have no inbox pointers). */
   pushTo(message: Message, userIds: string[], lane: 'live' | 'bulk' = 'live'): void {
@@ -265,7 +314,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
     const { config, funnel, pushStore, store } = this.d;
     const now = this.now();
     const userIds = [...new Set(batch.flatMap((b) => b.userIds))];
-    const devices = await pushStore.devicesOf(userIds);
+    const devices = await this.devicesOf(userIds);
     const withDevices = userIds.filter((u) => (devices.get(u)?.length ?? 0) > 0);
     const settings = await pushStore.getSettings(withDevices);
     const present = await this.presentDevices(withDevices);
@@ -280,10 +329,7 @@ export class PushService implements OfflinePush, OfflineHandoff {
         if (registered === undefined || registered.length === 0) {
           // No registered device (most users of a busy node's 1:1 traffic): nothing to push, no presence to look up
           // unless the funnel counts the request (the user is offline, or a retry handed over one device).
-          if (item.onlyDevice !== undefined || (present.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
-            funnel.stage('requested', 'im', 'none');
-            funnel.drop('no_device', 'im', 'none');
-          }
+          this.noDevice(userId, item.onlyDevice !== undefined, present);
           continue;
         }
         const onlineNow = present.get(userId) ?? this.d.presence.onlineDevices(userId);
@@ -537,6 +583,19 @@ export class PushService implements OfflinePush, OfflineHandoff {
     }
     const timeZone = input.timeZone ?? config.defaultTimeZone;
     if (!isTimeZone(timeZone)) throw new MagpieError('invalid', `unknown time zone: ${timeZone}`);
+    // Before the write: from here on no read may mark this user deviceless (devicesOf).
+    this.registering++;
+    this.deviceEpoch++;
+    this.deviceless.delete(p.userId);
+    try {
+      return await this.upsert(p, input, token, timeZone);
+    } finally {
+      this.registering--;
+      this.deviceEpoch++;
+    }
+  }
+
+  private upsert(p: Principal, input: RegisterInput, token: string, timeZone: string): Promise<PushDevice> {
     return this.d.pushStore.upsertDevice({
       userId: p.userId,
       deviceId: p.deviceId,

@@ -55,8 +55,25 @@ export type CommittedListener = (message: Message, pointers: InboxPointer[]) => 
 /** Drops messages a reader must not see in a history page (delete-for-me, lifecycle/). */
 export type HistoryFilter = (userId: string, conv: string, messages: Message[]) => Promise<Message[]>;
 
-/** Decides whether `sender` may send a direct message to `recipient`; throws MagpieError('forbidden', …) to refuse. */
-export type DirectMessagePolicy = (sender: string, recipient: string) => Promise<void>;
+/**
+ * Decides whether `sender` may send a direct message to `recipient`: throws (or rejects with)
+ * MagpieError('forbidden', …) to refuse, otherwise answers with a pass — synchronously when it
+ * needs no read.
+ */
+export type DirectMessagePolicy = (sender: string, recipient: string) => DirectPass | Promise<DirectPass>;
+
+/** A direct-message policy's "yes", which a change of the relation may withdraw until the send is appended. */
+export interface DirectPass {
+  /**
+   * Called synchronously right before the send is handed to the group committer: null when
+   * the answer may be stale by now (the send checks again); otherwise the function to call
+   * once that append settled (committed or failed).
+   */
+  hold(): (() => void) | null;
+}
+
+/** The pass of a send that no policy holds. */
+const NO_HOLD = (): void => {};
 
 /**
  * Checks and completes a client's message body before it is stored (media: the referenced
@@ -174,13 +191,16 @@ export class MessagingService {
       this.checkSize(bodyText);
       let conv: string;
       let directMembers: [string, string] | undefined;
+      let passes: DirectPass[] | undefined;
       if (input.to !== undefined) {
         if (input.to === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
         const to = input.to;
         const wait = this.opts.storeWaitMs ?? 2000;
         // A user once found stays found (userExists): no read, no promise for a known one.
         if (!this.knownUsers.has(to) && !(await waitForStore(() => this.userExists(to), wait))) throw new MagpieError('not_found', `no such user: ${to}`);
-        for (const policy of this.directPolicies) await waitForStore(() => policy(p.userId, to), wait);
+        // Passes answered from memory cost no await (the usual case on one node).
+        const checked = this.checkDirect(p.userId, to);
+        passes = checked instanceof Promise ? await checked : checked;
         conv = directConv!;
         directMembers = [p.userId, to];
       } else {
@@ -206,13 +226,27 @@ export class MessagingService {
         if (prev && !prev.handed) await new Promise<void>((r) => (prev.waiters ??= []).push(r));
         const req: AppendRequest = { sender: p.userId, clientMsgId: input.clientMsgId, conv, directMembers, kind: input.kind, body, bodyJson: bodyText, time: this.now(), id };
         if (input.mentions !== undefined) req.mentions = input.mentions;
-        // magpie_sends_total is counted per batch in commit().
-        const submitted = this.committer.submit(req);
-        // submit() queued the request synchronously: the next send of this sender may go now.
-        this.handOver(key, mine);
-        // Awaited here rather than through submitAndPublish: one async frame fewer per message;
-        // the fan-out still runs in commit order (every send resumes one tick after its result).
-        const outcome = await submitted;
+        // The policies' answers must still hold when the append is queued (a block that began
+        // since waits for the sends it lets through, and refuses the ones it did not).
+        let release: (() => void) | null = NO_HOLD;
+        if (passes) {
+          while ((release = holdAll(passes)) === null) {
+            const again = this.checkDirect(p.userId, input.to!);
+            passes = again instanceof Promise ? await again : again;
+          }
+        }
+        let outcome: AppendOutcome;
+        try {
+          // magpie_sends_total is counted per batch in commit().
+          const submitted = this.committer.submit(req);
+          // submit() queued the request synchronously: the next send of this sender may go now.
+          this.handOver(key, mine);
+          // Awaited here rather than through submitAndPublish: one async frame fewer per message;
+          // the fan-out still runs in commit order (every send resumes one tick after its result).
+          outcome = await submitted;
+        } finally {
+          release();
+        }
         if (!outcome.ok) throw appendError(outcome, req.conv);
         const json = outcome.duplicate ? undefined : this.publishMessage(outcome, p.tokenHash, outcome.message.body === req.body ? bodyText : undefined);
         let inboxSeq = 0;
@@ -274,6 +308,36 @@ export class MessagingService {
     if (peer === p.userId) throw new MagpieError('invalid', 'cannot send a direct message to yourself');
     if (!(await this.userExists(peer))) throw new MagpieError('not_found', `no such user: ${peer}`);
     for (const policy of this.directPolicies) await policy(p.userId, peer);
+  }
+
+  /**
+   * Every direct-message policy's pass for this send, synchronously when all of them
+   * answered from memory; the first refusal throws (or rejects). A policy's read that finds
+   * the database unavailable is retried within storeWaitMs.
+   */
+  private checkDirect(sender: string, to: string): DirectPass[] | Promise<DirectPass[]> {
+    const out: DirectPass[] = [];
+    const policies = this.directPolicies;
+    for (let i = 0; i < policies.length; i++) {
+      const policy = policies[i]!;
+      const r = policy(sender, to);
+      if (r instanceof Promise) return this.checkDirectAsync(sender, to, out, i, r);
+      out.push(r);
+    }
+    return out;
+  }
+
+  private async checkDirectAsync(sender: string, to: string, out: DirectPass[], i: number, first: Promise<DirectPass>): Promise<DirectPass[]> {
+    const wait = this.opts.storeWaitMs ?? 2000;
+    const policies = this.directPolicies;
+    let pending: Promise<DirectPass> | undefined = first;
+    for (; i < policies.length; i++) {
+      const policy = policies[i]!;
+      const attempt = pending ?? Promise.resolve().then(() => policy(sender, to));
+      pending = undefined;
+      out.push(await attempt.catch((err: unknown) => (isStoreUnavailable(err) ? waitForStore(async () => policy(sender, to), wait) : Promise.reject(err))));
+    }
+    return out;
   }
 
   /** Accounts are never deleted, so a user once found stays found: the hot send path skips the read. */
@@ -566,6 +630,23 @@ export function messageText(m: Message, bodyText?: string): string {
   const shell = JSON.stringify({ ...m, body: 0 });
   const at = shell.indexOf('"body":0');
   return `${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`;
+}
+
+/** Hold every pass (DirectPass.hold): one release for all, or null (releasing those held) when one is stale. */
+function holdAll(passes: DirectPass[]): (() => void) | null {
+  if (passes.length === 1) return passes[0]!.hold();
+  const held: (() => void)[] = [];
+  for (const p of passes) {
+    const r = p.hold();
+    if (r === null) {
+      for (const h of held) h();
+      return null;
+    }
+    held.push(r);
+  }
+  return () => {
+    for (const h of held) h();
+  };
 }
 
 function ownKeys(o: object): number {

@@ -2,6 +2,7 @@ import type { RestApi } from '../http/rest.ts';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
+import { MemoryBus } from '../bus/memory-bus.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import { SocialService } from './social-service.ts';
 import { registerSocialRoutes } from './social-routes.ts';
@@ -34,7 +35,9 @@ export async function createSocialModule(
 ): Promise<SocialModule> {
   const { config } = deps;
   const store = deps.socialStore ?? (await openSocialStore(deps.db, config));
-  const service = new SocialService(store, deps.bus, { strangerMessages: config.strangerMessages, maxExtraBytes: config.social.maxProfileExtraBytes }, deps.now);
+  // The policy's cache only on a single node (the in-process Bus): a cluster node would not see another node's block.
+  const cacheDirectPolicy = deps.bus instanceof MemoryBus;
+  const service = new SocialService(store, deps.bus, { strangerMessages: config.strangerMessages, maxExtraBytes: config.social.maxProfileExtraBytes, cacheDirectPolicy }, deps.now);
   deps.messaging.addDirectPolicy(service.directPolicy);
   registerSocialRoutes(api, { social: service });
   return { store, service, stop: () => store.close() };

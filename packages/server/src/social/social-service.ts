@@ -12,6 +12,7 @@ import {
 import type { Bus } from '../bus/bus.ts';
 import type { DirectMessagePolicy } from '../services/message-service.ts';
 import type { ApplyOutcome, SocialStore } from './social-store.ts';
+import { DirectGate } from './direct-gate.ts';
 import type { RelationAction } from './relations.ts';
 
 export type StrangerPolicy = 'allow' | 'friends_only';
@@ -23,6 +24,11 @@ export interface SocialOptions {
   maxExtraBytes: number;
   /** Largest page of relation changes. */
   changesPageSize?: number;
+  /**
+   * Keep the relation of recently seen pairs in memory for the direct-message policy
+   * (social/direct-gate.ts). Only on a single node: another node's changes would not be seen.
+   */
+  cacheDirectPolicy?: boolean;
 }
 
 export interface ProfileUpdate {
@@ -47,6 +53,8 @@ const DEFAULT_CHANGES_PAGE = 500;
  */
 export class SocialService {
   private readonly pageSize: number;
+  /** The direct-message policy and the order of relation changes against sends (direct-gate.ts). */
+  readonly gate: DirectGate;
 
   constructor(
     private readonly store: SocialStore,
@@ -55,6 +63,7 @@ export class SocialService {
     private readonly now: () => number = Date.now,
   ) {
     this.pageSize = opts.changesPageSize ?? DEFAULT_CHANGES_PAGE;
+    this.gate = new DirectGate((s, r) => store.directCheck(s, r), { friendsOnly: opts.strangerMessages === 'friends_only', cache: opts.cacheDirectPolicy ?? false });
   }
 
   async profile(userId: string): Promise<Profile> {
@@ -125,7 +134,8 @@ export class SocialService {
 
   private async act(actor: string, peer: string, action: RelationAction): Promise<RelationResult> {
     if (actor === peer) throw new MagpieError('invalid', 'that is you');
-    const out: ApplyOutcome = await this.store.apply(actor, peer, action, this.now());
+    // Sends of this pair already checked are appended first; later ones see the change.
+    const out: ApplyOutcome = await this.gate.change(actor, peer, () => this.store.apply(actor, peer, action, this.now()));
     if (!out.ok) throw new MagpieError(out.error, out.reason);
     // Durable; now live to every device of each affected user (the actor's included).
     for (const { userId, change } of out.changes) {
@@ -164,12 +174,7 @@ export class SocialService {
   }
 
   /** The direct-message check for MessagingService.addDirectPolicy: blocks always, and the stranger policy. */
-  readonly directPolicy: DirectMessagePolicy = async (sender, recipient) => {
-    const c = await this.store.directCheck(sender, recipient);
-    if (c.blockedByRecipient) throw new MagpieError('forbidden', 'this user does not accept your messages');
-    if (c.blockedBySender) throw new MagpieError('forbidden', 'you blocked this user; unblock to send messages');
-    if (this.opts.strangerMessages === 'friends_only' && !c.friends) throw new MagpieError('forbidden', 'only friends can send each other messages on this server');
-  };
+  readonly directPolicy: DirectMessagePolicy = (sender, recipient) => this.gate.check(sender, recipient);
 }
 
 function pageOf<T extends { user: { id: string } }>(p: { items: T[]; version: number }, limit: number): Page<T> {
