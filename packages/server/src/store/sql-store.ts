@@ -143,7 +143,9 @@ const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
  * SQLite: BEGIN IMMEDIATE excludes every other writer), decides each request in memory
  * (seq, inboxSeq and list-version offsets), then writes (AppendWriter.flush), bumping the
  * member user rows in id order, so concurrent batches on several nodes cannot deadlock and
- * seq/inboxSeq stay gap-free.
+ * seq/inboxSeq stay gap-free. On PostgreSQL a batch of plain posts first tries the fast path:
+ * the same without the conversation lock, which its write pipeline takes itself
+ * (appendPostgresOrLocked).
  */
 export class SqlStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
