@@ -22,6 +22,12 @@ export interface ConvState {
   /** The member epoch (seq of the last membership change), as it moves in this transaction. */
   epoch: number;
   startEpoch: number;
+  /**
+   * PostgreSQL: the seq of the conversation's last group effect (`conversations.effect_seq`,
+   * migration 0020), as it moves in this transaction; the fast path's bump checks it.
+   */
+  effectSeq: number;
+  startEffectSeq: number;
 }
 
 /** Offsets within this transaction: how many inbox pointers / entry versions a user gains. */
@@ -193,6 +199,8 @@ export class AppendWriter {
   private readonly pointers: InboxPointer[] = [];
   /** [conv, seq, sender, kind, time, text]: search documents committed with their messages. */
   private readonly docs: unknown[][] = [];
+  /** The new messages handed out (their seq is made absolute after a fast-path flush). */
+  private readonly made: Message[] = [];
 
   constructor(
     private readonly users: Map<string, UserState>,
@@ -296,7 +304,9 @@ export class AppendWriter {
     const text = this.searchText?.(r.kind, r.body) ?? '';
     if (text !== '') this.docs.push([c.id, seq, r.sender, r.kind, r.time, text]);
     // The request's body object itself: the send path reuses the JSON it made of it.
-    return { message: toMessage(r, seq), pointers };
+    const message = toMessage(r, seq);
+    this.made.push(message);
+    return { message, pointers };
   }
 
   /**
@@ -310,8 +320,8 @@ export class AppendWriter {
    * rows go in multi-row INSERTs (SQLITE_ROWS), not one statement and one users lookup per row.
    * PostgreSQL (flushPostgres) issues everything at once, pipelined.
    */
-  async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
-    if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs);
+  async flush(tx: Queryable, ring: number, convs: Map<string, ConvState>, fast = false): Promise<void> {
+    if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs, fast);
     const writes: Promise<unknown>[] = [];
     if (this.mentions.length > 0) insertRows(tx, SQLITE_ROWS.mentions, this.mentions, writes);
     for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
@@ -381,14 +391,35 @@ export class AppendWriter {
 
   /**
    * PostgreSQL: the same writes as a handful of set-based statements (one per table, rows as
-   * arrays through unnest), all pipelined and ending in the COMMIT (PIPELINE_COMMIT). The user rows are
-   * locked in id order by the first statement, so a 90-member group's append is ~8 statements,
-   * not ~280 (postgres.js pipelines at most max_pipeline, and every statement costs the server a
-   * round of executor start-up). Every text is fixed (no per-length variants) and so prepared once
-   * per connection.
+   * arrays through unnest), all pipelined and ending in the COMMIT (PIPELINE_COMMIT). The
+   * conversation rows come first, then the user rows, locked in id order, so a 90-member
+   * group's append is ~10 statements, not ~280 (postgres.js pipelines at most max_pipeline, and
+   * every statement costs the server a round of executor start-up). Every text is fixed (no
+   * per-length variants) and so prepared once per connection.
+   *
+   * Every seq is written relative to the conversation row's last_seq as this pipeline left it
+   * (`c.last_seq - back`, back = the batch's last seq in memory − the seq). On the locking
+   * path the row was locked and read, and the first statement sets it; on the fast path
+   * (`fast`: the row was read without a lock) the first statements lock the rows in id order
+   * and bump them by the batch's count, failing with SQLSTATE MG001 (migration 0020) when a
+   * group effect or membership change committed since the read; the new messages' seqs are
+   * then made absolute from the bumped rows.
    */
-  private async flushPostgres(tx: Queryable, ring: number, convs: Map<string, ConvState>): Promise<void> {
+  private async flushPostgres(tx: Queryable, ring: number, convs: Map<string, ConvState>, fast: boolean): Promise<void> {
     const writes: Promise<unknown>[] = [];
+    const changed = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch || c.effectSeq !== c.startEffectSeq).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    let bumped: Promise<{ id: string; last_seq: number | string }[]> = Promise.resolve([]);
+    if (changed.length > 0) {
+      const ids = changed.map((c) => c.id);
+      if (fast) {
+        writes.push(tx.run(PG.lockConvs, [ids]));
+        bumped = tx.all(PG.bumpConvs, [ids, changed.map((c) => c.lastSeq - c.startSeq), changed.map((c) => c.startEpoch), changed.map((c) => c.startEffectSeq)]);
+      } else {
+        writes.push(tx.run(PG.convs, [ids, changed.map((c) => c.lastSeq), changed.map((c) => c.epoch), changed.map((c) => c.effectSeq)]));
+      }
+    }
+    /** A seq as written: relative to the conversation row's last_seq after this pipeline's bump (0 stays 0). */
+    const back = (conv: string, seq: number): number => (seq > 0 ? convs.get(conv)!.lastSeq - seq : -1);
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     const ids = moved.map(([id]) => id);
     let tops: Promise<{ id: string; inbox_seq: number | string }[]> = Promise.resolve([]);
@@ -396,27 +427,25 @@ export class AppendWriter {
       writes.push(tx.run(PG.lockUsers, [ids]));
       tops = tx.all(PG.bumpUsers, [ids, moved.map(([, u]) => u.inboxSeq), moved.map(([, u]) => u.version)]);
     }
-    const changed = [...convs.values()].filter((c) => c.lastSeq > c.startSeq || c.epoch !== c.startEpoch);
-    if (changed.length > 0) writes.push(tx.run(PG.convs, [changed.map((c) => c.id), changed.map((c) => c.lastSeq), changed.map((c) => c.epoch)]));
-    if (this.mentions.length > 0) writes.push(tx.run(PG.mentions, columns(this.mentions, 3)));
+    if (this.mentions.length > 0) writes.push(tx.run(PG.mentions, columns(this.mentions.map(([u, conv, seq]) => [u, conv, back(conv, seq)]), 3)));
     if (this.msgs.length > 0) {
       // sender_inbox_seq: the offset of the sender's pointer, made absolute from the bumped row (0: none).
       const rows = this.msgs.map((r) => {
         const own = r[8] as number;
-        return [...r.slice(0, 8), own > 0 ? this.users.get(r[3] as string)!.inboxSeq - own : -1, r[9]];
+        return [r[0], back(r[0] as string, r[1] as number), ...r.slice(2, 8), own > 0 ? this.users.get(r[3] as string)!.inboxSeq - own : -1, r[9]];
       });
       writes.push(tx.run(PG.messages, columns(rows, 10)));
     }
     if (this.inbox.length > 0) {
-      writes.push(tx.run(PG.pointers, columns(this.inbox.map(([user, off, conv, seq]) => [user, this.users.get(user)!.inboxSeq - off, conv, seq]), 4)));
+      writes.push(tx.run(PG.pointers, columns(this.inbox.map(([user, off, conv, seq]) => [user, this.users.get(user)!.inboxSeq - off, conv, back(conv, seq)]), 4)));
     }
-    if (this.docs.length > 0) writes.push(tx.run(PG.searchDocs, columns(this.docs, 6)));
+    if (this.docs.length > 0) writes.push(tx.run(PG.searchDocs, columns(this.docs.map((d) => [d[0], back(d[0] as string, d[1] as number), ...d.slice(2)]), 6)));
     // Three kinds of entry writes, as on SQLite: a reset, a delta that revives a deleted entry
     // (a message), and a delta of entries that only saw events (a deleted entry stays deleted).
     for (const sql of [PG.reset, PG.delta, PG.eventDelta]) {
       const es = [...this.entries.values()].filter((e) => (e.reset ? PG.reset : e.revive ? PG.delta : PG.eventDelta) === sql);
       if (es.length === 0) continue;
-      const rows = es.map((e) => [e.user, e.conv, e.ownSeq, e.unreadDelta, e.mentionDelta, e.lastSeq, this.users.get(e.user)!.version - e.version]);
+      const rows = es.map((e) => [e.user, e.conv, back(e.conv, e.ownSeq), e.unreadDelta, e.mentionDelta, back(e.conv, e.lastSeq), this.users.get(e.user)!.version - e.version]);
       writes.push(tx.run(sql, columns(rows, 7)));
     }
     const trims = moved.filter(([, u]) => {
@@ -425,9 +454,19 @@ export class AppendWriter {
     });
     if (trims.length > 0) writes.push(tx.run(PG.trim, [trims.map(([id]) => id), ring]));
     writes.push(tx.run(PIPELINE_COMMIT));
-    const [got] = await Promise.all([tops, Promise.all(writes)]);
+    const [got, lasts] = await Promise.all([tops, bumped, Promise.all(writes)]);
     const top = new Map(got.map((r) => [r.id, r.inbox_seq]));
     this.absolute(moved.map(([id, u]) => [id, u, top.get(id)]));
+    if (fast) {
+      // The seqs decided in memory started at the last_seq read without a lock; the bump says where they landed.
+      const shift = new Map<string, number>();
+      for (const r of lasts) shift.set(r.id, Number(r.last_seq) - convs.get(r.id)!.lastSeq);
+      for (const m of this.made) m.seq += shift.get(m.conv) ?? 0;
+      for (const r of lasts) {
+        const c = convs.get(r.id)!;
+        c.lastSeq = Number(r.last_seq);
+      }
+    }
   }
 }
 
@@ -438,6 +477,9 @@ function columns(rows: unknown[][], n: number): unknown[][] {
   return out;
 }
 
+/** A seq written relative to its conversation row `c` as bumped earlier in the pipeline (AppendWriter.flushPostgres; negative: 0). */
+const SEQ = (back: string): string => `CASE WHEN ${back} < 0 THEN 0 ELSE c.last_seq - ${back} END`;
+
 /**
  * PostgreSQL flush statements: arrays of rows via unnest. Offsets are made absolute from the
  * user rows bumped earlier in the same pipeline (`u.inbox_seq - off`, `u.conv_version - off`).
@@ -446,27 +488,39 @@ const PG = {
   lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
   bumpUsers: `UPDATE users u SET inbox_seq = u.inbox_seq + x.n, conv_version = u.conv_version + x.v
     FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(id, n, v) WHERE u.id = x.id RETURNING u.id, u.inbox_seq`,
-  convs: `UPDATE conversations c SET last_seq = x.s, member_epoch = x.e
-    FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(id, s, e) WHERE c.id = x.id`,
+  convs: `UPDATE conversations c SET last_seq = x.s, member_epoch = x.e, effect_seq = x.r
+    FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, s, e, r) WHERE c.id = x.id`,
+  /** The fast path: the conversation rows, locked in id order (before any user row, as on the locking path). */
+  lockConvs: 'SELECT id FROM conversations WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
+  /**
+   * The fast path: bump each row by the batch's count, provided neither its member epoch nor its
+   * last effect moved since the unlocked read (checked on the row as locked: READ COMMITTED
+   * re-reads it after a wait); otherwise fail the pipeline (migration 0020).
+   */
+  bumpConvs: `UPDATE conversations c SET last_seq = CASE WHEN c.member_epoch = x.e AND c.effect_seq = x.r THEN c.last_seq + x.n ELSE magpie_stale_append(c.id) END
+    FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, n, e, r) WHERE c.id = x.id RETURNING c.id, c.last_seq`,
   mentions: `INSERT INTO message_mentions (user_id, conv_id, seq)
-    SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[]) ON CONFLICT DO NOTHING`,
+    SELECT x.id, x.conv, ${SEQ('x.back')} FROM unnest(?::text[], ?::text[], ?::bigint[]) AS x(id, conv, back) JOIN conversations c ON c.id = x.conv ON CONFLICT DO NOTHING`,
   messages: `INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all)
-    SELECT x.conv, x.seq, x.id, x.sender, x.cid, x.kind, x.body, x.time,
+    SELECT x.conv, ${SEQ('x.back')}, x.id, x.sender, x.cid, x.kind, x.body, x.time,
       CASE WHEN x.own < 0 THEN 0 ELSE (SELECT u.inbox_seq - x.own FROM users u WHERE u.id = x.sender) END, x.mall
     FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::smallint[])
-      WITH ORDINALITY AS x(conv, seq, id, sender, cid, kind, body, time, own, mall, ord) ORDER BY x.ord`,
+      WITH ORDINALITY AS x(conv, back, id, sender, cid, kind, body, time, own, mall, ord) JOIN conversations c ON c.id = x.conv ORDER BY x.ord`,
   pointers: `INSERT INTO inbox (user_id, inbox_seq, conv_id, seq)
-    SELECT u.id, u.inbox_seq - x.off, x.conv, x.seq FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[]) AS x(id, off, conv, seq) JOIN users u ON u.id = x.id`,
+    SELECT u.id, u.inbox_seq - x.off, x.conv, ${SEQ('x.back')} FROM unnest(?::text[], ?::bigint[], ?::text[], ?::bigint[]) AS x(id, off, conv, back)
+      JOIN users u ON u.id = x.id JOIN conversations c ON c.id = x.conv`,
   trim: `DELETE FROM inbox i USING users u WHERE u.id = ANY(?::text[]) AND i.user_id = u.id AND i.inbox_seq <= u.inbox_seq - ?`,
   reset: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off
-    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off) JOIN users u ON u.id = x.id
+    SELECT u.id, x.conv, ${SEQ('x.own')}, x.unread, x.mentions, ${SEQ('x.last')}, u.conv_version - x.off
+    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off)
+      JOIN users u ON u.id = x.id JOIN conversations c ON c.id = x.conv
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       read_seq = excluded.read_seq, unread = excluded.unread, mentions = excluded.mentions,
       last_seq = excluded.last_seq, deleted = 0, version = excluded.version`,
   delta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off
-    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off) JOIN users u ON u.id = x.id
+    SELECT u.id, x.conv, ${SEQ('x.own')}, x.unread, x.mentions, ${SEQ('x.last')}, u.conv_version - x.off
+    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off)
+      JOIN users u ON u.id = x.id JOIN conversations c ON c.id = x.conv
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       read_seq = CASE WHEN excluded.read_seq > entries.read_seq THEN excluded.read_seq ELSE entries.read_seq END,
       unread = CASE WHEN excluded.read_seq > 0 THEN excluded.unread ELSE entries.unread + excluded.unread END,
@@ -476,14 +530,16 @@ const PG = {
       version = excluded.version`,
   /** As delta, for entries that only saw events in this batch: a deleted entry stays deleted. */
   eventDelta: `INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version)
-    SELECT u.id, x.conv, x.own, x.unread, x.mentions, x.last, u.conv_version - x.off
-    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off) JOIN users u ON u.id = x.id
+    SELECT u.id, x.conv, ${SEQ('x.own')}, x.unread, x.mentions, ${SEQ('x.last')}, u.conv_version - x.off
+    FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS x(id, conv, own, unread, mentions, last, off)
+      JOIN users u ON u.id = x.id JOIN conversations c ON c.id = x.conv
     ON CONFLICT (user_id, conv_id) DO UPDATE SET
       last_seq = CASE WHEN excluded.last_seq > entries.last_seq THEN excluded.last_seq ELSE entries.last_seq END,
       version = excluded.version`,
   /** The messages' search documents (migration 0008-search), written with the messages. */
   searchDocs: `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body)
-    SELECT * FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[])
+    SELECT x.conv, ${SEQ('x.back')}, x.sender, x.kind, x.time, x.body FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[]) AS x(conv, back, sender, kind, time, body)
+      JOIN conversations c ON c.id = x.conv
     ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind`,
 };
 
@@ -491,7 +547,9 @@ const PG = {
 export const PG_FLUSH_NOOPS: NoopStatement[] = [
   [PG.lockUsers, [[]]],
   [PG.bumpUsers, [[], [], []]],
-  [PG.convs, [[], [], []]],
+  [PG.convs, [[], [], [], []]],
+  [PG.lockConvs, [[]]],
+  [PG.bumpConvs, [[], [], [], []]],
   [PG.mentions, [[], [], []]],
   [PG.messages, [[], [], [], [], [], [], [], [], [], []]],
   [PG.pointers, [[], [], [], []]],

@@ -143,7 +143,9 @@ const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
  * SQLite: BEGIN IMMEDIATE excludes every other writer), decides each request in memory
  * (seq, inboxSeq and list-version offsets), then writes (AppendWriter.flush), bumping the
  * member user rows in id order, so concurrent batches on several nodes cannot deadlock and
- * seq/inboxSeq stay gap-free.
+ * seq/inboxSeq stay gap-free. On PostgreSQL a batch of plain posts first tries the fast path:
+ * the same without the conversation lock, which its write pipeline takes itself
+ * (appendPostgresOrLocked).
  */
 export class SqlStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
@@ -314,8 +316,30 @@ export class SqlStore implements Store {
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
     if (batch.length === 0) return [];
     if (this.writer) return this.writer.appendMessages(batch);
+    return this.appendPostgresOrLocked(batch);
+  }
+
+  /**
+   * PostgreSQL: a batch of plain posts (no group effect) takes the fast path first — its
+   * conversations are read without a lock and their seq bumped by the write pipeline itself,
+   * which fails (SQLSTATE MG001) when a group effect committed since the read; the batch then
+   * reruns on the locking path, as does any batch with an effect. SQLite: the locking path
+   * (BEGIN IMMEDIATE already excludes every other writer).
+   */
+  private async appendPostgresOrLocked(batch: AppendRequest[]): Promise<AppendOutcome[]> {
+    if (this.db.dialect === 'postgres' && batch.every((r) => !r.effect)) {
+      try {
+        return await this.tx((tx) => this.appendTx(tx, batch, true));
+      } catch (err) {
+        if (!isStaleAppend(err)) throw err;
+        this.staleAppends++;
+      }
+    }
     return this.tx((tx) => this.appendTx(tx, batch));
   }
+
+  /** Fast-path batches that found their conversation changed and reran on the locking path (tests, /metrics). */
+  staleAppends = 0;
 
   /**
    * One transaction for the batch. Locks: the conversations (in id order) before any other
@@ -325,7 +349,7 @@ export class SqlStore implements Store {
    * are written by the flush. Statements that do not depend on each other's results are
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
-  private async appendTx(tx: Queryable, batch: AppendRequest[]): Promise<AppendOutcome[]> {
+  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false): Promise<AppendOutcome[]> {
     // 1. Lock the conversations in id order. Then create the missing direct conversations and
     //    the conversations of group creations (in id order): a concurrent creator makes us wait
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
@@ -335,22 +359,21 @@ export class SqlStore implements Store {
     // starts after the one before it, so they read what committed before the lock was granted):
     // the conversation rows are then held for one round trip to this node, not four.
     warm(tx, APPEND_NOOPS);
-    const locking = lockConvs(tx, convIds);
+    // Fast path (PostgreSQL, plain posts): the same reads, without the lock (see appendPostgresOrLocked).
+    const locking = fast ? readConvs(tx, convIds) : lockConvs(tx, convIds);
     const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
     early?.catch(() => {}); // awaited below, or dropped when conversations are created
     // The lock and the reads leave together now, not at the end of the node's turn (db/dialect.ts).
     if (early) tx.run(PIPELINE_FLUSH).catch(() => {});
-    const convRows = await locking;
-    const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
-    const have = new Set(convRows.map((c) => c.id));
-    for (const r of batch) {
-      if (toCreate.has(r.conv) || have.has(r.conv)) continue;
-      if (r.effect?.op === 'create') {
-        const n = new Set([r.sender, ...r.effect.members]).size;
-        toCreate.set(r.conv, { kind: n > r.effect.group.superThreshold ? 'super' : 'group', members: [], time: r.time });
-      } else if (!r.effect && r.directMembers && r.directMembers.includes(r.sender)) {
-        toCreate.set(r.conv, { kind: 'direct', members: r.directMembers, time: r.time });
-      }
+    let convRows = await locking;
+    let toCreate = conversationsToCreate(batch, convRows);
+    let relocked = false;
+    if (fast && toCreate.size > 0) {
+      // A conversation to create (a first direct message): the locking path, in this transaction.
+      fast = false;
+      relocked = true;
+      convRows = await lockConvs(tx, convIds);
+      toCreate = conversationsToCreate(batch, convRows);
     }
     const pending = new Set<string>();
     if (toCreate.size > 0) {
@@ -378,13 +401,15 @@ export class SqlStore implements Store {
     for (const c of convRows) {
       const lastSeq = Number(c.last_seq);
       const epoch = Number(c.member_epoch);
-      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
+      const effectSeq = Number(c.effect_seq ?? 0);
+      convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, effectSeq, startEffectSeq: effectSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
     }
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
     const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
     for (const c of listed) c.members = new Map();
     // The prefetched reads hold for conversations that existed at the lock (none created here).
-    const pre = early && toCreate.size === 0 ? await early : null;
+    // (Read before the lock when the fast path found a conversation to create: read again.)
+    const pre = early && toCreate.size === 0 && !relocked ? await early : null;
     const gl = inList(tx, groupIds);
     const ml = inList(tx, listed.map((c) => c.id));
     const [groupRows, memberRows] = pre
@@ -486,6 +511,7 @@ export class SqlStore implements Store {
         firstInBatch.set(key, i);
         const e = out.effect;
         if (e && (e.joined.length > 0 || e.left.length > 0 || e.becameSuper)) c.epoch = out.message.seq;
+        if (e) c.effectSeq = out.message.seq;
         if (c.kind === 'super') out.epoch = c.epoch;
       }
       outcomes.push(out);
@@ -497,7 +523,7 @@ export class SqlStore implements Store {
       const al = inList(tx, abandoned);
       await tx.run(`DELETE FROM conversations WHERE id IN ${al.sql}`, al.params);
     }
-    await w.flush(tx, this.ring, convs);
+    await w.flush(tx, this.ring, convs, fast);
     return outcomes;
   }
 
@@ -960,7 +986,35 @@ export class SqlStore implements Store {
 
 const ACK_TX: TransactionOptions = { relaxedSync: true };
 
-type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string };
+type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string; effect_seq?: number | string };
+
+/** The batch's conversations that do not exist yet and that a request creates (a group creation, a first direct message). */
+function conversationsToCreate(batch: AppendRequest[], convRows: ConvRow[]): Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }> {
+  const toCreate = new Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }>();
+  const have = new Set(convRows.map((c) => c.id));
+  for (const r of batch) {
+    if (toCreate.has(r.conv) || have.has(r.conv)) continue;
+    if (r.effect?.op === 'create') {
+      const n = new Set([r.sender, ...r.effect.members]).size;
+      toCreate.set(r.conv, { kind: n > r.effect.group.superThreshold ? 'super' : 'group', members: [], time: r.time });
+    } else if (!r.effect && r.directMembers && r.directMembers.includes(r.sender)) {
+      toCreate.set(r.conv, { kind: 'direct', members: r.directMembers, time: r.time });
+    }
+  }
+  return toCreate;
+}
+
+/** PostgreSQL, the fast path's conversation read: no lock (the write pipeline bumps and checks the row, AppendWriter). */
+const READ_CONVS = 'SELECT id, kind, last_seq, member_epoch, effect_seq FROM conversations WHERE id = ANY(?::text[]) ORDER BY id';
+
+function readConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
+  return tx.all<ConvRow>(READ_CONVS, [ids]);
+}
+
+/** The fast path's write pipeline found its conversation changed since it read it (migration 0020's magpie_stale_append). */
+export function isStaleAppend(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'MG001';
+}
 
 const LISTED_MEMBERS = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
   WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
@@ -973,6 +1027,7 @@ const PREFETCH = {
 
 /** Statements of the locked part of an append with no-op parameters, prepared before the lock (db/prepared.ts). */
 const APPEND_NOOPS: NoopStatement[] = [
+  [READ_CONVS, [[]]],
   [PREFETCH.groups, [[]]],
   [PREFETCH.members, [[]]],
   [PREFETCH.existing, [[], []]],
@@ -1013,7 +1068,7 @@ function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[]): Pro
 
 function lockConvs(tx: Queryable, ids: string[]): Promise<ConvRow[]> {
   const l = inList(tx, ids);
-  return tx.all<ConvRow>(`SELECT id, kind, last_seq, member_epoch FROM conversations WHERE id IN ${l.sql} ORDER BY id${forUpdate(tx.dialect)}`, l.params);
+  return tx.all<ConvRow>(`SELECT id, kind, last_seq, member_epoch${tx.dialect === 'postgres' ? ', effect_seq' : ''} FROM conversations WHERE id IN ${l.sql} ORDER BY id${forUpdate(tx.dialect)}`, l.params);
 }
 
 async function setDeviceAckIn(db: Queryable, userId: string, deviceId: string, inboxSeq: number): Promise<void> {
