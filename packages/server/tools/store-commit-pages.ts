@@ -14,7 +14,9 @@
  * --search 0: without search documents. --acks 0: no ACK flushes.
  * --toggle NAME: each batch sets or clears the environment variable NAME at random, and the
  * append's CPU is reported per setting (an A/B of a switch the code reads, in one process and
- * database; random, not alternating: FTS merges and ring trims recur periodically).
+ * database; random, not alternating: FTS merges and ring trims recur periodically); with ACK
+ * flushes on, their CPU per setting too. Every run also reports the CPU (user + sys) of each
+ * COMMIT (the WAL frames: ~5 µs each on this machine) beside its wall time (with the fsync).
  * --walstat 1 checkpoints (TRUNCATE) after every batch so the WAL holds one batch's frames.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -59,11 +61,12 @@ const walPath = join(dir, 'm.db') + '-wal';
 const { statSync } = await import('node:fs');
 const walSize = () => { try { return statSync(walPath).size; } catch { return 0; } };
 if (a.walstat === '1') db.pragma('wal_autocheckpoint = 0');
-db.exec = (sql: string) => { const w0 = a.walstat === '1' ? walSize() : 0; const t0 = performance.now(); const r = origExec(sql); if (on) { rec(`exec ${sql} ${phase}`, performance.now() - t0); if (a.walstat === '1' && sql === 'COMMIT') rec(`WAL frames ${phase}`, 0, (walSize() - w0) / 4120); } return r; };
+db.exec = (sql: string) => { const w0 = a.walstat === '1' ? walSize() : 0; const t0 = performance.now(); const k0 = process.cpuUsage(); const r = origExec(sql); if (on) { rec(`exec ${sql} ${phase}`, performance.now() - t0); if (sql === 'COMMIT') { const k = process.cpuUsage(k0); rec(`CPU ms (user+sys) of COMMIT ${phase}`, (k.user + k.system) / 1000); } if (a.walstat === '1' && sql === 'COMMIT') rec(`WAL frames ${phase}`, 0, (walSize() - w0) / 4120); } return r; };
 
 let sent = 0;
 const pairs = U / 2;
 const vcpu = [{ u: 0, s: 0, n: 0, w: 0 }, { u: 0, s: 0, n: 0, w: 0 }];
+const acpu = [{ u: 0, s: 0, n: 0, w: 0 }, { u: 0, s: 0, n: 0, w: 0 }];
 let appendMs = 0, ackMs = 0, txs = 0; let cpu0 = process.cpuUsage();
 for (let b = 0; b < NB; b++) {
   if (b === Math.floor(NB / 5)) { on = true; times.clear(); appendMs = 0; ackMs = 0; txs = 0; sent = 0; cpu0 = process.cpuUsage(); }
@@ -87,8 +90,10 @@ for (let b = 0; b < NB; b++) {
     const acks = [...inbox].map(([userId, inboxSeq]) => ({ userId, deviceId: 'bench', inboxSeq }));
     phase = 'acks';
     const ta = performance.now();
+    const ca = process.cpuUsage();
     await store.recordAcks(acks);
     ackMs += performance.now() - ta;
+    if (on) { const c = process.cpuUsage(ca); const v = acpu[variant]!; v.u += c.user; v.s += c.system; v.n += B; v.w += performance.now() - ta; }
     phase = 'append';
   }
   if (a.walstat === '1' && on && b % 20 === 0) {
@@ -106,6 +111,7 @@ for (let b = 0; b < NB; b++) {
 }
 const cpu = process.cpuUsage(cpu0);
 if (a.toggle) for (const v of [0, 1]) { const x = vcpu[v]!; console.log(`variant ${a.toggle}=${v}: append CPU user ${(x.u / x.n).toFixed(1)} sys ${(x.s / x.n).toFixed(1)} µs/msg, wall ${(x.w * 1000 / x.n).toFixed(1)} µs/msg`); }
+if (a.toggle && a.acks === '1') for (const v of [0, 1]) { const x = acpu[v]!; console.log(`variant ${a.toggle}=${v}: ACK flush CPU user ${(x.u / x.n).toFixed(1)} sys ${(x.s / x.n).toFixed(1)} µs/msg, wall ${(x.w * 1000 / x.n).toFixed(1)} µs/msg`); }
 console.log(`CPU user ${(cpu.user / sent).toFixed(1)} sys ${(cpu.system / sent).toFixed(1)} µs/msg (process, incl. checkpointer)`);
 console.log(`users ${U} batch ${B} search ${a.search}: append ${(appendMs * 1000 / sent).toFixed(1)} µs/msg (${(appendMs / txs).toFixed(2)} ms/tx), acks ${(ackMs * 1000 / sent).toFixed(1)} µs/msg`);
 const rows = [...times].sort((x, y) => y[1].ms - x[1].ms);

@@ -350,6 +350,9 @@ const LITE = {
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
   mark: 'UPDATE users SET delivered_inbox_seq = ? WHERE id = ? AND delivered_inbox_seq < ?',
   bump: 'UPDATE users SET conv_version = conv_version + ? WHERE id = ? RETURNING conv_version',
+  /** `mark` and `bump` of one user (who acknowledged and whose entries as a sender move) in one statement. */
+  markBump: `UPDATE users SET delivered_inbox_seq = CASE WHEN ? > delivered_inbox_seq THEN ? ELSE delivered_inbox_seq END,
+    conv_version = conv_version + ? WHERE id = ? RETURNING conv_version`,
   entry: 'UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?',
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
@@ -424,10 +427,24 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     }
     for (const a of top.values()) await tx.run(LITE.device, [a.userId, a.deviceId, a.inboxSeq]);
   }
-  for (const [id, m] of marks) if (m.delivered > m.start) await tx.run(LITE.mark, [m.delivered, id, m.delivered]);
   /** sender → conv_version after its bumps. */
   const versions = new Map<string, number>();
+  // A user who both moved their mark and sent entries that move (in 1:1 traffic: nearly every
+  // user of a flush) gets one UPDATE of their row, not two.
+  const merged = new Set<string>();
+  for (const [id, m] of marks) {
+    if (m.delivered <= m.start) continue;
+    const n = bumps.get(id);
+    if (n === undefined) {
+      await tx.run(LITE.mark, [m.delivered, id, m.delivered]);
+      continue;
+    }
+    merged.add(id);
+    const v = await tx.get<{ conv_version: number | string }>(LITE.markBump, [m.delivered, m.delivered, n, id]);
+    if (v) versions.set(id, Number(v.conv_version));
+  }
   for (const [sender, n] of bumps) {
+    if (merged.has(sender)) continue;
     const v = await tx.get<{ conv_version: number | string }>(LITE.bump, [n, sender]);
     if (v) versions.set(sender, Number(v.conv_version));
   }
