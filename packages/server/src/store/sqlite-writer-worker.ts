@@ -9,6 +9,7 @@ import { searchableText } from '../search/extract.ts';
 import { SqlStore } from './sql-store.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
+import { WriterQueue } from './writer-queue.ts';
 
 export interface WriterSetup {
   path: string;
@@ -60,40 +61,59 @@ if (parentPort) {
     }
   };
 
-  // One job at a time, in arrival order.
-  let chain: Promise<void> = Promise.resolve();
+  // One job at a time: appends first, otherwise in arrival order (store/writer-queue.ts).
+  // After each job the thread yields once (setImmediate), so the port delivers what arrived
+  // while the job held the thread before the next one is chosen.
+  const queue = new WriterQueue<WriterJob>();
+  let busy = false;
+  const runOne = async (j: WriterJob): Promise<void> => {
+    if (j.job === 'close') {
+      await store.close();
+      await engine.close();
+      port.close();
+      return;
+    }
+    let reply: WriterReply;
+    try {
+      reply = { id: j.id, ok: true, value: await run(j) };
+    } catch (err) {
+      const e = err as { name?: string; message?: string; code?: unknown; details?: unknown; retryAfterMs?: unknown; stack?: string };
+      reply = {
+        id: j.id,
+        ok: false,
+        error: {
+          name: e?.name ?? 'Error',
+          message: e?.message ?? String(err),
+          ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+          ...(e?.details !== undefined ? { details: e.details } : {}),
+          ...(typeof e?.retryAfterMs === 'number' ? { retryAfterMs: e.retryAfterMs } : {}),
+          ...(e?.stack ? { stack: e.stack } : {}),
+        },
+      };
+    }
+    try {
+      port.postMessage(reply);
+    } catch (err) {
+      // A value that cannot cross threads is a bug here, not the caller's: say so, keep running.
+      port.postMessage({ id: j.id, ok: false, error: { name: 'Error', message: `writer thread reply could not be sent: ${(err as Error).message}` } } satisfies WriterReply);
+    }
+  };
+  const pump = async (): Promise<void> => {
+    for (let j = queue.shift(); j; j = queue.shift()) {
+      try {
+        await runOne(j);
+      } catch {
+        // runOne answers every job itself; whatever escaped it must not stop the jobs after it.
+      }
+      if (j.job === 'close') return;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    busy = false;
+  };
   port.on('message', (j: WriterJob) => {
-    chain = chain.then(async () => {
-      if (j.job === 'close') {
-        await store.close();
-        await engine.close();
-        port.close();
-        return;
-      }
-      let reply: WriterReply;
-      try {
-        reply = { id: j.id, ok: true, value: await run(j) };
-      } catch (err) {
-        const e = err as { name?: string; message?: string; code?: unknown; details?: unknown; retryAfterMs?: unknown; stack?: string };
-        reply = {
-          id: j.id,
-          ok: false,
-          error: {
-            name: e?.name ?? 'Error',
-            message: e?.message ?? String(err),
-            ...(typeof e?.code === 'string' ? { code: e.code } : {}),
-            ...(e?.details !== undefined ? { details: e.details } : {}),
-            ...(typeof e?.retryAfterMs === 'number' ? { retryAfterMs: e.retryAfterMs } : {}),
-            ...(e?.stack ? { stack: e.stack } : {}),
-          },
-        };
-      }
-      try {
-        port.postMessage(reply);
-      } catch (err) {
-        // A value that cannot cross threads is a bug here, not the caller's: say so, keep running.
-        port.postMessage({ id: j.id, ok: false, error: { name: 'Error', message: `writer thread reply could not be sent: ${(err as Error).message}` } } satisfies WriterReply);
-      }
-    });
+    queue.push(j);
+    if (busy) return;
+    busy = true;
+    void pump();
   });
 }

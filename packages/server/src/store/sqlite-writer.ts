@@ -18,8 +18,11 @@ import { decodeOutcomes, encodeBatch, type WireOutcomes } from './sqlite-writer-
  * - The same transactions as on the event loop (the worker runs SqlStore's own code on its
  *   connection); a job's promise settles after its COMMIT returned, so an ACK sent after it is
  *   after the fsync, and a read on the event loop's connection started after it sees the rows.
- * - Jobs run one at a time in the order they were handed over (a sender's messages stay in
- *   send order; an ACK flush never overtakes the append it acknowledges).
+ * - Jobs run one at a time. Appends run in the order they were handed over (a sender's
+ *   messages stay in send order), before any ACK flush or delivered mark that waits with them
+ *   (store/writer-queue.ts): those only record messages whose append had already returned, so
+ *   an ACK flush still never overtakes the append it acknowledges, and a send no longer waits
+ *   for a flush handed over just before it.
  * - Writers of the two connections exclude each other through one lock in shared memory
  *   (db/write-lock.ts): the event loop waits for it without blocking, never in SQLite's busy handler.
  * - If the thread dies, its open transaction is rolled back with its connection, waiting jobs
