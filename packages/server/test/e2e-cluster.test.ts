@@ -64,6 +64,18 @@ describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, 
     assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in order');
   });
 
+  it('a block made through node 2 refuses the very next send on node 1 (no stale policy cache on a cluster node)', async () => {
+    const a = await registerAndLogin(n1.url);
+    const b = await registerAndLogin(n2.url);
+    const ca = await connect(n1, a);
+    // Sends on node 1 before the block: its policy answer for the pair would be cached on a single node.
+    for (let i = 0; i < 3; i++) await ca.request({ type: 'send', clientMsgId: `pre${i}`, to: b.userId, kind: 'text', body: { text: `pre ${i}` } });
+    const blk = await api(n2.url, 'PUT', `/api/blocks/${a.userId}`, undefined, b.token);
+    assert.equal(blk.status, 200, JSON.stringify(blk.body));
+    const err = await ca.requestError({ type: 'send', clientMsgId: 'post', to: b.userId, kind: 'text', body: { text: 'after the block' } });
+    assert.equal(err.code, 'forbidden');
+  });
+
   it('a login on node 1 kicks the same device class connected to node 2', async () => {
     const b = await registerAndLogin(n2.url, { deviceId: 'old-web' });
     const old = await connect(n2, b);
