@@ -470,6 +470,23 @@ export function runStoreContract(
         assert.equal(o3.message.seq, 4);
       });
 
+      it('finds every retry of a batch of more than 512 requests (the SQLite idempotency read is chunked)', async () => {
+        const a = await newUser('a');
+        const b = await newUser('b');
+        const firsts = Array.from({ length: 600 }, (_, i) => (i % 2 === 0 ? dm(a.id, b.id) : dm(b.id, a.id)));
+        const o1 = await sendMany(firsts);
+        const fresh = dm(a.id, b.id);
+        const retries = [...firsts.map((r) => ({ ...r, id: `m_retry_${rand()}` })).reverse(), fresh];
+        const o2 = await sendMany(retries);
+        for (let i = 0; i < 600; i++) {
+          assert.equal(o2[i]!.duplicate, true, `retry ${i}`);
+          assert.deepEqual(o2[i]!.message, o1[599 - i]!.message);
+        }
+        assert.equal(o2[600]!.duplicate, false);
+        assert.equal(o2[600]!.message.seq, 601);
+        assert.equal((await store.getConversation(directConversationId(a.id, b.id)))?.lastSeq, 601);
+      });
+
       it('returns not_found for an unknown conversation without directMembers', async () => {
         const a = await newUser('a');
         const conv = `g:${run}:${rand()}`;

@@ -444,7 +444,26 @@ export class SqlStore implements Store {
     const existing = new Map<string, MessageRow>();
     const seen = new Set<string>();
     if (pre) for (const row of pre.existing) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
-    for (const r of pre ? [] : batch) {
+    // SQLite: one statement per up to 512 requests (sqliteExisting), not one per request: a
+    // statement and a promise each cost ~2.5 µs per message of CPU, ~0.8 µs so (a micro-benchmark).
+    const oneRead = !pre && tx.dialect === 'sqlite';
+    if (oneRead) {
+      const pairs: [string, string][] = [];
+      for (const r of batch) {
+        const key = idemKey(r.sender, r.clientMsgId);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        pairs.push([r.sender, r.clientMsgId]);
+      }
+      for (const read of sqliteExisting(tx, pairs)) {
+        wanted.push(
+          read.then((rows) => {
+            for (const row of rows) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
+          }),
+        );
+      }
+    }
+    for (const r of pre || oneRead ? [] : batch) {
       const key = idemKey(r.sender, r.clientMsgId);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -1002,6 +1021,35 @@ function conversationsToCreate(batch: AppendRequest[], convRows: ConvRow[]): Map
     }
   }
   return toCreate;
+}
+
+/** Most (sender, clientMsgId) pairs one sqliteExisting statement takes. */
+const EXISTING_MAX = 512;
+const existingTexts = new Map<number, string>();
+
+/**
+ * SQLite: messages already stored for these (sender, clientMsgId) pairs, one messages_idem
+ * lookup per pair, in statements of up to EXISTING_MAX pairs padded with NULL pairs (which
+ * match nothing) to a power of two, so there are at most ~10 prepared texts. Measured cheaper
+ * than one json_each statement of the pairs (~0.8 vs ~1.3 µs per pair).
+ */
+function sqliteExisting(tx: Queryable, pairs: [string, string][]): Promise<MessageRow[]>[] {
+  const out: Promise<MessageRow[]>[] = [];
+  for (let from = 0; from < pairs.length; from += EXISTING_MAX) {
+    const count = Math.min(EXISTING_MAX, pairs.length - from);
+    let n = 1;
+    while (n < count) n *= 2;
+    const params: unknown[] = [];
+    for (let k = from; k < from + count; k++) params.push(pairs[k]![0], pairs[k]![1]);
+    for (let k = count; k < n; k++) params.push(null, null);
+    let sql = existingTexts.get(n);
+    if (!sql) {
+      sql = `SELECT m.* FROM (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')}) v JOIN messages m ON m.sender_id = v.column1 AND m.client_msg_id = v.column2`;
+      existingTexts.set(n, sql);
+    }
+    out.push(tx.all<MessageRow>(sql, params));
+  }
+  return out;
 }
 
 /** PostgreSQL, the fast path's conversation read: no lock (the write pipeline bumps and checks the row, AppendWriter). */
