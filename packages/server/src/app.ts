@@ -145,6 +145,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, ...(writer ? { writer } : {}) });
   const bus = deps.bus ?? (await openBus(config, log));
+  // One node (the in-process Bus): caches that another node's writes could make stale are allowed.
+  const singleNode = bus instanceof MemoryBus;
   const tracing = await createTracingModule({ node, bus, registry: metrics.registry, tracing: config.tracing, telemetry: config.telemetry, log: log.child({ mod: 'tracing' }) });
   const a = config.auth;
   const accounts = new AccountService(store, bus, {
@@ -249,7 +251,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onOpened: claimFrames(walletStore, bus, log.child({ mod: 'wallet' })),
   });
   const payments = createPaymentsModule(api, { config, store: pinService.store, pins: pinService.pins, wallet: walletStore, provider: deps.paymentProvider, log: log.child({ mod: 'payments' }) });
-  const social = await createSocialModule(api, { config, db, bus, messaging, socialStore: deps.social });
+  const social = await createSocialModule(api, { config, db, bus, messaging, socialStore: deps.social, singleNode });
   const media = await createMediaModule(api, { config, db, store, messaging, log: log.child({ mod: 'media' }) });
   // After media: a before-send hook sees the body the media hook completed.
   const webhooks = createWebhooksModule(api, { config, db, store, accounts, messaging, log: log.child({ mod: 'webhooks' }), registry: metrics.registry });
@@ -282,6 +284,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const presence = registryPresence(connections, bus);
   const push = await createPushModule(api, {
     server: config,
+    singleNode,
     db,
     config: config.push,
     store,

@@ -117,6 +117,7 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
   const pushStore = opts.pushStore ?? (await sqlitePush());
   const push = await createPushModule(new RestApi(http, accounts, adminToken), {
     server: { dataDir: '/nonexistent' },
+    singleNode: true,
     config,
     store,
     presence,

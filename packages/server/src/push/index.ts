@@ -71,7 +71,9 @@ export interface PushModule {
 
 export interface PushModuleDeps {
   /** The data dir (a legacy push.db there is imported once). */
-  server: { dataDir: string; nats?: string };
+  server: { dataDir: string };
+  /** One node, no cluster (app.ts: the in-process Bus): users without a device may be remembered. */
+  singleNode?: boolean;
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
@@ -196,8 +198,8 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
     log,
     receiptKey,
     vapidPublicKey: made.vapidPublicKey,
-    // One node only (the in-process Bus): a cluster node would not see a device registered elsewhere.
-    cacheDeviceless: !deps.server.nats,
+    // One node only: a cluster node would not see a device registered elsewhere.
+    cacheDeviceless: deps.singleNode === true,
     ...(guard ? { guard } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });

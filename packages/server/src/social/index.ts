@@ -2,7 +2,6 @@ import type { RestApi } from '../http/rest.ts';
 import type { Config } from '../config/config.ts';
 import type { SqlEngine } from '../db/index.ts';
 import type { Bus } from '../bus/bus.ts';
-import { MemoryBus } from '../bus/memory-bus.ts';
 import type { MessagingService } from '../services/message-service.ts';
 import { SocialService } from './social-service.ts';
 import { registerSocialRoutes } from './social-routes.ts';
@@ -31,12 +30,12 @@ export interface SocialModule {
 /** Build the social graph (routes registered on `api`) and install its direct-message policy (blocks, strangers). */
 export async function createSocialModule(
   api: RestApi,
-  deps: { config: Config; db: SqlEngine; bus: Bus; messaging: MessagingService; socialStore?: SocialStore; now?: () => number },
+  deps: { config: Config; db: SqlEngine; bus: Bus; messaging: MessagingService; socialStore?: SocialStore; now?: () => number; /** One node, no cluster (app.ts): the policy may answer from memory. */ singleNode?: boolean },
 ): Promise<SocialModule> {
   const { config } = deps;
   const store = deps.socialStore ?? (await openSocialStore(deps.db, config));
-  // The policy's cache only on a single node (the in-process Bus): a cluster node would not see another node's block.
-  const cacheDirectPolicy = deps.bus instanceof MemoryBus;
+  // The policy's cache only on a single node: a cluster node would not see another node's block.
+  const cacheDirectPolicy = deps.singleNode === true;
   const service = new SocialService(store, deps.bus, { strangerMessages: config.strangerMessages, maxExtraBytes: config.social.maxProfileExtraBytes, cacheDirectPolicy }, deps.now);
   deps.messaging.addDirectPolicy(service.directPolicy);
   registerSocialRoutes(api, { social: service });
