@@ -15,11 +15,20 @@
  * 3. the groups through the groups API, the sender's top-up through the operator API, the
  *    packets through POST /api/redpackets;
  * 4. this process is the load generator: --concurrency virtual clients, each with its own
- *    keep-alive connection (node:http Agent, one socket), POST /api/redpackets/:id/open with
+ *    keep-alive connection, POST /api/redpackets/:id/open with
  *    `Authorization: Bearer <the opener's session token>`, closed loop: a client sends the
  *    next open when the answer to the last one arrived. A `busy` answer is retried after
  *    1 ms and its latency counts from the first try. (Each connection carries many users'
  *    opens, one after another: the server authenticates every request anyway.)
+ *    --client raw (default): each connection is a bare TCP socket that writes the request as
+ *    one string and reads the answer by its Content-Length (bench/lib/raw-http.ts), ~30 µs of
+ *    generator CPU per open; --client http: node:http Agents (one socket each), ~100 µs per
+ *    open — as much CPU as the server spends, on the same two cores, so the generator's own
+ *    event loop became part of the latency measured. The server sees the same requests either way.
+ *    Before each timed phase, --warmup shares (2000) of another packet in the same group are
+ *    opened through the same connections, untimed: the server's open path is compiled and
+ *    warm when the clock starts. Without it the first ~1000 opens (every client firing at a
+ *    cold server at once) made most of the p99 and swung it from run to run.
  * 5. after each scenario: the operator reconciliation (GET /api/admin/reconcile) must be ok,
  *    and the claims must add up (every share opened once, the amounts sum to the total).
  *
@@ -34,7 +43,8 @@
  * is the whole path there). Labelled "in-process" in every line it prints.
  *
  * Options (defaults): --scenario both|hot|many (both) --shares 20000 --packets 100
- *   --per-packet 200 --concurrency 1000 --synchronous full|normal (full) --data-dir DIR
+ *   --per-packet 200 --concurrency 1000 --client raw|http (raw) --warmup N (2000; 0 = none)
+ *   --synchronous full|normal (full) --data-dir DIR
  *   --keep-data --json FILE --server-cpu-prof DIR (the server runs with node --cpu-prof)
  *   --quiet-wait SEC --in-process. MAGPIE_BENCH_SERVER_MAIN=<tree>/packages/server/dist/main.js
  *   runs another tree's compiled server under this load generator (bench/alternate.mjs
@@ -42,8 +52,10 @@
  *   between commits with the same migrations).
  *
  * Output per scenario (bench/alternate.mjs reads the first scenario's lines):
- *   opens/s  ·  open latency … p50 … p99 …  ·  server CPU … µs per open, … opens per server
- *   CPU-second  ·  generator CPU …  ·  load average …
+ *   opens/s  ·  open latency … p50 … p99 …  ·  p99 by third (of the opens started in each third
+ *   of the timed phase: where the tail lies)  ·  server CPU … µs per open, … opens per server
+ *   CPU-second  ·  generator CPU …  ·  generator loop delay p99/max (how long an answer can wait
+ *   in this process before its latency is taken)  ·  load average …
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +63,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import type { Message, OpenResult } from '@magpie/protocol';
 import { openStore, openWalletStore, RedPacketService, type MessagePoster, type Principal } from '@magpie/server';
@@ -58,6 +71,7 @@ import { seedConfig } from './lib/server.ts';
 import { cpuMsOf, threadCpuDelta, threadCpuMsOf } from './lib/proc.ts';
 import { fmt, gitDescribe, log, makeGroup, seedUsers, startBenchServer, waitQuiet } from './lib/group-setup.ts';
 import { benchToken, benchUserId } from './lib/users.ts';
+import { RawHttpConnection } from './lib/raw-http.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -74,15 +88,21 @@ const { values: a } = parseArgs({
     http: { type: 'boolean', default: true }, // the default; kept so old command lines still run
     'quiet-wait': { type: 'string', default: '0' },
     'server-cpu-prof': { type: 'string' },
+    client: { type: 'string', default: 'raw' },
+    warmup: { type: 'string', default: '2000' },
   },
 });
 const SCENARIO = a.scenario!;
 if (!['both', 'hot', 'many'].includes(SCENARIO)) throw new Error('--scenario is both, hot or many');
 const SHARES = Number(a.shares);
+/** Shares of the untimed warm-up packet opened through the same connections before each timed phase. */
+const WARMUP = Number(a.warmup);
 const PACKETS = Number(a.packets);
 const PER_PACKET = Number(a['per-packet']);
 const CONCURRENCY = Number(a.concurrency);
 const SYNC = a.synchronous === 'normal' ? 'normal' : 'full';
+const CLIENT = a.client === 'http' ? 'http' : 'raw';
+if (a.client !== 'raw' && a.client !== 'http') throw new Error('--client is raw or http');
 const WANT_HOT = SCENARIO !== 'many';
 const WANT_MANY = SCENARIO !== 'hot';
 /** Users 1..USERS open; user 0 sends. */
@@ -96,6 +116,8 @@ interface Result {
   opensPerSecond: number;
   p50ms: number;
   p99ms: number;
+  /** p99 of the opens started in each third of the open phase (where the tail lies). */
+  p99ByThird: [number, number, number];
   maxms: number;
   busyRetries: number;
   allClaimed: number;
@@ -106,6 +128,12 @@ interface Result {
   serverCpuPct: number;
   /** HTTP only: this process (the load generator), not part of the server's figures. */
   generatorCpuMs: number | null;
+  /**
+   * This process's event-loop delay over the open phase (p99 and max, ms): time an answer can
+   * sit in the generator before its latency is taken — part of every latency printed.
+   */
+  generatorLoopP99ms: number;
+  generatorLoopMaxms: number;
   /** HTTP only: the server's CPU over the open phase by thread name (main loop, V8 GC workers, libuv pool, SQLite writer). */
   serverThreads: string | null;
   load: string;
@@ -129,6 +157,8 @@ async function drive(
   serverPid: number | null,
 ): Promise<Result> {
   const lat: number[] = [];
+  /** performance.now() at each claimed open's first try, parallel to `lat`. */
+  const startedAt: number[] = [];
   let next = 0;
   let busy = 0;
   let allClaimed = 0;
@@ -136,6 +166,8 @@ async function drive(
   const server0 = serverPid === null ? 0 : cpuMsOf(serverPid);
   const threads0 = serverPid === null ? null : threadCpuMsOf(serverPid);
   const gen0 = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const started = performance.now();
   const client = async (k: number): Promise<void> => {
     for (;;) {
@@ -146,6 +178,7 @@ async function drive(
         const r = await open(k, job.user, job.packet);
         if (r.result === 'claimed') {
           lat.push(performance.now() - t0);
+          startedAt.push(t0);
           break;
         }
         if (r.result === 'all_claimed') {
@@ -159,10 +192,14 @@ async function drive(
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, (_, k) => client(k)));
   const wallMs = performance.now() - started;
+  loop.disable();
   const gen = process.cpuUsage(gen0);
   const genMs = (gen.user + gen.system) / 1000;
   const serverCpuMs = serverPid === null ? genMs : cpuMsOf(serverPid) - server0;
   const serverThreads = serverPid === null || !threads0 ? null : threadCpuDelta(threads0, threadCpuMsOf(serverPid));
+  const thirds: [number[], number[], number[]] = [[], [], []];
+  for (let i = 0; i < lat.length; i++) thirds[Math.min(2, Math.floor(((startedAt[i]! - started) / wallMs) * 3))]!.push(lat[i]!);
+  const p99ByThird = thirds.map((t) => +pct(t.sort((x, y) => x - y), 99).toFixed(1)) as [number, number, number];
   lat.sort((x, y) => x - y);
   return {
     scenario,
@@ -171,6 +208,7 @@ async function drive(
     opensPerSecond: Math.round(lat.length / (wallMs / 1000)),
     p50ms: +pct(lat, 50).toFixed(2),
     p99ms: +pct(lat, 99).toFixed(2),
+    p99ByThird,
     maxms: +(lat.at(-1) ?? 0).toFixed(2),
     busyRetries: busy,
     allClaimed,
@@ -179,6 +217,8 @@ async function drive(
     opensPerServerCpuSecond: Math.round(lat.length / (serverCpuMs / 1000)),
     serverCpuPct: +((serverCpuMs / wallMs) * 100).toFixed(0),
     generatorCpuMs: serverPid === null ? null : genMs,
+    generatorLoopP99ms: +(loop.percentile(99) / 1e6).toFixed(1),
+    generatorLoopMaxms: +(loop.max / 1e6).toFixed(1),
     serverThreads,
     load: `${loadBefore} → ${loadNow()}`,
   };
@@ -192,14 +232,16 @@ function print(r: Result, serverPid: number | null): void {
   console.log(`=== ${r.scenario} ===`);
   console.log(`opens/s          ${r.opensPerSecond} (${r.opens} opens in ${fmt(r.seconds, 2)} s; ${r.busyRetries} busy retries, ${r.allClaimed} all_claimed)`);
   console.log(`open latency     p50 ${fmt(r.p50ms, 1)} ms, p99 ${fmt(r.p99ms, 1)} ms, max ${fmt(r.maxms, 1)} ms`);
+  console.log(`p99 by third     ${r.p99ByThird.map((x) => fmt(x, 1)).join(' / ')} ms (opens started in the first / middle / last third of the open phase)`);
   if (serverPid === null) {
     console.log(`in-process CPU   ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per CPU-second of this process (in-process: the store-level path, no HTTP/auth/JSON; ${r.serverCpuPct}% of one core)`);
   } else {
     console.log(`server CPU       ${fmt(r.serverUsPerOpen, 1)} µs per open, ${r.opensPerServerCpuSecond} opens per server CPU-second (${r.serverCpuPct}% of one core; /proc/${serverPid}/stat, the server process only)`);
     if (r.serverThreads) console.log(`server threads   ${r.serverThreads}`);
     const g = r.generatorCpuMs!;
-    console.log(`generator CPU    ${fmt((g * 1000) / Math.max(1, r.opens), 1)} µs per open (${fmt((g / (r.seconds * 1000)) * 100, 0)}% of one core; the load generator, this process — not in the server figures)`);
+    console.log(`generator CPU    ${fmt((g * 1000) / Math.max(1, r.opens), 1)} µs per open (${fmt((g / (r.seconds * 1000)) * 100, 0)}% of one core; the load generator, this process, --client ${CLIENT} — not in the server figures)`);
   }
+  console.log(`generator loop   delay p99 ${fmt(r.generatorLoopP99ms, 1)} ms, max ${fmt(r.generatorLoopMaxms, 1)} ms (this process's event loop: an answer waits this long before its latency is taken)`);
   if (profWindow) console.log(`profile window   ${profWindow} (node --import tsx bench/cpuprofile-top.ts <the .cpuprofile> ${profWindow})`);
   console.log(`load average     ${r.load}${Number(r.load.split(' ')[0]) > 1.5 ? ' — NOT a quiet machine' : ''}`);
 }
@@ -236,12 +278,14 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       MAGPIE_ADMIN_TOKEN: ADMIN,
       MAGPIE_SQLITE_SYNCHRONOUS: SYNC,
       MAGPIE_PAYMENTS_PIN_REQUIRED: '0',
-      MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET)),
-      MAGPIE_REDPACKET_MAX_TOTAL: String(Math.max(SHARES, PER_PACKET) * 100),
+      MAGPIE_REDPACKET_MAX_COUNT: String(Math.max(SHARES, PER_PACKET, WARMUP)),
+      MAGPIE_REDPACKET_MAX_TOTAL: String(Math.max(SHARES, PER_PACKET, WARMUP) * 100),
     },
   });
   const base = new URL(server.url);
   let agents: http.Agent[] = [];
+  let raws: RawHttpConnection[] = [];
+  const hostHeader = `Host: ${base.host}\r\n`;
   const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const call = <T>(method: string, path: string, token: string, body?: unknown, agent: http.Agent = setupAgent): Promise<T> =>
     new Promise((resolve, reject) => {
@@ -266,6 +310,13 @@ async function overHttp(dataDir: string): Promise<Result[]> {
      */
     const connect = async (): Promise<void> => {
       for (const ag of agents) ag.destroy();
+      for (const c of raws) c.close();
+      if (CLIENT === 'raw') {
+        raws = Array.from({ length: CONCURRENCY }, () => new RawHttpConnection(base.hostname, Number(base.port)));
+        const health = `GET /api/health HTTP/1.1\r\n${hostHeader}\r\n`;
+        for (let i = 0; i < raws.length; i += 100) await Promise.all(raws.slice(i, i + 100).map((c) => c.request(health)));
+        return;
+      }
       agents = Array.from({ length: CONCURRENCY }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
       for (let i = 0; i < agents.length; i += 100) await Promise.all(agents.slice(i, i + 100).map((ag) => call('GET', '/api/health', '', undefined, ag)));
     };
@@ -273,14 +324,31 @@ async function overHttp(dataDir: string): Promise<Result[]> {
     const members = (n: number): string[] => Array.from({ length: n }, (_, i) => benchUserId(i + 1));
     const send = (clientMsgId: string, conv: string, count: number) =>
       call<{ packet: { id: string } }>('POST', '/api/redpackets', token(0), { clientMsgId, conv, split: 'random', total: count * 100, count });
-    const timed = async (scenario: string, jobs: { user: number; packet: string }[]): Promise<Result> => {
+    const timed = async (scenario: string, conv: string, jobs: { user: number; packet: string }[]): Promise<Result> => {
       await connect();
+      if (WARMUP > 0) {
+        // The server's open path compiled and its caches warm, the connections used: without
+        // this, the first thousand opens (1000 clients firing at a cold server at once) make
+        // most of the p99 and swing it from run to run.
+        const n = Math.min(WARMUP, USERS);
+        const warm = (await send(`warm-${NONCE}-${scenario.length}-${Date.now()}`, conv, n)).packet.id;
+        const w = await drive('warm-up', shuffle(Array.from({ length: n }, (_, i) => ({ user: i + 1, packet: warm }))), open, server.pid);
+        log(`warm-up: ${w.opens} opens of another packet (untimed; p99 ${fmt(w.p99ms, 1)} ms)`);
+      }
       const from = (Date.now() - server.forkedAt) / 1000;
       const r = await drive(scenario, jobs, open, server.pid);
       if (a['server-cpu-prof']) profWindow = `--from ${from.toFixed(1)} --to ${((Date.now() - server.forkedAt) / 1000).toFixed(1)}`;
       return r;
     };
-    const open = (k: number, user: number, packet: string) => call<OpenResult>('POST', `/api/redpackets/${packet}/open`, token(user), undefined, agents[k]!);
+    const openHttp = (k: number, user: number, packet: string) => call<OpenResult>('POST', `/api/redpackets/${packet}/open`, token(user), undefined, agents[k]!);
+    /** --client raw: the same request node:http sends (POST, Bearer token, empty body), written as one string. */
+    const openRaw = async (k: number, user: number, packet: string): Promise<OpenResult> => {
+      const path = `/api/redpackets/${packet}/open`;
+      const r = await raws[k]!.request(`POST ${path} HTTP/1.1\r\n${hostHeader}authorization: Bearer ${token(user)}\r\ncontent-length: 0\r\n\r\n`);
+      if (r.status !== 200) throw new Error(`POST ${path}: ${r.status} ${r.body}`);
+      return JSON.parse(r.body) as OpenResult;
+    };
+    const open = CLIENT === 'raw' ? openRaw : openHttp;
     const check = async (packets: string[], per: number): Promise<void> => {
       for (const id of packets) {
         const d = await call<{ packet: { total: number; remainingCount: number; status: string }; claims: { user: string; amount: number }[] }>('GET', `/api/redpackets/${id}`, token(0));
@@ -298,7 +366,7 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       const conv = await makeGroup(server.url, token(0), 'bench hot', members(SHARES));
       const hot = (await send(`hot-${NONCE}`, conv, SHARES)).packet.id;
       const jobs = shuffle(Array.from({ length: SHARES }, (_, i) => ({ user: i + 1, packet: hot })));
-      const r = await timed(`HTTP hot: 1 packet × ${SHARES} shares, ${CONCURRENCY} clients`, jobs);
+      const r = await timed(`HTTP hot: 1 packet × ${SHARES} shares, ${CONCURRENCY} clients`, conv, jobs);
       print(r, server.pid);
       results.push(r);
       await check([hot], SHARES);
@@ -307,13 +375,14 @@ async function overHttp(dataDir: string): Promise<Result[]> {
       const conv = await makeGroup(server.url, token(0), 'bench many', members(USERS));
       const packets: string[] = [];
       for (let k = 0; k < PACKETS; k++) packets.push((await send(`many-${NONCE}-${k}`, conv, PER_PACKET)).packet.id);
-      const r = await timed(`HTTP many: ${PACKETS} packets × ${PER_PACKET} shares, ${CONCURRENCY} clients`, windowJobs(packets, PER_PACKET));
+      const r = await timed(`HTTP many: ${PACKETS} packets × ${PER_PACKET} shares, ${CONCURRENCY} clients`, conv, windowJobs(packets, PER_PACKET));
       print(r, server.pid);
       results.push(r);
       await check(packets, PER_PACKET);
     }
   } finally {
     for (const ag of agents) ag.destroy();
+    for (const c of raws) c.close();
     setupAgent.destroy();
     await server.stop();
   }
