@@ -18,7 +18,7 @@
  * - From each run's output it reads acked/s (bench:groups: deliveries/s; bench:redpacket:
  *   opens/s of its first scenario), the ACK (bench:redpacket: open) and end-to-end p99 and the
  *   server CPU (% of a core, µs per message or per open where printed; bench:redpacket also
- *   the load generator's µs per open, a column of its own), and records the 1-minute load
+ *   the load generator's µs per open and its event-loop delay p99, columns of their own), and records the 1-minute load
  *   average before the run. It prints every run, then the median per commit. `--json FILE`
  *   writes all of it.
  * - --script-from WORKTREE: run this checkout's version of the bench script (and its load
@@ -131,6 +131,8 @@ function parseResult(out) {
     cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m, /^server CPU\s.*?\((\d+)% of one core; \/proc/m, /^in-process CPU\s.*?; (\d+)% of one core\)/m),
     cpuUsPerMsg: num(/\(([\d.]+) µs per message/, /^server CPU\s+([\d.]+) µs per open/m, /^in-process CPU\s+([\d.]+) µs per open/m) || groupCpuUsPerMsg(out),
     genUsPerMsg: num(/^generator CPU\s+([\d.]+) µs per open/m),
+    // bench:redpacket: the load generator's own event-loop delay (part of every latency it reports)
+    genLoopP99: num(/^generator loop\s+delay p99 ([\d.]+) ms/m),
     // bench/one-to-one.ts --saturate: the event loop's share (thread `main`)
     loopUsPerMsg: num(/^server threads\s+µs\/msg: .*?\bmain ([\d.]+)/m),
     // bench/connect.ts
@@ -235,6 +237,7 @@ const cols = connectBench
       ['CPU µs/msg', 'cpuUsPerMsg', 0],
       ...(results.some((x) => Number.isFinite(x.loopUsPerMsg)) ? [['event loop µs/msg', 'loopUsPerMsg', 1]] : []),
       ...(results.some((x) => Number.isFinite(x.genUsPerMsg)) ? [['generator µs/msg', 'genUsPerMsg', 0]] : []),
+      ...(results.some((x) => Number.isFinite(x.genLoopP99)) ? [['generator loop p99 ms', 'genLoopP99', 1]] : []),
     ];
 const head = ['commit', 'round', 'load', ...cols.map((c) => c[0])];
 const rows = results.map((x) => [x.commit, String(x.round), f(x.load, 2), ...cols.map(([, k, d]) => f(x[k], d))]);
