@@ -21,10 +21,11 @@
  *    1 ms and its latency counts from the first try. (Each connection carries many users'
  *    opens, one after another: the server authenticates every request anyway.)
  *    --client raw (default): each connection is a bare TCP socket that writes the request as
- *    one string and reads the answer by its Content-Length (bench/lib/raw-http.ts), ~30 µs of
- *    generator CPU per open; --client http: node:http Agents (one socket each), ~100 µs per
- *    open — as much CPU as the server spends, on the same two cores, so the generator's own
- *    event loop became part of the latency measured. The server sees the same requests either way.
+ *    one string and reads the answer by its Content-Length (bench/lib/raw-http.ts): ~30–50 µs
+ *    of generator CPU per open on the shared 2-core machine; --client http: node:http Agents
+ *    (one socket each), ~100–130 µs per open — about what the server spends, on the same two
+ *    cores, and its event-loop delay (p99 ~200 ms against ~15–35 ms) became part of every
+ *    latency measured. The server sees the same requests either way.
  *    Before each timed phase, --warmup shares (2000) of another packet in the same group are
  *    opened through the same connections, untimed: the server's open path is compiled and
  *    warm when the clock starts. Without it the first ~1000 opens (every client firing at a
