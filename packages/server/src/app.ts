@@ -140,10 +140,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The server's database, migrated to the current schema before any store uses it
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg) });
-  // Search documents are written in the message's own group commit (no transaction of their own).
-  // SQLite: the group commit and the ACK flush run on a writer thread (store/sqlite-writer.ts).
-  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true });
-  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, ...(writer ? { writer } : {}) });
+  // The store keeps the search index in step with new messages: PostgreSQL in the message's own
+  // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts).
+  // SQLite: the group commit, the ACK flush and the indexer run on a writer thread (store/sqlite-writer.ts).
+  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs });
+  const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, searchIndexDelayMs: config.searchIndexDelayMs, ...(writer ? { writer } : {}) });
   const bus = deps.bus ?? (await openBus(config, log));
   // One node (the in-process Bus): caches that another node's writes could make stale are allowed.
   const singleNode = bus instanceof MemoryBus;
@@ -261,7 +262,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   if (adminConsole) auditSink = (action, target, detail) => adminConsole.service.audit('token', action, target, detail);
   tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
   const lifecycle = createLifecycleModule(api, { log: log.child({ mod: 'lifecycle' }), config, db, store, bus, messaging, media: media.service });
-  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes: store instanceof SqlStore && store.indexesSearch });
+  const storeIndexes = store instanceof SqlStore && store.indexesSearch;
+  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes, ...(storeIndexes && { syncIndex: () => store.syncSearchIndex() }) });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });
   const indexed = (p: Promise<void>) => void p.catch((err: unknown) => indexLog.warn({ err: (err as Error).message }, 'search index update failed (npm run search:backfill repairs it)'));

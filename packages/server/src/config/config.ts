@@ -54,6 +54,12 @@ export const ConfigSchema = z.strictObject({
    * connection (store/sqlite-writer.ts), so statements and fsyncs leave the event loop.
    */
   sqliteWriterThread: z.boolean().default(true),
+  /**
+   * SQLite: a committed message's search document is written by a deferred indexer at most
+   * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
+   * first catches the index up, so it never misses a committed message.
+   */
+  searchIndexDelayMs: z.number().int().min(0).max(60_000).default(100),
   tls: z.strictObject({ keyFile: z.string(), certFile: z.string() }).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Inbox ring capacity K (pointers kept per user). */
@@ -316,6 +322,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
+  MAGPIE_SEARCH_INDEX_DELAY_MS: (c, v) => (c.searchIndexDelayMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),

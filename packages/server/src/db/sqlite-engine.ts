@@ -44,6 +44,11 @@ export class SqliteEngine implements SqlEngine {
     return this.db.name === ':memory:' ? '' : this.db.name;
   }
 
+  /** A SQL function of this connection, implemented in JS (better-sqlite3 `function`); deterministic. */
+  defineFunction(name: string, fn: (...args: unknown[]) => unknown): void {
+    this.db.function(name, { deterministic: true }, fn as (...args: unknown[]) => string);
+  }
+
   /** Take `gate` around every write from now on (see `gate`); null: this is the file's only writer. */
   setWriteGate(gate: WriteGate | null): void {
     this.gate = gate;

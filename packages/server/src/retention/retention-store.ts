@@ -159,6 +159,9 @@ export class RetentionStore {
       await tx.run('DELETE FROM lifecycle_edits WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
       await tx.run('DELETE FROM receipt_messages WHERE conv = ? AND seq > ? AND seq <= ?', range);
       await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
+      // SQLite: a new message takes MAX(rowid) + 1; if the newest rows just went, the deferred
+      // search indexer's catch-up point must not stay above the rowids they free (migration 0022).
+      if (tx.dialect === 'sqlite') await tx.run('UPDATE search_progress SET msg_rowid = (SELECT COALESCE(MAX(rowid), 0) FROM messages) WHERE msg_rowid > (SELECT COALESCE(MAX(rowid), 0) FROM messages)');
       const ids = tx.textList(due.map((d) => d.id));
       const uploads = await tx.all<{ upload_id: string }>(`DELETE FROM media_refs WHERE message_id IN ${ids.sql} RETURNING upload_id`, [ids.param]);
       // The full user lists of big group-change notices (migration 0019), keyed by message id.

@@ -9,6 +9,16 @@ export interface SearchOptions {
   maxQueryChars?: number;
   /** Failures of background index writes (the backfill command repairs what they missed). */
   onError?: (err: unknown, docs: number) => void;
+  /**
+   * Catch the store's deferred indexer up (SQLite: SqlStore.syncSearchIndex): every message
+   * committed before the call is in the index when it resolves. Run before each search and
+   * before each lifecycle update of the index.
+   */
+  syncIndex?: () => Promise<void>;
+  /** Longest a search waits for `syncIndex` before it answers from the index as it is (ms). Default 2000. */
+  syncWaitMs?: number;
+  /** Failures of `syncIndex` (the search still answers; the indexer retries on its own). */
+  onSyncError?: (err: unknown) => void;
 }
 
 export interface SearchInput {
@@ -26,16 +36,18 @@ export interface SearchInput {
  * Message search: keeps the index in step with committed messages and answers a user's
  * searches over their own conversations.
  *
- * On the server, a new message's document is written by the message store in the message's
- * own transaction (the group commit; SqlStoreOptions.searchText): it is in the index once the
- * message is durable, at no commit of its own. For any other store, `indexCommitted` (a
+ * On the server, a new message's document is written by the message store (SqlStoreOptions.
+ * searchText): on PostgreSQL in the message's own transaction (the group commit); on SQLite by
+ * the deferred indexer (search/search-indexer.ts) at most `searchIndexDelayMs` after the
+ * commit, in batches of its own. Each search first catches that indexer up (`syncIndex`), so
+ * a search never misses a message committed before it. For any other store, `indexCommitted` (a
  * MessagingService committed-listener) queues documents, written in one transaction per
  * event-loop turn after the sender's reply; a crash can lose queued documents, never
  * messages: `npm run search:backfill` brings the index in line with the messages table.
  *
  * The lifecycle hooks (recall, edit, delete for me) call `removeMessage`,
- * `updateMessageText` and `hideForUser`; each first writes what is queued, so a change is
- * never overtaken by the original text.
+ * `updateMessageText` and `hideForUser`; each first writes what is queued (and catches the
+ * deferred indexer up), so a change is never overtaken by the original text.
  */
 export class SearchService {
   private pending: SearchDoc[] = [];
@@ -79,13 +91,29 @@ export class SearchService {
   /** A recalled (or server-deleted) message leaves every user's results. */
   async removeMessage(conv: string, seq: number): Promise<void> {
     await this.flush();
+    await this.opts.syncIndex?.();
     await this.store.remove(conv, seq);
   }
 
   /** An edited message is found by its new text only. */
   async updateMessageText(conv: string, seq: number, kind: string, body: unknown): Promise<void> {
     await this.flush();
+    await this.opts.syncIndex?.();
     await this.store.updateText(conv, seq, searchableText(kind, body));
+  }
+
+  /** Catch the deferred indexer up, waiting at most syncWaitMs; failures are reported, not thrown. */
+  private async synced(): Promise<void> {
+    const sync = this.opts.syncIndex;
+    if (!sync) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([sync(), new Promise<void>((r) => (timer = setTimeout(r, this.opts.syncWaitMs ?? 2000)))]);
+    } catch (err) {
+      this.opts.onSyncError?.(err);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** A message the user deleted for themselves leaves their results (others still find it). */
@@ -102,6 +130,7 @@ export class SearchService {
     if (terms.length === 0) throw new MagpieError('invalid', 'empty query');
     if (input.before !== undefined && !isCursor(input.before)) throw new MagpieError('invalid', 'bad cursor');
     if (input.from !== undefined && input.to !== undefined && input.from >= input.to) throw new MagpieError('invalid', '`from` must be before `to`');
+    await this.synced();
     return this.store.search({
       userId,
       terms,

@@ -89,12 +89,6 @@ const SQLITE_ROWS = {
   mentions: { head: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES', width: 3, tail: ' ON CONFLICT DO NOTHING' },
   messages: { head: 'INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all) VALUES', width: 10, tail: '' },
   pointers: { head: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq) VALUES', width: 4, tail: '' },
-  /** The messages' search documents (tables of migration 0008-search), written with them; the FTS trigger indexes them. */
-  searchDocs: {
-    head: 'INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES',
-    width: 6,
-    tail: ' ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind',
-  },
   reset: {
     head: ENTRY_HEAD,
     width: 7,
@@ -138,38 +132,6 @@ function rowsSql(s: RowsSql, n: number): string {
   return sql;
 }
 
-/** Most rows one padded statement takes (insertPadded). */
-const PADDED_MAX = 512;
-const padded = new Map<RowsSql, Map<number, string>>();
-
-/**
- * `rows` in as few statements as possible (one up to PADDED_MAX rows): `INSERT … SELECT * FROM
- * (VALUES …) WHERE column1 IS NOT NULL`, the rows padded with NULL rows to the next power of
- * two, so a table has at most ~10 prepared texts. For search documents: FTS5 writes its pending
- * terms as a new index segment at every statement savepoint, so each statement of documents
- * is a segment (and, four segments on, a merge); one statement per commit is one segment.
- */
-function insertPadded(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
-  for (let from = 0; from < rows.length; from += PADDED_MAX) {
-    const count = Math.min(PADDED_MAX, rows.length - from);
-    let n = 1;
-    while (n < count) n *= 2;
-    const params: unknown[] = [];
-    for (let k = from; k < from + count; k++) for (const v of rows[k]!) params.push(v);
-    for (let k = count * s.width; k < n * s.width; k++) params.push(null);
-    let byLength = padded.get(s);
-    if (!byLength) padded.set(s, (byLength = new Map()));
-    let sql = byLength.get(n);
-    if (!sql) {
-      const row = `(${Array.from({ length: s.width }, () => '?').join(', ')})`;
-      const into = s.head.slice(0, s.head.lastIndexOf(' VALUES'));
-      sql = `${into} SELECT * FROM (VALUES ${Array.from({ length: n }, () => row).join(', ')}) WHERE column1 IS NOT NULL${s.tail}`;
-      byLength.set(n, sql);
-    }
-    writes.push(tx.run(sql, params));
-  }
-}
-
 /** Queue `rows` as multi-row INSERTs (SQLite; one row never repeats a key within a statement). */
 function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
   let i = 0;
@@ -197,7 +159,7 @@ export class AppendWriter {
   private readonly entries = new Map<string, EntryAgg>();
   /** Every pointer handed out, with an offset inboxSeq until flush makes it absolute. */
   private readonly pointers: InboxPointer[] = [];
-  /** [conv, seq, sender, kind, time, text]: search documents committed with their messages. */
+  /** [conv, seq, sender, kind, time, text]: search documents committed with their messages (PostgreSQL only; SQLite indexes later, search/search-indexer.ts). */
   private readonly docs: unknown[][] = [];
   /** The new messages handed out (their seq is made absolute after a fast-path flush). */
   private readonly made: Message[] = [];
@@ -311,8 +273,9 @@ export class AppendWriter {
 
   /**
    * Write the batch: the mentions, the conversations' seq and epoch, the bump of every moved
-   * user row (in id order, like every other locker of users rows), then the messages, their
-   * search documents, pointers, entries and ring trims. Pointers in the outcomes are made
+   * user row (in id order, like every other locker of users rows), then the messages,
+   * pointers, entries and ring trims (on PostgreSQL also the messages' search documents; on
+   * SQLite they are written later by the deferred indexer, search/search-indexer.ts). Pointers in the outcomes are made
    * absolute from the bumps' results.
    *
    * SQLite runs every statement at once (synchronously, each a cached prepared statement), so
@@ -357,11 +320,6 @@ export class AppendWriter {
       });
       insertRows(tx, SQLITE_ROWS.messages, rows, writes);
     }
-    // Search documents in one statement (insertPadded): every statement of a transaction that
-    // opens a statement savepoint makes FTS5 flush its pending terms as a new segment (and
-    // merge segments), so one statement per message cost ~15 µs more per message than
-    // multi-row statements, and each of those (64/16/4/1 rows) still made a segment.
-    if (this.docs.length > 0) insertPadded(tx, SQLITE_ROWS.searchDocs, this.docs, writes);
     if (this.inbox.length > 0) insertRows(tx, SQLITE_ROWS.pointers, this.inbox.map(([user, off, conv, seq]) => [user, inboxBase.get(user)! + off, conv, seq]), writes);
     const byKind: [RowsSql, unknown[][]][] = [
       [SQLITE_ROWS.reset, []],

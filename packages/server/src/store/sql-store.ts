@@ -44,6 +44,8 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
+import { IndexSchedule, SearchIndexer } from '../search/search-indexer.ts';
+import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
@@ -55,12 +57,21 @@ export interface SqlStoreOptions extends StoreOptions {
   /** Close the engine with the store (a store opened on its own); default false: the engine belongs to the server. */
   ownsEngine?: boolean;
   /**
-   * The indexable text of a message body ('' = none): when set, each new message's search
-   * document (migration 0008-search) is written in the message's own transaction (the group
-   * commit), so indexing costs no commit of its own. The server passes search/extract.ts's
-   * searchableText; without it nothing is indexed here.
+   * The indexable text of a message body ('' = none): when set, the store keeps the search
+   * index (migration 0008-search) in step with new messages. PostgreSQL: each document is
+   * written in the message's own transaction (the group commit). SQLite: by the deferred
+   * indexer (search/search-indexer.ts) in batches of its own after the commit, within
+   * `searchIndexDelayMs`; `syncSearchIndex` catches it up at once. The server passes
+   * search/extract.ts's searchableText; without it nothing is indexed here.
    */
   searchText?: SearchText;
+  /** SQLite: the longest a committed message waits for the deferred indexer (ms). Default 100. */
+  searchIndexDelayMs?: number;
+  /**
+   * SQLite: called after a commit that stored messages, instead of the store's own timer (the
+   * writer thread queues the indexing as a job of its own, store/sqlite-writer-worker.ts).
+   */
+  onSearchPending?: () => void;
   /**
    * SQLite: the writer thread (store/sqlite-writer.ts) that runs appendMessages, recordAcks
    * and markDelivered on its own connection; closed with the store.
@@ -73,6 +84,8 @@ export interface StoreWriter {
   appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]>;
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
   markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]>;
+  /** One batch of the deferred search indexer on the writer's connection; true when more wait. */
+  indexSearch?(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -154,6 +167,10 @@ export class SqlStore implements Store {
   private readonly ownsEngine: boolean;
   private readonly searchText: SearchText | undefined;
   private readonly writer: StoreWriter | undefined;
+  /** SQLite, appends on this connection with searchText: the deferred search indexer. */
+  private readonly indexer: SearchIndexer | undefined;
+  private readonly indexSchedule: IndexSchedule | undefined;
+  private readonly onSearchPending: (() => void) | undefined;
   private closed = false;
 
   constructor(
@@ -167,11 +184,41 @@ export class SqlStore implements Store {
     this.ownsEngine = opts.ownsEngine ?? false;
     this.searchText = opts.searchText;
     this.writer = opts.writer;
+    if (db.dialect === 'sqlite' && opts.searchText && !opts.writer && 'defineFunction' in db) {
+      const indexer = new SearchIndexer(db as SqliteEngine, opts.searchText);
+      this.indexer = indexer;
+      this.onSearchPending = opts.onSearchPending;
+      if (!opts.onSearchPending) {
+        const schedule = new IndexSchedule(() => indexer.runBatch(), opts.searchIndexDelayMs ?? 100);
+        this.indexSchedule = schedule;
+        this.onSearchPending = () => schedule.kick();
+      }
+    }
   }
 
-  /** Whether appendMessages writes the search documents itself (see SqlStoreOptions.searchText). */
+  /** Whether this store keeps the search index in step with new messages itself (see SqlStoreOptions.searchText). */
   get indexesSearch(): boolean {
     return this.searchText !== undefined;
+  }
+
+  /**
+   * SQLite: one batch of the deferred search indexer (on the writer thread when there is one);
+   * true when more messages wait. False at once when there is no deferred indexer.
+   */
+  indexSearchBatch(): Promise<boolean> {
+    if (this.writer?.indexSearch && this.searchText && this.db.dialect === 'sqlite') return this.writer.indexSearch();
+    return this.indexer ? this.indexer.runBatch() : Promise.resolve(false);
+  }
+
+  /**
+   * SQLite: index every message committed before this call (the deferred indexer, run now
+   * until it has caught up). A search calls it first, so it never misses a committed message;
+   * the server calls it at start (catch-up after a crash) and at shutdown. PostgreSQL: nothing
+   * to do (documents are written in the message commit).
+   */
+  async syncSearchIndex(): Promise<void> {
+    if (this.indexSchedule) return this.indexSchedule.sync();
+    while (await this.indexSearchBatch());
   }
 
   /** Bring the database to the current schema (the server does this when it opens the database; safe to repeat). */
@@ -185,6 +232,7 @@ export class SqlStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.indexSchedule?.stop();
     await this.writer?.close();
     if (this.ownsEngine) await this.db.close();
   }
@@ -316,7 +364,10 @@ export class SqlStore implements Store {
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
     if (batch.length === 0) return [];
     if (this.writer) return this.writer.appendMessages(batch);
-    return this.appendPostgresOrLocked(batch);
+    const out = await this.appendPostgresOrLocked(batch);
+    // SQLite: the documents of the new messages are written by the deferred indexer.
+    if (this.onSearchPending && out.some((o) => o.ok && !o.duplicate)) this.onSearchPending();
+    return out;
   }
 
   /**
@@ -501,7 +552,8 @@ export class SqlStore implements Store {
 
     // 5. Decide each request in order; assign seq (the conversation rows are locked) and
     //    inboxSeq/version offsets in memory.
-    const w = new AppendWriter(users, this.searchText);
+    // PostgreSQL writes the search documents in this transaction; SQLite defers them (SearchIndexer).
+    const w = new AppendWriter(users, tx.dialect === 'postgres' ? this.searchText : undefined);
     const outcomes: AppendOutcome[] = [];
     const firstInBatch = new Map<string, number>();
     for (let i = 0; i < batch.length; i++) {

@@ -15,8 +15,10 @@ export interface WriterSetup {
   path: string;
   synchronous: 'full' | 'normal';
   ringCapacity: number;
-  /** Whether appends write the messages' search documents (SqlStoreOptions.searchText). */
+  /** Whether the thread keeps the search index in step with its appends (the deferred indexer, search/search-indexer.ts). */
   indexesSearch: boolean;
+  /** The longest a committed message waits for the deferred indexer (ms). */
+  searchIndexDelayMs: number;
   /** The WAL page count at which a commit checkpoints (the event loop's connection's setting). */
   walAutocheckpoint: number;
   lock: SharedArrayBuffer;
@@ -27,6 +29,8 @@ export type WriterJob = { id: number } & (
   | { job: 'append'; batch: WireBatch }
   | { job: 'acks'; acks: DeviceAck[] }
   | { job: 'delivered'; userId: string; inboxSeq: number }
+  /** One batch of the deferred search indexer; replies whether more wait. id < 0: queued by the thread itself, no reply. */
+  | { job: 'index' }
   | { job: 'close' }
 );
 
@@ -42,7 +46,24 @@ if (parentPort) {
   const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0 });
   engine.setWriteGate(new ThreadWriteGate(setup.lock));
   engine.walAutocheckpoint = setup.walAutocheckpoint;
-  const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}) });
+  // The deferred search indexer runs as jobs of this thread's own queue, after the appends
+  // that wait (WriterQueue): `kick` after an append that stored messages queues one within
+  // searchIndexDelayMs; a full batch queues the next at once (catch-up, a burst).
+  let indexTimer: ReturnType<typeof setTimeout> | null = null;
+  let indexQueued = false;
+  const queueIndex = (): void => {
+    if (indexQueued) return;
+    indexQueued = true;
+    enqueue({ id: -1, job: 'index' });
+  };
+  const kickIndex = (): void => {
+    if (indexTimer || indexQueued) return;
+    indexTimer = setTimeout(() => {
+      indexTimer = null;
+      queueIndex();
+    }, setup.searchIndexDelayMs);
+  };
+  const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText, onSearchPending: kickIndex } : {}) });
 
   const run = async (j: WriterJob): Promise<unknown> => {
     switch (j.job) {
@@ -56,6 +77,18 @@ if (parentPort) {
         return (await store.recordAcks(j.acks)) satisfies AckOutcome;
       case 'delivered':
         return (await store.markDelivered(j.userId, j.inboxSeq)) satisfies DeliveredUpdate[];
+      case 'index': {
+        if (j.id < 0) indexQueued = false;
+        let more = false;
+        try {
+          more = await store.indexSearchBatch();
+        } catch (err) {
+          if (j.id >= 0) throw err;
+          kickIndex(); // the thread's own run failed (e.g. the disk is full): try again a delay later
+        }
+        if (more) queueIndex();
+        return more;
+      }
       case 'close':
         return null;
     }
@@ -68,6 +101,8 @@ if (parentPort) {
   let busy = false;
   const runOne = async (j: WriterJob): Promise<void> => {
     if (j.job === 'close') {
+      if (indexTimer) clearTimeout(indexTimer);
+      indexTimer = null;
       await store.close();
       await engine.close();
       port.close();
@@ -91,6 +126,7 @@ if (parentPort) {
         },
       };
     }
+    if (j.id < 0) return; // the thread's own job: nobody waits for it
     try {
       port.postMessage(reply);
     } catch (err) {
@@ -110,10 +146,11 @@ if (parentPort) {
     }
     busy = false;
   };
-  port.on('message', (j: WriterJob) => {
+  function enqueue(j: WriterJob): void {
     queue.push(j);
     if (busy) return;
     busy = true;
     void pump();
-  });
+  }
+  port.on('message', enqueue);
 }

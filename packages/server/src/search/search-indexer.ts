@@ -1,0 +1,147 @@
+import type { SqliteEngine } from '../db/sqlite-engine.ts';
+
+/** The indexable text of a message body ('' = not indexed): search/extract.ts's searchableText. */
+export type SearchText = (kind: string, body: unknown) => string;
+
+/** The SQL function through which the indexer's one statement reads each message's text. */
+const TEXT_FN = 'magpie_search_text';
+
+/** Messages per indexing transaction (one FTS5 segment each). */
+export const INDEX_BATCH = 2048;
+
+/**
+ * SQLite: the deferred search indexer (issue 23). The group commit of messages writes only
+ * what durability needs; each message's search document (tables of migration 0008-search)
+ * is written afterwards by this indexer, which reads the `messages` table in rowid order from
+ * its catch-up point (`search_progress`, migration 0022) and writes, in one transaction:
+ * - the documents of the next `batch` messages, in ONE statement (`INSERT … SELECT` over
+ *   messages with the text extracted by a SQL function), so FTS5 writes one index segment
+ *   for the whole batch instead of one per group commit;
+ * - the new catch-up point (the batch's last rowid).
+ * Documents and point commit or roll back together, so after any crash (kill -9, power loss)
+ * the next run continues exactly where the last committed one stopped: no message is missed,
+ * none indexed twice (an upsert would make that harmless anyway).
+ *
+ * The transaction commits without an fsync of its own (TransactionOptions.relaxedSync: WAL
+ * with synchronous=NORMAL): a power loss may lose the last index batches, never the messages,
+ * and the catch-up point is lost with them, so they are indexed again. The next FULL commit
+ * (any group commit) syncs the WAL and with it every index batch before it.
+ *
+ * The indexer reads each message as it is when it runs: a message recalled or edited before
+ * its document was written is indexed as the tombstone (no document) or with its new text.
+ * A recall/edit that commits after the indexing transaction is followed by the search
+ * service's own update of the document (removeMessage / updateMessageText), which catches the
+ * indexer up first; both write under the database's one write lock, so the update is ordered
+ * after the insert either way.
+ *
+ * Rowids: `messages` has no INTEGER PRIMARY KEY, so a new row takes MAX(rowid) + 1, which only
+ * falls below the catch-up point after the newest rows are deleted. Only the retention purge
+ * deletes messages, and it lowers the point to the remaining MAX(rowid) in its own
+ * transaction (retention/retention-store.ts).
+ */
+export class SearchIndexer {
+  constructor(
+    private readonly db: SqliteEngine,
+    extract: SearchText,
+    private readonly batch = INDEX_BATCH,
+  ) {
+    db.defineFunction(TEXT_FN, (kind, body) => {
+      if (typeof kind !== 'string' || typeof body !== 'string') return '';
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        return ''; // a body that is not JSON has no searchable text
+      }
+      return extract(kind, parsed);
+    });
+  }
+
+  /** Messages committed but not yet indexed (an upper bound: rowids above the catch-up point). */
+  async lag(): Promise<number> {
+    const p = await this.db.get<{ at: number | null; top: number | null }>(PEEK);
+    return p && p.at !== null && p.top !== null ? Math.max(0, Number(p.top) - Number(p.at)) : 0;
+  }
+
+  /**
+   * Index the next batch of messages after the catch-up point, in one transaction. Returns
+   * whether more may wait (the batch was full). Nothing to do costs one read and no write lock.
+   */
+  async runBatch(): Promise<boolean> {
+    if ((await this.lag()) === 0) return false;
+    return this.db.transaction(
+      async (tx) => {
+        const p = await tx.get<{ at: number | null }>('SELECT msg_rowid AS at FROM search_progress WHERE id = 1');
+        if (!p || p.at === null) return false;
+        const at = Number(p.at);
+        const range = await tx.get<{ end: number | null; n: number }>(RANGE, [at, this.batch]);
+        if (!range || range.end === null || Number(range.n) === 0) return false;
+        await tx.run(INDEX, [at, range.end]);
+        await tx.run('UPDATE search_progress SET msg_rowid = ? WHERE id = 1', [range.end]);
+        return Number(range.n) >= this.batch;
+      },
+      { relaxedSync: true },
+    );
+  }
+}
+
+const PEEK = 'SELECT (SELECT msg_rowid FROM search_progress WHERE id = 1) AS at, (SELECT MAX(rowid) FROM messages) AS top';
+
+const RANGE = 'SELECT MAX(r) AS "end", COUNT(*) AS n FROM (SELECT rowid AS r FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?)';
+
+/**
+ * The batch's documents in one statement. MATERIALIZED: the text is extracted once per
+ * message (a flattened subquery would call the function in the filter and again in the row).
+ */
+const INDEX = `WITH d AS MATERIALIZED (
+    SELECT conv_id, seq, sender_id, kind, time, ${TEXT_FN}(kind, body) AS t FROM messages WHERE rowid > ? AND rowid <= ?
+  )
+  INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body)
+  SELECT conv_id, seq, sender_id, kind, time, t FROM d WHERE t <> ''
+  ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind
+  WHERE search_docs.body <> excluded.body OR search_docs.kind <> excluded.kind`;
+
+/**
+ * When the deferred indexer runs: `kick` after a commit that stored messages (a run within
+ * `delayMs`, one timer at a time, so a busy server indexes every ~delayMs in batches of what
+ * arrived meanwhile); `sync` runs it now until it has caught up (a search, shutdown, start).
+ * Runs never overlap. `run` indexes one batch and says whether more wait.
+ */
+export class IndexSchedule {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private tail: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly run: () => Promise<boolean>,
+    private readonly delayMs: number,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  kick(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.sync().catch((err: unknown) => {
+        this.onError(err);
+        this.kick(); // try again a delay later
+      });
+    }, this.delayMs);
+    this.timer.unref?.();
+  }
+
+  /** Index everything committed before this call (and what arrives while it runs). */
+  sync(): Promise<void> {
+    const next = this.tail.then(async () => {
+      while (await this.run());
+    });
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * SQLite's deferred search indexer (search/search-indexer.ts, issue 23) on a real database
+ * file with the writer thread, as the server runs it: a message's document is not written in
+ * its group commit but within the bound after it; a recall or edit that lands before the
+ * indexer ran leaves search correct; a store closed (or killed: e2e-search-crash.test.ts)
+ * between the commit and the indexing catches up from its recorded point when reopened.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteStore } from '../src/store/open.ts';
+import type { SqlStore } from '../src/store/sql-store.ts';
+import { directConversationId, type AppendRequest } from '../src/store/store.ts';
+import { searchableText } from '../src/search/extract.ts';
+import { SearchService } from '../src/search/search-service.ts';
+import { SqlSearchStore } from '../src/search/search-store.ts';
+import { SqlLifecycleStore } from '../src/lifecycle/sql-lifecycle-store.ts';
+
+const dirs: string[] = [];
+after(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function open(delayMs: number, dir?: string): Promise<{ store: SqlStore; dir: string }> {
+  const d = dir ?? (await mkdtemp(join(tmpdir(), 'magpie-search-deferred-')));
+  if (!dir) dirs.push(d);
+  const store = await openSqliteStore({ path: join(d, 'magpie.db'), ringCapacity: 1000, writerThread: true, checkpointMs: 0, searchText: searchableText, searchIndexDelayMs: delayMs });
+  return { store, dir: d };
+}
+
+let n = 0;
+const text = (sender: string, to: string, body: string): AppendRequest => {
+  n++;
+  const b = { text: body };
+  return { sender, clientMsgId: `c${n}`, conv: directConversationId(sender, to), directMembers: [sender, to], kind: 'text', body: b, bodyJson: JSON.stringify(b), time: Date.now(), id: `m-deferred-${n}` };
+};
+
+async function users(store: SqlStore, ...ids: string[]): Promise<void> {
+  for (const id of ids) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 0 });
+}
+
+const count = async (store: SqlStore, sql: string, params: unknown[] = []): Promise<number> => Number((await store.db.get<{ n: number | null }>(sql, params))?.n ?? 0);
+const docs = (store: SqlStore, conv: string) => count(store, 'SELECT COUNT(*) AS n FROM search_docs WHERE conv_id = ?', [conv]);
+const progress = (store: SqlStore) => count(store, 'SELECT msg_rowid AS n FROM search_progress');
+const topRowid = (store: SqlStore) => count(store, 'SELECT MAX(rowid) AS n FROM messages');
+
+describe('sqlite: the deferred search indexer', () => {
+  it('writes no document in the group commit, and every document within the bound (1 s) under a stream of commits', async () => {
+    const { store } = await open(100);
+    try {
+      await users(store, 'a', 'b');
+      const conv = directConversationId('a', 'b');
+      // A first message, with the indexer's timer far from due: the commit wrote no document.
+      const [first] = await store.appendMessages([text('a', 'b', 'first words')]);
+      assert.ok(first?.ok);
+      assert.equal(await docs(store, conv), 0, 'no document in the message commit');
+      // 40 commits of 25 messages, one every ~15 ms; a poller notes when each commit's last seq is indexed.
+      const waiting: { seq: number; at: number }[] = [];
+      const delays: number[] = [];
+      let stop = false;
+      const poller = (async () => {
+        while (!stop || waiting.length > 0) {
+          const top = await count(store, 'SELECT MAX(seq) AS n FROM search_docs WHERE conv_id = ?', [conv]);
+          while (waiting.length > 0 && waiting[0]!.seq <= top) delays.push(Date.now() - waiting.shift()!.at);
+          if (waiting.length > 0 && Date.now() - waiting[0]!.at > 5000) break;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      for (let i = 0; i < 40; i++) {
+        const out = await store.appendMessages(Array.from({ length: 25 }, (_, j) => text(j % 2 ? 'a' : 'b', j % 2 ? 'b' : 'a', `stream ${i} ${j} 流式消息`)));
+        const last = out.at(-1);
+        assert.ok(last?.ok);
+        waiting.push({ seq: last.message.seq, at: Date.now() });
+        await new Promise((r) => setTimeout(r, 15));
+      }
+      stop = true;
+      await poller;
+      assert.equal(delays.length, 40, 'every commit was indexed');
+      const worst = Math.max(...delays);
+      assert.ok(worst <= 1000, `worst delay ${worst} ms`);
+      assert.equal(await docs(store, conv), 1001);
+      assert.equal(await progress(store), await topRowid(store), 'the catch-up point is at the last message');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a recall or edit right after the send (before the indexer ran) leaves search correct', async () => {
+    // 60 s: the timer never fires; only the hooks' and the search's own catch-up index.
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      const conv = directConversationId('a', 'b');
+      const lifecycle = new SqlLifecycleStore(store.db);
+      const svc = new SearchService(new SqlSearchStore(store.db), { syncIndex: () => store.syncSearchIndex() });
+      const out = await store.appendMessages([text('a', 'b', 'pineapple cake'), text('a', 'b', 'watermelon 西瓜'), text('a', 'b', 'blueberry muffins'), text('a', 'b', 'kiwi tart')]);
+      const [m1, m2, m3, m4] = out.map((o) => (o.ok ? o.message : assert.fail('stored')));
+      assert.equal(await docs(store, conv), 0, 'nothing indexed yet');
+      // Rows changed before the indexer ran, their hooks still on their way: the indexer reads each message as it is now.
+      assert.ok(await lifecycle.edit(conv, m3!.seq, JSON.stringify(m3!.body), { text: 'lemon pie', edited: 1 }, 'blueberry muffins', 1, false, []));
+      assert.ok(await lifecycle.recall(conv, m4!.seq, 'text', { by: 'a', at: 1, kind: 'text' }, []));
+      // As the lifecycle service does it: the store's row first, then the search hook (which catches the indexer up first).
+      assert.ok(await lifecycle.edit(conv, m1!.seq, JSON.stringify(m1!.body), { text: 'mango sticky rice', edited: 1 }, 'pineapple cake', 1, false, []));
+      await svc.updateMessageText(conv, m1!.seq, 'text', { text: 'mango sticky rice' });
+      assert.ok(await lifecycle.recall(conv, m2!.seq, 'text', { by: 'a', at: 1, kind: 'text' }, []));
+      await svc.removeMessage(conv, m2!.seq);
+      const find = async (q: string) => (await svc.search('b', { query: q })).hits.map((h) => h.seq);
+      assert.deepEqual(await find('pineapple'), []);
+      assert.deepEqual(await find('mango sticky'), [m1!.seq]);
+      assert.deepEqual(await find('西瓜'), []);
+      assert.deepEqual(await find('watermelon'), []);
+      assert.deepEqual(await find('blueberry'), []);
+      assert.deepEqual(await find('lemon pie'), [m3!.seq]);
+      assert.deepEqual(await find('kiwi'), []);
+      const rows = await store.db.all<{ seq: number; body: string }>('SELECT seq, body FROM search_docs WHERE conv_id = ? ORDER BY seq', [conv]);
+      assert.deepEqual(rows.map((r) => [Number(r.seq), r.body]), [[m1!.seq, 'mango sticky rice'], [m3!.seq, 'lemon pie']]);
+      // Delete for me before the indexer ran: hidden for that user only.
+      const [m5] = await store.appendMessages([text('a', 'b', 'secret recipe')]);
+      assert.ok(m5?.ok);
+      await svc.hideForUser('a', conv, m5.message.seq);
+      assert.deepEqual((await svc.search('a', { query: 'secret recipe' })).hits.map((h) => h.seq), []);
+      assert.deepEqual(await find('secret recipe'), [m5.message.seq]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a store closed between the commit and the indexing catches up from its recorded point when reopened', async () => {
+    const first = await open(60_000);
+    let store = first.store;
+    try {
+      await users(store, 'a', 'b');
+      const conv = directConversationId('a', 'b');
+      const [o1] = await store.appendMessages([text('a', 'b', 'indexed before the stop')]);
+      assert.ok(o1?.ok);
+      await store.syncSearchIndex();
+      const point = await progress(store);
+      assert.equal(point, await topRowid(store));
+      await store.appendMessages(Array.from({ length: 30 }, (_, i) => text('b', 'a', `after the point ${i} 断点`)));
+      assert.equal(await docs(store, conv), 1);
+      assert.equal(await progress(store), point, 'the point has not moved');
+      await store.close();
+      ({ store } = await open(60_000, first.dir));
+      assert.equal(await docs(store, conv), 1, 'nothing was indexed at close');
+      await store.syncSearchIndex();
+      assert.equal(await docs(store, conv), 31);
+      assert.equal(await progress(store), await topRowid(store));
+      // Nothing twice: a second run finds nothing to do.
+      assert.equal(await store.indexSearchBatch(), false);
+      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a catch-up larger than a batch goes in several transactions, each a full batch but the last', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < 5; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `bulk ${i}-${j}`)));
+      const before = await progress(store);
+      assert.equal(await store.indexSearchBatch(), true, 'more wait after the first batch');
+      assert.equal((await progress(store)) - before, 2048);
+      await store.syncSearchIndex();
+      assert.equal(await docs(store, directConversationId('a', 'b')), 5000);
+    } finally {
+      await store.close();
+    }
+  });
+});
