@@ -127,7 +127,8 @@ function parseResult(out) {
   return {
     msgPerS: num(/^acked\/s\s+([\d.]+)/m, /^deliveries\/s\s+([\d.]+)/m, /^opens\/s\s+([\d.]+)/m),
     ackP99: num(/^(?:ACK latency|send → ACK|open latency)\s.*?p99 ([\d.]+) ms/m),
-    e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m),
+    // bench/cluster.ts: `group: … send → last member p50 … ms, p99 … ms`.
+    e2eP99: num(/^(?:end-to-end|send → LAST member)\s.*?p99 ([\d.]+) ms/m, /^group: .*send → last member p50 [\d.]+ ms, p99 ([\d.]+) ms/m),
     cpuPct: num(/^CPU\s+server ([\d.]+)% of one core/m, /^server CPU\s.*?\((\d+)% of one core; \/proc/m, /^in-process CPU\s.*?; (\d+)% of one core\)/m),
     cpuUsPerMsg: num(/\(([\d.]+) µs per message/, /^server CPU\s+([\d.]+) µs per open/m, /^in-process CPU\s+([\d.]+) µs per open/m) || groupCpuUsPerMsg(out),
     genUsPerMsg: num(/^generator CPU\s+([\d.]+) µs per open/m),

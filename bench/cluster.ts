@@ -11,6 +11,12 @@
  *   reports the time from send to the LAST member's delivery, p50/p99/max.
  * dm: --pairs (50) pairs; the sender on node 0, the receiver on node 1 (with ≥ 2 nodes); each
  *   sender keeps --window (8) sends in flight for --duration s; reports delivered msg/s.
+ * Both scenarios print, per node, the PostgreSQL statements and transactions it sent per message
+ * during the load (its /metrics, MAGPIE_DB_STATEMENT_STATS) and its CPU; group also prints where
+ * the time goes, per stage, from every node's trace journal (GET /api/admin/messages/:id/trace):
+ * send arrival → commit start (the wait for the node's group commit) → commit end → fan-out →
+ * the bus event handled by each node's gateway (first and last member there) → the last member's
+ * client got it. All processes run on this machine, so their wall clocks agree.
  * Needs PostgreSQL (MAGPIE_TEST_PG, default postgres://postgres@127.0.0.1:5432/test) and NATS
  * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
  */
@@ -29,6 +35,9 @@ import { SERVER_MAIN, ensureBuilt, serverEnv } from './lib/server.ts';
 const MAIN = SERVER_MAIN;
 const PG = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS = process.env.MAGPIE_TEST_NATS ?? 'nats://127.0.0.1:4222';
+
+/** Operator token of the bench's nodes (the trace API). */
+const ADMIN_TOKEN = randomBytes(16).toString('hex');
 
 const { values: a } = parseArgs({
   options: {
@@ -68,7 +77,7 @@ async function startNode(env: Record<string, string>, index: number): Promise<No
   const forkedAt = performance.now();
   const proc = fork(MAIN, [], {
     execArgv: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
-    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', ...env }),
+    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', MAGPIE_ADMIN_TOKEN: ADMIN_TOKEN, MAGPIE_DB_STATEMENT_STATS: '1', ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -149,9 +158,11 @@ async function main(): Promise<void> {
   let cpu0: number[] = [];
   const pg: { cpu0: Map<number, number> | null } = { cpu0: null };
   let loadAt = 0;
+  let stmts0: Map<string, number>[] = [];
   // Called when the load starts (after accounts and connections are set up).
   const loadStarts = async (): Promise<void> => {
     if (a.store === 'postgres') pg.cpu0 = await backendCpu(admin, db);
+    if (a.store === 'postgres') stmts0 = await Promise.all(nodes.map(statementCounts));
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
     loadAt = performance.now();
@@ -162,7 +173,8 @@ async function main(): Promise<void> {
   } finally {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
-    if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}`);
+    if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}${sentCount > 0 ? ` (${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - cpu0[i]!) * 1000) / sentCount).toFixed(1)).join(', ')} ms per message)` : ''}`);
+    if (stmts0.length && sentCount > 0) await printStatements(nodes, stmts0, sentCount);
     if (pg.cpu0) {
       // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
       const now = await backendCpu(admin, db);
@@ -181,6 +193,29 @@ async function main(): Promise<void> {
     for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
     if (a.store === 'postgres') await admin.unsafe(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`);
     await admin.end({ timeout: 2 });
+  }
+}
+
+/** Messages the scenario sent (group) or delivered (dm) during the load: the per-message denominators. */
+let sentCount = 0;
+
+/** A node's PostgreSQL statements so far, by statement (its /metrics, MAGPIE_DB_STATEMENT_STATS=1). */
+async function statementCounts(n: Node): Promise<Map<string, number>> {
+  const text = await (await fetch(`${n.url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^magpie_db_statements_total\{statement="((?:[^"\\]|\\.)*)"\} (\S+)$/gm)) out.set(m[1]!.replace(/\\(.)/g, '$1'), Number(m[2]));
+  return out;
+}
+
+/** Per node: statements and transactions (BEGIN) per message during the load, and the most sent statements. */
+async function printStatements(nodes: Node[], before: Map<string, number>[], msgs: number): Promise<void> {
+  console.log(`PostgreSQL statements per message (${msgs} messages), per node:`);
+  for (const [i, n] of nodes.entries()) {
+    const now = await statementCounts(n);
+    const delta = [...now].map(([k, v]) => [k, v - (before[i]!.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
+    const total = delta.reduce((s, [, v]) => s + v, 0);
+    const begins = delta.find(([k]) => k.startsWith('BEGIN'))?.[1] ?? 0;
+    console.log(`  node ${i + 1}: ${(total / msgs).toFixed(1)} statements, ${(begins / msgs).toFixed(2)} transactions per message; top: ${delta.slice(0, 6).map(([k, v]) => `${(v / msgs).toFixed(2)} ${k.slice(0, 38)}`).join(' | ')}`);
   }
 }
 
@@ -273,6 +308,9 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const clients = await Promise.all(users.map((u, i) => Client.open(nodes[i % nodes.length]!.ws, u.token)));
   const sentAt = new Map<string, number>();
   const got = new Map<string, number>();
+  /** clientMsgId → message id; message id → when its last member got it (wall clock). */
+  const msgIdOf = new Map<string, string>();
+  const lastAt = new Map<string, number>();
   const lat: number[] = [];
   const first: number[] = [];
   const replied: number[] = [];
@@ -284,7 +322,11 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       const n = (got.get(id) ?? 0) + 1;
       got.set(id, n);
       if (n === 1) first.push(performance.now() - t0);
-      if (n === m - 1) lat.push(performance.now() - t0);
+      if (n === m - 1) {
+        lat.push(performance.now() - t0);
+        msgIdOf.set(id, f.message.id);
+        lastAt.set(f.message.id, performance.timeOrigin + performance.now());
+      }
     };
   }
   const senders = Number(a.senders);
@@ -312,8 +354,77 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
   );
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
+  sentCount = k;
   loadEndAt = performance.now();
+  await printStages(nodes, [...msgIdOf.entries()].map(([cid, id]) => ({ id, sentAt: performance.timeOrigin + sentAt.get(cid)!, lastAt: lastAt.get(id)! })));
   for (const c of clients) c.ws.close();
+}
+
+interface TraceEvent {
+  stage: string;
+  at: number;
+  node: string;
+  durMs?: number;
+}
+
+/**
+ * Where the time of each complete message went, from the nodes' trace journals (wall clock,
+ * ms, p50 / p99 / max over messages). "node" is the sender's node; "other nodes" the others.
+ */
+async function printStages(nodes: Node[], msgs: { id: string; sentAt: number; lastAt: number }[]): Promise<void> {
+  const stages = new Map<string, number[]>();
+  const add = (k: string, v: number): void => {
+    if (!Number.isFinite(v)) return;
+    const l = stages.get(k);
+    if (l) l.push(v);
+    else stages.set(k, [v]);
+  };
+  /** Over messages: the stage that ends last (which one makes the tail). */
+  let missing = 0;
+  const queue = [...msgs];
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        const r = await fetch(`${nodes[0]!.url}/api/admin/messages/${encodeURIComponent(x.id)}/trace`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+        if (r.status !== 200) {
+          missing++;
+          continue;
+        }
+        const t = (await r.json()) as { events: TraceEvent[]; nodes: string[] };
+        const send = t.events.find((e) => e.stage === 'send');
+        const commit = t.events.find((e) => e.stage === 'commit');
+        const fanout = t.events.find((e) => e.stage === 'fanout');
+        if (!send || !commit || !fanout || t.nodes.length < nodes.length) {
+          missing++;
+          continue;
+        }
+        const commitEnd = commit.at + (commit.durMs ?? 0);
+        add('client send → node got the frame', send.at - x.sentAt);
+        add('frame → commit start (validation, queue behind the batch before)', commit.at - send.at);
+        add('commit (the append transaction)', commit.durMs ?? NaN);
+        add('commit end → fan-out start', fanout.at - commitEnd);
+        add('fan-out (publishing every member event)', fanout.durMs ?? NaN);
+        const byNode = new Map<string, number[]>();
+        for (const e of t.events) {
+          if (e.stage !== 'deliver') continue;
+          const l = byNode.get(e.node);
+          if (l) l.push(e.at);
+          else byNode.set(e.node, [e.at]);
+        }
+        let lastDeliver = 0;
+        for (const [node, ats] of byNode) {
+          const where = node === fanout.node ? 'node' : 'other nodes';
+          add(`fan-out start → first member's gateway write, ${where}`, Math.min(...ats) - fanout.at);
+          add(`fan-out start → last member's gateway write, ${where}`, Math.max(...ats) - fanout.at);
+          lastDeliver = Math.max(lastDeliver, ...ats);
+        }
+        add('last gateway write → last member client got it', x.lastAt - lastDeliver);
+        add('total: client send → last member', x.lastAt - x.sentAt);
+      }
+    }),
+  );
+  console.log(`stages (ms, p50 / p99 / max over ${msgs.length - missing} traced messages${missing ? `, ${missing} without a complete trace` : ''}):`);
+  for (const [k, v] of stages) console.log(`  ${pct(v, 50).toFixed(1).padStart(7)} / ${pct(v, 99).toFixed(1).padStart(7)} / ${Math.max(...v).toFixed(1).padStart(7)}  ${k}`);
 }
 
 async function dmScenario(nodes: Node[], loadStarts: () => Promise<void>): Promise<void> {
@@ -350,6 +461,7 @@ async function dmScenario(nodes: Node[], loadStarts: () => Promise<void>): Promi
   await sleep(duration);
   const secs = (performance.now() - t0) / 1000;
   const rate = delivered / secs;
+  sentCount = delivered;
   counting = false;
   stop = true;
   await Promise.all(loops);

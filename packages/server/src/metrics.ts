@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { pgStatementCounts, statementLabel } from './db/statement-counts.ts';
 
 /** Prometheus metrics of one server instance (served at /metrics). */
 export function createMetrics() {
@@ -55,6 +56,27 @@ export function createMetrics() {
     refusedConnections: new Counter({ name: 'magpie_refused_connections_total', help: 'TCP connections dropped at accept, by cap (ip_cap, server_cap)', labelNames: ['reason'] as const, registers: [registry] }),
     closes: new Counter({ name: 'magpie_closes_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'] as const, registers: [registry] }),
   };
+  const perStatement = process.env.MAGPIE_DB_STATEMENT_STATS === '1';
+  new Counter({
+    name: 'magpie_db_statements_total',
+    help: 'Statements sent to PostgreSQL (BEGIN and COMMIT included); by statement (its first words) when MAGPIE_DB_STATEMENT_STATS=1',
+    labelNames: ['statement'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      let total = 0;
+      const by = new Map<string, number>();
+      for (const [text, n] of pgStatementCounts()) {
+        total += n;
+        if (perStatement) {
+          const label = statementLabel(text);
+          by.set(label, (by.get(label) ?? 0) + n);
+        }
+      }
+      if (perStatement) for (const [label, n] of by) this.inc({ statement: label }, n);
+      else if (total > 0) this.inc(total);
+    },
+  });
   return m;
 }
 

@@ -135,7 +135,8 @@ it('concurrent ACK flushes on two nodes keep marks, entries, list versions and c
 
     // Marks: every recipient's delivered mark at its inbox.
     for (const u of recipients) {
-      const [r] = await raw.sql`SELECT inbox_seq, delivered_inbox_seq FROM users WHERE id = ${u}`;
+      // The mark lives in delivery_marks on PostgreSQL (migration 0023).
+      const [r] = await raw.sql`SELECT u.inbox_seq, d.delivered_inbox_seq FROM users u JOIN delivery_marks d ON d.user_id = u.id WHERE u.id = ${u}`;
       assert.equal(Number(r!.delivered_inbox_seq), Number(r!.inbox_seq), `${u}'s mark`);
     }
     // Counts: every acknowledging recipient but the sender counted once per message (alice never

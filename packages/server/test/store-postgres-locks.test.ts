@@ -2,7 +2,8 @@
  * Issue 15 (busy normal groups slow down as nodes are added): an append must hold the member
  * user rows (inbox_seq / conv_version) without needing its node's event loop, so appends to
  * groups sharing members and ACK flushes do not queue behind a busy node. The same holds for
- * an ACK flush, which locks the acknowledging users and the senders (second test).
+ * an ACK flush, which locks the senders whose entries it moves (second test), and no
+ * acknowledging user's row at all (third test: their marks are in delivery_marks, migration 0023).
  *
  * The proof does not depend on machine speed: a psql session holds bob's row until the append
  * waits for it; then this process blocks its own event loop (execFileSync) while a second psql
@@ -95,7 +96,7 @@ it('a group append holds member user rows for no client round trip (issue 15)', 
   }
 });
 
-it('an ACK flush holds the sender and acknowledging user rows for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
+it('an ACK flush holds the sender\'s user row for no client round trip (issue 15)', { skip, timeout: 60_000 }, async () => {
   const schema = freshSchemaName('magpie_acklocks');
   const store = await openPostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 1 });
   const raw = rawClient(schema);
@@ -142,7 +143,7 @@ it('an ACK flush holds the sender and acknowledging user rows for no client roun
     let probe: string;
     try {
       probe = execFileSync('psql', [PG_URL, '-qAt', '-c', `SET lock_timeout = '10s'`, '-c', `BEGIN`, '-c', `SELECT 1 FROM "${schema}".users WHERE id = 'alice' FOR UPDATE`,
-        '-c', `SELECT delivered_inbox_seq FROM "${schema}".users WHERE id = 'bob'`, '-c', 'COMMIT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+        '-c', `SELECT delivered_inbox_seq FROM "${schema}".delivery_marks WHERE user_id = 'bob'`, '-c', 'COMMIT'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (err) {
       probe = `failed: ${(err as { stderr?: string }).stderr ?? String(err)}`;
     }
@@ -151,6 +152,60 @@ it('an ACK flush holds the sender and acknowledging user rows for no client roun
     assert.equal(probe.trim().split('\n').at(-1), String(second), `the probe got alice's row only after the flush committed: ${probe}`);
     assert.deepEqual(out.delivered, [{ conv: 'g:one', seq: 3, sender: 'alice', by: 'bob' }]);
     assert.deepEqual(out.counts.map((x) => [x.seq, x.count]), [[3, 1]]);
+  } finally {
+    await store.close();
+    await raw.drop();
+  }
+});
+
+it('an ACK flush locks no acknowledging user\'s row: appends holding it do not delay it (issue 15, migration 0023)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_ackmarks');
+  const store = await openPostgresStore({ url: PG_URL, ringCapacity: 1000, schema, max: 2 });
+  const raw = rawClient(schema);
+  try {
+    await store.migrate();
+    await seedGroup(store);
+    const at = async () => {
+      const [o] = await store.appendMessages([post('alice', 'g:one')]);
+      assert.ok(o?.ok);
+      return new Map(o.pointers.map((p) => [p.userId, p.inboxSeq]));
+    };
+    const first = await at();
+    // bob's first ACK moves alice's entry (alice's row is locked for that): not what is tested here.
+    const warmed = await store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: first.get('bob')! }]);
+    assert.deepEqual(warmed.counts.map((x) => x.count), [1]);
+    const second = await at();
+    // Another session holds bob's and carol's user rows, as an append to their conversations does
+    // until its COMMIT. Their ACKs of a message whose sender's entry another ACK already moved
+    // (carol's first: it moves alice's entry only when ahead of bob's)...
+    const hold = raw.sql.reserve();
+    const h = await hold;
+    try {
+      await h`BEGIN`;
+      await h`SELECT 1 FROM users WHERE id IN ('bob', 'carol') ORDER BY id FOR UPDATE`;
+      await h`SET LOCAL lock_timeout = '10s'`;
+      const flush = store.recordAcks([
+        { userId: 'bob', deviceId: 'phone', inboxSeq: second.get('bob')! },
+        { userId: 'carol', deviceId: 'phone', inboxSeq: first.get('carol')! },
+      ]);
+      // ...complete while the rows are held (before, the flush locked both rows and waited).
+      const out = await Promise.race([flush, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000))]);
+      assert.notEqual(out, 'timeout', 'the flush waited for the acknowledging users\' rows');
+      if (out !== 'timeout') {
+        assert.deepEqual(out.counts.map((x) => [x.seq, x.count]).sort(), [[2, 2], [3, 1]]);
+        // alice's entry was at seq 2 (bob's first ACK) and moves to 3 (bob's second): alice's row only.
+        assert.deepEqual(out.delivered, [{ conv: 'g:one', seq: 3, sender: 'alice', by: 'bob' }]);
+      }
+      await h`COMMIT`;
+    } finally {
+      h.release();
+    }
+    const marks = await raw.sql`SELECT user_id, delivered_inbox_seq FROM delivery_marks ORDER BY user_id`;
+    assert.deepEqual(marks.map((r) => [r.user_id, Number(r.delivered_inbox_seq)]), [['bob', second.get('bob')!], ['carol', first.get('carol')!]]);
+    // The old column stays as it was (nothing writes it on PostgreSQL any more), and a repeated
+    // ACK raises nothing: the mark read is the greater of the two.
+    const again = await store.recordAcks([{ userId: 'bob', deviceId: 'phone', inboxSeq: second.get('bob')! }]);
+    assert.deepEqual(again, { delivered: [], counts: [] });
   } finally {
     await store.close();
     await raw.drop();

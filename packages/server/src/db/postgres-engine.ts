@@ -2,6 +2,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import postgres from 'postgres';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from './dialect.ts';
 import { connectionStatements } from './prepared.ts';
+import { counted } from './statement-counts.ts';
 import { numberedPlaceholders, type Queryable, type Row, type SqlEngine, type TransactionOptions } from './engine.ts';
 
 export interface PostgresEngineOptions {
@@ -120,6 +121,7 @@ function observe(tx: TxState, e: unknown): void {
 
 function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Queryable {
   const unsafe = (text: string, params: readonly unknown[]): Promise<postgres.RowList<postgres.Row[]>> => {
+    if (text !== PIPELINE_FLUSH) counted(text);
     if (!tx) return sql.unsafe(text === PIPELINE_FLUSH ? FLUSHING_NOTHING : pgText(text), params as postgres.ParameterOrJSON<never>[], { prepare: text !== PIPELINE_FLUSH });
     if (tx.committed) return Promise.reject(new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`));
     // Never on a connection that closed meanwhile (the pool has it back as closed).
@@ -147,6 +149,7 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
     run: async (text: string, params: readonly unknown[] = []) => (await unsafe(text, params)).count,
     exec: async (text: string) => {
       if (tx?.committed) throw new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`);
+      counted(text);
       await sql.unsafe(text).simple();
     },
     textList: (values) => ({ sql: '(SELECT unnest(?::text[]) AS value)', param: [...values] }),
@@ -245,6 +248,7 @@ export class PostgresEngine implements SqlEngine {
     try {
       // The BEGIN and SET LOCAL leave with the first statements; a failure aborts the
       // transaction, which the caller's statements then report.
+      counted('BEGIN');
       const begin = conn.unsafe(opts.readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN', [], { prepare: false, onexecute } as postgres.UnsafeQueryOptions);
       // BEGIN is handed to the connection a microtask later (not answered: no round trip); then
       // the connection, and what it has prepared, is known.
@@ -263,6 +267,7 @@ export class PostgresEngine implements SqlEngine {
       if (state.closed !== undefined) throw state.closed;
       if (!state.committed) {
         state.committed = true;
+        counted('COMMIT');
         await conn.unsafe('COMMIT', [], { prepare: false }).catch((e: unknown) => {
           observe(state, e);
           throw e;
@@ -273,6 +278,7 @@ export class PostgresEngine implements SqlEngine {
     } catch (e) {
       // The transaction may be open (a failed statement, or fn threw): end it before the
       // connection goes back to the pool. After a COMMIT it is a no-op (a notice).
+      if (!state.lost) counted('ROLLBACK');
       if (!state.lost) await conn.unsafe('ROLLBACK', [], { prepare: false }).catch((err: unknown) => observe(state, err));
       throw e;
     } finally {

@@ -8,7 +8,10 @@ import type { AckOutcome, DeviceAck } from './store.ts';
  * ACK flushes on PostgreSQL (issue 15). A flush moves the acknowledging users' delivered marks,
  * the senders' entries (delivered_seq, with a list version from the sender's user row) and the
  * group delivered counts. The user rows are the ones every append to those users' conversations
- * bumps, so a flush must hold them as briefly as an append does: for no round trip to the node.
+ * bumps, so a flush must hold them as briefly as an append does: for no round trip to the node,
+ * and only the senders' rows. The marks are in `delivery_marks` (migration 0023; the mark is the
+ * greater of that and the legacy `users.delivered_inbox_seq`), not on the acknowledging users'
+ * rows: a node's flush of a busy group's ACKs locks no member row an append to the group needs.
  *
  * - One flush at a time per acknowledging user, cluster-wide: the flush claims the
  *   transaction-scoped advisory locks (ACK_LOCK_SPACE, hash of the user id) of its users, all in
@@ -27,8 +30,8 @@ import type { AckOutcome, DeviceAck } from './store.ts';
  *   (conv, seq) order first).
  * - Two rounds: (1) claims + one statement that reads the marks, makes the newly acknowledged
  *   ranges of them and reads what they cover with the senders' entries (SQL.plan); (2) every
- *   write, pipelined, ending in its COMMIT, the user rows locked in id order by its first
- *   statement (as appends lock them), so they are held only while the server runs the pipeline.
+ *   write, pipelined, ending in its COMMIT, the senders' user rows locked in id order (as appends
+ *   lock them), so they are held only while the server runs the pipeline.
  *   The claims are held for one round trip to the node.
  *
  * Same outcome as the generic recordAcks when flushes do not overlap (the Store contract runs
@@ -101,7 +104,8 @@ const SQL = {
    * (kind 'c', as SQL.ranges). The node recomputes the ranges from the marks and uses the 'c'
    * rows only when both agree; otherwise it reads them with SQL.ranges.
    */
-  plan: `WITH u AS MATERIALIZED (SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id = ANY(?::text[])),
+  plan: `WITH u AS MATERIALIZED (SELECT u.id, u.inbox_seq, GREATEST(u.delivered_inbox_seq, COALESCE(d.delivered_inbox_seq, 0)) AS delivered_inbox_seq
+      FROM users u LEFT JOIN delivery_marks d ON d.user_id = u.id WHERE u.id = ANY(?::text[])),
     s AS (
       SELECT x.ord, x.uid, u.delivered_inbox_seq AS start, CASE WHEN x.f > 0 THEN LEAST(x.f, u.inbox_seq) ELSE 0 END AS g, LEAST(x.t, u.inbox_seq) AS up
       FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, f, t, ord) JOIN u ON u.id = x.uid),
@@ -128,8 +132,12 @@ const SQL = {
   devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = GREATEST(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
   lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
-  marksSet: `UPDATE users u SET delivered_inbox_seq = GREATEST(u.delivered_inbox_seq, x.d)
-    FROM unnest(?::text[], ?::bigint[]) AS x(id, d) WHERE u.id = x.id`,
+  /**
+   * The marks (migration 0023): in their own table, not on the users rows that appends bump,
+   * so moving them locks no user row. Only ACK flushes write them, under the users' claims.
+   */
+  marksSet: `INSERT INTO delivery_marks (user_id, delivered_inbox_seq) SELECT * FROM unnest(?::text[], ?::bigint[])
+    ON CONFLICT (user_id) DO UPDATE SET delivered_inbox_seq = GREATEST(delivery_marks.delivered_inbox_seq, excluded.delivered_inbox_seq)`,
   /**
    * The senders' list versions, raised by the entry advances (x: one row per advance, the
    * node's plan) that still move an entry: the sender's row is locked (SQL.lockUsers), so no
@@ -307,10 +315,12 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   // a while; ahead of the user rows, an append needing those rows waits for neither.
   const raised: Promise<CountRow[]> =
     groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
+  // The marks are not on the user rows (migration 0023): only the senders whose entries move
+  // are locked, in id order.
   const moved = [...marks.entries()].filter(([, m]) => m.delivered > m.start);
-  const locked = [...new Set([...moved.map(([id]) => id), ...bumps.keys()])].sort(byId);
-  if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
   if (moved.length > 0) writes.push(tx.run(SQL.marksSet, [moved.map(([id]) => id), moved.map(([, m]) => m.delivered)]));
+  const locked = [...bumps.keys()].sort(byId);
+  if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
   // The entries' delivered_seq read by the plan may be behind (another user's flush moved it
   // since): the statements move only what still moves, and report what it was.
   let movedEntries: Promise<{ sender: string; conv: string; was: number | string }[]> = Promise.resolve([]);
