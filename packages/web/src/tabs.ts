@@ -12,6 +12,7 @@
  *   other tabs then pull the inbox and the conversation list, and show the same data.
  */
 import type { ConvEntry, MagpieClient } from '@magpie/sdk';
+import { bootMark } from './boot.ts';
 
 const LOCK = 'magpie-store';
 const CHANNEL = 'magpie-tabs';
@@ -38,6 +39,7 @@ export function claimStore(): Promise<{ leader: boolean; release(): void }> {
         return undefined;
       }
       // Held, and this page is a reload: most likely by the document being replaced.
+      bootMark('store-lock-busy');
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), RELOAD_WAIT_MS);
       locks
