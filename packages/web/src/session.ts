@@ -125,7 +125,9 @@ const draftStore = (userId: string): DraftStore => ({
 
 /**
  * The store of this tab: the leading tab (see tabs.ts) opens IndexedDB; a follower keeps
- * its data in memory, starting from the device id the leader stored.
+ * its data in memory, starting from the device id the leader stored and a copy of the
+ * conversation list (so a follower opened offline, or a reload whose old page held the lock
+ * too long, still shows the list at once; the first sync brings each entry up to date).
  */
 async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | null; release(): void }> {
   const claim = await claimStore();
@@ -134,9 +136,11 @@ async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | n
   bootMark('idb-open');
   if (claim.leader) return { store: idb, idb, release: claim.release };
   const meta = await idb.loadMeta();
+  const entries = await idb.listEntries().catch(() => []);
   idb.close();
   const mem = new MemoryStore();
   await mem.saveMeta({ userId: meta.userId, deviceId: meta.deviceId });
+  await mem.putEntries(entries);
   return { store: mem, idb: null, release: claim.release };
 }
 
