@@ -51,19 +51,37 @@ self.addEventListener('fetch', (event) => {
   else if (isShellPath(url.pathname)) event.respondWith(cacheFirst(req, url.pathname));
 });
 
-/** Pages: the network first (a new build shows at once), the cached shell when it fails. */
+/**
+ * How long a page load waits for the network before it gets the cached shell. A network that
+ * is down fails at once; one that swallows packets (a dead Wi-Fi, a server that stopped
+ * answering) would hold the page on a blank screen until the browser gives up, minutes later.
+ */
+const NAVIGATION_TIMEOUT_MS = 3000;
+
+/** Pages: the network first (a new build shows at once), the cached shell when it fails or is slow. */
 async function navigation(req) {
-  try {
-    const res = await fetch(req);
+  const network = fetch(req).then((res) => {
     if (res.ok && (res.headers.get('content-type') || '').startsWith('text/html')) {
       const copy = res.clone();
       caches.open(SHELL_CACHE).then((c) => c.put(SHELL_KEY, copy)).catch(() => undefined);
     }
     return res;
+  });
+  const shell = () => caches.open(SHELL_CACHE).then((c) => c.match(SHELL_KEY)).catch(() => undefined);
+  let timer;
+  const slow = new Promise((resolve) => (timer = setTimeout(resolve, NAVIGATION_TIMEOUT_MS)));
+  try {
+    const first = await Promise.race([network, slow.then(() => null)]);
+    if (first) return first;
+    // The network is slow: the cached shell now, if there is one (the response still refreshes the cache).
+    network.catch(() => undefined);
+    return (await shell()) || (await network);
   } catch (err) {
-    const cached = await caches.open(SHELL_CACHE).then((c) => c.match(SHELL_KEY)).catch(() => undefined);
+    const cached = await shell();
     if (cached) return cached;
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 

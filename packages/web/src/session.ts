@@ -34,6 +34,7 @@ import type { ClientConfig } from '@magpie/sdk';
 import { IndexedDbStore } from './idb-store.ts';
 import { t } from './i18n/index.ts';
 import { TabSync, claimStore } from './tabs.ts';
+import { bootMark } from './boot.ts';
 
 export const APP_VERSION = '0.1.0';
 
@@ -124,16 +125,22 @@ const draftStore = (userId: string): DraftStore => ({
 
 /**
  * The store of this tab: the leading tab (see tabs.ts) opens IndexedDB; a follower keeps
- * its data in memory, starting from the device id the leader stored.
+ * its data in memory, starting from the device id the leader stored and a copy of the
+ * conversation list (so a follower opened offline, or a reload whose old page held the lock
+ * too long, still shows the list at once; the first sync brings each entry up to date).
  */
 async function openStore(): Promise<{ store: LocalStore; idb: IndexedDbStore | null; release(): void }> {
   const claim = await claimStore();
+  bootMark('store-claimed', { leader: claim.leader });
   const idb = await IndexedDbStore.open();
+  bootMark('idb-open');
   if (claim.leader) return { store: idb, idb, release: claim.release };
   const meta = await idb.loadMeta();
+  const entries = await idb.listEntries().catch(() => []);
   idb.close();
   const mem = new MemoryStore();
   await mem.saveMeta({ userId: meta.userId, deviceId: meta.deviceId });
+  await mem.putEntries(entries);
   return { store: mem, idb: null, release: claim.release };
 }
 
@@ -213,13 +220,26 @@ export class Session {
     this.tabs = new TabSync(client, saved.userId);
     const online = () => this.connection.setNetworkOnline(true);
     const offline = () => this.connection.setNetworkOnline(false);
-    const visibility = () => client.setAppState(document.visibilityState === 'visible' ? 'foreground' : 'background');
+    // Names learnt from the server are what an offline start shows: written before the page
+    // goes (the directory's debounced save would be lost by a reload), and names that failed
+    // to load while offline are asked again as soon as the connection is back.
+    const keepNames = () => this.directory.flush();
+    const visibility = () => {
+      client.setAppState(document.visibilityState === 'visible' ? 'foreground' : 'background');
+      if (document.visibilityState === 'hidden') keepNames();
+    };
+    const offState = client.on('state', ({ state }) => {
+      if (state === 'online') this.directory.retryFailed();
+    });
     addEventListener('online', online);
     addEventListener('offline', offline);
+    addEventListener('pagehide', keepNames);
     document.addEventListener('visibilitychange', visibility);
     this.offNetwork = () => {
+      offState();
       removeEventListener('online', online);
       removeEventListener('offline', offline);
+      removeEventListener('pagehide', keepNames);
       document.removeEventListener('visibilitychange', visibility);
     };
   }
@@ -253,11 +273,14 @@ export class Session {
 
   /** The stored session, if any: the list shows from IndexedDB before the socket is up. */
   static async restore(): Promise<Session | null> {
+    bootMark('restore');
     const saved = await loadSession();
+    bootMark('session-loaded', { signedIn: saved !== null });
     if (!saved) return null;
     const { store, idb, release } = await openStore();
     const client = Session.newClient(store, saved.token);
     await client.init();
+    bootMark('client-init');
     const s = new Session(client, store, saved, idb !== null, release);
     s.start();
     return s;

@@ -7,11 +7,14 @@
  *   The others follow with an in-memory store (their own socket still receives everything
  *   the server pushes), so no two tabs ever write one database. A follower stays a follower
  *   until it is reloaded; the next tab opened after the leader closed leads. A reloaded leader
- *   waits up to RELOAD_WAIT_MS for its old document to let the lock go, and leads again.
+ *   waits up to RELOAD_WAIT_MS for its old document to let the lock go, and leads again. A
+ *   follower starts from a copy of the stored conversation list (session.ts), so even a tab
+ *   that did not get the lock shows the list at once, offline too.
  * - Every change a tab makes itself is posted on the BroadcastChannel `magpie-tabs`; the
  *   other tabs then pull the inbox and the conversation list, and show the same data.
  */
 import type { ConvEntry, MagpieClient } from '@magpie/sdk';
+import { bootMark } from './boot.ts';
 
 const LOCK = 'magpie-store';
 const CHANNEL = 'magpie-tabs';
@@ -19,8 +22,8 @@ const CHANNEL = 'magpie-tabs';
 /**
  * How long a reloaded page waits for the lock of the document it replaces: that document
  * releases it when it unloads, which a busy browser does a moment after the new one starts.
- * Without the wait the reloaded tab would follow with an empty in-memory store (offline: an
- * empty list until the network returns).
+ * Without the wait the reloaded tab would follow with an in-memory store for the rest of its
+ * life (it shows the stored list, but keeps nothing it receives for the next start).
  */
 const RELOAD_WAIT_MS = 3000;
 
@@ -38,6 +41,7 @@ export function claimStore(): Promise<{ leader: boolean; release(): void }> {
         return undefined;
       }
       // Held, and this page is a reload: most likely by the document being replaced.
+      bootMark('store-lock-busy');
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), RELOAD_WAIT_MS);
       locks

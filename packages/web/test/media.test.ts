@@ -334,10 +334,20 @@ describe('web client: rich messages in chromium', { skip, timeout: 300_000 }, ()
     await userCard.waitFor();
     assert.match((await userCard.textContent()) ?? '', /Cat/);
     await shot(bob, 'media-cards');
-    // A pointer left over the next message shows that message's action toolbar above it, over
-    // this card's button (seen in CI): move onto the card first, as a user's pointer does.
-    await userCard.hover();
-    await userCard.getByTestId('card-action').click();
+    // The pointer rests on the next message (the group card): its action toolbar shows, in its
+    // own row, and this card's button at the bottom of its message stays clickable (the toolbar
+    // used to sit above the next bubble, over this button: a click waited 20 s behind it in CI).
+    // On a phone the toolbar comes with a long press (a right click here), not with hover.
+    const next = bob.page.locator('[data-testid=message]', { has: bob.page.locator('[data-testid=contact-card][data-card=group]') }).last();
+    await next.hover({ position: { x: 8, y: 8 } });
+    if (bob.phone) await next.click({ button: 'right', position: { x: 8, y: 8 } });
+    await next.getByTestId('msg-actions').waitFor();
+    const uncovered = await userCard.getByTestId('card-action').evaluate((b) => {
+      const r = b.getBoundingClientRect();
+      return [[0.5, 0.5], [0.1, 0.9], [0.9, 0.9], [0.1, 0.1], [0.9, 0.1]].every(([x, y]) => b.contains(document.elementFromPoint(r.left + r.width * x!, r.top + r.height * y!)));
+    });
+    assert.ok(uncovered, 'the next message’s toolbar leaves the card’s button uncovered');
+    await userCard.getByTestId('card-action').click({ timeout: 5000 });
     await userCard.getByTestId('card-note').waitFor();
     const reqs = await api(server.url, 'GET', '/api/friends/requests?direction=incoming', undefined, cat.token);
     assert.ok(reqs.body.items.some((r: { user: { id: string } }) => r.user.id === bob.userId), 'Cat got Bob’s friend request');

@@ -118,3 +118,56 @@ describe('service worker', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(env.posted)), [{ type: 'magpie.open', url: '/?push=signed_out' }]);
   });
 });
+
+/** The worker's page loads, with a network that answers after `networkMs` (never, with Infinity) or fails. */
+function loadNavigation(network: { ms: number; fail?: boolean }, cachedShell: string | null) {
+  const handlers: Record<string, (e: unknown) => void> = {};
+  const self = { location: { origin: 'https://im.example' }, addEventListener: (type: string, fn: (e: unknown) => void) => (handlers[type] = fn), skipWaiting() {}, clients: {} };
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const fetch = () =>
+    new Promise((resolve, reject) => {
+      if (network.ms === Infinity) return;
+      timers.push(setTimeout(() => (network.fail ? reject(new TypeError('Failed to fetch')) : resolve({ ok: true, headers: { get: () => 'text/html' }, clone: () => 'network copy', body: 'network' })), network.ms));
+    });
+  const caches = {
+    open: async () => ({ match: async () => (cachedShell === null ? undefined : { body: cachedShell }), put: async () => undefined, addAll: async () => undefined }),
+    keys: async () => [],
+  };
+  vm.runInNewContext(SOURCE, { self, fetch, caches, URL, setTimeout, clearTimeout, Promise });
+  return {
+    async navigate(path: string): Promise<{ body: string; ms: number }> {
+      const t0 = Date.now();
+      const answer: { p?: Promise<{ body: string }> } = {};
+      handlers.fetch!({ request: { method: 'GET', url: `https://im.example${path}`, mode: 'navigate' }, respondWith: (p: Promise<{ body: string }>) => (answer.p = p) });
+      assert.ok(answer.p, 'the worker answers page loads');
+      const res = await answer.p;
+      return { body: res.body, ms: Date.now() - t0 };
+    },
+    stop: () => timers.forEach(clearTimeout),
+  };
+}
+
+describe('service worker: page loads', () => {
+  it('a network that hangs: the cached shell comes after a bounded wait, not when the browser gives up', async () => {
+    const w = loadNavigation({ ms: Infinity }, 'shell');
+    const r = await w.navigate('/settings');
+    assert.equal(r.body, 'shell');
+    assert.ok(r.ms >= 2500 && r.ms < 6000, `waited ${r.ms} ms`);
+  });
+
+  it('a network that fails: the cached shell at once; one that answers: the network page', async () => {
+    const down = loadNavigation({ ms: 10, fail: true }, 'shell');
+    const r = await down.navigate('/');
+    assert.equal(r.body, 'shell');
+    assert.ok(r.ms < 1000, `waited ${r.ms} ms`);
+    const up = loadNavigation({ ms: 10 }, 'shell');
+    assert.equal((await up.navigate('/')).body, 'network');
+  });
+
+  it('a slow network and no cached shell: the page waits for the network', async () => {
+    const w = loadNavigation({ ms: 3500 }, null);
+    const r = await w.navigate('/');
+    assert.equal(r.body, 'network');
+    w.stop();
+  });
+});

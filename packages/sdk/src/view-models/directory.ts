@@ -36,6 +36,9 @@ export interface DirectoryDeps {
 export class Directory extends ViewModel<DirectoryState> {
   private readonly pendingUsers = new Set<string>();
   private readonly pendingGroups = new Set<string>();
+  /** Names whose fetch failed (offline): asked again after 30 s, or at once by `retryFailed`. */
+  private readonly failedUsers = new Set<string>();
+  private readonly failedGroups = new Set<string>();
   private saveTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly deps: DirectoryDeps) {
@@ -95,12 +98,40 @@ export class Directory extends ViewModel<DirectoryState> {
     return this.loadGroup(conv);
   }
 
+  /**
+   * Ask again for the names whose fetch failed (they wait 30 s otherwise): call it when the
+   * connection is back, so a list shown offline with fallback names gets them at once.
+   * Returns whether anything was retried; the next read of those names fetches them.
+   */
+  retryFailed(): boolean {
+    const any = this.failedUsers.size > 0 || this.failedGroups.size > 0;
+    for (const id of this.failedUsers) this.pendingUsers.delete(id);
+    for (const conv of this.failedGroups) this.pendingGroups.delete(conv);
+    this.failedUsers.clear();
+    this.failedGroups.clear();
+    if (any) this.setState({ users: { ...this.getSnapshot().users } });
+    return any;
+  }
+
+  /** Write the names to the cache now (the page is going away: the debounced save would be lost). */
+  flush(): void {
+    if (!this.saveTimer) return;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = null;
+    this.deps.cache?.save(this.getSnapshot());
+  }
+
   private fetchUser(id: string): void {
     if (this.pendingUsers.has(id) || this.disposed) return;
     this.pendingUsers.add(id);
     this.deps.social.userProfile(id).then(
       ({ profile }) => this.putUsers([{ id: profile.id, username: profile.username, nickname: profile.nickname, avatar: profile.avatar }]),
-      () => setTimeout(() => this.pendingUsers.delete(id), 30_000),
+      () => {
+        this.failedUsers.add(id);
+        setTimeout(() => {
+          if (this.failedUsers.delete(id)) this.pendingUsers.delete(id);
+        }, 30_000);
+      },
     );
   }
 
@@ -114,7 +145,10 @@ export class Directory extends ViewModel<DirectoryState> {
     try {
       this.putGroup(await this.deps.groups.get(conv));
     } catch {
-      setTimeout(() => this.pendingGroups.delete(conv), 30_000);
+      this.failedGroups.add(conv);
+      setTimeout(() => {
+        if (this.failedGroups.delete(conv)) this.pendingGroups.delete(conv);
+      }, 30_000);
     }
   }
 

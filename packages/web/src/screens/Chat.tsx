@@ -162,6 +162,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
             </div>
           )}
           {seq !== null && !item.recalled && !selecting && (
+            <div className="msg-actions-slot">
             <div className="msg-actions" role="toolbar" aria-label={t('chat.actions')} data-testid="msg-actions">
               {QUICK_EMOJIS.map((e) => (
                 <button key={e} type="button" className="icon-button small" aria-label={t('chat.react', { emoji: e })} data-testid="react" data-emoji={e} onClick={() => void props.vm.react(seq, e)}>
@@ -198,6 +199,7 @@ function Item(props: { item: ChatItem; vm: ChatViewModel; group: boolean; sessio
               <button type="button" className="link" data-testid="action-delete" onClick={() => void props.vm.hide([seq])}>
                 {t('chat.deleteForMe')}
               </button>
+            </div>
             </div>
           )}
         </li>

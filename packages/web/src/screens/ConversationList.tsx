@@ -10,6 +10,7 @@ import { Icon } from './icons.tsx';
 import { useRovingFocus } from '../roving.ts';
 import { listTime } from '../i18n/format.ts';
 import { previewText, youText } from '../i18n/sdk-text.ts';
+import { bootMark } from '../boot.ts';
 
 function RowMenu(props: { session: Session; row: ConversationRow }) {
   const { row, session } = props;
@@ -206,6 +207,12 @@ export function ConversationListPane(props: { session: Session; route: Route }) 
     const t = setTimeout(() => void session.conversations.search(q), 200);
     return () => clearTimeout(t);
   }, [q, session]);
+  const loadedMark = useRef(false);
+  useEffect(() => {
+    if (!s.loaded || loadedMark.current) return;
+    loadedMark.current = true;
+    bootMark('list-shown', { rows: s.rows.length, titles: s.rows.slice(0, 5).map((r) => r.title), leader: session.leader, online: navigator.onLine });
+  }, [s.loaded, s.rows, session]);
   const searching = q.trim() !== '';
   return (
     <section className="conv-list" aria-label={t('list.label')} data-testid="conversation-list" data-loaded={s.loaded}>
