@@ -124,6 +124,29 @@ describe('SendBudget (issue 23: the node bounds the sends it handles at once)', 
     assert.equal(budget.waiters, 0);
   });
 
+  it('a connection held unread for the budget is not taken for silent (heartbeat, retry presence)', async () => {
+    const budget = new SendBudget(1);
+    const log: string[] = [];
+    const a = connection(budget);
+    const b = connection(budget);
+    const first = new Task('a1', true, log);
+    a.conn.submit(first);
+    b.conn.submit(new Task('b1', true, log));
+    const later = Date.now() + 10 * 60_000;
+    b.conn.lastSeen = 0;
+    assert.ok(b.ws.paused);
+    assert.ok(b.conn.heardFrom(later), 'its frames wait in our buffers: not silent');
+    assert.ok(b.conn.isAlive());
+    first.finish();
+    await tick();
+    assert.deepEqual(log, ['a1', 'b1']);
+    assert.equal(b.ws.paused, false);
+    assert.ok(Date.now() - b.conn.lastSeen < 1000, 'read again: its heartbeat window starts now');
+    assert.equal(b.conn.heardFrom(later), false, 'silent for real once it is read again');
+    a.conn.lastSeen = 0;
+    assert.equal(a.conn.isAlive(), false, 'a connection read all along is judged by its frames, as before');
+  });
+
   it('a closed connection that waited gives up its turn without taking a slot', async () => {
     const budget = new SendBudget(1);
     const log: string[] = [];

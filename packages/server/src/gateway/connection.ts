@@ -317,7 +317,11 @@ export class Connection {
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) this.ws.pause();
-    else this.ws.resume();
+    else {
+      // Read again: the client's silence while this server held its socket unread says nothing about it.
+      this.lastSeen = Date.now();
+      this.ws.resume();
+    }
   }
 
   /**
@@ -409,7 +413,16 @@ export class Connection {
 
   /** Open, and heard from within two heartbeat intervals. */
   isAlive(): boolean {
-    return !this.closed && Date.now() - this.lastSeen <= 2 * this.heartbeatMs;
+    return !this.closed && this.heardFrom(Date.now());
+  }
+
+  /**
+   * Heard from within two heartbeat intervals, or its socket is held unread by this server
+   * (requests waiting for a slot or for the node's send budget): its frames, pings included,
+   * then wait in our buffers, and its silence says nothing about the client.
+   */
+  heardFrom(now: number): boolean {
+    return (this.readPaused && !this.draining) || now - this.lastSeen <= 2 * this.heartbeatMs;
   }
 
   /** Count an invalid frame; true when the client has sent too many in the window. */

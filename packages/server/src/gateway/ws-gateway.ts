@@ -652,7 +652,7 @@ export class WsGateway {
     const now = Date.now();
     for (const conn of this.registry.all()) {
       if (conn.stalled(now)) conn.close('slow_consumer');
-      else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      else if (!conn.heardFrom(now)) conn.close('heartbeat_timeout');
       else if (!conn.expiryTimer && conn.expiresAt - now <= 2 * this.sweepMs) this.closeAtExpiry(conn, conn.expiresAt);
     }
     this.d.userLimits.sweep();
