@@ -342,6 +342,16 @@ async function main(): Promise<void> {
   console.log(`CPU              server ${fmt(runCpuMs / runWallMs * 100, 0)}% of one core (${fmt(runCpuMs * 1000 / Math.max(1, tot.replies), 0)} µs per message, ${fmt((runSysMs / runCpuMs) * 100, 0)}% of it in the kernel), generator ${fmt(tot.genCpuMs / runWallMs * 100, 0)}% (its event-loop delay p99 ${fmt(loopP99, 1)} ms, max ${fmt(loopMax, 1)} ms)`);
   console.log(`group commit     ${commits} commits (${fmt(commits / (runWallMs / 1000), 0)}/s), ${fmt(committed / Math.max(1, commits), 1)} messages per commit`);
   const otherPct = ((runBusyMs - runCpuMs - tot.genCpuMs) / runWallMs) * 100;
+  // Per thread (/proc/<pid>/task): `main` is the event loop; the SQLite writer and V8's helpers are `node` or their own names.
+  const perThread: [string, number][] = [];
+  for (const [key, ms] of threads1) {
+    const d = ms - (threads0.get(key) ?? 0);
+    if (d > 0) perThread.push([key.slice(key.indexOf(' ') + 1), (d * 1000) / Math.max(1, tot.replies)]);
+  }
+  perThread.sort((x, y) => y[1] - x[1]);
+  const threadLine = `server threads   µs/msg: ${perThread.filter(([, us]) => us >= 0.5).map(([name, us]) => `${name} ${fmt(us, 1)}`).join(', ')}`;
+  if (!saturate) console.log(threadLine);
+  console.log(`generator CPU    ${fmt((tot.genCpuMs * 1000) / Math.max(1, tot.sent), 1)} µs per message sent`);
   console.log(`rest of machine  ${fmt(otherPct, 0)}% of one core (kernel softirq for loopback TCP, plus any other processes${otherPct > 60 ? ' — high: other work shared these 2 cores, treat the numbers with care' : ''})`);
   if (a['cpu-prof']) console.log(`profile          load phase ≈ seconds ${fmt(profFrom + warmupS, 0)}–${fmt(profFrom + durationS, 0)} of the server profile: node --import tsx bench/cpuprofile-top.ts ${resolve(a['cpu-prof'])}/CPU.*.${pid}.0.*.cpuprofile --from ${fmt(profFrom + warmupS, 0)} --to ${fmt(profFrom + durationS, 0)}`);
   if (saturate) {
@@ -351,14 +361,7 @@ async function main(): Promise<void> {
     console.log(`durable msg/s    ${fmt(ackedPerS, 0)}`);
     console.log(`ACK latency      p50 ${fmt(a1.p50, 2)} ms  p99 ${fmt(a1.p99, 2)} ms  (max ${fmt(a1.max, 1)} ms)`);
     console.log(`server CPU       ${fmt((runCpuMs * 1000) / Math.max(1, tot.replies), 1)} µs per message (${fmt((runCpuMs / runWallMs) * 100, 0)}% of one core, /proc/${pid}/stat)`);
-    // Per thread (/proc/<pid>/task): `main` is the event loop; the SQLite writer and V8's helpers are `node` or their own names.
-    const perThread: [string, number][] = [];
-    for (const [key, ms] of threads1) {
-      const d = ms - (threads0.get(key) ?? 0);
-      if (d > 0) perThread.push([key.slice(key.indexOf(' ') + 1), (d * 1000) / Math.max(1, tot.replies)]);
-    }
-    perThread.sort((x, y) => y[1] - x[1]);
-    console.log(`server threads   µs/msg: ${perThread.filter(([, us]) => us >= 0.5).map(([name, us]) => `${name} ${fmt(us, 1)}`).join(', ')}`);
+    console.log(threadLine);
     console.log(`load average     ${load}${Number(load.split(' ')[0]) > 1.5 ? ' — a loaded machine: re-measure in a quiet window' : ''}`);
     if (a.json) writeFileSync(a.json, JSON.stringify({ mode: 'saturate', pairs: U / 2, inflight, durationS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, serverCpuUsPerMessage: (runCpuMs * 1000) / Math.max(1, tot.replies), serverCpuPct: (runCpuMs / runWallMs) * 100, loadAverage: load, code: gitDescribe() }, null, 2));
     for (const wk of workers) wk.send({ cmd: 'close' } satisfies WorkerCommand);

@@ -318,3 +318,42 @@ describe('the due-time heap holds only deliveries still waiting for their ACK', 
     assert.deepEqual(got.map((g) => Number(g.split(' ')[0])), got.map((g) => Number(g.split(' ')[0])).sort((x, y) => x - y), 'in due order');
   });
 });
+
+describe('retry queue: one message at a time per device (issue 23, open-loop chat)', () => {
+  it('a device whose deliveries all ended is tracked again through the same connection, retried and ACKed as before', () => {
+    const { timers, q, target, sends, ends } = setup();
+    q.track('u', 'd', target, 1, 'f1');
+    q.ack('u', 'd', 1);
+    assert.equal(q.size, 0);
+    assert.deepEqual(q.pendingFor('u', 'd'), []);
+    // Tracked again after it ended: the same device, found by its key as well.
+    q.track('u', 'd', target, 2, 'f2');
+    assert.equal(q.size, 1);
+    assert.deepEqual(q.pendingFor('u', 'd'), [2]);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f2'], 'the second delivery is retried');
+    q.ack('u', 'd', 2);
+    assert.equal(q.size, 0);
+    assert.deepEqual(ends.map((e) => e.kind), ['acked', 'acked']);
+    timers.advance(60_000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f2'], 'nothing after the ACK');
+  });
+
+  it('a device tracked through two connections keeps one state, also after its deliveries on one of them ended', () => {
+    const { timers, q, target, sends } = setup();
+    const other: typeof sends = [];
+    const newer = { isAlive: () => true, send: (frame: string) => other.push({ at: timers.t, frame }) };
+    q.track('u', 'd', target, 1, 'f1');
+    q.ack('u', 'd', 1);
+    q.track('u', 'd', newer, 2, 'f2');
+    // The old connection's ended state must not come back in place of the device's current one.
+    q.track('u', 'd', target, 3, 'f3');
+    assert.deepEqual(q.pendingFor('u', 'd'), [2, 3]);
+    timers.advance(1000);
+    // One state per device, as before: each delivery retried once, through the connection that tracked last.
+    assert.deepEqual([...other, ...sends].map((s) => s.frame).sort(), ['f2', 'f3']);
+    assert.deepEqual(sends.map((s) => s.frame).sort(), ['f2', 'f3']);
+    q.ack('u', 'd', 3);
+    assert.equal(q.size, 0);
+  });
+});

@@ -112,6 +112,12 @@ export const ConfigSchema = z.strictObject({
       slowConsumerMs: z.number().int().min(500).default(10_000),
       /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
       maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
+      /**
+       * `send` frames handled at once by this node over all connections (from their start to
+       * their reply); further sends wait unstarted and their sockets are not read meanwhile.
+       * Bounds the memory of a node that falls behind (issue 23); 0 = no bound.
+       */
+      maxSendsInFlight: z.number().int().min(0).default(2048),
       /** Target size of one reply page (history, sync, conversation list): a page stops growing past it (it holds at least one item) and says `more`. */
       maxReplyBytes: z.number().int().min(16 * 1024).default(256 * 1024),
       /** Deepest nesting of arrays/objects accepted in a frame or request body (`nesting_too_deep`). */
@@ -343,6 +349,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_MAX_BUFFERED_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxBufferedBytes: Number(v) }),
   MAGPIE_SLOW_CONSUMER_MS: (c, v) => (c.limits = { ...(c.limits as object), slowConsumerMs: Number(v) }),
   MAGPIE_MAX_INFLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxInflightPerConnection: Number(v) }),
+  MAGPIE_MAX_SENDS_IN_FLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxSendsInFlight: Number(v) }),
   MAGPIE_MAX_REPLY_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxReplyBytes: Number(v) }),
   MAGPIE_MAX_JSON_DEPTH: (c, v) => (c.limits = { ...(c.limits as object), maxJsonDepth: Number(v) }),
   MAGPIE_MAX_ERRORS_PER_10S: (c, v) => (c.limits = { ...(c.limits as object), maxErrorsPer10s: Number(v) }),

@@ -128,12 +128,30 @@ export class RetryQueue {
   track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string, msgId?: string): void {
     let dev = this.byTarget.get(target);
     if (!dev || !dev.live || dev.target !== target || dev.userId !== userId || dev.deviceId !== deviceId) {
-      const k = RetryQueue.key(userId, deviceId);
+      const cached = dev;
+      const k = cached && cached.userId === userId && cached.deviceId === deviceId ? cached.key : RetryQueue.key(userId, deviceId);
       dev = this.devices.get(k);
-      if (!dev) this.devices.set(k, (dev = { key: k, userId, deviceId, target, pending: new Map(), live: true }));
+      if (!dev) {
+        // The connection's own state, ended when its last delivery was ACKed (one message at a
+        // time, the usual case of a chat: every delivery ends before the next): in use again,
+        // with its empty map, instead of a new state, map, key and WeakMap entry per delivery.
+        if (cached && !cached.live && cached.key === k && cached.target === target && cached.pending.size === 0) {
+          dev = cached;
+          dev.live = true;
+          this.devices.set(k, dev);
+          return this.add(dev, inboxSeq, frame, msgId);
+        }
+        this.devices.set(k, (dev = { key: k, userId, deviceId, target, pending: new Map(), live: true }));
+      }
       dev.target = target;
       this.byTarget.set(target, dev);
     }
+    this.add(dev, inboxSeq, frame, msgId);
+  }
+
+  /** Track a delivery on `dev`, the device's live state. */
+  private add(dev: DeviceState, inboxSeq: number, frame: string, msgId: string | undefined): void {
+    const { userId, deviceId } = dev;
     const key = dev.key;
     if (dev.pending.has(inboxSeq)) return;
     if (dev.pending.size >= this.opts.perDeviceCap || this.total >= this.opts.totalCap) {

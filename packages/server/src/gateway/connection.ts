@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import { CloseCodes, type CloseReason } from '@magpie/protocol';
 import type { Principal } from '../services/account-service.ts';
 import { ObtainedTracker } from './obtained.ts';
+import type { SendBudget } from './send-budget.ts';
 
 /**
  * Connections with queued frames, flushed by setImmediate callbacks (a fan-out to thousands
@@ -122,6 +123,8 @@ type Queued = string | SharedFrame;
 /** A request run by a connection when a slot frees: `run` calls `done` exactly once, when it has finished. */
 export interface ConnectionTask {
   run(done: () => void): void;
+  /** Counted against the node's send budget (ConnectionLimits.sends): it also waits for a slot there. */
+  readonly budgeted?: boolean;
 }
 
 /** The batch frame of these shared frames, made once per flush turn. */
@@ -151,6 +154,8 @@ export interface ConnectionLimits {
   maxInflight: number;
   /** Pending output that the peer has not taken for this long makes it a slow consumer (4501). */
   stallMs: number;
+  /** The node's budget of sends handled at once, over all connections (gateway/send-budget.ts). */
+  sends?: SendBudget;
 }
 
 /**
@@ -203,6 +208,11 @@ export class Connection {
     this.inflight--;
     if (this.inflight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
     this.pump();
+  };
+  /** The completion of a budgeted request: its slot of the node's send budget is free again. */
+  private readonly budgetedDone = (): void => {
+    this.limits.sends!.give();
+    this.taskDone();
   };
   private readPaused = false;
   /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
@@ -274,15 +284,20 @@ export class Connection {
     this.pump();
   }
 
-  private pump(): void {
+  /** Start waiting requests while there is room (also called by the send budget once it has room again). */
+  pump(): void {
     if (this.pumping) return;
     this.pumping = true;
+    const sends = this.limits.sends;
     try {
       while (!this.closed && this.backlogHead < this.backlog.length && this.inflight < this.limits.maxInflight && this.outputBytes() < this.busyAt) {
         const task = this.backlog[this.backlogHead]!;
+        // A send beyond the node's budget waits here, unstarted (the budget pumps this connection again).
+        const budgeted = sends !== undefined && task.budgeted === true;
+        if (budgeted && !sends.take(this)) break;
         this.backlog[this.backlogHead++] = undefined as unknown as ConnectionTask;
         this.inflight++;
-        task.run(this.taskDone);
+        task.run(budgeted ? this.budgetedDone : this.taskDone);
       }
     } finally {
       this.pumping = false;
@@ -302,7 +317,11 @@ export class Connection {
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) this.ws.pause();
-    else this.ws.resume();
+    else {
+      // Read again: the client's silence while this server held its socket unread says nothing about it.
+      this.lastSeen = Date.now();
+      this.ws.resume();
+    }
   }
 
   /**
@@ -394,7 +413,16 @@ export class Connection {
 
   /** Open, and heard from within two heartbeat intervals. */
   isAlive(): boolean {
-    return !this.closed && Date.now() - this.lastSeen <= 2 * this.heartbeatMs;
+    return !this.closed && this.heardFrom(Date.now());
+  }
+
+  /**
+   * Heard from within two heartbeat intervals, or its socket is held unread by this server
+   * (requests waiting for a slot or for the node's send budget): its frames, pings included,
+   * then wait in our buffers, and its silence says nothing about the client.
+   */
+  heardFrom(now: number): boolean {
+    return (this.readPaused && !this.draining) || now - this.lastSeen <= 2 * this.heartbeatMs;
   }
 
   /** Count an invalid frame; true when the client has sent too many in the window. */

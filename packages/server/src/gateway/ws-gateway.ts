@@ -15,6 +15,7 @@ import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { UserLimits } from '../util/user-limits.ts';
 import { waitForStore } from '../util/store-unavailable.ts';
 import { Connection, type ConnectionTask } from './connection.ts';
+import { SendBudget } from './send-budget.ts';
 import { FrameOrder, type OrderedFrame } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
@@ -68,6 +69,8 @@ const MAX_TIMER_MS = 2_147_483_647;
  */
 class FrameJob implements ConnectionTask, OrderedFrame {
   readonly pipelined: boolean;
+  /** A send: it also takes a slot of the node's send budget (gateway/send-budget.ts). */
+  readonly budgeted: boolean;
   private connDone: (() => void) | undefined;
 
   constructor(
@@ -79,6 +82,7 @@ class FrameJob implements ConnectionTask, OrderedFrame {
     readonly id: number | undefined,
   ) {
     this.pipelined = frame?.type === 'send' || frame?.type === 'ack';
+    this.budgeted = frame?.type === 'send';
   }
 
   /** A request slot of the connection is free: take the frame's place in arrival order. */
@@ -222,14 +226,19 @@ export class WsGateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, ip, socket));
   }
 
-  /** A connection's output and request budget: the same for all, made once. */
-  private budget: { maxBuffered: number; maxInflight: number; stallMs: number } | undefined;
+  /** A connection's output and request budget: the same for all, made once (with the node's send budget). */
+  private budget: { maxBuffered: number; maxInflight: number; stallMs: number; sends?: SendBudget } | undefined;
   private readonly forgetConn = (c: Connection, reason: string): void => this.forget(c, reason);
 
   private accept(ws: WebSocket, ip: string, socket: Duplex): void {
     const { config, metrics } = this.d;
     const { limits } = config;
-    const budget = (this.budget ??= { maxBuffered: limits.maxBufferedBytes, maxInflight: limits.maxInflightPerConnection, stallMs: limits.slowConsumerMs });
+    const budget = (this.budget ??= {
+      maxBuffered: limits.maxBufferedBytes,
+      maxInflight: limits.maxInflightPerConnection,
+      stallMs: limits.slowConsumerMs,
+      ...(limits.maxSendsInFlight > 0 ? { sends: new SendBudget(limits.maxSendsInFlight) } : {}),
+    });
     const conn = new Connection(ws, ip, budget, config.heartbeatMs, this.forgetConn, socket);
     metrics.connections.inc();
     this.unauthenticated.set(conn, performance.now() + limits.helloTimeoutMs);
@@ -643,7 +652,7 @@ export class WsGateway {
     const now = Date.now();
     for (const conn of this.registry.all()) {
       if (conn.stalled(now)) conn.close('slow_consumer');
-      else if (now - conn.lastSeen > 2 * conn.heartbeatMs) conn.close('heartbeat_timeout');
+      else if (!conn.heardFrom(now)) conn.close('heartbeat_timeout');
       else if (!conn.expiryTimer && conn.expiresAt - now <= 2 * this.sweepMs) this.closeAtExpiry(conn, conn.expiresAt);
     }
     this.d.userLimits.sweep();
