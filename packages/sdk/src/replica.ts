@@ -5,7 +5,7 @@ import { DeliveredTracker } from './delivered.ts';
 import { toClientError } from './errors.ts';
 import { History, type HistoryQuery, type LocalMessage, type MessageWindow } from './history.ts';
 import type { LocalStore } from './local-store.ts';
-import { maxCovered } from './seq-ranges.ts';
+import { coveredUpTo } from './seq-ranges.ts';
 import { SendQueue, defaultSendQueueOptions, type SendTarget } from './send-queue.ts';
 import { SyncEngine, defaultSyncEngineOptions } from './sync-engine.ts';
 import type { FrameHandlers } from './frame-router.ts';
@@ -277,7 +277,10 @@ export class Replica {
   private async syncSupers(gen: number, supers: { conv: string; lastSeq: number }[]): Promise<void> {
     const page = 100;
     for (const { conv, lastSeq } of supers) {
-      const local = maxCovered(await this.store.getRanges(conv));
+      // Held up to the welcome's position; a message that arrived live since (above lastSeq)
+      // does not count, or it would hide the gap below it (and the events in it, a recall of
+      // the last message among them, would never reach the entry).
+      const local = coveredUpTo(await this.store.getRanges(conv), lastSeq);
       if (lastSeq <= local) continue;
       const got: LocalMessage[] = [];
       // From the server, not the local window: the local entry's lastSeq may be behind (a

@@ -78,3 +78,17 @@ export function maxCovered(ranges: readonly SeqRange[]): number {
   const last = ranges[ranges.length - 1];
   return last ? last.to : 0;
 }
+
+/**
+ * What is held at or below `upTo`, for a catch-up to `upTo`: `upTo` itself when a range covers
+ * it, else the end of the highest range below it. Ranges above `upTo` (messages that arrived
+ * live after the position was read) do not count: taking their end would hide the gap below them.
+ */
+export function coveredUpTo(ranges: readonly SeqRange[], upTo: number): number {
+  for (let i = ranges.length - 1; i >= 0; i--) {
+    const r = ranges[i]!;
+    if (r.from > upTo) continue;
+    return Math.min(r.to, upTo);
+  }
+  return 0;
+}

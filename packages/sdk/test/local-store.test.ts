@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from '@magpie/protocol';
-import { addRange, covers, missing, removeUpTo, maxCovered } from '../src/seq-ranges.ts';
+import { addRange, covers, missing, removeUpTo, maxCovered, coveredUpTo } from '../src/seq-ranges.ts';
 import { MemoryStore } from '../src/local-store.ts';
 import { coverageOf } from '../src/history.ts';
 import { harness, connectOnline } from './helpers/setup.ts';
@@ -165,3 +165,16 @@ test('super-group `advanced` messages are stored by conversation seq; a skipped 
   const filled = await h.client.loadHistory('s', { after: 7, limit: 10 });
   assert.deepEqual(filled.messages.map((m) => m.seq), [8, 9]);
 });
+
+test('coveredUpTo: what is held up to a catch-up position, ignoring messages that arrived live above it', () => {
+  // Held 1–3 before going offline; 4–6 (an edit and a recall) happened offline; 7 (a coalesced
+  // reaction) arrived live after the welcome said lastSeq 6. The catch-up must pull after 3.
+  const held = addRange(addRange([], { from: 1, to: 3 }), { from: 7, to: 7 });
+  assert.equal(maxCovered(held), 7, 'the highest seq held hides the gap');
+  assert.equal(coveredUpTo(held, 6), 3);
+  assert.equal(coveredUpTo(held, 2), 2, 'a covered position is held');
+  assert.equal(coveredUpTo(held, 8), 7);
+  assert.equal(coveredUpTo([], 5), 0);
+  assert.equal(coveredUpTo(addRange([], { from: 4, to: 9 }), 3), 0, 'nothing held at or below the position');
+});
+

@@ -141,7 +141,7 @@ describe('SDK message lifecycle against the real server', () => {
     clients.push(cb3);
     await cb3.connect();
     for (const [g, was] of [[normal.conv, before.n], [sup.conv, before.s]] as const) {
-      await eventually(async () => (await entry(cb3, g)).lastMessage?.kind === 'recalled', `${g}: B2 shows the recall in the list`);
+      await eventually(async () => (await entry(cb3, g)).lastMessage?.kind === 'recalled', `${g} (${g === sup.conv ? 'super' : 'normal'} group): B2 shows the recall in the list`);
       const e = await entry(cb3, g);
       assert.equal(e.lastMessage?.seq, sent[g]![1]);
       assert.equal(e.unread, was.unread, 'B2: events add no unread');
