@@ -43,8 +43,9 @@ export function createSearchModule(
     },
     (err: unknown) => deps.log.error({ err }, 'search index catch-up at start failed (it is retried with the next messages; `npm run search:backfill` repairs)'),
   );
-  // The server's SqlStore writes each message's document in the message's transaction
-  // (SqlStoreOptions.searchText); any other store's messages are indexed after commit.
+  // The server's SqlStore indexes its own messages (SqlStoreOptions.searchText: PostgreSQL in
+  // the message's transaction, SQLite by the deferred indexer); any other store's messages are
+  // indexed after commit.
   if (!deps.storeIndexes) deps.messaging.onCommitted(service.indexCommitted);
   const subjects = new SubjectService(deps.db, deps.store, deps.messaging);
   registerSearchRoutes(api, service, subjects);
