@@ -34,6 +34,11 @@
  *   commit's own bench/ for the run, then restored with git), so a load generator changed
  *   since the old commit measures both the same way. Only bench/ is copied, never server code.
  *
+ * - A commit spec may carry environment for its runs after `@`: `WORKTREE@MAGPIE_X=1`, or several
+ *   joined by `+` (`main@A=1+B=2`); the same commit may then appear more than once (one column
+ *   per environment), e.g. --commits WORKTREE,WORKTREE@MAGPIE_SEARCH_INDEX_DELAY_MS=600000. The
+ *   environment reaches the bench and the server it starts (bench/lib/server.ts passes it on).
+ *
  * Options: --commits A,B,… (required) --rounds N (3) --cache DIR --json FILE --pause S (2, between runs) --same-bench
  *   --script-from WORKTREE
  */
@@ -74,8 +79,24 @@ function usage(msg) {
 const log = (s) => console.log(`[alternate] ${s}`);
 const git = (...args) => execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).trim();
 
-/** A commit spec → the tree to run in. */
-function prepare(spec) {
+/** A commit spec (`<commit>[@K=V+K=V…]`) → the tree to run in, with its label and environment. */
+function prepare(fullSpec) {
+  const at = fullSpec.indexOf('@');
+  const spec = at < 0 ? fullSpec : fullSpec.slice(0, at);
+  const env = {};
+  if (at >= 0) {
+    for (const kv of fullSpec.slice(at + 1).split('+')) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) usage(`bad environment "${kv}" in ${fullSpec} (want K=V)`);
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+  }
+  const tree = prepareTree(spec);
+  const suffix = at < 0 ? '' : ` @${fullSpec.slice(at + 1)}`;
+  return { ...tree, label: tree.label + suffix, env };
+}
+
+function prepareTree(spec) {
   if (spec === 'WORKTREE') {
     const dirty = git('status', '--porcelain', '--', 'packages', 'bench') !== '';
     return { spec, label: `WORKTREE ${git('rev-parse', '--short', 'HEAD')}${dirty ? '+changes' : ''}`, dir: ROOT };
@@ -181,7 +202,7 @@ function benchRun(tree) {
   const path = join(scriptDir, script);
   if (!existsSync(path)) throw new Error(`${script} does not exist in ${o['script-from'] ? 'this checkout' : tree.label}`);
   const runner = /\.m?js$/.test(script) ? [path] : ['--import', 'tsx', path];
-  const env = { ...process.env };
+  const env = { ...process.env, ...tree.env };
   if (o['script-from'] && tree.dir !== ROOT) env.MAGPIE_BENCH_SERVER_MAIN = join(tree.dir, 'packages/server/dist/main.js');
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [...runner, ...benchArgs], { cwd: scriptDir, env, stdio: ['ignore', 'pipe', 'inherit'] });

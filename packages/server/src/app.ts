@@ -263,7 +263,16 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   tracing.routes(api, adminConsole ? (req) => adminConsole.service.authenticate(bearer(req), 'viewer') : undefined);
   const lifecycle = createLifecycleModule(api, { log: log.child({ mod: 'lifecycle' }), config, db, store, bus, messaging, media: media.service });
   const storeIndexes = store instanceof SqlStore && store.indexesSearch;
-  const search = createSearchModule(api, { db, store, messaging, log: log.child({ mod: 'search' }), storeIndexes, ...(storeIndexes && { syncIndex: () => store.syncSearchIndex() }) });
+  const indexLag = store instanceof SqlStore && store.indexesSearchLater ? () => store.searchIndexLag()! : undefined;
+  const search = createSearchModule(api, {
+    db,
+    store,
+    messaging,
+    log: log.child({ mod: 'search' }),
+    storeIndexes,
+    ...(storeIndexes && { syncIndex: () => store.syncSearchIndex() }),
+    ...(indexLag && { indexLag, registry: metrics.registry }),
+  });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });
   const indexed = (p: Promise<void>) => void p.catch((err: unknown) => indexLog.warn({ err: (err as Error).message }, 'search index update failed (npm run search:backfill repairs it)'));

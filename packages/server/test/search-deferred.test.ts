@@ -17,6 +17,8 @@ import { searchableText } from '../src/search/extract.ts';
 import { SearchService } from '../src/search/search-service.ts';
 import { SqlSearchStore } from '../src/search/search-store.ts';
 import { SqlLifecycleStore } from '../src/lifecycle/sql-lifecycle-store.ts';
+import { registerIndexLagMetrics } from '../src/search/index.ts';
+import { Registry } from 'prom-client';
 
 const dirs: string[] = [];
 after(async () => {
@@ -150,6 +152,45 @@ describe('sqlite: the deferred search indexer', () => {
       // Nothing twice: a second run finds nothing to do.
       assert.equal(await store.indexSearchBatch(), false);
       assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports its lag (messages, age of the oldest) on the lag gauges, and none once caught up', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      const registry = new Registry();
+      let reads = 0;
+      registerIndexLagMetrics(registry, () => {
+        reads++;
+        return store.searchIndexLag()!;
+      });
+      const gauges = async () => {
+        const text = await registry.metrics();
+        const value = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1]);
+        return { messages: value('magpie_search_index_lag_messages'), seconds: value('magpie_search_index_lag_seconds') };
+      };
+      assert.deepEqual(await gauges(), { messages: 0, seconds: 0 }, 'nothing committed, nothing behind');
+      await store.syncSearchIndex();
+      // Three messages stamped 5 s ago and two now: not indexed (the timer is a minute away).
+      const old = Array.from({ length: 3 }, (_, i) => ({ ...text('a', 'b', `old ${i}`), time: Date.now() - 5000 }));
+      await store.appendMessages(old);
+      await store.appendMessages([text('b', 'a', 'new 0'), text('b', 'a', 'new 1')]);
+      const behind = await gauges();
+      assert.equal(behind.messages, 5);
+      assert.ok(behind.seconds >= 5 && behind.seconds < 30, `the oldest waits ~5 s: ${behind.seconds}`);
+      assert.equal(reads, 2, 'one read per scrape for both gauges');
+      await store.syncSearchIndex();
+      assert.deepEqual(await gauges(), { messages: 0, seconds: 0 });
+      // More than a batch behind: counted whole, aged by its oldest.
+      await store.appendMessages(Array.from({ length: 2100 }, (_, i) => ({ ...text('a', 'b', `bulk ${i}`), time: Date.now() - 2000 })));
+      const bulk = await gauges();
+      assert.equal(bulk.messages, 2100);
+      assert.ok(bulk.seconds >= 2 && bulk.seconds < 30, `${bulk.seconds}`);
+      await store.syncSearchIndex();
+      assert.deepEqual(await gauges(), { messages: 0, seconds: 0 });
     } finally {
       await store.close();
     }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import type { SqlEngine } from '../db/index.ts';
 import type { RestApi } from '../http/rest.ts';
 import type { MessagingService } from '../services/message-service.ts';
@@ -7,6 +8,7 @@ import { registerSearchRoutes } from './routes.ts';
 import { SqlSearchStore } from './search-store.ts';
 import { SearchService } from './search-service.ts';
 import { SubjectService } from './subjects.ts';
+import type { IndexLag } from './search-indexer.ts';
 
 export { SearchService } from './search-service.ts';
 export { SqlSearchStore } from './search-store.ts';
@@ -28,8 +30,19 @@ export interface SearchModule {
  */
 export function createSearchModule(
   api: RestApi,
-  deps: { db: SqlEngine; store: Store; messaging: MessagingService; log: Logger; storeIndexes?: boolean; syncIndex?: () => Promise<void> },
+  deps: {
+    db: SqlEngine;
+    store: Store;
+    messaging: MessagingService;
+    log: Logger;
+    storeIndexes?: boolean;
+    syncIndex?: () => Promise<void>;
+    /** SQLite's deferred indexer: its lag, exported on `registry` (registerIndexLagMetrics). */
+    indexLag?: () => Promise<IndexLag>;
+    registry?: Registry;
+  },
 ): SearchModule {
+  if (deps.indexLag && deps.registry) registerIndexLagMetrics(deps.registry, deps.indexLag);
   const service = new SearchService(new SqlSearchStore(deps.db), {
     onError: (err, docs) => deps.log.error({ err, docs }, 'search index write failed; run `npm run search:backfill` to repair'),
     onSyncError: (err) => deps.log.warn({ err }, 'search index catch-up failed; the search answered from the index as it is'),
@@ -61,4 +74,39 @@ export function createSearchModule(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * magpie_search_index_lag_messages and magpie_search_index_lag_seconds: how far SQLite's
+ * deferred search indexer (search-indexer.ts) is behind the committed messages, read at each
+ * scrape (one query for both gauges: a scrape collects every metric at once, so the second
+ * gauge shares the reading the first started). In steady state the seconds stay below about
+ * searchIndexDelayMs plus one batch; a lag that keeps growing means the indexer cannot keep up
+ * (or fails: see the log) and searches wait for its catch-up.
+ */
+export function registerIndexLagMetrics(registry: Registry, lag: () => Promise<IndexLag>): void {
+  let pending: Promise<IndexLag> | undefined;
+  // A failed reading (the database busy or gone) shows as NaN, not as a failed scrape.
+  const read = (): Promise<IndexLag> =>
+    (pending ??= lag()
+      .catch(() => ({ messages: Number.NaN, seconds: Number.NaN }))
+      .finally(() => {
+        pending = undefined;
+      }));
+  new Gauge({
+    name: 'magpie_search_index_lag_messages',
+    help: 'SQLite: messages committed but not yet in the search index (the deferred indexer; an upper bound)',
+    registers: [registry],
+    async collect() {
+      this.set((await read()).messages);
+    },
+  });
+  new Gauge({
+    name: 'magpie_search_index_lag_seconds',
+    help: 'SQLite: age of the oldest committed message not yet in the search index (0 when it has caught up)',
+    registers: [registry],
+    async collect() {
+      this.set((await read()).seconds);
+    },
+  });
 }

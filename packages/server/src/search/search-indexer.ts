@@ -1,3 +1,4 @@
+import type { Queryable } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
 
 /** The indexable text of a message body ('' = not indexed): search/extract.ts's searchableText. */
@@ -83,6 +84,31 @@ export class SearchIndexer {
       { relaxedSync: true },
     );
   }
+}
+
+/** How far the deferred indexer is behind the committed messages (see indexLag). */
+export interface IndexLag {
+  /** Messages committed but not yet indexed (an upper bound: rowids above the catch-up point). */
+  messages: number;
+  /** Age of the oldest of them (s; 0 when none): how long a committed message has not been searchable. */
+  seconds: number;
+}
+
+const LAG = `SELECT p.msg_rowid AS at, (SELECT MAX(rowid) FROM messages) AS top,
+  (SELECT time FROM messages WHERE rowid > p.msg_rowid ORDER BY rowid LIMIT 1) AS oldest
+  FROM search_progress p WHERE p.id = 1`;
+
+/**
+ * SQLite: the deferred indexer's lag, read on any connection to the database (two lookups by
+ * rowid and one by the primary key: cheap enough for every /metrics scrape). `now` is the clock
+ * that stamps messages (ms).
+ */
+export async function indexLag(db: Queryable, now: number): Promise<IndexLag> {
+  const r = await db.get<{ at: number | null; top: number | null; oldest: number | null }>(LAG);
+  if (!r || r.at === null || r.top === null) return { messages: 0, seconds: 0 };
+  const messages = Math.max(0, Number(r.top) - Number(r.at));
+  const seconds = messages > 0 && r.oldest !== null ? Math.max(0, (now - Number(r.oldest)) / 1000) : 0;
+  return { messages, seconds };
 }
 
 const PEEK = 'SELECT (SELECT msg_rowid FROM search_progress WHERE id = 1) AS at, (SELECT MAX(rowid) FROM messages) AS top';

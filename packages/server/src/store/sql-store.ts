@@ -44,7 +44,7 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
-import { IndexSchedule, SearchIndexer } from '../search/search-indexer.ts';
+import { IndexSchedule, SearchIndexer, indexLag, type IndexLag } from '../search/search-indexer.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
@@ -219,6 +219,20 @@ export class SqlStore implements Store {
   async syncSearchIndex(): Promise<void> {
     if (this.indexSchedule) return this.indexSchedule.sync();
     while (await this.indexSearchBatch());
+  }
+
+  /**
+   * SQLite with the deferred search indexer: how far the index is behind the committed
+   * messages (read on this store's connection; the indexer itself may run on the writer
+   * thread). Null when this store has no deferred indexer (PostgreSQL indexes in the commit).
+   */
+  searchIndexLag(now: number = Date.now()): Promise<IndexLag> | null {
+    return this.indexesSearchLater ? indexLag(this.db, now) : null;
+  }
+
+  /** SQLite with searchText: the search documents are written after the commit, by the deferred indexer. */
+  get indexesSearchLater(): boolean {
+    return this.searchText !== undefined && this.db.dialect === 'sqlite';
   }
 
   /** Bring the database to the current schema (the server does this when it opens the database; safe to repeat). */
