@@ -18,6 +18,8 @@ import { SearchService } from '../src/search/search-service.ts';
 import { SqlSearchStore } from '../src/search/search-store.ts';
 import { SqlLifecycleStore } from '../src/lifecycle/sql-lifecycle-store.ts';
 import { registerIndexLagMetrics } from '../src/search/index.ts';
+import { INDEX_BATCH, INDEX_BATCH_MIN, SearchIndexer } from '../src/search/search-indexer.ts';
+import type { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { Registry } from 'prom-client';
 
 const dirs: string[] = [];
@@ -191,6 +193,32 @@ describe('sqlite: the deferred search indexer', () => {
       assert.ok(bulk.seconds >= 2 && bulk.seconds < 30, `${bulk.seconds}`);
       await store.syncSearchIndex();
       assert.deepEqual(await gauges(), { messages: 0, seconds: 0 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('sizes each batch after the first by the last one\'s time per message (a slow index gets short transactions)', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `sized ${i}-${j}`)));
+      // Indexers of their own on the event loop's connection (the writer thread's waits a minute).
+      const db = store.db as SqliteEngine;
+      const hurried = new SearchIndexer(db, searchableText, INDEX_BATCH, 1e-6);
+      let before = await progress(store);
+      assert.equal(await hurried.runBatch(), true);
+      assert.equal((await progress(store)) - before, INDEX_BATCH, 'the first batch is a full one');
+      before = await progress(store);
+      assert.equal(await hurried.runBatch(), true);
+      assert.equal((await progress(store)) - before, INDEX_BATCH_MIN, 'then as few as take the target time, at least the minimum');
+      const patient = new SearchIndexer(db, searchableText, 100, 1e6);
+      before = await progress(store);
+      assert.equal(await patient.runBatch(), true);
+      assert.equal(await patient.runBatch(), true);
+      assert.equal((await progress(store)) - before, 200, 'a fast index keeps full batches');
+      await store.syncSearchIndex();
+      assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
     } finally {
       await store.close();
     }

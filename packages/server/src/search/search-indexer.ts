@@ -7,17 +7,28 @@ export type SearchText = (kind: string, body: unknown) => string;
 /** The SQL function through which the indexer's one statement reads each message's text. */
 const TEXT_FN = 'magpie_search_text';
 
-/** Messages per indexing transaction (one FTS5 segment each). */
+/** Messages per indexing transaction at most (one FTS5 segment each). */
 export const INDEX_BATCH = 2048;
+/** Messages per indexing transaction at least (when each message takes long to index). */
+export const INDEX_BATCH_MIN = 32;
+/**
+ * The time one indexing transaction should take at most (ms): the writer thread runs one job at
+ * a time, so a catch-up batch delays the group commits queued behind it by as long as it runs.
+ * The next batch is sized from the last one's time per message.
+ */
+export const INDEX_BATCH_TARGET_MS = 10;
 
 /**
  * SQLite: the deferred search indexer (issue 23). The group commit of messages writes only
  * what durability needs; each message's search document (tables of migration 0008-search)
  * is written afterwards by this indexer, which reads the `messages` table in rowid order from
  * its catch-up point (`search_progress`, migration 0022) and writes, in one transaction:
- * - the documents of the next `batch` messages, in ONE statement (`INSERT … SELECT` over
+ * - the documents of the next batch of messages, in ONE statement (`INSERT … SELECT` over
  *   messages with the text extracted by a SQL function), so FTS5 writes one index segment
- *   for the whole batch instead of one per group commit;
+ *   for the whole batch instead of one per group commit. A batch is at most `batch` messages
+ *   and, once one has been timed, as many as take about INDEX_BATCH_TARGET_MS at its time per
+ *   message (at least INDEX_BATCH_MIN): a catch-up of thousands then goes in ~10 ms
+ *   transactions, between which the writer thread runs the group commits that wait;
  * - the new catch-up point (the batch's last rowid).
  * Documents and point commit or roll back together, so after any crash (kill -9, power loss)
  * the next run continues exactly where the last committed one stopped: no message is missed,
@@ -41,11 +52,16 @@ export const INDEX_BATCH = 2048;
  * transaction (retention/retention-store.ts).
  */
 export class SearchIndexer {
+  /** Messages of the next batch: at most `batch`, fewer once batches are seen to take long (INDEX_BATCH_TARGET_MS). */
+  private next: number;
+
   constructor(
     private readonly db: SqliteEngine,
     extract: SearchText,
     private readonly batch = INDEX_BATCH,
+    private readonly targetMs = INDEX_BATCH_TARGET_MS,
   ) {
+    this.next = batch;
     db.defineFunction(TEXT_FN, (kind, body) => {
       if (typeof kind !== 'string' || typeof body !== 'string') return '';
       let parsed: unknown;
@@ -72,17 +88,27 @@ export class SearchIndexer {
     if ((await this.lag()) === 0) return false;
     return this.db.transaction(
       async (tx) => {
+        const t0 = performance.now();
         const p = await tx.get<{ at: number | null }>('SELECT msg_rowid AS at FROM search_progress WHERE id = 1');
         if (!p || p.at === null) return false;
         const at = Number(p.at);
-        const range = await tx.get<{ end: number | null; n: number }>(RANGE, [at, this.batch]);
+        const size = this.next;
+        const range = await tx.get<{ end: number | null; n: number }>(RANGE, [at, size]);
         if (!range || range.end === null || Number(range.n) === 0) return false;
         await tx.run(INDEX, [at, range.end]);
         await tx.run('UPDATE search_progress SET msg_rowid = ? WHERE id = 1', [range.end]);
-        return Number(range.n) >= this.batch;
+        const n = Number(range.n);
+        this.resize(n, performance.now() - t0);
+        return n >= size;
       },
       { relaxedSync: true },
     );
+  }
+
+  /** Size the next batch so that it takes about targetMs at the last batch's time per message. */
+  private resize(n: number, ms: number): void {
+    const perMessage = Math.max(ms, 0.05) / n;
+    this.next = Math.max(Math.min(INDEX_BATCH_MIN, this.batch), Math.min(this.batch, Math.floor(this.targetMs / perMessage)));
   }
 }
 
