@@ -8,14 +8,8 @@
  * BEGIN IMMEDIATE never waits inside SQLite (other processes — backup, tools — still go
  * through busy_timeout).
  *
- * Fairness: the event loop announces that it waits (and since when). The writer thread then
- * leaves the free lock to it for a short courtesy window (COURTESY_MS: an event loop that is
- * not busy takes it within a fraction of a millisecond) and otherwise goes on with its next
- * job; once the event loop has waited STRICT_AFTER_MS, the writer leaves the lock to it until
- * it has had it. (Leaving it every time until the event loop took it stalled the writer thread
- * — every group commit and ACK flush — for as long as the event loop took to get round to the
- * resolved wait: on a busy server 100–400 ms per write of the event loop, several times a
- * second, for writes of the event loop that hold the lock ~10 ms; issue 23.)
+ * Fairness: the event loop announces that it waits; the writer thread then leaves the lock to
+ * it at the end of its current transaction instead of taking it again for its next job.
  */
 
 /** Atomics.waitAsync (Node ≥ 16; not yet in this TypeScript target's lib). */
@@ -26,23 +20,6 @@ const waitAsync = (Atomics as unknown as {
 /** Int32 slots of the shared buffer. */
 const HOLDER = 0;
 const LOOP_WAITING = 1;
-/** When the event loop began to wait (clockMs()), valid while LOOP_WAITING > 0. */
-const LOOP_SINCE = 2;
-
-/** How long the writer thread leaves the free lock to a waiting event loop before its next job (ms). */
-export const COURTESY_MS = 2;
-/** A waiting event loop gets the lock before the writer's next job once it has waited this long (ms). */
-export const STRICT_AFTER_MS = 50;
-
-/** Milliseconds on a clock both threads share (each thread's performance.now() has its own origin), in 31 bits. */
-function clockMs(): number {
-  return Math.floor(performance.timeOrigin + performance.now()) % 0x8000_0000;
-}
-
-/** Milliseconds since `since` (a clockMs() value), wrap-around included. */
-function msSince(since: number): number {
-  return (clockMs() - since + 0x8000_0000) % 0x8000_0000;
-}
 
 const FREE = 0;
 const WRITER = 1;
@@ -50,7 +27,7 @@ const LOOP = 2;
 
 /** The shared buffer to hand to the writer thread (workerData); both sides wrap it. */
 export function newWriteLockBuffer(): SharedArrayBuffer {
-  return new SharedArrayBuffer(12);
+  return new SharedArrayBuffer(8);
 }
 
 /** How the engine that owns a connection takes the process's write lock around each write. */
@@ -74,8 +51,6 @@ export class LoopWriteGate implements WriteGate {
   }
 
   private async wait(): Promise<void> {
-    // The first waiter stamps the time (the engine runs one write at a time: there is one).
-    if (Atomics.load(this.slots, LOOP_WAITING) === 0) Atomics.store(this.slots, LOOP_SINCE, clockMs());
     Atomics.add(this.slots, LOOP_WAITING, 1);
     try {
       for (;;) {
@@ -103,33 +78,18 @@ export class LoopWriteGate implements WriteGate {
 /** The writer thread's side: blocks its thread until the lock is free and the event loop does not want it. */
 export class ThreadWriteGate implements WriteGate {
   private readonly slots: Int32Array;
-  private readonly courtesyMs: number;
-  private readonly strictAfterMs: number;
 
-  constructor(buffer: SharedArrayBuffer, opts: { courtesyMs?: number; strictAfterMs?: number } = {}) {
+  constructor(buffer: SharedArrayBuffer) {
     this.slots = new Int32Array(buffer);
-    this.courtesyMs = opts.courtesyMs ?? COURTESY_MS;
-    this.strictAfterMs = opts.strictAfterMs ?? STRICT_AFTER_MS;
   }
 
   enter(): void {
-    /** When this call first saw the lock free and the event loop waiting (clockMs()), −1: not yet. */
-    let courtesyFrom = -1;
     for (;;) {
-      if (Atomics.load(this.slots, LOOP_WAITING) === 0 || !this.yieldsTo(courtesyFrom)) {
-        if (Atomics.compareExchange(this.slots, HOLDER, FREE, WRITER) === FREE) return;
-      }
+      if (Atomics.load(this.slots, LOOP_WAITING) === 0 && Atomics.compareExchange(this.slots, HOLDER, FREE, WRITER) === FREE) return;
       const held = Atomics.load(this.slots, HOLDER);
-      // Free but wanted by the event loop: it may take it within a turn; look again shortly.
-      if (held === FREE && courtesyFrom < 0) courtesyFrom = clockMs();
+      // Free but wanted by the event loop: it takes it within a turn; look again shortly.
       Atomics.wait(this.slots, HOLDER, held, held === FREE ? 1 : 1000);
     }
-  }
-
-  /** The event loop waits: leave it the free lock (its courtesy window, or it has waited long enough to insist). */
-  private yieldsTo(courtesyFrom: number): boolean {
-    if (courtesyFrom < 0 || msSince(courtesyFrom) < this.courtesyMs) return true;
-    return msSince(Atomics.load(this.slots, LOOP_SINCE)) >= this.strictAfterMs;
   }
 
   leave(): void {
