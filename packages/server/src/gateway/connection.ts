@@ -425,6 +425,15 @@ export class Connection {
     return (this.readPaused && !this.draining) || now - this.lastSeen <= 2 * this.heartbeatMs;
   }
 
+  /**
+   * Its socket is held unread by this server (requests wait for a slot, for room in the
+   * output, or for the node's send budget): what the client sent since, ACKs included, waits
+   * in our buffers behind them. The retry queue holds its due retries meanwhile.
+   */
+  heldUnread(): boolean {
+    return this.readPaused && !this.draining && !this.closed;
+  }
+
   /** Count an invalid frame; true when the client has sent too many in the window. */
   countError(limit: number, windowMs: number): boolean {
     const now = Date.now();
