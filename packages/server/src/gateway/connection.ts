@@ -120,6 +120,42 @@ export function textFrame(text: string): Buffer {
 
 type Queued = string | SharedFrame;
 
+/** The part of a net.Socket's libuv handle that its own pause()/resume() use for sockets made with `onread`. */
+interface ReadHandle {
+  reading?: boolean;
+  readStop?: () => number;
+  readStart?: () => number;
+}
+
+/**
+ * Stop taking the socket's data from the kernel while its connection's requests wait (a
+ * plain TCP socket; false when not stopped). A paused net.Socket only stops emitting: its
+ * handle goes on reading each arriving packet into a Buffer of its own, up to the stream's
+ * highWaterMark (16 KB), so an overloaded server held every frame its 10 000 waiting clients
+ * sent as one JS Buffer each (~118 000 of them, ~40 MB, promoted and marked by the GC), read
+ * with one syscall per packet. Stopped, the frames wait in the kernel's socket buffer (TCP
+ * pushes back on the client) and are read in one piece when the connection goes on. This is
+ * what Node's own pause() does for sockets made with `onread` (net.js): `reading = false` and
+ * `readStop()` on the handle; startReading undoes it as Node's resume() does. TLS sockets are
+ * left alone (their handle wraps the TCP one).
+ */
+function stopReading(raw: RawSocket | undefined): boolean {
+  if (!raw || (raw as { encrypted?: boolean }).encrypted) return false;
+  const h = (raw as { _handle?: ReadHandle | null })._handle;
+  if (!h || h.reading !== true || typeof h.readStop !== 'function' || typeof h.readStart !== 'function') return false;
+  h.reading = false;
+  h.readStop();
+  return true;
+}
+
+/** Undo stopReading (unless the socket is gone, or Node already reads again). */
+function startReading(raw: RawSocket | undefined): void {
+  const h = (raw as { _handle?: ReadHandle | null } | undefined)?._handle;
+  if (!h || h.reading !== false || typeof h.readStart !== 'function') return;
+  h.reading = true;
+  h.readStart();
+}
+
 /** A request run by a connection when a slot frees: `run` calls `done` exactly once, when it has finished. */
 export interface ConnectionTask {
   run(done: () => void): void;
@@ -215,6 +251,8 @@ export class Connection {
     this.taskDone();
   };
   private readPaused = false;
+  /** stopReading stopped the socket's handle while reads are paused (startReading restarts it). */
+  private readStopped = false;
   /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -316,12 +354,23 @@ export class Connection {
     const wait = this.backlogHead < this.backlog.length && !this.closed;
     if (wait === this.readPaused) return;
     this.readPaused = wait;
-    if (wait) this.ws.pause();
-    else {
+    if (wait) {
+      this.ws.pause();
+      this.readStopped = stopReading(this.raw);
+    } else {
       // Read again: the client's silence while this server held its socket unread says nothing about it.
       this.lastSeen = Date.now();
-      this.ws.resume();
+      this.releaseReads();
     }
+  }
+
+  /** Resume reading: the socket's handle (if stopReading stopped it), then ws's delivery of messages. */
+  private releaseReads(): void {
+    if (this.readStopped) {
+      this.readStopped = false;
+      startReading(this.raw);
+    }
+    this.ws.resume();
   }
 
   /**
@@ -461,7 +510,7 @@ export class Connection {
     if (this.readPaused) {
       // Read again so the peer's close frame is seen; its other frames are ignored now.
       this.readPaused = false;
-      this.ws.resume();
+      this.releaseReads();
     }
     const { code, text } = CloseCodes[reason];
     this.onClose(this, reason);
