@@ -161,6 +161,13 @@ export interface ConnectionTask {
   run(done: () => void): void;
   /** Counted against the node's send budget (ConnectionLimits.sends): it also waits for a slot there. */
   readonly budgeted?: boolean;
+  /**
+   * May start ahead of waiting budgeted sends (an ACK of an authenticated connection: it
+   * refers only to what the device was given, never to a send that has not started). Read in
+   * the same piece as sends that wait for the budget, it is handled at once instead of behind
+   * them: its deliveries end (their retries and memory with them) without waiting their turn.
+   */
+  readonly overtakes?: boolean;
 }
 
 /** The batch frame of these shared frames, made once per flush turn. */
@@ -236,6 +243,8 @@ export class Connection {
   /** Requests waiting for a slot, in arrival order. */
   private backlog: ConnectionTask[] = [];
   private backlogHead = 0;
+  /** Requests in the backlog that are not budgeted sends (while 0, an ACK may go ahead of them). */
+  private waitingOther = 0;
   private inflight = 0;
   /** In pump's loop: a request that finishes synchronously (an ACK) lets the loop go on instead of pumping again inside it. */
   private pumping = false;
@@ -318,7 +327,14 @@ export class Connection {
    */
   submit(task: ConnectionTask): void {
     if (this.closed || this.draining) return;
+    if (task.overtakes === true && this.waitingOther === 0 && this.backlogHead < this.backlog.length) {
+      // Only sends wait: the ACK goes ahead of them (ConnectionTask.overtakes).
+      this.inflight++;
+      task.run(this.taskDone);
+      return;
+    }
     this.backlog.push(task);
+    if (task.budgeted !== true) this.waitingOther++;
     this.pump();
   }
 
@@ -334,6 +350,7 @@ export class Connection {
         const budgeted = sends !== undefined && task.budgeted === true;
         if (budgeted && !sends.take(this)) break;
         this.backlog[this.backlogHead++] = undefined as unknown as ConnectionTask;
+        if (task.budgeted !== true) this.waitingOther--;
         this.inflight++;
         task.run(budgeted ? this.budgetedDone : this.taskDone);
       }
@@ -382,6 +399,7 @@ export class Connection {
     this.draining = true;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     if (!this.readPaused) {
       this.readPaused = true;
       this.ws.pause();
@@ -507,6 +525,7 @@ export class Connection {
     this.queuedBytes = 0;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     if (this.readPaused) {
       // Read again so the peer's close frame is seen; its other frames are ignored now.
       this.readPaused = false;
@@ -531,6 +550,7 @@ export class Connection {
     this.queuedBytes = 0;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     this.onClose(this, 'client');
   }
 }
