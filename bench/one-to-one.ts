@@ -223,6 +223,7 @@ async function main(): Promise<void> {
   const sys0 = sysCpuMsOf(pid);
   const threads0 = threadCpuMsOf(pid);
   const commits0 = await commitStats(url);
+  const retries0 = await retryStats(url);
   const busy0 = machineBusyMs();
   const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; genCpu: number; otherCpu: number }[] = [];
   const ticks = new Map<number, WorkerCounters[]>();
@@ -274,6 +275,7 @@ async function main(): Promise<void> {
   const threads1 = threadCpuMsOf(pid);
   const runSysMs = sysCpuMsOf(pid) - sys0;
   const commits1 = await commitStats(url);
+  const retries1 = await retryStats(url);
   const commits = commits1.count - commits0.count;
   const committed = commits1.sum - commits0.sum;
   const runBusyMs = machineBusyMs() - busy0;
@@ -337,6 +339,7 @@ async function main(): Promise<void> {
   console.log(`end-to-end       ${lat(e1)}`);
   console.log(`totals           sent ${tot.sent}, acked ${tot.replies}, error replies ${tot.errorReplies}, delivered ${tot.delivered} (+${tot.duplicates} duplicate retries), ack frames ${tot.acksSent}, delivered notices ${tot.notices}, inbox gaps ${tot.gaps}`);
   console.log(`backlog at stop  ${inflightAtStop} unacked sends, ${undeliveredAtStop} undelivered; after ${fmt(drainMs / 1000, 1)} s drain: ${unanswered} unacked, ${undelivered} undelivered`);
+  console.log(`server retries   ${retries1.sent - retries0.sent} sent, ${retries1.held - retries0.held} held (magpie_retries_total, magpie_retries_held_total over the run and drain)`);
   console.log(`errors           ${Object.keys(errors).length ? JSON.stringify(errors) : 'none'}; server closes ${tot.closes ? JSON.stringify(closeCodes) : 'none'}`);
   console.log(`server memory    ${fmt(perConn / 1024)} KB per idle connection (RSS ${mb(rssBase)} → ${mb(rssIdle)} for ${connected.ok} connections; ${mb(rssAfter)} after the load)`);
   console.log(`CPU              server ${fmt(runCpuMs / runWallMs * 100, 0)}% of one core (${fmt(runCpuMs * 1000 / Math.max(1, tot.replies), 0)} µs per message, ${fmt((runSysMs / runCpuMs) * 100, 0)}% of it in the kernel), generator ${fmt(tot.genCpuMs / runWallMs * 100, 0)}% (its event-loop delay p99 ${fmt(loopP99, 1)} ms, max ${fmt(loopMax, 1)} ms)`);
@@ -447,6 +450,19 @@ async function commitStats(url: string): Promise<{ count: number; sum: number }>
     return { count: Number(count?.[1] ?? NaN), sum: Number(sum?.[1] ?? NaN) };
   } catch {
     return { count: NaN, sum: NaN };
+  }
+}
+
+/** Downlink retries sent and held from /metrics (magpie_retries_total over all attempts, magpie_retries_held_total). */
+async function retryStats(url: string): Promise<{ sent: number; held: number }> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    let sent = 0;
+    for (const m of text.matchAll(/^magpie_retries_total\{[^}]*\} (\S+)/gm)) sent += Number(m[1]);
+    const held = /^magpie_retries_held_total (\S+)/m.exec(text);
+    return { sent, held: Number(held?.[1] ?? NaN) };
+  } catch {
+    return { sent: NaN, held: NaN };
   }
 }
 

@@ -32,7 +32,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     retries: new Counter({ name: 'magpie_retries_total', help: 'Downlink retries sent, by attempt number', labelNames: ['attempt'] as const, registers: [registry] }),
-    retriesHeld: new Counter({ name: 'magpie_retries_held_total', help: 'Due downlink retries held back while the event loop lagged beyond retry.holdLagMs (each counted once per attempt)', registers: [registry] }),
+    retriesHeld: new Counter({ name: 'magpie_retries_held_total', help: 'Due downlink retries held back while the event loop lagged beyond retry.holdLagMs or the connection was held unread by this server (each counted once per attempt)', registers: [registry] }),
     arrivalSeconds: new Histogram({
       name: 'magpie_arrival_seconds',
       help: 'Time from the first live send to arrival at the device, by path (ack = first attempt, retry, pull)',

@@ -220,6 +220,31 @@ describe('retry queue: probes are held while the event loop lags', () => {
     assert.equal(held(), 0);
   });
 
+  it('a connection held unread by the server (its sends wait for the send budget) gets no retry until it is read again: its ACK may be queued behind them', () => {
+    const { timers, q, sends, ends, held } = lagged(100);
+    let unread = true;
+    const target = { isAlive: () => true, send: () => sends.push(timers.t), heldUnread: () => unread };
+    q.track('u', 'd', target, 1, 'f1');
+    timers.advance(5000);
+    assert.deepEqual(sends, [], 'no retry while held unread, however long');
+    assert.equal(held(), 1, 'counted as held once for its first attempt');
+    // Read again, and its ACK was there: it ends as a first-time arrival.
+    unread = false;
+    q.ack('u', 'd', 1);
+    assert.equal(ends[0]!.kind === 'acked' && ends[0]!.attempts, 0);
+    // Read again without an ACK: retried one delay after the last re-check, then probing continues at N.
+    unread = true;
+    q.track('u', 'd', target, 2, 'f2');
+    timers.advance(2500); // due at 6000 and re-checked at 7000: held both times
+    assert.deepEqual(sends, []);
+    unread = false;
+    timers.advance(500); // the re-check at 8000 finds it read again: retried
+    assert.deepEqual(sends, [8000]);
+    timers.advance(1000);
+    assert.deepEqual(sends, [8000, 9000]);
+    assert.equal(held(), 2);
+  });
+
   /** Block the event loop for `ms` (an overloaded server). */
   const spin = (ms: number) => {
     const end = performance.now() + ms;

@@ -94,6 +94,27 @@ describe('SendBudget (issue 23: the node bounds the sends it handles at once)', 
     assert.equal(budget.inUse, 0);
   });
 
+  it('an ACK read behind sends that wait for the budget is handled at once; behind any other waiting request it keeps its place', async () => {
+    const budget = new SendBudget(1);
+    const log: string[] = [];
+    const a = connection(budget);
+    const task = (name: string, budgeted: boolean, overtakes = false): Task => Object.assign(new Task(name, budgeted, log), { overtakes });
+    const a1 = task('a1', true);
+    a.conn.submit(a1);
+    a.conn.submit(task('a2', true)); // waits for the budget
+    a.conn.submit(task('ack1', false, true));
+    assert.deepEqual(log, ['a1', 'ack1'], 'the ACK went ahead of the held send');
+    assert.ok(a.ws.paused, 'still not read: a send waits');
+    // A request that is not a send (say a sync) waits behind a2; an ACK after it waits too.
+    a.conn.submit(task('sync', false));
+    a.conn.submit(task('ack2', false, true));
+    assert.deepEqual(log, ['a1', 'ack1']);
+    a1.finish();
+    await tick();
+    assert.deepEqual(log, ['a1', 'ack1', 'a2', 'sync', 'ack2'], 'then in arrival order');
+    assert.equal(a.ws.paused, false);
+  });
+
   it('wakes waiters only once a quarter of the budget is free, and never loses one', async () => {
     const budget = new SendBudget(8);
     const log: string[] = [];

@@ -6,6 +6,12 @@ export interface RetryTarget {
   /** Connected and not known to be dead. */
   isAlive(): boolean;
   send(frame: string): void;
+  /**
+   * This server holds the connection unread (its requests wait for a slot or for the node's
+   * send budget): the device's ACKs may be sitting in our own socket buffers, behind its
+   * held sends. A due retry then waits instead of being sent.
+   */
+  heldUnread?(): boolean;
 }
 
 export interface Timers {
@@ -50,7 +56,7 @@ export interface RetryQueueOptions {
   holdLagMs?: number;
   /** The event loop's lag (required for holding); stopped with the queue. */
   loopLag?: LoopLag;
-  /** Due retries held back (each counted once per attempt). */
+  /** Due retries held back, for the lag or a connection held unread (each counted once per attempt). */
   onHeld?: (count: number) => void;
 }
 
@@ -93,7 +99,9 @@ interface DeviceState {
  * While the event loop lags beyond `holdLagMs`, due retries are held (re-checked every
  * `holdLagMs`): an overloaded server reads ACKs late, and retrying then turns late ACKs into
  * a storm of duplicates that overloads it further. When the lag clears, one more grace period
- * lets the queued ACKs be read before anything still unacknowledged is retried.
+ * lets the queued ACKs be read before anything still unacknowledged is retried. Likewise a
+ * due retry to a connection this server holds unread (RetryTarget.heldUnread: its requests
+ * wait for the node's send budget) waits another delay: its ACK may be queued behind them.
  */
 export class RetryQueue {
   private readonly devices = new Map<string, DeviceState>();
@@ -262,6 +270,7 @@ export class RetryQueue {
         return;
       }
     }
+    let heldUnread = 0;
     while (this.heap.length > 0 && this.heap[0]!.dueAt <= now) {
       const t = this.pop()!;
       // Not done: its device still has it pending, so `dev` is the device's live state.
@@ -274,6 +283,17 @@ export class RetryQueue {
           this.finish(key, dev, p);
           this.onEnd({ kind: 'offline', attempts: p.attempts, message: { userId: dev.userId, deviceId: dev.deviceId, inboxSeq: p.inboxSeq } }, dev.userId, dev.deviceId, p);
         }
+        continue;
+      }
+      if (dev.target.heldUnread?.()) {
+        // Its ACK may be waiting unread behind its own held sends: re-check after one more
+        // delay (no attempt counted; it is retried then if still unacknowledged).
+        if (t.heldAt !== t.attempts) {
+          t.heldAt = t.attempts;
+          heldUnread++;
+        }
+        t.dueAt = now + Math.max(t.lastDelay, holdMs, 50);
+        this.push(t);
         continue;
       }
       t.attempts++;
@@ -290,6 +310,7 @@ export class RetryQueue {
       t.dueAt = now + next;
       this.push(t);
     }
+    if (heldUnread > 0) this.opts.onHeld?.(heldUnread);
     this.arm();
   }
 

@@ -120,11 +120,54 @@ export function textFrame(text: string): Buffer {
 
 type Queued = string | SharedFrame;
 
+/** The part of a net.Socket's libuv handle that its own pause()/resume() use for sockets made with `onread`. */
+interface ReadHandle {
+  reading?: boolean;
+  readStop?: () => number;
+  readStart?: () => number;
+}
+
+/**
+ * Stop taking the socket's data from the kernel while its connection's requests wait (a
+ * plain TCP socket; false when not stopped). A paused net.Socket only stops emitting: its
+ * handle goes on reading each arriving packet into a Buffer of its own, up to the stream's
+ * highWaterMark (16 KB), so an overloaded server held every frame its 10 000 waiting clients
+ * sent as one JS Buffer each (~118 000 of them, ~40 MB, promoted and marked by the GC), read
+ * with one syscall per packet. Stopped, the frames wait in the kernel's socket buffer (TCP
+ * pushes back on the client) and are read in one piece when the connection goes on. This is
+ * what Node's own pause() does for sockets made with `onread` (net.js): `reading = false` and
+ * `readStop()` on the handle; startReading undoes it as Node's resume() does. TLS sockets are
+ * left alone (their handle wraps the TCP one).
+ */
+function stopReading(raw: RawSocket | undefined): boolean {
+  if (!raw || (raw as { encrypted?: boolean }).encrypted) return false;
+  const h = (raw as { _handle?: ReadHandle | null })._handle;
+  if (!h || h.reading !== true || typeof h.readStop !== 'function' || typeof h.readStart !== 'function') return false;
+  h.reading = false;
+  h.readStop();
+  return true;
+}
+
+/** Undo stopReading (unless the socket is gone, or Node already reads again). */
+function startReading(raw: RawSocket | undefined): void {
+  const h = (raw as { _handle?: ReadHandle | null } | undefined)?._handle;
+  if (!h || h.reading !== false || typeof h.readStart !== 'function') return;
+  h.reading = true;
+  h.readStart();
+}
+
 /** A request run by a connection when a slot frees: `run` calls `done` exactly once, when it has finished. */
 export interface ConnectionTask {
   run(done: () => void): void;
   /** Counted against the node's send budget (ConnectionLimits.sends): it also waits for a slot there. */
   readonly budgeted?: boolean;
+  /**
+   * May start ahead of waiting budgeted sends (an ACK of an authenticated connection: it
+   * refers only to what the device was given, never to a send that has not started). Read in
+   * the same piece as sends that wait for the budget, it is handled at once instead of behind
+   * them: its deliveries end (their retries and memory with them) without waiting their turn.
+   */
+  readonly overtakes?: boolean;
 }
 
 /** The batch frame of these shared frames, made once per flush turn. */
@@ -200,6 +243,8 @@ export class Connection {
   /** Requests waiting for a slot, in arrival order. */
   private backlog: ConnectionTask[] = [];
   private backlogHead = 0;
+  /** Requests in the backlog that are not budgeted sends (while 0, an ACK may go ahead of them). */
+  private waitingOther = 0;
   private inflight = 0;
   /** In pump's loop: a request that finishes synchronously (an ACK) lets the loop go on instead of pumping again inside it. */
   private pumping = false;
@@ -215,6 +260,8 @@ export class Connection {
     this.taskDone();
   };
   private readPaused = false;
+  /** stopReading stopped the socket's handle while reads are paused (startReading restarts it). */
+  private readStopped = false;
   /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -280,7 +327,14 @@ export class Connection {
    */
   submit(task: ConnectionTask): void {
     if (this.closed || this.draining) return;
+    if (task.overtakes === true && this.waitingOther === 0 && this.backlogHead < this.backlog.length) {
+      // Only sends wait: the ACK goes ahead of them (ConnectionTask.overtakes).
+      this.inflight++;
+      task.run(this.taskDone);
+      return;
+    }
     this.backlog.push(task);
+    if (task.budgeted !== true) this.waitingOther++;
     this.pump();
   }
 
@@ -296,6 +350,7 @@ export class Connection {
         const budgeted = sends !== undefined && task.budgeted === true;
         if (budgeted && !sends.take(this)) break;
         this.backlog[this.backlogHead++] = undefined as unknown as ConnectionTask;
+        if (task.budgeted !== true) this.waitingOther--;
         this.inflight++;
         task.run(budgeted ? this.budgetedDone : this.taskDone);
       }
@@ -316,12 +371,23 @@ export class Connection {
     const wait = this.backlogHead < this.backlog.length && !this.closed;
     if (wait === this.readPaused) return;
     this.readPaused = wait;
-    if (wait) this.ws.pause();
-    else {
+    if (wait) {
+      this.ws.pause();
+      this.readStopped = stopReading(this.raw);
+    } else {
       // Read again: the client's silence while this server held its socket unread says nothing about it.
       this.lastSeen = Date.now();
-      this.ws.resume();
+      this.releaseReads();
     }
+  }
+
+  /** Resume reading: the socket's handle (if stopReading stopped it), then ws's delivery of messages. */
+  private releaseReads(): void {
+    if (this.readStopped) {
+      this.readStopped = false;
+      startReading(this.raw);
+    }
+    this.ws.resume();
   }
 
   /**
@@ -333,6 +399,7 @@ export class Connection {
     this.draining = true;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     if (!this.readPaused) {
       this.readPaused = true;
       this.ws.pause();
@@ -425,6 +492,15 @@ export class Connection {
     return (this.readPaused && !this.draining) || now - this.lastSeen <= 2 * this.heartbeatMs;
   }
 
+  /**
+   * Its socket is held unread by this server (requests wait for a slot, for room in the
+   * output, or for the node's send budget): what the client sent since, ACKs included, waits
+   * in our buffers behind them. The retry queue holds its due retries meanwhile.
+   */
+  heldUnread(): boolean {
+    return this.readPaused && !this.draining && !this.closed;
+  }
+
   /** Count an invalid frame; true when the client has sent too many in the window. */
   countError(limit: number, windowMs: number): boolean {
     const now = Date.now();
@@ -449,10 +525,11 @@ export class Connection {
     this.queuedBytes = 0;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     if (this.readPaused) {
       // Read again so the peer's close frame is seen; its other frames are ignored now.
       this.readPaused = false;
-      this.ws.resume();
+      this.releaseReads();
     }
     const { code, text } = CloseCodes[reason];
     this.onClose(this, reason);
@@ -473,6 +550,7 @@ export class Connection {
     this.queuedBytes = 0;
     this.backlog = [];
     this.backlogHead = 0;
+    this.waitingOther = 0;
     this.onClose(this, 'client');
   }
 }

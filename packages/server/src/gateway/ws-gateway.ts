@@ -71,6 +71,8 @@ class FrameJob implements ConnectionTask, OrderedFrame {
   readonly pipelined: boolean;
   /** A send: it also takes a slot of the node's send budget (gateway/send-budget.ts). */
   readonly budgeted: boolean;
+  /** An authenticated connection's ACK: it may start ahead of sends waiting for the budget (ConnectionTask.overtakes). */
+  readonly overtakes: boolean;
   private connDone: (() => void) | undefined;
 
   constructor(
@@ -83,6 +85,7 @@ class FrameJob implements ConnectionTask, OrderedFrame {
   ) {
     this.pipelined = frame?.type === 'send' || frame?.type === 'ack';
     this.budgeted = frame?.type === 'send';
+    this.overtakes = frame?.type === 'ack' && conn.principal !== undefined;
   }
 
   /** A request slot of the connection is free: take the frame's place in arrival order. */
