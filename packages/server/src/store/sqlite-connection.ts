@@ -16,6 +16,8 @@ export interface SqliteHandle {
    * For hot-path reads that can wait one turn (the direct-message policy check).
    */
   read<T>(fn: () => T): Promise<T>;
+  /** `read(() => stmt.get(...params))` without the closure (the session read of every API request). */
+  readGet<T>(stmt: Database.Statement, params: readonly unknown[]): Promise<T | undefined>;
   /** Drop this holder's reference; the connection closes when the last holder releases it. Idempotent. */
   release(): Promise<void>;
 }
@@ -66,6 +68,7 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
     return {
       db,
       read: (fn) => reads.read(fn),
+      readGet: (stmt, params) => reads.get(stmt, params),
       release: async () => {
         if (db.open) db.close();
       },
@@ -88,6 +91,7 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   return {
     db: entry.db,
     read: (fn) => entry.reads.read(fn),
+    readGet: (stmt, params) => entry.reads.get(stmt, params),
     async release() {
       if (released) return;
       released = true;
@@ -100,44 +104,106 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   };
 }
 
-/** Queues reads and runs each turn's reads in one read transaction (see SqliteHandle.read). */
+/**
+ * Queues reads and runs each turn's reads in one read transaction (see SqliteHandle.read).
+ * The queue is four parallel arrays, kept from batch to batch (two sets: the one filling and
+ * the one being flushed), and the transaction function is made once: a read costs its
+ * promise and nothing else (no entry object, closure or result wrapper per read, no
+ * transaction wrapper per batch; issue 16).
+ */
 class ReadBatcher {
-  private queue: { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private q = new ReadQueue();
+  /** The batch being flushed (swapped with `q`). */
+  private flushing = new ReadQueue();
+  private readonly runBatch: () => void;
+  private readonly scheduled = (): void => this.flush();
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database) {
+    // One transaction function for every batch (a savepoint when a transaction is already open).
+    this.runBatch = db.transaction(() => {
+      const b = this.flushing;
+      // Each read settles on its own: one that throws rejects only its caller.
+      for (let i = 0; i < b.n; i++) {
+        let value: unknown;
+        try {
+          const stmt = b.stmts[i];
+          value = stmt ? stmt.get(...(b.params[i] as unknown[])) : (b.params[i] as () => unknown)();
+        } catch (err) {
+          b.rejects[i]!(err);
+          continue;
+        }
+        b.resolves[i]!(value);
+      }
+    });
+  }
 
   read<T>(fn: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject }) === 1) setImmediate(() => this.flush());
+    return this.enqueue(null, fn) as Promise<T>;
+  }
+
+  get<T>(stmt: Database.Statement, params: readonly unknown[]): Promise<T | undefined> {
+    return this.enqueue(stmt, params) as Promise<T | undefined>;
+  }
+
+  private enqueue(stmt: Database.Statement | null, params: unknown): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      if (this.q.add(stmt, params, resolve, reject) === 1) setImmediate(this.scheduled);
     });
   }
 
   private flush(): void {
-    const batch = this.queue;
-    this.queue = [];
-    if (!this.db.open) {
-      for (const r of batch) r.reject(new Error('database closed'));
-      return;
-    }
-    // Each read settles on its own: one that throws rejects only its caller.
-    let results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+    const b = this.q;
+    this.q = this.flushing;
+    this.flushing = b;
     try {
-      results = this.db.transaction(() =>
-        batch.map((r) => {
-          try {
-            return { ok: true as const, value: r.fn() };
-          } catch (err) {
-            return { ok: false as const, err };
-          }
-        }),
-      )();
+      if (!this.db.open) throw new Error('database closed');
+      this.runBatch();
     } catch (err) {
-      for (const r of batch) r.reject(err);
-      return;
+      // BEGIN or COMMIT failed (or the database is closed): every read not settled yet fails.
+      for (let i = 0; i < b.n; i++) b.rejects[i]!(err);
+    } finally {
+      b.clear();
     }
-    results.forEach((res, i) => (res.ok ? batch[i]!.resolve(res.value) : batch[i]!.reject(res.err)));
   }
 }
+
+/** One batch of queued reads (see ReadBatcher). */
+class ReadQueue {
+  n = 0;
+  /** Per read: a statement and its parameters, or (statement null) a function in `params`. */
+  stmts: (Database.Statement | null)[] = [];
+  params: unknown[] = [];
+  resolves: ((v: unknown) => void)[] = [];
+  rejects: ((e: unknown) => void)[] = [];
+
+  /** Queue one read; returns how many are queued now. */
+  add(stmt: Database.Statement | null, params: unknown, resolve: (v: unknown) => void, reject: (e: unknown) => void): number {
+    const i = this.n++;
+    this.stmts[i] = stmt;
+    this.params[i] = params;
+    this.resolves[i] = resolve;
+    this.rejects[i] = reject;
+    return this.n;
+  }
+
+  /** Empty, keeping the arrays' storage (unless a burst made them large) and no reference to what was read. */
+  clear(): void {
+    if (this.n > 1024) {
+      this.stmts = [];
+      this.params = [];
+      this.resolves = [];
+      this.rejects = [];
+    } else {
+      this.stmts.fill(null, 0, this.n);
+      this.params.fill(undefined, 0, this.n);
+      this.resolves.fill(noop, 0, this.n);
+      this.rejects.fill(noop, 0, this.n);
+    }
+    this.n = 0;
+  }
+}
+
+const noop = (): void => {};
 
 const DEFAULT_CHECKPOINT_MS = 500;
 /**
