@@ -106,10 +106,12 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
 
 /**
  * Queues reads and runs each turn's reads in one read transaction (see SqliteHandle.read).
- * The queue is four parallel arrays, kept from batch to batch (two sets: the one filling and
- * the one being flushed), and the transaction function is made once: a read costs its
- * promise and nothing else (no entry object, closure or result wrapper per read, no
- * transaction wrapper per batch; issue 16).
+ * Cheap per read (issue 16: this is the session read of every API request): a batch is two
+ * parallel arrays reused from batch to batch (two sets: the one filling and the one being
+ * flushed) and ONE promise, settled with the batch's answers; each read is that promise's
+ * `then` with a picker of its slot (made once per slot and kept), and the transaction function
+ * is made once. Before, each read cost an entry object, a closure, its own promise with its
+ * resolving functions and a result wrapper, and each batch better-sqlite3's transaction wrappers.
  */
 class ReadBatcher {
   private q = new ReadQueue();
@@ -122,17 +124,14 @@ class ReadBatcher {
     // One transaction function for every batch (a savepoint when a transaction is already open).
     this.runBatch = db.transaction(() => {
       const b = this.flushing;
-      // Each read settles on its own: one that throws rejects only its caller.
+      // Each read settles on its own: one that throws fails only its caller.
       for (let i = 0; i < b.n; i++) {
-        let value: unknown;
         try {
           const stmt = b.stmts[i];
-          value = stmt ? stmt.get(...(b.params[i] as unknown[])) : (b.params[i] as () => unknown)();
+          b.results[i] = stmt ? stmt.get(...(b.params[i] as unknown[])) : (b.params[i] as () => unknown)();
         } catch (err) {
-          b.rejects[i]!(err);
-          continue;
+          b.results[i] = new ReadFailure(err);
         }
-        b.resolves[i]!(value);
       }
     });
   }
@@ -146,25 +145,46 @@ class ReadBatcher {
   }
 
   private enqueue(stmt: Database.Statement | null, params: unknown): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (this.q.add(stmt, params, resolve, reject) === 1) setImmediate(this.scheduled);
-    });
+    const q = this.q;
+    if (q.n === 0) setImmediate(this.scheduled);
+    return q.add(stmt, params);
   }
 
   private flush(): void {
     const b = this.q;
     this.q = this.flushing;
     this.flushing = b;
+    b.results = new Array(b.n);
     try {
       if (!this.db.open) throw new Error('database closed');
       this.runBatch();
     } catch (err) {
-      // BEGIN or COMMIT failed (or the database is closed): every read not settled yet fails.
-      for (let i = 0; i < b.n; i++) b.rejects[i]!(err);
-    } finally {
-      b.clear();
+      // BEGIN or COMMIT failed (or the database is closed): every read of the batch fails.
+      b.results.fill(new ReadFailure(err));
     }
+    b.settle();
   }
+}
+
+/** A read that threw, in a batch's answers (its caller's promise rejects with `err`). */
+class ReadFailure {
+  constructor(readonly err: unknown) {}
+}
+
+/** Slot pickers kept for reuse (a batch rarely has more reads; beyond, one is made per read). */
+const PICKERS_KEPT = 4096;
+const pickers: ((results: unknown[]) => unknown)[] = [];
+function picker(i: number): (results: unknown[]) => unknown {
+  let f = pickers[i];
+  if (!f) {
+    f = (results) => {
+      const v = results[i];
+      if (v instanceof ReadFailure) throw v.err;
+      return v;
+    };
+    if (i < PICKERS_KEPT) pickers[i] = f;
+  }
+  return f;
 }
 
 /** One batch of queued reads (see ReadBatcher). */
@@ -173,37 +193,38 @@ class ReadQueue {
   /** Per read: a statement and its parameters, or (statement null) a function in `params`. */
   stmts: (Database.Statement | null)[] = [];
   params: unknown[] = [];
-  resolves: ((v: unknown) => void)[] = [];
-  rejects: ((e: unknown) => void)[] = [];
+  /** The answers of the batch being flushed, by slot (a ReadFailure where the read threw). */
+  results: unknown[] = [];
+  private answered: Promise<unknown[]> | null = null;
+  private resolve: ((results: unknown[]) => void) | null = null;
 
-  /** Queue one read; returns how many are queued now. */
-  add(stmt: Database.Statement | null, params: unknown, resolve: (v: unknown) => void, reject: (e: unknown) => void): number {
+  /** Queue one read: its answer. */
+  add(stmt: Database.Statement | null, params: unknown): Promise<unknown> {
+    if (this.answered === null) this.answered = new Promise<unknown[]>((r) => (this.resolve = r));
     const i = this.n++;
     this.stmts[i] = stmt;
     this.params[i] = params;
-    this.resolves[i] = resolve;
-    this.rejects[i] = reject;
-    return this.n;
+    return this.answered.then(picker(i));
   }
 
-  /** Empty, keeping the arrays' storage (unless a burst made them large) and no reference to what was read. */
-  clear(): void {
+  /** Answer every queued read, then empty: the arrays keep their storage (unless a burst made them large), not what was read. */
+  settle(): void {
+    const resolve = this.resolve!;
+    const results = this.results;
+    this.answered = null;
+    this.resolve = null;
+    this.results = [];
     if (this.n > 1024) {
       this.stmts = [];
       this.params = [];
-      this.resolves = [];
-      this.rejects = [];
     } else {
       this.stmts.fill(null, 0, this.n);
       this.params.fill(undefined, 0, this.n);
-      this.resolves.fill(noop, 0, this.n);
-      this.rejects.fill(noop, 0, this.n);
     }
     this.n = 0;
+    resolve(results);
   }
 }
-
-const noop = (): void => {};
 
 const DEFAULT_CHECKPOINT_MS = 500;
 /**
