@@ -35,6 +35,27 @@ export function installZodCompilers(app: FastifyInstance): void {
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 }
 
+/** A route's plain-string params (see plainStringsCheck), checked in its preValidation hook. */
+interface PlainParams {
+  check: (data: unknown) => boolean;
+  schema: z.ZodType;
+}
+
+/**
+ * The validation of a request's params as the validator compiler does it (undefined: valid;
+ * else the `invalid` error with zod's issues), for routes whose params are checked in their
+ * preValidation hook.
+ */
+function paramsError(req: FastifyRequest, params: PlainParams | null): Error | undefined {
+  if (params === null || params.check(req.params)) return undefined;
+  const r = params.schema.safeParse(req.params ?? {});
+  if (r.success) {
+    req.params = r.data;
+    return undefined;
+  }
+  return new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) });
+}
+
 /** A string field's length bounds (zod checks min_length, max_length, length_equals; no other check). */
 interface StringField {
   name: string;
@@ -212,13 +233,13 @@ export class RestApi {
   };
 
   /** The hooks that authenticate a route as its `auth` says. */
-  private authHooks(auth: RestRoute['auth'] | RawRestRoute['auth']): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
+  private authHooks(auth: RestRoute['auth'] | RawRestRoute['auth'], params: PlainParams | null = null): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
     switch (auth) {
       case 'user':
         return {
           onRequest: this.authOnRequest,
           // Authentication is decided before validation: a request without a session is `unauthorized` whatever its body.
-          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? paramsError(req, params) : (req.restAuthError as Error)),
         };
       case 'optional':
         return {
@@ -226,7 +247,7 @@ export class RestApi {
             if (bearer(req) === undefined) done();
             else this.authOnRequest(req, reply, done);
           },
-          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? paramsError(req, params) : (req.restAuthError as Error)),
         };
       case 'admin':
         return {
@@ -237,7 +258,7 @@ export class RestApi {
               done(err as Error);
               return;
             }
-            done();
+            done(paramsError(req, params));
           },
         };
       default:
@@ -271,13 +292,19 @@ export class RestApi {
     const response: Record<number, z.ZodType> = {};
     for (const [status, s] of Object.entries(r.reply)) if (s) response[Number(status)] = s;
     const defaultStatus = r.reply[201] && !r.reply[200] ? 201 : 200;
+    // Plain-string params of a route that has a preValidation hook anyway (authenticated routes)
+    // are checked there, right where fastify would validate them next (same order: after
+    // authentication, before the query and body): fastify's validation step is then skipped
+    // on routes with nothing else to validate, e.g. a red-packet open (issue 16).
+    const plain = r.params && r.auth !== 'none' ? plainStringsCheck(r.params) : null;
+    const params: PlainParams | null = plain && r.params ? { check: plain, schema: r.params } : null;
     this.app.route({
       method: r.method,
       url: r.url,
       config: { rest: r },
       ...(opts.head === false && { exposeHeadRoute: false }),
-      schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
-      ...this.authHooks(r.auth),
+      schema: { ...(r.params && !params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
+      ...this.authHooks(r.auth, params),
       handler: (req, reply) => {
         if (defaultStatus !== 200) void reply.code(defaultStatus);
         return handler({ body: req.body, query: req.query, params: req.params, principal: r.auth === 'user' || r.auth === 'optional' ? req.restPrincipal : undefined, raw: req, reply } as RestRequest<R>);
