@@ -83,7 +83,19 @@ export class SqliteEngine implements SqlEngine {
     return this.direct.all<T>(sql, params);
   }
 
-  async get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
+  get<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+    // The common case (no transaction open, a read or no write gate) without an async frame of its own.
+    if (this.busy) return this.getLater<T>(sql, params);
+    try {
+      const stmt = this.prepare(sql);
+      if (this.gate && !stmt.readonly) return this.getLater<T>(sql, params);
+      return Promise.resolve(stmt.get(...params) as T | undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async getLater<T>(sql: string, params: readonly unknown[]): Promise<T | undefined> {
     while (this.busy) await this.busy;
     if (this.gate && !this.prepare(sql).readonly) return this.locked(() => this.direct.get<T>(sql, params));
     return this.direct.get<T>(sql, params);
@@ -123,10 +135,21 @@ export class SqliteEngine implements SqlEngine {
     }
   }
 
-  async getBatched<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+  getBatched<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+    // Not an async function: a read queued at once costs the batcher's promise alone (issue 16).
+    if (this.busy) return this.getBatchedLater<T>(sql, params);
+    let stmt: Database.Statement;
+    try {
+      stmt = this.prepare(sql);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.handle.readGet<T>(stmt, params);
+  }
+
+  private async getBatchedLater<T>(sql: string, params: readonly unknown[]): Promise<T | undefined> {
     while (this.busy) await this.busy;
-    const stmt = this.prepare(sql);
-    return this.handle.read(() => stmt.get(...params) as T | undefined);
+    return this.handle.readGet<T>(this.prepare(sql), params);
   }
 
   textList(values: readonly string[]): { sql: string; param: unknown } {

@@ -24,12 +24,90 @@ const isZod = (s: unknown): s is z.ZodType => typeof (s as z.ZodType | undefined
 export function installZodCompilers(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema }) => {
     if (!isZod(schema)) throw new Error('REST route schemas must be zod schemas');
-    return (data: unknown) => {
+    const parse = (data: unknown) => {
       const r = schema.safeParse(data ?? {});
       return r.success ? { value: r.data } : { error: new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) }) };
     };
+    const accepts = plainStringsCheck(schema);
+    // `true`: valid as it is, fastify keeps the request part unchanged (zod would return an equal copy).
+    return accepts ? (data: unknown) => (accepts(data) ? true : parse(data)) : parse;
   });
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+}
+
+/** A route's plain-string params (see plainStringsCheck), checked in its preValidation hook. */
+interface PlainParams {
+  check: (data: unknown) => boolean;
+  schema: z.ZodType;
+}
+
+/**
+ * The validation of a request's params as the validator compiler does it (undefined: valid;
+ * else the `invalid` error with zod's issues), for routes whose params are checked in their
+ * preValidation hook.
+ */
+function paramsError(req: FastifyRequest, params: PlainParams | null): Error | undefined {
+  if (params === null || params.check(req.params)) return undefined;
+  const r = params.schema.safeParse(req.params ?? {});
+  if (r.success) {
+    req.params = r.data;
+    return undefined;
+  }
+  return new MagpieError('invalid', 'request fails the schema', { details: issuesOf(r.error) });
+}
+
+/** A string field's length bounds (zod checks min_length, max_length, length_equals; no other check). */
+interface StringField {
+  name: string;
+  min: number;
+  max: number;
+}
+
+/**
+ * For a strict object schema of plain required strings (route params such as `{ id: z.string() }`,
+ * optionally with length bounds), a check that a value passes it exactly as it is: an object
+ * with those keys only, each a string within its bounds. Null for any other schema. The
+ * validator answers such values without zod (whose parse builds a copy and a result object
+ * per request: ~0.5 KB of garbage on every red-packet open, issue 16); anything the check does
+ * not accept is parsed by zod, so refusals carry zod's issues as before.
+ */
+export function plainStringsCheck(schema: z.ZodType): ((data: unknown) => boolean) | null {
+  const def = (schema as unknown as { _zod?: { def?: { type?: string; shape?: Record<string, z.ZodType>; catchall?: z.ZodType } } })._zod?.def;
+  if (def?.type !== 'object' || !def.shape) return null;
+  // Strict objects only (an unknown key is an error); a stripping or loose object is left to zod.
+  if ((def.catchall as unknown as { _zod?: { def?: { type?: string } } } | undefined)?._zod?.def?.type !== 'never') return null;
+  const fields: StringField[] = [];
+  for (const [name, field] of Object.entries(def.shape)) {
+    const fdef = (field as unknown as { _zod?: { def?: { type?: string; coerce?: boolean; checks?: { _zod?: { def?: { check?: string; minimum?: number; maximum?: number; length?: number } } }[] } } })._zod?.def;
+    if (fdef?.type !== 'string' || fdef.coerce) return null;
+    const f: StringField = { name, min: 0, max: Infinity };
+    for (const c of fdef.checks ?? []) {
+      const cd = c._zod?.def;
+      if (cd?.check === 'min_length' && typeof cd.minimum === 'number') f.min = Math.max(f.min, cd.minimum);
+      else if (cd?.check === 'max_length' && typeof cd.maximum === 'number') f.max = Math.min(f.max, cd.maximum);
+      else if (cd?.check === 'length_equals' && typeof cd.length === 'number') {
+        f.min = Math.max(f.min, cd.length);
+        f.max = Math.min(f.max, cd.length);
+      } else return null;
+    }
+    fields.push(f);
+  }
+  const names = new Set(fields.map((f) => f.name));
+  return (data) => {
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) return false;
+    const o = data as Record<string, unknown>;
+    let keys = 0;
+    for (const k in o) {
+      if (!names.has(k) || !Object.prototype.hasOwnProperty.call(o, k)) return false;
+      keys++;
+    }
+    if (keys !== fields.length) return false;
+    for (const f of fields) {
+      const v = o[f.name];
+      if (typeof v !== 'string' || v.length < f.min || v.length > f.max) return false;
+    }
+    return true;
+  };
 }
 
 type In<S> = S extends z.ZodType ? z.output<S> : undefined;
@@ -130,35 +208,46 @@ export class RestApi {
    * the session read and the per-user rate limit, before the body is read. A refused session
    * is kept for preValidation, so body errors still come first, as on every other route.
    */
-  private readonly authOnRequest = async (req: FastifyRequest): Promise<void> => {
-    let p: Principal;
-    try {
-      p = await this.accounts.authenticate(bearer(req));
-    } catch (err) {
-      req.restAuthError = err;
-      return;
-    }
-    req.restPrincipal = p;
-    req.restSession = Promise.resolve(p);
-    this.limitUser(p.userId);
+  private readonly authOnRequest = (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    // A callback hook, not an async one (it runs on every authenticated request: an async hook
+    // costs its own promise and frame on top of the session read's; issue 16).
+    const session = this.accounts.authenticate(bearer(req));
+    req.restSession = session;
+    session.then(
+      (p) => {
+        req.restPrincipal = p;
+        try {
+          this.limitUser(p.userId);
+        } catch (err) {
+          // Over the per-user budget: refused here, before the body is read.
+          done(err as Error);
+          return;
+        }
+        done();
+      },
+      (err: unknown) => {
+        req.restAuthError = err;
+        done();
+      },
+    );
   };
 
   /** The hooks that authenticate a route as its `auth` says. */
-  private authHooks(auth: RestRoute['auth'] | RawRestRoute['auth']): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
+  private authHooks(auth: RestRoute['auth'] | RawRestRoute['auth'], params: PlainParams | null = null): Pick<RouteOptions, 'onRequest' | 'preValidation'> {
     switch (auth) {
       case 'user':
         return {
           onRequest: this.authOnRequest,
           // Authentication is decided before validation: a request without a session is `unauthorized` whatever its body.
-          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? paramsError(req, params) : (req.restAuthError as Error)),
         };
       case 'optional':
         return {
-          onRequest: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => {
+          onRequest: (req: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
             if (bearer(req) === undefined) done();
-            else this.authOnRequest(req).then(() => done(), done);
+            else this.authOnRequest(req, reply, done);
           },
-          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? undefined : (req.restAuthError as Error)),
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) => done(req.restAuthError === null ? paramsError(req, params) : (req.restAuthError as Error)),
         };
       case 'admin':
         return {
@@ -169,7 +258,7 @@ export class RestApi {
               done(err as Error);
               return;
             }
-            done();
+            done(paramsError(req, params));
           },
         };
       default:
@@ -203,13 +292,19 @@ export class RestApi {
     const response: Record<number, z.ZodType> = {};
     for (const [status, s] of Object.entries(r.reply)) if (s) response[Number(status)] = s;
     const defaultStatus = r.reply[201] && !r.reply[200] ? 201 : 200;
+    // Plain-string params of a route that has a preValidation hook anyway (authenticated routes)
+    // are checked there, right where fastify would validate them next (same order: after
+    // authentication, before the query and body): fastify's validation step is then skipped
+    // on routes with nothing else to validate, e.g. a red-packet open (issue 16).
+    const plain = r.params && r.auth !== 'none' ? plainStringsCheck(r.params) : null;
+    const params: PlainParams | null = plain && r.params ? { check: plain, schema: r.params } : null;
     this.app.route({
       method: r.method,
       url: r.url,
       config: { rest: r },
       ...(opts.head === false && { exposeHeadRoute: false }),
-      schema: { ...(r.params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
-      ...this.authHooks(r.auth),
+      schema: { ...(r.params && !params && { params: r.params }), ...(r.query && { querystring: r.query }), ...(r.body && { body: r.body }), response },
+      ...this.authHooks(r.auth, params),
       handler: (req, reply) => {
         if (defaultStatus !== 200) void reply.code(defaultStatus);
         return handler({ body: req.body, query: req.query, params: req.params, principal: r.auth === 'user' || r.auth === 'optional' ? req.restPrincipal : undefined, raw: req, reply } as RestRequest<R>);

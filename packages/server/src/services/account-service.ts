@@ -225,9 +225,20 @@ export class AccountService {
   }
 
   /** Resolve a bearer token to its live session; throws `unauthorized`. */
-  async authenticate(token: string | undefined): Promise<Principal> {
-    if (!token) throw new MagpieError('unauthorized', 'missing token');
-    const found = await this.store.getSessionAndUser(hashToken(token), this.now());
+  authenticate(token: string | undefined): Promise<Principal> {
+    // Not an async function: it runs on every API request (one promise and frame fewer; issue 16).
+    if (!token) return Promise.reject(new MagpieError('unauthorized', 'missing token'));
+    let hash: string;
+    try {
+      hash = hashToken(token);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.store.getSessionAndUser(hash, this.now()).then(this.principalOf);
+  }
+
+  /** authenticate's answer from the session read (made once). */
+  private readonly principalOf = (found: Awaited<ReturnType<Store['getSessionAndUser']>>): Principal => {
     if (!found) throw new MagpieError('unauthorized', 'token is unknown, expired or revoked');
     // A session created while the account was being disabled or deleted escapes that revocation: the user row decides.
     const { session: s, user } = found;
@@ -236,7 +247,7 @@ export class AccountService {
       throw new MagpieError('unauthorized', user?.disabledAt != null && user.deletedAt === null ? 'the account is disabled' : 'the account no longer exists');
     }
     return { userId: s.userId, deviceId: s.deviceId, platform: s.platform, tokenHash: s.tokenHash, appVersion: s.appVersion };
-  }
+  };
 
   /** This service's clock (sessions are live while expiresAt > time()). */
   time(): number {

@@ -127,6 +127,14 @@ const SESSION_AND_USER_SQL = `
   FROM sessions s LEFT JOIN users u ON u.id = s.user_id
   WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?`;
 
+type SessionAndUserRow = Record<string, unknown> & { u_id: string | null; u_deleted_at: number | string | null; u_disabled_at: number | string | null };
+
+function sessionAndUserFromRow(row: SessionAndUserRow | undefined): { session: SessionRecord; user: { deletedAt: number | null; disabledAt: number | null } | null } | null {
+  if (!row) return null;
+  const user = row.u_id == null ? null : { deletedAt: row.u_deleted_at == null ? null : Number(row.u_deleted_at), disabledAt: row.u_disabled_at == null ? null : Number(row.u_disabled_at) };
+  return { session: sessionFromRow(row), user };
+}
+
 /** Store.isMember / isMemberNow: an active membership row exists. */
 const IS_MEMBER_SQL = 'SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL';
 
@@ -145,6 +153,8 @@ const HELLO_STATE_SQL = `
 function refusal(r: ReturnType<typeof checkEffect>): AppendOutcome {
   return r ? { ok: false, ...r } : { ok: false, error: 'invalid' };
 }
+
+const isRow = (row: unknown): boolean => row !== undefined;
 
 const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
 
@@ -333,11 +343,9 @@ export class SqlStore implements Store {
     return row ? sessionFromRow(row) : null;
   }
 
-  async getSessionAndUser(tokenHash: string, now: number): Promise<{ session: SessionRecord; user: { deletedAt: number | null; disabledAt: number | null } | null } | null> {
-    const row = await this.db.getBatched<Record<string, unknown> & { u_id: string | null; u_deleted_at: number | string | null; u_disabled_at: number | string | null }>(SESSION_AND_USER_SQL, [tokenHash, now]);
-    if (!row) return null;
-    const user = row.u_id == null ? null : { deletedAt: row.u_deleted_at == null ? null : Number(row.u_deleted_at), disabledAt: row.u_disabled_at == null ? null : Number(row.u_disabled_at) };
-    return { session: sessionFromRow(row), user };
+  getSessionAndUser(tokenHash: string, now: number): Promise<{ session: SessionRecord; user: { deletedAt: number | null; disabledAt: number | null } | null } | null> {
+    // Not an async function: it runs on every authenticated request (one promise fewer; issue 16).
+    return this.db.getBatched<SessionAndUserRow>(SESSION_AND_USER_SQL, [tokenHash, now]).then(sessionAndUserFromRow);
   }
 
   async helloState(userId: string, deviceId: string, tokenHash: string, now: number): Promise<HelloState> {
@@ -887,8 +895,9 @@ export class SqlStore implements Store {
     return (await this.db.getBatched(IS_MEMBER_SQL, [conv, userId])) !== undefined;
   }
 
-  async isMemberNow(conv: string, userId: string): Promise<boolean> {
-    return (await this.db.get(IS_MEMBER_SQL, [conv, userId])) !== undefined;
+  isMemberNow(conv: string, userId: string): Promise<boolean> {
+    // Not an async function: it runs on every red-packet open (issue 16).
+    return this.db.get(IS_MEMBER_SQL, [conv, userId]).then(isRow);
   }
 
   async members(conv: string): Promise<string[]> {

@@ -16,6 +16,8 @@ export interface SqliteHandle {
    * For hot-path reads that can wait one turn (the direct-message policy check).
    */
   read<T>(fn: () => T): Promise<T>;
+  /** `read(() => stmt.get(...params))` without the closure (the session read of every API request). */
+  readGet<T>(stmt: Database.Statement, params: readonly unknown[]): Promise<T | undefined>;
   /** Drop this holder's reference; the connection closes when the last holder releases it. Idempotent. */
   release(): Promise<void>;
 }
@@ -66,6 +68,7 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
     return {
       db,
       read: (fn) => reads.read(fn),
+      readGet: (stmt, params) => reads.get(stmt, params),
       release: async () => {
         if (db.open) db.close();
       },
@@ -88,6 +91,7 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   return {
     db: entry.db,
     read: (fn) => entry.reads.read(fn),
+    readGet: (stmt, params) => entry.reads.get(stmt, params),
     async release() {
       if (released) return;
       released = true;
@@ -100,42 +104,125 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   };
 }
 
-/** Queues reads and runs each turn's reads in one read transaction (see SqliteHandle.read). */
+/**
+ * Queues reads and runs each turn's reads in one read transaction (see SqliteHandle.read).
+ * Cheap per read (issue 16: this is the session read of every API request): a batch is two
+ * parallel arrays reused from batch to batch (two sets: the one filling and the one being
+ * flushed) and ONE promise, settled with the batch's answers; each read is that promise's
+ * `then` with a picker of its slot (made once per slot and kept), and the transaction function
+ * is made once. Before, each read cost an entry object, a closure, its own promise with its
+ * resolving functions and a result wrapper, and each batch better-sqlite3's transaction wrappers.
+ */
 class ReadBatcher {
-  private queue: { fn: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private q = new ReadQueue();
+  /** The batch being flushed (swapped with `q`). */
+  private flushing = new ReadQueue();
+  private readonly runBatch: () => void;
+  private readonly scheduled = (): void => this.flush();
 
-  constructor(private readonly db: Database.Database) {}
-
-  read<T>(fn: () => T): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject }) === 1) setImmediate(() => this.flush());
+  constructor(private readonly db: Database.Database) {
+    // One transaction function for every batch (a savepoint when a transaction is already open).
+    this.runBatch = db.transaction(() => {
+      const b = this.flushing;
+      // Each read settles on its own: one that throws fails only its caller.
+      for (let i = 0; i < b.n; i++) {
+        try {
+          const stmt = b.stmts[i];
+          b.results[i] = stmt ? stmt.get(...(b.params[i] as unknown[])) : (b.params[i] as () => unknown)();
+        } catch (err) {
+          b.results[i] = new ReadFailure(err);
+        }
+      }
     });
   }
 
+  read<T>(fn: () => T): Promise<T> {
+    return this.enqueue(null, fn) as Promise<T>;
+  }
+
+  get<T>(stmt: Database.Statement, params: readonly unknown[]): Promise<T | undefined> {
+    return this.enqueue(stmt, params) as Promise<T | undefined>;
+  }
+
+  private enqueue(stmt: Database.Statement | null, params: unknown): Promise<unknown> {
+    const q = this.q;
+    if (q.n === 0) setImmediate(this.scheduled);
+    return q.add(stmt, params);
+  }
+
   private flush(): void {
-    const batch = this.queue;
-    this.queue = [];
-    if (!this.db.open) {
-      for (const r of batch) r.reject(new Error('database closed'));
-      return;
-    }
-    // Each read settles on its own: one that throws rejects only its caller.
-    let results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[];
+    const b = this.q;
+    this.q = this.flushing;
+    this.flushing = b;
+    b.results = new Array(b.n);
     try {
-      results = this.db.transaction(() =>
-        batch.map((r) => {
-          try {
-            return { ok: true as const, value: r.fn() };
-          } catch (err) {
-            return { ok: false as const, err };
-          }
-        }),
-      )();
+      if (!this.db.open) throw new Error('database closed');
+      this.runBatch();
     } catch (err) {
-      for (const r of batch) r.reject(err);
-      return;
+      // BEGIN or COMMIT failed (or the database is closed): every read of the batch fails.
+      b.results.fill(new ReadFailure(err));
     }
-    results.forEach((res, i) => (res.ok ? batch[i]!.resolve(res.value) : batch[i]!.reject(res.err)));
+    b.settle();
+  }
+}
+
+/** A read that threw, in a batch's answers (its caller's promise rejects with `err`). */
+class ReadFailure {
+  constructor(readonly err: unknown) {}
+}
+
+/** Slot pickers kept for reuse (a batch rarely has more reads; beyond, one is made per read). */
+const PICKERS_KEPT = 4096;
+const pickers: ((results: unknown[]) => unknown)[] = [];
+function picker(i: number): (results: unknown[]) => unknown {
+  let f = pickers[i];
+  if (!f) {
+    f = (results) => {
+      const v = results[i];
+      if (v instanceof ReadFailure) throw v.err;
+      return v;
+    };
+    if (i < PICKERS_KEPT) pickers[i] = f;
+  }
+  return f;
+}
+
+/** One batch of queued reads (see ReadBatcher). */
+class ReadQueue {
+  n = 0;
+  /** Per read: a statement and its parameters, or (statement null) a function in `params`. */
+  stmts: (Database.Statement | null)[] = [];
+  params: unknown[] = [];
+  /** The answers of the batch being flushed, by slot (a ReadFailure where the read threw). */
+  results: unknown[] = [];
+  private answered: Promise<unknown[]> | null = null;
+  private resolve: ((results: unknown[]) => void) | null = null;
+
+  /** Queue one read: its answer. */
+  add(stmt: Database.Statement | null, params: unknown): Promise<unknown> {
+    if (this.answered === null) this.answered = new Promise<unknown[]>((r) => (this.resolve = r));
+    const i = this.n++;
+    this.stmts[i] = stmt;
+    this.params[i] = params;
+    return this.answered.then(picker(i));
+  }
+
+  /** Answer every queued read, then empty: the arrays keep their storage (unless a burst made them large), not what was read. */
+  settle(): void {
+    const resolve = this.resolve!;
+    const results = this.results;
+    this.answered = null;
+    this.resolve = null;
+    this.results = [];
+    if (this.n > 1024) {
+      this.stmts = [];
+      this.params = [];
+    } else {
+      this.stmts.fill(null, 0, this.n);
+      this.params.fill(undefined, 0, this.n);
+    }
+    this.n = 0;
+    resolve(results);
   }
 }
 

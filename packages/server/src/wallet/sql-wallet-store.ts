@@ -62,11 +62,6 @@ function rows(head: string, n: number, cols: number, tail = ''): string {
   }
   return sql;
 }
-function chunks<T>(xs: T[]): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK));
-  return out;
-}
 const CAS_OPEN = `UPDATE red_packets SET remaining_amount = ?, remaining_count = ?, status = ?, ended_at = ?
   WHERE id = ? AND status = 'active' AND remaining_amount = ? AND remaining_count = ?`;
 /** Ending a packet: what is left becomes `refunded` (the right-hand sides read the old row). */
@@ -280,7 +275,9 @@ export class SqlWalletStore implements WalletStore {
     let amountLeft = fromAmount;
     let countLeft = fromCount;
     let endedAt: number | null = null;
-    const claims: { userId: string; amount: number; seq: number; now: number }[] = [];
+    // The new claims, and their accounts (parallel): the objects `out` answers with, no copies.
+    const claims: RedPacketClaim[] = [];
+    const accts: string[] = [];
     const out = reqs.map((r): OpenOutcome => {
       const had = prior.get(r.userId);
       if (had) return { ok: false, error: 'already_opened', claim: had };
@@ -297,7 +294,8 @@ export class SqlWalletStore implements WalletStore {
       const seq = total - countLeft;
       const claim: RedPacketClaim = { user: r.userId, amount, seq, at: r.now };
       prior.set(r.userId, claim);
-      claims.push({ userId: r.userId, amount, seq, now: r.now });
+      claims.push(claim);
+      accts.push(acct);
       if (countLeft === 0) {
         status = 'finished';
         endedAt = r.now;
@@ -308,24 +306,56 @@ export class SqlWalletStore implements WalletStore {
     const changed = await tx.run(CAS_OPEN, [amountLeft, countLeft, status, endedAt, packetId, fromAmount, fromCount]);
     if (changed !== 1) throw new RetryTransaction();
     const escrow = escrowAccount(packetId);
+    // Each statement's parameters filled in place, one array per statement (no array per row;
+    // issue 16: ~0.5 KB of garbage per open with flatMap).
     let inserted = 0;
-    for (const part of chunks(claims)) {
-      inserted += await tx.run(rows(INSERT_CLAIMS, part.length, 5, ' ON CONFLICT (packet_id, user_id) DO NOTHING'), part.flatMap((c) => [packetId, c.userId, c.amount, c.seq, c.now]));
+    for (let from = 0; from < claims.length; from += CHUNK) {
+      const n = Math.min(CHUNK, claims.length - from);
+      const params: unknown[] = new Array(n * 5);
+      for (let i = 0, k = 0; i < n; i++) {
+        const c = claims[from + i]!;
+        params[k++] = packetId;
+        params[k++] = c.user;
+        params[k++] = c.amount;
+        params[k++] = c.seq;
+        params[k++] = c.at;
+      }
+      inserted += await tx.run(rows(INSERT_CLAIMS, n, 5, ' ON CONFLICT (packet_id, user_id) DO NOTHING'), params);
     }
     // A claim committed by another node between our read and our insert: run it all again.
     if (inserted !== claims.length) throw new RetryTransaction();
-    for (const part of chunks(claims)) {
-      await tx.run(
-        rows(INSERT_ENTRIES, part.length * 2, 6),
-        part.flatMap((c) => {
-          const txId = `c:${packetId}:${c.userId}`;
-          return [txId, escrow, -c.amount, 'rp_claim', packetId, c.now, txId, userAccount(c.userId), c.amount, 'rp_claim', packetId, c.now];
-        }),
-      );
+    for (let from = 0; from < claims.length; from += CHUNK) {
+      const n = Math.min(CHUNK, claims.length - from);
+      const params: unknown[] = new Array(n * 12);
+      for (let i = 0, k = 0; i < n; i++) {
+        const c = claims[from + i]!;
+        const txId = `c:${packetId}:${c.user}`;
+        params[k++] = txId;
+        params[k++] = escrow;
+        params[k++] = -c.amount;
+        params[k++] = 'rp_claim';
+        params[k++] = packetId;
+        params[k++] = c.at;
+        params[k++] = txId;
+        params[k++] = accts[from + i];
+        params[k++] = c.amount;
+        params[k++] = 'rp_claim';
+        params[k++] = packetId;
+        params[k++] = c.at;
+      }
+      await tx.run(rows(INSERT_ENTRIES, n * 2, 6), params);
     }
     // One user claims once per packet, so each account appears once per statement.
-    for (const part of chunks(claims)) {
-      await tx.run(rows(INSERT_CREDITS, part.length, 3, ON_CREDIT), part.flatMap((c) => [userAccount(c.userId), c.amount, c.now]));
+    for (let from = 0; from < claims.length; from += CHUNK) {
+      const n = Math.min(CHUNK, claims.length - from);
+      const params: unknown[] = new Array(n * 3);
+      for (let i = 0, k = 0; i < n; i++) {
+        const c = claims[from + i]!;
+        params[k++] = accts[from + i];
+        params[k++] = c.amount;
+        params[k++] = c.at;
+      }
+      await tx.run(rows(INSERT_CREDITS, n, 3, ON_CREDIT), params);
     }
     return out;
   }
