@@ -42,7 +42,9 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
   const targets: ({ path: string } | { host: string; port: number })[] = o.path ? [{ path: o.path }] : o.host.map((host, i) => ({ host, port: o.port[i] ?? o.port[0] ?? 5432 }));
   const attempt = (i: number): Promise<Socket> =>
     new Promise<Socket>((resolve, reject) => {
-      const s = netConnect({ ...targets[i]!, noDelay: true });
+      // (writableHighWaterMark: a stream.Duplex option net.Socket passes on; missing from NetConnectOpts.)
+      const opts = { ...targets[i]!, noDelay: true, writableHighWaterMark: WRITE_HIGH_WATER };
+      const s = netConnect(opts);
       const timer = setTimeout(() => {
         s.destroy();
         reject(Object.assign(new Error(`connect_timeout (${o.connect_timeout} s)`), { code: 'CONNECT_TIMEOUT' }));
@@ -50,7 +52,7 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
       s.once('connect', () => {
         clearTimeout(timer);
         s.removeAllListeners('error');
-        resolve(s);
+        resolve(writesPerTick(s));
       });
       s.once('error', (err) => {
         clearTimeout(timer);
@@ -58,6 +60,44 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
       });
     }).catch((err: unknown) => (i + 1 < targets.length ? attempt(i + 1) : Promise.reject(err)));
   return attempt(0);
+}
+
+/**
+ * What a socket of the pool buffers before `write` reports back-pressure. Its writes are
+ * gathered per tick (writesPerTick), and postgres.js stops handing a connection statements
+ * once `write` returns false: with the default 16 KiB, a big append pipeline (a 90-member
+ * group's arrays) would be cut there and its tail sent only after answers came back, with
+ * the row locks its head took held meanwhile.
+ */
+const WRITE_HIGH_WATER = 1 << 20;
+
+/**
+ * Every write the driver makes to `s` in one tick (the current callback and its promise
+ * continuations) leaves in one system call: the socket is corked at the tick's first write
+ * and uncorked on process.nextTick (Node's idiom for it). postgres.js writes each statement
+ * of 1 KiB or more on its own, so a transaction's write pipeline — lock the conversation,
+ * lock and bump the users rows, insert, COMMIT — went out as about ten writes; on a busy
+ * machine (two cores, several nodes and the server) the node was often descheduled between
+ * them, and the server, having run the head of the pipeline, held the row locks while it
+ * waited, "idle in transaction", for the rest (issue 15, `bench/cluster.ts --waits`). In one
+ * write the server gets the whole pipeline at once, and the locks are held only while it runs.
+ */
+function writesPerTick(s: Socket): Socket {
+  const write = s.write;
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    s.uncork();
+  };
+  s.write = function (this: Socket, ...args: unknown[]): boolean {
+    if (!corked) {
+      corked = true;
+      s.cork();
+      process.nextTick(uncork);
+    }
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as Socket['write'];
+  return s;
 }
 
 /** (`socket`, a postgres.js option missing from its type declarations; `onclose`: a connection's prepared statements are gone.) */

@@ -19,6 +19,20 @@ interface CountRow {
   size: unknown;
 }
 
+/** Rows per receipt_messages INSERT in `track` (a batch is cut into these lengths). */
+const TRACK_CHUNKS = [32, 8, 1];
+const trackTexts = new Map<number, string>();
+
+function trackSql(n: number): string {
+  let sql = trackTexts.get(n);
+  if (!sql) {
+    const rows = Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
+    sql = `INSERT INTO receipt_messages (conv, seq, sender, epoch, bitmap, read_count) VALUES ${rows} ON CONFLICT (conv, seq) DO NOTHING`;
+    trackTexts.set(n, sql);
+  }
+  return sql;
+}
+
 const countOf = (conv: string, r: CountRow): ReceiptCount => ({ conv, seq: num(r.seq), sender: r.sender, total: Math.max(0, num(r.size) - 1), read: Math.max(0, num(r.read_count) - 1) });
 
 /**
@@ -69,12 +83,32 @@ export class SqlReceiptStore implements ReceiptStore {
     await this.db.run('INSERT INTO receipt_snapshots (conv, epoch, members, size, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (conv, epoch) DO NOTHING', [s.conv, s.epoch, JSON.stringify(s.members), s.members.length, now]);
   }
 
+  /**
+   * Multi-row INSERTs of fixed lengths (TRACK_CHUNKS: each text prepared once), so the usual
+   * flush — a few messages — is one statement and no explicit transaction: no BEGIN/COMMIT
+   * round trips and no "idle in transaction" connection while the rows go one by one. More
+   * statements than one share a transaction (SQLite: one fsync) and are issued together.
+   */
   async track(rows: NewTracked[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db.transaction(async (tx) => {
-      for (const r of rows) {
-        await tx.run('INSERT INTO receipt_messages (conv, seq, sender, epoch, bitmap, read_count) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conv, seq) DO NOTHING', [r.conv, r.seq, r.sender, r.epoch, r.bitmap, r.readCount]);
+    const statements: [string, unknown[]][] = [];
+    let i = 0;
+    for (const n of TRACK_CHUNKS) {
+      for (; rows.length - i >= n; i += n) {
+        const params: unknown[] = [];
+        for (let k = i; k < i + n; k++) {
+          const r = rows[k]!;
+          params.push(r.conv, r.seq, r.sender, r.epoch, r.bitmap, r.readCount);
+        }
+        statements.push([trackSql(n), params]);
       }
+    }
+    if (statements.length === 1) {
+      await this.db.run(statements[0]![0], statements[0]![1]);
+      return;
+    }
+    await this.db.transaction(async (tx) => {
+      await Promise.all(statements.map(([sql, params]) => tx.run(sql, params)));
     });
   }
 
