@@ -52,7 +52,7 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
       s.once('connect', () => {
         clearTimeout(timer);
         s.removeAllListeners('error');
-        resolve(writesPerTick(s));
+        resolve(writesPerBurst(s));
       });
       s.once('error', (err) => {
         clearTimeout(timer);
@@ -64,7 +64,7 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
 
 /**
  * What a socket of the pool buffers before `write` reports back-pressure. Its writes are
- * gathered per tick (writesPerTick), and postgres.js stops handing a connection statements
+ * gathered per burst (writesPerBurst), and postgres.js stops handing a connection statements
  * once `write` returns false: with the default 16 KiB, a big append pipeline (a 90-member
  * group's arrays) would be cut there and its tail sent only after answers came back, with
  * the row locks its head took held meanwhile.
@@ -72,17 +72,19 @@ function noDelaySocket(o: { host: string[]; port: number[]; path: string | false
 const WRITE_HIGH_WATER = 1 << 20;
 
 /**
- * Every write the driver makes to `s` in one tick (the current callback and its promise
- * continuations) leaves in one system call: the socket is corked at the tick's first write
- * and uncorked on process.nextTick (Node's idiom for it). postgres.js writes each statement
- * of 1 KiB or more on its own, so a transaction's write pipeline — lock the conversation,
- * lock and bump the users rows, insert, COMMIT — went out as about ten writes; on a busy
- * machine (two cores, several nodes and the server) the node was often descheduled between
- * them, and the server, having run the head of the pipeline, held the row locks while it
- * waited, "idle in transaction", for the rest (issue 15, `bench/cluster.ts --waits`). In one
- * write the server gets the whole pipeline at once, and the locks are held only while it runs.
+ * The writes the driver makes to `s` in one burst of microtasks leave in one system call: the
+ * socket is corked at a burst's first write and uncorked by a microtask queued then. A
+ * transaction's write pipeline (lock the conversation, lock and bump the users rows, insert,
+ * COMMIT) is issued in one synchronous run; postgres.js then writes each statement of 1 KiB or
+ * more on its own, each in the microtask its query queued when it was issued — so all of them
+ * before that uncork, which therefore sends the whole pipeline, still before any later work of
+ * the turn (store-postgres-locks.test.ts). Written piece by piece (about ten writes), on a busy
+ * machine (two cores: several nodes and the server) the node was often descheduled between
+ * them — each write wakes the server's backend — and the server, having run the head of the
+ * pipeline, held its row locks "idle in transaction" until the rest came (issue 15,
+ * `bench/cluster.ts --waits`). In one write the server gets the pipeline whole.
  */
-function writesPerTick(s: Socket): Socket {
+function writesPerBurst(s: Socket): Socket {
   const write = s.write;
   let corked = false;
   const uncork = (): void => {
@@ -93,7 +95,7 @@ function writesPerTick(s: Socket): Socket {
     if (!corked) {
       corked = true;
       s.cork();
-      process.nextTick(uncork);
+      queueMicrotask(uncork);
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Socket['write'];
