@@ -4,7 +4,7 @@ import { CONFIG_ENV_NAMES, loadConfig } from '../src/config/config.ts';
 
 test('the group commit settings have environment variables (MAGPIE_COMMIT_DELAY_MS, MAGPIE_MAX_BATCH)', () => {
   const d = loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv);
-  assert.deepEqual([d.commitDelayMs, d.maxBatch], [0, 500]);
+  assert.deepEqual([d.commitDelayMs, d.maxBatch], [0, 2000]);
   const c = loadConfig({ MAGPIE_CONFIG: '', MAGPIE_COMMIT_DELAY_MS: '2', MAGPIE_MAX_BATCH: '128' } as NodeJS.ProcessEnv);
   assert.deepEqual([c.commitDelayMs, c.maxBatch], [2, 128]);
   assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_COMMIT_DELAY_MS') && CONFIG_ENV_NAMES.includes('MAGPIE_MAX_BATCH'));

@@ -121,3 +121,32 @@ it('with overlap, a batch that fails whole is rejected before the next batch is 
   }
   assert.deepEqual(w.log, ['write 1,2', 'write 3']);
 });
+
+it('with overlap and gather, a trickle waits for the end of the turn and takes in what arrives meanwhile', async () => {
+  const w = controlledWrites();
+  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100, overlap: true, gather: 0.5 });
+  const results: Promise<number>[] = [1, 2, 3, 4].map((x) => c.submit(x));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2,3,4']);
+  // One request waits when the batch of four commits: less than half of it, so not handed over at once…
+  results.push(c.submit(5));
+  w.open.shift()!.finish();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(w.log, ['write 1,2,3,4']);
+  // …the first batch's callers resume and more arrive in the same turn; the next batch takes them all.
+  assert.equal(await results[0], 10);
+  results.push(c.submit(6), c.submit(7));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2,3,4', 'write 5,6,7']);
+  // Two waiting after a batch of three (≥ half): handed over before the callers resume.
+  results.push(c.submit(8), c.submit(9));
+  let seenByFive: string[] = [];
+  const five = results[4]!.then((v) => ((seenByFive = [...w.log]), v));
+  w.open.shift()!.finish();
+  assert.equal(await five, 50);
+  assert.deepEqual(seenByFive, ['write 1,2,3,4', 'write 5,6,7', 'write 8,9']);
+  w.open.shift()!.finish();
+  assert.deepEqual(await Promise.all(results), [10, 20, 30, 40, 50, 60, 70, 80, 90]);
+  assert.equal(w.maxWriting(), 1);
+});

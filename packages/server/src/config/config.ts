@@ -171,7 +171,7 @@ export const ConfigSchema = z.strictObject({
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   /** Group commit: most messages one transaction takes; the rest wait for the next. */
-  maxBatch: z.number().int().min(1).max(10_000).default(500),
+  maxBatch: z.number().int().min(1).max(10_000).default(2000),
   /** GET /metrics: unrestricted on the API port unless a scrape token and/or a separate listen address is set (docs/operations.md). */
   metrics: z
     .strictObject({

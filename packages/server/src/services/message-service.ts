@@ -99,6 +99,13 @@ interface SendTurn {
 const KNOWN_USERS_CAP = 200_000;
 
 /**
+ * With a writer thread, the next append batch is handed over at once only when at least this
+ * fraction of the batch just committed waits (GroupCommitter's `gather`); otherwise at the end
+ * of the event-loop turn. Measured on the saturated 1:1 bench: docs/benchmarks.md.
+ */
+const GATHER = 0.5;
+
+/**
  * The message path: validate → group commit (durable) → reply → publish live deliveries.
  * Also the reads that serve sync: inbox pages, history pages, the conversation list.
  */
@@ -126,6 +133,8 @@ export class MessagingService {
       whole: isStoreUnavailable,
       // A writer thread commits off the event loop: it takes the next batch while this one is answered.
       overlap: opts.overlapCommits === true,
+      // …but not a trickle the moment the writer is free (GroupCommitter's `gather`).
+      gather: GATHER,
     });
   }
 
