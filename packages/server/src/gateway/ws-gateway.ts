@@ -346,7 +346,7 @@ export class WsGateway {
     if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq }, 'ack');
     // Delivered state only as far as this device was given messages; the cursor takes the rest.
     this.d.acks.ack(p.userId, p.deviceId, inboxSeq, conn.obtained.ackSegments(inboxSeq));
-    this.d.retry.ack(p.userId, p.deviceId, inboxSeq);
+    this.d.retry.ack(p.userId, p.deviceId, inboxSeq, conn);
   }
 
   /** Every frame but hello (onFrame answers hello itself) and an authenticated ack. */
