@@ -110,7 +110,7 @@ class DeviceState {
    * its next re-check while its connection is held unread.
    */
   dueAt = 0;
-  /** Still in `devices` (false once its last tracked delivery ended). */
+  /** Still in `devices` (false once nothing is tracked for it and its heap entry came up). */
   live = true;
   /** The queue: slot i holds inboxSeq, first sent at, due at in nums[3i..3i+2], its frame and message id. */
   nums: Float64Array = new Float64Array(INITIAL_SLOTS * NUMS);
@@ -515,9 +515,13 @@ export class RetryQueue {
     this.retireIfEmpty(t.dev);
   }
 
-  /** A device with nothing tracked leaves `devices` (its heap entry, if any, is dropped when it comes up). */
+  /**
+   * A device with nothing tracked leaves `devices` — once its heap entry has come up (it is
+   * retired then): a device ACKing as fast as it is sent to stays in place in between,
+   * instead of leaving and coming back with every ACK.
+   */
   private retireIfEmpty(dev: DeviceState): void {
-    if (dev.len > 0 || (dev.later !== null && dev.later.size > 0) || !dev.live) return;
+    if (dev.pos >= 0 || dev.len > 0 || (dev.later !== null && dev.later.size > 0) || !dev.live) return;
     dev.live = false;
     if (this.devices.get(dev.key) === dev) this.devices.delete(dev.key);
   }
@@ -578,7 +582,10 @@ export class RetryQueue {
   /** The device's heap entry came up: take out and retry its due deliveries. Returns how many were newly held for a connection held unread. */
   private fireDevice(dev: DeviceState, now: number, holdMs: number): number {
     // Nothing queued: its deliveries were ACKed (those that came due have entries of their own).
-    if (dev.len === 0) return 0;
+    if (dev.len === 0) {
+      this.retireIfEmpty(dev);
+      return 0;
+    }
     const headDue = dev.dueAtOf(0);
     if (headDue > now) {
       // ACKs took the deliveries it was keyed at: key it at its oldest queued one.
