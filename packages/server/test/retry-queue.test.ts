@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { AdaptiveRetryTiming, FixedRetryTiming, type AdaptiveRetryConfig } from '../src/delivery/retry-policy.ts';
 import { RetryQueue, type DeliveryEnd, type Timers } from '../src/delivery/retry-queue.ts';
 import { IntervalLoopLag } from '../src/util/loop-lag.ts';
+import { msgFrame } from '../src/delivery/msg-frame.ts';
 
 /** A controllable clock: timers fire only when the test advances time. */
 class FakeTimers implements Timers {
@@ -609,5 +610,23 @@ describe('retry queue: one ordered queue and one heap entry per device', () => {
     timers.advance(1000);
     assert.deepEqual(sends, ['f3']);
     assert.deepEqual(ends.map((e) => (e.kind === 'acked' ? e.attempts : -1)), [0, 0]);
+  });
+});
+
+describe('retry queue: a msg delivery keeps its message body, not each recipient frame', () => {
+  it('tracked with its body, a delivery is retried with the same frame the fan-out wrote (made again from the body)', () => {
+    const timers = new FakeTimers();
+    const sends: string[] = [];
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), () => {}, () => {}, { perDeviceCap: 64, totalCap: 100 }, timers);
+    const target = { isAlive: () => true, send: (f: string) => sends.push(f) };
+    const body = JSON.stringify({ id: 'm1', conv: 'g:1', seq: 7, sender: 'a', kind: 'text', body: { text: 'héllo "x"\n' } });
+    for (const seq of [41, 42]) q.track('u', 'd', target, seq, msgFrame(seq, body), 'm1', body);
+    q.track('u', 'd', target, 43, '{"type":"msg","inboxSeq":43,"message":{"id":"m3"}}', 'm3'); // no body: the frame is kept
+    timers.advance(1000);
+    assert.deepEqual(sends, [msgFrame(41, body), msgFrame(42, body), '{"type":"msg","inboxSeq":43,"message":{"id":"m3"}}']);
+    assert.deepEqual(JSON.parse(sends[0]!), { type: 'msg', inboxSeq: 41, message: JSON.parse(body) });
+    timers.advance(1000);
+    assert.equal(sends.length, 6, 'the second probe resends the same frames');
+    assert.deepEqual(sends.slice(3).sort(), sends.slice(0, 3).sort(), '(deliveries due at the same time go in any order)');
   });
 });

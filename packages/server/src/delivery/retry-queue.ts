@@ -1,5 +1,6 @@
 import type { LoopLag } from '../util/loop-lag.ts';
 import type { RetryTiming } from './retry-policy.ts';
+import { msgFrame } from './msg-frame.ts';
 
 /** What the retry queue needs of a device's live connection. */
 export interface RetryTarget {
@@ -89,13 +90,13 @@ interface Tracked {
   heldAt: number;
 }
 
-/** Numbers per queued delivery in DeviceState.nums: inboxSeq, first sent at, due at. */
-const NUMS = 3;
+/** Numbers per queued delivery in DeviceState.nums: inboxSeq, first sent at, due at, 1 when its text is the message body (else the frame). */
+const NUMS = 4;
 /** Queue slots a device starts with (doubled as needed, up to the per-device cap). */
 const INITIAL_SLOTS = 8;
 
 /**
- * A device's tracked deliveries. Those not yet due wait in `nums`/`frames`/`ids`, a ring in
+ * A device's tracked deliveries. Those not yet due wait in `nums`/`texts`/`ids`, a ring in
  * the order they were written (which is inbox order, and due order: every first delay is
  * the same, and a later one is never due before an earlier one); the device is one entry in
  * the due-time heap, keyed at (or before) its oldest one's due time. Deliveries that came
@@ -112,9 +113,13 @@ class DeviceState {
   dueAt = 0;
   /** Still in `devices` (false once nothing is tracked for it and its heap entry came up). */
   live = true;
-  /** The queue: slot i holds inboxSeq, first sent at, due at in nums[3i..3i+2], its frame and message id. */
+  /**
+   * The queue: slot i holds inboxSeq, first sent at, due at and the kind of its text in
+   * nums[4i..4i+3]; its text — the message body shared by all its recipients (the frame is
+   * made again for a retry), or the frame itself — and its message id.
+   */
   nums: Float64Array = new Float64Array(INITIAL_SLOTS * NUMS);
-  frames: (string | undefined)[] = new Array<string | undefined>(INITIAL_SLOTS).fill(undefined);
+  texts: (string | undefined)[] = new Array<string | undefined>(INITIAL_SLOTS).fill(undefined);
   ids: (string | undefined)[] = new Array<string | undefined>(INITIAL_SLOTS).fill(undefined);
   mask = INITIAL_SLOTS - 1;
   head = 0;
@@ -150,22 +155,30 @@ class DeviceState {
     return this.len + (this.later === null ? 0 : this.later.size);
   }
 
-  append(inboxSeq: number, sentAt: number, due: number, frame: string, msgId: string | undefined): void {
+  append(inboxSeq: number, sentAt: number, due: number, text: string, isBody: boolean, msgId: string | undefined): void {
     if (this.len > this.mask) this.grow();
     const s = (this.head + this.len) & this.mask;
     const n = this.nums;
     n[s * NUMS] = inboxSeq;
     n[s * NUMS + 1] = sentAt;
     n[s * NUMS + 2] = due;
-    this.frames[s] = frame;
+    n[s * NUMS + 3] = isBody ? 1 : 0;
+    this.texts[s] = text;
     this.ids[s] = msgId;
     this.len++;
+  }
+
+  /** The frame of the oldest queued delivery. */
+  headFrame(): string {
+    const s = this.head;
+    const text = this.texts[s]!;
+    return this.nums[s * NUMS + 3] === 1 ? msgFrame(this.nums[s * NUMS]!, text) : text;
   }
 
   /** Drop the oldest queued delivery (its fields must have been read first). */
   shift(): void {
     const s = this.head;
-    this.frames[s] = undefined;
+    this.texts[s] = undefined;
     this.ids[s] = undefined;
     this.head = (s + 1) & this.mask;
     this.len--;
@@ -184,20 +197,18 @@ class DeviceState {
       if (keep(seq)) {
         const d = this.slot(w++);
         if (d !== s) {
-          n[d * NUMS] = seq;
-          n[d * NUMS + 1] = n[s * NUMS + 1]!;
-          n[d * NUMS + 2] = n[s * NUMS + 2]!;
-          this.frames[d] = this.frames[s];
+          for (let k = 0; k < NUMS; k++) n[d * NUMS + k] = n[s * NUMS + k]!;
+          this.texts[d] = this.texts[s];
           this.ids[d] = this.ids[s];
         }
         continue;
       }
-      out.push({ inboxSeq: seq, sentAt: n[s * NUMS + 1]!, frame: this.frames[s]!, msgId: this.ids[s] });
+      out.push({ inboxSeq: seq, sentAt: n[s * NUMS + 1]!, msgId: this.ids[s] });
       if (i < this.heldFresh) held--;
     }
     for (let i = w; i < this.len; i++) {
       const s = this.slot(i);
-      this.frames[s] = undefined;
+      this.texts[s] = undefined;
       this.ids[s] = undefined;
     }
     this.len = w;
@@ -219,18 +230,16 @@ class DeviceState {
   private grow(): void {
     const size = (this.mask + 1) * 2;
     const nums = new Float64Array(size * NUMS);
-    const frames = new Array<string | undefined>(size).fill(undefined);
+    const texts = new Array<string | undefined>(size).fill(undefined);
     const ids = new Array<string | undefined>(size).fill(undefined);
     for (let i = 0; i < this.len; i++) {
       const s = this.slot(i);
-      nums[i * NUMS] = this.nums[s * NUMS]!;
-      nums[i * NUMS + 1] = this.nums[s * NUMS + 1]!;
-      nums[i * NUMS + 2] = this.nums[s * NUMS + 2]!;
-      frames[i] = this.frames[s];
+      for (let k = 0; k < NUMS; k++) nums[i * NUMS + k] = this.nums[s * NUMS + k]!;
+      texts[i] = this.texts[s];
       ids[i] = this.ids[s];
     }
     this.nums = nums;
-    this.frames = frames;
+    this.texts = texts;
     this.ids = ids;
     this.mask = size - 1;
     this.head = 0;
@@ -241,7 +250,6 @@ class DeviceState {
 interface Fresh {
   inboxSeq: number;
   sentAt: number;
-  frame: string;
   msgId: string | undefined;
 }
 
@@ -297,8 +305,13 @@ export class RetryQueue {
     return `${userId}\u0000${deviceId}`;
   }
 
-  /** The frame was just written to the device's connection. `msgId`: its message, for the trace. */
-  track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string, msgId?: string): void {
+  /**
+   * The frame was just written to the device's connection. `msgId`: its message, for the
+   * trace. `body`: the message JSON the frame was made of (msg-frame.ts: `frame` is
+   * msgFrame(inboxSeq, body)), kept instead of the frame — one string for all recipients of
+   * the message, where each recipient's frame would live until its ACK.
+   */
+  track(userId: string, deviceId: string, target: RetryTarget, inboxSeq: number, frame: string, msgId?: string, body?: string): void {
     let dev = this.byTarget.get(target);
     if (!dev || !dev.live || dev.target !== target || dev.userId !== userId || dev.deviceId !== deviceId) {
       const cached = dev;
@@ -312,18 +325,18 @@ export class RetryQueue {
           dev = cached;
           dev.live = true;
           this.devices.set(k, dev);
-          return this.add(dev, inboxSeq, frame, msgId);
+          return this.add(dev, inboxSeq, frame, msgId, body);
         }
         this.devices.set(k, (dev = new DeviceState(k, userId, deviceId, target)));
       }
       dev.target = target;
       this.byTarget.set(target, dev);
     }
-    this.add(dev, inboxSeq, frame, msgId);
+    this.add(dev, inboxSeq, frame, msgId, body);
   }
 
   /** Track a delivery on `dev`, the device's live state. */
-  private add(dev: DeviceState, inboxSeq: number, frame: string, msgId: string | undefined): void {
+  private add(dev: DeviceState, inboxSeq: number, frame: string, msgId: string | undefined, body: string | undefined): void {
     const later = dev.later;
     if (later !== null && later.size > 0 && later.has(inboxSeq)) return;
     let sorted = true;
@@ -343,7 +356,8 @@ export class RetryQueue {
     // Due order is queue order: never before the newest queued one (only a first delay that shrank could make it so).
     if (dev.len > 0) due = Math.max(due, dev.dueAtOf(dev.len - 1));
     if (!sorted) dev.sorted = false;
-    dev.append(inboxSeq, now, due, frame, msgId);
+    if (body === undefined) dev.append(inboxSeq, now, due, frame, false, msgId);
+    else dev.append(inboxSeq, now, due, body, true, msgId);
     this.total++;
     if (!dev.live) {
       // Its last delivery was just dropped for room.
@@ -625,7 +639,7 @@ export class RetryQueue {
         dev,
         inboxSeq,
         msgId: dev.ids[dev.head],
-        frame: dev.frames[dev.head]!,
+        frame: dev.headFrame(),
         attempts: 0,
         firstSentAt: sentAt,
         lastDelay: due - sentAt,

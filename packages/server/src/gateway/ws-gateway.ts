@@ -584,7 +584,7 @@ export class WsGateway {
         conn.send(ev.frame);
         if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
         this.countDelivery(msg);
-        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId);
+        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId, ev.body);
         if (ev.msgId !== undefined && ev.inboxSeq !== undefined) this.d.tracer?.delivered(ev.msgId, p.userId, p.deviceId, ev.inboxSeq, conn.acks, ev.tp);
       }
       return;
