@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TalliedHistogram } from './tallied-histogram.ts';
 import { pgStatementCounts, statementLabel } from './db/statement-counts.ts';
 
 /** Prometheus metrics of one server instance (served at /metrics). */
@@ -33,7 +34,8 @@ export function createMetrics() {
     }),
     retries: new Counter({ name: 'magpie_retries_total', help: 'Downlink retries sent, by attempt number', labelNames: ['attempt'] as const, registers: [registry] }),
     retriesHeld: new Counter({ name: 'magpie_retries_held_total', help: 'Due downlink retries held back while the event loop lagged beyond retry.holdLagMs or the connection was held unread by this server (each counted once per attempt)', registers: [registry] }),
-    arrivalSeconds: new Histogram({
+    // Observed once per ACKed delivery: through a tally (tallied-histogram.ts).
+    arrivalSeconds: new TalliedHistogram({
       name: 'magpie_arrival_seconds',
       help: 'Time from the first live send to arrival at the device, by path (ack = first attempt, retry, pull)',
       labelNames: ['via'] as const,

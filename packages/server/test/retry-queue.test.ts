@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { AdaptiveRetryTiming, FixedRetryTiming, type AdaptiveRetryConfig } from '../src/delivery/retry-policy.ts';
 import { RetryQueue, type DeliveryEnd, type Timers } from '../src/delivery/retry-queue.ts';
 import { IntervalLoopLag } from '../src/util/loop-lag.ts';
+import { msgFrame } from '../src/delivery/msg-frame.ts';
 
 /** A controllable clock: timers fire only when the test advances time. */
 class FakeTimers implements Timers {
@@ -380,5 +381,252 @@ describe('retry queue: one message at a time per device (issue 23, open-loop cha
     assert.deepEqual(sends.map((s) => s.frame).sort(), ['f2', 'f3']);
     q.ack('u', 'd', 3);
     assert.equal(q.size, 0);
+  });
+});
+
+// Issue 23: a device's not-yet-due deliveries are a ring in its state (one heap entry per
+// device), not an object, a Map entry and a heap operation each.
+describe('retry queue: one ordered queue and one heap entry per device', () => {
+  const target = (sends: { at: number; frame: string }[], timers: FakeTimers) => ({ isAlive: () => true, send: (frame: string) => sends.push({ at: timers.t, frame }) });
+
+  function queue(opts: Partial<ConstructorParameters<typeof RetryQueue>[3]> = {}) {
+    const timers = new FakeTimers();
+    const ends: { kind: string; seq: number; attempts: number; latencyMs?: number }[] = [];
+    const retries: string[] = [];
+    const q = new RetryQueue(
+      new AdaptiveRetryTiming(CFG),
+      (e, _u, d, ref) => ends.push({ kind: e.kind, seq: ref?.inboxSeq ?? -1, attempts: e.kind === 'overflow' ? 0 : e.attempts, ...(e.kind === 'acked' || e.kind === 'pulled' ? { latencyMs: e.latencyMs } : {}) }),
+      (attempt, _u, d, seq) => retries.push(`${d}:${seq}#${attempt}`),
+      { perDeviceCap: 512, totalCap: 100_000, ...opts },
+      timers,
+    );
+    return { timers, q, ends, retries };
+  }
+
+  it('a thousand deliveries to a device are one heap entry; a cumulative ACK ends the prefix up to it, in order, with each latency', () => {
+    const { timers, q, ends } = queue({ perDeviceCap: 2000 });
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    for (let i = 1; i <= 1000; i++) {
+      q.track('u', 'd', t, i, `f${i}`);
+      if (i % 100 === 0) timers.advance(1);
+    }
+    assert.equal(q.heapEntries, 1);
+    assert.equal(q.size, 1000);
+    timers.advance(5);
+    q.ack('u', 'd', 250);
+    assert.equal(q.size, 750);
+    assert.deepEqual(ends.map((e) => e.seq), Array.from({ length: 250 }, (_, i) => i + 1));
+    assert.ok(ends.every((e) => e.kind === 'acked' && e.attempts === 0));
+    assert.equal(ends[0]!.latencyMs, 15);
+    assert.equal(ends[249]!.latencyMs, 13);
+    q.ack('u', 'd', 249); // an older cumulative ACK: nothing more
+    assert.equal(q.size, 750);
+    q.ack('u', 'd', 1000);
+    assert.equal(q.size, 0);
+    assert.equal(q.scheduled, 0);
+    timers.advance(60_000);
+    assert.deepEqual(sends, [], 'nothing retried');
+    assert.equal(q.heapEntries, 0, 'the device entry left the heap when it came up with nothing queued');
+  });
+
+  it('deliveries tracked out of inbox order (crossing on the bus) are ended by the ACK that covers them, and only those', () => {
+    const { timers, q, ends } = queue();
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    for (const s of [3, 1, 5, 2, 4, 7, 6]) q.track('u', 'd', t, s, `f${s}`);
+    q.track('u', 'd', t, 5, 'f5'); // a repeat: still tracked once
+    assert.equal(q.size, 7);
+    q.ack('u', 'd', 4);
+    assert.deepEqual(ends.map((e) => e.seq), [3, 1, 2, 4]);
+    assert.deepEqual(q.pendingFor('u', 'd'), [5, 7, 6]);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f5', 'f7', 'f6'], 'the rest retried once each when due');
+    q.ack('u', 'd', 7);
+    assert.equal(q.size, 0);
+    // In order again once empty: the next ACK takes a prefix.
+    for (const s of [8, 9, 10]) q.track('u', 'd', t, s, `f${s}`);
+    q.ack('u', 'd', 9);
+    assert.deepEqual(q.pendingFor('u', 'd'), [10]);
+  });
+
+  it('queued deliveries tracked apart are each retried at their own due time, through the probes and the stepped phase', () => {
+    const { timers, q } = queue();
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    q.track('u', 'd', t, 1, 'f1');
+    timers.advance(300);
+    q.track('u', 'd', t, 2, 'f2');
+    timers.advance(700);
+    assert.deepEqual(sends.map((s) => `${s.at} ${s.frame}`), ['1000 f1']);
+    timers.advance(300);
+    assert.deepEqual(sends.map((s) => `${s.at} ${s.frame}`), ['1000 f1', '1300 f2']);
+    timers.advance(30_000);
+    assert.deepEqual(gaps(sends, 'f1', 0), [1000, 1000, 1000, 1000, 5000, 8000, 11_000]);
+    assert.deepEqual(gaps(sends, 'f2', 300), [1000, 1000, 1000, 1000, 5000, 8000, 11_000]);
+  });
+
+  it('an ACK ends both deliveries that came due (being retried) and queued ones; a retried one ends with its attempts', () => {
+    const { timers, q, ends } = queue();
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    q.track('u', 'd', t, 1, 'f1');
+    timers.advance(1500); // f1 retried once at 1000
+    q.track('u', 'd', t, 2, 'f2');
+    q.track('u', 'd', t, 3, 'f3');
+    assert.equal(q.heapEntries, 2, 'the device and f1, which came due');
+    q.ack('u', 'd', 2);
+    assert.deepEqual(ends.map((e) => `${e.seq}:${e.attempts}`), ['1:1', '2:0']);
+    assert.deepEqual(q.pendingFor('u', 'd'), [3]);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => `${s.at} ${s.frame}`), ['1000 f1', '2500 f3']);
+  });
+
+  it('reconnect mid-queue: the new connection takes over the queue; its hello ACK ends what the device holds; the rest is retried through it', () => {
+    const { timers, q, ends } = queue();
+    const oldSends: { at: number; frame: string }[] = [];
+    const newSends: { at: number; frame: string }[] = [];
+    let oldAlive = true;
+    const oldConn = { isAlive: () => oldAlive, send: (frame: string) => oldSends.push({ at: timers.t, frame }) };
+    const newConn = target(newSends, timers);
+    for (let s = 1; s <= 5; s++) q.track('u', 'd', oldConn, s, `f${s}`);
+    timers.advance(200);
+    oldAlive = false;
+    // hello on the new connection with inboxSeq 3 (what the device stored), then a new message through it.
+    q.ack('u', 'd', 3);
+    q.track('u', 'd', newConn, 6, 'f6');
+    assert.deepEqual(q.pendingFor('u', 'd'), [4, 5, 6]);
+    // An ACK through the old connection still counts for the device.
+    q.ack('u', 'd', 4, oldConn);
+    assert.deepEqual(q.pendingFor('u', 'd'), [5, 6]);
+    timers.advance(1000);
+    assert.deepEqual(oldSends, [], 'nothing through the dead connection');
+    assert.deepEqual(newSends.map((s) => s.frame), ['f5', 'f6']);
+    q.ack('u', 'd', 6, newConn);
+    assert.equal(q.size, 0);
+    assert.deepEqual(ends.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+  });
+
+  it('a device gone before its queued deliveries come due hands them all to offline push, oldest first, with the ones already being retried', () => {
+    const { timers, q, ends } = queue();
+    let alive = true;
+    const t = { isAlive: () => alive, send: () => {} };
+    q.track('u', 'd', t, 1, 'f1');
+    timers.advance(1200); // f1 came due and was retried
+    q.track('u', 'd', t, 2, 'f2');
+    q.track('u', 'd', t, 3, 'f3');
+    alive = false;
+    timers.advance(1000); // f1's next retry finds the device gone
+    assert.deepEqual(ends.map((e) => `${e.kind}:${e.seq}:${e.attempts}`), ['offline:1:1', 'offline:2:0', 'offline:3:0']);
+    assert.equal(q.size, 0);
+    timers.advance(60_000);
+    assert.equal(ends.length, 3);
+  });
+
+  it('sync in the middle of the queue: pulled and held (selective ACK) items end, the rest stays queued in order', () => {
+    const { timers, q, ends } = queue();
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    for (let s = 1; s <= 8; s++) q.track('u', 'd', t, s, `f${s}`);
+    timers.advance(100);
+    q.pulled('u', 'd', 2, 6, [4]);
+    assert.deepEqual(ends.map((e) => `${e.kind}:${e.seq}`), ['pulled:3', 'acked:4', 'pulled:5', 'pulled:6']);
+    assert.deepEqual(q.pendingFor('u', 'd'), [1, 2, 7, 8]);
+    q.ack('u', 'd', 7);
+    assert.deepEqual(q.pendingFor('u', 'd'), [8]);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f8']);
+  });
+
+  it('the queue grows past its first slots and wraps around without losing or reordering anything', () => {
+    const { timers, q, ends } = queue({ perDeviceCap: 100 });
+    const sends: { at: number; frame: string }[] = [];
+    const t = target(sends, timers);
+    let next = 1;
+    let acked = 0;
+    // Keep 3–40 queued while the ring's head moves around it.
+    for (let round = 0; round < 200; round++) {
+      const add = 1 + (round % 7);
+      for (let i = 0; i < add; i++) q.track('u', 'd', t, next, `f${next++}`), timers.advance(1);
+      if (round % 3 === 0 && next - 1 - acked > 3) {
+        acked = next - 4;
+        q.ack('u', 'd', acked);
+      }
+      assert.deepEqual(q.pendingFor('u', 'd'), Array.from({ length: next - 1 - acked }, (_, i) => acked + 1 + i));
+    }
+    assert.deepEqual(ends.map((e) => e.seq), Array.from({ length: acked }, (_, i) => i + 1));
+    assert.deepEqual(sends, [], 'nothing came due (each waited < 1 s)');
+  });
+
+  it('the per-device cap drops the oldest queued delivery; the total cap drops the oldest of the device tracking', () => {
+    const { q, ends } = queue({ perDeviceCap: 3, totalCap: 5 });
+    const t = { isAlive: () => true, send: () => {} };
+    for (let s = 1; s <= 5; s++) q.track('u', 'a', t, s, `f${s}`);
+    assert.deepEqual(q.pendingFor('u', 'a'), [3, 4, 5]);
+    const t2 = { isAlive: () => true, send: () => {} };
+    for (let s = 1; s <= 3; s++) q.track('u', 'b', t2, s, `f${s}`);
+    assert.equal(q.size, 5);
+    assert.deepEqual(q.pendingFor('u', 'b'), [2, 3], 'at the total cap b gave up its own oldest');
+    assert.equal(ends.filter((e) => e.kind === 'overflow').length, 3);
+  });
+
+  it('a connection held unread holds the whole queue: due ones counted once, none retried until it is read, then each retried once', () => {
+    const timers = new FakeTimers();
+    let held = 0;
+    let unread = true;
+    const sends: { at: number; frame: string }[] = [];
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), () => {}, () => {}, { perDeviceCap: 64, totalCap: 100, holdLagMs: 100, loopLag: { lagMs: () => 0, stop: () => {} }, onHeld: (n) => (held += n) }, timers);
+    const t = { isAlive: () => true, send: (frame: string) => sends.push({ at: timers.t, frame }), heldUnread: () => unread };
+    q.track('u', 'd', t, 1, 'f1');
+    timers.advance(500);
+    q.track('u', 'd', t, 2, 'f2');
+    timers.advance(3000);
+    assert.equal(sends.length, 0);
+    assert.equal(held, 2, 'each counted once for its first attempt');
+    q.ack('u', 'd', 1);
+    unread = false;
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f2']);
+    timers.advance(1000);
+    assert.deepEqual(sends.map((s) => s.frame), ['f2', 'f2'], 'probing goes on at N');
+    assert.equal(held, 2);
+  });
+
+  it('while the loop lags, queued due deliveries are counted as held once; the ACK read meanwhile ends them as first arrivals', () => {
+    const timers = new FakeTimers();
+    let held = 0;
+    let lag = 500;
+    const sends: string[] = [];
+    const ends: DeliveryEnd[] = [];
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), (e) => ends.push(e), () => {}, { perDeviceCap: 64, totalCap: 100, holdLagMs: 100, loopLag: { lagMs: () => lag, stop: () => {} }, onHeld: (n) => (held += n) }, timers);
+    const t = { isAlive: () => true, send: (f: string) => sends.push(f) };
+    for (let s = 1; s <= 3; s++) q.track('u', 'd', t, s, `f${s}`), timers.advance(100);
+    timers.advance(1000); // all three due, the loop lagging
+    assert.equal(held, 3);
+    timers.advance(1000);
+    assert.equal(held, 3, 'not counted again');
+    q.ack('u', 'd', 2);
+    lag = 0;
+    timers.advance(1000);
+    assert.deepEqual(sends, ['f3']);
+    assert.deepEqual(ends.map((e) => (e.kind === 'acked' ? e.attempts : -1)), [0, 0]);
+  });
+});
+
+describe('retry queue: a msg delivery keeps its message body, not each recipient frame', () => {
+  it('tracked with its body, a delivery is retried with the same frame the fan-out wrote (made again from the body)', () => {
+    const timers = new FakeTimers();
+    const sends: string[] = [];
+    const q = new RetryQueue(new AdaptiveRetryTiming(CFG), () => {}, () => {}, { perDeviceCap: 64, totalCap: 100 }, timers);
+    const target = { isAlive: () => true, send: (f: string) => sends.push(f) };
+    const body = JSON.stringify({ id: 'm1', conv: 'g:1', seq: 7, sender: 'a', kind: 'text', body: { text: 'héllo "x"\n' } });
+    for (const seq of [41, 42]) q.track('u', 'd', target, seq, msgFrame(seq, body), 'm1', body);
+    q.track('u', 'd', target, 43, '{"type":"msg","inboxSeq":43,"message":{"id":"m3"}}', 'm3'); // no body: the frame is kept
+    timers.advance(1000);
+    assert.deepEqual(sends, [msgFrame(41, body), msgFrame(42, body), '{"type":"msg","inboxSeq":43,"message":{"id":"m3"}}']);
+    assert.deepEqual(JSON.parse(sends[0]!), { type: 'msg', inboxSeq: 41, message: JSON.parse(body) });
+    timers.advance(1000);
+    assert.equal(sends.length, 6, 'the second probe resends the same frames');
+    assert.deepEqual(sends.slice(3).sort(), sends.slice(0, 3).sort(), '(deliveries due at the same time go in any order)');
   });
 });

@@ -58,9 +58,12 @@ export type BusEvent =
    * `exceptSession` (token hash). `inboxSeq` marks an inbox item (a `msg`), which the
    * receiving node tracks for ACK and retry. `devices` limits it to these device ids.
    * `msgId` names the message of a `msg` frame (for its trace); `tp` is the W3C traceparent of
-   * its send span, only while spans are exported (tracing/).
+   * its send span, only while spans are exported (tracing/). `body`: the message JSON of a
+   * `msg` frame (the frame is delivery/msg-frame.ts msgFrame(inboxSeq, body)), one string
+   * shared by all its recipients, which the retry queue keeps instead of each recipient's
+   * frame; on this node only (not sent to other nodes: the frame carries it).
    */
-  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[]; msgId?: string; tp?: string }
+  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[]; msgId?: string; tp?: string; body?: string }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
   | {
       type: 'advance';

@@ -411,7 +411,12 @@ export function token(id: string): string {
  * newline, so the first one ends the header whatever the frame holds.
  */
 function encode(event: BusEvent): string {
-  if (event.type === 'deliver' || event.type === 'advance') {
+  if (event.type === 'deliver') {
+    // The body is in the frame already (a local shortcut for the retry queue).
+    const { frame, body: _body, ...head } = event;
+    return `${JSON.stringify(head)}\n${frame}`;
+  }
+  if (event.type === 'advance') {
     const { frame, ...head } = event;
     return `${JSON.stringify(head)}\n${frame}`;
   }

@@ -64,7 +64,15 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
     if (tracer && msgId) tracer.retried(msgId, userId, deviceId, inboxSeq, attempt);
     log?.debug({ userId, deviceId, inboxSeq, attempt }, 'retry');
   };
+  // The usual end, once per live delivery: no DeliveryEnd object, and a tally instead of prom-client's observe.
+  const arrivalByAck = metrics.arrivalSeconds.tally({ via: 'ack' });
+  const onAckedFirst = (userId: string, deviceId: string, inboxSeq: number, msgId: string | undefined, latencyMs: number): void => {
+    if (tracer && msgId) tracer.ended(msgId, userId, deviceId, inboxSeq, 'ack', 0);
+    if (ackedFirst++ === 0) setImmediate(countAckedFirst);
+    arrivalByAck.observe(latencyMs / 1000);
+  };
   return new RetryQueue(timing, onEnd, onRetry, {
+    onAckedFirst,
     perDeviceCap: r.perDeviceCap,
     totalCap: r.totalCap,
     holdLagMs: r.holdLagMs,

@@ -346,7 +346,7 @@ export class WsGateway {
     if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq }, 'ack');
     // Delivered state only as far as this device was given messages; the cursor takes the rest.
     this.d.acks.ack(p.userId, p.deviceId, inboxSeq, conn.obtained.ackSegments(inboxSeq));
-    this.d.retry.ack(p.userId, p.deviceId, inboxSeq);
+    this.d.retry.ack(p.userId, p.deviceId, inboxSeq, conn);
   }
 
   /** Every frame but hello (onFrame answers hello itself) and an authenticated ack. */
@@ -584,7 +584,7 @@ export class WsGateway {
         conn.send(ev.frame);
         if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
         this.countDelivery(msg);
-        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId);
+        if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId, ev.body);
         if (ev.msgId !== undefined && ev.inboxSeq !== undefined) this.d.tracer?.delivered(ev.msgId, p.userId, p.deviceId, ev.inboxSeq, conn.acks, ev.tp);
       }
       return;

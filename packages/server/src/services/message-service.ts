@@ -9,6 +9,7 @@ import { checkPost } from '../store/group-rules.ts';
 import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './account-service.ts';
 import { traceNow, type MessageTracer } from '../tracing/tracer.ts';
+import { msgFrame } from '../delivery/msg-frame.ts';
 
 export interface MessagingOptions {
   ringCapacity: number;
@@ -451,8 +452,8 @@ export class MessagingService {
     }
     const sender = outcome.message.sender;
     for (const ptr of outcome.pointers) {
-      const frame = `{"type":"msg","inboxSeq":${ptr.inboxSeq},"message":${body}}`;
-      const ev: Extract<BusEvent, { type: 'deliver' }> = { type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === sender ? senderSession : undefined, msgId };
+      const frame = msgFrame(ptr.inboxSeq, body);
+      const ev: Extract<BusEvent, { type: 'deliver' }> = { type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === sender ? senderSession : undefined, msgId, body };
       if (tp) ev.tp = tp;
       this.bus.publish(ev);
     }
