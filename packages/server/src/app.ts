@@ -176,7 +176,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     storeWaitMs: config.pg.waitMs,
     tracer: tracing.tracer,
   });
-  const acks = new AckService(store, bus, metrics, config.ackFlushMs, config.ackFlushIntervalMs);
+  const acks = new AckService(store, bus, metrics);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
   const userLimits = new UserLimits(config.limits);
 

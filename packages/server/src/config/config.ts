@@ -170,12 +170,6 @@ export const ConfigSchema = z.strictObject({
     .prefault({}),
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
-  /**
-   * ACK flushes: a node writes its devices' pending ACKs `ackFlushMs` after the first arrives,
-   * but no sooner than `ackFlushIntervalMs` after its previous flush started (services/ack-service.ts).
-   */
-  ackFlushMs: z.number().int().min(1).max(1000).default(20),
-  ackFlushIntervalMs: z.number().int().min(0).max(5000).default(100),
   /** Group commit: most messages one transaction takes; the rest wait for the next. */
   maxBatch: z.number().int().min(1).max(10_000).default(500),
   /** GET /metrics: unrestricted on the API port unless a scrape token and/or a separate listen address is set (docs/operations.md). */
@@ -340,8 +334,6 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_SYNC_GAP_THRESHOLD: (c, v) => (c.syncGapThreshold = Number(v)),
   MAGPIE_COMMIT_DELAY_MS: (c, v) => (c.commitDelayMs = Number(v)),
   MAGPIE_MAX_BATCH: (c, v) => (c.maxBatch = Number(v)),
-  MAGPIE_ACK_FLUSH_MS: (c, v) => (c.ackFlushMs = Number(v)),
-  MAGPIE_ACK_FLUSH_INTERVAL_MS: (c, v) => (c.ackFlushIntervalMs = Number(v)),
   MAGPIE_TOKEN_TTL_MS: (c, v) => (c.tokenTtlMs = Number(v)),
   MAGPIE_DEVICES_PER_PLATFORM_CLASS: (c, v) => (c.devicesPerPlatformClass = Number(v)),
   MAGPIE_HEARTBEAT_MS: (c, v) => (c.heartbeatMs = Number(v)),

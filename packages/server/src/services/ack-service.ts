@@ -11,27 +11,17 @@ const MAX_SEGMENTS = 1000;
  * "delivered" mark, and the sender's devices get a `delivered` frame. In normal groups each
  * recipient's first ACK of a message raises its delivered count; the sender's devices get
  * one `delivered.counts` frame per conversation and flush with the latest counts.
- *
- * When: `flushMs` after the first pending ACK, but no sooner than `minIntervalMs` after the
- * previous flush started. An idle node writes an ACK 20 ms after it arrives, as before; a
- * busy one writes at most one flush per interval (issue 15: in a cluster every node flushes
- * its own members' ACKs, so a group message to members on three nodes cost three flush
- * transactions when each message got a flush of its own; now a node's flush covers all the
- * messages acknowledged during its interval).
  */
 export class AckService {
   private pending = new Map<string, DeviceAck>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
-  /** performance.now() when the last flush with anything to write started. */
-  private lastFlushAt = -Infinity;
 
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly metrics: Metrics,
     private readonly flushMs = 20,
-    private readonly minIntervalMs = 0,
   ) {}
 
   /**
@@ -45,10 +35,7 @@ export class AckService {
     const own = segments ?? [{ from: 0, to: inboxSeq }];
     const merged = prev ? [...(prev.segments ?? [{ from: 0, to: prev.inboxSeq }]), ...own].sort((x, y) => x.from - y.from) : own;
     this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.slice(0, MAX_SEGMENTS) });
-    if (this.timer === undefined) {
-      const delay = Math.max(this.flushMs, this.minIntervalMs - (performance.now() - this.lastFlushAt));
-      this.timer = setTimeout(() => void this.flush(), delay);
-    }
+    this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 
   /** Write what is pending; resolves when written. */
@@ -58,7 +45,6 @@ export class AckService {
     const acks = [...this.pending.values()];
     this.pending = new Map();
     if (acks.length === 0) return this.flushing;
-    this.lastFlushAt = performance.now();
     this.flushing = this.flushing.then(async () => {
       const { delivered, counts } = await this.store.recordAcks(acks);
       for (const u of delivered) {
