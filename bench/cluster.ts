@@ -53,6 +53,12 @@ const { values: a } = parseArgs({
     duration: { type: 'string', default: '20' },
     /** Sample pg_stat_activity of the bench database every 10 ms during the run and print what sessions wait on. */
     waits: { type: 'boolean', default: false },
+    /**
+     * group: connect the --senders to node 1 only (members are otherwise spread, i mod N): every
+     * append of the group then comes from one node, as it would if a group's posts were routed
+     * to one owner node, while fan-out and ACKs still cross nodes.
+     */
+    'senders-one-node': { type: 'boolean', default: false },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
@@ -307,8 +313,11 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const m = Number(a.members);
   const users = [];
   for (let i = 0; i < m; i++) users.push(await account(nodes[i % nodes.length]!.url));
+  if (a['senders-one-node']) console.log(`group: the ${a.senders} senders are connected to node 1`);
   const g = (await api(nodes[0]!.url, 'POST', '/api/groups', { name: 'bench', members: users.slice(1).map((u) => u.userId) }, users[0]!.token)).group;
-  const clients = await Promise.all(users.map((u, i) => Client.open(nodes[i % nodes.length]!.ws, u.token)));
+  const senders = Number(a.senders);
+  const nodeOf = (i: number): Node => nodes[a['senders-one-node'] && i < senders ? 0 : i % nodes.length]!;
+  const clients = await Promise.all(users.map((u, i) => Client.open(nodeOf(i).ws, u.token)));
   const sentAt = new Map<string, number>();
   const got = new Map<string, number>();
   /** clientMsgId → message id; message id → when its last member got it (wall clock). */
@@ -332,7 +341,6 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       }
     };
   }
-  const senders = Number(a.senders);
   const interval = 1000 / Number(a.rate);
   await loadStarts();
   const start = performance.now();
