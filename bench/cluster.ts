@@ -5,6 +5,7 @@
  *   node --import tsx bench/cluster.ts --scenario group --nodes 3          # normal-group latency
  *   node --import tsx bench/cluster.ts --scenario dm --nodes 2             # direct-message throughput
  *   node --import tsx bench/cluster.ts --scenario dm --store sqlite        # the same on SQLite (one node)
+ *   node --import tsx bench/cluster.ts --scenario group --nodes 3 --slow 200  # and list the messages over 200 ms
  *
  * group: a --members (90) member normal group, every member online, member i on node i mod N;
  *   --senders (10) members send at a total --rate (20) msg/s for --duration (20) s (open loop);
@@ -52,6 +53,14 @@ const { values: a } = parseArgs({
     duration: { type: 'string', default: '20' },
     /** Sample pg_stat_activity of the bench database every 10 ms during the run and print what sessions wait on. */
     waits: { type: 'boolean', default: false },
+    /**
+     * group: connect the --senders to node 1 only (members are otherwise spread, i mod N): every
+     * append of the group then comes from one node, as it would if a group's posts were routed
+     * to one owner node, while fan-out and ACKs still cross nodes.
+     */
+    'senders-one-node': { type: 'boolean', default: false },
+    /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
+    slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
     'cpu-prof': { type: 'string' },
   },
@@ -304,8 +313,11 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const m = Number(a.members);
   const users = [];
   for (let i = 0; i < m; i++) users.push(await account(nodes[i % nodes.length]!.url));
+  if (a['senders-one-node']) console.log(`group: the ${a.senders} senders are connected to node 1`);
   const g = (await api(nodes[0]!.url, 'POST', '/api/groups', { name: 'bench', members: users.slice(1).map((u) => u.userId) }, users[0]!.token)).group;
-  const clients = await Promise.all(users.map((u, i) => Client.open(nodes[i % nodes.length]!.ws, u.token)));
+  const senders = Number(a.senders);
+  const nodeOf = (i: number): Node => nodes[a['senders-one-node'] && i < senders ? 0 : i % nodes.length]!;
+  const clients = await Promise.all(users.map((u, i) => Client.open(nodeOf(i).ws, u.token)));
   const sentAt = new Map<string, number>();
   const got = new Map<string, number>();
   /** clientMsgId → message id; message id → when its last member got it (wall clock). */
@@ -329,7 +341,6 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       }
     };
   }
-  const senders = Number(a.senders);
   const interval = 1000 / Number(a.rate);
   await loadStarts();
   const start = performance.now();
@@ -379,7 +390,10 @@ async function printStages(nodes: Node[], msgs: { id: string; sentAt: number; la
     if (l) l.push(v);
     else stages.set(k, [v]);
   };
-  /** Over messages: the stage that ends last (which one makes the tail). */
+  /** --slow: [sentAt, line] of the messages slower than slowMs. */
+  const slowMs = a.slow === undefined ? undefined : Number(a.slow);
+  const slow: [number, string][] = [];
+  const t0 = Math.min(...msgs.map((m) => m.sentAt));
   let missing = 0;
   const queue = [...msgs];
   await Promise.all(
@@ -420,9 +434,20 @@ async function printStages(nodes: Node[], msgs: { id: string; sentAt: number; la
         }
         add('last gateway write → last member client got it', x.lastAt - lastDeliver);
         add('total: client send → last member', x.lastAt - x.sentAt);
+        if (slowMs !== undefined && x.lastAt - x.sentAt > slowMs) {
+          const per = [...byNode].map(([nd, ats]) => `${nd}:${(Math.max(...ats) - fanout.at).toFixed(0)}`).join(' ');
+          slow.push([
+            x.sentAt,
+            `  t=${((x.sentAt - t0) / 1000).toFixed(2)}s total ${(x.lastAt - x.sentAt).toFixed(0)} | via ${send.node}: frame ${(send.at - x.sentAt).toFixed(0)}, queue ${(commit.at - send.at).toFixed(0)}, commit ${(commit.durMs ?? 0).toFixed(0)}, to fan-out ${(fanout.at - commitEnd).toFixed(0)} | last write per node after fan-out start: ${per} | to client ${(x.lastAt - lastDeliver).toFixed(0)}`,
+          ]);
+        }
       }
     }),
   );
+  if (slowMs !== undefined) {
+    console.log(`messages slower than ${slowMs} ms (${slow.length}; ms; t = when sent, from the first send):`);
+    for (const [, l] of slow.sort((x, y) => x[0] - y[0])) console.log(l);
+  }
   console.log(`stages (ms, p50 / p99 / max over ${msgs.length - missing} traced messages${missing ? `, ${missing} without a complete trace` : ''}):`);
   for (const [k, v] of stages) console.log(`  ${pct(v, 50).toFixed(1).padStart(7)} / ${pct(v, 99).toFixed(1).padStart(7)} / ${Math.max(...v).toFixed(1).padStart(7)}  ${k}`);
 }
