@@ -93,7 +93,7 @@ export interface MagpieClientOptions {
   clock?: Clock;
   /** Random source for backoff jitter. */
   random?: () => number;
-  /** Generator of clientMsgId and deviceId. */
+  /** Generator of clientMsgId and deviceId (default: time-ordered clientMsgIds, random deviceIds; ids.ts). */
   newId?: () => string;
   store?: LocalStore;
   app?: { version?: string; platform?: Platform };

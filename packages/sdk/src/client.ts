@@ -5,7 +5,7 @@ import { TypedEmitter, type Listener } from './emitter.ts';
 import { MagpieClientError } from './errors.ts';
 import type { AppState } from './heartbeat.ts';
 import type { HistoryQuery, LocalMessage, MessageWindow } from './history.ts';
-import { randomId } from './ids.ts';
+import { randomId, timeOrderedId } from './ids.ts';
 import { MemoryStore, type LocalStore, type OutgoingRecord } from './local-store.ts';
 import { Replica } from './replica.ts';
 import { RestApi, restApiOf, type LoginInput, type LoginResult, type RegisterInput, type RestOptions } from './rest.ts';
@@ -87,7 +87,7 @@ export class MagpieClient {
       {
         store: this.store,
         clock,
-        newId: options.newId ?? randomId,
+        newId: options.newId ?? timeOrderedId,
         link: { generation: () => conn.generation, ready: () => conn.isReady, request: (f, o) => conn.request(f, o), notify: (f) => conn.notify(f) },
         userId: () => session.userId,
         emit,
