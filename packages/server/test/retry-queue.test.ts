@@ -307,7 +307,7 @@ describe('the due-time heap holds only deliveries still waiting for their ACK', 
     assert.equal(q.scheduled, 1000);
     q.ack('u', 'd', 600);
     assert.equal(q.size, 400);
-    assert.equal(q.scheduled, 400, 'the 600 ACKed deliveries left the heap');
+    assert.equal(q.scheduled, 400, "the 600 ACKed deliveries left the device's queue");
     q.ack('u', 'd', 1000);
     assert.equal(q.scheduled, 0);
   });
