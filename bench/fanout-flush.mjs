@@ -5,8 +5,7 @@
  * store, the bus or a load generator that parses frames (a child process holds raw sockets
  * and only reads). Compares two builds of connection.js on the same machine in one window:
  *
- *   node bench/fanout-flush.mjs --connection packages/server/dist/gateway/connection.js \
- *     --connection /tmp/magpie-alternate/<sha>/packages/server/dist/gateway/connection.js --rounds 2
+ *   node bench/fanout-flush.mjs --tree . --tree /tmp/magpie-alternate/<sha> --rounds 2
  *
  * Modes:
  *   stream   (default) open loop: every --gap-ms one shared frame (a super-group `advanced`)
@@ -18,7 +17,11 @@
  *            before the next (no coalescing possible): CPU per delivery and wall time per fan-out.
  *   distinct like single, with a different frame per connection (a normal group's `msg`).
  *
- * Options (defaults): --connection PATH (repeatable, required) --n 5000 --messages 200
+ * Each --tree is a checkout whose compiled `Connection` is measured, loaded through its public
+ * test entry point `@magpie/server/testing` (bench/lib/tree.mjs; commits from the one that
+ * exports it on).
+ *
+ * Options (defaults): --tree DIR (repeatable, required) --n 5000 --messages 200
  *   --gap-ms 50 --mode stream|single|distinct --rounds 1
  */
 import http from 'node:http';
@@ -27,6 +30,7 @@ import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocketServer } from 'ws';
+import { importFromTree } from './lib/tree.mjs';
 
 if (process.argv[2] === '--client') {
   const port = Number(process.argv[3]);
@@ -47,7 +51,7 @@ if (process.argv[2] === '--client') {
 } else {
   const { values: o } = parseArgs({
     options: {
-      connection: { type: 'string', multiple: true, default: [] },
+      tree: { type: 'string', multiple: true, default: [] },
       n: { type: 'string', default: '5000' },
       messages: { type: 'string', default: '200' },
       'gap-ms': { type: 'string', default: '50' },
@@ -56,18 +60,18 @@ if (process.argv[2] === '--client') {
     },
     strict: true,
   });
-  if (o.connection.length === 0) throw new Error('--connection PATH (a compiled gateway/connection.js) is required');
+  if (o.tree.length === 0) throw new Error('--tree DIR (a built checkout) is required');
   for (let r = 0; r < Number(o.rounds); r++) {
-    for (const c of o.connection) {
-      const spec = { connection: resolve(c), n: Number(o.n), messages: Number(o.messages), gapMs: Number(o['gap-ms']), mode: o.mode };
+    for (const t of o.tree) {
+      const spec = { tree: resolve(t), n: Number(o.n), messages: Number(o.messages), gapMs: Number(o['gap-ms']), mode: o.mode };
       // Each build in a fresh process (no JIT state or sockets shared between them).
       await new Promise((done) => fork(new URL(import.meta.url).pathname, ['--one', JSON.stringify(spec)]).on('exit', done));
     }
   }
 }
 
-async function one({ connection, n, messages, gapMs, mode }) {
-  const { Connection, SharedFrame } = await import(connection);
+async function one({ tree, n, messages, gapMs, mode }) {
+  const { Connection, SharedFrame } = await importFromTree(tree, '@magpie/server/testing');
   const conns = [];
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
   const server = http.createServer();
@@ -109,7 +113,7 @@ async function one({ connection, n, messages, gapMs, mode }) {
       for (const c of conns) c.send(f);
     }
   };
-  const label = connection.split('/').slice(-6, -3).join('/');
+  const label = tree.split('/').slice(-2).join('/');
   // Warm-up: 20 fan-outs, one at a time.
   for (let k = 0; k < 20; k++) {
     fanOut(k);

@@ -15,9 +15,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { importFromTree } from './lib/tree.mjs';
 const [tree, nArg = '3000'] = process.argv.slice(2);
 if (!tree) throw new Error('usage: node bench/send-path-cpu.mjs TREE [N]');
-const server = await import(`${tree}/packages/server/dist/index.js`);
+const server = await importFromTree(tree, '@magpie/server');
 const { MemoryBus, MessageTracer, MessagingService, createMetrics, loadConfig, openStore } = server;
 const N = Number(nArg), PAIRS = 100, INFLIGHT = 32;
 const dir = mkdtempSync(join(tmpdir(), 'magpie-ir-'));

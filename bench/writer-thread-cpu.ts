@@ -7,8 +7,9 @@
  *
  *   node --import tsx bench/writer-thread-cpu.ts [--root DIR] [--batch 96] [--batches 800] [--users 32]
  *
- * --root: a checkout whose compiled server (packages/server/dist) to load, e.g. a tree of
- * bench/alternate.mjs under $TMPDIR/magpie-alternate/<sha>, to compare commits; default this one.
+ * --root: a checkout whose compiled server (@magpie/server as that checkout resolves it) to load,
+ * e.g. a tree of bench/alternate.mjs under $TMPDIR/magpie-alternate/<sha>, to compare commits
+ * (from the commit that exports openSqliteStore on); default this one.
  * --users 32: 16 pairs, each batch round-robin over them (the saturated 1:1 bench's shape);
  * more users: random pairs (the open-loop bench's shape: --users 10000 --batch 500).
  * The first fifth of the batches is warm-up.
@@ -17,6 +18,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { importFromTree } from './lib/tree.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -30,8 +32,7 @@ const root = a.root!;
 const B = Number(a.batch);
 const NB = Number(a.batches);
 const U = Number(a.users);
-const { openSqliteStore } = await import(join(root, 'packages/server/dist/store/open.js'));
-const { searchableText } = await import(join(root, 'packages/server/dist/search/extract.js'));
+const { openSqliteStore, searchableText } = await importFromTree(root, '@magpie/server');
 const dir = mkdtempSync(join(tmpdir(), 'magpie-writer-cpu-'));
 const store = await openSqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: 5000, writerThread: true, searchText: searchableText });
 const uid = (i: number) => `bu${String(i).padStart(7, '0')}`;

@@ -31,6 +31,7 @@ export { createMetrics, type Metrics } from './metrics.ts';
 export { MessageTracer, type TracingOptions } from './tracing/tracer.ts';
 // The Store over an engine from openDatabase (openStore opens its own), and the retention purge.
 export { SqlStore, type SqlStoreOptions } from './store/sql-store.ts';
+export { openSqliteStore, openPostgresStore } from './store/open.ts';
 export { RetentionStore } from './retention/retention-store.ts';
 export { PurgeJob, retentionMetrics, type PurgeReport } from './retention/purge-job.ts';
 export { RetentionConfigSchema } from './config/retention-config.ts';

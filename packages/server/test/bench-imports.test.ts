@@ -44,3 +44,22 @@ it('bench/ imports Magpie only through its public entry points', () => {
   }
   assert.deepEqual(bad, []);
 });
+
+/** A file's text without its comments (block and line comments; good enough for bench/'s code). */
+function code(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:])\/\/.*$/gm, '$1');
+}
+
+it('bench/ names no module file inside a package (a computed import path would dodge the check above)', () => {
+  const bench = join(ROOT, 'bench');
+  const bad: string[] = [];
+  for (const f of files(bench)) {
+    // A string or template literal naming a file under packages/<name>/(src|dist)/. Allowed: the
+    // server's process entry (main.js / main.ts), which benches start as a child process.
+    for (const m of code(readFileSync(f, 'utf8')).matchAll(/packages\/[a-z-]+\/(?:src|dist)\/[\w./-]*\.(?:js|mjs|ts)\b/g)) {
+      if (/packages\/server\/(?:dist\/main\.js|src\/main\.ts)$/.test(m[0])) continue;
+      bad.push(`${relative(ROOT, f)}: ${m[0]}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});

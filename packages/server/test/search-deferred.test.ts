@@ -224,11 +224,36 @@ describe('sqlite: the deferred search indexer', () => {
     }
   });
 
+  it('a batch asked for a target time of its own is sized by it (the writer thread\'s short slices while commits keep coming)', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `slice ${i}-${j}`)));
+      const db = store.db as SqliteEngine;
+      const indexer = new SearchIndexer(db, searchableText, 1000, 1e6);
+      let before = await progress(store);
+      assert.equal(await indexer.runBatch(1e-6), true);
+      assert.equal((await progress(store)) - before, 1000, 'untimed: a full batch whatever the target');
+      before = await progress(store);
+      assert.equal(await indexer.runBatch(1e-6), true);
+      assert.equal((await progress(store)) - before, INDEX_BATCH_MIN, 'a tiny target: the minimum');
+      before = await progress(store);
+      assert.equal(await indexer.runBatch(), true);
+      assert.equal((await progress(store)) - before, 1000, 'the indexer\'s own (patient) target again: a full batch');
+      await store.syncSearchIndex();
+      assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a catch-up larger than a batch goes in several transactions, each a full batch but the last', async () => {
     const { store } = await open(60_000);
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 5; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `bulk ${i}-${j}`)));
+      // Past the writer thread's busy window (within it, catch-up goes in short slices: the test above).
+      await new Promise((r) => setTimeout(r, 150));
       const before = await progress(store);
       assert.equal(await store.indexSearchBatch(), true, 'more wait after the first batch');
       assert.equal((await progress(store)) - before, 2048);

@@ -17,7 +17,9 @@ it('an append waiting behind an ACK flush runs first; appends keep their order, 
   q.push({ job: 'acks', n: 1 });
   q.push({ job: 'append', n: 1 });
   assert.equal(q.size, 2);
+  assert.equal(q.appendsWaiting, 1);
   assert.deepEqual(drain(q), ['append1', 'acks1']);
+  assert.equal(q.appendsWaiting, 0);
   q.push({ job: 'acks', n: 2 });
   q.push({ job: 'delivered', n: 3 });
   q.push({ job: 'append', n: 2 });

@@ -17,6 +17,14 @@ export const INDEX_BATCH_MIN = 32;
  * The next batch is sized from the last one's time per message.
  */
 export const INDEX_BATCH_TARGET_MS = 10;
+/**
+ * The time one indexing transaction should take while the writer thread is busy with group
+ * commits (ms; see SearchIndexer.runBatch's `targetMs`). Under sustained sends the event loop
+ * hands the thread its next batch a few ms after each commit (the time it takes to answer the
+ * last one); an index slice no longer than that adds nothing to the sends' latency, while a
+ * 10 ms one held every commit cycle it fell into (the saturated 1:1 bench's tail).
+ */
+export const INDEX_BATCH_BUSY_MS = 3;
 
 /**
  * SQLite: the deferred search indexer (issue 23). The group commit of messages writes only
@@ -52,8 +60,8 @@ export const INDEX_BATCH_TARGET_MS = 10;
  * transaction (retention/retention-store.ts).
  */
 export class SearchIndexer {
-  /** Messages of the next batch: at most `batch`, fewer once batches are seen to take long (INDEX_BATCH_TARGET_MS). */
-  private next: number;
+  /** The last batch's time per message (ms); null until one has been timed. */
+  private perMessageMs: number | null = null;
 
   constructor(
     private readonly db: SqliteEngine,
@@ -61,7 +69,6 @@ export class SearchIndexer {
     private readonly batch = INDEX_BATCH,
     private readonly targetMs = INDEX_BATCH_TARGET_MS,
   ) {
-    this.next = batch;
     db.defineFunction(TEXT_FN, (kind, body) => {
       if (typeof kind !== 'string' || typeof body !== 'string') return '';
       let parsed: unknown;
@@ -83,8 +90,11 @@ export class SearchIndexer {
   /**
    * Index the next batch of messages after the catch-up point, in one transaction. Returns
    * whether more may wait (the batch was full). Nothing to do costs one read and no write lock.
+   * `targetMs`: how long the transaction should take (default: the indexer's own target); the
+   * batch is as many messages as take that at the last batch's time per message, at least
+   * INDEX_BATCH_MIN and at most `batch`.
    */
-  async runBatch(): Promise<boolean> {
+  async runBatch(targetMs: number = this.targetMs): Promise<boolean> {
     if ((await this.lag()) === 0) return false;
     return this.db.transaction(
       async (tx) => {
@@ -92,23 +102,23 @@ export class SearchIndexer {
         const p = await tx.get<{ at: number | null }>('SELECT msg_rowid AS at FROM search_progress WHERE id = 1');
         if (!p || p.at === null) return false;
         const at = Number(p.at);
-        const size = this.next;
+        const size = this.sizeFor(targetMs);
         const range = await tx.get<{ end: number | null; n: number }>(RANGE, [at, size]);
         if (!range || range.end === null || Number(range.n) === 0) return false;
         await tx.run(INDEX, [at, range.end]);
         await tx.run('UPDATE search_progress SET msg_rowid = ? WHERE id = 1', [range.end]);
         const n = Number(range.n);
-        this.resize(n, performance.now() - t0);
+        this.perMessageMs = Math.max(performance.now() - t0, 0.05) / n;
         return n >= size;
       },
       { relaxedSync: true },
     );
   }
 
-  /** Size the next batch so that it takes about targetMs at the last batch's time per message. */
-  private resize(n: number, ms: number): void {
-    const perMessage = Math.max(ms, 0.05) / n;
-    this.next = Math.max(Math.min(INDEX_BATCH_MIN, this.batch), Math.min(this.batch, Math.floor(this.targetMs / perMessage)));
+  /** Messages for a batch that should take about targetMs: a full batch until one has been timed. */
+  private sizeFor(targetMs: number): number {
+    if (this.perMessageMs === null) return this.batch;
+    return Math.max(Math.min(INDEX_BATCH_MIN, this.batch), Math.min(this.batch, Math.floor(targetMs / this.perMessageMs)));
   }
 }
 

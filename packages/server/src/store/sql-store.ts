@@ -214,10 +214,12 @@ export class SqlStore implements Store {
   /**
    * SQLite: one batch of the deferred search indexer (on the writer thread when there is one);
    * true when more messages wait. False at once when there is no deferred indexer.
+   * `targetMs`: how long its transaction should take (SearchIndexer.runBatch); the writer
+   * thread chooses for itself.
    */
-  indexSearchBatch(): Promise<boolean> {
+  indexSearchBatch(targetMs?: number): Promise<boolean> {
     if (this.writer?.indexSearch && this.searchText && this.db.dialect === 'sqlite') return this.writer.indexSearch();
-    return this.indexer ? this.indexer.runBatch() : Promise.resolve(false);
+    return this.indexer ? this.indexer.runBatch(targetMs) : Promise.resolve(false);
   }
 
   /**

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ThreadWriteGate } from '../db/write-lock.ts';
 import { searchableText } from '../search/extract.ts';
+import { INDEX_BATCH_BUSY_MS } from '../search/search-indexer.ts';
 import { SqlStore } from './sql-store.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
@@ -63,6 +64,11 @@ if (parentPort) {
       queueIndex();
     }, setup.searchIndexDelayMs);
   };
+  // While group commits keep coming (one waits, or one ran within BUSY_WINDOW_MS) the indexer
+  // runs in short slices, so a commit handed over meanwhile waits at most INDEX_BATCH_BUSY_MS.
+  const BUSY_WINDOW_MS = 100;
+  let lastAppendAt = -Infinity;
+  const sendsBusy = (): boolean => queue.appendsWaiting > 0 || performance.now() - lastAppendAt < BUSY_WINDOW_MS;
   const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText, onSearchPending: kickIndex } : {}) });
 
   const run = async (j: WriterJob): Promise<unknown> => {
@@ -71,7 +77,11 @@ if (parentPort) {
         return null;
       case 'append': {
         const batch = decodeBatch(j.batch);
-        return encodeOutcomes(batch, await store.appendMessages(batch)) satisfies WireOutcomes;
+        try {
+          return encodeOutcomes(batch, await store.appendMessages(batch)) satisfies WireOutcomes;
+        } finally {
+          lastAppendAt = performance.now();
+        }
       }
       case 'acks':
         return (await store.recordAcks(j.acks)) satisfies AckOutcome;
@@ -81,7 +91,7 @@ if (parentPort) {
         if (j.id < 0) indexQueued = false;
         let more = false;
         try {
-          more = await store.indexSearchBatch();
+          more = await store.indexSearchBatch(sendsBusy() ? INDEX_BATCH_BUSY_MS : undefined);
         } catch (err) {
           if (j.id >= 0) throw err;
           kickIndex(); // the thread's own run failed (e.g. the disk is full): try again a delay later

@@ -22,6 +22,11 @@ export class WriterQueue<J extends { job: string }> {
     (j.job === 'append' ? this.appends : this.others).push(j);
   }
 
+  /** Appends waiting to run. */
+  get appendsWaiting(): number {
+    return this.appends.length;
+  }
+
   get size(): number {
     return this.appends.length + this.others.length;
   }

@@ -7,3 +7,6 @@ export { FakeFcm, fcmToken, type FcmReceived } from './fcm-server.ts';
 export { FakeWebPush, decryptAes128gcm, type WebPushReceived } from './webpush-server.ts';
 export { FakeWebhookRelay, type WebhookReceived } from './webhook-relay.ts';
 export { TcpProxy, type TcpProxyOptions, type ProxyBackend } from './tcp-proxy.ts';
+// The gateway's per-connection writer (frames, batching, back-pressure) for micro-benchmarks of
+// its write path without a server (bench/fanout-flush.mjs); not an API for applications.
+export { Connection, SharedFrame } from '../gateway/connection.ts';
