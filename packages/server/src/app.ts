@@ -327,7 +327,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   });
   messaging.onCommitted(receipts.service.onCommitted);
   // Cluster: a normal group's posts are appended by one owner node (services/group-router.ts).
-  if (bus.nodes && config.groupRouting.enabled) {
+  // (Only on PostgreSQL: nodes that share a database; SQLite is one node.)
+  if (bus.nodes && config.groupRouting.enabled && db.dialect === 'postgres') {
     const link = bus.nodes;
     const router = new GroupRouter(
       link,
