@@ -488,7 +488,13 @@ class NatsNodeLink implements NodeLink {
         callback: (err, msg) => {
           if (err || !msg.reply) return;
           // Called in arrival order: the handler must take its place in any order synchronously.
-          handler(msg.string()).then(
+          let answered: Promise<string>;
+          try {
+            answered = handler(msg.string());
+          } catch (e) {
+            answered = Promise.reject(e);
+          }
+          answered.then(
             (answer) => {
               try {
                 msg.respond(answer);
