@@ -39,12 +39,12 @@ interface Result {
 }
 
 /** `count` sends of `client` into `conv`, pipelined (a pause every `every`), with ids `${tag}${i}`. */
-async function stream(client: RawClient, conv: string, tag: string, count: number, opts: { every?: number; pauseMs?: number; onSent?: (i: number) => void | Promise<void> } = {}): Promise<Result[]> {
+async function stream(client: RawClient, conv: string, tag: string, count: number, opts: { every?: number; pauseMs?: number; timeoutMs?: number; onSent?: (i: number) => void | Promise<void> } = {}): Promise<Result[]> {
   const pending: Promise<Result>[] = [];
   for (let i = 0; i < count; i++) {
     pending.push(
       client
-        .request({ type: 'send', clientMsgId: `${tag}${i}`, conv, kind: 'text', body: { text: `${tag}${i}` } }, 20_000)
+        .request({ type: 'send', clientMsgId: `${tag}${i}`, conv, kind: 'text', body: { text: `${tag}${i}` } }, opts.timeoutMs ?? 20_000)
         .then((r: any) => ({ i, seq: r.message.seq as number }))
         .catch((e: any) => ({ i, seq: null, err: String(e?.code ?? e?.message ?? e) })),
     );
@@ -227,5 +227,36 @@ describe('cluster group routing (PostgreSQL + NATS, three nodes)', { skip: skip 
       assertStored(await historyOf(ca, convs[k]!), a.userId, `s${k}-`, results);
     }
     await waitForNodes(live(), 2);
+  });
+
+  it('kill -9 of the sender\'s node mid-stream: the client resends what was not acknowledged through another node; each post stored once, in send order', async () => {
+    const [p, q] = live() as [ServerProcess, ServerProcess];
+    const [a, b] = (await Promise.all([registerAndLogin(p.url), registerAndLogin(q.url)])) as [Account, Account];
+    const conv = await group(a, [b]);
+    const [ca, cb] = await Promise.all([connect(p, a), connect(q, b)]);
+    const owner = await ownerOf(conv, ca, p);
+    // The sender is on the node that is not the owner; the owner survives.
+    const [sender, client, senderNode] = owner === p ? [b, cb, q] : [a, ca, p];
+    let killed: Promise<void> | undefined;
+    const results = await stream(client, conv, 'x', 200, {
+      every: 3,
+      pauseMs: 3,
+      timeoutMs: 3000,
+      onSent: (i) => {
+        if (i === 80) killed = senderNode.kill('SIGKILL');
+      },
+    });
+    await killed;
+    const unacked = results.filter((r) => r.seq === null).map((r) => r.i);
+    assert.ok(unacked.length > 0, 'the kill cut the stream');
+    // As the SDK does after a reconnect: resend what was not acknowledged, in order, with the same clientMsgIds.
+    const again = await connect(owner, sender);
+    for (const i of unacked) {
+      const r = await again.request({ type: 'send', clientMsgId: `x${i}`, conv, kind: 'text', body: { text: `x${i}` } }, 10_000);
+      results[i] = { i, seq: r.message.seq };
+    }
+    const h = await historyOf(again, conv);
+    assertStored(h, sender.userId, 'x', results);
+    assert.equal(h.filter((m) => m.clientMsgId?.startsWith('x')).length, 200);
   });
 });
