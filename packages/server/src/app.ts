@@ -328,9 +328,10 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   messaging.onCommitted(receipts.service.onCommitted);
   // Cluster: a normal group's posts are appended by one owner node (services/group-router.ts).
   // (Only on PostgreSQL: nodes that share a database; SQLite is one node.)
+  let router: GroupRouter | undefined;
   if (bus.nodes && config.groupRouting.enabled && db.dialect === 'postgres') {
     const link = bus.nodes;
-    const router = new GroupRouter(
+    router = new GroupRouter(
       link,
       (p, input, x) => {
         // The owner's side of a forward: the send's receipt extras, as the gateway keeps them on the sender's node.
@@ -394,8 +395,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     async drain() {
       if (draining) return;
       draining = true;
-      // Other nodes stop routing group posts here (their forwards in flight are still answered).
-      bus.nodes?.leave();
+      // Other nodes stop routing group posts here; the posts they forwarded are answered first.
+      await (router ? router.leave(config.drain.timeoutMs) : bus.nodes?.leave());
       log.info({ node, delayMs: config.drain.delayMs }, 'draining: readiness is 503 now');
       if (config.drain.delayMs > 0) await new Promise((r) => setTimeout(r, config.drain.delayMs));
       await gateway.drain(config.drain);
@@ -425,7 +426,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
-      bus.nodes?.leave();
+      await (router ? router.leave(config.drain.timeoutMs) : bus.nodes?.leave());
       await retention.stop();
       await notifications.stop();
       await lifecycle.stop();

@@ -165,3 +165,31 @@ test('the owner side runs a forwarded post on the local path and answers with it
   assert.deepEqual(JSON.parse(await link.handler!(payload('bad'))), { err: 'forbidden', msg: 'not a member' });
   assert.equal(JSON.parse(await link.handler!('{')).err, 'invalid');
 });
+
+test('leave: the forwarded posts being appended here are answered before the node goes (bounded)', async () => {
+  const link = new FakeLink();
+  let finish!: () => void;
+  const router = new GroupRouter(
+    link,
+    (_p, i) => new Promise<Sent>((r) => (finish = () => r(sent(i.conv!, i.clientMsgId, 1)))),
+    { timeoutMs: 1000 },
+  );
+  router.serve();
+  const answered = link.handler!(JSON.stringify({ p, i: input('g:x', 'c1') }));
+  let left = false;
+  const leaving = router.leave(5000).then(() => (left = true));
+  await tick();
+  assert.equal(left, false, 'waits for the post in hand');
+  finish();
+  assert.match(await answered, /"ok":true/);
+  await leaving;
+  assert.equal(left, true);
+  // Nothing in hand: at once; and a post that never ends costs at most the bound.
+  const idle = new GroupRouter(link, () => new Promise<Sent>(() => {}), { timeoutMs: 1000 });
+  await idle.leave(10);
+  idle.serve();
+  void link.handler!(JSON.stringify({ p, i: input('g:x', 'c2') }));
+  const t0 = Date.now();
+  await idle.leave(50);
+  assert.ok(Date.now() - t0 < 1000);
+});

@@ -70,6 +70,9 @@ export class GroupRouter {
   private readonly supers = new Set<string>();
   private ownerCache = new Map<string, string>();
   private ownerVersion = -1;
+  /** Forwarded posts being appended here (serve), and who waits for none (leave). */
+  private serving = 0;
+  private quiet: (() => void)[] | null = null;
 
   constructor(
     private readonly link: NodeLink,
@@ -79,7 +82,27 @@ export class GroupRouter {
 
   /** Take a forwarded post's place in this node's order synchronously and run it here; answers the sender's node. */
   serve(): void {
-    this.link.serve(FORWARD_TOPIC, (payload) => this.answer(payload));
+    this.link.serve(FORWARD_TOPIC, (payload) => {
+      this.serving++;
+      const answered = this.answer(payload);
+      void answered.finally(() => {
+        if (--this.serving === 0 && this.quiet) for (const w of this.quiet.splice(0)) w();
+      });
+      return answered;
+    });
+  }
+
+  /**
+   * Stop serving (NodeLink.leave: other nodes stop routing here and get "no responders" for
+   * new forwards) and wait, at most `timeoutMs`, until the forwarded posts being appended here
+   * are answered: a node that stops does not fail posts it took on for other nodes.
+   */
+  async leave(timeoutMs: number): Promise<void> {
+    this.link.leave();
+    if (this.serving === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((r) => (this.quiet ??= []).push(r)), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /** Whether this conversation's posts are routed at all (a normal group's: `g:` and not known to be super). */
