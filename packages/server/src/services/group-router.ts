@@ -192,7 +192,14 @@ export class GroupRouter {
   }
 
   private runLocal(q: Queued): Promise<Sent> {
-    return this.local(q.p, q.input, extrasOf(q.input)).then((s) => this.learn(q.input.conv!, s));
+    // Synchronously up to the send's place in this node's order (MessagingService.post).
+    let run: Promise<Sent>;
+    try {
+      run = this.local(q.p, q.input, extrasOf(q.input));
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    return run.then((s) => this.learn(q.input.conv!, s));
   }
 
   /** Send the post to its owner (published synchronously: lane order is publish order). */
@@ -249,7 +256,13 @@ export class GroupRouter {
     }
     this.opts.count?.('served');
     // Synchronously up to its place in this node's order (MessagingService.post).
-    return this.local(p, input, x).then(
+    let run: Promise<Sent>;
+    try {
+      run = this.local(p, input, x);
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    return run.then(
       (s) => `${JSON.stringify({ ok: true, inboxSeq: s.inboxSeq, duplicate: s.duplicate })}\n${s.json ?? JSON.stringify(s.message)}`,
       (err: unknown) => {
         if (err instanceof MagpieError) return JSON.stringify({ err: err.code, msg: err.message, retryAfterMs: err.retryAfterMs });
