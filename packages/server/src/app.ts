@@ -10,6 +10,8 @@ import { SqlStore } from './store/sql-store.ts';
 import { startSqliteWriter } from './store/sqlite-writer.ts';
 import type { Bus } from './bus/bus.ts';
 import { MemoryBus } from './bus/memory-bus.ts';
+import { Gauge } from 'prom-client';
+import { GroupRouter } from './services/group-router.ts';
 import { AccountService } from './services/account-service.ts';
 import { MessagingService, type SendInput } from './services/message-service.ts';
 import type { Principal } from './services/account-service.ts';
@@ -27,7 +29,7 @@ import { GroupService } from './services/group-service.ts';
 import { InstructionService } from './instructions/instruction-service.ts';
 import { openInstructionStore, registerInstructionRoutes } from './instructions/index.ts';
 import type { InstructionStore } from './instructions/instruction-store.ts';
-import { openDatabase } from './db/index.ts';
+import { openDatabase, type SqlEngine } from './db/index.ts';
 import { registerAdminUserRoutes } from './http/admin-user-routes.ts';
 import { dropRelations, leaveAllGroups } from './services/account-cleanup.ts';
 import { warmPasswordPolicy } from './util/password-policy.ts';
@@ -120,6 +122,16 @@ export interface MagpieServer {
 export async function openStore(config: Config): Promise<Store> {
   const db = await openDatabase(config);
   return new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, ownsEngine: true });
+}
+
+/**
+ * The nodes of one database form one cluster on the broker (NodeLink scope): the database's
+ * name and the time its first migration ran, the same for every node that opens it.
+ */
+async function clusterScope(db: SqlEngine): Promise<string> {
+  const first = await db.get<{ name: string; applied_at: number | string }>('SELECT name, applied_at FROM schema_migrations ORDER BY name LIMIT 1');
+  const name = db.dialect === 'postgres' ? ((await db.get<{ db: string }>('SELECT current_database() AS db'))?.db ?? '') : '';
+  return `${name}:${String(first?.applied_at ?? 0)}`;
 }
 
 /** The Bus: NATS when `nats` is set (a cluster of nodes), else in-process (one node). */
@@ -314,6 +326,28 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     friends: async (a, b) => (await social.store.directCheck(a, b)).friends,
   });
   messaging.onCommitted(receipts.service.onCommitted);
+  // Cluster: a normal group's posts are appended by one owner node (services/group-router.ts).
+  // (Only on PostgreSQL: nodes that share a database; SQLite is one node.)
+  let router: GroupRouter | undefined;
+  if (bus.nodes && config.groupRouting.enabled && db.dialect === 'postgres') {
+    const link = bus.nodes;
+    router = new GroupRouter(
+      link,
+      (p, input, x) => {
+        // The owner's side of a forward: the send's receipt extras, as the gateway keeps them on the sender's node.
+        if (x === undefined && input.mentions === undefined) return messaging.sendHere(p, input);
+        receipts.service.beforeSend(p.userId, input.clientMsgId, { receipt: x?.receipt as boolean | undefined, mentions: input.mentions, replyTo: x?.replyTo as number | undefined });
+        const sent = messaging.sendHere(p, input);
+        void sent.finally(() => receipts.service.afterSend(p.userId, input.clientMsgId)).catch(() => undefined);
+        return sent;
+      },
+      { timeoutMs: config.groupRouting.forwardTimeoutMs, log: log.child({ mod: 'group-router' }), count: (route) => metrics.groupPosts.inc({ route }) },
+    );
+    router.serve();
+    messaging.setRouter(router);
+    new Gauge({ name: 'magpie_cluster_nodes', help: 'Live nodes of the cluster this node sees (itself included; group routing)', registers: [metrics.registry], collect() { this.set(link.live().nodes.length); } });
+    link.join(await clusterScope(db), config.groupRouting.heartbeatMs);
+  }
   // Group messages reach push through the per-group notification levels (super groups by mentions, replies, @all).
   messaging.onCommitted(receipts.groupPush.onCommitted);
   accounts.onSessionsEnded((sessions) => push.service.unbindSessions(sessions));
@@ -361,6 +395,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     async drain() {
       if (draining) return;
       draining = true;
+      // Other nodes stop routing group posts here; the posts they forwarded are answered first.
+      await (router ? router.leave(config.drain.timeoutMs) : bus.nodes?.leave());
       log.info({ node, delayMs: config.drain.delayMs }, 'draining: readiness is 503 now');
       if (config.drain.delayMs > 0) await new Promise((r) => setTimeout(r, config.drain.delayMs));
       await gateway.drain(config.drain);
@@ -390,6 +426,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       return `${https ? 'https' : 'http'}://${host}:${addr.port}`;
     },
     async stop() {
+      await (router ? router.leave(config.drain.timeoutMs) : bus.nodes?.leave());
       await retention.stop();
       await notifications.stop();
       await lifecycle.stop();

@@ -10,6 +10,7 @@ export function createMetrics() {
     registry,
     connections: new Gauge({ name: 'magpie_connections', help: 'Open WebSocket connections (authenticated or not)', registers: [registry] }),
     sends: new Counter({ name: 'magpie_sends_total', help: 'Send requests by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
+    groupPosts: new Counter({ name: 'magpie_group_posts_routed_total', help: 'Cluster group routing: normal-group posts forwarded to their owner node (forwarded), forwards that failed in transit and were appended here (retried_here), forwarded posts this node appended as owner (served)', labelNames: ['route'] as const, registers: [registry] }),
     commitBatch: new Histogram({
       name: 'magpie_commit_batch_size',
       help: 'Messages per group commit',

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -81,3 +82,69 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs = 5000): 
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * NodeLink (group routing, issue 15): nodes of one scope see each other by heartbeats, nodes
+ * of another scope on the same broker are ignored, a node that leaves is gone at once and
+ * requests to it fail at once, requests reach the node they name.
+ */
+describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
+  it('heartbeats per scope, goodbye, request/reply to one node', async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const open = () => NatsBus.connect({ servers: NATS_URL, prefix, name: 'magpie-nodelink-test' });
+    const [a, b, c] = await Promise.all([open(), open(), open()]);
+    try {
+      const [la, lb, lc] = [a.nodes, b.nodes, c.nodes];
+      la.join('db1', 200);
+      lb.join('db1', 200);
+      lc.join('db2', 200);
+      const until = Date.now() + 3000;
+      while (la.live().nodes.length < 2 || lb.live().nodes.length < 2) {
+        if (Date.now() > until) throw new Error('nodes did not see each other');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.deepEqual(la.live().nodes, [la.self, lb.self].sort());
+      assert.deepEqual(lb.live().nodes, la.live().nodes);
+      assert.deepEqual(lc.live().nodes, [lc.self], 'another scope is not seen');
+      lb.serve('echo', async (q) => `b:${q}`);
+      assert.equal(await la.request(lb.self, 'echo', 'hi', 1000), 'b:hi');
+      // Still there after a few heartbeats.
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(la.live().nodes.length, 2);
+      const v = la.live().version;
+      lb.leave();
+      const gone = Date.now() + 1000;
+      while (la.live().nodes.length !== 1) {
+        if (Date.now() > gone) throw new Error('the goodbye was not heard');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.ok(la.live().version > v);
+      const t0 = Date.now();
+      await assert.rejects(la.request(lb.self, 'echo', 'hi', 5000));
+      assert.ok(Date.now() - t0 < 2000, 'a node that left answers "no responders" at once, not after the timeout');
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  it('a node unheard for 3 heartbeats is gone', async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const a = await NatsBus.connect({ servers: NATS_URL, prefix });
+    const b = await NatsBus.connect({ servers: NATS_URL, prefix });
+    try {
+      a.nodes.join('s', 100);
+      b.nodes.join('s', 100);
+      const until = Date.now() + 3000;
+      while (a.nodes.live().nodes.length < 2) {
+        if (Date.now() > until) throw new Error('nodes did not see each other');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // b stops beating without a goodbye (as a process that hangs or dies uncleanly would).
+      clearInterval((b.nodes as unknown as { timer: NodeJS.Timeout }).timer);
+      await new Promise((r) => setTimeout(r, 600));
+      assert.deepEqual(a.nodes.live().nodes, [a.nodes.self]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});

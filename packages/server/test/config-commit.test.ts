@@ -11,3 +11,13 @@ test('the group commit settings have environment variables (MAGPIE_COMMIT_DELAY_
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_COMMIT_DELAY_MS: '51' } as NodeJS.ProcessEnv), /commitDelayMs/);
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_MAX_BATCH: '0' } as NodeJS.ProcessEnv), /maxBatch/);
 });
+
+test('group routing settings (issue 15): on by default, environment variables, bounds', () => {
+  const d = loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv);
+  assert.deepEqual(d.groupRouting, { enabled: true, forwardTimeoutMs: 5000, heartbeatMs: 1000 });
+  const c = loadConfig({ MAGPIE_CONFIG: '', MAGPIE_GROUP_ROUTING: 'false', MAGPIE_GROUP_FORWARD_TIMEOUT_MS: '2000', MAGPIE_NODE_HEARTBEAT_MS: '250' } as NodeJS.ProcessEnv);
+  assert.deepEqual(c.groupRouting, { enabled: false, forwardTimeoutMs: 2000, heartbeatMs: 250 });
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_GROUP_ROUTING: 'true' } as NodeJS.ProcessEnv).groupRouting.enabled, true);
+  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_GROUP_FORWARD_TIMEOUT_MS: '10' } as NodeJS.ProcessEnv), /forwardTimeoutMs/);
+  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_NODE_HEARTBEAT_MS: '0' } as NodeJS.ProcessEnv), /heartbeatMs/);
+});

@@ -50,6 +50,32 @@ export interface Bus {
   /** Readiness: resolves when the Bus can carry events now (a round trip to the broker), rejects otherwise. */
   check(): Promise<void>;
   close(): Promise<void>;
+  /** The cluster's nodes and requests to one of them; absent on the in-process Bus (one node). */
+  readonly nodes?: NodeLink;
+}
+
+/**
+ * Which nodes of the cluster are alive, and request/reply to one of them by id (the NATS Bus:
+ * heartbeats on a subject per scope, requests to a subject per node). Used to route a normal
+ * group's posts to one owner node (services/group-router.ts).
+ */
+export interface NodeLink {
+  /** This node's id: unique per process. */
+  readonly self: string;
+  /**
+   * Take part in `scope` (the nodes of one database: nodes of another scope on the same broker
+   * are ignored): heartbeat every `heartbeatMs`; a node not heard from for 3 heartbeats, one
+   * that said goodbye, or every other node while the broker is unreachable, counts as gone.
+   */
+  join(scope: string, heartbeatMs: number): void;
+  /** The live nodes, this one included, sorted; `version` changes whenever the set does. */
+  live(): { readonly nodes: readonly string[]; readonly version: number };
+  /** Ask node `node` on `topic`: its handler's answer; rejects at once when no such node listens, or after `timeoutMs`. */
+  request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string>;
+  /** Answer requests on `topic` addressed to this node (one handler per topic). */
+  serve(topic: string, handler: (payload: string) => Promise<string>): void;
+  /** Leave (drain, stop): goodbye to the others, no more heartbeats, no new requests (requests being answered still are). */
+  leave(): void;
 }
 
 export type BusEvent =

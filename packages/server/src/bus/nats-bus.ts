@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { pino, type Logger } from 'pino';
-import type { Bus, BusEvent } from './bus.ts';
+import type { Bus, BusEvent, NodeLink } from './bus.ts';
 
 export interface NatsBusOptions {
   /** NATS server URL(s), e.g. nats://127.0.0.1:4222. */
@@ -38,6 +38,8 @@ interface Interest {
  *   <prefix>.all        `supers` membership changes and audience-all notifications (every node), and advances during a transition (below)
  *   <prefix>.presence   request/reply: "which of these users' devices do you hold?" (every node answers)
  *   <prefix>.ask.<topic> request/reply: askNodes/answerNodes (e.g. trace journals of a message)
+ *   <prefix>.hb.<scope> node heartbeats of one scope (NodeLink: the nodes of one database)
+ *   <prefix>.n.<node>.<topic> request/reply to one node (NodeLink.request; e.g. a forwarded group post)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
  * must not contain '.', '*', '>' or whitespace.
  *
@@ -71,6 +73,9 @@ export class NatsBus implements Bus {
   private readonly resumeListeners: (() => void)[] = [];
   private presenceSub: Subscription | null = null;
   private readonly answerSubs = new Map<string, Subscription>();
+  /** Cluster membership and node requests (NodeLink). */
+  readonly nodes: NodeLink;
+  private readonly nodeLink: NatsNodeLink;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -83,6 +88,7 @@ export class NatsBus implements Bus {
     this.presenceStallMs = opts.presenceStallMs ?? 100;
     this.presenceMaxWaitMs = opts.presenceMaxWaitMs ?? 1000;
     nc.subscribe(`${this.prefix}.all`, { callback: (err, msg) => this.onMessage(err, msg) });
+    this.nodes = this.nodeLink = new NatsNodeLink(nc, this.prefix, this.instanceId, this.log);
     void this.watchStatus();
   }
 
@@ -237,6 +243,7 @@ export class NatsBus implements Bus {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.nodeLink.leave();
     try {
       await this.nc.drain();
     } catch (err) {
@@ -376,10 +383,12 @@ export class NatsBus implements Bus {
           this.log.debug({ status: s.type }, 'nats status');
           break;
         case 'disconnect':
+          this.nodeLink.disconnected();
           this.log.warn({ server: s.server }, 'nats disconnected; reconnecting (live events meanwhile are lost, clients catch up by sync)');
           break;
         case 'reconnect':
           this.log.info({ server: s.server }, 'nats reconnected; subscriptions restored, clients told to pull');
+          this.nodeLink.reconnected();
           void this.resumed();
           break;
         case 'error':
@@ -392,6 +401,170 @@ export class NatsBus implements Bus {
           this.log.info({ status: s.type }, 'nats status');
       }
     }
+  }
+}
+
+/**
+ * NodeLink over NATS. Heartbeats: every node of a scope publishes `{id}` on
+ * `<prefix>.hb.<scope>` every `heartbeatMs`, and at once when it hears a node it did not know
+ * (so a starting node learns the others within a round trip, and they learn it); `{id, bye}`
+ * when it closes. A node unheard for 3 heartbeats is gone. While the broker is unreachable this
+ * node is alone (it cannot reach the others anyway). Requests go to `<prefix>.n.<node>.<topic>`:
+ * NATS answers "no responders" at once for a node that is gone (its subscription ended with its
+ * connection), so only a node that dies while holding a request costs the caller its timeout.
+ */
+class NatsNodeLink implements NodeLink {
+  private readonly peers = new Map<string, number>();
+  private view: { nodes: readonly string[]; version: number };
+  private subject = '';
+  private heartbeatMs = 1000;
+  private timer: NodeJS.Timeout | undefined;
+  private hbSub: Subscription | null = null;
+  private lastEager = 0;
+  private connected = true;
+  private left = false;
+  private readonly serving = new Map<string, Subscription>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly prefix: string,
+    readonly self: string,
+    private readonly log: Logger,
+  ) {
+    this.view = { nodes: [self], version: 0 };
+  }
+
+  join(scope: string, heartbeatMs: number): void {
+    if (this.hbSub || this.left) return;
+    this.heartbeatMs = heartbeatMs;
+    this.subject = `${this.prefix}.hb.${token(scope)}`;
+    this.hbSub = this.nc.subscribe(this.subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        let hb: { id?: unknown; bye?: unknown };
+        try {
+          hb = JSON.parse(msg.string()) as { id?: unknown; bye?: unknown };
+        } catch {
+          return;
+        }
+        if (typeof hb.id !== 'string' || hb.id === this.self) return;
+        if (hb.bye === true) {
+          if (this.peers.delete(hb.id)) this.changed();
+          return;
+        }
+        const known = this.peers.has(hb.id);
+        this.peers.set(hb.id, Date.now());
+        if (!known) {
+          this.changed();
+          // A newcomer: tell it about this node now rather than at the next beat.
+          const now = Date.now();
+          if (now - this.lastEager > 100) {
+            this.lastEager = now;
+            this.beat();
+          }
+        }
+      },
+    });
+    this.beat();
+    this.timer = setInterval(() => this.tick(), heartbeatMs);
+    this.timer.unref();
+  }
+
+  live(): { readonly nodes: readonly string[]; readonly version: number } {
+    return this.view;
+  }
+
+  async request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string> {
+    const msg = await this.nc.request(`${this.prefix}.n.${token(node)}.${token(topic)}`, payload, { timeout: timeoutMs });
+    return msg.string();
+  }
+
+  serve(topic: string, handler: (payload: string) => Promise<string>): void {
+    if (this.left) return;
+    this.serving.get(topic)?.unsubscribe();
+    this.serving.set(
+      topic,
+      this.nc.subscribe(`${this.prefix}.n.${token(this.self)}.${token(topic)}`, {
+        callback: (err, msg) => {
+          if (err || !msg.reply) return;
+          // Called in arrival order: the handler must take its place in any order synchronously.
+          let answered: Promise<string>;
+          try {
+            answered = handler(msg.string());
+          } catch (e) {
+            answered = Promise.reject(e);
+          }
+          answered.then(
+            (answer) => {
+              try {
+                msg.respond(answer);
+              } catch (e) {
+                this.log.debug({ err: (e as Error).message, topic }, 'node reply not sent');
+              }
+            },
+            (e: unknown) => this.log.warn({ err: (e as Error).message, topic }, 'node request failed'),
+          );
+        },
+      }),
+    );
+  }
+
+  /** The broker is unreachable: every other node counts as gone until heartbeats come again. */
+  disconnected(): void {
+    this.connected = false;
+    if (this.peers.size > 0) {
+      this.peers.clear();
+      this.changed();
+    }
+  }
+
+  reconnected(): void {
+    this.connected = true;
+    if (this.hbSub) this.beat();
+  }
+
+  /** Goodbye: the others drop this node at once instead of after 3 heartbeats; requests to it get "no responders". */
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    clearInterval(this.timer);
+    for (const sub of this.serving.values()) sub.unsubscribe();
+    this.serving.clear();
+    if (!this.hbSub) return;
+    this.hbSub.unsubscribe();
+    try {
+      this.nc.publish(this.subject, JSON.stringify({ id: this.self, bye: true }));
+    } catch {
+      // closing anyway
+    }
+  }
+
+  private beat(): void {
+    if (!this.connected || this.left) return;
+    try {
+      this.nc.publish(this.subject, JSON.stringify({ id: this.self }));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'heartbeat not sent');
+    }
+  }
+
+  private tick(): void {
+    this.beat();
+    const dead = Date.now() - 3 * this.heartbeatMs;
+    let gone = false;
+    for (const [id, at] of this.peers) {
+      if (at < dead) {
+        this.peers.delete(id);
+        gone = true;
+      }
+    }
+    if (gone) this.changed();
+  }
+
+  private changed(): void {
+    const nodes = [this.self, ...this.peers.keys()].sort();
+    this.view = { nodes, version: this.view.version + 1 };
+    this.log.info({ nodes: nodes.length }, 'cluster nodes changed');
   }
 }
 

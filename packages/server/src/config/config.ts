@@ -168,6 +168,20 @@ export const ConfigSchema = z.strictObject({
       superThreshold: z.number().int().min(2).default(500),
     })
     .prefault({}),
+  /**
+   * Cluster (MAGPIE_NATS): a normal group's posts are appended by one owner node, chosen by
+   * rendezvous hashing over the live nodes; the sender's node forwards them (docs/architecture.md,
+   * "Routing a normal group's posts"). No effect on one node.
+   */
+  groupRouting: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** A forward unanswered for this long is appended on the sender's node under the same (sender, clientMsgId). */
+      forwardTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+      /** Node heartbeat interval; a node unheard for 3 intervals is gone (its groups move to other nodes). */
+      heartbeatMs: z.number().int().min(100).max(60_000).default(1000),
+    })
+    .prefault({}),
   /** Group commit: wait at most this long to collect sends into one transaction (0 = one event-loop turn). */
   commitDelayMs: z.number().int().min(0).max(50).default(0),
   /** Group commit: most messages one transaction takes; the rest wait for the next. */
@@ -319,6 +333,9 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_DATA_DIR: (c, v) => (c.dataDir = v),
   MAGPIE_STORE: (c, v) => (c.store = v),
   MAGPIE_NATS: (c, v) => (c.nats = v),
+  MAGPIE_GROUP_ROUTING: (c, v) => (c.groupRouting = { ...(c.groupRouting as object), enabled: v === 'true' || v === '1' || v === 'on' }),
+  MAGPIE_GROUP_FORWARD_TIMEOUT_MS: (c, v) => (c.groupRouting = { ...(c.groupRouting as object), forwardTimeoutMs: Number(v) }),
+  MAGPIE_NODE_HEARTBEAT_MS: (c, v) => (c.groupRouting = { ...(c.groupRouting as object), heartbeatMs: Number(v) }),
   MAGPIE_PG_POOL_MESSAGES: (c, v) => pgPool(c, 'messages', v),
   MAGPIE_PG_POOL_WALLET: (c, v) => pgPool(c, 'wallet', v),
   MAGPIE_PG_POOL_PUSH: (c, v) => pgPool(c, 'push', v),

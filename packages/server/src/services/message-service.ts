@@ -10,6 +10,7 @@ import { isStoreUnavailable, waitForStore } from '../util/store-unavailable.ts';
 import type { Principal } from './account-service.ts';
 import { traceNow, type MessageTracer } from '../tracing/tracer.ts';
 import { msgFrame } from '../delivery/msg-frame.ts';
+import type { GroupRouter } from './group-router.ts';
 
 export interface MessagingOptions {
   ringCapacity: number;
@@ -119,6 +120,8 @@ export class MessagingService {
   private readonly knownUsers = new Set<string>();
   /** Per (sender, conversation): the newest pending send's turn (deleted once it was handed to the committer or gave up). */
   private readonly sendTails = new Map<string, SendTurn>();
+  /** Cluster: routes normal-group posts to their owner node (group-router.ts); none on one node. */
+  private router: GroupRouter | undefined;
 
   constructor(
     private readonly store: Store,
@@ -150,7 +153,20 @@ export class MessagingService {
    */
   sendWithJson(p: Principal, input: SendInput): Promise<Sent> {
     if (serverOnlyKinds.has(input.kind)) return Promise.reject(new MagpieError('forbidden', `kind ${input.kind} is written by the server only`));
+    const r = this.router;
+    if (r !== undefined && input.to === undefined && input.conv !== undefined && r.routes(input.conv)) return r.send(p, input);
     return this.post(p, input);
+  }
+
+  /** `sendWithJson` appended on this node, never routed (the group router's local path and its owner side). */
+  sendHere(p: Principal, input: SendInput): Promise<Sent> {
+    if (serverOnlyKinds.has(input.kind)) return Promise.reject(new MagpieError('forbidden', `kind ${input.kind} is written by the server only`));
+    return this.post(p, input);
+  }
+
+  /** Cluster: route normal-group posts through `router` from now on. */
+  setRouter(router: GroupRouter): void {
+    this.router = router;
   }
 
   /** A message the server writes on a user's behalf (e.g. a red-packet announcement); any registered kind. */
@@ -364,6 +380,9 @@ export class MessagingService {
    * publish its live fan-out. Throws the mapped MagpieError when the store refuses it.
    */
   commitAndPublish(req: AppendRequest, senderSession?: string): Promise<Extract<AppendOutcome, { ok: true }>> {
+    // A group effect of a sender (leave, …) goes after its posts routed to the group's owner.
+    const pending = this.router?.settled(req.sender, req.conv);
+    if (pending) return pending.then(() => this.submitAndPublish(req, senderSession));
     return this.submitAndPublish(req, senderSession);
   }
 
