@@ -95,6 +95,10 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
     const [a, b, c] = await Promise.all([open(), open(), open()]);
     try {
       const [la, lb, lc] = [a.nodes, b.nodes, c.nodes];
+      // Serve before join, as app.ts does: one connection's SUB reaches the broker before its
+      // first heartbeat, so no node that has seen b can ask it before b listens. (Served after
+      // the join, a request right away raced the subscription: "no responders", now and then.)
+      lb.serve('echo', async (q) => `b:${q}`);
       la.join('db1', 200);
       lb.join('db1', 200);
       lc.join('db2', 200);
@@ -106,7 +110,6 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
       assert.deepEqual(la.live().nodes, [la.self, lb.self].sort());
       assert.deepEqual(lb.live().nodes, la.live().nodes);
       assert.deepEqual(lc.live().nodes, [lc.self], 'another scope is not seen');
-      lb.serve('echo', async (q) => `b:${q}`);
       assert.equal(await la.request(lb.self, 'echo', 'hi', 1000), 'b:hi');
       // Still there after a few heartbeats.
       await new Promise((r) => setTimeout(r, 700));

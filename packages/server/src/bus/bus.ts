@@ -72,7 +72,11 @@ export interface NodeLink {
   live(): { readonly nodes: readonly string[]; readonly version: number };
   /** Ask node `node` on `topic`: its handler's answer; rejects at once when no such node listens, or after `timeoutMs`. */
   request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string>;
-  /** Answer requests on `topic` addressed to this node (one handler per topic). */
+  /**
+   * Answer requests on `topic` addressed to this node (one handler per topic). Call it before
+   * `join`: the broker then registers the handler before any node hears this one's first
+   * heartbeat (one connection's messages are handled in order), so nobody asks it too early.
+   */
   serve(topic: string, handler: (payload: string) => Promise<string>): void;
   /** Leave (drain, stop): goodbye to the others, no more heartbeats, no new requests (requests being answered still are). */
   leave(): void;
