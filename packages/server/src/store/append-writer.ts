@@ -320,7 +320,23 @@ export class AppendWriter {
       });
       insertRows(tx, SQLITE_ROWS.messages, rows, writes);
     }
-    if (this.inbox.length > 0) insertRows(tx, SQLITE_ROWS.pointers, this.inbox.map(([user, off, conv, seq]) => [user, inboxBase.get(user)! + off, conv, seq]), writes);
+    if (this.inbox.length > 0) {
+      // In key order (user, then inboxSeq: `moved` is sorted by id), not message by message: a
+      // user's pointers of the batch go into the same b-tree page one after the other, instead of
+      // every row of a message landing on another member's page (issue 23: ~10–15 % of a
+      // 500-member group's append CPU at 32 messages per commit).
+      const byUser = new Map<string, unknown[][]>();
+      for (const [user, off, conv, seq] of this.inbox) {
+        const row = [user, inboxBase.get(user)! + off, conv, seq];
+        const list = byUser.get(user);
+        if (list) list.push(row);
+        else byUser.set(user, [row]);
+      }
+      const rows: unknown[][] = [];
+      for (const [id] of moved) for (const row of byUser.get(id) ?? []) rows.push(row);
+      if (rows.length !== this.inbox.length) throw new Error('append: an inbox pointer of a user whose row does not move');
+      insertRows(tx, SQLITE_ROWS.pointers, rows, writes);
+    }
     const byKind: [RowsSql, unknown[][]][] = [
       [SQLITE_ROWS.reset, []],
       [SQLITE_ROWS.delta, []],
