@@ -352,18 +352,18 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
 const LITE = {
   marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
   /**
-   * Every message the ranges (a JSON array of [user, from, upTo], numbered from 1 in array order)
-   * cover: how many ranges cover it (`n`, the sender's own pointer included), the first range
-   * that does (`first`), its sender, kind and the sender's own pointer (`own`, 0: none). The
-   * grouping is materialized first, so `messages` is read once per message, not per pointer.
+   * Every message of another user the ranges (a JSON array of [user, from, upTo], numbered from
+   * 1 in array order) cover: how many ranges cover it (`n`), the first that does (`first`), its
+   * sender and kind. A pointer to the user's own message is left out by its `mine` flag
+   * (migration 0024), not by its sender; the grouping is materialized first, so `messages` is
+   * read once per message, not once per pointer.
    */
   covered: `WITH r AS (SELECT key + 1 AS ord, value->>0 AS uid, value->>1 AS lo, value->>2 AS hi FROM json_each(?)),
     c AS MATERIALIZED (SELECT i.conv_id AS conv, i.seq AS seq, COUNT(*) AS n, MIN(r.ord) AS first
-      FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi GROUP BY i.conv_id, i.seq)
-    SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind, m.sender_inbox_seq AS own
+      FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
+      WHERE i.mine = 0 GROUP BY i.conv_id, i.seq)
+    SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind
     FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq`,
-  /** Whether a range of `user`'s inbox points at (conv, seq): where `own` above cannot say. */
-  points: 'SELECT 1 AS x FROM inbox WHERE user_id = ? AND inbox_seq > ? AND inbox_seq <= ? AND conv_id = ? AND seq = ? LIMIT 1',
   entrySeq: 'SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?',
   device: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES (?, ?, ?)
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
@@ -376,7 +376,7 @@ const LITE = {
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
-type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string; own: number | string };
+type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string };
 
 /**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
@@ -385,11 +385,11 @@ type CoveredRow = { conv: string; seq: number | string; n: number | string; firs
  * `markDelivered` is the same with one ACK and no device row.
  *
  * What the ranges cover is read per message, not per (range, message) (LITE.covered): a message
- * newly reaches, in this flush, the ranges that cover it, except its sender's own; the first of
- * them (in range order) is the one that can move the sender's entry to it — a later range that
- * covers it finds the entry there already. So per range i the entry advances are those of the
- * messages whose first range is i: the same advances, in the same order, with the same `by`, as
- * walking every range's items.
+ * newly reaches, in this flush, every range that covers it (a user's own messages are left out
+ * by the pointers' `mine` flag); the first of them (in range order) is the one that can move the
+ * sender's entry to it — a later range that covers it finds the entry there already. So per
+ * range i the entry advances are those of the messages whose first range is i: the same
+ * advances, in the same order, with the same `by`, as walking every range's items.
  */
 export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
@@ -400,13 +400,6 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
   }
   const ranges = moveMarks(sorted, marks);
-  /** user → the indexes of their ranges (ascending: a user's ranges are consecutive, in order). */
-  const rangesOf = new Map<string, number[]>();
-  ranges.forEach((r, i) => {
-    const list = rangesOf.get(r.user);
-    if (list) list.push(i);
-    else rangesOf.set(r.user, [i]);
-  });
   // Per range, the newest seq per (conversation, other sender) among the messages it is the
   // first to cover; per group message (not a notice), how many recipients newly store it.
   const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
@@ -414,33 +407,8 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const covered = ranges.length === 0 ? [] : await tx.all<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
   for (const r of covered) {
     const seq = Number(r.seq);
-    let n = Number(r.n);
-    let first = Number(r.first) - 1;
-    const own = rangesOf.get(r.sender);
-    if (own !== undefined) {
-      // The sender's own pointer, when one of the sender's ranges covers it, neither counts nor delivers.
-      const pos = Number(r.own);
-      let ownCovered = false;
-      for (const i of own) {
-        const g = ranges[i]!;
-        ownCovered = pos > 0 ? pos > g.from && pos <= g.upTo : (await tx.get(LITE.points, [g.user, g.from, g.upTo, r.conv, seq])) !== undefined;
-        if (ownCovered) break;
-      }
-      if (ownCovered) {
-        n -= 1;
-        if (n === 0) continue;
-        if (ranges[first]!.user === r.sender) {
-          // The first range is the sender's: the first other range that covers the message.
-          let next = -1;
-          for (let i = own[own.length - 1]! + 1; i < ranges.length && next < 0; i++) {
-            const g = ranges[i]!;
-            if ((await tx.get(LITE.points, [g.user, g.from, g.upTo, r.conv, seq])) !== undefined) next = i;
-          }
-          if (next < 0) continue;
-          first = next;
-        }
-      }
-    }
+    const n = Number(r.n);
+    const first = Number(r.first) - 1;
     const per = newest[first]!;
     let bySender = per.get(r.conv);
     if (!bySender) per.set(r.conv, (bySender = new Map()));
