@@ -16,6 +16,7 @@ import {
   directConversationId,
   type AppendOutcome,
   type AppendRequest,
+  type DeviceAck,
   type GroupEffect,
   type InboxPointer,
   type JoinRequestRecord,
@@ -1227,6 +1228,103 @@ export function runStoreContract(
           await Promise.all(ops);
           const hist = await store.readHistory(conv, { after: 0, limit: 100, viewer: a! });
           for (const o of sent) assert.equal(hist.find((m) => m.seq === o.message.seq)?.deliveredCount, rest.length, `count of seq ${o.message.seq}`);
+        });
+
+        it('flushes in several parts, out of order, across commits: counts, delivered updates and `by` as a walk over every acknowledged item (issue 23)', async () => {
+          // Six members (sorted by id, so the sender with the smallest id comes first in a flush),
+          // three groups' worth of traffic in one group and a direct conversation beside it.
+          const us = (await users(6, 'w')).sort();
+          const [u0, u1, u2, u3, u4, u5] = us as [string, string, string, string, string, string];
+          const { conv } = await makeGroup(u0, us.slice(1));
+          const sent: Ok[] = [];
+          sent.push(...(await sendMany([greq(u0, conv), greq(u3, conv), dm(u1, u0), greq(u0, conv)])));
+          sent.push(await sendOne(notice(u0, conv, { op: 'update', patch: { announcement: 'hello' } })));
+          sent.push(...(await sendMany([greq(u5, conv), greq(u0, conv), dm(u0, u1), greq(u1, conv)])));
+          sent.push(...(await sendMany([greq(u4, conv), greq(u0, conv)])));
+
+          // The reference: every user's inbox, walked item by item as the Store contract says.
+          const inbox = new Map<string, { inboxSeq: number; conv: string; seq: number; sender: string; kind: string }[]>();
+          for (const u of us) inbox.set(u, (await store.readInbox(u, 0, 1000)).map((i) => ({ inboxSeq: i.inboxSeq, conv: i.message.conv, seq: i.message.seq, sender: i.message.sender, kind: i.message.kind })));
+          const mark = new Map(us.map((u) => [u, 0]));
+          const entrySeq = new Map<string, number>();
+          const counts = new Map<string, number>();
+          const expected = (acks: DeviceAck[]) => {
+            const delivered: { conv: string; seq: number; sender: string; by: string }[] = [];
+            const raised = new Map<string, number>();
+            const sorted = [...acks].sort((x, y) => (x.userId < y.userId ? -1 : x.userId > y.userId ? 1 : x.deviceId < y.deviceId ? -1 : x.deviceId > y.deviceId ? 1 : 0));
+            for (const a of sorted) {
+              const items = inbox.get(a.userId)!;
+              const top = items.at(-1)?.inboxSeq ?? 0;
+              for (const g of a.segments ?? [{ from: 0, to: a.inboxSeq }]) {
+                let m = mark.get(a.userId)!;
+                if (g.from > 0 && m < g.from && m < top) m = Math.min(g.from, top);
+                const upTo = Math.min(g.to, top);
+                if (upTo <= m) {
+                  mark.set(a.userId, m);
+                  continue;
+                }
+                const covered = items.filter((i) => i.inboxSeq > m && i.inboxSeq <= upTo && i.sender !== a.userId);
+                mark.set(a.userId, upTo);
+                const newest = new Map<string, { conv: string; sender: string; seq: number }>();
+                for (const i of covered) {
+                  if (i.conv.startsWith('g:') && i.kind !== 'system') {
+                    const key = k(i.conv, i.seq, i.sender);
+                    counts.set(key, (counts.get(key) ?? 0) + 1);
+                    raised.set(key, counts.get(key)!);
+                  }
+                  const key = `${i.conv}|${i.sender}`;
+                  if ((newest.get(key)?.seq ?? -1) < i.seq) newest.set(key, { conv: i.conv, sender: i.sender, seq: i.seq });
+                }
+                const rows = [...newest.values()].sort((x, y) => (x.conv < y.conv ? -1 : x.conv > y.conv ? 1 : x.sender < y.sender ? -1 : x.sender > y.sender ? 1 : 0));
+                for (const r of rows) {
+                  const key = `${r.sender}|${r.conv}`;
+                  if ((entrySeq.get(key) ?? 0) >= r.seq) continue;
+                  entrySeq.set(key, r.seq);
+                  delivered.push({ ...r, by: a.userId });
+                }
+              }
+            }
+            return { delivered, counts: Object.fromEntries([...raised].sort()) };
+          };
+          const p = (i: number, u: string) => pointerOf(sent[i]!, u);
+          const flushes: DeviceAck[][] = [
+            // u0 (smallest id) acknowledges its own messages with the others: it is the first range over them.
+            [
+              { userId: u3, deviceId: 'b', inboxSeq: p(3, u3) },
+              { userId: u0, deviceId: 'a', inboxSeq: p(5, u0) },
+              { userId: u3, deviceId: 'a', inboxSeq: p(1, u3) },
+              { userId: u2, deviceId: 'a', inboxSeq: p(0, u2) },
+            ],
+            // Out of order and across commits; u1 with a gap it never obtained (a full sync).
+            [
+              { userId: u4, deviceId: 'z', inboxSeq: p(9, u4) },
+              { userId: u1, deviceId: 'a', inboxSeq: p(8, u1), segments: [{ from: 0, to: p(0, u1) }, { from: p(5, u1), to: p(8, u1) }] },
+              { userId: u2, deviceId: 'b', inboxSeq: p(6, u2) },
+              { userId: u0, deviceId: 'b', inboxSeq: p(2, u0) },
+            ],
+            [
+              { userId: u5, deviceId: 'a', inboxSeq: p(4, u5) },
+              { userId: u0, deviceId: 'a', inboxSeq: 1_000_000 },
+              { userId: u3, deviceId: 'a', inboxSeq: p(6, u3) },
+            ],
+            us.map((u) => ({ userId: u, deviceId: 'final', inboxSeq: 1_000_000 })),
+          ];
+          for (const [i, acks] of flushes.entries()) {
+            const want = expected(acks);
+            const got = await store.recordAcks(acks);
+            assert.deepEqual(got.delivered, want.delivered, `delivered updates of flush ${i + 1}`);
+            assert.deepEqual(byMsg(got.counts), want.counts, `counts of flush ${i + 1}`);
+          }
+          const hist = await store.readHistory(conv, { after: 0, limit: 100 });
+          for (const m of hist) {
+            if (m.kind === 'system') continue;
+            const mine = (await store.readHistory(conv, { after: m.seq - 1, limit: 1, viewer: m.sender }))[0]!;
+            // Every other member in the end, but u1 never obtained what its full sync skipped.
+            const skipped = inbox.get(u1)!.some((i) => i.conv === conv && i.seq === m.seq && i.inboxSeq > p(0, u1) && i.inboxSeq <= p(5, u1));
+            assert.equal(mine.deliveredCount, skipped && m.sender !== u1 ? 4 : 5, `count of seq ${m.seq}`);
+            assert.equal(counts.get(k(conv, m.seq, m.sender)), mine.deliveredCount);
+          }
+          for (const u of us) assert.equal((await entry(u, conv)).deliveredSeq, entrySeq.get(`${u}|${conv}`) ?? 0, `deliveredSeq of ${u}`);
         });
       });
 

@@ -91,7 +91,6 @@ type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: nu
 type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; a: number | string | null; b: number | string | null; conv: string | null; sender: string | null; seq: number | string | null; dseq: number | string | null };
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
-type ItemRow = { conv: string; seq: number | string; sender: string; kind: string };
 
 const SQL = {
   /** The users' claims, in the order of the array (ascending keys, see ackClaimKeys). */
@@ -343,18 +342,28 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
 }
 
 /**
- * SQLite statements of an ACK flush. Per row, each a cached prepared statement: SQLite runs
- * them in-process, and unpacking rows from a JSON parameter (json_each, `->>`) measured slower
- * than one statement per row. What saves work is the shape (issue 23): one pass over the newly
- * covered inbox items (no grouping joins), and one delivered-count raise per message per flush,
- * by the number of its recipients that newly store it, instead of one per recipient.
+ * SQLite statements of an ACK flush. Writes go one row per statement, each a cached prepared
+ * statement: SQLite runs them in-process, and unpacking rows to write from a JSON parameter
+ * (json_each, `->>`) measured slower than one statement per row. The read of what the ranges
+ * cover is the other way round (issue 23): one statement for all the ranges of the flush, that
+ * counts in SQL per message how many ranges cover it and which comes first, and reads each
+ * message's sender and kind once — not one row per (recipient, message) joined to `messages`.
  */
 const LITE = {
   marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
-  /** The items of one newly acknowledged range that another member sent, in inbox order. */
-  items: `SELECT i.conv_id AS conv, i.seq AS seq, m.sender_id AS sender, m.kind AS kind
-    FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
-    WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ? AND m.sender_id <> ?`,
+  /**
+   * Every message of another user the ranges (a JSON array of [user, from, upTo], numbered from
+   * 1 in array order) cover: how many ranges cover it (`n`), the first that does (`first`), its
+   * sender and kind. A pointer to the user's own message is left out by its `mine` flag
+   * (migration 0024), not by its sender; the grouping is materialized first, so `messages` is
+   * read once per message, not once per pointer.
+   */
+  covered: `WITH r AS (SELECT key + 1 AS ord, value->>0 AS uid, value->>1 AS lo, value->>2 AS hi FROM json_each(?)),
+    c AS MATERIALIZED (SELECT i.conv_id AS conv, i.seq AS seq, COUNT(*) AS n, MIN(r.ord) AS first
+      FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
+      WHERE i.mine = 0 GROUP BY i.conv_id, i.seq)
+    SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind
+    FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq`,
   entrySeq: 'SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?',
   device: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES (?, ?, ?)
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
@@ -367,11 +376,20 @@ const LITE = {
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
+type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string };
+
 /**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
  * in memory as in writeAcksPostgres (SQLite has one writer at a time: the marks read at the
  * start are the ones to build on). Each message newly covered by the flush is raised once.
  * `markDelivered` is the same with one ACK and no device row.
+ *
+ * What the ranges cover is read per message, not per (range, message) (LITE.covered): a message
+ * newly reaches, in this flush, every range that covers it (a user's own messages are left out
+ * by the pointers' `mine` flag); the first of them (in range order) is the one that can move the
+ * sender's entry to it — a later range that covers it finds the entry there already. So per
+ * range i the entry advances are those of the messages whose first range is i: the same
+ * advances, in the same order, with the same `by`, as walking every range's items.
  */
 export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
@@ -382,25 +400,20 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
   }
   const ranges = moveMarks(sorted, marks);
-  // One pass over the newly covered items: per range the newest seq per (conversation, other
-  // sender), and per group message (not a notice) how many recipients newly store it. Nested
-  // maps keyed by the rows' own values: no key string is built per item.
-  const newest: Map<string, Map<string, number>>[] = [];
-  const raised = new Map<string, Map<number, number>>();
-  for (const range of ranges) {
-    const per = new Map<string, Map<string, number>>();
-    newest.push(per);
-    for (const r of await tx.all<ItemRow>(LITE.items, [range.user, range.from, range.upTo, range.user])) {
-      const seq = Number(r.seq);
-      let bySender = per.get(r.conv);
-      if (!bySender) per.set(r.conv, (bySender = new Map()));
-      if ((bySender.get(r.sender) ?? -1) < seq) bySender.set(r.sender, seq);
-      if (isGroupConv(r.conv) && r.kind !== 'system') {
-        let bySeq = raised.get(r.conv);
-        if (!bySeq) raised.set(r.conv, (bySeq = new Map()));
-        bySeq.set(seq, (bySeq.get(seq) ?? 0) + 1);
-      }
-    }
+  // Per range, the newest seq per (conversation, other sender) among the messages it is the
+  // first to cover; per group message (not a notice), how many recipients newly store it.
+  const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
+  const hits: { conv: string; seq: number; n: number }[] = [];
+  const covered = ranges.length === 0 ? [] : await tx.all<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  for (const r of covered) {
+    const seq = Number(r.seq);
+    const n = Number(r.n);
+    const first = Number(r.first) - 1;
+    const per = newest[first]!;
+    let bySender = per.get(r.conv);
+    if (!bySender) per.set(r.conv, (bySender = new Map()));
+    if ((bySender.get(r.sender) ?? -1) < seq) bySender.set(r.sender, seq);
+    if (isGroupConv(r.conv) && r.kind !== 'system') hits.push({ conv: r.conv, seq, n });
   }
   const out: AckOutcome = { delivered: [], counts: [] };
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
@@ -462,8 +475,6 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     const top = versions.get(sender);
     if (top !== undefined) await tx.run(LITE.entry, [seq, top - (bumps.get(sender)! - n), sender, conv, seq]);
   }
-  const hits: { conv: string; seq: number; n: number }[] = [];
-  for (const [conv, bySeq] of raised) for (const [seq, n] of bySeq) hits.push({ conv, seq, n });
   hits.sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
   for (const h of hits) {
     const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [h.n, h.conv, h.seq]);

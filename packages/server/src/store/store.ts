@@ -370,8 +370,8 @@ export interface AckOutcome {
   delivered: (DeliveredUpdate & { by: string })[];
   /**
    * The messages whose count the flush raised, each once with its count after the flush
-   * (SQLite: one pass over the newly covered items; PostgreSQL: every range of the flush in one
-   * statement). Consumers keep the highest count per message.
+   * (SQLite: one statement grouping the flush's newly covered items per message; PostgreSQL:
+   * every range of the flush in one statement). Consumers keep the highest count per message.
    */
   counts: DeliveredCount[];
 }
