@@ -75,10 +75,22 @@ const shuffled = (xs: number[]) => {
 const half = Math.floor(P / 2);
 const warm = Array.from({ length: half }, (_, i) => i);
 const fresh = shuffled(Array.from({ length: P - half }, (_, i) => half + i));
-// Warm-up: the first half's conversations, then three rounds of plain messages to them.
+// Warm-up: the first half's conversations, then three rounds of plain messages to them. Its
+// rounds are reported too: the first is first messages on a cold thread (JIT, caches, a small
+// database), the later ones show how fast the thread warms up.
+const main = String(process.pid);
+const warmup: string[] = [];
 for (let round = 0; round < 4; round++) {
   const order = shuffled(warm);
-  for (let i = 0; i < order.length; i += B) await send(order.slice(i, i + B));
+  for (let i = 0; i < order.length; i += B) {
+    const t0 = ticks();
+    await send(order.slice(i, i + B));
+    const t1 = ticks();
+    if (i < 4 * B || i + B >= order.length) {
+      const w = [...t1].filter(([t]) => t !== main).map(([t, v]) => v - (t0.get(t) ?? 0)).sort((x, y) => y - x)[0]!;
+      warmup.push(`${round === 0 ? 'first' : 'plain'} r${round + 1} b${i / B + 1} ${((w * 10_000) / Math.min(B, order.length - i)).toFixed(0)}`);
+    }
+  }
 }
 
 const cpu = { first: new Map<string, number>(), plain: new Map<string, number>() };
@@ -97,10 +109,10 @@ for (let i = 0; i + B <= fresh.length; i += B) {
     msgs[kind] += pairs.length;
   }
 }
-const main = String(process.pid);
 const writerTid = [...cpu.plain].filter(([t]) => t !== main).sort((x, y) => y[1] - x[1])[0]![0];
 const us = (kind: 'first' | 'plain', pick: (t: string) => boolean) => ([...cpu[kind]].filter(([t]) => pick(t)).reduce((x, [, v]) => x + v, 0) * 10_000) / msgs[kind];
 console.log(`${root}: ${U} users, batches of ${B}; measured ${msgs.first} first messages and ${msgs.plain} plain ones`);
+console.log(`warm-up, the busiest non-main thread's µs/msg per batch (round r, batch b; 10 ms ticks): ${warmup.join(', ')}`);
 for (const kind of ['first', 'plain'] as const) {
   console.log(`${kind.padEnd(5)}  writer thread ${us(kind, (t) => t === writerTid).toFixed(1)} µs/msg, event loop ${us(kind, (t) => t === main).toFixed(1)}, all threads ${us(kind, () => true).toFixed(1)}`);
 }
