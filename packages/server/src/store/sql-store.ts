@@ -1107,8 +1107,11 @@ const ACK_TX: TransactionOptions = { relaxedSync: true };
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string; effect_seq?: number | string };
 
-/** Direct conversations whose member rows an SQLite store keeps (SqlStore.directMembers; ~300 bytes each). */
-export const DIRECT_MEMBERS_CAP = 100_000;
+/**
+ * Direct conversations whose member rows an SQLite store keeps (SqlStore.directMembers): ~800
+ * bytes each (the Map and two MemberRecords with their strings), so at most ~16 MB.
+ */
+export const DIRECT_MEMBERS_CAP = 20_000;
 
 /** The batch's conversations that do not exist yet and that a request creates (a group creation, a first direct message). */
 function conversationsToCreate(batch: AppendRequest[], convRows: ConvRow[]): Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }> {
