@@ -136,6 +136,7 @@ function sessionAndUserFromRow(row: SessionAndUserRow | undefined): { session: S
 }
 
 /** Store.isMember / isMemberNow: an active membership row exists. */
+const USER_EXISTS_SQL = 'SELECT 1 AS x FROM users WHERE id = ?';
 const IS_MEMBER_SQL = 'SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL';
 
 /** Store.helloState: one row of scalar subqueries (each the statement it replaces). */
@@ -298,6 +299,10 @@ export class SqlStore implements Store {
   async getUser(id: string): Promise<UserRecord | null> {
     const row = await this.db.get('SELECT * FROM users WHERE id = ?', [id]);
     return row ? userFromRow(row) : null;
+  }
+
+  userExists(id: string): Promise<boolean> {
+    return this.db.getBatched<{ x: number }>(USER_EXISTS_SQL, [id]).then((r) => r !== undefined);
   }
 
   async getUserByUsername(username: string): Promise<UserRecord | null> {
