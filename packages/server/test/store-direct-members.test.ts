@@ -1,7 +1,11 @@
 /**
- * SQLite appends keep the member rows of direct conversations they have read (SqlStore's
- * directMembers, issue 23): a direct chat's members never change, so only the first batch that
- * sees a conversation reads them. The messages, pointers and entries stay what they were.
+ * The statements of SQLite's hot write transactions (issue 23), on a store whose transactions
+ * record every statement text:
+ * - appends keep the member rows of direct conversations they have read (SqlStore's
+ *   directMembers): a direct chat's members never change, so only the first batch that sees a
+ *   conversation reads them. The messages, pointers and entries stay what they were.
+ * - an ACK flush of many users writes devices, user rows and entries in multi-row statements and
+ *   reads each sender's entry with the items it covers, not one statement per user or entry.
  */
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -93,6 +97,44 @@ it('sqlite: a direct chat whose members an earlier append read is appended to wi
     assert.deepEqual(inbox.map((p) => p.inboxSeq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert.equal((await store.inboxState('dm_b')).latest, 7);
     assert.equal((await store.inboxState('dm_c')).latest, 3);
+  } finally {
+    await cleanup();
+  }
+});
+
+it('sqlite: an ACK flush of many users writes in multi-row statements, with the same outcome', async () => {
+  const { store, statements, cleanup } = await spiedStore();
+  try {
+    // 16 users: one statement of 16 rows each (rows go in statements of 64/16/4/1).
+    const users = Array.from({ length: 16 }, (_, i) => `ack_${String(i).padStart(2, '0')}`);
+    for (const id of users) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    // Eight pairs, two messages each way.
+    const batch: AppendRequest[] = [];
+    for (let round = 0; round < 2; round++) for (let p = 0; p < 8; p++) batch.push(send(users[2 * p]!, users[2 * p + 1]!), send(users[2 * p + 1]!, users[2 * p]!));
+    const out = (await store.appendMessages(batch)).map(ok);
+    const latest = new Map<string, number>();
+    for (const o of out) for (const x of o.pointers) latest.set(x.userId, Math.max(latest.get(x.userId) ?? 0, x.inboxSeq));
+    statements.length = 0;
+    const res = await store.recordAcks(users.map((userId) => ({ userId, deviceId: 'phone', inboxSeq: latest.get(userId)! })));
+    const count = (re: RegExp) => statements.filter((x) => re.test(x)).length;
+    assert.equal(count(/INSERT INTO devices/), 1, 'one devices upsert for 16 devices');
+    assert.equal(count(/UPDATE users/), 1, 'one users update for 16 marks and list versions');
+    assert.equal(count(/UPDATE entries/), 1, 'one entries update for 16 senders');
+    assert.equal(count(/FROM entries WHERE/), 0, 'no entry read per sender');
+    // Each user acknowledged its partner's two messages: the partner's entry is delivered up to the
+    // partner's last message (seq 3 for the first of a pair, 4 for the second).
+    const lastOf = (id: string) => (users.indexOf(id) % 2 === 0 ? 3 : 4);
+    assert.equal(res.delivered.length, 16);
+    for (const d of res.delivered) assert.equal(d.seq, lastOf(d.sender), JSON.stringify(d));
+    const again = await store.recordAcks(users.map((userId) => ({ userId, deviceId: 'phone', inboxSeq: latest.get(userId)! })));
+    assert.deepEqual(again, { delivered: [], counts: [] });
+    // The senders' entries moved, each with a new list version (the user's conv_version after the flush).
+    for (const id of users) {
+      const e = await store.getEntry(id, directConversationId(id, users[users.indexOf(id) ^ 1]!));
+      assert.equal(e?.deliveredSeq, lastOf(id), id);
+      const changes = await store.conversationChanges(id, 0, 10);
+      assert.equal(e?.version, changes.version, `${id}: the entry carries the latest list version`);
+    }
   } finally {
     await cleanup();
   }

@@ -3,6 +3,7 @@ import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
+import { insertRows, type RowsSql } from './append-writer.ts';
 
 /**
  * ACK flushes on PostgreSQL (issue 15). A flush moves the acknowledging users' delivered marks,
@@ -91,7 +92,8 @@ type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: nu
 type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; a: number | string | null; b: number | string | null; conv: string | null; sender: string | null; seq: number | string | null; dseq: number | string | null };
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
-type ItemRow = { conv: string; seq: number | string; sender: string; kind: string };
+type ItemRow = { conv: string; seq: number | string; sender: string; kind: string; dseq: number | string | null; has_entry: number | string };
+type UserRow = MarkRow & { conv_version: number | string };
 
 const SQL = {
   /** The users' claims, in the order of the array (ascending keys, see ackClaimKeys). */
@@ -343,29 +345,51 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
 }
 
 /**
- * SQLite statements of an ACK flush. Per row, each a cached prepared statement: SQLite runs
- * them in-process, and unpacking rows from a JSON parameter (json_each, `->>`) measured slower
- * than one statement per row. What saves work is the shape (issue 23): one pass over the newly
- * covered inbox items (no grouping joins), and one delivered-count raise per message per flush,
- * by the number of its recipients that newly store it, instead of one per recipient.
+ * SQLite statements of an ACK flush that read. Per range, each a cached prepared statement:
+ * SQLite runs them in-process, and unpacking rows from a JSON parameter (json_each, `->>`)
+ * measured slower than one statement per row. What saves work is the shape (issue 23): one pass
+ * over the newly covered inbox items (no grouping joins), with the sender's entry as stored
+ * joined to each item (no read per sender and conversation), and one delivered-count raise per
+ * message per flush, by the number of its recipients that newly store it, instead of one per
+ * recipient. The writes are multi-row statements (LITE_ROWS).
  */
 const LITE = {
-  marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
-  /** The items of one newly acknowledged range that another member sent, in inbox order. */
-  items: `SELECT i.conv_id AS conv, i.seq AS seq, m.sender_id AS sender, m.kind AS kind
+  /** The acknowledging users' rows (marks, list versions), and then the senders' among the rest. */
+  users: 'SELECT id, inbox_seq, delivered_inbox_seq, conv_version FROM users WHERE id IN (SELECT value FROM json_each(?))',
+  /**
+   * The items of one newly acknowledged range that another member sent, in inbox order, with the
+   * sender's entry's delivered_seq as stored (`has_entry` 0: the sender has no entry): the flush
+   * writes entries only after all its reads, so this is what a read of the entry would find.
+   */
+  items: `SELECT i.conv_id AS conv, i.seq AS seq, m.sender_id AS sender, m.kind AS kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
     FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
     WHERE i.user_id = ? AND i.inbox_seq > ? AND i.inbox_seq <= ? AND m.sender_id <> ?`,
-  entrySeq: 'SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?',
-  device: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES (?, ?, ?)
-    ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
-  mark: 'UPDATE users SET delivered_inbox_seq = ? WHERE id = ? AND delivered_inbox_seq < ?',
-  bump: 'UPDATE users SET conv_version = conv_version + ? WHERE id = ? RETURNING conv_version',
-  /** `mark` and `bump` of one user (who acknowledged and whose entries as a sender move) in one statement. */
-  markBump: `UPDATE users SET delivered_inbox_seq = CASE WHEN ? > delivered_inbox_seq THEN ? ELSE delivered_inbox_seq END,
-    conv_version = conv_version + ? WHERE id = ? RETURNING conv_version`,
-  entry: 'UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?',
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
+
+/**
+ * The SQLite flush's writes as multi-row statements (issue 23), every value absolute: the flush
+ * read the user rows (marks and list versions) in its own transaction and SQLite has one writer,
+ * so nothing moved them since — as the append's flush does (AppendWriter.flush). One statement
+ * per up to 64 rows instead of one per device, user and entry.
+ */
+const LITE_ROWS = {
+  /** [user, device, acked_inbox_seq] */
+  devices: {
+    head: 'INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES',
+    width: 3,
+    tail: ` ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
+  },
+  /** [id, delivered_inbox_seq, conv_version] */
+  users: { head: 'UPDATE users SET delivered_inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
+  /** [user, conv, delivered_seq, version] */
+  entries: {
+    head: 'UPDATE entries SET delivered_seq = x.column3, version = x.column4 FROM (VALUES',
+    width: 4,
+    tail: ') AS x WHERE entries.user_id = x.column1 AND entries.conv_id = x.column2 AND entries.delivered_seq < x.column3',
+  },
+} satisfies Record<string, RowsSql>;
 
 /**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
@@ -377,21 +401,31 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
   const userIds = [...new Set(sorted.map((a) => a.userId))];
   const marks = new Map<string, Mark>();
-  for (const r of await tx.all<MarkRow>(LITE.marks, [JSON.stringify(userIds)])) {
-    const d = Number(r.delivered_inbox_seq);
-    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
-  }
+  /** Every user row read (the acknowledging users, then the senders among the rest): conv_version as read. */
+  const convVersion = new Map<string, number>();
+  const readUsers = async (ids: string[]): Promise<void> => {
+    for (const r of await tx.all<UserRow>(LITE.users, [JSON.stringify(ids)])) {
+      const d = Number(r.delivered_inbox_seq);
+      marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+      convVersion.set(r.id, Number(r.conv_version));
+    }
+  };
+  await readUsers(userIds);
   const ranges = moveMarks(sorted, marks);
   // One pass over the newly covered items: per range the newest seq per (conversation, other
   // sender), and per group message (not a notice) how many recipients newly store it. Nested
-  // maps keyed by the rows' own values: no key string is built per item.
+  // maps keyed by the rows' own values.
   const newest: Map<string, Map<string, number>>[] = [];
   const raised = new Map<string, Map<number, number>>();
+  /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
+  const entrySeq = new Map<string, number | null>();
   for (const range of ranges) {
     const per = new Map<string, Map<string, number>>();
     newest.push(per);
     for (const r of await tx.all<ItemRow>(LITE.items, [range.user, range.from, range.upTo, range.user])) {
       const seq = Number(r.seq);
+      const key = `${r.sender}\u0000${r.conv}`;
+      if (!entrySeq.has(key)) entrySeq.set(key, Number(r.has_entry) === 1 ? Number(r.dseq) : null);
       let bySender = per.get(r.conv);
       if (!bySender) per.set(r.conv, (bySender = new Map()));
       if ((bySender.get(r.sender) ?? -1) < seq) bySender.set(r.sender, seq);
@@ -403,8 +437,6 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     }
   }
   const out: AckOutcome = { delivered: [], counts: [] };
-  /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
-  const entrySeq = new Map<string, number | null>();
   /** sender → list-version bumps so far; (sender, conv) → [seq, bump number]. */
   const bumps = new Map<string, number>();
   const entryWrites = new Map<string, [string, string, number, number]>();
@@ -414,11 +446,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     rows.sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
     for (const r of rows) {
       const key = `${r.sender}\u0000${r.conv}`;
-      let cur = entrySeq.get(key);
-      if (cur === undefined) {
-        const e = await tx.get<{ delivered_seq: number | string }>(LITE.entrySeq, [r.sender, r.conv]);
-        entrySeq.set(key, (cur = e ? Number(e.delivered_seq) : null));
-      }
+      const cur = entrySeq.get(key) ?? null;
       if (cur === null || cur >= r.seq) continue;
       entrySeq.set(key, r.seq);
       const n = (bumps.get(r.sender) ?? 0) + 1;
@@ -428,6 +456,11 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     }
   }
 
+  // The writes, every value absolute (see LITE_ROWS): the senders whose entries move and whose
+  // rows were not read yet are read now.
+  const more = [...bumps.keys()].filter((id) => !convVersion.has(id));
+  if (more.length > 0) await readUsers(more);
+  const writes: Promise<unknown>[] = [];
   if (opts.devices) {
     const top = new Map<string, DeviceAck>();
     for (const a of sorted) {
@@ -435,33 +468,24 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
       const prev = top.get(key);
       if (!prev || prev.inboxSeq < a.inboxSeq) top.set(key, a);
     }
-    for (const a of top.values()) await tx.run(LITE.device, [a.userId, a.deviceId, a.inboxSeq]);
+    insertRows(tx, LITE_ROWS.devices, [...top.values()].map((a) => [a.userId, a.deviceId, a.inboxSeq]), writes);
   }
-  /** sender → conv_version after its bumps. */
-  const versions = new Map<string, number>();
   // A user who both moved their mark and sent entries that move (in 1:1 traffic: nearly every
-  // user of a flush) gets one UPDATE of their row, not two.
-  const merged = new Set<string>();
+  // user of a flush) gets one row of one statement.
+  const userRows: unknown[][] = [];
   for (const [id, m] of marks) {
-    if (m.delivered <= m.start) continue;
-    const n = bumps.get(id);
-    if (n === undefined) {
-      await tx.run(LITE.mark, [m.delivered, id, m.delivered]);
-      continue;
-    }
-    merged.add(id);
-    const v = await tx.get<{ conv_version: number | string }>(LITE.markBump, [m.delivered, m.delivered, n, id]);
-    if (v) versions.set(id, Number(v.conv_version));
+    const n = bumps.get(id) ?? 0;
+    if (m.delivered > m.start || n > 0) userRows.push([id, m.delivered, convVersion.get(id)! + n]);
   }
-  for (const [sender, n] of bumps) {
-    if (merged.has(sender)) continue;
-    const v = await tx.get<{ conv_version: number | string }>(LITE.bump, [n, sender]);
-    if (v) versions.set(sender, Number(v.conv_version));
-  }
+  insertRows(tx, LITE_ROWS.users, userRows, writes);
+  const entryRows: unknown[][] = [];
   for (const [sender, conv, seq, n] of entryWrites.values()) {
-    const top = versions.get(sender);
-    if (top !== undefined) await tx.run(LITE.entry, [seq, top - (bumps.get(sender)! - n), sender, conv, seq]);
+    const v = convVersion.get(sender);
+    // A sender without a user row moves no entry (as a bump that found no row did).
+    if (v !== undefined) entryRows.push([sender, conv, seq, v + n]);
   }
+  insertRows(tx, LITE_ROWS.entries, entryRows, writes);
+  await Promise.all(writes);
   const hits: { conv: string; seq: number; n: number }[] = [];
   for (const [conv, bySeq] of raised) for (const [seq, n] of bySeq) hits.push({ conv, seq, n });
   hits.sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);

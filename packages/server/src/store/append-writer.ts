@@ -67,8 +67,8 @@ const SQL = {
   trimTo: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
 };
 
-/** A multi-row INSERT: `head` + `VALUES (…), (…)` + `tail`, `width` values per row. */
-interface RowsSql {
+/** A multi-row statement: `head` + ` (…), (…)` + `tail`, `width` values per row (an INSERT's VALUES, or an UPDATE … FROM (VALUES …)). */
+export interface RowsSql {
   head: string;
   width: number;
   tail: string;
@@ -133,8 +133,8 @@ function rowsSql(s: RowsSql, n: number): string {
   return sql;
 }
 
-/** Queue `rows` as multi-row INSERTs (SQLite; one row never repeats a key within a statement). */
-function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
+/** Queue `rows` as multi-row statements of 64/16/4/1 rows (SQLite; one row never repeats a key within a statement). */
+export function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
   let i = 0;
   for (const n of CHUNKS) {
     for (; rows.length - i >= n; i += n) {
