@@ -135,8 +135,9 @@ function sessionAndUserFromRow(row: SessionAndUserRow | undefined): { session: S
   return { session: sessionFromRow(row), user };
 }
 
-/** Store.isMember / isMemberNow: an active membership row exists. */
+/** Store.userExists: the account row exists (deleted accounts keep theirs). */
 const USER_EXISTS_SQL = 'SELECT 1 AS x FROM users WHERE id = ?';
+/** Store.isMember / isMemberNow: an active membership row exists. */
 const IS_MEMBER_SQL = 'SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL';
 
 /** Store.helloState: one row of scalar subqueries (each the statement it replaces). */
@@ -189,7 +190,7 @@ export class SqlStore implements Store {
    * message, and no effect applies to a direct chat), so a batch reads only the member rows of
    * the direct chats it has not seen yet (DIRECT_MEMBERS_CAP bounds it; a full cache starts over).
    */
-  private directMembers = new Map<string, Map<string, MemberRecord>>();
+  private readonly directMembers = new Map<string, Map<string, MemberRecord>>();
 
   constructor(
     /** The database (shared with the server's other stores unless `ownsEngine`). */
