@@ -242,8 +242,9 @@ async function main(): Promise<void> {
   const commits0 = await commitStats(url);
   const retries0 = await retryStats(url);
   const busy0 = machineBusyMs();
-  const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; loopCpu: number; genCpu: number; otherCpu: number }[] = [];
+  const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; loopCpu: number; busiestCpu: number; genCpu: number; otherCpu: number }[] = [];
   const ticks = new Map<number, WorkerCounters[]>();
+  let prevThreads = threads0;
   let prev = { sent: 0, replies: 0, delivered: 0, cpu: cpu0, gen: 0, busy: busy0, t: Date.now(), loop: loopMs(threads0) };
   onStats = (w, tick, counters) => {
     const row = ticks.get(tick) ?? [];
@@ -263,7 +264,12 @@ async function main(): Promise<void> {
     const dt = (t - prev.t) / 1000;
     const cpu = cpuMsOf(pid);
     const busy = machineBusyMs();
-    const loop = loopMs(threadCpuMsOf(pid));
+    const threadsNow = threadCpuMsOf(pid);
+    const loop = loopMs(threadsNow);
+    // The busiest other thread this second (with the SQLite writer thread on: the writer, or a GC helper in a burst).
+    let busiest = 0;
+    for (const [k, v] of threadsNow) if (!k.endsWith(' main')) busiest = Math.max(busiest, v - (prevThreads.get(k) ?? v));
+    prevThreads = threadsNow;
     const r = {
       t: tick,
       sent: (s.sent - prev.sent) / dt,
@@ -272,12 +278,13 @@ async function main(): Promise<void> {
       inflight: s.sent - s.replies - s.errorReplies,
       serverCpu: (cpu - prev.cpu) / 10 / dt,
       loopCpu: (loop - prev.loop) / 10 / dt,
+      busiestCpu: busiest / 10 / dt,
       genCpu: (s.gen - prev.gen) / 10 / dt,
       otherCpu: (busy - prev.busy - (cpu - prev.cpu) - (s.gen - prev.gen)) / 10 / dt,
     };
     timeline.push(r);
     log(
-      `t=${String(r.t).padStart(3)}s sent/s ${fmt(r.sent, 0).padStart(6)}  acked/s ${fmt(r.acked, 0).padStart(6)}  delivered/s ${fmt(r.delivered, 0).padStart(6)}  unacked ${String(r.inflight).padStart(6)}  server CPU ${fmt(r.serverCpu, 0)}% (event loop ${fmt(r.loopCpu, 0)}%)  generator ${fmt(r.genCpu, 0)}%  rest of machine ${fmt(r.otherCpu, 0)}%`,
+      `t=${String(r.t).padStart(3)}s sent/s ${fmt(r.sent, 0).padStart(6)}  acked/s ${fmt(r.acked, 0).padStart(6)}  delivered/s ${fmt(r.delivered, 0).padStart(6)}  unacked ${String(r.inflight).padStart(6)}  server CPU ${fmt(r.serverCpu, 0)}% (event loop ${fmt(r.loopCpu, 0)}%, busiest other thread ${fmt(r.busiestCpu, 0)}%, the rest ${fmt(r.serverCpu - r.loopCpu - r.busiestCpu, 0)}%)  generator ${fmt(r.genCpu, 0)}%  rest of machine ${fmt(r.otherCpu, 0)}%`,
     );
     prev = { sent: s.sent, replies: s.replies, delivered: s.delivered, cpu, gen: s.gen, busy, t, loop };
   };
