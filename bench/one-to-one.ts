@@ -27,6 +27,10 @@
  *   --per-address 20000 --caps batch,ack --quiet-wait 0 (wait up to N s for other load to stop; exit 75 if it does not)
  *   --data-dir DIR --keep-data --cpu-prof DIR --json FILE
  *   --server-env KEY=VALUE (repeatable, e.g. MAGPIE_SQLITE_SYNCHRONOUS=normal)
+ *   --pre-converse: seed one message per pair before the server starts, so every 1:1 conversation
+ *   exists already (the run then has no first messages: separates conversation creation from the
+ *   server's cold start — JIT, caches — in the first seconds; also MAGPIE_BENCH_PRE_CONVERSE=1, for
+ *   bench/alternate.mjs's `WORKTREE@MAGPIE_BENCH_PRE_CONVERSE=1`)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,7 +39,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hashToken, openStore } from '@magpie/server';
+import { directConversationId, hashToken, openStore, type AppendRequest } from '@magpie/server';
 import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv } from './lib/server.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
 import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf, threadCpuMsOf } from './lib/proc.ts';
@@ -68,6 +72,7 @@ const { values: a } = parseArgs({
     caps: { type: 'string', default: 'batch,ack' },
     'quiet-wait': { type: 'string', default: '0' },
     'server-env': { type: 'string', multiple: true, default: [] },
+    'pre-converse': { type: 'boolean', default: process.env.MAGPIE_BENCH_PRE_CONVERSE === '1' },
   },
   strict: true,
 });
@@ -117,8 +122,20 @@ async function main(): Promise<void> {
       expiresAt: now + 7 * 24 * 3600 * 1000,
     });
   }
+  if (a['pre-converse']) {
+    // One message per pair, 500 per append: every conversation of the run exists before it starts.
+    for (let p0 = 0; p0 < U / 2; p0 += 500) {
+      const batch: AppendRequest[] = [];
+      for (let p = p0; p < Math.min(U / 2, p0 + 500); p++) {
+        const [x, y] = [benchUserId(2 * p), benchUserId(2 * p + 1)];
+        batch.push({ sender: x, clientMsgId: `pre-${p}`, conv: directConversationId(x, y), directMembers: [x, y], kind: 'text', body: { text: 'hi' }, bodyJson: '{"text":"hi"}', time: now, id: `mpre${String(p).padStart(8, '0')}` });
+      }
+      const out = await store.appendMessages(batch);
+      if (!out.every((o) => o.ok)) throw new Error('--pre-converse: an append failed');
+    }
+  }
   await store.close();
-  log(`seeded ${U} users + sessions in ${Date.now() - t0} ms`);
+  log(`seeded ${U} users + sessions${a['pre-converse'] ? ` + ${U / 2} conversations` : ''} in ${Date.now() - t0} ms`);
 
   // 3. The server.
   const serverEnv: Record<string, string> = {
@@ -225,9 +242,10 @@ async function main(): Promise<void> {
   const commits0 = await commitStats(url);
   const retries0 = await retryStats(url);
   const busy0 = machineBusyMs();
-  const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; genCpu: number; otherCpu: number }[] = [];
+  const timeline: { t: number; sent: number; acked: number; delivered: number; inflight: number; serverCpu: number; loopCpu: number; busiestCpu: number; genCpu: number; otherCpu: number }[] = [];
   const ticks = new Map<number, WorkerCounters[]>();
-  let prev = { sent: 0, replies: 0, delivered: 0, cpu: cpu0, gen: 0, busy: busy0, t: Date.now() };
+  let prevThreads = threads0;
+  let prev = { sent: 0, replies: 0, delivered: 0, cpu: cpu0, gen: 0, busy: busy0, t: Date.now(), loop: loopMs(threads0) };
   onStats = (w, tick, counters) => {
     const row = ticks.get(tick) ?? [];
     row[w] = counters;
@@ -246,6 +264,12 @@ async function main(): Promise<void> {
     const dt = (t - prev.t) / 1000;
     const cpu = cpuMsOf(pid);
     const busy = machineBusyMs();
+    const threadsNow = threadCpuMsOf(pid);
+    const loop = loopMs(threadsNow);
+    // The busiest other thread this second (with the SQLite writer thread on: the writer, or a GC helper in a burst).
+    let busiest = 0;
+    for (const [k, v] of threadsNow) if (!k.endsWith(' main')) busiest = Math.max(busiest, v - (prevThreads.get(k) ?? v));
+    prevThreads = threadsNow;
     const r = {
       t: tick,
       sent: (s.sent - prev.sent) / dt,
@@ -253,14 +277,16 @@ async function main(): Promise<void> {
       delivered: (s.delivered - prev.delivered) / dt,
       inflight: s.sent - s.replies - s.errorReplies,
       serverCpu: (cpu - prev.cpu) / 10 / dt,
+      loopCpu: (loop - prev.loop) / 10 / dt,
+      busiestCpu: busiest / 10 / dt,
       genCpu: (s.gen - prev.gen) / 10 / dt,
       otherCpu: (busy - prev.busy - (cpu - prev.cpu) - (s.gen - prev.gen)) / 10 / dt,
     };
     timeline.push(r);
     log(
-      `t=${String(r.t).padStart(3)}s sent/s ${fmt(r.sent, 0).padStart(6)}  acked/s ${fmt(r.acked, 0).padStart(6)}  delivered/s ${fmt(r.delivered, 0).padStart(6)}  unacked ${String(r.inflight).padStart(6)}  server CPU ${fmt(r.serverCpu, 0)}%  generator ${fmt(r.genCpu, 0)}%  rest of machine ${fmt(r.otherCpu, 0)}%`,
+      `t=${String(r.t).padStart(3)}s sent/s ${fmt(r.sent, 0).padStart(6)}  acked/s ${fmt(r.acked, 0).padStart(6)}  delivered/s ${fmt(r.delivered, 0).padStart(6)}  unacked ${String(r.inflight).padStart(6)}  server CPU ${fmt(r.serverCpu, 0)}% (event loop ${fmt(r.loopCpu, 0)}%, busiest other thread ${fmt(r.busiestCpu, 0)}%, the rest ${fmt(r.serverCpu - r.loopCpu - r.busiestCpu, 0)}%)  generator ${fmt(r.genCpu, 0)}%  rest of machine ${fmt(r.otherCpu, 0)}%`,
     );
-    prev = { sent: s.sent, replies: s.replies, delivered: s.delivered, cpu, gen: s.gen, busy, t };
+    prev = { sent: s.sent, replies: s.replies, delivered: s.delivered, cpu, gen: s.gen, busy, t, loop };
   };
   const allDone = new Promise<void>((r) => (onDone = r));
   const tRun = Date.now();
@@ -426,6 +452,12 @@ function gitDescribe(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** The event loop's (the server's main thread's) CPU ms in a threadCpuMsOf snapshot. */
+function loopMs(threads: Map<string, number>): number {
+  for (const [k, v] of threads) if (k.endsWith(' main')) return v;
+  return NaN;
 }
 
 /** The 1, 5 and 15 minute load averages from /proc/loadavg. */

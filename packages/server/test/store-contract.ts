@@ -163,6 +163,17 @@ export function runStoreContract(
         assert.equal((await store.getUserByUsername(`Alice_${suffix}`))?.username, `Alice_${suffix}`, 'the spelling given at register is kept');
       });
 
+      it('userExists: an account row, deleted ones included (as getUser finds them); several in one turn (issue 23)', async () => {
+        const a = await newUser();
+        const b = await newUser();
+        await store.markUserDeleted(b.id, t0 + 9, 'Deleted account');
+        const ghost = `ghost_${rand()}`;
+        // Asked together, as the send path does for the sends of one turn (one batched read on SQLite).
+        assert.deepEqual(await Promise.all([store.userExists(a.id), store.userExists(ghost), store.userExists(b.id)]), [true, false, true]);
+        assert.equal(await store.userExists(ghost), (await store.getUser(ghost)) !== null);
+        assert.equal(await store.userExists(b.id), (await store.getUser(b.id)) !== null);
+      });
+
       it('setPasswordHash, setUserDisabled and markUserDeleted change the user row (issue 13)', async () => {
         const a = await newUser();
         assert.equal(await store.setPasswordHash(a.id, 'new-hash'), true);

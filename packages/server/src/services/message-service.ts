@@ -369,7 +369,7 @@ export class MessagingService {
   /** Accounts are never deleted, so a user once found stays found: the hot send path skips the read. */
   private async userExists(userId: string): Promise<boolean> {
     if (this.knownUsers.has(userId)) return true;
-    if (!(await this.store.getUser(userId))) return false;
+    if (!(await this.store.userExists(userId))) return false;
     if (this.knownUsers.size >= KNOWN_USERS_CAP) this.knownUsers.clear();
     this.knownUsers.add(userId);
     return true;

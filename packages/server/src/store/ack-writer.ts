@@ -3,6 +3,7 @@ import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
+import { insertRows, type RowsSql } from './append-writer.ts';
 
 /**
  * ACK flushes on PostgreSQL (issue 15). A flush moves the acknowledging users' delivered marks,
@@ -88,6 +89,7 @@ export function splitAcksByUsers(acks: DeviceAck[], max = ACK_CLAIMS_PER_FLUSH):
 }
 
 type MarkRow = { id: string; inbox_seq: number | string; delivered_inbox_seq: number | string };
+type UserRow = MarkRow & { conv_version: number | string };
 type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; a: number | string | null; b: number | string | null; conv: string | null; sender: string | null; seq: number | string | null; dseq: number | string | null };
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
@@ -342,19 +344,21 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
 }
 
 /**
- * SQLite statements of an ACK flush. Writes go one row per statement, each a cached prepared
- * statement: SQLite runs them in-process, and unpacking rows to write from a JSON parameter
- * (json_each, `->>`) measured slower than one statement per row. The read of what the ranges
- * cover is the other way round (issue 23): one statement for all the ranges of the flush, that
- * counts in SQL per message how many ranges cover it and which comes first, and reads each
- * message's sender and kind once — not one row per (recipient, message) joined to `messages`.
+ * SQLite statements of an ACK flush that read (issue 23). What the ranges cover is read in one
+ * statement for all the ranges of the flush, that counts in SQL per message how many ranges
+ * cover it and which comes first, and reads each message's sender, kind and the sender's entry
+ * once — not one row per (recipient, message) joined to `messages`, nor one read per sender and
+ * conversation. The writes are multi-row statements (LITE_ROWS).
  */
 const LITE = {
-  marks: 'SELECT id, inbox_seq, delivered_inbox_seq FROM users WHERE id IN (SELECT value FROM json_each(?))',
+  /** The acknowledging users' rows (marks, list versions), and then the senders' among the rest. */
+  users: 'SELECT id, inbox_seq, delivered_inbox_seq, conv_version FROM users WHERE id IN (SELECT value FROM json_each(?))',
   /**
    * Every message of another user the ranges (a JSON array of [user, from, upTo], numbered from
    * 1 in array order) cover: how many ranges cover it (`n`), the first that does (`first`), its
-   * sender and kind. A pointer to the user's own message is left out by its `mine` flag
+   * sender and kind, and the sender's entry's delivered_seq as stored (`has_entry` 0: the sender
+   * has no entry; the flush writes entries only after all its reads, so this is what a read of
+   * the entry would find). A pointer to the user's own message is left out by its `mine` flag
    * (migration 0024), not by its sender; the grouping is materialized first, so `messages` is
    * read once per message, not once per pointer.
    */
@@ -362,21 +366,36 @@ const LITE = {
     c AS MATERIALIZED (SELECT i.conv_id AS conv, i.seq AS seq, COUNT(*) AS n, MIN(r.ord) AS first
       FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
       WHERE i.mine = 0 GROUP BY i.conv_id, i.seq)
-    SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind
-    FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq`,
-  entrySeq: 'SELECT delivered_seq FROM entries WHERE user_id = ? AND conv_id = ?',
-  device: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES (?, ?, ?)
-    ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
-  mark: 'UPDATE users SET delivered_inbox_seq = ? WHERE id = ? AND delivered_inbox_seq < ?',
-  bump: 'UPDATE users SET conv_version = conv_version + ? WHERE id = ? RETURNING conv_version',
-  /** `mark` and `bump` of one user (who acknowledged and whose entries as a sender move) in one statement. */
-  markBump: `UPDATE users SET delivered_inbox_seq = CASE WHEN ? > delivered_inbox_seq THEN ? ELSE delivered_inbox_seq END,
-    conv_version = conv_version + ? WHERE id = ? RETURNING conv_version`,
-  entry: 'UPDATE entries SET delivered_seq = ?, version = ? WHERE user_id = ? AND conv_id = ? AND delivered_seq < ?',
+    SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
+    FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq
+      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = c.conv`,
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
-type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string };
+type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string; dseq: number | string | null; has_entry: number | string };
+
+/**
+ * The SQLite flush's writes as multi-row statements (issue 23), every value absolute: the flush
+ * read the user rows (marks and list versions) in its own transaction and SQLite has one writer,
+ * so nothing moved them since — as the append's flush does (AppendWriter.flush). One statement
+ * per up to 64 rows instead of one per device, user and entry.
+ */
+const LITE_ROWS = {
+  /** [user, device, acked_inbox_seq] */
+  devices: {
+    head: 'INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES',
+    width: 3,
+    tail: ` ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
+  },
+  /** [id, delivered_inbox_seq, conv_version] */
+  users: { head: 'UPDATE users SET delivered_inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
+  /** [user, conv, delivered_seq, version] */
+  entries: {
+    head: 'UPDATE entries SET delivered_seq = x.column3, version = x.column4 FROM (VALUES',
+    width: 4,
+    tail: ') AS x WHERE entries.user_id = x.column1 AND entries.conv_id = x.column2 AND entries.delivered_seq < x.column3',
+  },
+} satisfies Record<string, RowsSql>;
 
 /**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
@@ -395,20 +414,30 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
   const userIds = [...new Set(sorted.map((a) => a.userId))];
   const marks = new Map<string, Mark>();
-  for (const r of await tx.all<MarkRow>(LITE.marks, [JSON.stringify(userIds)])) {
-    const d = Number(r.delivered_inbox_seq);
-    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
-  }
+  /** Every user row read (the acknowledging users, then the senders among the rest): conv_version as read. */
+  const convVersion = new Map<string, number>();
+  const readUsers = async (ids: string[]): Promise<void> => {
+    for (const r of await tx.all<UserRow>(LITE.users, [JSON.stringify(ids)])) {
+      const d = Number(r.delivered_inbox_seq);
+      marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+      convVersion.set(r.id, Number(r.conv_version));
+    }
+  };
+  await readUsers(userIds);
   const ranges = moveMarks(sorted, marks);
   // Per range, the newest seq per (conversation, other sender) among the messages it is the
   // first to cover; per group message (not a notice), how many recipients newly store it.
   const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
   const hits: { conv: string; seq: number; n: number }[] = [];
+  /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
+  const entrySeq = new Map<string, number | null>();
   const covered = ranges.length === 0 ? [] : await tx.all<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
   for (const r of covered) {
     const seq = Number(r.seq);
     const n = Number(r.n);
     const first = Number(r.first) - 1;
+    const key = `${r.sender}\u0000${r.conv}`;
+    if (!entrySeq.has(key)) entrySeq.set(key, Number(r.has_entry) === 1 ? Number(r.dseq) : null);
     const per = newest[first]!;
     let bySender = per.get(r.conv);
     if (!bySender) per.set(r.conv, (bySender = new Map()));
@@ -416,8 +445,6 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     if (isGroupConv(r.conv) && r.kind !== 'system') hits.push({ conv: r.conv, seq, n });
   }
   const out: AckOutcome = { delivered: [], counts: [] };
-  /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
-  const entrySeq = new Map<string, number | null>();
   /** sender → list-version bumps so far; (sender, conv) → [seq, bump number]. */
   const bumps = new Map<string, number>();
   const entryWrites = new Map<string, [string, string, number, number]>();
@@ -427,11 +454,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     rows.sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
     for (const r of rows) {
       const key = `${r.sender}\u0000${r.conv}`;
-      let cur = entrySeq.get(key);
-      if (cur === undefined) {
-        const e = await tx.get<{ delivered_seq: number | string }>(LITE.entrySeq, [r.sender, r.conv]);
-        entrySeq.set(key, (cur = e ? Number(e.delivered_seq) : null));
-      }
+      const cur = entrySeq.get(key) ?? null;
       if (cur === null || cur >= r.seq) continue;
       entrySeq.set(key, r.seq);
       const n = (bumps.get(r.sender) ?? 0) + 1;
@@ -441,6 +464,11 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     }
   }
 
+  // The writes, every value absolute (see LITE_ROWS): the senders whose entries move and whose
+  // rows were not read yet are read now.
+  const more = [...bumps.keys()].filter((id) => !convVersion.has(id));
+  if (more.length > 0) await readUsers(more);
+  const writes: Promise<unknown>[] = [];
   if (opts.devices) {
     const top = new Map<string, DeviceAck>();
     for (const a of sorted) {
@@ -448,33 +476,24 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
       const prev = top.get(key);
       if (!prev || prev.inboxSeq < a.inboxSeq) top.set(key, a);
     }
-    for (const a of top.values()) await tx.run(LITE.device, [a.userId, a.deviceId, a.inboxSeq]);
+    insertRows(tx, LITE_ROWS.devices, [...top.values()].map((a) => [a.userId, a.deviceId, a.inboxSeq]), writes);
   }
-  /** sender → conv_version after its bumps. */
-  const versions = new Map<string, number>();
   // A user who both moved their mark and sent entries that move (in 1:1 traffic: nearly every
-  // user of a flush) gets one UPDATE of their row, not two.
-  const merged = new Set<string>();
+  // user of a flush) gets one row of one statement.
+  const userRows: unknown[][] = [];
   for (const [id, m] of marks) {
-    if (m.delivered <= m.start) continue;
-    const n = bumps.get(id);
-    if (n === undefined) {
-      await tx.run(LITE.mark, [m.delivered, id, m.delivered]);
-      continue;
-    }
-    merged.add(id);
-    const v = await tx.get<{ conv_version: number | string }>(LITE.markBump, [m.delivered, m.delivered, n, id]);
-    if (v) versions.set(id, Number(v.conv_version));
+    const n = bumps.get(id) ?? 0;
+    if (m.delivered > m.start || n > 0) userRows.push([id, m.delivered, convVersion.get(id)! + n]);
   }
-  for (const [sender, n] of bumps) {
-    if (merged.has(sender)) continue;
-    const v = await tx.get<{ conv_version: number | string }>(LITE.bump, [n, sender]);
-    if (v) versions.set(sender, Number(v.conv_version));
-  }
+  insertRows(tx, LITE_ROWS.users, userRows, writes);
+  const entryRows: unknown[][] = [];
   for (const [sender, conv, seq, n] of entryWrites.values()) {
-    const top = versions.get(sender);
-    if (top !== undefined) await tx.run(LITE.entry, [seq, top - (bumps.get(sender)! - n), sender, conv, seq]);
+    const v = convVersion.get(sender);
+    // A sender without a user row moves no entry (as a bump that found no row did).
+    if (v !== undefined) entryRows.push([sender, conv, seq, v + n]);
   }
+  insertRows(tx, LITE_ROWS.entries, entryRows, writes);
+  await Promise.all(writes);
   hits.sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
   for (const h of hits) {
     const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [h.n, h.conv, h.seq]);

@@ -63,15 +63,12 @@ const TRIM_EVERY = 64;
 
 /** SQLite flush statements run one row at a time (see SQLITE_ROWS for the multi-row ones). */
 const SQL = {
-  /** SQLite, the user rows read in this transaction (UserState.seenVersion): absolute values, no RETURNING. */
-  setUser: 'UPDATE users SET inbox_seq = ?, conv_version = ? WHERE id = ?',
-  conv: 'UPDATE conversations SET last_seq = ?, member_epoch = ? WHERE id = ?',
   bumpUser: 'UPDATE users SET inbox_seq = inbox_seq + ?, conv_version = conv_version + ? WHERE id = ? RETURNING inbox_seq, conv_version',
   trimTo: 'DELETE FROM inbox WHERE user_id = ? AND inbox_seq <= ?',
 };
 
-/** A multi-row INSERT: `head` + `VALUES (…), (…)` + `tail`, `width` values per row. */
-interface RowsSql {
+/** A multi-row statement: `head` + ` (…), (…)` + `tail`, `width` values per row (an INSERT's VALUES, or an UPDATE … FROM (VALUES …)). */
+export interface RowsSql {
   head: string;
   width: number;
   tail: string;
@@ -87,6 +84,10 @@ const ENTRY_HEAD = 'INSERT INTO entries (user_id, conv_id, read_seq, unread, men
  */
 const SQLITE_ROWS = {
   mentions: { head: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES', width: 3, tail: ' ON CONFLICT DO NOTHING' },
+  /** The user rows read in this transaction (UserState.seenVersion), set to absolute values: [id, inbox_seq, conv_version]. */
+  users: { head: 'UPDATE users SET inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
+  /** The moved conversation rows: [id, last_seq, member_epoch]. */
+  convs: { head: 'UPDATE conversations SET last_seq = x.column2, member_epoch = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE conversations.id = x.column1' },
   messages: { head: 'INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all) VALUES', width: 10, tail: '' },
   pointers: { head: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq, mine) VALUES', width: 5, tail: '' },
   reset: {
@@ -132,8 +133,8 @@ function rowsSql(s: RowsSql, n: number): string {
   return sql;
 }
 
-/** Queue `rows` as multi-row INSERTs (SQLite; one row never repeats a key within a statement). */
-function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
+/** Queue `rows` as multi-row statements of 64/16/4/1 rows (SQLite; one row never repeats a key within a statement). */
+export function insertRows(tx: Queryable, s: RowsSql, rows: unknown[][], writes: Promise<unknown>[]): void {
   let i = 0;
   for (const n of CHUNKS) {
     for (; rows.length - i >= n; i += n) {
@@ -287,7 +288,9 @@ export class AppendWriter {
     if (tx.dialect === 'postgres') return this.flushPostgres(tx, ring, convs, fast);
     const writes: Promise<unknown>[] = [];
     if (this.mentions.length > 0) insertRows(tx, SQLITE_ROWS.mentions, this.mentions, writes);
-    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) writes.push(tx.run(SQL.conv, [c.lastSeq, c.epoch, c.id]));
+    const convRows: unknown[][] = [];
+    for (const c of convs.values()) if (c.lastSeq > c.startSeq || c.epoch !== c.startEpoch) convRows.push([c.id, c.lastSeq, c.epoch]);
+    if (convRows.length > 0) insertRows(tx, SQLITE_ROWS.convs, convRows, writes);
     const moved = [...this.users.entries()].filter(([, u]) => u.inboxSeq > 0 || u.version > 0).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
     // Absolute = the value before this batch + the offset. On SQLite the append read every
     // user row in this transaction (one writer: nothing moved them since), so the rows are set
@@ -296,11 +299,13 @@ export class AppendWriter {
     const inboxBase = new Map<string, number>();
     const versionBase = new Map<string, number>();
     if (moved.every(([, u]) => u.seenVersion !== undefined)) {
+      const rows: unknown[][] = [];
       for (const [id, u] of moved) {
-        writes.push(tx.run(SQL.setUser, [u.seen + u.inboxSeq, u.seenVersion! + u.version, id]));
+        rows.push([id, u.seen + u.inboxSeq, u.seenVersion! + u.version]);
         inboxBase.set(id, u.seen);
         versionBase.set(id, u.seenVersion!);
       }
+      if (rows.length > 0) insertRows(tx, SQLITE_ROWS.users, rows, writes);
     } else {
       const got = await Promise.all(moved.map(([id, u]) => tx.get<{ inbox_seq: number | string; conv_version: number | string }>(SQL.bumpUser, [u.inboxSeq, u.version, id])));
       moved.forEach(([id, u], i) => {

@@ -135,6 +135,8 @@ function sessionAndUserFromRow(row: SessionAndUserRow | undefined): { session: S
   return { session: sessionFromRow(row), user };
 }
 
+/** Store.userExists: the account row exists (deleted accounts keep theirs). */
+const USER_EXISTS_SQL = 'SELECT 1 AS x FROM users WHERE id = ?';
 /** Store.isMember / isMemberNow: an active membership row exists. */
 const IS_MEMBER_SQL = 'SELECT 1 AS x FROM members WHERE conv_id = ? AND user_id = ? AND left_seq IS NULL';
 
@@ -182,6 +184,13 @@ export class SqlStore implements Store {
   private readonly indexSchedule: IndexSchedule | undefined;
   private readonly onSearchPending: (() => void) | undefined;
   private closed = false;
+  /**
+   * SQLite appends: the member rows of direct conversations as read by an earlier append, by
+   * conversation. A direct chat's members never change (they are written once, with its first
+   * message, and no effect applies to a direct chat), so a batch reads only the member rows of
+   * the direct chats it has not seen yet (DIRECT_MEMBERS_CAP bounds it; a full cache starts over).
+   */
+  private readonly directMembers = new Map<string, Map<string, MemberRecord>>();
 
   constructor(
     /** The database (shared with the server's other stores unless `ownsEngine`). */
@@ -293,6 +302,10 @@ export class SqlStore implements Store {
   async getUser(id: string): Promise<UserRecord | null> {
     const row = await this.db.get('SELECT * FROM users WHERE id = ?', [id]);
     return row ? userFromRow(row) : null;
+  }
+
+  userExists(id: string): Promise<boolean> {
+    return this.db.getBatched<{ x: number }>(USER_EXISTS_SQL, [id]).then((r) => r !== undefined);
   }
 
   async getUserByUsername(username: string): Promise<UserRecord | null> {
@@ -480,8 +493,18 @@ export class SqlStore implements Store {
       convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, effectSeq, startEffectSeq: effectSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
     }
     const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
-    const listed = [...convs.values()].filter((c) => c.kind !== 'super' && !c.pending);
-    for (const c of listed) c.members = new Map();
+    // SQLite: a direct chat whose members an earlier append read needs no read (directMembers).
+    const known = tx.dialect === 'sqlite' ? this.directMembers : null;
+    const listed: ConvState[] = [];
+    for (const c of convs.values()) {
+      if (c.kind === 'super' || c.pending) continue;
+      const cached = c.kind === 'direct' ? known?.get(c.id) : undefined;
+      if (cached) c.members = cached;
+      else {
+        c.members = new Map();
+        listed.push(c);
+      }
+    }
     // The prefetched reads hold for conversations that existed at the lock (none created here).
     // (Read before the lock when the fast path found a conversation to create: read again.)
     const pre = early && toCreate.size === 0 && !relocked ? await early : null;
@@ -495,6 +518,14 @@ export class SqlStore implements Store {
         ]);
     for (const g of groupRows) convs.get(g.conv_id)!.group = groupFromRow(g);
     for (const m of memberRows) convs.get(m.conv_id)!.members!.set(m.user_id, memberFromRow(m));
+    if (known) {
+      // Only conversations that existed before this transaction (one created here may still roll back).
+      for (const c of listed) {
+        if (c.kind !== 'direct' || toCreate.has(c.id) || c.members!.size === 0) continue;
+        if (known.size >= DIRECT_MEMBERS_CAP) known.clear();
+        known.set(c.id, c.members!);
+      }
+    }
     // Member rows that requests into super groups will look at: senders, targets, mentioned.
     const wanted: Promise<void>[] = [];
     for (const r of batch) {
@@ -1083,6 +1114,12 @@ export class SqlStore implements Store {
 const ACK_TX: TransactionOptions = { relaxedSync: true };
 
 type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; member_epoch: number | string; effect_seq?: number | string };
+
+/**
+ * Direct conversations whose member rows an SQLite store keeps (SqlStore.directMembers): ~800
+ * bytes each (the Map and two MemberRecords with their strings), so at most ~16 MB.
+ */
+export const DIRECT_MEMBERS_CAP = 20_000;
 
 /** The batch's conversations that do not exist yet and that a request creates (a group creation, a first direct message). */
 function conversationsToCreate(batch: AppendRequest[], convRows: ConvRow[]): Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }> {

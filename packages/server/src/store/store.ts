@@ -23,6 +23,12 @@ export interface Store {
   /** Throws StoreConflictError when the username is taken. */
   createUser(user: NewUser): Promise<UserRecord>;
   getUser(id: string): Promise<UserRecord | null>;
+  /**
+   * Whether the account row exists (deleted accounts included, as `getUser` finds them): the
+   * send path's check of a direct message's recipient. Joins the batched reads of the next
+   * event-loop turn (one read transaction for many; no row object).
+   */
+  userExists(id: string): Promise<boolean>;
   /** By login name: matched on usernameKey(username) (NFKC + case fold), so `Alice` finds `alice`. */
   getUserByUsername(username: string): Promise<UserRecord | null>;
   /** Replace the password hash; false when the user does not exist or is deleted. */
