@@ -15,10 +15,9 @@
  * once per user and pair of the measured half, on the main thread.
  * --root: a checkout whose compiled server to load (as in bench/writer-thread-cpu.ts).
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { benchUid, openWriterBench, threadTicks } from './lib/writer-bench.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -31,22 +30,10 @@ const root = a.root!;
 const B = Number(a.batch);
 const U = Number(a.users);
 const P = U / 2;
-const { openSqliteStore } = await import(join(root, 'packages/server/dist/store/open.js'));
-const { searchableText } = await import(join(root, 'packages/server/dist/search/extract.js'));
-const dir = mkdtempSync(join(tmpdir(), 'magpie-first-cpu-'));
-const store = await openSqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: 5000, writerThread: true, searchText: searchableText });
-const uid = (i: number) => `bu${String(i).padStart(7, '0')}`;
-for (let i = 0; i < U; i++) await store.createUser({ id: uid(i), username: uid(i), passwordHash: 'x', nickname: 'x', createdAt: Date.now() });
+const { server, store, dir } = await openWriterBench(root, 'magpie-first-cpu-', U);
+const uid = benchUid;
 
-/** utime+stime (clock ticks, 10 ms) per thread id. */
-const ticks = () => {
-  const out = new Map<string, number>();
-  for (const t of readdirSync('/proc/self/task')) {
-    const f = readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    out.set(t, Number(f[11]) + Number(f[12]));
-  }
-  return out;
-};
+const ticks = threadTicks;
 
 let n = 0;
 /** One batch: a message from each pair in `pairs` (alternating direction). */
@@ -121,8 +108,7 @@ for (const kind of ['first', 'plain'] as const) {
 // a sender's first direct message reads the recipient's user row (MessagingService.userExists,
 // then cached) and the pair's relation (SocialStore.directCheck, then cached by the DirectGate).
 // The same reads here, one per user and one per pair of the measured half, on this thread.
-const { SqlSocialStore } = await import(join(root, 'packages/server/dist/social/sql-social-store.js'));
-const social = new SqlSocialStore(store.db);
+const social = new server.SqlSocialStore(store.db);
 const mainTicks = () => ticks().get(main)!;
 let t = mainTicks();
 // getUser on the first user of each pair, userExists (if any) on the second: distinct rows, both read once.

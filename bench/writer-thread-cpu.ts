@@ -14,11 +14,9 @@
  * more users: random pairs (the open-loop bench's shape: --users 10000 --batch 500).
  * The first fifth of the batches is warm-up.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { importFromTree } from './lib/tree.mjs';
+import { benchUid, openWriterBench, threadTicks } from './lib/writer-bench.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -32,21 +30,10 @@ const root = a.root!;
 const B = Number(a.batch);
 const NB = Number(a.batches);
 const U = Number(a.users);
-const { openSqliteStore, searchableText } = await importFromTree(root, '@magpie/server');
-const dir = mkdtempSync(join(tmpdir(), 'magpie-writer-cpu-'));
-const store = await openSqliteStore({ path: join(dir, 'magpie.db'), ringCapacity: 5000, writerThread: true, searchText: searchableText });
-const uid = (i: number) => `bu${String(i).padStart(7, '0')}`;
-for (let i = 0; i < U; i++) await store.createUser({ id: uid(i), username: uid(i), passwordHash: 'x', nickname: 'x', createdAt: Date.now() });
+const { store, dir } = await openWriterBench(root, 'magpie-writer-cpu-', U);
+const uid = benchUid;
 
-/** utime+stime (clock ticks, 10 ms) per thread id. */
-const ticks = () => {
-  const out = new Map<string, number>();
-  for (const t of readdirSync('/proc/self/task')) {
-    const f = readFileSync(`/proc/self/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    out.set(t, Number(f[11]) + Number(f[12]));
-  }
-  return out;
-};
+const ticks = threadTicks;
 
 let t0 = ticks();
 let sent = 0;
