@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
-import { startServer, registerAndLogin, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
+import { startServer, registerAndLogin, RawClient, ClientSet, api, sleep, type ServerProcess, type Account } from './harness.ts';
 
 /**
  * Issue 15: correctness of a cluster on PostgreSQL + NATS (two node processes, one
@@ -31,16 +31,9 @@ describe('cluster correctness (PostgreSQL + NATS, two nodes)', { skip: skip ?? f
     await db.drop();
   });
 
-  const clients: RawClient[] = [];
-  async function connect(node: ServerProcess, who: Account): Promise<RawClient> {
-    const { client } = await RawClient.connect(node.wsUrl, who.token);
-    clients.push(client);
-    return client;
-  }
-  after(() => {
-    assert.deepEqual(clients.flatMap((c) => c.schemaErrors), []);
-    for (const c of clients) c.close();
-  });
+  const clients = new ClientSet();
+  const connect = (node: ServerProcess, who: Account): Promise<RawClient> => clients.connect(node, who);
+  after(() => clients.closeChecked());
 
   it('pipelined direct messages of one sender are stored in the order they were sent (block/stranger checks finish in any order)', async () => {
     const a = await registerAndLogin(n1.url);

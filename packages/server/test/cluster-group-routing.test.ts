@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
-import { startServer, registerAndLogin, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
+import { startServer, registerAndLogin, RawClient, ClientSet, api, sleep, type ServerProcess, type Account } from './harness.ts';
 
 /**
  * Issue 15: a normal group's posts are appended by one owner node (services/group-router.ts):
@@ -97,17 +97,13 @@ describe('cluster group routing (PostgreSQL + NATS, three nodes)', { skip: skip 
     await waitForNodes(nodes, 3);
   });
   after(async () => {
-    for (const c of clients) c.close();
+    clients.closeChecked();
     await Promise.all(nodes.map((n) => n.stop()));
     await db.drop();
   });
 
-  const clients: RawClient[] = [];
-  async function connect(node: ServerProcess, who: Account): Promise<RawClient> {
-    const { client } = await RawClient.connect(node.wsUrl, who.token);
-    clients.push(client);
-    return client;
-  }
+  const clients = new ClientSet();
+  const connect = (node: ServerProcess, who: Account): Promise<RawClient> => clients.connect(node, who);
   async function group(creator: Account, members: Account[]): Promise<string> {
     const g = (await api(live()[0]!.url, 'POST', '/api/groups', { name: 'Routed', members: members.map((m) => m.userId) }, creator.token)).body.group;
     return g.conv as string;

@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pgUnavailable, testDatabase } from './pg-test-helpers.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
-import { startServer, registerAndLogin, login, RawClient, api, sleep, type ServerProcess, type Account } from './harness.ts';
+import { startServer, registerAndLogin, login, RawClient, ClientSet, api, sleep, type ServerProcess, type Account } from './harness.ts';
 
 /**
  * Two Magpie nodes (separate processes, each its own port) sharing one PostgreSQL database
@@ -34,16 +34,9 @@ describe('a cluster of two nodes (PostgreSQL + NATS)', { skip: skip ?? false }, 
     await db.drop();
   });
 
-  const clients: RawClient[] = [];
-  async function connect(node: ServerProcess, who: Account): Promise<RawClient> {
-    const { client } = await RawClient.connect(node.wsUrl, who.token);
-    clients.push(client);
-    return client;
-  }
-  after(() => {
-    assert.deepEqual(clients.flatMap((c) => c.schemaErrors), []);
-    for (const c of clients) c.close();
-  });
+  const clients = new ClientSet();
+  const connect = (node: ServerProcess, who: Account): Promise<RawClient> => clients.connect(node, who);
+  after(() => clients.closeChecked());
 
   it('a message sent on node 1 arrives live on node 2, and its delivered receipt comes back', async () => {
     const a = await registerAndLogin(n1.url);

@@ -229,3 +229,24 @@ export async function pullAll(c: RawClient, since: number): Promise<{ items: any
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The clients a multi-node test connects (to any node), closed together at its end, which also
+ * checks that every frame they received matched the wire schema.
+ */
+export class ClientSet {
+  readonly all: RawClient[] = [];
+
+  async connect(node: { wsUrl: string }, who: { token: string }): Promise<RawClient> {
+    const { client } = await RawClient.connect(node.wsUrl, who.token);
+    this.all.push(client);
+    return client;
+  }
+
+  /** Close every client; throws (after closing them) when a received frame broke the wire schema. */
+  closeChecked(): void {
+    const errors = this.all.flatMap((c) => c.schemaErrors);
+    for (const c of this.all) c.close();
+    if (errors.length > 0) throw new Error(`frames that broke the wire schema: ${JSON.stringify(errors)}`);
+  }
+}

@@ -152,10 +152,10 @@ export class MessagingService {
    * wrote it (`json`; undefined for a duplicate), so the sender's reply reuses that text.
    */
   sendWithJson(p: Principal, input: SendInput): Promise<Sent> {
-    if (serverOnlyKinds.has(input.kind)) return Promise.reject(new MagpieError('forbidden', `kind ${input.kind} is written by the server only`));
     const r = this.router;
-    if (r !== undefined && input.to === undefined && input.conv !== undefined && r.routes(input.conv)) return r.send(p, input);
-    return this.post(p, input);
+    // A server-only kind is never routed: sendHere refuses it here.
+    if (r !== undefined && input.to === undefined && input.conv !== undefined && !serverOnlyKinds.has(input.kind) && r.routes(input.conv)) return r.send(p, input);
+    return this.sendHere(p, input);
   }
 
   /** `sendWithJson` appended on this node, never routed (the group router's local path and its owner side). */
