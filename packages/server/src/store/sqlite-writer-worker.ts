@@ -11,6 +11,7 @@ import { SqlStore } from './sql-store.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
+import { WriterWarmUp } from './writer-warmup.ts';
 
 export interface WriterSetup {
   path: string;
@@ -22,6 +23,8 @@ export interface WriterSetup {
   searchIndexDelayMs: number;
   /** The WAL page count at which a commit checkpoints (the event loop's connection's setting). */
   walAutocheckpoint: number;
+  /** Batches of the thread's warm-up at start (store/writer-warmup.ts; 0: none). Default WARMUP_BATCHES. */
+  warmUpBatches?: number;
   lock: SharedArrayBuffer;
 }
 
@@ -32,6 +35,8 @@ export type WriterJob = { id: number } & (
   | { job: 'delivered'; userId: string; inboxSeq: number }
   /** One batch of the deferred search indexer; replies whether more wait. id < 0: queued by the thread itself, no reply. */
   | { job: 'index' }
+  /** One batch of the thread's warm-up on a private in-memory database (store/writer-warmup.ts); queued by the thread itself (id < 0). */
+  | { job: 'warmup' }
   | { job: 'close' }
 );
 
@@ -99,6 +104,11 @@ if (parentPort) {
         if (more) queueIndex();
         return more;
       }
+      case 'warmup': {
+        const more = await warmUp.step();
+        if (more) enqueue({ id: -1, job: 'warmup' });
+        return more;
+      }
       case 'close':
         return null;
     }
@@ -113,6 +123,7 @@ if (parentPort) {
     if (j.job === 'close') {
       if (indexTimer) clearTimeout(indexTimer);
       indexTimer = null;
+      await warmUp.close();
       await store.close();
       await engine.close();
       port.close();
@@ -162,5 +173,9 @@ if (parentPort) {
     busy = true;
     void pump();
   }
+  // Warm the append and ACK paths up while the thread is idle (store/writer-warmup.ts): one
+  // batch per job, behind every job handed over.
+  const warmUp = new WriterWarmUp(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}), ...(setup.warmUpBatches !== undefined ? { batches: setup.warmUpBatches } : {}) });
   port.on('message', enqueue);
+  if ((setup.warmUpBatches ?? 1) > 0) enqueue({ id: -1, job: 'warmup' });
 }

@@ -157,7 +157,7 @@ export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity:
   if (engine.dialect !== 'sqlite') return undefined;
   const { SqliteEngine } = await import('../db/sqlite-engine.ts');
   if (!(engine instanceof SqliteEngine) || engine.path === '') return undefined;
-  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint });
+  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, ...(process.env.MAGPIE_WRITER_WARMUP === '0' ? { warmUpBatches: 0 } : {}) });
   try {
     await writer.start();
   } catch (err) {

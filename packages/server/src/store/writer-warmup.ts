@@ -1,0 +1,113 @@
+/**
+ * The SQLite writer thread's warm-up (issue 23, the open loop's first seconds): while the thread
+ * is idle after its start, it runs its own append, ACK-flush and search-index code on a private
+ * in-memory database with the current schema — 1:1 messages between made-up users, new
+ * conversations and existing ones, then their recipients' ACKs — so V8 has compiled those
+ * functions (and seen the object shapes they meet) before the first real send. Nothing of it
+ * reaches the server's database: the warm-up store has its own connection to `:memory:` (its
+ * schema copied from the database's `sqlite_master`: the writer thread does not load the
+ * migration tool), and is closed when done.
+ *
+ * Why: a fresh thread optimizes `appendTx`, the append flush and the ACK flush — large async
+ * functions, ~100 ms of TurboFan compilation each — under the first load, several times over
+ * (each new shape or branch met in the first batches deoptimizes them and they compile again).
+ * On the 2-core machine that compilation took a core's worth of V8's helper threads in the open
+ * loop's first second, beside the event loop, which then fell behind (docs/benchmarks.md, coldq).
+ *
+ * The thread runs it as its own jobs, one batch each, behind every real job (WriterQueue puts
+ * appends first; a real ACK flush waits behind at most one warm-up batch, ~2–5 ms). Cost: ~0.3 s
+ * of CPU once per start (`MAGPIE_WRITER_WARMUP=0` turns it off).
+ */
+import { SqliteEngine } from '../db/sqlite-engine.ts';
+import type { SearchText } from './append-writer.ts';
+import { SqlStore } from './sql-store.ts';
+import type { AppendRequest, DeviceAck } from './store.ts';
+
+/** Warm-up batches: enough calls for V8 to optimize the append and ACK paths and settle their shapes. */
+export const WARMUP_BATCHES = 120;
+const USERS = 256;
+const BATCH = 48;
+
+const uid = (i: number): string => `warmup${String(i).padStart(4, '0')}`;
+
+export class WriterWarmUp {
+  private engine: SqliteEngine | null = null;
+  private store: SqlStore | null = null;
+  private done = 0;
+  private readonly inbox = new Map<string, number>();
+  private closed = false;
+
+  /** `schemaFrom`: the thread's connection to the server's database, whose schema the warm-up database copies. */
+  constructor(private readonly schemaFrom: SqliteEngine, private readonly opts: { ringCapacity: number; searchText?: SearchText; batches?: number }) {}
+
+  /** Runs one step; false once the warm-up is over (then everything of it is closed). */
+  async step(): Promise<boolean> {
+    if (this.closed) return false;
+    try {
+      if (!this.store) {
+        const engine = new SqliteEngine(':memory:', { synchronous: 'normal', checkpointMs: 0 });
+        this.engine = engine;
+        await copySchema(this.schemaFrom, engine);
+        const store = new SqlStore(engine, { ringCapacity: this.opts.ringCapacity, ...(this.opts.searchText ? { searchText: this.opts.searchText, onSearchPending: () => {} } : {}) });
+        this.store = store;
+        for (let i = 0; i < USERS; i++) await store.createUser({ id: uid(i), username: uid(i), passwordHash: 'x', nickname: 'x', createdAt: Date.now() });
+        return true;
+      }
+      await this.batch(this.done++);
+      if (this.done < (this.opts.batches ?? WARMUP_BATCHES)) return true;
+    } catch {
+      // A warm-up that fails only leaves the code cold: never the thread's concern.
+    }
+    await this.close();
+    return false;
+  }
+
+  private async batch(b: number): Promise<void> {
+    const store = this.store!;
+    const batch: AppendRequest[] = [];
+    const now = Date.now();
+    for (let j = 0; j < BATCH; j++) {
+      // Pairs drawn from a pool that widens: each batch has first messages (new conversations) and messages into existing ones.
+      const pool = Math.min(USERS / 2, 8 + b);
+      const s = 2 * ((b * 7 + j * 13) % pool);
+      const [from, to] = (b + j) % 2 === 0 ? [uid(s), uid(s + 1)] : [uid(s + 1), uid(s)];
+      const body = { text: `warm-up ${b} ${j}` };
+      batch.push({ sender: from, clientMsgId: `w${b}-${j}`, conv: `d:${uid(s)}:${uid(s + 1)}`, directMembers: [from, to], kind: 'text', body, bodyJson: JSON.stringify(body), time: now, id: `warmup-${b}-${j}` });
+    }
+    const outcomes = await store.appendMessages(batch);
+    const acks = new Map<string, DeviceAck>();
+    for (const o of outcomes) {
+      if (!o.ok) continue;
+      for (const p of o.pointers) {
+        if (p.userId === o.message.sender) continue;
+        this.inbox.set(p.userId, Math.max(this.inbox.get(p.userId) ?? 0, p.inboxSeq));
+        acks.set(p.userId, { userId: p.userId, deviceId: 'warmup', inboxSeq: this.inbox.get(p.userId)! });
+      }
+    }
+    if (acks.size > 0) await store.recordAcks([...acks.values()]);
+    if (this.opts.searchText && b % 4 === 3) await store.indexSearchBatch();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const { store, engine } = this;
+    this.store = null;
+    this.engine = null;
+    try {
+      await store?.close();
+      await engine?.close();
+    } catch {
+      // nothing to keep
+    }
+  }
+}
+
+/** The tables, indexes, views and triggers of `from` created in `to` (an empty database); FTS5's shadow tables come with their virtual table. */
+export async function copySchema(from: SqliteEngine, to: SqliteEngine): Promise<void> {
+  const rows = await from.all<{ type: string; name: string; sql: string }>("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+  const virtual = rows.filter((r) => r.type === 'table' && /^CREATE VIRTUAL TABLE/i.test(r.sql)).map((r) => `${r.name}_`);
+  const order = ['table', 'index', 'view', 'trigger'];
+  const wanted = rows.filter((r) => !(r.type === 'table' && virtual.some((v) => r.name.startsWith(v)))).sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  for (const r of wanted) await to.exec(r.sql);
+}
