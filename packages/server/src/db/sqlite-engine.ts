@@ -54,7 +54,8 @@ export class SqliteEngine implements SqlEngine {
     this.gate = gate;
   }
 
-  private prepare(sql: string): Database.Statement {
+  /** The connection's cached statement for `sql` (for SqliteQueries; not part of the engine's interface). */
+  prepare(sql: string): Database.Statement {
     let s = this.statements.get(sql);
     if (!s) {
       s = this.db.prepare(sql);
@@ -64,14 +65,7 @@ export class SqliteEngine implements SqlEngine {
   }
 
   private queries(): Queryable {
-    return {
-      dialect: 'sqlite',
-      all: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).all(...params) as T[],
-      get: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).get(...params) as T | undefined,
-      run: async (sql: string, params: readonly unknown[] = []) => this.prepare(sql).run(...params).changes,
-      exec: async (sql: string) => void this.db.exec(sql),
-      textList: (values) => ({ sql: '(SELECT value FROM json_each(?))', param: JSON.stringify(values) }),
-    };
+    return new SqliteQueries(this, this.db);
   }
 
   // Each method re-checks `busy` right before it touches the connection, with no await in
@@ -209,5 +203,40 @@ export class SqliteEngine implements SqlEngine {
     while (this.busy) await this.busy;
     this.statements.clear();
     await this.handle.release();
+  }
+}
+
+/**
+ * The connection's statements as a Queryable (what a transaction's `fn` gets). A class, not an
+ * object of arrow functions per engine: its methods are the same functions for every engine in
+ * the thread, so code optimized against one connection (the SQLite writer thread's warm-up
+ * database, store/writer-warmup.ts) stays valid for another (no "wrong call target").
+ */
+class SqliteQueries implements Queryable {
+  readonly dialect = 'sqlite' as const;
+
+  constructor(
+    private readonly engine: SqliteEngine,
+    private readonly db: Database.Database,
+  ) {}
+
+  async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    return this.engine.prepare(sql).all(...params) as T[];
+  }
+
+  async get<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+    return this.engine.prepare(sql).get(...params) as T | undefined;
+  }
+
+  async run(sql: string, params: readonly unknown[] = []): Promise<number> {
+    return this.engine.prepare(sql).run(...params).changes;
+  }
+
+  async exec(sql: string): Promise<void> {
+    this.db.exec(sql);
+  }
+
+  textList(values: readonly string[]): { sql: string; param: unknown } {
+    return { sql: '(SELECT value FROM json_each(?))', param: JSON.stringify(values) };
   }
 }

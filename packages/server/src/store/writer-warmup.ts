@@ -21,6 +21,7 @@
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import type { SearchText } from './append-writer.ts';
 import { SqlStore } from './sql-store.ts';
+import { decodeBatch, encodeBatch, encodeOutcomes } from './sqlite-writer-wire.ts';
 import type { AppendRequest, DeviceAck } from './store.ts';
 
 /** Warm-up batches: enough calls for V8 to optimize the append and ACK paths and settle their shapes. */
@@ -74,17 +75,22 @@ export class WriterWarmUp {
       const body = { text: `warm-up ${b} ${j}` };
       batch.push({ sender: from, clientMsgId: `w${b}-${j}`, conv: `d:${uid(s)}:${uid(s + 1)}`, directMembers: [from, to], kind: 'text', body, bodyJson: JSON.stringify(body), time: now, id: `warmup-${b}-${j}` });
     }
-    const outcomes = await store.appendMessages(batch);
+    // As the real jobs arrive: through the wire format and a structured clone (postMessage), so
+    // the objects have the shapes (hidden classes) the real ones will have.
+    const requests = decodeBatch(structuredClone(encodeBatch(batch)));
+    const outcomes = await store.appendMessages(requests);
+    encodeOutcomes(requests, outcomes);
     const acks = new Map<string, DeviceAck>();
     for (const o of outcomes) {
       if (!o.ok) continue;
       for (const p of o.pointers) {
         if (p.userId === o.message.sender) continue;
         this.inbox.set(p.userId, Math.max(this.inbox.get(p.userId) ?? 0, p.inboxSeq));
-        acks.set(p.userId, { userId: p.userId, deviceId: 'warmup', inboxSeq: this.inbox.get(p.userId)! });
+        const inboxSeq = this.inbox.get(p.userId)!;
+        acks.set(p.userId, { userId: p.userId, deviceId: 'warmup', inboxSeq, segments: [{ from: 0, to: inboxSeq }] });
       }
     }
-    if (acks.size > 0) await store.recordAcks([...acks.values()]);
+    if (acks.size > 0) await store.recordAcks(structuredClone([...acks.values()]));
     if (this.opts.searchText && b % 4 === 3) await store.indexSearchBatch();
   }
 
