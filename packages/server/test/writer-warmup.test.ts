@@ -65,7 +65,8 @@ describe('SQLite writer warm-up', () => {
     const store = await openSqliteStore({ path: join(sdir, 'magpie.db'), ringCapacity: 1000, writerThread: true, searchText: searchableText });
     try {
       for (const id of ['wa', 'wb']) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
-      for (let i = 0; i < 20; i++) {
+      // 60 appends ~25 ms apart: before, while and (with a fast machine) after the warm-up, which starts 1 s after the thread.
+      for (let i = 0; i < 60; i++) {
         const [o] = await store.appendMessages([{ sender: 'wa', clientMsgId: `c${i}`, conv: directConversationId('wa', 'wb'), directMembers: ['wa', 'wb'], kind: 'text', body: { text: `m${i}` }, time: 1000 + i, id: `id${i}` }]);
         assert.ok(o?.ok);
         assert.equal(o.message.seq, i + 1);
@@ -74,7 +75,7 @@ describe('SQLite writer warm-up', () => {
       const e = store.db as SqliteEngine;
       const users = await e.all<{ id: string }>('SELECT id FROM users ORDER BY id');
       assert.deepEqual(users.map((u) => u.id), ['wa', 'wb']);
-      assert.equal((await e.get<{ n: number }>('SELECT count(*) AS n FROM messages'))!.n, 20);
+      assert.equal((await e.get<{ n: number }>('SELECT count(*) AS n FROM messages'))!.n, 60);
     } finally {
       await store.close();
       await rm(sdir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { SqlStore } from './sql-store.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
-import { WriterWarmUp } from './writer-warmup.ts';
+import { WARMUP_DELAY_MS, WriterWarmUp } from './writer-warmup.ts';
 
 export interface WriterSetup {
   path: string;
@@ -123,6 +123,8 @@ if (parentPort) {
     if (j.job === 'close') {
       if (indexTimer) clearTimeout(indexTimer);
       indexTimer = null;
+      if (warmUpTimer) clearTimeout(warmUpTimer);
+      warmUpTimer = null;
       await warmUp.close();
       await store.close();
       await engine.close();
@@ -177,5 +179,12 @@ if (parentPort) {
   // batch per job, behind every job handed over.
   const warmUp = new WriterWarmUp(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}), ...(setup.warmUpBatches !== undefined ? { batches: setup.warmUpBatches } : {}) });
   port.on('message', enqueue);
-  if ((setup.warmUpBatches ?? 1) > 0) enqueue({ id: -1, job: 'warmup' });
+  // It starts a second after the thread (a store opened and closed at once, as in tests, skips it).
+  let warmUpTimer: ReturnType<typeof setTimeout> | null =
+    (setup.warmUpBatches ?? 1) > 0
+      ? setTimeout(() => {
+          warmUpTimer = null;
+          enqueue({ id: -1, job: 'warmup' });
+        }, WARMUP_DELAY_MS)
+      : null;
 }

@@ -14,9 +14,10 @@
  * On the 2-core machine that compilation took a core's worth of V8's helper threads in the open
  * loop's first second, beside the event loop, which then fell behind (docs/benchmarks.md, coldq).
  *
- * The thread runs it as its own jobs, one batch each, behind every real job (WriterQueue puts
- * appends first; a real ACK flush waits behind at most one warm-up batch, ~2–5 ms). Cost: ~0.3 s
- * of CPU once per start (`MAGPIE_WRITER_WARMUP=0` turns it off).
+ * The thread runs it as its own jobs from a second after its start (a store opened and closed at
+ * once skips it), one batch each, behind every real job (WriterQueue puts appends first; a real
+ * ACK flush waits behind at most one warm-up batch, ~2–5 ms). Cost: ~0.6 s of CPU once per start
+ * (`MAGPIE_WRITER_WARMUP=0` turns it off).
  */
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import type { SearchText } from './append-writer.ts';
@@ -24,6 +25,8 @@ import { SqlStore } from './sql-store.ts';
 import { decodeBatch, encodeBatch, encodeOutcomes } from './sqlite-writer-wire.ts';
 import type { AppendRequest, DeviceAck } from './store.ts';
 
+/** The warm-up starts this long after the thread (ms). */
+export const WARMUP_DELAY_MS = 1000;
 /** Warm-up batches: enough calls for V8 to optimize the append and ACK paths and settle their shapes. */
 export const WARMUP_BATCHES = 120;
 const USERS = 256;
