@@ -14,6 +14,8 @@ export class SqliteEngine implements SqlEngine {
   private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** The same texts prepared in raw mode (rows as arrays), for `values`. */
+  private readonly rawStatements = new Map<string, Database.Statement>();
   /** Settles when the open transaction ends; null when none is open. */
   private busy: Promise<void> | null = null;
   private readonly direct: Queryable;
@@ -63,10 +65,20 @@ export class SqliteEngine implements SqlEngine {
     return s;
   }
 
+  private prepareRaw(sql: string): Database.Statement {
+    let s = this.rawStatements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql).raw(true);
+      this.rawStatements.set(sql, s);
+    }
+    return s;
+  }
+
   private queries(): Queryable {
     return {
       dialect: 'sqlite',
       all: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).all(...params) as T[],
+      values: async <T extends unknown[]>(sql: string, params: readonly unknown[] = []) => this.prepareRaw(sql).all(...params) as T[],
       get: async <T>(sql: string, params: readonly unknown[] = []) => this.prepare(sql).get(...params) as T | undefined,
       run: async (sql: string, params: readonly unknown[] = []) => this.prepare(sql).run(...params).changes,
       exec: async (sql: string) => void this.db.exec(sql),
@@ -81,6 +93,12 @@ export class SqliteEngine implements SqlEngine {
     while (this.busy) await this.busy;
     if (this.gate && !this.prepare(sql).readonly) return this.locked(() => this.direct.all<T>(sql, params));
     return this.direct.all<T>(sql, params);
+  }
+
+  async values<T extends unknown[] = unknown[]>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    while (this.busy) await this.busy;
+    if (this.gate && !this.prepareRaw(sql).readonly) return this.locked(() => this.direct.values<T>(sql, params));
+    return this.direct.values<T>(sql, params);
   }
 
   get<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
@@ -208,6 +226,7 @@ export class SqliteEngine implements SqlEngine {
   async close(): Promise<void> {
     while (this.busy) await this.busy;
     this.statements.clear();
+    this.rawStatements.clear();
     await this.handle.release();
   }
 }

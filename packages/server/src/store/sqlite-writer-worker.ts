@@ -47,6 +47,7 @@ if (parentPort) {
   const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0 });
   engine.setWriteGate(new ThreadWriteGate(setup.lock));
   engine.walAutocheckpoint = setup.walAutocheckpoint;
+  if (process.env.WCPU_WRITER_CACHE) (engine as unknown as { db: { pragma(s: string): unknown } }).db.pragma(`cache_size = ${process.env.WCPU_WRITER_CACHE}`);
   // The deferred search indexer runs as jobs of this thread's own queue, after the appends
   // that wait (WriterQueue): `kick` after an append that stored messages queues one within
   // searchIndexDelayMs; a full batch queues the next at once (catch-up, a burst).
