@@ -41,6 +41,16 @@ export class SqliteEngine implements SqlEngine {
     this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
   }
 
+  /** The database's size in bytes (page_count × page_size, as this connection sees it). */
+  get sizeBytes(): number {
+    return (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
+  /** This connection's page cache, in KiB (SQLite's cache_size). */
+  set cacheKib(kib: number) {
+    this.db.pragma(`cache_size = -${Math.max(1, Math.floor(kib))}`);
+  }
+
   /** The database file's path ('' for an in-memory database). */
   get path(): string {
     return this.db.name === ':memory:' ? '' : this.db.name;
