@@ -433,6 +433,14 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
   const entrySeq = new Map<string, number | null>();
   const covered = ranges.length === 0 ? [] : await tx.values<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  // Consecutive rows are mostly of one conversation, sender and range (a 1:1 flush: every
+  // message of a chat since the last flush): those skip the key and the map lookups.
+  let lastConv: string | null = null;
+  let lastSender: string | null = null;
+  let lastFirst = -1;
+  let lastBySender: Map<string, number> | null = null;
+  /** lastBySender's seq for lastSender (only this loop writes it). */
+  let lastMax = -1;
   for (const r of covered) {
     const conv = r[0];
     const seq = Number(r[1]);
@@ -440,12 +448,27 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
     const first = Number(r[3]) - 1;
     const sender = r[4];
     const kind = r[5];
-    const key = `${sender}\u0000${conv}`;
-    if (!entrySeq.has(key)) entrySeq.set(key, Number(r[7]) === 1 ? Number(r[6]) : null);
-    const per = newest[first]!;
-    let bySender = per.get(conv);
-    if (!bySender) per.set(conv, (bySender = new Map()));
-    if ((bySender.get(sender) ?? -1) < seq) bySender.set(sender, seq);
+    let bySender: Map<string, number>;
+    if (lastBySender !== null && first === lastFirst && conv === lastConv && sender === lastSender) {
+      bySender = lastBySender;
+    } else {
+      // The entry as read: the first row of this sender and conversation carries it.
+      const key = `${sender}\u0000${conv}`;
+      if (!entrySeq.has(key)) entrySeq.set(key, Number(r[7]) === 1 ? Number(r[6]) : null);
+      const per = newest[first]!;
+      let found = per.get(conv);
+      if (!found) per.set(conv, (found = new Map()));
+      bySender = found;
+      lastConv = conv;
+      lastSender = sender;
+      lastFirst = first;
+      lastBySender = bySender;
+      lastMax = bySender.get(sender) ?? -1;
+    }
+    if (lastMax < seq) {
+      bySender.set(sender, seq);
+      lastMax = seq;
+    }
     if (isGroupConv(conv) && kind !== 'system') hits.push({ conv, seq, n });
   }
   const out: AckOutcome = { delivered: [], counts: [] };
