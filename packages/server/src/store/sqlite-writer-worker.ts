@@ -73,9 +73,13 @@ if (parentPort) {
   const sizeCache = (): void => {
     if (fullCache || ++jobsSinceSizeCheck < SIZE_CHECK_EVERY) return;
     jobsSinceSizeCheck = 0;
-    if (engine.sizeBytes <= LOCK_BYTE_OFFSET) return;
-    engine.cacheKib = CACHE_KIB;
-    fullCache = true;
+    try {
+      if (engine.sizeBytes <= LOCK_BYTE_OFFSET) return;
+      engine.cacheKib = CACHE_KIB;
+      fullCache = true;
+    } catch {
+      // Only a tuning: a job never fails for it (tried again SIZE_CHECK_EVERY jobs later).
+    }
   };
   sizeCache();
   // The deferred search indexer runs as jobs of this thread's own queue, after the appends
