@@ -77,6 +77,21 @@ for (const make of [sqliteEngines, postgresEngines]) {
       await db.close();
     });
 
+    test('values: rows as arrays in the statement\'s column order, inside and outside a transaction', { skip: skip ?? false }, async () => {
+      const db = await engines.open();
+      await migrate(db, migrations);
+      await db.run('INSERT INTO a (id, n, note) VALUES (?, ?, ?), (?, ?, ?)', ['x', 1, 'one', 'y', 2, null]);
+      // Columns in SELECT order (not the table's), a computed column, a NULL, and an empty result.
+      const rows = await db.values<[string, string | null, number | string, number | string]>('SELECT id, note, n, n * 10 AS "2" FROM a ORDER BY id');
+      assert.deepEqual(rows.map((r) => [r[0], r[1], Number(r[2]), Number(r[3])]), [['x', 'one', 1, 10], ['y', null, 2, 20]]);
+      assert.deepEqual(await db.values('SELECT id FROM a WHERE id = ?', ['none']), []);
+      // The same text through all() still gives objects (the raw statement is a separate one).
+      assert.deepEqual((await db.all<{ id: string }>('SELECT id FROM a ORDER BY id')).map((r) => r.id), ['x', 'y']);
+      const inTx = await db.transaction((tx) => tx.values<[string]>('SELECT id FROM a ORDER BY id DESC'));
+      assert.deepEqual(inTx, [['y'], ['x']]);
+      await db.close();
+    });
+
     test('a transaction commits when its function resolves and rolls back entirely when it throws', { skip: skip ?? false }, async () => {
       const db = await engines.open();
       await migrate(db, migrations);
@@ -194,6 +209,22 @@ test('sqlite: a relaxedSync transaction commits with synchronous NORMAL, then th
     assert.deepEqual(await db.all('SELECT x FROM t'), [{ x: 1 }]);
   } finally {
     await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: the connection\'s page cache is the one asked for when it is opened, and can be changed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'magpie-db-cache-'));
+  try {
+    const db = new SqliteEngine(join(dir, 'c.sqlite'), { checkpointMs: 0, cacheKib: 8_192 });
+    const cacheSize = async () => (await db.get<{ cache_size: number }>('PRAGMA cache_size'))!.cache_size;
+    assert.equal(await cacheSize(), -8_192);
+    db.cacheKib = 65_536;
+    assert.equal(await cacheSize(), -65_536);
+    await db.run('CREATE TABLE t (x TEXT)');
+    assert.ok(db.sizeBytes > 0 && db.sizeBytes % 4096 === 0, `size ${db.sizeBytes}`);
+    await db.close();
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -102,6 +102,7 @@ function pausingEngine(engine: SqlEngine): { engine: SqlEngine; arm: (between: (
         return fn({
           dialect: tx.dialect,
           all: (sql, params) => pass(sql, params, () => tx.all(sql, params)),
+          values: (sql, params) => pass(sql, params, () => tx.values(sql, params)),
           get: (sql, params) => pass(sql, params, () => tx.get(sql, params)),
           run: (sql, params) => pass(sql, params, () => tx.run(sql, params)),
           exec: (sql) => pass(sql, [], () => tx.exec(sql)),

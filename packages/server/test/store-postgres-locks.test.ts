@@ -239,6 +239,7 @@ function recordingEngine(engine: SqlEngine, lock: RegExp, held: number[]): SqlEn
       tx: {
         dialect: tx.dialect,
         all: (sql, params) => record(sql, tx.all(sql, params), params),
+        values: (sql, params) => record(sql, tx.values(sql, params), params),
         get: (sql, params) => record(sql, tx.get(sql, params), params),
         run: (sql, params) => record(sql, tx.run(sql, params), params),
         exec: (sql) => record(sql, tx.exec(sql)),
@@ -357,6 +358,7 @@ it('an append\'s write pipeline is sent whole before the node\'s turn ends (issu
           fn({
             dialect: tx.dialect,
             all: (sql, params) => tx.all(sql, params),
+            values: (sql, params) => tx.values(sql, params),
             get: (sql, params) => tx.get(sql, params),
             exec: (sql) => tx.exec(sql),
             textList: (values) => tx.textList(values),

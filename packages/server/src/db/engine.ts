@@ -16,6 +16,11 @@ export interface Queryable {
   readonly dialect: Dialect;
   /** All rows of a statement. */
   all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+  /**
+   * All rows as arrays of their column values, in the statement's column order: no object
+   * (and no column-name key per value) per row. For reads of many rows on a hot path.
+   */
+  values<T extends unknown[] = unknown[]>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** The first row, or undefined. */
   get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   /** Run a statement; resolves with the number of rows it changed. */

@@ -188,6 +188,11 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
     dialect: 'postgres',
     all: async <T>(text: string, params: readonly unknown[] = []) => [...(await unsafe(text, params))] as T[],
     get: async <T>(text: string, params: readonly unknown[] = []) => (await unsafe(text, params))[0] as T | undefined,
+    values: async <T extends unknown[]>(text: string, params: readonly unknown[] = []) => {
+      const rows = await unsafe(text, params);
+      const names = rows.columns.map((c) => c.name);
+      return rows.map((r) => names.map((n) => r[n])) as T[];
+    },
     run: async (text: string, params: readonly unknown[] = []) => (await unsafe(text, params)).count,
     exec: async (text: string) => {
       if (tx?.committed) throw new Error(`statement after the transaction's commit: ${text.slice(0, 60)}`);
@@ -242,6 +247,9 @@ export class PostgresEngine implements SqlEngine {
 
   all<T = Row>(sql: string, params?: readonly unknown[]): Promise<T[]> {
     return this.q.all<T>(sql, params);
+  }
+  values<T extends unknown[] = unknown[]>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    return this.q.values<T>(sql, params);
   }
   get<T = Row>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
     return this.q.get<T>(sql, params);

@@ -14,6 +14,8 @@ export class SqliteEngine implements SqlEngine {
   private readonly handle: SqliteHandle;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** The same texts prepared in raw mode (rows as arrays), for `values`. */
+  private readonly rawStatements = new Map<string, Database.Statement>();
   /** Settles when the open transaction ends; null when none is open. */
   private busy: Promise<void> | null = null;
   private readonly direct: Queryable;
@@ -37,6 +39,16 @@ export class SqliteEngine implements SqlEngine {
 
   set walAutocheckpoint(pages: number) {
     this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
+  }
+
+  /** The database's size in bytes (page_count × page_size, as this connection sees it). */
+  get sizeBytes(): number {
+    return (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number);
+  }
+
+  /** This connection's page cache, in KiB (SQLite's cache_size). */
+  set cacheKib(kib: number) {
+    this.db.pragma(`cache_size = -${Math.max(1, Math.floor(kib))}`);
   }
 
   /** The database file's path ('' for an in-memory database). */
@@ -64,6 +76,16 @@ export class SqliteEngine implements SqlEngine {
     return s;
   }
 
+  /** A cached statement that returns rows as arrays (Queryable.values). */
+  prepareRaw(sql: string): Database.Statement {
+    let s = this.rawStatements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql).raw(true);
+      this.rawStatements.set(sql, s);
+    }
+    return s;
+  }
+
   private queries(): Queryable {
     return new SqliteQueries(this, this.db);
   }
@@ -75,6 +97,12 @@ export class SqliteEngine implements SqlEngine {
     while (this.busy) await this.busy;
     if (this.gate && !this.prepare(sql).readonly) return this.locked(() => this.direct.all<T>(sql, params));
     return this.direct.all<T>(sql, params);
+  }
+
+  async values<T extends unknown[] = unknown[]>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    while (this.busy) await this.busy;
+    if (this.gate && !this.prepareRaw(sql).readonly) return this.locked(() => this.direct.values<T>(sql, params));
+    return this.direct.values<T>(sql, params);
   }
 
   get<T = Row>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
@@ -202,6 +230,7 @@ export class SqliteEngine implements SqlEngine {
   async close(): Promise<void> {
     while (this.busy) await this.busy;
     this.statements.clear();
+    this.rawStatements.clear();
     await this.handle.release();
   }
 }
@@ -222,6 +251,10 @@ class SqliteQueries implements Queryable {
 
   async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
     return this.engine.prepare(sql).all(...params) as T[];
+  }
+
+  async values<T extends unknown[]>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    return this.engine.prepareRaw(sql).all(...params) as T[];
   }
 
   async get<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {

@@ -372,7 +372,8 @@ const LITE = {
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
-type CoveredRow = { conv: string; seq: number | string; n: number | string; first: number | string; sender: string; kind: string; dseq: number | string | null; has_entry: number | string };
+/** A row of LITE.covered, as values in its column order (Queryable.values: no object per covered message). */
+type CoveredRow = [conv: string, seq: number, n: number, first: number, sender: string, kind: string, dseq: number | null, has_entry: number];
 
 /**
  * The SQLite flush's writes as multi-row statements (issue 23), every value absolute: the flush
@@ -431,18 +432,44 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const hits: { conv: string; seq: number; n: number }[] = [];
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
   const entrySeq = new Map<string, number | null>();
-  const covered = ranges.length === 0 ? [] : await tx.all<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  const covered = ranges.length === 0 ? [] : await tx.values<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  // Consecutive rows are mostly of one conversation, sender and range (a 1:1 flush: every
+  // message of a chat since the last flush): those skip the key and the map lookups.
+  let lastConv: string | null = null;
+  let lastSender: string | null = null;
+  let lastFirst = -1;
+  let lastBySender: Map<string, number> | null = null;
+  /** lastBySender's seq for lastSender (only this loop writes it). */
+  let lastMax = -1;
   for (const r of covered) {
-    const seq = Number(r.seq);
-    const n = Number(r.n);
-    const first = Number(r.first) - 1;
-    const key = `${r.sender}\u0000${r.conv}`;
-    if (!entrySeq.has(key)) entrySeq.set(key, Number(r.has_entry) === 1 ? Number(r.dseq) : null);
-    const per = newest[first]!;
-    let bySender = per.get(r.conv);
-    if (!bySender) per.set(r.conv, (bySender = new Map()));
-    if ((bySender.get(r.sender) ?? -1) < seq) bySender.set(r.sender, seq);
-    if (isGroupConv(r.conv) && r.kind !== 'system') hits.push({ conv: r.conv, seq, n });
+    const conv = r[0];
+    const seq = Number(r[1]);
+    const n = Number(r[2]);
+    const first = Number(r[3]) - 1;
+    const sender = r[4];
+    const kind = r[5];
+    let bySender: Map<string, number>;
+    if (lastBySender !== null && first === lastFirst && conv === lastConv && sender === lastSender) {
+      bySender = lastBySender;
+    } else {
+      // The entry as read: the first row of this sender and conversation carries it.
+      const key = `${sender}\u0000${conv}`;
+      if (!entrySeq.has(key)) entrySeq.set(key, Number(r[7]) === 1 ? Number(r[6]) : null);
+      const per = newest[first]!;
+      let found = per.get(conv);
+      if (!found) per.set(conv, (found = new Map()));
+      bySender = found;
+      lastConv = conv;
+      lastSender = sender;
+      lastFirst = first;
+      lastBySender = bySender;
+      lastMax = bySender.get(sender) ?? -1;
+    }
+    if (lastMax < seq) {
+      bySender.set(sender, seq);
+      lastMax = seq;
+    }
+    if (isGroupConv(conv) && kind !== 'system') hits.push({ conv, seq, n });
   }
   const out: AckOutcome = { delivered: [], counts: [] };
   /** sender → list-version bumps so far; (sender, conv) → [seq, bump number]. */

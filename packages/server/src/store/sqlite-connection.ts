@@ -32,6 +32,11 @@ export interface SqliteOpenOptions {
    * Default 500; 0 = SQLite's own automatic checkpoints only.
    */
   checkpointMs?: number;
+  /**
+   * The connection's page cache in KiB (default CACHE_KIB). Applies when this call opens the
+   * connection (a holder joining an open connection gets that connection's cache).
+   */
+  cacheKib?: number;
 }
 
 interface Shared {
@@ -44,7 +49,7 @@ interface Shared {
 const open = new Map<string, Shared>();
 
 /** Page cache of the shared connection (negative = KiB): the hot inbox/entries pages of ~10k users fit. */
-const CACHE_KIB = 65_536;
+export const CACHE_KIB = 65_536;
 
 /**
  * Open (or join) the one connection this process keeps to a SQLite file. Every SQLite store
@@ -63,7 +68,7 @@ const CACHE_KIB = 65_536;
 export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHandle {
   const level = opts.synchronous ?? 'full';
   if (path === ':memory:') {
-    const db = configure(new Database(path), level);
+    const db = configure(new Database(path), level, opts.cacheKib);
     const reads = new ReadBatcher(db);
     return {
       db,
@@ -78,7 +83,7 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   let shared = open.get(key);
   if (!shared || !shared.db.open) {
     mkdirSync(dirname(key), { recursive: true });
-    const db = configure(new Database(key), level);
+    const db = configure(new Database(key), level, opts.cacheKib);
     const every = opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
     shared = { db, holders: 0, checkpointer: every > 0 ? new Checkpointer(db, key, every) : null, reads: new ReadBatcher(db) };
     open.set(key, shared);
@@ -284,11 +289,11 @@ class Checkpointer {
   }
 }
 
-function configure(db: Database.Database, level: SqliteSynchronous): Database.Database {
+function configure(db: Database.Database, level: SqliteSynchronous, cacheKib = CACHE_KIB): Database.Database {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${level === 'normal' ? 'NORMAL' : 'FULL'}`);
   db.pragma('busy_timeout = 5000');
-  db.pragma(`cache_size = -${CACHE_KIB}`);
+  db.pragma(`cache_size = -${Math.max(1, Math.floor(cacheKib))}`);
   // Statement journals in memory: a write statement that may touch several rows (multi-row
   // INSERTs, INSERT … SELECT, upserts, triggers) inside a transaction journals every page it
   // changes so that it alone can be undone; with the default temp_store these journals spill

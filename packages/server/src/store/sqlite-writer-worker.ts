@@ -8,10 +8,30 @@ import { ThreadWriteGate } from '../db/write-lock.ts';
 import { searchableText } from '../search/extract.ts';
 import { INDEX_BATCH_BUSY_MS } from '../search/search-indexer.ts';
 import { SqlStore } from './sql-store.ts';
+import { CACHE_KIB } from './sqlite-connection.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
 import { WARMUP_DELAY_MS, WriterWarmUp } from './writer-warmup.ts';
+
+/**
+ * The writer connection's page cache while the database file is smaller than 1 GiB: 8 MiB, not
+ * the event loop connection's CACHE_KIB (issue 23). At the end of every write transaction in
+ * which a b-tree page split put its pages in order (SQLite's balance_nonroot swaps them
+ * through a temporary page number, the lock-byte page's at 1 GiB), SQLite's page cache
+ * (pcache1) drops the pages above the database's size by scanning its whole hash table and
+ * every cached page — nothing to drop, but O(cached pages) of memory reads per commit while
+ * the file is under 1 GiB (above it that page number is inside the file and nothing is
+ * scanned). With 11 000 cached pages that was ~150 µs per commit, ~7 % of the writer thread
+ * in the saturated 1:1 bench (perf: pcache1TruncateUnsafe). The writer's transactions touch
+ * the tails of the b-trees, which a small cache holds; reads on the event loop keep its own
+ * connection's cache. Past 1 GiB the writer gets the full cache (checked every
+ * SIZE_CHECK_EVERY jobs).
+ */
+const WRITER_CACHE_KIB = 8_192;
+/** SQLite's lock-byte page (PENDING_BYTE): the temporary page number of a split is the page holding this offset. */
+const LOCK_BYTE_OFFSET = 0x4000_0000;
+const SIZE_CHECK_EVERY = 1_000;
 
 export interface WriterSetup {
   path: string;
@@ -49,9 +69,24 @@ if (parentPort) {
   const port = parentPort;
   const setup = workerData as WriterSetup;
   // No checkpointer thread of its own: the event loop's connection runs it for the file.
-  const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0 });
+  const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0, cacheKib: WRITER_CACHE_KIB });
   engine.setWriteGate(new ThreadWriteGate(setup.lock));
   engine.walAutocheckpoint = setup.walAutocheckpoint;
+  // See WRITER_CACHE_KIB: the full cache once the file is past the lock-byte page.
+  let fullCache = false;
+  let jobsSinceSizeCheck = Infinity;
+  const sizeCache = (): void => {
+    if (fullCache || ++jobsSinceSizeCheck < SIZE_CHECK_EVERY) return;
+    jobsSinceSizeCheck = 0;
+    try {
+      if (engine.sizeBytes <= LOCK_BYTE_OFFSET) return;
+      engine.cacheKib = CACHE_KIB;
+      fullCache = true;
+    } catch {
+      // Only a tuning: a job never fails for it (tried again SIZE_CHECK_EVERY jobs later).
+    }
+  };
+  sizeCache();
   // The deferred search indexer runs as jobs of this thread's own queue, after the appends
   // that wait (WriterQueue): `kick` after an append that stored messages queues one within
   // searchIndexDelayMs; a full batch queues the next at once (catch-up, a burst).
@@ -77,6 +112,7 @@ if (parentPort) {
   const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText, onSearchPending: kickIndex } : {}) });
 
   const run = async (j: WriterJob): Promise<unknown> => {
+    sizeCache();
     switch (j.job) {
       case 'ping':
         return null;
