@@ -59,6 +59,12 @@ const { values: a } = parseArgs({
      * to one owner node, while fan-out and ACKs still cross nodes.
      */
     'senders-one-node': { type: 'boolean', default: false },
+    /**
+     * Log every lock wait longer than MS ms in the bench database (ALTER DATABASE … SET
+     * log_lock_waits = on, deadlock_timeout = MS; superuser): PostgreSQL writes "still waiting
+     * for …" lines to its own log (e.g. /var/log/postgresql/), with the waiting and holding pids.
+     */
+    'lock-log': { type: 'string' },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
@@ -156,6 +162,11 @@ async function main(): Promise<void> {
   let env: Record<string, string> = {};
   if (a.store === 'postgres') {
     await admin.unsafe(`CREATE DATABASE "${db}"`);
+    if (a['lock-log']) {
+      await admin.unsafe(`ALTER DATABASE "${db}" SET log_lock_waits = on`);
+      await admin.unsafe(`ALTER DATABASE "${db}" SET deadlock_timeout = '${Number(a['lock-log'])}ms'`);
+      console.log(`lock waits over ${Number(a['lock-log'])} ms of database ${db} go to PostgreSQL's log`);
+    }
     const u = new URL(PG);
     u.pathname = `/${db}`;
     env = { MAGPIE_STORE: u.toString(), ...(nodesN > 1 ? { MAGPIE_NATS: NATS } : {}) };
