@@ -65,6 +65,8 @@ const { values: a } = parseArgs({
      * for …" lines to its own log (e.g. /var/log/postgresql/), with the waiting and holding pids.
      */
     'lock-log': { type: 'string' },
+    /** Log every statement of the bench database that ran longer than MS ms inside PostgreSQL (log_min_duration_statement; superuser; PostgreSQL's own log). */
+    'slow-log': { type: 'string' },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
@@ -166,6 +168,10 @@ async function main(): Promise<void> {
       await admin.unsafe(`ALTER DATABASE "${db}" SET log_lock_waits = on`);
       await admin.unsafe(`ALTER DATABASE "${db}" SET deadlock_timeout = '${Number(a['lock-log'])}ms'`);
       console.log(`lock waits over ${Number(a['lock-log'])} ms of database ${db} go to PostgreSQL's log`);
+    }
+    if (a['slow-log']) {
+      await admin.unsafe(`ALTER DATABASE "${db}" SET log_min_duration_statement = ${Number(a['slow-log'])}`);
+      console.log(`statements over ${Number(a['slow-log'])} ms in database ${db} go to PostgreSQL's log`);
     }
     const u = new URL(PG);
     u.pathname = `/${db}`;
