@@ -67,6 +67,13 @@ const { values: a } = parseArgs({
     'lock-log': { type: 'string' },
     /** Log every statement of the bench database that ran longer than MS ms inside PostgreSQL (log_min_duration_statement; superuser; PostgreSQL's own log). */
     'slow-log': { type: 'string' },
+    /**
+     * group: also report send → last member over the messages sent after the first SEC seconds
+     * of the load (the full-window figures stay the headline): the first half second of a run
+     * is the nodes' and their new PostgreSQL connections' warm-up (cold JIT, first statements),
+     * more of it with more nodes.
+     */
+    warmup: { type: 'string', default: '2' },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
@@ -341,6 +348,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const msgIdOf = new Map<string, string>();
   const lastAt = new Map<string, number>();
   const lat: number[] = [];
+  /** send → last member of the messages sent after the warm-up (--warmup). */
+  const warmLat: number[] = [];
+  const warmupMs = Number(a.warmup) * 1000;
+  let start = Infinity;
   const first: number[] = [];
   const replied: number[] = [];
   for (const c of clients) {
@@ -353,6 +364,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       if (n === 1) first.push(performance.now() - t0);
       if (n === m - 1) {
         lat.push(performance.now() - t0);
+        if (t0 - start >= warmupMs) warmLat.push(performance.now() - t0);
         msgIdOf.set(id, f.message.id);
         lastAt.set(f.message.id, performance.timeOrigin + performance.now());
       }
@@ -360,7 +372,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   }
   const interval = 1000 / Number(a.rate);
   await loadStarts();
-  const start = performance.now();
+  start = performance.now();
   let k = 0;
   let errors = 0;
   while (performance.now() - start < duration) {
@@ -381,6 +393,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
     `group: ${nodes.length} node(s) ${a.store}, ${m} members, ${a.rate} msg/s for ${a.duration} s: sent ${k}, complete ${lat.length}, errors ${errors}; ` +
       `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
   );
+  if (warmupMs > 0) console.log(`  after the first ${a.warmup} s (${warmLat.length} messages): send → last member p50 ${pct(warmLat, 50).toFixed(0)} ms, p99 ${pct(warmLat, 99).toFixed(0)} ms, max ${Math.max(...warmLat).toFixed(0)} ms`);
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   sentCount = k;
   loadEndAt = performance.now();
