@@ -234,7 +234,7 @@ export class NatsBus implements Bus {
   publishDeliveries(events: DeliverEvent[]): void {
     if (this.closing) return;
     const first = events[0];
-    const nodes = this.nodeLink.joined() ? this.nodeLink.live().nodes.length : 0;
+    const nodes = this.nodeLink.batches() ? this.nodeLink.live().nodes.length : 0;
     if (!first || first.body === undefined || nodes === 0 || events.length < Math.max(BATCH_MIN, 2 * nodes)) {
       for (const e of events) this.publish(e);
       return;
@@ -466,6 +466,8 @@ export class NatsBus implements Bus {
  */
 class NatsNodeLink implements NodeLink {
   private readonly peers = new Map<string, number>();
+  /** Peers whose heartbeats do not say `many` (a release before batched fan-outs: they drop them, see NatsBus.publishDeliveries). */
+  private readonly legacy = new Set<string>();
   private view: { nodes: readonly string[]; version: number };
   private subject = '';
   private heartbeatMs = 1000;
@@ -492,19 +494,22 @@ class NatsNodeLink implements NodeLink {
     this.hbSub = this.nc.subscribe(this.subject, {
       callback: (err, msg) => {
         if (err) return;
-        let hb: { id?: unknown; bye?: unknown };
+        let hb: { id?: unknown; bye?: unknown; many?: unknown };
         try {
-          hb = JSON.parse(msg.string()) as { id?: unknown; bye?: unknown };
+          hb = JSON.parse(msg.string()) as { id?: unknown; bye?: unknown; many?: unknown };
         } catch {
           return;
         }
         if (typeof hb.id !== 'string' || hb.id === this.self) return;
         if (hb.bye === true) {
+          this.legacy.delete(hb.id);
           if (this.peers.delete(hb.id)) this.changed();
           return;
         }
         const known = this.peers.has(hb.id);
         this.peers.set(hb.id, Date.now());
+        if (hb.many === 1) this.legacy.delete(hb.id);
+        else this.legacy.add(hb.id);
         if (!known) {
           this.changed();
           // A newcomer: tell it about this node now rather than at the next beat.
@@ -525,9 +530,13 @@ class NatsNodeLink implements NodeLink {
     return this.view;
   }
 
-  /** This node takes part in a scope (join ran, leave did not): `live()` is the cluster's view. */
-  joined(): boolean {
-    return this.hbSub !== null && !this.left;
+  /**
+   * Big fan-outs may go as one event (NatsBus.publishDeliveries): this node takes part in a
+   * scope (join ran, leave did not), so `live()` is the cluster's view, and every live peer's
+   * heartbeat says it reads them (during a rolling upgrade from an earlier release, not).
+   */
+  batches(): boolean {
+    return this.hbSub !== null && !this.left && this.legacy.size === 0;
   }
 
   async request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string> {
@@ -568,6 +577,7 @@ class NatsNodeLink implements NodeLink {
   /** The broker is unreachable: every other node counts as gone until heartbeats come again. */
   disconnected(): void {
     this.connected = false;
+    this.legacy.clear();
     if (this.peers.size > 0) {
       this.peers.clear();
       this.changed();
@@ -598,7 +608,8 @@ class NatsNodeLink implements NodeLink {
   private beat(): void {
     if (!this.connected || this.left) return;
     try {
-      this.nc.publish(this.subject, JSON.stringify({ id: this.self }));
+      // `many`: this node reads batched fan-outs (NatsBus.publishDeliveries).
+      this.nc.publish(this.subject, JSON.stringify({ id: this.self, many: 1 }));
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'heartbeat not sent');
     }
@@ -611,6 +622,7 @@ class NatsNodeLink implements NodeLink {
     for (const [id, at] of this.peers) {
       if (at < dead) {
         this.peers.delete(id);
+        this.legacy.delete(id);
         gone = true;
       }
     }
