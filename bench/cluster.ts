@@ -22,7 +22,7 @@
  * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -189,6 +189,9 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
   let cpu0: number[] = [];
+  /** This process (the load generator) and the NATS server on this machine, if found (/proc). */
+  const natsPid = findPid('nats-server');
+  let others0: { gen: NodeJS.CpuUsage; nats: number } | null = null;
   const pg: { cpu0: Map<number, number> | null } = { cpu0: null };
   let loadAt = 0;
   let stmts0: Map<string, number>[] = [];
@@ -198,6 +201,7 @@ async function main(): Promise<void> {
     if (a.store === 'postgres') stmts0 = await Promise.all(nodes.map(statementCounts));
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+    others0 = { gen: process.cpuUsage(), nats: natsPid === null ? NaN : cpuSeconds(natsPid) };
     loadAt = performance.now();
   };
   try {
@@ -207,6 +211,14 @@ async function main(): Promise<void> {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}${sentCount > 0 ? ` (${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - cpu0[i]!) * 1000) / sentCount).toFixed(1)).join(', ')} ms per message)` : ''}`);
+    // (Set in loadStarts: TypeScript cannot see that from here.)
+    const o = others0 as { gen: NodeJS.CpuUsage; nats: number } | null;
+    if (o && sentCount > 0) {
+      const g = process.cpuUsage(o.gen);
+      const gen = (g.user + g.system) / 1e6;
+      const nats = natsPid === null ? NaN : cpuSeconds(natsPid) - o.nats;
+      console.log(`load generator CPU during the load (s): ${gen.toFixed(1)} (${((gen * 1000) / sentCount).toFixed(1)} ms per message); NATS server: ${Number.isFinite(nats) ? `${nats.toFixed(1)} (${((nats * 1000) / sentCount).toFixed(1)} ms per message; shared with anything else on it)` : 'not found'}`);
+    }
     if (stmts0.length && sentCount > 0) await printStatements(nodes, stmts0, sentCount);
     if (pg.cpu0) {
       // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
@@ -277,6 +289,23 @@ async function backendCpu(admin: postgres.Sql, db: string): Promise<Map<number, 
 }
 
 /** utime + stime of a process, in seconds (Linux /proc). */
+/** The pid of a process on this machine whose command is `name` (its first one), or null. */
+function findPid(name: string): number | null {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === name) return Number(d);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return null;
+}
+
 function cpuSeconds(pid: number): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
