@@ -22,7 +22,7 @@
  * (MAGPIE_TEST_NATS, default nats://127.0.0.1:4222); creates and drops its own database.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -59,6 +59,21 @@ const { values: a } = parseArgs({
      * to one owner node, while fan-out and ACKs still cross nodes.
      */
     'senders-one-node': { type: 'boolean', default: false },
+    /**
+     * Log every lock wait longer than MS ms in the bench database (ALTER DATABASE … SET
+     * log_lock_waits = on, deadlock_timeout = MS; superuser): PostgreSQL writes "still waiting
+     * for …" lines to its own log (e.g. /var/log/postgresql/), with the waiting and holding pids.
+     */
+    'lock-log': { type: 'string' },
+    /** Log every statement of the bench database that ran longer than MS ms inside PostgreSQL (log_min_duration_statement; superuser; PostgreSQL's own log). */
+    'slow-log': { type: 'string' },
+    /**
+     * group: also report send → last member over the messages sent after the first SEC seconds
+     * of the load (the full-window figures stay the headline): the first half second of a run
+     * is the nodes' and their new PostgreSQL connections' warm-up (cold JIT, first statements),
+     * more of it with more nodes.
+     */
+    warmup: { type: 'string', default: '2' },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
@@ -156,6 +171,15 @@ async function main(): Promise<void> {
   let env: Record<string, string> = {};
   if (a.store === 'postgres') {
     await admin.unsafe(`CREATE DATABASE "${db}"`);
+    if (a['lock-log']) {
+      await admin.unsafe(`ALTER DATABASE "${db}" SET log_lock_waits = on`);
+      await admin.unsafe(`ALTER DATABASE "${db}" SET deadlock_timeout = '${Number(a['lock-log'])}ms'`);
+      console.log(`lock waits over ${Number(a['lock-log'])} ms of database ${db} go to PostgreSQL's log`);
+    }
+    if (a['slow-log']) {
+      await admin.unsafe(`ALTER DATABASE "${db}" SET log_min_duration_statement = ${Number(a['slow-log'])}`);
+      console.log(`statements over ${Number(a['slow-log'])} ms in database ${db} go to PostgreSQL's log`);
+    }
     const u = new URL(PG);
     u.pathname = `/${db}`;
     env = { MAGPIE_STORE: u.toString(), ...(nodesN > 1 ? { MAGPIE_NATS: NATS } : {}) };
@@ -165,6 +189,9 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
   let cpu0: number[] = [];
+  /** This process (the load generator) and the NATS server on this machine, if found (/proc). */
+  const natsPid = findPid('nats-server');
+  let others0: { gen: NodeJS.CpuUsage; nats: number } | null = null;
   const pg: { cpu0: Map<number, number> | null } = { cpu0: null };
   let loadAt = 0;
   let stmts0: Map<string, number>[] = [];
@@ -174,6 +201,7 @@ async function main(): Promise<void> {
     if (a.store === 'postgres') stmts0 = await Promise.all(nodes.map(statementCounts));
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+    others0 = { gen: process.cpuUsage(), nats: natsPid === null ? NaN : cpuSeconds(natsPid) };
     loadAt = performance.now();
   };
   try {
@@ -183,6 +211,14 @@ async function main(): Promise<void> {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}${sentCount > 0 ? ` (${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - cpu0[i]!) * 1000) / sentCount).toFixed(1)).join(', ')} ms per message)` : ''}`);
+    // (Set in loadStarts: TypeScript cannot see that from here.)
+    const o = others0 as { gen: NodeJS.CpuUsage; nats: number } | null;
+    if (o && sentCount > 0) {
+      const g = process.cpuUsage(o.gen);
+      const gen = (g.user + g.system) / 1e6;
+      const nats = natsPid === null ? NaN : cpuSeconds(natsPid) - o.nats;
+      console.log(`load generator CPU during the load (s): ${gen.toFixed(1)} (${((gen * 1000) / sentCount).toFixed(1)} ms per message); NATS server: ${Number.isFinite(nats) ? `${nats.toFixed(1)} (${((nats * 1000) / sentCount).toFixed(1)} ms per message; shared with anything else on it)` : 'not found'}`);
+    }
     if (stmts0.length && sentCount > 0) await printStatements(nodes, stmts0, sentCount);
     if (pg.cpu0) {
       // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
@@ -253,6 +289,23 @@ async function backendCpu(admin: postgres.Sql, db: string): Promise<Map<number, 
 }
 
 /** utime + stime of a process, in seconds (Linux /proc). */
+/** The pid of a process on this machine whose command is `name` (its first one), or null. */
+function findPid(name: string): number | null {
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === name) return Number(d);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return null;
+}
+
 function cpuSeconds(pid: number): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -324,6 +377,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const msgIdOf = new Map<string, string>();
   const lastAt = new Map<string, number>();
   const lat: number[] = [];
+  /** send → last member of the messages sent after the warm-up (--warmup). */
+  const warmLat: number[] = [];
+  const warmupMs = Number(a.warmup) * 1000;
+  let start = Infinity;
   const first: number[] = [];
   const replied: number[] = [];
   for (const c of clients) {
@@ -336,6 +393,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
       if (n === 1) first.push(performance.now() - t0);
       if (n === m - 1) {
         lat.push(performance.now() - t0);
+        if (t0 - start >= warmupMs) warmLat.push(performance.now() - t0);
         msgIdOf.set(id, f.message.id);
         lastAt.set(f.message.id, performance.timeOrigin + performance.now());
       }
@@ -343,7 +401,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   }
   const interval = 1000 / Number(a.rate);
   await loadStarts();
-  const start = performance.now();
+  start = performance.now();
   let k = 0;
   let errors = 0;
   while (performance.now() - start < duration) {
@@ -364,6 +422,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
     `group: ${nodes.length} node(s) ${a.store}, ${m} members, ${a.rate} msg/s for ${a.duration} s: sent ${k}, complete ${lat.length}, errors ${errors}; ` +
       `send → last member p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms`,
   );
+  if (warmupMs > 0) console.log(`  after the first ${a.warmup} s (${warmLat.length} messages): send → last member p50 ${pct(warmLat, 50).toFixed(0)} ms, p99 ${pct(warmLat, 99).toFixed(0)} ms, max ${Math.max(...warmLat).toFixed(0)} ms`);
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   sentCount = k;
   loadEndAt = performance.now();

@@ -8,7 +8,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { Bus, BusEvent } from '../src/bus/bus.ts';
+import type { Bus, BusEvent, DeliverEvent } from '../src/bus/bus.ts';
+import { msgFrame } from '../src/delivery/msg-frame.ts';
 
 export interface BusFactory {
   /**
@@ -99,6 +100,57 @@ export function runBusContract(name: string, factory: BusFactory): void {
       if (b !== a) assert.deepEqual(a.got.filter(forUser(u)).map(seqOf), expected, 'the publisher got its own events once, in order');
       a.bus.unwatchUser(u);
       b.bus.unwatchUser(u);
+    });
+
+    it('publishDeliveries: a fan-out reaches each user as its own deliver event, in order with the publisher’s other events, once', async () => {
+      const [a, b] = await pair();
+      // A cluster's nodes that joined one scope know each other: big fan-outs then go as one event (nats-bus.ts).
+      for (const joined of [false, true]) {
+        if (joined && a.bus.nodes && b.bus.nodes) {
+          const scope = id('scope');
+          a.bus.nodes.join(scope, 200);
+          b.bus.nodes.join(scope, 200);
+          const t0 = Date.now();
+          while (a.bus.nodes.live().nodes.length < 2 || b.bus.nodes.live().nodes.length < 2) {
+            assert.ok(Date.now() - t0 < 5000, 'the nodes see each other');
+            await sleep(20);
+          }
+        }
+        const users = Array.from({ length: 24 }, (_, i) => id(`fan${i}`));
+        const onB = users.filter((_, i) => i % 3 === 1);
+        const onA = users.filter((_, i) => i % 3 === 0);
+        for (const u of onB) await b.bus.watchUser(u);
+        for (const u of onA) await a.bus.watchUser(u);
+        const body = '{"id":"m1","text":"two\nlines é 😀"}';
+        const fan = (n: number): DeliverEvent[] =>
+          users.map((u, i) => ({ type: 'deliver', userId: u, frame: msgFrame(n * 100 + i, body), inboxSeq: n * 100 + i, msgId: `m${n}`, body, tp: '00-abc-def-01', ...(i === 1 ? { exceptSession: 'hash:1' } : {}) }));
+        // Before and after the fan-outs: plain events to the same users (order per user from one node).
+        for (const u of [onB[0]!, onA[0]!]) a.bus.publish({ type: 'deliver', userId: u, frame: '{"type":"before"}' });
+        a.bus.publishDeliveries(fan(1));
+        a.bus.publishDeliveries(fan(2).slice(0, 3));
+        for (const u of [onB[0]!, onA[0]!]) a.bus.publish({ type: 'deliver', userId: u, frame: '{"type":"after"}' });
+        await barrier(a, b);
+        const expect = (watched: string[]) =>
+          users.flatMap((u) => {
+            if (!watched.includes(u)) return [];
+            const mine = (n: number, count: number) =>
+              fan(n)
+                .slice(0, count)
+                .filter((e) => e.userId === u)
+                .map(({ body: _b, ...e }) => e);
+            const around = u === onB[0] || u === onA[0];
+            return [...(around ? [{ type: 'deliver', userId: u, frame: '{"type":"before"}' }] : []), ...mine(1, 24), ...mine(2, 3), ...(around ? [{ type: 'deliver', userId: u, frame: '{"type":"after"}' }] : [])];
+          });
+        // What each node got for the users of this round, grouped per user (no order across users); `body` is a local shortcut.
+        const seen = (n: Node) => users.flatMap((u) => n.got.filter((e) => e.type === 'deliver' && e.userId === u).map((e) => ({ ...e, body: undefined })).map(({ body: _b, ...e }) => e));
+        if (b !== a) {
+          assert.deepEqual(seen(b), expect(onB), `the other node got its users' deliveries once, in order (joined: ${joined})`);
+          assert.deepEqual(seen(a), expect(onA), `the publisher got its own users' deliveries once, in order (joined: ${joined})`);
+        } else assert.deepEqual(seen(a), expect(users), 'one node gets every delivery once, in order');
+        for (const u of onB) b.bus.unwatchUser(u);
+        for (const u of onA) a.bus.unwatchUser(u);
+        for (const e of [a, b]) e.got.length = 0;
+      }
     });
 
     it('a deliver event keeps every field; frames with newlines and any id survive the trip', async () => {

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 import type { BusEvent } from '../src/bus/bus.ts';
 import { describe, it } from 'node:test';
-import { NatsBus } from '../src/bus/nats-bus.ts';
+import { NatsBus, token } from '../src/bus/nats-bus.ts';
+import { connect } from '@nats-io/transport-node';
+import { msgFrame } from '../src/delivery/msg-frame.ts';
 import { runBusContract } from './bus-contract.ts';
 import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
 
@@ -150,4 +152,58 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
       await Promise.all([a.close(), b.close()]);
     }
   });
+
+  it('a big fan-out goes as one event only while every live node reads that form (rolling upgrade)', async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const a = await NatsBus.connect({ servers: NATS_URL, prefix });
+    // An earlier release's node: heartbeats without `many`, and it reads its users' subjects only.
+    const old = await connect({ servers: NATS_URL });
+    try {
+      const hb = `${prefix}.hb.${token('s')}`;
+      const users = Array.from({ length: 20 }, (_, i) => `u:${i}`);
+      const seen: string[] = [];
+      old.subscribe(`${prefix}.u.${token(users[5]!)}`, { callback: (_e, m) => void seen.push(m.string()) });
+      old.subscribe(`${prefix}.all`, { callback: (_e, m) => void seen.push(m.string().slice(0, 1)) });
+      await old.flush();
+      a.nodes.join('s', 100);
+      const beat = setInterval(() => old.publish(hb, JSON.stringify({ id: 'old-node' })), 50);
+      const fan = (n: number) => users.map((u, i) => ({ type: 'deliver' as const, userId: u, frame: msgFrame(n * 100 + i, '{"id":"m"}'), inboxSeq: n * 100 + i, msgId: 'm', body: '{"id":"m"}' }));
+      try {
+        const until = Date.now() + 3000;
+        while (a.nodes.live().nodes.length < 2) {
+          if (Date.now() > until) throw new Error('a did not see the old node');
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        a.publishDeliveries(fan(1));
+        await a.check();
+        await old.flush();
+        await until2(() => seen.length >= 1);
+        assert.equal(seen.length, 1, 'per user while an old node is live: nothing batched on .all');
+        assert.match(seen[0]!, /"inboxSeq":105/);
+      } finally {
+        clearInterval(beat);
+      }
+      old.publish(hb, JSON.stringify({ id: 'old-node', bye: true }));
+      const until = Date.now() + 3000;
+      while (a.nodes.live().nodes.length > 1) {
+        if (Date.now() > until) throw new Error('the old node did not leave');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      a.publishDeliveries(fan(2));
+      await until2(() => seen.length >= 2);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(seen.slice(1), ['M'], 'alone with nodes that read it: one batched event, nothing per user');
+    } finally {
+      await a.close();
+      await old.close();
+    }
+  });
 });
+
+async function until2(ok: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

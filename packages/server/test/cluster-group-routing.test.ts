@@ -145,6 +145,26 @@ describe('cluster group routing (PostgreSQL + NATS, three nodes)', { skip: skip 
     assertStored(h, c!.userId, 'c', res[2]!);
   });
 
+  it('a bigger group (batched fan-out over NATS): every member on every node gets each post live once, its own inboxSeq in order', async () => {
+    // 12 members, 4 per node: 11 recipients ≥ max(8, 2 × 3 nodes), so the owner sends each post's deliveries as one NATS event.
+    const members = await Promise.all(Array.from({ length: 12 }, (_, i) => registerAndLogin(nodes[i % 3]!.url)));
+    const conv = await group(members[0]!, members.slice(1));
+    const cs = await Promise.all(members.map((m, i) => connect(nodes[i % 3]!, m)));
+    const posts = 6;
+    const res = await Promise.all([stream(cs[0]!, conv, 'p', posts, { every: 1, pauseMs: 5 }), stream(cs[4]!, conv, 'q', posts, { every: 1, pauseMs: 5 }), stream(cs[8]!, conv, 'r', posts, { every: 1, pauseMs: 5 })]);
+    for (const r of res) assert.deepEqual(r.filter((x) => x.seq === null), [], 'every send acknowledged');
+    for (const [i, c] of cs.entries()) {
+      // Everyone else's posts (the sender's own connection gets no copy of its own).
+      const want = [0, 4, 8].filter((k) => k !== i).length * posts;
+      await c.waitFor(() => c.frames.filter((f) => f.type === 'msg' && f.message.conv === conv && f.message.sender !== members[i]!.userId).length >= want, 10_000);
+      const got = c.frames.filter((f) => f.type === 'msg' && f.message.conv === conv);
+      const seqs = got.map((f) => f.inboxSeq as number);
+      assert.equal(new Set(got.map((f) => f.message.id)).size, got.length, `member ${i}: each post once`);
+      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), `member ${i}: inboxSeq in order`);
+      assert.equal(new Set(seqs).size, seqs.length, `member ${i}: one inboxSeq per post`);
+    }
+  });
+
   it('pipelined posts of two senders on two nodes are each stored in send order, once', async () => {
     const [n1, n2] = nodes as [ServerProcess, ServerProcess];
     const [a, b] = await Promise.all([registerAndLogin(n1.url), registerAndLogin(n2.url)]);

@@ -14,6 +14,13 @@
  */
 export interface Bus {
   publish(event: BusEvent): void;
+  /**
+   * The `deliver` events of one message's fan-out, in order: the same as publishing each, by
+   * contract (same guarantees, same local dispatch). Every event has the same `msgId`, `tp`
+   * and `body`, its `inboxSeq`, and `frame` = msgFrame(inboxSeq, body) (delivery/msg-frame.ts).
+   * A cluster Bus may carry them to the other nodes as one message (nats-bus.ts).
+   */
+  publishDeliveries(events: DeliverEvent[]): void;
   /** Register this node's handler for events addressed to users it may hold. */
   subscribe(handler: (event: BusEvent) => void): void;
   /**
@@ -81,6 +88,9 @@ export interface NodeLink {
   /** Leave (drain, stop): goodbye to the others, no more heartbeats, no new requests (requests being answered still are). */
   leave(): void;
 }
+
+/** A `deliver` event (BusEvent). */
+export type DeliverEvent = Extract<BusEvent, { type: 'deliver' }>;
 
 export type BusEvent =
   /**

@@ -1,4 +1,4 @@
-import type { Bus, BusEvent } from './bus.ts';
+import type { Bus, BusEvent, DeliverEvent } from './bus.ts';
 
 /** The in-process Bus: one node, events handed straight to the local gateway. */
 export class MemoryBus implements Bus {
@@ -6,6 +6,10 @@ export class MemoryBus implements Bus {
 
   publish(event: BusEvent): void {
     for (const h of this.handlers) h(event);
+  }
+
+  publishDeliveries(events: DeliverEvent[]): void {
+    for (const e of events) this.publish(e);
   }
 
   subscribe(handler: (event: BusEvent) => void): void {

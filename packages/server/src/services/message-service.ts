@@ -470,12 +470,15 @@ export class MessagingService {
       });
     }
     const sender = outcome.message.sender;
+    const deliveries: Extract<BusEvent, { type: 'deliver' }>[] = [];
     for (const ptr of outcome.pointers) {
       const frame = msgFrame(ptr.inboxSeq, body);
       const ev: Extract<BusEvent, { type: 'deliver' }> = { type: 'deliver', userId: ptr.userId, frame, inboxSeq: ptr.inboxSeq, exceptSession: ptr.userId === sender ? senderSession : undefined, msgId, body };
       if (tp) ev.tp = tp;
-      this.bus.publish(ev);
+      deliveries.push(ev);
     }
+    // One call: a cluster Bus carries a big fan-out to each other node as one message.
+    if (deliveries.length > 0) this.bus.publishDeliveries(deliveries);
     tracer?.fannedOut(msgId, traceStart, traceNow(), outcome.pointers.length, outcome.pointers.length === 0);
     // Those who left received the notice; from the next message on they follow nothing here.
     if (eff && eff.left.length > 0) this.bus.publish({ type: 'supers', conv, add: [], remove: eff.left, epoch });
