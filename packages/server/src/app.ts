@@ -155,7 +155,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The store keeps the search index in step with new messages: PostgreSQL in the message's own
   // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts).
   // SQLite: the group commit, the ACK flush and the indexer run on a writer thread (store/sqlite-writer.ts).
-  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs });
+  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs, warmUp: config.sqliteWriterWarmUp });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, searchIndexDelayMs: config.searchIndexDelayMs, ...(writer ? { writer } : {}) });
   const bus = deps.bus ?? (await openBus(config, log));
   // One node (the in-process Bus): caches that another node's writes could make stale are allowed.

@@ -21,3 +21,10 @@ test('group routing settings (issue 15): on by default, environment variables, b
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_GROUP_FORWARD_TIMEOUT_MS: '10' } as NodeJS.ProcessEnv), /forwardTimeoutMs/);
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_NODE_HEARTBEAT_MS: '0' } as NodeJS.ProcessEnv), /heartbeatMs/);
 });
+
+test('the SQLite writer thread warm-up (issue 23): on by default, MAGPIE_WRITER_WARMUP turns it off', () => {
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv).sqliteWriterWarmUp, true);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_WRITER_WARMUP: '0' } as NodeJS.ProcessEnv).sqliteWriterWarmUp, false);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_WRITER_WARMUP: 'true' } as NodeJS.ProcessEnv).sqliteWriterWarmUp, true);
+  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_WRITER_WARMUP'));
+});

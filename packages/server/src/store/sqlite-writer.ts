@@ -153,11 +153,11 @@ function rebuildError(e: Extract<WriterReply, { ok: false }>['error']): Error {
  * whose connection no other thread can see); undefined otherwise (PostgreSQL: a pool already
  * runs transactions concurrently off the event loop).
  */
-export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity: number; synchronous: 'full' | 'normal'; indexesSearch: boolean; searchIndexDelayMs?: number }): Promise<SqliteWriterThread | undefined> {
+export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity: number; synchronous: 'full' | 'normal'; indexesSearch: boolean; searchIndexDelayMs?: number; warmUp?: boolean }): Promise<SqliteWriterThread | undefined> {
   if (engine.dialect !== 'sqlite') return undefined;
   const { SqliteEngine } = await import('../db/sqlite-engine.ts');
   if (!(engine instanceof SqliteEngine) || engine.path === '') return undefined;
-  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, ...(process.env.MAGPIE_WRITER_WARMUP === '0' ? { warmUpBatches: 0 } : {}) });
+  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, ...(opts.warmUp === false ? { warmUpBatches: 0 } : {}) });
   try {
     await writer.start();
   } catch (err) {
