@@ -25,9 +25,12 @@ async function spiedStore(): Promise<{ store: SqlStore; statements: string[]; cl
   const transaction = engine.transaction.bind(engine);
   engine.transaction = ((fn: (tx: Queryable) => Promise<unknown>, opts?: object) =>
     transaction((tx) => {
+      // Every method spelled out: SQLite's Queryable is a class (methods on its prototype, which a spread would not copy).
       const spy: Queryable = {
-        ...tx,
+        dialect: tx.dialect,
+        textList: (values) => tx.textList(values),
         all: (sql, params) => (statements.push(sql), tx.all(sql, params)),
+        values: (sql, params) => (statements.push(sql), tx.values(sql, params)),
         get: (sql, params) => (statements.push(sql), tx.get(sql, params)),
         run: (sql, params) => (statements.push(sql), tx.run(sql, params)),
         exec: (sql) => (statements.push(sql), tx.exec(sql)),
