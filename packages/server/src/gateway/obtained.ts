@@ -57,11 +57,18 @@ export class ObtainedTracker {
    */
   ackSegments(upTo: number): AckSegment[] {
     const out: AckSegment[] = [];
-    for (const [lo, hi] of this.given) {
-      if (lo >= upTo) break;
-      out.push({ from: lo, to: Math.min(hi, upTo) });
+    const given = this.given;
+    // The ranges ascend and are disjoint: those ended by the ACK are a prefix. Dropped in
+    // place (usually all of them: no new array per ACK).
+    let ended = 0;
+    for (let i = 0; i < given.length; i++) {
+      const r = given[i]!;
+      if (r[0] >= upTo) break;
+      out.push({ from: r[0], to: Math.min(r[1], upTo) });
+      if (r[1] <= upTo) ended = i + 1;
     }
-    this.given = this.given.filter((r) => r[1] > upTo);
+    if (ended === given.length) given.length = 0;
+    else if (ended > 0) given.splice(0, ended);
     return out;
   }
 

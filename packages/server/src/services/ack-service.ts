@@ -36,7 +36,7 @@ export class AckService {
     const prev = this.pending.get(key);
     const own = segments ?? [{ from: 0, to: inboxSeq }];
     const merged = prev ? [...(prev.segments ?? [{ from: 0, to: prev.inboxSeq }]), ...own].sort((x, y) => x.from - y.from) : own;
-    this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.slice(0, MAX_SEGMENTS) });
+    this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.length > MAX_SEGMENTS ? merged.slice(0, MAX_SEGMENTS) : merged });
     this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
   }
 
