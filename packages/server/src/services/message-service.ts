@@ -450,11 +450,6 @@ export class MessagingService {
     const msgId = outcome.message.id;
     const tp = tracer?.traceparent(msgId);
     const body = messageText(outcome.message, bodyText);
-    // The body stays in the retry queue until each recipient's ACK. Built by concatenation it
-    // is a tree of ~16 V8 cons strings over its parts (~850 B for a short 1:1 text, promoted
-    // out of the young generation under load); measuring its UTF-8 length flattens it in place
-    // into one string (~220 B), and the parts die young (issue 23).
-    Buffer.byteLength(body);
     const eff = outcome.effect;
     const conv = outcome.message.conv;
     // Super-group subscriptions change before this notice is published, in commit order: a
@@ -662,11 +657,22 @@ export function messageText(m: Message, bodyText?: string): string {
   // Exactly the eight fields a stored message has (toMessage; no deliveredCount, nothing
   // added): the same JSON as JSON.stringify of the object, without copying it first.
   if (ownKeys(m) === 8 && m.deliveredCount === undefined) {
-    return `{"id":${JSON.stringify(m.id)},"conv":${JSON.stringify(m.conv)},"seq":${m.seq},"sender":${JSON.stringify(m.sender)},"kind":${JSON.stringify(m.kind)},"body":${bodyText},"time":${m.time},"clientMsgId":${JSON.stringify(m.clientMsgId)}}`;
+    return flat(`{"id":${JSON.stringify(m.id)},"conv":${JSON.stringify(m.conv)},"seq":${m.seq},"sender":${JSON.stringify(m.sender)},"kind":${JSON.stringify(m.kind)},"body":${bodyText},"time":${m.time},"clientMsgId":${JSON.stringify(m.clientMsgId)}}`);
   }
   const shell = JSON.stringify({ ...m, body: 0 });
   const at = shell.indexOf('"body":0');
-  return `${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`;
+  return flat(`${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`);
+}
+
+/**
+ * `s` as one flat string. The message text stays in the retry queue until each recipient's
+ * ACK; built by concatenation it is a tree of ~16 V8 cons strings over its parts (~850 B for a
+ * short 1:1 text, promoted out of the young generation under load). Measuring its UTF-8 length
+ * flattens it in place into one string (~220 B), and the parts die young (issue 23).
+ */
+function flat(s: string): string {
+  Buffer.byteLength(s);
+  return s;
 }
 
 /** Hold every pass (DirectPass.hold): one release for all, or null (releasing those held) when one is stale. */
