@@ -34,8 +34,14 @@ import { hashToken } from './util/ids.ts';
 export interface LoopWarmUpOptions {
   /** Connected clients; every ordered pair of them exchanges messages (default 48). */
   clients?: number;
-  /** Rounds of sends: in each, every client sends one message to another (default 96). */
+  /** Rounds of sends: in each, every client sends one message to another (default 128). */
   rounds?: number;
+  /**
+   * Users that never connect (default 1024): every other round, each client also sends its first
+   * message to one of them, so the paths of a recipient not seen before (its lookup, a new
+   * conversation, the offline push intake) are warmed too, not only the caches' hits.
+   */
+  offlineUsers?: number;
   /** Pause between two rounds, so real work runs between them (ms, default 4). */
   pauseMs?: number;
   /** Stops the warm-up at its next round (the server is shutting down). */
@@ -102,11 +108,13 @@ export async function warmUpEventLoop(real: Config, createServer: (config: Confi
     if (opts.signal?.aborted) return result(false, 0, 'stopped');
     dir = mkdtempSync(join(tmpdir(), 'magpie-loop-warmup-'));
     node = await createServer(warmUpConfig(real, dir), { log: pino({ level: 'silent' }) });
-    await node.http.listen({ host: '127.0.0.1', port: 0 });
+    // Its modules start as the real node's do (push intake, retention, notifications: on its own database).
+    await node.start();
     opts.onNode?.(node);
     const port = (node.http.server.address() as { port: number }).port;
     const n = Math.max(2, opts.clients ?? 48);
-    const rounds = opts.rounds ?? 96;
+    const rounds = opts.rounds ?? 128;
+    const offline = Array.from({ length: opts.offlineUsers ?? 1024 }, (_, i) => `warmupoff${String(i).padStart(4, '0')}`);
     const pauseMs = opts.pauseMs ?? 4;
     const now = Date.now();
     const users = Array.from({ length: n }, (_, i) => ({ id: `warmup${String(i).padStart(3, '0')}`, token: randomBytes(24).toString('base64url') }));
@@ -114,6 +122,8 @@ export async function warmUpEventLoop(real: Config, createServer: (config: Confi
       await node.store.createUser({ id: u.id, username: u.id, passwordHash: 'warm-up-no-login', nickname: u.id, createdAt: now });
       await node.store.createSession({ tokenHash: hashToken(u.token), userId: u.id, deviceId: 'warmup', platform: 'other', appVersion: 'warmup', createdAt: now, expiresAt: now + 3600_000 });
     }
+    for (const id of offline) await node.store.createUser({ id, username: id, passwordHash: 'warm-up-no-login', nickname: id, createdAt: now });
+    let nextOffline = 0;
     const clients = await Promise.all(users.map((u) => connect(`ws://127.0.0.1:${port}/ws`, u.token, sockets)));
     let nextId = 1;
     for (let r = 0; r < rounds; r++) {
@@ -125,9 +135,13 @@ export async function warmUpEventLoop(real: Config, createServer: (config: Confi
         const to = users[(i + 1 + (r % (n - 1))) % n]!.id;
         const id = nextId++;
         replies.push(clients[i]!.request(id, `{"type":"send","to":"${to}","kind":"text","id":${id},"clientMsgId":"w${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
+        if (r % 2 === 1 && nextOffline < offline.length) {
+          const oid = nextId++;
+          replies.push(clients[i]!.request(oid, `{"type":"send","to":"${offline[nextOffline++]}","kind":"text","id":${oid},"clientMsgId":"o${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
+        }
       }
       await Promise.all(replies);
-      acked += n;
+      acked += replies.length;
       // Cumulative ACKs for what each client holds, as the SDK and the bench send them.
       for (const c of clients) c.ack();
       await new Promise((res) => setTimeout(res, pauseMs));

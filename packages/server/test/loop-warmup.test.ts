@@ -59,13 +59,14 @@ describe('event loop warm-up', () => {
       const r = await warmUpEventLoop(server.config, createMagpieServer, {
         clients: 6,
         rounds: 12,
+        offlineUsers: 10,
         onNode: (n) => {
           throwaway = n;
           tmpSeen = warmUpDirs(privateTmp);
         },
       });
       assert.equal(r.ok, true, r.error);
-      assert.equal(r.messages, 6 * 12);
+      assert.equal(r.messages, 6 * 12 + 10);
       assert.ok(throwaway && throwaway !== server && throwaway.store !== server.store && throwaway.metrics.registry !== server.metrics.registry);
       assert.equal(tmpSeen.length, 1, 'the throwaway node works in a directory of its own under the temp dir');
       assert.deepEqual(warmUpDirs(privateTmp), [], 'and it is deleted afterwards');
