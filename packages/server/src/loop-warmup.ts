@@ -18,7 +18,8 @@
  * Why: a cold event loop compiles its send/deliver/ACK path (ws parsing, the gateway, the
  * message service, the ACK service, the retry queue) under the first real load; at 10 000 msg/s
  * that compilation and the first GCs build a backlog in the first seconds (docs/benchmarks.md,
- * issue 23). `loopWarmUp: false` (MAGPIE_LOOP_WARMUP=0) turns it off.
+ * issue 23). Measured, it did not lower that backlog or the ACK p99 measurably (docs/benchmarks.md,
+ * issue 23, branch elw): off by default; `loopWarmUp: true` (MAGPIE_LOOP_WARMUP=1) turns it on.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

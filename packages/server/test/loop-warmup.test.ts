@@ -2,7 +2,7 @@
  * The event loop's warm-up (loop-warmup.ts): a throwaway node on a private temporary SQLite
  * database serves loopback 1:1 traffic right after start; nothing of it reaches the real node
  * (database, data directory, metrics, connections), its temporary directory is deleted, and
- * `loopWarmUp: false` / MAGPIE_LOOP_WARMUP=0 turns it off.
+ * it is off unless `loopWarmUp: true` / MAGPIE_LOOP_WARMUP=1.
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
@@ -149,7 +149,7 @@ describe('event loop warm-up', () => {
   }
 
   it('the server runs it after start and logs one line; the real database stays empty', async () => {
-    const node = await startNode({});
+    const node = await startNode({ MAGPIE_LOOP_WARMUP: '1' });
     try {
       const deadline = Date.now() + 60_000;
       while (!/event loop warmed up/.test(node.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -168,8 +168,8 @@ describe('event loop warm-up', () => {
     }
   });
 
-  it('MAGPIE_LOOP_WARMUP=0 turns it off', async () => {
-    const node = await startNode({ MAGPIE_LOOP_WARMUP: '0' });
+  it('off by default (and with MAGPIE_LOOP_WARMUP=0)', async () => {
+    const node = await startNode({});
     try {
       await new Promise((r) => setTimeout(r, 1500));
       assert.deepEqual(warmUpDirs(node.privateTmp), [], 'no throwaway node directory');
@@ -181,7 +181,7 @@ describe('event loop warm-up', () => {
   });
 
   it('a SIGTERM during the warm-up stops it and removes its directory', async () => {
-    const node = await startNode({});
+    const node = await startNode({ MAGPIE_LOOP_WARMUP: '1' });
     try {
       await new Promise((r) => setTimeout(r, 300));
       await node.stop();

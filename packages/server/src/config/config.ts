@@ -63,9 +63,10 @@ export const ConfigSchema = z.strictObject({
    * The event loop's warm-up (loop-warmup.ts): right after start, a throwaway node in the same
    * process, on a private temporary SQLite database, serves a few thousand 1:1 messages from
    * loopback WebSocket clients, so the send/deliver/ACK code is compiled before the first real
-   * load; nothing reaches the real database or metrics.
+   * load; nothing reaches the real database or metrics. Off by default: it did not measurably
+   * lower the open loop's ACK p99 (docs/benchmarks.md, issue 23, branch elw).
    */
-  loopWarmUp: z.boolean().default(true),
+  loopWarmUp: z.boolean().default(false),
   /**
    * SQLite: a committed message's search document is written by a deferred indexer at most
    * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
