@@ -33,12 +33,19 @@ import type { MagpieServer } from './app.ts';
 import { hashToken } from './util/ids.ts';
 
 export interface LoopWarmUpOptions {
-  /** Connected clients; every ordered pair of them exchanges messages (default 48). */
+  /**
+   * Throwaway nodes driven at once (default 2). With one, optimized code inlines that node's
+   * per-instance closures and deoptimizes ("wrong call target") at the real node's first
+   * messages; with two, call sites see two closures of the same site and record the site
+   * (its feedback cell), which the real node's closures share.
+   */
+  nodes?: number;
+  /** Connected clients per node; every ordered pair of them exchanges messages (default 24). */
   clients?: number;
   /** Rounds of sends: in each, every client sends one message to another (default 128). */
   rounds?: number;
   /**
-   * Users that never connect (default 1024): every other round, each client also sends its first
+   * Users that never connect (default 512 per node): every other round, each client also sends its first
    * message to one of them, so the paths of a recipient not seen before (its lookup, a new
    * conversation, the offline push intake) are warmed too, not only the caches' hits.
    */
@@ -101,66 +108,79 @@ export async function warmUpEventLoop(real: Config, createServer: (config: Confi
     const cpu = process.cpuUsage(cpu0);
     return { ok, ms: Math.round(performance.now() - t0), cpuMs: Math.round((cpu.user + cpu.system) / 1000), messages, ...(error ? { error } : {}) };
   };
-  let dir: string | undefined;
-  let node: MagpieServer | undefined;
+  const dirs: string[] = [];
+  const nodes: MagpieServer[] = [];
   const sockets: WebSocket[] = [];
-  let acked = 0;
+  const count = { acked: 0 };
   try {
     if (opts.signal?.aborted) return result(false, 0, 'stopped');
-    dir = mkdtempSync(join(tmpdir(), 'magpie-loop-warmup-'));
-    node = await createServer(warmUpConfig(real, dir), { log: pino({ level: 'silent' }) });
-    // Its modules start as the real node's do (push intake, retention, notifications: on its own database).
-    await node.start();
-    opts.onNode?.(node);
-    const port = (node.http.server.address() as { port: number }).port;
-    const n = Math.max(2, opts.clients ?? 48);
-    const rounds = opts.rounds ?? 128;
-    const offline = Array.from({ length: opts.offlineUsers ?? 1024 }, (_, i) => `warmupoff${String(i).padStart(4, '0')}`);
-    const pauseMs = opts.pauseMs ?? 4;
-    const now = Date.now();
-    const users = Array.from({ length: n }, (_, i) => ({ id: `warmup${String(i).padStart(3, '0')}`, token: randomBytes(24).toString('base64url') }));
-    for (const u of users) {
-      await node.store.createUser({ id: u.id, username: u.id, passwordHash: 'warm-up-no-login', nickname: u.id, createdAt: now });
-      await node.store.createSession({ tokenHash: hashToken(u.token), userId: u.id, deviceId: 'warmup', platform: 'other', appVersion: 'warmup', createdAt: now, expiresAt: now + 3600_000 });
+    const k = Math.max(1, opts.nodes ?? 2);
+    for (let i = 0; i < k; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'magpie-loop-warmup-'));
+      dirs.push(dir);
+      const node = await createServer(warmUpConfig(real, dir), { log: pino({ level: 'silent' }) });
+      nodes.push(node);
+      // Its modules start as the real node's do (push intake, retention, notifications: on its own database).
+      await node.start();
+      opts.onNode?.(node);
     }
-    for (const id of offline) await node.store.createUser({ id, username: id, passwordHash: 'warm-up-no-login', nickname: id, createdAt: now });
-    let nextOffline = 0;
-    const clients = await Promise.all(users.map((u) => connect(`ws://127.0.0.1:${port}/ws`, u.token, sockets)));
-    let nextId = 1;
-    for (let r = 0; r < rounds; r++) {
-      if (opts.signal?.aborted) return result(false, acked, 'stopped');
-      // Client i sends to client i+1+(r mod n-1): over n-1 rounds every ordered pair, so each
-      // conversation starts in one round and gets its next message in a later one.
-      const replies: Promise<void>[] = [];
-      for (let i = 0; i < n; i++) {
-        const to = users[(i + 1 + (r % (n - 1))) % n]!.id;
-        const id = nextId++;
-        replies.push(clients[i]!.request(id, `{"type":"send","to":"${to}","kind":"text","id":${id},"clientMsgId":"w${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
-        if (r % 2 === 1 && nextOffline < offline.length) {
-          const oid = nextId++;
-          replies.push(clients[i]!.request(oid, `{"type":"send","to":"${offline[nextOffline++]}","kind":"text","id":${oid},"clientMsgId":"o${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
-        }
-      }
-      await Promise.all(replies);
-      acked += replies.length;
-      // Cumulative ACKs for what each client holds, as the SDK and the bench send them.
-      for (const c of clients) c.ack();
-      await new Promise((res) => setTimeout(res, pauseMs));
-    }
-    // A reconnecting client's pull.
-    await Promise.all(clients.slice(0, 8).map((c) => c.request(nextId, `{"type":"sync","id":${nextId++},"since":0,"limit":200}`)));
-    return result(true, acked);
+    const done = await Promise.all(nodes.map((node) => drive(node, opts, sockets, count)));
+    return done.every(Boolean) ? result(true, count.acked) : result(false, count.acked, 'stopped');
   } catch (err) {
-    return result(false, acked, (err as Error).message);
+    return result(false, count.acked, (err as Error).message);
   } finally {
     for (const ws of sockets) ws.terminate();
-    try {
-      await node?.stop();
-    } catch {
-      // nothing to keep
+    for (const node of nodes) {
+      try {
+        await node.stop();
+      } catch {
+        // nothing to keep
+      }
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One throwaway node's traffic; false when stopped early. */
+async function drive(node: MagpieServer, opts: LoopWarmUpOptions, sockets: WebSocket[], count: { acked: number }): Promise<boolean> {
+  const port = (node.http.server.address() as { port: number }).port;
+  const n = Math.max(2, opts.clients ?? 24);
+  const rounds = opts.rounds ?? 128;
+  const offline = Array.from({ length: opts.offlineUsers ?? 512 }, (_, i) => `warmupoff${String(i).padStart(4, '0')}`);
+  const pauseMs = opts.pauseMs ?? 4;
+  const now = Date.now();
+  const users = Array.from({ length: n }, (_, i) => ({ id: `warmup${String(i).padStart(3, '0')}`, token: randomBytes(24).toString('base64url') }));
+  for (const u of users) {
+    await node.store.createUser({ id: u.id, username: u.id, passwordHash: 'warm-up-no-login', nickname: u.id, createdAt: now });
+    await node.store.createSession({ tokenHash: hashToken(u.token), userId: u.id, deviceId: 'warmup', platform: 'other', appVersion: 'warmup', createdAt: now, expiresAt: now + 3600_000 });
+  }
+  for (const id of offline) await node.store.createUser({ id, username: id, passwordHash: 'warm-up-no-login', nickname: id, createdAt: now });
+  let nextOffline = 0;
+  const clients = await Promise.all(users.map((u) => connect(`ws://127.0.0.1:${port}/ws`, u.token, sockets)));
+  let nextId = 1;
+  for (let r = 0; r < rounds; r++) {
+    if (opts.signal?.aborted) return false;
+    // Client i sends to client i+1+(r mod n-1): over n-1 rounds every ordered pair, so each
+    // conversation starts in one round and gets its next message in a later one.
+    const replies: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const to = users[(i + 1 + (r % (n - 1))) % n]!.id;
+      const id = nextId++;
+      replies.push(clients[i]!.request(id, `{"type":"send","to":"${to}","kind":"text","id":${id},"clientMsgId":"w${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
+      if (r % 2 === 1 && nextOffline < offline.length) {
+        const oid = nextId++;
+        replies.push(clients[i]!.request(oid, `{"type":"send","to":"${offline[nextOffline++]}","kind":"text","id":${oid},"clientMsgId":"o${r}-${i}","body":{"text":"warm-up ${r} ${i}"}}`));
+      }
+    }
+    await Promise.all(replies);
+    count.acked += replies.length;
+    // Cumulative ACKs for what each client holds, as the SDK and the bench send them.
+    for (const c of clients) c.ack();
+    await new Promise((res) => setTimeout(res, pauseMs));
+  }
+  // A reconnecting client's pull.
+  await Promise.all(clients.slice(0, 8).map((c) => c.request(nextId, `{"type":"sync","id":${nextId++},"since":0,"limit":200}`)));
+  return true;
 }
 
 interface WarmUpClient {

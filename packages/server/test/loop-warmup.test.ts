@@ -57,6 +57,7 @@ describe('event loop warm-up', () => {
     try {
       process.env.TMPDIR = privateTmp;
       const r = await warmUpEventLoop(server.config, createMagpieServer, {
+        nodes: 1,
         clients: 6,
         rounds: 12,
         offlineUsers: 10,
