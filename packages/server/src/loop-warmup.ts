@@ -8,7 +8,8 @@
  * recipients' cumulative ACKs, a sync. Then it stops that node and deletes its directory.
  *
  * Nothing of it reaches the real node: its own database (the real one, SQLite or PostgreSQL, is
- * never opened by it), its own metrics registry, rate limiters, connection registry, bus (the
+ * never opened by it), its own metrics registry (without prom-client's process metrics, whose
+ * monitors would outlive it), rate limiters, connection registry, bus (the
  * in-process one), silent logger, default settings for everything but the messaging knobs
  * (limits, ring, sync pages, retry, heartbeat, group commit) — no webhooks, push providers,
  * OTLP export, console or metrics port of the operator's. It runs behind real work: one round
@@ -101,7 +102,7 @@ export function warmUpConfig(real: Config, dataDir: string): Config {
  * Runs the warm-up once and stops everything of it; never throws. `createServer` is the app's
  * createMagpieServer (passed in: this module is imported by the entry point after app.ts).
  */
-export async function warmUpEventLoop(real: Config, createServer: (config: Config, deps: { log: Logger }) => Promise<MagpieServer>, opts: LoopWarmUpOptions = {}): Promise<LoopWarmUpResult> {
+export async function warmUpEventLoop(real: Config, createServer: (config: Config, deps: { log: Logger; processMetrics: boolean }) => Promise<MagpieServer>, opts: LoopWarmUpOptions = {}): Promise<LoopWarmUpResult> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const result = (ok: boolean, messages: number, error?: string): LoopWarmUpResult => {
@@ -118,7 +119,8 @@ export async function warmUpEventLoop(real: Config, createServer: (config: Confi
     for (let i = 0; i < k; i++) {
       const dir = mkdtempSync(join(tmpdir(), 'magpie-loop-warmup-'));
       dirs.push(dir);
-      const node = await createServer(warmUpConfig(real, dir), { log: pino({ level: 'silent' }) });
+      // No process metrics: prom-client's event-loop delay monitor and GC observer would outlive the node.
+      const node = await createServer(warmUpConfig(real, dir), { log: pino({ level: 'silent' }), processMetrics: false });
       nodes.push(node);
       // Its modules start as the real node's do (push intake, retention, notifications: on its own database).
       await node.start();

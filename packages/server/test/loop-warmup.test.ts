@@ -69,6 +69,10 @@ describe('event loop warm-up', () => {
       assert.equal(r.ok, true, r.error);
       assert.equal(r.messages, 6 * 12 + 10);
       assert.ok(throwaway && throwaway !== server && throwaway.store !== server.store && throwaway.metrics.registry !== server.metrics.registry);
+      // prom-client's process metrics start an event-loop delay monitor and a GC observer that live as long as the process: not for a throwaway node.
+      assert.equal(throwaway.metrics.registry.getSingleMetric('magpie_process_nodejs_eventloop_lag_seconds'), undefined);
+      assert.equal(throwaway.metrics.registry.getSingleMetric('magpie_process_nodejs_gc_duration_seconds'), undefined);
+      assert.ok(server.metrics.registry.getSingleMetric('magpie_process_nodejs_eventloop_lag_seconds'), 'the real node keeps them');
       assert.equal(tmpSeen.length, 1, 'the throwaway node works in a directory of its own under the temp dir');
       assert.deepEqual(warmUpDirs(privateTmp), [], 'and it is deleted afterwards');
       for (const m of ['magpie_sends_total', 'magpie_deliveries_total', 'magpie_acks_total', 'magpie_syncs_total']) assert.equal(await metricValue(server, m), 0, m);
