@@ -142,10 +142,10 @@ export async function openBus(config: Config, log?: Logger): Promise<Bus> {
 }
 
 /** Wire one Magpie node: store → services → gateway and HTTP API. */
-export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore; paymentProvider?: PaymentProvider } = {}): Promise<MagpieServer> {
+export async function createMagpieServer(config: Config, deps: { store?: Store; bus?: Bus; log?: Logger; offlineHandoff?: OfflineHandoff; instructionStore?: InstructionStore; wallet?: WalletStore; social?: SocialStore; paymentProvider?: PaymentProvider; processMetrics?: boolean } = {}): Promise<MagpieServer> {
   const node = config.nodeId ?? `${hostname()}-${process.pid}`;
   const log = deps.log ?? createLogger(config.logLevel, node);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ processMetrics: deps.processMetrics });
   let draining = false;
   // SQLite keeps everything in dataDir; with PostgreSQL only what an operator put there.
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });

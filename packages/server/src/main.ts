@@ -1,5 +1,6 @@
 import { loadConfig } from './config/config.ts';
 import { createMagpieServer, type MagpieServer } from './app.ts';
+import { warmUpEventLoop } from './loop-warmup.ts';
 
 /** `npm start`: one Magpie node configured from MAGPIE_* env and an optional config file. */
 const config = loadConfig();
@@ -18,6 +19,16 @@ try {
 server.log.info({ url, store: server.store.kind, dataDir: config.dataDir }, `Magpie listening on ${url}`);
 if (process.send) process.send({ ready: url });
 
+// The event loop's warm-up (loop-warmup.ts): a throwaway node on a private database, in the
+// background behind real work; a failure only leaves the code cold.
+const warmUpStop = new AbortController();
+const warmUp = config.loopWarmUp
+  ? warmUpEventLoop(config, createMagpieServer, { signal: warmUpStop.signal }).then((r) => {
+      if (r.ok) server.log.info({ ms: r.ms, cpuMs: r.cpuMs, messages: r.messages }, `event loop warmed up in ${r.ms} ms`);
+      else if (r.error !== 'stopped') server.log.warn({ ms: r.ms, err: r.error }, 'event loop warm-up failed; carrying on');
+    })
+  : Promise.resolve();
+
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
@@ -26,6 +37,8 @@ async function shutdown(signal: string): Promise<void> {
   const { delayMs, timeoutMs } = server.config.drain;
   const force = setTimeout(() => process.exit(1), delayMs + timeoutMs + 10_000);
   force.unref();
+  warmUpStop.abort();
+  await warmUp;
   // SIGTERM (orchestrators, rolling updates): drain first, so clients move to other nodes
   // and running sends finish; SIGINT (a terminal's Ctrl-C) stops at once.
   if (signal === 'SIGTERM') {

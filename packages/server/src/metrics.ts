@@ -2,10 +2,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { TalliedHistogram } from './tallied-histogram.ts';
 import { pgStatementCounts, statementLabel } from './db/statement-counts.ts';
 
-/** Prometheus metrics of one server instance (served at /metrics). */
-export function createMetrics() {
+/**
+ * Prometheus metrics of one server instance (served at /metrics). `processMetrics: false` leaves
+ * out prom-client's process metrics, whose event-loop delay monitor and GC observer run for the
+ * rest of the process once created (the event loop's warm-up nodes, loop-warmup.ts, are stopped
+ * after a few seconds and must leave nothing running).
+ */
+export function createMetrics(opts: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'magpie_process_' });
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'magpie_process_' });
   const m = {
     registry,
     connections: new Gauge({ name: 'magpie_connections', help: 'Open WebSocket connections (authenticated or not)', registers: [registry] }),

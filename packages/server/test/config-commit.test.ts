@@ -28,3 +28,12 @@ test('the SQLite writer thread warm-up (issue 23): on by default, MAGPIE_WRITER_
   assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_WRITER_WARMUP: 'true' } as NodeJS.ProcessEnv).sqliteWriterWarmUp, true);
   assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_WRITER_WARMUP'));
 });
+
+test('the event loop warm-up (issue 23): off by default, MAGPIE_LOOP_WARMUP turns it on and off', () => {
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv).loopWarmUp, false);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_LOOP_WARMUP: '0' } as NodeJS.ProcessEnv).loopWarmUp, false);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_LOOP_WARMUP: 'false' } as NodeJS.ProcessEnv).loopWarmUp, false);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_LOOP_WARMUP: '1' } as NodeJS.ProcessEnv).loopWarmUp, true);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv, { loopWarmUp: false }).loopWarmUp, false);
+  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_LOOP_WARMUP'));
+});

@@ -60,6 +60,14 @@ export const ConfigSchema = z.strictObject({
    */
   sqliteWriterWarmUp: z.boolean().default(true),
   /**
+   * The event loop's warm-up (loop-warmup.ts): right after start, a throwaway node in the same
+   * process, on a private temporary SQLite database, serves a few thousand 1:1 messages from
+   * loopback WebSocket clients, so the send/deliver/ACK code is compiled before the first real
+   * load; nothing reaches the real database or metrics. Off by default: it did not measurably
+   * lower the open loop's ACK p99 (docs/benchmarks.md, issue 23, branch elw).
+   */
+  loopWarmUp: z.boolean().default(false),
+  /**
    * SQLite: a committed message's search document is written by a deferred indexer at most
    * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
    * first catches the index up, so it never misses a committed message.
@@ -351,6 +359,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
   MAGPIE_WRITER_WARMUP: (c, v) => (c.sqliteWriterWarmUp = v === 'true' || v === '1'),
+  MAGPIE_LOOP_WARMUP: (c, v) => (c.loopWarmUp = v === 'true' || v === '1'),
   MAGPIE_SEARCH_INDEX_DELAY_MS: (c, v) => (c.searchIndexDelayMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
