@@ -43,6 +43,13 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       idleTimeoutS: z.number().int().min(0).default(30),
       waitMs: z.number().int().min(0).default(2000),
+      /**
+       * At start, before the node serves: open the pool's connections and run the store's
+       * append and ACK-flush code on made-up rows in rollback-only transactions (store/pg-warmup.ts;
+       * nothing is committed). A cold node's first messages otherwise pay the prepared statements
+       * and V8's compilation under load.
+       */
+      warmUp: z.boolean().default(true),
     })
     .prefault({}),
   /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
@@ -347,6 +354,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_PG_POOL_SHARED: (c, v) => pgPool(c, 'shared', v),
   MAGPIE_PG_IDLE_TIMEOUT_S: (c, v) => (c.pg = { ...(c.pg as object), idleTimeoutS: Number(v) }),
   MAGPIE_PG_WAIT_MS: (c, v) => (c.pg = { ...(c.pg as object), waitMs: Number(v) }),
+  MAGPIE_PG_WARMUP: (c, v) => (c.pg = { ...(c.pg as object), warmUp: v === 'true' || v === '1' }),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
