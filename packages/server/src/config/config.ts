@@ -67,6 +67,13 @@ export const ConfigSchema = z.strictObject({
    */
   sqliteWriterWarmUp: z.boolean().default(true),
   /**
+   * ACK flushes (services/ack-service.ts): a node's timed write of its devices' ACKs starts at
+   * least this many ms after its previous one (0 = off: every write 20 ms after its first ACK).
+   * A busy node then writes fewer, larger ACK transactions; delivered marks and counts reach
+   * the senders up to this much later.
+   */
+  ackFlushMinIntervalMs: z.number().int().min(0).max(10_000).default(0),
+  /**
    * SQLite: a committed message's search document is written by a deferred indexer at most
    * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
    * first catches the index up, so it never misses a committed message.
@@ -359,6 +366,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
   MAGPIE_WRITER_WARMUP: (c, v) => (c.sqliteWriterWarmUp = v === 'true' || v === '1'),
+  MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: (c, v) => (c.ackFlushMinIntervalMs = Number(v)),
   MAGPIE_SEARCH_INDEX_DELAY_MS: (c, v) => (c.searchIndexDelayMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),
