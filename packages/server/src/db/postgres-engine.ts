@@ -148,7 +148,7 @@ interface TxState {
   /** The statement texts the transaction's connection has run since it connected (db/prepared.ts). */
   ran?: Set<string>;
   /** TransactionOptions.rollback: PIPELINE_COMMIT only flushes; the transaction ends with ROLLBACK. */
-  rollback?: boolean;
+  rollback: boolean;
 }
 
 /**
@@ -280,7 +280,8 @@ export class PostgresEngine implements SqlEngine {
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const conn = await this.pool.sql.reserve();
-    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined, ...(opts.rollback ? { rollback: true } : {}) };
+    // One object shape for every transaction, rollback-only or not (the warm-up's must train the same code).
+    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined, rollback: opts.rollback === true };
     // postgres.js's connection object, handed to BEGIN's onexecute (as its own `begin` takes it):
     // its onclose tells this transaction that the connection is gone.
     let connection: { onclose?: ((e: unknown) => void) | null; id?: number } | null = null;
