@@ -157,6 +157,11 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // SQLite: the group commit, the ACK flush and the indexer run on a writer thread (store/sqlite-writer.ts).
   const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs, warmUp: config.sqliteWriterWarmUp });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, searchIndexDelayMs: config.searchIndexDelayMs, ...(writer ? { writer } : {}) });
+  // PostgreSQL: warm the pool and the append / ACK-flush code before serving (rollback-only, store/pg-warmup.ts).
+  if (config.pg.warmUp && store instanceof SqlStore && store.kind === 'postgres') {
+    const w = await store.warmUp({ connections: Math.min(16, config.pg.pools.shared), warn: (msg, err) => log.warn({ err }, msg) });
+    log.debug({ ms: Math.round(w.ms), messages: w.messages, ackFlushes: w.ackFlushes }, 'PostgreSQL warm-up done');
+  }
   const bus = deps.bus ?? (await openBus(config, log));
   // One node (the in-process Bus): caches that another node's writes could make stale are allowed.
   const singleNode = bus instanceof MemoryBus;
@@ -188,7 +193,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     storeWaitMs: config.pg.waitMs,
     tracer: tracing.tracer,
   });
-  const acks = new AckService(store, bus, metrics);
+  const acks = new AckService(store, bus, metrics, 20, config.ackFlushMinIntervalMs);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
   const userLimits = new UserLimits(config.limits);
 

@@ -48,3 +48,54 @@ it('a flush that waits for the previous write takes every ACK pending when it st
   assert.deepEqual(writes.at(-1)!.map((a) => a.userId), ['ud']);
   assert.equal(writes.length, 3);
 });
+
+/**
+ * Issue 15: paced flushes (minIntervalMs): a timed write starts at least minIntervalMs after the
+ * previous one — later, with more ACKs in it, while the node keeps writing; flushMs after the
+ * first ACK when it has not written for that long. Off (0): every timed write flushMs after its first ACK.
+ */
+it('paced ACK flushes: at most one timed write per minIntervalMs, the first after an idle spell at flushMs', async () => {
+  const starts: number[] = [];
+  const writes: string[][] = [];
+  const store = {
+    async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+      starts.push(performance.now());
+      writes.push(acks.map((a) => `${a.userId}:${a.inboxSeq}`));
+      return { delivered: [], counts: [] };
+    },
+  } as unknown as Store;
+  const bus = { publish: () => {} } as unknown as Bus;
+  const metrics = { acks: { inc() {} } } as unknown as Metrics;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  const paced = new AckService(store, bus, metrics, 10, 150);
+  const t0 = performance.now();
+  paced.ack('ua', 'd', 1);
+  await sleep(40); // written at ~10 ms
+  assert.equal(writes.length, 1);
+  paced.ack('ub', 'd', 2);
+  await sleep(40);
+  paced.ack('uc', 'd', 3);
+  await sleep(40);
+  assert.equal(writes.length, 1, 'not before 150 ms after the first write started');
+  await sleep(100);
+  assert.deepEqual(writes, [['ua:1'], ['ub:2', 'uc:3']]);
+  assert.ok(starts[1]! - starts[0]! >= 145, `second write ${starts[1]! - starts[0]!} ms after the first`);
+  assert.ok(starts[0]! - t0 < 60);
+  // Idle for longer than the interval: the next write comes flushMs after its first ACK.
+  await sleep(200);
+  const t1 = performance.now();
+  paced.ack('ud', 'd', 4);
+  await sleep(60);
+  assert.equal(writes.length, 3);
+  assert.ok(starts[2]! - t1 < 55, `after an idle spell: ${starts[2]! - t1} ms`);
+
+  // Off: two ACKs 40 ms apart are two writes.
+  writes.length = 0;
+  const plain = new AckService(store, bus, metrics, 10);
+  plain.ack('ua', 'd', 1);
+  await sleep(40);
+  plain.ack('ub', 'd', 2);
+  await sleep(40);
+  assert.deepEqual(writes, [['ua:1'], ['ub:2']]);
+});

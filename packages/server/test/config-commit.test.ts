@@ -37,3 +37,20 @@ test('the event loop warm-up (issue 23): off by default, MAGPIE_LOOP_WARMUP turn
   assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv, { loopWarmUp: false }).loopWarmUp, false);
   assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_LOOP_WARMUP'));
 });
+
+test('the PostgreSQL warm-up at start (issue 15): on by default, MAGPIE_PG_WARMUP turns it off', () => {
+  const d = loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv);
+  assert.equal(d.pg.warmUp, true);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_PG_WARMUP: '0' } as NodeJS.ProcessEnv).pg.warmUp, false);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_PG_WARMUP: 'true' } as NodeJS.ProcessEnv).pg.warmUp, true);
+  // The other pg settings stay as they were when it is set.
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_PG_WARMUP: '0', MAGPIE_PG_WAIT_MS: '500' } as NodeJS.ProcessEnv).pg.waitMs, 500);
+  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_PG_WARMUP'));
+});
+
+test('ACK flush pacing (issue 15): off by default, MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS, bounds', () => {
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv).ackFlushMinIntervalMs, 0);
+  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: '100' } as NodeJS.ProcessEnv).ackFlushMinIntervalMs, 100);
+  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: '-1' } as NodeJS.ProcessEnv), /ackFlushMinIntervalMs/);
+  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS'));
+});

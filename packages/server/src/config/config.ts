@@ -43,6 +43,13 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       idleTimeoutS: z.number().int().min(0).default(30),
       waitMs: z.number().int().min(0).default(2000),
+      /**
+       * At start, before the node serves: open the pool's connections and run the store's
+       * append and ACK-flush code on made-up rows in rollback-only transactions (store/pg-warmup.ts;
+       * nothing is committed). A cold node's first messages otherwise pay the prepared statements
+       * and V8's compilation under load.
+       */
+      warmUp: z.boolean().default(true),
     })
     .prefault({}),
   /** SQLite: 'full' fsyncs each group commit; 'normal' survives process crashes only. */
@@ -67,6 +74,13 @@ export const ConfigSchema = z.strictObject({
    * lower the open loop's ACK p99 (docs/benchmarks.md, issue 23, branch elw).
    */
   loopWarmUp: z.boolean().default(false),
+  /**
+   * ACK flushes (services/ack-service.ts): a node's timed write of its devices' ACKs starts at
+   * least this many ms after its previous one (0 = off: every write 20 ms after its first ACK).
+   * A busy node then writes fewer, larger ACK transactions; delivered marks and counts reach
+   * the senders up to this much later.
+   */
+  ackFlushMinIntervalMs: z.number().int().min(0).max(10_000).default(0),
   /**
    * SQLite: a committed message's search document is written by a deferred indexer at most
    * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
@@ -355,11 +369,13 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_PG_POOL_SHARED: (c, v) => pgPool(c, 'shared', v),
   MAGPIE_PG_IDLE_TIMEOUT_S: (c, v) => (c.pg = { ...(c.pg as object), idleTimeoutS: Number(v) }),
   MAGPIE_PG_WAIT_MS: (c, v) => (c.pg = { ...(c.pg as object), waitMs: Number(v) }),
+  MAGPIE_PG_WARMUP: (c, v) => (c.pg = { ...(c.pg as object), warmUp: v === 'true' || v === '1' }),
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
   MAGPIE_WRITER_WARMUP: (c, v) => (c.sqliteWriterWarmUp = v === 'true' || v === '1'),
   MAGPIE_LOOP_WARMUP: (c, v) => (c.loopWarmUp = v === 'true' || v === '1'),
+  MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: (c, v) => (c.ackFlushMinIntervalMs = Number(v)),
   MAGPIE_SEARCH_INDEX_DELAY_MS: (c, v) => (c.searchIndexDelayMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),

@@ -82,6 +82,13 @@ export interface TransactionOptions {
    * within ~3 × wal_writer_delay; a crash of the database server may lose it, never corrupt it).
    */
   relaxedSync?: boolean;
+  /**
+   * PostgreSQL only (the store's start-up warm-up, SqlStore.warmUp): the transaction never
+   * commits. A `PIPELINE_COMMIT` inside it only sends the pipeline (the transaction stays open,
+   * so later statements see its writes), and it ends with ROLLBACK whatever `fn` returns.
+   * SQLite refuses it.
+   */
+  rollback?: boolean;
 }
 
 /**

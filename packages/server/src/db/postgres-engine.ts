@@ -147,6 +147,8 @@ interface TxState {
   closed: unknown;
   /** The statement texts the transaction's connection has run since it connected (db/prepared.ts). */
   ran?: Set<string>;
+  /** TransactionOptions.rollback: PIPELINE_COMMIT only flushes; the transaction ends with ROLLBACK. */
+  rollback: boolean;
 }
 
 /**
@@ -169,7 +171,10 @@ function queries(sql: postgres.Sql | postgres.ReservedSql, tx?: TxState): Querya
     // Never on a connection that closed meanwhile (the pool has it back as closed).
     if (tx.closed !== undefined) return Promise.reject(tx.closed);
     let q: Promise<postgres.RowList<postgres.Row[]>>;
-    if (text === PIPELINE_COMMIT) {
+    if (text === PIPELINE_COMMIT && tx.rollback) {
+      // A rollback-only transaction (the warm-up): the pipeline leaves as a commit's would, nothing commits.
+      q = sql.unsafe(FLUSHING_NOTHING, [], { prepare: false });
+    } else if (text === PIPELINE_COMMIT) {
       tx.committed = true;
       q = sql.unsafe(FLUSHING_COMMIT, [], { prepare: false });
     } else if (text === PIPELINE_FLUSH) {
@@ -275,7 +280,8 @@ export class PostgresEngine implements SqlEngine {
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const conn = await this.pool.sql.reserve();
-    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined };
+    // One object shape for every transaction, rollback-only or not (the warm-up's must train the same code).
+    const state: TxState = { committed: false, failure: undefined, lost: false, closed: undefined, rollback: opts.rollback === true };
     // postgres.js's connection object, handed to BEGIN's onexecute (as its own `begin` takes it):
     // its onclose tells this transaction that the connection is gone.
     let connection: { onclose?: ((e: unknown) => void) | null; id?: number } | null = null;
@@ -315,7 +321,13 @@ export class PostgresEngine implements SqlEngine {
         throw first(e);
       }
       if (state.closed !== undefined) throw state.closed;
-      if (!state.committed) {
+      if (opts.rollback) {
+        counted('ROLLBACK');
+        await conn.unsafe('ROLLBACK', [], { prepare: false }).catch((e: unknown) => {
+          observe(state, e);
+          throw e;
+        });
+      } else if (!state.committed) {
         state.committed = true;
         counted('COMMIT');
         await conn.unsafe('COMMIT', [], { prepare: false }).catch((e: unknown) => {

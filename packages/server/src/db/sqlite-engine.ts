@@ -184,6 +184,7 @@ export class SqliteEngine implements SqlEngine {
    * `readOnly` begins DEFERRED: a read transaction, one snapshot, no write lock.
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    if (opts.rollback) throw new Error('rollback-only transactions are PostgreSQL only');
     while (this.busy) await this.busy;
     let done!: () => void;
     this.busy = new Promise<void>((r) => (done = r));

@@ -18,12 +18,20 @@ export class AckService {
   private flushing: Promise<void> = Promise.resolve();
   /** A write is queued behind the one in progress and has not taken the pending ACKs yet. */
   private waiting = false;
+  /** When the last timed write started (performance.now()). */
+  private lastStart = -Infinity;
 
+  /**
+   * `minIntervalMs` (0 = off): a timed write starts at least this long after the previous one
+   * started — flushMs after the first ACK when the node has not written for that long, later
+   * (coalescing more ACKs into it) when it has. Explicit flush() calls (shutdown) do not wait.
+   */
   constructor(
     private readonly store: Store,
     private readonly bus: Bus,
     private readonly metrics: Metrics,
     private readonly flushMs = 20,
+    private readonly minIntervalMs = 0,
   ) {}
 
   /**
@@ -37,7 +45,7 @@ export class AckService {
     const own = segments ?? [{ from: 0, to: inboxSeq }];
     const merged = prev ? [...(prev.segments ?? [{ from: 0, to: prev.inboxSeq }]), ...own].sort((x, y) => x.from - y.from) : own;
     this.pending.set(key, { userId, deviceId, inboxSeq: Math.max(prev?.inboxSeq ?? 0, inboxSeq), segments: merged.length > MAX_SEGMENTS ? merged.slice(0, MAX_SEGMENTS) : merged });
-    this.timer ??= setTimeout(() => void this.flush(), this.flushMs);
+    this.timer ??= setTimeout(() => void this.flush(), this.minIntervalMs > 0 ? Math.max(this.flushMs, this.lastStart + this.minIntervalMs - performance.now()) : this.flushMs);
   }
 
   /**
@@ -56,6 +64,7 @@ export class AckService {
     this.waiting = true;
     this.flushing = this.flushing.then(async () => {
       this.waiting = false;
+      this.lastStart = performance.now();
       const acks = [...this.pending.values()];
       this.pending = new Map();
       if (acks.length === 0) return;

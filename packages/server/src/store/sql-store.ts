@@ -50,6 +50,7 @@ import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type Use
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 import { splitAcksByUsers, writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
+import { PG_WARMUP_DEFAULTS, warmUpPostgres, type PgWarmUpOptions, type PgWarmUpResult } from './pg-warmup.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
   /** PostgreSQL: how long a transaction retries while no connection can be had. Default 2000 ms. */
@@ -262,6 +263,26 @@ export class SqlStore implements Store {
     // which runs this class but never migrates, would otherwise carry.
     const [{ migrate }, { MIGRATIONS }] = await Promise.all([import('../db/migrate.ts'), import('../db/migrations/index.ts')]);
     await migrate(this.db, MIGRATIONS);
+  }
+
+  /**
+   * PostgreSQL: warm the pool's connections and the append / ACK-flush code up in rollback-only
+   * transactions on made-up rows (store/pg-warmup.ts); nothing is committed. Never throws: a
+   * failure only leaves the node cold (reported through `warn`). SQLite: nothing (its writer
+   * thread has a warm-up of its own). Resolves with how long it took.
+   */
+  async warmUp(opts: Partial<PgWarmUpOptions> & { warn?: (msg: string, err: unknown) => void } = {}): Promise<PgWarmUpResult & { ms: number }> {
+    const started = performance.now();
+    if (this.kind !== 'postgres' || this.writer) return { messages: 0, ackFlushes: 0, failed: [], ms: 0 };
+    let result: PgWarmUpResult = { messages: 0, ackFlushes: 0, failed: [] };
+    try {
+      result = await warmUpPostgres(this.db, (tx, batch, fast) => this.appendTx(tx, batch, fast), { ...PG_WARMUP_DEFAULTS, ...opts });
+      if (result.failed.length > 0) opts.warn?.(`PostgreSQL warm-up: ${result.failed.length} of its transactions failed (the node starts colder)`, result.failed[0]);
+    } catch (err) {
+      opts.warn?.('PostgreSQL warm-up failed (the node starts colder)', err);
+      result.failed.push(err);
+    }
+    return { ...result, ms: performance.now() - started };
   }
 
   async close(): Promise<void> {
