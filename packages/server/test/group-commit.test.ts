@@ -150,3 +150,32 @@ it('with overlap and gather, a trickle waits for the end of the turn and takes i
   assert.deepEqual(await Promise.all(results), [10, 20, 30, 40, 50, 60, 70, 80, 90]);
   assert.equal(w.maxWriting(), 1);
 });
+
+it('with gather above 1, as many as were just written wait for the end of the turn, but a full batch goes at once', async () => {
+  const w = controlledWrites();
+  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 3, overlap: true, gather: 1.5 });
+  const results: Promise<number>[] = [1, 2].map((x) => c.submit(x));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2']);
+  // Two wait after a batch of two (< 1.5 × 2): not handed over at once…
+  results.push(c.submit(3), c.submit(4));
+  w.open.shift()!.finish();
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(w.log, ['write 1,2']);
+  // …but at the end of the turn, with what arrived meanwhile (cut at maxBatch).
+  assert.equal(await results[0], 10);
+  results.push(c.submit(5));
+  await tick();
+  assert.deepEqual(w.log, ['write 1,2', 'write 3,4,5']);
+  // A full batch (maxBatch, below 1.5 × 3) waiting goes before the callers resume.
+  results.push(c.submit(6), c.submit(7), c.submit(8));
+  let seenByThree: string[] = [];
+  const three = results[2]!.then((v) => ((seenByThree = [...w.log]), v));
+  w.open.shift()!.finish();
+  assert.equal(await three, 30);
+  assert.deepEqual(seenByThree, ['write 1,2', 'write 3,4,5', 'write 6,7,8']);
+  w.open.shift()!.finish();
+  assert.deepEqual(await Promise.all(results), [10, 20, 30, 40, 50, 60, 70, 80]);
+  assert.equal(w.maxWriting(), 1);
+});

@@ -28,8 +28,8 @@ export class GroupCommitter<Req, Res> {
      * answers and fans out the previous one (instead of idling until they are done). Only after
      * a batch succeeded: a failed batch is retried one by one before anything after it is
      * written, so commit order stays submit order.
-     * `gather` (with overlap, a fraction): the next batch goes at once only when at least
-     * gather × the written batch's size waits; a smaller one is cut at the end of this
+     * `gather` (with overlap, a multiple; may exceed 1): the next batch goes at once only when
+     * at least gather × the written batch's size waits, or a full batch (maxBatch) does; a smaller one is cut at the end of this
      * event-loop turn instead (setImmediate, after the written batch's callers ran and the
      * turn's sockets were read), so it takes in what arrived meanwhile. Each commit has a
      * fixed cost (its fsync, a WAL page per conversation and per user it touches), and under a
@@ -62,7 +62,7 @@ export class GroupCommitter<Req, Res> {
       let writing = this.attempt(batch);
       for (;;) {
         const done = await writing;
-        if (done.ok && this.opts.overlap && this.pending.length > 0 && this.pending.length >= (this.opts.gather ?? 0) * batch.length) {
+        if (done.ok && this.opts.overlap && this.pending.length > 0 && this.pending.length >= Math.min((this.opts.gather ?? 0) * batch.length, this.opts.maxBatch)) {
           const next = this.pending.splice(0, this.opts.maxBatch);
           writing = this.attempt(next);
           batch.forEach((b, i) => b.resolve(done.results[i]!));

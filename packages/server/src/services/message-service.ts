@@ -102,10 +102,15 @@ const KNOWN_USERS_CAP = 200_000;
 
 /**
  * With a writer thread, the next append batch is handed over at once only when at least this
- * fraction of the batch just committed waits (GroupCommitter's `gather`); otherwise at the end
- * of the event-loop turn. Measured on the saturated 1:1 bench: docs/benchmarks.md.
+ * multiple of the batch just committed waits (GroupCommitter's `gather`); otherwise at the end
+ * of the event-loop turn, after the committed batch's callers were answered and the turn's
+ * sockets read. Above 1: under a steady load the batches grow instead of splitting the
+ * messages in flight into ever more commits — each commit writes a WAL page per conversation,
+ * user and sender it touches plus an fsync, so ~75 messages per commit (0.5) cost the writer
+ * more per message than ~120 (1.5). Measured on the saturated 1:1 bench: docs/benchmarks.md
+ * ("Issue 23, server CPU per saturated 1:1 message", branch sat).
  */
-const GATHER = 0.5;
+const GATHER = 1.5;
 
 /**
  * The message path: validate → group commit (durable) → reply → publish live deliveries.
