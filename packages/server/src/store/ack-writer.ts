@@ -438,7 +438,10 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const ranges = moveMarks(sorted, marks);
   // Per range, the newest seq per (conversation, other sender) among the messages it is the
   // first to cover; per group message (not a notice), how many recipients newly store it.
-  const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
+  // A loop, not ranges.map(): V8's inlined map() makes a holey array where the builtin made a
+  // packed one, and the optimized flush deoptimized at its first run (issue 23).
+  const newest: Map<string, Map<string, number>>[] = [];
+  for (let i = 0; i < ranges.length; i++) newest.push(new Map());
   const hits: { conv: string; seq: number; n: number }[] = [];
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
   const entrySeq = new Map<string, number | null>();
