@@ -2,8 +2,9 @@
  * The SQLite writer thread's warm-up (issue 23, the open loop's first seconds): while the thread
  * is idle after its start, it runs its own append, ACK-flush and search-index code on a private
  * in-memory database with the current schema — 1:1 messages between made-up users, new
- * conversations and existing ones, then their recipients' ACKs — so V8 has compiled those
- * functions (and seen the object shapes they meet) before the first real send. Nothing of it
+ * conversations and existing ones, then the devices' ACKs as the gateway makes them — so V8
+ * has compiled those functions (and seen the object shapes and branches they meet) before the
+ * first real send. At its end it prepares its statements on the thread's real connection. Nothing of it
  * reaches the server's database: the warm-up store has its own connection to `:memory:` (its
  * schema copied from the database's `sqlite_master`: the writer thread does not load the
  * migration tool), and is closed when done.
