@@ -60,6 +60,59 @@ describe('SQLite writer warm-up', () => {
     assert.deepEqual(await counts(engine), before);
   });
 
+  it('at its end, prepares its statements on the connection it copied (cached, not run): the append, the ACK flush and its raw read', async () => {
+    const e = new SqliteEngine(join(dir, 'prepare.db'), { synchronous: 'normal', checkpointMs: 0 });
+    try {
+      await migrate(e, MIGRATIONS);
+      const before = await counts(e);
+      const had = e.statementTexts();
+      assert.ok(!had.raw.some((sql) => sql.includes('json_each')), 'the ACK flush read is not prepared before');
+      const w = new WriterWarmUp(e, { ringCapacity: 100, searchText: searchableText, batches: 12 });
+      while (await w.step());
+      const got = e.statementTexts();
+      assert.ok(got.raw.some((sql) => sql.includes('json_each')), "the ACK flush's raw read (LITE.covered) is cached");
+      assert.ok(got.plain.some((sql) => /^INSERT INTO messages/i.test(sql.trim())), "the append's message insert is cached");
+      assert.ok(got.plain.some((sql) => /^INSERT INTO devices/i.test(sql.trim())), "the ACK flush's device rows are cached");
+      assert.deepEqual(await counts(e), before, 'preparing ran nothing');
+    } finally {
+      await e.close();
+    }
+  });
+
+  it('acknowledges like the gateway: segments above 0, several per device, none for a device that only sent', async () => {
+    const e = new SqliteEngine(join(dir, 'acks.db'), { synchronous: 'normal', checkpointMs: 0 });
+    const seen: { userId: string; deviceId: string; inboxSeq: number; segments?: { from: number; to: number }[] }[][] = [];
+    try {
+      await migrate(e, MIGRATIONS);
+      const w = new WriterWarmUp(e, { ringCapacity: 100, batches: 8 });
+      // The warm-up's store is private: watch its ACK flushes through the instance it makes.
+      const step = w.step.bind(w);
+      let hooked = false;
+      w.step = async () => {
+        const more = await step();
+        const store = (w as unknown as { store: { recordAcks: (a: never) => Promise<unknown> } | null }).store;
+        if (store && !hooked) {
+          hooked = true;
+          const record = store.recordAcks.bind(store);
+          store.recordAcks = (acks: never) => {
+            seen.push(structuredClone(acks));
+            return record(acks);
+          };
+        }
+        return more;
+      };
+      while (await w.step());
+    } finally {
+      await e.close();
+    }
+    const all = seen.flat();
+    assert.ok(seen.length >= 6, 'an ACK flush per batch');
+    assert.ok(all.some((a) => a.segments?.some((s) => s.from > 0)), 'segments that start above 0');
+    assert.ok(all.some((a) => (a.segments?.length ?? 0) > 1), 'a device with several segments');
+    assert.ok(all.some((a) => a.segments?.length === 0), 'a device that only sent: no segments');
+    assert.ok(all.every((a) => Object.keys(a).join() === 'userId,deviceId,inboxSeq,segments'), "AckService's property order");
+  });
+
   it('a store with the writer thread serves appends while the thread warms up, and its database gets none of the warm-up', async () => {
     const sdir = await mkdtemp(join(tmpdir(), 'magpie-warmup-store-'));
     const store = await openSqliteStore({ path: join(sdir, 'magpie.db'), ringCapacity: 1000, writerThread: true, searchText: searchableText });

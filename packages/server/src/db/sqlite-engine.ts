@@ -86,6 +86,11 @@ export class SqliteEngine implements SqlEngine {
     return s;
   }
 
+  /** The SQL texts of this connection's cached statements (`prepare`) and raw ones (`prepareRaw`). */
+  statementTexts(): { plain: string[]; raw: string[] } {
+    return { plain: [...this.statements.keys()], raw: [...this.rawStatements.keys()] };
+  }
+
   private queries(): Queryable {
     return new SqliteQueries(this, this.db);
   }

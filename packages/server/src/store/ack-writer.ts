@@ -200,6 +200,14 @@ const NOOPS: NoopStatement[] = [
 
 const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
 
+// The flushes' comparators and helpers are module functions, not closures made per flush
+// (issue 23): V8 keeps a closure's optimized code only weakly, so a closure made anew by every
+// flush was compiled again after each garbage collection that dropped that code (the writer
+// thread's trace: the ACK flush's user read and sort comparator, ~17 compilations each in 9 s).
+const byUserThenDevice = (x: DeviceAck, y: DeviceAck): number => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId);
+const byConvThenSender = (x: { conv: string; sender: string }, y: { conv: string; sender: string }): number => byId(x.conv, y.conv) || byId(x.sender, y.sender);
+const byConvThenSeq = (x: { conv: string; seq: number }, y: { conv: string; seq: number }): number => byId(x.conv, y.conv) || x.seq - y.seq;
+
 interface Mark {
   inbox: number;
   delivered: number;
@@ -239,7 +247,7 @@ function moveMarks(sorted: DeviceAck[], marks: Map<string, Mark>): Range[] {
  * `markDelivered` is the same with one ACK and no device row.
  */
 export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
-  const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
+  const sorted = [...acks].sort(byUserThenDevice);
   const userIds = [...new Set(sorted.map((a) => a.userId))];
 
   // 1. Claim the users, then read the marks (a user's mark moves only under the user's claim)
@@ -398,6 +406,15 @@ const LITE_ROWS = {
   },
 } satisfies Record<string, RowsSql>;
 
+/** The user rows of `ids` read into `marks` (their delivered marks) and `convVersion` (conv_version as read). */
+async function readUsersSqlite(tx: Queryable, ids: string[], marks: Map<string, Mark>, convVersion: Map<string, number>): Promise<void> {
+  for (const r of await tx.all<UserRow>(LITE.users, [JSON.stringify(ids)])) {
+    const d = Number(r.delivered_inbox_seq);
+    marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
+    convVersion.set(r.id, Number(r.conv_version));
+  }
+}
+
 /**
  * Record device ACKs (see Store.recordAcks) inside `tx`, a SQLite transaction: the marks move
  * in memory as in writeAcksPostgres (SQLite has one writer at a time: the marks read at the
@@ -412,23 +429,19 @@ const LITE_ROWS = {
  * advances, in the same order, with the same `by`, as walking every range's items.
  */
 export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
-  const sorted = [...acks].sort((x, y) => byId(x.userId, y.userId) || byId(x.deviceId, y.deviceId));
+  const sorted = [...acks].sort(byUserThenDevice);
   const userIds = [...new Set(sorted.map((a) => a.userId))];
   const marks = new Map<string, Mark>();
   /** Every user row read (the acknowledging users, then the senders among the rest): conv_version as read. */
   const convVersion = new Map<string, number>();
-  const readUsers = async (ids: string[]): Promise<void> => {
-    for (const r of await tx.all<UserRow>(LITE.users, [JSON.stringify(ids)])) {
-      const d = Number(r.delivered_inbox_seq);
-      marks.set(r.id, { inbox: Number(r.inbox_seq), delivered: d, start: d });
-      convVersion.set(r.id, Number(r.conv_version));
-    }
-  };
-  await readUsers(userIds);
+  await readUsersSqlite(tx, userIds, marks, convVersion);
   const ranges = moveMarks(sorted, marks);
   // Per range, the newest seq per (conversation, other sender) among the messages it is the
   // first to cover; per group message (not a notice), how many recipients newly store it.
-  const newest: Map<string, Map<string, number>>[] = ranges.map(() => new Map());
+  // A loop, not ranges.map(): V8's inlined map() makes a holey array where the builtin made a
+  // packed one, and the optimized flush deoptimized at its first run (issue 23).
+  const newest: Map<string, Map<string, number>>[] = [];
+  for (let i = 0; i < ranges.length; i++) newest.push(new Map());
   const hits: { conv: string; seq: number; n: number }[] = [];
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
   const entrySeq = new Map<string, number | null>();
@@ -478,7 +491,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   for (let i = 0; i < ranges.length; i++) {
     const rows: { conv: string; sender: string; seq: number }[] = [];
     for (const [conv, bySender] of newest[i]!) for (const [sender, seq] of bySender) rows.push({ conv, sender, seq });
-    rows.sort((x, y) => byId(x.conv, y.conv) || byId(x.sender, y.sender));
+    rows.sort(byConvThenSender);
     for (const r of rows) {
       const key = `${r.sender}\u0000${r.conv}`;
       const cur = entrySeq.get(key) ?? null;
@@ -494,7 +507,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   // The writes, every value absolute (see LITE_ROWS): the senders whose entries move and whose
   // rows were not read yet are read now.
   const more = [...bumps.keys()].filter((id) => !convVersion.has(id));
-  if (more.length > 0) await readUsers(more);
+  if (more.length > 0) await readUsersSqlite(tx, more, marks, convVersion);
   const writes: Promise<unknown>[] = [];
   if (opts.devices) {
     const top = new Map<string, DeviceAck>();
@@ -521,7 +534,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   }
   insertRows(tx, LITE_ROWS.entries, entryRows, writes);
   await Promise.all(writes);
-  hits.sort((x, y) => byId(x.conv, y.conv) || x.seq - y.seq);
+  hits.sort(byConvThenSeq);
   for (const h of hits) {
     const row = await tx.get<{ sender: string; count: number | string }>(LITE.raise, [h.n, h.conv, h.seq]);
     if (row) out.counts.push({ conv: h.conv, seq: h.seq, sender: row.sender, count: Number(row.count) });

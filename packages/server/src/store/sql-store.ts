@@ -513,7 +513,11 @@ export class SqlStore implements Store {
       const effectSeq = Number(c.effect_seq ?? 0);
       convs.set(c.id, { id: c.id, kind: c.kind, lastSeq, startSeq: lastSeq, epoch, startEpoch: epoch, effectSeq, startEffectSeq: effectSeq, group: null, members: null, cache: new Map(), pending: pending.has(c.id) });
     }
-    const groupIds = [...convs.values()].filter((c) => c.kind !== 'direct' && !c.pending).map((c) => c.id);
+    // This array and `abandoned` below are built by loops, not filter().map(): V8's inlined
+    // map() makes a holey array where the builtin made a packed one, so the optimized append
+    // deoptimized ("wrong map") at its first run, and was compiled again (issue 23).
+    const groupIds: string[] = [];
+    for (const c of convs.values()) if (c.kind !== 'direct' && !c.pending) groupIds.push(c.id);
     // SQLite: a direct chat whose members an earlier append read needs no read (directMembers).
     const known = tx.dialect === 'sqlite' ? this.directMembers : null;
     const listed: ConvState[] = [];
@@ -665,7 +669,8 @@ export class SqlStore implements Store {
     }
 
     // 6. Write.
-    const abandoned = [...convs.values()].filter((c) => c.pending).map((c) => c.id);
+    const abandoned: string[] = [];
+    for (const c of convs.values()) if (c.pending) abandoned.push(c.id);
     if (abandoned.length > 0) {
       const al = inList(tx, abandoned);
       await tx.run(`DELETE FROM conversations WHERE id IN ${al.sql}`, al.params);

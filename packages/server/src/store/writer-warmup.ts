@@ -2,8 +2,9 @@
  * The SQLite writer thread's warm-up (issue 23, the open loop's first seconds): while the thread
  * is idle after its start, it runs its own append, ACK-flush and search-index code on a private
  * in-memory database with the current schema — 1:1 messages between made-up users, new
- * conversations and existing ones, then their recipients' ACKs — so V8 has compiled those
- * functions (and seen the object shapes they meet) before the first real send. Nothing of it
+ * conversations and existing ones, then the devices' ACKs as the gateway makes them — so V8
+ * has compiled those functions (and seen the object shapes and branches they meet) before the
+ * first real send. At its end it prepares its statements on the thread's real connection. Nothing of it
  * reaches the server's database: the warm-up store has its own connection to `:memory:` (its
  * schema copied from the database's `sqlite_master`: the writer thread does not load the
  * migration tool), and is closed when done.
@@ -20,6 +21,7 @@
  * (`MAGPIE_WRITER_WARMUP=0` turns it off).
  */
 import { SqliteEngine } from '../db/sqlite-engine.ts';
+import { ObtainedTracker } from '../gateway/obtained.ts';
 import type { SearchText } from './append-writer.ts';
 import { SqlStore } from './sql-store.ts';
 import { decodeBatch, encodeBatch, encodeOutcomes } from './sqlite-writer-wire.ts';
@@ -38,7 +40,10 @@ export class WriterWarmUp {
   private engine: SqliteEngine | null = null;
   private store: SqlStore | null = null;
   private done = 0;
-  private readonly inbox = new Map<string, number>();
+  /** Per made-up user, its one device: what it was given (live items) and its cursor. */
+  private readonly devices = new Map<string, { n: number; obtained: ObtainedTracker; cursor: number }>();
+  /** The users whose device has items it has not ACKed yet. */
+  private readonly dirty = new Set<string>();
   private closed = false;
 
   /** `schemaFrom`: the thread's connection to the server's database, whose schema the warm-up database copies. */
@@ -59,6 +64,7 @@ export class WriterWarmUp {
       }
       await this.batch(this.done++);
       if (this.done < (this.opts.batches ?? WARMUP_BATCHES)) return true;
+      this.prepareStatements();
     } catch {
       // A warm-up that fails only leaves the code cold: never the thread's concern.
     }
@@ -83,18 +89,67 @@ export class WriterWarmUp {
     const requests = decodeBatch(structuredClone(encodeBatch(batch)));
     const outcomes = await store.appendMessages(requests);
     encodeOutcomes(requests, outcomes);
-    const acks = new Map<string, DeviceAck>();
+    // The ACKs as the gateway and AckService make them (gateway/ws-gateway.ts `ack`): each
+    // user's device was given its live items — not its own messages, whose inbox items it
+    // stores from the send's reply — and ACKs cumulatively up to its newest item, with the
+    // segments of what it was given (ObtainedTracker.ackSegments): after the first, segments
+    // start above 0, a user who sent and received has several, one who only sent has none.
+    // Devices ACK on their own timers, so a flush holds about half of the devices that moved
+    // (alternately): a flush then also acknowledges messages of senders whose own ACK is not in
+    // it (the flush reads those senders' rows separately). A warm-up whose segments all started
+    // at 0 and whose every sender acknowledged in the same flush left those branches of the
+    // flush without type feedback, and the first real flushes deoptimized it (issue 23).
     for (const o of outcomes) {
       if (!o.ok) continue;
       for (const p of o.pointers) {
-        if (p.userId === o.message.sender) continue;
-        this.inbox.set(p.userId, Math.max(this.inbox.get(p.userId) ?? 0, p.inboxSeq));
-        const inboxSeq = this.inbox.get(p.userId)!;
-        acks.set(p.userId, { userId: p.userId, deviceId: 'warmup', inboxSeq, segments: [{ from: 0, to: inboxSeq }] });
+        const dev = this.device(p.userId);
+        if (p.userId !== o.message.sender) dev.obtained.gave(p.inboxSeq);
+        if (p.inboxSeq > dev.cursor) dev.cursor = p.inboxSeq;
+        this.dirty.add(p.userId);
       }
     }
-    if (acks.size > 0) await store.recordAcks(structuredClone([...acks.values()]));
+    const acks: DeviceAck[] = [];
+    for (const userId of this.dirty) {
+      const dev = this.device(userId);
+      if (dev.n % 2 !== b % 2) continue;
+      this.dirty.delete(userId);
+      acks.push({ userId, deviceId: 'warmup', inboxSeq: dev.cursor, segments: dev.obtained.ackSegments(dev.cursor) });
+    }
+    if (acks.length > 0) await store.recordAcks(structuredClone(acks));
     if (this.opts.searchText && b % 4 === 3) await store.indexSearchBatch();
+  }
+
+  /**
+   * The statements the warm-up prepared, prepared on the thread's connection to the server's
+   * database too (cached, not run): the real jobs then find them in its statement cache from
+   * their first use. The cache-miss branch of SqliteEngine.prepare/prepareRaw runs only on a
+   * statement's first use — in the warm-up, before V8 gave those small functions type feedback —
+   * so a first real use of a statement missing there deoptimized the flush that had inlined it
+   * (the first real ACK flush: "Insufficient type feedback" in prepareRaw, issue 23). Also the
+   * first real append and flush no longer prepare their statements.
+   */
+  private prepareStatements(): void {
+    const { plain, raw } = this.engine!.statementTexts();
+    for (const sql of plain) {
+      try {
+        this.schemaFrom.prepare(sql);
+      } catch {
+        // prepared at its first real use instead
+      }
+    }
+    for (const sql of raw) {
+      try {
+        this.schemaFrom.prepareRaw(sql);
+      } catch {
+        // prepared at its first real use instead
+      }
+    }
+  }
+
+  private device(userId: string): { n: number; obtained: ObtainedTracker; cursor: number } {
+    let d = this.devices.get(userId);
+    if (!d) this.devices.set(userId, (d = { n: this.devices.size, obtained: new ObtainedTracker(), cursor: 0 }));
+    return d;
   }
 
   async close(): Promise<void> {
