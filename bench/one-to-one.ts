@@ -31,6 +31,8 @@
  *   exists already (the run then has no first messages: separates conversation creation from the
  *   server's cold start — JIT, caches — in the first seconds; also MAGPIE_BENCH_PRE_CONVERSE=1, for
  *   bench/alternate.mjs's `WORKTREE@MAGPIE_BENCH_PRE_CONVERSE=1`)
+ *   --relay: measure bench/lib/bare-durable-relay.mjs instead of Magpie (the floor: append,
+ *   group fdatasync, reply and deliver after it; no store, no checks) with the same load
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -49,6 +51,7 @@ import type { WorkerCommand, WorkerCounters, WorkerDone } from './lib/one-to-one
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const WORKER = new URL('./lib/one-to-one-worker.ts', import.meta.url).pathname;
+const RELAY = new URL('./lib/bare-durable-relay.mjs', import.meta.url).pathname;
 
 const { values: a } = parseArgs({
   options: {
@@ -73,6 +76,7 @@ const { values: a } = parseArgs({
     'quiet-wait': { type: 'string', default: '0' },
     'server-env': { type: 'string', multiple: true, default: [] },
     'pre-converse': { type: 'boolean', default: process.env.MAGPIE_BENCH_PRE_CONVERSE === '1' },
+    relay: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -96,7 +100,7 @@ async function main(): Promise<void> {
   await waitQuiet(Number(a['quiet-wait']));
   const nonce = randomBytes(4).toString('hex');
   const dataDir = a['data-dir'] ? resolve(a['data-dir']) : mkdtempSync(join(tmpdir(), 'magpie-bench-'));
-  log(`server code: ${gitDescribe()}`);
+  log(`server code: ${a.relay ? 'bare durable relay (bench/lib/bare-durable-relay.mjs)' : gitDescribe()}`);
   log(
     saturate
       ? `users ${U} (${U / 2} pairs), closed loop with ${inflight} messages in flight per pair on the durable ACK`
@@ -160,7 +164,9 @@ async function main(): Promise<void> {
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof']));
   }
   const tFork = Date.now();
-  const server = fork(SERVER_MAIN, [], { execArgv, env: forkEnv(serverEnv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
+  const server = a.relay
+    ? fork(RELAY, [], { execArgv, env: { ...process.env, RELAY_DATA_DIR: dataDir }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT })
+    : fork(SERVER_MAIN, [], { execArgv, env: forkEnv(serverEnv), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: ROOT });
   const serverExited = new Promise<void>((r) => server.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);
@@ -392,7 +398,7 @@ async function main(): Promise<void> {
     console.log(`server CPU       ${fmt((runCpuMs * 1000) / Math.max(1, tot.replies), 1)} µs per message (${fmt((runCpuMs / runWallMs) * 100, 0)}% of one core, /proc/${pid}/stat)`);
     console.log(threadLine);
     console.log(`load average     ${load}${Number(load.split(' ')[0]) > 1.5 ? ' — a loaded machine: re-measure in a quiet window' : ''}`);
-    if (a.json) writeFileSync(a.json, JSON.stringify({ mode: 'saturate', pairs: U / 2, inflight, durationS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, serverCpuUsPerMessage: (runCpuMs * 1000) / Math.max(1, tot.replies), serverCpuPct: (runCpuMs / runWallMs) * 100, loadAverage: load, code: gitDescribe() }, null, 2));
+    if (a.json) writeFileSync(a.json, JSON.stringify({ mode: 'saturate', pairs: U / 2, inflight, durationS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, serverCpuUsPerMessage: (runCpuMs * 1000) / Math.max(1, tot.replies), serverCpuPct: (runCpuMs / runWallMs) * 100, loadAverage: load, code: a.relay ? "bare-durable-relay" : gitDescribe() }, null, 2));
     for (const wk of workers) wk.send({ cmd: 'close' } satisfies WorkerCommand);
     server.kill('SIGTERM');
     await Promise.race([serverExited, sleep(15_000)]);
@@ -414,7 +420,7 @@ async function main(): Promise<void> {
     writeFileSync(
       a.json,
       JSON.stringify(
-        { users: U, rate: R, durationS, warmupS, workers: W, connected: connected.ok, sentPerS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, totals: tot, errors, closeCodes, inflightAtStop, undeliveredAtStop, unanswered, undelivered, memPerConnKB: perConn / 1024, rssBase, rssIdle, rssAfter, serverCpuPct: (runCpuMs / runWallMs) * 100, genCpuPct: (tot.genCpuMs / runWallMs) * 100, generatorLoopDelayMs: { p99: loopP99, max: loopMax }, otherCpuPct: otherPct, serverSysPct: (runSysMs / runWallMs) * 100, commits, messagesPerCommit: committed / Math.max(1, commits), code: gitDescribe(), keepsUp, timeline },
+        { users: U, rate: R, durationS, warmupS, workers: W, connected: connected.ok, sentPerS, ackedPerS, deliveredPerS, ack: a1, e2e: e1, totals: tot, errors, closeCodes, inflightAtStop, undeliveredAtStop, unanswered, undelivered, memPerConnKB: perConn / 1024, rssBase, rssIdle, rssAfter, serverCpuPct: (runCpuMs / runWallMs) * 100, genCpuPct: (tot.genCpuMs / runWallMs) * 100, generatorLoopDelayMs: { p99: loopP99, max: loopMax }, otherCpuPct: otherPct, serverSysPct: (runSysMs / runWallMs) * 100, commits, messagesPerCommit: committed / Math.max(1, commits), code: a.relay ? "bare-durable-relay" : gitDescribe(), keepsUp, timeline },
         null,
         2,
       ),
