@@ -53,6 +53,30 @@ function connection(sends: SendBudget, maxInflight = 8): { conn: Connection; ws:
 }
 
 describe('SendBudget (issue 23: the node bounds the sends it handles at once)', () => {
+  it('a plain TCP connection held for the budget is stopped at its socket handle; its stream is neither paused nor resumed', async () => {
+    const budget = new SendBudget(1);
+    const log: string[] = [];
+    const ws = fakeWs();
+    // The libuv handle of a net.Socket (what connection.ts stopReading/startReading use).
+    const handle = { reading: true, stops: 0, starts: 0, readStop: () => (handle.stops++, 0), readStart: () => (handle.starts++, 0) };
+    const raw = { writable: true, writableLength: 0, write: () => true, on: () => raw, _handle: handle };
+    const conn = new Connection(ws, '127.0.0.1', { maxBuffered: 1 << 20, maxInflight: 8, stallMs: 10_000, sends: budget }, 30_000, () => {}, raw as never);
+    const first = new Task('s1', true, log);
+    conn.submit(first);
+    conn.submit(new Task('s2', true, log)); // over the budget: waits, the socket unread
+    assert.deepEqual(log, ['s1']);
+    assert.equal(handle.stops, 1, 'the handle stopped reading');
+    assert.equal(handle.reading, false);
+    assert.equal(conn.heldUnread(), true);
+    first.finish();
+    await tick();
+    assert.deepEqual(log, ['s1', 's2']);
+    assert.equal(handle.starts, 1, 'the handle reads again once nothing waits');
+    assert.equal(handle.reading, true);
+    assert.equal(conn.heldUnread(), false);
+    assert.equal(ws.pauses, 0, 'the stream was left flowing (no pause, hence no resume)');
+  });
+
   it('holds sends beyond the budget unstarted, the socket unread, and lets them go in arrival order as slots free', async () => {
     const budget = new SendBudget(4);
     const log: string[] = [];

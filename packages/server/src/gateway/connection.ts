@@ -372,8 +372,12 @@ export class Connection {
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) {
-      this.ws.pause();
+      // A plain TCP socket is stopped at its handle: no data reaches its stream, so the
+      // stream is left flowing (pausing and resuming it cost a pause event and three
+      // nextTick callbacks — resume_, emitReadable_, maybeReadMore_ — per wait, ~5 % of an
+      // overloaded open loop's event loop). Anything else is paused in ws, as before.
       this.readStopped = stopReading(this.raw);
+      if (!this.readStopped) this.ws.pause();
     } else {
       // Read again: the client's silence while this server held its socket unread says nothing about it.
       this.lastSeen = Date.now();
@@ -381,11 +385,12 @@ export class Connection {
     }
   }
 
-  /** Resume reading: the socket's handle (if stopReading stopped it), then ws's delivery of messages. */
+  /** Resume reading: the socket's handle if stopReading stopped it (its stream was never paused), else ws's delivery of messages. */
   private releaseReads(): void {
     if (this.readStopped) {
       this.readStopped = false;
       startReading(this.raw);
+      return;
     }
     this.ws.resume();
   }
