@@ -95,11 +95,16 @@ interface SendTurn {
   handed: boolean;
   /** Sends waiting for this one; an array only once one waits. */
   waiters: (() => void)[] | null;
-  /** Its key in MessagingService.sendTails: sender and conversation. */
-  readonly key: string;
+  /** Its key in MessagingService.sendTails (sender and conversation), made when first needed. */
+  key: string | undefined;
+  readonly sender: string;
+  readonly conv: string;
   /** Entered in sendTails (it waited for something before its hand-over). */
   queued: boolean;
 }
+
+/** A sender's sends into one conversation: their key in MessagingService.sendTails. */
+const tailKey = (sender: string, conv: string): string => `${sender}\u0000${conv}`;
 
 /** Bound on the cache of user ids known to exist (~100 bytes each). */
 const KNOWN_USERS_CAP = 200_000;
@@ -198,9 +203,10 @@ export class MessagingService {
    */
   private post(p: Principal, input: SendInput): Promise<Sent> {
     const directConv = input.to !== undefined ? directConversationId(p.userId, input.to) : undefined;
-    const key = `${p.userId}\u0000${directConv ?? input.conv ?? ''}`;
-    const prev = this.sendTails.get(key);
-    const mine: SendTurn = { handed: false, waiters: null, key, queued: false };
+    const conv = directConv ?? input.conv ?? '';
+    // No send waits anywhere (the usual state): no key to build and look up.
+    const prev = this.sendTails.size === 0 ? undefined : this.sendTails.get(tailKey(p.userId, conv));
+    const mine: SendTurn = { handed: false, waiters: null, key: undefined, sender: p.userId, conv, queued: false };
     return this.prepareAndSubmit(p, input, directConv, prev, mine);
   }
 
@@ -212,14 +218,14 @@ export class MessagingService {
   private queueTurn(turn: SendTurn): void {
     if (turn.queued || turn.handed) return;
     turn.queued = true;
-    this.sendTails.set(turn.key, turn);
+    this.sendTails.set((turn.key = tailKey(turn.sender, turn.conv)), turn);
   }
 
   /** Let the sends after `turn` go (idempotent). */
   private handOver(turn: SendTurn): void {
     if (turn.handed) return;
     turn.handed = true;
-    if (turn.queued && this.sendTails.get(turn.key) === turn) this.sendTails.delete(turn.key);
+    if (turn.queued && this.sendTails.get(turn.key!) === turn) this.sendTails.delete(turn.key!);
     const waiters = turn.waiters;
     turn.waiters = null;
     if (waiters) for (const w of waiters) w();
