@@ -275,8 +275,10 @@ export class Connection {
    * most of them: a send waiting one commit for the node's budget — then costs no
    * stop and restart of the handle (libuv: an epoll_ctl to re-arm the socket, often two,
    * and one more to drop it if data came meanwhile; ~7 % of an overloaded open loop's event
-   * loop). Bound: one more read per connection than stopping at once (the piece that holds
-   * that frame), whose frames wait in the backlog like the one that started the wait.
+   * loop). Bound: what arrives up to and including the next complete frame (at most one
+   * frame of ws's maxPayload, and the rest of the piece read with it) more than stopping at
+   * once; those frames wait in the backlog like the one that started the wait. Control
+   * frames (pings) do not stop it: ws answers them, and unread answers end in slow_consumer.
    */
   private stopOnNextFrame = false;
   /** This connection paused ws (its fallback when the handle cannot be stopped; `quiesce`). */
