@@ -53,6 +53,56 @@ function connection(sends: SendBudget, maxInflight = 8): { conn: Connection; ws:
 }
 
 describe('SendBudget (issue 23: the node bounds the sends it handles at once)', () => {
+  it('a plain TCP connection held for the budget stops its socket handle when its next frame arrives; its stream is neither paused nor resumed', async () => {
+    const budget = new SendBudget(1);
+    const log: string[] = [];
+    const ws = fakeWs();
+    // The libuv handle of a net.Socket (what connection.ts stopReading/startReading use).
+    const handle = { reading: true, stops: 0, starts: 0, readStop: () => (handle.stops++, 0), readStart: () => (handle.starts++, 0) };
+    const raw = { writable: true, writableLength: 0, write: () => true, on: () => raw, _handle: handle };
+    const conn = new Connection(ws, '127.0.0.1', { maxBuffered: 1 << 20, maxInflight: 8, stallMs: 10_000, sends: budget }, 30_000, () => {}, raw as never);
+    const tasks = new Map<string, Task>();
+    const submit = (name: string): void => {
+      const t = new Task(name, true, log);
+      tasks.set(name, t);
+      conn.submit(t);
+    };
+    submit('s1');
+    submit('s2'); // over the budget: waits
+    assert.deepEqual(log, ['s1']);
+    assert.equal(conn.heldUnread(), true);
+    // Nothing more arrives before the budget has room: the handle was never stopped nor restarted.
+    tasks.get('s1')!.finish();
+    await tick();
+    assert.deepEqual(log, ['s1', 's2']);
+    assert.deepEqual([handle.stops, handle.starts, handle.reading], [0, 0, true]);
+    assert.equal(conn.heldUnread(), false);
+
+    // s2 holds the budget; s3 waits, then more frames arrive: the handle stops reading at the first.
+    submit('s3');
+    assert.equal(handle.stops, 0);
+    submit('s4');
+    assert.equal(handle.stops, 1, 'stopped once a frame arrived while reads were held');
+    assert.equal(handle.reading, false);
+    submit('s5');
+    assert.equal(handle.stops, 1);
+    assert.deepEqual(log, ['s1', 's2'], 'the frames wait unstarted');
+    // Each finishes in turn; they start in arrival order, and the handle reads again once nothing waits.
+    for (const [done, next] of [['s2', 's3'], ['s3', 's4']] as const) {
+      tasks.get(done)!.finish();
+      await tick();
+      assert.equal(log.at(-1), next);
+      assert.equal(handle.reading, false, 'still held while a frame waits');
+    }
+    tasks.get('s4')!.finish();
+    await tick();
+    assert.deepEqual(log, ['s1', 's2', 's3', 's4', 's5']);
+    assert.deepEqual([handle.stops, handle.starts, handle.reading], [1, 1, true]);
+    assert.equal(conn.heldUnread(), false);
+    assert.equal(ws.pauses, 0, 'the stream was left flowing (no pause, hence no resume)');
+    tasks.get('s5')!.finish();
+  });
+
   it('holds sends beyond the budget unstarted, the socket unread, and lets them go in arrival order as slots free', async () => {
     const budget = new SendBudget(4);
     const log: string[] = [];

@@ -84,4 +84,32 @@ describe('a send serializes its body once on the service path (issue 16 debt)', 
     assert.deepEqual(row?.body, { text: 'swapped' }, 'the stored row holds the hook\'s body');
     await store.close();
   });
+
+  it('sends that go to the committer at once (no await) still wait behind an earlier send of the same chat that is waiting', async () => {
+    const store = await openSqliteStore({ path: ':memory:', ringCapacity: 100 });
+    const bus = new MemoryBus();
+    const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
+    const messaging = new MessagingService(store, bus, createMetrics(), { ringCapacity: 100, syncGapThreshold: 50, syncPageSize: 50, maxMessageBytes: 16_384, commitDelayMs: 0, maxBatch: 10 });
+    await accounts.register('orda', 'correct horse', 'A');
+    const b = await accounts.register('ordb', 'correct horse', 'B');
+    const pa = await accounts.authenticate((await accounts.login({ username: 'orda', password: 'correct horse', deviceId: 'd', platform: 'web' })).token);
+    // The recipient is known from here on: the sends below need no read.
+    await messaging.send(pa, { clientMsgId: 'o0', to: b.id, kind: 'text', body: { text: 'first' } });
+    // A hook that waits only for the messages marked slow; every other send is handed over in its own turn.
+    messaging.addBodyHook((_s, _k, body) => ((body as { text: string }).text.startsWith('slow') ? new Promise((r) => setTimeout(() => r(body), 20)) : body));
+    const texts = ['slow-1', 'fast-2', 'fast-3', 'slow-4', 'fast-5'];
+    const sent = await Promise.all(texts.map((text, i) => messaging.send(pa, { clientMsgId: `o${i + 1}`, to: b.id, kind: 'text', body: { text } })));
+    assert.deepEqual(
+      sent.map((s) => s.message.seq),
+      [2, 3, 4, 5, 6],
+      'stored in the order sent',
+    );
+    // Another chat of the same sender is not held by this one's waiting send.
+    const c = await accounts.register('ordc', 'correct horse', 'C');
+    const slow = messaging.send(pa, { clientMsgId: 'p1', to: b.id, kind: 'text', body: { text: 'slow-6' } });
+    const other = await messaging.send(pa, { clientMsgId: 'p2', to: c.id, kind: 'text', body: { text: 'fast-7' } });
+    assert.equal(other.message.seq, 1);
+    assert.equal((await slow).message.seq, 7);
+    await store.close();
+  });
 });

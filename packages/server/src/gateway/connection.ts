@@ -140,12 +140,19 @@ interface ReadHandle {
  * left alone (their handle wraps the TCP one).
  */
 function stopReading(raw: RawSocket | undefined): boolean {
+  if (!stoppable(raw)) return false;
+  const h = (raw as { _handle?: ReadHandle | null })._handle!;
+  if (h.reading !== true) return false;
+  h.reading = false;
+  h.readStop!();
+  return true;
+}
+
+/** A plain TCP socket whose handle stopReading can stop. */
+function stoppable(raw: RawSocket | undefined): boolean {
   if (!raw || (raw as { encrypted?: boolean }).encrypted) return false;
   const h = (raw as { _handle?: ReadHandle | null })._handle;
-  if (!h || h.reading !== true || typeof h.readStop !== 'function' || typeof h.readStart !== 'function') return false;
-  h.reading = false;
-  h.readStop();
-  return true;
+  return !!h && typeof h.readStop === 'function' && typeof h.readStart === 'function';
 }
 
 /** Undo stopReading (unless the socket is gone, or Node already reads again). */
@@ -193,7 +200,7 @@ const BATCH_BYTES = 64 * 1024;
 export interface ConnectionLimits {
   /** Output (queued frames plus the socket's unsent bytes) above this closes the connection with 4501. */
   maxBuffered: number;
-  /** Requests handled at once; further frames wait, and the socket is not read while any wait. */
+  /** Requests handled at once; further frames wait, and the socket is not read while any wait (after the next frame that arrives: Connection.stopOnNextFrame). */
   maxInflight: number;
   /** Pending output that the peer has not taken for this long makes it a slow consumer (4501). */
   stallMs: number;
@@ -262,6 +269,20 @@ export class Connection {
   private readPaused = false;
   /** stopReading stopped the socket's handle while reads are paused (startReading restarts it). */
   private readStopped = false;
+  /**
+   * Reads are paused but the plain TCP socket's handle still reads: it is stopped when the
+   * next frame arrives (`submit`). A wait that ends before the client sends anything more —
+   * most of them: a send waiting one commit for the node's budget — then costs no
+   * stop and restart of the handle (libuv: an epoll_ctl to re-arm the socket, often two,
+   * and one more to drop it if data came meanwhile; ~7 % of an overloaded open loop's event
+   * loop). Bound: what arrives up to and including the next complete frame (at most one
+   * frame of ws's maxPayload, and the rest of the piece read with it) more than stopping at
+   * once; those frames wait in the backlog like the one that started the wait. Control
+   * frames (pings) do not stop it: ws answers them, and unread answers end in slow_consumer.
+   */
+  private stopOnNextFrame = false;
+  /** This connection paused ws (its fallback when the handle cannot be stopped; `quiesce`). */
+  private wsPaused = false;
   /** Draining: no new requests are read or started; `quiesce` waits for the running ones. */
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -327,6 +348,8 @@ export class Connection {
    */
   submit(task: ConnectionTask): void {
     if (this.closed || this.draining) return;
+    // A frame read while reads are paused: from now on the socket waits in the kernel.
+    if (this.stopOnNextFrame) this.holdReads();
     if (task.overtakes === true && this.waitingOther === 0 && this.backlogHead < this.backlog.length) {
       // Only sends wait: the ACK goes ahead of them (ConnectionTask.overtakes).
       this.inflight++;
@@ -372,8 +395,10 @@ export class Connection {
     if (wait === this.readPaused) return;
     this.readPaused = wait;
     if (wait) {
-      this.ws.pause();
-      this.readStopped = stopReading(this.raw);
+      // A plain TCP socket is stopped at its handle, once the next frame arrives
+      // (stopOnNextFrame); anything else is paused in ws at once.
+      if (stoppable(this.raw)) this.stopOnNextFrame = true;
+      else this.holdReads();
     } else {
       // Read again: the client's silence while this server held its socket unread says nothing about it.
       this.lastSeen = Date.now();
@@ -381,13 +406,33 @@ export class Connection {
     }
   }
 
-  /** Resume reading: the socket's handle (if stopReading stopped it), then ws's delivery of messages. */
+  /**
+   * Stop reading now: a plain TCP socket at its handle — no data reaches its stream, which
+   * is left flowing (pausing and resuming it cost a pause event and three nextTick
+   * callbacks — resume_, emitReadable_, maybeReadMore_ — per wait, ~5 % of an overloaded
+   * open loop's event loop); anything else is paused in ws.
+   */
+  private holdReads(): void {
+    this.stopOnNextFrame = false;
+    if (this.readStopped || this.wsPaused) return;
+    this.readStopped = stopReading(this.raw);
+    if (!this.readStopped) {
+      this.wsPaused = true;
+      this.ws.pause();
+    }
+  }
+
+  /** Resume reading: the socket's handle if stopReading stopped it, ws if this connection paused it. */
   private releaseReads(): void {
+    this.stopOnNextFrame = false;
     if (this.readStopped) {
       this.readStopped = false;
       startReading(this.raw);
     }
-    this.ws.resume();
+    if (this.wsPaused) {
+      this.wsPaused = false;
+      this.ws.resume();
+    }
   }
 
   /**
@@ -402,8 +447,9 @@ export class Connection {
     this.waitingOther = 0;
     if (!this.readPaused) {
       this.readPaused = true;
+      this.wsPaused = true;
       this.ws.pause();
-    }
+    } else if (this.stopOnNextFrame) this.holdReads();
     if (this.inflight === 0 || this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
