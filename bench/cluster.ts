@@ -13,7 +13,9 @@
  * dm: --pairs (50) pairs; the sender on node 0, the receiver on node 1 (with ≥ 2 nodes); each
  *   sender keeps --window (8) sends in flight for --duration s; reports delivered msg/s.
  * Both scenarios print, per node, the PostgreSQL statements and transactions it sent per message
- * during the load (its /metrics, MAGPIE_DB_STATEMENT_STATS) and its CPU; group also prints where
+ * during the load (its /metrics, MAGPIE_DB_STATEMENT_STATS) and its CPU, and the database's commits
+ * and rows read by sequential scans per table per message (pg_stat_database, pg_stat_user_tables:
+ * a statement that scans a whole table shows up there); group also prints where
  * the time goes, per stage, from every node's trace journal (GET /api/admin/messages/:id/trace):
  * send arrival → commit start (the wait for the node's group commit) → commit end → fan-out →
  * the bus event handled by each node's gateway (first and last member there) → the last member's
