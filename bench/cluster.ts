@@ -13,7 +13,9 @@
  * dm: --pairs (50) pairs; the sender on node 0, the receiver on node 1 (with ≥ 2 nodes); each
  *   sender keeps --window (8) sends in flight for --duration s; reports delivered msg/s.
  * Both scenarios print, per node, the PostgreSQL statements and transactions it sent per message
- * during the load (its /metrics, MAGPIE_DB_STATEMENT_STATS) and its CPU; group also prints where
+ * during the load (its /metrics, MAGPIE_DB_STATEMENT_STATS) and its CPU, and the database's commits
+ * and rows read by sequential scans per table per message (pg_stat_database, pg_stat_user_tables:
+ * a statement that scans a whole table shows up there); group also prints where
  * the time goes, per stage, from every node's trace journal (GET /api/admin/messages/:id/trace):
  * send arrival → commit start (the wait for the node's group commit) → commit end → fan-out →
  * the bus event handled by each node's gateway (first and last member there) → the last member's
@@ -195,10 +197,12 @@ async function main(): Promise<void> {
   const pg: { cpu0: Map<number, number> | null } = { cpu0: null };
   let loadAt = 0;
   let stmts0: Map<string, number>[] = [];
+  let db0: DbStats | null = null;
   // Called when the load starts (after accounts and connections are set up).
   const loadStarts = async (): Promise<void> => {
     if (a.store === 'postgres') pg.cpu0 = await backendCpu(admin, db);
     if (a.store === 'postgres') stmts0 = await Promise.all(nodes.map(statementCounts));
+    if (a.store === 'postgres') db0 = await dbStats(admin, db);
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
     others0 = { gen: process.cpuUsage(), nats: natsPid === null ? NaN : cpuSeconds(natsPid) };
@@ -220,6 +224,15 @@ async function main(): Promise<void> {
       console.log(`load generator CPU during the load (s): ${gen.toFixed(1)} (${((gen * 1000) / sentCount).toFixed(1)} ms per message); NATS server: ${Number.isFinite(nats) ? `${nats.toFixed(1)} (${((nats * 1000) / sentCount).toFixed(1)} ms per message; shared with anything else on it)` : 'not found'}`);
     }
     if (stmts0.length && sentCount > 0) await printStatements(nodes, stmts0, sentCount);
+    const d0 = db0 as DbStats | null;
+    if (d0 && sentCount > 0) {
+      const d1 = await dbStats(admin, db);
+      const per = (x: number) => (x / sentCount).toFixed(1);
+      console.log(
+        `PostgreSQL (pg_stat_database / pg_stat_user_tables, ~1 s stats lag): ${per(d1.commits - d0.commits)} commits per message; rows read per message by sequential scans: ` +
+          `${[...d1.seqRead].map(([t, v]) => [t, v - (d0.seqRead.get(t) ?? 0)] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]).slice(0, 6).map(([t, v]) => `${t} ${per(v)}`).join(', ') || 'none'}`,
+      );
+    }
     if (pg.cpu0) {
       // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
       const now = await backendCpu(admin, db);
@@ -274,6 +287,29 @@ async function printNodeMetrics(nodes: Node[]): Promise<void> {
       `  node ${i + 1}: ${commits} commits, mean batch ${(v('magpie_commit_batch_size_sum') / commits).toFixed(1)}, mean commit ${((v('magpie_commit_seconds_sum') / commits) * 1000).toFixed(0)} ms; ` +
         `event-loop delay p50 ${(v('magpie_process_nodejs_eventloop_lag_p50_seconds') * 1000).toFixed(0)} / p99 ${(v('magpie_process_nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(0)} / max ${(v('magpie_process_nodejs_eventloop_lag_max_seconds') * 1000).toFixed(0)} ms`,
     );
+  }
+}
+
+interface DbStats {
+  commits: number;
+  /** Table → rows read by sequential scans so far. */
+  seqRead: Map<string, number>;
+}
+
+/** The bench database's committed transactions and each table's rows read by sequential scans (PostgreSQL's cumulative statistics). */
+async function dbStats(admin: postgres.Sql, db: string): Promise<DbStats> {
+  // Other sessions' statistics reach the shared counters within about a second of their transactions.
+  await sleep(1100);
+  const [c] = await admin<{ n: string }[]>`SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = ${db}`;
+  // pg_stat_user_tables covers only the current database: ask the bench database itself.
+  const u = new URL(PG);
+  u.pathname = `/${db}`;
+  const q = postgres(u.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const rows = await q<{ relname: string; n: string }[]>`SELECT relname, seq_tup_read::text AS n FROM pg_stat_user_tables`;
+    return { commits: Number(c?.n ?? 0), seqRead: new Map(rows.map((r) => [r.relname, Number(r.n)])) };
+  } finally {
+    await q.end({ timeout: 2 });
   }
 }
 

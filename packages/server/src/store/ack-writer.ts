@@ -30,7 +30,7 @@ import { insertRows, type RowsSql } from './append-writer.ts';
  *   nothing), and the group delivered counts (`delivered_count + n`, the message rows locked in
  *   (conv, seq) order first).
  * - Two rounds: (1) claims + one statement that reads the marks, makes the newly acknowledged
- *   ranges of them and reads what they cover with the senders' entries (SQL.plan); (2) every
+ *   ranges of them and reads what they cover with the senders' entries (ACK_SQL_POSTGRES.plan); (2) every
  *   write, pipelined, ending in its COMMIT, the senders' user rows locked in id order (as appends
  *   lock them), so they are held only while the server runs the pipeline.
  *   The claims are held for one round trip to the node.
@@ -94,7 +94,25 @@ type PlanRow = { kind: 'm' | 'r' | 'c'; k: number | string; uid: string | null; 
 type RangeRow = { ord: number | string; conv: string; sender: string; seq: number | string; delivered_seq: number | string | null };
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
 
-const SQL = {
+/**
+ * The items of one user's newly acknowledged inbox range (uid, lo, hi] sent by someone else,
+ * with their message's sender: a subquery for `CROSS JOIN LATERAL`, one per range. `OFFSET 0`
+ * keeps PostgreSQL from flattening it into the outer join, so each range is read through the
+ * inbox and messages primary keys (a short index range per user, one probe per item) whatever
+ * the planner estimates. Written as plain joins, the planner took a hash join over a sequential
+ * scan of the whole inbox (and messages) for the flush's ranges whenever the tables were small
+ * enough next to the number of ranges, as in any young or small deployment (a 90-member group:
+ * up to ~20 000 inbox rows for 30 ranges, more for more); the `'g:'` filter of ACK_SQL_POSTGRES.raise made
+ * its estimate smaller still — every flush then read every inbox row, and a cluster, with a
+ * flush per node per message, read it once per node (issue 15: bench/cluster.ts's
+ * "inbox rows read per message").
+ */
+const RANGE_ITEMS = (uid: string, lo: string, hi: string, extra: string): string =>
+  `SELECT i.conv_id, i.seq, m.sender_id FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
+      WHERE i.user_id = ${uid} AND i.inbox_seq > ${lo} AND i.inbox_seq <= ${hi} AND m.sender_id <> ${uid} ${extra} OFFSET 0`;
+
+/** The ACK flush's statements; exported for the plan test (test/store-postgres-ack-plans.test.ts). */
+export const ACK_SQL_POSTGRES = {
   /** The users' claims, in the order of the array (ascending keys, see ackClaimKeys). */
   claim: 'SELECT pg_advisory_xact_lock(?::int, k) FROM unnest(?::int[]) AS k',
   /**
@@ -102,8 +120,8 @@ const SQL = {
    * the ranges the segments make of them (kind 'r', numbered k from 1 in segment order; the marks
    * move as in writeAcksPostgres: over a segment's gap to min(from, inbox), then to
    * min(to, inbox), never back — a running maximum per user), and what each range covers
-   * (kind 'c', as SQL.ranges). The node recomputes the ranges from the marks and uses the 'c'
-   * rows only when both agree; otherwise it reads them with SQL.ranges.
+   * (kind 'c', as ACK_SQL_POSTGRES.ranges). The node recomputes the ranges from the marks and uses the 'c'
+   * rows only when both agree; otherwise it reads them with ACK_SQL_POSTGRES.ranges.
    */
   plan: `WITH u AS MATERIALIZED (SELECT u.id, u.inbox_seq, GREATEST(u.delivered_inbox_seq, COALESCE(d.delivered_inbox_seq, 0)) AS delivered_inbox_seq
       FROM users u LEFT JOIN delivery_marks d ON d.user_id = u.id WHERE u.id = ANY(?::text[])),
@@ -117,19 +135,17 @@ const SQL = {
     r AS (SELECT row_number() OVER (ORDER BY w.ord) AS k, w.uid, w.lo, w.up AS hi FROM w WHERE w.up > w.lo)
     SELECT 'm' AS kind, 0::bigint AS k, id AS uid, inbox_seq AS a, delivered_inbox_seq AS b, NULL::text AS conv, NULL::text AS sender, NULL::bigint AS seq, NULL::bigint AS dseq FROM u
     UNION ALL SELECT 'r', r.k, r.uid, r.lo, r.hi, NULL, NULL, NULL, NULL FROM r
-    UNION ALL SELECT 'c', r.k, NULL, NULL, NULL, i.conv_id, m.sender_id, MAX(i.seq), MAX(e.delivered_seq)
-      FROM r JOIN inbox i ON i.user_id = r.uid AND i.inbox_seq > r.lo AND i.inbox_seq <= r.hi
-      JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> r.uid
-      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
-      GROUP BY r.k, i.conv_id, m.sender_id
+    UNION ALL SELECT 'c', r.k, NULL, NULL, NULL, i.conv_id, i.sender_id, MAX(i.seq), MAX(e.delivered_seq)
+      FROM r CROSS JOIN LATERAL (${RANGE_ITEMS('r.uid', 'r.lo', 'r.hi', '')}) i
+      LEFT JOIN entries e ON e.user_id = i.sender_id AND e.conv_id = i.conv_id
+      GROUP BY r.k, i.conv_id, i.sender_id
     ORDER BY kind, k, conv, sender`,
   /** Per range (ordinality), the newest seq per (conversation, other sender), with that sender's entry state. */
-  ranges: `SELECT x.ord, i.conv_id AS conv, m.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
+  ranges: `SELECT x.ord, i.conv_id AS conv, i.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
     FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, lo, hi, ord)
-    JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
-    JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq AND m.sender_id <> x.uid
-    LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = i.conv_id
-    GROUP BY x.ord, i.conv_id, m.sender_id ORDER BY x.ord, i.conv_id, m.sender_id`,
+    CROSS JOIN LATERAL (${RANGE_ITEMS('x.uid', 'x.lo', 'x.hi', '')}) i
+    LEFT JOIN entries e ON e.user_id = i.sender_id AND e.conv_id = i.conv_id
+    GROUP BY x.ord, i.conv_id, i.sender_id ORDER BY x.ord, i.conv_id, i.sender_id`,
   devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = GREATEST(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
   lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
@@ -141,8 +157,8 @@ const SQL = {
     ON CONFLICT (user_id) DO UPDATE SET delivered_inbox_seq = GREATEST(delivery_marks.delivered_inbox_seq, excluded.delivered_inbox_seq)`,
   /**
    * The senders' list versions, raised by the entry advances (x: one row per advance, the
-   * node's plan) that still move an entry: the sender's row is locked (SQL.lockUsers), so no
-   * other flush moves the sender's entries between this statement and SQL.entries.
+   * node's plan) that still move an entry: the sender's row is locked (ACK_SQL_POSTGRES.lockUsers), so no
+   * other flush moves the sender's entries between this statement and ACK_SQL_POSTGRES.entries.
    */
   bump: `UPDATE users u SET conv_version = u.conv_version + c.n
     FROM (SELECT x.id, COUNT(*) AS n FROM unnest(?::text[], ?::text[], ?::bigint[]) AS x(id, conv, seq)
@@ -173,9 +189,7 @@ const SQL = {
   raise: `WITH r AS (
       SELECT i.conv_id, i.seq, COUNT(*) AS n
       FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(uid, lo, hi)
-      JOIN inbox i ON i.user_id = x.uid AND i.inbox_seq > x.lo AND i.inbox_seq <= x.hi
-      JOIN messages mm ON mm.conv_id = i.conv_id AND mm.seq = i.seq
-      WHERE substr(i.conv_id, 1, 2) = 'g:' AND mm.sender_id <> i.user_id AND mm.kind <> 'system'
+      CROSS JOIN LATERAL (${RANGE_ITEMS('x.uid', 'x.lo', 'x.hi', "AND substr(i.conv_id, 1, 2) = 'g:' AND m.kind <> 'system'")}) i
       GROUP BY i.conv_id, i.seq),
     l AS MATERIALIZED (
       SELECT m.conv_id, m.seq, r.n FROM messages m JOIN r ON m.conv_id = r.conv_id AND m.seq = r.seq
@@ -188,14 +202,14 @@ const SQL = {
 
 /** Every statement with no-op parameters: prepared before the claim (db/prepared.ts). */
 const NOOPS: NoopStatement[] = [
-  [SQL.plan, [[], [], [], []]],
-  [SQL.ranges, [[], [], []]],
-  [SQL.devices, [[], [], []]],
-  [SQL.lockUsers, [[]]],
-  [SQL.marksSet, [[], []]],
-  [SQL.bump, [[], [], []]],
-  [SQL.entries, [[], [], [], []]],
-  [SQL.raise, [[], [], []]],
+  [ACK_SQL_POSTGRES.plan, [[], [], [], []]],
+  [ACK_SQL_POSTGRES.ranges, [[], [], []]],
+  [ACK_SQL_POSTGRES.devices, [[], [], []]],
+  [ACK_SQL_POSTGRES.lockUsers, [[]]],
+  [ACK_SQL_POSTGRES.marksSet, [[], []]],
+  [ACK_SQL_POSTGRES.bump, [[], [], []]],
+  [ACK_SQL_POSTGRES.entries, [[], [], [], []]],
+  [ACK_SQL_POSTGRES.raise, [[], [], []]],
 ];
 
 const byId = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
@@ -256,8 +270,8 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   warm(tx, NOOPS);
   const segs: [string, number, number][] = [];
   for (const a of sorted) for (const seg of a.segments ?? [{ from: 0, to: a.inboxSeq }]) segs.push([a.userId, seg.from, seg.to]);
-  const claimed = tx.run(SQL.claim, [ACK_LOCK_SPACE, ackClaimKeys(userIds)]);
-  const planned = tx.all<PlanRow>(SQL.plan, [userIds, segs.map((x) => x[0]), segs.map((x) => x[1]), segs.map((x) => x[2])]);
+  const claimed = tx.run(ACK_SQL_POSTGRES.claim, [ACK_LOCK_SPACE, ackClaimKeys(userIds)]);
+  const planned = tx.all<PlanRow>(ACK_SQL_POSTGRES.plan, [userIds, segs.map((x) => x[0]), segs.map((x) => x[1]), segs.map((x) => x[2])]);
   // Claims and plan leave now, not at the end of the node's turn (db/dialect.ts PIPELINE_FLUSH).
   tx.run(PIPELINE_FLUSH).catch(() => {});
   await claimed;
@@ -276,7 +290,7 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
   const sqlRanges = plan.filter((r) => r.kind === 'r');
   const agree = sqlRanges.length === ranges.length && sqlRanges.every((r, i) => Number(r.k) === i + 1 && r.uid === ranges[i]!.user && Number(r.a) === ranges[i]!.from && Number(r.b) === ranges[i]!.upTo);
   const covered: RangeRow[] = !agree
-    ? await tx.all<RangeRow>(SQL.ranges, [ranges.map((r) => r.user), ranges.map((r) => r.from), ranges.map((r) => r.upTo)])
+    ? await tx.all<RangeRow>(ACK_SQL_POSTGRES.ranges, [ranges.map((r) => r.user), ranges.map((r) => r.from), ranges.map((r) => r.upTo)])
     : plan.filter((r) => r.kind === 'c').map((r) => ({ ord: r.k, conv: r.conv!, sender: r.sender!, seq: r.seq!, delivered_seq: r.dseq }));
   const out: AckOutcome = { delivered: [], counts: [] };
   /** (sender, conv) → delivered_seq as it moves; absent: the sender has no entry. */
@@ -317,25 +331,25 @@ export async function writeAcksPostgres(tx: Queryable, acks: DeviceAck[], opts: 
       if (!prev || prev.inboxSeq < a.inboxSeq) top.set(key, a);
     }
     const ds = [...top.values()];
-    writes.push(tx.run(SQL.devices, [ds.map((a) => a.userId), ds.map((a) => a.deviceId), ds.map((a) => a.inboxSeq)]));
+    writes.push(tx.run(ACK_SQL_POSTGRES.devices, [ds.map((a) => a.userId), ds.map((a) => a.deviceId), ds.map((a) => a.inboxSeq)]));
   }
   // The group counts before the user rows: the message rows the counts raise are shared with
   // the other nodes' flushes (each waits for the one before it), and the statement itself takes
   // a while; ahead of the user rows, an append needing those rows waits for neither.
   const raised: Promise<CountRow[]> =
-    groupRanges.length > 0 ? tx.all<CountRow>(SQL.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
+    groupRanges.length > 0 ? tx.all<CountRow>(ACK_SQL_POSTGRES.raise, [groupRanges.map((r) => r.user), groupRanges.map((r) => r.from), groupRanges.map((r) => r.upTo)]) : Promise.resolve([]);
   // The marks are not on the user rows (migration 0023): only the senders whose entries move
   // are locked, in id order.
   const moved = [...marks.entries()].filter(([, m]) => m.delivered > m.start);
-  if (moved.length > 0) writes.push(tx.run(SQL.marksSet, [moved.map(([id]) => id), moved.map(([, m]) => m.delivered)]));
+  if (moved.length > 0) writes.push(tx.run(ACK_SQL_POSTGRES.marksSet, [moved.map(([id]) => id), moved.map(([, m]) => m.delivered)]));
   const locked = [...bumps.keys()].sort(byId);
-  if (locked.length > 0) writes.push(tx.run(SQL.lockUsers, [locked]));
+  if (locked.length > 0) writes.push(tx.run(ACK_SQL_POSTGRES.lockUsers, [locked]));
   // The entries' delivered_seq read by the plan may be behind (another user's flush moved it
   // since): the statements move only what still moves, and report what it was.
   let movedEntries: Promise<{ sender: string; conv: string; was: number | string }[]> = Promise.resolve([]);
   if (advances.length > 0) {
-    writes.push(tx.run(SQL.bump, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2])]));
-    movedEntries = tx.all(SQL.entries, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2]), advances.map((x) => x[3])]);
+    writes.push(tx.run(ACK_SQL_POSTGRES.bump, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2])]));
+    movedEntries = tx.all(ACK_SQL_POSTGRES.entries, [advances.map((x) => x[0]), advances.map((x) => x[1]), advances.map((x) => x[2]), advances.map((x) => x[3])]);
     writes.push(movedEntries);
   }
   if (writes.length > 0 || groupRanges.length > 0) writes.push(tx.run(PIPELINE_COMMIT));
