@@ -120,9 +120,9 @@ it('sqlite: an ACK flush of many users writes in multi-row statements, with the 
     statements.length = 0;
     const res = await store.recordAcks(users.map((userId) => ({ userId, deviceId: 'phone', inboxSeq: latest.get(userId)! })));
     const count = (re: RegExp) => statements.filter((x) => re.test(x)).length;
-    assert.equal(count(/INSERT INTO devices/), 1, 'one devices upsert for 16 devices');
-    assert.equal(count(/UPDATE users/), 1, 'one users update for 16 marks and list versions');
-    assert.equal(count(/UPDATE entries/), 1, 'one entries update for 16 senders');
+    assert.equal(count(/INSERT (OR FAIL )?INTO devices/), 1, 'one devices upsert for 16 devices');
+    assert.equal(count(/UPDATE (OR FAIL )?users/), 1, 'one users update for 16 marks and list versions');
+    assert.equal(count(/UPDATE (OR FAIL )?entries/), 1, 'one entries update for 16 senders');
     assert.equal(count(/FROM entries WHERE/), 0, 'no entry read per sender');
     // Each user acknowledged its partner's two messages: the partner's entry is delivered up to the
     // partner's last message (seq 3 for the first of a pair, 4 for the second).

@@ -406,15 +406,15 @@ type CoveredRow = [conv: string, seq: number, n: number, first: number, sender: 
 const LITE_ROWS = {
   /** [user, device, acked_inbox_seq] */
   devices: {
-    head: 'INSERT INTO devices (user_id, device_id, acked_inbox_seq) VALUES',
+    head: 'INSERT OR FAIL INTO devices (user_id, device_id, acked_inbox_seq) VALUES',
     width: 3,
     tail: ` ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = CASE WHEN excluded.acked_inbox_seq > devices.acked_inbox_seq THEN excluded.acked_inbox_seq ELSE devices.acked_inbox_seq END`,
   },
   /** [id, delivered_inbox_seq, conv_version] */
-  users: { head: 'UPDATE users SET delivered_inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
+  users: { head: 'UPDATE OR FAIL users SET delivered_inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
   /** [user, conv, delivered_seq, version] */
   entries: {
-    head: 'UPDATE entries SET delivered_seq = x.column3, version = x.column4 FROM (VALUES',
+    head: 'UPDATE OR FAIL entries SET delivered_seq = x.column3, version = x.column4 FROM (VALUES',
     width: 4,
     tail: ') AS x WHERE entries.user_id = x.column1 AND entries.conv_id = x.column2 AND entries.delivered_seq < x.column3',
   },

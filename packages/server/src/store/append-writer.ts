@@ -74,7 +74,7 @@ export interface RowsSql {
   tail: string;
 }
 
-const ENTRY_HEAD = 'INSERT INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES';
+const ENTRY_HEAD = 'INSERT OR FAIL INTO entries (user_id, conv_id, read_seq, unread, mentions, last_seq, version) VALUES';
 
 /**
  * SQLite flush statements that take many rows at once, every value absolute (the user rows
@@ -83,13 +83,13 @@ const ENTRY_HEAD = 'INSERT INTO entries (user_id, conv_id, read_seq, unread, men
  * unread/mentions the counts since then), and an event-only delta (a deleted entry stays deleted).
  */
 const SQLITE_ROWS = {
-  mentions: { head: 'INSERT INTO message_mentions (user_id, conv_id, seq) VALUES', width: 3, tail: ' ON CONFLICT DO NOTHING' },
+  mentions: { head: 'INSERT OR FAIL INTO message_mentions (user_id, conv_id, seq) VALUES', width: 3, tail: ' ON CONFLICT DO NOTHING' },
   /** The user rows read in this transaction (UserState.seenVersion), set to absolute values: [id, inbox_seq, conv_version]. */
-  users: { head: 'UPDATE users SET inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
+  users: { head: 'UPDATE OR FAIL users SET inbox_seq = x.column2, conv_version = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE users.id = x.column1' },
   /** The moved conversation rows: [id, last_seq, member_epoch]. */
-  convs: { head: 'UPDATE conversations SET last_seq = x.column2, member_epoch = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE conversations.id = x.column1' },
-  messages: { head: 'INSERT INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all) VALUES', width: 10, tail: '' },
-  pointers: { head: 'INSERT INTO inbox (user_id, inbox_seq, conv_id, seq, mine) VALUES', width: 5, tail: '' },
+  convs: { head: 'UPDATE OR FAIL conversations SET last_seq = x.column2, member_epoch = x.column3 FROM (VALUES', width: 3, tail: ') AS x WHERE conversations.id = x.column1' },
+  messages: { head: 'INSERT OR FAIL INTO messages (conv_id, seq, id, sender_id, client_msg_id, kind, body, time, sender_inbox_seq, mention_all) VALUES', width: 10, tail: '' },
+  pointers: { head: 'INSERT OR FAIL INTO inbox (user_id, inbox_seq, conv_id, seq, mine) VALUES', width: 5, tail: '' },
   reset: {
     head: ENTRY_HEAD,
     width: 7,
