@@ -436,16 +436,6 @@ export class SqlStore implements Store {
    * (BEGIN IMMEDIATE already excludes every other writer).
    */
   private async appendPostgresOrLocked(batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    if (this.db.dialect === 'sqlite') {
-      // SQLite: first without the idempotency read (see AppendAttempt 'unread'); a batch that
-      // meets a stored (sender, clientMsgId) or refuses a request reruns with it.
-      try {
-        return await this.tx((tx) => this.appendTx(tx, batch, false, 'unread'));
-      } catch (err) {
-        if (!(err instanceof RerunWithIdempotencyRead) && !isIdempotencyViolation(err)) throw err;
-        this.idempotencyReruns++;
-      }
-    }
     if (this.db.dialect === 'postgres' && batch.every((r) => !r.effect)) {
       try {
         return await this.tx((tx) => this.appendTx(tx, batch, true));
@@ -460,9 +450,6 @@ export class SqlStore implements Store {
   /** Fast-path batches that found their conversation changed and reran on the locking path (tests, /metrics). */
   staleAppends = 0;
 
-  /** SQLite: batches that met a stored (sender, clientMsgId) or a refusal without the idempotency read and reran with it (tests). */
-  idempotencyReruns = 0;
-
   /**
    * One transaction for the batch. Locks: the conversations (in id order) before any other
    * write; the member user rows are bumped in id order at the end (flush). Each request is
@@ -471,7 +458,7 @@ export class SqlStore implements Store {
    * are written by the flush. Statements that do not depend on each other's results are
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
-  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false, attempt: AppendAttempt = 'read'): Promise<AppendOutcome[]> {
+  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false): Promise<AppendOutcome[]> {
     // 1. Lock the conversations in id order. Then create the missing direct conversations and
     //    the conversations of group creations (in id order): a concurrent creator makes us wait
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
@@ -590,7 +577,7 @@ export class SqlStore implements Store {
     if (pre) for (const row of pre.existing) existing.set(idemKey(row.sender_id, row.client_msg_id), row);
     // SQLite: one statement per up to 512 requests (sqliteExisting), not one per request: a
     // statement and a promise each cost ~2.5 µs per message of CPU, ~0.8 µs so (a micro-benchmark).
-    const oneRead = !pre && tx.dialect === 'sqlite' && attempt === 'read';
+    const oneRead = !pre && tx.dialect === 'sqlite';
     if (oneRead) {
       const pairs: [string, string][] = [];
       for (const r of batch) {
@@ -607,7 +594,7 @@ export class SqlStore implements Store {
         );
       }
     }
-    for (const r of pre || oneRead || attempt === 'unread' ? [] : batch) {
+    for (const r of pre || oneRead ? [] : batch) {
       const key = idemKey(r.sender, r.clientMsgId);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -671,8 +658,6 @@ export class SqlStore implements Store {
         : r.effect
           ? { ok: false, error: 'not_found', reason: 'no such group' }
           : { ok: false, error: r.directMembers ? 'forbidden' : 'not_found' };
-      // Unread: a refused request may be the retry of a stored message (whose outcome is that message).
-      if (!out.ok && attempt === 'unread') throw new RerunWithIdempotencyRead();
       if (out.ok && c) {
         firstInBatch.set(key, i);
         const e = out.effect;
@@ -1188,33 +1173,6 @@ const existingTexts = new Map<number, string>();
  * match nothing) to a power of two, so there are at most ~10 prepared texts. Measured cheaper
  * than one json_each statement of the pairs (~0.8 vs ~1.3 µs per pair).
  */
-/**
- * How appendTx learns of stored messages with the batch's (sender, clientMsgId) pairs:
- * - 'read': it reads them (after the conversation locks) and answers those requests as
- *   duplicates of the stored messages.
- * - 'unread' (SQLite): it does not read them; every request is decided as new. When one was in
- *   fact stored, the messages INSERT fails on `messages_idem` (isIdempotencyViolation); when one
- *   is refused (it might be the retry of a message stored before the refusal's cause), the
- *   attempt throws RerunWithIdempotencyRead. Either way the transaction rolls back and the batch
- *   reruns with 'read' (SqlStore.appendPostgresOrLocked): the outcomes are always those of
- *   'read'. Retries and refusals are rare in a group commit, and the read was one index lookup
- *   per request besides the INSERT's own (issue 23: ~2 % of the writer thread's CPU).
- */
-type AppendAttempt = 'read' | 'unread';
-
-/** An 'unread' append attempt refused a request: rerun the batch with the idempotency read. */
-class RerunWithIdempotencyRead extends Error {
-  constructor() {
-    super('append: rerun with the idempotency read');
-  }
-}
-
-/** SQLite: the messages INSERT met a stored (sender_id, client_msg_id) (the unique index messages_idem). */
-function isIdempotencyViolation(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes('messages.sender_id, messages.client_msg_id');
-}
-
 function sqliteExisting(tx: Queryable, pairs: [string, string][]): Promise<MessageRow[]>[] {
   const out: Promise<MessageRow[]>[] = [];
   for (let from = 0; from < pairs.length; from += EXISTING_MAX) {
