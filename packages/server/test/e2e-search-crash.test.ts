@@ -56,6 +56,12 @@ describe('search: kill -9 between the durable commit and the deferred indexing',
     // The recall's index hook catches the indexer up first, then drops the document.
     const recall = await api(srv.url, 'POST', `/api/conversations/${encodeURIComponent(conv)}/messages/${gone.seq}/recall`, undefined, a.token);
     assert.equal(recall.status, 200, JSON.stringify(recall.body));
+    // The hook runs after the recall's answer: wait for its catch-up (the point reaches the last
+    // message, the recall's event included), then for the drop. (Waiting for no document alone
+    // passed at once — the message was not indexed yet — and the catch-up then moved the point
+    // past the messages below: CI on a loaded machine.)
+    for (let i = 0; i < 200 && point().at !== point().top; i++) await sleep(50);
+    assert.equal(point().at, point().top, "the recall's hook caught the indexer up");
     for (let i = 0; i < 50 && docs(conv).length > 0; i++) await sleep(50);
     assert.deepEqual(docs(conv), [], 'the recalled message is not indexed');
     const caughtUp = point();
