@@ -183,8 +183,10 @@ export class AckService {
       const acks = [...batch.acks.values()];
       try {
         await this.link!.request(node, ACK_TOPIC, JSON.stringify(acks), this.forwardTimeoutMs);
+        this.metrics.ackRoutes?.inc({ route: 'forwarded' }, acks.length);
       } catch {
         // Gone, draining or silent: written here, before this device's later ACKs (queued behind this one).
+        this.metrics.ackRoutes?.inc({ route: 'written_here' }, acks.length);
         await this.write(acks);
       }
       this.release(batch);
@@ -196,6 +198,7 @@ export class AckService {
   /** Another node's ACKs: written with this node's next write; answered once that write settled. */
   private serveForward(payload: string): Promise<string> {
     const acks = JSON.parse(payload) as DeviceAck[];
+    this.metrics.ackRoutes?.inc({ route: 'served' }, acks.length);
     const batch = this.pending;
     for (const a of acks) batch.add(`${a.userId}\u0000${a.deviceId}`, a.userId, a.deviceId, a.inboxSeq, a.segments ?? [{ from: 0, to: a.inboxSeq }]);
     this.arm();
