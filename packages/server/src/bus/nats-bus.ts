@@ -107,6 +107,9 @@ export class NatsBus implements Bus {
         noEcho: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        // No stack captured per request and timed subscription (a group post's forward, its
+        // members' ACK forwards, presence questions): the node logs these errors' messages only.
+        noAsyncTraces: true,
       });
     } catch (err) {
       const where = Array.isArray(opts.servers) ? opts.servers.join(',') : opts.servers;
