@@ -349,6 +349,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
       { timeoutMs: config.groupRouting.forwardTimeoutMs, log: log.child({ mod: 'group-router' }), count: (route) => metrics.groupPosts.inc({ route }) },
     );
     router.serve();
+    // The ACKs of a post's members are written by the node that fanned it out: one ACK write per message cluster-wide.
+    acks.route(link);
     messaging.setRouter(router);
     new Gauge({ name: 'magpie_cluster_nodes', help: 'Live nodes of the cluster this node sees (itself included; group routing)', registers: [metrics.registry], collect() { this.set(link.live().nodes.length); } });
     link.join(await clusterScope(db), config.groupRouting.heartbeatMs);

@@ -30,6 +30,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     deliveries: new Counter({ name: 'magpie_deliveries_total', help: 'Live frames addressed to a connected device', labelNames: ['type'] as const, registers: [registry] }),
     acks: new Counter({ name: 'magpie_acks_total', help: 'Cumulative ACK frames received', registers: [registry] }),
+    ackRoutes: new Counter({ name: 'magpie_acks_routed_total', help: 'Cluster: device ACKs forwarded to the node whose fan-out delivered the message (forwarded), forwards that failed and were written here (written_here), ACKs other nodes forwarded that this node wrote (served)', labelNames: ['route'] as const, registers: [registry] }),
     syncs: new Counter({ name: 'magpie_syncs_total', help: 'Sync answers by mode', labelNames: ['mode'] as const, registers: [registry] }),
     syncItems: new Histogram({ name: 'magpie_sync_items', help: 'Inbox items per sync page', buckets: [0, 1, 10, 50, 100, 200, 500, 1000], registers: [registry] }),
     downlinkEnds: new Counter({

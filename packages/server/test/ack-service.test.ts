@@ -1,7 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AckService } from '../src/services/ack-service.ts';
-import type { Bus } from '../src/bus/bus.ts';
+import type { Bus, NodeLink } from '../src/bus/bus.ts';
 import type { Metrics } from '../src/metrics.ts';
 import type { AckOutcome, DeviceAck, Store } from '../src/store/store.ts';
 
@@ -98,4 +98,106 @@ it('paced ACK flushes: at most one timed write per minIntervalMs, the first afte
   plain.ack('ub', 'd', 2);
   await sleep(40);
   assert.deepEqual(writes, [['ua:1'], ['ub:2']]);
+});
+
+/**
+ * Issue 15: in a cluster the ACKs of a message fanned out by another node (the deliver event's
+ * `via`) are forwarded there and written with that node's own: one write per message across
+ * nodes. A device's ACKs keep their order across routes; a failed forward is written here.
+ */
+class PairLink implements NodeLink {
+  handlers = new Map<string, (payload: string) => Promise<string>>();
+  peers = new Map<string, PairLink>();
+  down = false;
+  requests = 0;
+  constructor(readonly self: string) {}
+  join(): void {}
+  leave(): void {}
+  live() {
+    return { nodes: [this.self, ...this.peers.keys()].sort(), version: 1 };
+  }
+  async request(node: string, topic: string, payload: string): Promise<string> {
+    this.requests++;
+    const peer = this.peers.get(node);
+    const h = peer?.handlers.get(topic);
+    if (!peer || peer.down || !h) throw new Error('503 no responders');
+    return h(payload);
+  }
+  serve(topic: string, handler: (payload: string) => Promise<string>): void {
+    this.handlers.set(topic, handler);
+  }
+}
+
+function routedPair(flushMs = 10) {
+  const writes: { node: string; acks: string[] }[] = [];
+  const frames: { node: string; userId: string; frame: string }[] = [];
+  const metrics = { acks: { inc() {} } } as unknown as Metrics;
+  const make = (node: string) => {
+    const store = {
+      async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
+        writes.push({ node, acks: acks.map((a) => `${a.userId}:${a.inboxSeq}:${(a.segments ?? []).map((s) => `${s.from}-${s.to}`).join(',')}`) });
+        await new Promise((r) => setTimeout(r, 5));
+        return { delivered: [], counts: acks.map((a) => ({ conv: 'g:x', seq: 1, sender: 's', count: a.inboxSeq })) };
+      },
+    } as unknown as Store;
+    const bus = { publish: (e: { userId: string; frame: string }) => frames.push({ node, userId: e.userId, frame: e.frame }) } as unknown as Bus;
+    return new AckService(store, bus, metrics, flushMs);
+  };
+  const la = new PairLink('A');
+  const lb = new PairLink('B');
+  la.peers.set('B', lb);
+  lb.peers.set('A', la);
+  const a = make('A');
+  const b = make('B');
+  a.route(la, { forwardMs: 2 });
+  b.route(lb, { forwardMs: 2 });
+  return { a, b, la, lb, writes, frames };
+}
+
+it('cluster: ACKs of a message fanned out by another node are written there, with its own, in one write', async () => {
+  const { a, b, lb, writes, frames } = routedPair();
+  a.ack('u1', 'd', 1, [{ from: 0, to: 1 }]); // A's own member (A fanned the message out)
+  b.ack('u2', 'd', 1, [{ from: 0, to: 1 }], 'A'); // B's members got it in A's batched fan-out
+  b.ack('u3', 'd', 1, [{ from: 0, to: 1 }], 'A');
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(writes, [{ node: 'A', acks: ['u1:1:0-1', 'u2:1:0-1', 'u3:1:0-1'] }]);
+  assert.equal(lb.requests, 1, 'one forward for the batch');
+  assert.equal(frames.filter((f) => f.frame.includes('delivered.counts')).length, 1, 'one delivered.counts frame for the message');
+  // B's own fan-outs (no via, or via itself) are written on B.
+  b.ack('u2', 'd', 2, [{ from: 1, to: 2 }]);
+  b.ack('u3', 'd', 2, [{ from: 1, to: 2 }], 'B');
+  await b.flush();
+  assert.deepEqual(writes.at(-1), { node: 'B', acks: ['u2:2:1-2', 'u3:2:1-2'] });
+});
+
+it('cluster: a device whose ACKs are on their way to another node sends its next ones the same way (order kept)', async () => {
+  const { a, b, writes } = routedPair(30);
+  b.ack('u2', 'd', 1, [{ from: 0, to: 1 }], 'A');
+  await new Promise((r) => setTimeout(r, 10)); // forwarded, waiting in A's batch
+  b.ack('u2', 'd', 2, [{ from: 1, to: 2 }]); // a message of B's own, but the first ACK is not written yet
+  b.ack('u9', 'd', 5, [{ from: 4, to: 5 }]); // another device: written on B
+  await new Promise((r) => setTimeout(r, 120));
+  await Promise.all([a.flush(), b.flush()]);
+  const w = writes.map((x) => `${x.node}:${x.acks.join('|')}`);
+  assert.deepEqual(w.filter((x) => x.includes('u2')), ['A:u2:1:0-1', 'A:u2:2:1-2']);
+  assert.ok(w.includes('B:u9:5:4-5'), w.join(' '));
+  // Once settled, the device's next ACK takes its own route again.
+  b.ack('u2', 'd', 3, [{ from: 2, to: 3 }]);
+  await b.flush();
+  assert.equal(w.length + 1, writes.length);
+  assert.deepEqual(writes.at(-1), { node: 'B', acks: ['u2:3:2-3'] });
+});
+
+it('cluster: a forward to a node that is gone is written here, before the device\'s later ACKs', async () => {
+  const { b, la, writes } = routedPair();
+  la.down = true;
+  b.ack('u2', 'd', 1, [{ from: 0, to: 1 }], 'A');
+  b.ack('u2', 'd', 2, [{ from: 1, to: 2 }], 'A');
+  await new Promise((r) => setTimeout(r, 30));
+  b.ack('u2', 'd', 3, [{ from: 2, to: 3 }], 'A');
+  await b.flush();
+  assert.deepEqual(writes, [
+    { node: 'B', acks: ['u2:2:0-1,1-2'] },
+    { node: 'B', acks: ['u2:3:2-3'] },
+  ]);
 });

@@ -198,6 +198,31 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
       await old.close();
     }
   });
+
+  it("a batched fan-out's deliveries name the node that published it (`via`: where their ACKs go), its own do not", async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const a = await NatsBus.connect({ servers: NATS_URL, prefix });
+    const b = await NatsBus.connect({ servers: NATS_URL, prefix });
+    try {
+      a.nodes.join('s', 100);
+      b.nodes.join('s', 100);
+      await until2(() => a.nodes.live().nodes.length === 2 && b.nodes.live().nodes.length === 2);
+      const users = Array.from({ length: 12 }, (_, i) => `u:${i}`);
+      const atB: BusEvent[] = [];
+      const atA: BusEvent[] = [];
+      b.subscribe((e) => atB.push(e));
+      a.subscribe((e) => atA.push(e));
+      for (const u of users.slice(0, 6)) await b.watchUser(u);
+      for (const u of users.slice(6)) await a.watchUser(u);
+      a.publishDeliveries(users.map((u, i) => ({ type: 'deliver' as const, userId: u, frame: msgFrame(i + 1, '{"id":"m"}'), inboxSeq: i + 1, msgId: 'm', body: '{"id":"m"}' })));
+      await until2(() => atB.length >= 6);
+      assert.deepEqual(atB.map((e) => (e.type === 'deliver' ? `${e.userId}:${e.via}` : '')), users.slice(0, 6).map((u) => `${u}:${a.nodes.self}`));
+      assert.equal(atA.length, 6);
+      assert.ok(atA.every((e) => e.type === 'deliver' && e.via === undefined), 'the publisher hands its own deliveries over without via');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });
 
 async function until2(ok: () => boolean, ms = 3000): Promise<void> {

@@ -165,6 +165,47 @@ describe('cluster group routing (PostgreSQL + NATS, three nodes)', { skip: skip 
     }
   });
 
+  it("members' ACKs of a batched fan-out are written by the node that fanned it out; every member counted once", async () => {
+    // 12 members, 4 per node; one sender: its posts are appended (and fanned out) by the group's owner.
+    const members = await Promise.all(Array.from({ length: 12 }, (_, i) => registerAndLogin(nodes[i % 3]!.url)));
+    const conv = await group(members[0]!, members.slice(1));
+    const cs = await Promise.all(members.map((m, i) => connect(nodes[i % 3]!, m)));
+    const owner = await ownerOf(conv, cs[0]!, nodes[0]!);
+    const ackRoute = (n: ServerProcess, route: string) => metric(n, 'magpie_acks_routed_total', route);
+    const before = await Promise.all(nodes.map((n) => Promise.all(['forwarded', 'served', 'written_here'].map((r) => ackRoute(n, r)))));
+    const posts = 4;
+    const res = await stream(cs[0]!, conv, 'ack', posts, { every: 1, pauseMs: 20 });
+    assert.deepEqual(res.filter((x) => x.seq === null), [], 'every send acknowledged');
+    // Every member but the sender stores all of them and acknowledges each as it arrives.
+    await Promise.all(
+      cs.slice(1).map(async (c) => {
+        for (let k = 0; k < posts; k++) {
+          const f = await c.waitFor((x) => x.type === 'msg' && x.message.conv === conv && x.message.clientMsgId === `ack${k}`, 10_000);
+          c.send({ type: 'ack', inboxSeq: f.inboxSeq });
+        }
+      }),
+    );
+    // The sender's counts reach 11 for each post (each member counted once, wherever its ACK was written).
+    const seqs = res.map((r) => r.seq!);
+    const until = Date.now() + 10_000;
+    for (;;) {
+      const h = await historyOf(cs[0]!, conv);
+      const counts = h.filter((m) => seqs.includes(m.seq)).map((m) => m.deliveredCount);
+      if (counts.length === posts && counts.every((x) => x === 11)) break;
+      if (Date.now() > until) assert.fail(`delivered counts ${counts.join(',')}, want 11 each`);
+      await sleep(100);
+    }
+    const after = await Promise.all(nodes.map((n) => Promise.all(['forwarded', 'served', 'written_here'].map((r) => ackRoute(n, r)))));
+    const d = after.map((a, k) => a.map((x, j) => x - before[k]![j]!));
+    const o = nodes.indexOf(owner);
+    // The recipients on the two other nodes: their ACKs go to the owner (coalesced per device and forward: at least one each).
+    const away = (k: number) => members.filter((_, i) => i > 0 && i % 3 === k).length;
+    assert.equal(d[o]![0], 0, 'the owner forwards nothing');
+    assert.ok(d[o]![1]! >= away((o + 1) % 3) + away((o + 2) % 3), `the owner wrote the others' ACKs (served ${d[o]![1]})`);
+    for (const [k, x] of d.entries()) if (k !== o) assert.ok(x[0]! >= away(k) && x[2] === 0, `node ${k}: forwarded ${x[0]}, written here ${x[2]}`);
+    assert.equal(d.reduce((t, x) => t + x[0]!, 0), d[o]![1], 'every forwarded ACK served');
+  });
+
   it('pipelined posts of two senders on two nodes are each stored in send order, once', async () => {
     const [n1, n2] = nodes as [ServerProcess, ServerProcess];
     const [a, b] = await Promise.all([registerAndLogin(n1.url), registerAndLogin(n2.url)]);

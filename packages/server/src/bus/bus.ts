@@ -101,9 +101,11 @@ export type BusEvent =
    * its send span, only while spans are exported (tracing/). `body`: the message JSON of a
    * `msg` frame (the frame is delivery/msg-frame.ts msgFrame(inboxSeq, body)), one string
    * shared by all its recipients, which the retry queue keeps instead of each recipient's
-   * frame; on this node only (not sent to other nodes: the frame carries it).
+   * frame; on this node only (not sent to other nodes: the frame carries it). `via`: the node
+   * that published this `msg` in a batched fan-out (NatsBus.publishDeliveries), set by the
+   * receiving node; the device's ACK is written there (AckService.route).
    */
-  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[]; msgId?: string; tp?: string; body?: string }
+  | { type: 'deliver'; userId: string; frame: string; exceptSession?: string; inboxSeq?: number; devices?: string[]; msgId?: string; tp?: string; body?: string; via?: string }
   /** Write `frame` to every connection subscribed to super group `conv` (its online members). */
   | {
       type: 'advance';

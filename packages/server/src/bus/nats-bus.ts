@@ -107,6 +107,9 @@ export class NatsBus implements Bus {
         noEcho: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
+        // No stack captured per request and timed subscription (a group post's forward, its
+        // members' ACK forwards, presence questions): the node logs these errors' messages only.
+        noAsyncTraces: true,
       });
     } catch (err) {
       const where = Array.isArray(opts.servers) ? opts.servers.join(',') : opts.servers;
@@ -240,7 +243,7 @@ export class NatsBus implements Bus {
       return;
     }
     try {
-      this.nc.publish(`${this.prefix}.all`, encodeMany(events, first.body));
+      this.nc.publish(`${this.prefix}.all`, encodeMany(events, first.body, this.nodeLink.self));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, type: 'deliver' }, 'bus publish failed');
     }
@@ -390,6 +393,7 @@ export class NatsBus implements Bus {
       const except = to[i + 2];
       if (typeof except === 'string') ev.exceptSession = except;
       if (head.tp !== undefined) ev.tp = head.tp;
+      if (head.n !== undefined) ev.via = head.n;
       this.dispatch(ev);
     }
   }
@@ -652,10 +656,15 @@ const BATCH_MIN = 8;
 /** First bytes of a batched fan-out (publishDeliveries); never the start of an encoded BusEvent (`{`). */
 const MANY = 'M';
 
-/** A batched fan-out's header: `to` = userId, inboxSeq, exceptSession (or 0), for each recipient in order. */
+/**
+ * A batched fan-out's header: `to` = userId, inboxSeq, exceptSession (or 0), for each recipient
+ * in order; `n` = the publishing node (NodeLink id: its recipients' ACKs are forwarded there,
+ * AckService.route; a node of an earlier release ignores it).
+ */
 interface ManyHead {
   msgId?: string;
   tp?: string;
+  n?: string;
   to: (string | number)[];
 }
 
@@ -663,10 +672,10 @@ interface ManyHead {
  * Wire form of a batched fan-out: `M`, the header as JSON, a newline, the message body as is
  * (each recipient's frame is msgFrame(inboxSeq, body), rebuilt by the receiving node).
  */
-function encodeMany(events: DeliverEvent[], body: string): string {
+function encodeMany(events: DeliverEvent[], body: string, node: string): string {
   const to: (string | number)[] = [];
   for (const e of events) to.push(e.userId, e.inboxSeq ?? 0, e.exceptSession ?? 0);
-  const head: ManyHead = { to };
+  const head: ManyHead = { n: node, to };
   if (events[0]!.msgId !== undefined) head.msgId = events[0]!.msgId;
   if (events[0]!.tp !== undefined) head.tp = events[0]!.tp;
   return `${MANY}${JSON.stringify(head)}\n${body}`;

@@ -235,6 +235,8 @@ export class Connection {
   acks = false;
   /** What of its inbox this device was given here (its ACKs raise delivered state only that far). */
   readonly obtained = new ObtainedTracker();
+  /** The node whose batched fan-out delivered the latest live `msg` here (BusEvent `via`; undefined: this node's own): where this device's ACKs are written (AckService.route). */
+  ackVia: string | undefined = undefined;
   closed = false;
   /** Closes the connection when its session expires (set by the gateway once that is near). */
   expiryTimer: NodeJS.Timeout | undefined;

@@ -345,7 +345,7 @@ export class WsGateway {
     // No object per ACK frame while debug logging is off.
     if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ userId: p.userId, deviceId: p.deviceId, inboxSeq }, 'ack');
     // Delivered state only as far as this device was given messages; the cursor takes the rest.
-    this.d.acks.ack(p.userId, p.deviceId, inboxSeq, conn.obtained.ackSegments(inboxSeq));
+    this.d.acks.ack(p.userId, p.deviceId, inboxSeq, conn.obtained.ackSegments(inboxSeq), conn.ackVia);
     this.d.retry.ack(p.userId, p.deviceId, inboxSeq, conn);
   }
 
@@ -582,7 +582,10 @@ export class WsGateway {
         if (!p || p.tokenHash === ev.exceptSession) continue;
         if (ev.devices && !ev.devices.includes(p.deviceId)) continue;
         conn.send(ev.frame);
-        if (ev.inboxSeq !== undefined) conn.obtained.gave(ev.inboxSeq);
+        if (ev.inboxSeq !== undefined) {
+          conn.obtained.gave(ev.inboxSeq);
+          conn.ackVia = ev.via;
+        }
         this.countDelivery(msg);
         if (ev.inboxSeq !== undefined && conn.acks) this.d.retry.track(p.userId, p.deviceId, conn, ev.inboxSeq, ev.frame, ev.msgId, ev.body);
         if (ev.msgId !== undefined && ev.inboxSeq !== undefined) this.d.tracer?.delivered(ev.msgId, p.userId, p.deviceId, ev.inboxSeq, conn.acks, ev.tp);
