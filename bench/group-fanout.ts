@@ -33,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Histogram, type HistSummary } from './lib/hist.ts';
-import { cpuMsOf, machineBusyMs, rssOf } from './lib/proc.ts';
+import { cpuMsOf, machineBusyMs, rssOf, threadCpuMsOf } from './lib/proc.ts';
 import { benchToken, benchUserId } from './lib/users.ts';
 import { cpuSplitOf, fmt, gitDescribe, groupInfo, log, machineLoad, makeGroup, mb, rowCounts, rowDelta, seedUsers, startBenchServer, waitQuiet, type RowCounts } from './lib/group-setup.ts';
 import type { GroupWorkerCommand, GroupWorkerDone } from './lib/group-worker.ts';
@@ -101,6 +101,8 @@ export interface ScenarioResult {
   serverUsPerDelivery: number;
   /** Of serverCpuPct: the part spent in the kernel (socket writes on loopback). */
   serverSysPct: number;
+  /** Per server thread (`main` = the event loop, the SQLite writer and V8's helpers `node`): µs per message. */
+  threadsUsPerMessage: [string, number][];
   genCpuPct: number;
   otherCpuPct: number;
   rows: { before: RowCounts; after: RowCounts; perMessage: Record<keyof RowCounts, number> };
@@ -201,6 +203,7 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const startAt = Date.now() + 1000;
   const cpu0 = cpuMsOf(server.pid);
   const split0 = cpuSplitOf(server.pid);
+  const threads0 = threadCpuMsOf(server.pid);
   const busy0 = machineBusyMs();
   let rssMax = rssIdle;
   const sampler = setInterval(() => {
@@ -220,6 +223,7 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
   const runWallMs = Date.now() - startAt;
   const serverCpuMs = cpuMsOf(server.pid) - cpu0;
   const serverSysMs = cpuSplitOf(server.pid).sys - split0.sys;
+  const threads1 = threadCpuMsOf(server.pid);
   const busyMs = machineBusyMs() - busy0;
   const after = rowCounts(dbPath, conv);
 
@@ -297,6 +301,10 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
     serverUsPerMessage: messages ? (serverCpuMs * 1000) / messages : NaN,
     serverUsPerDelivery: messages ? (serverCpuMs * 1000) / (messages * expected) : NaN,
     serverSysPct: (serverSysMs / runWallMs) * 100,
+    threadsUsPerMessage: [...threads1]
+      .map(([key, ms]): [string, number] => [key.slice(key.indexOf(' ') + 1), messages ? ((ms - (threads0.get(key) ?? 0)) * 1000) / messages : NaN])
+      .filter(([, us]) => us >= 0.5)
+      .sort((x, y) => y[1] - x[1]),
     genCpuPct: (genCpuMs / runWallMs) * 100,
     otherCpuPct: ((busyMs - serverCpuMs - genCpuMs) / runWallMs) * 100,
     rows: { before, after, perMessage },
@@ -328,6 +336,8 @@ function printResult(r: ScenarioResult, forkedAt: number, startAt: number): void
   const pm = r.rows.perMessage;
   console.log(`rows               before ${JSON.stringify(r.rows.before)} after ${JSON.stringify(r.rows.after)}`);
   console.log(`rows per message   messages +${fmt(pm.messages, 2)}, inbox +${fmt(pm.inbox, 1)}, entries +${fmt(pm.entries, 2)}, members +${fmt(pm.members, 0)}`);
+  // `main` is the event loop; bench/alternate.mjs reads it as "event loop µs/msg".
+  console.log(`server threads   µs/msg: ${r.threadsUsPerMessage.map(([name, us]) => `${name} ${fmt(us, 0)}`).join(', ')} (µs per delivery: ${r.threadsUsPerMessage.slice(0, 2).map(([name, us]) => `${name} ${fmt(us / Math.max(1, r.expectedPerMessage), 2)}`).join(', ')})`);
   console.log(`errors             ${Object.keys(r.errors).length ? JSON.stringify(r.errors) : 'none'}; server closes ${Object.keys(r.closeCodes).length ? JSON.stringify(r.closeCodes) : 'none'}`);
   if (a['cpu-prof']) {
     const from = (startAt - forkedAt) / 1000 + warmupS;

@@ -31,6 +31,9 @@
  *   exists already (the run then has no first messages: separates conversation creation from the
  *   server's cold start — JIT, caches — in the first seconds; also MAGPIE_BENCH_PRE_CONVERSE=1, for
  *   bench/alternate.mjs's `WORKTREE@MAGPIE_BENCH_PRE_CONVERSE=1`)
+ *   --sdk-ids: clientMsgIds about the SDK's length (27–32 characters; the SDK's: 32) instead of `w0-<n>` (V8's JSON.parse
+ *   internalizes string values of ≤ 10 characters: the short ids cost the server a string-table
+ *   insert per message that SDK clients never cause); also MAGPIE_BENCH_SDK_IDS=1
  *   --relay: measure bench/lib/bare-durable-relay.mjs instead of Magpie (the floor: append,
  *   group fdatasync, reply and deliver after it; no store, no checks) with the same load
  */
@@ -76,6 +79,7 @@ const { values: a } = parseArgs({
     'quiet-wait': { type: 'string', default: '0' },
     'server-env': { type: 'string', multiple: true, default: [] },
     'pre-converse': { type: 'boolean', default: process.env.MAGPIE_BENCH_PRE_CONVERSE === '1' },
+    'sdk-ids': { type: 'boolean', default: process.env.MAGPIE_BENCH_SDK_IDS === '1' },
     relay: { type: 'boolean', default: false },
   },
   strict: true,
@@ -216,6 +220,7 @@ async function main(): Promise<void> {
       pingSec: Number(a.ping),
       ackMs: Number(a['ack-ms']),
       caps: (a.caps ?? '').split(',').filter(Boolean),
+      sdkIds: a['sdk-ids'],
     };
     child.send(cmd);
     workers.push(child);

@@ -27,6 +27,12 @@ export interface WorkerInit {
   ackMs: number;
   /** Capabilities announced in hello (e.g. batch, ack). */
   caps: string[];
+  /**
+   * clientMsgIds about as long as the SDK's (27–32 characters; the SDK's are 32: packages/sdk/src/ids.ts) instead of
+   * `w<worker>-<n>`: V8's JSON.parse internalizes string values of up to 10 characters, so the
+   * short ids cost the server a string-table insert per message that SDK clients never cause.
+   */
+  sdkIds?: boolean;
 }
 export interface WorkerRun {
   cmd: 'run';
@@ -146,7 +152,8 @@ function setup(m: WorkerInit): void {
   ahead = new Array(n);
   ackDirty = new Uint8Array(n);
   dirtyList = new Int32Array(n);
-  cidPrefix = `w${m.worker}-`;
+  // Long ids: a 26-character prefix + the message number (27–32 characters, ascending like the SDK's time-ordered ones).
+  cidPrefix = m.sdkIds ? `w${m.worker}-${m.nonce}`.padEnd(26, '0').slice(0, 26) : `w${m.worker}-`;
   for (let k = 0; k < n; k++) {
     const partner = benchUserId(partnerOf(m.from + k));
     sendPrefix[k] = `{"type":"send","to":"${partner}","kind":"text","id":`;

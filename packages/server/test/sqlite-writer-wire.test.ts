@@ -38,6 +38,14 @@ describe('SQLite writer wire', () => {
     assert.deepEqual(got[1]!.body, batch[1]!.body);
   });
 
+  it('sends the strings as a dense array (a holey one is cloned key by key and arrives as a dictionary)', () => {
+    const wire = encodeBatch(batch);
+    // v8 serialization: version header (0xFF, version), then the value's tag: 'A' dense array, 'a' sparse.
+    const bytes = serialize(wire.s);
+    assert.equal(String.fromCharCode(bytes[2]!), 'A');
+    assert.equal(wire.s.length, batch.length * 8);
+  });
+
   it('sends new messages stored as sent as seq and pointers, everything else whole, and gives the callers their own body objects back', () => {
     const onThread = decodeBatch(clone(encodeBatch(batch)));
     const outcomes: AppendOutcome[] = [

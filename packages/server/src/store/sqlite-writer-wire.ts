@@ -36,20 +36,17 @@ export interface WireBatch {
 }
 
 export function encodeBatch(batch: AppendRequest[]): WireBatch {
-  const s: string[] = new Array(batch.length * S);
+  // Built by appending, never as `new Array(n)`: a holey array (even once every element is
+  // set) is cloned as a sparse one — its keys collected and each element looked up by name —
+  // and arrives as a dictionary; a packed one is written element by element. Measured with a
+  // 122-message batch: postMessage ~90 µs holey, ~40 µs packed (issue 23, branch lp23).
+  const s: string[] = [];
   const time = new Float64Array(batch.length);
   let rare: WireBatch['rare'] = null;
   for (let i = 0; i < batch.length; i++) {
     const r = batch[i]!;
-    const k = i * S;
-    s[k] = r.sender;
-    s[k + 1] = r.clientMsgId;
-    s[k + 2] = r.conv;
-    s[k + 3] = r.kind;
-    s[k + 4] = r.id;
-    s[k + 5] = r.bodyJson ?? '';
-    s[k + 6] = r.directMembers?.[0] ?? '';
-    s[k + 7] = r.directMembers?.[1] ?? '';
+    const dm = r.directMembers;
+    s.push(r.sender, r.clientMsgId, r.conv, r.kind, r.id, r.bodyJson ?? '', dm ? dm[0] : '', dm ? dm[1] : '');
     time[i] = r.time;
     if (r.bodyJson === undefined || r.effect !== undefined || r.mentions !== undefined) {
       const x: Pick<AppendRequest, 'body' | 'effect' | 'mentions'> = { body: r.bodyJson === undefined ? r.body : undefined };
