@@ -241,19 +241,14 @@ export class PushService implements OfflinePush, OfflineHandoff {
    */
   idle = (message: Message, userId: string): boolean => {
     if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return true;
-    return this.deviceless.has(userId) && this.connectedHere(userId);
-  };
-
-  /** A device of the user is connected to this node (without building the list when presence can say so). */
-  private connectedHere(userId: string): boolean {
+    if (!this.deviceless.has(userId)) return false;
     const presence = this.d.presence;
     return presence.connectedHere ? presence.connectedHere(userId) : presence.onlineDevices(userId).length > 0;
-  }
+  };
 
   /** A user without a registered device: counted in the funnel when offline (or when a retry handed over one device). */
   private noDevice(userId: string, onlyDevice: boolean, present?: Map<string, string[]>): void {
-    const known = present?.get(userId);
-    if (onlyDevice || (known !== undefined ? known.length === 0 : !this.connectedHere(userId))) {
+    if (onlyDevice || (present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
       this.d.funnel.stage('requested', 'im', 'none');
       this.d.funnel.drop('no_device', 'im', 'none');
     }
