@@ -99,28 +99,4 @@ describe('group push targets by notification level', () => {
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(quiet.normal[0]!.sort(), ['m0007', 'm0302']);
   });
-
-  it('normal group: members the sink calls idle are left out before the levels are read; none left, no read', async () => {
-    const reads: string[][] = [];
-    const spy = Object.create(rstore) as SqlReceiptStore;
-    spy.notifyLevels = (conv: string, users: string[]) => (reads.push([...users]), rstore.notifyLevels(conv, users));
-    const normal: string[][] = [];
-    const idleUsers = new Set(['m0300', 'm0400']);
-    const sink = {
-      onCommitted: (_m: Message, p: InboxPointer[]) => void normal.push(p.map((x) => x.userId)),
-      pushTo: () => {},
-      idle: (_m: Message, u: string) => idleUsers.has(u),
-    };
-    const gp = new GroupPush(store, spy, sink, () => undefined, { defaults: { group: 'all', super: 'mentions' }, pageSize: 1000 });
-    const ptrs = ['m0007', 'm0300', 'm0301', 'm0302', 'm0400'].map((userId, i) => ({ userId, inboxSeq: i + 1 }) as InboxPointer);
-    gp.onCommitted(msg(7, 'm0007', 'g:normal'), ptrs);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(reads, [['m0301', 'm0302']]);
-    assert.deepEqual(normal[0]!.sort(), ['m0007', 'm0302']);
-    // Everyone but the sender idle: no read, nothing pushed.
-    gp.onCommitted(msg(8, 'm0007', 'g:normal'), ptrs.filter((p) => p.userId === 'm0007' || idleUsers.has(p.userId)));
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(reads.length, 1);
-    assert.equal(normal.length, 1);
-  });
 });

@@ -41,10 +41,6 @@ export function registryPresence(
   };
   return {
     onlineDevices,
-    connectedHere(userId) {
-      for (const c of registry.of(userId)) if (c.principal) return true;
-      return false;
-    },
     async onlineDevicesOf(userIds) {
       const remote = bus ? await bus.remotePresence(userIds) : new Map<string, string[]>();
       const out = new Map<string, string[]>();

@@ -32,8 +32,6 @@ import {
 export interface Presence {
   /** Devices of the user connected to this node. */
   onlineDevices(userId: string): string[];
-  /** Has the user a device connected to this node (onlineDevices non-empty, without the list)? */
-  connectedHere?(userId: string): boolean;
   /**
    * Devices of these users connected anywhere in the cluster (this node and the others, asked
    * over the Bus). Push decisions use it when present, so a user online on another node gets
@@ -232,18 +230,6 @@ export class PushService implements OfflinePush, OfflineHandoff {
     }
     if (userIds.length === 0) return;
     this.accept({ message, userIds });
-  };
-
-  /**
-   * PushSink.idle (receipts/group-push.ts): onCommitted would do nothing for this user now —
-   * push is off, the kind is never pushed, or the user is known to have no registered device
-   * and is connected here (noDevice counts only users who are offline).
-   */
-  idle = (message: Message, userId: string): boolean => {
-    if (!this.d.config.enabled || SILENT_KINDS.has(message.kind)) return true;
-    if (!this.deviceless.has(userId)) return false;
-    const presence = this.d.presence;
-    return presence.connectedHere ? presence.connectedHere(userId) : presence.onlineDevices(userId).length > 0;
   };
 
   /** A user without a registered device: counted in the funnel when offline (or when a retry handed over one device). */

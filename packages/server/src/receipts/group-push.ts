@@ -7,13 +7,6 @@ import type { SendExtras } from './receipt-service.ts';
 export interface PushSink {
   onCommitted(message: Message, pointers: InboxPointer[]): void;
   pushTo(message: Message, userIds: string[], lane?: 'live' | 'bulk'): void;
-  /**
-   * True when pushing `message` to this user would do nothing now, whatever the user's level
-   * (push off, a kind never pushed, a user known to have no registered device who is
-   * connected here). A normal group's routing leaves such users out before it reads the
-   * levels: with every member online and none with a push device it reads nothing.
-   */
-  idle?(message: Message, userId: string): boolean;
 }
 
 export interface GroupPushOptions {
@@ -54,27 +47,14 @@ export class GroupPush {
       this.push.onCommitted(m, pointers);
       return;
     }
-    let users: string[] | undefined;
-    if (pointers.length > 0) {
-      // A normal group: only the members a push could reach now need their levels read.
-      users = [];
-      const push = this.push;
-      for (const p of pointers) {
-        const u = p.userId;
-        if (u !== m.sender && !(push.idle !== undefined && push.idle(m, u))) users.push(u);
-      }
-      // Nobody to push to (what onCommitted would have found after the read).
-      if (users.length === 0) return;
-    }
     const x = this.extrasOf(m);
     const extras: SendExtras = x ? { ...x } : {};
-    void this.route(m, pointers, extras, users).catch(() => {});
+    void this.route(m, pointers, extras).catch(() => {});
   };
 
-  /** `users`: a normal group's members left to route (onCommitted), undefined for a super group. */
-  private async route(m: Message, pointers: InboxPointer[], x: SendExtras, users?: string[]): Promise<void> {
+  private async route(m: Message, pointers: InboxPointer[], x: SendExtras): Promise<void> {
     if (pointers.length > 0) {
-      users ??= pointers.map((p) => p.userId).filter((u) => u !== m.sender);
+      const users = pointers.map((p) => p.userId).filter((u) => u !== m.sender);
       const keep = await this.filterNormal(m, users, x);
       this.push.onCommitted(m, pointers.filter((p) => keep.has(p.userId)));
       return;
