@@ -376,11 +376,12 @@ async function main(): Promise<void> {
   console.log(`end-to-end       ${lat(e1)}`);
   console.log(`totals           sent ${tot.sent}, acked ${tot.replies}, error replies ${tot.errorReplies}, delivered ${tot.delivered} (+${tot.duplicates} duplicate retries), ack frames ${tot.acksSent}, delivered notices ${tot.notices}, inbox gaps ${tot.gaps}`);
   console.log(`backlog at stop  ${inflightAtStop} unacked sends, ${undeliveredAtStop} undelivered; after ${fmt(drainMs / 1000, 1)} s drain: ${unanswered} unacked, ${undelivered} undelivered`);
-  console.log(`server retries   ${retries1.sent - retries0.sent} sent, ${retries1.held - retries0.held} held (magpie_retries_total, magpie_retries_held_total over the run and drain)`);
+  // The relay has no /metrics: its lines would read NaN.
+  if (!a.relay) console.log(`server retries   ${retries1.sent - retries0.sent} sent, ${retries1.held - retries0.held} held (magpie_retries_total, magpie_retries_held_total over the run and drain)`);
   console.log(`errors           ${Object.keys(errors).length ? JSON.stringify(errors) : 'none'}; server closes ${tot.closes ? JSON.stringify(closeCodes) : 'none'}`);
   console.log(`server memory    ${fmt(perConn / 1024)} KB per idle connection (RSS ${mb(rssBase)} → ${mb(rssIdle)} for ${connected.ok} connections; ${mb(rssAfter)} after the load)`);
   console.log(`CPU              server ${fmt(runCpuMs / runWallMs * 100, 0)}% of one core (${fmt(runCpuMs * 1000 / Math.max(1, tot.replies), 0)} µs per message, ${fmt((runSysMs / runCpuMs) * 100, 0)}% of it in the kernel), generator ${fmt(tot.genCpuMs / runWallMs * 100, 0)}% (its event-loop delay p99 ${fmt(loopP99, 1)} ms, max ${fmt(loopMax, 1)} ms)`);
-  console.log(`group commit     ${commits} commits (${fmt(commits / (runWallMs / 1000), 0)}/s), ${fmt(committed / Math.max(1, commits), 1)} messages per commit`);
+  if (!a.relay) console.log(`group commit     ${commits} commits (${fmt(commits / (runWallMs / 1000), 0)}/s), ${fmt(committed / Math.max(1, commits), 1)} messages per commit`);
   const otherPct = ((runBusyMs - runCpuMs - tot.genCpuMs) / runWallMs) * 100;
   // Per thread (/proc/<pid>/task): `main` is the event loop; the SQLite writer and V8's helpers are `node` or their own names.
   const perThread: [string, number][] = [];
