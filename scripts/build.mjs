@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Production build: compiles packages/protocol, sdk and server (TypeScript -> dist/*.js with
-// type declarations), then the web client (scripts/build-web.mjs).
+// type declarations), the server's native SQLite extension (scripts/build-native.mjs, skipped
+// with a warning without a C compiler), then the web client (scripts/build-web.mjs).
 //   node scripts/build.mjs               build everything
 //   node scripts/build.mjs --if-missing  build only what has no dist yet (npm start)
 //   node scripts/build.mjs --if-stale    build what has no dist or sources newer than it (benchmarks)
@@ -49,6 +50,9 @@ for (const pkg of packages) {
   if (pkg === 'server') cpSync(join(dir, 'src/console/ui'), join(dir, 'dist/console/ui'), { recursive: true });
   console.log(`build: packages/${pkg} -> dist (${Date.now() - t0} ms)`);
 }
+
+// The native SQLite extension (an optimisation: build-native.mjs never fails the build).
+spawnSync(process.execPath, [join(root, 'scripts/build-native.mjs')], { cwd: root, stdio: 'inherit' });
 
 const web = spawnSync(process.execPath, [join(root, 'scripts/build-web.mjs'), ...(mode ? [mode] : [])], { cwd: root, stdio: 'inherit' });
 process.exit(web.status ?? 1);

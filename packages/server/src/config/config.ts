@@ -62,6 +62,12 @@ export const ConfigSchema = z.strictObject({
    */
   sqliteWriterThread: z.boolean().default(true),
   /**
+   * SQLite: gather each commit's WAL writes into one write() (the VFS shim native/walbuf.c,
+   * store/sqlite-wal-coalesce.ts). When its library is missing or fails to load, a warning is
+   * logged and SQLite runs without it.
+   */
+  sqliteWalCoalesce: z.boolean().default(true),
+  /**
    * SQLite writer thread: warm its append, ACK-flush and index code up at start on a private
    * in-memory database (store/writer-warmup.ts; ~0.6 s of CPU once, nothing written to the file).
    */
@@ -373,6 +379,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_SQLITE_SYNCHRONOUS: (c, v) => (c.sqliteSynchronous = v),
   MAGPIE_SQLITE_CHECKPOINT_MS: (c, v) => (c.sqliteCheckpointMs = Number(v)),
   MAGPIE_SQLITE_WRITER_THREAD: (c, v) => (c.sqliteWriterThread = v === 'true' || v === '1'),
+  MAGPIE_SQLITE_WAL_COALESCE: (c, v) => (c.sqliteWalCoalesce = v === 'true' || v === '1'),
   MAGPIE_WRITER_WARMUP: (c, v) => (c.sqliteWriterWarmUp = v === 'true' || v === '1'),
   MAGPIE_LOOP_WARMUP: (c, v) => (c.loopWarmUp = v === 'true' || v === '1'),
   MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: (c, v) => (c.ackFlushMinIntervalMs = Number(v)),

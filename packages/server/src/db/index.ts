@@ -17,10 +17,13 @@ export function isPostgresUrl(store: string): boolean {
  * The server's database for this configuration, migrated to the current schema: SQLite
  * (`dataDir/magpie.db`, the process's one connection) or PostgreSQL (the process's one pool).
  */
-export async function openDatabase(config: Config, opts: { schema?: string; log?: (msg: string) => void } = {}): Promise<SqlEngine> {
+export async function openDatabase(config: Config, opts: { schema?: string; log?: (msg: string) => void; warn?: (msg: string) => void } = {}): Promise<SqlEngine> {
   let engine: SqlEngine;
   if (config.store === 'sqlite') {
     const { SqliteEngine } = await import('./sqlite-engine.ts');
+    // Before the first file connection: the WAL write-coalescing VFS on or off (store/sqlite-wal-coalesce.ts).
+    const { setSqliteWalCoalescing } = await import('../store/sqlite-wal-coalesce.ts');
+    setSqliteWalCoalescing(config.sqliteWalCoalesce, opts.warn ? { warn: opts.warn } : {});
     engine = new SqliteEngine(join(config.dataDir, 'magpie.db'), { synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   } else if (isPostgresUrl(config.store)) {
     const { PostgresEngine } = await import('./postgres-engine.ts');

@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { prepareSqliteVfs } from './sqlite-wal-coalesce.ts';
 
 export type SqliteSynchronous = 'full' | 'normal';
 
@@ -83,6 +84,8 @@ export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHa
   let shared = open.get(key);
   if (!shared || !shared.db.open) {
     mkdirSync(dirname(key), { recursive: true });
+    // The WAL write-coalescing VFS (sqlite-wal-coalesce.ts) is registered before the connection opens.
+    prepareSqliteVfs();
     const db = configure(new Database(key), level, opts.cacheKib);
     const every = opts.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
     shared = { db, holders: 0, checkpointer: every > 0 ? new Checkpointer(db, key, every) : null, reads: new ReadBatcher(db) };

@@ -9,6 +9,7 @@ import { searchableText } from '../search/extract.ts';
 import { INDEX_BATCH_BUSY_MS } from '../search/search-indexer.ts';
 import { SqlStore } from './sql-store.ts';
 import { CACHE_KIB } from './sqlite-connection.ts';
+import { setSqliteWalCoalescing } from './sqlite-wal-coalesce.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
@@ -43,6 +44,8 @@ export interface WriterSetup {
   searchIndexDelayMs: number;
   /** The WAL page count at which a commit checkpoints (the event loop's connection's setting). */
   walAutocheckpoint: number;
+  /** Whether the event loop's thread loaded the WAL write-coalescing VFS (store/sqlite-wal-coalesce.ts): the thread does the same. */
+  walCoalesce: boolean;
   /** Batches of the thread's warm-up at start (store/writer-warmup.ts; 0: none). Default WARMUP_BATCHES. */
   warmUpBatches?: number;
   lock: SharedArrayBuffer;
@@ -68,6 +71,8 @@ export type WriterReply =
 if (parentPort) {
   const port = parentPort;
   const setup = workerData as WriterSetup;
+  // Before its connection opens: the same VFS as the event loop's (a missing library warned there once).
+  setSqliteWalCoalescing(setup.walCoalesce, { warn: () => {} });
   // No checkpointer thread of its own: the event loop's connection runs it for the file.
   const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0, cacheKib: WRITER_CACHE_KIB });
   engine.setWriteGate(new ThreadWriteGate(setup.lock));

@@ -6,6 +6,7 @@ import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
 import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOutcome, type AppendRequest, type DeliveredUpdate, type DeviceAck } from './store.ts';
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
 import { decodeOutcomes, encodeBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
+import { walCoalescingActive } from './sqlite-wal-coalesce.ts';
 
 /**
  * The SQLite writer thread: the message store's hot write transactions — the group commit of
@@ -157,7 +158,7 @@ export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity:
   if (engine.dialect !== 'sqlite') return undefined;
   const { SqliteEngine } = await import('../db/sqlite-engine.ts');
   if (!(engine instanceof SqliteEngine) || engine.path === '') return undefined;
-  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, ...(opts.warmUp === false ? { warmUpBatches: 0 } : {}) });
+  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, walCoalesce: walCoalescingActive(), ...(opts.warmUp === false ? { warmUpBatches: 0 } : {}) });
   try {
     await writer.start();
   } catch (err) {
