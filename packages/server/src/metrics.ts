@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { walCoalesceStats, walCoalescingActive } from './store/sqlite-wal-coalesce.ts';
 import { TalliedHistogram } from './tallied-histogram.ts';
 import { pgStatementCounts, statementLabel } from './db/statement-counts.ts';
 
@@ -84,6 +85,20 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       }
       if (perStatement) for (const [label, n] of by) this.inc({ statement: label }, n);
       else if (total > 0) this.inc(total);
+    },
+  });
+  new Counter({
+    name: 'magpie_sqlite_wal_writes_total',
+    help: 'SQLite WAL write coalescing (native/walbuf.c), whole process: WAL writes SQLite made into the buffer (absorbed), write calls that put the buffered runs into the file (flush_writes), commits/runs flushed (flushes)',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = walCoalescingActive() ? walCoalesceStats() : null;
+      if (!s) return;
+      this.inc({ kind: 'absorbed' }, s.writesAbsorbed);
+      this.inc({ kind: 'flush_writes' }, s.flushWrites);
+      this.inc({ kind: 'flushes' }, s.flushes);
     },
   });
   return m;
