@@ -3,6 +3,7 @@
 export { createMagpieServer, openStore, openBus, type MagpieServer } from './app.ts';
 export { openDatabase, type SqlEngine, type Queryable } from './db/index.ts';
 export { openSqlite, type SqliteSynchronous } from './store/sqlite-connection.ts';
+export { setSqliteWalCoalescing, walCoalesceStats, type WalCoalesceStats } from './store/sqlite-wal-coalesce.ts';
 export { MemoryBus } from './bus/memory-bus.ts';
 // Building blocks the benchmarks (bench/) measure on their own, over a database from openDatabase.
 export { SqlSearchStore } from './search/search-store.ts';
