@@ -5,7 +5,8 @@
 //   node scripts/build-native.mjs              build when missing or older than its source
 //   node scripts/build-native.mjs --force      build always
 // Never fails the build: without a compiler (or on a failed compile) it prints one warning and
-// exits 0; the server then runs without the extension (store/sqlite-wal-coalesce.ts).
+// exits 0; the server then runs without the extension (store/sqlite-wal-coalesce.ts). Frame
+// pointers kept: perf can walk a stack through the library (without them its frames break the chain).
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -34,8 +35,8 @@ if (!force && existsSync(out) && statSync(out).mtimeMs >= statSync(source).mtime
 const cc = process.env.CC || 'cc';
 mkdirSync(dirname(out), { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ['-O2', '-fPIC', '-shared', '-Wall', `-I${headerDir}`, source, '-o', tmp];
-if (process.platform === 'darwin') args.splice(3, 0, '-undefined', 'dynamic_lookup');
+const args = ['-O2', '-fno-omit-frame-pointer', '-fPIC', '-shared', '-Wall', `-I${headerDir}`, source, '-o', tmp];
+if (process.platform === 'darwin') args.splice(4, 0, '-undefined', 'dynamic_lookup');
 const t0 = Date.now();
 const r = spawnSync(cc, args, { encoding: 'utf8' });
 if (r.error) warn(`no C compiler (${cc}: ${r.error.message})`);
