@@ -193,7 +193,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     storeWaitMs: config.pg.waitMs,
     tracer: tracing.tracer,
   });
-  const acks = new AckService(store, bus, metrics, 20, config.ackFlushMinIntervalMs, { intervalMs: config.ackFlushBusyIntervalMs, busyForMs: () => messaging.commitsBusyForMs() });
+  const acks = new AckService(store, bus, metrics, 20, config.ackFlushMinIntervalMs);
   const ipLimiter = new RateLimiter(config.limits.ipRate, config.limits.ipBurst);
   const userLimits = new UserLimits(config.limits);
 

@@ -101,58 +101,6 @@ it('paced ACK flushes: at most one timed write per minIntervalMs, the first afte
 });
 
 /**
- * Issue 23: the spacing only while message commits run back to back (`busy`): a node whose
- * committer has been busy for 50 ms or more spaces its timed writes busy.intervalMs apart; the
- * same ACKs on an idle node are written flushMs after their first ACK, one write each.
- */
-it('ACK flushes under a sustained commit load: spaced busy.intervalMs apart; idle: flushMs after the first ACK', async () => {
-  const starts: number[] = [];
-  const writes: string[][] = [];
-  const store = {
-    async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
-      starts.push(performance.now());
-      writes.push(acks.map((a) => `${a.userId}:${a.inboxSeq}`));
-      return { delivered: [], counts: [] };
-    },
-  } as unknown as Store;
-  const bus = { publish: () => {} } as unknown as Bus;
-  const metrics = { acks: { inc() {} } } as unknown as Metrics;
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  let busyFor = 0;
-  const svc = new AckService(store, bus, metrics, 10, 0, { intervalMs: 150, busyForMs: () => busyFor });
-
-  // Idle committer: two ACKs 40 ms apart are two writes, each ~flushMs after its ACK.
-  svc.ack('ua', 'd', 1);
-  await sleep(40);
-  svc.ack('ub', 'd', 2);
-  await sleep(40);
-  assert.deepEqual(writes, [['ua:1'], ['ub:2']]);
-
-  // Commits running back to back (for less than 50 ms: not yet busy): still flushMs.
-  busyFor = 30;
-  svc.ack('uc', 'd', 3);
-  await sleep(40);
-  assert.equal(writes.length, 3);
-
-  // Busy: the next timed write starts 150 ms after the previous one started, with every ACK of the meantime.
-  busyFor = 500;
-  const before = starts.at(-1)!;
-  svc.ack('ud', 'd', 4);
-  await sleep(40);
-  svc.ack('ue', 'd', 5);
-  await sleep(40);
-  assert.equal(writes.length, 3, 'not before 150 ms after the previous write started');
-  await sleep(120);
-  assert.deepEqual(writes.at(-1), ['ud:4', 'ue:5']);
-  assert.ok(starts.at(-1)! - before >= 145, `busy write ${starts.at(-1)! - before} ms after the previous one`);
-
-  // Explicit flushes (shutdown) do not wait.
-  svc.ack('uf', 'd', 6);
-  await svc.flush();
-  assert.deepEqual(writes.at(-1), ['uf:6']);
-});
-
-/**
  * Issue 15: in a cluster the ACKs of a message fanned out by another node (the deliver event's
  * `via`) are forwarded there and written with that node's own: one write per message across
  * nodes. A device's ACKs keep their order across routes; a failed forward is written here.

@@ -54,11 +54,3 @@ test('ACK flush pacing (issue 15): off by default, MAGPIE_ACK_FLUSH_MIN_INTERVAL
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: '-1' } as NodeJS.ProcessEnv), /ackFlushMinIntervalMs/);
   assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS'));
 });
-
-test('ACK flush spacing under a sustained send load (issue 23): 100 ms by default, MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS, 0 = off, bounds', () => {
-  assert.equal(loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv).ackFlushBusyIntervalMs, 100);
-  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS: '0' } as NodeJS.ProcessEnv).ackFlushBusyIntervalMs, 0);
-  assert.equal(loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS: '250' } as NodeJS.ProcessEnv).ackFlushBusyIntervalMs, 250);
-  assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS: '-1' } as NodeJS.ProcessEnv), /ackFlushBusyIntervalMs/);
-  assert.ok(CONFIG_ENV_NAMES.includes('MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS'));
-});

@@ -179,26 +179,3 @@ it('with gather above 1, as many as were just written wait for the end of the tu
   assert.deepEqual(await Promise.all(results), [10, 20, 30, 40, 50, 60, 70, 80]);
   assert.equal(w.maxWriting(), 1);
 });
-
-it('busyForMs: how long writes have followed each other without a pause (0 while none runs)', async () => {
-  const w = controlledWrites();
-  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100, overlap: true });
-  assert.equal(c.busyForMs(), 0);
-  const first = c.submit(1);
-  await tick();
-  const t0 = performance.now();
-  assert.equal(w.open.length, 1);
-  assert.ok(c.busyForMs(t0 + 30) >= 30, 'the run began when the first write did');
-  // A request that arrives while 1 is written: its batch follows at once, the run goes on.
-  const second = c.submit(2);
-  w.open.shift()!.finish();
-  assert.equal(await first, 10);
-  await tick();
-  assert.equal(w.open.length, 1);
-  assert.ok(c.busyForMs(t0 + 60) >= 60, 'one run across both writes');
-  w.open.shift()!.finish();
-  assert.equal(await second, 20);
-  await tick();
-  await tick();
-  assert.equal(c.busyForMs(), 0, 'nothing waits: the run ended');
-});

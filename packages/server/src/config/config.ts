@@ -82,13 +82,6 @@ export const ConfigSchema = z.strictObject({
    */
   ackFlushMinIntervalMs: z.number().int().min(0).max(10_000).default(0),
   /**
-   * The same spacing of timed ACK writes, only while the node's message commits have run back
-   * to back for 50 ms or more (a sustained send load; services/ack-service.ts `busy`): fewer,
-   * larger ACK transactions leave the writer to the appends. An idle node still writes 20 ms
-   * after the first ACK. 0 = off.
-   */
-  ackFlushBusyIntervalMs: z.number().int().min(0).max(10_000).default(100),
-  /**
    * SQLite: a committed message's search document is written by a deferred indexer at most
    * this many ms after its commit (search/search-indexer.ts), in a batch of its own; a search
    * first catches the index up, so it never misses a committed message.
@@ -383,7 +376,6 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_WRITER_WARMUP: (c, v) => (c.sqliteWriterWarmUp = v === 'true' || v === '1'),
   MAGPIE_LOOP_WARMUP: (c, v) => (c.loopWarmUp = v === 'true' || v === '1'),
   MAGPIE_ACK_FLUSH_MIN_INTERVAL_MS: (c, v) => (c.ackFlushMinIntervalMs = Number(v)),
-  MAGPIE_ACK_FLUSH_BUSY_INTERVAL_MS: (c, v) => (c.ackFlushBusyIntervalMs = Number(v)),
   MAGPIE_SEARCH_INDEX_DELAY_MS: (c, v) => (c.searchIndexDelayMs = Number(v)),
   MAGPIE_LOG_LEVEL: (c, v) => (c.logLevel = v),
   MAGPIE_RING_CAPACITY: (c, v) => (c.ringCapacity = Number(v)),

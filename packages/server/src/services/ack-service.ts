@@ -2,9 +2,6 @@ import type { Bus, NodeLink } from '../bus/bus.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AckSegment, DeliveredCount, DeviceAck, Store } from '../store/store.ts';
 
-/** Message commits running back to back for this long (ms) make the node busy for ACK flush spacing (AckService `busy`). */
-const BUSY_AFTER_MS = 50;
-
 /** Segments kept per device and flush (beyond, the rest is not raised: under-reporting, never over). */
 const MAX_SEGMENTS = 1000;
 
@@ -78,12 +75,6 @@ export class AckService {
    * `minIntervalMs` (0 = off): a timed write starts at least this long after the previous one
    * started — flushMs after the first ACK when the node has not written for that long, later
    * (coalescing more ACKs into it) when it has. Explicit flush() calls (shutdown) do not wait.
-   * `busy` (optional): the same spacing, `busy.intervalMs`, only while the node's message
-   * commits have run back to back for BUSY_AFTER_MS or more (`busy.busyForMs()`, the group
-   * committer's): ACK flushes and appends share one writer (on SQLite its thread), and a
-   * 500-member group's flush costs it about as much whatever it covers, so under a sustained
-   * send load fewer, larger flushes leave the writer to the appends; an idle node still writes
-   * flushMs after the first ACK.
    */
   constructor(
     private readonly store: Store,
@@ -91,7 +82,6 @@ export class AckService {
     private readonly metrics: Metrics,
     private readonly flushMs = 20,
     private readonly minIntervalMs = 0,
-    private readonly busy?: { intervalMs: number; busyForMs: () => number },
   ) {}
 
   /**
@@ -160,10 +150,7 @@ export class AckService {
   }
 
   private arm(): void {
-    if (this.timer) return;
-    const b = this.busy;
-    const interval = b !== undefined && b.intervalMs > this.minIntervalMs && b.busyForMs() >= BUSY_AFTER_MS ? b.intervalMs : this.minIntervalMs;
-    this.timer = setTimeout(() => void this.flushLocal(), interval > 0 ? Math.max(this.flushMs, this.lastStart + interval - performance.now()) : this.flushMs);
+    this.timer ??= setTimeout(() => void this.flushLocal(), this.minIntervalMs > 0 ? Math.max(this.flushMs, this.lastStart + this.minIntervalMs - performance.now()) : this.flushMs);
   }
 
   private flushLocal(): Promise<void> {

@@ -13,8 +13,6 @@ export class GroupCommitter<Req, Res> {
   private pending: Entry<Req, Res>[] = [];
   private scheduled = false;
   private running = false;
-  /** When the current run of back-to-back writes began (performance.now()); -1 while none runs. */
-  private runningSince = -1;
 
   constructor(
     private readonly write: (batch: Req[]) => Promise<Res[]>,
@@ -41,15 +39,6 @@ export class GroupCommitter<Req, Res> {
     private readonly opts: { delayMs: number; maxBatch: number; whole?: (err: unknown) => boolean; sameTurn?: boolean; overlap?: boolean; gather?: number },
   ) {}
 
-  /**
-   * How long writes have followed each other without a pause (ms; 0 while none runs): one
-   * write, then the next batch at once because requests arrived meanwhile, and so on. A
-   * trickle's writes each end the run; a sustained load keeps one going.
-   */
-  busyForMs(now: number = performance.now()): number {
-    return this.runningSince < 0 ? 0 : now - this.runningSince;
-  }
-
   submit(req: Req): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       this.pending.push({ req, resolve, reject });
@@ -68,7 +57,6 @@ export class GroupCommitter<Req, Res> {
   private async drain(): Promise<void> {
     this.scheduled = false;
     this.running = true;
-    this.runningSince = performance.now();
     try {
       let batch = this.pending.splice(0, this.opts.maxBatch);
       let writing = this.attempt(batch);
@@ -96,7 +84,6 @@ export class GroupCommitter<Req, Res> {
       }
     } finally {
       this.running = false;
-      this.runningSince = -1;
     }
   }
 

@@ -185,11 +185,6 @@ export class MessagingService {
     return this.post(p, input);
   }
 
-  /** How long this node's group commits have run back to back (ms; 0: none running), see GroupCommitter.busyForMs. */
-  commitsBusyForMs(): number {
-    return this.committer.busyForMs();
-  }
-
   /** Cluster: route normal-group posts through `router` from now on. */
   setRouter(router: GroupRouter): void {
     this.router = router;
