@@ -23,6 +23,7 @@
  *   --drain 5 --normal-members 500 --normal-rate 100 --super-members 10000 --online 5000
  *   --super-rate 12 --workers (1 per 2 500 online) --text-bytes 40 --caps batch,ack --ack-ms 50
  *   --ping 30 --per-address 20000 --connect-concurrency 200 --cpu-prof DIR --json FILE
+ *   --timeline PREFIX (per acked send: PREFIX.<scenario>.csv with its send, ACK, first and last member times)
  *   --server-env KEY=VALUE (repeatable) --quiet-wait S (wait up to S s for the machine to be quiet before each scenario)
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -61,6 +62,7 @@ const { values: a } = parseArgs({
     'connect-concurrency': { type: 'string', default: '200' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
+    timeline: { type: 'string' },
     'server-env': { type: 'string', multiple: true, default: [] },
     'quiet-wait': { type: 'string', default: '0' },
   },
@@ -275,6 +277,17 @@ async function runScenario(spec: ScenarioSpec): Promise<ScenarioResult> {
         toFirst.record(p.first - sentAt);
       }
     }
+  }
+  if (a.timeline) {
+    // One row per acked send (ms after the run's start): sent, ACK, first and last member, seq.
+    const rows: string[] = ['sent,ack,first,last,seq,worker'];
+    for (const d of done) {
+      for (const [, seq, sentAt, ackAt] of d.sends) {
+        const p = per.get(seq);
+        rows.push([sentAt - startAt, ackAt - sentAt, p ? p.first - sentAt : NaN, p && p.count === expected ? p.last - sentAt : NaN, seq, d.worker].map((x) => (typeof x === 'number' ? Math.round(x * 100) / 100 : x)).join(','));
+      }
+    }
+    writeFileSync(`${a.timeline}.${spec.name}.csv`, rows.join('\n') + '\n');
   }
   const windowS = (measureTo - measureFrom) / 1000;
   const perMessage = Object.fromEntries(Object.entries(rowDelta(before, after)).map(([k, v]) => [k, messages ? v / messages : NaN])) as Record<keyof RowCounts, number>;
