@@ -78,6 +78,8 @@ const { values: a } = parseArgs({
     warmup: { type: 'string', default: '2' },
     /** group: also print one line per message slower than this many ms (send → last member), in send order, with its stages and each node's last gateway write. */
     slow: { type: 'string' },
+    /** How many of each node's most sent statements to print (per message). */
+    statements: { type: 'string', default: '6' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
     'cpu-prof': { type: 'string' },
   },
@@ -273,7 +275,7 @@ async function printStatements(nodes: Node[], before: Map<string, number>[], msg
     const delta = [...now].map(([k, v]) => [k, v - (before[i]!.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
     const total = delta.reduce((s, [, v]) => s + v, 0);
     const begins = delta.find(([k]) => k.startsWith('BEGIN'))?.[1] ?? 0;
-    console.log(`  node ${i + 1}: ${(total / msgs).toFixed(1)} statements, ${(begins / msgs).toFixed(2)} transactions per message; top: ${delta.slice(0, 6).map(([k, v]) => `${(v / msgs).toFixed(2)} ${k.slice(0, 38)}`).join(' | ')}`);
+    console.log(`  node ${i + 1}: ${(total / msgs).toFixed(1)} statements, ${(begins / msgs).toFixed(2)} transactions per message; top: ${delta.slice(0, Number(a.statements)).map(([k, v]) => `${(v / msgs).toFixed(2)} ${k.slice(0, 38)}`).join(' | ')}`);
   }
 }
 

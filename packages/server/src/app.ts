@@ -313,6 +313,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const push = await createPushModule(api, {
     server: config,
     singleNode,
+    ...(singleNode ? {} : { bus }),
     db,
     config: config.push,
     store,

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fcmToken } from '../src/testing/fcm-server.ts';
 import { Clock, pushEnv, startFakes, stopFakes } from './push-harness.ts';
 import { sqlitePush } from './sql-engines.ts';
+import { MemoryBus } from '../src/bus/memory-bus.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The push job queue lives in the database: a restart (or a crash mid-send) loses no push. */
 describe('durable push queue', () => {
@@ -81,6 +83,49 @@ describe('durable push queue', () => {
       assert.deepEqual([job!.status, job!.attempts], ['sent', 2]);
     } finally {
       await env.close();
+      await stopFakes(fakes);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('nodes on one queue: idle ones do not poll every second; a node that claims full batches wakes the others over the Bus', async () => {
+    const fakes = await startFakes();
+    const dir = mkdtempSync(join(tmpdir(), 'magpie-push-backlog-'));
+    const path = join(dir, 'magpie.db');
+    // Two nodes' push modules on one queue and one Bus.
+    const bus = new MemoryBus();
+    const storeA = await sqlitePush(path);
+    const storeB = await sqlitePush(path);
+    const claimed = { a: 0, b: 0, bPasses: 0 };
+    const countClaims = (s: typeof storeA, k: 'a' | 'b'): void => {
+      const claim = s.claim.bind(s);
+      s.claim = async (...args) => {
+        const r = await claim(...args);
+        claimed[k] += r.jobs.length;
+        if (k === 'b') claimed.bPasses++;
+        return r;
+      };
+    };
+    countClaims(storeA, 'a');
+    countClaims(storeB, 'b');
+    // Node A takes 2 jobs at a time (its batches are always full while jobs are due).
+    const a = await pushEnv({ fakes, pushStore: storeA, pushBus: bus, push: { lanes: { live: { concurrency: 2 } } } });
+    const b = await pushEnv({ fakes, pushStore: storeB, pushBus: bus });
+    try {
+      await sleep(2500);
+      const idlePasses = claimed.bPasses;
+      assert.ok(idlePasses <= 2, `an idle node claimed ${idlePasses} times in 2.5 s: once per lane at its start, then nothing until its idle poll (5 s)`);
+      const users = await a.fastUsers(60, () => ({ provider: 'fcm', token: fcmToken() }));
+      const r = await a.push.service.notify({ userIds: users, category: 'transaction', title: 'Paid', body: '¥1.00' });
+      assert.equal(r.accepted, 60);
+      await fakes.fcm.received.until((xs) => xs.length >= 60, 4000);
+      assert.equal(claimed.a + claimed.b, 60, 'every job claimed once');
+      assert.ok(claimed.b > 0, `node B, woken by A's backlog hint long before its idle poll (5 s), took part (A ${claimed.a}, B ${claimed.b})`);
+      await a.settle();
+      await b.settle();
+    } finally {
+      await a.close();
+      await b.close();
       await stopFakes(fakes);
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,7 @@ import { hashToken } from '../src/util/ids.ts';
 import { openSqliteStore } from '../src/store/open.ts';
 import type { SqlStore } from '../src/store/sql-store.ts';
 import { MemoryBus } from '../src/bus/memory-bus.ts';
+import type { Bus } from '../src/bus/bus.ts';
 import { AccountService, type Principal } from '../src/services/account-service.ts';
 import { MessagingService } from '../src/services/message-service.ts';
 import { createMetrics, type Metrics } from '../src/metrics.ts';
@@ -100,7 +101,11 @@ export interface PushEnv {
 
 let seq = 0;
 
-export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknown>; now?: () => number; pushStore?: PushStore } ): Promise<PushEnv> {
+/**
+ * `pushBus`: what createPushModule gets as the cluster Bus (nodes of one test sharing a queue
+ * and a bus, e.g. a MemoryBus); absent: one node.
+ */
+export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknown>; now?: () => number; pushStore?: PushStore; pushBus?: Pick<Bus, 'publish' | 'subscribe'> } ): Promise<PushEnv> {
   const store = await openSqliteStore({ path: ':memory:', ringCapacity: 1000 });
   const bus = new MemoryBus();
   const accounts = new AccountService(store, bus, { tokenTtlMs: 3600_000, devicesPerPlatformClass: 5 });
@@ -117,7 +122,8 @@ export async function pushEnv(opts: { fakes: Fakes; push?: Record<string, unknow
   const pushStore = opts.pushStore ?? (await sqlitePush());
   const push = await createPushModule(new RestApi(http, accounts, adminToken), {
     server: { dataDir: '/nonexistent' },
-    singleNode: true,
+    singleNode: opts.pushBus === undefined,
+    ...(opts.pushBus ? { bus: opts.pushBus } : {}),
     config,
     store,
     presence,

@@ -126,4 +126,11 @@ export type BusEvent =
   /** A user's cluster-wide presence changed (debounced by the node that saw it; receipts/presence.ts). Reaches every node. */
   | { type: 'presence'; userId: string; online: boolean; lastSeen: number | null }
   /** A service account's audience-all notification (src/notifications/): each node writes `frame` to its connected users who did not unsubscribe from `service`. Reaches every node. */
-  | { type: 'broadcast'; service: string; frame: string };
+  | { type: 'broadcast'; service: string; frame: string }
+  /**
+   * Push jobs of `lane` are due now beyond what the publishing node's dispatcher takes at once
+   * (it claimed a full batch): every node's dispatcher claims from the shared queue now instead
+   * of at its next idle poll (push/dispatcher.ts). A hint: the jobs are durable in the queue.
+   * Reaches every node.
+   */
+  | { type: 'push'; lane: 'live' | 'bulk' };

@@ -302,6 +302,7 @@ export class NatsBus implements Bus {
       case 'supers':
       case 'presence':
       case 'broadcast':
+      case 'push':
         return `${this.prefix}.all`;
     }
   }
@@ -400,7 +401,7 @@ export class NatsBus implements Bus {
 
   /** Hand an event to the local handlers when this node watches its target. */
   private dispatch(event: BusEvent): void {
-    const wanted = event.type === 'supers' || event.type === 'presence' || event.type === 'broadcast' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
+    const wanted = event.type === 'supers' || event.type === 'presence' || event.type === 'broadcast' || event.type === 'push' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
     if (!wanted) return;
     for (const h of this.handlers) {
       try {
@@ -704,6 +705,6 @@ function decode(text: string): BusEvent {
   const head = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as Record<string, unknown>;
   if (nl >= 0) head.frame = text.slice(nl + 1);
   const t = head.type;
-  if (t !== 'deliver' && t !== 'advance' && t !== 'supers' && t !== 'kick' && t !== 'presence' && t !== 'broadcast') throw new Error(`unknown bus event type ${String(t)}`);
+  if (t !== 'deliver' && t !== 'advance' && t !== 'supers' && t !== 'kick' && t !== 'presence' && t !== 'broadcast' && t !== 'push') throw new Error(`unknown bus event type ${String(t)}`);
   return head as unknown as BusEvent;
 }

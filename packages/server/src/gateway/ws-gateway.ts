@@ -600,8 +600,8 @@ export class WsGateway {
       this.handover.onSupers(ev);
       return;
     }
-    // Presence is receipts/presence.ts's; audience-all notifications are src/notifications/fan-out.ts's.
-    if (ev.type === 'presence' || ev.type === 'broadcast') return;
+    // Presence is receipts/presence.ts's; audience-all notifications are src/notifications/fan-out.ts's; push hints the push module's (app.ts).
+    if (ev.type === 'presence' || ev.type === 'broadcast' || ev.type === 'push') return;
     const close = KICK_CLOSE[ev.reason];
     for (const conn of [...this.registry.of(ev.userId)]) {
       if (!conn.principal || !ev.tokenHashes.includes(conn.principal.tokenHash)) continue;

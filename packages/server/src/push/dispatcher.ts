@@ -18,8 +18,20 @@ export interface DispatcherOptions {
   backoffBaseMs: number;
   backoffMaxMs: number;
   leaseMs: number;
-  /** Longest sleep between polls when nothing is due (other nodes may enqueue). */
+  /**
+   * Longest sleep between polls when nothing is due: a safety net, not how work is found. Jobs
+   * enqueued on this node kick it (PushService.enqueue); a job due later wakes it at its due
+   * time (nextDue is the shared queue's, so also another node's job); another node's backlog
+   * wakes it through that node's `onBacklog` (the Bus); what is left is a node that died
+   * between enqueueing jobs and claiming them. Default 5000.
+   */
   idlePollMs?: number;
+  /**
+   * A lane claimed a full batch (more may be due than this node takes at once): tell the other
+   * nodes (app.ts: a Bus `push` event, on which they kick that lane). At most once per
+   * BACKLOG_HINT_MS per lane.
+   */
+  onBacklog?: (lane: PushLane) => void;
   /** Housekeeping period: expired leases, expired jobs, queue depth. */
   sweepMs?: number;
   retentionMs: number;
@@ -167,13 +179,31 @@ export class PushDispatcher {
   }
 
   get idlePollMs(): number {
-    return this.opts.idlePollMs ?? 1000;
+    return this.opts.idlePollMs ?? 5000;
+  }
+
+  private readonly hinted: Record<PushLane, number> = { live: -Infinity, bulk: -Infinity };
+
+  /** A lane has more due than it claimed: hint the other nodes (throttled per lane). */
+  backlog(lane: PushLane): void {
+    if (!this.opts.onBacklog) return;
+    const now = performance.now();
+    if (now - this.hinted[lane] < BACKLOG_HINT_MS) return;
+    this.hinted[lane] = now;
+    try {
+      this.opts.onBacklog(lane);
+    } catch (err) {
+      this.log.warn({ err, lane }, 'push backlog hint failed');
+    }
   }
 
   get logger(): Logger {
     return this.log;
   }
 }
+
+/** Shortest interval between two backlog hints of one lane (PushDispatcher.backlog). */
+const BACKLOG_HINT_MS = 250;
 
 /** One lane's loop. */
 class LaneRunner {
@@ -255,6 +285,7 @@ class LaneRunner {
       void this.run(job);
     }
     if (claimed.jobs.length + claimed.unbound.length >= room && room > 0) {
+      this.d.backlog(this.lane);
       this.kick();
       return;
     }

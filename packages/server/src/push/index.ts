@@ -21,7 +21,8 @@ import { ApnsProvider } from './providers/apns.ts';
 import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
 import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
 import { WebhookProvider } from './providers/webhook.ts';
-import type { PushProviderName } from './types.ts';
+import type { PushLane, PushProviderName } from './types.ts';
+import type { Bus } from '../bus/bus.ts';
 
 export { PushService, type OfflinePush, type Presence } from './push-service.ts';
 
@@ -74,6 +75,11 @@ export interface PushModuleDeps {
   server: { dataDir: string };
   /** One node, no cluster (app.ts: the in-process Bus): users without a device may be remembered. */
   singleNode?: boolean;
+  /**
+   * The cluster Bus (absent on one node): a node whose dispatcher claims full batches tells the
+   * others (a `push` event) and they claim from the shared queue at once (PushDispatcher.onBacklog).
+   */
+  bus?: Pick<Bus, 'publish' | 'subscribe'>;
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
@@ -216,11 +222,16 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
       backoffMaxMs: config.backoffMaxMs,
       leaseMs: config.leaseMs,
       retentionMs: config.retentionDays * 86_400_000,
+      ...(deps.bus ? { onBacklog: (lane: PushLane) => deps.bus!.publish({ type: 'push', lane }) } : {}),
     },
     log,
     deps.now,
   );
   service.dispatcher = dispatcher;
+  // Another node's backlog (its onBacklog): claim from the shared queue now.
+  deps.bus?.subscribe((ev) => {
+    if (ev.type === 'push') dispatcher.kick(ev.lane);
+  });
   registerPushRoutes(api, { push: service, funnel, ...(deps.now ? { now: deps.now } : {}) });
   let started = false;
   return {
