@@ -701,26 +701,11 @@ export function messageText(m: Message, bodyText?: string): string {
   // Exactly the eight fields a stored message has (toMessage; no deliveredCount, nothing
   // added): the same JSON as JSON.stringify of the object, without copying it first.
   if (ownKeys(m) === 8 && m.deliveredCount === undefined) {
-    return flat(`{"id":${quoted(m.id)},"conv":${quoted(m.conv)},"seq":${m.seq},"sender":${quoted(m.sender)},"kind":${quoted(m.kind)},"body":${bodyText},"time":${m.time},"clientMsgId":${quoted(m.clientMsgId)}}`);
+    return flat(`{"id":${JSON.stringify(m.id)},"conv":${JSON.stringify(m.conv)},"seq":${m.seq},"sender":${JSON.stringify(m.sender)},"kind":${JSON.stringify(m.kind)},"body":${bodyText},"time":${m.time},"clientMsgId":${JSON.stringify(m.clientMsgId)}}`);
   }
   const shell = JSON.stringify({ ...m, body: 0 });
   const at = shell.indexOf('"body":0');
   return flat(`${shell.slice(0, at + 7)}${bodyText}${shell.slice(at + 8)}`);
-}
-
-/**
- * JSON.stringify of a string: quoted as it is when none of its characters needs an escape
- * (ids, kinds: the usual case), else JSON.stringify itself. Escaped are exactly `"`, `\`,
- * control characters and (well-formed JSON.stringify) lone surrogates; any surrogate goes to
- * JSON.stringify. Five per message, each a native call otherwise (~1 % of the saturated 1:1
- * bench's event loop, issue 23).
- */
-export function quoted(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
-  }
-  return `"${s}"`;
 }
 
 /**

@@ -1,32 +1,20 @@
 import * as crypto from 'node:crypto';
 import { randomBytes, createHash } from 'node:crypto';
 
-/** Random bytes for ids drawn from a pool: one randomBytes call per 546 ids instead of one per id (~7 µs each on the send path). */
+/** Random bytes for ids drawn from a pool: one randomBytes call per 512 ids instead of one per id (~7 µs each on the send path). */
 const POOL_BYTES = 4096;
-/**
- * The pool as base64url text, encoded once (6 random bits a character): each id takes the
- * next 10 characters (60 bits) — no encoding call per id. The last character (2 bits) is never used.
- */
-let poolText = '';
-let poolAt = 0;
-/** The millisecond of the last id, and its 9 base36 characters (ids made in the same millisecond share them). */
-let lastMs = -1;
-let lastMsText = '';
+let pool = Buffer.alloc(0);
+let poolAt = POOL_BYTES;
 
 /** Time-ordered, URL-safe id: 9 chars of base36 milliseconds + 10 random chars. */
 export function timeId(prefix: string): string {
-  if (poolAt + 11 > poolText.length) {
-    poolText = randomBytes(POOL_BYTES).toString('base64url');
+  if (poolAt + 8 > pool.length) {
+    pool = randomBytes(POOL_BYTES);
     poolAt = 0;
   }
-  const random = poolText.slice(poolAt, poolAt + 10);
-  poolAt += 10;
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastMsText = ms.toString(36).padStart(9, '0');
-  }
-  return prefix + lastMsText + random;
+  const random = pool.toString('base64url', poolAt, poolAt + 8).slice(0, 10);
+  poolAt += 8;
+  return prefix + Date.now().toString(36).padStart(9, '0') + random;
 }
 
 export function newToken(): string {
