@@ -8,7 +8,7 @@ import type { Config } from '../config/config.ts';
 import type { Metrics } from '../metrics.ts';
 import type { AccountService, Principal } from '../services/account-service.ts';
 import type { AckService } from '../services/ack-service.ts';
-import type { MessagingService, Sent } from '../services/message-service.ts';
+import type { MessagingService } from '../services/message-service.ts';
 import { errorFrame, toMagpieError } from '../util/errors.ts';
 import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
@@ -96,7 +96,7 @@ class FrameJob implements ConnectionTask, OrderedFrame {
 
   /** Its turn in the FrameOrder. */
   start(done: () => void): void {
-    this.gateway.onFrame(this, done);
+    void this.gateway.onFrame(this, done);
   }
 
   /** Handled: the next frames in order, then the connection's next request, may go. */
@@ -320,58 +320,24 @@ export class WsGateway {
     conn.submit(new FrameJob(this, conn, order, frame, invalid, id));
   }
 
-  /**
-   * Run one frame and answer its errors; never throws. `job.finished(done)` is called once it
-   * has finished. An authenticated ACK runs synchronously and an authenticated send through one
-   * promise chain (`send`): neither takes an async frame of its own here (per send, two promises
-   * and two resumptions fewer than going through async handlers; issue 23).
-   */
-  onFrame(job: FrameJob, done: () => void): void {
-    const { conn, frame } = job;
-    if (conn.closed) {
-      job.finished(done);
-      return;
-    }
-    if (frame !== undefined && conn.principal !== undefined) {
-      if (frame.type === 'ack') {
-        try {
-          this.ack(conn.principal, conn, frame.inboxSeq);
-        } catch (err) {
-          this.answerError(job, err);
-        }
-        job.finished(done);
-        return;
-      }
-      if (frame.type === 'send') {
-        this.send(job, done, conn, conn.principal, frame);
-        return;
-      }
-    }
-    void this.onOtherFrame(job, done);
-  }
-
-  /** onFrame for everything but an authenticated ACK or send; never rejects. */
-  private async onOtherFrame(job: FrameJob, done: () => void): Promise<void> {
-    const { conn, frame, invalid } = job;
+  /** Run one frame and answer its errors; never rejects. `job.finished(done)` is called once it has finished. */
+  async onFrame(job: FrameJob, done: () => void): Promise<void> {
+    const { conn, frame, invalid, id } = job;
     try {
+      if (conn.closed) return;
       if (!frame) throw invalid;
-      // Hello straight away: one async frame fewer on every connect.
-      if (frame.type === 'hello') await this.hello(conn, frame);
+      // An ACK needs no await (and no promise of its own); hello straight away: one async frame fewer on every connect.
+      if (frame.type === 'ack' && conn.principal) this.ack(conn.principal, conn, frame.inboxSeq);
+      else if (frame.type === 'hello') await this.hello(conn, frame);
       else await this.dispatch(conn, frame);
     } catch (err) {
-      this.answerError(job, err);
+      const e = toMagpieError(err, this.d.log);
+      this.d.metrics.errors.inc({ code: e.code });
+      conn.send(errorFrame(e, id));
+      if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
     } finally {
       job.finished(done);
     }
-  }
-
-  /** The error answer to a frame (and the connection closed once it has sent too many bad ones). */
-  private answerError(job: FrameJob, err: unknown): void {
-    const { conn } = job;
-    const e = toMagpieError(err, this.d.log);
-    this.d.metrics.errors.inc({ code: e.code });
-    conn.send(errorFrame(e, job.id));
-    if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
   }
 
   /** A cumulative ACK from an authenticated device. */
@@ -383,73 +349,7 @@ export class WsGateway {
     this.d.retry.ack(p.userId, p.deviceId, inboxSeq, conn);
   }
 
-  /**
-   * An authenticated `send`: checked, handed to the message service, answered once committed
-   * (or refused) — one promise chain, no async frame (see onFrame). Calls `job.finished(done)`
-   * exactly once, after the answer was queued.
-   */
-  private send(job: FrameJob, done: () => void, conn: Connection, p: Principal, f: Extract<ClientFrame, { type: 'send' }>): void {
-    let order = this.sendOrder.get(conn);
-    let receipts: ReceiptsModule['service'] | undefined;
-    let debug = false;
-    let t0 = 0;
-    let pending: Promise<Sent>;
-    try {
-      if (!order) this.sendOrder.set(conn, (order = new SendOrderGuard()));
-      order.check(f);
-      try {
-        this.d.userLimits.request(p.userId);
-      } catch (err) {
-        if (err instanceof MagpieError) order.refused(f, err);
-        throw err;
-      }
-      // Receipts keep a send's extras until it is committed; a plain send has none (no object, no key).
-      receipts = f.receipt !== undefined || f.mentions !== undefined || f.replyTo !== undefined ? this.d.receipts?.service : undefined;
-      receipts?.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
-      debug = this.d.log.isLevelEnabled('debug');
-      t0 = debug ? performance.now() : 0;
-      if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
-    } catch (err) {
-      this.answerError(job, err);
-      job.finished(done);
-      return;
-    }
-    try {
-      pending = this.d.messaging.sendWithJson(p, f);
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    const guard = order;
-    pending.then(
-      (sent) => {
-        try {
-          receipts?.afterSend(p.userId, f.clientMsgId);
-          if (debug) {
-            const m = sent.message;
-            this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
-          }
-          // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
-          conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${sent.json ?? JSON.stringify(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
-        } catch (err) {
-          this.answerError(job, err);
-        }
-        job.finished(done);
-      },
-      (err: unknown) => {
-        try {
-          if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, err: (err as Error).message }, 'send refused');
-          guard.refused(f, err);
-          receipts?.afterSend(p.userId, f.clientMsgId);
-          this.answerError(job, err);
-        } catch (again) {
-          this.d.log.error({ err: (again as Error).message }, 'answering a refused send failed');
-        }
-        job.finished(done);
-      },
-    );
-  }
-
-  /** Every frame but hello (onFrame answers hello itself) and an authenticated ack or send. */
+  /** Every frame but hello (onFrame answers hello itself) and an authenticated ack. */
   private async dispatch(conn: Connection, f: ClientFrame): Promise<void> {
     const p = conn.principal;
     if (!p) throw new MagpieError('hello_required');
@@ -466,13 +366,45 @@ export class WsGateway {
         this.ack(p, conn, f.inboxSeq);
         return;
     }
+    let order: SendOrderGuard | undefined;
     if (f.type === 'send') {
-      // onFrame hands every authenticated send to send(); this one came without a principal (above).
-      throw new MagpieError('hello_required');
+      order = this.sendOrder.get(conn);
+      if (!order) this.sendOrder.set(conn, (order = new SendOrderGuard()));
+      order.check(f);
     }
-    this.d.userLimits.request(p.userId);
+    try {
+      this.d.userLimits.request(p.userId);
+    } catch (err) {
+      if (f.type === 'send' && err instanceof MagpieError) order?.refused(f, err);
+      throw err;
+    }
     let result: unknown;
     switch (f.type) {
+      case 'send': {
+        let sent;
+        // Receipts keep a send's extras until it is committed; a plain send has none (no object, no key).
+        const receipts = f.receipt !== undefined || f.mentions !== undefined || f.replyTo !== undefined ? this.d.receipts?.service : undefined;
+        receipts?.beforeSend(p.userId, f.clientMsgId, { receipt: f.receipt, mentions: f.mentions, replyTo: f.replyTo });
+        const debug = this.d.log.isLevelEnabled('debug');
+        const t0 = debug ? performance.now() : 0;
+        if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, to: f.to, conv: f.conv, kind: f.kind }, 'send');
+        try {
+          sent = await messaging.sendWithJson(p, f);
+        } catch (err) {
+          if (debug) this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, err: (err as Error).message }, 'send refused');
+          order?.refused(f, err);
+          throw err;
+        } finally {
+          receipts?.afterSend(p.userId, f.clientMsgId);
+        }
+        if (debug) {
+          const m = sent.message;
+          this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
+        }
+        // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
+        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${sent.json ?? JSON.stringify(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
+        return;
+      }
       case 'sync': {
         const page = await messaging.syncPage(p.userId, f.since, f.limit);
         const upTo = page.items.at(-1)?.inboxSeq;
