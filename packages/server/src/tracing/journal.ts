@@ -55,22 +55,10 @@ const Encoded = { None: 0, Outcome: 1, Batch: 2, Fanout: 3 } as const;
  * arrays for the user/device ids the caller already holds), messages into a ring of slots;
  * no object is built per event, and nothing is allocated per message but its Map entry.
  * Reading (`get`) rebuilds the events by scanning the ring from the message's first event.
- *
- * Message ids map to slots in two generations of Maps (`current`, `previous`) instead of one
- * Map kept at exactly `capacity` entries: a message taking the oldest message's slot costs one
- * `set`, no `delete` of the message it pushes out (a delete per message also left the Map
- * rehashing its holes away again and again). An entry is trusted only while its slot still
- * holds that id (msgIds), so the stale entries of messages pushed out are never seen; the
- * generations turn over every `capacity` new entries, so every message still in the ring is
- * in one of them, and they hold at most 2 × capacity entries.
  */
 export class TraceJournal {
-  /** Message id → its slot in the message ring: the newest generation (looked up first). */
-  private current = new Map<string, number>();
-  /** The generation before `current` (dropped when `current` has `capacity` entries). */
-  private previous = new Map<string, number>();
-  /** Slots holding a message (msgIds entries that are not undefined). */
-  private held = 0;
+  /** Message id → its slot in the message ring. */
+  private readonly slotOf = new Map<string, number>();
   // Message ring (capacity slots), written in insertion order: the next slot is the oldest message.
   private readonly msgIds: (string | undefined)[];
   /** Absolute sequence number of the message's first event in the event ring. */
@@ -162,47 +150,7 @@ export class TraceJournal {
     superGroup?: boolean,
   ): void {
     if (this.capacity <= 0) return;
-    this.put(this.slotFor(msgId), stage, at, node, durMs, userId, deviceId, inboxSeq, attempt, detail, superGroup);
-  }
-
-  /**
-   * `add` for the first event of a message this node has journaled nothing for yet — a message
-   * it just stored (its id was made here for it, right before the commit): the id is not
-   * looked up, it takes the next slot at once. (Were it journaled after all, its new slot would
-   * shadow the old one: lookups find the newest entry first.)
-   */
-  addFirst(
-    msgId: string,
-    stage: TraceStage,
-    at: number,
-    node: string,
-    durMs: number,
-    userId: string | undefined,
-    deviceId: string | undefined,
-    inboxSeq: number,
-    attempt: number,
-    detail?: string | number | Record<string, string | number | boolean>,
-  ): void {
-    if (this.capacity <= 0) return;
-    const slot = this.newSlot(msgId);
-    this.lastId = msgId;
-    this.lastSlot = slot;
-    this.put(slot, stage, at, node, durMs, userId, deviceId, inboxSeq, attempt, detail, undefined);
-  }
-
-  private put(
-    slot: number,
-    stage: TraceStage,
-    at: number,
-    node: string,
-    durMs: number,
-    userId: string | undefined,
-    deviceId: string | undefined,
-    inboxSeq: number,
-    attempt: number,
-    detail: string | number | Record<string, string | number | boolean> | undefined,
-    superGroup: boolean | undefined,
-  ): void {
+    const slot = this.slotFor(msgId);
     if (this.msgCount[slot]! >= EVENTS_PER_MESSAGE) {
       this.msgDropped[slot]!++;
       return;
@@ -244,34 +192,18 @@ export class TraceJournal {
   }
 
   private lookupSlot(msgId: string): number {
-    const slot = this.find(msgId);
+    let slot = this.slotOf.get(msgId);
     if (slot !== undefined) {
       if (this.msgFirst[slot]! >= this.written - this.maxEvents) return slot;
       // Its first event was overwritten: it starts again as the newest message.
+      this.slotOf.delete(msgId);
       this.msgIds[slot] = undefined;
-      this.held--;
     }
-    return this.newSlot(msgId);
-  }
-
-  /** The slot `msgId` holds (undefined: none). */
-  private find(msgId: string): number | undefined {
-    let slot = this.current.get(msgId);
-    if (slot !== undefined && this.msgIds[slot] === msgId) return slot;
-    slot = this.previous.get(msgId);
-    return slot !== undefined && this.msgIds[slot] === msgId ? slot : undefined;
-  }
-
-  /** Give `msgId` the oldest message's slot (that message is gone: its Map entry is stale from now on). */
-  private newSlot(msgId: string): number {
-    const slot = this.nextSlot;
+    slot = this.nextSlot;
     this.nextSlot = slot + 1 === this.capacity ? 0 : slot + 1;
-    if (this.msgIds[slot] === undefined) this.held++;
-    if (this.current.size >= this.capacity) {
-      this.previous = this.current;
-      this.current = new Map();
-    }
-    this.current.set(msgId, slot);
+    const old = this.msgIds[slot];
+    if (old !== undefined) this.slotOf.delete(old);
+    this.slotOf.set(msgId, slot);
     this.msgIds[slot] = msgId;
     this.msgFirst[slot] = this.written;
     this.msgCount[slot] = 0;
@@ -281,8 +213,7 @@ export class TraceJournal {
 
   /** The events of one message in the order recorded (fresh objects), and how many were not kept. */
   get(msgId: string): { events: StageEvent[]; dropped: number } | undefined {
-    if (this.capacity <= 0) return undefined;
-    const slot = this.find(msgId);
+    const slot = this.slotOf.get(msgId);
     if (slot === undefined) return undefined;
     const first = this.msgFirst[slot]!;
     if (first < this.written - this.maxEvents) return undefined;
@@ -324,7 +255,7 @@ export class TraceJournal {
 
   /** Messages held. */
   get size(): number {
-    return this.held;
+    return this.slotOf.size;
   }
 
   /** Events held in all. */

@@ -67,9 +67,8 @@ export class MessageTracer {
     this.spans?.end(msgId, end, outcome);
   }
 
-  /** A new message was stored here: its first journal event (its id was made on this node for this commit; see TraceJournal.addFirst). */
   committed(msgId: string, startedAt: number, endedAt: number, batch: number): void {
-    this.journal.addFirst(msgId, 'commit', startedAt, this.node, endedAt - startedAt, undefined, undefined, NaN, NaN, batch);
+    this.journal.add(msgId, 'commit', startedAt, this.node, endedAt - startedAt, undefined, undefined, NaN, NaN, batch);
     this.spans?.child(msgId, 'magpie.commit', startedAt, endedAt, { 'magpie.batch': batch });
   }
 
