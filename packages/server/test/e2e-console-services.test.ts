@@ -45,6 +45,9 @@ describe('console: service accounts page', { skip }, () => {
       await page.getByLabel('Title', { exact: true }).fill('Library closes early');
       await page.getByRole('button', { name: 'Send' }).click();
       await page.getByText('1 recipient(s)').waitFor({ timeout: 10_000 });
+      // The form is not rebuilt under the operator: the audience stays, the message fields are empty.
+      assert.equal(await page.getByLabel('Audience').inputValue(), 'list');
+      assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), '');
       await page.getByLabel('Audience').selectOption('segment');
       await page.getByLabel('Recipients').fill('plan=gold');
       await page.getByLabel('Title', { exact: true }).fill('Gold members week');

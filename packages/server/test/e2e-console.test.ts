@@ -148,6 +148,8 @@ describe('admin console', () => {
       await page.getByRole('button', { name: 'Open' }).first().click();
       await page.getByRole('button', { name: 'Disable' }).click();
       await page.getByTestId('user-state').filter({ hasText: 'disabled' }).waitFor({ timeout: 10_000 });
+      // The outcome stays on the refreshed card (it was written on the card the refresh replaced).
+      await page.getByRole('status').filter({ hasText: /^Disable: done, \d+ session\(s\) ended\.$/ }).waitFor({ timeout: 5_000 });
       await page.getByRole('button', { name: 'Audit log' }).click();
       await page.getByRole('cell', { name: 'user.disable' }).first().waitFor({ timeout: 10_000 });
       assert.ok(await page.getByRole('cell', { name: carol.userId }).count() > 0);

@@ -130,10 +130,11 @@ function usersView() {
       ),
     );
   };
-  const showUser = async (id) => {
+  // `said`: the outcome of the action that led here, shown on the refreshed card (not on the one it replaces).
+  const showUser = async (id, said = '') => {
     const r = await call('GET', `/api/console/users/${encodeURIComponent(id)}`);
     const u = r.user;
-    const result = h('p', { role: 'status' });
+    const result = h('p', { role: 'status' }, said);
     const action = (name, label, cls) =>
       h(
         'button',
@@ -144,9 +145,8 @@ function usersView() {
               const reason = prompt(`Reason to ${label.toLowerCase()} @${u.username}:`);
               if (!reason) return;
               const a = await call('POST', `/api/console/users/${encodeURIComponent(id)}/${name}`, { reason });
-              result.textContent = a.temporaryPassword ? `Temporary password (shown once): ${a.temporaryPassword}` : `${label}: done${a.revoked !== undefined ? `, ${a.revoked} session(s) ended` : ''}.`;
-              if (!a.temporaryPassword) await showUser(id);
-              else out.append();
+              if (a.temporaryPassword) result.textContent = `Temporary password (shown once): ${a.temporaryPassword}`;
+              else await showUser(id, `${label}: done${a.revoked !== undefined ? `, ${a.revoked} session(s) ended` : ''}.`);
             }),
         },
         label,
@@ -291,8 +291,20 @@ function servicesView() {
     }
     return { kind, attributes };
   };
+  // The form is built once per opened service and never replaced while the operator types in it;
+  // after a send only the history tables are reloaded, then the status says what happened.
   const open = async (s) => {
-    const [b, sch] = await Promise.all([call('GET', `/api/console/services/${s.id}/broadcasts?limit=20`), call('GET', `/api/console/services/${s.id}/schedules?limit=20`)]);
+    const history = h('div');
+    const refresh = async () => {
+      const [b, sch] = await Promise.all([call('GET', `/api/console/services/${s.id}/broadcasts?limit=20`), call('GET', `/api/console/services/${s.id}/schedules?limit=20`)]);
+      history.replaceChildren(
+        h('h4', {}, 'Broadcasts'),
+        table(['Seq', 'When', 'Audience', 'Recipients', 'Title'], b.broadcasts.map((x) => h('tr', {}, h('td', {}, x.seq), h('td', {}, time(x.createdAt)), h('td', {}, x.audience.kind), h('td', { 'data-testid': 'recipients' }, x.audience.kind === 'all' ? 'all' : x.recipients), h('td', {}, x.title)))),
+        h('h4', {}, 'Scheduled'),
+        table(['Send at', 'Status', 'Audience', 'Title'], sch.schedules.map((x) => h('tr', {}, h('td', {}, time(x.sendAt)), h('td', {}, x.status), h('td', {}, x.audience.kind), h('td', {}, x.title)))),
+      );
+    };
+    await refresh();
     const status = h('p', { role: 'status' });
     const form = h(
       'form',
@@ -300,19 +312,29 @@ function servicesView() {
         class: 'stack',
         onsubmit: (e) => {
           e.preventDefault();
+          const button = form.querySelector('button[type=submit]');
           void act(err, async () => {
             const f = new FormData(form);
             const body = { audience: audienceOf(f.get('audience'), f.get('recipients')), title: f.get('title'), body: f.get('body') };
             const at = f.get('sendAt');
-            if (at) {
-              const r = await call('POST', `/api/console/services/${s.id}/schedules`, { ...body, sendAt: new Date(at).getTime() });
-              status.textContent = `Scheduled for ${time(r.schedule.sendAt)}.`;
-            } else {
-              const r = await call('POST', `/api/console/services/${s.id}/broadcasts`, body);
-              status.textContent = `Sent: broadcast ${r.broadcast.seq}${r.broadcast.audience.kind === 'all' ? ' to all users' : `, ${r.broadcast.recipients} recipient(s)`}.`;
+            status.textContent = '';
+            button.disabled = true;
+            try {
+              let said;
+              if (at) {
+                const r = await call('POST', `/api/console/services/${s.id}/schedules`, { ...body, sendAt: new Date(at).getTime() });
+                said = `Scheduled for ${time(r.schedule.sendAt)}.`;
+              } else {
+                const r = await call('POST', `/api/console/services/${s.id}/broadcasts`, body);
+                said = `Sent: broadcast ${r.broadcast.seq}${r.broadcast.audience.kind === 'all' ? ' to all users' : `, ${r.broadcast.recipients} recipient(s)`}.`;
+              }
+              // What was sent is not sent twice by a second click: the message fields empty, the audience stays.
+              for (const name of ['title', 'body', 'sendAt']) form.elements.namedItem(name).value = '';
+              await Promise.all([refresh(), load()]);
+              status.textContent = said;
+            } finally {
+              button.disabled = false;
             }
-            await open(s);
-            detail.querySelector('[role=status]').textContent = status.textContent;
           });
         },
       },
@@ -323,19 +345,7 @@ function servicesView() {
       h('label', {}, 'Send at (empty: now) ', h('input', { name: 'sendAt', type: 'datetime-local', step: 1, 'aria-label': 'Send at' })),
       h('button', { type: 'submit' }, 'Send'),
     );
-    detail.replaceChildren(
-      h(
-        'div',
-        { class: 'card' },
-        h('h3', {}, `${s.name} `, h('code', {}, s.id)),
-        me.role !== 'viewer' ? form : null,
-        status,
-        h('h4', {}, 'Broadcasts'),
-        table(['Seq', 'When', 'Audience', 'Recipients', 'Title'], b.broadcasts.map((x) => h('tr', {}, h('td', {}, x.seq), h('td', {}, time(x.createdAt)), h('td', {}, x.audience.kind), h('td', { 'data-testid': 'recipients' }, x.audience.kind === 'all' ? 'all' : x.recipients), h('td', {}, x.title)))),
-        h('h4', {}, 'Scheduled'),
-        table(['Send at', 'Status', 'Audience', 'Title'], sch.schedules.map((x) => h('tr', {}, h('td', {}, time(x.sendAt)), h('td', {}, x.status), h('td', {}, x.audience.kind), h('td', {}, x.title)))),
-      ),
-    );
+    detail.replaceChildren(h('div', { class: 'card' }, h('h3', {}, `${s.name} `, h('code', {}, s.id)), me.role !== 'viewer' ? form : null, status, history));
   };
   const create = h(
     'form',
