@@ -93,6 +93,76 @@ describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? fa
     }
   });
 
+  it('a node remembers users without a push device (one push_devices read, not one per message); a registration through another node reaches it before it is answered; nodes changing make it forget', async () => {
+    const fakes: Fakes = await startFakes();
+    const dirs: string[] = [];
+    const nodes: MagpieServer[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const dataDir = mkdtempSync(join(tmpdir(), 'magpie-i15-devless-'));
+        dirs.push(dataDir);
+        const config = loadConfig({}, {
+          host: '127.0.0.1',
+          port: 0,
+          dataDir,
+          store: dbUrl,
+          nats: NATS_URL,
+          logLevel: 'warn',
+          limits: { userRate: 1000, userBurst: 1000, ipRate: 1000, ipBurst: 1000 },
+          push: { ...fakeProviderConfig(fakes), collapseWindowMs: 0, quietHours: null },
+        });
+        nodes.push(await createMagpieServer(config));
+      }
+      const [u1, u2, u3] = await Promise.all(nodes.map(async (n) => (await n.start()).replace('localhost', '127.0.0.1')));
+      for (let i = 0; i < 200 && nodes.some((n) => n.bus.nodes!.live().nodes.length < 3); i++) await sleep(25);
+      assert.ok(nodes.every((n) => n.bus.nodes!.live().nodes.length === 3), 'the three nodes see each other');
+      const a = await registerAndLogin(u1!);
+      const b = await registerAndLogin(u2!, { deviceId: 'b-phone', platform: 'ios' });
+      const c = await registerAndLogin(u3!);
+      // Node 1's push_devices reads, per user asked about.
+      const store = nodes[0]!.push.store;
+      const devicesOf = store.devicesOf.bind(store);
+      const asked = new Map<string, number>();
+      store.devicesOf = (userIds: string[]) => {
+        for (const u of userIds) asked.set(u, (asked.get(u) ?? 0) + 1);
+        return devicesOf(userIds);
+      };
+      const drained = async () => {
+        for (const n of nodes) await n.push.service.drained();
+      };
+      const { client: ca } = await RawClient.connect(u1!.replace('http', 'ws') + '/ws', a.token);
+      // b and c are offline and have no push device: node 1 reads that once, then remembers.
+      for (let i = 0; i < 5; i++) {
+        await ca.request({ type: 'send', clientMsgId: `b${i}`, to: b.userId, kind: 'text', body: { text: `hi ${i}` } });
+        await ca.request({ type: 'send', clientMsgId: `c${i}`, to: c.userId, kind: 'text', body: { text: `hi ${i}` } });
+        await drained();
+      }
+      assert.equal(asked.get(b.userId), 1, 'one push_devices read for b over 5 messages');
+      assert.equal(asked.get(c.userId), 1, 'one push_devices read for c over 5 messages');
+      // b registers a device through node 2: once that is answered, node 1 pushes b's next message.
+      const tok = apnsToken();
+      assert.equal((await api(u2!, 'PUT', '/api/push/device', { provider: 'apns', token: tok, locale: 'en', timeZone: 'UTC' }, b.token)).status, 200);
+      await ca.request({ type: 'send', clientMsgId: 'after', to: b.userId, kind: 'text', body: { text: 'now with a phone' } });
+      for (let i = 0; i < 200 && fakes.apns.received.count((x) => x.token === tok) === 0; i++) await sleep(25);
+      assert.equal(fakes.apns.received.count((x) => x.token === tok), 1, 'b offline with a device registered through node 2: one push from node 1');
+      assert.equal(asked.get(b.userId), 2, 'node 1 read b again after the registration');
+      // c is still remembered; a node leaving (the nodes changed) makes node 1 forget everyone.
+      await ca.request({ type: 'send', clientMsgId: 'c5', to: c.userId, kind: 'text', body: { text: 'still here' } });
+      await drained();
+      assert.equal(asked.get(c.userId), 1);
+      await nodes.pop()!.stop();
+      for (let i = 0; i < 200 && nodes[0]!.bus.nodes!.live().nodes.length > 2; i++) await sleep(25);
+      await ca.request({ type: 'send', clientMsgId: 'c6', to: c.userId, kind: 'text', body: { text: 'one node less' } });
+      await drained();
+      assert.equal(asked.get(c.userId), 2, 'read again after the nodes changed');
+      ca.close();
+    } finally {
+      for (const n of nodes) await n.stop();
+      await stopFakes(fakes);
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('when NATS comes back after an outage, nodes tell their clients to pull (an unsolicited pong)', { skip: existsSync(NATS_BIN) ? false : `no ${NATS_BIN}` }, async () => {
     const port = await freePort();
     const startNats = (): ChildProcess => spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });

@@ -87,6 +87,25 @@ export interface NodeLink {
   serve(topic: string, handler: (payload: string) => Promise<string>): void;
   /** Leave (drain, stop): goodbye to the others, no more heartbeats, no new requests (requests being answered still are). */
   leave(): void;
+  /**
+   * Tell every node on the broker `payload` on `topic` (those that `hear` it) and resolve once
+   * every live peer of this scope confirmed it, or after `timeoutMs`: with the live peers that
+   * did not confirm (none when all did). Nodes this one does not know yet get it too.
+   */
+  tellAll?(topic: string, payload: string, timeoutMs: number): Promise<string[]>;
+  /** Handle `tellAll` on `topic`: `handler` runs synchronously on arrival, and its return confirms. One handler per topic. */
+  hear?(topic: string, handler: (payload: string) => void): void;
+  /**
+   * `listener` runs whenever this node may have missed a `tellAll`: the live nodes changed (one
+   * joined or left), the broker connection was lost or is back, or this node left.
+   */
+  onChange?(listener: () => void): void;
+  /**
+   * This node takes part in a scope (join ran, leave did not), reaches the broker, and every live
+   * peer's heartbeat says its release tells the others of push-device registrations (push/index.ts):
+   * only then may a node remember users without a push device.
+   */
+  pushDevicesTold?(): boolean;
 }
 
 /** A `deliver` event (BusEvent). */

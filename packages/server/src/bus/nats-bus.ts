@@ -42,6 +42,7 @@ interface Interest {
  *   <prefix>.ask.<topic> request/reply: askNodes/answerNodes (e.g. trace journals of a message)
  *   <prefix>.hb.<scope> node heartbeats of one scope (NodeLink: the nodes of one database)
  *   <prefix>.n.<node>.<topic> request/reply to one node (NodeLink.request; e.g. a forwarded group post)
+ *   <prefix>.tell.<topic> request/reply to every node, each confirming with its id (NodeLink.tellAll; a push-device registration)
  * Ids are base64url-encoded into one subject token: they may contain ':' and NATS tokens
  * must not contain '.', '*', '>' or whitespace.
  *
@@ -473,6 +474,10 @@ class NatsNodeLink implements NodeLink {
   private readonly peers = new Map<string, number>();
   /** Peers whose heartbeats do not say `many` (a release before batched fan-outs: they drop them, see NatsBus.publishDeliveries). */
   private readonly legacy = new Set<string>();
+  /** Peers whose heartbeats do not say `pd` (a release that does not tell the others of push-device registrations: pushDevicesTold). */
+  private readonly untold = new Set<string>();
+  private readonly changeListeners: (() => void)[] = [];
+  private readonly hearing = new Map<string, Subscription>();
   private view: { nodes: readonly string[]; version: number };
   private subject = '';
   private heartbeatMs = 1000;
@@ -499,15 +504,16 @@ class NatsNodeLink implements NodeLink {
     this.hbSub = this.nc.subscribe(this.subject, {
       callback: (err, msg) => {
         if (err) return;
-        let hb: { id?: unknown; bye?: unknown; many?: unknown };
+        let hb: { id?: unknown; bye?: unknown; many?: unknown; pd?: unknown };
         try {
-          hb = JSON.parse(msg.string()) as { id?: unknown; bye?: unknown; many?: unknown };
+          hb = JSON.parse(msg.string()) as { id?: unknown; bye?: unknown; many?: unknown; pd?: unknown };
         } catch {
           return;
         }
         if (typeof hb.id !== 'string' || hb.id === this.self) return;
         if (hb.bye === true) {
           this.legacy.delete(hb.id);
+          this.untold.delete(hb.id);
           if (this.peers.delete(hb.id)) this.changed();
           return;
         }
@@ -515,6 +521,8 @@ class NatsNodeLink implements NodeLink {
         this.peers.set(hb.id, Date.now());
         if (hb.many === 1) this.legacy.delete(hb.id);
         else this.legacy.add(hb.id);
+        if (hb.pd === 1) this.untold.delete(hb.id);
+        else this.untold.add(hb.id);
         if (!known) {
           this.changed();
           // A newcomer: tell it about this node now rather than at the next beat.
@@ -542,6 +550,76 @@ class NatsNodeLink implements NodeLink {
    */
   batches(): boolean {
     return this.hbSub !== null && !this.left && this.legacy.size === 0;
+  }
+
+  pushDevicesTold(): boolean {
+    return this.hbSub !== null && !this.left && this.connected && this.untold.size === 0;
+  }
+
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  async tellAll(topic: string, payload: string, timeoutMs: number): Promise<string[]> {
+    // Peers of a release that does not hear tells would never confirm.
+    const waiting = new Set(this.view.nodes.filter((n) => n !== this.self && !this.untold.has(n)));
+    const subject = `${this.prefix}.tell.${token(topic)}`;
+    const data = JSON.stringify({ from: this.self, p: payload });
+    if (waiting.size === 0) {
+      // Nobody to wait for; nodes this one does not know yet still hear it.
+      try {
+        this.nc.publish(subject, data);
+      } catch (err) {
+        this.log.debug({ err: (err as Error).message, topic }, 'tell not sent');
+      }
+      return [];
+    }
+    try {
+      const replies = await this.nc.requestMany(subject, data, { strategy: 'timer', maxWait: timeoutMs });
+      for await (const msg of replies) {
+        // An empty reply is the server's "no responders" status: no node hears this topic.
+        if (msg.data.length === 0) break;
+        waiting.delete(msg.string());
+        if (waiting.size === 0) break;
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message, topic }, 'tell unanswered');
+    }
+    // Nodes that left meanwhile need no confirmation.
+    const live = new Set(this.view.nodes);
+    return [...waiting].filter((n) => live.has(n));
+  }
+
+  hear(topic: string, handler: (payload: string) => void): void {
+    this.hearing.get(topic)?.unsubscribe();
+    this.hearing.set(
+      topic,
+      this.nc.subscribe(`${this.prefix}.tell.${token(topic)}`, {
+        callback: (err, msg) => {
+          if (err) return;
+          let told: { from?: unknown; p?: unknown };
+          try {
+            told = JSON.parse(msg.string()) as { from?: unknown; p?: unknown };
+          } catch {
+            this.log.warn({ topic }, 'bad tell dropped');
+            return;
+          }
+          if (told.from === this.self || typeof told.p !== 'string') return;
+          try {
+            handler(told.p);
+          } catch (e) {
+            this.log.warn({ err: (e as Error).message, topic }, 'tell handler failed');
+            return;
+          }
+          if (!msg.reply) return;
+          try {
+            msg.respond(this.self);
+          } catch (e) {
+            this.log.debug({ err: (e as Error).message, topic }, 'tell confirmation not sent');
+          }
+        },
+      }),
+    );
   }
 
   async request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string> {
@@ -583,14 +661,16 @@ class NatsNodeLink implements NodeLink {
   disconnected(): void {
     this.connected = false;
     this.legacy.clear();
+    this.untold.clear();
     if (this.peers.size > 0) {
       this.peers.clear();
       this.changed();
-    }
+    } else this.notify();
   }
 
   reconnected(): void {
     this.connected = true;
+    this.notify();
     if (this.hbSub) this.beat();
   }
 
@@ -598,6 +678,7 @@ class NatsNodeLink implements NodeLink {
   leave(): void {
     if (this.left) return;
     this.left = true;
+    this.notify();
     clearInterval(this.timer);
     for (const sub of this.serving.values()) sub.unsubscribe();
     this.serving.clear();
@@ -613,8 +694,9 @@ class NatsNodeLink implements NodeLink {
   private beat(): void {
     if (!this.connected || this.left) return;
     try {
-      // `many`: this node reads batched fan-outs (NatsBus.publishDeliveries).
-      this.nc.publish(this.subject, JSON.stringify({ id: this.self, many: 1 }));
+      // `many`: this node reads batched fan-outs (NatsBus.publishDeliveries); `pd`: it tells the
+      // others of push-device registrations and hears theirs (pushDevicesTold).
+      this.nc.publish(this.subject, JSON.stringify({ id: this.self, many: 1, pd: 1 }));
     } catch (err) {
       this.log.debug({ err: (err as Error).message }, 'heartbeat not sent');
     }
@@ -628,6 +710,7 @@ class NatsNodeLink implements NodeLink {
       if (at < dead) {
         this.peers.delete(id);
         this.legacy.delete(id);
+        this.untold.delete(id);
         gone = true;
       }
     }
@@ -638,6 +721,17 @@ class NatsNodeLink implements NodeLink {
     const nodes = [this.self, ...this.peers.keys()].sort();
     this.view = { nodes, version: this.view.version + 1 };
     this.log.info({ nodes: nodes.length }, 'cluster nodes changed');
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const l of this.changeListeners) {
+      try {
+        l();
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'node change listener failed');
+      }
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { openDatabase, type SqlEngine } from '../db/index.ts';
 import type { Config } from '../config/config.ts';
 import { PushFunnel } from './funnel.ts';
 import { PushDispatcher } from './dispatcher.ts';
-import { PushService, type Presence } from './push-service.ts';
+import { PushService, type DevicelessSync, type Presence } from './push-service.ts';
 import { registerPushRoutes } from './routes.ts';
 import { LoopGuard } from './loop-guard.ts';
 import type { PushProviderAdapter } from './providers/provider.ts';
@@ -22,7 +22,7 @@ import { FcmProvider, type ServiceAccount } from './providers/fcm.ts';
 import { WebPushProvider, generateVapidKeys } from './providers/webpush.ts';
 import { WebhookProvider } from './providers/webhook.ts';
 import type { PushLane, PushProviderName } from './types.ts';
-import type { Bus } from '../bus/bus.ts';
+import type { Bus, NodeLink } from '../bus/bus.ts';
 
 export { PushService, type OfflinePush, type Presence } from './push-service.ts';
 
@@ -61,6 +61,32 @@ export function registryPresence(
 }
 export type { PushStore } from './push-store.ts';
 
+/** NodeLink.tellAll topic: "this user registered a push device" (payload: the user id). */
+const DEVICE_TOPIC = 'push.device';
+/**
+ * How long a registration waits for the other nodes to confirm. Longer than three default node
+ * heartbeats (1 s): a node cut off from NATS without knowing it yet notices within three
+ * (NodeLink: the others' heartbeats stop) and forgets everyone (onChange) by then.
+ */
+const DEVICE_TELL_TIMEOUT_MS = 3500;
+
+/**
+ * The cluster's side of the push intake's memory of users without a device (DevicelessSync),
+ * over NodeLink: a registration tells every node (tellAll) and waits for the live ones; a node
+ * remembers only while pushDevicesTold (joined, NATS up, every peer of this release), and
+ * forgets everyone when the nodes change or NATS drops (onChange). Undefined without a NodeLink.
+ */
+function clusterDevicelessSync(link: NodeLink | undefined, log: Logger): DevicelessSync | undefined {
+  if (!link?.tellAll || !link.hear || !link.onChange || !link.pushDevicesTold) return undefined;
+  return {
+    trusted: () => link.pushDevicesTold!(),
+    async registered(userId) {
+      const missing = await link.tellAll!(DEVICE_TOPIC, userId, DEVICE_TELL_TIMEOUT_MS);
+      if (missing.length > 0) log.warn({ userId, nodes: missing }, 'push device registration not confirmed by every node');
+    },
+  };
+}
+
 export interface PushModule {
   service: PushService;
   store: PushStore;
@@ -79,7 +105,7 @@ export interface PushModuleDeps {
    * The cluster Bus (absent on one node): a node whose dispatcher claims full batches tells the
    * others (a `push` event) and they claim from the shared queue at once (PushDispatcher.onBacklog).
    */
-  bus?: Pick<Bus, 'publish' | 'subscribe'>;
+  bus?: Pick<Bus, 'publish' | 'subscribe' | 'nodes'>;
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
@@ -194,6 +220,9 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
       },
     });
   }
+  // Cluster: a node remembers users without a push device (no push_devices read per message
+  // for them) only while every registration anywhere reaches it before it is answered.
+  const devicelessSync = clusterDevicelessSync(deps.bus?.nodes, log);
   const service = new PushService({
     config,
     store: deps.store,
@@ -204,8 +233,8 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
     log,
     receiptKey,
     vapidPublicKey: made.vapidPublicKey,
-    // One node only: a cluster node would not see a device registered elsewhere.
-    cacheDeviceless: deps.singleNode === true,
+    cacheDeviceless: deps.singleNode === true || devicelessSync !== undefined,
+    ...(devicelessSync ? { devicelessSync } : {}),
     ...(guard ? { guard } : {}),
     ...(deps.now ? { now: deps.now } : {}),
   });
@@ -228,6 +257,12 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
     deps.now,
   );
   service.dispatcher = dispatcher;
+  if (devicelessSync) {
+    const link = deps.bus!.nodes!;
+    // Before the node joins its scope (app.ts), so no node tells it anything unheard.
+    link.hear!(DEVICE_TOPIC, (userId) => service.forgetDeviceless(userId));
+    link.onChange!(() => service.dropDeviceless());
+  }
   // Another node's backlog (its onBacklog): claim from the shared queue now.
   deps.bus?.subscribe((ev) => {
     if (ev.type === 'push') dispatcher.kick(ev.lane);

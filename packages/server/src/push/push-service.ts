@@ -107,10 +107,23 @@ export interface PushServiceDeps {
   guard?: { pauseMs(): number };
   /**
    * Remember users found without any registered device, so their messages skip the intake
-   * (no devicesOf read per batch). Only on a single node: a device registered through another
-   * node of a cluster would not be seen here.
+   * (no devicesOf read per batch). On one node; on a cluster only with `devicelessSync`: a
+   * device registered through another node must make this node forget its user first.
    */
   cacheDeviceless?: boolean;
+  /** Cluster: how registrations reach the other nodes' memory of users without a device (push/index.ts). */
+  devicelessSync?: DevicelessSync;
+}
+
+/**
+ * A cluster's side of the memory of users without a device (PushServiceDeps.cacheDeviceless):
+ * every node forgets a user before a registration of theirs is answered anywhere.
+ */
+export interface DevicelessSync {
+  /** Whether this node may remember now: every node that could register a device tells it first (and its Bus is up). */
+  trusted(): boolean;
+  /** After a registration's write committed: every other node forgets `userId`; resolves once they confirmed (or after a timeout). */
+  registered(userId: string): Promise<void>;
 }
 
 /** Bound on the users remembered without a registered device (~80 bytes each). */
@@ -247,8 +260,9 @@ export class PushService implements OfflinePush, OfflineHandoff {
     if (ask.length === 0) return new Map();
     const epoch = this.deviceEpoch;
     const devices = await this.d.pushStore.devicesOf(ask);
-    // A read that overlapped a registration may predate it: nothing learnt from it.
-    if (epoch === this.deviceEpoch && this.registering === 0) {
+    // A read that overlapped a registration (here or, on a cluster, anywhere) may predate it:
+    // nothing learnt from it; nor while other nodes' registrations might not reach this one.
+    if (epoch === this.deviceEpoch && this.registering === 0 && (this.d.devicelessSync?.trusted() ?? true)) {
       for (const u of ask) {
         if ((devices.get(u)?.length ?? 0) > 0) continue;
         if (this.deviceless.size >= DEVICELESS_CAP) this.deviceless.clear();
@@ -256,6 +270,21 @@ export class PushService implements OfflinePush, OfflineHandoff {
       }
     }
     return devices;
+  }
+
+  /**
+   * Another node registered a device of `userId` (its write committed): forget them here, and
+   * learn nothing from reads that overlap this (they may predate the write).
+   */
+  forgetDeviceless(userId: string): void {
+    this.deviceEpoch++;
+    this.deviceless.delete(userId);
+  }
+
+  /** This node may have missed another node's registration (Bus down or back, nodes changed): forget everyone. */
+  dropDeviceless(): void {
+    this.deviceEpoch++;
+    this.deviceless.clear();
   }
 
   /** Push a committed message to these users (receipts/group-push.ts decides who; super groups have no inbox pointers). */
@@ -588,7 +617,11 @@ export class PushService implements OfflinePush, OfflineHandoff {
     this.deviceEpoch++;
     this.deviceless.delete(p.userId);
     try {
-      return await this.upsert(p, input, token, timeZone);
+      const device = await this.upsert(p, input, token, timeZone);
+      // A cluster: answered only once the other nodes forgot this user (a message committed
+      // anywhere after this answer sees the device).
+      await this.d.devicelessSync?.registered(p.userId);
+      return device;
     } finally {
       this.registering--;
       this.deviceEpoch++;
