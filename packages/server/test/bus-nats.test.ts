@@ -43,16 +43,33 @@ describe('NatsBus across a NATS restart', { skip: !existsSync(NATS_BIN) && `no $
       const got: BusEvent[] = [];
       b.subscribe((e) => got.push(e));
       await b.watchUser('u:1');
+      a.nodes.join('s', 200);
+      b.nodes.join('s', 200);
+      await until(() => b.nodes.pushDevicesTold!() && b.nodes.live().nodes.length === 2);
+      let changes = 0;
+      let toldWhenChanged: boolean[] = [];
+      b.nodes.onChange!(() => {
+        changes++;
+        toldWhenChanged.push(b.nodes.pushDevicesTold!());
+      });
       a.publish({ type: 'deliver', userId: 'u:1', frame: '{"n":1}' });
       await until(() => got.length === 1);
       server.kill('SIGKILL');
       await once(server, 'exit');
+      // The connection lost: b may miss other nodes' tells (a push-device registration) from now on.
+      await until(() => changes >= 1);
+      assert.equal(toldWhenChanged[0], false);
+      assert.equal(b.nodes.pushDevicesTold!(), false);
+      toldWhenChanged = [];
       server = await startNats(port);
       // Both clients reconnect (reconnectTimeWait 1 s) and resend their SUBs.
       await until(() => {
         a.publish({ type: 'deliver', userId: 'u:1', frame: '{"n":2}' });
         return got.some((e) => e.type === 'deliver' && e.frame === '{"n":2}');
       }, 10_000);
+      // Back, and a seen again: changed again (b forgets what it learnt while cut off), told again.
+      await until(() => b.nodes.pushDevicesTold!() && b.nodes.live().nodes.length === 2, 5000);
+      assert.ok(toldWhenChanged.length >= 1);
     } finally {
       await Promise.all([a.close(), b.close()]);
       server.kill('SIGKILL');
@@ -150,6 +167,59 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
       assert.deepEqual(a.nodes.live().nodes, [a.nodes.self]);
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('tellAll reaches every node and resolves once the live ones confirmed (their handler ran); an unanswering live node is named; pushDevicesTold and onChange follow the peers', async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const a = await NatsBus.connect({ servers: NATS_URL, prefix });
+    const b = await NatsBus.connect({ servers: NATS_URL, prefix });
+    const other = await connect({ servers: NATS_URL });
+    const beats: NodeJS.Timeout[] = [];
+    try {
+      const heard: string[] = [];
+      let changes = 0;
+      a.nodes.onChange!(() => changes++);
+      a.nodes.hear!('t', () => assert.fail('a never hears its own tell'));
+      b.nodes.hear!('t', (p) => void heard.push(p));
+      assert.equal(a.nodes.pushDevicesTold!(), false, 'not before joining a scope');
+      a.nodes.join('s', 100);
+      b.nodes.join('s', 100);
+      const until = Date.now() + 3000;
+      while (a.nodes.live().nodes.length < 2) {
+        if (Date.now() > until) throw new Error('nodes did not see each other');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.ok(changes >= 1, 'b joining changed the nodes');
+      assert.equal(a.nodes.pushDevicesTold!(), true);
+      let t0 = Date.now();
+      assert.deepEqual(await a.nodes.tellAll!('t', 'x', 3000), []);
+      assert.deepEqual(heard, ['x'], "b's handler ran before the confirmation");
+      assert.ok(Date.now() - t0 < 1000, 'resolved on the confirmation, not the timeout');
+      // A live node of this release that does not answer (hung): named after the timeout.
+      const hb = `${prefix}.hb.${token('s')}`;
+      beats.push(setInterval(() => other.publish(hb, JSON.stringify({ id: 'hung-node', many: 1, pd: 1 })), 50));
+      while (a.nodes.live().nodes.length < 3) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(a.nodes.pushDevicesTold!(), true);
+      t0 = Date.now();
+      assert.deepEqual(await a.nodes.tellAll!('t', 'y', 300), ['hung-node']);
+      assert.ok(Date.now() - t0 >= 250);
+      assert.deepEqual(heard, ['x', 'y']);
+      // A node of an earlier release (no `pd`): nobody may remember; tells do not wait for it.
+      const before = changes;
+      beats.push(setInterval(() => other.publish(hb, JSON.stringify({ id: 'old-node', many: 1 })), 50));
+      while (a.nodes.live().nodes.length < 4) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(changes > before);
+      assert.equal(a.nodes.pushDevicesTold!(), false);
+      assert.deepEqual(await a.nodes.tellAll!('t', 'z', 300), ['hung-node']);
+      // Leaving: this node may miss tells from now on.
+      const left = changes;
+      a.nodes.leave();
+      assert.ok(changes > left);
+      assert.equal(a.nodes.pushDevicesTold!(), false);
+    } finally {
+      for (const t of beats) clearInterval(t);
+      await Promise.all([a.close(), b.close(), other.close()]);
     }
   });
 
