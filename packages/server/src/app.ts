@@ -313,7 +313,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   const push = await createPushModule(api, {
     server: config,
     singleNode,
-    ...(singleNode ? {} : { bus }),
+    ...(singleNode ? {} : { bus, deviceTellTimeoutMs: 3.5 * config.groupRouting.heartbeatMs }),
     db,
     config: config.push,
     store,

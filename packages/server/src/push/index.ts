@@ -64,9 +64,8 @@ export type { PushStore } from './push-store.ts';
 /** NodeLink.tellAll topic: "this user registered a push device" (payload: the user id). */
 const DEVICE_TOPIC = 'push.device';
 /**
- * How long a registration waits for the other nodes to confirm. Longer than three default node
- * heartbeats (1 s): a node cut off from NATS without knowing it yet notices within three
- * (NodeLink: the others' heartbeats stop) and forgets everyone (onChange) by then.
+ * How long a registration waits for the other nodes to confirm, without `deviceTellTimeoutMs`:
+ * three default node heartbeats (1 s) and a half.
  */
 const DEVICE_TELL_TIMEOUT_MS = 3500;
 
@@ -76,12 +75,12 @@ const DEVICE_TELL_TIMEOUT_MS = 3500;
  * remembers only while pushDevicesTold (joined, NATS up, every peer of this release), and
  * forgets everyone when the nodes change or NATS drops (onChange). Undefined without a NodeLink.
  */
-function clusterDevicelessSync(link: NodeLink | undefined, log: Logger): DevicelessSync | undefined {
+function clusterDevicelessSync(link: NodeLink | undefined, timeoutMs: number, log: Logger): DevicelessSync | undefined {
   if (!link?.tellAll || !link.hear || !link.onChange || !link.pushDevicesTold) return undefined;
   return {
     trusted: () => link.pushDevicesTold!(),
     async registered(userId) {
-      const missing = await link.tellAll!(DEVICE_TOPIC, userId, DEVICE_TELL_TIMEOUT_MS);
+      const missing = await link.tellAll!(DEVICE_TOPIC, userId, timeoutMs);
       if (missing.length > 0) log.warn({ userId, nodes: missing }, 'push device registration not confirmed by every node');
     },
   };
@@ -106,6 +105,13 @@ export interface PushModuleDeps {
    * others (a `push` event) and they claim from the shared queue at once (PushDispatcher.onBacklog).
    */
   bus?: Pick<Bus, 'publish' | 'subscribe' | 'nodes'>;
+  /**
+   * Cluster: how long a push-device registration waits for every live node to confirm that it
+   * forgot the user (app.ts: three node heartbeats and a half — a node cut off from NATS
+   * without knowing it yet notices within three, when the others' heartbeats stop, and then
+   * forgets everyone).
+   */
+  deviceTellTimeoutMs?: number;
   /** The server's database (the push tables: migration 0005); needed unless `pushStore` is given. */
   db?: SqlEngine;
   config: PushConfig;
@@ -222,7 +228,7 @@ export async function createPushModule(api: RestApi, deps: PushModuleDeps): Prom
   }
   // Cluster: a node remembers users without a push device (no push_devices read per message
   // for them) only while every registration anywhere reaches it before it is answered.
-  const devicelessSync = clusterDevicelessSync(deps.bus?.nodes, log);
+  const devicelessSync = clusterDevicelessSync(deps.bus?.nodes, deps.deviceTellTimeoutMs ?? DEVICE_TELL_TIMEOUT_MS, log);
   const service = new PushService({
     config,
     store: deps.store,
