@@ -513,6 +513,9 @@ async function readUsersSqlite(tx: Queryable, ids: string[], marks: Map<string, 
  * sender's entry to it — a later range that covers it finds the entry there already. So per
  * range i the entry advances are those of the messages whose first range is i: the same
  * advances, in the same order, with the same `by`, as walking every range's items.
+ *
+ * `recent` (the store's RecentPointers) and `ring` (its ringCapacity): ranges whose pointers the
+ * store's appends committed and still holds are counted from memory instead (readCovered).
  */
 export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean; recent?: RecentPointers; ring?: number } = { devices: true }): Promise<AckOutcome> {
   const sorted = [...acks].sort(byUserThenDevice);
