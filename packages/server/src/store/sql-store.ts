@@ -50,7 +50,7 @@ import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type Use
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 import { splitAcksByUsers, writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
-import { RecentPointers } from './recent-pointers.ts';
+import { RecentPointers, type PointerRow } from './recent-pointers.ts';
 import { PG_WARMUP_DEFAULTS, warmUpPostgres, type PgWarmUpOptions, type PgWarmUpResult } from './pg-warmup.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
@@ -200,17 +200,6 @@ export class SqlStore implements Store {
    * (the writer thread's, or the only one).
    */
   private readonly recent = new RecentPointers();
-  /**
-   * SQLite appends: normal groups' active member rows, each with the conversation's last_seq
-   * after the committed batch that read (or reused) them and changed none of them. Every member
-   * change (create, join, leave, kick, role, mute, dismissal, becoming a super group) is an
-   * effect appended as a notice, which moves last_seq: a batch reuses the list only when the
-   * conversation's last_seq, read under its lock, is still that one (nothing appended since, by
-   * this store or any other), and never for a conversation with an effect in the batch (those
-   * read the rows, and drop the entry). GROUP_MEMBERS_CAP bounds the members held.
-   */
-  private readonly groupMembers = new Map<string, { lastSeq: number; members: Map<string, MemberRecord> }>();
-  private groupMembersHeld = 0;
 
   constructor(
     /** The database (shared with the server's other stores unless `ownsEngine`). */
@@ -464,33 +453,12 @@ export class SqlStore implements Store {
       }
     }
     if (this.db.dialect !== 'sqlite') return this.tx((tx) => this.appendTx(tx, batch));
-    // SQLite: what the run that committed (a rerun replaces an earlier run's) leaves in memory —
-    // its pointers for the ACK flushes (RecentPointers), its normal groups' member lists
-    // (groupMembers) — is kept only once the COMMIT succeeded.
-    let committed: (() => void)[] = [];
-    const out = await this.tx((tx) => this.appendTx(tx, batch, false, (committed = [])));
-    for (const f of committed) f();
+    // SQLite: the pointers of the run that committed (a rerun replaces an earlier run's) are
+    // remembered for the ACK flushes (RecentPointers), only once the COMMIT succeeded.
+    let written: PointerRow[] = [];
+    const out = await this.tx((tx) => this.appendTx(tx, batch, false, (rows) => (written = rows)));
+    if (written.length > 0) this.recent.record(written);
     return out;
-  }
-
-  private dropGroupMembers(conv: string): void {
-    const g = this.groupMembers.get(conv);
-    if (!g) return;
-    this.groupMembers.delete(conv);
-    this.groupMembersHeld -= g.members.size;
-  }
-
-  private keepGroupMembers(keep: [string, number, Map<string, MemberRecord>][]): void {
-    for (const [conv, lastSeq, members] of keep) {
-      this.dropGroupMembers(conv);
-      if (members.size > GROUP_MEMBERS_CAP) continue;
-      if (this.groupMembersHeld + members.size > GROUP_MEMBERS_CAP) {
-        this.groupMembers.clear();
-        this.groupMembersHeld = 0;
-      }
-      this.groupMembers.set(conv, { lastSeq, members });
-      this.groupMembersHeld += members.size;
-    }
   }
 
   /** Fast-path batches that found their conversation changed and reran on the locking path (tests, /metrics). */
@@ -504,7 +472,7 @@ export class SqlStore implements Store {
    * are written by the flush. Statements that do not depend on each other's results are
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
-  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false, committed?: (() => void)[]): Promise<AppendOutcome[]> {
+  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false, onPointers?: (rows: PointerRow[]) => void): Promise<AppendOutcome[]> {
     // 1. Lock the conversations in id order. Then create the missing direct conversations and
     //    the conversations of group creations (in id order): a concurrent creator makes us wait
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
@@ -564,27 +532,12 @@ export class SqlStore implements Store {
     // deoptimized ("wrong map") at its first run, and was compiled again (issue 23).
     const groupIds: string[] = [];
     for (const c of convs.values()) if (c.kind !== 'direct' && !c.pending) groupIds.push(c.id);
-    // SQLite: a direct chat whose members an earlier append read needs no read (directMembers),
-    // nor a normal group in which nothing was appended since a batch of this store that read
-    // them and changed none (groupMembers; a batch with a group effect for it reads them).
+    // SQLite: a direct chat whose members an earlier append read needs no read (directMembers).
     const known = tx.dialect === 'sqlite' ? this.directMembers : null;
-    const groups = tx.dialect === 'sqlite' && committed ? this.groupMembers : null;
-    const effected = new Set<string>();
-    if (groups) {
-      for (const r of batch) {
-        if (!r.effect) continue;
-        effected.add(r.conv);
-        this.dropGroupMembers(r.conv);
-      }
-    }
     const listed: ConvState[] = [];
     for (const c of convs.values()) {
       if (c.kind === 'super' || c.pending) continue;
-      let cached = c.kind === 'direct' ? known?.get(c.id) : undefined;
-      if (c.kind === 'group' && groups) {
-        const g = groups.get(c.id);
-        if (g && g.lastSeq === c.lastSeq) cached = g.members;
-      }
+      const cached = c.kind === 'direct' ? known?.get(c.id) : undefined;
       if (cached) c.members = cached;
       else {
         c.members = new Map();
@@ -737,17 +690,7 @@ export class SqlStore implements Store {
       await tx.run(`DELETE FROM conversations WHERE id IN ${al.sql}`, al.params);
     }
     await w.flush(tx, this.ring, convs, fast);
-    if (committed) {
-      const rows = w.pointerRows;
-      if (rows.length > 0) committed.push(() => this.recent.record(rows));
-      if (groups) {
-        // The normal groups this batch listed or took from memory and changed no member of: their
-        // lists as of the conversation's last_seq now.
-        const keep: [string, number, Map<string, MemberRecord>][] = [];
-        for (const c of convs.values()) if (c.kind === 'group' && !c.pending && c.members && !effected.has(c.id)) keep.push([c.id, c.lastSeq, c.members]);
-        if (keep.length > 0) committed.push(() => this.keepGroupMembers(keep));
-      }
-    }
+    onPointers?.(w.pointerRows);
     return outcomes;
   }
 
@@ -1220,9 +1163,6 @@ type ConvRow = { id: string; kind: ConversationKind; last_seq: number | string; 
  * bytes each (the Map and two MemberRecords with their strings), so at most ~16 MB.
  */
 export const DIRECT_MEMBERS_CAP = 20_000;
-
-/** Normal groups' member rows an SQLite store keeps (SqlStore.groupMembers), in all: ~300 bytes each, so ~30 MB at most. */
-export const GROUP_MEMBERS_CAP = 100_000;
 
 /** The batch's conversations that do not exist yet and that a request creates (a group creation, a first direct message). */
 function conversationsToCreate(batch: AppendRequest[], convRows: ConvRow[]): Map<string, { kind: 'direct' | 'group' | 'super'; members: string[]; time: number }> {
