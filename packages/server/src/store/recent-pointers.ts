@@ -14,7 +14,7 @@
  * restart starts empty (the flush then reads `inbox`, as before).
  *
  * Bounded: the last PER_USER pointers of at most MAX_USERS users (the oldest-recorded user is
- * dropped first): ~4 MB at most.
+ * dropped first): ~13 MB at most (measured: 8 192 users × 64 pointers, their ids included).
  */
 export const RECENT_PER_USER = 64;
 export const RECENT_MAX_USERS = 8_192;
