@@ -4,6 +4,7 @@ import { isGroupConv } from './rows.ts';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
 import { insertRows, type RowsSql } from './append-writer.ts';
+import type { RecentPointers } from './recent-pointers.ts';
 
 /**
  * ACK flushes on PostgreSQL (issue 15). A flush moves the acknowledging users' delivered marks,
@@ -391,6 +392,17 @@ const LITE = {
     SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
     FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq
       LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = c.conv`,
+  /**
+   * As `covered`, for the messages counted from the store's RecentPointers instead of `inbox`
+   * (a JSON array of [conv, seq, n, first]): each message's sender and kind and the sender's entry.
+   */
+  known: `WITH k AS (SELECT value->>0 AS conv, value->>1 AS seq, value->>2 AS n, value->>3 AS first FROM json_each(?))
+    SELECT k.conv, k.seq, k.n, k.first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
+    FROM k JOIN messages m ON m.conv_id = k.conv AND m.seq = k.seq
+      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = k.conv`,
+  /** Whether any retention purge ever removed pointers (then the users' marks are read: purged). */
+  anyPurge: 'SELECT 1 AS x FROM inbox_purge LIMIT 1',
+  purged: 'SELECT user_id, purged_inbox_seq FROM inbox_purge WHERE user_id IN (SELECT value FROM json_each(?))',
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
 
@@ -420,6 +432,66 @@ const LITE_ROWS = {
   },
 } satisfies Record<string, RowsSql>;
 
+/**
+ * What `ranges` cover (rows of LITE.covered, `first` numbered from 1 in `ranges`' order): a range
+ * whose pointers the store's RecentPointers holds, all of them and above every trim and purge
+ * (see store/recent-pointers.ts), is counted from there; the others are read from `inbox`
+ * (LITE.covered). A message covered by both kinds of range gets one row (counts added, the
+ * first range of either).
+ */
+async function readCovered(tx: Queryable, ranges: Range[], marks: Map<string, Mark>, recent: RecentPointers | undefined, ring: number | undefined): Promise<CoveredRow[]> {
+  if (!recent || ring === undefined) return tx.values<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  let purged: Map<string, number> | null = null;
+  if ((await tx.get(LITE.anyPurge)) !== undefined) {
+    purged = new Map();
+    const users = [...new Set(ranges.map((r) => r.user))];
+    for (const r of await tx.all<{ user_id: string; purged_inbox_seq: number | string }>(LITE.purged, [JSON.stringify(users)])) purged.set(r.user_id, Number(r.purged_inbox_seq));
+  }
+  /** conv → seq → [n, first] of the messages counted from memory. */
+  const counted = new Map<string, Map<number, [number, number]>>();
+  let ord = 0;
+  let lastConv: string | null = null;
+  let lastSeqs: Map<number, [number, number]> | null = null;
+  const add = (conv: string, seq: number): void => {
+    if (conv !== lastConv) {
+      lastConv = conv;
+      lastSeqs = counted.get(conv) ?? null;
+      if (!lastSeqs) counted.set(conv, (lastSeqs = new Map()));
+    }
+    const c = lastSeqs!.get(seq);
+    if (c) c[0]++;
+    else lastSeqs!.set(seq, [1, ord]);
+  };
+  /** The ranges read from `inbox`, and their numbers in `ranges` (from 1). */
+  const fromDb: [string, number, number][] = [];
+  const dbOrd: number[] = [];
+  for (let i = 0; i < ranges.length; i++) {
+    const r = ranges[i]!;
+    ord = i + 1;
+    const above = r.from >= marks.get(r.user)!.inbox - ring && r.from >= (purged?.get(r.user) ?? 0);
+    if (above && recent.each(r.user, r.from, r.upTo, add)) continue;
+    fromDb.push([r.user, r.from, r.upTo]);
+    dbOrd.push(i + 1);
+  }
+  const rows: CoveredRow[] = [];
+  if (fromDb.length > 0) {
+    for (const row of await tx.values<CoveredRow>(LITE.covered, [JSON.stringify(fromDb)])) {
+      row[3] = dbOrd[Number(row[3]) - 1]!;
+      const mem = counted.get(row[0])?.get(Number(row[1]));
+      if (mem) {
+        row[2] = Number(row[2]) + mem[0];
+        row[3] = Math.min(row[3], mem[1]);
+        counted.get(row[0])!.delete(Number(row[1]));
+      }
+      rows.push(row);
+    }
+  }
+  const keys: [string, number, number, number][] = [];
+  for (const [conv, seqs] of counted) for (const [seq, [n, first]] of seqs) keys.push([conv, seq, n, first]);
+  if (keys.length > 0) for (const row of await tx.values<CoveredRow>(LITE.known, [JSON.stringify(keys)])) rows.push(row);
+  return rows;
+}
+
 /** The user rows of `ids` read into `marks` (their delivered marks) and `convVersion` (conv_version as read). */
 async function readUsersSqlite(tx: Queryable, ids: string[], marks: Map<string, Mark>, convVersion: Map<string, number>): Promise<void> {
   for (const r of await tx.all<UserRow>(LITE.users, [JSON.stringify(ids)])) {
@@ -441,8 +513,11 @@ async function readUsersSqlite(tx: Queryable, ids: string[], marks: Map<string, 
  * sender's entry to it — a later range that covers it finds the entry there already. So per
  * range i the entry advances are those of the messages whose first range is i: the same
  * advances, in the same order, with the same `by`, as walking every range's items.
+ *
+ * `recent` (the store's RecentPointers) and `ring` (its ringCapacity): ranges whose pointers the
+ * store's appends committed and still holds are counted from memory instead (readCovered).
  */
-export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean } = { devices: true }): Promise<AckOutcome> {
+export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { devices: boolean; recent?: RecentPointers; ring?: number } = { devices: true }): Promise<AckOutcome> {
   const sorted = [...acks].sort(byUserThenDevice);
   const userIds = [...new Set(sorted.map((a) => a.userId))];
   const marks = new Map<string, Mark>();
@@ -459,7 +534,7 @@ export async function writeAcksSqlite(tx: Queryable, acks: DeviceAck[], opts: { 
   const hits: { conv: string; seq: number; n: number }[] = [];
   /** (sender, conv) → delivered_seq as it moves; null: the sender has no entry. */
   const entrySeq = new Map<string, number | null>();
-  const covered = ranges.length === 0 ? [] : await tx.values<CoveredRow>(LITE.covered, [JSON.stringify(ranges.map((r) => [r.user, r.from, r.upTo]))]);
+  const covered = ranges.length === 0 ? [] : await readCovered(tx, ranges, marks, opts.recent, opts.ring);
   // Consecutive rows are mostly of one conversation, sender and range (a 1:1 flush: every
   // message of a chat since the last flush): those skip the key and the map lookups.
   let lastConv: string | null = null;

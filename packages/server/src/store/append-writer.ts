@@ -5,6 +5,7 @@ import { PIPELINE_COMMIT } from '../db/dialect.ts';
 import type { NoopStatement } from '../db/prepared.ts';
 import type { AppendOutcome, AppendRequest, GroupRecord, InboxPointer, MemberRecord } from './store.ts';
 import { toMessage } from './rows.ts';
+import type { PointerRow } from './recent-pointers.ts';
 
 /** A conversation of an append batch, locked for the transaction, as it moves in memory. */
 export interface ConvState {
@@ -164,6 +165,11 @@ export class AppendWriter {
   private readonly docs: unknown[][] = [];
   /** The new messages handed out (their seq is made absolute after a fast-path flush). */
   private readonly made: Message[] = [];
+  /**
+   * SQLite: the inbox pointer rows the flush wrote, absolute, each user's in ascending inboxSeq
+   * (for the store's RecentPointers once the transaction committed).
+   */
+  pointerRows: PointerRow[] = [];
 
   constructor(
     private readonly users: Map<string, UserState>,
@@ -330,17 +336,18 @@ export class AppendWriter {
       // user's pointers of the batch go into the same b-tree page one after the other, instead of
       // every row of a message landing on another member's page (issue 23: ~10–15 % of a
       // 500-member group's append CPU at 32 messages per commit).
-      const byUser = new Map<string, unknown[][]>();
+      const byUser = new Map<string, PointerRow[]>();
       for (const [user, off, conv, seq, mine] of this.inbox) {
-        const row = [user, inboxBase.get(user)! + off, conv, seq, mine];
+        const row: PointerRow = [user, inboxBase.get(user)! + off, conv, seq, mine];
         const list = byUser.get(user);
         if (list) list.push(row);
         else byUser.set(user, [row]);
       }
-      const rows: unknown[][] = [];
+      const rows: PointerRow[] = [];
       for (const [id] of moved) for (const row of byUser.get(id) ?? []) rows.push(row);
       if (rows.length !== this.inbox.length) throw new Error('append: an inbox pointer of a user whose row does not move');
       insertRows(tx, SQLITE_ROWS.pointers, rows, writes);
+      this.pointerRows = rows;
     }
     const byKind: [RowsSql, unknown[][]][] = [
       [SQLITE_ROWS.reset, []],

@@ -50,6 +50,7 @@ import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type Use
 import { warm, type NoopStatement } from '../db/prepared.ts';
 import { ENTRY_STATE_SQL, EVENT_KINDS_SQL, entrySelect } from './entry-sql.ts';
 import { splitAcksByUsers, writeAcksPostgres, writeAcksSqlite } from './ack-writer.ts';
+import { RecentPointers, type PointerRow } from './recent-pointers.ts';
 import { PG_WARMUP_DEFAULTS, warmUpPostgres, type PgWarmUpOptions, type PgWarmUpResult } from './pg-warmup.ts';
 
 export interface SqlStoreOptions extends StoreOptions {
@@ -192,6 +193,13 @@ export class SqlStore implements Store {
    * the direct chats it has not seen yet (DIRECT_MEMBERS_CAP bounds it; a full cache starts over).
    */
   private readonly directMembers = new Map<string, Map<string, MemberRecord>>();
+  /**
+   * SQLite: the inbox pointers this store's appends committed last, per user; an ACK flush
+   * counts what a range covers from them instead of reading `inbox` when it can
+   * (store/recent-pointers.ts, writeAcksSqlite). Only meaningful on the connection that appends
+   * (the writer thread's, or the only one).
+   */
+  private readonly recent = new RecentPointers();
 
   constructor(
     /** The database (shared with the server's other stores unless `ownsEngine`). */
@@ -444,7 +452,13 @@ export class SqlStore implements Store {
         this.staleAppends++;
       }
     }
-    return this.tx((tx) => this.appendTx(tx, batch));
+    if (this.db.dialect !== 'sqlite') return this.tx((tx) => this.appendTx(tx, batch));
+    // SQLite: the pointers of the run that committed (a rerun replaces an earlier run's) are
+    // remembered for the ACK flushes (RecentPointers), only once the COMMIT succeeded.
+    let written: PointerRow[] = [];
+    const out = await this.tx((tx) => this.appendTx(tx, batch, false, (rows) => (written = rows)));
+    if (written.length > 0) this.recent.record(written);
+    return out;
   }
 
   /** Fast-path batches that found their conversation changed and reran on the locking path (tests, /metrics). */
@@ -458,7 +472,7 @@ export class SqlStore implements Store {
    * are written by the flush. Statements that do not depend on each other's results are
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
-  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false): Promise<AppendOutcome[]> {
+  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false, onPointers?: (rows: PointerRow[]) => void): Promise<AppendOutcome[]> {
     // 1. Lock the conversations in id order. Then create the missing direct conversations and
     //    the conversations of group creations (in id order): a concurrent creator makes us wait
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
@@ -676,6 +690,7 @@ export class SqlStore implements Store {
       await tx.run(`DELETE FROM conversations WHERE id IN ${al.sql}`, al.params);
     }
     await w.flush(tx, this.ring, convs, fast);
+    onPointers?.(w.pointerRows);
     return outcomes;
   }
 
@@ -1118,7 +1133,7 @@ export class SqlStore implements Store {
   async recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
     if (acks.length === 0) return { delivered: [], counts: [] };
     if (this.writer) return this.writer.recordAcks(acks);
-    if (this.kind !== 'postgres') return this.tx((tx) => writeAcksSqlite(tx, acks), ACK_TX);
+    if (this.kind !== 'postgres') return this.tx((tx) => writeAcksSqlite(tx, acks, { devices: true, recent: this.recent, ring: this.ring }), ACK_TX);
     // PostgreSQL: one advisory claim per user (store/ack-writer.ts); at most ACK_CLAIMS_PER_FLUSH users per transaction.
     const out: AckOutcome = { delivered: [], counts: [] };
     for (const part of splitAcksByUsers(acks)) {
@@ -1131,8 +1146,10 @@ export class SqlStore implements Store {
 
   async markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]> {
     if (this.writer) return this.writer.markDelivered(userId, inboxSeq);
-    const write = this.kind === 'postgres' ? writeAcksPostgres : writeAcksSqlite;
-    const { delivered } = await this.tx((tx) => write(tx, [{ userId, deviceId: '', inboxSeq }], { devices: false }));
+    const acks = [{ userId, deviceId: '', inboxSeq }];
+    const { delivered } = await this.tx((tx) =>
+      this.kind === 'postgres' ? writeAcksPostgres(tx, acks, { devices: false }) : writeAcksSqlite(tx, acks, { devices: false, recent: this.recent, ring: this.ring }),
+    );
     return delivered.map(({ conv, seq, sender }) => ({ conv, seq, sender }));
   }
 }

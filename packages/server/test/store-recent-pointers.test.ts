@@ -1,0 +1,183 @@
+/**
+ * SQLite ACK flushes count what the acknowledged ranges cover from the pointers the store's
+ * appends committed (store/recent-pointers.ts) instead of reading `inbox` back (issue 23). The
+ * outcome (delivered receipts, delivered counts, marks, entries) must be exactly what reading
+ * `inbox` gives: every flush here is first run on the database path in a transaction that is
+ * rolled back, then for real, and the two outcomes compared — over a random mix of group and
+ * direct messages, several devices, a small inbox ring (trims), store restarts (the memory starts
+ * empty) and retention purges of pointers (inbox_purge).
+ */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import type { Queryable } from '../src/db/engine.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
+import { writeAcksSqlite } from '../src/store/ack-writer.ts';
+import { RecentPointers } from '../src/store/recent-pointers.ts';
+import { directConversationId, type AckOutcome, type AppendRequest, type DeviceAck } from '../src/store/store.ts';
+import { createGroup, post } from './append-requests.ts';
+
+class Rollback extends Error {}
+
+/** A deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+it('RecentPointers: holds a run of consecutive inboxSeqs per user, restarts on a gap, keeps the last perUser, drops the oldest user', () => {
+  const r = new RecentPointers(4, 2);
+  r.record([
+    ['a', 1, 'g:x', 1, 0],
+    ['a', 2, 'g:x', 2, 1],
+    ['a', 3, 'g:x', 3, 0],
+    ['b', 7, 'g:x', 1, 0],
+  ]);
+  const got: [string, number][] = [];
+  assert.equal(
+    r.each('a', 0, 3, (c, s) => got.push([c, s])),
+    true,
+  );
+  assert.deepEqual(got, [
+    ['g:x', 1],
+    ['g:x', 3],
+  ]); // the own message (mine) is left out
+  assert.equal(r.each('b', 5, 7, () => assert.fail()), false); // 6 is not held
+  assert.equal(r.each('a', 0, 4, () => assert.fail()), false); // 4 not yet
+  r.record([
+    ['a', 4, 'g:x', 4, 0],
+    ['a', 5, 'g:x', 5, 0],
+  ]);
+  assert.equal(r.each('a', 0, 5, () => assert.fail()), false); // 1 fell out (4 per user)
+  assert.equal(r.each('a', 1, 5, () => {}), true);
+  r.record([['a', 9, 'g:x', 9, 0]]); // a gap: only 9 is held now
+  assert.equal(r.each('a', 4, 5, () => assert.fail()), false);
+  assert.equal(r.each('a', 8, 9, () => {}), true);
+  r.record([['c', 1, 'g:x', 1, 0]]); // a third user: the first recorded (a) is dropped
+  assert.equal(r.size, 2);
+  assert.equal(r.each('a', 8, 9, () => assert.fail()), false);
+});
+
+it('sqlite: ACK flushes counted from the appended pointers give what reading inbox gives (groups, direct chats, trims, restarts, purges)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'magpie-recent-pointers-'));
+  const engine = new SqliteEngine(join(dir, 'magpie.db'));
+  /** Statements of the store's transactions (to see which path a flush took). */
+  const statements: string[] = [];
+  const transaction = engine.transaction.bind(engine);
+  engine.transaction = ((fn: (tx: Queryable) => Promise<unknown>, opts?: object) =>
+    transaction((tx) => {
+      const spy: Queryable = {
+        dialect: tx.dialect,
+        textList: (values) => tx.textList(values),
+        all: (sql, params) => (statements.push(sql), tx.all(sql, params)),
+        values: (sql, params) => (statements.push(sql), tx.values(sql, params)),
+        get: (sql, params) => (statements.push(sql), tx.get(sql, params)),
+        run: (sql, params) => (statements.push(sql), tx.run(sql, params)),
+        exec: (sql) => (statements.push(sql), tx.exec(sql)),
+      };
+      return fn(spy);
+    }, opts)) as typeof engine.transaction;
+  const RING = 12;
+  let store = new SqlStore(engine, { ringCapacity: RING });
+  try {
+    await store.migrate();
+    const users = ['ua', 'ub', 'uc', 'ud', 'ue', 'uf'];
+    for (const id of users) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 1 });
+    const groups = ['g:rp1', 'g:rp2'];
+    const [g1] = await store.appendMessages([createGroup('ua', groups[0]!, users.slice(1))]);
+    const [g2] = await store.appendMessages([createGroup('uc', groups[1]!, ['ua', 'ub', 'ud'])]);
+    assert.ok(g1?.ok && g2?.ok);
+    const members: Record<string, string[]> = { [groups[0]!]: users, [groups[1]!]: ['uc', 'ua', 'ub', 'ud'] };
+    const rand = rng(23);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    /** Per user, the highest inboxSeq handed out so far. */
+    const top = new Map<string, number>();
+    const devices = ['phone', 'laptop'];
+    let memoryFlushes = 0;
+    let dbFlushes = 0;
+    let countsSeen = 0;
+    for (let step = 0; step < 400; step++) {
+      const what = rand();
+      if (what < 0.45) {
+        // A batch of 1–6 messages: group posts and direct messages.
+        const batch: AppendRequest[] = [];
+        for (let i = 1 + Math.floor(rand() * 6); i > 0; i--) {
+          if (rand() < 0.75) {
+            const conv = pick(groups);
+            batch.push(post(pick(members[conv]!), conv));
+          } else {
+            const a = pick(users);
+            const b = pick(users.filter((u) => u !== a));
+            batch.push(post(a, directConversationId(a, b), { directMembers: [a, b] }));
+          }
+        }
+        for (const o of await store.appendMessages(batch)) {
+          assert.ok(o.ok, JSON.stringify(o));
+          for (const p of o.pointers) top.set(p.userId, Math.max(top.get(p.userId) ?? 0, p.inboxSeq));
+        }
+      } else if (what < 0.9) {
+        // A flush: some users' devices ACK up to somewhere at or below their top (or beyond it).
+        const acks: DeviceAck[] = [];
+        for (const u of users) {
+          // uf acknowledges seldom: its ranges reach below the ring (trimmed pointers).
+          if (rand() < (u === 'uf' ? 0.97 : 0.4)) continue;
+          const t = top.get(u) ?? 0;
+          acks.push({ userId: u, deviceId: pick(devices), inboxSeq: rand() < 0.1 ? t + 5 : Math.max(0, t - Math.floor(rand() * 8)) });
+        }
+        if (acks.length === 0) continue;
+        let expected = null as AckOutcome | null;
+        await engine
+          .transaction(async (tx) => {
+            expected = await writeAcksSqlite(tx, structuredClone(acks));
+            throw new Rollback();
+          })
+          .catch((err) => {
+            if (!(err instanceof Rollback)) throw err;
+          });
+        statements.length = 0;
+        const got = await store.recordAcks(structuredClone(acks));
+        assert.deepEqual(got, expected, `step ${step}`);
+        if (statements.some((s) => s.includes('WITH k AS'))) memoryFlushes++;
+        if (statements.some((s) => s.includes('MATERIALIZED'))) dbFlushes++;
+        countsSeen += got.counts.length;
+      } else if (what < 0.95) {
+        // A restart: a new store on the same database (nothing held in memory).
+        await store.close();
+        store = new SqlStore(engine, { ringCapacity: RING });
+      } else {
+        // A retention purge of a group's pointers up to some seq, for some members (retention-store.ts purgeInbox).
+        const conv = pick(groups);
+        const last = (await engine.get<{ s: number }>('SELECT MAX(seq) AS s FROM messages WHERE conv_id = ?', [conv]))!.s;
+        const upto = Math.max(1, last - Math.floor(rand() * 4));
+        for (const u of members[conv]!.filter(() => rand() < 0.5)) {
+          await engine.transaction(async (tx) => {
+            const gone = await tx.all<{ inbox_seq: number }>('DELETE FROM inbox WHERE user_id = ? AND conv_id = ? AND seq <= ? RETURNING inbox_seq', [u, conv, upto]);
+            const max = Math.max(0, ...gone.map((g) => Number(g.inbox_seq)));
+            if (max > 0) {
+              await tx.run(
+                `INSERT INTO inbox_purge (user_id, purged_inbox_seq) VALUES (?, ?)
+                 ON CONFLICT (user_id) DO UPDATE SET purged_inbox_seq = CASE WHEN excluded.purged_inbox_seq > inbox_purge.purged_inbox_seq THEN excluded.purged_inbox_seq ELSE inbox_purge.purged_inbox_seq END`,
+                [u, max],
+              );
+            }
+          });
+        }
+      }
+    }
+    // Both paths were taken, and the flushes raised counts.
+    assert.ok(memoryFlushes > 20, `flushes counted from memory: ${memoryFlushes}`);
+    assert.ok(dbFlushes > 5, `flushes that read inbox: ${dbFlushes}`);
+    assert.ok(countsSeen > 50, `counts: ${countsSeen}`);
+  } finally {
+    await store.close();
+    await engine.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
