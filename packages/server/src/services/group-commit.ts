@@ -1,3 +1,4 @@
+import { mark } from '../util/probe-timeline.ts';
 /**
  * Group commit: requests submitted in the same event-loop turn (or within `delayMs`; or, with
  * `sameTurn`, in the same run of callbacks and promise continuations) are
@@ -42,6 +43,7 @@ export class GroupCommitter<Req, Res> {
   submit(req: Req): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       this.pending.push({ req, resolve, reject });
+      mark('sub', this.pending.length);
       this.schedule();
     });
   }
@@ -65,6 +67,7 @@ export class GroupCommitter<Req, Res> {
         if (done.ok && this.opts.overlap && this.pending.length > 0 && this.pending.length >= Math.min((this.opts.gather ?? 0) * batch.length, this.opts.maxBatch)) {
           const next = this.pending.splice(0, this.opts.maxBatch);
           writing = this.attempt(next);
+          mark('cut-early', next.length);
           batch.forEach((b, i) => b.resolve(done.results[i]!));
           batch = next;
           continue;
@@ -73,13 +76,16 @@ export class GroupCommitter<Req, Res> {
           batch.forEach((b, i) => b.resolve(done.results[i]!));
           // The callers resume (their first continuation) before the next batch is cut; with
           // overlap, a trickle that waits is cut at the end of the turn (see `gather`).
+          mark('resolved', this.pending.length);
           if (this.opts.overlap && this.pending.length > 0) await new Promise<void>((r) => setImmediate(r));
           else await undefined;
+          mark('tick', this.pending.length);
         } else {
           await this.failed(batch, done.err);
         }
         if (this.pending.length === 0) break;
         batch = this.pending.splice(0, this.opts.maxBatch);
+        mark('cut', batch.length);
         writing = this.attempt(batch);
       }
     } finally {
