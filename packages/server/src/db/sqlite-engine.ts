@@ -2,7 +2,6 @@ import type Database from 'better-sqlite3';
 import { openSqlite, type SqliteHandle, type SqliteOpenOptions } from '../store/sqlite-connection.ts';
 import type { Queryable, Row, SqlEngine, TransactionOptions } from './engine.ts';
 import type { WriteGate } from './write-lock.ts';
-import { mark } from '../util/probe-timeline.ts';
 
 /**
  * SqlEngine on the process's shared connection to one SQLite file (store/sqlite-connection.ts).
@@ -214,9 +213,7 @@ export class SqliteEngine implements SqlEngine {
       this.db.exec(opts.readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
       try {
         const out = await fn(this.direct);
-        mark('commit');
         this.db.exec('COMMIT');
-        mark('committed');
         return out;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');

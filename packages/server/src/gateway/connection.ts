@@ -1,4 +1,3 @@
-import { mark } from '../util/probe-timeline.ts';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCodes, type CloseReason } from '@magpie/protocol';
@@ -49,7 +48,6 @@ function scheduleFlush(): void {
 
 function flushDirty(): void {
   flushScheduled = false;
-  mark('flush', dirty.length - dirtyHead);
   if (sharedBatches === null || sharedBatches.size > SHARED_BATCHES_MAX) sharedBatches = new Map();
   const deadline = performance.now() + FLUSH_SLICE_MS;
   let n = 0;
@@ -75,7 +73,6 @@ function flushDirty(): void {
       dirtyHead = 0;
       sharedBatches = null;
     }
-    mark('flushed', n);
   }
 }
 

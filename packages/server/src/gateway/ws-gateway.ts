@@ -1,4 +1,3 @@
-import { mark } from '../util/probe-timeline.ts';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -300,7 +299,6 @@ export class WsGateway {
    * ACKs pipeline with each other; see frame-order.ts). Invalid frames are answered in order too.
    */
   private onMessage(conn: Connection, order: FrameOrder, buf: Buffer, isBinary: boolean): void {
-    mark('read');
     const { limits } = this.d.config;
     let id: number | undefined;
     let frame: ClientFrame | undefined;

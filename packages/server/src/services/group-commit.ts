@@ -1,4 +1,3 @@
-import { mark } from '../util/probe-timeline.ts';
 /**
  * Group commit: requests submitted in the same event-loop turn (or within `delayMs`; or, with
  * `sameTurn`, in the same run of callbacks and promise continuations) are
@@ -53,7 +52,6 @@ export class GroupCommitter<Req, Res> {
   submit(req: Req): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       this.pending.push({ req, resolve, reject });
-      mark('sub', this.pending.length);
       this.schedule();
     });
   }
@@ -77,7 +75,6 @@ export class GroupCommitter<Req, Res> {
         if (done.ok && this.opts.overlap && this.pending.length > 0 && this.pending.length >= Math.min((this.opts.gather ?? 0) * batch.length, this.opts.maxBatch)) {
           const next = this.pending.splice(0, this.opts.maxBatch);
           writing = this.attempt(next);
-          mark('cut-early', next.length);
           batch.forEach((b, i) => b.resolve(done.results[i]!));
           batch = next;
           continue;
@@ -89,15 +86,12 @@ export class GroupCommitter<Req, Res> {
           batch.forEach((b, i) => b.resolve(done.results[i]!));
           // The callers resume (their first continuation) before the next batch is cut; with
           // overlap, a trickle that waits is cut at the end of the turn (see `gather`).
-          mark('resolved', this.pending.length);
           await endOfTurn;
-          mark('tick', this.pending.length);
         } else {
           await this.failed(batch, done.err);
         }
         if (this.pending.length === 0) break;
         batch = this.pending.splice(0, this.opts.maxBatch);
-        mark('cut', batch.length);
         writing = this.attempt(batch);
       }
     } finally {

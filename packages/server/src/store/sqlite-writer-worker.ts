@@ -14,7 +14,6 @@ import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
 import { WARMUP_DELAY_MS, WriterWarmUp } from './writer-warmup.ts';
-import { mark } from '../util/probe-timeline.ts';
 
 /**
  * The writer connection's page cache while the database file is smaller than 1 GiB: 8 MiB, not
@@ -174,7 +173,6 @@ if (parentPort) {
       return;
     }
     let reply: WriterReply;
-    mark(`start:${j.job}`);
     try {
       reply = { id: j.id, ok: true, value: await run(j) };
     } catch (err) {
@@ -192,11 +190,9 @@ if (parentPort) {
         },
       };
     }
-    mark(`end:${j.job}`);
     if (j.id < 0) return; // the thread's own job: nobody waits for it
     try {
       port.postMessage(reply);
-      mark('wposted');
     } catch (err) {
       // A value that cannot cross threads is a bug here, not the caller's: say so, keep running.
       port.postMessage({ id: j.id, ok: false, error: { name: 'Error', message: `writer thread reply could not be sent: ${(err as Error).message}` } } satisfies WriterReply);
@@ -223,10 +219,7 @@ if (parentPort) {
   // Warm the append and ACK paths up while the thread is idle (store/writer-warmup.ts): one
   // batch per job, behind every job handed over.
   const warmUp = new WriterWarmUp(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}), ...(setup.warmUpBatches !== undefined ? { batches: setup.warmUpBatches } : {}) });
-  port.on('message', (j: WriterJob) => {
-    mark(`recv:${j.job}`);
-    enqueue(j);
-  });
+  port.on('message', enqueue);
   // It starts a second after the thread (a store opened and closed at once, as in tests, skips it).
   let warmUpTimer: ReturnType<typeof setTimeout> | null =
     (setup.warmUpBatches ?? 1) > 0

@@ -7,7 +7,6 @@ import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOut
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
 import { decodeOutcomes, encodeBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { walCoalescingActive } from './sqlite-wal-coalesce.ts';
-import { mark } from '../util/probe-timeline.ts';
 
 /**
  * The SQLite writer thread: the message store's hot write transactions — the group commit of
@@ -61,11 +60,8 @@ export class SqliteWriterThread {
     // Columns across the thread boundary, not objects (store/sqlite-writer-wire.ts). A new
     // message's body is the request's own object (a clone would be equal, not the same):
     // callers recognise "stored as sent" by identity and reuse its serialization.
-    mark('hand:append', batch.length);
     const wire = (await this.call({ id: 0, job: 'append', batch: encodeBatch(batch) })) as WireOutcomes;
-    const out = decodeOutcomes(batch, wire);
-    mark('decoded', batch.length);
-    return out;
+    return decodeOutcomes(batch, wire);
   }
 
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome> {
@@ -101,9 +97,7 @@ export class SqliteWriterThread {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (job.job !== 'append') mark(`hand:${job.job}`);
       w.postMessage({ ...job, id });
-      mark('posted');
     });
   }
 
@@ -120,7 +114,6 @@ export class SqliteWriterThread {
         ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, { ...options, eval: true })
         : new Worker(entry, options);
     w.on('message', (m: WriterReply) => {
-      mark('reply');
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
