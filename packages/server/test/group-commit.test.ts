@@ -179,28 +179,3 @@ it('with gather above 1, as many as were just written wait for the end of the tu
   assert.deepEqual(await Promise.all(results), [10, 20, 30, 40, 50, 60, 70, 80]);
   assert.equal(w.maxWriting(), 1);
 });
-
-it("with overlap, sends started by the written batch's callers are handed over before what those callers queued for the end of the turn (the socket flush)", async () => {
-  const w = controlledWrites();
-  const c = new GroupCommitter<number, number>(w.write, { delayMs: 0, maxBatch: 100, overlap: true, gather: 1.5 });
-  const first = [1, 2].map((x) => c.submit(x));
-  await tick();
-  assert.deepEqual(w.log, ['write 1,2']);
-  // As the gateway does: a caller's continuation queues its reply (the flush runs at the end of
-  // the turn, setImmediate), and the frames waiting behind it start a few continuations later.
-  const later: Promise<number>[] = [];
-  const caller = first[0]!.then(async () => {
-    setImmediate(() => w.log.push('flush'));
-    await null;
-    await null;
-    later.push(c.submit(3), c.submit(4));
-  });
-  w.open.shift()!.finish();
-  await caller;
-  await tick();
-  await tick();
-  assert.deepEqual(w.log, ['write 1,2', 'write 3,4', 'flush']);
-  w.open.shift()!.finish();
-  assert.deepEqual(await Promise.all([...first, ...later]), [10, 20, 30, 40]);
-  assert.equal(w.maxWriting(), 1);
-});

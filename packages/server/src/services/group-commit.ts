@@ -35,16 +35,6 @@ export class GroupCommitter<Req, Res> {
      * fixed cost (its fsync, a WAL page per conversation and per user it touches), and under a
      * steady load handing the writer a trickle the moment it is free halves the batches
      * (twice the commits) against a loop that commits between its turns.
-     * The end of the turn, with overlap: the callback that cuts the next batch
-     * is queued before the written batch's callers resume, even when nothing waits yet, so it
-     * runs before whatever their continuations queue for the end of the same turn — above all
-     * the gateway's socket flush (gateway/connection.ts scheduleFlush), which writes the
-     * batch's replies and deliveries. Under a closed-loop load the next batch is made of the
-     * sends those very continuations start (a connection's slots free as its replies are
-     * queued, and its waiting frames run); cut after the flush, the writer sat idle through
-     * it (0.7–6.5 ms of a ~12 ms cycle in the probe of docs/benchmarks.md, issue 23 ovl23).
-     * Nothing is answered earlier for it: the replies were queued after the commit, and
-     * batches are still handed over one at a time, in submit order.
      */
     private readonly opts: { delayMs: number; maxBatch: number; whole?: (err: unknown) => boolean; sameTurn?: boolean; overlap?: boolean; gather?: number },
   ) {}
@@ -80,13 +70,11 @@ export class GroupCommitter<Req, Res> {
           continue;
         }
         if (done.ok) {
-          // With overlap the end of the turn is awaited whether or not anything waits yet, and
-          // its callback is queued before the callers resume: see "The end of the turn" above.
-          const endOfTurn = this.opts.overlap ? new Promise<void>((r) => setImmediate(r)) : undefined;
           batch.forEach((b, i) => b.resolve(done.results[i]!));
           // The callers resume (their first continuation) before the next batch is cut; with
           // overlap, a trickle that waits is cut at the end of the turn (see `gather`).
-          await endOfTurn;
+          if (this.opts.overlap && this.pending.length > 0) await new Promise<void>((r) => setImmediate(r));
+          else await undefined;
         } else {
           await this.failed(batch, done.err);
         }
