@@ -35,6 +35,24 @@ async function freePort(): Promise<number> {
 describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? false }, () => {
   const db = testDatabase('magpie_i15b');
   let dbUrl: string;
+  /** `count` nodes on one database and NATS with the fake push providers (not started); their data dirs go into `dirs`, the nodes into `nodes` (for the caller's cleanup). */
+  const pushNodes = async (count: number, prefix: string, fakes: Fakes, dirs: string[], nodes: MagpieServer[]): Promise<void> => {
+    for (let i = 0; i < count; i++) {
+      const dataDir = mkdtempSync(join(tmpdir(), prefix));
+      dirs.push(dataDir);
+      const config = loadConfig({}, {
+        host: '127.0.0.1',
+        port: 0,
+        dataDir,
+        store: dbUrl,
+        nats: NATS_URL,
+        logLevel: 'warn',
+        limits: { userRate: 1000, userBurst: 1000, ipRate: 1000, ipBurst: 1000 },
+        push: { ...fakeProviderConfig(fakes), collapseWindowMs: 0, quietHours: null },
+      });
+      nodes.push(await createMagpieServer(config));
+    }
+  };
   before(async () => {
     const url = await db.create();
     dbUrl = url.toString();
@@ -48,21 +66,7 @@ describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? fa
     const dirs: string[] = [];
     const nodes: MagpieServer[] = [];
     try {
-      for (let i = 0; i < 2; i++) {
-        const dataDir = mkdtempSync(join(tmpdir(), 'magpie-i15-push-'));
-        dirs.push(dataDir);
-        const config = loadConfig({}, {
-          host: '127.0.0.1',
-          port: 0,
-          dataDir,
-          store: dbUrl,
-          nats: NATS_URL,
-          logLevel: 'warn',
-          limits: { userRate: 1000, userBurst: 1000, ipRate: 1000, ipBurst: 1000 },
-          push: { ...fakeProviderConfig(fakes), collapseWindowMs: 0, quietHours: null },
-        });
-        nodes.push(await createMagpieServer(config));
-      }
+      await pushNodes(2, 'magpie-i15-push-', fakes, dirs, nodes);
       const [u1, u2] = await Promise.all(nodes.map(async (n) => (await n.start()).replace('localhost', '127.0.0.1')));
       const a = await registerAndLogin(u1!);
       const b = await registerAndLogin(u2!, { deviceId: 'b-phone', platform: 'ios' });
@@ -98,21 +102,7 @@ describe('cluster Bus: presence, outage, start without NATS', { skip: skip ?? fa
     const dirs: string[] = [];
     const nodes: MagpieServer[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        const dataDir = mkdtempSync(join(tmpdir(), 'magpie-i15-devless-'));
-        dirs.push(dataDir);
-        const config = loadConfig({}, {
-          host: '127.0.0.1',
-          port: 0,
-          dataDir,
-          store: dbUrl,
-          nats: NATS_URL,
-          logLevel: 'warn',
-          limits: { userRate: 1000, userBurst: 1000, ipRate: 1000, ipBurst: 1000 },
-          push: { ...fakeProviderConfig(fakes), collapseWindowMs: 0, quietHours: null },
-        });
-        nodes.push(await createMagpieServer(config));
-      }
+      await pushNodes(3, 'magpie-i15-devless-', fakes, dirs, nodes);
       const [u1, u2, u3] = await Promise.all(nodes.map(async (n) => (await n.start()).replace('localhost', '127.0.0.1')));
       for (let i = 0; i < 200 && nodes.some((n) => n.bus.nodes!.live().nodes.length < 3); i++) await sleep(25);
       assert.ok(nodes.every((n) => n.bus.nodes!.live().nodes.length === 3), 'the three nodes see each other');
