@@ -17,6 +17,15 @@ import { NATS_URL, natsUnavailable } from './nats-test-helpers.ts';
  * would be. A random subject prefix keeps this run apart from others on the same server.
  */
 const skip = await natsUnavailable();
+
+/** Waits (3 s at most) until `bus` sees `count` live nodes, itself included. */
+async function seesNodes(bus: NatsBus, count: number): Promise<void> {
+  const until = Date.now() + 3000;
+  while (bus.nodes.live().nodes.length < count) {
+    if (Date.now() > until) throw new Error('nodes did not see each other');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 if (skip === null) {
   const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
   runBusContract('nats (two nodes)', { cluster: true, open: () => NatsBus.connect({ servers: NATS_URL, prefix, name: 'magpie-bus-test' }) });
@@ -156,11 +165,7 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
     try {
       a.nodes.join('s', 100);
       b.nodes.join('s', 100);
-      const until = Date.now() + 3000;
-      while (a.nodes.live().nodes.length < 2) {
-        if (Date.now() > until) throw new Error('nodes did not see each other');
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await seesNodes(a, 2);
       // b stops beating without a goodbye (as a process that hangs or dies uncleanly would).
       clearInterval((b.nodes as unknown as { timer: NodeJS.Timeout }).timer);
       await new Promise((r) => setTimeout(r, 600));
@@ -185,11 +190,7 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
       assert.equal(a.nodes.pushDevicesTold!(), false, 'not before joining a scope');
       a.nodes.join('s', 100);
       b.nodes.join('s', 100);
-      const until = Date.now() + 3000;
-      while (a.nodes.live().nodes.length < 2) {
-        if (Date.now() > until) throw new Error('nodes did not see each other');
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      await seesNodes(a, 2);
       assert.ok(changes >= 1, 'b joining changed the nodes');
       assert.equal(a.nodes.pushDevicesTold!(), true);
       let t0 = Date.now();

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
-import type { Queryable } from '../src/db/engine.ts';
+import { recordStatements } from './sqlite-statement-spy.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { directConversationId, type AppendOutcome, type AppendRequest } from '../src/store/store.ts';
 
@@ -21,22 +21,7 @@ import { directConversationId, type AppendOutcome, type AppendRequest } from '..
 async function spiedStore(): Promise<{ store: SqlStore; statements: string[]; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'magpie-direct-members-'));
   const engine = new SqliteEngine(join(dir, 'magpie.db'));
-  const statements: string[] = [];
-  const transaction = engine.transaction.bind(engine);
-  engine.transaction = ((fn: (tx: Queryable) => Promise<unknown>, opts?: object) =>
-    transaction((tx) => {
-      // Every method spelled out: SQLite's Queryable is a class (methods on its prototype, which a spread would not copy).
-      const spy: Queryable = {
-        dialect: tx.dialect,
-        textList: (values) => tx.textList(values),
-        all: (sql, params) => (statements.push(sql), tx.all(sql, params)),
-        values: (sql, params) => (statements.push(sql), tx.values(sql, params)),
-        get: (sql, params) => (statements.push(sql), tx.get(sql, params)),
-        run: (sql, params) => (statements.push(sql), tx.run(sql, params)),
-        exec: (sql) => (statements.push(sql), tx.exec(sql)),
-      };
-      return fn(spy);
-    }, opts)) as typeof engine.transaction;
+  const statements = recordStatements(engine);
   const store = new SqlStore(engine, { ringCapacity: 100, ownsEngine: true });
   await store.migrate();
   return {

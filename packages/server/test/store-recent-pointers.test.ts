@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
-import type { Queryable } from '../src/db/engine.ts';
+import { recordStatements } from './sqlite-statement-spy.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import { writeAcksSqlite } from '../src/store/ack-writer.ts';
 import { RecentPointers } from '../src/store/recent-pointers.ts';
@@ -69,21 +69,7 @@ it('sqlite: ACK flushes counted from the appended pointers give what reading inb
   const dir = await mkdtemp(join(tmpdir(), 'magpie-recent-pointers-'));
   const engine = new SqliteEngine(join(dir, 'magpie.db'));
   /** Statements of the store's transactions (to see which path a flush took). */
-  const statements: string[] = [];
-  const transaction = engine.transaction.bind(engine);
-  engine.transaction = ((fn: (tx: Queryable) => Promise<unknown>, opts?: object) =>
-    transaction((tx) => {
-      const spy: Queryable = {
-        dialect: tx.dialect,
-        textList: (values) => tx.textList(values),
-        all: (sql, params) => (statements.push(sql), tx.all(sql, params)),
-        values: (sql, params) => (statements.push(sql), tx.values(sql, params)),
-        get: (sql, params) => (statements.push(sql), tx.get(sql, params)),
-        run: (sql, params) => (statements.push(sql), tx.run(sql, params)),
-        exec: (sql) => (statements.push(sql), tx.exec(sql)),
-      };
-      return fn(spy);
-    }, opts)) as typeof engine.transaction;
+  const statements = recordStatements(engine);
   const RING = 12;
   let store = new SqlStore(engine, { ringCapacity: RING });
   try {
