@@ -29,3 +29,13 @@ test('the input and output limits of issue 13 are settings with defaults and env
   assert.deepEqual(c.metrics, { token: 'a-scrape-token-of-length', port: 9100, host: '10.0.0.1' });
   assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_MAX_JSON_DEPTH: '5000' } as NodeJS.ProcessEnv), /maxJsonDepth/, 'beyond what the validator stack takes');
 });
+
+test('sends have a per-connection window of their own (issue 23): limits.maxSendsInFlightPerConnection, MAGPIE_MAX_SENDS_IN_FLIGHT_PER_CONNECTION', () => {
+  const d = loadConfig({ MAGPIE_CONFIG: '' } as NodeJS.ProcessEnv);
+  assert.deepEqual([d.limits.maxSendsInFlightPerConnection, d.limits.maxInflightPerConnection], [32, 8]);
+  const c = loadConfig({ MAGPIE_CONFIG: '', MAGPIE_MAX_SENDS_IN_FLIGHT_PER_CONNECTION: '16' } as NodeJS.ProcessEnv);
+  assert.equal(c.limits.maxSendsInFlightPerConnection, 16);
+  for (const bad of ['0', '-1', '2.5', 'many', '257']) {
+    assert.throws(() => loadConfig({ MAGPIE_CONFIG: '', MAGPIE_MAX_SENDS_IN_FLIGHT_PER_CONNECTION: bad } as NodeJS.ProcessEnv), /invalid configuration:\n.*limits\.maxSendsInFlightPerConnection/, bad);
+  }
+});

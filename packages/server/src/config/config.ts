@@ -146,6 +146,12 @@ export const ConfigSchema = z.strictObject({
       /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
       maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
       /**
+       * `send` frames of one connection being answered at once: a window of their own, next to
+       * maxInflightPerConnection (a send's reply is a small ACK, and sends are bounded per node
+       * by maxSendsInFlight). Further frames wait, in arrival order, and the socket is not read.
+       */
+      maxSendsInFlightPerConnection: z.number().int().min(1).max(256).default(32),
+      /**
        * `send` frames handled at once by this node over all connections (from their start to
        * their reply); further sends wait unstarted and their sockets are not read meanwhile.
        * Bounds the memory of a node that falls behind (issue 23); 0 = no bound.
@@ -404,6 +410,7 @@ const ENV: Record<string, (c: Record<string, unknown>, v: string) => void> = {
   MAGPIE_MAX_BUFFERED_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxBufferedBytes: Number(v) }),
   MAGPIE_SLOW_CONSUMER_MS: (c, v) => (c.limits = { ...(c.limits as object), slowConsumerMs: Number(v) }),
   MAGPIE_MAX_INFLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxInflightPerConnection: Number(v) }),
+  MAGPIE_MAX_SENDS_IN_FLIGHT_PER_CONNECTION: (c, v) => (c.limits = { ...(c.limits as object), maxSendsInFlightPerConnection: Number(v) }),
   MAGPIE_MAX_SENDS_IN_FLIGHT: (c, v) => (c.limits = { ...(c.limits as object), maxSendsInFlight: Number(v) }),
   MAGPIE_MAX_REPLY_BYTES: (c, v) => (c.limits = { ...(c.limits as object), maxReplyBytes: Number(v) }),
   MAGPIE_MAX_JSON_DEPTH: (c, v) => (c.limits = { ...(c.limits as object), maxJsonDepth: Number(v) }),

@@ -200,8 +200,16 @@ const BATCH_BYTES = 64 * 1024;
 export interface ConnectionLimits {
   /** Output (queued frames plus the socket's unsent bytes) above this closes the connection with 4501. */
   maxBuffered: number;
-  /** Requests handled at once; further frames wait, and the socket is not read while any wait (after the next frame that arrives: Connection.stopOnNextFrame). */
+  /** Requests other than sends handled at once; further frames wait, and the socket is not read while any wait (after the next frame that arrives: Connection.stopOnNextFrame). */
   maxInflight: number;
+  /**
+   * `send` frames (ConnectionTask.budgeted) handled at once, a window of their own next to
+   * `maxInflight` (issue 23: with 8 for everything, 16 saturating pairs with 16 sends in
+   * flight each fed the group commit one batch at a time). A send's reply is an ACK of at most
+   * maxMessageBytes plus ~1 KiB (see the output bound in docs/operations.md). Unset: sends
+   * share `maxInflight` with the other requests.
+   */
+  maxSendsInflight?: number;
   /** Pending output that the peer has not taken for this long makes it a slow consumer (4501). */
   stallMs: number;
   /** The node's budget of sends handled at once, over all connections (gateway/send-budget.ts). */
@@ -220,7 +228,8 @@ export interface ConnectionLimits {
  * is below that mark and fewer than `maxInflight` are running; otherwise they wait and the
  * socket is not read, so a client that asks faster than it reads is slowed by TCP, not by
  * server memory. A reading client is never cut off for its own replies
- * (quarter mark + maxInflight × reply page < maxBuffered); one that stops reading is closed
+ * (quarter mark + maxInflight × reply page + maxSendsInflight × ACK < maxBuffered; an ACK is
+ * at most maxMessageBytes + 1 KiB: docs/operations.md); one that stops reading is closed
  * with 4501 when events push the output over `maxBuffered`, or when nothing moved for
  * `stallMs`. The close frame then waits behind what the socket already holds (about the
  * quarter mark), not behind the dropped queue.
@@ -254,7 +263,12 @@ export class Connection {
   private backlogHead = 0;
   /** Requests in the backlog that are not budgeted sends (while 0, an ACK may go ahead of them). */
   private waitingOther = 0;
+  /** Requests running (sends included). */
   private inflight = 0;
+  /** Sends running (their window: ConnectionLimits.maxSendsInflight). */
+  private inflightSends = 0;
+  /** The window of sends, or undefined: they count in `maxInflight` like any request. */
+  private readonly maxSends: number | undefined;
   /** In pump's loop: a request that finishes synchronously (an ACK) lets the loop go on instead of pumping again inside it. */
   private pumping = false;
   /** One completion callback for all requests (no closure or promise per request). */
@@ -263,9 +277,15 @@ export class Connection {
     if (this.inflight === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
     this.pump();
   };
+  /** The completion of a send in its own window (no node budget). */
+  private readonly sendDone = (): void => {
+    this.inflightSends--;
+    this.taskDone();
+  };
   /** The completion of a budgeted request: its slot of the node's send budget is free again. */
   private readonly budgetedDone = (): void => {
     this.limits.sends!.give();
+    if (this.maxSends !== undefined) this.inflightSends--;
     this.taskDone();
   };
   private readPaused = false;
@@ -307,6 +327,7 @@ export class Connection {
     this.heartbeatMs = heartbeatMs;
     this.lastSeen = Date.now();
     this.busyAt = Math.floor(limits.maxBuffered / 4);
+    this.maxSends = limits.maxSendsInflight;
     this.raw?.on('drain', () => {
       this.lastProgress = Date.now();
       this.flush();
@@ -369,15 +390,23 @@ export class Connection {
     this.pumping = true;
     const sends = this.limits.sends;
     try {
-      while (!this.closed && this.backlogHead < this.backlog.length && this.inflight < this.limits.maxInflight && this.outputBytes() < this.busyAt) {
+      const maxSends = this.maxSends;
+      while (!this.closed && this.backlogHead < this.backlog.length && this.outputBytes() < this.busyAt) {
         const task = this.backlog[this.backlogHead]!;
+        const send = task.budgeted === true;
+        // The head waits for its own window (sends, or the other requests); nothing behind it
+        // goes first: frames start in arrival order.
+        if (send && maxSends !== undefined) {
+          if (this.inflightSends >= maxSends) break;
+        } else if (this.inflight - this.inflightSends >= this.limits.maxInflight) break;
         // A send beyond the node's budget waits here, unstarted (the budget pumps this connection again).
-        const budgeted = sends !== undefined && task.budgeted === true;
+        const budgeted = sends !== undefined && send;
         if (budgeted && !sends.take(this)) break;
         this.backlog[this.backlogHead++] = undefined as unknown as ConnectionTask;
-        if (task.budgeted !== true) this.waitingOther--;
+        if (!send) this.waitingOther--;
         this.inflight++;
-        task.run(budgeted ? this.budgetedDone : this.taskDone);
+        if (send && maxSends !== undefined) this.inflightSends++;
+        task.run(budgeted ? this.budgetedDone : send && maxSends !== undefined ? this.sendDone : this.taskDone);
       }
     } finally {
       this.pumping = false;

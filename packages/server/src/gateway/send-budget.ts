@@ -2,8 +2,9 @@
  * The node's budget of `send` frames being handled at once (issue 23), over all connections:
  * admitted (validated, queued for the group commit, committed, answered) and not yet finished.
  *
- * Without it the only bound is per connection (maxInflightPerConnection): 10 000 connections
- * that each send faster than the node commits hold up to 80 000 sends in memory, waiting for
+ * Without it the only bound is per connection (maxInflightPerConnection, then 8 for every
+ * request; today sends have maxSendsInFlightPerConnection, 32): 10 000 connections that each
+ * send faster than the node commits held up to 80 000 sends in memory (now 320 000), waiting for
  * the commit. They survive young-generation collections (copied, promoted, marked again),
  * so a node that falls behind spends more CPU per message the further behind it is, and does
  * not catch up. With the budget, a send beyond it waits as the per-connection limit makes it

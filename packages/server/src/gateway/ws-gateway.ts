@@ -14,7 +14,7 @@ import { writeRawError } from '../http/api-errors.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { UserLimits } from '../util/user-limits.ts';
 import { waitForStore } from '../util/store-unavailable.ts';
-import { Connection, type ConnectionTask } from './connection.ts';
+import { Connection, type ConnectionLimits, type ConnectionTask } from './connection.ts';
 import { SendBudget } from './send-budget.ts';
 import { FrameOrder, type OrderedFrame } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
@@ -230,7 +230,7 @@ export class WsGateway {
   }
 
   /** A connection's output and request budget: the same for all, made once (with the node's send budget). */
-  private budget: { maxBuffered: number; maxInflight: number; stallMs: number; sends?: SendBudget } | undefined;
+  private budget: ConnectionLimits | undefined;
   private readonly forgetConn = (c: Connection, reason: string): void => this.forget(c, reason);
 
   private accept(ws: WebSocket, ip: string, socket: Duplex): void {
@@ -239,6 +239,7 @@ export class WsGateway {
     const budget = (this.budget ??= {
       maxBuffered: limits.maxBufferedBytes,
       maxInflight: limits.maxInflightPerConnection,
+      maxSendsInflight: limits.maxSendsInFlightPerConnection,
       stallMs: limits.slowConsumerMs,
       ...(limits.maxSendsInFlight > 0 ? { sends: new SendBudget(limits.maxSendsInFlight) } : {}),
     });
@@ -293,8 +294,9 @@ export class WsGateway {
   }
 
   /**
-   * Decode at once, then run the frame in order: at most maxInflightPerConnection frames of a
-   * connection are handled at once (Connection.submit: the rest wait, the socket unread, while
+   * Decode at once, then run the frame in order: at most maxSendsInFlightPerConnection sends
+   * and maxInflightPerConnection other frames of a connection are handled at once
+   * (Connection.submit: the rest wait, in arrival order, the socket unread, as they do while
    * its output is backed up), and among those the FrameOrder keeps arrival order (sends and
    * ACKs pipeline with each other; see frame-order.ts). Invalid frames are answered in order too.
    */
