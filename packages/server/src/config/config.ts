@@ -143,7 +143,7 @@ export const ConfigSchema = z.strictObject({
       maxBufferedBytes: z.number().int().min(64 * 1024).default(4 * 1024 * 1024),
       /** Output waiting this long without any byte reaching the client makes it a slow consumer (close 4501); also its time to read the close frame. */
       slowConsumerMs: z.number().int().min(500).default(10_000),
-      /** Requests of one connection being answered at once; further frames wait and the socket is not read meanwhile. */
+      /** Requests of one connection other than `send` being answered at once; further frames wait and the socket is not read meanwhile. */
       maxInflightPerConnection: z.number().int().min(1).max(1000).default(8),
       /**
        * `send` frames of one connection being answered at once: a window of their own, next to

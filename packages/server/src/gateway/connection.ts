@@ -225,7 +225,8 @@ export interface ConnectionLimits {
  * Output is budgeted (issue 13: 100 `history` requests of 93 bytes held 1.6 GB): frames are
  * handed to the socket only while its unsent bytes are below a quarter of `maxBuffered`, the
  * rest waits here, whole frames, until the socket drains. Requests start only while the output
- * is below that mark and fewer than `maxInflight` are running; otherwise they wait and the
+ * is below that mark and their window has room (`maxSendsInflight` sends, `maxInflight` other
+ * requests; the head of the backlog waits for its own and nothing passes it); otherwise they wait and the
  * socket is not read, so a client that asks faster than it reads is slowed by TCP, not by
  * server memory. A reading client is never cut off for its own replies
  * (quarter mark + maxInflight × reply page + maxSendsInflight × ACK < maxBuffered; an ACK is
