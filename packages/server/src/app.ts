@@ -155,7 +155,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // The store keeps the search index in step with new messages: PostgreSQL in the message's own
   // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts).
   // SQLite: the group commit, the ACK flush and the indexer run on a writer thread (store/sqlite-writer.ts).
-  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs, warmUp: config.sqliteWriterWarmUp });
+  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, warmUp: config.sqliteWriterWarmUp });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, searchIndexDelayMs: config.searchIndexDelayMs, ...(writer ? { writer } : {}) });
   // PostgreSQL: warm the pool and the append / ACK-flush code before serving (rollback-only, store/pg-warmup.ts).
   if (config.pg.warmUp && store instanceof SqlStore && store.kind === 'postgres') {
@@ -289,6 +289,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     storeIndexes,
     ...(storeIndexes && { syncIndex: () => store.syncSearchIndex() }),
     ...(indexLag && { indexLag, registry: metrics.registry }),
+    ...(store instanceof SqlStore && store.searchIndex && { searchIndex: store.searchIndex }),
   });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });

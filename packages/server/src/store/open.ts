@@ -19,7 +19,7 @@ export async function openSqliteStore(opts: SqlStoreOptions & { path: string; sy
     throw err;
   }
   const { startSqliteWriter } = await import('./sqlite-writer.ts');
-  const writer = await startSqliteWriter(engine, { ringCapacity: opts.ringCapacity, synchronous: opts.synchronous ?? 'full', indexesSearch: opts.searchText !== undefined, ...(opts.searchIndexDelayMs !== undefined && { searchIndexDelayMs: opts.searchIndexDelayMs }) });
+  const writer = await startSqliteWriter(engine, { ringCapacity: opts.ringCapacity, synchronous: opts.synchronous ?? 'full' });
   return ready(engine, { ...opts, ...(writer ? { writer } : {}) });
 }
 
