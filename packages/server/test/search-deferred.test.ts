@@ -19,7 +19,7 @@ import { SqlSearchStore } from '../src/search/search-store.ts';
 import { SqlLifecycleStore } from '../src/lifecycle/sql-lifecycle-store.ts';
 import { registerIndexLagMetrics } from '../src/search/index.ts';
 import { INDEX_BATCH, INDEX_BATCH_MIN, SearchIndexer } from '../src/search/search-indexer.ts';
-import type { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { Registry } from 'prom-client';
 
 const dirs: string[] = [];
@@ -45,10 +45,13 @@ async function users(store: SqlStore, ...ids: string[]): Promise<void> {
   for (const id of ids) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 0 });
 }
 
-const count = async (store: SqlStore, sql: string, params: unknown[] = []): Promise<number> => Number((await store.db.get<{ n: number | null }>(sql, params))?.n ?? 0);
-const docs = (store: SqlStore, conv: string) => count(store, 'SELECT COUNT(*) AS n FROM search_docs WHERE conv_id = ?', [conv]);
-const progress = (store: SqlStore) => count(store, 'SELECT msg_rowid AS n FROM search_progress');
-const topRowid = (store: SqlStore) => count(store, 'SELECT MAX(rowid) AS n FROM messages');
+/** Reads on the search index's reader: the main file with the search file attached as `search`. */
+const count = async (store: SqlStore, sql: string, params: unknown[] = []): Promise<number> => Number((await store.searchIndex!.reader.get<{ n: number | null }>(sql, params))?.n ?? 0);
+const docs = (store: SqlStore, conv: string) => count(store, 'SELECT COUNT(*) AS n FROM search.search_docs WHERE conv_id = ?', [conv]);
+const progress = (store: SqlStore) => count(store, 'SELECT msg_rowid AS n FROM search.search_progress');
+const topRowid = (store: SqlStore) => count(store, 'SELECT MAX(rowid) AS n FROM main.messages');
+/** A connection of its own to the store's files, as the index thread has it (writes only the search file). */
+const sideEngine = (dir: string) => new SqliteEngine(join(dir, 'magpie.db'), { private: true, checkpointMs: 0, deferredWrites: true });
 
 describe('sqlite: the deferred search indexer', () => {
   it('writes no document in the group commit, and every document within the bound (1 s) under a stream of commits', async () => {
@@ -66,7 +69,7 @@ describe('sqlite: the deferred search indexer', () => {
       let stop = false;
       const poller = (async () => {
         while (!stop || waiting.length > 0) {
-          const top = await count(store, 'SELECT MAX(seq) AS n FROM search_docs WHERE conv_id = ?', [conv]);
+          const top = await count(store, 'SELECT MAX(seq) AS n FROM search.search_docs WHERE conv_id = ?', [conv]);
           while (waiting.length > 0 && waiting[0]!.seq <= top) delays.push(Date.now() - waiting.shift()!.at);
           if (waiting.length > 0 && Date.now() - waiting[0]!.at > 5000) break;
           await new Promise((r) => setTimeout(r, 5));
@@ -98,7 +101,7 @@ describe('sqlite: the deferred search indexer', () => {
       await users(store, 'a', 'b');
       const conv = directConversationId('a', 'b');
       const lifecycle = new SqlLifecycleStore(store.db);
-      const svc = new SearchService(new SqlSearchStore(store.db), { syncIndex: () => store.syncSearchIndex() });
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
       const out = await store.appendMessages([text('a', 'b', 'pineapple cake'), text('a', 'b', 'watermelon 西瓜'), text('a', 'b', 'blueberry muffins'), text('a', 'b', 'kiwi tart')]);
       const [m1, m2, m3, m4] = out.map((o) => (o.ok ? o.message : assert.fail('stored')));
       assert.equal(await docs(store, conv), 0, 'nothing indexed yet');
@@ -118,7 +121,7 @@ describe('sqlite: the deferred search indexer', () => {
       assert.deepEqual(await find('blueberry'), []);
       assert.deepEqual(await find('lemon pie'), [m3!.seq]);
       assert.deepEqual(await find('kiwi'), []);
-      const rows = await store.db.all<{ seq: number; body: string }>('SELECT seq, body FROM search_docs WHERE conv_id = ? ORDER BY seq', [conv]);
+      const rows = await store.searchIndex!.reader.all<{ seq: number; body: string }>('SELECT seq, body FROM search.search_docs WHERE conv_id = ? ORDER BY seq', [conv]);
       assert.deepEqual(rows.map((r) => [Number(r.seq), r.body]), [[m1!.seq, 'mango sticky rice'], [m3!.seq, 'lemon pie']]);
       // Delete for me before the indexer ran: hidden for that user only.
       const [m5] = await store.appendMessages([text('a', 'b', 'secret recipe')]);
@@ -153,7 +156,7 @@ describe('sqlite: the deferred search indexer', () => {
       assert.equal(await progress(store), await topRowid(store));
       // Nothing twice: a second run finds nothing to do.
       assert.equal(await store.indexSearchBatch(), false);
-      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
+      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search.search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
     } finally {
       await store.close();
     }
@@ -199,12 +202,12 @@ describe('sqlite: the deferred search indexer', () => {
   });
 
   it('sizes each batch after the first by the last one\'s time per message (a slow index gets short transactions)', async () => {
-    const { store } = await open(60_000);
+    const { store, dir } = await open(60_000);
+    const db = sideEngine(dir);
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `sized ${i}-${j}`)));
-      // Indexers of their own on the event loop's connection (the writer thread's waits a minute).
-      const db = store.db as SqliteEngine;
+      // Indexers of their own on a connection of their own (the index thread's timer waits a minute).
       const hurried = new SearchIndexer(db, searchableText, INDEX_BATCH, 1e-6);
       let before = await progress(store);
       assert.equal(await hurried.runBatch(), true);
@@ -220,16 +223,17 @@ describe('sqlite: the deferred search indexer', () => {
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
     } finally {
+      await db.close();
       await store.close();
     }
   });
 
-  it('a batch asked for a target time of its own is sized by it (the writer thread\'s short slices while commits keep coming)', async () => {
-    const { store } = await open(60_000);
+  it('a batch asked for a target time of its own is sized by it', async () => {
+    const { store, dir } = await open(60_000);
+    const db = sideEngine(dir);
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `slice ${i}-${j}`)));
-      const db = store.db as SqliteEngine;
       const indexer = new SearchIndexer(db, searchableText, 1000, 1e6);
       let before = await progress(store);
       assert.equal(await indexer.runBatch(1e-6), true);
@@ -243,6 +247,7 @@ describe('sqlite: the deferred search indexer', () => {
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
     } finally {
+      await db.close();
       await store.close();
     }
   });
@@ -252,8 +257,6 @@ describe('sqlite: the deferred search indexer', () => {
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 5; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `bulk ${i}-${j}`)));
-      // Past the writer thread's busy window (within it, catch-up goes in short slices: the test above).
-      await new Promise((r) => setTimeout(r, 150));
       const before = await progress(store);
       assert.equal(await store.indexSearchBatch(), true, 'more wait after the first batch');
       assert.equal((await progress(store)) - before, 2048);

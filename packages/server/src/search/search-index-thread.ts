@@ -47,6 +47,9 @@ export class ThreadSearchIndex implements SearchIndex {
       void this.reader.close();
       throw err;
     }
+    // The thread starts now (its module graph loads in the background), not at the first
+    // commit's indexing: that would wait for it. A start that fails is retried by the next job.
+    this.start().catch(() => {});
   }
 
   kick(): void {

@@ -30,8 +30,8 @@ export function searchDbPath(mainPath: string): string {
 
 /**
  * The schema of the search file (idempotent). `purge_seen`: the last retention purge
- * (main's `search_purges`, migration 0025) applied to the documents; NULL in a new file
- * (the first batch sets it to the purges already in its snapshot). The FTS5 index merges 16
+ * (main's `search_purges`, migration 0025) applied to the documents; a new file starts at
+ * the last one logged (NULL before that migration: the first batch sets it then). The FTS5 index merges 16
  * segments at a time (see migration 0021's reasons).
  */
 const SCHEMA = `
@@ -82,7 +82,11 @@ export function attachSearchDb(engine: SqliteEngine, file: string = searchDbPath
     try {
       db.exec(SCHEMA);
       db.exec(`INSERT INTO search.search_fts (search_fts, rank) VALUES ('automerge', 16)`);
-      db.exec('INSERT OR IGNORE INTO search.search_progress (id, msg_rowid, purge_seen) VALUES (1, 0, NULL)');
+      // The purges logged so far need not be applied (the file indexes from rowid 0, after
+      // them); before migration 0025 there is no log yet: the first batch reads it then.
+      const log = db.prepare("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'search_purges'").get();
+      const seen = log ? Number((db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM main.search_purges').get() as { id: number }).id) : null;
+      db.prepare('INSERT OR IGNORE INTO search.search_progress (id, msg_rowid, purge_seen) VALUES (1, 0, ?)').run(seen);
       db.exec('COMMIT');
     } catch (err) {
       if (db.inTransaction) db.exec('ROLLBACK');
