@@ -299,7 +299,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
     onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
   });
-  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }) });
+  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }), ...(store instanceof SqlStore && store.searchIndex && { searchIndex: store.searchIndex }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };

@@ -241,6 +241,15 @@ export class RetentionStore {
     }
   }
 
+  /**
+   * SQLite: delete the purge log rows (migration 0025) up to `applied`, the last one the
+   * search file's indexer applied (SearchIndex.appliedPurges: committed with an fsync).
+   */
+  async pruneSearchPurges(applied: number): Promise<number> {
+    if (this.db.dialect !== 'sqlite') return 0;
+    return this.db.run('DELETE FROM search_purges WHERE id <= ?', [applied]);
+  }
+
   // --- runs ---
 
   async recordRun(run: Omit<PurgeRun, 'id'>): Promise<void> {

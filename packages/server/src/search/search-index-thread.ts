@@ -3,7 +3,7 @@ import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { walCoalescingActive } from '../store/sqlite-wal-coalesce.ts';
 import { indexLag, type IndexLag } from './search-indexer.ts';
 import type { SearchIndexJob, SearchIndexReply, SearchIndexSetup } from './search-index-worker.ts';
-import { attachSearchDb, type SearchIndex } from './sqlite-search-db.ts';
+import { appliedPurges, attachSearchDb, type SearchIndex } from './sqlite-search-db.ts';
 import type { SearchDoc } from './search-store.ts';
 
 /** The event loop's read connection to the main file with the search file attached (KiB of page cache). */
@@ -86,6 +86,10 @@ export class ThreadSearchIndex implements SearchIndex {
 
   lag(now: number = Date.now()): Promise<IndexLag> {
     return indexLag(this.reader, now);
+  }
+
+  appliedPurges(): Promise<number | null> {
+    return appliedPurges(this.reader);
   }
 
   /** Start the thread now (its connection open) instead of at the first job. */

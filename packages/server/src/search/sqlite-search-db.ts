@@ -110,7 +110,15 @@ export interface SearchIndex {
   remove(conv: string, seq: number): Promise<void>;
   updateText(conv: string, seq: number, text: string): Promise<boolean>;
   lag(now?: number): Promise<IndexLag>;
+  /** The last retention purge (main's `search_purges` id) whose documents the search file dropped, fsynced (null: none yet). */
+  appliedPurges(): Promise<number | null>;
   close(): Promise<void>;
+}
+
+/** See SearchIndex.appliedPurges: read on a connection with the search file attached. */
+export async function appliedPurges(reader: SqlEngine): Promise<number | null> {
+  const r = await reader.get<{ n: number | null }>('SELECT purge_seen AS n FROM search.search_progress WHERE id = 1');
+  return r && r.n !== null ? Number(r.n) : null;
 }
 
 /**
@@ -157,6 +165,10 @@ export class LocalSearchIndex implements SearchIndex {
 
   lag(now: number = Date.now()): Promise<IndexLag> {
     return indexLag(this.reader, now);
+  }
+
+  appliedPurges(): Promise<number | null> {
+    return appliedPurges(this.reader);
   }
 
   async close(): Promise<void> {
