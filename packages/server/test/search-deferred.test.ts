@@ -21,6 +21,10 @@ import { registerIndexLagMetrics } from '../src/search/index.ts';
 import { INDEX_BATCH, INDEX_BATCH_MIN, SearchIndexer } from '../src/search/search-indexer.ts';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { Registry } from 'prom-client';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { RetentionStore } from '../src/retention/retention-store.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -262,6 +266,141 @@ describe('sqlite: the deferred search indexer', () => {
       assert.equal((await progress(store)) - before, 2048);
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 5000);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite: the search index in a file of its own (issue 23)', () => {
+  /** The search file as a process that has the store open sees it (read only; WAL readers never block). */
+  const inspect = <T>(dir: string, fn: (db: Database.Database) => T): T => {
+    const db = new Database(join(dir, 'magpie.db'), { readonly: true });
+    try {
+      db.prepare('ATTACH DATABASE ? AS search').run(join(dir, 'magpie.search.db'));
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  };
+  const state = (dir: string) =>
+    inspect(dir, (db) => db.prepare('SELECT (SELECT msg_rowid FROM search.search_progress) AS at, (SELECT MAX(rowid) FROM main.messages) AS top, (SELECT COUNT(*) FROM search.search_docs) AS docs, (SELECT COUNT(*) FROM search.search_fts_docsize) AS fts').get() as { at: number; top: number; docs: number; fts: number });
+
+  it('the documents and the catch-up point are in <name>.search.db; the main file holds nothing of the index', async () => {
+    const { store, dir } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      await store.appendMessages([text('a', 'b', 'in a file of its own')]);
+      await store.syncSearchIndex();
+      assert.ok(existsSync(join(dir, 'magpie.search.db')));
+      assert.deepEqual(
+        inspect(dir, (db) => db.prepare("SELECT name FROM main.sqlite_master WHERE name LIKE 'search%' ORDER BY name").all()),
+        [{ name: 'search_hidden' }, { name: 'search_purges' }],
+        'the main file keeps what is not derived (delete for me) and the purge log',
+      );
+      assert.deepEqual(state(dir), { at: await topRowid(store), top: await topRowid(store), docs: 1, fts: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a missing search file is rebuilt: created empty at the start and re-indexed from rowid 0', async () => {
+    const first = await open(60_000);
+    let store = first.store;
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 100 }, (_, j) => text('a', 'b', `rebuilt ${i}-${j} 重建`)));
+      await store.syncSearchIndex();
+      await store.close();
+      for (const f of ['magpie.search.db', 'magpie.search.db-wal', 'magpie.search.db-shm']) await rm(join(first.dir, f), { force: true });
+      ({ store } = await open(60_000, first.dir));
+      assert.equal(await progress(store), 0, 'a new file starts at rowid 0');
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex!, scanLimit: -1 }), { syncIndex: () => store.syncSearchIndex() });
+      assert.equal((await svc.search('b', { query: '重建', limit: 500 })).hits.length, 300);
+      assert.equal(await docs(store, directConversationId('a', 'b')), 300);
+      assert.equal(await progress(store), await topRowid(store));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a process killed (kill -9) in the middle of a catch-up resumes exactly where its last committed batch stopped', async () => {
+    const first = await open(60_000);
+    const dir = first.dir;
+    let store = first.store;
+    const N = 10_000;
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < N / 1000; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text(j % 2 ? 'a' : 'b', j % 2 ? 'b' : 'a', `killed ${i}-${j} 中断`)));
+      assert.equal(await progress(store), 0, 'nothing indexed yet');
+      await store.close();
+      // A second process catches up; it is killed as soon as a batch (not all) has committed.
+      const code = `
+        import { openSqliteStore } from ${JSON.stringify(new URL('../src/store/open.ts', import.meta.url).href)};
+        import { searchableText } from ${JSON.stringify(new URL('../src/search/extract.ts', import.meta.url).href)};
+        const store = await openSqliteStore({ path: ${JSON.stringify(join(dir, 'magpie.db'))}, ringCapacity: 1000, writerThread: true, checkpointMs: 0, searchText: searchableText, searchIndexDelayMs: 60000 });
+        process.stdout.write('open\\n');
+        for (;;) await store.syncSearchIndex();
+      `;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      let seen: { at: number; top: number } | null = null;
+      for (let i = 0; i < 3000 && !seen; i++) {
+        try {
+          const s = state(dir);
+          if (s.at > 0 && s.at < s.top) seen = s;
+        } catch {
+          // The search file is not there yet.
+        }
+        if (!seen) await new Promise((r) => setTimeout(r, 2));
+      }
+      child.kill('SIGKILL');
+      await exited;
+      assert.ok(seen, 'the kill came in the middle of the catch-up');
+      const killed = state(dir);
+      assert.ok(killed.at > 0 && killed.at < N, `killed mid catch-up: point ${killed.at} of ${N}`);
+      assert.equal(killed.docs, killed.at, 'the committed batches: exactly the messages up to the point, each once');
+      assert.equal(killed.fts, killed.at);
+      ({ store } = await open(60_000, dir));
+      assert.equal(await progress(store), killed.at, 'the point as the last committed batch left it');
+      await store.syncSearchIndex();
+      const done = state(dir);
+      assert.deepEqual(done, { at: N, top: N, docs: N, fts: N }, 'every message indexed, none twice');
+      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search.search_fts WHERE search_fts MATCH ?', ['"killed"']), N);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a purge of the newest messages lowers the catch-up point (their rowids are taken again), in the order the indexer applies it', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b', 'c');
+      const ab = directConversationId('a', 'b');
+      const ac = directConversationId('a', 'c');
+      await store.appendMessages([text('a', 'b', 'kept one'), text('a', 'b', 'kept two')]);
+      const old = Date.now() - 10 * 24 * 3600 * 1000;
+      await store.appendMessages(Array.from({ length: 5 }, (_, i) => ({ ...text('a', 'c', `purged ${i}`), time: old })));
+      await store.syncSearchIndex();
+      const top = await topRowid(store);
+      assert.equal(await progress(store), top);
+      // The whole a–c chat is purged: the five newest rows go (their rowids are free again).
+      const rs = new RetentionStore(store.db);
+      const r = await rs.purgeBatch(ac, Number.MAX_SAFE_INTEGER, Date.now() - 24 * 3600 * 1000, 100, { holder: 'n', now: Date.now(), ttlMs: 60_000 });
+      assert.ok(!r.lost && r.purged === 5);
+      assert.equal(await topRowid(store), top - 5);
+      // Before the indexer applied the purge: new messages take the freed rowids.
+      await store.appendMessages(Array.from({ length: 3 }, (_, i) => text('b', 'a', `after the purge ${i}`)));
+      assert.equal(await topRowid(store), top - 2, 'rowids below the old point');
+      assert.equal(await docs(store, ac), 5, 'the purged documents wait for the indexer');
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
+      assert.deepEqual((await svc.search('a', { query: 'purged' })).hits, [], 'hidden at once (conv_purge), then dropped');
+      assert.equal(await docs(store, ac), 0);
+      assert.deepEqual((await svc.search('a', { query: 'after the purge' })).hits.map((h) => h.seq).sort(), [3, 4, 5], 'the messages on reused rowids are indexed');
+      assert.equal(await docs(store, ab), 5);
+      assert.equal(await progress(store), await topRowid(store));
+      assert.equal(Number(await store.searchIndex!.appliedPurges()), 1);
+      assert.equal(await rs.pruneSearchPurges(1), 1, 'the applied log row can go');
     } finally {
       await store.close();
     }

@@ -100,6 +100,8 @@ export function attachSearchDb(engine: SqliteEngine, file: string = searchDbPath
 export interface SearchIndex {
   /** The connection searches and lag readings run on (the search file attached). */
   readonly reader: SqlEngine;
+  /** Ready to index (the index thread started, its connection open). */
+  start(): Promise<void>;
   /** A commit stored messages: index them within the delay. */
   kick(): void;
   /** Index every message committed before this call. */
@@ -138,6 +140,8 @@ export class LocalSearchIndex implements SearchIndex {
     this.indexer = new SearchIndexer(reader, extract);
     this.schedule = new IndexSchedule(() => this.indexer.runBatch(), delayMs, onError);
   }
+
+  async start(): Promise<void> {}
 
   kick(): void {
     this.schedule.kick();

@@ -20,7 +20,14 @@ export async function openSqliteStore(opts: SqlStoreOptions & { path: string; sy
   }
   const { startSqliteWriter } = await import('./sqlite-writer.ts');
   const writer = await startSqliteWriter(engine, { ringCapacity: opts.ringCapacity, synchronous: opts.synchronous ?? 'full' });
-  return ready(engine, { ...opts, ...(writer ? { writer } : {}) });
+  const store = await ready(engine, { ...opts, ...(writer ? { writer } : {}) });
+  try {
+    await store.searchIndex?.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }
 
 export async function openPostgresStore(opts: SqlStoreOptions & { url: string; schema?: string; max?: number; idleTimeoutS?: number }): Promise<SqlStore> {
