@@ -106,6 +106,7 @@ export class ThreadSearchIndex implements SearchIndex {
     const w = this.worker;
     if (w) {
       // Jobs already handed over finish first: `close` is sent once none is pending.
+      w.ref(); // until it has exited
       await new Promise<void>((done) => {
         w.once('exit', () => done());
         const drain = (): void => {
@@ -124,6 +125,9 @@ export class ThreadSearchIndex implements SearchIndex {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      // The thread keeps the process alive only while a job waits for it (an idle index never
+      // holds up an exit; a store never closed does not hang its process).
+      if (this.pending.size === 1) w.ref();
       w.postMessage({ ...job, id });
     });
   }
@@ -142,6 +146,7 @@ export class ThreadSearchIndex implements SearchIndex {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
+      if (this.pending.size === 0) w.unref();
       if (m.ok) p.resolve(m.value);
       else {
         const err = new Error(m.error.message) as Error & { code?: string };
