@@ -7,7 +7,7 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/store/open.ts';
@@ -318,6 +318,38 @@ describe('sqlite: the search index in a file of its own (issue 23)', () => {
       const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex!, scanLimit: -1 }), { syncIndex: () => store.syncSearchIndex() });
       assert.equal((await svc.search('b', { query: '重建', limit: 500 })).hits.length, 300);
       assert.equal(await docs(store, directConversationId('a', 'b')), 300);
+      assert.equal(await progress(store), await topRowid(store));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a main file restored from an older copy while the search file was kept: the index starts over, and messages sent after the restore are found', async () => {
+    const first = await open(60_000);
+    const dir = first.dir;
+    let store = first.store;
+    try {
+      await users(store, 'a', 'b');
+      await store.appendMessages(Array.from({ length: 10 }, (_, i) => text('a', 'b', `before the copy ${i}`)));
+      await store.syncSearchIndex();
+      await store.close(); // the last connection checkpoints: magpie.db is whole
+      await copyFile(join(dir, 'magpie.db'), join(dir, 'older.db'));
+      ({ store } = await open(60_000, dir));
+      await store.appendMessages(Array.from({ length: 10 }, (_, i) => text('a', 'b', `lost with the restore ${i}`)));
+      await store.syncSearchIndex();
+      assert.equal(await progress(store), 20);
+      await store.close();
+      // The operator restores magpie.db by hand and keeps magpie.search.db (its point: 20).
+      await rm(join(dir, 'magpie.db-wal'), { force: true });
+      await rm(join(dir, 'magpie.db-shm'), { force: true });
+      await copyFile(join(dir, 'older.db'), join(dir, 'magpie.db'));
+      ({ store } = await open(60_000, dir));
+      const [o] = await store.appendMessages([text('b', 'a', 'sent after the restore')]);
+      assert.ok(o?.ok);
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
+      assert.deepEqual((await svc.search('a', { query: 'after the restore' })).hits.map((h) => h.seq), [o.message.seq], 'its rowid (11) is below the old point, yet it is indexed');
+      assert.deepEqual((await svc.search('a', { query: 'lost with the restore' })).hits, [], 'no document of a message the restored file does not have');
+      assert.equal((await svc.search('a', { query: 'before the copy', limit: 50 })).hits.length, 10);
       assert.equal(await progress(store), await topRowid(store));
     } finally {
       await store.close();

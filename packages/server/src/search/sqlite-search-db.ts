@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { basename, dirname, join } from 'node:path';
 import type { Queryable, SqlEngine } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
@@ -76,7 +77,21 @@ export function attachSearchDb(engine: SqliteEngine, file: string = searchDbPath
   if (file !== ':memory:') db.pragma(`${SEARCH_SCHEMA}.journal_mode = WAL`);
   // Derived data: a power loss may lose the last batches (and their point: indexed again).
   db.pragma(`${SEARCH_SCHEMA}.synchronous = NORMAL`);
-  const fresh = !db.prepare(`SELECT 1 FROM ${SEARCH_SCHEMA}.sqlite_master WHERE name = 'search_progress'`).get();
+  let fresh = !db.prepare(`SELECT 1 FROM ${SEARCH_SCHEMA}.sqlite_master WHERE name = 'search_progress'`).get();
+  if (!fresh && aheadOfMain(db)) {
+    // A search file newer than the main file (the main file was restored from an older copy
+    // and this one kept): messages written from now on would take rowids at or below its point
+    // and never be indexed. It is derived data: start it over.
+    db.exec('BEGIN');
+    try {
+      db.exec('DROP TABLE IF EXISTS search.search_fts; DROP TABLE IF EXISTS search.search_docs; DROP TABLE IF EXISTS search.search_progress;');
+      db.exec('COMMIT');
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw err;
+    }
+    fresh = true;
+  }
   if (fresh) {
     db.exec('BEGIN');
     try {
@@ -94,6 +109,30 @@ export function attachSearchDb(engine: SqliteEngine, file: string = searchDbPath
     }
   }
   return file;
+}
+
+/**
+ * Whether the search file's catch-up point is above every message of the main file with no
+ * retention purge left to explain it. The point only ever covers committed rowids and is
+ * lowered by the purges it applies; a purge that deleted the newest rows is logged in the
+ * main file in the same transaction. So point > MAX(rowid) with every logged purge applied
+ * means the main file is older than the index. The search file is read first, then the main
+ * file, in one read transaction (each gets its snapshot at its first read): a later main
+ * snapshot only has more rows, or the log row of a purge that removed some.
+ */
+function aheadOfMain(db: Database.Database): boolean {
+  const tables = db.prepare("SELECT COUNT(*) AS n FROM main.sqlite_master WHERE type = 'table' AND name IN ('messages', 'search_purges')").get() as { n: number };
+  if (Number(tables.n) < 2 || db.inTransaction) return false; // not migrated yet: nothing to compare with
+  db.exec('BEGIN');
+  try {
+    const p = db.prepare('SELECT msg_rowid AS at, purge_seen AS seen FROM search.search_progress WHERE id = 1').get() as { at: number; seen: number | null } | undefined;
+    if (!p) return false;
+    const m = db.prepare('SELECT (SELECT COALESCE(MAX(rowid), 0) FROM main.messages) AS top, (SELECT MAX(id) FROM main.search_purges) AS purge').get() as { top: number; purge: number | null };
+    if (m.purge !== null && (p.seen === null || Number(m.purge) > Number(p.seen))) return false; // purges to apply first
+    return Number(p.at) > Number(m.top);
+  } finally {
+    db.exec('COMMIT');
+  }
 }
 
 /** The search index's writes and reads as the message store and the search service use them. */
