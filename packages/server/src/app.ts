@@ -153,10 +153,13 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   // (db/migrations; several nodes starting at once migrate under one lock).
   const db = await openDatabase(config, { log: (msg) => log.info(msg), warn: (msg) => log.warn(msg) });
   // The store keeps the search index in step with new messages: PostgreSQL in the message's own
-  // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts).
-  // SQLite: the group commit, the ACK flush and the indexer run on a writer thread (store/sqlite-writer.ts).
-  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, indexesSearch: true, searchIndexDelayMs: config.searchIndexDelayMs, warmUp: config.sqliteWriterWarmUp });
+  // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts), into the
+  // search file on a thread of its own (search/search-index-thread.ts).
+  // SQLite: the group commit and the ACK flush run on a writer thread (store/sqlite-writer.ts).
+  const writer = deps.store || !config.sqliteWriterThread ? undefined : await startSqliteWriter(db, { ringCapacity: config.ringCapacity, synchronous: config.sqliteSynchronous, warmUp: config.sqliteWriterWarmUp });
   const store = deps.store ?? new SqlStore(db, { ringCapacity: config.ringCapacity, unavailableWaitMs: config.pg.waitMs, searchText: searchableText, searchIndexDelayMs: config.searchIndexDelayMs, ...(writer ? { writer } : {}) });
+  // SQLite: the search index thread (search/search-index-thread.ts) is up before the first send.
+  if (store instanceof SqlStore) await store.searchIndex?.start();
   // PostgreSQL: warm the pool and the append / ACK-flush code before serving (rollback-only, store/pg-warmup.ts).
   if (config.pg.warmUp && store instanceof SqlStore && store.kind === 'postgres') {
     const w = await store.warmUp({ connections: Math.min(16, config.pg.pools.shared), warn: (msg, err) => log.warn({ err }, msg) });
@@ -289,6 +292,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     storeIndexes,
     ...(storeIndexes && { syncIndex: () => store.syncSearchIndex() }),
     ...(indexLag && { indexLag, registry: metrics.registry }),
+    ...(store instanceof SqlStore && store.searchIndex && { searchIndex: store.searchIndex }),
   });
   // The search index follows recalls, edits and deletions for me (each after it is durable).
   const indexLog = log.child({ mod: 'search' });
@@ -298,7 +302,7 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     onEdit: (conv, seq, text) => indexed(search.service.updateMessageText(conv, seq, 'text', { text })),
     onDeleteForMe: (userId, conv, seqs) => indexed(Promise.all(seqs.map((seq) => search.service.hideForUser(userId, conv, seq))).then(() => undefined)),
   });
-  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }) });
+  const retention = createRetentionModule(api, { config, db, store, node, registry: metrics.registry, lifecycle: lifecycle.service, console: adminConsole?.service ?? null, log: log.child({ mod: 'retention' }), ...(store instanceof SqlStore && store.searchIndex && { searchIndex: store.searchIndex }) });
   registerWebClient(http);
   let openApi: Record<string, unknown> | undefined;
   const docs = async () => (openApi ??= openApiDocument(restRoutes, routes, '1')) as { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };

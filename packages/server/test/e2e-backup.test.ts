@@ -53,6 +53,8 @@ describe('online SQLite backup and restore', () => {
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.ok(out.databases.some((d: { file: string }) => d.file === 'magpie.db'));
+    assert.ok(existsSync(join(srv.dataDir, 'magpie.search.db')), 'the node has its search index file');
+    assert.ok(!existsSync(join(dest, 'magpie.search.db')), 'the search index (derived data) is not backed up');
     await during;
     client.close();
     // A second backup into the same (non-empty) directory is refused.
@@ -71,6 +73,10 @@ describe('online SQLite backup and restore', () => {
     assert.match(refused.stderr, /--force/);
     restored = await startServer({ dataDir: fresh });
     const a2 = await login(restored.url, a.username, 'dev2');
+    // The restored node rebuilds its search index from the restored messages.
+    const found = await api(restored.url, 'GET', `/api/search?q=${encodeURIComponent('before 4')}`, undefined, a2.token);
+    assert.equal(found.status, 200, JSON.stringify(found.body));
+    assert.ok((found.body.hits as { body?: unknown; text?: string }[]).length >= 1, JSON.stringify(found.body));
     const h = await api(restored.url, 'GET', `/api/conversations/${conv}/messages?after=0&limit=200`, undefined, a2.token);
     assert.equal(h.status, 200, JSON.stringify(h.body));
     const texts = (h.body.messages as { seq: number; body: { text: string } }[]).map((m) => m.body.text);

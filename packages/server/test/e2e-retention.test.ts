@@ -13,6 +13,8 @@ describe('retention end to end (SQLite)', () => {
     // A second connection to the server's database file (WAL), to age messages and count rows.
     db = new Database(join(srv.dataDir, 'magpie.db'));
     db.pragma('busy_timeout = 5000');
+    // The search index's own file (search/sqlite-search-db.ts): `search_docs` resolves to it.
+    db.prepare('ATTACH DATABASE ? AS search').run(join(srv.dataDir, 'magpie.search.db'));
   });
   after(async () => {
     db?.close();

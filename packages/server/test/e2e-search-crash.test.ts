@@ -1,7 +1,7 @@
 /**
  * SQLite's deferred search indexer across a kill -9 of the real server (issue 23): messages
  * ACKed (durable) but not yet indexed when the process dies are indexed by the catch-up at the
- * next start, from the recorded point (search_progress), with no search needed to trigger it;
+ * next start, from the recorded point (search_progress, in the search file), with no search needed to trigger it;
  * a message recalled before the crash stays out of the index. The lag gauges on /metrics show
  * the unindexed messages before the kill and none after the catch-up.
  */
@@ -24,6 +24,8 @@ describe('search: kill -9 between the durable commit and the deferred indexing',
   /** The database as the server left it (read only; WAL readers never block the server). */
   const inspect = <T>(fn: (db: Database.Database) => T): T => {
     const db = new Database(join(dataDir, 'magpie.db'), { readonly: true });
+    // The search index's own file (search/sqlite-search-db.ts): search_docs and search_progress resolve to it.
+    db.prepare('ATTACH DATABASE ? AS search').run(join(dataDir, 'magpie.search.db'));
     try {
       return fn(db);
     } finally {

@@ -178,10 +178,12 @@ export function runSearchContract(name: string, open: () => Promise<SearchFixtur
       fx = await open();
       // SQLite: the indexer's timer never fires here (60 s): only the search's own catch-up indexes.
       msgs = new SqlStore(fx.db, { ringCapacity: 100, searchText: searchableTextForTest, searchIndexDelayMs: 60_000 });
-      svc = new SearchService(new SqlSearchStore(fx.db, storeOpts), { syncIndex: () => msgs.syncSearchIndex() });
+      // SQLite: the store's search index (its own file, written by its thread), read through its reader.
+      svc = new SearchService(new SqlSearchStore(fx.db, { ...storeOpts, ...(msgs.searchIndex && { index: msgs.searchIndex }) }), { syncIndex: () => msgs.syncSearchIndex() });
       for (const u of [a, b, c]) await msgs.createUser({ id: u, username: u, passwordHash: 'x', nickname: u, createdAt: 0 });
     });
     after(async () => {
+      await msgs.close();
       await fx.cleanup();
     });
 
@@ -189,7 +191,7 @@ export function runSearchContract(name: string, open: () => Promise<SearchFixtur
       assert.equal(msgs.indexesSearch, true);
       const out = await msgs.appendMessages([req(a, b, { text: `${tag} 明天开会` }), req(b, a, { text: `reply ${tag}` }), req(a, b, { event: 'x' }, 'system'), req(a, b, { fallback: '[file]', upload: 'u1', name: `report-${tag}.pdf` }, 'file')]);
       assert.ok(out.every((o) => o.ok));
-      const docs = async () => Number((await fx.db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM search_docs WHERE conv_id = ?', [directConversationId(a, b)]))?.n);
+      const docs = async () => Number((await (msgs.searchIndex?.reader ?? fx.db).get<{ n: number | string }>('SELECT COUNT(*) AS n FROM search_docs WHERE conv_id = ?', [directConversationId(a, b)]))?.n);
       // SQLite: the commit wrote no document; PostgreSQL: it wrote them.
       assert.equal(await docs(), fx.db.dialect === 'sqlite' ? 0 : 3);
       // Nothing was queued (svc.indexCommitted was never called), yet every document is found.

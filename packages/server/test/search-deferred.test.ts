@@ -7,7 +7,7 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore } from '../src/store/open.ts';
@@ -19,8 +19,12 @@ import { SqlSearchStore } from '../src/search/search-store.ts';
 import { SqlLifecycleStore } from '../src/lifecycle/sql-lifecycle-store.ts';
 import { registerIndexLagMetrics } from '../src/search/index.ts';
 import { INDEX_BATCH, INDEX_BATCH_MIN, SearchIndexer } from '../src/search/search-indexer.ts';
-import type { SqliteEngine } from '../src/db/sqlite-engine.ts';
+import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { Registry } from 'prom-client';
+import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { RetentionStore } from '../src/retention/retention-store.ts';
 
 const dirs: string[] = [];
 after(async () => {
@@ -45,10 +49,13 @@ async function users(store: SqlStore, ...ids: string[]): Promise<void> {
   for (const id of ids) await store.createUser({ id, username: id, passwordHash: 'x', nickname: id, createdAt: 0 });
 }
 
-const count = async (store: SqlStore, sql: string, params: unknown[] = []): Promise<number> => Number((await store.db.get<{ n: number | null }>(sql, params))?.n ?? 0);
-const docs = (store: SqlStore, conv: string) => count(store, 'SELECT COUNT(*) AS n FROM search_docs WHERE conv_id = ?', [conv]);
-const progress = (store: SqlStore) => count(store, 'SELECT msg_rowid AS n FROM search_progress');
-const topRowid = (store: SqlStore) => count(store, 'SELECT MAX(rowid) AS n FROM messages');
+/** Reads on the search index's reader: the main file with the search file attached as `search`. */
+const count = async (store: SqlStore, sql: string, params: unknown[] = []): Promise<number> => Number((await store.searchIndex!.reader.get<{ n: number | null }>(sql, params))?.n ?? 0);
+const docs = (store: SqlStore, conv: string) => count(store, 'SELECT COUNT(*) AS n FROM search.search_docs WHERE conv_id = ?', [conv]);
+const progress = (store: SqlStore) => count(store, 'SELECT msg_rowid AS n FROM search.search_progress');
+const topRowid = (store: SqlStore) => count(store, 'SELECT MAX(rowid) AS n FROM main.messages');
+/** A connection of its own to the store's files, as the index thread has it (writes only the search file). */
+const sideEngine = (dir: string) => new SqliteEngine(join(dir, 'magpie.db'), { private: true, checkpointMs: 0, deferredWrites: true });
 
 describe('sqlite: the deferred search indexer', () => {
   it('writes no document in the group commit, and every document within the bound (1 s) under a stream of commits', async () => {
@@ -66,7 +73,7 @@ describe('sqlite: the deferred search indexer', () => {
       let stop = false;
       const poller = (async () => {
         while (!stop || waiting.length > 0) {
-          const top = await count(store, 'SELECT MAX(seq) AS n FROM search_docs WHERE conv_id = ?', [conv]);
+          const top = await count(store, 'SELECT MAX(seq) AS n FROM search.search_docs WHERE conv_id = ?', [conv]);
           while (waiting.length > 0 && waiting[0]!.seq <= top) delays.push(Date.now() - waiting.shift()!.at);
           if (waiting.length > 0 && Date.now() - waiting[0]!.at > 5000) break;
           await new Promise((r) => setTimeout(r, 5));
@@ -98,7 +105,7 @@ describe('sqlite: the deferred search indexer', () => {
       await users(store, 'a', 'b');
       const conv = directConversationId('a', 'b');
       const lifecycle = new SqlLifecycleStore(store.db);
-      const svc = new SearchService(new SqlSearchStore(store.db), { syncIndex: () => store.syncSearchIndex() });
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
       const out = await store.appendMessages([text('a', 'b', 'pineapple cake'), text('a', 'b', 'watermelon 西瓜'), text('a', 'b', 'blueberry muffins'), text('a', 'b', 'kiwi tart')]);
       const [m1, m2, m3, m4] = out.map((o) => (o.ok ? o.message : assert.fail('stored')));
       assert.equal(await docs(store, conv), 0, 'nothing indexed yet');
@@ -118,7 +125,7 @@ describe('sqlite: the deferred search indexer', () => {
       assert.deepEqual(await find('blueberry'), []);
       assert.deepEqual(await find('lemon pie'), [m3!.seq]);
       assert.deepEqual(await find('kiwi'), []);
-      const rows = await store.db.all<{ seq: number; body: string }>('SELECT seq, body FROM search_docs WHERE conv_id = ? ORDER BY seq', [conv]);
+      const rows = await store.searchIndex!.reader.all<{ seq: number; body: string }>('SELECT seq, body FROM search.search_docs WHERE conv_id = ? ORDER BY seq', [conv]);
       assert.deepEqual(rows.map((r) => [Number(r.seq), r.body]), [[m1!.seq, 'mango sticky rice'], [m3!.seq, 'lemon pie']]);
       // Delete for me before the indexer ran: hidden for that user only.
       const [m5] = await store.appendMessages([text('a', 'b', 'secret recipe')]);
@@ -153,7 +160,7 @@ describe('sqlite: the deferred search indexer', () => {
       assert.equal(await progress(store), await topRowid(store));
       // Nothing twice: a second run finds nothing to do.
       assert.equal(await store.indexSearchBatch(), false);
-      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
+      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search.search_fts WHERE search_fts MATCH ?', ['"after the point"']), 30);
     } finally {
       await store.close();
     }
@@ -199,12 +206,12 @@ describe('sqlite: the deferred search indexer', () => {
   });
 
   it('sizes each batch after the first by the last one\'s time per message (a slow index gets short transactions)', async () => {
-    const { store } = await open(60_000);
+    const { store, dir } = await open(60_000);
+    const db = sideEngine(dir);
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `sized ${i}-${j}`)));
-      // Indexers of their own on the event loop's connection (the writer thread's waits a minute).
-      const db = store.db as SqliteEngine;
+      // Indexers of their own on a connection of their own (the index thread's timer waits a minute).
       const hurried = new SearchIndexer(db, searchableText, INDEX_BATCH, 1e-6);
       let before = await progress(store);
       assert.equal(await hurried.runBatch(), true);
@@ -220,16 +227,17 @@ describe('sqlite: the deferred search indexer', () => {
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
     } finally {
+      await db.close();
       await store.close();
     }
   });
 
-  it('a batch asked for a target time of its own is sized by it (the writer thread\'s short slices while commits keep coming)', async () => {
-    const { store } = await open(60_000);
+  it('a batch asked for a target time of its own is sized by it', async () => {
+    const { store, dir } = await open(60_000);
+    const db = sideEngine(dir);
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `slice ${i}-${j}`)));
-      const db = store.db as SqliteEngine;
       const indexer = new SearchIndexer(db, searchableText, 1000, 1e6);
       let before = await progress(store);
       assert.equal(await indexer.runBatch(1e-6), true);
@@ -243,6 +251,7 @@ describe('sqlite: the deferred search indexer', () => {
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 3000, 'every message indexed once');
     } finally {
+      await db.close();
       await store.close();
     }
   });
@@ -252,13 +261,178 @@ describe('sqlite: the deferred search indexer', () => {
     try {
       await users(store, 'a', 'b');
       for (let i = 0; i < 5; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text('a', 'b', `bulk ${i}-${j}`)));
-      // Past the writer thread's busy window (within it, catch-up goes in short slices: the test above).
-      await new Promise((r) => setTimeout(r, 150));
       const before = await progress(store);
       assert.equal(await store.indexSearchBatch(), true, 'more wait after the first batch');
       assert.equal((await progress(store)) - before, 2048);
       await store.syncSearchIndex();
       assert.equal(await docs(store, directConversationId('a', 'b')), 5000);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('sqlite: the search index in a file of its own (issue 23)', () => {
+  /** The search file as a process that has the store open sees it (read only; WAL readers never block). */
+  const inspect = <T>(dir: string, fn: (db: Database.Database) => T): T => {
+    const db = new Database(join(dir, 'magpie.db'), { readonly: true });
+    try {
+      db.prepare('ATTACH DATABASE ? AS search').run(join(dir, 'magpie.search.db'));
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  };
+  const state = (dir: string) =>
+    inspect(dir, (db) => db.prepare('SELECT (SELECT msg_rowid FROM search.search_progress) AS at, (SELECT MAX(rowid) FROM main.messages) AS top, (SELECT COUNT(*) FROM search.search_docs) AS docs, (SELECT COUNT(*) FROM search.search_fts_docsize) AS fts').get() as { at: number; top: number; docs: number; fts: number });
+
+  it('the documents and the catch-up point are in <name>.search.db; the main file holds nothing of the index', async () => {
+    const { store, dir } = await open(60_000);
+    try {
+      await users(store, 'a', 'b');
+      await store.appendMessages([text('a', 'b', 'in a file of its own')]);
+      await store.syncSearchIndex();
+      assert.ok(existsSync(join(dir, 'magpie.search.db')));
+      assert.deepEqual(
+        inspect(dir, (db) => db.prepare("SELECT name FROM main.sqlite_master WHERE name LIKE 'search%' ORDER BY name").all()),
+        [{ name: 'search_hidden' }, { name: 'search_purges' }],
+        'the main file keeps what is not derived (delete for me) and the purge log',
+      );
+      assert.deepEqual(state(dir), { at: await topRowid(store), top: await topRowid(store), docs: 1, fts: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a missing search file is rebuilt: created empty at the start and re-indexed from rowid 0', async () => {
+    const first = await open(60_000);
+    let store = first.store;
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < 3; i++) await store.appendMessages(Array.from({ length: 100 }, (_, j) => text('a', 'b', `rebuilt ${i}-${j} 重建`)));
+      await store.syncSearchIndex();
+      await store.close();
+      for (const f of ['magpie.search.db', 'magpie.search.db-wal', 'magpie.search.db-shm']) await rm(join(first.dir, f), { force: true });
+      ({ store } = await open(60_000, first.dir));
+      assert.equal(await progress(store), 0, 'a new file starts at rowid 0');
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex!, scanLimit: -1 }), { syncIndex: () => store.syncSearchIndex() });
+      assert.equal((await svc.search('b', { query: '重建', limit: 500 })).hits.length, 300);
+      assert.equal(await docs(store, directConversationId('a', 'b')), 300);
+      assert.equal(await progress(store), await topRowid(store));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a main file restored from an older copy while the search file was kept: the index starts over, and messages sent after the restore are found', async () => {
+    const first = await open(60_000);
+    const dir = first.dir;
+    let store = first.store;
+    try {
+      await users(store, 'a', 'b');
+      await store.appendMessages(Array.from({ length: 10 }, (_, i) => text('a', 'b', `before the copy ${i}`)));
+      await store.syncSearchIndex();
+      await store.close(); // the last connection checkpoints: magpie.db is whole
+      await copyFile(join(dir, 'magpie.db'), join(dir, 'older.db'));
+      ({ store } = await open(60_000, dir));
+      await store.appendMessages(Array.from({ length: 10 }, (_, i) => text('a', 'b', `lost with the restore ${i}`)));
+      await store.syncSearchIndex();
+      assert.equal(await progress(store), 20);
+      await store.close();
+      // The operator restores magpie.db by hand and keeps magpie.search.db (its point: 20).
+      await rm(join(dir, 'magpie.db-wal'), { force: true });
+      await rm(join(dir, 'magpie.db-shm'), { force: true });
+      await copyFile(join(dir, 'older.db'), join(dir, 'magpie.db'));
+      ({ store } = await open(60_000, dir));
+      const [o] = await store.appendMessages([text('b', 'a', 'sent after the restore')]);
+      assert.ok(o?.ok);
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
+      assert.deepEqual((await svc.search('a', { query: 'after the restore' })).hits.map((h) => h.seq), [o.message.seq], 'its rowid (11) is below the old point, yet it is indexed');
+      assert.deepEqual((await svc.search('a', { query: 'lost with the restore' })).hits, [], 'no document of a message the restored file does not have');
+      assert.equal((await svc.search('a', { query: 'before the copy', limit: 50 })).hits.length, 10);
+      assert.equal(await progress(store), await topRowid(store));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a process killed (kill -9) in the middle of a catch-up resumes exactly where its last committed batch stopped', async () => {
+    const first = await open(60_000);
+    const dir = first.dir;
+    let store = first.store;
+    const N = 10_000;
+    try {
+      await users(store, 'a', 'b');
+      for (let i = 0; i < N / 1000; i++) await store.appendMessages(Array.from({ length: 1000 }, (_, j) => text(j % 2 ? 'a' : 'b', j % 2 ? 'b' : 'a', `killed ${i}-${j} 中断`)));
+      assert.equal(await progress(store), 0, 'nothing indexed yet');
+      await store.close();
+      // A second process catches up; it is killed as soon as a batch (not all) has committed.
+      const code = `
+        import { openSqliteStore } from ${JSON.stringify(new URL('../src/store/open.ts', import.meta.url).href)};
+        import { searchableText } from ${JSON.stringify(new URL('../src/search/extract.ts', import.meta.url).href)};
+        const store = await openSqliteStore({ path: ${JSON.stringify(join(dir, 'magpie.db'))}, ringCapacity: 1000, writerThread: true, checkpointMs: 0, searchText: searchableText, searchIndexDelayMs: 60000 });
+        process.stdout.write('open\\n');
+        for (;;) await store.syncSearchIndex();
+      `;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      let seen: { at: number; top: number } | null = null;
+      for (let i = 0; i < 3000 && !seen; i++) {
+        try {
+          const s = state(dir);
+          if (s.at > 0 && s.at < s.top) seen = s;
+        } catch {
+          // The search file is not there yet.
+        }
+        if (!seen) await new Promise((r) => setTimeout(r, 2));
+      }
+      child.kill('SIGKILL');
+      await exited;
+      assert.ok(seen, 'the kill came in the middle of the catch-up');
+      const killed = state(dir);
+      assert.ok(killed.at > 0 && killed.at < N, `killed mid catch-up: point ${killed.at} of ${N}`);
+      assert.equal(killed.docs, killed.at, 'the committed batches: exactly the messages up to the point, each once');
+      assert.equal(killed.fts, killed.at);
+      ({ store } = await open(60_000, dir));
+      assert.equal(await progress(store), killed.at, 'the point as the last committed batch left it');
+      await store.syncSearchIndex();
+      const done = state(dir);
+      assert.deepEqual(done, { at: N, top: N, docs: N, fts: N }, 'every message indexed, none twice');
+      assert.equal(await count(store, 'SELECT COUNT(*) AS n FROM search.search_fts WHERE search_fts MATCH ?', ['"killed"']), N);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a purge of the newest messages lowers the catch-up point (their rowids are taken again), in the order the indexer applies it', async () => {
+    const { store } = await open(60_000);
+    try {
+      await users(store, 'a', 'b', 'c');
+      const ab = directConversationId('a', 'b');
+      const ac = directConversationId('a', 'c');
+      await store.appendMessages([text('a', 'b', 'kept one'), text('a', 'b', 'kept two')]);
+      const old = Date.now() - 10 * 24 * 3600 * 1000;
+      await store.appendMessages(Array.from({ length: 5 }, (_, i) => ({ ...text('a', 'c', `purged ${i}`), time: old })));
+      await store.syncSearchIndex();
+      const top = await topRowid(store);
+      assert.equal(await progress(store), top);
+      // The whole a–c chat is purged: the five newest rows go (their rowids are free again).
+      const rs = new RetentionStore(store.db);
+      const r = await rs.purgeBatch(ac, Number.MAX_SAFE_INTEGER, Date.now() - 24 * 3600 * 1000, 100, { holder: 'n', now: Date.now(), ttlMs: 60_000 });
+      assert.ok(!r.lost && r.purged === 5);
+      assert.equal(await topRowid(store), top - 5);
+      // Before the indexer applied the purge: new messages take the freed rowids.
+      await store.appendMessages(Array.from({ length: 3 }, (_, i) => text('b', 'a', `after the purge ${i}`)));
+      assert.equal(await topRowid(store), top - 2, 'rowids below the old point');
+      assert.equal(await docs(store, ac), 5, 'the purged documents wait for the indexer');
+      const svc = new SearchService(new SqlSearchStore(store.db, { index: store.searchIndex! }), { syncIndex: () => store.syncSearchIndex() });
+      assert.deepEqual((await svc.search('a', { query: 'purged' })).hits, [], 'hidden at once (conv_purge), then dropped');
+      assert.equal(await docs(store, ac), 0);
+      assert.deepEqual((await svc.search('a', { query: 'after the purge' })).hits.map((h) => h.seq).sort(), [3, 4, 5], 'the messages on reused rowids are indexed');
+      assert.equal(await docs(store, ab), 5);
+      assert.equal(await progress(store), await topRowid(store));
+      assert.equal(Number(await store.searchIndex!.appliedPurges()), 1);
+      assert.equal(await rs.pruneSearchPurges(1), 1, 'the applied log row can go');
     } finally {
       await store.close();
     }

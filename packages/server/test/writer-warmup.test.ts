@@ -51,7 +51,7 @@ describe('SQLite writer warm-up', () => {
 
   it('runs its batches to the end and writes nothing to the database it copied', async () => {
     const before = await counts(engine);
-    const w = new WriterWarmUp(engine, { ringCapacity: 100, searchText: searchableText, batches: 12 });
+    const w = new WriterWarmUp(engine, { ringCapacity: 100, batches: 12 });
     let steps = 0;
     while (await w.step()) steps++;
     assert.equal(steps, 12, 'the set-up step and 11 more batches report more to do; the 12th batch ends it');
@@ -67,7 +67,7 @@ describe('SQLite writer warm-up', () => {
       const before = await counts(e);
       const had = e.statementTexts();
       assert.ok(!had.raw.some((sql) => sql.includes('json_each')), 'the ACK flush read is not prepared before');
-      const w = new WriterWarmUp(e, { ringCapacity: 100, searchText: searchableText, batches: 12 });
+      const w = new WriterWarmUp(e, { ringCapacity: 100, batches: 12 });
       while (await w.step());
       const got = e.statementTexts();
       assert.ok(got.raw.some((sql) => sql.includes('json_each')), "the ACK flush's raw read (LITE.covered) is cached");

@@ -26,10 +26,23 @@ export class SqliteEngine implements SqlEngine {
    */
   private gate: WriteGate | null = null;
 
-  constructor(path: string, opts: SqliteOpenOptions = {}) {
+  /**
+   * Write transactions begin DEFERRED, not IMMEDIATE: for a connection that writes only an
+   * ATTACHed database (the search index thread, search/sqlite-search-db.ts). BEGIN IMMEDIATE
+   * takes the write lock of every database of the connection, the main file's included.
+   */
+  private readonly deferredWrites: boolean;
+
+  constructor(path: string, opts: SqliteOpenOptions & { deferredWrites?: boolean } = {}) {
     this.handle = openSqlite(path, opts);
     this.db = this.handle.db;
     this.direct = this.queries();
+    this.deferredWrites = opts.deferredWrites ?? false;
+  }
+
+  /** The connection itself (for ATTACH and per-schema pragmas: search/sqlite-search-db.ts). */
+  get raw(): Database.Database {
+    return this.db;
   }
 
   /** The WAL page count at which a commit on this connection checkpoints (SQLite's wal_autocheckpoint). */
@@ -188,7 +201,7 @@ export class SqliteEngine implements SqlEngine {
    * `lock` needs nothing more here: BEGIN IMMEDIATE already excludes every other writer.
    * `readOnly` begins DEFERRED: a read transaction, one snapshot, no write lock.
    */
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, opts: TransactionOptions & { fullSyncSchema?: string } = {}): Promise<T> {
     if (opts.rollback) throw new Error('rollback-only transactions are PostgreSQL only');
     while (this.busy) await this.busy;
     let done!: () => void;
@@ -207,10 +220,14 @@ export class SqliteEngine implements SqlEngine {
     // 2 = FULL, 3 = EXTRA: the connection fsyncs every commit; this one need not.
     const level = opts.relaxedSync ? (this.db.pragma('synchronous', { simple: true }) as number) : 0;
     if (level > 1) this.db.pragma('synchronous = NORMAL');
+    // An attached schema whose commits are relaxed (the search file) fsyncs this one.
+    const schema = opts.fullSyncSchema;
+    const schemaLevel = schema !== undefined ? (this.db.pragma(`${schema}.synchronous`, { simple: true }) as number) : 2;
+    if (schemaLevel < 2) this.db.pragma(`${schema}.synchronous = FULL`);
     try {
       // IMMEDIATE takes the write lock now: a second process waits here (busy_timeout), not
       // at its first write with a snapshot that is already stale.
-      this.db.exec(opts.readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
+      this.db.exec(opts.readOnly || this.deferredWrites ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
       try {
         const out = await fn(this.direct);
         this.db.exec('COMMIT');
@@ -221,6 +238,7 @@ export class SqliteEngine implements SqlEngine {
       }
     } finally {
       if (level > 1) this.db.pragma(`synchronous = ${level}`);
+      if (schemaLevel < 2) this.db.pragma(`${schema}.synchronous = ${schemaLevel}`);
       gate?.leave();
       this.busy = null;
       done();

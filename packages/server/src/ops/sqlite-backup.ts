@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 
 /**
  * Online backup of a SQLite data directory: each database (`magpie.db`, the push store's
- * file) is copied with SQLite's backup API — a consistent snapshot while the server keeps
+ * file; not the search index's, which is rebuilt: isSearchIndex) is copied with SQLite's backup API — a consistent snapshot while the server keeps
  * writing, WAL included — and the other files of the directory (keys, local media blobs,
  * content-addressed and never rewritten) are copied as they are. A manifest records what
  * was taken. Restore checks each database's integrity before it replaces anything.
@@ -19,6 +19,12 @@ export interface BackupManifest {
 
 const MANIFEST = 'magpie-backup.json';
 const isSidecar = (name: string) => name.endsWith('-wal') || name.endsWith('-shm') || name.endsWith('-journal');
+/**
+ * The search index's file (search/sqlite-search-db.ts: `magpie.search.db`) is derived data:
+ * not backed up (a snapshot of it taken apart from `magpie.db`'s would not match it), and
+ * removed at restore, so the restored server re-indexes from the restored messages.
+ */
+const isSearchIndex = (name: string) => /\.search\.db(-wal|-shm|-journal)?$/.test(name);
 
 /** SQLite files are recognised by their header, not their name. */
 function isSqlite(path: string): boolean {
@@ -39,7 +45,7 @@ export async function backupDataDir(dataDir: string, dest: string): Promise<Back
   for (const name of readdirSync(dataDir)) {
     const from = join(dataDir, name);
     const st = statSync(from);
-    if (isSidecar(name)) continue;
+    if (isSidecar(name) || isSearchIndex(name)) continue;
     if (st.isFile() && isSqlite(from)) {
       // Read-write open (nothing is written): a read-only one could not join the live WAL.
       const db = new Database(from, { fileMustExist: true });
@@ -84,7 +90,7 @@ export function restoreDataDir(src: string, dataDir: string, opts: { force?: boo
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   for (const name of readdirSync(dataDir)) {
     const p = join(dataDir, name);
-    if (manifest.databases.some((d) => name === d.file || name.startsWith(`${d.file}-`))) rmSync(p, { force: true });
+    if (isSearchIndex(name) || manifest.databases.some((d) => name === d.file || name.startsWith(`${d.file}-`))) rmSync(p, { force: true });
   }
   for (const name of readdirSync(src)) {
     if (name === MANIFEST) continue;

@@ -32,10 +32,11 @@ export interface RetentionModule {
  */
 export function createRetentionModule(
   api: RestApi,
-  deps: { config: Config; db: SqlEngine; store: Store; node: string; registry: Registry; lifecycle: LifecycleService; console: ConsoleService | null; log?: Logger },
+  deps: { config: Config; db: SqlEngine; store: Store; node: string; registry: Registry; lifecycle: LifecycleService; console: ConsoleService | null; log?: Logger; searchIndex?: PurgeJob['searchIndex'] },
 ): RetentionModule {
   const store = new RetentionStore(deps.db);
   const job = new PurgeJob(store, deps.config.retention, deps.node, retentionMetrics(deps.registry), deps.log);
+  job.searchIndex = deps.searchIndex;
   const messages = new MessageAdmin(deps.store, store, job, deps.config.retention);
   const consoleService = deps.console;
 

@@ -38,6 +38,11 @@ export class PurgeJob {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<PurgeReport> | null = null;
   private stopped = false;
+  /**
+   * SQLite: the search file's index (search/sqlite-search-db.ts). After a run that purged
+   * messages it is woken to apply the purge log; the log rows it has applied are deleted.
+   */
+  searchIndex: { kick(): void; appliedPurges(): Promise<number | null> } | undefined;
 
   constructor(
     private readonly store: RetentionStore,
@@ -148,6 +153,17 @@ export class PurgeJob {
     this.metrics.lastRun.set(report.finishedAt / 1000);
     this.metrics.lastRunMessages.set(report.messages);
     await this.store.recordRun({ node: report.node, startedAt: report.startedAt, finishedAt: report.finishedAt, conversations: report.conversations, messages: report.messages, outcome: report.outcome }).catch((err: unknown) => this.log?.warn({ err }, 'could not record the purge run'));
+    const index = this.searchIndex;
+    if (index) {
+      if (report.messages > 0) index.kick();
+      // The log rows of earlier runs (this run's are applied within the index's delay).
+      try {
+        const applied = await index.appliedPurges();
+        if (applied !== null) await this.store.pruneSearchPurges(applied);
+      } catch (err) {
+        this.log?.warn({ err }, 'could not prune the search index purge log (tried again after the next run)');
+      }
+    }
     if (report.messages > 0 || report.outcome !== 'done') this.log?.info(report, 'retention purge run');
     return report;
   }

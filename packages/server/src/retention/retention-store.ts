@@ -158,10 +158,13 @@ export class RetentionStore {
       await tx.run('DELETE FROM lifecycle_reactions WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
       await tx.run('DELETE FROM lifecycle_edits WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
       await tx.run('DELETE FROM receipt_messages WHERE conv = ? AND seq > ? AND seq <= ?', range);
-      await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
-      // SQLite: a new message takes MAX(rowid) + 1; if the newest rows just went, the deferred
-      // search indexer's catch-up point must not stay above the rowids they free (migration 0022).
-      if (tx.dialect === 'sqlite') await tx.run('UPDATE search_progress SET msg_rowid = (SELECT COALESCE(MAX(rowid), 0) FROM messages) WHERE msg_rowid > (SELECT COALESCE(MAX(rowid), 0) FROM messages)');
+      // SQLite: the search documents live in the search file (search/sqlite-search-db.ts),
+      // written by the deferred indexer alone: the purge is logged for it here, with the
+      // highest rowid left (a new message takes MAX(rowid) + 1: if the newest rows just went,
+      // the indexer's catch-up point must come down to it; migration 0025). Searches hide the
+      // purged range at once (conv_purge); the indexer drops its documents in its next batch.
+      if (tx.dialect === 'sqlite') await tx.run('INSERT INTO search_purges (conv_id, from_seq, to_seq, floor) VALUES (?, ?, ?, (SELECT COALESCE(MAX(rowid), 0) FROM messages))', range);
+      else await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq > ? AND seq <= ?', range);
       const ids = tx.textList(due.map((d) => d.id));
       const uploads = await tx.all<{ upload_id: string }>(`DELETE FROM media_refs WHERE message_id IN ${ids.sql} RETURNING upload_id`, [ids.param]);
       // The full user lists of big group-change notices (migration 0019), keyed by message id.
@@ -236,6 +239,15 @@ export class RetentionStore {
       if (users.length < limit) return;
       await pause();
     }
+  }
+
+  /**
+   * SQLite: delete the purge log rows (migration 0025) up to `applied`, the last one the
+   * search file's indexer applied (SearchIndex.appliedPurges: committed with an fsync).
+   */
+  async pruneSearchPurges(applied: number): Promise<number> {
+    if (this.db.dialect !== 'sqlite') return 0;
+    return this.db.run('DELETE FROM search_purges WHERE id <= ?', [applied]);
   }
 
   // --- runs ---

@@ -9,6 +9,7 @@ import { SqlSearchStore } from './search-store.ts';
 import { SearchService } from './search-service.ts';
 import { SubjectService } from './subjects.ts';
 import type { IndexLag } from './search-indexer.ts';
+import type { SearchIndex } from './sqlite-search-db.ts';
 
 export { SearchService } from './search-service.ts';
 export { SqlSearchStore } from './search-store.ts';
@@ -23,8 +24,9 @@ export interface SearchModule {
 
 /**
  * Message search and subject conversations on the server's database (tables of migration
- * 0008-search): new messages are indexed by the message store (`storeIndexes`: PostgreSQL in
- * their own commit, SQLite by its deferred indexer, caught up by `syncIndex`) or queued after
+ * 0008-search; SQLite: the documents in the search file, search/sqlite-search-db.ts): new
+ * messages are indexed by the message store (`storeIndexes`: PostgreSQL in their own commit,
+ * SQLite by its deferred indexer, caught up by `syncIndex`) or queued after
  * the commit, routes registered. At start the deferred indexer catches up in the background
  * (messages committed before a crash but not yet indexed).
  */
@@ -40,10 +42,12 @@ export function createSearchModule(
     /** SQLite's deferred indexer: its lag, exported on `registry` (registerIndexLagMetrics). */
     indexLag?: () => Promise<IndexLag>;
     registry?: Registry;
+    /** SQLite: the store's search file (search/sqlite-search-db.ts), read and written through it. */
+    searchIndex?: SearchIndex;
   },
 ): SearchModule {
   if (deps.indexLag && deps.registry) registerIndexLagMetrics(deps.registry, deps.indexLag);
-  const service = new SearchService(new SqlSearchStore(deps.db), {
+  const service = new SearchService(new SqlSearchStore(deps.db, deps.searchIndex ? { index: deps.searchIndex } : {}), {
     onError: (err, docs) => deps.log.error({ err, docs }, 'search index write failed; run `npm run search:backfill` to repair'),
     onSyncError: (err) => deps.log.warn({ err }, 'search index catch-up failed; the search answered from the index as it is'),
     ...(deps.syncIndex && { syncIndex: deps.syncIndex }),

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
+import { attachSearchDb } from './sqlite-search-db.ts';
 
 /** The indexable text of a message body ('' = not indexed): search/extract.ts's searchableText. */
 export type SearchText = (kind: string, body: unknown) => string;
@@ -12,52 +13,55 @@ export const INDEX_BATCH = 2048;
 /** Messages per indexing transaction at least (when each message takes long to index). */
 export const INDEX_BATCH_MIN = 32;
 /**
- * The time one indexing transaction should take at most (ms): the writer thread runs one job at
- * a time, so a catch-up batch delays the group commits queued behind it by as long as it runs.
- * The next batch is sized from the last one's time per message.
+ * The time one indexing transaction should take at most (ms): the index thread runs one job at
+ * a time, so a catch-up batch delays a recall's or edit's document update (and a search's
+ * catch-up) queued behind it by as long as it runs. The next batch is sized from the last
+ * one's time per message.
  */
 export const INDEX_BATCH_TARGET_MS = 10;
-/**
- * The time one indexing transaction should take while the writer thread is busy with group
- * commits (ms; see SearchIndexer.runBatch's `targetMs`). Under sustained sends the event loop
- * hands the thread its next batch a few ms after each commit (the time it takes to answer the
- * last one); an index slice no longer than that adds nothing to the sends' latency, while a
- * 10 ms one held every commit cycle it fell into (the saturated 1:1 bench's tail).
- */
-export const INDEX_BATCH_BUSY_MS = 3;
 
 /**
  * SQLite: the deferred search indexer (issue 23). The group commit of messages writes only
- * what durability needs; each message's search document (tables of migration 0008-search)
- * is written afterwards by this indexer, which reads the `messages` table in rowid order from
- * its catch-up point (`search_progress`, migration 0022) and writes, in one transaction:
+ * what durability needs; each message's search document is written afterwards by this
+ * indexer, in a database file of its own (search/sqlite-search-db.ts: `<name>.search.db` next
+ * to the main file, ATTACHed as `search`), so its FTS5 work and its commits never queue behind
+ * or ahead of the group commits of the main file: the server runs it on a thread of its own
+ * (search-index-thread.ts) whose connection reads the main file (a WAL snapshot, no lock that
+ * a writer waits for) and writes only `search`. It reads the `messages` table in rowid order
+ * from its catch-up point (`search.search_progress`) and writes, in one transaction of the
+ * search file:
  * - the documents of the next batch of messages, in ONE statement (`INSERT … SELECT` over
  *   messages with the text extracted by a SQL function), so FTS5 writes one index segment
- *   for the whole batch instead of one per group commit. A batch is at most `batch` messages
- *   and, once one has been timed, as many as take about INDEX_BATCH_TARGET_MS at its time per
- *   message (at least INDEX_BATCH_MIN): a catch-up of thousands then goes in ~10 ms
- *   transactions, between which the writer thread runs the group commits that wait;
- * - the new catch-up point (the batch's last rowid).
- * Documents and point commit or roll back together, so after any crash (kill -9, power loss)
- * the next run continues exactly where the last committed one stopped: no message is missed,
- * none indexed twice (an upsert would make that harmless anyway).
+ *   for the whole batch. A batch is at most `batch` messages and, once one has been timed,
+ *   as many as take about INDEX_BATCH_TARGET_MS at its time per message (at least
+ *   INDEX_BATCH_MIN);
+ * - the purges of the retention job it has not applied yet (main's `search_purges`,
+ *   migration 0025, written in each purge's own transaction): their documents are deleted
+ *   and the catch-up point is lowered to each purge's `floor` (see Rowids below);
+ * - the new catch-up point (the batch's last rowid) and the last purge applied.
+ * Documents, point and purge mark commit or roll back together in the one search file, so
+ * after any crash (kill -9, power loss) the next run continues exactly where the last
+ * committed one stopped: no message is missed, none indexed twice (an upsert would make that
+ * harmless anyway). The main file holds nothing of the index: a missing or deleted search
+ * file is created empty and the indexer re-indexes from rowid 0.
  *
- * The transaction commits without an fsync of its own (TransactionOptions.relaxedSync: WAL
- * with synchronous=NORMAL): a power loss may lose the last index batches, never the messages,
- * and the catch-up point is lost with them, so they are indexed again. The next FULL commit
- * (any group commit) syncs the WAL and with it every index batch before it.
+ * The search file is written with synchronous=NORMAL: a power loss may lose its last
+ * batches, never the messages, and their point is lost with them, so they are indexed again.
+ * A transaction that applies purges commits with FULL (the retention job deletes the purge
+ * log rows this file says were applied: that mark must not roll back).
  *
  * The indexer reads each message as it is when it runs: a message recalled or edited before
  * its document was written is indexed as the tombstone (no document) or with its new text.
  * A recall/edit that commits after the indexing transaction is followed by the search
  * service's own update of the document (removeMessage / updateMessageText), which catches the
- * indexer up first; both write under the database's one write lock, so the update is ordered
- * after the insert either way.
+ * indexer up first and then writes through the same connection (on the index thread: its next
+ * job), so the update is ordered after the insert either way.
  *
  * Rowids: `messages` has no INTEGER PRIMARY KEY, so a new row takes MAX(rowid) + 1, which only
  * falls below the catch-up point after the newest rows are deleted. Only the retention purge
- * deletes messages, and it lowers the point to the remaining MAX(rowid) in its own
- * transaction (retention/retention-store.ts).
+ * deletes messages; it records in its own transaction the remaining MAX(rowid) (`floor`), and
+ * the indexer lowers its point to the lowest floor of the purges it applies, in the same
+ * snapshot in which it reads the messages above it.
  */
 export class SearchIndexer {
   /** The last batch's time per message (ms); null until one has been timed. */
@@ -69,6 +73,7 @@ export class SearchIndexer {
     private readonly batch = INDEX_BATCH,
     private readonly targetMs = INDEX_BATCH_TARGET_MS,
   ) {
+    attachSearchDb(db);
     db.defineFunction(TEXT_FN, (kind, body) => {
       if (typeof kind !== 'string' || typeof body !== 'string') return '';
       let parsed: unknown;
@@ -88,30 +93,48 @@ export class SearchIndexer {
   }
 
   /**
-   * Index the next batch of messages after the catch-up point, in one transaction. Returns
-   * whether more may wait (the batch was full). Nothing to do costs one read and no write lock.
-   * `targetMs`: how long the transaction should take (default: the indexer's own target); the
-   * batch is as many messages as take that at the last batch's time per message, at least
-   * INDEX_BATCH_MIN and at most `batch`.
+   * Index the next batch of messages after the catch-up point (and apply the purges logged
+   * since the last run), in one transaction. Returns whether more may wait (the batch was
+   * full). Nothing to do costs one read and no write lock. `targetMs`: how long the
+   * transaction should take (default: the indexer's own target); the batch is as many
+   * messages as take that at the last batch's time per message, at least INDEX_BATCH_MIN and
+   * at most `batch`.
    */
   async runBatch(targetMs: number = this.targetMs): Promise<boolean> {
-    if ((await this.lag()) === 0) return false;
+    const peek = await this.db.get<{ at: number | null; top: number | null; seen: number | null; purge: number | null }>(PEEK);
+    if (!peek || peek.at === null) return false;
+    const purgeTo = peek.purge === null ? null : Number(peek.purge);
+    const purges = purgeTo !== null && (peek.seen === null || purgeTo > Number(peek.seen));
+    if (!purges && (peek.top === null || Number(peek.top) <= Number(peek.at))) return false;
     return this.db.transaction(
       async (tx) => {
         const t0 = performance.now();
-        const p = await tx.get<{ at: number | null }>('SELECT msg_rowid AS at FROM search_progress WHERE id = 1');
+        const p = await tx.get<{ at: number | null; seen: number | null }>('SELECT msg_rowid AS at, purge_seen AS seen FROM search.search_progress WHERE id = 1');
         if (!p || p.at === null) return false;
-        const at = Number(p.at);
+        let at = Number(p.at);
+        let seen = p.seen === null ? null : Number(p.seen);
+        if (seen === null) {
+          // A new search file (indexing from rowid 0): the purges logged so far are in this snapshot already.
+          seen = Number((await tx.get<{ id: number | null }>('SELECT MAX(id) AS id FROM search_purges'))?.id ?? 0);
+        } else if (purgeTo !== null && purgeTo > seen) {
+          for (const g of await tx.all<{ id: number; conv_id: string; from_seq: number; to_seq: number; floor: number }>('SELECT id, conv_id, from_seq, to_seq, floor FROM search_purges WHERE id > ? AND id <= ? ORDER BY id', [seen, purgeTo])) {
+            await tx.run('DELETE FROM search.search_docs WHERE conv_id = ? AND seq > ? AND seq <= ?', [g.conv_id, g.from_seq, g.to_seq]);
+            at = Math.min(at, Number(g.floor));
+            seen = Number(g.id);
+          }
+        }
         const size = this.sizeFor(targetMs);
         const range = await tx.get<{ end: number | null; n: number }>(RANGE, [at, size]);
-        if (!range || range.end === null || Number(range.n) === 0) return false;
-        await tx.run(INDEX, [at, range.end]);
-        await tx.run('UPDATE search_progress SET msg_rowid = ? WHERE id = 1', [range.end]);
-        const n = Number(range.n);
-        this.perMessageMs = Math.max(performance.now() - t0, 0.05) / n;
+        const n = Number(range?.n ?? 0);
+        if (range && range.end !== null && n > 0) {
+          await tx.run(INDEX, [at, range.end]);
+          at = Number(range.end);
+        }
+        await tx.run('UPDATE search.search_progress SET msg_rowid = ?, purge_seen = ? WHERE id = 1', [at, seen]);
+        if (n > 0) this.perMessageMs = Math.max(performance.now() - t0, 0.05) / n;
         return n >= size;
       },
-      { relaxedSync: true },
+      { relaxedSync: true, ...(purges && { fullSyncSchema: 'search' }) },
     );
   }
 
@@ -130,12 +153,12 @@ export interface IndexLag {
   seconds: number;
 }
 
-const LAG = `SELECT p.msg_rowid AS at, (SELECT MAX(rowid) FROM messages) AS top,
-  (SELECT time FROM messages WHERE rowid > p.msg_rowid ORDER BY rowid LIMIT 1) AS oldest
-  FROM search_progress p WHERE p.id = 1`;
+const LAG = `SELECT p.msg_rowid AS at, (SELECT MAX(rowid) FROM main.messages) AS top,
+  (SELECT time FROM main.messages WHERE rowid > p.msg_rowid ORDER BY rowid LIMIT 1) AS oldest
+  FROM search.search_progress p WHERE p.id = 1`;
 
 /**
- * SQLite: the deferred indexer's lag, read on any connection to the database (two lookups by
+ * SQLite: the deferred indexer's lag, read on a connection with the search file attached (two lookups by
  * rowid and one by the primary key: cheap enough for every /metrics scrape). `now` is the clock
  * that stamps messages (ms).
  */
@@ -147,18 +170,19 @@ export async function indexLag(db: Queryable, now: number): Promise<IndexLag> {
   return { messages, seconds };
 }
 
-const PEEK = 'SELECT (SELECT msg_rowid FROM search_progress WHERE id = 1) AS at, (SELECT MAX(rowid) FROM messages) AS top';
+const PEEK = `SELECT p.msg_rowid AS at, p.purge_seen AS seen, (SELECT MAX(rowid) FROM main.messages) AS top, (SELECT MAX(id) FROM main.search_purges) AS purge
+  FROM search.search_progress p WHERE p.id = 1`;
 
-const RANGE = 'SELECT MAX(r) AS "end", COUNT(*) AS n FROM (SELECT rowid AS r FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?)';
+const RANGE = 'SELECT MAX(r) AS "end", COUNT(*) AS n FROM (SELECT rowid AS r FROM main.messages WHERE rowid > ? ORDER BY rowid LIMIT ?)';
 
 /**
  * The batch's documents in one statement. MATERIALIZED: the text is extracted once per
  * message (a flattened subquery would call the function in the filter and again in the row).
  */
 const INDEX = `WITH d AS MATERIALIZED (
-    SELECT conv_id, seq, sender_id, kind, time, ${TEXT_FN}(kind, body) AS t FROM messages WHERE rowid > ? AND rowid <= ?
+    SELECT conv_id, seq, sender_id, kind, time, ${TEXT_FN}(kind, body) AS t FROM main.messages WHERE rowid > ? AND rowid <= ?
   )
-  INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body)
+  INSERT INTO search.search_docs (conv_id, seq, sender_id, kind, time, body)
   SELECT conv_id, seq, sender_id, kind, time, t FROM d WHERE t <> ''
   ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind
   WHERE search_docs.body <> excluded.body OR search_docs.kind <> excluded.kind`;

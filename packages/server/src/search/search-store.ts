@@ -1,5 +1,7 @@
-import type { Queryable, SqlEngine } from '../db/index.ts';
-import { ftsPhrase, indexable, likePattern } from './extract.ts';
+import type { SqlEngine } from '../db/index.ts';
+import type { SqliteEngine } from '../db/sqlite-engine.ts';
+import { ftsPhrase, indexable, likePattern, searchableText } from './extract.ts';
+import { LocalSearchIndex, putDocs, updateDocText, type SearchIndex } from './sqlite-search-db.ts';
 
 /** One searchable message: its place, the filter columns and its text. */
 export interface SearchDoc {
@@ -35,10 +37,14 @@ export interface SearchPage {
 }
 
 /**
- * The search index on the shared engine (tables of migration 0008-search), one
- * implementation for SQLite (FTS5 trigram) and PostgreSQL (pg_trgm). It reads the message
- * store's `members`, `groups` and `entries` tables (same database) to decide what a user may
- * see, at query time: a membership or clear that changes later needs no re-indexing.
+ * The search index, one implementation for SQLite (FTS5 trigram) and PostgreSQL (pg_trgm).
+ * PostgreSQL: the tables of migration 0008-search in the server's database. SQLite: the
+ * documents live in the search file (search/sqlite-search-db.ts), read through a connection
+ * that has it attached and written through `index` (the message store's: on a thread of its
+ * own for a database file); without one, an index on `db`'s own connection. It reads the
+ * message store's `members`, `groups`, `entries` (and on SQLite `conv_purge`) tables to
+ * decide what a user may see, at query time: a membership or clear that changes later needs
+ * no re-indexing. `search_hidden` (delete for me) stays in the main database: it is not derived.
  */
 export class SqlSearchStore {
   /**
@@ -47,42 +53,52 @@ export class SqlSearchStore {
    * scope's own documents instead of the trigram index, whose answer for a common term is
    * every match in the whole index (tens of thousands of rows before the visibility join).
    */
+  private local: SearchIndex | undefined;
+
   constructor(
     private readonly db: SqlEngine,
-    private readonly opts: { scanLimit?: number } = {},
-  ) {}
+    private readonly opts: { scanLimit?: number; index?: SearchIndex } = {},
+  ) {
+    // SQLite without the store's index (tools, tests): the search file attached to `db`'s own connection now.
+    if (db.dialect === 'sqlite' && !opts.index) this.local = new LocalSearchIndex(db as SqliteEngine, searchableText);
+  }
+
+  /** SQLite: the search file's index (the one given, or one on `db`'s own connection). */
+  private get index(): SearchIndex {
+    if (this.opts.index) return this.opts.index;
+    return (this.local ??= new LocalSearchIndex(this.db as SqliteEngine, searchableText));
+  }
+
+  /** Where documents are read: the search file's reader on SQLite, the database on PostgreSQL. */
+  private get docs(): SqlEngine {
+    return this.db.dialect === 'sqlite' ? this.index.reader : this.db;
+  }
 
   /** Messages in the scope of a search (an upper bound: last seqs of its conversations). */
   private async scopeSize(userId: string, conv: string | undefined): Promise<number> {
     const row = conv !== undefined
-      ? await this.db.get<{ n: number | null }>('SELECT c.last_seq AS n FROM conversations c JOIN members m ON m.conv_id = c.id AND m.user_id = ? WHERE c.id = ?', [userId, conv])
-      : await this.db.get<{ n: number | null }>('SELECT SUM(c.last_seq) AS n FROM members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?', [userId]);
+      ? await this.docs.get<{ n: number | null }>('SELECT c.last_seq AS n FROM conversations c JOIN members m ON m.conv_id = c.id AND m.user_id = ? WHERE c.id = ?', [userId, conv])
+      : await this.docs.get<{ n: number | null }>('SELECT SUM(c.last_seq) AS n FROM members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?', [userId]);
     return Number(row?.n ?? 0);
   }
 
   /** Write (or overwrite) documents in one transaction; a document with empty text is removed. */
   async put(docs: readonly SearchDoc[]): Promise<void> {
     if (docs.length === 0) return;
-    // The last version of each message wins (one statement may not update a row twice).
-    const latest = new Map<string, SearchDoc>();
-    for (const d of docs) latest.set(`${d.conv}\u0000${d.seq}`, d);
-    const all = [...latest.values()];
-    await this.db.transaction(async (tx) => {
-      for (const d of all) if (d.text === '') await tx.run('DELETE FROM search_docs WHERE conv_id = ? AND seq = ?', [d.conv, d.seq]);
-      const rows = all.filter((d) => d.text !== '');
-      for (let i = 0; i < rows.length; i += PUT_ROWS) await putRows(tx, rows.slice(i, i + PUT_ROWS));
-    });
+    if (this.db.dialect === 'sqlite') return this.index.put(docs);
+    await putDocs(this.db, docs);
   }
 
   /** Remove a message from the index (recall, server-side deletion). */
   async remove(conv: string, seq: number): Promise<void> {
+    if (this.db.dialect === 'sqlite') return this.index.remove(conv, seq);
     await this.db.run('DELETE FROM search_docs WHERE conv_id = ? AND seq = ?', [conv, seq]);
   }
 
   /** Replace the text of an indexed message (edit); empty text removes it. False when it was not indexed. */
   async updateText(conv: string, seq: number, text: string): Promise<boolean> {
-    if (text === '') return (await this.db.run('DELETE FROM search_docs WHERE conv_id = ? AND seq = ?', [conv, seq])) > 0;
-    return (await this.db.run('UPDATE search_docs SET body = ? WHERE conv_id = ? AND seq = ?', [text, conv, seq])) > 0;
+    if (this.db.dialect === 'sqlite') return this.index.updateText(conv, seq, text);
+    return updateDocText(this.db, conv, seq, text);
   }
 
   /** Hide one message from one user's results (delete for me). Idempotent. */
@@ -93,12 +109,13 @@ export class SqlSearchStore {
   async search(q: SearchQuery): Promise<SearchPage> {
     const where: string[] = [];
     const params: unknown[] = [q.userId];
-    const scan = this.db.dialect === 'sqlite' && (await this.scopeSize(q.userId, q.conv)) <= (this.opts.scanLimit ?? 20_000);
+    const sqlite = this.db.dialect === 'sqlite';
+    const scan = sqlite && (await this.scopeSize(q.userId, q.conv)) <= (this.opts.scanLimit ?? 20_000);
     const long = scan ? [] : q.terms.filter(indexable);
     const short = scan ? q.terms : q.terms.filter((t) => !indexable(t));
     if (this.db.dialect === 'sqlite') {
       if (long.length > 0) {
-        where.push('d.rid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)');
+        where.push('d.rid IN (SELECT rowid FROM search.search_fts WHERE search_fts MATCH ?)');
         params.push(long.map(ftsPhrase).join(' AND '));
       }
       for (const t of short) {
@@ -126,9 +143,12 @@ export class SqlSearchStore {
     // member row (direct conversations have one per party); in a group with 'since_join'
     // history, from the member's latest join notice on; a former member up to their removal;
     // above the user's cleared seq; not deleted by the user for themselves.
-    const rows = await this.db.all<DocRow>(
+    // SQLite: the documents of messages purged by retention leave the search file with the
+    // indexer's next batch (search_purges, migration 0025); until then `conv_purge` hides them.
+    const purged = sqlite ? ' AND d.seq > COALESCE((SELECT cp.purged_seq FROM conv_purge cp WHERE cp.conv_id = d.conv_id), 0)' : '';
+    const rows = await this.docs.all<DocRow>(
       `SELECT d.rid, d.conv_id, d.seq, d.sender_id, d.kind, d.time, d.body
-       FROM search_docs d
+       FROM ${sqlite ? 'search.' : ''}search_docs d
        JOIN members mb ON mb.conv_id = d.conv_id AND mb.user_id = ?
        LEFT JOIN groups g ON g.conv_id = d.conv_id
        LEFT JOIN entries e ON e.user_id = mb.user_id AND e.conv_id = d.conv_id
@@ -136,7 +156,7 @@ export class SqlSearchStore {
          d.seq > COALESCE(e.cleared_seq, 0)
          AND (g.conv_id IS NULL OR g.history_visibility = 'all' OR d.seq >= mb.joined_seq)
          AND (mb.left_seq IS NULL OR d.seq <= mb.left_seq)
-         AND NOT EXISTS (SELECT 1 FROM search_hidden h WHERE h.user_id = ? AND h.conv_id = d.conv_id AND h.seq = d.seq)
+         AND NOT EXISTS (SELECT 1 FROM search_hidden h WHERE h.user_id = ? AND h.conv_id = d.conv_id AND h.seq = d.seq)${purged}
        ORDER BY d.time DESC, d.rid DESC
        LIMIT ?`,
       params,
@@ -211,18 +231,4 @@ function parseCursor(s: string): { time: number; rid: number } | null {
 /** A cursor a client may send: what `search` returns as `next`. */
 export function isCursor(s: string): boolean {
   return parseCursor(s) !== null;
-}
-
-/** Rows per INSERT statement (7 parameters each: far below both engines' limits). */
-const PUT_ROWS = 200;
-
-async function putRows(tx: Queryable, docs: readonly SearchDoc[]): Promise<void> {
-  const params: unknown[] = [];
-  for (const d of docs) params.push(d.conv, d.seq, d.sender, d.kind, d.time, d.text);
-  await tx.run(
-    `INSERT INTO search_docs (conv_id, seq, sender_id, kind, time, body) VALUES ${docs.map(() => '(?, ?, ?, ?, ?, ?)').join(', ')}
-     ON CONFLICT (conv_id, seq) DO UPDATE SET body = excluded.body, kind = excluded.kind
-     WHERE search_docs.body <> excluded.body OR search_docs.kind <> excluded.kind`,
-    params,
-  );
 }

@@ -19,8 +19,15 @@ export async function openSqliteStore(opts: SqlStoreOptions & { path: string; sy
     throw err;
   }
   const { startSqliteWriter } = await import('./sqlite-writer.ts');
-  const writer = await startSqliteWriter(engine, { ringCapacity: opts.ringCapacity, synchronous: opts.synchronous ?? 'full', indexesSearch: opts.searchText !== undefined, ...(opts.searchIndexDelayMs !== undefined && { searchIndexDelayMs: opts.searchIndexDelayMs }) });
-  return ready(engine, { ...opts, ...(writer ? { writer } : {}) });
+  const writer = await startSqliteWriter(engine, { ringCapacity: opts.ringCapacity, synchronous: opts.synchronous ?? 'full' });
+  const store = await ready(engine, { ...opts, ...(writer ? { writer } : {}) });
+  try {
+    await store.searchIndex?.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }
 
 export async function openPostgresStore(opts: SqlStoreOptions & { url: string; schema?: string; max?: number; idleTimeoutS?: number }): Promise<SqlStore> {

@@ -44,7 +44,9 @@ import {
   type MessageRow,
 } from './rows.ts';
 import { checkEffect, checkPost, effectTargets } from './group-rules.ts';
-import { IndexSchedule, SearchIndexer, indexLag, type IndexLag } from '../search/search-indexer.ts';
+import type { IndexLag } from '../search/search-indexer.ts';
+import { LocalSearchIndex, type SearchIndex } from '../search/sqlite-search-db.ts';
+import { ThreadSearchIndex } from '../search/search-index-thread.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { AppendWriter, PG_FLUSH_NOOPS, type ConvState, type SearchText, type UserState } from './append-writer.ts';
 import { warm, type NoopStatement } from '../db/prepared.ts';
@@ -63,17 +65,16 @@ export interface SqlStoreOptions extends StoreOptions {
    * index (migration 0008-search) in step with new messages. PostgreSQL: each document is
    * written in the message's own transaction (the group commit). SQLite: by the deferred
    * indexer (search/search-indexer.ts) in batches of its own after the commit, within
-   * `searchIndexDelayMs`; `syncSearchIndex` catches it up at once. The server passes
-   * search/extract.ts's searchableText; without it nothing is indexed here.
+   * `searchIndexDelayMs`, into the search file (search/sqlite-search-db.ts) — on a thread of
+   * its own for a database file (search/search-index-thread.ts); `syncSearchIndex` catches it
+   * up at once. The server passes search/extract.ts's searchableText; without it nothing is
+   * indexed here.
    */
   searchText?: SearchText;
   /** SQLite: the longest a committed message waits for the deferred indexer (ms). Default 100. */
   searchIndexDelayMs?: number;
-  /**
-   * SQLite: called after a commit that stored messages, instead of the store's own timer (the
-   * writer thread queues the indexing as a job of its own, store/sqlite-writer-worker.ts).
-   */
-  onSearchPending?: () => void;
+  /** SQLite with searchText: the search index to use instead of the store's own (tests). */
+  searchIndex?: SearchIndex;
   /**
    * SQLite: the writer thread (store/sqlite-writer.ts) that runs appendMessages, recordAcks
    * and markDelivered on its own connection; closed with the store.
@@ -86,8 +87,6 @@ export interface StoreWriter {
   appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]>;
   recordAcks(acks: DeviceAck[]): Promise<AckOutcome>;
   markDelivered(userId: string, inboxSeq: number): Promise<DeliveredUpdate[]>;
-  /** One batch of the deferred search indexer on the writer's connection; true when more wait. */
-  indexSearch?(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -110,6 +109,12 @@ type Mark = { id: string; inbox_seq: number | string; delivered_inbox_seq: numbe
 
 const ENTRY_CHANGES_SQL = entrySelect('e.user_id = ? AND e.version > ?', 'ORDER BY e.version LIMIT ?');
 const ENTRY_ONE_SQL = entrySelect('e.user_id = ? AND e.conv_id = ?');
+
+/** Wake the deferred search indexer after a commit that stored messages; returns the outcomes. */
+function kickIfStored(index: SearchIndex | undefined, out: AppendOutcome[]): AppendOutcome[] {
+  if (index && out.some((o) => o.ok && !o.duplicate)) index.kick();
+  return out;
+}
 
 /** Group-name prefix search: a range of the groups_name index, in index order (see migration 0004). */
 const GROUP_SEARCH = {
@@ -181,10 +186,8 @@ export class SqlStore implements Store {
   private readonly ownsEngine: boolean;
   private readonly searchText: SearchText | undefined;
   private readonly writer: StoreWriter | undefined;
-  /** SQLite, appends on this connection with searchText: the deferred search indexer. */
-  private readonly indexer: SearchIndexer | undefined;
-  private readonly indexSchedule: IndexSchedule | undefined;
-  private readonly onSearchPending: (() => void) | undefined;
+  /** SQLite with searchText: the search file and its deferred indexer (search/sqlite-search-db.ts). */
+  readonly searchIndex: SearchIndex | undefined;
   private closed = false;
   /**
    * SQLite appends: the member rows of direct conversations as read by an earlier append, by
@@ -212,15 +215,10 @@ export class SqlStore implements Store {
     this.ownsEngine = opts.ownsEngine ?? false;
     this.searchText = opts.searchText;
     this.writer = opts.writer;
-    if (db.dialect === 'sqlite' && opts.searchText && !opts.writer && 'defineFunction' in db) {
-      const indexer = new SearchIndexer(db as SqliteEngine, opts.searchText);
-      this.indexer = indexer;
-      this.onSearchPending = opts.onSearchPending;
-      if (!opts.onSearchPending) {
-        const schedule = new IndexSchedule(() => indexer.runBatch(), opts.searchIndexDelayMs ?? 100);
-        this.indexSchedule = schedule;
-        this.onSearchPending = () => schedule.kick();
-      }
+    if (db.dialect === 'sqlite' && opts.searchText && 'defineFunction' in db) {
+      const engine = db as SqliteEngine;
+      const delay = opts.searchIndexDelayMs ?? 100;
+      this.searchIndex = opts.searchIndex ?? (engine.path === '' ? new LocalSearchIndex(engine, opts.searchText, delay) : new ThreadSearchIndex(engine.path, delay));
     }
   }
 
@@ -230,14 +228,12 @@ export class SqlStore implements Store {
   }
 
   /**
-   * SQLite: one batch of the deferred search indexer (on the writer thread when there is one);
-   * true when more messages wait. False at once when there is no deferred indexer.
-   * `targetMs`: how long its transaction should take (SearchIndexer.runBatch); the writer
-   * thread chooses for itself.
+   * SQLite: one batch of the deferred search indexer (on the search index thread for a
+   * database file); true when more messages wait. False at once when there is no deferred
+   * indexer. `targetMs`: how long its transaction should take (SearchIndexer.runBatch).
    */
   indexSearchBatch(targetMs?: number): Promise<boolean> {
-    if (this.writer?.indexSearch && this.searchText && this.db.dialect === 'sqlite') return this.writer.indexSearch();
-    return this.indexer ? this.indexer.runBatch(targetMs) : Promise.resolve(false);
+    return this.searchIndex ? this.searchIndex.runBatch(targetMs) : Promise.resolve(false);
   }
 
   /**
@@ -247,17 +243,16 @@ export class SqlStore implements Store {
    * to do (documents are written in the message commit).
    */
   async syncSearchIndex(): Promise<void> {
-    if (this.indexSchedule) return this.indexSchedule.sync();
-    while (await this.indexSearchBatch());
+    await this.searchIndex?.sync();
   }
 
   /**
    * SQLite with the deferred search indexer: how far the index is behind the committed
-   * messages (read on this store's connection; the indexer itself may run on the writer
-   * thread). Null when this store has no deferred indexer (PostgreSQL indexes in the commit).
+   * messages (read on the search index's reader). Null when this store has no deferred
+   * indexer (PostgreSQL indexes in the commit).
    */
   searchIndexLag(now: number = Date.now()): Promise<IndexLag> | null {
-    return this.indexesSearchLater ? indexLag(this.db, now) : null;
+    return this.searchIndex ? this.searchIndex.lag(now) : null;
   }
 
   /** SQLite with searchText: the search documents are written after the commit, by the deferred indexer. */
@@ -296,8 +291,8 @@ export class SqlStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.indexSchedule?.stop();
     await this.writer?.close();
+    await this.searchIndex?.close();
     if (this.ownsEngine) await this.db.close();
   }
 
@@ -429,11 +424,10 @@ export class SqlStore implements Store {
 
   async appendMessages(batch: AppendRequest[]): Promise<AppendOutcome[]> {
     if (batch.length === 0) return [];
-    if (this.writer) return this.writer.appendMessages(batch);
-    const out = await this.appendPostgresOrLocked(batch);
     // SQLite: the documents of the new messages are written by the deferred indexer.
-    if (this.onSearchPending && out.some((o) => o.ok && !o.duplicate)) this.onSearchPending();
-    return out;
+    const index = this.searchIndex;
+    if (this.writer) return index ? this.writer.appendMessages(batch).then((out) => kickIfStored(index, out)) : this.writer.appendMessages(batch);
+    return kickIfStored(index, await this.appendPostgresOrLocked(batch));
   }
 
   /**

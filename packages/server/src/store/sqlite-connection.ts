@@ -38,6 +38,11 @@ export interface SqliteOpenOptions {
    * connection (a holder joining an open connection gets that connection's cache).
    */
   cacheKib?: number;
+  /**
+   * A connection of its own, not the process's shared one (the search index's reader on the
+   * event loop, search/sqlite-search-db.ts): no checkpointer, closed by `release`.
+   */
+  private?: boolean;
 }
 
 interface Shared {
@@ -68,8 +73,12 @@ export const CACHE_KIB = 65_536;
  */
 export function openSqlite(path: string, opts: SqliteOpenOptions = {}): SqliteHandle {
   const level = opts.synchronous ?? 'full';
-  if (path === ':memory:') {
-    const db = configure(new Database(path), level, opts.cacheKib);
+  if (path === ':memory:' || opts.private) {
+    if (path !== ':memory:') {
+      mkdirSync(dirname(resolve(path)), { recursive: true });
+      prepareSqliteVfs();
+    }
+    const db = configure(new Database(path === ':memory:' ? path : resolve(path)), level, opts.cacheKib);
     const reads = new ReadBatcher(db);
     return {
       db,

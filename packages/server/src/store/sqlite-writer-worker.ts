@@ -5,8 +5,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ThreadWriteGate } from '../db/write-lock.ts';
-import { searchableText } from '../search/extract.ts';
-import { INDEX_BATCH_BUSY_MS } from '../search/search-indexer.ts';
 import { SqlStore } from './sql-store.ts';
 import { CACHE_KIB } from './sqlite-connection.ts';
 import { setSqliteWalCoalescing } from './sqlite-wal-coalesce.ts';
@@ -38,10 +36,6 @@ export interface WriterSetup {
   path: string;
   synchronous: 'full' | 'normal';
   ringCapacity: number;
-  /** Whether the thread keeps the search index in step with its appends (the deferred indexer, search/search-indexer.ts). */
-  indexesSearch: boolean;
-  /** The longest a committed message waits for the deferred indexer (ms). */
-  searchIndexDelayMs: number;
   /** The WAL page count at which a commit checkpoints (the event loop's connection's setting). */
   walAutocheckpoint: number;
   /** Whether the event loop's thread loaded the WAL write-coalescing VFS (store/sqlite-wal-coalesce.ts): the thread does the same. */
@@ -56,8 +50,6 @@ export type WriterJob = { id: number } & (
   | { job: 'append'; batch: WireBatch }
   | { job: 'acks'; acks: DeviceAck[] }
   | { job: 'delivered'; userId: string; inboxSeq: number }
-  /** One batch of the deferred search indexer; replies whether more wait. id < 0: queued by the thread itself, no reply. */
-  | { job: 'index' }
   /** One batch of the thread's warm-up on a private in-memory database (store/writer-warmup.ts); queued by the thread itself (id < 0). */
   | { job: 'warmup' }
   | { job: 'close' }
@@ -92,29 +84,10 @@ if (parentPort) {
     }
   };
   sizeCache();
-  // The deferred search indexer runs as jobs of this thread's own queue, after the appends
-  // that wait (WriterQueue): `kick` after an append that stored messages queues one within
-  // searchIndexDelayMs; a full batch queues the next at once (catch-up, a burst).
-  let indexTimer: ReturnType<typeof setTimeout> | null = null;
-  let indexQueued = false;
-  const queueIndex = (): void => {
-    if (indexQueued) return;
-    indexQueued = true;
-    enqueue({ id: -1, job: 'index' });
-  };
-  const kickIndex = (): void => {
-    if (indexTimer || indexQueued) return;
-    indexTimer = setTimeout(() => {
-      indexTimer = null;
-      queueIndex();
-    }, setup.searchIndexDelayMs);
-  };
-  // While group commits keep coming (one waits, or one ran within BUSY_WINDOW_MS) the indexer
-  // runs in short slices, so a commit handed over meanwhile waits at most INDEX_BATCH_BUSY_MS.
-  const BUSY_WINDOW_MS = 100;
-  let lastAppendAt = -Infinity;
-  const sendsBusy = (): boolean => queue.appendsWaiting > 0 || performance.now() - lastAppendAt < BUSY_WINDOW_MS;
-  const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText, onSearchPending: kickIndex } : {}) });
+  // The search index is not this thread's: its documents live in a file of their own, written
+  // by a thread of its own (search/search-index-thread.ts), so no indexing job ever runs
+  // between two group commits here (issue 23).
+  const store = new SqlStore(engine, { ringCapacity: setup.ringCapacity });
 
   const run = async (j: WriterJob): Promise<unknown> => {
     sizeCache();
@@ -123,28 +96,12 @@ if (parentPort) {
         return null;
       case 'append': {
         const batch = decodeBatch(j.batch);
-        try {
-          return encodeOutcomes(batch, await store.appendMessages(batch)) satisfies WireOutcomes;
-        } finally {
-          lastAppendAt = performance.now();
-        }
+        return encodeOutcomes(batch, await store.appendMessages(batch)) satisfies WireOutcomes;
       }
       case 'acks':
         return (await store.recordAcks(j.acks)) satisfies AckOutcome;
       case 'delivered':
         return (await store.markDelivered(j.userId, j.inboxSeq)) satisfies DeliveredUpdate[];
-      case 'index': {
-        if (j.id < 0) indexQueued = false;
-        let more = false;
-        try {
-          more = await store.indexSearchBatch(sendsBusy() ? INDEX_BATCH_BUSY_MS : undefined);
-        } catch (err) {
-          if (j.id >= 0) throw err;
-          kickIndex(); // the thread's own run failed (e.g. the disk is full): try again a delay later
-        }
-        if (more) queueIndex();
-        return more;
-      }
       case 'warmup': {
         const more = await warmUp.step();
         if (more) enqueue({ id: -1, job: 'warmup' });
@@ -162,8 +119,6 @@ if (parentPort) {
   let busy = false;
   const runOne = async (j: WriterJob): Promise<void> => {
     if (j.job === 'close') {
-      if (indexTimer) clearTimeout(indexTimer);
-      indexTimer = null;
       if (warmUpTimer) clearTimeout(warmUpTimer);
       warmUpTimer = null;
       await warmUp.close();
@@ -218,7 +173,7 @@ if (parentPort) {
   }
   // Warm the append and ACK paths up while the thread is idle (store/writer-warmup.ts): one
   // batch per job, behind every job handed over.
-  const warmUp = new WriterWarmUp(engine, { ringCapacity: setup.ringCapacity, ...(setup.indexesSearch ? { searchText: searchableText } : {}), ...(setup.warmUpBatches !== undefined ? { batches: setup.warmUpBatches } : {}) });
+  const warmUp = new WriterWarmUp(engine, { ringCapacity: setup.ringCapacity, ...(setup.warmUpBatches !== undefined ? { batches: setup.warmUpBatches } : {}) });
   port.on('message', enqueue);
   // It starts a second after the thread (a store opened and closed at once, as in tests, skips it).
   let warmUpTimer: ReturnType<typeof setTimeout> | null =

@@ -72,11 +72,6 @@ export class SqliteWriterThread {
     return this.call({ id: 0, job: 'delivered', userId, inboxSeq }) as Promise<DeliveredUpdate[]>;
   }
 
-  /** One batch of the thread's deferred search indexer (search/search-indexer.ts); true when more wait. */
-  indexSearch(): Promise<boolean> {
-    return this.call({ id: 0, job: 'index' }) as Promise<boolean>;
-  }
-
   /** Finish the jobs handed over, close the thread's connection, stop it; the event loop's engine writes alone again. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -154,11 +149,11 @@ function rebuildError(e: Extract<WriterReply, { ok: false }>['error']): Error {
  * whose connection no other thread can see); undefined otherwise (PostgreSQL: a pool already
  * runs transactions concurrently off the event loop).
  */
-export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity: number; synchronous: 'full' | 'normal'; indexesSearch: boolean; searchIndexDelayMs?: number; warmUp?: boolean }): Promise<SqliteWriterThread | undefined> {
+export async function startSqliteWriter(engine: SqlEngine, opts: { ringCapacity: number; synchronous: 'full' | 'normal'; warmUp?: boolean }): Promise<SqliteWriterThread | undefined> {
   if (engine.dialect !== 'sqlite') return undefined;
   const { SqliteEngine } = await import('../db/sqlite-engine.ts');
   if (!(engine instanceof SqliteEngine) || engine.path === '') return undefined;
-  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, indexesSearch: opts.indexesSearch, searchIndexDelayMs: opts.searchIndexDelayMs ?? 100, walAutocheckpoint: engine.walAutocheckpoint, walCoalesce: walCoalescingActive(), ...(opts.warmUp === false ? { warmUpBatches: 0 } : {}) });
+  const writer = new SqliteWriterThread(engine, { path: engine.path, synchronous: opts.synchronous, ringCapacity: opts.ringCapacity, walAutocheckpoint: engine.walAutocheckpoint, walCoalesce: walCoalescingActive(), ...(opts.warmUp === false ? { warmUpBatches: 0 } : {}) });
   try {
     await writer.start();
   } catch (err) {

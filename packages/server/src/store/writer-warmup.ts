@@ -1,6 +1,6 @@
 /**
  * The SQLite writer thread's warm-up (issue 23, the open loop's first seconds): while the thread
- * is idle after its start, it runs its own append, ACK-flush and search-index code on a private
+ * is idle after its start, it runs its own append and ACK-flush code on a private
  * in-memory database with the current schema — 1:1 messages between made-up users, new
  * conversations and existing ones, then the devices' ACKs as the gateway makes them — so V8
  * has compiled those functions (and seen the object shapes and branches they meet) before the
@@ -22,7 +22,6 @@
  */
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ObtainedTracker } from '../gateway/obtained.ts';
-import type { SearchText } from './append-writer.ts';
 import { SqlStore } from './sql-store.ts';
 import { decodeBatch, encodeBatch, encodeOutcomes } from './sqlite-writer-wire.ts';
 import type { AppendRequest, DeviceAck } from './store.ts';
@@ -47,7 +46,7 @@ export class WriterWarmUp {
   private closed = false;
 
   /** `schemaFrom`: the thread's connection to the server's database, whose schema the warm-up database copies. */
-  constructor(private readonly schemaFrom: SqliteEngine, private readonly opts: { ringCapacity: number; searchText?: SearchText; batches?: number }) {}
+  constructor(private readonly schemaFrom: SqliteEngine, private readonly opts: { ringCapacity: number; batches?: number }) {}
 
   /** Runs one step; false once the warm-up is over (then everything of it is closed). */
   async step(): Promise<boolean> {
@@ -57,7 +56,7 @@ export class WriterWarmUp {
         const engine = new SqliteEngine(':memory:', { synchronous: 'normal', checkpointMs: 0 });
         this.engine = engine;
         await copySchema(this.schemaFrom, engine);
-        const store = new SqlStore(engine, { ringCapacity: this.opts.ringCapacity, ...(this.opts.searchText ? { searchText: this.opts.searchText, onSearchPending: () => {} } : {}) });
+        const store = new SqlStore(engine, { ringCapacity: this.opts.ringCapacity });
         this.store = store;
         for (let i = 0; i < USERS; i++) await store.createUser({ id: uid(i), username: uid(i), passwordHash: 'x', nickname: 'x', createdAt: Date.now() });
         return true;
@@ -116,7 +115,6 @@ export class WriterWarmUp {
       acks.push({ userId, deviceId: 'warmup', inboxSeq: dev.cursor, segments: dev.obtained.ackSegments(dev.cursor) });
     }
     if (acks.length > 0) await store.recordAcks(structuredClone(acks));
-    if (this.opts.searchText && b % 4 === 3) await store.indexSearchBatch();
   }
 
   /**
