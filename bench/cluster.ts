@@ -80,6 +80,12 @@ const { values: a } = parseArgs({
     slow: { type: 'string' },
     /** How many of each node's most sent statements to print (per message). */
     statements: { type: 'string', default: '6' },
+    /**
+     * group: also print each node's CPU per message over the load after its first SEC seconds
+     * (fresh node processes compile their hot paths, V8's optimizing compiler, during the first
+     * seconds of load: each node process pays that once, which a short run counts per message).
+     */
+    'cpu-after': { type: 'string', default: '0' },
     /** Run every node with `node --cpu-prof` into DIR/node<i>; prints the load window per node for bench/cpuprofile-top.ts --from/--to. */
     'cpu-prof': { type: 'string' },
   },
@@ -193,6 +199,8 @@ async function main(): Promise<void> {
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
   let cpu0: number[] = [];
+  /** Each node's CPU by thread name when the load started. */
+  let threads0: Map<string, number>[] = [];
   /** This process (the load generator) and the NATS server on this machine, if found (/proc). */
   const natsPid = findPid('nats-server');
   let others0: { gen: NodeJS.CpuUsage; nats: number } | null = null;
@@ -207,8 +215,11 @@ async function main(): Promise<void> {
     if (a.store === 'postgres') db0 = await dbStats(admin, db);
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+    threads0 = nodes.map((n) => threadCpu(n.proc.pid!));
     others0 = { gen: process.cpuUsage(), nats: natsPid === null ? NaN : cpuSeconds(natsPid) };
     loadAt = performance.now();
+    // (An outside profiler, e.g. perf record -p on each node, may start here.)
+    console.log(`load starts; node pids ${nodes.map((n) => n.proc.pid).join(' ')}`);
   };
   try {
     if (a.scenario === 'group') await groupScenario(nodes, loadStarts);
@@ -217,6 +228,14 @@ async function main(): Promise<void> {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}${sentCount > 0 ? ` (${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - cpu0[i]!) * 1000) / sentCount).toFixed(1)).join(', ')} ms per message)` : ''}`);
+    if (threads0.length && sentCount > 0) {
+      // Where each node's CPU went by thread: the event loop ("node"/"MainThread"), V8's GC and compiler helpers, libuv's pool.
+      for (const [i, n] of nodes.entries()) {
+        const now = threadCpu(n.proc.pid!);
+        const d = [...now].map(([k, v]) => [k, v - (threads0[i]!.get(k) ?? 0)] as const).filter(([, v]) => v > 0).sort((x, y) => y[1] - x[1]);
+        console.log(`  node ${i + 1} CPU by thread (ms per message): ${d.map(([k, v]) => (k === 'main wakeups' ? `main thread context switches ${(v / sentCount).toFixed(0)}` : `${k} ${((v * 1000) / sentCount).toFixed(1)}`)).join(', ')}`);
+      }
+    }
     // (Set in loadStarts: TypeScript cannot see that from here.)
     const o = others0 as { gen: NodeJS.CpuUsage; nats: number } | null;
     if (o && sentCount > 0) {
@@ -344,6 +363,31 @@ function findPid(name: string): number | null {
   return null;
 }
 
+/** utime + stime of each thread of a process by thread name (/proc/PID/task/TID/comm; threads of one name summed), in seconds. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        // Every thread of node 20 is called "node": the main thread is the one whose id is the pid.
+        const name = Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim().replace(/\d+$/, '#').replace(/^node$/, 'other');
+        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+        out.set(`${name} user`, (out.get(`${name} user`) ?? 0) + Number(rest[11]) / 100);
+        out.set(`${name} sys`, (out.get(`${name} sys`) ?? 0) + Number(rest[12]) / 100);
+      } catch {
+        // thread gone
+      }
+    }
+    // The main thread's context switches: about one per wake-up of its event loop (+ being preempted).
+    const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+    out.set('main wakeups', Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? NaN) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? NaN));
+  } catch {
+    // no /proc
+  }
+  return out;
+}
+
 function cpuSeconds(pid: number): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -442,7 +486,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   start = performance.now();
   let k = 0;
   let errors = 0;
+  const cpuAfterMs = Number(a['cpu-after']) * 1000;
+  let late: { k: number; cpu: number[] } | null = null;
   while (performance.now() - start < duration) {
+    if (cpuAfterMs > 0 && !late && performance.now() - start >= cpuAfterMs) late = { k, cpu: nodes.map((n) => cpuSeconds(n.proc.pid!)) };
     const due = start + k * interval;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
@@ -463,6 +510,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   if (warmupMs > 0) console.log(`  after the first ${a.warmup} s (${warmLat.length} messages): send → last member p50 ${pct(warmLat, 50).toFixed(0)} ms, p99 ${pct(warmLat, 99).toFixed(0)} ms, max ${Math.max(...warmLat).toFixed(0)} ms`);
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   sentCount = k;
+  if (late && k > late.k) {
+    const l = late;
+    console.log(`  node CPU per message after the first ${a['cpu-after']} s (${k - l.k} messages): ${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k)).toFixed(1)).join(', ')} ms (sum ${nodes.reduce((s, n, i) => s + ((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k), 0).toFixed(1)})`);
+  }
   loadEndAt = performance.now();
   await printStages(nodes, [...msgIdOf.entries()].map(([cid, id]) => ({ id, sentAt: performance.timeOrigin + sentAt.get(cid)!, lastAt: lastAt.get(id)! })));
   for (const c of clients) c.ws.close();

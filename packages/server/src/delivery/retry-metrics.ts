@@ -5,7 +5,7 @@ import type { OfflineHandoff } from './offline-handoff.ts';
 import { AdaptiveRetryTiming, FixedRetryTiming, type RetryTiming } from './retry-policy.ts';
 import { RetryQueue, type DeliveryEnd } from './retry-queue.ts';
 import type { DeliveryOutcome, MessageTracer } from '../tracing/tracer.ts';
-import { IntervalLoopLag } from '../util/loop-lag.ts';
+import { sharedLoopLag } from '../util/loop-lag.ts';
 
 const TRACE_OUTCOME: Record<Exclude<DeliveryEnd['kind'], 'overflow'>, DeliveryOutcome> = { acked: 'ack', pulled: 'pulled', offline: 'offline', gave_up: 'gave_up' };
 
@@ -76,7 +76,7 @@ export function createRetryQueue(config: Config, metrics: Metrics, handoff: Offl
     perDeviceCap: r.perDeviceCap,
     totalCap: r.totalCap,
     holdLagMs: r.holdLagMs,
-    ...(r.holdLagMs > 0 ? { loopLag: new IntervalLoopLag() } : {}),
+    ...(r.holdLagMs > 0 ? { loopLag: sharedLoopLag() } : {}),
     onHeld: (count) => metrics.retriesHeld.inc(count),
   });
 }

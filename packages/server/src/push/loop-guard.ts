@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { sharedLoopLag } from '../util/loop-lag.ts';
 
 /**
  * Bulk work yields to live chat: watches this process's event-loop delay and turns it into
@@ -45,18 +45,16 @@ export interface LagProbe {
   stop(): void;
 }
 
-/** This process's event-loop delay (perf_hooks, 10 ms resolution). */
+/**
+ * This process's event-loop lag: the worst drift past schedule since the last read, from the
+ * process's one shared lag sampler (util/loop-lag.ts sharedLoopLag, 20 ms ticks; the retry
+ * queue's hold reads the same one) instead of a perf_hooks monitor of its own waking the loop
+ * every 10 ms on every node.
+ */
 export function loopDelayProbe(): LagProbe {
-  const h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
-  h.enable();
+  const lag = sharedLoopLag();
   return {
-    maxLagMs() {
-      const ms = h.max / 1e6;
-      h.reset();
-      return ms;
-    },
-    stop() {
-      h.disable();
-    },
+    maxLagMs: () => lag.maxSinceLastRead(),
+    stop: () => lag.stop(),
   };
 }
