@@ -1,46 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import type { WebSocket } from 'ws';
-import { Connection, type ConnectionLimits, type ConnectionTask } from '../src/gateway/connection.ts';
+import { Connection, type ConnectionLimits } from '../src/gateway/connection.ts';
 import { SendBudget } from '../src/gateway/send-budget.ts';
-
-/** The part of ws a Connection uses when nothing is written: pause/resume. */
-function fakeWs(): WebSocket & { paused: boolean } {
-  const ws = {
-    paused: false,
-    bufferedAmount: 0,
-    readyState: 1,
-    pause() {
-      ws.paused = true;
-    },
-    resume() {
-      ws.paused = false;
-    },
-  };
-  return ws as unknown as WebSocket & { paused: boolean };
-}
-
-/** A request (a send when `budgeted`, else say a sync) that runs until the test finishes it. */
-class Task implements ConnectionTask {
-  started = false;
-  private done: (() => void) | undefined;
-  constructor(
-    readonly name: string,
-    readonly budgeted: boolean,
-    private readonly log: string[],
-  ) {}
-  run(done: () => void): void {
-    this.started = true;
-    this.done = done;
-    this.log.push(this.name);
-  }
-  finish(): void {
-    const d = this.done;
-    this.done = undefined;
-    d?.();
-  }
-}
+import { fakeWs, HeldTask as Task } from './connection-fakes.ts';
 
 function connection(limits: Partial<ConnectionLimits>): { conn: Connection; ws: ReturnType<typeof fakeWs> } {
   const ws = fakeWs();

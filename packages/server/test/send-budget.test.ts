@@ -1,48 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import type { WebSocket } from 'ws';
-import { Connection, type ConnectionTask } from '../src/gateway/connection.ts';
+import { Connection } from '../src/gateway/connection.ts';
 import { SendBudget } from '../src/gateway/send-budget.ts';
+import { fakeWs, HeldTask } from './connection-fakes.ts';
 
-/** The part of ws a Connection uses when nothing is written: pause/resume, counted. */
-function fakeWs(): WebSocket & { paused: boolean; pauses: number } {
-  const ws = {
-    paused: false,
-    pauses: 0,
-    bufferedAmount: 0,
-    readyState: 1,
-    pause() {
-      ws.paused = true;
-      ws.pauses++;
-    },
-    resume() {
-      ws.paused = false;
-    },
-  };
-  return ws as unknown as WebSocket & { paused: boolean; pauses: number };
-}
-
-/** A request that runs until the test finishes it. */
-class Task implements ConnectionTask {
-  started = false;
-  private done: (() => void) | undefined;
-  constructor(
-    readonly name: string,
-    readonly budgeted: boolean,
-    private readonly log: string[],
-  ) {}
-  run(done: () => void): void {
-    this.started = true;
-    this.done = done;
-    this.log.push(this.name);
-    // Unbudgeted tasks (ACKs) finish at once, as an ACK does.
+/** A request that runs until the test finishes it; unbudgeted ones (ACKs) finish at once, as an ACK does. */
+class Task extends HeldTask {
+  override run(done: () => void): void {
+    super.run(done);
     if (!this.budgeted) this.finish();
-  }
-  finish(): void {
-    const d = this.done;
-    this.done = undefined;
-    d?.();
   }
 }
 
