@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -24,18 +24,28 @@ async function rowCounts(dataDir: string): Promise<Record<string, number>> {
   try {
     const out: Record<string, number> = {};
     for (const t of ['users', 'sessions', 'conversations', 'members', 'messages', 'inbox', 'entries', 'devices']) out[t] = (await e.get<{ n: number }>(`SELECT count(*) AS n FROM ${t}`))!.n;
+    // The real node's search index (its own file since migration 0025) holds no document either.
+    const search = join(dataDir, 'magpie.search.db');
+    if (existsSync(search)) {
+      const s = new SqliteEngine(search, { synchronous: 'normal', checkpointMs: 0 });
+      try {
+        out.search_docs = (await s.get<{ n: number }>('SELECT count(*) AS n FROM search_docs'))!.n;
+      } finally {
+        await s.close();
+      }
+    }
     return out;
   } finally {
     await e.close();
   }
 }
 
-/** Every file under `dir` (relative), but the database's own files. */
+/** Every file under `dir` (relative), but the database's own files (the main file and the search index's file). */
 function filesUnder(dir: string, prefix = ''): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (e.isDirectory()) out.push(...filesUnder(join(dir, e.name), `${prefix}${e.name}/`));
-    else if (!/^magpie\.db(-wal|-shm)?$/.test(e.name)) out.push(prefix + e.name);
+    else if (!/^magpie(\.search)?\.db(-wal|-shm)?$/.test(e.name)) out.push(prefix + e.name);
   }
   return out;
 }
