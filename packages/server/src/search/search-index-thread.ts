@@ -1,10 +1,11 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { walCoalescingActive } from '../store/sqlite-wal-coalesce.ts';
 import { indexLag, type IndexLag } from './search-indexer.ts';
 import type { SearchIndexJob, SearchIndexReply, SearchIndexSetup } from './search-index-worker.ts';
 import { appliedPurges, attachSearchDb, type SearchIndex } from './sqlite-search-db.ts';
 import type { SearchDoc } from './search-store.ts';
+import { startModuleWorker } from '../util/module-worker.ts';
 
 /** The event loop's read connection to the main file with the search file attached (KiB of page cache). */
 const READER_CACHE_KIB = 16_384;
@@ -134,14 +135,8 @@ export class ThreadSearchIndex implements SearchIndex {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const url = import.meta.url;
-    const ext = url.endsWith('.ts') ? '.ts' : '.js';
-    const entry = new URL(`./search-index-worker${ext}`, url);
     const options = { workerData: { path: this.path, delayMs: this.delayMs, walCoalesce: walCoalescingActive() } satisfies SearchIndexSetup, name: 'magpie-search-index', resourceLimits: { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 } };
-    const w =
-      ext === '.ts'
-        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, { ...options, eval: true })
-        : new Worker(entry, options);
+    const w = startModuleWorker(import.meta.url, 'search-index-worker', options);
     w.on('message', (m: SearchIndexReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;

@@ -1,5 +1,5 @@
 import { MagpieError } from '@magpie/protocol/core';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { SqlEngine } from '../db/engine.ts';
 import type { SqliteEngine } from '../db/sqlite-engine.ts';
 import { LoopWriteGate, newWriteLockBuffer } from '../db/write-lock.ts';
@@ -7,6 +7,7 @@ import { StoreConflictError, StoreNotFoundError, type AckOutcome, type AppendOut
 import type { WriterJob, WriterReply, WriterSetup } from './sqlite-writer-worker.ts';
 import { decodeOutcomes, encodeBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { walCoalescingActive } from './sqlite-wal-coalesce.ts';
+import { startModuleWorker } from '../util/module-worker.ts';
 
 /**
  * The SQLite writer thread: the message store's hot write transactions — the group commit of
@@ -98,16 +99,8 @@ export class SqliteWriterThread {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const url = import.meta.url;
-    const ext = url.endsWith('.ts') ? '.ts' : '.js';
-    const entry = new URL(`./sqlite-writer-worker${ext}`, url);
     const options = { workerData: { ...this.setup, lock: this.lockBuffer } satisfies WriterSetup, name: 'magpie-sqlite-writer', resourceLimits: WRITER_LIMITS };
-    // From source (tests, start:dev) the entry is TypeScript: the thread registers tsx's loader
-    // itself (the parent's --import hooks do not reach a worker's entry), then imports it.
-    const w =
-      ext === '.ts'
-        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, { ...options, eval: true })
-        : new Worker(entry, options);
+    const w = startModuleWorker(import.meta.url, 'sqlite-writer-worker', options);
     w.on('message', (m: WriterReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
