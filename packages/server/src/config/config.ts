@@ -68,7 +68,7 @@ export const ConfigSchema = z.strictObject({
    */
   sqliteWalCoalesce: z.boolean().default(true),
   /**
-   * SQLite writer thread: warm its append, ACK-flush and index code up at start on a private
+   * SQLite writer thread: warm its append and ACK-flush code up at start on a private
    * in-memory database (store/writer-warmup.ts; ~0.6 s of CPU once, nothing written to the file).
    */
   sqliteWriterWarmUp: z.boolean().default(true),
