@@ -23,6 +23,14 @@ import type { SendBudget } from './send-budget.ts';
 let dirty: Connection[] = [];
 /** Index of the next connection of `dirty` to flush. */
 let dirtyHead = 0;
+/**
+ * Connections with an answer to a request queued (a send's ACK: Connection.send `urgent`):
+ * flushed at the start of every flush callback, before `dirty`, so a sender's ACK leaves as
+ * soon as its message is durable instead of behind the fan-out of that very message to
+ * thousands of members (which queued its frames first, in the same turn). Small by nature:
+ * at most one entry per connection with requests answered since the last callback.
+ */
+let urgent: Connection[] = [];
 let flushScheduled = false;
 /** Run of one flush callback before it may yield (ms). */
 const FLUSH_SLICE_MS = 4;
@@ -49,6 +57,11 @@ function scheduleFlush(): void {
 function flushDirty(): void {
   flushScheduled = false;
   if (sharedBatches === null || sharedBatches.size > SHARED_BATCHES_MAX) sharedBatches = new Map();
+  if (urgent.length > 0) {
+    const first = urgent;
+    urgent = [];
+    for (let i = 0; i < first.length; i++) first[i]!.flushUrgent();
+  }
   const deadline = performance.now() + FLUSH_SLICE_MS;
   let n = 0;
   try {
@@ -255,6 +268,8 @@ export class Connection {
   private queue: Queued[] = [];
   private queuedBytes = 0;
   private scheduled = false;
+  /** In the `urgent` flush list (an answer waits in its queue). */
+  private urgentQueued = false;
   /** When it last joined the flush list (performance.now()). */
   dirtyAt = 0;
   private errorCount = 0;
@@ -349,7 +364,12 @@ export class Connection {
     return this.raw ? this.raw.writableLength : this.ws.bufferedAmount;
   }
 
-  send(frame: Queued): void {
+  /**
+   * Queue a frame. `urgent` (the answer to a request, e.g. a send's ACK): this connection is
+   * flushed at the start of the next flush callback, ahead of the connections queued for a
+   * fan-out (see `urgent` above), with what it has queued before (its order is kept).
+   */
+  send(frame: Queued, urgent_ = false): void {
     if (this.closed) return;
     if (this.queue.length === 0 && this.socketBytes() === 0) this.lastProgress = Date.now();
     this.queue.push(frame);
@@ -357,6 +377,11 @@ export class Connection {
     if (this.outputBytes() > this.limits.maxBuffered) {
       this.close('slow_consumer');
       return;
+    }
+    if (urgent_ && !this.urgentQueued) {
+      this.urgentQueued = true;
+      urgent.push(this);
+      scheduleFlush();
     }
     if (!this.scheduled) {
       this.scheduled = true;
@@ -491,6 +516,18 @@ export class Connection {
         resolve();
       });
     });
+  }
+
+  /**
+   * Its turn in the `urgent` list: write what is queued now. It keeps its place in `dirty`
+   * (if it has one), where it finds its queue empty or holding only what came since.
+   */
+  flushUrgent(): void {
+    this.urgentQueued = false;
+    const scheduled = this.scheduled;
+    this.flush();
+    // Still in `dirty` (its entry there is consumed later): not queued a second time meanwhile.
+    if (scheduled && !this.closed) this.scheduled = true;
   }
 
   /** Write queued frames while the socket has room (all of them when `force`). */
