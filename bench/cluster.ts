@@ -111,7 +111,7 @@ async function startNode(env: Record<string, string>, index: number): Promise<No
   const forkedAt = performance.now();
   const proc = fork(MAIN, [], {
     execArgv: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
-    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', MAGPIE_ADMIN_TOKEN: ADMIN_TOKEN, MAGPIE_DB_STATEMENT_STATS: '1', ...env }),
+    env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', MAGPIE_ADMIN_TOKEN: ADMIN_TOKEN, MAGPIE_DB_STATEMENT_STATS: '1', PGAPPNAME: `magpie-node${index + 1}`, ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -258,8 +258,22 @@ async function main(): Promise<void> {
       // The bench database's backends (those that lived through the load; PostgreSQL on this machine).
       const now = await backendCpu(admin, db);
       let sum = 0;
-      for (const [pid, s] of now) sum += s - (pg.cpu0.get(pid) ?? s);
-      console.log(`PostgreSQL backends' CPU during the load (s): ${sum.toFixed(1)} (${now.size} backends)`);
+      const byApp = new Map<string, { n: number; cpu: number; started: number }>();
+      for (const [pid, s] of now) {
+        // A backend that started during the load counts from its start (its connection's first statements included).
+        const d = s - (pg.cpu0.get(pid) ?? 0);
+        sum += d;
+        const app = backendApp.get(pid) || '?';
+        const e = byApp.get(app) ?? { n: 0, cpu: 0, started: 0 };
+        e.n++;
+        e.cpu += d;
+        if (!pg.cpu0.has(pid)) e.started++;
+        byApp.set(app, e);
+      }
+      const ended = [...pg.cpu0.keys()].filter((pid) => !now.has(pid)).length;
+      console.log(`PostgreSQL backends' CPU during the load (s): ${sum.toFixed(1)} (${now.size} backends at the end; ${ended} ended during the load, their CPU not counted)`);
+      const per = (x: number) => (sentCount > 0 ? ((x * 1000) / sentCount).toFixed(1) : '?');
+      console.log(`  by application_name: ${[...byApp].sort((x, y) => x[0].localeCompare(y[0])).map(([k, e]) => `${k} ${e.n} backends (${e.started} new) ${e.cpu.toFixed(2)} s = ${per(e.cpu)} ms/msg`).join('; ')}`);
     }
     if (loadAt > 0) {
       const end = loadEndAt || performance.now();
@@ -336,14 +350,17 @@ async function dbStats(admin: postgres.Sql, db: string): Promise<DbStats> {
 
 /** CPU seconds of each backend of database `db` (pg_stat_activity pids, read from /proc: PostgreSQL on this machine). */
 async function backendCpu(admin: postgres.Sql, db: string): Promise<Map<number, number>> {
-  const rows = await admin<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = ${db}`;
+  const rows = await admin<{ pid: number; app: string }[]>`SELECT pid, application_name AS app FROM pg_stat_activity WHERE datname = ${db}`;
   const out = new Map<number, number>();
   for (const r of rows) {
     const s = cpuSeconds(r.pid);
     if (!Number.isNaN(s)) out.set(r.pid, s);
+    backendApp.set(r.pid, r.app);
   }
   return out;
 }
+/** application_name of each backend seen (the bench gives node i's connections `magpie-node<i>`, PGAPPNAME). */
+const backendApp = new Map<number, string>();
 
 /** utime + stime of a process, in seconds (Linux /proc). */
 /** The pid of a process on this machine whose command is `name` (its first one), or null. */

@@ -151,7 +151,8 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
   secureDataDir(config.dataDir, { create: config.store === 'sqlite' });
   // The server's database, migrated to the current schema before any store uses it
   // (db/migrations; several nodes starting at once migrate under one lock).
-  const db = await openDatabase(config, { log: (msg) => log.info(msg), warn: (msg) => log.warn(msg) });
+  // application_name `magpie <node>`: pg_stat_activity shows which node holds which PostgreSQL backend.
+  const db = await openDatabase(config, { log: (msg) => log.info(msg), warn: (msg) => log.warn(msg), applicationName: `magpie ${node}` });
   // The store keeps the search index in step with new messages: PostgreSQL in the message's own
   // group commit, SQLite by the deferred indexer after it (search/search-indexer.ts), into the
   // search file on a thread of its own (search/search-index-thread.ts).

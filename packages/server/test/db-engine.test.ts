@@ -187,6 +187,23 @@ test('one PostgreSQL pool per process: engines on the same URL share it', async 
   }
 });
 
+test("PostgreSQL connections carry the node's application_name (pg_stat_activity tells the nodes' connections apart)", async (t) => {
+  const skip = await pgUnavailable();
+  if (skip) return t.skip(skip);
+  const schema = freshSchemaName('dbapp');
+  const db = await PostgresEngine.open({ url: PG_URL, schema, max: 2, applicationName: 'magpie node-a' });
+  const { drop } = rawClient(schema);
+  try {
+    const row = await db.get<{ app: string }>("SELECT current_setting('application_name') AS app");
+    assert.equal(row!.app, process.env.PGAPPNAME || 'magpie node-a', 'the engine names its connections (PGAPPNAME, when set, wins)');
+    const inTx = await db.transaction((tx) => tx.get<{ app: string }>("SELECT current_setting('application_name') AS app"));
+    assert.equal(inTx!.app, row!.app, 'a transaction\'s connection carries it too');
+  } finally {
+    await db.close();
+    await drop();
+  }
+});
+
 test('sqlite: a relaxedSync transaction commits with synchronous NORMAL, then the connection is FULL again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'magpie-db-relaxed-'));
   const db = new SqliteEngine(join(dir, 'db.sqlite'), { checkpointMs: 0 });

@@ -17,7 +17,7 @@ export function isPostgresUrl(store: string): boolean {
  * The server's database for this configuration, migrated to the current schema: SQLite
  * (`dataDir/magpie.db`, the process's one connection) or PostgreSQL (the process's one pool).
  */
-export async function openDatabase(config: Config, opts: { schema?: string; log?: (msg: string) => void; warn?: (msg: string) => void } = {}): Promise<SqlEngine> {
+export async function openDatabase(config: Config, opts: { schema?: string; log?: (msg: string) => void; warn?: (msg: string) => void; applicationName?: string } = {}): Promise<SqlEngine> {
   let engine: SqlEngine;
   if (config.store === 'sqlite') {
     const { SqliteEngine } = await import('./sqlite-engine.ts');
@@ -27,7 +27,7 @@ export async function openDatabase(config: Config, opts: { schema?: string; log?
     engine = new SqliteEngine(join(config.dataDir, 'magpie.db'), { synchronous: config.sqliteSynchronous, checkpointMs: config.sqliteCheckpointMs });
   } else if (isPostgresUrl(config.store)) {
     const { PostgresEngine } = await import('./postgres-engine.ts');
-    engine = await PostgresEngine.open({ url: config.store, max: config.pg.pools.shared, idleTimeoutS: config.pg.idleTimeoutS, ...(opts.schema ? { schema: opts.schema } : {}) });
+    engine = await PostgresEngine.open({ url: config.store, max: config.pg.pools.shared, idleTimeoutS: config.pg.idleTimeoutS, ...(opts.schema ? { schema: opts.schema } : {}), ...(opts.applicationName ? { applicationName: opts.applicationName } : {}) });
   } else {
     throw new Error(`unknown store: ${config.store} (use "sqlite" or a postgres:// URL)`);
   }

@@ -13,6 +13,12 @@ export interface PostgresEngineOptions {
   max?: number;
   /** Seconds before an idle pooled connection is closed. */
   idleTimeoutS?: number;
+  /**
+   * application_name of the pool's connections (the server: `magpie <node id>`), so
+   * pg_stat_activity tells which node holds which backend. PGAPPNAME, when set, wins, and an
+   * `application_name` in the URL's query wins over both.
+   */
+  applicationName?: string;
 }
 
 interface SharedPool {
@@ -239,7 +245,10 @@ export class PostgresEngine implements SqlEngine {
         ...PIPELINE,
         ...NO_DELAY,
         onnotice: () => {},
-        ...(opts.schema ? { connection: { search_path: opts.schema } } : {}),
+        connection: {
+          ...(opts.applicationName && !process.env.PGAPPNAME ? { application_name: opts.applicationName } : {}),
+          ...(opts.schema ? { search_path: opts.schema } : {}),
+        },
       });
       const ready = opts.schema ? sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${opts.schema.replaceAll('"', '""')}"`).then(() => undefined) : Promise.resolve();
       pool = { sql, holders: 0, ready };
