@@ -18,6 +18,9 @@ function fakeConn(userId: string): Connection & { got: number[] } {
       const text = typeof f === 'string' ? f : (f as { text: string }).text;
       got.push(JSON.parse(text).seq);
     },
+    sendShared(f: unknown) {
+      got.push(JSON.parse((f as { text: string }).text).seq);
+    },
   } as unknown as Connection & { got: number[] };
 }
 

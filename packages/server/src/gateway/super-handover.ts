@@ -138,9 +138,14 @@ export class SuperHandover {
     if (ev.seq !== undefined && !this.firstTime(ev.conv, ev.seq)) return;
     let n = 0;
     const frame = new SharedFrame(ev.frame);
+    // One reading of each clock for the whole fan-out (Connection.sendShared).
+    const wall = Date.now();
+    const at = performance.now();
+    const except = ev.exceptSession;
     for (const conn of this.d.index.followers(ev.conv)) {
-      if (conn.principal?.tokenHash === ev.exceptSession || (exceptUser !== undefined && conn.principal?.userId === exceptUser)) continue;
-      conn.send(frame);
+      const p = conn.principal;
+      if (p?.tokenHash === except || (exceptUser !== undefined && p?.userId === exceptUser)) continue;
+      conn.sendShared(frame, wall, at);
       n++;
     }
     const gone = this.leaving.get(ev.conv);

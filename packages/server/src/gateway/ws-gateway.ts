@@ -335,7 +335,7 @@ export class WsGateway {
     } catch (err) {
       const e = toMagpieError(err, this.d.log);
       this.d.metrics.errors.inc({ code: e.code });
-      conn.send(errorFrame(e, id));
+      conn.send(errorFrame(e, id), true);
       if (e.code !== 'rate_limited' && conn.countError(this.d.config.limits.maxErrorsPer10s, 10_000)) conn.close('too_many_errors');
     } finally {
       job.finished(done);
@@ -404,7 +404,9 @@ export class WsGateway {
           this.d.log.debug({ reqId: f.id, userId: p.userId, deviceId: p.deviceId, clientMsgId: f.clientMsgId, msgId: m.id, conv: m.conv, seq: m.seq, inboxSeq: sent.inboxSeq, duplicate: sent.duplicate, ms: Math.round((performance.now() - t0) * 10) / 10 }, 'committed');
         }
         // The same text as JSON.stringify of the reply, with the message JSON the fan-out already made.
-        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${sent.json ?? JSON.stringify(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`);
+        // The ACK: the message is durable. Urgent: written ahead of the fan-out just queued for
+        // the message's recipients (a super group's thousands of followers), not behind it.
+        conn.send(`{"type":"reply","id":${JSON.stringify(f.id)},"result":{"message":${sent.json ?? JSON.stringify(sent.message)},"inboxSeq":${sent.inboxSeq},"duplicate":${sent.duplicate}}}`, true);
         return;
       }
       case 'sync': {
@@ -448,7 +450,7 @@ export class WsGateway {
         break;
       }
     }
-    conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+    conn.send(JSON.stringify({ type: 'reply', id: f.id, result }), true);
   }
 
   private async hello(conn: Connection, f: HelloFrame): Promise<void> {
