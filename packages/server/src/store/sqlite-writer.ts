@@ -32,10 +32,17 @@ import { startModuleWorker } from '../util/module-worker.ts';
  *   acknowledged for them), and the next job starts a new thread.
  */
 /**
- * The thread's V8 heap: its objects live for one job (a batch and its outcomes), so a small
- * young generation suffices; V8's default reserves more than the thread ever uses.
+ * The thread's V8 heap. Its objects live for one job (a batch and its outcomes), but a job of a
+ * busy node is large: ~8 KiB allocated per message, and group commits of 100–1 300 messages
+ * (saturated 1:1 and the open loop behind its backlog). With an 8 MiB young generation (a
+ * ~2.7 MiB semi-space) a scavenge came every ~3 MiB, in the middle of nearly every job, and
+ * copied — then promoted — what the job still held: in the open loop at 10 000 msg/s, 500
+ * scavenges and 48 full collections in 21 s, ~2.8 s of the thread's time (issue 23). 48 MiB
+ * (a 16 MiB semi-space, the event loop's default) holds several jobs between scavenges, so
+ * most of a job's objects are dead when one comes. V8 grows the semi-space only as survivors
+ * need it; RSS measured in docs/benchmarks.md.
  */
-const WRITER_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 256 };
+const WRITER_LIMITS = { maxYoungGenerationSizeMb: 48, maxOldGenerationSizeMb: 256 };
 
 export class SqliteWriterThread {
   private worker: Worker | null = null;
