@@ -393,25 +393,36 @@ export class Connection {
    * fan-out (see `urgent` above), with what it has queued before (its order is kept).
    */
   send(frame: Queued, urgent_ = false): void {
-    if (this.closed) return;
-    if (this.queue.length === 0 && this.socketBytes() === 0) this.lastProgress = Date.now();
-    this.queue.push(frame);
-    this.queuedBytes += textOf(frame).length;
-    if (this.outputBytes() > this.limits.maxBuffered) {
-      this.close('slow_consumer');
-      return;
-    }
+    if (!this.enqueue(frame, textOf(frame).length)) return;
     if (urgent_ && !this.urgentQueued) {
       this.urgentQueued = true;
       urgent.push(this);
       scheduleFlush();
     }
+  }
+
+  /**
+   * Queue a frame of `bytes` and put the connection in the flush list; false when it is closed
+   * (before, or now as a slow consumer). `wall` (Date.now()) and `at` (performance.now()) are
+   * read here unless the caller read them once for many connections (sendShared).
+   */
+  private enqueue(frame: Queued, bytes: number, wall?: number, at?: number): boolean {
+    if (this.closed) return false;
+    const socketBytes = this.socketBytes();
+    if (this.queue.length === 0 && socketBytes === 0) this.lastProgress = wall ?? Date.now();
+    this.queue.push(frame);
+    this.queuedBytes += bytes;
+    if (this.queuedBytes + socketBytes > this.limits.maxBuffered) {
+      this.close('slow_consumer');
+      return false;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
-      this.dirtyAt = performance.now();
+      this.dirtyAt = at ?? performance.now();
       dirty.push(this);
       scheduleFlush();
     }
+    return true;
   }
 
   /**
@@ -547,21 +558,7 @@ export class Connection {
    * follower: a 5 000-follower fan-out queues 5 000 of these in one go.
    */
   sendShared(frame: SharedFrame, wall: number, at: number): void {
-    if (this.closed) return;
-    const socketBytes = this.socketBytes();
-    if (this.queue.length === 0 && socketBytes === 0) this.lastProgress = wall;
-    this.queue.push(frame);
-    this.queuedBytes += frame.text.length;
-    if (this.queuedBytes + socketBytes > this.limits.maxBuffered) {
-      this.close('slow_consumer');
-      return;
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      this.dirtyAt = at;
-      dirty.push(this);
-      scheduleFlush();
-    }
+    this.enqueue(frame, frame.text.length, wall, at);
   }
 
   /**
