@@ -18,6 +18,8 @@ export class IntervalLoopLag implements LoopLag {
   private readonly recent: number[];
   private last = performance.now();
   private i = 0;
+  /** Called with each tick's drift in ms (the shared sampler's readers keep their worst). */
+  onTick: ((driftMs: number) => void) | null = null;
 
   constructor(
     private readonly intervalMs = 20,
@@ -30,14 +32,21 @@ export class IntervalLoopLag implements LoopLag {
 
   private tick(): void {
     const now = performance.now();
-    this.recent[this.i] = Math.max(0, now - this.last - this.intervalMs);
+    const drift = Math.max(0, now - this.last - this.intervalMs);
+    this.recent[this.i] = drift;
     this.i = (this.i + 1) % this.recent.length;
     this.last = now;
+    this.onTick?.(drift);
+  }
+
+  /** How long the loop has been gone past the next tick's schedule, in ms (0 when on time). */
+  gone(): number {
+    const g = performance.now() - this.last - this.intervalMs;
+    return g > 0 ? g : 0;
   }
 
   lagMs(): number {
-    const gone = performance.now() - this.last - this.intervalMs;
-    let max = gone > 0 ? gone : 0;
+    let max = this.gone();
     for (const r of this.recent) if (r > max) max = r;
     return max;
   }
@@ -66,55 +75,33 @@ export interface SharedLoopLag extends LoopLag {
 const SHARED_INTERVAL_MS = 20;
 const SHARED_WINDOW_TICKS = 5;
 
-class SharedSampler {
-  private readonly timer: NodeJS.Timeout;
-  private readonly recent = new Array<number>(SHARED_WINDOW_TICKS).fill(0);
-  private i = 0;
-  last = performance.now();
-  readonly handles = new Set<{ max: number }>();
+/** The shared sampler: one IntervalLoopLag, and each handle's worst drift since its last read. */
+interface SharedSampler {
+  lag: IntervalLoopLag;
+  handles: Set<{ max: number }>;
+}
 
-  constructor() {
-    this.timer = setInterval(() => this.tick(), SHARED_INTERVAL_MS);
-    this.timer.unref();
-  }
-
-  private tick(): void {
-    const now = performance.now();
-    const drift = Math.max(0, now - this.last - SHARED_INTERVAL_MS);
-    this.recent[this.i] = drift;
-    this.i = (this.i + 1) % this.recent.length;
-    this.last = now;
-    for (const h of this.handles) if (drift > h.max) h.max = drift;
-  }
-
-  gone(): number {
-    const g = performance.now() - this.last - SHARED_INTERVAL_MS;
-    return g > 0 ? g : 0;
-  }
-
-  lagMs(): number {
-    let max = this.gone();
-    for (const r of this.recent) if (r > max) max = r;
-    return max;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
+function startShared(): SharedSampler {
+  const lag = new IntervalLoopLag(SHARED_INTERVAL_MS, SHARED_WINDOW_TICKS);
+  const handles = new Set<{ max: number }>();
+  lag.onTick = (drift) => {
+    for (const h of handles) if (drift > h.max) h.max = drift;
+  };
+  return { lag, handles };
 }
 
 let shared: SharedSampler | null = null;
 
 /** A handle on the process's shared lag sampler (started with the first handle, stopped with the last). */
 export function sharedLoopLag(): SharedLoopLag {
-  const s = (shared ??= new SharedSampler());
+  const s = (shared ??= startShared());
   const h = { max: 0 };
   s.handles.add(h);
   let stopped = false;
   return {
-    lagMs: () => s.lagMs(),
+    lagMs: () => s.lag.lagMs(),
     maxSinceLastRead() {
-      const m = Math.max(h.max, s.gone());
+      const m = Math.max(h.max, s.lag.gone());
       h.max = 0;
       return m;
     },
@@ -123,7 +110,7 @@ export function sharedLoopLag(): SharedLoopLag {
       stopped = true;
       s.handles.delete(h);
       if (s.handles.size === 0) {
-        s.stop();
+        s.lag.stop();
         if (shared === s) shared = null;
       }
     },
