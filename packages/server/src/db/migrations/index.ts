@@ -21,9 +21,10 @@ import { m0022 } from './0022-search-progress.ts';
 import { m0023 } from './0023-delivery-marks.ts';
 import { m0024 } from './0024-inbox-without-rowid.ts';
 import { m0025 } from './0025-search-file.ts';
+import { m0026 } from './0026-pg-hot-updates.ts';
 
 /**
  * The schema of the server's database, in order. Append only: a released migration is never
  * edited or removed; a database records the migrations it has run (see ../migrate.ts).
  */
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013, m0014, m0015, m0017, m0019, m0020, m0021, m0022, m0023, m0024, m0025];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0012, m0013, m0014, m0015, m0017, m0019, m0020, m0021, m0022, m0023, m0024, m0025, m0026];
