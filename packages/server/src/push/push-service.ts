@@ -104,7 +104,7 @@ export interface PushServiceDeps {
   vapidPublicKey: string | null;
   now?: () => number;
   /** Campaign intake pauses between slices while the event loop lags. */
-  guard?: { pauseMs(): number };
+  guard?: { pauseMs(): number; busy?(): void };
   /**
    * Remember users found without any registered device, so their messages skip the intake
    * (no devicesOf read per batch). On one node; on a cluster only with `devicelessSync`: a
@@ -474,6 +474,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
     if (!this.d.config.enabled) return out;
     const category: PushCategory = req.category ?? 'marketing';
     const ids = [...new Set(req.userIds)];
+    // A campaign of several chunks: the loop guard watches the loop from the first one on.
+    if (ids.length > NOTIFY_BATCH && LANE_OF[category] === 'bulk') this.d.guard?.busy?.();
     for (let i = 0; i < ids.length; i += NOTIFY_BATCH) {
       await this.notifyChunk(ids.slice(i, i + NOTIFY_BATCH), category, req, out);
       // A campaign of many users yields between chunks so live traffic keeps flowing, and
