@@ -40,6 +40,13 @@ export interface Presence {
   onlineDevicesOf?(userIds: string[]): Promise<Map<string, string[]>>;
   /** Every connected (user, device), to keep `lastSeen` fresh. */
   connected?(): Iterable<{ userId: string; deviceId: string }>;
+  /**
+   * Cluster: whether the latest presence event says the user is online on some node
+   * (receipts/presence.ts PresenceHub.knownOnline; debounced, undefined when none seen). The
+   * funnel reads it for users without a push device — who get no push either way — instead
+   * of counting one connected to another node as offline; no Bus question per batch.
+   */
+  knownOnline?(userId: string): boolean | undefined;
 }
 
 /** The offline push entry point for other parts of the server. */
@@ -245,9 +252,9 @@ export class PushService implements OfflinePush, OfflineHandoff {
     this.accept({ message, userIds });
   };
 
-  /** A user without a registered device: counted in the funnel when offline (or when a retry handed over one device). */
+  /** A user without a registered device: counted in the funnel when offline — not connected here, nor online elsewhere by the cluster's presence — or when a retry handed over one device. */
   private noDevice(userId: string, onlyDevice: boolean, present?: Map<string, string[]>): void {
-    if (onlyDevice || (present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
+    if (onlyDevice || ((present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0 && this.d.presence.knownOnline?.(userId) !== true)) {
       this.d.funnel.stage('requested', 'im', 'none');
       this.d.funnel.drop('no_device', 'im', 'none');
     }
