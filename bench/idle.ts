@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/idle.ts --nodes 3 --duration 30
  *
- * With NODE_OPTIONS="--import /path/census.mjs" a preload that answers the IPC messages
+ * With NODE_OPTIONS="--import $PWD/bench/lib/timer-census.mjs" CENSUS_DIR=DIR (bench/lib/timer-census.mjs), a preload that answers the IPC messages
  * 'census-reset' / 'census-dump' can count timer callbacks by source over the same window
  * (the bench sends both; a server without such a preload ignores them).
  */
