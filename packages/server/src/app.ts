@@ -337,6 +337,9 @@ export async function createMagpieServer(config: Config, deps: { store?: Store; 
     friends: async (a, b) => (await social.store.directCheck(a, b)).friends,
   });
   messaging.onCommitted(receipts.service.onCommitted);
+  // Cluster: the push funnel counts a device-less user connected to another node as online
+  // (the cluster's presence events, already heard by every node), not as "no_device".
+  if (bus.nodes) presence.knownOnline = (u) => receipts.presence.knownOnline(u);
   // Cluster: a normal group's posts are appended by one owner node (services/group-router.ts).
   // (Only on PostgreSQL: nodes that share a database; SQLite is one node.)
   let router: GroupRouter | undefined;

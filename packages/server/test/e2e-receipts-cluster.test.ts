@@ -81,4 +81,33 @@ describe('receipts and presence on a cluster of two nodes (PostgreSQL + NATS)', 
     const off = await ca.waitFor((f) => f.type === 'presence' && f.user === b.userId && f.online === false, 5000);
     assert.ok(off.lastSeen > 0);
   });
+  // Issue 15: the node that appends a group message counted every device-less member connected
+  // to the OTHER node as offline in the push funnel (requested + no_device, and their
+  // push_stats writes): local presence only. It now reads the cluster's presence events.
+  it('the push funnel counts device-less members connected to the other node as online, and one never connected as offline once', async () => {
+    const noDevice = async () => {
+      let n = 0;
+      for (const node of [n1, n2]) {
+        const text = await (await fetch(`${node.url}/metrics`)).text();
+        for (const m of text.matchAll(/^magpie_push_dropped_total\{([^}]*)\} (\S+)$/gm)) if (m[1]!.includes('reason="no_device"') && m[1]!.includes('category="im"')) n += Number(m[2]);
+      }
+      return n;
+    };
+    const a = await registerAndLogin(n1.url);
+    const members = await Promise.all(Array.from({ length: 6 }, () => registerAndLogin(n1.url)));
+    const away = await registerAndLogin(n1.url);
+    const created = await api(n1.url, 'POST', '/api/groups', { name: 'Funnel', members: [...members, away].map((r) => r.userId) }, a.token);
+    const conv: string = created.body.group.conv;
+    const ca = await connect(n1, a.token);
+    const mc = await Promise.all(members.map((r, i) => connect(i % 2 ? n1 : n2, r.token)));
+    await sleep(500); // presence settles (100 ms debounce) and reaches both nodes
+    const before = await noDevice();
+    await ca.request({ type: 'send', clientMsgId: 'f1', conv, kind: 'text', body: { text: 'counted right' } });
+    for (const c of mc) {
+      const f = await c.waitFor((x) => x.type === 'msg' && x.message.conv === conv);
+      c.send({ type: 'ack', inboxSeq: f.inboxSeq });
+    }
+    await sleep(500); // the offline-push intake runs after the commit
+    assert.equal((await noDevice()) - before, 1, 'only the member who never connected is counted as offline');
+  });
 });

@@ -55,7 +55,7 @@ export interface RetryQueueOptions {
    * then usually sitting unread in our own socket buffers, and a retry would only add load.
    */
   holdLagMs?: number;
-  /** The event loop's lag (required for holding); stopped with the queue. */
+  /** The event loop's lag (required for holding); wanted while the queue's timer is armed (`want`), stopped with the queue. */
   loopLag?: LoopLag;
   /** Due retries held back, for the lag or a connection held unread (each counted once per attempt). */
   onHeld?: (count: number) => void;
@@ -591,6 +591,8 @@ export class RetryQueue {
     }
     if (heldUnread > 0) this.opts.onHeld?.(heldUnread);
     this.arm();
+    // Nothing left to retry: the lag sampler may sleep until the next delivery is tracked.
+    if (this.timer === undefined) this.opts.loopLag?.want?.(false);
   }
 
   /** The device's heap entry came up: take out and retry its due deliveries. Returns how many were newly held for a connection held unread. */
@@ -707,6 +709,8 @@ export class RetryQueue {
     if (dueAt >= this.timerDue && this.timer !== undefined) return;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timerDue = dueAt;
+    // The timer's firing reads the loop's lag (the hold): keep the sampler running until then.
+    if (this.timer === undefined && (this.opts.holdLagMs ?? 0) > 0) this.opts.loopLag?.want?.(true);
     this.timer = this.timers.setTimeout(() => this.fire(), Math.max(0, dueAt - this.timers.now()));
   }
 

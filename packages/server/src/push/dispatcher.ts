@@ -178,6 +178,11 @@ export class PushDispatcher {
     return lane === 'bulk' && this.opts.guard ? this.opts.guard.factor : 1;
   }
 
+  /** A lane claimed jobs: the bulk lane's guard samples the loop while such work goes on. */
+  working(lane: PushLane): void {
+    if (lane === 'bulk') this.opts.guard?.busy();
+  }
+
   get idlePollMs(): number {
     return this.opts.idlePollMs ?? 5000;
   }
@@ -278,6 +283,8 @@ class LaneRunner {
     }
     this.claiming = false;
     for (const j of claimed.unbound) this.d.funnel.drop('unbound', j.category, j.provider);
+    // Bulk work going on: the loop guard samples (it sleeps while the bulk lane has nothing).
+    if (claimed.jobs.length > 0) this.d.working(this.lane);
     const now = this.d.nowMs;
     for (const job of claimed.jobs) {
       if (this.opts.ratePerSec > 0) this.tokens -= 1;

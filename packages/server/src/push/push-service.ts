@@ -40,6 +40,13 @@ export interface Presence {
   onlineDevicesOf?(userIds: string[]): Promise<Map<string, string[]>>;
   /** Every connected (user, device), to keep `lastSeen` fresh. */
   connected?(): Iterable<{ userId: string; deviceId: string }>;
+  /**
+   * Cluster: whether the latest presence event says the user is online on some node
+   * (receipts/presence.ts PresenceHub.knownOnline; debounced, undefined when none seen). The
+   * funnel reads it for users without a push device — who get no push either way — instead
+   * of counting one connected to another node as offline; no Bus question per batch.
+   */
+  knownOnline?(userId: string): boolean | undefined;
 }
 
 /** The offline push entry point for other parts of the server. */
@@ -104,7 +111,7 @@ export interface PushServiceDeps {
   vapidPublicKey: string | null;
   now?: () => number;
   /** Campaign intake pauses between slices while the event loop lags. */
-  guard?: { pauseMs(): number };
+  guard?: { pauseMs(): number; busy?(): void };
   /**
    * Remember users found without any registered device, so their messages skip the intake
    * (no devicesOf read per batch). On one node; on a cluster only with `devicelessSync`: a
@@ -245,9 +252,9 @@ export class PushService implements OfflinePush, OfflineHandoff {
     this.accept({ message, userIds });
   };
 
-  /** A user without a registered device: counted in the funnel when offline (or when a retry handed over one device). */
+  /** A user without a registered device: counted in the funnel when offline — not connected here, nor online elsewhere by the cluster's presence — or when a retry handed over one device. */
   private noDevice(userId: string, onlyDevice: boolean, present?: Map<string, string[]>): void {
-    if (onlyDevice || (present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0) {
+    if (onlyDevice || ((present?.get(userId) ?? this.d.presence.onlineDevices(userId)).length === 0 && this.d.presence.knownOnline?.(userId) !== true)) {
       this.d.funnel.stage('requested', 'im', 'none');
       this.d.funnel.drop('no_device', 'im', 'none');
     }
@@ -474,6 +481,8 @@ export class PushService implements OfflinePush, OfflineHandoff {
     if (!this.d.config.enabled) return out;
     const category: PushCategory = req.category ?? 'marketing';
     const ids = [...new Set(req.userIds)];
+    // A campaign of several chunks: the loop guard watches the loop from the first one on.
+    if (ids.length > NOTIFY_BATCH && LANE_OF[category] === 'bulk') this.d.guard?.busy?.();
     for (let i = 0; i < ids.length; i += NOTIFY_BATCH) {
       await this.notifyChunk(ids.slice(i, i + NOTIFY_BATCH), category, req, out);
       // A campaign of many users yields between chunks so live traffic keeps flowing, and

@@ -110,6 +110,15 @@ export class PresenceHub {
     for (const c of set) c.send(frame);
   }
 
+  /**
+   * Whether the cluster's latest presence event says `userId` is online anywhere (every node
+   * hears every node's events; debounced by `debounceMs`), or undefined when none was seen
+   * (e.g. a node started after the user connected). For counting only, never for delivery.
+   */
+  knownOnline(userId: string): boolean | undefined {
+    return this.known.get(userId);
+  }
+
   /** Replace `conn`'s subscriptions; answers the current state (hidden users: nulls, not subscribed). */
   async subscribe(conn: PresenceConn, viewer: string, users: string[]): Promise<PresenceState[]> {
     this.drop(conn);
