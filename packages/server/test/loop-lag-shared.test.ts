@@ -7,6 +7,7 @@ import { createMetrics } from '../src/metrics.ts';
 import { loopLagSamplerRunning, loopLagSamplers, sharedLoopLag } from '../src/util/loop-lag.ts';
 import { RetryQueue } from '../src/delivery/retry-queue.ts';
 import { AdaptiveRetryTiming } from '../src/delivery/retry-policy.ts';
+import { countIntervals } from './count-intervals.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,22 +54,6 @@ it('each reader of the shared sampler sees a stall once, and the recent lag unti
   }
   assert.equal(loopLagSamplers(), 0);
 });
-
-/** Counts setInterval calls until restored. */
-function countIntervals(): { n: number; restore(): void } {
-  const orig = globalThis.setInterval;
-  const c = {
-    n: 0,
-    restore: () => {
-      globalThis.setInterval = orig;
-    },
-  };
-  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
-    c.n++;
-    return orig(...args);
-  }) as typeof setInterval;
-  return c;
-}
 
 // Issue 15: an idle node woke 50 times a second for this sampler (~5 ms of CPU a second per
 // node on this machine) with no reading pending. It now sleeps while nobody wants it.

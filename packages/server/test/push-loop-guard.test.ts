@@ -1,6 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LoopGuard, type LagProbe } from '../src/push/loop-guard.ts';
+import { countIntervals } from './count-intervals.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -112,18 +113,3 @@ it('asleep, the factor catches up on the skipped samples: a tenth back per healt
   }
 });
 
-/** Counts setInterval calls until restored. */
-function countIntervals(): { n: number; restore(): void } {
-  const orig = globalThis.setInterval;
-  const c = {
-    n: 0,
-    restore: () => {
-      globalThis.setInterval = orig;
-    },
-  };
-  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
-    c.n++;
-    return orig(...args);
-  }) as typeof setInterval;
-  return c;
-}
