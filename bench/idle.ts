@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { SERVER_MAIN, ensureBuilt, serverEnv } from './lib/server.ts';
+import { cpuMsOf } from './lib/proc.ts';
 
 const PG = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS = process.env.MAGPIE_TEST_NATS ?? 'nats://127.0.0.1:4222';
@@ -33,11 +34,6 @@ const { values: a } = parseArgs({
 const nodesN = Number(a.nodes);
 const store = a.store ?? (nodesN > 1 ? 'postgres' : 'sqlite');
 
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
 function mainSwitches(pid: number): number {
   const st = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
   return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)![1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)![1]);
@@ -75,11 +71,11 @@ async function main(): Promise<void> {
     const load0 = loadavg()[0]!.toFixed(1);
     for (const n of nodes) n.proc.send('census-reset');
     const t0 = performance.now();
-    const c0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
+    const c0 = nodes.map((n) => cpuMsOf(n.proc.pid!));
     const w0 = nodes.map((n) => mainSwitches(n.proc.pid!));
     await sleep(Number(a.duration) * 1000);
     const secs = (performance.now() - t0) / 1000;
-    const cpu = nodes.map((n, i) => ((cpuSeconds(n.proc.pid!) - c0[i]!) * 1000) / secs);
+    const cpu = nodes.map((n, i) => (cpuMsOf(n.proc.pid!) - c0[i]!) / secs);
     const wake = nodes.map((n, i) => (mainSwitches(n.proc.pid!) - w0[i]!) / secs);
     for (const n of nodes) n.proc.send('census-dump');
     await sleep(300);
