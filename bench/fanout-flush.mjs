@@ -80,12 +80,18 @@ async function one({ tree, n, messages, gapMs, mode }) {
       const c = new Connection(ws, '127.0.0.1', { maxBuffered: 4 << 20, maxInflight: 16, stallMs: 10_000 }, 30_000, () => {}, socket);
       c.batching = true;
       conns.push(c);
+      // Writes counted at the socket's libuv handle, where both the stream's writes and the
+      // connection's direct ones (gateway/connection.ts writeDirect) arrive: the same wrapper
+      // for every build.
       let writes = 0;
-      const write = socket.write;
-      socket.write = function (chunk, ...rest) {
-        if (chunk.length > 0) writes++;
-        return write.call(this, chunk, ...rest);
-      };
+      const handle = socket._handle;
+      for (const name of ['writeBuffer', 'writev', 'writeUtf8String', 'writeLatin1String']) {
+        const write = handle[name];
+        handle[name] = function (req, chunk, ...rest) {
+          if (chunk.length > 0) writes++;
+          return write.call(this, req, chunk, ...rest);
+        };
+      }
       c.writes = () => writes;
     }),
   );

@@ -94,17 +94,21 @@ describe('super group: the sender ACK is written before the fan-out of its messa
     const wsUrl = `${url.replace('http', 'ws').replace('localhost', '127.0.0.1')}/ws`;
     clients = [];
     for (let k = 0; k < MEMBERS; k += 50) clients.push(...(await Promise.all(Array.from({ length: Math.min(50, MEMBERS - k) }, (_, j) => connect(wsUrl, k + j)))));
-    // Wrap each server-side socket: record what is written to it, in order over all sockets.
+    // Wrap each server-side socket's libuv handle, where both the connection's direct writes
+    // and the stream's writes arrive: record what is written to it, in order over all sockets.
     for (const conn of server.gateway.registry.all() as Iterable<Connection>) {
       const user = conn.principal!.userId;
-      const raw = (conn as unknown as { raw: { write: (...a: unknown[]) => boolean } }).raw;
-      const write = raw.write.bind(raw);
-      raw.write = (...a: unknown[]) => {
-        const chunk = a[0];
-        const text = Buffer.isBuffer(chunk) ? chunk.toString('latin1') : typeof chunk === 'string' ? chunk : '';
-        if (text.length > 0) writes.push([user, text]);
-        return write(...a);
-      };
+      type Handle = Record<'writeBuffer' | 'writeUtf8String' | 'writeLatin1String' | 'writev', (...a: unknown[]) => number>;
+      const handle = (conn as unknown as { raw: { _handle: Handle } }).raw._handle;
+      const textOf = (chunk: unknown): string => (Buffer.isBuffer(chunk) ? chunk.toString('latin1') : typeof chunk === 'string' ? chunk : '');
+      for (const name of ['writeBuffer', 'writeUtf8String', 'writeLatin1String', 'writev'] as const) {
+        const write = handle[name].bind(handle);
+        handle[name] = (...a: unknown[]) => {
+          const text = name === 'writev' ? (a[1] as unknown[]).map(textOf).join('') : textOf(a[1]);
+          if (text.length > 0) writes.push([user, text]);
+          return write(...a);
+        };
+      }
     }
   });
 
