@@ -48,7 +48,9 @@ interface Interest {
  *
  * Own events: the connection is opened with `noEcho`, so the server never returns this
  * node's publications to it; `publish` hands them to the local handlers itself (when this
- * node watches the target), synchronously, in publish order — exactly once.
+ * node watches the target), synchronously, in publish order — exactly once. The publication
+ * is written to the socket first (sendNow): the other nodes' members do not wait for this
+ * node's local work.
  *
  * Order: one connection per node, and NATS keeps the order of one publisher's messages,
  * so events for a user from one node arrive in publish order.
