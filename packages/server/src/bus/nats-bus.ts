@@ -48,9 +48,7 @@ interface Interest {
  *
  * Own events: the connection is opened with `noEcho`, so the server never returns this
  * node's publications to it; `publish` hands them to the local handlers itself (when this
- * node watches the target), synchronously, in publish order — exactly once. The publication
- * is written to the socket first (sendNow): the other nodes' members do not wait for this
- * node's local work.
+ * node watches the target), synchronously, in publish order — exactly once.
  *
  * Order: one connection per node, and NATS keeps the order of one publisher's messages,
  * so events for a user from one node arrive in publish order.
@@ -233,9 +231,7 @@ export class NatsBus implements Bus {
     } catch (err) {
       this.log.warn({ err: (err as Error).message, type: event.type }, 'bus publish failed');
     }
-    if (!this.wanted(event)) return;
-    sendNow(this.nc);
-    this.handle(event);
+    this.dispatch(event);
   }
 
   /**
@@ -253,30 +249,15 @@ export class NatsBus implements Bus {
     const first = events[0];
     const nodes = this.nodeLink.batches() ? this.nodeLink.live().nodes.length : 0;
     if (!first || first.body === undefined || nodes === 0 || events.length < Math.max(BATCH_MIN, 2 * nodes)) {
-      // Per user: every event to the broker first, then the local ones (each list in order).
-      for (const e of events) {
-        try {
-          this.nc.publish(this.subjectOf(e), encode(e));
-        } catch (err) {
-          this.log.warn({ err: (err as Error).message, type: e.type }, 'bus publish failed');
-        }
-      }
-    } else {
-      try {
-        this.nc.publish(`${this.prefix}.all`, encodeMany(events, first.body, this.nodeLink.self));
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message, type: 'deliver' }, 'bus publish failed');
-      }
+      for (const e of events) this.publish(e);
+      return;
     }
-    let sent = false;
-    for (const e of events) {
-      if (!this.wanted(e)) continue;
-      if (!sent) {
-        sendNow(this.nc);
-        sent = true;
-      }
-      this.handle(e);
+    try {
+      this.nc.publish(`${this.prefix}.all`, encodeMany(events, first.body, this.nodeLink.self));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, type: 'deliver' }, 'bus publish failed');
     }
+    for (const e of events) this.dispatch(e);
   }
 
   subscribe(handler: (event: BusEvent) => void): void {
@@ -430,15 +411,8 @@ export class NatsBus implements Bus {
 
   /** Hand an event to the local handlers when this node watches its target. */
   private dispatch(event: BusEvent): void {
-    if (this.wanted(event)) this.handle(event);
-  }
-
-  /** This node watches the event's target (or the event reaches every node). */
-  private wanted(event: BusEvent): boolean {
-    return event.type === 'supers' || event.type === 'presence' || event.type === 'broadcast' || event.type === 'push' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
-  }
-
-  private handle(event: BusEvent): void {
+    const wanted = event.type === 'supers' || event.type === 'presence' || event.type === 'broadcast' || event.type === 'push' || (event.type === 'advance' ? this.convs.has(event.conv) : this.users.has(event.userId));
+    if (!wanted) return;
     for (const h of this.handlers) {
       try {
         h(event);
@@ -658,10 +632,7 @@ class NatsNodeLink implements NodeLink {
   }
 
   async request(node: string, topic: string, payload: string, timeoutMs: number): Promise<string> {
-    const asked = this.nc.request(`${this.prefix}.n.${token(node)}.${token(topic)}`, payload, { timeout: timeoutMs });
-    // On the socket now, not after whatever else the caller's task does (a forwarded post).
-    sendNow(this.nc);
-    const msg = await asked;
+    const msg = await this.nc.request(`${this.prefix}.n.${token(node)}.${token(topic)}`, payload, { timeout: timeoutMs });
     return msg.string();
   }
 
@@ -684,7 +655,6 @@ class NatsNodeLink implements NodeLink {
             (answer) => {
               try {
                 msg.respond(answer);
-                sendNow(this.nc);
               } catch (e) {
                 this.log.debug({ err: (e as Error).message, topic }, 'node reply not sent');
               }
@@ -782,21 +752,6 @@ export class BusUnavailableError extends Error {
 /** One subject token for any id: base64url has no '.', '*', '>' or whitespace. */
 export function token(id: string): string {
   return Buffer.from(id, 'utf8').toString('base64url') || '-';
-}
-
-/**
- * Hand what the connection buffered to its socket now. nats.js (nats-core 3.x
- * `ProtocolHandler.sendCommand`) writes its outbound buffer in a microtask queued by the first
- * publication into an empty buffer, i.e. after everything else the publishing task does: a
- * fan-out published before the local deliveries (a third of a group's members, the rest of the
- * commit batch, the committed listeners) would leave the process only after them, and the
- * other nodes' members would start late. `flushPending` is what that microtask calls (a socket
- * write, no PING round trip as `flush()` costs); it writes nothing while disconnected (the
- * reconnect buffer keeps it), and the microtask then finds the buffer empty. A client without
- * it (another nats.js release) keeps the microtask's timing.
- */
-function sendNow(nc: NatsConnection): void {
-  (nc as unknown as { protocol?: { flushPending?: () => void } }).protocol?.flushPending?.();
 }
 
 /** publishDeliveries: at least this many users per batched fan-out. */
