@@ -116,7 +116,16 @@ export class NatsBus implements Bus {
       const where = Array.isArray(opts.servers) ? opts.servers.join(',') : opts.servers;
       throw new BusUnavailableError(`NATS unreachable at ${where} (${(err as Error).message}); start nats-server or fix MAGPIE_NATS`);
     }
-    return new NatsBus(nc, opts);
+    const bus = new NatsBus(nc, opts);
+    // The subscription to `<prefix>.all` is in effect once this resolves (a PING/PONG round
+    // trip): a `supers` event another node publishes after it reaches this node. Without it the
+    // server could take a publication from another connection before this one's SUB.
+    try {
+      await nc.flush();
+    } catch (err) {
+      bus.log.warn({ err: (err as Error).message }, 'nats flush after connect failed');
+    }
+    return bus;
   }
 
   onResume(listener: () => void): void {
