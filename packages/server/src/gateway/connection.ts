@@ -722,7 +722,9 @@ export class Connection {
     spareReq = req;
     const err = handle.writeBuffer(req, bytes);
     if (err !== 0) {
-      // Nothing or part of it written and the socket is broken: end it as Node would.
+      // Nothing or part of it written and the socket is broken: end it as Node would. The
+      // request is not reused (the binding may have wrapped it before failing).
+      spareReq = undefined;
       (socket as unknown as { destroy(e: Error): void }).destroy(new Error(`write failed (${err})`));
       return true;
     }
