@@ -109,6 +109,33 @@ describe('Connection: writes straight to the socket handle', () => {
     });
   }
 
+  for (const direct of [true, false]) {
+    it(`a request held back by unsent output starts once the client reads, with nothing left queued (${direct ? 'direct' : 'stream'} path)`, async () => {
+      directWrites.enabled = direct;
+      const { server, client, listener } = await pair();
+      open.push(() => (client.destroy(), server.destroy(), listener.close()));
+      client.pause();
+      const maxBuffered = 4 << 20; // requests wait while unsent output is at or above a quarter: 1 MiB
+      const conn = new Connection(fakeWs(), '127.0.0.1', { maxBuffered, maxInflight: 8, stallMs: 60_000 }, 30_000, () => {}, server);
+      const queued = (): number => (conn as unknown as { queue: unknown[] }).queue.length;
+      const pad = 'z'.repeat(64 * 1024);
+      // Hand frames to the socket one flush at a time until the unsent bytes reach the quarter:
+      // the last one was written (there was room before it), so the connection's queue is empty.
+      for (let i = 0; conn.outputBytes() < maxBuffered / 4; i++) {
+        assert.ok(i < 2_000, 'the kernel buffers never filled');
+        conn.send(`{"n":${i},"pad":"${pad}"}`);
+        await until(() => queued() === 0);
+      }
+      let ran = false;
+      conn.submit({ run: (done) => ((ran = true), done()) });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(ran, false, 'the request waits while the output is over the quarter');
+      client.resume();
+      await until(() => ran, 5_000);
+      await until(() => conn.outputBytes() === 0);
+    });
+  }
+
   it('a peer gone mid-write: the socket is destroyed, nothing thrown', async () => {
     const { server, client, listener } = await pair();
     open.push(() => (server.destroy(), listener.close()));

@@ -418,10 +418,7 @@ export class Connection {
     this.lastSeen = Date.now();
     this.busyAt = Math.floor(limits.maxBuffered / 4);
     this.maxSends = limits.maxSendsInflight;
-    this.raw?.on('drain', () => {
-      this.lastProgress = Date.now();
-      this.flush();
-    });
+    this.raw?.on('drain', this.drained);
   }
 
   /** Bytes waiting to reach the peer: queued here plus unsent in the socket. */
@@ -438,12 +435,21 @@ export class Connection {
     return this.raw ? this.raw.writableLength + this.directPending : this.ws.bufferedAmount;
   }
 
-  /** Bytes of direct writes (writeBytes) that wait in libuv, not yet taken by the kernel. */
+  /** Bytes of direct writes (writeDirect) that wait in libuv, not yet taken by the kernel. */
   private directPending = 0;
 
   /**
+   * The socket took everything handed to it (the stream's 'drain', or the last direct write
+   * through): progress; the queue goes on and so do requests held back by the output (pump).
+   */
+  private readonly drained = (): void => {
+    this.lastProgress = Date.now();
+    this.flush();
+  };
+
+  /**
    * A direct write that had to wait in libuv is through (`status` 0) or failed: its bytes no
-   * longer count as unsent, that is progress, and the queue goes on (as on the stream's 'drain').
+   * longer count as unsent, that is progress, and once none wait the socket has drained.
    * @internal
    */
   directWritten(bytes: number, status: number): void {
@@ -452,8 +458,8 @@ export class Connection {
       (this.raw as unknown as { destroy?: (e: Error) => void }).destroy?.(new Error(`write failed (${status})`));
       return;
     }
-    this.lastProgress = Date.now();
-    if (this.directPending === 0 && this.queue.length > 0) this.flush();
+    if (this.directPending === 0) this.drained();
+    else this.lastProgress = Date.now();
   }
 
   /**
@@ -680,8 +686,9 @@ export class Connection {
    * Write a frame's bytes straight to the socket, in one write (ws's send frames a string
    * into a header and a payload buffer and writes both, corked, as a writev). Equivalent to
    * ws's own send here: the server never masks, permessage-deflate is off, and ws's sender
-   * queues nothing without compression; ws's bufferedAmount counts the socket's unsent bytes
-   * either way. False when the socket is not open (the caller falls back to ws).
+   * queues nothing without compression; socketBytes() counts the unsent bytes either way
+   * (the stream's and, for writeDirect, libuv's). False when the socket is not open (the
+   * caller falls back to ws).
    */
   private writeRaw(frame: SharedFrame | string): boolean {
     const socket = this.raw;
