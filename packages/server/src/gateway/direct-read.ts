@@ -51,7 +51,7 @@ const binding: ReadBinding | undefined = (() => {
  * two). `chunks`: socket reads handed straight to a Receiver since the process started.
  * @internal
  */
-export const directReads = { enabled: binding !== undefined, chunks: 0 };
+export const directReads = { enabled: binding !== undefined && process.env.MAGPIE_DIRECT_READS !== '0', chunks: 0 };
 
 /** Buffer's own constructor of views over an ArrayBuffer (what onStreamRead and ws use). */
 const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (ab: ArrayBuffer, offset: number, length: number) => Buffer })[Symbol.species];
