@@ -7,6 +7,7 @@ import type { EventEmitter } from 'node:events';
 import * as wsModule from 'ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { directReads, readDirect } from '../src/gateway/direct-read.ts';
+import { Connection, type ConnectionTask } from '../src/gateway/connection.ts';
 
 /** ws's frame parser; @types/ws does not declare it, the package's ESM entry exports it by name. */
 type FrameReceiver = EventEmitter & { write(chunk: Buffer): void };
@@ -271,6 +272,43 @@ describe('direct reads: socket chunks straight to ws Receiver', () => {
       h.readStart();
       await until(() => t.server.messages.length === 3);
       assert.deepEqual(t.server.messages, ['a', 'b', 'c']);
+    });
+
+    it(`a connection held unread (its one request slot busy) stops reading the socket: later frames wait in the kernel, then all come in order (${path} path)`, async () => {
+      const t = await open({ direct });
+      cleanup.push(t.done);
+      const conn = new Connection(t.server.ws!, '127.0.0.1', { maxBuffered: 1 << 20, maxInflight: 1, stallMs: 60_000 }, 30_000, () => {}, t.server.socket as never);
+      const started: string[] = [];
+      let finish: (() => void) | undefined;
+      t.server.ws!.on('message', (d: Buffer) => {
+        const name = d.toString().split(':')[0]!;
+        const task: ConnectionTask = { run: (done) => (started.push(name), (finish = done)) };
+        conn.submit(task);
+      });
+      const N = 20;
+      const PER = 50;
+      for (let b = 0; b < N; b++) {
+        t.client.write(Buffer.concat(Array.from({ length: PER }, (_, i) => text(`f${b * PER + i}:${'p'.repeat(200)}`))));
+        await pause(5);
+      }
+      await pause(50);
+      const read = t.server.messages.length;
+      assert.deepEqual(started, ['f0'], 'one request runs, the rest wait');
+      // Reads stop once the next frame arrives: what was read with it (one burst, and what the
+      // stream layer holds on the fallback path: up to 16 KB) is all that waits in the backlog.
+      assert.ok(read <= 2 * PER + 100, `frames read while held: ${read} of ${N * PER}`);
+      // Let the requests go one by one: all of them, in order.
+      while (started.length < N * PER) {
+        const f = finish!;
+        finish = undefined;
+        f();
+        await until(() => finish !== undefined || started.length === N * PER);
+      }
+      assert.deepEqual(
+        started,
+        Array.from({ length: N * PER }, (_, i) => `f${i}`),
+      );
+      finish?.();
     });
 
     it(`frames sent with the upgrade request (ws's head) come before later ones (${path} path)`, async () => {

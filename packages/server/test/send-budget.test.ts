@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { Connection } from '../src/gateway/connection.ts';
 import { SendBudget } from '../src/gateway/send-budget.ts';
+import { kReadsDirect } from '../src/gateway/direct-read.ts';
 import { fakeWs, HeldTask } from './connection-fakes.ts';
 
 /** A request that runs until the test finishes it; unbudgeted ones (ACKs) finish at once, as an ACK does. */
@@ -26,7 +27,8 @@ describe('SendBudget (issue 23: the node bounds the sends it handles at once)', 
     const ws = fakeWs();
     // The libuv handle of a net.Socket (what connection.ts stopReading/startReading use).
     const handle = { reading: true, stops: 0, starts: 0, readStop: () => (handle.stops++, 0), readStart: () => (handle.starts++, 0) };
-    const raw = { writable: true, writableLength: 0, write: () => true, on: () => raw, _handle: handle };
+    // A socket whose reads go straight to ws (direct-read.ts): only there does a stopped handle stay stopped.
+    const raw = { writable: true, writableLength: 0, write: () => true, on: () => raw, _handle: handle, [kReadsDirect]: true };
     const conn = new Connection(ws, '127.0.0.1', { maxBuffered: 1 << 20, maxInflight: 8, stallMs: 10_000, sends: budget }, 30_000, () => {}, raw as never);
     const tasks = new Map<string, Task>();
     const submit = (name: string): void => {

@@ -4,6 +4,7 @@ import { CloseCodes, type CloseReason } from '@magpie/protocol';
 import type { Principal } from '../services/account-service.ts';
 import { ObtainedTracker } from './obtained.ts';
 import type { SendBudget } from './send-budget.ts';
+import { readsDirect } from './direct-read.ts';
 
 /**
  * Connections with queued frames, flushed by setImmediate callbacks (a fan-out to thousands
@@ -167,9 +168,14 @@ function stopReading(raw: RawSocket | undefined): boolean {
   return true;
 }
 
-/** A plain TCP socket whose handle stopReading can stop. */
+/**
+ * A plain TCP socket whose handle stopReading can stop, and whose reads go straight to ws
+ * (direct-read.ts): on the stream path Node's Readable starts a stopped handle again in the
+ * tick after the chunk it emitted (`maybeReadMore` → `_read`), so a stop there does not hold;
+ * such a socket is paused in ws instead.
+ */
 function stoppable(raw: RawSocket | undefined): boolean {
-  if (!raw || (raw as { encrypted?: boolean }).encrypted) return false;
+  if (!raw || (raw as { encrypted?: boolean }).encrypted || !readsDirect(raw)) return false;
   const h = (raw as { _handle?: ReadHandle | null })._handle;
   return !!h && typeof h.readStop === 'function' && typeof h.readStart === 'function';
 }

@@ -88,6 +88,23 @@ interface ReadHandle {
   readStop?: () => number;
 }
 
+/**
+ * Set on a socket whose reads readDirect took over. Only on such a socket does stopping its
+ * handle hold (Connection's stopReading): on the stream path Node's Readable schedules a
+ * `maybeReadMore` tick after every chunk it emits, and that tick's `read(0)` calls the socket's
+ * `_read`, which starts a stopped handle again — a stop made while a frame is handled (always,
+ * with `stopOnNextFrame`) was undone one tick later, and the client's frames went on piling up
+ * in the connection's backlog. Such sockets are paused in ws instead (Node then stops the
+ * handle itself once 16 KB wait in the stream).
+ * @internal
+ */
+export const kReadsDirect = Symbol('magpie.readsDirect');
+
+/** True when readDirect took over this socket's reads (its handle can be stopped: see kReadsDirect). */
+export function readsDirect(socket: unknown): boolean {
+  return (socket as { [kReadsDirect]?: boolean } | undefined)?.[kReadsDirect] === true;
+}
+
 /** net.Socket's `kBuffer` symbol (the `onread` socket option's buffer), found on the first socket. */
 let kBuffer: symbol | null | undefined;
 
@@ -138,5 +155,6 @@ export function readDirect(ws: WebSocket, socket: Duplex): boolean {
     }
     return streamRead.call(this, ab);
   };
+  (socket as unknown as { [kReadsDirect]: boolean })[kReadsDirect] = true;
   return true;
 }
