@@ -11,6 +11,8 @@
  * connections at --rate frames/s in total, one frame per write (TCP_NODELAY: mostly one frame
  * per packet and per server read, as in the open-loop bench). Reported: the server process's
  * CPU (user + system, all threads) per frame received, over the measured seconds.
+ * MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server (e.g. `--cpu-prof --cpu-prof-dir DIR`).
+ * `--only direct|stream`: run one of the two.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -25,6 +27,7 @@ const { values: a } = parseArgs({
     seconds: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
     size: { type: 'string', default: '150' },
+    only: { type: 'string' },
     role: { type: 'string' },
   },
 });
@@ -45,6 +48,7 @@ if (a.role === 'server') {
   );
   http.listen(0, '127.0.0.1', () => process.send!({ port: (http.address() as { port: number }).port }));
   process.on('message', (m: { cmd: string }) => {
+    if (m.cmd === 'exit') process.exit(0);
     if (m.cmd === 'mark') {
       const cpu = process.cpuUsage();
       process.send!({ frames, cpuUs: cpu.user + cpu.system, direct });
@@ -71,7 +75,7 @@ if (a.role === 'server') {
 
   const run = async (directReads: boolean): Promise<{ us: number; fps: number; direct: number }> => {
     const child: ChildProcess = fork(new URL(import.meta.url).pathname, ['--role', 'server'], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...(process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean)],
       env: { ...process.env, MAGPIE_DIRECT_READS: directReads ? '1' : '0' },
     });
     const ask = <T>(msg?: object): Promise<T> =>
@@ -108,14 +112,15 @@ if (a.role === 'server') {
     const t1 = performance.now();
     clearInterval(timer);
     for (const s of sockets) s.destroy();
-    child.kill();
+    child.send({ cmd: 'exit' });
+    await new Promise((r) => child.once('exit', r));
     const frames = m1.frames - m0.frames;
     return { us: (m1.cpuUs - m0.cpuUs) / frames, fps: (frames * 1000) / (t1 - t0), direct: m1.direct };
   };
 
   const rows: string[] = [];
   for (let r = 0; r < Number(a.rounds); r++) {
-    for (const direct of r % 2 === 0 ? [true, false] : [false, true]) {
+    for (const direct of (r % 2 === 0 ? [true, false] : [false, true]).filter((d) => a.only === undefined || a.only === (d ? 'direct' : 'stream'))) {
       const res = await run(direct);
       const row = `round ${r + 1}  ${direct ? 'direct' : 'stream'}  ${res.fps.toFixed(0)} frames/s  server ${res.us.toFixed(2)} µs per frame  (direct-read connections ${res.direct}/${conns})`;
       console.log(row);
