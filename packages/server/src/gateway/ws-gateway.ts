@@ -16,7 +16,6 @@ import type { UserLimits } from '../util/user-limits.ts';
 import { waitForStore } from '../util/store-unavailable.ts';
 import { Connection, type ConnectionLimits, type ConnectionTask } from './connection.ts';
 import { SendBudget } from './send-budget.ts';
-import { readDirect } from './direct-read.ts';
 import { FrameOrder, type OrderedFrame } from './frame-order.ts';
 import { ConnectionRegistry } from './registry.ts';
 import { SuperGroupIndex } from './super-index.ts';
@@ -254,8 +253,6 @@ export class WsGateway {
     ws.on('message', this.onWsMessage as (data: unknown, isBinary: boolean) => void);
     ws.on('close', this.onWsClose);
     ws.on('error', this.onWsError);
-    // Reads go straight from the socket's handle to ws's parser while the streams are idle (direct-read.ts).
-    readDirect(ws, socket);
   }
 
   /** Arm the hello timer for the first connection still waiting to say hello (if not armed). */
