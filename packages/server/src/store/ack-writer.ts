@@ -3,7 +3,7 @@ import { warm, type NoopStatement } from '../db/prepared.ts';
 import { isGroupConv } from './rows.ts';
 import { PIPELINE_COMMIT, PIPELINE_FLUSH } from '../db/dialect.ts';
 import type { AckOutcome, DeviceAck } from './store.ts';
-import { insertRows, type RowsSql } from './append-writer.ts';
+import { insertRows, rowsSql, type RowsSql } from './append-writer.ts';
 import type { RecentPointers } from './recent-pointers.ts';
 
 /**
@@ -392,19 +392,36 @@ const LITE = {
     SELECT c.conv, c.seq, c.n, c.first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
     FROM c JOIN messages m ON m.conv_id = c.conv AND m.seq = c.seq
       LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = c.conv`,
-  /**
-   * As `covered`, for the messages counted from the store's RecentPointers instead of `inbox`
-   * (a JSON array of [conv, seq, n, first]): each message's sender and kind and the sender's entry.
-   */
-  known: `WITH k AS (SELECT value->>0 AS conv, value->>1 AS seq, value->>2 AS n, value->>3 AS first FROM json_each(?))
-    SELECT k.conv, k.seq, k.n, k.first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
-    FROM k JOIN messages m ON m.conv_id = k.conv AND m.seq = k.seq
-      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = k.conv`,
   /** Whether any retention purge ever removed pointers (then the users' marks are read: purged). */
   anyPurge: 'SELECT 1 AS x FROM inbox_purge LIMIT 1',
   purged: 'SELECT user_id, purged_inbox_seq FROM inbox_purge WHERE user_id IN (SELECT value FROM json_each(?))',
   raise: 'UPDATE messages SET delivered_count = delivered_count + ? WHERE conv_id = ? AND seq = ? RETURNING sender_id AS sender, delivered_count AS count',
 };
+
+/**
+ * As LITE.covered, for the messages counted from the store's RecentPointers instead of `inbox`:
+ * each message's sender and kind and the sender's entry, the messages given as bound rows
+ * [i, conv, seq] (`i`: the message's index in the caller's list, returned in the `n` and `first`
+ * columns for the caller to fill in) of one multi-row VALUES, k read first (CROSS JOIN), in its
+ * order. Bound values, not one JSON array: the JSON form (`json_each` and four `->>` per message)
+ * was ~40 % of this read's CPU and ~6 % of the writer thread's in the saturated 1:1 bench (issue
+ * 23, branch wr23).
+ */
+const KNOWN: RowsSql = {
+  head: 'WITH k(i, conv, seq) AS (VALUES',
+  width: 3,
+  tail: `) SELECT k.conv, k.seq, k.i AS n, k.i AS first, m.sender_id AS sender, m.kind, e.delivered_seq AS dseq, e.user_id IS NOT NULL AS has_entry
+    FROM k CROSS JOIN messages m ON m.conv_id = k.conv AND m.seq = k.seq
+      LEFT JOIN entries e ON e.user_id = m.sender_id AND e.conv_id = k.conv`,
+};
+
+/** Rows per KNOWN statement: a flush's messages are cut into these fixed lengths (five prepared texts). */
+const KNOWN_CHUNKS = [256, 64, 16, 4, 1];
+
+/** The SQLite ACK flush's reads of messages counted from memory, every length (the writer's warm-up prepares them all). */
+export function knownReadTexts(): string[] {
+  return KNOWN_CHUNKS.map((n) => rowsSql(KNOWN, n));
+}
 
 /** A row of LITE.covered, as values in its column order (Queryable.values: no object per covered message). */
 type CoveredRow = [conv: string, seq: number, n: number, first: number, sender: string, kind: string, dseq: number | null, has_entry: number];
@@ -488,7 +505,19 @@ async function readCovered(tx: Queryable, ranges: Range[], marks: Map<string, Ma
   }
   const keys: [string, number, number, number][] = [];
   for (const [conv, seqs] of counted) for (const [seq, [n, first]] of seqs) keys.push([conv, seq, n, first]);
-  if (keys.length > 0) for (const row of await tx.values<CoveredRow>(LITE.known, [JSON.stringify(keys)])) rows.push(row);
+  let i = 0;
+  for (const size of KNOWN_CHUNKS) {
+    for (; keys.length - i >= size; i += size) {
+      const params: unknown[] = [];
+      for (let k = i; k < i + size; k++) params.push(k, keys[k]![0], keys[k]![1]);
+      for (const row of await tx.values<CoveredRow>(rowsSql(KNOWN, size), params)) {
+        const key = keys[Number(row[2])]!;
+        row[2] = key[2];
+        row[3] = key[3];
+        rows.push(row);
+      }
+    }
+  }
   return rows;
 }
 

@@ -122,7 +122,7 @@ const SQLITE_ROWS = {
 const CHUNKS = [64, 16, 4, 1];
 const texts = new Map<RowsSql, Map<number, string>>();
 
-function rowsSql(s: RowsSql, n: number): string {
+export function rowsSql(s: RowsSql, n: number): string {
   let byLength = texts.get(s);
   if (!byLength) texts.set(s, (byLength = new Map()));
   let sql = byLength.get(n);

@@ -23,6 +23,7 @@
 import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ObtainedTracker } from '../gateway/obtained.ts';
 import { SqlStore } from './sql-store.ts';
+import { knownReadTexts } from './ack-writer.ts';
 import { decodeBatch, encodeBatch, encodeOutcomes } from './sqlite-writer-wire.ts';
 import type { AppendRequest, DeviceAck } from './store.ts';
 
@@ -135,7 +136,8 @@ export class WriterWarmUp {
         // prepared at its first real use instead
       }
     }
-    for (const sql of raw) {
+    // Every length of the flush's read of messages counted from memory, not only those the warm-up's flushes used.
+    for (const sql of new Set([...raw, ...knownReadTexts()])) {
       try {
         this.schemaFrom.prepareRaw(sql);
       } catch {
