@@ -153,16 +153,23 @@ interface ReadHandle {
  * highWaterMark (16 KB), so an overloaded server held every frame its 10 000 waiting clients
  * sent as one JS Buffer each (~118 000 of them, ~40 MB, promoted and marked by the GC), read
  * with one syscall per packet. Stopped, the frames wait in the kernel's socket buffer (TCP
- * pushes back on the client) and are read in one piece when the connection goes on. This is
- * what Node's own pause() does for sockets made with `onread` (net.js): `reading = false` and
- * `readStop()` on the handle; startReading undoes it as Node's resume() does. TLS sockets are
- * left alone (their handle wraps the TCP one).
+ * pushes back on the client) and are read in one piece when the connection goes on.
+ *
+ * Only the handle is stopped: its `reading` flag, which Node keeps for its own reads, is left
+ * set. Node's Readable calls the socket's `_read` in a `maybeReadMore` tick after every chunk
+ * it emits, and `_read` starts a handle whose `reading` is false (net.js tryReadStart): a stop
+ * that cleared the flag (what Node's own pause() does for sockets made with `onread`, and what
+ * this did until issue 23 branch rx23) was undone one tick after the frame that made it — the
+ * stop is made while that frame is handled — and the client's frames went on piling up in the
+ * connection's backlog (1 000 of 1 000 in test/connection-held-unread.test.ts). Node clears
+ * the flag itself only when a read fills its stream, and no read comes while the handle is
+ * stopped. startReading undoes the stop. TLS sockets are left alone (their handle wraps the
+ * TCP one).
  */
 function stopReading(raw: RawSocket | undefined): boolean {
   if (!stoppable(raw)) return false;
   const h = (raw as { _handle?: ReadHandle | null })._handle!;
   if (h.reading !== true) return false;
-  h.reading = false;
   h.readStop!();
   return true;
 }
@@ -174,11 +181,14 @@ function stoppable(raw: RawSocket | undefined): boolean {
   return !!h && typeof h.readStop === 'function' && typeof h.readStart === 'function';
 }
 
-/** Undo stopReading (unless the socket is gone, or Node already reads again). */
+/**
+ * Undo stopReading (unless the socket is gone). Node's `reading` flag is still set (nothing
+ * read meanwhile could clear it); were it cleared, Node starts the handle itself when its
+ * stream wants more.
+ */
 function startReading(raw: RawSocket | undefined): void {
   const h = (raw as { _handle?: ReadHandle | null } | undefined)?._handle;
-  if (!h || h.reading !== false || typeof h.readStart !== 'function') return;
-  h.reading = true;
+  if (!h || h.reading !== true || typeof h.readStart !== 'function') return;
   h.readStart();
 }
 
