@@ -11,11 +11,8 @@ import { mkdtempSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { searchableText } from '../packages/server/src/search/extract.ts';
-import { SearchIndexer } from '../packages/server/src/search/search-indexer.ts';
-import { openSqliteStore } from '../packages/server/src/store/open.ts';
-import { SqliteEngine } from '../packages/server/src/db/sqlite-engine.ts';
-import { directConversationId, type AppendRequest } from '../packages/server/src/store/store.ts';
+import { directConversationId, openSqliteStore, searchableText, type AppendRequest } from '@magpie/server';
+import { SearchIndexer, SqliteEngine } from '@magpie/server/testing';
 
 const { values: a } = parseArgs({ options: { messages: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '3' } } });
 const N = Number(a.messages);

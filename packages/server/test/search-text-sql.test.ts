@@ -16,16 +16,7 @@ import { SearchIndexer, textSql } from '../src/search/search-indexer.ts';
 import { openSqliteStore } from '../src/store/open.ts';
 import { SqliteEngine } from '../src/db/sqlite-engine.ts';
 import { directConversationId, type AppendRequest } from '../src/store/store.ts';
-
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './seeded-random.ts';
 
 /** What the indexer's function gives (search-indexer.ts: a body that is not JSON has no text). */
 function extracted(kind: string, body: string): string {

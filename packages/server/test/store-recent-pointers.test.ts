@@ -19,17 +19,22 @@ import { writeAcksSqlite } from '../src/store/ack-writer.ts';
 import { RecentPointers } from '../src/store/recent-pointers.ts';
 import { directConversationId, type AckOutcome, type AppendRequest, type DeviceAck } from '../src/store/store.ts';
 import { createGroup, post } from './append-requests.ts';
+import { rng } from './seeded-random.ts';
 
 class Rollback extends Error {}
 
-/** A deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** What the ACK flush gives when it reads everything from `inbox` (writeAcksSqlite in a transaction rolled back after). */
+async function flushFromInbox(engine: SqliteEngine, acks: DeviceAck[]): Promise<AckOutcome | null> {
+  let expected = null as AckOutcome | null;
+  await engine
+    .transaction(async (tx) => {
+      expected = await writeAcksSqlite(tx, structuredClone(acks));
+      throw new Rollback();
+    })
+    .catch((err) => {
+      if (!(err instanceof Rollback)) throw err;
+    });
+  return expected;
 }
 
 it('RecentPointers: holds a run of consecutive inboxSeqs per user, restarts on a gap, keeps the last perUser, drops the oldest user', () => {
@@ -118,15 +123,7 @@ it('sqlite: ACK flushes counted from the appended pointers give what reading inb
           acks.push({ userId: u, deviceId: pick(devices), inboxSeq: rand() < 0.1 ? t + 5 : Math.max(0, t - Math.floor(rand() * 8)) });
         }
         if (acks.length === 0) continue;
-        let expected = null as AckOutcome | null;
-        await engine
-          .transaction(async (tx) => {
-            expected = await writeAcksSqlite(tx, structuredClone(acks));
-            throw new Rollback();
-          })
-          .catch((err) => {
-            if (!(err instanceof Rollback)) throw err;
-          });
+        const expected = await flushFromInbox(engine, acks);
         statements.length = 0;
         const got = await store.recordAcks(structuredClone(acks));
         assert.deepEqual(got, expected, `step ${step}`);
@@ -196,15 +193,7 @@ it('sqlite: a flush counted from memory reads its messages with bound values, in
     }
     assert.equal(sent, 409);
     const acks: DeviceAck[] = recipients.map((r) => ({ userId: r, deviceId: 'phone', inboxSeq: top.get(r)! }));
-    let expected = null as AckOutcome | null;
-    await engine
-      .transaction(async (tx) => {
-        expected = await writeAcksSqlite(tx, structuredClone(acks));
-        throw new Rollback();
-      })
-      .catch((err) => {
-        if (!(err instanceof Rollback)) throw err;
-      });
+    const expected = await flushFromInbox(engine, acks);
     statements.length = 0;
     const got = await store.recordAcks(structuredClone(acks));
     assert.deepEqual(got, expected);

@@ -10,3 +10,7 @@ export { TcpProxy, type TcpProxyOptions, type ProxyBackend } from './tcp-proxy.t
 // The gateway's per-connection writer (frames, batching, back-pressure) for micro-benchmarks of
 // its write path without a server (bench/fanout-flush.mjs); not an API for applications.
 export { Connection, SharedFrame } from '../gateway/connection.ts';
+// SQLite's deferred search indexer on an engine of its own, for the in-process benchmark of its
+// CPU per message (bench/search-index-text.ts); not an API for applications.
+export { SearchIndexer } from '../search/search-indexer.ts';
+export { SqliteEngine } from '../db/sqlite-engine.ts';
