@@ -96,11 +96,10 @@ type RangeRow = { ord: number | string; conv: string; sender: string; seq: numbe
 type CountRow = { conv: string; seq: number | string; sender: string; count: number | string };
 
 /**
- * The items of one user's newly acknowledged inbox range (uid, lo, hi] sent by someone else,
- * with their message's sender: a subquery for `CROSS JOIN LATERAL`, one per range. `OFFSET 0`
- * keeps PostgreSQL from flattening it into the outer join, so each range is read through the
- * inbox and messages primary keys (a short index range per user, one probe per item) whatever
- * the planner estimates. Written as plain joins, the planner took a hash join over a sequential
+ * The items of one user's newly acknowledged inbox range (uid, lo, hi]: a subquery for
+ * `CROSS JOIN LATERAL`, one per range (COVERED adds the senders). `OFFSET 0` keeps PostgreSQL
+ * from flattening it into the outer join, so each range is read through the inbox primary key
+ * (a short index range per user) whatever the planner estimates. Written as plain joins, the planner took a hash join over a sequential
  * scan of the whole inbox (and messages) for the flush's ranges whenever the tables were small
  * enough next to the number of ranges, as in any young or small deployment (a 90-member group:
  * up to ~20 000 inbox rows for 30 ranges, more for more); the `'g:'` filter of ACK_SQL_POSTGRES.raise made
@@ -109,8 +108,27 @@ type CountRow = { conv: string; seq: number | string; sender: string; count: num
  * "inbox rows read per message").
  */
 const RANGE_ITEMS = (uid: string, lo: string, hi: string, extra: string): string =>
-  `SELECT i.conv_id, i.seq, m.sender_id FROM inbox i JOIN messages m ON m.conv_id = i.conv_id AND m.seq = i.seq
-      WHERE i.user_id = ${uid} AND i.inbox_seq > ${lo} AND i.inbox_seq <= ${hi} AND m.sender_id <> ${uid} ${extra} OFFSET 0`;
+  `SELECT i.conv_id, i.seq FROM inbox i WHERE i.user_id = ${uid} AND i.inbox_seq > ${lo} AND i.inbox_seq <= ${hi} ${extra} OFFSET 0`;
+
+/**
+ * CTEs over the ranges `src` (columns uid, lo, hi and the key `k`): `ii`, every item of every
+ * range (RANGE_ITEMS); `im`, their messages' senders and kinds, probed once per distinct
+ * message; `ic`, per range, conversation and other sender, the newest seq; `ie`, those
+ * senders' entries, probed once per distinct (conversation, sender). A group message's ACKs
+ * arrive in one flush from most of its members, so its ranges cover the same message: probed
+ * per item, as before, messages and entries were read once per member (issue 15, branch pgc15:
+ * two of the plan statement's three index probes per range). Every probe is a lateral subquery
+ * with `OFFSET 0` (read by primary key whatever the estimates); the joins between the CTEs are
+ * over the few rows they hold.
+ */
+const COVERED = (src: string, k: string, extra = ''): string => `
+    ii AS MATERIALIZED (SELECT ${k} AS k, src.uid, i.conv_id, i.seq FROM ${src} src CROSS JOIN LATERAL (${RANGE_ITEMS('src.uid', 'src.lo', 'src.hi', extra)}) i),
+    im AS MATERIALIZED (SELECT d.conv_id, d.seq, m.sender_id, m.kind FROM (SELECT DISTINCT conv_id, seq FROM ii) d
+      CROSS JOIN LATERAL (SELECT m.sender_id, m.kind FROM messages m WHERE m.conv_id = d.conv_id AND m.seq = d.seq OFFSET 0) m),
+    ic AS MATERIALIZED (SELECT ii.k, ii.conv_id, im.sender_id, MAX(ii.seq) AS seq FROM ii JOIN im ON im.conv_id = ii.conv_id AND im.seq = ii.seq
+      WHERE im.sender_id <> ii.uid GROUP BY ii.k, ii.conv_id, im.sender_id),
+    ie AS MATERIALIZED (SELECT d.conv_id, d.sender_id, e.delivered_seq FROM (SELECT DISTINCT conv_id, sender_id FROM ic) d
+      CROSS JOIN LATERAL (SELECT e.delivered_seq FROM entries e WHERE e.user_id = d.sender_id AND e.conv_id = d.conv_id OFFSET 0) e)`;
 
 /** The ACK flush's statements; exported for the plan test (test/store-postgres-ack-plans.test.ts). */
 export const ACK_SQL_POSTGRES = {
@@ -133,20 +151,17 @@ export const ACK_SQL_POSTGRES = {
       SELECT s.ord, s.uid, s.up, GREATEST(s.g, s.start,
         COALESCE(MAX(GREATEST(s.g, s.up)) OVER (PARTITION BY s.uid ORDER BY s.ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS lo
       FROM s),
-    r AS (SELECT row_number() OVER (ORDER BY w.ord) AS k, w.uid, w.lo, w.up AS hi FROM w WHERE w.up > w.lo)
+    r AS (SELECT row_number() OVER (ORDER BY w.ord) AS k, w.uid, w.lo, w.up AS hi FROM w WHERE w.up > w.lo),${COVERED('r', 'src.k')}
     SELECT 'm' AS kind, 0::bigint AS k, id AS uid, inbox_seq AS a, delivered_inbox_seq AS b, NULL::text AS conv, NULL::text AS sender, NULL::bigint AS seq, NULL::bigint AS dseq FROM u
     UNION ALL SELECT 'r', r.k, r.uid, r.lo, r.hi, NULL, NULL, NULL, NULL FROM r
-    UNION ALL SELECT 'c', r.k, NULL, NULL, NULL, i.conv_id, i.sender_id, MAX(i.seq), MAX(e.delivered_seq)
-      FROM r CROSS JOIN LATERAL (${RANGE_ITEMS('r.uid', 'r.lo', 'r.hi', '')}) i
-      LEFT JOIN entries e ON e.user_id = i.sender_id AND e.conv_id = i.conv_id
-      GROUP BY r.k, i.conv_id, i.sender_id
+    UNION ALL SELECT 'c', ic.k, NULL, NULL, NULL, ic.conv_id, ic.sender_id, ic.seq, ie.delivered_seq
+      FROM ic LEFT JOIN ie ON ie.conv_id = ic.conv_id AND ie.sender_id = ic.sender_id
     ORDER BY kind, k, conv, sender`,
   /** Per range (ordinality), the newest seq per (conversation, other sender), with that sender's entry state. */
-  ranges: `SELECT x.ord, i.conv_id AS conv, i.sender_id AS sender, MAX(i.seq) AS seq, MAX(e.delivered_seq) AS delivered_seq
-    FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, lo, hi, ord)
-    CROSS JOIN LATERAL (${RANGE_ITEMS('x.uid', 'x.lo', 'x.hi', '')}) i
-    LEFT JOIN entries e ON e.user_id = i.sender_id AND e.conv_id = i.conv_id
-    GROUP BY x.ord, i.conv_id, i.sender_id ORDER BY x.ord, i.conv_id, i.sender_id`,
+  ranges: `WITH x AS MATERIALIZED (SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[]) WITH ORDINALITY AS x(uid, lo, hi, ord)),${COVERED('x', 'src.ord')}
+    SELECT ic.k AS ord, ic.conv_id AS conv, ic.sender_id AS sender, ic.seq, ie.delivered_seq
+    FROM ic LEFT JOIN ie ON ie.conv_id = ic.conv_id AND ie.sender_id = ic.sender_id
+    ORDER BY ic.k, ic.conv_id, ic.sender_id`,
   devices: `INSERT INTO devices (user_id, device_id, acked_inbox_seq) SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[])
     ON CONFLICT (user_id, device_id) DO UPDATE SET acked_inbox_seq = GREATEST(devices.acked_inbox_seq, excluded.acked_inbox_seq)`,
   lockUsers: 'SELECT id FROM users WHERE id = ANY(?::text[]) ORDER BY id FOR UPDATE',
@@ -187,11 +202,11 @@ export const ACK_SQL_POSTGRES = {
    * locked in (conv, seq) order first: flushes of different users raise the same messages
    * concurrently, and a lock order that followed the join's plan could deadlock.
    */
-  raise: `WITH r AS (
-      SELECT i.conv_id, i.seq, COUNT(*) AS n
-      FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(uid, lo, hi)
-      CROSS JOIN LATERAL (${RANGE_ITEMS('x.uid', 'x.lo', 'x.hi', "AND substr(i.conv_id, 1, 2) = 'g:' AND m.kind <> 'system'")}) i
-      GROUP BY i.conv_id, i.seq),
+  raise: `WITH x AS MATERIALIZED (SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[]) AS x(uid, lo, hi)),${COVERED('x', '0', "AND substr(i.conv_id, 1, 2) = 'g:'")},
+    r AS (
+      SELECT ii.conv_id, ii.seq, COUNT(*) AS n FROM ii JOIN im ON im.conv_id = ii.conv_id AND im.seq = ii.seq
+      WHERE im.sender_id <> ii.uid AND im.kind <> 'system'
+      GROUP BY ii.conv_id, ii.seq),
     l AS MATERIALIZED (
       SELECT m.conv_id, m.seq, r.n FROM messages m JOIN r ON m.conv_id = r.conv_id AND m.seq = r.seq
       ORDER BY m.conv_id, m.seq FOR NO KEY UPDATE OF m)
