@@ -32,7 +32,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import WebSocket from 'ws';
-import { SERVER_MAIN, ensureBuilt, serverEnv } from './lib/server.ts';
+import { SERVER_MAIN, ensureBuilt, serverEnv, serverExecArgv } from './lib/server.ts';
 
 // The compiled server, as `npm start` runs it (bench/lib/server.ts).
 const MAIN = SERVER_MAIN;
@@ -110,7 +110,7 @@ async function startNode(env: Record<string, string>, index: number): Promise<No
   if (profDir) mkdirSync(profDir, { recursive: true });
   const forkedAt = performance.now();
   const proc = fork(MAIN, [], {
-    execArgv: profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [],
+    execArgv: serverExecArgv(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []),
     env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', MAGPIE_ADMIN_TOKEN: ADMIN_TOKEN, MAGPIE_DB_STATEMENT_STATS: '1', PGAPPNAME: `magpie-node${index + 1}`, ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
-import { SERVER_MAIN, ensureBuilt, serverEnv } from './lib/server.ts';
+import { SERVER_MAIN, ensureBuilt, serverEnv, serverExecArgv } from './lib/server.ts';
 import { cpuMsOf } from './lib/proc.ts';
 
 const PG = process.env.MAGPIE_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -42,7 +42,7 @@ function mainSwitches(pid: number): number {
 async function startNode(env: Record<string, string>, index: number): Promise<{ proc: ChildProcess; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'magpie-bench-idle-'));
   const proc = fork(SERVER_MAIN, [], {
-    execArgv: [],
+    execArgv: serverExecArgv(),
     env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dir, MAGPIE_LOG_LEVEL: 'warn', PGAPPNAME: `magpie-node${index + 1}`, ...env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

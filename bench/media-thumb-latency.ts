@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { MagpieClient, MediaApi, MemoryStore, type LocalMessage, type WebSocketLike } from '@magpie/sdk';
-import { ensureBuilt, SERVER_MAIN, serverEnv } from './lib/server.ts';
+import { ensureBuilt, SERVER_MAIN, serverEnv, serverExecArgv } from './lib/server.ts';
 
 const { values: a } = parseArgs({ options: { n: { type: 'string', default: '30' }, size: { type: 'string', default: '2400x1600' } } });
 const n = Number(a.n);
@@ -28,6 +28,7 @@ const [w, h] = a.size!.split('x').map(Number) as [number, number];
 ensureBuilt();
 const dataDir = mkdtempSync(join(tmpdir(), 'magpie-bench-thumb-'));
 const proc = fork(SERVER_MAIN, [], {
+  execArgv: serverExecArgv(),
   env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000', MAGPIE_USER_RATE: '100000', MAGPIE_USER_BURST: '100000' }),
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { MediaApi, type UploadSource } from '@magpie/sdk';
-import { ensureBuilt, SERVER_MAIN, serverEnv } from './lib/server.ts';
+import { ensureBuilt, SERVER_MAIN, serverEnv, serverExecArgv } from './lib/server.ts';
 import { rssOf } from './lib/proc.ts';
 
 const { values: a } = parseArgs({
@@ -42,6 +42,7 @@ ensureBuilt();
 const dataDir = mkdtempSync(join(tmpdir(), 'magpie-bench-media-'));
 const files = mkdtempSync(join(tmpdir(), 'magpie-bench-files-'));
 const proc = fork(SERVER_MAIN, [], {
+  execArgv: serverExecArgv(),
   env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'warn', MAGPIE_IP_RATE: '100000', MAGPIE_IP_BURST: '100000' }),
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 });

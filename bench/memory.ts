@@ -2,7 +2,7 @@
  * Server memory (issue 23): RSS right after start, after registering 32 users (scrypt, the
  * password-strength thread), and under a saturated 1:1 load, with where it goes.
  *
- *   npm run bench:memory                      # as `npm start` runs it (MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=1048576)
+ *   npm run bench:memory                      # as `npm start` runs it (packages/server/launch.json: --max-semi-space-size=64, MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=1048576)
  *   npm run bench:memory -- --arena-max unset # glibc's defaults (8 arenas per core, dynamic mmap threshold)
  *
  * Prints, per phase: RSS, the V8 heap (total/used), external + array buffers, the number of
@@ -75,7 +75,8 @@ async function main(): Promise<void> {
     delete process.env.MALLOC_MMAP_THRESHOLD_;
   }
   log(`server code: ${gitDescribe()}; MALLOC_ARENA_MAX ${env.MALLOC_ARENA_MAX ?? 'unset (glibc default)'}`);
-  const server = await startBenchServer({ dataDir, env });
+  // --arena-max unset: without the launch environment's malloc defaults (packages/server/launch.json).
+  const server = await startBenchServer({ dataDir, env, launchEnv: a['arena-max'] !== 'unset' });
   try {
     await sleep(3000);
     const start = await snapshot(server.url, server.pid);

@@ -45,7 +45,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { directConversationId, hashToken, openStore, type AppendRequest } from '@magpie/server';
-import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv } from './lib/server.ts';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv, serverExecArgv } from './lib/server.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
 import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf, threadCpuMsOf } from './lib/proc.ts';
 import { execFileSync } from 'node:child_process';
@@ -161,8 +161,10 @@ async function main(): Promise<void> {
     const eq = kv.indexOf('=');
     if (eq > 0) serverEnv[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server process (e.g. --trace-gc), space-separated.
-  const execArgv: string[] = (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
+  // The server's launch flags (packages/server/launch.json, as npm start runs it), then
+  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags (e.g. --trace-gc), space-separated. The
+  // relay gets only the extra flags.
+  const execArgv: string[] = a.relay ? (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean) : serverExecArgv();
   if (a['cpu-prof']) {
     mkdirSync(resolve(a['cpu-prof']), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof']));

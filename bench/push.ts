@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { hashToken, openPushStore, openStore } from '@magpie/server';
-import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv } from './lib/server.ts';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv, serverExecArgv } from './lib/server.ts';
 import type { FakeInfo, FakeStats } from './push-fake.ts';
 
 const FAKE = new URL('./push-fake.ts', import.meta.url).pathname;
@@ -268,7 +268,7 @@ const server = await startChild(SERVER_MAIN, {
   MAGPIE_PUSH_BULK_RATE: String(BULK_RATE),
   MAGPIE_PUSH_SQLITE_FILE: PUSH_DB,
   ...Object.fromEntries((a['server-env'] as string[]).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
-}, a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : []);
+}, serverExecArgv(a['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${a['cpu-prof']}`] : []));
 const base = String(server.ready).replace('localhost', '127.0.0.1');
 const wsUrl = base.replace('http', 'ws') + '/ws';
 const spid = server.proc.pid!;

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { hashToken, openStore } from '@magpie/server';
 import { machineBusyMs } from './proc.ts';
 import { benchToken, benchUserId } from './users.ts';
-import { ensureBuilt, ROOT, SERVER_MAIN, seedConfig, serverEnv } from './server.ts';
+import { ensureBuilt, ROOT, SERVER_MAIN, seedConfig, serverEnv, serverExecArgv } from './server.ts';
 
 
 export const log = (s: string): void => console.log(`[bench] ${s}`);
@@ -54,7 +54,7 @@ export interface BenchServer {
 }
 
 /** The real server as a child process on a free port, rate limits raised (the load is the point). */
-export async function startBenchServer(opts: { dataDir: string; env?: Record<string, string>; cpuProfDir?: string }): Promise<BenchServer> {
+export async function startBenchServer(opts: { dataDir: string; env?: Record<string, string>; cpuProfDir?: string; launchEnv?: boolean }): Promise<BenchServer> {
   const env: Record<string, string> = {
     MAGPIE_PORT: '0',
     MAGPIE_HOST: '127.0.0.1',
@@ -68,13 +68,13 @@ export async function startBenchServer(opts: { dataDir: string; env?: Record<str
     ...opts.env,
   };
   ensureBuilt();
-  // MAGPIE_BENCH_SERVER_EXEC_ARGV: extra node flags for the server process (e.g. --trace-gc), space-separated.
-  const execArgv: string[] = (process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean);
+  // The server's launch flags (packages/server/launch.json), then MAGPIE_BENCH_SERVER_EXEC_ARGV.
+  const execArgv: string[] = serverExecArgv();
   if (opts.cpuProfDir) {
     mkdirSync(resolve(opts.cpuProfDir), { recursive: true });
     execArgv.unshift('--cpu-prof', '--cpu-prof-dir', resolve(opts.cpuProfDir));
   }
-  return forkBenchProcess(SERVER_MAIN, { execArgv, env: serverEnv(env), cwd: ROOT, what: 'server' });
+  return forkBenchProcess(SERVER_MAIN, { execArgv, env: serverEnv(env, { launchEnv: opts.launchEnv !== false }), cwd: ROOT, what: 'server' });
 }
 
 export async function api<T = any>(base: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {

@@ -5,9 +5,9 @@
  * source file is newer than it, so a benchmark never measures stale code.
  */
 import { fork, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig, type Config } from '@magpie/server';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
@@ -28,12 +28,57 @@ export function ensureBuilt(): void {
 }
 
 /**
- * Environment for a forked server: the caller's, minus a "magpie-source" condition (the
+ * How the server under test is launched, from its own package: `packages/server/launch.json`
+ * next to SERVER_MAIN's dist/ (what `npm start` and the Docker image use: node flags, and
+ * environment defaults such as MALLOC_ARENA_MAX). Read from the commit under test, so
+ * bench/alternate.mjs --same-bench compares each commit as it ships; a commit without the file
+ * runs with no flags and no extra environment (as the benches did before it existed).
+ */
+export interface ServerLaunch {
+  nodeArgs: string[];
+  env: Record<string, string>;
+  /** launch.json's path, or null when the server's commit has none. */
+  file: string | null;
+}
+
+let launch: ServerLaunch | undefined;
+export function serverLaunch(): ServerLaunch {
+  if (launch) return launch;
+  const file = join(dirname(SERVER_MAIN), '..', 'launch.json');
+  if (!existsSync(file)) launch = { nodeArgs: [], env: {}, file: null };
+  else {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { nodeArgs?: string[]; env?: Record<string, string> };
+    launch = { nodeArgs: j.nodeArgs ?? [], env: j.env ?? {}, file };
+  }
+  const env = Object.entries(launch.env).map(([k, v]) => `${k}=${process.env[k] || v}`);
+  const extra = process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ? `; MAGPIE_BENCH_SERVER_EXEC_ARGV ${process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV}` : '';
+  console.log(
+    launch.file
+      ? `server launch (${launch.file}): node ${[...launch.nodeArgs, ...env].join(' ') || '(nothing)'}${extra}`
+      : `server launch: no packages/server/launch.json in this commit, node defaults${extra}`,
+  );
+  return launch;
+}
+
+/**
+ * Node flags for a forked server: its launch flags (serverLaunch), then
+ * MAGPIE_BENCH_SERVER_EXEC_ARGV (extra flags for experiments, space-separated, e.g.
+ * --trace-gc or --max-semi-space-size=16 to compare against the default), then `extra`.
+ */
+export function serverExecArgv(extra: string[] = []): string[] {
+  return [...serverLaunch().nodeArgs, ...(process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean), ...extra];
+}
+
+/**
+ * Environment for a forked server: the launch environment's defaults (serverLaunch; unless
+ * `opts.launchEnv` is false), the caller's environment, minus a "magpie-source" condition (the
  * compiled server must load compiled packages), plus `env`.
  */
-export function serverEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+export function serverEnv(env: Record<string, string>, opts: { launchEnv?: boolean } = {}): NodeJS.ProcessEnv {
   const nodeOptions = (process.env.NODE_OPTIONS ?? '').replace(/--conditions[= ]magpie-source/g, '').trim();
-  return { ...process.env, NODE_OPTIONS: nodeOptions, ...env };
+  const defaults: Record<string, string> = {};
+  if (opts.launchEnv !== false) for (const [k, v] of Object.entries(serverLaunch().env)) if (!process.env[k]) defaults[k] = v;
+  return { ...defaults, ...process.env, NODE_OPTIONS: nodeOptions, ...env };
 }
 
 /** Settings for seeding a bench database in `dataDir` before the server starts (no fsync per row). */
@@ -45,6 +90,9 @@ export interface BenchServer {
   url: string;
   wsUrl: string;
   dataDir: string;
+  /** What the server reported when ready (servers since launch.json; undefined before). */
+  heapSizeLimit?: number;
+  maxSemiSpaceSizeMiB?: number | null;
   stop(): Promise<void>;
 }
 
@@ -56,23 +104,26 @@ export async function startServer(opts: { env?: Record<string, string>; startTim
   ensureBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'magpie-bench-'));
   const proc = fork(SERVER_MAIN, [], {
-    execArgv: [],
+    execArgv: serverExecArgv(),
     env: serverEnv({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'warn', ...opts.env }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
-  const url = await new Promise<string>((resolve, reject) => {
+  type Ready = { ready?: string; heapSizeLimit?: number; maxSemiSpaceSizeMiB?: number | null };
+  const ready = await new Promise<Ready>((resolve, reject) => {
     const limit = opts.startTimeoutMs ?? 60_000;
     const t = setTimeout(() => reject(new Error(`server did not start in ${limit / 1000} s`)), limit);
-    proc.on('message', (m: { ready?: string }) => {
+    proc.on('message', (m: Ready) => {
       if (!m.ready) return;
       clearTimeout(t);
-      resolve(m.ready.replace('localhost', '127.0.0.1'));
+      resolve(m);
     });
     proc.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
   });
+  const url = ready.ready!.replace('localhost', '127.0.0.1');
   return {
     url,
+    ...(ready.heapSizeLimit !== undefined ? { heapSizeLimit: ready.heapSizeLimit, maxSemiSpaceSizeMiB: ready.maxSemiSpaceSizeMiB ?? null } : {}),
     wsUrl: `${url.replace('http', 'ws')}/ws`,
     dataDir,
     async stop() {

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { loadConfig } from './config/config.ts';
 import { createMagpieServer, type MagpieServer } from './app.ts';
 import { warmUpEventLoop } from './loop-warmup.ts';
@@ -17,7 +18,14 @@ try {
   process.exit(1);
 }
 server.log.info({ url, store: server.store.kind, dataDir: config.dataDir }, `Magpie listening on ${url}`);
-if (process.send) process.send({ ready: url });
+// The young generation this process was given (packages/server/launch.json, docs/operations.md
+// "Memory"): `npm start` and the Docker image pass --max-semi-space-size=64; a bare
+// `node dist/main.js` runs with V8's default, which works but scavenges more per message.
+const heapSizeLimit = getHeapStatistics().heap_size_limit;
+const semiSpaceMiB = maxSemiSpaceFlag([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]);
+if (semiSpaceMiB !== undefined) server.log.info({ maxSemiSpaceSizeMiB: semiSpaceMiB, heapSizeLimit }, `V8 young generation: --max-semi-space-size=${semiSpaceMiB}`);
+else server.log.info({ maxSemiSpaceSizeMiB: 'default', heapSizeLimit }, "V8 young generation: node's default; npm start and the Docker image run with --max-semi-space-size=64 (packages/server/launch.json; docs/operations.md, Memory)");
+if (process.send) process.send({ ready: url, heapSizeLimit, maxSemiSpaceSizeMiB: semiSpaceMiB ?? null });
 
 // The event loop's warm-up (loop-warmup.ts): a throwaway node on a private database, in the
 // background behind real work; a failure only leaves the code cold.
@@ -53,3 +61,15 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+/** The last --max-semi-space-size given to node (MiB), as V8 takes it; undefined if none. */
+function maxSemiSpaceFlag(args: string[]): number | undefined {
+  let mib: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/.exec(args[i]!);
+    if (!m) continue;
+    const v = Number(m[1] ?? args[i + 1]);
+    if (Number.isFinite(v)) mib = v;
+  }
+  return mib;
+}
