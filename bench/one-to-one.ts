@@ -45,7 +45,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { directConversationId, hashToken, openStore, type AppendRequest } from '@magpie/server';
-import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv, serverExecArgv } from './lib/server.ts';
+import { ensureBuilt, SERVER_MAIN, seedConfig, serverEnv as forkEnv, serverExecArgv, logServerReady } from './lib/server.ts';
 import { Histogram, type HistSummary } from './lib/hist.ts';
 import { cpuMsOf, machineBusyMs, rssOf, sysCpuMsOf, threadCpuMsOf } from './lib/proc.ts';
 import { execFileSync } from 'node:child_process';
@@ -176,9 +176,10 @@ async function main(): Promise<void> {
   const serverExited = new Promise<void>((r) => server.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error('server did not start in 30 s')), 30_000);
-    server.on('message', (m: { ready?: string }) => {
+    server.on('message', (m: { ready?: string; heapSizeLimit?: number; maxSemiSpaceSizeMiB?: number | null }) => {
       if (m.ready) {
         clearTimeout(t);
+        if (!a.relay) logServerReady(m);
         res(m.ready.replace('localhost', '127.0.0.1'));
       }
     });

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { hashToken, openStore } from '@magpie/server';
 import { machineBusyMs } from './proc.ts';
 import { benchToken, benchUserId } from './users.ts';
-import { ensureBuilt, ROOT, SERVER_MAIN, seedConfig, serverEnv, serverExecArgv } from './server.ts';
+import { ensureBuilt, ROOT, SERVER_MAIN, seedConfig, serverEnv, serverExecArgv, logServerReady } from './server.ts';
 
 
 export const log = (s: string): void => console.log(`[bench] ${s}`);
@@ -199,9 +199,10 @@ export async function forkBenchProcess(modulePath: string | URL, opts: { execArg
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   const url = await new Promise<string>((res, rej) => {
     const t = setTimeout(() => rej(new Error(`${opts.what} did not start in 30 s`)), 30_000);
-    proc.on('message', (m: { ready?: string }) => {
+    proc.on('message', (m: { ready?: string; heapSizeLimit?: number; maxSemiSpaceSizeMiB?: number | null }) => {
       if (m.ready) {
         clearTimeout(t);
+        if (opts.what === 'server') logServerReady(m);
         res(m.ready.replace('localhost', '127.0.0.1'));
       }
     });

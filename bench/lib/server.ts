@@ -61,6 +61,15 @@ export function serverLaunch(): ServerLaunch {
 }
 
 /**
+ * Print what a server said in its ready message about its young generation (servers since
+ * launch.json report it; an older one says nothing), so a run's output shows how it ran.
+ */
+export function logServerReady(m: { heapSizeLimit?: number; maxSemiSpaceSizeMiB?: number | null }): void {
+  if (m.heapSizeLimit === undefined) console.log('server reports: nothing about its heap (a commit before launch.json)');
+  else console.log(`server reports: V8 young generation ${m.maxSemiSpaceSizeMiB == null ? "node's default" : `--max-semi-space-size=${m.maxSemiSpaceSizeMiB}`}, heap limit ${(m.heapSizeLimit / 2 ** 20).toFixed(0)} MiB`);
+}
+
+/**
  * Node flags for a forked server: its launch flags (serverLaunch), then
  * MAGPIE_BENCH_SERVER_EXEC_ARGV (extra flags for experiments, space-separated, e.g.
  * --trace-gc or --max-semi-space-size=16 to compare against the default), then `extra`.
@@ -116,6 +125,7 @@ export async function startServer(opts: { env?: Record<string, string>; startTim
     proc.on('message', (m: Ready) => {
       if (!m.ready) return;
       clearTimeout(t);
+      logServerReady(m);
       resolve(m);
     });
     proc.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
