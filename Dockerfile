@@ -29,11 +29,10 @@ RUN npm run build \
 
 FROM ${NODE_IMAGE} AS runtime
 # The server's launch settings, as packages/server/launch.json has them (test/launch.test.ts
-# checks they agree): V8's young generation at 64 MiB semi-spaces (less scavenging per
-# message; NODE_OPTIONS= turns it off), and glibc's two malloc arenas instead of 8 per core,
-# big blocks (scrypt's 16 MiB) always mmapped and returned when freed (docs/operations.md, "Memory").
+# checks they agree; its node flags, none today, would go in NODE_OPTIONS): glibc's two malloc
+# arenas instead of 8 per core, big blocks (scrypt's 16 MiB) always mmapped and returned when
+# freed (docs/operations.md, "Memory").
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=64 \
     MALLOC_ARENA_MAX=2 \
     MALLOC_MMAP_THRESHOLD_=1048576 \
     MAGPIE_HOST=0.0.0.0 \

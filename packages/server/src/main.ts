@@ -18,13 +18,12 @@ try {
   process.exit(1);
 }
 server.log.info({ url, store: server.store.kind, dataDir: config.dataDir }, `Magpie listening on ${url}`);
-// The young generation this process was given (packages/server/launch.json, docs/operations.md
-// "Memory"): `npm start` and the Docker image pass --max-semi-space-size=64; a bare
-// `node dist/main.js` runs with V8's default, which works but scavenges more per message.
+// The young generation this process was given (node flags: packages/server/launch.json, or
+// NODE_OPTIONS; docs/operations.md "Memory"), so an operator and the benchmarks see it.
 const heapSizeLimit = getHeapStatistics().heap_size_limit;
 const semiSpaceMiB = maxSemiSpaceFlag([...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]);
 if (semiSpaceMiB !== undefined) server.log.info({ maxSemiSpaceSizeMiB: semiSpaceMiB, heapSizeLimit }, `V8 young generation: --max-semi-space-size=${semiSpaceMiB}`);
-else server.log.info({ maxSemiSpaceSizeMiB: 'default', heapSizeLimit }, "V8 young generation: node's default; npm start and the Docker image run with --max-semi-space-size=64 (packages/server/launch.json; docs/operations.md, Memory)");
+else server.log.info({ maxSemiSpaceSizeMiB: 'default', heapSizeLimit }, "V8 young generation: node's default (--max-semi-space-size sets it; docs/operations.md, Memory)");
 if (process.send) process.send({ ready: url, heapSizeLimit, maxSemiSpaceSizeMiB: semiSpaceMiB ?? null });
 
 // The event loop's warm-up (loop-warmup.ts): a throwaway node on a private database, in the

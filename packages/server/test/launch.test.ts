@@ -1,19 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { DockerfileParser } from 'dockerfile-ast';
-import { startServer } from '../../../bench/lib/server.ts';
 
 /**
- * How the server process is launched comes from one place, packages/server/launch.json
- * (node flags: the larger young generation; malloc environment): `npm start` really runs the
- * server with it (V8's heap limit grows by the young generation's size, the process has the
- * environment, and it is the very pid npm's shell started: no launcher process in between),
- * the Docker image carries the same values, and every benchmark's server is launched with it.
+ * How the server process is launched comes from one place, packages/server/launch.json (node
+ * flags; the malloc environment): `npm start` really runs the server with it (the process has
+ * the environment and the flags, seen in V8's heap limit, and it is the very pid npm's shell
+ * started: no launcher process in between), the Docker image carries the same values, and
+ * every benchmark's server is launched with the launch.json next to the server it runs. The
+ * shipped launch.json has no node flags (issue 23: the larger young generation measured, not
+ * a gain on every load, docs/benchmarks.md); a copy of the package with
+ * `--max-semi-space-size=64` in it shows the flags reach V8 both ways.
  */
 const root = new URL('../../../', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
@@ -65,32 +67,54 @@ async function stop(proc: ChildProcess): Promise<void> {
 
 const serverEnv = (dataDir: string) => ({ MAGPIE_PORT: '0', MAGPIE_HOST: '127.0.0.1', MAGPIE_DATA_DIR: dataDir, MAGPIE_LOG_LEVEL: 'info', MAGPIE_LOOP_WARMUP: '0' });
 
-test('launch.json: the larger young generation and the malloc settings', () => {
-  assert.deepEqual(launch.nodeArgs, ['--max-semi-space-size=64']);
+/** A copy of packages/server whose launch.json carries `nodeArgs` (dist/ linked to the real one). */
+function packageWith(nodeArgs: string[]): { dir: string; main: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'magpie-launch-pkg-'));
+  copyFileSync(join(root, 'packages/server/launch.mjs'), join(dir, 'launch.mjs'));
+  writeFileSync(join(dir, 'launch.json'), JSON.stringify({ ...launch, nodeArgs }));
+  symlinkSync(join(root, 'packages/server/dist'), join(dir, 'dist'), 'dir');
+  return { dir, main: join(dir, 'dist/main.js'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('launch.json: node flags and the malloc settings', () => {
+  assert.ok(Array.isArray(launch.nodeArgs) && launch.nodeArgs.every((x) => typeof x === 'string'));
   assert.deepEqual(launch.env, { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '1048576' });
-  // The flag is one V8 takes from NODE_OPTIONS too (the Docker image's way), and it shows in the heap limit.
-  const viaOptions = spawnSync(process.execPath, ['-p', 'require("v8").getHeapStatistics().heap_size_limit'], { env: { ...cleanEnv(), NODE_OPTIONS: launch.nodeArgs.join(' ') }, encoding: 'utf8' });
+  // --max-semi-space-size is a flag V8 takes from NODE_OPTIONS too (the Docker image's way, and an operator's), and it shows in the heap limit.
+  const viaOptions = spawnSync(process.execPath, ['-p', 'require("v8").getHeapStatistics().heap_size_limit'], { env: { ...cleanEnv(), NODE_OPTIONS: '--max-semi-space-size=64' }, encoding: 'utf8' });
   assert.equal(viaOptions.status, 0, viaOptions.stderr);
-  assert.equal(Number(viaOptions.stdout.trim()), heapLimitOf(launch.nodeArgs));
-  assert.equal(heapLimitOf(launch.nodeArgs) - heapLimitOf(['--max-semi-space-size=16']), 3 * 48 * MiB, 'the young generation is 3 semi-spaces');
+  assert.equal(Number(viaOptions.stdout.trim()), heapLimitOf(['--max-semi-space-size=64']));
+  assert.equal(heapLimitOf(['--max-semi-space-size=64']) - heapLimitOf(['--max-semi-space-size=16']), 3 * 48 * MiB, 'the young generation is 3 semi-spaces');
 });
 
-test('npm start runs the server itself (same pid) with launch.json: 64 MiB semi-spaces and the malloc environment', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'magpie-launch-'));
-  const script = JSON.parse(read('package.json')).scripts.start as string;
-  assert.match(script, /packages\/server\/launch\.mjs/);
-  const proc = spawn('sh', ['-c', script], { cwd: root, env: cleanEnv(serverEnv(dataDir)), stdio: ['ignore', 'pipe', 'pipe'] });
+/** Run `npm start`'s script (from package.json) in a shell, for the package in `pkgDir`. */
+function npmStart(pkgDir: string, dataDir: string): ChildProcess {
+  const script = (JSON.parse(read('package.json')).scripts.start as string).replace('packages/server/launch.mjs', join(pkgDir, 'launch.mjs'));
+  return spawn('sh', ['-c', script], { cwd: root, env: cleanEnv(serverEnv(dataDir)), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+test('npm start runs the server itself (same pid) with launch.json: its node flags and the malloc environment', async () => {
+  assert.match(JSON.parse(read('package.json')).scripts.start, /eval "\$\(node packages\/server\/launch\.mjs --sh\)"/);
+  const flagged = packageWith(['--max-semi-space-size=64']);
   try {
-    const { listening, young } = await runUntilListening(proc);
-    assert.equal(listening.pid, proc.pid, 'the server is the process npm started (exec, no launcher in between)');
-    assert.equal(young.maxSemiSpaceSizeMiB, 64);
-    assert.equal(young.heapSizeLimit, heapLimitOf(launch.nodeArgs), "V8's heap limit is that of --max-semi-space-size=64");
-    assert.ok(young.heapSizeLimit > heapLimitOf([]), 'larger than node without the flag');
-    const environ = readFileSync(`/proc/${proc.pid}/environ`, 'utf8').split('\0');
-    for (const [k, v] of Object.entries(launch.env)) assert.ok(environ.includes(`${k}=${v}`), `${k}=${v} in the server's environment`);
+    for (const [pkg, nodeArgs] of [[join(root, 'packages/server'), launch.nodeArgs], [flagged.dir, ['--max-semi-space-size=64']]] as const) {
+      const dataDir = mkdtempSync(join(tmpdir(), 'magpie-launch-'));
+      const proc = npmStart(pkg, dataDir);
+      try {
+        const { listening, young } = await runUntilListening(proc);
+        assert.equal(listening.pid, proc.pid, 'the server is the process npm started (exec, no launcher in between)');
+        const semi = /^--max-semi-space-size=(\d+)$/.exec(nodeArgs.find((x) => x.startsWith('--max-semi-space-size')) ?? '');
+        assert.equal(young.maxSemiSpaceSizeMiB, semi ? Number(semi[1]) : 'default', pkg);
+        assert.equal(young.heapSizeLimit, heapLimitOf([...nodeArgs]), `V8's heap limit is that of node ${nodeArgs.join(' ')}`);
+        const environ = readFileSync(`/proc/${proc.pid}/environ`, 'utf8').split('\0');
+        for (const [k, v] of Object.entries(launch.env)) assert.ok(environ.includes(`${k}=${v}`), `${k}=${v} in the server's environment`);
+      } finally {
+        await stop(proc);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    }
+    assert.ok(heapLimitOf(['--max-semi-space-size=64']) > heapLimitOf([]), 'the flag changes what V8 was given');
   } finally {
-    await stop(proc);
-    rmSync(dataDir, { recursive: true, force: true });
+    flagged.cleanup();
   }
 });
 
@@ -99,7 +123,7 @@ test("npm start keeps an operator's own malloc setting", () => {
   assert.equal(r.status, 0, r.stderr);
   assert.ok(!/MALLOC_ARENA_MAX=/.test(r.stdout), r.stdout);
   assert.match(r.stdout, /MALLOC_MMAP_THRESHOLD_='1048576'/);
-  assert.match(r.stdout, /^exec .*'--max-semi-space-size=64' .*packages\/server\/dist\/main\.js'$/m);
+  assert.match(r.stdout, /^exec '[^']*node[^']*' .*packages\/server\/dist\/main\.js'$/m);
 });
 
 test('a bare `node dist/main.js` says it runs with the default young generation', async () => {
@@ -109,7 +133,7 @@ test('a bare `node dist/main.js` says it runs with the default young generation'
     const { young } = await runUntilListening(proc);
     assert.equal(young.maxSemiSpaceSizeMiB, 'default');
     assert.equal(young.heapSizeLimit, heapLimitOf([]));
-    assert.match(young.msg, /--max-semi-space-size=64/);
+    assert.match(young.msg, /--max-semi-space-size/);
   } finally {
     await stop(proc);
     rmSync(dataDir, { recursive: true, force: true });
@@ -123,7 +147,7 @@ test("the Docker image's ENV carries launch.json; compose and Kubernetes run the
   for (const i of runtime.filter((x) => x.getKeyword() === 'ENV') as unknown as { getProperties(): { getName(): string; getValue(): string | null }[] }[]) {
     for (const p of i.getProperties()) env.set(p.getName(), p.getValue() ?? '');
   }
-  assert.equal(env.get('NODE_OPTIONS'), launch.nodeArgs.join(' '));
+  assert.equal(env.get('NODE_OPTIONS') ?? '', launch.nodeArgs.join(' '));
   for (const [k, v] of Object.entries(launch.env)) assert.equal(env.get(k), v, k);
   const cmd = runtime.find((x) => x.getKeyword() === 'CMD')!.getArgumentsContent()!;
   assert.match(cmd, /"node", "packages\/server\/dist\/main\.js"/);
@@ -144,17 +168,30 @@ test("the Docker image's ENV carries launch.json; compose and Kubernetes run the
   }
 });
 
-test('every benchmark launches its server with launch.json (bench/lib/server.ts), and that server reports 64 MiB semi-spaces', async () => {
+test("every benchmark launches its server with the launch.json next to it (bench/lib/server.ts); a flag there reaches the server's V8", async () => {
   const dir = join(root, 'bench');
   const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.(ts|mjs)$/.test(f) && f !== join('lib', 'server.ts'));
   const forking = files.filter((f) => /(?<!MAGPIE_BENCH_)\bSERVER_MAIN\b/.test(readFileSync(join(dir, f), 'utf8').replace(/^\s*(\/\/|\*).*$/gm, '')));
   assert.ok(forking.length >= 6, `benches that fork the server: ${forking.join(', ')}`);
   for (const f of forking) assert.match(readFileSync(join(dir, f), 'utf8'), /serverExecArgv\(/, `${f} forks the server with serverExecArgv()`);
-  const s = await startServer();
+  // bench/lib/server.ts reads the launch.json of the server it runs (MAGPIE_BENCH_SERVER_MAIN, as bench/alternate.mjs sets it).
+  const flagged = packageWith(['--max-semi-space-size=64']);
+  const saved = process.env.MAGPIE_BENCH_SERVER_MAIN;
+  process.env.MAGPIE_BENCH_SERVER_MAIN = flagged.main;
   try {
-    assert.equal(s.maxSemiSpaceSizeMiB, 64);
-    assert.equal(s.heapSizeLimit, heapLimitOf(launch.nodeArgs));
+    const { startServer, serverLaunch, serverExecArgv } = await import('../../../bench/lib/server.ts');
+    assert.deepEqual(serverLaunch().nodeArgs, ['--max-semi-space-size=64']);
+    assert.deepEqual(serverExecArgv(['--x']), ['--max-semi-space-size=64', ...(process.env.MAGPIE_BENCH_SERVER_EXEC_ARGV ?? '').split(' ').filter(Boolean), '--x']);
+    const s = await startServer();
+    try {
+      assert.equal(s.maxSemiSpaceSizeMiB, 64);
+      assert.equal(s.heapSizeLimit, heapLimitOf(['--max-semi-space-size=64']));
+    } finally {
+      await s.stop();
+    }
   } finally {
-    await s.stop();
+    if (saved === undefined) delete process.env.MAGPIE_BENCH_SERVER_MAIN;
+    else process.env.MAGPIE_BENCH_SERVER_MAIN = saved;
+    flagged.cleanup();
   }
 });
