@@ -32,7 +32,9 @@
  *   (in the storm, and with its deferred work) and per close, and prints those columns instead.
  * - `--same-bench`: every commit runs this checkout's bench/ directory (copied over the
  *   commit's own bench/ for the run, then restored with git), so a load generator changed
- *   since the old commit measures both the same way. Only bench/ is copied, never server code.
+ *   since the old commit measures both the same way. Only bench/ is copied, never server code:
+ *   each commit's server is still launched as that commit ships it (node flags and environment
+ *   from its packages/server/launch.json, none when it has no such file; bench/lib/server.ts).
  *
  * - A commit spec may carry environment for its runs after `@`: `WORKTREE@MAGPIE_X=1`, or several
  *   joined by `+` (`main@A=1+B=2`); the same commit may then appear more than once (one column
