@@ -296,6 +296,96 @@ describe('NatsBus NodeLink', { skip: skip ?? false }, () => {
   });
 });
 
+/**
+ * Another process on the broker (a separate event loop, as another node is): it beats as a node
+ * of scope `s` that reads batched fan-outs and prints `<ms since epoch> <subject kind>` for
+ * every message it gets.
+ */
+async function peerProcess(prefix: string): Promise<{ lines: string[]; stop: () => Promise<void> }> {
+  const script = `
+    const { connect } = require('@nats-io/transport-node');
+    const tok = (s) => Buffer.from(s, 'utf8').toString('base64url');
+    (async () => {
+      const nc = await connect({ servers: ${JSON.stringify(NATS_URL)} });
+      const seen = (kind) => () => { process.stdout.write(Date.now() + ' ' + kind + '\\n'); };
+      nc.subscribe('${prefix}.all', { callback: seen('all') });
+      nc.subscribe('${prefix}.u.>', { callback: seen('user') });
+      const hb = () => nc.publish('${prefix}.hb.' + tok('s'), JSON.stringify({ id: 'peer', many: 1, pd: 1 }));
+      hb();
+      setInterval(hb, 50);
+      await nc.flush();
+      process.stdout.write('ready\\n');
+    })();
+  `;
+  const child = spawn(process.execPath, ['-e', script], { cwd: import.meta.dirname, stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  await until2(() => lines.includes('ready'), 10_000);
+  lines.length = 0;
+  return {
+    lines,
+    stop: async () => {
+      child.kill();
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Busy for `ms`: the event loop does nothing else meanwhile. */
+function block(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // spin
+  }
+}
+
+describe('NatsBus: a batched fan-out leaves before local work', { skip: skip ?? false }, () => {
+  it("a batched fan-out is on its way to the other nodes before the publisher's own handlers run, which still get every event once, in publish order", async () => {
+    const prefix = `magpietest_${randomBytes(4).toString('hex')}`;
+    const peer = await peerProcess(prefix);
+    const a = await NatsBus.connect({ servers: NATS_URL, prefix });
+    try {
+      const local: string[] = [];
+      let handlerAt = 0;
+      a.subscribe((e) => {
+        local.push(e.type === 'deliver' ? `${e.userId}:${e.inboxSeq}` : e.type);
+        if (handlerAt === 0) {
+          // The first local delivery takes 300 ms of synchronous work (a big local fan-out).
+          handlerAt = Date.now();
+          block(300);
+        }
+      });
+      for (const u of ['u:0', 'u:5', 'u:11']) await a.watchUser(u);
+      const users = Array.from({ length: 12 }, (_, i) => `u:${i}`);
+      const fan = (n: number) => users.map((u, i) => ({ type: 'deliver' as const, userId: u, frame: msgFrame(n * 100 + i, '{"id":"m"}'), inboxSeq: n * 100 + i, msgId: 'm', body: '{"id":"m"}' }));
+
+      // In a scope with a node that reads batched fan-outs: one event on .all.
+      a.nodes.join('s', 100);
+      await until2(() => a.nodes.live().nodes.length === 2);
+      await a.check();
+      peer.lines.length = 0;
+      a.publishDeliveries(fan(2));
+      a.publish({ type: 'supers', conv: 'g:1', add: [], remove: ['u:9'] });
+      await until2(() => peer.lines.filter((l) => l.endsWith(' all')).length >= 2);
+      const batched = Number(peer.lines.find((l) => l.endsWith(' all'))!.split(' ')[0]);
+      assert.ok(handlerAt > 0, 'the local handler ran');
+      assert.ok(batched < handlerAt + 150, `batched fan-out reached the other process ${batched - handlerAt} ms after the local handler started (it blocks 300 ms)`);
+      assert.deepEqual(local, ['u:0:200', 'u:5:205', 'u:11:211', 'supers'], 'own events: once each, in publish order');
+    } finally {
+      await a.close();
+      await peer.stop();
+    }
+  });
+});
+
 async function until2(ok: () => boolean, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {

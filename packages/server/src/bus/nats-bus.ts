@@ -257,6 +257,9 @@ export class NatsBus implements Bus {
     } catch (err) {
       this.log.warn({ err: (err as Error).message, type: 'deliver' }, 'bus publish failed');
     }
+    // On the socket before this node's own deliveries (and whatever else the caller's task
+    // does after them): the other nodes' members start as early as this node's.
+    sendNow(this.nc);
     for (const e of events) this.dispatch(e);
   }
 
@@ -752,6 +755,23 @@ export class BusUnavailableError extends Error {
 /** One subject token for any id: base64url has no '.', '*', '>' or whitespace. */
 export function token(id: string): string {
   return Buffer.from(id, 'utf8').toString('base64url') || '-';
+}
+
+/**
+ * Hand what the connection buffered to its socket now. nats.js (nats-core 3.x
+ * `ProtocolHandler.sendCommand`) writes its outbound buffer in a microtask queued by the first
+ * publication into an empty buffer, i.e. after everything else the publishing task does: a
+ * batched fan-out would leave the process only after the local deliveries (a third of a
+ * group's members on three nodes), the committed listeners and the rest of the commit batch.
+ * `flushPending` is what that microtask calls (one socket write, no PING round trip as
+ * `flush()` costs); it writes nothing while disconnected (the reconnect buffer keeps it), and
+ * the microtask then finds the buffer empty. A client without it (another nats.js release)
+ * keeps the microtask's timing. Used only for the batched fan-out: writing every publication
+ * at once (requests, replies, per-user events) cost more end to end than it won
+ * (docs/benchmarks.md, issue 15, branch hop15).
+ */
+function sendNow(nc: NatsConnection): void {
+  (nc as unknown as { protocol?: { flushPending?: () => void } }).protocol?.flushPending?.();
 }
 
 /** publishDeliveries: at least this many users per batched fan-out. */
