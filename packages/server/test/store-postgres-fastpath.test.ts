@@ -164,3 +164,47 @@ it('a group effect committed between a post\'s read and its write reruns the pos
     await raw.drop();
   }
 });
+
+it('a normal group\'s member list is read once while its conversation row shows the same key; changes from another pool are seen (issue 15)', { skip, timeout: 60_000 }, async () => {
+  const schema = freshSchemaName('magpie_fastpath_members');
+  const store = new SqlStore(await PostgresEngine.open({ url: urlFor('node1'), schema, max: 2 }), { ringCapacity: 1000, ownsEngine: true });
+  const other = new SqlStore(await PostgresEngine.open({ url: urlFor('node2'), schema, max: 2 }), { ringCapacity: 1000, ownsEngine: true });
+  const raw = rawClient(schema);
+  const to = (out: AppendOutcome | undefined): string[] => (out?.ok ? out.pointers.map((p) => p.userId).sort() : assert.fail(JSON.stringify(out)));
+  try {
+    await store.migrate();
+    await seedGroup(store);
+    await store.createUser({ id: 'dave', username: 'dave', passwordHash: 'x', nickname: 'dave', createdAt: 1 });
+    const reads0 = store.memberListReads;
+    assert.deepEqual(to((await store.appendMessages([post('alice', 'g:one')]))[0]), ['alice', 'bob', 'carol']);
+    assert.equal(store.memberListReads, reads0 + 1, 'the first post reads the members');
+    for (let i = 0; i < 3; i++) assert.deepEqual(to((await store.appendMessages([post('bob', 'g:one')]))[0]), ['alice', 'bob', 'carol']);
+    assert.equal(store.memberListReads, reads0 + 1, 'later posts use the kept list');
+
+    // Another node adds dave: the next post reads the list again and reaches him.
+    assert.equal((await other.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'add', users: ['dave'], maxMembers: 100, superThreshold: 500 } })]))[0]?.ok, true);
+    assert.deepEqual(to((await store.appendMessages([post('carol', 'g:one')]))[0]), ['alice', 'bob', 'carol', 'dave']);
+    assert.equal(store.memberListReads, reads0 + 2);
+    // Another node mutes bob (no membership change, an effect): his next post is refused.
+    assert.equal((await other.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'mute', user: 'bob', until: Date.now() + 3_600_000 } })]))[0]?.ok, true);
+    const [muted] = await store.appendMessages([post('bob', 'g:one')]);
+    assert.equal(!muted?.ok && muted?.error, 'muted');
+    // Another node removes carol: she gets nothing after.
+    assert.equal((await other.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'remove', users: ['carol'] } })]))[0]?.ok, true);
+    assert.deepEqual(to((await store.appendMessages([post('alice', 'g:one')]))[0]), ['alice', 'bob', 'dave']);
+    // An effect of this store's own (refused: bob is no admin) changes nothing kept.
+    const [refused] = await store.appendMessages([post('bob', 'g:one', { kind: 'system', body: {}, effect: { op: 'remove', users: ['alice'] } })]);
+    assert.equal(refused?.ok, false);
+    const reads1 = store.memberListReads;
+    assert.deepEqual(to((await store.appendMessages([post('dave', 'g:one')]))[0]), ['alice', 'bob', 'dave']);
+    assert.deepEqual(to((await store.appendMessages([post('dave', 'g:one')]))[0]), ['alice', 'bob', 'dave']);
+    assert.ok(store.memberListReads <= reads1 + 1, 'at most one read after the refused effect');
+    // This store's own effect (alice removes dave), then a post: the list moves with it.
+    assert.equal((await store.appendMessages([post('alice', 'g:one', { kind: 'system', body: {}, effect: { op: 'remove', users: ['dave'] } })]))[0]?.ok, true);
+    assert.deepEqual(to((await store.appendMessages([post('alice', 'g:one')]))[0]), ['alice', 'bob']);
+  } finally {
+    await store.close();
+    await other.close();
+    await raw.drop();
+  }
+});
