@@ -677,8 +677,7 @@ export class SqlStore implements Store {
     if (userIds.size > 0) {
       const ul = inList(tx, [...userIds]);
       // SQLite: conv_version too, exact under its one writer (AppendWriter.flush writes absolute values from it).
-      // (A list read again, reread: its members' users were not in the prefetch; read them all here.)
-      const rows: { id: string; inbox_seq: number | string; conv_version?: number | string }[] = pre && reread.length === 0
+      const rows: { id: string; inbox_seq: number | string; conv_version?: number | string }[] = pre
         ? pre.users.filter((u) => userIds.has(u.id))
         : await tx.all<{ id: string; inbox_seq: number | string; conv_version?: number | string }>(`SELECT id, inbox_seq${tx.dialect === 'sqlite' ? ', conv_version' : ''} FROM users WHERE id IN ${ul.sql}`, ul.params);
       for (const u of rows) users.set(u.id, { inboxSeq: 0, version: 0, seen: Number(u.inbox_seq), ...(u.conv_version !== undefined ? { seenVersion: Number(u.conv_version) } : {}) });
@@ -745,14 +744,13 @@ export class SqlStore implements Store {
 
   /** The batch's conversations whose member list this store keeps, with their keys (PREFETCH.members). */
   private keptMembers(convIds: string[]): KeptKeys {
-    const k: KeptKeys = { ids: [], epochs: [], effects: [], members: [] };
+    const k: KeptKeys = { ids: [], epochs: [], effects: [] };
     for (const id of convIds) {
       const l = this.groupMembers.get(id);
       if (!l) continue;
       k.ids.push(id);
       k.epochs.push(l.epoch);
       k.effects.push(l.effectSeq);
-      for (const u of l.members.keys()) k.members.push(u);
     }
     return k;
   }
@@ -1284,6 +1282,8 @@ export function isStaleAppend(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === 'MG001';
 }
 
+const LISTED_MEMBERS = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
+  WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
 /** Most normal groups whose member list one store keeps (SqlStore.groupMembers). */
 export const GROUP_MEMBERS_CAP = 2_000;
 /** A normal group's member list kept after a COMMIT, with the conversation's key it holds for. */
@@ -1298,30 +1298,17 @@ interface KeptKeys {
   ids: string[];
   epochs: number[];
   effects: number[];
-  /** Their members (PREFETCH.users reads these users by id instead of through the members table). */
-  members: string[];
 }
-/**
- * The active members of the direct chats and normal groups among the conversations (the
- * fourth array), except those of kept lists (conversation, member_epoch, effect_seq: the first
- * three) whose row still shows that key. The conversation rows are filtered first; only those
- * left have their members read (a lateral probe by the members primary key, OFFSET 0: per
- * conversation, whatever the estimates).
- */
-const UNKEPT_MEMBERS = `SELECT m.* FROM conversations c
-    LEFT JOIN unnest(?::text[], ?::bigint[], ?::bigint[]) AS k(id, e, r) ON k.id = c.id
-    CROSS JOIN LATERAL (SELECT * FROM members m WHERE m.conv_id = c.id AND m.left_seq IS NULL OFFSET 0) m
-    WHERE c.id = ANY(?::text[]) AND c.kind <> 'super'
-      AND (k.id IS NULL OR k.e <> c.member_epoch OR k.r <> c.effect_seq)`;
 const PREFETCH = {
   groups: `${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`,
   /** The members, except those of a kept list (unnest: conversation, member_epoch, effect_seq) the conversation row still matches. */
-  // The conversation rows are filtered first; only those left have their members read (a
-  // lateral probe by the members primary key, OFFSET 0: per conversation, whatever the estimates).
-  members: `${UNKEPT_MEMBERS} ORDER BY m.conv_id, m.user_id`,
+  members: `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
+    LEFT JOIN unnest(?::text[], ?::bigint[], ?::bigint[]) AS k(id, e, r) ON k.id = c.id
+    WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL
+      AND (k.id IS NULL OR k.e <> c.member_epoch OR k.r <> c.effect_seq)
+    ORDER BY m.conv_id, m.user_id`,
   existing: 'SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c',
-  /** The kept lists' members are in the first array (prefetch), the others read as PREFETCH.members does. */
-  users: `SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${UNKEPT_MEMBERS}) lm)`,
+  users: `SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${LISTED_MEMBERS}) lm)`,
 };
 
 /** Statements of the locked part of an append with no-op parameters, prepared before the lock (db/prepared.ts). */
@@ -1330,7 +1317,7 @@ const APPEND_NOOPS: NoopStatement[] = [
   [PREFETCH.groups, [[]]],
   [PREFETCH.members, [[], [], [], []]],
   [PREFETCH.existing, [[], []]],
-  [PREFETCH.users, [[], [], [], [], []]],
+  [PREFETCH.users, [[], []]],
   ...PG_FLUSH_NOOPS,
 ];
 
@@ -1361,7 +1348,7 @@ function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[], kept
     tx.all<GroupRow>(PREFETCH.groups, [convIds]),
     tx.all<MemberRow>(PREFETCH.members, [kept.ids, kept.epochs, kept.effects, convIds]),
     tx.all<MessageRow>(PREFETCH.existing, [batch.map((r) => r.sender), batch.map((r) => r.clientMsgId)]),
-    tx.all<{ id: string; inbox_seq: number | string }>(PREFETCH.users, [[...known, ...kept.members], kept.ids, kept.epochs, kept.effects, convIds]),
+    tx.all<{ id: string; inbox_seq: number | string }>(PREFETCH.users, [[...known], convIds]),
   ]).then(([groups, members, existing, users]) => ({ groups, members, existing, users }));
 }
 
