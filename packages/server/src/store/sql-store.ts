@@ -196,20 +196,6 @@ export class SqlStore implements Store {
    * the direct chats it has not seen yet (DIRECT_MEMBERS_CAP bounds it; a full cache starts over).
    */
   private readonly directMembers = new Map<string, Map<string, MemberRecord>>();
-
-  /**
-   * PostgreSQL: the active members of normal groups this store appended to, keyed by the
-   * conversation's (member_epoch, effect_seq) they were read at (issue 15). Every change of a
-   * member row (join, leave, kick, role, mute; from any node) is an appended effect, which
-   * moves effect_seq (and joins/leaves member_epoch) in the same transaction, and both only
-   * grow; so while the conversation row shows the same pair the list is current, and the
-   * append's members read returns nothing for it (PREFETCH.members). Set only after a COMMIT of
-   * a batch with no effect for the group; GROUP_MEMBERS_CAP bounds it (a full cache starts over).
-   */
-  private readonly groupMembers = new Map<string, { epoch: number; effectSeq: number; members: Map<string, MemberRecord> }>();
-
-  /** Conversations whose member rows an append read (tests: the normal-group list cache). */
-  memberListReads = 0;
   /**
    * SQLite: the inbox pointers this store's appends committed last, per user; an ACK flush
    * counts what a range covers from them instead of reading `inbox` when it can
@@ -452,28 +438,15 @@ export class SqlStore implements Store {
    * (BEGIN IMMEDIATE already excludes every other writer).
    */
   private async appendPostgresOrLocked(batch: AppendRequest[]): Promise<AppendOutcome[]> {
-    if (this.db.dialect !== 'sqlite') {
-      // Normal groups' member lists read by this batch (and unchanged by it): kept once it commits.
-      let lists: KeptMembers[] = [];
-      const keep = (l: KeptMembers[]): void => {
-        lists = l;
-      };
-      let out: AppendOutcome[] | null = null;
-      if (batch.every((r) => !r.effect)) {
-        try {
-          out = await this.tx((tx) => this.appendTx(tx, batch, true, undefined, keep));
-        } catch (err) {
-          if (!isStaleAppend(err)) throw err;
-          this.staleAppends++;
-        }
+    if (this.db.dialect === 'postgres' && batch.every((r) => !r.effect)) {
+      try {
+        return await this.tx((tx) => this.appendTx(tx, batch, true));
+      } catch (err) {
+        if (!isStaleAppend(err)) throw err;
+        this.staleAppends++;
       }
-      out ??= await this.tx((tx) => this.appendTx(tx, batch, false, undefined, keep));
-      for (const l of lists) {
-        if (!this.groupMembers.has(l.id) && this.groupMembers.size >= GROUP_MEMBERS_CAP) this.groupMembers.clear();
-        this.groupMembers.set(l.id, l);
-      }
-      return out;
     }
+    if (this.db.dialect !== 'sqlite') return this.tx((tx) => this.appendTx(tx, batch));
     // SQLite: the pointers of the run that committed (a rerun replaces an earlier run's) are
     // remembered for the ACK flushes (RecentPointers), only once the COMMIT succeeded.
     let written: PointerRow[] = [];
@@ -493,13 +466,7 @@ export class SqlStore implements Store {
    * are written by the flush. Statements that do not depend on each other's results are
    * issued together (PostgreSQL pipelines them on the transaction's connection).
    */
-  private async appendTx(
-    tx: Queryable,
-    batch: AppendRequest[],
-    fast = false,
-    onPointers?: (rows: PointerRow[]) => void,
-    onMembers?: (lists: KeptMembers[]) => void,
-  ): Promise<AppendOutcome[]> {
+  private async appendTx(tx: Queryable, batch: AppendRequest[], fast = false, onPointers?: (rows: PointerRow[]) => void): Promise<AppendOutcome[]> {
     // 1. Lock the conversations in id order. Then create the missing direct conversations and
     //    the conversations of group creations (in id order): a concurrent creator makes us wait
     //    for its commit, after which ON CONFLICT does nothing, and they are locked in turn. A
@@ -511,10 +478,7 @@ export class SqlStore implements Store {
     warm(tx, APPEND_NOOPS);
     // Fast path (PostgreSQL, plain posts): the same reads, without the lock (see appendPostgresOrLocked).
     const locking = fast ? readConvs(tx, convIds) : lockConvs(tx, convIds);
-    // PostgreSQL: the normal groups whose member list this store keeps (groupMembers); the
-    // members read skips them while their conversation row still shows the list's key.
-    const kept = tx.dialect === 'postgres' ? this.keptMembers(convIds) : null;
-    const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds, kept!) : null;
+    const early = tx.dialect === 'postgres' ? prefetch(tx, batch, convIds) : null;
     early?.catch(() => {}); // awaited below, or dropped when conversations are created
     // The lock and the reads leave together now, not at the end of the node's turn (db/dialect.ts).
     if (early) tx.run(PIPELINE_FLUSH).catch(() => {});
@@ -564,32 +528,23 @@ export class SqlStore implements Store {
     for (const c of convs.values()) if (c.kind !== 'direct' && !c.pending) groupIds.push(c.id);
     // SQLite: a direct chat whose members an earlier append read needs no read (directMembers).
     const known = tx.dialect === 'sqlite' ? this.directMembers : null;
-    // The prefetched reads hold for conversations that existed at the lock (none created here).
-    // (Read before the lock when the fast path found a conversation to create: read again.)
-    const pre = early && toCreate.size === 0 && !relocked ? await early : null;
     const listed: ConvState[] = [];
     for (const c of convs.values()) {
       if (c.kind === 'super' || c.pending) continue;
       const cached = c.kind === 'direct' ? known?.get(c.id) : undefined;
-      // A kept normal-group list whose key the conversation row still shows (the prefetch
-      // returned no member rows for it: its statement saw that key or, keys only growing, a
-      // newer one, which then returned the rows).
-      const keptList = pre && c.kind === 'group' ? this.groupMembers.get(c.id) : undefined;
       if (cached) c.members = cached;
-      else if (keptList && keptList.epoch === c.epoch && keptList.effectSeq === c.effectSeq && !pre!.members.some((m) => m.conv_id === c.id)) c.members = new Map(keptList.members);
       else {
         c.members = new Map();
         listed.push(c);
       }
     }
-    this.memberListReads += listed.length;
-    // A kept key that the conversation row no longer shows, but the members read (its own
-    // snapshot) still did: cannot happen while keys only grow; read those lists again.
-    const reread = pre ? listed.filter((c) => kept!.ids.includes(c.id) && !pre.members.some((m) => m.conv_id === c.id)) : [];
+    // The prefetched reads hold for conversations that existed at the lock (none created here).
+    // (Read before the lock when the fast path found a conversation to create: read again.)
+    const pre = early && toCreate.size === 0 && !relocked ? await early : null;
     const gl = inList(tx, groupIds);
     const ml = inList(tx, listed.map((c) => c.id));
     const [groupRows, memberRows] = pre
-      ? [pre.groups, reread.length === 0 ? pre.members : [...pre.members, ...(await tx.all<MemberRow>(PREFETCH.members, [[], [], [], reread.map((c) => c.id)]))]]
+      ? [pre.groups, pre.members]
       : await Promise.all([
           groupIds.length > 0 ? tx.all<GroupRow>(`${GROUP_SELECT} WHERE g.conv_id IN ${gl.sql}`, gl.params) : [],
           listed.length > 0 ? tx.all<MemberRow>(`SELECT * FROM members WHERE conv_id IN ${ml.sql} AND left_seq IS NULL ORDER BY conv_id, user_id`, ml.params) : [],
@@ -730,29 +685,7 @@ export class SqlStore implements Store {
     }
     await w.flush(tx, this.ring, convs, fast);
     onPointers?.(w.pointerRows);
-    if (onMembers) {
-      const lists: KeptMembers[] = [];
-      for (const c of convs.values()) {
-        if (c.kind !== 'group' || c.pending || !c.members || c.epoch !== c.startEpoch || c.effectSeq !== c.startEffectSeq) continue;
-        if (tx.dialect !== 'postgres') continue;
-        lists.push({ id: c.id, epoch: c.epoch, effectSeq: c.effectSeq, members: new Map(c.members) });
-      }
-      onMembers(lists);
-    }
     return outcomes;
-  }
-
-  /** The batch's conversations whose member list this store keeps, with their keys (PREFETCH.members). */
-  private keptMembers(convIds: string[]): KeptKeys {
-    const k: KeptKeys = { ids: [], epochs: [], effects: [] };
-    for (const id of convIds) {
-      const l = this.groupMembers.get(id);
-      if (!l) continue;
-      k.ids.push(id);
-      k.epochs.push(l.epoch);
-      k.effects.push(l.effectSeq);
-    }
-    return k;
   }
 
   /** Decide one new request against the locked conversation `c`, applying its effect. */
@@ -1284,29 +1217,9 @@ export function isStaleAppend(err: unknown): boolean {
 
 const LISTED_MEMBERS = `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
   WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL`;
-/** Most normal groups whose member list one store keeps (SqlStore.groupMembers). */
-export const GROUP_MEMBERS_CAP = 2_000;
-/** A normal group's member list kept after a COMMIT, with the conversation's key it holds for. */
-interface KeptMembers {
-  id: string;
-  epoch: number;
-  effectSeq: number;
-  members: Map<string, MemberRecord>;
-}
-/** Kept lists' conversations and keys, as PREFETCH.members's arrays. */
-interface KeptKeys {
-  ids: string[];
-  epochs: number[];
-  effects: number[];
-}
 const PREFETCH = {
   groups: `${GROUP_SELECT} WHERE g.conv_id = ANY(?::text[])`,
-  /** The members, except those of a kept list (unnest: conversation, member_epoch, effect_seq) the conversation row still matches. */
-  members: `SELECT m.* FROM members m JOIN conversations c ON c.id = m.conv_id
-    LEFT JOIN unnest(?::text[], ?::bigint[], ?::bigint[]) AS k(id, e, r) ON k.id = c.id
-    WHERE m.conv_id = ANY(?::text[]) AND c.kind <> 'super' AND m.left_seq IS NULL
-      AND (k.id IS NULL OR k.e <> c.member_epoch OR k.r <> c.effect_seq)
-    ORDER BY m.conv_id, m.user_id`,
+  members: `${LISTED_MEMBERS} ORDER BY m.conv_id, m.user_id`,
   existing: 'SELECT m.* FROM messages m JOIN unnest(?::text[], ?::text[]) AS x(s, c) ON m.sender_id = x.s AND m.client_msg_id = x.c',
   users: `SELECT id, inbox_seq FROM users WHERE id = ANY(?::text[]) OR id IN (SELECT user_id FROM (${LISTED_MEMBERS}) lm)`,
 };
@@ -1315,7 +1228,7 @@ const PREFETCH = {
 const APPEND_NOOPS: NoopStatement[] = [
   [READ_CONVS, [[]]],
   [PREFETCH.groups, [[]]],
-  [PREFETCH.members, [[], [], [], []]],
+  [PREFETCH.members, [[]]],
   [PREFETCH.existing, [[], []]],
   [PREFETCH.users, [[], []]],
   ...PG_FLUSH_NOOPS,
@@ -1336,7 +1249,7 @@ interface Prefetched {
  * pipeline (set-based, one statement each, fixed texts). Holds for conversations that existed
  * when the lock was granted.
  */
-function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[], kept: KeptKeys): Promise<Prefetched> {
+function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[]): Promise<Prefetched> {
   const known = new Set<string>();
   for (const r of batch) {
     known.add(r.sender);
@@ -1346,7 +1259,7 @@ function prefetch(tx: Queryable, batch: AppendRequest[], convIds: string[], kept
   }
   return Promise.all([
     tx.all<GroupRow>(PREFETCH.groups, [convIds]),
-    tx.all<MemberRow>(PREFETCH.members, [kept.ids, kept.epochs, kept.effects, convIds]),
+    tx.all<MemberRow>(PREFETCH.members, [convIds]),
     tx.all<MessageRow>(PREFETCH.existing, [batch.map((r) => r.sender), batch.map((r) => r.clientMsgId)]),
     tx.all<{ id: string; inbox_seq: number | string }>(PREFETCH.users, [[...known], convIds]),
   ]).then(([groups, members, existing, users]) => ({ groups, members, existing, users }));
