@@ -417,7 +417,9 @@ function cpuSeconds(pid: number): number {
 
 /**
  * --waits: what the bench database's sessions are doing, sampled every 10 ms (pg_stat_activity):
- * active sessions by wait event, and for lock waits the statement waited in.
+ * sessions by node (application_name `magpie-nodeN`), state and wait event; for lock waits the
+ * lock waited for (pg_locks, not granted), the statement waited in, and the blockers' node,
+ * state and statement.
  */
 function sampleWaits(db: string): { stop(): Promise<void> } {
   const sql = postgres(PG, { max: 1, onnotice: () => {} });
@@ -428,17 +430,19 @@ function sampleWaits(db: string): { stop(): Promise<void> } {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const rows = await sql<{ state: string; wet: string | null; we: string | null; q: string; b: string | null }[]>`
-        SELECT a.state, a.wait_event_type AS wet, a.wait_event AS we, left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 70) AS q,
-          CASE WHEN a.wait_event_type = 'Lock' THEN (SELECT string_agg(b.state || coalesce(' ' || b.wait_event_type || ':' || b.wait_event, '') || ' ' || left(regexp_replace(b.query, '[[:space:]]+', ' ', 'g'), 50), ' | ')
-            FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))) END AS b
+      const rows = await sql<{ app: string; state: string; wet: string | null; we: string | null; q: string; b: string | null; lk: string | null }[]>`
+        SELECT a.application_name AS app, a.state, a.wait_event_type AS wet, a.wait_event AS we, left(regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 70) AS q,
+          CASE WHEN a.wait_event_type = 'Lock' THEN (SELECT string_agg(b.application_name || ' ' || b.state || coalesce(' ' || b.wait_event_type || ':' || b.wait_event, '') || ' ' || left(regexp_replace(b.query, '[[:space:]]+', ' ', 'g'), 50), ' | ')
+            FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))) END AS b,
+          CASE WHEN a.wait_event_type = 'Lock' THEN (SELECT string_agg(l.locktype || coalesce(' ' || l.relation::regclass::text, '') || ' ' || l.mode, ', ')
+            FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) END AS lk
         FROM pg_stat_activity a WHERE a.datname = ${db} AND a.pid <> pg_backend_pid() AND a.state <> 'idle'`;
       samples++;
       for (const r of rows) {
-        const k = r.state !== 'active' ? `${r.state}${r.wet === 'Client' || !r.wet ? '' : ` ${r.wet}:${r.we}`} after ${r.q}` : r.wet === 'Lock' ? `Lock:${r.we} in ${r.q}` : `active ${r.wet ?? 'CPU'}:${r.we ?? ''}${r.wet === 'Client' ? ` in ${r.q}` : ''}`;
+        const k = `${r.app || '?'}: ` + (r.state !== 'active' ? `${r.state}${r.wet === 'Client' || !r.wet ? '' : ` ${r.wet}:${r.we}`} after ${r.q}` : r.wet === 'Lock' ? `Lock:${r.we} in ${r.q}` : `active ${r.wet ?? 'CPU'}:${r.we ?? ''}${r.wet === 'Client' ? ` in ${r.q}` : ''}`);
         counts.set(k, (counts.get(k) ?? 0) + 1);
         if (r.b) {
-          const kb = `${r.q.slice(0, 40)}  ⟵ held by: ${r.b}`;
+          const kb = `${r.app || '?'}: ${r.lk ?? ''} in ${r.q.slice(0, 40)}  ⟵ held by: ${r.b}`;
           blockers.set(kb, (blockers.get(kb) ?? 0) + 1);
         }
       }
