@@ -93,7 +93,7 @@ function npmStart(pkgDir: string, dataDir: string): ChildProcess {
 }
 
 test('npm start runs the server itself (same pid) with launch.json: its node flags and the malloc environment', async () => {
-  assert.match(JSON.parse(read('package.json')).scripts.start, /eval "\$\(node packages\/server\/launch\.mjs --sh\)"/);
+  assert.match(JSON.parse(read('package.json')).scripts.start, /eval "\$\(node packages\/server\/launch\.mjs --sh \|\| echo exit 1\)"/);
   const flagged = packageWith(['--max-semi-space-size=64']);
   try {
     for (const [pkg, nodeArgs] of [[join(root, 'packages/server'), launch.nodeArgs], [flagged.dir, ['--max-semi-space-size=64']]] as const) {
@@ -115,6 +115,23 @@ test('npm start runs the server itself (same pid) with launch.json: its node fla
     assert.ok(heapLimitOf(['--max-semi-space-size=64']) > heapLimitOf([]), 'the flag changes what V8 was given');
   } finally {
     flagged.cleanup();
+  }
+});
+
+test('npm start fails (non-zero, the reason on stderr) when launch.json cannot be read, instead of exiting 0 without a server', async () => {
+  const broken = packageWith([]);
+  const dataDir = mkdtempSync(join(tmpdir(), 'magpie-launch-'));
+  try {
+    writeFileSync(join(broken.dir, 'launch.json'), '{ not json');
+    const proc = npmStart(broken.dir, dataDir);
+    let err = '';
+    proc.stderr!.on('data', (d) => (err += d));
+    const [code] = (await new Promise((r) => proc.once('exit', (...a) => r(a)))) as [number | null];
+    assert.equal(code, 1, 'npm start exits 1');
+    assert.match(err, /JSON/, 'the parse error is printed');
+  } finally {
+    broken.cleanup();
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
 
