@@ -126,7 +126,7 @@ test('npm start fails (non-zero, the reason on stderr) when launch.json cannot b
     const proc = npmStart(broken.dir, dataDir);
     let err = '';
     proc.stderr!.on('data', (d) => (err += d));
-    const [code] = (await new Promise((r) => proc.once('exit', (...a) => r(a)))) as [number | null];
+    const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
     assert.equal(code, 1, 'npm start exits 1');
     assert.match(err, /JSON/, 'the parse error is printed');
   } finally {
