@@ -2,7 +2,7 @@
  * Server memory (issue 23): RSS right after start, after registering 32 users (scrypt, the
  * password-strength thread), and under a saturated 1:1 load, with where it goes.
  *
- *   npm run bench:memory                      # as `npm start` runs it (packages/server/launch.json: --max-semi-space-size=64, MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=1048576)
+ *   npm run bench:memory                      # as `npm start` runs it (packages/server/launch.json: no node flags, MALLOC_ARENA_MAX=2, MALLOC_MMAP_THRESHOLD_=1048576)
  *   npm run bench:memory -- --arena-max unset # glibc's defaults (8 arenas per core, dynamic mmap threshold)
  *
  * Prints, per phase: RSS, the V8 heap (total/used), external + array buffers, the number of
