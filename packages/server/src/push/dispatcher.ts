@@ -48,6 +48,8 @@ export interface DispatcherOptions {
 export class PushDispatcher {
   private readonly lanes: Record<PushLane, LaneRunner>;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** The housekeeping pass running now, if any: `stop()` waits for it (its queries must not outlive the store). */
+  private sweeping: Promise<void> | null = null;
   private lastPrune = 0;
   private stopped = true;
 
@@ -107,11 +109,19 @@ export class PushDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    await Promise.all([this.lanes.live.stop(), this.lanes.bulk.stop()]);
+    await Promise.all([this.lanes.live.stop(), this.lanes.bulk.stop(), this.sweeping]);
   }
 
-  /** Crash recovery and housekeeping. */
-  async sweep(): Promise<void> {
+  /**
+   * Crash recovery and housekeeping. One pass at a time: a call while a pass runs joins it (a
+   * slow database must not stack passes up behind the interval).
+   */
+  sweep(): Promise<void> {
+    if (!this.sweeping) this.sweeping = this.sweepOnce().finally(() => (this.sweeping = null));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<void> {
     try {
       const now = this.now();
       const requeued = await this.store.requeueExpired(now);
