@@ -482,6 +482,9 @@ function schedNs(pid: number): number {
   }
 }
 
+/** --pg-cpu with --cpu-after: set when the load passes --cpu-after (from), and the messages sent after it (msgs). */
+const pgCpuLate = { from: false, msgs: 0 };
+
 /** --pg-cpu: the bench database's backends' CPU by node, by statement and per backend (see the option). */
 function sampleBackendCpu(db: string): { stop(msgs: number): Promise<void> } {
   const sql = postgres(PG, { max: 1, onnotice: () => {} });
@@ -490,6 +493,8 @@ function sampleBackendCpu(db: string): { stop(msgs: number): Promise<void> } {
   /** CPU (ns) per backend over the window, and by node + statement. */
   const perPid = new Map<number, { app: string; ns: number; started: number; hits: number }>();
   const byStmt = new Map<string, number>();
+  /** CPU (ns) by node after --cpu-after. */
+  const late = new Map<string, number>();
   let samples = 0;
   let stopped = false;
   const t0 = Date.now();
@@ -512,6 +517,7 @@ function sampleBackendCpu(db: string): { stop(msgs: number): Promise<void> } {
         if (d > 0) e.hits++;
         perPid.set(r.pid, e);
         if (d > 0) byStmt.set(`${app}: ${r.q}`, (byStmt.get(`${app}: ${r.q}`) ?? 0) + d);
+        if (pgCpuLate.from) late.set(app, (late.get(app) ?? 0) + d);
       }
       await sleep(10);
     }
@@ -536,6 +542,10 @@ function sampleBackendCpu(db: string): { stop(msgs: number): Promise<void> } {
       for (const [app, x] of [...apps].sort((p, q) => p[0].localeCompare(q[0]))) {
         const s = x.top.sort((p, q) => q - p).map((v) => per(v));
         console.log(`  ${app}: ${per(x.ns)} in ${x.n} backends (${x.busy} used CPU, ${x.fresh} opened during the load); per backend: ${s.join(' ')}`);
+      }
+      if (pgCpuLate.msgs > 0) {
+        const lateSum = [...late.values()].reduce((x, y) => x + y, 0);
+        console.log(`  after the first ${a['cpu-after']} s (${pgCpuLate.msgs} messages): ${[...late].sort((p, q) => p[0].localeCompare(q[0])).map(([app, ns]) => `${app} ${(ns / 1e6 / pgCpuLate.msgs).toFixed(2)}`).join(', ')} (sum ${(lateSum / 1e6 / pgCpuLate.msgs).toFixed(2)}) ms per message`);
       }
       console.log('  by node and latest statement:');
       for (const [k, ns] of [...byStmt].sort((p, q) => q[1] - p[1]).slice(0, 30)) console.log(`    ${per(ns)}  ${k}`);
@@ -591,7 +601,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const cpuAfterMs = Number(a['cpu-after']) * 1000;
   let late: { k: number; cpu: number[] } | null = null;
   while (performance.now() - start < duration) {
-    if (cpuAfterMs > 0 && !late && performance.now() - start >= cpuAfterMs) late = { k, cpu: nodes.map((n) => cpuSeconds(n.proc.pid!)) };
+    if (cpuAfterMs > 0 && !late && performance.now() - start >= cpuAfterMs) {
+      late = { k, cpu: nodes.map((n) => cpuSeconds(n.proc.pid!)) };
+      pgCpuLate.from = true;
+    }
     const due = start + k * interval;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
@@ -612,6 +625,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   if (warmupMs > 0) console.log(`  after the first ${a.warmup} s (${warmLat.length} messages): send → last member p50 ${pct(warmLat, 50).toFixed(0)} ms, p99 ${pct(warmLat, 99).toFixed(0)} ms, max ${Math.max(...warmLat).toFixed(0)} ms`);
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   sentCount = k;
+  if (late) pgCpuLate.msgs = k - late.k;
   if (late && k > late.k) {
     const l = late;
     console.log(`  node CPU per message after the first ${a['cpu-after']} s (${k - l.k} messages): ${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k)).toFixed(1)).join(', ')} ms (sum ${nodes.reduce((s, n, i) => s + ((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k), 0).toFixed(1)})`);
