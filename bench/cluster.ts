@@ -56,6 +56,14 @@ const { values: a } = parseArgs({
     /** Sample pg_stat_activity of the bench database every 10 ms during the run and print what sessions wait on. */
     waits: { type: 'boolean', default: false },
     /**
+     * Sample the bench database's backends every 10 ms during the load: each one's CPU time
+     * (/proc/PID/schedstat, ns: PostgreSQL on this machine) and its node (application_name) and
+     * latest statement (pg_stat_activity); print the backends' CPU by node and by statement, and
+     * per backend (how many did anything). CPU between two samples goes to the statement
+     * pg_stat_activity shows at the second (the one running, or the last one run).
+     */
+    'pg-cpu': { type: 'boolean', default: false },
+    /**
      * group: connect the --senders to node 1 only (members are otherwise spread, i mod N): every
      * append of the group then comes from one node, as it would if a group's posts were routed
      * to one owner node, while fan-out and ACKs still cross nodes.
@@ -198,6 +206,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < nodesN; i++) nodes.push(await startNode(env, i));
   const load0 = loadavg()[0]!.toFixed(1);
   let sampler: { stop(): Promise<void> } | null = null;
+  let cpuSampler: { stop(msgs: number): Promise<void> } | null = null;
   let cpu0: number[] = [];
   /** Each node's CPU by thread name when the load started. */
   let threads0: Map<string, number>[] = [];
@@ -214,6 +223,7 @@ async function main(): Promise<void> {
     if (a.store === 'postgres') stmts0 = await Promise.all(nodes.map(statementCounts));
     if (a.store === 'postgres') db0 = await dbStats(admin, db);
     if (a.waits && a.store === 'postgres') sampler = sampleWaits(db);
+    if (a['pg-cpu'] && a.store === 'postgres') cpuSampler = sampleBackendCpu(db);
     cpu0 = nodes.map((n) => cpuSeconds(n.proc.pid!));
     threads0 = nodes.map((n) => threadCpu(n.proc.pid!));
     others0 = { gen: process.cpuUsage(), nats: natsPid === null ? NaN : cpuSeconds(natsPid) };
@@ -226,6 +236,7 @@ async function main(): Promise<void> {
     else await dmScenario(nodes, loadStarts);
   } finally {
     if (sampler) await (sampler as { stop(): Promise<void> }).stop();
+    if (cpuSampler) await (cpuSampler as { stop(msgs: number): Promise<void> }).stop(sentCount);
     if (a.waits) await printNodeMetrics(nodes);
     if (cpu0.length) console.log(`node CPU during the load (s): ${nodes.map((n, i) => (cpuSeconds(n.proc.pid!) - cpu0[i]!).toFixed(1)).join(', ')}${sentCount > 0 ? ` (${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - cpu0[i]!) * 1000) / sentCount).toFixed(1)).join(', ')} ms per message)` : ''}`);
     if (threads0.length && sentCount > 0) {
@@ -462,6 +473,86 @@ function sampleWaits(db: string): { stop(): Promise<void> } {
   };
 }
 
+/** CPU time of a process in ns (/proc/PID/schedstat's first field), or NaN. */
+function schedNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** --pg-cpu with --cpu-after: set when the load passes --cpu-after (from), and the messages sent after it (msgs). */
+const pgCpuLate = { from: false, msgs: 0 };
+
+/** --pg-cpu: the bench database's backends' CPU by node, by statement and per backend (see the option). */
+function sampleBackendCpu(db: string): { stop(msgs: number): Promise<void> } {
+  const sql = postgres(PG, { max: 1, onnotice: () => {} });
+  /** Last CPU reading (ns) of each backend, its node and when it started (ms since the epoch). */
+  const last = new Map<number, { ns: number; app: string; started: number }>();
+  /** CPU (ns) per backend over the window, and by node + statement. */
+  const perPid = new Map<number, { app: string; ns: number; started: number; hits: number }>();
+  const byStmt = new Map<string, number>();
+  /** CPU (ns) by node after --cpu-after. */
+  const late = new Map<string, number>();
+  let samples = 0;
+  let stopped = false;
+  const t0 = Date.now();
+  const loop = (async () => {
+    while (!stopped) {
+      const rows = await sql<{ pid: number; app: string; q: string; st: Date }[]>`
+        SELECT pid, application_name AS app, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 60) AS q, backend_start AS st
+        FROM pg_stat_activity WHERE datname = ${db} AND pid <> pg_backend_pid()`;
+      samples++;
+      for (const r of rows) {
+        const ns = schedNs(r.pid);
+        if (Number.isNaN(ns)) continue;
+        const prev = last.get(r.pid);
+        const app = r.app || '?';
+        last.set(r.pid, { ns, app, started: r.st.getTime() });
+        // A backend first seen after the first sample started meanwhile: all its CPU counts (its connection set-up too).
+        const d = prev ? ns - prev.ns : samples > 1 ? ns : 0;
+        const e = perPid.get(r.pid) ?? { app, ns: 0, started: r.st.getTime(), hits: 0 };
+        e.ns += d;
+        if (d > 0) e.hits++;
+        perPid.set(r.pid, e);
+        if (d > 0) byStmt.set(`${app}: ${r.q}`, (byStmt.get(`${app}: ${r.q}`) ?? 0) + d);
+        if (pgCpuLate.from) late.set(app, (late.get(app) ?? 0) + d);
+      }
+      await sleep(10);
+    }
+  })();
+  return {
+    async stop(msgs: number) {
+      stopped = true;
+      await loop;
+      await sql.end({ timeout: 2 });
+      const per = (ns: number) => (msgs > 0 ? (ns / 1e6 / msgs).toFixed(2) : '?');
+      console.log(`backend CPU (--pg-cpu, /proc schedstat every ~10 ms, ${samples} samples, ${msgs} messages), ms per message:`);
+      const apps = new Map<string, { n: number; ns: number; busy: number; fresh: number; top: number[] }>();
+      for (const e of perPid.values()) {
+        const x = apps.get(e.app) ?? { n: 0, ns: 0, busy: 0, fresh: 0, top: [] };
+        x.n++;
+        x.ns += e.ns;
+        if (e.ns > 0) x.busy++;
+        if (e.started > t0) x.fresh++;
+        x.top.push(e.ns);
+        apps.set(e.app, x);
+      }
+      for (const [app, x] of [...apps].sort((p, q) => p[0].localeCompare(q[0]))) {
+        const s = x.top.sort((p, q) => q - p).map((v) => per(v));
+        console.log(`  ${app}: ${per(x.ns)} in ${x.n} backends (${x.busy} used CPU, ${x.fresh} opened during the load); per backend: ${s.join(' ')}`);
+      }
+      if (pgCpuLate.msgs > 0) {
+        const lateSum = [...late.values()].reduce((x, y) => x + y, 0);
+        console.log(`  after the first ${a['cpu-after']} s (${pgCpuLate.msgs} messages): ${[...late].sort((p, q) => p[0].localeCompare(q[0])).map(([app, ns]) => `${app} ${(ns / 1e6 / pgCpuLate.msgs).toFixed(2)}`).join(', ')} (sum ${(lateSum / 1e6 / pgCpuLate.msgs).toFixed(2)}) ms per message`);
+      }
+      console.log('  by node and latest statement:');
+      for (const [k, ns] of [...byStmt].sort((p, q) => q[1] - p[1]).slice(0, 30)) console.log(`    ${per(ns)}  ${k}`);
+    },
+  };
+}
+
 /** When the scenario's load (and its tail) ended, before the clients close. */
 let loadEndAt = 0;
 
@@ -510,7 +601,10 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   const cpuAfterMs = Number(a['cpu-after']) * 1000;
   let late: { k: number; cpu: number[] } | null = null;
   while (performance.now() - start < duration) {
-    if (cpuAfterMs > 0 && !late && performance.now() - start >= cpuAfterMs) late = { k, cpu: nodes.map((n) => cpuSeconds(n.proc.pid!)) };
+    if (cpuAfterMs > 0 && !late && performance.now() - start >= cpuAfterMs) {
+      late = { k, cpu: nodes.map((n) => cpuSeconds(n.proc.pid!)) };
+      pgCpuLate.from = true;
+    }
     const due = start + k * interval;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
@@ -531,6 +625,7 @@ async function groupScenario(nodes: Node[], loadStarts: () => Promise<void>): Pr
   if (warmupMs > 0) console.log(`  after the first ${a.warmup} s (${warmLat.length} messages): send → last member p50 ${pct(warmLat, 50).toFixed(0)} ms, p99 ${pct(warmLat, 99).toFixed(0)} ms, max ${Math.max(...warmLat).toFixed(0)} ms`);
   console.log(`  send → reply (durable) p50 ${pct(replied, 50).toFixed(0)} / p99 ${pct(replied, 99).toFixed(0)} ms; send → first member p50 ${pct(first, 50).toFixed(0)} / p99 ${pct(first, 99).toFixed(0)} ms`);
   sentCount = k;
+  if (late) pgCpuLate.msgs = k - late.k;
   if (late && k > late.k) {
     const l = late;
     console.log(`  node CPU per message after the first ${a['cpu-after']} s (${k - l.k} messages): ${nodes.map((n, i) => (((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k)).toFixed(1)).join(', ')} ms (sum ${nodes.reduce((s, n, i) => s + ((cpuSeconds(n.proc.pid!) - l.cpu[i]!) * 1000) / (k - l.k), 0).toFixed(1)})`);

@@ -168,3 +168,52 @@ describe('a small PostgreSQL connection budget', { skip: skip ?? false }, () => 
     assert.ok(peak <= 2, `at most the one pool's 2 connections, saw ${peak}`);
   });
 });
+
+/**
+ * Issue 15: the default pool. postgres.js hands each statement to the connection idle the
+ * longest, so every connection a node opened stays in use and each statement wakes a backend
+ * that has idled for (pool size × the gap between statements): on a shared 2-core host a woken
+ * backend costs ~1–2 ms of CPU even for `SELECT 1` (bench/pg-wake.mjs). A default node opens
+ * (warm-up included) at most 4 connections.
+ */
+describe('the default PostgreSQL pool', { skip: skip ?? false }, () => {
+  const dbName = `magpie_i15d_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+  before(async () => {
+    await admin.unsafe(`CREATE DATABASE "${dbName}"`);
+  });
+  after(async () => {
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
+    await admin.end({ timeout: 2 });
+  });
+
+  it('a node with default settings holds at most 4 connections after its warm-up and a burst of sends', async () => {
+    const url = new URL(PG_URL);
+    url.pathname = `/${dbName}`;
+    const env: Record<string, string> = { MAGPIE_STORE: url.toString(), MAGPIE_USER_RATE: '1000', MAGPIE_USER_BURST: '1000', MAGPIE_IP_RATE: '10000', MAGPIE_IP_BURST: '10000' };
+    const srv = await startServer({ env });
+    try {
+      const count = async (): Promise<number> => ((await admin`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${dbName}`) as unknown as [{ n: number }])[0].n;
+      const afterStart = await count();
+      const peer = await registerAndLogin(srv.url);
+      const a = await registerAndLogin(srv.url);
+      const { client } = await RawClient.connect(srv.wsUrl, a.token);
+      let peak = afterStart;
+      await Promise.all([
+        ...Array.from({ length: 64 }, (_, k) => client.request({ type: 'send', clientMsgId: `d${k}`, to: peer.userId, kind: 'text', body: { text: 'x' } }, 15_000)),
+        (async () => {
+          for (let i = 0; i < 20; i++) {
+            peak = Math.max(peak, await count());
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })(),
+      ]);
+      client.close();
+      console.log(`# default node: ${afterStart} PostgreSQL connections after start, peak ${peak} under a burst of 64 sends`);
+      assert.ok(afterStart >= 1 && afterStart <= 4, `connections after start: ${afterStart}`);
+      assert.ok(peak <= 4, `connections under load: ${peak}`);
+    } finally {
+      await srv.stop();
+    }
+  });
+});

@@ -38,7 +38,7 @@ export const ConfigSchema = z.strictObject({
           /** Ignored since issue 16 (push uses the shared pool); accepted so older configurations still load. */
           push: z.number().int().min(1).default(5),
           /** The shared engine's pool (db/): every store — messages, groups, accounts, wallet, push, social graph, instructions, media. */
-          shared: z.number().int().min(1).default(16),
+          shared: z.number().int().min(1).default(4),
         })
         .prefault({}),
       idleTimeoutS: z.number().int().min(0).default(30),
