@@ -1,4 +1,5 @@
 import { ClientFrame } from './frames.ts';
+import { CAPABILITIES, PLATFORMS } from './types.ts';
 import { MagpieError } from './errors.ts';
 import { messageKindSchema } from './kinds.ts';
 import type { z } from 'zod';
@@ -86,6 +87,7 @@ const isText = (v: unknown, max: number): boolean => typeof v === 'string' && v.
  */
 function acceptedMessageFrame(raw: Record<string, unknown>): ClientFrame | undefined {
   const type = raw.type;
+  if (type === 'hello') return acceptedHello(raw);
   if (type === 'ack') {
     let keys = 0;
     for (const k in raw) {
@@ -125,6 +127,65 @@ function acceptedMessageFrame(raw: Record<string, unknown>): ClientFrame | undef
   // Required fields present, and exactly one of `to` and `conv` (the schema's refinement).
   if (!hasBody || raw.id === undefined || raw.clientMsgId === undefined || raw.kind === undefined) return undefined;
   return (raw.to === undefined) !== (raw.conv === undefined) ? (raw as ClientFrame) : undefined;
+}
+
+/**
+ * The `hello` frame in its usual form, checked by hand against exactly the rules of frames.ts
+ * HelloFrame (strict keys; `versions` 1–8 safe integers; `token` 1–512 characters; `app` a
+ * strict object of `version` ≤ 32 characters and a known `platform`; `caps` ≤ 16 known
+ * capabilities): the frame itself when it passes, undefined otherwise (the schema decides).
+ * Lengths are UTF-16 units, never more lenient than the schema's count. Once per connection,
+ * but a reconnect storm is made of them (issue 23: the schema's walk was ~3 % of a connect).
+ */
+function acceptedHello(raw: Record<string, unknown>): ClientFrame | undefined {
+  let required = 0;
+  for (const k in raw) {
+    switch (k) {
+      case 'type':
+        break;
+      case 'id':
+        if (!isCount(raw.id, MAX_REQUEST_ID)) return undefined;
+        required++;
+        break;
+      case 'versions': {
+        const v = raw.versions;
+        if (!Array.isArray(v) || v.length < 1 || v.length > 8) return undefined;
+        for (let i = 0; i < v.length; i++) if (!Number.isSafeInteger(v[i])) return undefined;
+        required++;
+        break;
+      }
+      case 'token':
+        if (!isText(raw.token, 512)) return undefined;
+        required++;
+        break;
+      case 'inboxSeq':
+        if (!isCount(raw.inboxSeq, Number.MAX_SAFE_INTEGER)) return undefined;
+        required++;
+        break;
+      case 'app': {
+        const app = raw.app;
+        if (app === null || typeof app !== 'object' || Array.isArray(app)) return undefined;
+        for (const a in app) {
+          const v = (app as Record<string, unknown>)[a];
+          if (a === 'version') {
+            if (typeof v !== 'string' || v.length > 32) return undefined;
+          } else if (a === 'platform') {
+            if (!(PLATFORMS as readonly unknown[]).includes(v)) return undefined;
+          } else return undefined;
+        }
+        break;
+      }
+      case 'caps': {
+        const c = raw.caps;
+        if (!Array.isArray(c) || c.length > 16) return undefined;
+        for (let i = 0; i < c.length; i++) if (!(CAPABILITIES as readonly unknown[]).includes(c[i])) return undefined;
+        break;
+      }
+      default:
+        return undefined;
+    }
+  }
+  return required === 4 ? (raw as ClientFrame) : undefined;
 }
 
 /** The request id of a parsed frame, if it has a usable one (used to address errors). */

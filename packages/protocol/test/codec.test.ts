@@ -96,6 +96,63 @@ describe('send and ack frames checked without the schema walk', () => {
     { type: 'ack', inboxSeq: 5, id: 1 },
     { type: 'ping' },
   ];
+  const hello = { type: 'hello', id: 0, versions: [1], token: 't0k', inboxSeq: 0, caps: ['ack', 'batch'], app: { platform: 'other', version: 'bench' } };
+  const hellos: unknown[] = [
+    hello,
+    { type: 'hello', id: 3, versions: [1, 2], token: 't', inboxSeq: 12 },
+    { ...hello, app: {} },
+    { ...hello, app: { version: '' } },
+    { ...hello, app: { platform: 'ios' } },
+    { ...hello, app: { version: 'v'.repeat(32) } },
+    { ...hello, app: { version: 'v'.repeat(33) } },
+    { ...hello, app: { version: 1 } },
+    { ...hello, app: { platform: 'toaster' } },
+    { ...hello, app: { platform: null } },
+    { ...hello, app: { platform: 'web', extra: 1 } },
+    { ...hello, app: null },
+    { ...hello, app: [] },
+    { ...hello, app: 'web' },
+    { ...hello, caps: [] },
+    { ...hello, caps: ['ack', 'ack'] },
+    { ...hello, caps: ['push'] },
+    { ...hello, caps: Array(16).fill('ack') },
+    { ...hello, caps: Array(17).fill('ack') },
+    { ...hello, caps: 'ack' },
+    { ...hello, caps: null },
+    { ...hello, versions: [] },
+    { ...hello, versions: [1, 2, 3, 4, 5, 6, 7, 8] },
+    { ...hello, versions: [1, 2, 3, 4, 5, 6, 7, 8, 9] },
+    { ...hello, versions: [-3, 0] },
+    { ...hello, versions: [1.5] },
+    { ...hello, versions: [Number.MAX_SAFE_INTEGER] },
+    { ...hello, versions: [Number.MAX_SAFE_INTEGER + 1] },
+    { ...hello, versions: ['1'] },
+    { ...hello, versions: 1 },
+    { ...hello, token: '' },
+    { ...hello, token: 'x'.repeat(512) },
+    { ...hello, token: 'x'.repeat(513) },
+    { ...hello, token: 5 },
+    { ...hello, inboxSeq: -1 },
+    { ...hello, inboxSeq: 0.5 },
+    { ...hello, inboxSeq: Number.MAX_SAFE_INTEGER },
+    { ...hello, inboxSeq: Number.MAX_SAFE_INTEGER + 2 },
+    { ...hello, id: 2 ** 31 },
+    { ...hello, id: 2 ** 31 + 1 },
+    { ...hello, id: -1 },
+    { ...hello, id: null },
+    { ...hello, id: undefined },
+    { ...hello, versions: undefined },
+    { ...hello, token: undefined },
+    { ...hello, inboxSeq: undefined },
+    { ...hello, extra: true },
+    JSON.parse('{"type":"hello","id":1,"versions":[1],"token":"t","inboxSeq":0,"__proto__":{"x":1}}'),
+    JSON.parse('{"type":"hello","id":1,"versions":[1],"token":"t","inboxSeq":0,"app":{"__proto__":{"x":1}}}'),
+    JSON.parse('{"type":"hello","id":-0,"versions":[-0],"token":"t","inboxSeq":-0}'),
+  ];
+
+  it('hello: accept and refuse exactly what the schema does, with an equal result', () => {
+    for (const raw of hellos.map((f) => JSON.parse(JSON.stringify(f)) as unknown)) agreesWithSchema(raw, ClientFrame, validateClientFrame);
+  });
 
   it('accept and refuse exactly what the schema does, with an equal result', () => {
     for (const raw of frames.map((f) => JSON.parse(JSON.stringify(f)) as unknown)) agreesWithSchema(raw, ClientFrame, validateClientFrame);
