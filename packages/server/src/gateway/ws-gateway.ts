@@ -63,6 +63,34 @@ const MAX_QUEUED_FRAMES = 256;
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
+ * The `hello` reply (protocol WelcomeResult) as JSON text: the same text as
+ * `JSON.stringify({ type: 'reply', id, result: { version, userId, … } })` in that key order,
+ * written out around the parts that vary (one frame per connect: the object and its
+ * stringification were ~1 % of a reconnect storm's CPU; issue 23). Strings and the lists
+ * still go through JSON.stringify.
+ * @internal exported for its test
+ */
+export function welcomeFrame(
+  id: number,
+  version: number,
+  userId: string,
+  deviceId: string,
+  sync: { mode: string; latest: number; ringStart: number },
+  heartbeatMs: number,
+  supers: readonly unknown[],
+  instructions: readonly unknown[],
+  serverTime: number,
+  limits: { maxFrameBytes: number; maxMessageBytes: number },
+): string {
+  return (
+    `{"type":"reply","id":${id},"result":{"version":${version},"userId":${JSON.stringify(userId)},"deviceId":${JSON.stringify(deviceId)},` +
+    `"inboxSeq":${sync.latest},"ringStart":${sync.ringStart},"sync":${JSON.stringify(sync.mode)},"heartbeatMs":${heartbeatMs},` +
+    `"supers":${supers.length === 0 ? '[]' : JSON.stringify(supers)},"instructions":${instructions.length === 0 ? '[]' : JSON.stringify(instructions)},` +
+    `"serverTime":${serverTime},"limits":{"maxFrameBytes":${limits.maxFrameBytes},"maxMessageBytes":${limits.maxMessageBytes}}}}`
+  );
+}
+
+/**
  * One received frame on its way through its connection's request slots (Connection.submit)
  * and then its FrameOrder: a single object per frame carries it through both, instead of a
  * closure and a promise at each step.
@@ -456,7 +484,8 @@ export class WsGateway {
   private async hello(conn: Connection, f: HelloFrame): Promise<void> {
     // Frames run in order, so an earlier hello has finished: it either set the identity or closed the socket.
     if (conn.principal) throw new MagpieError('invalid', 'this connection has already said hello; its identity is fixed (open another connection for another session)');
-    const version = Math.max(...f.versions.filter((v) => (PROTOCOL_VERSIONS as readonly number[]).includes(v)));
+    let version = Number.NEGATIVE_INFINITY;
+    for (const v of f.versions) if (v > version && (PROTOCOL_VERSIONS as readonly number[]).includes(v)) version = v;
     if (!Number.isFinite(version)) {
       conn.send(errorFrame(new MagpieError('unsupported_version', `server speaks versions ${PROTOCOL_VERSIONS.join(', ')}`), f.id));
       conn.close('unsupported_version');
@@ -518,21 +547,7 @@ export class WsGateway {
     // Pending instructions go out in this answer, before the client's first sync page.
     const instructions = state.pendingInstructions ? await waitForStore(() => this.d.instructions.forLogin(principal.userId, principal.deviceId), wait) : [];
     if (conn.closed) return;
-    const { limits } = this.d.config;
-    const result = {
-      version,
-      userId: principal.userId,
-      deviceId: principal.deviceId,
-      inboxSeq: sync.latest,
-      ringStart: sync.ringStart,
-      sync: sync.mode,
-      heartbeatMs: this.d.config.heartbeatMs,
-      supers,
-      instructions,
-      serverTime: Date.now(),
-      limits: { maxFrameBytes: limits.maxFrameBytes, maxMessageBytes: limits.maxMessageBytes },
-    };
-    conn.send(JSON.stringify({ type: 'reply', id: f.id, result }));
+    conn.send(welcomeFrame(f.id, version, principal.userId, principal.deviceId, sync, this.d.config.heartbeatMs, supers, instructions, Date.now(), this.d.config.limits));
   }
 
   /**
