@@ -69,13 +69,8 @@
 ** Build: gcc -O2 -fPIC -shared -I<dir of sqlite3ext.h> walbuf.c -o walbuf.so
 ** (scripts/build-native.mjs). Load with db.loadExtension(path) before any file connection.
 */
-#define _GNU_SOURCE 1 /* SCHED_BATCH */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
-#include <errno.h>
-#ifdef __linux__
-#include <sched.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,31 +393,9 @@ static void wbEnableFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int(ctx, on);
 }
 
-/* magpie_sched_batch(): put the CALLING THREAD (not the process) in Linux's SCHED_BATCH policy
-** (same nice, same share of the CPU; a batch thread does not preempt the running thread when it
-** wakes up: it waits for the next tick or for the CPU to become free). The server's worker
-** threads (the SQLite writer, the search index) call it on their own connection at start, so
-** the event loop is not preempted in the middle of its turn when it hands them a job (issue 23).
-** Returns 0 on success, the errno otherwise, -1 where the policy does not exist (not Linux). */
-static void wbSchedBatchFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  (void)argv;
-#if defined(__linux__) && defined(SCHED_BATCH)
-  {
-    struct sched_param sp;
-    memset(&sp, 0, sizeof(sp));
-    /* On Linux, pid 0 is the calling thread (a task), not the whole process. */
-    sqlite3_result_int(ctx, sched_setscheduler(0, SCHED_BATCH, &sp) == 0 ? 0 : errno);
-  }
-#else
-  sqlite3_result_int(ctx, -1);
-#endif
-}
-
 static int wbRegisterFunctions(sqlite3 *db) {
   int rc = sqlite3_create_function(db, "magpie_walbuf_stats", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, 0, wbStatsFunc, 0, 0);
   if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "magpie_walbuf_enable", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, 0, wbEnableFunc, 0, 0);
-  if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "magpie_sched_batch", 0, SQLITE_UTF8 | SQLITE_DIRECTONLY, 0, wbSchedBatchFunc, 0, 0);
   return rc;
 }
 

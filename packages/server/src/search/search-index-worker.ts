@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteEngine } from '../db/sqlite-engine.ts';
-import { setSqliteWalCoalescing, setThreadSchedBatch } from '../store/sqlite-wal-coalesce.ts';
+import { setSqliteWalCoalescing } from '../store/sqlite-wal-coalesce.ts';
 import { searchableText } from './extract.ts';
 import { LocalSearchIndex } from './sqlite-search-db.ts';
 import type { SearchDoc } from './search-store.ts';
@@ -37,7 +37,6 @@ if (parentPort) {
   const setup = workerData as SearchIndexSetup;
   setSqliteWalCoalescing(setup.walCoalesce, { warn: () => {} });
   const engine = new SqliteEngine(setup.path, { synchronous: 'normal', checkpointMs: 0, cacheKib: INDEX_CACHE_KIB, deferredWrites: true });
-  setThreadSchedBatch();
   const index = new LocalSearchIndex(engine, searchableText, setup.delayMs);
   const run = async (j: SearchIndexJob): Promise<unknown> => {
     switch (j.op) {

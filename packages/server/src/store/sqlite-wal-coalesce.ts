@@ -88,28 +88,6 @@ export function walCoalesceStats(): WalCoalesceStats | null {
   }
 }
 
-/**
- * Put the calling thread in Linux's SCHED_BATCH scheduling policy (the native library's
- * magpie_sched_batch(): sched_setscheduler(0, SCHED_BATCH) for this thread only; same nice and
- * CPU share). A batch thread does not preempt the running thread when it wakes up: the SQLite
- * writer and the search index thread call it at start, so handing them a job (postMessage, which
- * wakes them) no longer lets them take the core from the event loop in the middle of its turn on
- * a machine whose cores are all busy (issue 23; docs/benchmarks.md, branch loop23). Call after
- * prepareSqliteVfs() on this thread. Never throws: returns null when the policy was set, else why
- * not (the library is not loaded in this process, not Linux, or the kernel refused).
- */
-export function setThreadSchedBatch(): string | null {
-  if (!loaded) return 'the native library (dist/native/walbuf.so) is not loaded on this thread';
-  try {
-    const rc = loaderDb().prepare('SELECT magpie_sched_batch()').pluck().get() as number;
-    if (rc === 0) return null;
-    return rc === -1 ? 'SCHED_BATCH does not exist on this platform' : `sched_setscheduler failed (errno ${rc})`;
-  } catch (err) {
-    // A library built before the function existed.
-    return (err as Error).message;
-  }
-}
-
 /** Whether this thread loaded the shim and it buffers new WAL files. */
 export function walCoalescingActive(): boolean {
   return loaded && wanted;

@@ -7,7 +7,7 @@ import { SqliteEngine } from '../db/sqlite-engine.ts';
 import { ThreadWriteGate } from '../db/write-lock.ts';
 import { SqlStore } from './sql-store.ts';
 import { CACHE_KIB } from './sqlite-connection.ts';
-import { setSqliteWalCoalescing, setThreadSchedBatch } from './sqlite-wal-coalesce.ts';
+import { setSqliteWalCoalescing } from './sqlite-wal-coalesce.ts';
 import type { AckOutcome, DeliveredUpdate, DeviceAck } from './store.ts';
 import { decodeBatch, encodeOutcomes, type WireBatch, type WireOutcomes } from './sqlite-writer-wire.ts';
 import { WriterQueue } from './writer-queue.ts';
@@ -68,7 +68,6 @@ if (parentPort) {
   // No checkpointer thread of its own: the event loop's connection runs it for the file.
   const engine = new SqliteEngine(setup.path, { synchronous: setup.synchronous, checkpointMs: 0, cacheKib: WRITER_CACHE_KIB });
   engine.setWriteGate(new ThreadWriteGate(setup.lock));
-  setThreadSchedBatch();
   engine.walAutocheckpoint = setup.walAutocheckpoint;
   // See WRITER_CACHE_KIB: the full cache once the file is past the lock-byte page.
   let fullCache = false;

@@ -44,11 +44,6 @@ import { startModuleWorker } from '../util/module-worker.ts';
  */
 const WRITER_LIMITS = { maxYoungGenerationSizeMb: 48, maxOldGenerationSizeMb: 256 };
 
-const DBG = process.env.MAGPIE_DEBUG_HANDOVER ? { n: 0, sum: 0, pre: 0, sumPre: 0, sumNo: 0, gt300: 0, h: new Array(10).fill(0) as number[] } : null;
-import { readFileSync as _rfs } from 'node:fs';
-function nvcsw(): number { const m = /nonvoluntary_ctxt_switches:\s+(\d+)/.exec(_rfs('/proc/thread-self/status', 'utf8')); return m ? Number(m[1]) : 0; }
-if (DBG) setInterval(() => { if (DBG.n) console.error(`handover n=${DBG.n} avg=${(DBG.sum / DBG.n).toFixed(0)}us preempted=${DBG.pre} avgPre=${(DBG.sumPre / Math.max(1, DBG.pre)).toFixed(0)} avgNo=${(DBG.sumNo / Math.max(1, DBG.n - DBG.pre)).toFixed(0)} gt300=${DBG.gt300} hist100us=${DBG.h.join(',')}`); DBG.n = DBG.sum = DBG.pre = DBG.sumPre = DBG.sumNo = DBG.gt300 = 0; DBG.h.fill(0); }, 5000).unref();
-
 export class SqliteWriterThread {
   private worker: Worker | null = null;
   private nextId = 1;
@@ -105,16 +100,7 @@ export class SqliteWriterThread {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (DBG && job.job === 'append') {
-        const c0 = nvcsw();
-        const t0 = process.hrtime.bigint();
-        w.postMessage({ ...job, id });
-        const dt = Number(process.hrtime.bigint() - t0) / 1000;
-        const dc = nvcsw() - c0;
-        DBG.n++; DBG.sum += dt; if (dc > 0) { DBG.pre++; DBG.sumPre += dt; } else DBG.sumNo += dt;
-        if (dt > 300) DBG.gt300++;
-        DBG.h[Math.min(9, Math.floor(dt / 100))]! += 1;
-      } else w.postMessage({ ...job, id });
+      w.postMessage({ ...job, id });
     });
   }
 
